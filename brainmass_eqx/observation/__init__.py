@@ -1,0 +1,30 @@
+"""Observation and forward models: BOLD (Balloon-Windkessel ODE, HRF convolution),
+temporal averaging, EEG/MEG lead fields."""
+
+from ._balloon import BalloonWindkessel, bold_from_signal
+from ._hrf import (
+    AbstractHRFKernel,
+    DoubleExponentialHRF,
+    FirstOrderVolterraHRF,
+    GammaHRF,
+    HRFBold,
+    MixtureOfGammasHRF,
+)
+from ._leadfield import EEGLeadField, LeadFieldModel, LeadfieldReadout, MEGLeadField
+from ._temporal import TemporalAverage
+
+__all__ = [
+    "AbstractHRFKernel",
+    "BalloonWindkessel",
+    "DoubleExponentialHRF",
+    "EEGLeadField",
+    "FirstOrderVolterraHRF",
+    "GammaHRF",
+    "HRFBold",
+    "LeadFieldModel",
+    "LeadfieldReadout",
+    "MEGLeadField",
+    "MixtureOfGammasHRF",
+    "TemporalAverage",
+    "bold_from_signal",
+]
