@@ -1,0 +1,291 @@
+"""Trainable parameters.
+
+A ``Param`` marks a leaf as something a fitter may change. It stores an *unconstrained*
+raw value; its ``value`` is ``transform.forward(raw)``, so a gradient-based optimiser can
+move ``raw`` freely while the model always sees a value inside its bounds.
+
+Models never read ``Param`` objects inside traced code: `unwrap` replaces every Param by
+its value once, at the solve boundary (the same idea as ``paramax.unwrap``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, PyTree
+
+from ._units import is_quantity, to_canonical
+
+__all__ = [
+    "AbstractTransform",
+    "Identity",
+    "Softplus",
+    "Sigmoid",
+    "Exp",
+    "Param",
+    "is_param",
+    "unwrap",
+    "trainable_spec",
+    "partition_trainable",
+    "read",
+]
+
+
+class AbstractTransform(eqx.Module):
+    """A bijection from the unconstrained real line to the parameter's domain."""
+
+    def forward(self, raw: Array) -> Array:
+        raise NotImplementedError
+
+    def inverse(self, value: Array) -> Array:
+        raise NotImplementedError
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The closed interval the transform maps into (``±inf`` where unbounded)."""
+        return (-math.inf, math.inf)
+
+    def scaled(self, factor: float) -> AbstractTransform:
+        """The same transform for values multiplied by ``factor > 0`` (a unit change)."""
+        return self
+
+
+class Identity(AbstractTransform):
+    """``value = raw``."""
+
+    def forward(self, raw):
+        return raw
+
+    def inverse(self, value):
+        return value
+
+
+class Softplus(AbstractTransform):
+    """``value = lower + softplus(raw)``: a lower bound."""
+
+    lower: float = eqx.field(default=0.0, static=True)
+
+    def forward(self, raw):
+        return self.lower + jax.nn.softplus(raw)
+
+    def inverse(self, value):
+        y = jnp.asarray(value) - self.lower
+        # log(expm1(y)) written to stay finite for large y.
+        return y + jnp.log(-jnp.expm1(-y))
+
+    @property
+    def bounds(self):
+        return (self.lower, math.inf)
+
+    def scaled(self, factor):
+        return Softplus(self.lower * factor)
+
+
+class Sigmoid(AbstractTransform):
+    """``value = lower + (upper - lower) * sigmoid(raw)``: a box."""
+
+    lower: float = eqx.field(static=True)
+    upper: float = eqx.field(static=True)
+
+    def __check_init__(self):
+        if not (math.isfinite(self.lower) and math.isfinite(self.upper) and self.upper > self.lower):
+            raise ValueError(
+                f"Sigmoid transform needs finite lower < upper, got ({self.lower}, {self.upper})."
+            )
+
+    def forward(self, raw):
+        return self.lower + (self.upper - self.lower) * jax.nn.sigmoid(raw)
+
+    def inverse(self, value):
+        p = (jnp.asarray(value) - self.lower) / (self.upper - self.lower)
+        return jnp.log(p) - jnp.log1p(-p)
+
+    @property
+    def bounds(self):
+        return (self.lower, self.upper)
+
+    def scaled(self, factor):
+        return Sigmoid(self.lower * factor, self.upper * factor)
+
+
+class Exp(AbstractTransform):
+    """``value = exp(raw)``: positive values, optimised in log space."""
+
+    def forward(self, raw):
+        return jnp.exp(raw)
+
+    def inverse(self, value):
+        return jnp.log(value)
+
+    @property
+    def bounds(self):
+        return (0.0, math.inf)
+
+
+_TRANSFORMS = {"identity": Identity, "softplus": Softplus, "sigmoid": Sigmoid, "exp": Exp, "log": Exp}
+
+
+def _make_transform(transform, bounds) -> AbstractTransform:
+    lower, upper = (None, None) if bounds is None else bounds
+    lower = None if lower is None or lower == -math.inf else float(lower)
+    upper = None if upper is None or upper == math.inf else float(upper)
+    if isinstance(transform, AbstractTransform):
+        return transform
+    if transform is None:
+        if lower is not None and upper is not None:
+            return Sigmoid(lower, upper)
+        if lower is not None:
+            return Softplus(lower)
+        if upper is not None:
+            raise ValueError(
+                "Param(bounds=(None, upper)) with only an upper bound is not supported; "
+                "give both bounds (sigmoid) or a lower bound (softplus)."
+            )
+        return Identity()
+    if isinstance(transform, str):
+        key = transform.lower()
+        if key not in _TRANSFORMS:
+            raise ValueError(
+                f"Param(transform={transform!r}) is unknown; choose one of {sorted(_TRANSFORMS)} "
+                "or pass an AbstractTransform instance."
+            )
+        if key == "sigmoid":
+            if lower is None or upper is None:
+                raise ValueError("Param(transform='sigmoid') needs bounds=(lower, upper).")
+            return Sigmoid(lower, upper)
+        if key == "softplus":
+            return Softplus(0.0 if lower is None else lower)
+        return _TRANSFORMS[key]()
+    raise TypeError(
+        f"Param(transform=...) must be a name or an AbstractTransform, got {type(transform).__name__}."
+    )
+
+
+class Param(eqx.Module):
+    """A (possibly trainable) parameter value.
+
+    ``Param(value, fit=True, transform=None, bounds=None)``
+
+    **Arguments:**
+
+    - `value`: the initial value (a number, array, or unxt ``Quantity``).
+    - `fit`: whether fitters may change it.
+    - `transform`: ``'identity'``, ``'softplus'`` (``value > lower``), ``'sigmoid'``
+      (``lower < value < upper``), ``'exp'``/``'log'`` (``value > 0``, optimised in log
+      space), or an `AbstractTransform`. By default it is chosen from ``bounds``: both
+      bounds give a sigmoid, only a lower bound a softplus, none the identity.
+    - `bounds`: ``(lower, upper)``; either may be ``None``. Quantities are converted to the
+      value's unit. Gradient-free fitters search inside these bounds.
+    - `prior`: optional callable ``value -> penalty`` added to a fit's loss.
+
+    The raw, unconstrained array is ``Param.raw``; the constrained value is ``Param.value``.
+    """
+
+    raw: Array
+    transform: AbstractTransform
+    fit: bool = eqx.field(static=True)
+    unit: str = eqx.field(static=True)
+    prior: Any = eqx.field(static=True)
+
+    def __init__(
+        self,
+        value: ArrayLike,
+        fit: bool = True,
+        transform: str | AbstractTransform | None = None,
+        bounds: tuple[Any, Any] | None = None,
+        prior=None,
+        *,
+        unit: str = "",
+    ):
+        if is_quantity(value):
+            import unxt
+
+            unit = str(unxt.unit_of(value))
+            value = unxt.ustrip(unit, value)
+        if bounds is not None:
+            if len(bounds) != 2:
+                raise ValueError(f"Param(bounds=...) must be (lower, upper), got {bounds!r}.")
+            bounds = tuple(
+                None if b is None else float(to_canonical(b, "Param bounds", unit) if is_quantity(b) else b)
+                for b in bounds
+            )
+        tf = _make_transform(transform, bounds)
+        value = jnp.asarray(value, dtype=jnp.result_type(float))
+        if isinstance(value, jax.core.Tracer):
+            concrete = None
+        else:
+            concrete = np.asarray(value)
+        if concrete is not None:
+            if not np.all(np.isfinite(concrete)):
+                raise ValueError(f"Param value must be finite, got {concrete}.")
+            lo, hi = tf.bounds
+            strict = isinstance(tf, (Sigmoid, Softplus, Exp))
+            bad = (concrete <= lo) | (concrete >= hi) if strict else (concrete < lo) | (concrete > hi)
+            if np.any(bad):
+                raise ValueError(
+                    f"Param value {concrete} lies outside the open interval ({lo}, {hi}) of its "
+                    f"{type(tf).__name__} transform; widen bounds= or change the value."
+                )
+        self.raw = tf.inverse(value)
+        self.transform = tf
+        self.fit = bool(fit)
+        self.unit = unit
+        self.prior = prior
+
+    @property
+    def value(self) -> Array:
+        return self.transform.forward(self.raw)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.transform.bounds
+
+    def in_unit(self, name: str, unit: str) -> Param:
+        """This Param expressed in the canonical ``unit`` (checks the dimension)."""
+        if self.unit == unit or self.unit == "":
+            return self
+        import unxt
+
+        factor = float(to_canonical(unxt.Quantity(1.0, self.unit), name, unit))
+        return Param(
+            self.value * factor,
+            fit=self.fit,
+            transform=self.transform.scaled(factor),
+            prior=self.prior,
+            unit=unit,
+        )
+
+    def __repr__(self):
+        v = np.asarray(self.value) if not isinstance(self.raw, jax.core.Tracer) else "<traced>"
+        return f"Param({v}, fit={self.fit}, transform={type(self.transform).__name__})"
+
+
+def is_param(x: Any) -> bool:
+    return isinstance(x, Param)
+
+
+def read(x: Any) -> Any:
+    """The value of a field that may be a plain value or a `Param`."""
+    return x.value if isinstance(x, Param) else x
+
+
+def unwrap(tree: PyTree) -> PyTree:
+    """Replace every `Param` in ``tree`` by its constrained value."""
+    return jax.tree_util.tree_map(read, tree, is_leaf=is_param)
+
+
+def trainable_spec(tree: PyTree) -> PyTree:
+    """A filter spec for ``eqx.partition``: True on the raw values of ``Param(fit=True)``."""
+    return jax.tree_util.tree_map(
+        lambda x: isinstance(x, Param) and x.fit, tree, is_leaf=is_param
+    )
+
+
+def partition_trainable(tree: PyTree) -> tuple[PyTree, PyTree]:
+    """``eqx.partition(tree, trainable_spec(tree))``: (trainable, static)."""
+    return eqx.partition(tree, trainable_spec(tree), is_leaf=is_param)

@@ -1,0 +1,546 @@
+"""`simulate`: run a model with diffrax and record what the user asks for."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+from ._param import unwrap
+from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
+from .solvers import ExponentialEuler, ModelTerm, Substeps, is_fixed_step_only
+
+__all__ = ["simulate", "Trajectory", "SimulationDivergedError"]
+
+
+class SimulationDivergedError(FloatingPointError):
+    """A simulated variable became NaN or infinite."""
+
+
+class Trajectory(eqx.Module):
+    """The result of `simulate`: a pytree.
+
+    **Fields:**
+
+    - `ts`: the sample times, ms, shape ``(T,)`` (the time at the *end* of each recorded step).
+    - `ys`: ``{name: array (T, ...)}``, one entry per monitor.
+    - `final_state`: the model state at the end of the run (continue a run with
+      ``simulate(..., y0=traj.final_state)``).
+    - `units`: ``{name: unit string}`` for every recorded array (``''`` = dimensionless).
+
+    ``traj['x']`` is ``traj.ys['x']``; ``traj.quantity('x')`` attaches the unit.
+    """
+
+    ts: Array
+    ys: dict[str, Array]
+    final_state: dict[str, Array]
+    units: dict[str, str] = eqx.field(static=True)
+
+    def __getitem__(self, name: str) -> Array:
+        try:
+            return self.ys[name]
+        except KeyError:
+            raise KeyError(f"no recorded variable {name!r}; recorded: {list(self.ys)}") from None
+
+    def keys(self):
+        return self.ys.keys()
+
+    def quantity(self, name: str):
+        """``ys[name]`` as a unxt Quantity in its recorded unit."""
+        return quantity(self[name], self.units.get(name, ""))
+
+    def __repr__(self):
+        shapes = ", ".join(f"{k}: {tuple(np.shape(v))}" for k, v in self.ys.items())
+        return f"Trajectory(ts: {tuple(np.shape(self.ts))}, {shapes})"
+
+
+# -- inputs --------------------------------------------------------------------------------
+
+
+class _NoInputs(eqx.Module):
+    def evaluate(self, t):
+        return {}
+
+
+class _CallableInputs(eqx.Module):
+    fn: Callable = eqx.field(static=True)
+
+    def evaluate(self, t):
+        return self.fn(t)
+
+
+class _PathInputs(eqx.Module):
+    path: dfx.AbstractPath
+
+    def evaluate(self, t):
+        return self.path.evaluate(t)
+
+
+class _HeldInputs(eqx.Module):
+    values: dict
+
+    def evaluate(self, t):
+        return self.values
+
+
+class _StepInputs(eqx.Module):
+    """Inputs given per step: ``values[name][i]`` acts during step ``i`` (held over it)."""
+
+    values: dict
+    dt: float = eqx.field(static=True)
+    n_steps: int = eqx.field(static=True)
+
+    def _index(self, t):
+        return jnp.clip(jnp.floor(t / self.dt + 1e-3).astype(jnp.int32), 0, self.n_steps - 1)
+
+    def evaluate(self, t):
+        i = self._index(t)
+        return {k: v[i] for k, v in self.values.items()}
+
+    def at_step(self, t_start):
+        return _HeldInputs(self.evaluate(t_start))
+
+
+def _check_input_names(model, names, where):
+    valid = tuple(model.input_names)
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ValueError(
+            f"inputs{where} name(s) {unknown} that {type(model).__name__} does not take; "
+            f"valid input names are {list(valid)}."
+        )
+
+
+def _convert_input(model, name, value):
+    unit = CANONICAL_UNITS[model.input_units.get(name, "dimensionless")]
+    if is_quantity(value):
+        return to_canonical(value, f"inputs[{name!r}]", unit)
+    return jnp.asarray(value)
+
+
+def _make_source(model, inputs, n_steps, dt):
+    if inputs is None:
+        return _NoInputs()
+    if isinstance(inputs, dfx.AbstractPath):
+        out = jax.eval_shape(inputs.evaluate, 0.0)
+        if not isinstance(out, Mapping):
+            raise TypeError("inputs: a diffrax path must evaluate to a dict {input name: array}.")
+        _check_input_names(model, list(out), " (path) has")
+        return _PathInputs(inputs)
+    if isinstance(inputs, Mapping):
+        _check_input_names(model, list(inputs), " has")
+        values = {}
+        for name, value in inputs.items():
+            value = _convert_input(model, name, value)
+            if value.ndim == 0 or value.shape[0] != n_steps:
+                raise ValueError(
+                    f"inputs[{name!r}] must hold one value per step: leading axis {n_steps}, "
+                    f"got shape {value.shape}. For a constant input use a callable, "
+                    f"e.g. inputs=lambda t: {{{name!r}: value}}."
+                )
+            values[name] = value
+        return _StepInputs(values, dt, n_steps)
+    if callable(inputs):
+        out = jax.eval_shape(inputs, jnp.zeros(()))
+        if not isinstance(out, Mapping):
+            raise TypeError(
+                "inputs: a callable must map t (ms) to a dict {input name: array}, "
+                f"got a {type(out).__name__}."
+            )
+        _check_input_names(model, list(out), " callable returns")
+        return _CallableInputs(inputs)
+    raise TypeError(
+        "inputs must be None, a dict of per-step arrays, a callable t -> dict, or a diffrax path; "
+        f"got {type(inputs).__name__}."
+    )
+
+
+# -- monitors ------------------------------------------------------------------------------
+
+
+def _monitor_spec(model, monitors):
+    """Normalise ``monitors`` to ``{out_name: name | callable(model, state)}``."""
+    if monitors is None:
+        spec = {n: n for n in model.state_names}
+    elif isinstance(monitors, str):
+        spec = {monitors: monitors}
+    elif isinstance(monitors, Mapping):
+        spec = dict(monitors)
+    elif callable(monitors):
+        spec = {"output": monitors}
+    else:
+        spec = {}
+        for m in monitors:
+            if isinstance(m, str):
+                spec[m] = m
+            elif callable(m):
+                spec[getattr(m, "__name__", f"monitor{len(spec)}")] = m
+            else:
+                raise TypeError(f"monitors entries must be names or callables, got {m!r}.")
+    valid = list(model.state_names) + list(model.observables)
+    for out, m in spec.items():
+        if isinstance(m, str) and m not in valid:
+            raise ValueError(
+                f"monitors: {m!r} is not a state or observable of {type(model).__name__}; "
+                f"valid names are {valid}."
+            )
+        if not isinstance(m, str) and not callable(m):
+            raise TypeError(f"monitors[{out!r}] must be a name or a callable(model, state), got {m!r}.")
+    return spec
+
+
+class _Monitor(eqx.Module):
+    spec: tuple = eqx.field(static=True)
+
+    def __call__(self, model, state):
+        out = {}
+        for name, m in self.spec:
+            out[name] = model.observe(m, state) if isinstance(m, str) else m(model, state)
+        return out
+
+
+def _monitor_units(model, spec):
+    units = {}
+    for out, m in spec.items():
+        if isinstance(m, str) and m in model.state_names:
+            units[out] = model.state_units.get(m, "")
+        elif isinstance(m, str):
+            units[out] = getattr(model, "observable_units", {}).get(m, "")
+        else:
+            units[out] = ""
+    return units
+
+
+# -- step counting -------------------------------------------------------------------------
+
+
+def _count_steps(duration_ms, dt_ms):
+    ratio = duration_ms / dt_ms
+    n = round(ratio)
+    if abs(ratio - n) > 1e-6 * max(1.0, ratio):
+        n = math.floor(ratio)
+        warnings.warn(
+            f"duration {duration_ms} ms is not a whole number of steps of dt {dt_ms} ms; "
+            f"simulating {n} steps ({n * dt_ms} ms).",
+            UserWarning,
+            stacklevel=3,
+        )
+    return n
+
+
+def _as_steps(value, name, dt_ms):
+    if is_quantity(value):
+        return int(round(to_ms(value, name) / dt_ms))
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"{name} must be an int number of steps or a time Quantity (e.g. unxt.Quantity(100, 'ms')), "
+            f"got {value!r}."
+        )
+    return int(value)
+
+
+def _check_y0(model, y0):
+    if not isinstance(y0, Mapping):
+        raise TypeError(f"y0 must be a dict {{state name: array}}, got {type(y0).__name__}.")
+    missing = [n for n in model.state_names if n not in y0]
+    extra = [n for n in y0 if n not in model.state_names]
+    if missing or extra:
+        raise ValueError(
+            f"y0 must give exactly the states {list(model.state_names)} of {type(model).__name__}; "
+            f"missing {missing}, unknown {extra}."
+        )
+    out = {}
+    n = model.n_regions
+    for name in model.state_names:
+        value = y0[name]
+        unit = model.state_units.get(name, "")
+        if is_quantity(value):
+            value = to_canonical(value, f"y0[{name!r}]", unit)
+        value = jnp.asarray(value, dtype=jnp.result_type(float))
+        try:
+            value = jnp.broadcast_to(value, (n,) if value.ndim <= 1 else value.shape)
+        except ValueError:
+            raise ValueError(f"y0[{name!r}] has shape {value.shape}; expected ({n},).") from None
+        out[name] = value
+    return out
+
+
+# -- the solves ----------------------------------------------------------------------------
+
+
+@eqx.filter_jit
+def _first_sample(model, y0, source, solver, monitor, n_first, dt, adjoint):
+    """Advance ``n_first`` steps from t=0 as one diffrax step; return the first sample."""
+    t1 = n_first * dt
+    sol = dfx.diffeqsolve(
+        ModelTerm(model),
+        Substeps(solver, n_first),
+        t0=0.0,
+        t1=t1,
+        dt0=t1,
+        y0=y0,
+        args=source,
+        saveat=dfx.SaveAt(t1=True, solver_state=True),
+        max_steps=2,
+        adjoint=adjoint,
+    )
+    y = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
+    return monitor(model, y), y, sol.solver_state
+
+
+@eqx.filter_jit
+def _record(model, y, solver_state, source, solver, monitor, start, n_macro, k, dt, t_first, adjoint, progress):
+    """``n_macro`` macro-steps of ``k`` steps each, recording after each macro-step."""
+    idx = start + jnp.arange(n_macro + 1)
+    ts = t_first + idx * (k * dt)
+    sol = dfx.diffeqsolve(
+        ModelTerm(model),
+        Substeps(solver, k),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y,
+        args=source,
+        saveat=dfx.SaveAt(
+            subs=[
+                dfx.SubSaveAt(steps=True, fn=lambda t, y_, args: monitor(model, y_)),
+                dfx.SubSaveAt(t1=True),
+            ],
+            solver_state=True,
+        ),
+        stepsize_controller=dfx.StepTo(ts=ts),
+        solver_state=solver_state,
+        max_steps=n_macro,
+        adjoint=adjoint,
+        progress_meter=dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter(),
+    )
+    recorded, y_end = sol.ys
+    return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), sol.solver_state
+
+
+@eqx.filter_jit
+def _interpolated(model, y0, source, solver, monitor, ts, dt, controller, adjoint, max_steps, progress):
+    sol = dfx.diffeqsolve(
+        ModelTerm(model),
+        solver,
+        t0=0.0,
+        t1=ts[-1],
+        dt0=dt,
+        y0=y0,
+        args=source,
+        saveat=dfx.SaveAt(subs=[dfx.SubSaveAt(ts=ts, fn=lambda t, y_, args: monitor(model, y_)), dfx.SubSaveAt(t1=True)]),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        adjoint=adjoint,
+        progress_meter=dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter(),
+    )
+    recorded, y_end = sol.ys
+    return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end)
+
+
+def _is_traced(tree) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+def _report_divergence(ts, ys, model_name):
+    for name, arr in ys.items():
+        arr = np.asarray(arr)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            t_index = int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
+            where = np.argwhere(bad[t_index])
+            region = tuple(int(i) for i in where[0]) if where.size else ()
+            region_txt = f"region {region[0]}" if len(region) == 1 else f"index {region}"
+            raise SimulationDivergedError(
+                f"{model_name} diverged: {name!r} first became {arr[t_index][tuple(where[0])]} at "
+                f"t = {float(np.asarray(ts)[t_index]):.6g} ms ({region_txt}, sample {t_index}). "
+                "Reduce dt, use a higher-order solver, or check the parameters and inputs."
+            )
+
+
+def simulate(
+    model,
+    duration: Any,
+    *,
+    dt: Any,
+    solver: dfx.AbstractSolver | None = None,
+    key: PRNGKeyArray | None = None,
+    y0: Mapping[str, Any] | None = None,
+    inputs: Any = None,
+    monitors: Any = None,
+    transient: Any = 0,
+    sample_every: Any = 1,
+    saveat: Any = None,
+    chunk: Any = None,
+    progress: bool = False,
+    stepsize_controller: dfx.AbstractStepSizeController | None = None,
+    adjoint: dfx.AbstractAdjoint | None = None,
+    max_steps: int | None = None,
+    check_finite: bool = True,
+) -> Trajectory:
+    r"""Integrate ``model`` for ``duration`` and record its trajectory.
+
+    The run starts at $t = 0$ and takes steps of ``dt``; sample $j$ is the state after step
+    ``transient + 1 + j * sample_every`` (so ``ts`` are step *end* times, as in brainmass).
+
+    **Arguments:**
+
+    - `model`: any `AbstractModel` (or `Network`). `Param` leaves are replaced by their values.
+    - `duration`: total simulated time: a time Quantity, or a number in ms.
+    - `dt`: the step (fixed-step solvers) or initial step (adaptive): a Quantity or ms.
+    - `solver`: a diffrax solver; default `ExponentialEuler` (brainmass's scheme).
+    - `key`: a JAX PRNG key: used for random initial states and (for stochastic models) noise.
+    - `y0`: initial state ``{name: array}``; default ``model.init_state(key)``.
+    - `inputs`: external inputs by name (see ``model.input_names``): a callable
+      ``t -> dict``, a dict of per-step arrays (leading axis = number of steps; value ``i``
+      is held during step ``i``), or a diffrax path evaluating to a dict.
+    - `monitors`: what to record: state or observable names, callables ``(model, state)``,
+      or a dict ``{out_name: name | callable}``. Default: every state.
+    - `transient`: steps (int) or a time Quantity discarded at the start; nothing is stored
+      for them.
+    - `sample_every`: record every ``k``-th step (int) or every Quantity of time.
+    - `saveat`: explicit save times (ms or a Quantity array) instead of the step grid; values
+      are interpolated by the solver's dense output.
+    - `chunk`: steps (int) or a time Quantity per chunk. The run is split into chunks that are
+      copied to host memory as they finish: constant device memory, results bit-identical to
+      the unchunked run. Not usable under ``jax.jit``.
+    - `progress`: show a progress bar.
+    - `stepsize_controller`: e.g. ``diffrax.PIDController(rtol=1e-6, atol=1e-8)`` for an
+      adaptive solver (Tsit5, Dopri5, ...). Default: fixed steps of ``dt``.
+    - `adjoint`: a diffrax adjoint; default ``RecursiveCheckpointAdjoint()``.
+    - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``).
+    - `check_finite`: raise `SimulationDivergedError` if a recorded value is NaN/inf
+      (eagerly, naming time, region and variable; under ``jit`` via ``eqx.error_if``).
+
+    **Returns:** a `Trajectory`.
+    """
+    model_name = type(model).__name__
+    dt_ms = to_ms(dt, "dt")
+    if not dt_ms > 0:
+        raise ValueError(f"dt must be positive, got {dt_ms} ms.")
+    duration_ms = to_ms(duration, "duration")
+    if not duration_ms > 0:
+        raise ValueError(f"duration must be positive, got {duration_ms} ms.")
+    n_steps = _count_steps(duration_ms, dt_ms)
+    if n_steps < 1:
+        raise ValueError(f"duration {duration_ms} ms is shorter than one step of dt {dt_ms} ms.")
+    tr = _as_steps(transient, "transient", dt_ms)
+    if tr < 0:
+        raise ValueError(f"transient must be >= 0, got {tr} steps.")
+    if tr >= n_steps:
+        raise ValueError(
+            f"transient ({tr} steps) must be shorter than the run ({n_steps} steps); nothing would be recorded."
+        )
+    k = _as_steps(sample_every, "sample_every", dt_ms)
+    if k < 1:
+        raise ValueError(f"sample_every must be >= 1 step, got {k}.")
+    solver = ExponentialEuler() if solver is None else solver
+    if not isinstance(solver, dfx.AbstractSolver):
+        raise TypeError(f"solver must be a diffrax solver, got {type(solver).__name__}.")
+    if isinstance(solver, ExponentialEuler) and stepsize_controller is not None and not isinstance(
+        stepsize_controller, dfx.ConstantStepSize
+    ):
+        raise ValueError(
+            "solver ExponentialEuler has no error estimate and cannot adapt its step: drop "
+            "stepsize_controller, or use an adaptive solver such as diffrax.Tsit5()."
+        )
+    if stepsize_controller is not None and not isinstance(stepsize_controller, dfx.ConstantStepSize):
+        if is_fixed_step_only(solver):
+            raise ValueError(
+                f"solver {type(solver).__name__} has no error estimate and cannot take an adaptive "
+                "stepsize_controller; use diffrax.Tsit5() / Dopri5() or drop stepsize_controller."
+            )
+        if not getattr(model, "supports_adaptive", True):
+            raise ValueError(
+                f"{model_name} cannot be integrated with adaptive steps (it has delays or a per-step "
+                "projection); drop stepsize_controller."
+            )
+    structure = getattr(solver, "term_structure", None)
+    if isinstance(structure, (tuple, list)) or (
+        isinstance(structure, type) and issubclass(structure, dfx.MultiTerm)
+    ):
+        raise ValueError(
+            f"solver {type(solver).__name__} needs terms of structure {structure}; a model gives one "
+            "ODE term. Use an ODE solver (ExponentialEuler, RK4, diffrax.Euler/Heun/Tsit5, ...)."
+        )
+
+    model = unwrap(model)
+    if y0 is None:
+        y0 = model.init_state(key)
+    else:
+        y0 = _check_y0(model, y0)
+    source = _make_source(model, inputs, n_steps, dt_ms)
+    spec = _monitor_spec(model, monitors)
+    monitor = _Monitor(tuple(spec.items()))
+    units = _monitor_units(model, spec)
+    adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+
+    traced = _is_traced((model, y0, source))
+    adaptive = stepsize_controller is not None and not isinstance(stepsize_controller, dfx.ConstantStepSize)
+
+    if saveat is not None or adaptive:
+        if chunk is not None:
+            raise ValueError("chunk is only supported for fixed steps on the step grid (drop saveat / stepsize_controller).")
+        if saveat is not None:
+            ts = jnp.asarray(to_canonical(saveat, "saveat", "ms"), dtype=jnp.result_type(float))
+            if ts.ndim != 1 or ts.shape[0] < 1:
+                raise ValueError(f"saveat must be a 1-D array of times, got shape {ts.shape}.")
+            if not _is_traced(ts) and (np.any(np.diff(np.asarray(ts)) < 0) or float(ts[0]) < 0 or float(ts[-1]) > n_steps * dt_ms + 1e-9):
+                raise ValueError(f"saveat must be non-decreasing times within [0, {n_steps * dt_ms}] ms.")
+        else:
+            ts = (tr + 1 + jnp.arange(math.ceil((n_steps - tr) / k)) * k) * dt_ms
+        controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
+        budget = max_steps if max_steps is not None else 16 * n_steps + 16
+        ys, final = _interpolated(model, y0, source, solver, monitor, ts, dt_ms, controller, adjoint, budget, progress)
+    else:
+        n_samples = math.ceil((n_steps - tr) / k)
+        first, y, solver_state = _first_sample(model, y0, source, solver, monitor, tr + 1, dt_ms, adjoint)
+        t_first = (tr + 1) * dt_ms
+        n_rest = n_samples - 1
+        ts = t_first + jnp.arange(n_samples) * (k * dt_ms)
+        if chunk is None or n_rest == 0:
+            if n_rest > 0:
+                rest, y, _ = _record(
+                    model, y, solver_state, source, solver, monitor, jnp.asarray(0), n_rest, k, dt_ms, t_first, adjoint, progress
+                )
+                ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+            else:
+                ys = jax.tree_util.tree_map(lambda a: a[None], first)
+            final = y
+        else:
+            if traced:
+                raise ValueError("chunk cannot be used under jax.jit/vmap/grad: it copies results to host memory.")
+            per_chunk = max(1, _as_steps(chunk, "chunk", dt_ms) // k)
+            pieces = [jax.tree_util.tree_map(lambda a: np.asarray(a)[None], first)]
+            starts = range(0, n_rest, per_chunk)
+            if progress:
+                from tqdm.auto import tqdm
+
+                starts = tqdm(starts, desc="simulate", unit="chunk")
+            for start in starts:
+                m = min(per_chunk, n_rest - start)
+                rest, y, solver_state = _record(
+                    model, y, solver_state, source, solver, monitor, jnp.asarray(start), m, k, dt_ms, t_first, adjoint, False
+                )
+                pieces.append(jax.tree_util.tree_map(np.asarray, rest))
+            ys = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
+            ts = np.asarray(ts)
+            final = y
+
+    if check_finite:
+        if _is_traced(ys):
+            finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(ys)]))
+            ys = eqx.error_if(
+                ys, ~finite, f"{model_name} diverged (a recorded value is NaN/inf); run it outside jit for the time and region."
+            )
+        else:
+            _report_divergence(ts, ys, model_name)
+    return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units)

@@ -1,0 +1,269 @@
+"""The model contract.
+
+A node model is an immutable ``eqx.Module`` describing the dynamics of ``n_regions``
+independent copies of one neural mass. Subclasses declare
+
+- ``state_names``: the state variables, in order;
+- ``input_names``: the named external inputs ``vector_field`` reads (missing ones are 0);
+- ``coupling_input``: the input a `Network` feeds its coupling current into;
+- parameters as fields created with `parameter` (unit, meaning, admissible domain);
+- initial values as fields ``init_<state>`` created with `initial`;
+
+and implement one method, `AbstractModel.vector_field`. Everything else (unit conversion,
+validation, initial states, the exponential-Euler linearisation) is provided here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+from .._param import Param
+from .._units import CANONICAL_UNITS, is_quantity, to_canonical
+
+__all__ = ["AbstractModel", "Uniform", "parameter", "initial", "State"]
+
+State = dict[str, Array]
+
+_DOMAINS = {
+    "real": (-math.inf, math.inf, False),
+    "positive": (0.0, math.inf, True),
+    "nonnegative": (0.0, math.inf, False),
+}
+
+
+def parameter(default: Any, unit: str = "dimensionless", *, doc: str = "", domain: Any = "real"):
+    """Declare a model parameter field.
+
+    **Arguments:**
+
+    - `default`: the default value, in ``unit``.
+    - `unit`: a key of `CANONICAL_UNITS` (``'time'``, ``'frequency'``, ``'voltage'``, ...).
+    - `doc`: one line saying what the parameter means (used by the registry and the docs).
+    - `domain`: ``'real'``, ``'positive'``, ``'nonnegative'`` or a ``(lower, upper)`` closed
+      interval. Checked at construction.
+    """
+    if unit not in CANONICAL_UNITS:
+        raise ValueError(f"unknown unit kind {unit!r}; choose one of {sorted(CANONICAL_UNITS)}")
+    return eqx.field(
+        default=default, metadata=dict(kind="parameter", unit=unit, doc=doc, domain=domain)
+    )
+
+
+def initial(default: Any, unit: str = "dimensionless", *, doc: str = ""):
+    """Declare the initial value of a state variable (field name ``init_<state>``)."""
+    return eqx.field(default=default, metadata=dict(kind="initial", unit=unit, doc=doc))
+
+
+class Uniform(eqx.Module):
+    """A random initial value drawn from ``U(low, high)`` (needs a key)."""
+
+    low: float = 0.0
+    high: float = 0.05
+
+    def sample(self, key: PRNGKeyArray, shape: tuple[int, ...]) -> Array:
+        return jr.uniform(key, shape, minval=self.low, maxval=self.high)
+
+
+def _is_concrete(x) -> bool:
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+
+
+class AbstractModel(eqx.Module):
+    """Base class of every node model.
+
+    **Arguments (all models):**
+
+    - `n_regions`: the number of independent copies (regions). Parameters broadcast to it:
+      each may be a scalar or an array of shape ``(n_regions,)``.
+
+    Parameters may be given as unxt Quantities (converted to the canonical unit of their
+    dimension, see `brainmass_eqx.CANONICAL_UNITS`), as plain numbers in that unit, or as
+    `Param` objects (trainable).
+    """
+
+    n_regions: int = eqx.field(default=1, static=True)
+
+    state_names: ClassVar[tuple[str, ...]] = ()
+    state_units: ClassVar[dict[str, str]] = {}
+    input_names: ClassVar[tuple[str, ...]] = ()
+    input_units: ClassVar[dict[str, str]] = {}
+    coupling_input: ClassVar[str | None] = None
+    observables: ClassVar[tuple[str, ...]] = ()
+    #: Whether adaptive step-size control is meaningful (no internal discontinuities).
+    supports_adaptive: ClassVar[bool] = True
+
+    # -- construction -------------------------------------------------------------------
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            kind = f.metadata.get("kind")
+            if kind is None:
+                continue
+            unit = CANONICAL_UNITS[f.metadata["unit"]]
+            value = getattr(self, f.name)
+            if isinstance(value, Uniform):
+                if kind != "initial":
+                    raise TypeError(f"{f.name!r}: a random Uniform value is only allowed for initial states.")
+                continue
+            if isinstance(value, Param):
+                value = value.in_unit(f.name, unit)
+            elif is_quantity(value):
+                value = to_canonical(value, f.name, unit)
+            elif callable(value):
+                raise TypeError(
+                    f"{f.name!r} must be a number, an array, a unxt Quantity or a Param; "
+                    f"got a callable {value!r}."
+                )
+            else:
+                try:
+                    value = jnp.asarray(value, dtype=jnp.result_type(float))
+                except TypeError as err:
+                    raise TypeError(
+                        f"{f.name!r} must be a number, an array, a unxt Quantity or a Param; "
+                        f"got {type(value).__name__}."
+                    ) from err
+            setattr(self, f.name, value)
+
+    def __check_init__(self):
+        if not isinstance(self.n_regions, int) or isinstance(self.n_regions, bool) or self.n_regions < 1:
+            raise ValueError(
+                f"n_regions must be a positive int, got {self.n_regions!r} "
+                f"({type(self).__name__}(n_regions, ...))."
+            )
+        for f in dataclasses.fields(self):
+            kind = f.metadata.get("kind")
+            if kind is None:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, Uniform):
+                continue
+            arr = value.value if isinstance(value, Param) else value
+            shape = jnp.shape(arr)
+            try:
+                ok = np.broadcast_shapes(shape, (self.n_regions,)) == (self.n_regions,)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"{type(self).__name__}: {f.name!r} has shape {shape}, which does not broadcast "
+                    f"to the {self.n_regions} regions; give a scalar or an array of shape "
+                    f"({self.n_regions},)."
+                )
+            if not _is_concrete(arr):
+                continue
+            arr = np.asarray(arr)
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{type(self).__name__}: {f.name!r} must be finite, got {arr}.")
+            if kind == "parameter":
+                self._check_domain(f.name, arr, f.metadata["domain"])
+
+    def _check_domain(self, name: str, arr: np.ndarray, domain: Any) -> None:
+        if isinstance(domain, str):
+            lo, hi, strict = _DOMAINS[domain]
+            label = domain
+        else:
+            (lo, hi), strict = domain, False
+            label = f"in [{lo}, {hi}]"
+        bad = (arr <= lo) if strict else (arr < lo)
+        bad = bad | (arr > hi)
+        if np.any(bad):
+            raise ValueError(f"{type(self).__name__}: {name!r} must be {label}, got {arr}.")
+
+    # -- the contract ---------------------------------------------------------------------
+
+    def vector_field(self, t: Array, state: State, inputs: dict[str, Array]) -> State:
+        """Time derivative of every state variable, per ms.
+
+        **Arguments:**
+
+        - `t`: time in ms.
+        - `state`: a dict ``{name: array of shape (n_regions,)}``.
+        - `inputs`: a dict of named external inputs (see ``input_names``); missing ones are 0.
+
+        Parameters are read as plain attributes: the solver replaces `Param` objects by
+        their values (`brainmass_eqx.unwrap`) before the solve.
+        """
+        raise NotImplementedError
+
+    def init_state(self, key: PRNGKeyArray | None = None) -> State:
+        """The initial state ``{name: array (n_regions,)}`` from the ``init_<name>`` fields.
+
+        Random initial values (`Uniform`) need ``key``.
+        """
+        out = {}
+        random_names = [n for n in self.state_names if isinstance(getattr(self, f"init_{n}", None), Uniform)]
+        if random_names and key is None:
+            raise ValueError(
+                f"{type(self).__name__} draws {random_names} at random by default (Uniform); pass "
+                f"key=jax.random.key(...) or give constant initial values (e.g. init_{random_names[0]}=0.0)."
+            )
+        keys = dict(zip(random_names, jr.split(key, len(random_names)))) if random_names else {}
+        dtype = jnp.result_type(float)
+        for name in self.state_names:
+            spec = getattr(self, f"init_{name}", 0.0)
+            if isinstance(spec, Uniform):
+                value = spec.sample(keys[name], (self.n_regions,))
+            else:
+                value = jnp.broadcast_to(jnp.asarray(spec.value if isinstance(spec, Param) else spec), (self.n_regions,))
+            out[name] = jnp.asarray(value, dtype=dtype)
+        return out
+
+    def post_step(self, state: State) -> State:
+        """A projection applied after every step (e.g. clipping to a valid range). Identity."""
+        return state
+
+    def input(self, inputs: dict[str, Array], name: str) -> Array:
+        """The named external input, 0 if absent."""
+        return inputs.get(name, 0.0)
+
+    def vector_field_and_diagonal(self, t: Array, state: State, inputs: dict[str, Array]) -> tuple[State, State]:
+        """``f(t, y)`` and, per variable, the diagonal of its own Jacobian block ``df_k/dy_k``.
+
+        Used by `ExponentialEuler`. Each variable's block is linearised with the others
+        frozen at their pre-step values; the diagonal is obtained as ``J_k @ 1`` (exact for
+        region-wise dynamics). Models may override this with a closed form.
+        """
+        f = self.vector_field(t, state, inputs)
+        diag = {}
+        for name in self.state_names:
+            def f_k(y_k, name=name):
+                return self.vector_field(t, {**state, name: y_k}, inputs)[name]
+
+            _, diag[name] = jax.jvp(f_k, (state[name],), (jnp.ones_like(state[name]),))
+        return f, diag
+
+    # -- introspection --------------------------------------------------------------------
+
+    @classmethod
+    def parameter_specs(cls) -> dict[str, dict[str, Any]]:
+        """``{name: {'default', 'unit', 'doc', 'domain'}}`` of every parameter."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("kind") == "parameter":
+                out[f.name] = dict(
+                    default=f.default,
+                    unit=CANONICAL_UNITS[f.metadata["unit"]],
+                    doc=f.metadata["doc"],
+                    domain=f.metadata["domain"],
+                )
+        return out
+
+    def observe(self, name: str, state: State) -> Array:
+        """Evaluate a state variable or a named observable (see ``observables``)."""
+        if name in self.state_names:
+            return state[name]
+        if name in self.observables:
+            return getattr(self, name)(state)
+        raise ValueError(
+            f"{type(self).__name__} has no state or observable {name!r}; valid names are "
+            f"{list(self.state_names) + list(self.observables)}."
+        )

@@ -1,0 +1,78 @@
+"""Jansen-Rit cortical column (Jansen & Rit 1995)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ._base import AbstractModel, initial, parameter
+from ._math import rate_sigmoid, second_order_synapse
+
+__all__ = ["JansenRit"]
+
+_HZ_TO_PER_MS = 1e-3
+
+
+class JansenRit(AbstractModel):
+    r"""Jansen-Rit model: pyramidal (M), excitatory (E) and inhibitory (I) interneuron PSPs.
+
+    With $S(v) = s_{max} / (1 + e^{r (v_0 - v)})$ and the second-order kernel
+    $y'' = A a u - 2 a y' - a^2 y$:
+
+    $$M'' = A_e b_e\, S(E - I + I_M) - 2 b_e M' - b_e^2 M$$
+    $$E'' = A_e b_e\, (I_E + C a_2 S(C a_1 M)) - 2 b_e E' - b_e^2 E$$
+    $$I'' = A_i b_i\, C a_4 S(C a_3 M + I_I) - 2 b_i I' - b_i^2 I$$
+
+    States ``M, E, I`` in mV and ``Mv, Ev, Iv`` in mV/ms. Inputs: ``M`` and ``I`` are voltages
+    (mV) entering inside the sigmoid; ``E`` is a rate (Hz, the "p" drive). Observable ``eeg``
+    is $E - I$ (mV).
+    """
+
+    state_names: ClassVar = ("M", "E", "I", "Mv", "Ev", "Iv")
+    state_units: ClassVar = {"M": "mV", "E": "mV", "I": "mV", "Mv": "mV/ms", "Ev": "mV/ms", "Iv": "mV/ms"}
+    input_names: ClassVar = ("M", "E", "I")
+    input_units: ClassVar = {"M": "voltage", "E": "frequency", "I": "voltage"}
+    coupling_input: ClassVar = "M"
+    observables: ClassVar = ("eeg",)
+
+    Ae: object = parameter(3.25, "voltage", doc="excitatory synaptic gain A", domain="positive")
+    Ai: object = parameter(22.0, "voltage", doc="inhibitory synaptic gain B", domain="positive")
+    be: object = parameter(100.0, "frequency", doc="excitatory rate constant a", domain="positive")
+    bi: object = parameter(50.0, "frequency", doc="inhibitory rate constant b", domain="positive")
+    C: object = parameter(135.0, doc="connectivity constant", domain="nonnegative")
+    a1: object = parameter(1.0, doc="pyramidal→excitatory fraction C1/C")
+    a2: object = parameter(0.8, doc="excitatory→pyramidal fraction C2/C")
+    a3: object = parameter(0.25, doc="pyramidal→inhibitory fraction C3/C")
+    a4: object = parameter(0.25, doc="inhibitory→pyramidal fraction C4/C")
+    s_max: object = parameter(5.0, "frequency", doc="maximum firing rate (2 e0)", domain="positive")
+    v0: object = parameter(6.0, "voltage", doc="sigmoid midpoint")
+    r: object = parameter(0.56, doc="sigmoid steepness, 1/mV", domain="positive")
+    init_M: object = initial(0.0, "voltage")
+    init_E: object = initial(0.0, "voltage")
+    init_I: object = initial(0.0, "voltage")
+    init_Mv: object = initial(0.0, "voltage_rate")
+    init_Ev: object = initial(0.0, "voltage_rate")
+    init_Iv: object = initial(0.0, "voltage_rate")
+
+    def _S(self, v):
+        return rate_sigmoid(v, self.s_max * _HZ_TO_PER_MS, self.v0, self.r)
+
+    def vector_field(self, t, state, inputs):
+        M, E, I = state["M"], state["E"], state["I"]
+        be, bi = self.be * _HZ_TO_PER_MS, self.bi * _HZ_TO_PER_MS
+        inp_M, inp_I = self.input(inputs, "M"), self.input(inputs, "I")
+        inp_E = self.input(inputs, "E") * _HZ_TO_PER_MS
+        drive_M = self._S(E - I + inp_M)
+        drive_E = inp_E + self.C * self.a2 * self._S(self.C * self.a1 * M)
+        drive_I = self.C * self.a4 * self._S(self.C * self.a3 * M + inp_I)
+        return {
+            "M": state["Mv"],
+            "E": state["Ev"],
+            "I": state["Iv"],
+            "Mv": second_order_synapse(self.Ae, be, drive_M, M, state["Mv"]),
+            "Ev": second_order_synapse(self.Ae, be, drive_E, E, state["Ev"]),
+            "Iv": second_order_synapse(self.Ai, bi, drive_I, I, state["Iv"]),
+        }
+
+    def eeg(self, state):
+        """The EEG proxy $E - I$ (mV)."""
+        return state["E"] - state["I"]

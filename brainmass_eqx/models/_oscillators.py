@@ -1,0 +1,81 @@
+"""Two-variable (x, y) oscillators: Hopf / Stuart-Landau normal form and Van der Pol."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ._base import AbstractModel, Uniform, initial, parameter
+
+__all__ = ["AbstractXYOscillator", "Hopf", "StuartLandau", "VanDerPol"]
+
+
+class AbstractXYOscillator(AbstractModel):
+    """A planar oscillator with states ``x``, ``y`` and additive inputs ``x``, ``y``.
+
+    Subclasses implement `drift`, the input-free right-hand side; the inputs are added to it.
+    """
+
+    state_names: ClassVar = ("x", "y")
+    input_names: ClassVar = ("x", "y")
+    coupling_input: ClassVar = "x"
+
+    def drift(self, x, y):
+        raise NotImplementedError
+
+    def vector_field(self, t, state, inputs):
+        dx, dy = self.drift(state["x"], state["y"])
+        return {"x": dx + self.input(inputs, "x"), "y": dy + self.input(inputs, "y")}
+
+
+class Hopf(AbstractXYOscillator):
+    r"""Supercritical Hopf normal form (the whole-brain "Hopf" node).
+
+    With $r = x^2 + y^2$ and time in ms:
+
+    $$\dot x = (a - \beta r) x - \omega y + I_x, \qquad \dot y = (a - \beta r) y + \omega x + I_y.$$
+
+    For $a > 0$ the node settles on a limit cycle of amplitude $\sqrt{a/\beta}$ and angular
+    frequency $\omega$ (rad/ms); for $a < 0$ it decays to the fixed point 0.
+    """
+
+    a: object = parameter(0.25, doc="bifurcation parameter (distance from the Hopf bifurcation)")
+    w: object = parameter(0.2, doc="angular frequency, rad/ms")
+    beta: object = parameter(1.0, doc="cubic saturation strength", domain="nonnegative")
+    init_x: object = initial(0.0)
+    init_y: object = initial(0.0)
+
+    def drift(self, x, y):
+        g = self.a - self.beta * (x * x + y * y)
+        return g * x - self.w * y, g * y + self.w * x
+
+
+class StuartLandau(AbstractXYOscillator):
+    r"""Stuart-Landau oscillator: the Hopf normal form with $\beta = 1$.
+
+    $$\dot x = (a - r) x - \omega y + I_x, \qquad \dot y = (a - r) y + \omega x + I_y.$$
+
+    The default initial state is random, ``U(0, 0.05)`` (pass a key to `init_state`).
+    """
+
+    a: object = parameter(0.25, doc="bifurcation parameter")
+    w: object = parameter(0.2, doc="angular frequency, rad/ms")
+    init_x: object = initial(Uniform(0.0, 0.05))
+    init_y: object = initial(Uniform(0.0, 0.05))
+
+    def drift(self, x, y):
+        g = self.a - (x * x + y * y)
+        return g * x - self.w * y, g * y + self.w * x
+
+
+class VanDerPol(AbstractXYOscillator):
+    r"""Van der Pol oscillator in Liénard form (van der Pol 1926).
+
+    $$\dot x = \mu (x - x^3/3 - y) + I_x, \qquad \dot y = x / \mu + I_y.$$
+    """
+
+    mu: object = parameter(1.0, doc="nonlinearity / damping strength", domain="positive")
+    init_x: object = initial(Uniform(0.0, 0.05))
+    init_y: object = initial(Uniform(0.0, 0.05))
+
+    def drift(self, x, y):
+        return self.mu * (x - x**3 / 3.0 - y), x / self.mu

@@ -1,0 +1,176 @@
+"""Solvers: brainmass's exponential-Euler scheme and a classic RK4, as diffrax solvers.
+
+Every diffrax solver works with `simulate`; these add the two schemes brainmass users know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, PyTree
+
+from .models._math import exprel
+
+__all__ = ["ModelTerm", "ExponentialEuler", "RK4", "Substeps"]
+
+
+class ModelTerm(dfx.AbstractTerm):
+    """A diffrax term for a model: ``dy/dt = model.vector_field(t, y, inputs(t))``.
+
+    ``args`` passed to the solve must be an input source (anything with
+    ``evaluate(t) -> dict``); see `brainmass_eqx._simulate`.
+    """
+
+    model: Any
+
+    def vf(self, t, y, args):
+        return self.model.vector_field(t, y, args.evaluate(t))
+
+    def contr(self, t0, t1, **kwargs):
+        return t1 - t0
+
+    def prod(self, vf, control):
+        return jax.tree_util.tree_map(lambda v: v * control, vf)
+
+    def vf_and_diagonal(self, t, y, args):
+        return self.model.vector_field_and_diagonal(t, y, args.evaluate(t))
+
+
+def _find_model_term(terms) -> ModelTerm | None:
+    if isinstance(terms, ModelTerm):
+        return terms
+    if isinstance(terms, dfx.MultiTerm):
+        for term in terms.terms:
+            found = _find_model_term(term)
+            if found is not None:
+                return found
+    inner = getattr(terms, "term", None)  # diffrax wraps terms (direction, adjoint)
+    if inner is not None:
+        return _find_model_term(inner)
+    return None
+
+
+class ExponentialEuler(dfx.AbstractSolver):
+    r"""brainmass's default scheme, per state variable:
+
+    $$y_k \leftarrow y_k + \Delta t\, \varphi(\Delta t\, J_k)\, f_k(t, y), \qquad
+      \varphi(z) = \frac{e^z - 1}{z},$$
+
+    where $J_k$ is the diagonal of $\partial f_k / \partial y_k$ with every other variable
+    frozen at its pre-step value (all variables read the pre-step state). Linear decay is
+    integrated exactly; where $f_k$ does not depend on $y_k$ this is forward Euler. First
+    order, fixed steps only.
+    """
+
+    term_structure: ClassVar = ModelTerm
+    interpolation_cls: ClassVar[Callable[..., dfx.LocalLinearInterpolation]] = dfx.LocalLinearInterpolation
+
+    def order(self, terms):
+        return 1
+
+    def init(self, terms, t0, t1, y0, args):
+        return None
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        dt = t1 - t0
+        f, diag = _find_model_term(terms).vf_and_diagonal(t0, y0, args)
+        y1 = jax.tree_util.tree_map(lambda y, fk, jk: y + dt * exprel(dt * jk) * fk, y0, f, diag)
+        dense_info = dict(y0=y0, y1=y1)
+        return y1, None, dense_info, None, dfx.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+
+_rk4_tableau = dfx.ButcherTableau(
+    c=np.array([0.5, 0.5, 1.0]),
+    b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+    b_error=np.zeros(4),
+    a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+)
+
+
+class RK4(dfx.AbstractERK):
+    """The classic fourth-order Runge-Kutta method (fixed steps; no error estimate)."""
+
+    tableau: ClassVar[dfx.ButcherTableau] = _rk4_tableau
+    interpolation_cls: ClassVar[Callable[..., dfx.ThirdOrderHermitePolynomialInterpolation]] = (
+        dfx.ThirdOrderHermitePolynomialInterpolation.from_k
+    )
+
+    def order(self, terms):
+        return 4
+
+
+class _FrozenInputs(eqx.Module):
+    values: dict
+
+    def evaluate(self, t):
+        return self.values
+
+
+class Substeps(dfx.AbstractSolver):
+    """Take ``n`` steps of ``solver`` of size ``(t1 - t0) / n`` as one diffrax step.
+
+    Recording every ``n``-th step this way saves exactly the samples that are kept (no
+    interpolation, nothing materialised in between) and runs the inner loop as a
+    ``fori_loop`` with less per-step bookkeeping than diffrax's outer loop. After each inner
+    step the model's ``post_step`` projection is applied. Inputs given per step are held
+    constant over each inner step, as brainmass does.
+    """
+
+    solver: dfx.AbstractSolver
+    n: int = eqx.field(static=True)
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):
+        return dfx.LocalLinearInterpolation
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t0 + (t1 - t0) / self.n, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        model = _find_model_term(terms).model
+        h = (t1 - t0) / self.n
+
+        def body(i, carry):
+            y, state = carry
+            ta = t0 + i * h
+            tb = jnp.where(i == self.n - 1, t1, ta + h)
+            step_args = args.at_step(ta) if hasattr(args, "at_step") else args
+            y, _, _, state, _ = self.solver.step(terms, ta, tb, y, step_args, state, False)
+            return model.post_step(y), state
+
+        y1, solver_state = jax.lax.fori_loop(0, self.n, body, (y0, solver_state))
+        return y1, None, dict(y0=y0, y1=y1), solver_state, dfx.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+
+def is_fixed_step_only(solver: dfx.AbstractSolver) -> bool:
+    """Whether ``solver`` has no error estimate (so cannot adapt its step)."""
+    if isinstance(solver, (ExponentialEuler, RK4, Substeps)):
+        return True
+    return not isinstance(solver, dfx.AbstractAdaptiveSolver)
+
+
+def _tree_any_nonfinite(tree: PyTree) -> Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves]))
