@@ -16,7 +16,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
-from .solvers import ExponentialEuler, ModelTerm, Substeps, is_fixed_step_only
+from .solvers import ExponentialEuler, Substeps, is_fixed_step_only
 
 __all__ = ["simulate", "Trajectory", "SimulationDivergedError"]
 
@@ -277,11 +277,11 @@ def _check_y0(model, y0):
 
 
 @eqx.filter_jit
-def _first_sample(model, y0, source, solver, monitor, n_first, dt, adjoint):
+def _first_sample(model, terms, y0, source, solver, monitor, n_first, dt, adjoint):
     """Advance ``n_first`` steps from t=0 as one diffrax step; return the first sample."""
     t1 = n_first * dt
     sol = dfx.diffeqsolve(
-        ModelTerm(model),
+        terms,
         Substeps(solver, n_first),
         t0=0.0,
         t1=t1,
@@ -297,12 +297,12 @@ def _first_sample(model, y0, source, solver, monitor, n_first, dt, adjoint):
 
 
 @eqx.filter_jit
-def _record(model, y, solver_state, source, solver, monitor, start, n_macro, k, dt, t_first, adjoint, progress):
+def _record(model, terms, y, solver_state, source, solver, monitor, start, n_macro, k, dt, t_first, adjoint, progress):
     """``n_macro`` macro-steps of ``k`` steps each, recording after each macro-step."""
     idx = start + jnp.arange(n_macro + 1)
     ts = t_first + idx * (k * dt)
     sol = dfx.diffeqsolve(
-        ModelTerm(model),
+        terms,
         Substeps(solver, k),
         t0=ts[0],
         t1=ts[-1],
@@ -327,9 +327,9 @@ def _record(model, y, solver_state, source, solver, monitor, start, n_macro, k, 
 
 
 @eqx.filter_jit
-def _interpolated(model, y0, source, solver, monitor, ts, dt, controller, adjoint, max_steps, progress):
+def _interpolated(model, terms, y0, source, solver, monitor, ts, dt, controller, adjoint, max_steps, progress):
     sol = dfx.diffeqsolve(
-        ModelTerm(model),
+        terms,
         solver,
         t0=0.0,
         t1=ts[-1],
@@ -483,6 +483,10 @@ def simulate(
     units = _monitor_units(model, spec)
     adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
 
+    # Extension points: stochastic models return SDE terms; networks wrap the solver so that
+    # it carries their delay history in its solver state.
+    terms = model.terms(key)
+    solver = model.wrap_solver(solver)
     traced = _is_traced((model, y0, source))
     adaptive = stepsize_controller is not None and not isinstance(stepsize_controller, dfx.ConstantStepSize)
 
@@ -499,17 +503,17 @@ def simulate(
             ts = (tr + 1 + jnp.arange(math.ceil((n_steps - tr) / k)) * k) * dt_ms
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
         budget = max_steps if max_steps is not None else 16 * n_steps + 16
-        ys, final = _interpolated(model, y0, source, solver, monitor, ts, dt_ms, controller, adjoint, budget, progress)
+        ys, final = _interpolated(model, terms, y0, source, solver, monitor, ts, dt_ms, controller, adjoint, budget, progress)
     else:
         n_samples = math.ceil((n_steps - tr) / k)
-        first, y, solver_state = _first_sample(model, y0, source, solver, monitor, tr + 1, dt_ms, adjoint)
+        first, y, solver_state = _first_sample(model, terms, y0, source, solver, monitor, tr + 1, dt_ms, adjoint)
         t_first = (tr + 1) * dt_ms
         n_rest = n_samples - 1
         ts = t_first + jnp.arange(n_samples) * (k * dt_ms)
         if chunk is None or n_rest == 0:
             if n_rest > 0:
                 rest, y, _ = _record(
-                    model, y, solver_state, source, solver, monitor, jnp.asarray(0), n_rest, k, dt_ms, t_first, adjoint, progress
+                    model, terms, y, solver_state, source, solver, monitor, jnp.asarray(0), n_rest, k, dt_ms, t_first, adjoint, progress
                 )
                 ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
             else:
@@ -528,7 +532,7 @@ def simulate(
             for start in starts:
                 m = min(per_chunk, n_rest - start)
                 rest, y, solver_state = _record(
-                    model, y, solver_state, source, solver, monitor, jnp.asarray(start), m, k, dt_ms, t_first, adjoint, False
+                    model, terms, y, solver_state, source, solver, monitor, jnp.asarray(start), m, k, dt_ms, t_first, adjoint, False
                 )
                 pieces.append(jax.tree_util.tree_map(np.asarray, rest))
             ys = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)

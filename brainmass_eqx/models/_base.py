@@ -221,6 +221,21 @@ class AbstractModel(eqx.Module):
         """A projection applied after every step (e.g. clipping to a valid range). Identity."""
         return state
 
+    def terms(self, key: PRNGKeyArray | None = None):
+        """The diffrax terms `simulate` solves: by default the deterministic ``ModelTerm``.
+
+        Stochastic models return SDE terms (drift plus diffusion driven by a Brownian path
+        built from ``key``).
+        """
+        from ..solvers import ModelTerm
+
+        return ModelTerm(self)
+
+    def wrap_solver(self, solver):
+        """The solver `simulate` uses for this model (a hook for models that carry solver
+        state, such as a delayed `Network`'s history). Identity by default."""
+        return solver
+
     def input(self, inputs: dict[str, Array], name: str) -> Array:
         """The named external input, 0 if absent."""
         return inputs.get(name, 0.0)
