@@ -1,0 +1,609 @@
+r"""Analysis metrics on region time series: FC, FCD, FCD distributions, spectra, synchrony.
+
+Every function here is pure `jax.numpy`: it composes with `jax.jit`, `jax.grad` and
+`jax.vmap`, and its gradient stays finite (no NaN) on degenerate input such as a constant
+signal, where the textbook formula divides zero by zero. Signals are `(time, regions)`
+arrays; most functions also accept leading batch axes, `(..., time, regions)`.
+
+Units: a sampling step `dt` may be a [unxt](https://unxt.readthedocs.io) `Quantity` of time
+(converted to ms once, eagerly) or a plain number read as ms; frequencies come back in Hz.
+Signals that are Quantities have their unit stripped (correlations are unit-free; spectra
+are returned as magnitudes in (signal unit)$^2$/Hz).
+
+The definitions follow brainmass 0.1.1 / braintools 0.3.0 (`braintools.metric`), so values
+agree with them to float32 rounding. Deliberate differences, all on input where brainmass
+returns NaN: constant signals and zero-variance FCD values give finite values and
+gradients (documented per function). `power_spectral_density` defaults to SciPy's Welch
+conventions (periodic Hann window, per-segment mean removal); braintools' variant
+(symmetric Hann, no detrending) is available through its arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import unxt
+from jaxtyping import Array, ArrayLike, Float
+
+__all__ = [
+    "functional_connectivity",
+    "functional_connectivity_dynamics",
+    "fcd_distribution",
+    "ks_distance",
+    "wasserstein_1d",
+    "power_spectral_density",
+    "matrix_correlation",
+    "cosine_similarity",
+    "kuramoto_order_parameter",
+    "metastability",
+    "dominant_frequency",
+    "DEFAULT_FCD_MIDPOINTS",
+]
+
+#: brainmass's default evaluation grid for FCD-value densities (correlations live in
+#: [-1, 1]): 100 points on [-0.99, 0.99]. A NumPy array so that importing this module
+#: does not initialise a JAX backend.
+DEFAULT_FCD_MIDPOINTS = np.linspace(-0.99, 0.99, 100)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _magnitude(x: Any, name: str) -> Array:
+    """Strip a unxt unit (if any) and return a floating JAX array."""
+    if isinstance(x, unxt.AbstractQuantity):
+        x = unxt.ustrip(x.unit, x)
+    try:
+        x = jnp.asarray(x)
+    except TypeError as err:
+        raise TypeError(
+            f"`{name}` must be an array (or a unxt Quantity), got {type(x).__name__}."
+        ) from err
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    return x
+
+
+def _time_ms(dt: Any, name: str = "dt") -> Any:
+    """Convert a sampling step to ms: a unxt time Quantity, or a plain number already in ms.
+
+    A concrete value is checked to be a positive finite scalar; a traced one is passed through.
+    """
+    if isinstance(dt, unxt.AbstractQuantity):
+        try:
+            dt = unxt.ustrip("ms", dt)
+        except Exception as err:  # unxt raises several types for a bad dimension
+            raise ValueError(
+                f"`{name}` must be a time (e.g. unxt.Quantity(0.1, 'ms')), got unit '{dt.unit}'."
+            ) from err
+    if isinstance(dt, jax.core.Tracer):
+        return dt
+    arr = np.asarray(dt)
+    if arr.ndim != 0 or not np.isfinite(arr) or arr <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive finite scalar time step (in ms), got {dt!r}."
+        )
+    return float(arr)
+
+
+def _safe_sqrt(x: Array) -> Array:
+    """sqrt with a zero (not NaN) gradient at 0: the 'double where' trick."""
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
+
+
+def _unit_rows(c: Array, axis: int) -> Array:
+    """Divide `c` by its L2 norm along `axis`; all-zero slices stay zero (finite gradient)."""
+    ss = jnp.sum(c * c, axis=axis, keepdims=True)
+    pos = ss > 0
+    return jnp.where(pos, c / jnp.sqrt(jnp.where(pos, ss, 1.0)), 0.0)
+
+
+def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
+    x = _magnitude(x, name)
+    if x.ndim < 2:
+        raise ValueError(
+            f"`{name}` must have shape (time, regions) (optionally with leading batch axes), "
+            f"got shape {x.shape}; reshape a single signal with x[:, None]."
+        )
+    if x.shape[-1] < min_regions:
+        raise ValueError(
+            f"`{name}` needs at least {min_regions} signals (regions, last axis), got shape {x.shape}."
+        )
+    return x
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def _upper_triangle(m: Array, k: int) -> Array:
+    """Entries of the upper triangle (diagonal offset `k`) of the last two axes, row-major."""
+    rows, cols = np.triu_indices(m.shape[-1], k=k)
+    return m[..., rows, cols]
+
+
+def _pearson(a: Array, b: Array) -> Array:
+    """Pearson correlation along the last axis; 0 where either input is constant."""
+    za = _unit_rows(a - jnp.mean(a, axis=-1, keepdims=True), -1)
+    zb = _unit_rows(b - jnp.mean(b, axis=-1, keepdims=True), -1)
+    return jnp.sum(za * zb, axis=-1)
+
+
+# ---------------------------------------------------------------- connectivity
+
+
+def functional_connectivity(
+    x: Float[ArrayLike, "*batch time regions"],
+) -> Float[Array, "*batch regions regions"]:
+    r"""Static functional connectivity: the Pearson correlation matrix across regions.
+
+    $$\mathrm{FC}_{ij} = \frac{\sum_t (x_{ti}-\bar x_i)(x_{tj}-\bar x_j)}
+    {\sqrt{\sum_t (x_{ti}-\bar x_i)^2 \sum_t (x_{tj}-\bar x_j)^2}}, \qquad \mathrm{FC}_{ii} = 1.$$
+
+    As in braintools, correlations involving a constant signal (0/0) are 0 and the
+    diagonal is always 1; here the gradient is finite there too.
+
+    **Arguments:**
+
+    - `x`: signals, shape `(time, regions)` or `(..., time, regions)`; a unxt Quantity's
+      unit is ignored.
+
+    **Returns:** the FC matrix, shape `(..., regions, regions)`.
+    """
+    x = _check_signal(x, "x")
+    z = _unit_rows(x - jnp.mean(x, axis=-2, keepdims=True), -2)
+    fc = jnp.einsum("...ti,...tj->...ij", z, z)
+    n = x.shape[-1]
+    return jnp.where(jnp.eye(n, dtype=bool), jnp.ones((), fc.dtype), fc)
+
+
+def functional_connectivity_dynamics(
+    x: Float[ArrayLike, "*batch time regions"], window_size: int = 30, step_size: int = 5
+) -> Float[Array, "*batch windows windows"]:
+    r"""Functional connectivity dynamics (FCD), braintools's definition.
+
+    Windows start at $s = 0, \Delta, 2\Delta, \dots \le T - W$ (`step_size` $\Delta$,
+    `window_size` $W$). For each window, $v_s$ is the upper triangle ($k=1$) of its FC
+    matrix; $\hat v_s$ is $v_s$ minus its mean over edges, divided by its L2 norm (left
+    at zero if the norm is 0). Then $\mathrm{FCD} = \hat V \hat V^\top$ with the diagonal
+    set to 1, i.e. the Pearson correlation between windows' FC patterns.
+
+    **Arguments:**
+
+    - `x`: signals, shape `(time, regions)` or `(..., time, regions)`, at least 2 regions.
+    - `window_size`: window length in samples, an integer > 1.
+    - `step_size`: stride between window starts in samples, an integer > 0.
+
+    **Returns:** the FCD matrix, shape `(..., n_windows, n_windows)` with
+    `n_windows = (time - window_size) // step_size + 1`; a `(..., 0, 0)` array when
+    `time < window_size` (as braintools).
+    """
+    window_size = _check_int(window_size, "window_size", 2)
+    step_size = _check_int(step_size, "step_size", 1)
+    x = _check_signal(x, "x", min_regions=2)
+    t_len = x.shape[-2]
+    if t_len < window_size:
+        return jnp.zeros(x.shape[:-2] + (0, 0), dtype=x.dtype)
+    starts = np.arange(0, t_len - window_size + 1, step_size)
+    windows = x[..., starts[:, None] + np.arange(window_size)[None, :], :]  # (..., nw, W, N)
+    vecs = _upper_triangle(functional_connectivity(windows), k=1)  # (..., nw, E)
+    v = _unit_rows(vecs - jnp.mean(vecs, axis=-1, keepdims=True), -1)
+    fcd = jnp.einsum("...ae,...be->...ab", v, v)
+    return jnp.where(jnp.eye(len(starts), dtype=bool), jnp.ones((), fcd.dtype), fcd)
+
+
+def matrix_correlation(
+    a: Float[ArrayLike, "*batch n n"], b: Float[ArrayLike, "*batch n n"]
+) -> Float[Array, "*batch"]:
+    r"""Pearson correlation between the upper triangles ($k=1$, diagonal excluded) of two matrices.
+
+    Used to compare FC or FCD matrices. A constant triangle gives 0 (braintools maps its
+    NaN to 0), with a finite gradient.
+
+    **Arguments:**
+
+    - `a`, `b`: square matrices of the same shape `(..., n, n)`, n >= 2.
+
+    **Returns:** the correlation, shape `(...)`.
+    """
+    a = _magnitude(a, "a")
+    b = _magnitude(b, "b")
+    for name, m in (("a", a), ("b", b)):
+        if m.ndim < 2 or m.shape[-1] != m.shape[-2] or m.shape[-1] < 2:
+            raise ValueError(
+                f"`{name}` must be a square matrix (..., n, n) with n >= 2, got shape {m.shape}."
+            )
+    if a.shape != b.shape:
+        raise ValueError(f"`a` and `b` must have the same shape, got {a.shape} and {b.shape}.")
+    return _pearson(_upper_triangle(a, 1), _upper_triangle(b, 1))
+
+
+def cosine_similarity(
+    a: Float[ArrayLike, "*batch d"], b: Float[ArrayLike, "*batch d"], epsilon: float = 0.0
+) -> Float[Array, "*batch"]:
+    r"""Cosine similarity along the last axis, $a\cdot b / (\|a\|\,\|b\|)$.
+
+    Each norm is floored at `epsilon` as in braintools/optax `safe_norm` (a norm
+    $\le \epsilon$ is replaced by $\epsilon$). A zero vector gives 0 (braintools gives NaN
+    when `epsilon=0`), with a finite gradient.
+
+    **Arguments:**
+
+    - `a`, `b`: arrays of the same shape `(..., d)`.
+    - `epsilon`: non-negative floor on each norm.
+
+    **Returns:** the cosine similarity, shape `(...)`.
+    """
+    a = _magnitude(a, "a")
+    b = _magnitude(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"`a` and `b` must have the same shape, got {a.shape} and {b.shape}.")
+    if a.ndim < 1:
+        raise ValueError(f"`a` and `b` must have at least one axis, got shape {a.shape}.")
+    if not isinstance(epsilon, jax.core.Tracer) and not float(epsilon) >= 0:
+        raise ValueError(f"`epsilon` must be >= 0, got {epsilon!r}.")
+
+    def unit(v):
+        norm = _safe_sqrt(jnp.sum(v * v, axis=-1, keepdims=True))
+        small = norm <= epsilon
+        # A norm at or below the floor is replaced by epsilon (safe_norm); if epsilon is
+        # 0 too, the vector is 0 and dividing by 1 keeps it 0 instead of 0/0.
+        denom = jnp.where(small, jnp.where(epsilon > 0, epsilon, 1.0), norm)
+        return v / denom
+
+    return jnp.sum(unit(a) * unit(b), axis=-1)
+
+
+# ---------------------------------------------------------------- FCD distributions
+
+
+def _kde_factor(bw_method: Any, n: int) -> float:
+    if bw_method is None or bw_method == "scott":
+        return n ** (-1.0 / 5.0)
+    if bw_method == "silverman":
+        return (n * 3.0 / 4.0) ** (-1.0 / 5.0)
+    if isinstance(bw_method, str):
+        raise ValueError(
+            f"`bw_method` must be None, 'scott', 'silverman' or a positive number, got {bw_method!r}."
+        )
+    if isinstance(bw_method, jax.core.Tracer):
+        return bw_method
+    if not np.ndim(bw_method) == 0 or not float(bw_method) > 0:
+        raise ValueError(
+            f"`bw_method` must be None, 'scott', 'silverman' or a positive number, got {bw_method!r}."
+        )
+    return float(bw_method)
+
+
+def _check_grid(x: Any, name: str) -> Array:
+    x = _magnitude(x, name)
+    if x.ndim != 1 or x.shape[0] < 2:
+        raise ValueError(
+            f"`{name}` must be a 1-D uniform grid with at least 2 points, got shape {x.shape}."
+        )
+    return x
+
+
+def fcd_distribution(
+    fcd_matrix: Float[ArrayLike, "*batch w w"],
+    midpoints: Float[ArrayLike, " m"] | None = None,
+    n_diag: int = 1,
+    bw_method: str | float | None = None,
+    normalize: bool = True,
+) -> Float[Array, "*batch m"]:
+    r"""Gaussian kernel-density estimate of the FCD values, on a fixed grid (brainmass).
+
+    With $v_1..v_n$ the entries of the upper triangle (offset `n_diag`) of the FCD matrix,
+    $$p(x) = \frac{1}{n}\sum_i \frac{1}{\sqrt{2\pi}h}\, e^{-(x-v_i)^2/(2h^2)}, \qquad
+    h^2 = f^2 \,\widehat{\mathrm{Var}}(v) \;(\text{ddof}=1),$$
+    with Scott's factor $f = n^{-1/5}$ by default (as `jax.scipy.stats.gaussian_kde`).
+    With `normalize`, $p$ is rescaled so that $\sum_k p(x_k)\,\Delta x = 1$,
+    $\Delta x = x_1 - x_0$.
+
+    If the values have zero variance (all equal, or a single value), where brainmass
+    returns NaN, the bandwidth falls back to the grid spacing $\Delta x$.
+
+    **Arguments:**
+
+    - `fcd_matrix`: a square FCD matrix, shape `(..., w, w)`.
+    - `midpoints`: the uniform evaluation grid; default 100 points on [-0.99, 0.99].
+    - `n_diag`: diagonal offset of the triangle (1 leaves out the unit diagonal).
+    - `bw_method`: `None`/`'scott'`, `'silverman'` ($f = (3n/4)^{-1/5}$) or a positive
+      number used as $f$ (SciPy's convention).
+    - `normalize`: rescale to unit mass on the grid.
+
+    **Returns:** the density on `midpoints`, shape `(..., m)`.
+    """
+    fcd_matrix = _magnitude(fcd_matrix, "fcd_matrix")
+    if fcd_matrix.ndim < 2 or fcd_matrix.shape[-1] != fcd_matrix.shape[-2]:
+        raise ValueError(f"`fcd_matrix` must be square, shape (..., w, w), got {fcd_matrix.shape}.")
+    grid = _check_grid(DEFAULT_FCD_MIDPOINTS if midpoints is None else midpoints, "midpoints")
+    if isinstance(n_diag, bool) or not isinstance(n_diag, int | np.integer):
+        raise TypeError(f"`n_diag` must be an integer, got {n_diag!r}.")
+    vals = _upper_triangle(fcd_matrix, int(n_diag))
+    n = vals.shape[-1]
+    if n == 0:
+        raise ValueError(
+            f"`fcd_matrix` of shape {fcd_matrix.shape} has no entries above diagonal offset "
+            f"n_diag={n_diag}; use a longer signal (more windows) or a smaller n_diag."
+        )
+    factor = _kde_factor(bw_method, n)
+    grid = grid.astype(jnp.result_type(grid.dtype, vals.dtype))
+    dx = grid[1] - grid[0]
+    mean = jnp.mean(vals, axis=-1, keepdims=True)
+    ss = jnp.sum((vals - mean) ** 2, axis=-1, keepdims=True)
+    var = ss / max(n - 1, 1)
+    ok = var > 0
+    h2 = jnp.where(ok, jnp.where(ok, var, 1.0) * factor**2, dx**2)
+    diff = grid[..., :, None] - vals[..., None, :]  # (..., m, n)
+    kernel = jnp.exp(-0.5 * diff**2 / h2[..., None, :])
+    density = jnp.mean(kernel, axis=-1) / jnp.sqrt(2 * jnp.pi * h2)
+    if normalize:
+        mass = jnp.sum(density, axis=-1, keepdims=True) * dx
+        density = density / jnp.where(mass > 0, mass, 1.0)
+    return density
+
+
+def _normalised_cdf(p: Array) -> Array:
+    c = jnp.cumsum(p, axis=-1)
+    total = c[..., -1:]
+    return c / jnp.where(total != 0, total, 1.0)
+
+
+def _check_pair(p: Any, q: Any) -> tuple[Array, Array]:
+    p = _magnitude(p, "p")
+    q = _magnitude(q, "q")
+    if p.shape != q.shape or p.ndim < 1:
+        raise ValueError(
+            f"`p` and `q` must be densities on the same grid (same shape), got {p.shape} and {q.shape}."
+        )
+    return p, q
+
+
+def ks_distance(
+    p: Float[ArrayLike, "*batch m"], q: Float[ArrayLike, "*batch m"]
+) -> Float[Array, "*batch"]:
+    r"""Kolmogorov-Smirnov distance between two densities on a shared grid (brainmass).
+
+    $D = \max_k |F_p(x_k) - F_q(x_k)|$, with $F$ the cumulative sum normalised to end at 1.
+    Non-smooth (a max): prefer `wasserstein_1d` as a gradient-based loss.
+
+    **Arguments:**
+
+    - `p`, `q`: densities or unnormalised histograms, same shape `(..., m)`.
+
+    **Returns:** the distance in [0, 1], shape `(...)`.
+    """
+    p, q = _check_pair(p, q)
+    return jnp.max(jnp.abs(_normalised_cdf(p) - _normalised_cdf(q)), axis=-1)
+
+
+def wasserstein_1d(
+    p: Float[ArrayLike, "*batch m"], q: Float[ArrayLike, "*batch m"], x: Float[ArrayLike, " m"]
+) -> Float[Array, "*batch"]:
+    r"""Wasserstein-1 distance between two densities on a shared uniform grid (brainmass).
+
+    $W_1 = \sum_k |F_p(x_k) - F_q(x_k)|\,(x_1 - x_0)$, $F$ as in `ks_distance`. Smooth in
+    `p` and `q`; tends to `scipy.stats.wasserstein_distance` as the grid is refined.
+
+    **Arguments:**
+
+    - `p`, `q`: densities or unnormalised histograms, same shape `(..., m)`.
+    - `x`: the uniform grid, shape `(m,)`.
+
+    **Returns:** the distance in the units of `x`, shape `(...)`.
+    """
+    p, q = _check_pair(p, q)
+    x = _check_grid(x, "x")
+    if x.shape[0] != p.shape[-1]:
+        raise ValueError(
+            f"`x` has {x.shape[0]} points but `p` and `q` have {p.shape[-1]} (last axis)."
+        )
+    return jnp.sum(jnp.abs(_normalised_cdf(p) - _normalised_cdf(q)), axis=-1) * (x[1] - x[0])
+
+
+# ---------------------------------------------------------------- spectra
+
+
+def _welch_window(window: Any, nperseg: int, dtype) -> Array:
+    k = np.arange(nperseg)
+    if isinstance(window, str):
+        if window == "hann":  # periodic, scipy.signal.get_window('hann', n)
+            return jnp.asarray(0.5 - 0.5 * np.cos(2 * np.pi * k / nperseg), dtype)
+        if window == "hann_symmetric":  # np.hanning, what braintools uses
+            return jnp.asarray(np.hanning(nperseg), dtype)
+        raise ValueError(
+            f"`window` must be 'hann', 'hann_symmetric' or an array of length nperseg, got {window!r}."
+        )
+    w = jnp.asarray(window, dtype)
+    if w.shape != (nperseg,):
+        raise ValueError(f"`window` must have shape (nperseg,) = ({nperseg},), got {w.shape}.")
+    return w
+
+
+def _welch_setup(
+    n_time: int, nperseg: int | None, noverlap: int | None
+) -> tuple[int, int, np.ndarray]:
+    if nperseg is None:
+        nperseg = n_time // 8
+        if nperseg < 2:
+            raise ValueError(
+                f"`x` has {n_time} time samples, too few for the default nperseg = time // 8 = {nperseg}; "
+                "pass nperseg (>= 2) explicitly or use a longer signal."
+            )
+    nperseg = _check_int(nperseg, "nperseg", 2)
+    if nperseg > n_time:
+        raise ValueError(
+            f"`nperseg` ({nperseg}) must not exceed the number of time samples ({n_time})."
+        )
+    noverlap = nperseg // 2 if noverlap is None else _check_int(noverlap, "noverlap", 0)
+    if noverlap >= nperseg:
+        raise ValueError(f"`noverlap` ({noverlap}) must be smaller than nperseg ({nperseg}).")
+    starts = np.arange(0, n_time - nperseg + 1, nperseg - noverlap)
+    return nperseg, noverlap, starts
+
+
+def power_spectral_density(
+    x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
+    dt: Any,
+    nperseg: int | None = None,
+    noverlap: int | None = None,
+    window: str | ArrayLike = "hann",
+    detrend: str | bool | None = "constant",
+    freq_range: tuple[float, float] | None = None,
+) -> tuple[Float[Array, " freqs"], Float[Array, " freqs"] | Float[Array, "*batch freqs regions"]]:
+    r"""One-sided power spectral density by Welch's method (density scaling).
+
+    The signal is cut into segments of `nperseg` samples overlapping by `noverlap`
+    (starts $0, s, 2s, \dots \le T-$`nperseg`, $s=$ `nperseg` $-$ `noverlap`, trailing
+    samples dropped); each segment is detrended, multiplied by the window $w$, and
+    $$P(f_k) = \frac{c_k}{f_s \sum_n w_n^2}\,\overline{\Big|\sum_n w_n x_n e^{-2\pi i k n/N}\Big|^2},$$
+    averaged over segments, with $f_s = 1/dt$, $c_k = 2$ except at DC (and Nyquist for
+    even `nperseg`), where $c_k = 1$. The defaults equal `scipy.signal.welch(x, fs,
+    nperseg=T//8)` (periodic Hann window, constant detrend, `scaling='density'`).
+    braintools's `power_spectral_density` is `window='hann_symmetric', detrend=False`.
+
+    **Arguments:**
+
+    - `x`: a signal `(time,)` or signals `(time, regions)` / `(..., time, regions)` (time
+      is the second-to-last axis when there are two or more axes).
+    - `dt`: the sampling step: a unxt time Quantity, or a number in ms.
+    - `nperseg`: segment length, default `time // 8`; between 2 and `time`.
+    - `noverlap`: overlap in samples, default `nperseg // 2`; smaller than `nperseg`.
+    - `window`: `'hann'` (periodic, SciPy's default), `'hann_symmetric'` (`np.hanning`) or
+      an array of length `nperseg`.
+    - `detrend`: `'constant'` removes each segment's mean (SciPy's default); `False` or
+      `None` does not.
+    - `freq_range`: optional `(f_min, f_max)` in Hz; only frequencies in this closed band
+      are returned. Needs a concrete (not traced) `dt`.
+
+    **Returns:** `(freqs, psd)`: frequencies in Hz, shape `(n_freqs,)`, and the PSD in
+    (signal unit)$^2$/Hz, shape `(n_freqs,)` or `(..., n_freqs, regions)`.
+    """
+    x = _magnitude(x, "x")
+    dt_ms = _time_ms(dt)
+    if x.ndim == 0:
+        raise ValueError("`x` must be a signal (time,) or (..., time, regions), got a scalar.")
+    squeeze = x.ndim == 1
+    if squeeze:
+        x = x[:, None]
+    nperseg, _, starts = _welch_setup(x.shape[-2], nperseg, noverlap)
+    if detrend not in ("constant", False, None):
+        raise ValueError(f"`detrend` must be 'constant', False or None, got {detrend!r}.")
+    win = _welch_window(window, nperseg, x.dtype)
+    segs = x[..., starts[:, None] + np.arange(nperseg)[None, :], :]  # (..., nseg, nperseg, N)
+    if detrend == "constant":
+        segs = segs - jnp.mean(segs, axis=-2, keepdims=True)
+    spec = jnp.fft.rfft(segs * win[:, None], axis=-2)
+    power = jnp.mean(spec.real**2 + spec.imag**2, axis=-3)  # (..., n_freqs, N)
+    fs_hz = 1000.0 / dt_ms
+    scale = np.full(nperseg // 2 + 1, 2.0)
+    scale[0] = 1.0
+    if nperseg % 2 == 0:
+        scale[-1] = 1.0
+    psd = power * jnp.asarray(scale, power.dtype)[:, None] / (fs_hz * jnp.sum(win**2))
+    freqs = jnp.arange(nperseg // 2 + 1, dtype=psd.dtype) * (fs_hz / nperseg)
+    if freq_range is not None:
+        idx = _band_indices(nperseg, dt_ms, freq_range, "freq_range")
+        freqs, psd = freqs[idx], psd[..., idx, :]
+    return freqs, (psd[..., 0] if squeeze else psd)
+
+
+def _band_indices(nperseg: int, dt_ms: Any, band: Sequence[float | None], name: str) -> np.ndarray:
+    """Static indices of the rfft bins within [lo, hi] Hz (either end None = open)."""
+    if isinstance(dt_ms, jax.core.Tracer):
+        raise ValueError(
+            f"`{name}` needs a concrete dt (a Python number or Quantity), not a traced value."
+        )
+    if len(band) != 2:
+        raise ValueError(f"`{name}` must be a pair (f_min, f_max) in Hz, got {band!r}.")
+    lo, hi = band
+    freqs = np.fft.rfftfreq(nperseg, dt_ms / 1000.0)
+    keep = np.ones(freqs.shape, bool)
+    if lo is not None:
+        keep &= freqs >= lo
+    if hi is not None:
+        keep &= freqs <= hi
+    if not keep.any():
+        raise ValueError(
+            f"`{name}` = {tuple(band)} Hz contains none of the Welch frequencies "
+            f"(0 to {freqs[-1]:.4g} Hz in steps of {freqs[1]:.4g} Hz for nperseg={nperseg})."
+        )
+    return np.nonzero(keep)[0]
+
+
+def dominant_frequency(
+    x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
+    dt: Any,
+    **welch_kwargs: Any,
+) -> Float[Array, "*batch regions"]:
+    r"""Frequency (Hz) of the largest Welch PSD peak, per region, DC excluded.
+
+    $f^\* = \arg\max_{f_k > 0} P(f_k)$ on the grid of `power_spectral_density`
+    (resolution $f_s/$`nperseg`). An argmax: piecewise constant, its gradient is zero.
+
+    **Arguments:**
+
+    - `x`, `dt`: as `power_spectral_density`.
+    - `**welch_kwargs`: passed on to `power_spectral_density` (`nperseg`, `noverlap`,
+      `window`, `detrend`, `freq_range`).
+
+    **Returns:** the frequency in Hz, shape `()` for a 1-D signal, else `(..., regions)`.
+    """
+    freqs, psd = power_spectral_density(x, dt, **welch_kwargs)
+    if psd.ndim == 1:
+        psd = psd[:, None]
+        squeeze = True
+    else:
+        squeeze = False
+    # DC carries the mean, not an oscillation.
+    psd = jnp.where((freqs > 0)[:, None], psd, -jnp.inf)
+    f = freqs[jnp.argmax(psd, axis=-2)]
+    return f[..., 0] if squeeze else f
+
+
+# ---------------------------------------------------------------- synchrony
+
+
+def kuramoto_order_parameter(
+    phases: Float[ArrayLike, "*batch time regions"],
+) -> Float[Array, "*batch time"]:
+    r"""Kuramoto order parameter $R(t) = \big|\tfrac{1}{N}\sum_j e^{i\theta_j(t)}\big|$.
+
+    1 for phase-locked regions, near 0 for incoherent ones. Gradient finite at $R = 0$.
+
+    **Arguments:**
+
+    - `phases`: phases in radians, shape `(time, regions)` or `(..., time, regions)`.
+
+    **Returns:** $R$, shape `(..., time)`.
+    """
+    phases = _check_signal(phases, "phases")
+    c = jnp.mean(jnp.cos(phases), axis=-1)
+    s = jnp.mean(jnp.sin(phases), axis=-1)
+    return _safe_sqrt(c * c + s * s)
+
+
+def metastability(phases: Float[ArrayLike, "*batch time regions"]) -> Float[Array, "*batch"]:
+    r"""Metastability: the standard deviation over time (ddof 0) of the Kuramoto order parameter.
+
+    $\sqrt{\overline{R^2} - \bar R^2}$ (Shanahan 2010; Deco et al. 2017). Gradient finite
+    when $R$ is constant.
+
+    **Arguments:**
+
+    - `phases`: phases in radians, shape `(time, regions)` or `(..., time, regions)`.
+
+    **Returns:** the metastability, shape `(...)`.
+    """
+    r = kuramoto_order_parameter(phases)
+    return _safe_sqrt(jnp.mean((r - jnp.mean(r, axis=-1, keepdims=True)) ** 2, axis=-1))

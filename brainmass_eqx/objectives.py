@@ -1,0 +1,364 @@
+r"""Fitting objectives: builders of pure `fn(prediction, target)` scores and losses.
+
+Every builder takes its configuration and returns a small pure function of a prediction
+and a target, both `(time, regions)` arrays (or unxt Quantities), that composes with
+`jax.jit`, `jax.grad` and `jax.vmap` and has finite gradients everywhere, including at a
+perfect fit (where a plain $\sqrt{\cdot}$ of a zero mean square has a NaN gradient) and on
+constant signals. A prediction and a target of different shapes raise `ValueError`.
+
+The definitions are brainmass 0.1.1's (`brainmass.objectives`); the maths lives in
+`brainmass_eqx.metrics`. Scores (`fc_corr`, `cosine_sim`, `fcd`) are to be maximised
+unless built with `as_loss=True` (then $1 - $ score); the rest are losses. `psd_rmse` is an
+addition (brainmass has no spectral objective).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+import unxt
+from jaxtyping import Array, ArrayLike, Float
+
+from .metrics import (
+    DEFAULT_FCD_MIDPOINTS,
+    _band_indices,
+    _check_grid,
+    _check_int,
+    _check_signal,
+    _kde_factor,
+    _magnitude,
+    _safe_sqrt,
+    _time_ms,
+    _welch_setup,
+    cosine_similarity,
+    fcd_distribution,
+    functional_connectivity,
+    functional_connectivity_dynamics,
+    ks_distance,
+    matrix_correlation,
+    power_spectral_density,
+    wasserstein_1d,
+)
+
+__all__ = [
+    "timeseries_rmse",
+    "fc_corr",
+    "fc_rmse",
+    "cosine_sim",
+    "fcd",
+    "fcd_distribution",
+    "ks_distance",
+    "wasserstein_1d",
+    "fcd_ks",
+    "fcd_wasserstein",
+    "psd_rmse",
+    "combine",
+]
+
+Objective = Callable[..., Array]
+
+
+def _same_shape(prediction: Any, target: Any) -> None:
+    ps, ts = jnp.shape(prediction), jnp.shape(target)
+    if ps != ts:
+        raise ValueError(
+            f"prediction has shape {ps} but target has shape {ts}; an objective compares "
+            "arrays of the same shape (time, regions)."
+        )
+
+
+def _rmse(diff: Array) -> Array:
+    return _safe_sqrt(jnp.mean(diff * diff))
+
+
+def _difference(prediction: Any, target: Any) -> Array:
+    """prediction - target as a plain array, converting target to prediction's unit first."""
+    p_q = isinstance(prediction, unxt.AbstractQuantity)
+    t_q = isinstance(target, unxt.AbstractQuantity)
+    if p_q and t_q:
+        try:
+            t = unxt.ustrip(prediction.unit, target)
+        except Exception as err:
+            raise ValueError(
+                f"target's unit '{target.unit}' cannot be converted to prediction's unit "
+                f"'{prediction.unit}'; give both in compatible units."
+            ) from err
+        return unxt.ustrip(prediction.unit, prediction) - t
+    if p_q != t_q:
+        q, name = (prediction, "prediction") if p_q else (target, "target")
+        if unxt.dimension_of(q) != unxt.dimension("dimensionless"):
+            other = "target" if p_q else "prediction"
+            raise ValueError(
+                f"{name} is a Quantity in '{q.unit}' but {other} is a plain array; give both "
+                "with units or neither."
+            )
+    return _magnitude(prediction, "prediction") - _magnitude(target, "target")
+
+
+def _as_loss(value: Array, as_loss: bool) -> Array:
+    return 1.0 - value if as_loss else value
+
+
+def timeseries_rmse() -> Objective:
+    r"""Root-mean-square error between two time series.
+
+    $\sqrt{\frac{1}{TN}\sum_{t,i}(p_{ti} - y_{ti})^2}$ over all elements. Unit-checked:
+    Quantities are compared after converting the target to the prediction's unit
+    (incompatible units raise `ValueError`).
+
+    **Returns:** `loss(prediction, target) -> scalar`.
+    """
+
+    def loss(prediction, target):
+        _same_shape(prediction, target)
+        return _rmse(_difference(prediction, target))
+
+    return loss
+
+
+def fc_corr(as_loss: bool = False) -> Objective:
+    r"""Correlation between functional-connectivity matrices.
+
+    $r = \mathrm{corr}\big(\mathrm{triu}_1 \mathrm{FC}(p),\, \mathrm{triu}_1 \mathrm{FC}(y)\big)$
+    (`metrics.functional_connectivity`, `metrics.matrix_correlation`); 0 when either
+    triangle is constant.
+
+    **Arguments:**
+
+    - `as_loss`: return $1 - r$ (to minimise) instead of $r$ (to maximise).
+
+    **Returns:** `fn(prediction, target) -> scalar`.
+    """
+
+    def score(prediction, target):
+        _same_shape(prediction, target)
+        fc_p = functional_connectivity(_check_signal(prediction, "prediction", 2))
+        fc_t = functional_connectivity(_check_signal(target, "target", 2))
+        return _as_loss(matrix_correlation(fc_p, fc_t), as_loss)
+
+    return score
+
+
+def fc_rmse() -> Objective:
+    r"""RMSE between the full FC matrices (diagonal included: it always contributes 0).
+
+    **Returns:** `loss(prediction, target) -> scalar`.
+    """
+
+    def loss(prediction, target):
+        _same_shape(prediction, target)
+        fc_p = functional_connectivity(_check_signal(prediction, "prediction"))
+        fc_t = functional_connectivity(_check_signal(target, "target"))
+        return _rmse(fc_p - fc_t)
+
+    return loss
+
+
+def cosine_sim(as_loss: bool = False, epsilon: float = 0.0) -> Objective:
+    r"""Cosine similarity of the flattened prediction and target, $p\cdot y/(\|p\|\|y\|)$.
+
+    **Arguments:**
+
+    - `as_loss`: return $1 - \cos$ instead of $\cos$.
+    - `epsilon`: floor on each norm (`metrics.cosine_similarity`); a zero signal gives 0.
+
+    **Returns:** `fn(prediction, target) -> scalar`.
+    """
+    if not float(epsilon) >= 0:
+        raise ValueError(f"`epsilon` must be >= 0, got {epsilon!r}.")
+
+    def score(prediction, target):
+        _same_shape(prediction, target)
+        p = _magnitude(prediction, "prediction").reshape(-1)
+        t = _magnitude(target, "target").reshape(-1)
+        return _as_loss(cosine_similarity(p, t, epsilon=epsilon), as_loss)
+
+    return score
+
+
+def _fcd_builder_checks(window_size: int, step_size: int) -> None:
+    _check_int(window_size, "window_size", 2)
+    _check_int(step_size, "step_size", 1)
+
+
+def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Objective:
+    r"""FCD matrix, or the correlation of two FCD matrices.
+
+    See `metrics.functional_connectivity_dynamics` for the FCD.
+
+    **Arguments:**
+
+    - `window_size`, `step_size`: sliding windows, in samples.
+    - `as_loss`: with a target, return $1 - r$ instead of $r$.
+
+    **Returns:** `fn(prediction, target=None)`: with no target, the prediction's FCD
+    matrix; with one, $r = $ `matrix_correlation(FCD(p), FCD(y))` (or $1 - r$).
+    """
+    _fcd_builder_checks(window_size, step_size)
+
+    def fn(prediction, target=None):
+        fcd_p = functional_connectivity_dynamics(
+            _magnitude(prediction, "prediction"), window_size, step_size
+        )
+        if target is None:
+            return fcd_p
+        _same_shape(prediction, target)
+        fcd_t = functional_connectivity_dynamics(
+            _magnitude(target, "target"), window_size, step_size
+        )
+        if fcd_p.shape[-1] < 2:
+            raise ValueError(
+                f"the signals ({jnp.shape(prediction)[-2]} samples) give {fcd_p.shape[-1]} FCD "
+                f"window(s) for window_size={window_size}, step_size={step_size}; at least 2 are "
+                "needed to correlate FCD matrices. Use a longer signal or smaller windows."
+            )
+        return _as_loss(matrix_correlation(fcd_p, fcd_t), as_loss)
+
+    return fn
+
+
+def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_name: str):
+    def builder(
+        window_size: int = 30,
+        step_size: int = 5,
+        midpoints: Float[ArrayLike, " m"] | None = None,
+        bw_method: str | float | None = None,
+        n_diag: int = 1,
+    ) -> Objective:
+        _fcd_builder_checks(window_size, step_size)
+        grid = DEFAULT_FCD_MIDPOINTS if midpoints is None else midpoints
+        # Fail at build time, not at the first call inside a fit.
+        _check_grid(grid, "midpoints")
+        _kde_factor(bw_method, 2)
+        _check_int(n_diag, "n_diag", 0)
+
+        def loss(prediction, target):
+            _same_shape(prediction, target)
+            dens = [
+                fcd_distribution(
+                    functional_connectivity_dynamics(_magnitude(s, name), window_size, step_size),
+                    midpoints=grid,
+                    n_diag=n_diag,
+                    bw_method=bw_method,
+                )
+                for s, name in ((prediction, "prediction"), (target, "target"))
+            ]
+            return distance(dens[0], dens[1], jnp.asarray(grid, dens[0].dtype))
+
+        return loss
+
+    builder.__name__ = builder.__qualname__ = doc_name
+    return builder
+
+
+fcd_ks = _fcd_density_builder(lambda p, q, x: ks_distance(p, q), "fcd_ks")
+fcd_ks.__doc__ = r"""Kolmogorov-Smirnov distance between the FCD-value densities (brainmass).
+
+`ks_distance(fcd_distribution(FCD(p)), fcd_distribution(FCD(y)))`. Non-smooth (a max):
+for gradient-based fitting prefer `fcd_wasserstein`.
+
+**Arguments:**
+
+- `window_size`, `step_size`: FCD sliding windows, in samples.
+- `midpoints`: the KDE grid (default 100 points on [-0.99, 0.99]).
+- `bw_method`: KDE bandwidth (`None`/'scott', 'silverman' or a factor).
+- `n_diag`: diagonal offset of the FCD triangle.
+
+**Returns:** `loss(prediction, target) -> scalar` in [0, 1]; 0 for identical inputs.
+"""
+
+fcd_wasserstein = _fcd_density_builder(wasserstein_1d, "fcd_wasserstein")
+fcd_wasserstein.__doc__ = r"""Wasserstein-1 distance between the FCD-value densities (brainmass).
+
+`wasserstein_1d(fcd_distribution(FCD(p)), fcd_distribution(FCD(y)), midpoints)`: smooth,
+the FCD objective to use with gradients.
+
+**Arguments:** as `fcd_ks`.
+
+**Returns:** `loss(prediction, target) -> scalar`; 0 for identical inputs.
+"""
+
+
+def psd_rmse(
+    dt: Any,
+    fmin: float | None = None,
+    fmax: float | None = None,
+    log: bool = True,
+    nperseg: int | None = None,
+    noverlap: int | None = None,
+    floor: float = 1e-6,
+) -> Objective:
+    r"""RMSE between Welch power spectra (an addition; brainmass has no spectral objective).
+
+    With $P$ and $Q$ the PSDs (`metrics.power_spectral_density`, SciPy conventions) of
+    prediction and target per region, restricted to the bins in $[f_{min}, f_{max}]$ Hz,
+    $$L = \sqrt{\operatorname{mean}_{f,i}\big(g(P_{fi}) - g(Q_{fi})\big)^2},\qquad
+    g(P) = \log_{10}(P + \epsilon) \text{ if `log` else } P,$$
+    with $\epsilon = $ `floor` $\times$ the mean of $Q$ over the band and regions (so the
+    log compares spectral shapes over several decades but ignores bins more than
+    $1/$`floor` below the typical target power, and stays finite for a zero spectrum).
+
+    **Arguments:**
+
+    - `dt`: the sampling step of both signals: a unxt time Quantity or a number in ms.
+    - `fmin`, `fmax`: the band in Hz (either may be None for an open end).
+    - `log`: compare $\log_{10}$ spectra (default) or the raw PSDs.
+    - `nperseg`, `noverlap`: Welch segments (defaults `time // 8`, half overlap).
+    - `floor`: relative floor $\epsilon$ for the log, > 0.
+
+    **Returns:** `loss(prediction, target) -> scalar`.
+    """
+    dt_ms = _time_ms(dt, "dt")
+    for name, f in (("fmin", fmin), ("fmax", fmax)):
+        if f is not None and not float(f) >= 0:
+            raise ValueError(f"`{name}` must be a frequency >= 0 Hz (or None), got {f!r}.")
+    if fmin is not None and fmax is not None and fmin > fmax:
+        raise ValueError(f"`fmin` ({fmin} Hz) must not exceed `fmax` ({fmax} Hz).")
+    if not float(floor) > 0:
+        raise ValueError(f"`floor` must be > 0, got {floor!r}.")
+
+    def loss(prediction, target):
+        _same_shape(prediction, target)
+        p = _check_signal(prediction, "prediction")
+        t = _check_signal(target, "target")
+        n, _, _ = _welch_setup(p.shape[-2], nperseg, noverlap)
+        idx = _band_indices(n, dt_ms, (fmin, fmax), "fmin/fmax")
+        _, pp = power_spectral_density(p, dt_ms, nperseg=n, noverlap=noverlap)
+        _, pt = power_spectral_density(t, dt_ms, nperseg=n, noverlap=noverlap)
+        pp, pt = pp[..., idx, :], pt[..., idx, :]
+        if log:
+            eps = floor * jnp.mean(pt) + jnp.finfo(pt.dtype).tiny
+            pp, pt = jnp.log10(pp + eps), jnp.log10(pt + eps)
+        return _rmse(pp - pt)
+
+    return loss
+
+
+def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
+    r"""Weighted sum of objectives: $\sum_k w_k\, \mathrm{obj}_k(p, y)$.
+
+    **Arguments:**
+
+    - `*weighted_objectives`: `(weight, objective)` pairs; each objective is a function
+      `(prediction, target) -> scalar` such as those built in this module.
+
+    **Returns:** `loss(prediction, target=None) -> scalar`.
+    """
+    if not weighted_objectives:
+        raise ValueError("combine needs at least one (weight, objective) pair.")
+    for k, item in enumerate(weighted_objectives):
+        if not (isinstance(item, tuple) and len(item) == 2 and callable(item[1])):
+            raise TypeError(
+                f"weighted_objectives[{k}] must be a (weight, objective) pair with a callable "
+                f"objective, got {item!r}."
+            )
+
+    def loss(prediction, target=None):
+        total = 0.0
+        for weight, objective in weighted_objectives:
+            total = total + weight * objective(prediction, target)
+        return total
+
+    return loss
