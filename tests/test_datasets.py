@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.io
+import scipy.sparse
 import unxt
 
 from brainmass_eqx import datasets as ds
@@ -220,6 +221,15 @@ def test_connectome_delays():
     grad = jax.grad(lambda v: conn.delays(v).sum())(2.0)
     np.testing.assert_allclose(grad, -d.sum() / 4.0, rtol=1e-6)
     assert all(not isinstance(x, str) for x in jax.tree_util.tree_leaves(conn))
+
+
+def test_connectome_built_under_transforms():
+    # Construction skips value checks on tracers, so a Connectome can be built inside vmap/jit.
+    w, d = _ring()
+    batch = jnp.stack([jnp.asarray(w), 2.0 * jnp.asarray(w)])
+    rows = jax.vmap(lambda b: ds.Connectome(b, d).normalised("rows").weights)(batch)
+    np.testing.assert_allclose(rows.sum(axis=-1), 1.0, rtol=1e-6)
+    assert ds.Connectome(jnp.ones((2, 2), dtype=jnp.int32)).weights.dtype == jnp.float32
 
 
 def test_connectome_delays_x64():
@@ -483,6 +493,10 @@ def test_mat_roundtrip(tmp_path, tvb_like):
     conn = ds.load_mat_connectome(other, "sc", None, labels_key="names")
     assert conn.labels == ("ab", "cd", "ef", "gh", "ij")
     np.testing.assert_array_equal(conn.distances, 0.0)
+    # MATLAB sparse matrices come back as scipy.sparse: densified.
+    sparse = tmp_path / "sparse.mat"
+    scipy.io.savemat(sparse, {"Cmat": scipy.sparse.csc_matrix(tvb_like["w"]), "Dmat": tvb_like["t"]})
+    np.testing.assert_array_equal(ds.load_connectome(sparse).weights, tvb_like["w"])
 
 
 def test_mat_missing_key(tmp_path, tvb_like):
@@ -533,8 +547,9 @@ def test_npz_roundtrip(tmp_path, tvb_like):
 
 def test_load_connectome_bad_paths(tmp_path, tvb_like):
     missing = tmp_path / "nope.mat"
-    with pytest.raises(FileNotFoundError, match=r"'path': no such file or directory: .*nope\.mat"):
+    with pytest.raises(FileNotFoundError, match=r"'path': no such file or directory: .*nope\.mat") as err:
         ds.load_connectome(missing)
+    assert err.value.filename == str(missing)
     with pytest.raises(FileNotFoundError, match="nope.zip"):
         ds.load_tvb_connectivity(tmp_path / "nope.zip")
     with pytest.raises(FileNotFoundError, match=r"'distances': no such file .*d\.npy"):

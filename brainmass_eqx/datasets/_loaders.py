@@ -15,6 +15,7 @@ Every loader returns a validated `Connectome`: lengths in mm, no NaN/inf, square
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import io
 import os
@@ -56,7 +57,7 @@ def _existing_path(path: Any, name: str = "path") -> str:
         raise TypeError(f"{name!r} must be a file path (str or os.PathLike), got "
                         f"{type(path).__name__}.") from err
     if not os.path.exists(p):
-        raise FileNotFoundError(f"{name!r}: no such file or directory: {p!r}")
+        raise FileNotFoundError(errno.ENOENT, f"{name!r}: no such file or directory", p)
     return p
 
 
@@ -238,7 +239,9 @@ def _mat_value(data: dict[str, Any], key: str, arg: str, path: str) -> Any:
             f"{arg}={key!r} is not a variable of {path!r}; it holds: {sorted(data)}. "
             f"Pass {arg}=<one of those>."
         )
-    return data[key]
+    value = data[key]
+    # MATLAB sparse matrices load as scipy.sparse; connectomes are small, so densify.
+    return value.toarray() if hasattr(value, "toarray") else value
 
 
 def load_mat_connectome(

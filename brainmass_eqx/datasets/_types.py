@@ -17,13 +17,16 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+import unxt
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .._units import is_quantity, quantity, to_canonical
 
 __all__ = ["Connectome", "Signal", "default_labels"]
 
 _NormMode = Literal["max", "row_sum", "rows"]
+# File data stays NumPy (float64, exact); JAX arrays (and tracers) are kept as given.
+_Arr = np.ndarray | jax.Array
 
 
 def default_labels(n: int) -> tuple[str, ...]:
@@ -46,9 +49,9 @@ def _as_float_array(x: Any, name: str, unit: str | None = None) -> Any:
     elif is_quantity(x):
         raise TypeError(f"{name!r} must be a plain array, got a unxt Quantity ({x.unit}).")
     if isinstance(x, jax.Array):
-        if not jnp.issubdtype(x.dtype, jnp.number) or jnp.issubdtype(x.dtype, jnp.complexfloating):
+        if jnp.issubdtype(x.dtype, jnp.complexfloating):
             raise TypeError(f"{name!r} must hold real numbers, got dtype {x.dtype}.")
-        return x
+        return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float)
     try:
         arr = np.asarray(x)
     except Exception as err:
@@ -143,24 +146,24 @@ class Connectome(eqx.Module):
     mismatched shapes, NaN/inf values, negative lengths and a wrong label count.
     """
 
-    weights: Float[Any, "N N"]
-    distances: Float[Any, "N N"]
+    weights: Float[_Arr, "N N"]
+    distances: Float[_Arr, "N N"]
     labels: tuple[str, ...] = eqx.field(static=True)
-    centres: Float[Any, "N 3"] | None
-    cortical: Bool[Any, " N"] | None
-    hemispheres: Bool[Any, " N"] | None
-    areas: Float[Any, " N"] | None
+    centres: Float[_Arr, "N 3"] | None
+    cortical: Bool[_Arr, " N"] | None
+    hemispheres: Bool[_Arr, " N"] | None
+    areas: Float[_Arr, " N"] | None
 
     def __init__(
         self,
-        weights: Any,
-        distances: Any = None,
+        weights: ArrayLike,
+        distances: ArrayLike | unxt.AbstractQuantity | None = None,
         labels: Sequence[str] | None = None,
         *,
-        centres: Any = None,
-        cortical: Any = None,
-        hemispheres: Any = None,
-        areas: Any = None,
+        centres: ArrayLike | unxt.AbstractQuantity | None = None,
+        cortical: ArrayLike | None = None,
+        hemispheres: ArrayLike | None = None,
+        areas: ArrayLike | None = None,
     ):
         weights = _as_float_array(weights, "weights")
         if weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
@@ -209,7 +212,7 @@ class Connectome(eqx.Module):
         """`distances` as a unxt Quantity in mm (brainmass's `distances` field)."""
         return quantity(self.distances, "mm")
 
-    def delays(self, speed: Any) -> Float[Array, "N N"]:
+    def delays(self, speed: ArrayLike | unxt.AbstractQuantity) -> Float[Array, "N N"]:
         r"""Conduction delays $\tau_{ij} = d_{ij} / v$ in ms.
 
         **Arguments:**
@@ -274,17 +277,17 @@ class Signal(eqx.Module):
       matrix $\mathrm{corr}(x_{\cdot i}, x_{\cdot j})$ of the columns of `signal`.
     """
 
-    signal: Float[Any, "T N"]
+    signal: Float[_Arr, "T N"]
     dt: float = eqx.field(static=True)
     labels: tuple[str, ...] = eqx.field(static=True)
-    fc: Float[Any, "N N"]
+    fc: Float[_Arr, "N N"]
 
     def __init__(
         self,
-        signal: Any,
-        dt: Any,
+        signal: ArrayLike,
+        dt: float | unxt.AbstractQuantity,
         labels: Sequence[str] | None = None,
-        fc: Any = None,
+        fc: ArrayLike | None = None,
     ):
         signal = _as_float_array(signal, "signal")
         if signal.ndim != 2:
