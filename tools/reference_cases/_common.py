@@ -103,11 +103,17 @@ def describe_value(value: Any) -> list:
     """``[value, unit]`` for the meta JSON (arrays become nested lists)."""
     if isinstance(value, (bool, np.bool_)):
         return [bool(value), ""]
+    if isinstance(value, str):
+        return [value, ""]
     if isinstance(value, (int, float, np.number, np.ndarray, u.Quantity)) or hasattr(
         value, "shape"
     ):
         unit = canonical_unit(value)
-        return [magnitude(value, unit).tolist(), unit]
+        mag = magnitude(value, unit)
+        if np.asarray(u.get_magnitude(value)).dtype == np.float32:
+            # Shortest decimal that round-trips in float32 (0.005, not 0.004999999888).
+            mag = mag.astype(np.float32).astype(str).astype(np.float64)
+        return [mag.tolist(), unit]
     if value is None:
         return [None, ""]
     return [type(value).__name__, ""]

@@ -232,6 +232,7 @@ def _case(spec: NetworkSpec) -> Case:
         + spec.coupled_var
         + ")"
         + (" as plain magnitudes" if spec.plain_delay_init else ""),
+        "first_step_delayed_read": "delay_init (brainmass never buffers x0; equal to x0 here)",
         "self_connection": False,
         "node_update_signature": node_update,
         "update_inputs": {
