@@ -1,0 +1,54 @@
+"""Checkpoints of a long fit: a JSON header (bookkeeping) followed by the fit's state, written
+with ``eqx.tree_serialise_leaves``. Writes are atomic (a temporary file, then a rename), so a
+fit killed while saving leaves the previous checkpoint intact."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import equinox as eqx
+
+__all__ = ["save_checkpoint", "load_checkpoint"]
+
+_MAGIC = b"brainmass_eqx fit checkpoint v1\n"
+
+
+def save_checkpoint(path: str | os.PathLike, header: dict[str, Any], state: Any) -> None:
+    """Write ``header`` (JSON-serialisable) and the pytree ``state`` to ``path``."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(_MAGIC)
+        f.write(json.dumps(header).encode() + b"\n")
+        eqx.tree_serialise_leaves(f, state)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, like: Any, expect: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Read a checkpoint written by `save_checkpoint`.
+
+    **Arguments:**
+
+    - `path`: the file.
+    - `like`: a pytree of the state's structure, shapes and dtypes (a fresh initial state).
+    - `expect`: header entries that must match (the fit's backend, parameter names and
+      shapes, ...); a mismatch raises `ValueError` naming the entry.
+
+    **Returns:** ``(header, state)``.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        if f.readline() != _MAGIC:
+            raise ValueError(f"checkpoint={path!r} is not a brainmass_eqx fit checkpoint.")
+        header = json.loads(f.readline())
+        for name, value in expect.items():
+            if header.get(name) != value:
+                raise ValueError(
+                    f"checkpoint={path!r} was written by a different fit: its {name} is "
+                    f"{header.get(name)!r}, this fit's is {value!r}. Resume with the same Fitter "
+                    "settings, or pass resume=False (or another checkpoint path) to start afresh."
+                )
+        state = eqx.tree_deserialise_leaves(f, like)
+    return header, state

@@ -1,0 +1,385 @@
+"""`Fitter` and `FitResult`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+from . import _grad, _nevergrad, _optimistix, _scipy
+from ._loop import BackendOutput, Monitor, pick_best
+from ._problem import NonFiniteLossError, ParamSpace, Problem
+
+__all__ = ["Fitter", "FitResult"]
+
+BACKENDS = ("grad", "optimistix", "nevergrad", "scipy")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
+class FitResult:
+    """The outcome of `Fitter.fit`.
+
+    **Attributes:**
+
+    - `backend`: the backend that ran.
+    - `best_loss`: the lowest loss seen.
+    - `best_params`: ``{name: constrained value}``: the parameters that produced
+      `best_loss` (not the ones after the following update).
+    - `model`: the model with `best_params` set (its `Param`s keep their transforms).
+    - `prediction`: what the loss returned as auxiliary output at `best_params` (with
+      ``predict=``: the full prediction, before the transient is cut).
+    - `history`: one loss per step (``'grad'``, ``'optimistix'``), the best loss of each
+      generation (``'nevergrad'``) or the loss of every evaluation (``'scipy'``); a
+      multi-start ``'grad'``/``'optimistix'`` fit gives shape ``(steps, n_starts)``.
+    - `n_steps`: steps (generations, iterations) actually run.
+    - `best_step`: the step at which `best_loss` was reached (an evaluation index for scipy).
+    - `stop_reason`: ``'n_steps'``, ``'converged'``, ``'early_stopping'``, ``'callback'``,
+      or a solver's failure message.
+    - `optimizer`: the optimizer actually used.
+    - `raw`: backend details (per-start results, every candidate's loss, SciPy's
+      ``OptimizeResult`` per start, ...).
+    """
+
+    backend: str
+    best_loss: float
+    best_params: dict[str, Array]
+    model: PyTree
+    prediction: Any
+    history: np.ndarray
+    n_steps: int
+    best_step: int
+    stop_reason: str
+    optimizer: Any = None
+    raw: Any = None
+
+    def __repr__(self) -> str:
+        return (
+            f"FitResult(backend={self.backend!r}, best_loss={self.best_loss:.6g}, "
+            f"n_steps={self.n_steps}, params=[{', '.join(self.best_params)}])"
+        )
+
+
+def _as_callbacks(callbacks) -> tuple[Callable, ...]:
+    if callbacks is None:
+        return ()
+    if callable(callbacks):
+        return (callbacks,)
+    if isinstance(callbacks, Sequence) and all(callable(c) for c in callbacks):
+        return tuple(callbacks)
+    raise TypeError(f"callbacks must be a callable or a list of callables cb(info) -> bool | None; got {callbacks!r}.")
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _seed(key: PRNGKeyArray | None) -> int:
+    """A NumPy seed drawn from ``key`` (0 without one), for nevergrad / SciPy."""
+    if key is None:
+        return 0
+    return int(jr.randint(jr.fold_in(key, 1), (), 0, 2**31 - 1))
+
+
+class Fitter:
+    r"""Fit a model's trainable parameters.
+
+    ``Fitter(model, optimizer=None, *, predict=..., objective=None, backend='grad', ...)``
+    minimises
+
+    $$L(\theta) = \text{objective}(\text{predict}(m_\theta)[\text{transient}:],\ \text{target})
+      + \sum_{\text{Params}} \text{prior}(\text{value}),$$
+
+    or ``loss_fn(model, target) + priors``. The trainable leaves are every
+    ``Param(fit=True)`` of the model (or those chosen with ``where=``); the gradient
+    backends move their *raw* values, so the transforms keep each value in its bounds.
+
+    **Arguments:**
+
+    - `model`: the model (any pytree, e.g. a node model or a `Network`).
+    - `optimizer`: per backend:
+        - ``'grad'``: an ``optax.GradientTransformation`` (default ``optax.adam(1e-2)``);
+        - ``'optimistix'``: an optimistix minimiser (``optx.BFGS``, ``optx.LBFGS``,
+          ``optx.NonlinearCG``, ...; default ``optx.BFGS(rtol=1e-6, atol=1e-8)``) or
+          least-squares solver (``optx.LevenbergMarquardt``, ``optx.GaussNewton``,
+          ``optx.Dogleg``): these fit the residuals ``prediction[transient:] - target``
+          (or ``loss_fn``'s output, which must then be the residuals);
+        - ``'nevergrad'``: a nevergrad optimizer name (``'DE'`` (default), ``'CMA'``,
+          ``'NGOpt'``, ...) or family (``ng.optimizers.DifferentialEvolution(...)``);
+        - ``'scipy'``: a ``scipy.optimize.minimize`` method name (default
+          ``'L-BFGS-B'``) or a dict ``{'method', 'tol', 'options', 'constraints'}``.
+    - `predict`: ``predict(model) -> prediction`` (``predict(model, key)`` with
+      ``with_key=True``): e.g. a `simulate` call returning a ``(time, regions)`` array.
+    - `objective`: ``objective(prediction, target) -> loss`` to minimise (default
+      ``objectives.timeseries_rmse()``; build scores with ``as_loss=True``).
+    - `loss_fn`: instead of `predict`/`objective`: ``loss_fn(model, target) -> loss`` or
+      ``(loss, aux)`` (``loss_fn(model, target, key)`` with ``with_key=True``).
+    - `backend`: ``'grad'``, ``'optimistix'``, ``'nevergrad'`` or ``'scipy'``.
+    - `where`: select the trainable leaves as ``eqx.tree_at`` does, e.g.
+      ``where=lambda m: (m.a, m.w)`` (default: every ``Param(fit=True)``).
+    - `search_space`: ``{name: (low, high)}`` boxes for the gradient-free backends and
+      random starts; they override the Params' bounds (and must lie inside them).
+    - `transient`: samples cut from the start of the prediction before the objective.
+    - `callbacks`: ``cb(info)`` called after every step with a dict holding ``step``,
+      ``loss``, ``best_loss``, ``params`` and ``model``; returning ``True`` stops the fit.
+    - `with_key`: pass a PRNG key to ``predict``/``loss_fn`` (a new one each step for
+      ``'grad'``, ``jax.random.fold_in(key, step)``; the fixed ``key`` for the others).
+
+    The loss is compiled once per `Fitter` and configuration; the target is an argument
+    of the compiled function (never a constant folded into it), so fitting a new target of
+    the same shape does not recompile.
+    """
+
+    def __init__(
+        self,
+        model: PyTree,
+        optimizer: Any = None,
+        *,
+        loss_fn: Callable | None = None,
+        predict: Callable | None = None,
+        objective: Callable | None = None,
+        backend: str = "grad",
+        where: Callable | None = None,
+        search_space: Mapping[str, tuple[Any, Any]] | None = None,
+        transient: int | None = None,
+        callbacks: Callable | Sequence[Callable] | None = None,
+        with_key: bool = False,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        if loss_fn is None and predict is None:
+            raise ValueError(
+                "provide either loss_fn=callable(model, target) -> loss or (loss, aux), or "
+                "predict=callable(model) -> prediction."
+            )
+        if loss_fn is not None and predict is not None:
+            raise ValueError("pass loss_fn or predict, not both.")
+        for name, fn in (("loss_fn", loss_fn), ("predict", predict), ("objective", objective)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}.")
+        if loss_fn is not None and (objective is not None or transient):
+            raise ValueError(
+                "objective= and transient= apply to predict=; with loss_fn= the function computes the "
+                "whole loss (drop them, or use predict=)."
+            )
+        transient = 0 if transient is None else _check_int(transient, "transient", 0)
+        if objective is None and predict is not None:
+            from ..objectives import timeseries_rmse
+
+            objective = timeseries_rmse()
+        self.backend = backend
+        self.optimizer = {
+            "grad": _grad.check_optimizer,
+            "optimistix": _optimistix.check_optimizer,
+            "nevergrad": _nevergrad.check_optimizer,
+            "scipy": _scipy.check_optimizer,
+        }[backend](optimizer)
+        self.model = model
+        self.space = ParamSpace(model, where, search_space)
+        self.problem = Problem(
+            self.space, loss_fn=loss_fn, predict=predict, objective=objective, transient=transient, with_key=with_key
+        )
+        self.callbacks = _as_callbacks(callbacks)
+        self.with_key = bool(with_key)
+        if backend == "nevergrad":
+            self.space.box("backend='nevergrad'")
+        self._compiled: dict[Any, Any] = {}
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The trainable parameters' names."""
+        return self.space.names
+
+    @property
+    def params(self) -> dict[str, Array]:
+        """The initial constrained values ``{name: value}``."""
+        return self.space.to_values(self.space.initial_raw())
+
+    def loss(self, params: Mapping[str, Any] | None = None, target: Any = None, key: PRNGKeyArray | None = None):
+        """``(loss, aux)`` at constrained values ``params`` (default: the model's own),
+        exactly as the fit computes it (jit/grad/vmap-safe)."""
+        values = self.params if params is None else {n: jnp.asarray(params[n]) for n in self.names}
+        return self.problem.loss_values(values, _as_target(target), key)
+
+    def _cached(self, key, build):
+        if key not in self._compiled:
+            self._compiled[key] = build()
+        return self._compiled[key]
+
+    # -- fit -----------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        target: Any = None,
+        n_steps: int = 100,
+        *,
+        key: PRNGKeyArray | None = None,
+        n_starts: int = 1,
+        popsize: int = 16,
+        patience: int | None = None,
+        min_delta: float = 0.0,
+        progress: bool = False,
+        checkpoint: str | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+    ) -> FitResult:
+        """Run the fit.
+
+        **Arguments:**
+
+        - `target`: what the prediction is compared with (passed to ``loss_fn`` as is).
+        - `n_steps`: optimiser steps (``'grad'``), solver steps (``'optimistix'``),
+          generations (``'nevergrad'``) or iterations per start (``'scipy'``).
+        - `key`: PRNG key for random starts, nevergrad / SciPy seeds, and (with
+          ``with_key=True``) the predictions' noise. Default: a fixed seed 0.
+        - `n_starts`: independent starts (``'grad'``/``'optimistix'``: run side by side in
+          one ``jax.vmap``; ``'scipy'``: restarts). Start 0 is the model's own values, the
+          others are uniform in the parameters' box.
+        - `popsize`: candidates per nevergrad generation (all evaluated in one vmap).
+        - `patience`, `min_delta`: stop when the best loss has not improved by more than
+          ``min_delta`` for ``patience`` steps.
+        - `progress`: show a tqdm progress bar.
+        - `checkpoint`: a file to save the fit's state to (``'grad'``, ``'optimistix'``):
+          every ``checkpoint_every`` steps and at the end. With ``resume=True`` an existing
+          checkpoint is loaded and the fit continues to ``n_steps`` in total; a fit
+          stopped and resumed gives the same result as one run straight through.
+
+        **Returns:** a `FitResult`.
+
+        **Raises:** `NonFiniteLossError` (with the step and the parameters that produced
+        it, and the result so far as ``.result``) if the loss or its gradient becomes
+        NaN/inf (in every start).
+        """
+        n_steps = _check_int(n_steps, "n_steps", 1)
+        n_starts = _check_int(n_starts, "n_starts", 1)
+        popsize = _check_int(popsize, "popsize", 2)
+        if patience is not None:
+            patience = _check_int(patience, "patience", 1)
+        if checkpoint_every is not None:
+            checkpoint_every = _check_int(checkpoint_every, "checkpoint_every", 1)
+        if (checkpoint is not None or resume) and self.backend not in ("grad", "optimistix"):
+            raise ValueError(
+                f"checkpoint= / resume= are supported by backend='grad' and 'optimistix', not {self.backend!r}."
+            )
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=<path> to resume from.")
+        if n_starts > 1 and self.backend == "nevergrad":
+            raise ValueError("n_starts does not apply to backend='nevergrad' (its population is popsize=).")
+        if self.with_key and key is None:
+            raise ValueError("this Fitter has with_key=True: pass fit(..., key=jax.random.key(...)).")
+        target = _as_target(target)
+        monitor = Monitor(
+            backend=self.backend,
+            space=self.space,
+            callbacks=self.callbacks,
+            patience=patience,
+            min_delta=min_delta,
+            progress=progress,
+            n_steps=n_steps * (n_starts if self.backend == "scipy" else 1),
+            start=0,
+        )
+        model_key = key if self.with_key else None
+        if self.backend in ("grad", "optimistix"):
+            out = self._run_steps(target, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume)
+        elif self.backend == "nevergrad":
+            batched = self._cached("nevergrad", lambda: _nevergrad.make_batched_loss(self.problem, self.space))
+            out = _nevergrad.run(
+                problem=self.problem, space=self.space, family=self.optimizer, batched=batched, target=target,
+                key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,
+            )  # fmt: skip
+        else:
+            method = self.optimizer["method"]
+            function = self._cached(("scipy", method), lambda: _scipy.make_function(self.problem, self.space, method))
+            out = _scipy.run(
+                problem=self.problem, space=self.space, spec=self.optimizer, function=function, target=target,
+                key=model_key, seed=_seed(key), n_steps=n_steps, n_starts=n_starts, monitor=monitor,
+            )  # fmt: skip
+        return self._result(out)
+
+    def _run_steps(self, target, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume):
+        module = _grad if self.backend == "grad" else _optimistix
+        runner = self._cached((self.backend, n_starts), lambda: module.make_runner(self.problem, self.optimizer, n_starts))
+        raw0 = self.space.initial_raw()
+        evaluate = self.problem.residuals if self.backend == "optimistix" and _optimistix.is_least_squares(self.optimizer) else self.problem.loss
+        # The shape of the aux output, from tracing the loss once per target shape: a target
+        # that does not fit the prediction fails here, eagerly.
+        step_key = None if model_key is None else jr.fold_in(model_key, 0)
+        signature = ("aux", self.backend, jax.tree_util.tree_structure(target), tuple(
+            (jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(target)
+        ))  # fmt: skip
+        _, aux_like = self._cached(signature, lambda: jax.eval_shape(evaluate, raw0, target, step_key))
+        if n_starts > 1:
+            raw0 = self._draw_starts(raw0, n_starts, key)
+        fingerprint = {
+            "backend": self.backend,
+            "optimizer": type(self.optimizer).__name__,
+            "names": list(self.names),
+            "shapes": [list(lf.shape) for lf in self.space.leaves],
+            "n_starts": n_starts,
+        }
+        try:
+            carry, history, n_done, stop_reason = runner.run(
+                space=self.space, raw0=raw0, aux_like=aux_like, target=target, key=model_key, n_steps=n_steps,
+                monitor=monitor, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                fingerprint=fingerprint,
+            )  # fmt: skip
+        except NonFiniteLossError as err:
+            if getattr(err, "carry", None) is not None and err.n_done > 0:
+                err.result = self._result(self._from_carry(err.carry, np.asarray(err.history), err.n_done, "nonfinite", n_starts))
+            raise
+        if self.backend == "optimistix" and stop_reason == "converged":
+            stop_reason = _optimistix.result_message(carry, n_starts)
+        return self._from_carry(carry, history, n_done, stop_reason, n_starts)
+
+    def _from_carry(self, carry, history, n_done, stop_reason, n_starts) -> BackendOutput:
+        best_raw, best_loss, best_step, best_aux, per_start = pick_best(carry, n_starts)
+        raw = None
+        if per_start is not None:
+            raw = dict(per_start, best_params=self.space.to_values(per_start["best_params"]))
+        return BackendOutput(
+            best_raw=best_raw, best_loss=best_loss, best_step=best_step, history=history, n_steps=n_done,
+            prediction=best_aux, stop_reason=stop_reason, optimizer=self.optimizer, raw=raw,
+        )  # fmt: skip
+
+    def _draw_starts(self, raw0, n_starts, key):
+        """Start 0: the model's values; starts 1..: uniform in the box, from ``key``."""
+        box = self.space.box(f"a multi-start fit (n_starts={n_starts})")
+        values0 = self.space.to_values(raw0)
+        draw_key = jr.fold_in(jr.key(0) if key is None else key, 2)
+        values = {}
+        for k, lf in zip(jr.split(draw_key, len(self.names)), self.space.leaves):
+            lo, hi = box[lf.name]
+            draws = jr.uniform(k, (n_starts - 1, *lf.shape), lf.dtype, jnp.asarray(lo, lf.dtype), jnp.asarray(hi, lf.dtype))
+            values[lf.name] = jnp.concatenate([values0[lf.name][None], draws])
+        return self.space.to_raw(values)
+
+    def _result(self, out: BackendOutput) -> FitResult:
+        best_values = out.best_values if out.best_values is not None else self.space.to_values(out.best_raw)
+        return FitResult(
+            backend=self.backend,
+            best_loss=float(out.best_loss),
+            best_params=best_values,
+            model=self.space.model(out.best_raw),
+            prediction=out.prediction,
+            history=out.history,
+            n_steps=out.n_steps,
+            best_step=out.best_step,
+            stop_reason=out.stop_reason,
+            optimizer=out.optimizer,
+            raw=out.raw,
+        )
+
+
+def _as_target(target: Any) -> Any:
+    if isinstance(target, (np.ndarray, list, tuple, float, int, np.generic)):
+        return jnp.asarray(target)
+    return target

@@ -1,0 +1,48 @@
+"""Backend ``'grad'``: any optax ``GradientTransformation``, gradients through the solve.
+
+One step evaluates ``(loss, aux)`` and the gradient at the current raw parameters and
+applies the optimiser's update; the loss belongs to the parameters *before* the update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import optax
+
+from ._loop import StepRunner
+from ._problem import Problem
+
+__all__ = ["check_optimizer", "make_runner"]
+
+
+def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
+    if optimizer is None:
+        return optax.adam(1e-2)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            "backend='grad' needs an optax.GradientTransformation as optimizer (e.g. optax.adam(1e-2), "
+            f"optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1e-3))) or None; got {type(optimizer).__name__}."
+        )
+    return optimizer
+
+
+def make_runner(problem: Problem, optimizer: optax.GradientTransformation, n_starts: int) -> StepRunner:
+    value_and_grad = jax.value_and_grad(problem.loss, has_aux=True)
+
+    def init(raw0, target, key):
+        return raw0, optimizer.init(raw0)
+
+    def advance(inner, i, target, key):
+        params, opt_state = inner
+        step_key = None if key is None else jr.fold_in(key, i)
+        (loss, aux), grads = value_and_grad(params, target, step_key)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        grad_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
+        return (new_params, opt_state), params, loss, aux, jnp.asarray(False), grad_ok
+
+    return StepRunner(advance, init, n_starts)

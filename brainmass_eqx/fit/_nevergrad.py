@@ -1,0 +1,139 @@
+"""Backend ``'nevergrad'``: any nevergrad optimiser, one whole population per ``jax.vmap``.
+
+Each generation asks the optimiser for ``popsize`` candidates, evaluates all of them in one
+call of a jitted ``jax.vmap`` of the loss, and tells it the losses. The search runs in the
+unit cube of the parameters' box (constrained values; bounds from the transforms or
+``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
+losses are told as ``+inf`` (that candidate is simply bad); a generation in which every
+candidate is non-finite stops the fit with `NonFiniteLossError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._loop import BackendOutput, Monitor
+from ._problem import NonFiniteLossError, ParamSpace, Problem
+
+__all__ = ["check_optimizer", "make_batched_loss", "run"]
+
+
+def _ng():
+    try:
+        import nevergrad
+    except ImportError as err:  # pragma: no cover - nevergrad is a dependency
+        raise ImportError("backend='nevergrad' needs nevergrad: pip install nevergrad") from err
+    return nevergrad
+
+
+def check_optimizer(optimizer: Any):
+    """The nevergrad optimiser family (a registry entry, a ConfiguredOptimizer or an
+    Optimizer class) named by ``optimizer`` (default ``'DE'``)."""
+    ng = _ng()
+    registry = ng.optimizers.registry
+    if optimizer is None:
+        return registry["DE"]
+    if isinstance(optimizer, str):
+        if optimizer not in registry:
+            close = difflib.get_close_matches(optimizer, list(registry), n=5, cutoff=0.5)
+            raise ValueError(
+                f"optimizer={optimizer!r} is not a nevergrad optimizer name; close names: {close} "
+                "(see nevergrad.optimizers.registry for all of them)."
+            )
+        return registry[optimizer]
+    base = ng.optimizers.base
+    if isinstance(optimizer, base.ConfiguredOptimizer) or (
+        isinstance(optimizer, type) and issubclass(optimizer, base.Optimizer)
+    ):
+        return optimizer
+    raise TypeError(
+        "backend='nevergrad' needs optimizer=None, a nevergrad optimizer name ('DE', 'CMA', 'NGOpt', "
+        "...) or an optimizer family such as nevergrad.optimizers.DifferentialEvolution(popsize=32); "
+        f"got {type(optimizer).__name__}. (Pass the family, not a constructed optimizer: the "
+        "Fitter builds it for the parameters' box.)"
+    )
+
+
+def make_batched_loss(problem: Problem, space: ParamSpace):
+    """``f(u, lo, hi, target, key) -> (losses, aux)`` for a population ``u`` of shape
+    ``(popsize, n)`` in the unit cube: one jitted ``vmap`` call."""
+
+    def one(u, lo, hi, target, key):
+        return problem.loss_values(space.unravel(lo + (hi - lo) * u), target, key)
+
+    return eqx.filter_jit(jax.vmap(one, in_axes=(0, None, None, None, None)))
+
+
+def run(*, problem, space, family, batched, target, key, seed, n_steps, popsize, monitor: Monitor) -> BackendOutput:
+    ng = _ng()
+    box = space.box("backend='nevergrad'")
+    lo = space.ravel({n: box[n][0] for n in space.names})
+    hi = space.ravel({n: box[n][1] for n in space.names})
+    x0 = np.clip(space.ravel(space.to_values(space.initial_raw())), lo, hi)
+    parametrization = ng.p.Array(init=(x0 - lo) / (hi - lo), lower=0.0, upper=1.0)
+    parametrization.random_state = np.random.RandomState(seed)
+    optimizer = family(parametrization=parametrization, budget=n_steps * popsize, num_workers=popsize)
+    dtype = jnp.result_type(float)
+    lo_j, hi_j = jnp.asarray(lo, dtype), jnp.asarray(hi, dtype)
+
+    best_loss, best_u, best_aux, best_step = np.inf, None, None, -1
+    history, all_losses = [], []
+    stop_reason, n_done = "n_steps", 0
+    try:
+        for gen in range(n_steps):
+            candidates = [optimizer.ask() for _ in range(popsize)]
+            u = np.stack([np.asarray(c.value, dtype=float) for c in candidates])
+            try:
+                losses, aux = batched(jnp.asarray(u, dtype), lo_j, hi_j, target, key)
+                losses = np.asarray(losses, dtype=float)
+            except eqx.EquinoxRuntimeError as err:
+                raise RuntimeError(
+                    "a candidate's evaluation raised inside the population vmap (typically simulate's "
+                    "divergence check). Pass check_finite=False to simulate in predict, so that a "
+                    "diverging candidate gets a non-finite loss (told to nevergrad as +inf) instead."
+                ) from err
+            finite = np.isfinite(losses)
+            if not finite.any():
+                values = space.unravel(lo + (hi - lo) * u[0])
+                raise NonFiniteLossError(
+                    f"every candidate's loss was non-finite at generation {gen}, e.g. at "
+                    f"{space.describe(values)}. Narrow the search box (search_space= or Param bounds).",
+                    step=gen,
+                    params=values,
+                )
+            for cand, loss in zip(candidates, losses):
+                optimizer.tell(cand, float(loss) if np.isfinite(loss) else float("inf"))
+            j = int(np.argmin(np.where(finite, losses, np.inf)))
+            if losses[j] < best_loss:
+                best_loss, best_u, best_step = float(losses[j]), u[j], gen
+                best_aux = jax.tree_util.tree_map(lambda a, j=j: a[j], aux)
+            history.append(losses[j])
+            all_losses.append(losses)
+            n_done = gen + 1
+            reason = monitor.update(
+                gen, losses, best_loss, lambda x=u[j]: space.to_raw(space.unravel(lo + (hi - lo) * x))
+            )
+            if reason is not None:
+                stop_reason = reason
+                break
+    finally:
+        monitor.close()
+    best_values = space.unravel(lo + (hi - lo) * best_u)
+    return BackendOutput(
+        best_raw=space.to_raw(best_values),
+        best_loss=best_loss,
+        best_step=best_step,
+        history=np.asarray(history),
+        n_steps=n_done,
+        prediction=best_aux,
+        stop_reason=stop_reason,
+        optimizer=optimizer,
+        raw={"losses": np.asarray(all_losses)},
+        best_values=best_values,
+    )

@@ -1,0 +1,89 @@
+"""Backend ``'optimistix'``: ``optx.minimise``-style solvers (BFGS, LBFGS, NonlinearCG,
+GradientDescent, ...) on the scalar loss, and least-squares solvers (Levenberg-Marquardt,
+Gauss-Newton, Dogleg, ...) on residuals.
+
+The solver is driven one step at a time (``solver.init`` / ``step`` / ``terminate``, the
+interactive API of optimistix), so a fit gets history, callbacks, early stopping and
+checkpoints like any other. Each step's reported loss is the one optimistix holds for the
+last *accepted* iterate, which is the parameter set the step returns; solvers whose state
+holds no such value (Nelder-Mead) pay one extra loss evaluation per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+
+from ._loop import StepRunner
+from ._problem import Problem
+
+__all__ = ["check_optimizer", "is_least_squares", "make_runner", "result_message"]
+
+
+def check_optimizer(optimizer: Any):
+    if optimizer is None:
+        return optx.BFGS(rtol=1e-6, atol=1e-8)
+    if not isinstance(optimizer, (optx.AbstractMinimiser, optx.AbstractLeastSquaresSolver)):
+        raise TypeError(
+            "backend='optimistix' needs an optimistix minimiser (e.g. optx.BFGS(rtol=1e-6, atol=1e-8)) "
+            "or least-squares solver (e.g. optx.LevenbergMarquardt(rtol=1e-6, atol=1e-8)) as optimizer; "
+            f"got {type(optimizer).__name__}."
+        )
+    return optimizer
+
+
+def is_least_squares(solver) -> bool:
+    return isinstance(solver, optx.AbstractLeastSquaresSolver)
+
+
+def _sum_squares(tree) -> Any:
+    return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree))
+
+
+def make_runner(problem: Problem, solver, n_starts: int) -> StepRunner:
+    least_squares = is_least_squares(solver)
+    raw_fn = problem.residuals if least_squares else problem.loss
+    options: dict = {}
+    tags: frozenset = frozenset()
+
+    def fn(y, args):
+        target, key = args
+        return raw_fn(y, target, key)
+
+    def as_loss(out):
+        return _sum_squares(out) if least_squares else out
+
+    def init(raw0, target, key):
+        f_struct, aux_struct = jax.eval_shape(fn, raw0, (target, key))
+        return raw0, solver.init(fn, raw0, (target, key), options, f_struct, aux_struct, tags)
+
+    def advance(inner, i, target, key):
+        y, state = inner
+        args = (target, key)
+        y, state, _ = solver.step(fn, y, args, options, state, tags)
+        done, _ = solver.terminate(fn, y, args, options, state, tags)
+        f_info = getattr(state, "f_info", None)
+        value = getattr(f_info, "f", getattr(f_info, "residual", None))
+        if value is not None and hasattr(state, "aux"):
+            loss, aux = as_loss(value), state.aux
+        else:
+            out, aux = fn(y, args)
+            loss = as_loss(out)
+        return (y, state), y, loss, aux, done, jnp.asarray(True)
+
+    return StepRunner(advance, init, n_starts)
+
+
+def result_message(carry, n_starts: int) -> str:
+    """``'converged'``, or optimistix's message for the first start that failed."""
+    result = getattr(carry.inner[1], "result", None)
+    if result is None:
+        return "converged"
+    ok = int(optx.RESULTS.successful._value)
+    failed = [int(c) for c in jnp.atleast_1d(result._value) if int(c) != ok]
+    if not failed:
+        return "converged"
+    return "optimistix: " + optx.RESULTS._index_to_message[failed[0]]

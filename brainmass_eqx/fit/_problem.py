@@ -1,0 +1,424 @@
+"""What a fit optimises: the trainable leaves of a model (`ParamSpace`) and the loss (`Problem`).
+
+Parameters travel between the backends as dicts ``{name: array}``, in one of two spaces:
+
+- the *raw* (unconstrained) space: ``Param.raw`` for a `Param`, the array itself for a
+  plain leaf chosen with ``where=``. Gradient backends work here, so a transform keeps
+  every value inside its bounds whatever step the optimiser takes;
+- the *value* (constrained) space: ``Param.value``. Gradient-free backends search a box
+  here, and it is what users read in `FitResult.best_params`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
+
+from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec
+
+__all__ = ["ParamSpace", "Problem", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
+
+Params = dict[str, Array]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A fit's loss (or its gradient) became NaN or infinite.
+
+    **Attributes:** `step` (the step that produced it), `params` (the constrained values
+    that produced it, ``{name: array}``), `result` (the `FitResult` of the steps before).
+    """
+
+    def __init__(self, message: str, step: int, params: dict, result: Any = None):
+        super().__init__(message)
+        self.step = step
+        self.params = params
+        self.result = result
+
+
+# -- priors -------------------------------------------------------------------------------
+
+
+def _hashable(x: Any) -> Any:
+    # Param.prior is a static field, so a prior must hash: store arrays as nested tuples.
+    arr = np.asarray(x, dtype=float)
+    return float(arr) if arr.ndim == 0 else tuple(arr.tolist())
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianPrior:
+    r"""A Gaussian prior as a penalty: $\frac12 \sum_i ((v_i - \mu) / \sigma)^2$.
+
+    (The negative log-density up to a constant.) `mean` and `std` are scalars or arrays
+    broadcasting to the parameter.
+    """
+
+    mean: Any = 0.0
+    std: Any = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "mean", _hashable(self.mean))
+        object.__setattr__(self, "std", _hashable(self.std))
+        if np.any(np.asarray(self.std) <= 0):
+            raise ValueError(f"GaussianPrior(std=...) must be positive, got {self.std}.")
+
+    def __call__(self, value: Array) -> Scalar:
+        z = (value - jnp.asarray(self.mean, value.dtype)) / jnp.asarray(self.std, value.dtype)
+        return 0.5 * jnp.sum(z * z)
+
+
+@dataclasses.dataclass(frozen=True)
+class L2Penalty:
+    r"""Ridge penalty $w \sum_i (v_i - c)^2$."""
+
+    weight: float = 1.0
+    center: Any = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "weight", float(self.weight))
+        object.__setattr__(self, "center", _hashable(self.center))
+
+    def __call__(self, value: Array) -> Scalar:
+        d = value - jnp.asarray(self.center, value.dtype)
+        return self.weight * jnp.sum(d * d)
+
+
+@dataclasses.dataclass(frozen=True)
+class L1Penalty:
+    r"""Lasso penalty $w \sum_i |v_i - c|$."""
+
+    weight: float = 1.0
+    center: Any = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "weight", float(self.weight))
+        object.__setattr__(self, "center", _hashable(self.center))
+
+    def __call__(self, value: Array) -> Scalar:
+        return self.weight * jnp.sum(jnp.abs(value - jnp.asarray(self.center, value.dtype)))
+
+
+# -- the parameter space --------------------------------------------------------------------
+
+
+def _where_spec(model: PyTree, where: Callable) -> PyTree:
+    """A filter spec that is True exactly on the nodes ``where(model)`` selects."""
+    spec = jax.tree_util.tree_map(lambda _: False, model, is_leaf=is_param)
+    try:
+        selected = where(spec)
+        replace = (True,) * len(selected) if isinstance(selected, (tuple, list)) else True
+        return eqx.tree_at(where, spec, replace=replace)
+    except Exception as err:
+        raise ValueError(
+            "where must select leaves of the model the way eqx.tree_at's where does, e.g. "
+            f"where=lambda m: (m.a, m.w); calling it failed with {type(err).__name__}: {err}"
+        ) from err
+
+
+@dataclasses.dataclass(frozen=True)
+class _Leaf:
+    name: str
+    is_param: bool
+    transform: Any  # AbstractTransform
+    shape: tuple[int, ...]
+    dtype: Any
+    prior: Any
+
+
+def _transform_box(tf) -> tuple[float, float]:
+    return tuple(float(b) for b in tf.bounds)
+
+
+class ParamSpace:
+    """The trainable leaves of ``model``, named by their dotted path (``'a'``, ``'node.a'``).
+
+    **Arguments:**
+
+    - `model`: any pytree (a model or a `Network`).
+    - `where`: optional selector ``model -> leaf or tuple of leaves`` (as for
+      ``eqx.tree_at``); default: every ``Param(fit=True)``.
+    - `search_space`: optional ``{name: (low, high)}`` boxes (constrained values) that
+      override the transforms' bounds for the gradient-free backends and random starts.
+    """
+
+    def __init__(self, model: PyTree, where: Callable | None = None, search_space: Mapping | None = None):
+        spec = trainable_spec(model) if where is None else _where_spec(model, where)
+        trainable, self.static = eqx.partition(model, spec, is_leaf=is_param)
+        flat, self._treedef = jax.tree_util.tree_flatten_with_path(trainable, is_leaf=is_param)
+        if not flat:
+            how = (
+                "where= selected nothing"
+                if where is not None
+                else "no Param(..., fit=True) was found; mark at least one parameter, e.g. Hopf(a=Param(0.1, fit=True)), or pass where=lambda m: m.a"
+            )
+            raise ValueError(f"model has no trainable parameters: {how}.")
+        self._template = [leaf for _, leaf in flat]
+        leaves = []
+        for path, leaf in flat:
+            name = jax.tree_util.keystr(path, simple=True, separator=".") or "model"
+            if isinstance(leaf, Param):
+                arr = leaf.raw
+                leaves.append(_Leaf(name, True, leaf.transform, tuple(arr.shape), arr.dtype, leaf.prior))
+            else:
+                if not (eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.inexact)):
+                    raise ValueError(
+                        f"where selected {name!r}, which is {type(leaf).__name__} {leaf!r}, not a float "
+                        "array; only float array (or Param) leaves can be fitted."
+                    )
+                leaves.append(_Leaf(name, False, Identity(), tuple(leaf.shape), leaf.dtype, None))
+        names = [lf.name for lf in leaves]
+        if len(set(names)) != len(names):
+            raise ValueError(f"trainable parameters have clashing names {names}; give them distinct paths.")
+        self.leaves = tuple(leaves)
+        self.names = tuple(names)
+        self.search_space = self._check_search_space(search_space)
+
+    # -- bounds ----------------------------------------------------------------------
+
+    def _check_search_space(self, search_space):
+        if search_space is None:
+            return {}
+        if not isinstance(search_space, Mapping):
+            raise TypeError(
+                f"search_space must be a dict {{name: (low, high)}}, got {type(search_space).__name__}."
+            )
+        out = {}
+        by_name = {lf.name: lf for lf in self.leaves}
+        for name, box in search_space.items():
+            if name not in by_name:
+                raise ValueError(
+                    f"search_space names unknown parameter {name!r}; trainable parameters are {list(self.names)}."
+                )
+            try:
+                lo, hi = box
+            except (TypeError, ValueError):
+                raise ValueError(f"search_space[{name!r}] must be a pair (low, high), got {box!r}.") from None
+            leaf = by_name[name]
+            try:
+                lo = np.broadcast_to(np.asarray(lo, dtype=float), leaf.shape)
+                hi = np.broadcast_to(np.asarray(hi, dtype=float), leaf.shape)
+            except ValueError:
+                raise ValueError(
+                    f"search_space[{name!r}] bounds do not broadcast to the parameter's shape {leaf.shape}."
+                ) from None
+            if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo < hi)):
+                raise ValueError(f"search_space[{name!r}] must be finite with low < high, got ({lo}, {hi}).")
+            t_lo, t_hi = _transform_box(leaf.transform)
+            if np.any(lo < t_lo) or np.any(hi > t_hi):
+                raise ValueError(
+                    f"search_space[{name!r}] = ({lo}, {hi}) leaves the interval ({t_lo}, {t_hi}) of its "
+                    f"{type(leaf.transform).__name__} transform; narrow the box or widen the Param's bounds."
+                )
+            out[name] = (lo, hi)
+        return out
+
+    def bounds(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{name: (low, high)}`` of every parameter's constrained values (``search_space``
+        first, else its transform's interval; ``±inf`` where unbounded)."""
+        out = {}
+        for lf in self.leaves:
+            if lf.name in self.search_space:
+                out[lf.name] = self.search_space[lf.name]
+            else:
+                lo, hi = _transform_box(lf.transform)
+                out[lf.name] = (np.full(lf.shape, lo), np.full(lf.shape, hi))
+        return out
+
+    def box(self, purpose: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """`bounds`, which must all be finite: raises `ValueError` naming each parameter
+        without a finite box and saying how to give one; ``purpose`` says who needs it."""
+        out = self.bounds()
+        missing = [lf for lf in self.leaves if not np.all(np.isfinite(np.concatenate([np.ravel(b) for b in out[lf.name]])))]
+        if missing:
+            lf = missing[0]
+            names = [m.name for m in missing]
+            raise ValueError(
+                f"cannot derive search bounds for trainable parameter {lf.name!r}: its transform "
+                f"{type(lf.transform).__name__} defines no finite interval, and {purpose} needs one. "
+                f"Bound it with Param(value, bounds=(low, high)) or pass "
+                f"search_space={{{', '.join(f'{n!r}: (low, high)' for n in names)}}}."
+            )
+        return out
+
+    # -- conversions -----------------------------------------------------------------
+
+    def initial_raw(self) -> Params:
+        return {
+            lf.name: (leaf.raw if lf.is_param else leaf) for lf, leaf in zip(self.leaves, self._template)
+        }
+
+    def to_values(self, raw: Params) -> Params:
+        return {lf.name: lf.transform.forward(raw[lf.name]) for lf in self.leaves}
+
+    def to_raw(self, values: Params) -> Params:
+        """Raw values of constrained ones. A box search may return a value exactly on an
+        open bound, whose raw value would be infinite: such values move inside by a few ulps."""
+        out = {}
+        for lf in self.leaves:
+            v = jnp.asarray(values[lf.name], lf.dtype)
+            if isinstance(lf.transform, (Sigmoid, Softplus, Exp)):
+                lo, hi = _transform_box(lf.transform)
+                scale = max(1.0, abs(lo), hi - lo if math.isfinite(hi) else 0.0)
+                margin = 64 * float(jnp.finfo(lf.dtype).eps) * scale
+                v = jnp.clip(v, lo + margin, hi - margin if math.isfinite(hi) else None)
+            out[lf.name] = lf.transform.inverse(v)
+        return out
+
+    def _rebuild(self, new_leaves):
+        trainable = jax.tree_util.tree_unflatten(self._treedef, new_leaves)
+        return eqx.combine(trainable, self.static, is_leaf=is_param)
+
+    def model(self, raw: Params) -> PyTree:
+        """The model with its trainable leaves set from raw values."""
+        leaves = []
+        for lf, leaf in zip(self.leaves, self._template):
+            r = raw[lf.name]
+            leaves.append(eqx.tree_at(lambda p: p.raw, leaf, r) if lf.is_param else r)
+        return self._rebuild(leaves)
+
+    def model_from_values(self, values: Params) -> PyTree:
+        """The model with its trainable leaves set to constrained values directly.
+
+        Each `Param` gets an identity transform, so derivatives with respect to ``values``
+        are exact even on the bounds (where the inverse transform is infinite).
+        """
+        leaves = []
+        for lf, leaf in zip(self.leaves, self._template):
+            v = values[lf.name]
+            leaves.append(eqx.tree_at(lambda p: (p.raw, p.transform), leaf, (v, Identity())) if lf.is_param else v)
+        return self._rebuild(leaves)
+
+    def penalty(self, values: Params) -> Scalar:
+        """The sum of every `Param`'s prior / penalty at ``values`` (0 if none)."""
+        total = 0.0
+        for lf in self.leaves:
+            if lf.prior is not None:
+                total = total + jnp.sum(lf.prior(values[lf.name]))
+        return total
+
+    @property
+    def has_penalty(self) -> bool:
+        return any(lf.prior is not None for lf in self.leaves)
+
+    def size(self) -> int:
+        return sum(int(np.prod(lf.shape)) for lf in self.leaves)
+
+    def describe(self, values: Params) -> str:
+        """``'a=0.25, w=[0.1 0.2]'`` for messages."""
+        parts = []
+        for name in self.names:
+            v = np.asarray(values[name])
+            parts.append(f"{name}={v.item():.6g}" if v.size == 1 else f"{name}={np.array2string(v, precision=6, threshold=8)}")
+        return ", ".join(parts)
+
+    def ravel(self, values: Params) -> np.ndarray:
+        """Concatenate constrained values into one float64 vector (in ``names`` order)."""
+        return np.concatenate([np.asarray(values[n], dtype=np.float64).ravel() for n in self.names])
+
+    def unravel(self, vec: Any) -> Params:
+        """Inverse of `ravel`; works on NumPy vectors and on traced JAX arrays."""
+        out, i = {}, 0
+        for lf in self.leaves:
+            n = int(np.prod(lf.shape))
+            out[lf.name] = jnp.reshape(jnp.asarray(vec[..., i : i + n], lf.dtype), vec.shape[:-1] + lf.shape)
+            i += n
+        return out
+
+
+# -- the loss ---------------------------------------------------------------------------------
+
+
+def _slice_transient(pred: PyTree, transient: int) -> PyTree:
+    if not transient:
+        return pred
+    return jax.tree_util.tree_map(lambda x: x[transient:], pred)
+
+
+class Problem:
+    """The loss of a fit, as a pure function of parameters, the target and a key.
+
+    Either ``loss_fn(model, target[, key]) -> loss or (loss, aux)`` gives the whole loss,
+    or ``loss = objective(predict(model[, key])[transient:], target)``, with ``aux`` the
+    full prediction. The penalties of the Params' priors are added to either. The key is
+    passed only when ``with_key`` is set.
+    """
+
+    def __init__(self, space: ParamSpace, *, loss_fn, predict, objective, transient: int, with_key: bool):
+        self.space = space
+        self.loss_fn = loss_fn
+        self.predict = predict
+        self.objective = objective
+        self.transient = transient
+        self.with_key = with_key
+
+    def _call(self, fn, *args, key):
+        return fn(*args, key) if self.with_key else fn(*args)
+
+    def prediction(self, model, target, key):
+        pred = self._call(self.predict, model, key=key)
+        sliced = _slice_transient(pred, self.transient)
+        if target is not None and eqx.is_array_like(sliced) and eqx.is_array_like(target):
+            ps, ts = jnp.shape(sliced), jnp.shape(target)
+            if ps != ts:
+                after = f" (after transient={self.transient} samples)" if self.transient else ""
+                raise ValueError(
+                    f"target has shape {ts} but the prediction{after} has shape {ps}; give a target "
+                    "of the prediction's shape (or change predict / transient)."
+                )
+        return pred, sliced
+
+    def _model_loss(self, model, values, target, key):
+        if self.loss_fn is not None:
+            out = self._call(self.loss_fn, model, target, key=key)
+            loss, aux = out if isinstance(out, tuple) else (out, None)
+        else:
+            if target is None:
+                raise ValueError("target is required when fitting with predict=...; pass fit(target, ...).")
+            aux, sliced = self.prediction(model, target, key)
+            loss = self.objective(sliced, target)
+        if jnp.shape(loss) != ():
+            what = "loss_fn" if self.loss_fn is not None else "objective"
+            raise ValueError(
+                f"{what} must return a scalar loss, got shape {jnp.shape(loss)}; reduce it (e.g. jnp.mean)."
+            )
+        return loss + self.space.penalty(values), aux
+
+    def loss(self, raw: Params, target: Any, key: PRNGKeyArray | None) -> tuple[Scalar, Any]:
+        """``(loss, aux)`` at raw (unconstrained) parameters."""
+        return self._model_loss(self.space.model(raw), self.space.to_values(raw), target, key)
+
+    def loss_values(self, values: Params, target: Any, key: PRNGKeyArray | None) -> tuple[Scalar, Any]:
+        """``(loss, aux)`` at constrained parameter values."""
+        return self._model_loss(self.space.model_from_values(values), values, target, key)
+
+    def residuals(self, raw: Params, target: Any, key: PRNGKeyArray | None) -> tuple[Array, Any]:
+        r"""``(r, aux)`` with $\frac12\|r\|^2$ the least-squares loss.
+
+        With ``predict``: $r = $ prediction$[\text{transient}:] - $ target, flattened; with
+        ``loss_fn``: its output (which must then be the residuals). Each nonnegative
+        penalty $P$ adds one residual $\sqrt{2P}$.
+        """
+        model, values = self.space.model(raw), self.space.to_values(raw)
+        if self.loss_fn is not None:
+            out = self._call(self.loss_fn, model, target, key=key)
+            res, aux = out if isinstance(out, tuple) else (out, None)
+        else:
+            if target is None:
+                raise ValueError("target is required when fitting with predict=...; pass fit(target, ...).")
+            aux, sliced = self.prediction(model, target, key)
+            res = jnp.ravel(sliced - target)
+        res = jnp.ravel(jnp.asarray(res))
+        if self.space.has_penalty:
+            p = self.space.penalty(values)
+            two_p = 2.0 * jnp.maximum(p, 0.0)
+            # sqrt with a zero (not infinite) derivative at a zero penalty.
+            root = jnp.where(two_p > 0, jnp.sqrt(jnp.where(two_p > 0, two_p, 1.0)), 0.0)
+            res = jnp.concatenate([res, root[None].astype(res.dtype)])
+        return res, aux

@@ -1,0 +1,261 @@
+"""Fitter: gradients through the solve, the 'grad' backend, bookkeeping and bad input.
+
+The backends' recovery demos are in test_fit_backends.py.
+"""
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import brainmass_eqx as bm
+from brainmass_eqx.fit import Fitter, GaussianPrior, L2Penalty, NonFiniteLossError
+
+# -- gradient correctness through simulate (design section 4) -------------------------------
+
+
+def _hopf_loss(sample_every, transient, adjoint):
+    weights_x = None
+
+    def loss(p):
+        nonlocal weights_x
+        m = bm.Hopf(n_regions=2, a=p[0], w=p[1], init_x=jnp.array([0.1, 0.3]), init_y=jnp.array([0.0, -0.2]))
+        tr = bm.simulate(m, 20.0, dt=0.1, sample_every=sample_every, transient=transient, adjoint=adjoint, check_finite=False)
+        x, y = tr.ys["x"], tr.ys["y"]
+        w = jnp.linspace(0.5, 1.5, x.shape[0])[:, None]  # every sample weighs differently
+        return jnp.sum(w * x**2) + jnp.sum(y[-1] * x[0])
+
+    return loss
+
+
+@pytest.mark.parametrize(
+    "sample_every, transient, checkpoints",
+    [(1, 0, None), (1, 0, 44), (10, 0, None), (10, 37, None), (7, 13, 5)],
+)
+def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_every, transient, checkpoints):
+    # float64; Hopf node, 200 steps. Reference: jacfwd with ForwardMode, and central
+    # differences. Reverse mode: the adjoint simulate uses by default (and a checkpoint
+    # count that breaks diffrax's SaveAt(ts) on the grid).
+    with jax.enable_x64(True):
+        p0 = jnp.array([0.2, 0.3])
+        fwd = _hopf_loss(sample_every, transient, dfx.ForwardMode())
+        value_and_jac = jax.jit(lambda p: (fwd(p), jax.jacfwd(fwd)(p)))
+        _, ref = value_and_jac(p0)
+        eps = 1e-6
+        fd = np.array([(value_and_jac(p0 + eps * e)[0] - value_and_jac(p0 - eps * e)[0]) / (2 * eps) for e in np.eye(2)])
+        adjoint = dfx.RecursiveCheckpointAdjoint(checkpoints=checkpoints)
+        rev = jax.jit(jax.grad(_hopf_loss(sample_every, transient, adjoint)))(p0)
+        np.testing.assert_allclose(fd, ref, rtol=1e-6)
+        np.testing.assert_allclose(rev, ref, rtol=1e-10)
+
+
+# -- a shared tiny problem: the Hopf amplitude --------------------------------------------------
+
+A_TRUE = 0.25
+
+
+def amplitude(model):
+    """The oscillation amplitude sqrt(x^2 + y^2): 10 samples after a 20 ms transient."""
+    tr = bm.simulate(model, 30.0, dt=0.2, transient=100, sample_every=5, check_finite=False)
+    return jnp.sqrt(tr.ys["x"] ** 2 + tr.ys["y"] ** 2)
+
+
+def hopf(a):
+    return bm.Hopf(a=a, init_x=0.1)
+
+
+TARGET = amplitude(hopf(A_TRUE))
+
+
+@pytest.fixture(scope="module")
+def grad_fitter():
+    return Fitter(hopf(bm.Param(0.1, bounds=(0.01, 1.0))), optax.adam(0.1), predict=amplitude)
+
+
+def test_grad_recovers_hopf_a_from_settled_amplitude(grad_fitter):
+    result = grad_fitter.fit(TARGET, 60)
+    assert abs(float(result.best_params["a"]) - A_TRUE) < 5e-3
+    assert result.best_loss < 2e-3
+    assert result.n_steps == 60 and result.history.shape == (60,)
+    assert result.history[result.best_step] == result.best_loss
+    assert result.best_loss == np.min(result.history)
+    # The fitted model carries the best parameters, and they are the ones that produced
+    # best_loss (brainmass returns the parameters one update later).
+    np.testing.assert_allclose(float(result.model.a.value), float(result.best_params["a"]), rtol=1e-6)
+    loss, prediction = grad_fitter.loss(result.best_params, TARGET)
+    np.testing.assert_allclose(float(loss), result.best_loss, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(result.prediction, prediction, rtol=1e-4, atol=1e-6)
+    assert repr(result) == f"FitResult(backend='grad', best_loss={result.best_loss:.6g}, n_steps=60, params=[a])"
+
+
+def test_target_is_an_argument_not_a_constant():
+    traces = []
+
+    def predict(model):
+        traces.append(1)
+        return amplitude(model)
+
+    fitter = Fitter(hopf(bm.Param(0.2, bounds=(0.01, 1.0))), predict=predict)
+    fitter.fit(TARGET, 2)
+    n = len(traces)
+    fitter.fit(TARGET * 1.1, 2)  # a new target of the same shape: nothing is traced again
+    assert len(traces) == n
+
+
+# -- bookkeeping on a cheap closed-form loss (no solve) ----------------------------------------
+
+
+class Quadratic(bm.AbstractModel):
+    """Not a neural mass: a carrier of parameters for tests of the fitting machinery."""
+
+    a: object = bm.models.parameter(0.0)
+    b: object = bm.models.parameter(0.0)
+
+
+def quad_loss(model, target):
+    a, b = bm.unwrap(model.a), bm.unwrap(model.b)
+    return jnp.sum((a - target[0]) ** 2) + (b - target[1]) ** 2, a + b
+
+
+def test_multistart_runs_as_one_vmap_and_keeps_each_start():
+    model = Quadratic(a=bm.Param(0.0, bounds=(-5.0, 5.0)), b=bm.Param(0.0, bounds=(-5.0, 5.0)))
+    fitter = Fitter(model, optax.sgd(0.1), loss_fn=quad_loss)
+    result = fitter.fit(jnp.array([1.0, -2.0]), 40, n_starts=4, key=jax.random.key(3))
+    assert result.history.shape == (40, 4)
+    assert result.raw["best_loss"].shape == (4,)
+    starts = np.asarray(result.raw["best_params"]["a"])
+    assert starts[0] != starts[1]
+    np.testing.assert_allclose(float(result.best_params["a"]), 1.0, atol=1e-3)
+    np.testing.assert_allclose(float(result.best_params["b"]), -2.0, atol=1e-3)
+    assert result.best_loss == pytest.approx(float(np.min(result.raw["best_loss"])))
+
+
+def test_checkpoint_resume_equals_uninterrupted(tmp_path):
+    model = Quadratic(a=bm.Param(0.3, bounds=(-5.0, 5.0)), b=bm.Param(0.0))
+    target = jnp.array([1.0, -2.0])
+    fitter = Fitter(model, optax.adam(0.05), loss_fn=quad_loss)
+    straight = fitter.fit(target, 30)
+    path = str(tmp_path / "fit.ckpt")
+    stopper = Fitter(model, optax.adam(0.05), loss_fn=quad_loss, callbacks=lambda info: info["step"] == 11)
+    stopped = stopper.fit(target, 30, checkpoint=path, checkpoint_every=5)
+    assert stopped.n_steps == 12 and stopped.stop_reason == "callback"
+    resumed = fitter.fit(target, 30, checkpoint=path, resume=True)
+    assert resumed.n_steps == 30
+    np.testing.assert_array_equal(resumed.history, straight.history)
+    assert resumed.best_loss == straight.best_loss
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(resumed.best_params[name], straight.best_params[name])
+    with pytest.raises(ValueError, match="checkpoint=.*different fit: its names"):
+        Fitter(Quadratic(a=bm.Param(0.3), b=0.0), loss_fn=quad_loss).fit(target, 30, checkpoint=path, resume=True)
+
+
+def test_callbacks_early_stopping_and_progress():
+    seen = []
+    model = Quadratic(a=bm.Param(0.0), b=bm.Param(0.0))
+    fitter = Fitter(model, optax.sgd(0.1), loss_fn=quad_loss, callbacks=[lambda info: seen.append(info) and None])
+    result = fitter.fit(jnp.array([1.0, 1.0]), 500, patience=3, min_delta=1e-3, progress=True)
+    assert result.stop_reason == "early_stopping" and result.n_steps < 500
+    assert [info["step"] for info in seen] == list(range(result.n_steps))
+    assert set(seen[0]) == {"step", "loss", "best_loss", "params", "model"}
+    assert float(seen[0]["params"]["a"]) == 0.0 and isinstance(seen[0]["model"], Quadratic)
+
+
+def test_priors_add_to_the_loss_and_pull_the_fit():
+    model = Quadratic(a=bm.Param(0.0, prior=L2Penalty(1.0, center=3.0)), b=bm.Param(0.0, prior=GaussianPrior(0.0, 0.5)))
+    fitter = Fitter(model, optax.adam(0.05), loss_fn=quad_loss)
+    target = jnp.array([1.0, 1.0])
+    loss, _ = fitter.loss({"a": 0.0, "b": 0.0}, target)
+    assert float(loss) == pytest.approx(1.0 + 1.0 + 9.0 + 0.0)
+    result = fitter.fit(target, 400)
+    # minimum of (a-1)^2 + (a-3)^2 is a = 2; of (b-1)^2 + 2 b^2 is b = 1/3
+    assert float(result.best_params["a"]) == pytest.approx(2.0, abs=1e-2)
+    assert float(result.best_params["b"]) == pytest.approx(1 / 3, abs=1e-2)
+
+
+def test_where_selects_plain_leaves():
+    model = Quadratic(a=0.0, b=0.0)
+    fitter = Fitter(model, optax.adam(0.1), loss_fn=quad_loss, where=lambda m: (m.a, m.b))
+    assert fitter.names == ("a", "b")
+    result = fitter.fit(jnp.array([0.5, -0.5]), 200)
+    assert float(result.best_params["a"]) == pytest.approx(0.5, abs=1e-2)
+    assert float(result.model.b) == pytest.approx(-0.5, abs=1e-2)
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+
+def test_no_trainable_parameters():
+    with pytest.raises(ValueError, match=r"no trainable parameters.*fit=True"):
+        Fitter(Quadratic(a=1.0), loss_fn=quad_loss)
+
+
+def test_unknown_backend_and_search_space_name():
+    model = Quadratic(a=bm.Param(0.5, bounds=(0.0, 1.0)))
+    with pytest.raises(ValueError, match=r"backend must be one of \('grad', 'optimistix', 'nevergrad', 'scipy'\), got 'adam'"):
+        Fitter(model, loss_fn=quad_loss, backend="adam")
+    with pytest.raises(ValueError, match=r"search_space names unknown parameter 'zz'; trainable parameters are \['a'\]"):
+        Fitter(model, loss_fn=quad_loss, backend="nevergrad", search_space={"zz": (0, 1)})
+    with pytest.raises(ValueError, match=r"search_space\['a'\].*leaves the interval"):
+        Fitter(model, loss_fn=quad_loss, backend="nevergrad", search_space={"a": (-1, 1)})
+
+
+def test_unbounded_parameter_for_gradient_free_backend():
+    model = Quadratic(a=bm.Param(0.5, bounds=(0.0, 1.0)), b=bm.Param(0.0))
+    with pytest.raises(ValueError, match=r"parameter 'b'.*Identity.*backend='nevergrad'.*Param\(value, bounds=\(low, high\)\).*search_space=\{'b': \(low, high\)\}"):
+        Fitter(model, loss_fn=quad_loss, backend="nevergrad")
+    with pytest.raises(ValueError, match=r"parameter 'b'.*n_starts=3"):
+        Fitter(model, loss_fn=quad_loss, backend="scipy").fit(jnp.zeros(2), 5, n_starts=3)
+    with pytest.raises(ValueError, match=r"parameter 'b'.*multi-start"):
+        Fitter(model, loss_fn=quad_loss).fit(jnp.zeros(2), 5, n_starts=3)
+
+
+def test_target_shape_must_fit_the_prediction(grad_fitter):
+    with pytest.raises(ValueError, match=r"target has shape \(7, 1\) but the prediction has shape \(10, 1\)"):
+        grad_fitter.fit(jnp.zeros((7, 1)), 3)
+    fitter = Fitter(hopf(bm.Param(0.1, bounds=(0.01, 1.0))), predict=amplitude, transient=5)
+    with pytest.raises(ValueError, match=r"target has shape \(10, 1\) but the prediction \(after transient=5 samples\) has shape \(5, 1\)"):
+        fitter.fit(TARGET, 3)
+
+
+def test_nan_loss_stops_with_step_and_parameters():
+    def loss(model, target):
+        a = bm.unwrap(model.a)
+        return jnp.sqrt(a - 0.5)  # NaN once a < 0.5
+
+    fitter = Fitter(Quadratic(a=bm.Param(1.0)), optax.sgd(1.0), loss_fn=loss)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite \(nan\) at step 1, evaluated at a=-?0\.\d+") as info:
+        fitter.fit(None, 10)
+    assert info.value.step == 1
+    assert float(info.value.params["a"]) < 0.5
+    assert info.value.result.n_steps == 1 and info.value.result.best_params["a"] == 1.0
+
+
+def test_constructor_and_fit_argument_errors():
+    model = Quadratic(a=bm.Param(0.5))
+    with pytest.raises(ValueError, match="provide either loss_fn"):
+        Fitter(model)
+    with pytest.raises(ValueError, match="pass loss_fn or predict, not both"):
+        Fitter(model, loss_fn=quad_loss, predict=amplitude)
+    with pytest.raises(TypeError, match=r"backend='grad' needs an optax.GradientTransformation.*got dict"):
+        Fitter(model, {"lr": 1}, loss_fn=quad_loss)
+    with pytest.raises(TypeError, match=r"optimizer must be a method name \(str\), an options dict, or None; got int"):
+        Fitter(model, 3, loss_fn=quad_loss, backend="scipy")
+    with pytest.raises(ValueError, match=r"'Nelder_Mead' is not supported"):
+        Fitter(model, "Nelder_Mead", loss_fn=quad_loss, backend="scipy")
+    with pytest.raises(TypeError, match="backend='optimistix' needs an optimistix minimiser"):
+        Fitter(model, optax.adam(1e-2), loss_fn=quad_loss, backend="optimistix")
+    with pytest.raises(ValueError, match=r"'DEE' is not a nevergrad optimizer name; close names: \[.*'DE'"):
+        Fitter(Quadratic(a=bm.Param(0.5, bounds=(0, 1))), "DEE", loss_fn=quad_loss, backend="nevergrad")
+    with pytest.raises(ValueError, match=r"objective= and transient= apply to predict="):
+        Fitter(model, loss_fn=quad_loss, transient=3)
+    fitter = Fitter(model, loss_fn=quad_loss)
+    with pytest.raises(ValueError, match=r"n_steps must be an int >= 1, got 0"):
+        fitter.fit(jnp.zeros(2), 0)
+    with pytest.raises(ValueError, match="resume=True needs checkpoint="):
+        fitter.fit(jnp.zeros(2), 3, resume=True)
+    with pytest.raises(ValueError, match="with_key=True: pass fit"):
+        Fitter(model, loss_fn=lambda m, t, k: quad_loss(m, t), with_key=True).fit(jnp.zeros(2), 3)
+    with pytest.raises(ValueError, match=r"where must select leaves"):
+        Fitter(model, loss_fn=quad_loss, where=lambda m: m.zz)
