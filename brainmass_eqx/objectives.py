@@ -323,7 +323,7 @@ def psd_rmse(
         _same_shape(prediction, target)
         p = _check_signal(prediction, "prediction")
         t = _check_signal(target, "target")
-        n, _, _ = _welch_setup(p.shape[-2], nperseg, noverlap)
+        n, _ = _welch_setup(p.shape[-2], nperseg, noverlap)
         idx = _band_indices(n, dt_ms, (fmin, fmax), "fmin/fmax")
         _, pp = power_spectral_density(p, dt_ms, nperseg=n, noverlap=noverlap)
         _, pt = power_spectral_density(t, dt_ms, nperseg=n, noverlap=noverlap)

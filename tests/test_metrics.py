@@ -1,0 +1,397 @@
+"""brainmass_eqx.metrics against NumPy/SciPy, brainmass 0.1.1's numbers, and JAX transforms."""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.signal
+import scipy.stats
+import unxt
+
+from brainmass_eqx import metrics as M
+
+REF = pathlib.Path(__file__).parent / "data" / "reference" / "objectives" / "example_signal.npz"
+F32 = dict(rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return dict(np.load(REF))
+
+
+@pytest.fixture(scope="module")
+def rand():
+    return np.random.default_rng(0).standard_normal((120, 6)).astype(np.float32)
+
+
+def _fcd_numpy(x, w, s):
+    """brainmass/braintools's FCD written out in NumPy (float64)."""
+    x = np.asarray(x, np.float64)
+    iu = np.triu_indices(x.shape[1], k=1)
+    vecs = np.stack([np.corrcoef(x[t : t + w].T)[iu] for t in range(0, len(x) - w + 1, s)])
+    c = vecs - vecs.mean(1, keepdims=True)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    out = c @ c.T
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
+# --------------------------------------------------------------------------- FC
+
+
+def test_fc_matches_corrcoef_and_batches(rand):
+    fc = M.functional_connectivity(rand)
+    np.testing.assert_allclose(fc, np.corrcoef(rand.T.astype(np.float64)), **F32)
+    batch = np.stack([rand, rand[::-1] ** 2])
+    np.testing.assert_allclose(
+        M.functional_connectivity(batch)[1], np.corrcoef((rand[::-1] ** 2).T), **F32
+    )
+    np.testing.assert_allclose(
+        jax.vmap(M.functional_connectivity)(batch), M.functional_connectivity(batch), **F32
+    )
+
+
+def test_fc_constant_signal_zero_rows_unit_diagonal_finite_grad(rand):
+    x = rand.copy()
+    x[:, 2] = 0.0
+    fc = M.functional_connectivity(x)
+    assert np.all(np.isfinite(fc))
+    np.testing.assert_array_equal(np.diag(fc), 1.0)
+    np.testing.assert_array_equal(np.delete(fc[2], 2), 0.0)
+    g = jax.jit(jax.grad(lambda y: jnp.sum(M.functional_connectivity(y) ** 2)))(jnp.zeros((20, 3)))
+    assert np.all(np.isfinite(g))
+
+
+def test_fc_strips_quantity_units(rand):
+    q = unxt.Quantity(jnp.asarray(rand), "mV")
+    np.testing.assert_allclose(M.functional_connectivity(q), M.functional_connectivity(rand), **F32)
+
+
+def test_fc_rejects_1d():
+    with pytest.raises(ValueError, match=r"`x` must have shape \(time, regions\)"):
+        M.functional_connectivity(np.ones(10))
+
+
+def test_fc_matches_braintools(ref):
+    for key in ("a", "b"):
+        x = jnp.asarray(ref[f"signal_{key}"], jnp.float32)
+        np.testing.assert_allclose(M.functional_connectivity(x), ref[f"bt_fc_{key}"], **F32)
+
+
+# --------------------------------------------------------------------------- FCD
+
+
+def test_fcd_matches_numpy_definition_and_shapes():
+    x = np.random.default_rng(1).standard_normal((200, 5)).astype(np.float32)
+    batched = M.functional_connectivity_dynamics(np.stack([x, -x[::-1]]), 30, 5)
+    assert batched.shape == (2, 35, 35)
+    np.testing.assert_allclose(batched[0], _fcd_numpy(x, 30, 5), rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(batched[1], _fcd_numpy(-x[::-1], 30, 5), rtol=1e-5, atol=2e-6)
+    fcd = M.functional_connectivity_dynamics(x, 50, 10)
+    assert fcd.shape == (16, 16)
+    np.testing.assert_allclose(fcd, _fcd_numpy(x, 50, 10), rtol=1e-5, atol=2e-6)
+    assert M.functional_connectivity_dynamics(x[:20], 30, 5).shape == (0, 0)
+
+
+def test_fcd_matches_brainmass(ref):
+    x = jnp.asarray(ref["signal_a"], jnp.float32)
+    for w, s in ((30, 5), (50, 10)):
+        got = M.functional_connectivity_dynamics(x, w, s)
+        np.testing.assert_allclose(got, ref[f"bt_fcd_a_w{w}_s{s}"], **F32)
+        np.testing.assert_allclose(got, ref[f"fcd_a_w{w}_s{s}"], **F32)
+
+
+def test_fcd_gradient_finite_on_constant_input():
+    fcd_sum = jax.jit(jax.grad(lambda y: jnp.sum(M.functional_connectivity_dynamics(y, 10, 5))))
+    g = fcd_sum(jnp.ones((40, 3)))
+    assert np.all(np.isfinite(g))
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(window_size=1), ValueError, "`window_size` must be >= 2"),
+        (dict(window_size=10.0), TypeError, "`window_size` must be an integer"),
+        (dict(step_size=0), ValueError, "`step_size` must be >= 1"),
+    ],
+)
+def test_fcd_bad_window_arguments(rand, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        M.functional_connectivity_dynamics(rand, **kwargs)
+
+
+def test_fcd_needs_two_signals(rand):
+    with pytest.raises(ValueError, match="`x` needs at least 2 signals"):
+        M.functional_connectivity_dynamics(rand[:, :1])
+
+
+# --------------------------------------------------------------------------- FCD KDE, KS, W1
+
+
+@pytest.mark.parametrize("bw", [None, "silverman", 0.3])
+def test_fcd_distribution_matches_scipy_kde(bw):
+    fcd = _fcd_numpy(np.random.default_rng(2).standard_normal((150, 5)), 20, 4)
+    grid = M.DEFAULT_FCD_MIDPOINTS
+    vals = fcd[np.triu_indices(len(fcd), 1)]
+    want = scipy.stats.gaussian_kde(vals, bw_method=bw)(grid)
+    want = want / (want.sum() * (grid[1] - grid[0]))
+    got = M.fcd_distribution(jnp.asarray(fcd, jnp.float32), bw_method=bw)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * want.max())
+    raw = M.fcd_distribution(jnp.asarray(fcd, jnp.float32), n_diag=0, normalize=False)
+    all_vals = fcd[np.triu_indices(len(fcd), 0)]
+    want_raw = scipy.stats.gaussian_kde(all_vals)(grid)
+    np.testing.assert_allclose(raw, want_raw, rtol=2e-5, atol=2e-5 * want_raw.max())
+
+
+def test_fcd_distribution_matches_brainmass(ref):
+    mids = ref["midpoints"]
+    cases = {
+        "fcd_density_a_w30_s5": ("fcd_a_w30_s5", {}),
+        "fcd_density_a_bw0.3": ("fcd_a_w30_s5", dict(bw_method=0.3)),
+        "fcd_density_a_silverman": ("fcd_a_w30_s5", dict(bw_method="silverman")),
+        "fcd_density_a_ndiag0_raw": ("fcd_a_w30_s5", dict(n_diag=0, normalize=False)),
+        "fcd_density_a_coarse": ("fcd_a_w30_s5", dict(midpoints=ref["grid_coarse"])),
+    }
+    for key, (mat, kw) in cases.items():
+        got = M.fcd_distribution(ref[mat], **kw)
+        want = ref[key]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * want.max(), err_msg=key)
+        if key == "fcd_density_a_w30_s5":
+            dx = mids[1] - mids[0]
+            assert abs(float(jnp.sum(got)) * dx - 1.0) < 1e-5
+
+
+def test_fcd_distribution_degenerate_values_finite():
+    # Identical signals in every window: all FCD values 1, zero variance (brainmass: NaN).
+    dens = M.fcd_distribution(jnp.ones((6, 6)))
+    assert np.all(np.isfinite(dens)) and float(dens.argmax()) == 99
+    g = jax.jit(jax.grad(lambda m: M.fcd_distribution(m)[50]))(jnp.eye(6))
+    assert np.all(np.isfinite(g))
+
+
+def test_fcd_distribution_bad_inputs():
+    with pytest.raises(ValueError, match="`bw_method` must be None, 'scott', 'silverman'"):
+        M.fcd_distribution(jnp.eye(4), bw_method="scot")
+    with pytest.raises(ValueError, match="`bw_method`"):
+        M.fcd_distribution(jnp.eye(4), bw_method=-1.0)
+    with pytest.raises(ValueError, match="`midpoints` must be a 1-D uniform grid"):
+        M.fcd_distribution(jnp.eye(4), midpoints=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="`fcd_matrix` must be square"):
+        M.fcd_distribution(jnp.ones((3, 4)))
+    with pytest.raises(ValueError, match="no entries above diagonal offset n_diag=1"):
+        M.fcd_distribution(jnp.ones((1, 1)))
+
+
+def test_ks_and_wasserstein_equal_scipy_on_grid_samples():
+    # Samples that sit on the grid: their histograms' normalised cumsums are the empirical
+    # CDFs, so the brainmass definitions coincide with ks_2samp and wasserstein_distance.
+    rng = np.random.default_rng(3)
+    grid = np.linspace(-1.0, 1.0, 41)
+    xs = grid[rng.integers(5, 30, 300)]
+    ys = grid[np.clip(rng.integers(10, 41, 250), 0, 40)]
+    p = np.array([(xs == g).sum() for g in grid], np.float64)
+    q = np.array([(ys == g).sum() for g in grid], np.float64)
+    ks = float(M.ks_distance(jnp.asarray(p, jnp.float32), jnp.asarray(q, jnp.float32)))
+    assert abs(ks - scipy.stats.ks_2samp(xs, ys).statistic) < 1e-6
+    w1 = float(M.wasserstein_1d(jnp.asarray(p, jnp.float32), jnp.asarray(q, jnp.float32), grid))
+    assert abs(w1 - scipy.stats.wasserstein_distance(xs, ys)) < 1e-6
+
+
+def test_ks_wasserstein_match_brainmass_and_batch(ref):
+    for tag in ("w30_s5", "w50_s10"):
+        p, q = ref[f"fcd_density_a_{tag}"], ref[f"fcd_density_b_{tag}"]
+        np.testing.assert_allclose(M.ks_distance(p, q), ref[f"ks_distance_{tag}"], rtol=1e-5)
+        np.testing.assert_allclose(
+            M.wasserstein_1d(p, q, ref["midpoints"]), ref[f"wasserstein_1d_{tag}"], rtol=1e-5
+        )
+    pq = np.stack([ref["fcd_density_a_w30_s5"], ref["fcd_density_b_w30_s5"]])
+    np.testing.assert_allclose(
+        M.ks_distance(pq, pq[::-1]), [ref["ks_distance_w30_s5"]] * 2, rtol=1e-5
+    )
+
+
+def test_ks_wasserstein_bad_inputs():
+    with pytest.raises(ValueError, match="`p` and `q` must be densities on the same grid"):
+        M.ks_distance(jnp.ones(5), jnp.ones(6))
+    with pytest.raises(ValueError, match="`x` has 4 points but `p` and `q` have 5"):
+        M.wasserstein_1d(jnp.ones(5), jnp.ones(5), jnp.linspace(0, 1, 4))
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs",
+    [
+        ((400, 3), {}),
+        ((400,), dict(nperseg=64, noverlap=0)),
+        ((403, 2), dict(nperseg=65, noverlap=20)),
+    ],
+)
+def test_psd_equals_scipy_welch(shape, kwargs):
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32) + 0.7
+    dt_ms = 0.5
+    f, p = M.power_spectral_density(x, dt_ms, **kwargs)
+    nper = kwargs.get("nperseg", shape[0] // 8)
+    f2, p2 = scipy.signal.welch(
+        x.astype(np.float64),
+        fs=1000.0 / dt_ms,
+        nperseg=nper,
+        noverlap=kwargs.get("noverlap"),
+        axis=0,
+    )
+    np.testing.assert_allclose(f, f2, rtol=1e-6)
+    np.testing.assert_allclose(p, p2, rtol=1e-4, atol=1e-6 * p2.max())
+
+
+def test_psd_quantity_dt_batch_and_freq_range():
+    x = np.random.default_rng(5).standard_normal((2, 320, 3)).astype(np.float32)
+    f_ms, p_ms = M.power_spectral_density(x, 2.0)
+    f_q, p_q = M.power_spectral_density(
+        unxt.Quantity(jnp.asarray(x), "mV"), unxt.Quantity(0.002, "s")
+    )
+    np.testing.assert_allclose(f_q, f_ms, rtol=1e-6)
+    np.testing.assert_allclose(p_q, p_ms, rtol=1e-5)
+    assert p_ms.shape == (2, 21, 3) and float(f_ms[-1]) == pytest.approx(250.0)
+    p_scipy = scipy.signal.welch(x.astype(np.float64), fs=500.0, nperseg=40, axis=-2)[1]
+    np.testing.assert_allclose(p_ms, p_scipy, rtol=1e-4, atol=1e-6 * p_scipy.max())
+    fb, pb = M.power_spectral_density(x, 2.0, freq_range=(30.0, 100.0))
+    keep = (np.asarray(f_ms) >= 30) & (np.asarray(f_ms) <= 100)
+    np.testing.assert_allclose(fb, f_ms[keep])
+    np.testing.assert_allclose(pb, p_ms[:, keep])
+
+
+def test_psd_braintools_variant_matches_reference(ref):
+    x = jnp.asarray(ref["signal_a"], jnp.float32)
+    for suffix, kw in (("", {}), ("_n100_o25", dict(nperseg=100, noverlap=25))):
+        f, p = M.power_spectral_density(
+            x, float(ref["dt_ms"]), window="hann_symmetric", detrend=False, **kw
+        )
+        np.testing.assert_allclose(f, ref[f"bt_psd_freqs{suffix}"], rtol=1e-6)
+        want = ref[f"bt_psd_a{suffix}"]
+        np.testing.assert_allclose(p, want, rtol=1e-4, atol=1e-6 * want.max())
+
+
+def test_psd_jit_grad_and_dominant_frequency():
+    t = np.arange(400) * 1.0  # ms
+    x = np.stack([np.sin(2 * np.pi * 0.04 * t), np.sin(2 * np.pi * 0.1 * t + 1)], 1).astype(
+        np.float32
+    )
+    fdom = M.dominant_frequency(x, unxt.Quantity(1.0, "ms"), nperseg=100)
+    np.testing.assert_allclose(fdom, [40.0, 100.0])
+    grad_psd = jax.jit(jax.grad(lambda y: jnp.sum(M.power_spectral_density(y, 1.0)[1])))
+    assert np.all(np.isfinite(grad_psd(x))) and np.any(grad_psd(x) != 0)
+    assert np.all(np.isfinite(grad_psd(jnp.ones_like(x))))
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (
+            lambda x: M.power_spectral_density(x[:10], 1.0),
+            ValueError,
+            "too few for the default nperseg",
+        ),
+        (
+            lambda x: M.power_spectral_density(x, 1.0, nperseg=500),
+            ValueError,
+            r"`nperseg` \(500\) must not exceed",
+        ),
+        (
+            lambda x: M.power_spectral_density(x, 1.0, nperseg=40, noverlap=40),
+            ValueError,
+            "`noverlap`",
+        ),
+        (
+            lambda x: M.power_spectral_density(x, 1.0, window="hamming"),
+            ValueError,
+            "`window` must be 'hann'",
+        ),
+        (
+            lambda x: M.power_spectral_density(x, 1.0, nperseg=20, window=np.ones(5)),
+            ValueError,
+            "`window` must have shape",
+        ),
+        (lambda x: M.power_spectral_density(x, 1.0, detrend="linear"), ValueError, "`detrend`"),
+        (lambda x: M.power_spectral_density(x, -1.0), ValueError, "`dt` must be a positive"),
+        (
+            lambda x: M.power_spectral_density(x, unxt.Quantity(1.0, "mV")),
+            ValueError,
+            "`dt` must be a time",
+        ),
+        (
+            lambda x: M.power_spectral_density(x, 1.0, freq_range=(600.0, 700.0)),
+            ValueError,
+            "`freq_range`",
+        ),
+    ],
+)
+def test_psd_bad_inputs(rand, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(rand)
+
+
+# --------------------------------------------------------------------------- similarity
+
+
+def test_matrix_correlation_matches_numpy_and_constant_is_zero(rand):
+    a = np.corrcoef(rand.T)
+    b = np.corrcoef(rand[::-1].T ** 3)
+    iu = np.triu_indices(6, 1)
+    want = np.corrcoef(a[iu], b[iu])[0, 1]
+    assert float(M.matrix_correlation(a, b)) == pytest.approx(want, abs=1e-6)
+    assert float(M.matrix_correlation(np.eye(4), a[:4, :4])) == 0.0
+    g = jax.jit(jax.grad(M.matrix_correlation))(jnp.eye(4), jnp.asarray(a[:4, :4], jnp.float32))
+    assert np.all(np.isfinite(g))
+    with pytest.raises(ValueError, match=r"`a` and `b` must have the same shape"):
+        M.matrix_correlation(np.eye(3), np.eye(4))
+    with pytest.raises(ValueError, match="`a` must be a square matrix"):
+        M.matrix_correlation(np.ones((3, 4)), np.ones((3, 4)))
+
+
+def test_cosine_similarity(rand):
+    a, b = rand[:, 0], rand[:, 1]
+    want = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    assert float(M.cosine_similarity(a, b)) == pytest.approx(want, abs=1e-6)
+    np.testing.assert_allclose(
+        M.cosine_similarity(rand.T, rand.T[::-1]),
+        [M.cosine_similarity(u, v) for u, v in zip(rand.T, rand.T[::-1])],
+        atol=1e-6,
+    )
+    # safe_norm: a norm at or below epsilon counts as epsilon.
+    assert float(
+        M.cosine_similarity(jnp.array([0.1, 0.0]), jnp.array([1.0, 0.0]), epsilon=1.0)
+    ) == pytest.approx(0.1)
+    z = jnp.zeros(5)
+    assert float(M.cosine_similarity(z, jnp.ones(5))) == 0.0
+    assert np.all(np.isfinite(jax.jit(jax.grad(M.cosine_similarity))(z, jnp.ones(5))))
+    with pytest.raises(ValueError, match="`epsilon` must be >= 0"):
+        M.cosine_similarity(a, b, epsilon=-1.0)
+
+
+# --------------------------------------------------------------------------- synchrony
+
+
+def test_kuramoto_and_metastability_match_numpy():
+    th = np.random.default_rng(6).uniform(-np.pi, np.pi, (50, 7))
+    th[:, 3:] = th[:, :1] + 0.1 * np.arange(4)  # partial locking, varying in time
+    r = np.abs(np.exp(1j * th).mean(1))
+    np.testing.assert_allclose(M.kuramoto_order_parameter(th.astype(np.float32)), r, atol=1e-6)
+    assert float(M.metastability(th.astype(np.float32))) == pytest.approx(np.std(r), abs=1e-6)
+    batch = np.stack([th, th[::-1] * 0.5]).astype(np.float32)
+    np.testing.assert_allclose(jax.vmap(M.metastability)(batch), M.metastability(batch), atol=1e-7)
+    np.testing.assert_allclose(M.kuramoto_order_parameter(np.zeros((4, 3))), 1.0)
+
+
+def test_synchrony_gradients_finite_when_degenerate():
+    # Constant phases: R == 1 everywhere, so the std is 0; antiphase pairs: R == 0.
+    assert np.all(np.isfinite(jax.jit(jax.grad(M.metastability))(jnp.zeros((10, 4)))))
+    anti = jnp.tile(jnp.array([0.0, jnp.pi]), (10, 1))
+    grad_r = jax.jit(jax.grad(lambda p: jnp.sum(M.kuramoto_order_parameter(p))))
+    assert np.all(np.isfinite(grad_r(anti)))
+    with pytest.raises(ValueError, match="`phases` must have shape"):
+        M.kuramoto_order_parameter(jnp.zeros(5))
