@@ -32,7 +32,13 @@ def _hopf_loss(sample_every, transient, adjoint):
 
 @pytest.mark.parametrize(
     "sample_every, transient, checkpoints",
-    [(1, 0, None), (1, 0, 44), (10, 0, None), (10, 37, None), (7, 13, 5)],
+    [
+        (1, 0, 44),
+        (10, 37, None),
+        pytest.param(1, 0, None, marks=pytest.mark.slow),
+        pytest.param(10, 0, None, marks=pytest.mark.slow),
+        pytest.param(7, 13, 5, marks=pytest.mark.slow),
+    ],
 )
 def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_every, transient, checkpoints):
     # float64; Hopf node, 200 steps. Reference: jacfwd with ForwardMode, and central

@@ -306,17 +306,25 @@ class Fitter:
         return self._result(out)
 
     def _run_steps(self, target, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume):
-        module = _grad if self.backend == "grad" else _optimistix
-        runner = self._cached((self.backend, n_starts), lambda: module.make_runner(self.problem, self.optimizer, n_starts))
         raw0 = self.space.initial_raw()
-        evaluate = self.problem.residuals if self.backend == "optimistix" and _optimistix.is_least_squares(self.optimizer) else self.problem.loss
-        # The shape of the aux output, from tracing the loss once per target shape: a target
-        # that does not fit the prediction fails here, eagerly.
+        least_squares = self.backend == "optimistix" and _optimistix.is_least_squares(self.optimizer)
+        evaluate = self.problem.residuals if least_squares else self.problem.loss
+        # Tracing (not compiling) the loss once per target shape gives the aux output's
+        # shape; a target that does not fit the prediction fails here, eagerly.
         step_key = None if model_key is None else jr.fold_in(model_key, 0)
-        signature = ("aux", self.backend, jax.tree_util.tree_structure(target), tuple(
+        signature = (jax.tree_util.tree_structure(target), tuple(
             (jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(target)
         ))  # fmt: skip
-        _, aux_like = self._cached(signature, lambda: jax.eval_shape(evaluate, raw0, target, step_key))
+        _, aux_like = self._cached(("aux", signature), lambda: jax.eval_shape(evaluate, raw0, target, step_key))
+        if self.backend == "grad":
+            runner = self._cached(("grad", n_starts), lambda: _grad.make_runner(self.problem, self.optimizer, n_starts))
+        else:
+            jac = "bwd"
+            if least_squares:
+                jac = self._cached(("jac", signature), lambda: _optimistix.choose_jacobian(self.problem, raw0, target, model_key))
+            runner = self._cached(
+                ("optimistix", n_starts, jac), lambda: _optimistix.make_runner(self.problem, self.optimizer, n_starts, jac)
+            )
         if n_starts > 1:
             raw0 = self._draw_starts(raw0, n_starts, key)
         fingerprint = {

@@ -47,7 +47,9 @@ class BackendOutput(NamedTuple):
 
 
 def tree_where(pred: Bool[Array, ""], new: PyTree, old: PyTree) -> PyTree:
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new, old)
+    """``where(pred, new, old)`` on the array leaves; other leaves (a solver state's
+    jaxprs, for one) are taken from ``new``, which keeps them identical from step to step."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b) if eqx.is_array(a) else a, new, old)
 
 
 class Monitor:

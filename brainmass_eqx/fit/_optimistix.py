@@ -11,6 +11,7 @@ holds no such value (Nelder-Mead) pay one extra loss evaluation per step.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -20,7 +21,7 @@ import optimistix as optx
 from ._loop import StepRunner
 from ._problem import Problem
 
-__all__ = ["check_optimizer", "is_least_squares", "make_runner", "result_message"]
+__all__ = ["check_optimizer", "choose_jacobian", "is_least_squares", "make_runner", "result_message"]
 
 
 def check_optimizer(optimizer: Any):
@@ -43,10 +44,41 @@ def _sum_squares(tree) -> Any:
     return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree))
 
 
-def make_runner(problem: Problem, solver, n_starts: int) -> StepRunner:
+def choose_jacobian(problem: Problem, raw0, target, key) -> str:
+    """``'fwd'`` or ``'bwd'``: how a least-squares solver builds the residuals' Jacobian.
+
+    Forward mode costs one pass per parameter, reverse mode one per residual: forward
+    mode is chosen when there are fewer parameters than residuals *and* the residuals can
+    be differentiated forwards (a `simulate` inside must then use
+    ``adjoint=diffrax.ForwardMode()`` or ``DirectAdjoint()``: diffrax's default
+    checkpointed adjoint is reverse-only). Decided by tracing, without compiling.
+    """
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(raw0))
+    residuals, _ = jax.eval_shape(problem.residuals, raw0, target, key)
+    if n_params >= residuals.size:
+        return "bwd"
+    try:
+        # jacfwd, not a bare jvp: a custom_vjp (diffrax's checkpointed adjoint) only fails
+        # once the forward derivative is batched, as lineax does to materialise it.
+        jax.eval_shape(jax.jacfwd(lambda z: problem.residuals(z, target, key)[0]), raw0)
+    except TypeError as err:
+        if "custom_vjp" not in str(err):
+            raise
+        warnings.warn(
+            f"the least-squares Jacobian ({residuals.size} residuals x {n_params} parameters) is built in "
+            "reverse mode, one pass per residual, because the residuals cannot be differentiated "
+            "forwards. Pass adjoint=diffrax.ForwardMode() to simulate in predict for one pass per parameter.",
+            UserWarning,
+            stacklevel=5,
+        )
+        return "bwd"
+    return "fwd"
+
+
+def make_runner(problem: Problem, solver, n_starts: int, jac: str = "bwd") -> StepRunner:
     least_squares = is_least_squares(solver)
     raw_fn = problem.residuals if least_squares else problem.loss
-    options: dict = {}
+    options: dict = {"jac": jac} if least_squares else {}
     tags: frozenset = frozenset()
 
     def fn(y, args):

@@ -1,0 +1,113 @@
+"""Recovery demos of the optimistix, nevergrad and SciPy backends (fixed keys, small sizes)."""
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pytest
+from test_fit import A_TRUE, TARGET, Quadratic, amplitude, hopf
+
+import brainmass_eqx as bm
+from brainmass_eqx.fit import Fitter, NonFiniteLossError
+
+KEY = jax.random.key(7)
+
+
+def start_model():
+    return hopf(bm.Param(0.1, bounds=(0.01, 1.0)))
+
+
+@pytest.mark.parametrize("method", ["DE", "CMA"])
+def test_nevergrad_recovers_hopf_a(method):
+    fitter = Fitter(start_model(), method, predict=amplitude, backend="nevergrad")
+    result = fitter.fit(TARGET, 15, popsize=8, key=KEY)
+    assert abs(float(result.best_params["a"]) - A_TRUE) < 0.02
+    assert result.raw["losses"].shape == (15, 8)  # every candidate of every generation
+    assert result.history.shape == (15,)
+    assert result.best_loss == np.min(result.raw["losses"])
+    # The best candidate's own loss, not a recommendation nobody evaluated.
+    loss, _ = fitter.loss(result.best_params, TARGET)
+    np.testing.assert_allclose(float(loss), result.best_loss, rtol=1e-5, atol=1e-7)
+    again = fitter.fit(TARGET, 15, popsize=8, key=KEY)
+    assert again.best_loss == result.best_loss  # the key fixes the search
+
+
+def test_nevergrad_search_space_and_nonfinite_candidates():
+    def loss(model, target):
+        a = bm.unwrap(model.a)
+        return jnp.where(a > 0.8, jnp.nan, (a - target) ** 2)
+
+    model = Quadratic(a=bm.Param(0.0))
+    fitter = Fitter(model, "DE", loss_fn=loss, backend="nevergrad", search_space={"a": (-1.0, 1.0)})
+    result = fitter.fit(jnp.asarray(0.3), 20, popsize=8, key=KEY)
+    assert np.isnan(result.raw["losses"]).any()  # told as +inf, the search went on
+    assert float(result.best_params["a"]) == pytest.approx(0.3, abs=0.02)
+    always_nan = Fitter(model, "DE", loss_fn=lambda m, t: jnp.nan * bm.unwrap(m.a), backend="nevergrad", search_space={"a": (-1.0, 1.0)})
+    with pytest.raises(NonFiniteLossError, match="every candidate's loss was non-finite at generation 0"):
+        always_nan.fit(None, 5, popsize=4)
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "Nelder-Mead"])
+def test_scipy_recovers_hopf_a(method):
+    fitter = Fitter(start_model(), method, predict=amplitude, backend="scipy")
+    result = fitter.fit(TARGET, 40, key=KEY)
+    assert abs(float(result.best_params["a"]) - A_TRUE) < 5e-3
+    assert result.best_loss == np.min(result.history)
+    assert result.raw["results"][0].nit <= 40
+
+
+def test_scipy_random_restarts_from_a_key():
+    # Two minima at a = +-1 in the box [-2, 2]: restarts drawn from the key find both.
+    model = Quadratic(a=bm.Param(1.5, bounds=(-2.0, 2.0)))
+    fitter = Fitter(model, "L-BFGS-B", loss_fn=lambda m, t: (bm.unwrap(m.a) ** 2 - 1.0) ** 2 + 0.1 * bm.unwrap(m.a), backend="scipy")
+    result = fitter.fit(None, 50, n_starts=6, key=KEY)
+    ends = [float(r.x[0]) for r in result.raw["results"]]
+    assert min(ends) < -0.9 and max(ends) > 0.9
+    assert float(result.best_params["a"]) < -0.9  # the tilt makes -1 the global minimum
+    same = fitter.fit(None, 50, n_starts=6, key=KEY)
+    assert [float(r.x[0]) for r in same.raw["results"]] == ends
+
+
+def test_optimistix_bfgs_recovers_hopf_a():
+    fitter = Fitter(start_model(), optx.BFGS(rtol=1e-5, atol=1e-7), predict=amplitude, backend="optimistix")
+    result = fitter.fit(TARGET, 40)
+    assert abs(float(result.best_params["a"]) - A_TRUE) < 5e-3
+    assert np.all(np.diff(result.history) <= 0)  # losses of accepted iterates
+
+
+def test_optimistix_levenberg_marquardt_on_residuals():
+    # One parameter, ten residuals: the Jacobian is built forwards, which needs a
+    # forward-differentiable solve.
+    def predict(model):
+        return amplitude_forward(model)
+
+    fitter = Fitter(start_model(), optx.LevenbergMarquardt(rtol=1e-5, atol=1e-7), predict=predict, backend="optimistix")
+    result = fitter.fit(TARGET, 30)
+    assert abs(float(result.best_params["a"]) - A_TRUE) < 1e-3
+    assert result.stop_reason == "converged" and result.n_steps < 30
+    # The reported loss is the least-squares value 0.5 * sum(residual^2).
+    residual = amplitude(result.model) - TARGET
+    np.testing.assert_allclose(result.best_loss, 0.5 * float(jnp.sum(residual**2)), rtol=1e-3, atol=1e-9)
+
+
+def amplitude_forward(model):
+    tr = bm.simulate(model, 30.0, dt=0.2, transient=100, sample_every=5, check_finite=False, adjoint=dfx.ForwardMode())
+    return jnp.sqrt(tr.ys["x"] ** 2 + tr.ys["y"] ** 2)
+
+
+@jax.custom_vjp
+def reverse_only(x):
+    return x
+
+
+reverse_only.defvjp(lambda x: (x, None), lambda _, g: (g,))
+
+
+def test_least_squares_falls_back_to_reverse_mode_with_a_warning():
+    model = Quadratic(a=bm.Param(0.0), b=bm.Param(0.0))
+    residuals = lambda m, t: reverse_only(jnp.stack([bm.unwrap(m.a), bm.unwrap(m.b), bm.unwrap(m.a) + bm.unwrap(m.b)]) - t)
+    fitter = Fitter(model, optx.GaussNewton(rtol=1e-6, atol=1e-8), loss_fn=residuals, backend="optimistix")
+    with pytest.warns(UserWarning, match=r"reverse mode.*adjoint=diffrax.ForwardMode\(\)"):
+        result = fitter.fit(jnp.array([1.0, 2.0, 3.0]), 10)
+    assert float(result.best_params["b"]) == pytest.approx(2.0, abs=1e-4)
