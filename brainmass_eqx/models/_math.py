@@ -39,3 +39,24 @@ def second_order_synapse(
     ``y'' = A a u - 2 a y' - a^2 y``.
     """
     return amplitude * rate * drive - 2.0 * rate * velocity - rate * rate * psp
+
+
+def relu(x: ArrayLike) -> Array:
+    """``max(x, 0)``: the threshold-linear transfer ``[x]_+``."""
+    return jnp.maximum(x, 0.0)
+
+
+def tanh_gate(x: ArrayLike, threshold: ArrayLike, width: ArrayLike) -> Array:
+    """Voltage-dependent gating ``(1 + tanh((x - T)/delta)) / 2`` (Larter-Breakspear)."""
+    return 0.5 * (1.0 + jnp.tanh((x - threshold) / width))
+
+
+def abbott_chance(x: ArrayLike, a: ArrayLike, b: ArrayLike, d: ArrayLike) -> Array:
+    r"""Abbott-Chance population transfer (reduced Wong-Wang, Deco et al. 2014):
+
+    $$H(x) = \frac{a x - b}{1 - e^{-d (a x - b)}} = \frac{1}{d\,\mathrm{exprel}(-d (a x - b))},$$
+
+    written through `exprel` so that value and gradient are finite at the removable
+    singularity $a x = b$ (where $H = 1/d$).
+    """
+    return 1.0 / (d * exprel(-d * (a * x - b)))

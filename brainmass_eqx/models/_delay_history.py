@@ -1,0 +1,175 @@
+"""A ring buffer of past states on the step grid, and a solver wrapper that carries one.
+
+Used by node models whose own equations read their past (`WilsonCowanDelayed`) and by the
+delayed recurrences of the sequence blocks. The buffer holds ``S`` slots; the state after
+step ``m`` lives in slot ``m mod S`` and ``count`` is the index of the newest entry, so a
+read ``lag`` steps back returns $y_{count - lag}$ (``lag = 0`` is the current state).
+Slots never written hold the initial history (a constant past).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import diffrax as dfx
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike
+
+from ..solvers import _find_model_term
+
+__all__ = ["history_init", "history_push", "history_read", "SelfDelaySolver", "INTERPOLATIONS"]
+
+#: Ways to read between grid points: linear interpolation (differentiable w.r.t. the
+#: delay), the nearest step, or brainmass's ``ceil(delay / dt)`` whole steps.
+INTERPOLATIONS = ("linear", "nearest", "ceil")
+# Delays are divided by dt in float32: an exact multiple such as 2 ms / 0.1 ms may come
+# out as 20.0000003, which must still count as 20 whole steps.
+_GRID_TOL = 1e-3
+
+
+def history_init(value: ArrayLike, n_slots: int) -> tuple[Array, Array]:
+    """A buffer of ``n_slots`` copies of ``value`` and the index 0 of its newest entry."""
+    value = jnp.asarray(value)
+    return jnp.broadcast_to(value, (n_slots,) + value.shape), jnp.zeros((), jnp.int32)
+
+
+def history_push(buffer: Array, count: Array, value: Array) -> tuple[Array, Array]:
+    """Append ``value`` as the newest entry."""
+    count = count + 1
+    return buffer.at[count % buffer.shape[0]].set(value), count
+
+
+def history_read(
+    buffer: Array, count: Array, lag: ArrayLike, interpolation: str = "linear", column: Array | None = None
+) -> Array:
+    """The entry ``lag`` steps before the newest (``lag`` may be fractional).
+
+    **Arguments:**
+
+    - `buffer`, `count`: the ring buffer and the index of its newest entry.
+    - `lag`: steps back, broadcastable to one entry's shape, or (with ``column``) any
+      shape: then entry ``[..]`` reads element ``column[..]`` of the past state.
+    - `interpolation`: one of `INTERPOLATIONS`.
+    - `column`: integer indices into the last axis of an entry (per-connection reads).
+
+    Lags beyond the buffer are clipped to its oldest entry; callers size the buffer.
+    """
+    n_slots = buffer.shape[0]
+    lag = jnp.asarray(lag, dtype=buffer.dtype)
+    if interpolation == "linear":
+        i0 = jnp.floor(lag)
+        frac = lag - i0
+    elif interpolation == "nearest":
+        i0, frac = jnp.round(lag), None
+    elif interpolation == "ceil":
+        i0, frac = jnp.ceil(lag - _GRID_TOL), None
+    else:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
+    i0 = jnp.clip(i0.astype(jnp.int32), 0, n_slots - 1)
+
+    def gather(steps_back):
+        slot = (count - steps_back) % n_slots
+        if column is not None:
+            return buffer[slot, column]
+        slot = jnp.broadcast_to(slot, buffer.shape[1:])
+        return jnp.take_along_axis(buffer, slot[None], axis=0)[0]
+
+    a = gather(i0)
+    if frac is None:
+        return a
+    b = gather(jnp.minimum(i0 + 1, n_slots - 1))
+    return a + frac * (b - a)
+
+
+class _WithExtraInputs(eqx.Module):
+    """An input source that adds fixed entries (the delayed values) to another source."""
+
+    source: Any
+    extra: dict
+
+    def evaluate(self, t):
+        return {**self.source.evaluate(t), **self.extra}
+
+
+class SelfDelaySolver(dfx.AbstractSolver):
+    """Wrap ``solver`` so that the model can read its own past states.
+
+    The solver state carries one ring buffer per delayed state variable. Before each
+    step, every read ``key -> (state, delay parameter)`` of ``reads`` is evaluated at
+    ``t - delay`` and handed to the model as the input ``key``; it is held over the step
+    (also over the stages of a multi-stage solver, as brainmass holds its prefetched
+    delays). After the step the new state is appended. The past before ``t = 0`` is the
+    initial state.
+
+    **Arguments:**
+
+    - `solver`: the wrapped diffrax solver.
+    - `reads`: ``((key, state name, name of the delay parameter in ms), ...)``.
+    - `n_slots`: buffer length in steps (at least the longest delay in steps + 2).
+    - `interpolation`: one of `INTERPOLATIONS`.
+    """
+
+    solver: dfx.AbstractSolver
+    reads: tuple = eqx.field(static=True)
+    n_slots: int = eqx.field(static=True)
+    interpolation: str = eqx.field(static=True, default="linear")
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):
+        return dfx.LocalLinearInterpolation
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def _variables(self):
+        return tuple(dict.fromkeys(var for _, var, _ in self.reads))
+
+    def init(self, terms, t0, t1, y0, args):
+        buffers = {var: history_init(y0[var], self.n_slots)[0] for var in self._variables()}
+        inner = self.solver.init(terms, t0, t1, y0, args)
+        return inner, buffers, jnp.zeros((), jnp.int32)
+
+    def _delayed(self, model, buffers, count, dt):
+        out = {}
+        for key, var, delay_name in self.reads:
+            lag = jnp.asarray(getattr(model, delay_name)) / dt
+            lag = eqx.error_if(
+                lag,
+                jnp.any(lag > self.n_slots - 2),
+                f"{type(model).__name__}: a delay ({delay_name}) is longer than the history the "
+                "solver keeps; raise the model's max_delay.",
+            )
+            out[key] = jnp.broadcast_to(
+                history_read(buffers[var], count, lag, self.interpolation), jnp.shape(buffers[var])[1:]
+            )
+        return out
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        inner, buffers, count = solver_state
+        model = _find_model_term(terms).model
+        extra = self._delayed(model, buffers, count, t1 - t0)
+        y1, err, dense, inner, result = self.solver.step(
+            terms, t0, t1, y0, _WithExtraInputs(args, extra), inner, made_jump
+        )
+        new_count = count + 1
+        buffers = {var: buf.at[new_count % self.n_slots].set(y1[var]) for var, buf in buffers.items()}
+        return y1, err, dense, (inner, buffers, new_count), result
+
+    def func(self, terms, t0, y0, args):
+        # Only used to pick an initial step size; the current state stands in for the past.
+        extra = {key: y0[var] for key, var, _ in self.reads}
+        return self.solver.func(terms, t0, y0, _WithExtraInputs(args, extra))
+
+
+def slots_for(max_delay_ms: float, dt_ms: float) -> int:
+    """Buffer length for delays up to ``max_delay_ms`` at steps of ``dt_ms``."""
+    return int(math.ceil(max_delay_ms / dt_ms - _GRID_TOL)) + 2

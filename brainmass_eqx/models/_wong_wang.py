@@ -1,0 +1,174 @@
+"""Reduced Wong-Wang models: the two-choice decision circuit and the E-I resting-state node."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax.numpy as jnp
+
+from ._base import AbstractModel, initial, parameter
+from ._math import abbott_chance, relu
+
+__all__ = ["WongWang", "WongWangExcInh"]
+
+_HZ_TO_PER_MS = 1e-3
+
+
+class WongWang(AbstractModel):
+    r"""Reduced two-population decision model (Wong & Wang 2006; Deco et al. 2011).
+
+    NMDA gating variables $S_1, S_2$ of two selective populations driven by currents (nA)
+
+    $$I_1 = J_{11} S_1 - J_{12} S_2 + J_{ext}\mu_0 (1 + c) + I_0 + I_{1,ext},\qquad
+      I_2 = J_{22} S_2 - J_{21} S_1 + J_{ext}\mu_0 (1 - c) + I_0 + I_{2,ext},$$
+
+    rates $r_k = a\,[I_k - \theta]_+$ (Hz; a threshold-linear f-I curve, as in brainmass,
+    not the paper's Abbott-Chance curve) and
+
+    $$\dot S_k = -S_k/\tau_S + (1 - S_k)\,\gamma\, r_k.$$
+
+    $S$ is projected onto $[0, 1]$ after every step (`post_step`). In the
+    exponential-Euler step the rates are held at their pre-step values (as brainmass
+    does): `vector_field_and_diagonal` linearises in $S_k$ with $r_k$ fixed.
+
+    Inputs: ``coherence`` $c$ (the coupling input), extra currents ``I1``, ``I2`` (nA).
+    Observables ``r1``, ``r2`` (Hz). `get_decision` reads the choice.
+    """
+
+    state_names: ClassVar = ("S1", "S2")
+    input_names: ClassVar = ("coherence", "I1", "I2")
+    input_units: ClassVar = {"I1": "current", "I2": "current"}
+    coupling_input: ClassVar = "coherence"
+    observables: ClassVar = ("r1", "r2")
+    observable_units: ClassVar = {"r1": "Hz", "r2": "Hz"}
+    supports_adaptive: ClassVar = False
+
+    tau_S: object = parameter(100.0, "time", doc="NMDA decay time constant", domain="positive")
+    gamma: object = parameter(0.641, doc="kinetic (saturation) factor", domain="nonnegative")
+    a: object = parameter(270.0, "rate_per_current", doc="f-I gain", domain="nonnegative")
+    theta: object = parameter(0.31, "current", doc="f-I threshold current")
+    J_N11: object = parameter(0.2609, "current", doc="self-excitation of population 1")
+    J_N22: object = parameter(0.2609, "current", doc="self-excitation of population 2")
+    J_N12: object = parameter(0.0497, "current", doc="cross-inhibition 2→1")
+    J_N21: object = parameter(0.0497, "current", doc="cross-inhibition 1→2")
+    J_A_ext: object = parameter(0.0002243, "current_per_rate", doc="stimulus coupling")
+    mu_0: object = parameter(30.0, "frequency", doc="stimulus rate at zero coherence")
+    I_0: object = parameter(0.3255, "current", doc="background current")
+    init_S1: object = initial(0.0)
+    init_S2: object = initial(0.0)
+
+    def currents(self, state, inputs):
+        """The total currents $(I_1, I_2)$ in nA."""
+        S1, S2 = state["S1"], state["S2"]
+        c = self.input(inputs, "coherence")
+        stim = self.J_A_ext * self.mu_0
+        I1 = self.J_N11 * S1 - self.J_N12 * S2 + stim * (1.0 + c) + self.I_0 + self.input(inputs, "I1")
+        I2 = self.J_N22 * S2 - self.J_N21 * S1 + stim * (1.0 - c) + self.I_0 + self.input(inputs, "I2")
+        return I1, I2
+
+    def rates(self, state, inputs=None):
+        """The firing rates $(r_1, r_2)$ in Hz."""
+        I1, I2 = self.currents(state, {} if inputs is None else inputs)
+        return self.a * relu(I1 - self.theta), self.a * relu(I2 - self.theta)
+
+    def r1(self, state):
+        """Rate of population 1 (Hz) at zero coherence."""
+        return self.rates(state)[0]
+
+    def r2(self, state):
+        """Rate of population 2 (Hz) at zero coherence."""
+        return self.rates(state)[1]
+
+    def _drift_and_decay(self, state, inputs):
+        out, diag = {}, {}
+        for name, rate in zip(self.state_names, self.rates(state, inputs)):
+            gain = self.gamma * rate * _HZ_TO_PER_MS
+            out[name] = -state[name] / self.tau_S + (1.0 - state[name]) * gain
+            diag[name] = -1.0 / self.tau_S - gain
+        return out, diag
+
+    def vector_field(self, t, state, inputs):
+        return self._drift_and_decay(state, inputs)[0]
+
+    def vector_field_and_diagonal(self, t, state, inputs):
+        return self._drift_and_decay(state, inputs)
+
+    def post_step(self, state):
+        return {k: jnp.clip(v, 0.0, 1.0) if k in self.state_names else v for k, v in state.items()}
+
+    def get_decision(self, state, threshold=15.0):
+        """The choice: +1 if $r_1$ exceeds ``threshold`` (Hz) and $r_2$, -1 if $r_2$ does,
+        else 0 (rates at zero coherence, as brainmass)."""
+        from .._units import to_canonical
+
+        threshold = to_canonical(threshold, "threshold", "Hz")
+        r1, r2 = self.rates(state)
+        return jnp.where((r1 > threshold) & (r1 > r2), 1, jnp.where((r2 > threshold) & (r2 > r1), -1, 0))
+
+
+class WongWangExcInh(AbstractModel):
+    r"""Reduced Wong-Wang excitatory-inhibitory node (Deco et al. 2014; TVB
+    ``ReducedWongWangExcInh``). With the coupling input $c$:
+
+    $$x_E = w_p J_N S_e - J_i S_i + W_e I_o + G J_N c + I_{ext},\qquad
+      x_I = J_N S_e - S_i + W_i I_o + \lambda G J_N c,$$
+    $$H_p(x) = \frac{a_p x - b_p}{1 - e^{-d_p (a_p x - b_p)}}\ \text{(Hz)},$$
+    $$\dot S_e = -S_e/\tau_e + (1 - S_e)\,\gamma_e H_E(x_E),\qquad
+      \dot S_i = -S_i/\tau_i + \gamma_i H_I(x_I).$$
+
+    $H$ is evaluated through `exprel`, finite at its removable singularity (brainmass
+    divides 0 by 0 there). Observables ``H_e``, ``H_i``: the firing rates (Hz).
+    """
+
+    state_names: ClassVar = ("S_e", "S_i")
+    input_names: ClassVar = ("coupling",)
+    coupling_input: ClassVar = "coupling"
+    observables: ClassVar = ("H_e", "H_i")
+    observable_units: ClassVar = {"H_e": "Hz", "H_i": "Hz"}
+
+    a_e: object = parameter(310.0, doc="E transfer slope, 1/nC", domain="positive")
+    b_e: object = parameter(125.0, doc="E transfer offset, Hz")
+    d_e: object = parameter(0.160, doc="E transfer curvature, s", domain="positive")
+    gamma_e: object = parameter(0.641 / 1000.0, doc="E kinetic parameter", domain="nonnegative")
+    tau_e: object = parameter(100.0, "time", doc="E (NMDA) time constant", domain="positive")
+    w_p: object = parameter(1.4, doc="E recurrent excitation weight", domain="nonnegative")
+    W_e: object = parameter(1.0, doc="scaling of the background input to E", domain="nonnegative")
+    a_i: object = parameter(615.0, doc="I transfer slope, 1/nC", domain="positive")
+    b_i: object = parameter(177.0, doc="I transfer offset, Hz")
+    d_i: object = parameter(0.087, doc="I transfer curvature, s", domain="positive")
+    gamma_i: object = parameter(1.0 / 1000.0, doc="I kinetic parameter", domain="nonnegative")
+    tau_i: object = parameter(10.0, "time", doc="I (GABA) time constant", domain="positive")
+    W_i: object = parameter(0.7, doc="scaling of the background input to I", domain="nonnegative")
+    J_N: object = parameter(0.15, doc="NMDA coupling, nA", domain="nonnegative")
+    J_i: object = parameter(1.0, doc="feedback inhibition weight (I→E), nA", domain="nonnegative")
+    I_o: object = parameter(0.382, doc="background input current, nA")
+    I_ext: object = parameter(0.0, doc="external input current to E, nA")
+    G: object = parameter(2.0, doc="global coupling scaling", domain="nonnegative")
+    lamda: object = parameter(0.0, doc="fraction of the long-range coupling onto I", domain=(0.0, 1.0))
+    init_S_e: object = initial(0.001)
+    init_S_i: object = initial(0.001)
+
+    def drives(self, state, inputs):
+        """The input currents $(x_E, x_I)$."""
+        S_e, S_i = state["S_e"], state["S_i"]
+        long_range = self.G * self.J_N * self.input(inputs, "coupling")
+        x_e = self.w_p * self.J_N * S_e - self.J_i * S_i + self.W_e * self.I_o + long_range + self.I_ext
+        x_i = self.J_N * S_e - S_i + self.W_i * self.I_o + self.lamda * long_range
+        return x_e, x_i
+
+    def vector_field(self, t, state, inputs):
+        x_e, x_i = self.drives(state, inputs)
+        H_e = abbott_chance(x_e, self.a_e, self.b_e, self.d_e)
+        H_i = abbott_chance(x_i, self.a_i, self.b_i, self.d_i)
+        return {
+            "S_e": -state["S_e"] / self.tau_e + (1.0 - state["S_e"]) * H_e * self.gamma_e,
+            "S_i": -state["S_i"] / self.tau_i + H_i * self.gamma_i,
+        }
+
+    def H_e(self, state, coupling=0.0):
+        """Excitatory firing rate (Hz)."""
+        return abbott_chance(self.drives(state, {"coupling": coupling})[0], self.a_e, self.b_e, self.d_e)
+
+    def H_i(self, state, coupling=0.0):
+        """Inhibitory firing rate (Hz)."""
+        return abbott_chance(self.drives(state, {"coupling": coupling})[1], self.a_i, self.b_i, self.d_i)
