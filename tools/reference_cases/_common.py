@@ -44,6 +44,7 @@ if X64:
     jax.config.update("jax_enable_x64", True)
 
 import brainstate  # noqa: E402
+import braintools  # noqa: E402
 import brainunit as u  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -134,6 +135,29 @@ def constructor_parameters(
     return params
 
 
+def constant_initialisers(cls: type, init: dict[str, Any]) -> dict[str, Any]:
+    """``{init_<var> | <var>_init: Constant(values)}`` for the states ``cls`` lets us set.
+
+    brainmass spells the initialiser arguments both ways (``init_x``, ``rE_init``); states
+    without one (WongWangStep's) are written after initialisation by :class:`Case`.
+    """
+    sig = inspect.signature(cls.__init__).parameters
+    return {
+        kw: braintools.init.Constant(values)
+        for var, values in init.items()
+        for kw in (f"init_{var}", f"{var}_init")
+        if kw in sig
+    }
+
+
+def update_arguments(cls: type) -> tuple[list[str], dict[str, Any]]:
+    """Positional order and defaults (None where required) of ``cls.update``'s arguments."""
+    params = [p for n, p in inspect.signature(cls.update).parameters.items() if n != "self"]
+    return [p.name for p in params], {
+        p.name: (None if p.default is p.empty else p.default) for p in params
+    }
+
+
 def hidden_states(module: Any) -> list[str]:
     """Names of the ``HiddenState`` attributes of ``module``, in definition order."""
     return [k for k, v in vars(module).items() if isinstance(v, brainstate.HiddenState)]
@@ -181,10 +205,6 @@ class Case:
     n_steps: int
     meta: dict[str, Any]
     extra_arrays_fn: Callable[[Any], dict[str, np.ndarray]] | None = None
-
-    @property
-    def key(self) -> str:
-        return self.relpath
 
     def _input_tuple(self) -> tuple:
         given = [i for i, n in enumerate(self.input_order) if n in self.inputs]
@@ -263,7 +283,7 @@ def _child_main(module_name: str, out: str) -> None:
                 raise RuntimeError(
                     f"{case.relpath}: float64 run produced {values.dtype} for {name}"
                 )
-            arrays[f"{case.key}::{name}"] = values
+            arrays[f"{case.relpath}::{name}"] = values
     np.savez(out, **arrays)
 
 
@@ -291,7 +311,7 @@ def generate(module_name: str, cases: list[Case], outdir: str | os.PathLike) -> 
     outdir = Path(outdir)
     repo_root = Path(__file__).resolve().parents[2]
     group = module_name.rsplit(".", 1)[-1]
-    keys = [c.key for c in cases]
+    keys = [c.relpath for c in cases]
     if len(set(keys)) != len(keys):
         raise ValueError(f"duplicate case paths in {module_name}")
     print(f"[{group}] float64 runs of {len(cases)} cases ...", flush=True)
@@ -306,7 +326,7 @@ def generate(module_name: str, cases: list[Case], outdir: str | os.PathLike) -> 
             print(f"    REFUSED: {refused[case.relpath]}", flush=True)
             traceback.print_exc(limit=3)
             continue
-        traj64 = {n: f64[f"{case.key}::{n}"] for n in traj}
+        traj64 = {n: f64[f"{case.relpath}::{n}"] for n in traj}
         gaps = {n: _relative_gap(traj[n], traj64[n]) for n in traj}
         horizon = _horizon(traj, traj64)
         n_regions = next(iter(init.values())).shape[0]

@@ -23,7 +23,6 @@ from typing import Any
 
 import brainmass
 import brainstate
-import braintools
 import brainunit as u
 import numpy as np
 
@@ -469,23 +468,11 @@ def _skip_param(name: str) -> bool:
     )
 
 
-def _init_kwargs(cls: type, init: dict[str, Any]) -> dict[str, Any]:
-    """Constant initialisers for the states that the constructor lets us initialise."""
-    sig = inspect.signature(cls.__init__).parameters
-    out = {}
-    for var, values in init.items():
-        for kw in (f"init_{var}", f"{var}_init"):
-            if kw in sig:
-                out[kw] = braintools.init.Constant(values)
-    return out
-
-
 def _model_cases(spec: ModelSpec) -> list[Case]:
     cls = getattr(brainmass, spec.name)
     sig = inspect.signature(cls.__init__).parameters
-    upd = inspect.signature(cls.update).parameters
-    input_order = [n for n in upd if n != "self"]
-    input_defaults = {n: (None if p.default is p.empty else p.default) for n, p in upd.items()}
+    input_order, input_defaults = _common.update_arguments(cls)
+    init_kwargs = _common.constant_initialisers(cls, spec.init)
     if "method" in sig:
         methods = ["exp_euler", "rk4"]
     else:
@@ -497,7 +484,7 @@ def _model_cases(spec: ModelSpec) -> list[Case]:
     for case_name, overrides, inputs in variants:
         params = _common.constructor_parameters(cls, overrides, _skip_param)
         for method in methods:
-            kwargs = dict(params, **_init_kwargs(cls, spec.init))
+            kwargs = dict(params, **init_kwargs)
             if "method" in sig:
                 kwargs["method"] = method
 
@@ -520,7 +507,7 @@ def _model_cases(spec: ModelSpec) -> list[Case]:
                 "case": case_name,
                 "method": method,
                 "params": meta_params,
-                "init_via": sorted(_init_kwargs(cls, spec.init)) or "state assignment after init",
+                "init_via": sorted(init_kwargs) or "state assignment after init",
                 "update_inputs": {n: f"input__{n}" for n in inputs},
                 "update_signature": input_order,
                 "simulator": "brainmass.Simulator(model, dt).run(n_steps*dt, inputs=lambda i, t: "

@@ -12,7 +12,6 @@ Run through ``python tools/make_references.py --only network``.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any
 
 import brainmass
@@ -135,16 +134,6 @@ _NOTES = (
 )
 
 
-def _node_kwargs(cls: type, init: dict[str, Any]) -> dict[str, Any]:
-    sig = inspect.signature(cls.__init__).parameters
-    out = {}
-    for var, values in init.items():
-        for kw in (f"init_{var}", f"{var}_init"):
-            if kw in sig:
-                out[kw] = braintools.init.Constant(values)
-    return out
-
-
 def _delay_prefetch(net: brainmass.Network) -> Any:
     """The coupling's delayed read of the source (a brainstate PrefetchDelayAt)."""
     found = [v for v in vars(net.coupling).values() if type(v).__name__ == "PrefetchDelayAt"]
@@ -172,8 +161,7 @@ def _extra_arrays(spec: NetworkSpec, conn: np.ndarray, distances: np.ndarray):
     return fn
 
 
-def _case(spec: NetworkSpec) -> Case:
-    data = brainmass.datasets.load_dataset("example_connectome")
+def _case(spec: NetworkSpec, data: Any) -> Case:
     conn = np.asarray(data.weights, dtype=np.float64)
     distances = np.asarray(data.distances.to_decimal(u.mm), dtype=np.float64)
     cls = getattr(brainmass, spec.node)
@@ -181,14 +169,10 @@ def _case(spec: NetworkSpec) -> Case:
     if spec.plain_delay_init:
         coupled_init = _common.magnitude(coupled_init, _common.canonical_unit(coupled_init))
     k = _common.with_unit(spec.k, spec.k_unit)
-    node_update = [n for n in inspect.signature(cls.update).parameters if n != "self"]
-    node_defaults = {
-        n: (None if p.default is p.empty else p.default)
-        for n, p in inspect.signature(cls.update).parameters.items()
-    }
+    node_update, node_defaults = _common.update_arguments(cls)
 
     def build():
-        node = cls(N_REGIONS, **_node_kwargs(cls, spec.init))
+        node = cls(N_REGIONS, **_common.constant_initialisers(cls, spec.init))
         net = brainmass.Network(
             node,
             conn=conn,
@@ -257,7 +241,8 @@ def _case(spec: NetworkSpec) -> Case:
 
 def cases(only: str | None = None) -> list[Case]:
     """All network cases (or the one named ``only``)."""
-    return [_case(s) for s in SPECS if only in (None, s.name)]
+    data = brainmass.datasets.load_dataset("example_connectome")
+    return [_case(s, data) for s in SPECS if only in (None, s.name)]
 
 
 def main(outdir: str) -> None:
