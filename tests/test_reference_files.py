@@ -6,6 +6,7 @@ states move; the catalogue is covered; the manifests list exactly the files pres
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -126,3 +127,22 @@ def test_manifests_list_exactly_the_files():
 def test_load_reference_names_the_missing_path():
     with pytest.raises(FileNotFoundError, match="relpath 'models/NoSuchModel.npz'"):
         load_reference("models/NoSuchModel.npz")
+
+
+def _driver():
+    path = REFERENCE_DIR.parents[2] / "tools" / "make_references.py"
+    spec = importlib.util.spec_from_file_location("make_references", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_driver_finds_the_case_modules():
+    assert {"models", "network"} <= set(_driver().case_modules())
+
+
+def test_driver_names_an_unknown_only(capsys):
+    # Rejected before any venv is touched.
+    with pytest.raises(SystemExit):
+        _driver().main(["--only", "bogus"])
+    assert "--only 'bogus': no such case module" in capsys.readouterr().err
