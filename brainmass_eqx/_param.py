@@ -280,12 +280,20 @@ def unwrap(tree: PyTree) -> PyTree:
 
 
 def trainable_spec(tree: PyTree) -> PyTree:
-    """A filter spec for ``eqx.partition``: True on the raw values of ``Param(fit=True)``."""
-    return jax.tree_util.tree_map(
-        lambda x: isinstance(x, Param) and x.fit, tree, is_leaf=is_param
-    )
+    """A filter spec for ``eqx.partition``: True on the raw values of ``Param(fit=True)``.
+
+    The spec keeps each Param's structure (``Param(raw=True, ...)``), so both halves of the
+    partition have the same tree structure and ``eqx.combine`` puts them back together.
+    """
+
+    def mark(x):
+        if isinstance(x, Param):
+            return jax.tree_util.tree_map(lambda _: x.fit, x)
+        return False
+
+    return jax.tree_util.tree_map(mark, tree, is_leaf=is_param)
 
 
 def partition_trainable(tree: PyTree) -> tuple[PyTree, PyTree]:
     """``eqx.partition(tree, trainable_spec(tree))``: (trainable, static)."""
-    return eqx.partition(tree, trainable_spec(tree), is_leaf=is_param)
+    return eqx.partition(tree, trainable_spec(tree))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -276,31 +277,22 @@ def _check_y0(model, y0):
 # -- the solves ----------------------------------------------------------------------------
 
 
-@eqx.filter_jit
-def _first_sample(model, terms, y0, source, solver, monitor, n_first, dt, adjoint):
-    """Advance ``n_first`` steps from t=0 as one diffrax step; return the first sample."""
-    t1 = n_first * dt
-    sol = dfx.diffeqsolve(
-        terms,
-        Substeps(solver, n_first),
-        t0=0.0,
-        t1=t1,
-        dt0=t1,
-        y0=y0,
-        args=source,
-        saveat=dfx.SaveAt(t1=True, solver_state=True),
-        max_steps=2,
-        adjoint=adjoint,
-    )
-    y = jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
-    return monitor(model, y), y, sol.solver_state
+def _advance(terms, y0, source, solver, n, dt):
+    """Take ``n`` steps from t=0 directly (no diffrax loop: cheaper to compile)."""
+    stepper = Substeps(solver, n)
+    t1 = n * dt
+    state = stepper.init(terms, 0.0, t1, y0, source)
+    y, _, _, state, _ = stepper.step(terms, 0.0, t1, y0, source, state, False)
+    return y, state
 
 
-@eqx.filter_jit
-def _record(model, terms, y, solver_state, source, solver, monitor, start, n_macro, k, dt, t_first, adjoint, progress):
-    """``n_macro`` macro-steps of ``k`` steps each, recording after each macro-step."""
-    idx = start + jnp.arange(n_macro + 1)
-    ts = t_first + idx * (k * dt)
+def _record_impl(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress):
+    """Macro-steps of ``k`` steps between consecutive ``ts``, recording after each one.
+
+    ``ts`` is computed on the host: XLA may evaluate an expression for ``ts`` differently in
+    different fusions (FMA contraction), and diffrax requires ``t0 == ts[0]`` exactly.
+    """
+    n_macro = ts.shape[0] - 1
     sol = dfx.diffeqsolve(
         terms,
         Substeps(solver, k),
@@ -324,6 +316,28 @@ def _record(model, terms, y, solver_state, source, solver, monitor, start, n_mac
     )
     recorded, y_end = sol.ys
     return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), sol.solver_state
+
+
+@eqx.filter_jit
+def _first_sample(model, terms, y0, source, solver, monitor, n_first, dt):
+    y, state = _advance(terms, y0, source, solver, n_first, dt)
+    return monitor(model, y), y, state
+
+
+_record = eqx.filter_jit(_record_impl)
+
+
+@eqx.filter_jit
+def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, adjoint, progress):
+    """The whole fixed-step run in one compiled function: the first ``n_first`` steps
+    (transient plus the first recorded step), then ``n_rest`` recorded macro-steps."""
+    y, state = _advance(terms, y0, source, solver, n_first, dt)
+    first = monitor(model, y)
+    if grid.shape[0] == 1:
+        return jax.tree_util.tree_map(lambda a: a[None], first), y
+    rest, y_end, _ = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, adjoint, progress)
+    ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    return ys, y_end
 
 
 @eqx.filter_jit
@@ -463,9 +477,13 @@ def simulate(
                 f"{model_name} cannot be integrated with adaptive steps (it has delays or a per-step "
                 "projection); drop stepsize_controller."
             )
+    # Stochastic models (noise) give MultiTerm(drift, diffusion): SDE solvers are welcome.
+    stochastic = getattr(model, "is_stochastic", False)
     structure = getattr(solver, "term_structure", None)
-    if isinstance(structure, (tuple, list)) or (
-        isinstance(structure, type) and issubclass(structure, dfx.MultiTerm)
+    structure = typing.get_origin(structure) or structure  # MultiTerm[...] generic aliases
+    if not stochastic and (
+        isinstance(structure, (tuple, list))
+        or (isinstance(structure, type) and issubclass(structure, dfx.MultiTerm))
     ):
         raise ValueError(
             f"solver {type(solver).__name__} needs terms of structure {structure}; a model gives one "
@@ -485,10 +503,15 @@ def simulate(
 
     # Extension points: stochastic models return SDE terms; networks wrap the solver so that
     # it carries their delay history in its solver state.
-    terms = model.terms(key)
+    adaptive = stepsize_controller is not None and not isinstance(stepsize_controller, dfx.ConstantStepSize)
+    if stochastic:
+        # The Brownian path is laid out on the step grid (or a Brownian tree for adaptive
+        # steps) and carries the Lévy area the solver needs.
+        terms = model.terms(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver)
+    else:
+        terms = model.terms(key)
     solver = model.wrap_solver(solver)
     traced = _is_traced((model, y0, source))
-    adaptive = stepsize_controller is not None and not isinstance(stepsize_controller, dfx.ConstantStepSize)
 
     if saveat is not None or adaptive:
         if chunk is not None:
@@ -506,23 +529,16 @@ def simulate(
         ys, final = _interpolated(model, terms, y0, source, solver, monitor, ts, dt_ms, controller, adjoint, budget, progress)
     else:
         n_samples = math.ceil((n_steps - tr) / k)
-        first, y, solver_state = _first_sample(model, terms, y0, source, solver, monitor, tr + 1, dt_ms, adjoint)
         t_first = (tr + 1) * dt_ms
         n_rest = n_samples - 1
-        ts = t_first + jnp.arange(n_samples) * (k * dt_ms)
+        ts = jnp.asarray(t_first + np.arange(n_samples) * (k * dt_ms), dtype=jnp.result_type(float))
         if chunk is None or n_rest == 0:
-            if n_rest > 0:
-                rest, y, _ = _record(
-                    model, terms, y, solver_state, source, solver, monitor, jnp.asarray(0), n_rest, k, dt_ms, t_first, adjoint, progress
-                )
-                ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-            else:
-                ys = jax.tree_util.tree_map(lambda a: a[None], first)
-            final = y
+            ys, final = _run_fixed(model, terms, y0, source, solver, monitor, tr + 1, ts, k, dt_ms, adjoint, progress)
         else:
             if traced:
                 raise ValueError("chunk cannot be used under jax.jit/vmap/grad: it copies results to host memory.")
             per_chunk = max(1, _as_steps(chunk, "chunk", dt_ms) // k)
+            first, y, solver_state = _first_sample(model, terms, y0, source, solver, monitor, tr + 1, dt_ms)
             pieces = [jax.tree_util.tree_map(lambda a: np.asarray(a)[None], first)]
             starts = range(0, n_rest, per_chunk)
             if progress:
@@ -532,7 +548,7 @@ def simulate(
             for start in starts:
                 m = min(per_chunk, n_rest - start)
                 rest, y, solver_state = _record(
-                    model, terms, y, solver_state, source, solver, monitor, jnp.asarray(start), m, k, dt_ms, t_first, adjoint, False
+                    model, terms, y, solver_state, source, solver, monitor, ts[start : start + m + 1], k, adjoint, False
                 )
                 pieces.append(jax.tree_util.tree_map(np.asarray, rest))
             ys = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)

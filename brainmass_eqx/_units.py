@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import unxt
@@ -92,8 +93,15 @@ def to_canonical(value: Any, name: str, unit: str) -> Any:
 
 
 def to_ms(value: Any, name: str) -> float:
-    """Convert a time given as a Quantity or a plain number in ms to a Python float in ms."""
-    out = to_canonical(value, name, "ms")
+    """Convert a time given as a Quantity or a plain number in ms to a Python float in ms.
+
+    Converted in float64 on the host: these values set the step grid, and a float32
+    conversion (100 us -> 0.10000000149 ms) would shift it.
+    """
+    out = to_canonical(value, name, "ms")  # checks the dimension
+    if is_quantity(value) and not isinstance(value.value, jax.core.Tracer):
+        factor = float(unxt.unit_of(value).to(unxt.unit("ms")))
+        out = np.asarray(value.value, dtype=np.float64) * factor
     try:
         arr = np.asarray(out)
     except Exception as err:  # a tracer: times that set the step grid must be concrete
@@ -106,7 +114,5 @@ def to_ms(value: Any, name: str) -> float:
 
 
 def quantity(value: Any, unit: str):
-    """Attach ``unit`` to a plain magnitude (``unit == ''`` returns the value unchanged)."""
-    if unit == "":
-        return value
+    """Attach ``unit`` to a plain magnitude (``''``: a dimensionless Quantity)."""
     return unxt.Quantity(value, unit)

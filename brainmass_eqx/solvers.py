@@ -5,6 +5,7 @@ Every diffrax solver works with `simulate`; these add the two schemes brainmass 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -17,7 +18,7 @@ from jaxtyping import Array, PyTree
 
 from .models._math import exprel
 
-__all__ = ["ModelTerm", "ExponentialEuler", "RK4", "Substeps"]
+__all__ = ["ModelTerm", "ExponentialEuler", "RK4", "Substeps", "StochasticExponentialEuler"]
 
 
 class ModelTerm(dfx.AbstractTerm):
@@ -128,6 +129,15 @@ class Substeps(dfx.AbstractSolver):
     solver: dfx.AbstractSolver
     n: int = eqx.field(static=True)
 
+    def __init__(self, solver: dfx.AbstractSolver, n: int):
+        # diffrax's default Runge-Kutta stage loop is a checkpointed while loop, which
+        # forward-mode AD cannot enter; inside our fixed-length substep loop a bounded loop
+        # over the stages serves both AD modes.
+        if isinstance(solver, dfx.AbstractRungeKutta) and getattr(solver, "scan_kind", "lax") is None:
+            solver = dataclasses.replace(solver, scan_kind="bounded")
+        self.solver = solver
+        self.n = n
+
     @property
     def term_structure(self):
         return self.solver.term_structure
@@ -174,3 +184,48 @@ def is_fixed_step_only(solver: dfx.AbstractSolver) -> bool:
 def _tree_any_nonfinite(tree: PyTree) -> Array:
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves]))
+
+
+# ------------------------------------------------------------------------------------------
+# Stochastic differential equations (noise, see `brainmass_eqx.noise`)
+# ------------------------------------------------------------------------------------------
+
+
+class StochasticExponentialEuler(dfx.AbstractItoSolver):
+    r"""`ExponentialEuler` for SDEs $\mathrm{d}y = f(t, y)\,\mathrm{d}t + g(t, y)\,\mathrm{d}W$:
+
+    $$y_k \leftarrow y_k + \Delta t\, \varphi(\Delta t\, J_k)\, f_k(t, y) + \big(g(t, y)\,\Delta W\big)_k,$$
+
+    the drift by brainmass's exponential-Euler rule (per variable, Jacobi splitting, see
+    `ExponentialEuler`) and the diffusion by Euler-Maruyama: Itô, strong order 0.5 (1 for
+    additive noise). For an OU noise state this is brainmass's ``OUProcess`` update.
+
+    Terms: ``MultiTerm(ModelTerm(model), diffusion_term)``, as a noisy model's ``terms``
+    gives (`simulate` picks this solver when a noisy model is run with `ExponentialEuler`).
+    """
+
+    term_structure: ClassVar = dfx.MultiTerm[tuple[ModelTerm, dfx.AbstractTerm]]
+    interpolation_cls: ClassVar[Callable[..., dfx.LocalLinearInterpolation]] = dfx.LocalLinearInterpolation
+
+    def order(self, terms):
+        return 1
+
+    def strong_order(self, terms):
+        return 0.5
+
+    def init(self, terms, t0, t1, y0, args):
+        return None
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        _, diffusion = terms.terms
+        dt = t1 - t0
+        f, diag = _find_model_term(terms).vf_and_diagonal(t0, y0, args)
+        noise = diffusion.vf_prod(t0, y0, args, diffusion.contr(t0, t1))
+        y1 = jax.tree_util.tree_map(
+            lambda y, fk, jk, gk: y + dt * exprel(dt * jk) * fk + gk, y0, f, diag, noise
+        )
+        dense_info = dict(y0=y0, y1=y1)
+        return y1, None, dense_info, None, dfx.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)

@@ -126,7 +126,7 @@ class AbstractModel(eqx.Module):
             else:
                 try:
                     value = jnp.asarray(value, dtype=jnp.result_type(float))
-                except TypeError as err:
+                except (TypeError, ValueError) as err:
                     raise TypeError(
                         f"{f.name!r} must be a number, an array, a unxt Quantity or a Param; "
                         f"got {type(value).__name__}."

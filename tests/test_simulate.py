@@ -1,0 +1,219 @@
+"""simulate(): recording semantics, jit / grad / vmap, chunking, inputs, and bad input."""
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import unxt as u
+
+import brainmass_eqx as bx
+
+X0 = {"x": jnp.array([0.1, 0.5, 1.2]), "y": jnp.array([0.0, 0.2, -0.3])}
+
+
+def hopf(**kw):
+    return bx.Hopf(3, init_x=X0["x"], init_y=X0["y"], **kw)
+
+
+def test_sample_times_follow_brainmass():
+    # brainmass keeps recorded[transient::k], stamped at step ends.
+    traj = bx.simulate(hopf(), 1.0, dt=0.1, transient=2, sample_every=3)
+    np.testing.assert_allclose(traj.ts, [0.3, 0.6, 0.9], rtol=1e-6)
+    assert traj["x"].shape == (3, 3)
+    full = bx.simulate(hopf(), 1.0, dt=0.1)
+    np.testing.assert_allclose(traj["x"], full["x"][2::3], rtol=1e-6)
+    assert full.ts.shape == (10,)
+    np.testing.assert_allclose(full.final_state["x"], full["x"][-1])
+
+
+def test_quantities_at_the_boundary():
+    a = bx.simulate(hopf(), u.Quantity(0.5, "s"), dt=u.Quantity(100.0, "us"), transient=u.Quantity(10, "ms"),
+                    sample_every=u.Quantity(1, "ms"))
+    b = bx.simulate(hopf(), 500.0, dt=0.1, transient=100, sample_every=10)
+    np.testing.assert_array_equal(a["x"], b["x"])
+    assert a.quantity("x").unit == u.unit("")
+    assert bx.simulate(bx.JansenRit(1), 1.0, dt=0.1).quantity("M").unit == u.unit("mV")
+
+
+def test_chunked_run_equals_unchunked_bit_for_bit():
+    full = bx.simulate(hopf(), 100.0, dt=0.1, transient=37, sample_every=7)
+    chunked = bx.simulate(hopf(), 100.0, dt=0.1, transient=37, sample_every=7, chunk=70)
+    assert isinstance(chunked["x"], np.ndarray)
+    np.testing.assert_array_equal(np.asarray(full["x"]), chunked["x"])
+    np.testing.assert_array_equal(np.asarray(full.ts), chunked.ts)
+    np.testing.assert_array_equal(np.asarray(full.final_state["y"]), np.asarray(chunked.final_state["y"]))
+
+
+def test_continuing_from_final_state():
+    whole = bx.simulate(hopf(), 20.0, dt=0.1)
+    first = bx.simulate(hopf(), 10.0, dt=0.1)
+    second = bx.simulate(hopf(), 10.0, dt=0.1, y0=first.final_state)
+    np.testing.assert_allclose(second["x"][-1], whole["x"][-1], rtol=1e-5)
+
+
+def test_monitors_names_observables_and_callables():
+    jr = bx.JansenRit(2)
+    traj = bx.simulate(jr, 5.0, dt=0.1, monitors={"v": "eeg", "m": "M", "twice": lambda m, s: 2 * s["M"]})
+    assert set(traj.keys()) == {"v", "m", "twice"}
+    np.testing.assert_allclose(traj["twice"], 2 * traj["m"])
+    assert traj.units["m"] == "mV"
+
+
+def test_inputs_callable_steps_and_path_agree():
+    n = 50
+    drive = jnp.linspace(0.0, 1.0, n)[:, None] * jnp.ones(3)
+    per_step = bx.simulate(hopf(), 5.0, dt=0.1, inputs={"x": drive})
+    as_callable = bx.simulate(
+        hopf(), 5.0, dt=0.1, inputs=lambda t: {"x": jnp.interp(jnp.floor(t / 0.1 + 1e-3), jnp.arange(n), drive[:, 0]) * jnp.ones(3)}
+    )
+    np.testing.assert_allclose(per_step["x"], as_callable["x"], rtol=1e-5, atol=1e-7)
+    # A constant input shifts a linear node to -I/gamma.
+    lin = bx.Linear(2, gamma=-2.0, init_x=0.0)
+    traj = bx.simulate(lin, 20.0, dt=0.1, inputs=lambda t: {"x": jnp.array([1.0, 4.0])})
+    np.testing.assert_allclose(traj["x"][-1], [0.5, 2.0], rtol=1e-4)
+
+
+def test_solvers_converge_to_each_other():
+    ref = bx.simulate(hopf(), 50.0, dt=0.01, solver=bx.RK4())["x"][-1]
+    for solver, tol in [(bx.RK4(), 5e-5), (dfx.Heun(), 1e-3), (dfx.Midpoint(), 1e-3), (dfx.Ralston(), 1e-3),
+                        (bx.ExponentialEuler(), 5e-2), (dfx.Euler(), 5e-2)]:
+        got = bx.simulate(hopf(), 50.0, dt=0.1, solver=solver, transient=499)["x"][-1]
+        np.testing.assert_allclose(got, ref, atol=tol, err_msg=type(solver).__name__)
+    adaptive = bx.simulate(hopf(), 50.0, dt=0.1, solver=dfx.Tsit5(), transient=499,
+                           stepsize_controller=dfx.PIDController(rtol=1e-7, atol=1e-9))
+    np.testing.assert_allclose(adaptive["x"][-1], ref, atol=1e-5)
+
+
+def test_exponential_euler_is_exact_for_linear_decay():
+    lin = bx.Linear(1, gamma=-3.0, init_x=1.0)
+    traj = bx.simulate(lin, 1.0, dt=0.5)  # large steps: exact exponential decay
+    np.testing.assert_allclose(traj["x"][:, 0], np.exp(-3.0 * np.array([0.5, 1.0])), rtol=1e-6)
+
+
+def test_jit_and_no_recompile_for_new_parameter_values():
+    traces = []
+
+    class Counting(bx.Hopf):
+        def vector_field(self, t, state, inputs):
+            traces.append(1)
+            return super().vector_field(t, state, inputs)
+
+    def run(a):
+        return bx.simulate(Counting(3, a=a, init_x=X0["x"]), 5.0, dt=0.1)["x"]
+
+    run(0.1)
+    n = len(traces)
+    run(0.3)
+    run(jnp.array([0.1, 0.2, 0.3]).mean())
+    assert len(traces) == n
+    jitted = jax.jit(run)
+    np.testing.assert_allclose(jitted(0.3), run(0.3), rtol=1e-6)
+
+
+@pytest.mark.parametrize("solver", [bx.ExponentialEuler(), bx.RK4()], ids=["expeuler", "rk4"])
+@pytest.mark.parametrize("k,transient", [(1, 0), (10, 0), (7, 33)])
+def test_grad_matches_forward_mode_and_finite_differences(solver, k, transient):
+    def loss(a, adjoint=None):
+        m = bx.Hopf(2, a=a, w=0.3, init_x=jnp.array([0.3, 1.0]), init_y=0.1)
+        traj = bx.simulate(m, 20.0, dt=0.1, sample_every=k, transient=transient, solver=solver, adjoint=adjoint)
+        return jnp.mean(traj["x"] ** 2)
+
+    g = jax.grad(loss)(0.2)
+    fwd = jax.jacfwd(lambda a: loss(a, dfx.ForwardMode()))(0.2)
+    eps = 1e-2
+    fd = (loss(0.2 + eps) - loss(0.2 - eps)) / (2 * eps)
+    np.testing.assert_allclose(g, fwd, rtol=1e-4)
+    np.testing.assert_allclose(g, fd, rtol=2e-3)
+
+
+def test_grad_through_param_transform():
+    def loss(model):
+        return jnp.mean(bx.simulate(model, 10.0, dt=0.1)["x"] ** 2)
+
+    model = bx.Hopf(2, a=bx.Param(0.2, bounds=(0.0, 1.0)), init_x=1.0)
+    trainable, static = bx.partition_trainable(model)
+    grads = jax.grad(lambda tr: loss(__import__("equinox").combine(tr, static)))(trainable)
+    assert jnp.isfinite(grads.a.raw) and grads.a.raw != 0
+
+
+def test_vmap_over_parameters_and_initial_states():
+    a = jnp.array([-0.1, 0.2, 0.5, 1.0])
+    out = jax.vmap(lambda a: bx.simulate(bx.Hopf(1, a=a, init_x=0.5), 300.0, dt=0.1, sample_every=100)["x"][-1, 0])(a)
+    for i in range(4):
+        single = bx.simulate(bx.Hopf(1, a=a[i], init_x=0.5), 300.0, dt=0.1, sample_every=100)["x"][-1, 0]
+        np.testing.assert_allclose(out[i], single, rtol=1e-5, atol=1e-7)
+    keys = jax.random.split(jax.random.key(0), 3)
+    xs = jax.vmap(lambda k: bx.simulate(bx.StuartLandau(2), 1.0, dt=0.1, key=k)["x"][0])(keys)
+    assert xs.shape == (3, 2) and not np.allclose(xs[0], xs[1])
+
+
+def test_float64(x64):
+    traj = bx.simulate(bx.Hopf(2, init_x=1.0), 1.0, dt=0.1)
+    assert traj["x"].dtype == jnp.float64
+
+
+def test_divergence_is_reported_with_time_region_and_variable():
+    model = bx.Lorenz(2, init_x=jnp.array([1.0, 1.0]), rho=jnp.array([28.0, 28.0]))
+    with pytest.raises(bx.SimulationDivergedError, match=r"Lorenz diverged: '[xyz]' first became .* at t = .* ms \(region [01]"):
+        bx.simulate(model, 200.0, dt=0.5, solver=dfx.Euler())
+
+
+def test_divergence_under_jit_raises():
+    model = bx.Linear(1, gamma=1.0, init_x=1.0)
+    f = jax.jit(lambda g: bx.simulate(bx.Linear(1, gamma=g, init_x=1.0), 1000.0, dt=1.0, solver=dfx.Euler())["x"])
+    with pytest.raises(Exception, match="diverged"):
+        f(1.0).block_until_ready()
+    del model
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def test_bad_dt_and_duration():
+    with pytest.raises(ValueError, match="dt must be positive"):
+        bx.simulate(hopf(), 1.0, dt=0.0)
+    with pytest.raises(ValueError, match="duration must be positive"):
+        bx.simulate(hopf(), -1.0, dt=0.1)
+    with pytest.raises(bx.UnitError, match="'dt' has unit 'mm'"):
+        bx.simulate(hopf(), 1.0, dt=u.Quantity(0.1, "mm"))
+    with pytest.warns(UserWarning, match="not a whole number of steps .* simulating 10 steps"):
+        traj = bx.simulate(hopf(), 1.05, dt=0.1)
+    assert traj.ts.shape == (10,)
+    with pytest.raises(ValueError, match="shorter than one step"):
+        bx.simulate(hopf(), 0.05, dt=0.1)
+
+
+def test_bad_transient_and_sampling():
+    with pytest.raises(ValueError, match=r"transient \(10 steps\) must be shorter than the run \(10 steps\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, transient=10)
+    with pytest.raises(ValueError, match="transient must be >= 0"):
+        bx.simulate(hopf(), 1.0, dt=0.1, transient=-1)
+    with pytest.raises(TypeError, match="transient must be an int number of steps or a time Quantity"):
+        bx.simulate(hopf(), 1.0, dt=0.1, transient=2.5)
+    with pytest.raises(ValueError, match="sample_every must be >= 1"):
+        bx.simulate(hopf(), 1.0, dt=0.1, sample_every=0)
+
+
+def test_bad_monitors_inputs_and_y0():
+    with pytest.raises(ValueError, match=r"monitors: 'z' is not a state or observable of Hopf; valid names are \['x', 'y'\]"):
+        bx.simulate(hopf(), 1.0, dt=0.1, monitors=["z"])
+    with pytest.raises(ValueError, match=r"name\(s\) \['q'\] that Hopf does not take; valid input names are \['x', 'y'\]"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs=lambda t: {"q": 1.0})
+    with pytest.raises(ValueError, match=r"inputs\['x'\] must hold one value per step: leading axis 10"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((5, 3))})
+    with pytest.raises(ValueError, match=r"y0 must give exactly the states \['x', 'y'\]"):
+        bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3)})
+    with pytest.raises(ValueError, match="draws .* at random by default .* pass key="):
+        bx.simulate(bx.StuartLandau(2), 1.0, dt=0.1)
+
+
+def test_solver_that_cannot_take_the_model():
+    with pytest.raises(ValueError, match="ExponentialEuler has no error estimate"):
+        bx.simulate(hopf(), 1.0, dt=0.1, stepsize_controller=dfx.PIDController(rtol=1e-3, atol=1e-6))
+    with pytest.raises(ValueError, match="RK4 has no error estimate"):
+        bx.simulate(hopf(), 1.0, dt=0.1, solver=bx.RK4(), stepsize_controller=dfx.PIDController(rtol=1e-3, atol=1e-6))
+    with pytest.raises(ValueError, match="needs terms of structure"):
+        bx.simulate(hopf(), 1.0, dt=0.1, solver=dfx.KenCarp3())
+    with pytest.raises(TypeError, match="solver must be a diffrax solver"):
+        bx.simulate(hopf(), 1.0, dt=0.1, solver="rk4")
