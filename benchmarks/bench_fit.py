@@ -1,0 +1,256 @@
+"""Fitting benchmarks: brainmass_eqx against brainmass 0.1.1, in the same run.
+
+    python benchmarks/bench_fit.py [--cases S1 P32 W4] [--steps 4] [--bm-python PATH]
+
+Every case runs in a fresh subprocess (so compile caches are cold and peak RSS is the
+case's own). Cases:
+
+- **S1**: one gradient step fitting ``a`` (80-vector) of 80 uncoupled Hopf nodes on a 1 s
+  simulation (dt = 0.1 ms, 10 000 steps) with ``timeseries_rmse``, Adam(0.05).
+- **W4**: one gradient step fitting ``k`` and the 80-vector ``a`` of the 80-node delayed
+  Hopf network (dense random symmetric conn / 80, distances U(5, 200) mm, speed 10 mm/ms,
+  so delays up to 20 ms; diffusive coupling, k = 0.5; a = 0.2, w = 0.3, init U(0, 0.1);
+  ``brainmass_api.md`` section 12 (d)) on a 1 s simulation with ``fc_corr(as_loss=True)``.
+  Runs for brainmass_eqx once ``brainmass_eqx.network.Network`` exists.
+- **P32**: one nevergrad generation of 32 candidates of S1's problem, evaluated in one
+  ``jax.vmap`` call (the Fitter's own path: a real ``backend='nevergrad'`` fit, median
+  generation time) against a Python loop of 32 calls of the jitted single loss.
+
+Timing as in ``brainmass_api.md`` section 12 (d): a callback stamps every step; step 0 =
+trace + compile + run, "run" = the median of steps 1..n-1, compile = step 0 - run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.abspath(__file__)
+BM_PYTHON = os.path.expanduser("~/.cache/bmx/venv-bm/bin/python")
+N, DURATION_MS, DT_MS = 80, 1000.0, 0.1
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _network_setup():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    conn = rng.uniform(0.0, 1.0, (N, N))
+    conn = (conn + conn.T) / 2 / N
+    np.fill_diagonal(conn, 0.0)
+    dist = rng.uniform(5.0, 200.0, (N, N))
+    dist = (dist + dist.T) / 2
+    np.fill_diagonal(dist, 0.0)
+    return conn.astype("float32"), dist.astype("float32")
+
+
+def _timings(stamps, t0):
+    steps = [b - a for a, b in zip([t0] + stamps[:-1], stamps)]
+    run = sorted(steps[1:])[len(steps[1:]) // 2] if len(steps) > 1 else float("nan")
+    return {"step0": steps[0], "run": run, "compile": steps[0] - run}
+
+
+# -- children: brainmass_eqx -----------------------------------------------------------------
+
+
+def eqx_grad(case: str, n_steps: int) -> dict:
+    import jax.numpy as jnp
+    import jax.random as jr
+    import optax
+
+    import brainmass_eqx as bm
+    from brainmass_eqx import objectives
+    from brainmass_eqx.fit import Fitter
+
+    key = jr.key(0)
+    if case == "S1":
+        def build(a):
+            return bm.Hopf(n_regions=N, a=a, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
+
+        model, truth = build(bm.Param(jnp.full(N, 0.15))), build(jnp.full(N, 0.2))
+        objective = objectives.timeseries_rmse()
+    else:
+        from brainmass_eqx.network import Network  # raises ImportError until it exists
+
+        conn, dist = _network_setup()
+
+        def build(a, k):
+            node = bm.Hopf(n_regions=N, a=a, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
+            return Network(node, conn, distance=dist, speed=10.0, coupling="diffusive", coupled_var="x", k=k)
+
+        model, truth = build(bm.Param(jnp.full(N, 0.15)), bm.Param(0.4)), build(jnp.full(N, 0.2), 0.5)
+        objective = objectives.fc_corr(as_loss=True)
+
+    def predict(m):
+        return bm.simulate(m, DURATION_MS, dt=DT_MS, key=key, monitors="x").ys["x"]
+
+    target = predict(bm.unwrap(truth))
+    stamps = []
+    fitter = Fitter(model, optax.adam(0.05), predict=predict, objective=objective, callbacks=lambda info: stamps.append(time.perf_counter()))
+    t0 = time.perf_counter()
+    result = fitter.fit(target, n_steps)
+    return dict(_timings(stamps, t0), loss=result.best_loss, rss=_peak_rss_mb())
+
+
+def eqx_population(case: str, n_steps: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import jax.random as jr
+    import numpy as np
+
+    import brainmass_eqx as bm
+    from brainmass_eqx.fit import Fitter
+
+    popsize = 32
+    key = jr.key(0)
+
+    def build(a):
+        return bm.Hopf(n_regions=N, a=a, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
+
+    def predict(m):
+        return bm.simulate(m, DURATION_MS, dt=DT_MS, key=key, monitors="x", check_finite=False).ys["x"]
+
+    target = predict(build(jnp.full(N, 0.2)))
+    stamps = []
+    fitter = Fitter(
+        build(bm.Param(jnp.full(N, 0.15), bounds=(0.05, 0.5))), "DE", predict=predict, backend="nevergrad",
+        callbacks=lambda info: stamps.append(time.perf_counter()),
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    fitter.fit(target, n_steps, popsize=popsize, key=key)
+    vmapped = _timings(stamps, t0)
+
+    single = jax.jit(lambda values, target: fitter.loss(values, target)[0])
+    rng = np.random.default_rng(0)
+    candidates = [{"a": jnp.asarray(rng.uniform(0.05, 0.5, N), jnp.float32)} for _ in range(popsize)]
+    single(candidates[0], target).block_until_ready()  # compile
+    loops = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for c in candidates:
+            single(c, target).block_until_ready()
+        loops.append(time.perf_counter() - t)
+    loop = sorted(loops)[1]
+    return dict(vmapped, loop=loop, speedup=loop / vmapped["run"], rss=_peak_rss_mb())
+
+
+# -- children: brainmass 0.1.1 (run with its own interpreter) ---------------------------------
+
+
+def bm_grad(case: str, n_steps: int) -> dict:
+    import brainmass
+    import brainstate
+    import braintools
+    import brainunit as u
+    import jax.numpy as jnp
+    from brainstate.nn import Param
+
+    brainstate.environ.set(dt=DT_MS * u.ms)
+
+    def node(a):
+        return brainmass.HopfStep(N, a=a, w=0.3, init_x=braintools.init.Uniform(0.0, 0.1), init_y=braintools.init.Uniform(0.0, 0.1))
+
+    if case == "S1":
+        model, truth = node(Param(jnp.full(N, 0.15))), node(jnp.full(N, 0.2))
+        objective = brainmass.objectives.timeseries_rmse()
+
+        def monitor(m):
+            return m.x.value
+    else:
+        conn, dist = _network_setup()
+
+        def build(a, k):
+            return brainmass.Network(node(a), conn=conn, distance=dist * u.mm, speed=10.0 * u.mm / u.ms, coupling="diffusive", coupled_var="x", k=k)
+
+        model, truth = build(Param(jnp.full(N, 0.15)), Param(0.4)), build(jnp.full(N, 0.2), 0.5)
+        objective = brainmass.objectives.fc_corr(as_loss=True)
+
+        def monitor(m):
+            return m.node.x.value
+
+    def predict(m):
+        return brainmass.Simulator(m, dt=DT_MS * u.ms).run(DURATION_MS * u.ms, monitors=monitor)["output"]
+
+    target = predict(truth)
+    stamps = []
+    fitter = brainmass.Fitter(
+        model, braintools.optim.Adam(lr=0.05), predict=predict, objective=objective,
+        callbacks=[lambda info: stamps.append(time.perf_counter())],
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    result = fitter.fit(target=target, n_steps=n_steps)
+    return dict(_timings(stamps, t0), loss=float(result.best_loss), rss=_peak_rss_mb())
+
+
+CHILDREN = {"eqx_grad": eqx_grad, "eqx_population": eqx_population, "bm_grad": bm_grad}
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+
+def _run_child(python: str, child: str, case: str, n_steps: int) -> dict:
+    proc = subprocess.run(
+        [python, HERE, "--child", child, case, str(n_steps)], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(HERE))
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return {"error": tail[:140]}
+    return json.loads(lines[-1])
+
+
+def _fmt(x, spec=".2f"):
+    return "-" if x is None else format(x, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=["S1", "W4", "P32"], choices=["S1", "W4", "P32"])
+    parser.add_argument("--steps", type=int, default=4, help="fit steps per measurement (>= 2)")
+    parser.add_argument("--bm-python", default=BM_PYTHON, help="interpreter with brainmass 0.1.1 installed")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        name, case, n_steps = args.child
+        print(json.dumps(CHILDREN[name](case, int(n_steps))))
+        return
+
+    print(f"# bench_fit: {N} regions, {DURATION_MS:g} ms at dt {DT_MS} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+    print("| case | implementation | step 0: trace+compile+run (s) | compile (s) | run per step (s) | peak RSS (MB) | note |")
+    print("|---|---|---|---|---|---|---|")
+    for case in args.cases:
+        if case == "P32":
+            r = _run_child(sys.executable, "eqx_population", "P32", max(args.steps, 5))
+            if "error" in r:
+                print(f"| P32 | brainmass_eqx | - | - | - | - | error: {r['error']} |")
+                continue
+            print(
+                f"| P32 | brainmass_eqx, 32 candidates in one vmap | {_fmt(r['step0'])} | {_fmt(r['compile'])} | "
+                f"{_fmt(r['run'], '.3f')} | {_fmt(r['rss'], '.0f')} | Python loop of 32 jitted calls: {r['loop']:.3f} s, "
+                f"vmap {r['speedup']:.1f}x faster |"
+            )
+            continue
+        rows = [("brainmass_eqx", _run_child(sys.executable, "eqx_grad", case, args.steps))]
+        if os.path.exists(args.bm_python):
+            rows.append(("brainmass 0.1.1", _run_child(args.bm_python, "bm_grad", case, args.steps)))
+        ours = rows[0][1]
+        for impl, r in rows:
+            if "error" in r:
+                print(f"| {case} | {impl} | - | - | - | - | error: {r['error']} |")
+                continue
+            note = f"loss {r['loss']:.4g}"
+            if impl != "brainmass_eqx" and "error" not in ours:
+                note += f"; brainmass_eqx {r['run'] / ours['run']:.1f}x faster per step"
+            print(f"| {case} | {impl} | {_fmt(r['step0'])} | {_fmt(r['compile'])} | {_fmt(r['run'], '.3f')} | {_fmt(r['rss'], '.0f')} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
