@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optimistix as optx
 import pytest
 
 import brainmass_eqx as bm
@@ -131,15 +132,24 @@ def test_multistart_runs_as_one_vmap_and_keeps_each_start():
     np.testing.assert_allclose(float(result.best_params["a"]), 1.0, atol=1e-3)
     np.testing.assert_allclose(float(result.best_params["b"]), -2.0, atol=1e-3)
     assert result.best_loss == pytest.approx(float(np.min(result.raw["best_loss"])))
+    # optimistix solvers vmap the same way; a converged start stops moving.
+    bfgs = Fitter(model, optx.BFGS(rtol=1e-6, atol=1e-8), loss_fn=quad_loss, backend="optimistix")
+    solved = bfgs.fit(jnp.array([1.0, -2.0]), 40, n_starts=3, key=jax.random.key(3))
+    assert solved.stop_reason == "converged" and solved.n_steps < 40
+    np.testing.assert_allclose(np.asarray(solved.raw["best_params"]["a"]), 1.0, atol=1e-3)
 
 
-def test_checkpoint_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize(
+    "backend, optimizer",
+    [("grad", optax.adam(0.05)), ("optimistix", optx.GradientDescent(learning_rate=0.05, rtol=1e-9, atol=1e-9))],
+)
+def test_checkpoint_resume_equals_uninterrupted(tmp_path, backend, optimizer):
     model = Quadratic(a=bm.Param(0.3, bounds=(-5.0, 5.0)), b=bm.Param(0.0))
     target = jnp.array([1.0, -2.0])
-    fitter = Fitter(model, optax.adam(0.05), loss_fn=quad_loss)
+    fitter = Fitter(model, optimizer, loss_fn=quad_loss, backend=backend)
     straight = fitter.fit(target, 30)
     path = str(tmp_path / "fit.ckpt")
-    stopper = Fitter(model, optax.adam(0.05), loss_fn=quad_loss, callbacks=lambda info: info["step"] == 11)
+    stopper = Fitter(model, optimizer, loss_fn=quad_loss, backend=backend, callbacks=lambda info: info["step"] == 11)
     stopped = stopper.fit(target, 30, checkpoint=path, checkpoint_every=5)
     assert stopped.n_steps == 12 and stopped.stop_reason == "callback"
     resumed = fitter.fit(target, 30, checkpoint=path, resume=True)
@@ -149,7 +159,7 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     for name in ("a", "b"):
         np.testing.assert_array_equal(resumed.best_params[name], straight.best_params[name])
     with pytest.raises(ValueError, match="checkpoint=.*different fit: its names"):
-        Fitter(Quadratic(a=bm.Param(0.3), b=0.0), loss_fn=quad_loss).fit(target, 30, checkpoint=path, resume=True)
+        Fitter(Quadratic(a=bm.Param(0.3), b=0.0), optimizer, loss_fn=quad_loss, backend=backend).fit(target, 30, checkpoint=path, resume=True)
 
 
 def test_callbacks_early_stopping_and_progress():

@@ -208,7 +208,7 @@ class Fitter:
         """``(loss, aux)`` at constrained values ``params`` (default: the model's own),
         exactly as the fit computes it (jit/grad/vmap-safe)."""
         values = self.params if params is None else {n: jnp.asarray(params[n]) for n in self.names}
-        return self.problem.loss_values(values, _as_target(target), key)
+        return self.problem.loss_values(values, self.problem.data(_as_target(target)), key)
 
     def _cached(self, key, build):
         if key not in self._compiled:
@@ -276,7 +276,7 @@ class Fitter:
             raise ValueError("n_starts does not apply to backend='nevergrad' (its population is popsize=).")
         if self.with_key and key is None:
             raise ValueError("this Fitter has with_key=True: pass fit(..., key=jax.random.key(...)).")
-        target = _as_target(target)
+        data = self.problem.data(_as_target(target))
         monitor = Monitor(
             backend=self.backend,
             space=self.space,
@@ -289,39 +289,39 @@ class Fitter:
         )
         model_key = key if self.with_key else None
         if self.backend in ("grad", "optimistix"):
-            out = self._run_steps(target, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume)
+            out = self._run_steps(data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume)
         elif self.backend == "nevergrad":
             batched = self._cached("nevergrad", lambda: _nevergrad.make_batched_loss(self.problem, self.space))
             out = _nevergrad.run(
-                problem=self.problem, space=self.space, family=self.optimizer, batched=batched, target=target,
+                problem=self.problem, space=self.space, family=self.optimizer, batched=batched, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,
             )  # fmt: skip
         else:
             method = self.optimizer["method"]
             function = self._cached(("scipy", method), lambda: _scipy.make_function(self.problem, self.space, method))
             out = _scipy.run(
-                problem=self.problem, space=self.space, spec=self.optimizer, function=function, target=target,
+                problem=self.problem, space=self.space, spec=self.optimizer, function=function, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, n_starts=n_starts, monitor=monitor,
             )  # fmt: skip
         return self._result(out)
 
-    def _run_steps(self, target, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume):
+    def _run_steps(self, data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume):
         raw0 = self.space.initial_raw()
         least_squares = self.backend == "optimistix" and _optimistix.is_least_squares(self.optimizer)
         evaluate = self.problem.residuals if least_squares else self.problem.loss
         # Tracing (not compiling) the loss once per target shape gives the aux output's
         # shape; a target that does not fit the prediction fails here, eagerly.
         step_key = None if model_key is None else jr.fold_in(model_key, 0)
-        signature = (jax.tree_util.tree_structure(target), tuple(
-            (jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(target)
+        signature = (jax.tree_util.tree_structure(data), tuple(
+            (jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(data)
         ))  # fmt: skip
-        _, aux_like = self._cached(("aux", signature), lambda: jax.eval_shape(evaluate, raw0, target, step_key))
+        _, aux_like = self._cached(("aux", signature), lambda: jax.eval_shape(evaluate, raw0, data, step_key))
         if self.backend == "grad":
             runner = self._cached(("grad", n_starts), lambda: _grad.make_runner(self.problem, self.optimizer, n_starts))
         else:
             jac = "bwd"
             if least_squares:
-                jac = self._cached(("jac", signature), lambda: _optimistix.choose_jacobian(self.problem, raw0, target, model_key))
+                jac = self._cached(("jac", signature), lambda: _optimistix.choose_jacobian(self.problem, raw0, data, model_key))
             runner = self._cached(
                 ("optimistix", n_starts, jac), lambda: _optimistix.make_runner(self.problem, self.optimizer, n_starts, jac)
             )
@@ -336,7 +336,7 @@ class Fitter:
         }
         try:
             carry, history, n_done, stop_reason = runner.run(
-                space=self.space, raw0=raw0, aux_like=aux_like, target=target, key=model_key, n_steps=n_steps,
+                space=self.space, raw0=raw0, aux_like=aux_like, data=data, key=model_key, n_steps=n_steps,
                 monitor=monitor, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
                 fingerprint=fingerprint,
             )  # fmt: skip

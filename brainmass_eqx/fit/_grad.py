@@ -33,13 +33,13 @@ def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
 def make_runner(problem: Problem, optimizer: optax.GradientTransformation, n_starts: int) -> StepRunner:
     value_and_grad = jax.value_and_grad(problem.loss, has_aux=True)
 
-    def init(raw0, target, key):
+    def init(raw0, data, key):
         return raw0, optimizer.init(raw0)
 
-    def advance(inner, i, target, key):
+    def advance(inner, i, data, key):
         params, opt_state = inner
         step_key = None if key is None else jr.fold_in(key, i)
-        (loss, aux), grads = value_and_grad(params, target, step_key)
+        (loss, aux), grads = value_and_grad(params, data, step_key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         grad_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))

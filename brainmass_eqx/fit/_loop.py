@@ -2,7 +2,7 @@
 best-so-far tracking on the device, non-finite losses, checkpoints.
 
 Step-based backends (``'grad'``, ``'optimistix'``) describe one step as a pure function
-``advance(inner, step, target, key) -> (inner, params, loss, aux, done, grad_ok)``, where
+``advance(inner, step, data, key) -> (inner, params, loss, aux, done, grad_ok)``, where
 ``loss`` and ``aux`` belong to ``params`` (the parameters *evaluated* at this step, not the
 ones after the update: that is how the best parameters are the ones that produced the best
 loss). `StepRunner` wraps it into one jitted step that also keeps the best-so-far on the
@@ -135,15 +135,15 @@ class StepRunner:
     **Arguments:**
 
     - `advance`: the backend's pure step (see module docstring).
-    - `init`: ``init(raw0, target, key) -> inner`` the backend's initial state.
+    - `init`: ``init(raw0, data, key) -> inner`` the backend's initial state.
     - `n_starts`: starts run side by side in one ``jax.vmap`` (1: no vmap).
     """
 
     def __init__(self, advance: Callable, init: Callable, n_starts: int):
         self.n_starts = n_starts
 
-        def step(carry: _Carry, i, target, key):
-            inner, params, loss, aux, done, grad_ok = advance(carry.inner, i, target, key)
+        def step(carry: _Carry, i, data, key):
+            inner, params, loss, aux, done, grad_ok = advance(carry.inner, i, data, key)
             finite = jnp.isfinite(loss) & grad_ok
             ok = carry.active & finite
             better = ok & (loss < carry.best_loss)
@@ -157,8 +157,8 @@ class StepRunner:
             )
             return new, loss, finite, params
 
-        def start(raw0, aux_like, target, key):
-            inner = init(raw0, target, key)
+        def start(raw0, aux_like, data, key):
+            inner = init(raw0, data, key)
             return _Carry(
                 inner=inner,
                 best_loss=jnp.asarray(jnp.inf, dtype=jnp.result_type(float)),
@@ -180,7 +180,7 @@ class StepRunner:
         space: ParamSpace,
         raw0: dict,
         aux_like: Any,
-        target: Any,
+        data: Any,
         key: Any,
         n_steps: int,
         monitor: Monitor,
@@ -190,7 +190,7 @@ class StepRunner:
         fingerprint: dict,
     ) -> tuple[_Carry, np.ndarray, int, str]:
         """Returns ``(carry, history, steps_run, stop_reason)``."""
-        carry = self.start(raw0, aux_like, target, key)
+        carry = self.start(raw0, aux_like, data, key)
         history: list[np.ndarray] = []
         first = 0
         if checkpoint is not None and resume and os.path.exists(checkpoint):
@@ -214,7 +214,7 @@ class StepRunner:
             if first > 0 and not np.any(np.asarray(carry.active)):
                 stop_reason = "converged"
             for i in range(first, n_steps) if stop_reason == "n_steps" else ():
-                new, loss, finite, params = self.step(carry, jnp.asarray(i, jnp.int32), target, key)
+                new, loss, finite, params = self.step(carry, jnp.asarray(i, jnp.int32), data, key)
                 loss_h, finite_h, active_h = np.asarray(loss), np.asarray(finite), np.asarray(carry.active)
                 bad = active_h & ~finite_h
                 if np.any(bad):

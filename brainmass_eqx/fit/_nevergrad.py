@@ -61,16 +61,16 @@ def check_optimizer(optimizer: Any):
 
 
 def make_batched_loss(problem: Problem, space: ParamSpace):
-    """``f(u, lo, hi, target, key) -> (losses, aux)`` for a population ``u`` of shape
+    """``f(u, lo, hi, data, key) -> (losses, aux)`` for a population ``u`` of shape
     ``(popsize, n)`` in the unit cube: one jitted ``vmap`` call."""
 
-    def one(u, lo, hi, target, key):
-        return problem.loss_values(space.unravel(lo + (hi - lo) * u), target, key)
+    def one(u, lo, hi, data, key):
+        return problem.loss_values(space.unravel(lo + (hi - lo) * u), data, key)
 
     return eqx.filter_jit(jax.vmap(one, in_axes=(0, None, None, None, None)))
 
 
-def run(*, problem, space, family, batched, target, key, seed, n_steps, popsize, monitor: Monitor) -> BackendOutput:
+def run(*, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor) -> BackendOutput:
     ng = _ng()
     box = space.box("backend='nevergrad'")
     lo = space.ravel({n: box[n][0] for n in space.names})
@@ -90,7 +90,7 @@ def run(*, problem, space, family, batched, target, key, seed, n_steps, popsize,
             candidates = [optimizer.ask() for _ in range(popsize)]
             u = np.stack([np.asarray(c.value, dtype=float) for c in candidates])
             try:
-                losses, aux = batched(jnp.asarray(u, dtype), lo_j, hi_j, target, key)
+                losses, aux = batched(jnp.asarray(u, dtype), lo_j, hi_j, data, key)
                 losses = np.asarray(losses, dtype=float)
             except eqx.EquinoxRuntimeError as err:
                 raise RuntimeError(

@@ -44,7 +44,7 @@ def _sum_squares(tree) -> Any:
     return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree))
 
 
-def choose_jacobian(problem: Problem, raw0, target, key) -> str:
+def choose_jacobian(problem: Problem, raw0, data, key) -> str:
     """``'fwd'`` or ``'bwd'``: how a least-squares solver builds the residuals' Jacobian.
 
     Forward mode costs one pass per parameter, reverse mode one per residual: forward
@@ -54,13 +54,13 @@ def choose_jacobian(problem: Problem, raw0, target, key) -> str:
     checkpointed adjoint is reverse-only). Decided by tracing, without compiling.
     """
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(raw0))
-    residuals, _ = jax.eval_shape(problem.residuals, raw0, target, key)
+    residuals, _ = jax.eval_shape(problem.residuals, raw0, data, key)
     if n_params >= residuals.size:
         return "bwd"
     try:
         # jacfwd, not a bare jvp: a custom_vjp (diffrax's checkpointed adjoint) only fails
         # once the forward derivative is batched, as lineax does to materialise it.
-        jax.eval_shape(jax.jacfwd(lambda z: problem.residuals(z, target, key)[0]), raw0)
+        jax.eval_shape(jax.jacfwd(lambda z: problem.residuals(z, data, key)[0]), raw0)
     except TypeError as err:
         if "custom_vjp" not in str(err):
             raise
@@ -82,19 +82,19 @@ def make_runner(problem: Problem, solver, n_starts: int, jac: str = "bwd") -> St
     tags: frozenset = frozenset()
 
     def fn(y, args):
-        target, key = args
-        return raw_fn(y, target, key)
+        data, key = args
+        return raw_fn(y, data, key)
 
     def as_loss(out):
         return _sum_squares(out) if least_squares else out
 
-    def init(raw0, target, key):
-        f_struct, aux_struct = jax.eval_shape(fn, raw0, (target, key))
-        return raw0, solver.init(fn, raw0, (target, key), options, f_struct, aux_struct, tags)
+    def init(raw0, data, key):
+        f_struct, aux_struct = jax.eval_shape(fn, raw0, (data, key))
+        return raw0, solver.init(fn, raw0, (data, key), options, f_struct, aux_struct, tags)
 
-    def advance(inner, i, target, key):
+    def advance(inner, i, data, key):
         y, state = inner
-        args = (target, key)
+        args = (data, key)
         y, state, _ = solver.step(fn, y, args, options, state, tags)
         done, _ = solver.terminate(fn, y, args, options, state, tags)
         f_info = getattr(state, "f_info", None)

@@ -24,7 +24,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec
 
-__all__ = ["ParamSpace", "Problem", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
+__all__ = ["ParamSpace", "Problem", "Data", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
 
 Params = dict[str, Array]
 
@@ -150,7 +150,10 @@ class ParamSpace:
 
     def __init__(self, model: PyTree, where: Callable | None = None, search_space: Mapping | None = None):
         spec = trainable_spec(model) if where is None else _where_spec(model, where)
-        trainable, self.static = eqx.partition(model, spec, is_leaf=is_param)
+        trainable, static = eqx.partition(model, spec, is_leaf=is_param)
+        # The fixed arrays (connectomes, other parameters) travel as an argument of the
+        # compiled loss, like the target, rather than as constants XLA would fold.
+        self.frozen, self._skeleton = eqx.partition(static, eqx.is_array)
         flat, self._treedef = jax.tree_util.tree_flatten_with_path(trainable, is_leaf=is_param)
         if not flat:
             how = (
@@ -271,19 +274,21 @@ class ParamSpace:
             out[lf.name] = lf.transform.inverse(v)
         return out
 
-    def _rebuild(self, new_leaves):
+    def _rebuild(self, new_leaves, frozen):
         trainable = jax.tree_util.tree_unflatten(self._treedef, new_leaves)
-        return eqx.combine(trainable, self.static, is_leaf=is_param)
+        static = eqx.combine(self.frozen if frozen is None else frozen, self._skeleton)
+        return eqx.combine(trainable, static, is_leaf=is_param)
 
-    def model(self, raw: Params) -> PyTree:
-        """The model with its trainable leaves set from raw values."""
+    def model(self, raw: Params, frozen: PyTree = None) -> PyTree:
+        """The model with its trainable leaves set from raw values (and its fixed arrays
+        from ``frozen``, default `ParamSpace.frozen`)."""
         leaves = []
         for lf, leaf in zip(self.leaves, self._template):
             r = raw[lf.name]
             leaves.append(eqx.tree_at(lambda p: p.raw, leaf, r) if lf.is_param else r)
-        return self._rebuild(leaves)
+        return self._rebuild(leaves, frozen)
 
-    def model_from_values(self, values: Params) -> PyTree:
+    def model_from_values(self, values: Params, frozen: PyTree = None) -> PyTree:
         """The model with its trainable leaves set to constrained values directly.
 
         Each `Param` gets an identity transform, so derivatives with respect to ``values``
@@ -293,7 +298,7 @@ class ParamSpace:
         for lf, leaf in zip(self.leaves, self._template):
             v = values[lf.name]
             leaves.append(eqx.tree_at(lambda p: (p.raw, p.transform), leaf, (v, Identity())) if lf.is_param else v)
-        return self._rebuild(leaves)
+        return self._rebuild(leaves, frozen)
 
     def penalty(self, values: Params) -> Scalar:
         """The sum of every `Param`'s prior / penalty at ``values`` (0 if none)."""
@@ -341,8 +346,16 @@ def _slice_transient(pred: PyTree, transient: int) -> PyTree:
     return jax.tree_util.tree_map(lambda x: x[transient:], pred)
 
 
+class Data(eqx.Module):
+    """Everything a compiled loss reads besides the parameters: the target and the
+    model's fixed arrays. Both are arguments, never constants baked into the program."""
+
+    target: Any
+    frozen: Any
+
+
 class Problem:
-    """The loss of a fit, as a pure function of parameters, the target and a key.
+    """The loss of a fit, as a pure function of parameters, `Data` and a key.
 
     Either ``loss_fn(model, target[, key]) -> loss or (loss, aux)`` gives the whole loss,
     or ``loss = objective(predict(model[, key])[transient:], target)``, with ``aux`` the
@@ -357,6 +370,10 @@ class Problem:
         self.objective = objective
         self.transient = transient
         self.with_key = with_key
+
+    def data(self, target: Any) -> Data:
+        """Bundle ``target`` with the model's fixed arrays for the compiled loss."""
+        return Data(target, self.space.frozen)
 
     def _call(self, fn, *args, key):
         return fn(*args, key) if self.with_key else fn(*args)
@@ -390,22 +407,23 @@ class Problem:
             )
         return loss + self.space.penalty(values), aux
 
-    def loss(self, raw: Params, target: Any, key: PRNGKeyArray | None) -> tuple[Scalar, Any]:
+    def loss(self, raw: Params, data: Data, key: PRNGKeyArray | None) -> tuple[Scalar, Any]:
         """``(loss, aux)`` at raw (unconstrained) parameters."""
-        return self._model_loss(self.space.model(raw), self.space.to_values(raw), target, key)
+        model = self.space.model(raw, data.frozen)
+        return self._model_loss(model, self.space.to_values(raw), data.target, key)
 
-    def loss_values(self, values: Params, target: Any, key: PRNGKeyArray | None) -> tuple[Scalar, Any]:
+    def loss_values(self, values: Params, data: Data, key: PRNGKeyArray | None) -> tuple[Scalar, Any]:
         """``(loss, aux)`` at constrained parameter values."""
-        return self._model_loss(self.space.model_from_values(values), values, target, key)
+        return self._model_loss(self.space.model_from_values(values, data.frozen), values, data.target, key)
 
-    def residuals(self, raw: Params, target: Any, key: PRNGKeyArray | None) -> tuple[Array, Any]:
+    def residuals(self, raw: Params, data: Data, key: PRNGKeyArray | None) -> tuple[Array, Any]:
         r"""``(r, aux)`` with $\frac12\|r\|^2$ the least-squares loss.
 
         With ``predict``: $r = $ prediction$[\text{transient}:] - $ target, flattened; with
         ``loss_fn``: its output (which must then be the residuals). Each nonnegative
         penalty $P$ adds one residual $\sqrt{2P}$.
         """
-        model, values = self.space.model(raw), self.space.to_values(raw)
+        model, values, target = self.space.model(raw, data.frozen), self.space.to_values(raw), data.target
         if self.loss_fn is not None:
             out = self._call(self.loss_fn, model, target, key=key)
             res, aux = out if isinstance(out, tuple) else (out, None)

@@ -69,15 +69,15 @@ def uses_gradient(method: str) -> bool:
 
 
 def make_function(problem: Problem, space: ParamSpace, method: str):
-    """One jitted ``f(x, target, key) -> (loss, aux[, grad])`` of the flat search vector."""
+    """One jitted ``f(x, data, key) -> ((loss, aux), grad or None)`` of the flat search vector."""
     loss = problem.loss_values if uses_bounds(method) else problem.loss
 
-    def f(x, target, key):
-        return loss(space.unravel(x), target, key)
+    def f(x, data, key):
+        return loss(space.unravel(x), data, key)
 
     if uses_gradient(method):
         return eqx.filter_jit(jax.value_and_grad(f, has_aux=True))
-    return eqx.filter_jit(lambda x, target, key: (f(x, target, key), None))
+    return eqx.filter_jit(lambda x, data, key: (f(x, data, key), None))
 
 
 class _StartFailed(Exception):
@@ -85,7 +85,7 @@ class _StartFailed(Exception):
         self.x, self.loss = x, loss
 
 
-def run(*, problem, space: ParamSpace, spec: dict, function, target, key, seed, n_steps, n_starts, monitor: Monitor) -> BackendOutput:
+def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_steps, n_starts, monitor: Monitor) -> BackendOutput:
     method = spec["method"]
     bounded = uses_bounds(method)
     with_grad = uses_gradient(method)
@@ -117,7 +117,7 @@ def run(*, problem, space: ParamSpace, spec: dict, function, target, key, seed, 
     stop_reason = "n_steps"
 
     def fun(x):
-        (loss, aux), grad = function(jnp.asarray(x, dtype), target, key)
+        (loss, aux), grad = function(jnp.asarray(x, dtype), data, key)
         loss = float(loss)
         ok = np.isfinite(loss)
         if with_grad:
