@@ -199,12 +199,13 @@ def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Obj
     _fcd_builder_checks(window_size, step_size)
 
     def fn(prediction, target=None):
+        if target is not None:
+            _same_shape(prediction, target)
         fcd_p = functional_connectivity_dynamics(
             _magnitude(prediction, "prediction"), window_size, step_size
         )
         if target is None:
             return fcd_p
-        _same_shape(prediction, target)
         fcd_t = functional_connectivity_dynamics(
             _magnitude(target, "target"), window_size, step_size
         )

@@ -1,0 +1,287 @@
+"""brainmass_eqx.objectives against brainmass 0.1.1's numbers, NumPy/SciPy, and JAX transforms."""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.signal
+import scipy.stats
+import unxt
+
+from brainmass_eqx import metrics as M
+from brainmass_eqx import objectives as O
+
+REF = pathlib.Path(__file__).parent / "data" / "reference" / "objectives" / "example_signal.npz"
+
+# Every objective, with the configuration the random-data tests use (150 samples).
+OBJECTIVES = {
+    "timeseries_rmse": O.timeseries_rmse(),
+    "fc_corr": O.fc_corr(),
+    "fc_corr_loss": O.fc_corr(as_loss=True),
+    "fc_rmse": O.fc_rmse(),
+    "cosine_sim": O.cosine_sim(),
+    "cosine_sim_loss": O.cosine_sim(as_loss=True, epsilon=1e-8),
+    "fcd": O.fcd(30, 5),
+    "fcd_loss": O.fcd(20, 10, as_loss=True),
+    "fcd_ks": O.fcd_ks(30, 5),
+    "fcd_wasserstein": O.fcd_wasserstein(30, 5),
+    "psd_rmse": O.psd_rmse(1.0, fmin=5.0, fmax=300.0),
+    "psd_rmse_lin": O.psd_rmse(unxt.Quantity(1.0, "ms"), log=False),
+    "combine": O.combine((2.0, O.fc_corr(as_loss=True)), (0.5, O.timeseries_rmse())),
+}
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return dict(np.load(REF))
+
+
+@pytest.fixture(scope="module")
+def pair():
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((150, 5)).astype(np.float32)
+    mix = np.eye(5) + 0.5 * rng.uniform(size=(5, 5))
+    p = (t @ mix + 0.3 * rng.standard_normal((150, 5))).astype(np.float32)
+    return p, t
+
+
+# --------------------------------------------------------------------------- brainmass parity
+
+
+def test_values_match_brainmass(ref):
+    a = jnp.asarray(ref["signal_a"], jnp.float32)
+    b = jnp.asarray(ref["signal_b"], jnp.float32)
+    grid = ref["grid_coarse"]
+    cases = {
+        "timeseries_rmse": O.timeseries_rmse(),
+        "fc_corr": O.fc_corr(),
+        "fc_corr_loss": O.fc_corr(as_loss=True),
+        "fc_rmse": O.fc_rmse(),
+        "cosine_sim": O.cosine_sim(),
+        "cosine_sim_loss": O.cosine_sim(as_loss=True, epsilon=1e-8),
+        "fcd_corr_w30_s5": O.fcd(),
+        "fcd_corr_loss_w30_s5": O.fcd(as_loss=True),
+        "fcd_corr_w50_s10": O.fcd(50, 10),
+        "fcd_corr_loss_w50_s10": O.fcd(50, 10, as_loss=True),
+        "fcd_ks_w30_s5": O.fcd_ks(),
+        "fcd_wasserstein_w30_s5": O.fcd_wasserstein(),
+        "fcd_ks_w50_s10": O.fcd_ks(window_size=50, step_size=10),
+        "fcd_wasserstein_w50_s10": O.fcd_wasserstein(window_size=50, step_size=10),
+        "fcd_ks_coarse_bw0.3": O.fcd_ks(midpoints=grid, bw_method=0.3),
+        "fcd_wasserstein_coarse_bw0.3": O.fcd_wasserstein(midpoints=grid, bw_method=0.3),
+        "combined": O.combine((2.0, O.fc_corr(as_loss=True)), (0.5, O.timeseries_rmse())),
+    }
+    worst = 0.0
+    for key, fn in cases.items():
+        got, want = float(fn(a, b)), float(ref[key])
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6), key
+        worst = max(worst, abs(got - want))
+    assert worst < 1e-6
+    np.testing.assert_allclose(O.fcd(50, 10)(a), ref["fcd_a_w50_s10"], rtol=1e-5, atol=1e-6)
+    dens = O.fcd_distribution(ref["fcd_b_w30_s5"])
+    np.testing.assert_allclose(dens, ref["fcd_density_b_w30_s5"], rtol=1e-5, atol=1e-5)
+    assert float(O.ks_distance(ref["fcd_density_a_w30_s5"], dens)) == pytest.approx(
+        float(ref["ks_distance_w30_s5"]), rel=1e-5
+    )
+
+
+def test_plain_functions_are_the_metrics():
+    assert O.fcd_distribution is M.fcd_distribution
+    assert O.ks_distance is M.ks_distance
+    assert O.wasserstein_1d is M.wasserstein_1d
+
+
+# --------------------------------------------------------------------------- NumPy definitions
+
+
+def test_values_match_numpy_definitions(pair):
+    p, t = pair
+    p64, t64 = p.astype(np.float64), t.astype(np.float64)
+    iu = np.triu_indices(5, 1)
+    fp, ft = np.corrcoef(p64.T), np.corrcoef(t64.T)
+    want = {
+        "timeseries_rmse": np.sqrt(np.mean((p64 - t64) ** 2)),
+        "fc_corr": np.corrcoef(fp[iu], ft[iu])[0, 1],
+        "fc_rmse": np.sqrt(np.mean((fp - ft) ** 2)),
+        "cosine_sim": p64.ravel() @ t64.ravel() / np.linalg.norm(p64) / np.linalg.norm(t64),
+    }
+    want["fc_corr_loss"] = 1 - want["fc_corr"]
+    want["cosine_sim_loss"] = 1 - want["cosine_sim"]
+    want["combine"] = 2 * want["fc_corr_loss"] + 0.5 * want["timeseries_rmse"]
+    # The FCD densities with SciPy's KDE (the FCD itself is checked in test_metrics.py).
+    grid = M.DEFAULT_FCD_MIDPOINTS
+    cdfs = []
+    for x in (p, t):
+        fcd = np.asarray(M.functional_connectivity_dynamics(x, 30, 5), np.float64)
+        dens = scipy.stats.gaussian_kde(fcd[np.triu_indices(len(fcd), 1)])(grid)
+        cdfs.append(np.cumsum(dens) / dens.sum())
+    want["fcd_ks"] = np.abs(cdfs[0] - cdfs[1]).max()
+    want["fcd_wasserstein"] = np.abs(cdfs[0] - cdfs[1]).sum() * (grid[1] - grid[0])
+    # The spectral losses with scipy.signal.welch.
+    f, sp = scipy.signal.welch(p64, fs=1000.0, nperseg=18, axis=0)
+    _, st = scipy.signal.welch(t64, fs=1000.0, nperseg=18, axis=0)
+    want["psd_rmse_lin"] = np.sqrt(np.mean((sp - st) ** 2))
+    band = (f >= 5) & (f <= 300)
+    eps = 1e-6 * st[band].mean()
+    want["psd_rmse"] = np.sqrt(np.mean((np.log10(sp[band] + eps) - np.log10(st[band] + eps)) ** 2))
+    for key, value in want.items():
+        assert float(OBJECTIVES[key](p, t)) == pytest.approx(value, rel=2e-5, abs=1e-6), key
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def test_jit_vmap_grad_all_objectives_finite(pair):
+    """One compiled program: every objective's value and gradient, vmapped over predictions
+    that are random, constant (FC/FCD degenerate) and equal to the target (a perfect fit)."""
+    p, t = pair
+    preds = jnp.stack([jnp.asarray(p), jnp.full_like(p, 0.25), jnp.asarray(t)])
+
+    # One of each kind (the as_loss variants are 1 - the same maths), to keep compiling short.
+    names = [k for k in OBJECTIVES if not k.endswith(("_loss", "_lin"))]
+
+    def values_and_grads(pred, target):
+        return {k: jax.value_and_grad(OBJECTIVES[k])(pred, target) for k in names}
+
+    out = jax.jit(jax.vmap(values_and_grads, in_axes=(0, None)))(preds, t)
+    for key, (val, grad) in out.items():
+        assert val.shape == (3,) and grad.shape == preds.shape, key
+        assert np.all(np.isfinite(val)) and np.all(np.isfinite(grad)), key
+        assert float(val[0]) == pytest.approx(float(OBJECTIVES[key](p, t)), rel=1e-4, abs=1e-6), key
+    perfect = {k: float(v[2]) for k, (v, _) in out.items()}
+    for key in (
+        "timeseries_rmse",
+        "fc_rmse",
+        "combine",
+        "fcd_ks",
+        "fcd_wasserstein",
+        "psd_rmse",
+    ):
+        assert abs(perfect[key]) < 1e-5, key
+    for key in ("fc_corr", "cosine_sim", "fcd"):
+        assert perfect[key] == pytest.approx(1.0, abs=1e-5), key
+    assert float(out["fc_corr"][0][1]) == 0.0  # a constant prediction has no FC structure
+
+
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("fc_corr", lambda: O.fc_corr()),
+        ("fcd_wasserstein", lambda: O.fcd_wasserstein(20, 5)),
+        ("psd_rmse", lambda: O.psd_rmse(0.5, fmin=10.0)),
+    ],
+)
+def test_gradient_matches_central_differences_float64(name, make):
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(7)
+        t = rng.standard_normal((80, 4))
+        p = t + 0.5 * rng.standard_normal((80, 4))
+        fn = make()
+        value_and_grad = jax.jit(jax.value_and_grad(fn))
+        g = np.asarray(value_and_grad(p, t)[1])
+        assert g.dtype == np.float64
+        h = 1e-5
+        for _ in range(3):
+            v = rng.standard_normal(p.shape)
+            up, down = value_and_grad(p + h * v, t)[0], value_and_grad(p - h * v, t)[0]
+            fd = (float(up) - float(down)) / (2 * h)
+            assert float(np.sum(g * v)) == pytest.approx(fd, rel=1e-5, abs=1e-9), name
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+def test_units(pair):
+    p, t = pair
+    rmse = O.timeseries_rmse()
+    mv = unxt.Quantity(jnp.asarray(p), "mV")
+    volts = unxt.Quantity(jnp.asarray(t) / 1000.0, "V")
+    assert float(rmse(mv, volts)) == pytest.approx(float(rmse(p, t)), rel=1e-5)
+    assert float(O.fc_corr()(mv, volts)) == pytest.approx(float(O.fc_corr()(p, t)), rel=1e-6)
+    with pytest.raises(
+        ValueError, match="target's unit 'ms' cannot be converted to prediction's unit 'mV'"
+    ):
+        rmse(mv, unxt.Quantity(jnp.asarray(t), "ms"))
+    with pytest.raises(
+        ValueError, match="prediction is a Quantity in 'mV' but target is a plain array"
+    ):
+        rmse(mv, t)
+
+
+def test_fcd_without_target_returns_matrix_and_combine_forwards(pair):
+    p, _ = pair
+    mat = O.fcd(30, 5)(p)
+    assert mat.shape == (25, 25)
+    np.testing.assert_allclose(O.combine((2.0, O.fcd(30, 5)))(p), 2 * mat, rtol=1e-6)
+
+
+def test_psd_rmse_sees_frequency():
+    t = np.arange(800) * 0.5  # ms
+    rng = np.random.default_rng(8)
+    target = np.sin(2 * np.pi * 0.04 * t)[:, None] + 0.1 * rng.standard_normal((800, 2))
+    near = np.sin(2 * np.pi * 0.04 * t + 1.0)[:, None] + 0.1 * rng.standard_normal((800, 2))
+    far = np.sin(2 * np.pi * 0.1 * t)[:, None] + 0.1 * rng.standard_normal((800, 2))
+    loss = O.psd_rmse(unxt.Quantity(0.5, "ms"), fmin=1.0, fmax=200.0)
+    assert 3 * float(loss(near, target)) < float(loss(far, target))
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_shape_mismatch_names_both_shapes(pair, name):
+    p, t = pair
+    with pytest.raises(
+        ValueError, match=r"prediction has shape \(150, 5\) but target has shape \(150, 4\)"
+    ):
+        OBJECTIVES[name](p, t[:, :4])
+
+
+@pytest.mark.parametrize(
+    "build, exc, match",
+    [
+        (lambda: O.fcd(window_size=1), ValueError, "`window_size` must be >= 2"),
+        (lambda: O.fcd_ks(step_size=0), ValueError, "`step_size` must be >= 1"),
+        (lambda: O.fcd_wasserstein(window_size=2.5), TypeError, "`window_size` must be an integer"),
+        (lambda: O.fcd_ks(bw_method="wide"), ValueError, "`bw_method` must be None"),
+        (
+            lambda: O.fcd_wasserstein(midpoints=np.zeros((3, 3))),
+            ValueError,
+            "`midpoints` must be a 1-D",
+        ),
+        (lambda: O.fcd_ks(n_diag=-1), ValueError, "`n_diag` must be >= 0"),
+        (lambda: O.cosine_sim(epsilon=-1.0), ValueError, "`epsilon` must be >= 0"),
+        (lambda: O.psd_rmse(unxt.Quantity(1.0, "mV")), ValueError, "`dt` must be a time"),
+        (lambda: O.psd_rmse(0.0), ValueError, "`dt` must be a positive"),
+        (
+            lambda: O.psd_rmse(1.0, fmin=50.0, fmax=10.0),
+            ValueError,
+            r"`fmin` \(50.0 Hz\) must not exceed `fmax`",
+        ),
+        (lambda: O.psd_rmse(1.0, fmin=-1.0), ValueError, "`fmin` must be a frequency >= 0"),
+        (lambda: O.psd_rmse(1.0, floor=0.0), ValueError, "`floor` must be > 0"),
+        (lambda: O.combine(), ValueError, "at least one"),
+        (
+            lambda: O.combine((1.0, "fc")),
+            TypeError,
+            r"weighted_objectives\[0\] must be a \(weight, objective\)",
+        ),
+        (lambda: O.combine(O.fc_corr()), TypeError, r"weighted_objectives\[0\]"),
+    ],
+)
+def test_bad_builder_arguments(build, exc, match):
+    with pytest.raises(exc, match=match):
+        build()
+
+
+def test_bad_call_arguments(pair):
+    p, t = pair
+    with pytest.raises(ValueError, match="at least 2 are needed"):
+        O.fcd(100, 60)(p, t)
+    with pytest.raises(ValueError, match="`fmin/fmax`"):
+        O.psd_rmse(1.0, fmin=600.0)(p, t)
+    with pytest.raises(ValueError, match="`prediction` needs at least 2 signals"):
+        O.fc_corr()(p[:, :1], t[:, :1])
+    with pytest.raises(ValueError, match=r"`prediction` must have shape \(time, regions\)"):
+        O.fc_rmse()(p[:, 0], t[:, 0])
