@@ -1,0 +1,212 @@
+"""viz: every plot renders to PNG (Agg), labels its axes with units, and rejects bad input
+with a message naming the argument."""
+
+import sys
+
+import numpy as np
+import pytest
+import unxt
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import brainmass_eqx as bx  # noqa: E402
+from brainmass_eqx import viz  # noqa: E402
+from brainmass_eqx.datasets import load_dataset  # noqa: E402
+
+DT = 1.0  # ms
+T = np.arange(2000) * DT
+# Region r oscillates at 10 (r + 1) Hz: t is in ms, so the phase is 2 pi f t / 1000.
+SIGNAL = np.stack([np.sin(2 * np.pi * 10 * (r + 1) * T / 1000.0) for r in range(3)], axis=1)
+
+
+@pytest.fixture(scope="module")
+def traj():
+    node = bx.Hopf(3, a=0.2, w=0.0628, init_x=np.array([0.1, 0.5, 1.0]))
+    return bx.simulate(node, 400.0, dt=0.1, sample_every=10)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _render(ax, tmp_path, name):
+    path = tmp_path / f"{name}.png"
+    ax.figure.savefig(path)
+    assert path.stat().st_size > 1000
+    # A PNG file starts with its signature.
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_timeseries_trajectory_units_and_time_axis(traj, tmp_path):
+    ax = viz.plot_timeseries(traj, var="x", labels=["a", "b", "c"])
+    _render(ax, tmp_path, "ts")
+    assert ax.get_xlabel() == "time (ms)"
+    assert ax.get_ylabel() == "x"
+    assert len(ax.get_lines()) == 3
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), np.asarray(traj.ts))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+
+
+def test_timeseries_quantity_seconds_and_regions(tmp_path):
+    ax = viz.plot_timeseries(unxt.Quantity(SIGNAL, "mV"), dt=unxt.Quantity(1.0, "ms"), regions=[1])
+    _render(ax, tmp_path, "ts_q")
+    assert ax.get_ylabel() == "signal (mV)"
+    assert ax.get_xlabel() == "time (s)"  # 2 s of data: 'auto' switches to seconds
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_xdata()[:2], [0.001, 0.002])
+    np.testing.assert_allclose(line.get_ydata(), SIGNAL[:, 1])
+
+
+def test_trajectory_units_label_axes(tmp_path):
+    node = bx.JansenRit(2)
+    traj = bx.simulate(node, 50.0, dt=0.1, monitors=["M", "Mv"])
+    ax = viz.plot_timeseries(traj)
+    _render(ax, tmp_path, "jr")
+    assert ax.get_ylabel() == "M (mV)"
+    ax = viz.plot_phase_portrait(traj)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("M (mV)", "Mv (mV/ms)")
+
+
+def test_phase_portrait(traj, tmp_path):
+    ax = viz.plot_phase_portrait(traj)
+    _render(ax, tmp_path, "phase")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "y")
+    # One curve and one start marker per region.
+    assert len(ax.get_lines()) == 6
+    ax = viz.plot_phase_portrait(unxt.Quantity(SIGNAL[:, 0], "mV"), unxt.Quantity(SIGNAL[:, 1], "nA"))
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x (mV)", "y (nA)")
+
+
+def test_connectivity_from_connectome(tmp_path):
+    conn = load_dataset("example_connectome")
+    ax = viz.plot_connectivity(conn)
+    _render(ax, tmp_path, "sc")
+    assert ax.get_xlabel() == "source region j" and ax.get_ylabel() == "target region i"
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(conn.labels)
+    np.testing.assert_allclose(ax.get_images()[0].get_array(), np.asarray(conn.weights))
+    ax = viz.plot_connectivity(conn, kind="distances")
+    assert ax.figure.axes[-1].get_ylabel() == "distances (mm)"
+    ax = viz.plot_connectivity(np.asarray(conn.weights), log=True)
+    img = np.asarray(ax.get_images()[0].get_array(), dtype=float)
+    assert np.isnan(np.diag(img)).all()  # zeros (no self-connections) are blank in log scale
+
+
+def test_functional_connectivity_and_matrix(tmp_path):
+    ax = viz.plot_functional_connectivity(SIGNAL)
+    _render(ax, tmp_path, "fc")
+    img = np.asarray(ax.get_images()[0].get_array())
+    np.testing.assert_allclose(img, np.corrcoef(SIGNAL.T), atol=1e-5)
+    assert ax.get_images()[0].get_clim() == (-1.0, 1.0)
+    ax = viz.plot_functional_connectivity(np.eye(3), is_matrix=True, labels=["a", "b", "c"])
+    np.testing.assert_array_equal(ax.get_images()[0].get_array(), np.eye(3))
+
+
+def test_fcd_time_axes(tmp_path):
+    ax = viz.plot_fcd(SIGNAL, window_size=100, step_size=50, dt=unxt.Quantity(1.0, "ms"), time_unit="ms")
+    _render(ax, tmp_path, "fcd")
+    n_win = (2000 - 100) // 50 + 1
+    assert ax.get_images()[0].get_array().shape == (n_win, n_win)
+    assert ax.get_xlabel() == "window start (ms)"
+    left, right, bottom, top = ax.get_images()[0].get_extent()
+    # Pixel centres sit at the window start times 0, 50, ..., (n_win - 1) * 50 ms.
+    assert (left, right) == (-25.0, (n_win - 0.5) * 50)
+    ax = viz.plot_fcd(SIGNAL, window_size=100, step_size=50)
+    assert ax.get_xlabel() == "window"
+
+
+def test_power_spectrum_in_hz(tmp_path):
+    # dt given in seconds: the peaks must still be at 10, 20, 30 Hz.
+    ax = viz.plot_power_spectrum(unxt.Quantity(SIGNAL, "mV"), unxt.Quantity(0.001, "s"), nperseg=1000)
+    _render(ax, tmp_path, "psd")
+    assert ax.get_xlabel() == "frequency (Hz)"
+    assert ax.get_ylabel() == "PSD (mV²/Hz)"
+    assert ax.get_xscale() == "log"
+    for r, line in enumerate(ax.get_lines()):
+        f, p = line.get_xdata(), line.get_ydata()
+        assert f.min() > 0  # DC dropped on log axes
+        assert f[np.argmax(p)] == pytest.approx(10.0 * (r + 1))
+
+
+def test_power_spectrum_trajectory_dt_and_average(traj, tmp_path):
+    ax = viz.plot_power_spectrum(traj, average=True, loglog=False, nperseg=200)
+    _render(ax, tmp_path, "psd_traj")
+    (line,) = ax.get_lines()
+    # Hopf with w = 0.0628 rad/ms oscillates at w / (2 pi) * 1000 = 10 Hz; dt = 1 ms from traj.ts.
+    assert line.get_xdata()[np.argmax(line.get_ydata())] == pytest.approx(10.0, abs=3.0)
+    assert ax.get_ylabel() == "PSD (1/Hz)"
+
+
+def test_fit_history(tmp_path):
+    losses = np.array([1.0, 0.5, 0.1, 0.2, 0.01])
+    ax = viz.plot_fit_history(losses)
+    _render(ax, tmp_path, "hist")
+    assert ax.get_yscale() == "log"  # spans a factor of 100
+    best = ax.get_lines()[-1]
+    assert (best.get_xdata()[0], best.get_ydata()[0]) == (4, 0.01)
+    ax = viz.plot_fit_history(np.stack([losses, losses * 2], axis=1), log=False)
+    assert ax.get_yscale() == "linear" and ax.get_xlabel() == "step"
+
+
+def test_fit_history_from_fitresult(tmp_path):
+    from brainmass_eqx.fit import Fitter
+
+    model = bx.Linear(1, gamma=bx.Param(-0.3, fit=True, bounds=(-1.0, -0.01)), init_x=1.0)
+    fitter = Fitter(model, backend="scipy", predict=lambda m: bx.simulate(m, 5.0, dt=0.5)["x"])
+    target = np.asarray(bx.simulate(bx.Linear(1, gamma=-0.1, init_x=1.0), 5.0, dt=0.5)["x"])
+    result = fitter.fit(target, n_steps=20)
+    ax = viz.plot_fit_history(result)
+    _render(ax, tmp_path, "hist_fit")
+    assert ax.get_xlabel() == "evaluation"
+    best = ax.get_lines()[-1]
+    assert best.get_ydata()[0] == pytest.approx(result.best_loss)
+
+
+def test_draws_into_given_axes():
+    fig, axs = plt.subplots(1, 2)
+    assert viz.plot_timeseries(SIGNAL, ax=axs[1]) is axs[1]
+    assert axs[1].get_xlabel() == "sample"
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: viz.plot_timeseries(np.zeros((2, 3, 4))), "signal must be"),
+        (lambda: viz.plot_timeseries(SIGNAL, ts=np.arange(5)), "ts must have one time per sample"),
+        (lambda: viz.plot_timeseries(SIGNAL, labels=["a"]), "labels has 1 entries for 3 regions"),
+        (lambda: viz.plot_timeseries(SIGNAL, regions=[7]), r"regions \[7\] are out of range"),
+        (lambda: viz.plot_timeseries(SIGNAL, dt=unxt.Quantity(1.0, "mm")), "'dt'"),
+        (lambda: viz.plot_timeseries(SIGNAL, var="x"), "var='x' selects a Trajectory variable"),
+        (lambda: viz.plot_timeseries(SIGNAL, time_unit="h", dt=1.0), "time_unit must be"),
+        (lambda: viz.plot_phase_portrait(SIGNAL), "y is missing"),
+        (lambda: viz.plot_phase_portrait(SIGNAL, SIGNAL[:, :2]), "x and y must have the same shape"),
+        (lambda: viz.plot_connectivity(np.zeros((2, 3))), r"matrix must be a square \(N, N\) matrix"),
+        (lambda: viz.plot_connectivity(np.zeros((2, 2)), log=True), "log=True needs positive entries"),
+        (lambda: viz.plot_connectivity(load_dataset("example_connectome"), kind="delays"), "kind must be"),
+        (lambda: viz.plot_functional_connectivity(np.zeros((2, 3)), is_matrix=True), "data .is_matrix=True. must be"),
+        (lambda: viz.plot_fcd(SIGNAL[:10], window_size=30), "fewer than window_size=30"),
+        (lambda: viz.plot_power_spectrum(SIGNAL), "dt is missing"),
+        (lambda: viz.plot_fit_history(np.zeros((0,))), "history must be"),
+        (lambda: viz.plot_timeseries("abc"), "signal must hold real numbers"),
+    ],
+)
+def test_bad_input_names_argument(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+def test_trajectory_var_errors(traj):
+    with pytest.raises(ValueError, match="var='z'"):
+        viz.plot_timeseries(traj, var="z")
+    with pytest.raises(ValueError, match="not with y"):
+        viz.plot_phase_portrait(traj, SIGNAL)
+
+
+def test_missing_matplotlib_names_the_extra(monkeypatch):
+    # A None entry in sys.modules makes `import matplotlib.pyplot` raise ImportError.
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"brainmass_eqx\[viz\]"):
+        viz.plot_timeseries(SIGNAL)
