@@ -9,10 +9,7 @@ the Balloon-Windkessel ODE is also checked against an independent SciPy integrat
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import equinox as eqx
 import jax
@@ -215,6 +212,18 @@ def test_balloon_units_dt_and_parameters():
     )
 
 
+def _check_against_central_difference(loss, model, get, grad, rel_step=1e-2, rtol=2e-3):
+    """A reverse-mode gradient against a central difference of the (jitted) loss in the
+    leaf `get(model)`."""
+    x0 = get(model)
+    h = rel_step * float(jnp.abs(x0))
+    up = loss(eqx.tree_at(get, model, x0 + h))
+    down = loss(eqx.tree_at(get, model, x0 - h))
+    fd = (float(up) - float(down)) / (2 * h)
+    assert abs(fd) > 0
+    np.testing.assert_allclose(float(grad), fd, rtol=rtol)
+
+
 def test_bold_from_signal_jit_vmap_grad():
     z = 0.3 * (1.0 + jnp.sin(jnp.arange(3_000.0) / 300.0))[:, None] * jnp.ones((1, 2))
 
@@ -223,27 +232,21 @@ def test_bold_from_signal_jit_vmap_grad():
         return jnp.sum(obs.bold_from_signal(z, 2.0, tr=200.0, model=model) ** 2)
 
     model = obs.BalloonWindkessel()
-    g_rev = eqx.filter_grad(loss)(model)
-    # forward mode on the same parameters checks the reverse-mode gradient
-    names = ("tau", "kappa", "rho")
-    set3 = lambda p: eqx.tree_at(lambda m: [getattr(m, n) for n in names], model, list(p))
-    fwd = jax.jacfwd(lambda p: loss(set3(p)))(jnp.stack([getattr(model, n) for n in names]))
-    rev = jnp.stack([getattr(g_rev, n) for n in names])
-    np.testing.assert_allclose(rev, fwd, rtol=1e-3)
-    assert bool(jnp.all(jnp.isfinite(fwd))) and bool(jnp.all(jnp.abs(fwd) > 0))
+    grad = eqx.filter_grad(loss)(model)
+    for name in ("tau", "kappa", "rho"):
+        get = lambda m, name=name: getattr(m, name)
+        _check_against_central_difference(loss, model, get, get(grad))
 
     taus = jnp.array([0.8, 0.98, 1.2])
     batched = jax.vmap(
         lambda t: obs.bold_from_signal(z, 2.0, tr=200.0, model=eqx.tree_at(lambda m: m.tau, model, t))
     )(taus)
     assert batched.shape == (3, 30, 2)
-    np.testing.assert_allclose(
-        batched[1], obs.bold_from_signal(z, 2.0, tr=200.0, model=model), rtol=1e-5, atol=1e-9
-    )
     # per-region parameters broadcast against the regions
     per_region = obs.BalloonWindkessel(tau=jnp.array([0.8, 1.2]))
     out = obs.bold_from_signal(z, 2.0, tr=200.0, model=per_region)
     np.testing.assert_allclose(out[:, 0], batched[0, :, 0], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(out[:, 1], batched[2, :, 1], rtol=1e-5, atol=1e-9)
 
 
 # --------------------------------------------------------------------------------------
@@ -281,12 +284,17 @@ def hrf_ref():
 
 
 @pytest.mark.parametrize("mode", ["valid", "same", "full"])
-@pytest.mark.parametrize("method", ["fft", "direct"])
-def test_hrfbold_matches_brainmass(hrf_ref, mode, method):
-    y = obs.HRFBold(convolution_mode=mode, method=method)(hrf_ref["signal"], float(hrf_ref["dt_ms"]))
-    expected = hrf_ref[f"bold__{mode}__{method}"]
-    assert y.shape == expected.shape
-    assert _maxabs(y, expected) < 1e-6 * float(np.max(np.abs(expected)))
+def test_hrfbold_matches_brainmass_and_fft_equals_direct(hrf_ref, mode):
+    out = {}
+    for method in ("fft", "direct"):
+        out[method] = obs.HRFBold(convolution_mode=mode, method=method)(
+            hrf_ref["signal"], float(hrf_ref["dt_ms"])
+        )
+        expected = hrf_ref[f"bold__{mode}__{method}"]
+        assert out[method].shape == expected.shape
+        assert _maxabs(out[method], expected) < 1e-6 * float(np.max(np.abs(expected)))
+    assert float(jnp.max(jnp.abs(out["fft"]))) > 1.0
+    assert _maxabs(out["fft"], out["direct"]) < 1e-5
 
 
 def test_hrfbold_kernels_history_custom_match_brainmass(hrf_ref):
@@ -311,31 +319,22 @@ def test_hrfbold_kernels_history_custom_match_brainmass(hrf_ref):
     assert _maxabs(y, hrf_ref["bold__custom"]) < 1e-6 * float(np.max(np.abs(y)))
 
 
-@pytest.mark.parametrize("mode", ["valid", "same", "full"])
-def test_hrfbold_fft_and_direct_agree(mode):
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(0.2 * rng.standard_normal((6_000, 4)), jnp.float32)
-    for kernel in (obs.FirstOrderVolterraHRF(duration=8_000.0), obs.GammaHRF(duration=8_000.0)):
-        a = obs.HRFBold(kernel=kernel, convolution_mode=mode, method="fft", period=200.0)(x, 1.0)
-        b = obs.HRFBold(kernel=kernel, convolution_mode=mode, method="direct", period=200.0)(x, 1.0)
-        assert _maxabs(a, b) < 1e-5
-
-
-def test_hrfbold_grad_jit_vmap():
+def test_hrfbold_grad_jit():
+    # The mixture of gammas has no peak normalisation (a max over the grid, whose kinks
+    # would spoil a float32 central difference); its t = 0 sample, (l t)^(a - 1) at 0,
+    # is where a NaN gradient would come from.
     x = 1.0 + 0.3 * jnp.sin(jnp.arange(4_000.0) / 200.0)[:, None] * jnp.ones((1, 2))
-    model = obs.HRFBold(kernel=obs.GammaHRF(duration=4_000.0), period=500.0)
+    model = obs.HRFBold(kernel=obs.MixtureOfGammasHRF(duration=4_000.0), period=500.0)
 
     @eqx.filter_jit
     def loss(m):
         return jnp.sum(m(x, 1.0) ** 2)
 
     g = eqx.filter_grad(loss)(model)
-    for leaf in (g.k_1, g.V_0, g.kernel.tau, g.kernel.n, g.kernel.a):
+    for leaf in jax.tree.leaves(g):
         assert bool(jnp.isfinite(leaf)) and float(jnp.abs(leaf)) > 0
-    f = lambda n: loss(eqx.tree_at(lambda m: m.kernel.n, model, n))
-    np.testing.assert_allclose(g.kernel.n, jax.jvp(f, (model.kernel.n,), (1.0,))[1], rtol=1e-3)
-    ys = jax.vmap(lambda k1: eqx.tree_at(lambda m: m.k_1, model, k1)(x, 1.0))(jnp.array([1.0, 2.0]))
-    np.testing.assert_allclose(ys[1], 2.0 * ys[0], rtol=1e-5)
+    for get in (lambda m: m.kernel.a_1, lambda m: m.kernel.l, lambda m: m.k_1):
+        _check_against_central_difference(loss, model, get, get(g), rel_step=1e-3)
 
 
 def test_hrf_convolution_correlates_with_balloon_windkessel():
@@ -445,9 +444,8 @@ def test_leadfield_sensor_noise_covariance_and_key():
     y = model(S, jax.random.key(0))
     np.testing.assert_allclose(np.cov(np.asarray(y).T), cov, atol=0.05)
     np.testing.assert_array_equal(y, model(S, jax.random.key(0)))
-    assert not np.array_equal(y[:10], model(S[:10], jax.random.key(1)))
-    yb = eqx.filter_jit(model)(jnp.zeros((2, 5, 3)), jax.random.key(2))
-    assert yb.shape == (2, 5, 3)
+    assert not np.array_equal(y, model(S, jax.random.key(1)))
+    assert model(jnp.zeros((2, 5, 3)), jax.random.key(2)).shape == (2, 5, 3)
     with pytest.raises(ValueError, match="`key`"):
         model(S)
 
@@ -456,9 +454,9 @@ def test_leadfield_grad_and_vmap():
     L = jnp.arange(12.0).reshape(3, 4) / 10.0
     model = obs.EEGLeadField(L)
     S = jnp.ones((5, 3))
-    g = eqx.filter_grad(lambda m: jnp.sum(m(S)))(model)
+    g = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.sum(m(S))))(model)
     np.testing.assert_allclose(g.L, 5.0 * jnp.ones((3, 4)))
-    out = jax.vmap(model)(jnp.ones((7, 5, 3)))
+    out = jax.jit(jax.vmap(model))(jnp.ones((7, 5, 3)))
     assert out.shape == (7, 5, 4)
 
 
@@ -479,7 +477,7 @@ def test_leadfield_readout_matches_brainmass(norm, demean):
 def test_leadfield_readout_is_trainable():
     ro = obs.LeadfieldReadout(jnp.ones((5, 3)) + jnp.eye(5, 3), 0.0, 1.0, normalize="l2")
     x = jnp.arange(3.0)
-    g = eqx.filter_grad(lambda m: jnp.sum(m(x) ** 2))(ro)
+    g = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.sum(m(x) ** 2)))(ro)
     assert g.lm.shape == (5, 3) and bool(jnp.all(jnp.isfinite(g.lm)))
     assert float(jnp.abs(g.cy0)) > 0 and bool(jnp.isfinite(g.y0))
     assert ro.normalize == "l2" and obs.LeadfieldReadout(jnp.ones((2, 2)), 0, 1).normalize == "l1"
@@ -604,23 +602,14 @@ def test_bad_region_counts():
 # float64
 # --------------------------------------------------------------------------------------
 
-_X64_SCRIPT = """
-import jax, jax.numpy as jnp, numpy as np
-import brainmass_eqx.observation as obs
-z = np.full((4_000, 2), 0.5)
-b = obs.bold_from_signal(z, 1.0, tr=500.0)
-y = obs.HRFBold(kernel=obs.GammaHRF(duration=2_000.0), method='direct')(1.0 + z, 1.0)
-l = obs.EEGLeadField(np.ones((2, 3)), noise_cov=np.eye(3))(z, jax.random.key(0))
-r = obs.LeadfieldReadout(np.ones((3, 2)), 0.0, 1.0)(z)
-assert {a.dtype for a in (b, y, l, r)} == {jnp.dtype('float64')}, [a.dtype for a in (b, y, l, r)]
-print('ok')
-"""
-
-
 def test_float64_mode():
-    env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
-    out = subprocess.run(
-        [sys.executable, "-c", _X64_SCRIPT], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("ok")
+    with jax.enable_x64(True):
+        z = np.full((400, 2), 0.5)
+        outs = (
+            obs.bold_from_signal(z, 1.0, tr=100.0),
+            obs.HRFBold(kernel=obs.GammaHRF(duration=200.0), period=100.0)(1.0 + z, 1.0),
+            obs.EEGLeadField(np.ones((2, 3)), noise_cov=np.eye(3))(z, jax.random.key(0)),
+            obs.LeadfieldReadout(np.ones((3, 2)), 0.0, 1.0)(z),
+            obs.TemporalAverage()(z, 1.0),
+        )
+        assert [a.dtype for a in outs] == [jnp.dtype("float64")] * len(outs)

@@ -218,9 +218,21 @@ def bold_from_signal(
     if state0 is None:
         state0 = model.init_state(rest)
     blocks = z[: n_blocks * n_per].reshape((n_blocks, n_per) + rest)
+    bold, final = _integrate(model, state0, blocks, dt_step)
+    if return_state:
+        return bold, final
+    return bold
+
+
+@eqx.filter_jit
+def _integrate(model: BalloonWindkessel, state0: State, blocks: Array, dt) -> tuple[Array, State]:
+    """Outer scan over TR blocks (one BOLD sample each), inner scan over their steps.
+
+    Compiled once per shape and (Python-number) dt, so repeated offline calls reuse it.
+    """
 
     def one_step(carry, zi):
-        return model.step_compensated(*carry, zi, dt_step), None
+        return model.step_compensated(*carry, zi, dt), None
 
     def one_block(carry, zb):
         carry, _ = jax.lax.scan(one_step, carry, zb)
@@ -228,6 +240,4 @@ def bold_from_signal(
 
     comp0 = jax.tree.map(jnp.zeros_like, state0)
     (final, _), bold = jax.lax.scan(one_block, (state0, comp0), blocks)
-    if return_state:
-        return bold, final
-    return bold
+    return bold, final

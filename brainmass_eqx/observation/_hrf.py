@@ -345,28 +345,29 @@ class HRFBold(eqx.Module):
     def __call__(self, signal: Float[ArrayLike, "T ..."], dt) -> Float[Array, "T_bold ..."]:
         dt_ms = _time_ms(dt, "dt")
         w = _steps_per(self.downsample_period, dt_ms, "downsample_period", "dt")
-        ys = _block_mean(_magnitude(signal), w)
-        rest = ys.shape[1:]
-
+        x = _magnitude(signal)
+        rest = x.shape[1:]
         k = self.kernel_length
-        hrf = self.kernel(jnp.linspace(0.0, self.kernel.duration, k, dtype=ys.dtype))
-
-        if self.history is None:
-            pad = jnp.zeros((k,) + rest, dtype=ys.dtype)
-        else:
-            if self.history.shape != (k,) + rest:
-                raise ValueError(
-                    f"`history` must have shape {(k,) + rest} (kernel samples, *regions), "
-                    f"got {self.history.shape}."
-                )
-            pad = self.history.astype(ys.dtype)
-        ys = jnp.concatenate([pad, ys], axis=0)
-
-        conv = _convolve_columns(
-            ys.reshape(ys.shape[0], -1), hrf, self.convolution_mode, self.method
-        )
-        bold = self.k_1 * self.V_0 * (conv - 1.0)
-
+        if self.history is not None and self.history.shape != (k,) + rest:
+            raise ValueError(
+                f"`history` must have shape {(k,) + rest} (kernel samples, *regions), "
+                f"got {self.history.shape}."
+            )
         step = _steps_per(self.period, self.downsample_period, "period", "downsample_period")
-        bold = bold[step::step]
-        return bold.reshape((bold.shape[0],) + rest)
+        return _hrf_bold(self, x, w, k, step)
+
+
+def _hrf_bold(model: HRFBold, x: Array, w: int, k: int, step: int) -> Array:
+    """The six steps of `HRFBold` (eager op by op unless the caller jits)."""
+    ys = _block_mean(x, w)
+    rest = ys.shape[1:]
+    hrf = model.kernel(jnp.linspace(0.0, model.kernel.duration, k, dtype=ys.dtype))
+    if model.history is None:
+        pad = jnp.zeros((k,) + rest, dtype=ys.dtype)
+    else:
+        pad = model.history.astype(ys.dtype)
+    ys = jnp.concatenate([pad, ys], axis=0)
+    conv = _convolve_columns(ys.reshape(ys.shape[0], -1), hrf, model.convolution_mode, model.method)
+    bold = model.k_1 * model.V_0 * (conv - 1.0)
+    bold = bold[step::step]
+    return bold.reshape((bold.shape[0],) + rest)
