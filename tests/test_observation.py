@@ -161,7 +161,10 @@ def test_balloon_step_matches_brainmass_heun():
     params["kappa"] = params.pop("k")
     every = int(ref["record_every"])
     z = jnp.asarray(ref["z"])
-    for tag, model in (("default", obs.BalloonWindkessel()), ("custom", obs.BalloonWindkessel(**params))):
+    for tag, model in (
+        ("default", obs.BalloonWindkessel()),
+        ("custom", obs.BalloonWindkessel(**params)),
+    ):
 
         def body(s, zi, model=model):
             s = model.step(s, zi, 1.0)  # brainmass's unitless dt 1e-3 is 1e-3 s = 1 ms
@@ -169,13 +172,19 @@ def test_balloon_step_matches_brainmass_heun():
 
         _, traj = jax.lax.scan(body, model.init_state(3), z)
         for name in "sfvq":
-            assert _maxabs(traj[name][every - 1 :: every], ref[f"{tag}__{name}"]) < 1e-6, (tag, name)
+            assert _maxabs(traj[name][every - 1 :: every], ref[f"{tag}__{name}"]) < 1e-6, (
+                tag,
+                name,
+            )
         # brainmass's bold() has q/rho where the literature (and we) have q/v
         q, v, rho = ref[f"{tag}__q"], ref[f"{tag}__v"], float(model.rho)
         bm = model.V0 * (model.k1 * (1 - q) + 2 * (1 - q / rho) + model.k3 * (1 - v))
         assert _maxabs(bm, ref[f"{tag}__bold_brainmass"]) < 1e-6
         ours = model.bold({"s": 0.0, "f": 1.0, "v": v, "q": q})
-        assert _maxabs(ours, model.V0 * (model.k1 * (1 - q) + 2 * (1 - q / v) + model.k3 * (1 - v))) < 1e-7
+        assert (
+            _maxabs(ours, model.V0 * (model.k1 * (1 - q) + 2 * (1 - q / v) + model.k3 * (1 - v)))
+            < 1e-7
+        )
 
 
 def test_balloon_rest_state_is_fixed_point_and_bold_zero():
@@ -239,7 +248,9 @@ def test_bold_from_signal_jit_vmap_grad():
 
     taus = jnp.array([0.8, 0.98, 1.2])
     batched = jax.vmap(
-        lambda t: obs.bold_from_signal(z, 2.0, tr=200.0, model=eqx.tree_at(lambda m: m.tau, model, t))
+        lambda t: obs.bold_from_signal(
+            z, 2.0, tr=200.0, model=eqx.tree_at(lambda m: m.tau, model, t)
+        )
     )(taus)
     assert batched.shape == (3, 30, 2)
     # per-region parameters broadcast against the regions
@@ -276,6 +287,14 @@ def test_kernel_time_conventions():
     a = obs.DoubleExponentialHRF(tau_1=u.Quantity(7220.0, "ms"), f_1=u.Quantity(30.0, "mHz"))
     assert _maxabs(a(jnp.asarray(ref["t_ms"])), ref["DoubleExponential__default"]) < 1e-6
     assert obs.GammaHRF(duration=u.Quantity(30.0, "s")).duration == 30_000.0
+
+
+def test_kernels_are_differentiable():
+    t = jnp.linspace(0.0, 20_000.0, 101)
+    grad = eqx.filter_jit(eqx.filter_grad(lambda k: jnp.sum(k(t) ** 2)))
+    for cls in KERNELS.values():
+        leaves = jax.tree.leaves(grad(cls()))
+        assert leaves and all(bool(jnp.isfinite(g)) for g in leaves), cls.__name__
 
 
 @pytest.fixture(scope="module")
@@ -357,7 +376,9 @@ def test_temporal_average_matches_brainmass():
     ref = _load("temporal_average.npz")
     x = jnp.asarray(ref["signal"])
     assert _maxabs(obs.TemporalAverage(period=4.0)(x, 0.1), ref["avg_4ms_dt01"]) < 1e-6
-    yq = obs.TemporalAverage(period=u.Quantity(4.0, "ms"))(u.Quantity(x, "mV"), u.Quantity(0.1, "ms"))
+    yq = obs.TemporalAverage(period=u.Quantity(4.0, "ms"))(
+        u.Quantity(x, "mV"), u.Quantity(0.1, "ms")
+    )
     assert isinstance(yq, u.Quantity) and yq.unit == u.unit(str(ref["avg_4ms_dt01_quantity_unit"]))
     assert _maxabs(yq.value, ref["avg_4ms_dt01_quantity"]) < 1e-6
     assert _maxabs(obs.TemporalAverage(period=1.0)(x, 0.3), ref["avg_1ms_dt03"]) < 1e-6
@@ -601,6 +622,7 @@ def test_bad_region_counts():
 # --------------------------------------------------------------------------------------
 # float64
 # --------------------------------------------------------------------------------------
+
 
 def test_float64_mode():
     with jax.enable_x64(True):

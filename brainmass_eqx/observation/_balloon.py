@@ -145,6 +145,7 @@ class BalloonWindkessel(eqx.Module):
         comp = jax.tree.map(lambda n, x, y: (n - x) - y, new, state, d)
         return new, comp
 
+
 def bold_from_signal(
     signal: Float[ArrayLike, "T ..."],
     dt,
@@ -209,8 +210,8 @@ def bold_from_signal(
         )
     rest = z.shape[1:]
     try:
-        np.broadcast_shapes(rest, *(jnp.shape(p) for p in (model.gamma, model.kappa,
-                                                          model.alpha, model.tau, model.rho)))
+        params = (model.gamma, model.kappa, model.alpha, model.tau, model.rho, model.V0)
+        np.broadcast_shapes(rest, *(jnp.shape(p) for p in params))
     except ValueError as err:
         raise ValueError(
             f"`signal` regions {rest} do not broadcast with the `model` parameter shapes."

@@ -242,9 +242,10 @@ class MixtureOfGammasHRF(AbstractHRFKernel):
         lt = self.l * t_s
         g1 = jnp.exp(jsp.special.gammaln(self.a_1))
         g2 = jnp.exp(jsp.special.gammaln(self.a_2))
-        return lt ** (self.a_1 - 1) * jnp.exp(-lt) / g1 - self.c * lt ** (
-            self.a_2 - 1
-        ) * jnp.exp(-lt) / g2
+        return (
+            lt ** (self.a_1 - 1) * jnp.exp(-lt) / g1
+            - self.c * lt ** (self.a_2 - 1) * jnp.exp(-lt) / g2
+        )
 
 
 _MODES = ("valid", "same", "full")

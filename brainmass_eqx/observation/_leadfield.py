@@ -20,7 +20,9 @@ def _unit(value, name: str):
     try:
         return u.unit(value)
     except Exception as err:
-        raise ValueError(f"`{name}` must be a unit (e.g. 'mV', 'T', 'nA m'), got {value!r}.") from err
+        raise ValueError(
+            f"`{name}` must be a unit (e.g. 'mV', 'T', 'nA m'), got {value!r}."
+        ) from err
 
 
 def _matrix(value, unit, name: str) -> Array:
@@ -293,4 +295,3 @@ class LeadfieldReadout(eqx.Module):
                 f"shape {x.shape}."
             )
         return self.cy0 * (x @ self.leadfield().T) - self.y0
-

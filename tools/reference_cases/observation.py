@@ -63,7 +63,10 @@ def _kernels(out_dir):
     t_ms = np.linspace(0.0, 40_000.0, 801)
     tq = jnp.asarray(t_ms) * u.ms
     specs = {
-        "FirstOrderVolterra": (bm.FirstOrderVolterraHRFKernel, dict(tau_s=1.1, tau_f=0.5, scaling=0.5)),
+        "FirstOrderVolterra": (
+            bm.FirstOrderVolterraHRFKernel,
+            dict(tau_s=1.1, tau_f=0.5, scaling=0.5),
+        ),
         "Gamma": (bm.GammaHRFKernel, dict(tau=1.3, n=4.0, a=0.2)),
         "DoubleExponential": (
             bm.DoubleExponentialHRFKernel,
@@ -75,7 +78,9 @@ def _kernels(out_dir):
     for name, (cls, custom) in specs.items():
         arrays[f"{name}__default"] = _np(cls()(tq))
         arrays[f"{name}__custom"] = _np(cls(**custom)(tq))
-    arrays["FirstOrderVolterra__plain_ms"] = _np(bm.FirstOrderVolterraHRFKernel()(jnp.asarray(t_ms)))
+    arrays["FirstOrderVolterra__plain_ms"] = _np(
+        bm.FirstOrderVolterraHRFKernel()(jnp.asarray(t_ms))
+    )
     arrays["meta"] = _meta(custom={k: v[1] for k, v in specs.items()}, brainmass=bm.__version__)
     np.savez_compressed(os.path.join(out_dir, "hrf_kernels.npz"), **arrays)
 
@@ -111,7 +116,9 @@ def _hrf_bold(out_dir):
     for name, k in kernels.items():
         arrays[f"bold__kernel_{name}"] = _np(bm.HRFBold(kernel=k)(x, dt))
     k_hist = int(np.ceil(20_000.0 / 4.0))
-    hist = (1.0 + 0.1 * np.random.default_rng(_SEED + 1).standard_normal((k_hist, 3))).astype(np.float32)
+    hist = (1.0 + 0.1 * np.random.default_rng(_SEED + 1).standard_normal((k_hist, 3))).astype(
+        np.float32
+    )
     arrays["history"] = hist
     arrays["bold__history"] = _np(bm.HRFBold(history=jnp.asarray(hist))(x, dt))
     custom = bm.HRFBold(
@@ -124,8 +131,15 @@ def _hrf_bold(out_dir):
     )
     arrays["bold__custom"] = _np(custom(x, dt))
     arrays["meta"] = _meta(
-        custom=dict(k_1=4.0, V_0=0.03, period_ms=500.0, downsample_period_ms=2.0,
-                    kernel="FirstOrderVolterra", duration_ms=3000.0, convolution_mode="same"),
+        custom=dict(
+            k_1=4.0,
+            V_0=0.03,
+            period_ms=500.0,
+            downsample_period_ms=2.0,
+            kernel="FirstOrderVolterra",
+            duration_ms=3000.0,
+            convolution_mode="same",
+        ),
         brainmass=bm.__version__,
     )
     np.savez_compressed(os.path.join(out_dir, "hrf_bold.npz"), **arrays)
@@ -171,8 +185,15 @@ def _leadfield(out_dir):
 
     nam = u.nA * u.meter
     Lq = jnp.asarray(L) * (u.mV / nam)
-    arrays = {"L": L, "S": S, "S_batched": Sb, "normals": normals, "parcel": parcel,
-              "area": area, "L_vertex": L_vertex}
+    arrays = {
+        "L": L,
+        "S": S,
+        "S_batched": Sb,
+        "normals": normals,
+        "parcel": parcel,
+        "area": area,
+        "L_vertex": L_vertex,
+    }
 
     def record(key, y):
         arrays[key] = _np(y)
@@ -193,13 +214,19 @@ def _leadfield(out_dir):
     record("meg__plain", meg.update(jnp.asarray(S)))
 
     W = bm.LeadFieldModel.build_fixed_orientation_weights(
-        jnp.asarray(normals), jnp.asarray(parcel), jnp.asarray(area))
-    W1 = bm.LeadFieldModel.build_fixed_orientation_weights(jnp.asarray(normals), jnp.asarray(parcel))
+        jnp.asarray(normals), jnp.asarray(parcel), jnp.asarray(area)
+    )
+    W1 = bm.LeadFieldModel.build_fixed_orientation_weights(
+        jnp.asarray(normals), jnp.asarray(parcel)
+    )
     arrays["W_area"] = _np(W)
     arrays["W_ones"] = _np(W1)
-    arrays["compressed"] = _np(bm.LeadFieldModel.compress_vertex_leadfield(jnp.asarray(L_vertex), W))
-    arrays["meta"] = _meta(brainmass=bm.__version__, L_unit="mV/(nA m) (MEG: T/(nA m))",
-                           scaled_scale="0.1 nA m / mV")
+    arrays["compressed"] = _np(
+        bm.LeadFieldModel.compress_vertex_leadfield(jnp.asarray(L_vertex), W)
+    )
+    arrays["meta"] = _meta(
+        brainmass=bm.__version__, L_unit="mV/(nA m) (MEG: T/(nA m))", scaled_scale="0.1 nA m / mV"
+    )
     np.savez_compressed(os.path.join(out_dir, "leadfield.npz"), **arrays)
 
 
@@ -219,8 +246,9 @@ def _readout(out_dir):
     arrays = {"lm": lm, "y0": np.asarray(y0), "cy0": np.asarray(cy0), **xs}
     for norm in (True, "l1", "l2", False):
         for demean in (True, False):
-            ro = bm.LeadfieldReadout(jnp.asarray(lm), Param.init(y0), Param.init(cy0),
-                                     normalize=norm, demean=demean)
+            ro = bm.LeadfieldReadout(
+                jnp.asarray(lm), Param.init(y0), Param.init(cy0), normalize=norm, demean=demean
+            )
             tag = f"{norm}__{demean}"
             arrays[f"lm_hat__{tag}"] = _np(ro.lm.value())
             for k, x in xs.items():
@@ -236,8 +264,12 @@ def _balloon(out_dir):
 
     dt_s, n, r = 1e-3, 4000, 3
     t = np.arange(n) * dt_s
-    z = (0.3 * (np.sin(2 * np.pi * 0.4 * t)[:, None] + 1.0) * np.array([1.0, 0.5, 2.0])[None, :]
-         * (t[:, None] < 2.0)).astype(np.float32)
+    z = (
+        0.3
+        * (np.sin(2 * np.pi * 0.4 * t)[:, None] + 1.0)
+        * np.array([1.0, 0.5, 2.0])[None, :]
+        * (t[:, None] < 2.0)
+    ).astype(np.float32)
     params = dict(gamma=0.45, k=0.6, alpha=0.3, tau=1.1, rho=0.4, V0=0.03)
     models = {"default": bm.BOLDSignal(r), "custom": bm.BOLDSignal(r, **params)}
     arrays = {"z": z, "dt_s": np.asarray(dt_s), "record_every": np.asarray(_RECORD_EVERY)}
@@ -251,10 +283,16 @@ def _balloon(out_dir):
                 return mod.x.value, mod.f.value, mod.v.value, mod.q.value, mod.bold()
 
             x, f, v, q, b = brainstate.transform.for_loop(body, jnp.asarray(z))
-            for name, val in zip(("s", "f", "v", "q", "bold_brainmass"), (x, f, v, q, b), strict=True):
+            for name, val in zip(
+                ("s", "f", "v", "q", "bold_brainmass"), (x, f, v, q, b), strict=True
+            ):
                 arrays[f"{tag}__{name}"] = _np(val)[_RECORD_EVERY - 1 :: _RECORD_EVERY]
-    arrays["meta"] = _meta(brainmass=bm.__version__, custom=params, dt_s=dt_s,
-                           note="x set to 0 after init (brainmass inits all states at 1)")
+    arrays["meta"] = _meta(
+        brainmass=bm.__version__,
+        custom=params,
+        dt_s=dt_s,
+        note="x set to 0 after init (brainmass inits all states at 1)",
+    )
     np.savez_compressed(os.path.join(out_dir, "balloon.npz"), **arrays)
 
 
