@@ -1,0 +1,300 @@
+"""Turning command-line text into models, connectomes, networks and targets.
+
+Every function raises `CLIError` with a message that names the offending option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._errors import CLIError, first_line
+
+# -- values ---------------------------------------------------------------------------------
+
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z/*^0-9 ]*?)\s*$")
+
+
+def _number_and_unit(text: str) -> tuple[float, str]:
+    match = _NUMBER_UNIT.match(text)
+    if not match:
+        raise ValueError(f"expected a number with an optional unit (e.g. 0.5, 10ms, 1.5 s), got {text!r}")
+    return float(match.group(1)), match.group(2).strip()
+
+
+def _time_ms(text: str) -> float:
+    value, unit = _number_and_unit(text)
+    if not unit:
+        return value
+    import unxt
+
+    try:
+        return float(unxt.ustrip("ms", unxt.Quantity(value, unit)))
+    except Exception:
+        raise ValueError(f"{text!r} is not a time (use ms or s, e.g. 500ms or 2s)") from None
+
+
+def time_arg(minimum: str):
+    """An argparse type: a time in ms (plain number) or with a unit (``10ms``, ``2s``).
+
+    ``minimum`` is ``'positive'`` or ``'nonnegative'``.
+    """
+
+    def parse(text: str) -> float:
+        try:
+            ms = _time_ms(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        if not math.isfinite(ms) or (ms <= 0 if minimum == "positive" else ms < 0):
+            relation = "> 0" if minimum == "positive" else ">= 0"
+            raise argparse.ArgumentTypeError(f"must be a time {relation} ms, got {text!r}")
+        return ms
+
+    parse.__name__ = "time"
+    return parse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def speed_arg(text: str) -> float:
+    """A conduction speed: mm/ms (= m/s) as a plain number, or with a unit (``5m/s``)."""
+    try:
+        value, unit = _number_and_unit(text)
+        if unit:
+            import unxt
+
+            value = float(unxt.ustrip("mm/ms", unxt.Quantity(value, unit.replace(" ", ""))))
+    except Exception:
+        raise argparse.ArgumentTypeError(f"must be a speed in mm/ms (= m/s), e.g. 10 or 5m/s; got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a speed > 0 (mm/ms), got {text!r}")
+    return value
+
+
+def param_arg(text: str) -> tuple[str, Any]:
+    """``name=value`` with an optional unit (``tau_E=10ms``): ``(name, float | Quantity)``."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE (e.g. a=0.2 or tau_E=10ms), got {text!r}")
+    try:
+        number, unit = _number_and_unit(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{name}: {err}") from None
+    if not unit:
+        return name, number
+    import unxt
+
+    try:
+        return name, unxt.Quantity(number, unit.replace(" ", ""))
+    except Exception:
+        raise argparse.ArgumentTypeError(f"{name}: unknown unit {unit!r} in {text!r}") from None
+
+
+def bounds_arg(text: str) -> tuple[str, tuple[float, float]]:
+    """``name=low:high``."""
+    name, sep, rest = text.partition("=")
+    low, sep2, high = rest.partition(":")
+    try:
+        lo, hi = float(low), float(high)
+    except ValueError:
+        lo = hi = math.nan
+    if not sep or not sep2 or not name.strip().isidentifier() or not lo < hi:
+        raise argparse.ArgumentTypeError(f"must be NAME=LOW:HIGH with LOW < HIGH (e.g. k=0:2), got {text!r}")
+    return name.strip(), (lo, hi)
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+def _suggest(name: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
+def resolve_model(name: str, option: str = "--model"):
+    """The `ModelDescription` of a functional (``Hopf``) or brainmass (``HopfStep``) name."""
+    from ..models import model_registry
+
+    registry = model_registry()
+    by_name = {d.name.lower(): d for d in registry.values()}
+    by_name.update({d.brainmass_name.lower(): d for d in registry.values() if d.brainmass_name})
+    found = by_name.get(name.lower())
+    if found is None:
+        names = sorted(registry)
+        raise CLIError(
+            f"{option}: unknown model {name!r}.{_suggest(name, names)} Valid models: {', '.join(names)} "
+            "(list them with: brainmass-eqx models)."
+        )
+    return found
+
+
+def make_node(desc, n_regions: int, params: Sequence[tuple[str, Any]], fit: dict[str, tuple[float, float]]):
+    """The node model with the given parameter values; the names in ``fit`` become
+    trainable `Param`s bounded by their box."""
+    from .._param import Param
+
+    valid = list(desc.parameters)
+    values: dict[str, Any] = {}
+    for name, value in params:
+        if name not in desc.parameters:
+            raise CLIError(
+                f"--param: {desc.name} has no parameter {name!r}.{_suggest(name, valid)} "
+                f"Its parameters: {', '.join(valid)} (see: brainmass-eqx models {desc.name})."
+            )
+        values[name] = value
+    for name, (lo, hi) in fit.items():
+        if name not in desc.parameters:
+            raise CLIError(
+                f"--fit: {desc.name} has no parameter {name!r} (and it is not the coupling 'k').{_suggest(name, valid + ['k'])} "
+                f"Its parameters: {', '.join(valid)}."
+            )
+        start = values.get(name, desc.parameters[name]["default"])
+        start = float(getattr(start, "value", start))
+        start = min(max(start, lo), hi)
+        values[name] = Param(start, fit=True, bounds=(lo, hi))
+    try:
+        return desc.cls(n_regions, **values)
+    except (ValueError, TypeError) as err:
+        raise CLIError(f"--param: {first_line(err)}") from None
+
+
+def coupled_var(desc, requested: str | None) -> str:
+    """The state the network couples: ``requested``, else the coupling input when it is a
+    state (``x`` for Hopf), else the first state."""
+    states = list(desc.states)
+    if requested is not None:
+        if requested not in states:
+            raise CLIError(
+                f"--coupled-var: {desc.name} has no state {requested!r}; its states are {', '.join(states)}."
+            )
+        return requested
+    coupling_input = desc.cls.coupling_input
+    return coupling_input if coupling_input in states else states[0]
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def _looks_like_path(spec: str) -> bool:
+    return os.sep in spec or "/" in spec or os.path.splitext(spec)[1] != "" or os.path.exists(spec)
+
+
+def load_connectome(spec: str):
+    """A `Connectome` from a registered data-set name or a file (``--connectome``)."""
+    from ..datasets import Connectome, list_datasets, load_connectome, load_dataset
+
+    names = [name for name, _ in list_datasets()]
+    if spec in names:
+        try:
+            conn = load_dataset(spec)
+        except Exception as err:  # e.g. tvb-data not installed
+            raise CLIError(f"--connectome {spec}: {first_line(err)}") from None
+        if not isinstance(conn, Connectome):
+            raise CLIError(f"--connectome: data set {spec!r} is not a connectome (it is a {type(conn).__name__}).")
+        return conn
+    if not _looks_like_path(spec):
+        connectomes = [n for n in names if "connectome" in n or "connectivity" in n]
+        raise CLIError(
+            f"--connectome: {spec!r} is neither a data set ({', '.join(connectomes)}) nor an existing file."
+            f"{_suggest(spec, connectomes)}"
+        )
+    if not os.path.exists(spec):
+        raise CLIError(f"--connectome: file not found: {spec}")
+    try:
+        return load_connectome(spec)
+    except Exception as err:
+        raise CLIError(f"--connectome {spec}: {first_line(err)}") from None
+
+
+def _fc_of(array: np.ndarray) -> np.ndarray:
+    from ..metrics import functional_connectivity
+
+    return np.asarray(functional_connectivity(array))
+
+
+def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
+    """A target FC matrix ``(N, N)`` from ``--target``: a data set with an ``fc`` (the
+    bundled ``example_signal``), an ``.npz`` (its ``fc`` array, e.g. from
+    ``brainmass-eqx simulate``), or a ``.npy`` / ``.csv`` / ``.txt`` holding an FC matrix
+    ``(N, N)`` or a time series ``(T, N)`` (its FC is used)."""
+    from ..datasets import list_datasets, load_dataset
+
+    if spec in [name for name, _ in list_datasets()]:
+        data = load_dataset(spec)
+        fc = getattr(data, "fc", None)
+        if fc is None:
+            raise CLIError(f"--target: data set {spec!r} has no functional connectivity (fc).")
+        fc, what = np.asarray(fc), f"data set {spec}"
+    else:
+        if not os.path.exists(spec):
+            raise CLIError(f"--target: file not found: {spec}")
+        ext = os.path.splitext(spec)[1].lower()
+        try:
+            if ext == ".npz":
+                with np.load(spec) as z:
+                    if "fc" not in z.files:
+                        raise CLIError(f"--target {spec}: the .npz has no 'fc' array (it has {z.files}).")
+                    array = np.asarray(z["fc"], dtype=float)
+            elif ext == ".npy":
+                array = np.asarray(np.load(spec), dtype=float)
+            elif ext in (".csv", ".txt"):
+                array = np.loadtxt(spec, delimiter="," if ext == ".csv" else None, ndmin=2)
+            else:
+                raise CLIError(f"--target {spec}: unsupported file type {ext!r}; use .npz, .npy, .csv or .txt.")
+        except CLIError:
+            raise
+        except Exception as err:
+            raise CLIError(f"--target {spec}: {first_line(err)}") from None
+        if array.ndim != 2:
+            raise CLIError(f"--target {spec}: expected an FC matrix (N, N) or a time series (T, N), got shape {array.shape}.")
+        is_fc = array.shape[0] == array.shape[1] and np.allclose(array, array.T) and np.allclose(np.diag(array), 1.0)
+        fc, what = (array if is_fc else _fc_of(array)), f"file {spec}"
+    if fc.shape != (n_regions, n_regions):
+        raise CLIError(
+            f"--target: the FC of {what} is {fc.shape[0]}x{fc.shape[1]} but the connectome has {n_regions} regions."
+        )
+    if not np.all(np.isfinite(fc)):
+        raise CLIError(f"--target: the FC of {what} contains NaN or inf.")
+    return fc, what
+
+
+# -- networks -------------------------------------------------------------------------------
+
+
+def build_network(node, conn, *, coupling: str, k: Any, speed: float | None, var: str):
+    """``Network(node, conn.weights, distance=conn.distances, speed=speed, ...)``."""
+    from ..network import Network
+
+    kwargs: dict[str, Any] = dict(coupling=coupling, coupled_var=var, k=k)
+    if speed is not None:
+        kwargs.update(distance=np.asarray(conn.distances), speed=speed)
+    try:
+        return Network(node, np.asarray(conn.weights), **kwargs)
+    except (ValueError, TypeError) as err:
+        raise CLIError(f"network: {first_line(err)}") from None

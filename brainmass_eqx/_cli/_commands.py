@@ -1,0 +1,297 @@
+"""The subcommands: ``models``, ``datasets``, ``simulate``, ``fit`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from . import _build
+from ._errors import CLIError, first_line
+from ._report import describe, table, value_text
+
+# -- models / datasets ----------------------------------------------------------------------
+
+
+def cmd_models(args) -> int:
+    from ..models import model_registry
+
+    if args.name:
+        print(describe(_build.resolve_model(args.name, "models NAME")))
+        return 0
+    rows = [
+        (d.name, d.brainmass_name or "-", d.category, ",".join(d.states), d.cls.coupling_input, d.use_case)
+        for d in model_registry().values()
+    ]
+    print(table(("model", "brainmass", "category", "states", "coupled", "use case"), rows))
+    print(f"\n{len(rows)} models. Details of one: brainmass-eqx models NAME")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from ..datasets import list_datasets
+
+    print(table(("data set", "description"), list_datasets(), max_width=90))
+    return 0
+
+
+# -- shared pieces of simulate / fit / demo -------------------------------------------------
+
+
+class Setup:
+    """A model on a connectome, as the options describe it."""
+
+    def __init__(self, args, fit: dict[str, tuple[float, float]] | None = None):
+        fit = dict(fit or {})
+        self.desc = _build.resolve_model(args.model)
+        self.conn = _build.load_connectome(args.connectome)
+        self.var = _build.coupled_var(self.desc, args.coupled_var)
+        self.n = self.conn.n_regions
+        k_box = fit.pop("k", None)
+        node = _build.make_node(self.desc, self.n, args.param or [], fit)
+        if args.noise > 0:
+            node = _with_noise(node, self.desc, args.noise, args.noise_tau)
+        k: Any = args.k
+        if k_box is not None:
+            from .._param import Param
+
+            k = Param(min(max(args.k, k_box[0]), k_box[1]), fit=True, bounds=k_box)
+        self.model = _build.build_network(
+            node, self.conn, coupling=args.coupling, k=k, speed=args.speed, var=self.var
+        )
+        self.args = args
+
+    def run(self, model=None, *, key=None, progress=False):
+        """The recorded coupled variable, ``(ts, (T, N) array)``."""
+        import jax
+
+        from .._simulate import simulate
+
+        a = self.args
+        traj = simulate(
+            self.model if model is None else model,
+            a.duration,
+            dt=a.dt,
+            key=jax.random.key(a.seed) if key is None else key,
+            transient=int(round(a.transient / a.dt)),
+            sample_every=max(1, int(round(a.sample_every / a.dt))),
+            monitors=_monitor(self.model, self.var),
+            progress=progress,
+        )
+        return traj
+
+    def check_steps(self):
+        a = self.args
+        if a.transient >= a.duration:
+            raise CLIError(f"--transient ({a.transient} ms) must be shorter than --duration ({a.duration} ms).")
+        if a.dt > a.duration:
+            raise CLIError(f"--dt ({a.dt} ms) must not exceed --duration ({a.duration} ms).")
+        if a.sample_every < a.dt:
+            raise CLIError(f"--sample-every ({a.sample_every} ms) must be at least --dt ({a.dt} ms).")
+
+
+def _monitor(model, var: str):
+    """What to record: the coupled variable, under its own name."""
+    return [var]
+
+
+def _with_noise(node, desc, sigma: float, tau: float):
+    from ..noise import OUProcess, with_noise
+
+    target = desc.cls.coupling_input
+    return with_noise(node, {target: OUProcess(sigma, tau=tau)})
+
+
+def _save(path: str, **arrays) -> str:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"--out: folder does not exist: {folder}")
+    np.savez(path, **arrays)
+    return path
+
+
+def _save_figure(fig, path: str) -> str:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"--plot: folder does not exist: {folder}")
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _meta(setup: Setup, **extra) -> str:
+    a = setup.args
+    return json.dumps(
+        dict(
+            model=setup.desc.name, connectome=a.connectome, coupling=a.coupling, coupled_var=setup.var,
+            k=a.k, speed=a.speed, duration_ms=a.duration, dt_ms=a.dt, transient_ms=a.transient,
+            sample_every_ms=a.sample_every, noise_sigma=a.noise, noise_tau_ms=a.noise_tau, seed=a.seed,
+            params={name: value_text(v) for name, v in (a.param or [])}, **extra,
+        )
+    )  # fmt: skip
+
+
+def _fc(x) -> np.ndarray:
+    from ..metrics import functional_connectivity
+
+    return np.asarray(functional_connectivity(np.asarray(x)))
+
+
+def _fc_corr(a, b) -> float:
+    from ..metrics import matrix_correlation
+
+    return float(matrix_correlation(np.asarray(a), np.asarray(b)))
+
+
+def _wants_plot(args) -> bool:
+    if args.plot is None:
+        return False
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("(no figure: matplotlib is not installed; pip install 'brainmass_eqx[viz]')")
+        return False
+    return True
+
+
+# -- simulate -------------------------------------------------------------------------------
+
+
+def cmd_simulate(args) -> int:
+    setup = Setup(args)
+    setup.check_steps()
+    print(
+        f"simulating {setup.desc.name} x {setup.n} regions on {args.connectome} "
+        f"({args.coupling} coupling, k={args.k:g}, "
+        + (f"speed {args.speed:g} mm/ms" if args.speed else "no delays")
+        + f"), {args.duration:g} ms at dt={args.dt:g} ms"
+    )
+    t0 = time.perf_counter()
+    traj = setup.run(progress=args.progress)
+    x = np.asarray(traj[setup.var])
+    elapsed = time.perf_counter() - t0
+    fc = _fc(x)
+    out = _save(
+        args.out, ts=np.asarray(traj.ts), fc=fc, weights=np.asarray(setup.conn.weights),
+        labels=np.asarray(setup.conn.labels), meta=_meta(setup), **{setup.var: x},
+    )  # fmt: skip
+    print(f"done in {elapsed:.1f} s: {setup.var} {x.shape} (time x regions), unit {traj.units.get(setup.var) or '1'}")
+    print(f"wrote {out} (ts [ms], {setup.var}, fc, weights, labels, meta)")
+    if _wants_plot(args):
+        from ._figures import simulation_figure
+
+        fig = simulation_figure(traj, setup.var, setup.conn, title=f"{setup.desc.name} on {args.connectome}")
+        print(f"wrote {_save_figure(fig, args.plot)}")
+    return 0
+
+
+# -- fit ------------------------------------------------------------------------------------
+
+
+def _default_box(setup_args, desc, name: str) -> tuple[float, float]:
+    if name == "k":
+        return (0.0, max(1.0, 2.0 * abs(setup_args.k)))
+    domain = desc.parameters[name]["domain"]
+    if not isinstance(domain, str):
+        return tuple(float(v) for v in domain)
+    raise CLIError(
+        f"--fit {name}: give its search box with --bounds {name}=LOW:HIGH "
+        "(only the coupling k and parameters with a bounded domain have a default box)."
+    )
+
+
+def fc_loss(prediction, target_fc):
+    r"""$1 - \mathrm{corr}(\mathrm{triu}\,\mathrm{FC}(\text{prediction}), \mathrm{triu}\,\text{target})$."""
+    from ..metrics import functional_connectivity, matrix_correlation
+
+    return 1.0 - matrix_correlation(functional_connectivity(prediction), target_fc)
+
+
+def _make_fitter(setup: Setup, backend: str, lr: float, progress_key):
+    import jax
+
+    from ..fit import Fitter
+
+    a = setup.args
+    key = jax.random.key(a.seed)
+
+    def predict(model):
+        return setup.run(model, key=key)[setup.var]
+
+    optimizer = None
+    if backend == "grad":
+        import optax
+
+        optimizer = optax.adam(lr)
+    return Fitter(setup.model, optimizer, predict=predict, objective=fc_loss, backend=backend)
+
+
+def cmd_fit(args) -> int:
+    import jax
+
+    names = args.fit or ["k"]
+    boxes = dict(args.bounds or [])
+    unknown = [n for n in boxes if n not in names]
+    if unknown:
+        raise CLIError(f"--bounds: {unknown} are not fitted; add --fit {unknown[0]} or drop the bound.")
+    desc = _build.resolve_model(args.model)
+    fit = {name: boxes.get(name) or _default_box(args, desc, name) for name in names}
+    setup = Setup(args, fit=fit)
+    setup.check_steps()
+    target_fc, what = _build.load_target_fc(args.target, setup.n)
+    print(
+        f"fitting {', '.join(names)} of {setup.desc.name} x {setup.n} regions on {args.connectome} "
+        f"to the FC of {what} (backend {args.backend}, {args.steps} steps)"
+    )
+    fitter = _make_fitter(setup, args.backend, args.lr, None)
+    t0 = time.perf_counter()
+    result = fitter.fit(
+        target_fc, n_steps=args.steps, key=jax.random.key(args.seed), popsize=args.popsize, progress=args.progress
+    )
+    elapsed = time.perf_counter() - t0
+    fc = _fc(result.prediction)
+    r = _fc_corr(fc, target_fc)
+    print(f"done in {elapsed:.1f} s: best loss {result.best_loss:.4g} (FC correlation {r:.3f}) at step {result.best_step}")
+    print(table(("parameter", "fitted", "box"), [(n, value_text(v), f"{fit[_short(n, fit)]}") for n, v in result.best_params.items()]))
+    out = _save(
+        args.out, fc=fc, target_fc=target_fc, history=np.asarray(result.history),
+        best_loss=result.best_loss, meta=_meta(setup, fitted={n: value_text(v) for n, v in result.best_params.items()}),
+        **{f"param_{n}": np.asarray(v) for n, v in result.best_params.items()},
+    )  # fmt: skip
+    print(f"wrote {out}")
+    if _wants_plot(args):
+        from ._figures import fit_figure
+
+        fig = fit_figure(result, target_fc, fc, setup.conn)
+        print(f"wrote {_save_figure(fig, args.plot)}")
+    return 0
+
+
+def _short(name: str, fit: dict) -> str:
+    """The ``--fit`` name behind a Fitter parameter name (``node.a`` -> ``a``)."""
+    for candidate in fit:
+        if name == candidate or name.endswith("." + candidate):
+            return candidate
+    return name
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> int:
+    from ._demo import run_demo
+
+    return run_demo(args)
+
+
+COMMANDS = {
+    "models": cmd_models,
+    "datasets": cmd_datasets,
+    "simulate": cmd_simulate,
+    "fit": cmd_fit,
+    "demo": cmd_demo,
+}
+
+__all__ = ["COMMANDS", "first_line"]

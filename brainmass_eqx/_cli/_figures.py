@@ -1,0 +1,90 @@
+"""The command line's figures, assembled from `brainmass_eqx.viz` panels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import viz
+
+# Enough regions to see the dynamics without a wall of lines.
+_MAX_LINES = 6
+
+
+def _figure(rows: int, cols: int, title: str):
+    plt = viz._pyplot()
+    fig, axs = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
+    fig.suptitle(title)
+    return fig, axs
+
+
+def _few(n: int) -> list[int]:
+    return list(range(min(n, _MAX_LINES)))
+
+
+def simulation_figure(traj, var: str, conn, *, title: str):
+    """Structural connectivity, time series, FC and power spectrum of a network run."""
+    fig, axs = _figure(2, 2, title)
+    n = conn.n_regions
+    labels = list(conn.labels)
+    viz.plot_connectivity(conn, ax=axs[0, 0], log=n > 20)
+    axs[0, 0].set_title("structural connectivity")
+    viz.plot_timeseries(traj, var=var, regions=_few(n), labels=labels, ax=axs[0, 1])
+    axs[0, 1].set_title(f"{var}, regions 0-{len(_few(n)) - 1}")
+    viz.plot_functional_connectivity(traj, var=var, labels=labels, ax=axs[1, 0])
+    axs[1, 0].set_title("functional connectivity")
+    viz.plot_power_spectrum(traj, var=var, average=True, ax=axs[1, 1])
+    axs[1, 1].set_title("power spectrum (mean over regions)")
+    fig.tight_layout()
+    return fig
+
+
+def fit_figure(result, target_fc, fitted_fc, conn, *, title: str = "fit to the target FC"):
+    """Target FC, fitted FC and the loss history."""
+    from ..metrics import matrix_correlation
+
+    fig, axs = _figure(1, 3, title)
+    labels = list(conn.labels)
+    viz.plot_functional_connectivity(target_fc, is_matrix=True, labels=labels, ax=axs[0, 0])
+    axs[0, 0].set_title("target FC")
+    r = float(matrix_correlation(np.asarray(fitted_fc), np.asarray(target_fc)))
+    viz.plot_functional_connectivity(fitted_fc, is_matrix=True, labels=labels, ax=axs[0, 1])
+    axs[0, 1].set_title(f"fitted model FC (r = {r:.2f})")
+    viz.plot_fit_history(result, ax=axs[0, 2])
+    axs[0, 2].set_title(f"loss ({result.backend})")
+    fig.tight_layout()
+    return fig
+
+
+def demo_figure(*, conn, traj, var, target_fc, result, fitted_fc, k_true, k_fit, landscape=None):
+    """The demo's six panels: SC, dynamics, spectrum, target FC, fitted FC, loss."""
+    from ..metrics import matrix_correlation
+
+    n = conn.n_regions
+    labels = list(conn.labels)
+    fig, axs = _figure(2, 3, f"brainmass_eqx demo: Hopf network on {n} regions, coupling recovered by fitting FC")
+    viz.plot_connectivity(conn, ax=axs[0, 0], log=n > 20)
+    axs[0, 0].set_title("structural connectivity")
+    viz.plot_timeseries(traj, var=var, regions=_few(n), labels=labels if n <= _MAX_LINES else None, ax=axs[0, 1])
+    axs[0, 1].set_title(f"simulated activity (k = {k_true:g})")
+    viz.plot_power_spectrum(traj, var=var, average=True, ax=axs[0, 2])
+    axs[0, 2].set_title("power spectrum (mean over regions)")
+    viz.plot_functional_connectivity(target_fc, is_matrix=True, labels=labels, ax=axs[1, 0])
+    axs[1, 0].set_title(f"target FC (k = {k_true:g})")
+    r = float(matrix_correlation(np.asarray(fitted_fc), np.asarray(target_fc)))
+    viz.plot_functional_connectivity(fitted_fc, is_matrix=True, labels=labels, ax=axs[1, 1])
+    axs[1, 1].set_title(f"fitted FC (k = {k_fit:.3g}, r = {r:.2f})")
+    ax = axs[1, 2]
+    if landscape is not None:
+        ks, losses = landscape
+        ax.plot(ks, losses, color="0.5", linewidth=1.2, label="loss landscape")
+        ax.axvline(k_true, color="tab:green", linestyle="--", label=f"true k = {k_true:g}")
+        ax.axvline(k_fit, color="tab:red", linestyle=":", label=f"fitted k = {k_fit:.3g}")
+        ax.set_xlabel("global coupling k")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize="small")
+        ax.set_title("loss against k")
+    else:
+        viz.plot_fit_history(result, ax=ax)
+        ax.set_title(f"fit history ({result.backend})")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,186 @@
+"""The command line: every command runs, and bad input gives one line and a non-zero exit.
+
+Most tests call `main(argv)` in-process (fast, no new interpreter); one runs the real
+``python -m brainmass_eqx`` in a subprocess to check what a user sees.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from brainmass_eqx.__main__ import main
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_exit(argv, capsys):
+    """For argparse errors, which exit through SystemExit."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def assert_one_line(err, *fragments):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# -- models / datasets ---------------------------------------------------------------------
+
+
+def test_models_table(capsys):
+    from brainmass_eqx.models import model_registry
+
+    code, out, err = run(["models"], capsys)
+    assert code == 0 and err == ""
+    for name, desc in model_registry().items():
+        assert f"\n{name} " in out and desc.use_case[:20] in out
+    assert f"{len(model_registry())} models" in out
+
+
+def test_models_describe_one(capsys):
+    code, out, _ = run(["models", "JansenRitStep"], capsys)  # brainmass names work too
+    assert code == 0
+    assert out.startswith("JansenRit  (brainmass: JansenRitStep)")
+    assert "Ae " in out and " mV " in out and "Jansen, B. H." in out
+
+
+def test_datasets(capsys):
+    code, out, _ = run(["datasets"], capsys)
+    assert code == 0 and "example_connectome" in out and "tvb_connectivity_76" in out
+
+
+def test_no_command_prints_help(capsys):
+    code, out, _ = run([], capsys)
+    assert code == 0 and "simulate" in out and "demo" in out
+
+
+# -- bad input: one line, non-zero, no traceback --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    np.save(folder / "rect.npy", np.ones((3, 4)))
+    np.savetxt(folder / "rect.csv", np.ones((2, 5)), delimiter=",")
+    np.save(folder / "sq3.npy", np.eye(3))
+    return folder
+
+
+def test_unknown_model(capsys):
+    code, _, err = run(["simulate", "--model", "Hopff", "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "brainmass-eqx simulate: error:", "--model", "'Hopff'", "Did you mean Hopf?")
+    code, _, err = run(["models", "Nope"], capsys)
+    assert code == 2
+    assert_one_line(err, "unknown model 'Nope'")
+
+
+@pytest.mark.parametrize("name", ["rect.npy", "rect.csv"])
+def test_connectome_not_square(name, bad_files, capsys):
+    path = str(bad_files / name)
+    code, _, err = run(["simulate", "--connectome", path, "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--connectome", path, "square")
+
+
+def test_missing_connectome_file(tmp_path, capsys):
+    path = str(tmp_path / "nothere.npy")
+    code, _, err = run(["simulate", "--connectome", path], capsys)
+    assert code == 2
+    assert_one_line(err, "--connectome: file not found", path)
+
+
+def test_unknown_connectome_name(capsys):
+    code, _, err = run(["simulate", "--connectome", "example_conectome"], capsys)
+    assert code == 2
+    assert_one_line(err, "--connectome", "'example_conectome'", "Did you mean example_connectome?")
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["simulate", "--duration", "-5"], "argument --duration: must be a time > 0 ms, got '-5'"),
+        (["simulate", "--duration", "0s"], "argument --duration: must be a time > 0 ms"),
+        (["simulate", "--duration", "3 mm"], "argument --duration: '3 mm' is not a time"),
+        (["simulate", "--dt", "abc"], "argument --dt: expected a number"),
+        (["simulate", "--transient", "-1"], "argument --transient: must be a time >= 0 ms"),
+        (["simulate", "--speed", "-3"], "argument --speed: must be a speed > 0"),
+        (["simulate", "--noise", "-0.1"], "argument --noise: must be a number >= 0"),
+        (["simulate", "--param", "a"], "argument --param: must be NAME=VALUE"),
+        (["simulate", "--param", "tau_E=10 parsecs"], "argument --param: tau_E: unknown unit"),
+        (["fit", "--bounds", "k=2:1"], "argument --bounds: must be NAME=LOW:HIGH with LOW < HIGH"),
+        (["fit", "--steps", "0"], "argument --steps: must be a positive integer"),
+        (["fit", "--backend", "adam"], "argument --backend: invalid choice: 'adam'"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments(argv, fragment, capsys):
+    code, _, err = run_exit(argv, capsys)
+    assert code == 2
+    assert_one_line(err, fragment)
+
+
+def test_unknown_parameter(capsys):
+    code, _, err = run(["simulate", "--param", "alpha=1", "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--param: Hopf has no parameter 'alpha'", "a, w, beta")
+
+
+def test_bad_parameter_value(capsys):
+    code, _, err = run(["simulate", "--model", "JansenRit", "--param", "Ae=-1", "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--param", "'Ae' must be positive")
+
+
+def test_parameter_with_wrong_unit(capsys):
+    code, _, err = run(["simulate", "--model", "WilsonCowan", "--param", "tau_E=10mV", "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--param", "'tau_E'")
+
+
+def test_bad_coupled_var(capsys):
+    code, _, err = run(["simulate", "--coupled-var", "q", "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--coupled-var: Hopf has no state 'q'", "x, y")
+
+
+def test_fit_bounds_without_fit(capsys):
+    code, _, err = run(["fit", "--fit", "k", "--bounds", "a=0:1"], capsys)
+    assert code == 2
+    assert_one_line(err, "--bounds: ['a'] are not fitted")
+
+
+def test_fit_unbounded_parameter_needs_box(capsys):
+    code, _, err = run(["fit", "--fit", "w"], capsys)
+    assert code == 2
+    assert_one_line(err, "--fit w: give its search box with --bounds w=LOW:HIGH")
+
+
+def test_demo_bad_connectome(capsys):
+    code, _, err = run(["demo", "--connectome", "tvb_connectivity_66"], capsys)
+    assert code == 2
+    assert_one_line(err, "--connectome", "example_connectome or tvb_connectivity_76")
+
+
+def test_subprocess_one_line_error(bad_files):
+    """What a user sees from the real entry point: one line on stderr, exit status 2."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "brainmass_eqx", "simulate", "--connectome", str(bad_files / "rect.npy")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert_one_line(proc.stderr, "brainmass-eqx simulate: error: --connectome", "square")
