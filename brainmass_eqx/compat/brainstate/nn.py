@@ -1,0 +1,643 @@
+"""``brainstate.nn``: `Module`, `Dynamics`, `Param` with transforms, `init_all_states`.
+
+Only what brainmass's documented code uses. A `Module` is an ordinary Python object whose
+attributes may be states, parameters and other modules; `Module.states` and
+`Module.nodes` find them by attribute path.
+
+The parameter transforms (`SigmoidT`, `SoftplusT`, ...) are `brainmass_eqx`
+transforms, so the functional core's `Fitter` understands them (bounds for the
+gradient-free backends come from them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ... import _param as core_param
+from .. import brainunit as u
+from ._state import HiddenState, ParamState, State
+
+__all__ = [
+    "Module",
+    "Dynamics",
+    "Param",
+    "Const",
+    "init_all_states",
+    "reset_all_states",
+    "call_order",
+    "Transform",
+    "IdentityT",
+    "SigmoidT",
+    "SoftplusT",
+    "NegSoftplusT",
+    "LogT",
+    "ExpT",
+    "TanhT",
+    "SoftsignT",
+    "ClipT",
+    "AffineT",
+    "ChainT",
+    "ReluT",
+    "PositiveT",
+    "NegativeT",
+    "ScaledSigmoidT",
+    "L1Reg",
+    "L2Reg",
+    "GaussianReg",
+    "FlattedDict",
+]
+
+
+# -- transforms --------------------------------------------------------------------------------
+
+
+class Transform(core_param.AbstractTransform):
+    """brainstate's parameter transform: ``forward(raw) -> value``, ``inverse(value) -> raw``."""
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class IdentityT(Transform, core_param.Identity):
+    """``value = raw``."""
+
+    def __repr__(self):
+        return "IdentityT()"
+
+
+class SigmoidT(Transform, core_param.Sigmoid):
+    """``value = lower + (upper - lower) * sigmoid(raw)`` (brainstate's ``SigmoidT(lower, upper)``)."""
+
+    def __init__(self, lower: float, upper: float):
+        self.lower = float(lower)
+        self.upper = float(upper)
+
+    @property
+    def width(self):
+        return self.upper - self.lower
+
+    def __repr__(self):
+        return f"SigmoidT(lower={self.lower}, upper={self.upper})"
+
+
+class SoftplusT(Transform, core_param.Softplus):
+    """``value = lower + softplus(raw)``."""
+
+    def __init__(self, lower: float = 0.0):
+        self.lower = float(lower)
+
+    def __repr__(self):
+        return f"SoftplusT(lower={self.lower})"
+
+
+class NegSoftplusT(Transform):
+    """``value = upper - softplus(-raw)``: an upper bound."""
+
+    upper: float = eqx.field(static=True)
+
+    def __init__(self, upper: float = 0.0):
+        self.upper = float(upper)
+
+    def forward(self, raw):
+        return self.upper - jax.nn.softplus(-raw)
+
+    def inverse(self, value):
+        s = self.upper - jnp.asarray(value)
+        return -(s + jnp.log(-jnp.expm1(-s)))
+
+    @property
+    def bounds(self):
+        return (-math.inf, self.upper)
+
+    def __repr__(self):
+        return f"NegSoftplusT(upper={self.upper})"
+
+
+class ExpT(Transform):
+    """``value = lower + exp(raw)``."""
+
+    lower: float = eqx.field(static=True)
+
+    def __init__(self, lower: float = 0.0):
+        self.lower = float(lower)
+
+    def forward(self, raw):
+        return self.lower + jnp.exp(jnp.minimum(raw, 20.0))
+
+    def inverse(self, value):
+        return jnp.log(jnp.asarray(value) - self.lower)
+
+    @property
+    def bounds(self):
+        return (self.lower, math.inf)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(lower={self.lower})"
+
+
+class LogT(ExpT):
+    """brainstate's ``LogT``: the same map as `ExpT` (optimised in log space)."""
+
+
+class PositiveT(ExpT):
+    """``value = exp(raw)``."""
+
+    def __init__(self):
+        super().__init__(0.0)
+
+    def __repr__(self):
+        return "PositiveT()"
+
+
+class NegativeT(NegSoftplusT):
+    """``value = -softplus(-raw)``."""
+
+    def __init__(self):
+        super().__init__(0.0)
+
+    def __repr__(self):
+        return "NegativeT()"
+
+
+class _Interval(Transform):
+    lower: float = eqx.field(static=True)
+    upper: float = eqx.field(static=True)
+
+    def __init__(self, lower: float, upper: float):
+        self.lower = float(lower)
+        self.upper = float(upper)
+
+    @property
+    def width(self):
+        return self.upper - self.lower
+
+    @property
+    def bounds(self):
+        return (self.lower, self.upper)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(lower={self.lower}, upper={self.upper})"
+
+
+class TanhT(_Interval):
+    """``value = lower + width * (tanh(raw) + 1) / 2``."""
+
+    def forward(self, raw):
+        return self.lower + self.width * (jnp.tanh(raw) + 1.0) / 2.0
+
+    def inverse(self, value):
+        return jnp.arctanh(2.0 * (jnp.asarray(value) - self.lower) / self.width - 1.0)
+
+
+class SoftsignT(_Interval):
+    """``value = lower + width * (raw / (1 + |raw|) + 1) / 2``."""
+
+    def forward(self, raw):
+        return self.lower + self.width * (raw / (1.0 + jnp.abs(raw)) + 1.0) / 2.0
+
+    def inverse(self, value):
+        z = 2.0 * (jnp.asarray(value) - self.lower) / self.width - 1.0
+        return z / (1.0 - jnp.abs(z))
+
+
+class ClipT(_Interval):
+    """``value = clip(raw, lower, upper)``."""
+
+    def forward(self, raw):
+        return jnp.clip(raw, self.lower, self.upper)
+
+    def inverse(self, value):
+        return jnp.clip(jnp.asarray(value), self.lower, self.upper)
+
+
+class ScaledSigmoidT(_Interval):
+    """``value = lower + width * sigmoid(beta * raw)``."""
+
+    beta: float = eqx.field(static=True)
+
+    def __init__(self, lower: float, upper: float, beta: float = 1.0):
+        super().__init__(lower, upper)
+        self.beta = float(beta)
+
+    def forward(self, raw):
+        return self.lower + self.width * jax.nn.sigmoid(self.beta * raw)
+
+    def inverse(self, value):
+        z = (jnp.asarray(value) - self.lower) / self.width
+        return (jnp.log(z) - jnp.log1p(-z)) / self.beta
+
+
+class ReluT(Transform):
+    """``value = relu(raw) + lower_bound``."""
+
+    lower_bound: float = eqx.field(static=True)
+
+    def __init__(self, lower_bound: float = 0.0):
+        self.lower_bound = float(lower_bound)
+
+    def forward(self, raw):
+        return jax.nn.relu(raw) + self.lower_bound
+
+    def inverse(self, value):
+        return jax.nn.relu(jnp.asarray(value) - self.lower_bound)
+
+    @property
+    def bounds(self):
+        return (self.lower_bound, math.inf)
+
+
+class AffineT(Transform):
+    """``value = scale * raw + shift``."""
+
+    a: float = eqx.field(static=True)
+    b: float = eqx.field(static=True)
+
+    def __init__(self, scale: float, shift: float):
+        if scale == 0:
+            raise ValueError("AffineT: 'scale' must be non-zero.")
+        self.a = float(scale)
+        self.b = float(shift)
+
+    def forward(self, raw):
+        return self.a * raw + self.b
+
+    def inverse(self, value):
+        return (jnp.asarray(value) - self.b) / self.a
+
+    def __repr__(self):
+        return f"AffineT(scale={self.a}, shift={self.b})"
+
+
+class ChainT(Transform):
+    """Apply ``transforms`` in order (forward) and in reverse order (inverse)."""
+
+    transforms: tuple
+
+    def __init__(self, *transforms: Transform):
+        self.transforms = tuple(transforms)
+
+    def forward(self, raw):
+        for t in self.transforms:
+            raw = t.forward(raw)
+        return raw
+
+    def inverse(self, value):
+        for t in reversed(self.transforms):
+            value = t.inverse(value)
+        return value
+
+
+# -- regularisers ---------------------------------------------------------------------------------
+
+
+class _Reg:
+    def __init__(self, weight: float = 1.0):
+        self.weight = weight
+
+    def __repr__(self):
+        return f"{type(self).__name__}(weight={self.weight})"
+
+
+class L1Reg(_Reg):
+    """``weight * sum |value|``."""
+
+    def loss(self, value):
+        return self.weight * jnp.sum(jnp.abs(value))
+
+
+class L2Reg(_Reg):
+    """``weight * sum value**2``."""
+
+    def loss(self, value):
+        return self.weight * jnp.sum(jnp.square(value))
+
+
+class GaussianReg(_Reg):
+    """``weight * 0.5 * sum ((value - mean) / std)**2``."""
+
+    def __init__(self, mean: float = 0.0, std: float = 1.0, weight: float = 1.0):
+        super().__init__(weight)
+        self.mean, self.std = mean, std
+
+    def loss(self, value):
+        return self.weight * 0.5 * jnp.sum(jnp.square((value - self.mean) / self.std))
+
+
+# -- modules ---------------------------------------------------------------------------------------
+
+
+class FlattedDict(dict):
+    """A dict keyed by attribute paths (tuples), as brainstate's ``states()`` returns."""
+
+    def to_dict_values(self):
+        return {k: v.value for k, v in self.items()}
+
+
+def _children(obj: Any) -> Iterator[tuple[Any, Any]]:
+    for name, value in vars(obj).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, (Module, State)):
+            yield name, value
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if isinstance(item, (Module, State)):
+                    yield (name, i), item
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                if isinstance(item, (Module, State)):
+                    yield (name, k), item
+
+
+def _walk(root: Module) -> Iterator[tuple[tuple, Any]]:
+    """Every module and state reachable from ``root`` once, by first-found path."""
+    seen: set[int] = set()
+
+    def visit(obj, path):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        yield path, obj
+        if isinstance(obj, Module):
+            for key, child in obj._graph_children():
+                key = key if isinstance(key, tuple) else (key,)
+                yield from visit(child, path + key)
+
+    yield from visit(root, ())
+
+
+class Module:
+    """A container of states, parameters and sub-modules (brainstate's ``nn.Module``)."""
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, name: str | None = None):
+        self._name = name
+
+    # -- graph ----------------------------------------------------------------------------
+    def _graph_children(self) -> Iterator[tuple[Any, Any]]:
+        return _children(self)
+
+    def states(self, *filters: type) -> FlattedDict:
+        """``{path: State}`` of every state reachable from this module (of the given types)."""
+        out = FlattedDict()
+        for path, obj in _walk(self):
+            if isinstance(obj, State) and (not filters or isinstance(obj, filters)):
+                out[path] = obj
+        return out
+
+    def nodes(self, *filters: type, allowed_hierarchy: Any = None) -> FlattedDict:
+        """``{path: Module}`` of every module reachable from this one (itself at ``()``)."""
+        out = FlattedDict()
+        for path, obj in _walk(self):
+            if isinstance(obj, Module) and (not filters or isinstance(obj, filters)):
+                out[path] = obj
+        return out
+
+    def parameters(self) -> FlattedDict:
+        return FlattedDict({p: m for p, m in self.nodes(Param).items() if m.fit})
+
+    # -- protocol ---------------------------------------------------------------------------
+    def init_state(self, *args: Any, **kwargs: Any) -> None:
+        """Create this module's own states (sub-modules are handled by `init_all_states`)."""
+
+    def reset_state(self, *args: Any, **kwargs: Any) -> None:
+        self.init_state(*args, **kwargs)
+
+    def init_all_states(self, *args: Any, **kwargs: Any) -> Module:
+        return init_all_states(self, *args, **kwargs)
+
+    def reset_all_states(self, *args: Any, **kwargs: Any) -> Module:
+        return init_all_states(self, *args, **kwargs)
+
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.update is not implemented.")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.update(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def param_precompute(self):
+        """brainstate caches transformed parameter values inside this block; here every
+        ``Param.value()`` is computed on demand, so the block only marks the scope."""
+        yield self
+
+    def reg_loss(self):
+        """Sum of the regularisation losses of every trainable `Param` with a ``reg``."""
+        total = 0.0
+        for p in self.nodes(Param).values():
+            total = total + p.reg_loss()
+        return total
+
+    def __repr__(self) -> str:
+        fields = []
+        for name, value in vars(self).items():
+            if name.startswith("_"):
+                continue
+            text = repr(value).replace("\n", "\n  ")
+            fields.append(f"  {name}={text}")
+        body = ",\n".join(fields)
+        return f"{type(self).__name__}(\n{body}\n)" if fields else f"{type(self).__name__}()"
+
+
+def _to_size(x: Any) -> tuple[int, ...] | None:
+    if x is None:
+        return None
+    if isinstance(x, (int, np.integer)):
+        return (int(x),)
+    if isinstance(x, (tuple, list)):
+        return tuple(int(i) for i in x)
+    raise ValueError(f"Cannot make a size for {x}")
+
+
+class Dynamics(Module):
+    """A module with a size (``in_size``, ``varshape``) and dynamical states."""
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, in_size: Any = None, name: str | None = None):
+        super().__init__(name=name)
+        self.in_size = in_size
+
+    @property
+    def in_size(self):
+        return self._in_size
+
+    @in_size.setter
+    def in_size(self, value):
+        self._in_size = _to_size(value)
+
+    @property
+    def out_size(self):
+        return self._in_size
+
+    @property
+    def varshape(self) -> tuple[int, ...]:
+        return self._in_size
+
+    def prefetch(self, *args, **kwargs):
+        raise NotImplementedError(
+            "prefetch/prefetch_delay (brainstate's delay buffers) are not part of the compat facade; "
+            "build the network with brainmass.Network(node, conn=..., distance=..., speed=...) instead."
+        )
+
+    prefetch_delay = prefetch
+
+
+def call_order(level: int = 0):
+    """Decorator: ``init_all_states`` calls methods with a higher level later."""
+
+    def decorate(fn):
+        fn.call_order = level
+        return fn
+
+    return decorate
+
+
+def init_all_states(target: Module, *args: Any, **kwargs: Any) -> Module:
+    """Call ``init_state(*args, **kwargs)`` on ``target`` and every module below it.
+
+    Modules are visited parent first; methods decorated with `call_order` run last,
+    lowest level first.
+    """
+    ordered, later = [], []
+    for _, node in _walk(target):
+        if isinstance(node, Module) and not isinstance(node, Param):
+            level = getattr(type(node).init_state, "call_order", None)
+            (later if level is not None else ordered).append((level or 0, node))
+    for _, node in ordered + sorted(later, key=lambda x: x[0]):
+        node.init_state(*args, **kwargs)
+    return target
+
+
+reset_all_states = init_all_states
+
+
+# -- parameters ----------------------------------------------------------------------------------------
+
+
+def _split_unit(value):
+    if isinstance(value, u.Quantity):
+        return value.value, value.unit
+    return value, None
+
+
+class Param(Module):
+    """A (possibly trainable) parameter: ``Param(value, t=IdentityT(), reg=None, fit=True)``.
+
+    The raw value ``t.inverse(value)`` is stored in a `ParamState` (``self.val``) when
+    ``fit=True``; `value` returns ``t.forward(raw)`` (with the original unit).
+    """
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, value: Any, t: Transform | None = None, reg: Any = None, fit: bool = True,
+                 precompute: Callable | None = None):
+        super().__init__()
+        if isinstance(value, Param):
+            value = value.value()
+        t = IdentityT() if t is None else t
+        if not isinstance(t, core_param.AbstractTransform):
+            raise TypeError(f"Param(t=...) must be a transform such as SigmoidT(0., 1.), got {type(t).__name__}.")
+        mag, unit = _split_unit(value)
+        self.fit = bool(fit)
+        self.t = t
+        self.reg = reg
+        self.precompute = precompute
+        self._unit = unit
+        raw = t.inverse(jnp.asarray(mag, dtype=jnp.result_type(float)))
+        self.val = ParamState(raw) if self.fit else raw
+
+    def _graph_children(self):
+        if isinstance(self.val, State):
+            yield "val", self.val
+
+    @property
+    def raw(self):
+        return self.val.value if isinstance(self.val, State) else self.val
+
+    def value(self) -> Any:
+        v = self.t.forward(self.raw)
+        if self.precompute is not None:
+            v = self.precompute(v)
+        return v if self._unit is None else u.Quantity(v, self._unit)
+
+    def set_value(self, value: Any) -> None:
+        mag, unit = _split_unit(value)
+        if unit is not None and self._unit is not None:
+            mag = u.Quantity(mag, unit).to(self._unit).value
+        raw = self.t.inverse(jnp.asarray(mag, dtype=jnp.result_type(float)))
+        if isinstance(self.val, State):
+            self.val.value = raw
+        else:
+            self.val = raw
+
+    def reg_loss(self):
+        if not self.fit or self.reg is None:
+            return 0.0
+        return self.reg.loss(u.get_magnitude(self.value()))
+
+    @property
+    def unit(self):
+        return self._unit
+
+    @classmethod
+    def init(cls, data: Any, sizes: Any = None, allow_none: bool = True, **kwargs: Any):
+        """``data`` as a parameter: a `Param` is kept; a callable initializer is called with
+        ``sizes``; anything else becomes a `Const`. The shape must broadcast to ``sizes``."""
+        if data is None:
+            if allow_none:
+                return None
+            raise ValueError("Expect a parameter with type of float, ArrayType, Initializer, or Callable function, but we got None. ")
+        sizes = _to_size(sizes)
+        if not isinstance(data, Param):
+            if callable(data) and not isinstance(data, (u.Quantity, jax.Array, np.ndarray)):
+                if sizes is None:
+                    raise ValueError("When the parameter is a callable function, the size must be provided.")
+                data = data(sizes, **kwargs)
+            if not (np.isscalar(data) or isinstance(data, (np.ndarray, jax.Array, u.Quantity, float, int))):
+                raise TypeError(f"Unknown parameter type: {type(data)}")
+            data = Const(data)
+        if sizes is not None:
+            shape = jnp.shape(u.get_magnitude(data.value()))
+            try:
+                np.broadcast_shapes(shape, sizes)
+            except ValueError:
+                raise ValueError(f"The shape of the parameter {shape} does not match with the given size {sizes}") from None
+        return data
+
+    def __repr__(self) -> str:
+        raw = self.raw
+        val = self.value()
+        shown = repr(val) if not isinstance(raw, jax.core.Tracer) else f"<traced {jnp.shape(raw)}>"
+        shown = shown.replace("\n", "\n  ")
+        return f"{type(self).__name__}(\n  fit={self.fit},\n  t={self.t!r},\n  reg={self.reg!r},\n  val={shown}\n)"
+
+
+class Const(Param):
+    """A non-trainable parameter (``Param(value, fit=False)``)."""
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, value: Any, **kwargs: Any):
+        if kwargs.pop("fit", False):
+            raise ValueError("Const parameters must be non-trainable (fit=False).")
+        super().__init__(value, fit=False, **kwargs)
+
+
+def _state_shape(value) -> Sequence[int]:
+    return jnp.shape(u.get_magnitude(value))
+
+
+HiddenState = HiddenState

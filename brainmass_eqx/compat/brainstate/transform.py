@@ -1,0 +1,330 @@
+"""``brainstate.transform``: ``jit``, ``grad``, ``vmap``, ``for_loop``, ``scan`` for stateful code.
+
+Each transformation discovers the states its function touches (see `_state`), runs a
+pure version of it under the corresponding JAX transformation with the states' values as
+explicit arguments, and writes the new values back. Compiled functions are cached: a
+second call with arguments of the same shapes (and no new states created since) reuses
+the compiled program.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import _state
+from ._state import State, discover, install, values_of, write_values
+from ._state import rebuild as _rebuild
+from ._state import split_static as _split_static
+
+__all__ = ["jit", "grad", "value_and_grad", "vmap", "for_loop", "scan", "checkpoint", "remat", "cond", "while_loop"]
+
+# Bumped whenever a State is created outside any trace: cached discoveries made before may
+# miss states that replaced old ones (``self.x = HiddenState(...)`` in ``init_state``).
+_GENERATION = itertools.count()
+_current_generation = [0]
+_original_state_init = State.__init__
+
+
+def _counting_init(self, *args, **kwargs):
+    _original_state_init(self, *args, **kwargs)
+    if not _state._FRAMES:
+        _current_generation[0] = next(_GENERATION)
+
+
+State.__init__ = _counting_init
+
+
+class _Cache:
+    """Discovered states and compiled functions of one transformed function."""
+
+    def __init__(self):
+        self.entries: dict[Any, tuple[int, list[State], list[State], Any]] = {}
+
+    def lookup(self, key, discover_fn):
+        entry = self.entries.get(key)
+        gen = _current_generation[0]
+        if entry is None or entry[0] != gen:
+            touched, written, out_shape = discover_fn()
+            old = entry
+            compiled = old[3] if old is not None and _same(old[1], touched) and _same(old[2], written) else None
+            entry = (gen, touched, written, compiled)
+            self.entries[key] = entry
+        return entry
+
+    def set_compiled(self, key, compiled):
+        gen, touched, written, _ = self.entries[key]
+        self.entries[key] = (gen, touched, written, compiled)
+
+
+def _same(a: Sequence[State], b: Sequence[State]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+# -- jit ---------------------------------------------------------------------------------------
+
+
+def jit(fn: Callable | None = None, *, static_argnums: Any = (), static_argnames: Any = (), **jit_kwargs: Any):
+    """``jax.jit`` for functions that read and write states.
+
+    The first call traces ``fn`` twice (once to find the states it touches, once to
+    compile); later calls with arguments of the same shapes run the cached program.
+    """
+    if fn is None:
+        return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames, **jit_kwargs)
+    cache = _Cache()
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        dynamic, signature, static = _split_static((args, kwargs))
+        key = signature
+
+        def call(a, k):
+            return fn(*a, **k)
+
+        def discover_fn():
+            return discover(lambda *d: call(*_rebuild(signature, d, static)), *dynamic)
+
+        _, touched, written, compiled = cache.lookup(key, discover_fn)
+        if compiled is None:
+
+            def pure(state_vals, dyn):
+                with install(touched, state_vals):
+                    out = call(*_rebuild(signature, dyn, static))
+                    new_vals = [s.value for s in written]
+                return out, new_vals
+
+            compiled = jax.jit(pure, **jit_kwargs)
+            cache.set_compiled(key, compiled)
+        out, new_vals = compiled(values_of(touched), dynamic)
+        write_values(written, new_vals)
+        return out
+
+    wrapped.__wrapped_fn__ = fn
+    return wrapped
+
+
+# -- grad ----------------------------------------------------------------------------------------
+
+
+def _flatten_states(grad_states):
+    if grad_states is None:
+        return [], lambda leaves: None
+    if isinstance(grad_states, State):
+        return [grad_states], lambda leaves: leaves[0]
+    if isinstance(grad_states, dict):
+        keys = list(grad_states)
+        return [grad_states[k] for k in keys], lambda leaves: dict(zip(keys, leaves))
+    seq = list(grad_states)
+    return seq, lambda leaves: type(grad_states)(leaves) if isinstance(grad_states, tuple) else list(leaves)
+
+
+def grad(
+    fn: Callable | None = None,
+    grad_states: Any = None,
+    argnums: int | Sequence[int] | None = None,
+    has_aux: bool = False,
+    return_value: bool = False,
+):
+    """Gradient of ``fn`` with respect to the values of ``grad_states`` (and/or ``argnums``).
+
+    The returned function gives ``grads``, then the value if ``return_value``, then the
+    auxiliary output if ``has_aux`` (as brainstate does). ``grads`` has the structure of
+    ``grad_states`` (a dict gives a dict with the same keys); with ``argnums`` as well,
+    it is ``(state_grads, arg_grads)``.
+    """
+    if fn is None:
+        return functools.partial(grad, grad_states=grad_states, argnums=argnums, has_aux=has_aux, return_value=return_value)
+    gstates, rebuild = _flatten_states(grad_states)
+    if not gstates and argnums is None:
+        argnums = 0
+
+    @functools.wraps(fn)
+    def wrapped(*args):
+        touched, _, _ = discover(fn, *args)
+        others = [s for s in touched if not any(s is g for g in gstates)]
+        arg_nums = () if argnums is None else ((argnums,) if isinstance(argnums, int) else tuple(argnums))
+
+        def pure(gvals, diff_args, other_vals, rest):
+            all_args = list(rest)
+            for i, v in zip(arg_nums, diff_args):
+                all_args[i] = v
+            with install(list(gstates) + others, list(gvals) + list(other_vals)):
+                out = fn(*all_args)
+                new_other = [s.value for s in others]
+            value, aux = out if has_aux else (out, None)
+            return value, (value, aux, new_other)
+
+        diff_args = [args[i] for i in arg_nums]
+        which = (0, 1) if arg_nums else 0
+        g, (value, aux, new_other) = jax.grad(pure, argnums=which, has_aux=True)(
+            values_of(gstates), diff_args, values_of(others), list(args)
+        )
+        write_values(others, new_other)
+        if arg_nums:
+            sg, ag = g
+            ag = ag[0] if isinstance(argnums, int) else tuple(ag)
+            grads = (rebuild(sg), ag) if gstates else ag
+        else:
+            grads = rebuild(g)
+        out = (grads,)
+        if return_value:
+            out += (value,)
+        if has_aux:
+            out += (aux,)
+        return out[0] if len(out) == 1 else out
+
+    return wrapped
+
+
+def value_and_grad(fn: Callable | None = None, grad_states: Any = None, argnums=None, has_aux: bool = False):
+    """``(value, grads)`` (``((value, aux), grads)`` with ``has_aux``), as ``jax.value_and_grad``."""
+    g = grad(fn, grad_states, argnums, has_aux=has_aux, return_value=True)
+
+    def wrapped(*args):
+        out = g(*args)
+        if has_aux:
+            grads, value, aux = out
+            return (value, aux), grads
+        grads, value = out
+        return value, grads
+
+    return wrapped
+
+
+# -- vmap ----------------------------------------------------------------------------------------
+
+
+def vmap(fn: Callable | None = None, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None, **kwargs):
+    """``jax.vmap`` for functions that may touch states.
+
+    States are passed unbatched. The global random key is split per batch element, so
+    random draws differ across the batch. A written state receives the value of the first
+    batch element.
+    """
+    if fn is None:
+        return functools.partial(vmap, in_axes=in_axes, out_axes=out_axes, axis_size=axis_size)
+    from . import random
+
+    @functools.wraps(fn)
+    def wrapped(*args):
+        axes = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
+        n = axis_size
+        for a, ax in zip(args, axes):
+            if n is None and ax is not None:
+                n = jnp.shape(jax.tree_util.tree_leaves(a)[0])[ax]
+        first = [a if ax is None else jax.tree_util.tree_map(functools.partial(jnp.take, indices=0, axis=ax), a)
+                 for a, ax in zip(args, axes)]
+        touched, written, _ = discover(fn, *first)
+        rng = [s for s in touched if s is random.DEFAULT]
+        others = [s for s in touched if s is not random.DEFAULT]
+        written_others = [s for s in others if any(s is w for w in written)]
+
+        def pure(rng_keys, other_vals, *a):
+            vals = ([rng_keys] if rng else []) + list(other_vals)
+            with install(rng + others, vals):
+                out = fn(*a)
+                new_vals = [s.value for s in written_others]
+            return out, new_vals
+
+        keys = random.split_key(n) if rng else None
+        out, new_vals = jax.vmap(pure, in_axes=(0 if rng else None, None) + axes, out_axes=(out_axes, 0), axis_size=n)(
+            keys, values_of(others), *args
+        )
+        write_values(written_others, [jax.tree_util.tree_map(lambda x: x[0], v) for v in new_vals])
+        return out
+
+    return wrapped
+
+
+# -- loops ---------------------------------------------------------------------------------------
+
+
+def _first(xs):
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[0], xs)
+
+
+def _to_arrays(xs):
+    return jax.tree_util.tree_map(jnp.asarray, xs)
+
+
+def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None, reverse: bool = False, unroll: int = 1, **kwargs):
+    """``lax.scan`` of ``fn(carry, x) -> (carry, y)``; states touched by ``fn`` are carried too."""
+    xs = _to_arrays(xs)
+    x0 = None if xs is None else _first(xs)
+    touched, _, _ = discover(fn, init, x0)
+
+    def body(carry, x):
+        user, state_vals = carry
+        with install(touched, state_vals):
+            user, y = fn(user, x)
+            new_vals = [s.value for s in touched]
+        return (user, new_vals), y
+
+    (user, state_vals), ys = jax.lax.scan(body, (init, values_of(touched)), xs, length=length, reverse=reverse, unroll=unroll)
+    write_values(touched, state_vals)
+    return user, ys
+
+
+def for_loop(fn: Callable, *xs: Any, length: int | None = None, reverse: bool = False, unroll: int = 1, pbar: Any = None, **kwargs):
+    """Call ``fn(*x)`` for every slice ``x`` of ``xs`` along axis 0; stack the outputs."""
+
+    def step(carry, x):
+        return carry, fn(*x)
+
+    _, ys = scan(step, None, tuple(_to_arrays(x) for x in xs), length=length, reverse=reverse, unroll=unroll)
+    return ys
+
+
+def checkpoint(fn: Callable, *args, **kwargs):
+    """brainstate's ``checkpoint``/``remat``: returned unchanged (a memory hint only)."""
+    return fn
+
+
+remat = checkpoint
+
+
+def cond(pred, true_fun: Callable, false_fun: Callable, *operands):
+    """``lax.cond`` for functions that may touch states (both branches are traced)."""
+    touched_t, _, _ = discover(true_fun, *operands)
+    touched_f, _, _ = discover(false_fun, *operands)
+    touched = list({id(s): s for s in touched_t + touched_f}.values())
+
+    def branch(f):
+        def run(state_vals, ops):
+            with install(touched, state_vals):
+                out = f(*ops)
+                new_vals = [s.value for s in touched]
+            return out, new_vals
+
+        return run
+
+    out, new_vals = jax.lax.cond(pred, branch(true_fun), branch(false_fun), values_of(touched), operands)
+    write_values(touched, new_vals)
+    return out
+
+
+def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any):
+    """``lax.while_loop`` for functions that may touch states."""
+    touched, _, _ = discover(body_fun, init_val)
+
+    def c(carry):
+        val, state_vals = carry
+        with install(touched, state_vals):
+            return cond_fun(val)
+
+    def b(carry):
+        val, state_vals = carry
+        with install(touched, state_vals):
+            val = body_fun(val)
+            new_vals = [s.value for s in touched]
+        return val, new_vals
+
+    val, state_vals = jax.lax.while_loop(c, b, (init_val, values_of(touched)))
+    write_values(touched, state_vals)
+    return val

@@ -1,0 +1,521 @@
+"""The subset of ``brainunit`` that brainmass's documentation uses, built on unxt.
+
+``import brainmass_eqx.compat.brainunit as u`` gives ``u.ms``, ``u.second``, ``u.Hz``,
+``u.mV``, ``u.nA``, ``u.mm``, ``u.volt``, ``u.tesla``, ... (`Unit` objects), ``200 * u.ms``
+(a `Quantity`), `get_magnitude`, `get_unit`, `get_mantissa`, `maybe_decimal`,
+`UnitMismatchError` and the `math` submodule.
+
+A `Quantity` is a unxt ``BareQuantity`` (so the functional core accepts it wherever it
+accepts a unxt Quantity) with brainunit's behaviour on top:
+
+- arithmetic whose result is dimensionless returns a plain JAX array (``duration / dt``
+  is a number of steps, ``(10 ms) * (0.5 Hz)`` is ``0.005``);
+- adding or subtracting quantities of different dimensions raises `UnitMismatchError`
+  with brainunit's message (``Cannot calculate \\n10 ms + 5 Hz, because units do not
+  match: ms != Hz``);
+- ``str(q)`` is ``"3. ms"`` and ``repr(q)`` is ``'Quantity(3., "ms")'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import unxt
+from unxt.quantity import BareQuantity
+
+from ..._units import UnitError
+
+__all__ = [
+    "Quantity",
+    "Unit",
+    "Dimension",
+    "DimensionMismatchError",
+    "UnitMismatchError",
+    "get_magnitude",
+    "get_mantissa",
+    "get_unit",
+    "get_dim",
+    "maybe_decimal",
+    "is_unitless",
+    "math",
+]
+
+
+class DimensionMismatchError(UnitError):
+    """Quantities of incompatible dimensions were combined (brainunit's error)."""
+
+
+class UnitMismatchError(DimensionMismatchError):
+    """brainunit's error for an operation whose operands' units do not match."""
+
+
+# -- units and dimensions -------------------------------------------------------------------
+
+_AstropyUnit = type(unxt.unit("ms"))
+_SI_ORDER = ("kg", "m", "s", "A", "K", "mol", "cd")
+
+
+def _as_astropy(unit: Any):
+    if isinstance(unit, Unit):
+        return unit._unit
+    if isinstance(unit, str):
+        return unxt.unit(unit)
+    return unxt.unit(unit)
+
+
+class Dimension:
+    """A physical dimension, printed in SI base units (``s``, ``m``, ``m^2 kg s^-3 A^-1``)."""
+
+    def __init__(self, unit):
+        self._unit = _as_astropy(unit)
+
+    def _powers(self) -> dict[str, float]:
+        dec = self._unit.decompose()
+        return {str(b): p for b, p in zip(dec.bases, dec.powers)}
+
+    def __eq__(self, other):
+        if not isinstance(other, Dimension):
+            return NotImplemented
+        return self._unit.physical_type == other._unit.physical_type
+
+    def __hash__(self):
+        return hash(str(self._unit.physical_type))
+
+    @property
+    def is_dimensionless(self) -> bool:
+        return self._unit.physical_type == unxt.unit("").physical_type
+
+    def __str__(self):
+        powers = self._powers()
+        if not powers:
+            return "1"
+        parts = []
+        for base in sorted(powers, key=lambda b: _SI_ORDER.index(b) if b in _SI_ORDER else 99):
+            p = powers[base]
+            p = int(p) if float(p).is_integer() else p
+            parts.append(base if p == 1 else f"{base}^{p}")
+        return " ".join(parts)
+
+    def __repr__(self):
+        return str(self)
+
+
+class Unit:
+    """A physical unit (``u.ms``): ``x * u.ms`` makes a `Quantity`; units multiply,
+    divide and raise to powers into new units."""
+
+    # NumPy must hand ``ndarray * unit`` to ``Unit.__rmul__`` instead of broadcasting.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, unit: Any, name: str | None = None):
+        self._unit = _as_astropy(unit)
+        self._name = name
+
+    # -- display ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        if self._name is not None:
+            return self._name
+        text = self._unit.to_string()
+        return "1" if text == "" else text
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        return f'Unit("{self.name}")'
+
+    @property
+    def dim(self) -> Dimension:
+        return Dimension(self._unit)
+
+    @property
+    def is_unitless(self) -> bool:
+        return self.dim.is_dimensionless and self._unit.scale == 1.0
+
+    @property
+    def astropy(self):
+        return self._unit
+
+    # -- algebra --------------------------------------------------------------------------
+    def __mul__(self, other):
+        if isinstance(other, Unit):
+            return Unit(self._unit * other._unit)
+        if isinstance(other, Quantity):
+            return _simplify(Quantity(other.value, other.unit * self._unit))
+        return Quantity(other, self._unit)
+
+    def __rmul__(self, other):
+        if isinstance(other, Unit):
+            return Unit(other._unit * self._unit)
+        return Quantity(other, self._unit)
+
+    def __truediv__(self, other):
+        if isinstance(other, Unit):
+            return Unit(self._unit / other._unit)
+        if isinstance(other, Quantity):
+            return _simplify(Quantity(1.0 / other.value, self._unit / other.unit))
+        return Quantity(1.0 / jnp.asarray(other), self._unit)
+
+    def __rtruediv__(self, other):
+        return _simplify(Quantity(other, self._unit**-1))
+
+    def __pow__(self, power):
+        return Unit(self._unit**power)
+
+    def __eq__(self, other):
+        if isinstance(other, Unit):
+            return self._unit == other._unit
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._unit)
+
+
+def _unit_name(unit) -> str:
+    text = _as_astropy(unit).to_string()
+    return "1" if text == "" else text
+
+
+def _is_dimensionless(unit) -> bool:
+    return _as_astropy(unit).physical_type == unxt.unit("").physical_type
+
+
+def _simplify(q):
+    """brainunit returns plain arrays for dimensionless results."""
+    if isinstance(q, BareQuantity) and _is_dimensionless(q.unit):
+        return jnp.asarray(unxt.ustrip("", q))
+    return q
+
+
+def _fmt(value) -> str:
+    if isinstance(value, jax.core.Tracer):
+        return str(value)
+    return np.array2string(np.asarray(value))
+
+
+# -- quantities -------------------------------------------------------------------------------
+
+
+class Quantity(BareQuantity):
+    """An array with a physical unit (brainunit semantics on a unxt ``BareQuantity``).
+
+    ``Quantity(value, unit)``: ``unit`` may be a `Unit`, a unit string or an astropy unit.
+    """
+
+    def __init__(self, value: Any, unit: Any = ""):
+        if isinstance(value, BareQuantity) or isinstance(value, unxt.AbstractQuantity):
+            value = value.to(_as_astropy(unit)).value if unit not in ("", None) else value
+        if isinstance(unit, Unit):
+            unit = unit._unit
+        if unit is None:
+            unit = ""
+        super().__init__(value, unit)
+
+    # -- brainunit accessors ---------------------------------------------------------------
+    @property
+    def mantissa(self):
+        return self.value
+
+    @property
+    def magnitude(self):
+        return self.value
+
+    @property
+    def dim(self) -> Dimension:
+        return Dimension(self.unit)
+
+    @property
+    def shape(self):
+        return jnp.shape(self.value)
+
+    @property
+    def ndim(self):
+        return jnp.ndim(self.value)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+    @property
+    def dtype(self):
+        return jnp.result_type(self.value)
+
+    @property
+    def T(self):
+        return Quantity(self.value.T, self.unit)
+
+    def to(self, unit) -> Quantity:
+        return Quantity(unxt.ustrip(_as_astropy(unit), self), _as_astropy(unit))
+
+    in_unit = to
+
+    def to_decimal(self, unit=None):
+        if unit is None:
+            return jnp.asarray(unxt.ustrip("", self)) if _is_dimensionless(self.unit) else self.value
+        return jnp.asarray(unxt.ustrip(_as_astropy(unit), self))
+
+    def __float__(self):
+        if _is_dimensionless(self.unit):
+            return float(unxt.ustrip("", self))
+        raise TypeError(
+            f"only dimensionless quantities can be converted to float, got {self}; use "
+            "q.to_decimal(unit) or u.get_magnitude(q)."
+        )
+
+    # -- display ----------------------------------------------------------------------------
+    def __str__(self):
+        return f"{_fmt(self.value)} {_unit_name(self.unit)}"
+
+    def __repr__(self):
+        return f'Quantity({_fmt(self.value)}, "{_unit_name(self.unit)}")'
+
+    def __format__(self, spec):
+        if not spec:
+            return str(self)
+        v = np.asarray(self.value)
+        return f"{format(v.item(), spec) if v.ndim == 0 else np.array2string(v)} {_unit_name(self.unit)}"
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(repr(self))
+
+    def _repr_latex_(self):
+        return None
+
+    # -- arithmetic -------------------------------------------------------------------------
+    def _check_same_dim(self, other, op):
+        other_unit = other.unit if isinstance(other, BareQuantity) else unxt.unit("")
+        if _as_astropy(other_unit).physical_type != self.unit.physical_type:
+            a, b = (self, other) if op in "+-" else (self, other)
+            raise UnitMismatchError(
+                f"Cannot calculate \n{a} {op} {_as_display(b)}, because units do not match: "
+                f"{_unit_name(self.unit)} != {_unit_name(other_unit)}"
+            )
+
+    def _binary_same_dim(self, other, op, reverse=False):
+        if isinstance(other, Unit):
+            return NotImplemented
+        self._check_same_dim(other, op)
+        other_value = unxt.ustrip(self.unit, other) if isinstance(other, BareQuantity) else other
+        a, b = (other_value, self.value) if reverse else (self.value, other_value)
+        out = a + b if op == "+" else a - b
+        return Quantity(out, self.unit)
+
+    def __add__(self, other):
+        return self._binary_same_dim(other, "+")
+
+    def __radd__(self, other):
+        return self._binary_same_dim(other, "+", reverse=True)
+
+    def __sub__(self, other):
+        return self._binary_same_dim(other, "-")
+
+    def __rsub__(self, other):
+        return self._binary_same_dim(other, "-", reverse=True)
+
+    def __mul__(self, other):
+        if isinstance(other, Unit):
+            return _simplify(Quantity(self.value, self.unit * other._unit))
+        if isinstance(other, BareQuantity):
+            return _simplify(Quantity(self.value * other.value, self.unit * other.unit))
+        return Quantity(self.value * jnp.asarray(other), self.unit)
+
+    def __rmul__(self, other):
+        return Quantity(jnp.asarray(other) * self.value, self.unit)
+
+    def __truediv__(self, other):
+        if isinstance(other, Unit):
+            return _simplify(Quantity(self.value, self.unit / other._unit))
+        if isinstance(other, BareQuantity):
+            return _simplify(Quantity(self.value / other.value, self.unit / other.unit))
+        return Quantity(self.value / jnp.asarray(other), self.unit)
+
+    def __rtruediv__(self, other):
+        return _simplify(Quantity(jnp.asarray(other) / self.value, self.unit**-1))
+
+    def __pow__(self, power):
+        return _simplify(Quantity(self.value**power, self.unit**power))
+
+    def __neg__(self):
+        return Quantity(-self.value, self.unit)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return Quantity(jnp.abs(self.value), self.unit)
+
+    def _compare(self, other, fn, op):
+        if not isinstance(other, BareQuantity):
+            if _is_dimensionless(self.unit):
+                return fn(unxt.ustrip("", self), other)
+            # brainunit lets a quantity be compared with 0 only.
+            if np.all(np.asarray(other) == 0) if not isinstance(other, jax.core.Tracer) else False:
+                return fn(self.value, other)
+        self._check_same_dim(other, op)
+        return fn(self.value, unxt.ustrip(self.unit, other))
+
+    def __lt__(self, other):
+        return self._compare(other, jnp.less, "<")
+
+    def __le__(self, other):
+        return self._compare(other, jnp.less_equal, "<=")
+
+    def __gt__(self, other):
+        return self._compare(other, jnp.greater, ">")
+
+    def __ge__(self, other):
+        return self._compare(other, jnp.greater_equal, ">=")
+
+    def __eq__(self, other):
+        try:
+            return self._compare(other, jnp.equal, "==")
+        except UnitMismatchError:
+            return False
+
+    def __ne__(self, other):
+        try:
+            return self._compare(other, jnp.not_equal, "!=")
+        except UnitMismatchError:
+            return True
+
+    __hash__ = BareQuantity.__hash__
+
+    # -- array methods -----------------------------------------------------------------------
+    def __getitem__(self, index):
+        return Quantity(self.value[index], self.unit)
+
+    def __len__(self):
+        return len(self.value)
+
+    def __iter__(self):
+        for v in self.value:
+            yield Quantity(v, self.unit)
+
+    def _keep(self, fn, *args, **kwargs):
+        return Quantity(fn(self.value, *args, **kwargs), self.unit)
+
+    def max(self, *a, **k):
+        return self._keep(jnp.max, *a, **k)
+
+    def min(self, *a, **k):
+        return self._keep(jnp.min, *a, **k)
+
+    def mean(self, *a, **k):
+        return self._keep(jnp.mean, *a, **k)
+
+    def sum(self, *a, **k):
+        return self._keep(jnp.sum, *a, **k)
+
+    def std(self, *a, **k):
+        return self._keep(jnp.std, *a, **k)
+
+    def reshape(self, *shape):
+        return self._keep(jnp.reshape, shape[0] if len(shape) == 1 else shape)
+
+    def flatten(self):
+        return self._keep(jnp.ravel)
+
+    def squeeze(self, *a, **k):
+        return self._keep(jnp.squeeze, *a, **k)
+
+    def transpose(self, *axes):
+        return self._keep(jnp.transpose, axes or None)
+
+    def astype(self, dtype):
+        return self._keep(lambda v: jnp.asarray(v).astype(dtype))
+
+    def item(self):
+        return Quantity(np.asarray(self.value).item(), self.unit)
+
+    def tolist(self):
+        return np.asarray(self.value).tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        # NumPy conversion of a dimensionful quantity drops the unit, as brainunit's
+        # matplotlib support does; dimensionless values are converted to plain numbers.
+        arr = np.asarray(unxt.ustrip("", self) if _is_dimensionless(self.unit) else self.value)
+        return arr.astype(dtype) if dtype is not None else arr
+
+
+def _as_display(x) -> str:
+    return str(x)
+
+
+# -- functions ------------------------------------------------------------------------------------
+
+
+def get_magnitude(x: Any) -> Any:
+    """The number part of ``x`` (in ``x``'s own unit); ``x`` itself if it has no unit."""
+    if isinstance(x, BareQuantity) or isinstance(x, unxt.AbstractQuantity):
+        return x.value
+    return x
+
+
+get_mantissa = get_magnitude
+
+
+def get_unit(x: Any) -> Unit:
+    """The `Unit` of ``x`` (``Unit("1")`` for a plain number or array)."""
+    if isinstance(x, Unit):
+        return x
+    if isinstance(x, unxt.AbstractQuantity):
+        return Unit(x.unit)
+    return Unit(unxt.unit(""))
+
+
+def get_dim(x: Any) -> Dimension:
+    return get_unit(x).dim
+
+
+def is_unitless(x: Any) -> bool:
+    return not isinstance(x, unxt.AbstractQuantity) or _is_dimensionless(x.unit)
+
+
+def maybe_decimal(x: Any, unit: Any = None) -> Any:
+    """A dimensionless quantity as a plain array; anything else unchanged."""
+    if isinstance(x, unxt.AbstractQuantity) and _is_dimensionless(x.unit):
+        return jnp.asarray(unxt.ustrip("", x))
+    return x
+
+
+def _register_units() -> dict[str, Unit]:
+    table = {
+        # time
+        "second": "s", "ms": "ms", "msecond": "ms", "us": "us", "usecond": "us", "ns": "ns",
+        "minute": "min", "hour": "h",
+        # frequency
+        "Hz": "Hz", "hertz": "Hz", "kHz": "kHz", "MHz": "MHz", "mHz": "mHz",
+        # voltage
+        "volt": "V", "V": "V", "mV": "mV", "mvolt": "mV", "uV": "uV", "uvolt": "uV", "kV": "kV",
+        # current
+        "amp": "A", "amper": "A", "ampere": "A", "mA": "mA", "uA": "uA", "nA": "nA", "namp": "nA",
+        "pA": "pA", "pamp": "pA",
+        # length
+        "meter": "m", "metre": "m", "mm": "mm", "mmeter": "mm", "cm": "cm", "cmeter": "cm",
+        "um": "um", "umeter": "um", "nm": "nm", "km": "km",
+        # conductance, capacitance, resistance, charge
+        "siemens": "S", "mS": "mS", "uS": "uS", "nS": "nS", "pS": "pS",
+        "farad": "F", "uF": "uF", "nF": "nF", "pF": "pF",
+        "ohm": "Ohm", "kohm": "kOhm", "Mohm": "MOhm",
+        "coulomb": "C",
+        # magnetism and others
+        "tesla": "T", "T": "T", "mT": "mT", "nT": "nT", "fT": "fT", "pT": "pT",
+        "kilogram": "kg", "kg": "kg", "gram": "g", "mole": "mol", "molar": "mol / L",
+        "mM": "mmol / L", "uM": "umol / L", "liter": "L", "radian": "rad",
+    }
+    out = {name: Unit(unxt.unit(text)) for name, text in table.items()}
+    out["ohm"] = Unit(unxt.unit("Ohm"), name="ohm")
+    out["UNITLESS"] = Unit(unxt.unit(""))
+    out["dimensionless"] = out["UNITLESS"]
+    return out
+
+
+globals().update(_register_units())
+__all__ += sorted(_register_units())
+
+from . import math  # noqa: E402
