@@ -30,6 +30,8 @@ import numpy as np
 import unxt
 from jaxtyping import Array, ArrayLike, Float
 
+from ._units import to_canonical
+
 __all__ = [
     "functional_connectivity",
     "functional_connectivity_dynamics",
@@ -74,13 +76,7 @@ def _time_ms(dt: Any, name: str = "dt") -> Any:
 
     A concrete value is checked to be a positive finite scalar; a traced one is passed through.
     """
-    if isinstance(dt, unxt.AbstractQuantity):
-        try:
-            dt = unxt.ustrip("ms", dt)
-        except Exception as err:  # unxt raises several types for a bad dimension
-            raise ValueError(
-                f"`{name}` must be a time (e.g. unxt.Quantity(0.1, 'ms')), got unit '{dt.unit}'."
-            ) from err
+    dt = to_canonical(dt, name, "ms")
     if isinstance(dt, jax.core.Tracer):
         return dt
     arr = np.asarray(dt)

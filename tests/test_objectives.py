@@ -252,7 +252,11 @@ def test_shape_mismatch_names_both_shapes(pair, name):
         ),
         (lambda: O.fcd_ks(n_diag=-1), ValueError, "`n_diag` must be >= 0"),
         (lambda: O.cosine_sim(epsilon=-1.0), ValueError, "`epsilon` must be >= 0"),
-        (lambda: O.psd_rmse(unxt.Quantity(1.0, "mV")), ValueError, "`dt` must be a time"),
+        (
+            lambda: O.psd_rmse(unxt.Quantity(1.0, "mV")),
+            ValueError,
+            r"'dt' has unit 'mV'.*must be a time",
+        ),
         (lambda: O.psd_rmse(0.0), ValueError, "`dt` must be a positive"),
         (
             lambda: O.psd_rmse(1.0, fmin=50.0, fmax=10.0),
