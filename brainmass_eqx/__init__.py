@@ -1,73 +1,86 @@
 """brainmass_eqx: functional whole-brain neural-mass modelling on JAX, Equinox and diffrax."""
 
-from . import models as models
-from . import solvers as solvers
+from . import (
+    datasets as datasets,
+    metrics as metrics,
+    models as models,
+    objectives as objectives,
+    observation as observation,
+    solvers as solvers,
+)
+from ._ensemble import ensemble as ensemble, sweep as sweep
 from ._param import (
     AbstractTransform as AbstractTransform,
-)
-from ._param import (
     Exp as Exp,
-)
-from ._param import (
     Identity as Identity,
-)
-from ._param import (
     Param as Param,
-)
-from ._param import (
     Sigmoid as Sigmoid,
-)
-from ._param import (
     Softplus as Softplus,
-)
-from ._param import (
     is_param as is_param,
-)
-from ._param import (
     partition_trainable as partition_trainable,
-)
-from ._param import (
     trainable_spec as trainable_spec,
-)
-from ._param import (
     unwrap as unwrap,
 )
-from ._simulate import SimulationDivergedError as SimulationDivergedError
-from ._simulate import Trajectory as Trajectory
-from ._simulate import simulate as simulate
-from ._units import CANONICAL_UNITS as CANONICAL_UNITS
-from ._units import UnitError as UnitError
+from ._simulate import (
+    SimulationDivergedError as SimulationDivergedError,
+    Trajectory as Trajectory,
+    simulate as simulate,
+)
+from ._units import CANONICAL_UNITS as CANONICAL_UNITS, UnitError as UnitError
+from .datasets import (
+    Connectome as Connectome,
+    Signal as Signal,
+    list_datasets as list_datasets,
+    load_connectome as load_connectome,
+    load_dataset as load_dataset,
+)
 from .models import (
+    HORN as HORN,
     AbstractModel as AbstractModel,
-)
-from .models import (
+    AbstractWilsonCowan as AbstractWilsonCowan,
+    AbstractXYOscillator as AbstractXYOscillator,
+    CoombesByrne as CoombesByrne,
+    Epileptor as Epileptor,
     FitzHughNagumo as FitzHughNagumo,
-)
-from .models import (
+    Generic2dOscillator as Generic2dOscillator,
     Hopf as Hopf,
-)
-from .models import (
+    HORNSeqLayer as HORNSeqLayer,
+    HORNSeqNetwork as HORNSeqNetwork,
     JansenRit as JansenRit,
-)
-from .models import (
+    JansenRit2Layer as JansenRit2Layer,
+    JansenRitLayer as JansenRitLayer,
+    JansenRitNetwork as JansenRitNetwork,
+    JansenRitTR as JansenRitTR,
+    Kuramoto as Kuramoto,
+    LarterBreakspear as LarterBreakspear,
     Linear as Linear,
-)
-from .models import (
     Lorenz as Lorenz,
-)
-from .models import (
+    ModelDescription as ModelDescription,
+    ModelInfo as ModelInfo,
+    MontbrioPazoRoxin as MontbrioPazoRoxin,
     StuartLandau as StuartLandau,
-)
-from .models import (
+    SymplecticEuler as SymplecticEuler,
+    ThresholdLinear as ThresholdLinear,
     Uniform as Uniform,
-)
-from .models import (
     VanDerPol as VanDerPol,
-)
-from .models import (
     WilsonCowan as WilsonCowan,
+    WilsonCowanAdaptive as WilsonCowanAdaptive,
+    WilsonCowanDelayed as WilsonCowanDelayed,
+    WilsonCowanDivisive as WilsonCowanDivisive,
+    WilsonCowanDivisiveInput as WilsonCowanDivisiveInput,
+    WilsonCowanLinear as WilsonCowanLinear,
+    WilsonCowanNoSaturation as WilsonCowanNoSaturation,
+    WilsonCowanSeqLayer as WilsonCowanSeqLayer,
+    WilsonCowanSeqNetwork as WilsonCowanSeqNetwork,
+    WilsonCowanSimplified as WilsonCowanSimplified,
+    WilsonCowanSymmetric as WilsonCowanSymmetric,
+    WilsonCowanThreePopulation as WilsonCowanThreePopulation,
+    WongWang as WongWang,
+    WongWangExcInh as WongWangExcInh,
+    describe_model as describe_model,
+    list_models as list_models,
+    model_registry as model_registry,
 )
-from .solvers import RK4 as RK4
-from .solvers import ExponentialEuler as ExponentialEuler
+from .solvers import RK4 as RK4, ExponentialEuler as ExponentialEuler
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import brainmass_eqx as bx
-import brainmass_eqx.ensemble as ens
+import brainmass_eqx._ensemble as ens
 
 
 def settled_amplitude(model):
@@ -38,7 +38,7 @@ SHARDED = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, numpy as np, equinox as eqx
     import brainmass_eqx as bx
-    from brainmass_eqx.ensemble import ensemble
+    from brainmass_eqx import ensemble
     assert len(jax.devices()) == 2, jax.devices()
     def f(model):
         return jnp.max(jnp.abs(bx.simulate(model, 30.0, dt=0.1, transient=200)["x"]), axis=0)
