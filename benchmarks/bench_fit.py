@@ -15,6 +15,8 @@ case's own). Cases:
 - **P32**: one nevergrad generation of 32 candidates of S1's problem, evaluated in one
   ``jax.vmap`` call (the Fitter's own path: a real ``backend='nevergrad'`` fit, median
   generation time) against a Python loop of 32 calls of the jitted single loss.
+  **P32e**: the same with ``diffrax.Euler()`` instead of the default `ExponentialEuler`
+  (whose ``exprel`` dominates the batched step).
 
 Timing as in ``brainmass_api.md`` section 12 (d): a callback stamps every step; step 0 =
 trace + compile + run, "run" = the median of steps 1..n-1, compile = step 0 - run.
@@ -115,8 +117,14 @@ def eqx_population(case: str, n_steps: int) -> dict:
     def build(a):
         return bm.Hopf(n_regions=N, a=a, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
 
+    solver = None
+    if case == "P32e":
+        import diffrax
+
+        solver = diffrax.Euler()
+
     def predict(m):
-        return bm.simulate(m, DURATION_MS, dt=DT_MS, key=key, monitors="x", check_finite=False).ys["x"]
+        return bm.simulate(m, DURATION_MS, dt=DT_MS, key=key, monitors="x", check_finite=False, solver=solver).ys["x"]
 
     target = predict(build(jnp.full(N, 0.2)))
     stamps = []
@@ -213,7 +221,7 @@ def _fmt(x, spec=".2f"):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=["S1", "W4", "P32"], choices=["S1", "W4", "P32"])
+    parser.add_argument("--cases", nargs="+", default=["S1", "W4", "P32", "P32e"], choices=["S1", "W4", "P32", "P32e"])
     parser.add_argument("--steps", type=int, default=4, help="fit steps per measurement (>= 2)")
     parser.add_argument("--bm-python", default=BM_PYTHON, help="interpreter with brainmass 0.1.1 installed")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -227,13 +235,13 @@ def main() -> None:
     print("| case | implementation | step 0: trace+compile+run (s) | compile (s) | run per step (s) | peak RSS (MB) | note |")
     print("|---|---|---|---|---|---|---|")
     for case in args.cases:
-        if case == "P32":
-            r = _run_child(sys.executable, "eqx_population", "P32", max(args.steps, 5))
+        if case.startswith("P32"):
+            r = _run_child(sys.executable, "eqx_population", case, max(args.steps, 5))
             if "error" in r:
-                print(f"| P32 | brainmass_eqx | - | - | - | - | error: {r['error']} |")
+                print(f"| {case} | brainmass_eqx | - | - | - | - | error: {r['error']} |")
                 continue
             print(
-                f"| P32 | brainmass_eqx, 32 candidates in one vmap | {_fmt(r['step0'])} | {_fmt(r['compile'])} | "
+                f"| {case} | brainmass_eqx, 32 candidates in one vmap | {_fmt(r['step0'])} | {_fmt(r['compile'])} | "
                 f"{_fmt(r['run'], '.3f')} | {_fmt(r['rss'], '.0f')} | Python loop of 32 jitted calls: {r['loop']:.3f} s, "
                 f"vmap {r['speedup']:.1f}x faster |"
             )
