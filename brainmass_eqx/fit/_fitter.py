@@ -285,7 +285,6 @@ class Fitter:
             min_delta=min_delta,
             progress=progress,
             n_steps=n_steps * (n_starts if self.backend == "scipy" else 1),
-            start=0,
         )
         model_key = key if self.with_key else None
         if self.backend in ("grad", "optimistix"):

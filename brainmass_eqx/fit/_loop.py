@@ -66,7 +66,7 @@ class Monitor:
     - `progress`: show a tqdm progress bar.
     """
 
-    def __init__(self, *, backend, space: ParamSpace, callbacks: Sequence[Callable], patience, min_delta, progress, n_steps, start):
+    def __init__(self, *, backend, space: ParamSpace, callbacks: Sequence[Callable], patience, min_delta, progress, n_steps):
         self.space = space
         self.callbacks = tuple(callbacks)
         self.patience = patience
@@ -77,13 +77,16 @@ class Monitor:
         if progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=n_steps, initial=start, desc=f"fit[{backend}]", unit="step")
+            self.bar = tqdm(total=n_steps, desc=f"fit[{backend}]", unit="step")
 
     def state(self) -> dict:
         return {"reference": self.reference, "since": self.since}
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict, steps_done: int) -> None:
+        """Continue from a checkpoint: early-stopping counters and the progress bar."""
         self.reference, self.since = float(state["reference"]), int(state["since"])
+        if self.bar is not None:
+            self.bar.update(steps_done)
 
     def update(self, step: int, loss: Any, best_loss: float, raw_params: Callable[[], dict]) -> str | None:
         """Report one step; return a stop reason (``'callback'``, ``'early_stopping'``) or None.
@@ -197,7 +200,7 @@ class StepRunner:
             header, carry = load_checkpoint(checkpoint, carry, fingerprint)
             history = [np.asarray(h, dtype=float) for h in header["history"]]
             first = int(header["step"])
-            monitor.restore(header["monitor"])
+            monitor.restore(header["monitor"], first)
             if first > n_steps:
                 raise ValueError(
                     f"checkpoint={checkpoint!r} holds {first} steps, more than n_steps={n_steps}; "
@@ -208,12 +211,11 @@ class StepRunner:
             header = dict(fingerprint, step=n_done, history=[np.asarray(h).tolist() for h in history], monitor=monitor.state())
             save_checkpoint(checkpoint, header, carry)
 
-        stop_reason = "n_steps"
         n_done = first
+        # A checkpoint of a fit whose every start had converged resumes as converged.
+        stop_reason = "converged" if first > 0 and not np.any(np.asarray(carry.active)) else "n_steps"
         try:
-            if first > 0 and not np.any(np.asarray(carry.active)):
-                stop_reason = "converged"
-            for i in range(first, n_steps) if stop_reason == "n_steps" else ():
+            for i in range(first, n_steps if stop_reason == "n_steps" else first):
                 new, loss, finite, params = self.step(carry, jnp.asarray(i, jnp.int32), data, key)
                 loss_h, finite_h, active_h = np.asarray(loss), np.asarray(finite), np.asarray(carry.active)
                 bad = active_h & ~finite_h
