@@ -65,8 +65,11 @@ def test_scipy_random_restarts_from_a_key():
     ends = [float(r.x[0]) for r in result.raw["results"]]
     assert min(ends) < -0.9 and max(ends) > 0.9
     assert float(result.best_params["a"]) < -0.9  # the tilt makes -1 the global minimum
+    assert result.stop_reason == "converged"
     same = fitter.fit(None, 50, n_starts=6, key=KEY)
     assert [float(r.x[0]) for r in same.raw["results"]] == ends
+    capped = fitter.fit(None, 1)
+    assert capped.stop_reason.startswith("scipy: ") and "LIMIT" in capped.stop_reason
 
 
 def test_optimistix_bfgs_recovers_hopf_a():

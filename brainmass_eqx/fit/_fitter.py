@@ -40,7 +40,8 @@ class FitResult:
     - `n_steps`: steps (generations, iterations) actually run.
     - `best_step`: the step at which `best_loss` was reached (an evaluation index for scipy).
     - `stop_reason`: ``'n_steps'``, ``'converged'``, ``'early_stopping'``, ``'callback'``,
-      or a solver's failure message.
+      or a solver's message (``'optimistix: ...'``, ``'scipy: ...'``: a start that did
+      not report success, e.g. one that ran out of iterations).
     - `optimizer`: the optimizer actually used.
     - `raw`: backend details (per-start results, every candidate's loss, SciPy's
       ``OptimizeResult`` per start, ...).

@@ -174,6 +174,9 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
                 break
     finally:
         monitor.close()
+    if stop_reason == "n_steps":
+        unsuccessful = [r for r in results if r is not None and not r.success]
+        stop_reason = f"scipy: {unsuccessful[0].message}" if unsuccessful else "converged"
     best_values = to_values(best["x"])
     return BackendOutput(
         best_raw=space.to_raw(best_values) if bounded else space.unravel(best["x"]),
