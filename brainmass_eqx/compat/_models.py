@@ -29,8 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import models as core_models
-from .. import noise as core_noise
+from .. import models as core_models, noise as core_noise
 from .._units import CANONICAL_UNITS, UnitError
 from ..solvers import RK4, ExponentialEuler
 from . import brainunit as u
@@ -194,7 +193,7 @@ class NodeModel(Dynamics):
     update_args: ClassVar[tuple] = ()
     output: ClassVar[Any] = None
     state_units: ClassVar[dict] = {}
-    observable_methods: ClassVar[dict] = {}
+    observable_units: ClassVar[dict] = {}
     has_method: ClassVar[bool] = True
     fixed_solver: ClassVar[Any] = None
     core_extra: ClassVar[dict] = {}
@@ -481,8 +480,16 @@ class NodeModel(Dynamics):
         fn = getattr(inner, name)
         value = fn(inner_state, **inputs) if inputs else fn(inner_state)
         value = self._unflat(value)
-        unit = dict(getattr(inner, "observable_units", {}) or {}).get(name, "")
+        unit = self.observable_unit(name, core)
         return u.Quantity(value, unit) if unit else value
+
+    def observable_unit(self, name: str, core=None) -> str:
+        """brainmass's unit of an observable (``''``: dimensionless)."""
+        if name in self.observable_units:
+            return self.observable_units[name]
+        core = self.core if core is None else core
+        inner = getattr(core, "model", core)
+        return dict(getattr(inner, "observable_units", {}) or {}).get(name, "")
 
     def derivative(self, state: Mapping, t: Any = 0.0, *inputs: Any):
         """The core vector field at ``state`` (a dict of canonical magnitudes)."""
@@ -795,6 +802,7 @@ class JansenRitStep(NodeModel):
     update_args = (("M_inp", 0.0 * u.mV), ("E_inp", 0.0 * u.Hz), ("I_inp", 0.0 * u.mV))
     output = "eeg"
     state_units = {"M": "mV", "E": "mV", "I": "mV", "Mv": "mV / s", "Ev": "mV / s", "Iv": "mV / s"}
+    observable_units = {"eeg": "mV"}
 
     @classmethod
     def signature_order(cls):

@@ -10,8 +10,7 @@ States are mutable containers; the transformations thread them through JAX's pur
 transformations (see ``brainmass_eqx.compat.brainstate._state``).
 """
 
-from . import environ, nn, random, transform
-from . import init as init
+from . import environ, init as init, nn, random, transform
 from ._state import HiddenState, LongTermState, ParamState, ShortTermState, State, TreefyState
 
 __all__ = [

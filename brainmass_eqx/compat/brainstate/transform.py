@@ -18,9 +18,15 @@ import jax
 import jax.numpy as jnp
 
 from . import _state
-from ._state import State, discover, install, values_of, write_values
-from ._state import rebuild as _rebuild
-from ._state import split_static as _split_static
+from ._state import (
+    State,
+    discover,
+    install,
+    rebuild as _rebuild,
+    split_static as _split_static,
+    values_of,
+    write_values,
+)
 
 __all__ = ["jit", "grad", "value_and_grad", "vmap", "for_loop", "scan", "checkpoint", "remat", "cond", "while_loop"]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -159,7 +160,7 @@ class Unit:
             return Unit(self._unit / other._unit)
         if isinstance(other, Quantity):
             return _simplify(Quantity(1.0 / other.value, self._unit / other.unit))
-        return Quantity(1.0 / jnp.asarray(other), self._unit)
+        return Quantity(1.0 / _plain(other), self._unit)
 
     def __rtruediv__(self, other):
         return _simplify(Quantity(other, self._unit**-1))
@@ -188,7 +189,8 @@ def _is_dimensionless(unit) -> bool:
 def _simplify(q):
     """brainunit returns plain arrays for dimensionless results."""
     if isinstance(q, BareQuantity) and _is_dimensionless(q.unit):
-        return jnp.asarray(unxt.ustrip("", q))
+        factor = q.unit.to(unxt.unit(""))
+        return q.value if factor == 1.0 else q.value * factor
     return q
 
 
@@ -201,11 +203,25 @@ def _fmt(value) -> str:
 # -- quantities -------------------------------------------------------------------------------
 
 
+def _as_value(x: Any) -> Any:
+    """Keep concrete NumPy/Python values on the host (as brainunit does), so that numbers
+    built inside a JAX trace (``1.0 * u.ms``) stay concrete; JAX arrays pass through."""
+    if isinstance(x, (jax.Array, jax.core.Tracer)):
+        return x
+    if isinstance(x, (np.ndarray, np.generic, int, float, complex, bool, list, tuple)):
+        return np.asarray(x)
+    return jnp.asarray(x)
+
+
 class Quantity(BareQuantity):
     """An array with a physical unit (brainunit semantics on a unxt ``BareQuantity``).
 
     ``Quantity(value, unit)``: ``unit`` may be a `Unit`, a unit string or an astropy unit.
+    Concrete NumPy or Python values stay on the host (so they stay concrete inside traced
+    code); JAX arrays stay JAX arrays.
     """
+
+    value: Any = eqx.field(converter=_as_value)
 
     def __init__(self, value: Any, unit: Any = ""):
         if isinstance(value, BareQuantity) or isinstance(value, unxt.AbstractQuantity):
@@ -250,18 +266,26 @@ class Quantity(BareQuantity):
         return Quantity(self.value.T, self.unit)
 
     def to(self, unit) -> Quantity:
-        return Quantity(unxt.ustrip(_as_astropy(unit), self), _as_astropy(unit))
+        target = _as_astropy(unit)
+        try:
+            factor = self.unit.to(target)
+        except Exception as err:  # noqa: BLE001 (astropy's UnitConversionError)
+            raise UnitMismatchError(
+                f"Cannot convert {self} to {_unit_name(target)}: units do not match: "
+                f"{_unit_name(self.unit)} != {_unit_name(target)}"
+            ) from err
+        return Quantity(self.value if factor == 1.0 else self.value * factor, target)
 
     in_unit = to
 
     def to_decimal(self, unit=None):
         if unit is None:
-            return jnp.asarray(unxt.ustrip("", self)) if _is_dimensionless(self.unit) else self.value
-        return jnp.asarray(unxt.ustrip(_as_astropy(unit), self))
+            return self.to(unxt.unit("")).value if _is_dimensionless(self.unit) else self.value
+        return self.to(unit).value
 
     def __float__(self):
         if _is_dimensionless(self.unit):
-            return float(unxt.ustrip("", self))
+            return float(self.to(unxt.unit("")).value)
         raise TypeError(
             f"only dimensionless quantities can be converted to float, got {self}; use "
             "q.to_decimal(unit) or u.get_magnitude(q)."
@@ -300,7 +324,7 @@ class Quantity(BareQuantity):
         if isinstance(other, Unit):
             return NotImplemented
         self._check_same_dim(other, op)
-        other_value = unxt.ustrip(self.unit, other) if isinstance(other, BareQuantity) else other
+        other_value = _in(other, self.unit) if isinstance(other, BareQuantity) else _plain(other)
         a, b = (other_value, self.value) if reverse else (self.value, other_value)
         out = a + b if op == "+" else a - b
         return Quantity(out, self.unit)
@@ -322,20 +346,20 @@ class Quantity(BareQuantity):
             return _simplify(Quantity(self.value, self.unit * other._unit))
         if isinstance(other, BareQuantity):
             return _simplify(Quantity(self.value * other.value, self.unit * other.unit))
-        return Quantity(self.value * jnp.asarray(other), self.unit)
+        return Quantity(self.value * _plain(other), self.unit)
 
     def __rmul__(self, other):
-        return Quantity(jnp.asarray(other) * self.value, self.unit)
+        return Quantity(_plain(other) * self.value, self.unit)
 
     def __truediv__(self, other):
         if isinstance(other, Unit):
             return _simplify(Quantity(self.value, self.unit / other._unit))
         if isinstance(other, BareQuantity):
             return _simplify(Quantity(self.value / other.value, self.unit / other.unit))
-        return Quantity(self.value / jnp.asarray(other), self.unit)
+        return Quantity(self.value / _plain(other), self.unit)
 
     def __rtruediv__(self, other):
-        return _simplify(Quantity(jnp.asarray(other) / self.value, self.unit**-1))
+        return _simplify(Quantity(_plain(other) / self.value, self.unit**-1))
 
     def __pow__(self, power):
         return _simplify(Quantity(self.value**power, self.unit**power))
@@ -352,12 +376,12 @@ class Quantity(BareQuantity):
     def _compare(self, other, fn, op):
         if not isinstance(other, BareQuantity):
             if _is_dimensionless(self.unit):
-                return fn(unxt.ustrip("", self), other)
+                return fn(_simplify(self), other)
             # brainunit lets a quantity be compared with 0 only.
             if np.all(np.asarray(other) == 0) if not isinstance(other, jax.core.Tracer) else False:
                 return fn(self.value, other)
         self._check_same_dim(other, op)
-        return fn(self.value, unxt.ustrip(self.unit, other))
+        return fn(self.value, _in(other, self.unit))
 
     def __lt__(self, other):
         return self._compare(other, jnp.less, "<")
@@ -438,8 +462,21 @@ class Quantity(BareQuantity):
     def __array__(self, dtype=None, copy=None):
         # NumPy conversion of a dimensionful quantity drops the unit, as brainunit's
         # matplotlib support does; dimensionless values are converted to plain numbers.
-        arr = np.asarray(unxt.ustrip("", self) if _is_dimensionless(self.unit) else self.value)
+        arr = np.asarray(_simplify(self) if _is_dimensionless(self.unit) else self.value)
         return arr.astype(dtype) if dtype is not None else arr
+
+
+def _in(q: Any, unit) -> Any:
+    """The value of quantity ``q`` in ``unit`` (host values stay on the host)."""
+    factor = q.unit.to(unit)
+    return q.value if factor == 1.0 else q.value * factor
+
+
+def _plain(x: Any) -> Any:
+    """An operand as an array, NumPy for host values (see `_as_value`)."""
+    if isinstance(x, (jax.Array, jax.core.Tracer)):
+        return x
+    return np.asarray(x)
 
 
 def _as_display(x) -> str:
@@ -478,6 +515,8 @@ def is_unitless(x: Any) -> bool:
 
 def maybe_decimal(x: Any, unit: Any = None) -> Any:
     """A dimensionless quantity as a plain array; anything else unchanged."""
+    if isinstance(x, Quantity) and _is_dimensionless(x.unit):
+        return _simplify(x)
     if isinstance(x, unxt.AbstractQuantity) and _is_dimensionless(x.unit):
         return jnp.asarray(unxt.ustrip("", x))
     return x

@@ -1,0 +1,230 @@
+"""brainmass's observation and forward models on `brainmass_eqx.observation`.
+
+- `BOLDSignal(in_size, ...)`: stateful Balloon-Windkessel (``init_all_states``,
+  ``update(z)``, ``bold()``), one core Heun step per ``update``. Deliberate differences:
+  the textbook BOLD equation (``q/v``, brainmass had ``q/rho``), the resting initial state
+  (``x = 0``; brainmass started every state at 1), and ``dt`` may carry a unit (a plain
+  ``dt`` is read in seconds, as brainmass does).
+- HRF kernels, `HRFBold`, `TemporalAverage`: brainmass's names for the core modules.
+- `LeadFieldModel` / `EEGLeadFieldModel` / `MEGLeadFieldModel`: ``update(S)`` projects
+  sources to sensors; `LeadfieldReadout` accepts plain numbers for ``y0``/``cy0``
+  (brainmass required `Param` objects).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import unxt
+
+from .. import observation as core_obs
+from . import brainunit as u
+from .brainstate import environ
+from .brainstate._state import HiddenState, State
+from .brainstate.nn import Dynamics, Module, Param
+from .braintools import init as binit
+
+__all__ = [
+    "BOLDSignal",
+    "HRFKernel",
+    "FirstOrderVolterraHRFKernel",
+    "GammaHRFKernel",
+    "DoubleExponentialHRFKernel",
+    "MixtureOfGammasHRFKernel",
+    "TemporalAverage",
+    "HRFBold",
+    "LeadFieldModel",
+    "EEGLeadFieldModel",
+    "MEGLeadFieldModel",
+    "LeadfieldReadout",
+]
+
+
+def _to_bu(x: Any) -> Any:
+    """A core (unxt) Quantity as a brainunit-facade Quantity."""
+    if isinstance(x, unxt.AbstractQuantity) and not isinstance(x, u.Quantity):
+        return u.maybe_decimal(u.Quantity(x.value, x.unit))
+    return x
+
+
+def _unit(x: Any) -> Any:
+    if isinstance(x, u.Unit):
+        return x.astropy
+    if isinstance(x, u.Quantity):
+        return x
+    return x
+
+
+def _value(p):
+    return p.value() if isinstance(p, Param) else p
+
+
+_BOLD_STATES = {"x": "s", "f": "f", "v": "v", "q": "q"}
+
+
+class BOLDSignal(Dynamics):
+    r"""Balloon-Windkessel haemodynamics (Friston et al. 2003): states ``x, f, v, q``.
+
+    ``update(z)`` advances one step of the environment ``dt`` (a plain number is in
+    seconds, as in brainmass; a time Quantity is converted); ``bold()`` returns the BOLD
+    signal. ``init=None`` starts at rest (x = 0, f = v = q = 1); an initializer sets all
+    four states (brainmass's behaviour, whose default was 1 for all).
+    """
+
+    __module__ = "brainmass"
+
+    def __init__(self, in_size, gamma=0.41, k=0.65, alpha=0.32, tau=0.98, rho=0.34, V0=0.02, init=None):
+        super().__init__(in_size)
+        self.gamma, self.k, self.alpha, self.tau, self.rho, self.V0 = gamma, k, alpha, tau, rho, V0
+        self.init = init
+
+    def core_model(self):
+        return core_obs.BalloonWindkessel(
+            gamma=_value(self.gamma), kappa=_value(self.k), alpha=_value(self.alpha), tau=_value(self.tau),
+            rho=_value(self.rho), V0=_value(self.V0),
+        )  # fmt: skip
+
+    def init_state(self, batch_size=None, **kwargs):
+        shape = self.varshape if batch_size is None else (batch_size,) + self.varshape
+        rest = self.core_model().init_state(shape)
+        for name, core_name in _BOLD_STATES.items():
+            value = rest[core_name] if self.init is None else binit.param(self.init, self.varshape, batch_size, allow_scalar=False)
+            if isinstance(vars(self).get(name), HiddenState):
+                getattr(self, name).value = value
+            else:
+                setattr(self, name, HiddenState(value))
+        self._comp = State({k: jnp.zeros_like(v) for k, v in rest.items()})
+
+    def _state(self):
+        return {core: getattr(self, name).value for name, core in _BOLD_STATES.items()}
+
+    def update(self, z):
+        dt = environ.get_dt()
+        dt = dt if isinstance(dt, u.Quantity) else u.Quantity(dt, "s")
+        new, comp = self.core_model().step_compensated(self._state(), self._comp.value, u.get_magnitude(z), dt)
+        self._comp.value = comp
+        for name, core_name in _BOLD_STATES.items():
+            getattr(self, name).value = new[core_name]
+
+    def bold(self):
+        """The BOLD signal of the current state."""
+        return self.core_model().bold(self._state())
+
+
+# -- HRF kernels and convolution BOLD ----------------------------------------------------------------------
+
+
+FirstOrderVolterraHRFKernel = core_obs.FirstOrderVolterraHRF
+GammaHRFKernel = core_obs.GammaHRF
+DoubleExponentialHRFKernel = core_obs.DoubleExponentialHRF
+MixtureOfGammasHRFKernel = core_obs.MixtureOfGammasHRF
+HRFKernel = core_obs.AbstractHRFKernel
+
+
+class TemporalAverage:
+    """Mean over non-overlapping windows of ``period`` along axis 0: ``avg(signal, dt)``."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, period=4.0 * u.ms):
+        self._core = core_obs.TemporalAverage(period)
+        self.period = period
+
+    def __call__(self, signal, dt):
+        return _to_bu(self._core(signal, dt))
+
+
+class HRFBold:
+    """Convolution BOLD: average to ``downsample_period``, convolve with the HRF kernel,
+    scale ``k_1 V_0 (conv - 1)``, decimate to ``period``: ``hrf(signal, dt)``."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, k_1=5.6, V_0=0.02, period=1000.0 * u.ms, downsample_period=4.0 * u.ms, kernel=None,
+                 convolution_mode="valid", method="fft", history=None):
+        self._core = core_obs.HRFBold(k_1, V_0, period, downsample_period, kernel, convolution_mode, method, history)
+        self.kernel = self._core.kernel
+
+    def __call__(self, signal, dt):
+        return _to_bu(self._core(signal, dt))
+
+
+# -- lead fields ---------------------------------------------------------------------------------------------
+
+
+class LeadFieldModel(Module):
+    """Linear lead-field forward model: ``update(S) = (scale * S) @ L`` (+ sensor noise)."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, in_size, out_size, L, sensor_unit=u.mV, dipole_unit=u.nA * u.meter, scale=None, noise_cov=None):
+        super().__init__()
+        self.in_size, self.out_size = in_size, out_size
+        if callable(L) and not isinstance(L, (jax.Array, u.Quantity)):
+            L = L((in_size, out_size) if isinstance(in_size, int) else tuple(in_size) + tuple(out_size))
+        self._core = self._make(L, sensor_unit, dipole_unit, scale, noise_cov)
+
+    def _make(self, L, sensor_unit, dipole_unit, scale, noise_cov):
+        return core_obs.LeadFieldModel(_unit(L), _unit(sensor_unit), _unit(dipole_unit), _unit(scale), _unit(noise_cov))
+
+    @property
+    def L(self):
+        return u.Quantity(self._core.L, self._core.sensor_unit / self._core.dipole_unit)
+
+    @property
+    def R(self):
+        return self._core.R
+
+    @property
+    def M(self):
+        return self._core.M
+
+    def update(self, nmm_obs_or_dipoles, key=None):
+        from .brainstate import random
+
+        if self._core.noise_chol is not None and key is None:
+            key = random.split_key()
+        return _to_bu(self._core(nmm_obs_or_dipoles, key))
+
+    compress_vertex_leadfield = staticmethod(core_obs.LeadFieldModel.compress_vertex_leadfield)
+    build_fixed_orientation_weights = staticmethod(core_obs.LeadFieldModel.build_fixed_orientation_weights)
+
+
+class EEGLeadFieldModel(LeadFieldModel):
+    """EEG lead field (dipoles in nA·m, sensors in ``sensor_unit``, default mV)."""
+
+    def __init__(self, in_size, out_size, L, sensor_unit=u.mV, noise_cov=None):
+        super().__init__(in_size, out_size, L, sensor_unit=sensor_unit, noise_cov=noise_cov)
+
+    def _make(self, L, sensor_unit, dipole_unit, scale, noise_cov):
+        return core_obs.EEGLeadField(_unit(L), _unit(sensor_unit), _unit(noise_cov))
+
+
+class MEGLeadFieldModel(LeadFieldModel):
+    """MEG lead field (dipoles in nA·m, sensors in ``sensor_unit``, default T)."""
+
+    def __init__(self, in_size, out_size, L, sensor_unit=u.tesla, noise_cov=None):
+        super().__init__(in_size, out_size, L, sensor_unit=sensor_unit, noise_cov=noise_cov)
+
+    def _make(self, L, sensor_unit, dipole_unit, scale, noise_cov):
+        return core_obs.MEGLeadField(_unit(L), _unit(sensor_unit), _unit(noise_cov))
+
+
+class LeadfieldReadout(Module):
+    """Trainable EEG readout ``cy0 * (L_hat @ x) - y0``; ``lm``, ``y0``, ``cy0`` may be `Param` s."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, lm, y0, cy0, normalize=True, demean=True):
+        super().__init__()
+        self.lm = lm if isinstance(lm, Param) else Param(lm, fit=True)
+        self.y0 = y0 if isinstance(y0, Param) else Param.init(y0)
+        self.cy0 = cy0 if isinstance(cy0, Param) else Param.init(cy0)
+        self.normalize, self.demean = normalize, demean
+        self._check = core_obs.LeadfieldReadout(self.lm.value(), self.y0.value(), self.cy0.value(), normalize, demean)
+
+    def update(self, x):
+        core = core_obs.LeadfieldReadout(self.lm.value(), self.y0.value(), self.cy0.value(), self.normalize, self.demean)
+        return core(u.get_magnitude(x))
