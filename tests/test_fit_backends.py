@@ -114,3 +114,15 @@ def test_least_squares_falls_back_to_reverse_mode_with_a_warning():
     with pytest.warns(UserWarning, match=r"reverse mode.*adjoint=diffrax.ForwardMode\(\)"):
         result = fitter.fit(jnp.array([1.0, 2.0, 3.0]), 10)
     assert float(result.best_params["b"]) == pytest.approx(2.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("backend, optimizer", [("scipy", "L-BFGS-B"), ("nevergrad", "DE")])
+def test_callbacks_stop_gradient_free_backends(backend, optimizer):
+    model = Quadratic(a=bm.Param(1.5, bounds=(-2.0, 2.0)))
+    seen = []
+    fitter = Fitter(
+        model, optimizer, loss_fn=lambda m, t: (bm.unwrap(m.a) - t) ** 4, backend=backend,
+        callbacks=lambda info: seen.append(info["step"]) or info["step"] == 2,
+    )  # fmt: skip
+    result = fitter.fit(jnp.asarray(0.5), 50, popsize=4)
+    assert result.stop_reason == "callback" and result.n_steps == 3 and seen == [0, 1, 2]

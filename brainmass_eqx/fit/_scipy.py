@@ -112,7 +112,7 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
 
     best = {"loss": np.inf, "x": None, "aux": None, "step": -1}
     history: list[float] = []
-    iteration = [0]
+    iterations = 0
     results, failures = [], []
     stop_reason = "n_steps"
 
@@ -133,10 +133,10 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
     def callback(intermediate_result):
         x = getattr(intermediate_result, "x", intermediate_result)
         loss = getattr(intermediate_result, "fun", history[-1] if history else np.nan)
-        reason = monitor.update(iteration[0], loss, best["loss"], lambda: space.to_raw(to_values(np.asarray(x))))
-        iteration[0] += 1
+        nonlocal iterations, stop_reason
+        reason = monitor.update(iterations, loss, best["loss"], lambda: space.to_raw(to_values(np.asarray(x))))
+        iterations += 1
         if reason is not None:
-            nonlocal stop_reason
             stop_reason = reason
             raise StopIteration
 
@@ -183,7 +183,7 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
         best_loss=best["loss"],
         best_step=best["step"],
         history=np.asarray(history),
-        n_steps=iteration[0],
+        n_steps=iterations,
         prediction=best["aux"],
         stop_reason=stop_reason,
         optimizer=spec,
