@@ -1,0 +1,507 @@
+r"""The delay history: a ring buffer of past source values, and the reads a `Network` makes.
+
+The buffer holds ``L`` slots of ``S`` source channels: slot ``m mod L`` holds the sample
+of step ``m`` (the state after step ``m``; slots ``m <= 0`` hold the initial history). A
+*packed* buffer (complex dtype) stores in slot ``m`` the pair $x_m + i\,x_{m-1}$, so the
+two samples a linear interpolation needs arrive in one read: with the complex weight
+$w = a - i b$, $\mathrm{Re}\big(w\,(x_m + i x_{m-1})\big) = a x_m + b x_{m-1}$.
+
+Every operation on the buffer is a small JAX primitive with its own rules:
+
+- **Batching** (a user's ``jax.vmap`` over parameters, keys, speeds, ...): a batched
+  buffer is stored *batch-last*. Its logical shape stays ``(B, S, L)`` but its memory is
+  that of an ``(S, L, B)`` array (a free reshape), so one read of a (source, lag) pair
+  fetches the ``B`` ensemble members as one contiguous vector. Measured on 2 CPU cores: a
+  naive ``vmap`` of the gather (batch-first) ran 256 parameter sets *slower* per set than
+  single runs; batch-last is what makes an ensemble pay. Only these primitives interpret
+  the buffer, so the layout stays private. Two rules keep it consistent: `ring_fill` takes
+  *anchors* (every array the run depends on), so that a buffer is batched from its
+  creation whenever anything is (``vmap`` never broadcasts a filled buffer itself); and
+  each buffer value is consumed exactly once (`read_sum` and `read_gather` hand the
+  buffer back), so cotangents of a buffer are only ever added inside these rules.
+- **Differentiation**, forward and reverse mode: the reads are linear in the buffer
+  (`read_sum` is bilinear in buffer and weights), and the transposes are these primitives
+  again. Reverse mode keeps no gathered values: the residual of a read is the buffer the
+  solver carries anyway.
+
+Reads take integer slots (computed by the caller from the step counter and the delays in
+whole steps), so gradients with respect to delays flow through the interpolation weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+from jaxtyping import Array
+
+__all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather"]
+
+_PIB = lax.GatherScatterMode.PROMISE_IN_BOUNDS
+
+
+def _define(name: str, impl, abstract, batch, jvp, transpose, multiple_results: bool = False) -> Primitive:
+    p = Primitive(name)
+    p.multiple_results = multiple_results
+    p.def_impl(impl)
+    p.def_abstract_eval(abstract)
+    mlir.register_lowering(p, mlir.lower_fun(impl, multiple_results=multiple_results))
+    batching.primitive_batchers[p] = batch
+    ad.primitive_jvps[p] = jvp
+    ad.primitive_transposes[p] = transpose
+    return p
+
+
+def _aval(shape, dtype):
+    return jax.core.ShapedArray(tuple(shape), dtype)
+
+
+def _zero_like(aval):
+    return ad.Zero(_aval(aval.shape, aval.dtype))
+
+
+def _is_zero(t) -> bool:
+    return type(t) is ad.Zero
+
+
+def _zeros(aval):
+    return jnp.zeros(aval.shape, aval.dtype)
+
+
+def _real_dtype(dtype):
+    return jnp.zeros((), dtype).real.dtype
+
+
+def _axis_size(args, dims) -> int:
+    for a, d in zip(args, dims):
+        if d is not None:
+            return a.shape[d]
+    raise AssertionError("no batched argument")
+
+
+def _front(x, d):
+    """A normal-layout batched operand with its batch axis first."""
+    return x if d == 0 else jnp.moveaxis(x, d, 0)
+
+
+def _per_member(x, d, size):
+    """A normal-layout operand as ``(B, ...)``, broadcasting an unbatched one."""
+    return jnp.broadcast_to(x, (size,) + x.shape) if d is None else _front(x, d)
+
+
+def _phys(buf, d, size):
+    """The physical ``(S, L, B)`` view of a raw batched buffer (logical ``(B, S, L)``)."""
+    if d is None:
+        return jnp.broadcast_to(buf[..., None], buf.shape + (size,))
+    if d != 0:
+        raise ValueError(
+            "a delay-history buffer was moved along its batch axis outside brainmass_eqx; the "
+            "solver state of a delayed Network must be passed on unchanged."
+        )
+    return buf.reshape(buf.shape[1:] + (size,))
+
+
+def _raw(phys):
+    """The logical batched view ``(B, S, L)`` of a physical ``(S, L, B)`` array."""
+    return phys.reshape((phys.shape[-1],) + phys.shape[:-1])
+
+
+def _flat(src, slot, n_slots):
+    return src * n_slots + slot
+
+
+def _take(buf, src, slot):
+    return buf.reshape(-1).at[_flat(src, slot, buf.shape[1])].get(mode=_PIB)
+
+
+def _real(x):
+    return jnp.real(x) if jnp.iscomplexobj(x) else x
+
+
+def _take_phys(phys, src, slot, sd, ld, size):
+    """Per pair the ``B`` members' samples: ``(T, J, B)`` for shared indices (one contiguous
+    slice per pair), ``(B, T, J)`` for per-member indices."""
+    if sd is None and ld is None:
+        idx = jnp.stack([src, slot], axis=-1)
+        dnums = lax.GatherDimensionNumbers(offset_dims=(2,), collapsed_slice_dims=(0, 1), start_index_map=(0, 1))
+        return lax.gather(phys, idx, dnums, slice_sizes=(1, 1, size), mode=_PIB), True
+    S, L, B = phys.shape
+    src = _per_member(src, sd, size)
+    slot = _per_member(slot, ld, size)
+    member = jnp.arange(B, dtype=src.dtype)[:, None, None]
+    return phys.reshape(-1).at[(src * L + slot) * B + member].get(mode=_PIB), False
+
+
+# -- ring_fill / ring_unfill: ordinary array <-> buffer -------------------------------------
+
+
+def _fill_batch(args, dims):
+    size = _axis_size(args, dims)
+    values, d = args[0], dims[0]
+    phys = jnp.broadcast_to(values[..., None], values.shape + (size,)) if d is None else jnp.moveaxis(values, d, -1)
+    return _raw(phys), 0
+
+
+def _fill_jvp(primals, tangents):
+    out = ring_fill_p.bind(*primals)
+    t = tangents[0]
+    return out, (_zero_like(out) if _is_zero(t) else ring_fill_p.bind(t, *primals[1:]))
+
+
+def _fill_transpose(ct, values, *anchors):
+    return [ring_unfill_p.bind(ad.instantiate_zeros(ct))] + [None] * len(anchors)
+
+
+def _unfill_batch(args, dims):
+    (buf,), (d,) = args, dims
+    return jnp.moveaxis(_phys(buf, d, buf.shape[0]), -1, 0), 0
+
+
+def _unfill_jvp(primals, tangents):
+    out = ring_unfill_p.bind(*primals)
+    t = tangents[0]
+    return out, (_zero_like(out) if _is_zero(t) else ring_unfill_p.bind(t))
+
+
+def _unfill_transpose(ct, buf):
+    return [ring_fill_p.bind(ad.instantiate_zeros(ct))]
+
+
+ring_fill_p = _define(
+    "bmx_ring_fill", lambda v, *a: v, lambda v, *a: _aval(v.shape, v.dtype), _fill_batch, _fill_jvp, _fill_transpose
+)
+ring_unfill_p = _define(
+    "bmx_ring_unfill", lambda b: b, lambda b: _aval(b.shape, b.dtype), _unfill_batch, _unfill_jvp, _unfill_transpose
+)
+
+
+# -- ring_write / ring_slot -----------------------------------------------------------------
+
+
+def _write_impl(buf, value, slot):
+    return lax.dynamic_update_slice(buf, value[:, None], (jnp.zeros_like(slot), slot))
+
+
+def _write_batch(args, dims):
+    size = _axis_size(args, dims)
+    (buf, value, slot), (bd, vd, sd) = args, dims
+    phys = _phys(buf, bd, size)
+    v = _per_member(value, vd, size).T  # (S, B)
+    if sd is None:
+        zero = jnp.zeros_like(slot)
+        phys = lax.dynamic_update_slice(phys, v[:, None, :], (zero, slot, zero))
+    else:
+        phys = jax.vmap(
+            lambda p, vb, s: lax.dynamic_update_slice(p, vb[:, None], (jnp.zeros_like(s), s)),
+            in_axes=(-1, -1, 0),
+            out_axes=-1,
+        )(phys, v, _front(slot, sd))
+    return _raw(phys), 0
+
+
+def _write_jvp(primals, tangents):
+    buf, value, slot = primals
+    out = ring_write_p.bind(buf, value, slot)
+    tb, tv, _ = tangents
+    if _is_zero(tb) and _is_zero(tv):
+        return out, _zero_like(out)
+    tb = _zeros(buf) if _is_zero(tb) else tb
+    tv = _zeros(value) if _is_zero(tv) else tv
+    return out, ring_write_p.bind(tb, tv, slot)
+
+
+def _write_transpose(ct, buf, value, slot):
+    ct = ad.instantiate_zeros(ct)
+    out_buf = out_value = None
+    if ad.is_undefined_primal(buf):
+        out_buf = ring_write_p.bind(ct, jnp.zeros(ct.shape[:1], ct.dtype), slot)
+    if ad.is_undefined_primal(value):
+        out_value = ring_slot_p.bind(ct, slot)
+    return [out_buf, out_value, None]
+
+
+def _slot_batch(args, dims):
+    size = _axis_size(args, dims)
+    (buf, slot), (bd, sd) = args, dims
+    phys = _phys(buf, bd, size)
+    if sd is None:
+        out = lax.dynamic_index_in_dim(phys, slot, axis=1, keepdims=False)
+    else:
+        out = jax.vmap(lambda p, s: lax.dynamic_index_in_dim(p, s, axis=1, keepdims=False), in_axes=(-1, 0), out_axes=-1)(
+            phys, _front(slot, sd)
+        )
+    return out.T, 0
+
+
+def _slot_jvp(primals, tangents):
+    buf, slot = primals
+    out = ring_slot_p.bind(buf, slot)
+    tb = tangents[0]
+    return out, (_zero_like(out) if _is_zero(tb) else ring_slot_p.bind(tb, slot))
+
+
+def _slot_transpose(ct, buf, slot):
+    return [ring_write_p.bind(_zeros(buf.aval), ad.instantiate_zeros(ct), slot), None]
+
+
+ring_write_p = _define(
+    "bmx_ring_write", _write_impl, lambda b, v, s: _aval(b.shape, b.dtype), _write_batch, _write_jvp, _write_transpose
+)
+ring_slot_p = _define(
+    "bmx_ring_slot",
+    lambda b, s: lax.dynamic_index_in_dim(b, s, axis=1, keepdims=False),
+    lambda b, s: _aval(b.shape[:1], b.dtype),
+    _slot_batch,
+    _slot_jvp,
+    _slot_transpose,
+)
+
+
+# -- gather / scatter_add (used by the reads and their transposes) ---------------------------
+
+
+def _gather_batch(args, dims):
+    size = _axis_size(args, dims)
+    (buf, src, slot), (bd, sd, ld) = args, dims
+    g, shared = _take_phys(_phys(buf, bd, size), src, slot, sd, ld, size)
+    return (jnp.moveaxis(g, -1, 0) if shared else g), 0
+
+
+def _gather_jvp(primals, tangents):
+    buf, src, slot = primals
+    out = gather_p.bind(buf, src, slot)
+    tb = tangents[0]
+    return out, (_zero_like(out) if _is_zero(tb) else gather_p.bind(tb, src, slot))
+
+
+def _gather_transpose(ct, buf, src, slot):
+    return [scatter_add_p.bind(_zeros(buf.aval), ad.instantiate_zeros(ct), src, slot), None, None]
+
+
+def _scatter_impl(base, values, src, slot):
+    flat = base.reshape(-1).at[_flat(src, slot, base.shape[1])].add(values, mode=_PIB)
+    return flat.reshape(base.shape)
+
+
+def _scatter_batch(args, dims):
+    size = _axis_size(args, dims)
+    (base, values, src, slot), (bd, vd, sd, ld) = args, dims
+    phys = _phys(base, bd, size)
+    values = _per_member(values, vd, size)  # (B, T, J)
+    if sd is None and ld is None:
+        idx = jnp.stack([src, slot], axis=-1)
+        dnums = lax.ScatterDimensionNumbers(
+            update_window_dims=(2,), inserted_window_dims=(0, 1), scatter_dims_to_operand_dims=(0, 1)
+        )
+        phys = lax.scatter_add(phys, idx, jnp.moveaxis(values, 0, -1), dnums, mode=_PIB)
+    else:
+        S, L, B = phys.shape
+        src = _per_member(src, sd, size)
+        slot = _per_member(slot, ld, size)
+        member = jnp.arange(B, dtype=src.dtype)[:, None, None]
+        phys = phys.reshape(-1).at[(src * L + slot) * B + member].add(values, mode=_PIB).reshape(phys.shape)
+    return _raw(phys), 0
+
+
+def _scatter_jvp(primals, tangents):
+    base, values, src, slot = primals
+    out = scatter_add_p.bind(base, values, src, slot)
+    tb, tv = tangents[:2]
+    if _is_zero(tb) and _is_zero(tv):
+        return out, _zero_like(out)
+    tb = _zeros(base) if _is_zero(tb) else tb
+    tv = _zeros(values) if _is_zero(tv) else tv
+    return out, scatter_add_p.bind(tb, tv, src, slot)
+
+
+def _scatter_transpose(ct, base, values, src, slot):
+    ct = ad.instantiate_zeros(ct)
+    out_values = gather_p.bind(ct, src, slot) if ad.is_undefined_primal(values) else None
+    return [ct if ad.is_undefined_primal(base) else None, out_values, None, None]
+
+
+gather_p = _define("bmx_delay_gather", _take, lambda b, s, l_: _aval(s.shape, b.dtype), _gather_batch, _gather_jvp, _gather_transpose)
+scatter_add_p = _define(
+    "bmx_delay_scatter_add", _scatter_impl, lambda b, v, s, l_: _aval(b.shape, b.dtype), _scatter_batch, _scatter_jvp, _scatter_transpose
+)
+
+
+# -- the reads ------------------------------------------------------------------------------
+
+
+def _weighted_sum(g, w):
+    contrib = _real(g * w)
+    # A matrix-vector product reduces much faster than XLA's row reduction on CPU.
+    return contrib @ jnp.ones(contrib.shape[-1], contrib.dtype)
+
+
+def _sum_batch(args, dims):
+    size = _axis_size(args, dims)
+    (buf, src, slot, w), (bd, sd, ld, wd) = args, dims
+    if bd is None and sd is None and ld is None:
+        return _real(_front(w, wd) * _take(buf, src, slot)).sum(-1), 0
+    g, shared = _take_phys(_phys(buf, bd, size), src, slot, sd, ld, size)
+    if shared:  # g: (T, J, B)
+        wb = w[..., None] if wd is None else jnp.moveaxis(w, wd, -1)
+        return _real(g * wb).sum(1).T, 0
+    return _real(g * _per_member(w, wd, size)).sum(-1), 0
+
+
+def _sum_only_jvp(primals, tangents):
+    buf, src, slot, w = primals
+    out = sum_p.bind(buf, src, slot, w)
+    tb, _, _, tw = tangents
+    parts = []
+    if not _is_zero(tb):
+        parts.append(sum_p.bind(tb, src, slot, w))
+    if not _is_zero(tw):
+        parts.append(sum_p.bind(buf, src, slot, tw))
+    return out, (sum(parts[1:], parts[0]) if parts else _zero_like(out))
+
+
+def _sum_only_transpose(ct, buf, src, slot, w):
+    ct = ad.instantiate_zeros(ct)
+    out_buf = out_w = None
+    if ad.is_undefined_primal(buf):
+        out_buf = scatter_add_p.bind(_zeros(buf.aval), (ct[:, None] * w).astype(buf.aval.dtype), src, slot)
+    if ad.is_undefined_primal(w):
+        out_w = (ct[:, None] * gather_p.bind(buf, src, slot)).astype(w.aval.dtype)
+    return [out_buf, None, None, out_w]
+
+
+# ``sum_p``: the weighted sums alone (no pass-through). Used for the weights' share of a
+# derivative, where the buffer is a primal value read once more.
+sum_p = _define(
+    "bmx_delay_sum",
+    lambda b, s, l_, w: _weighted_sum(_take(b, s, l_), w),
+    lambda b, s, l_, w: _aval(s.shape[:1], _real_dtype(b.dtype)),
+    _sum_batch,
+    _sum_only_jvp,
+    _sum_only_transpose,
+)
+
+
+def _read_sum_batch(args, dims):
+    out, d = _sum_batch(args, dims)
+    return (out, args[0]), (d, dims[0])
+
+
+def _read_sum_jvp(primals, tangents):
+    buf, src, slot, w = primals
+    sums, buf_out = read_sum_p.bind(buf, src, slot, w)
+    tb, _, _, tw = tangents
+    t_sums, t_buf = None, _zero_like(buf)
+    if not _is_zero(tb):
+        t_sums, t_buf = read_sum_p.bind(tb, src, slot, w)
+    if not _is_zero(tw):
+        part = sum_p.bind(buf, src, slot, tw)
+        t_sums = part if t_sums is None else t_sums + part
+    return (sums, buf_out), (_zero_like(sums) if t_sums is None else t_sums, t_buf)
+
+
+def _read_sum_transpose(cts, buf, src, slot, w):
+    ct_sums, ct_buf = cts
+    # Only the buffer is linear here: the weights' share goes through ``sum_p``.
+    assert ad.is_undefined_primal(buf) and not ad.is_undefined_primal(w)
+    base = _zeros(buf.aval) if _is_zero(ct_buf) else ct_buf
+    if _is_zero(ct_sums):
+        return [base, None, None, None]
+    values = (ct_sums[:, None] * w).astype(buf.aval.dtype)
+    return [scatter_add_p.bind(base, values, src, slot), None, None, None]
+
+
+read_sum_p = _define(
+    "bmx_read_sum",
+    lambda b, s, l_, w: (_weighted_sum(_take(b, s, l_), w), b),
+    lambda b, s, l_, w: (_aval(s.shape[:1], _real_dtype(b.dtype)), _aval(b.shape, b.dtype)),
+    _read_sum_batch,
+    _read_sum_jvp,
+    _read_sum_transpose,
+    multiple_results=True,
+)
+
+
+def _read_gather_batch(args, dims):
+    out, d = _gather_batch(args, dims)
+    return (out, args[0]), (d, dims[0])
+
+
+def _read_gather_jvp(primals, tangents):
+    buf, src, slot = primals
+    out = read_gather_p.bind(buf, src, slot)
+    tb = tangents[0]
+    if _is_zero(tb):
+        return out, (_zero_like(out[0]), _zero_like(buf))
+    return out, read_gather_p.bind(tb, src, slot)
+
+
+def _read_gather_transpose(cts, buf, src, slot):
+    ct_g, ct_buf = cts
+    base = _zeros(buf.aval) if _is_zero(ct_buf) else ct_buf
+    if _is_zero(ct_g):
+        return [base, None, None]
+    return [scatter_add_p.bind(base, ct_g, src, slot), None, None]
+
+
+read_gather_p = _define(
+    "bmx_read_gather",
+    lambda b, s, l_: (_take(b, s, l_), b),
+    lambda b, s, l_: (_aval(s.shape, b.dtype), _aval(b.shape, b.dtype)),
+    _read_gather_batch,
+    _read_gather_jvp,
+    _read_gather_transpose,
+    multiple_results=True,
+)
+
+
+# -- public functions -----------------------------------------------------------------------
+
+
+def ring_fill(values: Array, anchors: Sequence = ()) -> Array:
+    """A ring buffer holding ``values`` (shape ``(S, L)``: slot ``l`` of channel ``s``).
+
+    **Arguments:**
+
+    - `values`: the initial slots (a complex dtype makes a packed buffer).
+    - `anchors`: any pytree of the arrays the run depends on (model, initial state,
+      inputs, keys). Under ``jax.vmap`` the buffer is batched as soon as one of them is.
+    """
+    leaves = [a for a in jax.tree_util.tree_leaves(anchors) if isinstance(a, jax.Array | np.ndarray)]
+    leaves = [a for a in leaves if jnp.issubdtype(a.dtype, jnp.number) or jnp.issubdtype(a.dtype, jnp.bool_)]
+    return ring_fill_p.bind(jnp.asarray(values), *leaves)
+
+
+def ring_unfill(buf: Array) -> Array:
+    """The slots of ``buf`` as an ordinary ``(S, L)`` array (consumes ``buf``)."""
+    return ring_unfill_p.bind(buf)
+
+
+def ring_write(buf: Array, value: Array, slot: Array) -> Array:
+    """``buf`` with slot ``slot`` of every channel set to ``value`` (shape ``(S,)``)."""
+    return ring_write_p.bind(buf, jnp.asarray(value).astype(buf.dtype), jnp.asarray(slot, jnp.int32))
+
+
+def read_sum(buf: Array, src: Array, slot: Array, weights: Array) -> tuple[Array, Array]:
+    r"""Weighted sums of delayed samples, $o_t = \mathrm{Re}\sum_j w_{tj}\, h[s_{tj}, l_{tj}]$.
+
+    **Arguments:**
+
+    - `buf`: the ring buffer ``(S, L)`` (consumed: use the returned one afterwards).
+    - `src`: ``(T, J)`` int, the source channel of each (target, entry) pair.
+    - `slot`: ``(T, J)`` int, the slot each pair reads.
+    - `weights`: ``(T, J)``, cast to the buffer's dtype (complex weights interpolate a
+      packed buffer).
+
+    **Returns:** ``(o, buf)``: the real sums ``(T,)`` and the buffer.
+    """
+    return tuple(read_sum_p.bind(buf, src, slot, jnp.asarray(weights).astype(buf.dtype)))
+
+
+def read_gather(buf: Array, src: Array, slot: Array) -> tuple[Array, Array]:
+    """The delayed samples ``h[src, slot]`` (``(T, J)``, buffer dtype) and the buffer."""
+    return tuple(read_gather_p.bind(buf, src, slot))
