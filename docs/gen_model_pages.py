@@ -78,7 +78,7 @@ def model_page(desc) -> str:
         ("brainmass name", f"`{desc.brainmass_name}`" if desc.brainmass_name else "-"),
         ("coupling input", f"`{desc.cls.coupling_input}`" if desc.cls.coupling_input else "-"),
     ]
-    lines += ["| | |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in facts] + [""]
+    lines += ["| property | value |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in facts] + [""]
 
     lines += ["## State variables", "", "| state | unit | initial value |", "|---|---|---|"]
     lines += [f"| `{s}` | {_unit(u)} | {_value(desc.initial.get(s))} |" for s, u in desc.states.items()]
