@@ -130,13 +130,20 @@ class _Held(eqx.Module):
         return self
 
 
+def wrap_solver(core, solver, dt: float):
+    """``core.wrap_solver(solver, dt=dt)`` (models whose hook takes no ``dt`` get the solver only)."""
+    if "dt" in inspect.signature(core.wrap_solver).parameters:
+        return core.wrap_solver(solver, dt=dt)
+    return core.wrap_solver(solver)
+
+
 def _init_solver_state(core, y, solver, dt, key, batch):
     """The solver state at t = 0 (per batch member when ``batch`` is set)."""
 
     def init(y_, k_):
         stochastic = getattr(core, "is_stochastic", False)
         terms = core.terms(k_, dt=dt, t1=dt, solver=solver) if stochastic else core.terms(k_)
-        wrapped = core.wrap_solver(solver)
+        wrapped = wrap_solver(core, solver, dt)
         zero = jnp.zeros((), jnp.result_type(float))
         return wrapped.init(terms, zero, zero + dt, y_, _Held({}))
 
@@ -150,7 +157,7 @@ def _one_step(core, y, inputs, solver, t0, dt, key, solver_state):
     """One step of ``solver`` on ``core`` (the core's step, projection included)."""
     stochastic = getattr(core, "is_stochastic", False)
     terms = core.terms(key, dt=dt, t1=t0 + dt, solver=solver) if stochastic else core.terms(key)
-    wrapped = core.wrap_solver(solver)
+    wrapped = wrap_solver(core, solver, dt)
     source = _Held(inputs)
     if solver_state is None:
         solver_state = wrapped.init(terms, t0, t0 + dt, y, source)
@@ -165,7 +172,89 @@ def _param_default(name, default):
     return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
 
 
-class NodeModel(Dynamics):
+class _UsingCore:
+    """Within the block, ``model.core_model()`` returns ``core`` (no rebuild inside traces)."""
+
+    def __init__(self, model, core):
+        self.model, self.core = model, core
+
+    def __enter__(self):
+        self.previous = self.model.__dict__.get("_core_override")
+        self.model.__dict__["_core_override"] = self.core
+        node = getattr(self.model, "node", None)
+        self.inner = _UsingCore(node, self.core.node) if node is not None and hasattr(self.core, "node") else None
+        if self.inner is not None:
+            self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.inner is not None:
+            self.inner.__exit__(*exc)
+        self.model.__dict__["_core_override"] = self.previous
+
+
+class CoreStepper:
+    """One-step stateful stepping on a core model, shared by node models and `Network`.
+
+    Needs ``core_model()``, ``to_core_state(core)``, ``from_core_state(state, core)``,
+    ``core_inputs(args, kwargs, core)``, ``solver()`` and ``_output(core)``. Carries the
+    solver state (delay history, noise block), the noise key and the step count in states,
+    so repeated ``update`` calls continue one trajectory (inside loops as well).
+    """
+
+    def using_core(self, core):
+        """Context: ``core_model()`` returns ``core`` (built once, outside any trace)."""
+        return _UsingCore(self, core)
+
+    def _init_stepper(self, batch_size) -> None:
+        self._batch = batch_size
+        for attr in ("_solver_state", "_key", "_step"):
+            if isinstance(getattr(self, attr, None), State):
+                getattr(self, attr).value = None if attr != "_step" else 0
+            else:
+                setattr(self, attr, State(None if attr != "_step" else 0))
+        if environ.get("dt", None) is not None:
+            self._prepare(dt_ms())
+
+    def _prepare(self, dt: float) -> None:
+        """Draw the noise key and build the solver state, so that ``update`` keeps one
+        pytree structure from the first step on (required inside loops)."""
+        core = self.core_model()
+        key = None
+        if getattr(core, "is_stochastic", False):
+            key = random.split_key() if self._batch is None else random.split_key(self._batch)
+            self._key.value = key
+        y = self.to_core_state(core)
+        self._solver_state.value = _init_solver_state(core, y, self.solver(), dt, key, self._batch)
+
+    def _core_step(self, args: tuple, kwargs: dict):
+        core = self.core_model()
+        y = self.to_core_state(core)
+        inputs = self.core_inputs(args, kwargs, core)
+        dt = dt_ms()
+        step = self._step.value
+        t0 = jnp.asarray((0 if step is None else step) * dt, dtype=jnp.result_type(float))
+        batch = getattr(self, "_batch", None)
+        if getattr(core, "is_stochastic", False) and self._key.value is None:
+            self._prepare(dt)
+        key = self._key.value
+        solver = self.solver()
+        solver_state = self._solver_state.value
+        if batch is None:
+            y1, solver_state = _one_step(core, y, inputs, solver, t0, dt, key, solver_state)
+        else:
+            in_inputs = {k: 0 if jnp.ndim(v) >= 2 else None for k, v in inputs.items()}
+            y1, solver_state = jax.vmap(
+                lambda y_, i_, k_, s_: _one_step(core, y_, i_, solver, t0, dt, k_, s_),
+                in_axes=(0, in_inputs, 0 if key is not None else None, 0 if solver_state is not None else None),
+            )(y, inputs, key, solver_state)
+        self._solver_state.value = solver_state
+        self._step.value = (0 if step is None else step) + 1
+        self.from_core_state(y1, core)
+        return self._output(core)
+
+
+class NodeModel(CoreStepper, Dynamics):
     """Base class of the facade node models.
 
     Subclasses declare, as class attributes:
@@ -287,6 +376,9 @@ class NodeModel(Dynamics):
 
     def core_model(self):
         """The functional model with the current parameter values (and noise attached)."""
+        override = self.__dict__.get("_core_override")
+        if override is not None:
+            return override
         core = core_call(self.core, n_regions=self.n_regions, **self.core_kwargs())
         specs, enters = self.noise_specs()
         if specs:
@@ -319,26 +411,10 @@ class NodeModel(Dynamics):
             if unit and not isinstance(value, u.Quantity):
                 value = u.Quantity(value, unit)
             self._set_state(name, value)
-        self._batch = batch_size
-        for attr in ("_solver_state", "_key", "_step"):
-            if isinstance(getattr(self, attr, None), State):
-                getattr(self, attr).value = None if attr != "_step" else 0
-            else:
-                setattr(self, attr, State(None if attr != "_step" else 0))
-        if environ.get("dt", None) is not None and self.core is not None:
-            self._prepare(dt_ms())
-
-    def _prepare(self, dt: float) -> None:
-        """Draw the noise key and build the solver state, so that ``update`` keeps one
-        pytree structure from the first step on (required inside loops)."""
-        core = self.core_model()
-        key = None
-        if getattr(core, "is_stochastic", False):
-            key = random.split_key() if self._batch is None else random.split_key(self._batch)
-            self._key.value = key
-        solver = self.solver()
-        y = self.to_core_state(core)
-        self._solver_state.value = _init_solver_state(core, y, solver, dt, key, self._batch)
+        if self.core is None:
+            self._batch = batch_size
+            return
+        self._init_stepper(batch_size)
 
     def _set_state(self, name: str, value: Any) -> None:
         existing = vars(self).get(name)
@@ -435,30 +511,7 @@ class NodeModel(Dynamics):
 
     def update(self, *args: Any, **kwargs: Any) -> Any:
         self._require_states()
-        core = self.core_model()
-        y = self.to_core_state(core)
-        inputs = self.core_inputs(args, kwargs, core)
-        dt = dt_ms()
-        step = self._step.value
-        t0 = jnp.asarray((0 if step is None else step) * dt, dtype=jnp.result_type(float))
-        batch = getattr(self, "_batch", None)
-        if getattr(core, "is_stochastic", False) and self._key.value is None:
-            self._prepare(dt)
-        key = self._key.value
-        solver = self.solver()
-        solver_state = self._solver_state.value
-        if batch is None:
-            y1, solver_state = _one_step(core, y, inputs, solver, t0, dt, key, solver_state)
-        else:
-            in_inputs = {k: 0 if jnp.ndim(v) >= 2 else None for k, v in inputs.items()}
-            y1, solver_state = jax.vmap(
-                lambda y_, i_, k_, s_: _one_step(core, y_, i_, solver, t0, dt, k_, s_),
-                in_axes=(0, in_inputs, 0 if key is not None else None, 0 if solver_state is not None else None),
-            )(y, inputs, key, solver_state)
-        self._solver_state.value = solver_state
-        self._step.value = (0 if step is None else step) + 1
-        self.from_core_state(y1, core)
-        return self._output(core)
+        return self._core_step(args, kwargs)
 
     def _output(self, core):
         spec = self.output

@@ -62,9 +62,10 @@ class _FacadeMonitor:
     afterwards); a Quantity result is recorded as its magnitude, its unit kept aside.
     """
 
-    def __init__(self, model: Any, fn: Callable):
+    def __init__(self, model: Any, fn: Callable, core: Any = None):
         self.model = model
         self.fn = fn
+        self.core = core
         self.key = (id(model), id(fn))
 
     def __hash__(self):
@@ -74,9 +75,9 @@ class _FacadeMonitor:
         return isinstance(other, _FacadeMonitor) and other.key == self.key
 
     def __call__(self, core_model, state):
-        with frame() as fr:
+        with frame() as fr, self.model.using_core(self.core):
             try:
-                self.model.from_core_state(state)
+                self.model.from_core_state(state, self.core)
                 value = self.fn(self.model)
             finally:
                 fr.undo()
@@ -94,8 +95,8 @@ class _FacadeMonitor:
 class _AttributeMonitor(_FacadeMonitor):
     """A monitored attribute that is not a state (a `Param`, a method)."""
 
-    def __init__(self, model, name):
-        super().__init__(model, _read_attribute(name))
+    def __init__(self, model, name, core=None):
+        super().__init__(model, _read_attribute(name), core)
         self.key = (id(model), ("attr", name))
 
 
@@ -286,18 +287,18 @@ class Simulator:
             if isinstance(what, str):
                 if what in model.state_names():
                     return what
-                return _AttributeMonitor(model, what)
-            return _FacadeMonitor(model, what)
+                return _AttributeMonitor(model, what, core)
+            return _FacadeMonitor(model, what, core)
 
         if monitors is None:
             out = model.output
             parts = out if isinstance(out, tuple) else (out,)
             for i, p in enumerate(parts):
                 known = p in model.state_names() or p in observables
-                entries.append((f"__output{i}", p if known else _AttributeMonitor(model, p)))
+                entries.append((f"__output{i}", p if known else _AttributeMonitor(model, p, core)))
             layout = ("tuple" if isinstance(out, tuple) else "single", len(parts))
         elif callable(monitors) and not isinstance(monitors, (list, tuple, Mapping)):
-            entries.append(("output", _FacadeMonitor(model, monitors)))
+            entries.append(("output", _FacadeMonitor(model, monitors, core)))
             layout = ("dict", None)
         elif isinstance(monitors, Mapping):
             for name, what in monitors.items():

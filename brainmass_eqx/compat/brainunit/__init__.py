@@ -223,6 +223,9 @@ class Quantity(BareQuantity):
 
     value: Any = eqx.field(converter=_as_value)
 
+    # NumPy hands ``ndarray * quantity`` to ``Quantity.__rmul__`` (host values stay NumPy).
+    __array_ufunc__ = None
+
     def __init__(self, value: Any, unit: Any = ""):
         if isinstance(value, BareQuantity) or isinstance(value, unxt.AbstractQuantity):
             value = value.to(_as_astropy(unit)).value if unit not in ("", None) else value
