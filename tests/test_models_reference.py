@@ -5,8 +5,9 @@ the recorded parameters, started from the recorded initial state, driven by the 
 constant inputs and run by `simulate` with the matching solver (brainmass ``exp_euler`` ->
 `ExponentialEuler`, ``rk4`` -> `RK4`, HORN's ``symplectic`` -> `SymplecticEuler`),
 recording every ``record_every`` steps. Each variable must agree within 1e-4 of its largest
-magnitude, over the whole run, or, for chaotic cases, over the leading steps where
-brainmass's own float32 and float64 runs still agree (``horizon_steps``).
+magnitude, over the whole run, or, for the chaotic cases (Lorenz, Larter-Breakspear,
+Epileptor ``alt``), over the first half of the leading steps where brainmass's own float32
+and float64 runs still agree to 1e-4 (``horizon_steps``).
 
 The comparisons run in float64 against brainmass's float32 files: the difference is then
 brainmass's own float32 rounding (``gap64``, 1e-7 to 3e-5). In float32 our runs drift
@@ -262,6 +263,10 @@ def _check(relpath):
     expected = states(ref)
     units = meta["state_units"]
     horizon = int(meta["horizon_steps"])
+    if horizon < int(meta["n_steps"]):
+        # Chaotic case: at the horizon brainmass's own float32 run is already 1e-4 away from
+        # its float64 run; compare over the first half, where rounding has not yet grown.
+        horizon //= 2
     n_keep = max(1, horizon // int(meta["record_every"]))
     corrected = CORRECTED.get((meta["model"], meta["case"]))
     replaced = ()

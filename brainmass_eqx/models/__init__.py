@@ -1,9 +1,11 @@
 """Neural-mass node models."""
 
-from ._base import AbstractModel as AbstractModel
-from ._base import Uniform as Uniform
-from ._base import initial as initial
-from ._base import parameter as parameter
+from ._base import (
+    AbstractModel as AbstractModel,
+    Uniform as Uniform,
+    initial as initial,
+    parameter as parameter,
+)
 from ._coombes_byrne import CoombesByrne as CoombesByrne
 from ._delay_history import SelfDelaySolver as SelfDelaySolver
 from ._epileptor import Epileptor as Epileptor
@@ -16,39 +18,46 @@ from ._larter_breakspear import LarterBreakspear as LarterBreakspear
 from ._linear import Linear as Linear
 from ._lorenz import Lorenz as Lorenz
 from ._montbrio import MontbrioPazoRoxin as MontbrioPazoRoxin
-from ._oscillators import AbstractXYOscillator as AbstractXYOscillator
-from ._oscillators import Hopf as Hopf
-from ._oscillators import StuartLandau as StuartLandau
-from ._oscillators import VanDerPol as VanDerPol
-from ._registry import ModelDescription as ModelDescription
-from ._registry import ModelInfo as ModelInfo
-from ._registry import describe_model as describe_model
-from ._registry import list_models as list_models
-from ._registry import model_registry as model_registry
-from ._sequence import AbstractSequenceLayer as AbstractSequenceLayer
-from ._sequence import AdditiveRecurrence as AdditiveRecurrence
-from ._sequence import Affine as Affine
-from ._sequence import DelayedAdditiveRecurrence as DelayedAdditiveRecurrence
-from ._sequence import HORNSeqLayer as HORNSeqLayer
-from ._sequence import HORNSeqNetwork as HORNSeqNetwork
-from ._sequence import JansenRit2Layer as JansenRit2Layer
-from ._sequence import JansenRitLayer as JansenRitLayer
-from ._sequence import JansenRitNetwork as JansenRitNetwork
-from ._sequence import JansenRitTR as JansenRitTR
-from ._sequence import WilsonCowanSeqLayer as WilsonCowanSeqLayer
-from ._sequence import WilsonCowanSeqNetwork as WilsonCowanSeqNetwork
+from ._oscillators import (
+    AbstractXYOscillator as AbstractXYOscillator,
+    Hopf as Hopf,
+    StuartLandau as StuartLandau,
+    VanDerPol as VanDerPol,
+)
+from ._registry import (
+    ModelDescription as ModelDescription,
+    ModelInfo as ModelInfo,
+    describe_model as describe_model,
+    list_models as list_models,
+    model_registry as model_registry,
+)
+from ._sequence import (
+    AbstractSequenceLayer as AbstractSequenceLayer,
+    AdditiveRecurrence as AdditiveRecurrence,
+    Affine as Affine,
+    DelayedAdditiveRecurrence as DelayedAdditiveRecurrence,
+    HORNSeqLayer as HORNSeqLayer,
+    HORNSeqNetwork as HORNSeqNetwork,
+    JansenRit2Layer as JansenRit2Layer,
+    JansenRitLayer as JansenRitLayer,
+    JansenRitNetwork as JansenRitNetwork,
+    JansenRitTR as JansenRitTR,
+    WilsonCowanSeqLayer as WilsonCowanSeqLayer,
+    WilsonCowanSeqNetwork as WilsonCowanSeqNetwork,
+)
 from ._symplectic import SymplecticEuler as SymplecticEuler
 from ._threshold_linear import ThresholdLinear as ThresholdLinear
-from ._wilson_cowan import AbstractWilsonCowan as AbstractWilsonCowan
-from ._wilson_cowan import WilsonCowan as WilsonCowan
-from ._wilson_cowan import WilsonCowanAdaptive as WilsonCowanAdaptive
-from ._wilson_cowan import WilsonCowanDelayed as WilsonCowanDelayed
-from ._wilson_cowan import WilsonCowanDivisive as WilsonCowanDivisive
-from ._wilson_cowan import WilsonCowanDivisiveInput as WilsonCowanDivisiveInput
-from ._wilson_cowan import WilsonCowanLinear as WilsonCowanLinear
-from ._wilson_cowan import WilsonCowanNoSaturation as WilsonCowanNoSaturation
-from ._wilson_cowan import WilsonCowanSimplified as WilsonCowanSimplified
-from ._wilson_cowan import WilsonCowanSymmetric as WilsonCowanSymmetric
-from ._wilson_cowan import WilsonCowanThreePopulation as WilsonCowanThreePopulation
-from ._wong_wang import WongWang as WongWang
-from ._wong_wang import WongWangExcInh as WongWangExcInh
+from ._wilson_cowan import (
+    AbstractWilsonCowan as AbstractWilsonCowan,
+    WilsonCowan as WilsonCowan,
+    WilsonCowanAdaptive as WilsonCowanAdaptive,
+    WilsonCowanDelayed as WilsonCowanDelayed,
+    WilsonCowanDivisive as WilsonCowanDivisive,
+    WilsonCowanDivisiveInput as WilsonCowanDivisiveInput,
+    WilsonCowanLinear as WilsonCowanLinear,
+    WilsonCowanNoSaturation as WilsonCowanNoSaturation,
+    WilsonCowanSimplified as WilsonCowanSimplified,
+    WilsonCowanSymmetric as WilsonCowanSymmetric,
+    WilsonCowanThreePopulation as WilsonCowanThreePopulation,
+)
+from ._wong_wang import WongWang as WongWang, WongWangExcInh as WongWangExcInh

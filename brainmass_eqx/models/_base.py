@@ -231,9 +231,10 @@ class AbstractModel(eqx.Module):
 
         return ModelTerm(self)
 
-    def wrap_solver(self, solver):
+    def wrap_solver(self, solver, dt=None):
         """The solver `simulate` uses for this model (a hook for models that carry solver
-        state, such as a delayed `Network`'s history). Identity by default."""
+        state, such as a delayed `Network`'s history). `simulate` passes the step ``dt``
+        (ms), which sizes such state. Identity by default."""
         return solver
 
     def input(self, inputs: dict[str, Array], name: str) -> Array:

@@ -262,8 +262,8 @@ class HORNSeqLayer(AbstractSequenceLayer):
     def __init__(self, n_input, n_hidden, *, key, alpha=0.04, omega=2.0 * math.pi / 28.0, gamma=0.01, v=0.0,
                  init_x=0.0, init_y=0.0, delay=None, delay_init=0.0, interpolation="linear", dt=0.1,
                  rec_bias=True, inp_bias=True, solver=None):
-        self.cell = HORN(n_hidden, alpha=alpha, omega=omega, gamma=gamma, v=v, init_x=init_x, init_y=init_y)
         self.i2h, self.h2h = _layer_parts(n_input, n_hidden, key, delay, delay_init, interpolation, rec_bias, inp_bias)
+        self.cell = HORN(n_hidden, alpha=alpha, omega=omega, gamma=gamma, v=v, init_x=init_x, init_y=init_y)
         self.dt = to_ms(dt, "dt")
         self.solver = SymplecticEuler() if solver is None else solver
 
@@ -287,8 +287,8 @@ class WilsonCowanSeqLayer(AbstractSequenceLayer):
                  interpolation="linear", dt=0.1, rec_bias=True, inp_bias=True, solver=None, **wc_kwargs):
         if not (isinstance(wc_cls, type) and issubclass(wc_cls, AbstractWilsonCowan)):
             raise TypeError(f"wc_cls must be a Wilson-Cowan model class, got {wc_cls!r}.")
-        self.cell = wc_cls(n_hidden, **wc_kwargs)
         self.i2h, self.h2h = _layer_parts(n_input, n_hidden, key, delay, delay_init, interpolation, rec_bias, inp_bias)
+        self.cell = wc_cls(n_hidden, **wc_kwargs)
         self.dt = to_ms(dt, "dt")
         self.solver = ExponentialEuler() if solver is None else solver
 
@@ -309,8 +309,8 @@ class JansenRitLayer(AbstractSequenceLayer):
 
     def __init__(self, n_input, n_hidden, *, key, delay=None, delay_init=0.0, interpolation="linear", dt=0.1,
                  rec_bias=True, inp_bias=True, solver=None, **jr_kwargs):
-        self.cell = JansenRit(n_hidden, **jr_kwargs)
         self.i2h, self.h2h = _layer_parts(n_input, n_hidden, key, delay, delay_init, interpolation, rec_bias, inp_bias)
+        self.cell = JansenRit(n_hidden, **jr_kwargs)
         self.dt = to_ms(dt, "dt")
         self.solver = ExponentialEuler() if solver is None else solver
 
@@ -337,9 +337,11 @@ class JansenRit2Layer(AbstractSequenceLayer):
                  inp_bias=True, solver=None, **jr_kwargs):
         if delay is None:
             raise ValueError("JansenRit2Layer needs delay= ((n_hidden, n_hidden) delays in ms, or a scalar).")
+        if key is None:
+            raise ValueError("pass key=jax.random.key(...) to draw the input and recurrent weights.")
         key, k_f, k_l = jr.split(key, 3)
-        self.cell = JansenRit(n_hidden, **jr_kwargs)
         self.i2h, self.h2h = _layer_parts(n_input, n_hidden, key, delay, delay_init, interpolation, True, inp_bias)
+        self.cell = JansenRit(n_hidden, **jr_kwargs)
         self.w_f = _he_normal(k_f, (n_hidden, n_hidden))
         self.w_l = _he_normal(k_l, (n_hidden, n_hidden))
         self.dt = to_ms(dt, "dt")
@@ -422,11 +424,13 @@ class JansenRitTR(eqx.Module):
     TRs (whole numbers); `k`, `w_ll`, `w_ff`, `w_bb` ((n, n) log-weights), `g_l`, `g_f`,
     `g_b` (all trainable as `Param`s); `mask` (optional (n, n)); `tr`, `dt` (ms; default
     1 ms and 0.1 ms); `delay_init` (the value of $M$ before the start, default 0);
-    `state_init` (initial value of every JR state, default 0); `jr_kwargs`: JR parameters.
+    `state_init` (initial value of every JR state, default 0); `symmetrize_lateral` (default
+    True; False reproduces brainmass, see below); `jr_kwargs`: JR parameters.
 
     **Deliberate differences from brainmass 0.1.1:** the lateral weights are symmetrised
-    (brainmass transposes with axes (0, 1), a no-op); ``std_in`` noise is not built in
-    (add noise through the noise API).
+    (brainmass transposes with axes (0, 1), a no-op: ``symmetrize_lateral=False`` gives its
+    numbers); ``std_in`` noise is not built in (add noise through the noise API);
+    ``state_saturation`` / ``input_saturation``, unused by brainmass, do not exist.
     """
 
     cell: JansenRit
@@ -445,9 +449,10 @@ class JansenRitTR(eqx.Module):
     delay_init: float = eqx.field(static=True)
     max_delay: int = eqx.field(static=True)
     solver: Any = eqx.field(static=True)
+    symmetrize_lateral: bool = eqx.field(static=True)
 
     def __init__(self, n, sc, delay, k, w_ll, w_ff, w_bb, g_l, g_f, g_b, *, mask=None, tr=1.0, dt=0.1,
-                 delay_init=0.0, state_init=0.0, solver=None, **jr_kwargs):
+                 delay_init=0.0, state_init=0.0, solver=None, symmetrize_lateral=True, **jr_kwargs):
         n = _check_positive_int(n, "n")
         sc = jnp.asarray(sc, dtype=jnp.result_type(float))
         if sc.shape != (n, n):
@@ -473,6 +478,7 @@ class JansenRitTR(eqx.Module):
         self.g_l, self.g_f, self.g_b = g_l, g_f, g_b
         self.delay_init = float(delay_init)
         self.solver = ExponentialEuler() if solver is None else solver
+        self.symmetrize_lateral = bool(symmetrize_lateral)
 
     def _normalise(self, w, symmetric=False):
         w = jnp.exp(w) * self.sc
@@ -497,7 +503,7 @@ class JansenRitTR(eqx.Module):
         n = y["M"].shape[-1]
         n_sub = int(round(m.tr / m.dt))
         u = m.k * jnp.asarray(u)
-        w_l, d_l = m._normalise(m.w_ll, symmetric=True)
+        w_l, d_l = m._normalise(m.w_ll, symmetric=m.symmetrize_lateral)
         w_f, d_f = m._normalise(m.w_ff)
         w_b, d_b = m._normalise(m.w_bb)
         column = jnp.broadcast_to(jnp.arange(n), (n, n))

@@ -354,6 +354,8 @@ class WilsonCowanDelayed(_SigmoidEI):
         ``dt`` (ms) sizes the buffer exactly; without it the buffer is sized for steps down
         to 0.01 ms (a longer delay in steps raises at run time).
         """
+        if isinstance(solver, SelfDelaySolver):  # already carries a history
+            return solver
         step = _HISTORY_DT_FLOOR_MS if dt is None else to_ms(dt, "dt")
         return SelfDelaySolver(solver, _DELAYED_READS, slots_for(self.max_delay, step), self.interpolation)
 
