@@ -161,8 +161,11 @@ class Substeps(dfx.AbstractSolver):
 
         def body(i, carry):
             y, state = carry
+            # Step i ends where step i + 1 starts, so the float32 step sizes sum to
+            # t1 - t0. (With tb = ta + h every step rounded the same way at large t: a
+            # float32 run at dt = 0.1 ms ran 1.4% fast by t = 200 s.)
             ta = t0 + i * h
-            tb = jnp.where(i == self.n - 1, t1, ta + h)
+            tb = jnp.where(i == self.n - 1, t1, t0 + (i + 1) * h)
             step_args = args.at_step(ta) if hasattr(args, "at_step") else args
             y, _, _, state, _ = self.solver.step(terms, ta, tb, y, step_args, state, False)
             return model.post_step(y), state
