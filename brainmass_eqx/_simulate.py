@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import typing
 import warnings
@@ -360,6 +361,14 @@ def _interpolated(model, terms, y0, source, solver, monitor, ts, dt, controller,
     return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end)
 
 
+def _wrap_solver(model, solver, dt_ms):
+    """``model.wrap_solver(solver, dt=dt_ms)``; hooks written without ``dt`` get the solver only."""
+    params = inspect.signature(model.wrap_solver).parameters
+    if "dt" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return model.wrap_solver(solver, dt=dt_ms)
+    return model.wrap_solver(solver)
+
+
 def _is_traced(tree) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
@@ -510,7 +519,7 @@ def simulate(
         terms = model.terms(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver)
     else:
         terms = model.terms(key)
-    solver = model.wrap_solver(solver)
+    solver = _wrap_solver(model, solver, dt_ms)
     traced = _is_traced((model, y0, source))
 
     if saveat is not None or adaptive:

@@ -1,0 +1,855 @@
+r"""`Network`: regions coupled through a connectome with conduction delays.
+
+A `Network` is itself a model (the `AbstractModel` contract): its state is its node's
+state, `simulate` runs it, it can be the node of another `Network`, and its connection
+weights, gain, conduction speed, distances and coupling parameters may be `Param`s.
+
+**Per step** (of ``dt``), as brainmass does: the coupling current is computed once from
+the delay history and the current state, held over the step (also over the stages of a
+multi-stage solver), and added to the node's coupling input; after the step the new
+state enters the history. The history lives in the solver state of a solver wrapper
+(`Network.wrap_solver`), so it costs nothing over a hand-written loop and chunked runs
+continue it exactly.
+
+**Delays** $\tau_{ij}$ (target $i$, source $j$) are ``distance / speed`` or given
+directly. A read at $t_n - \tau$ with $\tau / \Delta t = d + f$ ($d$ whole steps,
+$0 \le f < 1$) is, per ``interpolation``:
+
+- ``'linear'`` (default): $(1 - f)\, x_{n-d} + f\, x_{n-d-1}$, differentiable with
+  respect to the speed and the distances. Zero delays read the current state; delays
+  shorter than a step interpolate between the previous and the current state (so the
+  read is continuous in $\tau$).
+- ``'nearest'``: $x_{n - \mathrm{round}(\tau/\Delta t)}$.
+- ``'ceil'``: $x_{n - \lceil \tau/\Delta t \rceil}$, brainmass's rule (its delays are
+  whole steps rounded up).
+
+Reads before $t = 0$ return the initial history $h(t)$ for $t \le 0$ ($t = 0$ included):
+the initial state (constant past) by default, or the user's ``history``. brainmass's
+first step reads its ``delay_init`` even at zero delay: ``history`` = that value gives
+its trajectories. The delay diagonal is zero (as in brainmass).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import sparse as jsparse
+from jaxtyping import Array, PRNGKeyArray
+
+from . import _history as hist
+from ._param import Param, read
+from ._units import is_quantity, to_canonical, to_ms
+from .coupling import AbstractCoupling, AbstractSummedCoupling, make_coupling
+from .models._base import AbstractModel, State
+from .solvers import ModelTerm
+
+__all__ = ["Network", "INTERPOLATIONS"]
+
+#: The ways a delayed value is read from the history.
+INTERPOLATIONS = ("linear", "nearest", "ceil")
+# A delay that is a whole number of steps may come out as 19.99998 steps in float32; it
+# must still count as 20 whole steps for 'ceil'.
+_GRID_TOL = 1e-3
+
+
+def _concrete(x) -> np.ndarray | None:
+    """``x`` (or a Param's value) as numpy, or None if traced."""
+    x = read(x)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x)):
+        return None
+    return np.asarray(x)
+
+
+def _float(x):
+    return jnp.asarray(x, dtype=jnp.result_type(float))
+
+
+def _convert(value, name: str, unit: str):
+    """A field value in canonical ``unit``: Params keep their trainable raw value."""
+    if value is None:
+        return None
+    if isinstance(value, Param):
+        return value.in_unit(name, unit)
+    if is_quantity(value):
+        return _float(to_canonical(value, name, unit))
+    if isinstance(value, jsparse.BCOO):
+        return value
+    try:
+        return _float(value)
+    except TypeError as err:
+        raise TypeError(f"{name} must be an array, a number, a unxt Quantity or a Param; got {type(value).__name__}.") from err
+
+
+def _to_names(value, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise TypeError(f"{what} must be a name or a sequence of names, got {value!r}.")
+
+
+class _WithCoupling(eqx.Module):
+    """An input source that adds the held coupling currents (under a private key)."""
+
+    source: Any
+    key: str = eqx.field(static=True)
+    currents: dict
+
+    def evaluate(self, t):
+        return {**self.source.evaluate(t), self.key: self.currents}
+
+    def at_step(self, t):
+        src = self.source.at_step(t) if hasattr(self.source, "at_step") else self.source
+        return _WithCoupling(src, self.key, self.currents)
+
+
+class _Plan(eqx.Module):
+    """What the coupling needs at every step, computed once per solve.
+
+    Rows are ``(variable, feature, target)`` flattened; ``src`` the source channel of
+    each entry, ``lag`` its delay in whole steps, ``w`` its weight (complex for linear
+    interpolation: ``W (1 - f) - i W f``), ``rowsum`` the row sums of the effective
+    weights, ``frac`` the fractions (generic kernels only).
+    """
+
+    src: Array
+    lag: Array
+    w: Array
+    weights: Array
+    rowsum: Array
+    frac: Array | None
+    n_slots: int = eqx.field(static=True)
+    packed: bool = eqx.field(static=True)
+    buffered: bool = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+
+
+# Network has its own __init__; the AbstractModel.__post_init__ it then skips only converts
+# declared parameter fields, of which Network has none (it converts its arguments itself).
+warnings.filterwarnings("ignore", message=r"Class `brainmass_eqx\.network\.Network` has both", category=UserWarning)
+
+
+class Network(AbstractModel):
+    r"""Regions (a node model) coupled through a connectome, with conduction delays.
+
+    ``Network(node, conn, *, distance=None, speed=None, delays=None, coupling='diffusive',
+    coupled_var=..., k=1.0, self_connection=False, interpolation='linear', history=None,
+    noise=None, target=None, max_delay=None)``
+
+    **Arguments:**
+
+    - `node`: the model of the ``N`` regions (`AbstractModel`, e.g. ``Hopf(N)``; another
+      `Network` nests).
+    - `conn`: connection weights, ``conn[i, j]`` from source ``j`` to target ``i``: an
+      ``(N, N)`` array (or flattened ``(N*N,)``), a `Param`, or a
+      ``jax.experimental.sparse.BCOO`` matrix for large sparse connectomes. Finite;
+      non-negative unless the coupling allows signed weights.
+    - `distance`: tract lengths ``(N, N)``, mm (or a length Quantity). Needs `speed`.
+    - `speed`: conduction speed, mm/ms (or a speed Quantity), ``> 0``; a scalar or
+      ``(N, N)``. Needs `distance`. Delays are ``distance / speed``.
+    - `delays`: delays ``(N, N)`` in ms (or a time Quantity), instead of distance/speed.
+      Without `distance` and `delays` the coupling is instantaneous.
+    - `coupling`: a kernel from `brainmass_eqx.coupling` (``Diffusive()``, ``Additive(b=...)``,
+      ...), or brainmass's names ``'diffusive'``, ``'additive'``, ``'laplacian'``
+      (``Laplacian(exp_weights=True)``, brainmass's parametrisation), ``'sigmoidal'``,
+      ``'tanh'``, ``'sigmoidal_jansen_rit'``, and ``'kuramoto'``, ``'difference'``.
+    - `coupled_var`: the node state(s) the coupling reads; default: the node's state of
+      the same name as its coupling input. Several names couple several variables (e.g.
+      ``('rE', 'rI')``), each through the same weights, delays and kernel.
+    - `k`: global gain (TVB's G): a scalar, per-target ``(N,)``, or a `Param`.
+    - `self_connection`: keep the diagonal of `conn` (default: zeroed, as in brainmass).
+    - `interpolation`: ``'linear'``, ``'nearest'`` or ``'ceil'`` (see the module docs).
+    - `history`: the past for $t \le 0$: ``None`` (the initial state), a dict
+      ``{coupled_var: (N,) values}`` (a constant past), or a function ``t -> dict`` (or
+      ``-> (N,) array`` for one coupled variable), ``t`` in ms.
+    - `noise`: a noise spec (`brainmass_eqx.noise`) added to the coupling current (as
+      brainmass's ``Network(noise=...)``): it enters the node's coupling input, so it
+      is attached to that input of the node (``with_noise(node, {target: noise})``).
+    - `target`: the node input(s) receiving the coupling current(s); default the node's
+      ``coupling_input`` (one coupled variable) or the inputs named like the coupled
+      variables.
+    - `max_delay`: history capacity (ms or a time Quantity); default the longest delay.
+      Give room here to fit the speed or distances (a delay beyond it raises at run time).
+
+    **State, inputs, observables:** the node's. User inputs given to `simulate` are passed
+    to the node; the coupling current is added to its `target` input(s).
+    """
+
+    node: AbstractModel
+    conn: Any
+    k: Any
+    coupling: AbstractCoupling
+    distance: Any
+    speed: Any
+    delays: Any
+    history: Any
+    noise: Any
+    sources: Array | None
+    coupled_var: tuple[str, ...] = eqx.field(static=True)
+    target: tuple[str, ...] = eqx.field(static=True)
+    self_connection: bool = eqx.field(static=True)
+    interpolation: str = eqx.field(static=True)
+    max_delay: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        node: AbstractModel,
+        conn: Any,
+        *,
+        distance: Any = None,
+        speed: Any = None,
+        delays: Any = None,
+        coupling: str | AbstractCoupling = "diffusive",
+        coupled_var: Any = ...,
+        k: Any = 1.0,
+        self_connection: bool = False,
+        interpolation: str = "linear",
+        history: Any = None,
+        noise: Any = None,
+        target: Any = None,
+        max_delay: Any = None,
+    ):
+        if not isinstance(node, AbstractModel):
+            raise TypeError(f"node must be a brainmass_eqx model (e.g. Hopf(n_regions)), got {type(node).__name__}.")
+        n = node.n_regions
+        self.n_regions = n
+        self.coupling = make_coupling(coupling)
+        self.coupled_var = self._check_coupled_var(node, coupled_var)
+        self.target = self._check_target(node, target, self.coupled_var)
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
+        self.interpolation = interpolation
+        self.self_connection = bool(self_connection)
+
+        self.conn, self.sources, pattern = self._check_conn(conn, n)
+        k = _convert(k, "k", "")
+        self._check_shape(k, "k", [(), (n,)], "a scalar or one value per region")
+        self._check_finite(k, "k")
+        self.k = k
+
+        self.distance, self.speed, self.delays = self._check_delays(distance, speed, delays, n, pattern)
+        self.max_delay = self._capacity(max_delay)
+        self.history = self._check_history(history, node, self.coupled_var)
+
+        self.noise = noise
+        if noise is not None:
+            node = self._attach_noise(node, noise)
+        self.node = node
+
+    # -- construction checks ------------------------------------------------------------------
+
+    @staticmethod
+    def _check_coupled_var(node, coupled_var) -> tuple[str, ...]:
+        states = list(node.state_names)
+        if coupled_var is ... or coupled_var is None:
+            default = node.coupling_input
+            if default in states:
+                return (default,)
+            raise ValueError(
+                f"coupled_var: pass the state of {type(node).__name__} the coupling reads; "
+                f"available states: {states}."
+            )
+        names = _to_names(coupled_var, "coupled_var")
+        for name in names:
+            if name not in states:
+                raise ValueError(
+                    f"coupled_var {name!r} is not a state variable of {type(node).__name__}; "
+                    f"available states: {states}."
+                )
+        if len(set(names)) != len(names):
+            raise ValueError(f"coupled_var lists a state twice: {names}.")
+        return names
+
+    @staticmethod
+    def _check_target(node, target, coupled) -> tuple[str, ...]:
+        inputs = list(node.input_names)
+        if target is None:
+            if len(coupled) == 1 and node.coupling_input is not None:
+                return (node.coupling_input,)
+            if all(c in inputs for c in coupled):
+                return coupled
+            raise ValueError(
+                f"target: name the input(s) of {type(node).__name__} that receive the coupling "
+                f"current of {list(coupled)}; its inputs are {inputs}."
+            )
+        names = _to_names(target, "target")
+        if len(names) != len(coupled):
+            raise ValueError(
+                f"target names {len(names)} input(s) for {len(coupled)} coupled variable(s) {list(coupled)}; "
+                "give one input per coupled variable."
+            )
+        for name in names:
+            if name not in inputs:
+                raise ValueError(f"target {name!r} is not an input of {type(node).__name__}; its inputs are {inputs}.")
+        return names
+
+    @staticmethod
+    def _check_shape(value, name, shapes, what):
+        if value is None:
+            return
+        shape = tuple(np.shape(read(value)))
+        if shape not in shapes:
+            raise ValueError(f"{name} has shape {shape}; expected {what} (shape {' or '.join(map(str, shapes))}).")
+
+    @staticmethod
+    def _check_finite(value, name):
+        arr = _concrete(value)
+        if arr is not None and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite (no NaN or inf).")
+
+    def _check_conn(self, conn, n):
+        if conn is None:
+            raise ValueError(f"conn is required: the ({n}, {n}) connection weights.")
+        if is_quantity(conn):
+            conn = to_canonical(conn, "conn", "")
+        if isinstance(conn, jsparse.BCOO):
+            return self._sparse_conn(conn, n)
+        if isinstance(conn, Param):
+            value = conn.value
+        else:
+            value = conn = _convert(conn, "conn", "")
+        shape = tuple(np.shape(value))
+        if len(shape) == 1:
+            if shape[0] != n * n:
+                raise ValueError(f"flattened conn has length {shape[0]}, expected {n * n} (= {n} x {n}).")
+            if isinstance(conn, Param):
+                raise ValueError(f"conn: give a Param of shape ({n}, {n}), not flattened.")
+            conn = value = jnp.reshape(value, (n, n))
+        elif len(shape) == 2:
+            if shape != (n, n):
+                raise ValueError(
+                    f"conn has shape {shape}, expected ({n}, {n}): one row per target region of "
+                    f"the {n}-region {type(self).__name__} node."
+                )
+        else:
+            raise ValueError(f"conn must be 1-D (flattened) or 2-D with shape ({n}, {n}); got {len(shape)}-D.")
+        self._check_weights(_concrete(value), "conn")
+        return conn, None, None
+
+    def _check_weights(self, arr, name):
+        if arr is None:
+            return
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite; it has {int(np.sum(~np.isfinite(arr)))} NaN/inf entries.")
+        if not self.coupling.signed_weights and np.any(arr < 0):
+            raise ValueError(
+                f"{name} has negative weights (min {arr.min():.4g}) but the {type(self.coupling).__name__} "
+                "coupling needs non-negative weights; use a coupling that allows signed weights "
+                "(e.g. Additive) or fix the weights."
+            )
+
+    def _sparse_conn(self, conn: jsparse.BCOO, n):
+        if conn.shape != (n, n):
+            raise ValueError(f"conn has shape {conn.shape}, expected ({n}, {n}).")
+        conn = conn.sum_duplicates()
+        rows, cols = (np.asarray(a) for a in conn.indices.T)
+        data = np.asarray(conn.data)
+        keep = (data != 0) & ((rows != cols) | self.self_connection)
+        rows, cols, data = rows[keep], cols[keep], data[keep]
+        self._check_weights(data, "conn")
+        counts = np.bincount(rows, minlength=n)
+        width = max(1, int(counts.max()) if counts.size else 1)
+        src = np.zeros((n, width), np.int32)
+        w = np.zeros((n, width), np.asarray(jnp.zeros((), jnp.result_type(float))).dtype)
+        order = np.lexsort((cols, rows))
+        rows, cols, data = rows[order], cols[order], data[order]
+        pos = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)])[rows]
+        src[rows, pos] = cols
+        w[rows, pos] = data
+        # Padding entries have weight 0 and read region i itself.
+        pad = np.arange(width)[None, :] >= counts[:, None]
+        src = np.where(pad, np.arange(n)[:, None], src)
+        return jnp.asarray(w), jnp.asarray(src), (rows, cols, pos)
+
+    def _pairs(self, value, name, pattern):
+        """A per-pair quantity ``(N, N)`` in the connectome's layout (ELL for sparse)."""
+        if pattern is None or value is None:
+            return value
+        if isinstance(value, jsparse.BCOO):
+            value = value.todense()
+        arr = np.asarray(read(value))
+        if arr.ndim == 0:
+            return value
+        rows, cols, pos = pattern
+        out = np.zeros(self.sources.shape, arr.dtype)
+        out[rows, pos] = arr[rows, cols]
+        if isinstance(value, Param):
+            raise ValueError(f"{name}: a Param is not supported with a sparse conn; give an array.")
+        return jnp.asarray(out)
+
+    def _check_delays(self, distance, speed, delays, n, pattern):
+        if delays is not None and (distance is not None or speed is not None):
+            raise ValueError("give either delays, or distance and speed, not both.")
+        if distance is not None and speed is None:
+            raise ValueError(
+                "distance was given without speed: delays are distance / speed. Pass speed= "
+                "(mm/ms or a speed Quantity), or drop distance for instantaneous coupling."
+            )
+        if speed is not None and distance is None:
+            raise ValueError("speed was given without distance: pass distance= (mm), or drop speed.")
+        pair_shapes = [(n, n)]
+        if delays is not None:
+            delays = _convert(delays, "delays", "ms")
+            delays = delays.todense() if isinstance(delays, jsparse.BCOO) else delays
+            self._check_shape(delays, "delays", [(), (n, n)], "one delay per (target, source) pair")
+            arr = _concrete(delays)
+            if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
+                raise ValueError("delays must be finite and >= 0 (ms).")
+            return None, None, self._pairs(delays, "delays", pattern)
+        if distance is None:
+            return None, None, None
+        distance = _convert(distance, "distance", "mm")
+        distance = distance.todense() if isinstance(distance, jsparse.BCOO) else distance
+        speed = _convert(speed, "speed", "mm/ms")
+        self._check_shape(distance, "distance", pair_shapes, "one distance per (target, source) pair")
+        self._check_shape(speed, "speed", [(), (n, n)], "a scalar or one speed per pair")
+        arr = _concrete(distance)
+        if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
+            raise ValueError(f"distance must be finite and >= 0 (mm); min is {np.nanmin(arr):.4g}.")
+        arr = _concrete(speed)
+        if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
+            raise ValueError(f"speed must be finite and > 0 (mm/ms); got {arr}.")
+        return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern), None
+
+    def _capacity(self, max_delay) -> float:
+        tau = self.delay_matrix()
+        longest = None
+        if tau is not None:
+            arr = _concrete(tau)
+            longest = float(arr.max()) if arr is not None and arr.size else None
+        if max_delay is None:
+            if tau is None:
+                return 0.0
+            if longest is None:
+                raise ValueError(
+                    "max_delay: the delays are traced (e.g. built inside jax.jit), so the history "
+                    "capacity cannot be read from them; pass max_delay= (ms)."
+                )
+            return longest
+        cap = to_ms(max_delay, "max_delay")
+        if not (cap >= 0 and math.isfinite(cap)):
+            raise ValueError(f"max_delay must be finite and >= 0 ms, got {cap}.")
+        if longest is not None and longest > cap * (1 + 1e-6):
+            raise ValueError(
+                f"the longest delay ({longest:.6g} ms) exceeds the history capacity max_delay = {cap:.6g} ms; "
+                "raise max_delay or shorten the delays."
+            )
+        return cap
+
+    @staticmethod
+    def _check_history(history, node, coupled):
+        if history is None or callable(history):
+            if callable(history):
+                out = jax.eval_shape(history, jnp.zeros((), jnp.result_type(float)))
+                if not isinstance(out, Mapping) and len(coupled) != 1:
+                    raise TypeError(
+                        f"history: with several coupled variables {list(coupled)} the function must return "
+                        "a dict {name: values}."
+                    )
+                if isinstance(out, Mapping):
+                    missing = [c for c in coupled if c not in out]
+                    if missing:
+                        raise ValueError(f"history(t) must give the coupled variable(s) {missing}; it gave {list(out)}.")
+                    shapes = {c: out[c].shape for c in coupled}
+                else:
+                    shapes = {coupled[0]: out.shape}
+                for c, shape in shapes.items():
+                    if shape not in ((), (node.n_regions,)):
+                        raise ValueError(f"history(t)[{c!r}] has shape {shape}; expected ({node.n_regions},) or a scalar.")
+            return history
+        if not isinstance(history, Mapping):
+            if len(coupled) != 1:
+                raise TypeError(f"history: give a dict {{name: values}} for the coupled variables {list(coupled)}.")
+            history = {coupled[0]: history}
+        out = {}
+        for c in coupled:
+            if c not in history:
+                raise ValueError(f"history must give the coupled variable {c!r} (it gives {list(history)}).")
+            unit = node.state_units.get(c, "")
+            value = _float(to_canonical(history[c], f"history[{c!r}]", unit) if is_quantity(history[c]) else history[c])
+            if value.shape not in ((), (node.n_regions,)):
+                raise ValueError(f"history[{c!r}] has shape {value.shape}; expected ({node.n_regions},) or a scalar.")
+            Network._check_finite(value, f"history[{c!r}]")
+            out[c] = value
+        return out
+
+    def _attach_noise(self, node, noise):
+        try:
+            from .noise import with_noise
+        except ImportError as err:  # pragma: no cover - the noise module ships with the package
+            raise NotImplementedError(
+                "Network(noise=...) needs brainmass_eqx.noise (issue 4: noise), which is not available."
+            ) from err
+        if len(self.target) != 1:
+            raise ValueError("noise: with several coupling targets attach noise to the node with with_noise().")
+        return with_noise(node, {self.target[0]: noise})
+
+    # -- the model contract ---------------------------------------------------------------------
+
+    @property
+    def state_names(self):
+        return tuple(self.node.state_names)
+
+    @property
+    def state_units(self):
+        return dict(self.node.state_units)
+
+    @property
+    def input_names(self):
+        return tuple(self.node.input_names)
+
+    @property
+    def input_units(self):
+        return dict(self.node.input_units)
+
+    @property
+    def coupling_input(self):
+        return self.target[0]
+
+    @property
+    def observables(self):
+        return tuple(self.node.observables)
+
+    @property
+    def observable_units(self):
+        return dict(getattr(self.node, "observable_units", {}))
+
+    @property
+    def is_stochastic(self) -> bool:
+        return bool(getattr(self.node, "is_stochastic", False))
+
+    @property
+    def supports_adaptive(self) -> bool:
+        return self.delay_matrix() is None and self.history is None and self.node.supports_adaptive
+
+    def init_state(self, key: PRNGKeyArray | None = None) -> State:
+        return self.node.init_state(key)
+
+    def post_step(self, state: State) -> State:
+        return self.node.post_step(state)
+
+    def observe(self, name: str, state: State) -> Array:
+        return self.node.observe(name, state)
+
+    @property
+    def _depth(self) -> int:
+        return getattr(self.node, "_depth", -1) + 1
+
+    @property
+    def _key(self) -> str:
+        # Unique per nesting level: an inner Network finds its own held current.
+        return f"__network_coupling_{self._depth}__"
+
+    def _node_inputs(self, state, inputs):
+        inputs = dict(inputs)
+        currents = inputs.pop(self._key, None)
+        if currents is None:
+            currents = self.instantaneous_coupling(state)
+        for name, c in currents.items():
+            inputs[name] = inputs.get(name, 0.0) + c
+        return inputs
+
+    def vector_field(self, t, state, inputs):
+        """The node's vector field with the coupling current added to its input(s).
+
+        Under `simulate` the current comes from the delay history (held over the step);
+        called directly, without one, it is computed from the current state (zero delays).
+        """
+        return self.node.vector_field(t, state, self._node_inputs(state, inputs))
+
+    def vector_field_and_diagonal(self, t, state, inputs):
+        return self.node.vector_field_and_diagonal(t, state, self._node_inputs(state, inputs))
+
+    def terms(self, key: PRNGKeyArray | None = None, **kwargs):
+        """The node's terms with the node's vector field replaced by the network's."""
+        node_terms = self.node.terms(key, **kwargs)
+        return _replace_model_term(node_terms, ModelTerm(self))
+
+    def wrap_solver(self, solver: dfx.AbstractSolver, dt: Any = None) -> dfx.AbstractSolver:
+        """``solver`` wrapped so that it carries the delay history and holds the coupling
+        current over each step (`dt` in ms sizes the history).
+
+        A delay-free network without ``history`` run by an adaptive solver is not wrapped:
+        its coupling is then evaluated at every stage, as an ODE.
+        """
+        if dt is None:
+            raise ValueError(
+                "dt: Network.wrap_solver needs the step (ms) to size the delay history; simulate passes it."
+            )
+        dt = to_ms(dt, "dt")
+        inner = _wrap(self.node, solver, dt)
+        if self.supports_adaptive and isinstance(solver, dfx.AbstractAdaptiveSolver):
+            return inner
+        return _DelayedCoupling(inner, self, self._plan(dt))
+
+    # -- coupling -------------------------------------------------------------------------------
+
+    def delay_matrix(self) -> Array | None:
+        """The delays (ms) per pair (``(N, N)``, or per-target lists for a sparse conn); None if there are none."""
+        if self.delays is not None:
+            tau = read(self.delays)
+        elif self.distance is not None:
+            tau = read(self.distance) / read(self.speed)
+        else:
+            return None
+        tau = jnp.broadcast_to(_float(tau), self._pair_shape)
+        if self.sources is None:
+            tau = tau * (1.0 - jnp.eye(self.n_regions, dtype=tau.dtype))
+        return tau
+
+    @property
+    def _pair_shape(self):
+        return (self.n_regions, self.n_regions) if self.sources is None else tuple(self.sources.shape)
+
+    def _sources(self):
+        n = self.n_regions
+        if self.sources is None:
+            return jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (n, n))
+        return self.sources
+
+    def coupling_weights(self) -> Array:
+        """The effective weights the kernel sums with (diagonal masked, kernel transform applied)."""
+        w = _float(read(self.conn))
+        if self.sources is None and not self.self_connection:
+            w = w * (1.0 - jnp.eye(self.n_regions, dtype=w.dtype))
+        return self.coupling.effective_weights(w)
+
+    def _summed(self) -> bool:
+        return isinstance(self.coupling, AbstractSummedCoupling)
+
+    def instantaneous_coupling(self, state: State) -> dict[str, Array]:
+        """The coupling currents with every delay set to zero (no history)."""
+        w = self.coupling_weights()
+        src = self._sources()
+        k = read(self.k)
+        out = {}
+        for var, tgt in zip(self.coupled_var, self.target):
+            x = state[var]
+            if self._summed():
+                feats = self.coupling.pre(x)  # (F, N)
+                if self.sources is None:
+                    summed = feats @ w.T
+                else:
+                    summed = jnp.sum(w * feats[:, src], axis=-1)
+                out[tgt] = self.coupling.post(summed, x, jnp.sum(w, axis=-1), k)
+            else:
+                out[tgt] = self.coupling(x[src], x, w, k)
+        return out
+
+    def _features(self, state):
+        """The history channels of a state: ``(V * F * N,)``."""
+        if self._summed():
+            return jnp.concatenate([self.coupling.pre(state[v]).reshape(-1) for v in self.coupled_var])
+        return jnp.concatenate([state[v] for v in self.coupled_var])
+
+    @property
+    def _n_features(self) -> int:
+        return self.coupling.n_features if self._summed() else 1
+
+    def _plan(self, dt: float) -> _Plan:
+        tau = self.delay_matrix()
+        w = self.coupling_weights()
+        n_rows = w.shape[0]
+        src = self._sources()
+        n = self.n_regions
+        packed = self.interpolation == "linear"
+        if tau is None:
+            lag = jnp.zeros(src.shape, jnp.int32)
+            frac = jnp.zeros(src.shape, w.dtype)
+        else:
+            steps = tau / dt
+            if self.interpolation == "linear":
+                whole = jnp.floor(steps)
+            elif self.interpolation == "nearest":
+                whole = jnp.round(steps)
+            else:
+                whole = jnp.ceil(steps - _GRID_TOL)
+            whole = jax.lax.stop_gradient(jnp.maximum(whole, 0.0))
+            frac = jnp.clip(steps - whole, 0.0, 1.0)
+            lag = whole.astype(jnp.int32)
+        capacity = self._capacity_steps(dt)
+        buffered = tau is not None or self.history is not None
+        if tau is not None:
+            lag = self._guard_capacity(lag, capacity, dt)
+        if packed:
+            weights = jax.lax.complex(w * (1.0 - frac), -(w * frac))
+        else:
+            weights = w
+        copies = len(self.coupled_var) * self._n_features
+        rows = jnp.arange(copies, dtype=jnp.int32)[:, None, None] * n
+        return _Plan(
+            src=(src[None] + rows).reshape(copies * n_rows, -1),
+            lag=jnp.tile(lag, (copies, 1)),
+            w=jnp.tile(weights, (copies, 1)),
+            weights=w,
+            rowsum=jnp.sum(w, axis=-1),
+            frac=frac if packed else None,
+            n_slots=capacity + 2,
+            packed=packed,
+            buffered=buffered,
+            dt=dt,
+        )
+
+    def _capacity_steps(self, dt: float) -> int:
+        steps = self.max_delay / dt
+        if self.interpolation == "ceil":
+            return max(0, int(math.ceil(steps - _GRID_TOL)))
+        if self.interpolation == "nearest":
+            return int(math.floor(steps + 0.5))
+        return int(math.floor(steps + _GRID_TOL))
+
+    def _guard_capacity(self, lag, capacity, dt):
+        arr = _concrete(lag)
+        message = (
+            f"a delay is longer than the history capacity max_delay = {self.max_delay:.6g} ms "
+            f"({capacity} steps of {dt} ms); raise max_delay (e.g. when fitting the speed)."
+        )
+        if arr is not None:
+            if arr.size and arr.max() > capacity:
+                raise ValueError(message)
+            return lag
+        return eqx.error_if(lag, jnp.any(lag > capacity), message)
+
+    def _initial_history(self, plan: _Plan, y0: State, dt: float) -> Array:
+        """Buffer contents ``(V*F*N, L)``: slot ``l`` holds step ``m = l`` (``l = 0``) or ``l - L``."""
+        L = plan.n_slots
+        m = jnp.where(jnp.arange(L) == 0, 0, jnp.arange(L) - L)
+
+        def channels(values_at):
+            return self._features(values_at)
+
+        if self.history is None:
+            now = channels(y0)
+            past = jnp.broadcast_to(now[:, None], now.shape + (L,))
+            prev = past
+        elif callable(self.history):
+            def at(t):
+                out = self.history(t)
+                out = out if isinstance(out, Mapping) else {self.coupled_var[0]: out}
+                return channels({v: jnp.broadcast_to(_float(out[v]), (self.n_regions,)) for v in self.coupled_var})
+
+            ts = m.astype(jnp.result_type(float)) * dt
+            past = jax.vmap(at, out_axes=1)(ts)
+            prev = jax.vmap(at, out_axes=1)(ts - dt)
+        else:
+            now = channels({v: jnp.broadcast_to(self.history[v], (self.n_regions,)) for v in self.coupled_var})
+            past = jnp.broadcast_to(now[:, None], now.shape + (L,))
+            prev = past
+        if plan.packed:
+            return jax.lax.complex(past, prev)
+        return past
+
+
+def _replace_model_term(terms, new):
+    if isinstance(terms, ModelTerm):
+        return new
+    if isinstance(terms, dfx.MultiTerm):
+        return dfx.MultiTerm(*(_replace_model_term(t, new) for t in terms.terms))
+    return terms
+
+
+def _wrap(model, solver, dt):
+    """``model.wrap_solver(solver, dt=dt)``, or without ``dt`` for hooks that do not take it."""
+    params = inspect.signature(model.wrap_solver).parameters
+    if "dt" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return model.wrap_solver(solver, dt=dt)
+    return model.wrap_solver(solver)
+
+
+def _anchor_leaves(tree):
+    out = []
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        if isinstance(leaf, jax.Array | np.ndarray):
+            out.append(leaf)
+    return out
+
+
+class _DelayedCoupling(dfx.AbstractWrappedSolver):
+    """Wraps a solver: carries the delay history, holds the coupling current over each step.
+
+    Solver state: ``(inner state, buffer, step counter)``.
+    """
+
+    solver: dfx.AbstractSolver
+    network: Network
+    plan: _Plan
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        inner = self.solver.init(terms, t0, t1, y0, args)
+        if not self.plan.buffered:
+            return inner, None, jnp.zeros((), jnp.int32)
+        values = self.network._initial_history(self.plan, y0, self.plan.dt)
+        buf = hist.ring_fill(values, _anchor_leaves((self.network, self.plan, y0, args, terms, t0)))
+        return inner, buf, jnp.zeros((), jnp.int32)
+
+    def _currents(self, y0, buf, count):
+        net, plan = self.network, self.plan
+        k = read(net.k)
+        V, F = len(net.coupled_var), net._n_features
+        out = {}
+        if buf is None:
+            return net.instantaneous_coupling(y0), None
+        slot = jnp.remainder(count - plan.lag, plan.n_slots)
+        if net._summed():
+            sums, buf = hist.read_sum(buf, plan.src, slot, plan.w)
+            sums = sums.reshape(V, F, -1)
+            for v, (var, tgt) in enumerate(zip(net.coupled_var, net.target)):
+                out[tgt] = net.coupling.post(sums[v], y0[var], plan.rowsum, k)
+            return out, buf
+        g, buf = hist.read_gather(buf, plan.src, slot)
+        if plan.packed:
+            g = (1.0 - jnp.tile(plan.frac, (V, 1))) * jnp.real(g) + jnp.tile(plan.frac, (V, 1)) * jnp.imag(g)
+        g = g.reshape(V, -1, g.shape[-1])
+        for v, (var, tgt) in enumerate(zip(net.coupled_var, net.target)):
+            out[tgt] = net.coupling(g[v], y0[var], plan.weights, k)
+        return out, buf
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        inner, buf, count = solver_state
+        currents, buf = self._currents(y0, buf, count)
+        args = _WithCoupling(args, self.network._key, currents)
+        y1, err, dense, inner, result = self.solver.step(terms, t0, t1, y0, args, inner, made_jump)
+        # The history must hold exactly the state the next step starts from.
+        y1 = self.network.post_step(y1)
+        if buf is not None:
+            new = self.network._features(y1)
+            if self.plan.packed:
+                new = jax.lax.complex(new, self.network._features(y0))
+            buf = hist.ring_write(buf, new, jnp.remainder(count + 1, self.plan.n_slots))
+        return y1, err, dense, (inner, buf, count + 1), result
+
+    def func(self, terms, t0, y0, args):
+        currents = self.network.instantaneous_coupling(y0)
+        return self.solver.func(terms, t0, y0, _WithCoupling(args, self.network._key, currents))
