@@ -133,8 +133,15 @@ class Fitter:
         units = {n: params[n].unit for n in names}
         states = [params[n].val for n in names]
 
+        def raw_of(n, leaf):
+            # The core hands Params with their own transform (gradient backends) or with an
+            # identity transform holding the constrained value (box searches).
+            if type(leaf.transform) is type(params[n].t) and leaf.transform == params[n].t:
+                return leaf.raw
+            return params[n].t.inverse(leaf.value)
+
         def loss(tree, target):
-            raws = [tree[n].raw for n in names]
+            raws = [raw_of(n, tree[n]) for n in names]
             with install(states, raws):
                 value, aux = self._eval(target)
             return jnp.asarray(u.get_magnitude(value)), aux

@@ -167,7 +167,9 @@ class LeadFieldModel(Module):
         self._core = self._make(L, sensor_unit, dipole_unit, scale, noise_cov)
 
     def _make(self, L, sensor_unit, dipole_unit, scale, noise_cov):
-        return core_obs.LeadFieldModel(_unit(L), _unit(sensor_unit), _unit(dipole_unit), _unit(scale), _unit(noise_cov))
+        if isinstance(scale, u.Unit):  # brainmass accepts a unit as the scale (``u.nA * u.meter / u.mV``)
+            scale = u.Quantity(1.0, scale)
+        return core_obs.LeadFieldModel(_unit(L), _unit(sensor_unit), _unit(dipole_unit), scale, _unit(noise_cov))
 
     @property
     def L(self):
