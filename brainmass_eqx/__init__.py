@@ -1,9 +1,12 @@
 """brainmass_eqx: functional whole-brain neural-mass modelling on JAX, Equinox and diffrax."""
 
 from . import (
+    coupling as coupling,
     datasets as datasets,
+    fit as fit,
     metrics as metrics,
     models as models,
+    noise as noise,
     objectives as objectives,
     observation as observation,
     solvers as solvers,
@@ -34,6 +37,7 @@ from .datasets import (
     load_connectome as load_connectome,
     load_dataset as load_dataset,
 )
+from .fit import FitResult as FitResult, Fitter as Fitter
 from .models import (
     HORN as HORN,
     AbstractModel as AbstractModel,
@@ -80,6 +84,15 @@ from .models import (
     describe_model as describe_model,
     list_models as list_models,
     model_registry as model_registry,
+)
+from .network import Network as Network
+from .noise import (
+    BrownianNoise as BrownianNoise,
+    GaussianNoise as GaussianNoise,
+    OUProcess as OUProcess,
+    PinkNoise as PinkNoise,
+    WhiteNoise as WhiteNoise,
+    with_noise as with_noise,
 )
 from .solvers import RK4 as RK4, ExponentialEuler as ExponentialEuler
 
