@@ -592,6 +592,9 @@ def plot_fit_history(
             i = best_step
         ax.plot(i, losses2[i, s], "*", color="tab:red", markersize=10, label=f"best {losses2[i, s]:.3g}")
         ax.legend(fontsize="small")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(_STEP_NAMES.get(backend, "step"))
     ax.set_ylabel("loss")
     return ax

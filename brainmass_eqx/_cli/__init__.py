@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--fit", action="append", metavar="NAME", help="a parameter to fit: k or a node parameter; repeatable (default k)")
     f.add_argument("--bounds", action="append", type=_build.bounds_arg, metavar="NAME=LOW:HIGH", help="search box of a fitted parameter")
     f.add_argument("--backend", choices=("nevergrad", "grad", "scipy", "optimistix"), default="nevergrad", help="optimiser (default nevergrad)")
+    f.add_argument(
+        "--loss", choices=("rmse", "corr"), default="rmse",
+        help="rmse: RMSE between the FC upper triangles (default); corr: 1 - their correlation (pattern only)",
+    )  # fmt: skip
     f.add_argument("--steps", type=_build.positive_int, default=12, help="steps / generations (default 12)")
     f.add_argument("--popsize", type=_build.positive_int, default=8, help="nevergrad population (default 8)")
     f.add_argument("--lr", type=float, default=0.05, help="learning rate of backend grad (Adam; default 0.05)")

@@ -202,30 +202,41 @@ def _default_box(setup_args, desc, name: str) -> tuple[float, float]:
     )
 
 
-def fc_loss(prediction, target_fc):
-    r"""$1 - \mathrm{corr}(\mathrm{triu}\,\mathrm{FC}(\text{prediction}), \mathrm{triu}\,\text{target})$."""
-    from ..metrics import functional_connectivity, matrix_correlation
+def fc_loss(kind: str):
+    """The loss between the model's FC and the target FC, both ``(N, N)``: ``'rmse'``, the
+    RMSE between the upper triangles (sensitive to the level of correlation, which the
+    coupling sets), or ``'corr'``, $1 - $ the correlation between them (the pattern only)."""
+    import jax.numpy as jnp
 
-    return 1.0 - matrix_correlation(functional_connectivity(prediction), target_fc)
+    from ..metrics import matrix_correlation
+
+    def rmse(fc_model, fc):
+        iu = jnp.triu_indices(fc.shape[0], 1)
+        return jnp.sqrt(jnp.mean((fc_model[iu] - fc[iu]) ** 2))
+
+    def corr(fc_model, fc):
+        return 1.0 - matrix_correlation(fc_model, fc)
+
+    return {"rmse": rmse, "corr": corr}[kind]
 
 
-def _make_fitter(setup: Setup, backend: str, lr: float, progress_key):
+def _make_fitter(setup: Setup, args):
     import jax
 
     from ..fit import Fitter
+    from ..metrics import functional_connectivity
 
-    a = setup.args
-    key = jax.random.key(a.seed)
+    key = jax.random.key(args.seed)
 
-    def predict(model):
-        return setup.run(model, key=key)[setup.var]
+    def predict(model):  # the model's FC: the target is an FC matrix
+        return functional_connectivity(setup.run(model, key=key)[setup.var])
 
     optimizer = None
-    if backend == "grad":
+    if args.backend == "grad":
         import optax
 
-        optimizer = optax.adam(lr)
-    return Fitter(setup.model, optimizer, predict=predict, objective=fc_loss, backend=backend)
+        optimizer = optax.adam(args.lr)
+    return Fitter(setup.model, optimizer, predict=predict, objective=fc_loss(args.loss), backend=args.backend)
 
 
 def cmd_fit(args) -> int:
@@ -243,15 +254,15 @@ def cmd_fit(args) -> int:
     target_fc, what = _build.load_target_fc(args.target, setup.n)
     print(
         f"fitting {', '.join(names)} of {setup.desc.name} x {setup.n} regions on {args.connectome} "
-        f"to the FC of {what} (backend {args.backend}, {args.steps} steps)"
+        f"to the FC of {what} (loss: FC {args.loss}, backend {args.backend}, {args.steps} steps)"
     )
-    fitter = _make_fitter(setup, args.backend, args.lr, None)
+    fitter = _make_fitter(setup, args)
     t0 = time.perf_counter()
     result = fitter.fit(
         target_fc, n_steps=args.steps, key=jax.random.key(args.seed), popsize=args.popsize, progress=args.progress
     )
     elapsed = time.perf_counter() - t0
-    fc = _fc(result.prediction)
+    fc = np.asarray(result.prediction)
     r = _fc_corr(fc, target_fc)
     print(f"done in {elapsed:.1f} s: best loss {result.best_loss:.4g} (FC correlation {r:.3f}) at step {result.best_step}")
     print(table(("parameter", "fitted", "box"), [(n, value_text(v), f"{fit[_short(n, fit)]}") for n, v in result.best_params.items()]))

@@ -17,19 +17,23 @@ import numpy as np
 from ._errors import CLIError, first_line
 from ._report import table
 
-# The demo's model: Hopf nodes at 10 Hz slightly below the bifurcation (a < 0), driven by
-# noise, so that their FC is shaped by the connectome and the coupling strength.
-K_TRUE = 0.6
-K_START = 0.15
-K_BOX = (0.0, 1.5)
+# The demo's model: Hopf nodes at 10 Hz slightly below their bifurcation (a < 0), driven by
+# white noise and coupled diffusively with short delays. Their FC is shaped by the
+# connectome and, in this range, sharply by the coupling k (calibrated: 4 s of activity
+# pin k to about 10 %; FC from much shorter runs is dominated by sampling noise).
+K_TRUE = 0.15
+K_START = 0.02
+K_BOX = (0.0, 0.5)
 HOPF = dict(a=-0.02, w=2 * np.pi * 10.0 / 1000.0)  # w in rad/ms: 10 Hz
-NOISE_SIGMA = 0.02
-NOISE_TAU = 5.0  # ms
-SPEED = 5.0  # mm/ms
-DT = 0.1  # ms
-DURATION = 2000.0  # ms
+NOISE_SIGMA = 0.02  # white noise on x, per sqrt(ms)
+SPEED = 20.0  # mm/ms: delays up to 4 ms on the example connectome
+DT = 0.2  # ms
+DURATION = 4000.0  # ms
 TRANSIENT = 200.0  # ms
 SAMPLE_EVERY = 1.0  # ms
+GENERATIONS = 8
+POPSIZE = 8
+LANDSCAPE = 12  # couplings on the loss-landscape panel
 
 
 def _say(text: str = "") -> None:
@@ -53,10 +57,10 @@ def _connectome(name: str):
 
 def _model(conn, k):
     from ..models import Hopf
-    from ..noise import OUProcess, with_noise
+    from ..noise import WhiteNoise, with_noise
     from ._build import build_network
 
-    node = with_noise(Hopf(conn.n_regions, **HOPF), {"x": OUProcess(NOISE_SIGMA, tau=NOISE_TAU)})
+    node = with_noise(Hopf(conn.n_regions, **HOPF), {"x": WhiteNoise(NOISE_SIGMA)})
     return build_network(node, conn, coupling="diffusive", k=k, speed=SPEED, var="x")
 
 
@@ -74,7 +78,7 @@ def run_demo(args) -> int:
     delays = np.asarray(conn.distances)[np.asarray(conn.weights) > 0] / SPEED
     _say("brainmass_eqx demo")
     _say(f"  connectome   {name}: {n} regions, tract lengths up to {np.max(conn.distances):.0f} mm")
-    _say(f"  model        Hopf oscillators at 10 Hz (a = {HOPF['a']}), OU noise sigma = {NOISE_SIGMA}")
+    _say(f"  model        Hopf oscillators at 10 Hz (a = {HOPF['a']}), white noise sigma = {NOISE_SIGMA}")
     _say(f"  network      diffusive coupling, conduction speed {SPEED:g} mm/ms -> delays up to {delays.max():.1f} ms")
     _say(f"  simulation   {DURATION / 1000:g} s at dt = {DT} ms, first {TRANSIENT:g} ms discarded")
     _say()
@@ -85,36 +89,42 @@ def run_demo(args) -> int:
             sample_every=int(SAMPLE_EVERY / DT), monitors=["x"], progress=progress,
         )  # fmt: skip
 
-    _say(f"[1/3] simulating the target network (true k = {K_TRUE})")
+    _say(f"[1/4] simulating the target network (true k = {K_TRUE})")
     t0 = time.perf_counter()
     target_traj = run(_model(conn, K_TRUE), args.seed, progress=args.progress)
     target_fc = np.asarray(functional_connectivity(target_traj["x"]))
     _say(f"      {target_traj['x'].shape[0]} samples x {n} regions in {time.perf_counter() - t0:.1f} s")
 
-    _say(f"[2/3] fitting k from k = {K_START} to the target FC (nevergrad, 8 candidates per generation in one vmap)")
-    fit_key = jax.random.key(args.seed + 1)  # another noise realisation than the target's
+    _say(f"[2/4] fitting k from k = {K_START} to the target FC (nevergrad DE, {POPSIZE} candidates per generation in one vmap)")
+    fit_key = jax.random.key(args.seed + 2)  # seeds nevergrad
 
-    def predict(model):
-        return run(model, args.seed + 1)["x"]
+    iu = np.triu_indices(n, 1)
 
-    def loss(prediction, fc):
-        fc_model = functional_connectivity(prediction)
-        iu = np.triu_indices(n, 1)
+    def predict(model):  # the model's FC, from another noise realisation than the target's
+        return functional_connectivity(run(model, args.seed + 1)["x"])
+
+    def loss(fc_model, fc):  # RMSE between the upper triangles
         return jax.numpy.sqrt(jax.numpy.mean((fc_model[iu] - fc[iu]) ** 2))
 
     model0 = _model(conn, Param(K_START, fit=True, bounds=K_BOX))
     fitter = Fitter(model0, "DE", predict=predict, objective=loss, backend="nevergrad")
     t0 = time.perf_counter()
-    result = fitter.fit(target_fc, n_steps=10, key=fit_key, popsize=8, progress=args.progress)
+    result = fitter.fit(target_fc, n_steps=GENERATIONS, key=fit_key, popsize=POPSIZE, progress=args.progress)
     fit_seconds = time.perf_counter() - t0
     (k_fit,) = [float(np.asarray(v)) for v in result.best_params.values()]
     _say(f"      {result.n_steps} generations in {fit_seconds:.1f} s")
     # The loss at the start value, exactly as the fit computes it (its aux is the prediction).
     loss_start, start_prediction = fitter.loss(None, target_fc)
-    fitted_fc = np.asarray(functional_connectivity(result.prediction))
-    start_fc = np.asarray(functional_connectivity(start_prediction))
+    fitted_fc, start_fc = np.asarray(result.prediction), np.asarray(start_prediction)
 
-    _say("[3/3] report")
+    _say(f"[3/4] the loss landscape: {LANDSCAPE} couplings in one vmap")
+    t0 = time.perf_counter()
+    (name_k,) = fitter.names
+    ks = np.linspace(*K_BOX, LANDSCAPE)
+    landscape = np.asarray(jax.vmap(lambda k: fitter.loss({name_k: k}, target_fc)[0])(ks))
+    _say(f"      in {time.perf_counter() - t0:.1f} s; lowest loss on the grid at k = {ks[np.argmin(landscape)]:.3f}")
+
+    _say("[4/4] report")
     rows = [
         ("global coupling k", f"{K_START:.3f}", f"{k_fit:.3f}", f"{K_TRUE:.3f}"),
         ("FC RMSE (the loss)", f"{float(loss_start):.4f}", f"{result.best_loss:.4f}", "-"),
@@ -139,7 +149,7 @@ def run_demo(args) -> int:
 
             fig = demo_figure(
                 conn=conn, traj=target_traj, var="x", target_fc=target_fc, result=result,
-                fitted_fc=fitted_fc, k_true=K_TRUE, k_fit=k_fit,
+                fitted_fc=fitted_fc, k_true=K_TRUE, k_fit=k_fit, landscape=(ks, landscape),
             )  # fmt: skip
             figure = _save_figure(fig, args.plot)
     _say()

@@ -38,17 +38,26 @@ def simulation_figure(traj, var: str, conn, *, title: str):
     return fig
 
 
-def fit_figure(result, target_fc, fitted_fc, conn, *, title: str = "fit to the target FC"):
-    """Target FC, fitted FC and the loss history."""
+def _fc_pair(ax_target, ax_fitted, target_fc, fitted_fc, labels, target_title: str, fitted_title: str):
+    """Target and fitted FC side by side, on one colour range set by the off-diagonal values
+    (the unit diagonal would wash them out). ``fitted_title`` may hold ``{r}``, their
+    correlation."""
     from ..metrics import matrix_correlation
 
+    target_fc, fitted_fc = np.asarray(target_fc), np.asarray(fitted_fc)
+    off = ~np.eye(target_fc.shape[0], dtype=bool)
+    lim = float(max(np.abs(target_fc[off]).max(), np.abs(fitted_fc[off]).max(), 1e-3))
+    viz.plot_functional_connectivity(target_fc, is_matrix=True, labels=labels, ax=ax_target, vmin=-lim, vmax=lim)
+    ax_target.set_title(target_title)
+    r = float(matrix_correlation(fitted_fc, target_fc))
+    viz.plot_functional_connectivity(fitted_fc, is_matrix=True, labels=labels, ax=ax_fitted, vmin=-lim, vmax=lim)
+    ax_fitted.set_title(fitted_title.format(r=r))
+
+
+def fit_figure(result, target_fc, fitted_fc, conn, *, title: str = "fit to the target FC"):
+    """Target FC, fitted FC and the loss history."""
     fig, axs = _figure(1, 3, title)
-    labels = list(conn.labels)
-    viz.plot_functional_connectivity(target_fc, is_matrix=True, labels=labels, ax=axs[0, 0])
-    axs[0, 0].set_title("target FC")
-    r = float(matrix_correlation(np.asarray(fitted_fc), np.asarray(target_fc)))
-    viz.plot_functional_connectivity(fitted_fc, is_matrix=True, labels=labels, ax=axs[0, 1])
-    axs[0, 1].set_title(f"fitted model FC (r = {r:.2f})")
+    _fc_pair(axs[0, 0], axs[0, 1], target_fc, fitted_fc, list(conn.labels), "target FC", "fitted model FC (r = {r:.2f})")
     viz.plot_fit_history(result, ax=axs[0, 2])
     axs[0, 2].set_title(f"loss ({result.backend})")
     fig.tight_layout()
@@ -57,28 +66,27 @@ def fit_figure(result, target_fc, fitted_fc, conn, *, title: str = "fit to the t
 
 def demo_figure(*, conn, traj, var, target_fc, result, fitted_fc, k_true, k_fit, landscape=None):
     """The demo's six panels: SC, dynamics, spectrum, target FC, fitted FC, loss."""
-    from ..metrics import matrix_correlation
-
     n = conn.n_regions
     labels = list(conn.labels)
     fig, axs = _figure(2, 3, f"brainmass_eqx demo: Hopf network on {n} regions, coupling recovered by fitting FC")
     viz.plot_connectivity(conn, ax=axs[0, 0], log=n > 20)
     axs[0, 0].set_title("structural connectivity")
-    viz.plot_timeseries(traj, var=var, regions=_few(n), labels=labels if n <= _MAX_LINES else None, ax=axs[0, 1])
-    axs[0, 1].set_title(f"simulated activity (k = {k_true:g})")
+    regions = _few(n)[:3]
+    viz.plot_timeseries(traj, var=var, regions=regions, labels=labels, time_unit="s", ax=axs[0, 1])
+    # Half a second: enough to see the noisy 10 Hz rhythm, not a wall of cycles.
+    t0 = float(traj.ts[0]) / 1000.0
+    axs[0, 1].set_xlim(t0, t0 + 0.5)
+    axs[0, 1].set_title(f"simulated activity, regions {', '.join(labels[r] for r in regions)} (k = {k_true:g})")
     viz.plot_power_spectrum(traj, var=var, average=True, ax=axs[0, 2])
     axs[0, 2].set_title("power spectrum (mean over regions)")
-    viz.plot_functional_connectivity(target_fc, is_matrix=True, labels=labels, ax=axs[1, 0])
-    axs[1, 0].set_title(f"target FC (k = {k_true:g})")
-    r = float(matrix_correlation(np.asarray(fitted_fc), np.asarray(target_fc)))
-    viz.plot_functional_connectivity(fitted_fc, is_matrix=True, labels=labels, ax=axs[1, 1])
-    axs[1, 1].set_title(f"fitted FC (k = {k_fit:.3g}, r = {r:.2f})")
+    _fc_pair(axs[1, 0], axs[1, 1], target_fc, fitted_fc, labels, f"target FC (k = {k_true:g})", f"fitted FC (k = {k_fit:.3g}, r = {{r:.2f}})")
     ax = axs[1, 2]
     if landscape is not None:
         ks, losses = landscape
         ax.plot(ks, losses, color="0.5", linewidth=1.2, label="loss landscape")
         ax.axvline(k_true, color="tab:green", linestyle="--", label=f"true k = {k_true:g}")
         ax.axvline(k_fit, color="tab:red", linestyle=":", label=f"fitted k = {k_fit:.3g}")
+        ax.plot(k_fit, result.best_loss, "*", color="tab:red", markersize=12)
         ax.set_xlabel("global coupling k")
         ax.set_ylabel("loss")
         ax.legend(fontsize="small")
