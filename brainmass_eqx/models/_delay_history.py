@@ -107,7 +107,8 @@ class SelfDelaySolver(dfx.AbstractSolver):
 
     - `solver`: the wrapped diffrax solver.
     - `reads`: ``((key, state name, name of the delay parameter in ms), ...)``.
-    - `n_slots`: buffer length in steps (at least the longest delay in steps + 2).
+    - `n_slots`: buffer length in steps (at least the longest delay in steps + 2; see
+      `slots_for`).
     - `interpolation`: one of `INTERPOLATIONS`.
     """
 
@@ -171,5 +172,7 @@ class SelfDelaySolver(dfx.AbstractSolver):
 
 
 def slots_for(max_delay_ms: float, dt_ms: float) -> int:
-    """Buffer length for delays up to ``max_delay_ms`` at steps of ``dt_ms``."""
-    return int(math.ceil(max_delay_ms / dt_ms - _GRID_TOL)) + 2
+    """Buffer length for delays up to ``max_delay_ms`` at steps of ``dt_ms``: the longest
+    lag, one slot to interpolate into, and one of slack for float32 steps that come out a
+    little shorter than ``dt`` (``t1 - t0`` on a float32 time grid)."""
+    return int(math.ceil(max_delay_ms / dt_ms - _GRID_TOL)) + 3

@@ -18,6 +18,16 @@ from ._linear import Linear
 from ._lorenz import Lorenz
 from ._montbrio import MontbrioPazoRoxin
 from ._oscillators import Hopf, StuartLandau, VanDerPol
+from ._sequence import (
+    HORNSeqLayer,
+    HORNSeqNetwork,
+    JansenRit2Layer,
+    JansenRitLayer,
+    JansenRitNetwork,
+    JansenRitTR,
+    WilsonCowanSeqLayer,
+    WilsonCowanSeqNetwork,
+)
 from ._threshold_linear import ThresholdLinear
 from ._wilson_cowan import (
     WilsonCowan,
@@ -227,18 +237,49 @@ _ENTRIES: dict[str, tuple] = {
 }
 
 
+_HORN_REF = _ENTRIES["HORN"][4]
+_JR_REF = _ENTRIES["JansenRit"][4]
+# Sequence blocks (layers over input sequences): name -> (class, cell class, brainmass name,
+# use case, reference). Their parameters are those of the cell, plus weights drawn from a key.
+_BLOCKS: dict[str, tuple] = {
+    "HORNSeqLayer": (HORNSeqLayer, HORN, "HORNSeqLayer", "Sequential HORN layer", _HORN_REF),
+    "HORNSeqNetwork": (HORNSeqNetwork, HORN, "HORNSeqNetwork", "Multi-layer HORN sequence network", _HORN_REF),
+    "WilsonCowanSeqLayer": (WilsonCowanSeqLayer, WilsonCowanNoSaturation, "WilsonCowanSeqLayer",
+                            "Sequential Wilson-Cowan layer", _WC1972),
+    "WilsonCowanSeqNetwork": (WilsonCowanSeqNetwork, WilsonCowanNoSaturation, "WilsonCowanSeqNetwork",
+                              "Multi-layer Wilson-Cowan sequence network", _WC1972),
+    "JansenRitLayer": (JansenRitLayer, JansenRit, "JansenRitLayer", "Sequential Jansen-Rit layer", _JR_REF),
+    "JansenRit2Layer": (JansenRit2Layer, JansenRit, "JansenRit2Layer",
+                        "Jansen-Rit layer with three recurrent pathways", _JR_REF),
+    "JansenRitNetwork": (JansenRitNetwork, JansenRit, "JansenRitNetwork", "Multi-layer Jansen-Rit network", _JR_REF),
+    "JansenRitTR": (JansenRitTR, JansenRit, "JansenRitTR", "Connectome-coupled Jansen-Rit, one TR per call", _JR_REF),
+}
+
+
 def _unit_of(kind: str) -> str:
     return CANONICAL_UNITS.get(kind, kind)
 
 
-def _describe(name: str) -> ModelDescription:
-    cls, bm_name, category, use_case, reference = _ENTRIES[name]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    initial = {}
-    for state in cls.state_names:
-        f = fields.get(f"init_{state}")
-        initial[state] = None if f is None else f.default
+def _summary(cls) -> str:
     doc = (cls.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def _initial(cls) -> dict:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return {s: (fields[f"init_{s}"].default if f"init_{s}" in fields else None) for s in cls.state_names}
+
+
+def _describe(name: str) -> ModelDescription:
+    if name in _BLOCKS:
+        cls, cell, bm_name, use_case, reference = _BLOCKS[name]
+        return ModelDescription(
+            name=name, cls=cls, brainmass_name=bm_name, category="network", use_case=use_case,
+            reference=reference, states={s: cell.state_units.get(s, "") for s in cell.state_names},
+            inputs={"inputs": "(T, n_input) sequence"}, observables=tuple(cell.observables),
+            parameters=cell.parameter_specs(), initial=_initial(cell), summary=_summary(cls),
+        )
+    cls, bm_name, category, use_case, reference = _ENTRIES[name]
     return ModelDescription(
         name=name,
         cls=cls,
@@ -250,32 +291,34 @@ def _describe(name: str) -> ModelDescription:
         inputs={i: _unit_of(cls.input_units.get(i, "dimensionless")) for i in cls.input_names},
         observables=tuple(cls.observables),
         parameters=cls.parameter_specs(),
-        initial=initial,
-        summary=doc.splitlines()[0] if doc else "",
+        initial=_initial(cls),
+        summary=_summary(cls),
     )
 
 
-def model_registry() -> dict[str, ModelDescription]:
-    """``{functional name: ModelDescription}`` for every node model of the package."""
-    return {name: _describe(name) for name in _ENTRIES}
+def model_registry(include_blocks: bool = False) -> dict[str, ModelDescription]:
+    """``{functional name: ModelDescription}`` for every node model of the package, and
+    with ``include_blocks`` also the sequence blocks (whose parameters are their cell's)."""
+    names = list(_ENTRIES) + (list(_BLOCKS) if include_blocks else [])
+    return {name: _describe(name) for name in names}
 
 
 def describe_model(name: Any) -> ModelDescription:
-    """The `ModelDescription` of a model given by functional name (``'Hopf'``),
-    brainmass name (``'HopfStep'``), class or instance."""
+    """The `ModelDescription` of a model or sequence block given by functional name
+    (``'Hopf'``), brainmass name (``'HopfStep'``), class or instance."""
+    everything = {**{k: v[0] for k, v in _ENTRIES.items()}, **{k: v[0] for k, v in _BLOCKS.items()}}
     if not isinstance(name, str):
         cls = name if isinstance(name, type) else type(name)
-        for key, entry in _ENTRIES.items():
-            if entry[0] is cls:
+        for key, entry in everything.items():
+            if entry is cls:
                 return _describe(key)
         raise ValueError(f"describe_model: {cls.__name__} is not a registered model; see model_registry().")
-    if name in _ENTRIES:
+    if name in everything:
         return _describe(name)
-    for key, entry in _ENTRIES.items():
+    for key, entry in {**_ENTRIES, **{k: (v[0], v[2]) for k, v in _BLOCKS.items()}}.items():
         if entry[1] == name:
             return _describe(key)
     raise ValueError(
-        f"describe_model: unknown model name {name!r}; valid names are {sorted(_ENTRIES)} "
+        f"describe_model: unknown model name {name!r}; valid names are {sorted(everything)} "
         "(or their brainmass names, e.g. 'HopfStep')."
     )
-

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
+from .._units import to_canonical
 from ._base import AbstractModel, initial, parameter
 from ._math import abbott_chance, relu
 
@@ -99,8 +100,6 @@ class WongWang(AbstractModel):
     def get_decision(self, state, threshold=15.0):
         """The choice: +1 if $r_1$ exceeds ``threshold`` (Hz) and $r_2$, -1 if $r_2$ does,
         else 0 (rates at zero coherence, as brainmass)."""
-        from .._units import to_canonical
-
         threshold = to_canonical(threshold, "threshold", "Hz")
         r1, r2 = self.rates(state)
         return jnp.where((r1 > threshold) & (r1 > r2), 1, jnp.where((r2 > threshold) & (r2 > r1), -1, 0))
