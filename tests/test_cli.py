@@ -4,6 +4,8 @@ Most tests call `main(argv)` in-process (fast, no new interpreter); one runs the
 ``python -m brainmass_eqx`` in a subprocess to check what a user sees.
 """
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -184,3 +186,123 @@ def test_subprocess_one_line_error(bad_files):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert_one_line(proc.stderr, "brainmass-eqx simulate: error: --connectome", "square")
+
+
+# -- simulate / fit / demo on the real Network -----------------------------------------------
+
+needs_network = pytest.mark.skipif(
+    importlib.util.find_spec("brainmass_eqx.network") is None,
+    reason="needs brainmass_eqx.network, which does not exist yet",
+)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """One `simulate` run shared by the tests that read its files."""
+    folder = tmp_path_factory.mktemp("sim")
+    out, png = folder / "sim.npz", folder / "sim.png"
+    code = main([
+        "simulate", "--param", "a=-0.05", "--k", "0.2", "--speed", "10",
+        "--noise", "0.02", "--duration", "300ms", "--dt", "0.2", "--transient", "100ms",
+        "--out", str(out), "--plot", str(png), "--no-progress",
+    ])  # fmt: skip
+    return code, out, png
+
+
+@needs_network
+def test_simulate_writes_npz_and_png(simulated):
+    code, out, png = simulated
+    assert code == 0
+    with np.load(out) as z:
+        assert z["x"].shape == (200, 8)  # (300 - 100) ms sampled every 1 ms
+        # Sample j is the state after step transient + 1 + 5 j (dt = 0.2 ms).
+        np.testing.assert_allclose(z["ts"][[0, -1]], [100.2, 299.2], rtol=1e-6)
+        assert z["fc"].shape == (8, 8) and z["weights"].shape == (8, 8)
+        assert list(z["labels"]) == [f"R{i}" for i in range(8)]
+        meta = json.loads(str(z["meta"]))
+    assert meta["model"] == "Hopf" and meta["k"] == 0.2 and meta["speed"] == 10.0 and meta["noise_sigma"] == 0.02
+    assert png.read_bytes()[:8] == PNG
+
+
+@needs_network
+def test_simulate_connectome_from_csv(tmp_path, capsys):
+    from brainmass_eqx.datasets import load_dataset
+
+    path = tmp_path / "w.csv"
+    np.savetxt(path, np.asarray(load_dataset("example_connectome").weights)[:5, :5], delimiter=",")
+    out = tmp_path / "o.npz"
+    code, stdout, err = run(
+        ["simulate", "--connectome", str(path), "--duration", "20", "--out", str(out), "--no-plot", "--no-progress"],
+        capsys,
+    )
+    assert code == 0, err
+    assert "Hopf x 5 regions" in stdout and "no delays" in stdout
+    with np.load(out) as z:
+        assert z["x"].shape == (20, 5)
+
+
+@needs_network
+def test_fit_to_simulated_target(simulated, tmp_path, capsys):
+    _, target, _ = simulated
+    out = tmp_path / "fit.npz"
+    code, stdout, err = run([
+        "fit", "--target", str(target), "--fit", "k", "--bounds", "k=0:0.5", "--param", "a=-0.05",
+        "--speed", "10", "--noise", "0.02", "--duration", "300ms", "--dt", "0.2", "--transient", "100ms",
+        "--steps", "2", "--popsize", "4", "--out", str(out), "--no-plot", "--no-progress",
+    ], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "best loss" in stdout and "k " in stdout
+    with np.load(out) as z:
+        assert 0.0 <= float(z["param_k"]) <= 0.5
+        assert z["fc"].shape == z["target_fc"].shape == (8, 8)
+        assert float(z["best_loss"]) == pytest.approx(float(np.min(z["history"])))
+
+
+@needs_network
+def test_fit_target_of_wrong_size(simulated, tmp_path, capsys):
+    path = tmp_path / "fc3.npy"
+    np.save(path, np.eye(3))
+    code, _, err = run(["fit", "--target", str(path), "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--target: the FC of file", "is 3x3 but the connectome has 8 regions")
+
+
+@needs_network
+def test_runtime_failure_is_one_line(capsys):
+    # An unstable linear node grows as exp(t): the run diverges (exit status 1, one line).
+    code, _, err = run(
+        ["simulate", "--model", "Linear", "--param", "gamma=1", "--duration", "1s", "--no-plot", "--no-progress",
+         "--out", os.devnull],
+        capsys,
+    )  # fmt: skip
+    assert code == 1
+    assert_one_line(err, "brainmass-eqx simulate: error: SimulationDivergedError", "diverged", "--debug")
+
+
+@needs_network
+def test_demo_end_to_end(monkeypatch, tmp_path, capsys):
+    """The demo's whole path (simulate, fit, landscape, report, figure) on shorter settings."""
+    from brainmass_eqx._cli import _demo
+
+    for name, value in dict(DURATION=400.0, TRANSIENT=100.0, GENERATIONS=2, POPSIZE=4, LANDSCAPE=3).items():
+        monkeypatch.setattr(_demo, name, value)
+    png = tmp_path / "demo.png"
+    code, stdout, err = run(["demo", "--plot", str(png), "--no-progress"], capsys)
+    assert code == 0, err
+    for line in ("[1/4] simulating the target network", "[4/4] report", "global coupling k", "recovered k within"):
+        assert line in stdout
+    assert png.read_bytes()[:8] == PNG
+
+
+@needs_network
+@pytest.mark.slow
+def test_demo_as_documented(tmp_path):
+    """The README's command, unchanged, in a fresh interpreter: prints the report, writes demo.png."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "brainmass_eqx", "demo", "--no-progress"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "recovered k within" in proc.stdout
+    assert (tmp_path / "demo.png").read_bytes()[:8] == PNG

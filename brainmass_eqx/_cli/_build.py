@@ -175,13 +175,19 @@ def make_node(desc, n_regions: int, params: Sequence[tuple[str, Any]], fit: dict
                 f"Its parameters: {', '.join(valid)}."
             )
         start = values.get(name, desc.parameters[name]["default"])
-        start = float(getattr(start, "value", start))
-        start = min(max(start, lo), hi)
-        values[name] = Param(start, fit=True, bounds=(lo, hi))
+        values[name] = Param(start_inside(float(getattr(start, "value", start)), (lo, hi)), fit=True, bounds=(lo, hi))
     try:
         return desc.cls(n_regions, **values)
     except (ValueError, TypeError) as err:
         raise CLIError(f"--param: {first_line(err)}") from None
+
+
+def start_inside(value: float, box: tuple[float, float]) -> float:
+    """A fit's start value moved into its box, at least 1 % of the width from either end
+    (bounded `Param`s live in the open interval)."""
+    lo, hi = box
+    margin = 0.01 * (hi - lo)
+    return min(max(value, lo + margin), hi - margin)
 
 
 def coupled_var(desc, requested: str | None) -> str:

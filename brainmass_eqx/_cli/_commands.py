@@ -58,7 +58,7 @@ class Setup:
         if k_box is not None:
             from .._param import Param
 
-            k = Param(min(max(args.k, k_box[0]), k_box[1]), fit=True, bounds=k_box)
+            k = Param(_build.start_inside(args.k, k_box), fit=True, bounds=k_box)
         self.model = _build.build_network(
             node, self.conn, coupling=args.coupling, k=k, speed=args.speed, var=self.var
         )
