@@ -7,9 +7,9 @@ case's own). Cases:
 
 - **S1**: one gradient step fitting ``a`` (80-vector) of 80 uncoupled Hopf nodes on a 1 s
   simulation (dt = 0.1 ms, 10 000 steps) with ``timeseries_rmse``, Adam(0.05).
-- **S1c**: S1 with ``adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=10_000)`` in
-  ``simulate`` (a checkpoint per step: no recomputation in the backward pass, the
-  trajectory's states kept in memory) instead of diffrax's default checkpointing.
+- **S1c**, **W4c**: S1, W4 with ``adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=10_000)``
+  in ``simulate`` (a checkpoint per step: no recomputation in the backward pass, every
+  step's state and solver state kept in memory) instead of diffrax's default checkpointing.
 - **W4**: one gradient step fitting ``k`` and the 80-vector ``a`` of the 80-node delayed
   Hopf network (dense random symmetric conn / 80, distances U(5, 200) mm, speed 10 mm/ms,
   so delays up to 20 ms; diffusive coupling, k = 0.5; a = 0.2, w = 0.3, init U(0, 0.1);
@@ -19,7 +19,8 @@ case's own). Cases:
   ``jax.vmap`` call (the Fitter's own path: a real ``backend='nevergrad'`` fit, median
   generation time) against a Python loop of 32 calls of the jitted single loss.
   **P32e**: the same with ``diffrax.Euler()`` instead of the default `ExponentialEuler`
-  (whose ``exprel`` dominates the batched step).
+  (whose ``exprel`` dominates the batched step). **P32n**: the same for W4's problem
+  (``k`` and ``a`` of the delayed network, fc_corr).
 
 Timing as in ``brainmass_api.md`` section 12 (d): a callback stamps every step; step 0 =
 trace + compile + run, "run" = the median of steps 1..n-1, compile = step 0 - run.
@@ -66,43 +67,54 @@ def _timings(stamps, t0):
 # -- children: brainmass_eqx -----------------------------------------------------------------
 
 
-def eqx_grad(case: str, n_steps: int) -> dict:
+NETWORK_CASES = ("W4", "P32n")
+
+
+def _eqx_setup(case: str, bounded: bool):
+    """``(start model, true model, objective)``: 80 Hopf nodes, alone or in the W4 network."""
     import jax.numpy as jnp
+
+    import brainmass_eqx as bm
+    from brainmass_eqx import objectives
+
+    def param(value, bounds):
+        return bm.Param(value, bounds=bounds if bounded else None)
+
+    def node(a):
+        return bm.Hopf(n_regions=N, a=a, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
+
+    a0, a_true = jnp.full(N, 0.15), jnp.full(N, 0.2)
+    if case not in NETWORK_CASES:
+        return node(param(a0, (0.05, 0.5))), node(a_true), objectives.timeseries_rmse()
+    from brainmass_eqx.network import Network  # ImportError until it exists
+
+    conn, dist = _network_setup()
+
+    def build(a, k):
+        return Network(node(a), conn, distance=dist, speed=10.0, coupling="diffusive", coupled_var="x", k=k)
+
+    return build(param(a0, (0.05, 0.5)), param(0.4, (0.1, 1.0))), build(a_true, 0.5), objectives.fc_corr(as_loss=True)
+
+
+def eqx_grad(case: str, n_steps: int) -> dict:
     import jax.random as jr
     import optax
 
     import brainmass_eqx as bm
-    from brainmass_eqx import objectives
     from brainmass_eqx.fit import Fitter
 
     key = jr.key(0)
     adjoint = None
-    if case == "S1c":
+    if case.endswith("c"):
         import diffrax
 
         adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=int(round(DURATION_MS / DT_MS)))
-    if case in ("S1", "S1c"):
-        def build(a):
-            return bm.Hopf(n_regions=N, a=a, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
-
-        model, truth = build(bm.Param(jnp.full(N, 0.15))), build(jnp.full(N, 0.2))
-        objective = objectives.timeseries_rmse()
-    else:
-        from brainmass_eqx.network import Network  # raises ImportError until it exists
-
-        conn, dist = _network_setup()
-
-        def build(a, k):
-            node = bm.Hopf(n_regions=N, a=a, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
-            return Network(node, conn, distance=dist, speed=10.0, coupling="diffusive", coupled_var="x", k=k)
-
-        model, truth = build(bm.Param(jnp.full(N, 0.15)), bm.Param(0.4)), build(jnp.full(N, 0.2), 0.5)
-        objective = objectives.fc_corr(as_loss=True)
+    model, truth, objective = _eqx_setup(case.removesuffix("c"), bounded=False)
 
     def predict(m):
         return bm.simulate(m, DURATION_MS, dt=DT_MS, key=key, monitors="x", adjoint=adjoint).ys["x"]
 
-    target = predict(bm.unwrap(truth))
+    target = predict(truth)
     stamps = []
     fitter = Fitter(model, optax.adam(0.05), predict=predict, objective=objective, callbacks=lambda info: stamps.append(time.perf_counter()))
     t0 = time.perf_counter()
@@ -121,23 +133,20 @@ def eqx_population(case: str, n_steps: int) -> dict:
 
     popsize = 32
     key = jr.key(0)
-
-    def build(a):
-        return bm.Hopf(n_regions=N, a=a, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
-
     solver = None
     if case == "P32e":
         import diffrax
 
         solver = diffrax.Euler()
+    model, truth, objective = _eqx_setup(case, bounded=True)
 
     def predict(m):
         return bm.simulate(m, DURATION_MS, dt=DT_MS, key=key, monitors="x", check_finite=False, solver=solver).ys["x"]
 
-    target = predict(build(jnp.full(N, 0.2)))
+    target = predict(truth)
     stamps = []
     fitter = Fitter(
-        build(bm.Param(jnp.full(N, 0.15), bounds=(0.05, 0.5))), "DE", predict=predict, backend="nevergrad",
+        model, "DE", predict=predict, objective=objective, backend="nevergrad",
         callbacks=lambda info: stamps.append(time.perf_counter()),
     )  # fmt: skip
     t0 = time.perf_counter()
@@ -146,15 +155,18 @@ def eqx_population(case: str, n_steps: int) -> dict:
 
     single = jax.jit(lambda values, target: fitter.loss(values, target)[0])
     rng = np.random.default_rng(0)
-    candidates = [{"a": jnp.asarray(rng.uniform(0.05, 0.5, N), jnp.float32)} for _ in range(popsize)]
+    box = fitter.space.box("the benchmark")
+    candidates = [
+        {name: jnp.asarray(rng.uniform(*box[name]), jnp.float32) for name in fitter.names} for _ in range(popsize)
+    ]
     single(candidates[0], target).block_until_ready()  # compile
     loops = []
-    for _ in range(3):
+    for _ in range(1 if case in NETWORK_CASES else 3):
         t = time.perf_counter()
         for c in candidates:
             single(c, target).block_until_ready()
         loops.append(time.perf_counter() - t)
-    loop = sorted(loops)[1]
+    loop = sorted(loops)[len(loops) // 2]
     return dict(vmapped, loop=loop, speedup=loop / vmapped["run"], rss=_peak_rss_mb())
 
 
@@ -229,7 +241,8 @@ def _fmt(x, spec=".2f"):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=["S1", "S1c", "W4", "P32", "P32e"], choices=["S1", "S1c", "W4", "P32", "P32e"])
+    cases = ["S1", "S1c", "W4", "W4c", "P32", "P32e", "P32n"]
+    parser.add_argument("--cases", nargs="+", default=cases, choices=cases)
     parser.add_argument("--steps", type=int, default=4, help="fit steps per measurement (>= 2)")
     parser.add_argument("--bm-python", default=BM_PYTHON, help="interpreter with brainmass 0.1.1 installed")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -244,7 +257,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for case in args.cases:
         if case.startswith("P32"):
-            r = _run_child(sys.executable, "eqx_population", case, max(args.steps, 5))
+            r = _run_child(sys.executable, "eqx_population", case, max(args.steps, 3 if case in NETWORK_CASES else 5))
             if "error" in r:
                 print(f"| {case} | brainmass_eqx | - | - | - | - | error: {r['error']} |")
                 continue
@@ -255,7 +268,7 @@ def main() -> None:
             )
             continue
         rows = [("brainmass_eqx", _run_child(sys.executable, "eqx_grad", case, args.steps))]
-        if os.path.exists(args.bm_python) and case != "S1c":
+        if os.path.exists(args.bm_python) and not case.endswith("c"):
             rows.append(("brainmass 0.1.1", _run_child(args.bm_python, "bm_grad", case, args.steps)))
         ours = rows[0][1]
         for impl, r in rows:
