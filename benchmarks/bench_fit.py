@@ -17,7 +17,8 @@ case's own). Cases:
   Runs for brainmass_eqx once ``brainmass_eqx.network.Network`` exists.
 - **P32**: one nevergrad generation of 32 candidates of S1's problem, evaluated in one
   ``jax.vmap`` call (the Fitter's own path: a real ``backend='nevergrad'`` fit, median
-  generation time) against a Python loop of 32 calls of the jitted single loss.
+  generation time) against a Python loop of 32 calls of the jitted single loss, and the
+  same generation with ``population='map'`` (``jax.lax.map``, one compiled loop).
   **P32e**: the same with ``diffrax.Euler()`` instead of the default `ExponentialEuler`
   (whose ``exprel`` dominates the batched step). **P32n**: the same for W4's problem
   (``k`` and ``a`` of the delayed network, fc_corr).
@@ -152,6 +153,10 @@ def eqx_population(case: str, n_steps: int) -> dict:
     t0 = time.perf_counter()
     fitter.fit(target, n_steps, popsize=popsize, key=key)
     vmapped = _timings(stamps, t0)
+    stamps.clear()
+    t0 = time.perf_counter()
+    fitter.fit(target, n_steps, popsize=popsize, key=key, population="map")
+    mapped = _timings(stamps, t0)
 
     single = jax.jit(lambda values, target: fitter.loss(values, target)[0])
     rng = np.random.default_rng(0)
@@ -167,7 +172,7 @@ def eqx_population(case: str, n_steps: int) -> dict:
             single(c, target).block_until_ready()
         loops.append(time.perf_counter() - t)
     loop = sorted(loops)[len(loops) // 2]
-    return dict(vmapped, loop=loop, speedup=loop / vmapped["run"], rss=_peak_rss_mb())
+    return dict(vmapped, loop=loop, speedup=loop / vmapped["run"], mapped=mapped["run"], rss=_peak_rss_mb())
 
 
 # -- children: brainmass 0.1.1 (run with its own interpreter) ---------------------------------
@@ -264,7 +269,7 @@ def main() -> None:
             print(
                 f"| {case} | brainmass_eqx, 32 candidates in one vmap | {_fmt(r['step0'])} | {_fmt(r['compile'])} | "
                 f"{_fmt(r['run'], '.3f')} | {_fmt(r['rss'], '.0f')} | Python loop of 32 jitted calls: {r['loop']:.3f} s, "
-                f"vmap {r['speedup']:.1f}x faster |"
+                f"vmap {r['speedup']:.1f}x faster; population='map' (lax.map): {r['mapped']:.3f} s |"
             )
             continue
         rows = [("brainmass_eqx", _run_child(sys.executable, "eqx_grad", case, args.steps))]

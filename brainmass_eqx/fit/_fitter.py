@@ -226,6 +226,7 @@ class Fitter:
         key: PRNGKeyArray | None = None,
         n_starts: int = 1,
         popsize: int = 16,
+        population: str = "vmap",
         patience: int | None = None,
         min_delta: float = 0.0,
         progress: bool = False,
@@ -245,7 +246,10 @@ class Fitter:
         - `n_starts`: independent starts (``'grad'``/``'optimistix'``: run side by side in
           one ``jax.vmap``; ``'scipy'``: restarts). Start 0 is the model's own values, the
           others are uniform in the parameters' box.
-        - `popsize`: candidates per nevergrad generation (all evaluated in one vmap).
+        - `popsize`: candidates per nevergrad generation, all evaluated in one compiled call.
+        - `population`: how: ``'vmap'`` (side by side, ``jax.vmap``) or ``'map'`` (one
+          after the other in a compiled loop, ``jax.lax.map``: for models whose batched
+          step is slower than single runs).
         - `patience`, `min_delta`: stop when the best loss has not improved by more than
           ``min_delta`` for ``patience`` steps.
         - `progress`: show a tqdm progress bar.
@@ -273,6 +277,8 @@ class Fitter:
             )
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=<path> to resume from.")
+        if population not in _nevergrad.POPULATION_MODES:
+            raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if n_starts > 1 and self.backend == "nevergrad":
             raise ValueError("n_starts does not apply to backend='nevergrad' (its population is popsize=).")
         if self.with_key and key is None:
@@ -291,7 +297,9 @@ class Fitter:
         if self.backend in ("grad", "optimistix"):
             out = self._run_steps(data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume)
         elif self.backend == "nevergrad":
-            batched = self._cached("nevergrad", lambda: _nevergrad.make_batched_loss(self.problem, self.space))
+            batched = self._cached(
+                ("nevergrad", population), lambda: _nevergrad.make_batched_loss(self.problem, self.space, population)
+            )
             out = _nevergrad.run(
                 problem=self.problem, space=self.space, family=self.optimizer, batched=batched, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,

@@ -1,7 +1,8 @@
 """Backend ``'nevergrad'``: any nevergrad optimiser, one whole population per ``jax.vmap``.
 
 Each generation asks the optimiser for ``popsize`` candidates, evaluates all of them in one
-call of a jitted ``jax.vmap`` of the loss, and tells it the losses. The search runs in the
+call of a jitted ``jax.vmap`` of the loss (or ``jax.lax.map``, ``population='map'``), and
+tells it the losses. The search runs in the
 unit cube of the parameters' box (constrained values; bounds from the transforms or
 ``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
 losses are told as ``+inf`` (that candidate is simply bad); a generation in which every
@@ -21,7 +22,7 @@ import numpy as np
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
 
-__all__ = ["check_optimizer", "make_batched_loss", "run"]
+__all__ = ["POPULATION_MODES", "check_optimizer", "make_batched_loss", "run"]
 
 
 def _ng():
@@ -60,14 +61,21 @@ def check_optimizer(optimizer: Any):
     )
 
 
-def make_batched_loss(problem: Problem, space: ParamSpace):
+POPULATION_MODES = ("vmap", "map")
+
+
+def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
     """``f(u, lo, hi, data, key) -> (losses, aux)`` for a population ``u`` of shape
-    ``(popsize, n)`` in the unit cube: one jitted ``vmap`` call."""
+    ``(popsize, n)`` in the unit cube, as one jitted call: ``mode='vmap'`` evaluates the
+    candidates side by side (``jax.vmap``), ``'map'`` one after the other in a compiled
+    loop (``jax.lax.map``: for models whose batched step is slower than a loop)."""
 
     def one(u, lo, hi, data, key):
         return problem.loss_values(space.unravel(lo + (hi - lo) * u), data, key)
 
-    return eqx.filter_jit(jax.vmap(one, in_axes=(0, None, None, None, None)))
+    if mode == "vmap":
+        return eqx.filter_jit(jax.vmap(one, in_axes=(0, None, None, None, None)))
+    return eqx.filter_jit(lambda u, lo, hi, data, key: jax.lax.map(lambda ui: one(ui, lo, hi, data, key), u))
 
 
 def run(*, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor) -> BackendOutput:
