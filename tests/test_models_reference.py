@@ -5,15 +5,9 @@ the recorded parameters, started from the recorded initial state, driven by the 
 constant inputs and run by `simulate` with the matching solver (brainmass ``exp_euler`` ->
 `ExponentialEuler`, ``rk4`` -> `RK4`, HORN's ``symplectic`` -> `SymplecticEuler`),
 recording every ``record_every`` steps. Each variable must agree within 1e-4 of its largest
-magnitude, over the whole run, or, for the chaotic cases (Lorenz, Larter-Breakspear,
+magnitude (float32), over the whole run, or, for the chaotic cases (Lorenz, Larter-Breakspear,
 Epileptor ``alt``), over the first half of the leading steps where brainmass's own float32
 and float64 runs still agree to 1e-4 (``horizon_steps``).
-
-The comparisons run in float64 against brainmass's float32 files: the difference is then
-brainmass's own float32 rounding (``gap64``, 1e-7 to 3e-5). In float32 our runs drift
-further (Hopf: 3e-4 after 2000 steps) because the solver loop steps by ``t1 - t0`` of a
-float32 time grid, off by up to half an ulp of ``t`` (at t = 200 ms, 0.1000061 ms instead
-of 0.1 ms); `test_model_matches_brainmass_float32` pins this down (strict xfail).
 
 Where the functional model deliberately corrects brainmass (ThresholdLinear's inhibitory
 sign, Montbrio-Pazo-Roxin's fixed 1 ms, WilsonCowanDelayed's never-written buffers under
@@ -284,23 +278,9 @@ def _check(relpath):
 
 @pytest.mark.parametrize("relpath", FILES, ids=[f.split("/")[-1][:-4] for f in FILES])
 def test_model_matches_brainmass(relpath):
-    # float64: see the module docstring (float32 time-grid rounding in the solver loop).
-    with jax.enable_x64(True):
-        errors, horizon = _check(relpath)
+    errors, horizon = _check(relpath)
     bad = {k: v for k, v in errors.items() if not v <= RTOL}
     assert not bad, f"{relpath}: relative errors {errors} (tolerance {RTOL}, horizon {horizon} steps)"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="float32: the solvers step by t1 - t0 of a float32 time grid, which at t = 200 ms is 0.1000061 "
-    "instead of 0.1 (relative 6e-5 per step); brainmass steps by the exact dt. Remove this mark "
-    "(and run the module in float32) once the solver loop uses the exact step.",
-)
-@pytest.mark.parametrize("relpath", ["models/HopfStep__default__rk4.npz"])
-def test_model_matches_brainmass_float32(relpath):
-    errors, horizon = _check(relpath)
-    assert all(v <= RTOL for v in errors.values()), errors
 
 
 def test_every_catalogue_model_has_reference_data():
