@@ -81,11 +81,19 @@ _NOISE_KEY_TAG = 0x6E6F6973
 
 _SQRT_MS = unxt.unit("ms") ** 0.5
 
-# diffrax warns when an SDE is solved by a solver not marked Itô or Stratonovich. Our
-# wrappers follow the convention of the solver they wrap, so the warning is noise.
-warnings.filterwarnings(
-    "ignore", message=r"`(Substeps|BlockIncrements)` is not marked as converging", category=UserWarning
-)
+
+
+def _silence_wrapper_sde_warning() -> None:
+    """diffrax warns when an SDE is solved by a solver not marked Itô or Stratonovich. Our
+    wrappers (`Substeps`, `BlockIncrements`) follow the convention of the solver they wrap,
+    so that warning is noise. (Idempotent; re-applied per run because test runners and
+    ``warnings.catch_warnings`` blocks reset the filters.)"""
+    warnings.filterwarnings(
+        "ignore", message=r"`(Substeps|BlockIncrements)` is not marked as converging", category=UserWarning
+    )
+
+
+_silence_wrapper_sde_warning()
 
 
 # -- units ---------------------------------------------------------------------------------
@@ -348,13 +356,16 @@ class ColoredNoise(AbstractStateNoise):
     time constants $\tau_k = 1/(2\pi f_k)$ (``per_decade`` per decade, from a decade below
     $f_{min}$ to a decade above $f_{max}$), weights $a_k^2 \propto \tau_k^{\beta-1}$. For
     $1 \le \beta < 2$ the components are OU processes (spectrum $2\tau/(1+\omega^2\tau^2)$);
-    for $-2 < \beta < 1$ they are critically damped second-order band-pass filters
-    (spectrum $4\tau\,\omega^2\tau^2/(1+\omega^2\tau^2)^2$, two states each). $\beta = 2$
-    is one slow OU process at $f_{min}/10$, $\beta = -2$ one band-pass filter at
-    $10 f_{max}$. The exponent is exact to about $\pm 0.03$ for $|\beta| \le 1$ and
-    drifts toward 0 by up to 0.2 as $|\beta| \to 2$. Every component is an SDE state, so
-    the result does not depend on ``dt`` (keep ``dt`` below $\tau_{min}$, i.e.
-    $1/(20\pi f_{max})$, for the top decade to be accurate).
+    for $-2 < \beta < 1$ they are band-pass filters, the difference $u - v$ of two cascaded
+    low-pass stages $\tau\dot u = -u + 2\sqrt{\tau}\,\xi$, $\tau \dot v = u - v$ (spectrum
+    $4\tau\,\omega^2\tau^2/(1+\omega^2\tau^2)^2$, two states each). $\beta = 2$ is one
+    slow OU process at $f_{min}/10$, $\beta = -2$ one band-pass filter at $10 f_{max}$.
+    The exponent is exact to about $\pm 0.03$ for $|\beta| \le 1$ and drifts toward 0 by
+    up to 0.2 as $|\beta| \to 2$. Every component is an SDE state, so the spectrum does
+    not depend on ``dt`` as long as ``dt`` resolves the fastest component,
+    $\tau_{min} = 1/(20\pi f_{max})$: for falling spectra ($\beta > 0$) ``dt`` up to
+    $\tau_{min}$ is fine; rising spectra keep their power there, and their variance exceeds
+    $\sigma^2$ by roughly $2\,dt/\tau_{min}$ (choose $f_{max} \lesssim 3/dt$, Hz with dt in ms).
 
     brainmass's ``ColoredNoise`` colours each sample across *regions* and is white in time.
 
@@ -421,22 +432,23 @@ class ColoredNoise(AbstractStateNoise):
 
     def drift_and_diagonal(self, eta):
         tau, _ = self._columns()
+        diag = jnp.broadcast_to(-1.0 / tau, eta.shape)
         if self.bandpass:
-            p, q = eta[0], eta[1]
-            drift = jnp.stack([q / tau, -(p + 2.0 * q) / tau])
-            diag = jnp.stack([jnp.zeros_like(p), jnp.broadcast_to(-2.0 / tau, q.shape)])
-            return drift, diag
-        return -eta / tau, jnp.broadcast_to(-1.0 / tau, eta.shape)
+            # Two cascaded low-pass stages; their difference is the band-pass output.
+            # Every state decays at rate 1/tau, which ExponentialEuler integrates exactly.
+            lead, lag = eta[0], eta[1]
+            return jnp.stack([-lead / tau, (lead - lag) / tau]), diag
+        return -eta / tau, diag
 
     def diffusion(self, eta):
         tau, _ = self._columns()
         if self.bandpass:
-            return jnp.stack([jnp.zeros_like(tau), 2.0 / jnp.sqrt(tau)])
+            return jnp.stack([2.0 / jnp.sqrt(tau), jnp.zeros_like(tau)])
         return jnp.sqrt(2.0 / tau)
 
     def value(self, eta):
         _, weights = self._columns()
-        components = eta[1] if self.bandpass else eta
+        components = eta[0] - eta[1] if self.bandpass else eta
         return _or_zero(self.mean) + read(self.sigma) * jnp.sum(weights * components, axis=0)
 
 
@@ -1088,6 +1100,7 @@ class Noisy(AbstractModel):
         if dt is None:
             raise ValueError("dt: Noisy.terms needs the step dt (ms) to lay out the Brownian increments.")
         levy_area = _levy_area_for(solver)
+        _silence_wrapper_sde_warning()
         noise_key = jr.fold_in(key, _NOISE_KEY_TAG)
         shape = self.brownian_shape()
         if adaptive:
