@@ -1,7 +1,9 @@
 r"""The delay history: a ring buffer of past source values, and the reads a `Network` makes.
 
-The buffer holds ``L`` slots of ``S`` source channels: slot ``m mod L`` holds the sample
-of step ``m`` (the state after step ``m``; slots ``m <= 0`` hold the initial history). A
+The buffer holds ``S`` source channels of ``C`` columns; a caller keeps, say, the sample
+of step ``m`` (the state after step ``m``; ``m <= 0``: the initial history) in columns
+``m mod L`` and ``m mod L + L`` of a ``C = 2L`` buffer, so that every read is a flat
+index ``base + (n mod L)`` with no wrap-around arithmetic per element. A
 *packed* buffer (complex dtype) stores in slot ``m`` the pair $x_m + i\,x_{m-1}$, so the
 two samples a linear interpolation needs arrive in one read: with the complex weight
 $w = a - i b$, $\mathrm{Re}\big(w\,(x_m + i x_{m-1})\big) = a x_m + b x_{m-1}$.
@@ -24,8 +26,9 @@ Every operation on the buffer is a small JAX primitive with its own rules:
   again. Reverse mode keeps no gathered values: the residual of a read is the buffer the
   solver carries anyway.
 
-Reads take integer slots (computed by the caller from the step counter and the delays in
-whole steps), so gradients with respect to delays flow through the interpolation weights.
+Reads take flat integer indices into the ``(S, C)`` buffer (computed by the caller from the
+step counter and the delays in whole steps), so gradients with respect to delays flow
+through the interpolation weights.
 """
 
 from __future__ import annotations
@@ -111,30 +114,27 @@ def _raw(phys):
     return phys.reshape((phys.shape[-1],) + phys.shape[:-1])
 
 
-def _flat(src, slot, n_slots):
-    return src * n_slots + slot
+_ROW_GATHER = lax.GatherDimensionNumbers(offset_dims=(), collapsed_slice_dims=(0,), start_index_map=(0,))
 
 
-def _take(buf, src, slot):
-    return buf.reshape(-1).at[_flat(src, slot, buf.shape[1])].get(mode=_PIB)
+def _take(buf, idx):
+    # lax.gather directly: jnp indexing would add a negative-index fix-up per element.
+    return lax.gather(buf.reshape(-1), idx[..., None], _ROW_GATHER, slice_sizes=(1,), mode=_PIB)
 
 
 def _real(x):
     return jnp.real(x) if jnp.iscomplexobj(x) else x
 
 
-def _take_phys(phys, src, slot, sd, ld, size):
+def _take_phys(phys, idx, d, size):
     """Per pair the ``B`` members' samples: ``(T, J, B)`` for shared indices (one contiguous
-    slice per pair), ``(B, T, J)`` for per-member indices."""
-    if sd is None and ld is None:
-        idx = jnp.stack([src, slot], axis=-1)
-        dnums = lax.GatherDimensionNumbers(offset_dims=(2,), collapsed_slice_dims=(0, 1), start_index_map=(0, 1))
-        return lax.gather(phys, idx, dnums, slice_sizes=(1, 1, size), mode=_PIB), True
-    S, L, B = phys.shape
-    src = _per_member(src, sd, size)
-    slot = _per_member(slot, ld, size)
-    member = jnp.arange(B, dtype=src.dtype)[:, None, None]
-    return phys.reshape(-1).at[(src * L + slot) * B + member].get(mode=_PIB), False
+    row per pair), ``(B, T, J)`` for per-member indices."""
+    rows = phys.reshape(-1, size)
+    if d is None:
+        dnums = lax.GatherDimensionNumbers(offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0,))
+        return lax.gather(rows, idx[..., None], dnums, slice_sizes=(1, size), mode=_PIB), True
+    member = jnp.arange(size, dtype=idx.dtype)[:, None, None]
+    return _take(rows, _front(idx, d) * size + member), False
 
 
 # -- ring_fill / ring_unfill: ordinary array <-> buffer -------------------------------------
@@ -267,67 +267,59 @@ ring_slot_p = _define(
 
 def _gather_batch(args, dims):
     size = _axis_size(args, dims)
-    (buf, src, slot), (bd, sd, ld) = args, dims
-    g, shared = _take_phys(_phys(buf, bd, size), src, slot, sd, ld, size)
+    (buf, idx), (bd, d) = args, dims
+    g, shared = _take_phys(_phys(buf, bd, size), idx, d, size)
     return (jnp.moveaxis(g, -1, 0) if shared else g), 0
 
 
 def _gather_jvp(primals, tangents):
-    buf, src, slot = primals
-    out = gather_p.bind(buf, src, slot)
+    buf, idx = primals
+    out = gather_p.bind(buf, idx)
     tb = tangents[0]
-    return out, (_zero_like(out) if _is_zero(tb) else gather_p.bind(tb, src, slot))
+    return out, (_zero_like(out) if _is_zero(tb) else gather_p.bind(tb, idx))
 
 
-def _gather_transpose(ct, buf, src, slot):
-    return [scatter_add_p.bind(_zeros(buf.aval), ad.instantiate_zeros(ct), src, slot), None, None]
+def _gather_transpose(ct, buf, idx):
+    return [scatter_add_p.bind(_zeros(buf.aval), ad.instantiate_zeros(ct), idx), None]
 
 
-def _scatter_impl(base, values, src, slot):
-    flat = base.reshape(-1).at[_flat(src, slot, base.shape[1])].add(values, mode=_PIB)
-    return flat.reshape(base.shape)
+def _scatter_impl(base, values, idx):
+    return base.reshape(-1).at[idx].add(values, mode=_PIB).reshape(base.shape)
 
 
 def _scatter_batch(args, dims):
     size = _axis_size(args, dims)
-    (base, values, src, slot), (bd, vd, sd, ld) = args, dims
+    (base, values, idx), (bd, vd, d) = args, dims
     phys = _phys(base, bd, size)
     values = _per_member(values, vd, size)  # (B, T, J)
-    if sd is None and ld is None:
-        idx = jnp.stack([src, slot], axis=-1)
-        dnums = lax.ScatterDimensionNumbers(
-            update_window_dims=(2,), inserted_window_dims=(0, 1), scatter_dims_to_operand_dims=(0, 1)
-        )
-        phys = lax.scatter_add(phys, idx, jnp.moveaxis(values, 0, -1), dnums, mode=_PIB)
-    else:
-        S, L, B = phys.shape
-        src = _per_member(src, sd, size)
-        slot = _per_member(slot, ld, size)
-        member = jnp.arange(B, dtype=src.dtype)[:, None, None]
-        phys = phys.reshape(-1).at[(src * L + slot) * B + member].add(values, mode=_PIB).reshape(phys.shape)
-    return _raw(phys), 0
+    if d is None:
+        rows = phys.reshape(-1, size).at[idx].add(jnp.moveaxis(values, 0, -1), mode=_PIB)
+        return _raw(rows.reshape(phys.shape)), 0
+    member = jnp.arange(size, dtype=idx.dtype)[:, None, None]
+    flat = phys.reshape(-1).at[_front(idx, d) * size + member].add(values, mode=_PIB)
+    return _raw(flat.reshape(phys.shape)), 0
 
 
 def _scatter_jvp(primals, tangents):
-    base, values, src, slot = primals
-    out = scatter_add_p.bind(base, values, src, slot)
+    base, values, idx = primals
+    out = scatter_add_p.bind(base, values, idx)
     tb, tv = tangents[:2]
     if _is_zero(tb) and _is_zero(tv):
         return out, _zero_like(out)
     tb = _zeros(base) if _is_zero(tb) else tb
     tv = _zeros(values) if _is_zero(tv) else tv
-    return out, scatter_add_p.bind(tb, tv, src, slot)
+    return out, scatter_add_p.bind(tb, tv, idx)
 
 
-def _scatter_transpose(ct, base, values, src, slot):
+def _scatter_transpose(ct, base, values, idx):
     ct = ad.instantiate_zeros(ct)
-    out_values = gather_p.bind(ct, src, slot) if ad.is_undefined_primal(values) else None
-    return [ct if ad.is_undefined_primal(base) else None, out_values, None, None]
+    out_values = gather_p.bind(ct, idx) if ad.is_undefined_primal(values) else None
+    return [ct if ad.is_undefined_primal(base) else None, out_values, None]
 
 
-gather_p = _define("bmx_delay_gather", _take, lambda b, s, l_: _aval(s.shape, b.dtype), _gather_batch, _gather_jvp, _gather_transpose)
+gather_p = _define("bmx_delay_gather", _take, lambda b, i: _aval(i.shape, b.dtype), _gather_batch, _gather_jvp, _gather_transpose)
 scatter_add_p = _define(
-    "bmx_delay_scatter_add", _scatter_impl, lambda b, v, s, l_: _aval(b.shape, b.dtype), _scatter_batch, _scatter_jvp, _scatter_transpose
+    "bmx_delay_scatter_add", _scatter_impl, lambda b, v, i: _aval(b.shape, b.dtype), _scatter_batch, _scatter_jvp, _scatter_transpose
 )
 
 
@@ -342,10 +334,10 @@ def _weighted_sum(g, w):
 
 def _sum_batch(args, dims):
     size = _axis_size(args, dims)
-    (buf, src, slot, w), (bd, sd, ld, wd) = args, dims
-    if bd is None and sd is None and ld is None:
-        return _real(_front(w, wd) * _take(buf, src, slot)).sum(-1), 0
-    g, shared = _take_phys(_phys(buf, bd, size), src, slot, sd, ld, size)
+    (buf, idx, w), (bd, d, wd) = args, dims
+    if bd is None and d is None:
+        return _real(_front(w, wd) * _take(buf, idx)).sum(-1), 0
+    g, shared = _take_phys(_phys(buf, bd, size), idx, d, size)
     if shared:  # g: (T, J, B)
         wb = w[..., None] if wd is None else jnp.moveaxis(w, wd, -1)
         return _real(g * wb).sum(1).T, 0
@@ -353,33 +345,33 @@ def _sum_batch(args, dims):
 
 
 def _sum_only_jvp(primals, tangents):
-    buf, src, slot, w = primals
-    out = sum_p.bind(buf, src, slot, w)
-    tb, _, _, tw = tangents
+    buf, idx, w = primals
+    out = sum_p.bind(buf, idx, w)
+    tb, _, tw = tangents
     parts = []
     if not _is_zero(tb):
-        parts.append(sum_p.bind(tb, src, slot, w))
+        parts.append(sum_p.bind(tb, idx, w))
     if not _is_zero(tw):
-        parts.append(sum_p.bind(buf, src, slot, tw))
+        parts.append(sum_p.bind(buf, idx, tw))
     return out, (sum(parts[1:], parts[0]) if parts else _zero_like(out))
 
 
-def _sum_only_transpose(ct, buf, src, slot, w):
+def _sum_only_transpose(ct, buf, idx, w):
     ct = ad.instantiate_zeros(ct)
     out_buf = out_w = None
     if ad.is_undefined_primal(buf):
-        out_buf = scatter_add_p.bind(_zeros(buf.aval), (ct[:, None] * w).astype(buf.aval.dtype), src, slot)
+        out_buf = scatter_add_p.bind(_zeros(buf.aval), (ct[:, None] * w).astype(buf.aval.dtype), idx)
     if ad.is_undefined_primal(w):
-        out_w = (ct[:, None] * gather_p.bind(buf, src, slot)).astype(w.aval.dtype)
-    return [out_buf, None, None, out_w]
+        out_w = (ct[:, None] * gather_p.bind(buf, idx)).astype(w.aval.dtype)
+    return [out_buf, None, out_w]
 
 
 # ``sum_p``: the weighted sums alone (no pass-through). Used for the weights' share of a
 # derivative, where the buffer is a primal value read once more.
 sum_p = _define(
     "bmx_delay_sum",
-    lambda b, s, l_, w: _weighted_sum(_take(b, s, l_), w),
-    lambda b, s, l_, w: _aval(s.shape[:1], _real_dtype(b.dtype)),
+    lambda b, i, w: _weighted_sum(_take(b, i), w),
+    lambda b, i, w: _aval(i.shape[:1], _real_dtype(b.dtype)),
     _sum_batch,
     _sum_only_jvp,
     _sum_only_transpose,
@@ -392,33 +384,33 @@ def _read_sum_batch(args, dims):
 
 
 def _read_sum_jvp(primals, tangents):
-    buf, src, slot, w = primals
-    sums, buf_out = read_sum_p.bind(buf, src, slot, w)
-    tb, _, _, tw = tangents
+    buf, idx, w = primals
+    sums, buf_out = read_sum_p.bind(buf, idx, w)
+    tb, _, tw = tangents
     t_sums, t_buf = None, _zero_like(buf)
     if not _is_zero(tb):
-        t_sums, t_buf = read_sum_p.bind(tb, src, slot, w)
+        t_sums, t_buf = read_sum_p.bind(tb, idx, w)
     if not _is_zero(tw):
-        part = sum_p.bind(buf, src, slot, tw)
+        part = sum_p.bind(buf, idx, tw)
         t_sums = part if t_sums is None else t_sums + part
     return (sums, buf_out), (_zero_like(sums) if t_sums is None else t_sums, t_buf)
 
 
-def _read_sum_transpose(cts, buf, src, slot, w):
+def _read_sum_transpose(cts, buf, idx, w):
     ct_sums, ct_buf = cts
     # Only the buffer is linear here: the weights' share goes through ``sum_p``.
     assert ad.is_undefined_primal(buf) and not ad.is_undefined_primal(w)
     base = _zeros(buf.aval) if _is_zero(ct_buf) else ct_buf
     if _is_zero(ct_sums):
-        return [base, None, None, None]
+        return [base, None, None]
     values = (ct_sums[:, None] * w).astype(buf.aval.dtype)
-    return [scatter_add_p.bind(base, values, src, slot), None, None, None]
+    return [scatter_add_p.bind(base, values, idx), None, None]
 
 
 read_sum_p = _define(
     "bmx_read_sum",
-    lambda b, s, l_, w: (_weighted_sum(_take(b, s, l_), w), b),
-    lambda b, s, l_, w: (_aval(s.shape[:1], _real_dtype(b.dtype)), _aval(b.shape, b.dtype)),
+    lambda b, i, w: (_weighted_sum(_take(b, i), w), b),
+    lambda b, i, w: (_aval(i.shape[:1], _real_dtype(b.dtype)), _aval(b.shape, b.dtype)),
     _read_sum_batch,
     _read_sum_jvp,
     _read_sum_transpose,
@@ -432,26 +424,26 @@ def _read_gather_batch(args, dims):
 
 
 def _read_gather_jvp(primals, tangents):
-    buf, src, slot = primals
-    out = read_gather_p.bind(buf, src, slot)
+    buf, idx = primals
+    out = read_gather_p.bind(buf, idx)
     tb = tangents[0]
     if _is_zero(tb):
         return out, (_zero_like(out[0]), _zero_like(buf))
-    return out, read_gather_p.bind(tb, src, slot)
+    return out, read_gather_p.bind(tb, idx)
 
 
-def _read_gather_transpose(cts, buf, src, slot):
+def _read_gather_transpose(cts, buf, idx):
     ct_g, ct_buf = cts
     base = _zeros(buf.aval) if _is_zero(ct_buf) else ct_buf
     if _is_zero(ct_g):
-        return [base, None, None]
-    return [scatter_add_p.bind(base, ct_g, src, slot), None, None]
+        return [base, None]
+    return [scatter_add_p.bind(base, ct_g, idx), None]
 
 
 read_gather_p = _define(
     "bmx_read_gather",
-    lambda b, s, l_: (_take(b, s, l_), b),
-    lambda b, s, l_: (_aval(s.shape, b.dtype), _aval(b.shape, b.dtype)),
+    lambda b, i: (_take(b, i), b),
+    lambda b, i: (_aval(i.shape, b.dtype), _aval(b.shape, b.dtype)),
     _read_gather_batch,
     _read_gather_jvp,
     _read_gather_transpose,
@@ -463,7 +455,7 @@ read_gather_p = _define(
 
 
 def ring_fill(values: Array, anchors: Sequence = ()) -> Array:
-    """A ring buffer holding ``values`` (shape ``(S, L)``: slot ``l`` of channel ``s``).
+    """A buffer holding ``values`` (shape ``(S, C)``: column ``c`` of channel ``s``).
 
     **Arguments:**
 
@@ -477,31 +469,32 @@ def ring_fill(values: Array, anchors: Sequence = ()) -> Array:
 
 
 def ring_unfill(buf: Array) -> Array:
-    """The slots of ``buf`` as an ordinary ``(S, L)`` array (consumes ``buf``)."""
+    """The columns of ``buf`` as an ordinary ``(S, C)`` array (consumes ``buf``)."""
     return ring_unfill_p.bind(buf)
 
 
 def ring_write(buf: Array, value: Array, slot: Array) -> Array:
-    """``buf`` with slot ``slot`` of every channel set to ``value`` (shape ``(S,)``)."""
+    """``buf`` with column ``slot`` of every channel set to ``value`` (shape ``(S,)``)."""
     return ring_write_p.bind(buf, jnp.asarray(value).astype(buf.dtype), jnp.asarray(slot, jnp.int32))
 
 
-def read_sum(buf: Array, src: Array, slot: Array, weights: Array) -> tuple[Array, Array]:
-    r"""Weighted sums of delayed samples, $o_t = \mathrm{Re}\sum_j w_{tj}\, h[s_{tj}, l_{tj}]$.
+def read_sum(buf: Array, idx: Array, weights: Array) -> tuple[Array, Array]:
+    r"""Weighted sums of delayed samples, $o_t = \mathrm{Re}\sum_j w_{tj}\, h_{i_{tj}}$
+    ($h$ the flattened buffer).
 
     **Arguments:**
 
-    - `buf`: the ring buffer ``(S, L)`` (consumed: use the returned one afterwards).
-    - `src`: ``(T, J)`` int, the source channel of each (target, entry) pair.
-    - `slot`: ``(T, J)`` int, the slot each pair reads.
+    - `buf`: the buffer ``(S, C)`` (consumed: use the returned one afterwards).
+    - `idx`: ``(T, J)`` int, the flat index (``channel * C + column``) each
+      (target, entry) pair reads.
     - `weights`: ``(T, J)``, cast to the buffer's dtype (complex weights interpolate a
       packed buffer).
 
     **Returns:** ``(o, buf)``: the real sums ``(T,)`` and the buffer.
     """
-    return tuple(read_sum_p.bind(buf, src, slot, jnp.asarray(weights).astype(buf.dtype)))
+    return tuple(read_sum_p.bind(buf, idx, jnp.asarray(weights).astype(buf.dtype)))
 
 
-def read_gather(buf: Array, src: Array, slot: Array) -> tuple[Array, Array]:
-    """The delayed samples ``h[src, slot]`` (``(T, J)``, buffer dtype) and the buffer."""
-    return tuple(read_gather_p.bind(buf, src, slot))
+def read_gather(buf: Array, idx: Array) -> tuple[Array, Array]:
+    """The samples at the flat indices ``idx`` (``(T, J)``, buffer dtype) and the buffer."""
+    return tuple(read_gather_p.bind(buf, idx))

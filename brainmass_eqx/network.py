@@ -115,13 +115,15 @@ class _WithCoupling(eqx.Module):
 class _Plan(eqx.Module):
     """What the coupling needs at every step, computed once per solve.
 
-    Rows are ``(variable, feature, target)`` flattened; ``src`` the source channel of
-    each entry, ``lag`` its delay in whole steps, ``w`` its weight (complex for linear
-    interpolation: ``W (1 - f) - i W f``), ``rowsum`` the row sums of the effective
-    weights, ``frac`` the fractions (generic kernels only).
+    The history keeps step ``m`` in columns ``m mod L`` and ``m mod L + L`` of each
+    channel, so the read of step ``n`` is the flat index ``base + (n mod L)`` with
+    ``base = channel * 2L + L - lag``; ``base[c]`` reads channel block ``c`` =
+    (variable, feature). ``w`` the weights (complex for linear interpolation: ``W (1 - f) - i W f``),
+    ``rowsum`` the row sums of the effective weights, ``frac`` the fractions (generic
+    kernels only).
     """
 
-    src: Array
+    base: Array
     lag: Array
     w: Array
     weights: Array
@@ -420,14 +422,26 @@ class Network(AbstractModel):
             raise ValueError(f"speed must be finite and > 0 (mm/ms); got {arr}.")
         return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern), None
 
+    def _concrete_delays(self) -> np.ndarray | None:
+        """`delay_matrix` in numpy when its inputs are concrete (also inside ``jax.jit``)."""
+        if self.delays is not None:
+            tau = _concrete(self.delays)
+        else:
+            d, s = _concrete(self.distance), _concrete(self.speed)
+            tau = None if d is None or s is None else d / s
+        if tau is None:
+            return None
+        tau = np.array(np.broadcast_to(tau, self._pair_shape), dtype=np.float64)
+        if self.sources is None:
+            np.fill_diagonal(tau, 0.0)
+        return tau
+
     def _capacity(self, max_delay) -> float:
-        tau = self.delay_matrix()
-        longest = None
-        if tau is not None:
-            arr = _concrete(tau)
-            longest = float(arr.max()) if arr is not None and arr.size else None
+        has_delays = self.delays is not None or self.distance is not None
+        arr = self._concrete_delays() if has_delays else None
+        longest = float(arr.max()) if arr is not None and arr.size else None
         if max_delay is None:
-            if tau is None:
+            if not has_delays:
                 return 0.0
             if longest is None:
                 raise ValueError(
@@ -626,9 +640,10 @@ class Network(AbstractModel):
     def _summed(self) -> bool:
         return isinstance(self.coupling, AbstractSummedCoupling)
 
-    def instantaneous_coupling(self, state: State) -> dict[str, Array]:
-        """The coupling currents with every delay set to zero (no history)."""
-        w = self.coupling_weights()
+    def instantaneous_coupling(self, state: State, weights: Array | None = None) -> dict[str, Array]:
+        """The coupling currents with every delay set to zero (no history); ``weights``:
+        the effective weights if already computed."""
+        w = self.coupling_weights() if weights is None else weights
         src = self._sources()
         k = read(self.k)
         out = {}
@@ -637,7 +652,8 @@ class Network(AbstractModel):
             if self._summed():
                 feats = self.coupling.pre(x)  # (F, N)
                 if self.sources is None:
-                    summed = feats @ w.T
+                    # w @ f, not f @ w.T: XLA would transpose w at every step.
+                    summed = jnp.stack([w @ f for f in feats])
                 else:
                     summed = jnp.sum(w * feats[:, src], axis=-1)
                 out[tgt] = self.coupling.post(summed, x, jnp.sum(w, axis=-1), k)
@@ -658,7 +674,6 @@ class Network(AbstractModel):
     def _plan(self, dt: float) -> _Plan:
         tau = self.delay_matrix()
         w = self.coupling_weights()
-        n_rows = w.shape[0]
         src = self._sources()
         n = self.n_regions
         packed = self.interpolation == "linear"
@@ -685,15 +700,16 @@ class Network(AbstractModel):
         else:
             weights = w
         copies = len(self.coupled_var) * self._n_features
-        rows = jnp.arange(copies, dtype=jnp.int32)[:, None, None] * n
+        channel = src[None] + jnp.arange(copies, dtype=jnp.int32)[:, None, None] * n
+        n_slots = capacity + 2
         return _Plan(
-            src=(src[None] + rows).reshape(copies * n_rows, -1),
-            lag=jnp.tile(lag, (copies, 1)),
-            w=jnp.tile(weights, (copies, 1)),
+            base=channel * (2 * n_slots) + (n_slots - lag),
+            lag=lag,
+            w=weights,
             weights=w,
             rowsum=jnp.sum(w, axis=-1),
             frac=frac if packed else None,
-            n_slots=capacity + 2,
+            n_slots=n_slots,
             packed=packed,
             buffered=buffered,
             dt=dt,
@@ -720,9 +736,11 @@ class Network(AbstractModel):
         return eqx.error_if(lag, jnp.any(lag > capacity), message)
 
     def _initial_history(self, plan: _Plan, y0: State, dt: float) -> Array:
-        """Buffer contents ``(V*F*N, L)``: slot ``l`` holds step ``m = l`` (``l = 0``) or ``l - L``."""
+        """Buffer contents ``(V*F*N, 2L)``: column ``c`` holds the step ``m <= 0`` with ``m = c mod L``."""
         L = plan.n_slots
-        m = jnp.where(jnp.arange(L) == 0, 0, jnp.arange(L) - L)
+        col = jnp.arange(2 * L) % L
+        m = jnp.where(col == 0, 0, col - L)
+        L = 2 * L
 
         def channels(values_at):
             return self._features(values_at)
@@ -817,23 +835,25 @@ class _DelayedCoupling(dfx.AbstractWrappedSolver):
     def _currents(self, y0, buf, count):
         net, plan = self.network, self.plan
         k = read(net.k)
-        V, F = len(net.coupled_var), net._n_features
+        F = net._n_features
         out = {}
         if buf is None:
-            return net.instantaneous_coupling(y0), None
-        slot = jnp.remainder(count - plan.lag, plan.n_slots)
-        if net._summed():
-            sums, buf = hist.read_sum(buf, plan.src, slot, plan.w)
-            sums = sums.reshape(V, F, -1)
-            for v, (var, tgt) in enumerate(zip(net.coupled_var, net.target)):
-                out[tgt] = net.coupling.post(sums[v], y0[var], plan.rowsum, k)
-            return out, buf
-        g, buf = hist.read_gather(buf, plan.src, slot)
-        if plan.packed:
-            g = (1.0 - jnp.tile(plan.frac, (V, 1))) * jnp.real(g) + jnp.tile(plan.frac, (V, 1)) * jnp.imag(g)
-        g = g.reshape(V, -1, g.shape[-1])
+            return net.instantaneous_coupling(y0, plan.weights), None
+        offset = jnp.remainder(count, plan.n_slots)
+        # One read per (variable, feature) block: each is the same weighted sum a single
+        # variable makes (identical arithmetic), and the buffer passes from read to read.
         for v, (var, tgt) in enumerate(zip(net.coupled_var, net.target)):
-            out[tgt] = net.coupling(g[v], y0[var], plan.weights, k)
+            if net._summed():
+                sums = []
+                for f in range(F):
+                    s, buf = hist.read_sum(buf, plan.base[v * F + f] + offset, plan.w)
+                    sums.append(s)
+                out[tgt] = net.coupling.post(jnp.stack(sums), y0[var], plan.rowsum, k)
+            else:
+                g, buf = hist.read_gather(buf, plan.base[v] + offset)
+                if plan.packed:
+                    g = (1.0 - plan.frac) * jnp.real(g) + plan.frac * jnp.imag(g)
+                out[tgt] = net.coupling(g, y0[var], plan.weights, k)
         return out, buf
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
@@ -847,7 +867,9 @@ class _DelayedCoupling(dfx.AbstractWrappedSolver):
             new = self.network._features(y1)
             if self.plan.packed:
                 new = jax.lax.complex(new, self.network._features(y0))
-            buf = hist.ring_write(buf, new, jnp.remainder(count + 1, self.plan.n_slots))
+            col = jnp.remainder(count + 1, self.plan.n_slots)
+            buf = hist.ring_write(buf, new, col)
+            buf = hist.ring_write(buf, new, col + self.plan.n_slots)
         return y1, err, dense, (inner, buf, count + 1), result
 
     def func(self, terms, t0, y0, args):

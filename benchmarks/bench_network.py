@@ -1,0 +1,385 @@
+"""Network benchmark: W1 (one delayed 80-node Hopf network), W3 (256 parameter sets through
+``jax.vmap``), memory of a 60 s run, and a gradient, against brainmass 0.1.1 and neurolib 0.6.2.
+
+    python benchmarks/bench_network.py [--rounds 3] [--skip-memory] [--threads default|1]
+
+**W1**: 80 Hopf nodes (a = 0.2, w = 0.3 rad/ms, initial state U(0, 0.1)), dense random
+symmetric conn (U(0, 1) / 80, zero diagonal), symmetric distances U(5, 200) mm, speed
+10 mm/ms (delays up to 20 ms), diffusive coupling, k = 0.5, dt = 0.1 ms, 10 s simulated
+(100,000 steps), x recorded every 1 ms. brainmass_eqx runs it with each delay
+interpolation ('linear', the default; 'nearest', neurolib's rule; 'ceil', brainmass's);
+brainmass 0.1.1 with ``Simulator.run`` (which compiles on every call); neurolib 0.6.2's
+numba Hopf model (forward Euler, delays rounded to whole steps, ``model.run()``). The three
+systems are timed in the same run, alternating, after one warm-up call each: medians of
+``--rounds`` calls. brainmass_eqx's calls after the first use new values of (k, a), and the
+script counts the XLA compilations they trigger (must be 0). "brainmass run-only" is its
+10 s call minus a 10 ms call (the compilation it repeats on every call).
+
+**W3**: W1 shortened to 1 s, 256 (k, a) sets in one ``jax.vmap`` (jitted): throughput in
+network-seconds per wall-second, against the single-run throughput of W1.
+
+**Memory**: a 60 s W1 run (recording x every 1 ms: 60,000 x 80) in a fresh process; peak
+RSS (``ru_maxrss``) next to the floor (JAX and brainmass_eqx imported, nothing run).
+**Gradient**: ``jax.grad`` of the mean square of 1 s of W1 w.r.t. (k, speed), in a fresh
+process: time of the second call and peak RSS.
+
+The reference systems run in their own virtual environments ($BMX_BRAINMASS_PYTHON,
+$BMX_NEUROLIB_PYTHON as set by ``benchmarks/run.py``, else ``~/.cache/bmx/venv-bm`` and
+``~/.cache/bmx/venv-neurolib``, created on first use). With ``--threads 1`` every JAX
+process (ours and brainmass's) runs XLA single-threaded (on a shared 2-core machine the
+default thread pool can lose much time waiting for cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+N, DT_MS, SPEED, K0, A0, W_RAD = 80, 0.1, 10.0, 0.5, 0.2, 0.3
+SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def problem_arrays(seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    conn = rng.uniform(0.0, 1.0, (N, N))
+    conn = (conn + conn.T) / 2 / N
+    np.fill_diagonal(conn, 0.0)
+    dist = rng.uniform(5.0, 200.0, (N, N))
+    dist = (dist + dist.T) / 2
+    np.fill_diagonal(dist, 0.0)
+    return dict(conn=conn, distance=dist, x0=rng.uniform(0, 0.1, N), y0=rng.uniform(0, 0.1, N))
+
+
+def reference_python(name: str) -> str | None:
+    env = {"brainmass": "BMX_BRAINMASS_PYTHON", "neurolib": "BMX_NEUROLIB_PYTHON"}[name]
+    if os.environ.get(env):
+        return os.environ[env]
+    venv = Path({"brainmass": "~/.cache/bmx/venv-bm", "neurolib": "~/.cache/bmx/venv-neurolib"}[name]).expanduser()
+    python = venv / "bin" / "python"
+    if not python.exists():
+        package = {"brainmass": "brainmass==0.1.1", "neurolib": "neurolib==0.6.2"}[name]
+        print(f"[bench_network] creating {venv} with {package} ...", file=sys.stderr, flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", package], check=True)
+        except (subprocess.CalledProcessError, OSError) as err:
+            print(f"[bench_network] {name} unavailable: {err}", file=sys.stderr)
+            return None
+    return str(python)
+
+
+class Worker:
+    """A reference system in its own venv, driven over stdin/stdout (see _network_workers.py)."""
+
+    def __init__(self, system: str, python: str, problem_path: str, env: dict):
+        self.proc = subprocess.Popen(
+            [python, str(HERE / "_network_workers.py"), system, problem_path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("worker died")
+        return json.loads(line)
+
+    def run(self, duration_ms: float, k: float = K0, a: float = A0) -> dict:
+        self.proc.stdin.write(json.dumps({"duration_ms": duration_ms, "k": k, "a": a}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+# -- brainmass_eqx side ----------------------------------------------------------------------
+
+
+def ours(problem, interpolation: str):
+    import jax
+    import jax.numpy as jnp
+
+    import brainmass_eqx as bm
+    from brainmass_eqx.network import Network
+
+    def run(duration_ms, k=K0, a=A0):
+        node = bm.Hopf(N, a=a, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
+        net = Network(node, problem["conn"], distance=problem["distance"], speed=SPEED, k=k, interpolation=interpolation)
+        tr = bm.simulate(net, duration_ms, dt=DT_MS, sample_every=10, monitors="x")
+        return jax.block_until_ready(tr["x"])
+
+    del jnp
+    return run
+
+
+class CompileCounter:
+    def __init__(self):
+        import jax
+
+        self.count = 0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+    def _listen(self, event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t, out
+
+
+def w3(problem, n_sets: int = 256, rounds: int = 3):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import brainmass_eqx as bm
+    from brainmass_eqx.network import Network
+
+    def one(k, a):
+        node = bm.Hopf(N, a=a, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
+        net = Network(node, problem["conn"], distance=problem["distance"], speed=SPEED, k=k)
+        return bm.simulate(net, 1000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]
+
+    batched = jax.jit(jax.vmap(one))
+    rng = np.random.default_rng(1)
+    ks = jnp.asarray(rng.uniform(0.2, 0.8, n_sets), jnp.float32)
+    as_ = jnp.asarray(rng.uniform(0.1, 0.3, n_sets), jnp.float32)
+    first, _ = timed(lambda: jax.block_until_ready(batched(ks, as_)))
+    times = [timed(lambda r=r: jax.block_until_ready(batched(ks + 1e-3 * r, as_)))[0] for r in range(rounds)]
+    # Correctness: a few members against single runs.
+    out = np.asarray(batched(ks, as_))
+    single = jax.jit(one)
+    err = max(float(np.abs(out[i] - np.asarray(single(ks[i], as_[i]))).max()) for i in (0, 7, n_sets - 1))
+    singles = [timed(lambda r=r: jax.block_until_ready(single(ks[1] + 1e-3 * r, as_[1])))[0] for r in range(rounds)]
+    return dict(first=first, run=statistics.median(times), single_1s=statistics.median(singles), max_err=err)
+
+
+# -- subprocess measurements (memory, gradient) ----------------------------------------------
+
+
+def child(mode: str, problem_path: str):
+    """Run in a fresh process; print one JSON line."""
+    import numpy as np
+
+    problem = dict(np.load(problem_path))
+    import jax
+    import jax.numpy as jnp
+
+    import brainmass_eqx as bm
+    from brainmass_eqx.network import Network
+
+    jnp.zeros(1).block_until_ready()
+    if mode == "floor":
+        print(json.dumps({"peak_mb": _peak_mb()}))
+        return
+    node = bm.Hopf(N, a=A0, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
+    if mode == "memory":
+        net = Network(node, problem["conn"], distance=problem["distance"], speed=SPEED, k=K0)
+        t, tr = timed(lambda: jax.block_until_ready(bm.simulate(net, 60000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]))
+        print(json.dumps({"peak_mb": _peak_mb(), "seconds": t, "shape": list(tr.shape)}))
+        return
+    if mode == "grad":
+
+        def loss(k, speed):
+            net = Network(node, problem["conn"], distance=problem["distance"], speed=speed, k=k, max_delay=25.0)
+            x = bm.simulate(net, 1000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]
+            return jnp.mean(x**2)
+
+        grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+        first, g = timed(lambda: jax.block_until_ready(grad(K0, SPEED)))
+        second, g = timed(lambda: jax.block_until_ready(grad(K0 + 0.01, SPEED)))
+        fwd, _ = timed(lambda: jax.block_until_ready(jax.jit(loss)(K0, SPEED)))
+        fwd2, _ = timed(lambda: jax.block_until_ready(jax.jit(loss)(K0 + 0.01, SPEED)))
+        print(json.dumps({"peak_mb": _peak_mb(), "first": first, "grad": second, "forward": fwd2, "g": [float(v) for v in g]}))
+        return
+    raise ValueError(mode)
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(mode: str, problem_path: str, env: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", mode, problem_path],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def fmt(x, digits=3):
+    return "—" if x is None else f"{x:.{digits}g}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--threads", choices=["default", "1"], default="1")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+
+    env = dict(os.environ)
+    if args.threads == "1":
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + SINGLE_THREAD_FLAGS).strip()
+        os.environ["XLA_FLAGS"] = env["XLA_FLAGS"]  # before JAX starts in this process
+
+    import numpy as np
+
+    tmp = tempfile.mkdtemp(prefix="bench_network_")
+    problem = problem_arrays()
+    problem_path = os.path.join(tmp, "problem.npz")
+    np.savez(problem_path, **problem)
+
+    workers = {}
+    for name in ("brainmass", "neurolib"):
+        python = reference_python(name)
+        if python is not None:
+            try:
+                workers[name] = Worker(name, python, problem_path, env)
+            except (RuntimeError, OSError) as err:
+                print(f"[bench_network] {name} worker failed to start: {err}", file=sys.stderr)
+
+    counter = CompileCounter()
+    interps = ("linear", "nearest", "ceil")
+    runners = {i: ours(problem, i) for i in interps}
+    first, compiles_first, results = {}, {}, {}
+    for i in interps:
+        c0 = counter.count
+        first[i], results[i] = timed(runners[i], 10000.0)
+        compiles_first[i] = counter.count - c0
+    ref_first = {}
+    for name, w in workers.items():
+        ref_first[name] = w.run(10000.0)  # warm-up
+    times = {i: [] for i in interps}
+    ref_times = {name: [] for name in workers}
+    short = []
+    compiles_later = 0
+    for r in range(args.rounds):
+        k, a = K0 + 0.01 * (r + 1), A0 + 0.005 * (r + 1)
+        for i in interps:
+            c0 = counter.count
+            t, _ = timed(runners[i], 10000.0, k, a)
+            compiles_later += counter.count - c0
+            times[i].append(t)
+        for name, w in workers.items():
+            ref_times[name].append(w.run(10000.0, k, a)["seconds"])
+        if "brainmass" in workers:
+            short.append(workers["brainmass"].run(10.0, k, a)["seconds"])
+
+    # Agreement: brainmass_eqx 'ceil' vs brainmass (same rule, same scheme), 'nearest' vs neurolib.
+    agree = {}
+    x_ours = {i: np.asarray(runners[i](10000.0))[-1] for i in ("ceil", "nearest")}
+    if "brainmass" in workers:
+        x_bm = np.asarray(workers["brainmass"].run(10000.0)["x_last"])
+        agree["brainmass"] = float(np.abs(x_ours["ceil"] - x_bm).max() / np.abs(x_bm).max())
+    if "neurolib" in workers:
+        x_nl = np.asarray(workers["neurolib"].run(10000.0)["x_last"])
+        agree["neurolib"] = float(np.abs(x_ours["nearest"] - x_nl).max() / np.abs(x_nl).max())
+    for w in workers.values():
+        w.close()
+
+    w3_res = w3(problem, rounds=args.rounds)
+    mem = grad = floor = None
+    if not args.skip_memory:
+        floor = run_child("floor", problem_path, env)
+        mem = run_child("memory", problem_path, env)
+        grad = run_child("grad", problem_path, env)
+
+    med = {i: statistics.median(v) for i, v in times.items()}
+    ref_med = {n: statistics.median(v) for n, v in ref_times.items()}
+    bm_med = ref_med.get("brainmass")
+    bm_runonly = bm_med - statistics.median(short) if bm_med is not None and short else None
+    nl_med = ref_med.get("neurolib")
+
+    lines = []
+    lines.append(f"XLA threads: {'1 (XLA_FLAGS=' + SINGLE_THREAD_FLAGS + ')' if args.threads == '1' else 'default'}; "
+                 f"medians of {args.rounds} calls after a warm-up, alternating the systems.\n")
+    lines.append("**W1**: 80-node delayed Hopf network, 10 s at dt = 0.1 ms, x every 1 ms\n")
+    lines.append("| system | first call (s) | run (s) | run / brainmass call | run / brainmass run-only | run / neurolib |")
+    lines.append("|---|---|---|---|---|---|")
+    for i in interps:
+        lines.append(
+            f"| brainmass_eqx, interpolation='{i}' | {fmt(first[i])} | {fmt(med[i])} | "
+            f"{fmt(med[i] / bm_med if bm_med else None, 2)} | {fmt(med[i] / bm_runonly if bm_runonly else None, 2)} | "
+            f"{fmt(med[i] / nl_med if nl_med else None, 2)} |"
+        )
+    if bm_med is not None:
+        lines.append(f"| brainmass 0.1.1 `Simulator.run` (compiles every call) | {fmt(ref_first['brainmass']['seconds'])} | {fmt(bm_med)} | 1 | | |")
+        lines.append(f"| brainmass 0.1.1 run-only (10 s call − 10 ms call) | | {fmt(bm_runonly)} | | 1 | |")
+    if nl_med is not None:
+        lines.append(f"| neurolib 0.6.2 numba Hopf `model.run()` | {fmt(ref_first['neurolib']['seconds'])} | {fmt(nl_med)} | | | 1 |")
+    lines.append("")
+    lines.append(
+        f"Compile (first call − run, 'linear'): {fmt(first['linear'] - med['linear'])} s; XLA compilations in the "
+        f"{args.rounds * len(interps)} later calls with new (k, a): **{compiles_later}**. "
+        + (f"Final x, 'ceil' vs brainmass: max rel. difference {agree['brainmass']:.1e}; " if "brainmass" in agree else "")
+        + (f"'nearest' vs neurolib (Euler): {agree['neurolib']:.1e}." if "neurolib" in agree else "")
+    )
+    lines.append("")
+    single_tp = 10.0 / med["linear"]
+    lines.append("**W3**: 256 (k, a) sets of W1 shortened to 1 s, one `jax.vmap` (jitted)\n")
+    lines.append("| case | first call (s) | run (s) | throughput (network-s / s) | vs W1 single-run throughput |")
+    lines.append("|---|---|---|---|---|")
+    lines.append(
+        f"| brainmass_eqx vmap, 256 sets | {fmt(w3_res['first'])} | {fmt(w3_res['run'])} | {fmt(256 / w3_res['run'])} | "
+        f"{fmt(256 / w3_res['run'] / single_tp, 2)}x |"
+    )
+    lines.append(f"| brainmass_eqx single run (W1, 10 s) | | {fmt(med['linear'])} | {fmt(single_tp)} | 1x |")
+    lines.append(
+        f"| brainmass_eqx single 1 s run (jitted) | | {fmt(w3_res['single_1s'])} | {fmt(1 / w3_res['single_1s'])} | "
+        f"{fmt(1 / w3_res['single_1s'] / single_tp, 2)}x |"
+    )
+    if bm_med is not None:
+        lines.append(f"| brainmass 0.1.1, a loop of `Simulator.run` (10 s calls) | | | {fmt(10 / bm_med)} | {fmt(10 / bm_med / single_tp, 2)}x |")
+    lines.append("")
+    lines.append(f"vmap members vs single runs: max |difference| {w3_res['max_err']:.1e}.")
+    lines.append("")
+    if mem is not None:
+        lines.append("**Memory and gradient** (fresh processes)\n")
+        lines.append("| case | peak RSS (MB) | time (s) |")
+        lines.append("|---|---|---|")
+        lines.append(f"| floor: jax + brainmass_eqx imported | {fmt(floor.get('peak_mb'), 4)} | |")
+        lines.append(f"| W1 60 s, x every 1 ms | {fmt(mem.get('peak_mb'), 4)} | {fmt(mem.get('seconds'))} (first call) |")
+        if "error" in grad:
+            lines.append(f"| jax.grad, 1 s of W1, w.r.t. (k, speed) | failed: {grad['error']} | |")
+        else:
+            lines.append(
+                f"| jax.grad, 1 s of W1, w.r.t. (k, speed) | {fmt(grad['peak_mb'], 4)} | {fmt(grad['grad'])} "
+                f"(forward {fmt(grad['forward'])}; first call {fmt(grad['first'])}) |"
+            )
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

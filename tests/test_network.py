@@ -1,0 +1,353 @@
+"""Network: delays, coupling, parity with brainmass 0.1.1, gradients, vmap, chunks, bad input."""
+
+from __future__ import annotations
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import unxt
+from _reference import load_reference, reference_files, states
+from jax.experimental import sparse as jsparse
+
+import brainmass_eqx as bm
+from brainmass_eqx import coupling as C
+from brainmass_eqx.models._math import exprel
+from brainmass_eqx.network import Network
+
+N = 6
+DT = 0.1
+RNG = np.random.default_rng(3)
+CONN = RNG.uniform(0.0, 1.0, (N, N)).astype(np.float32)
+DIST = RNG.uniform(5.0, 40.0, (N, N)).astype(np.float32)
+X0 = np.linspace(-0.3, 0.4, N).astype(np.float32)
+
+
+def hopf(a=0.2):
+    return bm.Hopf(N, a=a, w=0.3, init_x=X0, init_y=0.05)
+
+
+def delayed(k=0.5, speed=10.0, a=0.2, interpolation="linear", **kw):
+    return Network(hopf(a), CONN, distance=DIST, speed=speed, k=k, interpolation=interpolation, **kw)
+
+
+# -- a hand-written lax.scan reference -------------------------------------------------------
+
+
+def scan_reference(node, conn, lags, k, y0, coupled, targets, n_steps):
+    """Diffusive coupling with whole-step delays, brainmass's exponential Euler, written as a
+    plain ``lax.scan`` over a ring buffer of each coupled variable.
+
+    The steps are those `simulate` takes: ``ts[n+1] - ts[n]`` of its float32 grid.
+    """
+    n = conn.shape[0]
+    w = conn * (1.0 - jnp.eye(n, dtype=conn.dtype))
+    rowsum = jnp.sum(w, axis=-1)
+    L = int(lags.max()) + 2
+    ts = jnp.asarray(DT + np.arange(n_steps) * DT, dtype=jnp.float32)
+    hs = jnp.concatenate([ts[:1], jnp.diff(ts)])
+
+    @jax.jit
+    def run(y0):
+        buffers = {v: jnp.broadcast_to(y0[v][:, None], (n, L)) for v in coupled}
+
+        def body(carry, h):
+            y, buffers, step = carry
+            inputs = {}
+            for v, tgt in zip(coupled, targets):
+                x_delayed = buffers[v].reshape(-1)[jnp.arange(n)[None, :] * L + (step - lags) % L]
+                inputs[tgt] = k * ((w * x_delayed) @ jnp.ones(n) - rowsum * y[v])
+            f, diag = node.vector_field_and_diagonal(0.0, y, inputs)
+            y = {name: y[name] + h * exprel(h * diag[name]) * f[name] for name in y}
+            buffers = {v: b.at[:, (step + 1) % L].set(y[v]) for v, b in buffers.items()}
+            return (y, buffers, step + 1), y
+
+        _, ys = jax.lax.scan(body, (y0, buffers, jnp.int32(0)), hs)
+        return ys
+
+    return run(y0)
+
+
+@pytest.mark.parametrize("case", ["hopf", "wilson_cowan_two_variables"])
+def test_equals_hand_written_scan_bit_for_bit(case):
+    if case == "hopf":
+        node, coupled, targets = hopf(), ("x",), ("x",)
+    else:
+        node = bm.WilsonCowan(N, init_rE=np.linspace(0.05, 0.4, N), init_rI=0.1)
+        coupled, targets = ("rE", "rI"), ("rE", "rI")
+    net = Network(
+        node, CONN, distance=DIST, speed=10.0, k=0.3, interpolation="nearest", coupled_var=coupled, target=targets
+    )
+    n_steps = 300
+    traj = bm.simulate(net, n_steps * DT, dt=DT)
+    lags = np.round(DIST / 10.0 / DT).astype(np.int32) * (1 - np.eye(N, dtype=np.int32))
+    ref = scan_reference(node, jnp.asarray(CONN), jnp.asarray(lags), 0.3, node.init_state(), coupled, targets, n_steps)
+    for name in node.state_names:
+        if case == "hopf":
+            np.testing.assert_array_equal(np.asarray(traj[name]), np.asarray(ref[name]))
+        else:
+            # XLA may contract the Wilson-Cowan arithmetic differently in the two programs
+            # (rI differs by one ulp after the first step, before any delayed read).
+            np.testing.assert_allclose(np.asarray(traj[name]), np.asarray(ref[name]), rtol=2e-6, atol=1e-7)
+
+
+# -- brainmass 0.1.1 reference trajectories ---------------------------------------------------
+
+_NODES = {"HopfStep": bm.Hopf, "WilsonCowanStep": bm.WilsonCowan, "JansenRitStep": bm.JansenRit}
+_INPUTS = {"E_inp": "E"}
+
+
+@pytest.mark.parametrize("path", reference_files("network"))
+def test_reproduces_brainmass_network(path):
+    """'ceil' delays and the initial state as history (brainmass's delay_init) give
+    brainmass's trajectories within 1e-4 of each variable's largest magnitude."""
+    ref = load_reference(path)
+    meta = ref["meta"]
+    cls = _NODES[meta["node"]]
+    params = {k: v[0] for k, v in meta["node_params"].items() if k in cls.parameter_specs()}
+    node = cls(meta["n_regions"], **params)
+    units = meta["state_units"]
+    y0 = {v: unxt.Quantity(np.asarray(ref[f"init__{v}"], np.float64), units[v]) for v in meta["state_names"]}
+    inputs = {_INPUTS[n]: jnp.asarray(ref[a]) for n, a in meta["update_inputs"].items() if n != "<coupling current>"}
+    has_delays = "distances_mm" in ref
+    net = Network(
+        node,
+        ref["conn"],
+        distance=ref["distances_mm"] if has_delays else None,
+        speed=float(ref["speed_mm_per_ms"]) if has_delays else None,
+        coupling=meta["coupling"],
+        coupled_var=meta["coupled_var"],
+        k=float(ref["k"]),
+        interpolation="ceil",
+    )
+    dt, n_steps, every = float(ref["dt_ms"]), int(ref["n_steps"]), int(ref["record_every"])
+    if has_delays:
+        np.testing.assert_array_equal(np.asarray(net._plan(dt).lag), ref["delay_steps"])
+    traj = bm.simulate(
+        net,
+        n_steps * dt,
+        dt=dt,
+        y0=y0,
+        inputs=(lambda t: inputs) if inputs else None,
+        transient=every - 1,
+        sample_every=every,
+    )
+    for name, expected in states(ref).items():
+        ours = np.asarray(traj[name])
+        if units[name] and units[name] != net.state_units.get(name, ""):
+            ours = np.asarray(unxt.Quantity(ours, net.state_units[name]).ustrip(units[name]))
+        err = np.abs(ours - expected).max() / np.abs(expected).max()
+        assert err < 1e-4, (name, err)
+
+
+# -- gradients ------------------------------------------------------------------------------
+
+
+def _loss(k, speed, adjoint=None):
+    net = delayed(k=k, speed=speed, max_delay=10.0)
+    x = bm.simulate(net, 30.0, dt=DT, sample_every=3, monitors="x", adjoint=adjoint)["x"]
+    return jnp.mean(x[-50:] ** 2)
+
+
+def test_gradients_wrt_speed_and_k_match_finite_differences():
+    grad = jax.grad(_loss, argnums=(0, 1))(0.5, 10.0)
+    forward = jax.jacfwd(lambda k, s: _loss(k, s, dfx.ForwardMode()), argnums=(0, 1))(0.5, 10.0)
+    loss = jax.jit(_loss)
+    fd = [
+        (loss(0.5 + 1e-2, 10.0) - loss(0.5 - 1e-2, 10.0)) / 2e-2,
+        (loss(0.5, 10.0 + 0.1) - loss(0.5, 10.0 - 0.1)) / 0.2,
+    ]
+    for g, f, d in zip(grad, forward, fd):
+        assert abs(float(g)) > 1e-4  # a gradient that could be wrong
+        np.testing.assert_allclose(float(g), float(f), rtol=2e-3)
+        np.testing.assert_allclose(float(g), float(d), rtol=3e-2)
+
+
+def test_gradient_of_nearest_delays_ignores_speed():
+    g = jax.grad(lambda s: jnp.mean(bm.simulate(delayed(speed=s, interpolation="nearest", max_delay=10.0), 5.0, dt=DT)["x"]))(10.0)
+    assert float(g) == 0.0
+
+
+# -- chunks, vmap ---------------------------------------------------------------------------
+
+
+def test_chunked_run_equals_unchunked():
+    net = delayed()
+    full = bm.simulate(net, 40.0, dt=DT, sample_every=2)
+    chunked = bm.simulate(net, 40.0, dt=DT, sample_every=2, chunk=37)
+    for name in net.state_names:
+        np.testing.assert_array_equal(np.asarray(full[name]), np.asarray(chunked[name]))
+
+
+def _run_x(k, a, speed):
+    return bm.simulate(delayed(k=k, a=a, speed=speed, max_delay=10.0), 15.0, dt=DT, sample_every=5, monitors="x")["x"]
+
+
+@pytest.mark.parametrize("axes", [(0, None, None), (None, 0, None), (None, None, 0), (0, 0, 0)])
+def test_vmap_equals_loop(axes):
+    values = (jnp.array([0.1, 0.5, 0.9]), jnp.array([0.1, 0.25, -0.1]), jnp.array([6.0, 9.0, 13.0]))
+    defaults = (0.5, 0.2, 10.0)
+    args = [v if ax == 0 else d for v, d, ax in zip(values, defaults, axes)]
+    batched = jax.vmap(_run_x, in_axes=axes)(*args)
+    loop = jnp.stack([_run_x(*[a[i] if ax == 0 else a for a, ax in zip(args, axes)]) for i in range(3)])
+    np.testing.assert_allclose(np.asarray(batched), np.asarray(loop), atol=1e-6)
+
+
+def test_vmap_over_keys_and_per_member_gradients():
+    node = bm.StuartLandau(N)
+
+    def run(key):
+        return bm.simulate(Network(node, CONN, distance=DIST, speed=10.0, k=0.5), 10.0, dt=DT, key=key)["x"]
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    np.testing.assert_allclose(
+        np.asarray(jax.vmap(run)(keys)), np.asarray(jnp.stack([run(k) for k in keys])), atol=1e-6
+    )
+    loss = lambda k, s: jnp.mean(_run_x(k, 0.2, s) ** 2)  # noqa: E731
+    ks, ss = jnp.array([0.3, 0.7]), jnp.array([8.0, 12.0])
+    batched = jax.vmap(jax.grad(loss, argnums=(0, 1)))(ks, ss)
+    for i in range(2):
+        single = jax.grad(loss, argnums=(0, 1))(ks[i], ss[i])
+        for b, s in zip(batched, single):
+            np.testing.assert_allclose(float(b[i]), float(s), rtol=1e-4)
+
+
+# -- semantics ------------------------------------------------------------------------------
+
+
+def test_sparse_conn_equals_dense():
+    masked = np.where(CONN > 0.5, CONN, 0.0).astype(np.float32)
+    dense = Network(hopf(), masked, distance=DIST, speed=10.0, k=0.5)
+    sparse = Network(hopf(), jsparse.BCOO.fromdense(masked), distance=DIST, speed=10.0, k=0.5)
+    a, b = bm.simulate(dense, 20.0, dt=DT)["x"], bm.simulate(sparse, 20.0, dt=DT)["x"]
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def test_history_function_is_read_for_t_le_0():
+    """One step of an additive network with 1-step delays reads h(-dt); with zero delays
+    the first step reads h(0), not y0 (brainmass's first step reads its delay_init)."""
+    w = jnp.asarray(CONN) * (1 - jnp.eye(N))
+    for delays, t_read in ((DT, -DT), (0.0, 0.0)):
+        net = Network(
+            hopf(), CONN, delays=np.full((N, N), delays, np.float32), coupling="additive", k=0.5,
+            history=lambda t: {"x": jnp.full(N, 0.7) + t}, interpolation="nearest",
+        )
+        y1 = bm.simulate(net, DT, dt=DT)
+        y0 = net.init_state()
+        c = 0.5 * (w @ jnp.full(N, 0.7 + t_read))
+        f, diag = net.node.vector_field_and_diagonal(0.0, y0, {"x": c})
+        expected = y0["x"] + DT * exprel(DT * diag["x"]) * f["x"]
+        np.testing.assert_allclose(np.asarray(y1["x"][0]), np.asarray(expected), rtol=1e-6)
+
+
+def test_nested_network_and_zero_outer_coupling():
+    inner = delayed()
+    outer = Network(inner, np.zeros((N, N), np.float32), distance=DIST, speed=5.0, k=1.0)
+    a = bm.simulate(inner, 10.0, dt=DT)["x"]
+    b = bm.simulate(outer, 10.0, dt=DT)["x"]
+    # Equal up to rounding (XLA may fuse the node arithmetic differently in the two programs).
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
+    coupled = Network(inner, CONN, distance=DIST, speed=5.0, k=1.0)
+    assert not np.allclose(np.asarray(bm.simulate(coupled, 10.0, dt=DT)["x"]), np.asarray(a))
+
+
+def test_units_are_converted():
+    a = Network(hopf(), CONN, distance=unxt.Quantity(DIST / 10, "cm"), speed=unxt.Quantity(10.0, "m/s"))
+    b = Network(hopf(), CONN, distance=DIST, speed=10.0)
+    np.testing.assert_allclose(np.asarray(a.delay_matrix()), np.asarray(b.delay_matrix()), rtol=1e-6)
+    c = Network(hopf(), CONN, delays=unxt.Quantity(np.asarray(b.delay_matrix()) / 1000, "s"))
+    np.testing.assert_allclose(np.asarray(c.delay_matrix()), np.asarray(b.delay_matrix()), rtol=1e-5)
+
+
+def test_adaptive_solver_for_delay_free_networks_only():
+    free = Network(hopf(), CONN, k=0.5)
+    traj = bm.simulate(free, 5.0, dt=DT, solver=dfx.Tsit5(), stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-8))
+    assert np.all(np.isfinite(np.asarray(traj["x"])))
+    with pytest.raises(ValueError, match="adaptive"):
+        bm.simulate(delayed(), 5.0, dt=DT, solver=dfx.Tsit5(), stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-8))
+
+
+def test_coupling_noise():
+    noise = pytest.importorskip("brainmass_eqx.noise")
+    net = delayed(noise=noise.OUProcess(0.05, tau=5.0))
+    a = bm.simulate(net, 5.0, dt=DT, key=jax.random.key(1))["x"]
+    b = bm.simulate(net, 5.0, dt=DT, key=jax.random.key(1))["x"]
+    c = bm.simulate(delayed(), 5.0, dt=DT)["x"]
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.allclose(np.asarray(a), np.asarray(c))
+
+
+def test_params_are_trainable_leaves():
+    net = delayed(k=bm.Param(0.5), speed=bm.Param(10.0, bounds=(1.0, None)))
+    trainable, _ = bm.partition_trainable(net)
+    assert len(jax.tree_util.tree_leaves(trainable)) == 2
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(conn=np.ones((3, 3))), r"conn has shape \(3, 3\), expected \(6, 6\)"),
+        (dict(conn=np.ones(35)), r"flattened conn has length 35, expected 36"),
+        (dict(conn=np.ones((2, 6, 6))), r"conn must be 1-D \(flattened\) or 2-D"),
+        (dict(conn=np.full((N, N), np.nan)), r"conn must be finite"),
+        (dict(conn=-np.ones((N, N))), r"conn has negative weights"),
+        (dict(distance=-DIST, speed=10.0), r"distance must be finite and >= 0"),
+        (dict(distance=DIST, speed=0.0), r"speed must be finite and > 0"),
+        (dict(distance=DIST), r"distance was given without speed"),
+        (dict(speed=10.0), r"speed was given without distance"),
+        (dict(distance=DIST, speed=10.0, delays=DIST), r"either delays, or distance and speed"),
+        (dict(delays=-np.ones((N, N))), r"delays must be finite and >= 0"),
+        (dict(distance=DIST[:3, :3], speed=10.0), r"distance has shape \(3, 3\)"),
+        (dict(coupled_var="q"), r"coupled_var 'q' is not a state variable of Hopf; available states: \['x', 'y'\]"),
+        (dict(target="q"), r"target 'q' is not an input of Hopf"),
+        (dict(coupling="foo"), r"coupling must be one of 'diffusive'"),
+        (dict(interpolation="cubic"), r"interpolation must be one of"),
+        (dict(distance=DIST, speed=10.0, max_delay=1.0), r"longest delay .* exceeds the history capacity max_delay"),
+        (dict(k=np.ones(4)), r"k has shape \(4,\)"),
+        (dict(history={"y": np.zeros(N)}), r"history must give the coupled variable 'x'"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    kwargs = dict(kwargs)
+    conn = kwargs.pop("conn", CONN)
+    with pytest.raises((ValueError, TypeError), match=match):
+        Network(hopf(), conn, **kwargs)
+
+
+def test_signed_weights_allowed_where_meaningful():
+    Network(hopf(), -np.ones((N, N)), coupling=C.Additive())
+    with pytest.raises(ValueError, match="Diffusive coupling needs non-negative weights"):
+        Network(hopf(), -np.ones((N, N)), coupling=C.Diffusive())
+
+
+def test_traced_delays_need_max_delay_and_longer_delays_raise_at_run_time():
+    @jax.jit
+    def build(speed):
+        return Network(hopf(), CONN, distance=DIST, speed=speed).max_delay
+
+    with pytest.raises(ValueError, match="pass max_delay"):
+        build(10.0)
+
+    @jax.jit
+    def run(speed):
+        net = Network(hopf(), CONN, distance=DIST, speed=speed, max_delay=4.5)
+        return bm.simulate(net, 1.0, dt=DT)["x"]
+
+    run(10.0)
+    with pytest.raises(Exception, match="longer than the history capacity"):
+        jax.block_until_ready(run(5.0))
+
+
+def test_wrap_solver_needs_dt():
+    with pytest.raises(ValueError, match="dt"):
+        delayed().wrap_solver(bm.ExponentialEuler())
+
+
+def test_eqx_tree_at_keeps_structure():
+    net = eqx.tree_at(lambda n: n.k, delayed(), jnp.asarray(0.7))
+    assert float(net.k) == pytest.approx(0.7)
