@@ -325,6 +325,8 @@ class NodeModel(CoreStepper, Dynamics):
         if self.has_method:
             method_solver(self.method)  # unknown names fail here, naming the method
         self._extra_init(a)
+        if self.core is not None:
+            self.core_model()  # units, shapes and domains are checked now, naming the argument
 
     def _make_param(self, name, value):
         return Param.init(value, self.varshape)

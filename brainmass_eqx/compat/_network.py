@@ -102,6 +102,7 @@ class Network(CoreStepper, Module):
         self.delay_init = delay_init
         self.noise = noise
         self.interpolation = interpolation
+        self.core_model()  # conn, delays, units: checked now
 
     # -- construction -----------------------------------------------------------------------------
     def _make_coupling(self, name, conn, k):

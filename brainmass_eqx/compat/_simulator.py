@@ -33,7 +33,7 @@ from .._simulate import simulate
 from . import brainunit as u
 from ._models import NodeModel, dt_ms
 from .brainstate import environ, random, transform as bst
-from .brainstate._state import State, frame
+from .brainstate._state import DISCOVERING, State, frame
 from .brainstate.nn import Param, init_all_states
 
 __all__ = ["Simulator", "TRACE_COUNTS"]
@@ -381,7 +381,8 @@ class Simulator:
                         r = model.update(*(r if isinstance(r, tuple) else (r,)))
                 return measure(r)
 
-            TRACE_COUNTS["generic"] += 1
+            if not DISCOVERING[0]:
+                TRACE_COUNTS["generic"] += 1
             return bst.for_loop(step_run, np.arange(n_steps))
 
         if not jit:

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 _FRAMES: list[Frame] = []
+#: Depth of abstract discovery traces in progress (see `discover`); code that counts its
+#: own compilations can skip these.
+DISCOVERING = [0]
 
 
 class State:
@@ -228,9 +231,11 @@ def discover(fn: Callable, *args: Any, **kwargs: Any) -> tuple[list[State], list
         return fn(*a, **k)
 
     with frame() as fr:
+        DISCOVERING[0] += 1
         try:
             out = jax.eval_shape(call, dynamic)
         finally:
+            DISCOVERING[0] -= 1
             fr.undo()
     return list(fr.touched.values()), list(fr.written.values()), out
 

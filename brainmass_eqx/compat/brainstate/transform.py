@@ -46,30 +46,44 @@ def _counting_init(self, *args, **kwargs):
 State.__init__ = _counting_init
 
 
+class _Holder:
+    """The states a compiled pure function installs (read only when it is traced)."""
+
+    touched: list = []
+    written: list = []
+
+
+def _pattern(touched: list[State], written: list[State]) -> tuple:
+    """The abstract signature of the states: a compiled program serves any states with it."""
+    avals = []
+    for s in touched:
+        leaves, treedef = jax.tree_util.tree_flatten(s._value)
+        avals.append((treedef, tuple((jnp.shape(x), str(jnp.result_type(x))) for x in leaves)))
+    mask = tuple(any(s is w for w in written) for s in touched)
+    return tuple(avals), mask
+
+
 class _Cache:
-    """Discovered states and compiled functions of one transformed function."""
+    """Discovered states (per argument signature) and compiled programs (per signature and
+    state pattern) of one transformed function.
+
+    Discovery is redone when states have been created since (``init_state`` replacing
+    ``self.x``); the compiled program is reused when the new states have the same shapes,
+    in the same roles.
+    """
 
     def __init__(self):
-        self.entries: dict[Any, tuple[int, list[State], list[State], Any]] = {}
+        self.entries: dict[Any, tuple[int, list[State], list[State]]] = {}
+        self.compiled: dict[Any, tuple[Any, _Holder]] = {}
 
     def lookup(self, key, discover_fn):
         entry = self.entries.get(key)
         gen = _current_generation[0]
         if entry is None or entry[0] != gen:
-            touched, written, out_shape = discover_fn()
-            old = entry
-            compiled = old[3] if old is not None and _same(old[1], touched) and _same(old[2], written) else None
-            entry = (gen, touched, written, compiled)
+            touched, written, _ = discover_fn()
+            entry = (gen, touched, written)
             self.entries[key] = entry
-        return entry
-
-    def set_compiled(self, key, compiled):
-        gen, touched, written, _ = self.entries[key]
-        self.entries[key] = (gen, touched, written, compiled)
-
-
-def _same(a: Sequence[State], b: Sequence[State]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+        return entry[1], entry[2]
 
 
 # -- jit ---------------------------------------------------------------------------------------
@@ -96,17 +110,20 @@ def jit(fn: Callable | None = None, *, static_argnums: Any = (), static_argnames
         def discover_fn():
             return discover(lambda *d: call(*_rebuild(signature, d, static)), *dynamic)
 
-        _, touched, written, compiled = cache.lookup(key, discover_fn)
-        if compiled is None:
+        touched, written = cache.lookup(key, discover_fn)
+        ckey = (key, _pattern(touched, written))
+        if ckey not in cache.compiled:
+            holder = _Holder()
 
-            def pure(state_vals, dyn):
-                with install(touched, state_vals):
+            def pure(state_vals, dyn, holder=holder):
+                with install(holder.touched, state_vals):
                     out = call(*_rebuild(signature, dyn, static))
-                    new_vals = [s.value for s in written]
+                    new_vals = [s.value for s in holder.written]
                 return out, new_vals
 
-            compiled = jax.jit(pure, **jit_kwargs)
-            cache.set_compiled(key, compiled)
+            cache.compiled[ckey] = (jax.jit(pure, **jit_kwargs), holder)
+        compiled, holder = cache.compiled[ckey]
+        holder.touched, holder.written = touched, written
         out, new_vals = compiled(values_of(touched), dynamic)
         write_values(written, new_vals)
         return out
