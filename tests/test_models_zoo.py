@@ -401,3 +401,12 @@ def test_sequence_layers_batch_and_differentiate():
     assert jr(xs[0] * 50).shape == (2,)
     with pytest.raises(ValueError, match="inputs must have shape"):
         layer(xs)
+
+
+def test_wilson_cowan_delayed_keeps_its_history_inside_a_network():
+    from brainmass_eqx.network import Network
+
+    node = M.WilsonCowanDelayed(3, init_rE=jnp.array([0.1, 0.3, 0.5]), init_rI=0.05)
+    alone = simulate(node, 20.0, dt=0.1)
+    in_network = simulate(Network(node, np.zeros((3, 3))), 20.0, dt=0.1)
+    np.testing.assert_allclose(np.asarray(in_network["rE"]), np.asarray(alone["rE"]), atol=1e-7)

@@ -17,8 +17,6 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from ..solvers import _find_model_term
-
 __all__ = ["history_init", "history_push", "history_read", "SelfDelaySolver", "INTERPOLATIONS"]
 
 #: Ways to read between grid points: linear interpolation (differentiable w.r.t. the
@@ -106,16 +104,22 @@ class SelfDelaySolver(dfx.AbstractSolver):
     **Arguments:**
 
     - `solver`: the wrapped diffrax solver.
-    - `reads`: ``((key, state name, name of the delay parameter in ms), ...)``.
+    - `reads`: ``((key, state name, delay name), ...)``.
+    - `delays`: ``{delay name: delay in ms}`` (arrays; traced and differentiable).
     - `n_slots`: buffer length in steps (at least the longest delay in steps + 2; see
       `slots_for`).
     - `interpolation`: one of `INTERPOLATIONS`.
+
+    The delays are held here rather than read from the solved model, which may be a
+    wrapper around the delayed node (a `Network`, a noisy model).
     """
 
     solver: dfx.AbstractSolver
     reads: tuple = eqx.field(static=True)
+    delays: dict
     n_slots: int = eqx.field(static=True)
     interpolation: str = eqx.field(static=True, default="linear")
+    owner: str = eqx.field(static=True, default="model")
 
     @property
     def term_structure(self):
@@ -139,14 +143,14 @@ class SelfDelaySolver(dfx.AbstractSolver):
         inner = self.solver.init(terms, t0, t1, y0, args)
         return inner, buffers, jnp.zeros((), jnp.int32)
 
-    def _delayed(self, model, buffers, count, dt):
+    def _delayed(self, buffers, count, dt):
         out = {}
         for key, var, delay_name in self.reads:
-            lag = jnp.asarray(getattr(model, delay_name)) / dt
+            lag = jnp.asarray(self.delays[delay_name]) / dt
             lag = eqx.error_if(
                 lag,
                 jnp.any(lag > self.n_slots - 2),
-                f"{type(model).__name__}: a delay ({delay_name}) is longer than the history the "
+                f"{self.owner}: a delay ({delay_name}) is longer than the history the "
                 "solver keeps; raise the model's max_delay.",
             )
             out[key] = jnp.broadcast_to(
@@ -156,8 +160,7 @@ class SelfDelaySolver(dfx.AbstractSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         inner, buffers, count = solver_state
-        model = _find_model_term(terms).model
-        extra = self._delayed(model, buffers, count, t1 - t0)
+        extra = self._delayed(buffers, count, t1 - t0)
         y1, err, dense, inner, result = self.solver.step(
             terms, t0, t1, y0, _WithExtraInputs(args, extra), inner, made_jump
         )

@@ -357,7 +357,10 @@ class WilsonCowanDelayed(_SigmoidEI):
         if isinstance(solver, SelfDelaySolver):  # already carries a history
             return solver
         step = _HISTORY_DT_FLOOR_MS if dt is None else to_ms(dt, "dt")
-        return SelfDelaySolver(solver, _DELAYED_READS, slots_for(self.max_delay, step), self.interpolation)
+        delays = {name: getattr(self, name) for _, _, name in _DELAYED_READS}
+        return SelfDelaySolver(
+            solver, _DELAYED_READS, delays, slots_for(self.max_delay, step), self.interpolation, type(self).__name__
+        )
 
     def _delayed(self, state, inputs, key, var):
         # The solver wrapper supplies the past; evaluated without it (diffrax's own shape
