@@ -42,6 +42,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import unxt
 from jax.experimental import sparse as jsparse
 from jaxtyping import Array, PRNGKeyArray
 
@@ -67,6 +68,32 @@ def _concrete(x) -> np.ndarray | None:
     if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x)):
         return None
     return np.asarray(x)
+
+
+def _host(value, unit: str = "") -> np.ndarray | None:
+    """``value`` in the canonical ``unit`` as a numpy array, without JAX operations (so
+    also inside ``jax.jit``, where even ``jnp.asarray`` of a constant is traced); None if
+    it is a traced value."""
+    if value is None:
+        return None
+    scale = 1.0
+    if isinstance(value, Param):
+        if value.unit and unit:
+            scale = unxt.unit(value.unit).to(unxt.unit(unit))
+        value = value.value
+    elif is_quantity(value):
+        if unit:
+            scale = unxt.unit(str(unxt.unit_of(value))).to(unxt.unit(unit))
+        value = value.value
+    if isinstance(value, jsparse.BCOO):
+        if isinstance(value.data, jax.core.Tracer) or isinstance(value.indices, jax.core.Tracer):
+            return None
+        out = np.zeros(value.shape, np.asarray(value.data).dtype)
+        np.add.at(out, tuple(np.asarray(value.indices).T), np.asarray(value.data))
+        value = out
+    if isinstance(value, jax.core.Tracer):
+        return None
+    return np.asarray(value, dtype=np.float64) * scale
 
 
 def _float(x):
@@ -233,13 +260,14 @@ class Network(AbstractModel):
         self.self_connection = bool(self_connection)
 
         self.conn, self.sources, pattern = self._check_conn(conn, n)
+        self._check_weights(_host(conn if not is_quantity(conn) else to_canonical(conn, "conn", "")), "conn", pattern)
         k = _convert(k, "k", "")
         self._check_shape(k, "k", [(), (n,)], "a scalar or one value per region")
         self._check_finite(k, "k")
         self.k = k
 
         self.distance, self.speed, self.delays = self._check_delays(distance, speed, delays, n, pattern)
-        self.max_delay = self._capacity(max_delay)
+        self.max_delay = self._capacity(max_delay, self._host_delays(distance, speed, delays, pattern))
         self.history = self._check_history(history, node, self.coupled_var)
 
         self.noise = noise
@@ -334,12 +362,17 @@ class Network(AbstractModel):
                 )
         else:
             raise ValueError(f"conn must be 1-D (flattened) or 2-D with shape ({n}, {n}); got {len(shape)}-D.")
-        self._check_weights(_concrete(value), "conn")
         return conn, None, None
 
-    def _check_weights(self, arr, name):
+    def _check_weights(self, arr, name, pattern=None):
         if arr is None:
             return
+        if pattern is not None:
+            arr = arr[pattern[0], pattern[1]]
+        elif arr.ndim == 1:
+            arr = arr.reshape(self.n_regions, self.n_regions)
+        if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and not self.self_connection:
+            arr = arr * (1.0 - np.eye(arr.shape[0]))
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite; it has {int(np.sum(~np.isfinite(arr)))} NaN/inf entries.")
         if not self.coupling.signed_weights and np.any(arr < 0):
@@ -357,7 +390,6 @@ class Network(AbstractModel):
         data = np.asarray(conn.data)
         keep = (data != 0) & ((rows != cols) | self.self_connection)
         rows, cols, data = rows[keep], cols[keep], data[keep]
-        self._check_weights(data, "conn")
         counts = np.bincount(rows, minlength=n)
         width = max(1, int(counts.max()) if counts.size else 1)
         src = np.zeros((n, width), np.int32)
@@ -400,45 +432,46 @@ class Network(AbstractModel):
             raise ValueError("speed was given without distance: pass distance= (mm), or drop speed.")
         pair_shapes = [(n, n)]
         if delays is not None:
+            arr = _host(delays, "ms")
             delays = _convert(delays, "delays", "ms")
             delays = delays.todense() if isinstance(delays, jsparse.BCOO) else delays
             self._check_shape(delays, "delays", [(), (n, n)], "one delay per (target, source) pair")
-            arr = _concrete(delays)
             if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
                 raise ValueError("delays must be finite and >= 0 (ms).")
             return None, None, self._pairs(delays, "delays", pattern)
         if distance is None:
             return None, None, None
+        dist_np, speed_np = _host(distance, "mm"), _host(speed, "mm/ms")
         distance = _convert(distance, "distance", "mm")
         distance = distance.todense() if isinstance(distance, jsparse.BCOO) else distance
         speed = _convert(speed, "speed", "mm/ms")
         self._check_shape(distance, "distance", pair_shapes, "one distance per (target, source) pair")
         self._check_shape(speed, "speed", [(), (n, n)], "a scalar or one speed per pair")
-        arr = _concrete(distance)
+        arr = dist_np
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
             raise ValueError(f"distance must be finite and >= 0 (mm); min is {np.nanmin(arr):.4g}.")
-        arr = _concrete(speed)
+        arr = speed_np
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
             raise ValueError(f"speed must be finite and > 0 (mm/ms); got {arr}.")
         return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern), None
 
-    def _concrete_delays(self) -> np.ndarray | None:
-        """`delay_matrix` in numpy when its inputs are concrete (also inside ``jax.jit``)."""
-        if self.delays is not None:
-            tau = _concrete(self.delays)
+    def _host_delays(self, distance, speed, delays, pattern) -> np.ndarray | None:
+        """The delays (ms) of the pairs the coupling reads, in numpy, from the user's
+        arguments (also inside ``jax.jit``); None if they are traced."""
+        if delays is not None:
+            tau = _host(delays, "ms")
         else:
-            d, s = _concrete(self.distance), _concrete(self.speed)
+            d, s = _host(distance, "mm"), _host(speed, "mm/ms")
             tau = None if d is None or s is None else d / s
         if tau is None:
             return None
-        tau = np.array(np.broadcast_to(tau, self._pair_shape), dtype=np.float64)
-        if self.sources is None:
-            np.fill_diagonal(tau, 0.0)
-        return tau
+        n = self.n_regions
+        tau = np.array(np.broadcast_to(tau, (n, n)), dtype=np.float64)
+        np.fill_diagonal(tau, 0.0)
+        return tau[pattern[0], pattern[1]] if pattern is not None else tau
 
-    def _capacity(self, max_delay) -> float:
+    def _capacity(self, max_delay, arr) -> float:
         has_delays = self.delays is not None or self.distance is not None
-        arr = self._concrete_delays() if has_delays else None
         longest = float(arr.max()) if arr is not None and arr.size else None
         if max_delay is None:
             if not has_delays:
