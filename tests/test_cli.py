@@ -306,3 +306,18 @@ def test_demo_as_documented(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "recovered k within" in proc.stdout
     assert (tmp_path / "demo.png").read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--transient", "2s", "--duration", "1s"], "--transient (2000.0 ms) must be shorter than --duration (1000.0 ms)"),
+        (["--sample-every", "0.05"], "--sample-every (0.05 ms) must be at least --dt (0.1 ms)"),
+        (["--out", "/nonexistent-folder/x.npz"], "--out: folder does not exist: /nonexistent-folder"),
+        (["--plot", "/nonexistent-folder/x.png"], "--plot: folder does not exist: /nonexistent-folder"),
+    ],
+)
+def test_inconsistent_times_and_paths(argv, fragment, capsys):
+    code, _, err = run(["simulate", "--duration", "20", "--no-progress", *argv], capsys)
+    assert code == 2
+    assert_one_line(err, fragment)

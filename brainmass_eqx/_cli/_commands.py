@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _build
-from ._errors import CLIError, first_line
+from ._errors import CLIError
 from ._report import describe, table, value_text
 
 # -- models / datasets ----------------------------------------------------------------------
@@ -45,6 +45,7 @@ class Setup:
     """A model on a connectome, as the options describe it."""
 
     def __init__(self, args, fit: dict[str, tuple[float, float]] | None = None):
+        _check_args(args)
         fit = dict(fit or {})
         self.desc = _build.resolve_model(args.model)
         self.conn = _build.load_connectome(args.connectome)
@@ -65,7 +66,7 @@ class Setup:
         self.args = args
 
     def run(self, model=None, *, key=None, progress=False):
-        """The recorded coupled variable, ``(ts, (T, N) array)``."""
+        """The `Trajectory` of the coupled variable (of ``model``, default the setup's)."""
         import jax
 
         from .._simulate import simulate
@@ -78,24 +79,25 @@ class Setup:
             key=jax.random.key(a.seed) if key is None else key,
             transient=int(round(a.transient / a.dt)),
             sample_every=max(1, int(round(a.sample_every / a.dt))),
-            monitors=_monitor(self.model, self.var),
+            monitors=[self.var],
             progress=progress,
         )
         return traj
 
-    def check_steps(self):
-        a = self.args
-        if a.transient >= a.duration:
-            raise CLIError(f"--transient ({a.transient} ms) must be shorter than --duration ({a.duration} ms).")
-        if a.dt > a.duration:
-            raise CLIError(f"--dt ({a.dt} ms) must not exceed --duration ({a.duration} ms).")
-        if a.sample_every < a.dt:
-            raise CLIError(f"--sample-every ({a.sample_every} ms) must be at least --dt ({a.dt} ms).")
 
 
-def _monitor(model, var: str):
-    """What to record: the coupled variable, under its own name."""
-    return [var]
+def _check_args(a) -> None:
+    """The time options against each other (each alone is checked by argparse), and the
+    output folders, before any work is done."""
+    if a.transient >= a.duration:
+        raise CLIError(f"--transient ({a.transient} ms) must be shorter than --duration ({a.duration} ms).")
+    if a.dt > a.duration:
+        raise CLIError(f"--dt ({a.dt} ms) must not exceed --duration ({a.duration} ms).")
+    if a.sample_every < a.dt:
+        raise CLIError(f"--sample-every ({a.sample_every} ms) must be at least --dt ({a.dt} ms).")
+    _check_folder(a.out, "--out")
+    if a.plot is not None:
+        _check_folder(a.plot, "--plot")
 
 
 def _with_noise(node, desc, sigma: float, tau: float):
@@ -105,18 +107,20 @@ def _with_noise(node, desc, sigma: float, tau: float):
     return with_noise(node, {target: OUProcess(sigma, tau=tau)})
 
 
-def _save(path: str, **arrays) -> str:
+def _check_folder(path: str, option: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise CLIError(f"--out: folder does not exist: {folder}")
+        raise CLIError(f"{option}: folder does not exist: {folder}")
+
+
+def _save(path: str, **arrays) -> str:
+    _check_folder(path, "--out")
     np.savez(path, **arrays)
     return path
 
 
 def _save_figure(fig, path: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CLIError(f"--plot: folder does not exist: {folder}")
+    _check_folder(path, "--plot")
     fig.savefig(path, dpi=110)
     return path
 
@@ -161,7 +165,6 @@ def _wants_plot(args) -> bool:
 
 def cmd_simulate(args) -> int:
     setup = Setup(args)
-    setup.check_steps()
     print(
         f"simulating {setup.desc.name} x {setup.n} regions on {args.connectome} "
         f"({args.coupling} coupling, k={args.k:g}, "
@@ -250,7 +253,6 @@ def cmd_fit(args) -> int:
     desc = _build.resolve_model(args.model)
     fit = {name: boxes.get(name) or _default_box(args, desc, name) for name in names}
     setup = Setup(args, fit=fit)
-    setup.check_steps()
     target_fc, what = _build.load_target_fc(args.target, setup.n)
     print(
         f"fitting {', '.join(names)} of {setup.desc.name} x {setup.n} regions on {args.connectome} "
@@ -305,4 +307,4 @@ COMMANDS = {
     "demo": cmd_demo,
 }
 
-__all__ = ["COMMANDS", "first_line"]
+__all__ = ["COMMANDS"]
