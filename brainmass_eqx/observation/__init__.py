@@ -2,6 +2,7 @@
 temporal averaging, EEG/MEG lead fields."""
 
 from ._balloon import BalloonWindkessel, bold_from_signal
+from ._inloop import BOLDSolver, WithBOLD, simulate_bold
 from ._hrf import (
     AbstractHRFKernel,
     DoubleExponentialHRF,
@@ -15,6 +16,7 @@ from ._temporal import TemporalAverage
 
 __all__ = [
     "AbstractHRFKernel",
+    "BOLDSolver",
     "BalloonWindkessel",
     "DoubleExponentialHRF",
     "EEGLeadField",
@@ -26,5 +28,7 @@ __all__ = [
     "MEGLeadField",
     "MixtureOfGammasHRF",
     "TemporalAverage",
+    "WithBOLD",
     "bold_from_signal",
+    "simulate_bold",
 ]

@@ -97,8 +97,10 @@ class BalloonWindkessel(eqx.Module):
         """Time derivatives per **second**; `t` (seconds) is unused (autonomous model)."""
         del t
         s, f, v, q = state["s"], state["f"], state["v"], state["q"]
-        outflow = v ** (1.0 / self.alpha)
-        extraction = 1.0 - (1.0 - self.rho) ** (1.0 / f)
+        # Powers written as exp(log): XLA on CPU lowers `**` with a float exponent to a
+        # scalar libm call per element (measured: a step 6x slower for 80 regions).
+        outflow = jnp.exp(jnp.log(v) / self.alpha)
+        extraction = -jnp.expm1(jnp.log1p(-self.rho) / f)
         return {
             "s": z - self.kappa * s - self.gamma * (f - 1.0),
             "f": s,
@@ -146,6 +148,26 @@ class BalloonWindkessel(eqx.Module):
         return new, comp
 
 
+def steps_per_tr(tr, dt) -> tuple[float, int]:
+    """``(dt in ms, steps per TR)`` for a BOLD sampling period `tr` and a step `dt` (each in
+    ms or a time Quantity); raises if `tr` is shorter than `dt` or not a multiple of it."""
+    dt_ms = _time_ms(dt, "dt")
+    tr_ms = _time_ms(tr, "tr")
+    ratio = tr_ms / dt_ms
+    n_per = int(round(ratio))
+    if n_per < 1 or ratio < 1 - 1e-6:
+        raise ValueError(
+            f"`tr` = {tr_ms} ms is shorter than `dt` = {dt_ms} ms; the BOLD sampling "
+            "period must span at least one step."
+        )
+    if abs(ratio - n_per) > 1e-6 * max(ratio, 1.0):
+        raise ValueError(
+            f"`tr` = {tr_ms} ms is not a whole number of steps `dt` = {dt_ms} ms "
+            f"(ratio {ratio}); choose a TR that is a multiple of dt."
+        )
+    return dt_ms, n_per
+
+
 def bold_from_signal(
     signal: Float[ArrayLike, "T ..."],
     dt,
@@ -188,21 +210,7 @@ def bold_from_signal(
         # A traced dt is fine here (no shape depends on it); a concrete one is checked.
         dt_step = dt if isinstance(dt, jax.core.Tracer) else _time_ms(dt, "dt")
     else:
-        dt_ms = _time_ms(dt, "dt")
-        tr_ms = _time_ms(tr, "tr")
-        ratio = tr_ms / dt_ms
-        n_per = int(round(ratio))
-        if n_per < 1:
-            raise ValueError(
-                f"`tr` = {tr_ms} ms is shorter than `dt` = {dt_ms} ms; the BOLD sampling "
-                "period must span at least one step."
-            )
-        if abs(ratio - n_per) > 1e-6 * max(ratio, 1.0):
-            raise ValueError(
-                f"`tr` = {tr_ms} ms is not a whole number of steps `dt` = {dt_ms} ms "
-                f"(ratio {ratio}); choose a TR that is a multiple of dt."
-            )
-        dt_step = dt_ms
+        dt_step, n_per = steps_per_tr(tr, dt)
     n_blocks = z.shape[0] // n_per
     if n_blocks < 1:
         raise ValueError(

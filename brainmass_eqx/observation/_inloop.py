@@ -1,0 +1,474 @@
+r"""Balloon-Windkessel BOLD computed *inside* a simulation (`WithBOLD`, `simulate_bold`).
+
+`WithBOLD(model)` is a model whose state is the model's plus the four haemodynamic states
+of `BalloonWindkessel`, driven at every step by a chosen neural variable. Recording only
+``'bold'`` every TR then keeps one small sample per TR: a 10-minute whole-brain run never
+materialises the neural trajectory.
+
+**How the haemodynamics are stepped.** The haemodynamic states move by about 1e-5 per
+0.1 ms step while sitting near 1, below half the float32 spacing there (6e-8 relative),
+so a float32 solver that adds its increments plainly loses them (measured offline: q off
+by 3e-4 after 60 s). The solver wrapper `BOLDSolver` (installed by
+`WithBOLD.wrap_solver`) therefore advances the neural model with the user's solver and
+the haemodynamics with `BalloonWindkessel.step_compensated` (Heun, increments added by
+Kahan summation); the compensation is carried in the solver state, so it survives
+chunked runs and never appears in the model state. Step ``i`` is driven by the neural
+value at its end, so the in-loop BOLD is the offline `bold_from_signal` of the recorded
+neural trajectory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+from .._param import Param
+from .._simulate import _wrap_solver
+from ..models._base import AbstractModel, State
+from ..solvers import ModelTerm, _find_model_term
+from ._balloon import BalloonWindkessel, steps_per_tr
+
+__all__ = ["WithBOLD", "BOLDSolver", "simulate_bold"]
+
+#: ``{WithBOLD state name: BalloonWindkessel state name}``.
+_BOLD_STATES = {f"bold_{name}": name for name in BalloonWindkessel.state_names}
+# The haemodynamic model's clock is in seconds, ours in ms.
+_PER_MS = 1e-3
+
+
+def _is_traced(tree) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+class WithBOLD(AbstractModel):
+    r"""A model with Balloon-Windkessel haemodynamics attached (BOLD computed in the loop).
+
+    With the neural state $y$, the drive $z = \text{scale} \cdot d(y)$ (per region) and the
+    haemodynamic state $h = (s, f, v, q)$,
+
+    $$\dot y = F(t, y, I(t)), \qquad \dot h = 10^{-3}\, G(h, z),$$
+
+    where $F$ is the wrapped model's vector field (per ms) and $G$ the
+    `BalloonWindkessel` field (per second, hence the factor: time here is in ms). The
+    observable ``'bold'`` is `BalloonWindkessel.bold` of $h$ (dimensionless, 0 at rest).
+
+    It has the model contract: states are the model's followed by ``bold_s``,
+    ``bold_f``, ``bold_v``, ``bold_q`` (rest 0, 1, 1, 1); inputs, coupling input,
+    observables, `terms`, `wrap_solver` and `post_step` are the model's, so a `Network`,
+    a noisy model (`with_noise`) or any node model can be wrapped. Attribute access falls
+    through to the wrapped model. Put `WithBOLD` outermost (``WithBOLD(with_noise(net,
+    ...))``).
+
+    In `simulate`, `BOLDSolver` steps $h$ with the compensated Heun step of
+    `BalloonWindkessel.step_compensated`, driven by the neural value at the *end* of each
+    step (exactly what `bold_from_signal` does with the recorded signal); ``vector_field``
+    gives the same dynamics for any other use.
+
+    **Arguments:**
+
+    - `model`: the neural model (any `AbstractModel`, e.g. a `Network`).
+    - `driver`: the neural variable that drives the haemodynamics: the name of a state or
+      observable of `model`, or a callable ``(model, state) -> array (n_regions,)`` (a
+      function or an ``eqx.Module``, whose arrays are then trainable). Default ``'x'``; a
+      name is stored as the callable ``Observe(name)``.
+    - `balloon`: the `BalloonWindkessel` parameters (default: Friston et al. 2003).
+      Parameters may be per region (shape ``(n_regions,)``).
+    - `scale`: multiplies the driver before it enters $\dot s$ (scalar or per region,
+      a number, array or `Param`; default 1).
+    """
+
+    # Fixed by `model`; redeclared so that the model is the first positional argument.
+    n_regions: int = eqx.field(default=1, static=True, init=False)
+    model: AbstractModel
+    driver: str | Callable = "x"
+    balloon: BalloonWindkessel | None = None
+    scale: Any = 1.0
+
+    def __post_init__(self):
+        model, driver, balloon, scale = self.model, self.driver, self.balloon, self.scale
+        if not isinstance(model, AbstractModel):
+            raise TypeError(f"WithBOLD: `model` must be a brainmass_eqx model, got {type(model).__name__}.")
+        if isinstance(model, WithBOLD):
+            raise ValueError("WithBOLD: `model` already computes BOLD; wrap the neural model once.")
+        names = list(model.state_names)
+        clash = sorted(set(_BOLD_STATES) & set(names)) + (["bold"] if "bold" in model.observables else [])
+        if clash:
+            raise ValueError(
+                f"WithBOLD: `model` ({type(model).__name__}) already has {clash}, names WithBOLD "
+                "needs for its haemodynamic states and the 'bold' observable."
+            )
+        self.n_regions = n = model.n_regions
+
+        if balloon is None:
+            balloon = BalloonWindkessel()
+        if not isinstance(balloon, BalloonWindkessel):
+            raise TypeError(f"WithBOLD: `balloon` must be a BalloonWindkessel, got {type(balloon).__name__}.")
+        for field in ("gamma", "kappa", "alpha", "tau", "rho", "V0"):
+            _check_regions(f"balloon.{field}", jnp.shape(getattr(balloon, field)), n)
+        self.balloon = balloon
+
+        raw = scale.value if isinstance(scale, Param) else scale
+        if not isinstance(scale, Param):
+            scale = jnp.asarray(scale, dtype=jnp.result_type(float))
+        _check_regions("scale", jnp.shape(raw), n)
+        if not _is_traced(raw) and not np.all(np.isfinite(np.asarray(raw, dtype=float))):
+            raise ValueError(f"WithBOLD: `scale` must be finite, got {np.asarray(raw)}.")
+        self.scale = scale
+
+        if isinstance(driver, str):
+            valid = names + list(model.observables)
+            if driver not in valid:
+                raise ValueError(
+                    f"WithBOLD: `driver` {driver!r} is not a state or observable of "
+                    f"{type(model).__name__}; valid names are {valid} (or pass a callable "
+                    "(model, state) -> array (n_regions,))."
+                )
+            self.driver = Observe(driver)
+        elif not callable(driver):
+            raise TypeError(
+                "WithBOLD: `driver` must be a state or observable name or a callable "
+                f"(model, state) -> array (n_regions,), got {type(driver).__name__}."
+            )
+        if not _is_traced(model):
+            # A wrong drive shape would otherwise surface as a broadcasting error deep in a solve.
+            shape = jax.eval_shape(lambda k: self.driver(model, model.init_state(k)), jr.key(0)).shape
+            if shape != (n,):
+                raise ValueError(
+                    f"WithBOLD: `driver` {driver!r} gives shape {shape}; the haemodynamics "
+                    f"need one value per region, shape ({n},)."
+                )
+
+    def __getattr__(self, name):
+        # Only reached for names the wrapper lacks; guard the dataclass internals.
+        if name.startswith("__") or name in ("model", "driver", "balloon", "scale", "n_regions"):
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    # -- names --------------------------------------------------------------------------------
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(self.model.state_names) + tuple(_BOLD_STATES)
+
+    @property
+    def state_units(self) -> dict[str, str]:
+        # s is a rate (1/s); f, v, q are normalised to their resting values.
+        return {**self.model.state_units, "bold_s": "1/s", "bold_f": "", "bold_v": "", "bold_q": ""}
+
+    @property
+    def input_names(self):
+        return self.model.input_names
+
+    @property
+    def input_units(self):
+        return self.model.input_units
+
+    @property
+    def coupling_input(self):
+        return self.model.coupling_input
+
+    @property
+    def observables(self) -> tuple[str, ...]:
+        return tuple(self.model.observables) + ("bold",)
+
+    @property
+    def observable_units(self) -> dict[str, str]:
+        return {**getattr(self.model, "observable_units", {}), "bold": ""}
+
+    @property
+    def supports_adaptive(self):
+        return self.model.supports_adaptive
+
+    @property
+    def is_stochastic(self) -> bool:
+        return getattr(self.model, "is_stochastic", False)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def split(self, state: State) -> tuple[State, State]:
+        """``(neural state, haemodynamic state)``; the latter keyed ``s, f, v, q``."""
+        neural = {k: state[k] for k in self.model.state_names}
+        return neural, {short: state[long] for long, short in _BOLD_STATES.items()}
+
+    @staticmethod
+    def join(neural: State, haemo: State) -> State:
+        """The inverse of `split`."""
+        return {**neural, **{long: haemo[short] for long, short in _BOLD_STATES.items()}}
+
+    def init_state(self, key: PRNGKeyArray | None = None) -> State:
+        """The model's initial state and the haemodynamic rest state (s = 0, f = v = q = 1)."""
+        return self.join(self.model.init_state(key), self.balloon.init_state(self.n_regions))
+
+    def drive(self, neural: State) -> Array:
+        """The haemodynamic drive $z$ = scale x driver, shape ``(n_regions,)``."""
+        return self.scale * self.driver(self.model, neural)
+
+    def bold(self, state: State) -> Array:
+        """The BOLD signal of a (full) state, shape ``(n_regions,)``."""
+        return self.balloon.bold(self.split(state)[1])
+
+    def observe(self, name: str, state: State) -> Array:
+        if name in self.state_names:
+            return state[name]
+        if name == "bold":
+            return self.bold(state)
+        return self.model.observe(name, self.split(state)[0])
+
+    def post_step(self, state: State) -> State:
+        neural, _ = self.split(state)
+        return {**state, **self.model.post_step(neural)}
+
+    # -- dynamics --------------------------------------------------------------------------------
+
+    def _haemo_field(self, t, haemo: State, neural: State) -> State:
+        g = self.balloon.vector_field(t * _PER_MS, haemo, self.drive(neural))
+        return {k: v * _PER_MS for k, v in g.items()}
+
+    def vector_field(self, t, state, inputs):
+        neural, haemo = self.split(state)
+        f = self.model.vector_field(t, neural, inputs)
+        return self.join(f, self._haemo_field(t, haemo, neural))
+
+    def vector_field_and_diagonal(self, t, state, inputs):
+        neural, haemo = self.split(state)
+        f, diag = self.model.vector_field_and_diagonal(t, neural, inputs)
+        g = self._haemo_field(t, haemo, neural)
+        g_diag = {}
+        for name in haemo:
+            def g_k(h_k, name=name):
+                return self._haemo_field(t, {**haemo, name: h_k}, neural)[name]
+
+            _, g_diag[name] = jax.jvp(g_k, (haemo[name],), (jnp.ones_like(haemo[name]),))
+        return self.join(f, g), self.join(diag, g_diag)
+
+    # -- solving ---------------------------------------------------------------------------------
+
+    def terms(self, key: PRNGKeyArray | None = None, **kwargs):
+        """The wrapped model's terms (``kwargs`` are passed on, e.g. a noisy model's ``dt``)
+        with its `ModelTerm` pointing at this model, so that `BOLDSolver` finds it."""
+        inner = self.model.terms(key, **kwargs)
+        found = []
+
+        def swap(x):
+            if isinstance(x, ModelTerm) and x.model is self.model:
+                found.append(x)
+                return eqx.tree_at(lambda term: term.model, x, self)
+            return x
+
+        out = jax.tree_util.tree_map(swap, inner, is_leaf=lambda x: isinstance(x, ModelTerm))
+        if not found:
+            raise TypeError(
+                f"WithBOLD: {type(self.model).__name__}.terms() holds no ModelTerm of the model; "
+                "WithBOLD needs one to step the neural model and the haemodynamics together."
+            )
+        return out
+
+    def wrap_solver(self, solver, dt=None):
+        """`BOLDSolver` around the wrapped model's solver (`dt`, ms, is passed on to hooks
+        that take it, e.g. a `Network` sizing its delay history)."""
+        inner = self.model.wrap_solver(solver) if dt is None else _wrap_solver(self.model, solver, dt)
+        return BOLDSolver(inner)
+
+
+class Observe(eqx.Module):
+    """The driver ``(model, state) -> model.observe(name, state)`` for a state or
+    observable name."""
+
+    name: str = eqx.field(static=True)
+
+    def __call__(self, model: AbstractModel, state: State) -> Array:
+        return model.observe(self.name, state)
+
+
+def _check_regions(name: str, shape: tuple[int, ...], n: int) -> None:
+    try:
+        ok = np.broadcast_shapes(tuple(shape), (n,)) == (n,)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"WithBOLD: `{name}` has shape {tuple(shape)}, which does not broadcast to the {n} "
+            f"regions of the model; give a scalar or an array of shape ({n},)."
+        )
+
+
+def _bold_model(terms) -> WithBOLD:
+    term = _find_model_term(terms)
+    model = None if term is None else term.model
+    if not isinstance(model, WithBOLD):
+        raise TypeError(
+            "BOLDSolver: the terms are not those of a WithBOLD model (found "
+            f"{type(model).__name__}). WithBOLD must be the outermost wrapper: use "
+            "WithBOLD(with_noise(model, ...)), not with_noise(WithBOLD(model), ...)."
+        )
+    return model
+
+
+def _inner_terms(terms, model: WithBOLD):
+    """``terms`` with the `WithBOLD` model term pointing back at the wrapped model."""
+
+    def swap(x):
+        if isinstance(x, ModelTerm) and isinstance(x.model, WithBOLD):
+            return eqx.tree_at(lambda term: term.model, x, model.model)
+        return x
+
+    return jax.tree_util.tree_map(swap, terms, is_leaf=lambda x: isinstance(x, ModelTerm))
+
+
+class BOLDSolver(dfx.AbstractWrappedSolver):
+    """Step a `WithBOLD` model: the neural part with ``solver``, the haemodynamics with
+    `BalloonWindkessel.step_compensated`.
+
+    Each step first advances the neural state with ``solver`` (which sees exactly the
+    wrapped model, its terms and its solver state: delay histories, noise blocks), applies
+    the model's `post_step`, then advances the haemodynamic state over the same step with
+    the drive of the new neural state (held over the step). The Kahan compensation of
+    the haemodynamic increments is carried in the solver state. Error estimates (adaptive
+    steps) are the neural solver's, with zeros for the haemodynamics; dense output is
+    linear between steps.
+
+    **Arguments:**
+
+    - `solver`: the solver of the neural model (already wrapped by its `wrap_solver`).
+    """
+
+    solver: dfx.AbstractSolver
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):
+        return dfx.LocalLinearInterpolation
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        model = _bold_model(terms)
+        neural, haemo = model.split(y0)
+        inner = self.solver.init(_inner_terms(terms, model), t0, t1, neural, args)
+        return inner, jax.tree_util.tree_map(jnp.zeros_like, haemo)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        model = _bold_model(terms)
+        inner, compensation = solver_state
+        neural, haemo = model.split(y0)
+        neural, err, _, inner, result = self.solver.step(
+            _inner_terms(terms, model), t0, t1, neural, args, inner, made_jump
+        )
+        neural = model.model.post_step(neural)
+        haemo, compensation = model.balloon.step_compensated(haemo, compensation, model.drive(neural), t1 - t0)
+        y1 = model.join(neural, haemo)
+        if err is not None:
+            err = model.join(err, jax.tree_util.tree_map(jnp.zeros_like, haemo))
+        return y1, err, dict(y0=y0, y1=y1), (inner, compensation), result
+
+    def func(self, terms, t0, y0, args):
+        model = _bold_model(terms)
+        neural, haemo = model.split(y0)
+        f = self.solver.func(_inner_terms(terms, model), t0, neural, args)
+        return model.join(f, model._haemo_field(t0, haemo, neural))
+
+
+def simulate_bold(
+    model: AbstractModel,
+    duration: Any,
+    *,
+    dt: Any,
+    tr: Any,
+    driver: str | Callable | None = None,
+    balloon: BalloonWindkessel | None = None,
+    scale: Any = None,
+    transient: Any = 0,
+    monitors: Any = ("bold",),
+    y0: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+):
+    """Simulate ``model`` with in-loop BOLD and keep only samples every TR.
+
+    The samples are the states at ``transient + TR``, ``transient + 2 TR``, ... (a tail
+    shorter than one TR is dropped), so the result equals ``bold_from_signal(x, dt,
+    tr=tr)`` of the neural signal ``x`` recorded every step after the transient, without
+    that signal ever being stored. Memory does not grow with `duration` beyond the
+    ``duration / tr`` samples (use ``chunk=`` for constant device memory).
+
+    **Arguments:**
+
+    - `model`: a neural model (wrapped here in `WithBOLD`) or a `WithBOLD` model (then
+      `driver`, `balloon` and `scale` must be left unset).
+    - `duration`, `dt`: as for `simulate` (a time Quantity or ms).
+    - `tr`: the BOLD sampling period, a time Quantity or ms: at least `dt` and a whole
+      number of steps.
+    - `driver`, `balloon`, `scale`: as for `WithBOLD` (defaults ``'x'``, the standard
+      haemodynamics, 1).
+    - `transient`: time discarded before the first TR: steps (int) or a time Quantity,
+      as for `simulate`.
+    - `monitors`: what to record every TR (default ``('bold',)``); any state or
+      observable of the `WithBOLD` model.
+    - `y0`: initial state; the haemodynamic states may be omitted (rest).
+    - `kwargs`: passed to `simulate` (``solver``, ``key``, ``inputs``, ``chunk``,
+      ``progress``, ``adjoint``, ``check_finite``, ...).
+
+    **Returns:** a `Trajectory` with ``ts`` the sample times (ms).
+    """
+    from .._simulate import _as_steps, simulate
+    from .._units import to_ms
+
+    for name in ("sample_every", "saveat", "stepsize_controller"):
+        if name in kwargs:
+            raise TypeError(f"simulate_bold: `{name}` is fixed by `tr`; use simulate() for other sampling.")
+    dt_ms, per_tr = steps_per_tr(tr, dt)
+    if isinstance(model, WithBOLD):
+        given = [n for n, v in (("driver", driver), ("balloon", balloon), ("scale", scale)) if v is not None]
+        if given:
+            raise ValueError(
+                f"simulate_bold: `model` is already a WithBOLD model; {given} would be ignored. "
+                "Pass the neural model, or leave them unset."
+            )
+    else:
+        model = WithBOLD(model, "x" if driver is None else driver, balloon, 1.0 if scale is None else scale)
+    if y0 is not None:
+        if not isinstance(y0, Mapping):
+            raise TypeError(f"simulate_bold: `y0` must be a dict {{state name: array}}, got {type(y0).__name__}.")
+        rest = model.balloon.init_state(model.n_regions)
+        y0 = {**{long: rest[short] for long, short in _BOLD_STATES.items()}, **y0}
+    skip = _as_steps(transient, "transient", dt_ms)
+    if skip < 0:
+        raise ValueError(f"simulate_bold: `transient` must be >= 0, got {skip} steps.")
+    duration_ms = to_ms(duration, "duration")
+    if duration_ms < (skip + per_tr) * dt_ms * (1 - 1e-9):
+        raise ValueError(
+            f"simulate_bold: `duration` ({duration_ms} ms) is shorter than the transient plus one "
+            f"`tr` ({(skip + per_tr) * dt_ms} ms); no BOLD sample would be recorded."
+        )
+    return simulate(
+        model,
+        duration,
+        dt=dt,
+        transient=skip + per_tr - 1,
+        sample_every=per_tr,
+        monitors=monitors,
+        y0=y0,
+        **kwargs,
+    )
+
