@@ -23,12 +23,16 @@ the unit of $U\,\mathrm{d}t$; for models whose dimensionless inputs are rates pe
 $\mathrm{ms}^{-1/2}$ is accepted as well). Brownian noise: $\sigma$ in $U/\sqrt{\mathrm{ms}}$.
 Plain numbers are read in these units with time in ms; ``tau`` is a time, frequencies are Hz.
 
-**Brownian increments** come from `BlockBrownianPath`: the normals for steps
-$[bB, (b+1)B)$ of the absolute step grid are drawn at once from
-``jax.random.fold_in(key, b)``. `BlockIncrements` (applied by `Noisy.wrap_solver`) keeps the
-current block in the solver state, so a step costs one dynamic slice instead of a random
-draw, and chunked runs reproduce the unchunked run exactly. Adaptive steps use
+**Brownian increments** come from `BlockBrownianPath`: the normals of steps
+$[bB, (b+1)B)$ of the absolute step grid are the rows of
+``jax.random.normal(jax.random.fold_in(key, b), (B, size))``, each row computed in the
+step that uses it (no per-step random-number call, no stored block).
+`BlockIncrements` (applied by `Noisy.wrap_solver`) counts the steps exactly, so chunked
+runs reproduce the unchunked run bit for bit. Adaptive steps use
 ``diffrax.VirtualBrownianTree``.
+
+Every spec also works as a keyword of `with_noise` (``noise_x=OUProcess(...)``), and a
+`Network` routes ``Network(noise=...)`` to its node's coupling input.
 """
 
 from __future__ import annotations
@@ -80,7 +84,6 @@ __all__ = [
 _NOISE_KEY_TAG = 0x6E6F6973
 
 _SQRT_MS = unxt.unit("ms") ** 0.5
-
 
 
 def _silence_wrapper_sde_warning() -> None:
