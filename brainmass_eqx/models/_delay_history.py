@@ -24,7 +24,7 @@ __all__ = ["history_init", "history_push", "history_read", "SelfDelaySolver", "I
 INTERPOLATIONS = ("linear", "nearest", "ceil")
 # Delays are divided by dt in float32: an exact multiple such as 2 ms / 0.1 ms may come
 # out as 20.0000003, which must still count as 20 whole steps.
-_GRID_TOL = 1e-3
+_GRID_TOL = 1e-2
 
 
 def history_init(value: ArrayLike, n_slots: int) -> tuple[Array, Array]:
@@ -109,6 +109,8 @@ class SelfDelaySolver(dfx.AbstractSolver):
     - `n_slots`: buffer length in steps (at least the longest delay in steps + 2; see
       `slots_for`).
     - `interpolation`: one of `INTERPOLATIONS`.
+    - `dt`: the step (ms) the lags are counted in; None: each step's ``t1 - t0`` (which on a
+      float32 time grid jitters by an ulp of ``t``, enough to move a ``'ceil'`` read).
 
     The delays are held here rather than read from the solved model, which may be a
     wrapper around the delayed node (a `Network`, a noisy model).
@@ -120,6 +122,7 @@ class SelfDelaySolver(dfx.AbstractSolver):
     n_slots: int = eqx.field(static=True)
     interpolation: str = eqx.field(static=True, default="linear")
     owner: str = eqx.field(static=True, default="model")
+    dt: float | None = eqx.field(static=True, default=None)
 
     @property
     def term_structure(self):
@@ -160,7 +163,7 @@ class SelfDelaySolver(dfx.AbstractSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         inner, buffers, count = solver_state
-        extra = self._delayed(buffers, count, t1 - t0)
+        extra = self._delayed(buffers, count, t1 - t0 if self.dt is None else self.dt)
         y1, err, dense, inner, result = self.solver.step(
             terms, t0, t1, y0, _WithExtraInputs(args, extra), inner, made_jump
         )

@@ -356,10 +356,11 @@ class WilsonCowanDelayed(_SigmoidEI):
         """
         if isinstance(solver, SelfDelaySolver):  # already carries a history
             return solver
-        step = _HISTORY_DT_FLOOR_MS if dt is None else to_ms(dt, "dt")
+        dt = None if dt is None else to_ms(dt, "dt")
+        step = _HISTORY_DT_FLOOR_MS if dt is None else dt
         delays = {name: getattr(self, name) for _, _, name in _DELAYED_READS}
         return SelfDelaySolver(
-            solver, _DELAYED_READS, delays, slots_for(self.max_delay, step), self.interpolation, type(self).__name__
+            solver, _DELAYED_READS, delays, slots_for(self.max_delay, step), self.interpolation, type(self).__name__, dt
         )
 
     def _delayed(self, state, inputs, key, var):
