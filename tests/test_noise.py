@@ -78,7 +78,7 @@ def test_block_path_evaluate_is_additive_on_the_grid():
     steps = jnp.stack([path.evaluate(t[i], t[i + 1]) for i in range(11)])
     np.testing.assert_allclose(path.evaluate(t[2], t[11]), steps[2:11].sum(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(path.evaluate(t[11]), steps.sum(0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(steps[3], math.sqrt(0.25) * jax.jit(path.step_normals)(3)[0], rtol=1e-6)
+    np.testing.assert_allclose(steps[3], math.sqrt(0.25) * jax.jit(lambda i: path.step_normals(i))(3)[0], rtol=1e-6)
     area = BlockBrownianPath((5,), KEY, 0.25, levy_area=dfx.SpaceTimeLevyArea).evaluate(0.0, 0.25, use_levy=True)
     assert isinstance(area, dfx.SpaceTimeLevyArea) and area.H.shape == (5,)
 
@@ -86,10 +86,14 @@ def test_block_path_evaluate_is_additive_on_the_grid():
 # -- statistics ----------------------------------------------------------------------------
 
 
-def test_ou_stationary_std_and_autocorrelation():
+def test_ou_stationary_std_and_autocorrelation_and_brownian_increments():
     sigma, tau, dt, R, T = 0.1, 20.0, 0.1, 256, 1200.0
-    model = with_noise(bm.Linear(n_regions=R), {"x": OUProcess(sigma, tau=tau)})
-    eta = np.asarray(_run(model, T, dt, sample_every=10, monitors=["x_noise"])["x_noise"])[200:]  # 1 ms samples
+    model = with_noise(bm.Hopf(n_regions=R, a=-1.0), {"x": OUProcess(sigma, tau=tau), "y": BrownianNoise(0.02)})
+    tr = _run(model, T, dt, sample_every=10, monitors=["x_noise", "y_noise"])  # 1 ms samples
+    # Brownian noise: independent increments of variance sigma^2 per ms.
+    steps = np.diff(np.asarray(tr["y_noise"]), axis=0)
+    assert abs(np.mean(steps**2) / 0.02**2 - 1.0) < Z * math.sqrt(2.0 / steps.size)
+    eta = np.asarray(tr["x_noise"])[200:]
     observed = eta.shape[0]
     # ExponentialEuler on the OU state: exact decay, noise sigma sqrt(dt / tau) z (brainmass's
     # update), whose stationary variance exceeds sigma^2 / 2 by the known factor below.
