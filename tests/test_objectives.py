@@ -12,8 +12,7 @@ import scipy.signal
 import scipy.stats
 import unxt
 
-from brainmass_eqx import metrics as M
-from brainmass_eqx import objectives as O
+from brainmass_eqx import metrics as M, objectives as O
 
 REF = pathlib.Path(__file__).parent / "data" / "reference" / "objectives" / "example_signal.npz"
 

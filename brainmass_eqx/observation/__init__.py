@@ -2,7 +2,6 @@
 temporal averaging, EEG/MEG lead fields."""
 
 from ._balloon import BalloonWindkessel, bold_from_signal
-from ._inloop import BOLDSolver, WithBOLD, simulate_bold
 from ._hrf import (
     AbstractHRFKernel,
     DoubleExponentialHRF,
@@ -11,6 +10,7 @@ from ._hrf import (
     HRFBold,
     MixtureOfGammasHRF,
 )
+from ._inloop import BOLDSolver, WithBOLD, simulate_bold
 from ._leadfield import EEGLeadField, LeadFieldModel, LeadfieldReadout, MEGLeadField
 from ._temporal import TemporalAverage
 
