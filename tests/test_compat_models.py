@@ -11,10 +11,7 @@ import pytest
 
 import brainmass_eqx as bx
 import brainmass_eqx.compat as bm
-from brainmass_eqx.compat import _simulator
-from brainmass_eqx.compat import brainstate as bs
-from brainmass_eqx.compat import braintools as bt
-from brainmass_eqx.compat import brainunit as u
+from brainmass_eqx.compat import _simulator, brainstate as bs, braintools as bt, brainunit as u
 
 DT = 0.1 * u.ms
 

@@ -7,9 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brainmass_eqx.compat import brainstate as bs
-from brainmass_eqx.compat import braintools as bt
-from brainmass_eqx.compat import brainunit as u
+from brainmass_eqx.compat import brainstate as bs, braintools as bt, brainunit as u
 
 
 @pytest.fixture(autouse=True)
