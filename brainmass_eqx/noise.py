@@ -38,6 +38,7 @@ Every spec also works as a keyword of `with_noise` (``noise_x=OUProcess(...)``),
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -1119,6 +1120,10 @@ class Noisy(AbstractModel):
         whole wrapped in `BlockIncrements` (``dt`` is passed on to models that need it)."""
         if type(solver) is ExponentialEuler:
             solver = StochasticExponentialEuler()
+        if isinstance(solver, dfx.AbstractRungeKutta) and getattr(solver, "scan_kind", "lax") is None:
+            # As `Substeps` does for the solvers it sees directly (it cannot see through our
+            # wrapper): a bounded stage loop, so that forward-mode AD works too.
+            solver = dataclasses.replace(solver, scan_kind="bounded")
         if dt is None:
             inner = self.model.wrap_solver(solver)
         else:

@@ -218,12 +218,13 @@ def test_keys_reproducible_chunks_exact_vmap_independent():
     np.testing.assert_array_equal(a.final_state["x_noise"], a["x_noise"][-1])
 
 
-def test_sigma_is_trainable_and_differentiable():
+@pytest.mark.parametrize("solver", [None, dfx.Heun()], ids=["exp_euler", "heun"])
+def test_sigma_is_trainable_and_differentiable(solver):
     base = bm.Linear(n_regions=4, gamma=-0.5)
 
     def loss(sigma):
         model = with_noise(base, {"x": OUProcess(sigma, tau=5.0)})
-        tr = bm.simulate(model, 5.0, dt=0.1, key=KEY, monitors=["x_noise"], adjoint=dfx.ForwardMode())
+        tr = bm.simulate(model, 5.0, dt=0.1, key=KEY, solver=solver, monitors=["x_noise"], adjoint=dfx.ForwardMode())
         return jnp.mean(tr["x_noise"] ** 2)
 
     sigma = 0.3
