@@ -60,4 +60,7 @@ def plot_functional_connectivity(data, *, is_matrix=False, labels=None, ax=None,
 
 def plot_power_spectrum(signal, dt, *, ax=None, loglog=True, **kwargs):
     """Welch power spectrum of ``signal`` sampled every ``dt`` (a Quantity, or ms)."""
-    return _core.plot_power_spectrum(_mag(signal), dt=dt, loglog=loglog, ax=ax, **kwargs)
+    ax = _core.plot_power_spectrum(_mag(signal), dt=dt, loglog=loglog, ax=ax, **kwargs)
+    ax.set_xlabel("frequency")
+    ax.set_ylabel("power")
+    return ax
