@@ -156,15 +156,18 @@ def sigmoidal_jansen_rit_coupling(delayed_x, conn, k=1.0, cmin=0.0, cmax=0.005, 
 def laplacian_connectivity(W, *, normalize=None, eps: float = 1e-12, return_diag: bool = False):
     r"""Negative graph Laplacian of ``W``: ``W - diag(d)`` (``None``), ``D^-1 W - I`` (``'rw'``) or
     ``D^-1/2 W D^-1/2 - I`` (``'sym'``), with ``d`` the row sums (floored at ``eps``)."""
-    W = jnp.asarray(u.get_magnitude(_value(W)))
-    d = jnp.sum(W, axis=-1)
+    W = u.get_magnitude(_value(W))
+    # Host (NumPy) input stays on the host, in its own precision, as with brainunit.
+    xp = np if isinstance(W, np.ndarray) else jnp
+    W = xp.asarray(W)
+    d = xp.sum(W, axis=-1)
     if normalize is None:
-        L = W - jnp.diag(d)
+        L = W - xp.diag(d)
     elif normalize == "rw":
-        L = W / jnp.maximum(d, eps)[:, None] - jnp.eye(W.shape[-1], dtype=W.dtype)
+        L = W / xp.maximum(d, eps)[:, None] - xp.eye(W.shape[-1], dtype=W.dtype)
     elif normalize == "sym":
-        s = 1.0 / jnp.sqrt(jnp.maximum(d, eps))
-        L = W * s[:, None] * s[None, :] - jnp.eye(W.shape[-1], dtype=W.dtype)
+        s = 1.0 / xp.sqrt(xp.maximum(d, eps))
+        L = W * s[:, None] * s[None, :] - xp.eye(W.shape[-1], dtype=W.dtype)
     else:
         raise ValueError(f"Unknown normalize={normalize}, only None, 'rw', 'sym' are supported.")
     return (L, d) if return_diag else L

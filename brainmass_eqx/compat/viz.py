@@ -48,8 +48,21 @@ def plot_phase_portrait(x, y, *, ax=None, **kwargs):
 
 
 def plot_connectivity(matrix, *, labels=None, ax=None, cmap="viridis", colorbar=True, **kwargs):
-    """Heat map of a square matrix."""
-    return _core.plot_connectivity(_mag(matrix), labels=labels, cmap=cmap, colorbar=colorbar, ax=ax, **kwargs)
+    """Heat map of a matrix (any 2-D array, as brainmass's ``imshow``)."""
+    data = _mag(matrix)
+    if data.ndim == 2 and data.shape[0] == data.shape[1]:
+        return _core.plot_connectivity(data, labels=labels, cmap=cmap, colorbar=colorbar, ax=ax, **kwargs)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots()
+    image = ax.imshow(data, cmap=cmap, **kwargs)
+    if labels is not None:
+        ax.set_xticks(range(len(labels)), labels, rotation=90)
+        ax.set_yticks(range(len(labels)), labels)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax)
+    return ax
 
 
 def plot_functional_connectivity(data, *, is_matrix=False, labels=None, ax=None, **kwargs):
@@ -60,7 +73,9 @@ def plot_functional_connectivity(data, *, is_matrix=False, labels=None, ax=None,
 
 def plot_power_spectrum(signal, dt, *, ax=None, loglog=True, **kwargs):
     """Welch power spectrum of ``signal`` sampled every ``dt`` (a Quantity, or ms)."""
-    ax = _core.plot_power_spectrum(_mag(signal), dt=dt, loglog=loglog, ax=ax, **kwargs)
+    label = kwargs.pop("label", None)
+    labels = None if label is None else [label]
+    ax = _core.plot_power_spectrum(_mag(signal), dt=dt, loglog=loglog, labels=labels, ax=ax, **kwargs)
     ax.set_xlabel("frequency")
     ax.set_ylabel("power")
     return ax
