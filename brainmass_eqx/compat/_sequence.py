@@ -11,7 +11,6 @@ built from the current weights, over ``(T, n_input)`` or ``(T, B, n_input)`` inp
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -21,34 +20,10 @@ import jax.random as jr
 from .. import models as core_models
 from . import brainunit as u
 from ._models import HORNStep, dt_ms
-from .brainstate._state import ParamState
-from .brainstate.nn import Module
+from .brainstate.nn import Linear, Module
 from .braintools import init as binit
 
-__all__ = ["Linear", "HORNSeqLayer", "HORNSeqNetwork", "JansenRitTR"]
-
-
-class Linear(Module):
-    """``x @ W + b`` with ``weight`` a `ParamState` holding ``{'weight': W, 'bias': b}``
-    (brainstate's ``nn.Linear`` layout)."""
-
-    __module__ = "brainstate.nn"
-
-    def __init__(self, in_size: int, out_size: int, w_init: Any = None, b_init: Any = None):
-        super().__init__()
-        w_init = binit.KaimingNormal() if w_init is None else w_init
-        params = {"weight": binit.param(w_init, (in_size, out_size), allow_scalar=False)}
-        if b_init is not None:
-            params["bias"] = binit.param(b_init, (out_size,), allow_scalar=False)
-        self.in_size, self.out_size = in_size, out_size
-        self.weight = ParamState(params)
-
-    def core(self) -> core_models.Affine:
-        w = self.weight.value
-        return core_models.Affine(self.in_size, self.out_size, weight=w["weight"], bias=w.get("bias", False))
-
-    def update(self, x):
-        return self.core()(x)
+__all__ = ["HORNSeqLayer", "HORNSeqNetwork", "JansenRitTR"]
 
 
 class HORNSeqLayer(Module):

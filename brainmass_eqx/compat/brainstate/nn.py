@@ -23,7 +23,8 @@ import numpy as np
 
 from ... import _param as core_param
 from .. import brainunit as u
-from ._state import HiddenState, ParamState, State
+from ..braintools import init as _init
+from ._state import ParamState, State
 
 __all__ = [
     "Module",
@@ -53,6 +54,7 @@ __all__ = [
     "L2Reg",
     "GaussianReg",
     "FlattedDict",
+    "Linear",
 ]
 
 
@@ -640,4 +642,32 @@ def _state_shape(value) -> Sequence[int]:
     return jnp.shape(u.get_magnitude(value))
 
 
-HiddenState = HiddenState
+def _affine():
+    from ...models import Affine
+
+    return Affine
+
+
+class Linear(Module):
+    """``x @ W + b`` with ``weight`` a `ParamState` holding ``{'weight': W, 'bias': b}``
+    (brainstate's ``nn.Linear`` layout)."""
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, in_size: int, out_size: int, w_init: Any = None, b_init: Any = None):
+        super().__init__()
+        w_init = _init.KaimingNormal() if w_init is None else w_init
+        params = {"weight": _init.param(w_init, (in_size, out_size), allow_scalar=False)}
+        if b_init is not None:
+            params["bias"] = _init.param(b_init, (out_size,), allow_scalar=False)
+        self.in_size, self.out_size = in_size, out_size
+        self.weight = ParamState(params)
+
+    def core(self):
+        w = self.weight.value
+        return _affine()(self.in_size, self.out_size, weight=w["weight"], bias=w.get("bias", False))
+
+    def update(self, x):
+        return self.core()(x)
+
+
