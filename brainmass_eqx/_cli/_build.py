@@ -238,10 +238,11 @@ def load_connectome(spec: str):
         raise CLIError(f"--connectome {spec}: {first_line(err)}") from None
 
 
-def _fc_of(array: np.ndarray) -> np.ndarray:
+def fc_of(array) -> np.ndarray:
+    """The FC matrix of a ``(T, N)`` time series, as NumPy."""
     from ..metrics import functional_connectivity
 
-    return np.asarray(functional_connectivity(array))
+    return np.asarray(functional_connectivity(np.asarray(array)))
 
 
 def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
@@ -280,7 +281,7 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
         if array.ndim != 2:
             raise CLIError(f"--target {spec}: expected an FC matrix (N, N) or a time series (T, N), got shape {array.shape}.")
         is_fc = array.shape[0] == array.shape[1] and np.allclose(array, array.T) and np.allclose(np.diag(array), 1.0)
-        fc, what = (array if is_fc else _fc_of(array)), f"file {spec}"
+        fc, what = (array if is_fc else fc_of(array)), f"file {spec}"
     if fc.shape != (n_regions, n_regions):
         raise CLIError(
             f"--target: the FC of {what} is {fc.shape[0]}x{fc.shape[1]} but the connectome has {n_regions} regions."

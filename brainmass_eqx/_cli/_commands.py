@@ -137,12 +137,6 @@ def _meta(setup: Setup, **extra) -> str:
     )  # fmt: skip
 
 
-def _fc(x) -> np.ndarray:
-    from ..metrics import functional_connectivity
-
-    return np.asarray(functional_connectivity(np.asarray(x)))
-
-
 def _fc_corr(a, b) -> float:
     from ..metrics import matrix_correlation
 
@@ -175,7 +169,7 @@ def cmd_simulate(args) -> int:
     traj = setup.run(progress=args.progress)
     x = np.asarray(traj[setup.var])
     elapsed = time.perf_counter() - t0
-    fc = _fc(x)
+    fc = _build.fc_of(x)
     out = _save(
         args.out, ts=np.asarray(traj.ts), fc=fc, weights=np.asarray(setup.conn.weights),
         labels=np.asarray(setup.conn.labels), meta=_meta(setup), **{setup.var: x},

@@ -75,6 +75,7 @@ def run_demo(args) -> int:
     from .._simulate import simulate
     from ..fit import Fitter
     from ..metrics import functional_connectivity, matrix_correlation
+    from ._commands import fc_loss
 
     t_start = time.perf_counter()
     name, conn = _connectome(args.connectome)
@@ -105,16 +106,11 @@ def run_demo(args) -> int:
     _say(f"[2/4] fitting k from k = {k_start:g} to the target FC (nevergrad DE, {POPSIZE} candidates per generation in one vmap)")
     fit_key = jax.random.key(args.seed + 2)  # seeds nevergrad
 
-    iu = np.triu_indices(n, 1)
-
     def predict(model):  # the model's FC, from another noise realisation than the target's
         return functional_connectivity(run(model, args.seed + 1)["x"])
 
-    def loss(fc_model, fc):  # RMSE between the upper triangles
-        return jax.numpy.sqrt(jax.numpy.mean((fc_model[iu] - fc[iu]) ** 2))
-
     model0 = _model(conn, Param(k_start, fit=True, bounds=cfg["box"]), cfg)
-    fitter = Fitter(model0, "DE", predict=predict, objective=loss, backend="nevergrad")
+    fitter = Fitter(model0, "DE", predict=predict, objective=fc_loss("rmse"), backend="nevergrad")
     t0 = time.perf_counter()
     result = fitter.fit(target_fc, n_steps=GENERATIONS, key=fit_key, popsize=POPSIZE, progress=args.progress)
     fit_seconds = time.perf_counter() - t0
