@@ -94,6 +94,7 @@ from .noise import (
     WhiteNoise as WhiteNoise,
     with_noise as with_noise,
 )
+from .observation import WithBOLD as WithBOLD, simulate_bold as simulate_bold
 from .solvers import RK4 as RK4, ExponentialEuler as ExponentialEuler
 
 __version__ = "0.1.0"
