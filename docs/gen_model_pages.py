@@ -162,32 +162,12 @@ def pages() -> dict[str, str]:
 # -- mkdocs hook ------------------------------------------------------------------------------
 
 
-# Written by another part of the project; until it exists the nav entry gets this page.
-_COMPAT_PLACEHOLDER = """# Differences from brainmass
-
-The list of every deliberate difference from brainmass 0.1.1 (`docs/compat.md`) has not
-been written yet.
-"""
-
-
 def on_files(files, config):
     from mkdocs.structure.files import File
 
     for path, text in pages().items():
         files.append(File.generated(config, path, content=text))
-    if files.get_file_from_path("compat.md") is None:
-        files.append(File.generated(config, "compat.md", content=_COMPAT_PLACEHOLDER))
     return files
-
-
-def on_page_markdown(markdown, page, config, files):
-    """While `brainmass_eqx.network` is being written, its API page says so instead of
-    failing the strict build."""
-    import importlib.util
-
-    if page.file.src_uri == "api/network.md" and importlib.util.find_spec("brainmass_eqx.network") is None:
-        return "# Networks\n\nThe API reference of `brainmass_eqx.network` appears here once the module exists.\n"
-    return markdown
 
 
 def on_config(config):

@@ -4,7 +4,6 @@ Most tests call `main(argv)` in-process (fast, no new interpreter); one runs the
 ``python -m brainmass_eqx`` in a subprocess to check what a user sees.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -188,12 +187,8 @@ def test_subprocess_one_line_error(bad_files):
     assert_one_line(proc.stderr, "brainmass-eqx simulate: error: --connectome", "square")
 
 
-# -- simulate / fit / demo on the real Network -----------------------------------------------
+# -- simulate / fit / demo -------------------------------------------------------------------
 
-needs_network = pytest.mark.skipif(
-    importlib.util.find_spec("brainmass_eqx.network") is None,
-    reason="needs brainmass_eqx.network, which does not exist yet",
-)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -210,7 +205,6 @@ def simulated(tmp_path_factory):
     return code, out, png
 
 
-@needs_network
 def test_simulate_writes_npz_and_png(simulated):
     code, out, png = simulated
     assert code == 0
@@ -225,7 +219,6 @@ def test_simulate_writes_npz_and_png(simulated):
     assert png.read_bytes()[:8] == PNG
 
 
-@needs_network
 def test_simulate_connectome_from_csv(tmp_path, capsys):
     from brainmass_eqx.datasets import load_dataset
 
@@ -242,7 +235,6 @@ def test_simulate_connectome_from_csv(tmp_path, capsys):
         assert z["x"].shape == (20, 5)
 
 
-@needs_network
 def test_fit_to_simulated_target(simulated, tmp_path, capsys):
     _, target, _ = simulated
     out = tmp_path / "fit.npz"
@@ -259,7 +251,6 @@ def test_fit_to_simulated_target(simulated, tmp_path, capsys):
         assert float(z["best_loss"]) == pytest.approx(float(np.min(z["history"])))
 
 
-@needs_network
 def test_fit_target_of_wrong_size(simulated, tmp_path, capsys):
     path = tmp_path / "fc3.npy"
     np.save(path, np.eye(3))
@@ -268,7 +259,6 @@ def test_fit_target_of_wrong_size(simulated, tmp_path, capsys):
     assert_one_line(err, "--target: the FC of file", "is 3x3 but the connectome has 8 regions")
 
 
-@needs_network
 def test_runtime_failure_is_one_line(capsys):
     # An unstable linear node grows as exp(t): the run diverges (exit status 1, one line).
     code, _, err = run(
@@ -280,7 +270,6 @@ def test_runtime_failure_is_one_line(capsys):
     assert_one_line(err, "brainmass-eqx simulate: error: SimulationDivergedError", "diverged", "--debug")
 
 
-@needs_network
 def test_demo_end_to_end(monkeypatch, tmp_path, capsys):
     """The demo's whole path (simulate, fit, landscape, report, figure) on shorter settings."""
     from brainmass_eqx._cli import _demo
@@ -295,7 +284,6 @@ def test_demo_end_to_end(monkeypatch, tmp_path, capsys):
     assert png.read_bytes()[:8] == PNG
 
 
-@needs_network
 @pytest.mark.slow
 def test_demo_as_documented(tmp_path):
     """The README's command, unchanged, in a fresh interpreter: prints the report, writes demo.png."""

@@ -20,18 +20,8 @@ def test_notebooks_exist():
     assert {"quickstart", "key_concepts", "network_connectome", "fitting", "ensembles"} <= names
 
 
-def _needs_missing_network(path) -> bool:
-    # Network (issue 5) is being written concurrently; until the module exists, the
-    # notebooks that build one are skipped (and named as such), the others still run.
-    import importlib.util
-
-    return "brainmass_eqx.network" in path.read_text() and importlib.util.find_spec("brainmass_eqx.network") is None
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):
-    if _needs_missing_network(path):
-        pytest.skip("needs brainmass_eqx.network, which does not exist yet")
     # The kernel inherits the environment: let it pick matplotlib's inline backend.
     monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(path, as_version=4)
