@@ -102,6 +102,14 @@ class Network(CoreStepper, Module):
         self.delay_init = delay_init
         self.noise = noise
         self.interpolation = interpolation
+        if noise is not None and isinstance(node, NodeModel):
+            target = node.core.coupling_input
+            clash = [kw for kw, (t, _) in node.noises.items() if t == target and getattr(node, kw) is not None]
+            if clash:
+                raise ValueError(
+                    f"noise: the node's {clash[0]} already drives its coupling input {target!r}; brainmass added "
+                    f"both, here one noise process drives one input. Drop Network(noise=...) or {clash[0]}=..."
+                )
         self.core_model()  # conn, delays, units: checked now
 
     # -- construction -----------------------------------------------------------------------------
