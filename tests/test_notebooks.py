@@ -6,11 +6,9 @@ folder, so they can never silently go out of date with the library.
 
 import pathlib
 
+import nbclient  # the test extra installs nbclient and ipykernel
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 

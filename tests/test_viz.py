@@ -3,11 +3,11 @@ with a message naming the argument."""
 
 import sys
 
+import matplotlib  # the test extra installs matplotlib
 import numpy as np
 import pytest
 import unxt
 
-matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
