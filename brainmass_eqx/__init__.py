@@ -10,6 +10,7 @@ from . import (
     objectives as objectives,
     observation as observation,
     solvers as solvers,
+    viz as viz,
 )
 from ._ensemble import ensemble as ensemble, sweep as sweep
 from ._param import (
