@@ -57,7 +57,7 @@ def test_monitors_names_observables_and_callables():
     traj = bx.simulate(jr, 5.0, dt=0.1, monitors={"v": "eeg", "m": "M", "twice": lambda m, s: 2 * s["M"]})
     assert set(traj.keys()) == {"v", "m", "twice"}
     np.testing.assert_allclose(traj["twice"], 2 * traj["m"])
-    assert traj.units["m"] == "mV"
+    assert traj.units["m"] == "mV" and traj.units["v"] == "mV"
 
 
 def test_inputs_callable_steps_and_path_agree():

@@ -33,6 +33,7 @@ class JansenRit(AbstractModel):
     input_units: ClassVar = {"M": "voltage", "E": "frequency", "I": "voltage"}
     coupling_input: ClassVar = "M"
     observables: ClassVar = ("eeg",)
+    observable_units: ClassVar = {"eeg": "mV"}
 
     Ae: object = parameter(3.25, "voltage", doc="excitatory synaptic gain A", domain="positive")
     Ai: object = parameter(22.0, "voltage", doc="inhibitory synaptic gain B", domain="positive")
