@@ -287,15 +287,18 @@ class NodeModel(CoreStepper, Dynamics):
     fixed_solver: ClassVar[Any] = None
     core_extra: ClassVar[dict] = {}
     rename: ClassVar[dict] = {}
+    #: brainmass lists the initializers before the noise arguments for some models.
+    inits_first: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         ps = [inspect.Parameter("in_size", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         order = list(cls.signature_order()) if hasattr(cls, "signature_order") else None
+        noises = [(k, None) for k in cls.noises]
+        inits = [(k, cls.init_defaults[k]) for k in cls.inits]
         entries = order or (
-            [(n, d) for n, d in cls.params]
-            + [(k, None) for k in cls.noises]
-            + [(k, cls.init_defaults[k]) for k in cls.inits]
+            list(cls.params)
+            + (inits + noises if cls.inits_first else noises + inits)
             + ([("method", "exp_euler")] if cls.has_method else [])
         )
         ps += [_param_default(n, d) for n, d in entries]
@@ -592,10 +595,6 @@ class XY_Oscillator(NodeModel):
     update_args = (("x_inp", None), ("y_inp", None))
     output = ("x", "y")
 
-    @classmethod
-    def signature_order(cls):
-        return [("noise_x", None), ("noise_y", None), ("init_x", cls.init_defaults["init_x"]),
-                ("init_y", cls.init_defaults["init_y"]), ("method", "exp_euler")]
 
     def core_model(self):
         if self.core is None:
@@ -614,9 +613,6 @@ class HopfStep(XY_Oscillator):
     params = (("a", 0.25), ("w", 0.2), ("beta", 1.0))
     init_defaults = {"init_x": binit.Constant(0.0), "init_y": binit.Constant(0.0)}
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + super().signature_order()
 
 
 class StuartLandauStep(XY_Oscillator):
@@ -625,9 +621,6 @@ class StuartLandauStep(XY_Oscillator):
     core = core_models.StuartLandau
     params = (("a", 0.25), ("w", 0.2))
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + super().signature_order()
 
 
 class VanDerPolStep(XY_Oscillator):
@@ -636,9 +629,6 @@ class VanDerPolStep(XY_Oscillator):
     core = core_models.VanDerPol
     params = (("mu", 1.0),)
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + super().signature_order()
 
 
 class FitzHughNagumoStep(NodeModel):
@@ -670,10 +660,7 @@ class ThresholdLinearStep(NodeModel):
     output = "E"
     has_method = False
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + [("init_E", binit.Constant(0.0)), ("init_I", binit.Constant(0.0)),
-                                   ("noise_E", None), ("noise_I", None)]
+    inits_first = True
 
 
 class LinearStep(NodeModel):
@@ -688,9 +675,7 @@ class LinearStep(NodeModel):
     update_args = (("x_inp", None),)
     output = "x"
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + [("init_x", binit.Constant(0.01)), ("noise_x", None), ("method", "exp_euler")]
+    inits_first = True
 
 
 class Generic2dOscillatorStep(NodeModel):
@@ -706,10 +691,7 @@ class Generic2dOscillatorStep(NodeModel):
     update_args = (("V_inp", None),)
     output = "V"
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + [("init_V", binit.Constant(0.0)), ("init_W", binit.Constant(0.0)),
-                                   ("noise_V", None), ("noise_W", None), ("method", "exp_euler")]
+    inits_first = True
 
 
 class LorenzStep(NodeModel):
@@ -724,9 +706,7 @@ class LorenzStep(NodeModel):
     update_args = (("x_inp", None),)
     output = "x"
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + [(k, binit.Constant(1.0)) for k in cls.inits] + [("noise_x", None), ("method", "exp_euler")]
+    inits_first = True
 
 
 # -- Wilson-Cowan ------------------------------------------------------------------------------------
@@ -743,13 +723,6 @@ class _WilsonCowanBase(NodeModel):
     output = "rE"
     rename = {}
 
-    @classmethod
-    def signature_order(cls):
-        return (list(cls.params) + [(k, None) for k in cls.noises]
-                + [(k, cls.init_defaults[k]) for k in cls.inits] + [("method", "exp_euler")])
-
-    def core_kwargs(self):
-        return super().core_kwargs()
 
 
 def _wc(name, core, params, doc, **extra):
@@ -882,16 +855,13 @@ class WongWangStep(NodeModel):
     core = core_models.WongWang
     params = (("tau_S", 0.1 * u.second), ("gamma", 0.641), ("a", 270.0 * u.Hz / u.nA), ("theta", 0.31 * u.nA),
               ("J_N11", 0.2609 * u.nA), ("J_N22", 0.2609 * u.nA), ("J_N12", 0.0497 * u.nA), ("J_N21", 0.0497 * u.nA),
-              ("J_A_ext", 0.0002243 * u.nA / u.Hz), ("mu_0", 30.0 * u.Hz), ("I_0", 0.3255 * u.nA))
+              ("J_A_ext", 0.0002243 * u.nC), ("mu_0", 30.0 * u.Hz), ("I_0", 0.3255 * u.nA))
     noises = {"noise_s1": ("I1", "input"), "noise_s2": ("I2", "input")}
     inputs = ("coherence",)
     update_args = (("coherence", 0.0),)
     output = ("r1", "r2")
     has_method = False
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + [("noise_s1", None), ("noise_s2", None)]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -921,10 +891,7 @@ class WongWangExcInhStep(NodeModel):
     update_args = (("coupling", None),)
     output = "S_e"
 
-    @classmethod
-    def signature_order(cls):
-        return (list(cls.params) + [(k, cls.init_defaults[k]) for k in cls.inits]
-                + [("noise_e", None), ("noise_i", None), ("method", "exp_euler")])
+    inits_first = True
 
     def H_e(self, coupling: Any = 0.0):
         """Excitatory firing rate (Hz) at the current state."""
@@ -945,17 +912,14 @@ class MontbrioPazoRoxinStep(NodeModel):
     core = core_models.MontbrioPazoRoxin
     params = (("tau", 1.0 * u.ms), ("eta", -5.0), ("delta", 1.0 * u.Hz), ("J", 15.0))
     inits = {"init_r": "r", "init_v": "v"}
-    init_defaults = {"init_r": binit.Uniform(0.0 * u.Hz, 0.05 * u.Hz), "init_v": _U}
+    init_defaults = {"init_r": binit.Uniform(0 * u.Hz, 0.05 * u.Hz), "init_v": _U}
     noises = {"noise_r": ("r", "input"), "noise_v": ("v", "input")}
     inputs = ("r", "v")
     update_args = (("r_inp", None), ("v_inp", None))
     output = "r"
     state_units = {"r": "Hz"}
 
-    @classmethod
-    def signature_order(cls):
-        return (list(cls.params) + [(k, cls.init_defaults[k]) for k in cls.inits]
-                + [("noise_r", None), ("noise_v", None), ("method", "exp_euler")])
+    inits_first = True
 
 
 class CoombesByrneStep(NodeModel):
@@ -970,10 +934,7 @@ class CoombesByrneStep(NodeModel):
     update_args = (("r_inp", None), ("v_inp", None))
     output = "r"
 
-    @classmethod
-    def signature_order(cls):
-        return (list(cls.params) + [(k, cls.init_defaults[k]) for k in cls.inits]
-                + [("noise_r", None), ("noise_v", None), ("method", "exp_euler")])
+    inits_first = True
 
 
 class LarterBreakspearStep(NodeModel):
@@ -992,10 +953,7 @@ class LarterBreakspearStep(NodeModel):
     update_args = (("V_inp", None),)
     output = "V"
 
-    @classmethod
-    def signature_order(cls):
-        return (list(cls.params) + [(k, cls.init_defaults[k]) for k in cls.inits]
-                + [("noise_V", None), ("method", "exp_euler")])
+    inits_first = True
 
 
 class EpileptorStep(NodeModel):
@@ -1016,10 +974,7 @@ class EpileptorStep(NodeModel):
     update_args = (("x1_inp", None), ("x2_inp", None))
     output = "lfp"
 
-    @classmethod
-    def signature_order(cls):
-        return (list(cls.params) + [(k, cls.init_defaults[k]) for k in cls.inits]
-                + [("noise_x1", None), ("noise_x2", None), ("method", "exp_euler")])
+    inits_first = True
 
     def lfp(self):
         """The LFP proxy ``x2 - x1``."""
@@ -1078,9 +1033,7 @@ class HORNStep(NodeModel):
     has_method = False
     fixed_solver = core_models.SymplecticEuler
 
-    @classmethod
-    def signature_order(cls):
-        return list(cls.params) + [(k, cls.init_defaults[k]) for k in cls.inits]
+    inits_first = True
 
     def solver(self):
         return core_models.SymplecticEuler()

@@ -132,7 +132,7 @@ class KaimingNormal(Initialization):
         return out if self.unit is None else out * self.unit
 
     def __repr__(self):
-        return f"KaimingNormal(scale={self.scale}, mode={self.mode!r})"
+        return f"KaimingNormal(mode={self.mode}, nonlinearity=relu, unit=1)"
 
 
 def param(

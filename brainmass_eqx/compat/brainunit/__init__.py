@@ -544,7 +544,7 @@ def _register_units() -> dict[str, Unit]:
         "siemens": "S", "mS": "mS", "uS": "uS", "nS": "nS", "pS": "pS",
         "farad": "F", "uF": "uF", "nF": "nF", "pF": "pF",
         "ohm": "Ohm", "kohm": "kOhm", "Mohm": "MOhm",
-        "coulomb": "C",
+        "coulomb": "C", "nC": "nC", "pC": "pC",
         # magnetism and others
         "tesla": "T", "T": "T", "mT": "mT", "nT": "nT", "fT": "fT", "pT": "pT",
         "kilogram": "kg", "kg": "kg", "gram": "g", "mole": "mol", "molar": "mol / L",
