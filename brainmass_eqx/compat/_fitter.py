@@ -21,10 +21,9 @@ Deliberate differences (``docs/compat.md``):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -266,5 +265,3 @@ class Fitter:
             f"got {type(arg).__name__}."
         )
 
-
-_ = (jax, Callable)

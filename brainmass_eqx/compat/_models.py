@@ -863,11 +863,6 @@ class WongWangStep(NodeModel):
     has_method = False
 
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # brainmass does not type-check WongWang's noise arguments; a non-Noise object
-        # would fail later, so it is checked here (the same assertion as the other models).
-
     def get_decision(self, threshold: Any = 15.0 * u.Hz):
         """+1 if r1 > threshold and r1 > r2, -1 if r2 wins, else 0 (zero coherence, no noise)."""
         core = self.core_model()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 
@@ -129,7 +128,6 @@ class OUProcess(_ParamNoise):
             self.x = HiddenState(value)
 
     def update(self):
-        spec = self.to_core()
         x = self.x.value
         unit = x.unit if isinstance(x, u.Quantity) else None
         eta = u.get_magnitude(x)
@@ -251,5 +249,3 @@ def _colour(name: str, beta: float, core_cls):
 PinkNoise = _colour("PinkNoise", 1.0, core_noise.PinkNoise)
 BlueNoise = _colour("BlueNoise", -2.0, core_noise.BlueNoise)
 VioletNoise = _colour("VioletNoise", -4.0, core_noise.VioletNoise)
-
-_ = jax

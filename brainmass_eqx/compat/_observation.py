@@ -225,8 +225,11 @@ class LeadfieldReadout(Module):
         self.y0 = y0 if isinstance(y0, Param) else Param.init(y0)
         self.cy0 = cy0 if isinstance(cy0, Param) else Param.init(cy0)
         self.normalize, self.demean = normalize, demean
-        self._check = core_obs.LeadfieldReadout(self.lm.value(), self.y0.value(), self.cy0.value(), normalize, demean)
+        self.update_core()  # normalize and the shapes are checked now
+
+    def update_core(self):
+        """The functional readout with the current parameter values."""
+        return core_obs.LeadfieldReadout(self.lm.value(), self.y0.value(), self.cy0.value(), self.normalize, self.demean)
 
     def update(self, x):
-        core = core_obs.LeadfieldReadout(self.lm.value(), self.y0.value(), self.cy0.value(), self.normalize, self.demean)
-        return core(u.get_magnitude(x))
+        return self.update_core()(u.get_magnitude(x))

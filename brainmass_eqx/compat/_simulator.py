@@ -283,7 +283,7 @@ class Simulator:
         observables = set(getattr(core, "observables", ()))
         entries: list[tuple[str, Any]] = []
 
-        def spec_of(out_name, what):
+        def spec_of(what):
             if isinstance(what, str):
                 if what in model.state_names():
                     return what
@@ -302,11 +302,11 @@ class Simulator:
             layout = ("dict", None)
         elif isinstance(monitors, Mapping):
             for name, what in monitors.items():
-                entries.append((name, spec_of(name, what)))
+                entries.append((name, spec_of(what)))
             layout = ("dict", None)
         else:
             for name in monitors:
-                entries.append((name, spec_of(name, name)))
+                entries.append((name, spec_of(name)))
             layout = ("dict", None)
         return entries, layout
 

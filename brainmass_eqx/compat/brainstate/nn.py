@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import equinox as eqx
@@ -636,10 +636,6 @@ class Const(Param):
         if kwargs.pop("fit", False):
             raise ValueError("Const parameters must be non-trainable (fit=False).")
         super().__init__(value, fit=False, **kwargs)
-
-
-def _state_shape(value) -> Sequence[int]:
-    return jnp.shape(u.get_magnitude(value))
 
 
 def _affine():

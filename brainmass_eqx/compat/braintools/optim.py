@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import optax
 
 from ..brainstate._state import State
@@ -91,5 +90,3 @@ class Adagrad(OptaxOptimizer):
     def __init__(self, lr: Any = 1e-3, eps: float = 1e-7):
         super().__init__(optax.adagrad(_lr(lr), eps=eps), lr)
 
-
-_ = jax

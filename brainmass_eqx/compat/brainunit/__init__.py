@@ -317,9 +317,8 @@ class Quantity(BareQuantity):
     def _check_same_dim(self, other, op):
         other_unit = other.unit if isinstance(other, BareQuantity) else unxt.unit("")
         if _as_astropy(other_unit).physical_type != self.unit.physical_type:
-            a, b = (self, other) if op in "+-" else (self, other)
             raise UnitMismatchError(
-                f"Cannot calculate \n{a} {op} {_as_display(b)}, because units do not match: "
+                f"Cannot calculate \n{self} {op} {other}, because units do not match: "
                 f"{_unit_name(self.unit)} != {_unit_name(other_unit)}"
             )
 
@@ -480,10 +479,6 @@ def _plain(x: Any) -> Any:
     if isinstance(x, (jax.Array, jax.core.Tracer)):
         return x
     return np.asarray(x)
-
-
-def _as_display(x) -> str:
-    return str(x)
 
 
 # -- functions ------------------------------------------------------------------------------------
