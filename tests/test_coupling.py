@@ -1,0 +1,143 @@
+"""Coupling kernels: brainmass 0.1.1's formulas, the fast summed path, user kernels, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _reference import load_reference
+
+import brainmass_eqx as bm
+from brainmass_eqx import coupling as C
+from brainmass_eqx.network import Network
+
+N = 5
+RNG = np.random.default_rng(7)
+X = jnp.asarray(RNG.normal(size=(N, N)), jnp.float32)  # delayed[i, j]
+Y = jnp.asarray(RNG.normal(size=N), jnp.float32)  # targets' current values
+W = jnp.asarray(RNG.uniform(0, 1, (N, N)), jnp.float32)
+K = 0.7
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# brainmass 0.1.1's kernel functions (coupling.py), written out in numpy.
+_FORMULAS = {
+    "diffusive": (C.Diffusive(), lambda x, y, w, k: k * (w * (x - y[:, None])).sum(-1)),
+    "difference": (C.Difference(a=1.5), lambda x, y, w, k: k * 1.5 * (w * (x - y[:, None])).sum(-1)),
+    "additive": (C.Additive(b=0.3), lambda x, y, w, k: k * (w * x).sum(-1) + 0.3),
+    "sigmoidal": (
+        C.Sigmoidal(a=1.2, b=0.1, slope=2.0, midpoint=0.5),
+        lambda x, y, w, k: k * _sigmoid(2.0 * (1.2 * (w * x).sum(-1) + 0.1 - 0.5)),
+    ),
+    "tanh": (C.Tanh(scale=1.5), lambda x, y, w, k: k * np.tanh(1.5 * (w * x).sum(-1))),
+    "sigmoidal_jansen_rit": (
+        C.SigmoidalJansenRit(cmin=0.1, cmax=0.9, midpoint=0.2, r=1.3),
+        lambda x, y, w, k: k * (w * (0.1 + 0.8 / (1.0 + np.exp(1.3 * (0.2 - x))))).sum(-1),
+    ),
+    "kuramoto": (
+        C.Kuramoto(alpha=0.3, normalize_by_n=True),
+        lambda x, y, w, k: k / N * (w * np.sin(x - y[:, None] - 0.3)).sum(-1),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(_FORMULAS))
+def test_kernel_formula(name):
+    kernel, formula = _FORMULAS[name]
+    expected = formula(np.asarray(X, np.float64), np.asarray(Y, np.float64), np.asarray(W, np.float64), K)
+    np.testing.assert_allclose(np.asarray(kernel(X, Y, W, K)), expected, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(_FORMULAS))
+def test_summed_path_equals_pairwise_evaluation(name):
+    """What a Network computes from its history (pre, weighted sums, post) is the kernel."""
+    kernel, _ = _FORMULAS[name]
+    feats = kernel.pre(X)  # (F, N, N)
+    summed = jnp.sum(W * feats, axis=-1)
+    fast = kernel.post(summed, Y, jnp.sum(W, axis=-1), K)
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(kernel(X, Y, W, K)), rtol=1e-5, atol=1e-6)
+
+
+def _laplacian(w, normalize, eps=1e-12):
+    d = w.sum(-1)
+    if normalize is None:
+        return w - np.diag(d)
+    if normalize == "rw":
+        return w / np.maximum(d, eps)[:, None] - np.eye(len(w))
+    s = 1.0 / np.sqrt(np.maximum(d, eps))
+    return w * s[:, None] * s[None, :] - np.eye(len(w))
+
+
+@pytest.mark.parametrize("normalize", [None, "rw", "sym"])
+@pytest.mark.parametrize("exp_weights", [False, True])
+def test_laplacian_is_k_times_L_applied_to_delayed_values(normalize, exp_weights):
+    w = np.asarray(W, np.float64) * (1 - np.eye(N))
+    wp = np.exp(w) * w if exp_weights else w
+    L = _laplacian(wp, normalize)
+    # The diagonal term reads the target at zero delay: its current value.
+    x = np.asarray(X, np.float64).copy()
+    np.fill_diagonal(x, np.asarray(Y, np.float64))
+    expected = K * (L * x).sum(-1)
+    kernel = C.Laplacian(normalize=normalize, exp_weights=exp_weights)
+    weff = kernel.effective_weights(jnp.asarray(w, jnp.float32))
+    got = kernel(jnp.asarray(x, jnp.float32), Y, weff, K)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_laplacian_matrix_matches_brainmass_reference():
+    ref = load_reference("network/hopf_laplacian.npz")
+    w = np.asarray(ref["conn"], np.float32) * (1 - np.eye(len(ref["conn"]), dtype=np.float32))
+    kernel = C.make_coupling("laplacian")
+    weff = np.asarray(kernel.effective_weights(jnp.asarray(w)))
+    np.testing.assert_allclose(weff - np.diag(weff.sum(-1)), ref["coupling_matrix"], rtol=1e-5, atol=1e-6)
+
+
+def test_make_coupling_names_and_errors():
+    assert isinstance(C.make_coupling("diffusive"), C.Diffusive)
+    assert C.make_coupling("laplacian").exp_weights  # brainmass's LaplacianConnParam
+    with pytest.raises(ValueError, match="coupling must be one of 'diffusive', 'additive'"):
+        C.make_coupling("foo")
+    with pytest.raises(TypeError, match="pass an instance, e.g. coupling=Tanh()"):
+        C.make_coupling(C.Tanh)
+    with pytest.raises(ValueError, match="Laplacian\\(normalize='x'\\) is unknown"):
+        C.Laplacian(normalize="x")
+    with pytest.raises(ValueError, match="'scale' must be finite"):
+        C.Tanh(scale=np.nan)
+
+
+class MyDiffusive(C.AbstractCoupling):
+    """A user kernel: one method, evaluated per pair."""
+
+    def __call__(self, delayed, current, weights, k):
+        return k * jnp.sum(weights * (delayed - current[:, None]), axis=-1)
+
+
+def test_user_kernel_in_a_network_equals_builtin():
+    node = bm.Hopf(N, a=0.2, w=0.3, init_x=np.linspace(-0.3, 0.3, N), init_y=0.1)
+    dist = RNG.uniform(5, 30, (N, N))
+    runs = [
+        bm.simulate(Network(node, W, distance=dist, speed=10.0, k=K, coupling=c), 20.0, dt=0.1)["x"]
+        for c in (MyDiffusive(), C.Diffusive())
+    ]
+    np.testing.assert_allclose(np.asarray(runs[0]), np.asarray(runs[1]), rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_parameters_are_trainable():
+    node = bm.Hopf(N, a=0.2, w=0.3, init_x=np.linspace(-0.3, 0.3, N), init_y=0.1)
+    dist = RNG.uniform(5, 30, (N, N))
+
+    def loss(slope):
+        net = Network(node, W, distance=dist, speed=10.0, k=K, coupling=C.Sigmoidal(slope=slope, midpoint=0.2))
+        return jnp.mean(bm.simulate(net, 10.0, dt=0.1, monitors="x")["x"] ** 2)
+
+    g = jax.grad(loss)(1.0)
+    fd = (jax.jit(loss)(1.05) - jax.jit(loss)(0.95)) / 0.1
+    assert abs(float(g)) > 1e-6
+    np.testing.assert_allclose(float(g), float(fd), rtol=3e-2)
+    net = Network(node, W, coupling=C.Tanh(scale=bm.Param(2.0)))
+    trainable, _ = bm.partition_trainable(net)
+    assert len(jax.tree_util.tree_leaves(trainable)) == 1
