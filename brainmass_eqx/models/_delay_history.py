@@ -17,6 +17,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
+from .._wrapping import AbstractSolverWrapper
+
 __all__ = ["history_init", "history_push", "history_read", "SelfDelaySolver", "INTERPOLATIONS"]
 
 #: Ways to read between grid points: linear interpolation (differentiable w.r.t. the
@@ -91,7 +93,7 @@ class _WithExtraInputs(eqx.Module):
         return {**self.source.evaluate(t), **self.extra}
 
 
-class SelfDelaySolver(dfx.AbstractSolver):
+class SelfDelaySolver(AbstractSolverWrapper):
     """Wrap ``solver`` so that the model can read its own past states.
 
     The solver state carries one ring buffer per delayed state variable. Before each
@@ -123,20 +125,6 @@ class SelfDelaySolver(dfx.AbstractSolver):
     interpolation: str = eqx.field(static=True, default="linear")
     owner: str = eqx.field(static=True, default="model")
     dt: float | None = eqx.field(static=True, default=None)
-
-    @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):
-        return dfx.LocalLinearInterpolation
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
 
     def _variables(self):
         return tuple(dict.fromkeys(var for _, var, _ in self.reads))

@@ -1,0 +1,52 @@
+"""A base class for solvers that wrap another solver.
+
+The library's solver wrappers (the delayed-coupling history of a `Network`, the in-loop
+BOLD integrator, block noise increments, sub-stepping, a node's own delay history) each add
+some state to an inner solver's step and otherwise behave as that solver. What they share,
+the delegation of diffrax's solver interface to the inner solver, lives here once.
+"""
+
+import diffrax as dfx
+from equinox import AbstractVar
+
+__all__ = ["AbstractSolverWrapper"]
+
+
+class AbstractSolverWrapper(dfx.AbstractSolver):
+    """A solver that behaves as its inner ``solver`` except where a subclass says otherwise.
+
+    Subclasses implement ``init`` and ``step`` (adding their own solver state around the
+    inner solver's) and declare the field ``solver``. A wrapper that should also pass
+    diffrax's ``isinstance`` checks (adaptive, SDE-capable, ...) on to the inner solver
+    inherits ``diffrax.AbstractWrappedSolver`` as well; one that changes what the solver
+    can do (fixed sub-steps are never adaptive) does not. Term structure, orders, the
+    terms' contr kwargs and the vector field (used by diffrax to pick an initial step size)
+    are the inner solver's. Dense output is linear between steps: a wrapper that changes
+    the state (extra variables, sub-steps) cannot use the inner solver's interpolation.
+    """
+
+    solver: AbstractVar[dfx.AbstractSolver]
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):
+        return dfx.LocalLinearInterpolation
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
