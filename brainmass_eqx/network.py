@@ -42,7 +42,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import unxt
 from jax.experimental import sparse as jsparse
 from jaxtyping import Array, PRNGKeyArray
 
@@ -79,10 +78,14 @@ def _host(value, unit: str = "") -> np.ndarray | None:
     scale = 1.0
     if isinstance(value, Param):
         if value.unit and unit:
+            import unxt  # only for a Param with a unit (importing unxt costs ~1 s)
+
             scale = unxt.unit(value.unit).to(unxt.unit(unit))
         value = value.value
     elif is_quantity(value):
         if unit:
+            import unxt  # a Quantity implies unxt is already imported
+
             scale = unxt.unit(str(unxt.unit_of(value))).to(unxt.unit(unit))
         value = value.value
     if isinstance(value, jsparse.BCOO):
