@@ -94,7 +94,7 @@ def run_notebook(text: str, timeout: float) -> dict:
                 None,
             )
             failure = f"cell {cell - 1 if cell is not None else '?'}: {err.ename}: {err.evalue}"
-        except (TimeoutError, asyncio.TimeoutError, nbclient.exceptions.CellTimeoutError):
+        except (TimeoutError, nbclient.exceptions.CellTimeoutError):
             status, failure = "timeout", f"over {timeout:.0f} s"
         except Exception as err:  # noqa: BLE001  a kernel death is a result too
             status, failure = "error", f"{type(err).__name__}: {err}"

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import brainunit as u
-from .brainstate.nn import IdentityT, Module, Param
+from .brainstate.nn import IdentityT, Module, Param, call_order, init_maybe_prefetch
 
 __all__ = [
     "diffusive_coupling",
@@ -216,6 +216,12 @@ class _Coupling(Module):
 
     def _params(self):
         return {n: getattr(self, n).value() for n in self.names}
+
+    @call_order(2)
+    def init_state(self, *args, **kwargs):
+        # After the nodes: size the delay buffers behind prefetch_delay reads.
+        init_maybe_prefetch(self.x, *args, **kwargs)
+        init_maybe_prefetch(getattr(self, "y", None), *args, **kwargs)
 
     def update(self, *args, **kwargs):
         return type(self).kernel(self.x, self.conn.value(), **self._params())

@@ -55,6 +55,9 @@ __all__ = [
     "GaussianReg",
     "FlattedDict",
     "Linear",
+    "Prefetch",
+    "PrefetchDelayAt",
+    "init_maybe_prefetch",
 ]
 
 
@@ -488,13 +491,35 @@ class Dynamics(Module):
     def varshape(self) -> tuple[int, ...]:
         return self._in_size
 
-    def prefetch(self, *args, **kwargs):
-        raise NotImplementedError(
-            "prefetch/prefetch_delay (brainstate's delay buffers) are not part of the compat facade; "
-            "build the network with brainmass.Network(node, conn=..., distance=..., speed=...) instead."
-        )
+    def prefetch(self, item: str):
+        """A zero-argument callable giving the current value of ``self.<item>``."""
+        from ._delay import Prefetch
 
-    prefetch_delay = prefetch
+        return Prefetch(self, item)
+
+    def prefetch_delay(self, item: str, delay: Any, init: Any = None):
+        """A zero-argument callable giving ``self.<item>`` ``delay`` ago; ``delay`` is a time
+        or a ``(delay (N, N), index (N, N))`` pair (see ``brainstate._delay``); ``init`` fills
+        the past before the first write (default 0)."""
+        from ._delay import PrefetchDelayAt
+
+        return PrefetchDelayAt(self, item, delay, 0.0 if init is None else init)
+
+    def _state_delay(self, item: str, init: Any):
+        """The node's ring buffer of ``item`` (one per state variable, shared by its reads)."""
+        from ._delay import StateDelay
+
+        delays = self.__dict__.setdefault("_delays", {})
+        if item not in delays:
+            delays[item] = StateDelay(self, item, init)
+        return delays[item]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.update(*args, **kwargs)
+        # brainstate's after-update hooks: a call (not a bare update()) writes the delay buffers.
+        for delay in self.__dict__.get("_delays", {}).values():
+            delay.write()
+        return out
 
 
 def call_order(level: int = 0):
@@ -667,3 +692,5 @@ class Linear(Module):
         return self.core()(x)
 
 
+# The delayed reads are modules themselves (imported last: they subclass Module).
+from ._delay import Prefetch, PrefetchDelayAt, init_maybe_prefetch  # noqa: E402
