@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._units import is_quantity, to_canonical
+from ._units import is_quantity, to_canonical, unit_factor, unxt_module
 
 __all__ = [
     "AbstractTransform",
@@ -203,8 +203,7 @@ class Param(eqx.Module):
         unit: str = "",
     ):
         if is_quantity(value):
-            import unxt
-
+            unxt = unxt_module()
             unit = str(unxt.unit_of(value))
             value = unxt.ustrip(unit, value)
         if bounds is not None:
@@ -249,9 +248,7 @@ class Param(eqx.Module):
         """This Param expressed in the canonical ``unit`` (checks the dimension)."""
         if self.unit == unit or self.unit == "":
             return self
-        import unxt
-
-        factor = float(to_canonical(unxt.Quantity(1.0, self.unit), name, unit))
+        factor = unit_factor(self.unit, unit, name)
         return Param(
             self.value * factor,
             fit=self.fit,

@@ -16,24 +16,34 @@ Canonical units:
 | current              | nA      |
 | length               | mm      |
 | speed                | mm/ms   |
+
+unxt is imported only when a unit is actually handled: ``import brainmass_eqx`` stays free
+of unxt, astropy and matplotlib (unxt's plotting hook), which would add about 60 MB and
+a second to every process. Unit *names* are plain strings; a value can only be a unxt
+Quantity once the user (or a helper here) has imported unxt, so `is_quantity` asks
+``sys.modules`` before anything else.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import unxt
 
 __all__ = [
     "CANONICAL_UNITS",
     "UnitError",
     "is_quantity",
+    "magnitude",
+    "per_ms",
     "to_canonical",
     "to_ms",
     "quantity",
+    "unit_factor",
+    "unxt_module",
 ]
 
 #: Canonical unit of each dimension name used in parameter specs.
@@ -55,14 +65,39 @@ class UnitError(ValueError):
     """A value was given with a unit of the wrong dimension."""
 
 
+def unxt_module():
+    """The ``unxt`` module, imported on first use (for code that handles a Quantity)."""
+    import unxt
+
+    return unxt
+
+
 def is_quantity(x: Any) -> bool:
-    return isinstance(x, unxt.AbstractQuantity)
+    """Whether ``x`` is a unxt Quantity; never imports unxt (without it, nothing can be one)."""
+    unxt = sys.modules.get("unxt")
+    cls = getattr(unxt, "AbstractQuantity", None)  # None while unxt is still importing
+    return cls is not None and isinstance(x, cls)
+
+
+def magnitude(x: Any) -> Any:
+    """The numbers of a Quantity in its own unit; anything else is returned unchanged."""
+    return x.value if is_quantity(x) else x
+
+
+def per_ms(unit: str) -> str:
+    """The unit string of ``unit`` per ms (a rate of change), e.g. ``'mV'`` -> ``'mV/ms'``."""
+    if unit == "":
+        return "1/ms"
+    num, sep, den = unit.partition("/")
+    if not sep:
+        return f"{unit}/ms"
+    return f"{num}/ms2" if den.strip() == "ms" else f"{num}/({den} ms)"
 
 
 def _dimension_label(unit: str) -> str:
     if unit == "":
         return "dimensionless"
-    return str(unxt.unit(unit).physical_type)
+    return str(unxt_module().unit(unit).physical_type)
 
 
 def to_canonical(value: Any, name: str, unit: str) -> Any:
@@ -81,6 +116,7 @@ def to_canonical(value: Any, name: str, unit: str) -> Any:
     """
     if not is_quantity(value):
         return value
+    unxt = unxt_module()
     target = unxt.unit(unit) if unit else unxt.unit("")
     if unxt.dimension_of(value) != target.physical_type:
         got = unxt.unit_of(value)
@@ -100,6 +136,7 @@ def to_ms(value: Any, name: str) -> float:
     """
     out = to_canonical(value, name, "ms")  # checks the dimension
     if is_quantity(value) and not isinstance(value.value, jax.core.Tracer):
+        unxt = unxt_module()
         factor = float(unxt.unit_of(value).to(unxt.unit("ms")))
         out = np.asarray(value.value, dtype=np.float64) * factor
     try:
@@ -113,6 +150,21 @@ def to_ms(value: Any, name: str) -> float:
     return float(arr)
 
 
-def quantity(value: Any, unit: str):
-    """Attach ``unit`` to a plain magnitude (``''``: a dimensionless Quantity)."""
-    return unxt.Quantity(value, unit)
+def quantity(value: Any, unit: Any):
+    """Attach ``unit`` (a unit string or object) to a plain magnitude (``''``: a
+    dimensionless Quantity). Imports unxt."""
+    return unxt_module().Quantity(value, unit)
+
+
+def unit_factor(unit: str, target: str, name: str) -> float:
+    """The factor that converts a magnitude in ``unit`` to one in ``target`` (float64,
+    on the host; e.g. ``unit_factor('s', 'ms', ...) == 1000.0``).
+
+    **Raises:** `UnitError` naming ``name`` if the two units differ in dimension.
+    """
+    if unit == target:
+        return 1.0
+    unxt = unxt_module()
+    # Checks the dimension and words the error as for any other argument.
+    to_canonical(unxt.Quantity(1.0, unit or ""), name, target)
+    return float(unxt.unit(unit or "").to(unxt.unit(target or "")))

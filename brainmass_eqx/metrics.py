@@ -27,10 +27,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import unxt
 from jaxtyping import Array, ArrayLike, Float
 
-from ._units import to_canonical
+from ._units import magnitude, to_canonical
 
 __all__ = [
     "functional_connectivity",
@@ -58,10 +57,8 @@ DEFAULT_FCD_MIDPOINTS = np.linspace(-0.99, 0.99, 100)
 
 def _magnitude(x: Any, name: str) -> Array:
     """Strip a unxt unit (if any) and return a floating JAX array."""
-    if isinstance(x, unxt.AbstractQuantity):
-        x = unxt.ustrip(x.unit, x)
     try:
-        x = jnp.asarray(x)
+        x = jnp.asarray(magnitude(x))
     except TypeError as err:
         raise TypeError(
             f"`{name}` must be an array (or a unxt Quantity), got {type(x).__name__}."

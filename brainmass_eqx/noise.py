@@ -50,11 +50,10 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import unxt
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._param import Param, read
-from ._units import CANONICAL_UNITS, UnitError, is_quantity
+from ._units import CANONICAL_UNITS, UnitError, is_quantity, per_ms, unxt_module
 from .models._base import AbstractModel, State
 from .solvers import ExponentialEuler, ModelTerm, StochasticExponentialEuler
 
@@ -84,8 +83,6 @@ __all__ = [
 # from the same key by `init_state`) and the noise are independent.
 _NOISE_KEY_TAG = 0x6E6F6973
 
-_SQRT_MS = unxt.unit("ms") ** 0.5
-
 
 def _silence_wrapper_sde_warning() -> None:
     """diffrax warns when an SDE is solved by a solver not marked Itô or Stratonovich. Our
@@ -103,10 +100,22 @@ _silence_wrapper_sde_warning()
 # -- units ---------------------------------------------------------------------------------
 
 
-def _unit_of_kind(kind: str):
-    """A unit object for ``kind`` (a key of CANONICAL_UNITS, or a unit string)."""
-    text = CANONICAL_UNITS.get(kind, kind)
-    return unxt.unit(text) if text else unxt.unit("")
+def _unit_of_kind(kind: str) -> str:
+    """The unit string of ``kind`` (a key of CANONICAL_UNITS, or a unit string)."""
+    return CANONICAL_UNITS.get(kind, kind)
+
+
+# A field's accepted unit: (unit string, power of ms it is multiplied by), e.g. a white-noise
+# intensity of a target in mV is ('mV', 0.5), mV sqrt(ms). Unit objects are built (importing
+# unxt) only when a Quantity or a Param with a unit has to be converted.
+_UnitSpec = tuple[str, float]
+
+
+def _unit_object(spec: _UnitSpec):
+    unxt = unxt_module()
+    text, ms_power = spec
+    unit = unxt.unit(text) if text else unxt.unit("")
+    return unit * unxt.unit("ms") ** ms_power if ms_power else unit
 
 
 def _unit_text(unit) -> str:
@@ -114,7 +123,7 @@ def _unit_text(unit) -> str:
     return "" if text in ("", "dimensionless") else text
 
 
-def _convert(value: Any, where: str, units: tuple) -> Any:
+def _convert(value: Any, where: str, units: tuple[_UnitSpec, ...]) -> Any:
     """``value`` (number, array, Quantity or Param) in the first of ``units`` it fits.
 
     Plain numbers and unit-less Params are taken to be in ``units[0]`` already.
@@ -122,14 +131,17 @@ def _convert(value: Any, where: str, units: tuple) -> Any:
     if isinstance(value, Param):
         if value.unit == "":
             return value
-        for unit in units:
+        objects = [_unit_object(spec) for spec in units]
+        for unit in objects:
             try:
                 return value.in_unit(where, _unit_text(unit) or "")
             except (UnitError, ValueError, TypeError):
                 continue
         got = value.unit
     elif is_quantity(value):
-        for unit in units:
+        unxt = unxt_module()
+        objects = [_unit_object(spec) for spec in units]
+        for unit in objects:
             try:
                 return jnp.asarray(unxt.ustrip(unit, value))
             except Exception:  # noqa: BLE001 (unxt raises several types on a mismatch)
@@ -143,10 +155,10 @@ def _convert(value: Any, where: str, units: tuple) -> Any:
                 f"{where} must be a number, an array, a unxt Quantity or a Param; got "
                 f"{type(value).__name__}."
             ) from err
-    accepted = " or ".join(repr(_unit_text(u) or "dimensionless") for u in units)
+    accepted = " or ".join(repr(_unit_text(u) or "dimensionless") for u in objects)
     raise UnitError(
         f"{where} has unit {got!r}, but it must be in {accepted} (the unit of its target); "
-        f"pass e.g. unxt.Quantity(value, {(_unit_text(units[0]) or '')!r}) or a plain number in "
+        f"pass e.g. unxt.Quantity(value, {(_unit_text(objects[0]) or '')!r}) or a plain number in "
         "that unit."
     )
 
@@ -196,10 +208,10 @@ class AbstractNoise(eqx.Module):
                 need = "positive" if strict else "non-negative"
                 raise ValueError(f"{cls}: {name!r} must be finite and {need}, got {value}.")
 
-    def bind(self, target_unit, n_regions: int, where: str) -> AbstractNoise:
+    def bind(self, target_unit: str, n_regions: int, where: str) -> AbstractNoise:
         """This spec with every field converted to canonical magnitudes for a target of
-        unit ``target_unit`` and ``n_regions`` regions (shapes checked)."""
-        dimensionless = _unit_text(target_unit) == ""
+        unit ``target_unit`` (a unit string) and ``n_regions`` regions (shapes checked)."""
+        dimensionless = target_unit == ""
         new = {}
         for name, kind in self.field_units.items():
             value = getattr(self, name)
@@ -207,13 +219,13 @@ class AbstractNoise(eqx.Module):
                 continue
             label = f"{where}.{name}"
             if kind == "target":
-                units = (target_unit,)
+                units = ((target_unit, 0.0),)
             elif kind == "target*sqrt(ms)":
-                units = (target_unit * _SQRT_MS,) + ((_SQRT_MS**-1,) if dimensionless else ())
+                units = ((target_unit, 0.5),) + ((("", -0.5),) if dimensionless else ())
             elif kind == "target/sqrt(ms)":
-                units = (target_unit / _SQRT_MS,)
+                units = ((target_unit, -0.5),)
             else:
-                units = (_unit_of_kind(kind),)
+                units = ((_unit_of_kind(kind), 0.0),)
             value = _convert(value, label, units)
             shape = jnp.shape(read(value))
             try:
@@ -964,7 +976,7 @@ class Noisy(AbstractModel):
         return tuple(self.model.observables) + tuple(f"noise_{t}" for t in self._stateful)
 
     def _target_unit_text(self, target: str) -> str:
-        return _unit_text(_target_unit(self.model, target, self._enters[target]))
+        return _target_unit(self.model, target, self._enters[target])
 
     @property
     def state_units(self):
@@ -1145,11 +1157,11 @@ def _levy_area_for(solver) -> type:
     return dfx.BrownianIncrement
 
 
-def _target_unit(model, target: str, enters: str):
+def _target_unit(model, target: str, enters: str) -> str:
+    """The unit string of what the noise adds to: an input, or a state's derivative."""
     if enters == "input":
         return _unit_of_kind(model.input_units.get(target, "dimensionless"))
-    state_unit = model.state_units.get(target, "")
-    return (unxt.unit(state_unit) if state_unit else unxt.unit("")) / unxt.unit("ms")
+    return per_ms(model.state_units.get(target, ""))
 
 
 def _valid_targets(model) -> list[str]:

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
-import unxt
 from jaxtyping import Array, ArrayLike, Float
 
+from ._units import is_quantity, unxt_module
 from .metrics import (
     DEFAULT_FCD_MIDPOINTS,
     _band_indices,
@@ -75,9 +75,9 @@ def _rmse(diff: Array) -> Array:
 
 def _difference(prediction: Any, target: Any) -> Array:
     """prediction - target as a plain array, converting target to prediction's unit first."""
-    p_q = isinstance(prediction, unxt.AbstractQuantity)
-    t_q = isinstance(target, unxt.AbstractQuantity)
+    p_q, t_q = is_quantity(prediction), is_quantity(target)
     if p_q and t_q:
+        unxt = unxt_module()
         try:
             t = unxt.ustrip(prediction.unit, target)
         except Exception as err:
@@ -88,6 +88,7 @@ def _difference(prediction: Any, target: Any) -> Array:
         return unxt.ustrip(prediction.unit, prediction) - t
     if p_q != t_q:
         q, name = (prediction, "prediction") if p_q else (target, "target")
+        unxt = unxt_module()
         if unxt.dimension_of(q) != unxt.dimension("dimensionless"):
             other = "target" if p_q else "prediction"
             raise ValueError(

@@ -10,7 +10,7 @@ import pytest
 import unxt as u
 
 import brainmass_eqx as bx
-from brainmass_eqx._units import to_canonical
+from brainmass_eqx._units import per_ms, to_canonical
 
 
 def test_quantities_are_converted_once_to_canonical_units():
@@ -117,3 +117,133 @@ def test_parameter_specs_describe_models():
     specs = bx.JansenRit.parameter_specs()
     assert specs["be"]["unit"] == "Hz" and specs["be"]["default"] == 100.0
     assert "excitatory" in specs["Ae"]["doc"]
+
+
+# -- unxt is imported only when a unit is handled -------------------------------------------
+
+_LIGHT_SCRIPT = r"""
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+import brainmass_eqx as bx
+
+HEAVY = ("unxt", "astropy", "matplotlib", "plum", "quax", "scipy", "optax")
+after_import = sorted(m for m in HEAVY if m in sys.modules)
+
+# Plain-number use of the unit-aware paths: model, noise on an input and on a derivative
+# (unit strings composed), simulate, in-loop BOLD, metrics, objectives, a Param.
+noisy = bx.with_noise(
+    bx.JansenRit(2), {"E": bx.OUProcess(sigma=0.1, tau=5.0), "M": bx.WhiteNoise(sigma=0.01)}
+)
+traj = bx.simulate(noisy, 2.0, dt=0.1, key=jax.random.key(0), monitors=["M", "noise_E"])
+bold = bx.simulate_bold(bx.Hopf(2), 20.0, dt=0.1, tr=10.0)
+x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+bx.metrics.power_spectral_density(x, dt=1.0)
+bx.objectives.timeseries_rmse()(x, x)
+bx.WilsonCowan(1, tau_E=bx.Param(2.0, bounds=(1.0, 10.0)))
+after_use = sorted(m for m in HEAVY if m in sys.modules)
+print("RESULT " + json.dumps({
+    "after_import": after_import,
+    "after_use": after_use,
+    "noisy_state_units": noisy.state_units,
+    "noisy_observable_units": noisy.observable_units,
+    "units": dict(traj.units),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def light_import():
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _LIGHT_SCRIPT], capture_output=True, text=True, timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, proc.stderr[-3000:]
+    return json.loads(lines[0][len("RESULT ") :])
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["unxt", "astropy", "matplotlib", "plum", "quax"]
+    + [
+        pytest.param(
+            m,
+            marks=pytest.mark.xfail(
+                strict=True, reason="brainmass_eqx.fit imports its scipy/optax backends eagerly (issue 6)"
+            ),
+        )
+        for m in ("scipy", "optax")
+    ],
+)
+def test_import_and_plain_use_leave_heavy_modules_out(light_import, module):
+    assert module not in light_import["after_import"]
+    assert module not in light_import["after_use"]
+
+
+def test_unit_names_without_unxt_parse_as_units(light_import):
+    # Composed without unxt (a state's derivative: per ms); they must still be unit strings
+    # that unxt reads, in the dimension of their target.
+    states, observables = light_import["noisy_state_units"], light_import["noisy_observable_units"]
+    assert states["E_noise"] == observables["noise_E"] == "Hz"
+    assert light_import["units"] == {"M": "mV", "noise_E": "Hz"}
+    for unit, expected in [("", "1/ms"), ("mV", "mV/ms"), ("mV/ms", "mV/ms2"), ("nA/Hz", "nA/(Hz ms)")]:
+        assert per_ms(unit) == expected
+        assert u.unit(expected) == (u.unit(unit) if unit else u.unit("")) / u.unit("ms")
+
+
+_QUANTITY_SCRIPT = r"""
+import json, sys
+import brainmass_eqx as bx
+assert "unxt" not in sys.modules
+import jax, numpy as np
+import unxt as u  # the user imports unxt after brainmass_eqx
+
+out = {}
+wc = bx.WilsonCowan(1, tau_E=u.Quantity(0.002, "s"), tau_I=bx.Param(u.Quantity(1500.0, "us")))
+out["tau_E"], out["tau_I"] = float(wc.tau_E), float(wc.tau_I.value)
+try:
+    bx.WilsonCowan(1, tau_E=u.Quantity(1.0, "mV"))
+except bx.UnitError as err:
+    out["model_error"] = str(err)
+noisy = bx.with_noise(bx.Hopf(1), {"x": bx.WhiteNoise(sigma=u.Quantity(0.1, "s(-1/2)"))})
+out["sigma"] = float(noisy.noise["x"].sigma)
+try:
+    bx.with_noise(bx.Hopf(1), {"x": bx.WhiteNoise(sigma=u.Quantity(0.1, "mV"))})
+except bx.UnitError as err:
+    out["noise_error"] = str(err)
+traj = bx.simulate(bx.Hopf(1), u.Quantity(2.0, "ms"), dt=u.Quantity(100.0, "us"))
+out["n_samples"] = int(traj.ts.shape[0])
+out["quantity_unit"] = str(traj.quantity("x").unit)
+try:
+    bx.simulate(bx.Hopf(1), 2.0, dt=u.Quantity(0.1, "mV"))
+except bx.UnitError as err:
+    out["simulate_error"] = str(err)
+x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+f1, _ = bx.metrics.power_spectral_density(x, dt=u.Quantity(1.0, "ms"))
+f2, _ = bx.metrics.power_spectral_density(x, dt=1.0)
+out["psd_same"] = bool(np.array_equal(np.asarray(f1), np.asarray(f2)))
+rmse = bx.objectives.timeseries_rmse()
+out["rmse_mixed_units"] = float(rmse(u.Quantity(x, "mV"), u.Quantity(x / 1000.0, "V")))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_quantities_work_when_unxt_is_imported_after_brainmass_eqx():
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _QUANTITY_SCRIPT], capture_output=True, text=True, timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, proc.stderr[-3000:]
+    out = json.loads(lines[0][len("RESULT ") :])
+    assert out["tau_E"] == pytest.approx(2.0) and out["tau_I"] == pytest.approx(1.5)
+    assert "'tau_E' has unit 'mV'" in out["model_error"] and "time quantity" in out["model_error"]
+    # 0.1 / sqrt(s) = 0.1 / sqrt(1000 ms) per sqrt(ms) on a dimensionless target.
+    assert out["sigma"] == pytest.approx(0.1 / np.sqrt(1000.0), rel=1e-5)
+    assert "noise['x'] (WhiteNoise).sigma has unit 'mV'" in out["noise_error"]
+    assert out["n_samples"] == 20 and out["quantity_unit"] == ""
+    assert "'dt'" in out["simulate_error"]
+    assert out["psd_same"]
+    assert out["rmse_mixed_units"] == pytest.approx(0.0, abs=1e-6)

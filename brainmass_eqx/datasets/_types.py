@@ -11,16 +11,18 @@ canonical units of `brainmass_eqx._units`); the `*_quantity` accessors attach th
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import unxt
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .._units import is_quantity, quantity, to_canonical
+
+if TYPE_CHECKING:
+    import unxt
 
 __all__ = ["Connectome", "Signal", "default_labels"]
 

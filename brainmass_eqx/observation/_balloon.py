@@ -8,9 +8,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import unxt as u
 from jaxtyping import Array, ArrayLike, Float
 
+from .._units import unxt_module
 from ._temporal import _is_quantity, _magnitude, _param, _time_ms
 
 __all__ = ["BalloonWindkessel", "bold_from_signal"]
@@ -21,7 +21,7 @@ State = dict[str, Array]
 def _dt_seconds(dt) -> Array:
     """A step given in ms (plain, possibly traced) or as a time Quantity, in seconds."""
     if _is_quantity(dt):
-        return jnp.asarray(u.ustrip("s", dt))
+        return jnp.asarray(unxt_module().ustrip("s", dt))
     return jnp.asarray(dt) * 1e-3
 
 

@@ -15,9 +15,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy as jsp
-import unxt as u
 from jaxtyping import Array, ArrayLike, Float
 
+from .._units import unxt_module
 from ._temporal import (
     _block_mean,
     _check_finite,
@@ -37,14 +37,11 @@ __all__ = [
     "HRFBold",
 ]
 
-_S = u.unit("s")
-
-
 def _seconds(t) -> Array:
     """A kernel time grid in seconds: a Quantity is converted, plain numbers are ms."""
     if _is_quantity(t):
         try:
-            return jnp.asarray(u.ustrip(_S, t))
+            return jnp.asarray(unxt_module().ustrip("s", t))
         except Exception as err:
             raise ValueError(f"`t` must be a time, got unit {t.unit}.") from err
     return jnp.asarray(t, dtype=jnp.result_type(float)) / 1000.0

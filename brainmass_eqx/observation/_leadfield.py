@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import unxt as u
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .._units import quantity, unxt_module
 from ._temporal import _is_quantity, _is_traced, _magnitude, _param
+
+if TYPE_CHECKING:
+    from unxt import AbstractUnit
 
 __all__ = ["LeadFieldModel", "EEGLeadField", "MEGLeadField", "LeadfieldReadout"]
 
 
 def _unit(value, name: str):
+    # Lead-field models keep unit objects (they compose: L is in sensor / dipole unit), so
+    # building one imports unxt.
     try:
-        return u.unit(value)
+        return unxt_module().unit(value)
     except Exception as err:
         raise ValueError(
             f"`{name}` must be a unit (e.g. 'mV', 'T', 'nA m'), got {value!r}."
@@ -40,7 +45,7 @@ def _init_leadfield(self, L, sensor_unit, dipole_unit, scale, noise_cov) -> None
     self.L = _matrix(L, self.sensor_unit / self.dipole_unit, "L")
     if scale is None:
         # One dipole unit per mV: a neural-mass potential in mV maps one-to-one.
-        self.input_unit = u.unit("mV")
+        self.input_unit = _unit("mV", "input unit")
         self.scale = _param(1.0, "scale")
     elif _is_quantity(scale):
         self.input_unit = self.dipole_unit / scale.unit
@@ -100,9 +105,9 @@ class LeadFieldModel(eqx.Module):
     L: Array
     scale: Array
     noise_chol: Array | None
-    sensor_unit: u.AbstractUnit = eqx.field(static=True)
-    dipole_unit: u.AbstractUnit = eqx.field(static=True)
-    input_unit: u.AbstractUnit = eqx.field(static=True)
+    sensor_unit: AbstractUnit = eqx.field(static=True)
+    dipole_unit: AbstractUnit = eqx.field(static=True)
+    input_unit: AbstractUnit = eqx.field(static=True)
 
     def __init__(self, L, sensor_unit="mV", dipole_unit="nA m", scale=None, noise_cov=None):
         _init_leadfield(self, L, sensor_unit, dipole_unit, scale, noise_cov)
@@ -132,7 +137,7 @@ class LeadFieldModel(eqx.Module):
         is_q = _is_quantity(S)
         if is_q:
             try:
-                x = jnp.asarray(u.ustrip(self.input_unit, S))
+                x = jnp.asarray(unxt_module().ustrip(self.input_unit, S))
             except Exception as err:
                 raise ValueError(
                     f"`S` has unit {S.unit}, which cannot be converted to the input unit "
@@ -157,7 +162,7 @@ class LeadFieldModel(eqx.Module):
         if return_quantity is None:
             return_quantity = is_q
         if return_quantity:
-            return u.Quantity(y, self.sensor_unit)
+            return quantity(y, self.sensor_unit)
         return y
 
     @staticmethod
@@ -216,7 +221,7 @@ class EEGLeadField(LeadFieldModel):
     """
 
     def __init__(self, L, sensor_unit="mV", noise_cov=None):
-        _init_leadfield(self, L, sensor_unit, "nA m", u.Quantity(1.0, "nA m / mV"), noise_cov)
+        _init_leadfield(self, L, sensor_unit, "nA m", quantity(1.0, "nA m / mV"), noise_cov)
 
 
 class MEGLeadField(LeadFieldModel):
@@ -228,7 +233,7 @@ class MEGLeadField(LeadFieldModel):
     """
 
     def __init__(self, L, sensor_unit="T", noise_cov=None):
-        _init_leadfield(self, L, sensor_unit, "nA m", u.Quantity(1.0, "nA m / mV"), noise_cov)
+        _init_leadfield(self, L, sensor_unit, "nA m", quantity(1.0, "nA m / mV"), noise_cov)
 
 
 _NORMS = {True: "l1", "l1": "l1", "l2": "l2", False: None, None: None}

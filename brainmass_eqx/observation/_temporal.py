@@ -14,16 +14,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import unxt as u
 from jaxtyping import Array, ArrayLike, Float
 
+from .._units import is_quantity as _is_quantity, quantity, unxt_module
+
 __all__ = ["TemporalAverage"]
-
-_MS = u.unit("ms")
-
-
-def _is_quantity(x) -> bool:
-    return isinstance(x, u.AbstractQuantity)
 
 
 def _is_traced(x) -> bool:
@@ -38,14 +33,14 @@ def _magnitude(x) -> Array:
 
 
 def _convert(value, unit, name: str, plain_unit: str):
-    """Strip `value` to the numbers it has in `unit`.
+    """Strip `value` to the numbers it has in `unit` (a unit string or object).
 
     A Quantity is converted (a wrong dimension raises, naming `name`); a plain number or
     array is taken to be in `unit` already, which the caller documents as `plain_unit`.
     """
     if _is_quantity(value):
         try:
-            return u.ustrip(unit, value)
+            return unxt_module().ustrip(unit, value)
         except Exception as err:
             raise ValueError(
                 f"`{name}` has unit {value.unit}, which cannot be converted to {unit}; "
@@ -68,9 +63,9 @@ def _param(value, name: str, unit=None, plain_unit: str = "", *, positive=False)
     `unit` is the unit a Quantity is converted to (None: the parameter is dimensionless).
     """
     if unit is not None:
-        value = _convert(value, u.unit(unit), name, plain_unit)
+        value = _convert(value, unit, name, plain_unit)
     elif _is_quantity(value):
-        value = _convert(value, u.unit(""), name, "dimensionless numbers")
+        value = _convert(value, "", name, "dimensionless numbers")
     arr = jnp.asarray(value, dtype=jnp.result_type(float))
     _check_finite(name, arr)
     if positive and not _is_traced(arr) and not bool(np.all(np.asarray(arr) > 0)):
@@ -83,7 +78,7 @@ def _time_ms(value, name: str) -> float:
 
     Times that set array shapes (steps per window, kernel lengths) pass through here.
     """
-    value = _convert(value, _MS, name, "ms")
+    value = _convert(value, "ms", name, "ms")
     if _is_traced(value):
         raise ValueError(
             f"`{name}` must be a concrete number (it sets an array shape), not a traced "
@@ -151,5 +146,5 @@ class TemporalAverage(eqx.Module):
         w = _steps_per(self.period, _time_ms(dt, "dt"), "period", "dt")
         out = _block_mean(_magnitude(signal), w)
         if _is_quantity(signal):
-            return u.Quantity(out, signal.unit)
+            return quantity(out, signal.unit)
         return out
