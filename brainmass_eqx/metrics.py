@@ -195,14 +195,25 @@ def _normalised_cdf(p: Array) -> Array:
     return c / jnp.where(total != 0, total, 1.0)
 
 
+def _cdf_difference(p: Array, q: Array) -> Array:
+    """$F_p - F_q$, exactly 0 for identical densities.
+
+    Compiled, the two cumulative sums may be fused differently and round differently
+    (identical densities then end about 1e-8 apart, even when both come from one stacked
+    cumulative sum), so rows where ``p == q`` are zeroed explicitly.
+    """
+    diff = _normalised_cdf(p) - _normalised_cdf(q)
+    return jnp.where(jnp.all(p == q, axis=-1, keepdims=True), 0.0, diff)
+
+
 @jax.jit
 def _ks(p: Array, q: Array) -> Array:
-    return jnp.max(jnp.abs(_normalised_cdf(p) - _normalised_cdf(q)), axis=-1)
+    return jnp.max(jnp.abs(_cdf_difference(p, q)), axis=-1)
 
 
 @jax.jit
 def _w1(p: Array, q: Array, x: Array) -> Array:
-    return jnp.sum(jnp.abs(_normalised_cdf(p) - _normalised_cdf(q)), axis=-1) * (x[1] - x[0])
+    return jnp.sum(jnp.abs(_cdf_difference(p, q)), axis=-1) * (x[1] - x[0])
 
 
 @functools.partial(jax.jit, static_argnames=("nperseg", "noverlap", "detrend"))

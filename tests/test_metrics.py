@@ -214,6 +214,25 @@ def test_ks_wasserstein_match_brainmass_and_batch(ref):
     )
 
 
+def test_ks_wasserstein_exactly_zero_for_identical_densities():
+    # Compiled cumulative sums of two identical arguments used to end ~1e-8 apart.
+    rng = np.random.default_rng(3)
+    grid = M.DEFAULT_FCD_MIDPOINTS
+    p = jnp.asarray(rng.random((3, grid.shape[0])), jnp.float32)
+    fcd = M.functional_connectivity_dynamics(jnp.asarray(rng.normal(size=(200, 5)), jnp.float32), 20, 5)
+    density = M.fcd_distribution(fcd)
+    for a in (p, density):
+        b = jnp.array(a, copy=True)  # a distinct buffer with equal values
+        assert np.all(np.asarray(M.wasserstein_1d(a, b, grid)) == 0.0)
+        assert np.all(np.asarray(M.ks_distance(a, b)) == 0.0)
+    assert np.all(np.asarray(jax.vmap(lambda a: M.wasserstein_1d(a, a, grid))(p)) == 0.0)
+    # Only equal rows are zeroed: a perturbed row keeps its distance, the others stay 0.
+    w = np.asarray(M.wasserstein_1d(p, p.at[1, 3].add(0.1), grid))
+    assert w[0] == w[2] == 0.0 and w[1] > 1e-4
+    grad = jax.grad(lambda a: M.wasserstein_1d(a, density, grid))(density)
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
 def test_ks_wasserstein_bad_inputs():
     with pytest.raises(ValueError, match="`p` and `q` must be densities on the same grid"):
         M.ks_distance(jnp.ones(5), jnp.ones(6))
