@@ -9,15 +9,18 @@ the compiled program.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from . import _state
+from . import _state, environ
 from ._state import (
     State,
     discover,
@@ -276,11 +279,11 @@ def _to_arrays(xs):
     return jax.tree_util.tree_map(jnp.asarray, xs)
 
 
-def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None, reverse: bool = False, unroll: int = 1, **kwargs):
-    """``lax.scan`` of ``fn(carry, x) -> (carry, y)``; states touched by ``fn`` are carried too."""
-    xs = _to_arrays(xs)
+def _scan_eager(fn: Callable, init: Any, xs: Any, length, reverse, unroll):
     x0 = None if xs is None else _first(xs)
     touched, _, _ = discover(fn, init, x0)
+    if not _state.DISCOVERING[0]:
+        LOOP_TRACES[_fn_name(fn)] += 1
 
     def body(carry, x):
         user, state_vals = carry
@@ -294,14 +297,135 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None, rev
     return user, ys
 
 
+def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None, reverse: bool = False, unroll: int = 1, **kwargs):
+    """``lax.scan`` of ``fn(carry, x) -> (carry, y)``; states touched by ``fn`` are carried too.
+
+    Called outside any transformation, the loop is compiled once and cached (see
+    `_loop_key`): a second call with the same function, shapes and constants runs the
+    cached program without tracing ``fn`` again (brainstate re-traced and recompiled every
+    call). Inside a transformation it is traced inline.
+    """
+    xs = _to_arrays(xs)
+    if _state._FRAMES:
+        return _scan_eager(fn, init, xs, length, reverse, unroll)
+    keep: list = []
+    # The environment (dt, ...) is read when the body is traced: part of the key.
+    env = tuple(sorted((k, _value_key(v, keep, 1)) for k, v in environ.all().items()))
+    key = (_loop_key(fn, keep), env, length, reverse, unroll)
+    entry = _LOOP_CACHE.get(key)
+    if entry is None:
+        compiled = jit(functools.partial(_scan_eager, fn, length=length, reverse=reverse, unroll=unroll))
+        entry = _LOOP_CACHE[key] = (compiled, keep)
+        while len(_LOOP_CACHE) > _LOOP_CACHE_SIZE:
+            _LOOP_CACHE.popitem(last=False)
+    _LOOP_CACHE.move_to_end(key)
+    return entry[0](init, xs)
+
+
 def for_loop(fn: Callable, *xs: Any, length: int | None = None, reverse: bool = False, unroll: int = 1, pbar: Any = None, **kwargs):
-    """Call ``fn(*x)`` for every slice ``x`` of ``xs`` along axis 0; stack the outputs."""
+    """Call ``fn(*x)`` for every slice ``x`` of ``xs`` along axis 0; stack the outputs.
 
-    def step(carry, x):
-        return carry, fn(*x)
+    Compiled once per function and shapes, like `scan`."""
+    return scan(_ForLoopBody(fn), None, tuple(_to_arrays(x) for x in xs), length=length, reverse=reverse, unroll=unroll)[1]
 
-    _, ys = scan(step, None, tuple(_to_arrays(x) for x in xs), length=length, reverse=reverse, unroll=unroll)
-    return ys
+
+class _ForLoopBody:
+    """``fn(*x)`` as a scan body; equal (for the loop cache) when ``fn`` is the same."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, carry, x):
+        return carry, self.fn(*x)
+
+
+# -- the loop cache ---------------------------------------------------------------------------
+
+#: Traces of loop bodies by function name (a test counts these: a cached loop adds none).
+LOOP_TRACES: collections.Counter = collections.Counter()
+_LOOP_CACHE: collections.OrderedDict = collections.OrderedDict()
+_LOOP_CACHE_SIZE = 128
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _fn_name(fn) -> str:
+    fn = fn.fn if isinstance(fn, _ForLoopBody) else fn
+    return getattr(fn, "__qualname__", type(fn).__name__)
+
+
+def _value_key(value: Any, keep: list, depth: int = 0) -> Any:
+    """A key for a value a loop body closes over: scalars by value; modules by identity and
+    their constant attributes (see `_module_key`); anything else by identity (kept alive in
+    the cache entry, so the id cannot be reused by another object)."""
+    from .. import brainunit as u
+    from .nn import Module
+
+    if isinstance(value, _SCALARS):
+        return ("v", type(value).__name__, value)
+    if isinstance(value, u.Quantity):
+        return ("q", str(value.unit), _value_key(value.value, keep, depth))
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)) and np.size(value) <= 16:
+        # Small arrays (dt, a gain) by value: equal numbers give the same program.
+        arr = np.asarray(value)
+        return ("a", arr.shape, str(arr.dtype), arr.tobytes())
+    keep.append(value)
+    if isinstance(value, Module) and depth == 0:
+        return ("m", id(value), _module_key(value, keep))
+    if isinstance(value, tuple) and depth == 0 and len(value) <= 16:
+        return ("t", tuple(_value_key(v, keep, depth + 1) for v in value))
+    return ("id", id(value))
+
+
+def _module_key(module: Any, keep: list) -> tuple:
+    """The non-state attributes of every module under ``module`` (numbers by value, arrays by
+    identity): changing a constant parameter or a plain attribute invalidates the loop;
+    states are arguments of the compiled loop and may change freely."""
+    from .nn import Module, _walk
+
+    parts = []
+    for path, obj in _walk(module):
+        if not isinstance(obj, Module):
+            continue
+        for name, value in vars(obj).items():
+            if isinstance(value, (State, Module)):
+                continue
+            if isinstance(value, _SCALARS):
+                parts.append((path, name, value))
+            elif _state._is_array_leaf(value) or isinstance(value, jax.Array):
+                keep.append(value)
+                parts.append((path, name, id(value)))
+    return tuple(parts)
+
+
+def _code_key(code, fn_globals: dict, keep: list) -> tuple:
+    """The globals a body (and the functions defined in it) reads, keyed by `_value_key`."""
+    parts = []
+    for name in code.co_names:
+        if name in fn_globals and not isinstance(fn_globals[name], types.ModuleType):
+            parts.append((name, _value_key(fn_globals[name], keep)))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            parts.append(_code_key(const, fn_globals, keep))
+    return tuple(parts)
+
+
+def _loop_key(fn: Any, keep: list) -> Any:
+    """What a compiled loop body depends on besides its arguments and states: the function
+    (its code, the values it closes over, the globals it reads), the bound object of a
+    method. Two calls with equal keys (and equal shapes) share one compiled program."""
+    if isinstance(fn, _ForLoopBody):
+        return ("for", _loop_key(fn.fn, keep))
+    if isinstance(fn, functools.partial):
+        return ("partial", _loop_key(fn.func, keep), _value_key(fn.args, keep),
+                tuple((k, _value_key(v, keep)) for k, v in fn.keywords.items()))
+    if isinstance(fn, types.MethodType):
+        return ("method", _loop_key(fn.__func__, keep), _value_key(fn.__self__, keep))
+    if isinstance(fn, types.FunctionType):
+        closure = tuple(_value_key(c.cell_contents, keep) for c in fn.__closure__ or ())
+        defaults = _value_key(fn.__defaults__, keep) if fn.__defaults__ else None
+        return ("fn", fn.__code__, closure, defaults, _code_key(fn.__code__, fn.__globals__, keep))
+    keep.append(fn)
+    return ("obj", id(fn), _value_key(fn, keep) if hasattr(fn, "__dict__") else None)
 
 
 def checkpoint(fn: Callable, *args, **kwargs):
