@@ -16,11 +16,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 
 from .. import models as core_models
 from . import brainunit as u
-from ._models import HORNStep, dt_ms
-from .brainstate.nn import Linear, Module
+from ._models import HORNStep, JansenRitStep, core_call, dt_ms
+from .brainstate._state import State
+from .brainstate.nn import Dynamics, Linear, Module, Param
 from .braintools import init as binit
 
 __all__ = ["HORNSeqLayer", "HORNSeqNetwork", "JansenRitTR"]
@@ -108,13 +110,105 @@ class HORNSeqNetwork(Module):
         return self.h2o(self.hidden_activation(inputs)[-1][-1])
 
 
-class JansenRitTR(Module):
-    """brainmass's Jansen-Rit TR block (not in the facade: use the functional one)."""
+@eqx.filter_jit
+def _tr_step(core, state, inputs):
+    return core.step_tr(state, inputs)
+
+
+def _magnitude_in(value, unit):
+    value = value.value() if isinstance(value, Param) else value
+    if isinstance(value, u.Quantity):
+        return value.to(unit).value if unit else u.maybe_decimal(value)
+    return value
+
+
+class JansenRitTR(Dynamics):
+    r"""Jansen-Rit regions on a connectome, advanced one TR per ``update`` (brainmass's
+    ``JansenRitTR``), computed by `brainmass_eqx.models.JansenRitTR`.
+
+    ``delay`` counts TRs (the delayed $M$ is buffered once per TR). ``update(input,
+    record_state=False, iter_input=False)`` runs ``tr / dt`` JR steps with the input
+    (times ``k``) held, or one input row per step with ``iter_input``, and returns the
+    EEG proxy $E - I$ (a plain array, mV), with ``{'M', 'E', 'I'}`` when
+    ``record_state``. The JR states live in ``self.step`` (a `JansenRitStep`).
+
+    Differences from brainmass (``docs/compat.md``): the lateral weights are symmetrised
+    (``symmetrize_lateral=False``, a facade keyword, gives brainmass's unsymmetrised
+    numbers); ``std_in`` noise is not built in (add noise to the input);
+    ``state_saturation`` / ``input_saturation`` are accepted and unused, as in brainmass.
+    """
 
     __module__ = "brainmass"
 
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError(
-            "brainmass.JansenRitTR is not part of the compat facade; use brainmass_eqx.models.JansenRitTR "
-            "(functional, same equations)."
+    def __init__(self, in_size, delay, sc, k, w_ll, w_ff, w_bb, g_l, g_f, g_b, std_in=None, mask=None,
+                 state_saturation=True, input_saturation=True, state_init=binit.Constant(0.0),
+                 delay_init=binit.Constant(0.0), tr=1e-3 * u.second, symmetrize_lateral=True):
+        super().__init__(in_size)
+        if std_in is not None:
+            raise NotImplementedError(
+                "JansenRitTR(std_in=...): built-in input noise is not part of the compat facade; add the "
+                "noise to the input you pass to update() (e.g. input + std * brainstate.random.normal(...))."
+            )
+        n = self.varshape[0]
+        self.sc = np.asarray(u.get_magnitude(sc), dtype=float)
+        if self.sc.shape != (n, n):
+            raise ValueError(f"sc must have shape ({n}, {n}), got {self.sc.shape}.")
+        self.delay_steps = np.asarray(u.get_magnitude(delay))
+        self.mask = None if mask is None else np.asarray(binit.param(mask, (n, n)))
+        self.k = Param.init(k)
+        self.w_ll, self.w_ff, self.w_bb = (Param.init(w, (n, n)) for w in (w_ll, w_ff, w_bb))
+        self.g_l, self.g_f, self.g_b = Param.init(g_l), Param.init(g_f), Param.init(g_b)
+        self.tr = tr
+        self.delay_init = delay_init
+        self.symmetrize_lateral = bool(symmetrize_lateral)
+        self.step = JansenRitStep(
+            in_size,
+            M_init=lambda *a: state_init(*a) * u.mV, E_init=lambda *a: state_init(*a) * u.mV,
+            I_init=lambda *a: state_init(*a) * u.mV, Mv_init=lambda *a: state_init(*a) * u.mV / u.second,
+            Ev_init=lambda *a: state_init(*a) * u.mV / u.second, Iv_init=lambda *a: state_init(*a) * u.mV / u.second,
         )
+        self.core_model(dt=1.0)  # shapes, delays and tr are checked now, naming the argument
+
+    def core_model(self, dt=None) -> core_models.JansenRitTR:
+        """The functional block with the current parameter values (``dt``: ms, default the
+        environment's)."""
+        dt = dt_ms() if dt is None else dt
+        tr = dt_ms(self.tr)
+        n_sub = tr / dt
+        if abs(n_sub - round(n_sub)) > 1e-6:
+            # brainmass truncated int(tr / dt); the core requires whole steps.
+            tr = int(n_sub) * dt
+        values = [_magnitude_in(p, "") for p in (self.k, self.w_ll, self.w_ff, self.w_bb, self.g_l, self.g_f, self.g_b)]
+        return core_call(
+            core_models.JansenRitTR, self.varshape[0], self.sc, self.delay_steps, *values, mask=self.mask, tr=tr,
+            dt=dt, symmetrize_lateral=self.symmetrize_lateral,
+        )
+
+    def init_state(self, batch_size=None, **kwargs):
+        if batch_size is not None:
+            raise ValueError(
+                "JansenRitTR runs one network (batch_size=None); map it over a batch with "
+                "brainstate.transform.vmap."
+            )
+        buffer, count = self.core_model().init_state()[1:]
+        fill = binit.param(self.delay_init, buffer.shape)
+        self.history = State(jnp.broadcast_to(jnp.asarray(_magnitude_in(fill, "mV"), dtype=buffer.dtype), buffer.shape))
+        self.count = State(count)
+
+    def update(self, input, record_state: bool = False, iter_input: bool = False):
+        if not isinstance(getattr(self, "history", None), State):
+            raise ValueError("JansenRitTR has no state yet: call brainstate.nn.init_all_states(model) first.")
+        core = self.core_model()
+        n_sub = int(round(core.tr / core.dt))
+        inputs = jnp.asarray(_magnitude_in(input, "mV"), dtype=jnp.result_type(float))
+        if iter_input and inputs.shape[0] != n_sub:
+            raise AssertionError(f"Input length {inputs.shape[0]} does not match number of steps {n_sub}")
+        if not iter_input:
+            inputs = jnp.broadcast_to(inputs, self.varshape)
+        y = self.step.to_core_state(core.cell)
+        (y, buffer, count), eeg = _tr_step(core, (y, self.history.value, self.count.value), inputs)
+        self.step.from_core_state(y, core.cell)
+        self.history.value, self.count.value = buffer, count
+        if record_state:
+            return eeg, dict(M=self.step.M.value, E=self.step.E.value, I=self.step.I.value)
+        return eeg

@@ -1,0 +1,93 @@
+"""brainmass's ``JansenRitTR`` on the facade (computed by ``brainmass_eqx.models.JansenRitTR``).
+
+The expected EEG proxies are brainmass 0.1.1's on the same script (with
+``symmetrize_lateral=False``, brainmass's unsymmetrised lateral weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import brainmass_eqx.compat as bm
+from brainmass_eqx.compat import brainstate as bs, braintools as bt, brainunit as u
+
+SC = np.array([[0.0, 1.0, 0.5], [0.2, 0.0, 1.0], [0.7, 0.3, 0.0]])
+DELAY = np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0]])
+
+
+@pytest.fixture(autouse=True)
+def _env():
+    bs.environ.reset()
+    bs.environ.set(dt=0.1 * u.ms)
+    bs.random.seed(0)
+    yield
+    bs.environ.reset()
+
+
+def _model(**kw):
+    return bm.JansenRitTR(
+        3, DELAY, SC, k=2.0, w_ll=np.zeros((3, 3)), w_ff=np.full((3, 3), 0.1), w_bb=np.zeros((3, 3)),
+        g_l=50.0, g_f=30.0, g_b=20.0, delay_init=bt.init.Constant(0.5), tr=1 * u.ms, **kw,
+    )  # fmt: skip
+
+
+def test_tr_steps_match_brainmass():
+    m = _model(symmetrize_lateral=False)
+    bs.nn.init_all_states(m)
+    drive = np.array([100.0, 150.0, 200.0])
+    out = np.array([np.asarray(m.update(drive)) for _ in range(6)])
+    expected = [  # brainmass 0.1.1
+        [0.004306, 0.003908, 0.003615],
+        [0.017242, 0.01567, 0.014507],
+        [0.035978, 0.029772, 0.031436],
+        [0.054048, 0.040555, 0.049555],
+        [0.066866, 0.049163, 0.064495],
+        [0.076059, 0.05787, 0.078168],
+    ]
+    np.testing.assert_allclose(out, expected, atol=2e-6)
+    eeg, states = m.update(np.full((10, 3), 120.0), record_state=True, iter_input=True)
+    np.testing.assert_allclose(np.asarray(eeg), [0.084976, 0.07026, 0.093829], atol=2e-6)
+    np.testing.assert_allclose(u.get_magnitude(states["M"]), [0.02508] * 3, atol=2e-6)
+    assert u.get_unit(m.step.M.value) == u.get_unit(1.0 * u.mV)
+
+
+def test_symmetrised_lateral_weights_are_the_default():
+    runs = []
+    for kw in ({}, {"symmetrize_lateral": False}):
+        m = bm.JansenRitTR(3, DELAY, SC, k=1.0, w_ll=np.zeros((3, 3)), w_ff=np.zeros((3, 3)), w_bb=np.zeros((3, 3)),
+                           g_l=200.0, g_f=0.0, g_b=0.0, **kw)
+        bs.nn.init_all_states(m)
+        # Unequal drives make the regions' M differ, so the lateral weights (which drive M) matter.
+        runs.append(np.array([u.get_magnitude(m.update(np.array([1.0, 4.0, 8.0]), record_state=True)[1]["M"])
+                              for _ in range(8)]))
+    assert not np.allclose(runs[0], runs[1])
+
+
+def test_trainable_weights_get_gradients():
+    m = _model(symmetrize_lateral=False)
+    m.w_ff = bs.nn.Param(np.full((3, 3), 0.1))
+    bs.nn.init_all_states(m)
+    weights = m.states(bs.ParamState)
+
+    def loss():
+        return np.float32(0.0) + (m.update(np.array([100.0, 150.0, 200.0])) ** 2).sum()
+
+    grads = bs.transform.grad(loss, grad_states=weights)()
+    g = np.asarray(next(iter(grads.values())))
+    assert g.shape == (3, 3) and np.all(np.isfinite(g)) and np.any(g != 0)
+
+
+def test_errors():
+    m = _model()
+    with pytest.raises(ValueError, match="init_all_states"):
+        m.update(np.ones(3))
+    bs.nn.init_all_states(m)
+    with pytest.raises(AssertionError, match="does not match number of steps 10"):
+        m.update(np.ones((4, 3)), iter_input=True)
+    with pytest.raises(ValueError, match="batch_size"):
+        bs.nn.init_all_states(m, batch_size=2)
+    with pytest.raises(NotImplementedError, match="std_in"):
+        _model(std_in=0.1)
+    with pytest.raises(ValueError, match="sc must have shape"):
+        bm.JansenRitTR(3, DELAY, np.ones((2, 2)), 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
