@@ -91,3 +91,25 @@ def test_errors():
         _model(std_in=0.1)
     with pytest.raises(ValueError, match="sc must have shape"):
         bm.JansenRitTR(3, DELAY, np.ones((2, 2)), 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
+
+
+def test_horn_layer_with_delays_matches_brainmass_and_carries_its_past():
+    bs.environ.set(dt=1.0 * u.ms)
+    w_in = np.array([[0.5, -0.2, 0.3], [0.1, 0.4, -0.6]])
+    w_rec = np.array([[0.0, 0.8, -0.5], [0.3, 0.0, 0.9], [-0.7, 0.2, 0.0]])
+    delay = np.array([[0.0, 2.0, 3.0], [1.0, 0.0, 2.5], [4.0, 1.0, 0.0]]) * u.ms
+    layer = bm.HORNSeqLayer(2, 3, delay=delay, delay_init=bt.init.Constant(0.2),
+                            rec_w_init=lambda shape: w_rec, inp_w_init=lambda shape: w_in)
+    bs.nn.init_all_states(layer)
+    t = np.arange(12.0)
+    x = np.stack([np.sin(t / 2), np.cos(t / 3)], axis=1)
+    first, second = np.asarray(layer(x)), np.asarray(layer(x))
+    # brainmass 0.1.1 on the same script: rows 0, 5, 11 of the first call, then the second
+    # call's first rows (the states and the delay buffer carry over between calls).
+    np.testing.assert_allclose(first[[0, 5, 11]], [[0.006346, 0.022596, -0.024175], [0.252186, 0.218525, -0.228541],
+                                                   [0.125477, -0.03772, 0.067061]], atol=2e-6)
+    np.testing.assert_allclose(second[:3], [[0.019788, -0.093149, 0.124127], [-0.074987, -0.130865, 0.157341],
+                                            [-0.148825, -0.154033, 0.173963]], atol=2e-6)
+    assert isinstance(layer.h2h.weights.val, bs.ParamState)  # the recurrent weights are trainable
+    states, out = layer(x, record_state=True)
+    assert states["x"].shape == (12, 3) and out.shape == (12, 3)

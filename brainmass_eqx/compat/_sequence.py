@@ -20,12 +20,13 @@ import numpy as np
 
 from .. import models as core_models
 from . import brainunit as u
+from ._coupling import additive_coupling, delay_index
 from ._models import HORNStep, JansenRitStep, core_call, dt_ms
 from .brainstate._state import State
-from .brainstate.nn import Dynamics, Linear, Module, Param
+from .brainstate.nn import Dynamics, Linear, Module, Param, call_order, init_maybe_prefetch
 from .braintools import init as binit
 
-__all__ = ["HORNSeqLayer", "HORNSeqNetwork", "JansenRitTR"]
+__all__ = ["HORNSeqLayer", "HORNSeqNetwork", "JansenRitTR", "DelayedAdditiveConn"]
 
 
 class HORNSeqLayer(Module):
@@ -43,15 +44,13 @@ class HORNSeqLayer(Module):
                  rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
                  inp_b_init=binit.Constant(0.0)):
         super().__init__()
-        if delay is not None:
-            raise NotImplementedError(
-                "HORNSeqLayer(delay=...): delayed recurrence is not part of the compat facade; use "
-                "brainmass_eqx.models.HORNSeqLayer(..., delay=...)."
-            )
         self.n_input, self.n_hidden = int(n_input), int(n_hidden)
         self.i2h = Linear(n_input, n_hidden, inp_w_init, inp_b_init)
-        self.h2h = Linear(n_hidden, n_hidden, rec_w_init, rec_b_init)
         self.horn = HORNStep(n_hidden, alpha=alpha, omega=omega, gamma=gamma, v=v, x_init=x_init, y_init=y_init)
+        if delay is None:
+            self.h2h = Linear(n_hidden, n_hidden, rec_w_init, rec_b_init)
+        else:
+            self.h2h = DelayedAdditiveConn(self.horn, delay, "y", delay_init, rec_w_init)
 
     def core(self) -> core_models.HORNSeqLayer:
         cell = self.horn.core_model()
@@ -61,6 +60,8 @@ class HORNSeqLayer(Module):
         return eqx.tree_at(lambda m: m.h2h.linear, layer, self.h2h.core())
 
     def update(self, inputs, record_state: bool = False):
+        if isinstance(self.h2h, DelayedAdditiveConn):
+            return self._update_delayed(inputs, record_state)
         layer = self.core()
         inputs = jnp.asarray(u.get_magnitude(inputs))
         y0 = {"x": self.horn.x.value, "y": self.horn.y.value}
@@ -77,6 +78,43 @@ class HORNSeqLayer(Module):
         self.horn.x.value = states["x"][-1]
         self.horn.y.value = states["y"][-1]
         return (states, out) if record_state else out
+
+
+    def _update_delayed(self, inputs, record_state):
+        # brainmass's loop: each step reads the delayed velocities, then calls the HORN cell
+        # (whose call appends y to the delay buffer). The cell step, the buffer and the
+        # coupling kernel are the core's.
+        from .brainstate import transform
+
+        def step(inp):
+            out = self.horn(inp + self.h2h())
+            return ({"x": self.horn.x.value, "y": self.horn.y.value}, out) if record_state else out
+
+        return transform.for_loop(step, self.i2h(jnp.asarray(u.get_magnitude(inputs))))
+
+
+class DelayedAdditiveConn(Module):
+    r"""Recurrent drive $k \sum_j w_{ij}\, s_j(t - d_{ij})$ from a delayed read of ``model.<state>``
+    (brainmass's ``DelayedAdditiveConn``; reads go ``ceil(d / dt)`` steps back, see
+    ``brainstate.nn.Dynamics.prefetch_delay``). ``weights`` is a trainable `Param`."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, model, delay_time, state="y", delay_init=binit.Constant(0.0), w_init=binit.KaimingNormal(),
+                 k=1.0):
+        super().__init__()
+        n = model.varshape[0]
+        delay_time = binit.param(delay_time, (n, n))
+        self.prefetch = model.prefetch_delay(state, (delay_time, delay_index(n)), init=delay_init)
+        self.weights = Param(binit.param(w_init, (n, n)))
+        self.k = Param.init(k)
+
+    @call_order(2)
+    def init_state(self, *args, **kwargs):
+        init_maybe_prefetch(self.prefetch, *args, **kwargs)
+
+    def update(self, *args, **kwargs):
+        return additive_coupling(u.get_magnitude(self.prefetch()), self.weights.value(), self.k.value())
 
 
 class HORNSeqNetwork(Module):
