@@ -78,7 +78,7 @@ def test_reads_follow_brainstates_buffer_rules():
 
 def test_only_a_call_writes_the_buffer():
     node = bm.HopfStep(2, a=0.2, w=0.3, init_x=bt.init.Constant(0.3))
-    src = node.prefetch_delay("x", (np.zeros((2, 2)) * u.ms, bm.delay_index(2)), init=bt.init.Constant(1.0))
+    src = node.prefetch_delay("x", np.zeros((2, 2)) * u.ms, bm.delay_index(2), init=bt.init.Constant(1.0))
     bs.nn.init_all_states(node)
     bs.nn.init_maybe_prefetch(src)
     np.testing.assert_array_equal(src(), np.ones((2, 2)))  # the initial state is not in the past

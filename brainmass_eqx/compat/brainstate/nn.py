@@ -497,12 +497,14 @@ class Dynamics(Module):
 
         return Prefetch(self, item)
 
-    def prefetch_delay(self, item: str, delay: Any, init: Any = None):
+    def prefetch_delay(self, item: str, *delay: Any, init: Any = None):
         """A zero-argument callable giving ``self.<item>`` ``delay`` ago; ``delay`` is a time
-        or a ``(delay (N, N), index (N, N))`` pair (see ``brainstate._delay``); ``init`` fills
+        or a ``(delay (N, N), index (N, N))`` pair (one tuple or two arguments) (see ``brainstate._delay``); ``init`` fills
         the past before the first write (default 0)."""
         from ._delay import PrefetchDelayAt
 
+        # brainstate takes (delay, index) as one tuple or as two arguments.
+        delay = delay[0] if len(delay) == 1 else tuple(delay)
         return PrefetchDelayAt(self, item, delay, 0.0 if init is None else init)
 
     def _state_delay(self, item: str, init: Any):
