@@ -1,18 +1,21 @@
 r"""The delay history: a ring buffer of past source values, and the reads a `Network` makes.
 
-The buffer holds ``S`` source channels of ``C`` columns; a caller keeps, say, the sample
-of step ``m`` (the state after step ``m``; ``m <= 0``: the initial history) in columns
-``m mod L`` and ``m mod L + L`` of a ``C = 2L`` buffer, so that every read is a flat
-index ``base + (n mod L)`` with no wrap-around arithmetic per element. A
-*packed* buffer (complex dtype) stores in slot ``m`` the pair $x_m + i\,x_{m-1}$, so the
-two samples a linear interpolation needs arrive in one read: with the complex weight
-$w = a - i b$, $\mathrm{Re}\big(w\,(x_m + i x_{m-1})\big) = a x_m + b x_{m-1}$.
+The buffer holds ``C`` time slots (rows) of ``S`` source channels, stored flat (``C * S``). A
+caller keeps, say, the sample of step ``m`` (the state after step ``m``; ``m <= 0``: the
+initial history) in row ``m mod C``, and reads flat indices ``row * S + channel``. One
+step's write is then one contiguous row, in the ensemble layout below too (a single
+in-place update: two writes per step, or a strided one, made XLA copy a batched buffer at
+every step). A *packed* buffer (complex dtype) stores in slot ``m`` the pair
+$x_m + i\,x_{m-1}$, so the two samples a linear interpolation needs arrive in one read:
+with the complex weight $w = a - i b$, $\mathrm{Re}\big(w\,(x_m + i x_{m-1})\big) = a x_m + b x_{m-1}$.
+(Measured: XLA's CPU gather costs about 1 ns per element whatever its width, so one
+complex element is about twice as fast as two real ones.)
 
 Every operation on the buffer is a small JAX primitive with its own rules:
 
 - **Batching** (a user's ``jax.vmap`` over parameters, keys, speeds, ...): a batched
-  buffer is stored *batch-last*. Its logical shape stays ``(B, S, L)`` but its memory is
-  that of an ``(S, L, B)`` array (a free reshape), so one read of a (source, lag) pair
+  buffer is stored *batch-last*. Its logical shape stays ``(B, C * S)`` but its memory is
+  that of a ``(C, S, B)`` array (a free reshape), so one read of a (source, lag) pair
   fetches the ``B`` ensemble members as one contiguous vector. Measured on 2 CPU cores: a
   naive ``vmap`` of the gather (batch-first) ran 256 parameter sets *slower* per set than
   single runs; batch-last is what makes an ensemble pay. Only these primitives interpret
@@ -26,7 +29,7 @@ Every operation on the buffer is a small JAX primitive with its own rules:
   again. Reverse mode keeps no gathered values: the residual of a read is the buffer the
   solver carries anyway.
 
-Reads take flat integer indices into the ``(S, C)`` buffer (computed by the caller from the
+Reads take flat integer indices into the ``(C, S)`` buffer (computed by the caller from the
 step counter and the delays in whole steps), so gradients with respect to delays flow
 through the interpolation weights.
 """
@@ -34,6 +37,7 @@ through the interpolation weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -98,7 +102,7 @@ def _per_member(x, d, size):
 
 
 def _phys(buf, d, size):
-    """The physical ``(S, L, B)`` view of a raw batched buffer (logical ``(B, S, L)``)."""
+    """The physical ``(C * S, B)`` view of a raw batched buffer (logical ``(B, C * S)``)."""
     if d is None:
         return jnp.broadcast_to(buf[..., None], buf.shape + (size,))
     if d != 0:
@@ -110,7 +114,7 @@ def _phys(buf, d, size):
 
 
 def _raw(phys):
-    """The logical batched view ``(B, S, L)`` of a physical ``(S, L, B)`` array."""
+    """The logical batched view ``(B, C * S)`` of a physical ``(C * S, B)`` array."""
     return phys.reshape((phys.shape[-1],) + phys.shape[:-1])
 
 
@@ -184,23 +188,36 @@ ring_unfill_p = _define(
 
 
 def _write_impl(buf, value, slot):
-    return lax.dynamic_update_slice(buf, value[:, None], (jnp.zeros_like(slot), slot))
+    return lax.dynamic_update_slice(buf, value, (slot * value.shape[0],))
+
+
+def _write_rows(raw, values, start):
+    """``raw`` (logical ``(B, M)``) with the flat memory run ``[start, start + n)`` set to
+    ``values`` (``n``), by an update of whole logical rows.
+
+    The run is contiguous in memory but not a rectangle of the logical shape, and XLA
+    updates a loop-carried buffer in place only through an update of its own shape (through
+    a reshaped view it copied the whole buffer at every step). So the few logical rows the
+    run touches are sliced out, updated, and written back.
+    """
+    size, m = raw.shape
+    n = values.shape[0]
+    rows = min(size, -(-n // m) + 1)
+    r0 = jnp.minimum(start // m, size - rows)
+    window = lax.dynamic_slice(raw, (r0, jnp.zeros_like(r0)), (rows, m)).reshape(-1)
+    window = lax.dynamic_update_slice(window, values, (start - r0 * m,))
+    return lax.dynamic_update_slice(raw, window.reshape(rows, m), (r0, jnp.zeros_like(r0)))
 
 
 def _write_batch(args, dims):
     size = _axis_size(args, dims)
     (buf, value, slot), (bd, vd, sd) = args, dims
-    phys = _phys(buf, bd, size)
+    phys = _phys(buf, bd, size)  # (C * S, B)
     v = _per_member(value, vd, size).T  # (S, B)
     if sd is None:
-        zero = jnp.zeros_like(slot)
-        phys = lax.dynamic_update_slice(phys, v[:, None, :], (zero, slot, zero))
-    else:
-        phys = jax.vmap(
-            lambda p, vb, s: lax.dynamic_update_slice(p, vb[:, None], (jnp.zeros_like(s), s)),
-            in_axes=(-1, -1, 0),
-            out_axes=-1,
-        )(phys, v, _front(slot, sd))
+        # Slot ``slot`` of the (C, S, B) memory is one contiguous run of S * B values.
+        return _write_rows(_raw(phys), v.reshape(-1), slot * v.size), 0
+    phys = jax.vmap(_write_impl, in_axes=(-1, -1, 0), out_axes=-1)(phys, v, _front(slot, sd))
     return _raw(phys), 0
 
 
@@ -219,33 +236,35 @@ def _write_transpose(ct, buf, value, slot):
     ct = ad.instantiate_zeros(ct)
     out_buf = out_value = None
     if ad.is_undefined_primal(buf):
-        out_buf = ring_write_p.bind(ct, jnp.zeros(ct.shape[:1], ct.dtype), slot)
+        out_buf = ring_write_p.bind(ct, jnp.zeros(value.aval.shape, ct.dtype), slot)
     if ad.is_undefined_primal(value):
-        out_value = ring_slot_p.bind(ct, slot)
+        out_value = ring_slot_p.bind(ct, slot, width=value.aval.shape[0])
     return [out_buf, out_value, None]
 
 
-def _slot_batch(args, dims):
+def _slot_impl(buf, slot, *, width):
+    return lax.dynamic_slice(buf, (slot * width,), (width,))
+
+
+def _slot_batch(args, dims, *, width):
     size = _axis_size(args, dims)
     (buf, slot), (bd, sd) = args, dims
-    phys = _phys(buf, bd, size)
+    phys = _phys(buf, bd, size)  # (C * S, B)
     if sd is None:
-        out = lax.dynamic_index_in_dim(phys, slot, axis=1, keepdims=False)
+        out = lax.dynamic_slice_in_dim(phys, slot * width, width, axis=0)
     else:
-        out = jax.vmap(lambda p, s: lax.dynamic_index_in_dim(p, s, axis=1, keepdims=False), in_axes=(-1, 0), out_axes=-1)(
-            phys, _front(slot, sd)
-        )
-    return out.T, 0
+        out = jax.vmap(partial(_slot_impl, width=width), in_axes=(-1, 0), out_axes=-1)(phys, _front(slot, sd))
+    return out.T, 0  # (S, B) -> (B, S)
 
 
-def _slot_jvp(primals, tangents):
+def _slot_jvp(primals, tangents, *, width):
     buf, slot = primals
-    out = ring_slot_p.bind(buf, slot)
+    out = ring_slot_p.bind(buf, slot, width=width)
     tb = tangents[0]
-    return out, (_zero_like(out) if _is_zero(tb) else ring_slot_p.bind(tb, slot))
+    return out, (_zero_like(out) if _is_zero(tb) else ring_slot_p.bind(tb, slot, width=width))
 
 
-def _slot_transpose(ct, buf, slot):
+def _slot_transpose(ct, buf, slot, *, width):
     return [ring_write_p.bind(_zeros(buf.aval), ad.instantiate_zeros(ct), slot), None]
 
 
@@ -254,8 +273,8 @@ ring_write_p = _define(
 )
 ring_slot_p = _define(
     "bmx_ring_slot",
-    lambda b, s: lax.dynamic_index_in_dim(b, s, axis=1, keepdims=False),
-    lambda b, s: _aval(b.shape[:1], b.dtype),
+    _slot_impl,
+    lambda b, s, *, width: _aval((width,), b.dtype),
     _slot_batch,
     _slot_jvp,
     _slot_transpose,
@@ -455,7 +474,7 @@ read_gather_p = _define(
 
 
 def ring_fill(values: Array, anchors: Sequence = ()) -> Array:
-    """A buffer holding ``values`` (shape ``(S, C)``: column ``c`` of channel ``s``).
+    """A buffer holding ``values`` (shape ``(C, S)``: slot ``c`` of channel ``s``).
 
     **Arguments:**
 
@@ -465,16 +484,18 @@ def ring_fill(values: Array, anchors: Sequence = ()) -> Array:
     """
     leaves = [a for a in jax.tree_util.tree_leaves(anchors) if isinstance(a, jax.Array | np.ndarray)]
     leaves = [a for a in leaves if jnp.issubdtype(a.dtype, jnp.number) or jnp.issubdtype(a.dtype, jnp.bool_)]
-    return ring_fill_p.bind(jnp.asarray(values), *leaves)
+    # Stored flat: a 1-D per-member buffer makes the batched one 2-D, whose one-slot update
+    # XLA does in place (with a 3-D one it copied the whole buffer at every step).
+    return ring_fill_p.bind(jnp.asarray(values).reshape(-1), *leaves)
 
 
 def ring_unfill(buf: Array) -> Array:
-    """The columns of ``buf`` as an ordinary ``(S, C)`` array (consumes ``buf``)."""
+    """The contents of ``buf`` as an ordinary flat ``(C * S,)`` array (consumes ``buf``)."""
     return ring_unfill_p.bind(buf)
 
 
 def ring_write(buf: Array, value: Array, slot: Array) -> Array:
-    """``buf`` with column ``slot`` of every channel set to ``value`` (shape ``(S,)``)."""
+    """``buf`` with slot (row) ``slot`` of every channel set to ``value`` (shape ``(S,)``)."""
     return ring_write_p.bind(buf, jnp.asarray(value).astype(buf.dtype), jnp.asarray(slot, jnp.int32))
 
 
@@ -484,8 +505,8 @@ def read_sum(buf: Array, idx: Array, weights: Array) -> tuple[Array, Array]:
 
     **Arguments:**
 
-    - `buf`: the buffer ``(S, C)`` (consumed: use the returned one afterwards).
-    - `idx`: ``(T, J)`` int, the flat index (``channel * C + column``) each
+    - `buf`: the buffer ``(C, S)`` (consumed: use the returned one afterwards).
+    - `idx`: ``(T, J)`` int, the flat index (``slot * S + channel``) each
       (target, entry) pair reads.
     - `weights`: ``(T, J)``, cast to the buffer's dtype (complex weights interpolate a
       packed buffer).

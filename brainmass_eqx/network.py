@@ -145,16 +145,17 @@ class _WithCoupling(eqx.Module):
 class _Plan(eqx.Module):
     """What the coupling needs at every step, computed once per solve.
 
-    The history keeps step ``m`` in columns ``m mod L`` and ``m mod L + L`` of each
-    channel, so the read of step ``n`` is the flat index ``base + (n mod L)`` with
-    ``base = channel * 2L + L - lag``; ``base[c]`` reads channel block ``c`` =
-    (variable, feature). ``w`` the weights (complex for linear interpolation: ``W (1 - f) - i W f``),
+    The history ``(L, S)`` keeps step ``m`` in row ``m mod L``, so the read of step ``n``
+    is the flat index ``((n - lag) mod L) * S + channel``, computed as ``base + (n mod L)
+    * S`` plus ``L * S`` where ``n mod L < lag``, with ``base = channel - lag * S``;
+    ``base[c]`` reads channel block ``c`` = (variable, feature). ``w`` the weights (complex for linear interpolation: ``W (1 - f) - i W f``),
     ``rowsum`` the row sums of the effective weights, ``frac`` the fractions (generic
     kernels only).
     """
 
     base: Array
     lag: Array
+    n_channels: int = eqx.field(static=True)
     w: Array
     weights: Array
     rowsum: Array
@@ -738,14 +739,16 @@ class Network(AbstractModel):
         copies = len(self.coupled_var) * self._n_features
         channel = src[None] + jnp.arange(copies, dtype=jnp.int32)[:, None, None] * n
         n_slots = capacity + 2
+        n_channels = copies * n
         return _Plan(
-            base=channel * (2 * n_slots) + (n_slots - lag),
+            base=channel - lag * n_channels,
             lag=lag,
             w=weights,
             weights=w,
             rowsum=jnp.sum(w, axis=-1),
             frac=frac if packed else None,
             n_slots=n_slots,
+            n_channels=n_channels,
             packed=packed,
             buffered=buffered,
             dt=dt,
@@ -772,18 +775,17 @@ class Network(AbstractModel):
         return eqx.error_if(lag, jnp.any(lag > capacity), message)
 
     def _initial_history(self, plan: _Plan, y0: State, dt: float) -> Array:
-        """Buffer contents ``(V*F*N, 2L)``: column ``c`` holds the step ``m <= 0`` with ``m = c mod L``."""
+        """Buffer contents ``(L, V*F*N)``: row ``c`` holds the step ``m <= 0`` with ``m = c mod L``."""
         L = plan.n_slots
-        col = jnp.arange(2 * L) % L
+        col = jnp.arange(L)
         m = jnp.where(col == 0, 0, col - L)
-        L = 2 * L
 
         def channels(values_at):
             return self._features(values_at)
 
         if self.history is None:
             now = channels(y0)
-            past = jnp.broadcast_to(now[:, None], now.shape + (L,))
+            past = jnp.broadcast_to(now, (L,) + now.shape)
             prev = past
         elif callable(self.history):
             def at(t):
@@ -792,11 +794,11 @@ class Network(AbstractModel):
                 return channels({v: jnp.broadcast_to(_float(out[v]), (self.n_regions,)) for v in self.coupled_var})
 
             ts = m.astype(jnp.result_type(float)) * dt
-            past = jax.vmap(at, out_axes=1)(ts)
-            prev = jax.vmap(at, out_axes=1)(ts - dt)
+            past = jax.vmap(at)(ts)
+            prev = jax.vmap(at)(ts - dt)
         else:
             now = channels({v: jnp.broadcast_to(self.history[v], (self.n_regions,)) for v in self.coupled_var})
-            past = jnp.broadcast_to(now[:, None], now.shape + (L,))
+            past = jnp.broadcast_to(now, (L,) + now.shape)
             prev = past
         if plan.packed:
             return jax.lax.complex(past, prev)
@@ -875,7 +877,9 @@ class _DelayedCoupling(dfx.AbstractWrappedSolver):
         out = {}
         if buf is None:
             return net.instantaneous_coupling(y0, plan.weights), None
-        offset = jnp.remainder(count, plan.n_slots)
+        row = jnp.remainder(count, plan.n_slots)
+        # Row (n - lag) mod L without a division per element: one compare and select.
+        offset = row * plan.n_channels + jnp.where(plan.lag > row, plan.n_slots * plan.n_channels, 0)
         # One read per (variable, feature) block: each is the same weighted sum a single
         # variable makes (identical arithmetic), and the buffer passes from read to read.
         for v, (var, tgt) in enumerate(zip(net.coupled_var, net.target)):
@@ -903,9 +907,7 @@ class _DelayedCoupling(dfx.AbstractWrappedSolver):
             new = self.network._features(y1)
             if self.plan.packed:
                 new = jax.lax.complex(new, self.network._features(y0))
-            col = jnp.remainder(count + 1, self.plan.n_slots)
-            buf = hist.ring_write(buf, new, col)
-            buf = hist.ring_write(buf, new, col + self.plan.n_slots)
+            buf = hist.ring_write(buf, new, jnp.remainder(count + 1, self.plan.n_slots))
         return y1, err, dense, (inner, buf, count + 1), result
 
     def func(self, terms, t0, y0, args):
