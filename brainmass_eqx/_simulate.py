@@ -278,21 +278,78 @@ def _check_y0(model, y0):
 # -- the solves ----------------------------------------------------------------------------
 
 
+def _chunk_length(n: int) -> int:
+    r"""Items per checkpointed chunk of an ``n``-item scan: about $\sqrt n$, preferring a
+    divisor of ``n`` (a remainder compiles the loop body a second time)."""
+    if n <= 64:
+        return n
+    root = math.isqrt(n)
+    for d in sorted(range(max(1, root // 2), 2 * root + 1), key=lambda d: abs(d - root)):
+        if n % d == 0:
+            return d
+    return root
+
+
+def _checkpointed_scan(body, carry, xs):
+    r"""``jax.lax.scan(body, carry, xs)`` whose reverse mode keeps $O(\sqrt n)$ memory.
+
+    The scan runs as chunks of about $\sqrt n$ items, each under ``jax.checkpoint``: the
+    backward pass stores the carry at the chunk boundaries only and recomputes one chunk
+    at a time (one extra forward pass in all). The forward pass and forward mode are a
+    plain scan. Unlike diffrax's default adjoint for fixed steps (a checkpointed while
+    loop), this is an exact derivative of what runs, compiles small, and also
+    differentiates in forward mode.
+    """
+    n = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    chunk = _chunk_length(n)
+    if chunk >= n:
+        return jax.lax.scan(body, carry, xs)
+    run = jax.checkpoint(lambda c, x: jax.lax.scan(body, c, x), prevent_cse=False)
+    q, r = divmod(n, chunk)
+    head = jax.tree_util.tree_map(lambda a: a[: q * chunk].reshape((q, chunk) + a.shape[1:]), xs)
+    carry, ys = jax.lax.scan(run, carry, head)
+    ys = jax.tree_util.tree_map(lambda a: a.reshape((q * chunk,) + a.shape[2:]), ys)
+    if r:
+        carry, tail = run(carry, jax.tree_util.tree_map(lambda a: a[q * chunk :], xs))
+        ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), ys, tail)
+    return carry, ys
+
+
 def _advance(terms, y0, source, solver, n, dt):
-    """Take ``n`` steps from t=0 directly (no diffrax loop: cheaper to compile)."""
-    stepper = Substeps(solver, n)
-    t1 = n * dt
-    state = stepper.init(terms, 0.0, t1, y0, source)
-    y, _, _, state, _ = stepper.step(terms, 0.0, t1, y0, source, state, False)
+    """Take ``n`` steps of ``dt`` from t=0, recording nothing: ``(y, solver_state)``."""
+    one = Substeps(solver, 1)
+    grid = jnp.asarray(np.arange(n + 1) * dt, dtype=jnp.result_type(float))
+    state = one.init(terms, grid[0], grid[1], y0, source)
+
+    def body(carry, t):
+        y, state = carry
+        y, _, _, state, _ = one.step(terms, t[0], t[1], y, source, state, False)
+        return (y, state), None
+
+    (y, state), _ = _checkpointed_scan(body, (y0, state), jnp.stack([grid[:-1], grid[1:]], axis=1))
     return y, state
 
 
-def _record_impl(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress):
+def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k):
     """Macro-steps of ``k`` steps between consecutive ``ts``, recording after each one.
 
-    ``ts`` is computed on the host: XLA may evaluate an expression for ``ts`` differently in
-    different fusions (FMA contraction), and diffrax requires ``t0 == ts[0]`` exactly.
+    ``ts`` is computed on the host: XLA may evaluate an expression for ``ts`` differently
+    in different fusions (FMA contraction), and each macro-step must end exactly where the
+    next one starts.
     """
+    stepper = Substeps(solver, k)
+
+    def body(carry, t):
+        y, state = carry
+        y, _, _, state, _ = stepper.step(terms, t[0], t[1], y, source, state, False)
+        return (y, state), monitor(model, y)
+
+    (y, solver_state), recorded = _checkpointed_scan(body, (y, solver_state), jnp.stack([ts[:-1], ts[1:]], axis=1))
+    return recorded, y, solver_state
+
+
+def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress):
+    """`_record_scan` as a diffrax solve (for a user's ``adjoint`` or a progress bar)."""
     n_macro = ts.shape[0] - 1
     sol = dfx.diffeqsolve(
         terms,
@@ -319,6 +376,12 @@ def _record_impl(model, terms, y, solver_state, source, solver, monitor, ts, k, 
     return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), sol.solver_state
 
 
+def _record_impl(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress):
+    if adjoint is None and not progress:
+        return _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k)
+    return _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress)
+
+
 @eqx.filter_jit
 def _first_sample(model, terms, y0, source, solver, monitor, n_first, dt):
     y, state = _advance(terms, y0, source, solver, n_first, dt)
@@ -329,9 +392,19 @@ _record = eqx.filter_jit(_record_impl)
 
 
 @eqx.filter_jit
-def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, adjoint, progress):
-    """The whole fixed-step run in one compiled function: the first ``n_first`` steps
-    (transient plus the first recorded step), then ``n_rest`` recorded macro-steps."""
+def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, adjoint, progress, n_lead):
+    """The whole fixed-step run in one compiled function.
+
+    With ``n_lead`` = None: the first ``n_first`` steps (transient plus the first recorded
+    step), then one recorded macro-step of ``k`` steps per later sample in ``grid``.
+    With an int ``n_lead``: ``grid`` starts at t = 0 and every macro-step is recorded, the
+    first ``n_lead`` samples (the transient) being dropped: one loop instead of two, so the
+    step is compiled once.
+    """
+    if n_lead is not None:
+        state = Substeps(solver, k).init(terms, grid[0], grid[1], y0, source)
+        ys, y_end, _ = _record_impl(model, terms, y0, state, source, solver, monitor, grid, k, adjoint, progress)
+        return jax.tree_util.tree_map(lambda a: a[n_lead:], ys), y_end
     y, state = _advance(terms, y0, source, solver, n_first, dt)
     first = monitor(model, y)
     if grid.shape[0] == 1:
@@ -339,6 +412,20 @@ def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, 
     rest, y_end, _ = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, adjoint, progress)
     ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
     return ys, y_end
+
+
+def _lead_samples(model, monitor, y0, n_first, k, n_samples):
+    """Transient samples to record and drop so that the run is one loop of macro-steps from
+    t = 0 (see `_run_fixed`); None where that does not fit (the transient is not a whole
+    number of samples, or its samples would take more than 16 MB)."""
+    if n_first % k:
+        return None
+    n_lead = n_first // k - 1
+    if n_lead == 0:
+        return 0
+    sample = jax.eval_shape(lambda y: monitor(model, y), y0)
+    size = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree_util.tree_leaves(sample))
+    return n_lead if n_lead * size <= 2**24 else None
 
 
 @eqx.filter_jit
@@ -438,7 +525,11 @@ def simulate(
     - `progress`: show a progress bar.
     - `stepsize_controller`: e.g. ``diffrax.PIDController(rtol=1e-6, atol=1e-8)`` for an
       adaptive solver (Tsit5, Dopri5, ...). Default: fixed steps of ``dt``.
-    - `adjoint`: a diffrax adjoint; default ``RecursiveCheckpointAdjoint()``.
+    - `adjoint`: a diffrax adjoint. Default: fixed steps on the step grid run as a
+      ``lax.scan`` checkpointed every $\sim\sqrt n$ steps (exact reverse mode in
+      $O(\sqrt n)$ memory; forward mode works too); ``saveat`` or adaptive steps use
+      diffrax's ``RecursiveCheckpointAdjoint()``. Giving one runs the fixed-step case as a
+      diffrax solve with it (so does ``progress=True``).
     - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``).
     - `check_finite`: raise `SimulationDivergedError` if a recorded value is NaN/inf
       (eagerly, naming time, region and variable; under ``jit`` via ``eqx.error_if``).
@@ -501,14 +592,17 @@ def simulate(
 
     model = unwrap(model)
     if y0 is None:
-        y0 = model.init_state(key)
+        # An initial state drawn from a concrete key (and fixed model values) is computed
+        # eagerly even under jit/grad: the compiled program then holds a constant instead
+        # of the random-number generator (less to compile). Traced inputs stage as usual.
+        with jax.ensure_compile_time_eval():
+            y0 = model.init_state(key)
     else:
         y0 = _check_y0(model, y0)
     source = _make_source(model, inputs, n_steps, dt_ms)
     spec = _monitor_spec(model, monitors)
     monitor = _Monitor(tuple(spec.items()))
     units = _monitor_units(model, spec)
-    adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
 
     # Extension points: stochastic models return SDE terms; networks wrap the solver so that
     # it carries their delay history in its solver state.
@@ -535,6 +629,7 @@ def simulate(
             ts = (tr + 1 + jnp.arange(math.ceil((n_steps - tr) / k)) * k) * dt_ms
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
         budget = max_steps if max_steps is not None else 16 * n_steps + 16
+        adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         ys, final = _interpolated(model, terms, y0, source, solver, monitor, ts, dt_ms, controller, adjoint, budget, progress)
     else:
         n_samples = math.ceil((n_steps - tr) / k)
@@ -542,7 +637,11 @@ def simulate(
         n_rest = n_samples - 1
         ts = jnp.asarray(t_first + np.arange(n_samples) * (k * dt_ms), dtype=jnp.result_type(float))
         if chunk is None or n_rest == 0:
-            ys, final = _run_fixed(model, terms, y0, source, solver, monitor, tr + 1, ts, k, dt_ms, adjoint, progress)
+            n_lead = _lead_samples(model, monitor, y0, tr + 1, k, n_samples)
+            grid = ts if n_lead is None else jnp.asarray(
+                (np.arange(n_lead + n_samples + 1) * k) * dt_ms, dtype=jnp.result_type(float)
+            )
+            ys, final = _run_fixed(model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead)
         else:
             if traced:
                 raise ValueError("chunk cannot be used under jax.jit/vmap/grad: it copies results to host memory.")

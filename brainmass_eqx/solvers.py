@@ -159,6 +159,11 @@ class Substeps(dfx.AbstractSolver):
         model = _find_model_term(terms).model
         t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
         t0, t1 = t0.astype(jnp.result_type(t0, t1)), t1.astype(jnp.result_type(t0, t1))
+        if self.n == 1:  # no loop of one iteration: a smaller program to compile
+            step_args = args.at_step(t0) if hasattr(args, "at_step") else args
+            y1, _, _, solver_state, _ = self.solver.step(terms, t0, t1, y0, step_args, solver_state, False)
+            y1 = model.post_step(y1)
+            return y1, None, dict(y0=y0, y1=y1), solver_state, dfx.RESULTS.successful
         h = (t1 - t0) / self.n
 
         def end_of(i):

@@ -17,13 +17,10 @@ from brainmass_eqx.fit import Fitter, GaussianPrior, L2Penalty, NonFiniteLossErr
 # -- gradient correctness through simulate (design section 4) -------------------------------
 
 
-def _hopf_loss(sample_every, transient, adjoint):
-    weights_x = None
-
+def _hopf_loss(sample_every, transient, adjoint, duration=20.0):
     def loss(p):
-        nonlocal weights_x
         m = bm.Hopf(n_regions=2, a=p[0], w=p[1], init_x=jnp.array([0.1, 0.3]), init_y=jnp.array([0.0, -0.2]))
-        tr = bm.simulate(m, 20.0, dt=0.1, sample_every=sample_every, transient=transient, adjoint=adjoint, check_finite=False)
+        tr = bm.simulate(m, duration, dt=0.1, sample_every=sample_every, transient=transient, adjoint=adjoint, check_finite=False)
         x, y = tr.ys["x"], tr.ys["y"]
         w = jnp.linspace(0.5, 1.5, x.shape[0])[:, None]  # every sample weighs differently
         return jnp.sum(w * x**2) + jnp.sum(y[-1] * x[0])
@@ -32,30 +29,39 @@ def _hopf_loss(sample_every, transient, adjoint):
 
 
 @pytest.mark.parametrize(
-    "sample_every, transient, checkpoints",
+    "sample_every, transient, checkpoints, duration",
     [
-        (1, 0, 44),
-        (10, 37, None),
-        pytest.param(1, 0, None, marks=pytest.mark.slow),
-        pytest.param(10, 0, None, marks=pytest.mark.slow),
-        pytest.param(7, 13, 5, marks=pytest.mark.slow),
+        # "scan": simulate's default (no adjoint given): a lax.scan checkpointed in chunks.
+        (1, 0, "scan", 20.0),  # 200 steps: 20 chunks of 10
+        (1, 5, "scan", 21.1),  # 211 steps (a prime): 15 chunks of 14 and a remainder of 1
+        (10, 37, "scan", 20.0),  # a transient that is not a whole number of samples
+        (3, 5, "scan", 30.0),  # a transient recorded and dropped in the one loop
+        (1, 0, 44, 20.0),  # diffrax's RecursiveCheckpointAdjoint, given explicitly
+        (10, 37, None, 20.0),
+        pytest.param(1, 0, None, 20.0, marks=pytest.mark.slow),
+        pytest.param(10, 0, None, 20.0, marks=pytest.mark.slow),
+        pytest.param(7, 13, 5, 20.0, marks=pytest.mark.slow),
     ],
 )
-def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_every, transient, checkpoints):
-    # float64; Hopf node, 200 steps. Reference: jacfwd with ForwardMode, and central
-    # differences. Reverse mode: the adjoint simulate uses by default (and a checkpoint
-    # count that breaks diffrax's SaveAt(ts) on the grid).
+def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_every, transient, checkpoints, duration):
+    # float64; Hopf node, 200-300 steps. Reference: jacfwd with ForwardMode, and central
+    # differences. Reverse mode: simulate's default, and diffrax's adjoint with a checkpoint
+    # count that breaks diffrax's SaveAt(ts) on the grid (design section 4).
     with jax.enable_x64(True):
         p0 = jnp.array([0.2, 0.3])
-        fwd = _hopf_loss(sample_every, transient, dfx.ForwardMode())
+        fwd = _hopf_loss(sample_every, transient, dfx.ForwardMode(), duration)
         value_and_jac = jax.jit(lambda p: (fwd(p), jax.jacfwd(fwd)(p)))
-        _, ref = value_and_jac(p0)
+        value, ref = value_and_jac(p0)
         eps = 1e-6
         fd = np.array([(value_and_jac(p0 + eps * e)[0] - value_and_jac(p0 - eps * e)[0]) / (2 * eps) for e in np.eye(2)])
-        adjoint = dfx.RecursiveCheckpointAdjoint(checkpoints=checkpoints)
-        rev = jax.jit(jax.grad(_hopf_loss(sample_every, transient, adjoint)))(p0)
+        adjoint = None if checkpoints == "scan" else dfx.RecursiveCheckpointAdjoint(checkpoints=checkpoints)
+        loss = _hopf_loss(sample_every, transient, adjoint, duration)
+        rev_value, rev = jax.jit(jax.value_and_grad(loss))(p0)
         np.testing.assert_allclose(fd, ref, rtol=1e-6)
         np.testing.assert_allclose(rev, ref, rtol=1e-10)
+        np.testing.assert_allclose(rev_value, value, rtol=1e-12)
+        if checkpoints == "scan":  # the default path also differentiates in forward mode
+            np.testing.assert_allclose(jax.jit(jax.jacfwd(loss))(p0), ref, rtol=1e-10)
 
 
 # -- a shared tiny problem: the Hopf amplitude --------------------------------------------------
