@@ -18,6 +18,10 @@ script counts the XLA compilations they trigger (must be 0). "brainmass run-only
 **W3**: W1 shortened to 1 s, 256 (k, a) sets in one ``jax.vmap`` (jitted): throughput in
 network-seconds per wall-second, against the single-run throughput of W1.
 
+**W6**: 1,000 Hopf regions, a sparse random connectome (5 % density, U(0, 1) / 50 weights,
+as a ``jax.experimental.sparse.BCOO`` matrix for us, dense for brainmass, which has no
+sparse connectome), distances U(5, 200) mm at 10 mm/ms (delays up to 20 ms), 1 s.
+
 **Memory**: a 60 s W1 run (recording x every 1 ms: 60,000 x 80) in a fresh process; peak
 RSS (``ru_maxrss``) next to the floor (JAX and brainmass_eqx imported, nothing run).
 **Gradient**: ``jax.grad`` of the mean square of 1 s of W1 w.r.t. (k, speed), in a fresh
@@ -61,6 +65,17 @@ def problem_arrays(seed: int = 0):
     return dict(conn=conn, distance=dist, x0=rng.uniform(0, 0.1, N), y0=rng.uniform(0, 0.1, N))
 
 
+def problem_w6(seed: int = 2, n: int = 1000, density: float = 0.05):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    mask = rng.uniform(size=(n, n)) < density
+    conn = np.where(mask, rng.uniform(0.0, 1.0, (n, n)) / 50, 0.0)
+    np.fill_diagonal(conn, 0.0)
+    dist = rng.uniform(5.0, 200.0, (n, n))
+    return dict(conn=conn, distance=dist, x0=rng.uniform(0, 0.1, n), y0=rng.uniform(0, 0.1, n))
+
+
 def reference_python(name: str) -> str | None:
     env = {"brainmass": "BMX_BRAINMASS_PYTHON", "neurolib": "BMX_NEUROLIB_PYTHON"}[name]
     if os.environ.get(env):
@@ -99,6 +114,7 @@ class Worker:
         return json.loads(line)
 
     def run(self, duration_ms: float, k: float = K0, a: float = A0) -> dict:
+        """One call; the reply has "seconds" and "cpu", or "error" if the system failed."""
         self.proc.stdin.write(json.dumps({"duration_ms": duration_ms, "k": k, "a": a}) + "\n")
         self.proc.stdin.flush()
         return self._read()
@@ -146,6 +162,13 @@ def timed(fn, *args):
     return time.perf_counter() - t, out
 
 
+def timed_cpu(fn, *args):
+    """(wall seconds, process seconds, result)."""
+    t, c = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    return time.perf_counter() - t, time.process_time() - c, out
+
+
 def w3(problem, n_sets: int = 256, rounds: int = 3):
     import jax
     import jax.numpy as jnp
@@ -171,6 +194,37 @@ def w3(problem, n_sets: int = 256, rounds: int = 3):
     err = max(float(np.abs(out[i] - np.asarray(single(ks[i], as_[i]))).max()) for i in (0, 7, n_sets - 1))
     singles = [timed(lambda r=r: jax.block_until_ready(single(ks[1] + 1e-3 * r, as_[1])))[0] for r in range(rounds)]
     return dict(first=first, run=statistics.median(times), single_1s=statistics.median(singles), max_err=err)
+
+
+def w6(problem, rounds: int = 3):
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import sparse as jsparse
+
+    import brainmass_eqx as bm
+    from brainmass_eqx.network import Network
+
+    n = problem["conn"].shape[0]
+    conn = jsparse.BCOO.fromdense(jnp.asarray(problem["conn"], jnp.float32))
+    dist = problem["distance"]
+
+    @jax.jit
+    def run(k, a):
+        node = bm.Hopf(n, a=a, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
+        net = Network(node, conn, distance=dist, speed=SPEED, k=k, max_delay=20.0)
+        return bm.simulate(net, 1000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]
+
+    counter = CompileCounter()
+    first = timed_cpu(lambda: jax.block_until_ready(run(K0, A0)))
+    c0 = counter.count
+    times = [timed_cpu(lambda r=r: jax.block_until_ready(run(K0 + 0.01 * (r + 1), A0)))[:2] for r in range(rounds)]
+    return dict(
+        first=first[0],
+        run=statistics.median(t[0] for t in times),
+        cpu=statistics.median(t[1] for t in times),
+        recompiles=counter.count - c0,
+        x_last=np.asarray(first[2])[-1],
+    )
 
 
 # -- subprocess measurements (memory, gradient) ----------------------------------------------
@@ -233,6 +287,9 @@ def run_child(mode: str, problem_path: str, env: dict) -> dict:
 # -- main ------------------------------------------------------------------------------------
 
 
+import numpy as np  # noqa: E402  (the benchmark needs it; the workers' venvs have their own)
+
+
 def fmt(x, digits=3):
     return "—" if x is None else f"{x:.{digits}g}"
 
@@ -241,6 +298,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-w6", action="store_true")
     parser.add_argument("--threads", choices=["default", "1"], default="1")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -307,8 +365,24 @@ def main(argv=None) -> int:
         agree["neurolib"] = float(np.abs(x_ours["nearest"] - x_nl).max() / np.abs(x_nl).max())
     for w in workers.values():
         w.close()
+    workers = {name: None for name in workers}  # closed; the names say which systems ran
 
     w3_res = w3(problem, rounds=args.rounds)
+    w6_res = w6_bm = None
+    if not args.skip_w6:
+        p6 = problem_w6()
+        p6_path = os.path.join(tmp, "problem_w6.npz")
+        np.savez(p6_path, **p6)
+        w6_res = w6(p6, rounds=args.rounds)
+        if "brainmass" in workers:
+            try:
+                bm6 = Worker("brainmass", reference_python("brainmass"), p6_path, env)
+                w6_bm = [bm6.run(1000.0)]
+                if "error" not in w6_bm[0]:
+                    w6_bm += [bm6.run(1000.0, K0 + 0.01 * (r + 1)) for r in range(max(1, args.rounds - 1))]
+                bm6.close()
+            except (RuntimeError, OSError) as err:
+                w6_bm = [{"error": str(err)}]
     mem = grad = floor = None
     if not args.skip_memory:
         floor = run_child("floor", problem_path, env)
@@ -364,6 +438,31 @@ def main(argv=None) -> int:
     lines.append("")
     lines.append(f"vmap members vs single runs: max |difference| {w3_res['max_err']:.1e}.")
     lines.append("")
+    if w6_res is not None:
+        lines.append("**W6**: 1,000-region sparse network (5 % density, BCOO), delays <= 20 ms, 1 s\n")
+        lines.append("| system | first call (s) | run (s) | run CPU (s) | recompiles |")
+        lines.append("|---|---|---|---|---|")
+        lines.append(
+            f"| brainmass_eqx (jitted, sparse conn) | {fmt(w6_res['first'])} | {fmt(w6_res['run'])} | "
+            f"{fmt(w6_res['cpu'])} | {w6_res['recompiles']} |"
+        )
+        if w6_bm is None:
+            lines.append("| brainmass 0.1.1 | not run (no brainmass environment) | | | |")
+        elif "error" in w6_bm[0]:
+            lines.append(f"| brainmass 0.1.1 (dense conn) | failed: {w6_bm[0]['error']} | | | |")
+        else:
+            runs = w6_bm[1:]
+            lines.append(
+                f"| brainmass 0.1.1 `Simulator.run` (dense conn; compiles every call) | {fmt(w6_bm[0]['seconds'])} | "
+                f"{fmt(statistics.median(r['seconds'] for r in runs))} | {fmt(statistics.median(r['cpu'] for r in runs))} | every call |"
+            )
+            x_bm = np.asarray(w6_bm[0]["x_last"])
+            lines.append("")
+            lines.append(
+                "Final x, brainmass_eqx ('linear') vs brainmass ('ceil' delays): max rel. difference "
+                f"{float(np.abs(w6_res['x_last'] - x_bm).max() / np.abs(x_bm).max()):.1e} (different delay rules)."
+            )
+        lines.append("")
     if mem is not None:
         lines.append("**Memory and gradient** (fresh processes)\n")
         lines.append("| case | peak RSS (MB) | time (s) |")

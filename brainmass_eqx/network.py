@@ -389,15 +389,19 @@ class Network(AbstractModel):
     def _sparse_conn(self, conn: jsparse.BCOO, n):
         if conn.shape != (n, n):
             raise ValueError(f"conn has shape {conn.shape}, expected ({n}, {n}).")
-        conn = conn.sum_duplicates()
-        rows, cols = (np.asarray(a) for a in conn.indices.T)
+        # Duplicates summed on the host (BCOO.sum_duplicates cannot run inside jax.jit).
+        rows, cols = (np.asarray(a) for a in np.asarray(conn.indices).T)
         data = np.asarray(conn.data)
+        pairs, where = np.unique(rows.astype(np.int64) * n + cols, return_inverse=True)
+        summed = np.zeros(len(pairs), data.dtype)
+        np.add.at(summed, where.reshape(-1), data)
+        rows, cols, data = pairs // n, pairs % n, summed
         keep = (data != 0) & ((rows != cols) | self.self_connection)
         rows, cols, data = rows[keep], cols[keep], data[keep]
         counts = np.bincount(rows, minlength=n)
         width = max(1, int(counts.max()) if counts.size else 1)
         src = np.zeros((n, width), np.int32)
-        w = np.zeros((n, width), np.asarray(jnp.zeros((), jnp.result_type(float))).dtype)
+        w = np.zeros((n, width), np.dtype(jnp.result_type(float)))
         order = np.lexsort((cols, rows))
         rows, cols, data = rows[order], cols[order], data[order]
         pos = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)])[rows]
@@ -414,15 +418,15 @@ class Network(AbstractModel):
             return value
         if isinstance(value, jsparse.BCOO):
             value = value.todense()
-        arr = np.asarray(read(value))
-        if arr.ndim == 0:
+        arr = read(value)
+        if np.ndim(arr) == 0:
             return value
-        rows, cols, pos = pattern
-        out = np.zeros(self.sources.shape, arr.dtype)
-        out[rows, pos] = arr[rows, cols]
         if isinstance(value, Param):
             raise ValueError(f"{name}: a Param is not supported with a sparse conn; give an array.")
-        return jnp.asarray(out)
+        rows, cols, pos = pattern
+        # jnp, not numpy: inside jax.jit the converted value is traced.
+        arr = jnp.asarray(arr)
+        return jnp.zeros(self.sources.shape, arr.dtype).at[rows, pos].set(arr[rows, cols])
 
     def _check_delays(self, distance, speed, delays, n, pattern):
         if delays is not None and (distance is not None or speed is not None):

@@ -219,6 +219,44 @@ def test_vmap_over_keys_and_per_member_gradients():
             np.testing.assert_allclose(float(b[i]), float(s), rtol=1e-4)
 
 
+@pytest.mark.parametrize("members", [1, 2, 5, 40])
+@pytest.mark.parametrize("slot", [0, 3, 7])
+def test_batched_history_write_equals_per_member_writes(members, slot):
+    """The batched buffer (batch-last memory) is written by whole logical rows: the members'
+    contents after a write equal those of unbatched writes, for batches smaller and larger
+    than the number of slots (8 slots of 3 channels here), at the first and last slot."""
+    from brainmass_eqx import _history as hist
+
+    n_slots, n_channels = 8, 3
+    rng = np.random.default_rng(members * 10 + slot)
+    start = jnp.asarray(rng.normal(size=(members, n_slots, n_channels)), jnp.float32)
+    values = jnp.asarray(rng.normal(size=(members, n_channels)), jnp.float32)
+
+    def write(s0, v):
+        buf = hist.ring_fill(s0)
+        return hist.ring_unfill(hist.ring_write(buf, v, jnp.int32(slot)))
+
+    batched = np.asarray(jax.vmap(write)(start, values)).reshape(members, n_slots, n_channels)
+    expected = np.asarray(start).copy()
+    expected[:, slot] = np.asarray(values)
+    np.testing.assert_array_equal(batched, expected)
+    for i in range(members):
+        np.testing.assert_array_equal(np.asarray(write(start[i], values[i])).reshape(n_slots, n_channels), expected[i])
+
+
+def test_sparse_network_built_inside_jit():
+    masked = np.where(CONN > 0.5, CONN, 0.0).astype(np.float32)
+    conn = jsparse.BCOO.fromdense(masked)
+    outside = bm.simulate(Network(hopf(), conn, distance=DIST, speed=10.0, k=0.5), DUR, dt=DT)["x"]
+
+    @jax.jit
+    def inside(k):
+        net = Network(hopf(), conn, distance=DIST, speed=10.0, k=k, max_delay=float(DIST.max() / 10.0))
+        return bm.simulate(net, DUR, dt=DT)["x"]
+
+    np.testing.assert_allclose(np.asarray(inside(0.5)), np.asarray(outside), atol=1e-6)
+
+
 # -- semantics ------------------------------------------------------------------------------
 
 
