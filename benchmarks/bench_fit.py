@@ -1,6 +1,6 @@
 """Fitting benchmarks: brainmass_eqx against brainmass 0.1.1, in the same run.
 
-    python benchmarks/bench_fit.py [--cases S1 P32 W4] [--steps 4] [--bm-python PATH]
+    python benchmarks/bench_fit.py [--cases S1 P32 W4] [--steps 4] [--repeat 1] [--bm-python PATH]
 
 Every case runs in a fresh subprocess (so compile caches are cold and peak RSS is the
 case's own). Cases:
@@ -24,7 +24,14 @@ case's own). Cases:
   (``k`` and ``a`` of the delayed network, fc_corr).
 
 Timing as in ``brainmass_api.md`` section 12 (d): a callback stamps every step; step 0 =
-trace + compile + run, "run" = the median of steps 1..n-1, compile = step 0 - run.
+trace + compile + run, "run" = the median of steps 1..n-1, compile = step 0 - run. Each is
+given in wall time and in CPU time of the process (``time.process_time``: on a shared
+machine the less noisy of the two). With ``--repeat R`` each implementation runs in R fresh
+children, alternating, and medians are reported.
+
+After the per-case table, a summary of W4 and P32n against issue 7's targets: per step at
+least 3x faster than brainmass, compile under 3 s, peak RSS under 500 MB, and the 32
+candidates' vmap at least 3x faster than a Python loop over them.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import sys
 import time
 
 HERE = os.path.abspath(__file__)
-BM_PYTHON = os.path.expanduser("~/.cache/bmx/venv-bm/bin/python")
+BM_PYTHON = os.environ.get("BMX_BRAINMASS_PYTHON") or os.path.expanduser("~/.cache/bmx/venv-bm/bin/python")
 N, DURATION_MS, DT_MS = 80, 1000.0, 0.1
 
 
@@ -59,10 +66,24 @@ def _network_setup():
     return conn.astype("float32"), dist.astype("float32")
 
 
+def _stamp() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else float("nan")
+
+
 def _timings(stamps, t0):
-    steps = [b - a for a, b in zip([t0] + stamps[:-1], stamps)]
-    run = sorted(steps[1:])[len(steps[1:]) // 2] if len(steps) > 1 else float("nan")
-    return {"step0": steps[0], "run": run, "compile": steps[0] - run}
+    """``stamps``: ``(wall, cpu)`` after each step; ``t0``: the same before the first."""
+    out = {}
+    for j, name in ((0, ""), (1, "_cpu")):
+        marks = [t0[j]] + [s[j] for s in stamps]
+        steps = [b - a for a, b in zip(marks[:-1], marks[1:])]
+        run = _median(steps[1:]) if len(steps) > 1 else float("nan")
+        out.update({f"step0{name}": steps[0], f"run{name}": run, f"compile{name}": steps[0] - run})
+    return out
 
 
 # -- children: brainmass_eqx -----------------------------------------------------------------
@@ -117,8 +138,8 @@ def eqx_grad(case: str, n_steps: int) -> dict:
 
     target = predict(truth)
     stamps = []
-    fitter = Fitter(model, optax.adam(0.05), predict=predict, objective=objective, callbacks=lambda info: stamps.append(time.perf_counter()))
-    t0 = time.perf_counter()
+    fitter = Fitter(model, optax.adam(0.05), predict=predict, objective=objective, callbacks=lambda info: stamps.append(_stamp()))
+    t0 = _stamp()
     result = fitter.fit(target, n_steps)
     return dict(_timings(stamps, t0), loss=result.best_loss, rss=_peak_rss_mb())
 
@@ -148,13 +169,13 @@ def eqx_population(case: str, n_steps: int) -> dict:
     stamps = []
     fitter = Fitter(
         model, "DE", predict=predict, objective=objective, backend="nevergrad",
-        callbacks=lambda info: stamps.append(time.perf_counter()),
+        callbacks=lambda info: stamps.append(_stamp()),
     )  # fmt: skip
-    t0 = time.perf_counter()
+    t0 = _stamp()
     fitter.fit(target, n_steps, popsize=popsize, key=key)
     vmapped = _timings(stamps, t0)
     stamps.clear()
-    t0 = time.perf_counter()
+    t0 = _stamp()
     fitter.fit(target, n_steps, popsize=popsize, key=key, population="map")
     mapped = _timings(stamps, t0)
 
@@ -165,14 +186,19 @@ def eqx_population(case: str, n_steps: int) -> dict:
         {name: jnp.asarray(rng.uniform(*box[name]), jnp.float32) for name in fitter.names} for _ in range(popsize)
     ]
     single(candidates[0], target).block_until_ready()  # compile
-    loops = []
+    loops, loops_cpu = [], []
     for _ in range(1 if case in NETWORK_CASES else 3):
-        t = time.perf_counter()
+        t = _stamp()
         for c in candidates:
             single(c, target).block_until_ready()
-        loops.append(time.perf_counter() - t)
-    loop = sorted(loops)[len(loops) // 2]
-    return dict(vmapped, loop=loop, speedup=loop / vmapped["run"], mapped=mapped["run"], rss=_peak_rss_mb())
+        u = _stamp()
+        loops.append(u[0] - t[0])
+        loops_cpu.append(u[1] - t[1])
+    loop, loop_cpu = _median(loops), _median(loops_cpu)
+    return dict(
+        vmapped, loop=loop, loop_cpu=loop_cpu, speedup=loop / vmapped["run"], mapped=mapped["run"],
+        mapped_cpu=mapped["run_cpu"], rss=_peak_rss_mb(),
+    )  # fmt: skip
 
 
 # -- children: brainmass 0.1.1 (run with its own interpreter) ---------------------------------
@@ -216,9 +242,9 @@ def bm_grad(case: str, n_steps: int) -> dict:
     stamps = []
     fitter = brainmass.Fitter(
         model, braintools.optim.Adam(lr=0.05), predict=predict, objective=objective,
-        callbacks=[lambda info: stamps.append(time.perf_counter())],
+        callbacks=[lambda info: stamps.append(_stamp())],
     )  # fmt: skip
-    t0 = time.perf_counter()
+    t0 = _stamp()
     result = fitter.fit(target=target, n_steps=n_steps)
     return dict(_timings(stamps, t0), loss=float(result.best_loss), rss=_peak_rss_mb())
 
@@ -241,7 +267,63 @@ def _run_child(python: str, child: str, case: str, n_steps: int) -> dict:
 
 
 def _fmt(x, spec=".2f"):
-    return "-" if x is None else format(x, spec)
+    return "-" if x is None or x != x else format(x, spec)
+
+
+# Issue 7's targets for case W4 (and its population, P32n).
+TARGETS = {"speedup": 3.0, "compile": 3.0, "rss": 500.0, "vmap": 3.0}
+
+
+def _met(ok) -> str:
+    return "-" if ok is None else ("yes" if ok else "**no**")
+
+
+def _targets_table(ours: dict | None, ref: dict | None, pop: dict | None) -> list[str]:
+    """The W4 summary: our figures, brainmass's, the ratio and whether issue 7's target is met."""
+    rows = [
+        "| W4 quantity | brainmass_eqx | brainmass 0.1.1 | ratio | target | met? |",
+        "|---|---|---|---|---|---|",
+    ]
+    have = ours is not None and "error" not in ours
+    have_ref = ref is not None and "error" not in ref
+    if have:
+        for key, label in (("run", "run per step, wall (s, median)"), ("run_cpu", "run per step, CPU (s, median)")):
+            ratio = ref[key] / ours[key] if have_ref else None
+            rows.append(
+                f"| {label} | {_fmt(ours[key], '.3f')} | {_fmt(ref[key], '.3f') if have_ref else '-'} | "
+                f"{_fmt(ratio, '.1f')}x faster | >= {TARGETS['speedup']:g}x faster | "
+                f"{_met(None if ratio is None else ratio >= TARGETS['speedup'])} |"
+            )
+        for key, label in (("compile", "compile (s, wall: step 0 - run)"), ("compile_cpu", "compile (s, CPU)")):
+            ratio = ref[key] / ours[key] if have_ref else None
+            rows.append(
+                f"| {label} | {_fmt(ours[key])} | {_fmt(ref[key]) if have_ref else '-'} | {_fmt(ratio, '.1f')}x shorter | "
+                f"< {TARGETS['compile']:g} s | {_met(ours[key] < TARGETS['compile'])} |"
+            )
+        ratio = ref["rss"] / ours["rss"] if have_ref else None
+        rows.append(
+            f"| peak RSS (MB) | {_fmt(ours['rss'], '.0f')} | {_fmt(ref['rss'], '.0f') if have_ref else '-'} | "
+            f"{_fmt(ratio, '.1f')}x less | < {TARGETS['rss']:g} MB | {_met(ours['rss'] < TARGETS['rss'])} |"
+        )
+    if pop is not None and "error" not in pop:
+        rows.append(
+            f"| P32n: 32 candidates, one vmap vs a Python loop (s per generation, wall) | {_fmt(pop['run'], '.3f')} (vmap) | "
+            f"{_fmt(pop['loop'], '.3f')} (loop; lax.map {_fmt(pop['mapped'], '.3f')}) | {_fmt(pop['speedup'], '.1f')}x faster | "
+            f">= {TARGETS['vmap']:g}x faster | {_met(pop['speedup'] >= TARGETS['vmap'])} |"
+        )
+        rows.append(
+            f"| P32n, CPU (s per generation) | {_fmt(pop['run_cpu'], '.3f')} (vmap) | {_fmt(pop['loop_cpu'], '.3f')} (loop; "
+            f"lax.map {_fmt(pop['mapped_cpu'], '.3f')}) | {_fmt(pop['loop_cpu'] / pop['run_cpu'], '.1f')}x faster | - | - |"
+        )
+    return rows
+
+
+def _medians(runs: list[dict]) -> dict:
+    """Per key, the median over repeated children (errors win: they are reported)."""
+    for r in runs:
+        if "error" in r:
+            return r
+    return {k: _median([r[k] for r in runs]) for k in runs[0]}
 
 
 def main() -> None:
@@ -249,6 +331,7 @@ def main() -> None:
     cases = ["S1", "S1c", "W4", "W4c", "P32", "P32e", "P32n"]
     parser.add_argument("--cases", nargs="+", default=cases, choices=cases)
     parser.add_argument("--steps", type=int, default=4, help="fit steps per measurement (>= 2)")
+    parser.add_argument("--repeat", type=int, default=1, help="fresh children per implementation, run alternately")
     parser.add_argument("--bm-python", default=BM_PYTHON, help="interpreter with brainmass 0.1.1 installed")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -257,33 +340,52 @@ def main() -> None:
         print(json.dumps(CHILDREN[name](case, int(n_steps))))
         return
 
-    print(f"# bench_fit: {N} regions, {DURATION_MS:g} ms at dt {DT_MS} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
-    print("| case | implementation | step 0: trace+compile+run (s) | compile (s) | run per step (s) | peak RSS (MB) | note |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        f"# bench_fit: {N} regions, {DURATION_MS:g} ms at dt {DT_MS} ms; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs; medians of {args.repeat} alternating run(s) per implementation\n"
+    )
+    print("| case | implementation | step 0: trace+compile+run (s) | compile (s) | run per step (s) | run per step, CPU (s) | peak RSS (MB) | note |")
+    print("|---|---|---|---|---|---|---|---|")
+    summary = {}
     for case in args.cases:
         if case.startswith("P32"):
-            r = _run_child(sys.executable, "eqx_population", case, max(args.steps, 3 if case in NETWORK_CASES else 5))
+            steps = max(args.steps, 3 if case in NETWORK_CASES else 5)
+            r = _medians([_run_child(sys.executable, "eqx_population", case, steps) for _ in range(args.repeat)])
+            summary[case] = r
             if "error" in r:
-                print(f"| {case} | brainmass_eqx | - | - | - | - | error: {r['error']} |")
+                print(f"| {case} | brainmass_eqx | - | - | - | - | - | error: {r['error']} |")
                 continue
             print(
                 f"| {case} | brainmass_eqx, 32 candidates in one vmap | {_fmt(r['step0'])} | {_fmt(r['compile'])} | "
-                f"{_fmt(r['run'], '.3f')} | {_fmt(r['rss'], '.0f')} | Python loop of 32 jitted calls: {r['loop']:.3f} s, "
-                f"vmap {r['speedup']:.1f}x faster; population='map' (lax.map): {r['mapped']:.3f} s |"
+                f"{_fmt(r['run'], '.3f')} | {_fmt(r['run_cpu'], '.3f')} | {_fmt(r['rss'], '.0f')} | Python loop of 32 jitted "
+                f"calls: {r['loop']:.3f} s, vmap {r['speedup']:.1f}x faster; population='map' (lax.map): {r['mapped']:.3f} s |"
             )
             continue
-        rows = [("brainmass_eqx", _run_child(sys.executable, "eqx_grad", case, args.steps))]
+        impls = [("brainmass_eqx", sys.executable, "eqx_grad")]
         if os.path.exists(args.bm_python) and not case.endswith("c"):
-            rows.append(("brainmass 0.1.1", _run_child(args.bm_python, "bm_grad", case, args.steps)))
+            impls.append(("brainmass 0.1.1", args.bm_python, "bm_grad"))
+        runs = {impl: [] for impl, _, _ in impls}
+        for _ in range(args.repeat):
+            for impl, python, child in impls:
+                runs[impl].append(_run_child(python, child, case, args.steps))
+        rows = [(impl, _medians(runs[impl])) for impl, _, _ in impls]
+        summary[case] = dict(rows)
         ours = rows[0][1]
         for impl, r in rows:
             if "error" in r:
-                print(f"| {case} | {impl} | - | - | - | - | error: {r['error']} |")
+                print(f"| {case} | {impl} | - | - | - | - | - | error: {r['error']} |")
                 continue
             note = f"loss {r['loss']:.4g}"
             if impl != "brainmass_eqx" and "error" not in ours:
-                note += f"; brainmass_eqx {r['run'] / ours['run']:.1f}x faster per step"
-            print(f"| {case} | {impl} | {_fmt(r['step0'])} | {_fmt(r['compile'])} | {_fmt(r['run'], '.3f')} | {_fmt(r['rss'], '.0f')} | {note} |")
+                note += f"; brainmass_eqx {r['run'] / ours['run']:.1f}x faster per step ({r['run_cpu'] / ours['run_cpu']:.1f}x in CPU time)"
+            print(
+                f"| {case} | {impl} | {_fmt(r['step0'])} | {_fmt(r['compile'])} | {_fmt(r['run'], '.3f')} | "
+                f"{_fmt(r['run_cpu'], '.3f')} | {_fmt(r['rss'], '.0f')} | {note} |"
+            )
+    if "W4" in summary or "P32n" in summary:
+        w4 = summary.get("W4", {})
+        print()
+        print("\n".join(_targets_table(w4.get("brainmass_eqx"), w4.get("brainmass 0.1.1"), summary.get("P32n"))))
 
 
 if __name__ == "__main__":
