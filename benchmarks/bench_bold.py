@@ -1,9 +1,11 @@
 """In-loop Balloon-Windkessel BOLD: memory, time and float32 accuracy.
 
-    python benchmarks/bench_bold.py [--cases FLOOR B60-noBOLD B60 B600 W5-noBOLD W5 ACC]
+    python benchmarks/bench_bold.py [--cases JAX FLOOR B60-noBOLD B60 B600 W5-noBOLD W5 ACC]
 
 Every case runs in a fresh subprocess, so its peak RSS (``ru_maxrss``) is its own. Cases:
 
+- **JAX**: ``import jax`` and one operation (the CPU backend started): the floor of any
+  JAX process on this machine, which no change to brainmass_eqx can lower.
 - **FLOOR**: ``import brainmass_eqx`` and the JAX CPU backend started, nothing run: the
   memory every case below pays before simulating.
 - **B600**: 10 minutes of 80 uncoupled Hopf nodes (a = 0.2, w = 0.2 rad/ms) at dt = 0.1 ms
@@ -15,6 +17,12 @@ Every case runs in a fresh subprocess, so its peak RSS (``ru_maxrss``) is its ow
   conn / 80, distances U(5, 200) mm, speed 10 mm/ms, so delays up to 20 ms; diffusive
   coupling, k = 0.5; a = 0.2, w = 0.3, init U(0, 0.1)) at dt = 0.1 ms with in-loop BOLD
   at TR = 2 s. Runs once ``brainmass_eqx.network.Network`` exists.
+- **W600**: W5 for 10 minutes (6,000,000 steps): issue 6's target run (80 regions, in-loop
+  BOLD at TR = 2 s, under 300 MB peak RSS).
+- **W5-LM**, **W600-LM**: W5 and W600 with XLA's legacy CPU fusion emitters
+  (``XLA_FLAGS=--xla_cpu_use_fusion_emitters=false``): compiling with the default MLIR
+  emitters holds about 55 MB more at its peak (measured on this program; the peak RSS
+  of these runs is set by compilation, not by the run).
 - **B60-noBOLD**, **W5-noBOLD**: B60 and W5 without BOLD, recording ``x`` at the same
   times: what the in-loop BOLD adds.
 - **ACC**: float32 accuracy at dt = 0.1 ms over 60 s. (a) A constant drive z = 0.4 from
@@ -41,7 +49,7 @@ import time
 
 HERE = os.path.abspath(__file__)
 N, DT_MS, TR_MS = 80, 0.1, 2000.0
-CASES = ("FLOOR", "B60-noBOLD", "B60", "B600", "W5-noBOLD", "W5", "ACC")
+CASES = ("JAX", "FLOOR", "B60-noBOLD", "B60", "B600", "W5-noBOLD", "W5", "W600", "W5-LM", "W600-LM", "ACC")
 
 
 def _peak_rss_mb() -> float:
@@ -61,6 +69,13 @@ def _timed_twice(run):
 
 
 # -- children ------------------------------------------------------------------------------------
+
+
+def case_jax() -> dict:
+    import jax.numpy as jnp
+
+    jnp.zeros(1).block_until_ready()
+    return {}
 
 
 def case_floor() -> dict:
@@ -123,18 +138,24 @@ def _network():
     )
 
 
-def case_w5(bold: bool = True) -> dict:
+def case_w5(bold: bool = True, duration_s: float = 60.0) -> dict:
     import jax.random as jr
     import numpy as np
 
     net = _network()
 
     def run():
-        return _sampled(net, 60_000.0, bold, key=jr.key(0))
+        return _sampled(net, duration_s * 1000.0, bold, key=jr.key(0))
 
     first, second, bold = _timed_twice(run)
     bold = np.asarray(bold)
-    return {"first_s": first, "run_s": second, "steps": 600_000, "samples": list(bold.shape), "bold_absmax": float(np.abs(bold).max())}
+    return {
+        "first_s": first,
+        "run_s": second,
+        "steps": int(round(duration_s * 1000.0 / DT_MS)),
+        "samples": list(bold.shape),
+        "bold_absmax": float(np.abs(bold).max()),
+    }
 
 
 def _scipy_constant(z: float, t_s):
@@ -229,12 +250,16 @@ def case_acc() -> dict:
 
 
 CHILDREN = {
+    "JAX": case_jax,
     "FLOOR": case_floor,
     "B60-noBOLD": lambda: case_nodes(60.0, bold=False),
     "B60": lambda: case_nodes(60.0),
     "B600": lambda: case_nodes(600.0),
     "W5-noBOLD": lambda: case_w5(bold=False),
     "W5": case_w5,
+    "W600": lambda: case_w5(duration_s=600.0),
+    "W5-LM": case_w5,
+    "W600-LM": lambda: case_w5(duration_s=600.0),
     "ACC": case_acc,
 }
 
@@ -248,8 +273,14 @@ def child(case: str) -> None:
 # -- parent ---------------------------------------------------------------------------------------
 
 
+_LEGACY_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+
+
 def _run_child(case: str) -> dict | str:
-    proc = subprocess.run([sys.executable, HERE, "--child", case], capture_output=True, text=True)
+    env = dict(os.environ)
+    if case.endswith("-LM"):
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {_LEGACY_EMITTERS}".strip()
+    proc = subprocess.run([sys.executable, HERE, "--child", case], capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
@@ -278,7 +309,7 @@ def main(argv=None) -> int:
 
     results = {}
     for case in args.cases:
-        if case.startswith("W5") and not _network_available():
+        if case.startswith("W") and not _network_available():
             results[case] = "skipped: brainmass_eqx.network is not built yet"
             continue
         results[case] = _run_child(case)
@@ -286,23 +317,32 @@ def main(argv=None) -> int:
     failed = [c for c, r in results.items() if isinstance(r, str) and not r.startswith("skipped")]
     floor = results.get("FLOOR", {}).get("peak_rss_mb") if isinstance(results.get("FLOOR"), dict) else None
 
-    print("| case | steps | samples kept | first call (s) | run (s) | us / step | peak RSS (MB) | RSS above FLOOR (MB) |")
-    print("|---|---|---|---|---|---|---|---|")
+    jax_floor = results.get("JAX", {}).get("peak_rss_mb") if isinstance(results.get("JAX"), dict) else None
+
+    def above(mb, base):
+        return "?" if base is None else f"{mb - base:.0f}"
+
+    print(
+        "| case | steps | samples kept | first call (s) | run (s) | us / step | peak RSS (MB) "
+        "| above JAX (MB) | above FLOOR (MB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for case in CASES[:-1]:
         r = results.get(case)
         if r is None:
             continue
         if isinstance(r, str):
-            print(f"| {case} | {r} |  |  |  |  |  |  |")
+            print(f"| {case} | {r} |  |  |  |  |  |  |  |")
             continue
-        if case == "FLOOR":
-            print(f"| FLOOR (import + backend) |  |  |  |  |  | {r['peak_rss_mb']:.0f} | 0 |")
+        mb = r["peak_rss_mb"]
+        if case in ("JAX", "FLOOR"):
+            what = "JAX (import jax + one op)" if case == "JAX" else "FLOOR (import brainmass_eqx + backend)"
+            print(f"| {what} |  |  |  |  |  | {mb:.0f} | {above(mb, jax_floor)} | {above(mb, floor)} |")
             continue
-        above = f"{r['peak_rss_mb'] - floor:.0f}" if floor is not None else "?"
         us = 1e6 * r["run_s"] / r["steps"]
         print(
             f"| {case} | {r['steps']:,} | {r['samples'][0]} x {r['samples'][1]} | {r['first_s']:.1f} | "
-            f"{r['run_s']:.1f} | {us:.2f} | {r['peak_rss_mb']:.0f} | {above} |"
+            f"{r['run_s']:.1f} | {us:.2f} | {mb:.0f} | {above(mb, jax_floor)} | {above(mb, floor)} |"
         )
     acc = results.get("ACC")
     if isinstance(acc, dict):
