@@ -170,7 +170,9 @@ def light_import():
         pytest.param(
             m,
             marks=pytest.mark.xfail(
-                strict=True, reason="brainmass_eqx.fit imports its scipy/optax backends eagerly (issue 6)"
+                strict=True,
+                reason="issue 6: fit/ imports scipy.optimize / optax eagerly, and network.py "
+                "jax.experimental.sparse (which imports scipy.sparse)",
             ),
         )
         for m in ("scipy", "optax")
