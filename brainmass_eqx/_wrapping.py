@@ -21,8 +21,9 @@ class AbstractSolverWrapper(dfx.AbstractSolver):
     inherits ``diffrax.AbstractWrappedSolver`` as well; one that changes what the solver
     can do (fixed sub-steps are never adaptive) does not. Term structure, orders, the
     terms' contr kwargs and the vector field (used by diffrax to pick an initial step size)
-    are the inner solver's. Dense output is linear between steps: a wrapper that changes
-    the state (extra variables, sub-steps) cannot use the inner solver's interpolation.
+    and the dense interpolation are the inner solver's; a wrapper whose step is not the
+    inner solver's step (sub-steps, extra state variables) overrides ``interpolation_cls``
+    (linear between steps is what such wrappers use).
     """
 
     solver: AbstractVar[dfx.AbstractSolver]
@@ -33,7 +34,7 @@ class AbstractSolverWrapper(dfx.AbstractSolver):
 
     @property
     def interpolation_cls(self):
-        return dfx.LocalLinearInterpolation
+        return self.solver.interpolation_cls
 
     @property
     def term_compatible_contr_kwargs(self):

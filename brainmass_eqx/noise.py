@@ -54,7 +54,8 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._param import Param, read
 from ._units import CANONICAL_UNITS, UnitError, is_quantity, per_ms, unxt_module
-from .models._base import AbstractModel, State
+from ._wrapping import AbstractSolverWrapper
+from .models._base import AbstractModel, AbstractModelWrapper, State
 from .solvers import ExponentialEuler, ModelTerm, StochasticExponentialEuler
 
 __all__ = [
@@ -798,7 +799,7 @@ def _find_block_path(terms) -> BlockBrownianPath | None:
     return found[0] if found else None
 
 
-class BlockIncrements(dfx.AbstractWrappedSolver):
+class BlockIncrements(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
     """Run ``solver`` with the increments of a `BlockBrownianPath` indexed by an exact step
     counter (carried in the solver state) instead of by rounding the time.
 
@@ -814,27 +815,6 @@ class BlockIncrements(dfx.AbstractWrappedSolver):
     """
 
     solver: dfx.AbstractSolver
-
-    @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):
-        return self.solver.interpolation_cls
-
-    @property
-    def term_compatible_contr_kwargs(self):
-        return self.solver.term_compatible_contr_kwargs
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
-
-    def error_order(self, terms):
-        return self.solver.error_order(terms)
 
     def init(self, terms, t0, t1, y0, args):
         path = _find_block_path(terms)
@@ -852,9 +832,6 @@ class BlockIncrements(dfx.AbstractWrappedSolver):
             i = i + 1
         y1, err, dense, inner, result = self.solver.step(terms, t0, t1, y0, args, inner, made_jump)
         return y1, err, dense, (i, inner), result
-
-    def func(self, terms, t0, y0, args):
-        return self.solver.func(terms, t0, y0, args)
 
 
 # -- attaching noise to a model --------------------------------------------------------------
@@ -898,7 +875,7 @@ class NoiseTerm(dfx.AbstractTerm):
 Enters = Literal["input", "derivative"]
 
 
-class Noisy(AbstractModel):
+class Noisy(AbstractModelWrapper):
     """A model with noise attached (build it with `with_noise`).
 
     It has the model contract: its states are the model's plus one ``<target>_noise`` state
@@ -927,12 +904,6 @@ class Noisy(AbstractModel):
         self.noise = dict(self.noise or {})
         self.enters = tuple(sorted(dict(self.enters).items()))
 
-    def __getattr__(self, name):
-        # Only reached for names the wrapper does not have; guard the dataclass internals.
-        if name.startswith("__") or name in ("model", "noise", "enters", "n_regions"):
-            raise AttributeError(name)
-        return getattr(self.model, name)
-
     # -- names ------------------------------------------------------------------------------
 
     @property
@@ -954,22 +925,6 @@ class Noisy(AbstractModel):
     @property
     def state_names(self):
         return tuple(self.model.state_names) + self.noise_state_names
-
-    @property
-    def input_names(self):
-        return self.model.input_names
-
-    @property
-    def input_units(self):
-        return self.model.input_units
-
-    @property
-    def coupling_input(self):
-        return self.model.coupling_input
-
-    @property
-    def supports_adaptive(self):
-        return self.model.supports_adaptive
 
     @property
     def observables(self):

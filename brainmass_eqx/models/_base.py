@@ -29,7 +29,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._param import Param
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
 
-__all__ = ["AbstractModel", "Uniform", "parameter", "initial", "State"]
+__all__ = ["AbstractModel", "AbstractModelWrapper", "Uniform", "parameter", "initial", "State"]
 
 State = dict[str, Array]
 
@@ -283,3 +283,36 @@ class AbstractModel(eqx.Module):
             f"{type(self).__name__} has no state or observable {name!r}; valid names are "
             f"{list(self.state_names) + list(self.observables)}."
         )
+
+
+class AbstractModelWrapper(AbstractModel):
+    """A model that extends another model, held in its field ``model``.
+
+    Subclasses declare the field ``model`` (and their own), add states or observables, and
+    implement `vector_field`. The inputs, the coupling input and whether adaptive steps
+    are meaningful are the wrapped model's; any other attribute the wrapper lacks is read
+    from the wrapped model (``wrapper.a`` is ``wrapper.model.a``).
+    """
+
+    def __getattr__(self, name):
+        # Only reached for names the wrapper lacks. A field is absent only while the
+        # dataclass is being built: report it missing rather than recurse into `model`.
+        if name.startswith("__") or name in {f.name for f in dataclasses.fields(type(self))}:
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    @property
+    def input_names(self):
+        return self.model.input_names
+
+    @property
+    def input_units(self):
+        return self.model.input_units
+
+    @property
+    def coupling_input(self):
+        return self.model.coupling_input
+
+    @property
+    def supports_adaptive(self):
+        return self.model.supports_adaptive

@@ -126,6 +126,9 @@ class SelfDelaySolver(AbstractSolverWrapper):
     owner: str = eqx.field(static=True, default="model")
     dt: float | None = eqx.field(static=True, default=None)
 
+    # The dense output of the inner solver is for the inner state only: keep it linear.
+    interpolation_cls = dfx.LocalLinearInterpolation
+
     def _variables(self):
         return tuple(dict.fromkeys(var for _, var, _ in self.reads))
 

@@ -36,7 +36,8 @@ from jaxtyping import Array, PRNGKeyArray
 from .._param import Param
 from .._simulate import Trajectory, _as_steps, _is_traced, _wrap_solver, simulate
 from .._units import to_ms
-from ..models._base import AbstractModel, State
+from .._wrapping import AbstractSolverWrapper
+from ..models._base import AbstractModel, AbstractModelWrapper, State
 from ..solvers import ModelTerm, _find_model_term
 from ._balloon import BalloonWindkessel, steps_per_tr
 
@@ -48,7 +49,7 @@ _BOLD_STATES = {f"bold_{name}": name for name in BalloonWindkessel.state_names}
 _PER_MS = 1e-3
 
 
-class WithBOLD(AbstractModel):
+class WithBOLD(AbstractModelWrapper):
     r"""A model with Balloon-Windkessel haemodynamics attached (BOLD computed in the loop).
 
     With the neural state $y$, the drive $z = \text{scale} \cdot d(y)$ (per region) and the
@@ -146,12 +147,6 @@ class WithBOLD(AbstractModel):
                     f"need one value per region, shape ({n},)."
                 )
 
-    def __getattr__(self, name):
-        # Only reached for names the wrapper lacks; guard the dataclass internals.
-        if name.startswith("__") or name in ("model", "driver", "balloon", "scale", "n_regions"):
-            raise AttributeError(name)
-        return getattr(self.model, name)
-
     # -- names --------------------------------------------------------------------------------
 
     @property
@@ -164,28 +159,12 @@ class WithBOLD(AbstractModel):
         return {**self.model.state_units, "bold_s": "1/s", "bold_f": "", "bold_v": "", "bold_q": ""}
 
     @property
-    def input_names(self):
-        return self.model.input_names
-
-    @property
-    def input_units(self):
-        return self.model.input_units
-
-    @property
-    def coupling_input(self):
-        return self.model.coupling_input
-
-    @property
     def observables(self) -> tuple[str, ...]:
         return tuple(self.model.observables) + ("bold",)
 
     @property
     def observable_units(self) -> dict[str, str]:
         return {**getattr(self.model, "observable_units", {}), "bold": ""}
-
-    @property
-    def supports_adaptive(self):
-        return self.model.supports_adaptive
 
     @property
     def is_stochastic(self) -> bool:
@@ -323,7 +302,7 @@ def _inner_terms(terms, model: WithBOLD):
     return jax.tree_util.tree_map(swap, terms, is_leaf=lambda x: isinstance(x, ModelTerm))
 
 
-class BOLDSolver(dfx.AbstractWrappedSolver):
+class BOLDSolver(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
     """Step a `WithBOLD` model: the neural part with ``solver``, the haemodynamics with
     `BalloonWindkessel.step_compensated`.
 
@@ -342,26 +321,8 @@ class BOLDSolver(dfx.AbstractWrappedSolver):
 
     solver: dfx.AbstractSolver
 
-    @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):
-        return dfx.LocalLinearInterpolation
-
-    @property
-    def term_compatible_contr_kwargs(self):
-        return self.solver.term_compatible_contr_kwargs
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
-
-    def error_order(self, terms):
-        return self.solver.error_order(terms)
+    # The state gains the haemodynamic variables: the inner dense output does not cover it.
+    interpolation_cls = dfx.LocalLinearInterpolation
 
     def init(self, terms, t0, t1, y0, args):
         model = _bold_model(terms)
