@@ -251,24 +251,56 @@ def child(mode: str, problem_path: str):
         t, tr = timed(lambda: jax.block_until_ready(bm.simulate(net, 60000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]))
         print(json.dumps({"peak_mb": _peak_mb(), "seconds": t, "shape": list(tr.shape)}))
         return
-    if mode == "grad":
+    if mode in ("grad", "grad_fc"):
+        if mode == "grad":
 
-        def loss(k, speed):
-            net = Network(node, problem["conn"], distance=problem["distance"], speed=speed, k=k, max_delay=25.0)
-            x = bm.simulate(net, 1000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]
-            return jnp.mean(x**2)
+            def loss(k, speed):
+                net = Network(node, problem["conn"], distance=problem["distance"], speed=speed, k=k, max_delay=25.0)
+                x = bm.simulate(net, 1000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]
+                return jnp.mean(x**2)
 
+            args, new = (K0, SPEED), (K0 + 0.01, SPEED)
+        else:
+            # Issue 7's W4 gradient: k and the 80-vector a, FC correlation with a target.
+            from brainmass_eqx.objectives import fc_corr
+
+            target = np.random.default_rng(5).normal(size=(1000, N)).astype(np.float32)
+            objective = fc_corr(as_loss=True)
+
+            def loss(k, a):
+                node_a = bm.Hopf(N, a=a, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
+                net = Network(node_a, problem["conn"], distance=problem["distance"], speed=SPEED, k=k)
+                return objective(bm.simulate(net, 1000.0, dt=DT_MS, sample_every=10, monitors="x")["x"], target)
+
+            args, new = (K0, jnp.full(N, A0)), (K0 + 0.01, jnp.full(N, A0 + 0.01))
         grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-        first, g = timed(lambda: jax.block_until_ready(grad(K0, SPEED)))
-        second, g = timed(lambda: jax.block_until_ready(grad(K0 + 0.01, SPEED)))
-        fwd, _ = timed(lambda: jax.block_until_ready(jax.jit(loss)(K0, SPEED)))
-        fwd2, _ = timed(lambda: jax.block_until_ready(jax.jit(loss)(K0 + 0.01, SPEED)))
-        print(json.dumps({"peak_mb": _peak_mb(), "first": first, "grad": second, "forward": fwd2, "g": [float(v) for v in g]}))
+        first, g = timed(lambda: jax.block_until_ready(grad(*args)))
+        cpu = time.process_time()
+        second, g = timed(lambda: jax.block_until_ready(grad(*new)))
+        cpu = time.process_time() - cpu
+        peak = _peak_mb()  # before the extra compilations below
+        temp = grad.lower(*args).compile().memory_analysis()
+        fwd, _ = timed(lambda: jax.block_until_ready(jax.jit(loss)(*args)))
+        fwd2, _ = timed(lambda: jax.block_until_ready(jax.jit(loss)(*new)))
+        print(json.dumps({
+            "peak_mb": peak, "first": first, "grad": second, "grad_cpu": cpu, "forward": fwd2,
+            "temp_mb": temp.temp_size_in_bytes / 2**20 if temp is not None else None,
+        }))
         return
     raise ValueError(mode)
 
 
 def _peak_mb() -> float:
+    """Peak RSS of this process. Linux keeps ``ru_maxrss`` across ``execve``, so a child
+    started by the (large) benchmark process would report the parent's peak; ``VmHWM``
+    starts afresh with the new program."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -383,11 +415,12 @@ def main(argv=None) -> int:
                 bm6.close()
             except (RuntimeError, OSError) as err:
                 w6_bm = [{"error": str(err)}]
-    mem = grad = floor = None
+    mem = grad = grad_fc = floor = None
     if not args.skip_memory:
         floor = run_child("floor", problem_path, env)
         mem = run_child("memory", problem_path, env)
         grad = run_child("grad", problem_path, env)
+        grad_fc = run_child("grad_fc", problem_path, env)
 
     med = {i: statistics.median(v) for i, v in times.items()}
     ref_med = {n: statistics.median(v) for n, v in ref_times.items()}
@@ -469,13 +502,15 @@ def main(argv=None) -> int:
         lines.append("|---|---|---|")
         lines.append(f"| floor: jax + brainmass_eqx imported | {fmt(floor.get('peak_mb'), 4)} | |")
         lines.append(f"| W1 60 s, x every 1 ms | {fmt(mem.get('peak_mb'), 4)} | {fmt(mem.get('seconds'))} (first call) |")
-        if "error" in grad:
-            lines.append(f"| jax.grad, 1 s of W1, w.r.t. (k, speed) | failed: {grad['error']} | |")
-        else:
-            lines.append(
-                f"| jax.grad, 1 s of W1, w.r.t. (k, speed) | {fmt(grad['peak_mb'], 4)} | {fmt(grad['grad'])} "
-                f"(forward {fmt(grad['forward'])}; first call {fmt(grad['first'])}) |"
-            )
+        for res, what in ((grad, "(k, speed), mean x^2"), (grad_fc, "(k, 80-vector a), fc_corr (W4's gradient)")):
+            if "error" in res:
+                lines.append(f"| jax.grad, 1 s of W1, w.r.t. {what} | failed: {res['error']} | |")
+            else:
+                lines.append(
+                    f"| jax.grad, 1 s of W1, w.r.t. {what} | {fmt(res['peak_mb'], 4)} (XLA temp buffers "
+                    f"{fmt(res['temp_mb'])}) | {fmt(res['grad'])} (CPU {fmt(res['grad_cpu'])}; forward "
+                    f"{fmt(res['forward'])}; first call {fmt(res['first'])}) |"
+                )
     print("\n".join(lines))
     return 0
 
