@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from ._history import read_gather_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
-from .solvers import ExponentialEuler, Substeps, is_fixed_step_only
+from .solvers import INPUTS_NAME, STATE_NAME, ExponentialEuler, Substeps, is_fixed_step_only
 
 __all__ = ["simulate", "Trajectory", "SimulationDivergedError"]
 
@@ -290,18 +291,34 @@ def _chunk_length(n: int) -> int:
     return root
 
 
+# checkpoint_name's primitive, found through the public API.
+_NAME_P = jax.make_jaxpr(lambda x: jax.ad_checkpoint.checkpoint_name(x, "_"))(0.0).eqns[0].primitive
+
+
+def _step_policy(prim, *_, **params) -> bool:
+    """What a reverse pass keeps of one step (a ``jax.checkpoint`` policy): the state and
+    inputs each vector-field evaluation saw (named in `ModelTerm`) and the delayed reads'
+    outputs; everything else (the vector field's elementwise maths, the read indices) is
+    recomputed from those. Without it every intermediate of the step is stacked per step:
+    W4 measured 29 fewer kernels to compile and about 25% less time per gradient step."""
+    if prim is _NAME_P:
+        return params["name"] in (STATE_NAME, INPUTS_NAME)
+    return prim is read_sum_p or prim is read_gather_p
+
+
 def _checkpointed_scan(body, carry, xs):
     r"""``jax.lax.scan(body, carry, xs)`` whose reverse mode keeps $O(\sqrt n)$ memory.
 
     The scan runs as chunks of about $\sqrt n$ items, each under ``jax.checkpoint``: the
     backward pass stores the carry at the chunk boundaries only and recomputes one chunk
-    at a time (one extra forward pass in all). The forward pass and forward mode are a
+    at a time (one extra forward pass in all), keeping per item what `_step_policy` says. The forward pass and forward mode are a
     plain scan. Unlike diffrax's default adjoint for fixed steps (a checkpointed while
     loop), this is an exact derivative of what runs, compiles small, and also
     differentiates in forward mode.
     """
     n = jax.tree_util.tree_leaves(xs)[0].shape[0]
     chunk = _chunk_length(n)
+    body = jax.checkpoint(body, prevent_cse=False, policy=_step_policy)
     if chunk >= n:
         return jax.lax.scan(body, carry, xs)
     run = jax.checkpoint(lambda c, x: jax.lax.scan(body, c, x), prevent_cse=False)

@@ -14,6 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, PyTree
 
 from .models._math import exprel
@@ -31,7 +32,7 @@ class ModelTerm(dfx.AbstractTerm):
     model: Any
 
     def vf(self, t, y, args):
-        return self.model.vector_field(t, y, args.evaluate(t))
+        return self.model.vector_field(*_named(t, y, args))
 
     def contr(self, t0, t1, **kwargs):
         return t1 - t0
@@ -40,7 +41,19 @@ class ModelTerm(dfx.AbstractTerm):
         return jax.tree_util.tree_map(lambda v: v * control, vf)
 
     def vf_and_diagonal(self, t, y, args):
-        return self.model.vector_field_and_diagonal(t, y, args.evaluate(t))
+        return self.model.vector_field_and_diagonal(*_named(t, y, args))
+
+
+# Names for `jax.checkpoint` policies (see `brainmass_eqx._simulate._step_policy`).
+STATE_NAME, INPUTS_NAME = "bmx_state", "bmx_inputs"
+
+
+def _named(t, y, args):
+    """``(t, y, inputs)`` with the state and the inputs (external and coupling currents)
+    named: they are what a reverse pass needs to recompute a vector field."""
+    y = jax.tree_util.tree_map(lambda v: checkpoint_name(v, STATE_NAME), y)
+    inputs = jax.tree_util.tree_map(lambda v: checkpoint_name(v, INPUTS_NAME), args.evaluate(t))
+    return t, y, inputs
 
 
 def _find_model_term(terms) -> ModelTerm | None:
