@@ -46,7 +46,10 @@ def test_nevergrad_search_space_and_nonfinite_candidates():
     assert float(result.best_params["a"]) == pytest.approx(0.3, abs=0.02)
     mapped = fitter.fit(jnp.asarray(0.3), 20, popsize=8, key=KEY, population="map")
     np.testing.assert_allclose(mapped.raw["losses"], result.raw["losses"], rtol=1e-6)
-    with pytest.raises(ValueError, match=r"population must be one of \('vmap', 'map'\), got 'pmap'"):
+    auto = fitter.fit(jnp.asarray(0.3), 20, popsize=8, key=KEY, population="auto")
+    assert auto.raw["population"] in ("vmap", "map") and set(auto.raw["population_seconds"]) == {"vmap", "map"}
+    np.testing.assert_allclose(auto.raw["losses"], result.raw["losses"], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"population must be one of \('vmap', 'map', 'auto'\), got 'pmap'"):
         fitter.fit(jnp.asarray(0.3), 2, population="pmap")
     always_nan = Fitter(model, "DE", loss_fn=lambda m, t: jnp.nan * bm.unwrap(m.a), backend="nevergrad", search_space={"a": (-1.0, 1.0)})
     with pytest.raises(NonFiniteLossError, match="every candidate's loss was non-finite at generation 0"):

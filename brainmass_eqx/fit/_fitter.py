@@ -247,9 +247,13 @@ class Fitter:
           one ``jax.vmap``; ``'scipy'``: restarts). Start 0 is the model's own values, the
           others are uniform in the parameters' box.
         - `popsize`: candidates per nevergrad generation, all evaluated in one compiled call.
-        - `population`: how: ``'vmap'`` (side by side, ``jax.vmap``) or ``'map'`` (one
+        - `population`: how: ``'vmap'`` (side by side, ``jax.vmap``), ``'map'`` (one
           after the other in a compiled loop, ``jax.lax.map``: for models whose batched
-          step is slower than single runs).
+          step is slower than single runs), or ``'auto'``: both are compiled for the first
+          generation, each evaluates it once, and the faster one runs the fit (one extra
+          compilation and one extra evaluation; the choice and its timings are in
+          ``FitResult.raw``). ``benchmarks/bench_fit.py`` (case P32n) measures both
+          against a Python loop.
         - `patience`, `min_delta`: stop when the best loss has not improved by more than
           ``min_delta`` for ``patience`` steps.
         - `progress`: show a tqdm progress bar.
@@ -297,9 +301,12 @@ class Fitter:
         if self.backend in ("grad", "optimistix"):
             out = self._run_steps(data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume)
         elif self.backend == "nevergrad":
-            batched = self._cached(
-                ("nevergrad", population), lambda: _nevergrad.make_batched_loss(self.problem, self.space, population)
-            )
+            modes = ("vmap", "map") if population == "auto" else (population,)
+            batched = {
+                mode: self._cached(("nevergrad", mode), lambda mode=mode: _nevergrad.make_batched_loss(self.problem, self.space, mode))
+                for mode in modes
+            }
+            batched = batched if population == "auto" else batched[population]
             out = _nevergrad.run(
                 problem=self.problem, space=self.space, family=self.optimizer, batched=batched, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,

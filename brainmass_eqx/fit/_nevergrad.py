@@ -1,7 +1,8 @@
 """Backend ``'nevergrad'``: any nevergrad optimiser, one whole population per ``jax.vmap``.
 
 Each generation asks the optimiser for ``popsize`` candidates, evaluates all of them in one
-call of a jitted ``jax.vmap`` of the loss (or ``jax.lax.map``, ``population='map'``), and
+call of a jitted ``jax.vmap`` of the loss (or ``jax.lax.map``, ``population='map'``; or
+whichever of the two ran the first generation faster, ``population='auto'``), and
 tells it the losses. The search runs in the
 unit cube of the parameters' box (constrained values; bounds from the transforms or
 ``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
@@ -12,6 +13,7 @@ candidate is non-finite stops the fit with `NonFiniteLossError`.
 from __future__ import annotations
 
 import difflib
+import time
 from typing import Any
 
 import equinox as eqx
@@ -61,7 +63,7 @@ def check_optimizer(optimizer: Any):
     )
 
 
-POPULATION_MODES = ("vmap", "map")
+POPULATION_MODES = ("vmap", "map", "auto")
 
 
 def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
@@ -78,7 +80,23 @@ def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
     return eqx.filter_jit(lambda u, lo, hi, data, key: jax.lax.map(lambda ui: one(ui, lo, hi, data, key), u))
 
 
+def _choose(batched: dict, args) -> tuple[Any, str, dict]:
+    """``population='auto'``: compile each mode for ``args`` (the first generation), time one
+    evaluation of each, and keep the faster: ``(compiled function, mode, {mode: seconds})``.
+    Costs one extra compilation and one extra evaluation of a population."""
+    timings, compiled = {}, {}
+    for mode, fn in batched.items():
+        compiled[mode] = fn.lower(*args).compile()
+        start = time.perf_counter()
+        jax.block_until_ready(compiled[mode](*args))
+        timings[mode] = time.perf_counter() - start
+    mode = min(timings, key=timings.get)
+    return compiled[mode], mode, timings
+
+
 def run(*, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor) -> BackendOutput:
+    """``batched``: a `make_batched_loss` function, or ``{mode: function}`` to choose from
+    on the first generation (``population='auto'``)."""
     ng = _ng()
     box = space.box("backend='nevergrad'")
     lo = space.ravel({n: box[n][0] for n in space.names})
@@ -92,13 +110,18 @@ def run(*, problem, space, family, batched, data, key, seed, n_steps, popsize, m
 
     best_loss, best_u, best_aux, best_step = np.inf, None, None, -1
     history, all_losses = [], []
+    choice = None
     stop_reason, n_done = "n_steps", 0
     try:
         for gen in range(n_steps):
             candidates = [optimizer.ask() for _ in range(popsize)]
             u = np.stack([np.asarray(c.value, dtype=float) for c in candidates])
             try:
-                losses, aux = batched(jnp.asarray(u, dtype), lo_j, hi_j, data, key)
+                args = (jnp.asarray(u, dtype), lo_j, hi_j, data, key)
+                if isinstance(batched, dict):
+                    batched, mode, timings = _choose(batched, args)
+                    choice = {"population": mode, "population_seconds": timings}
+                losses, aux = batched(*args)
                 losses = np.asarray(losses, dtype=float)
             except eqx.EquinoxRuntimeError as err:
                 raise RuntimeError(
@@ -142,6 +165,6 @@ def run(*, problem, space, family, batched, data, key, seed, n_steps, popsize, m
         prediction=best_aux,
         stop_reason=stop_reason,
         optimizer=optimizer,
-        raw={"losses": np.asarray(all_losses)},
+        raw={"losses": np.asarray(all_losses), **(choice or {})},
         best_values=best_values,
     )
