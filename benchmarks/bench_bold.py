@@ -42,18 +42,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 
 HERE = os.path.abspath(__file__)
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bench_network import _peak_mb as _peak_rss_mb  # noqa: E402  (VmHWM: ru_maxrss survives execve)
+
 N, DT_MS, TR_MS = 80, 0.1, 2000.0
 CASES = ("JAX", "FLOOR", "B60-noBOLD", "B60", "B600", "W5-noBOLD", "W5", "W600", "W5-LM", "W600-LM", "ACC")
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _timed_twice(run):
