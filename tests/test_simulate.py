@@ -127,6 +127,38 @@ def test_grad_matches_forward_mode_and_finite_differences(solver, k, transient):
     np.testing.assert_allclose(g, fd, rtol=2e-3)
 
 
+class _SinCoupling(bx.coupling.AbstractCoupling):
+    """A kernel that is not a weighted sum: the network gathers the delayed samples."""
+
+    def __call__(self, delayed, current, weights, k):
+        return k * jnp.sum(weights * jnp.sin(delayed - current[:, None]), axis=-1)
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+@pytest.mark.parametrize("coupling", ["diffusive", "sin"])
+def test_grad_through_delayed_network_matches_forward_mode(coupling, interpolation):
+    # simulate's reverse pass keeps only some values of each step (a checkpoint policy):
+    # the delayed reads of a summed kernel and the samples a gathering kernel reads, from a
+    # packed (complex, linear interpolation) history or a plain one.
+    rng = np.random.default_rng(1)
+    conn = rng.uniform(0.0, 0.5, (4, 4)).astype(np.float32)
+    dist = rng.uniform(5.0, 40.0, (4, 4)).astype(np.float32)
+
+    def loss(k, speed, adjoint=None):
+        net = bx.Network(
+            bx.Hopf(4, a=0.2, w=0.3, init_x=jnp.array([0.1, 0.2, 0.3, 0.4]), init_y=0.0), conn,
+            distance=(dist + dist.T) / 2, speed=speed, k=k, max_delay=10.0, interpolation=interpolation,
+            coupling=_SinCoupling() if coupling == "sin" else coupling,
+        )  # fmt: skip
+        x = bx.simulate(net, 30.0, dt=0.1, monitors="x", adjoint=adjoint)["x"]
+        return jnp.mean(x[-100:] ** 2)
+
+    rev = jax.grad(loss, argnums=(0, 1))(0.5, 10.0)
+    fwd = jax.jacfwd(lambda k, s: loss(k, s, dfx.ForwardMode()), argnums=(0, 1))(0.5, 10.0)
+    assert abs(float(rev[0])) > 1e-4
+    np.testing.assert_allclose(np.array(rev), np.array(fwd), rtol=1e-4, atol=1e-7)
+
+
 def test_grad_through_param_transform():
     def loss(model):
         return jnp.mean(bx.simulate(model, 10.0, dt=0.1)["x"] ** 2)
