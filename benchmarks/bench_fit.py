@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -49,8 +48,7 @@ BM_PYTHON = os.environ.get("BMX_BRAINMASS_PYTHON") or os.path.expanduser("~/.cac
 N, DURATION_MS, DT_MS = 80, 1000.0, 0.1
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from bench_network import _peak_mb as _peak_rss_mb  # noqa: E402  (VmHWM: ru_maxrss survives execve)
 
 
 def _network_setup():
