@@ -6,20 +6,25 @@ applies the optimiser's update; the loss belongs to the parameters *before* the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import optax
 
 from ._loop import StepRunner
 from ._problem import Problem
+
+if TYPE_CHECKING:
+    import optax
 
 __all__ = ["check_optimizer", "make_runner"]
 
 
 def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
+    # optax is imported by the backend that uses it, not by `import brainmass_eqx`.
+    import optax
+
     if optimizer is None:
         return optax.adam(1e-2)
     if not isinstance(optimizer, optax.GradientTransformation):
@@ -31,6 +36,8 @@ def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
 
 
 def make_runner(problem: Problem, optimizer: optax.GradientTransformation, n_starts: int) -> StepRunner:
+    import optax
+
     value_and_grad = jax.value_and_grad(problem.loss, has_aux=True)
 
     def init(raw0, data, key):

@@ -18,7 +18,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
@@ -86,6 +85,9 @@ class _StartFailed(Exception):
 
 
 def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_steps, n_starts, monitor: Monitor) -> BackendOutput:
+    # Imported here: `import brainmass_eqx` must not pay for SciPy (issue 6's memory floor).
+    import scipy.optimize
+
     method = spec["method"]
     bounded = uses_bounds(method)
     with_grad = uses_gradient(method)
