@@ -371,20 +371,28 @@ def main(argv=None) -> int:
     for name, w in workers.items():
         ref_first[name] = w.run(10000.0)  # warm-up
     times = {i: [] for i in interps}
+    cpu_times = {i: [] for i in interps}
     ref_times = {name: [] for name in workers}
+    ref_cpu = {name: [] for name in workers}
+    short_cpu = []
     short = []
     compiles_later = 0
     for r in range(args.rounds):
         k, a = K0 + 0.01 * (r + 1), A0 + 0.005 * (r + 1)
         for i in interps:
             c0 = counter.count
-            t, _ = timed(runners[i], 10000.0, k, a)
+            t, c, _ = timed_cpu(runners[i], 10000.0, k, a)
             compiles_later += counter.count - c0
             times[i].append(t)
+            cpu_times[i].append(c)
         for name, w in workers.items():
-            ref_times[name].append(w.run(10000.0, k, a)["seconds"])
+            reply = w.run(10000.0, k, a)
+            ref_times[name].append(reply["seconds"])
+            ref_cpu[name].append(reply["cpu"])
         if "brainmass" in workers:
-            short.append(workers["brainmass"].run(10.0, k, a)["seconds"])
+            reply = workers["brainmass"].run(10.0, k, a)
+            short.append(reply["seconds"])
+            short_cpu.append(reply["cpu"])
 
     # Agreement: brainmass_eqx 'ceil' vs brainmass (same rule, same scheme), 'nearest' vs neurolib.
     agree = {}
@@ -445,6 +453,26 @@ def main(argv=None) -> int:
         lines.append(f"| brainmass 0.1.1 run-only (10 s call − 10 ms call) | | {fmt(bm_runonly)} | | 1 | |")
     if nl_med is not None:
         lines.append(f"| neurolib 0.6.2 numba Hopf `model.run()` | {fmt(ref_first['neurolib']['seconds'])} | {fmt(nl_med)} | | | 1 |")
+    lines.append("")
+    # The same calls in process (CPU) time: on a shared machine wall times also count the
+    # time other processes held the cores.
+    cpu = {i: statistics.median(v) for i, v in cpu_times.items()}
+    rcpu = {n: statistics.median(v) for n, v in ref_cpu.items()}
+    bm_cpu, nl_cpu = rcpu.get("brainmass"), rcpu.get("neurolib")
+    bm_cpu_runonly = bm_cpu - statistics.median(short_cpu) if bm_cpu is not None and short_cpu else None
+    lines.append("The same calls in process time (CPU s):\n")
+    lines.append("| system | run CPU (s) | / brainmass call | / brainmass run-only | / neurolib |")
+    lines.append("|---|---|---|---|---|")
+    for i in interps:
+        lines.append(
+            f"| brainmass_eqx, interpolation='{i}' | {fmt(cpu[i])} | {fmt(cpu[i] / bm_cpu if bm_cpu else None, 2)} | "
+            f"{fmt(cpu[i] / bm_cpu_runonly if bm_cpu_runonly else None, 2)} | {fmt(cpu[i] / nl_cpu if nl_cpu else None, 2)} |"
+        )
+    if bm_cpu is not None:
+        lines.append(f"| brainmass 0.1.1 `Simulator.run` | {fmt(bm_cpu)} | 1 | | |")
+        lines.append(f"| brainmass 0.1.1 run-only | {fmt(bm_cpu_runonly)} | | 1 | |")
+    if nl_cpu is not None:
+        lines.append(f"| neurolib 0.6.2 numba Hopf | {fmt(nl_cpu)} | | | 1 |")
     lines.append("")
     lines.append(
         f"Compile (first call − run, 'linear'): {fmt(first['linear'] - med['linear'])} s; XLA compilations in the "
