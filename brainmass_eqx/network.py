@@ -33,29 +33,40 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import sparse as jsparse
 from jaxtyping import Array, PRNGKeyArray
 
 from . import _history as hist
 from ._param import Param, read
 from ._units import is_quantity, to_canonical, to_ms
+from ._wrapping import AbstractSolverWrapper
 from .coupling import AbstractCoupling, AbstractSummedCoupling, make_coupling
 from .models._base import AbstractModel, State
 from .solvers import ModelTerm
+
+if TYPE_CHECKING:
+    from jax.experimental import sparse as jsparse
 
 __all__ = ["Network", "INTERPOLATIONS"]
 
 #: The ways a delayed value is read from the history.
 INTERPOLATIONS = ("linear", "nearest", "ceil")
+
+
+def _is_sparse(x) -> bool:
+    """Whether ``x`` is a ``jax.experimental.sparse.BCOO``; asked of ``sys.modules`` so that
+    importing this module does not import jax.experimental.sparse (and SciPy with it)."""
+    sparse = sys.modules.get("jax.experimental.sparse")
+    return sparse is not None and isinstance(x, sparse.BCOO)
 # A delay that is a whole number of steps may come out as 19.99998 steps in float32; it
 # must still count as 20 whole steps for 'ceil'.
 _GRID_TOL = 1e-3
@@ -88,7 +99,7 @@ def _host(value, unit: str = "") -> np.ndarray | None:
 
             scale = unxt.unit(str(unxt.unit_of(value))).to(unxt.unit(unit))
         value = value.value
-    if isinstance(value, jsparse.BCOO):
+    if _is_sparse(value):
         if isinstance(value.data, jax.core.Tracer) or isinstance(value.indices, jax.core.Tracer):
             return None
         out = np.zeros(value.shape, np.asarray(value.data).dtype)
@@ -111,7 +122,7 @@ def _convert(value, name: str, unit: str):
         return value.in_unit(name, unit)
     if is_quantity(value):
         return _float(to_canonical(value, name, unit))
-    if isinstance(value, jsparse.BCOO):
+    if _is_sparse(value):
         return value
     try:
         return _float(value)
@@ -345,7 +356,7 @@ class Network(AbstractModel):
             raise ValueError(f"conn is required: the ({n}, {n}) connection weights.")
         if is_quantity(conn):
             conn = to_canonical(conn, "conn", "")
-        if isinstance(conn, jsparse.BCOO):
+        if _is_sparse(conn):
             return self._sparse_conn(conn, n)
         if isinstance(conn, Param):
             value = conn.value
@@ -416,7 +427,7 @@ class Network(AbstractModel):
         """A per-pair quantity ``(N, N)`` in the connectome's layout (ELL for sparse)."""
         if pattern is None or value is None:
             return value
-        if isinstance(value, jsparse.BCOO):
+        if _is_sparse(value):
             value = value.todense()
         arr = read(value)
         if np.ndim(arr) == 0:
@@ -442,7 +453,7 @@ class Network(AbstractModel):
         if delays is not None:
             arr = _host(delays, "ms")
             delays = _convert(delays, "delays", "ms")
-            delays = delays.todense() if isinstance(delays, jsparse.BCOO) else delays
+            delays = delays.todense() if _is_sparse(delays) else delays
             self._check_shape(delays, "delays", [(), (n, n)], "one delay per (target, source) pair")
             if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
                 raise ValueError("delays must be finite and >= 0 (ms).")
@@ -451,7 +462,7 @@ class Network(AbstractModel):
             return None, None, None
         dist_np, speed_np = _host(distance, "mm"), _host(speed, "mm/ms")
         distance = _convert(distance, "distance", "mm")
-        distance = distance.todense() if isinstance(distance, jsparse.BCOO) else distance
+        distance = distance.todense() if _is_sparse(distance) else distance
         speed = _convert(speed, "speed", "mm/ms")
         self._check_shape(distance, "distance", pair_shapes, "one distance per (target, source) pair")
         self._check_shape(speed, "speed", [(), (n, n)], "a scalar or one speed per pair")
@@ -835,7 +846,7 @@ def _anchor_leaves(tree):
     return out
 
 
-class _DelayedCoupling(dfx.AbstractWrappedSolver):
+class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
     """Wraps a solver: carries the delay history, holds the coupling current over each step.
 
     Solver state: ``(inner state, buffer, step counter)``.
@@ -844,27 +855,6 @@ class _DelayedCoupling(dfx.AbstractWrappedSolver):
     solver: dfx.AbstractSolver
     network: Network
     plan: _Plan
-
-    @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):
-        return self.solver.interpolation_cls
-
-    @property
-    def term_compatible_contr_kwargs(self):
-        return self.solver.term_compatible_contr_kwargs
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
-
-    def error_order(self, terms):
-        return self.solver.error_order(terms)
 
     def init(self, terms, t0, t1, y0, args):
         inner = self.solver.init(terms, t0, t1, y0, args)

@@ -17,6 +17,7 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, PyTree
 
+from ._wrapping import AbstractSolverWrapper
 from .models._math import exprel
 
 __all__ = ["ModelTerm", "ExponentialEuler", "RK4", "Substeps", "StochasticExponentialEuler"]
@@ -129,7 +130,7 @@ class _FrozenInputs(eqx.Module):
         return self.values
 
 
-class Substeps(dfx.AbstractSolver):
+class Substeps(AbstractSolverWrapper):
     """Take ``n`` steps of ``solver`` of size ``(t1 - t0) / n`` as one diffrax step.
 
     Recording every ``n``-th step this way saves exactly the samples that are kept (no
@@ -151,19 +152,8 @@ class Substeps(dfx.AbstractSolver):
         self.solver = solver
         self.n = n
 
-    @property
-    def term_structure(self):
-        return self.solver.term_structure
-
-    @property
-    def interpolation_cls(self):
-        return dfx.LocalLinearInterpolation
-
-    def order(self, terms):
-        return self.solver.order(terms)
-
-    def strong_order(self, terms):
-        return self.solver.strong_order(terms)
+    # One diffrax step is n inner steps: the inner solver's dense output does not cover it.
+    interpolation_cls = dfx.LocalLinearInterpolation
 
     def init(self, terms, t0, t1, y0, args):
         return self.solver.init(terms, t0, t0 + (t1 - t0) / self.n, y0, args)
@@ -196,9 +186,6 @@ class Substeps(dfx.AbstractSolver):
 
         y1, solver_state, _, _ = jax.lax.fori_loop(0, self.n, body, (y0, solver_state, t0, end_of(0)))
         return y1, None, dict(y0=y0, y1=y1), solver_state, dfx.RESULTS.successful
-
-    def func(self, terms, t0, y0, args):
-        return self.solver.func(terms, t0, y0, args)
 
 
 def is_fixed_step_only(solver: dfx.AbstractSolver) -> bool:

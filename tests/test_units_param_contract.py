@@ -126,7 +126,7 @@ import json, sys
 import jax, jax.numpy as jnp, numpy as np
 import brainmass_eqx as bx
 
-HEAVY = ("unxt", "astropy", "matplotlib", "plum", "quax", "scipy", "optax")
+HEAVY = ("unxt", "astropy", "matplotlib", "plum", "quax", "scipy", "optax", "jax.experimental.sparse")
 after_import = sorted(m for m in HEAVY if m in sys.modules)
 
 # Plain-number use of the unit-aware paths: model, noise on an input and on a derivative
@@ -136,6 +136,8 @@ noisy = bx.with_noise(
 )
 traj = bx.simulate(noisy, 2.0, dt=0.1, key=jax.random.key(0), monitors=["M", "noise_E"])
 bold = bx.simulate_bold(bx.Hopf(2), 20.0, dt=0.1, tr=10.0)
+net = bx.Network(bx.Hopf(3), np.full((3, 3), 0.1), delays=np.full((3, 3), 1.0))
+bx.simulate(net, 2.0, dt=0.1)
 x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
 bx.metrics.power_spectral_density(x, dt=1.0)
 bx.objectives.timeseries_rmse()(x, x)
@@ -164,19 +166,7 @@ def light_import():
 
 
 @pytest.mark.parametrize(
-    "module",
-    ["unxt", "astropy", "matplotlib", "plum", "quax"]
-    + [
-        pytest.param(
-            m,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 6: fit/ imports scipy.optimize / optax eagerly, and network.py "
-                "jax.experimental.sparse (which imports scipy.sparse)",
-            ),
-        )
-        for m in ("scipy", "optax")
-    ],
+    "module", ["unxt", "astropy", "matplotlib", "plum", "quax", "scipy", "optax", "jax.experimental.sparse"]
 )
 def test_import_and_plain_use_leave_heavy_modules_out(light_import, module):
     assert module not in light_import["after_import"]
