@@ -22,6 +22,7 @@ from .. import models as core_models
 from . import brainunit as u
 from ._coupling import additive_coupling, delay_index
 from ._models import HORNStep, JansenRitStep, core_call, dt_ms
+from .brainstate import random
 from .brainstate._state import State
 from .brainstate.nn import Dynamics, Linear, Module, Param, call_order, init_maybe_prefetch
 from .braintools import init as binit
@@ -149,8 +150,8 @@ class HORNSeqNetwork(Module):
 
 
 @eqx.filter_jit
-def _tr_step(core, state, inputs):
-    return core.step_tr(state, inputs)
+def _tr_step(core, state, inputs, key):
+    return core.step_tr(state, inputs, key)
 
 
 def _magnitude_in(value, unit):
@@ -170,9 +171,14 @@ class JansenRitTR(Dynamics):
     EEG proxy $E - I$ (a plain array, mV), with ``{'M', 'E', 'I'}`` when
     ``record_state``. The JR states live in ``self.step`` (a `JansenRitStep`).
 
+    ``std_in`` (a plain number or per-region array, may be a `Param`) adds brainmass's
+    ``GaussianNoise(sigma=std_in)`` to the M, E and I inputs of every sub-step: $\sigma z$
+    with $z \sim \mathcal N(0, 1)$ drawn from ``brainstate.random``, in mV for M and I and
+    in Hz for E, not scaled by $\sqrt{dt}$ (see `brainmass_eqx.models.JansenRitTR`).
+
     Differences from brainmass (``docs/compat.md``): the lateral weights are symmetrised
     (``symmetrize_lateral=False``, a facade keyword, gives brainmass's unsymmetrised
-    numbers); ``std_in`` noise is not built in (add noise to the input);
+    numbers); ``std_in`` runs (brainmass 0.1.1 raised a unit error for every value);
     ``state_saturation`` / ``input_saturation`` are accepted and unused, as in brainmass.
     """
 
@@ -182,12 +188,15 @@ class JansenRitTR(Dynamics):
                  state_saturation=True, input_saturation=True, state_init=binit.Constant(0.0),
                  delay_init=binit.Constant(0.0), tr=1e-3 * u.second, symmetrize_lateral=True):
         super().__init__(in_size)
-        if std_in is not None:
-            raise NotImplementedError(
-                "JansenRitTR(std_in=...): built-in input noise is not part of the compat facade; add the "
-                "noise to the input you pass to update() (e.g. input + std * brainstate.random.normal(...))."
-            )
         n = self.varshape[0]
+        if std_in is not None:
+            value = std_in.value() if isinstance(std_in, Param) else std_in
+            if not u.is_unitless(value):
+                raise ValueError(
+                    f"JansenRitTR(std_in=...) must be a plain number (it is in mV for the M and I inputs and in Hz "
+                    f"for E), got {value}; pass its magnitude."
+                )
+        self.std_in = Param.init(std_in, (n,))
         self.sc = np.asarray(u.get_magnitude(sc), dtype=float)
         if self.sc.shape != (n, n):
             raise ValueError(f"sc must have shape ({n}, {n}), got {self.sc.shape}.")
@@ -217,9 +226,10 @@ class JansenRitTR(Dynamics):
             # brainmass truncated int(tr / dt); the core requires whole steps.
             tr = int(n_sub) * dt
         values = [_magnitude_in(p, "") for p in (self.k, self.w_ll, self.w_ff, self.w_bb, self.g_l, self.g_f, self.g_b)]
+        std_in = None if self.std_in is None else _magnitude_in(self.std_in, "")
         return core_call(
             core_models.JansenRitTR, self.varshape[0], self.sc, self.delay_steps, *values, mask=self.mask, tr=tr,
-            dt=dt, symmetrize_lateral=self.symmetrize_lateral,
+            dt=dt, symmetrize_lateral=self.symmetrize_lateral, std_in=std_in,
         )
 
     def init_state(self, batch_size=None, **kwargs):
@@ -244,7 +254,8 @@ class JansenRitTR(Dynamics):
         if not iter_input:
             inputs = jnp.broadcast_to(inputs, self.varshape)
         y = self.step.to_core_state(core.cell)
-        (y, buffer, count), eeg = _tr_step(core, (y, self.history.value, self.count.value), inputs)
+        key = None if core.std_in is None else random.split_key()
+        (y, buffer, count), eeg = _tr_step(core, (y, self.history.value, self.count.value), inputs, key)
         self.step.from_core_state(y, core.cell)
         self.history.value, self.count.value = buffer, count
         if record_state:

@@ -406,6 +406,18 @@ class JansenRitNetwork(_SeqNetwork):
         self.layers, self.h2o = _stack(JansenRit2Layer, n_input, n_hidden, n_output, key, delay=delay, **layer_kwargs)
 
 
+def _check_std_in(std_in, n):
+    value = read(std_in)
+    if jnp.shape(value) not in ((), (n,)):
+        raise ValueError(f"std_in must be a scalar or have shape ({n},), got {jnp.shape(value)}.")
+    if not isinstance(value, jax.core.Tracer):
+        if np.any(np.asarray(value) < 0):
+            raise ValueError(f"std_in must be >= 0 (a standard deviation), got {np.asarray(value)}.")
+    if isinstance(std_in, Param):
+        return std_in
+    return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
 class JansenRitTR(eqx.Module):
     r"""Jansen-Rit regions coupled through a structural connectome, advanced one TR at a
     time (brainmass ``JansenRitTR``; in the spirit of WhoBPyT's JR model).
@@ -425,11 +437,25 @@ class JansenRitTR(eqx.Module):
     `g_b` (all trainable as `Param`s); `mask` (optional (n, n)); `tr`, `dt` (ms; default
     1 ms and 0.1 ms); `delay_init` (the value of $M$ before the start, default 0);
     `state_init` (initial value of every JR state, default 0); `symmetrize_lateral` (default
-    True; False reproduces brainmass, see below); `jr_kwargs`: JR parameters.
+    True; False reproduces brainmass, see below); `std_in` (None, or a nonnegative scalar or
+    per-region (n,) array, may be a `Param`: input noise, below); `jr_kwargs`: JR parameters.
+
+    **Input noise** (``std_in``, brainmass's ``GaussianNoise(sigma=std_in)`` on the three
+    inputs): every sub-step $t$ adds independent draws to the inputs above,
+
+    $$I_M \mathrel{+}= \sigma z^M_t\ \text{(mV)},\quad I_E \mathrel{+}= \sigma z^E_t\ \text{(Hz)},
+      \quad I_I \mathrel{+}= \sigma z^I_t\ \text{(mV)},\qquad z_t \sim \mathcal N(0, 1)\ \text{i.i.d.},$$
+
+    held over the step like the other inputs. There is no $\sqrt{dt}$ factor (as in brainmass):
+    $\sigma$ is the standard deviation of the per-step input perturbation, so the state
+    variance it causes depends on ``dt``. $I_M$ and $I_I$ enter inside the sigmoid, where a
+    white-noise limit does not exist, which is why this is not rescaled to a dt-independent
+    intensity as the noise API does. `step_tr` and `__call__` then need a `key`.
 
     **Deliberate differences from brainmass 0.1.1:** the lateral weights are symmetrised
     (brainmass transposes with axes (0, 1), a no-op: ``symmetrize_lateral=False`` gives its
-    numbers); ``std_in`` noise is not built in (add noise through the noise API);
+    numbers); ``std_in`` runs (brainmass's raised a unit error for every value: one
+    ``sigma`` cannot be in mV and in Hz), with $\sigma$ in each input's own unit;
     ``state_saturation`` / ``input_saturation``, unused by brainmass, do not exist.
     """
 
@@ -444,6 +470,7 @@ class JansenRitTR(eqx.Module):
     g_f: Any
     g_b: Any
     mask: Any
+    std_in: Any
     tr: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     delay_init: float = eqx.field(static=True)
@@ -452,7 +479,8 @@ class JansenRitTR(eqx.Module):
     symmetrize_lateral: bool = eqx.field(static=True)
 
     def __init__(self, n, sc, delay, k, w_ll, w_ff, w_bb, g_l, g_f, g_b, *, mask=None, tr=1.0, dt=0.1,
-                 delay_init=0.0, state_init=0.0, solver=None, symmetrize_lateral=True, **jr_kwargs):
+                 delay_init=0.0, state_init=0.0, solver=None, symmetrize_lateral=True, std_in=None,
+                 **jr_kwargs):
         n = _check_positive_int(n, "n")
         sc = jnp.asarray(sc, dtype=jnp.result_type(float))
         if sc.shape != (n, n):
@@ -479,6 +507,7 @@ class JansenRitTR(eqx.Module):
         self.delay_init = float(delay_init)
         self.solver = ExponentialEuler() if solver is None else solver
         self.symmetrize_lateral = bool(symmetrize_lateral)
+        self.std_in = None if std_in is None else _check_std_in(std_in, n)
 
     def _normalise(self, w, symmetric=False):
         w = jnp.exp(w) * self.sc
@@ -495,9 +524,12 @@ class JansenRitTR(eqx.Module):
         buffer, count = history_init(jnp.full_like(y["M"], self.delay_init), self.max_delay + 2)
         return y, buffer, count
 
-    def step_tr(self, state, u):
+    def step_tr(self, state, u, key: PRNGKeyArray | None = None):
         """Advance one TR with input ``u`` ((n,) held, or (tr/dt, n) per step). Returns
-        ``(new state, E - I at the end of the TR)``."""
+        ``(new state, E - I at the end of the TR)``. `key` draws the ``std_in`` noise
+        (required when ``std_in`` is set, ignored otherwise)."""
+        if self.std_in is not None and key is None:
+            raise ValueError("JansenRitTR.step_tr: std_in is set, so pass key=jax.random.key(...) to draw the noise.")
         m = unwrap(self)
         y, buffer, count = state
         n = y["M"].shape[-1]
@@ -517,31 +549,40 @@ class JansenRitTR(eqx.Module):
             raise ValueError(f"an input given per step must have {n_sub} rows (tr/dt), got {per_step.shape[0]}.")
 
         def body(y, xs):
-            i, ext = xs
+            i, ext, step_key = xs
             eeg = y["E"] - y["I"]
             inputs = {
                 "M": far_M + m.g_l * d_l * y["M"] + ext,
                 "E": far_E + m.g_f * d_f * eeg,
                 "I": far_I - m.g_b * d_b * eeg,
             }
+            if step_key is not None:
+                z = jr.normal(step_key, (3, n), eeg.dtype)
+                inputs = {name: inputs[name] + m.std_in * z[j] for j, name in enumerate(("M", "E", "I"))}
             return solver_step(m.solver, m.cell, i * m.dt, m.dt, y, inputs), None
 
-        y, _ = jax.lax.scan(body, y, (jnp.arange(n_sub), per_step))
+        keys = None if m.std_in is None else jr.split(key, n_sub)
+        y, _ = jax.lax.scan(body, y, (jnp.arange(n_sub), per_step, keys))
         buffer, count = history_push(buffer, count, y["M"])
         return (y, buffer, count), y["E"] - y["I"]
 
-    def __call__(self, inputs, state=None, *, record_state: bool = False):
+    def __call__(self, inputs, state=None, *, key: PRNGKeyArray | None = None, record_state: bool = False):
         """Run ``T`` TRs on ``inputs`` of shape ``(T, n)`` (held per TR) or
         ``(T, tr/dt, n)`` (per step). Returns the EEG proxies ``(T, n)`` and the final state
-        (and the per-TR JR states when ``record_state``)."""
+        (and the per-TR JR states when ``record_state``). `key` draws the ``std_in`` noise
+        (split into one key per TR; required when ``std_in`` is set)."""
+        if self.std_in is not None and key is None:
+            raise ValueError("JansenRitTR: std_in is set, so pass key=jax.random.key(...) to draw the noise.")
         inputs = jnp.asarray(inputs)
         state = self.init_state() if state is None else state
+        keys = None if self.std_in is None else jr.split(key, inputs.shape[0])
 
-        def body(state, u):
-            state, eeg = self.step_tr(state, u)
+        def body(state, xs):
+            u, tr_key = xs
+            state, eeg = self.step_tr(state, u, tr_key)
             return state, ((eeg, state[0]) if record_state else eeg)
 
-        state, out = jax.lax.scan(body, state, inputs)
+        state, out = jax.lax.scan(body, state, (inputs, keys))
         if record_state:
             eeg, ys = out
             return eeg, state, ys
