@@ -7,3 +7,16 @@ def x64():
     """Run a test in double precision (jax_enable_x64), restoring the default afterwards."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture
+def compat_env():
+    """The compat facade's global environment as brainmass's documentation sets it up
+    (dt = 0.1 ms, random seed 0), reset before and after the test."""
+    from brainmass_eqx.compat import brainstate as bs, brainunit as u
+
+    bs.environ.reset()
+    bs.environ.set(dt=0.1 * u.ms)
+    bs.random.seed(0)
+    yield
+    bs.environ.reset()

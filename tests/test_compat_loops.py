@@ -20,14 +20,12 @@ TRACES: list[int] = []
 DRIVE = 0.1
 
 
+pytestmark = pytest.mark.usefixtures("compat_env")
+
+
 @pytest.fixture(autouse=True)
-def _env():
-    bs.environ.reset()
-    bs.environ.set(dt=0.1 * u.ms)
-    bs.random.seed(0)
+def _fresh_trace_counts():
     TRACES.clear()
-    yield
-    bs.environ.reset()
 
 
 def _stepwise(node, n, drive):

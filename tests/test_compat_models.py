@@ -16,13 +16,7 @@ from brainmass_eqx.compat import _simulator, brainstate as bs, braintools as bt,
 DT = 0.1 * u.ms
 
 
-@pytest.fixture(autouse=True)
-def _env():
-    bs.environ.reset()
-    bs.environ.set(dt=DT)
-    bs.random.seed(0)
-    yield
-    bs.environ.reset()
+pytestmark = pytest.mark.usefixtures("compat_env")
 
 
 def test_public_names_and_signatures():

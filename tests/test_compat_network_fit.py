@@ -12,13 +12,7 @@ from brainmass_eqx.compat import brainstate as bs, braintools as bt, brainunit a
 DT = 0.1 * u.ms
 
 
-@pytest.fixture(autouse=True)
-def _env():
-    bs.environ.reset()
-    bs.environ.set(dt=DT)
-    bs.random.seed(0)
-    yield
-    bs.environ.reset()
+pytestmark = pytest.mark.usefixtures("compat_env")
 
 
 @pytest.fixture(scope="module")

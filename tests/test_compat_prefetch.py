@@ -21,13 +21,7 @@ W = np.array([[0.0, 0.5, 0.2], [0.3, 0.0, 0.4], [0.1, 0.6, 0.0]])
 DELAY_MS = np.array([[0.0, 0.25, 0.1], [0.3, 0.0, 0.05], [0.2, 0.12, 0.0]])
 
 
-@pytest.fixture(autouse=True)
-def _env():
-    bs.environ.reset()
-    bs.environ.set(dt=DT)
-    bs.random.seed(0)
-    yield
-    bs.environ.reset()
+pytestmark = pytest.mark.usefixtures("compat_env")
 
 
 class _Net(bs.nn.Module):

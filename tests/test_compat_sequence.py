@@ -21,13 +21,7 @@ SC = np.array([[0.0, 1.0, 0.5], [0.2, 0.0, 1.0], [0.7, 0.3, 0.0]])
 DELAY = np.array([[0, 1, 2], [1, 0, 1], [2, 1, 0]])
 
 
-@pytest.fixture(autouse=True)
-def _env():
-    bs.environ.reset()
-    bs.environ.set(dt=0.1 * u.ms)
-    bs.random.seed(0)
-    yield
-    bs.environ.reset()
+pytestmark = pytest.mark.usefixtures("compat_env")
 
 
 def _model(**kw):
