@@ -49,7 +49,10 @@ import time
 HERE = os.path.abspath(__file__)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench_network import _peak_mb as _peak_rss_mb  # noqa: E402  (VmHWM: ru_maxrss survives execve)
+from bench_network import (  # noqa: E402  (VmHWM peak; the shared W1 problem)
+    _peak_mb as _peak_rss_mb,
+    problem_arrays,
+)
 
 N, DT_MS, TR_MS = 80, 0.1, 2000.0
 CASES = ("JAX", "FLOOR", "B60-noBOLD", "B60", "B600", "W5-noBOLD", "W5", "W600", "W5-LM", "W600-LM", "ACC")
@@ -97,8 +100,22 @@ def _sampled(model, duration_ms: float, bold: bool, **kwargs):
     return bm.simulate(model, duration_ms, dt=DT_MS, transient=k - 1, sample_every=k, monitors=["x"], **kwargs).ys["x"]
 
 
-def case_nodes(duration_s: float, bold: bool = True) -> dict:
+def _timed_result(run, duration_s: float) -> dict:
+    """Time ``run`` twice (`_timed_twice`) and describe the BOLD samples it returned."""
     import numpy as np
+
+    first, second, bold = _timed_twice(run)
+    bold = np.asarray(bold)
+    return {
+        "first_s": first,
+        "run_s": second,
+        "steps": int(round(duration_s * 1000.0 / DT_MS)),
+        "samples": list(bold.shape),
+        "bold_absmax": float(np.abs(bold).max()),
+    }
+
+
+def case_nodes(duration_s: float, bold: bool = True) -> dict:
 
     import brainmass_eqx as bm
 
@@ -107,30 +124,15 @@ def case_nodes(duration_s: float, bold: bool = True) -> dict:
     def run():
         return _sampled(node, duration_s * 1000.0, bold)
 
-    first, second, bold = _timed_twice(run)
-    bold = np.asarray(bold)
-    return {
-        "first_s": first,
-        "run_s": second,
-        "steps": int(round(duration_s * 1000.0 / DT_MS)),
-        "samples": list(bold.shape),
-        "bold_absmax": float(np.abs(bold).max()),
-    }
+    return _timed_result(run, duration_s)
 
 
 def _network():
-    import numpy as np
-
     import brainmass_eqx as bm
     from brainmass_eqx.network import Network
 
-    rng = np.random.default_rng(0)
-    conn = rng.uniform(0.0, 1.0, (N, N))
-    conn = (conn + conn.T) / 2 / N
-    np.fill_diagonal(conn, 0.0)
-    dist = rng.uniform(5.0, 200.0, (N, N))
-    dist = (dist + dist.T) / 2
-    np.fill_diagonal(dist, 0.0)
+    problem = problem_arrays()
+    conn, dist = problem["conn"], problem["distance"]
     node = bm.models.Hopf(n_regions=N, a=0.2, w=0.3, init_x=bm.Uniform(0.0, 0.1), init_y=bm.Uniform(0.0, 0.1))
     return Network(
         node, conn.astype("float32"), distance=dist.astype("float32"), speed=10.0, coupling="diffusive", coupled_var="x", k=0.5
@@ -139,22 +141,13 @@ def _network():
 
 def case_w5(bold: bool = True, duration_s: float = 60.0) -> dict:
     import jax.random as jr
-    import numpy as np
 
     net = _network()
 
     def run():
         return _sampled(net, duration_s * 1000.0, bold, key=jr.key(0))
 
-    first, second, bold = _timed_twice(run)
-    bold = np.asarray(bold)
-    return {
-        "first_s": first,
-        "run_s": second,
-        "steps": int(round(duration_s * 1000.0 / DT_MS)),
-        "samples": list(bold.shape),
-        "bold_absmax": float(np.abs(bold).max()),
-    }
+    return _timed_result(run, duration_s)
 
 
 def _scipy_constant(z: float, t_s):

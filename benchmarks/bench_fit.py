@@ -48,20 +48,16 @@ BM_PYTHON = os.environ.get("BMX_BRAINMASS_PYTHON") or os.path.expanduser("~/.cac
 N, DURATION_MS, DT_MS = 80, 1000.0, 0.1
 
 
-from bench_network import _peak_mb as _peak_rss_mb  # noqa: E402  (VmHWM: ru_maxrss survives execve)
+from bench_network import (  # noqa: E402  (VmHWM peak; the shared W1 problem)
+    _peak_mb as _peak_rss_mb,
+    problem_arrays,
+)
 
 
 def _network_setup():
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    conn = rng.uniform(0.0, 1.0, (N, N))
-    conn = (conn + conn.T) / 2 / N
-    np.fill_diagonal(conn, 0.0)
-    dist = rng.uniform(5.0, 200.0, (N, N))
-    dist = (dist + dist.T) / 2
-    np.fill_diagonal(dist, 0.0)
-    return conn.astype("float32"), dist.astype("float32")
+    """W1's connectome (``bench_network.problem_arrays``), as float32."""
+    problem = problem_arrays()
+    return problem["conn"].astype("float32"), problem["distance"].astype("float32")
 
 
 def _stamp() -> tuple[float, float]:
