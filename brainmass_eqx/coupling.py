@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ._param import Param, read
@@ -192,13 +193,15 @@ class Laplacian(AbstractSummedCoupling):
             )
 
     def effective_weights(self, weights):
-        w = jnp.exp(weights) * weights if self.exp_weights else weights
+        # NumPy weights stay NumPy: a Network computes its plan on the host when it can.
+        xp = np if isinstance(weights, np.ndarray) else jnp
+        w = xp.exp(weights) * weights if self.exp_weights else weights
         if self.normalize is None:
             return w
-        d = jnp.maximum(jnp.sum(w, axis=-1), self.eps)
+        d = xp.maximum(xp.sum(w, axis=-1), xp.asarray(self.eps, w.dtype))
         if self.normalize == "rw":
             return w / d[:, None]
-        inv = 1.0 / jnp.sqrt(d)
+        inv = 1.0 / xp.sqrt(d)
         if w.shape[0] != w.shape[1]:
             raise ValueError("Laplacian(normalize='sym') needs a dense (N, N) connectome.")
         return w * inv[:, None] * inv[None, :]

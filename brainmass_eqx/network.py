@@ -110,6 +110,21 @@ def _host(value, unit: str = "") -> np.ndarray | None:
     return np.asarray(value, dtype=np.float64) * scale
 
 
+def _all_concrete(tree) -> bool:
+    """Whether no array in ``tree`` is traced (Params read as their values)."""
+    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(read, tree, is_leaf=lambda x: isinstance(x, Param)))
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+def _complex(re, im, xp):
+    """``re + i im`` in the complex dtype of ``re``'s precision."""
+    if xp is jnp:
+        return jax.lax.complex(re, im)
+    out = np.empty(re.shape, np.result_type(re.dtype, np.complex64))
+    out.real, out.imag = re, im
+    return out
+
+
 def _float(x):
     return jnp.asarray(x, dtype=jnp.result_type(float))
 
@@ -595,7 +610,8 @@ class Network(AbstractModel):
 
     @property
     def supports_adaptive(self) -> bool:
-        return self.delay_matrix() is None and self.history is None and self.node.supports_adaptive
+        delayed = self.delays is not None or self.distance is not None
+        return not delayed and self.history is None and self.node.supports_adaptive
 
     def init_state(self, key: PRNGKeyArray | None = None) -> State:
         return self.node.init_state(key)
@@ -661,32 +677,39 @@ class Network(AbstractModel):
 
     def delay_matrix(self) -> Array | None:
         """The delays (ms) per pair (``(N, N)``, or per-target lists for a sparse conn); None if there are none."""
+        tau = self._delay_matrix(jnp)
+        return None if tau is None else jnp.asarray(tau)
+
+    def _delay_matrix(self, xp):
         if self.delays is not None:
-            tau = read(self.delays)
+            tau = xp.asarray(read(self.delays))
         elif self.distance is not None:
-            tau = read(self.distance) / read(self.speed)
+            tau = xp.asarray(read(self.distance)) / xp.asarray(read(self.speed))
         else:
             return None
-        tau = jnp.broadcast_to(_float(tau), self._pair_shape)
+        tau = xp.broadcast_to(xp.asarray(tau, dtype=jnp.result_type(float)), self._pair_shape)
         if self.sources is None:
-            tau = tau * (1.0 - jnp.eye(self.n_regions, dtype=tau.dtype))
+            tau = tau * (1.0 - xp.eye(self.n_regions, dtype=tau.dtype))
         return tau
 
     @property
     def _pair_shape(self):
         return (self.n_regions, self.n_regions) if self.sources is None else tuple(self.sources.shape)
 
-    def _sources(self):
+    def _sources(self, xp=jnp):
         n = self.n_regions
         if self.sources is None:
-            return jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (n, n))
-        return self.sources
+            return xp.broadcast_to(xp.arange(n, dtype=np.int32), (n, n))
+        return xp.asarray(self.sources)
 
     def coupling_weights(self) -> Array:
         """The effective weights the kernel sums with (diagonal masked, kernel transform applied)."""
-        w = _float(read(self.conn))
+        return jnp.asarray(self._coupling_weights(jnp))
+
+    def _coupling_weights(self, xp):
+        w = xp.asarray(read(self.conn), dtype=jnp.result_type(float))
         if self.sources is None and not self.self_connection:
-            w = w * (1.0 - jnp.eye(self.n_regions, dtype=w.dtype))
+            w = w * (1.0 - xp.eye(self.n_regions, dtype=w.dtype))
         return self.coupling.effective_weights(w)
 
     def _summed(self) -> bool:
@@ -724,45 +747,45 @@ class Network(AbstractModel):
         return self.coupling.n_features if self._summed() else 1
 
     def _plan(self, dt: float) -> _Plan:
-        tau = self.delay_matrix()
-        w = self.coupling_weights()
-        src = self._sources()
-        n = self.n_regions
+        # On the host (NumPy) when nothing is traced: op by op, JAX would compile each of
+        # the ~27 operations below on a first run (measured: about 1 s of W1's 2 s compile).
+        xp = np if _all_concrete((self.conn, self.distance, self.speed, self.delays, self.coupling)) else jnp
+        tau = self._delay_matrix(xp)
+        w = self._coupling_weights(xp)
+        src = self._sources(xp)
         packed = self.interpolation == "linear"
         if tau is None:
-            lag = jnp.zeros(src.shape, jnp.int32)
-            frac = jnp.zeros(src.shape, w.dtype)
+            lag = xp.zeros(src.shape, np.int32)
+            frac = xp.zeros(src.shape, w.dtype)
         else:
-            steps = tau / dt
+            steps = tau / xp.asarray(dt, tau.dtype)
             if self.interpolation == "linear":
-                whole = jnp.floor(steps)
+                whole = xp.floor(steps)
             elif self.interpolation == "nearest":
-                whole = jnp.round(steps)
+                whole = xp.round(steps)
             else:
-                whole = jnp.ceil(steps - _GRID_TOL)
-            whole = jax.lax.stop_gradient(jnp.maximum(whole, 0.0))
-            frac = jnp.clip(steps - whole, 0.0, 1.0)
-            lag = whole.astype(jnp.int32)
+                whole = xp.ceil(steps - xp.asarray(_GRID_TOL, steps.dtype))
+            whole = xp.maximum(whole, xp.zeros((), whole.dtype))
+            if xp is jnp:
+                whole = jax.lax.stop_gradient(whole)
+            frac = xp.clip(steps - whole, xp.zeros((), steps.dtype), xp.ones((), steps.dtype))
+            lag = whole.astype(np.int32)
         capacity = self._capacity_steps(dt)
         buffered = tau is not None or self.history is not None
         if tau is not None:
             lag = self._guard_capacity(lag, capacity, dt)
-        if packed:
-            weights = jax.lax.complex(w * (1.0 - frac), -(w * frac))
-        else:
-            weights = w
+        weights = _complex(w * (1.0 - frac), -(w * frac), xp) if packed else w
         copies = len(self.coupled_var) * self._n_features
-        channel = src[None] + jnp.arange(copies, dtype=jnp.int32)[:, None, None] * n
-        n_slots = capacity + 2
-        n_channels = copies * n
+        n_channels = copies * self.n_regions
+        channel = src[None] + xp.arange(copies, dtype=np.int32)[:, None, None] * np.int32(self.n_regions)
         return _Plan(
-            base=channel - lag * n_channels,
+            base=channel - lag * np.int32(n_channels),
             lag=lag,
             w=weights,
             weights=w,
-            rowsum=jnp.sum(w, axis=-1),
+            rowsum=xp.sum(w, axis=-1),
             frac=frac if packed else None,
-            n_slots=n_slots,
+            n_slots=capacity + 2,
             n_channels=n_channels,
             packed=packed,
             buffered=buffered,
