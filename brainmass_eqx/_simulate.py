@@ -312,7 +312,31 @@ def _step_policy(prim, *avals, **params) -> bool:
     return prim is read_sum_p
 
 
-def _checkpointed_scan(body, carry, xs):
+# Reverse mode through a run may keep every step's values (no checkpointed chunks) up to this size.
+_PLAIN_REVERSE_BYTES = 2**25
+
+
+def _plain_reverse(solver, y0, n_steps: int, trees) -> bool:
+    """Whether reverse mode may keep every step's values instead of checkpointing chunks
+    (which costs one more forward pass: W4's gradient step measured 0.48 s chunked, 0.40 s
+    plain). Only where that is small: every solver wrapper keeps state-sized values per
+    step (`AbstractSolverWrapper.reverse_keeps_little`), about two states per step (state,
+    inputs, delayed reads) fit in 32 MB, and nothing in ``trees`` is batched by
+    ``jax.vmap`` (whose batch size is unknown here)."""
+    from ._wrapping import AbstractSolverWrapper
+
+    while isinstance(solver, AbstractSolverWrapper):
+        if not solver.reverse_keeps_little:
+            return False
+        solver = solver.solver
+    # jax has no public name for a vmap tracer.
+    if any(type(leaf).__name__ == "BatchTracer" for leaf in jax.tree_util.tree_leaves(trees)):
+        return False
+    state_bytes = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree_util.tree_leaves(y0))
+    return 2 * state_bytes * n_steps <= _PLAIN_REVERSE_BYTES
+
+
+def _checkpointed_scan(body, carry, xs, plain: bool = False):
     r"""``jax.lax.scan(body, carry, xs)`` whose reverse mode keeps $O(\sqrt n)$ memory.
 
     The scan runs as chunks of about $\sqrt n$ items, each under ``jax.checkpoint``: the
@@ -320,12 +344,13 @@ def _checkpointed_scan(body, carry, xs):
     at a time (one extra forward pass in all), keeping per item what `_step_policy` says. The forward pass and forward mode are a
     plain scan. Unlike diffrax's default adjoint for fixed steps (a checkpointed while
     loop), this is an exact derivative of what runs, compiles small, and also
-    differentiates in forward mode.
+    differentiates in forward mode. With ``plain`` (see `_plain_reverse`) it is one scan
+    whose reverse pass keeps every item's values.
     """
     n = jax.tree_util.tree_leaves(xs)[0].shape[0]
     chunk = _chunk_length(n)
     body = jax.checkpoint(body, prevent_cse=False, policy=_step_policy)
-    if chunk >= n:
+    if plain or chunk >= n:
         return jax.lax.scan(body, carry, xs)
     run = jax.checkpoint(lambda c, x: jax.lax.scan(body, c, x), prevent_cse=False)
     q, r = divmod(n, chunk)
@@ -338,7 +363,7 @@ def _checkpointed_scan(body, carry, xs):
     return carry, ys
 
 
-def _advance(terms, y0, source, solver, n, dt):
+def _advance(terms, y0, source, solver, n, dt, plain=False):
     """Take ``n`` steps of ``dt`` from t=0, recording nothing: ``(y, solver_state)``."""
     one = Substeps(solver, 1)
     grid = jnp.asarray(np.arange(n + 1) * dt, dtype=jnp.result_type(float))
@@ -349,11 +374,11 @@ def _advance(terms, y0, source, solver, n, dt):
         y, _, _, state, _ = one.step(terms, t[0], t[1], y, source, state, False)
         return (y, state), None
 
-    (y, state), _ = _checkpointed_scan(body, (y0, state), jnp.stack([grid[:-1], grid[1:]], axis=1))
+    (y, state), _ = _checkpointed_scan(body, (y0, state), jnp.stack([grid[:-1], grid[1:]], axis=1), plain)
     return y, state
 
 
-def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k):
+def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, plain=False):
     """Macro-steps of ``k`` steps between consecutive ``ts``, recording after each one.
 
     ``ts`` is computed on the host: XLA may evaluate an expression for ``ts`` differently
@@ -367,7 +392,7 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k):
         y, _, _, state, _ = stepper.step(terms, t[0], t[1], y, source, state, False)
         return (y, state), monitor(model, y)
 
-    (y, solver_state), recorded = _checkpointed_scan(body, (y, solver_state), jnp.stack([ts[:-1], ts[1:]], axis=1))
+    (y, solver_state), recorded = _checkpointed_scan(body, (y, solver_state), jnp.stack([ts[:-1], ts[1:]], axis=1), plain)
     return recorded, y, solver_state
 
 
@@ -399,9 +424,9 @@ def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, 
     return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), sol.solver_state
 
 
-def _record_impl(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress):
+def _record_impl(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress, plain=False):
     if adjoint is None and not progress:
-        return _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k)
+        return _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, plain)
     return _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress)
 
 
@@ -415,7 +440,7 @@ _record = eqx.filter_jit(_record_impl)
 
 
 @eqx.filter_jit
-def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, adjoint, progress, n_lead):
+def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, adjoint, progress, n_lead, plain):
     """The whole fixed-step run in one compiled function.
 
     With ``n_lead`` = None: the first ``n_first`` steps (transient plus the first recorded
@@ -426,13 +451,13 @@ def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, 
     """
     if n_lead is not None:
         state = Substeps(solver, k).init(terms, grid[0], grid[1], y0, source)
-        ys, y_end, _ = _record_impl(model, terms, y0, state, source, solver, monitor, grid, k, adjoint, progress)
+        ys, y_end, _ = _record_impl(model, terms, y0, state, source, solver, monitor, grid, k, adjoint, progress, plain)
         return jax.tree_util.tree_map(lambda a: a[n_lead:], ys), y_end
-    y, state = _advance(terms, y0, source, solver, n_first, dt)
+    y, state = _advance(terms, y0, source, solver, n_first, dt, plain)
     first = monitor(model, y)
     if grid.shape[0] == 1:
         return jax.tree_util.tree_map(lambda a: a[None], first), y
-    rest, y_end, _ = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, adjoint, progress)
+    rest, y_end, _ = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, adjoint, progress, plain)
     ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
     return ys, y_end
 
@@ -664,7 +689,10 @@ def simulate(
             grid = ts if n_lead is None else jnp.asarray(
                 (np.arange(n_lead + n_samples + 1) * k) * dt_ms, dtype=jnp.result_type(float)
             )
-            ys, final = _run_fixed(model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead)
+            plain = _plain_reverse(solver, y0, n_steps, (model, y0, source, terms))
+            ys, final = _run_fixed(
+                model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead, plain
+            )
         else:
             if traced:
                 raise ValueError("chunk cannot be used under jax.jit/vmap/grad: it copies results to host memory.")

@@ -29,6 +29,14 @@ class AbstractSolverWrapper(dfx.AbstractSolver):
     solver: AbstractVar[dfx.AbstractSolver]
 
     @property
+    def reverse_keeps_little(self) -> bool:
+        """Whether reverse mode through a step of this wrapper keeps only state-sized values
+        per step (its own state is then not kept per step). `simulate` skips its
+        checkpointed chunks (one extra forward pass) only when every wrapper says so. The
+        default is the safe answer, False."""
+        return False
+
+    @property
     def term_structure(self):
         return self.solver.term_structure
 

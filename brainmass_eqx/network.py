@@ -126,7 +126,17 @@ def _complex(re, im, xp):
 
 
 def _float(x):
-    return jnp.asarray(x, dtype=jnp.result_type(float))
+    """``x`` as an array of JAX's default float dtype. A value that is not traced stays a
+    host value (NumPy; a JAX array of that dtype is kept): inside ``jax.jit`` even
+    ``jnp.asarray`` of a constant is traced, and a Network built there must still see its
+    constant weights and delays as constants (its delay plan is then computed on the host
+    and reverse mode keeps no history; see `_DelayedCoupling.reverse_keeps_little`)."""
+    dtype = jnp.result_type(float)
+    if isinstance(x, jax.core.Tracer) or (isinstance(x, jax.Array) and x.dtype != dtype):
+        return jnp.asarray(x, dtype=dtype)
+    if isinstance(x, jax.Array):
+        return x
+    return np.asarray(x, dtype=dtype)
 
 
 def _convert(value, name: str, unit: str):
@@ -878,6 +888,16 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
     solver: dfx.AbstractSolver
     network: Network
     plan: _Plan
+
+    @property
+    def reverse_keeps_little(self) -> bool:
+        # The reads are linear in the history: with constant weights (a plan computed on
+        # the host) their cotangents need only indices and weights, and a summed
+        # coupling's reads are kept per step (`_step_policy`), so the history itself is
+        # not. Weights being differentiated (speed, distances, conn) need its samples.
+        if not self.plan.buffered:
+            return True
+        return self.network._summed() and _all_concrete(self.plan)
 
     def init(self, terms, t0, t1, y0, args):
         inner = self.solver.init(terms, t0, t1, y0, args)

@@ -155,6 +155,10 @@ class Substeps(AbstractSolverWrapper):
     # One diffrax step is n inner steps: the inner solver's dense output does not cover it.
     interpolation_cls = dfx.LocalLinearInterpolation
 
+    @property
+    def reverse_keeps_little(self) -> bool:
+        return True  # only the loop counter and the step ends of its own
+
     def init(self, terms, t0, t1, y0, args):
         return self.solver.init(terms, t0, t0 + (t1 - t0) / self.n, y0, args)
 

@@ -12,6 +12,7 @@ import optimistix as optx
 import pytest
 
 import brainmass_eqx as bm
+from brainmass_eqx import _simulate
 from brainmass_eqx.fit import Fitter, GaussianPrior, L2Penalty, NonFiniteLossError
 
 # -- gradient correctness through simulate (design section 4) -------------------------------
@@ -31,11 +32,15 @@ def _hopf_loss(sample_every, transient, adjoint, duration=20.0):
 @pytest.mark.parametrize(
     "sample_every, transient, checkpoints, duration",
     [
-        # "scan": simulate's default (no adjoint given): a lax.scan checkpointed in chunks.
-        (1, 0, "scan", 20.0),  # 200 steps: 20 chunks of 10
-        (1, 5, "scan", 21.1),  # 211 steps (a prime): 15 chunks of 14 and a remainder of 1
-        (10, 37, "scan", 20.0),  # a transient that is not a whole number of samples
-        (3, 5, "scan", 30.0),  # a transient recorded and dropped in the one loop
+        # simulate's default (no adjoint given): a lax.scan, "plain" (what a run this small
+        # gets: every step's values kept) or "chunks" (checkpointed in chunks, what a long run
+        # gets; forced here).
+        (1, 0, "chunks", 20.0),  # 200 steps: 20 chunks of 10
+        (1, 5, "chunks", 21.1),  # 211 steps (a prime): 15 chunks of 14 and a remainder of 1
+        (10, 37, "chunks", 20.0),  # a transient that is not a whole number of samples
+        (3, 5, "chunks", 30.0),  # a transient recorded and dropped in the one loop
+        (1, 5, "plain", 21.1),
+        (3, 5, "plain", 30.0),
         (1, 0, 44, 20.0),  # diffrax's RecursiveCheckpointAdjoint, given explicitly
         (10, 37, None, 20.0),
         pytest.param(1, 0, None, 20.0, marks=pytest.mark.slow),
@@ -43,7 +48,7 @@ def _hopf_loss(sample_every, transient, adjoint, duration=20.0):
         pytest.param(7, 13, 5, 20.0, marks=pytest.mark.slow),
     ],
 )
-def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_every, transient, checkpoints, duration):
+def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_every, transient, checkpoints, duration, monkeypatch):
     # float64; Hopf node, 200-300 steps. Reference: jacfwd with ForwardMode, and central
     # differences. Reverse mode: simulate's default, and diffrax's adjoint with a checkpoint
     # count that breaks diffrax's SaveAt(ts) on the grid (design section 4).
@@ -54,13 +59,16 @@ def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_ev
         value, ref = value_and_jac(p0)
         eps = 1e-6
         fd = np.array([(value_and_jac(p0 + eps * e)[0] - value_and_jac(p0 - eps * e)[0]) / (2 * eps) for e in np.eye(2)])
-        adjoint = None if checkpoints == "scan" else dfx.RecursiveCheckpointAdjoint(checkpoints=checkpoints)
+        scan = checkpoints in ("plain", "chunks")
+        if checkpoints == "chunks":
+            monkeypatch.setattr(_simulate, "_PLAIN_REVERSE_BYTES", 0)
+        adjoint = None if scan else dfx.RecursiveCheckpointAdjoint(checkpoints=checkpoints)
         loss = _hopf_loss(sample_every, transient, adjoint, duration)
         rev_value, rev = jax.jit(jax.value_and_grad(loss))(p0)
         np.testing.assert_allclose(fd, ref, rtol=1e-6)
         np.testing.assert_allclose(rev, ref, rtol=1e-10)
         np.testing.assert_allclose(rev_value, value, rtol=1e-12)
-        if checkpoints == "scan":  # the default path also differentiates in forward mode
+        if scan:  # the default path also differentiates in forward mode
             np.testing.assert_allclose(jax.jit(jax.jacfwd(loss))(p0), ref, rtol=1e-10)
 
 

@@ -395,3 +395,31 @@ def test_wrap_solver_needs_dt():
 def test_eqx_tree_at_keeps_structure():
     net = eqx.tree_at(lambda n: n.k, delayed(), jnp.asarray(0.7))
     assert float(net.k) == pytest.approx(0.7)
+
+
+class _PairwiseKernel(C.AbstractCoupling):
+    def __call__(self, delayed, current, weights, k):
+        return k * jnp.sum(weights * (delayed - current[:, None]), axis=-1)
+
+
+def test_reverse_mode_keeps_the_history_only_when_the_weights_are_differentiated():
+    # simulate's reverse pass skips its checkpointed chunks (a plain scan) only when a step
+    # keeps state-sized values: constant delay weights (a host plan) and summed reads.
+    from brainmass_eqx import _simulate
+    from brainmass_eqx.solvers import ExponentialEuler
+
+    seen = []
+
+    def plain(n_steps=1000, net=None, **kw):
+        net = delayed(**kw) if net is None else net
+        y0 = net.init_state()
+        seen.append(_simulate._plain_reverse(net.wrap_solver(ExponentialEuler(), dt=DT), y0, n_steps, (net, y0)))
+        return 0.0
+
+    jax.grad(lambda k: plain(k=k))(0.5)  # gain traced, delays constant: plain
+    jax.grad(lambda s: plain(speed=s, max_delay=10.0))(10.0)  # the weights depend on the speed
+    jax.vmap(lambda k: plain(k=k))(jnp.ones(2))  # batched: the batch size is unknown
+    plain(n_steps=10**7)  # too many steps to keep
+    plain(coupling=_PairwiseKernel())  # a per-pair kernel's samples are not kept
+    plain(net=Network(hopf(), CONN, k=0.5))  # no history at all
+    assert seen == [True, False, False, False, False, True]
