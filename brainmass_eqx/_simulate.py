@@ -597,8 +597,11 @@ def simulate(
     - `stepsize_controller`: e.g. ``diffrax.PIDController(rtol=1e-6, atol=1e-8)`` for an
       adaptive solver (Tsit5, Dopri5, ...). Default: fixed steps of ``dt``.
     - `adjoint`: a diffrax adjoint. Default: fixed steps on the step grid run as a
-      ``lax.scan`` checkpointed every $\sim\sqrt n$ steps (exact reverse mode in
-      $O(\sqrt n)$ memory; forward mode works too); ``saveat`` or adaptive steps use
+      ``lax.scan`` (exact reverse mode, forward mode works too) checkpointed every
+      $\sim\sqrt n$ steps ($O(\sqrt n)$ memory, one extra forward pass), or plain where
+      reverse mode would keep little per step (no solver wrapper keeping more than the
+      state, e.g. a Network whose delay weights are not differentiated; two states per
+      step within 32 MB; not under ``vmap``); ``saveat`` or adaptive steps use
       diffrax's ``RecursiveCheckpointAdjoint()``. Giving one runs the fixed-step case as a
       diffrax solve with it (so does ``progress=True``).
     - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``).
