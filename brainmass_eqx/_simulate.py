@@ -709,7 +709,8 @@ def simulate(
         n_samples = math.ceil((n_steps - tr) / k)
         t_first = (tr + 1) * dt_ms
         n_rest = n_samples - 1
-        ts = jnp.asarray(t_first + np.arange(n_samples) * (k * dt_ms), dtype=jnp.result_type(float))
+        # device_put: jnp.asarray of a host array compiles a copy (memory and time on a first run).
+        ts = jax.device_put((t_first + np.arange(n_samples) * (k * dt_ms)).astype(jnp.result_type(float)))
         if chunk is None or n_rest == 0:
             n_lead = _lead_samples(model, monitor, y0, tr + 1, k, n_samples)
             grid = ts if n_lead is None else jnp.asarray(

@@ -36,9 +36,10 @@ def test_quantities_at_the_boundary():
     assert bx.simulate(bx.JansenRit(1), 1.0, dt=0.1).quantity("M").unit == u.unit("mV")
 
 
-def test_chunked_run_equals_unchunked_bit_for_bit():
-    full = bx.simulate(hopf(), 100.0, dt=0.1, transient=37, sample_every=7)
-    chunked = bx.simulate(hopf(), 100.0, dt=0.1, transient=37, sample_every=7, chunk=70)
+@pytest.mark.parametrize("transient", [0, 37])  # 0: the unchunked run is one loop with a first macro-step of 1 step
+def test_chunked_run_equals_unchunked_bit_for_bit(transient):
+    full = bx.simulate(hopf(), 100.0, dt=0.1, transient=transient, sample_every=7)
+    chunked = bx.simulate(hopf(), 100.0, dt=0.1, transient=transient, sample_every=7, chunk=70)
     assert isinstance(chunked["x"], np.ndarray)
     np.testing.assert_array_equal(np.asarray(full["x"]), chunked["x"])
     np.testing.assert_array_equal(np.asarray(full.ts), chunked.ts)
