@@ -417,7 +417,9 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, 
 
 
 def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress):
-    """`_record_scan` as a diffrax solve (for a user's ``adjoint`` or a progress bar)."""
+    """`_record_scan` as a diffrax solve (for a user's ``adjoint`` or a progress bar; a bar
+    without an adjoint gets diffrax's default)."""
+    adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
     n_macro = ts.shape[0] - 1
     sol = dfx.diffeqsolve(
         terms,

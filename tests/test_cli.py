@@ -277,7 +277,7 @@ def test_demo_end_to_end(monkeypatch, tmp_path, capsys):
     for name, value in dict(DURATION=400.0, TRANSIENT=100.0, GENERATIONS=2, POPSIZE=4, LANDSCAPE=3).items():
         monkeypatch.setattr(_demo, name, value)
     png = tmp_path / "demo.png"
-    code, stdout, err = run(["demo", "--plot", str(png), "--no-progress"], capsys)
+    code, stdout, err = run(["demo", "--plot", str(png)], capsys)  # with its progress bars, as by default
     assert code == 0, err
     for line in ("[1/4] simulating the target network", "[4/4] report", "global coupling k", "recovered k within"):
         assert line in stdout
@@ -288,7 +288,7 @@ def test_demo_end_to_end(monkeypatch, tmp_path, capsys):
 def test_demo_as_documented(tmp_path):
     """The README's command, unchanged, in a fresh interpreter: prints the report, writes demo.png."""
     proc = subprocess.run(
-        [sys.executable, "-m", "brainmass_eqx", "demo", "--no-progress"],
+        [sys.executable, "-m", "brainmass_eqx", "demo"],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

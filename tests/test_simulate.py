@@ -36,6 +36,14 @@ def test_quantities_at_the_boundary():
     assert bx.simulate(bx.JansenRit(1), 1.0, dt=0.1).quantity("M").unit == u.unit("mV")
 
 
+def test_progress_bar_run_equals_plain_run():
+    # progress=True runs the fixed steps as a diffrax solve (with diffrax's default adjoint).
+    plain = bx.simulate(hopf(), 20.0, dt=0.1, sample_every=5)
+    shown = bx.simulate(hopf(), 20.0, dt=0.1, sample_every=5, progress=True)
+    np.testing.assert_allclose(np.asarray(shown["x"]), np.asarray(plain["x"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(shown.ts), np.asarray(plain.ts))
+
+
 @pytest.mark.parametrize("transient", [0, 37])  # 0: the unchunked run is one loop with a first macro-step of 1 step
 def test_chunked_run_equals_unchunked_bit_for_bit(transient):
     full = bx.simulate(hopf(), 100.0, dt=0.1, transient=transient, sample_every=7)
