@@ -19,6 +19,7 @@ from jaxtyping import Array, PRNGKeyArray
 from ._history import read_gather_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
+from ._wrapping import AbstractSolverWrapper
 from .solvers import INPUTS_NAME, STATE_NAME, ExponentialEuler, Substeps, is_fixed_step_only
 
 __all__ = ["simulate", "Trajectory", "SimulationDivergedError"]
@@ -323,8 +324,6 @@ def _plain_reverse(solver, y0, n_steps: int, trees) -> bool:
     step (`AbstractSolverWrapper.reverse_keeps_little`), about two states per step (state,
     inputs, delayed reads) fit in 32 MB, and nothing in ``trees`` is batched by
     ``jax.vmap`` (whose batch size is unknown here)."""
-    from ._wrapping import AbstractSolverWrapper
-
     while isinstance(solver, AbstractSolverWrapper):
         if not solver.reverse_keeps_little:
             return False
