@@ -322,6 +322,11 @@ def run_child(mode: str, problem_path: str, env: dict) -> dict:
 import numpy as np  # noqa: E402  (the benchmark needs it; the workers' venvs have their own)
 
 
+def ratios(x, *references) -> str:
+    """Table cells ``x / r`` for each reference time ``r`` (blank where it is missing)."""
+    return " | ".join(fmt(x / r if r else None, 2) for r in references)
+
+
 def fmt(x, digits=3):
     return "—" if x is None else f"{x:.{digits}g}"
 
@@ -445,8 +450,7 @@ def main(argv=None) -> int:
     for i in interps:
         lines.append(
             f"| brainmass_eqx, interpolation='{i}' | {fmt(first[i])} | {fmt(med[i])} | "
-            f"{fmt(med[i] / bm_med if bm_med else None, 2)} | {fmt(med[i] / bm_runonly if bm_runonly else None, 2)} | "
-            f"{fmt(med[i] / nl_med if nl_med else None, 2)} |"
+            f"{ratios(med[i], bm_med, bm_runonly, nl_med)} |"
         )
     if bm_med is not None:
         lines.append(f"| brainmass 0.1.1 `Simulator.run` (compiles every call) | {fmt(ref_first['brainmass']['seconds'])} | {fmt(bm_med)} | 1 | | |")
@@ -464,10 +468,7 @@ def main(argv=None) -> int:
     lines.append("| system | run CPU (s) | / brainmass call | / brainmass run-only | / neurolib |")
     lines.append("|---|---|---|---|---|")
     for i in interps:
-        lines.append(
-            f"| brainmass_eqx, interpolation='{i}' | {fmt(cpu[i])} | {fmt(cpu[i] / bm_cpu if bm_cpu else None, 2)} | "
-            f"{fmt(cpu[i] / bm_cpu_runonly if bm_cpu_runonly else None, 2)} | {fmt(cpu[i] / nl_cpu if nl_cpu else None, 2)} |"
-        )
+        lines.append(f"| brainmass_eqx, interpolation='{i}' | {fmt(cpu[i])} | {ratios(cpu[i], bm_cpu, bm_cpu_runonly, nl_cpu)} |")
     if bm_cpu is not None:
         lines.append(f"| brainmass 0.1.1 `Simulator.run` | {fmt(bm_cpu)} | 1 | | |")
         lines.append(f"| brainmass 0.1.1 run-only | {fmt(bm_cpu_runonly)} | | 1 | |")
