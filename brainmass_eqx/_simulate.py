@@ -320,10 +320,10 @@ _PLAIN_REVERSE_BYTES = 2**25
 def _plain_reverse(solver, y0, n_steps: int, trees) -> bool:
     """Whether reverse mode may keep every step's values instead of checkpointing chunks
     (which costs one more forward pass: W4's gradient step, same process, alternating:
-    0.535 s chunked, 0.464 s plain). Only where that is small: every solver wrapper keeps state-sized values per
-    step (`AbstractSolverWrapper.reverse_keeps_little`), about two states per step (state,
-    inputs, delayed reads) fit in 32 MB, and nothing in ``trees`` is batched by
-    ``jax.vmap`` (whose batch size is unknown here)."""
+    0.535 s chunked, 0.464 s plain). Only where that is small: every solver wrapper keeps
+    state-sized values per step (`AbstractSolverWrapper.reverse_keeps_little`), about two
+    states per step (state, inputs, delayed reads) fit in 32 MB, and nothing in ``trees``
+    is batched by ``jax.vmap`` (whose batch size is unknown here)."""
     while isinstance(solver, AbstractSolverWrapper):
         if not solver.reverse_keeps_little:
             return False

@@ -75,9 +75,7 @@ _GRID_TOL = 1e-3
 def _concrete(x) -> np.ndarray | None:
     """``x`` (or a Param's value) as numpy, or None if traced."""
     x = read(x)
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x)):
-        return None
-    return np.asarray(x)
+    return np.asarray(x) if _all_concrete(x) else None
 
 
 def _host(value, unit: str = "") -> np.ndarray | None:
@@ -687,8 +685,7 @@ class Network(AbstractModel):
 
     def delay_matrix(self) -> Array | None:
         """The delays (ms) per pair (``(N, N)``, or per-target lists for a sparse conn); None if there are none."""
-        tau = self._delay_matrix(jnp)
-        return None if tau is None else jnp.asarray(tau)
+        return self._delay_matrix(jnp)
 
     def _delay_matrix(self, xp):
         if self.delays is not None:
@@ -714,7 +711,7 @@ class Network(AbstractModel):
 
     def coupling_weights(self) -> Array:
         """The effective weights the kernel sums with (diagonal masked, kernel transform applied)."""
-        return jnp.asarray(self._coupling_weights(jnp))
+        return self._coupling_weights(jnp)
 
     def _coupling_weights(self, xp):
         w = xp.asarray(read(self.conn), dtype=jnp.result_type(float))
