@@ -47,6 +47,8 @@ from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 from jaxtyping import Array
 
+from . import _native
+
 __all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather"]
 
 _PIB = lax.GatherScatterMode.PROMISE_IN_BOUNDS
@@ -448,6 +450,46 @@ read_gather_p = _define(
     _read_gather_transpose,
     multiple_results=True,
 )
+
+
+# -- native CPU lowerings (see _native.py) --------------------------------------------------
+# Same primitives, same rules: only how XLA runs a single run's read and its transpose on
+# a CPU changes. Batched reads keep their XLA form.
+
+
+def _native_read_sum(buf, idx, w):
+    out = jax.ffi.ffi_call(_native.target("read_sum"), jax.ShapeDtypeStruct(idx.shape[:1], _real_dtype(buf.dtype)))
+    return out(buf, idx, w), buf
+
+
+def _native_scatter_add(base, values, idx):
+    # Aliased: the cotangent buffer is updated in place, as XLA's own scatter would be.
+    out = jax.ffi.ffi_call(
+        _native.target("scatter_add"), jax.ShapeDtypeStruct(base.shape, base.dtype), input_output_aliases={0: 0}
+    )
+    return out(base, values, idx)
+
+
+def _cpu_lowering(impl, native_impl, idx_arg: int, multiple_results: bool):
+    default = mlir.lower_fun(impl, multiple_results=multiple_results)
+    native = mlir.lower_fun(native_impl, multiple_results=multiple_results)
+
+    def lowering(ctx, *args):
+        avals = ctx.avals_in
+        same = all(a.dtype == avals[0].dtype for i, a in enumerate(avals) if i != idx_arg)
+        if same and avals[0].ndim == 1 and _native.usable(avals[0].dtype, avals[idx_arg].dtype):
+            return native(ctx, *args)
+        return default(ctx, *args)
+
+    return lowering
+
+
+mlir.register_lowering(
+    read_sum_p,
+    _cpu_lowering(lambda b, i, w: (_weighted_sum(_take(b, i), w), b), _native_read_sum, 1, True),
+    platform="cpu",
+)
+mlir.register_lowering(scatter_add_p, _cpu_lowering(_scatter_impl, _native_scatter_add, 2, False), platform="cpu")
 
 
 # -- public functions -----------------------------------------------------------------------

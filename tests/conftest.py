@@ -20,3 +20,14 @@ def compat_env():
     bs.random.seed(0)
     yield
     bs.environ.reset()
+
+
+@pytest.fixture
+def xla_reads():
+    """Run a test with a delayed Network's reads as XLA operations (the native CPU kernels
+    off), restoring them afterwards. Both clear JAX's compiled functions."""
+    from brainmass_eqx import set_native_kernels
+
+    set_native_kernels(False)
+    yield
+    set_native_kernels(True)

@@ -1,0 +1,132 @@
+"""The native CPU kernels of the delayed reads (`brainmass_eqx._native`) against the XLA
+operations they replace.
+
+With integer-valued samples and weights every partial sum is exact, so the two must agree
+bit for bit whatever order they add in; on real data they differ by rounding only.
+"""
+
+import contextlib
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainmass_eqx as bm
+from brainmass_eqx import _history as hist, _native
+from brainmass_eqx.network import Network
+
+HAS_COMPILER = any(shutil.which(c) for c in ("c++", "g++", "clang++"))
+
+
+@contextlib.contextmanager
+def xla_reads():
+    bm.set_native_kernels(False)
+    try:
+        yield
+    finally:
+        bm.set_native_kernels(True)
+
+
+def _both(fn, *args):
+    """``fn(*args)`` compiled with the native kernels, then with XLA's reads (checking that
+    the first program calls a kernel and the second does not)."""
+    native = jax.block_until_ready(jax.jit(fn)(*args))
+    assert ("custom_call @Bmx" in jax.jit(fn).lower(*args).as_text()) == HAS_COMPILER
+    with xla_reads():
+        xla = jax.block_until_ready(jax.jit(fn)(*args))
+        assert "Bmx" not in jax.jit(fn).lower(*args).as_text()
+    return native, xla
+
+
+def _integers(rng, shape, dtype):
+    x = rng.integers(-8, 9, shape).astype(np.float64)
+    if np.issubdtype(dtype, np.complexfloating):
+        x = x + 1j * rng.integers(-8, 9, shape)
+    return jnp.asarray(x.astype(dtype))
+
+
+def test_kernels_build_where_a_compiler_exists():
+    if not HAS_COMPILER:
+        pytest.skip("no C++ compiler on this machine: the XLA reads are used")
+    assert bm.native_kernels_available()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("shape", [(5, 45), (80, 80), (3, 7)])
+def test_read_sum_and_its_transpose_equal_the_xla_reads(dtype, shape):
+    rng = np.random.default_rng(0)
+    T, J = shape
+    M = 300
+    buf = _integers(rng, (M,), dtype)
+    w = _integers(rng, (T, J), dtype)
+    idx = jnp.asarray(rng.integers(0, M, (T, J)), jnp.int32)  # repeats: scatter conflicts
+    ct = _integers(rng, (T,), np.float32)
+
+    def read(buf, ct):
+        sums, out = hist.read_sum(hist.ring_fill(buf), idx, w)
+        return sums, jax.vjp(lambda b: hist.read_sum(hist.ring_fill(b), idx, w)[0], buf)[1](ct)[0]
+
+    (s_native, g_native), (s_xla, g_xla) = _both(read, buf, ct)
+    np.testing.assert_array_equal(np.asarray(s_native), np.asarray(s_xla))
+    np.testing.assert_array_equal(np.asarray(g_native), np.asarray(g_xla))
+    # The reference itself: Re sum_j w b[idx].
+    np.testing.assert_array_equal(np.asarray(s_native), np.real(np.asarray(w) * np.asarray(buf)[np.asarray(idx)]).sum(-1))
+
+
+def test_scatter_add_with_and_without_repeated_indices(x64):
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64, np.complex64, np.complex128):
+        base = _integers(rng, (64,), dtype)
+        values = _integers(rng, (4, 40), dtype)
+        for idx in (rng.integers(0, 64, 160), np.tile(np.arange(40), 4)):  # repeats; none within a row
+            idx = jnp.asarray(np.asarray(idx).reshape(4, 40), jnp.int32)
+            native, xla = _both(lambda b, v: hist.scatter_add_p.bind(b, v, idx), base, values)
+            np.testing.assert_array_equal(np.asarray(native), np.asarray(xla))
+            expect = np.asarray(base).copy()
+            np.add.at(expect, np.asarray(idx), np.asarray(values))
+            np.testing.assert_array_equal(np.asarray(native), expect)
+
+
+def test_double_precision_reads(x64):
+    rng = np.random.default_rng(2)
+    for dtype in (np.float64, np.complex128):
+        buf, w = _integers(rng, (200,), dtype), _integers(rng, (6, 33), dtype)
+        idx = jnp.asarray(rng.integers(0, 200, (6, 33)), jnp.int32)
+        native, xla = _both(lambda b: hist.read_sum(hist.ring_fill(b), idx, w)[0], buf)
+        assert native.dtype == np.float64
+        np.testing.assert_array_equal(np.asarray(native), np.asarray(xla))
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+def test_network_runs_agree_to_rounding(interpolation):
+    rng = np.random.default_rng(3)
+    n = 12
+    conn = rng.random((n, n)).astype(np.float32)
+    dist = rng.uniform(5.0, 60.0, (n, n)).astype(np.float32)
+    net = Network(bm.Hopf(n, a=0.1, w=0.3, init_x=np.linspace(0.0, 0.2, n), init_y=0.05), conn, distance=dist,
+                  speed=10.0, k=0.3, interpolation=interpolation)  # fmt: skip
+    native, xla = _both(lambda net: bm.simulate(net, 30.0, dt=0.1).ys["x"], net)
+    assert np.max(np.abs(np.asarray(xla))) > 0.05
+    np.testing.assert_allclose(np.asarray(native), np.asarray(xla), rtol=1e-5, atol=1e-6)
+
+
+def test_a_failed_build_falls_back_to_xla_with_a_warning(tmp_path, monkeypatch):
+    saved = dict(_native._state)
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    monkeypatch.setenv("BRAINMASS_EQX_CACHE", str(tmp_path))
+    _native._state.pop("lib", None)
+    try:
+        with pytest.warns(RuntimeWarning, match="native delay-read kernels are unavailable"):
+            assert _native._library() is None
+        assert not bm.native_kernels_available()
+        assert not list(tmp_path.glob("*.so"))  # no partial library left behind
+    finally:
+        _native._state.clear()
+        _native._state.update(saved)
+
+
+def test_set_native_kernels_takes_a_bool():
+    with pytest.raises(TypeError, match="True or False"):
+        bm.set_native_kernels("no")
