@@ -13,7 +13,10 @@ from . import (
     viz as viz,
 )
 from ._ensemble import ensemble as ensemble, sweep as sweep
-from ._native import native_kernels_available as native_kernels_available, set_native_kernels as set_native_kernels
+from ._native import (
+    native_kernels_available as native_kernels_available,
+    set_native_kernels as set_native_kernels,
+)
 from ._param import (
     AbstractTransform as AbstractTransform,
     Exp as Exp,

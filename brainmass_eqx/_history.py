@@ -351,6 +351,51 @@ scatter_add_p = _define(
 )
 
 
+# -- read_rows_sum: the ensemble read with shared indices -----------------------------------
+
+
+def _rows_sum_impl(rows, idx, w):
+    """``Re sum_j w[t, j] * rows[idx[t, j], :]``: ``(T, B)`` from batch-last rows ``(M, B)``."""
+    g, _ = _take_phys(rows, idx, None, rows.shape[-1])  # (T, J, B)
+    return _real(g * w[..., None]).sum(1)
+
+
+def _rows_sum_batch(args, dims):
+    return jax.vmap(_rows_sum_impl, in_axes=dims)(*args), 0
+
+
+def _rows_sum_jvp(primals, tangents):
+    rows, idx, w = primals
+    out = read_rows_sum_p.bind(rows, idx, w)
+    tr, _, tw = tangents
+    t = None
+    if not _is_zero(tr):
+        t = read_rows_sum_p.bind(tr, idx, w)
+    if not _is_zero(tw):
+        part = _rows_sum_impl(rows, idx, tw)
+        t = part if t is None else t + part
+    return out, (_zero_like(out) if t is None else t)
+
+
+def _rows_sum_transpose(ct, rows, idx, w):
+    assert ad.is_undefined_primal(rows) and not ad.is_undefined_primal(w)
+    if _is_zero(ct):
+        return [None, None, None]
+    values = (ct[:, None, :] * w[..., None]).astype(rows.aval.dtype)  # (T, J, B)
+    out = jnp.zeros(rows.aval.shape, rows.aval.dtype).at[idx].add(values, mode=_PIB)
+    return [out, None, None]
+
+
+read_rows_sum_p = _define(
+    "bmx_read_rows_sum",
+    _rows_sum_impl,
+    lambda r, i, w: _aval(i.shape[:1] + r.shape[1:], _real_dtype(r.dtype)),
+    _rows_sum_batch,
+    _rows_sum_jvp,
+    _rows_sum_transpose,
+)
+
+
 # -- the reads ------------------------------------------------------------------------------
 
 
@@ -366,8 +411,11 @@ def _sum_batch(args, dims):
     if bd is None and d is None:
         return _real_product(_take(buf, idx), _front(w, wd)).sum(-1), 0
     g, shared = _take_phys(_phys(buf, bd, size), idx, d, size)
+    if shared and wd is None:
+        rows = _phys(buf, bd, size).reshape(-1, size)
+        return read_rows_sum_p.bind(rows, idx, w).T, 0
     if shared:  # g: (T, J, B)
-        wb = w[..., None] if wd is None else jnp.moveaxis(w, wd, -1)
+        wb = jnp.moveaxis(w, wd, -1)
         # The complex product here: written out in real arithmetic, XLA gathered twice.
         return _real(g * wb).sum(1).T, 0
     return _real(g * _per_member(w, wd, size)).sum(-1), 0
@@ -490,6 +538,30 @@ mlir.register_lowering(
     platform="cpu",
 )
 mlir.register_lowering(scatter_add_p, _cpu_lowering(_scatter_impl, _native_scatter_add, 2, False), platform="cpu")
+
+
+def _native_rows_sum(rows, idx, w):
+    out = jax.ffi.ffi_call(
+        _native.target("read_sum"), jax.ShapeDtypeStruct(idx.shape[:1] + rows.shape[1:], _real_dtype(rows.dtype))
+    )
+    return out(rows, idx, w)
+
+
+# Measured (80 x 80 packed read, 2 cores): the kernel is 1.5-2x faster than XLA's gather up
+# to 32 members; beyond, both are bound by memory bandwidth and XLA's is the faster.
+_NATIVE_MAX_MEMBERS = 32
+_rows_sum_default = mlir.lower_fun(_rows_sum_impl, multiple_results=False)
+_rows_sum_native = mlir.lower_fun(_native_rows_sum, multiple_results=False)
+
+
+def _rows_sum_lowering(ctx, rows, idx, w):
+    r, i, wa = ctx.avals_in
+    if r.ndim == 2 and r.shape[1] <= _NATIVE_MAX_MEMBERS and wa.dtype == r.dtype and _native.usable(r.dtype, i.dtype):
+        return _rows_sum_native(ctx, rows, idx, w)
+    return _rows_sum_default(ctx, rows, idx, w)
+
+
+mlir.register_lowering(read_rows_sum_p, _rows_sum_lowering, platform="cpu")
 
 
 # -- public functions -----------------------------------------------------------------------

@@ -75,6 +75,31 @@ def test_read_sum_and_its_transpose_equal_the_xla_reads(dtype, shape):
     np.testing.assert_array_equal(np.asarray(s_native), np.real(np.asarray(w) * np.asarray(buf)[np.asarray(idx)]).sum(-1))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_ensemble_read_and_its_derivatives_equal_the_xla_reads(dtype):
+    """A vmapped buffer with shared indices and weights: the batch-last read."""
+    rng = np.random.default_rng(4)
+    B, M, T, J = 5, 120, 6, 21
+    bufs = _integers(rng, (B, M), dtype)
+    w = _integers(rng, (T, J), dtype)
+    idx = jnp.asarray(rng.integers(0, M, (T, J)), jnp.int32)
+    ct = _integers(rng, (B, T), np.float32)
+
+    def read(b):
+        return hist.read_sum(hist.ring_fill(b), idx, w)[0]
+
+    def run(bufs, ct):
+        sums, vjp = jax.vjp(jax.vmap(read), bufs)
+        tangent = jax.jvp(jax.vmap(read), (bufs,), (bufs,))[1]
+        return sums, vjp(ct)[0], tangent
+
+    native, xla = _both(run, bufs, ct)
+    for a, b in zip(native, xla):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    expect = np.real(np.asarray(w) * np.asarray(bufs)[:, np.asarray(idx)]).sum(-1)
+    np.testing.assert_array_equal(np.asarray(native[0]), expect)
+
+
 def test_scatter_add_with_and_without_repeated_indices(x64):
     rng = np.random.default_rng(1)
     for dtype in (np.float32, np.float64, np.complex64, np.complex128):
@@ -82,7 +107,7 @@ def test_scatter_add_with_and_without_repeated_indices(x64):
         values = _integers(rng, (4, 40), dtype)
         for idx in (rng.integers(0, 64, 160), np.tile(np.arange(40), 4)):  # repeats; none within a row
             idx = jnp.asarray(np.asarray(idx).reshape(4, 40), jnp.int32)
-            native, xla = _both(lambda b, v: hist.scatter_add_p.bind(b, v, idx), base, values)
+            native, xla = _both(lambda b, v, i: hist.scatter_add_p.bind(b, v, i), base, values, idx)
             np.testing.assert_array_equal(np.asarray(native), np.asarray(xla))
             expect = np.asarray(base).copy()
             np.add.at(expect, np.asarray(idx), np.asarray(values))
@@ -94,7 +119,7 @@ def test_double_precision_reads(x64):
     for dtype in (np.float64, np.complex128):
         buf, w = _integers(rng, (200,), dtype), _integers(rng, (6, 33), dtype)
         idx = jnp.asarray(rng.integers(0, 200, (6, 33)), jnp.int32)
-        native, xla = _both(lambda b: hist.read_sum(hist.ring_fill(b), idx, w)[0], buf)
+        native, xla = _both(lambda b, i, w: hist.read_sum(hist.ring_fill(b), i, w)[0], buf, idx, w)
         assert native.dtype == np.float64
         np.testing.assert_array_equal(np.asarray(native), np.asarray(xla))
 
