@@ -412,6 +412,17 @@ def main(argv=None) -> int:
         w.close()
     workers = {name: None for name in workers}  # closed; the names say which systems ran
 
+    # The same 'linear' calls with XLA's gather for the delayed read (native kernels off).
+    import brainmass_eqx as bm
+
+    xla_reads = None
+    if bm.native_kernels_available():
+        bm.set_native_kernels(False)
+        timed(runners["linear"], 10000.0)  # compile
+        runs = [timed_cpu(runners["linear"], 10000.0, K0 + 0.01 * (r + 1), A0 + 0.005 * (r + 1)) for r in range(args.rounds)]
+        xla_reads = (statistics.median(t for t, _, _ in runs), statistics.median(c for _, c, _ in runs))
+        bm.set_native_kernels(True)
+
     w3_res = w3(problem, rounds=args.rounds)
     w6_res = w6_bm = None
     if not args.skip_w6:
@@ -452,6 +463,11 @@ def main(argv=None) -> int:
             f"| brainmass_eqx, interpolation='{i}' | {fmt(first[i])} | {fmt(med[i])} | "
             f"{ratios(med[i], bm_med, bm_runonly, nl_med)} |"
         )
+    if xla_reads is not None:
+        lines.append(
+            f"| brainmass_eqx, 'linear', XLA reads (native kernels off) | | {fmt(xla_reads[0])} | "
+            f"{ratios(xla_reads[0], bm_med, bm_runonly, nl_med)} |"
+        )
     if bm_med is not None:
         lines.append(f"| brainmass 0.1.1 `Simulator.run` (compiles every call) | {fmt(ref_first['brainmass']['seconds'])} | {fmt(bm_med)} | 1 | | |")
         lines.append(f"| brainmass 0.1.1 run-only (10 s call − 10 ms call) | | {fmt(bm_runonly)} | | 1 | |")
@@ -469,6 +485,8 @@ def main(argv=None) -> int:
     lines.append("|---|---|---|---|---|")
     for i in interps:
         lines.append(f"| brainmass_eqx, interpolation='{i}' | {fmt(cpu[i])} | {ratios(cpu[i], bm_cpu, bm_cpu_runonly, nl_cpu)} |")
+    if xla_reads is not None:
+        lines.append(f"| brainmass_eqx, 'linear', XLA reads | {fmt(xla_reads[1])} | {ratios(xla_reads[1], bm_cpu, bm_cpu_runonly, nl_cpu)} |")
     if bm_cpu is not None:
         lines.append(f"| brainmass 0.1.1 `Simulator.run` | {fmt(bm_cpu)} | 1 | | |")
         lines.append(f"| brainmass 0.1.1 run-only | {fmt(bm_cpu_runonly)} | | 1 | |")
