@@ -29,6 +29,10 @@ Every operation on the buffer is a small JAX primitive with its own rules:
   again. Reverse mode keeps no gathered values: the residual of a read is the buffer the
   solver carries anyway.
 
+On a CPU the summed reads and the scatter-add of their transposes run as native kernels
+(`_native.py`) where one is built; elsewhere, and with them switched off, as the XLA
+operations written here.
+
 Reads take flat integer indices into the ``(C, S)`` buffer (computed by the caller from the
 step counter and the delays in whole steps), so gradients with respect to delays flow
 through the interpolation weights.
@@ -410,10 +414,10 @@ def _sum_batch(args, dims):
     (buf, idx, w), (bd, d, wd) = args, dims
     if bd is None and d is None:
         return _real_product(_take(buf, idx), _front(w, wd)).sum(-1), 0
-    g, shared = _take_phys(_phys(buf, bd, size), idx, d, size)
-    if shared and wd is None:
-        rows = _phys(buf, bd, size).reshape(-1, size)
-        return read_rows_sum_p.bind(rows, idx, w).T, 0
+    phys = _phys(buf, bd, size)
+    if d is None and wd is None:
+        return read_rows_sum_p.bind(phys.reshape(-1, size), idx, w).T, 0
+    g, shared = _take_phys(phys, idx, d, size)
     if shared:  # g: (T, J, B)
         wb = jnp.moveaxis(w, wd, -1)
         # The complex product here: written out in real arithmetic, XLA gathered twice.
@@ -456,9 +460,13 @@ def _read_sum_transpose(cts, buf, idx, w):
     return [scatter_add_p.bind(base, values, idx), None, None]
 
 
+def _read_sum_impl(buf, idx, w):
+    return _weighted_sum(_take(buf, idx), w), buf
+
+
 read_sum_p = _define(
     "bmx_read_sum",
-    lambda b, i, w: (_weighted_sum(_take(b, i), w), b),
+    _read_sum_impl,
     lambda b, i, w: (_aval(i.shape[:1], _real_dtype(b.dtype)), _aval(b.shape, b.dtype)),
     _read_sum_batch,
     _read_sum_jvp,
@@ -501,8 +509,8 @@ read_gather_p = _define(
 
 
 # -- native CPU lowerings (see _native.py) --------------------------------------------------
-# Same primitives, same rules: only how XLA runs a single run's read and its transpose on
-# a CPU changes. Batched reads keep their XLA form.
+# Same primitives, same rules: only how a CPU runs a single run's read, its transpose and
+# an ensemble's shared-index read changes.
 
 
 def _native_read_sum(buf, idx, w):
@@ -534,7 +542,7 @@ def _cpu_lowering(impl, native_impl, idx_arg: int, multiple_results: bool):
 
 mlir.register_lowering(
     read_sum_p,
-    _cpu_lowering(lambda b, i, w: (_weighted_sum(_take(b, i), w), b), _native_read_sum, 1, True),
+    _cpu_lowering(_read_sum_impl, _native_read_sum, 1, True),
     platform="cpu",
 )
 mlir.register_lowering(scatter_add_p, _cpu_lowering(_scatter_impl, _native_scatter_add, 2, False), platform="cpu")
