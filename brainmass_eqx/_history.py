@@ -513,9 +513,16 @@ read_gather_p = _define(
 # an ensemble's shared-index read changes.
 
 
+def _native_rows_sum(rows, idx, w):
+    """The kernel's read: ``(T,)`` from a single run's ``(M,)`` buffer, ``(T, B)`` from rows ``(M, B)``."""
+    out = jax.ffi.ffi_call(
+        _native.target("read_sum"), jax.ShapeDtypeStruct(idx.shape[:1] + rows.shape[1:], _real_dtype(rows.dtype))
+    )
+    return out(rows, idx, w)
+
+
 def _native_read_sum(buf, idx, w):
-    out = jax.ffi.ffi_call(_native.target("read_sum"), jax.ShapeDtypeStruct(idx.shape[:1], _real_dtype(buf.dtype)))
-    return out(buf, idx, w), buf
+    return _native_rows_sum(buf, idx, w), buf
 
 
 def _native_scatter_add(base, values, idx):
@@ -546,13 +553,6 @@ mlir.register_lowering(
     platform="cpu",
 )
 mlir.register_lowering(scatter_add_p, _cpu_lowering(_scatter_impl, _native_scatter_add, 2, False), platform="cpu")
-
-
-def _native_rows_sum(rows, idx, w):
-    out = jax.ffi.ffi_call(
-        _native.target("read_sum"), jax.ShapeDtypeStruct(idx.shape[:1] + rows.shape[1:], _real_dtype(rows.dtype))
-    )
-    return out(rows, idx, w)
 
 
 # Measured (80 x 80 packed read, 2 cores): the kernel is 1.5-2x faster than XLA's gather up
