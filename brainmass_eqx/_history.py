@@ -53,7 +53,7 @@ from jaxtyping import Array
 
 from . import _native
 
-__all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather"]
+__all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather", "read_sum_blocked", "blocked_state"]
 
 _PIB = lax.GatherScatterMode.PROMISE_IN_BOUNDS
 
@@ -475,6 +475,60 @@ read_sum_p = _define(
 )
 
 
+# -- read_sum_blocked: a single run's read, K steps at a time ---------------------------------
+# The kernel reads one 64-byte vector of consecutive samples per (pair, tap): at most 16
+# float32 (8 float64) steps per block, and a row of the time-major copy carries that much
+# padding beyond its two copies of the ring.
+BLOCK_BYTES = 64
+_ROW_PAD = 16
+
+
+def _blocked_impl(buf, idx, w, hist, cache, count, offsets, **params):
+    # Without the kernel the cache is not used: the read is `read_sum`'s.
+    sums, buf = _read_sum_impl(buf, idx, w)
+    return sums, buf, hist, cache
+
+
+def _blocked_abstract(buf, idx, w, hist, cache, count, offsets, **params):
+    return (
+        _aval(idx.shape[:1], _real_dtype(buf.dtype)),
+        _aval(buf.shape, buf.dtype),
+        _aval(hist.shape, hist.dtype),
+        _aval(cache.shape, cache.dtype),
+    )
+
+
+def _blocked_batch(args, dims, **params):
+    # An ensemble reads as `read_sum` does (its batched rules); the cache stays as it is.
+    out, d = _sum_batch(args[:3], dims[:3])
+    return (out, args[0], args[3], args[4]), (d, dims[0], dims[3], dims[4])
+
+
+def _blocked_jvp(primals, tangents, **params):
+    buf, idx, w = primals[:3]
+    out = read_sum_blocked_p.bind(*primals, **params)
+    tb, _, tw = tangents[:3]
+    t_sums, t_buf = None, _zero_like(buf)
+    # The tangent is that of the same sums read step by step (the read is linear in the
+    # buffer): the cache only serves the primal, so its tangent is zero.
+    if not _is_zero(tw):
+        t_sums = _weighted_sum(gather_p.bind(buf, idx), tw)
+    if not _is_zero(tb):
+        part, t_buf = read_sum_p.bind(tb, idx, w)
+        t_sums = part if t_sums is None else t_sums + part
+    t_sums = _zero_like(out[0]) if t_sums is None else t_sums
+    return out, (t_sums, t_buf, _zero_like(primals[3]), _zero_like(primals[4]))
+
+
+read_sum_blocked_p = Primitive("bmx_read_sum_blocked")
+read_sum_blocked_p.multiple_results = True
+read_sum_blocked_p.def_impl(_blocked_impl)
+read_sum_blocked_p.def_abstract_eval(_blocked_abstract)
+mlir.register_lowering(read_sum_blocked_p, mlir.lower_fun(_blocked_impl, multiple_results=True))
+batching.primitive_batchers[read_sum_blocked_p] = _blocked_batch
+ad.primitive_jvps[read_sum_blocked_p] = _blocked_jvp
+
+
 def _read_gather_batch(args, dims):
     out, d = _gather_batch(args, dims)
     return (out, args[0]), (d, dims[0])
@@ -555,6 +609,35 @@ mlir.register_lowering(
 mlir.register_lowering(scatter_add_p, _cpu_lowering(_scatter_impl, _native_scatter_add, 2, False), platform="cpu")
 
 
+def _native_blocked(buf, idx, w, hist, cache, count, offsets, **params):
+    call = jax.ffi.ffi_call(
+        _native.target("blocked_read_sum"),
+        (
+            jax.ShapeDtypeStruct(idx.shape[:1], _real_dtype(buf.dtype)),
+            jax.ShapeDtypeStruct(hist.shape, hist.dtype),
+            jax.ShapeDtypeStruct(cache.shape, cache.dtype),
+        ),
+        input_output_aliases={2: 1, 3: 2},  # the cache is updated in place
+    )
+    sums, hist, cache = call(buf, count, hist, cache, offsets, w, **{k: np.int64(v) for k, v in params.items()})
+    return sums, buf, hist, cache
+
+
+_blocked_default = mlir.lower_fun(_blocked_impl, multiple_results=True)
+_blocked_native = mlir.lower_fun(_native_blocked, multiple_results=True)
+
+
+def _blocked_lowering(ctx, *args, **params):
+    b, i, wa = ctx.avals_in[:3]
+    fits = params["block"] <= BLOCK_BYTES // np.dtype(_real_dtype(b.dtype)).itemsize
+    if fits and b.ndim == 1 and wa.dtype == b.dtype and _native.usable(b.dtype, i.dtype):
+        return _blocked_native(ctx, *args, **params)
+    return _blocked_default(ctx, *args, **params)
+
+
+mlir.register_lowering(read_sum_blocked_p, _blocked_lowering, platform="cpu")
+
+
 # Measured (80 x 80 packed read, 2 cores): the kernel is 1.5-2x faster than XLA's gather up
 # to 32 members; beyond, both are bound by memory bandwidth and XLA's is the faster.
 _NATIVE_MAX_MEMBERS = 32
@@ -621,3 +704,71 @@ def read_sum(buf: Array, idx: Array, weights: Array) -> tuple[Array, Array]:
 def read_gather(buf: Array, idx: Array) -> tuple[Array, Array]:
     """The samples at the flat indices ``idx`` (``(T, J)``, buffer dtype) and the buffer."""
     return tuple(read_gather_p.bind(buf, idx))
+
+
+def blocked_state(n_sources: int, n_slots: int, n_targets: int, block: int, dtype) -> tuple[Array, Array]:
+    """The carried state of a `read_sum_blocked`: a time-major copy of the history
+    (``n_sources`` rows of ``2 n_slots`` samples and padding) and the sums of one block
+    of steps (``n_targets`` rows of 64 bytes, one lane per step), both of the buffer's
+    real dtype."""
+    real = np.dtype(_real_dtype(dtype))
+    return (
+        jnp.zeros(n_sources * (2 * n_slots + _ROW_PAD), real),
+        jnp.zeros(n_targets * (BLOCK_BYTES // real.itemsize), real),
+    )
+
+
+def read_sum_blocked(
+    buf: Array,
+    idx: Array,
+    weights: Array,
+    state: tuple[Array, Array],
+    count: Array,
+    offsets: Array,
+    *,
+    n_slots: int,
+    first_channel: int,
+    n_sources: int,
+    block: int,
+) -> tuple[Array, Array, tuple[Array, Array]]:
+    r"""`read_sum` of step ``count``, computed ``block`` steps at a time where a kernel runs.
+
+    The sums are those of ``read_sum(buf, idx, weights)``, to rounding. On a CPU with the
+    native kernels, a single run's read of steps ``count .. count + block - 1`` happens at
+    once when ``count % block == 0``: that requires every pair with a non-zero weight to
+    lag at least ``block - 1`` steps, so that the samples it reads are in the buffer
+    already, and the buffer to hold step ``m`` in slot ``m mod n_slots`` as `Network`
+    writes it. Everywhere else (no kernel, an ensemble under ``jax.vmap``, derivatives)
+    the read is `read_sum`'s, step by step.
+
+    **Arguments:**
+
+    - `buf`, `idx`, `weights`: as for `read_sum` (the buffer's ``n_slots`` slots of
+      ``n_channels`` channels).
+    - `state`: the carried state from `blocked_state`, or as returned by the previous step.
+    - `count`: the step number (int32 scalar, from 0).
+    - `offsets`: ``(T, J)`` int32, ``source * (2 * n_slots + 16) - lag`` per pair, with
+      ``source`` the channel minus ``first_channel`` (``< n_sources``) and ``lag`` at
+      least ``block - 1`` (any such lag for a pair of zero weight).
+    - `block`: steps per block (at most 16 for float32, 8 for float64).
+
+    **Returns:** ``(sums, buf, state)``.
+    """
+    hist, cache = state
+    w = jnp.asarray(weights).astype(buf.dtype)
+    sums, buf, hist, cache = read_sum_blocked_p.bind(
+        buf,
+        idx,
+        w,
+        hist,
+        cache,
+        jnp.asarray(count, jnp.int32),
+        jnp.asarray(offsets, jnp.int32),
+        n_slots=int(n_slots),
+        n_channels=int(buf.shape[-1] // n_slots),
+        first_channel=int(first_channel),
+        n_sources=int(n_sources),
+        block=int(block),
+        row_length=int(2 * n_slots + _ROW_PAD),
+    )
+    return sums, buf, (hist, cache)

@@ -155,3 +155,99 @@ def test_a_failed_build_falls_back_to_xla_with_a_warning(tmp_path, monkeypatch):
 def test_set_native_kernels_takes_a_bool():
     with pytest.raises(TypeError, match="True or False"):
         bm.set_native_kernels("no")
+
+
+def _blocked_scan(ring0, writes, lag, src, w, block, blocked):
+    """Steps of a delayed read and a ring write of ``writes`` (as a Network makes them), read
+    ``block`` steps at a time or step by step: the sums of every step."""
+    C = ring0.shape[0] // src.shape[0]
+    n = src.shape[0]
+    row = 2 * C + 16
+    base = jnp.asarray(src - lag * n, jnp.int32)
+    offsets = jnp.asarray(src * row - lag, jnp.int32)
+    lag = jnp.asarray(lag)
+
+    def body(carry, new):
+        ring, count, state = carry
+        r = count % C
+        idx = base + r * n + jnp.where(lag > r, C * n, 0)
+        if blocked:
+            sums, ring, state = hist.read_sum_blocked(
+                ring, idx, w, state, count, offsets, n_slots=C, first_channel=0, n_sources=n, block=block
+            )
+        else:
+            sums, ring = hist.read_sum(ring, idx, w)
+        ring = hist.ring_write(ring, new, (count + 1) % C)
+        return (ring, count + 1, state), sums
+
+    state = hist.blocked_state(n, C, n, block, ring0.dtype)
+    return jax.lax.scan(body, (hist.ring_fill(ring0), jnp.int32(0), state), writes)[1]
+
+
+@pytest.mark.parametrize("dtype, block", [(np.complex64, 8), (np.float32, 16), (np.complex64, 4), (np.float32, 5)])
+def test_blocked_read_equals_the_step_by_step_read(dtype, block):
+    """Several blocks, across the ring's wrap-around, with a zero-weight pair of lag 0 (as
+    a Network's masked diagonal): every step's sums equal the per-step read's exactly."""
+    if not HAS_COMPILER:
+        pytest.skip("no C++ compiler: the blocked read is read_sum's")
+    rng = np.random.default_rng(4)
+    n, C = 9, 23
+    lag = rng.integers(block - 1, C - 2, (n, n)).astype(np.int32)
+    src = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
+    w = np.array(_integers(rng, (n, n), dtype))
+    w[np.diag_indices(n)] = 0
+    lag[np.diag_indices(n)] = 0
+    lag_safe = np.where(w != 0, lag, block - 1).astype(np.int32)
+    # Slot m holds step m (m <= 0 here; a packed slot x_m + i x_(m-1)); step 0 is the
+    # first write's x_(m-1).
+    x = np.asarray(_integers(rng, (4 * C + 6, n), np.float32))  # steps -C .. 3C + 5
+    packed = x[1:] if dtype == np.float32 else x[1:] + 1j * x[:-1]  # slot values, steps 1-C ..
+    ring0 = jnp.asarray(np.roll(packed[:C], 1, axis=0).reshape(-1), dtype)  # step m in slot m mod C
+    writes = jnp.asarray(packed[C:], dtype)
+    run = jax.jit(lambda r, blocked: _blocked_scan(r, writes, lag_safe if blocked else lag, src, w, block, blocked),
+                  static_argnums=1)  # fmt: skip
+    assert "BmxBlockedReadSum" in run.lower(ring0, True).as_text()
+    blocked, stepwise = run(ring0, True), run(ring0, False)
+    assert np.abs(np.asarray(stepwise)).max() > 10
+    np.testing.assert_array_equal(np.asarray(blocked), np.asarray(stepwise))
+
+
+def test_a_network_blocks_its_reads_only_where_every_delay_allows(monkeypatch):
+    n = 6
+    conn = np.ones((n, n), np.float32)
+    dist = np.full((n, n), 40.0, np.float32)  # 40 steps
+    node = bm.Hopf(n, a=0.1, w=0.3, init_x=0.1, init_y=0.0)
+    plan = Network(node, conn, distance=dist, speed=10.0)._plan(0.1)
+    assert plan.block == (16 if HAS_COMPILER else 0)  # a 64-byte vector of float32 steps
+    dist[0, 1] = 5.5  # one pair lags 5 steps (0.55 ms): blocks of 6
+    assert Network(node, conn, distance=dist, speed=10.0)._plan(0.1).block == (6 if HAS_COMPILER else 0)
+    dist[0, 1] = 2.5  # 2 steps: too short a block to pay
+    assert Network(node, conn, distance=dist, speed=10.0)._plan(0.1).block == 0
+    conn[0, 1] = 0.0  # ... unless that pair has no weight
+    assert Network(node, conn, distance=dist, speed=10.0)._plan(0.1).block == (16 if HAS_COMPILER else 0)
+    with xla_reads():
+        assert Network(node, conn, distance=dist, speed=10.0)._plan(0.1).block == 0
+
+
+def test_blocked_network_gradients_and_ensembles_agree_with_the_xla_reads():
+    """Reverse mode and vmap read step by step (the read's rules); the forward pass blocks."""
+    rng = np.random.default_rng(5)
+    n = 8
+    conn = rng.random((n, n)).astype(np.float32)
+    dist = rng.uniform(8.0, 40.0, (n, n)).astype(np.float32)
+
+    def loss(k, a):
+        net = Network(bm.Hopf(n, a=a, w=0.3, init_x=np.linspace(0.0, 0.2, n), init_y=0.05), conn, distance=dist,
+                      speed=10.0, k=k)  # fmt: skip
+        return jnp.mean(bm.simulate(net, 20.0, dt=0.1).ys["x"] ** 2)
+
+    grad = jax.grad(loss, argnums=(0, 1))
+    ks = jnp.asarray([0.1, 0.3, 0.5])
+    g_native, g_xla = _both(grad, 0.3, 0.1)
+    e_native, e_xla = _both(jax.vmap(loss, in_axes=(0, None)), ks, 0.1)
+    if HAS_COMPILER:
+        assert "BmxBlockedReadSum" in jax.jit(loss).lower(0.3, 0.1).as_text()
+    for a, b in zip(g_native, g_xla):
+        np.testing.assert_allclose(float(a), float(b), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(e_native), np.asarray(e_xla), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(e_native), [float(loss(k, 0.1)) for k in ks], rtol=1e-5)
