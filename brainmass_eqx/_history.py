@@ -499,9 +499,21 @@ def _blocked_abstract(buf, idx, w, hist, cache, count, offsets, **params):
 
 
 def _blocked_batch(args, dims, **params):
-    # An ensemble reads as `read_sum` does (its batched rules); the cache stays as it is.
+    buf, idx, w, hist, cache, count, offsets = args
+    bd, d, wd, hd, cd, count_d, od = dims
+    if bd is not None and d is None and wd is None and count_d is None and od is None:
+        # An ensemble sharing indices, weights and step: its blocked read (`read_rows_blocked`).
+        # The state is batch-last like the buffer (logical (B, n), memory (n, B)), and
+        # handed to the kernel in its logical shape: XLA updates a loop-carried array in
+        # place only in its own shape (through a reshaped view it copied it every step).
+        size = _axis_size(args, dims)
+        rows = _phys(buf, bd, size).reshape(-1, size)
+        hist, cache = (_raw(_phys(a, ad, size)) for a, ad in ((hist, hd), (cache, cd)))
+        sums, hist, cache = read_rows_blocked_p.bind(rows, idx, w, hist, cache, count, offsets, **params)
+        return (sums, buf, hist, cache), (1, bd, 0, 0)
+    # Otherwise it reads as `read_sum` does (its batched rules); the cache stays as it is.
     out, d = _sum_batch(args[:3], dims[:3])
-    return (out, args[0], args[3], args[4]), (d, dims[0], dims[3], dims[4])
+    return (out, args[0], hist, cache), (d, bd, hd, cd)
 
 
 def _blocked_jvp(primals, tangents, **params):
@@ -527,6 +539,50 @@ read_sum_blocked_p.def_abstract_eval(_blocked_abstract)
 mlir.register_lowering(read_sum_blocked_p, mlir.lower_fun(_blocked_impl, multiple_results=True))
 batching.primitive_batchers[read_sum_blocked_p] = _blocked_batch
 ad.primitive_jvps[read_sum_blocked_p] = _blocked_jvp
+
+
+def _rows_blocked_impl(rows, idx, w, hist, cache, count, offsets, **params):
+    return _rows_sum_impl(rows, idx, w), hist, cache
+
+
+def _rows_blocked_abstract(rows, idx, w, hist, cache, count, offsets, **params):
+    return (
+        _aval(idx.shape[:1] + rows.shape[1:], _real_dtype(rows.dtype)),
+        _aval(hist.shape, hist.dtype),
+        _aval(cache.shape, cache.dtype),
+    )
+
+
+def _rows_blocked_batch(args, dims, **params):
+    # A vmap of an ensemble: read as `read_rows_sum` does, the cache unused.
+    out, d = _rows_sum_batch(args[:3], dims[:3])
+    return (out, args[3], args[4]), (d, dims[3], dims[4])
+
+
+def _rows_blocked_jvp(primals, tangents, **params):
+    rows, idx, w = primals[:3]
+    out = read_rows_blocked_p.bind(*primals, **params)
+    tr, _, tw = tangents[:3]
+    t = None
+    if not _is_zero(tr):
+        t = read_rows_sum_p.bind(tr, idx, w)
+    if not _is_zero(tw):
+        part = _rows_sum_impl(rows, idx, tw)
+        t = part if t is None else t + part
+    t = _zero_like(out[0]) if t is None else t
+    return out, (t, _zero_like(primals[3]), _zero_like(primals[4]))
+
+
+# The blocked read of an ensemble's rows ``(M, B)`` (shared indices, weights and step):
+# what `read_sum_blocked` becomes under ``jax.vmap``. Sums ``(T, B)``; the state arrays
+# have the logical shape ``(B, n)`` of batched buffers, and the memory of ``(n, B)``.
+read_rows_blocked_p = Primitive("bmx_read_rows_blocked")
+read_rows_blocked_p.multiple_results = True
+read_rows_blocked_p.def_impl(_rows_blocked_impl)
+read_rows_blocked_p.def_abstract_eval(_rows_blocked_abstract)
+mlir.register_lowering(read_rows_blocked_p, mlir.lower_fun(_rows_blocked_impl, multiple_results=True))
+batching.primitive_batchers[read_rows_blocked_p] = _rows_blocked_batch
+ad.primitive_jvps[read_rows_blocked_p] = _rows_blocked_jvp
 
 
 def _read_gather_batch(args, dims):
@@ -609,17 +665,23 @@ mlir.register_lowering(
 mlir.register_lowering(scatter_add_p, _cpu_lowering(_scatter_impl, _native_scatter_add, 2, False), platform="cpu")
 
 
-def _native_blocked(buf, idx, w, hist, cache, count, offsets, **params):
+def _native_rows_blocked(rows, idx, w, hist, cache, count, offsets, **params):
+    """The kernel's blocked read: ``(T,)`` from a single run's ``(M,)`` buffer, ``(T, B)``
+    from an ensemble's rows ``(M, B)`` (its state then batch-last, see `read_rows_blocked_p`)."""
     call = jax.ffi.ffi_call(
         _native.target("blocked_read_sum"),
         (
-            jax.ShapeDtypeStruct(idx.shape[:1], _real_dtype(buf.dtype)),
+            jax.ShapeDtypeStruct(idx.shape[:1] + rows.shape[1:], _real_dtype(rows.dtype)),
             jax.ShapeDtypeStruct(hist.shape, hist.dtype),
             jax.ShapeDtypeStruct(cache.shape, cache.dtype),
         ),
         input_output_aliases={2: 1, 3: 2},  # the cache is updated in place
     )
-    sums, hist, cache = call(buf, count, hist, cache, offsets, w, **{k: np.int64(v) for k, v in params.items()})
+    return call(rows, count, hist, cache, offsets, w, **{k: np.int64(v) for k, v in params.items()})
+
+
+def _native_blocked(buf, idx, w, hist, cache, count, offsets, **params):
+    sums, hist, cache = _native_rows_blocked(buf, idx, w, hist, cache, count, offsets, **params)
     return sums, buf, hist, cache
 
 
@@ -636,6 +698,20 @@ def _blocked_lowering(ctx, *args, **params):
 
 
 mlir.register_lowering(read_sum_blocked_p, _blocked_lowering, platform="cpu")
+
+_rows_blocked_default = mlir.lower_fun(_rows_blocked_impl, multiple_results=True)
+_rows_blocked_native = mlir.lower_fun(_native_rows_blocked, multiple_results=True)
+
+
+def _rows_blocked_lowering(ctx, *args, **params):
+    r, i, wa = ctx.avals_in[:3]
+    fits = params["block"] <= BLOCK_BYTES // np.dtype(_real_dtype(r.dtype)).itemsize
+    if fits and r.ndim == 2 and wa.dtype == r.dtype and _native.usable(r.dtype, i.dtype):
+        return _rows_blocked_native(ctx, *args, **params)
+    return _rows_blocked_default(ctx, *args, **params)
+
+
+mlir.register_lowering(read_rows_blocked_p, _rows_blocked_lowering, platform="cpu")
 
 
 # Measured (80 x 80 packed read, 2 cores): the kernel is 1.5-2x faster than XLA's gather up
@@ -709,12 +785,12 @@ def read_gather(buf: Array, idx: Array) -> tuple[Array, Array]:
 def blocked_state(n_sources: int, n_slots: int, n_targets: int, block: int, dtype) -> tuple[Array, Array]:
     """The carried state of a `read_sum_blocked`: a time-major copy of the history
     (``n_sources`` rows of ``2 n_slots`` samples and padding) and the sums of one block
-    of steps (``n_targets`` rows of 64 bytes, one lane per step), both of the buffer's
-    real dtype."""
+    of steps (``n_targets`` rows of 64 bytes, one lane per step, and a stamp of the
+    reads they were made for), both of the buffer's real dtype."""
     real = np.dtype(_real_dtype(dtype))
     return (
         jnp.zeros(n_sources * (2 * n_slots + _ROW_PAD), real),
-        jnp.zeros(n_targets * (BLOCK_BYTES // real.itemsize), real),
+        jnp.zeros(n_targets * (BLOCK_BYTES // real.itemsize) + 1, real),  # + the stamp
     )
 
 
@@ -730,6 +806,7 @@ def read_sum_blocked(
     first_channel: int,
     n_sources: int,
     block: int,
+    stamp: int,
 ) -> tuple[Array, Array, tuple[Array, Array]]:
     r"""`read_sum` of step ``count``, computed ``block`` steps at a time where a kernel runs.
 
@@ -751,6 +828,9 @@ def read_sum_blocked(
       ``source`` the channel minus ``first_channel`` (``< n_sources``) and ``lag`` at
       least ``block - 1`` (any such lag for a pair of zero weight).
     - `block`: steps per block (at most 16 for float32, 8 for float64).
+    - `stamp`: an integer in ``[1, 2**24)`` identifying ``(offsets, weights, block)``, e.g.
+      a hash. A state made for other reads (or a new one) is rebuilt from the buffer
+      at its first use, whatever the step.
 
     **Returns:** ``(sums, buf, state)``.
     """
@@ -770,5 +850,6 @@ def read_sum_blocked(
         n_sources=int(n_sources),
         block=int(block),
         row_length=int(2 * n_slots + _ROW_PAD),
+        stamp=int(stamp),
     )
     return sums, buf, (hist, cache)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._history import read_gather_p, read_sum_blocked_p, read_sum_p
+from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper
@@ -310,7 +310,7 @@ def _step_policy(prim, *avals, **params) -> bool:
         return params["name"] in (STATE_NAME, INPUTS_NAME)
     if prim is read_gather_p:
         return not jnp.issubdtype(avals[0].dtype, jnp.complexfloating)
-    return prim is read_sum_p or prim is read_sum_blocked_p
+    return prim in (read_sum_p, read_sum_blocked_p, read_rows_blocked_p)
 
 
 # Reverse mode through a run may keep every step's values (no checkpointed chunks) up to this size.

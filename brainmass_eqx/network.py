@@ -35,6 +35,7 @@ import inspect
 import math
 import sys
 import warnings
+import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -205,6 +206,7 @@ class _Plan(eqx.Module):
     buffered: bool = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     block: int = eqx.field(static=True, default=0)
+    stamp: int = eqx.field(static=True, default=0)
 
 
 # Network has its own __init__; the AbstractModel.__post_init__ it then skips only converts
@@ -788,11 +790,11 @@ class Network(AbstractModel):
         buffered = tau is not None or self.history is not None
         if tau is not None:
             lag = self._guard_capacity(lag, capacity, dt)
-        weights = _complex(w * (1.0 - frac), -(w * frac), xp) if packed else w
         copies = len(self.coupled_var) * self._n_features
         n_channels = copies * self.n_regions
         channel = src[None] + xp.arange(copies, dtype=np.int32)[:, None, None] * np.int32(self.n_regions)
-        block, offsets = self._blocking(xp, tau, lag, w, src, copies, capacity + 2)
+        weights = _complex(w * (1.0 - frac), -(w * frac), xp) if packed else w
+        block, offsets, stamp = self._blocking(xp, tau, lag, w, weights, src, copies, capacity + 2)
         return _Plan(
             base=channel - lag * np.int32(n_channels),
             lag=lag,
@@ -802,6 +804,7 @@ class Network(AbstractModel):
             frac=frac if packed else None,
             offsets=offsets,
             block=block,
+            stamp=stamp,
             n_slots=capacity + 2,
             n_channels=n_channels,
             packed=packed,
@@ -809,7 +812,7 @@ class Network(AbstractModel):
             dt=dt,
         )
 
-    def _blocking(self, xp, tau, lag, w, src, copies, n_slots):
+    def _blocking(self, xp, tau, lag, w, read_weights, src, copies, n_slots):
         """Steps per block of the summed reads and their offsets (see `hist.read_sum_blocked`).
 
         Only for a plan computed on the host (the shortest lag must be known when tracing)
@@ -817,21 +820,23 @@ class Network(AbstractModel):
         one vector load (measured on W1: the read fell from 4.7 to about 0.5 us per step).
         """
         if xp is not np or tau is None or not self._summed() or jax.default_backend() != "cpu":
-            return 0, None
+            return 0, None, 0
         if not native_kernels_available():  # elsewhere the block would be read step by step
-            return 0, None
+            return 0, None, 0
         lanes = hist.BLOCK_BYTES // np.dtype(w.dtype).itemsize
         active = w != 0
         if not active.any():
-            return 0, None
+            return 0, None, 0
         block = min(int(lag[active].min()) + 1, lanes)
         if block < _MIN_BLOCK:
-            return 0, None
+            return 0, None, 0
         # A pair of zero weight adds nothing: any lag the block can read is as good as its own.
         safe = np.where(active, lag, block - 1).astype(np.int64)
         row = 2 * n_slots + hist._ROW_PAD
-        offsets = src.astype(np.int64) * row - safe
-        return block, np.broadcast_to(offsets.astype(np.int32), (copies,) + offsets.shape)
+        offsets = np.broadcast_to((src.astype(np.int64) * row - safe).astype(np.int32), (copies,) + src.shape)
+        # What a carried block state was computed for (see `hist.read_sum_blocked`).
+        digest = zlib.crc32(np.ascontiguousarray(read_weights).tobytes(), zlib.crc32(offsets.tobytes(), block))
+        return block, offsets, 1 + digest % (2**24 - 1)
 
     def _capacity_steps(self, dt: float) -> int:
         steps = self.max_delay / dt
@@ -936,12 +941,18 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         if not self.plan.buffered:
             return inner, None, count, None
         values = self.network._initial_history(self.plan, y0, self.plan.dt)
-        buf = hist.ring_fill(values, _anchor_leaves((self.network, self.plan, y0, args, terms, t0)))
+        anchors = _anchor_leaves((self.network, self.plan, y0, args, terms, t0))
+        buf = hist.ring_fill(values, anchors)
         blocks = None
         if self.plan.block:
             net, plan = self.network, self.plan
+            # Filled like the buffer: batched from its creation under vmap (as the batched
+            # read lays it out), never a broadcast of a state made for one run.
             blocks = tuple(
-                hist.blocked_state(net.n_regions, plan.n_slots, plan.base.shape[1], plan.block, buf.dtype)
+                tuple(
+                    hist.ring_fill(a, anchors)
+                    for a in hist.blocked_state(net.n_regions, plan.n_slots, plan.base.shape[1], plan.block, buf.dtype)
+                )
                 for _ in range(plan.base.shape[0])
             )
         return inner, buf, count, blocks
@@ -963,7 +974,8 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
                 sums = []
                 for f in range(F):
                     c = v * F + f
-                    if blocks is None:
+                    if blocks is None or not plan.block:
+                        # (A state made by another plan, e.g. a stateful facade's, passes through.)
                         s, buf = hist.read_sum(buf, plan.base[c] + offset, plan.w)
                     else:
                         s, buf, state = hist.read_sum_blocked(
@@ -977,6 +989,7 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
                             first_channel=c * net.n_regions,
                             n_sources=net.n_regions,
                             block=plan.block,
+                            stamp=plan.stamp,
                         )
                         blocks = blocks[:c] + (state,) + blocks[c + 1 :]
                     sums.append(s)

@@ -157,11 +157,12 @@ def test_set_native_kernels_takes_a_bool():
         bm.set_native_kernels("no")
 
 
-def _blocked_scan(ring0, writes, lag, src, w, block, blocked):
+def _blocked_scan(ring0, writes, lag, src, w, block, blocked, carry=None, stamp=7):
     """Steps of a delayed read and a ring write of ``writes`` (as a Network makes them), read
-    ``block`` steps at a time or step by step: the sums of every step."""
-    C = ring0.shape[0] // src.shape[0]
+    ``block`` steps at a time or step by step: the sums of every step and the final carry
+    (from which another scan may go on)."""
     n = src.shape[0]
+    C = ring0.shape[-1] // n
     row = 2 * C + 16
     base = jnp.asarray(src - lag * n, jnp.int32)
     offsets = jnp.asarray(src * row - lag, jnp.int32)
@@ -173,43 +174,99 @@ def _blocked_scan(ring0, writes, lag, src, w, block, blocked):
         idx = base + r * n + jnp.where(lag > r, C * n, 0)
         if blocked:
             sums, ring, state = hist.read_sum_blocked(
-                ring, idx, w, state, count, offsets, n_slots=C, first_channel=0, n_sources=n, block=block
+                ring, idx, w, state, count, offsets, n_slots=C, first_channel=0, n_sources=n, block=block, stamp=stamp
             )
         else:
             sums, ring = hist.read_sum(ring, idx, w)
         ring = hist.ring_write(ring, new, (count + 1) % C)
         return (ring, count + 1, state), sums
 
-    state = hist.blocked_state(n, C, n, block, ring0.dtype)
-    return jax.lax.scan(body, (hist.ring_fill(ring0), jnp.int32(0), state), writes)[1]
+    if carry is None:
+        state = tuple(hist.ring_fill(a, [ring0]) for a in hist.blocked_state(n, C, n, block, ring0.dtype))
+        carry = (hist.ring_fill(ring0), jnp.int32(0), state)
+    carry, sums = jax.lax.scan(body, carry, writes)
+    return sums, carry
+
+
+def _packed_history(rng, dtype, n, C, steps):
+    """A ring of C slots holding steps 1-C .. 0 (step m in slot m mod C) and ``steps``
+    writes after them, of integer samples; a packed slot holds x_m + i x_(m-1)."""
+    x = np.asarray(_integers(rng, (C + steps + 1, n), np.float32))
+    packed = x[1:] if dtype == np.float32 else x[1:] + 1j * x[:-1]
+    return jnp.asarray(np.roll(packed[:C], 1, axis=0).reshape(-1), dtype), jnp.asarray(packed[C:], dtype)
+
+
+def _pairs(rng, n, C, block, dtype):
+    """Lags of at least block - 1 steps, and weights with a zero-weight diagonal of lag 0
+    (a Network's masked self-connections), as the blocked and the per-step read take them."""
+    lag = rng.integers(block - 1, C - 2, (n, n)).astype(np.int32)
+    w = np.array(_integers(rng, (n, n), dtype))
+    w[np.diag_indices(n)] = 0
+    lag[np.diag_indices(n)] = 0
+    return lag, np.where(w != 0, lag, block - 1).astype(np.int32), w
 
 
 @pytest.mark.parametrize("dtype, block", [(np.complex64, 8), (np.float32, 16), (np.complex64, 4), (np.float32, 5)])
 def test_blocked_read_equals_the_step_by_step_read(dtype, block):
-    """Several blocks, across the ring's wrap-around, with a zero-weight pair of lag 0 (as
-    a Network's masked diagonal): every step's sums equal the per-step read's exactly."""
+    """Several blocks, across the ring's wrap-around: every step's sums equal the per-step
+    read's exactly (integer samples)."""
     if not HAS_COMPILER:
         pytest.skip("no C++ compiler: the blocked read is read_sum's")
     rng = np.random.default_rng(4)
     n, C = 9, 23
-    lag = rng.integers(block - 1, C - 2, (n, n)).astype(np.int32)
+    lag, lag_safe, w = _pairs(rng, n, C, block, dtype)
     src = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
-    w = np.array(_integers(rng, (n, n), dtype))
-    w[np.diag_indices(n)] = 0
-    lag[np.diag_indices(n)] = 0
-    lag_safe = np.where(w != 0, lag, block - 1).astype(np.int32)
-    # Slot m holds step m (m <= 0 here; a packed slot x_m + i x_(m-1)); step 0 is the
-    # first write's x_(m-1).
-    x = np.asarray(_integers(rng, (4 * C + 6, n), np.float32))  # steps -C .. 3C + 5
-    packed = x[1:] if dtype == np.float32 else x[1:] + 1j * x[:-1]  # slot values, steps 1-C ..
-    ring0 = jnp.asarray(np.roll(packed[:C], 1, axis=0).reshape(-1), dtype)  # step m in slot m mod C
-    writes = jnp.asarray(packed[C:], dtype)
-    run = jax.jit(lambda r, blocked: _blocked_scan(r, writes, lag_safe if blocked else lag, src, w, block, blocked),
+    ring0, writes = _packed_history(rng, dtype, n, C, 3 * C + 5)
+    run = jax.jit(lambda r, blocked: _blocked_scan(r, writes, lag_safe if blocked else lag, src, w, block, blocked)[0],
                   static_argnums=1)  # fmt: skip
     assert "BmxBlockedReadSum" in run.lower(ring0, True).as_text()
     blocked, stepwise = run(ring0, True), run(ring0, False)
     assert np.abs(np.asarray(stepwise)).max() > 10
     np.testing.assert_array_equal(np.asarray(blocked), np.asarray(stepwise))
+
+
+@pytest.mark.parametrize("n, members", [(9, 20), (64, 130)])
+def test_blocked_ensemble_read_equals_the_step_by_step_read(n, members):
+    """Under vmap (shared indices and weights) the ensemble kernel: members in chunks of 16
+    with a narrower last one; the larger case is split among threads."""
+    if not HAS_COMPILER:
+        pytest.skip("no C++ compiler: the blocked read is read_sum's")
+    rng = np.random.default_rng(6)
+    C, block, dtype = 23, 8, np.complex64
+    lag, lag_safe, w = _pairs(rng, n, C, block, dtype)
+    src = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
+    rings, writes = zip(*(_packed_history(np.random.default_rng(i), dtype, n, C, 2 * C + 3) for i in range(members)))
+    rings, writes = jnp.stack(rings), jnp.stack(writes)
+
+    def run(blocked):
+        one = lambda r, x: _blocked_scan(r, x, lag_safe if blocked else lag, src, w, block, blocked)[0]  # noqa: E731
+        return jax.jit(jax.vmap(one))
+
+    assert "BmxBlockedReadSum" in run(True).lower(rings, writes).as_text()
+    blocked, stepwise = run(True)(rings, writes), run(False)(rings, writes)
+    assert blocked.shape == (members, 2 * C + 3, n)
+    np.testing.assert_array_equal(np.asarray(blocked), np.asarray(stepwise))
+
+
+def test_a_blocked_state_made_for_other_reads_is_rebuilt():
+    """A run that goes on with other weights and lags mid-block (a new stamp): the state is
+    rebuilt from the buffer, and every sum is the per-step read's."""
+    if not HAS_COMPILER:
+        pytest.skip("no C++ compiler: the blocked read is read_sum's")
+    rng = np.random.default_rng(7)
+    n, C, block, dtype = 7, 19, 6, np.complex64
+    src = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
+    first, second = _pairs(rng, n, C, block, dtype), _pairs(rng, n, C, block, dtype)
+    ring0, writes = _packed_history(rng, dtype, n, C, 40)
+    head, tail = writes[:15], writes[15:]  # 15: in the middle of the third block
+
+    def run(blocked):
+        pick = 1 if blocked else 0
+        s1, carry = _blocked_scan(ring0, head, first[pick], src, first[2], block, blocked, stamp=11)
+        s2, _ = _blocked_scan(ring0, tail, second[pick], src, second[2], block, blocked, carry=carry, stamp=12)
+        return jnp.concatenate([s1, s2])
+
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda: run(True))()), np.asarray(jax.jit(lambda: run(False))()))
 
 
 def test_a_network_blocks_its_reads_only_where_every_delay_allows(monkeypatch):
