@@ -31,7 +31,10 @@ Every operation on the buffer is a small JAX primitive with its own rules:
 
 On a CPU the summed reads and the scatter-add of their transposes run as native kernels
 (`_native.py`) where one is built; elsewhere, and with them switched off, as the XLA
-operations written here.
+operations written here. `read_sum_blocked` is `read_sum` with a carried state: where its
+kernel runs (a CPU, a single run or an ensemble with shared indices), the forward read
+happens ``K`` steps at a time from a time-major copy of the history; its derivatives and
+every other lowering are `read_sum`'s.
 
 Reads take flat integer indices into the ``(C, S)`` buffer (computed by the caller from the
 step counter and the delays in whole steps), so gradients with respect to delays flow
