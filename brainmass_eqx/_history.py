@@ -225,6 +225,44 @@ def _write_rows(raw, values, start):
     return lax.dynamic_update_slice(raw, window.reshape(rows, m), (r0, jnp.zeros_like(r0)))
 
 
+def _run_batch(args, dims):
+    # A vmap of an ensemble's write: member by member, through the generic update.
+    return jax.vmap(_write_rows, in_axes=dims)(*args), 0
+
+
+def _run_jvp(primals, tangents):
+    raw, values, start = primals
+    out = write_run_p.bind(raw, values, start)
+    tr, tv, _ = tangents
+    if _is_zero(tr) and _is_zero(tv):
+        return out, _zero_like(out)
+    tr = _zeros(raw) if _is_zero(tr) else tr
+    tv = _zeros(values) if _is_zero(tv) else tv
+    return out, write_run_p.bind(tr, tv, start)
+
+
+def _run_transpose(ct, raw, values, start):
+    ct = ad.instantiate_zeros(ct)
+    n = values.aval.shape[0]
+    out_raw = write_run_p.bind(ct, jnp.zeros((n,), ct.dtype), start) if ad.is_undefined_primal(raw) else None
+    out_values = None
+    if ad.is_undefined_primal(values):
+        # The run read back: the few logical rows it touches, flattened.
+        size, m = ct.shape
+        rows = min(size, -(-n // m) + 1)
+        r0 = jnp.minimum(start // m, size - rows)
+        window = lax.dynamic_slice(ct, (r0, jnp.zeros_like(r0)), (rows, m)).reshape(-1)
+        out_values = lax.dynamic_slice(window, (start - r0 * m,), (n,))
+    return [out_raw, out_values, None]
+
+
+# ``raw`` (logical ``(B, M)``) with the flat memory run ``[start, start + n)`` set to
+# ``values``: `_write_rows`, and in place with the native kernel.
+write_run_p = _define(
+    "bmx_write_run", _write_rows, lambda r, v, s: _aval(r.shape, r.dtype), _run_batch, _run_jvp, _run_transpose
+)
+
+
 def _write_batch(args, dims):
     size = _axis_size(args, dims)
     (buf, value, slot), (bd, vd, sd) = args, dims
@@ -232,7 +270,7 @@ def _write_batch(args, dims):
     v = _per_member(value, vd, size).T  # (S, B)
     if sd is None:
         # Slot ``slot`` of the (C, S, B) memory is one contiguous run of S * B values.
-        return _write_rows(_raw(phys), v.reshape(-1), slot * v.size), 0
+        return write_run_p.bind(_raw(phys), v.reshape(-1), slot * v.size), 0
     phys = jax.vmap(_write_impl, in_axes=(-1, -1, 0), out_axes=-1)(phys, v, _front(slot, sd))
     return _raw(phys), 0
 
@@ -687,6 +725,26 @@ def _native_blocked(buf, idx, w, hist, cache, count, offsets, **params):
     sums, hist, cache = _native_rows_blocked(buf, idx, w, hist, cache, count, offsets, **params)
     return sums, buf, hist, cache
 
+
+def _native_write_run(raw, values, start):
+    out = jax.ffi.ffi_call(
+        _native.target("write_run"), jax.ShapeDtypeStruct(raw.shape, raw.dtype), input_output_aliases={0: 0}
+    )
+    return out(raw, values, start.astype(jnp.int32))
+
+
+_write_run_default = mlir.lower_fun(_write_rows, multiple_results=False)
+_write_run_native = mlir.lower_fun(_native_write_run, multiple_results=False)
+
+
+def _write_run_lowering(ctx, raw, values, start):
+    r, v, _ = ctx.avals_in
+    if v.dtype == r.dtype and _native.usable(r.dtype, np.int32):
+        return _write_run_native(ctx, raw, values, start)
+    return _write_run_default(ctx, raw, values, start)
+
+
+mlir.register_lowering(write_run_p, _write_run_lowering, platform="cpu")
 
 _blocked_default = mlir.lower_fun(_blocked_impl, multiple_results=True)
 _blocked_native = mlir.lower_fun(_native_blocked, multiple_results=True)

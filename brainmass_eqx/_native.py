@@ -37,7 +37,12 @@ import numpy as np
 __all__ = ["set_native_kernels", "native_kernels_available"]
 
 _SOURCE = Path(__file__).parent / "_kernels" / "delay.cc"
-_TARGETS = {"read_sum": "BmxReadSum", "scatter_add": "BmxScatterAdd", "blocked_read_sum": "BmxBlockedReadSum"}
+_TARGETS = {
+    "read_sum": "BmxReadSum",
+    "scatter_add": "BmxScatterAdd",
+    "blocked_read_sum": "BmxBlockedReadSum",
+    "write_run": "BmxWriteRun",
+}
 _DTYPES = frozenset(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
 
 _lock = threading.Lock()

@@ -302,6 +302,10 @@ def test_blocked_network_gradients_and_ensembles_agree_with_the_xla_reads():
     ks = jnp.asarray([0.1, 0.3, 0.5])
     g_native, g_xla = _both(grad, 0.3, 0.1)
     e_native, e_xla = _both(jax.vmap(loss, in_axes=(0, None)), ks, 0.1)
+    # Reverse mode through an ensemble: the batched ring write (in place natively) and read.
+    ge_native, ge_xla = _both(jax.grad(lambda k: jnp.sum(jax.vmap(loss, in_axes=(0, None))(k, 0.1))), ks)
+    np.testing.assert_allclose(np.asarray(ge_native), np.asarray(ge_xla), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(ge_native), [float(grad(k, 0.1)[0]) for k in ks], rtol=1e-4)
     if HAS_COMPILER:
         assert "BmxBlockedReadSum" in jax.jit(loss).lower(0.3, 0.1).as_text()
     for a, b in zip(g_native, g_xla):

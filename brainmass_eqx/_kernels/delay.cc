@@ -437,6 +437,23 @@ ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, 
   });
 }
 
+// out = buf with the flat run [start, start + size(values)) set to values: a batched
+// ring's write of one slot (all members' channels are one contiguous run of its memory).
+// XLA updates a loop-carried array in place only through an update of its own shape;
+// this writes the run in place whatever the array's logical shape.
+ffi::Error WriteRunImpl(ffi::AnyBuffer buf, ffi::AnyBuffer values, ffi::Buffer<ffi::S32> start,
+                        ffi::Result<ffi::AnyBuffer> out) {
+  char* o = static_cast<char*>(out->untyped_data());
+  if (o != buf.untyped_data()) std::memcpy(o, buf.untyped_data(), buf.size_bytes());
+  const int64_t first = start.typed_data()[0];
+  const size_t width = ffi::ByteWidth(buf.element_type());
+  if (first < 0 || (first + static_cast<int64_t>(values.element_count())) * static_cast<int64_t>(width) >
+                       static_cast<int64_t>(buf.size_bytes()))
+    return ffi::Error::InvalidArgument("brainmass_eqx ring write: the run is outside the buffer");
+  std::memcpy(o + first * width, values.untyped_data(), values.size_bytes());
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxReadSum, ReadSumImpl,
@@ -472,3 +489,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxBlockedReadSum, BlockedReadSumImpl,
                                   .Attr<int64_t>("block")
                                   .Attr<int64_t>("row_length")
                                   .Attr<int64_t>("stamp"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxWriteRun, WriteRunImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::AnyBuffer>());
