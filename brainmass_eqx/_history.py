@@ -684,26 +684,44 @@ def _native_scatter_add(base, values, idx):
     return out(base, values, idx)
 
 
-def _cpu_lowering(impl, native_impl, idx_arg: int, multiple_results: bool):
+def _register_cpu(prim, impl, native_impl, native_when, multiple_results: bool) -> None:
+    """A CPU lowering of ``prim``: ``native_impl`` (a kernel call) where
+    ``native_when(avals_in, **params)``, else the XLA operations of ``impl``."""
     default = mlir.lower_fun(impl, multiple_results=multiple_results)
     native = mlir.lower_fun(native_impl, multiple_results=multiple_results)
 
-    def lowering(ctx, *args):
-        avals = ctx.avals_in
+    def lowering(ctx, *args, **params):
+        if native_when(ctx.avals_in, **params):
+            return native(ctx, *args, **params)
+        return default(ctx, *args, **params)
+
+    mlir.register_lowering(prim, lowering, platform="cpu")
+
+
+def _single_run(idx_arg: int):
+    """A single run's buffer (1-D), every operand of its dtype but the indices."""
+
+    def when(avals, **params):
         same = all(a.dtype == avals[0].dtype for i, a in enumerate(avals) if i != idx_arg)
-        if same and avals[0].ndim == 1 and _native.usable(avals[0].dtype, avals[idx_arg].dtype):
-            return native(ctx, *args)
-        return default(ctx, *args)
+        return same and avals[0].ndim == 1 and _native.usable(avals[0].dtype, avals[idx_arg].dtype)
 
-    return lowering
+    return when
 
 
-mlir.register_lowering(
-    read_sum_p,
-    _cpu_lowering(_read_sum_impl, _native_read_sum, 1, True),
-    platform="cpu",
-)
-mlir.register_lowering(scatter_add_p, _cpu_lowering(_scatter_impl, _native_scatter_add, 2, False), platform="cpu")
+def _blocked_fits(ndim: int):
+    """A buffer of ``ndim`` dimensions (1: a single run, 2: an ensemble's rows) whose
+    weights match it, and a block the kernel's vectors hold."""
+
+    def when(avals, *, block, **params):
+        b, i, wa = avals[:3]
+        fits = block <= BLOCK_BYTES // np.dtype(_real_dtype(b.dtype)).itemsize
+        return fits and b.ndim == ndim and wa.dtype == b.dtype and _native.usable(b.dtype, i.dtype)
+
+    return when
+
+
+_register_cpu(read_sum_p, _read_sum_impl, _native_read_sum, _single_run(1), True)
+_register_cpu(scatter_add_p, _scatter_impl, _native_scatter_add, _single_run(2), False)
 
 
 def _native_rows_blocked(rows, idx, w, hist, cache, count, offsets, **params):
@@ -733,63 +751,30 @@ def _native_write_run(raw, values, start):
     return out(raw, values, start.astype(jnp.int32))
 
 
-_write_run_default = mlir.lower_fun(_write_rows, multiple_results=False)
-_write_run_native = mlir.lower_fun(_native_write_run, multiple_results=False)
-
-
-def _write_run_lowering(ctx, raw, values, start):
-    r, v, _ = ctx.avals_in
-    if v.dtype == r.dtype and _native.usable(r.dtype, np.int32):
-        return _write_run_native(ctx, raw, values, start)
-    return _write_run_default(ctx, raw, values, start)
-
-
-mlir.register_lowering(write_run_p, _write_run_lowering, platform="cpu")
-
-_blocked_default = mlir.lower_fun(_blocked_impl, multiple_results=True)
-_blocked_native = mlir.lower_fun(_native_blocked, multiple_results=True)
-
-
-def _blocked_lowering(ctx, *args, **params):
-    b, i, wa = ctx.avals_in[:3]
-    fits = params["block"] <= BLOCK_BYTES // np.dtype(_real_dtype(b.dtype)).itemsize
-    if fits and b.ndim == 1 and wa.dtype == b.dtype and _native.usable(b.dtype, i.dtype):
-        return _blocked_native(ctx, *args, **params)
-    return _blocked_default(ctx, *args, **params)
-
-
-mlir.register_lowering(read_sum_blocked_p, _blocked_lowering, platform="cpu")
-
-_rows_blocked_default = mlir.lower_fun(_rows_blocked_impl, multiple_results=True)
-_rows_blocked_native = mlir.lower_fun(_native_rows_blocked, multiple_results=True)
-
-
-def _rows_blocked_lowering(ctx, *args, **params):
-    r, i, wa = ctx.avals_in[:3]
-    fits = params["block"] <= BLOCK_BYTES // np.dtype(_real_dtype(r.dtype)).itemsize
-    if fits and r.ndim == 2 and wa.dtype == r.dtype and _native.usable(r.dtype, i.dtype):
-        return _rows_blocked_native(ctx, *args, **params)
-    return _rows_blocked_default(ctx, *args, **params)
-
-
-mlir.register_lowering(read_rows_blocked_p, _rows_blocked_lowering, platform="cpu")
+_register_cpu(
+    write_run_p,
+    _write_rows,
+    _native_write_run,
+    lambda avals: avals[1].dtype == avals[0].dtype and _native.usable(avals[0].dtype, np.int32),
+    False,
+)
+_register_cpu(read_sum_blocked_p, _blocked_impl, _native_blocked, _blocked_fits(1), True)
+_register_cpu(read_rows_blocked_p, _rows_blocked_impl, _native_rows_blocked, _blocked_fits(2), True)
 
 
 # Measured (80 x 80 packed read, 2 cores): the kernel is 1.5-2x faster than XLA's gather up
 # to 32 members; beyond, both are bound by memory bandwidth and XLA's is the faster.
 _NATIVE_MAX_MEMBERS = 32
-_rows_sum_default = mlir.lower_fun(_rows_sum_impl, multiple_results=False)
-_rows_sum_native = mlir.lower_fun(_native_rows_sum, multiple_results=False)
-
-
-def _rows_sum_lowering(ctx, rows, idx, w):
-    r, i, wa = ctx.avals_in
-    if r.ndim == 2 and r.shape[1] <= _NATIVE_MAX_MEMBERS and wa.dtype == r.dtype and _native.usable(r.dtype, i.dtype):
-        return _rows_sum_native(ctx, rows, idx, w)
-    return _rows_sum_default(ctx, rows, idx, w)
-
-
-mlir.register_lowering(read_rows_sum_p, _rows_sum_lowering, platform="cpu")
+_register_cpu(
+    read_rows_sum_p,
+    _rows_sum_impl,
+    _native_rows_sum,
+    lambda avals: avals[0].ndim == 2
+    and avals[0].shape[1] <= _NATIVE_MAX_MEMBERS
+    and avals[2].dtype == avals[0].dtype
+    and _native.usable(avals[0].dtype, avals[1].dtype),
+    False,
+)
 
 
 # -- public functions -----------------------------------------------------------------------
