@@ -312,3 +312,16 @@ def test_blocked_network_gradients_and_ensembles_agree_with_the_xla_reads():
         np.testing.assert_allclose(float(a), float(b), rtol=1e-4)
     np.testing.assert_allclose(np.asarray(e_native), np.asarray(e_xla), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(e_native), [float(loss(k, 0.1)) for k in ks], rtol=1e-5)
+
+
+def test_blocked_network_in_double_precision(x64):
+    """float64: blocks of at most 8 steps (a 64-byte vector), results as the XLA reads'."""
+    rng = np.random.default_rng(8)
+    n = 10
+    conn, dist = rng.random((n, n)), rng.uniform(20.0, 60.0, (n, n))  # 20-60 steps
+    net = Network(bm.Hopf(n, a=0.1, w=0.3, init_x=np.linspace(0.0, 0.2, n), init_y=0.05), conn, distance=dist,
+                  speed=10.0, k=0.3)  # fmt: skip
+    assert net._plan(0.1).block == (8 if HAS_COMPILER else 0)
+    native, xla = _both(lambda net: bm.simulate(net, 30.0, dt=0.1).ys["x"], net)
+    assert native.dtype == np.float64
+    np.testing.assert_allclose(np.asarray(native), np.asarray(xla), rtol=1e-12, atol=1e-14)
