@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -358,7 +359,14 @@ void BlockedRowsSum(const R* ring, int64_t count, R* hist, R* cache, R* out, con
     const int64_t cores = std::max<int64_t>(1, std::min<int64_t>(8, std::thread::hardware_concurrency()));
     const int64_t threads = T * J * K * B >= (int64_t{1} << 22) ? std::min(cores, chunks) : 1;
     std::vector<std::thread> pool;
-    for (int64_t i = 1; i < threads; ++i) pool.emplace_back(work, chunks * i / threads, chunks * (i + 1) / threads);
+    for (int64_t i = 1; i < threads; ++i) {
+      try {
+        pool.emplace_back(work, chunks * i / threads, chunks * (i + 1) / threads);
+      } catch (const std::system_error&) {  // no thread to be had: this one does the rest
+        work(chunks * i / threads, chunks);
+        break;
+      }
+    }
     work(0, chunks / threads);
     for (auto& th : pool) th.join();
     for (int64_t b = 0; b < B; ++b) stamps[b] = static_cast<R>(stamp);
