@@ -200,6 +200,19 @@ ring_unfill_p = _define(
 )
 
 
+def _update_jvp(prim, primals, tangents):
+    """JVP of an update of a buffer by values at integer positions (``prim(buf, values,
+    where)``), linear in ``(buf, values)``: the same update of their tangents."""
+    buf, values, where = primals
+    out = prim.bind(buf, values, where)
+    tb, tv = tangents[:2]
+    if _is_zero(tb) and _is_zero(tv):
+        return out, _zero_like(out)
+    tb = _zeros(buf) if _is_zero(tb) else tb
+    tv = _zeros(values) if _is_zero(tv) else tv
+    return out, prim.bind(tb, tv, where)
+
+
 # -- ring_write / ring_slot -----------------------------------------------------------------
 
 
@@ -230,17 +243,6 @@ def _run_batch(args, dims):
     return jax.vmap(_write_rows, in_axes=dims)(*args), 0
 
 
-def _run_jvp(primals, tangents):
-    raw, values, start = primals
-    out = write_run_p.bind(raw, values, start)
-    tr, tv, _ = tangents
-    if _is_zero(tr) and _is_zero(tv):
-        return out, _zero_like(out)
-    tr = _zeros(raw) if _is_zero(tr) else tr
-    tv = _zeros(values) if _is_zero(tv) else tv
-    return out, write_run_p.bind(tr, tv, start)
-
-
 def _run_transpose(ct, raw, values, start):
     ct = ad.instantiate_zeros(ct)
     n = values.aval.shape[0]
@@ -259,7 +261,12 @@ def _run_transpose(ct, raw, values, start):
 # ``raw`` (logical ``(B, M)``) with the flat memory run ``[start, start + n)`` set to
 # ``values``: `_write_rows`, and in place with the native kernel.
 write_run_p = _define(
-    "bmx_write_run", _write_rows, lambda r, v, s: _aval(r.shape, r.dtype), _run_batch, _run_jvp, _run_transpose
+    "bmx_write_run",
+    _write_rows,
+    lambda r, v, s: _aval(r.shape, r.dtype),
+    _run_batch,
+    lambda primals, tangents: _update_jvp(write_run_p, primals, tangents),
+    _run_transpose,
 )
 
 
@@ -273,17 +280,6 @@ def _write_batch(args, dims):
         return write_run_p.bind(_raw(phys), v.reshape(-1), slot * v.size), 0
     phys = jax.vmap(_write_impl, in_axes=(-1, -1, 0), out_axes=-1)(phys, v, _front(slot, sd))
     return _raw(phys), 0
-
-
-def _write_jvp(primals, tangents):
-    buf, value, slot = primals
-    out = ring_write_p.bind(buf, value, slot)
-    tb, tv, _ = tangents
-    if _is_zero(tb) and _is_zero(tv):
-        return out, _zero_like(out)
-    tb = _zeros(buf) if _is_zero(tb) else tb
-    tv = _zeros(value) if _is_zero(tv) else tv
-    return out, ring_write_p.bind(tb, tv, slot)
 
 
 def _write_transpose(ct, buf, value, slot):
@@ -323,7 +319,12 @@ def _slot_transpose(ct, buf, slot, *, width):
 
 
 ring_write_p = _define(
-    "bmx_ring_write", _write_impl, lambda b, v, s: _aval(b.shape, b.dtype), _write_batch, _write_jvp, _write_transpose
+    "bmx_ring_write",
+    _write_impl,
+    lambda b, v, s: _aval(b.shape, b.dtype),
+    _write_batch,
+    lambda primals, tangents: _update_jvp(ring_write_p, primals, tangents),
+    _write_transpose,
 )
 ring_slot_p = _define(
     "bmx_ring_slot",
@@ -373,17 +374,6 @@ def _scatter_batch(args, dims):
     return _raw(flat.reshape(phys.shape)), 0
 
 
-def _scatter_jvp(primals, tangents):
-    base, values, idx = primals
-    out = scatter_add_p.bind(base, values, idx)
-    tb, tv = tangents[:2]
-    if _is_zero(tb) and _is_zero(tv):
-        return out, _zero_like(out)
-    tb = _zeros(base) if _is_zero(tb) else tb
-    tv = _zeros(values) if _is_zero(tv) else tv
-    return out, scatter_add_p.bind(tb, tv, idx)
-
-
 def _scatter_transpose(ct, base, values, idx):
     ct = ad.instantiate_zeros(ct)
     out_values = gather_p.bind(ct, idx) if ad.is_undefined_primal(values) else None
@@ -392,7 +382,12 @@ def _scatter_transpose(ct, base, values, idx):
 
 gather_p = _define("bmx_delay_gather", _take, lambda b, i: _aval(i.shape, b.dtype), _gather_batch, _gather_jvp, _gather_transpose)
 scatter_add_p = _define(
-    "bmx_delay_scatter_add", _scatter_impl, lambda b, v, i: _aval(b.shape, b.dtype), _scatter_batch, _scatter_jvp, _scatter_transpose
+    "bmx_delay_scatter_add",
+    _scatter_impl,
+    lambda b, v, i: _aval(b.shape, b.dtype),
+    _scatter_batch,
+    lambda primals, tangents: _update_jvp(scatter_add_p, primals, tangents),
+    _scatter_transpose,
 )
 
 
