@@ -220,6 +220,15 @@ def _write_impl(buf, value, slot):
     return lax.dynamic_update_slice(buf, value, (slot * value.shape[0],))
 
 
+def _run_window(raw, n, start):
+    """The few whole logical rows of ``raw`` (``(B, M)``) that hold the flat memory run
+    ``[start, start + n)``: ``(window, r0)``, the rows flattened and the first row."""
+    size, m = raw.shape
+    rows = min(size, -(-n // m) + 1)
+    r0 = jnp.minimum(start // m, size - rows)
+    return lax.dynamic_slice(raw, (r0, jnp.zeros_like(r0)), (rows, m)).reshape(-1), r0
+
+
 def _write_rows(raw, values, start):
     """``raw`` (logical ``(B, M)``) with the flat memory run ``[start, start + n)`` set to
     ``values`` (``n``), by an update of whole logical rows.
@@ -229,13 +238,9 @@ def _write_rows(raw, values, start):
     a reshaped view it copied the whole buffer at every step). So the few logical rows the
     run touches are sliced out, updated, and written back.
     """
-    size, m = raw.shape
-    n = values.shape[0]
-    rows = min(size, -(-n // m) + 1)
-    r0 = jnp.minimum(start // m, size - rows)
-    window = lax.dynamic_slice(raw, (r0, jnp.zeros_like(r0)), (rows, m)).reshape(-1)
-    window = lax.dynamic_update_slice(window, values, (start - r0 * m,))
-    return lax.dynamic_update_slice(raw, window.reshape(rows, m), (r0, jnp.zeros_like(r0)))
+    window, r0 = _run_window(raw, values.shape[0], start)
+    window = lax.dynamic_update_slice(window, values, (start - r0 * raw.shape[1],))
+    return lax.dynamic_update_slice(raw, window.reshape(-1, raw.shape[1]), (r0, jnp.zeros_like(r0)))
 
 
 def _run_batch(args, dims):
@@ -249,12 +254,8 @@ def _run_transpose(ct, raw, values, start):
     out_raw = write_run_p.bind(ct, jnp.zeros((n,), ct.dtype), start) if ad.is_undefined_primal(raw) else None
     out_values = None
     if ad.is_undefined_primal(values):
-        # The run read back: the few logical rows it touches, flattened.
-        size, m = ct.shape
-        rows = min(size, -(-n // m) + 1)
-        r0 = jnp.minimum(start // m, size - rows)
-        window = lax.dynamic_slice(ct, (r0, jnp.zeros_like(r0)), (rows, m)).reshape(-1)
-        out_values = lax.dynamic_slice(window, (start - r0 * m,), (n,))
+        window, r0 = _run_window(ct, n, start)  # the run read back
+        out_values = lax.dynamic_slice(window, (start - r0 * ct.shape[1],), (n,))
     return [out_raw, out_values, None]
 
 

@@ -222,24 +222,35 @@ void BlockSums(const R* base, R* cache, const int32_t* off, const R* w, int64_t 
   }
 }
 
+// Copies the ring's samples of steps (count - K, count] (all C slots when `fresh`) into
+// the time-major history of the members [c0, c0 + width) of a batch-last ring of B (a
+// single run: B = width = 1): block (N, row_length, width) at hist + c0 * N * row_length,
+// each sample at its slot and, so that no window wraps, C columns further.
+template <typename R, bool kPacked>
+void CopyNewSamples(const R* ring, int64_t count, bool fresh, R* hist, int64_t C, int64_t S, int64_t chan0,
+                    int64_t N, int64_t K, int64_t row_length, int64_t B, int64_t c0, int64_t width) {
+  constexpr int64_t E = kPacked ? 2 : 1;
+  R* H = hist + c0 * N * row_length;
+  for (int64_t m = fresh ? count - C + 1 : count - K + 1; m <= count; ++m) {
+    const int64_t slot = ((m % C) + C) % C;
+    for (int64_t n = 0; n < N; ++n) {
+      const R* src = ring + ((slot * S + chan0 + n) * B + c0) * E;
+      R* dst = H + (n * row_length + slot) * width;
+      R* dst2 = dst + C * width;
+      for (int64_t b = 0; b < width; ++b) dst[b] = dst2[b] = src[b * E];
+    }
+  }
+}
+
 template <typename R, bool kPacked>
 void BlockedReadSum(const R* ring, int64_t count, R* hist, R* cache, R* out, const int32_t* off, const R* w,
                     int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K,
                     int64_t row_length, int64_t stamp) {
-  constexpr int64_t E = kPacked ? 2 : 1;
   constexpr int64_t kRow = 64 / sizeof(R);
   const int64_t step = count % K;
   const bool fresh = Fresh(cache + T * kRow, stamp, count);
   if (step == 0 || fresh) {
-    for (int64_t m = fresh ? count - C + 1 : count - K + 1; m <= count; ++m) {
-      const int64_t slot = ((m % C) + C) % C;
-      const R* row = ring + (slot * S + chan0) * E;
-      for (int64_t n = 0; n < N; ++n) {
-        const R v = row[n * E];
-        hist[n * row_length + slot] = v;
-        hist[n * row_length + slot + C] = v;
-      }
-    }
+    CopyNewSamples<R, kPacked>(ring, count, fresh, hist, C, S, chan0, N, K, row_length, 1, 0, 1);
     std::memset(cache, 0, sizeof(R) * T * kRow);
     cache[T * kRow] = static_cast<R>(stamp);
     const R* base = hist + (count - step) % C + C;
@@ -271,16 +282,8 @@ void BlockedRowsChunk(const R* ring, int64_t count, bool fresh, R* hist, R* cach
   typedef R Vec __attribute__((vector_size(64)));
   const int64_t width = std::min<int64_t>(kChunk, B - c0);
   const int64_t step = count % K;
-  R* H = hist + c0 * N * row_length;
-  for (int64_t m = fresh ? count - C + 1 : count - K + 1; m <= count; ++m) {
-    const int64_t slot = ((m % C) + C) % C;
-    for (int64_t n = 0; n < N; ++n) {
-      const R* src = ring + ((slot * S + chan0 + n) * B + c0) * E;
-      R* dst = H + (n * row_length + slot) * width;
-      R* dst2 = dst + C * width;
-      for (int64_t b = 0; b < width; ++b) dst[b] = dst2[b] = src[b * E];
-    }
-  }
+  CopyNewSamples<R, kPacked>(ring, count, fresh, hist, C, S, chan0, N, K, row_length, B, c0, width);
+  const R* H = hist + c0 * N * row_length;
   const int64_t col0 = (count - step) % C + C;
   // The chunk's sums, (T, K, kChunk), updated once per group of four sources.
   static thread_local std::vector<R> scratch;
