@@ -10,11 +10,12 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
 #include <algorithm>
+#include <atomic>
+#include <memory>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -231,15 +232,22 @@ void CopyNewSamples(const R* ring, int64_t count, bool fresh, R* hist, int64_t C
                     int64_t N, int64_t K, int64_t row_length, int64_t B, int64_t c0, int64_t width) {
   constexpr int64_t E = kPacked ? 2 : 1;
   R* H = hist + c0 * N * row_length;
-  for (int64_t m = fresh ? count - C + 1 : count - K + 1; m <= count; ++m) {
-    const int64_t slot = ((m % C) + C) % C;
-    for (int64_t n = 0; n < N; ++n) {
-      const R* src = ring + ((slot * S + chan0 + n) * B + c0) * E;
-      R* dst = H + (n * row_length + slot) * width;
-      R* dst2 = dst + C * width;
-      for (int64_t b = 0; b < width; ++b) dst[b] = dst2[b] = src[b * E];
+  auto copy = [&](auto lanes) {
+    const int64_t L = lanes;  // a compile-time width (a full chunk) is copied in vectors
+    for (int64_t m = fresh ? count - C + 1 : count - K + 1; m <= count; ++m) {
+      const int64_t slot = ((m % C) + C) % C;
+      for (int64_t n = 0; n < N; ++n) {
+        const R* src = ring + ((slot * S + chan0 + n) * B + c0) * E;
+        R* dst = H + (n * row_length + slot) * L;
+        R* dst2 = dst + C * L;
+        for (int64_t b = 0; b < L; ++b) dst[b] = dst2[b] = src[b * E];
+      }
     }
-  }
+  };
+  if (width == 64 / static_cast<int64_t>(sizeof(R)))
+    copy(std::integral_constant<int64_t, 64 / sizeof(R)>{});
+  else
+    copy(width);
 }
 
 template <typename R, bool kPacked>
@@ -264,6 +272,62 @@ void BlockedReadSum(const R* ring, int64_t count, R* hist, R* cache, R* out, con
   for (int64_t t = 0; t < T; ++t) out[t] = cache[t * kRow + step];
 }
 
+// acc[t, k] += sum_j Re(w[t, j] * window_j[k]) for a full chunk of kChunk members, the K
+// (<= KMAX) steps' sums of a target held in registers while a group of G sources is added
+// (one load per sample: x_{m-1} of step k is x_m of step k - 1). Separate real and
+// imaginary sums keep 2 K independent chains of fused multiply-adds.
+template <typename R, bool kPacked, int KMAX>
+void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, int64_t J, int64_t K, int64_t col0) {
+  constexpr int64_t E = kPacked ? 2 : 1;
+  constexpr int64_t L = 64 / sizeof(R);  // members per chunk
+  constexpr int64_t G = 8;
+  typedef R Vec __attribute__((vector_size(64)));
+  auto load = [](const R* p) {
+    Vec v;
+    std::memcpy(&v, p, sizeof(Vec));
+    return v;
+  };
+  for (int64_t j0 = 0; j0 < J; j0 += G) {
+    const int64_t j1 = std::min<int64_t>(J, j0 + G);
+    for (int64_t t = 0; t < T; ++t) {
+      R* a = acc + t * K * L;
+      Vec re[KMAX], im[KMAX];
+#pragma GCC unroll 16
+      for (int k = 0; k < KMAX; ++k) {
+        re[k] = k < K ? load(a + k * L) : Vec{};
+        im[k] = Vec{};
+      }
+      for (int64_t j = j0; j < j1; ++j) {
+        const R* p = H + (off[t * J + j] + col0) * L;
+        const R wr = w[(t * J + j) * E];
+        if constexpr (kPacked) {
+          const R wi = w[(t * J + j) * E + 1];
+          Vec prev = load(p - L);
+#pragma GCC unroll 16
+          for (int k = 0; k < KMAX; ++k) {
+            if (k < K) {
+              const Vec cur = load(p + k * L);
+              re[k] += cur * wr;
+              im[k] += prev * wi;
+              prev = cur;
+            }
+          }
+        } else {
+#pragma GCC unroll 16
+          for (int k = 0; k < KMAX; ++k)
+            if (k < K) re[k] += load(p + k * L) * wr;
+        }
+      }
+#pragma GCC unroll 16
+      for (int k = 0; k < KMAX; ++k)
+        if (k < K) {
+          const Vec v = re[k] - im[k];
+          std::memcpy(a + k * L, &v, sizeof(Vec));
+        }
+    }
+  }
+}
+
 // BlockedReadSum for an ensemble of B members sharing indices and weights. The ring is
 // batch-last (slot s, channel c: the B members' values at (s * S + c) * B), `cache` is
 // (T, kRow, B) and the stamp, `out` (T, B). `hist` is private to this kernel: members in
@@ -279,51 +343,20 @@ void BlockedRowsChunk(const R* ring, int64_t count, bool fresh, R* hist, R* cach
   constexpr int64_t E = kPacked ? 2 : 1;
   constexpr int64_t kRow = 64 / sizeof(R);
   constexpr int64_t kChunk = 64 / sizeof(R);
-  typedef R Vec __attribute__((vector_size(64)));
   const int64_t width = std::min<int64_t>(kChunk, B - c0);
   const int64_t step = count % K;
   CopyNewSamples<R, kPacked>(ring, count, fresh, hist, C, S, chan0, N, K, row_length, B, c0, width);
   const R* H = hist + c0 * N * row_length;
   const int64_t col0 = (count - step) % C + C;
-  // The chunk's sums, (T, K, kChunk), updated once per group of four sources.
+  // The chunk's sums, (T, K, kChunk), on a cache line boundary (a split load costs two).
   static thread_local std::vector<R> scratch;
-  scratch.assign(T * K * kChunk, R{0});
-  R* acc = scratch.data();
+  scratch.assign(T * K * kChunk + kChunk, R{0});
+  R* acc = scratch.data() + (kChunk - reinterpret_cast<uintptr_t>(scratch.data()) % 64 / sizeof(R)) % kChunk;
   if (width == kChunk) {
-    auto load = [](const R* p) {
-      Vec v;
-      std::memcpy(&v, p, sizeof(Vec));
-      return v;
-    };
-    int64_t j0 = 0;
-    for (; j0 < J; j0 += 4) {
-      const int64_t g = std::min<int64_t>(4, J - j0);
-      for (int64_t t = 0; t < T; ++t) {
-        const R* p[4];
-        R wr[4] = {0, 0, 0, 0}, wi[4] = {0, 0, 0, 0};
-        for (int64_t q = 0; q < 4; ++q) {
-          const int64_t j = j0 + std::min<int64_t>(q, g - 1);  // a short group repeats its last source...
-          p[q] = H + (off[t * J + j] + col0) * kChunk;
-          if (q < g) {  // ... with zero weight
-            wr[q] = w[(t * J + j) * E];
-            if constexpr (kPacked) wi[q] = w[(t * J + j) * E + 1];
-          }
-        }
-        R* a = acc + t * K * kChunk;
-        for (int64_t k = 0; k < K; ++k) {
-          // Re((wr + i wi)(x_m + i x_{m-1})) = wr x_m - wi x_{m-1}, per member
-          const int64_t e = k * kChunk;
-          Vec s0 = load(p[0] + e) * wr[0] + load(p[1] + e) * wr[1];
-          Vec s1 = load(p[2] + e) * wr[2] + load(p[3] + e) * wr[3];
-          if constexpr (kPacked) {
-            s0 -= load(p[0] + e - kChunk) * wi[0] + load(p[1] + e - kChunk) * wi[1];
-            s1 -= load(p[2] + e - kChunk) * wi[2] + load(p[3] + e - kChunk) * wi[3];
-          }
-          Vec v = load(a + e) + (s0 + s1);
-          std::memcpy(a + e, &v, sizeof(Vec));
-        }
-      }
-    }
+    if (K <= 8)
+      ChunkSums<R, kPacked, 8>(H, acc, off, w, T, J, K, col0);
+    else
+      ChunkSums<R, kPacked, 16>(H, acc, off, w, T, J, K, col0);
   } else {
     for (int64_t j = 0; j < J; ++j)
       for (int64_t t = 0; t < T; ++t) {
@@ -342,10 +375,32 @@ void BlockedRowsChunk(const R* ring, int64_t count, bool fresh, R* hist, R* cach
       std::memcpy(cache + (t * kRow + k) * B + c0, acc + (t * K + k) * kChunk, sizeof(R) * width);
 }
 
+// Runs body(c) for every c in [0, n): the calling thread and `helpers` tasks on XLA's
+// intra-op pool take items from a shared counter. Threads of our own would compete with
+// that pool's (spinning) workers for the same cores and cost tens of microseconds to
+// start. A task that starts late finds nothing left, so the caller never waits on a task
+// that has not begun and, if the pool is busy, does every item itself.
+template <typename Body>
+void ShareWork(ffi::ThreadPool& pool, int64_t n, int64_t helpers, const Body& body) {
+  struct Counters {
+    std::atomic<int64_t> next{0}, done{0};
+  };
+  auto counters = std::make_shared<Counters>();
+  auto drain = [counters, n, &body] {
+    for (int64_t i; (i = counters->next.fetch_add(1)) < n;) {
+      body(i);
+      counters->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t h = 0; h < helpers; ++h) pool.Schedule(decltype(drain)(drain));
+  drain();
+  while (counters->done.load(std::memory_order_acquire) < n) std::this_thread::yield();
+}
+
 template <typename R, bool kPacked>
-void BlockedRowsSum(const R* ring, int64_t count, R* hist, R* cache, R* out, const int32_t* off, const R* w,
-                    int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K,
-                    int64_t row_length, int64_t stamp, int64_t B) {
+void BlockedRowsSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* hist, R* cache, R* out,
+                    const int32_t* off, const R* w, int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0,
+                    int64_t N, int64_t K, int64_t row_length, int64_t stamp, int64_t B) {
   constexpr int64_t kRow = 64 / sizeof(R);
   constexpr int64_t kChunk = 64 / sizeof(R);
   const int64_t step = count % K;
@@ -353,25 +408,12 @@ void BlockedRowsSum(const R* ring, int64_t count, R* hist, R* cache, R* out, con
   const bool fresh = Fresh(stamps, stamp, count);
   if (step == 0 || fresh) {
     const int64_t chunks = (B + kChunk - 1) / kChunk;
-    auto work = [&](int64_t first, int64_t last) {
-      for (int64_t c = first; c < last; ++c)
-        BlockedRowsChunk<R, kPacked>(ring, count, fresh, hist, cache, off, w, T, J, C, S, chan0, N, K, row_length, B,
-                                     c * kChunk);
-    };
-    // Threads only where a block is worth far more than starting one (tens of us).
-    const int64_t cores = std::max<int64_t>(1, std::min<int64_t>(8, std::thread::hardware_concurrency()));
-    const int64_t threads = T * J * K * B >= (int64_t{1} << 22) ? std::min(cores, chunks) : 1;
-    std::vector<std::thread> pool;
-    for (int64_t i = 1; i < threads; ++i) {
-      try {
-        pool.emplace_back(work, chunks * i / threads, chunks * (i + 1) / threads);
-      } catch (const std::system_error&) {  // no thread to be had: this one does the rest
-        work(chunks * i / threads, chunks);
-        break;
-      }
-    }
-    work(0, chunks / threads);
-    for (auto& th : pool) th.join();
+    // Helpers only where a block is worth far more than handing it over.
+    const int64_t helpers = T * J * K * B >= (int64_t{1} << 22) ? std::min(pool.num_threads(), chunks) - 1 : 0;
+    ShareWork(pool, chunks, std::max<int64_t>(helpers, 0), [&](int64_t c) {
+      BlockedRowsChunk<R, kPacked>(ring, count, fresh, hist, cache, off, w, T, J, C, S, chan0, N, K, row_length, B,
+                                   c * kChunk);
+    });
     for (int64_t b = 0; b < B; ++b) stamps[b] = static_cast<R>(stamp);
   }
   for (int64_t t = 0; t < T; ++t) std::memcpy(out + t * B, cache + (t * kRow + step) * B, sizeof(R) * B);
@@ -423,7 +465,7 @@ ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, 
                               ffi::AnyBuffer cache, ffi::Buffer<ffi::S32> off, ffi::AnyBuffer w,
                               ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> hist_out,
                               ffi::Result<ffi::AnyBuffer> cache_out, int64_t C, int64_t S, int64_t chan0,
-                              int64_t N, int64_t K, int64_t row_length, int64_t stamp) {
+                              int64_t N, int64_t K, int64_t row_length, int64_t stamp, ffi::ThreadPool pool) {
   const int64_t T = off.dimensions()[0];
   const int64_t J = T == 0 ? 0 : static_cast<int64_t>(off.element_count()) / T;
   const int64_t B = T == 0 ? 1 : static_cast<int64_t>(out->element_count()) / T;  // ensemble members
@@ -443,8 +485,8 @@ ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, 
       BlockedReadSum<R, decltype(c)::value>(g, n, h, k, o, off.typed_data(), wt, T, J, C, S, chan0, N, K, row_length,
                                             stamp);
     else
-      BlockedRowsSum<R, decltype(c)::value>(g, n, h, k, o, off.typed_data(), wt, T, J, C, S, chan0, N, K, row_length,
-                                            stamp, B);
+      BlockedRowsSum<R, decltype(c)::value>(pool, g, n, h, k, o, off.typed_data(), wt, T, J, C, S, chan0, N, K,
+                                            row_length, stamp, B);
   });
 }
 
@@ -499,7 +541,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxBlockedReadSum, BlockedReadSumImpl,
                                   .Attr<int64_t>("n_sources")
                                   .Attr<int64_t>("block")
                                   .Attr<int64_t>("row_length")
-                                  .Attr<int64_t>("stamp"));
+                                  .Attr<int64_t>("stamp")
+                                  .Ctx<ffi::ThreadPool>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxWriteRun, WriteRunImpl,
                               ffi::Ffi::Bind()
