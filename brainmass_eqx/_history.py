@@ -231,13 +231,15 @@ def _run_window(raw, n, start):
 
 def _write_rows(raw, values, start):
     """``raw`` (logical ``(B, M)``) with the flat memory run ``[start, start + n)`` set to
-    ``values`` (``n``), by an update of whole logical rows.
+    ``values.T`` (``values``: ``(B, W)``, the members' values, ``n = W B``), by an update of
+    whole logical rows.
 
     The run is contiguous in memory but not a rectangle of the logical shape, and XLA
     updates a loop-carried buffer in place only through an update of its own shape (through
     a reshaped view it copied the whole buffer at every step). So the few logical rows the
     run touches are sliced out, updated, and written back.
     """
+    values = values.T.reshape(-1)
     window, r0 = _run_window(raw, values.shape[0], start)
     window = lax.dynamic_update_slice(window, values, (start - r0 * raw.shape[1],))
     return lax.dynamic_update_slice(raw, window.reshape(-1, raw.shape[1]), (r0, jnp.zeros_like(r0)))
@@ -250,17 +252,19 @@ def _run_batch(args, dims):
 
 def _run_transpose(ct, raw, values, start):
     ct = ad.instantiate_zeros(ct)
-    n = values.aval.shape[0]
-    out_raw = write_run_p.bind(ct, jnp.zeros((n,), ct.dtype), start) if ad.is_undefined_primal(raw) else None
+    shape = values.aval.shape
+    out_raw = write_run_p.bind(ct, jnp.zeros(shape, ct.dtype), start) if ad.is_undefined_primal(raw) else None
     out_values = None
     if ad.is_undefined_primal(values):
+        n = shape[0] * shape[1]
         window, r0 = _run_window(ct, n, start)  # the run read back
-        out_values = lax.dynamic_slice(window, (start - r0 * ct.shape[1],), (n,))
+        out_values = lax.dynamic_slice(window, (start - r0 * ct.shape[1],), (n,)).reshape(shape[::-1]).T
     return [out_raw, out_values, None]
 
 
-# ``raw`` (logical ``(B, M)``) with the flat memory run ``[start, start + n)`` set to
-# ``values``: `_write_rows`, and in place with the native kernel.
+# ``raw`` (logical ``(B, M)``) with the flat memory run ``[start, start + W B)`` set to
+# ``values.T`` (``values``: ``(B, W)``): `_write_rows`, and in place with the native kernel,
+# which also transposes (XLA's transpose into the run cost more than the write itself).
 write_run_p = _define(
     "bmx_write_run",
     _write_rows,
@@ -275,11 +279,11 @@ def _write_batch(args, dims):
     size = _axis_size(args, dims)
     (buf, value, slot), (bd, vd, sd) = args, dims
     phys = _phys(buf, bd, size)  # (C * S, B)
-    v = _per_member(value, vd, size).T  # (S, B)
+    v = _per_member(value, vd, size)  # (B, S)
     if sd is None:
         # Slot ``slot`` of the (C, S, B) memory is one contiguous run of S * B values.
-        return write_run_p.bind(_raw(phys), v.reshape(-1), slot * v.size), 0
-    phys = jax.vmap(_write_impl, in_axes=(-1, -1, 0), out_axes=-1)(phys, v, _front(slot, sd))
+        return write_run_p.bind(_raw(phys), v, slot * v.size), 0
+    phys = jax.vmap(_write_impl, in_axes=(-1, -1, 0), out_axes=-1)(phys, v.T, _front(slot, sd))
     return _raw(phys), 0
 
 
@@ -547,7 +551,7 @@ def _blocked_batch(args, dims, **params):
         rows = _phys(buf, bd, size).reshape(-1, size)
         hist, cache = (_raw(_phys(a, ad, size)) for a, ad in ((hist, hd), (cache, cd)))
         sums, hist, cache = read_rows_blocked_p.bind(rows, idx, w, hist, cache, count, offsets, **params)
-        return (sums, buf, hist, cache), (1, bd, 0, 0)
+        return (sums, buf, hist, cache), (0, bd, 0, 0)
     # Otherwise it reads as `read_sum` does (its batched rules); the cache stays as it is.
     out, d = _sum_batch(args[:3], dims[:3])
     return (out, args[0], hist, cache), (d, bd, hd, cd)
@@ -579,12 +583,12 @@ ad.primitive_jvps[read_sum_blocked_p] = _blocked_jvp
 
 
 def _rows_blocked_impl(rows, idx, w, hist, cache, count, offsets, **params):
-    return _rows_sum_impl(rows, idx, w), hist, cache
+    return _rows_sum_impl(rows, idx, w).T, hist, cache
 
 
 def _rows_blocked_abstract(rows, idx, w, hist, cache, count, offsets, **params):
     return (
-        _aval(idx.shape[:1] + rows.shape[1:], _real_dtype(rows.dtype)),
+        _aval(rows.shape[1:] + idx.shape[:1], _real_dtype(rows.dtype)),
         _aval(hist.shape, hist.dtype),
         _aval(cache.shape, cache.dtype),
     )
@@ -592,8 +596,8 @@ def _rows_blocked_abstract(rows, idx, w, hist, cache, count, offsets, **params):
 
 def _rows_blocked_batch(args, dims, **params):
     # A vmap of an ensemble: read as `read_rows_sum` does, the cache unused.
-    out, d = _rows_sum_batch(args[:3], dims[:3])
-    return (out, args[3], args[4]), (d, dims[3], dims[4])
+    out, d = _rows_sum_batch(args[:3], dims[:3])  # (B', T, B)
+    return (jnp.swapaxes(out, 1, 2), args[3], args[4]), (d, dims[3], dims[4])
 
 
 def _rows_blocked_jvp(primals, tangents, **params):
@@ -602,16 +606,17 @@ def _rows_blocked_jvp(primals, tangents, **params):
     tr, _, tw = tangents[:3]
     t = None
     if not _is_zero(tr):
-        t = read_rows_sum_p.bind(tr, idx, w)
+        t = read_rows_sum_p.bind(tr, idx, w).T
     if not _is_zero(tw):
-        part = _rows_sum_impl(rows, idx, tw)
+        part = _rows_sum_impl(rows, idx, tw).T
         t = part if t is None else t + part
     t = _zero_like(out[0]) if t is None else t
     return out, (t, _zero_like(primals[3]), _zero_like(primals[4]))
 
 
 # The blocked read of an ensemble's rows ``(M, B)`` (shared indices, weights and step):
-# what `read_sum_blocked` becomes under ``jax.vmap``. Sums ``(T, B)``; the state arrays
+# what `read_sum_blocked` becomes under ``jax.vmap``. Sums ``(B, T)``, in the layout of
+# the members' states (a ``(T, B)`` result made XLA transpose it at every step); the state arrays
 # have the logical shape ``(B, n)`` of batched buffers, and the memory of ``(n, B)``.
 read_rows_blocked_p = Primitive("bmx_read_rows_blocked")
 read_rows_blocked_p.multiple_results = True
@@ -721,12 +726,12 @@ _register_cpu(scatter_add_p, _scatter_impl, _native_scatter_add, _single_run(2),
 
 
 def _native_rows_blocked(rows, idx, w, hist, cache, count, offsets, **params):
-    """The kernel's blocked read: ``(T,)`` from a single run's ``(M,)`` buffer, ``(T, B)``
+    """The kernel's blocked read: ``(T,)`` from a single run's ``(M,)`` buffer, ``(B, T)``
     from an ensemble's rows ``(M, B)`` (its state then batch-last, see `read_rows_blocked_p`)."""
     call = jax.ffi.ffi_call(
         _native.target("blocked_read_sum"),
         (
-            jax.ShapeDtypeStruct(idx.shape[:1] + rows.shape[1:], _real_dtype(rows.dtype)),
+            jax.ShapeDtypeStruct(rows.shape[1:] + idx.shape[:1], _real_dtype(rows.dtype)),
             jax.ShapeDtypeStruct(hist.shape, hist.dtype),
             jax.ShapeDtypeStruct(cache.shape, cache.dtype),
         ),

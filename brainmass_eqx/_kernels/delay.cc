@@ -232,22 +232,34 @@ void CopyNewSamples(const R* ring, int64_t count, bool fresh, R* hist, int64_t C
                     int64_t N, int64_t K, int64_t row_length, int64_t B, int64_t c0, int64_t width) {
   constexpr int64_t E = kPacked ? 2 : 1;
   R* H = hist + c0 * N * row_length;
-  auto copy = [&](auto lanes) {
-    const int64_t L = lanes;  // a compile-time width (a full chunk) is copied in vectors
-    for (int64_t m = fresh ? count - C + 1 : count - K + 1; m <= count; ++m) {
-      const int64_t slot = ((m % C) + C) % C;
-      for (int64_t n = 0; n < N; ++n) {
-        const R* src = ring + ((slot * S + chan0 + n) * B + c0) * E;
-        R* dst = H + (n * row_length + slot) * L;
-        R* dst2 = dst + C * L;
-        for (int64_t b = 0; b < L; ++b) dst[b] = dst2[b] = src[b * E];
+  constexpr int64_t L = 64 / sizeof(R);  // a full chunk: one vector of members
+  typedef R Vec __attribute__((vector_size(64)));
+  typedef std::conditional_t<sizeof(R) == 4, int32_t, int64_t> Index;
+  typedef Index Mask __attribute__((vector_size(64)));
+  for (int64_t m = fresh ? count - C + 1 : count - K + 1; m <= count; ++m) {
+    const int64_t slot = ((m % C) + C) % C;
+    for (int64_t n = 0; n < N; ++n) {
+      const R* src = ring + ((slot * S + chan0 + n) * B + c0) * E;
+      R* dst = H + (n * row_length + slot) * width;
+      R* dst2 = dst + C * width;
+      if (width == L) {
+        // Whole vectors (a scalar copy cost a third of the kernel): the real parts of a
+        // packed ring are its even lanes.
+        Vec v, hi;
+        std::memcpy(&v, src, sizeof(Vec));
+        if constexpr (kPacked) {
+          std::memcpy(&hi, src + L, sizeof(Vec));
+          Mask even;
+          for (int64_t i = 0; i < L; ++i) even[i] = static_cast<Index>(2 * i);
+          v = __builtin_shuffle(v, hi, even);
+        }
+        std::memcpy(dst, &v, sizeof(Vec));
+        std::memcpy(dst2, &v, sizeof(Vec));
+      } else {
+        for (int64_t b = 0; b < width; ++b) dst[b] = dst2[b] = src[b * E];
       }
     }
-  };
-  if (width == 64 / static_cast<int64_t>(sizeof(R)))
-    copy(std::integral_constant<int64_t, 64 / sizeof(R)>{});
-  else
-    copy(width);
+  }
 }
 
 template <typename R, bool kPacked>
@@ -330,7 +342,7 @@ void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, in
 
 // BlockedReadSum for an ensemble of B members sharing indices and weights. The ring is
 // batch-last (slot s, channel c: the B members' values at (s * S + c) * B), `cache` is
-// (T, kRow, B) and the stamp, `out` (T, B). `hist` is private to this kernel: members in
+// (T, kRow, B) and the stamp, `out` (B, T). `hist` is private to this kernel: members in
 // chunks of one cache line (kChunk; the last chunk may be narrower), each chunk a
 // (N, row_length, width) block, so that a pair's K steps for a chunk are K contiguous
 // lines and a chunk's share of the history (about 1 MB for 80 regions and a 20 ms
@@ -416,7 +428,15 @@ void BlockedRowsSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* hist
     });
     for (int64_t b = 0; b < B; ++b) stamps[b] = static_cast<R>(stamp);
   }
-  for (int64_t t = 0; t < T; ++t) std::memcpy(out + t * B, cache + (t * kRow + step) * B, sizeof(R) * B);
+  // out (B, T), the members' layout: the step's (T, B) slice of the cache transposed in
+  // 16 x 16 tiles, which stay in L1.
+  constexpr int64_t kTile = 16;
+  for (int64_t t0 = 0; t0 < T; t0 += kTile)
+    for (int64_t b0 = 0; b0 < B; b0 += kTile)
+      for (int64_t t = t0; t < std::min(T, t0 + kTile); ++t) {
+        const R* src = cache + (t * kRow + step) * B;
+        for (int64_t b = b0; b < std::min(B, b0 + kTile); ++b) out[b * T + t] = src[b];
+      }
 }
 
 ffi::Error Unsupported(ffi::DataType dtype) {
@@ -490,20 +510,51 @@ ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, 
   });
 }
 
-// out = buf with the flat run [start, start + size(values)) set to values: a batched
-// ring's write of one slot (all members' channels are one contiguous run of its memory).
-// XLA updates a loop-carried array in place only through an update of its own shape;
-// this writes the run in place whatever the array's logical shape.
+// dst[c * rows + r] = src[r * cols + c] for E-byte elements. Written in dst's order: the
+// source is a hot step's values, the destination a ring slot last touched a delay ago, whose
+// lines then stream in order (measured on 256 x 80 complex64: 12 us against 17 in tiles).
+template <size_t E>
+void Transpose(const char* src, char* dst, int64_t rows, int64_t cols) {
+  struct Element {
+    char bytes[E];
+  };
+  const Element* s = reinterpret_cast<const Element*>(src);
+  Element* d = reinterpret_cast<Element*>(dst);
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r) d[c * rows + r] = s[r * cols + c];
+}
+
+// out = buf with the flat run [start, start + B * W) set to the transpose of values (B, W):
+// a batched ring's write of one slot (every member's channels: one contiguous run of its
+// batch-last memory, from the members' (B, W) values). XLA updates a loop-carried array in
+// place only through an update of its own shape; this writes the run in place whatever
+// the array's logical shape.
 ffi::Error WriteRunImpl(ffi::AnyBuffer buf, ffi::AnyBuffer values, ffi::Buffer<ffi::S32> start,
                         ffi::Result<ffi::AnyBuffer> out) {
   char* o = static_cast<char*>(out->untyped_data());
   if (o != buf.untyped_data()) std::memcpy(o, buf.untyped_data(), buf.size_bytes());
   const int64_t first = start.typed_data()[0];
   const size_t width = ffi::ByteWidth(buf.element_type());
+  const auto dims = values.dimensions();
+  if (dims.size() != 2) return ffi::Error::InvalidArgument("brainmass_eqx ring write: values must be (B, W)");
   if (first < 0 || (first + static_cast<int64_t>(values.element_count())) * static_cast<int64_t>(width) >
                        static_cast<int64_t>(buf.size_bytes()))
     return ffi::Error::InvalidArgument("brainmass_eqx ring write: the run is outside the buffer");
-  std::memcpy(o + first * width, values.untyped_data(), values.size_bytes());
+  const char* v = static_cast<const char*>(values.untyped_data());
+  char* run = o + first * width;
+  switch (width) {
+    case 4:
+      Transpose<4>(v, run, dims[0], dims[1]);
+      break;
+    case 8:
+      Transpose<8>(v, run, dims[0], dims[1]);
+      break;
+    case 16:
+      Transpose<16>(v, run, dims[0], dims[1]);
+      break;
+    default:
+      return ffi::Error::InvalidArgument("brainmass_eqx ring write: unsupported element size");
+  }
   return ffi::Error::Success();
 }
 
