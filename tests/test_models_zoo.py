@@ -410,3 +410,25 @@ def test_wilson_cowan_delayed_keeps_its_history_inside_a_network():
     alone = simulate(node, 20.0, dt=0.1)
     in_network = simulate(Network(node, np.zeros((3, 3))), 20.0, dt=0.1)
     np.testing.assert_allclose(np.asarray(in_network["rE"]), np.asarray(alone["rE"]), atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exprel_matches_expm1_over_z_to_a_few_ulp_with_finite_gradients(dtype):
+    from brainmass_eqx.models._math import exprel
+
+    with jax.enable_x64(dtype == "float64"):
+        z = np.concatenate([np.linspace(-300, 85, 20001), np.linspace(-1, 1, 4001), [0.0, 1e-30, -1e-30]]).astype(dtype)
+        got = np.asarray(jax.jit(exprel)(z), np.float64)
+        wide = z.astype(np.float64)
+        safe = np.where(wide == 0, 1.0, wide)
+        expected = np.where(wide == 0, 1.0, np.expm1(wide) / safe)
+        eps = np.finfo(dtype).eps
+        assert np.max(np.abs(got - expected) / np.abs(expected)) < 4 * eps
+        grads = np.asarray(jax.jit(jax.vmap(jax.grad(exprel)))(z))
+        assert np.isfinite(grads).all()
+        # d/dz exprel = (z e^z - e^z + 1) / z^2, checked away from 0 (cancellation there)
+        away = np.abs(wide) > 0.5
+        expected_grad = (wide * np.exp(wide) - np.expm1(wide)) / safe**2
+        assert np.allclose(grads[away], expected_grad[away], rtol=50 * eps, atol=0)
+        assert np.isinf(float(exprel(jnp.asarray(1000.0, dtype))))
+        assert np.isnan(float(exprel(jnp.asarray(np.nan, dtype))))
