@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-
 # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI with few enough bits that n * _LN2_HI is exact.
 _LN2_HI, _LN2_LO, _INV_LN2 = 0.693145751953125, 1.4286068203094172e-06, 1.4426950408889634
 # float32: (mantissa bits, exponent bias, integer type, Taylor degree, |z| handled, overflow)
