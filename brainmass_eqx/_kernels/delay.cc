@@ -420,8 +420,9 @@ void BlockedRowsSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* hist
   const bool fresh = Fresh(stamps, stamp, count);
   if (step == 0 || fresh) {
     const int64_t chunks = (B + kChunk - 1) / kChunk;
-    // Helpers only where a block is worth far more than handing it over.
-    const int64_t helpers = T * J * K * B >= (int64_t{1} << 22) ? std::min(pool.num_threads(), chunks) - 1 : 0;
+    // Helpers only where a block is worth far more than handing it over (a few us; a
+    // 16-member chunk of 80 x 80 pairs and 8 steps is about 90 us).
+    const int64_t helpers = T * J * K * B >= (int64_t{1} << 20) ? std::min(pool.num_threads(), chunks) - 1 : 0;
     ShareWork(pool, chunks, std::max<int64_t>(helpers, 0), [&](int64_t c) {
       BlockedRowsChunk<R, kPacked>(ring, count, fresh, hist, cache, off, w, T, J, C, S, chan0, N, K, row_length, B,
                                    c * kChunk);
