@@ -42,6 +42,7 @@ _TARGETS = {
     "scatter_add": "BmxScatterAdd",
     "blocked_read_sum": "BmxBlockedReadSum",
     "write_run": "BmxWriteRun",
+    "ring_take": "BmxRingTake",
 }
 _DTYPES = frozenset(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
 

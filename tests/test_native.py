@@ -114,6 +114,38 @@ def test_scatter_add_with_and_without_repeated_indices(x64):
             np.testing.assert_array_equal(np.asarray(native), expect)
 
 
+def test_ring_take_and_the_ring_write_transpose_equal_the_xla_update(x64):
+    # ring_take (the transpose of ring_write) reads a slot and zeroes it in place.
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64, np.complex64, np.complex128):
+        buf = _integers(rng, (7 * 5,), dtype)
+        for slot in (0, 3, 6):
+            native, xla = _both(lambda b, s: tuple(hist.ring_take_p.bind(b, s, width=5)), buf, jnp.int32(slot))
+            for a, b in zip(native, xla):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            expect = np.asarray(buf).copy()
+            np.testing.assert_array_equal(np.asarray(native[0]), expect[slot * 5 : slot * 5 + 5])
+            expect[slot * 5 : slot * 5 + 5] = 0
+            np.testing.assert_array_equal(np.asarray(native[1]), expect)
+
+    # Its use: the VJP of a ring write w.r.t. buffer and value, alone and under vmap.
+    buf, value, ct = (_integers(rng, shape, np.float32) for shape in ((7 * 5,), (5,), (7 * 5,)))
+
+    def vjp(b, v, c):
+        _, pullback = jax.vjp(lambda b, v: hist.ring_unfill(hist.ring_write(hist.ring_fill(b), v, jnp.int32(4))), b, v)
+        return pullback(c)
+
+    native, xla = _both(vjp, buf, value, ct)
+    expect_buf = np.asarray(ct).copy()
+    expect_buf[20:25] = 0
+    for got in (native, xla):
+        np.testing.assert_array_equal(np.asarray(got[0]), expect_buf)
+        np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(ct)[20:25])
+    batched = jax.jit(jax.vmap(vjp))(*(jnp.stack([x, 2 * x]) for x in (buf, value, ct)))
+    np.testing.assert_array_equal(np.asarray(batched[0][1]), 2 * expect_buf)
+    np.testing.assert_array_equal(np.asarray(batched[1][1]), 2 * np.asarray(ct)[20:25])
+
+
 def test_double_precision_reads(x64):
     rng = np.random.default_rng(2)
     for dtype in (np.float64, np.complex128):

@@ -559,6 +559,22 @@ ffi::Error WriteRunImpl(ffi::AnyBuffer buf, ffi::AnyBuffer values, ffi::Buffer<f
   return ffi::Error::Success();
 }
 
+// (buf[slot * width, (slot + 1) * width), buf with that run zeroed), in place: the transpose
+// of a single run's ring write (XLA's slice and update of the same carried buffer made it
+// copy the buffer, twice, at every reverse step).
+ffi::Error RingTakeImpl(ffi::AnyBuffer buf, ffi::Buffer<ffi::S32> slot, ffi::Result<ffi::AnyBuffer> value,
+                        ffi::Result<ffi::AnyBuffer> out, int64_t width) {
+  char* o = static_cast<char*>(out->untyped_data());
+  if (o != buf.untyped_data()) std::memcpy(o, buf.untyped_data(), buf.size_bytes());
+  const int64_t bytes = width * static_cast<int64_t>(ffi::ByteWidth(buf.element_type()));
+  const int64_t first = slot.typed_data()[0] * bytes;
+  if (first < 0 || first + bytes > static_cast<int64_t>(buf.size_bytes()))
+    return ffi::Error::InvalidArgument("brainmass_eqx ring take: the slot is outside the buffer");
+  std::memcpy(value->untyped_data(), o + first, bytes);
+  std::memset(o + first, 0, bytes);
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxReadSum, ReadSumImpl,
@@ -602,3 +618,11 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxWriteRun, WriteRunImpl,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::AnyBuffer>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxRingTake, RingTakeImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .Attr<int64_t>("width"));
