@@ -133,10 +133,11 @@ def test_core_std_in_keys_and_errors():
     spread = [np.std(np.asarray(M.JansenRitTR(*TR_ARGS, delay_init=0.5, std_in=s)(inputs, key=jax.random.key(1))[0])
                      - np.asarray(det)) for s in (0.5, 2.0, 8.0)]
     assert 0 < spread[0] < spread[1] < spread[2]
-    # A per-region std: the noiseless regions still move (through the coupling), but less.
+    # A per-region std: only the noisy region's output moves visibly. (The noiseless ones
+    # move through the coupling too, but within 60 samples by about 1e-6: rounding's size.)
     per_region = M.JansenRitTR(*TR_ARGS, delay_init=0.5, std_in=Param(jnp.array([4.0, 0.0, 0.0])))
     dev = np.std(np.asarray(per_region(inputs, key=jax.random.key(1))[0]) - np.asarray(det), axis=0)
-    assert dev[0] > dev[1] > 0 and dev[0] > dev[2] > 0
+    assert dev[0] > 1e-2 and dev[1] < 1e-3 * dev[0] and dev[2] < 1e-3 * dev[0]
     with pytest.raises(ValueError, match="key"):
         model(inputs)
     with pytest.raises(ValueError, match="key"):
