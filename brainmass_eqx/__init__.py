@@ -13,6 +13,7 @@ from . import (
     viz as viz,
 )
 from ._ensemble import ensemble as ensemble, sweep as sweep
+from ._memory import install_trim_after_compile as _install_trim_after_compile
 from ._native import (
     native_kernels_available as native_kernels_available,
     set_native_kernels as set_native_kernels,
@@ -103,3 +104,6 @@ from .observation import WithBOLD as WithBOLD, simulate_bold as simulate_bold
 from .solvers import RK4 as RK4, ExponentialEuler as ExponentialEuler
 
 __version__ = "0.1.0"
+
+# After large XLA compilations, hand freed memory back to the OS (see `_memory`).
+_install_trim_after_compile()
