@@ -347,7 +347,7 @@ void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, in
 // (N, row_length, width) block, so that a pair's K steps for a chunk are K contiguous
 // lines and a chunk's share of the history (about 1 MB for 80 regions and a 20 ms
 // delay) stays in a core's L2 while every target reads it. Chunks are independent: with
-// enough work they are shared among threads (one per core, up to 8).
+// enough work they are shared with XLA's intra-op pool (`ShareWork`).
 template <typename R, bool kPacked>
 void BlockedRowsChunk(const R* ring, int64_t count, bool fresh, R* hist, R* cache, const int32_t* off, const R* w,
                       int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K,
