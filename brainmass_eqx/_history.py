@@ -346,8 +346,6 @@ ring_slot_p = _define(
 )
 
 
-
-
 def _take_impl(buf, slot, *, width):
     value = _slot_impl(buf, slot, width=width)
     return value, _write_impl(buf, jnp.zeros((width,), buf.dtype), slot)

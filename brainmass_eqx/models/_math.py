@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike
 
 # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI with few enough bits that n * _LN2_HI is exact.
 _LN2_HI, _LN2_LO, _INV_LN2 = 0.693145751953125, 1.4286068203094172e-06, 1.4426950408889634
-# float32: (mantissa bits, exponent bias, integer type, Taylor degree, |z| handled, overflow)
+# Per dtype: (mantissa bits, exponent bias, integer type, Taylor degree, |z| handled, overflow)
 _EXPREL_FORMATS = {
     jnp.dtype(jnp.float32): (23, 127, jnp.int32, 7, 87.0, 88.0),
     jnp.dtype(jnp.float64): (52, 1023, jnp.int64, 13, 707.0, 709.0),
@@ -55,8 +55,9 @@ def _exprel_parts(z: Array) -> tuple[Array, Array]:
     two_n = jax.lax.bitcast_convert_type((n.astype(int_type) + bias) << bits, z.dtype)
     whole = n == 0
     safe = jnp.where(whole, 1.0, z)
-    exp_z = two_n * (r * series + 1.0)
-    reduced = (two_n * (r * series) + (two_n - 1.0)) / safe
+    expm1_r = r * series
+    exp_z = two_n * (expm1_r + 1.0)
+    reduced = (two_n * expm1_r + (two_n - 1.0)) / safe
     value = jnp.where(whole, series, reduced)
     derivative = jnp.where(whole, slope, (exp_z - value) / safe)
     overflow = z > high
