@@ -56,6 +56,26 @@ def test_nevergrad_search_space_and_nonfinite_candidates():
         always_nan.fit(None, 5, popsize=4)
 
 
+def test_nevergrad_population_slices_equal_one_call():
+    # Slices of a population evaluated at once (threads) give the losses, best candidate
+    # and prediction of one call over the whole population; 7 candidates in 3 slices of 3
+    # also exercise the padding.
+    fitter = Fitter(start_model(), "DE", predict=amplitude, backend="nevergrad")
+    whole = fitter.fit(TARGET, 4, popsize=7, key=KEY, population_threads=1)
+    sliced = fitter.fit(TARGET, 4, popsize=7, key=KEY, population_threads=3)
+    assert whole.raw["population_threads"] == 1 and sliced.raw["population_threads"] == 3
+    np.testing.assert_allclose(sliced.raw["losses"], whole.raw["losses"], rtol=1e-6)
+    assert sliced.raw["losses"].shape == (4, 7)
+    assert sliced.best_loss == whole.best_loss and sliced.best_step == whole.best_step
+    np.testing.assert_allclose(sliced.prediction, whole.prediction, rtol=1e-6)
+    np.testing.assert_allclose(float(sliced.best_params["a"]), float(whole.best_params["a"]), rtol=1e-6)
+    with pytest.raises(ValueError, match="population_threads must be an int >= 1, got 0"):
+        fitter.fit(TARGET, 2, population_threads=0)
+    grad = Fitter(start_model(), optax.adam(0.01), predict=amplitude)
+    with pytest.raises(ValueError, match="population_threads applies to backend='nevergrad'"):
+        grad.fit(TARGET, 2, population_threads=2)
+
+
 @pytest.mark.parametrize("method", ["L-BFGS-B", "Nelder-Mead"])
 def test_scipy_recovers_hopf_a(method):
     fitter = Fitter(start_model(), method, predict=amplitude, backend="scipy")

@@ -227,6 +227,7 @@ class Fitter:
         n_starts: int = 1,
         popsize: int = 16,
         population: str = "vmap",
+        population_threads: int | None = None,
         patience: int | None = None,
         min_delta: float = 0.0,
         progress: bool = False,
@@ -254,6 +255,13 @@ class Fitter:
           compilation and one extra evaluation; the choice and its timings are in
           ``FitResult.raw``). ``benchmarks/bench_fit.py`` (case P32n) measures both
           against a Python loop.
+        - `population_threads`: ``'nevergrad'``: the population is cut into this many
+          equal slices, evaluated at once, each in its own thread (a ``vmap`` or
+          ``lax.map`` per slice, compiled once). Default: on a CPU, one slice per core the
+          process may use, each of at least 4 candidates; elsewhere 1 (one call for the
+          whole population). On 2 cores, 32 candidates of a delayed 80-region network:
+          two slices of 16 at once took 0.44-0.48 s, one vmap of 32 0.68 s. The number
+          used is in ``FitResult.raw["population_threads"]``.
         - `patience`, `min_delta`: stop when the best loss has not improved by more than
           ``min_delta`` for ``patience`` steps.
         - `progress`: show a tqdm progress bar.
@@ -283,6 +291,12 @@ class Fitter:
             raise ValueError("resume=True needs checkpoint=<path> to resume from.")
         if population not in _nevergrad.POPULATION_MODES:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
+        if population_threads is not None:
+            population_threads = _check_int(population_threads, "population_threads", 1)
+            if self.backend != "nevergrad":
+                raise ValueError(
+                    f"population_threads applies to backend='nevergrad' (its population), not {self.backend!r}."
+                )
         if n_starts > 1 and self.backend == "nevergrad":
             raise ValueError("n_starts does not apply to backend='nevergrad' (its population is popsize=).")
         if self.with_key and key is None:
@@ -310,6 +324,7 @@ class Fitter:
             out = _nevergrad.run(
                 problem=self.problem, space=self.space, family=self.optimizer, batched=batched, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,
+                threads=_nevergrad.default_threads(popsize) if population_threads is None else population_threads,
             )  # fmt: skip
         else:
             method = self.optimizer["method"]

@@ -3,7 +3,9 @@
 Each generation asks the optimiser for ``popsize`` candidates, evaluates all of them in one
 call of a jitted ``jax.vmap`` of the loss (or ``jax.lax.map``, ``population='map'``; or
 whichever of the two ran the first generation faster, ``population='auto'``), and
-tells it the losses. The search runs in the
+tells it the losses. On a CPU the population is cut into as many equal slices as there
+are cores (`default_threads`), each slice's call run at once in its own thread: the
+cores then work on separate members instead of sharing each small batched operation. The search runs in the
 unit cube of the parameters' box (constrained values; bounds from the transforms or
 ``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
 losses are told as ``+inf`` (that candidate is simply bad); a generation in which every
@@ -13,7 +15,9 @@ candidate is non-finite stops the fit with `NonFiniteLossError`.
 from __future__ import annotations
 
 import difflib
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import equinox as eqx
@@ -24,7 +28,7 @@ import numpy as np
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
 
-__all__ = ["POPULATION_MODES", "check_optimizer", "make_batched_loss", "run"]
+__all__ = ["POPULATION_MODES", "check_optimizer", "default_threads", "make_batched_loss", "run"]
 
 
 def _ng():
@@ -95,13 +99,69 @@ def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
     return eqx.filter_jit(population)
 
 
+# A slice of fewer members than this gains too little from its vmap to be worth a thread.
+_MIN_SLICE = 4
+
+
+def default_threads(popsize: int) -> int:
+    """Slices of a population evaluated at once: on a CPU, one per core this process may
+    use, each of at least 4 members; elsewhere (a GPU runs one vmap best) 1.
+
+    Measured on 2 cores (P32n: 32 candidates of W4's delayed network): two slices of 16
+    at once took 0.44-0.48 s against 0.68 s for one vmap of 32. XLA splits each small
+    batched operation of one call over both cores, and the handover costs more than it
+    saves (the node step of 32 x 80 elements: 14.8 us per step on 2 cores, 5.9 us on one).
+    """
+    if jax.default_backend() != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, popsize // _MIN_SLICE))
+
+
+class _Slices:
+    """A `make_batched_loss` function applied to ``threads`` equal slices of the population
+    at once, one thread each, compiled once for the slice's shape. Returns what the function
+    returns for the whole population: ``(losses, best, aux of the best)``."""
+
+    def __init__(self, fn, threads: int, pool: ThreadPoolExecutor | None):
+        self.fn, self.threads, self.pool = fn, threads, pool
+        self.compiled = None
+
+    def _split(self, u):
+        size = -(-u.shape[0] // self.threads)
+        extra = size * self.threads - u.shape[0]
+        if extra:  # repeat a real candidate: the padding evaluates like one, and is dropped
+            u = jnp.concatenate([u, jnp.repeat(u[-1:], extra, axis=0)])
+        return [u[i * size : (i + 1) * size] for i in range(self.threads)], size
+
+    def compile(self, args) -> _Slices:
+        parts, _ = self._split(args[0])
+        self.compiled = self.fn.lower(parts[0], *args[1:]).compile()
+        return self
+
+    def __call__(self, u, *rest):
+        if self.compiled is None:
+            self.compile((u, *rest))
+        if self.threads == 1:
+            return self.compiled(u, *rest)
+        parts, size = self._split(u)
+        outs = list(self.pool.map(lambda part: jax.block_until_ready(self.compiled(part, *rest)), parts))
+        losses = np.concatenate([np.asarray(out[0]) for out in outs])[: u.shape[0]]
+        best = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
+        # The overall best is its slice's best (the first of equal losses in both cases).
+        return losses, best, outs[best // size][2]
+
+
 def _choose(batched: dict, args) -> tuple[Any, str, dict]:
-    """``population='auto'``: compile each mode for ``args`` (the first generation), time one
-    evaluation of each, and keep the faster: ``(compiled function, mode, {mode: seconds})``.
-    Costs one extra compilation and one extra evaluation of a population."""
+    """``population='auto'``: compile each mode (`_Slices`) for ``args`` (the first
+    generation), time one evaluation of each, and keep the faster: ``(function, mode,
+    {mode: seconds})``. Costs one extra compilation and one extra evaluation of a population."""
     timings, compiled = {}, {}
     for mode, fn in batched.items():
-        compiled[mode] = fn.lower(*args).compile()
+        compiled[mode] = fn.compile(args)
         start = time.perf_counter()
         jax.block_until_ready(compiled[mode](*args))
         timings[mode] = time.perf_counter() - start
@@ -109,10 +169,19 @@ def _choose(batched: dict, args) -> tuple[Any, str, dict]:
     return compiled[mode], mode, timings
 
 
-def run(*, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor) -> BackendOutput:
+def run(
+    *, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor, threads: int
+) -> BackendOutput:
     """``batched``: a `make_batched_loss` function, or ``{mode: function}`` to choose from
-    on the first generation (``population='auto'``)."""
+    on the first generation (``population='auto'``); ``threads``: slices of the population
+    evaluated at once (`default_threads`)."""
     ng = _ng()
+    threads = min(threads, popsize)
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bmx-population") if threads > 1 else None
+    if isinstance(batched, dict):
+        batched = {mode: _Slices(fn, threads, pool) for mode, fn in batched.items()}
+    else:
+        batched = _Slices(batched, threads, pool)
     box = space.box("backend='nevergrad'")
     lo = space.ravel({n: box[n][0] for n in space.names})
     hi = space.ravel({n: box[n][1] for n in space.names})
@@ -170,6 +239,8 @@ def run(*, problem, space, family, batched, data, key, seed, n_steps, popsize, m
                 break
     finally:
         monitor.close()
+        if pool is not None:
+            pool.shutdown()
     best_values = space.unravel(lo + (hi - lo) * best_u)
     return BackendOutput(
         best_raw=space.to_raw(best_values),
@@ -180,6 +251,6 @@ def run(*, problem, space, family, batched, data, key, seed, n_steps, popsize, m
         prediction=best_aux,
         stop_reason=stop_reason,
         optimizer=optimizer,
-        raw={"losses": np.asarray(all_losses), **(choice or {})},
+        raw={"losses": np.asarray(all_losses), "population_threads": threads, **(choice or {})},
         best_values=best_values,
     )
