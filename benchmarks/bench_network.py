@@ -16,7 +16,8 @@ script counts the XLA compilations they trigger (must be 0). "brainmass run-only
 10 s call minus a 10 ms call (the compilation it repeats on every call).
 
 **W3**: W1 shortened to 1 s, 256 (k, a) sets in one ``jax.vmap`` (jitted): throughput in
-network-seconds per wall-second, against the single-run throughput of W1.
+network-seconds per wall-second, against the single-run throughput of W1; also the same
+sets through ``brainmass_eqx.ensemble`` (on a CPU: one vmap per core, at once in threads).
 
 **W6**: 1,000 Hopf regions, a sparse random connectome (5 % density, U(0, 1) / 50 weights,
 as a ``jax.experimental.sparse.BCOO`` matrix for us, dense for brainmass, which has no
@@ -193,7 +194,16 @@ def w3(problem, n_sets: int = 256, rounds: int = 3):
     single = jax.jit(one)
     err = max(float(np.abs(out[i] - np.asarray(single(ks[i], as_[i]))).max()) for i in (0, 7, n_sets - 1))
     singles = [timed(lambda r=r: jax.block_until_ready(single(ks[1] + 1e-3 * r, as_[1])))[0] for r in range(rounds)]
-    return dict(first=first, run=statistics.median(times), single_1s=statistics.median(singles), max_err=err)
+    def member(m):
+        return one(m["k"], m["a"])
+
+    via_ensemble = bm.ensemble(member, {"k": ks, "a": as_})  # compiles
+    err_ensemble = float(np.abs(np.asarray(via_ensemble) - out).max())
+    ensembles = [timed(lambda r=r: bm.ensemble(member, {"k": ks + 1e-3 * r, "a": as_}))[0] for r in range(rounds)]
+    return dict(
+        first=first, run=statistics.median(times), single_1s=statistics.median(singles), max_err=err,
+        ensemble=statistics.median(ensembles), ensemble_err=err_ensemble,
+    )  # fmt: skip
 
 
 def w6(problem, rounds: int = 3):
@@ -508,6 +518,10 @@ def main(argv=None) -> int:
         f"| brainmass_eqx vmap, 256 sets | {fmt(w3_res['first'])} | {fmt(w3_res['run'])} | {fmt(256 / w3_res['run'])} | "
         f"{fmt(256 / w3_res['run'] / single_tp, 2)}x |"
     )
+    lines.append(
+        f"| brainmass_eqx `ensemble`, 256 sets (a vmap per core, at once) | | {fmt(w3_res['ensemble'])} | "
+        f"{fmt(256 / w3_res['ensemble'])} | {fmt(256 / w3_res['ensemble'] / single_tp, 2)}x |"
+    )
     lines.append(f"| brainmass_eqx single run (W1, 10 s) | | {fmt(med['linear'])} | {fmt(single_tp)} | 1x |")
     lines.append(
         f"| brainmass_eqx single 1 s run (jitted) | | {fmt(w3_res['single_1s'])} | {fmt(1 / w3_res['single_1s'])} | "
@@ -516,7 +530,10 @@ def main(argv=None) -> int:
     if bm_med is not None:
         lines.append(f"| brainmass 0.1.1, a loop of `Simulator.run` (10 s calls) | | | {fmt(10 / bm_med)} | {fmt(10 / bm_med / single_tp, 2)}x |")
     lines.append("")
-    lines.append(f"vmap members vs single runs: max |difference| {w3_res['max_err']:.1e}.")
+    lines.append(
+        f"vmap members vs single runs: max |difference| {w3_res['max_err']:.1e}; `ensemble` vs the vmap: "
+        f"{w3_res['ensemble_err']:.1e}."
+    )
     lines.append("")
     if w6_res is not None:
         lines.append("**W6**: 1,000-region sparse network (5 % density, BCOO), delays <= 20 ms, 1 s\n")

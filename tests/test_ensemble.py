@@ -27,6 +27,22 @@ def test_ensemble_equals_vmap_over_a_batch_of_models():
     assert got.shape == (5, 2)
 
 
+def test_cpu_slices_at_once_equal_one_vmap():
+    # 7 models in 3 slices (padded to 9) run at once in threads: the members of one vmap.
+    a = jnp.linspace(0.05, 0.8, 7)
+    models = eqx.filter_vmap(lambda a: bx.Hopf(2, a=a, init_x=0.5))(a)
+    want = eqx.filter_vmap(settled_amplitude)(models)
+    for _ in range(2):  # the first call of a signature compiles (one slice alone), the second does not
+        np.testing.assert_array_equal(ens.ensemble(settled_amplitude, models, threads=3), want)
+    np.testing.assert_array_equal(ens.ensemble(settled_amplitude, models, threads=1), want)
+    assert 1 <= ens.cpu_slices(7) <= max(1, 7 // 4)
+    # Inside a trace there are no threads to run: one vmap.
+    traced = eqx.filter_jit(lambda m: ens.ensemble(settled_amplitude, m, threads=3))(models)
+    np.testing.assert_array_equal(traced, want)
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        ens.ensemble(settled_amplitude, models, threads=0)
+
+
 def test_batch_leaves_must_share_the_leading_axis():
     with pytest.raises(ValueError, match="same leading"):
         ens.ensemble(lambda p: p["a"], {"a": jnp.zeros(3), "b": jnp.zeros(4)})

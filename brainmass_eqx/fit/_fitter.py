@@ -247,17 +247,18 @@ class Fitter:
         - `n_starts`: independent starts (``'grad'``/``'optimistix'``: run side by side in
           one ``jax.vmap``; ``'scipy'``: restarts). Start 0 is the model's own values, the
           others are uniform in the parameters' box.
-        - `popsize`: candidates per nevergrad generation, all evaluated in one compiled call.
+        - `popsize`: candidates per nevergrad generation, evaluated by one compiled
+          function (see `population_threads`).
         - `population`: how: ``'vmap'`` (side by side, ``jax.vmap``), ``'map'`` (one
           after the other in a compiled loop, ``jax.lax.map``: for models whose batched
           step is slower than single runs), or ``'auto'``: both are compiled for the first
-          generation, each evaluates it once, and the faster one runs the fit (one extra
-          compilation and one extra evaluation; the choice and its timings are in
+          generation, each evaluates it twice (the second timed), and the faster one runs
+          the fit (one extra compilation and two extra evaluations; the choice and its timings are in
           ``FitResult.raw``). ``benchmarks/bench_fit.py`` (case P32n) measures both
           against a Python loop.
         - `population_threads`: ``'nevergrad'``: the population is cut into this many
           equal slices, evaluated at once, each in its own thread (a ``vmap`` or
-          ``lax.map`` per slice, compiled once). Default: on a CPU, one slice per core the
+          ``lax.map`` per slice). Default: on a CPU, one slice per core the
           process may use, each of at least 4 candidates; elsewhere 1 (one call for the
           whole population). On 2 cores, 32 candidates of a delayed 80-region network:
           two slices of 16 at once took 0.44-0.48 s, one vmap of 32 0.68 s. The number

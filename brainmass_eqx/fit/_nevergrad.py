@@ -15,7 +15,6 @@ candidate is non-finite stops the fit with `NonFiniteLossError`.
 from __future__ import annotations
 
 import difflib
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._ensemble import cpu_slices, pad_batch, run_slices
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
 
@@ -99,56 +99,29 @@ def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
     return eqx.filter_jit(population)
 
 
-# A slice of fewer members than this gains too little from its vmap to be worth a thread.
-_MIN_SLICE = 4
-
-
 def default_threads(popsize: int) -> int:
-    """Slices of a population evaluated at once: on a CPU, one per core this process may
-    use, each of at least 4 members; elsewhere (a GPU runs one vmap best) 1.
-
-    Measured on 2 cores (P32n: 32 candidates of W4's delayed network): two slices of 16
-    at once took 0.44-0.48 s against 0.68 s for one vmap of 32. XLA splits each small
-    batched operation of one call over both cores, and the handover costs more than it
-    saves (the node step of 32 x 80 elements: 14.8 us per step on 2 cores, 5.9 us on one).
-    """
-    if jax.default_backend() != "cpu":
-        return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, popsize // _MIN_SLICE))
+    """Slices of a population evaluated at once: ``_ensemble.cpu_slices`` (on a CPU one per
+    core, each of at least 4 candidates; elsewhere 1). Measured on 2 cores (P32n: 32
+    candidates of W4's delayed network): two slices of 16 at once took 0.44-0.48 s against
+    0.68 s for one vmap of 32."""
+    return cpu_slices(popsize)
 
 
 class _Slices:
     """A `make_batched_loss` function applied to ``threads`` equal slices of the population
-    at once, one thread each, compiled once for the slice's shape. Returns what the function
-    returns for the whole population: ``(losses, best, aux of the best)``."""
+    at once (`run_slices`). Returns what the function returns for the whole population:
+    ``(losses, best, aux of the best)``."""
 
     def __init__(self, fn, threads: int, pool: ThreadPoolExecutor | None):
         self.fn, self.threads, self.pool = fn, threads, pool
-        self.compiled = None
-
-    def _split(self, u):
-        size = -(-u.shape[0] // self.threads)
-        extra = size * self.threads - u.shape[0]
-        if extra:  # repeat a real candidate: the padding evaluates like one, and is dropped
-            u = jnp.concatenate([u, jnp.repeat(u[-1:], extra, axis=0)])
-        return [u[i * size : (i + 1) * size] for i in range(self.threads)], size
-
-    def compile(self, args) -> _Slices:
-        parts, _ = self._split(args[0])
-        self.compiled = self.fn.lower(parts[0], *args[1:]).compile()
-        return self
 
     def __call__(self, u, *rest):
-        if self.compiled is None:
-            self.compile((u, *rest))
         if self.threads == 1:
-            return self.compiled(u, *rest)
-        parts, size = self._split(u)
-        outs = list(self.pool.map(lambda part: jax.block_until_ready(self.compiled(part, *rest)), parts))
+            return self.fn(u, *rest)
+        size = -(-u.shape[0] // self.threads)
+        padded = pad_batch(u, u.shape[0], size * self.threads)  # a repeated candidate, dropped below
+        parts = [(padded[i * size : (i + 1) * size], *rest) for i in range(self.threads)]
+        outs = run_slices(self.fn, parts, self.pool)
         losses = np.concatenate([np.asarray(out[0]) for out in outs])[: u.shape[0]]
         best = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
         # The overall best is its slice's best (the first of equal losses in both cases).
@@ -156,17 +129,17 @@ class _Slices:
 
 
 def _choose(batched: dict, args) -> tuple[Any, str, dict]:
-    """``population='auto'``: compile each mode (`_Slices`) for ``args`` (the first
-    generation), time one evaluation of each, and keep the faster: ``(function, mode,
-    {mode: seconds})``. Costs one extra compilation and one extra evaluation of a population."""
-    timings, compiled = {}, {}
+    """``population='auto'``: evaluate the first generation with each mode twice (the first
+    compiles), time the second, and keep the faster: ``(function, mode, {mode: seconds})``.
+    Costs one extra compilation and two extra evaluations of a population."""
+    timings = {}
     for mode, fn in batched.items():
-        compiled[mode] = fn.compile(args)
+        jax.block_until_ready(fn(*args))
         start = time.perf_counter()
-        jax.block_until_ready(compiled[mode](*args))
+        jax.block_until_ready(fn(*args))
         timings[mode] = time.perf_counter() - start
     mode = min(timings, key=timings.get)
-    return compiled[mode], mode, timings
+    return batched[mode], mode, timings
 
 
 def run(
