@@ -1,12 +1,12 @@
 """Backend ``'nevergrad'``: any nevergrad optimiser, one whole population per ``jax.vmap``.
 
-Each generation asks the optimiser for ``popsize`` candidates, evaluates all of them in one
-call of a jitted ``jax.vmap`` of the loss (or ``jax.lax.map``, ``population='map'``; or
-whichever of the two ran the first generation faster, ``population='auto'``), and
-tells it the losses. On a CPU the population is cut into as many equal slices as there
-are cores (`default_threads`), each slice's call run at once in its own thread: the
-cores then work on separate members instead of sharing each small batched operation. The search runs in the
-unit cube of the parameters' box (constrained values; bounds from the transforms or
+Each generation asks the optimiser for ``popsize`` candidates, evaluates all of them with
+a jitted ``jax.vmap`` of the loss (or ``jax.lax.map``, ``population='map'``; or whichever
+of the two ran the first generation faster, ``population='auto'``), and tells it the
+losses. On a CPU the population is cut into as many equal slices as there are cores
+(`default_threads`), the slices' calls made at once, each in its own thread: the cores
+then work on separate members instead of sharing each small batched operation. The
+search runs in the unit cube of the parameters' box (constrained values; bounds from the transforms or
 ``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
 losses are told as ``+inf`` (that candidate is simply bad); a generation in which every
 candidate is non-finite stops the fit with `NonFiniteLossError`.
