@@ -392,22 +392,28 @@ def main(argv=None) -> int:
     short_cpu = []
     short = []
     compiles_later = 0
+    # Each round rotates the order of the systems: the call that follows a reference
+    # system's (multi-threaded, in another process) finds the cores still busy with its
+    # spinning threads for a while, which made the first of ours ('linear') 0.29-0.39 s in
+    # runs where it took 0.24-0.27 s alone.
+    systems = list(interps) + list(workers)
     for r in range(args.rounds):
         k, a = K0 + 0.01 * (r + 1), A0 + 0.005 * (r + 1)
-        for i in interps:
-            c0 = counter.count
-            t, c, _ = timed_cpu(runners[i], 10000.0, k, a)
-            compiles_later += counter.count - c0
-            times[i].append(t)
-            cpu_times[i].append(c)
-        for name, w in workers.items():
-            reply = w.run(10000.0, k, a)
-            ref_times[name].append(reply["seconds"])
-            ref_cpu[name].append(reply["cpu"])
-        if "brainmass" in workers:
-            reply = workers["brainmass"].run(10.0, k, a)
-            short.append(reply["seconds"])
-            short_cpu.append(reply["cpu"])
+        for system in systems[r % len(systems) :] + systems[: r % len(systems)]:
+            if system in runners:
+                c0 = counter.count
+                t, c, _ = timed_cpu(runners[system], 10000.0, k, a)
+                compiles_later += counter.count - c0
+                times[system].append(t)
+                cpu_times[system].append(c)
+                continue
+            reply = workers[system].run(10000.0, k, a)
+            ref_times[system].append(reply["seconds"])
+            ref_cpu[system].append(reply["cpu"])
+            if system == "brainmass":
+                reply = workers["brainmass"].run(10.0, k, a)
+                short.append(reply["seconds"])
+                short_cpu.append(reply["cpu"])
 
     # Agreement: brainmass_eqx 'ceil' vs brainmass (same rule, same scheme), 'nearest' vs neurolib.
     agree = {}
@@ -464,7 +470,7 @@ def main(argv=None) -> int:
 
     lines = []
     lines.append(f"XLA threads: {'1 (XLA_FLAGS=' + SINGLE_THREAD_FLAGS + ')' if args.threads == '1' else 'default'}; "
-                 f"medians of {args.rounds} calls after a warm-up, alternating the systems.\n")
+                 f"medians of {args.rounds} calls after a warm-up, alternating the systems (their order rotated each round).\n")
     lines.append("**W1**: 80-node delayed Hopf network, 10 s at dt = 0.1 ms, x every 1 ms\n")
     lines.append("| system | first call (s) | run (s) | run / brainmass call | run / brainmass run-only | run / neurolib |")
     lines.append("|---|---|---|---|---|---|")
