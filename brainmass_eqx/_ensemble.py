@@ -112,11 +112,13 @@ def run_slices(fn: Callable, parts: Sequence[tuple], pool: ThreadPoolExecutor | 
             _RUN_BEFORE.add(key)
     rest = [i for i in range(len(parts)) if i not in done]
     if rest:
-        if pool is None:
-            with ThreadPoolExecutor(max_workers=len(rest), thread_name_prefix="bmx-slice") as own:
-                return run_slices(fn, parts, own)
-        for i, out in zip(rest, pool.map(lambda i: jax.block_until_ready(fn(*parts[i])), rest)):
-            done[i] = out
+        own = ThreadPoolExecutor(max_workers=len(rest), thread_name_prefix="bmx-slice") if pool is None else None
+        try:
+            for i, out in zip(rest, (pool or own).map(lambda i: jax.block_until_ready(fn(*parts[i])), rest)):
+                done[i] = out
+        finally:
+            if own is not None:
+                own.shutdown()
     return [done[i] for i in range(len(parts))]
 
 

@@ -43,6 +43,20 @@ def test_cpu_slices_at_once_equal_one_vmap():
         ens.ensemble(settled_amplitude, models, threads=0)
 
 
+def test_run_slices_calls_each_part_once_in_order():
+    calls = []
+
+    def fn(x):
+        calls.append(int(x))
+        return jnp.asarray(x) * 2
+
+    parts = [(jnp.asarray(i),) for i in range(3)]
+    for _ in range(2):  # the first call of the signature runs part 0 alone, then the others
+        calls.clear()
+        assert [int(out) for out in ens.run_slices(fn, parts)] == [0, 2, 4]
+        assert sorted(calls) == [0, 1, 2]
+
+
 def test_batch_leaves_must_share_the_leading_axis():
     with pytest.raises(ValueError, match="same leading"):
         ens.ensemble(lambda p: p["a"], {"a": jnp.zeros(3), "b": jnp.zeros(4)})
