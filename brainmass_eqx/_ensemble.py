@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
-__all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices"]
+__all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
 
 
 def batch_size_of(batch: PyTree) -> int:
@@ -122,10 +122,18 @@ def run_slices(fn: Callable, parts: Sequence[tuple], pool: ThreadPoolExecutor | 
     return [done[i] for i in range(len(parts))]
 
 
-def _slice(batch: PyTree, start: int, stop: int) -> PyTree:
-    return jax.tree_util.tree_map(
-        lambda x: x[start:stop] if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
-    )
+def split_batch(batch: PyTree, size: int, slices: int) -> tuple[list, int]:
+    """``batch`` (``size`` members) as ``slices`` equal slices, the last padded by repeating
+    the last member (`pad_batch`): ``(slices, members per slice)``."""
+    per = -(-size // slices)
+    batch = pad_batch(batch, size, per * slices)
+
+    def part(i):
+        return jax.tree_util.tree_map(
+            lambda x: x[i * per : (i + 1) * per] if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
+        )
+
+    return [part(i) for i in range(slices)], per
 
 
 def _is_traced(batch: PyTree) -> bool:
@@ -169,9 +177,8 @@ def ensemble(
         slices = min(size, cpu_slices(size) if threads is None else int(threads))
         if slices == 1:
             return mapped(batch)
-        per = -(-size // slices)
-        batch = pad_batch(batch, size, per * slices)
-        outs = run_slices(mapped, [(_slice(batch, i * per, (i + 1) * per),) for i in range(slices)])
+        parts, _ = split_batch(batch, size, slices)
+        outs = run_slices(mapped, [(part,) for part in parts])
         return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs)[:size], *outs)
     padded_size = -(-size // n_dev) * n_dev
     batch = pad_batch(batch, size, padded_size)

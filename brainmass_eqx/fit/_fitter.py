@@ -325,7 +325,7 @@ class Fitter:
             out = _nevergrad.run(
                 problem=self.problem, space=self.space, family=self.optimizer, batched=batched, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,
-                threads=_nevergrad.default_threads(popsize) if population_threads is None else population_threads,
+                threads=population_threads,
             )  # fmt: skip
         else:
             method = self.optimizer["method"]

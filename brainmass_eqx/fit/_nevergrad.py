@@ -4,7 +4,7 @@ Each generation asks the optimiser for ``popsize`` candidates, evaluates all of 
 a jitted ``jax.vmap`` of the loss (or ``jax.lax.map``, ``population='map'``; or whichever
 of the two ran the first generation faster, ``population='auto'``), and tells it the
 losses. On a CPU the population is cut into as many equal slices as there are cores
-(`default_threads`), the slices' calls made at once, each in its own thread: the cores
+(``_ensemble.cpu_slices``), the slices' calls made at once, each in its own thread: the cores
 then work on separate members instead of sharing each small batched operation. The
 search runs in the unit cube of the parameters' box (constrained values; bounds from the transforms or
 ``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._ensemble import cpu_slices, pad_batch, run_slices
+from .._ensemble import cpu_slices, run_slices, split_batch
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
 
-__all__ = ["POPULATION_MODES", "check_optimizer", "default_threads", "make_batched_loss", "run"]
+__all__ = ["POPULATION_MODES", "check_optimizer", "make_batched_loss", "run"]
 
 
 def _ng():
@@ -99,14 +99,6 @@ def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
     return eqx.filter_jit(population)
 
 
-def default_threads(popsize: int) -> int:
-    """Slices of a population evaluated at once: ``_ensemble.cpu_slices`` (on a CPU one per
-    core, each of at least 4 candidates; elsewhere 1). Measured on 2 cores (P32n: 32
-    candidates of W4's delayed network): two slices of 16 at once took 0.44-0.48 s against
-    0.68 s for one vmap of 32."""
-    return cpu_slices(popsize)
-
-
 class _Slices:
     """A `make_batched_loss` function applied to ``threads`` equal slices of the population
     at once (`run_slices`). Returns what the function returns for the whole population:
@@ -118,10 +110,8 @@ class _Slices:
     def __call__(self, u, *rest):
         if self.threads == 1:
             return self.fn(u, *rest)
-        size = -(-u.shape[0] // self.threads)
-        padded = pad_batch(u, u.shape[0], size * self.threads)  # a repeated candidate, dropped below
-        parts = [(padded[i * size : (i + 1) * size], *rest) for i in range(self.threads)]
-        outs = run_slices(self.fn, parts, self.pool)
+        slices, size = split_batch(u, u.shape[0], self.threads)  # padding: a repeated candidate, dropped below
+        outs = run_slices(self.fn, [(part, *rest) for part in slices], self.pool)
         losses = np.concatenate([np.asarray(out[0]) for out in outs])[: u.shape[0]]
         best = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
         # The overall best is its slice's best (the first of equal losses in both cases).
@@ -143,13 +133,15 @@ def _choose(batched: dict, args) -> tuple[Any, str, dict]:
 
 
 def run(
-    *, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor, threads: int
+    *, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor, threads: int | None
 ) -> BackendOutput:
     """``batched``: a `make_batched_loss` function, or ``{mode: function}`` to choose from
     on the first generation (``population='auto'``); ``threads``: slices of the population
-    evaluated at once (`default_threads`)."""
+    evaluated at once, None for ``_ensemble.cpu_slices`` (on a CPU one per core, each of at
+    least 4 candidates: on 2 cores, P32n's 32 candidates as two slices of 16 at once took 0.44-0.48 s against
+    0.68 s for one vmap of 32; elsewhere 1)."""
     ng = _ng()
-    threads = min(threads, popsize)
+    threads = min(cpu_slices(popsize) if threads is None else threads, popsize)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bmx-population") if threads > 1 else None
     if isinstance(batched, dict):
         batched = {mode: _Slices(fn, threads, pool) for mode, fn in batched.items()}
