@@ -1,6 +1,6 @@
 """Where an ensemble's speed-up goes: the cost per member and step of W3's pieces, batched.
 
-    python benchmarks/bench_batching.py [--members 1 16 256] [--rounds 3]
+    python benchmarks/bench_batching.py [--members 1 16 256] [--rounds 5]
 
 W3 (``bench_network.py``) measures the throughput of 256 members of W1 (1 s) in one
 ``jax.vmap`` against the single run's. This script splits that ratio by what each step
@@ -63,15 +63,21 @@ def _runner(kind: str, members: int, problem):
 
 
 def measure(kind: str, members: int, rounds: int, problem) -> tuple[float, float]:
-    """Median (wall, CPU) seconds of one call, after a warm-up call."""
+    """Median (wall, CPU) seconds of one call, after a warm-up call. A sample repeats short
+    calls until it lasts about 0.5 s: a single 1 s run takes 25-40 ms, where this machine's
+    noise alone is several ms."""
     call = _runner(kind, members, problem)
+    call()  # compiles
+    start = time.perf_counter()
     call()
+    repeat = max(1, round(0.5 / max(time.perf_counter() - start, 1e-3)))
     walls, cpus = [], []
     for _ in range(rounds):
         w, c = time.perf_counter(), time.process_time()
-        call()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
+        for _ in range(repeat):
+            call()
+        walls.append((time.perf_counter() - w) / repeat)
+        cpus.append((time.process_time() - c) / repeat)
     return statistics.median(walls), statistics.median(cpus)
 
 
@@ -85,7 +91,7 @@ KINDS = (
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, nargs="+", default=[1, 16, 256])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     if any(m < 1 for m in args.members):
         parser.error("--members: every ensemble size must be at least 1")
