@@ -16,8 +16,8 @@ gain: the single run's CPU time per step divided by the batch's per member, i.e.
 cheaper a member's step is when it shares its step with others on the same cores. A
 second table gives each network's coupling cost (its time minus the node's alone: for W1
 the history's write and delayed read, which replace the instantaneous coupling's matrix
-product). A throughput ratio of R on
-C cores needs a batching gain near R / C on each core: on 2 cores, W3's 5x needs 2.5x.
+product). A throughput ratio of R on C cores needs a batching gain near R / C on each
+core: on 2 cores, W3's 5x needs 2.5x.
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ case's own). Cases:
   Fitter's own path (a real ``backend='nevergrad'`` fit, median generation time: on a CPU
   the population in one slice per core, each slice one ``jax.vmap`` call, the slices at
   once; ``population_threads`` in the table) against a Python loop of 32 calls of the
-  jitted single loss; also the whole population in one ``jax.vmap`` call
-  (``population_threads=1``) and with ``population='map'`` (``jax.lax.map``).
+  jitted single loss, the fit and the loop alternating over 3 rounds (the ratio is the
+  median of the rounds' ratios, their range beside it); also the whole population in one
+  ``jax.vmap`` call (``population_threads=1``) and with ``population='map'``
+  (``jax.lax.map``).
   **P32e**: the same with ``diffrax.Euler()`` instead of the default `ExponentialEuler`
   (whose ``exprel`` dominates the batched step). **P32n**: the same for W4's problem
   (``k`` and ``a`` of the delayed network, fc_corr).
