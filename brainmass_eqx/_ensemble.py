@@ -30,6 +30,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
+from ._checks import check_int
+
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
 
 
@@ -168,8 +170,8 @@ def ensemble(
     size = batch_size_of(batch)
     devices = list(jax.devices() if devices is None else devices)
     n_dev = len(devices)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1):
-        raise ValueError(f"ensemble: threads must be an int >= 1 (or None for one per CPU core), got {threads!r}.")
+    if threads is not None:
+        threads = check_int(threads, "ensemble: threads", 1, hint=" (or None for one per CPU core)")
     mapped = eqx.filter_jit(eqx.filter_vmap(fn))
     if n_dev == 1:
         if _is_traced(batch) or devices[0].platform != "cpu":
@@ -252,8 +254,7 @@ def sweep(
 
     **Returns:** a dict of 1-D NumPy arrays: the grid columns, then one column per summary.
     """
-    if chunk_size < 1:
-        raise ValueError(f"sweep: chunk_size must be >= 1, got {chunk_size}.")
+    chunk_size = check_int(chunk_size, "sweep: chunk_size", 1)
     if not summaries:
         raise ValueError("sweep: summaries is empty; give {column: fn(result) -> scalar}.")
     clash = set(summaries) & set(grid)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ._checks import check_int
 from ._units import magnitude, to_canonical
 
 __all__ = [
@@ -109,14 +110,6 @@ def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
             f"`{name}` needs at least {min_regions} signals (regions, last axis), got shape {x.shape}."
         )
     return x
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"`{name}` must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
-    return int(value)
 
 
 def _upper_triangle(m: Array, k: int) -> Array:
@@ -304,8 +297,8 @@ def functional_connectivity_dynamics(
     `n_windows = (time - window_size) // step_size + 1`; a `(..., 0, 0)` array when
     `time < window_size` (as braintools).
     """
-    window_size = _check_int(window_size, "window_size", 2)
-    step_size = _check_int(step_size, "step_size", 1)
+    window_size = check_int(window_size, "window_size", 2)
+    step_size = check_int(step_size, "step_size", 1)
     x = _check_signal(x, "x", min_regions=2)
     if x.shape[-2] < window_size:
         return jnp.zeros(x.shape[:-2] + (0, 0), dtype=x.dtype)
@@ -429,9 +422,8 @@ def fcd_distribution(
     if fcd_matrix.ndim < 2 or fcd_matrix.shape[-1] != fcd_matrix.shape[-2]:
         raise ValueError(f"`fcd_matrix` must be square, shape (..., w, w), got {fcd_matrix.shape}.")
     grid = _check_grid(DEFAULT_FCD_MIDPOINTS if midpoints is None else midpoints, "midpoints")
-    if isinstance(n_diag, bool) or not isinstance(n_diag, int | np.integer):
-        raise TypeError(f"`n_diag` must be an integer, got {n_diag!r}.")
-    n = len(np.triu_indices(fcd_matrix.shape[-1], k=int(n_diag))[0])
+    n_diag = check_int(n_diag, "n_diag", 0)
+    n = len(np.triu_indices(fcd_matrix.shape[-1], k=n_diag)[0])
     if n == 0:
         raise ValueError(
             f"`fcd_matrix` of shape {fcd_matrix.shape} has no entries above diagonal offset "
@@ -520,12 +512,12 @@ def _welch_setup(n_time: int, nperseg: int | None, noverlap: int | None) -> tupl
                 f"`x` has {n_time} time samples, too few for the default nperseg = time // 8 = {nperseg}; "
                 "pass nperseg (>= 2) explicitly or use a longer signal."
             )
-    nperseg = _check_int(nperseg, "nperseg", 2)
+    nperseg = check_int(nperseg, "nperseg", 2)
     if nperseg > n_time:
         raise ValueError(
             f"`nperseg` ({nperseg}) must not exceed the number of time samples ({n_time})."
         )
-    noverlap = nperseg // 2 if noverlap is None else _check_int(noverlap, "noverlap", 0)
+    noverlap = nperseg // 2 if noverlap is None else check_int(noverlap, "noverlap", 0)
     if noverlap >= nperseg:
         raise ValueError(f"`noverlap` ({noverlap}) must be smaller than nperseg ({nperseg}).")
     return nperseg, noverlap

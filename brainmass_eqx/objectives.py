@@ -20,12 +20,12 @@ from typing import Any
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ._checks import check_int
 from ._units import is_quantity, unxt_module
 from .metrics import (
     DEFAULT_FCD_MIDPOINTS,
     _band_indices,
     _check_grid,
-    _check_int,
     _check_signal,
     _kde_factor,
     _magnitude,
@@ -180,8 +180,8 @@ def cosine_sim(as_loss: bool = False, epsilon: float = 0.0) -> Objective:
 
 
 def _fcd_builder_checks(window_size: int, step_size: int) -> None:
-    _check_int(window_size, "window_size", 2)
-    _check_int(step_size, "step_size", 1)
+    check_int(window_size, "window_size", 2)
+    check_int(step_size, "step_size", 1)
 
 
 def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Objective:
@@ -234,7 +234,7 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
         # Fail at build time, not at the first call inside a fit.
         _check_grid(grid, "midpoints")
         _kde_factor(bw_method, 2)
-        _check_int(n_diag, "n_diag", 0)
+        check_int(n_diag, "n_diag", 0)
 
         def loss(prediction, target):
             _same_shape(prediction, target)

@@ -173,10 +173,11 @@ def test_delayed_match_task_equals_brainmass(ref):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"seq_len": 1}, ValueError, r"^seq_len must be >= 2, got 1\.$"),
-        ({"n_symbols": 1}, ValueError, r"^n_symbols must be >= 2, got 1\.$"),
-        ({"n_samples": -1}, ValueError, "n_samples must be >= 0"),
-        ({"n_samples": 2.5}, TypeError, "n_samples must be an int"),
+        ({"seq_len": 1}, ValueError, r"^seq_len must be an int >= 2, got 1\.$"),
+        ({"n_symbols": 1}, ValueError, r"^n_symbols must be an int >= 2, got 1\.$"),
+        ({"n_samples": -1}, ValueError, "n_samples must be an int >= 0"),
+        ({"n_samples": 2.5}, TypeError, "n_samples must be an int >= 0, got 2.5"),
+        ({"n_samples": True}, TypeError, "n_samples must be an int >= 0, got True"),
     ],
 )
 def test_delayed_match_task_bad_args(kwargs, error, match):

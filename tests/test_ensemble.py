@@ -41,6 +41,8 @@ def test_cpu_slices_at_once_equal_one_vmap():
     np.testing.assert_array_equal(traced, want)
     with pytest.raises(ValueError, match="threads must be an int >= 1"):
         ens.ensemble(settled_amplitude, models, threads=0)
+    with pytest.raises(TypeError, match=r"ensemble: threads must be an int >= 1 \(or None for one per CPU core\), got 1.5"):
+        ens.ensemble(settled_amplitude, models, threads=1.5)
 
 
 def test_run_slices_calls_each_part_once_in_order():
@@ -144,7 +146,7 @@ def test_sweep_bad_input():
         ens.sweep(_hopf_point, {"a": [], "w": [0.3]}, SUMMARIES)
     with pytest.raises(ValueError, match="equally long"):
         ens.sweep(_hopf_point, {"a": [0.1, 0.2], "w": [0.3]}, SUMMARIES, product=False)
-    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+    with pytest.raises(ValueError, match="sweep: chunk_size must be an int >= 1"):
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, SUMMARIES, chunk_size=0)
     with pytest.raises(ValueError, match="clash"):
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, {"a": SUMMARIES["amplitude"]})

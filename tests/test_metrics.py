@@ -114,9 +114,9 @@ def test_fcd_gradient_finite_on_constant_input():
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        (dict(window_size=1), ValueError, "`window_size` must be >= 2"),
-        (dict(window_size=10.0), TypeError, "`window_size` must be an integer"),
-        (dict(step_size=0), ValueError, "`step_size` must be >= 1"),
+        (dict(window_size=1), ValueError, "window_size must be an int >= 2"),
+        (dict(window_size=10.0), TypeError, "window_size must be an int >= 2, got"),
+        (dict(step_size=0), ValueError, "step_size must be an int >= 1"),
     ],
 )
 def test_fcd_bad_window_arguments(rand, kwargs, exc, match):

@@ -240,16 +240,16 @@ def test_shape_mismatch_names_both_shapes(pair, name):
 @pytest.mark.parametrize(
     "build, exc, match",
     [
-        (lambda: O.fcd(window_size=1), ValueError, "`window_size` must be >= 2"),
-        (lambda: O.fcd_ks(step_size=0), ValueError, "`step_size` must be >= 1"),
-        (lambda: O.fcd_wasserstein(window_size=2.5), TypeError, "`window_size` must be an integer"),
+        (lambda: O.fcd(window_size=1), ValueError, "window_size must be an int >= 2"),
+        (lambda: O.fcd_ks(step_size=0), ValueError, "step_size must be an int >= 1"),
+        (lambda: O.fcd_wasserstein(window_size=2.5), TypeError, "window_size must be an int >= 2, got"),
         (lambda: O.fcd_ks(bw_method="wide"), ValueError, "`bw_method` must be None"),
         (
             lambda: O.fcd_wasserstein(midpoints=np.zeros((3, 3))),
             ValueError,
             "`midpoints` must be a 1-D",
         ),
-        (lambda: O.fcd_ks(n_diag=-1), ValueError, "`n_diag` must be >= 0"),
+        (lambda: O.fcd_ks(n_diag=-1), ValueError, "n_diag must be an int >= 0"),
         (lambda: O.cosine_sim(epsilon=-1.0), ValueError, "`epsilon` must be >= 0"),
         (
             lambda: O.psd_rmse(unxt.Quantity(1.0, "mV")),

@@ -36,7 +36,7 @@ def test_shapes_must_broadcast_to_regions():
     bx.Hopf(3, a=jnp.array([0.1]))
     with pytest.raises(ValueError, match=r"Hopf: 'a' has shape \(2,\), which does not broadcast to the 3 regions"):
         bx.Hopf(3, a=jnp.array([0.1, 0.2]))
-    with pytest.raises(ValueError, match="n_regions must be a positive int"):
+    with pytest.raises(ValueError, match=r"n_regions must be an int >= 1 \(Hopf\(n_regions, ...\)\), got 0"):
         bx.Hopf(0)
 
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _param as core_param
+from .._checks import check_int
 from ..fit import Fitter as CoreFitter
 from . import brainunit as u, objectives as _objectives
 from .brainstate._state import install
@@ -189,9 +190,7 @@ class Fitter:
     def fit(self, target=None, n_steps=100, *, verbose=False) -> FitResult:
         """Run the optimisation: ``n_steps`` optimizer steps (``'grad'``), generations
         (``'nevergrad'``) or random restarts (``'scipy'``)."""
-        if int(n_steps) < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps!r}.")
-        n_steps = int(n_steps)
+        n_steps = check_int(n_steps, "n_steps", 1)
         params = trainable_params(self.model)
         if self.backend == "grad":
             if not params:

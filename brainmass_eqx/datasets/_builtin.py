@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import operator
-from typing import Any
 
 import numpy as np
 from jaxtyping import Float, Int
 
+from .._checks import check_int
 from ._loaders import load_tvb_connectivity
 from ._registry import register_dataset
 from ._types import Connectome, Signal
@@ -51,16 +50,6 @@ def load_example_signal() -> Signal:
     return Signal(data["signal"], float(data["dt"]), data["labels"], data["fc"])
 
 
-def _int_at_least(value: Any, name: str, minimum: int) -> int:
-    try:
-        out = operator.index(value)
-    except TypeError as err:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}.") from err
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return out
-
-
 def delayed_match_task(
     n_samples: int = 128,
     *,
@@ -86,9 +75,9 @@ def delayed_match_task(
     **Returns:** `(inputs, targets)`: float64 `(n_samples, seq_len, n_symbols)` one-hot
     sequences and int64 `(n_samples,)` labels in {0, 1}.
     """
-    n_samples = _int_at_least(n_samples, "n_samples", 0)
-    seq_len = _int_at_least(seq_len, "seq_len", 2)
-    n_symbols = _int_at_least(n_symbols, "n_symbols", 2)
+    n_samples = check_int(n_samples, "n_samples", 0)
+    seq_len = check_int(seq_len, "seq_len", 2)
+    n_symbols = check_int(n_symbols, "n_symbols", 2)
     rng = np.random.default_rng(seed)
     cues = rng.integers(0, n_symbols, size=n_samples)
     targets = rng.permutation((np.arange(n_samples) < n_samples // 2).astype(np.int64))

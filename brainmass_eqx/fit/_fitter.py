@@ -12,6 +12,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
+from .._checks import check_int
 from . import _grad, _nevergrad, _optimistix, _scipy
 from ._loop import BackendOutput, Monitor, pick_best
 from ._problem import NonFiniteLossError, ParamSpace, Problem
@@ -74,12 +75,6 @@ def _as_callbacks(callbacks) -> tuple[Callable, ...]:
     if isinstance(callbacks, Sequence) and all(callable(c) for c in callbacks):
         return tuple(callbacks)
     raise TypeError(f"callbacks must be a callable or a list of callables cb(info) -> bool | None; got {callbacks!r}.")
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def _seed(key: PRNGKeyArray | None) -> int:
@@ -170,7 +165,7 @@ class Fitter:
                 "objective= and transient= apply to predict=; with loss_fn= the function computes the "
                 "whole loss (drop them, or use predict=)."
             )
-        transient = 0 if transient is None else _check_int(transient, "transient", 0)
+        transient = 0 if transient is None else check_int(transient, "transient", 0)
         if objective is None and predict is not None:
             from ..objectives import timeseries_rmse
 
@@ -277,13 +272,13 @@ class Fitter:
         it, and the result so far as ``.result``) if the loss or its gradient becomes
         NaN/inf (in every start).
         """
-        n_steps = _check_int(n_steps, "n_steps", 1)
-        n_starts = _check_int(n_starts, "n_starts", 1)
-        popsize = _check_int(popsize, "popsize", 2)
+        n_steps = check_int(n_steps, "n_steps", 1)
+        n_starts = check_int(n_starts, "n_starts", 1)
+        popsize = check_int(popsize, "popsize", 2)
         if patience is not None:
-            patience = _check_int(patience, "patience", 1)
+            patience = check_int(patience, "patience", 1)
         if checkpoint_every is not None:
-            checkpoint_every = _check_int(checkpoint_every, "checkpoint_every", 1)
+            checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
         if (checkpoint is not None or resume) and self.backend not in ("grad", "optimistix"):
             raise ValueError(
                 f"checkpoint= / resume= are supported by backend='grad' and 'optimistix', not {self.backend!r}."
@@ -293,7 +288,7 @@ class Fitter:
         if population not in _nevergrad.POPULATION_MODES:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if population_threads is not None:
-            population_threads = _check_int(population_threads, "population_threads", 1)
+            population_threads = check_int(population_threads, "population_threads", 1)
             if self.backend != "nevergrad":
                 raise ValueError(
                     f"population_threads applies to backend='nevergrad' (its population), not {self.backend!r}."

@@ -26,6 +26,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._checks import check_int
 from .._param import Param
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
 
@@ -134,11 +135,7 @@ class AbstractModel(eqx.Module):
             setattr(self, f.name, value)
 
     def __check_init__(self):
-        if not isinstance(self.n_regions, int) or isinstance(self.n_regions, bool) or self.n_regions < 1:
-            raise ValueError(
-                f"n_regions must be a positive int, got {self.n_regions!r} "
-                f"({type(self).__name__}(n_regions, ...))."
-            )
+        check_int(self.n_regions, "n_regions", 1, hint=f" ({type(self).__name__}(n_regions, ...))")
         for f in dataclasses.fields(self):
             kind = f.metadata.get("kind")
             if kind is None:

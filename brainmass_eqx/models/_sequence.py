@@ -22,6 +22,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._checks import check_int
 from .._param import Param, read, unwrap
 from .._units import to_canonical, to_ms
 from ..solvers import ExponentialEuler, ModelTerm, _FrozenInputs
@@ -53,12 +54,6 @@ def _he_normal(key, shape):
     return jax.nn.initializers.he_normal(in_axis=0, out_axis=1)(key, shape, jnp.result_type(float))
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
-
-
 class Affine(eqx.Module):
     """``x @ weight + bias`` with ``weight`` of shape ``(n_in, n_out)`` (brainmass layout).
 
@@ -70,7 +65,7 @@ class Affine(eqx.Module):
     bias: Any
 
     def __init__(self, n_in: int, n_out: int, *, key: PRNGKeyArray | None = None, bias: Any = True, weight: Any = None):
-        n_in, n_out = _check_positive_int(n_in, "n_in"), _check_positive_int(n_out, "n_out")
+        n_in, n_out = check_int(n_in, "n_in", 1), check_int(n_out, "n_out", 1)
         if weight is None:
             if key is None:
                 raise ValueError("Affine: pass key=jax.random.key(...) to draw the weights, or weight=...")
@@ -228,7 +223,7 @@ class AbstractSequenceLayer(eqx.Module):
 
 
 def _layer_parts(n_input, n_hidden, key, delay, delay_init, interpolation, rec_bias, inp_bias):
-    n_input, n_hidden = _check_positive_int(n_input, "n_input"), _check_positive_int(n_hidden, "n_hidden")
+    n_input, n_hidden = check_int(n_input, "n_input", 1), check_int(n_hidden, "n_hidden", 1)
     if key is None:
         raise ValueError("pass key=jax.random.key(...) to draw the input and recurrent weights.")
     k_in, k_rec = jr.split(key)
@@ -380,7 +375,7 @@ def _stack(layer_cls, n_input, n_hidden, n_output, key, **kwargs):
     for size, k in zip(sizes, keys[:-1]):
         layers.append(layer_cls(n_input, size, key=k, **kwargs))
         n_input = size
-    return tuple(layers), Affine(n_input, _check_positive_int(n_output, "n_output"), key=keys[-1])
+    return tuple(layers), Affine(n_input, check_int(n_output, "n_output", 1), key=keys[-1])
 
 
 class HORNSeqNetwork(_SeqNetwork):
@@ -481,7 +476,7 @@ class JansenRitTR(eqx.Module):
     def __init__(self, n, sc, delay, k, w_ll, w_ff, w_bb, g_l, g_f, g_b, *, mask=None, tr=1.0, dt=0.1,
                  delay_init=0.0, state_init=0.0, solver=None, symmetrize_lateral=True, std_in=None,
                  **jr_kwargs):
-        n = _check_positive_int(n, "n")
+        n = check_int(n, "n", 1)
         sc = jnp.asarray(sc, dtype=jnp.result_type(float))
         if sc.shape != (n, n):
             raise ValueError(f"sc must have shape ({n}, {n}), got {sc.shape}.")
