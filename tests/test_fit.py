@@ -13,7 +13,7 @@ import pytest
 
 import brainmass_eqx as bm
 from brainmass_eqx import _simulate
-from brainmass_eqx.fit import Fitter, GaussianPrior, L2Penalty, NonFiniteLossError
+from brainmass_eqx.fit import Fitter, GaussianPrior, L1Penalty, L2Penalty, NonFiniteLossError
 
 # -- gradient correctness through simulate (design section 4) -------------------------------
 
@@ -197,6 +197,14 @@ def test_priors_add_to_the_loss_and_pull_the_fit():
     # minimum of (a-1)^2 + (a-3)^2 is a = 2; of (b-1)^2 + 2 b^2 is b = 1/3
     assert float(result.best_params["a"]) == pytest.approx(2.0, abs=1e-2)
     assert float(result.best_params["b"]) == pytest.approx(1 / 3, abs=1e-2)
+
+
+def test_penalty_values():
+    v = jnp.array([0.0, 3.0])
+    assert float(L2Penalty(2.0, center=1.0)(v)) == pytest.approx(2.0 * (1.0 + 4.0))
+    assert float(L1Penalty(2.0, center=[1.0, 0.0])(v)) == pytest.approx(2.0 * (1.0 + 3.0))
+    assert float(GaussianPrior(1.0, 2.0)(v)) == pytest.approx(0.5 * (0.25 + 1.0))
+    assert L1Penalty() != L2Penalty() and repr(L2Penalty(0.5)) == "L2Penalty(weight=0.5, center=0.0)"
 
 
 def test_where_selects_plain_leaves():

@@ -75,8 +75,8 @@ class GaussianPrior:
 
 
 @dataclasses.dataclass(frozen=True)
-class L2Penalty:
-    r"""Ridge penalty $w \sum_i (v_i - c)^2$."""
+class _CentredPenalty:
+    """A penalty ``weight * sum_i cost(v_i - center)``; subclasses give `cost`."""
 
     weight: float = 1.0
     center: Any = 0.0
@@ -85,24 +85,27 @@ class L2Penalty:
         object.__setattr__(self, "weight", float(self.weight))
         object.__setattr__(self, "center", _hashable(self.center))
 
+    def cost(self, offset: Array) -> Array:
+        raise NotImplementedError
+
     def __call__(self, value: Array) -> Scalar:
-        d = value - jnp.asarray(self.center, value.dtype)
-        return self.weight * jnp.sum(d * d)
+        return self.weight * jnp.sum(self.cost(value - jnp.asarray(self.center, value.dtype)))
 
 
 @dataclasses.dataclass(frozen=True)
-class L1Penalty:
-    r"""Lasso penalty $w \sum_i |v_i - c|$."""
+class L2Penalty(_CentredPenalty):
+    r"""Ridge penalty $w \sum_i (v_i - c)^2$ (`weight` $w$, `center` $c$)."""
 
-    weight: float = 1.0
-    center: Any = 0.0
+    def cost(self, offset: Array) -> Array:
+        return offset * offset
 
-    def __post_init__(self):
-        object.__setattr__(self, "weight", float(self.weight))
-        object.__setattr__(self, "center", _hashable(self.center))
 
-    def __call__(self, value: Array) -> Scalar:
-        return self.weight * jnp.sum(jnp.abs(value - jnp.asarray(self.center, value.dtype)))
+@dataclasses.dataclass(frozen=True)
+class L1Penalty(_CentredPenalty):
+    r"""Lasso penalty $w \sum_i |v_i - c|$ (`weight` $w$, `center` $c$)."""
+
+    def cost(self, offset: Array) -> Array:
+        return jnp.abs(offset)
 
 
 # -- the parameter space --------------------------------------------------------------------
