@@ -483,19 +483,21 @@ class Network(AbstractModel):
             raise ValueError("speed was given without distance: pass distance= (mm), or drop speed.")
         pair_shapes = [(n, n)]
         if delays is not None:
+            # Converted (units checked, naming the argument) before the host copy is read.
+            converted = _convert(delays, "delays", "ms")
             arr = _host(delays, "ms")
-            delays = _convert(delays, "delays", "ms")
+            delays = converted
             delays = delays.todense() if _is_sparse(delays) else delays
             self._check_shape(delays, "delays", [(), (n, n)], "one delay per (target, source) pair")
             if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
-                raise ValueError("delays must be finite and >= 0 (ms).")
+                raise ValueError(f"delays must be finite and >= 0 (ms); min is {np.nanmin(arr):.4g}.")
             return None, None, self._pairs(delays, "delays", pattern)
         if distance is None:
             return None, None, None
+        converted = _convert(distance, "distance", "mm"), _convert(speed, "speed", "mm/ms")
         dist_np, speed_np = _host(distance, "mm"), _host(speed, "mm/ms")
-        distance = _convert(distance, "distance", "mm")
+        distance, speed = converted
         distance = distance.todense() if _is_sparse(distance) else distance
-        speed = _convert(speed, "speed", "mm/ms")
         self._check_shape(distance, "distance", pair_shapes, "one distance per (target, source) pair")
         self._check_shape(speed, "speed", [(), (n, n)], "a scalar or one speed per pair")
         arr = dist_np
@@ -503,7 +505,8 @@ class Network(AbstractModel):
             raise ValueError(f"distance must be finite and >= 0 (mm); min is {np.nanmin(arr):.4g}.")
         arr = speed_np
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
-            raise ValueError(f"speed must be finite and > 0 (mm/ms); got {arr}.")
+            got = f"got {arr.item()}" if arr.size == 1 else f"min is {np.nanmin(arr):.4g}"
+            raise ValueError(f"speed must be finite and > 0 (mm/ms); {got}.")
         return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern), None
 
     def _host_delays(self, distance, speed, delays, pattern) -> np.ndarray | None:

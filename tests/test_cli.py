@@ -277,11 +277,27 @@ def test_demo_end_to_end(monkeypatch, tmp_path, capsys):
     for name, value in dict(DURATION=400.0, TRANSIENT=100.0, GENERATIONS=2, POPSIZE=4, LANDSCAPE=3).items():
         monkeypatch.setattr(_demo, name, value)
     png = tmp_path / "demo.png"
-    code, stdout, err = run(["demo", "--plot", str(png)], capsys)  # with its progress bars, as by default
+    code, stdout, err = run(["demo", "--plot", str(png), "--progress"], capsys)  # with its progress bars
     assert code == 0, err
     for line in ("[1/4] simulating the target network", "[4/4] report", "global coupling k", "recovered k within"):
         assert line in stdout
     assert png.read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("flags, tty, shown", [([], True, True), ([], False, False), (["--progress"], False, True), (["--no-progress"], True, False)])
+def test_progress_bars_default_to_a_terminal_only(monkeypatch, flags, tty, shown):
+    from brainmass_eqx._cli import _commands
+
+    seen = {}
+    monkeypatch.setitem(_commands.COMMANDS, "simulate", lambda args: seen.setdefault("progress", args.progress) and 0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    main(["simulate", *flags])
+    assert seen["progress"] is shown
+
+
+def test_progress_flags_exclude_each_other(capsys):
+    code, _, err = run_exit(["demo", "--progress", "--no-progress"], capsys)
+    assert code == 2 and "not allowed with argument" in err
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--transient", type=time("nonnegative"), default=0.0, help="initial time discarded (default 0)")
     s.add_argument("--sample-every", type=time("positive"), default=1.0, help="recording interval (default 1 ms)")
     s.add_argument("--seed", type=int, default=0, help="random seed (initial states, noise; default 0)")
-    s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    _progress_flags(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,8 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--plot", default="demo.png", help="figure file (default demo.png)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    _progress_flags(p)
     return parser
+
+
+def _progress_flags(group) -> None:
+    flags = group.add_mutually_exclusive_group()
+    # Off by default in a log or pipe, where a bar's redraws become thousands of lines.
+    flags.add_argument(
+        "--progress", dest="progress", action="store_true", default=None,
+        help="show progress bars (default: only when stderr is a terminal)",
+    )  # fmt: skip
+    flags.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if getattr(args, "progress", False) is None:
+        args.progress = sys.stderr.isatty()
     from ._commands import COMMANDS
 
     try:

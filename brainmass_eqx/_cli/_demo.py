@@ -103,7 +103,7 @@ def run_demo(args) -> int:
     target_fc = np.asarray(functional_connectivity(target_traj["x"]))
     _say(f"      {target_traj['x'].shape[0]} samples x {n} regions in {time.perf_counter() - t0:.1f} s")
 
-    _say(f"[2/4] fitting k from k = {k_start:g} to the target FC (nevergrad DE, {POPSIZE} candidates per generation in one vmap)")
+    _say(f"[2/4] fitting k from k = {k_start:g} to the target FC (nevergrad DE, {POPSIZE} candidates per generation, batched with vmap)")
     fit_key = jax.random.key(args.seed + 2)  # seeds nevergrad
 
     def predict(model):  # the model's FC, from another noise realisation than the target's
