@@ -124,10 +124,11 @@ def _unit_text(unit) -> str:
     return "" if text in ("", "dimensionless") else text
 
 
-def _convert(value: Any, where: str, units: tuple[_UnitSpec, ...]) -> Any:
+def _convert(value: Any, where: str, units: tuple[_UnitSpec, ...], meaning: str) -> Any:
     """``value`` (number, array, Quantity or Param) in the first of ``units`` it fits.
 
-    Plain numbers and unit-less Params are taken to be in ``units[0]`` already.
+    Plain numbers and unit-less Params are taken to be in ``units[0]`` already. `meaning`
+    says in the error what the units are (e.g. "the unit of its target").
     """
     if isinstance(value, Param):
         if value.unit == "":
@@ -158,7 +159,7 @@ def _convert(value: Any, where: str, units: tuple[_UnitSpec, ...]) -> Any:
             ) from err
     accepted = " or ".join(repr(_unit_text(u) or "dimensionless") for u in objects)
     raise UnitError(
-        f"{where} has unit {got!r}, but it must be in {accepted} (the unit of its target); "
+        f"{where} has unit {got!r}, but it must be in {accepted} ({meaning}); "
         f"pass e.g. unxt.Quantity(value, {(_unit_text(objects[0]) or '')!r}) or a plain number in "
         "that unit."
     )
@@ -220,14 +221,15 @@ class AbstractNoise(eqx.Module):
                 continue
             label = f"{where}.{name}"
             if kind == "target":
-                units = ((target_unit, 0.0),)
+                units, meaning = ((target_unit, 0.0),), "the unit of its target"
             elif kind == "target*sqrt(ms)":
                 units = ((target_unit, 0.5),) + ((("", -0.5),) if dimensionless else ())
+                meaning = "its target's unit times sqrt(ms)"
             elif kind == "target/sqrt(ms)":
-                units = ((target_unit, -0.5),)
+                units, meaning = ((target_unit, -0.5),), "its target's unit per sqrt(ms)"
             else:
-                units = ((_unit_of_kind(kind), 0.0),)
-            value = _convert(value, label, units)
+                units, meaning = ((_unit_of_kind(kind), 0.0),), f"a {kind}"
+            value = _convert(value, label, units, meaning)
             shape = jnp.shape(read(value))
             try:
                 ok = np.broadcast_shapes(shape, (n_regions,)) == (n_regions,)

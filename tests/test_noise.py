@@ -347,8 +347,10 @@ def test_bad_attachment():
         with_noise(bm.Lorenz(), noise_w=WhiteNoise(0.1))
     with pytest.raises(TypeError, match=r"noise\['x'\] must be a noise spec"):
         with_noise(hopf, {"x": 0.1})
-    with pytest.raises(bm.UnitError, match=r"noise\['E'\] \(OUProcess\)\.sigma.*'Hz'"):
+    with pytest.raises(bm.UnitError, match=r"noise\['E'\] \(OUProcess\)\.sigma.*'Hz' \(the unit of its target\)"):
         with_noise(bm.JansenRit(), {"E": OUProcess(unxt.Quantity(1.0, "mV"))})
+    with pytest.raises(bm.UnitError, match=r"noise\['x'\] \(OUProcess\)\.tau has unit 'mV', but it must be in 'ms' \(a time\)"):
+        with_noise(hopf, {"x": OUProcess(0.1, tau=unxt.Quantity(1.0, "mV"))})
     with pytest.raises(ValueError, match=r"noise\['x'\] \(OUProcess\)\.sigma has shape \(3,\)"):
         with_noise(hopf, {"x": OUProcess(np.ones(3))})
     with pytest.raises(ValueError, match="enters\\['y'\\] = 'input', but Lorenz has no input 'y'"):
