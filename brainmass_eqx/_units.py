@@ -100,6 +100,10 @@ def _dimension_label(unit: str) -> str:
     return str(unxt_module().unit(unit).physical_type)
 
 
+def _with_article(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
 def to_canonical(value: Any, name: str, unit: str) -> Any:
     """Convert ``value`` to the canonical ``unit`` and strip it.
 
@@ -121,8 +125,8 @@ def to_canonical(value: Any, name: str, unit: str) -> Any:
     if unxt.dimension_of(value) != target.physical_type:
         got = unxt.unit_of(value)
         raise UnitError(
-            f"{name!r} has unit {str(got)!r} ({unxt.dimension_of(value)}), but it must be a "
-            f"{_dimension_label(unit)} quantity (canonical unit {unit or '1'!r}); "
+            f"{name!r} has unit {str(got)!r} ({unxt.dimension_of(value)}), but it must be "
+            f"{_with_article(_dimension_label(unit))} quantity (canonical unit {unit or '1'!r}); "
             f"pass e.g. unxt.Quantity(value, {unit or ''!r}) or a plain number in {unit or 'no unit'}."
         )
     return jnp.asarray(unxt.ustrip(target, value))
