@@ -1,23 +1,24 @@
 """Every Python example in the README and the docs runs as printed.
 
 A page's ```python blocks run in order in one namespace (later blocks use earlier names),
-in a scratch directory. A statement may raise only where the page says so: the exception's
-class name must appear in the statement's source or in the comment line right after it
-(``bx.Hopf(0)  # ValueError: ...``); the rest of the block then runs on.
+in a scratch directory, in a fresh interpreter: pages change process-wide settings (64-bit
+floats, the native kernels, the compat facade's modules) as a reader would. A statement may
+raise only where the page says so: the exception's class name must appear in the
+statement's source or in the comment line right after it (``bx.Hopf(0)  # ValueError:
+...``); the rest of the block then runs on.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
-import matplotlib
 import pytest
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(
@@ -44,12 +45,21 @@ def _run_block(source: str, label: str, namespace: dict) -> None:
                 raise AssertionError(f"{label}, line {statement.lineno}: {type(err).__name__}: {err}") from err
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_examples_run(page, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def run_page(page: str) -> None:
+    """Run `page`'s examples in this process (the child's entry point)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     namespace: dict = {"__name__": "__docs__"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, block in enumerate(_BLOCK.findall((ROOT / page).read_text(encoding="utf-8"))):
             _run_block(block, f"{page} example {i + 1}", namespace)
-    plt.close("all")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_examples_run(page, tmp_path):
+    child = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_docs_examples as t; t.run_page({page!r})"
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", child], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
