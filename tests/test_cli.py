@@ -231,6 +231,8 @@ def test_simulate_connectome_from_csv(tmp_path, capsys):
     )
     assert code == 0, err
     assert "Hopf x 5 regions" in stdout and "no delays" in stdout
+    # Hopf's defaults without noise stay at x = 0: said, with the fix.
+    assert_one_line(err, "warning: x is constant in 5 of 5 regions (R0, R1, R2, R3, R4)", "add --noise SIGMA")
     with np.load(out) as z:
         assert z["x"].shape == (20, 5)
 
@@ -249,6 +251,17 @@ def test_fit_to_simulated_target(simulated, tmp_path, capsys):
         assert 0.0 <= float(z["param_k"]) <= 0.5
         assert z["fc"].shape == z["target_fc"].shape == (8, 8)
         assert float(z["best_loss"]) == pytest.approx(float(np.min(z["history"])))
+
+
+def test_fit_of_a_constant_model_stops_with_the_fix(simulated, tmp_path, capsys):
+    _, target, _ = simulated
+    code, _, err = run([
+        "fit", "--target", str(target), "--fit", "k", "--duration", "20", "--steps", "2", "--popsize", "4",
+        "--out", str(tmp_path / "fit.npz"), "--no-plot", "--no-progress",
+    ], capsys)  # fmt: skip
+    assert code == 2
+    assert_one_line(err, "the model's FC is the identity at every tried value", "x is constant", "add --noise SIGMA")
+    assert not (tmp_path / "fit.npz").exists()
 
 
 def test_fit_target_of_wrong_size(simulated, tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -143,6 +144,19 @@ def _fc_corr(a, b) -> float:
     return float(matrix_correlation(np.asarray(a), np.asarray(b)))
 
 
+# A network without noise whose every region sits at a fixed point records constant signals,
+# whose correlations are undefined (taken as 0): the FC is the identity matrix.
+_NO_ACTIVITY_FIX = (
+    "Without noise the model sits at a fixed point: add --noise SIGMA (e.g. --noise 0.02), or "
+    "--param values that make it oscillate."
+)
+
+
+def _constant_regions(x: np.ndarray, labels) -> list[str]:
+    """The labels of the regions whose recorded signal never changes."""
+    return [str(labels[i]) for i in np.flatnonzero(np.ptp(x, axis=0) == 0)]
+
+
 def _wants_plot(args) -> bool:
     if args.plot is None:
         return False
@@ -170,6 +184,13 @@ def cmd_simulate(args) -> int:
     x = np.asarray(traj[setup.var])
     elapsed = time.perf_counter() - t0
     fc = _build.fc_of(x)
+    constant = _constant_regions(x, setup.conn.labels)
+    if constant:
+        shown = ", ".join(constant[:5]) + (", ..." if len(constant) > 5 else "")
+        sys.stderr.write(
+            f"warning: {setup.var} is constant in {len(constant)} of {setup.n} regions ({shown}); their FC "
+            f"entries are 0. {_NO_ACTIVITY_FIX}\n"
+        )
     out = _save(
         args.out, ts=np.asarray(traj.ts), fc=fc, weights=np.asarray(setup.conn.weights),
         labels=np.asarray(setup.conn.labels), meta=_meta(setup), **{setup.var: x},
@@ -259,6 +280,13 @@ def cmd_fit(args) -> int:
     )
     elapsed = time.perf_counter() - t0
     fc = np.asarray(result.prediction)
+    flat = np.ptp(np.asarray(result.history)) == 0
+    if flat and fc.shape[0] > 1 and not np.any(fc[~np.eye(fc.shape[0], dtype=bool)]):
+        raise CLIError(
+            f"the model's FC is the identity at every tried value (loss {result.best_loss:.4g} throughout "
+            f"{result.n_steps} steps): every region's {setup.var} is constant, so nothing guides the fit. "
+            + _NO_ACTIVITY_FIX
+        )
     r = _fc_corr(fc, target_fc)
     print(f"done in {elapsed:.1f} s: best loss {result.best_loss:.4g} (FC correlation {r:.3f}) at step {result.best_step}")
     print(table(("parameter", "fitted", "box"), [(n, value_text(v), f"{fit[_short(n, fit)]}") for n, v in result.best_params.items()]))
