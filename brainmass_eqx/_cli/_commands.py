@@ -184,18 +184,19 @@ def cmd_simulate(args) -> int:
     x = np.asarray(traj[setup.var])
     elapsed = time.perf_counter() - t0
     fc = _build.fc_of(x)
-    constant = _constant_regions(x, setup.conn.labels)
-    if constant:
-        shown = ", ".join(constant[:5]) + (", ..." if len(constant) > 5 else "")
-        sys.stderr.write(
-            f"warning: {setup.var} is constant in {len(constant)} of {setup.n} regions ({shown}); their FC "
-            f"entries are 0. {_NO_ACTIVITY_FIX}\n"
-        )
     out = _save(
         args.out, ts=np.asarray(traj.ts), fc=fc, weights=np.asarray(setup.conn.weights),
         labels=np.asarray(setup.conn.labels), meta=_meta(setup), **{setup.var: x},
     )  # fmt: skip
     print(f"done in {elapsed:.1f} s: {setup.var} {x.shape} (time x regions), unit {traj.units.get(setup.var) or '1'}")
+    constant = _constant_regions(x, setup.conn.labels)
+    if constant:
+        shown = ", ".join(constant[:5]) + (", ..." if len(constant) > 5 else "")
+        sys.stdout.flush()  # the warning after the line above, also in a log of both streams
+        sys.stderr.write(
+            f"warning: {setup.var} is constant in {len(constant)} of {setup.n} regions ({shown}); their FC "
+            f"entries are 0. {_NO_ACTIVITY_FIX}\n"
+        )
     print(f"wrote {out} (ts [ms], {setup.var}, fc, weights, labels, meta)")
     if _wants_plot(args):
         from ._figures import simulation_figure
