@@ -3,6 +3,8 @@
 The backends' recovery demos are in test_fit_backends.py.
 """
 
+import warnings
+
 import diffrax as dfx
 import jax
 import jax.numpy as jnp
@@ -205,6 +207,16 @@ def test_penalty_values():
     assert float(L1Penalty(2.0, center=[1.0, 0.0])(v)) == pytest.approx(2.0 * (1.0 + 3.0))
     assert float(GaussianPrior(1.0, 2.0)(v)) == pytest.approx(0.5 * (0.25 + 1.0))
     assert L1Penalty() != L2Penalty() and repr(L2Penalty(0.5)) == "L2Penalty(weight=0.5, center=0.0)"
+
+
+def test_a_loss_that_ignores_the_parameters_warns():
+    model = Quadratic(a=bm.Param(0.0, fit=True), b=bm.Param(0.0, fit=True))
+    flat = Fitter(model, optax.sgd(0.1), loss_fn=lambda m, t: (jnp.sum(t) + 0.0 * bm.unwrap(m.a), None))
+    with pytest.warns(RuntimeWarning, match=r"the loss was 2 at every one of the 5 steps: it does not change"):
+        flat.fit(jnp.array([1.0, 1.0]), 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        Fitter(model, optax.sgd(0.1), loss_fn=quad_loss).fit(jnp.array([1.0, 1.0]), 5)
 
 
 def test_where_selects_plain_leaves():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -75,6 +76,21 @@ def _as_callbacks(callbacks) -> tuple[Callable, ...]:
     if isinstance(callbacks, Sequence) and all(callable(c) for c in callbacks):
         return tuple(callbacks)
     raise TypeError(f"callbacks must be a callable or a list of callables cb(info) -> bool | None; got {callbacks!r}.")
+
+
+def _warn_if_flat(result: FitResult) -> None:
+    """Warn when every recorded loss is the same number: nothing guided the fit."""
+    history = np.asarray(result.history, dtype=float)
+    if result.n_steps >= 3 and history.size > 1 and np.all(np.isfinite(history)) and np.ptp(history) == 0:
+        warnings.warn(
+            f"Fitter: the loss was {history.flat[0]:.6g} at every one of the {result.n_steps} steps: it does "
+            "not change with the fitted parameters, so best_params is just where the search began or stopped. "
+            "Check that the model is active (a network without noise at a fixed point records constant "
+            "signals, whose FC is the identity), that the loss uses the prediction, and that no parameter "
+            "sits where its transform saturates.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _seed(key: PRNGKeyArray | None) -> int:
@@ -329,7 +345,9 @@ class Fitter:
                 problem=self.problem, space=self.space, spec=self.optimizer, function=function, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, n_starts=n_starts, monitor=monitor,
             )  # fmt: skip
-        return self._result(out)
+        result = self._result(out)
+        _warn_if_flat(result)
+        return result
 
     def _run_steps(self, data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume):
         raw0 = self.space.initial_raw()
