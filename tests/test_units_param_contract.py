@@ -22,6 +22,14 @@ def test_quantities_are_converted_once_to_canonical_units():
     assert isinstance(bx.Hopf(1, a=0.3).a, jax.Array)  # plain numbers become arrays (no recompiles)
 
 
+def test_a_misspelt_parameter_lists_the_valid_ones():
+    with pytest.raises(TypeError, match=r"WilsonCowan\(\) got an unexpected keyword argument 'tau_e' \(did you mean 'tau_E'\?\)\. WilsonCowan takes: n_regions, tau_E, a_E"):
+        bx.WilsonCowan(1, tau_e=10.0)
+    with pytest.raises(TypeError, match=r"Hopf\(\) got an unexpected keyword argument 'alpha'\. Hopf takes: n_regions, a, w, beta, init_x, init_y\.$"):
+        bx.Hopf(1, alpha=1.0)
+    assert bx.Hopf(1, a=0.3).a == 0.3  # and valid keywords pass
+
+
 def test_wrong_dimension_names_argument_and_expected_dimension():
     with pytest.raises(bx.UnitError, match=r"'tau_E' has unit 'mV' .* must be a time quantity \(canonical unit 'ms'\)"):
         bx.WilsonCowan(1, tau_E=u.Quantity(1.0, "mV"))

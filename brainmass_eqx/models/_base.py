@@ -16,6 +16,9 @@ validation, initial states, the exponential-Euler linearisation) is provided her
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import inspect
 import math
 from typing import Any, ClassVar
 
@@ -78,6 +81,15 @@ def _is_concrete(x) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
+@functools.cache
+def _keyword_names(cls: type) -> tuple[str, ...] | None:
+    """The keyword arguments ``cls(...)`` takes, in order; None if it takes any."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+
+
 class AbstractModel(eqx.Module):
     """Base class of every node model.
 
@@ -103,6 +115,21 @@ class AbstractModel(eqx.Module):
     supports_adaptive: ClassVar[bool] = True
 
     # -- construction -------------------------------------------------------------------
+
+    def __new__(cls, *args, **kwargs):
+        # A misspelt parameter is the commonest construction error: name the valid ones
+        # (Python's own message names only the unexpected one).
+        names = _keyword_names(cls)
+        unknown = [] if names is None else [k for k in kwargs if k not in names]
+        if unknown:
+            by_lower = {name.lower(): name for name in names}  # tau_e is tau_E, not tau_I
+            close = difflib.get_close_matches(unknown[0].lower(), list(by_lower), n=1, cutoff=0.6)
+            hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+            raise TypeError(
+                f"{cls.__name__}() got an unexpected keyword argument {unknown[0]!r}{hint}. "
+                f"{cls.__name__} takes: {', '.join(names)}."
+            )
+        return super().__new__(cls, *args, **kwargs)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
