@@ -253,7 +253,7 @@ def test_fit_to_simulated_target(simulated, tmp_path, capsys):
         assert float(z["best_loss"]) == pytest.approx(float(np.min(z["history"])))
 
 
-def test_fit_of_a_constant_model_stops_with_the_fix(simulated, tmp_path, capsys):
+def test_fit_of_a_constant_model_stops_with_the_fix(simulated, tmp_path, capsys, recwarn):
     _, target, _ = simulated
     code, _, err = run([
         "fit", "--target", str(target), "--fit", "k", "--duration", "20", "--steps", "2", "--popsize", "4",
@@ -262,6 +262,7 @@ def test_fit_of_a_constant_model_stops_with_the_fix(simulated, tmp_path, capsys)
     assert code == 2
     assert_one_line(err, "the model's FC is the identity at every tried value", "x is constant", "add --noise SIGMA")
     assert not (tmp_path / "fit.npz").exists()
+    assert not [w for w in recwarn if "Fitter: the loss was" in str(w.message)]  # said once, in that line
 
 
 def test_fit_target_of_wrong_size(simulated, tmp_path, capsys):

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -276,12 +277,15 @@ def cmd_fit(args) -> int:
     )
     fitter = _make_fitter(setup, args)
     t0 = time.perf_counter()
-    result = fitter.fit(
-        target_fc, n_steps=args.steps, key=jax.random.key(args.seed), popsize=args.popsize, progress=args.progress
-    )
+    with warnings.catch_warnings():
+        # A flat loss is reported below in one line, with the cause the command can tell.
+        warnings.filterwarnings("ignore", message="Fitter: the loss was", category=RuntimeWarning)
+        result = fitter.fit(
+            target_fc, n_steps=args.steps, key=jax.random.key(args.seed), popsize=args.popsize, progress=args.progress
+        )
     elapsed = time.perf_counter() - t0
     fc = np.asarray(result.prediction)
-    flat = np.ptp(np.asarray(result.history)) == 0
+    flat = result.n_steps > 1 and np.ptp(np.asarray(result.history)) == 0
     if flat and fc.shape[0] > 1 and not np.any(fc[~np.eye(fc.shape[0], dtype=bool)]):
         raise CLIError(
             f"the model's FC is the identity at every tried value (loss {result.best_loss:.4g} throughout "
@@ -290,6 +294,12 @@ def cmd_fit(args) -> int:
         )
     r = _fc_corr(fc, target_fc)
     print(f"done in {elapsed:.1f} s: best loss {result.best_loss:.4g} (FC correlation {r:.3f}) at step {result.best_step}")
+    if flat:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"warning: the loss was {result.best_loss:.4g} at every one of the {result.n_steps} steps: the fitted "
+            "parameters do not change it, so the table below is where the search stopped, not a fit.\n"
+        )
     print(table(("parameter", "fitted", "box"), [(n, value_text(v), f"{fit[_short(n, fit)]}") for n, v in result.best_params.items()]))
     out = _save(
         args.out, fc=fc, target_fc=target_fc, history=np.asarray(result.history),
