@@ -262,6 +262,8 @@ def _make_fitter(setup: Setup, args):
 def cmd_fit(args) -> int:
     import jax
 
+    from ..fit._fitter import loss_is_flat
+
     names = args.fit or ["k"]
     boxes = dict(args.bounds or [])
     unknown = [n for n in boxes if n not in names]
@@ -285,7 +287,7 @@ def cmd_fit(args) -> int:
         )
     elapsed = time.perf_counter() - t0
     fc = np.asarray(result.prediction)
-    flat = result.n_steps > 1 and np.ptp(np.asarray(result.history)) == 0
+    flat = loss_is_flat(result)
     if flat and fc.shape[0] > 1 and not np.any(fc[~np.eye(fc.shape[0], dtype=bool)]):
         raise CLIError(
             f"the model's FC is the identity at every tried value (loss {result.best_loss:.4g} throughout "

@@ -78,12 +78,17 @@ def _as_callbacks(callbacks) -> tuple[Callable, ...]:
     raise TypeError(f"callbacks must be a callable or a list of callables cb(info) -> bool | None; got {callbacks!r}.")
 
 
-def _warn_if_flat(result: FitResult) -> None:
-    """Warn when every recorded loss is the same number: nothing guided the fit."""
+def loss_is_flat(result: FitResult) -> bool:
+    """Whether every recorded loss of a fit of two or more steps is the same finite number:
+    nothing guided the search."""
     history = np.asarray(result.history, dtype=float)
-    if result.n_steps >= 3 and history.size > 1 and np.all(np.isfinite(history)) and np.ptp(history) == 0:
+    return result.n_steps >= 2 and history.size > 1 and bool(np.all(np.isfinite(history))) and np.ptp(history) == 0
+
+
+def _warn_if_flat(result: FitResult) -> None:
+    if loss_is_flat(result):
         warnings.warn(
-            f"Fitter: the loss was {history.flat[0]:.6g} at every one of the {result.n_steps} steps: it does "
+            f"Fitter: the loss was {result.best_loss:.6g} at every one of the {result.n_steps} steps: it does "
             "not change with the fitted parameters, so best_params is just where the search began or stopped. "
             "Check that the model is active (a network without noise at a fixed point records constant "
             "signals, whose FC is the identity), that the loss uses the prediction, and that no parameter "
