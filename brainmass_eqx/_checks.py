@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int"]
+__all__ = ["check_int", "check_objective"]
 
 
 def check_int(value: Any, name: str, minimum: int, *, hint: str = "") -> int:
@@ -32,3 +34,43 @@ def check_int(value: Any, name: str, minimum: int, *, hint: str = "") -> int:
     if value < minimum:
         raise ValueError(message)
     return int(value)
+
+
+def check_objective(value: Any, name: str, module: ModuleType, builders: Iterable[str]) -> Callable:
+    """``value`` after checking that it is an objective ``fn(prediction, target)``.
+
+    The builders of ``module`` (``fc_corr``, ``timeseries_rmse``, ...) are callables too, so
+    passing ``objectives.fc_corr`` instead of ``objectives.fc_corr()`` would only fail deep
+    inside the first loss evaluation, with an error about the builder's own arguments
+    (``window_size must be an int``, or too many positional arguments). It is refused here,
+    and so is a builder's name given as a string.
+
+    **Arguments:**
+
+    - `value`: the user's argument.
+    - `name`: how the message names it (``"objective"``, ``"weighted_objectives[1]"``).
+    - `module`: the module of objective builders the user is expected to call.
+    - `builders`: the names in `module` that build an objective.
+
+    **Raises:** `TypeError` naming the argument and the call to write instead.
+    """
+    builders = tuple(builders)
+    where = module.__name__
+    for builder in builders:
+        if value is getattr(module, builder):
+            raise TypeError(
+                f"{name} is the builder {where}.{builder}, not an objective: call it, "
+                f"{where}.{builder}() (with its options, if any)."
+            )
+    if isinstance(value, str):
+        hint = f" Did you mean {where}.{value}()?" if value in builders else ""
+        raise TypeError(
+            f"{name} must be an objective function fn(prediction, target), got the string "
+            f"{value!r}.{hint} The builders are {where}.{', '.join(builders)}."
+        )
+    if not callable(value):
+        raise TypeError(
+            f"{name} must be an objective function fn(prediction, target), got "
+            f"{type(value).__name__}; build one with {where}, e.g. {where}.{builders[0]}()."
+        )
+    return value

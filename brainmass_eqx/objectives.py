@@ -14,13 +14,14 @@ addition (brainmass has no spectral objective).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int
+from ._checks import check_int, check_objective
 from ._units import is_quantity, unxt_module
 from .metrics import (
     DEFAULT_FCD_MIDPOINTS,
@@ -58,6 +59,10 @@ __all__ = [
 ]
 
 Objective = Callable[..., Array]
+
+# The functions above that build an objective (the rest of `__all__` are plain metrics).
+BUILDERS = ("timeseries_rmse", "fc_corr", "fc_rmse", "cosine_sim", "fcd", "fcd_ks",
+            "fcd_wasserstein", "psd_rmse", "combine")
 
 
 def _same_shape(prediction: Any, target: Any) -> None:
@@ -351,11 +356,9 @@ def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
     if not weighted_objectives:
         raise ValueError("combine needs at least one (weight, objective) pair.")
     for k, item in enumerate(weighted_objectives):
-        if not (isinstance(item, tuple) and len(item) == 2 and callable(item[1])):
-            raise TypeError(
-                f"weighted_objectives[{k}] must be a (weight, objective) pair with a callable "
-                f"objective, got {item!r}."
-            )
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise TypeError(f"weighted_objectives[{k}] must be a (weight, objective) pair, got {item!r}.")
+        check_objective(item[1], f"weighted_objectives[{k}][1]", sys.modules[__name__], BUILDERS)
 
     def loss(prediction, target=None):
         total = 0.0

@@ -104,6 +104,10 @@ def test_fitter_messages():
         bm.Fitter(_Gain())
     with pytest.raises(ValueError, match="pass loss_fn or predict, not both."):
         bm.Fitter(_Gain(), loss_fn=lambda m: (0.0, None), predict=_predict)
+    with pytest.raises(TypeError, match=r"objective is the builder brainmass_eqx\.compat\.objectives\.fc_corr"):
+        bm.Fitter(_Gain(), predict=_predict, objective=bm.objectives.fc_corr)
+    with pytest.raises(TypeError, match=r"weighted\[0\]\[1\] is the builder .*fc_rmse"):
+        bm.objectives.combine((1.0, bm.objectives.fc_rmse))
     with pytest.raises(TypeError, match="backend='grad' requires a braintools.optim optimizer"):
         bm.Fitter(_Gain(), {"lr": 1}, predict=_predict).fit(jnp.asarray(1.0), n_steps=1)
     with pytest.raises(ValueError, match="n_steps must be an int >= 1, got 0."):

@@ -551,6 +551,9 @@ def test_load_connectome_bad_paths(tmp_path, tvb_like):
     with pytest.raises(FileNotFoundError, match=r"'path': no such file or directory: .*nope\.mat") as err:
         ds.load_connectome(missing)
     assert err.value.filename == str(missing)
+    with pytest.raises(FileNotFoundError, match=r"registered data set 'example_connectome', call "
+                       r"load_dataset\('example_connectome'\)"):
+        ds.load_connectome("example_connectome")
     with pytest.raises(FileNotFoundError, match="nope.zip"):
         ds.load_tvb_connectivity(tmp_path / "nope.zip")
     with pytest.raises(FileNotFoundError, match=r"'distances': no such file .*d\.npy"):

@@ -295,6 +295,15 @@ def test_constructor_and_fit_argument_errors():
         Fitter(Quadratic(a=bm.Param(0.5, bounds=(0, 1))), "DEE", loss_fn=quad_loss, backend="nevergrad")
     with pytest.raises(ValueError, match=r"objective= and transient= apply to predict="):
         Fitter(model, loss_fn=quad_loss, transient=3)
+    # A builder passed uncalled used to fail inside the first loss evaluation, with an
+    # error about the builder's own arguments.
+    with pytest.raises(TypeError, match=r"objective is the builder brainmass_eqx\.objectives\.fc_corr, "
+                       r"not an objective: call it, brainmass_eqx\.objectives\.fc_corr\(\)"):
+        Fitter(model, predict=amplitude, objective=bm.objectives.fc_corr)
+    with pytest.raises(TypeError, match=r"got the string 'fc_rmse'\. Did you mean brainmass_eqx\.objectives\.fc_rmse\(\)"):
+        Fitter(model, predict=amplitude, objective="fc_rmse")
+    with pytest.raises(TypeError, match=r"objective must be an objective function .*got int"):
+        Fitter(model, predict=amplitude, objective=3)
     fitter = Fitter(model, loss_fn=quad_loss)
     with pytest.raises(ValueError, match=r"n_steps must be an int >= 1, got 0"):
         fitter.fit(jnp.zeros(2), 0)

@@ -268,9 +268,15 @@ def test_shape_mismatch_names_both_shapes(pair, name):
         (
             lambda: O.combine((1.0, "fc")),
             TypeError,
-            r"weighted_objectives\[0\] must be a \(weight, objective\)",
+            r"weighted_objectives\[0\]\[1\] must be an objective function .* got the string 'fc'",
         ),
         (lambda: O.combine(O.fc_corr()), TypeError, r"weighted_objectives\[0\]"),
+        (
+            lambda: O.combine((1.0, O.fc_corr()), (0.5, O.fcd)),
+            TypeError,
+            r"weighted_objectives\[1\]\[1\] is the builder brainmass_eqx\.objectives\.fcd, not an "
+            r"objective: call it, brainmass_eqx\.objectives\.fcd\(\)",
+        ),
     ],
 )
 def test_bad_builder_arguments(build, exc, match):

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _param as core_param
-from .._checks import check_int
+from .._checks import check_int, check_objective
 from ..fit import Fitter as CoreFitter
 from . import brainunit as u, objectives as _objectives
 from .brainstate._state import install
@@ -99,6 +99,8 @@ class Fitter:
             )
         if loss_fn is not None and predict is not None:
             raise ValueError("pass loss_fn or predict, not both.")
+        if objective is not None:
+            check_objective(objective, "objective", _objectives, _objectives.BUILDERS)
         self.model = model
         self.loss_fn = loss_fn
         self.predict = predict

@@ -10,11 +10,13 @@ gave NaN there).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import jax.numpy as jnp
 
 from .. import metrics as _m
+from .._checks import check_objective
 from ..metrics import DEFAULT_FCD_MIDPOINTS, _normalised_cdf, _safe_sqrt
 from . import brainunit as u
 
@@ -31,6 +33,10 @@ __all__ = [
     "fcd_wasserstein",
     "combine",
 ]
+
+
+# The functions below that build an objective (the rest of `__all__` are plain metrics).
+BUILDERS = ("timeseries_rmse", "fc_corr", "fc_rmse", "cosine_sim", "fcd", "fcd_ks", "fcd_wasserstein", "combine")
 
 
 def _mag(x: Any):
@@ -152,6 +158,8 @@ fcd_wasserstein.__doc__ = "Wasserstein-1 distance between the FCD-value densitie
 def combine(*weighted):
     """``fn(prediction, target=None) = sum(w * objective(prediction, target))`` over ``(w, objective)`` pairs."""
     pairs = [(float(w), obj) for w, obj in weighted]
+    for k, (_, obj) in enumerate(pairs):
+        check_objective(obj, f"weighted[{k}][1]", sys.modules[__name__], BUILDERS)
 
     def fn(prediction, target=None):
         return sum(w * obj(prediction, target) for w, obj in pairs)

@@ -335,9 +335,19 @@ def load_connectome(
 
     **Returns:** a `Connectome`.
 
-    **Raises:** `FileNotFoundError` (naming the path) for a missing file; `ValueError`
+    **Raises:** `FileNotFoundError` (naming the path) for a missing file, pointing to
+    `load_dataset` when the path is the name of a registered data set; `ValueError`
     listing the supported extensions for an unknown one.
     """
+    from ._registry import _REGISTRY
+
+    if isinstance(path, str) and path in _REGISTRY and not os.path.exists(path):
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"'path': no such file or directory (for the registered data set {path!r}, "
+            f"call load_dataset({path!r}))",
+            path,
+        )
     p = _existing_path(path)
     is_dir = os.path.isdir(p)
     ext = os.path.splitext(p)[1].lower()

@@ -13,7 +13,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._checks import check_int
+from .._checks import check_int, check_objective
 from . import _grad, _nevergrad, _optimistix, _scipy
 from ._loop import BackendOutput, Monitor, pick_best
 from ._problem import NonFiniteLossError, ParamSpace, Problem
@@ -178,9 +178,13 @@ class Fitter:
             )
         if loss_fn is not None and predict is not None:
             raise ValueError("pass loss_fn or predict, not both.")
-        for name, fn in (("loss_fn", loss_fn), ("predict", predict), ("objective", objective)):
+        for name, fn in (("loss_fn", loss_fn), ("predict", predict)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable, got {type(fn).__name__}.")
+        if objective is not None:
+            from .. import objectives
+
+            check_objective(objective, "objective", objectives, objectives.BUILDERS)
         if loss_fn is not None and (objective is not None or transient):
             raise ValueError(
                 "objective= and transient= apply to predict=; with loss_fn= the function computes the "
