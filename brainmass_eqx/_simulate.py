@@ -118,7 +118,7 @@ def _check_input_names(model, names, where):
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise ValueError(
-            f"inputs{where} name(s) {unknown} that {type(model).__name__} does not take; "
+            f"inputs{where} name(s) {unknown} that {model._label()} does not take; "
             f"valid input names are {list(valid)}."
         )
 
@@ -193,7 +193,7 @@ def _monitor_spec(model, monitors):
     for out, m in spec.items():
         if isinstance(m, str) and m not in valid:
             raise ValueError(
-                f"monitors: {m!r} is not a state or observable of {type(model).__name__}; "
+                f"monitors: {m!r} is not a state or observable of {model._label()}; "
                 f"valid names are {valid}."
             )
         if not isinstance(m, str) and not callable(m):
@@ -258,7 +258,7 @@ def _check_y0(model, y0):
     extra = [n for n in y0 if n not in model.state_names]
     if missing or extra:
         raise ValueError(
-            f"y0 must give exactly the states {list(model.state_names)} of {type(model).__name__}; "
+            f"y0 must give exactly the states {list(model.state_names)} of {model._label()}; "
             f"missing {missing}, unknown {extra}."
         )
     out = {}
@@ -611,7 +611,7 @@ def simulate(
 
     **Returns:** a `Trajectory`.
     """
-    model_name = type(model).__name__
+    model_name = model._label()
     dt_ms = to_ms(dt, "dt")
     if not dt_ms > 0:
         raise ValueError(f"dt must be positive, got {dt_ms} ms.")
@@ -749,7 +749,11 @@ def simulate(
         if _is_traced(ys):
             finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(ys)]))
             ys = eqx.error_if(
-                ys, ~finite, f"{model_name} diverged (a recorded value is NaN/inf); run it outside jit for the time and region."
+                ys,
+                ~finite,
+                f"{model_name} diverged (a recorded value is NaN/inf); run it outside jit for the time "
+                "and region. A smaller dt may help; check_finite=False records the NaNs instead of "
+                "raising (in a sweep or an ensemble, that marks the divergent members alone).",
             )
         else:
             _report_divergence(ts, ys, model_name)

@@ -132,6 +132,22 @@ def to_canonical(value: Any, name: str, unit: str) -> Any:
     return jnp.asarray(unxt.ustrip(target, value))
 
 
+def traced_time_message(name: str, value: Any, role: str) -> str:
+    """The message for a time that must be concrete (it sets ``role``: the time grid, an
+    array's shape) but is a tracer. Under ``jax.jit`` jax stages even ``jnp.asarray(0.5)``,
+    so a unxt Quantity built inside the traced function is traced too: the message names
+    that cause, the one a user does not expect."""
+    cause = (
+        "a unxt Quantity built inside jax.jit / jax.vmap / bx.sweep holds a traced value"
+        if is_quantity(value)
+        else "it was passed as an argument of jax.jit / jax.vmap, or computed inside one"
+    )
+    return (
+        f"{name!r} must be a concrete number (it sets {role}), but it is traced: {cause}. "
+        "Build it outside the traced function (or close over it), or pass a plain number in ms."
+    )
+
+
 def to_ms(value: Any, name: str) -> float:
     """Convert a time given as a Quantity or a plain number in ms to a Python float in ms.
 
@@ -146,9 +162,7 @@ def to_ms(value: Any, name: str) -> float:
     try:
         arr = np.asarray(out)
     except Exception as err:  # a tracer: times that set the step grid must be concrete
-        raise TypeError(
-            f"{name!r} must be a concrete number (it sets the time grid), not a traced value."
-        ) from err
+        raise TypeError(traced_time_message(name, value, "the time grid")) from err
     if arr.shape != ():
         raise ValueError(f"{name!r} must be a scalar time, got shape {arr.shape}.")
     return float(arr)

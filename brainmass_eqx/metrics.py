@@ -30,7 +30,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import check_int
-from ._units import magnitude, to_canonical
+from ._units import magnitude, to_canonical, traced_time_message
 
 __all__ = [
     "functional_connectivity",
@@ -86,15 +86,18 @@ def _time_ms(dt: Any, name: str = "dt") -> Any:
 
 
 def _safe_sqrt(x: Array) -> Array:
-    """sqrt with a zero (not NaN) gradient at 0: the 'double where' trick."""
-    pos = x > 0
+    """sqrt with a zero (not NaN) gradient at 0: the 'double where' trick. NaN stays NaN:
+    written as ``x > 0`` the guard sent NaN to 0, so a diverged prediction scored a
+    perfect RMSE of 0."""
+    pos = ~(x <= 0)
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
 
 
 def _unit_rows(c: Array, axis: int) -> Array:
-    """Divide `c` by its L2 norm along `axis`; all-zero slices stay zero (finite gradient)."""
+    """Divide `c` by its L2 norm along `axis`; all-zero slices stay zero (finite gradient),
+    slices holding NaN stay NaN (a diverged signal must not look like a constant one)."""
     ss = jnp.sum(c * c, axis=axis, keepdims=True)
-    pos = ss > 0
+    pos = ~(ss <= 0)
     return jnp.where(pos, c / jnp.sqrt(jnp.where(pos, ss, 1.0)), 0.0)
 
 
@@ -264,7 +267,8 @@ def functional_connectivity(
     {\sqrt{\sum_t (x_{ti}-\bar x_i)^2 \sum_t (x_{tj}-\bar x_j)^2}}, \qquad \mathrm{FC}_{ii} = 1.$$
 
     As in braintools, correlations involving a constant signal (0/0) are 0 and the
-    diagonal is always 1; here the gradient is finite there too.
+    diagonal is always 1; here the gradient is finite there too. Those involving a signal
+    that holds NaN (a diverged run) are NaN.
 
     **Arguments:**
 
@@ -583,9 +587,7 @@ def power_spectral_density(
 def _band_indices(nperseg: int, dt_ms: Any, band: Sequence[float | None], name: str) -> np.ndarray:
     """Static indices of the rfft bins within [lo, hi] Hz (either end None = open)."""
     if isinstance(dt_ms, jax.core.Tracer):
-        raise ValueError(
-            f"`{name}` needs a concrete dt (a Python number or Quantity), not a traced value."
-        )
+        raise ValueError(traced_time_message("dt", dt_ms, f"the frequency bins of {name}"))
     if len(band) != 2:
         raise ValueError(f"`{name}` must be a pair (f_min, f_max) in Hz, got {band!r}.")
     lo, hi = band
@@ -612,6 +614,7 @@ def dominant_frequency(
 
     $f^\* = \arg\max_{f_k > 0} P(f_k)$ on the grid of `power_spectral_density`
     (resolution $f_s/$`nperseg`). An argmax: piecewise constant, its gradient is zero.
+    A region whose signal holds NaN (a diverged run) gets NaN.
 
     **Arguments:**
 
@@ -630,6 +633,8 @@ def dominant_frequency(
     # DC carries the mean, not an oscillation.
     psd = jnp.where((freqs > 0)[:, None], psd, -jnp.inf)
     f = freqs[jnp.argmax(psd, axis=-2)]
+    # argmax takes a NaN for the peak: a diverged region would get a plausible frequency.
+    f = jnp.where(jnp.any(jnp.isnan(psd), axis=-2), jnp.nan, f)
     return f[..., 0] if squeeze else f
 
 

@@ -306,7 +306,7 @@ class Network(AbstractModel):
         self.interpolation = interpolation
         self.self_connection = bool(self_connection)
 
-        self.conn, self.sources, pattern = self._check_conn(conn, n)
+        self.conn, self.sources, pattern = self._check_conn(conn, n, node._label())
         self._check_weights(_host(conn if not is_quantity(conn) else to_canonical(conn, "conn", "")), "conn", pattern)
         k = _convert(k, "k", "")
         self._check_shape(k, "k", [(), (n,)], "a scalar or one value per region")
@@ -314,7 +314,9 @@ class Network(AbstractModel):
         self.k = k
 
         self.distance, self.speed, self.delays = self._check_delays(distance, speed, delays, n, pattern)
-        self.max_delay = self._capacity(max_delay, self._host_delays(distance, speed, delays, pattern))
+        traced = [name for name, value in (("distance", distance), ("speed", speed), ("delays", delays))
+                  if value is not None and _host(value) is None]
+        self.max_delay = self._capacity(max_delay, self._host_delays(distance, speed, delays, pattern), traced)
         self.history = self._check_history(history, node, self.coupled_var)
 
         self.noise = noise
@@ -332,14 +334,14 @@ class Network(AbstractModel):
             if default in states:
                 return (default,)
             raise ValueError(
-                f"coupled_var: pass the state of {type(node).__name__} the coupling reads; "
+                f"coupled_var: pass the state of {node._label()} the coupling reads; "
                 f"available states: {states}."
             )
         names = _to_names(coupled_var, "coupled_var")
         for name in names:
             if name not in states:
                 raise ValueError(
-                    f"coupled_var {name!r} is not a state variable of {type(node).__name__}; "
+                    f"coupled_var {name!r} is not a state variable of {node._label()}; "
                     f"available states: {states}."
                 )
         if len(set(names)) != len(names):
@@ -355,7 +357,7 @@ class Network(AbstractModel):
             if all(c in inputs for c in coupled):
                 return coupled
             raise ValueError(
-                f"target: name the input(s) of {type(node).__name__} that receive the coupling "
+                f"target: name the input(s) of {node._label()} that receive the coupling "
                 f"current of {list(coupled)}; its inputs are {inputs}."
             )
         names = _to_names(target, "target")
@@ -366,7 +368,7 @@ class Network(AbstractModel):
             )
         for name in names:
             if name not in inputs:
-                raise ValueError(f"target {name!r} is not an input of {type(node).__name__}; its inputs are {inputs}.")
+                raise ValueError(f"target {name!r} is not an input of {node._label()}; its inputs are {inputs}.")
         return names
 
     @staticmethod
@@ -383,7 +385,7 @@ class Network(AbstractModel):
         if arr is not None and not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite (no NaN or inf).")
 
-    def _check_conn(self, conn, n):
+    def _check_conn(self, conn, n, node_label):
         if conn is None:
             raise ValueError(f"conn is required: the ({n}, {n}) connection weights.")
         if is_quantity(conn):
@@ -405,7 +407,7 @@ class Network(AbstractModel):
             if shape != (n, n):
                 raise ValueError(
                     f"conn has shape {shape}, expected ({n}, {n}): one row per target region of "
-                    f"the {n}-region {type(self).__name__} node."
+                    f"the {n}-region {node_label} node."
                 )
         else:
             raise ValueError(f"conn must be 1-D (flattened) or 2-D with shape ({n}, {n}); got {len(shape)}-D.")
@@ -524,16 +526,21 @@ class Network(AbstractModel):
         np.fill_diagonal(tau, 0.0)
         return tau[pattern[0], pattern[1]] if pattern is not None else tau
 
-    def _capacity(self, max_delay, arr) -> float:
+    def _capacity(self, max_delay, arr, traced) -> float:
         has_delays = self.delays is not None or self.distance is not None
         longest = float(arr.max()) if arr is not None and arr.size else None
         if max_delay is None:
             if not has_delays:
                 return 0.0
             if longest is None:
+                names = " and ".join(repr(name) for name in traced)
+                verb, pronoun = ("is", "it") if len(traced) == 1 else ("are", "them")
                 raise ValueError(
-                    "max_delay: the delays are traced (e.g. built inside jax.jit), so the history "
-                    "capacity cannot be read from them; pass max_delay= (ms)."
+                    f"max_delay: {names} {verb} traced (computed, or a unxt Quantity built, inside "
+                    f"jax.jit / jax.vmap / bx.sweep), so the history capacity cannot be read from "
+                    f"{pronoun}. Pass max_delay= (ms, at least the longest delay), or make {pronoun} "
+                    f"constant: build {pronoun} outside the traced function, or pass plain numbers or NumPy "
+                    "arrays (mm, m/s, ms)."
                 )
             return longest
         cap = to_ms(max_delay, "max_delay")
@@ -595,6 +602,9 @@ class Network(AbstractModel):
         return with_noise(node, {self.target[0]: noise})
 
     # -- the model contract ---------------------------------------------------------------------
+
+    def _label(self) -> str:
+        return f"Network({self.node._label()})"
 
     @property
     def state_names(self):

@@ -1067,7 +1067,7 @@ class Noisy(AbstractModelWrapper):
         if key is None:
             names = sorted(self.noise)
             raise ValueError(
-                f"key: {type(self.model).__name__} with noise on {names} is stochastic; pass a PRNG "
+                f"key: {self.model._label()} with noise on {names} is stochastic; pass a PRNG "
                 "key, e.g. simulate(..., key=jax.random.key(0)) (the same key gives the same run)."
             )
         if dt is None:
@@ -1182,7 +1182,7 @@ def with_noise(
             )
         if target not in valid:
             raise ValueError(
-                f"noise target {target!r}: {type(model).__name__} has no input or state of that name; "
+                f"noise target {target!r}: {model._label()} has no input or state of that name; "
                 f"valid targets are {valid}."
             )
         mode = entering.get(target) or ("input" if target in inputs else "derivative")
@@ -1190,12 +1190,12 @@ def with_noise(
             raise ValueError(f"enters[{target!r}] must be 'input' or 'derivative', got {mode!r}.")
         if mode == "input" and target not in inputs:
             raise ValueError(
-                f"enters[{target!r}] = 'input', but {type(model).__name__} has no input {target!r}; "
+                f"enters[{target!r}] = 'input', but {model._label()} has no input {target!r}; "
                 f"its inputs are {sorted(inputs)}."
             )
         if mode == "derivative" and target not in model.state_names:
             raise ValueError(
-                f"enters[{target!r}] = 'derivative', but {type(model).__name__} has no state {target!r}; "
+                f"enters[{target!r}] = 'derivative', but {model._label()} has no state {target!r}; "
                 f"its states are {list(model.state_names)}."
             )
         if f"{target}_noise" in model.state_names:
@@ -1221,7 +1221,7 @@ def with_coupling_noise(model: AbstractModel, noise: AbstractNoise) -> AbstractM
     target = getattr(model, "coupling_input", None)
     if target is None:
         raise ValueError(
-            f"{type(model).__name__} has no coupling input (coupling_input is None); attach the "
+            f"{model._label()} has no coupling input (coupling_input is None); attach the "
             "noise to a named input with with_noise(model, {name: spec})."
         )
     return with_noise(model, {target: noise})

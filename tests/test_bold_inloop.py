@@ -226,8 +226,18 @@ def test_contract_and_delegation():
 
 
 def test_bad_driver_name_lists_valid_names():
-    with pytest.raises(ValueError, match=r"`driver` 'v'.*valid names are \['x', 'y'\]"):
+    with pytest.raises(ValueError, match=r"`driver` 'v' is not a state or observable of Hopf; pass driver= one of \['x', 'y'\]"):
         WithBOLD(Hopf(n_regions=2), "v")
+
+
+def test_default_driver_missing_names_the_wrapped_model():
+    import brainmass_eqx as bx
+
+    net = bx.Network(bx.WongWangExcInh(2), np.ones((2, 2)), coupled_var="S_e")
+    noisy = bx.with_noise(net, {"S_e": bx.OUProcess(0.01)})
+    with pytest.raises(ValueError, match=r"`driver` 'x' \(the default\) is not a state or observable of "
+                       r"Noisy\(Network\(WongWangExcInh\)\); pass driver= one of \['S_e', 'S_i'"):
+        WithBOLD(noisy)
 
 
 def test_bad_driver_shape_and_type():

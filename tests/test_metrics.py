@@ -66,6 +66,18 @@ def test_fc_constant_signal_zero_rows_unit_diagonal_finite_grad(rand):
     assert np.all(np.isfinite(g))
 
 
+def test_a_signal_holding_nan_gives_nan_not_a_plausible_value():
+    """A diverged region (NaN samples) must not look constant (FC 0) or oscillating
+    (argmax of a NaN spectrum picked a frequency)."""
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(200, 4))).at[10, 2].set(jnp.nan)
+    fc = np.asarray(M.functional_connectivity(x))
+    assert np.all(np.isnan(fc[2, [0, 1, 3]])) and np.all(np.isfinite(fc[np.ix_([0, 1, 3], [0, 1, 3])]))
+    assert np.isnan(float(M.matrix_correlation(fc, np.asarray(M.functional_connectivity(x.at[10, 2].set(0.0))))))
+    freqs = np.asarray(M.dominant_frequency(x, dt=1.0))
+    assert np.isnan(freqs[2]) and np.all(np.isfinite(freqs[[0, 1, 3]]))
+    assert np.all(np.isnan(np.asarray(M.fcd_distribution(M.functional_connectivity_dynamics(x, 30, 10)))))
+
+
 def test_fc_strips_quantity_units(rand):
     q = unxt.Quantity(jnp.asarray(rand), "mV")
     np.testing.assert_allclose(M.functional_connectivity(q), M.functional_connectivity(rand), **F32)

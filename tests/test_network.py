@@ -337,7 +337,7 @@ def test_params_are_trainable_leaves():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(conn=np.ones((3, 3))), r"conn has shape \(3, 3\), expected \(6, 6\)"),
+        (dict(conn=np.ones((3, 3))), r"conn has shape \(3, 3\), expected \(6, 6\).* the 6-region Hopf node"),
         (dict(conn=np.ones(35)), r"flattened conn has length 35, expected 36"),
         (dict(conn=np.ones((2, 6, 6))), r"conn must be 1-D \(flattened\) or 2-D"),
         (dict(conn=np.full((N, N), np.nan)), r"conn must be finite"),
@@ -380,8 +380,18 @@ def test_traced_delays_need_max_delay_and_longer_delays_raise_at_run_time():
     def build(speed):
         return Network(hopf(), CONN, distance=DIST, speed=speed).max_delay
 
-    with pytest.raises(ValueError, match="pass max_delay"):
+    with pytest.raises(ValueError, match=r"max_delay: 'speed' is traced .* Pass max_delay="):
         build(10.0)
+
+    @jax.jit
+    def build_with_quantity(k):
+        # The user's natural code: a constant Quantity, but built inside the trace (jax
+        # stages even jnp.asarray(3.0) there), so its value is a tracer.
+        speed = unxt.Quantity(3.0, "m/s")
+        return Network(hopf(), CONN, distance=DIST, speed=speed, k=k).max_delay
+
+    with pytest.raises(ValueError, match=r"'speed' is traced \(computed, or a unxt Quantity built, inside"):
+        build_with_quantity(0.1)
 
     @jax.jit
     def run(speed):

@@ -166,6 +166,18 @@ def test_jit_vmap_grad_all_objectives_finite(pair):
     assert float(out["fc_corr"][0][1]) == 0.0  # a constant prediction has no FC structure
 
 
+def test_a_nan_prediction_gives_a_nan_value(pair):
+    """A diverged prediction (NaN samples, as ``simulate(check_finite=False)`` records them)
+    must not score well: the guards that keep gradients finite at 0 used to send NaN to 0,
+    so such a prediction had an RMSE of exactly 0 and an FC correlation of 0.76."""
+    p, t = pair
+    broken = jnp.asarray(p).at[10, 2].set(jnp.nan)
+    for key, objective in OBJECTIVES.items():
+        assert np.isnan(float(objective(broken, t))), key
+    fc = M.functional_connectivity(broken)
+    assert np.all(np.isnan(np.asarray(fc)[2, [0, 1, 3]])) and float(fc[2, 2]) == 1.0
+
+
 @pytest.mark.parametrize(
     "name, make",
     [

@@ -531,7 +531,7 @@ def test_bad_times():
         obs.HRFBold(downsample_period=0.05)(z, 0.1)
     with pytest.raises(ValueError, match="`signal` has 100 time samples"):
         obs.TemporalAverage(period=200.0)(z, 1.0)
-    with pytest.raises(ValueError, match="`dt` must be a concrete number"):
+    with pytest.raises(ValueError, match="'dt' must be a concrete number .* but it is traced"):
         jax.jit(lambda d: obs.TemporalAverage()(z, d))(0.1)
 
 

@@ -297,6 +297,12 @@ class AbstractModel(eqx.Module):
                 )
         return out
 
+    def _label(self) -> str:
+        """How error messages name this model: its class, and for a wrapper or a network
+        what it wraps (``Noisy(Network(WongWangExcInh))``), since a bare ``Noisy`` does
+        not say which states to expect."""
+        return type(self).__name__
+
     def observe(self, name: str, state: State) -> Array:
         """Evaluate a state variable or a named observable (see ``observables``)."""
         if name in self.state_names:
@@ -304,7 +310,7 @@ class AbstractModel(eqx.Module):
         if name in self.observables:
             return getattr(self, name)(state)
         raise ValueError(
-            f"{type(self).__name__} has no state or observable {name!r}; valid names are "
+            f"{self._label()} has no state or observable {name!r}; valid names are "
             f"{list(self.state_names) + list(self.observables)}."
         )
 
@@ -317,6 +323,9 @@ class AbstractModelWrapper(AbstractModel):
     are meaningful are the wrapped model's; any other attribute the wrapper lacks is read
     from the wrapped model (``wrapper.a`` is ``wrapper.model.a``).
     """
+
+    def _label(self) -> str:
+        return f"{type(self).__name__}({self.model._label()})"
 
     def __getattr__(self, name):
         # Only reached for names the wrapper lacks. A field is absent only while the

@@ -103,7 +103,7 @@ class WithBOLD(AbstractModelWrapper):
         clash = sorted(set(_BOLD_STATES) & set(names)) + (["bold"] if "bold" in model.observables else [])
         if clash:
             raise ValueError(
-                f"WithBOLD: `model` ({type(model).__name__}) already has {clash}, names WithBOLD "
+                f"WithBOLD: `model` ({model._label()}) already has {clash}, names WithBOLD "
                 "needs for its haemodynamic states and the 'bold' observable."
             )
         self.n_regions = n = model.n_regions
@@ -127,9 +127,10 @@ class WithBOLD(AbstractModelWrapper):
         if isinstance(driver, str):
             valid = names + list(model.observables)
             if driver not in valid:
+                default = " (the default)" if driver == "x" else ""
                 raise ValueError(
-                    f"WithBOLD: `driver` {driver!r} is not a state or observable of "
-                    f"{type(model).__name__}; valid names are {valid} (or pass a callable "
+                    f"WithBOLD: `driver` {driver!r}{default} is not a state or observable of "
+                    f"{model._label()}; pass driver= one of {valid} (or a callable "
                     "(model, state) -> array (n_regions,))."
                 )
             self.driver = Observe(driver)

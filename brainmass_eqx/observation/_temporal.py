@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._units import is_quantity as _is_quantity, quantity, unxt_module
+from .._units import is_quantity as _is_quantity, quantity, traced_time_message, unxt_module
 
 __all__ = ["TemporalAverage"]
 
@@ -78,12 +78,10 @@ def _time_ms(value, name: str) -> float:
 
     Times that set array shapes (steps per window, kernel lengths) pass through here.
     """
+    given = value
     value = _convert(value, "ms", name, "ms")
     if _is_traced(value):
-        raise ValueError(
-            f"`{name}` must be a concrete number (it sets an array shape), not a traced "
-            "value; close over it instead of passing it through jax.jit/vmap arguments."
-        )
+        raise ValueError(traced_time_message(name, given, "an array shape"))
     arr = np.asarray(value, dtype=float)
     if arr.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar time, got shape {arr.shape}.")
