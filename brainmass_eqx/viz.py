@@ -481,6 +481,21 @@ def plot_fcd(
     return ax
 
 
+def _plain_log_ticks(axis, lo: float, hi: float) -> None:
+    """Label a logarithmic frequency axis with plain numbers (0.2, 5, 100). Matplotlib's
+    default writes minor ticks as 2x10^-1 when the axis spans under a decade, and on a
+    BOLD spectrum (0.08-0.7 Hz) those labels ran into each other."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(plain)
+    if hi / lo <= 10**2.5:
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(plain)
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
 def plot_power_spectrum(
     signal: Any,
     dt: Any = None,
@@ -539,6 +554,7 @@ def plot_power_spectrum(
     if loglog:
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _plain_log_ticks(ax.xaxis, *ax.get_xlim())
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel(f"PSD ({_squared_per_hz(unit)})")
     _legend(ax, shown)
