@@ -131,6 +131,16 @@ def test_power_spectrum_in_hz(tmp_path):
         assert f[np.argmax(p)] == pytest.approx(10.0 * (r + 1))
 
 
+def test_power_spectrum_ticks_are_plain_numbers(tmp_path):
+    # A BOLD-rate spectrum spans under a decade (about 0.09-0.7 Hz): matplotlib's own minor
+    # labels (2x10^-1, 3x10^-1, ...) overlapped there.
+    bold_like = np.cumsum(np.random.default_rng(0).normal(size=(150, 3)), axis=0)
+    ax = viz.plot_power_spectrum(bold_like, dt=720.0)
+    _render(ax, tmp_path, "psd_bold")
+    shown = [t.get_text() for t in ax.get_xticklabels(minor=True) if ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
+    assert shown == ["0.2", "0.5"]
+
+
 def test_power_spectrum_trajectory_dt_and_average(traj, tmp_path):
     ax = viz.plot_power_spectrum(traj, average=True, loglog=False, nperseg=200)
     _render(ax, tmp_path, "psd_traj")
