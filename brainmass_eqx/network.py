@@ -69,6 +69,17 @@ def _is_sparse(x) -> bool:
     importing this module does not import jax.experimental.sparse (and SciPy with it)."""
     sparse = sys.modules.get("jax.experimental.sparse")
     return sparse is not None and isinstance(x, sparse.BCOO)
+def _from_scipy(value):
+    """A SciPy sparse matrix as a ``BCOO`` (what the sparse connectome path computes with);
+    anything else unchanged. NumPy cannot read a SciPy matrix as an array (it made an
+    object array and failed with "setting an array element with a sequence")."""
+    if type(value).__module__.startswith("scipy.sparse"):
+        from jax.experimental import sparse
+
+        return sparse.BCOO.from_scipy_sparse(value)
+    return value
+
+
 # A delay that is a whole number of steps may come out as 19.99998 steps in float32; it
 # must still count as 20 whole steps for 'ceil'.
 _GRID_TOL = 1e-3
@@ -227,9 +238,10 @@ class Network(AbstractModel):
       `Network` nests).
     - `conn`: connection weights, ``conn[i, j]`` from source ``j`` to target ``i``: an
       ``(N, N)`` array (or flattened ``(N*N,)``), a `Param`, or a
-      ``jax.experimental.sparse.BCOO`` matrix for large sparse connectomes. Finite;
-      non-negative unless the coupling allows signed weights.
-    - `distance`: tract lengths ``(N, N)``, mm (or a length Quantity). Needs `speed`.
+      ``jax.experimental.sparse.BCOO`` or SciPy sparse matrix for large sparse
+      connectomes. Finite; non-negative unless the coupling allows signed weights.
+    - `distance`: tract lengths ``(N, N)``, mm (or a length Quantity), dense or sparse
+      (BCOO or SciPy). Needs `speed`.
     - `speed`: conduction speed, mm/ms (or a speed Quantity), ``> 0``; a scalar or
       ``(N, N)``. Needs `distance`. Delays are ``distance / speed``.
     - `delays`: delays ``(N, N)`` in ms (or a time Quantity), instead of distance/speed.
@@ -296,6 +308,7 @@ class Network(AbstractModel):
     ):
         if not isinstance(node, AbstractModel):
             raise TypeError(f"node must be a brainmass_eqx model (e.g. Hopf(n_regions)), got {type(node).__name__}.")
+        conn, distance, delays = _from_scipy(conn), _from_scipy(distance), _from_scipy(delays)
         n = node.n_regions
         self.n_regions = n
         self.coupling = make_coupling(coupling)

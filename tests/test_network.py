@@ -268,6 +268,13 @@ def test_sparse_conn_equals_dense():
     sparse = Network(hopf(), jsparse.BCOO.fromdense(masked), distance=DIST, speed=10.0, k=0.5)
     a, b = bm.simulate(dense, DUR, dt=DT)["x"], bm.simulate(sparse, DUR, dt=DT)["x"]
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    # SciPy matrices (conn and distance) take the same path.
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    from_scipy = Network(
+        hopf(), scipy_sparse.csr_matrix(masked), distance=scipy_sparse.csr_matrix(np.where(masked > 0, DIST, 0.0)),
+        speed=10.0, k=0.5,
+    )
+    np.testing.assert_allclose(np.asarray(bm.simulate(from_scipy, DUR, dt=DT)["x"]), np.asarray(a), atol=1e-6)
 
 
 def test_history_function_is_read_for_t_le_0():
