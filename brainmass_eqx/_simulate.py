@@ -240,9 +240,30 @@ def _count_steps(duration_ms, dt_ms):
     return n
 
 
-def _as_steps(value, name, dt_ms):
+def _as_steps(value, name, dt_ms, inexact="error"):
+    """A step count from an int or a time Quantity. A time that is not a whole number of
+    steps is an error (``inexact='error'``: a sampling period of 0.25 ms at dt = 0.1 ms
+    silently became 0.2 or 0.3 ms), is floored with a warning as a duration is
+    (``'warn'``), or is rounded (``'round'``, where the count changes nothing computed)."""
     if is_quantity(value):
-        return int(round(to_ms(value, name) / dt_ms))
+        ms = to_ms(value, name)
+        ratio = ms / dt_ms
+        n = round(ratio)
+        if abs(ratio - n) > 1e-6 * max(1.0, abs(ratio)):
+            if inexact == "error":
+                raise ValueError(
+                    f"{name} = {ms:g} ms is not a whole number of steps of dt = {dt_ms:g} ms "
+                    f"({ratio:.6g} steps); give a multiple of dt, or an int number of steps."
+                )
+            if inexact == "warn":
+                n = math.floor(ratio)
+                warnings.warn(
+                    f"{name} {ms:g} ms is not a whole number of steps of dt {dt_ms:g} ms; using {n} "
+                    f"steps ({n * dt_ms:g} ms).",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        return int(n)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(
             f"{name} must be an int number of steps or a time Quantity (e.g. unxt.Quantity(100, 'ms')), "
@@ -618,10 +639,10 @@ def simulate(
     duration_ms = to_ms(duration, "duration")
     if not duration_ms > 0:
         raise ValueError(f"duration must be positive, got {duration_ms} ms.")
-    n_steps = _count_steps(duration_ms, dt_ms)
-    if n_steps < 1:
+    if duration_ms < dt_ms:
         raise ValueError(f"duration {duration_ms} ms is shorter than one step of dt {dt_ms} ms.")
-    tr = _as_steps(transient, "transient", dt_ms)
+    n_steps = _count_steps(duration_ms, dt_ms)
+    tr = _as_steps(transient, "transient", dt_ms, inexact="warn")
     if tr < 0:
         raise ValueError(f"transient must be >= 0, got {tr} steps.")
     if tr >= n_steps:
@@ -727,7 +748,7 @@ def simulate(
         else:
             if traced:
                 raise ValueError("chunk cannot be used under jax.jit/vmap/grad: it copies results to host memory.")
-            per_chunk = max(1, _as_steps(chunk, "chunk", dt_ms) // k)
+            per_chunk = max(1, _as_steps(chunk, "chunk", dt_ms, inexact="round") // k)
             first, y, solver_state = _first_sample(model, terms, y0, source, solver, monitor, tr + 1, dt_ms)
             pieces = [jax.tree_util.tree_map(lambda a: np.asarray(a)[None], first)]
             starts = range(0, n_rest, per_chunk)

@@ -234,6 +234,12 @@ def test_bad_transient_and_sampling():
         bx.simulate(hopf(), 1.0, dt=0.1, transient=2.5)
     with pytest.raises(ValueError, match="sample_every must be >= 1"):
         bx.simulate(hopf(), 1.0, dt=0.1, sample_every=0)
+    # A sampling period off the step grid used to be rounded silently (0.25 ms -> 0.2 ms).
+    with pytest.raises(ValueError, match=r"sample_every = 0.25 ms is not a whole number of steps of dt = 0.1 ms \(2.5 steps\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, sample_every=u.Quantity(0.25, "ms"))
+    with pytest.warns(UserWarning, match=r"transient 0.25 ms is not a whole number of steps of dt 0.1 ms; using 2 steps"):
+        traj = bx.simulate(hopf(), 1.0, dt=0.1, transient=u.Quantity(0.25, "ms"))
+    assert traj.ts.shape == (8,)
 
 
 def test_bad_monitors_inputs_and_y0():
