@@ -232,8 +232,8 @@ def _count_steps(duration_ms, dt_ms):
     if abs(ratio - n) > 1e-6 * max(1.0, ratio):
         n = math.floor(ratio)
         warnings.warn(
-            f"duration {duration_ms} ms is not a whole number of steps of dt {dt_ms} ms; "
-            f"simulating {n} steps ({n * dt_ms} ms).",
+            f"duration {duration_ms:g} ms is not a whole number of steps of dt {dt_ms:g} ms; "
+            f"simulating {n} steps ({n * dt_ms:.6g} ms).",
             UserWarning,
             stacklevel=3,
         )

@@ -326,11 +326,27 @@ def test_demo_as_documented(tmp_path):
     assert (tmp_path / "demo.png").read_bytes()[:8] == PNG
 
 
+def test_library_warnings_are_one_line(tmp_path, capsys):
+    # dt = 0.3 ms fits neither the duration nor the transient: simulate warns twice, and the
+    # command shows each as one line, without Python's file name and source line.
+    code, _, err = run([
+        "simulate", "--duration", "20", "--dt", "0.3", "--transient", "5ms", "--sample-every", "0.3", "--noise", "0.02",
+        "--no-plot", "--no-progress", "--out", str(tmp_path / "w.npz"),
+    ], capsys)  # fmt: skip
+    assert code == 0
+    lines = err.strip().splitlines()
+    assert lines == [
+        "warning: duration 20 ms is not a whole number of steps of dt 0.3 ms; simulating 66 steps (19.8 ms).",
+        "warning: transient 5 ms is not a whole number of steps of dt 0.3 ms; using 16 steps (4.8 ms).",
+    ], err
+
+
 @pytest.mark.parametrize(
     "argv, fragment",
     [
         (["--transient", "2s", "--duration", "1s"], "--transient (2000.0 ms) must be shorter than --duration (1000.0 ms)"),
         (["--sample-every", "0.05"], "--sample-every (0.05 ms) must be at least --dt (0.1 ms)"),
+        (["--sample-every", "0.25"], "--sample-every (0.25 ms) must be a whole number of --dt steps (0.1 ms); it is 2.5 steps"),
         (["--out", "/nonexistent-folder/x.npz"], "--out: folder does not exist: /nonexistent-folder"),
         (["--plot", "/nonexistent-folder/x.png"], "--plot: folder does not exist: /nonexistent-folder"),
     ],

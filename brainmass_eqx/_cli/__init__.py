@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from . import _build
@@ -122,6 +123,12 @@ def _progress_flags(group) -> None:
     flags.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """Show a library warning as the command's own warnings are shown: one line, without
+    Python's file name and source line (``traj = simulate(``), which mean nothing here."""
+    sys.stderr.write(f"warning: {first_line(message)}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
@@ -134,7 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._commands import COMMANDS
 
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _one_line_warning
+            return COMMANDS[args.command](args)
     except CLIError as err:
         if args.debug:
             raise

@@ -66,6 +66,12 @@ class Setup:
             node, self.conn, coupling=args.coupling, k=k, speed=args.speed, var=self.var
         )
         self.args = args
+        # As Quantities, so that simulate checks them against the step grid; built here,
+        # not in `run`, which `fit` calls inside jax.jit (where a new Quantity is traced).
+        from .._units import quantity
+
+        self.transient = quantity(args.transient, "ms")
+        self.sample_every = quantity(args.sample_every, "ms")
 
     def run(self, model=None, *, key=None, progress=False):
         """The `Trajectory` of the coupled variable (of ``model``, default the setup's)."""
@@ -79,8 +85,8 @@ class Setup:
             a.duration,
             dt=a.dt,
             key=jax.random.key(a.seed) if key is None else key,
-            transient=int(round(a.transient / a.dt)),
-            sample_every=max(1, int(round(a.sample_every / a.dt))),
+            transient=self.transient,
+            sample_every=self.sample_every,
             monitors=[self.var],
             progress=progress,
         )
@@ -97,6 +103,12 @@ def _check_args(a) -> None:
         raise CLIError(f"--dt ({a.dt} ms) must not exceed --duration ({a.duration} ms).")
     if a.sample_every < a.dt:
         raise CLIError(f"--sample-every ({a.sample_every} ms) must be at least --dt ({a.dt} ms).")
+    steps = a.sample_every / a.dt
+    if abs(steps - round(steps)) > 1e-6 * steps:
+        raise CLIError(
+            f"--sample-every ({a.sample_every:g} ms) must be a whole number of --dt steps ({a.dt:g} ms); "
+            f"it is {steps:.6g} steps."
+        )
     _check_folder(a.out, "--out")
     if a.plot is not None:
         _check_folder(a.plot, "--plot")
