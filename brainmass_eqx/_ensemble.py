@@ -17,6 +17,7 @@ complete, and an interrupted sweep resumes without recomputing them.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -221,6 +222,25 @@ def _fingerprint(table: Mapping[str, np.ndarray], summaries: Sequence[str], chun
     return h.hexdigest()
 
 
+def _check_grid_names(simulate_fn: Callable, grid: Mapping[str, Any]) -> None:
+    """Each grid name is passed as a keyword: refuse names ``simulate_fn`` cannot take
+    before anything is traced (Python's own error named the lambda, not the grid)."""
+    try:
+        parameters = inspect.signature(simulate_fn).parameters
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    takes = [name for name, p in parameters.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    unknown = [name for name in grid if name not in takes]
+    if unknown:
+        raise ValueError(
+            f"sweep: grid name(s) {unknown} are not parameters of simulate_fn, which is called "
+            f"with one keyword per grid name; it takes {takes}."
+        )
+
+
 def sweep(
     simulate_fn: Callable[..., PyTree],
     grid: Mapping[str, Any],
@@ -260,6 +280,7 @@ def sweep(
     clash = set(summaries) & set(grid)
     if clash:
         raise ValueError(f"sweep: summary names {sorted(clash)} clash with grid names.")
+    _check_grid_names(simulate_fn, grid)
     table = _grid_table(grid, product)
     n = len(next(iter(table.values())))
     names = list(summaries)

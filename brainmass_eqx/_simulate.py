@@ -272,6 +272,23 @@ def _as_steps(value, name, dt_ms, inexact="error"):
     return int(value)
 
 
+def _check_key(key) -> None:
+    """A seed given where a key is expected fails deep in jax ("invalid PRNG key data ...
+    Got 0"); say what to pass instead. Typed keys (``jax.random.key``) and legacy uint32
+    keys (``jax.random.PRNGKey``) are both accepted, traced or not."""
+    if key is None:
+        return
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (
+        jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+        or (dtype == jnp.uint32 and jnp.shape(key)[-1:] == (2,))
+    ):
+        return
+    shown = f"{type(key).__name__} {key!r}" if dtype is None else f"an array of dtype {dtype}, shape {jnp.shape(key)}"
+    seed = key if isinstance(key, int) else 0
+    raise TypeError(f"key must be a JAX PRNG key, e.g. key=jax.random.key({seed}); got {shown}.")
+
+
 def _check_y0(model, y0):
     if not isinstance(y0, Mapping):
         raise TypeError(f"y0 must be a dict {{state name: array}}, got {type(y0).__name__}.")
@@ -633,6 +650,7 @@ def simulate(
     **Returns:** a `Trajectory`.
     """
     model_name = model._label()
+    _check_key(key)
     dt_ms = to_ms(dt, "dt")
     if not dt_ms > 0:
         raise ValueError(f"dt must be positive, got {dt_ms} ms.")

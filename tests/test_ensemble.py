@@ -150,3 +150,5 @@ def test_sweep_bad_input():
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, SUMMARIES, chunk_size=0)
     with pytest.raises(ValueError, match="clash"):
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, {"a": SUMMARIES["amplitude"]})
+    with pytest.raises(ValueError, match=r"grid name\(s\) \['omega'\] are not parameters of simulate_fn.*it takes \['a', 'w'\]"):
+        ens.sweep(_hopf_point, {"a": [0.1], "omega": [0.3]}, SUMMARIES)

@@ -225,6 +225,14 @@ def test_bad_dt_and_duration():
         bx.simulate(hopf(), 0.05, dt=0.1)
 
 
+def test_a_seed_where_a_key_belongs():
+    with pytest.raises(TypeError, match=r"key must be a JAX PRNG key, e.g. key=jax.random.key\(7\); got int 7"):
+        bx.simulate(hopf(), 1.0, dt=0.1, key=7)
+    # Both kinds of key are accepted.
+    for key in (jax.random.key(0), jax.random.PRNGKey(0)):
+        assert bx.simulate(hopf(), 1.0, dt=0.1, key=key).ts.shape == (10,)
+
+
 def test_bad_transient_and_sampling():
     with pytest.raises(ValueError, match=r"transient \(10 steps\) must be shorter than the run \(10 steps\)"):
         bx.simulate(hopf(), 1.0, dt=0.1, transient=10)
