@@ -277,6 +277,17 @@ def test_nan_loss_stops_with_step_and_parameters():
     assert info.value.result.n_steps == 1 and info.value.result.best_params["a"] == 1.0
 
 
+def test_a_trajectory_where_an_array_belongs():
+    # Both used to surface as "prediction has shape ()" from inside the objective.
+    hopf = bm.Hopf(2, a=bm.Param(0.1, fit=True), init_x=0.5)
+    run = lambda m: bm.simulate(m, 2.0, dt=0.1)  # noqa: E731  (the mistake: no ["x"])
+    target = run(bm.Hopf(2, a=0.2, init_x=0.5))
+    with pytest.raises(TypeError, match=r"predict returned a Trajectory, not an array; .* traj\['x'\] \(recorded: \['x', 'y'\]\)"):
+        Fitter(hopf, predict=run).fit(np.asarray(target["x"]), 1)
+    with pytest.raises(TypeError, match=r"target is a Trajectory, not an array"):
+        Fitter(hopf, predict=lambda m: run(m)["x"]).fit(target, 1)
+
+
 def test_constructor_and_fit_argument_errors():
     model = Quadratic(a=bm.Param(0.5))
     with pytest.raises(ValueError, match="provide either loss_fn"):

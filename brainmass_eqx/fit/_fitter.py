@@ -16,7 +16,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 from .._checks import check_int, check_objective
 from . import _grad, _nevergrad, _optimistix, _scipy
 from ._loop import BackendOutput, Monitor, pick_best
-from ._problem import NonFiniteLossError, ParamSpace, Problem
+from ._problem import NonFiniteLossError, ParamSpace, Problem, refuse_trajectory
 
 __all__ = ["Fitter", "FitResult"]
 
@@ -310,6 +310,8 @@ class Fitter:
             )
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=<path> to resume from.")
+        if self.problem.predict is not None:
+            refuse_trajectory(target, "target is")
         if population not in _nevergrad.POPULATION_MODES:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if population_threads is not None:

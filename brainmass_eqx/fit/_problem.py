@@ -29,6 +29,20 @@ __all__ = ["ParamSpace", "Problem", "Data", "GaussianPrior", "L1Penalty", "L2Pen
 Params = dict[str, Array]
 
 
+
+def refuse_trajectory(value: Any, what: str) -> None:
+    """An objective compares arrays: a whole `Trajectory` where one is expected (a
+    ``predict`` returning ``simulate(...)``, or a target given as one) otherwise shows up
+    as an array of shape ``()``. Say which variable to take instead."""
+    from .._simulate import Trajectory
+
+    if isinstance(value, Trajectory):
+        names = list(value.ys)
+        raise TypeError(
+            f"{what} a Trajectory, not an array; take the recorded variable to compare, e.g. "
+            f"traj[{names[0]!r}] (recorded: {names})."
+        )
+
 class NonFiniteLossError(FloatingPointError):
     """A fit's loss (or its gradient) became NaN or infinite.
 
@@ -388,6 +402,7 @@ class Problem:
 
     def prediction(self, model, target, key):
         pred = self._call(self.predict, model, key=key)
+        refuse_trajectory(pred, "predict returned")
         sliced = _slice_transient(pred, self.transient)
         if target is not None and eqx.is_array_like(sliced) and eqx.is_array_like(target):
             ps, ts = jnp.shape(sliced), jnp.shape(target)
