@@ -603,6 +603,11 @@ def test_bad_region_counts():
         model(u.Quantity(jnp.ones((10, 4)), "ms"))
     with pytest.raises(ValueError, match="`x` must have 3 regions"):
         obs.LeadfieldReadout(jnp.ones((5, 3)), 0.0, 1.0)(jnp.ones((7, 4)))
+    # A lead field given the other way round: the message says so.
+    with pytest.raises(ValueError, match=r"`L` has 4 rows .* if yours is \(sensors, regions\), pass L.T"):
+        model(jnp.ones((10, 6)))
+    with pytest.raises(ValueError, match=r"if yours is \(regions, sensors\), pass lm.T"):
+        obs.LeadfieldReadout(jnp.ones((5, 3)), 0.0, 1.0)(jnp.ones((7, 5)))
     with pytest.raises(ValueError, match="`W` must be"):
         obs.LeadFieldModel.compress_vertex_leadfield(jnp.ones((6, 9)), jnp.ones((8, 2)))
     with pytest.raises(ValueError, match="`normals` must be"):

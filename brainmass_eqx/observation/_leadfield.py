@@ -146,10 +146,12 @@ class LeadFieldModel(eqx.Module):
         else:
             x = jnp.asarray(S)
         if x.ndim < 1 or x.shape[-1] != self.R:
+            flipped = x.ndim >= 1 and x.shape[-1] == self.M
             raise ValueError(
                 f"`S` has {x.shape[-1] if x.ndim else 0} regions on its last axis (shape "
                 f"{x.shape}) but the lead field `L` has {self.R} rows (regions); pass "
                 f"signals of shape (..., {self.R})."
+                + (" `L` is (regions, sensors); if yours is (sensors, regions), pass L.T." if flipped else "")
             )
         y = (self.scale * x) @ self.L
         if self.noise_chol is not None:
@@ -295,8 +297,10 @@ class LeadfieldReadout(eqx.Module):
         x = jnp.asarray(x)
         n = self.lm.shape[1]
         if x.ndim < 1 or x.shape[-1] != n:
+            flipped = x.ndim >= 1 and x.shape[-1] == self.lm.shape[0]
             raise ValueError(
                 f"`x` must have {n} regions on its last axis (the columns of `lm`), got "
                 f"shape {x.shape}."
+                + (" `lm` is (sensors, regions); if yours is (regions, sensors), pass lm.T." if flipped else "")
             )
         return self.cy0 * (x @ self.leadfield().T) - self.y0
