@@ -36,8 +36,10 @@ class Trajectory(eqx.Module):
 
     - `ts`: the sample times, ms, shape ``(T,)`` (the time at the *end* of each recorded step).
     - `ys`: ``{name: array (T, ...)}``, one entry per monitor.
-    - `final_state`: the model state at the end of the run (continue a run with
-      ``simulate(..., y0=traj.final_state)``).
+    - `final_state`: the model state at the end of the run. To continue the run, pass the
+      Trajectory itself, ``simulate(model, ..., y0=traj)``: a delayed `Network` then also
+      takes its past from the recording (which must hold its coupled variable at every
+      step); ``y0=traj.final_state`` restarts it from a constant past instead.
     - `units`: ``{name: unit string}`` for every recorded array (``''`` = dimensionless).
 
     ``traj['x']`` is ``traj.ys['x']``; ``traj.quantity('x')`` attaches the unit.
@@ -618,7 +620,10 @@ def simulate(
     - `dt`: the step (fixed-step solvers) or initial step (adaptive): a Quantity or ms.
     - `solver`: a diffrax solver; default `ExponentialEuler` (brainmass's scheme).
     - `key`: a JAX PRNG key: used for random initial states and (for stochastic models) noise.
-    - `y0`: initial state ``{name: array}``; default ``model.init_state(key)``.
+    - `y0`: initial state ``{name: array}``; default ``model.init_state(key)``. Or the
+      `Trajectory` of an earlier run, to continue it: its ``final_state``, and for a delayed
+      `Network` its recorded past (the coupled variable at every step, at least
+      ``max_delay`` of it), so that the two runs equal one uninterrupted run.
     - `inputs`: external inputs by name (see ``model.input_names``): a callable
       ``t -> dict``, a dict of per-step arrays (leading axis = number of steps; value ``i``
       is held during step ``i``), or a diffrax path evaluating to a dict.
@@ -705,6 +710,11 @@ def simulate(
         )
 
     model = unwrap(model)
+    if isinstance(y0, Trajectory):
+        from .network import past_from
+
+        model = past_from(model, y0, dt_ms)
+        y0 = y0.final_state
     if y0 is None:
         # An initial state drawn from a concrete key (and fixed model values) is computed
         # eagerly even under jit/grad: the compiled program then holds a constant instead

@@ -277,6 +277,24 @@ def test_sparse_conn_equals_dense():
     np.testing.assert_allclose(np.asarray(bm.simulate(from_scipy, DUR, dt=DT)["x"]), np.asarray(a), atol=1e-6)
 
 
+def test_a_run_continued_from_its_trajectory_equals_one_run():
+    """simulate(..., y0=traj) continues a delayed network with its recorded past; from
+    traj.final_state alone it restarts from a constant past (and differs from step one)."""
+    net = delayed(speed=2.0)  # delays up to 20 ms
+    whole = np.asarray(bm.simulate(net, 60.0, dt=DT)["x"])
+    first = bm.simulate(net, 30.0, dt=DT)
+    continued = np.asarray(bm.simulate(net, 30.0, dt=DT, y0=first)["x"])
+    np.testing.assert_allclose(continued, whole[300:], atol=1e-6)
+    restarted = np.asarray(bm.simulate(net, 30.0, dt=DT, y0=first.final_state)["x"])
+    assert np.abs(restarted[0] - whole[300]).max() > 1e-4
+    with pytest.raises(ValueError, match=r"must record every step \(sample_every=1 at dt = 0.1 ms\)"):
+        bm.simulate(net, 5.0, dt=DT, y0=bm.simulate(net, 30.0, dt=DT, sample_every=2))
+    with pytest.raises(ValueError, match=r"record its coupled variable\(s\) \['x'\] in the first run"):
+        bm.simulate(net, 5.0, dt=DT, y0=bm.simulate(net, 30.0, dt=DT, monitors="y"))
+    with pytest.raises(ValueError, match=r"covers 9.9 ms, but the delays of Network\(Hopf\) read 1\d.\d+ ms back"):
+        bm.simulate(net, 5.0, dt=DT, y0=bm.simulate(net, 10.0, dt=DT))
+
+
 def test_history_function_is_read_for_t_le_0():
     """One step of an additive network with 1-step delays reads h(-dt); with zero delays
     the first step reads h(0), not y0 (brainmass's first step reads its delay_init)."""
