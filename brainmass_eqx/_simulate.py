@@ -228,44 +228,38 @@ def _monitor_units(model, spec):
 # -- step counting -------------------------------------------------------------------------
 
 
-def _count_steps(duration_ms, dt_ms):
-    ratio = duration_ms / dt_ms
+def _whole_steps(ms: float, dt_ms: float, name: str, inexact: str, action: str = "using") -> int:
+    """``ms`` as a number of steps of ``dt_ms``. A time that is not a whole number of steps
+    is an error (``inexact='error'``: a sampling period of 0.25 ms at dt = 0.1 ms silently
+    became 0.2 or 0.3 ms), is floored with a warning (``'warn'``: a duration or a
+    transient), or is rounded (``'round'``, where the count changes nothing computed)."""
+    ratio = ms / dt_ms
     n = round(ratio)
-    if abs(ratio - n) > 1e-6 * max(1.0, ratio):
-        n = math.floor(ratio)
-        warnings.warn(
-            f"duration {duration_ms:g} ms is not a whole number of steps of dt {dt_ms:g} ms; "
-            f"simulating {n} steps ({n * dt_ms:.6g} ms).",
-            UserWarning,
-            stacklevel=3,
-        )
-    return n
+    if abs(ratio - n) > 1e-6 * max(1.0, abs(ratio)):
+        if inexact == "error":
+            raise ValueError(
+                f"{name} = {ms:g} ms is not a whole number of steps of dt = {dt_ms:g} ms "
+                f"({ratio:.6g} steps); give a multiple of dt, or an int number of steps."
+            )
+        if inexact == "warn":
+            n = math.floor(ratio)
+            warnings.warn(
+                f"{name} {ms:g} ms is not a whole number of steps of dt {dt_ms:g} ms; {action} {n} "
+                f"steps ({n * dt_ms:.6g} ms).",
+                UserWarning,
+                stacklevel=4,
+            )
+    return int(n)
+
+
+def _count_steps(duration_ms, dt_ms):
+    return _whole_steps(duration_ms, dt_ms, "duration", "warn", action="simulating")
 
 
 def _as_steps(value, name, dt_ms, inexact="error"):
-    """A step count from an int or a time Quantity. A time that is not a whole number of
-    steps is an error (``inexact='error'``: a sampling period of 0.25 ms at dt = 0.1 ms
-    silently became 0.2 or 0.3 ms), is floored with a warning as a duration is
-    (``'warn'``), or is rounded (``'round'``, where the count changes nothing computed)."""
+    """A step count from an int or a time Quantity (see `_whole_steps` for ``inexact``)."""
     if is_quantity(value):
-        ms = to_ms(value, name)
-        ratio = ms / dt_ms
-        n = round(ratio)
-        if abs(ratio - n) > 1e-6 * max(1.0, abs(ratio)):
-            if inexact == "error":
-                raise ValueError(
-                    f"{name} = {ms:g} ms is not a whole number of steps of dt = {dt_ms:g} ms "
-                    f"({ratio:.6g} steps); give a multiple of dt, or an int number of steps."
-                )
-            if inexact == "warn":
-                n = math.floor(ratio)
-                warnings.warn(
-                    f"{name} {ms:g} ms is not a whole number of steps of dt {dt_ms:g} ms; using {n} "
-                    f"steps ({n * dt_ms:g} ms).",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        return int(n)
+        return _whole_steps(to_ms(value, name), dt_ms, name, inexact)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(
             f"{name} must be an int number of steps or a time Quantity (e.g. unxt.Quantity(100, 'ms')), "

@@ -69,6 +69,8 @@ def _is_sparse(x) -> bool:
     importing this module does not import jax.experimental.sparse (and SciPy with it)."""
     sparse = sys.modules.get("jax.experimental.sparse")
     return sparse is not None and isinstance(x, sparse.BCOO)
+
+
 def _from_scipy(value):
     """A SciPy sparse matrix as a ``BCOO`` (what the sparse connectome path computes with);
     anything else unchanged. NumPy cannot read a SciPy matrix as an array (it made an
