@@ -80,6 +80,11 @@ def test_registry_describes_every_model():
     assert M.describe_model(M.WongWang).parameters["a"]["unit"] == "Hz/nA"
     assert M.describe_model(M.Hopf(2)).brainmass_name == "HopfStep"
     assert isinstance(M.describe_model("StuartLandau").initial["x"], M.Uniform)
+    # print() gives the model's page; the repr stays one short line.
+    page = str(M.describe_model("Hopf"))
+    assert page.startswith("Hopf  (brainmass: HopfStep)") and "parameter  default  unit" in page
+    assert "bifurcation parameter" in page and "Deco, G." in page
+    assert repr(M.describe_model("Hopf")) == "ModelDescription('Hopf', category='phenomenological'; print() it for the full page)"
     with pytest.raises(ValueError, match="unknown model name 'Hopff'"):
         M.describe_model("Hopff")
 

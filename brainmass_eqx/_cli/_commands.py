@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from .._text import table, value_text
 from . import _build
 from ._errors import CLIError
-from ._report import describe, table, value_text
 
 # -- models / datasets ----------------------------------------------------------------------
 
@@ -22,7 +22,7 @@ def cmd_models(args) -> int:
     from ..models import model_registry
 
     if args.name:
-        print(describe(_build.resolve_model(args.name, "models NAME")))
+        print(_build.resolve_model(args.name, "models NAME"))
         return 0
     rows = [
         (d.name, d.brainmass_name or "-", d.category, ",".join(d.states), d.cls.coupling_input, d.use_case)

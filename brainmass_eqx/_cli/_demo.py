@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
+from .._text import table
 from ._errors import CLIError, first_line
-from ._report import table
 
 # The demo's model: Hopf nodes at 10 Hz slightly below their bifurcation (a < 0), driven by
 # noise and coupled diffusively with short delays. Their FC is shaped by the connectome

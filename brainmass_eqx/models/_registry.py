@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import textwrap
 from typing import Any, NamedTuple
 
+from .._text import table, value_text
 from .._units import CANONICAL_UNITS
 from ._coombes_byrne import CoombesByrne
 from ._epileptor import Epileptor
@@ -135,6 +138,35 @@ class ModelDescription:
     parameters: dict[str, dict[str, Any]]
     initial: dict[str, Any]
     summary: str
+
+    def __str__(self) -> str:
+        """The model's page as plain text (what ``brainmass-eqx models NAME`` prints):
+        the docstring's equations, states, inputs, observables, a table of parameters
+        (default, unit, domain, meaning) and the reference."""
+        unit = lambda u: u if u else "1"  # noqa: E731
+        title = self.name + (f"  (brainmass: {self.brainmass_name})" if self.brainmass_name else "")
+        lines = [title, "", inspect.cleandoc(self.cls.__doc__ or "").strip(), ""]
+        lines.append("states:      " + ", ".join(f"{s} [{unit(u)}]" for s, u in self.states.items()))
+        lines.append("inputs:      " + ", ".join(f"{s} [{unit(u)}]" for s, u in self.inputs.items()))
+        lines.append(f"coupling:    input {self.cls.coupling_input!r}")
+        if self.observables:
+            lines.append("observables: " + ", ".join(self.observables))
+        rows = []
+        for name, spec in self.parameters.items():
+            domain = spec["domain"]
+            domain = domain if isinstance(domain, str) else f"[{domain[0]}, {domain[1]}]"
+            rows.append((name, value_text(spec["default"]), unit(spec["unit"]), domain, spec["doc"]))
+        lines += ["", table(("parameter", "default", "unit", "domain", "meaning"), rows)]
+        lines += ["", "reference:", textwrap.fill(self.reference, 92, initial_indent="  ", subsequent_indent="  ")]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        # The dataclass repr printed every field on one line (a page of text); print() or
+        # str() gives the readable page.
+        return f"ModelDescription({self.name!r}, category={self.category!r}; print() it for the full page)"
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython / Jupyter display
+        printer.text(str(self))
 
 
 _WC1972 = (
@@ -305,7 +337,10 @@ def model_registry(include_blocks: bool = False) -> dict[str, ModelDescription]:
 
 def describe_model(name: Any) -> ModelDescription:
     """The `ModelDescription` of a model or sequence block given by functional name
-    (``'Hopf'``), brainmass name (``'HopfStep'``), class or instance."""
+    (``'Hopf'``), brainmass name (``'HopfStep'``), class or instance.
+
+    ``print(describe_model('Hopf'))`` shows its page: equations, states, inputs and a
+    table of parameters with their defaults, units, domains and meanings."""
     everything = {**{k: v[0] for k, v in _ENTRIES.items()}, **{k: v[0] for k, v in _BLOCKS.items()}}
     if not isinstance(name, str):
         cls = name if isinstance(name, type) else type(name)

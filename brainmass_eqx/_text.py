@@ -1,9 +1,7 @@
-"""Text output: aligned tables and short reports."""
+"""Plain-text formatting shared by the command line and the model catalogue."""
 
 from __future__ import annotations
 
-import inspect
-import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,25 +32,3 @@ def value_text(value: Any) -> str:
     if arr.size <= 4:
         return "[" + ", ".join(f"{v:.4g}" for v in arr.ravel()) + "]"
     return f"array{arr.shape} mean {arr.mean():.4g}"
-
-
-def describe(desc) -> str:
-    """The text of ``brainmass-eqx models NAME``."""
-    doc = inspect.cleandoc(desc.cls.__doc__ or "")
-    lines = [f"{desc.name}" + (f"  (brainmass: {desc.brainmass_name})" if desc.brainmass_name else ""), ""]
-    lines += [doc.strip(), ""]
-    unit = lambda u: u if u else "1"
-    lines.append("states:      " + ", ".join(f"{s} [{unit(u)}]" for s, u in desc.states.items()))
-    lines.append("inputs:      " + ", ".join(f"{s} [{unit(u)}]" for s, u in desc.inputs.items()))
-    lines.append(f"coupling:    input {desc.cls.coupling_input!r}")
-    if desc.observables:
-        lines.append("observables: " + ", ".join(desc.observables))
-    lines.append("")
-    rows = []
-    for name, spec in desc.parameters.items():
-        domain = spec["domain"]
-        domain = domain if isinstance(domain, str) else f"[{domain[0]}, {domain[1]}]"
-        rows.append((name, value_text(spec["default"]), unit(spec["unit"]), domain, spec["doc"]))
-    lines.append(table(("parameter", "default", "unit", "domain", "meaning"), rows))
-    lines += ["", "reference:", textwrap.fill(desc.reference, 92, initial_indent="  ", subsequent_indent="  ")]
-    return "\n".join(lines)
