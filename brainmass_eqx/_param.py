@@ -10,6 +10,7 @@ its value once, at the solve boundary (the same idea as ``paramax.unwrap``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -258,8 +259,19 @@ class Param(eqx.Module):
         )
 
     def __repr__(self):
-        v = np.asarray(self.value) if not isinstance(self.raw, jax.core.Tracer) else "<traced>"
-        return f"Param({v}, fit={self.fit}, transform={type(self.transform).__name__})"
+        # The unit and the transform's bounds are what a reader needs to check a fit's
+        # set-up; they used to be missing ('Param(10.0, fit=True, transform=Sigmoid)').
+        if isinstance(self.raw, jax.core.Tracer):
+            v = "<traced>"
+        else:
+            arr = np.asarray(self.value, dtype=float)
+            v = f"{float(arr):.6g}" if arr.ndim == 0 else np.array2string(arr, precision=6, threshold=8)
+        value = f"{v} {self.unit}" if self.unit else v
+        fields = [f for f in dataclasses.fields(self.transform) if f.init]
+        settings = ", ".join(f"{f.name}={getattr(self.transform, f.name):g}" for f in fields)
+        transform = f"{type(self.transform).__name__}({settings})" if settings else type(self.transform).__name__
+        prior = "" if self.prior is None else f", prior={self.prior!r}"
+        return f"Param({value}, fit={self.fit}, transform={transform}{prior})"
 
 
 def is_param(x: Any) -> bool:

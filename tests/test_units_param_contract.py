@@ -93,6 +93,13 @@ def test_param_errors_name_the_problem():
         bx.Param(jnp.nan)
 
 
+def test_param_repr_shows_unit_and_bounds():
+    # What a reader checks before a fit: the value with its unit, and the search box.
+    box = bx.Param(u.Quantity(10, "ms"), bounds=(u.Quantity(5, "ms"), u.Quantity(0.02, "s")))
+    assert repr(box) == "Param(10 ms, fit=True, transform=Sigmoid(lower=5, upper=20))"
+    assert repr(bx.Param(0.3, fit=False)) == "Param(0.3, fit=False, transform=Identity)"
+
+
 def test_param_with_units_inside_models():
     wc = bx.WilsonCowan(1, tau_E=bx.Param(u.Quantity(0.002, "s"), bounds=(u.Quantity(0.001, "s"), u.Quantity(0.01, "s"))))
     assert isinstance(wc.tau_E, bx.Param)
