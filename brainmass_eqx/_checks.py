@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "check_objective"]
+__all__ = ["check_int", "check_objective", "keyword_names"]
 
 
 def check_int(value: Any, name: str, minimum: int, *, hint: str = "") -> int:
@@ -74,3 +75,15 @@ def check_objective(value: Any, name: str, module: ModuleType, builders: Iterabl
             f"{type(value).__name__}; build one with {where}, e.g. {where}.{builders[0]}()."
         )
     return value
+
+
+def keyword_names(fn: Callable) -> tuple[str, ...] | None:
+    """The names ``fn`` accepts as keyword arguments, in order (``self`` excluded); None if
+    it takes any (``**kwargs``) or has no signature to read, so that the call decides."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")

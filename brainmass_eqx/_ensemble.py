@@ -17,7 +17,6 @@ complete, and an interrupted sweep resumes without recomputing them.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
-from ._checks import check_int
+from ._checks import check_int, keyword_names
 
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
 
@@ -225,19 +224,12 @@ def _fingerprint(table: Mapping[str, np.ndarray], summaries: Sequence[str], chun
 def _check_grid_names(simulate_fn: Callable, grid: Mapping[str, Any]) -> None:
     """Each grid name is passed as a keyword: refuse names ``simulate_fn`` cannot take
     before anything is traced (Python's own error named the lambda, not the grid)."""
-    try:
-        parameters = inspect.signature(simulate_fn).parameters
-    except (TypeError, ValueError):  # no signature to read: let the call decide
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    takes = [name for name, p in parameters.items()
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
-    unknown = [name for name in grid if name not in takes]
+    takes = keyword_names(simulate_fn)
+    unknown = [] if takes is None else [name for name in grid if name not in takes]
     if unknown:
         raise ValueError(
             f"sweep: grid name(s) {unknown} are not parameters of simulate_fn, which is called "
-            f"with one keyword per grid name; it takes {takes}."
+            f"with one keyword per grid name; it takes {list(takes)}."
         )
 
 

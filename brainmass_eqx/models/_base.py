@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import inspect
 import math
 from typing import Any, ClassVar
 
@@ -29,7 +28,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import check_int
+from .._checks import check_int, keyword_names
 from .._param import Param
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
 
@@ -83,11 +82,9 @@ def _is_concrete(x) -> bool:
 
 @functools.cache
 def _keyword_names(cls: type) -> tuple[str, ...] | None:
-    """The keyword arguments ``cls(...)`` takes, in order; None if it takes any."""
-    params = inspect.signature(cls.__init__).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+    """The keyword arguments ``cls(...)`` takes, in order; None if it takes any (cached
+    per class: it is asked at every construction)."""
+    return keyword_names(cls.__init__)
 
 
 class AbstractModel(eqx.Module):
