@@ -57,6 +57,14 @@ CANONICAL_UNITS: dict[str, str] = {
     "speed": "mm/ms",
     "rate_per_current": "Hz/nA",
     "current_per_rate": "nA/Hz",
+    # Rates of a dynamical system written in ms (a relaxation rate, a time-scale factor).
+    "rate": "1/ms",
+    "angular_frequency": "rad/ms",
+    "angle": "rad",
+    "inverse_voltage": "1/mV",
+    # TVB's Wong-Wang transfer curvature is in seconds; keeping its unit keeps TVB's plain
+    # numbers (d_e = 0.16) meaning what they mean there.
+    "time_s": "s",
     "dimensionless": "",
 }
 
@@ -97,7 +105,10 @@ def per_ms(unit: str) -> str:
 def _dimension_label(unit: str) -> str:
     if unit == "":
         return "dimensionless"
-    return str(unxt_module().unit(unit).physical_type)
+    kind = str(unxt_module().unit(unit).physical_type)
+    # astropy names some dimensions by a list of synonyms ('angular frequency/angular
+    # speed/...') and the rest 'unknown'; the first synonym, or the unit itself, reads better.
+    return f"{unit}-dimensioned" if kind == "unknown" else kind.split("/")[0]
 
 
 def _with_article(noun: str) -> str:
@@ -124,10 +135,15 @@ def to_canonical(value: Any, name: str, unit: str) -> Any:
     target = unxt.unit(unit) if unit else unxt.unit("")
     if unxt.dimension_of(value) != target.physical_type:
         got = unxt.unit_of(value)
+        hint = ""
+        if str(target.physical_type).startswith("angular frequency") and str(unxt.dimension_of(value)) == "frequency":
+            # Hz -> rad/s is a factor 2 pi that a unit system cannot know (cycles are not
+            # radians), so say it rather than convert with the wrong factor.
+            hint = " For a frequency f in Hz, pass the angular frequency 2 pi f: unxt.Quantity(2 * math.pi * f, 'rad/s')."
         raise UnitError(
-            f"{name!r} has unit {str(got)!r} ({unxt.dimension_of(value)}), but it must be "
+            f"{name!r} has unit {str(got)!r} ({_dimension_label(str(got))}), but it must be "
             f"{_with_article(_dimension_label(unit))} quantity (canonical unit {unit or '1'!r}); "
-            f"pass e.g. unxt.Quantity(value, {unit or ''!r}) or a plain number in {unit or 'no unit'}."
+            f"pass e.g. unxt.Quantity(value, {unit or ''!r}) or a plain number in {unit or 'no unit'}.{hint}"
         )
     return jnp.asarray(unxt.ustrip(target, value))
 

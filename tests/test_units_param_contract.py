@@ -22,6 +22,28 @@ def test_quantities_are_converted_once_to_canonical_units():
     assert isinstance(bx.Hopf(1, a=0.3).a, jax.Array)  # plain numbers become arrays (no recompiles)
 
 
+def test_parameters_with_physical_units_take_quantities_in_them():
+    # These were declared dimensionless though their docs gave units, so a Quantity in
+    # the documented unit (w in rad/ms, r in 1/mV, I_o in nA) was refused.
+    assert float(bx.Hopf(1, w=u.Quantity(200.0, "rad/s")).w) == pytest.approx(0.2)
+    assert float(bx.StuartLandau(1, w=u.Quantity(0.2, "rad/ms")).w) == pytest.approx(0.2)
+    assert float(bx.JansenRit(1, r=u.Quantity(560.0, "1/V")).r) == pytest.approx(0.56)
+    assert float(bx.Kuramoto(1, alpha=u.Quantity(90.0, "deg")).alpha) == pytest.approx(np.pi / 2)
+    assert float(bx.models.Linear(1, gamma=u.Quantity(-10.0, "kHz")).gamma) == pytest.approx(-10.0)
+    ww = bx.WongWangExcInh(
+        1, a_e=u.Quantity(310.0, "1/nC"), b_e=u.Quantity(0.125, "kHz"), d_e=u.Quantity(160.0, "ms"),
+        I_o=u.Quantity(382.0, "pA"), J_N=u.Quantity(0.15, "nA"),
+    )
+    plain = bx.WongWangExcInh(1)  # TVB's plain numbers keep their meaning (d_e in s)
+    for name in ("a_e", "b_e", "d_e", "I_o", "J_N"):
+        assert float(getattr(ww, name)) == pytest.approx(float(getattr(plain, name)), rel=1e-6), name
+    # A frequency in Hz is not an angular frequency: the 2 pi is named, not guessed.
+    with pytest.raises(bx.UnitError, match=r"'w' has unit 'Hz' \(frequency\), but it must be an angular frequency quantity \(canonical unit 'rad/ms'\).*2 \* math.pi \* f"):
+        bx.Hopf(1, w=u.Quantity(40.0, "Hz"))
+    with pytest.raises(bx.UnitError, match=r"'r' has unit '1 / ms' \(frequency\), but it must be a 1/mV-dimensioned quantity"):
+        bx.JansenRit(1, r=u.Quantity(0.56, "1/ms"))
+
+
 def test_a_misspelt_parameter_lists_the_valid_ones():
     with pytest.raises(TypeError, match=r"WilsonCowan\(\) got an unexpected keyword argument 'tau_e' \(did you mean 'tau_E'\?\)\. WilsonCowan takes: n_regions, tau_E, a_E"):
         bx.WilsonCowan(1, tau_e=10.0)

@@ -29,8 +29,8 @@ class HORN(AbstractModel):
     symplectic_pairs: ClassVar = (("x", "y"),)
 
     alpha: object = parameter(0.04, doc="excitability (input gain)")
-    omega: object = parameter(2.0 * math.pi / 28.0, doc="natural angular frequency, rad/ms")
-    gamma: object = parameter(0.01, doc="damping, 1/ms", domain="nonnegative")
+    omega: object = parameter(2.0 * math.pi / 28.0, "angular_frequency", doc="natural angular frequency")
+    gamma: object = parameter(0.01, "rate", doc="damping", domain="nonnegative")
     v: object = parameter(0.0, doc="amplitude feedback of x into the drive")
     init_x: object = initial(0.0)
     init_y: object = initial(0.0)

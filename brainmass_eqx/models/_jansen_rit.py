@@ -46,7 +46,7 @@ class JansenRit(AbstractModel):
     a4: object = parameter(0.25, doc="inhibitory→pyramidal fraction C4/C")
     s_max: object = parameter(5.0, "frequency", doc="maximum firing rate (2 e0)", domain="positive")
     v0: object = parameter(6.0, "voltage", doc="sigmoid midpoint")
-    r: object = parameter(0.56, doc="sigmoid steepness, 1/mV", domain="positive")
+    r: object = parameter(0.56, "inverse_voltage", doc="sigmoid steepness", domain="positive")
     init_M: object = initial(0.0, "voltage")
     init_E: object = initial(0.0, "voltage")
     init_I: object = initial(0.0, "voltage")

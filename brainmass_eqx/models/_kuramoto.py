@@ -44,9 +44,9 @@ class Kuramoto(AbstractModel):
     coupling_input: ClassVar = "theta"
     observables: ClassVar = ("order_parameter",)
 
-    omega: object = parameter(0.0, doc="natural frequency, rad/ms")
+    omega: object = parameter(0.0, "angular_frequency", doc="natural frequency")
     K: object = parameter(0.0, doc="coupling strength")
-    alpha: object = parameter(0.0, doc="Sakaguchi phase lag, rad")
+    alpha: object = parameter(0.0, "angle", doc="Sakaguchi phase lag")
     conn: object = None
     normalize_by_n: bool = eqx.field(default=True, static=True)
     exclude_self: bool = eqx.field(default=True, static=True)

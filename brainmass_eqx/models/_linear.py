@@ -20,7 +20,7 @@ class Linear(AbstractModel):
     input_names: ClassVar = ("x",)
     coupling_input: ClassVar = "x"
 
-    gamma: object = parameter(-10.0, doc="rate of the linear relaxation, 1/ms (negative: stable)")
+    gamma: object = parameter(-10.0, "rate", doc="rate of the linear relaxation (negative: stable)")
     init_x: object = initial(0.01)
 
     def vector_field(self, t, state, inputs):

@@ -39,7 +39,7 @@ class Hopf(AbstractXYOscillator):
     """
 
     a: object = parameter(0.25, doc="bifurcation parameter (distance from the Hopf bifurcation)")
-    w: object = parameter(0.2, doc="angular frequency, rad/ms")
+    w: object = parameter(0.2, "angular_frequency", doc="angular frequency")
     beta: object = parameter(1.0, doc="cubic saturation strength", domain="nonnegative")
     init_x: object = initial(0.0)
     init_y: object = initial(0.0)
@@ -58,7 +58,7 @@ class StuartLandau(AbstractXYOscillator):
     """
 
     a: object = parameter(0.25, doc="bifurcation parameter")
-    w: object = parameter(0.2, doc="angular frequency, rad/ms")
+    w: object = parameter(0.2, "angular_frequency", doc="angular frequency")
     init_x: object = initial(Uniform(0.0, 0.05))
     init_y: object = initial(Uniform(0.0, 0.05))
 
