@@ -78,9 +78,14 @@ class _NoInputs(eqx.Module):
 
 class _CallableInputs(eqx.Module):
     fn: Callable = eqx.field(static=True)
+    #: ``{input name: canonical unit}``: a Quantity the callable returns is converted.
+    units: dict = eqx.field(static=True)
 
     def evaluate(self, t):
-        return self.fn(t)
+        return {
+            name: to_canonical(value, f"inputs[{name!r}]", self.units[name]) if is_quantity(value) else value
+            for name, value in self.fn(t).items()
+        }
 
 
 class _PathInputs(eqx.Module):
@@ -98,7 +103,8 @@ class _HeldInputs(eqx.Module):
 
 
 class _StepInputs(eqx.Module):
-    """Inputs given per step: ``values[name][i]`` acts during step ``i`` (held over it)."""
+    """Inputs given per step: ``values[name][i]`` acts during step ``i`` (held over it); a
+    scalar ``values[name]`` acts during every step."""
 
     values: dict
     dt: float = eqx.field(static=True)
@@ -109,7 +115,7 @@ class _StepInputs(eqx.Module):
 
     def evaluate(self, t):
         i = self._index(t)
-        return {k: v[i] for k, v in self.values.items()}
+        return {k: v[i] if v.ndim else v for k, v in self.values.items()}
 
     def at_step(self, t_start):
         return _HeldInputs(self.evaluate(t_start))
@@ -125,10 +131,13 @@ def _check_input_names(model, names, where):
         )
 
 
+def _input_unit(model, name):
+    return CANONICAL_UNITS[model.input_units.get(name, "dimensionless")]
+
+
 def _convert_input(model, name, value):
-    unit = CANONICAL_UNITS[model.input_units.get(name, "dimensionless")]
     if is_quantity(value):
-        return to_canonical(value, f"inputs[{name!r}]", unit)
+        return to_canonical(value, f"inputs[{name!r}]", _input_unit(model, name))
     return jnp.asarray(value)
 
 
@@ -146,11 +155,11 @@ def _make_source(model, inputs, n_steps, dt):
         values = {}
         for name, value in inputs.items():
             value = _convert_input(model, name, value)
-            if value.ndim == 0 or value.shape[0] != n_steps:
+            if value.ndim > 0 and value.shape[0] != n_steps:
                 raise ValueError(
-                    f"inputs[{name!r}] must hold one value per step: leading axis {n_steps}, "
-                    f"got shape {value.shape}. For a constant input use a callable, "
-                    f"e.g. inputs=lambda t: {{{name!r}: value}}."
+                    f"inputs[{name!r}] must be a scalar (held over the run) or hold one value "
+                    f"per step: leading axis {n_steps}, got shape {value.shape}. For a constant "
+                    f"input per region use a callable, e.g. inputs=lambda t: {{{name!r}: values}}."
                 )
             values[name] = value
         return _StepInputs(values, dt, n_steps)
@@ -162,7 +171,7 @@ def _make_source(model, inputs, n_steps, dt):
                 f"got a {type(out).__name__}."
             )
         _check_input_names(model, list(out), " callable returns")
-        return _CallableInputs(inputs)
+        return _CallableInputs(inputs, {name: _input_unit(model, name) for name in out})
     raise TypeError(
         "inputs must be None, a dict of per-step arrays, a callable t -> dict, or a diffrax path; "
         f"got {type(inputs).__name__}."
@@ -261,9 +270,20 @@ def _as_steps(value, name, dt_ms, inexact="error"):
     if is_quantity(value):
         return _whole_steps(to_ms(value, name), dt_ms, name, inexact)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        hint = ""
+        if isinstance(value, (float, np.floating)):
+            # duration and dt read a plain number as ms, so a float here is most likely
+            # meant as ms too; an int counts steps, and guessing would be silently wrong.
+            hint = (
+                f" A float is not read as ms here (unlike duration and dt): for {value:g} ms "
+                f"pass unxt.Quantity({value:g}, 'ms'); for {value:g} steps pass the int {int(value)}."
+                if float(value).is_integer()
+                else f" A float is not read as ms here (unlike duration and dt): for {value:g} ms "
+                f"pass unxt.Quantity({value:g}, 'ms')."
+            )
         raise TypeError(
             f"{name} must be an int number of steps or a time Quantity (e.g. unxt.Quantity(100, 'ms')), "
-            f"got {value!r}."
+            f"got {value!r}.{hint}"
         )
     return int(value)
 
@@ -618,8 +638,9 @@ def simulate(
       `Trajectory` of an earlier run, to continue it: its ``final_state``, and for a delayed
       `Network` its recorded past (the coupled variable at every step, at least
       ``max_delay`` of it), so that the two runs equal one uninterrupted run.
-    - `inputs`: external inputs by name (see ``model.input_names``): a callable
-      ``t -> dict``, a dict of per-step arrays (leading axis = number of steps; value ``i``
+    - `inputs`: external inputs by name (see ``model.input_names``), each a plain number
+      in the input's unit or a unxt Quantity: a callable ``t -> dict``, a dict of scalars
+      (held over the run) and per-step arrays (leading axis = number of steps; value ``i``
       is held during step ``i``), or a diffrax path evaluating to a dict.
     - `monitors`: what to record: state or observable names, callables ``(model, state)``,
       or a dict ``{out_name: name | callable}``. Default: every state.

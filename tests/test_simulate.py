@@ -240,6 +240,9 @@ def test_bad_transient_and_sampling():
         bx.simulate(hopf(), 1.0, dt=0.1, transient=-1)
     with pytest.raises(TypeError, match="transient must be an int number of steps or a time Quantity"):
         bx.simulate(hopf(), 1.0, dt=0.1, transient=2.5)
+    # duration reads a plain number as ms; a float transient says how to mean ms or steps.
+    with pytest.raises(TypeError, match=r"for 5 ms pass unxt.Quantity\(5, 'ms'\); for 5 steps pass the int 5"):
+        bx.simulate(hopf(), 1.0, dt=0.1, sample_every=5.0)
     with pytest.raises(ValueError, match="sample_every must be >= 1"):
         bx.simulate(hopf(), 1.0, dt=0.1, sample_every=0)
     # A sampling period off the step grid used to be rounded silently (0.25 ms -> 0.2 ms).
@@ -255,7 +258,7 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(hopf(), 1.0, dt=0.1, monitors=["z"])
     with pytest.raises(ValueError, match=r"name\(s\) \['q'\] that Hopf does not take; valid input names are \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs=lambda t: {"q": 1.0})
-    with pytest.raises(ValueError, match=r"inputs\['x'\] must hold one value per step: leading axis 10"):
+    with pytest.raises(ValueError, match=r"inputs\['x'\] must be a scalar \(held over the run\) or hold one value per step: leading axis 10"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((5, 3))})
     with pytest.raises(ValueError, match=r"y0 must give exactly the states \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3)})
@@ -272,3 +275,18 @@ def test_solver_that_cannot_take_the_model():
         bx.simulate(hopf(), 1.0, dt=0.1, solver=dfx.KenCarp3())
     with pytest.raises(TypeError, match="solver must be a diffrax solver"):
         bx.simulate(hopf(), 1.0, dt=0.1, solver="rk4")
+
+
+def test_constant_inputs_and_quantities_from_a_callable():
+    # Jansen-Rit's "p" drive is a constant rate: a scalar in the dict is held over the run,
+    # and a Quantity returned by a callable is converted (it used to fail in astropy).
+    jr = bx.JansenRit(1)
+    per_step = bx.simulate(jr, 5.0, dt=0.1, inputs={"E": jnp.full(50, 220.0)})["M"]
+    for inputs in (
+        {"E": u.Quantity(0.22, "kHz")},
+        {"E": 220.0},
+        lambda t: {"E": u.Quantity(0.22, "kHz")},
+    ):
+        np.testing.assert_allclose(bx.simulate(jr, 5.0, dt=0.1, inputs=inputs)["M"], per_step, rtol=1e-6)
+    with pytest.raises(bx.UnitError, match=r"inputs\['E'\].* has unit 'mV'.*must be a frequency quantity"):
+        bx.simulate(jr, 5.0, dt=0.1, inputs=lambda t: {"E": u.Quantity(1.0, "mV")})
