@@ -355,9 +355,18 @@ class Network(AbstractModel):
         names = _to_names(coupled_var, "coupled_var")
         for name in names:
             if name not in states:
+                hint = ""
+                if name in getattr(node, "observables", ()):
+                    # An observable is computed from the state after the step; the
+                    # history the delays read holds states only.
+                    hint = (
+                        f" {name!r} is an observable, computed from the states: couple "
+                        f"through a state (the default is {node.coupling_input!r}), and "
+                        f"record {name!r} with monitors=[{name!r}]."
+                    )
                 raise ValueError(
                     f"coupled_var {name!r} is not a state variable of {node._label()}; "
-                    f"available states: {states}."
+                    f"available states: {states}.{hint}"
                 )
         if len(set(names)) != len(names):
             raise ValueError(f"coupled_var lists a state twice: {names}.")
