@@ -151,6 +151,30 @@ def test_parameter_with_wrong_unit(capsys):
     assert_one_line(err, "--param", "'tau_E'")
 
 
+def test_bad_input(capsys):
+    code, _, err = run(["simulate", "--model", "JansenRit", "--input", "p=220Hz", "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--input: JansenRit has no input 'p'", "Its inputs: M [mV], E [Hz], I [mV]")
+    code, _, err = run(["simulate", "--model", "JansenRit", "--input", "E=220mV", "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--input: 'E' has unit 'mV'", "must be a frequency quantity")
+
+
+def test_a_constant_input_drives_the_nodes(tmp_path, capsys):
+    # Jansen-Rit oscillates in the alpha band only when driven (p = 220 Hz on input E).
+    out = tmp_path / "jr.npz"
+    argv = ["simulate", "--model", "JansenRit", "--k", "0.01", "--duration", "400ms", "--transient", "200ms",
+            "--out", str(out), "--no-plot", "--no-progress"]  # fmt: skip
+    assert run([*argv, "--input", "E=0.22kHz"], capsys)[0] == 0
+    with np.load(out) as z:
+        driven, meta = z["M"], json.loads(str(z["meta"]))
+    assert meta["inputs"] == {"E": pytest.approx(220.0)}
+    assert run(argv, capsys)[0] == 0
+    with np.load(out) as z:
+        undriven = z["M"]
+    assert np.ptp(driven[:, 0]) > 10 * np.ptp(undriven[:, 0])
+
+
 def test_bad_coupled_var(capsys):
     code, _, err = run(["simulate", "--coupled-var", "q", "--no-plot"], capsys)
     assert code == 2

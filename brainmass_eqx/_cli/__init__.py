@@ -35,6 +35,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         help="a node parameter, with an optional unit (a=-0.05, tau_E=10ms); repeatable",
     )  # fmt: skip
     g.add_argument(
+        "--input", action="append", type=_build.param_arg, metavar="NAME=VALUE",
+        help="a constant external input of every node, with an optional unit (JansenRit: E=220Hz); repeatable",
+    )  # fmt: skip
+    g.add_argument(
         "--connectome", default="example_connectome",
         help="a data set (example_connectome, tvb_connectivity_76, ...; see `datasets`) or a file "
         "(TVB .zip, .mat, .npz, .npy, .csv, .txt); default example_connectome",

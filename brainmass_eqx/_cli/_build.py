@@ -182,6 +182,27 @@ def make_node(desc, n_regions: int, params: Sequence[tuple[str, Any]], fit: dict
         raise CLIError(f"--param: {first_line(err)}") from None
 
 
+def constant_inputs(desc, inputs: Sequence[tuple[str, Any]]) -> dict[str, float]:
+    """``--input`` values as ``{input name: number in the input's canonical unit}``."""
+    from .._units import CANONICAL_UNITS, to_canonical
+
+    valid = list(desc.cls.input_names)
+    out: dict[str, float] = {}
+    for name, value in inputs:
+        if name not in valid:
+            listed = ", ".join(f"{i} [{CANONICAL_UNITS[desc.cls.input_units.get(i, 'dimensionless')] or '1'}]" for i in valid)
+            raise CLIError(
+                f"--input: {desc.name} has no input {name!r}.{_suggest(name, valid)} "
+                f"Its inputs: {listed or '(none)'}."
+            )
+        unit = CANONICAL_UNITS[desc.cls.input_units.get(name, "dimensionless")]
+        try:
+            out[name] = float(to_canonical(value, name, unit))
+        except ValueError as err:
+            raise CLIError(f"--input: {first_line(err)}") from None
+    return out
+
+
 def start_inside(value: float, box: tuple[float, float]) -> float:
     """A fit's start value moved into its box, at least 1 % of the width from either end
     (bounded `Param`s live in the open interval)."""

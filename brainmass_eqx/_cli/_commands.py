@@ -55,6 +55,7 @@ class Setup:
         self.n = self.conn.n_regions
         k_box = fit.pop("k", None)
         node = _build.make_node(self.desc, self.n, args.param or [], fit)
+        self.inputs = _build.constant_inputs(self.desc, args.input or [])
         if args.noise > 0:
             node = _with_noise(node, self.desc, args.noise, args.noise_tau)
         k: Any = args.k
@@ -88,6 +89,7 @@ class Setup:
             transient=self.transient,
             sample_every=self.sample_every,
             monitors=[self.var],
+            inputs=self.inputs or None,
             progress=progress,
         )
         return traj
@@ -146,7 +148,8 @@ def _meta(setup: Setup, **extra) -> str:
             model=setup.desc.name, connectome=a.connectome, coupling=a.coupling, coupled_var=setup.var,
             k=a.k, speed=a.speed, duration_ms=a.duration, dt_ms=a.dt, transient_ms=a.transient,
             sample_every_ms=a.sample_every, noise_sigma=a.noise, noise_tau_ms=a.noise_tau, seed=a.seed,
-            params={name: value_text(v) for name, v in (a.param or [])}, **extra,
+            params={name: value_text(v) for name, v in (a.param or [])},
+            inputs=setup.inputs, **extra,
         )
     )  # fmt: skip
 
@@ -161,7 +164,7 @@ def _fc_corr(a, b) -> float:
 # whose correlations are undefined (taken as 0): the FC is the identity matrix.
 _NO_ACTIVITY_FIX = (
     "Without noise the model sits at a fixed point: add --noise SIGMA (e.g. --noise 0.02), or "
-    "--param values that make it oscillate."
+    "--param values (or a JansenRit drive such as --input E=220Hz) that make it oscillate."
 )
 
 

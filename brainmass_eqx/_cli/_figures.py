@@ -21,6 +21,14 @@ def _few(n: int) -> list[int]:
     return list(range(min(n, _MAX_LINES)))
 
 
+def _spectrum_segment(traj) -> int:
+    """Welch segments of half a second where the run allows: the default ``time // 8``
+    gives 1 s of samples 8 Hz bins, too coarse to show an alpha peak."""
+    n = len(traj.ts)
+    step_ms = float(traj.ts[1] - traj.ts[0]) if n > 1 else 1.0
+    return int(min(n, max(n // 8, round(500.0 / step_ms))))
+
+
 def simulation_figure(traj, var: str, conn, *, title: str):
     """Structural connectivity, time series, FC and power spectrum of a network run."""
     fig, axs = _figure(2, 2, title)
@@ -32,7 +40,7 @@ def simulation_figure(traj, var: str, conn, *, title: str):
     axs[0, 1].set_title(f"{var}, regions 0-{len(_few(n)) - 1}")
     viz.plot_functional_connectivity(traj, var=var, labels=labels, ax=axs[1, 0])
     axs[1, 0].set_title("functional connectivity")
-    viz.plot_power_spectrum(traj, var=var, average=True, ax=axs[1, 1])
+    viz.plot_power_spectrum(traj, var=var, average=True, nperseg=_spectrum_segment(traj), ax=axs[1, 1])
     axs[1, 1].set_title("power spectrum (mean over regions)")
     fig.tight_layout()
     return fig
@@ -77,7 +85,7 @@ def demo_figure(*, conn, traj, var, target_fc, result, fitted_fc, k_true, k_fit,
     t0 = float(traj.ts[0]) / 1000.0
     axs[0, 1].set_xlim(t0, t0 + 0.5)
     axs[0, 1].set_title(f"simulated activity, regions {', '.join(labels[r] for r in regions)} (k = {k_true:g})")
-    viz.plot_power_spectrum(traj, var=var, average=True, ax=axs[0, 2])
+    viz.plot_power_spectrum(traj, var=var, average=True, nperseg=_spectrum_segment(traj), ax=axs[0, 2])
     axs[0, 2].set_title("power spectrum (mean over regions)")
     _fc_pair(axs[1, 0], axs[1, 1], target_fc, fitted_fc, labels, f"target FC (k = {k_true:g})", f"fitted FC (k = {k_fit:.3g}, r = {{r:.2f}})")
     ax = axs[1, 2]
