@@ -394,6 +394,11 @@ def test_bad_input(kwargs, match):
         Network(hopf(), conn, **kwargs)
 
 
+def test_coupling_through_an_observable_says_what_to_do():
+    with pytest.raises(ValueError, match=r"'eeg' is an observable, computed from the states: couple through a state \(the default is 'M'\), and record 'eeg' with monitors=\['eeg'\]"):
+        Network(bm.JansenRit(N), CONN, coupled_var="eeg")
+
+
 def test_signed_weights_allowed_where_meaningful():
     Network(hopf(), -np.ones((N, N)), coupling=C.Additive())
     with pytest.raises(ValueError, match="Diffusive coupling needs non-negative weights"):
