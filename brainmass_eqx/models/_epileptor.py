@@ -50,7 +50,7 @@ class Epileptor(AbstractModel):
     Kvf: object = parameter(0.0, doc="coupling gain of input x1 on x1 (fast)")
     Kf: object = parameter(0.0, doc="coupling gain of input x2 on x2")
     Ks: object = parameter(0.0, doc="coupling gain of input x1 on z (slow)")
-    tt: object = parameter(1.0, doc="time-scale factor (per ms)", domain="positive")
+    tt: object = parameter(1.0, "rate", doc="time-scale factor", domain="positive")
     modification: object = parameter(0.0, doc="weight of the nonlinear form of h (0 linear, 1 nonlinear)")
     init_x1: object = initial(-1.5)
     init_y1: object = initial(-10.0)

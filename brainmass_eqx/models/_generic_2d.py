@@ -27,7 +27,7 @@ class Generic2dOscillator(AbstractModel):
     a: object = parameter(-2.0, doc="constant term of the W nullcline")
     b: object = parameter(-10.0, doc="linear V term of the W nullcline")
     c: object = parameter(0.0, doc="quadratic V term of the W nullcline")
-    d: object = parameter(0.02, doc="overall rate (temporal scale), 1/ms", domain="positive")
+    d: object = parameter(0.02, "rate", doc="overall rate (temporal scale)", domain="positive")
     e: object = parameter(3.0, doc="quadratic V term of the V equation")
     f: object = parameter(1.0, doc="cubic V term of the V equation")
     g: object = parameter(0.0, doc="linear V term of the V equation")
