@@ -10,6 +10,7 @@ its value once, at the solve boundary (the same idea as ``paramax.unwrap``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Any
@@ -247,8 +248,14 @@ class Param(eqx.Module):
 
     def in_unit(self, name: str, unit: str) -> Param:
         """This Param expressed in the canonical ``unit`` (checks the dimension)."""
-        if self.unit == unit or self.unit == "":
+        if self.unit == unit:
             return self
+        if self.unit == "":
+            # A plain number is already in the canonical unit; recording it lets the Param
+            # and a fit's result show their unit.
+            out = copy.copy(self)
+            object.__setattr__(out, "unit", unit)
+            return out
         factor = unit_factor(self.unit, unit, name)
         return Param(
             self.value * factor,

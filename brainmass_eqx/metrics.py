@@ -566,6 +566,7 @@ def power_spectral_density(
     """
     x = _magnitude(x, "x")
     dt_ms = _time_ms(dt)
+    freq_range = _check_band(freq_range, "freq_range")
     if x.ndim == 0:
         raise ValueError("`x` must be a signal (time,) or (..., time, regions), got a scalar.")
     squeeze = x.ndim == 1
@@ -582,6 +583,23 @@ def power_spectral_density(
         idx = _band_indices(nperseg, dt_ms, freq_range, "freq_range")
         freqs, psd = freqs[idx], psd[..., idx, :]
     return freqs, (psd[..., 0] if squeeze else psd)
+
+
+def _check_band(band: Any, name: str) -> tuple[float | None, float | None] | None:
+    """A frequency band ``(f_min, f_max)`` in Hz (either end None = open), checked when
+    it is given rather than when the spectrum is computed."""
+    if band is None:
+        return None
+    try:
+        lo, hi = band
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a pair (f_min, f_max) in Hz (either may be None), got {band!r}.") from None
+    for end, f in (("f_min", lo), ("f_max", hi)):
+        if f is not None and not float(f) >= 0:
+            raise ValueError(f"`{name}`: {end} must be a frequency >= 0 Hz (or None), got {f!r}.")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"`{name}` = ({lo}, {hi}) Hz: f_min must not exceed f_max.")
+    return (lo, hi)
 
 
 def _band_indices(nperseg: int, dt_ms: Any, band: Sequence[float | None], name: str) -> np.ndarray:

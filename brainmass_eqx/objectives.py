@@ -26,6 +26,7 @@ from ._units import is_quantity, unxt_module
 from .metrics import (
     DEFAULT_FCD_MIDPOINTS,
     _band_indices,
+    _check_band,
     _check_grid,
     _check_signal,
     _kde_factor,
@@ -290,8 +291,7 @@ the FCD objective to use with gradients.
 
 def psd_rmse(
     dt: Any,
-    fmin: float | None = None,
-    fmax: float | None = None,
+    freq_range: tuple[float | None, float | None] | None = None,
     log: bool = True,
     nperseg: int | None = None,
     noverlap: int | None = None,
@@ -300,7 +300,8 @@ def psd_rmse(
     r"""RMSE between Welch power spectra (an addition; brainmass has no spectral objective).
 
     With $P$ and $Q$ the PSDs (`metrics.power_spectral_density`, SciPy conventions) of
-    prediction and target per region, restricted to the bins in $[f_{min}, f_{max}]$ Hz,
+    prediction and target per region, restricted to the bins in `freq_range`
+    $= [f_{min}, f_{max}]$ Hz,
     $$L = \sqrt{\operatorname{mean}_{f,i}\big(g(P_{fi}) - g(Q_{fi})\big)^2},\qquad
     g(P) = \log_{10}(P + \epsilon) \text{ if `log` else } P,$$
     with $\epsilon = $ `floor` $\times$ the mean of $Q$ over the band and regions (so the
@@ -310,7 +311,8 @@ def psd_rmse(
     **Arguments:**
 
     - `dt`: the sampling step of both signals: a unxt time Quantity or a number in ms.
-    - `fmin`, `fmax`: the band in Hz (either may be None for an open end).
+    - `freq_range`: the band `(f_min, f_max)` in Hz (either may be None for an open end), as
+      in `metrics.power_spectral_density`; default all frequencies.
     - `log`: compare $\log_{10}$ spectra (default) or the raw PSDs.
     - `nperseg`, `noverlap`: Welch segments (defaults `time // 8`, half overlap).
     - `floor`: relative floor $\epsilon$ for the log, > 0.
@@ -318,11 +320,7 @@ def psd_rmse(
     **Returns:** `loss(prediction, target) -> scalar`.
     """
     dt_ms = _time_ms(dt, "dt")
-    for name, f in (("fmin", fmin), ("fmax", fmax)):
-        if f is not None and not float(f) >= 0:
-            raise ValueError(f"`{name}` must be a frequency >= 0 Hz (or None), got {f!r}.")
-    if fmin is not None and fmax is not None and fmin > fmax:
-        raise ValueError(f"`fmin` ({fmin} Hz) must not exceed `fmax` ({fmax} Hz).")
+    band = _check_band(freq_range, "freq_range") or (None, None)
     if not float(floor) > 0:
         raise ValueError(f"`floor` must be > 0, got {floor!r}.")
 
@@ -331,7 +329,7 @@ def psd_rmse(
         p = _check_signal(prediction, "prediction")
         t = _check_signal(target, "target")
         n, _ = _welch_setup(p.shape[-2], nperseg, noverlap)
-        idx = _band_indices(n, dt_ms, (fmin, fmax), "fmin/fmax")
+        idx = _band_indices(n, dt_ms, band, "freq_range")
         _, pp = power_spectral_density(p, dt_ms, nperseg=n, noverlap=noverlap)
         _, pt = power_spectral_density(t, dt_ms, nperseg=n, noverlap=noverlap)
         pp, pt = pp[..., idx, :], pt[..., idx, :]

@@ -112,7 +112,11 @@ def test_grad_recovers_hopf_a_from_settled_amplitude(grad_fitter):
     loss, prediction = grad_fitter.loss(result.best_params, TARGET)
     np.testing.assert_allclose(float(loss), result.best_loss, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(result.prediction, prediction, rtol=1e-4, atol=1e-6)
-    assert repr(result) == f"FitResult(backend='grad', best_loss={result.best_loss:.6g}, n_steps=60, params=[a])"
+    a = float(result.best_params["a"])
+    assert repr(result) == (
+        f"FitResult(backend='grad', best_loss={result.best_loss:.6g} at step {result.best_step} of 60, "
+        f"stop_reason='n_steps', a={a:.4g})"
+    )
 
 
 def test_target_is_an_argument_not_a_constant(grad_fitter):

@@ -359,6 +359,13 @@ def test_psd_jit_grad_and_dominant_frequency():
             ValueError,
             "`freq_range`",
         ),
+        # A reversed band used to say only that it held no frequencies.
+        (
+            lambda x: M.power_spectral_density(x, 1.0, freq_range=(40.0, 8.0)),
+            ValueError,
+            r"`freq_range` = \(40.0, 8.0\) Hz: f_min must not exceed f_max",
+        ),
+        (lambda x: M.dominant_frequency(x, 1.0, freq_range=8.0), ValueError, r"`freq_range` must be a pair"),
     ],
 )
 def test_psd_bad_inputs(rand, call, exc, match):

@@ -28,7 +28,7 @@ OBJECTIVES = {
     "fcd_loss": O.fcd(20, 10, as_loss=True),
     "fcd_ks": O.fcd_ks(30, 5),
     "fcd_wasserstein": O.fcd_wasserstein(30, 5),
-    "psd_rmse": O.psd_rmse(1.0, fmin=5.0, fmax=300.0),
+    "psd_rmse": O.psd_rmse(1.0, freq_range=(5.0, 300.0)),
     "psd_rmse_lin": O.psd_rmse(unxt.Quantity(1.0, "ms"), log=False),
     "combine": O.combine((2.0, O.fc_corr(as_loss=True)), (0.5, O.timeseries_rmse())),
 }
@@ -183,7 +183,7 @@ def test_a_nan_prediction_gives_a_nan_value(pair):
     [
         ("fc_corr", lambda: O.fc_corr()),
         ("fcd_wasserstein", lambda: O.fcd_wasserstein(20, 5)),
-        ("psd_rmse", lambda: O.psd_rmse(0.5, fmin=10.0)),
+        ("psd_rmse", lambda: O.psd_rmse(0.5, freq_range=(10.0, None))),
     ],
 )
 def test_gradient_matches_central_differences_float64(name, make):
@@ -236,7 +236,7 @@ def test_psd_rmse_sees_frequency():
     target = np.sin(2 * np.pi * 0.04 * t)[:, None] + 0.1 * rng.standard_normal((800, 2))
     near = np.sin(2 * np.pi * 0.04 * t + 1.0)[:, None] + 0.1 * rng.standard_normal((800, 2))
     far = np.sin(2 * np.pi * 0.1 * t)[:, None] + 0.1 * rng.standard_normal((800, 2))
-    loss = O.psd_rmse(unxt.Quantity(0.5, "ms"), fmin=1.0, fmax=200.0)
+    loss = O.psd_rmse(unxt.Quantity(0.5, "ms"), freq_range=(1.0, 200.0))
     assert 3 * float(loss(near, target)) < float(loss(far, target))
 
 
@@ -270,11 +270,12 @@ def test_shape_mismatch_names_both_shapes(pair, name):
         ),
         (lambda: O.psd_rmse(0.0), ValueError, "`dt` must be a positive"),
         (
-            lambda: O.psd_rmse(1.0, fmin=50.0, fmax=10.0),
+            lambda: O.psd_rmse(1.0, freq_range=(50.0, 10.0)),
             ValueError,
-            r"`fmin` \(50.0 Hz\) must not exceed `fmax`",
+            r"`freq_range` = \(50.0, 10.0\) Hz: f_min must not exceed f_max",
         ),
-        (lambda: O.psd_rmse(1.0, fmin=-1.0), ValueError, "`fmin` must be a frequency >= 0"),
+        (lambda: O.psd_rmse(1.0, freq_range=(-1.0, None)), ValueError, "`freq_range`: f_min must be a frequency >= 0"),
+        (lambda: O.psd_rmse(1.0, freq_range=5.0), ValueError, r"`freq_range` must be a pair \(f_min, f_max\)"),
         (lambda: O.psd_rmse(1.0, floor=0.0), ValueError, "`floor` must be > 0"),
         (lambda: O.combine(), ValueError, "at least one"),
         (
@@ -300,8 +301,8 @@ def test_bad_call_arguments(pair):
     p, t = pair
     with pytest.raises(ValueError, match="at least 2 are needed"):
         O.fcd(100, 60)(p, t)
-    with pytest.raises(ValueError, match="`fmin/fmax`"):
-        O.psd_rmse(1.0, fmin=600.0)(p, t)
+    with pytest.raises(ValueError, match=r"`freq_range` = \(600.0, None\) Hz contains none of the Welch frequencies"):
+        O.psd_rmse(1.0, freq_range=(600.0, None))(p, t)
     with pytest.raises(ValueError, match="`prediction` needs at least 2 signals"):
         O.fc_corr()(p[:, :1], t[:, :1])
     with pytest.raises(ValueError, match=r"`prediction` must have shape \(time, regions\)"):

@@ -120,6 +120,9 @@ def test_param_repr_shows_unit_and_bounds():
     box = bx.Param(u.Quantity(10, "ms"), bounds=(u.Quantity(5, "ms"), u.Quantity(0.02, "s")))
     assert repr(box) == "Param(10 ms, fit=True, transform=Sigmoid(lower=5, upper=20))"
     assert repr(bx.Param(0.3, fit=False)) == "Param(0.3, fit=False, transform=Identity)"
+    # A plain number inside a model is in the field's canonical unit, and says so.
+    jr = bx.JansenRit(1, be=bx.Param(110.0, bounds=(60.0, 140.0)))
+    assert repr(jr.be) == "Param(110 Hz, fit=True, transform=Sigmoid(lower=60, upper=140))"
 
 
 def test_param_with_units_inside_models():

@@ -14,6 +14,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._checks import check_int, check_objective
+from .._text import value_text
 from . import _grad, _nevergrad, _optimistix, _scipy
 from ._loop import BackendOutput, Monitor, pick_best
 from ._problem import NonFiniteLossError, ParamSpace, Problem, refuse_trajectory
@@ -60,11 +61,19 @@ class FitResult:
     stop_reason: str
     optimizer: Any = None
     raw: Any = None
+    #: ``{name: unit}`` of `best_params` (``''``: dimensionless or unknown), for display.
+    units: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
+        # The fitted values are what a reader looks for first; they used to be missing
+        # ('params=[a]').
+        values = ", ".join(
+            f"{name}={value_text(value)}" + (f" {self.units[name]}" if self.units.get(name) else "")
+            for name, value in self.best_params.items()
+        )
         return (
-            f"FitResult(backend={self.backend!r}, best_loss={self.best_loss:.6g}, "
-            f"n_steps={self.n_steps}, params=[{', '.join(self.best_params)}])"
+            f"FitResult(backend={self.backend!r}, best_loss={self.best_loss:.6g} at step "
+            f"{self.best_step} of {self.n_steps}, stop_reason={self.stop_reason!r}, {values})"
         )
 
 
@@ -439,6 +448,7 @@ class Fitter:
             stop_reason=out.stop_reason,
             optimizer=out.optimizer,
             raw=out.raw,
+            units={lf.name: lf.unit for lf in self.space.leaves},
         )
 
 

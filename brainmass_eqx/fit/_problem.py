@@ -147,6 +147,7 @@ class _Leaf:
     shape: tuple[int, ...]
     dtype: Any
     prior: Any
+    unit: str = ""
 
 
 def _transform_box(tf) -> tuple[float, float]:
@@ -189,7 +190,7 @@ class ParamSpace:
             name = jax.tree_util.keystr(path, simple=True, separator=".") or "model"
             if isinstance(leaf, Param):
                 arr = leaf.raw
-                leaves.append(_Leaf(name, True, leaf.transform, tuple(arr.shape), arr.dtype, leaf.prior))
+                leaves.append(_Leaf(name, True, leaf.transform, tuple(arr.shape), arr.dtype, leaf.prior, leaf.unit))
             else:
                 if not (eqx.is_array(leaf) and jnp.issubdtype(leaf.dtype, jnp.inexact)):
                     raise ValueError(
