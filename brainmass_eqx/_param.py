@@ -282,6 +282,8 @@ class Param(eqx.Module):
 
 
 def is_param(x: Any) -> bool:
+    """Whether ``x`` is a `Param`: the ``is_leaf`` to pass to ``jax.tree_util`` functions
+    that should stop at a Param rather than enter it."""
     return isinstance(x, Param)
 
 

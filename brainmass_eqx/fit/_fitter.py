@@ -48,6 +48,8 @@ class FitResult:
     - `optimizer`: the optimizer actually used.
     - `raw`: backend details (per-start results, every candidate's loss, SciPy's
       ``OptimizeResult`` per start, ...).
+    - `units`: ``{name: unit}`` of `best_params` (``''`` for dimensionless), as shown by
+      the repr.
     """
 
     backend: str
@@ -61,7 +63,6 @@ class FitResult:
     stop_reason: str
     optimizer: Any = None
     raw: Any = None
-    #: ``{name: unit}`` of `best_params` (``''``: dimensionless or unknown), for display.
     units: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
