@@ -514,8 +514,20 @@ def _first_sample(model, terms, y0, source, solver, monitor, n_first, dt):
 _record = eqx.filter_jit(_record_impl)
 
 
+def _finish(terms, y, solver_state, source, solver, t_last, t_end, n_rest):
+    """The ``n_rest`` steps after the last sample (fewer than ``sample_every``), so that the
+    run, and its final state, end at ``duration`` as brainmass's do; recording nothing."""
+    if n_rest == 0:
+        return y
+    y, _, _, _, _ = Substeps(solver, n_rest).step(terms, t_last, t_end, y, source, solver_state, False)
+    return y
+
+
+_finish_jit = eqx.filter_jit(_finish)
+
+
 @eqx.filter_jit
-def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, adjoint, progress, n_lead, plain):
+def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, adjoint, progress, n_lead, plain, tail):
     """The whole fixed-step run in one compiled function.
 
     With ``n_lead`` = None: the first ``n_first`` steps (transient plus the first recorded
@@ -526,18 +538,18 @@ def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, 
     """
     if n_lead is not None:
         state = Substeps(solver, k).init(terms, grid[0], grid[1], y0, source)
-        ys, y_end, _ = _record_impl(model, terms, y0, state, source, solver, monitor, grid, k, adjoint, progress, plain)
-        return jax.tree_util.tree_map(lambda a: a[n_lead:], ys), y_end
+        ys, y_end, state = _record_impl(model, terms, y0, state, source, solver, monitor, grid, k, adjoint, progress, plain)
+        return jax.tree_util.tree_map(lambda a: a[n_lead:], ys), _finish(terms, y_end, state, source, solver, *tail)
     y, state = _advance(terms, y0, source, solver, n_first, dt, plain)
     first = monitor(model, y)
     if grid.shape[0] == 1:
-        return jax.tree_util.tree_map(lambda a: a[None], first), y
+        return jax.tree_util.tree_map(lambda a: a[None], first), _finish(terms, y, state, source, solver, *tail)
     if plain and adjoint is None and not progress:
-        ys, y_end, _ = _record_scan(model, terms, y, state, source, solver, monitor, grid, k, plain, first)
-        return ys, y_end
-    rest, y_end, _ = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, adjoint, progress, plain)
-    ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-    return ys, y_end
+        ys, y_end, state = _record_scan(model, terms, y, state, source, solver, monitor, grid, k, plain, first)
+    else:
+        rest, y_end, state = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, adjoint, progress, plain)
+        ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    return ys, _finish(terms, y_end, state, source, solver, *tail)
 
 
 def _lead_samples(model, monitor, y0, n_first, k, n_samples):
@@ -555,12 +567,12 @@ def _lead_samples(model, monitor, y0, n_first, k, n_samples):
 
 
 @eqx.filter_jit
-def _interpolated(model, terms, y0, source, solver, monitor, ts, dt, controller, adjoint, max_steps, progress):
+def _interpolated(model, terms, y0, source, solver, monitor, ts, t_end, dt, controller, adjoint, max_steps, progress):
     sol = dfx.diffeqsolve(
         terms,
         solver,
         t0=0.0,
-        t1=ts[-1],
+        t1=t_end,
         dt0=dt,
         y0=y0,
         args=source,
@@ -769,13 +781,18 @@ def simulate(
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
         budget = max_steps if max_steps is not None else 16 * n_steps + 16
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
-        ys, final = _interpolated(model, terms, y0, source, solver, monitor, ts, dt_ms, controller, adjoint, budget, progress)
+        ys, final = _interpolated(
+            model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget, progress
+        )
     else:
         n_samples = math.ceil((n_steps - tr) / k)
         t_first = (tr + 1) * dt_ms
         n_rest = n_samples - 1
+        host_ts = (t_first + np.arange(n_samples) * (k * dt_ms)).astype(jnp.result_type(float))
+        # The steps after the last sample: the run ends at duration, not at its last sample.
+        tail = (host_ts[-1], np.asarray(n_steps * dt_ms, host_ts.dtype), n_steps - (tr + 1 + n_rest * k))
         # device_put: jnp.asarray of a host array compiles a copy (memory and time on a first run).
-        ts = jax.device_put((t_first + np.arange(n_samples) * (k * dt_ms)).astype(jnp.result_type(float)))
+        ts = jax.device_put(host_ts)
         if chunk is None or n_rest == 0:
             n_lead = _lead_samples(model, monitor, y0, tr + 1, k, n_samples)
             grid = ts if n_lead is None else jnp.asarray(
@@ -786,7 +803,7 @@ def simulate(
             # once (measured on a 60 s W1 run: peak RSS 339 -> 320 MB).
             plain = not traced or _plain_reverse(solver, y0, n_steps, (model, y0, source, terms))
             ys, final = _run_fixed(
-                model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead, plain
+                model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead, plain, tail
             )
         else:
             if traced:
@@ -807,7 +824,7 @@ def simulate(
                 pieces.append(jax.tree_util.tree_map(np.asarray, rest))
             ys = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
             ts = np.asarray(ts)
-            final = y
+            final = _finish_jit(terms, y, solver_state, source, solver, *tail)
 
     if check_finite:
         if _is_traced(ys):

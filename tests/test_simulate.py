@@ -290,3 +290,25 @@ def test_constant_inputs_and_quantities_from_a_callable():
         np.testing.assert_allclose(bx.simulate(jr, 5.0, dt=0.1, inputs=inputs)["M"], per_step, rtol=1e-6)
     with pytest.raises(bx.UnitError, match=r"inputs\['E'\].* has unit 'mV'.*must be a frequency quantity"):
         bx.simulate(jr, 5.0, dt=0.1, inputs=lambda t: {"E": u.Quantity(1.0, "mV")})
+
+
+def test_the_run_and_its_final_state_end_at_duration_whatever_the_sampling():
+    # Samples are taken after steps 1, 1 + k, 1 + 2k, ... (brainmass's convention), so the
+    # last one usually falls before the end: 100 ms at dt 0.1 with k = 10 records up to
+    # 99.1 ms. The run used to stop there too, so final_state was 0.9 ms early and a run
+    # continued from it lost that time (brainmass's model is at 100 ms after the run).
+    node = bx.Hopf(2, a=0.1, w=0.3, init_x=0.1)
+    end = np.asarray(bx.simulate(node, 100.0, dt=0.1).final_state["x"])
+    for kwargs in (
+        dict(sample_every=10),
+        dict(sample_every=7, transient=55),
+        dict(sample_every=10, chunk=200),
+        dict(saveat=jnp.linspace(10.0, 50.0, 5)),
+    ):
+        traj = bx.simulate(node, 100.0, dt=0.1, **kwargs)
+        np.testing.assert_allclose(traj.final_state["x"], end, rtol=1e-5, err_msg=str(kwargs))
+    # Continuing from a coarsely sampled run equals one run of the total length.
+    first = bx.simulate(node, 50.0, dt=0.1, sample_every=10)
+    second = bx.simulate(node, 50.0, dt=0.1, sample_every=10, y0=first)
+    whole = bx.simulate(node, 100.0, dt=0.1, sample_every=10)
+    np.testing.assert_allclose(second["x"], whole["x"][50:], rtol=1e-4, atol=1e-6)
