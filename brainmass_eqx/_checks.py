@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ._units import is_quantity
+
 __all__ = ["check_int", "check_objective", "keyword_names"]
 
 
@@ -31,6 +33,13 @@ def check_int(value: Any, name: str, minimum: int, *, hint: str = "") -> int:
     """
     message = f"{name} must be an int >= {minimum}{hint}, got {value!r}."
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        if is_quantity(value):
+            # A window or a period given as a time where a count of samples is expected.
+            message = (
+                f"{name} must be an int >= {minimum}{hint}: a count (of samples or steps), not "
+                f"a Quantity; got {np.asarray(value.value)} {value.unit}. For a time, divide it by the "
+                "sampling step and round."
+            )
         raise TypeError(message)
     if value < minimum:
         raise ValueError(message)

@@ -128,6 +128,11 @@ def test_fcd_gradient_finite_on_constant_input():
     [
         (dict(window_size=1), ValueError, "window_size must be an int >= 2"),
         (dict(window_size=10.0), TypeError, "window_size must be an int >= 2, got"),
+        (
+            dict(window_size=unxt.Quantity(30, "s")),
+            TypeError,
+            r"window_size must be an int >= 2: a count \(of samples or steps\), not a Quantity; got 30 s",
+        ),
         (dict(step_size=0), ValueError, "step_size must be an int >= 1"),
     ],
 )
