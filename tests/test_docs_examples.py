@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path
 
@@ -36,7 +37,9 @@ def test_pages_found():
 def _run_block(source: str, label: str, namespace: dict) -> None:
     lines = source.splitlines()
     for statement in ast.parse(source, filename=label).body:
-        code = compile(ast.Module([statement], type_ignores=[]), label, "exec")
+        # dont_inherit: this file's `from __future__ import annotations` must not turn
+        # the page's annotations into strings (a user's script has no such import).
+        code = compile(ast.Module([statement], type_ignores=[]), label, "exec", dont_inherit=True)
         try:
             exec(code, namespace)
         except Exception as err:  # noqa: BLE001 (checked against the page's own words)
@@ -50,7 +53,11 @@ def run_page(page: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    namespace: dict = {"__name__": "__docs__"}
+    # A real module, as a user's script is: classes defined on the page (an eqx.Module
+    # subclass) look their module up in sys.modules.
+    module = types.ModuleType("__docs__")
+    sys.modules["__docs__"] = module
+    namespace = module.__dict__
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, block in enumerate(_BLOCK.findall((ROOT / page).read_text(encoding="utf-8"))):
