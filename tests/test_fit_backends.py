@@ -83,6 +83,8 @@ def test_scipy_recovers_hopf_a(method):
     assert abs(float(result.best_params["a"]) - A_TRUE) < 5e-3
     assert result.best_loss == np.min(result.history)
     assert result.raw["results"][0].nit <= 40
+    # best_step counts evaluations, n_steps iterations: the repr says which is which.
+    assert f"at evaluation {result.best_step} ({result.n_steps} iterations)" in repr(result)
 
 
 def test_scipy_random_restarts_from_a_key():

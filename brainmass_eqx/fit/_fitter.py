@@ -72,9 +72,15 @@ class FitResult:
             f"{name}={value_text(value)}" + (f" {self.units[name]}" if self.units.get(name) else "")
             for name, value in self.best_params.items()
         )
+        # scipy counts iterations in n_steps but evaluations in best_step.
+        when = (
+            f"at evaluation {self.best_step} ({self.n_steps} iterations)"
+            if self.backend == "scipy"
+            else f"at step {self.best_step} of {self.n_steps}"
+        )
         return (
-            f"FitResult(backend={self.backend!r}, best_loss={self.best_loss:.6g} at step "
-            f"{self.best_step} of {self.n_steps}, stop_reason={self.stop_reason!r}, {values})"
+            f"FitResult(backend={self.backend!r}, best_loss={self.best_loss:.6g} {when}, "
+            f"stop_reason={self.stop_reason!r}, {values})"
         )
 
 
