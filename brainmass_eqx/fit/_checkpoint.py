@@ -9,10 +9,23 @@ import os
 from typing import Any
 
 import equinox as eqx
+import jax
+import numpy as np
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
 _MAGIC = b"brainmass_eqx fit checkpoint v1\n"
+
+
+def _structure(state: Any) -> dict[str, Any]:
+    """The pytree structure, shapes and dtypes of ``state``: what deserialising needs to
+    match (an optimizer's state differs between optimizers whose class names are the same,
+    e.g. optax's adam and sgd)."""
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    return {
+        "tree": str(treedef),
+        "leaves": [[list(np.shape(x)), str(np.result_type(x))] for x in leaves],
+    }
 
 
 def save_checkpoint(path: str | os.PathLike, header: dict[str, Any], state: Any) -> None:
@@ -21,7 +34,7 @@ def save_checkpoint(path: str | os.PathLike, header: dict[str, Any], state: Any)
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
         f.write(_MAGIC)
-        f.write(json.dumps(header).encode() + b"\n")
+        f.write(json.dumps(dict(header, structure=_structure(state))).encode() + b"\n")
         eqx.tree_serialise_leaves(f, state)
     os.replace(tmp, path)
 
@@ -43,12 +56,18 @@ def load_checkpoint(path: str | os.PathLike, like: Any, expect: dict[str, Any]) 
         if f.readline() != _MAGIC:
             raise ValueError(f"checkpoint={path!r} is not a brainmass_eqx fit checkpoint.")
         header = json.loads(f.readline())
+        fix = "Resume with the same Fitter settings, or pass resume=False (or another checkpoint path) to start afresh."
         for name, value in expect.items():
             if header.get(name) != value:
                 raise ValueError(
-                    f"checkpoint={path!r} was written by a different fit: its {name} is "
-                    f"{header.get(name)!r}, this fit's is {value!r}. Resume with the same Fitter "
-                    "settings, or pass resume=False (or another checkpoint path) to start afresh."
+                    f"checkpoint={path!r} was written by a different fit: its {name} {header.get(name)!r}, "
+                    f"this fit's {value!r}. {fix}"
                 )
+        if header.get("structure", _structure(like)) != _structure(like):
+            raise ValueError(
+                f"checkpoint={path!r} was written by a different fit: its state (parameters, "
+                "optimizer state) has another structure than this fit's, e.g. another optimizer "
+                f"or other optimizer settings. {fix}"
+            )
         state = eqx.tree_deserialise_leaves(f, like)
     return header, state
