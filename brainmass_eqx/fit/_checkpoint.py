@@ -24,7 +24,7 @@ def _structure(state: Any) -> dict[str, Any]:
     leaves, treedef = jax.tree_util.tree_flatten(state)
     return {
         "tree": str(treedef),
-        "leaves": [[list(np.shape(x)), str(np.result_type(x))] for x in leaves],
+        "leaves": [[list(np.shape(x)), str(x.dtype if hasattr(x, "dtype") else np.result_type(x))] for x in leaves],
     }
 
 
