@@ -345,7 +345,7 @@ class Network(AbstractModel):
     def _check_coupled_var(node, coupled_var) -> tuple[str, ...]:
         states = list(node.state_names)
         if coupled_var is ... or coupled_var is None:
-            default = node.coupling_input
+            default = getattr(node, "coupled_state", None) or node.coupling_input
             if default in states:
                 return (default,)
             raise ValueError(

@@ -394,6 +394,14 @@ def test_bad_input(kwargs, match):
         Network(hopf(), conn, **kwargs)
 
 
+def test_a_model_may_name_the_state_a_network_couples():
+    # Reduced Wong-Wang's coupling input is not a state; TVB couples S_e. It used to need
+    # coupled_var='S_e' ("coupled_var: pass the state of WongWangExcInh the coupling reads").
+    net = Network(bm.WongWangExcInh(N), CONN, coupling="additive")
+    assert net.coupled_var == ("S_e",) and net.target == ("coupling",)
+    assert Network(hopf(), CONN).coupled_var == ("x",)
+
+
 def test_coupling_through_an_observable_says_what_to_do():
     with pytest.raises(ValueError, match=r"'eeg' is an observable, computed from the states: couple through a state \(the default is 'M'\), and record 'eeg' with monitors=\['eeg'\]"):
         Network(bm.JansenRit(N), CONN, coupled_var="eeg")

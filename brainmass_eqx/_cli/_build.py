@@ -212,8 +212,9 @@ def start_inside(value: float, box: tuple[float, float]) -> float:
 
 
 def coupled_var(desc, requested: str | None) -> str:
-    """The state the network couples: ``requested``, else the coupling input when it is a
-    state (``x`` for Hopf), else the first state."""
+    """The state the network couples: ``requested``, else the model's default (its
+    ``coupled_state``, or its coupling input when that is a state: ``x`` for Hopf), else
+    the first state."""
     states = list(desc.states)
     if requested is not None:
         if requested not in states:
@@ -221,8 +222,8 @@ def coupled_var(desc, requested: str | None) -> str:
                 f"--coupled-var: {desc.name} has no state {requested!r}; its states are {', '.join(states)}."
             )
         return requested
-    coupling_input = desc.cls.coupling_input
-    return coupling_input if coupling_input in states else states[0]
+    default = desc.cls.coupled_state or desc.cls.coupling_input
+    return default if default in states else states[0]
 
 
 # -- data -----------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ independent copies of one neural mass. Subclasses declare
 - ``state_names``: the state variables, in order;
 - ``input_names``: the named external inputs ``vector_field`` reads (missing ones are 0);
 - ``coupling_input``: the input a `Network` feeds its coupling current into;
+- ``coupled_state`` (optional): the state a `Network` reads by default, where the
+  coupling input is not itself a state (reduced Wong-Wang's ``S_e``, as TVB's);
 - parameters as fields created with `parameter` (unit, meaning, admissible domain);
 - initial values as fields ``init_<state>`` created with `initial`;
 
@@ -107,6 +109,8 @@ class AbstractModel(eqx.Module):
     input_names: ClassVar[tuple[str, ...]] = ()
     input_units: ClassVar[dict[str, str]] = {}
     coupling_input: ClassVar[str | None] = None
+    #: The state a `Network` couples by default; None: ``coupling_input``, when it is a state.
+    coupled_state: ClassVar[str | None] = None
     observables: ClassVar[tuple[str, ...]] = ()
     #: Whether adaptive step-size control is meaningful (no internal discontinuities).
     supports_adaptive: ClassVar[bool] = True
@@ -342,6 +346,10 @@ class AbstractModelWrapper(AbstractModel):
     @property
     def coupling_input(self):
         return self.model.coupling_input
+
+    @property
+    def coupled_state(self):
+        return self.model.coupled_state
 
     @property
     def supports_adaptive(self):

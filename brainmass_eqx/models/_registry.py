@@ -148,7 +148,9 @@ class ModelDescription:
         lines = [title, "", inspect.cleandoc(self.cls.__doc__ or "").strip(), ""]
         lines.append("states:      " + ", ".join(f"{s} [{unit(u)}]" for s, u in self.states.items()))
         lines.append("inputs:      " + ", ".join(f"{s} [{unit(u)}]" for s, u in self.inputs.items()))
-        lines.append(f"coupling:    input {self.cls.coupling_input!r}")
+        reads = self.cls.coupled_state or self.cls.coupling_input
+        reads = f", a Network reads state {reads!r}" if reads in self.states else ""
+        lines.append(f"coupling:    input {self.cls.coupling_input!r}{reads}")
         if self.observables:
             lines.append("observables: " + ", ".join(self.observables))
         rows = []

@@ -117,11 +117,17 @@ class WongWangExcInh(AbstractModel):
 
     $H$ is evaluated through `exprel`, finite at its removable singularity (brainmass
     divides 0 by 0 there). Observables ``H_e``, ``H_i``: the firing rates (Hz).
+
+    In a `Network` the coupled state is ``S_e`` (TVB's coupling variable). TVB couples it
+    linearly, $c_i = \sum_j W_{ij} S_{e,j}(t - \tau_{ij})$, with the gain in $G$:
+    ``Network(WongWangExcInh(n, G=...), W, coupling='additive', k=1.0, ...)``. The
+    network's default, ``'diffusive'``, subtracts the region's own $S_e$ instead.
     """
 
     state_names: ClassVar = ("S_e", "S_i")
     input_names: ClassVar = ("coupling",)
     coupling_input: ClassVar = "coupling"
+    coupled_state: ClassVar = "S_e"  # TVB's coupling variable
     observables: ClassVar = ("H_e", "H_i")
     observable_units: ClassVar = {"H_e": "Hz", "H_i": "Hz"}
 
