@@ -274,13 +274,8 @@ def _as_steps(value, name, dt_ms, inexact="error"):
         if isinstance(value, (float, np.floating)):
             # duration and dt read a plain number as ms, so a float here is most likely
             # meant as ms too; an int counts steps, and guessing would be silently wrong.
-            hint = (
-                f" A float is not read as ms here (unlike duration and dt): for {value:g} ms "
-                f"pass unxt.Quantity({value:g}, 'ms'); for {value:g} steps pass the int {int(value)}."
-                if float(value).is_integer()
-                else f" A float is not read as ms here (unlike duration and dt): for {value:g} ms "
-                f"pass unxt.Quantity({value:g}, 'ms')."
-            )
+            hint = f" A float is not read as ms here (unlike duration and dt): for {value:g} ms pass unxt.Quantity({value:g}, 'ms')"
+            hint += f"; for {value:g} steps pass the int {int(value)}." if float(value).is_integer() else "."
         raise TypeError(
             f"{name} must be an int number of steps or a time Quantity (e.g. unxt.Quantity(100, 'ms')), "
             f"got {value!r}.{hint}"

@@ -52,7 +52,7 @@ from ._param import Param, read
 from ._units import is_quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper
 from .coupling import AbstractCoupling, AbstractSummedCoupling, make_coupling
-from .models._base import AbstractModel, AbstractModelWrapper, State
+from .models._base import AbstractModel, AbstractModelWrapper, State, default_coupled_state
 from .solvers import ModelTerm
 
 if TYPE_CHECKING:
@@ -345,8 +345,8 @@ class Network(AbstractModel):
     def _check_coupled_var(node, coupled_var) -> tuple[str, ...]:
         states = list(node.state_names)
         if coupled_var is ... or coupled_var is None:
-            default = getattr(node, "coupled_state", None) or node.coupling_input
-            if default in states:
+            default = default_coupled_state(node)
+            if default is not None:
                 return (default,)
             raise ValueError(
                 f"coupled_var: pass the state of {node._label()} the coupling reads; "

@@ -184,20 +184,20 @@ def make_node(desc, n_regions: int, params: Sequence[tuple[str, Any]], fit: dict
 
 def constant_inputs(desc, inputs: Sequence[tuple[str, Any]]) -> dict[str, float]:
     """``--input`` values as ``{input name: number in the input's canonical unit}``."""
-    from .._units import CANONICAL_UNITS, to_canonical
+    from .._simulate import _input_unit
+    from .._units import to_canonical
 
     valid = list(desc.cls.input_names)
     out: dict[str, float] = {}
     for name, value in inputs:
         if name not in valid:
-            listed = ", ".join(f"{i} [{CANONICAL_UNITS[desc.cls.input_units.get(i, 'dimensionless')] or '1'}]" for i in valid)
+            listed = ", ".join(f"{i} [{_input_unit(desc.cls, i) or '1'}]" for i in valid)
             raise CLIError(
                 f"--input: {desc.name} has no input {name!r}.{_suggest(name, valid)} "
                 f"Its inputs: {listed or '(none)'}."
             )
-        unit = CANONICAL_UNITS[desc.cls.input_units.get(name, "dimensionless")]
         try:
-            out[name] = float(to_canonical(value, name, unit))
+            out[name] = float(to_canonical(value, name, _input_unit(desc.cls, name)))
         except ValueError as err:
             raise CLIError(f"--input: {first_line(err)}") from None
     return out
@@ -222,8 +222,9 @@ def coupled_var(desc, requested: str | None) -> str:
                 f"--coupled-var: {desc.name} has no state {requested!r}; its states are {', '.join(states)}."
             )
         return requested
-    default = desc.cls.coupled_state or desc.cls.coupling_input
-    return default if default in states else states[0]
+    from ..models._base import default_coupled_state
+
+    return default_coupled_state(desc.cls) or states[0]
 
 
 # -- data -----------------------------------------------------------------------------------

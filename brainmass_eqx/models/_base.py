@@ -89,6 +89,14 @@ def _keyword_names(cls: type) -> tuple[str, ...] | None:
     return keyword_names(cls.__init__)
 
 
+def default_coupled_state(model: Any) -> str | None:
+    """The state a `Network` reads from ``model`` (a model, a wrapper, or a model class) when
+    no ``coupled_var`` is given: its ``coupled_state``, else its ``coupling_input`` when
+    that is a state, else None."""
+    name = getattr(model, "coupled_state", None) or model.coupling_input
+    return name if name in model.state_names else None
+
+
 class AbstractModel(eqx.Module):
     """Base class of every node model.
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from .._text import table, value_text
 from .._units import CANONICAL_UNITS
+from ._base import default_coupled_state
 from ._coombes_byrne import CoombesByrne
 from ._epileptor import Epileptor
 from ._fitzhugh_nagumo import FitzHughNagumo
@@ -148,8 +149,8 @@ class ModelDescription:
         lines = [title, "", inspect.cleandoc(self.cls.__doc__ or "").strip(), ""]
         lines.append("states:      " + ", ".join(f"{s} [{unit(u)}]" for s, u in self.states.items()))
         lines.append("inputs:      " + ", ".join(f"{s} [{unit(u)}]" for s, u in self.inputs.items()))
-        reads = self.cls.coupled_state or self.cls.coupling_input
-        reads = f", a Network reads state {reads!r}" if reads in self.states else ""
+        reads = default_coupled_state(self.cls)
+        reads = f", a Network reads state {reads!r}" if reads else ""
         lines.append(f"coupling:    input {self.cls.coupling_input!r}{reads}")
         if self.observables:
             lines.append("observables: " + ", ".join(self.observables))
