@@ -36,7 +36,9 @@ class Trajectory(eqx.Module):
 
     - `ts`: the sample times, ms, shape ``(T,)`` (the time at the *end* of each recorded step).
     - `ys`: ``{name: array (T, ...)}``, one entry per monitor.
-    - `final_state`: the model state at the end of the run. To continue the run, pass the
+    - `final_state`: the model state at the end of the run, $t$ = ``duration`` (also when
+      the last sample is earlier: samples fall on every ``sample_every``-th step from the
+      first, or on ``saveat``). To continue the run, pass the
       Trajectory itself, ``simulate(model, ..., y0=traj)``: a delayed `Network` then also
       takes its past from the recording (which must hold its coupled variable at every
       step); ``y0=traj.final_state`` restarts it from a constant past instead.
@@ -655,7 +657,7 @@ def simulate(
       for them.
     - `sample_every`: record every ``k``-th step (int) or every Quantity of time.
     - `saveat`: explicit save times (ms or a Quantity array) instead of the step grid; values
-      are interpolated by the solver's dense output.
+      are interpolated by the solver's dense output. The solve still runs to ``duration``.
     - `chunk`: steps (int) or a time Quantity per chunk. The run is split into chunks that are
       copied to host memory as they finish: constant device memory, results bit-identical to
       the unchunked run. Not usable under ``jax.jit``.
