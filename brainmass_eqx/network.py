@@ -359,10 +359,11 @@ class Network(AbstractModel):
                 if name in getattr(node, "observables", ()):
                     # An observable is computed from the state after the step; the
                     # history the delays read holds states only.
+                    default = default_coupled_state(node)
                     hint = (
                         f" {name!r} is an observable, computed from the states: couple "
-                        f"through a state (the default is {node.coupling_input!r}), and "
-                        f"record {name!r} with monitors=[{name!r}]."
+                        "through a state" + (f" (the default is {default!r})" if default else "")
+                        + f", and record {name!r} with monitors=[{name!r}]."
                     )
                 raise ValueError(
                     f"coupled_var {name!r} is not a state variable of {node._label()}; "

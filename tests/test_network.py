@@ -405,6 +405,9 @@ def test_a_model_may_name_the_state_a_network_couples():
 def test_coupling_through_an_observable_says_what_to_do():
     with pytest.raises(ValueError, match=r"'eeg' is an observable, computed from the states: couple through a state \(the default is 'M'\), and record 'eeg' with monitors=\['eeg'\]"):
         Network(bm.JansenRit(N), CONN, coupled_var="eeg")
+    # The default named is the state a Network reads, not an input that is no state.
+    with pytest.raises(ValueError, match=r"'H_e' is an observable, computed from the states: couple through a state \(the default is 'S_e'\)"):
+        Network(bm.WongWangExcInh(N), CONN, coupled_var="H_e")
 
 
 def test_signed_weights_allowed_where_meaningful():
