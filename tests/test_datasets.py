@@ -210,6 +210,21 @@ def test_connectome_defaults_and_quantities():
     np.testing.assert_allclose(np.asarray(cm.centres), 10.0)
 
 
+def test_connectome_repr_summarises_and_tvb_names_point_to_ours():
+    w, d = _ring()
+    conn = ds.Connectome(w, d, ["a", "b", "c", "d"], areas=np.ones(4))
+    text = repr(conn)
+    assert text.startswith("Connectome(n_regions=4, weights in [")
+    assert f"distances up to {d.max():.4g} mm" in text and "labels=(a, b, c, d)" in text
+    assert text.endswith("with areas)") and "\n" not in text
+    assert "labels=(R0, R1, R2, R3, ...)" in repr(ds.Connectome(np.ones((5, 5))))
+    with pytest.raises(AttributeError, match="TVB's tract_lengths is `distances` here"):
+        _ = conn.tract_lengths
+    with pytest.raises(AttributeError, match="TVB's region_labels is `labels` here"):
+        _ = conn.region_labels
+    assert not hasattr(conn, "no_such_field")
+
+
 def test_connectome_delays():
     w, d = _ring()
     conn = ds.Connectome(w, d)
@@ -566,6 +581,9 @@ def test_load_connectome_bad_paths(tmp_path, tvb_like):
         ds.load_connectome(h5)
     with pytest.raises(TypeError, match="'path' must be a file path"):
         ds.load_connectome(3)
+    with pytest.raises(TypeError, match=r"list_datasets\(\) gives \(name, description\) pairs: "
+                       r"load a bundled data set with load_dataset\('example_connectome'\)"):
+        ds.load_connectome(next(e for e in ds.list_datasets() if e[0] == "example_connectome"))
     np.savez(tmp_path / "c.npz", weights=tvb_like["w"])
     with pytest.raises(ValueError, match="'distances' is only used with a weights-only file"):
         ds.load_connectome(tmp_path / "c.npz", distances=np.ones((2, 2)))

@@ -54,8 +54,12 @@ def _existing_path(path: Any, name: str = "path") -> str:
     try:
         p = os.fspath(path)
     except TypeError as err:
+        hint = ""
+        if isinstance(path, tuple) and len(path) == 2 and all(isinstance(x, str) for x in path):
+            hint = (f" list_datasets() gives (name, description) pairs: load a bundled data set "
+                    f"with load_dataset({path[0]!r}).")
         raise TypeError(f"{name!r} must be a file path (str or os.PathLike), got "
-                        f"{type(path).__name__}.") from err
+                        f"{type(path).__name__}.{hint}") from err
     if not os.path.exists(p):
         raise FileNotFoundError(errno.ENOENT, f"{name!r}: no such file or directory", p)
     return p

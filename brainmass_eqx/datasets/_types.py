@@ -31,6 +31,17 @@ _NormMode = Literal["max", "row_sum", "rows"]
 _Arr = np.ndarray | jax.Array
 
 
+# TVB's `Connectivity` attribute names that users reach for, and ours.
+_TVB_NAMES = {
+    "tract_lengths": "distances",
+    "region_labels": "labels",
+    "centers": "centres",
+    "number_of_regions": "n_regions",
+    "weight": "weights",
+    "lengths": "distances",
+}
+
+
 def default_labels(n: int) -> tuple[str, ...]:
     """The labels used when none are given: ``('R0', 'R1', ..., 'R{n-1}')`` (as brainmass)."""
     return tuple(f"R{i}" for i in range(n))
@@ -203,6 +214,30 @@ class Connectome(eqx.Module):
     def __iter__(self) -> Iterator[Any]:
         # brainmass's Connectome is a 3-field NamedTuple; keep `w, d, labels = conn` working.
         return iter((self.weights, self.distances, self.labels))
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: point TVB's attribute names at ours.
+        if name in _TVB_NAMES:
+            raise AttributeError(
+                f"'Connectome' has no attribute {name!r}; TVB's {name} is `{_TVB_NAMES[name]}` here."
+            )
+        raise AttributeError(f"'Connectome' object has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        # The default pytree repr prints every label on its own line: 76+ lines for TVB data.
+        w = self.weights
+        if _is_traced(w):
+            return f"Connectome(n_regions={self.n_regions}, traced)"
+        w, d = np.asarray(w), np.asarray(self.distances)
+        off = ~np.eye(self.n_regions, dtype=bool)
+        density = float(np.count_nonzero(w[off])) / max(int(off.sum()), 1)
+        shown = ", ".join(self.labels[:4]) + (", ..." if self.n_regions > 4 else "")
+        extra = [f for f in ("centres", "cortical", "hemispheres", "areas") if getattr(self, f) is not None]
+        return (
+            f"Connectome(n_regions={self.n_regions}, weights in [{w.min():.4g}, {w.max():.4g}] "
+            f"({density:.0%} of connections non-zero), distances up to {d.max():.4g} mm, "
+            f"labels=({shown})" + (f", with {', '.join(extra)}" if extra else "") + ")"
+        )
 
     @property
     def n_regions(self) -> int:
