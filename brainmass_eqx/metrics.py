@@ -30,7 +30,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import check_int
-from ._units import magnitude, to_canonical, traced_time_message
+from ._units import magnitude, to_canonical, to_ms, traced_time_message
 
 __all__ = [
     "functional_connectivity",
@@ -74,15 +74,16 @@ def _time_ms(dt: Any, name: str = "dt") -> Any:
 
     A concrete value is checked to be a positive finite scalar; a traced one is passed through.
     """
-    dt = to_canonical(dt, name, "ms")
-    if isinstance(dt, jax.core.Tracer):
-        return dt
-    arr = np.asarray(dt)
-    if arr.ndim != 0 or not np.isfinite(arr) or arr <= 0:
+    if isinstance(magnitude(dt), jax.core.Tracer):
+        return to_canonical(dt, name, "ms")
+    # A concrete value (a Quantity closed over by a traced function included) is converted
+    # on the host, so that it can still set the frequency bins.
+    out = to_ms(dt, name)
+    if not np.isfinite(out) or out <= 0:
         raise ValueError(
             f"`{name}` must be a positive finite scalar time step (in ms), got {dt!r}."
         )
-    return float(arr)
+    return out
 
 
 def _safe_sqrt(x: Array) -> Array:

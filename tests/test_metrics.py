@@ -299,6 +299,14 @@ def test_psd_quantity_dt_batch_and_freq_range():
     keep = (np.asarray(f_ms) >= 30) & (np.asarray(f_ms) <= 100)
     np.testing.assert_allclose(fb, f_ms[keep])
     np.testing.assert_allclose(pb, p_ms[:, keep])
+    # A dt Quantity closed over by a jitted function still sets the bins of the band;
+    # a dt passed as an argument is traced and cannot.
+    dt = unxt.Quantity(0.002, "s")
+    fj, pj = jax.jit(lambda y: M.power_spectral_density(y, dt, freq_range=(30.0, 100.0)))(x)
+    np.testing.assert_allclose(fj, fb, rtol=1e-6)
+    np.testing.assert_allclose(pj, pb, rtol=1e-5)
+    with pytest.raises(ValueError, match="'dt' must be a concrete number .* it was passed as an argument"):
+        jax.jit(lambda y, d: M.power_spectral_density(y, d, freq_range=(30.0, 100.0)))(x, 2.0)
 
 
 def test_psd_braintools_variant_matches_reference(ref):

@@ -519,7 +519,7 @@ def test_bad_times():
         obs.bold_from_signal(z, 1.0, tr=500.0)
     with pytest.raises(ValueError, match="`dt` must be a finite time > 0"):
         obs.bold_from_signal(z, -1.0)
-    with pytest.raises(ValueError, match="`dt` has unit mV"):
+    with pytest.raises(ValueError, match="'dt' has unit 'mV' .* must be a time quantity"):
         obs.TemporalAverage()(z, u.Quantity(0.1, "mV"))
     with pytest.raises(ValueError, match="`period`.*shorter than `dt`"):
         obs.TemporalAverage(period=0.01)(z, 0.1)
@@ -533,6 +533,18 @@ def test_bad_times():
         obs.TemporalAverage(period=200.0)(z, 1.0)
     with pytest.raises(ValueError, match="'dt' must be a concrete number .* but it is traced"):
         jax.jit(lambda d: obs.TemporalAverage()(z, d))(0.1)
+
+
+def test_times_closed_over_by_a_traced_function_stay_concrete():
+    # Converting a Quantity with unxt inside jax.jit stages the multiplication, so a
+    # Quantity the user built outside (as the traced-time message advises) came out traced.
+    z = jnp.ones((100, 2))
+    dt, tr = u.Quantity(1.0, "ms"), u.Quantity(0.01, "s")
+    avg = jax.jit(lambda x: obs.TemporalAverage(period=tr)(x, dt))(z)
+    assert avg.shape == (10, 2)
+    bold = jax.jit(lambda x: obs.bold_from_signal(x, dt, tr=tr))(z)
+    assert bold.shape == (10, 2)
+    np.testing.assert_allclose(bold, obs.bold_from_signal(z, 1.0, tr=10.0), rtol=1e-6)
 
 
 @pytest.mark.parametrize("cls", list(KERNELS.values()))

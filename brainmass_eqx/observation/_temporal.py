@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._units import is_quantity as _is_quantity, quantity, traced_time_message, unxt_module
+from .._units import is_quantity as _is_quantity, quantity, to_ms, traced_time_message, unxt_module
 
 __all__ = ["TemporalAverage"]
 
@@ -78,14 +78,11 @@ def _time_ms(value, name: str) -> float:
 
     Times that set array shapes (steps per window, kernel lengths) pass through here.
     """
-    given = value
-    value = _convert(value, "ms", name, "ms")
-    if _is_traced(value):
-        raise ValueError(traced_time_message(name, given, "an array shape"))
-    arr = np.asarray(value, dtype=float)
-    if arr.ndim != 0:
-        raise ValueError(f"`{name}` must be a scalar time, got shape {arr.shape}.")
-    out = float(arr)
+    try:
+        # On the host, so that a Quantity closed over by a traced function stays concrete.
+        out = to_ms(value, name)
+    except TypeError:
+        raise ValueError(traced_time_message(name, value, "an array shape")) from None
     if not math.isfinite(out) or out <= 0:
         raise ValueError(f"`{name}` must be a finite time > 0 (ms or a Quantity), got {out} ms.")
     return out
