@@ -277,6 +277,27 @@ def test_fit_to_simulated_target(simulated, tmp_path, capsys):
         assert float(z["best_loss"]) == pytest.approx(float(np.min(z["history"])))
 
 
+def test_bold_simulate_and_fit_round_trip(tmp_path, capsys):
+    model = ["--param", "a=-0.02", "--param", "w=0.0628", "--speed", "20", "--noise", "0.05",
+             "--duration", "20s", "--dt", "1", "--transient", "2s", "--bold", "500ms", "--no-plot", "--no-progress"]
+    target = tmp_path / "bold.npz"
+    code, stdout, err = run(["simulate", "--k", "0.3", "--out", str(target), *model], capsys)
+    assert code == 0, err
+    assert "BOLD driven by x every 500 ms" in stdout and "bold (36, 8)" in stdout
+    with np.load(target) as z:
+        # One sample per TR after the 2 s transient: at 2.5 s, 3 s, ..., 20 s.
+        np.testing.assert_allclose(z["ts"][[0, -1]], [2500.0, 20000.0])
+        assert z["fc"].shape == (8, 8) and json.loads(str(z["meta"]))["bold_tr_ms"] == 500.0
+    # k up to 1.5 at dt = 1 ms: the strongest candidates diverge, which must not end the fit.
+    out = tmp_path / "fit.npz"
+    code, stdout, err = run(["fit", "--target", str(target), "--fit", "k", "--bounds", "k=0:1.5",
+                             "--steps", "2", "--popsize", "4", "--out", str(out), *model], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "Clipping" not in err
+    with np.load(out) as z:
+        assert np.isfinite(float(z["best_loss"])) and z["fc"].shape == (8, 8)
+
+
 def test_fit_of_a_constant_model_stops_with_the_fix(simulated, tmp_path, capsys, recwarn):
     _, target, _ = simulated
     code, _, err = run([
@@ -371,6 +392,9 @@ def test_library_warnings_are_one_line(tmp_path, capsys):
         (["--transient", "2s", "--duration", "1s"], "--transient (2000.0 ms) must be shorter than --duration (1000.0 ms)"),
         (["--sample-every", "0.05"], "--sample-every (0.05 ms) must be at least --dt (0.1 ms)"),
         (["--sample-every", "0.25"], "--sample-every (0.25 ms) must be a whole number of --dt steps (0.1 ms); it is 2.5 steps"),
+        (["--bold", "1s", "--sample-every", "2"], "--sample-every and --bold: with --bold the BOLD is recorded every TR"),
+        (["--bold", "0.15"], "--bold (0.15 ms) must be a whole number of --dt steps (0.1 ms)"),
+        (["--bold", "10"], "--bold: 20 ms after the transient hold 2 BOLD sample(s) of TR 10 ms"),
         (["--out", "/nonexistent-folder/x.npz"], "--out: folder does not exist: /nonexistent-folder"),
         (["--plot", "/nonexistent-folder/x.png"], "--plot: folder does not exist: /nonexistent-folder"),
     ],

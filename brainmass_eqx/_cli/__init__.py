@@ -56,7 +56,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--duration", type=time("positive"), default=1000.0, help="simulated time: ms, or with a unit (2s) (default 1000 ms)")
     s.add_argument("--dt", type=time("positive"), default=0.1, help="integration step (default 0.1 ms)")
     s.add_argument("--transient", type=time("nonnegative"), default=0.0, help="initial time discarded (default 0)")
-    s.add_argument("--sample-every", type=time("positive"), default=1.0, help="recording interval (default 1 ms)")
+    s.add_argument("--sample-every", type=time("positive"), default=None, help="recording interval (default 1 ms)")
+    s.add_argument(
+        "--bold", type=time("positive"), default=None, metavar="TR",
+        help="record BOLD (Balloon-Windkessel, driven by the coupled variable) every TR, e.g. 2s, instead of "
+        "the coupled variable; the FC is then BOLD FC",
+    )  # fmt: skip
     s.add_argument("--seed", type=int, default=0, help="random seed (initial states, noise; default 0)")
     _progress_flags(s)
 

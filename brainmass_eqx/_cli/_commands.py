@@ -67,32 +67,37 @@ class Setup:
             node, self.conn, coupling=args.coupling, k=k, speed=args.speed, var=self.var
         )
         self.args = args
+        #: The recorded variable, whose FC is computed and fitted.
+        self.recorded = "bold" if args.bold is not None else self.var
         # As Quantities, so that simulate checks them against the step grid; built here,
         # not in `run`, which `fit` calls inside jax.jit (where a new Quantity is traced).
         from .._units import quantity
 
         self.transient = quantity(args.transient, "ms")
-        self.sample_every = quantity(args.sample_every, "ms")
+        self.sample_every = None if args.sample_every is None else quantity(args.sample_every, "ms")
+        self.tr = None if args.bold is None else quantity(args.bold, "ms")
 
-    def run(self, model=None, *, key=None, progress=False):
-        """The `Trajectory` of the coupled variable (of ``model``, default the setup's)."""
+    def run(self, model=None, *, key=None, progress=False, check_finite=True):
+        """The `Trajectory` of the recorded variable (of ``model``, default the setup's):
+        the coupled variable, or with ``--bold`` the BOLD it drives, every TR."""
         import jax
 
         from .._simulate import simulate
+        from ..observation import simulate_bold
 
         a = self.args
-        traj = simulate(
-            self.model if model is None else model,
-            a.duration,
+        common = dict(
             dt=a.dt,
             key=jax.random.key(a.seed) if key is None else key,
             transient=self.transient,
-            sample_every=self.sample_every,
-            monitors=[self.var],
             inputs=self.inputs or None,
             progress=progress,
+            check_finite=check_finite,
         )
-        return traj
+        model = self.model if model is None else model
+        if self.tr is not None:
+            return simulate_bold(model, a.duration, tr=self.tr, driver=self.var, **common)
+        return simulate(model, a.duration, sample_every=self.sample_every, monitors=[self.var], **common)
 
 
 
@@ -103,9 +108,23 @@ def _check_args(a) -> None:
         raise CLIError(f"--transient ({a.transient} ms) must be shorter than --duration ({a.duration} ms).")
     if a.dt > a.duration:
         raise CLIError(f"--dt ({a.dt} ms) must not exceed --duration ({a.duration} ms).")
-    if a.sample_every < a.dt:
+    if a.bold is not None:
+        if a.sample_every is not None:
+            raise CLIError("--sample-every and --bold: with --bold the BOLD is recorded every TR; drop --sample-every.")
+        steps = a.bold / a.dt
+        if a.bold < a.dt or abs(steps - round(steps)) > 1e-6 * steps:
+            raise CLIError(f"--bold ({a.bold:g} ms) must be a whole number of --dt steps ({a.dt:g} ms).")
+        samples = int((a.duration - a.transient) / a.bold + 1e-9)
+        if samples < 3:
+            raise CLIError(
+                f"--bold: {a.duration - a.transient:g} ms after the transient hold {samples} BOLD sample(s) of "
+                f"TR {a.bold:g} ms; an FC needs many (BOLD FC is usually taken over minutes): make --duration longer."
+            )
+    elif a.sample_every is None:
+        a.sample_every = 1.0
+    if a.sample_every is not None and a.sample_every < a.dt:
         raise CLIError(f"--sample-every ({a.sample_every} ms) must be at least --dt ({a.dt} ms).")
-    steps = a.sample_every / a.dt
+    steps = a.sample_every / a.dt if a.sample_every is not None else 1
     if abs(steps - round(steps)) > 1e-6 * steps:
         raise CLIError(
             f"--sample-every ({a.sample_every:g} ms) must be a whole number of --dt steps ({a.dt:g} ms); "
@@ -147,7 +166,7 @@ def _meta(setup: Setup, **extra) -> str:
         dict(
             model=setup.desc.name, connectome=a.connectome, coupling=a.coupling, coupled_var=setup.var,
             k=a.k, speed=a.speed, duration_ms=a.duration, dt_ms=a.dt, transient_ms=a.transient,
-            sample_every_ms=a.sample_every, noise_sigma=a.noise, noise_tau_ms=a.noise_tau, seed=a.seed,
+            sample_every_ms=a.sample_every, bold_tr_ms=a.bold, noise_sigma=a.noise, noise_tau_ms=a.noise_tau, seed=a.seed,
             params={name: value_text(v) for name, v in (a.param or [])},
             inputs=setup.inputs, **extra,
         )
@@ -194,30 +213,31 @@ def cmd_simulate(args) -> int:
         f"({args.coupling} coupling, k={args.k:g}, "
         + (f"speed {args.speed:g} mm/ms" if args.speed else "no delays")
         + f"), {args.duration:g} ms at dt={args.dt:g} ms"
+        + (f", BOLD driven by {setup.var} every {args.bold:g} ms" if args.bold is not None else "")
     )
     t0 = time.perf_counter()
     traj = setup.run(progress=args.progress)
-    x = np.asarray(traj[setup.var])
+    x = np.asarray(traj[setup.recorded])
     elapsed = time.perf_counter() - t0
     fc = _build.fc_of(x)
     out = _save(
         args.out, ts=np.asarray(traj.ts), fc=fc, weights=np.asarray(setup.conn.weights),
-        labels=np.asarray(setup.conn.labels), meta=_meta(setup), **{setup.var: x},
+        labels=np.asarray(setup.conn.labels), meta=_meta(setup), **{setup.recorded: x},
     )  # fmt: skip
-    print(f"done in {elapsed:.1f} s: {setup.var} {x.shape} (time x regions), unit {traj.units.get(setup.var) or '1'}")
+    print(f"done in {elapsed:.1f} s: {setup.recorded} {x.shape} (time x regions), unit {traj.units.get(setup.recorded) or '1'}")
     constant = _constant_regions(x, setup.conn.labels)
     if constant:
         shown = ", ".join(constant[:5]) + (", ..." if len(constant) > 5 else "")
         sys.stdout.flush()  # the warning after the line above, also in a log of both streams
         sys.stderr.write(
-            f"warning: {setup.var} is constant in {len(constant)} of {setup.n} regions ({shown}); their FC "
+            f"warning: {setup.recorded} is constant in {len(constant)} of {setup.n} regions ({shown}); their FC "
             f"entries are 0. {_NO_ACTIVITY_FIX}\n"
         )
-    print(f"wrote {out} (ts [ms], {setup.var}, fc, weights, labels, meta)")
+    print(f"wrote {out} (ts [ms], {setup.recorded}, fc, weights, labels, meta)")
     if _wants_plot(args):
         from ._figures import simulation_figure
 
-        fig = simulation_figure(traj, setup.var, setup.conn, title=f"{setup.desc.name} on {args.connectome}")
+        fig = simulation_figure(traj, setup.recorded, setup.conn, title=f"{setup.desc.name} on {args.connectome}")
         print(f"wrote {_save_figure(fig, args.plot)}")
     return 0
 
@@ -264,7 +284,9 @@ def _make_fitter(setup: Setup, args):
     key = jax.random.key(args.seed)
 
     def predict(model):  # the model's FC: the target is an FC matrix
-        return functional_connectivity(setup.run(model, key=key)[setup.var])
+        # A candidate that diverges (too strong a coupling for dt) scores a non-finite loss,
+        # which the search avoids, rather than ending the fit.
+        return functional_connectivity(setup.run(model, key=key, check_finite=False)[setup.recorded])
 
     optimizer = None
     if args.backend == "grad":
@@ -306,7 +328,7 @@ def cmd_fit(args) -> int:
     if flat and fc.shape[0] > 1 and not np.any(fc[~np.eye(fc.shape[0], dtype=bool)]):
         raise CLIError(
             f"the model's FC is the identity at every tried value (loss {result.best_loss:.4g} throughout "
-            f"{result.n_steps} steps): every region's {setup.var} is constant, so nothing guides the fit. "
+            f"{result.n_steps} steps): every region's {setup.recorded} is constant, so nothing guides the fit. "
             + _NO_ACTIVITY_FIX
         )
     r = _fc_corr(fc, target_fc)

@@ -23,10 +23,11 @@ def _few(n: int) -> list[int]:
 
 def _spectrum_segment(traj) -> int:
     """Welch segments of half a second where the run allows: the default ``time // 8``
-    gives 1 s of samples 8 Hz bins, too coarse to show an alpha peak."""
+    gives 1 s of samples 8 Hz bins, too coarse to show an alpha peak. At least 16 samples:
+    BOLD sampled every TR has too few for either rule."""
     n = len(traj.ts)
     step_ms = float(traj.ts[1] - traj.ts[0]) if n > 1 else 1.0
-    return int(min(n, max(n // 8, round(500.0 / step_ms))))
+    return int(min(n, max(n // 8, round(500.0 / step_ms), 16)))
 
 
 def simulation_figure(traj, var: str, conn, *, title: str):

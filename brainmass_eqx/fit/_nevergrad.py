@@ -8,7 +8,7 @@ losses. On a CPU the population is cut into as many equal slices as there are co
 then work on separate members instead of sharing each small batched operation. The
 search runs in the unit cube of the parameters' box (constrained values; bounds from the transforms or
 ``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
-losses are told as ``+inf`` (that candidate is simply bad); a generation in which every
+losses are told as a loss of 1e20, just under nevergrad's clip (that candidate is simply bad); a generation in which every
 candidate is non-finite stops the fit with `NonFiniteLossError`.
 """
 
@@ -29,6 +29,10 @@ from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
 
 __all__ = ["POPULATION_MODES", "check_optimizer", "make_batched_loss", "run"]
+
+# nevergrad clips a loss of 5e20 or more (+inf included), with a LossTooLargeWarning each
+# time: a value just under the clip keeps diverging candidates from filling the output.
+_WORST_LOSS = 1.0e20
 
 
 def _ng():
@@ -176,7 +180,7 @@ def run(
                 raise RuntimeError(
                     "a candidate's evaluation raised inside the population vmap (typically simulate's "
                     "divergence check). Pass check_finite=False to simulate in predict, so that a "
-                    "diverging candidate gets a non-finite loss (told to nevergrad as +inf) instead."
+                    "diverging candidate gets a non-finite loss (told to nevergrad as a huge loss) instead."
                 ) from err
             finite = np.isfinite(losses)
             if not finite.any():
@@ -188,7 +192,7 @@ def run(
                     params=values,
                 )
             for cand, loss in zip(candidates, losses):
-                optimizer.tell(cand, float(loss) if np.isfinite(loss) else float("inf"))
+                optimizer.tell(cand, float(loss) if np.isfinite(loss) else _WORST_LOSS)
             j = int(best)
             if losses[j] < best_loss:
                 best_loss, best_u, best_step = float(losses[j]), u[j], gen
