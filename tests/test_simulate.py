@@ -262,6 +262,8 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((5, 3))})
     with pytest.raises(ValueError, match=r"y0 must give exactly the states \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3)})
+    with pytest.raises(ValueError, match=r"y0\['y'\] holds NaN or inf \(first at index \[1\]\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3), "y": jnp.array([0.0, jnp.nan, 0.0])})
     with pytest.raises(ValueError, match="draws .* at random by default .* pass key="):
         bx.simulate(bx.StuartLandau(2), 1.0, dt=0.1)
 
