@@ -319,6 +319,9 @@ class Network(AbstractModel):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
         self.interpolation = interpolation
+        if not isinstance(self_connection, (bool, np.bool_)):
+            # bool('no') is True: a string or a number here is a mistake, not a choice.
+            raise TypeError(f"self_connection must be True or False, got {self_connection!r}.")
         self.self_connection = bool(self_connection)
 
         self.conn, self.sources, pattern = self._check_conn(conn, n, node._label())

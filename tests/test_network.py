@@ -385,6 +385,7 @@ def test_params_are_trainable_leaves():
         (dict(distance=DIST, speed=10.0, max_delay=1.0), r"longest delay .* exceeds the history capacity max_delay"),
         (dict(k=np.ones(4)), r"k has shape \(4,\)"),
         (dict(history={"y": np.zeros(N)}), r"history must give the coupled variable 'x'"),
+        (dict(self_connection="no"), r"self_connection must be True or False, got 'no'"),
     ],
 )
 def test_bad_input(kwargs, match):
@@ -392,6 +393,18 @@ def test_bad_input(kwargs, match):
     conn = kwargs.pop("conn", CONN)
     with pytest.raises((ValueError, TypeError), match=match):
         Network(hopf(), conn, **kwargs)
+
+
+def test_self_connection_keeps_the_diagonal():
+    # Additive coupling k sum_j W_ij x_j: a diagonal-only conn couples each region to itself.
+    node = bm.Hopf(N, a=-0.1, init_x=0.5)
+    diag = np.diag(np.full(N, 0.5)).astype(np.float32)
+    run = lambda **kw: bm.simulate(Network(node, diag, coupling="additive", **kw), 5.0, dt=0.1)["x"]
+    np.testing.assert_array_equal(run(), bm.simulate(node, 5.0, dt=0.1)["x"])  # dropped, as brainmass
+    y = node.init_state()
+    f = Network(node, diag, coupling="additive", self_connection=True).vector_field(0.0, y, {})
+    np.testing.assert_allclose(f["x"], node.vector_field(0.0, y, {"x": 0.5 * y["x"]})["x"], rtol=1e-6)
+    assert not np.allclose(run(self_connection=True), run())
 
 
 def test_a_model_may_name_the_state_a_network_couples():
