@@ -17,7 +17,11 @@ labels cycles per ms as if they were Hz; here ``dt`` is converted properly).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import functools
+import inspect
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,9 +179,37 @@ def _colorbar(ax, image, label: str) -> None:
     cbar.set_label(label)
 
 
+def _hint_misspelt_keywords(fn: Callable) -> Callable:
+    """Extra keywords go on to matplotlib; when matplotlib rejects one that is close to one
+    of ``fn``'s own (``step`` for ``step_size``), say so instead of passing on
+    matplotlib's "AxesImage.set() got an unexpected keyword argument"."""
+    own = [name for name, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY]
+
+    @functools.wraps(fn)
+    def plot(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (AttributeError, TypeError) as err:
+            match = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+            key = match.group(1) if match else None
+            close = [] if key not in kwargs else (
+                [n for n in own if n.startswith(key) or key.startswith(n)]
+                or difflib.get_close_matches(key, own, n=1, cutoff=0.6)
+            )
+            if close:
+                raise TypeError(
+                    f"{fn.__name__}() got an unexpected keyword argument {key!r}; did you mean "
+                    f"{close[0]!r}? (Keywords that are not its own go to matplotlib, which refused it.)"
+                ) from err
+            raise
+
+    return plot
+
+
 # ----------------------------------------------------------------------------------- plots
 
 
+@_hint_misspelt_keywords
 def plot_timeseries(
     signal: Any,
     ts: Any = None,
@@ -236,6 +268,7 @@ def plot_timeseries(
     return ax
 
 
+@_hint_misspelt_keywords
 def plot_phase_portrait(
     x: Any,
     y: Any = None,
@@ -311,6 +344,7 @@ def _connectome_matrix(matrix: Any, kind: str, labels):
     return values, unit, labels, "weight"
 
 
+@_hint_misspelt_keywords
 def plot_connectivity(
     matrix: Any,
     *,
@@ -361,6 +395,7 @@ def plot_connectivity(
     return ax
 
 
+@_hint_misspelt_keywords
 def plot_functional_connectivity(
     data: Any,
     *,
@@ -407,6 +442,7 @@ def plot_functional_connectivity(
     return ax
 
 
+@_hint_misspelt_keywords
 def plot_fcd(
     data: Any,
     *,
@@ -496,6 +532,7 @@ def _plain_log_ticks(axis, lo: float, hi: float) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
+@_hint_misspelt_keywords
 def plot_power_spectrum(
     signal: Any,
     dt: Any = None,
@@ -564,6 +601,7 @@ def plot_power_spectrum(
 _STEP_NAMES = {"grad": "step", "optimistix": "step", "nevergrad": "generation", "scipy": "evaluation"}
 
 
+@_hint_misspelt_keywords
 def plot_fit_history(
     history: Any,
     *,

@@ -203,11 +203,21 @@ def test_draws_into_given_axes():
         (lambda: viz.plot_power_spectrum(SIGNAL), "dt is missing"),
         (lambda: viz.plot_fit_history(np.zeros((0,))), "history must be"),
         (lambda: viz.plot_timeseries("abc"), "signal must hold real numbers"),
+        (lambda: viz.plot_fcd(SIGNAL, window_size=10, step=2), r"plot_fcd\(\) got an unexpected keyword argument 'step'; did you mean 'step_size'\?"),
+        (lambda: viz.plot_power_spectrum(SIGNAL, dt=1.0, freqrange=(1, 10)), r"did you mean 'freq_range'\?"),
     ],
 )
 def test_bad_input_names_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_matplotlib_keywords_still_pass_and_its_own_errors_stay_its_own():
+    ax = viz.plot_timeseries(SIGNAL, dt=1.0, color="k", linestyle="--")
+    assert ax.lines[0].get_linestyle() == "--"
+    with pytest.raises(AttributeError, match="unexpected keyword argument 'bogus'"):
+        viz.plot_timeseries(SIGNAL, dt=1.0, bogus=1)
+    plt.close("all")
 
 
 def test_trajectory_var_errors(traj):
