@@ -79,6 +79,9 @@ def test_nevergrad_population_slices_equal_one_call():
     grad = Fitter(start_model(), optax.adam(0.01), predict=amplitude)
     with pytest.raises(ValueError, match="population_threads applies to backend='nevergrad'"):
         grad.fit(TARGET, 2, population_threads=2)
+    # A population size given to another backend used to be ignored without a word.
+    with pytest.raises(ValueError, match=r"popsize, population applies to backend='nevergrad' \(its population\), not 'grad'; drop it"):
+        grad.fit(TARGET, 2, popsize=8, population="vmap")
 
 
 @pytest.mark.parametrize("method", ["L-BFGS-B", "Nelder-Mead"])
@@ -159,7 +162,7 @@ def test_callbacks_stop_gradient_free_backends(backend, optimizer):
         model, optimizer, loss_fn=lambda m, t: (bm.unwrap(m.a) - t) ** 4, backend=backend,
         callbacks=lambda info: seen.append(info["step"]) or info["step"] == 2,
     )  # fmt: skip
-    result = fitter.fit(jnp.asarray(0.5), 50, popsize=4)
+    result = fitter.fit(jnp.asarray(0.5), 50, **({"popsize": 4} if backend == "nevergrad" else {}))
     assert result.stop_reason == "callback" and result.n_steps == 3 and seen == [0, 1, 2]
 
 

@@ -320,7 +320,8 @@ def cmd_fit(args) -> int:
         # A flat loss is reported below in one line, with the cause the command can tell.
         warnings.filterwarnings("ignore", message="Fitter: the loss was", category=RuntimeWarning)
         result = fitter.fit(
-            target_fc, n_steps=args.steps, key=jax.random.key(args.seed), popsize=args.popsize, progress=args.progress
+            target_fc, n_steps=args.steps, key=jax.random.key(args.seed), progress=args.progress,
+            **({"popsize": args.popsize} if args.backend == "nevergrad" else {}),
         )
     elapsed = time.perf_counter() - t0
     fc = np.asarray(result.prediction)

@@ -261,8 +261,8 @@ class Fitter:
         *,
         key: PRNGKeyArray | None = None,
         n_starts: int = 1,
-        popsize: int = 16,
-        population: str = "vmap",
+        popsize: int | None = None,
+        population: str | None = None,
         population_threads: int | None = None,
         patience: int | None = None,
         min_delta: float = 0.0,
@@ -283,9 +283,9 @@ class Fitter:
         - `n_starts`: independent starts (``'grad'``/``'optimistix'``: run side by side in
           one ``jax.vmap``; ``'scipy'``: restarts). Start 0 is the model's own values, the
           others are uniform in the parameters' box.
-        - `popsize`: candidates per nevergrad generation, evaluated by one compiled
-          function (see `population_threads`).
-        - `population`: how: ``'vmap'`` (side by side, ``jax.vmap``), ``'map'`` (one
+        - `popsize`: candidates per nevergrad generation (default 16), evaluated by one
+          compiled function (see `population_threads`).
+        - `population`: how: ``'vmap'`` (the default: side by side, ``jax.vmap``), ``'map'`` (one
           after the other in a compiled loop, ``jax.lax.map``: for models whose batched
           step is slower than single runs), or ``'auto'``: both are compiled for the first
           generation, each evaluates it twice (the second timed), and the faster one runs
@@ -315,7 +315,15 @@ class Fitter:
         """
         n_steps = check_int(n_steps, "n_steps", 1)
         n_starts = check_int(n_starts, "n_starts", 1)
-        popsize = check_int(popsize, "popsize", 2)
+        if self.backend != "nevergrad":
+            # Silently ignored, a population size reads as if the fit had used one.
+            given = [name for name, v in (("popsize", popsize), ("population", population), ("population_threads", population_threads)) if v is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} applies to backend='nevergrad' (its population), not {self.backend!r}; drop it."
+                )
+        popsize = check_int(16 if popsize is None else popsize, "popsize", 2)
+        population = "vmap" if population is None else population
         if patience is not None:
             patience = check_int(patience, "patience", 1)
         if checkpoint_every is not None:
@@ -332,10 +340,6 @@ class Fitter:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if population_threads is not None:
             population_threads = check_int(population_threads, "population_threads", 1)
-            if self.backend != "nevergrad":
-                raise ValueError(
-                    f"population_threads applies to backend='nevergrad' (its population), not {self.backend!r}."
-                )
         if n_starts > 1 and self.backend == "nevergrad":
             raise ValueError("n_starts does not apply to backend='nevergrad' (its population is popsize=).")
         if self.with_key and key is None:
