@@ -88,7 +88,7 @@ def model_page(desc) -> str:
         lines += ["## Inputs", "", "| input | unit |", "|---|---|"]
         lines += [f"| `{i}` | {_unit(u)} |" for i, u in desc.inputs.items()] + [""]
     if desc.observables:
-        lines += ["## Observables", ""] + [f"- `{o}`" for o in desc.observables] + [""]
+        lines += ["## Observables", ""] + [f"- `{o}` [{u or '1'}]" for o, u in desc.observable_units.items()] + [""]
 
     lines += ["## Parameters", "", "| parameter | default | unit | domain | meaning |", "|---|---|---|---|---|"]
     for name, spec in desc.parameters.items():

@@ -77,6 +77,7 @@ def test_registry_describes_every_model():
     jr = M.describe_model("JansenRitStep")
     assert jr.name == "JansenRit" and jr.parameters["Ae"]["unit"] == "mV" and jr.parameters["be"]["unit"] == "Hz"
     assert jr.states["Mv"] == "mV/ms" and jr.inputs["E"] == "Hz" and jr.observables == ("eeg",)
+    assert jr.observable_units == {"eeg": "mV"} and "observables: eeg [mV]" in str(jr)
     assert M.describe_model(M.WongWang).parameters["a"]["unit"] == "Hz/nA"
     assert M.describe_model(M.Hopf(2)).brainmass_name == "HopfStep"
     assert isinstance(M.describe_model("StuartLandau").initial["x"], M.Uniform)

@@ -140,6 +140,12 @@ class ModelDescription:
     initial: dict[str, Any]
     summary: str
 
+    @property
+    def observable_units(self) -> dict[str, str]:
+        """``{observable: unit}`` (``''``: dimensionless)."""
+        units = getattr(self.cls, "observable_units", {})
+        return {o: units.get(o, "") for o in self.observables}
+
     def __str__(self) -> str:
         """The model's page as plain text (what ``brainmass-eqx models NAME`` prints):
         the docstring's equations, states, inputs, observables, a table of parameters
@@ -153,7 +159,7 @@ class ModelDescription:
         reads = f", a Network reads state {reads!r}" if reads else ""
         lines.append(f"coupling:    input {self.cls.coupling_input!r}{reads}")
         if self.observables:
-            lines.append("observables: " + ", ".join(self.observables))
+            lines.append("observables: " + ", ".join(f"{o} [{unit(u)}]" for o, u in self.observable_units.items()))
         rows = []
         for name, spec in self.parameters.items():
             domain = spec["domain"]
