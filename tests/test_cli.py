@@ -393,7 +393,7 @@ def test_library_warnings_are_one_line(tmp_path, capsys):
         (["--sample-every", "0.05"], "--sample-every (0.05 ms) must be at least --dt (0.1 ms)"),
         (["--sample-every", "0.25"], "--sample-every (0.25 ms) must be a whole number of --dt steps (0.1 ms); it is 2.5 steps"),
         (["--bold", "1s", "--sample-every", "2"], "--sample-every and --bold: with --bold the BOLD is recorded every TR"),
-        (["--bold", "0.15"], "--bold (0.15 ms) must be a whole number of --dt steps (0.1 ms)"),
+        (["--bold", "0.15"], "--bold (0.15 ms) must be a whole number of --dt steps (0.1 ms); it is 1.5 steps"),
         (["--bold", "10"], "--bold: 20 ms after the transient hold 2 BOLD sample(s) of TR 10 ms"),
         (["--out", "/nonexistent-folder/x.npz"], "--out: folder does not exist: /nonexistent-folder"),
         (["--plot", "/nonexistent-folder/x.png"], "--plot: folder does not exist: /nonexistent-folder"),

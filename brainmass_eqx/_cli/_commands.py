@@ -111,28 +111,28 @@ def _check_args(a) -> None:
     if a.bold is not None:
         if a.sample_every is not None:
             raise CLIError("--sample-every and --bold: with --bold the BOLD is recorded every TR; drop --sample-every.")
-        steps = a.bold / a.dt
-        if a.bold < a.dt or abs(steps - round(steps)) > 1e-6 * steps:
-            raise CLIError(f"--bold ({a.bold:g} ms) must be a whole number of --dt steps ({a.dt:g} ms).")
+        _check_whole_steps(a.bold, a.dt, "--bold")
         samples = int((a.duration - a.transient) / a.bold + 1e-9)
         if samples < 3:
             raise CLIError(
                 f"--bold: {a.duration - a.transient:g} ms after the transient hold {samples} BOLD sample(s) of "
                 f"TR {a.bold:g} ms; an FC needs many (BOLD FC is usually taken over minutes): make --duration longer."
             )
-    elif a.sample_every is None:
-        a.sample_every = 1.0
-    if a.sample_every is not None and a.sample_every < a.dt:
-        raise CLIError(f"--sample-every ({a.sample_every} ms) must be at least --dt ({a.dt} ms).")
-    steps = a.sample_every / a.dt if a.sample_every is not None else 1
-    if abs(steps - round(steps)) > 1e-6 * steps:
-        raise CLIError(
-            f"--sample-every ({a.sample_every:g} ms) must be a whole number of --dt steps ({a.dt:g} ms); "
-            f"it is {steps:.6g} steps."
-        )
+    else:
+        if a.sample_every is None:
+            a.sample_every = 1.0
+        _check_whole_steps(a.sample_every, a.dt, "--sample-every")
     _check_folder(a.out, "--out")
     if a.plot is not None:
         _check_folder(a.plot, "--plot")
+
+
+def _check_whole_steps(period: float, dt: float, option: str) -> None:
+    if period < dt:
+        raise CLIError(f"{option} ({period:g} ms) must be at least --dt ({dt:g} ms).")
+    steps = period / dt
+    if abs(steps - round(steps)) > 1e-6 * steps:
+        raise CLIError(f"{option} ({period:g} ms) must be a whole number of --dt steps ({dt:g} ms); it is {steps:.6g} steps.")
 
 
 def _with_noise(node, desc, sigma: float, tau: float):
