@@ -324,7 +324,8 @@ def _check_y0(model, y0):
             value = jnp.broadcast_to(value, (n,) if value.ndim <= 1 else value.shape)
         except ValueError:
             raise ValueError(f"y0[{name!r}] has shape {value.shape}; expected ({n},).") from None
-        if not _is_traced(value) and not bool(jnp.all(jnp.isfinite(value))):
+        # NumPy, not jnp: under a trace jnp stages even a check of concrete values.
+        if not _is_traced(value) and not np.isfinite(np.asarray(value)).all():
             bad = np.argwhere(~np.isfinite(np.asarray(value)))[0].tolist()
             # Caught here, it would surface as a divergence at the first step, blaming dt.
             raise ValueError(f"y0[{name!r}] holds NaN or inf (first at index {bad}); give finite initial values.")
