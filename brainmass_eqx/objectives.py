@@ -4,7 +4,11 @@ Every builder takes its configuration and returns a small pure function of a pre
 and a target, both `(time, regions)` arrays (or unxt Quantities), that composes with
 `jax.jit`, `jax.grad` and `jax.vmap` and has finite gradients everywhere, including at a
 perfect fit (where a plain $\sqrt{\cdot}$ of a zero mean square has a NaN gradient) and on
-constant signals. A prediction and a target of different shapes raise `ValueError`.
+constant signals. Objectives that compare samples (`timeseries_rmse`, `cosine_sim`, `fcd`)
+need a prediction and a target of the same shape; those that summarise each signal over
+time first (`fc_corr`, `fc_rmse`, `fcd_ks`, `fcd_wasserstein`, `psd_rmse`) need the same
+regions only, so a simulation can be compared with a recording of another length. Other
+shapes raise `ValueError`.
 
 The definitions are brainmass 0.1.1's (`brainmass.objectives`); the maths lives in
 `brainmass_eqx.metrics`. Scores (`fc_corr`, `cosine_sim`, `fcd`) are to be maximised
@@ -75,6 +79,27 @@ def _same_shape(prediction: Any, target: Any) -> None:
         )
 
 
+def _compares_regions(fn: Objective) -> Objective:
+    """Mark ``fn`` as an objective that needs the same regions only (see `_same_regions`):
+    the `Fitter`'s eager check of a target against the prediction reads the mark."""
+    fn.same_regions_only = True
+    return fn
+
+
+def _same_regions(prediction: Any, target: Any) -> None:
+    """For objectives that summarise each signal over time first (FC, FCD distributions,
+    spectra): the shapes must agree except in the number of time samples, so that a model
+    run can be compared with a recording of another length."""
+    ps, ts = jnp.shape(prediction), jnp.shape(target)
+    if len(ps) < 2 or len(ts) < 2:
+        return  # `_check_signal` says what a signal's shape must be
+    if ps[:-2] + ps[-1:] != ts[:-2] + ts[-1:]:
+        raise ValueError(
+            f"prediction has shape {ps} but target has shape {ts}; this objective compares "
+            "(time, regions) signals with the same regions (their lengths may differ)."
+        )
+
+
 def _rmse(diff: Array) -> Array:
     return _safe_sqrt(jnp.mean(diff * diff))
 
@@ -140,12 +165,12 @@ def fc_corr(as_loss: bool = False) -> Objective:
     """
 
     def score(prediction, target):
-        _same_shape(prediction, target)
+        _same_regions(prediction, target)
         fc_p = functional_connectivity(_check_signal(prediction, "prediction", 2))
         fc_t = functional_connectivity(_check_signal(target, "target", 2))
         return _as_loss(matrix_correlation(fc_p, fc_t), as_loss)
 
-    return score
+    return _compares_regions(score)
 
 
 def fc_rmse() -> Objective:
@@ -155,12 +180,12 @@ def fc_rmse() -> Objective:
     """
 
     def loss(prediction, target):
-        _same_shape(prediction, target)
+        _same_regions(prediction, target)
         fc_p = functional_connectivity(_check_signal(prediction, "prediction"))
         fc_t = functional_connectivity(_check_signal(target, "target"))
         return _rmse(fc_p - fc_t)
 
-    return loss
+    return _compares_regions(loss)
 
 
 def cosine_sim(as_loss: bool = False, epsilon: float = 0.0) -> Objective:
@@ -243,7 +268,7 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
         check_int(n_diag, "n_diag", 0)
 
         def loss(prediction, target):
-            _same_shape(prediction, target)
+            _same_regions(prediction, target)
             dens = [
                 fcd_distribution(
                     functional_connectivity_dynamics(_magnitude(s, name), window_size, step_size),
@@ -255,7 +280,7 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
             ]
             return distance(dens[0], dens[1], jnp.asarray(grid, dens[0].dtype))
 
-        return loss
+        return _compares_regions(loss)
 
     builder.__name__ = builder.__qualname__ = doc_name
     return builder
@@ -325,10 +350,11 @@ def psd_rmse(
         raise ValueError(f"`floor` must be > 0, got {floor!r}.")
 
     def loss(prediction, target):
-        _same_shape(prediction, target)
+        _same_regions(prediction, target)
         p = _check_signal(prediction, "prediction")
         t = _check_signal(target, "target")
-        n, _ = _welch_setup(p.shape[-2], nperseg, noverlap)
+        # One segment length for both (the shorter signal's default), so the bins match.
+        n, _ = _welch_setup(min(p.shape[-2], t.shape[-2]), nperseg, noverlap)
         idx = _band_indices(n, dt_ms, band, "freq_range")
         _, pp = power_spectral_density(p, dt_ms, nperseg=n, noverlap=noverlap)
         _, pt = power_spectral_density(t, dt_ms, nperseg=n, noverlap=noverlap)
@@ -338,7 +364,7 @@ def psd_rmse(
             pp, pt = jnp.log10(pp + eps), jnp.log10(pt + eps)
         return _rmse(pp - pt)
 
-    return loss
+    return _compares_regions(loss)
 
 
 def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
@@ -364,4 +390,6 @@ def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
             total = total + weight * objective(prediction, target)
         return total
 
+    if all(getattr(objective, "same_regions_only", False) for _, objective in weighted_objectives):
+        _compares_regions(loss)
     return loss

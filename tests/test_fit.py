@@ -14,7 +14,7 @@ import optimistix as optx
 import pytest
 
 import brainmass_eqx as bm
-from brainmass_eqx import _simulate
+from brainmass_eqx import _simulate, objectives
 from brainmass_eqx.fit import Fitter, GaussianPrior, L1Penalty, L2Penalty, NonFiniteLossError
 
 # -- gradient correctness through simulate (design section 4) -------------------------------
@@ -295,6 +295,24 @@ def test_a_trajectory_where_an_array_belongs():
         Fitter(hopf, predict=run).fit(np.asarray(target["x"]), 1)
     with pytest.raises(TypeError, match=r"target is a Trajectory, not an array"):
         Fitter(hopf, predict=lambda m: run(m)["x"]).fit(target, 1)
+
+
+def test_a_recording_of_another_length_and_a_signal_target():
+    # FC objectives compare a 2 ms run with a 4 ms "recording" of the same regions; an
+    # objective that compares samples still needs the prediction's shape.
+    hopf = bm.Hopf(3, a=bm.Param(0.1, fit=True, bounds=(0.0, 1.0)), init_x=jnp.array([0.5, 0.1, -0.3]))
+    run = lambda m: bm.simulate(m, 2.0, dt=0.1)["x"]  # noqa: E731
+    recording = bm.simulate(bm.Hopf(3, a=0.2, init_x=jnp.array([0.5, 0.1, -0.3])), 4.0, dt=0.1)["x"]
+    result = Fitter(hopf, "DE", backend="nevergrad", predict=run, objective=objectives.fc_rmse()).fit(recording, 1, popsize=2)
+    assert np.isfinite(result.best_loss)
+    combined = objectives.combine((1.0, objectives.fc_corr(as_loss=True)), (1.0, objectives.timeseries_rmse()))
+    with pytest.raises(ValueError, match=r"target has shape \(40, 3\) but the prediction has shape \(20, 3\); give a target of the prediction's shape"):
+        Fitter(hopf, predict=run, objective=combined).fit(recording, 1)
+    with pytest.raises(ValueError, match=r"target has shape \(40, 2\) .* give a target of the prediction's regions"):
+        Fitter(hopf, predict=run, objective=objectives.fc_corr()).fit(recording[:, :2], 1)
+    signal = bm.Signal(np.asarray(recording), 0.1)
+    with pytest.raises(TypeError, match=r"target is a Signal, not an array; .* \.signal \(40, 3\) \(sampled every 0\.1 ms\) or its FC matrix \.fc"):
+        Fitter(hopf, predict=run, objective=objectives.fc_corr()).fit(signal, 1)
 
 
 def test_constructor_and_fit_argument_errors():

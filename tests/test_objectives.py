@@ -249,6 +249,25 @@ def test_shape_mismatch_names_both_shapes(pair, name):
         OBJECTIVES[name](p, t[:, :4])
 
 
+# Those that summarise each signal over time before comparing.
+SUMMARISING = ("fc_corr", "fc_corr_loss", "fc_rmse", "fcd_ks", "fcd_wasserstein", "psd_rmse", "psd_rmse_lin")
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_a_recording_of_another_length(pair, name):
+    # A model run against a longer recording of the same regions: FC, FCD distributions and
+    # spectra compare; sample-by-sample objectives refuse, naming both shapes.
+    p, t = pair
+    longer = np.concatenate([t, t[::-1]])
+    if name in SUMMARISING:
+        assert np.isfinite(float(OBJECTIVES[name](p, longer)))
+        if name.startswith("fc_"):
+            np.testing.assert_allclose(OBJECTIVES[name](p, longer[:150]), OBJECTIVES[name](p, t), rtol=1e-6)
+    else:
+        with pytest.raises(ValueError, match=r"prediction has shape \(150, 5\) but target has shape \(300, 5\)"):
+            OBJECTIVES[name](p, longer)
+
+
 @pytest.mark.parametrize(
     "build, exc, match",
     [

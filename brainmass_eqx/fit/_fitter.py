@@ -17,7 +17,7 @@ from .._checks import check_int, check_objective
 from .._text import value_text
 from . import _grad, _nevergrad, _optimistix, _scipy
 from ._loop import BackendOutput, Monitor, pick_best
-from ._problem import NonFiniteLossError, ParamSpace, Problem, refuse_trajectory
+from ._problem import NonFiniteLossError, ParamSpace, Problem, refuse_containers
 
 __all__ = ["Fitter", "FitResult"]
 
@@ -335,7 +335,7 @@ class Fitter:
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=<path> to resume from.")
         if self.problem.predict is not None:
-            refuse_trajectory(target, "target is")
+            refuse_containers(target, "target is")
         if population not in _nevergrad.POPULATION_MODES:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if population_threads is not None:

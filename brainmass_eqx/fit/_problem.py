@@ -30,11 +30,12 @@ Params = dict[str, Array]
 
 
 
-def refuse_trajectory(value: Any, what: str) -> None:
-    """An objective compares arrays: a whole `Trajectory` where one is expected (a
-    ``predict`` returning ``simulate(...)``, or a target given as one) otherwise shows up
-    as an array of shape ``()``. Say which variable to take instead."""
+def refuse_containers(value: Any, what: str) -> None:
+    """An objective compares arrays: a whole `Trajectory` or `Signal` where one is expected
+    (a ``predict`` returning ``simulate(...)``, or a target given as one) otherwise shows up
+    as an array of shape ``()``. Say which array to take instead."""
     from .._simulate import Trajectory
+    from ..datasets import Signal
 
     if isinstance(value, Trajectory):
         names = list(value.ys)
@@ -42,6 +43,12 @@ def refuse_trajectory(value: Any, what: str) -> None:
             f"{what} a Trajectory, not an array; take the recorded variable to compare, e.g. "
             f"traj[{names[0]!r}] (recorded: {names})."
         )
+    if isinstance(value, Signal):
+        raise TypeError(
+            f"{what} a Signal, not an array; take what the objective compares: its time series "
+            f".signal {tuple(value.signal.shape)} (sampled every {value.dt:g} ms) or its FC matrix .fc."
+        )
+
 
 class NonFiniteLossError(FloatingPointError):
     """A fit's loss (or its gradient) became NaN or infinite.
@@ -403,15 +410,20 @@ class Problem:
 
     def prediction(self, model, target, key):
         pred = self._call(self.predict, model, key=key)
-        refuse_trajectory(pred, "predict returned")
+        refuse_containers(pred, "predict returned")
         sliced = _slice_transient(pred, self.transient)
         if target is not None and eqx.is_array_like(sliced) and eqx.is_array_like(target):
             ps, ts = jnp.shape(sliced), jnp.shape(target)
-            if ps != ts:
+            # FC, FCD-distribution and spectral objectives compare a run with a recording
+            # of another length: then only the time axis may differ.
+            regions_only = getattr(self.objective, "same_regions_only", False) and len(ps) >= 2 and len(ts) >= 2
+            fits = ps[:-2] + ps[-1:] == ts[:-2] + ts[-1:] if regions_only else ps == ts
+            if not fits:
                 after = f" (after transient={self.transient} samples)" if self.transient else ""
+                want = "the prediction's regions" if regions_only else "the prediction's shape"
                 raise ValueError(
                     f"target has shape {ts} but the prediction{after} has shape {ps}; give a target "
-                    "of the prediction's shape (or change predict / transient)."
+                    f"of {want} (or change predict / transient)."
                 )
         return pred, sliced
 
