@@ -222,6 +222,8 @@ def test_connectome_repr_summarises_and_tvb_names_point_to_ours():
         _ = conn.tract_lengths
     with pytest.raises(AttributeError, match="TVB's region_labels is `labels` here"):
         _ = conn.region_labels
+    with pytest.raises(AttributeError, match="pass speed= \\(mm/ms\\) to the Network"):
+        _ = conn.speed
     assert not hasattr(conn, "no_such_field")
 
 

@@ -31,15 +31,19 @@ _NormMode = Literal["max", "row_sum", "rows"]
 _Arr = np.ndarray | jax.Array
 
 
-# TVB's `Connectivity` attribute names that users reach for, and ours.
+# What to say when a TVB `Connectivity` attribute is asked of a Connectome.
 _TVB_NAMES = {
-    "tract_lengths": "distances",
-    "region_labels": "labels",
-    "centers": "centres",
-    "number_of_regions": "n_regions",
-    "weight": "weights",
-    "lengths": "distances",
+    name: f"TVB's {name} is `{ours}` here."
+    for name, ours in [
+        ("tract_lengths", "distances"),
+        ("region_labels", "labels"),
+        ("centers", "centres"),
+        ("number_of_regions", "n_regions"),
+        ("weight", "weights"),
+        ("lengths", "distances"),
+    ]
 }
+_TVB_NAMES["speed"] = "the conduction speed is not stored on a connectome here: pass speed= (mm/ms) to the Network."
 
 
 def default_labels(n: int) -> tuple[str, ...]:
@@ -219,7 +223,7 @@ class Connectome(eqx.Module):
         # Only reached when normal lookup fails: point TVB's attribute names at ours.
         if name in _TVB_NAMES:
             raise AttributeError(
-                f"'Connectome' has no attribute {name!r}; TVB's {name} is `{_TVB_NAMES[name]}` here."
+                f"'Connectome' has no attribute {name!r}; {_TVB_NAMES[name]}"
             )
         raise AttributeError(f"'Connectome' object has no attribute {name!r}")
 
