@@ -310,6 +310,9 @@ class Network(AbstractModel):
     ):
         if not isinstance(node, AbstractModel):
             raise TypeError(f"node must be a brainmass_eqx model (e.g. Hopf(n_regions)), got {type(node).__name__}.")
+        from .observation._inloop import refuse_inner_bold  # observation imports this module
+
+        refuse_inner_bold(node, "Network")
         conn, distance, delays = _from_scipy(conn), _from_scipy(distance), _from_scipy(delays)
         n = node.n_regions
         self.n_regions = n

@@ -1170,6 +1170,9 @@ def with_noise(
         return merged
     if not isinstance(model, AbstractModel):
         raise TypeError(f"with_noise: `model` must be a brainmass_eqx model, got {type(model).__name__}.")
+    from .observation._inloop import refuse_inner_bold  # observation imports this module
+
+    refuse_inner_bold(model, "with_noise")
     valid = _valid_targets(model)
     inputs = set(model.input_names)
     entering = _enters_map(enters, specs)

@@ -125,12 +125,14 @@ def test_noisy_model_runs_and_matches_offline():
     assert float(np.max(np.abs(traj["bold"]))) > 1e-5
 
 
-def test_noise_outside_withbold_is_refused():
+def test_noise_or_a_network_outside_withbold_is_refused_when_built():
+    from brainmass_eqx.network import Network
     from brainmass_eqx.noise import OUProcess, with_noise
 
-    wrong = with_noise(WithBOLD(Hopf(n_regions=2)), {"x": OUProcess(0.1)})
-    with pytest.raises(TypeError, match="outermost"):
-        simulate(wrong, 10.0, dt=DT, key=jax.random.key(0), monitors=["bold"])
+    with pytest.raises(ValueError, match=r"with_noise: the model is a WithBOLD, which must be the outermost wrapper; build WithBOLD\(with_noise"):
+        with_noise(WithBOLD(Hopf(n_regions=2)), {"x": OUProcess(0.1)})
+    with pytest.raises(ValueError, match=r"Network: the model is a WithBOLD, .* instead of Network\(WithBOLD\(model\), ...\)"):
+        Network(WithBOLD(Hopf(n_regions=2)), np.ones((2, 2)))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("brainmass_eqx.network") is None, reason="brainmass_eqx.network not built yet")

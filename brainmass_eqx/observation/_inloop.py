@@ -258,6 +258,16 @@ class WithBOLD(AbstractModelWrapper):
         return BOLDSolver(inner)
 
 
+def refuse_inner_bold(model: Any, outer: str) -> None:
+    """Raise if ``model`` (about to be wrapped by ``outer``) is a `WithBOLD`: its solver
+    wrapper must see the whole model, so WithBOLD goes outermost."""
+    if isinstance(model, WithBOLD):
+        raise ValueError(
+            f"{outer}: the model is a WithBOLD, which must be the outermost wrapper; build "
+            f"WithBOLD({outer}(model, ...), ...) (or use simulate_bold) instead of {outer}(WithBOLD(model), ...)."
+        )
+
+
 class Observe(eqx.Module):
     """The driver ``(model, state) -> model.observe(name, state)`` for a state or
     observable name."""
