@@ -193,7 +193,7 @@ def _hint_misspelt_keywords(fn: Callable) -> Callable:
             match = re.search(r"unexpected keyword argument '(\w+)'", str(err))
             key = match.group(1) if match else None
             close = [] if key not in kwargs else (
-                [n for n in own if n.startswith(key) or key.startswith(n)]
+                [n for n in own if len(key) >= 3 and (n.startswith(key) or key.startswith(n))]
                 or difflib.get_close_matches(key, own, n=1, cutoff=0.6)
             )
             if close:
