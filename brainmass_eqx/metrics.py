@@ -627,22 +627,31 @@ def _band_indices(nperseg: int, dt_ms: Any, band: Sequence[float | None], name: 
 def dominant_frequency(
     x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
     dt: Any,
+    *,
+    refine: bool = True,
     **welch_kwargs: Any,
 ) -> Float[Array, "*batch regions"]:
-    r"""Frequency (Hz) of the largest Welch PSD peak, per region, DC excluded.
+    r"""Frequency (Hz) of the largest spectral peak, per region, DC excluded.
 
-    $f^\* = \arg\max_{f_k > 0} P(f_k)$ on the grid of `power_spectral_density`
-    (resolution $f_s/$`nperseg`). An argmax: piecewise constant, its gradient is zero.
+    The peak bin $k = rg\max_{f_k > 0} P(f_k)$ of `power_spectral_density`, by default
+    with one Hann segment as long as the signal (bins $f_s/T$ apart: a Welch default of
+    `time // 8` samples would leave 8 bins per $f_s/T$, 16 Hz for 500 ms). With `refine`,
+    the peak is placed between bins by fitting a parabola to $\ln P$ at $k - 1, k, k + 1$
+    (exact for a Gaussian peak, close to it for a Hann-windowed sinusoid):
+    $f^\* = f_k + rac{\Delta f}{2}\,rac{\ln P_{k-1} - \ln P_{k+1}}{\ln P_{k-1} - 2\ln P_k + \ln P_{k+1}}$.
     A region whose signal holds NaN (a diverged run) gets NaN.
 
     **Arguments:**
 
     - `x`, `dt`: as `power_spectral_density`.
-    - `**welch_kwargs`: passed on to `power_spectral_density` (`nperseg`, `noverlap`,
-      `window`, `detrend`, `freq_range`).
+    - `refine`: interpolate between bins (default True); False returns the bin's
+      frequency (piecewise constant, zero gradient).
+    - `**welch_kwargs`: passed on to `power_spectral_density` (`nperseg`, default the whole
+      signal; `noverlap`, `window`, `detrend`, `freq_range`).
 
     **Returns:** the frequency in Hz, shape `()` for a 1-D signal, else `(..., regions)`.
     """
+    welch_kwargs.setdefault("nperseg", int(jnp.shape(magnitude(x))[-2 if jnp.ndim(magnitude(x)) > 1 else 0]))
     freqs, psd = power_spectral_density(x, dt, **welch_kwargs)
     if psd.ndim == 1:
         psd = psd[:, None]
@@ -650,8 +659,21 @@ def dominant_frequency(
     else:
         squeeze = False
     # DC carries the mean, not an oscillation.
-    psd = jnp.where((freqs > 0)[:, None], psd, -jnp.inf)
-    f = freqs[jnp.argmax(psd, axis=-2)]
+    masked = jnp.where((freqs > 0)[:, None], psd, -jnp.inf)
+    k = jnp.argmax(masked, axis=-2)
+    f = freqs[k]
+    if refine and freqs.shape[0] >= 3:
+        n = freqs.shape[0]
+        # Edge bins have one neighbour: keep them as they are.
+        inner = (k > 0) & (k < n - 1) & (freqs[jnp.clip(k - 1, 0, n - 1)] > 0)
+        ks = jnp.clip(k, 1, n - 2)
+        tiny = jnp.finfo(psd.dtype).tiny
+        ln = lambda j: jnp.log(jnp.take_along_axis(psd, j[..., None, :], axis=-2)[..., 0, :] + tiny)  # noqa: E731
+        lo, mid, hi = ln(ks - 1), ln(ks), ln(ks + 1)
+        curvature = lo - 2.0 * mid + hi
+        ok = inner & (curvature < 0)
+        shift = 0.5 * (lo - hi) / jnp.where(ok, curvature, -1.0)
+        f = f + jnp.where(ok, jnp.clip(shift, -0.5, 0.5), 0.0) * (freqs[1] - freqs[0])
     # argmax takes a NaN for the peak: a diverged region would get a plausible frequency.
     f = jnp.where(jnp.any(jnp.isnan(psd), axis=-2), jnp.nan, f)
     return f[..., 0] if squeeze else f

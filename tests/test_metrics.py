@@ -320,6 +320,17 @@ def test_psd_braintools_variant_matches_reference(ref):
         np.testing.assert_allclose(p, want, rtol=1e-4, atol=1e-6 * want.max())
 
 
+def test_dominant_frequency_resolves_between_bins():
+    # 500 ms at 1 ms: bins 2 Hz apart over the whole signal (a Welch default of time // 8
+    # samples gave 16 Hz bins, so an 8 Hz rhythm read as 16 Hz in a sweep's table).
+    t = np.arange(500) * 1.0
+    f0 = np.array([7.96, 21.2, 47.7])
+    x = np.sin(2 * np.pi * f0 * t[:, None] / 1000.0 + 0.3).astype(np.float32)
+    np.testing.assert_allclose(M.dominant_frequency(x, 1.0), f0, atol=0.1)
+    np.testing.assert_allclose(M.dominant_frequency(x, 1.0, refine=False), [8.0, 22.0, 48.0])
+    np.testing.assert_allclose(jax.jit(lambda y: M.dominant_frequency(y, 1.0))(x), f0, atol=0.1)
+
+
 def test_psd_jit_grad_and_dominant_frequency():
     t = np.arange(400) * 1.0  # ms
     x = np.stack([np.sin(2 * np.pi * 0.04 * t), np.sin(2 * np.pi * 0.1 * t + 1)], 1).astype(
