@@ -633,12 +633,13 @@ def dominant_frequency(
 ) -> Float[Array, "*batch regions"]:
     r"""Frequency (Hz) of the largest spectral peak, per region, DC excluded.
 
-    The peak bin $k = rg\max_{f_k > 0} P(f_k)$ of `power_spectral_density`, by default
-    with one Hann segment as long as the signal (bins $f_s/T$ apart: a Welch default of
-    `time // 8` samples would leave 8 bins per $f_s/T$, 16 Hz for 500 ms). With `refine`,
+    The peak bin $k = \arg\max_{f_k > 0} P(f_k)$ of `power_spectral_density`, by default
+    with one Hann segment as long as the signal (bins $f_s/T$ apart; segments of
+    `time // 8` samples, the Welch default, make them 8 times as wide: 16 Hz for 500
+    samples at 1 kHz). With `refine`,
     the peak is placed between bins by fitting a parabola to $\ln P$ at $k - 1, k, k + 1$
     (exact for a Gaussian peak, close to it for a Hann-windowed sinusoid):
-    $f^\* = f_k + rac{\Delta f}{2}\,rac{\ln P_{k-1} - \ln P_{k+1}}{\ln P_{k-1} - 2\ln P_k + \ln P_{k+1}}$.
+    $f^\* = f_k + \frac{\Delta f}{2}\,\frac{\ln P_{k-1} - \ln P_{k+1}}{\ln P_{k-1} - 2\ln P_k + \ln P_{k+1}}$.
     A region whose signal holds NaN (a diverged run) gets NaN.
 
     **Arguments:**

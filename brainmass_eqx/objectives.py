@@ -86,6 +86,21 @@ def _compares_regions(fn: Objective) -> Objective:
     return fn
 
 
+def _without_time(shape: tuple) -> tuple:
+    """A ``(..., time, regions)`` shape without its time axis."""
+    return tuple(shape[:-2]) + tuple(shape[-1:])
+
+
+def target_fits(objective: Objective, prediction_shape: tuple, target_shape: tuple) -> bool:
+    """Whether a target of ``target_shape`` can be compared with a prediction of
+    ``prediction_shape`` by ``objective``: the same shape, or for an objective that
+    summarises each signal over time first, the same shape but for the time axis."""
+    ps, ts = tuple(prediction_shape), tuple(target_shape)
+    if getattr(objective, "same_regions_only", False) and len(ps) >= 2 and len(ts) >= 2:
+        return _without_time(ps) == _without_time(ts)
+    return ps == ts
+
+
 def _same_regions(prediction: Any, target: Any) -> None:
     """For objectives that summarise each signal over time first (FC, FCD distributions,
     spectra): the shapes must agree except in the number of time samples, so that a model
@@ -93,7 +108,7 @@ def _same_regions(prediction: Any, target: Any) -> None:
     ps, ts = jnp.shape(prediction), jnp.shape(target)
     if len(ps) < 2 or len(ts) < 2:
         return  # `_check_signal` says what a signal's shape must be
-    if ps[:-2] + ps[-1:] != ts[:-2] + ts[-1:]:
+    if _without_time(ps) != _without_time(ts):
         raise ValueError(
             f"prediction has shape {ps} but target has shape {ts}; this objective compares "
             "(time, regions) signals with the same regions (their lengths may differ)."

@@ -8,7 +8,7 @@ losses. On a CPU the population is cut into as many equal slices as there are co
 then work on separate members instead of sharing each small batched operation. The
 search runs in the unit cube of the parameters' box (constrained values; bounds from the transforms or
 ``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
-losses are told as a loss of 1e20, just under nevergrad's clip (that candidate is simply bad); a generation in which every
+losses are told as a loss of 1e20, under nevergrad's clip (that candidate is simply bad); a generation in which every
 candidate is non-finite stops the fit with `NonFiniteLossError`.
 """
 
@@ -31,7 +31,7 @@ from ._problem import NonFiniteLossError, ParamSpace, Problem
 __all__ = ["POPULATION_MODES", "check_optimizer", "make_batched_loss", "run"]
 
 # nevergrad clips a loss of 5e20 or more (+inf included), with a LossTooLargeWarning each
-# time: a value just under the clip keeps diverging candidates from filling the output.
+# time: a value under the clip keeps diverging candidates from filling the output.
 _WORST_LOSS = 1.0e20
 
 

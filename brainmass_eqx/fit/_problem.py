@@ -23,6 +23,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec
+from ..objectives import target_fits
 
 __all__ = ["ParamSpace", "Problem", "Data", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
 
@@ -416,9 +417,8 @@ class Problem:
             ps, ts = jnp.shape(sliced), jnp.shape(target)
             # FC, FCD-distribution and spectral objectives compare a run with a recording
             # of another length: then only the time axis may differ.
-            regions_only = getattr(self.objective, "same_regions_only", False) and len(ps) >= 2 and len(ts) >= 2
-            fits = ps[:-2] + ps[-1:] == ts[:-2] + ts[-1:] if regions_only else ps == ts
-            if not fits:
+            if not target_fits(self.objective, ps, ts):
+                regions_only = getattr(self.objective, "same_regions_only", False)
                 after = f" (after transient={self.transient} samples)" if self.transient else ""
                 want = "the prediction's regions" if regions_only else "the prediction's shape"
                 raise ValueError(
