@@ -181,6 +181,10 @@ def to_ms(value: Any, name: str) -> float:
         raise TypeError(traced_time_message(name, value, "the time grid")) from err
     if arr.shape != ():
         raise ValueError(f"{name!r} must be a scalar time, got shape {arr.shape}.")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(
+            f"{name!r} must be a time: a number in ms or a unxt time Quantity, got {type(value).__name__} {value!r}."
+        )
     return float(arr)
 
 

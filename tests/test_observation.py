@@ -535,6 +535,11 @@ def test_bad_times():
         jax.jit(lambda d: obs.TemporalAverage()(z, d))(0.1)
 
 
+def test_a_time_that_is_not_a_number_is_named():
+    with pytest.raises(TypeError, match=r"'period' must be a time: a number in ms or a unxt time Quantity, got NoneType None"):
+        obs.TemporalAverage(period=None)
+
+
 def test_times_closed_over_by_a_traced_function_stay_concrete():
     # Converting a Quantity with unxt inside jax.jit stages the multiplication, so a
     # Quantity the user built outside (as the traced-time message advises) came out traced.

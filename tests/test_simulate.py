@@ -268,6 +268,13 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(bx.StuartLandau(2), 1.0, dt=0.1)
 
 
+def test_a_time_that_is_not_a_number_is_named():
+    with pytest.raises(TypeError, match=r"'duration' must be a time: a number in ms or a unxt time Quantity, got str '100ms'"):
+        bx.simulate(hopf(), "100ms", dt=0.1)
+    with pytest.raises(TypeError, match=r"'dt' must be a time: .* got NoneType None"):
+        bx.simulate(hopf(), 1.0, dt=None)
+
+
 def test_solver_that_cannot_take_the_model():
     with pytest.raises(ValueError, match="ExponentialEuler has no error estimate"):
         bx.simulate(hopf(), 1.0, dt=0.1, stepsize_controller=dfx.PIDController(rtol=1e-3, atol=1e-6))

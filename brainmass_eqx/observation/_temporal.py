@@ -82,6 +82,8 @@ def _time_ms(value, name: str) -> float:
         # On the host, so that a Quantity closed over by a traced function stays concrete.
         out = to_ms(value, name)
     except TypeError:
+        if not _is_traced(value.value if _is_quantity(value) else value):
+            raise
         raise ValueError(traced_time_message(name, value, "an array shape")) from None
     if not math.isfinite(out) or out <= 0:
         raise ValueError(f"`{name}` must be a finite time > 0 (ms or a Quantity), got {out} ms.")
