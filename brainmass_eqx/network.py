@@ -52,6 +52,7 @@ from ._param import Param, read
 from ._units import is_quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper
 from .coupling import AbstractCoupling, AbstractSummedCoupling, make_coupling
+from .datasets._types import Connectome
 from .models._base import AbstractModel, AbstractModelWrapper, State, default_coupled_state
 from .solvers import ModelTerm
 
@@ -165,6 +166,8 @@ def _convert(value, name: str, unit: str):
         return _float(to_canonical(value, name, unit))
     if _is_sparse(value):
         return value
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be an array, got the string {value!r}; load a file first (bx.load_connectome(path)).")
     try:
         return _float(value)
     except TypeError as err:
@@ -313,6 +316,11 @@ class Network(AbstractModel):
         from .observation._inloop import refuse_inner_bold  # observation imports this module
 
         refuse_inner_bold(node, "Network")
+        if isinstance(conn, Connectome):
+            raise TypeError(
+                "conn is a Connectome: pass its weights, Network(node, conn.weights, ...), and for "
+                "delays distance=conn.distances with speed= (mm/ms)."
+            )
         conn, distance, delays = _from_scipy(conn), _from_scipy(distance), _from_scipy(delays)
         n = node.n_regions
         self.n_regions = n

@@ -386,6 +386,8 @@ def test_params_are_trainable_leaves():
         (dict(k=np.ones(4)), r"k has shape \(4,\)"),
         (dict(history={"y": np.zeros(N)}), r"history must give the coupled variable 'x'"),
         (dict(self_connection="no"), r"self_connection must be True or False, got 'no'"),
+        (dict(conn="w.npy"), r"conn must be an array, got the string 'w.npy'; load a file first"),
+        (dict(conn=bm.Connectome(CONN)), r"conn is a Connectome: pass its weights, Network\(node, conn.weights, ...\)"),
     ],
 )
 def test_bad_input(kwargs, match):
