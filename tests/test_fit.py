@@ -323,6 +323,12 @@ def test_constructor_and_fit_argument_errors():
         Fitter(model, loss_fn=quad_loss, predict=amplitude)
     with pytest.raises(TypeError, match=r"backend='grad' needs an optax.GradientTransformation.*got dict"):
         Fitter(model, {"lr": 1}, loss_fn=quad_loss)
+    with pytest.raises(TypeError, match=r"got str\. For optax's adam, pass optax\.adam\(learning_rate\)"):
+        Fitter(model, "adam", loss_fn=quad_loss)
+    with pytest.raises(TypeError, match=r"got function\. adam is optax's constructor: call it, e\.g\. optax\.adam\(1e-2\)"):
+        Fitter(model, optax.adam, loss_fn=quad_loss)
+    with pytest.raises(TypeError, match=r"A name selects a gradient-free optimiser: pass backend='nevergrad'"):
+        Fitter(model, "DE", loss_fn=quad_loss)
     with pytest.raises(TypeError, match=r"optimizer must be a method name \(str\), an options dict, or None; got int"):
         Fitter(model, 3, loss_fn=quad_loss, backend="scipy")
     with pytest.raises(ValueError, match=r"'Nelder_Mead' is not supported"):

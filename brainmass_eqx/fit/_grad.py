@@ -28,9 +28,16 @@ def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
     if optimizer is None:
         return optax.adam(1e-2)
     if not isinstance(optimizer, optax.GradientTransformation):
+        hint = ""
+        if isinstance(optimizer, str) and hasattr(optax, optimizer.lower()):
+            hint = f" For optax's {optimizer.lower()}, pass optax.{optimizer.lower()}(learning_rate)."
+        elif isinstance(optimizer, str):
+            hint = " A name selects a gradient-free optimiser: pass backend='nevergrad' (e.g. 'DE', 'CMA') or backend='scipy' (e.g. 'L-BFGS-B')."
+        elif callable(optimizer) and getattr(optimizer, "__module__", "").startswith("optax"):
+            hint = f" {optimizer.__name__} is optax's constructor: call it, e.g. optax.{optimizer.__name__}(1e-2)."
         raise TypeError(
             "backend='grad' needs an optax.GradientTransformation as optimizer (e.g. optax.adam(1e-2), "
-            f"optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1e-3))) or None; got {type(optimizer).__name__}."
+            f"optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1e-3))) or None; got {type(optimizer).__name__}.{hint}"
         )
     return optimizer
 
