@@ -167,7 +167,9 @@ def _convert(value, name: str, unit: str):
     if _is_sparse(value):
         return value
     if isinstance(value, str):
-        raise TypeError(f"{name} must be an array, got the string {value!r}; load a file first (bx.load_connectome(path)).")
+        matrix = name in ("conn", "distance", "delays")
+        fix = "load a file first (bx.load_connectome(path))" if matrix else "give a number"
+        raise TypeError(f"{name} must be {'an array' if matrix else 'a number or an array'}, got the string {value!r}; {fix}.")
     try:
         return _float(value)
     except TypeError as err:

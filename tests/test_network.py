@@ -387,6 +387,7 @@ def test_params_are_trainable_leaves():
         (dict(history={"y": np.zeros(N)}), r"history must give the coupled variable 'x'"),
         (dict(self_connection="no"), r"self_connection must be True or False, got 'no'"),
         (dict(conn="w.npy"), r"conn must be an array, got the string 'w.npy'; load a file first"),
+        (dict(k="0.5"), r"k must be a number or an array, got the string '0.5'; give a number"),
         (dict(conn=bm.Connectome(CONN)), r"conn is a Connectome: pass its weights, Network\(node, conn.weights, ...\)"),
     ],
 )
