@@ -164,11 +164,18 @@ def traced_time_message(name: str, value: Any, role: str) -> str:
     )
 
 
-def to_ms(value: Any, name: str) -> float:
+class TracedTimeError(TypeError):
+    """A time that must be concrete (it sets a grid or a shape) is a tracer."""
+
+
+def to_ms(value: Any, name: str, role: str = "the time grid") -> float:
     """Convert a time given as a Quantity or a plain number in ms to a Python float in ms.
 
     Converted in float64 on the host: these values set the step grid, and a float32
     conversion (100 us -> 0.10000000149 ms) would shift it.
+
+    **Raises:** `TracedTimeError` (a `TypeError`) if ``value`` is traced; its message says
+    that the time sets ``role``.
     """
     out = to_canonical(value, name, "ms")  # checks the dimension
     if is_quantity(value) and not isinstance(value.value, jax.core.Tracer):
@@ -178,7 +185,7 @@ def to_ms(value: Any, name: str) -> float:
     try:
         arr = np.asarray(out)
     except Exception as err:  # a tracer: times that set the step grid must be concrete
-        raise TypeError(traced_time_message(name, value, "the time grid")) from err
+        raise TracedTimeError(traced_time_message(name, value, role)) from err
     if arr.shape != ():
         raise ValueError(f"{name!r} must be a scalar time, got shape {arr.shape}.")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._units import is_quantity as _is_quantity, quantity, to_ms, traced_time_message, unxt_module
+from .._units import TracedTimeError, is_quantity as _is_quantity, quantity, to_ms, unxt_module
 
 __all__ = ["TemporalAverage"]
 
@@ -80,11 +80,9 @@ def _time_ms(value, name: str) -> float:
     """
     try:
         # On the host, so that a Quantity closed over by a traced function stays concrete.
-        out = to_ms(value, name)
-    except TypeError:
-        if not _is_traced(value.value if _is_quantity(value) else value):
-            raise
-        raise ValueError(traced_time_message(name, value, "an array shape")) from None
+        out = to_ms(value, name, role="an array shape")
+    except TracedTimeError as err:
+        raise ValueError(str(err)) from None
     if not math.isfinite(out) or out <= 0:
         raise ValueError(f"`{name}` must be a finite time > 0 (ms or a Quantity), got {out} ms.")
     return out
