@@ -259,7 +259,9 @@ class Network(AbstractModel):
       ``'tanh'``, ``'sigmoidal_jansen_rit'``, and ``'kuramoto'``, ``'difference'``.
     - `coupled_var`: the node state(s) the coupling reads; default: the node's state of
       the same name as its coupling input. Several names couple several variables (e.g.
-      ``('rE', 'rI')``), each through the same weights, delays and kernel.
+      ``('rE', 'rI')``), each through the same weights, delays and kernel. An observable
+      of one value per region couples too (Jansen-Rit's ``'eeg'`` $= E - I$, as TVB's
+      Jansen-Rit networks do): its history is the observable of the past states.
     - `k`: global gain (TVB's G): a scalar, per-target ``(N,)``, or a `Param`.
     - `self_connection`: keep the diagonal of `conn` (default: zeroed, as in brainmass).
     - `interpolation`: ``'linear'``, ``'nearest'`` or ``'ceil'`` (see the module docs).
@@ -360,33 +362,33 @@ class Network(AbstractModel):
     @staticmethod
     def _check_coupled_var(node, coupled_var) -> tuple[str, ...]:
         states = list(node.state_names)
+        observables = list(getattr(node, "observables", ()))
         if coupled_var is ... or coupled_var is None:
             default = default_coupled_state(node)
             if default is not None:
                 return (default,)
             raise ValueError(
                 f"coupled_var: pass the state of {node._label()} the coupling reads; "
-                f"available states: {states}."
+                f"available states: {states}" + (f", observables: {observables}." if observables else ".")
             )
         names = _to_names(coupled_var, "coupled_var")
         for name in names:
-            if name not in states:
-                hint = ""
-                if name in getattr(node, "observables", ()):
-                    # An observable is computed from the state after the step; the
-                    # history the delays read holds states only.
-                    default = default_coupled_state(node)
-                    hint = (
-                        f" {name!r} is an observable, computed from the states: couple "
-                        "through a state" + (f" (the default is {default!r})" if default else "")
-                        + f", and record {name!r} with monitors=[{name!r}]."
-                    )
+            if name not in states and name not in observables:
                 raise ValueError(
-                    f"coupled_var {name!r} is not a state variable of {node._label()}; "
-                    f"available states: {states}.{hint}"
+                    f"coupled_var {name!r} is neither a state variable nor an observable of "
+                    f"{node._label()}; available states: {states}"
+                    + (f", observables: {observables}." if observables else ".")
                 )
+            if name in observables:
+                # E.g. a lead field's sensors: the coupling needs one value per region.
+                shape = jax.eval_shape(lambda: node.observe(name, node.init_state(jax.random.key(0)))).shape
+                if shape != (node.n_regions,):
+                    raise ValueError(
+                        f"coupled_var {name!r}: this observable of {node._label()} has shape {shape}; "
+                        f"a coupled variable needs one value per region, ({node.n_regions},)."
+                    )
         if len(set(names)) != len(names):
-            raise ValueError(f"coupled_var lists a state twice: {names}.")
+            raise ValueError(f"coupled_var lists a variable twice: {names}.")
         return names
 
     @staticmethod
@@ -623,7 +625,7 @@ class Network(AbstractModel):
         for c in coupled:
             if c not in history:
                 raise ValueError(f"history must give the coupled variable {c!r} (it gives {list(history)}).")
-            unit = node.state_units.get(c, "")
+            unit = node.state_units.get(c, "") if c in node.state_names else node.observable_units.get(c, "")
             value = _float(to_canonical(history[c], f"history[{c!r}]", unit) if is_quantity(history[c]) else history[c])
             if value.shape not in ((), (node.n_regions,)):
                 raise ValueError(f"history[{c!r}] has shape {value.shape}; expected ({node.n_regions},) or a scalar.")
@@ -791,9 +793,10 @@ class Network(AbstractModel):
         w = self.coupling_weights() if weights is None else weights
         src = self._sources()
         k = read(self.k)
+        values = self.coupled_values(state)
         out = {}
         for var, tgt in zip(self.coupled_var, self.target):
-            x = state[var]
+            x = values[var]
             if self._summed():
                 feats = self.coupling.pre(x)  # (F, N)
                 if self.sources is None:
@@ -806,11 +809,17 @@ class Network(AbstractModel):
                 out[tgt] = self.coupling(x[src], x, w, k)
         return out
 
-    def _features(self, state):
-        """The history channels of a state: ``(V * F * N,)``."""
+    def coupled_values(self, state: State) -> dict[str, Array]:
+        """The coupled variables' values ``{name: (N,)}`` in ``state``: a state variable
+        itself, or an observable computed from the state (e.g. Jansen-Rit's ``eeg`` =
+        $E - I$, which TVB's Jansen-Rit networks couple)."""
+        return {v: self.node.observe(v, state) for v in self.coupled_var}
+
+    def _features(self, values: dict[str, Array]) -> Array:
+        """The history channels of the coupled variables' values: ``(V * F * N,)``."""
         if self._summed():
-            return jnp.concatenate([self.coupling.pre(state[v]).reshape(-1) for v in self.coupled_var])
-        return jnp.concatenate([state[v] for v in self.coupled_var])
+            return jnp.concatenate([self.coupling.pre(values[v]).reshape(-1) for v in self.coupled_var])
+        return jnp.concatenate([values[v] for v in self.coupled_var])
 
     @property
     def _n_features(self) -> int:
@@ -919,24 +928,21 @@ class Network(AbstractModel):
         col = jnp.arange(L)
         m = jnp.where(col == 0, 0, col - L)
 
-        def channels(values_at):
-            return self._features(values_at)
-
         if self.history is None:
-            now = channels(y0)
+            now = self._features(self.coupled_values(y0))
             past = jnp.broadcast_to(now, (L,) + now.shape)
             prev = past
         elif callable(self.history):
             def at(t):
                 out = self.history(t)
                 out = out if isinstance(out, Mapping) else {self.coupled_var[0]: out}
-                return channels({v: jnp.broadcast_to(_float(out[v]), (self.n_regions,)) for v in self.coupled_var})
+                return self._features({v: jnp.broadcast_to(_float(out[v]), (self.n_regions,)) for v in self.coupled_var})
 
             ts = m.astype(jnp.result_type(float)) * dt
             past = jax.vmap(at)(ts)
             prev = jax.vmap(at)(ts - dt)
         else:
-            now = channels({v: jnp.broadcast_to(self.history[v], (self.n_regions,)) for v in self.coupled_var})
+            now = self._features({v: jnp.broadcast_to(self.history[v], (self.n_regions,)) for v in self.coupled_var})
             past = jnp.broadcast_to(now, (L,) + now.shape)
             prev = past
         if plan.packed:
@@ -1073,6 +1079,7 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         out = {}
         if buf is None:
             return net.instantaneous_coupling(y0, plan.weights), None, None
+        values = net.coupled_values(y0)
         row = jnp.remainder(count, plan.n_slots)
         # Row (n - lag) mod L without a division per element: one compare and select.
         offset = row * plan.n_channels + jnp.where(plan.lag > row, plan.n_slots * plan.n_channels, 0)
@@ -1102,12 +1109,12 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
                         )
                         blocks = blocks[:c] + (state,) + blocks[c + 1 :]
                     sums.append(s)
-                out[tgt] = net.coupling.post(jnp.stack(sums), y0[var], plan.rowsum, k)
+                out[tgt] = net.coupling.post(jnp.stack(sums), values[var], plan.rowsum, k)
             else:
                 g, buf = hist.read_gather(buf, plan.base[v] + offset)
                 if plan.packed:
                     g = (1.0 - plan.frac) * jnp.real(g) + plan.frac * jnp.imag(g)
-                out[tgt] = net.coupling(g, y0[var], plan.weights, k)
+                out[tgt] = net.coupling(g, values[var], plan.weights, k)
         return out, buf, blocks
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
@@ -1118,9 +1125,10 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         # The history must hold exactly the state the next step starts from.
         y1 = self.network.post_step(y1)
         if buf is not None:
-            new = self.network._features(y1)
+            net = self.network
+            new = net._features(net.coupled_values(y1))
             if self.plan.packed:
-                new = jax.lax.complex(new, self.network._features(y0))
+                new = jax.lax.complex(new, net._features(net.coupled_values(y0)))
             buf = hist.ring_write(buf, new, jnp.remainder(count + 1, self.plan.n_slots))
         return y1, err, dense, (inner, buf, count + 1, blocks), result
 

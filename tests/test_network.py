@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import diffrax as dfx
 import equinox as eqx
 import jax
@@ -378,7 +380,7 @@ def test_params_are_trainable_leaves():
         (dict(distance=DIST, speed=10.0, delays=DIST), r"either delays, or distance and speed"),
         (dict(delays=-np.ones((N, N))), r"delays must be finite and >= 0 \(ms\); min is -1"),
         (dict(distance=DIST[:3, :3], speed=10.0), r"distance has shape \(3, 3\)"),
-        (dict(coupled_var="q"), r"coupled_var 'q' is not a state variable of Hopf; available states: \['x', 'y'\]"),
+        (dict(coupled_var="q"), r"coupled_var 'q' is neither a state variable nor an observable of Hopf; available states: \['x', 'y'\]"),
         (dict(target="q"), r"target 'q' is not an input of Hopf"),
         (dict(coupling="foo"), r"coupling must be one of 'diffusive'"),
         (dict(interpolation="cubic"), r"interpolation must be one of"),
@@ -418,12 +420,48 @@ def test_a_model_may_name_the_state_a_network_couples():
     assert Network(hopf(), CONN).coupled_var == ("x",)
 
 
-def test_coupling_through_an_observable_says_what_to_do():
-    with pytest.raises(ValueError, match=r"'eeg' is an observable, computed from the states: couple through a state \(the default is 'M'\), and record 'eeg' with monitors=\['eeg'\]"):
-        Network(bm.JansenRit(N), CONN, coupled_var="eeg")
-    # The default named is the state a Network reads, not an input that is no state.
-    with pytest.raises(ValueError, match=r"'H_e' is an observable, computed from the states: couple through a state \(the default is 'S_e'\)"):
-        Network(bm.WongWangExcInh(N), CONN, coupled_var="H_e")
+class _HopfObserved(bm.Hopf):
+    """Hopf with observables: a copy of ``x`` and a per-node pair (not one value per region)."""
+
+    observables: ClassVar = ("x_copy", "pair")
+
+    def x_copy(self, state):
+        return 1.0 * state["x"]
+
+    def pair(self, state):
+        return jnp.stack([state["x"], state["y"]])
+
+
+def test_an_observable_couples_like_the_state_it_computes():
+    """Delays, linear reads, a history and a continued run: coupling through an observable
+    equal to ``x`` gives the run that coupling through ``x`` gives, bit for bit."""
+    node = _HopfObserved(N, a=0.2, w=0.3, init_x=X0, init_y=0.05)
+    past = lambda t: jnp.full(N, 0.3) + 0.01 * t
+    nets = [
+        Network(node, CONN, distance=DIST, speed=2.0, k=0.5, coupled_var=var, history=lambda t, v=var: {v: past(t)})
+        for var in ("x", "x_copy")
+    ]
+    runs = [bm.simulate(net, 40.0, dt=DT, monitors=["x", "x_copy"]) for net in nets]
+    np.testing.assert_array_equal(runs[0]["x"], runs[1]["x"])
+    more = bm.simulate(nets[1], 20.0, dt=DT, y0=runs[1])  # the observable's recorded past
+    np.testing.assert_array_equal(more["x"], bm.simulate(nets[0], 20.0, dt=DT, y0=runs[0])["x"])
+    with pytest.raises(ValueError, match=r"coupled_var 'pair': this observable of _HopfObserved has shape \(2, 6\); a coupled variable needs one value per region, \(6,\)"):
+        Network(node, CONN, coupled_var="pair")
+
+
+def test_jansen_rit_couples_its_eeg_as_tvb_does():
+    """TVB's Jansen-Rit network: the sources' E - I, through the sigmoid, drive E."""
+    node = bm.JansenRit(N, init_E=np.linspace(0.0, 12.0, N), init_I=1.0)
+    kernel = C.SigmoidalJansenRit(cmax=5.0)  # TVB's 0.005 /ms, in the Hz of the E input
+    net = Network(node, CONN, coupling=kernel, coupled_var="eeg", target="E", k=2.0)
+    y = net.init_state()
+    eeg = y["E"] - y["I"]
+    drive = 2.0 * (CONN * (1 - np.eye(N))) @ (5.0 / (1 + np.exp(0.56 * (6.0 - eeg))))
+    got, expected = net.vector_field(0.0, y, {}), node.vector_field(0.0, y, {"E": drive})
+    np.testing.assert_allclose(got["Ev"], expected["Ev"], rtol=1e-6)
+    delayed_run = bm.simulate(Network(node, CONN, delays=np.full((N, N), 5.0), coupling=kernel,
+                                      coupled_var="eeg", target="E", k=2.0), 20.0, dt=DT)
+    assert np.isfinite(np.asarray(delayed_run["E"])).all()
 
 
 def test_signed_weights_allowed_where_meaningful():
