@@ -381,7 +381,7 @@ class Network(AbstractModel):
                 )
             if name in observables:
                 # E.g. a lead field's sensors: the coupling needs one value per region.
-                shape = jax.eval_shape(lambda: node.observe(name, node.init_state(jax.random.key(0)))).shape
+                shape = jax.eval_shape(lambda v=name: node.observe(v, node.init_state(jax.random.key(0)))).shape
                 if shape != (node.n_regions,):
                     raise ValueError(
                         f"coupled_var {name!r}: this observable of {node._label()} has shape {shape}; "

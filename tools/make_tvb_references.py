@@ -1,0 +1,165 @@
+"""Regenerate the TVB reference data under ``tests/data/reference/tvb``.
+
+Usage (any python3, from anywhere)::
+
+    python tools/make_tvb_references.py [--venv PATH]
+
+* Ensures a throwaway venv holding ``tvb-library==2.10.0`` (default
+  ``~/.cache/bmx/venv-tvb``; ``--venv`` or ``$BMX_TVB_VENV`` overrides), creating it with
+  ``python3 -m venv`` + ``pip install`` when missing. TVB is never a dependency of
+  ``brainmass_eqx``.
+* Runs this file's cases inside that venv (``--child``): TVB region simulations on the
+  bundled 8-region example connectome (weights, tract lengths), with conduction delays,
+  TVB's deterministic Heun integrator, float64, a constant initial history, no noise.
+* Writes one ``<case>.npz`` per case: ``state__<tvb state>`` ``(T, N)`` float64, the state
+  after every ``record_every``-th step from the first (sample ``j`` after step
+  ``1 + record_every*j``, as ``simulate(..., sample_every=record_every)`` records),
+  ``init__<tvb state>`` ``(N,)``, ``dt``, ``n_steps``, ``record_every``, ``speed``,
+  ``idelays`` (TVB's delays in steps) and ``meta`` (JSON: the TVB model, coupling and
+  their parameters, the TVB version).
+
+``tests/test_tvb_parity.py`` builds the same networks with brainmass_eqx (the mapping of
+names is the one ``docs/howto/migrating.md`` gives) and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUTDIR = REPO_ROOT / "tests" / "data" / "reference" / "tvb"
+CONNECTOME = REPO_ROOT / "brainmass_eqx" / "datasets" / "_data" / "example_connectome.npz"
+TVB_VERSION = "2.10.0"
+DEFAULT_VENV = Path.home() / ".cache" / "bmx" / "venv-tvb"
+
+# name: (TVB model class and parameters, coupling class and parameters, per-state initial
+# value, dt (ms), steps, record every, conduction speed (mm/ms)). Parameters are lists
+# (one value, or one per region).
+CASES = {
+    "jansen_rit": dict(
+        model=("JansenRit", {"mu": [0.22], "v0": [5.52]}),
+        coupling=("SigmoidalJansenRit", {"a": [10.0]}),
+        init={"y0": 0.0, "y1": 0.0, "y2": 0.0, "y3": 0.0, "y4": 0.0, "y5": 0.0},
+        dt=2.0**-4, n_steps=3200, record_every=16, speed=3.0,
+    ),
+    "generic_2d_oscillator": dict(
+        model=("Generic2dOscillator", {"a": [-0.5], "tau": [1.5], "I": [0.2]}),
+        coupling=("Linear", {"a": [0.05], "b": [0.01]}),
+        init={"V": [0.1, -0.2, 0.3, 0.0, -0.5, 0.4, 0.2, -0.1], "W": 0.2},
+        dt=0.05, n_steps=4000, record_every=20, speed=4.0,
+    ),
+    "epileptor": dict(
+        model=("Epileptor", {"x0": [-1.6, -2.4, -2.4, -1.8, -2.4, -2.4, -2.4, -2.4],
+                             "Ks": [-0.2], "Kf": [0.1], "Kvf": [0.05], "r": [0.0015]}),
+        coupling=("Difference", {"a": [1.0]}),
+        init={"x1": -1.5, "y1": -10.0, "z": 3.0, "x2": -1.0, "y2": 0.0, "g": 0.0},
+        dt=0.05, n_steps=8000, record_every=40, speed=3.0,
+    ),
+    "sup_hopf": dict(
+        model=("SupHopf", {"a": [0.1, -0.05, 0.2, 0.0, 0.15, -0.1, 0.05, 0.3], "omega": [0.3]}),
+        coupling=("Difference", {"a": [0.2]}),
+        init={"x": [0.5, -0.3, 0.2, 0.1, -0.4, 0.3, 0.0, 0.6], "y": 0.1},
+        dt=0.05, n_steps=4000, record_every=20, speed=5.0,
+    ),
+}
+
+
+def _installed_version(python: Path) -> str | None:
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('tvb-library'))"],
+        capture_output=True,
+        text=True,
+    )
+    return probe.stdout.strip() if probe.returncode == 0 else None
+
+
+def ensure_venv(venv: Path) -> Path:
+    """Return the venv's python, creating the venv / installing TVB if needed."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating venv {venv}", flush=True)
+        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    if _installed_version(python) != TVB_VERSION:
+        print(f"installing tvb-library=={TVB_VERSION} into {venv}", flush=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"tvb-library=={TVB_VERSION}"], check=True)
+    return python
+
+
+def run_case(name: str, spec: dict) -> None:
+    """Simulate one case with TVB (inside the TVB venv) and write ``OUTDIR/<name>.npz``."""
+    import numpy as np
+    from tvb.datatypes import connectivity
+    from tvb.simulator import coupling, integrators, models, monitors, simulator
+
+    data = np.load(CONNECTOME)
+    weights, lengths = data["weights"].astype(np.float64), data["distances"].astype(np.float64)
+    n = weights.shape[0]
+    conn = connectivity.Connectivity(
+        weights=weights, tract_lengths=lengths, region_labels=np.array([f"r{i}" for i in range(n)]),
+        centres=np.zeros((n, 3)), speed=np.array([spec["speed"]]),
+    )
+    model_name, model_params = spec["model"]
+    model = getattr(models, model_name)(**{k: np.array(v, dtype=np.float64) for k, v in model_params.items()})
+    names = list(model.state_variables)
+    model.variables_of_interest = tuple(names)
+    coupling_name, coupling_params = spec["coupling"]
+    kernel = getattr(coupling, coupling_name)(**{k: np.array(v, dtype=np.float64) for k, v in coupling_params.items()})
+    conn.configure()
+    horizon = int(np.rint(lengths.max() / spec["speed"] / spec["dt"])) + 1
+    init = np.stack([np.broadcast_to(np.asarray(spec["init"][v], np.float64), (n,)) for v in names])
+    sim = simulator.Simulator(
+        model=model, connectivity=conn, coupling=kernel,
+        integrator=integrators.HeunDeterministic(dt=spec["dt"]), monitors=(monitors.Raw(),),
+        simulation_length=spec["n_steps"] * spec["dt"],
+        # The whole horizon: a shorter history is padded with random states.
+        initial_conditions=np.broadcast_to(init[None, :, :, None], (horizon, len(names), n, 1)).copy(),
+    )
+    sim.configure()
+    ((_, ys),) = sim.run()
+    ys = ys[:, :, :, 0]
+    every = spec["record_every"]
+    if ys.shape[0] != spec["n_steps"]:
+        raise SystemExit(f"{name}: TVB returned {ys.shape[0]} steps, expected {spec['n_steps']}")
+    out = {f"state__{v}": ys[::every, i] for i, v in enumerate(names)}
+    out.update({f"init__{v}": init[i] for i, v in enumerate(names)})
+    import importlib.metadata
+
+    meta = dict(
+        tvb_version=importlib.metadata.version("tvb-library"), model=model_name, model_params=model_params,
+        coupling=coupling_name, coupling_params=coupling_params, state_names=names,
+        integrator="HeunDeterministic", connectome="example_connectome",
+    )
+    np.savez_compressed(
+        OUTDIR / f"{name}.npz", dt=spec["dt"], n_steps=spec["n_steps"], record_every=every,
+        speed=spec["speed"], idelays=sim.connectivity.idelays, meta=json.dumps(meta), **out,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--venv", type=Path, default=Path(os.environ.get("BMX_TVB_VENV", DEFAULT_VENV)),
+        help="venv holding tvb-library (default: $BMX_TVB_VENV or ~/.cache/bmx/venv-tvb)",
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        OUTDIR.mkdir(parents=True, exist_ok=True)
+        for name, spec in CASES.items():
+            start = time.perf_counter()
+            run_case(name, spec)
+            size = (OUTDIR / f"{name}.npz").stat().st_size / 1024
+            print(f"  {name}.npz  {size:.1f} KiB  ({time.perf_counter() - start:.1f} s)", flush=True)
+        return
+    python = ensure_venv(args.venv.expanduser())
+    subprocess.run([str(python), str(Path(__file__).resolve()), "--child"], check=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
