@@ -67,6 +67,18 @@ CASES = {
         init={"x": [0.5, -0.3, 0.2, 0.1, -0.4, 0.3, 0.0, 0.6], "y": 0.1},
         dt=0.05, n_steps=4000, record_every=20, speed=5.0,
     ),
+    "reduced_wong_wang_exc_inh": dict(
+        model=("ReducedWongWangExcInh", {"G": [1.5], "I_ext": [0.0, 0.05, 0.0, 0.1, 0.0, 0.0, 0.02, 0.0]}),
+        coupling=("Linear", {"a": [1.0]}),
+        init={"S_e": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "S_i": 0.05},
+        dt=0.1, n_steps=3000, record_every=15, speed=3.0,
+    ),
+    "kuramoto": dict(
+        model=("Kuramoto", {"omega": [0.05, 0.08, 0.11, 0.06, 0.09, 0.12, 0.07, 0.1]}),
+        coupling=("Kuramoto", {"a": [0.4]}),
+        init={"theta": [0.0, 0.8, 1.6, 2.4, 3.2, 4.0, 4.8, 5.6]},
+        dt=0.05, n_steps=4000, record_every=20, speed=5.0,
+    ),
 }
 
 
