@@ -73,6 +73,12 @@ CASES = {
         init={"S_e": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "S_i": 0.05},
         dt=0.1, n_steps=3000, record_every=15, speed=3.0,
     ),
+    "montbrio_pazo_roxin": dict(
+        model=("MontbrioPazoRoxin", {"eta": [-4.6], "J": [14.5], "Delta": [0.7], "tau": [1.0], "cr": [1.0], "cv": [0.0]}),
+        coupling=("Linear", {"a": [0.5]}),
+        init={"r": [0.1, 0.5, 0.2, 1.0, 0.05, 0.3, 0.8, 0.4], "V": -2.0},
+        dt=0.01, n_steps=10000, record_every=50, speed=10.0,
+    ),
     "kuramoto": dict(
         model=("Kuramoto", {"omega": [0.05, 0.08, 0.11, 0.06, 0.09, 0.12, 0.07, 0.1]}),
         coupling=("Kuramoto", {"a": [0.4]}),
