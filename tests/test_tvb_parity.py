@@ -25,6 +25,7 @@ import pytest
 
 import brainmass_eqx as bx
 from brainmass_eqx import coupling as C
+from brainmass_eqx.observation import HRFBold, TemporalAverage
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "reference" / "tvb"
 
@@ -137,3 +138,25 @@ def test_reference_runs_are_not_trivial():
         moved = [np.ptp(ref[f"state__{v}"], axis=0).max() for v in ref["meta"]["state_names"]]
         assert max(moved) > 0.1, (case, moved)
         assert ref["idelays"].max() > 10, case  # delays of many steps
+
+
+def _monitor_signal(dt, n_steps, n=8):
+    """``tools/make_tvb_references.monitor_signal``: the input of TVB's monitors."""
+    t = (np.arange(n_steps) + 1) * dt
+    f = 0.004 + 0.0015 * np.arange(n)
+    return np.sin(2 * np.pi * f * t[:, None]) + 0.5 * np.cos(2 * np.pi * 0.05 * f * t[:, None] + np.arange(n))
+
+
+def test_temporal_average_and_hrf_bold_match_tvb_monitors(x64):
+    ref = _load("monitors")
+    dt, meta = float(ref["dt"]), ref["meta"]
+    x = _monitor_signal(dt, int(ref["n_steps"]))
+    tavg = np.asarray(TemporalAverage(period=meta["tavg_period"])(x, dt=dt))
+    np.testing.assert_allclose(tavg, ref["tavg"], rtol=0, atol=1e-12)
+    # TVB's Bold weights the newest 4 ms block by the kernel's last sample and each older
+    # block by the sample before its own (the kernel one block late), and samples the 20 s
+    # kernel at arange, not linspace, steps: 0.3 % of the BOLD's range apart (measured).
+    bold = np.asarray(HRFBold(period=meta["bold_period"])(x, dt=dt))
+    assert bold.shape == ref["bold"].shape
+    assert np.abs(bold - ref["bold"]).max() <= 0.01 * np.ptp(ref["bold"])
+    assert np.corrcoef(bold.ravel(), ref["bold"].ravel())[0, 1] > 0.9999

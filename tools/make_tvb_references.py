@@ -17,6 +17,8 @@ Usage (any python3, from anywhere)::
   ``init__<tvb state>`` ``(N,)``, ``dt``, ``n_steps``, ``record_every``, ``speed``,
   ``idelays`` (TVB's delays in steps) and ``meta`` (JSON: the TVB model, coupling and
   their parameters, the TVB version).
+* Writes ``monitors.npz``: TVB's ``Bold`` (period 500 ms) and ``TemporalAverage`` (100 ms)
+  monitors applied, alone, to a signal given by a formula (`monitor_signal`).
 
 ``tests/test_tvb_parity.py`` builds the same networks with brainmass_eqx (the mapping of
 names is the one ``docs/howto/migrating.md`` gives) and compares.
@@ -159,6 +161,43 @@ def run_case(name: str, spec: dict) -> None:
     )
 
 
+def monitor_signal(dt: float, n_steps: int, n: int = 8):
+    """The signal ``(n_steps, n)`` given to TVB's monitors alone: slow and fast rhythms per
+    region (also computed by ``tests/test_tvb_parity.py``)."""
+    import numpy as np
+
+    t = (np.arange(n_steps) + 1) * dt  # ms, the end of each step
+    f = 0.004 + 0.0015 * np.arange(n)  # per ms
+    return np.sin(2 * np.pi * f * t[:, None]) + 0.5 * np.cos(2 * np.pi * 0.05 * f * t[:, None] + np.arange(n))
+
+
+def run_monitors() -> None:
+    """TVB's Bold and TemporalAverage monitors on `monitor_signal`, step numbers from 1 (in
+    a simulation TVB's step counter starts after its history horizon); writes
+    ``monitors.npz`` with ``bold`` and ``tavg`` ``(T, 8)``."""
+    import numpy as np
+    from tvb.simulator import monitors
+
+    dt, n_steps, bold_period, tavg_period = 0.25, 160_000, 500.0, 100.0
+    x = monitor_signal(dt, n_steps)
+    outputs = {}
+    for name, monitor in (("bold", monitors.Bold(period=bold_period)), ("tavg", monitors.TemporalAverage(period=tavg_period))):
+        monitor.dt, monitor.voi = dt, np.array([0])
+        monitor.istep = int(round(monitor.period / dt))
+        if name == "bold":
+            monitor.compute_hrf()
+            monitor._interim_stock = np.zeros((monitor._interim_istep, 1, x.shape[1], 1))
+            monitor._stock = np.zeros((monitor._stock_steps, 1, x.shape[1], 1))
+        else:
+            monitor._stock = np.zeros((monitor.istep, 1, x.shape[1], 1))
+        samples = [monitor.sample(k + 1, x[k][None, :, None]) for k in range(n_steps)]
+        outputs[name] = np.array([s[1][0, :, 0] for s in samples if s is not None])
+    import importlib.metadata
+
+    meta = dict(tvb_version=importlib.metadata.version("tvb-library"), bold_period=bold_period, tavg_period=tavg_period)
+    np.savez_compressed(OUTDIR / "monitors.npz", dt=dt, n_steps=n_steps, meta=json.dumps(meta), **outputs)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -174,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
             run_case(name, spec)
             size = (OUTDIR / f"{name}.npz").stat().st_size / 1024
             print(f"  {name}.npz  {size:.1f} KiB  ({time.perf_counter() - start:.1f} s)", flush=True)
+        run_monitors()
+        print(f"  monitors.npz  {(OUTDIR / 'monitors.npz').stat().st_size / 1024:.1f} KiB", flush=True)
         return
     python = ensure_venv(args.venv.expanduser())
     subprocess.run([str(python), str(Path(__file__).resolve()), "--child"], check=True)
