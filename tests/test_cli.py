@@ -178,7 +178,20 @@ def test_a_constant_input_drives_the_nodes(tmp_path, capsys):
 def test_bad_coupled_var(capsys):
     code, _, err = run(["simulate", "--coupled-var", "q", "--no-plot"], capsys)
     assert code == 2
-    assert_one_line(err, "--coupled-var: Hopf has no state 'q'", "x, y")
+    assert_one_line(err, "--coupled-var: Hopf has no state or observable 'q'", "x, y")
+    code, _, err = run(["simulate", "--model", "JansenRit", "--coupled-var", "q", "--no-plot"], capsys)
+    assert_one_line(err, "its states are M, E, I, Mv, Ev, Iv; its observables eeg.")
+
+
+def test_an_observable_is_coupled_and_recorded(tmp_path, capsys):
+    # TVB's Jansen-Rit networks couple E - I, the observable eeg.
+    out = tmp_path / "jr.npz"
+    argv = ["simulate", "--model", "JansenRit", "--coupled-var", "eeg", "--k", "0.01", "--duration", "50ms",
+            "--input", "E=220Hz", "--out", str(out), "--no-plot", "--no-progress"]  # fmt: skip
+    assert run(argv, capsys)[0] == 0
+    with np.load(out) as z:
+        eeg = z["eeg"]
+    assert eeg.shape == (50, 8) and np.ptp(eeg) > 0  # every 1 ms (the default)
 
 
 def test_fit_bounds_without_fit(capsys):

@@ -44,7 +44,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "(TVB .zip, .mat, .npz, .npy, .csv, .txt); default example_connectome",
     )  # fmt: skip
     g.add_argument("--coupling", default="diffusive", help="coupling function (default diffusive)")
-    g.add_argument("--coupled-var", default=None, help="the coupled state (default: the model's coupling variable)")
+    g.add_argument("--coupled-var", default=None, help="the coupled state, or an observable such as JansenRit's eeg (default: the model's coupling variable)")
     g.add_argument("--k", type=float, default=0.5, help="global coupling strength (default 0.5)")
     g.add_argument(
         "--speed", type=_build.speed_arg, default=None,

@@ -212,14 +212,16 @@ def start_inside(value: float, box: tuple[float, float]) -> float:
 
 
 def coupled_var(desc, requested: str | None) -> str:
-    """The state the network couples: ``requested``, else the model's default (its
-    ``coupled_state``, or its coupling input when that is a state: ``x`` for Hopf), else
-    the first state."""
+    """The state (or observable) the network couples: ``requested``, else the model's
+    default (its ``coupled_state``, or its coupling input when that is a state: ``x`` for
+    Hopf), else the first state."""
     states = list(desc.states)
     if requested is not None:
-        if requested not in states:
+        if requested not in states and requested not in desc.observables:
+            observables = f"; its observables {', '.join(desc.observables)}" if desc.observables else ""
             raise CLIError(
-                f"--coupled-var: {desc.name} has no state {requested!r}; its states are {', '.join(states)}."
+                f"--coupled-var: {desc.name} has no state or observable {requested!r}; its states are "
+                f"{', '.join(states)}{observables}."
             )
         return requested
     from ..models._base import default_coupled_state
