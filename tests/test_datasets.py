@@ -224,6 +224,10 @@ def test_connectome_repr_summarises_and_tvb_names_point_to_ours():
         _ = conn.region_labels
     with pytest.raises(AttributeError, match="pass speed= \\(mm/ms\\) to the Network"):
         _ = conn.speed
+    with pytest.raises(AttributeError, match="scaled_weights\\(mode\\) is `normalised\\(mode\\)` here: 'tract' is 'max'"):
+        conn.scaled_weights(mode="tract")
+    with pytest.raises(ValueError, match="got 'region' \\(TVB's 'region' scaling is 'row_sum' here\\)"):
+        conn.normalised("region")
     assert not hasattr(conn, "no_such_field")
 
 

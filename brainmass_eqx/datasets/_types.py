@@ -44,6 +44,11 @@ _TVB_NAMES = {
     ]
 }
 _TVB_NAMES["speed"] = "the conduction speed is not stored on a connectome here: pass speed= (mm/ms) to the Network."
+_TVB_NAMES["scaled_weights"] = (
+    "TVB's scaled_weights(mode) is `normalised(mode)` here: 'tract' is 'max', 'region' is 'row_sum'."
+)
+# TVB's scaled_weights modes, for the message of `normalised`.
+_TVB_MODES = {"tract": "max", "edge": "max", "region": "row_sum", "node": "row_sum"}
 
 
 def default_labels(n: int) -> tuple[str, ...]:
@@ -296,7 +301,8 @@ class Connectome(eqx.Module):
         elif mode == "rows":
             scale = xp.sum(absw, axis=1, keepdims=True)
         else:
-            raise ValueError(f"'mode' must be one of 'max', 'row_sum', 'rows', got {mode!r}.")
+            hint = f" (TVB's {mode!r} scaling is {_TVB_MODES[mode]!r} here)" if mode in _TVB_MODES else ""
+            raise ValueError(f"'mode' must be one of 'max', 'row_sum', 'rows', got {mode!r}{hint}.")
         # A zero scale means there is nothing to normalise; dividing by 1 keeps the zeros.
         scale = xp.where(scale == 0, 1.0, scale)
         return eqx.tree_at(lambda c: c.weights, self, w / scale)
