@@ -90,6 +90,13 @@ def montbrio_pazo_roxin(ref, n):
     return node, net, None, {"r": "r", "V": "v"}
 
 
+def larter_breakspear(ref, n):
+    node = bx.LarterBreakspear(n, C=_p(ref, "C"))
+    # TVB's HyperbolicTangent(a=QV_max/2, midpoint=VT, sigma=d_V) sends each source's Q_V.
+    assert ref["meta"]["coupling_params"] == {"a": [0.5], "b": [1.0], "midpoint": [0.0], "sigma": [0.65]}
+    return node, dict(coupled_var="QV", coupling="additive", k=1.0), None, {"V": "V", "W": "W", "Z": "Z"}
+
+
 def kuramoto(ref, n):
     node = bx.Kuramoto(n, omega=_p(ref, "omega"))
     # TVB's Kuramoto coupling is documented as a / N sum_j W_ij sin(theta_j - theta_i), but
@@ -98,13 +105,18 @@ def kuramoto(ref, n):
     return node, net, None, {"theta": "theta"}
 
 
+# Larter-Breakspear's spikes are steep: the float32 rounding moves an upstroke by a hair,
+# which reads as 1e-5 of the range at the samples on it (1e-8 between spikes; measured).
+TOLERANCE = {"larter_breakspear": 5e-5}
+
 # A state in other units here: (case, TVB state) -> factor to ours.
 SCALE = {("montbrio_pazo_roxin", "r"): 1000.0}
 
 CASES = {
     f.__name__: f
     for f in (
-        jansen_rit, generic_2d_oscillator, epileptor, sup_hopf, reduced_wong_wang_exc_inh, montbrio_pazo_roxin, kuramoto
+        jansen_rit, generic_2d_oscillator, epileptor, sup_hopf, reduced_wong_wang_exc_inh, montbrio_pazo_roxin,
+        larter_breakspear, kuramoto,
     )
 }
 
@@ -128,7 +140,7 @@ def test_reproduces_tvb_region_simulation(case, x64):
         expected, got = ref[f"state__{theirs}"] * SCALE.get((case, theirs), 1.0), np.asarray(traj[ours])
         assert got.shape == expected.shape, (ours, got.shape, expected.shape)
         scale = np.abs(expected).max()
-        assert np.abs(got - expected).max() <= 5e-6 * scale, (theirs, np.abs(got - expected).max(), scale)
+        assert np.abs(got - expected).max() <= TOLERANCE.get(case, 5e-6) * scale, (theirs, np.abs(got - expected).max(), scale)
 
 
 def test_reference_runs_are_not_trivial():

@@ -81,6 +81,12 @@ CASES = {
         init={"r": [0.1, 0.5, 0.2, 1.0, 0.05, 0.3, 0.8, 0.4], "V": -2.0},
         dt=0.01, n_steps=10000, record_every=50, speed=10.0,
     ),
+    "larter_breakspear": dict(
+        model=("LarterBreakspear", {"C": [0.3]}),
+        coupling=("HyperbolicTangent", {"a": [0.5], "b": [1.0], "midpoint": [0.0], "sigma": [0.65]}),
+        init={"V": [-0.2, 0.1, 0.3, -0.4, 0.0, 0.2, -0.1, 0.4], "W": 0.1, "Z": 0.05},
+        dt=0.1, n_steps=2000, record_every=10, speed=10.0,
+    ),
     "kuramoto": dict(
         model=("Kuramoto", {"omega": [0.05, 0.08, 0.11, 0.06, 0.09, 0.12, 0.07, 0.1]}),
         coupling=("Kuramoto", {"a": [0.4]}),

@@ -25,11 +25,16 @@ class LarterBreakspear(AbstractModel):
       - g_K W (V - V_K) - g_L (V - V_L)$$
     $$\qquad - (g_{Na} m_{Na} + (1-C) a_{ee} Q_V + C a_{ee} c)(V - V_{Na}) - a_{ie} Z Q_Z + a_{ne} I_{ext}]$$
     $$\dot W = t_s\, \phi\, (m_K - W)/\tau_K, \qquad \dot Z = t_s\, b\, (a_{ni} I_{ext} + a_{ei} V Q_V).$$
+
+    Observables ``QV`` and ``QZ``: the firing rates $Q_V$, $Q_Z$. In the papers (and TVB,
+    with its ``HyperbolicTangent`` coupling) the regions exchange $Q_V$:
+    ``Network(..., coupled_var='QV', coupling='additive')`` makes $c = k \sum_j W_{ij} Q_{V,j}$.
     """
 
     state_names: ClassVar = ("V", "W", "Z")
     input_names: ClassVar = ("V",)
     coupling_input: ClassVar = "V"
+    observables: ClassVar = ("QV", "QZ")
 
     gCa: object = _p(1.1, "Ca conductance", domain="nonnegative")
     gK: object = _p(2.0, "K conductance", domain="nonnegative")
@@ -67,11 +72,18 @@ class LarterBreakspear(AbstractModel):
     init_W: object = initial(0.0)
     init_Z: object = initial(0.0)
 
+    def QV(self, state):
+        """The excitatory firing rate $Q_V$."""
+        return self.QV_max * tanh_gate(state["V"], self.VT, self.d_V)
+
+    def QZ(self, state):
+        """The inhibitory firing rate $Q_Z$."""
+        return self.QZ_max * tanh_gate(state["Z"], self.ZT, self.d_Z)
+
     def vector_field(self, t, state, inputs):
         V, W, Z = state["V"], state["W"], state["Z"]
         c = self.input(inputs, "V")
-        QV = self.QV_max * tanh_gate(V, self.VT, self.d_V)
-        QZ = self.QZ_max * tanh_gate(Z, self.ZT, self.d_Z)
+        QV, QZ = self.QV(state), self.QZ(state)
         m_Ca = tanh_gate(V, self.TCa, self.d_Ca)
         m_Na = tanh_gate(V, self.TNa, self.d_Na)
         m_K = tanh_gate(V, self.TK, self.d_K)
