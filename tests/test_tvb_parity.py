@@ -97,6 +97,13 @@ def larter_breakspear(ref, n):
     return node, dict(coupled_var="QV", coupling="additive", k=1.0), None, {"V": "V", "W": "W", "Z": "Z"}
 
 
+def wilson_cowan(ref, n):
+    # TVB's defaults (alpha = c = k = 1, theta = 0, shift_sigmoid) are this model's form:
+    # its a_e, b_e are a_E, theta_E; its P is the input to E.
+    node = bx.WilsonCowan(n, tau_E=_p(ref, "tau_e"), tau_I=_p(ref, "tau_i"), a_E=1.2, theta_E=2.8, a_I=1.0, theta_I=4.0, r=1.0)
+    return node, dict(coupling="additive", k=_cp(ref, "a")), {"rE": _p(ref, "P")}, {"E": "rE", "I": "rI"}
+
+
 def kuramoto(ref, n):
     node = bx.Kuramoto(n, omega=_p(ref, "omega"))
     # TVB's Kuramoto coupling is documented as a / N sum_j W_ij sin(theta_j - theta_i), but
@@ -116,7 +123,7 @@ CASES = {
     f.__name__: f
     for f in (
         jansen_rit, generic_2d_oscillator, epileptor, sup_hopf, reduced_wong_wang_exc_inh, montbrio_pazo_roxin,
-        larter_breakspear, kuramoto,
+        larter_breakspear, wilson_cowan, kuramoto,
     )
 }
 

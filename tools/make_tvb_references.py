@@ -87,6 +87,12 @@ CASES = {
         init={"V": [-0.2, 0.1, 0.3, -0.4, 0.0, 0.2, -0.1, 0.4], "W": 0.1, "Z": 0.05},
         dt=0.1, n_steps=2000, record_every=10, speed=10.0,
     ),
+    "wilson_cowan": dict(
+        model=("WilsonCowan", {"P": [1.2], "tau_e": [10.0], "tau_i": [10.0]}),
+        coupling=("Linear", {"a": [0.5]}),
+        init={"E": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "I": 0.1},
+        dt=0.1, n_steps=3000, record_every=15, speed=3.0,
+    ),
     "kuramoto": dict(
         model=("Kuramoto", {"omega": [0.05, 0.08, 0.11, 0.06, 0.09, 0.12, 0.07, 0.1]}),
         coupling=("Kuramoto", {"a": [0.4]}),
