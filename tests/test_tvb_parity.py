@@ -104,6 +104,12 @@ def wilson_cowan(ref, n):
     return node, dict(coupling="additive", k=_cp(ref, "a")), {"rE": _p(ref, "P")}, {"E": "rE", "I": "rI"}
 
 
+def coombes_byrne_2d(ref, n):
+    node = bx.CoombesByrne(n, **{name: _p(ref, name) for name in ("eta", "v_syn", "k", "Delta")})
+    # TVB adds the coupling of r to the V equation.
+    return node, dict(coupling="additive", coupled_var="r", target="v", k=_cp(ref, "a")), None, {"r": "r", "V": "v"}
+
+
 def kuramoto(ref, n):
     node = bx.Kuramoto(n, omega=_p(ref, "omega"))
     # TVB's Kuramoto coupling is documented as a / N sum_j W_ij sin(theta_j - theta_i), but
@@ -123,7 +129,7 @@ CASES = {
     f.__name__: f
     for f in (
         jansen_rit, generic_2d_oscillator, epileptor, sup_hopf, reduced_wong_wang_exc_inh, montbrio_pazo_roxin,
-        larter_breakspear, wilson_cowan, kuramoto,
+        larter_breakspear, wilson_cowan, coombes_byrne_2d, kuramoto,
     )
 }
 

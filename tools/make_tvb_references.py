@@ -93,6 +93,12 @@ CASES = {
         init={"E": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "I": 0.1},
         dt=0.1, n_steps=3000, record_every=15, speed=3.0,
     ),
+    "coombes_byrne_2d": dict(
+        model=("CoombesByrne2D", {"eta": [1.5], "v_syn": [-4.0], "k": [1.0], "Delta": [0.5]}),
+        coupling=("Linear", {"a": [0.3]}),
+        init={"r": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "V": -0.5},
+        dt=0.01, n_steps=5000, record_every=25, speed=10.0,
+    ),
     "kuramoto": dict(
         model=("Kuramoto", {"omega": [0.05, 0.08, 0.11, 0.06, 0.09, 0.12, 0.07, 0.1]}),
         coupling=("Kuramoto", {"a": [0.4]}),
