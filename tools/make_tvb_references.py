@@ -34,6 +34,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _venvs import ensure_venv  # noqa: E402 (a script run by path)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTDIR = REPO_ROOT / "tests" / "data" / "reference" / "tvb"
 CONNECTOME = REPO_ROOT / "brainmass_eqx" / "datasets" / "_data" / "example_connectome.npz"
@@ -106,27 +109,6 @@ CASES = {
         dt=0.05, n_steps=4000, record_every=20, speed=5.0,
     ),
 }
-
-
-def _installed_version(python: Path) -> str | None:
-    probe = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('tvb-library'))"],
-        capture_output=True,
-        text=True,
-    )
-    return probe.stdout.strip() if probe.returncode == 0 else None
-
-
-def ensure_venv(venv: Path) -> Path:
-    """Return the venv's python, creating the venv / installing TVB if needed."""
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"creating venv {venv}", flush=True)
-        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    if _installed_version(python) != TVB_VERSION:
-        print(f"installing tvb-library=={TVB_VERSION} into {venv}", flush=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"tvb-library=={TVB_VERSION}"], check=True)
-    return python
 
 
 def run_case(name: str, spec: dict) -> None:
@@ -234,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         run_monitors()
         print(f"  monitors.npz  {(OUTDIR / 'monitors.npz').stat().st_size / 1024:.1f} KiB", flush=True)
         return
-    python = ensure_venv(args.venv.expanduser())
+    python = ensure_venv(args.venv.expanduser(), "tvb-library", TVB_VERSION)
     subprocess.run([str(python), str(Path(__file__).resolve()), "--child"], check=True)
 
 

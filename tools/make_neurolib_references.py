@@ -1,0 +1,125 @@
+"""Regenerate the neurolib reference data under ``tests/data/reference/neurolib``.
+
+Usage (any python3, from anywhere)::
+
+    python tools/make_neurolib_references.py [--venv PATH]
+
+* Ensures a throwaway venv holding ``neurolib==0.6.2`` (default
+  ``~/.cache/bmx/venv-neurolib``, the one ``benchmarks/bench_network.py`` uses; ``--venv``
+  or ``$BMX_NEUROLIB_VENV`` overrides). neurolib is never a dependency of
+  ``brainmass_eqx``.
+* Runs this file's cases inside that venv (``--child``): neurolib's numba models on the
+  bundled 8-region example connectome (``Cmat`` = weights, ``Dmat`` = tract lengths, so
+  conduction delays), Euler steps, float64, a constant initial state, no noise
+  (``sigma_ou = 0``).
+* Writes one ``<case>.npz`` per case: ``state__<neurolib output>`` ``(T, N)`` float64 (time
+  first), the output after every ``record_every``-th step from the first (sample ``j``
+  after step ``1 + record_every*j``, as ``simulate(..., sample_every=record_every)``
+  records), ``init__<state>`` ``(N,)``, ``dt``, ``n_steps``, ``record_every`` and ``meta``
+  (JSON: the model, its parameters, the neurolib version).
+
+``tests/test_neurolib_parity.py`` builds the same networks with brainmass_eqx and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _venvs import ensure_venv  # noqa: E402 (a script run by path)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUTDIR = REPO_ROOT / "tests" / "data" / "reference" / "neurolib"
+CONNECTOME = REPO_ROOT / "brainmass_eqx" / "datasets" / "_data" / "example_connectome.npz"
+NEUROLIB_VERSION = "0.6.2"
+DEFAULT_VENV = Path.home() / ".cache" / "bmx" / "venv-neurolib"
+
+# name: (model class, its parameters, {state: initial value}, outputs, dt, steps, record every)
+CASES = {
+    "hopf_diffusive": dict(
+        model="HopfModel",
+        params={"K_gl": 0.2, "signalV": 4.0, "a": 0.25, "w": 0.3},
+        init={"xs_init": [-0.4, -0.3, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4], "ys_init": 0.1},
+        outputs=("x", "y"), dt=0.1, n_steps=3000, record_every=15,
+    ),
+    "hopf_additive": dict(
+        model="HopfModel",
+        params={"K_gl": 0.3, "signalV": 2.0, "a": -0.05, "w": 0.25, "coupling": "additive", "x_ext": 0.05},
+        init={"xs_init": [0.5, -0.3, 0.2, 0.1, -0.4, 0.3, 0.0, 0.6], "ys_init": 0.0},
+        outputs=("x", "y"), dt=0.1, n_steps=3000, record_every=15,
+    ),
+    "fhn_diffusive": dict(
+        model="FHNModel",
+        params={"K_gl": 0.4, "signalV": 5.0, "x_ext": 1.0},
+        init={"xs_init": [-1.0, -0.5, 0.0, 0.5, 1.0, -0.2, 0.3, 0.8], "ys_init": 0.2},
+        outputs=("x", "y"), dt=0.1, n_steps=4000, record_every=20,
+    ),
+}
+
+
+def run_case(name: str, spec: dict) -> None:
+    """Simulate one case with neurolib (inside its venv) and write ``OUTDIR/<name>.npz``."""
+    import importlib
+    import importlib.metadata
+
+    import numpy as np
+
+    data = np.load(CONNECTOME)
+    cmat, dmat = data["weights"].astype(np.float64), data["distances"].astype(np.float64)
+    n = cmat.shape[0]
+    package = {"HopfModel": "hopf", "FHNModel": "fhn"}[spec["model"]]
+    model = getattr(importlib.import_module(f"neurolib.models.{package}"), spec["model"])(Cmat=cmat, Dmat=dmat)
+    p = model.params
+    p["duration"], p["dt"], p["sampling_dt"] = spec["n_steps"] * spec["dt"], spec["dt"], spec["dt"]
+    p["sigma_ou"] = 0.0
+    for key, value in spec["params"].items():
+        p[key] = np.asarray(value, np.float64) if isinstance(value, list) else value
+    if "x_ext" in spec["params"]:
+        p["x_ext"] = np.full(n, spec["params"]["x_ext"], np.float64)
+    init = {}
+    for key, value in spec["init"].items():
+        init[key] = np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
+        p[key] = init[key][:, None]  # one column: a constant past
+    model.run()
+    out = {}
+    for var in spec["outputs"]:
+        ys = np.asarray(getattr(model, var)).T  # (T, N)
+        if ys.shape[0] != spec["n_steps"]:
+            raise SystemExit(f"{name}: neurolib returned {ys.shape[0]} samples of {var}, expected {spec['n_steps']}")
+        out[f"state__{var}"] = ys[:: spec["record_every"]]
+    out.update({f"init__{key}": value for key, value in init.items()})
+    meta = dict(
+        neurolib_version=importlib.metadata.version("neurolib"), model=spec["model"], params=spec["params"],
+        outputs=list(spec["outputs"]), integrator="euler", connectome="example_connectome",
+    )
+    np.savez_compressed(
+        OUTDIR / f"{name}.npz", dt=spec["dt"], n_steps=spec["n_steps"], record_every=spec["record_every"],
+        meta=json.dumps(meta), **out,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--venv", type=Path, default=Path(os.environ.get("BMX_NEUROLIB_VENV", DEFAULT_VENV)),
+        help="venv holding neurolib (default: $BMX_NEUROLIB_VENV or ~/.cache/bmx/venv-neurolib)",
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        OUTDIR.mkdir(parents=True, exist_ok=True)
+        for name, spec in CASES.items():
+            run_case(name, spec)
+            print(f"  {name}.npz  {(OUTDIR / f'{name}.npz').stat().st_size / 1024:.1f} KiB", flush=True)
+        return
+    python = ensure_venv(args.venv.expanduser(), "neurolib", NEUROLIB_VERSION)
+    subprocess.run([str(python), str(Path(__file__).resolve()), "--child"], check=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
