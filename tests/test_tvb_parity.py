@@ -16,25 +16,18 @@ first step of the Hopf case already differs by 2e-9). A wrong mapping (a unit, a
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import diffrax as dfx
 import numpy as np
 import pytest
+from _reference import load_reference
 
 import brainmass_eqx as bx
 from brainmass_eqx import coupling as C
 from brainmass_eqx.observation import HRFBold, TemporalAverage
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "reference" / "tvb"
-
 
 def _load(case: str) -> dict:
-    with np.load(REFERENCE / f"{case}.npz", allow_pickle=False) as data:
-        out = {name: data[name] for name in data.files}
-    out["meta"] = json.loads(str(out["meta"]))
-    return out
+    return load_reference(f"tvb/{case}.npz")
 
 
 def _p(ref, name):
