@@ -23,21 +23,14 @@ Usage (any python3, from anywhere)::
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _venvs import ensure_venv  # noqa: E402 (a script run by path)
+import _external  # noqa: E402 (a script run by path)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-OUTDIR = REPO_ROOT / "tests" / "data" / "reference" / "neurolib"
-CONNECTOME = REPO_ROOT / "brainmass_eqx" / "datasets" / "_data" / "example_connectome.npz"
 NEUROLIB_VERSION = "0.6.2"
-DEFAULT_VENV = Path.home() / ".cache" / "bmx" / "venv-neurolib"
 
 # name: (model class, its parameters, {state: initial value}, outputs, dt, steps, record every)
 CASES = {
@@ -62,14 +55,14 @@ CASES = {
 }
 
 
-def run_case(name: str, spec: dict) -> None:
-    """Simulate one case with neurolib (inside its venv) and write ``OUTDIR/<name>.npz``."""
+def run_case(outdir: Path, name: str, spec: dict) -> None:
+    """Simulate one case with neurolib (inside its venv) and write ``outdir/<name>.npz``."""
     import importlib
     import importlib.metadata
 
     import numpy as np
 
-    data = np.load(CONNECTOME)
+    data = np.load(_external.CONNECTOME)
     cmat, dmat = data["weights"].astype(np.float64), data["distances"].astype(np.float64)
     n = cmat.shape[0]
     package = {"HopfModel": "hopf", "FHNModel": "fhn"}[spec["model"]]
@@ -98,27 +91,20 @@ def run_case(name: str, spec: dict) -> None:
         outputs=list(spec["outputs"]), integrator="euler", connectome="example_connectome",
     )
     np.savez_compressed(
-        OUTDIR / f"{name}.npz", dt=spec["dt"], n_steps=spec["n_steps"], record_every=spec["record_every"],
+        outdir / f"{name}.npz", dt=spec["dt"], n_steps=spec["n_steps"], record_every=spec["record_every"],
         meta=json.dumps(meta), **out,
     )
 
 
+def write(outdir: Path) -> None:
+    for name, spec in CASES.items():
+        run_case(outdir, name, spec)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--venv", type=Path, default=Path(os.environ.get("BMX_NEUROLIB_VENV", DEFAULT_VENV)),
-        help="venv holding neurolib (default: $BMX_NEUROLIB_VENV or ~/.cache/bmx/venv-neurolib)",
+    _external.main(
+        argv, doc=__doc__, script=__file__, dist="neurolib", version=NEUROLIB_VERSION, venv_env="BMX_NEUROLIB_VENV", write=write
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        OUTDIR.mkdir(parents=True, exist_ok=True)
-        for name, spec in CASES.items():
-            run_case(name, spec)
-            print(f"  {name}.npz  {(OUTDIR / f'{name}.npz').stat().st_size / 1024:.1f} KiB", flush=True)
-        return
-    python = ensure_venv(args.venv.expanduser(), "neurolib", NEUROLIB_VERSION)
-    subprocess.run([str(python), str(Path(__file__).resolve()), "--child"], check=True)
 
 
 if __name__ == "__main__":

@@ -26,22 +26,14 @@ names is the one ``docs/howto/migrating.md`` gives) and compares.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _venvs import ensure_venv  # noqa: E402 (a script run by path)
+import _external  # noqa: E402 (a script run by path)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-OUTDIR = REPO_ROOT / "tests" / "data" / "reference" / "tvb"
-CONNECTOME = REPO_ROOT / "brainmass_eqx" / "datasets" / "_data" / "example_connectome.npz"
 TVB_VERSION = "2.10.0"
-DEFAULT_VENV = Path.home() / ".cache" / "bmx" / "venv-tvb"
 
 # name: (TVB model class and parameters, coupling class and parameters, per-state initial
 # value, dt (ms), steps, record every, conduction speed (mm/ms)). Parameters are lists
@@ -111,13 +103,13 @@ CASES = {
 }
 
 
-def run_case(name: str, spec: dict) -> None:
-    """Simulate one case with TVB (inside the TVB venv) and write ``OUTDIR/<name>.npz``."""
+def run_case(outdir: Path, name: str, spec: dict) -> None:
+    """Simulate one case with TVB (inside the TVB venv) and write ``outdir/<name>.npz``."""
     import numpy as np
     from tvb.datatypes import connectivity
     from tvb.simulator import coupling, integrators, models, monitors, simulator
 
-    data = np.load(CONNECTOME)
+    data = np.load(_external.CONNECTOME)
     weights, lengths = data["weights"].astype(np.float64), data["distances"].astype(np.float64)
     n = weights.shape[0]
     conn = connectivity.Connectivity(
@@ -156,7 +148,7 @@ def run_case(name: str, spec: dict) -> None:
         integrator="HeunDeterministic", connectome="example_connectome",
     )
     np.savez_compressed(
-        OUTDIR / f"{name}.npz", dt=spec["dt"], n_steps=spec["n_steps"], record_every=every,
+        outdir / f"{name}.npz", dt=spec["dt"], n_steps=spec["n_steps"], record_every=every,
         speed=spec["speed"], idelays=sim.connectivity.idelays, meta=json.dumps(meta), **out,
     )
 
@@ -171,7 +163,7 @@ def monitor_signal(dt: float, n_steps: int, n: int = 8):
     return np.sin(2 * np.pi * f * t[:, None]) + 0.5 * np.cos(2 * np.pi * 0.05 * f * t[:, None] + np.arange(n))
 
 
-def run_monitors() -> None:
+def run_monitors(outdir: Path) -> None:
     """TVB's Bold and TemporalAverage monitors on `monitor_signal`, step numbers from 1 (in
     a simulation TVB's step counter starts after its history horizon); writes
     ``monitors.npz`` with ``bold`` and ``tavg`` ``(T, 8)``."""
@@ -195,29 +187,20 @@ def run_monitors() -> None:
     import importlib.metadata
 
     meta = dict(tvb_version=importlib.metadata.version("tvb-library"), bold_period=bold_period, tavg_period=tavg_period)
-    np.savez_compressed(OUTDIR / "monitors.npz", dt=dt, n_steps=n_steps, meta=json.dumps(meta), **outputs)
+    np.savez_compressed(outdir / "monitors.npz", dt=dt, n_steps=n_steps, meta=json.dumps(meta), **outputs)
+
+
+def write(outdir: Path) -> None:
+    for name, spec in CASES.items():
+        run_case(outdir, name, spec)
+    run_monitors(outdir)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--venv", type=Path, default=Path(os.environ.get("BMX_TVB_VENV", DEFAULT_VENV)),
-        help="venv holding tvb-library (default: $BMX_TVB_VENV or ~/.cache/bmx/venv-tvb)",
+    _external.main(
+        argv, doc=__doc__, script=__file__, dist="tvb-library", version=TVB_VERSION, venv_env="BMX_TVB_VENV",
+        write=write,
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        OUTDIR.mkdir(parents=True, exist_ok=True)
-        for name, spec in CASES.items():
-            start = time.perf_counter()
-            run_case(name, spec)
-            size = (OUTDIR / f"{name}.npz").stat().st_size / 1024
-            print(f"  {name}.npz  {size:.1f} KiB  ({time.perf_counter() - start:.1f} s)", flush=True)
-        run_monitors()
-        print(f"  monitors.npz  {(OUTDIR / 'monitors.npz').stat().st_size / 1024:.1f} KiB", flush=True)
-        return
-    python = ensure_venv(args.venv.expanduser(), "tvb-library", TVB_VERSION)
-    subprocess.run([str(python), str(Path(__file__).resolve()), "--child"], check=True)
 
 
 if __name__ == "__main__":
