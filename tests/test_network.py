@@ -464,6 +464,22 @@ def test_jansen_rit_couples_its_eeg_as_tvb_does():
     assert np.isfinite(np.asarray(delayed_run["E"])).all()
 
 
+def test_gradients_through_a_coupled_observable_match_finite_differences(x64):
+    node = bm.JansenRit(N, init_E=np.linspace(0.0, 10.0, N))
+
+    @jax.jit  # traced k and speed: one compilation for all the finite differences
+    def loss(k, speed):
+        net = Network(node, CONN, distance=DIST, speed=speed, coupled_var="eeg", target="E", k=k,
+                      coupling=C.SigmoidalJansenRit(cmax=5.0), max_delay=30.0)
+        return jnp.mean(bm.simulate(net, 40.0, dt=DT, inputs={"E": 220.0}, monitors=["eeg"])["eeg"] ** 2)
+
+    grads = jax.grad(loss, argnums=(0, 1))(10.0, 3.0)
+    h = 1e-5
+    fd = ((loss(10.0 + h, 3.0) - loss(10.0 - h, 3.0)) / (2 * h), (loss(10.0, 3.0 + h) - loss(10.0, 3.0 - h)) / (2 * h))
+    np.testing.assert_allclose(np.asarray(grads), np.asarray(fd), rtol=1e-6)
+    assert abs(float(grads[1])) > 1e-3  # the speed matters here
+
+
 def test_signed_weights_allowed_where_meaningful():
     Network(hopf(), -np.ones((N, N)), coupling=C.Additive())
     with pytest.raises(ValueError, match="Diffusive coupling needs non-negative weights"):
