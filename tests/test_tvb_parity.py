@@ -93,7 +93,9 @@ def larter_breakspear(ref, n):
 
 def wilson_cowan(ref, n):
     # TVB's defaults (alpha = c = k = 1, theta = 0, shift_sigmoid) are this model's form:
-    # its a_e, b_e are a_E, theta_E; its P is the input to E.
+    # its a_e, b_e, a_i, b_i (defaults 1.2, 2.8, 1, 4) are a_E, theta_E, a_I, theta_I, its
+    # r_e = r_i = 1 our r, its c_ee, c_ei, c_ie, c_ii (12, 4, 13, 11) our default weights,
+    # and its P the input to E.
     node = bx.WilsonCowan(n, tau_E=_p(ref, "tau_e"), tau_I=_p(ref, "tau_i"), a_E=1.2, theta_E=2.8, a_I=1.0, theta_I=4.0, r=1.0)
     return node, dict(coupling="additive", k=_cp(ref, "a")), {"rE": _p(ref, "P")}, {"E": "rE", "I": "rI"}
 
