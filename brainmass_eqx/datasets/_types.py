@@ -44,11 +44,11 @@ _TVB_NAMES = {
     ]
 }
 _TVB_NAMES["speed"] = "the conduction speed is not stored on a connectome here: pass speed= (mm/ms) to the Network."
-_TVB_NAMES["scaled_weights"] = (
-    "TVB's scaled_weights(mode) is `normalised(mode)` here: 'tract' is 'max', 'region' is 'row_sum'."
-)
-# TVB's scaled_weights modes, for the message of `normalised`.
+# TVB's scaled_weights modes, as `normalised`'s.
 _TVB_MODES = {"tract": "max", "edge": "max", "region": "row_sum", "node": "row_sum"}
+_TVB_NAMES["scaled_weights"] = "TVB's scaled_weights(mode) is `normalised(mode)` here: " + ", ".join(
+    f"{tvb!r} is {ours!r}" for tvb, ours in _TVB_MODES.items()
+) + "."
 
 
 def default_labels(n: int) -> tuple[str, ...]:
