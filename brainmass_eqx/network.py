@@ -625,7 +625,7 @@ class Network(AbstractModel):
         for c in coupled:
             if c not in history:
                 raise ValueError(f"history must give the coupled variable {c!r} (it gives {list(history)}).")
-            unit = node.state_units.get(c, "") if c in node.state_names else node.observable_units.get(c, "")
+            unit = node.state_units.get(c, "") if c in node.state_names else getattr(node, "observable_units", {}).get(c, "")
             value = _float(to_canonical(history[c], f"history[{c!r}]", unit) if is_quantity(history[c]) else history[c])
             if value.shape not in ((), (node.n_regions,)):
                 raise ValueError(f"history[{c!r}] has shape {value.shape}; expected ({node.n_regions},) or a scalar.")

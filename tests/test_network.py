@@ -445,6 +445,9 @@ def test_an_observable_couples_like_the_state_it_computes():
     np.testing.assert_array_equal(runs[0]["x"], runs[1]["x"])
     more = bm.simulate(nets[1], 20.0, dt=DT, y0=runs[1])  # the observable's recorded past
     np.testing.assert_array_equal(more["x"], bm.simulate(nets[0], 20.0, dt=DT, y0=runs[0])["x"])
+    # A constant past of an observable, on a model that declares no observable units.
+    lb = Network(bm.LarterBreakspear(N), CONN, delays=np.full((N, N), 1.0), coupled_var="QV", history={"QV": 0.2})
+    assert lb.history["QV"].shape == () and float(lb.history["QV"]) == pytest.approx(0.2)
     with pytest.raises(ValueError, match=r"coupled_var 'pair': this observable of _HopfObserved has shape \(2, 6\); a coupled variable needs one value per region, \(6,\)"):
         Network(node, CONN, coupled_var="pair")
 
