@@ -105,19 +105,21 @@ class _HeldInputs(eqx.Module):
 
 
 class _StepInputs(eqx.Module):
-    """Inputs given per step: ``values[name][i]`` acts during step ``i`` (held over it); a
-    scalar ``values[name]`` acts during every step."""
+    """Inputs given per step or held: ``values[name][i]`` acts during step ``i`` (held over
+    it) for the names in ``per_step``; any other ``values[name]`` (a scalar, or one value per
+    region) acts during every step."""
 
     values: dict
     dt: float = eqx.field(static=True)
     n_steps: int = eqx.field(static=True)
+    per_step: frozenset = eqx.field(static=True)
 
     def _index(self, t):
         return jnp.clip(jnp.floor(t / self.dt + 1e-3).astype(jnp.int32), 0, self.n_steps - 1)
 
     def evaluate(self, t):
         i = self._index(t)
-        return {k: v[i] if v.ndim else v for k, v in self.values.items()}
+        return {k: v[i] if k in self.per_step else v for k, v in self.values.items()}
 
     def at_step(self, t_start):
         return _HeldInputs(self.evaluate(t_start))
@@ -143,6 +145,64 @@ def _convert_input(model, name, value):
     return jnp.asarray(value)
 
 
+def _per_region(shape, n_regions) -> bool:
+    try:
+        return np.broadcast_shapes(tuple(shape), (n_regions,)) == (n_regions,)
+    except ValueError:
+        return False
+
+
+def _check_returned_shapes(model, out, where):
+    """A callable's or a path's inputs act at one time: each must be a scalar or hold one
+    value per region (a wrong shape would otherwise fail deep in the vector field, or
+    broadcast the state to a wrong shape)."""
+    n = model.n_regions
+    for name, value in out.items():
+        shape = jnp.shape(value.value if is_quantity(value) else value)
+        if not _per_region(shape, n):
+            raise ValueError(
+                f"inputs{where} {name!r} of shape {tuple(shape)}, which does not broadcast to the "
+                f"{n} regions of {model._label()}; return a scalar or one value per region, "
+                f"shape ({n},)."
+            )
+
+
+def _check_finite(name, value):
+    if isinstance(value, jax.core.Tracer):
+        return
+    bad = ~np.isfinite(np.asarray(value))
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0]) if bad.ndim else ()
+        raise ValueError(
+            f"inputs[{name!r}] must be finite: it holds {int(bad.sum())} NaN or infinite "
+            f"value(s), the first at index {first}."
+        )
+
+
+def _step_input(model, name, value, n_steps):
+    """Whether ``value`` is given per step (its leading axis the steps) or held over the
+    run (a scalar, or one value per region); any other shape is refused by name."""
+    n = model.n_regions
+    shape = value.shape
+    if value.ndim == 0 or (shape == (n,) and n != n_steps):
+        return False
+    if shape == (n,):
+        raise ValueError(
+            f"inputs[{name!r}] has shape ({n},), and the run has {n_steps} steps and {n} regions, "
+            f"so it could be one value per step or one per region. Say which: shape "
+            f"({n_steps}, 1) for one value per step (for every region), or a callable "
+            f"inputs=lambda t: {{{name!r}: values}} for one value per region held over the run."
+        )
+    if shape[0] == n_steps and _per_region(shape[1:], n):
+        return True
+    raise ValueError(
+        f"inputs[{name!r}] has shape {shape}; {model._label()} takes a scalar or shape ({n},) "
+        f"(held over the run: one value, or one per region), or shape ({n_steps},) or "
+        f"({n_steps}, {n}) (one value per step, for every region or per region; value i is "
+        f"held during step i)."
+    )
+
+
 def _make_source(model, inputs, n_steps, dt):
     if inputs is None:
         return _NoInputs()
@@ -151,20 +211,18 @@ def _make_source(model, inputs, n_steps, dt):
         if not isinstance(out, Mapping):
             raise TypeError("inputs: a diffrax path must evaluate to a dict {input name: array}.")
         _check_input_names(model, list(out), " (path) has")
+        _check_returned_shapes(model, out, " (path) returns")
         return _PathInputs(inputs)
     if isinstance(inputs, Mapping):
         _check_input_names(model, list(inputs), " has")
-        values = {}
+        values, per_step = {}, set()
         for name, value in inputs.items():
             value = _convert_input(model, name, value)
-            if value.ndim > 0 and value.shape[0] != n_steps:
-                raise ValueError(
-                    f"inputs[{name!r}] must be a scalar (held over the run) or hold one value "
-                    f"per step: leading axis {n_steps}, got shape {value.shape}. For a constant "
-                    f"input per region use a callable, e.g. inputs=lambda t: {{{name!r}: values}}."
-                )
+            _check_finite(name, value)
+            if _step_input(model, name, value, n_steps):
+                per_step.add(name)
             values[name] = value
-        return _StepInputs(values, dt, n_steps)
+        return _StepInputs(values, dt, n_steps, frozenset(per_step))
     if callable(inputs):
         out = jax.eval_shape(inputs, jnp.zeros(()))
         if not isinstance(out, Mapping):
@@ -173,10 +231,11 @@ def _make_source(model, inputs, n_steps, dt):
                 f"got a {type(out).__name__}."
             )
         _check_input_names(model, list(out), " callable returns")
+        _check_returned_shapes(model, out, " callable returns")
         return _CallableInputs(inputs, {name: _input_unit(model, name) for name in out})
     raise TypeError(
-        "inputs must be None, a dict of per-step arrays, a callable t -> dict, or a diffrax path; "
-        f"got {type(inputs).__name__}."
+        "inputs must be None, a dict of scalars, per-region values and per-step arrays, a "
+        f"callable t -> dict, or a diffrax path; got {type(inputs).__name__}."
     )
 
 
@@ -653,9 +712,10 @@ def simulate(
       `Network` its recorded past (the coupled variable at every step, at least
       ``max_delay`` of it), so that the two runs equal one uninterrupted run.
     - `inputs`: external inputs by name (see ``model.input_names``), each a plain number
-      in the input's unit or a unxt Quantity: a callable ``t -> dict``, a dict of scalars
-      (held over the run) and per-step arrays (leading axis = number of steps; value ``i``
-      is held during step ``i``), or a diffrax path evaluating to a dict.
+      in the input's unit or a unxt Quantity: a callable ``t -> dict``, a dict of values
+      held over the run (a scalar, or shape ``(n_regions,)``: one per region) and per-step
+      arrays (shape ``(n_steps,)`` or ``(n_steps, n_regions)``; value ``i`` is held during
+      step ``i``), or a diffrax path evaluating to a dict. Values must be finite.
     - `monitors`: what to record: state or observable names, callables ``(model, state)``,
       or a dict ``{out_name: name | callable}``. Default: every state.
     - `transient`: steps (int) or a time Quantity discarded at the start; nothing is stored

