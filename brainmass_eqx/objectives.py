@@ -7,8 +7,10 @@ perfect fit (where a plain $\sqrt{\cdot}$ of a zero mean square has a NaN gradie
 constant signals. Objectives that compare samples (`timeseries_rmse`, `cosine_sim`, `fcd`)
 need a prediction and a target of the same shape; those that summarise each signal over
 time first (`fc_corr`, `fc_rmse`, `fcd_ks`, `fcd_wasserstein`, `psd_rmse`) need the same
-regions only, so a simulation can be compared with a recording of another length. Other
-shapes raise `ValueError`.
+regions only, so a simulation can be compared with a recording of another length.
+`fc_corr` and `fc_rmse` built with `target_is_fc=True` take an FC matrix as the target.
+Other shapes raise `ValueError`, and so does a symmetric square target where a signal is
+expected (an FC matrix given by mistake).
 
 The definitions are brainmass 0.1.1's (`brainmass.objectives`); the maths lives in
 `brainmass_eqx.metrics`. Scores (`fc_corr`, `cosine_sim`, `fcd`) are to be maximised
@@ -22,7 +24,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import check_int, check_objective
@@ -91,20 +96,70 @@ def _without_time(shape: tuple) -> tuple:
     return tuple(shape[:-2]) + tuple(shape[-1:])
 
 
+def _fc_shape(prediction_shape: tuple) -> tuple:
+    """The shape of the FC matrix of a ``(..., time, regions)`` signal."""
+    return tuple(prediction_shape[:-2]) + (prediction_shape[-1],) * 2
+
+
+def _takes_fc_target(fn: Objective) -> Objective:
+    """Mark ``fn`` as an objective whose target is an FC matrix (``target_is_fc=True``)."""
+    fn.target_is_fc = True
+    return fn
+
+
 def target_fits(objective: Objective, prediction_shape: tuple, target_shape: tuple) -> bool:
     """Whether a target of ``target_shape`` can be compared with a prediction of
     ``prediction_shape`` by ``objective``: the same shape, or for an objective that
-    summarises each signal over time first, the same shape but for the time axis."""
+    summarises each signal over time first, the same shape but for the time axis, or for
+    one built with ``target_is_fc=True``, the shape of the prediction's FC matrix."""
     ps, ts = tuple(prediction_shape), tuple(target_shape)
+    if getattr(objective, "target_is_fc", False):
+        return len(ps) >= 2 and ts == _fc_shape(ps)
     if getattr(objective, "same_regions_only", False) and len(ps) >= 2 and len(ts) >= 2:
         return _without_time(ps) == _without_time(ts)
     return ps == ts
 
 
-def _same_regions(prediction: Any, target: Any) -> None:
+def _refuse_fc_matrix(objective: Objective, target: Any) -> None:
+    """An FC matrix passed where a signal is expected is the easiest mistake to make with
+    an empirical FC, and nothing else would catch it: a symmetric ``(n, n)`` matrix is read
+    as ``n`` samples of ``n`` regions, and the loss is the correlation with the FC of the
+    matrix's rows. A recorded signal is never exactly symmetric, so a symmetric square
+    target is refused (when its values are known, i.e. not inside a trace)."""
+    if not getattr(objective, "same_regions_only", False) or getattr(objective, "target_is_fc", False):
+        return
+    if isinstance(target, jax.core.Tracer) or not eqx.is_array_like(target):
+        return
+    t = np.asarray(target)
+    if t.ndim < 2 or t.shape[-1] < 2 or t.shape[-1] != t.shape[-2] or not np.issubdtype(t.dtype, np.floating):
+        return
+    if np.all(np.isfinite(t)) and np.allclose(t, np.swapaxes(t, -1, -2), rtol=1e-5, atol=1e-8):
+        n = t.shape[-1]
+        fix = (
+            "or build the objective with target_is_fc=True to compare the prediction's FC with "
+            "this matrix"
+            if getattr(objective, "fc_target_option", False)
+            else "or compare FC matrices with objectives.fc_corr(target_is_fc=True) / "
+            "fc_rmse(target_is_fc=True)"
+        )
+        raise ValueError(
+            f"target is a symmetric {n} x {n} matrix, an FC matrix by the look of it, but this "
+            f"objective takes a (time, regions) signal and would read it as {n} samples of {n} "
+            f"regions. Pass the recorded signal (e.g. a Signal's .signal), {fix}."
+        )
+
+
+def check_target(objective: Objective, target: Any) -> None:
+    """The checks of a target's values that an objective cannot make under a trace (the
+    `Fitter` calls this once, eagerly, before compiling the loss)."""
+    _refuse_fc_matrix(objective, target)
+
+
+def _same_regions(objective: Objective, prediction: Any, target: Any) -> None:
     """For objectives that summarise each signal over time first (FC, FCD distributions,
     spectra): the shapes must agree except in the number of time samples, so that a model
     run can be compared with a recording of another length."""
+    _refuse_fc_matrix(objective, target)
     ps, ts = jnp.shape(prediction), jnp.shape(target)
     if len(ps) < 2 or len(ts) < 2:
         return  # `_check_signal` says what a signal's shape must be
@@ -113,6 +168,20 @@ def _same_regions(prediction: Any, target: Any) -> None:
             f"prediction has shape {ps} but target has shape {ts}; this objective compares "
             "(time, regions) signals with the same regions (their lengths may differ)."
         )
+
+
+def _fc_of_target(prediction: Any, target: Any) -> Array:
+    """The target of an objective built with ``target_is_fc=True``: an FC matrix of the
+    prediction's regions, used as it is."""
+    ps, ts = jnp.shape(prediction), jnp.shape(target)
+    if len(ps) < 2 or ts != _fc_shape(ps):
+        want = f"{_fc_shape(ps)} (the FC matrix of its regions)" if len(ps) >= 2 else "(n, n)"
+        raise ValueError(
+            f"prediction has shape {ps} and target has shape {ts}; with target_is_fc=True the "
+            f"target is an FC matrix of shape {want}. For a recorded (time, regions) signal "
+            "leave target_is_fc=False."
+        )
+    return _magnitude(target, "target")
 
 
 def _rmse(diff: Array) -> Array:
@@ -165,7 +234,25 @@ def timeseries_rmse() -> Objective:
     return loss
 
 
-def fc_corr(as_loss: bool = False) -> Objective:
+def _fc_objective(compare: Callable[[Array, Array], Array], target_is_fc: bool, min_regions: int) -> Objective:
+    """``fn(prediction, target) = compare(FC(prediction), FC(target))``, or with
+    ``target_is_fc`` ``compare(FC(prediction), target)``."""
+
+    def fn(prediction, target):
+        if not target_is_fc:
+            _same_regions(fn, prediction, target)
+        fc_p = functional_connectivity(_check_signal(prediction, "prediction", min_regions))
+        if target_is_fc:
+            fc_t = _fc_of_target(prediction, target)
+        else:
+            fc_t = functional_connectivity(_check_signal(target, "target", min_regions))
+        return compare(fc_p, fc_t)
+
+    fn.fc_target_option = True
+    return _takes_fc_target(fn) if target_is_fc else _compares_regions(fn)
+
+
+def fc_corr(as_loss: bool = False, target_is_fc: bool = False) -> Objective:
     r"""Correlation between functional-connectivity matrices.
 
     $r = \mathrm{corr}\big(\mathrm{triu}_1 \mathrm{FC}(p),\, \mathrm{triu}_1 \mathrm{FC}(y)\big)$
@@ -175,32 +262,26 @@ def fc_corr(as_loss: bool = False) -> Objective:
     **Arguments:**
 
     - `as_loss`: return $1 - r$ (to minimise) instead of $r$ (to maximise).
+    - `target_is_fc`: the target is an FC matrix $\mathrm{FC}(y)$ itself, shape
+      `(regions, regions)` (an empirical FC), instead of a `(time, regions)` signal. A
+      symmetric square target is refused without it: it would be read as a signal.
 
     **Returns:** `fn(prediction, target) -> scalar`.
     """
-
-    def score(prediction, target):
-        _same_regions(prediction, target)
-        fc_p = functional_connectivity(_check_signal(prediction, "prediction", 2))
-        fc_t = functional_connectivity(_check_signal(target, "target", 2))
-        return _as_loss(matrix_correlation(fc_p, fc_t), as_loss)
-
-    return _compares_regions(score)
+    return _fc_objective(lambda p, t: _as_loss(matrix_correlation(p, t), as_loss), target_is_fc, 2)
 
 
-def fc_rmse() -> Objective:
+def fc_rmse(target_is_fc: bool = False) -> Objective:
     r"""RMSE between the full FC matrices (diagonal included: it always contributes 0).
+
+    **Arguments:**
+
+    - `target_is_fc`: the target is an FC matrix itself, as in `fc_corr`. Its diagonal
+      then counts as it is (an FC matrix with a zeroed diagonal adds a constant).
 
     **Returns:** `loss(prediction, target) -> scalar`.
     """
-
-    def loss(prediction, target):
-        _same_regions(prediction, target)
-        fc_p = functional_connectivity(_check_signal(prediction, "prediction"))
-        fc_t = functional_connectivity(_check_signal(target, "target"))
-        return _rmse(fc_p - fc_t)
-
-    return _compares_regions(loss)
+    return _fc_objective(lambda p, t: _rmse(p - t), target_is_fc, 1)
 
 
 def cosine_sim(as_loss: bool = False, epsilon: float = 0.0) -> Objective:
@@ -283,7 +364,7 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
         check_int(n_diag, "n_diag", 0)
 
         def loss(prediction, target):
-            _same_regions(prediction, target)
+            _same_regions(loss, prediction, target)
             dens = [
                 fcd_distribution(
                     functional_connectivity_dynamics(_magnitude(s, name), window_size, step_size),
@@ -365,7 +446,7 @@ def psd_rmse(
         raise ValueError(f"`floor` must be > 0, got {floor!r}.")
 
     def loss(prediction, target):
-        _same_regions(prediction, target)
+        _same_regions(loss, prediction, target)
         p = _check_signal(prediction, "prediction")
         t = _check_signal(target, "target")
         # One segment length for both (the shorter signal's default), so the bins match.
@@ -405,6 +486,17 @@ def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
             total = total + weight * objective(prediction, target)
         return total
 
-    if all(getattr(objective, "same_regions_only", False) for _, objective in weighted_objectives):
+    fc_targets = [bool(getattr(objective, "target_is_fc", False)) for _, objective in weighted_objectives]
+    if any(fc_targets) and not all(fc_targets):
+        raise ValueError(
+            "combine: objectives "
+            f"{[k for k, fc in enumerate(fc_targets) if fc]} take an FC-matrix target "
+            f"(target_is_fc=True) and {[k for k, fc in enumerate(fc_targets) if not fc]} a signal; "
+            "one target cannot be both. Give them all the recorded signal, or write a "
+            "loss_fn(model, target) that takes both."
+        )
+    if all(fc_targets):
+        _takes_fc_target(loss)
+    elif all(getattr(objective, "same_regions_only", False) for _, objective in weighted_objectives):
         _compares_regions(loss)
     return loss

@@ -253,6 +253,29 @@ def test_shape_mismatch_names_both_shapes(pair, name):
 SUMMARISING = ("fc_corr", "fc_corr_loss", "fc_rmse", "fcd_ks", "fcd_wasserstein", "psd_rmse", "psd_rmse_lin")
 
 
+def test_an_fc_matrix_target(pair):
+    # An empirical FC is what whole-brain users usually hold. target_is_fc=True compares the
+    # prediction's FC with it, equal to giving the signal it came from; without the flag a
+    # symmetric square target is refused (it used to be read as n samples of n regions).
+    p, t = pair
+    fc_t = np.asarray(M.functional_connectivity(t))
+    for make in (lambda **kw: O.fc_corr(as_loss=True, **kw), O.fc_rmse):
+        np.testing.assert_allclose(make(target_is_fc=True)(p, fc_t), make()(p, t), rtol=1e-5, atol=1e-7)
+        grad = jax.grad(make(target_is_fc=True))(jnp.asarray(p), fc_t)
+        assert np.all(np.isfinite(grad))
+        with pytest.raises(ValueError, match=r"target is a symmetric 5 x 5 matrix, an FC matrix by the look of it, .* read it as 5 samples of 5 regions\. Pass the recorded signal .* or build the objective with target_is_fc=True"):
+            make()(p, fc_t)
+        with pytest.raises(ValueError, match=r"prediction has shape \(150, 5\) and target has shape \(150, 5\); with target_is_fc=True the target is an FC matrix of shape \(5, 5\)"):
+            make(target_is_fc=True)(p, t)
+    with pytest.raises(ValueError, match=r"symmetric 5 x 5 matrix.* compare FC matrices with objectives\.fc_corr\(target_is_fc=True\)"):
+        O.fcd_ks(30, 5)(p, fc_t)
+    assert np.isfinite(float(O.combine((1.0, O.fc_corr(target_is_fc=True)), (2.0, O.fc_rmse(target_is_fc=True)))(p, fc_t)))
+    with pytest.raises(ValueError, match=r"combine: objectives \[1\] take an FC-matrix target \(target_is_fc=True\) and \[0\] a signal"):
+        O.combine((1.0, O.fc_corr()), (1.0, O.fc_rmse(target_is_fc=True)))
+    # A square signal that is not symmetric (5 samples of 5 regions) is a signal.
+    assert np.isfinite(float(O.fc_corr()(p[:5], t[:5])))
+
+
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_a_recording_of_another_length(pair, name):
     # A model run against a longer recording of the same regions: FC, FCD distributions and

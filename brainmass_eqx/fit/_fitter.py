@@ -15,6 +15,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._checks import check_int, check_objective
 from .._text import value_text
+from ..objectives import check_target
 from . import _grad, _nevergrad, _optimistix, _scipy
 from ._loop import BackendOutput, Monitor, pick_best
 from ._problem import NonFiniteLossError, ParamSpace, Problem, refuse_containers
@@ -245,6 +246,8 @@ class Fitter:
         """``(loss, aux)`` at constrained values ``params`` (default: the model's own),
         exactly as the fit computes it (jit/grad/vmap-safe)."""
         values = self.params if params is None else {n: jnp.asarray(params[n]) for n in self.names}
+        if self.problem.predict is not None:
+            check_target(self.problem.objective, target)
         return self.problem.loss_values(values, self.problem.data(_as_target(target)), key)
 
     def _cached(self, key, build):
@@ -336,6 +339,7 @@ class Fitter:
             raise ValueError("resume=True needs checkpoint=<path> to resume from.")
         if self.problem.predict is not None:
             refuse_containers(target, "target is")
+            check_target(self.problem.objective, target)
         if population not in _nevergrad.POPULATION_MODES:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if population_threads is not None:

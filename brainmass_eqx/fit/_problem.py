@@ -418,9 +418,14 @@ class Problem:
             # FC, FCD-distribution and spectral objectives compare a run with a recording
             # of another length: then only the time axis may differ.
             if not target_fits(self.objective, ps, ts):
-                regions_only = getattr(self.objective, "same_regions_only", False)
                 after = f" (after transient={self.transient} samples)" if self.transient else ""
-                want = "the prediction's regions" if regions_only else "the prediction's shape"
+                if getattr(self.objective, "target_is_fc", False):
+                    fc_shape = tuple(ps[:-2]) + (ps[-1],) * 2 if len(ps) >= 2 else "(n, n)"
+                    want = f"shape {fc_shape}, the prediction's FC matrix (the objective has target_is_fc=True)"
+                elif getattr(self.objective, "same_regions_only", False):
+                    want = "the prediction's regions"
+                else:
+                    want = "the prediction's shape"
                 raise ValueError(
                     f"target has shape {ts} but the prediction{after} has shape {ps}; give a target "
                     f"of {want} (or change predict / transient)."
