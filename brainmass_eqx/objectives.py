@@ -348,6 +348,23 @@ def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Obj
     return fn
 
 
+def _check_fcd_windows(signal: Any, name: str, window_size: int, step_size: int, needed: int) -> None:
+    """Name the signal that is too short for its FCD, in the objective's terms (the
+    metric's own message would name an FCD matrix the user never passed)."""
+    shape = jnp.shape(signal)
+    if len(shape) < 2:
+        return  # `_check_signal` says what a signal's shape must be
+    n_time = shape[-2]
+    n_windows = (n_time - window_size) // step_size + 1 if n_time >= window_size else 0
+    if n_windows < needed:
+        raise ValueError(
+            f"{name} has {n_time} samples: {n_windows} FCD window(s) of window_size={window_size}, "
+            f"step_size={step_size}, and this objective needs at least {needed} (n_diag + 1). Use "
+            f"a longer {name} (at least {window_size + (needed - 1) * step_size} samples) or "
+            "smaller windows."
+        )
+
+
 def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_name: str):
     def builder(
         window_size: int = 30,
@@ -365,6 +382,8 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
 
         def loss(prediction, target):
             _same_regions(loss, prediction, target)
+            for signal, name in ((prediction, "prediction"), (target, "target")):
+                _check_fcd_windows(signal, name, window_size, step_size, n_diag + 1)
             dens = [
                 fcd_distribution(
                     functional_connectivity_dynamics(_magnitude(s, name), window_size, step_size),

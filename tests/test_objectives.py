@@ -343,6 +343,11 @@ def test_bad_call_arguments(pair):
     p, t = pair
     with pytest.raises(ValueError, match="at least 2 are needed"):
         O.fcd(100, 60)(p, t)
+    # The FCD-distribution objectives name the signal that is too short, and how long it must be.
+    with pytest.raises(ValueError, match=r"target has 20 samples: 0 FCD window\(s\) of window_size=30, step_size=5, and this objective needs at least 2 \(n_diag \+ 1\)\. Use a longer target \(at least 35 samples\)"):
+        O.fcd_ks(30, 5)(p, t[:20])
+    with pytest.raises(ValueError, match=r"prediction has 34 samples: 1 FCD window\(s\) .* at least 3 .* \(at least 40 samples\)"):
+        O.fcd_wasserstein(30, 5, n_diag=2)(p[:34], t)
     with pytest.raises(ValueError, match=r"`freq_range` = \(600.0, None\) Hz contains none of the Welch frequencies"):
         O.psd_rmse(1.0, freq_range=(600.0, None))(p, t)
     with pytest.raises(ValueError, match="`prediction` needs at least 2 signals"):
