@@ -17,6 +17,7 @@ complete, and an interrupted sweep resumes without recomputing them.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -231,6 +232,44 @@ def _check_grid_names(simulate_fn: Callable, grid: Mapping[str, Any]) -> None:
             f"sweep: grid name(s) {unknown} are not parameters of simulate_fn, which is called "
             f"with one keyword per grid name; it takes {list(takes)}."
         )
+    if not grid:
+        return  # `_grid_table` says so
+    try:
+        params = inspect.signature(simulate_fn).parameters.values()
+    except (TypeError, ValueError):
+        return
+    required = [
+        p.name for p in params
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in grid
+    ]  # fmt: skip
+    if required:
+        raise ValueError(
+            f"sweep: simulate_fn requires {required}, which the grid does not give; add "
+            f"{'it' if len(required) == 1 else 'them'} to the grid, or give a default "
+            "(e.g. functools.partial(simulate_fn, name=value))."
+        )
+
+
+def _check_summaries(summaries: Any) -> None:
+    if not isinstance(summaries, Mapping):
+        raise TypeError(
+            "sweep: summaries must be a dict {column name: fn(result) -> scalar}, got "
+            f"{type(summaries).__name__}; e.g. summaries={{'std': lambda x: x.std()}}."
+        )
+    if not summaries:
+        raise ValueError("sweep: summaries is empty; give {column: fn(result) -> scalar}.")
+    for name, fn in summaries.items():
+        if not callable(fn):
+            raise TypeError(f"sweep: summaries[{name!r}] must be a function fn(result) -> scalar, got {type(fn).__name__}.")
+
+
+def _check_summary_shapes(point_summaries: Callable, table: Mapping[str, np.ndarray]) -> None:
+    """Trace one point (no compilation) so that a summary that is not a scalar is refused
+    before a whole chunk of runs is spent on it."""
+    point = {name: jnp.asarray(v[0]) for name, v in table.items()}
+    for name, out in jax.eval_shape(point_summaries, point).items():
+        if out.shape != ():
+            raise ValueError(f"sweep: summary {name!r} must return a scalar per run, got shape {out.shape}.")
 
 
 def sweep(
@@ -267,8 +306,7 @@ def sweep(
     **Returns:** a dict of 1-D NumPy arrays: the grid columns, then one column per summary.
     """
     chunk_size = check_int(chunk_size, "sweep: chunk_size", 1)
-    if not summaries:
-        raise ValueError("sweep: summaries is empty; give {column: fn(result) -> scalar}.")
+    _check_summaries(summaries)
     clash = set(summaries) & set(grid)
     if clash:
         raise ValueError(f"sweep: summary names {sorted(clash)} clash with grid names.")
@@ -294,6 +332,8 @@ def sweep(
         out = simulate_fn(**point)
         return {name: jnp.asarray(fn(out)) for name, fn in summaries.items()}
 
+    if done < n:
+        _check_summary_shapes(point_summaries, table)
     starts = range(done, n, chunk_size)
     if progress:
         from tqdm.auto import tqdm
@@ -306,10 +346,7 @@ def sweep(
             batch = pad_batch(batch, stop - start, chunk_size)
         out = ensemble(point_summaries, batch, devices=devices)
         for name in names:
-            value = np.asarray(out[name])
-            if value.ndim != 1:
-                raise ValueError(f"sweep: summary {name!r} must return a scalar per run, got shape {value.shape[1:]}.")
-            results[name][start:stop] = value[: stop - start]
+            results[name][start:stop] = np.asarray(out[name])[: stop - start]
         if checkpoint is not None:
             tmp = os.fspath(checkpoint) + ".tmp.npz"
             np.savez(tmp, fingerprint=fingerprint, done=stop, **results)

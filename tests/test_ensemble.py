@@ -152,3 +152,14 @@ def test_sweep_bad_input():
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, {"a": SUMMARIES["amplitude"]})
     with pytest.raises(ValueError, match=r"grid name\(s\) \['omega'\] are not parameters of simulate_fn.*it takes \['a', 'w'\]"):
         ens.sweep(_hopf_point, {"a": [0.1], "omega": [0.3]}, SUMMARIES)
+    with pytest.raises(ValueError, match=r"sweep: simulate_fn requires \['w'\], which the grid does not give; add it to the grid, or give a default"):
+        ens.sweep(_hopf_point, {"a": [0.1]}, SUMMARIES)
+    with pytest.raises(TypeError, match=r"sweep: summaries must be a dict \{column name: fn\(result\) -> scalar\}, got list"):
+        ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, list(SUMMARIES.values()))
+    with pytest.raises(TypeError, match=r"sweep: summaries\['x'\] must be a function fn\(result\) -> scalar, got str"):
+        ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, {"x": "mean"})
+    # A summary that is not a scalar is refused from one traced point, before any run.
+    calls = []
+    with pytest.raises(ValueError, match=r"sweep: summary 'x' must return a scalar per run, got shape \(2, 1\)"):
+        ens.sweep(lambda a, w: calls.append(a) or _hopf_point(a, w), {"a": [0.1], "w": [0.3]}, {"x": lambda tr: tr["x"][:2]})
+    assert len(calls) == 1  # the trace; no chunk ran
