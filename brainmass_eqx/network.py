@@ -14,9 +14,9 @@ extrapolated linearly from this step's and the previous step's reads,
 $D(t_n + c\,\Delta t) \approx D_n + c\,(D_n - D_{n-1})$ (no further read of the history),
 and the part that depends on the current state from the stage's state. The run is then
 second order in ``dt`` (the order of the history's linear interpolation); single-stage
-solvers (Euler, exponential Euler) are unchanged. The history lives in the solver state of a solver wrapper
-(`Network.wrap_solver`), so it costs nothing over a hand-written loop and chunked runs
-continue it exactly.
+solvers (Euler, exponential Euler) are unchanged. The history lives in the solver state of
+a solver wrapper (`Network.wrap_solver`), so it costs nothing over a hand-written loop and
+chunked runs continue it exactly.
 
 **Delays** $\tau_{ij}$ (target $i$, source $j$) are ``distance / speed`` or given
 directly. A read at $t_n - \tau$ with $\tau / \Delta t = d + f$ ($d$ whole steps,
@@ -761,8 +761,9 @@ class Network(AbstractModel):
     def vector_field(self, t, state, inputs):
         """The node's vector field with the coupling current added to its input(s).
 
-        Under `simulate` the current comes from the delay history (held over the step);
-        called directly, without one, it is computed from the current state (zero delays).
+        Under `simulate` the current comes from the delay history (held over the step, or
+        evaluated at ``t`` and ``state`` with ``stage_coupling='updated'``); called
+        directly, without one, it is computed from the current state (zero delays).
         """
         return self.node.vector_field(t, state, self._node_inputs(t, state, inputs))
 
@@ -1090,7 +1091,9 @@ def _anchor_leaves(tree):
 class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
     """Wraps a solver: carries the delay history, holds the coupling current over each step.
 
-    Solver state: ``(inner state, buffer, step counter, blocked reads' states or None)``.
+    Solver state: ``(inner state, buffer, step counter, blocked reads' states or None,
+    the previous step's delayed part or None)``; the last is kept for
+    ``stage_coupling='updated'`` only.
     """
 
     solver: dfx.AbstractSolver
