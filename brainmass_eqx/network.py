@@ -1190,9 +1190,10 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
             if updated:
                 return _StageCoupling(t0, t1, None, None, plan.weights, plan.rowsum), buf, blocks, previous
             return net.instantaneous_coupling(y0, plan.weights), buf, blocks, previous
+        values = net.coupled_values(y0)
         delayed, buf, blocks = self._delayed(y0, buf, count, blocks)
         if not updated:
-            return net._finish_coupling(delayed, net.coupled_values(y0), plan.weights, plan.rowsum), buf, blocks, None
+            return net._finish_coupling(delayed, values, plan.weights, plan.rowsum), buf, blocks, None
         slope = tuple(jnp.where(count > 0, d - p, jnp.zeros_like(d)) for d, p in zip(delayed, previous))
         return _StageCoupling(t0, t1, delayed, slope, plan.weights, plan.rowsum), buf, blocks, delayed
 
