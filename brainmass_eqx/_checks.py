@@ -11,7 +11,17 @@ import numpy as np
 
 from ._units import is_quantity
 
-__all__ = ["check_int", "check_objective", "keyword_names"]
+__all__ = ["broadcasts_to_regions", "check_int", "check_objective", "keyword_names"]
+
+
+def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``(n_regions,)`` without growing it: a
+    scalar, ``(1,)`` or ``(n_regions,)`` (a parameter, an input or a noise amplitude per
+    region)."""
+    try:
+        return np.broadcast_shapes(tuple(shape), (n_regions,)) == (n_regions,)
+    except ValueError:
+        return False
 
 
 def check_int(value: Any, name: str, minimum: int, *, hint: str = "") -> int:

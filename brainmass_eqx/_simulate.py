@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from ._checks import broadcasts_to_regions
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
@@ -145,13 +146,6 @@ def _convert_input(model, name, value):
     return jnp.asarray(value)
 
 
-def _per_region(shape, n_regions) -> bool:
-    try:
-        return np.broadcast_shapes(tuple(shape), (n_regions,)) == (n_regions,)
-    except ValueError:
-        return False
-
-
 def _check_returned_shapes(model, out, where):
     """A callable's or a path's inputs act at one time: each must be a scalar or hold one
     value per region (a wrong shape would otherwise fail deep in the vector field, or
@@ -159,7 +153,7 @@ def _check_returned_shapes(model, out, where):
     n = model.n_regions
     for name, value in out.items():
         shape = jnp.shape(value.value if is_quantity(value) else value)
-        if not _per_region(shape, n):
+        if not broadcasts_to_regions(shape, n):
             raise ValueError(
                 f"inputs{where} {name!r} of shape {tuple(shape)}, which does not broadcast to the "
                 f"{n} regions of {model._label()}; return a scalar or one value per region, "
@@ -193,7 +187,7 @@ def _step_input(model, name, value, n_steps):
             f"({n_steps}, 1) for one value per step (for every region), or a callable "
             f"inputs=lambda t: {{{name!r}: values}} for one value per region held over the run."
         )
-    if shape[0] == n_steps and _per_region(shape[1:], n):
+    if shape[0] == n_steps and broadcasts_to_regions(shape[1:], n):
         return True
     raise ValueError(
         f"inputs[{name!r}] has shape {shape}; {model._label()} takes a scalar or shape ({n},) "

@@ -52,6 +52,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
+from ._checks import broadcasts_to_regions
 from ._param import Param, read
 from ._units import CANONICAL_UNITS, UnitError, is_quantity, per_ms, unxt_module
 from ._wrapping import AbstractSolverWrapper
@@ -231,11 +232,7 @@ class AbstractNoise(eqx.Module):
                 units, meaning = ((_unit_of_kind(kind), 0.0),), f"a {kind}"
             value = _convert(value, label, units, meaning)
             shape = jnp.shape(read(value))
-            try:
-                ok = np.broadcast_shapes(shape, (n_regions,)) == (n_regions,)
-            except ValueError:
-                ok = False
-            if not ok:
+            if not broadcasts_to_regions(shape, n_regions):
                 raise ValueError(
                     f"{label} has shape {shape}, which does not broadcast to the {n_regions} "
                     f"regions of the target; give a scalar or an array of shape ({n_regions},)."

@@ -30,7 +30,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import check_int, keyword_names
+from .._checks import broadcasts_to_regions, check_int, keyword_names
 from .._param import Param
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
 
@@ -181,11 +181,7 @@ class AbstractModel(eqx.Module):
                 continue
             arr = value.value if isinstance(value, Param) else value
             shape = jnp.shape(arr)
-            try:
-                ok = np.broadcast_shapes(shape, (self.n_regions,)) == (self.n_regions,)
-            except ValueError:
-                ok = False
-            if not ok:
+            if not broadcasts_to_regions(shape, self.n_regions):
                 raise ValueError(
                     f"{type(self).__name__}: {f.name!r} has shape {shape}, which does not broadcast "
                     f"to the {self.n_regions} regions; give a scalar or an array of shape "

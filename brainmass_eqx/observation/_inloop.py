@@ -33,6 +33,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from .._checks import broadcasts_to_regions
 from .._param import Param
 from .._simulate import Trajectory, _as_steps, _is_traced, _wrap_solver, simulate
 from .._units import to_ms
@@ -279,11 +280,7 @@ class Observe(eqx.Module):
 
 
 def _check_regions(name: str, shape: tuple[int, ...], n: int) -> None:
-    try:
-        ok = np.broadcast_shapes(tuple(shape), (n,)) == (n,)
-    except ValueError:
-        ok = False
-    if not ok:
+    if not broadcasts_to_regions(shape, n):
         raise ValueError(
             f"WithBOLD: `{name}` has shape {tuple(shape)}, which does not broadcast to the {n} "
             f"regions of the model; give a scalar or an array of shape ({n},)."
