@@ -571,13 +571,13 @@ BLOCK_BYTES = 64
 _ROW_PAD = 16
 
 
-def _blocked_impl(buf, idx, w, hist, cache, count, offsets, **params):
+def _blocked_impl(buf, idx, w, hist, cache, count, offsets, stamp, **params):
     # Without the kernel the cache is not used: the read is `read_sum`'s.
     sums, buf = _read_sum_impl(buf, idx, w)
     return sums, buf, hist, cache
 
 
-def _blocked_abstract(buf, idx, w, hist, cache, count, offsets, **params):
+def _blocked_abstract(buf, idx, w, hist, cache, count, offsets, stamp, **params):
     return (
         _aval(idx.shape[:1], _real_dtype(buf.dtype)),
         _aval(buf.shape, buf.dtype),
@@ -587,9 +587,9 @@ def _blocked_abstract(buf, idx, w, hist, cache, count, offsets, **params):
 
 
 def _blocked_batch(args, dims, **params):
-    buf, idx, w, hist, cache, count, offsets = args
-    bd, d, wd, hd, cd, count_d, od = dims
-    if bd is not None and d is None and wd is None and count_d is None and od is None:
+    buf, idx, w, hist, cache, count, offsets, stamp = args
+    bd, d, wd, hd, cd, count_d, od, sd = dims
+    if bd is not None and d is None and wd is None and count_d is None and od is None and sd is None:
         # An ensemble sharing indices, weights and step: its blocked read (`read_rows_blocked`).
         # The state is batch-last like the buffer (logical (B, n), memory (n, B)), and
         # handed to the kernel in its logical shape: XLA updates a loop-carried array in
@@ -597,7 +597,7 @@ def _blocked_batch(args, dims, **params):
         size = _axis_size(args, dims)
         rows = _phys(buf, bd, size).reshape(-1, size)
         hist, cache = (_raw(_phys(a, ad, size)) for a, ad in ((hist, hd), (cache, cd)))
-        sums, hist, cache = read_rows_blocked_p.bind(rows, idx, w, hist, cache, count, offsets, **params)
+        sums, hist, cache = read_rows_blocked_p.bind(rows, idx, w, hist, cache, count, offsets, stamp, **params)
         return (sums, buf, hist, cache), (0, bd, 0, 0)
     # Otherwise it reads as `read_sum` does (its batched rules); the cache stays as it is.
     out, d = _sum_batch(args[:3], dims[:3])
@@ -629,11 +629,11 @@ batching.primitive_batchers[read_sum_blocked_p] = _blocked_batch
 ad.primitive_jvps[read_sum_blocked_p] = _blocked_jvp
 
 
-def _rows_blocked_impl(rows, idx, w, hist, cache, count, offsets, **params):
+def _rows_blocked_impl(rows, idx, w, hist, cache, count, offsets, stamp, **params):
     return _rows_sum_impl(rows, idx, w).T, hist, cache
 
 
-def _rows_blocked_abstract(rows, idx, w, hist, cache, count, offsets, **params):
+def _rows_blocked_abstract(rows, idx, w, hist, cache, count, offsets, stamp, **params):
     return (
         _aval(rows.shape[1:] + idx.shape[:1], _real_dtype(rows.dtype)),
         _aval(hist.shape, hist.dtype),
@@ -772,7 +772,7 @@ _register_cpu(read_sum_p, _read_sum_impl, _native_read_sum, _single_run(1), True
 _register_cpu(scatter_add_p, _scatter_impl, _native_scatter_add, _single_run(2), False)
 
 
-def _native_rows_blocked(rows, idx, w, hist, cache, count, offsets, **params):
+def _native_rows_blocked(rows, idx, w, hist, cache, count, offsets, stamp, **params):
     """The kernel's blocked read: ``(T,)`` from a single run's ``(M,)`` buffer, ``(B, T)``
     from an ensemble's rows ``(M, B)`` (its state then batch-last, see `read_rows_blocked_p`)."""
     call = jax.ffi.ffi_call(
@@ -784,11 +784,11 @@ def _native_rows_blocked(rows, idx, w, hist, cache, count, offsets, **params):
         ),
         input_output_aliases={2: 1, 3: 2},  # the cache is updated in place
     )
-    return call(rows, count, hist, cache, offsets, w, **{k: np.int64(v) for k, v in params.items()})
+    return call(rows, count, hist, cache, offsets, w, stamp, **{k: np.int64(v) for k, v in params.items()})
 
 
-def _native_blocked(buf, idx, w, hist, cache, count, offsets, **params):
-    sums, hist, cache = _native_rows_blocked(buf, idx, w, hist, cache, count, offsets, **params)
+def _native_blocked(buf, idx, w, hist, cache, count, offsets, stamp, **params):
+    sums, hist, cache = _native_rows_blocked(buf, idx, w, hist, cache, count, offsets, stamp, **params)
     return sums, buf, hist, cache
 
 
@@ -916,7 +916,7 @@ def read_sum_blocked(
     first_channel: int,
     n_sources: int,
     block: int,
-    stamp: int,
+    stamp: Array,
 ) -> tuple[Array, Array, tuple[Array, Array]]:
     r"""`read_sum` of step ``count``, computed ``block`` steps at a time where a kernel runs.
 
@@ -938,9 +938,10 @@ def read_sum_blocked(
       ``source`` the channel minus ``first_channel`` (``< n_sources``) and ``lag`` at
       least ``block - 1`` (any such lag for a pair of zero weight).
     - `block`: steps per block (at most 16 for float32, 8 for float64).
-    - `stamp`: an integer in ``[1, 2**24)`` identifying ``(offsets, weights, block)``, e.g.
-      a hash. A state made for other reads (or a new one) is rebuilt from the buffer
-      at its first use, whatever the step.
+    - `stamp`: an int32 scalar in ``[1, 2**24)`` identifying ``(offsets, weights, block)``,
+      e.g. a hash. A state made for other reads (or a new one) is rebuilt from the buffer
+      at its first use, whatever the step. An operand, not a compile-time constant: new
+      weights of the same shape (another connectome) reuse the compiled program.
 
     **Returns:** ``(sums, buf, state)``.
     """
@@ -954,12 +955,12 @@ def read_sum_blocked(
         cache,
         jnp.asarray(count, jnp.int32),
         jnp.asarray(offsets, jnp.int32),
+        jnp.asarray(stamp, jnp.int32),
         n_slots=int(n_slots),
         n_channels=int(buf.shape[-1] // n_slots),
         first_channel=int(first_channel),
         n_sources=int(n_sources),
         block=int(block),
         row_length=int(2 * n_slots + _ROW_PAD),
-        stamp=int(stamp),
     )
     return sums, buf, (hist, cache)

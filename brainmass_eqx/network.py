@@ -254,7 +254,7 @@ class _Plan(eqx.Module):
     buffered: bool = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     block: int = eqx.field(static=True, default=0)
-    stamp: int = eqx.field(static=True, default=0)
+    stamp: Array | None = None
 
 
 # Network has its own __init__; the AbstractModel.__post_init__ it then skips only converts
@@ -942,23 +942,24 @@ class Network(AbstractModel):
         about 5 to 1.4 us per step).
         """
         if xp is not np or tau is None or not self._summed() or jax.default_backend() != "cpu":
-            return 0, None, 0
+            return 0, None, None
         if not native_kernels_available():  # elsewhere the block would be read step by step
-            return 0, None, 0
+            return 0, None, None
         lanes = hist.BLOCK_BYTES // np.dtype(w.dtype).itemsize
         active = w != 0
         if not active.any():
-            return 0, None, 0
+            return 0, None, None
         block = min(int(lag[active].min()) + 1, lanes)
         if block < _MIN_BLOCK:
-            return 0, None, 0
+            return 0, None, None
         # A pair of zero weight adds nothing: any lag the block can read is as good as its own.
         safe = np.where(active, lag, block - 1).astype(np.int64)
         row = 2 * n_slots + hist._ROW_PAD
         offsets = np.broadcast_to((src.astype(np.int64) * row - safe).astype(np.int32), (copies,) + src.shape)
-        # What a carried block state was computed for (see `hist.read_sum_blocked`).
+        # What a carried block state was computed for (see `hist.read_sum_blocked`): an
+        # array, so that another connectome of the same shape runs the same program.
         digest = zlib.crc32(np.ascontiguousarray(read_weights).tobytes(), zlib.crc32(offsets.tobytes(), block))
-        return block, offsets, 1 + digest % (2**24 - 1)
+        return block, offsets, np.asarray(1 + digest % (2**24 - 1), np.int32)
 
     def _capacity_steps(self, dt: float) -> int:
         steps = self.max_delay / dt

@@ -509,9 +509,12 @@ ffi::Error ScatterAddImpl(ffi::AnyBuffer base, ffi::AnyBuffer values, ffi::Buffe
 
 ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, ffi::AnyBuffer hist,
                               ffi::AnyBuffer cache, ffi::Buffer<ffi::S32> off, ffi::AnyBuffer w,
-                              ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> hist_out,
-                              ffi::Result<ffi::AnyBuffer> cache_out, int64_t C, int64_t S, int64_t chan0,
-                              int64_t N, int64_t K, int64_t row_length, int64_t stamp, ffi::ThreadPool pool) {
+                              ffi::Buffer<ffi::S32> stamp_buf, ffi::Result<ffi::AnyBuffer> out,
+                              ffi::Result<ffi::AnyBuffer> hist_out, ffi::Result<ffi::AnyBuffer> cache_out,
+                              int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K, int64_t row_length,
+                              ffi::ThreadPool pool) {
+  // An operand, not an attribute: other weights of the same shape reuse the program.
+  const int64_t stamp = stamp_buf.typed_data()[0];
   const int64_t T = off.dimensions()[0];
   const int64_t J = T == 0 ? 0 : static_cast<int64_t>(off.element_count()) / T;
   const int64_t B = T == 0 ? 1 : static_cast<int64_t>(out->element_count()) / T;  // ensemble members
@@ -625,6 +628,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxBlockedReadSum, BlockedReadSumImpl,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>()
@@ -634,7 +638,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxBlockedReadSum, BlockedReadSumImpl,
                                   .Attr<int64_t>("n_sources")
                                   .Attr<int64_t>("block")
                                   .Attr<int64_t>("row_length")
-                                  .Attr<int64_t>("stamp")
                                   .Ctx<ffi::ThreadPool>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxWriteRun, WriteRunImpl,
