@@ -31,3 +31,19 @@ def xla_reads():
     set_native_kernels(False)
     yield
     set_native_kernels(True)
+
+
+@pytest.fixture
+def counting_hopf():
+    """``(Hopf subclass, traces)``: every trace of the subclass's vector field appends to
+    ``traces``, so that a test sees whether a second run retraced (and so recompiled)."""
+    import brainmass_eqx as bx
+
+    traces = []
+
+    class CountingHopf(bx.Hopf):
+        def vector_field(self, t, state, inputs):
+            traces.append(1)
+            return super().vector_field(t, state, inputs)
+
+    return CountingHopf, traces

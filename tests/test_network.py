@@ -188,17 +188,12 @@ def test_chunked_run_equals_unchunked():
         np.testing.assert_array_equal(np.asarray(full[name]), np.asarray(chunked[name]))
 
 
-def test_another_connectome_of_the_same_shape_reuses_the_compiled_run():
+def test_another_connectome_of_the_same_shape_reuses_the_compiled_run(counting_hopf):
     # Subject after subject: new weights (and, with max_delay fixed, new speeds that keep
     # the shortest lag) must not retrace; the blocked read's stamp is an operand, not a
     # compile-time constant (each new connectome used to cost a compilation, 0.35-0.45 s
     # for the example connectome against 0.02 s of run).
-    traces = []
-
-    class Counting(bm.Hopf):
-        def vector_field(self, t, state, inputs):
-            traces.append(1)
-            return super().vector_field(t, state, inputs)
+    Counting, traces = counting_hopf
 
     def run(conn, speed):
         node = Counting(N, a=0.2, w=0.3, init_x=X0, init_y=0.05)

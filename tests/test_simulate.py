@@ -106,13 +106,8 @@ def test_exponential_euler_is_exact_for_linear_decay():
     np.testing.assert_allclose(traj["x"][:, 0], np.exp(-3.0 * np.array([0.5, 1.0])), rtol=1e-6)
 
 
-def test_jit_and_no_recompile_for_new_parameter_values():
-    traces = []
-
-    class Counting(bx.Hopf):
-        def vector_field(self, t, state, inputs):
-            traces.append(1)
-            return super().vector_field(t, state, inputs)
+def test_jit_and_no_recompile_for_new_parameter_values(counting_hopf):
+    Counting, traces = counting_hopf
 
     def run(a):
         return bx.simulate(Counting(3, a=a, init_x=X0["x"]), 5.0, dt=0.1)["x"]
