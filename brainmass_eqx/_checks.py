@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -11,7 +13,7 @@ import numpy as np
 
 from ._units import is_quantity
 
-__all__ = ["broadcasts_to_regions", "check_int", "check_objective", "keyword_names"]
+__all__ = ["broadcasts_to_regions", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -106,3 +108,53 @@ def keyword_names(fn: Callable) -> tuple[str, ...] | None:
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
     return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
+
+
+def check_keywords(name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] | None) -> None:
+    """Refuse a keyword ``name(...)`` does not take, naming the closest valid one and all
+    of them (Python's own message names only the unexpected one). Matching ignores case
+    (``TR`` is ``tr``) but the suggestion keeps the right case (``tau_e`` is ``tau_E``).
+
+    **Arguments:**
+
+    - `name`: how the message names the callable (``"simulate"``, a class's name).
+    - `kwargs`: the keywords of the call.
+    - `names`: the keywords it takes (`keyword_names`); None accepts any.
+
+    **Raises:** `TypeError` ``"<name>() got an unexpected keyword argument 'x' (did you
+    mean 'y'?). <name> takes: ..."``.
+    """
+    if names is None:
+        return
+    unknown = [k for k in kwargs if k not in names]
+    if unknown:
+        by_lower = {n.lower(): n for n in names}
+        close = difflib.get_close_matches(unknown[0].lower(), list(by_lower), n=1, cutoff=0.6)
+        hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+        raise TypeError(
+            f"{name}() got an unexpected keyword argument {unknown[0]!r}{hint}. "
+            f"{name} takes: {', '.join(names)}."
+        )
+
+
+def suggests_keywords(fn: Callable | None = None, *, forwards_to: Callable | None = None) -> Callable:
+    """Decorate ``fn`` so that a misspelt keyword is refused by `check_keywords` (with the
+    closest valid name) before the call. ``forwards_to``: the function that ``fn``'s
+    ``**kwargs`` are passed to, whose keywords are valid too."""
+    if fn is None:
+        return functools.partial(suggests_keywords, forwards_to=forwards_to)
+    if forwards_to is None:
+        names = keyword_names(fn)
+    else:
+        params = inspect.signature(fn).parameters.values()
+        own = tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        forwarded = keyword_names(forwards_to)
+        names = None if forwarded is None else own + tuple(n for n in forwarded if n not in own)
+    label = fn.__qualname__.replace(".__init__", "")
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        check_keywords(label, kwargs, names)
+        return fn(*args, **kwargs)
+
+    return wrapper

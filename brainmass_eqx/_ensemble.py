@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
-from ._checks import check_int, keyword_names
+from ._checks import check_int, keyword_names, suggests_keywords
 
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
 
@@ -143,6 +143,7 @@ def _is_traced(batch: PyTree) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(batch))
 
 
+@suggests_keywords
 def ensemble(
     fn: Callable[[PyTree], PyTree],
     batch: PyTree,
@@ -272,6 +273,7 @@ def _check_summary_shapes(point_summaries: Callable, table: Mapping[str, np.ndar
             raise ValueError(f"sweep: summary {name!r} must return a scalar per run, got shape {out.shape}.")
 
 
+@suggests_keywords
 def sweep(
     simulate_fn: Callable[..., PyTree],
     grid: Mapping[str, Any],

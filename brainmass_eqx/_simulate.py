@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import broadcasts_to_regions
+from ._checks import broadcasts_to_regions, suggests_keywords
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
@@ -669,6 +669,7 @@ def _report_divergence(ts, ys, model_name):
             )
 
 
+@suggests_keywords
 def simulate(
     model,
     duration: Any,

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int, check_objective
+from ._checks import check_int, check_objective, suggests_keywords
 from ._units import is_quantity, unxt_module
 from .metrics import (
     DEFAULT_FCD_MIDPOINTS,
@@ -217,6 +217,7 @@ def _as_loss(value: Array, as_loss: bool) -> Array:
     return 1.0 - value if as_loss else value
 
 
+@suggests_keywords
 def timeseries_rmse() -> Objective:
     r"""Root-mean-square error between two time series.
 
@@ -252,6 +253,7 @@ def _fc_objective(compare: Callable[[Array, Array], Array], target_is_fc: bool, 
     return _takes_fc_target(fn) if target_is_fc else _compares_regions(fn)
 
 
+@suggests_keywords
 def fc_corr(as_loss: bool = False, target_is_fc: bool = False) -> Objective:
     r"""Correlation between functional-connectivity matrices.
 
@@ -271,6 +273,7 @@ def fc_corr(as_loss: bool = False, target_is_fc: bool = False) -> Objective:
     return _fc_objective(lambda p, t: _as_loss(matrix_correlation(p, t), as_loss), target_is_fc, 2)
 
 
+@suggests_keywords
 def fc_rmse(target_is_fc: bool = False) -> Objective:
     r"""RMSE between the full FC matrices (diagonal included: it always contributes 0).
 
@@ -284,6 +287,7 @@ def fc_rmse(target_is_fc: bool = False) -> Objective:
     return _fc_objective(lambda p, t: _rmse(p - t), target_is_fc, 1)
 
 
+@suggests_keywords
 def cosine_sim(as_loss: bool = False, epsilon: float = 0.0) -> Objective:
     r"""Cosine similarity of the flattened prediction and target, $p\cdot y/(\|p\|\|y\|)$.
 
@@ -311,6 +315,7 @@ def _fcd_builder_checks(window_size: int, step_size: int) -> None:
     check_int(step_size, "step_size", 1)
 
 
+@suggests_keywords
 def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Objective:
     r"""FCD matrix, or the correlation of two FCD matrices.
 
@@ -398,7 +403,7 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
         return _compares_regions(loss)
 
     builder.__name__ = builder.__qualname__ = doc_name
-    return builder
+    return suggests_keywords(builder)
 
 
 fcd_ks = _fcd_density_builder(lambda p, q, x: ks_distance(p, q), "fcd_ks")
@@ -429,6 +434,7 @@ the FCD objective to use with gradients.
 """
 
 
+@suggests_keywords
 def psd_rmse(
     dt: Any,
     freq_range: tuple[float | None, float | None] | None = None,

@@ -286,6 +286,29 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(bx.StuartLandau(2), 1.0, dt=0.1)
 
 
+def test_a_misspelt_keyword_is_named_with_the_closest_one():
+    # The most used entry points name the keyword meant and list the valid ones, as model
+    # constructors do (Python names only the unexpected one).
+    from brainmass_eqx import objectives
+    from brainmass_eqx.fit import Fitter
+
+    with pytest.raises(TypeError, match=r"simulate\(\) got an unexpected keyword argument 'monitor' \(did you mean 'monitors'\?\)\. simulate takes: model, duration, dt,"):
+        bx.simulate(hopf(), 1.0, dt=0.1, monitor=["x"])
+    with pytest.raises(TypeError, match=r"simulate_bold\(\) got an unexpected keyword argument 'TR' \(did you mean 'tr'\?\)\. simulate_bold takes: .*, check_finite\."):
+        bx.simulate_bold(hopf(), 1.0, dt=0.1, TR=1.0)
+    with pytest.raises(TypeError, match=r"sweep\(\) got an unexpected keyword argument 'grids' \(did you mean 'grid'\?\)"):
+        bx.sweep(lambda a: a, grids={"a": [1.0]}, summaries={"s": lambda x: x})
+    with pytest.raises(TypeError, match=r"fc_corr\(\) got an unexpected keyword argument 'target_is_FC' \(did you mean 'target_is_fc'\?\)"):
+        objectives.fc_corr(target_is_FC=True)
+    with pytest.raises(TypeError, match=r"fcd_ks\(\) got an unexpected keyword argument 'window' \(did you mean 'window_size'\?\)"):
+        objectives.fcd_ks(window=30)
+    with pytest.raises(TypeError, match=r"Fitter\(\) got an unexpected keyword argument 'objectve' \(did you mean 'objective'\?\)"):
+        Fitter(hopf(a=bx.Param(0.2, fit=True)), predict=lambda m: m, objectve=objectives.timeseries_rmse())
+    fitter = Fitter(hopf(a=bx.Param(0.2, fit=True)), loss_fn=lambda m, t: bx.unwrap(m.a) ** 2)
+    with pytest.raises(TypeError, match=r"Fitter.fit\(\) got an unexpected keyword argument 'nsteps' \(did you mean 'n_steps'\?\)"):
+        fitter.fit(None, nsteps=3)
+
+
 def test_a_time_that_is_not_a_number_is_named():
     with pytest.raises(TypeError, match=r"'duration' must be a time: a number in ms or a unxt time Quantity, got str '100ms'"):
         bx.simulate(hopf(), "100ms", dt=0.1)

@@ -13,7 +13,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._checks import check_int, check_objective
+from .._checks import check_int, check_objective, suggests_keywords
 from .._text import value_text
 from ..objectives import check_target
 from . import _grad, _nevergrad, _optimistix, _scipy
@@ -171,6 +171,7 @@ class Fitter:
     the same shape does not recompile.
     """
 
+    @suggests_keywords
     def __init__(
         self,
         model: PyTree,
@@ -257,6 +258,7 @@ class Fitter:
 
     # -- fit -----------------------------------------------------------------------------------
 
+    @suggests_keywords
     def fit(
         self,
         target: Any = None,

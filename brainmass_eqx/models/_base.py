@@ -18,7 +18,6 @@ validation, initial states, the exponential-Euler linearisation) is provided her
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import math
 from typing import Any, ClassVar
@@ -30,7 +29,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import broadcasts_to_regions, check_int, keyword_names
+from .._checks import broadcasts_to_regions, check_int, check_keywords, keyword_names
 from .._param import Param
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
 
@@ -128,16 +127,7 @@ class AbstractModel(eqx.Module):
     def __new__(cls, *args, **kwargs):
         # A misspelt parameter is the commonest construction error: name the valid ones
         # (Python's own message names only the unexpected one).
-        names = _keyword_names(cls)
-        unknown = [] if names is None else [k for k in kwargs if k not in names]
-        if unknown:
-            by_lower = {name.lower(): name for name in names}  # tau_e is tau_E, not tau_I
-            close = difflib.get_close_matches(unknown[0].lower(), list(by_lower), n=1, cutoff=0.6)
-            hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
-            raise TypeError(
-                f"{cls.__name__}() got an unexpected keyword argument {unknown[0]!r}{hint}. "
-                f"{cls.__name__} takes: {', '.join(names)}."
-            )
+        check_keywords(cls.__name__, kwargs, _keyword_names(cls))
         return super().__new__(cls, *args, **kwargs)
 
     def __post_init__(self):

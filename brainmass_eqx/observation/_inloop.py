@@ -33,7 +33,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import broadcasts_to_regions
+from .._checks import broadcasts_to_regions, suggests_keywords
 from .._param import Param
 from .._simulate import Trajectory, _as_steps, _is_traced, _wrap_solver, simulate
 from .._units import to_ms
@@ -366,6 +366,7 @@ class BOLDSolver(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         return model.join(f, model._haemo_field(t0, haemo, neural))
 
 
+@suggests_keywords(forwards_to=simulate)
 def simulate_bold(
     model: AbstractModel,
     duration: Any,
