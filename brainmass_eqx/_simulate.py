@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
+import os
 import typing
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -69,6 +72,61 @@ class Trajectory(eqx.Module):
     def __repr__(self):
         shapes = ", ".join(f"{k}: {tuple(np.shape(v))}" for k, v in self.ys.items())
         return f"Trajectory(ts: {tuple(np.shape(self.ts))}, {shapes})"
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the trajectory to a NumPy ``.npz`` file (``.npz`` is appended if missing):
+        the sample times, every recorded array, the final state and the units, so that
+        `Trajectory.load` gives it back and ``simulate(model, ..., y0=loaded)`` continues
+        the run (a long run in sessions, or a run continued on another machine).
+
+        **Returns:** the path written.
+
+        **Raises:** `TypeError` for a trajectory inside ``jax.jit`` / ``jax.vmap`` (its
+        arrays are traced: save the result the compiled function returns).
+        """
+        leaves = {"ts": self.ts}
+        leaves.update({f"{_YS}{name}": value for name, value in self.ys.items()})
+        leaves.update({f"{_FINAL}{name}": value for name, value in self.final_state.items()})
+        if any(isinstance(v, jax.core.Tracer) for v in leaves.values()):
+            raise TypeError(
+                "Trajectory.save: this trajectory's arrays are traced (inside jax.jit / jax.vmap / "
+                "jax.grad); save the trajectory the compiled function returns."
+            )
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        arrays = {name: np.asarray(value) for name, value in leaves.items()}
+        np.savez(path, **arrays, **{_FORMAT: np.asarray(json.dumps({"version": 1, "units": self.units}))})
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Trajectory:
+        """The trajectory that `Trajectory.save` wrote to ``path`` (NumPy arrays).
+
+        **Raises:** `FileNotFoundError` for a missing file; `ValueError` for a file that
+        `Trajectory.save` did not write.
+        """
+        path = os.fspath(path)
+        if not os.path.exists(path) and os.path.exists(path + ".npz"):
+            path += ".npz"  # as `save` named it
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Trajectory.load: no such file: {path!r}.")
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"Trajectory.load: {path!r} is not a NumPy .npz file (Trajectory.save writes one).")
+        with np.load(path, allow_pickle=False) as data:
+            if _FORMAT not in data.files or "ts" not in data.files:
+                raise ValueError(
+                    f"Trajectory.load: {path!r} was not written by Trajectory.save (it holds "
+                    f"{sorted(data.files)[:8]}); load other arrays with numpy.load."
+                )
+            meta = json.loads(str(data[_FORMAT]))
+            ys = {k[len(_YS):]: data[k] for k in data.files if k.startswith(_YS)}
+            final = {k[len(_FINAL):]: data[k] for k in data.files if k.startswith(_FINAL)}
+            return cls(ts=data["ts"], ys=ys, final_state=final, units=meta["units"])
+
+
+# The keys of a saved Trajectory's arrays (`Trajectory.save`).
+_YS, _FINAL, _FORMAT = "ys/", "final_state/", "brainmass_eqx_trajectory"
 
 
 # -- inputs --------------------------------------------------------------------------------

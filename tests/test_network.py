@@ -370,6 +370,34 @@ def test_a_run_continued_from_its_trajectory_equals_one_run():
         bm.simulate(net, 5.0, dt=DT, y0=bm.simulate(net, 10.0, dt=DT))
 
 
+def test_a_saved_trajectory_continues_the_run(tmp_path):
+    """Trajectory.save / Trajectory.load keep everything a continuation needs: the run
+    continued from the file equals the one continued from memory, bit for bit."""
+    net = delayed(speed=2.0)
+    first = bm.simulate(net, 30.0, dt=DT)
+    path = first.save(tmp_path / "first")
+    assert path.endswith("first.npz")
+    loaded = bm.Trajectory.load(tmp_path / "first")  # the name it was saved under works too
+    np.testing.assert_array_equal(loaded.ts, np.asarray(first.ts))
+    for name in first.ys:
+        np.testing.assert_array_equal(loaded[name], np.asarray(first[name]))
+        np.testing.assert_array_equal(loaded.final_state[name], np.asarray(first.final_state[name]))
+    assert loaded.units == first.units and repr(loaded) == repr(first)
+    np.testing.assert_array_equal(
+        np.asarray(bm.simulate(net, 30.0, dt=DT, y0=loaded)["x"]), np.asarray(bm.simulate(net, 30.0, dt=DT, y0=first)["x"])
+    )
+    with pytest.raises(FileNotFoundError, match=r"Trajectory.load: no such file: .*missing.npz"):
+        bm.Trajectory.load(tmp_path / "missing.npz")
+    (tmp_path / "notes.txt").write_text("not arrays")
+    with pytest.raises(ValueError, match=r"notes.txt' is not a NumPy .npz file \(Trajectory.save writes one\)"):
+        bm.Trajectory.load(tmp_path / "notes.txt")
+    np.savez(tmp_path / "other.npz", weights=np.ones(3))
+    with pytest.raises(ValueError, match=r"other.npz' was not written by Trajectory.save \(it holds \['weights'\]\)"):
+        bm.Trajectory.load(tmp_path / "other.npz")
+    with pytest.raises(TypeError, match=r"Trajectory.save: this trajectory's arrays are traced"):
+        jax.jit(lambda k: bm.simulate(delayed(k=k), DUR, dt=DT).save(tmp_path / "x"))(0.5)
+
+
 def test_history_function_is_read_for_t_le_0():
     """One step of an additive network with 1-step delays reads h(-dt); with zero delays
     the first step reads h(0), not y0 (brainmass's first step reads its delay_init)."""
