@@ -219,16 +219,17 @@ def _check_returned_shapes(model, out, where):
             )
 
 
-def _check_finite(name, value):
-    if isinstance(value, jax.core.Tracer):
+def _refuse_non_finite(label: str, value, fix: str) -> None:
+    """Raise if a concrete ``value`` holds NaN or inf, naming ``label`` and the first bad
+    index (traced values are not checked). Caught here, a NaN input or initial value would
+    surface as a divergence at the first step, blaming dt."""
+    if _is_traced(value):
         return
+    # NumPy, not jnp: under a trace jnp stages even a check of concrete values.
     bad = ~np.isfinite(np.asarray(value))
     if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0]) if bad.ndim else ()
-        raise ValueError(
-            f"inputs[{name!r}] must be finite: it holds {int(bad.sum())} NaN or infinite "
-            f"value(s), the first at index {first}."
-        )
+        where = f" (first at index {np.argwhere(bad)[0].tolist()})" if bad.ndim else ""
+        raise ValueError(f"{label} holds NaN or inf{where}; {fix}.")
 
 
 def _step_input(model, name, value, n_steps):
@@ -272,7 +273,7 @@ def _make_source(model, inputs, n_steps, dt):
         values, per_step = {}, set()
         for name, value in inputs.items():
             value = _convert_input(model, name, value)
-            _check_finite(name, value)
+            _refuse_non_finite(f"inputs[{name!r}]", value, "give finite inputs")
             if _step_input(model, name, value, n_steps):
                 per_step.add(name)
             values[name] = value
@@ -437,11 +438,7 @@ def _check_y0(model, y0):
             value = jnp.broadcast_to(value, (n,) if value.ndim <= 1 else value.shape)
         except ValueError:
             raise ValueError(f"y0[{name!r}] has shape {value.shape}; expected ({n},).") from None
-        # NumPy, not jnp: under a trace jnp stages even a check of concrete values.
-        if not _is_traced(value) and not np.isfinite(np.asarray(value)).all():
-            bad = np.argwhere(~np.isfinite(np.asarray(value)))[0].tolist()
-            # Caught here, it would surface as a divergence at the first step, blaming dt.
-            raise ValueError(f"y0[{name!r}] holds NaN or inf (first at index {bad}); give finite initial values.")
+        _refuse_non_finite(f"y0[{name!r}]", value, "give finite initial values")
         out[name] = value
     return out
 

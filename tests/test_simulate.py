@@ -270,9 +270,9 @@ def test_bad_monitors_inputs_and_y0():
     # 3 steps and 3 regions: a (3,) array could be either; the message says how to choose.
     with pytest.raises(ValueError, match=r"3 steps and 3 regions, so it could be one value per step or one per region. Say which: shape \(3, 1\)"):
         bx.simulate(hopf(), 0.3, dt=0.1, inputs={"x": jnp.zeros(3)})
-    with pytest.raises(ValueError, match=r"inputs\['x'\] must be finite: it holds 1 NaN or infinite value\(s\), the first at index \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"inputs\['x'\] holds NaN or inf \(first at index \[4, 2\]\); give finite inputs"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((10, 3)).at[4, 2].set(jnp.inf)})
-    with pytest.raises(ValueError, match=r"inputs\['x'\] must be finite: .* at index \(\)"):
+    with pytest.raises(ValueError, match=r"inputs\['x'\] holds NaN or inf; give finite inputs"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": float("nan")})
     # A callable's (or a path's) value acts at one time: a scalar or one value per region.
     with pytest.raises(ValueError, match=r"inputs callable returns 'x' of shape \(2,\), which does not broadcast to the 3 regions of Hopf; return a scalar or one value per region, shape \(3,\)"):
