@@ -304,8 +304,11 @@ class Network(AbstractModel):
     - `target`: the node input(s) receiving the coupling current(s); default the node's
       ``coupling_input`` (one coupled variable) or the inputs named like the coupled
       variables.
-    - `max_delay`: history capacity (ms or a time Quantity); default the longest delay.
-      Give room here to fit the speed or distances (a delay beyond it raises at run time).
+    - `max_delay`: history capacity (ms or a time Quantity); default the longest delay, or
+      where `speed`, `distance` or `delays` is a trainable `Param`, the longest its bounds
+      allow (a speed's lower bound, a distance's or delay's upper bound; one without that
+      bound is refused). Give room here when a fit changes them otherwise (``where=``, a
+      traced speed): a delay beyond it raises at run time.
     - `stage_coupling`: what the stages of a multi-stage solver see: ``'held'`` (default,
       brainmass's and TVB's rule) the coupling of the step's start, ``'updated'`` the
       coupling at the stage's own time and state (see the module docs): second order in
@@ -392,7 +395,11 @@ class Network(AbstractModel):
         self.distance, self.speed, self.delays = self._check_delays(distance, speed, delays, n, pattern)
         traced = [name for name, value in (("distance", distance), ("speed", speed), ("delays", delays))
                   if value is not None and _host(value) is None]
-        self.max_delay = self._capacity(max_delay, self._host_delays(distance, speed, delays, pattern), traced)
+        longest = self._host_delays(distance, speed, delays, pattern)
+        if max_delay is None and longest is not None:
+            # A fit may lengthen the delays: size the history for the longest they reach.
+            longest = self._reachable_delays(pattern, longest)
+        self.max_delay = self._capacity(max_delay, longest, traced)
         self.history = self._check_history(history, node, self.coupled_var)
 
         self.noise = noise
@@ -611,6 +618,38 @@ class Network(AbstractModel):
         tau = np.array(np.broadcast_to(tau, (n, n)), dtype=np.float64)
         np.fill_diagonal(tau, 0.0)
         return tau[pattern[0], pattern[1]] if pattern is not None else tau
+
+    def _reachable_delays(self, pattern, tau: np.ndarray) -> np.ndarray:
+        """The delays ``tau`` (ms), or where `distance`, `speed` or `delays` is a trainable
+        `Param`, the longest they reach within its bounds (the upper bound of a distance or
+        delay, the lower bound of a speed). A trainable one without that bound would let a
+        fit outgrow any history: refused, naming the two ways out."""
+
+        def limit(value, name, side):
+            if not (isinstance(value, Param) and value.fit):
+                return None
+            lo, hi = (float(b) for b in value.bounds)
+            bound = lo if side == "lower" else hi
+            if not (math.isfinite(bound) and (bound > 0 if side == "lower" else bound >= 0)):
+                what = "a positive lower bound" if side == "lower" else "an upper bound"
+                raise ValueError(
+                    f"max_delay: {name} is a trainable Param without {what}, so a fit could "
+                    "lengthen the delays beyond any history capacity. Give it one, "
+                    f"Param(value, bounds=(low, high)), or pass max_delay= (ms, the longest delay "
+                    "the fit may reach)."
+                )
+            return bound
+
+        if self.delays is not None:
+            hi = limit(self.delays, "delays", "upper")
+            return tau if hi is None else np.maximum(tau, hi)
+        d_hi, s_lo = limit(self.distance, "distance", "upper"), limit(self.speed, "speed", "lower")
+        if d_hi is None and s_lo is None:
+            return tau
+        reach = self._host_delays(
+            self.distance if d_hi is None else np.float64(d_hi), self.speed if s_lo is None else np.float64(s_lo), None, pattern
+        )
+        return np.maximum(tau, reach)
 
     def _capacity(self, max_delay, arr, traced) -> float:
         has_delays = self.delays is not None or self.distance is not None

@@ -459,6 +459,29 @@ def test_params_are_trainable_leaves():
     assert len(jax.tree_util.tree_leaves(trainable)) == 2
 
 
+def test_history_capacity_covers_the_delays_a_fit_may_reach():
+    # A trainable speed sizes the history for its lower bound (the longest delays), a
+    # trainable distance or delay for its upper bound; without such a bound a fit could
+    # outgrow any capacity (it used to fail mid-fit, at run time): refused at construction.
+    off = ~np.eye(N, dtype=bool)
+    longest = float(DIST[off].max())
+    assert delayed(speed=bm.Param(10.0, bounds=(2.0, 20.0))).max_delay == pytest.approx(longest / 2.0)
+    assert delayed(speed=bm.Param(10.0, fit=False)).max_delay == pytest.approx(longest / 10.0)
+    assert delayed(speed=bm.Param(10.0), max_delay=50.0).max_delay == 50.0
+    net = Network(hopf(), CONN, distance=bm.Param(DIST, bounds=(0.0, 60.0)), speed=10.0)
+    assert net.max_delay == pytest.approx(6.0)
+    net = Network(hopf(), CONN, delays=bm.Param(np.full((N, N), 2.0), bounds=(0.5, 7.5)))
+    assert net.max_delay == pytest.approx(7.5)
+    for kwargs, name, what in (
+        (dict(distance=DIST, speed=bm.Param(10.0)), "speed", "a positive lower bound"),
+        (dict(distance=DIST, speed=bm.Param(10.0, bounds=(0.0, None))), "speed", "a positive lower bound"),
+        (dict(distance=bm.Param(DIST, bounds=(1.0, None)), speed=10.0), "distance", "an upper bound"),
+        (dict(delays=bm.Param(np.full((N, N), 2.0))), "delays", "an upper bound"),
+    ):
+        with pytest.raises(ValueError, match=rf"max_delay: {name} is a trainable Param without {what}, so a fit could lengthen the delays beyond any history capacity\. Give it one, Param\(value, bounds=\(low, high\)\), or pass max_delay="):
+            Network(hopf(), CONN, **kwargs)
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 
