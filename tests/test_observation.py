@@ -657,3 +657,32 @@ def test_float64_mode():
             obs.TemporalAverage()(z, 1.0),
         )
         assert [a.dtype for a in outs] == [jnp.dtype("float64")] * len(outs)
+
+
+def test_spatial_average_is_the_mean_of_each_group():
+    # TVB's SpatialAverage monitor: each group's mean over its regions, as one matrix product.
+    mask = np.array([2, 0, 1, 0, 2, 2])
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(50, 6)).astype(np.float32)
+    avg = obs.SpatialAverage(mask, names=("left", "right", "deep"))
+    y = np.asarray(avg(x))
+    assert y.shape == (50, 3) and avg.n_groups == 3 and avg.names == ("left", "right", "deep")
+    for g in range(3):
+        np.testing.assert_allclose(y[:, g], x[:, mask == g].mean(axis=1), rtol=1e-6, atol=1e-7)
+    assert avg(u.Quantity(x, "mV")).unit == u.unit("mV")
+    batched = jax.vmap(avg)(jnp.stack([x, 2 * x]))  # (2, 50, 3)
+    np.testing.assert_allclose(batched[1], 2 * y, rtol=1e-6, atol=1e-6)
+    grad = jax.grad(lambda z: avg(z)[:, 2].sum())(jnp.asarray(x))
+    np.testing.assert_allclose(grad[0], (mask == 2) / 3.0, rtol=1e-6)
+    for bad, match in (
+        (np.array([0, 2, 2]), r"group\(s\) \[1\] of 0 \.\. 2 hold no region; number the groups 0 \.\. G - 1 without gaps"),
+        (np.array([[0, 1]]), r"`mask` must be a non-empty 1-D array \(one group per region\), got shape \(1, 2\)"),
+        (np.array([0.5, 1.0]), r"`mask` must hold integer group indices"),
+        (np.array([-1, 0]), r"`mask` holds a negative group index \(-1\)"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            obs.SpatialAverage(bad)
+    with pytest.raises(ValueError, match=r"2 names for 3 groups"):
+        obs.SpatialAverage(mask, names=("a", "b"))
+    with pytest.raises(ValueError, match=r"`signal` has shape \(50, 5\), but the mask covers 6 regions; its last axis must be the 6 regions"):
+        avg(x[:, :5])

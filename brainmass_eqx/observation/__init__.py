@@ -1,5 +1,5 @@
 """Observation and forward models: BOLD (Balloon-Windkessel ODE, HRF convolution),
-temporal averaging, EEG/MEG lead fields."""
+temporal and spatial averaging, EEG/MEG lead fields."""
 
 from ._balloon import BalloonWindkessel, bold_from_signal
 from ._hrf import (
@@ -12,6 +12,7 @@ from ._hrf import (
 )
 from ._inloop import BOLDSolver, WithBOLD, simulate_bold
 from ._leadfield import EEGLeadField, LeadFieldModel, LeadfieldReadout, MEGLeadField
+from ._spatial import SpatialAverage
 from ._temporal import TemporalAverage
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "LeadfieldReadout",
     "MEGLeadField",
     "MixtureOfGammasHRF",
+    "SpatialAverage",
     "TemporalAverage",
     "WithBOLD",
     "bold_from_signal",
