@@ -274,3 +274,17 @@ def test_bad_tr_and_duration():
         simulate_bold(WithBOLD(model), 100.0, dt=0.1, tr=10.0, driver="y")
     with pytest.raises(TypeError, match="`sample_every` is fixed by `tr`"):
         simulate_bold(model, 100.0, dt=0.1, tr=10.0, sample_every=3)
+
+
+def test_a_bold_run_restarts_from_its_final_state_not_its_recording():
+    # A BOLD run records BOLD only: its Trajectory cannot be continued step for step, and
+    # the message says to start from its final state (neural and haemodynamic) instead.
+    model = Hopf(n_regions=2, a=0.1, w=0.06, init_x=0.2)
+    kwargs = dict(dt=1.0, tr=100.0, driver=lambda m, s: s["x"] ** 2, scale=50.0)
+    first = simulate_bold(model, 2_000.0, **kwargs)
+    with pytest.raises(TypeError, match=r"simulate_bold: `y0` is a Trajectory; a BOLD run records BOLD only, .* Pass y0=traj\.final_state"):
+        simulate_bold(model, 2_000.0, y0=first, **kwargs)
+    second = np.asarray(simulate_bold(model, 2_000.0, y0=first.final_state, **kwargs)["bold"])
+    whole = np.asarray(simulate_bold(model, 4_000.0, **kwargs)["bold"])
+    # Equal up to float32 rounding (the compensated haemodynamic step restarts its sums).
+    np.testing.assert_allclose(second, whole[20:], atol=1e-4 * np.abs(whole).max())

@@ -422,6 +422,14 @@ def simulate_bold(
     else:
         model = WithBOLD(model, "x" if driver is None else driver, balloon, 1.0 if scale is None else scale)
     if y0 is not None:
+        if isinstance(y0, Trajectory):
+            # Its recording holds BOLD every TR, not the past a delayed network reads.
+            raise TypeError(
+                "simulate_bold: `y0` is a Trajectory; a BOLD run records BOLD only, not the past a "
+                "delayed network reads, so it cannot be continued step for step. Pass "
+                "y0=traj.final_state to start from its end state (neural and haemodynamic; a "
+                "delayed network then starts from a constant past)."
+            )
         if not isinstance(y0, Mapping):
             raise TypeError(f"simulate_bold: `y0` must be a dict {{state name: array}}, got {type(y0).__name__}.")
         rest = model.balloon.init_state(model.n_regions)
