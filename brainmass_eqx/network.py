@@ -398,7 +398,7 @@ class Network(AbstractModel):
         longest = self._host_delays(distance, speed, delays, pattern)
         if max_delay is None and longest is not None:
             # A fit may lengthen the delays: size the history for the longest they reach.
-            longest = self._reachable_delays(pattern, longest)
+            longest = self._reachable_delays(distance, speed, pattern, longest)
         self.max_delay = self._capacity(max_delay, longest, traced)
         self.history = self._check_history(history, node, self.coupled_var)
 
@@ -619,11 +619,13 @@ class Network(AbstractModel):
         np.fill_diagonal(tau, 0.0)
         return tau[pattern[0], pattern[1]] if pattern is not None else tau
 
-    def _reachable_delays(self, pattern, tau: np.ndarray) -> np.ndarray:
+    def _reachable_delays(self, distance, speed, pattern, tau: np.ndarray) -> np.ndarray:
         """The delays ``tau`` (ms), or where `distance`, `speed` or `delays` is a trainable
         `Param`, the longest they reach within its bounds (the upper bound of a distance or
         delay, the lower bound of a speed). A trainable one without that bound would let a
-        fit outgrow any history: refused, naming the two ways out."""
+        fit outgrow any history: refused, naming the two ways out. ``distance`` and
+        ``speed`` are the user's arguments (`_host_delays` reads them); the bounds are read
+        from the converted fields, in mm and mm/ms."""
 
         def limit(value, name, side):
             if not (isinstance(value, Param) and value.fit):
@@ -647,7 +649,7 @@ class Network(AbstractModel):
         if d_hi is None and s_lo is None:
             return tau
         reach = self._host_delays(
-            self.distance if d_hi is None else np.float64(d_hi), self.speed if s_lo is None else np.float64(s_lo), None, pattern
+            distance if d_hi is None else np.float64(d_hi), speed if s_lo is None else np.float64(s_lo), None, pattern
         )
         return np.maximum(tau, reach)
 

@@ -472,6 +472,13 @@ def test_history_capacity_covers_the_delays_a_fit_may_reach():
     assert net.max_delay == pytest.approx(6.0)
     net = Network(hopf(), CONN, delays=bm.Param(np.full((N, N), 2.0), bounds=(0.5, 7.5)))
     assert net.max_delay == pytest.approx(7.5)
+    # A sparse connectome reads the same (its fields are stored per target, not (N, N)),
+    # and a speed Param in cm/s has its bounds converted (200 cm/s = 2 mm/ms).
+    sparse = jsparse.BCOO.fromdense(jnp.asarray(CONN))
+    net = Network(hopf(), sparse, distance=jsparse.BCOO.fromdense(jnp.asarray(DIST)), speed=bm.Param(10.0, bounds=(2.0, 20.0)))
+    assert net.max_delay == pytest.approx(longest / 2.0, rel=1e-6)
+    net = delayed(speed=bm.Param(unxt.Quantity(1000.0, "cm/s"), bounds=(200.0, 2000.0)))
+    assert net.max_delay == pytest.approx(longest / 2.0)
     for kwargs, name, what in (
         (dict(distance=DIST, speed=bm.Param(10.0)), "speed", "a positive lower bound"),
         (dict(distance=DIST, speed=bm.Param(10.0, bounds=(0.0, None))), "speed", "a positive lower bound"),
