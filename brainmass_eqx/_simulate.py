@@ -87,7 +87,7 @@ class Trajectory(eqx.Module):
         leaves = {"ts": self.ts}
         leaves.update({f"{_YS}{name}": value for name, value in self.ys.items()})
         leaves.update({f"{_FINAL}{name}": value for name, value in self.final_state.items()})
-        if any(isinstance(v, jax.core.Tracer) for v in leaves.values()):
+        if _is_traced(leaves):
             raise TypeError(
                 "Trajectory.save: this trajectory's arrays are traced (inside jax.jit / jax.vmap / "
                 "jax.grad); save the trajectory the compiled function returns."

@@ -96,7 +96,7 @@ def _without_time(shape: tuple) -> tuple:
     return tuple(shape[:-2]) + tuple(shape[-1:])
 
 
-def _fc_shape(prediction_shape: tuple) -> tuple:
+def fc_shape(prediction_shape: tuple) -> tuple:
     """The shape of the FC matrix of a ``(..., time, regions)`` signal."""
     return tuple(prediction_shape[:-2]) + (prediction_shape[-1],) * 2
 
@@ -114,7 +114,7 @@ def target_fits(objective: Objective, prediction_shape: tuple, target_shape: tup
     one built with ``target_is_fc=True``, the shape of the prediction's FC matrix."""
     ps, ts = tuple(prediction_shape), tuple(target_shape)
     if getattr(objective, "target_is_fc", False):
-        return len(ps) >= 2 and ts == _fc_shape(ps)
+        return len(ps) >= 2 and ts == fc_shape(ps)
     if getattr(objective, "same_regions_only", False) and len(ps) >= 2 and len(ts) >= 2:
         return _without_time(ps) == _without_time(ts)
     return ps == ts
@@ -174,8 +174,8 @@ def _fc_of_target(prediction: Any, target: Any) -> Array:
     """The target of an objective built with ``target_is_fc=True``: an FC matrix of the
     prediction's regions, used as it is."""
     ps, ts = jnp.shape(prediction), jnp.shape(target)
-    if len(ps) < 2 or ts != _fc_shape(ps):
-        want = f"{_fc_shape(ps)} (the FC matrix of its regions)" if len(ps) >= 2 else "(n, n)"
+    if len(ps) < 2 or ts != fc_shape(ps):
+        want = f"{fc_shape(ps)} (the FC matrix of its regions)" if len(ps) >= 2 else "(n, n)"
         raise ValueError(
             f"prediction has shape {ps} and target has shape {ts}; with target_is_fc=True the "
             f"target is an FC matrix of shape {want}. For a recorded (time, regions) signal "

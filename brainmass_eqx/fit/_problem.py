@@ -23,7 +23,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec
-from ..objectives import target_fits
+from ..objectives import fc_shape, target_fits
 
 __all__ = ["ParamSpace", "Problem", "Data", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
 
@@ -420,8 +420,8 @@ class Problem:
             if not target_fits(self.objective, ps, ts):
                 after = f" (after transient={self.transient} samples)" if self.transient else ""
                 if getattr(self.objective, "target_is_fc", False):
-                    fc_shape = tuple(ps[:-2]) + (ps[-1],) * 2 if len(ps) >= 2 else "(n, n)"
-                    want = f"shape {fc_shape}, the prediction's FC matrix (the objective has target_is_fc=True)"
+                    shape = fc_shape(ps) if len(ps) >= 2 else "(n, n)"
+                    want = f"shape {shape}, the prediction's FC matrix (the objective has target_is_fc=True)"
                 elif getattr(self.objective, "same_regions_only", False):
                     want = "the prediction's regions"
                 else:
