@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
+import wadler_lindig as wl
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], max_width: int | None = None) -> str:
@@ -32,3 +34,37 @@ def value_text(value: Any) -> str:
     if arr.size <= 4:
         return "[" + ", ".join(f"{v:.4g}" for v in arr.ravel()) + "]"
     return f"array{arr.shape} mean {arr.mean():.4g}"
+
+
+def _readable_leaf(obj: Any) -> Any:
+    """`wadler_lindig` hook: concrete scalars and short arrays as their values, so that a
+    printed model shows ``a=0.25`` where equinox's default shows ``a=f32[]``."""
+    from ._param import Param
+    from ._units import is_quantity
+
+    if isinstance(obj, Param):
+        return wl.TextDoc(repr(obj))
+    if is_quantity(obj):
+        value = _readable_leaf(obj.value)
+        if isinstance(value, wl.TextDoc):
+            return wl.TextDoc(f"{value.text} {obj.unit}")
+    if isinstance(obj, float):
+        return wl.TextDoc(f"{obj:.6g}")
+    if isinstance(obj, jax.core.Tracer) or isinstance(obj, jax.ShapeDtypeStruct):
+        return wl.array_summary(obj.shape, obj.dtype.name, kind=None)
+    if isinstance(obj, (jax.Array, np.ndarray, np.generic)) and np.issubdtype(obj.dtype, np.number):
+        arr = np.asarray(obj)
+        if arr.size == 1 and arr.ndim <= 1:
+            text = f"{arr.ravel()[0]:.6g}"
+            return wl.TextDoc(text if arr.ndim == 0 else f"[{text}]")
+        if arr.ndim == 1 and arr.size <= 4:
+            return wl.TextDoc("[" + ", ".join(f"{v:.6g}" for v in arr) + "]")
+        return wl.array_summary(arr.shape, arr.dtype.name, kind=None)
+    return None
+
+
+def readable_repr(module: Any) -> str:
+    """A module's repr with its parameters' values (the `__repr__` of models, couplings
+    and noise specs): scalars and arrays of up to 4 values printed, larger arrays as their
+    shape and dtype, `Param` objects by their own repr (value, unit, bounds)."""
+    return wl.pformat(module, width=88, custom=_readable_leaf)

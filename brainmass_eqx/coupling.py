@@ -44,6 +44,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._param import Param, read
+from ._text import readable_repr
 
 __all__ = [
     "AbstractCoupling",
@@ -76,6 +77,10 @@ class AbstractCoupling(eqx.Module):
     Subclasses implement `__call__`. Class attribute ``signed_weights`` says whether
     negative connection weights are meaningful (a `Network` rejects them otherwise).
     """
+
+    def __repr__(self) -> str:
+        return readable_repr(self)
+
 
     signed_weights: ClassVar[bool] = False
 

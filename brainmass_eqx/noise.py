@@ -54,6 +54,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._checks import broadcasts_to_regions
 from ._param import Param, read
+from ._text import readable_repr
 from ._units import CANONICAL_UNITS, UnitError, is_quantity, per_ms, unxt_module
 from ._wrapping import AbstractSolverWrapper
 from .models._base import AbstractModel, AbstractModelWrapper, State
@@ -193,6 +194,10 @@ class AbstractNoise(eqx.Module):
     Subclasses declare ``field_units``: ``{field: kind}`` with kind one of ``'target'``,
     ``'target*sqrt(ms)'``, ``'target/sqrt(ms)'``, ``'time'``, ``'frequency'``.
     """
+
+    def __repr__(self) -> str:
+        return readable_repr(self)
+
 
     field_units: ClassVar[dict[str, str]] = {}
     #: Fields that must be >= 0 (``nonnegative``) or > 0 (``positive``).
@@ -1147,6 +1152,14 @@ def with_noise(
 
     **Returns:** the noisy model (the model itself if no noise is given).
     """
+    if noise is not None and not isinstance(noise, Mapping):
+        targets = _valid_targets(model) if isinstance(model, AbstractModel) else ["<target>"]
+        example = type(noise).__name__ + "(...)" if isinstance(noise, AbstractNoise) else "spec"
+        raise TypeError(
+            f"with_noise: `noise` must be a dict {{target: spec}} naming what the noise drives, "
+            f"got {type(noise).__name__}: write with_noise(model, {{{targets[0]!r}: {example}}}) "
+            f"or with_noise(model, noise_{targets[0]}={example}); valid targets are {targets}."
+        )
     specs = dict(noise or {})
     for kw, spec in noise_kwargs.items():
         if not kw.startswith("noise_"):

@@ -575,6 +575,11 @@ def test_load_connectome_bad_paths(tmp_path, tvb_like):
     with pytest.raises(FileNotFoundError, match=r"registered data set 'example_connectome', call "
                        r"load_dataset\('example_connectome'\)"):
         ds.load_connectome("example_connectome")
+    with pytest.raises(FileNotFoundError, match=r"did you mean load_dataset\('example_connectome'\) or "
+                       r"load_dataset\('example_signal'\)\?"):
+        ds.load_connectome("example")
+    with pytest.raises(FileNotFoundError, match=r"did you mean load_dataset\('tvb_connectivity_76'\)"):
+        ds.load_connectome("tvb_conectivity_76")
     with pytest.raises(FileNotFoundError, match="nope.zip"):
         ds.load_tvb_connectivity(tmp_path / "nope.zip")
     with pytest.raises(FileNotFoundError, match=r"'distances': no such file .*d\.npy"):

@@ -347,6 +347,9 @@ def test_bad_attachment():
         with_noise(bm.Lorenz(), noise_w=WhiteNoise(0.1))
     with pytest.raises(TypeError, match=r"noise\['x'\] must be a noise spec"):
         with_noise(hopf, {"x": 0.1})
+    with pytest.raises(TypeError, match=r"got OUProcess: write with_noise\(model, \{'x': OUProcess\(...\)\}\) or "
+                       r"with_noise\(model, noise_x=OUProcess\(...\)\); valid targets are \['x', 'y'\]"):
+        with_noise(hopf, OUProcess(0.1))
     with pytest.raises(bm.UnitError, match=r"noise\['E'\] \(OUProcess\)\.sigma.*'Hz' \(the unit of its target\)"):
         with_noise(bm.JansenRit(), {"E": OUProcess(unxt.Quantity(1.0, "mV"))})
     with pytest.raises(bm.UnitError, match=r"noise\['x'\] \(OUProcess\)\.tau has unit 'mV', but it must be in 'ms' \(a time\)"):

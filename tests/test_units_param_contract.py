@@ -125,6 +125,22 @@ def test_param_repr_shows_unit_and_bounds():
     assert repr(jr.be) == "Param(110 Hz, fit=True, transform=Sigmoid(lower=60, upper=140))"
 
 
+def test_printed_models_show_parameter_values():
+    # equinox's default repr shows `a=f32[]`, which tells a reader nothing about the model.
+    hopf = bx.Hopf(2, a=bx.Param(0.2, bounds=(-1.0, 1.0)), w=jnp.array([0.1, 0.3]))
+    assert repr(hopf) == ("Hopf(\n  n_regions=2,\n  a=Param(0.2, fit=True, transform=Sigmoid(lower=-1, upper=1)),"
+                          "\n  w=[0.1, 0.3],\n  beta=1,\n  init_x=0,\n  init_y=0\n)")
+    net = bx.Network(bx.Hopf(8), jnp.ones((8, 8)) - jnp.eye(8), k=0.25, delays=2.0)
+    text = repr(net)
+    assert "conn=f32[8,8]" in text and "k=0.25" in text and "node=Hopf(n_regions=8, a=0.25, w=0.2" in text
+    assert repr(bx.OUProcess(sigma=0.01, tau=u.Quantity(5, "ms"))) == "OUProcess(sigma=0.01, tau=5 ms)"
+    assert repr(bx.coupling.Sigmoidal()).startswith("Sigmoidal(")
+    # Under a trace the values are unknown: shapes only, and no error.
+    seen = []
+    jax.jit(lambda a: seen.append(repr(bx.Hopf(1, a=a))) or a)(0.3)
+    assert seen[0].startswith("Hopf(a=f32[]")
+
+
 def test_param_with_units_inside_models():
     wc = bx.WilsonCowan(1, tau_E=bx.Param(u.Quantity(0.002, "s"), bounds=(u.Quantity(0.001, "s"), u.Quantity(0.01, "s"))))
     assert isinstance(wc.tau_E, bx.Param)

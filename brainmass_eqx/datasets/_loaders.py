@@ -15,6 +15,7 @@ Every loader returns a validated `Connectome`: lengths in mm, no NaN/inf, square
 from __future__ import annotations
 
 import bz2
+import difflib
 import errno
 import gzip
 import io
@@ -345,13 +346,26 @@ def load_connectome(
     """
     from ._registry import _REGISTRY
 
-    if isinstance(path, str) and path in _REGISTRY and not os.path.exists(path):
-        raise FileNotFoundError(
-            errno.ENOENT,
-            f"'path': no such file or directory (for the registered data set {path!r}, "
-            f"call load_dataset({path!r}))",
-            path,
-        )
+    if isinstance(path, str) and not os.path.exists(path):
+        if path in _REGISTRY:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"'path': no such file or directory (for the registered data set {path!r}, "
+                f"call load_dataset({path!r}))",
+                path,
+            )
+        # A bare word that is no file is most likely a data set's name, half remembered.
+        if os.sep not in path and not os.path.splitext(path)[1]:
+            close = [n for n in sorted(_REGISTRY) if path.lower() in n.lower()]
+            close = close or difflib.get_close_matches(path, sorted(_REGISTRY), n=2, cutoff=0.6)
+            if close:
+                raise FileNotFoundError(
+                    errno.ENOENT,
+                    f"'path': no such file or directory (a bundled data set is loaded by its "
+                    f"name with load_dataset: did you mean "
+                    f"{' or '.join(f'load_dataset({n!r})' for n in close)}?)",
+                    path,
+                )
     p = _existing_path(path)
     is_dir = os.path.isdir(p)
     ext = os.path.splitext(p)[1].lower()

@@ -31,6 +31,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._checks import broadcasts_to_regions, check_int, check_keywords, keyword_names
 from .._param import Param
+from .._text import readable_repr
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
 
 __all__ = ["AbstractModel", "AbstractModelWrapper", "Uniform", "parameter", "initial", "State"]
@@ -108,6 +109,10 @@ class AbstractModel(eqx.Module):
     dimension, see `brainmass_eqx.CANONICAL_UNITS`), as plain numbers in that unit, or as
     `Param` objects (trainable).
     """
+
+    def __repr__(self) -> str:
+        return readable_repr(self)
+
 
     n_regions: int = eqx.field(default=1, static=True)
 
