@@ -57,7 +57,9 @@ def _pyplot():
 
 def _axes(ax):
     if ax is None:
-        _, ax = _pyplot().subplots()
+        # Constrained layout keeps long tick labels from pushing the axis label off the
+        # figure (a settled signal's ticks read 0.67765, and its label was cut).
+        _, ax = _pyplot().subplots(layout="constrained")
     else:
         _pyplot()
     return ax
