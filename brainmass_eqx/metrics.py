@@ -640,7 +640,8 @@ def dominant_frequency(
     the peak is placed between bins by fitting a parabola to $\ln P$ at $k - 1, k, k + 1$
     (exact for a Gaussian peak, close to it for a Hann-windowed sinusoid):
     $f^\* = f_k + \frac{\Delta f}{2}\,\frac{\ln P_{k-1} - \ln P_{k+1}}{\ln P_{k-1} - 2\ln P_k + \ln P_{k+1}}$.
-    A region whose signal holds NaN (a diverged run) gets NaN.
+    A region whose signal holds NaN (a diverged run) gets NaN, and so does a region whose
+    signal is constant (a fixed point has no frequency).
 
     **Arguments:**
 
@@ -677,6 +678,11 @@ def dominant_frequency(
         f = f + jnp.where(ok, jnp.clip(shift, -0.5, 0.5), 0.0) * (freqs[1] - freqs[0])
     # argmax takes a NaN for the peak: a diverged region would get a plausible frequency.
     f = jnp.where(jnp.any(jnp.isnan(psd), axis=-2), jnp.nan, f)
+    # A constant signal (a fixed point) has no peak: argmax would name the first bin, the
+    # leakage of its rounding error, as its frequency (10 Hz for a 100 ms signal).
+    values = jnp.asarray(magnitude(x))
+    values = values[:, None] if values.ndim == 1 else values
+    f = jnp.where(jnp.max(values, axis=-2) == jnp.min(values, axis=-2), jnp.nan, f)
     return f[..., 0] if squeeze else f
 
 
