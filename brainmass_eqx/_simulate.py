@@ -390,8 +390,16 @@ def _as_steps(value, name, dt_ms, inexact="error"):
         if isinstance(value, (float, np.floating)):
             # duration and dt read a plain number as ms, so a float here is most likely
             # meant as ms too; an int counts steps, and guessing would be silently wrong.
-            hint = f" A float is not read as ms here (unlike duration and dt): for {value:g} ms pass unxt.Quantity({value:g}, 'ms')"
-            hint += f"; for {value:g} steps pass the int {int(value)}." if float(value).is_integer() else "."
+            hint = (f" A float is not read as ms here (unlike duration and dt), since an int counts "
+                    f"steps: for {value:g} ms pass unxt.Quantity({value:g}, 'ms')")
+            steps = float(value) / dt_ms
+            if abs(steps - round(steps)) <= 1e-9 * max(1.0, steps) and round(steps) >= 1:
+                n = round(steps)
+                hint += f" or the int {n} ({n} step{'s' if n != 1 else ''} of dt = {dt_ms:g} ms)"
+            if float(value).is_integer() and int(value) >= 1 and int(value) != round(steps):
+                n = int(value)
+                hint += f"; for {n} step{'s' if n != 1 else ''} pass the int {n}"
+            hint += "."
         raise TypeError(
             f"{name} must be an int number of steps or a time Quantity (e.g. unxt.Quantity(100, 'ms')), "
             f"got {value!r}.{hint}"

@@ -242,8 +242,13 @@ def test_bad_transient_and_sampling():
     with pytest.raises(TypeError, match="transient must be an int number of steps or a time Quantity"):
         bx.simulate(hopf(), 1.0, dt=0.1, transient=2.5)
     # duration reads a plain number as ms; a float transient says how to mean ms or steps.
-    with pytest.raises(TypeError, match=r"for 5 ms pass unxt.Quantity\(5, 'ms'\); for 5 steps pass the int 5"):
+    with pytest.raises(TypeError, match=r"for 5 ms pass unxt.Quantity\(5, 'ms'\) or the int 50 \(50 steps of "
+                       r"dt = 0.1 ms\); for 5 steps pass the int 5\."):
         bx.simulate(hopf(), 1.0, dt=0.1, sample_every=5.0)
+    with pytest.raises(TypeError, match=r"for 1 ms pass unxt.Quantity\(1, 'ms'\) or the int 1 \(1 step of dt = 1 ms\)\.$"):
+        bx.simulate(hopf(), 1.0, dt=1.0, sample_every=1.0)
+    with pytest.raises(TypeError, match=r"for 0.25 ms pass unxt.Quantity\(0.25, 'ms'\)\.$"):
+        bx.simulate(hopf(), 1.0, dt=0.1, sample_every=0.25)
     with pytest.raises(ValueError, match="sample_every must be >= 1"):
         bx.simulate(hopf(), 1.0, dt=0.1, sample_every=0)
     # A sampling period off the step grid used to be rounded silently (0.25 ms -> 0.2 ms).
