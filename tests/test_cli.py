@@ -272,6 +272,15 @@ def test_simulate_connectome_from_csv(tmp_path, capsys):
     assert_one_line(err, "warning: x is constant in 5 of 5 regions (R0, R1, R2, R3, R4)", "add --noise SIGMA")
     with np.load(out) as z:
         assert z["x"].shape == (20, 5)
+    # Jansen-Rit's regions leave their start together and never part (the coupling of equal
+    # states cancels): an FC of ones, said with the fix.
+    code, stdout, err = run(
+        ["simulate", "--model", "JansenRit", "--connectome", str(path), "--duration", "20", "--out", str(out),
+         "--no-plot", "--no-progress"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert_one_line(err, "warning: all 5 regions record the same M", "every FC entry is 1", "add --noise SIGMA")
 
 
 def test_fit_to_simulated_target(simulated, tmp_path, capsys):

@@ -192,6 +192,15 @@ def _constant_regions(x: np.ndarray, labels) -> list[str]:
     return [str(labels[i]) for i in np.flatnonzero(np.ptp(x, axis=0) == 0)]
 
 
+def _regions_move_together(x: np.ndarray) -> bool:
+    """Whether every region records the same changing signal (identical nodes started alike,
+    whose diffusive coupling then cancels): an FC of ones that says nothing about the
+    connectome."""
+    if x.shape[1] < 2 or np.ptp(x[:, 0]) == 0:
+        return False
+    return bool(np.max(np.abs(x - x[:, :1])) <= 1e-6 * np.max(np.abs(x)))
+
+
 def _wants_plot(args) -> bool:
     if args.plot is None:
         return False
@@ -232,6 +241,12 @@ def cmd_simulate(args) -> int:
         sys.stderr.write(
             f"warning: {setup.recorded} is constant in {len(constant)} of {setup.n} regions ({shown}); their FC "
             f"entries are 0. {_NO_ACTIVITY_FIX}\n"
+        )
+    elif _regions_move_together(x):
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"warning: all {setup.n} regions record the same {setup.recorded} (identical nodes started alike, "
+            f"so the coupling between them cancels); every FC entry is 1. {_NO_ACTIVITY_FIX}\n"
         )
     print(f"wrote {out} (ts [ms], {setup.recorded}, fc, weights, labels, meta)")
     if _wants_plot(args):
