@@ -112,6 +112,14 @@ def keyword_names(fn: Callable) -> tuple[str, ...] | None:
     return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
 
 
+def closest_name(name: str, names: Iterable[str]) -> str | None:
+    """The valid name closest to a misspelt ``name``, or None. Matching ignores case
+    (``tau_e`` finds ``tau_E``) and returns the valid name's own spelling."""
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
 def check_keywords(name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] | None) -> None:
     """Refuse a keyword ``name(...)`` does not take, naming the closest valid one and all
     of them (Python's own message names only the unexpected one). Matching ignores case
@@ -130,9 +138,8 @@ def check_keywords(name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] 
         return
     unknown = [k for k in kwargs if k not in names]
     if unknown:
-        by_lower = {n.lower(): n for n in names}
-        close = difflib.get_close_matches(unknown[0].lower(), list(by_lower), n=1, cutoff=0.6)
-        hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+        close = closest_name(unknown[0], names)
+        hint = f" (did you mean {close!r}?)" if close else ""
         raise TypeError(
             f"{name}() got an unexpected keyword argument {unknown[0]!r}{hint}. "
             f"{name} takes: {', '.join(names)}."

@@ -137,6 +137,8 @@ def test_unknown_parameter(capsys):
     code, _, err = run(["simulate", "--param", "alpha=1", "--no-plot"], capsys)
     assert code == 2
     assert_one_line(err, "--param: Hopf has no parameter 'alpha'", "a, w, beta")
+    code, _, err = run(["simulate", "--model", "WilsonCowan", "--param", "tau_e=5ms", "--no-plot"], capsys)
+    assert_one_line(err, "no parameter 'tau_e'. Did you mean tau_E, tau_I")
 
 
 def test_bad_parameter_value(capsys):
@@ -198,6 +200,19 @@ def test_fit_bounds_without_fit(capsys):
     code, _, err = run(["fit", "--fit", "k", "--bounds", "a=0:1"], capsys)
     assert code == 2
     assert_one_line(err, "--bounds: ['a'] are not fitted")
+
+
+def test_fit_names_are_checked_and_split_at_commas(capsys):
+    code, _, err = run(["fit", "--fit", "kk"], capsys)  # was "KeyError: kk"
+    assert code == 2
+    assert_one_line(err, "--fit kk: Hopf has no parameter 'kk' (did you mean 'k'?)", "the coupling k and Hopf's a, w, beta")
+    # `--fit k,tau_e` is two names (it read as one, and its bound as "not fitted").
+    code, _, err = run(["fit", "--model", "WilsonCowan", "--fit", "k,tau_e", "--bounds", "k=0:2"], capsys)
+    assert code == 2
+    assert_one_line(err, "--fit tau_e: WilsonCowan has no parameter 'tau_e' (did you mean 'tau_E'?)")
+    code, _, err = run(["fit", "--fit", "k, w", "--bounds", "k=0:2"], capsys)
+    assert code == 2
+    assert_one_line(err, "--fit w: give its search box with --bounds w=LOW:HIGH")
 
 
 def test_fit_unbounded_parameter_needs_box(capsys):

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="target FC: a data set with an fc (example_signal), an .npz with an 'fc' array (e.g. from "
         "`simulate`), or .npy/.csv/.txt holding an FC matrix (N, N) or a time series (T, N)",
     )  # fmt: skip
-    f.add_argument("--fit", action="append", metavar="NAME", help="a parameter to fit: k or a node parameter; repeatable (default k)")
+    f.add_argument("--fit", action="append", metavar="NAME", help="parameters to fit: k or node parameters, comma-separated or repeated (--fit k,a) (default k)")
     f.add_argument("--bounds", action="append", type=_build.bounds_arg, metavar="NAME=LOW:HIGH", help="search box of a fitted parameter")
     f.add_argument("--backend", choices=("nevergrad", "grad", "scipy", "optimistix"), default="nevergrad", help="optimiser (default nevergrad)")
     f.add_argument(

@@ -133,7 +133,9 @@ def bounds_arg(text: str) -> tuple[str, tuple[float, float]]:
 
 
 def _suggest(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    # Case-insensitive, as `_checks.closest_name`: `tau_e` finds `tau_E` before `tau_I`.
+    by_lower = {c.lower(): c for c in choices}
+    close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)]
     return f" Did you mean {', '.join(close)}?" if close else ""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import closest_name
 from .._text import table, value_text
 from . import _build
 from ._errors import CLIError
@@ -316,12 +317,22 @@ def cmd_fit(args) -> int:
 
     from ..fit._fitter import loss_is_flat
 
-    names = args.fit or ["k"]
+    # `--fit k,a` reads as two names, as `--fit k --fit a` does.
+    names = [n.strip() for given in (args.fit or ["k"]) for n in given.split(",") if n.strip()]
+    desc = _build.resolve_model(args.model)
+    fittable = ["k", *desc.parameters]
+    for name in names:
+        if name not in fittable:
+            close = closest_name(name, fittable)
+            raise CLIError(
+                f"--fit {name}: {desc.name} has no parameter {name!r}"
+                + (f" (did you mean {close!r}?)" if close else "")
+                + f"; fittable: the coupling k and {desc.name}'s {', '.join(desc.parameters)}."
+            )
     boxes = dict(args.bounds or [])
     unknown = [n for n in boxes if n not in names]
     if unknown:
         raise CLIError(f"--bounds: {unknown} are not fitted; add --fit {unknown[0]} or drop the bound.")
-    desc = _build.resolve_model(args.model)
     fit = {name: boxes.get(name) or _default_box(args, desc, name) for name in names}
     setup = Setup(args, fit=fit)
     target_fc, what = _build.load_target_fc(args.target, setup.n)
