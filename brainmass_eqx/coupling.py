@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ._checks import closest_name
 from ._param import Param, read
 from ._text import readable_repr
 
@@ -336,4 +337,6 @@ def make_coupling(coupling: str | AbstractCoupling) -> AbstractCoupling:
     if isinstance(coupling, type) and issubclass(coupling, AbstractCoupling):
         raise TypeError(f"coupling: pass an instance, e.g. coupling={coupling.__name__}(), not the class.")
     names = ", ".join(repr(n) for n in COUPLINGS)
-    raise ValueError(f"coupling must be one of {names} or an AbstractCoupling instance; got {coupling!r}.")
+    close = closest_name(coupling.replace(" ", "_"), COUPLINGS) if isinstance(coupling, str) else None
+    hint = f" (did you mean {close!r}?)" if close else ""
+    raise ValueError(f"coupling must be one of {names} or an AbstractCoupling instance; got {coupling!r}{hint}.")

@@ -101,6 +101,10 @@ def test_make_coupling_names_and_errors():
     assert C.make_coupling("laplacian").exp_weights  # brainmass's LaplacianConnParam
     with pytest.raises(ValueError, match="coupling must be one of 'diffusive', 'additive'"):
         C.make_coupling("foo")
+    with pytest.raises(ValueError, match=r"got 'diffusve' \(did you mean 'diffusive'\?\)"):
+        C.make_coupling("diffusve")
+    with pytest.raises(ValueError, match=r"\(did you mean 'sigmoidal_jansen_rit'\?\)"):
+        C.make_coupling("Sigmoidal Jansen Rit")
     with pytest.raises(TypeError, match="pass an instance, e.g. coupling=Tanh()"):
         C.make_coupling(C.Tanh)
     with pytest.raises(ValueError, match="Laplacian\\(normalize='x'\\) is unknown"):
