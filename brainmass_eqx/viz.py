@@ -235,7 +235,8 @@ def plot_timeseries(
     - `var`: the Trajectory variable to plot (default: the first recorded one).
     - `dt`: the sampling step (ms or a time Quantity), used when there are no `ts`.
     - `labels`: one name per region (a legend is drawn for up to 10 plotted regions).
-    - `regions`: indices of the regions to plot (default: all).
+    - `regions`: indices of the regions to plot (default: all); without `labels` the
+      legend names them ``region <index>``.
     - `time_unit`: ``'ms'``, ``'s'`` or ``'auto'`` (s when the last time is 2 s or more).
     - `ax`: the Axes to draw into; `**kwargs` go to ``Axes.plot``.
 
@@ -260,6 +261,9 @@ def plot_timeseries(
     else:
         scale, tu = _time_scale(time_unit, float(np.max(np.abs(t_ms))))
         x, xlabel = t_ms * scale, f"time ({tu})"
+    if labels is None and regions is not None:
+        # Regions picked by index are told apart by their index (lines can coincide).
+        labels = [f"region {r}" for r in range(n)]
     kwargs.setdefault("linewidth", 1.0)
     for r in chosen:
         ax.plot(x, values[:, r], label=None if labels is None else labels[r], **kwargs)

@@ -59,6 +59,9 @@ def test_timeseries_quantity_seconds_and_regions(tmp_path):
     (line,) = ax.get_lines()
     np.testing.assert_allclose(line.get_xdata()[:2], [0.001, 0.002])
     np.testing.assert_allclose(line.get_ydata(), SIGNAL[:, 1])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["region 1"]
+    # All regions, no labels: no legend to name them.
+    assert viz.plot_timeseries(SIGNAL).get_legend() is None
 
 
 def test_trajectory_units_label_axes(tmp_path):
