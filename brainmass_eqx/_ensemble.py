@@ -40,7 +40,10 @@ def batch_size_of(batch: PyTree) -> int:
     """The common leading-axis length of the array leaves of ``batch``."""
     leaves = [x for x in jax.tree_util.tree_leaves(batch) if eqx.is_array(x) or isinstance(x, np.ndarray)]
     if not leaves:
-        raise ValueError("ensemble: the batch has no array leaves to map over.")
+        numbers = jax.tree_util.tree_leaves(batch)
+        hint = (" Python numbers are not mapped over: give the values as an array, e.g. "
+                "jnp.asarray([...]) (or a dict of arrays)." if numbers else "")
+        raise ValueError(f"ensemble: the batch has no array leaves to map over.{hint}")
     sizes = {int(np.shape(x)[0]) if np.ndim(x) else None for x in leaves}
     if None in sizes or len(sizes) != 1:
         shapes = [tuple(np.shape(x)) for x in leaves]

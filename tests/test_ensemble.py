@@ -62,8 +62,11 @@ def test_run_slices_calls_each_part_once_in_order():
 def test_batch_leaves_must_share_the_leading_axis():
     with pytest.raises(ValueError, match="same leading"):
         ens.ensemble(lambda p: p["a"], {"a": jnp.zeros(3), "b": jnp.zeros(4)})
-    with pytest.raises(ValueError, match="no array leaves"):
-        ens.ensemble(lambda p: p, {"a": 1.0})
+    with pytest.raises(ValueError, match=r"no array leaves to map over. Python numbers are not mapped over: give the "
+                       r"values as an array, e.g. jnp.asarray\(\[...\]\)"):
+        ens.ensemble(lambda p: p, [0.1, 0.2])
+    with pytest.raises(ValueError, match=r"no array leaves to map over\.$"):
+        ens.ensemble(lambda p: p, {})
 
 
 SHARDED = textwrap.dedent(
