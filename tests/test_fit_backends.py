@@ -208,3 +208,14 @@ def test_grad_recovers_conduction_speed_from_time_series():
     result = fitter.fit(target, 40)
     assert fitter.names == ("speed",)
     assert abs(float(result.best_params["speed"]) - 5.0) < 0.1
+
+
+def test_scipy_stop_reason_is_readable():
+    # L-BFGS-B stopping at a loss floor reports a bare "ABNORMAL: " (seen fitting a speed
+    # to 4e-9); the FitResult's stop_reason says what it means.
+    from brainmass_eqx.fit._scipy import _readable_message
+
+    assert _readable_message("ABNORMAL: ") == (
+        "ABNORMAL (the line search found no decrease: usually the loss is at its floor, or its gradient is inexact)"
+    )
+    assert _readable_message("STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT") == "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"

@@ -30,6 +30,16 @@ _METHODS = _BOUNDED | {"bfgs", "cg", "newton-cg"}
 _MINIMIZE_KEYS = {"method", "tol", "options", "constraints"}
 
 
+
+def _readable_message(message: Any) -> str:
+    """scipy's termination message, made readable: L-BFGS-B's bare "ABNORMAL: " says
+    neither what happened nor whether it matters."""
+    text = str(message).strip().rstrip(":").strip()
+    if text.upper().startswith("ABNORMAL"):
+        text += (" (the line search found no decrease: usually the loss is at its floor, "
+                 "or its gradient is inexact)")
+    return text
+
 def check_optimizer(optimizer: Any) -> dict:
     """``{'method': ..., 'tol': ..., 'options': {...}, ...}`` from None, a method name or a dict."""
     if optimizer is None:
@@ -178,7 +188,7 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
         monitor.close()
     if stop_reason == "n_steps":
         unsuccessful = [r for r in results if r is not None and not r.success]
-        stop_reason = f"scipy: {unsuccessful[0].message}" if unsuccessful else "converged"
+        stop_reason = f"scipy: {_readable_message(unsuccessful[0].message)}" if unsuccessful else "converged"
     best_values = to_values(best["x"])
     return BackendOutput(
         best_raw=space.to_raw(best_values) if bounded else space.unravel(best["x"]),
