@@ -315,6 +315,15 @@ def sweep(
     clash = set(summaries) & set(grid)
     if clash:
         raise ValueError(f"sweep: summary names {sorted(clash)} clash with grid names.")
+    if as_dataframe:
+        # Checked now, not after the whole grid has run.
+        try:
+            import pandas  # noqa: F401
+        except ImportError as err:
+            raise ImportError(
+                "sweep(as_dataframe=True) needs pandas, which is not installed: pip install pandas, "
+                "or leave as_dataframe False for a dict of columns (pandas.DataFrame(table) later)."
+            ) from err
     _check_grid_names(simulate_fn, grid)
     table = _grid_table(grid, product)
     n = len(next(iter(table.values())))

@@ -142,6 +142,20 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, SUMMARIES, chunk_size=2, checkpoint=path)
 
 
+def test_sweep_without_pandas_refuses_before_running(monkeypatch):
+    # The import used to come after the whole grid had run, losing it.
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    calls = []
+
+    def point(a, w):
+        calls.append(a)
+        return _hopf_point(a, w)
+
+    with pytest.raises(ImportError, match=r"sweep\(as_dataframe=True\) needs pandas, which is not installed"):
+        ens.sweep(point, {"a": [0.1], "w": [0.3]}, SUMMARIES, as_dataframe=True)
+    assert calls == []
+
+
 def test_sweep_bad_input():
     with pytest.raises(ValueError, match="grid is empty"):
         ens.sweep(_hopf_point, {}, SUMMARIES)
