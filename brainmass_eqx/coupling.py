@@ -79,11 +79,11 @@ class AbstractCoupling(eqx.Module):
     negative connection weights are meaningful (a `Network` rejects them otherwise).
     """
 
-    def __repr__(self) -> str:
-        return readable_repr(self)
-
-
     signed_weights: ClassVar[bool] = False
+
+    def __repr__(self) -> str:
+        # Parameter values (a=0.25), where equinox's default shows a=f32[].
+        return readable_repr(self)
 
     def effective_weights(self, weights: Float[Array, "T J"]) -> Float[Array, "T J"]:
         """The weights the kernel sums with, from the network's connection weights

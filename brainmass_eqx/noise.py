@@ -195,14 +195,14 @@ class AbstractNoise(eqx.Module):
     ``'target*sqrt(ms)'``, ``'target/sqrt(ms)'``, ``'time'``, ``'frequency'``.
     """
 
-    def __repr__(self) -> str:
-        return readable_repr(self)
-
-
     field_units: ClassVar[dict[str, str]] = {}
     #: Fields that must be >= 0 (``nonnegative``) or > 0 (``positive``).
     nonnegative: ClassVar[tuple[str, ...]] = ()
     positive: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        # Parameter values (a=0.25), where equinox's default shows a=f32[].
+        return readable_repr(self)
 
     def __check_init__(self):
         cls = type(self).__name__

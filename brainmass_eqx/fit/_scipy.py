@@ -30,7 +30,6 @@ _METHODS = _BOUNDED | {"bfgs", "cg", "newton-cg"}
 _MINIMIZE_KEYS = {"method", "tol", "options", "constraints"}
 
 
-
 def _readable_message(message: Any) -> str:
     """scipy's termination message, made readable: L-BFGS-B's bare "ABNORMAL: " says
     neither what happened nor whether it matters."""
@@ -39,6 +38,7 @@ def _readable_message(message: Any) -> str:
         text += (" (the line search found no decrease: usually the loss is at its floor, "
                  "or its gradient is inexact)")
     return text
+
 
 def check_optimizer(optimizer: Any) -> dict:
     """``{'method': ..., 'tol': ..., 'options': {...}, ...}`` from None, a method name or a dict."""

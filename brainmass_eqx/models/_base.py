@@ -110,10 +110,6 @@ class AbstractModel(eqx.Module):
     `Param` objects (trainable).
     """
 
-    def __repr__(self) -> str:
-        return readable_repr(self)
-
-
     n_regions: int = eqx.field(default=1, static=True)
 
     state_names: ClassVar[tuple[str, ...]] = ()
@@ -126,6 +122,10 @@ class AbstractModel(eqx.Module):
     observables: ClassVar[tuple[str, ...]] = ()
     #: Whether adaptive step-size control is meaningful (no internal discontinuities).
     supports_adaptive: ClassVar[bool] = True
+
+    def __repr__(self) -> str:
+        # Parameter values (a=0.25), where equinox's default shows a=f32[].
+        return readable_repr(self)
 
     # -- construction -------------------------------------------------------------------
 
