@@ -215,6 +215,10 @@ def test_balloon_units_dt_and_parameters():
     b2 = obs.bold_from_signal(z, 1.0, tr=500.0)
     assert b1.shape == (4, 2)
     np.testing.assert_allclose(b1, b2)
+    # The model applied to a signal is bold_from_signal with its parameters (was "not callable").
+    slow = obs.BalloonWindkessel(tau=1.5)
+    np.testing.assert_array_equal(slow(z, 1.0, tr=500.0), obs.bold_from_signal(z, 1.0, tr=500.0, model=slow))
+    assert not np.allclose(slow(z, 1.0, tr=500.0), b2)
     # without tr, every step is sampled and equals a per-step TR
     np.testing.assert_allclose(
         obs.bold_from_signal(z[:20], 1.0), obs.bold_from_signal(z[:20], 1.0, tr=1.0), rtol=1e-6

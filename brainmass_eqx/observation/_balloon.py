@@ -108,6 +108,12 @@ class BalloonWindkessel(eqx.Module):
             "q": (f * extraction / self.rho - outflow * q / v) / self.tau,
         }
 
+    def __call__(self, signal: Float[ArrayLike, "T ..."], dt, *, tr=None) -> Array:
+        """BOLD of a recorded neural signal with these haemodynamics, every `tr`:
+        ``bold_from_signal(signal, dt, tr=tr, model=self)`` (see there), so that the model
+        is applied like `HRFBold` is."""
+        return bold_from_signal(signal, dt, tr=tr, model=self)
+
     def bold(self, state: State) -> Array:
         """The BOLD signal of a state (dimensionless, 0 at rest)."""
         q, v = state["q"], state["v"]
