@@ -531,6 +531,8 @@ def test_bad_times():
         obs.TemporalAverage(period=float("nan"))
     with pytest.raises(ValueError, match="`period`.*shorter than `downsample_period`"):
         obs.HRFBold(period=1.0, downsample_period=4.0)
+    with pytest.raises(TypeError, match=r"HRFBold: `k_1` got the kernel GammaHRF; pass it by name: HRFBold\(kernel=GammaHRF\(...\)\)"):
+        obs.HRFBold(obs.GammaHRF())  # brainmass's order: k_1 first
     with pytest.raises(ValueError, match="`downsample_period`.*shorter than `dt`"):
         obs.HRFBold(downsample_period=0.05)(z, 0.1)
     with pytest.raises(ValueError, match="`signal` has 100 time samples"):

@@ -310,6 +310,13 @@ class HRFBold(eqx.Module):
         method: Literal["fft", "direct"] = "fft",
         history: ArrayLike | None = None,
     ):
+        for name, value in (("k_1", k_1), ("V_0", V_0), ("period", period), ("downsample_period", downsample_period)):
+            if isinstance(value, AbstractHRFKernel):
+                # brainmass's argument order puts k_1 first: HRFBold(GammaHRF()) lands there.
+                raise TypeError(
+                    f"HRFBold: `{name}` got the kernel {type(value).__name__}; pass it by name: "
+                    f"HRFBold(kernel={type(value).__name__}(...))."
+                )
         if convolution_mode not in _MODES:
             raise ValueError(
                 f"`convolution_mode` must be one of {_MODES}, got {convolution_mode!r}."
