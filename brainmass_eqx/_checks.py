@@ -120,6 +120,13 @@ def closest_name(name: str, names: Iterable[str]) -> str | None:
     return by_lower[close[0]] if close else None
 
 
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for a misspelt ``name`` with a close valid one (see
+    `closest_name`), else ``""``: the hint to put after the name in an error message."""
+    close = closest_name(name, names) if isinstance(name, str) else None
+    return f" (did you mean {close!r}?)" if close else ""
+
+
 def check_keywords(name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] | None) -> None:
     """Refuse a keyword ``name(...)`` does not take, naming the closest valid one and all
     of them (Python's own message names only the unexpected one). Matching ignores case
@@ -138,10 +145,8 @@ def check_keywords(name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] 
         return
     unknown = [k for k in kwargs if k not in names]
     if unknown:
-        close = closest_name(unknown[0], names)
-        hint = f" (did you mean {close!r}?)" if close else ""
         raise TypeError(
-            f"{name}() got an unexpected keyword argument {unknown[0]!r}{hint}. "
+            f"{name}() got an unexpected keyword argument {unknown[0]!r}{did_you_mean(unknown[0], names)}. "
             f"{name} takes: {', '.join(names)}."
         )
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import broadcasts_to_regions, suggests_keywords
+from ._checks import broadcasts_to_regions, did_you_mean, suggests_keywords
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
@@ -189,8 +189,8 @@ def _check_input_names(model, names, where):
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise ValueError(
-            f"inputs{where} name(s) {unknown} that {model._label()} does not take; "
-            f"valid input names are {list(valid)}."
+            f"inputs{where} name(s) {unknown} that {model._label()} does not take"
+            f"{did_you_mean(unknown[0], valid)}; valid input names are {list(valid)}."
         )
 
 
@@ -337,8 +337,8 @@ def _monitor_spec(model, monitors):
     for out, m in spec.items():
         if isinstance(m, str) and m not in valid:
             raise ValueError(
-                f"monitors: {m!r} is not a state or observable of {model._label()}; "
-                f"valid names are {valid}."
+                f"monitors: {m!r} is not a state or observable of {model._label()}"
+                f"{did_you_mean(m, valid)}; valid names are {valid}."
             )
         if not isinstance(m, str) and not callable(m):
             raise TypeError(f"monitors[{out!r}] must be a name or a callable(model, state), got {m!r}.")

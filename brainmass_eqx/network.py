@@ -54,7 +54,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from . import _history as hist
-from ._checks import user_stacklevel
+from ._checks import did_you_mean, user_stacklevel
 from ._native import native_kernels_available
 from ._param import Param, read
 from ._units import is_quantity, to_canonical, to_ms
@@ -427,7 +427,7 @@ class Network(AbstractModel):
             if name not in states and name not in observables:
                 raise ValueError(
                     f"coupled_var {name!r} is neither a state variable nor an observable of "
-                    f"{node._label()}; available states: {states}"
+                    f"{node._label()}{did_you_mean(name, [*states, *observables])}; available states: {states}"
                     + (f", observables: {observables}." if observables else ".")
                 )
             if name in observables:

@@ -52,7 +52,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
-from ._checks import broadcasts_to_regions
+from ._checks import broadcasts_to_regions, did_you_mean
 from ._param import Param, read
 from ._text import readable_repr
 from ._units import CANONICAL_UNITS, UnitError, is_quantity, per_ms, unxt_module
@@ -1195,8 +1195,8 @@ def with_noise(
             )
         if target not in valid:
             raise ValueError(
-                f"noise target {target!r}: {model._label()} has no input or state of that name; "
-                f"valid targets are {valid}."
+                f"noise target {target!r}: {model._label()} has no input or state of that name"
+                f"{did_you_mean(target, valid)}; valid targets are {valid}."
             )
         mode = entering.get(target) or ("input" if target in inputs else "derivative")
         if mode not in ("input", "derivative"):

@@ -259,6 +259,19 @@ def test_bad_transient_and_sampling():
     assert traj.ts.shape == (8,)
 
 
+def test_misspelt_names_get_the_closest_one():
+    # Case slips are the commonest: JansenRit's observable is 'eeg', its input 'E'.
+    jr = bx.JansenRit(2)
+    with pytest.raises(ValueError, match=r"monitors: 'EEG' is not a state or observable of JansenRit \(did you mean 'eeg'\?\)"):
+        bx.simulate(jr, 1.0, dt=0.1, monitors=["EEG"])
+    with pytest.raises(ValueError, match=r"that JansenRit does not take \(did you mean 'E'\?\); valid input names"):
+        bx.simulate(jr, 1.0, dt=0.1, inputs={"e": 220.0})
+    with pytest.raises(ValueError, match=r"coupled_var 'EEG' .* of JansenRit \(did you mean 'eeg'\?\)"):
+        bx.Network(jr, jnp.ones((2, 2)), coupled_var="EEG")
+    with pytest.raises(ValueError, match=r"noise target 'e': .* \(did you mean 'E'\?\)"):
+        bx.with_noise(jr, noise_e=bx.WhiteNoise(0.1))
+
+
 def test_bad_monitors_inputs_and_y0():
     with pytest.raises(ValueError, match=r"monitors: 'z' is not a state or observable of Hopf; valid names are \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, monitors=["z"])
