@@ -60,7 +60,10 @@ class Trajectory(eqx.Module):
         try:
             return self.ys[name]
         except KeyError:
-            raise KeyError(f"no recorded variable {name!r}; recorded: {list(self.ys)}") from None
+            raise KeyError(
+                f"no recorded variable {name!r}{did_you_mean(name, self.ys)}; recorded: {list(self.ys)} "
+                f"(simulate records the states and observables that `monitors=` names)"
+            ) from None
 
     def keys(self):
         return self.ys.keys()

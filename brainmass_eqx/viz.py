@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import did_you_mean
 from ._units import is_quantity, to_ms
 
 __all__ = [
@@ -84,7 +85,7 @@ def _data(x: Any, name: str, var: str | None = None) -> tuple[np.ndarray, str, n
         if var is None:
             var = keys[0]
         if var not in keys:
-            raise ValueError(f"{name}: the Trajectory has no variable var={var!r}; recorded: {keys}.")
+            raise ValueError(f"{name}: the Trajectory has no variable var={var!r}{did_you_mean(var, keys)}; recorded: {keys}.")
         return np.asarray(x[var]), x.units.get(var, ""), np.asarray(x.ts), var
     if var is not None:
         raise ValueError(f"var={var!r} selects a Trajectory variable, but {name} is a {type(x).__name__}.")

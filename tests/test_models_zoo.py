@@ -86,6 +86,8 @@ def test_registry_describes_every_model():
     assert page.startswith("Hopf  (brainmass: HopfStep)") and "parameter  default  unit" in page
     assert "bifurcation parameter" in page and "Deco, G." in page
     assert repr(M.describe_model("Hopf")) == "ModelDescription('Hopf', category='phenomenological'; print() it for the full page)"
+    with pytest.raises(ValueError, match=r"unknown model name 'wilsoncowan' \(did you mean 'WilsonCowan'\?\)"):
+        M.describe_model("wilsoncowan")
     with pytest.raises(ValueError, match="unknown model name 'Hopff'"):
         M.describe_model("Hopff")
 

@@ -7,6 +7,7 @@ import inspect
 import textwrap
 from typing import Any, NamedTuple
 
+from .._checks import did_you_mean
 from .._text import table, value_text
 from .._units import CANONICAL_UNITS
 from ._base import default_coupled_state
@@ -363,6 +364,6 @@ def describe_model(name: Any) -> ModelDescription:
         if entry[1] == name:
             return _describe(key)
     raise ValueError(
-        f"describe_model: unknown model name {name!r}; valid names are {sorted(everything)} "
+        f"describe_model: unknown model name {name!r}{did_you_mean(name, everything)}; valid names are {sorted(everything)} "
         "(or their brainmass names, e.g. 'HopfStep')."
     )
