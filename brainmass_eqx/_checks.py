@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
+import jax
 import numpy as np
 
 from ._units import is_quantity
 
-__all__ = ["broadcasts_to_regions", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel"]
+__all__ = ["broadcasts_to_regions", "is_traced", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -26,6 +27,12 @@ def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
         return np.broadcast_shapes(tuple(shape), (n_regions,)) == (n_regions,)
     except ValueError:
         return False
+
+
+def is_traced(tree: Any) -> bool:
+    """Whether any leaf of ``tree`` (an array, a model, a batch) is a JAX tracer: its
+    values are unknown, so eager checks of them are skipped (or deferred to run time)."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
 
 def check_int(value: Any, name: str, minimum: int, *, hint: str = "") -> int:

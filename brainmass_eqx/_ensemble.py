@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
-from ._checks import check_int, keyword_names, suggests_keywords
+from ._checks import check_int, is_traced, keyword_names, suggests_keywords
 
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
 
@@ -142,10 +142,6 @@ def split_batch(batch: PyTree, size: int, slices: int) -> tuple[list, int]:
     return [part(i) for i in range(slices)], per
 
 
-def _is_traced(batch: PyTree) -> bool:
-    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(batch))
-
-
 @suggests_keywords
 def ensemble(
     fn: Callable[[PyTree], PyTree],
@@ -179,7 +175,7 @@ def ensemble(
         threads = check_int(threads, "ensemble: threads", 1, hint=" (or None for one per CPU core)")
     mapped = eqx.filter_jit(eqx.filter_vmap(fn))
     if n_dev == 1:
-        if _is_traced(batch) or devices[0].platform != "cpu":
+        if is_traced(batch) or devices[0].platform != "cpu":
             return mapped(batch)
         slices = min(size, cpu_slices(size) if threads is None else int(threads))
         if slices == 1:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import broadcasts_to_regions, did_you_mean, suggests_keywords
+from ._checks import broadcasts_to_regions, did_you_mean, is_traced, suggests_keywords
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
@@ -90,7 +90,7 @@ class Trajectory(eqx.Module):
         leaves = {"ts": self.ts}
         leaves.update({f"{_YS}{name}": value for name, value in self.ys.items()})
         leaves.update({f"{_FINAL}{name}": value for name, value in self.final_state.items()})
-        if _is_traced(leaves):
+        if is_traced(leaves):
             raise TypeError(
                 "Trajectory.save: this trajectory's arrays are traced (inside jax.jit / jax.vmap / "
                 "jax.grad); save the trajectory the compiled function returns."
@@ -226,7 +226,7 @@ def _refuse_non_finite(label: str, value, fix: str) -> None:
     """Raise if a concrete ``value`` holds NaN or inf, naming ``label`` and the first bad
     index (traced values are not checked). Caught here, a NaN input or initial value would
     surface as a divergence at the first step, blaming dt."""
-    if _is_traced(value):
+    if is_traced(value):
         return
     # NumPy, not jnp: under a trace jnp stages even a check of concrete values.
     bad = ~np.isfinite(np.asarray(value))
@@ -734,10 +734,6 @@ def _wrap_solver(model, solver, dt_ms):
     return model.wrap_solver(solver)
 
 
-def _is_traced(tree) -> bool:
-    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
-
-
 def _report_divergence(ts, ys, model_name):
     for name, arr in ys.items():
         arr = np.asarray(arr)
@@ -907,7 +903,7 @@ def simulate(
     else:
         terms = model.terms(key)
     solver = _wrap_solver(model, solver, dt_ms)
-    traced = _is_traced((model, y0, source))
+    traced = is_traced((model, y0, source))
 
     if saveat is not None or adaptive:
         if chunk is not None:
@@ -916,7 +912,7 @@ def simulate(
             ts = jnp.asarray(to_canonical(saveat, "saveat", "ms"), dtype=jnp.result_type(float))
             if ts.ndim != 1 or ts.shape[0] < 1:
                 raise ValueError(f"saveat must be a 1-D array of times, got shape {ts.shape}.")
-            if not _is_traced(ts) and (np.any(np.diff(np.asarray(ts)) < 0) or float(ts[0]) < 0 or float(ts[-1]) > n_steps * dt_ms + 1e-9):
+            if not is_traced(ts) and (np.any(np.diff(np.asarray(ts)) < 0) or float(ts[0]) < 0 or float(ts[-1]) > n_steps * dt_ms + 1e-9):
                 raise ValueError(f"saveat must be non-decreasing times within [0, {n_steps * dt_ms}] ms.")
         else:
             ts = (tr + 1 + jnp.arange(math.ceil((n_steps - tr) / k)) * k) * dt_ms
@@ -969,7 +965,7 @@ def simulate(
             final = _finish_jit(terms, y, solver_state, source, solver, *tail)
 
     if check_finite:
-        if _is_traced(ys):
+        if is_traced(ys):
             finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(ys)]))
             ys = eqx.error_if(
                 ys,

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
+from .._checks import is_traced
 from .._units import is_quantity, quantity, to_canonical
 
 if TYPE_CHECKING:
@@ -56,10 +57,6 @@ def default_labels(n: int) -> tuple[str, ...]:
     return tuple(f"R{i}" for i in range(n))
 
 
-def _is_traced(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
 def _as_float_array(x: Any, name: str, unit: str | None = None) -> Any:
     """A numeric array: JAX arrays (and tracers) are kept as they are, anything else becomes
     a float64 NumPy array so that file data keeps its full precision.
@@ -88,7 +85,7 @@ def _as_float_array(x: Any, name: str, unit: str | None = None) -> Any:
 
 
 def _check_finite(x: Any, name: str) -> None:
-    if _is_traced(x):
+    if is_traced(x):
         return
     arr = np.asarray(x)
     bad = ~np.isfinite(arr)
@@ -101,7 +98,7 @@ def _check_finite(x: Any, name: str) -> None:
 
 
 def _check_non_negative(x: Any, name: str) -> None:
-    if _is_traced(x):
+    if is_traced(x):
         return
     arr = np.asarray(x)
     if arr.size and arr.min() < 0:
@@ -134,7 +131,7 @@ def _as_region_vector(x: Any, n: int, name: str, *, boolean: bool = False) -> An
         raise ValueError(f"{name!r} must have shape ({n},) (one value per region), got {arr.shape}.")
     _check_finite(arr, name)
     if boolean:
-        return arr != 0 if _is_traced(arr) else np.asarray(arr) != 0
+        return arr != 0 if is_traced(arr) else np.asarray(arr) != 0
     return arr
 
 
@@ -235,7 +232,7 @@ class Connectome(eqx.Module):
     def __repr__(self) -> str:
         # The default pytree repr prints every label on its own line: 76+ lines for TVB data.
         w = self.weights
-        if _is_traced(w):
+        if is_traced(w):
             return f"Connectome(n_regions={self.n_regions}, traced)"
         w, d = np.asarray(w), np.asarray(self.distances)
         off = ~np.eye(self.n_regions, dtype=bool)
@@ -269,7 +266,7 @@ class Connectome(eqx.Module):
         **Returns:** an `(N, N)` JAX array of delays in ms.
         """
         v = to_canonical(speed, "speed", "mm/ms")
-        if not _is_traced(v):
+        if not is_traced(v):
             v_arr = np.asarray(v)
             if v_arr.shape != () or not np.isfinite(v_arr) or v_arr <= 0:
                 raise ValueError(

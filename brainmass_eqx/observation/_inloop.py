@@ -33,9 +33,9 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import broadcasts_to_regions, suggests_keywords
+from .._checks import broadcasts_to_regions, is_traced, suggests_keywords
 from .._param import Param
-from .._simulate import Trajectory, _as_steps, _is_traced, _wrap_solver, simulate
+from .._simulate import Trajectory, _as_steps, _wrap_solver, simulate
 from .._units import to_ms
 from .._wrapping import AbstractSolverWrapper
 from ..models._base import AbstractModel, AbstractModelWrapper, State
@@ -121,7 +121,7 @@ class WithBOLD(AbstractModelWrapper):
         if not isinstance(scale, Param):
             scale = jnp.asarray(scale, dtype=jnp.result_type(float))
         _check_regions("scale", jnp.shape(raw), n)
-        if not _is_traced(raw) and not np.all(np.isfinite(np.asarray(raw, dtype=float))):
+        if not is_traced(raw) and not np.all(np.isfinite(np.asarray(raw, dtype=float))):
             raise ValueError(f"WithBOLD: `scale` must be finite, got {np.asarray(raw)}.")
         self.scale = scale
 
@@ -140,7 +140,7 @@ class WithBOLD(AbstractModelWrapper):
                 "WithBOLD: `driver` must be a state or observable name or a callable "
                 f"(model, state) -> array (n_regions,), got {type(driver).__name__}."
             )
-        if not _is_traced(model):
+        if not is_traced(model):
             # A wrong drive shape would otherwise surface as a broadcasting error deep in a solve.
             shape = jax.eval_shape(lambda k: self.driver(model, model.init_state(k)), jr.key(0)).shape
             if shape != (n,):

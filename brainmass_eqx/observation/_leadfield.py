@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .._checks import is_traced
 from .._units import quantity, unxt_module
-from ._temporal import _is_quantity, _is_traced, _magnitude, _param
+from ._temporal import _is_quantity, _magnitude, _param
 
 if TYPE_CHECKING:
     from unxt import AbstractUnit
@@ -64,7 +65,7 @@ def _init_leadfield(self, L, sensor_unit, dipole_unit, scale, noise_cov) -> None
                 f"sensors), got {cov.shape}."
             )
         chol = jnp.linalg.cholesky(cov)
-        if not _is_traced(chol):
+        if not is_traced(chol):
             c = np.asarray(cov)
             if not np.allclose(c, c.T, rtol=1e-6, atol=0) or not np.all(np.isfinite(chol)):
                 raise ValueError(

@@ -11,18 +11,14 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._checks import is_traced
 from .._units import TracedTimeError, is_quantity as _is_quantity, quantity, to_ms, unxt_module
 
 __all__ = ["TemporalAverage"]
-
-
-def _is_traced(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
 
 
 def _magnitude(x) -> Array:
@@ -51,7 +47,7 @@ def _convert(value, unit, name: str, plain_unit: str):
 
 def _check_finite(name: str, value) -> None:
     """Raise if a concrete `value` holds NaN or infinity (traced values are not checked)."""
-    if value is None or _is_traced(value):
+    if value is None or is_traced(value):
         return
     if not bool(np.all(np.isfinite(np.asarray(value)))):
         raise ValueError(f"`{name}` must be finite, got {np.asarray(value)!r}.")
@@ -68,7 +64,7 @@ def _param(value, name: str, unit=None, plain_unit: str = "", *, positive=False)
         value = _convert(value, "", name, "dimensionless numbers")
     arr = jnp.asarray(value, dtype=jnp.result_type(float))
     _check_finite(name, arr)
-    if positive and not _is_traced(arr) and not bool(np.all(np.asarray(arr) > 0)):
+    if positive and not is_traced(arr) and not bool(np.all(np.asarray(arr) > 0)):
         raise ValueError(f"`{name}` must be > 0, got {np.asarray(arr)!r}.")
     return arr
 
