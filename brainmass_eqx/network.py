@@ -54,7 +54,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from . import _history as hist
-from ._checks import did_you_mean, user_stacklevel
+from ._checks import did_you_mean, is_traced, user_stacklevel
 from ._native import native_kernels_available
 from ._param import Param, read
 from ._units import is_quantity, to_canonical, to_ms
@@ -277,7 +277,9 @@ class Network(AbstractModel):
     - `conn`: connection weights, ``conn[i, j]`` from source ``j`` to target ``i``: an
       ``(N, N)`` array (or flattened ``(N*N,)``), a `Param`, or a
       ``jax.experimental.sparse.BCOO`` or SciPy sparse matrix for large sparse
-      connectomes. Finite; non-negative unless the coupling allows signed weights.
+      connectomes. Finite; non-negative unless the coupling allows signed weights. Or a
+      `Connectome`: its weights, and with `speed` its tract lengths as `distance`
+      (``Network(node, conn, speed=5.0)``); one with tract lengths needs `speed`.
     - `distance`: tract lengths ``(N, N)``, mm (or a length Quantity), dense or sparse
       (BCOO or SciPy). Needs `speed`.
     - `speed`: conduction speed, mm/ms (or a speed Quantity), ``> 0``; a scalar or
@@ -361,10 +363,7 @@ class Network(AbstractModel):
 
         refuse_inner_bold(node, "Network")
         if isinstance(conn, Connectome):
-            raise TypeError(
-                "conn is a Connectome: pass its weights, Network(node, conn.weights, ...), and for "
-                "delays distance=conn.distances with speed= (mm/ms)."
-            )
+            conn, distance = self._from_connectome(conn, distance, speed, delays)
         conn, distance, delays = _from_scipy(conn), _from_scipy(distance), _from_scipy(delays)
         n = node.n_regions
         self.n_regions = n
@@ -409,6 +408,30 @@ class Network(AbstractModel):
         self.node = node
 
     # -- construction checks ------------------------------------------------------------------
+
+    @staticmethod
+    def _from_connectome(connectome: Connectome, distance: Any, speed: Any, delays: Any) -> tuple[Any, Any]:
+        """Weights and tract lengths from a `Connectome`: its lengths give the delays with
+        `speed`; without one, lengths it has would be silently dropped, so it is refused."""
+        if distance is not None or delays is not None:
+            given = "distance" if distance is not None else "delays"
+            raise ValueError(
+                f"conn is a Connectome, which carries its tract lengths, and {given}= was given too: pass "
+                f"Network(node, conn.weights, {given}=...) to use your own, or drop {given}= to use the "
+                "Connectome's with speed=."
+            )
+        lengths = connectome.distances
+        if speed is None:
+            longest = None if is_traced(lengths) else float(np.max(np.asarray(lengths)))
+            if longest != 0.0:
+                raise ValueError(
+                    "conn is a Connectome with tract lengths"
+                    + ("" if longest is None else f" up to {longest:g} mm")
+                    + ": give speed= (mm/ms, or a speed Quantity) for conduction delays, or pass "
+                    "Network(node, conn.weights, ...) for instantaneous coupling."
+                )
+            return connectome.weights, None
+        return connectome.weights, lengths
 
     @staticmethod
     def _check_coupled_var(node, coupled_var) -> tuple[str, ...]:

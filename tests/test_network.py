@@ -536,7 +536,9 @@ def test_history_capacity_covers_the_delays_a_fit_may_reach():
         (dict(self_connection="no"), r"self_connection must be True or False, got 'no'"),
         (dict(conn="w.npy"), r"conn must be an array, got the string 'w.npy'; load a file first"),
         (dict(k="0.5"), r"k must be a number or an array, got the string '0.5'; give a number"),
-        (dict(conn=bm.Connectome(CONN)), r"conn is a Connectome: pass its weights, Network\(node, conn.weights, ...\)"),
+        (dict(conn=bm.Connectome(CONN, DIST)), r"conn is a Connectome with tract lengths up to 38.9696 mm: give speed= \(mm/ms"),
+        (dict(conn=bm.Connectome(CONN, DIST), distance=DIST, speed=10.0),
+         r"conn is a Connectome, which carries its tract lengths, and distance= was given too: pass Network\(node, conn.weights"),
     ],
 )
 def test_bad_input(kwargs, match):
@@ -544,6 +546,17 @@ def test_bad_input(kwargs, match):
     conn = kwargs.pop("conn", CONN)
     with pytest.raises((ValueError, TypeError), match=match):
         Network(hopf(), conn, **kwargs)
+
+
+def test_a_connectome_gives_weights_and_tract_lengths():
+    # TVB's Simulator(connectivity=..., conduction_speed=...) and neurolib's (Cmat, Dmat).
+    run = lambda net: bm.simulate(net, 20.0, dt=0.1)["x"]
+    node = bm.Hopf(N, a=0.1, init_x=0.3)
+    with_lengths = bm.Connectome(CONN, DIST)
+    np.testing.assert_array_equal(run(Network(node, with_lengths, speed=10.0, k=0.2)),
+                                  run(Network(node, CONN, distance=DIST, speed=10.0, k=0.2)))
+    # No lengths: instantaneous coupling, no speed needed.
+    np.testing.assert_array_equal(run(Network(node, bm.Connectome(CONN), k=0.2)), run(Network(node, CONN, k=0.2)))
 
 
 def test_self_connection_keeps_the_diagonal():
