@@ -452,7 +452,7 @@ def _check_y0(model, y0):
     if missing or extra:
         raise ValueError(
             f"y0 must give exactly the states {list(model.state_names)} of {model._label()}; "
-            f"missing {missing}, unknown {extra}."
+            f"missing {missing}, unknown {extra}{did_you_mean(extra[0], missing) if extra and missing else ''}."
         )
     out = {}
     n = model.n_regions

@@ -270,6 +270,8 @@ def test_misspelt_names_get_the_closest_one():
         bx.Network(jr, jnp.ones((2, 2)), coupled_var="EEG")
     with pytest.raises(ValueError, match=r"noise target 'e': .* \(did you mean 'E'\?\)"):
         bx.with_noise(jr, noise_e=bx.WhiteNoise(0.1))
+    with pytest.raises(ValueError, match=r"missing \['x'\], unknown \['X'\] \(did you mean 'x'\?\)\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, y0={"X": jnp.zeros(3), "y": jnp.zeros(3)})
     traj = bx.simulate(jr, 1.0, dt=0.1, monitors=["eeg"])
     with pytest.raises(KeyError, match=r"no recorded variable 'EEG' \(did you mean 'eeg'\?\); recorded: \['eeg'\] "
                        r"\(simulate records the states and observables that `monitors=` names\)"):
