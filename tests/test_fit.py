@@ -249,6 +249,8 @@ def test_unknown_backend_and_search_space_name():
     model = Quadratic(a=bm.Param(0.5, bounds=(0.0, 1.0)))
     with pytest.raises(ValueError, match=r"backend must be one of \('grad', 'optimistix', 'nevergrad', 'scipy'\), got 'adam'"):
         Fitter(model, loss_fn=quad_loss, backend="adam")
+    with pytest.raises(ValueError, match=r"got 'gradient' \(did you mean 'grad'\?\)"):
+        Fitter(model, loss_fn=quad_loss, backend="gradient")
     with pytest.raises(ValueError, match=r"search_space names unknown parameter 'zz'; trainable parameters are \['a'\]"):
         Fitter(model, loss_fn=quad_loss, backend="nevergrad", search_space={"zz": (0, 1)})
     with pytest.raises(ValueError, match=r"search_space\['a'\].*leaves the interval"):

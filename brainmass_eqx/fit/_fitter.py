@@ -13,7 +13,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._checks import check_int, check_objective, suggests_keywords
+from .._checks import check_int, check_objective, did_you_mean, suggests_keywords
 from .._text import value_text
 from ..objectives import check_target
 from . import _grad, _nevergrad, _optimistix, _scipy
@@ -188,7 +188,7 @@ class Fitter:
         with_key: bool = False,
     ):
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}{did_you_mean(backend, BACKENDS)}.")
         if loss_fn is None and predict is None:
             raise ValueError(
                 "provide either loss_fn=callable(model, target) -> loss or (loss, aux), or "
