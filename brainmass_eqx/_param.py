@@ -138,6 +138,8 @@ def _make_transform(transform, bounds) -> AbstractTransform:
     upper = None if upper is None or upper == math.inf else float(upper)
     if isinstance(transform, AbstractTransform):
         return transform
+    if lower is not None and upper is not None and not lower < upper:
+        raise ValueError(f"Param(bounds=({lower:g}, {upper:g})): the lower bound must be below the upper one.")
     if transform is None:
         if lower is not None and upper is not None:
             return Sigmoid(lower, upper)

@@ -111,6 +111,8 @@ def test_param_errors_name_the_problem():
         bx.Param(1.0, transform="foo")
     with pytest.raises(ValueError, match="needs bounds"):
         bx.Param(1.0, transform="sigmoid")
+    with pytest.raises(ValueError, match=r"Param\(bounds=\(1, 0\)\): the lower bound must be below the upper one"):
+        bx.Param(0.5, bounds=(1.0, 0.0))  # was "Sigmoid transform needs finite lower < upper"
     with pytest.raises(ValueError, match="must be finite"):
         bx.Param(jnp.nan)
 
