@@ -217,6 +217,12 @@ def test_bad_dt_and_duration():
         bx.simulate(hopf(), 1.0, dt=0.0)
     with pytest.raises(ValueError, match="duration must be positive"):
         bx.simulate(hopf(), -1.0, dt=0.1)
+    with pytest.raises(ValueError, match=r"duration must be positive and finite, got nan ms"):
+        bx.simulate(hopf(), float("nan"), dt=0.1)
+    with pytest.raises(ValueError, match=r"duration must be positive and finite, got inf ms"):
+        bx.simulate(hopf(), float("inf"), dt=0.1)
+    with pytest.raises(ValueError, match=r"dt must be positive and finite, got inf ms"):
+        bx.simulate(hopf(), 1.0, dt=float("inf"))
     with pytest.raises(bx.UnitError, match="'dt' has unit 'mm'"):
         bx.simulate(hopf(), 1.0, dt=u.Quantity(0.1, "mm"))
     with pytest.warns(UserWarning, match="not a whole number of steps .* simulating 10 steps"):
