@@ -635,7 +635,10 @@ class Network(AbstractModel):
         arr = speed_np
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
             got = f"got {arr.item()}" if arr.size == 1 else f"min is {np.nanmin(arr):.4g}"
-            raise ValueError(f"speed must be finite and > 0 (mm/ms); {got}.")
+            # TVB users write conduction_speed=inf for instantaneous coupling.
+            hint = (" For coupling without conduction delays, drop speed= and distance= (with a Connectome, "
+                    "pass conn.weights)." if np.any(np.isposinf(arr)) else "")
+            raise ValueError(f"speed must be finite and > 0 (mm/ms); {got}.{hint}")
         return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern), None
 
     def _host_delays(self, distance, speed, delays, pattern) -> np.ndarray | None:

@@ -516,6 +516,7 @@ def test_history_capacity_covers_the_delays_a_fit_may_reach():
         (dict(conn=-np.ones((N, N))), r"conn has negative weights"),
         (dict(distance=-DIST, speed=10.0), r"distance must be finite and >= 0"),
         (dict(distance=DIST, speed=0.0), r"speed must be finite and > 0 \(mm/ms\); got 0.0"),
+        (dict(distance=DIST, speed=np.inf), r"got inf. For coupling without conduction delays, drop speed= and distance="),
         (dict(distance=DIST, speed=np.full((N, N), -2.0)), r"speed must be finite and > 0 \(mm/ms\); min is -2"),
         (dict(distance=DIST, speed=unxt.Quantity(1.0, "s")), r"'speed' has unit 's' \(time\), but it must be a speed"),
         (dict(distance=unxt.Quantity(DIST, "ms"), speed=10.0), r"'distance' has unit 'ms' \(time\), but it must be a length"),
