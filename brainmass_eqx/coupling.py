@@ -76,10 +76,15 @@ class AbstractCoupling(eqx.Module):
     """Base class of coupling kernels.
 
     Subclasses implement `__call__`. Class attribute ``signed_weights`` says whether
-    negative connection weights are meaningful (a `Network` rejects them otherwise).
+    negative connection weights are meaningful (a `Network` rejects them otherwise);
+    ``cancels_self_connections`` whether a self-connection's term vanishes (a `Network`
+    that drops a diagonal the coupling would sum says so otherwise).
     """
 
     signed_weights: ClassVar[bool] = False
+    #: Whether a self-connection's term vanishes (``W_ii (y_i - y_i)``), so that keeping or
+    #: dropping the diagonal of the weights makes no difference.
+    cancels_self_connections: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         # Parameter values (a=0.25), where equinox's default shows a=f32[].
@@ -137,6 +142,8 @@ class AbstractSummedCoupling(AbstractCoupling):
 class Diffusive(AbstractSummedCoupling):
     r"""$c_i = k \sum_j W_{ij} (X_{ij} - y_i)$: delayed sources against the target's *current* value."""
 
+    cancels_self_connections: ClassVar[bool] = True
+
     def post(self, summed, current, rowsum, k):
         return k * (summed[0] - rowsum * current)
 
@@ -147,6 +154,7 @@ class Difference(AbstractSummedCoupling):
     **Arguments:** `a`: gain (default 1).
     """
 
+    cancels_self_connections: ClassVar[bool] = True
     a: Any = 1.0
 
     def __init__(self, a: Any = 1.0):

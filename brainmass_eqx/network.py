@@ -67,7 +67,7 @@ from .solvers import ModelTerm
 if TYPE_CHECKING:
     from jax.experimental import sparse as jsparse
 
-__all__ = ["Network", "INTERPOLATIONS"]
+__all__ = ["Network", "INTERPOLATIONS", "DroppedSelfConnectionsWarning"]
 
 #: The ways a delayed value is read from the history.
 INTERPOLATIONS = ("linear", "nearest", "ceil")
@@ -90,6 +90,38 @@ def _from_scipy(value):
 
         return sparse.BCOO.from_scipy_sparse(value)
     return value
+
+
+class DroppedSelfConnectionsWarning(UserWarning):
+    """A `Network` built without ``self_connection=`` dropped a diagonal of its weights that
+    its coupling would have summed (TVB keeps it). ``count``, ``largest``: the dropped
+    entries; ``coupling``: the kernel's name; ``lagged``: whether their tract lengths are
+    non-zero (which is why a diffusive coupling's self term would not vanish)."""
+
+    def __init__(self, count: int, largest: float, coupling: str, lagged: bool):
+        self.count, self.largest, self.coupling, self.lagged = count, largest, coupling, lagged
+        super().__init__(
+            f"Network: conn has {count} non-zero diagonal entries (self-connections, largest {largest:.4g}), "
+            f"which the {coupling} coupling would sum" + (" (their tract lengths are not zero)" if lagged else "")
+            + "; they are dropped (brainmass's rule; TVB keeps them). Pass self_connection=True to keep them, "
+            "or self_connection=False to drop them without this warning."
+        )
+
+
+def _self_connections(conn, n: int) -> np.ndarray | None:
+    """The non-zero diagonal weights of a concrete `conn` (dense, flattened or BCOO); None
+    when they cannot be read (a traced connectome)."""
+    if _is_sparse(conn):
+        if is_traced(conn):
+            return None
+        rows, cols = (np.asarray(a) for a in np.asarray(conn.indices).T)
+        data = np.asarray(conn.data)
+        return data[(rows == cols) & (data != 0)]
+    arr = _host(conn)
+    if arr is None or arr.size != n * n:
+        return None
+    diagonal = np.diagonal(arr.reshape(n, n))
+    return diagonal[diagonal != 0]
 
 
 # A delay that is a whole number of steps may come out as 19.99998 steps in float32; it
@@ -267,7 +299,7 @@ class Network(AbstractModel):
     r"""Regions (a node model) coupled through a connectome, with conduction delays.
 
     ``Network(node, conn, *, distance=None, speed=None, delays=None, coupling='diffusive',
-    coupled_var=..., k=1.0, self_connection=False, interpolation='linear', history=None,
+    coupled_var=..., k=1.0, self_connection=None, interpolation='linear', history=None,
     noise=None, target=None, max_delay=None, stage_coupling='held')``
 
     **Arguments:**
@@ -296,7 +328,10 @@ class Network(AbstractModel):
       of one value per region couples too (Jansen-Rit's ``'eeg'`` $= E - I$, as TVB's
       Jansen-Rit networks do): its history is the observable of the past states.
     - `k`: global gain (TVB's G): a scalar, per-target ``(N,)``, or a `Param`.
-    - `self_connection`: keep the diagonal of `conn` (default: zeroed, as in brainmass).
+    - `self_connection`: keep the diagonal of `conn` (True) or zero it (False, brainmass's
+      rule). Not given: zeroed, with a warning when the diagonal is non-zero and the
+      coupling would sum it (not for `Diffusive` and `Difference`, whose self term
+      $W_{ii}(y_i - y_i)$ vanishes).
     - `interpolation`: ``'linear'``, ``'nearest'`` or ``'ceil'`` (see the module docs).
     - `history`: the past for $t \le 0$: ``None`` (the initial state), a dict
       ``{coupled_var: (N,) values}`` (a constant past), or a function ``t -> dict`` (or
@@ -349,7 +384,7 @@ class Network(AbstractModel):
         coupling: str | AbstractCoupling = "diffusive",
         coupled_var: Any = ...,
         k: Any = 1.0,
-        self_connection: bool = False,
+        self_connection: bool | None = None,
         interpolation: str = "linear",
         history: Any = None,
         noise: Any = None,
@@ -380,13 +415,15 @@ class Network(AbstractModel):
                 f"{stage_coupling!r}."
             )
         self.stage_coupling = stage_coupling
-        if not isinstance(self_connection, (bool, np.bool_)):
+        if self_connection is not None and not isinstance(self_connection, (bool, np.bool_)):
             # bool('no') is True: a string or a number here is a mistake, not a choice.
             raise TypeError(f"self_connection must be True or False, got {self_connection!r}.")
         self.self_connection = bool(self_connection)
 
         self.conn, self.sources, pattern = self._check_conn(conn, n, node._label())
         self._check_weights(_host(conn if not is_quantity(conn) else to_canonical(conn, "conn", "")), "conn", pattern)
+        if self_connection is None:
+            self._warn_dropped_self_connections(conn, n, distance if delays is None else delays)
         k = _convert(k, "k", "")
         self._check_shape(k, "k", [(), (n,)], "a scalar or one value per region")
         self._check_finite(k, "k")
@@ -408,6 +445,26 @@ class Network(AbstractModel):
         self.node = node
 
     # -- construction checks ------------------------------------------------------------------
+
+    def _warn_dropped_self_connections(self, conn, n: int, lags) -> None:
+        """Warn when the default drops a diagonal the coupling would have summed (TVB's
+        connectomes have one, and TVB keeps it): a silent difference otherwise. `lags`:
+        the distances or delays, whose diagonal makes a self-connection's term
+        ``W_ii (y_i(t - tau_ii) - y_i(t))`` non-zero even for a diffusive coupling."""
+        diagonal = _self_connections(_from_scipy(conn), n)
+        if diagonal is None or diagonal.size == 0:
+            return
+        lag = None if _is_sparse(lags) else _host(lags)
+        self_lagged = lag is not None and lag.size == n * n and bool(np.any(np.diagonal(lag.reshape(n, n)) > 0))
+        if self.coupling.cancels_self_connections and not self_lagged:
+            return
+        warnings.warn(
+            DroppedSelfConnectionsWarning(
+                diagonal.size, float(np.max(np.abs(diagonal))), type(self.coupling).__name__,
+                self.coupling.cancels_self_connections,
+            ),
+            stacklevel=user_stacklevel(),
+        )
 
     @staticmethod
     def _from_connectome(connectome: Connectome, distance: Any, speed: Any, delays: Any) -> tuple[Any, Any]:

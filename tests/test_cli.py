@@ -271,6 +271,29 @@ def test_simulate_writes_npz_and_png(simulated):
     assert png.read_bytes()[:8] == PNG
 
 
+def test_self_connections_flag(tmp_path, capsys):
+    # A connectome with a diagonal, summed by additive coupling: dropped by default (with a
+    # one-line warning naming the flag), kept with --self-connections.
+    w = np.full((4, 4), 0.2) + np.eye(4)
+    path = tmp_path / "w.csv"
+    np.savetxt(path, w, delimiter=",")
+    out = tmp_path / "o.npz"
+    argv = ["simulate", "--connectome", str(path), "--coupling", "additive", "--noise", "0.05", "--duration", "10",
+            "--out", str(out), "--no-plot", "--no-progress"]  # fmt: skip
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert_one_line(err, "warning: the connectome has 4 self-connections (largest 1.2), which Additive coupling would "
+                    "sum; they are dropped (brainmass's rule; TVB keeps them): add --self-connections to keep them")
+    with np.load(out) as z:
+        dropped, meta = z["x"], json.loads(str(z["meta"]))
+    assert meta["self_connections"] is False
+    code, _, err = run([*argv, "--self-connections"], capsys)
+    assert code == 0 and err == "", err
+    with np.load(out) as z:
+        kept, meta = z["x"], json.loads(str(z["meta"]))
+    assert meta["self_connections"] is True and not np.allclose(kept, dropped)
+
+
 def test_simulate_connectome_from_csv(tmp_path, capsys):
     from brainmass_eqx.datasets import load_dataset
 

@@ -124,7 +124,7 @@ def test_user_kernel_in_a_network_equals_builtin():
     node = bm.Hopf(N, a=0.2, w=0.3, init_x=np.linspace(-0.3, 0.3, N), init_y=0.1)
     dist = RNG.uniform(5, 30, (N, N))
     runs = [
-        bm.simulate(Network(node, W, distance=dist, speed=10.0, k=K, coupling=c), 20.0, dt=0.1)["x"]
+        bm.simulate(Network(node, W, distance=dist, speed=10.0, k=K, coupling=c, self_connection=False), 20.0, dt=0.1)["x"]
         for c in (MyDiffusive(), C.Diffusive())
     ]
     np.testing.assert_allclose(np.asarray(runs[0]), np.asarray(runs[1]), rtol=1e-5, atol=1e-6)
@@ -135,13 +135,14 @@ def test_kernel_parameters_are_trainable():
     dist = RNG.uniform(5, 30, (N, N))
 
     def loss(slope):
-        net = Network(node, W, distance=dist, speed=10.0, k=K, coupling=C.Sigmoidal(slope=slope, midpoint=0.2))
+        net = Network(node, W, distance=dist, speed=10.0, k=K, coupling=C.Sigmoidal(slope=slope, midpoint=0.2),
+                      self_connection=False)
         return jnp.mean(bm.simulate(net, 10.0, dt=0.1, monitors="x")["x"] ** 2)
 
     g = jax.grad(loss)(1.0)
     fd = (jax.jit(loss)(1.05) - jax.jit(loss)(0.95)) / 0.1
     assert abs(float(g)) > 1e-6
     np.testing.assert_allclose(float(g), float(fd), rtol=3e-2)
-    net = Network(node, W, coupling=C.Tanh(scale=bm.Param(2.0)))
+    net = Network(node, W, coupling=C.Tanh(scale=bm.Param(2.0)), self_connection=False)
     trainable, _ = bm.partition_trainable(net)
     assert len(jax.tree_util.tree_leaves(trainable)) == 1

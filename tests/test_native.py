@@ -160,7 +160,7 @@ def test_double_precision_reads(x64):
 def test_network_runs_agree_to_rounding(interpolation):
     rng = np.random.default_rng(3)
     n = 12
-    conn = rng.random((n, n)).astype(np.float32)
+    conn = (rng.random((n, n)) * (1.0 - np.eye(n))).astype(np.float32)  # no self-connections
     dist = rng.uniform(5.0, 60.0, (n, n)).astype(np.float32)
     net = Network(bm.Hopf(n, a=0.1, w=0.3, init_x=np.linspace(0.0, 0.2, n), init_y=0.05), conn, distance=dist,
                   speed=10.0, k=0.3, interpolation=interpolation)  # fmt: skip
@@ -303,7 +303,7 @@ def test_a_blocked_state_made_for_other_reads_is_rebuilt():
 
 def test_a_network_blocks_its_reads_only_where_every_delay_allows(monkeypatch):
     n = 6
-    conn = np.ones((n, n), np.float32)
+    conn = (1.0 - np.eye(n)).astype(np.float32)  # no self-connections
     dist = np.full((n, n), 40.0, np.float32)  # 40 steps
     node = bm.Hopf(n, a=0.1, w=0.3, init_x=0.1, init_y=0.0)
     plan = Network(node, conn, distance=dist, speed=10.0)._plan(0.1)
@@ -322,7 +322,7 @@ def test_blocked_network_gradients_and_ensembles_agree_with_the_xla_reads():
     """Reverse mode and vmap read step by step (the read's rules); the forward pass blocks."""
     rng = np.random.default_rng(5)
     n = 8
-    conn = rng.random((n, n)).astype(np.float32)
+    conn = (rng.random((n, n)) * (1.0 - np.eye(n))).astype(np.float32)  # no self-connections
     dist = rng.uniform(8.0, 40.0, (n, n)).astype(np.float32)
 
     def loss(k, a):
@@ -351,6 +351,7 @@ def test_blocked_network_in_double_precision(x64):
     rng = np.random.default_rng(8)
     n = 10
     conn, dist = rng.random((n, n)), rng.uniform(20.0, 60.0, (n, n))  # 20-60 steps
+    np.fill_diagonal(conn, 0.0)  # no self-connections
     net = Network(bm.Hopf(n, a=0.1, w=0.3, init_x=np.linspace(0.0, 0.2, n), init_y=0.05), conn, distance=dist,
                   speed=10.0, k=0.3)  # fmt: skip
     assert net._plan(0.1).block == (8 if HAS_COMPILER else 0)

@@ -22,7 +22,8 @@ from brainmass_eqx.network import Network
 N = 6
 DT = 0.1
 RNG = np.random.default_rng(3)
-CONN = RNG.uniform(0.0, 1.0, (N, N)).astype(np.float32)
+# Zero diagonal: the default drops self-connections (and warns where they would count).
+CONN = (RNG.uniform(0.0, 1.0, (N, N)) * (1.0 - np.eye(N))).astype(np.float32)
 DIST = RNG.uniform(5.0, 40.0, (N, N)).astype(np.float32)
 X0 = np.linspace(-0.3, 0.4, N).astype(np.float32)
 
@@ -463,14 +464,14 @@ def test_distances_that_look_like_metres_are_named():
     # No whole-brain tract is under a millimetre: plain numbers that small are most likely
     # metres. A warning (at the user's line), not an error; a Quantity says what it is.
     with pytest.warns(UserWarning, match=r"distance: the longest tract is 0.039 mm\. Plain numbers are read in mm .* pass unxt\.Quantity\(distance, 'm'\)") as record:
-        Network(hopf(), CONN, distance=DIST / 1000.0, speed=10.0)
+        Network(hopf(), CONN, distance=DIST / 1000.0, speed=10.0, self_connection=False)
     assert record[0].filename == __file__
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        net = Network(hopf(), CONN, distance=unxt.Quantity(DIST / 1000.0, "m"), speed=10.0)
-        np.testing.assert_allclose(net.delay_matrix(), Network(hopf(), CONN, distance=DIST, speed=10.0).delay_matrix(), rtol=1e-6)
+        net = Network(hopf(), CONN, distance=unxt.Quantity(DIST / 1000.0, "m"), speed=10.0, self_connection=False)
+        np.testing.assert_allclose(net.delay_matrix(), Network(hopf(), CONN, distance=DIST, speed=10.0, self_connection=False).delay_matrix(), rtol=1e-6)
 
 
 def test_history_capacity_covers_the_delays_a_fit_may_reach():
@@ -549,6 +550,29 @@ def test_bad_input(kwargs, match):
         Network(hopf(), conn, **kwargs)
 
 
+def test_dropped_self_connections_are_said_where_they_matter():
+    # TVB's connectomes have a diagonal, which TVB sums and brainmass (our default) drops:
+    # a silent difference for a coupling that would sum it.
+    import warnings
+
+    diag = np.eye(N, dtype=np.float32) * 0.5 + CONN * (1 - np.eye(N, dtype=np.float32))
+    with pytest.warns(UserWarning, match=r"Network: conn has 6 non-zero diagonal entries \(self-connections, largest "
+                      r"0.5\), which the Additive coupling would sum; they are dropped \(brainmass's rule; TVB keeps "
+                      r"them\). Pass self_connection=True to keep them, or self_connection=False") as record:
+        Network(hopf(), diag, coupling="additive")
+    assert record[0].filename == __file__
+    with pytest.warns(UserWarning, match=r"the Diffusive coupling would sum \(their tract lengths are not zero\)"):
+        Network(hopf(), diag, distance=DIST, speed=10.0)  # y_i(t - tau_ii) - y_i(t) is not zero
+    with pytest.warns(UserWarning, match=r"Sigmoidal coupling would sum"):
+        Network(hopf(), jsparse.BCOO.fromdense(diag), coupling="sigmoidal")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Network(hopf(), diag)  # diffusive, no delays: W_ii (y_i - y_i) = 0
+        Network(hopf(), diag, coupling="additive", self_connection=False)
+        Network(hopf(), diag, coupling="additive", self_connection=True)
+        Network(hopf(), CONN * (1 - np.eye(N, dtype=np.float32)), coupling="additive")
+
+
 def test_a_connectome_gives_weights_and_tract_lengths():
     # TVB's Simulator(connectivity=..., conduction_speed=...) and neurolib's (Cmat, Dmat).
     run = lambda net: bm.simulate(net, 20.0, dt=0.1)["x"]
@@ -565,11 +589,13 @@ def test_self_connection_keeps_the_diagonal():
     node = bm.Hopf(N, a=-0.1, init_x=0.5)
     diag = np.diag(np.full(N, 0.5)).astype(np.float32)
     run = lambda **kw: bm.simulate(Network(node, diag, coupling="additive", **kw), 5.0, dt=0.1)["x"]
-    np.testing.assert_array_equal(run(), bm.simulate(node, 5.0, dt=0.1)["x"])  # dropped, as brainmass
+    np.testing.assert_array_equal(run(self_connection=False), bm.simulate(node, 5.0, dt=0.1)["x"])  # dropped, as brainmass
+    with pytest.warns(UserWarning, match="self-connections"):  # the default drops them too, and says so
+        np.testing.assert_array_equal(run(), run(self_connection=False))
     y = node.init_state()
     f = Network(node, diag, coupling="additive", self_connection=True).vector_field(0.0, y, {})
     np.testing.assert_allclose(f["x"], node.vector_field(0.0, y, {"x": 0.5 * y["x"]})["x"], rtol=1e-6)
-    assert not np.allclose(run(self_connection=True), run())
+    assert not np.allclose(run(self_connection=True), run(self_connection=False))
 
 
 def test_a_model_may_name_the_state_a_network_couples():
@@ -644,7 +670,7 @@ def test_gradients_through_a_coupled_observable_match_finite_differences(x64):
 
 
 def test_signed_weights_allowed_where_meaningful():
-    Network(hopf(), -np.ones((N, N)), coupling=C.Additive())
+    Network(hopf(), -(1.0 - np.eye(N)), coupling=C.Additive())
     with pytest.raises(ValueError, match="Diffusive coupling needs non-negative weights"):
         Network(hopf(), -np.ones((N, N)), coupling=C.Diffusive())
 

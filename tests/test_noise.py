@@ -240,7 +240,7 @@ def test_sigma_is_trainable_and_differentiable(solver):
 def test_network_coupling_noise():
     network = pytest.importorskip("brainmass_eqx.network")
     node = bm.Hopf(n_regions=3, a=-0.1)
-    conn, delays = np.ones((3, 3)) / 3, np.full((3, 3), 0.5)
+    conn, delays = (1.0 - np.eye(3)) / 3, np.full((3, 3), 0.5)
     # brainmass's Network(noise=...): the noise joins the coupling current at the node's
     # coupling input, the same as attaching it to the network's coupling input.
     noisy = network.Network(node, conn, delays=delays, noise=OUProcess(0.1, tau=5.0))

@@ -50,6 +50,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "--speed", type=_build.speed_arg, default=None,
         help="conduction speed in mm/ms (= m/s), or with a unit; delays = tract lengths / speed (default: no delays)",
     )  # fmt: skip
+    g.add_argument(
+        "--self-connections", action="store_true",
+        help="keep the connectome's diagonal (TVB's rule; default: dropped, as brainmass, with a warning "
+        "where the coupling would sum it)",
+    )  # fmt: skip
     g.add_argument("--noise", type=_build.nonnegative_float, default=0.0, help="OU noise amplitude on the coupling input (default 0)")
     g.add_argument("--noise-tau", type=time("positive"), default=10.0, help="OU noise correlation time (default 10 ms)")
     s = p.add_argument_group("simulation")
@@ -135,6 +140,16 @@ def _progress_flags(group) -> None:
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     """Show a library warning as the command's own warnings are shown: one line, without
     Python's file name and source line (``traj = simulate(``), which mean nothing here."""
+    from ..network import DroppedSelfConnectionsWarning
+
+    if isinstance(message, DroppedSelfConnectionsWarning):
+        # The library's fix is a keyword argument; here it is a flag.
+        lag = " (their tract lengths are not zero)" if message.lagged else ""
+        message = (
+            f"the connectome has {message.count} self-connections (largest {message.largest:.4g}), which "
+            f"{message.coupling} coupling would sum{lag}; they are dropped (brainmass's rule; TVB keeps them): "
+            "add --self-connections to keep them"
+        )
     sys.stderr.write(f"warning: {first_line(message)}\n")
 
 

@@ -321,11 +321,15 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
 # -- networks -------------------------------------------------------------------------------
 
 
-def build_network(node, conn, *, coupling: str, k: Any, speed: float | None, var: str):
-    """``Network(node, conn.weights, distance=conn.distances, speed=speed, ...)``."""
+def build_network(node, conn, *, coupling: str, k: Any, speed: float | None, var: str, self_connections: bool = False):
+    """``Network(node, conn.weights, distance=conn.distances, speed=speed, ...)``; with
+    `self_connections` the diagonal is kept, else the Network's default drops it (and
+    warns where the coupling would sum it)."""
     from ..network import Network
 
     kwargs: dict[str, Any] = dict(coupling=coupling, coupled_var=var, k=k)
+    if self_connections:
+        kwargs.update(self_connection=True)
     if speed is not None:
         kwargs.update(distance=np.asarray(conn.distances), speed=speed)
     try:

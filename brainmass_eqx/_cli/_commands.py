@@ -65,7 +65,8 @@ class Setup:
 
             k = Param(_build.start_inside(args.k, k_box), fit=True, bounds=k_box)
         self.model = _build.build_network(
-            node, self.conn, coupling=args.coupling, k=k, speed=args.speed, var=self.var
+            node, self.conn, coupling=args.coupling, k=k, speed=args.speed, var=self.var,
+            self_connections=args.self_connections,
         )
         self.args = args
         #: The recorded variable, whose FC is computed and fitted.
@@ -166,6 +167,7 @@ def _meta(setup: Setup, **extra) -> str:
     return json.dumps(
         dict(
             model=setup.desc.name, connectome=a.connectome, coupling=a.coupling, coupled_var=setup.var,
+            self_connections=a.self_connections,
             k=a.k, speed=a.speed, duration_ms=a.duration, dt_ms=a.dt, transient_ms=a.transient,
             sample_every_ms=a.sample_every, bold_tr_ms=a.bold, noise_sigma=a.noise, noise_tau_ms=a.noise_tau, seed=a.seed,
             params={name: value_text(v) for name, v in (a.param or [])},
