@@ -436,7 +436,7 @@ class Network(AbstractModel):
         if max_delay is None and longest is not None:
             # A fit may lengthen the delays: size the history for the longest they reach.
             longest = self._reachable_delays(distance, speed, pattern, longest)
-        self.max_delay = self._capacity(max_delay, longest, traced)
+        self.max_delay = self._capacity(max_delay, longest, traced, distance)
         self.history = self._check_history(history, node, self.coupled_var)
 
         self.noise = noise
@@ -747,7 +747,7 @@ class Network(AbstractModel):
         )
         return np.maximum(tau, reach)
 
-    def _capacity(self, max_delay, arr, traced) -> float:
+    def _capacity(self, max_delay, arr, traced, distance=None) -> float:
         has_delays = self.delays is not None or self.distance is not None
         longest = float(arr.max()) if arr is not None and arr.size else None
         if max_delay is None:
@@ -756,10 +756,14 @@ class Network(AbstractModel):
             if longest is None:
                 names = " and ".join(repr(name) for name in traced)
                 verb, pronoun = ("is", "it") if len(traced) == 1 else ("are", "them")
+                lengths = _host(distance, "mm") if traced == ["speed"] else None
+                # With only the speed traced, the longest tract says what capacity a sweep needs.
+                example = (f"; the longest tract is {lengths.max():.6g} mm, so {lengths.max():.6g} / your slowest "
+                           "speed in mm/ms" if lengths is not None and lengths.size else "")
                 raise ValueError(
                     f"max_delay: {names} {verb} traced (computed, or a unxt Quantity built, inside "
                     f"jax.jit / jax.vmap / bx.sweep), so the history capacity cannot be read from "
-                    f"{pronoun}. Pass max_delay= (ms, at least the longest delay), or make {pronoun} "
+                    f"{pronoun}. Pass max_delay= (ms, at least the longest delay{example}), or make {pronoun} "
                     f"constant: build {pronoun} outside the traced function, or pass plain numbers or NumPy "
                     "arrays (mm, m/s, ms)."
                 )

@@ -680,7 +680,9 @@ def test_traced_delays_need_max_delay_and_longer_delays_raise_at_run_time():
     def build(speed):
         return Network(hopf(), CONN, distance=DIST, speed=speed).max_delay
 
-    with pytest.raises(ValueError, match=r"max_delay: 'speed' is traced .* Pass max_delay="):
+    longest = f"{DIST.max():.6g}"
+    with pytest.raises(ValueError, match=rf"max_delay: 'speed' is traced .* Pass max_delay= \(ms, at least the longest "
+                       rf"delay; the longest tract is {longest} mm, so {longest} / your slowest speed in mm/ms\)"):
         build(10.0)
 
     @jax.jit
