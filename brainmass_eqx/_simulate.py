@@ -434,10 +434,17 @@ def _check_key(key) -> None:
     if key is None:
         return
     dtype = getattr(key, "dtype", None)
-    if dtype is not None and (
-        jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-        or (dtype == jnp.uint32 and jnp.shape(key)[-1:] == (2,))
-    ):
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    legacy = dtype == jnp.uint32 and jnp.shape(key)[-1:] == (2,)
+    batch = jnp.shape(key) if typed else jnp.shape(key)[:-1] if legacy else ()
+    if batch:
+        # One run per key is a vmap; jax's own message ("fold_in accepts a single key")
+        # came from deep inside the noise.
+        raise ValueError(
+            f"key holds {int(np.prod(batch))} keys (shape {batch}); simulate takes one. For one run per "
+            "key: jax.vmap(lambda k: bx.simulate(model, ..., key=k))(keys)."
+        )
+    if typed or legacy:
         return
     shown = f"{type(key).__name__} {key!r}" if dtype is None else f"an array of dtype {dtype}, shape {jnp.shape(key)}"
     seed = key if isinstance(key, int) else 0

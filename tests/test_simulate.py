@@ -238,6 +238,11 @@ def test_a_seed_where_a_key_belongs():
     # Both kinds of key are accepted.
     for key in (jax.random.key(0), jax.random.PRNGKey(0)):
         assert bx.simulate(hopf(), 1.0, dt=0.1, key=key).ts.shape == (10,)
+    # A batch of keys is a vmap, said before jax's "fold_in accepts a single key".
+    for keys in (jax.random.split(jax.random.key(0), 3), jax.random.split(jax.random.PRNGKey(0), 3)):
+        with pytest.raises(ValueError, match=r"key holds 3 keys \(shape \(3,\)\); simulate takes one. For one run per "
+                           r"key: jax.vmap\(lambda k: bx.simulate\(model, ..., key=k\)\)\(keys\)"):
+            bx.simulate(hopf(), 1.0, dt=0.1, key=keys)
 
 
 def test_bad_transient_and_sampling():
