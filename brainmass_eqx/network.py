@@ -95,33 +95,36 @@ def _from_scipy(value):
 class DroppedSelfConnectionsWarning(UserWarning):
     """A `Network` built without ``self_connection=`` dropped a diagonal of its weights that
     its coupling would have summed (TVB keeps it). ``count``, ``largest``: the dropped
-    entries; ``coupling``: the kernel's name; ``lagged``: whether their tract lengths are
-    non-zero (which is why a diffusive coupling's self term would not vanish)."""
+    entries; ``coupling``: the kernel's name; ``lagged``: whether their delays are non-zero
+    (which is why a diffusive coupling's self term would not vanish)."""
 
     def __init__(self, count: int, largest: float, coupling: str, lagged: bool):
         self.count, self.largest, self.coupling, self.lagged = count, largest, coupling, lagged
         super().__init__(
             f"Network: conn has {count} non-zero diagonal entries (self-connections, largest {largest:.4g}), "
-            f"which the {coupling} coupling would sum" + (" (their tract lengths are not zero)" if lagged else "")
+            f"which the {coupling} coupling would sum" + (" (their delays are not zero)" if lagged else "")
             + "; they are dropped (brainmass's rule; TVB keeps them). Pass self_connection=True to keep them, "
             "or self_connection=False to drop them without this warning."
         )
 
 
-def _self_connections(conn, n: int) -> np.ndarray | None:
-    """The non-zero diagonal weights of a concrete `conn` (dense, flattened or BCOO); None
-    when they cannot be read (a traced connectome)."""
-    if _is_sparse(conn):
-        if is_traced(conn):
+def _diagonal(matrix, n: int) -> np.ndarray | None:
+    """The diagonal of a concrete ``(N, N)`` (or flattened) dense or BCOO `matrix`, or of
+    a scalar broadcast to it, on the host; None when it cannot be read (traced, or of
+    another shape)."""
+    if _is_sparse(matrix):
+        if is_traced(matrix):
             return None
-        rows, cols = (np.asarray(a) for a in np.asarray(conn.indices).T)
-        data = np.asarray(conn.data)
-        return data[(rows == cols) & (data != 0)]
-    arr = _host(conn)
+        rows, cols = (np.asarray(a) for a in np.asarray(matrix.indices).T)
+        diagonal = np.zeros(n, np.asarray(matrix.data).dtype)
+        np.add.at(diagonal, rows[rows == cols], np.asarray(matrix.data)[rows == cols])
+        return diagonal
+    arr = _host(matrix)
+    if arr is not None and arr.size == 1:
+        return np.full(n, arr.item())
     if arr is None or arr.size != n * n:
         return None
-    diagonal = np.diagonal(arr.reshape(n, n))
-    return diagonal[diagonal != 0]
+    return np.diagonal(arr.reshape(n, n))
 
 
 # A delay that is a whole number of steps may come out as 19.99998 steps in float32; it
@@ -451,20 +454,21 @@ class Network(AbstractModel):
         connectomes have one, and TVB keeps it): a silent difference otherwise. `lags`:
         the distances or delays, whose diagonal makes a self-connection's term
         ``W_ii (y_i(t - tau_ii) - y_i(t))`` non-zero even for a diffusive coupling."""
-        diagonal = _self_connections(_from_scipy(conn), n)
-        if diagonal is None or diagonal.size == 0:
+        weights = _diagonal(_from_scipy(conn), n)
+        if weights is None or not np.any(weights != 0):
             return
-        lag = None if _is_sparse(lags) else _host(lags)
-        self_lagged = lag is not None and lag.size == n * n and bool(np.any(np.diagonal(lag.reshape(n, n)) > 0))
-        if self.coupling.cancels_self_connections and not self_lagged:
-            return
-        warnings.warn(
-            DroppedSelfConnectionsWarning(
-                diagonal.size, float(np.max(np.abs(diagonal))), type(self.coupling).__name__,
-                self.coupling.cancels_self_connections,
-            ),
-            stacklevel=user_stacklevel(),
-        )
+        if self.coupling.cancels_self_connections:
+            lags = _diagonal(_from_scipy(lags), n) if lags is not None else None
+            weights = weights * (lags > 0) if lags is not None else 0 * weights
+        dropped = weights[weights != 0]
+        if dropped.size:
+            warnings.warn(
+                DroppedSelfConnectionsWarning(
+                    dropped.size, float(np.max(np.abs(dropped))), type(self.coupling).__name__,
+                    self.coupling.cancels_self_connections,
+                ),
+                stacklevel=user_stacklevel(),
+            )
 
     @staticmethod
     def _from_connectome(connectome: Connectome, distance: Any, speed: Any, delays: Any) -> tuple[Any, Any]:

@@ -561,8 +561,10 @@ def test_dropped_self_connections_are_said_where_they_matter():
                       r"them\). Pass self_connection=True to keep them, or self_connection=False") as record:
         Network(hopf(), diag, coupling="additive")
     assert record[0].filename == __file__
-    with pytest.warns(UserWarning, match=r"the Diffusive coupling would sum \(their tract lengths are not zero\)"):
+    with pytest.warns(UserWarning, match=r"the Diffusive coupling would sum \(their delays are not zero\)"):
         Network(hopf(), diag, distance=DIST, speed=10.0)  # y_i(t - tau_ii) - y_i(t) is not zero
+    with pytest.warns(UserWarning, match=r"Diffusive coupling would sum \(their delays are not zero\)"):
+        Network(hopf(), diag, delays=2.0)  # one delay for every pair, the self-pairs too
     with pytest.warns(UserWarning, match=r"Sigmoidal coupling would sum"):
         Network(hopf(), jsparse.BCOO.fromdense(diag), coupling="sigmoidal")
     with warnings.catch_warnings():
