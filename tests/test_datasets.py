@@ -218,6 +218,9 @@ def test_connectome_repr_summarises_and_tvb_names_point_to_ours():
     assert f"distances up to {d.max():.4g} mm" in text and "labels=(a, b, c, d)" in text
     assert text.endswith("with areas)") and "\n" not in text
     assert "labels=(R0, R1, R2, R3, ...)" in repr(ds.Connectome(np.ones((5, 5))))
+    assert "(100% of connections non-zero, 5 self-connections)" in repr(ds.Connectome(np.ones((5, 5))))
+    assert ", 4 self-connections)" in text  # _ring's weights have a diagonal
+    assert "self-connections" not in repr(ds.Connectome(np.ones((5, 5)) - np.eye(5)))
     with pytest.raises(AttributeError, match="TVB's tract_lengths is `distances` here"):
         _ = conn.tract_lengths
     with pytest.raises(AttributeError, match="TVB's region_labels is `labels` here"):

@@ -237,11 +237,15 @@ class Connectome(eqx.Module):
         w, d = np.asarray(w), np.asarray(self.distances)
         off = ~np.eye(self.n_regions, dtype=bool)
         density = float(np.count_nonzero(w[off])) / max(int(off.sum()), 1)
+        # A Network drops the diagonal by default (brainmass), TVB sums it: worth seeing.
+        self_connections = int(np.count_nonzero(np.diagonal(w)))
         shown = ", ".join(self.labels[:4]) + (", ..." if self.n_regions > 4 else "")
         extra = [f for f in ("centres", "cortical", "hemispheres", "areas") if getattr(self, f) is not None]
         return (
             f"Connectome(n_regions={self.n_regions}, weights in [{w.min():.4g}, {w.max():.4g}] "
-            f"({density:.0%} of connections non-zero), distances up to {d.max():.4g} mm, "
+            f"({density:.0%} of connections non-zero"
+            + (f", {self_connections} self-connections" if self_connections else "")
+            + f"), distances up to {d.max():.4g} mm, "
             f"labels=({shown})" + (f", with {', '.join(extra)}" if extra else "") + ")"
         )
 
