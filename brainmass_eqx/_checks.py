@@ -119,12 +119,18 @@ def keyword_names(fn: Callable) -> tuple[str, ...] | None:
     return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self")
 
 
+def close_names(name: str, names: Iterable[str], n: int = 1) -> list[str]:
+    """Up to ``n`` valid names close to a misspelt ``name``, closest first. Matching
+    ignores case (``tau_e`` finds ``tau_E`` before ``tau_I``) and returns the valid names'
+    own spelling."""
+    by_lower = {valid.lower(): valid for valid in names}
+    return [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.6)]
+
+
 def closest_name(name: str, names: Iterable[str]) -> str | None:
-    """The valid name closest to a misspelt ``name``, or None. Matching ignores case
-    (``tau_e`` finds ``tau_E``) and returns the valid name's own spelling."""
-    by_lower = {n.lower(): n for n in names}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
-    return by_lower[close[0]] if close else None
+    """The valid name closest to a misspelt ``name`` (see `close_names`), or None."""
+    close = close_names(name, names)
+    return close[0] if close else None
 
 
 def did_you_mean(name: str, names: Iterable[str]) -> str:

@@ -108,18 +108,9 @@ class DroppedSelfConnectionsWarning(UserWarning):
         )
 
 
-def _diagonal(matrix, n: int) -> np.ndarray | None:
-    """The diagonal of a concrete ``(N, N)`` (or flattened) dense or BCOO `matrix`, or of
-    a scalar broadcast to it, on the host; None when it cannot be read (traced, or of
-    another shape)."""
-    if _is_sparse(matrix):
-        if is_traced(matrix):
-            return None
-        rows, cols = (np.asarray(a) for a in np.asarray(matrix.indices).T)
-        diagonal = np.zeros(n, np.asarray(matrix.data).dtype)
-        np.add.at(diagonal, rows[rows == cols], np.asarray(matrix.data)[rows == cols])
-        return diagonal
-    arr = _host(matrix)
+def _diagonal(arr: np.ndarray | None, n: int) -> np.ndarray | None:
+    """The diagonal of a host (`_host`) ``(N, N)`` or flattened matrix, or of a scalar
+    broadcast to it; None when it is unknown (traced) or of another shape."""
     if arr is not None and arr.size == 1:
         return np.full(n, arr.item())
     if arr is None or arr.size != n * n:
@@ -424,9 +415,10 @@ class Network(AbstractModel):
         self.self_connection = bool(self_connection)
 
         self.conn, self.sources, pattern = self._check_conn(conn, n, node._label())
-        self._check_weights(_host(conn if not is_quantity(conn) else to_canonical(conn, "conn", "")), "conn", pattern)
+        host_conn = _host(conn if not is_quantity(conn) else to_canonical(conn, "conn", ""))
+        self._check_weights(host_conn, "conn", pattern)
         if self_connection is None:
-            self._warn_dropped_self_connections(conn, n, distance if delays is None else delays)
+            self._warn_dropped_self_connections(host_conn, n, distance if delays is None else delays)
         k = _convert(k, "k", "")
         self._check_shape(k, "k", [(), (n,)], "a scalar or one value per region")
         self._check_finite(k, "k")
@@ -449,16 +441,17 @@ class Network(AbstractModel):
 
     # -- construction checks ------------------------------------------------------------------
 
-    def _warn_dropped_self_connections(self, conn, n: int, lags) -> None:
+    def _warn_dropped_self_connections(self, conn: np.ndarray | None, n: int, lags) -> None:
         """Warn when the default drops a diagonal the coupling would have summed (TVB's
-        connectomes have one, and TVB keeps it): a silent difference otherwise. `lags`:
+        connectomes have one, and TVB keeps it): a silent difference otherwise. `conn`: the
+        weights on the host (`_host`, None when traced); `lags`:
         the distances or delays, whose diagonal makes a self-connection's term
         ``W_ii (y_i(t - tau_ii) - y_i(t))`` non-zero even for a diffusive coupling."""
-        weights = _diagonal(_from_scipy(conn), n)
+        weights = _diagonal(conn, n)
         if weights is None or not np.any(weights != 0):
             return
         if self.coupling.cancels_self_connections:
-            lags = _diagonal(_from_scipy(lags), n) if lags is not None else None
+            lags = _diagonal(_host(lags), n)
             weights = weights * (lags > 0) if lags is not None else 0 * weights
         dropped = weights[weights != 0]
         if dropped.size:

@@ -6,7 +6,6 @@ Every function raises `CLIError` with a message that names the offending option.
 from __future__ import annotations
 
 import argparse
-import difflib
 import math
 import os
 import re
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import close_names
 from ._errors import CLIError, first_line
 
 # -- values ---------------------------------------------------------------------------------
@@ -133,9 +133,7 @@ def bounds_arg(text: str) -> tuple[str, tuple[float, float]]:
 
 
 def _suggest(name: str, choices: Sequence[str]) -> str:
-    # Case-insensitive, as `_checks.closest_name`: `tau_e` finds `tau_E` before `tau_I`.
-    by_lower = {c.lower(): c for c in choices}
-    close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)]
+    close = close_names(name, choices, n=3)
     return f" Did you mean {', '.join(close)}?" if close else ""
 
 
