@@ -19,7 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import broadcasts_to_regions, did_you_mean, is_traced, suggests_keywords
+from ._checks import (
+    broadcasts_to_regions,
+    did_you_mean,
+    is_traced,
+    suggests_keywords,
+    user_stacklevel,
+)
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
@@ -803,7 +809,8 @@ def simulate(
       or a dict ``{out_name: name | callable}``. Default: every state.
     - `transient`: steps (int) or a time Quantity discarded at the start; nothing is stored
       for them.
-    - `sample_every`: record every ``k``-th step (int) or every Quantity of time.
+    - `sample_every`: record every ``k``-th step (int) or every Quantity of time. A period
+      as long as the recorded part of the run keeps one sample (its first step) and warns.
     - `saveat`: explicit save times (ms or a Quantity array) instead of the step grid; values
       are interpolated by the solver's dense output. The solve still runs to ``duration``.
     - `chunk`: steps (int) or a time Quantity per chunk. The run is split into chunks that are
@@ -847,6 +854,17 @@ def simulate(
     k = _as_steps(sample_every, "sample_every", dt_ms)
     if k < 1:
         raise ValueError(f"sample_every must be >= 1 step, got {k}.")
+    if 1 < n_steps - tr <= k and saveat is None:
+        # brainmass's rule (the first recorded step, then every k-th) leaves one sample
+        # here, taken one step into the recording: most likely a unit or length mistake.
+        warnings.warn(
+            f"sample_every ({k} steps, {k * dt_ms:g} ms) is not shorter than the recorded part of the run "
+            f"({n_steps - tr} steps, {(n_steps - tr) * dt_ms:g} ms after the transient): only one sample, "
+            f"at t = {(tr + 1) * dt_ms:g} ms, is recorded. Give a shorter sample_every or a longer duration (or, for the last state "
+            f"alone, transient={n_steps - 1} steps, or the run's final_state).",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
     solver = ExponentialEuler() if solver is None else solver
     if not isinstance(solver, dfx.AbstractSolver):
         raise TypeError(f"solver must be a diffrax solver, got {type(solver).__name__}.")

@@ -268,6 +268,11 @@ def test_bad_transient_and_sampling():
     with pytest.warns(UserWarning, match=r"transient 0.25 ms is not a whole number of steps of dt 0.1 ms; using 2 steps"):
         traj = bx.simulate(hopf(), 1.0, dt=0.1, transient=u.Quantity(0.25, "ms"))
     assert traj.ts.shape == (8,)
+    # A sampling period as long as the recording keeps brainmass's one sample, said aloud.
+    with pytest.warns(UserWarning, match=r"sample_every \(20 steps, 2 ms\) is not shorter than the recorded part of the "
+                      r"run \(8 steps, 0.8 ms after the transient\): only one sample, at t = 0.3 ms, is recorded"):
+        traj = bx.simulate(hopf(), 1.0, dt=0.1, transient=2, sample_every=u.Quantity(2, "ms"))
+    assert traj.ts.shape == (1,)
 
 
 def test_misspelt_names_get_the_closest_one():
