@@ -221,6 +221,10 @@ def test_connectome_repr_summarises_and_tvb_names_point_to_ours():
     assert "(100% of connections non-zero, 5 self-connections)" in repr(ds.Connectome(np.ones((5, 5))))
     assert ", 4 self-connections)" in text  # _ring's weights have a diagonal
     assert "self-connections" not in repr(ds.Connectome(np.ones((5, 5)) - np.eye(5)))
+    # A Signal's NamedTuple-style iteration made equinox print it as "Signal()".
+    signal = ds.Signal(np.random.default_rng(0).normal(size=(100, 5)), 2.0)
+    assert repr(signal) == ("Signal(100 samples x 5 regions, dt=2 ms (200 ms), labels=(R0, R1, R2, R3, ...), "
+                            "with its 5 x 5 FC)")
     with pytest.raises(AttributeError, match="TVB's tract_lengths is `distances` here"):
         _ = conn.tract_lengths
     with pytest.raises(AttributeError, match="TVB's region_labels is `labels` here"):

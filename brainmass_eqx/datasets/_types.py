@@ -365,6 +365,15 @@ class Signal(eqx.Module):
     def __iter__(self) -> Iterator[Any]:
         return iter((self.signal, self.dt, self.labels, self.fc))
 
+    def __repr__(self) -> str:
+        # equinox's printer takes the NamedTuple-style __iter__ for the fields and printed "Signal()".
+        n_time, n = self.signal.shape
+        shown = ", ".join(self.labels[:4]) + (", ..." if n > 4 else "")
+        return (
+            f"Signal({n_time} samples x {n} regions, dt={self.dt:g} ms ({n_time * self.dt:g} ms), "
+            f"labels=({shown}), with its {n} x {n} FC)"
+        )
+
     @property
     def n_regions(self) -> int:
         """The number of regions N."""
