@@ -34,6 +34,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ._checks import user_stacklevel
+
 __all__ = ["set_native_kernels", "native_kernels_available"]
 
 _SOURCE = Path(__file__).parent / "_kernels" / "delay.cc"
@@ -147,7 +149,7 @@ def _library():
                 "networks use XLA's gather instead (same results, slower on CPU). Set "
                 "BRAINMASS_EQX_NATIVE=0 to silence this.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             lib = None
         _state["lib"] = lib

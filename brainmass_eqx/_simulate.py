@@ -398,7 +398,7 @@ def _whole_steps(ms: float, dt_ms: float, name: str, inexact: str, action: str =
                 f"{name} {ms:g} ms is not a whole number of steps of dt {dt_ms:g} ms; {action} {n} "
                 f"steps ({n * dt_ms:.6g} ms).",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
     return int(n)
 

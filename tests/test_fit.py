@@ -221,8 +221,9 @@ def test_penalty_values():
 def test_a_loss_that_ignores_the_parameters_warns():
     model = Quadratic(a=bm.Param(0.0, fit=True), b=bm.Param(0.0, fit=True))
     flat = Fitter(model, optax.sgd(0.1), loss_fn=lambda m, t: (jnp.sum(t) + 0.0 * bm.unwrap(m.a), None))
-    with pytest.warns(RuntimeWarning, match=r"the loss was 2 at every one of the 5 steps: it does not change"):
+    with pytest.warns(RuntimeWarning, match=r"the loss was 2 at every one of the 5 steps: it does not change") as caught:
         flat.fit(jnp.array([1.0, 1.0]), 5)
+    assert caught[0].filename == __file__  # the user's line, not the keyword-checking wrapper's
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         Fitter(model, optax.sgd(0.1), loss_fn=quad_loss).fit(jnp.array([1.0, 1.0]), 5)

@@ -225,8 +225,9 @@ def test_bad_dt_and_duration():
         bx.simulate(hopf(), 1.0, dt=float("inf"))
     with pytest.raises(bx.UnitError, match="'dt' has unit 'mm'"):
         bx.simulate(hopf(), 1.0, dt=u.Quantity(0.1, "mm"))
-    with pytest.warns(UserWarning, match="not a whole number of steps .* simulating 10 steps"):
+    with pytest.warns(UserWarning, match="not a whole number of steps .* simulating 10 steps") as caught:
         traj = bx.simulate(hopf(), 1.05, dt=0.1)
+    assert caught[0].filename == __file__  # the user's line, not the keyword-checking wrapper's
     assert traj.ts.shape == (10,)
     with pytest.raises(ValueError, match="shorter than one step"):
         bx.simulate(hopf(), 0.05, dt=0.1)

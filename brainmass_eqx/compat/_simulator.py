@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import user_stacklevel
 from .._simulate import simulate
 from . import brainunit as u
 from ._models import NodeModel, dt_ms
@@ -185,7 +186,7 @@ class Simulator:
             warnings.warn(
                 f"duration {duration} is not an integer multiple of dt {dt}; truncating to {n_steps} steps.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         if n_steps <= 0:
             raise ValueError(f"duration {duration} yields {n_steps} steps; must be >= 1 dt.")

@@ -13,7 +13,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._checks import check_int, check_objective, did_you_mean, suggests_keywords
+from .._checks import check_int, check_objective, did_you_mean, suggests_keywords, user_stacklevel
 from .._text import value_text
 from ..objectives import check_target
 from . import _grad, _nevergrad, _optimistix, _scipy
@@ -111,7 +111,7 @@ def _warn_if_flat(result: FitResult) -> None:
             "signals, whose FC is the identity), that the loss uses the prediction, and that no parameter "
             "sits where its transform saturates.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Int, PyTree, Scalar
 
+from .._checks import user_stacklevel
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._problem import NonFiniteLossError, ParamSpace
 
@@ -237,7 +238,7 @@ class StepRunner:
                         )
                         err.carry, err.history, err.n_done = carry, history, i
                         raise err
-                    warnings.warn(msg + " That start stops here; the others go on.", RuntimeWarning, stacklevel=4)
+                    warnings.warn(msg + " That start stops here; the others go on.", RuntimeWarning, stacklevel=user_stacklevel())
                 history.append(loss_h)
                 carry = new
                 n_done = i + 1

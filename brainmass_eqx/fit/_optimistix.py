@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optimistix as optx
 
+from .._checks import user_stacklevel
 from ._loop import StepRunner
 from ._problem import Problem
 
@@ -69,7 +70,7 @@ def choose_jacobian(problem: Problem, raw0, data, key) -> str:
             "reverse mode, one pass per residual, because the residuals cannot be differentiated "
             "forwards. Pass adjoint=diffrax.ForwardMode() to simulate in predict for one pass per parameter.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
         return "bwd"
     return "fwd"

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import user_stacklevel
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
 
@@ -180,7 +181,7 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
                         step=len(history),
                         params=values,
                     ) from None
-                warnings.warn(msg + "; that start stops here.", RuntimeWarning, stacklevel=4)
+                warnings.warn(msg + "; that start stops here.", RuntimeWarning, stacklevel=user_stacklevel())
                 results.append(None)
             if stop_reason != "n_steps":
                 break
