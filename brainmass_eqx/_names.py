@@ -8,7 +8,7 @@ costs anything on the way to a name that exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ._checks import close_names
 
@@ -90,3 +90,12 @@ def attribute_error(module: str, name: str, names: Iterable[str], aliases: Mappi
     public = [n for n in names if not n.startswith("_")]
     close = close_names(name, public)
     return AttributeError(f"{message}" + (f" (did you mean {close[0]!r}?)." if close else "."))
+
+
+def module_getattr(module: str, names: Iterable[str], aliases: Mapping[str, str]) -> Callable[[str], None]:
+    """A module-level ``__getattr__`` for ``module`` that raises `attribute_error`."""
+
+    def __getattr__(name: str) -> None:
+        raise attribute_error(module, name, names, aliases)
+
+    return __getattr__

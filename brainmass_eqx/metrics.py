@@ -30,6 +30,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import check_int
+from ._names import module_getattr
 from ._units import magnitude, to_canonical, to_ms, traced_time_message
 
 __all__ = [
@@ -63,11 +64,7 @@ _OTHER_NAMES = {
     "peak_frequency": "dominant_frequency",
 }
 
-
-def __getattr__(name: str):
-    from ._names import attribute_error
-
-    raise attribute_error(__name__, name, __all__, _OTHER_NAMES)
+__getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)
 
 
 # --------------------------------------------------------------------------- helpers

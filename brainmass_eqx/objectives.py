@@ -31,6 +31,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import check_int, check_objective, suggests_keywords
+from ._names import module_getattr
 from ._units import is_quantity, unxt_module
 from .metrics import (
     DEFAULT_FCD_MIDPOINTS,
@@ -85,11 +86,7 @@ _OTHER_NAMES = {
     "cosine_similarity": "cosine_sim",
 }
 
-
-def __getattr__(name: str):
-    from ._names import attribute_error
-
-    raise attribute_error(__name__, name, __all__, _OTHER_NAMES)
+__getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)
 
 
 def _same_shape(prediction: Any, target: Any) -> None:
