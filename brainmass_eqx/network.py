@@ -432,6 +432,7 @@ class Network(AbstractModel):
             # A fit may lengthen the delays: size the history for the longest they reach.
             longest = self._reachable_delays(distance, speed, pattern, longest)
         self.max_delay = self._capacity(max_delay, longest, traced, distance)
+        self._check_traced_values()
         self.history = self._check_history(history, node, self.coupled_var)
 
         self.noise = noise
@@ -440,6 +441,31 @@ class Network(AbstractModel):
         self.node = node
 
     # -- construction checks ------------------------------------------------------------------
+
+    def _check_traced_values(self) -> None:
+        """The construction checks of the weights, delays and gain, for values they cannot
+        read: a traced one (``jax.vmap`` over connectomes or speeds, a fitted distance) is
+        checked when the run starts (`eqx.error_if`), so that a NaN or a negative entry is
+        named, not reported as a diverged run or, for a negative weight, not at all."""
+        off_diagonal = 1.0 - jnp.eye(self.n_regions) if not self.self_connection else 1.0
+        signed = self.coupling.signed_weights
+        checks = (
+            ("conn", lambda w: ~jnp.isfinite(w * off_diagonal) | ((w * off_diagonal < 0) & (not signed)),
+             "must be finite" + ("" if signed else f" and >= 0 (the {type(self.coupling).__name__} coupling "
+                                 "needs non-negative weights)")),
+            ("distance", lambda d: ~jnp.isfinite(d) | (d < 0), "must be finite and >= 0 (mm)"),
+            ("speed", lambda v: ~jnp.isfinite(v) | (v <= 0), "must be finite and > 0 (mm/ms)"),
+            ("delays", lambda tau: ~jnp.isfinite(tau) | (tau < 0), "must be finite and >= 0 (ms)"),
+            ("k", lambda k: ~jnp.isfinite(k), "must be finite"),
+        )
+        for name, bad, rule in checks:
+            value = getattr(self, name)
+            if value is None or _is_sparse(value) or (name == "conn" and self.sources is not None):
+                continue
+            if is_traced(read(value)):
+                message = (f"Network: {name} {rule}; it was traced (under jax.jit / vmap / grad), so this is "
+                           "checked as the run starts.")
+                setattr(self, name, eqx.error_if(value, jnp.any(bad(read(value))), message))
 
     def _warn_dropped_self_connections(self, conn: np.ndarray | None, n: int, lags) -> None:
         """Warn when the default drops a diagonal the coupling would have summed (TVB's

@@ -707,6 +707,32 @@ def test_traced_delays_need_max_delay_and_longer_delays_raise_at_run_time():
         jax.block_until_ready(run(5.0))
 
 
+def test_traced_weights_and_delays_are_checked_when_the_run_starts():
+    # A vmap over subjects' connectomes or speeds: the host checks cannot read the values.
+    @jax.jit
+    @jax.vmap
+    def run(conn, speed):
+        net = Network(hopf(), conn, distance=DIST, speed=speed, max_delay=10.0)
+        return bm.simulate(net, 1.0, dt=DT, check_finite=False)["x"]
+
+    good = np.stack([CONN, 0.5 * CONN])
+    speeds = np.array([10.0, 5.0], np.float32)
+    assert np.all(np.isfinite(np.asarray(run(good, speeds))))
+    with_nan, negative = good.copy(), good.copy()
+    with_nan[1, 0, 1], negative[0, 2, 3] = np.nan, -0.5
+    with pytest.raises(Exception, match=r"Network: conn must be finite and >= 0 \(the Diffusive coupling needs "
+                       r"non-negative weights\); it was traced"):
+        jax.block_until_ready(run(with_nan, speeds))
+    with pytest.raises(Exception, match=r"Network: conn must be finite and >= 0"):
+        jax.block_until_ready(run(negative, speeds))
+    with pytest.raises(Exception, match=r"Network: speed must be finite and > 0 \(mm/ms\); it was traced"):
+        jax.block_until_ready(run(good, np.array([10.0, -5.0], np.float32)))
+    # As on the host: the dropped diagonal (self_connection=False) may be negative.
+    diagonal = good.copy()
+    diagonal[0, 1, 1] = -1.0
+    assert np.all(np.isfinite(np.asarray(run(diagonal, speeds))))
+
+
 def test_wrap_solver_needs_dt():
     with pytest.raises(ValueError, match="dt"):
         delayed().wrap_solver(bm.ExponentialEuler())
