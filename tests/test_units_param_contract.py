@@ -1,6 +1,7 @@
 """Units, Param and the model contract's construction-time validation."""
 
 import dataclasses
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -297,3 +298,34 @@ def test_quantities_work_when_unxt_is_imported_after_brainmass_eqx():
     assert "'dt'" in out["simulate_error"]
     assert out["psd_same"]
     assert out["rmse_mixed_units"] == pytest.approx(0.0, abs=1e-6)
+
+
+class _Decay(bx.models.AbstractModel):
+    # A user's model: defined outside the package, so its vector_field's result is checked.
+    state_names: ClassVar = ("v",)
+    rate: object = bx.models.parameter(0.1, "rate")
+
+    def vector_field(self, t, state, inputs):
+        return {"v": -self.rate * state["v"]}
+
+
+@pytest.mark.parametrize(
+    "result, error, message",
+    [
+        (lambda state: (state["v"],), TypeError, r"_Bad.vector_field returned a tuple; it must return a dict \{state name: "
+         r"time derivative\} with one entry per state, \['v'\]"),
+        (lambda state: {"V": state["v"]}, ValueError, r"returned the keys \['V'\]; it must return one derivative per state "
+         r"in state_names, \['v'\]: missing \['v'\], unknown \['V'\] \(did you mean 'v'\?\)"),
+        (lambda state: {"v": jnp.zeros(5)}, ValueError, r"returned 'v' of shape \(5,\); the state 'v' has shape \(2,\)"),
+        (lambda state: {"v": state["v"], "w": 0.0}, ValueError, r"missing \[\], unknown \['w'\]"),
+    ],
+)
+def test_a_user_models_vector_field_must_return_one_derivative_per_state(result, error, message):
+    class _Bad(_Decay):
+        def vector_field(self, t, state, inputs):
+            return result(state)
+
+    with pytest.raises(error, match=message):
+        bx.simulate(_Bad(2), 1.0, dt=0.1)
+    traj = bx.simulate(_Decay(2), 1.0, dt=0.1, y0={"v": jnp.ones(2)})
+    np.testing.assert_allclose(np.asarray(traj["v"][-1]), np.exp(-0.1), rtol=1e-4)

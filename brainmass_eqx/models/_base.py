@@ -29,7 +29,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import broadcasts_to_regions, check_int, check_keywords, keyword_names
+from .._checks import broadcasts_to_regions, check_int, check_keywords, did_you_mean, keyword_names
 from .._param import Param
 from .._text import readable_repr
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
@@ -97,6 +97,44 @@ def default_coupled_state(model: Any) -> str | None:
     return name if name in model.state_names else None
 
 
+def _checked_vector_field(vector_field):
+    """``vector_field`` that refuses a result that is not one derivative per state, each
+    of its state's shape: it otherwise failed inside the solver, as a bare ``KeyError``
+    or a broadcasting error."""
+
+    @functools.wraps(vector_field)
+    def checked(self, t, state, inputs):
+        out = vector_field(self, t, state, inputs)
+        name = f"{type(self).__name__}.vector_field"
+        if not isinstance(out, dict):
+            raise TypeError(
+                f"{name} returned a {type(out).__name__}; it must return a dict "
+                f"{{state name: time derivative}} with one entry per state, {list(self.state_names)}."
+            )
+        missing = [s for s in self.state_names if s not in out]
+        unknown = [k for k in out if k not in self.state_names]
+        if missing or unknown:
+            hint = did_you_mean(unknown[0], missing) if unknown and missing else ""
+            raise ValueError(
+                f"{name} returned the keys {list(out)}; it must return one derivative per state in "
+                f"state_names, {list(self.state_names)}: missing {missing}, unknown {unknown}{hint}."
+            )
+        for key in self.state_names:
+            shape, expected = jnp.shape(out[key]), jnp.shape(state[key])
+            try:
+                fits = np.broadcast_shapes(shape, expected) == expected
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ValueError(
+                    f"{name} returned {key!r} of shape {shape}; the state {key!r} has shape {expected} "
+                    f"(one value per region), and so must its derivative."
+                )
+        return out
+
+    return checked
+
+
 class AbstractModel(eqx.Module):
     """Base class of every node model.
 
@@ -128,6 +166,15 @@ class AbstractModel(eqx.Module):
         return readable_repr(self)
 
     # -- construction -------------------------------------------------------------------
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A model written by a user has its derivatives checked where they are returned
+        # (at trace time: shapes are static, so a compiled run pays nothing); the package's
+        # own models are tested instead.
+        own = cls.__dict__.get("vector_field")
+        if own is not None and not cls.__module__.startswith("brainmass_eqx."):
+            cls.vector_field = _checked_vector_field(own)
 
     def __new__(cls, *args, **kwargs):
         # A misspelt parameter is the commonest construction error: name the valid ones
