@@ -329,3 +329,12 @@ def test_a_user_models_vector_field_must_return_one_derivative_per_state(result,
         bx.simulate(_Bad(2), 1.0, dt=0.1)
     traj = bx.simulate(_Decay(2), 1.0, dt=0.1, y0={"v": jnp.ones(2)})
     np.testing.assert_allclose(np.asarray(traj["v"][-1]), np.exp(-0.1), rtol=1e-4)
+
+
+def test_describe_model_documents_a_users_model():
+    page = str(bx.describe_model(_Decay))
+    assert page.startswith("_Decay\n") and "states:      v [1]" in page
+    assert "rate       0.1      1/ms" in page and "reference" not in page
+    assert bx.describe_model(_Decay(3)).category == "user-defined"
+    with pytest.raises(ValueError, match="describe_model: Network is neither a registered node model nor one of your own"):
+        bx.describe_model(bx.Network)

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from .._checks import did_you_mean
 from .._text import table, value_text
 from .._units import CANONICAL_UNITS
-from ._base import default_coupled_state
+from ._base import AbstractModel, default_coupled_state
 from ._coombes_byrne import CoombesByrne
 from ._epileptor import Epileptor
 from ._fitzhugh_nagumo import FitzHughNagumo
@@ -167,7 +167,8 @@ class ModelDescription:
             domain = domain if isinstance(domain, str) else f"[{domain[0]}, {domain[1]}]"
             rows.append((name, value_text(spec["default"]), unit(spec["unit"]), domain, spec["doc"]))
         lines += ["", table(("parameter", "default", "unit", "domain", "meaning"), rows)]
-        lines += ["", "reference:", textwrap.fill(self.reference, 92, initial_indent="  ", subsequent_indent="  ")]
+        if self.reference:
+            lines += ["", "reference:", textwrap.fill(self.reference, 92, initial_indent="  ", subsequent_indent="  ")]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -322,6 +323,10 @@ def _describe(name: str) -> ModelDescription:
             parameters=cell.parameter_specs(), initial=_initial(cell), summary=_summary(cls),
         )
     cls, bm_name, category, use_case, reference = _ENTRIES[name]
+    return _description(cls, name, bm_name, category, use_case, reference)
+
+
+def _description(cls, name, bm_name, category, use_case, reference) -> ModelDescription:
     return ModelDescription(
         name=name,
         cls=cls,
@@ -357,7 +362,14 @@ def describe_model(name: Any) -> ModelDescription:
         for key, entry in everything.items():
             if entry is cls:
                 return _describe(key)
-        raise ValueError(f"describe_model: {cls.__name__} is not a registered model; see model_registry().")
+        if (isinstance(cls, type) and issubclass(cls, AbstractModel) and isinstance(cls.state_names, tuple)
+                and cls.vector_field is not AbstractModel.vector_field):
+            # A user's own model: its declarations say all but a catalogue entry's prose.
+            return _description(cls, cls.__name__, None, "user-defined", "", "")
+        raise ValueError(
+            f"describe_model: {cls.__name__} is neither a registered node model nor one of your own (an "
+            "AbstractModel subclass with state_names and a vector_field); see model_registry()."
+        )
     if name in everything:
         return _describe(name)
     for key, entry in {**_ENTRIES, **{k: (v[0], v[2]) for k, v in _BLOCKS.items()}}.items():
