@@ -511,6 +511,14 @@ class Network(AbstractModel):
                     "Network(node, conn.weights, ...) for instantaneous coupling."
                 )
             return connectome.weights, None
+        if not is_traced(lengths) and not np.any(np.asarray(lengths)):
+            # Weights loaded alone (a .npy / .csv / .txt file) leave the lengths at zero.
+            raise ValueError(
+                "conn is a Connectome without tract lengths (its distances are all 0, as for weights "
+                "loaded alone), so speed= would give no delays. Load the lengths too "
+                "(load_connectome(weights_path, distances=lengths_path)), or pass "
+                "Network(node, conn.weights, ...) for instantaneous coupling."
+            )
         return connectome.weights, lengths
 
     @staticmethod

@@ -584,6 +584,10 @@ def test_a_connectome_gives_weights_and_tract_lengths():
                                   run(Network(node, CONN, distance=DIST, speed=10.0, k=0.2)))
     # No lengths: instantaneous coupling, no speed needed.
     np.testing.assert_array_equal(run(Network(node, bm.Connectome(CONN), k=0.2)), run(Network(node, CONN, k=0.2)))
+    # ... and a speed for it would give no delays: refused (weights loaded from a .npy alone).
+    with pytest.raises(ValueError, match=r"conn is a Connectome without tract lengths \(its distances are all 0, as "
+                       r"for weights loaded alone\), so speed= would give no delays"):
+        Network(node, bm.Connectome(CONN), speed=10.0)
 
 
 def test_self_connection_keeps_the_diagonal():
