@@ -103,6 +103,14 @@ def test_missing_connectome_file(tmp_path, capsys):
     assert_one_line(err, "--connectome: file not found", path)
 
 
+def test_speed_without_tract_lengths(bad_files, capsys):
+    # A weights matrix alone has no lengths: --speed used to run without delays, unsaid.
+    path = str(bad_files / "sq3.npy")
+    code, _, err = run(["simulate", "--connectome", path, "--speed", "5", "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "--speed: the connectome has no tract lengths", "or drop --speed")
+
+
 def test_unknown_connectome_name(capsys):
     code, _, err = run(["simulate", "--connectome", "example_conectome"], capsys)
     assert code == 2

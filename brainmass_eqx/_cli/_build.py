@@ -329,6 +329,12 @@ def build_network(node, conn, *, coupling: str, k: Any, speed: float | None, var
     if self_connections:
         kwargs.update(self_connection=True)
     if speed is not None:
+        if not np.any(np.asarray(conn.distances)):
+            raise CLIError(
+                "--speed: the connectome has no tract lengths (a weights matrix alone, as a .npy, .csv "
+                "or .txt file holds), so there are no delays to set; give a TVB .zip, .mat or .npz file "
+                "with lengths, or drop --speed."
+            )
         kwargs.update(distance=np.asarray(conn.distances), speed=speed)
     try:
         return Network(node, np.asarray(conn.weights), **kwargs)
