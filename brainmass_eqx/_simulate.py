@@ -813,6 +813,7 @@ def simulate(
       as long as the recorded part of the run keeps one sample (its first step) and warns.
     - `saveat`: explicit save times (ms or a Quantity array) instead of the step grid; values
       are interpolated by the solver's dense output. The solve still runs to ``duration``.
+      It replaces ``transient`` and ``sample_every``, which must then keep their defaults.
     - `chunk`: steps (int) or a time Quantity per chunk. The run is split into chunks that are
       copied to host memory as they finish: constant device memory, results bit-identical to
       the unchunked run. Not usable under ``jax.jit``.
@@ -854,6 +855,13 @@ def simulate(
     k = _as_steps(sample_every, "sample_every", dt_ms)
     if k < 1:
         raise ValueError(f"sample_every must be >= 1 step, got {k}.")
+    if saveat is not None and (tr or k != 1):
+        given = " and ".join(name for name, used in (("transient", tr), ("sample_every", k != 1)) if used)
+        raise ValueError(
+            f"saveat gives the sample times itself, so {given} would be ignored: drop {given}, and give "
+            "saveat times after the transient you mean (e.g. jnp.arange(200.0, 1000.0, 1.0) for every ms "
+            "after 200 ms)."
+        )
     if 1 < n_steps - tr <= k and saveat is None:
         # brainmass's rule (the first recorded step, then every k-th) leaves one sample
         # here, taken one step into the recording: most likely a unit or length mistake.

@@ -269,6 +269,13 @@ def test_bad_transient_and_sampling():
     with pytest.warns(UserWarning, match=r"transient 0.25 ms is not a whole number of steps of dt 0.1 ms; using 2 steps"):
         traj = bx.simulate(hopf(), 1.0, dt=0.1, transient=u.Quantity(0.25, "ms"))
     assert traj.ts.shape == (8,)
+    # saveat chooses the samples itself: a transient or a sampling period beside it was ignored
+    # (saveat=[1, 5] with a 2 ms transient returned the sample at 1 ms).
+    with pytest.raises(ValueError, match=r"saveat gives the sample times itself, so transient would be ignored: drop "
+                       r"transient, and give saveat times after the transient you mean"):
+        bx.simulate(hopf(), 10.0, dt=0.1, saveat=jnp.array([1.0, 5.0]), transient=20)
+    with pytest.raises(ValueError, match=r"so transient and sample_every would be ignored"):
+        bx.simulate(hopf(), 10.0, dt=0.1, saveat=jnp.array([1.0, 5.0]), transient=20, sample_every=5)
     # A sampling period as long as the recording keeps brainmass's one sample, said aloud.
     with pytest.warns(UserWarning, match=r"sample_every \(20 steps, 2 ms\) is not shorter than the recorded part of the "
                       r"run \(8 steps, 0.8 ms after the transient\): only one sample, at t = 0.3 ms, is recorded"):
