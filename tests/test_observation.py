@@ -519,8 +519,11 @@ def test_bad_times():
         obs.bold_from_signal(z, 1.0, tr=0.4)
     with pytest.raises(ValueError, match="`tr`.*whole number"):
         obs.bold_from_signal(z, 0.3, tr=10.0)
-    with pytest.raises(ValueError, match="`signal` has 100 steps"):
+    with pytest.raises(ValueError, match="`signal` has 100 steps, fewer than the 500 steps of one TR.$"):
         obs.bold_from_signal(z, 1.0, tr=500.0)
+    with pytest.raises(ValueError, match=r"`signal` has 2 steps, .* It looks transposed \(regions, time\), shape "
+                       r"\(2, 100\): pass signal.T, time first."):
+        obs.bold_from_signal(z.T, 1.0, tr=50.0)
     with pytest.raises(ValueError, match="`dt` must be a finite time > 0"):
         obs.bold_from_signal(z, -1.0)
     with pytest.raises(ValueError, match="'dt' has unit 'mV' .* must be a time quantity"):

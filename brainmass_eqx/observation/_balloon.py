@@ -219,8 +219,11 @@ def bold_from_signal(
         dt_step, n_per = steps_per_tr(tr, dt)
     n_blocks = z.shape[0] // n_per
     if n_blocks < 1:
+        transposed = z.ndim == 2 and z.shape[1] >= n_per
         raise ValueError(
             f"`signal` has {z.shape[0]} steps, fewer than the {n_per} steps of one TR."
+            + (f" It looks transposed (regions, time), shape {tuple(z.shape)}: pass signal.T, time first."
+               if transposed else "")
         )
     rest = z.shape[1:]
     try:
