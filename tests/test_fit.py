@@ -244,6 +244,18 @@ def test_where_selects_plain_leaves():
 def test_no_trainable_parameters():
     with pytest.raises(ValueError, match=r"no trainable parameters.*fit=True"):
         Fitter(Quadratic(a=1.0), loss_fn=quad_loss)
+    with pytest.raises(ValueError, match=r"no trainable parameters.*\(a Param\(\.\.\., fit=False\) is held fixed\)\.$"):
+        Fitter(Quadratic(a=bm.Param(1.0, fit=False)), loss_fn=quad_loss)
+
+
+@pytest.mark.parametrize("backend, optimizer", [("grad", optax.sgd(0.1)), ("scipy", "L-BFGS-B")])
+def test_a_fixed_param_stays_fixed_beside_a_fitted_one(backend, optimizer):
+    # A Param(fit=False) beside a fitted one failed with "'NoneType' object has no attribute 'shape'".
+    model = Quadratic(a=bm.Param(0.0, bounds=(-5.0, 5.0)), b=bm.Param(0.5, fit=False))
+    result = Fitter(model, optimizer, loss_fn=quad_loss, backend=backend).fit(jnp.array([1.0, -2.0]), 60)
+    assert list(result.best_params) == ["a"]
+    assert float(result.best_params["a"]) == pytest.approx(1.0, abs=1e-3)
+    assert float(bm.unwrap(result.model.b)) == 0.5 and not result.model.b.fit
 
 
 def test_unknown_backend_and_search_space_name():

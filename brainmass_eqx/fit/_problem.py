@@ -162,6 +162,13 @@ def _transform_box(tf) -> tuple[float, float]:
     return tuple(float(b) for b in tf.bounds)
 
 
+def _fitted_param(x: Any) -> bool:
+    """A `Param` in the trainable half of the partition: one with ``fit=True``. The fixed
+    ones (``fit=False``) are there too, emptied (``raw`` None), and their values are in
+    the static half."""
+    return is_param(x) and x.raw is not None
+
+
 class ParamSpace:
     """The trainable leaves of ``model``, named by their dotted path (``'a'``, ``'node.a'``).
 
@@ -184,13 +191,15 @@ class ParamSpace:
         # no history (W4 in a Fitter: first step 4.5 -> 2.8-3.3 s, later steps 0.72 ->
         # 0.51-0.56 s, peak RSS 475 -> 426-452 MB; the same losses).
         self.frozen, self._skeleton = eqx.partition(static, lambda x: isinstance(x, jax.Array))
-        flat, self._treedef = jax.tree_util.tree_flatten_with_path(trainable, is_leaf=is_param)
+        flat, self._treedef = jax.tree_util.tree_flatten_with_path(trainable, is_leaf=_fitted_param)
         if not flat:
             how = (
                 "where= selected nothing"
                 if where is not None
                 else "no Param(..., fit=True) was found; mark at least one parameter, e.g. Hopf(a=Param(0.1, fit=True)), or pass where=lambda m: m.a"
             )
+            if where is None and any(not p.fit for p in jax.tree_util.tree_leaves(model, is_leaf=is_param) if is_param(p)):
+                how += " (a Param(..., fit=False) is held fixed)"
             raise ValueError(f"model has no trainable parameters: {how}.")
         self._template = [leaf for _, leaf in flat]
         leaves = []
@@ -307,7 +316,7 @@ class ParamSpace:
     def _rebuild(self, new_leaves, frozen):
         trainable = jax.tree_util.tree_unflatten(self._treedef, new_leaves)
         static = eqx.combine(self.frozen if frozen is None else frozen, self._skeleton)
-        return eqx.combine(trainable, static, is_leaf=is_param)
+        return eqx.combine(trainable, static, is_leaf=_fitted_param)
 
     def model(self, raw: Params, frozen: PyTree = None) -> PyTree:
         """The model with its trainable leaves set from raw values (and its fixed arrays
