@@ -444,13 +444,17 @@ class Network(AbstractModel):
 
     def _check_traced_values(self) -> None:
         """The construction checks of the weights, delays and gain, for values they cannot
-        read: a traced one (``jax.vmap`` over connectomes or speeds, a fitted distance) is
-        checked when the run starts (`eqx.error_if`), so that a NaN or a negative entry is
-        named, not reported as a diverged run or, for a negative weight, not at all."""
-        off_diagonal = 1.0 - jnp.eye(self.n_regions) if not self.self_connection else 1.0
+        read: a traced one (a Network built inside ``jax.vmap`` over connectomes or speeds,
+        or inside a differentiated function) is checked when the run starts (`eqx.error_if`),
+        so that a NaN or a negative entry is named, not reported as a diverged run or, for a
+        negative weight, not at all. As on the host, the dropped diagonal may be negative."""
         signed = self.coupling.signed_weights
+
+        def off_diagonal(w):
+            return w if self.self_connection else w * (1.0 - jnp.eye(self.n_regions, dtype=w.dtype))
+
         checks = (
-            ("conn", lambda w: ~jnp.isfinite(w * off_diagonal) | ((w * off_diagonal < 0) & (not signed)),
+            ("conn", lambda w: ~jnp.isfinite(off_diagonal(w)) | ((off_diagonal(w) < 0) & (not signed)),
              "must be finite" + ("" if signed else f" and >= 0 (the {type(self.coupling).__name__} coupling "
                                  "needs non-negative weights)")),
             ("distance", lambda d: ~jnp.isfinite(d) | (d < 0), "must be finite and >= 0 (mm)"),
