@@ -352,7 +352,8 @@ def model_registry(include_blocks: bool = False) -> dict[str, ModelDescription]:
 
 def describe_model(name: Any) -> ModelDescription:
     """The `ModelDescription` of a model or sequence block given by functional name
-    (``'Hopf'``), brainmass name (``'HopfStep'``), class or instance.
+    (``'Hopf'``), brainmass name (``'HopfStep'``), class or instance; also of a model class
+    of your own (an `AbstractModel` subclass), from its declarations.
 
     ``print(describe_model('Hopf'))`` shows its page: equations, states, inputs and a
     table of parameters with their defaults, units, domains and meanings."""
