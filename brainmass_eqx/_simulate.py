@@ -468,7 +468,8 @@ def _check_y0(model, y0):
             f"missing {missing}, unknown {extra}{did_you_mean(extra[0], missing) if extra and missing else ''}."
         )
     out = {}
-    n = model.n_regions
+    # The shapes the model's own initial state has (without drawing it).
+    expected = {name: spec.shape for name, spec in jax.eval_shape(model.init_state, jax.random.key(0)).items()}
     for name in model.state_names:
         value = y0[name]
         unit = model.state_units.get(name, "")
@@ -476,9 +477,15 @@ def _check_y0(model, y0):
             value = to_canonical(value, f"y0[{name!r}]", unit)
         value = jnp.asarray(value, dtype=jnp.result_type(float))
         try:
-            value = jnp.broadcast_to(value, (n,) if value.ndim <= 1 else value.shape)
+            value = jnp.broadcast_to(value, expected[name])
         except ValueError:
-            raise ValueError(f"y0[{name!r}] has shape {value.shape}; expected ({n},).") from None
+            batch = value.ndim > len(expected[name])
+            raise ValueError(
+                f"y0[{name!r}] has shape {value.shape}; {model._label()} takes {expected[name]} (one value per "
+                "region)."
+                + (" For one run per initial state (or per member of a vmapped run's Trajectory): "
+                   "jax.vmap(lambda y: bx.simulate(model, ..., y0=y))(y0)." if batch else "")
+            ) from None
         _refuse_non_finite(f"y0[{name!r}]", value, "give finite initial values")
         out[name] = value
     return out

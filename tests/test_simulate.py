@@ -345,6 +345,14 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3), "y": jnp.array([0.0, jnp.nan, 0.0])})
     with pytest.raises(ValueError, match="draws .* at random by default .* pass key="):
         bx.simulate(bx.StuartLandau(2), 1.0, dt=0.1)
+    with pytest.raises(ValueError, match=r"y0\['x'\] has shape \(2,\); Hopf takes \(3,\) \(one value per region\)\.$"):
+        bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(2), "y": 0.0})
+    # A batch of initial states (a vmapped run's final_state) ran as one run of broadcast
+    # states, its recording (time, batch, regions): refused, with the vmap that means it.
+    batch = {"x": jnp.zeros((4, 3)), "y": jnp.zeros((4, 3))}
+    with pytest.raises(ValueError, match=r"y0\['x'\] has shape \(4, 3\); Hopf takes \(3,\) .* jax.vmap\(lambda y: "
+                       r"bx.simulate\(model, ..., y0=y\)\)\(y0\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, y0=batch)
 
 
 def test_a_misspelt_keyword_is_named_with_the_closest_one():
