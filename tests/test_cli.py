@@ -333,14 +333,17 @@ def test_fit_to_simulated_target(simulated, tmp_path, capsys):
     _, target, _ = simulated
     out = tmp_path / "fit.npz"
     code, stdout, err = run([
-        "fit", "--target", str(target), "--fit", "k", "--bounds", "k=0:0.5", "--param", "a=-0.05",
+        "fit", "--target", str(target), "--fit", "k,a", "--bounds", "k=0:0.5", "--bounds", "a=-0.1:0", "--param", "a=-0.05",
         "--speed", "10", "--noise", "0.02", "--duration", "300ms", "--dt", "0.2", "--transient", "100ms",
         "--steps", "2", "--popsize", "4", "--out", str(out), "--no-plot", "--no-progress",
     ], capsys)  # fmt: skip
     assert code == 0, err
     assert "best loss" in stdout and "k " in stdout
+    # The names given to --fit, not the model's paths to them (node.model.a under the noise).
+    assert "\na " in stdout and "node." not in stdout
     with np.load(out) as z:
         assert 0.0 <= float(z["param_k"]) <= 0.5
+        assert np.all((-0.1 <= z["param_a"]) & (z["param_a"] <= 0.0))
         assert z["fc"].shape == z["target_fc"].shape == (8, 8)
         assert float(z["best_loss"]) == pytest.approx(float(np.min(z["history"])))
 

@@ -368,11 +368,13 @@ def cmd_fit(args) -> int:
             f"warning: the loss was {result.best_loss:.4g} at every one of the {result.n_steps} steps: the fitted "
             "parameters do not change it, so the table below is where the search stopped, not a fit.\n"
         )
-    print(table(("parameter", "fitted", "box"), [(n, value_text(v), f"{fit[_short(n, fit)]}") for n, v in result.best_params.items()]))
+    # The names the user gave (--fit w), not the model's paths to them (node.model.w).
+    fitted = {_short(n, fit): v for n, v in result.best_params.items()}
+    print(table(("parameter", "fitted", "box"), [(n, value_text(v), f"{fit[n]}") for n, v in fitted.items()]))
     out = _save(
         args.out, fc=fc, target_fc=target_fc, history=np.asarray(result.history),
-        best_loss=result.best_loss, meta=_meta(setup, fitted={n: value_text(v) for n, v in result.best_params.items()}),
-        **{f"param_{n}": np.asarray(v) for n, v in result.best_params.items()},
+        best_loss=result.best_loss, meta=_meta(setup, fitted={n: value_text(v) for n, v in fitted.items()}),
+        **{f"param_{n}": np.asarray(v) for n, v in fitted.items()},
     )  # fmt: skip
     print(f"wrote {out}")
     if _wants_plot(args):
