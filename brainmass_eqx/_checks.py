@@ -140,7 +140,9 @@ def did_you_mean(name: str, names: Iterable[str]) -> str:
     return f" (did you mean {close!r}?)" if close else ""
 
 
-def check_keywords(name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] | None) -> None:
+def check_keywords(
+    name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] | None, aliases: Mapping[str, str] | None = None
+) -> None:
     """Refuse a keyword ``name(...)`` does not take, naming the closest valid one and all
     of them (Python's own message names only the unexpected one). Matching ignores case
     (``TR`` is ``tr``) but the suggestion keeps the right case (``tau_e`` is ``tau_E``).
@@ -150,6 +152,8 @@ def check_keywords(name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] 
     - `name`: how the message names the callable (``"simulate"``, a class's name).
     - `kwargs`: the keywords of the call.
     - `names`: the keywords it takes (`keyword_names`); None accepts any.
+    - `aliases`: other libraries' names for them, ``{name: "speed (TVB's conduction_speed)"}``:
+      what the message suggests for such a name.
 
     **Raises:** `TypeError` ``"<name>() got an unexpected keyword argument 'x' (did you
     mean 'y'?). <name> takes: ..."``.
@@ -158,18 +162,22 @@ def check_keywords(name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] 
         return
     unknown = [k for k in kwargs if k not in names]
     if unknown:
+        alias = (aliases or {}).get(unknown[0])
+        hint = f" (it is {alias} here)" if alias else did_you_mean(unknown[0], names)
         raise TypeError(
-            f"{name}() got an unexpected keyword argument {unknown[0]!r}{did_you_mean(unknown[0], names)}. "
-            f"{name} takes: {', '.join(names)}."
+            f"{name}() got an unexpected keyword argument {unknown[0]!r}{hint}. {name} takes: {', '.join(names)}."
         )
 
 
-def suggests_keywords(fn: Callable | None = None, *, forwards_to: Callable | None = None) -> Callable:
+def suggests_keywords(
+    fn: Callable | None = None, *, forwards_to: Callable | None = None, aliases: Mapping[str, str] | None = None
+) -> Callable:
     """Decorate ``fn`` so that a misspelt keyword is refused by `check_keywords` (with the
     closest valid name) before the call. ``forwards_to``: the function that ``fn``'s
-    ``**kwargs`` are passed to, whose keywords are valid too."""
+    ``**kwargs`` are passed to, whose keywords are valid too; ``aliases``: other
+    libraries' names for its keywords (see `check_keywords`)."""
     if fn is None:
-        return functools.partial(suggests_keywords, forwards_to=forwards_to)
+        return functools.partial(suggests_keywords, forwards_to=forwards_to, aliases=aliases)
     if forwards_to is None:
         names = keyword_names(fn)
     else:
@@ -181,7 +189,7 @@ def suggests_keywords(fn: Callable | None = None, *, forwards_to: Callable | Non
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        check_keywords(label, kwargs, names)
+        check_keywords(label, kwargs, names, aliases)
         return fn(*args, **kwargs)
 
     return wrapper

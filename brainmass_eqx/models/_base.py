@@ -160,6 +160,9 @@ class AbstractModel(eqx.Module):
     observables: ClassVar[tuple[str, ...]] = ()
     #: Whether adaptive step-size control is meaningful (no internal discontinuities).
     supports_adaptive: ClassVar[bool] = True
+    #: Other libraries' names for constructor arguments, and what they are here (said when
+    #: one is passed: ``{"conduction_speed": "speed (TVB's conduction_speed)"}``).
+    keyword_aliases: ClassVar[dict[str, str]] = {}
 
     def __repr__(self) -> str:
         # Parameter values (a=0.25), where equinox's default shows a=f32[].
@@ -179,7 +182,7 @@ class AbstractModel(eqx.Module):
     def __new__(cls, *args, **kwargs):
         # A misspelt parameter is the commonest construction error: name the valid ones
         # (Python's own message names only the unexpected one).
-        check_keywords(cls.__name__, kwargs, _keyword_names(cls))
+        check_keywords(cls.__name__, kwargs, _keyword_names(cls), cls.keyword_aliases)
         return super().__new__(cls, *args, **kwargs)
 
     def __post_init__(self):

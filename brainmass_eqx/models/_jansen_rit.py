@@ -34,6 +34,20 @@ class JansenRit(AbstractModel):
     coupling_input: ClassVar = "M"
     observables: ClassVar = ("eeg",)
     observable_units: ClassVar = {"eeg": "mV"}
+    # TVB's JansenRit names: its rate constants are per ms where these are in Hz.
+    keyword_aliases: ClassVar = {
+        "A": "Ae (TVB's A, mV)",
+        "B": "Ai (TVB's B, mV)",
+        "a": "be (TVB's a, in Hz here: TVB's 0.1 /ms is 100)",
+        "b": "bi (TVB's b, in Hz here: TVB's 0.05 /ms is 50)",
+        "J": "C (TVB's J)",
+        "a_1": "a1 (TVB's a_1)",
+        "a_2": "a2 (TVB's a_2)",
+        "a_3": "a3 (TVB's a_3)",
+        "a_4": "a4 (TVB's a_4)",
+        "nu_max": "s_max = 2 nu_max, in Hz (TVB's nu_max 0.0025 /ms is s_max 5)",
+        "mu": "the input E, in Hz: simulate(..., inputs={'E': 220.0}) (TVB's mu 0.22 /ms)",
+    }
 
     Ae: object = parameter(3.25, "voltage", doc="excitatory synaptic gain A", domain="positive")
     Ai: object = parameter(22.0, "voltage", doc="inhibitory synaptic gain B", domain="positive")

@@ -109,6 +109,18 @@ class WilsonCowan(_SigmoidEI):
     Delayed, Adaptive and ThreePopulation variants swap).
     """
 
+    # TVB's WilsonCowan names (its c_ei is the I→E weight).
+    keyword_aliases: ClassVar = {
+        "c_ee": "wEE (TVB's c_ee)",
+        "c_ei": "wIE (TVB's c_ei, the I→E weight)",
+        "c_ie": "wEI (TVB's c_ie, the E→I weight)",
+        "c_ii": "wII (TVB's c_ii)",
+        "b_e": "theta_E (TVB's b_e, the threshold)",
+        "b_i": "theta_I (TVB's b_i, the threshold)",
+        "P": "the input rE: simulate(..., inputs={'rE': P}) (TVB's P)",
+        "Q": "the input rI: simulate(..., inputs={'rI': Q}) (TVB's Q)",
+    }
+
     wEE: object = _weight(12.0, "E→E weight")
     wIE: object = _weight(4.0, "I→E weight")
     wEI: object = _weight(13.0, "E→I weight")
