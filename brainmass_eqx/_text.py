@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import numpy as np
 import wadler_lindig as wl
@@ -68,3 +69,12 @@ def readable_repr(module: Any) -> str:
     and noise specs): scalars and arrays of up to 4 values printed, larger arrays as their
     shape and dtype, `Param` objects by their own repr (value, unit, bounds)."""
     return wl.pformat(module, width=88, custom=_readable_leaf)
+
+
+class Readable(eqx.Module):
+    """A module printed with its parameters' values (`readable_repr`): ``a=0.25`` where
+    equinox's default shows ``a=f32[]``. The base of models, couplings, noise specs and
+    observation models."""
+
+    def __repr__(self) -> str:
+        return readable_repr(self)

@@ -45,7 +45,7 @@ from jaxtyping import Array, Float
 
 from ._checks import closest_name
 from ._param import Param, read
-from ._text import readable_repr
+from ._text import Readable
 
 __all__ = [
     "AbstractCoupling",
@@ -72,7 +72,7 @@ def _scalar_field(value, name: str):
     return arr
 
 
-class AbstractCoupling(eqx.Module):
+class AbstractCoupling(Readable):
     """Base class of coupling kernels.
 
     Subclasses implement `__call__`. Class attribute ``signed_weights`` says whether
@@ -85,10 +85,6 @@ class AbstractCoupling(eqx.Module):
     #: Whether a self-connection's term vanishes (``W_ii (y_i - y_i)``), so that keeping or
     #: dropping the diagonal of the weights makes no difference.
     cancels_self_connections: ClassVar[bool] = False
-
-    def __repr__(self) -> str:
-        # Parameter values (a=0.25), where equinox's default shows a=f32[].
-        return readable_repr(self)
 
     def effective_weights(self, weights: Float[Array, "T J"]) -> Float[Array, "T J"]:
         """The weights the kernel sums with, from the network's connection weights

@@ -54,7 +54,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._checks import broadcasts_to_regions, did_you_mean
 from ._param import Param, read
-from ._text import readable_repr
+from ._text import Readable
 from ._units import CANONICAL_UNITS, UnitError, is_quantity, per_ms, unxt_module
 from ._wrapping import AbstractSolverWrapper
 from .models._base import AbstractModel, AbstractModelWrapper, State
@@ -184,7 +184,7 @@ def _concrete(x: Any) -> np.ndarray | None:
 # -- noise specs ---------------------------------------------------------------------------
 
 
-class AbstractNoise(eqx.Module):
+class AbstractNoise(Readable):
     """Base class of noise specs.
 
     A spec is an immutable description. Its fields may be numbers, arrays (broadcast to the
@@ -199,10 +199,6 @@ class AbstractNoise(eqx.Module):
     #: Fields that must be >= 0 (``nonnegative``) or > 0 (``positive``).
     nonnegative: ClassVar[tuple[str, ...]] = ()
     positive: ClassVar[tuple[str, ...]] = ()
-
-    def __repr__(self) -> str:
-        # Parameter values (a=0.25), where equinox's default shows a=f32[].
-        return readable_repr(self)
 
     def __check_init__(self):
         cls = type(self).__name__

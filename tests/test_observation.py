@@ -385,7 +385,11 @@ def test_temporal_average_matches_brainmass():
     )
     assert isinstance(yq, u.Quantity) and yq.unit == u.unit(str(ref["avg_4ms_dt01_quantity_unit"]))
     assert _maxabs(yq.value, ref["avg_4ms_dt01_quantity"]) < 1e-6
-    assert _maxabs(obs.TemporalAverage(period=1.0)(x, 0.3), ref["avg_1ms_dt03"]) < 1e-6
+    # brainmass rounds a period off the step grid (1 ms at dt 0.3: 3 steps); so do we, saying so.
+    with pytest.warns(UserWarning, match=r"`period` = 1 ms is not a whole number of `dt` = 0.3 ms \(3.33333\); "
+                      r"using 3 \(a period of 0.9 ms\), as TVB and brainmass round it\.") as caught:
+        assert _maxabs(obs.TemporalAverage(period=1.0)(x, 0.3), ref["avg_1ms_dt03"]) < 1e-6
+    assert caught[0].filename == __file__
     assert obs.TemporalAverage(period=5.0)(jnp.arange(20.0)[:, None], 1.0)[:, 0].tolist() == [
         2.0,
         7.0,
@@ -519,6 +523,8 @@ def test_bad_times():
         obs.bold_from_signal(z, 1.0, tr=0.4)
     with pytest.raises(ValueError, match="`tr`.*whole number"):
         obs.bold_from_signal(z, 0.3, tr=10.0)
+    with pytest.raises(ValueError, match=r"`signal` covers 500 ms, less than one `period` \(2000 ms\): there is no BOLD sample"):
+        obs.HRFBold(period=2000.0)(np.zeros((5000, 2), np.float32), 0.1)
     with pytest.raises(ValueError, match="`signal` has 100 steps, fewer than the 500 steps of one TR.$"):
         obs.bold_from_signal(z, 1.0, tr=500.0)
     with pytest.raises(ValueError, match=r"`signal` has 2 steps, .* It looks transposed \(regions, time\), shape "
@@ -695,3 +701,10 @@ def test_spatial_average_is_the_mean_of_each_group():
         obs.SpatialAverage(mask, names=("a", "b"))
     with pytest.raises(ValueError, match=r"`signal` has shape \(50, 5\), but the mask covers 6 regions; its last axis must be the 6 regions"):
         avg(x[:, :5])
+
+
+def test_observation_models_print_their_parameters():
+    # equinox's default printed tau=f32[], n=f32[] for every kernel parameter.
+    assert repr(obs.GammaHRF()) == "GammaHRF(duration=20000, tau=1.08, n=3, a=0.1)"
+    assert repr(obs.BalloonWindkessel()) == "BalloonWindkessel(gamma=0.41, kappa=0.65, alpha=0.32, tau=0.98, rho=0.34, V0=0.02)"
+    assert "kernel=FirstOrderVolterraHRF(duration=20000, tau_s=0.8" in repr(obs.HRFBold())

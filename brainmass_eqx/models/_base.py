@@ -31,7 +31,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._checks import broadcasts_to_regions, check_int, check_keywords, did_you_mean, keyword_names
 from .._param import Param
-from .._text import readable_repr
+from .._text import Readable
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
 
 __all__ = ["AbstractModel", "AbstractModelWrapper", "Uniform", "parameter", "initial", "State"]
@@ -135,7 +135,7 @@ def _checked_vector_field(vector_field):
     return checked
 
 
-class AbstractModel(eqx.Module):
+class AbstractModel(Readable):
     """Base class of every node model.
 
     **Arguments (all models):**
@@ -163,10 +163,6 @@ class AbstractModel(eqx.Module):
     #: Other libraries' names for constructor arguments, and what they are here (said when
     #: one is passed: ``{"conduction_speed": "speed (TVB's conduction_speed)"}``).
     keyword_aliases: ClassVar[dict[str, str]] = {}
-
-    def __repr__(self) -> str:
-        # Parameter values (a=0.25), where equinox's default shows a=f32[].
-        return readable_repr(self)
 
     # -- construction -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._text import Readable
 from .._units import unxt_module
 from ._temporal import _is_quantity, _magnitude, _param, _time_ms
 
@@ -25,7 +26,7 @@ def _dt_seconds(dt) -> Array:
     return jnp.asarray(dt) * 1e-3
 
 
-class BalloonWindkessel(eqx.Module):
+class BalloonWindkessel(Readable):
     r"""Balloon-Windkessel haemodynamics (Friston, Harrison & Penny 2003), textbook form.
 
     States (per region): vasodilatory signal s (rest 0), inflow f, volume v and

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import jax.scipy as jsp
 from jaxtyping import Array, ArrayLike, Float
 
+from .._text import Readable
 from .._units import unxt_module
 from ._temporal import (
     _block_mean,
@@ -58,7 +59,7 @@ def _seconds_param(value, name):
     return _param(value, name, "s", "seconds", positive=True)
 
 
-class AbstractHRFKernel(eqx.Module):
+class AbstractHRFKernel(Readable):
     """Base of the HRF kernels: ``kernel(t)`` evaluates h(t) (dimensionless).
 
     `duration` (ms, a static float) is the support sampled by `HRFBold`.
@@ -258,7 +259,7 @@ def _convolve_columns(x: Array, h: Array, mode: str, method: str) -> Array:
     return jax.vmap(conv, in_axes=1, out_axes=1)(x)
 
 
-class HRFBold(eqx.Module):
+class HRFBold(Readable):
     r"""Convolution BOLD: neural activity convolved with an HRF kernel, sampled at the TR.
 
     Called as ``(signal, dt)`` it follows brainmass's six steps:
@@ -375,4 +376,10 @@ def _hrf_bold(model: HRFBold, x: Array, w: int, k: int, step: int) -> Array:
     conv = _convolve_columns(ys.reshape(ys.shape[0], -1), hrf, model.convolution_mode, model.method)
     bold = model.k_1 * model.V_0 * (conv - 1.0)
     bold = bold[step::step]
+    if bold.shape[0] == 0:
+        covered = x.shape[0] * model.downsample_period / w
+        raise ValueError(
+            f"`signal` covers {covered:g} ms, less than one `period` ({model.period:g} ms): there is no BOLD "
+            "sample to return. Simulate longer (BOLD is sampled once per period), or give a shorter period."
+        )
     return bold.reshape((bold.shape[0],) + rest)

@@ -11,6 +11,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import is_traced
+from .._text import Readable
 from .._units import quantity, unxt_module
 from ._temporal import _is_quantity, _magnitude, _param
 
@@ -74,7 +75,7 @@ def _init_leadfield(self, L, sensor_unit, dipole_unit, scale, noise_cov) -> None
         self.noise_chol = chol
 
 
-class LeadFieldModel(eqx.Module):
+class LeadFieldModel(Readable):
     r"""Linear forward model from region signals to sensors, with optional sensor noise.
 
     .. math:: Y = (c\, S)\, L + E, \qquad E_t \sim \mathcal{N}(0, \Sigma)\ \text{i.i.d.}
@@ -242,7 +243,7 @@ class MEGLeadField(LeadFieldModel):
 _NORMS = {True: "l1", "l1": "l1", "l2": "l2", False: None, None: None}
 
 
-class LeadfieldReadout(eqx.Module):
+class LeadfieldReadout(Readable):
     r"""Trainable lead-field EEG readout (brainmass's `LeadfieldReadout`).
 
     .. math:: y = c_{y0}\, (\hat L x) - y_0,

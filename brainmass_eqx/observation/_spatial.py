@@ -9,13 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._text import Readable
 from .._units import is_quantity, quantity
 from ._temporal import _magnitude
 
 __all__ = ["SpatialAverage"]
 
 
-class SpatialAverage(eqx.Module):
+class SpatialAverage(Readable):
     r"""Means of groups of regions (TVB's ``monitors.SpatialAverage``).
 
     With ``mask[i]`` the group of region $i$ and $n_g$ the number of regions in group $g$,
