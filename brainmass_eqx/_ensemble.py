@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
-from ._checks import check_int, is_traced, keyword_names, suggests_keywords
+from ._checks import check_int, did_you_mean, is_traced, keyword_names, suggests_keywords
 
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
 
@@ -229,8 +229,8 @@ def _check_grid_names(simulate_fn: Callable, grid: Mapping[str, Any]) -> None:
     unknown = [] if takes is None else [name for name in grid if name not in takes]
     if unknown:
         raise ValueError(
-            f"sweep: grid name(s) {unknown} are not parameters of simulate_fn, which is called "
-            f"with one keyword per grid name; it takes {list(takes)}."
+            f"sweep: grid name(s) {unknown}{did_you_mean(unknown[0], takes)} are not parameters of simulate_fn, "
+            f"which is called with one keyword per grid name; it takes {list(takes)}."
         )
     if not grid:
         return  # `_grid_table` says so

@@ -169,6 +169,8 @@ def test_sweep_bad_input():
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, {"a": SUMMARIES["amplitude"]})
     with pytest.raises(ValueError, match=r"grid name\(s\) \['omega'\] are not parameters of simulate_fn.*it takes \['a', 'w'\]"):
         ens.sweep(_hopf_point, {"a": [0.1], "omega": [0.3]}, SUMMARIES)
+    with pytest.raises(ValueError, match=r"grid name\(s\) \['W'\] \(did you mean 'w'\?\) are not parameters"):
+        ens.sweep(_hopf_point, {"a": [0.1], "W": [0.3]}, SUMMARIES)
     with pytest.raises(ValueError, match=r"sweep: simulate_fn requires \['w'\], which the grid does not give; add it to the grid, or give a default"):
         ens.sweep(_hopf_point, {"a": [0.1]}, SUMMARIES)
     with pytest.raises(TypeError, match=r"sweep: summaries must be a dict \{column name: fn\(result\) -> scalar\}, got list"):
