@@ -160,7 +160,8 @@ def traced_time_message(name: str, value: Any, role: str) -> str:
     )
     return (
         f"{name!r} must be a concrete number (it sets {role}), but it is traced: {cause}. "
-        "Build it outside the traced function (or close over it), or pass a plain number in ms."
+        "Build it outside the traced function (or close over it), or pass a plain number in ms; "
+        "to jit simulate itself, use eqx.filter_jit(bx.simulate), which keeps Python numbers static."
     )
 
 

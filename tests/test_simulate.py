@@ -1,6 +1,7 @@
 """simulate(): recording semantics, jit / grad / vmap, chunking, inputs, and bad input."""
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -244,6 +245,15 @@ def test_a_seed_where_a_key_belongs():
         with pytest.raises(ValueError, match=r"key holds 3 keys \(shape \(3,\)\); simulate takes one. For one run per "
                            r"key: jax.vmap\(lambda k: bx.simulate\(model, ..., key=k\)\)\(keys\)"):
             bx.simulate(hopf(), 1.0, dt=0.1, key=keys)
+
+
+def test_jax_jit_of_simulate_itself_points_to_filter_jit():
+    # jax.jit traces every argument, the times that set the grid included.
+    with pytest.raises(TypeError, match=r"'dt' must be a concrete number \(it sets the time grid\), but it is traced: "
+                       r"it was passed as an argument of jax.jit .* use eqx.filter_jit\(bx.simulate\), which keeps "
+                       r"Python numbers static\."):
+        jax.jit(bx.simulate)(hopf(), 1.0, dt=0.1)
+    assert eqx.filter_jit(bx.simulate)(hopf(), 1.0, dt=0.1).ts.shape == (10,)
 
 
 def test_bad_transient_and_sampling():
