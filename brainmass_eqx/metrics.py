@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int
+from ._checks import check_int, suggests_keywords
 from ._names import module_getattr
 from ._units import magnitude, to_canonical, to_ms, traced_time_message
 
@@ -542,6 +542,18 @@ def _welch_setup(n_time: int, nperseg: int | None, noverlap: int | None) -> tupl
     return nperseg, noverlap
 
 
+# Other libraries' names for the spectral keywords.
+_SPECTRAL_ALIASES = {
+    "band": "freq_range (Hz, a (low, high) pair)",
+    "fmin": "freq_range=(fmin, fmax) (Hz)",
+    "fmax": "freq_range=(fmin, fmax) (Hz)",
+    "fs": "dt (the sampling step: 1 / fs, in ms or a time Quantity)",
+    "window_size": "nperseg (samples per segment)",
+    "overlap": "noverlap (samples)",
+}
+
+
+@suggests_keywords(aliases=_SPECTRAL_ALIASES)
 def power_spectral_density(
     x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
     dt: Any,
@@ -638,6 +650,7 @@ def _band_indices(nperseg: int, dt_ms: Any, band: Sequence[float | None], name: 
     return np.nonzero(keep)[0]
 
 
+@suggests_keywords(forwards_to=power_spectral_density, aliases=_SPECTRAL_ALIASES)
 def dominant_frequency(
     x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
     dt: Any,

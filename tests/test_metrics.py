@@ -465,3 +465,14 @@ def test_synchrony_gradients_finite_when_degenerate():
     assert np.all(np.isfinite(grad_r(anti)))
     with pytest.raises(ValueError, match="`phases` must have shape"):
         M.kuramoto_order_parameter(jnp.zeros(5))
+
+
+def test_spectral_keywords_from_other_libraries_say_what_they_are_here():
+    x = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    with pytest.raises(TypeError, match=r"dominant_frequency\(\) got an unexpected keyword argument 'band' \(it is "
+                       r"freq_range \(Hz, a \(low, high\) pair\) here\)\. dominant_frequency takes: x, dt, refine, nperseg"):
+        M.dominant_frequency(x, dt=1.0, band=(5, 50))
+    with pytest.raises(TypeError, match=r"'fs' \(it is dt \(the sampling step: 1 / fs, in ms or a time Quantity\) here\)"):
+        M.power_spectral_density(x, dt=1.0, fs=1000.0)
+    with pytest.raises(TypeError, match=r"'npersg' \(did you mean 'nperseg'\?\)"):
+        M.dominant_frequency(x, dt=1.0, npersg=100)
