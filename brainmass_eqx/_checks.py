@@ -140,6 +140,19 @@ def did_you_mean(name: str, names: Iterable[str]) -> str:
     return f" (did you mean {close!r}?)" if close else ""
 
 
+def key_mismatch(given: Iterable[str], expected: Iterable[str]) -> str | None:
+    """``"missing [...], unknown [...]"`` (with the closest expected name for the first
+    unknown one) when the names ``given`` are not exactly those ``expected``, else None:
+    the end of the message for a dict that must hold one entry per state."""
+    given, expected = list(given), list(expected)
+    missing = [n for n in expected if n not in given]
+    unknown = [n for n in given if n not in expected]
+    if not (missing or unknown):
+        return None
+    hint = did_you_mean(unknown[0], missing) if unknown and missing else ""
+    return f"missing {missing}, unknown {unknown}{hint}"
+
+
 def check_keywords(
     name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] | None, aliases: Mapping[str, str] | None = None
 ) -> None:

@@ -23,6 +23,7 @@ from ._checks import (
     broadcasts_to_regions,
     did_you_mean,
     is_traced,
+    key_mismatch,
     suggests_keywords,
     user_stacklevel,
 )
@@ -460,13 +461,9 @@ def _check_key(key) -> None:
 def _check_y0(model, y0):
     if not isinstance(y0, Mapping):
         raise TypeError(f"y0 must be a dict {{state name: array}}, got {type(y0).__name__}.")
-    missing = [n for n in model.state_names if n not in y0]
-    extra = [n for n in y0 if n not in model.state_names]
-    if missing or extra:
-        raise ValueError(
-            f"y0 must give exactly the states {list(model.state_names)} of {model._label()}; "
-            f"missing {missing}, unknown {extra}{did_you_mean(extra[0], missing) if extra and missing else ''}."
-        )
+    mismatch = key_mismatch(y0, model.state_names)
+    if mismatch:
+        raise ValueError(f"y0 must give exactly the states {list(model.state_names)} of {model._label()}; {mismatch}.")
     out = {}
     # The shapes the model's own initial state has (without drawing it).
     expected = {name: spec.shape for name, spec in jax.eval_shape(model.init_state, jax.random.key(0)).items()}

@@ -466,11 +466,13 @@ class Network(AbstractModel):
         negative weight, not at all. As on the host, the dropped diagonal may be negative."""
         signed = self.coupling.signed_weights
 
-        def off_diagonal(w):
-            return w if self.self_connection else w * (1.0 - jnp.eye(self.n_regions, dtype=w.dtype))
+        def bad_weights(w):
+            if not self.self_connection:
+                w = w * (1.0 - jnp.eye(self.n_regions, dtype=w.dtype))
+            return ~jnp.isfinite(w) | ((w < 0) & (not signed))
 
         checks = (
-            ("conn", lambda w: ~jnp.isfinite(off_diagonal(w)) | ((off_diagonal(w) < 0) & (not signed)),
+            ("conn", bad_weights,
              "must be finite" + ("" if signed else f" and >= 0 (the {type(self.coupling).__name__} coupling "
                                  "needs non-negative weights)")),
             ("distance", lambda d: ~jnp.isfinite(d) | (d < 0), "must be finite and >= 0 (mm)"),

@@ -29,7 +29,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import broadcasts_to_regions, check_int, check_keywords, did_you_mean, keyword_names
+from .._checks import broadcasts_to_regions, check_int, check_keywords, key_mismatch, keyword_names
 from .._param import Param
 from .._text import Readable
 from .._units import CANONICAL_UNITS, is_quantity, to_canonical
@@ -111,13 +111,11 @@ def _checked_vector_field(vector_field):
                 f"{name} returned a {type(out).__name__}; it must return a dict "
                 f"{{state name: time derivative}} with one entry per state, {list(self.state_names)}."
             )
-        missing = [s for s in self.state_names if s not in out]
-        unknown = [k for k in out if k not in self.state_names]
-        if missing or unknown:
-            hint = did_you_mean(unknown[0], missing) if unknown and missing else ""
+        mismatch = key_mismatch(out, self.state_names)
+        if mismatch:
             raise ValueError(
                 f"{name} returned the keys {list(out)}; it must return one derivative per state in "
-                f"state_names, {list(self.state_names)}: missing {missing}, unknown {unknown}{hint}."
+                f"state_names, {list(self.state_names)}: {mismatch}."
             )
         for key in self.state_names:
             shape, expected = jnp.shape(out[key]), jnp.shape(state[key])
