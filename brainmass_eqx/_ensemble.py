@@ -269,7 +269,12 @@ def _check_summary_shapes(point_summaries: Callable, table: Mapping[str, np.ndar
     point = {name: jnp.asarray(v[0]) for name, v in table.items()}
     for name, out in jax.eval_shape(point_summaries, point).items():
         if out.shape != ():
-            raise ValueError(f"sweep: summary {name!r} must return a scalar per run, got shape {out.shape}.")
+            raise ValueError(
+                f"sweep: summary {name!r} must return a scalar per run, got shape {out.shape} (one column "
+                f"holds one number per grid point). Reduce it in the summary, e.g. "
+                f"lambda result: jnp.mean(...), or give one column per region: "
+                f"{{f'{name}_{{i}}': lambda result, i=i: ...[i] for i in range(n)}}."
+            )
 
 
 @suggests_keywords

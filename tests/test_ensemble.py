@@ -179,6 +179,6 @@ def test_sweep_bad_input():
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, {"x": "mean"})
     # A summary that is not a scalar is refused from one traced point, before any run.
     calls = []
-    with pytest.raises(ValueError, match=r"sweep: summary 'x' must return a scalar per run, got shape \(2, 1\)"):
+    with pytest.raises(ValueError, match=r"sweep: summary 'x' must return a scalar per run, got shape \(2, 1\) .*Reduce it in the summary, e.g. lambda result: jnp.mean"):
         ens.sweep(lambda a, w: calls.append(a) or _hopf_point(a, w), {"a": [0.1], "w": [0.3]}, {"x": lambda tr: tr["x"][:2]})
     assert len(calls) == 1  # the trace; no chunk ran
