@@ -180,6 +180,17 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, backend, optimizer):
         np.testing.assert_array_equal(resumed.best_params[name], straight.best_params[name])
     with pytest.raises(ValueError, match="checkpoint=.*different fit: its names"):
         Fitter(Quadratic(a=bm.Param(0.3), b=0.0), optimizer, loss_fn=quad_loss, backend=backend).fit(target, 30, checkpoint=path, resume=True)
+    # Another target would continue this fit's optimiser state on another problem.
+    with pytest.raises(ValueError, match=r"different fit: its target \(a digest of its values\) '[0-9a-f]{16}', this fit's"):
+        fitter.fit(target + 1.0, 30, checkpoint=path, resume=True)
+    if backend == "grad":
+        # With with_key=True the key draws each step's noise: another key is another fit.
+        noisy = Fitter(model, optimizer, loss_fn=lambda m, t, k: quad_loss(m, t), with_key=True)
+        keyed = str(tmp_path / "keyed.ckpt")
+        noisy.fit(target, 3, key=jax.random.key(0), checkpoint=keyed)
+        assert noisy.fit(target, 4, key=jax.random.key(0), checkpoint=keyed, resume=True).n_steps == 4
+        with pytest.raises(ValueError, match=r"different fit: its key \(a digest\)"):
+            noisy.fit(target, 5, key=jax.random.key(1), checkpoint=keyed, resume=True)
     if backend == "grad":
         # optax's adam and sgd are both GradientTransformationExtraArgs: their states differ,
         # and resuming one from the other failed inside equinox ('changed dtype').

@@ -4,6 +4,7 @@ fit killed while saving leaves the previous checkpoint intact."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -12,7 +13,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "digest"]
 
 _MAGIC = b"brainmass_eqx fit checkpoint v1\n"
 
@@ -26,6 +27,20 @@ def _structure(state: Any) -> dict[str, Any]:
         "tree": str(treedef),
         "leaves": [[list(np.shape(x)), str(x.dtype if hasattr(x, "dtype") else np.result_type(x))] for x in leaves],
     }
+
+
+def digest(tree: Any) -> str:
+    """A short hash of the values, shapes and dtypes of ``tree``'s array leaves: what a
+    checkpoint records of the fit's target and key, so that resuming against other data
+    is refused instead of continuing another fit's optimiser state."""
+    h = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
 
 
 def save_checkpoint(path: str | os.PathLike, header: dict[str, Any], state: Any) -> None:

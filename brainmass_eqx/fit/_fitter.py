@@ -17,6 +17,7 @@ from .._checks import check_int, check_objective, did_you_mean, suggests_keyword
 from .._text import value_text
 from ..objectives import check_target
 from . import _grad, _nevergrad, _optimistix, _scipy
+from ._checkpoint import digest
 from ._loop import BackendOutput, Monitor, pick_best
 from ._problem import NonFiniteLossError, ParamSpace, Problem, refuse_containers
 
@@ -318,7 +319,9 @@ class Fitter:
         - `checkpoint`: a file to save the fit's state to (``'grad'``, ``'optimistix'``):
           every ``checkpoint_every`` steps and at the end. With ``resume=True`` an existing
           checkpoint is loaded and the fit continues to ``n_steps`` in total; a fit
-          stopped and resumed gives the same result as one run straight through.
+          stopped and resumed gives the same result as one run straight through. A
+          checkpoint of another fit (other parameters or optimizer state, another target,
+          or with ``with_key=True`` another key) is refused, naming what differs.
 
         **Returns:** a `FitResult`.
 
@@ -422,7 +425,13 @@ class Fitter:
             "names": list(self.names),
             "shapes": [list(lf.shape) for lf in self.space.leaves],
             "n_starts": n_starts,
+            # Resuming against another target (or, with with_key=True, whose key draws each
+            # step's noise, another key) would continue one fit's optimiser state on another
+            # problem, silently. (Multi-start draws are in the checkpoint's state.)
+            "target (a digest of its values)": digest(data),
         }
+        if model_key is not None:
+            fingerprint["key (a digest)"] = digest(model_key)
         try:
             carry, history, n_done, stop_reason = runner.run(
                 space=self.space, raw0=raw0, aux_like=aux_like, data=data, key=model_key, n_steps=n_steps,
