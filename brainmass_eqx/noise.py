@@ -1190,9 +1190,16 @@ def with_noise(
                 f"ColoredNoise, MultiplicativeNoise, ...), got {type(spec).__name__}."
             )
         if target not in valid:
+            # 'coupling' is the coupling input of most models, not of all (Jansen-Rit's is 'M').
+            entry = getattr(model, "coupling_input", None)
+            hint = (
+                f" (its coupling enters input {entry!r}: noise_{entry}=... adds to it)"
+                if target == "coupling" and entry in model.input_names
+                else did_you_mean(target, valid)
+            )
             raise ValueError(
                 f"noise target {target!r}: {model._label()} has no input or state of that name"
-                f"{did_you_mean(target, valid)}; valid targets are {valid}."
+                f"{hint}; valid targets are {valid}."
             )
         mode = entering.get(target) or ("input" if target in inputs else "derivative")
         if mode not in ("input", "derivative"):

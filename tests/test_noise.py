@@ -347,6 +347,10 @@ def test_bad_attachment():
         with_noise(bm.Lorenz(), noise_w=WhiteNoise(0.1))
     with pytest.raises(TypeError, match=r"noise\['x'\] must be a noise spec"):
         with_noise(hopf, {"x": 0.1})
+    # Most models' coupling input is 'coupling'; Jansen-Rit's is 'M': the message says so.
+    with pytest.raises(ValueError, match=r"noise target 'coupling': JansenRit has no input or state of that name "
+                       r"\(its coupling enters input 'M': noise_M=... adds to it\)"):
+        with_noise(bm.JansenRit(), noise_coupling=WhiteNoise(0.1))
     with pytest.raises(TypeError, match=r"got OUProcess: write with_noise\(model, \{'x': OUProcess\(...\)\}\) or "
                        r"with_noise\(model, noise_x=OUProcess\(...\)\); valid targets are \['x', 'y'\]"):
         with_noise(hopf, OUProcess(0.1))
