@@ -243,6 +243,9 @@ def plot_timeseries(
 
     **Returns:** the Axes.
     """
+    if isinstance(ts, str):
+        # plot_timeseries(traj, 'x') reads naturally, but the second argument is the times.
+        raise TypeError(f"plot_timeseries: ts={ts!r} is a name, not sample times; to plot that variable pass var={ts!r}.")
     values, unit, traj_ts, var = _data(signal, "signal", var)
     values = _as_2d(values, "signal")
     n_time, n = values.shape
@@ -303,6 +306,8 @@ def plot_phase_portrait(
     **Returns:** the Axes.
     """
     if _is_trajectory(x):
+        if isinstance(y, str):
+            raise TypeError(f"plot_phase_portrait: name a Trajectory's two variables with vars=(x_name, y_name), e.g. vars=({y!r}, ...), not y={y!r}.")
         if y is not None:
             raise ValueError("pass a Trajectory alone (choose its variables with vars=), not with y.")
         keys = list(x.keys())

@@ -228,6 +228,11 @@ def test_trajectory_var_errors(traj):
         viz.plot_timeseries(traj, var="z")
     with pytest.raises(ValueError, match="not with y"):
         viz.plot_phase_portrait(traj, SIGNAL)
+    # A variable's name where the times (or y) go: the keyword that takes it.
+    with pytest.raises(TypeError, match=r"ts='x' is a name, not sample times; to plot that variable pass var='x'"):
+        viz.plot_timeseries(traj, "x")
+    with pytest.raises(TypeError, match=r"vars=\(x_name, y_name\), e.g. vars=\('y', ...\), not y='y'"):
+        viz.plot_phase_portrait(traj, "y")
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):
