@@ -265,9 +265,13 @@ def test_bad_scale_balloon_model():
 def test_bad_tr_and_duration():
     model = Hopf(n_regions=2)
     with pytest.raises(ValueError, match="`tr` = 0.05 ms is shorter than `dt` = 0.1 ms"):
-        simulate_bold(model, 100.0, dt=0.1, tr=0.05)
+        simulate_bold(model, 100.0, dt=0.1, tr=u.Quantity(0.05, "ms"))
     with pytest.raises(ValueError, match="`tr` = 0.25 ms is not a whole number"):
-        simulate_bold(model, 100.0, dt=0.1, tr=0.25)
+        simulate_bold(model, 100.0, dt=0.1, tr=u.Quantity(0.25, "ms"))
+    # A plain-number TR of a few ms is most likely seconds: said, with both readings' fixes.
+    with pytest.warns(UserWarning, match=r"`tr` = 2 ms: plain numbers are ms .* For 2 s pass unxt.Quantity\(2, 's'\) "
+                      r"or 2000; to sample the BOLD signal every 2 ms on purpose, pass unxt.Quantity\(2, 'ms'\)"):
+        simulate_bold(model, 100.0, dt=0.1, tr=2.0)
     with pytest.raises(ValueError, match="`duration`.*shorter than the transient plus one `tr`"):
         simulate_bold(model, 100.0, dt=0.1, tr=200.0)
     with pytest.raises(ValueError, match=r"already a WithBOLD model; \['driver'\]"):

@@ -125,6 +125,8 @@ def test_unknown_connectome_name(capsys):
         (["simulate", "--duration", "3 mm"], "argument --duration: '3 mm' is not a time"),
         (["simulate", "--dt", "abc"], "argument --dt: expected a number"),
         (["simulate", "--transient", "-1"], "argument --transient: must be a time >= 0 ms"),
+        (["simulate", "--bold", "2"], "argument --bold: 2 would be 2 ms (plain numbers are ms), short for an fMRI "
+         "repetition time (0.4-3 s): write 2s for seconds, or 2ms to mean milliseconds"),
         (["simulate", "--speed", "-3"], "argument --speed: must be a speed > 0"),
         (["simulate", "--noise", "-0.1"], "argument --noise: must be a number >= 0"),
         (["simulate", "--param", "a"], "argument --param: must be NAME=VALUE"),
@@ -464,7 +466,7 @@ def test_library_warnings_are_one_line(tmp_path, capsys):
         (["--sample-every", "0.05"], "--sample-every (0.05 ms) must be at least --dt (0.1 ms)"),
         (["--sample-every", "0.25"], "--sample-every (0.25 ms) must be a whole number of --dt steps (0.1 ms); it is 2.5 steps"),
         (["--bold", "1s", "--sample-every", "2"], "--sample-every and --bold: with --bold the BOLD is recorded every TR"),
-        (["--bold", "0.15"], "--bold (0.15 ms) must be a whole number of --dt steps (0.1 ms); it is 1.5 steps"),
+        (["--bold", "0.15ms"], "--bold (0.15 ms) must be a whole number of --dt steps (0.1 ms); it is 1.5 steps"),
         (["--bold", "10"], "--bold: 20 ms after the transient hold 2 BOLD sample(s) of TR 10 ms"),
         (["--out", "/nonexistent-folder/x.npz"], "--out: folder does not exist: /nonexistent-folder"),
         (["--plot", "/nonexistent-folder/x.png"], "--plot: folder does not exist: /nonexistent-folder"),

@@ -221,7 +221,7 @@ def test_balloon_units_dt_and_parameters():
     assert not np.allclose(slow(z, 1.0, tr=500.0), b2)
     # without tr, every step is sampled and equals a per-step TR
     np.testing.assert_allclose(
-        obs.bold_from_signal(z[:20], 1.0), obs.bold_from_signal(z[:20], 1.0, tr=1.0), rtol=1e-6
+        obs.bold_from_signal(z[:20], 1.0), obs.bold_from_signal(z[:20], 1.0, tr=u.Quantity(1.0, "ms")), rtol=1e-6
     )
 
 
@@ -520,7 +520,7 @@ def test_leadfield_readout_is_trainable():
 def test_bad_times():
     z = np.zeros((100, 2), np.float32)
     with pytest.raises(ValueError, match="`tr`.*shorter than `dt`"):
-        obs.bold_from_signal(z, 1.0, tr=0.4)
+        obs.bold_from_signal(z, 1.0, tr=u.Quantity(0.4, "ms"))
     with pytest.raises(ValueError, match="`tr`.*whole number"):
         obs.bold_from_signal(z, 0.3, tr=10.0)
     with pytest.raises(ValueError, match=r"`signal` covers 500 ms, less than one `period` \(2000 ms\): there is no BOLD sample"):

@@ -63,7 +63,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--transient", type=time("nonnegative"), default=0.0, help="initial time discarded (default 0)")
     s.add_argument("--sample-every", type=time("positive"), default=None, help="recording interval (default 1 ms)")
     s.add_argument(
-        "--bold", type=time("positive"), default=None, metavar="TR",
+        "--bold", type=time("positive", plain_below=(10.0, "an fMRI repetition time (0.4-3 s)")), default=None, metavar="TR",
         help="record BOLD (Balloon-Windkessel, driven by the coupled variable) every TR, e.g. 2s, instead of "
         "the coupled variable; the FC is then BOLD FC",
     )  # fmt: skip

@@ -41,10 +41,11 @@ def _time_ms(text: str) -> float:
         raise ValueError(f"{text!r} is not a time (use ms or s, e.g. 500ms or 2s)") from None
 
 
-def time_arg(minimum: str):
+def time_arg(minimum: str, plain_below: tuple[float, str] | None = None):
     """An argparse type: a time in ms (plain number) or with a unit (``10ms``, ``2s``).
 
-    ``minimum`` is ``'positive'`` or ``'nonnegative'``.
+    ``minimum`` is ``'positive'`` or ``'nonnegative'``. ``plain_below=(ms, what)`` refuses
+    a plain number under ``ms``: for ``what`` (e.g. a BOLD TR) it is most likely seconds.
     """
 
     def parse(text: str) -> float:
@@ -52,6 +53,11 @@ def time_arg(minimum: str):
             ms = _time_ms(text)
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
+        if plain_below is not None and not _number_and_unit(text)[1] and ms < plain_below[0]:
+            raise argparse.ArgumentTypeError(
+                f"{text} would be {ms:g} ms (plain numbers are ms), short for {plain_below[1]}: "
+                f"write {text}s for seconds, or {text}ms to mean milliseconds"
+            )
         if not math.isfinite(ms) or (ms <= 0 if minimum == "positive" else ms < 0):
             relation = "> 0" if minimum == "positive" else ">= 0"
             raise argparse.ArgumentTypeError(f"must be a time {relation} ms, got {text!r}")

