@@ -539,14 +539,14 @@ def test_mat_missing_key(tmp_path, tvb_like):
     np.testing.assert_array_equal(conn.distances, tvb_like["t"])
 
 
-@pytest.mark.parametrize("ext", [".npy", ".csv", ".txt"])
+@pytest.mark.parametrize("ext", [".npy", ".csv", ".tsv", ".txt"])
 def test_weights_only_roundtrip(tmp_path, tvb_like, ext):
     def write(name, a):
         path = tmp_path / f"{name}{ext}"
         if ext == ".npy":
             np.save(path, a)
         else:
-            np.savetxt(path, a, delimiter="," if ext == ".csv" else " ")
+            np.savetxt(path, a, delimiter={".csv": ",", ".tsv": "\t"}.get(ext, " "))
         return path
 
     w_path, d_path = write("weights", tvb_like["w"]), write("lengths", tvb_like["t"])
@@ -557,6 +557,38 @@ def test_weights_only_roundtrip(tmp_path, tvb_like, ext):
     bare = ds.load_connectome(str(w_path), distances=tvb_like["t"])
     np.testing.assert_array_equal(bare.distances, tvb_like["t"])
     assert bare.labels[0] == "R0"
+
+
+@pytest.mark.parametrize("header, first_column", [(True, False), (False, True), (True, True)])
+def test_text_matrix_with_region_names(tmp_path, header, first_column):
+    # Atlas and BCT exports name the regions in a header row, a first column or both.
+    names, w = ["lh-V1", "lh-V2", "rh-V1"], np.array([[0.0, 0.5, 0.25], [0.5, 0.0, 1.0], [0.25, 1.0, 0.0]])
+    lines = ([("," if first_column else "") + ",".join(names)] if header else []) + [
+        (f"{name}," if first_column else "") + ",".join(map(str, row)) for name, row in zip(names, w)
+    ]
+    path = tmp_path / "sc.csv"
+    path.write_text("\n".join(lines) + "\n")
+    conn = ds.load_connectome(path)
+    np.testing.assert_array_equal(conn.weights, w)
+    assert conn.labels == tuple(names)
+    np.testing.assert_array_equal(ds.load_matrix(path), w)
+    with pytest.raises(ValueError, match=r"labels= differ from the region names .*sc\.csv.* holds"):
+        ds.load_connectome(path, labels=["a", "b", "c"])
+
+
+def test_text_matrix_names_that_disagree(tmp_path):
+    path = tmp_path / "sc.csv"
+    path.write_text(",A,B\nB,0,1\nA,1,0\n")
+    with pytest.raises(ValueError, match=r"the header row's region names differ from the first column's \(e.g. \('A', 'B'\)\)"):
+        ds.load_connectome(path)
+    path.write_text("A,B,C\n0,1\n1,0\n")
+    with pytest.raises(ValueError, match=r"its header row has 3 names for a 2 x 2 matrix"):
+        ds.load_connectome(path)
+    lengths = tmp_path / "len.csv"
+    lengths.write_text("B,A\n0,5\n5,0\n")
+    path.write_text("A,B\n0,1\n1,0\n")
+    with pytest.raises(ValueError, match=r"the region names of 'distances' differ from those of"):
+        ds.load_connectome(path, distances=lengths)
 
 
 def test_npz_roundtrip(tmp_path, tvb_like):
@@ -595,7 +627,7 @@ def test_load_connectome_bad_paths(tmp_path, tvb_like):
     h5 = tmp_path / "c.h5"
     h5.write_text("")
     with pytest.raises(ValueError, match=r"unsupported extension '\.h5'; supported: .*\.zip, "
-                       r"\.mat, \.npz, \.npy, \.csv, \.txt"):
+                       r"\.mat, \.npz, \.npy, \.csv, \.tsv, \.txt"):
         ds.load_connectome(h5)
     with pytest.raises(TypeError, match="'path' must be a file path"):
         ds.load_connectome(3)
@@ -614,7 +646,11 @@ def test_load_connectome_bad_paths(tmp_path, tvb_like):
         ds.load_connectome(tmp_path / "w.npy", distances=tmp_path / "d.mat")
     bad_csv = tmp_path / "w.csv"
     bad_csv.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match=r"could not read a numeric matrix from .*w\.csv"):
+    with pytest.raises(ValueError, match=r"could not read a square matrix from .*w\.csv.*: its numbers form shape \(1, 2\)"):
+        ds.load_connectome(bad_csv)
+    bad_csv.write_text("a,b\n1,x\n3,4\n")
+    with pytest.raises(ValueError, match=r"w\.csv'?: cell 'x' \(data row 0, column 1\) is not a number; besides the "
+                       r"numbers the file may hold one header row and one first column of region names"):
         ds.load_connectome(bad_csv)
 
 

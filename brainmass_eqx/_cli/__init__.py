@@ -41,7 +41,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--connectome", default="example_connectome",
         help="a data set (example_connectome, tvb_connectivity_76, ...; see `datasets`) or a file "
-        "(TVB .zip, .mat, .npz, .npy, .csv, .txt); default example_connectome",
+        "(TVB .zip, .mat, .npz, .npy, .csv, .tsv, .txt); default example_connectome",
     )  # fmt: skip
     g.add_argument("--coupling", default="diffusive", help="coupling function (default diffusive)")
     g.add_argument("--coupled-var", default=None, help="the coupled state, or an observable such as JansenRit's eeg (default: the model's coupling variable)")

