@@ -3,7 +3,9 @@ r"""Analysis metrics on region time series: FC, FCD, FCD distributions, spectra,
 Every function here is pure `jax.numpy`: it composes with `jax.jit`, `jax.grad` and
 `jax.vmap`, and its gradient stays finite (no NaN) on degenerate input such as a constant
 signal, where the textbook formula divides zero by zero. Signals are `(time, regions)`
-arrays; most functions also accept leading batch axes, `(..., time, regions)`.
+arrays; most functions also accept leading batch axes, `(..., time, regions)`. A data set's
+`Signal` stands for its time series anywhere a signal goes, and `power_spectral_density` /
+`dominant_frequency` take its sampling step when `dt` is not given.
 
 Units: a sampling step `dt` may be a [unxt](https://unxt.readthedocs.io) `Quantity` of time
 (converted to ms once, eagerly) or a plain number read as ms; frequencies come back in Hz.
@@ -70,8 +72,17 @@ __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)
 # --------------------------------------------------------------------------- helpers
 
 
+def _is_signal(x: Any) -> bool:
+    from .datasets import Signal  # the data types import the metrics
+
+    return isinstance(x, Signal)
+
+
 def _magnitude(x: Any, name: str) -> Array:
-    """Strip a unxt unit (if any) and return a floating JAX array."""
+    """Strip a unxt unit (if any) and return a floating JAX array; a `Signal` gives its
+    time series."""
+    if _is_signal(x):
+        x = x.signal
     try:
         x = jnp.asarray(magnitude(x))
     except TypeError as err:
@@ -81,6 +92,15 @@ def _magnitude(x: Any, name: str) -> Array:
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
     return x
+
+
+def _sampling_step(x: Any, dt: Any) -> Any:
+    """``dt``, or a `Signal`'s own step when ``dt`` is None."""
+    if dt is not None:
+        return dt
+    if _is_signal(x):
+        return x.dt
+    raise TypeError("`dt` (the sampling step: ms or a time Quantity) is required, unless `x` is a Signal, which carries its own.")
 
 
 def _time_ms(dt: Any, name: str = "dt") -> Any:
@@ -556,7 +576,7 @@ _SPECTRAL_ALIASES = {
 @suggests_keywords(aliases=_SPECTRAL_ALIASES)
 def power_spectral_density(
     x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
-    dt: Any,
+    dt: Any = None,
     nperseg: int | None = None,
     noverlap: int | None = None,
     window: str | ArrayLike = "hann",
@@ -578,7 +598,8 @@ def power_spectral_density(
 
     - `x`: a signal `(time,)` or signals `(time, regions)` / `(..., time, regions)` (time
       is the second-to-last axis when there are two or more axes).
-    - `dt`: the sampling step: a unxt time Quantity, or a number in ms.
+    - `dt`: the sampling step: a unxt time Quantity, or a number in ms; for a `Signal`,
+      its own by default.
     - `nperseg`: segment length, default `time // 8`; between 2 and `time`.
     - `noverlap`: overlap in samples, default `nperseg // 2`; smaller than `nperseg`.
     - `window`: `'hann'` (periodic, SciPy's default), `'hann_symmetric'` (`np.hanning`) or
@@ -591,8 +612,8 @@ def power_spectral_density(
     **Returns:** `(freqs, psd)`: frequencies in Hz, shape `(n_freqs,)`, and the PSD in
     (signal unit)$^2$/Hz, shape `(n_freqs,)` or `(..., n_freqs, regions)`.
     """
+    dt_ms = _time_ms(_sampling_step(x, dt))
     x = _magnitude(x, "x")
-    dt_ms = _time_ms(dt)
     freq_range = _check_band(freq_range, "freq_range")
     if x.ndim == 0:
         raise ValueError("`x` must be a signal (time,) or (..., time, regions), got a scalar.")
@@ -653,7 +674,7 @@ def _band_indices(nperseg: int, dt_ms: Any, band: Sequence[float | None], name: 
 @suggests_keywords(forwards_to=power_spectral_density, aliases=_SPECTRAL_ALIASES)
 def dominant_frequency(
     x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
-    dt: Any,
+    dt: Any = None,
     *,
     refine: bool = True,
     **welch_kwargs: Any,
@@ -680,7 +701,9 @@ def dominant_frequency(
 
     **Returns:** the frequency in Hz, shape `()` for a 1-D signal, else `(..., regions)`.
     """
-    welch_kwargs.setdefault("nperseg", int(jnp.shape(magnitude(x))[-2 if jnp.ndim(magnitude(x)) > 1 else 0]))
+    dt = _sampling_step(x, dt)
+    x = _magnitude(x, "x")
+    welch_kwargs.setdefault("nperseg", int(x.shape[-2 if x.ndim > 1 else 0]))
     freqs, psd = power_spectral_density(x, dt, **welch_kwargs)
     if psd.ndim == 1:
         psd = psd[:, None]

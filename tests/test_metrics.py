@@ -309,6 +309,21 @@ def test_psd_quantity_dt_batch_and_freq_range():
         jax.jit(lambda y, d: M.power_spectral_density(y, d, freq_range=(30.0, 100.0)))(x, 2.0)
 
 
+def test_metrics_read_a_signal_and_its_step():
+    # A data set's Signal (time series, step, labels, FC) is what its metrics are taken of.
+    from brainmass_eqx.datasets import Signal
+
+    x = np.random.default_rng(6).standard_normal((320, 3)).astype(np.float32)
+    signal = Signal(x, dt=unxt.Quantity(2, "ms"))
+    np.testing.assert_array_equal(M.functional_connectivity(signal), M.functional_connectivity(x))
+    np.testing.assert_array_equal(M.functional_connectivity_dynamics(signal, 40, 10), M.functional_connectivity_dynamics(x, 40, 10))
+    for a, b in zip(M.power_spectral_density(signal), M.power_spectral_density(x, 2.0)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(M.dominant_frequency(signal), M.dominant_frequency(x, 2.0))
+    with pytest.raises(TypeError, match=r"`dt` \(the sampling step: ms or a time Quantity\) is required, unless `x` is a Signal"):
+        M.power_spectral_density(x)
+
+
 def test_psd_braintools_variant_matches_reference(ref):
     x = jnp.asarray(ref["signal_a"], jnp.float32)
     for suffix, kw in (("", {}), ("_n100_o25", dict(nperseg=100, noverlap=25))):
