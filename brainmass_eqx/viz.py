@@ -77,9 +77,23 @@ def _unit_text(unit: Any) -> str:
     return "" if text in ("", "dimensionless") else text
 
 
+def _is_signal(x: Any) -> bool:
+    from .datasets import Signal
+
+    return isinstance(x, Signal)
+
+
+def _signal_labels(x: Any, labels: Sequence[str] | None) -> Sequence[str] | None:
+    """``labels``, else a `Signal`'s own region names."""
+    return list(x.labels) if labels is None and _is_signal(x) else labels
+
+
 def _data(x: Any, name: str, var: str | None = None) -> tuple[np.ndarray, str, np.ndarray | None, str | None]:
     """``(values, unit, ts_ms or None, variable name or None)`` from a Trajectory, a
-    Quantity or an array."""
+    `Signal` (sample ``i`` at ``(i + 1) dt``, as `simulate` records), a Quantity or an array."""
+    if _is_signal(x) and var is None:
+        values = np.asarray(x.signal)
+        return values, "", (np.arange(values.shape[0]) + 1) * x.dt, None
     if _is_trajectory(x):
         keys = list(x.keys())
         if var is None:
@@ -229,7 +243,8 @@ def plot_timeseries(
 
     **Arguments:**
 
-    - `signal`: a `Trajectory`, a Quantity or an array of shape ``(time,)`` or
+    - `signal`: a `Trajectory`, a `Signal` (its step and region names are used), a
+      Quantity or an array of shape ``(time,)`` or
       ``(time, regions)``.
     - `ts`: sample times (ms, or a time Quantity). Default: the Trajectory's times, else
       ``(i + 1) * dt`` from `dt`, else the sample index.
@@ -248,6 +263,7 @@ def plot_timeseries(
         raise TypeError(f"plot_timeseries: ts={ts!r} is a name, not sample times; to plot that variable pass var={ts!r}.")
     values, unit, traj_ts, var = _data(signal, "signal", var)
     values = _as_2d(values, "signal")
+    labels = _signal_labels(signal, labels)
     n_time, n = values.shape
     if ts is not None:
         t_ms = _times_ms(ts, n_time)
@@ -423,7 +439,7 @@ def plot_functional_connectivity(
 
     **Arguments:**
 
-    - `data`: signals ``(time, regions)`` (a `Trajectory`, Quantity or array; the FC is
+    - `data`: signals ``(time, regions)`` (a `Trajectory`, `Signal`, Quantity or array; the FC is
       computed with `brainmass_eqx.metrics.functional_connectivity`), or an FC matrix
       with ``is_matrix=True``.
     - `var`: the Trajectory variable.
@@ -434,6 +450,7 @@ def plot_functional_connectivity(
     **Returns:** the Axes.
     """
     values, _, _, _ = _data(data, "data", var)
+    labels = _signal_labels(data, labels)
     if is_matrix:
         fc = _square(values, "data (is_matrix=True)")
     else:
@@ -474,7 +491,7 @@ def plot_fcd(
 
     **Arguments:**
 
-    - `data`: signals ``(time, regions)`` (a `Trajectory`, Quantity or array), or an FCD
+    - `data`: signals ``(time, regions)`` (a `Trajectory`, `Signal`, Quantity or array), or an FCD
       matrix with ``is_matrix=True``.
     - `var`: the Trajectory variable.
     - `window_size`, `step_size`: window length and stride, in samples.
@@ -566,7 +583,8 @@ def plot_power_spectrum(
 
     **Arguments:**
 
-    - `signal`: a `Trajectory`, a Quantity or an array ``(time,)`` / ``(time, regions)``.
+    - `signal`: a `Trajectory`, a `Signal` (its step and region names are used), a
+      Quantity or an array ``(time,)`` / ``(time, regions)``.
     - `dt`: the sampling step, ms or a time Quantity (default: a Trajectory's spacing).
     - `var`: the Trajectory variable.
     - `labels`, `regions`: as in `plot_timeseries`.
@@ -581,6 +599,7 @@ def plot_power_spectrum(
     from .metrics import power_spectral_density
 
     values, unit, traj_ts, _ = _data(signal, "signal", var)
+    labels = _signal_labels(signal, labels)
     values = _as_2d(values, "signal")
     if dt is None:
         if traj_ts is None or traj_ts.shape[0] < 2:

@@ -223,6 +223,21 @@ def test_matplotlib_keywords_still_pass_and_its_own_errors_stay_its_own():
     plt.close("all")
 
 
+def test_a_signal_plots_with_its_times_step_and_names():
+    signal = bx.Signal(SIGNAL, dt=unxt.Quantity(2, "ms"), labels=["V1", "V2", "MT"])
+    ax = viz.plot_timeseries(signal)
+    assert ax.get_xlabel() == "time (s)"  # 2000 samples of 2 ms
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), (np.arange(SIGNAL.shape[0]) + 1) * 2.0 / 1000.0)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["V1", "V2", "MT"]
+    ax = viz.plot_functional_connectivity(signal)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["V1", "V2", "MT"]
+    ax = viz.plot_power_spectrum(signal)
+    freqs = np.asarray(ax.lines[0].get_xdata())
+    assert freqs.max() == pytest.approx(250.0)  # Nyquist of its 2 ms step
+    viz.plot_fcd(signal, window_size=20, step_size=5)
+    plt.close("all")
+
+
 def test_trajectory_var_errors(traj):
     with pytest.raises(ValueError, match="var='z'"):
         viz.plot_timeseries(traj, var="z")
