@@ -35,6 +35,14 @@ def is_traced(tree: Any) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
 
+def is_signal(x: Any) -> bool:
+    """Whether ``x`` is a data set's `Signal` (imported here, late: the data types import
+    the modules that ask)."""
+    from .datasets import Signal
+
+    return isinstance(x, Signal)
+
+
 def check_int(value: Any, name: str, minimum: int, *, hint: str = "") -> int:
     """``value`` as a Python ``int``, after checking that it is an integer >= ``minimum``.
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int, suggests_keywords
+from ._checks import check_int, is_signal, suggests_keywords
 from ._names import module_getattr
 from ._units import magnitude, to_canonical, to_ms, traced_time_message
 
@@ -72,16 +72,10 @@ __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)
 # --------------------------------------------------------------------------- helpers
 
 
-def _is_signal(x: Any) -> bool:
-    from .datasets import Signal  # the data types import the metrics
-
-    return isinstance(x, Signal)
-
-
 def _magnitude(x: Any, name: str) -> Array:
     """Strip a unxt unit (if any) and return a floating JAX array; a `Signal` gives its
     time series."""
-    if _is_signal(x):
+    if is_signal(x):
         x = x.signal
     try:
         x = jnp.asarray(magnitude(x))
@@ -98,7 +92,7 @@ def _sampling_step(x: Any, dt: Any) -> Any:
     """``dt``, or a `Signal`'s own step when ``dt`` is None."""
     if dt is not None:
         return dt
-    if _is_signal(x):
+    if is_signal(x):
         return x.dt
     raise TypeError("`dt` (the sampling step: ms or a time Quantity) is required, unless `x` is a Signal, which carries its own.")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import did_you_mean
+from ._checks import did_you_mean, is_signal
 from ._units import is_quantity, to_ms
 
 __all__ = [
@@ -77,21 +77,15 @@ def _unit_text(unit: Any) -> str:
     return "" if text in ("", "dimensionless") else text
 
 
-def _is_signal(x: Any) -> bool:
-    from .datasets import Signal
-
-    return isinstance(x, Signal)
-
-
 def _signal_labels(x: Any, labels: Sequence[str] | None) -> Sequence[str] | None:
     """``labels``, else a `Signal`'s own region names."""
-    return list(x.labels) if labels is None and _is_signal(x) else labels
+    return list(x.labels) if labels is None and is_signal(x) else labels
 
 
 def _data(x: Any, name: str, var: str | None = None) -> tuple[np.ndarray, str, np.ndarray | None, str | None]:
     """``(values, unit, ts_ms or None, variable name or None)`` from a Trajectory, a
     `Signal` (sample ``i`` at ``(i + 1) dt``, as `simulate` records), a Quantity or an array."""
-    if _is_signal(x) and var is None:
+    if is_signal(x) and var is None:
         values = np.asarray(x.signal)
         return values, "", (np.arange(values.shape[0]) + 1) * x.dt, None
     if _is_trajectory(x):
