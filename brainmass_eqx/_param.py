@@ -230,9 +230,17 @@ class Param(eqx.Module):
             strict = isinstance(tf, (Sigmoid, Softplus, Exp))
             bad = (concrete <= lo) | (concrete >= hi) if strict else (concrete < lo) | (concrete > hi)
             if np.any(bad):
+                on_bound = strict and np.any(((concrete == lo) | (concrete == hi)) & bad) and not np.any(
+                    (concrete < lo) | (concrete > hi)
+                )
+                detail = (
+                    f" (it is on a bound, which the {type(tf).__name__} transform reaches only at "
+                    "infinity: its unconstrained value would be infinite and its gradient zero)"
+                    if on_bound else ""
+                )
                 raise ValueError(
                     f"Param value {concrete} lies outside the open interval ({lo}, {hi}) of its "
-                    f"{type(tf).__name__} transform; widen bounds= or change the value."
+                    f"{type(tf).__name__} transform{detail}; widen bounds= or change the value."
                 )
         self.raw = tf.inverse(value)
         self.transform = tf

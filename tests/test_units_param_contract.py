@@ -106,8 +106,11 @@ def test_param_transforms_round_trip(kwargs, lo, hi):
 
 
 def test_param_errors_name_the_problem():
-    with pytest.raises(ValueError, match=r"outside the open interval \(0.0, 1.0\)"):
+    with pytest.raises(ValueError, match=r"outside the open interval \(0.0, 1.0\) of its Sigmoid transform; widen"):
         bx.Param(2.0, bounds=(0.0, 1.0))
+    # A start on a bound (k = 0 in (0, 1)) is the common case: said why it cannot be.
+    with pytest.raises(ValueError, match=r"\(it is on a bound, which the Sigmoid transform reaches only at infinity"):
+        bx.Param(0.0, bounds=(0.0, 1.0))
     with pytest.raises(ValueError, match="transform='foo'.* unknown"):
         bx.Param(1.0, transform="foo")
     with pytest.raises(ValueError, match="needs bounds"):
