@@ -42,6 +42,7 @@ from .datasets import (
     list_datasets as list_datasets,
     load_connectome as load_connectome,
     load_dataset as load_dataset,
+    load_signal as load_signal,
 )
 from .fit import FitResult as FitResult, Fitter as Fitter
 from .models import (

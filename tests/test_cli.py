@@ -391,6 +391,19 @@ def test_fit_target_of_wrong_size(simulated, tmp_path, capsys):
     assert_one_line(err, "--target: the FC of file", "is 3x3 but the connectome has 8 regions")
 
 
+def test_fit_target_text_files_may_name_their_regions(tmp_path, capsys):
+    # An FC named in its header row and first column, and a time series named in its header
+    # row, are read (the size check after reading is what fails here: 3 regions, not 8).
+    fc = tmp_path / "fc.csv"
+    fc.write_text(",A,B,C\nA,1,0.5,0.2\nB,0.5,1,0.1\nC,0.2,0.1,1\n")
+    series = tmp_path / "bold.tsv"
+    series.write_text("A\tB\tC\n" + "".join(f"{i}\t{(i * 7) % 5}\t{(i * 3) % 4}\n" for i in range(20)))
+    for path in (fc, series):
+        code, _, err = run(["fit", "--target", str(path), "--no-plot"], capsys)
+        assert code == 2
+        assert_one_line(err, "--target: the FC of file", "is 3x3 but the connectome has 8 regions")
+
+
 def test_runtime_failure_is_one_line(capsys):
     # An unstable linear node grows as exp(t): the run diverges (exit status 1, one line).
     code, _, err = run(

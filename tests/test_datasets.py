@@ -21,6 +21,7 @@ import scipy.io
 import scipy.sparse
 import unxt
 
+import brainmass_eqx as bx
 from brainmass_eqx import datasets as ds
 from brainmass_eqx.datasets import _registry
 
@@ -582,13 +583,55 @@ def test_text_matrix_names_that_disagree(tmp_path):
     with pytest.raises(ValueError, match=r"the header row's region names differ from the first column's \(e.g. \('A', 'B'\)\)"):
         ds.load_connectome(path)
     path.write_text("A,B,C\n0,1\n1,0\n")
-    with pytest.raises(ValueError, match=r"its header row has 3 names for a 2 x 2 matrix"):
+    with pytest.raises(ValueError, match=r"its header row has 3 names for 2 columns of numbers"):
         ds.load_connectome(path)
     lengths = tmp_path / "len.csv"
     lengths.write_text("B,A\n0,5\n5,0\n")
     path.write_text("A,B\n0,1\n1,0\n")
     with pytest.raises(ValueError, match=r"the region names of 'distances' differ from those of"):
         ds.load_connectome(path, distances=lengths)
+
+
+def test_load_signal_from_files(tmp_path):
+    x = np.random.default_rng(1).standard_normal((40, 3))
+    np.savetxt(tmp_path / "plain.csv", x, delimiter=",")
+    (tmp_path / "named.tsv").write_text("V1\tV2\tMT\n" + "".join("\t".join(format(v, ".17g") for v in row) + "\n" for row in x))
+    np.save(tmp_path / "x.npy", x)
+    np.savez(tmp_path / "x.npz", signal=x, dt=2000.0, labels=np.array(["a", "b", "c"]))
+    plain = ds.load_signal(tmp_path / "plain.csv", dt=unxt.Quantity(2, "s"))
+    assert plain.dt == 2000.0 and plain.labels == ("R0", "R1", "R2")
+    np.testing.assert_allclose(plain.signal, x, rtol=1e-6)
+    np.testing.assert_allclose(plain.fc, np.corrcoef(x.T), atol=1e-5)
+    named = ds.load_signal(tmp_path / "named.tsv", dt=2000.0)
+    assert named.labels == ("V1", "V2", "MT")
+    np.testing.assert_allclose(named.signal, x, rtol=1e-6)
+    assert ds.load_signal(tmp_path / "x.npy", dt=1.0).signal.shape == (40, 3)
+    stored = ds.load_signal(tmp_path / "x.npz")
+    assert stored.dt == 2000.0 and stored.labels == ("a", "b", "c")
+    assert bx.load_signal is ds.load_signal
+
+
+def test_load_signal_bad_input(tmp_path):
+    x = np.zeros((5, 2))
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",")
+    with pytest.raises(ValueError, match=r"dt is required: the sampling step of .*x\.csv"):
+        ds.load_signal(tmp_path / "x.csv")
+    (tmp_path / "timed.csv").write_text("time,V1\n0,1\n2,3\n")
+    with pytest.raises(ValueError, match=r"column 'time' holds sample times, not a region's signal"):
+        ds.load_signal(tmp_path / "timed.csv", dt=2.0)
+    (tmp_path / "named.csv").write_text("V1,V2\n0,1\n2,3\n")
+    with pytest.raises(ValueError, match=r"labels= differ from the region names"):
+        ds.load_signal(tmp_path / "named.csv", dt=2.0, labels=["a", "b"])
+    (tmp_path / "bad.csv").write_text("V1,V2\n0,x\n2,3\n")
+    with pytest.raises(ValueError, match=r"cell 'x' \(data row 0, column 1\) is not a number; besides the numbers the "
+                       r"file may hold one header row of region names"):
+        ds.load_signal(tmp_path / "bad.csv", dt=2.0)
+    np.savez(tmp_path / "other.npz", weights=x)
+    with pytest.raises(KeyError, match=r"has no 'signal' array; it holds: \['weights'\]"):
+        ds.load_signal(tmp_path / "other.npz", dt=1.0)
+    (tmp_path / "x.h5").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"unsupported extension '.h5'; a time series file ends in .npz, .npy, .csv"):
+        ds.load_signal(tmp_path / "x.h5", dt=1.0)
 
 
 def test_npz_roundtrip(tmp_path, tvb_like):

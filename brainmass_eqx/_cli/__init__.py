@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--target", default="example_signal",
         help="target FC: a data set with an fc (example_signal), an .npz with an 'fc' array (e.g. from "
-        "`simulate`), or .npy/.csv/.txt holding an FC matrix (N, N) or a time series (T, N)",
+        "`simulate`), or .npy/.csv/.tsv/.txt holding an FC matrix (N, N) or a time series (T, N), region names in a header row allowed",
     )  # fmt: skip
     f.add_argument("--fit", action="append", metavar="NAME", help="parameters to fit: k or node parameters, comma-separated or repeated (--fit k,a) (default k)")
     f.add_argument("--bounds", action="append", type=_build.bounds_arg, metavar="NAME=LOW:HIGH", help="search box of a fitted parameter")

@@ -301,10 +301,17 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
                     array = np.asarray(z["fc"], dtype=float)
             elif ext == ".npy":
                 array = np.asarray(np.load(spec), dtype=float)
-            elif ext in (".csv", ".txt"):
-                array = np.loadtxt(spec, delimiter="," if ext == ".csv" else None, ndmin=2)
+            elif ext in (".csv", ".tsv", ".txt"):
+                from ..datasets._loaders import _read_table
+
+                # An FC matrix may name its regions in a header row and first column, a
+                # time series in a header row.
+                try:
+                    array = _read_table(spec, "--target", square=True)[0]
+                except ValueError:
+                    array = _read_table(spec, "--target", square=False)[0]
             else:
-                raise CLIError(f"--target {spec}: unsupported file type {ext!r}; use .npz, .npy, .csv or .txt.")
+                raise CLIError(f"--target {spec}: unsupported file type {ext!r}; use .npz, .npy, .csv, .tsv or .txt.")
         except CLIError:
             raise
         except Exception as err:

