@@ -19,6 +19,7 @@ import pytest
 import unxt as u
 from scipy.integrate import solve_ivp
 
+import brainmass_eqx as bm
 import brainmass_eqx.observation as obs
 
 REF = pathlib.Path(__file__).parent / "data" / "reference" / "observation"
@@ -515,6 +516,26 @@ def test_leadfield_readout_is_trainable():
 # --------------------------------------------------------------------------------------
 # Bad input: clear errors naming the argument
 # --------------------------------------------------------------------------------------
+
+
+def test_observation_models_take_a_signal_and_refuse_a_trajectory():
+    # A recorded Signal carries its step; a whole Trajectory holds several variables.
+    z = np.abs(np.sin(np.arange(4000.0)[:, None] / 300.0 + np.arange(3))).astype(np.float32)
+    signal = bm.Signal(z, dt=1.0)
+    np.testing.assert_array_equal(obs.bold_from_signal(signal, tr=500.0), obs.bold_from_signal(z, 1.0, tr=500.0))
+    np.testing.assert_array_equal(obs.TemporalAverage(period=10.0)(signal), obs.TemporalAverage(period=10.0)(z, 1.0))
+    np.testing.assert_array_equal(obs.HRFBold(period=2000.0, kernel=obs.GammaHRF())(signal),
+                                  obs.HRFBold(period=2000.0, kernel=obs.GammaHRF())(z, 1.0))
+    np.testing.assert_array_equal(obs.SpatialAverage(np.array([0, 0, 1]))(signal), obs.SpatialAverage(np.array([0, 0, 1]))(z))
+    with pytest.raises(ValueError, match=r"dt = 2 ms differs from the Signal's own step \(1 ms\); drop dt="):
+        obs.bold_from_signal(signal, 2.0)
+    with pytest.raises(TypeError, match=r"`dt` \(the step of `signal`: ms or a time Quantity\) is required, unless"):
+        obs.TemporalAverage(period=10.0)(z)
+    traj = bm.simulate(bm.Hopf(3, a=0.1, init_x=0.5), 100.0, dt=1.0)
+    for call in (lambda: obs.bold_from_signal(traj, 1.0), lambda: obs.SpatialAverage(np.array([0, 0, 1]))(traj),
+                 lambda: obs.EEGLeadField(np.ones((3, 2)))(traj)):
+        with pytest.raises(TypeError, match=r"is a Trajectory; pass one recorded variable, e.g. traj\['x'\] \(recorded: \['x', 'y'\]\)"):
+            call()
 
 
 def test_bad_times():

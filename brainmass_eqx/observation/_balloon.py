@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 from .._checks import user_stacklevel
 from .._text import Readable
 from .._units import unxt_module
-from ._temporal import _is_quantity, _magnitude, _param, _time_ms
+from ._temporal import _is_quantity, _magnitude, _param, _series_and_step, _time_ms
 
 __all__ = ["BalloonWindkessel", "bold_from_signal"]
 
@@ -111,7 +111,7 @@ class BalloonWindkessel(Readable):
             "q": (f * extraction / self.rho - outflow * q / v) / self.tau,
         }
 
-    def __call__(self, signal: Float[ArrayLike, "T ..."], dt, *, tr=None) -> Array:
+    def __call__(self, signal: Float[ArrayLike, "T ..."], dt=None, *, tr=None) -> Array:
         """BOLD of a recorded neural signal with these haemodynamics, every `tr`:
         ``bold_from_signal(signal, dt, tr=tr, model=self)`` (see there), so that the model
         is applied like `HRFBold` is."""
@@ -193,7 +193,7 @@ def steps_per_tr(tr, dt) -> tuple[float, int]:
 
 def bold_from_signal(
     signal: Float[ArrayLike, "T ..."],
-    dt,
+    dt=None,
     *,
     tr=None,
     model: BalloonWindkessel | None = None,
@@ -212,8 +212,9 @@ def bold_from_signal(
     **Arguments:**
 
     - `signal`: the drive z, time on axis 0, shape ``(T, *regions)``; a Quantity's
-      numbers are used as they are.
-    - `dt`: the step of `signal`, ms (plain number) or a time Quantity.
+      numbers are used as they are; a `Signal`'s time series.
+    - `dt`: the step of `signal`, ms (plain number) or a time Quantity; for a `Signal`,
+      its own by default.
     - `tr`: the BOLD sampling period (ms or Quantity, a whole number of `dt`);
       None samples every step.
     - `model`: the `BalloonWindkessel` parameters (default: the standard ones).
@@ -225,6 +226,7 @@ def bold_from_signal(
     """
     if model is None:
         model = BalloonWindkessel()
+    signal, dt = _series_and_step(signal, dt)
     z = _magnitude(signal)
     if z.ndim < 1:
         raise ValueError("`signal` must have a time axis (axis 0), got a scalar.")

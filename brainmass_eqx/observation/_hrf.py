@@ -25,6 +25,7 @@ from ._temporal import (
     _is_quantity,
     _magnitude,
     _param,
+    _series_and_step,
     _steps_per,
     _time_ms,
 )
@@ -348,7 +349,8 @@ class HRFBold(Readable):
         """K, the number of kernel samples (and of history rows)."""
         return math.ceil(self.kernel.duration / self.downsample_period)
 
-    def __call__(self, signal: Float[ArrayLike, "T ..."], dt) -> Float[Array, "T_bold ..."]:
+    def __call__(self, signal: Float[ArrayLike, "T ..."], dt=None) -> Float[Array, "T_bold ..."]:
+        signal, dt = _series_and_step(signal, dt)
         dt_ms = _time_ms(dt, "dt")
         w = _steps_per(self.downsample_period, dt_ms, "downsample_period", "dt")
         x = _magnitude(signal)

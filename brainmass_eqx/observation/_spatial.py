@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._text import Readable
 from .._units import is_quantity, quantity
-from ._temporal import _magnitude
+from ._temporal import _magnitude, _regional
 
 __all__ = ["SpatialAverage"]
 
@@ -69,7 +69,7 @@ class SpatialAverage(Readable):
         return self.weights.shape[1]
 
     def __call__(self, signal: Float[ArrayLike, "... N"]) -> Float[Array, "... G"]:
-        x = _magnitude(signal)
+        x = _magnitude(_regional(signal, "signal"))
         n = self.weights.shape[0]
         if x.ndim < 1 or x.shape[-1] != n:
             raise ValueError(

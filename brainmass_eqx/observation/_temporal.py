@@ -16,10 +16,40 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import is_traced, user_stacklevel
+from .._checks import is_signal, is_traced, user_stacklevel
 from .._units import TracedTimeError, is_quantity as _is_quantity, quantity, to_ms, unxt_module
 
 __all__ = ["TemporalAverage"]
+
+
+def _regional(value, name: str):
+    """A `Signal`'s time series, anything else as it is; a `Trajectory` is refused, naming
+    the variables to pick (its states and observables are separate arrays)."""
+    from .._simulate import Trajectory
+
+    if isinstance(value, Trajectory):
+        names = list(value.keys())
+        raise TypeError(
+            f"`{name}` is a Trajectory; pass one recorded variable, e.g. traj[{names[0]!r}] "
+            f"(recorded: {names})."
+        )
+    return value.signal if is_signal(value) else value
+
+
+def _series_and_step(signal, dt, name: str = "signal"):
+    """``(series, dt)`` for the functions that take a sampled signal and its step: a
+    `Signal` brings its own step (a different `dt` beside it is refused), anything else
+    needs `dt`."""
+    if is_signal(signal):
+        if dt is not None and not is_traced(dt) and not math.isclose(to_ms(dt, "dt"), signal.dt, rel_tol=1e-6):
+            raise ValueError(
+                f"dt = {to_ms(dt, 'dt'):g} ms differs from the Signal's own step ({signal.dt:g} ms); "
+                "drop dt= to use the Signal's."
+            )
+        return signal.signal, signal.dt
+    if dt is None:
+        raise TypeError(f"`dt` (the step of `{name}`: ms or a time Quantity) is required, unless `{name}` is a Signal, which carries its own.")
+    return _regional(signal, name), dt
 
 
 def _magnitude(x) -> Array:
@@ -143,7 +173,8 @@ class TemporalAverage(eqx.Module):
     def __init__(self, period=4.0):
         self.period = _time_ms(period, "period")
 
-    def __call__(self, signal: Float[ArrayLike, "T ..."], dt) -> Float[Array, "T2 ..."]:
+    def __call__(self, signal: Float[ArrayLike, "T ..."], dt=None) -> Float[Array, "T2 ..."]:
+        signal, dt = _series_and_step(signal, dt)
         w = _steps_per(self.period, _time_ms(dt, "dt"), "period", "dt")
         out = _block_mean(_magnitude(signal), w)
         if _is_quantity(signal):
