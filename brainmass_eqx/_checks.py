@@ -43,6 +43,29 @@ def is_signal(x: Any) -> bool:
     return isinstance(x, Signal)
 
 
+def sampling_step(signal: Any, dt: Any, name: str = "signal") -> Any:
+    """The sampling step of ``signal``: ``dt``, or a `Signal`'s own when ``dt`` is None;
+    a concrete ``dt`` that differs from a Signal's own is refused (one of them is wrong),
+    and one is required for anything else."""
+    import math
+
+    from ._units import to_ms
+
+    if is_signal(signal):
+        if dt is not None and not is_traced(dt) and not math.isclose(to_ms(dt, "dt"), signal.dt, rel_tol=1e-6):
+            raise ValueError(
+                f"dt = {to_ms(dt, 'dt'):g} ms differs from the Signal's own step ({signal.dt:g} ms); "
+                "drop dt= to use the Signal's."
+            )
+        return signal.dt if dt is None else dt
+    if dt is None:
+        raise TypeError(
+            f"`dt` (the step of `{name}`: ms or a time Quantity) is required, unless `{name}` is a "
+            "Signal, which carries its own."
+        )
+    return dt
+
+
 def check_int(value: Any, name: str, minimum: int, *, hint: str = "") -> int:
     """``value`` as a Python ``int``, after checking that it is an integer >= ``minimum``.
 

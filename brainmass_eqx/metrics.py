@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int, is_signal, suggests_keywords
+from ._checks import check_int, is_signal, sampling_step, suggests_keywords
 from ._names import module_getattr
 from ._units import magnitude, to_canonical, to_ms, traced_time_message
 
@@ -86,15 +86,6 @@ def _magnitude(x: Any, name: str) -> Array:
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
     return x
-
-
-def _sampling_step(x: Any, dt: Any) -> Any:
-    """``dt``, or a `Signal`'s own step when ``dt`` is None."""
-    if dt is not None:
-        return dt
-    if is_signal(x):
-        return x.dt
-    raise TypeError("`dt` (the sampling step: ms or a time Quantity) is required, unless `x` is a Signal, which carries its own.")
 
 
 def _time_ms(dt: Any, name: str = "dt") -> Any:
@@ -606,7 +597,7 @@ def power_spectral_density(
     **Returns:** `(freqs, psd)`: frequencies in Hz, shape `(n_freqs,)`, and the PSD in
     (signal unit)$^2$/Hz, shape `(n_freqs,)` or `(..., n_freqs, regions)`.
     """
-    dt_ms = _time_ms(_sampling_step(x, dt))
+    dt_ms = _time_ms(sampling_step(x, dt, "x"))
     x = _magnitude(x, "x")
     freq_range = _check_band(freq_range, "freq_range")
     if x.ndim == 0:
@@ -695,7 +686,7 @@ def dominant_frequency(
 
     **Returns:** the frequency in Hz, shape `()` for a 1-D signal, else `(..., regions)`.
     """
-    dt = _sampling_step(x, dt)
+    dt = sampling_step(x, dt, "x")
     x = _magnitude(x, "x")
     welch_kwargs.setdefault("nperseg", int(x.shape[-2 if x.ndim > 1 else 0]))
     freqs, psd = power_spectral_density(x, dt, **welch_kwargs)

@@ -320,8 +320,10 @@ def test_metrics_read_a_signal_and_its_step():
     for a, b in zip(M.power_spectral_density(signal), M.power_spectral_density(x, 2.0)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(M.dominant_frequency(signal), M.dominant_frequency(x, 2.0))
-    with pytest.raises(TypeError, match=r"`dt` \(the sampling step: ms or a time Quantity\) is required, unless `x` is a Signal"):
+    with pytest.raises(TypeError, match=r"`dt` \(the step of `x`: ms or a time Quantity\) is required, unless `x` is a Signal"):
         M.power_spectral_density(x)
+    with pytest.raises(ValueError, match=r"dt = 1 ms differs from the Signal's own step \(2 ms\)"):
+        M.dominant_frequency(signal, 1.0)
 
 
 def test_psd_braintools_variant_matches_reference(ref):

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import is_signal, is_traced, user_stacklevel
+from .._checks import is_signal, is_traced, sampling_step, user_stacklevel
 from .._units import TracedTimeError, is_quantity as _is_quantity, quantity, to_ms, unxt_module
 
 __all__ = ["TemporalAverage"]
@@ -37,19 +37,9 @@ def _regional(value, name: str):
 
 
 def _series_and_step(signal, dt, name: str = "signal"):
-    """``(series, dt)`` for the functions that take a sampled signal and its step: a
-    `Signal` brings its own step (a different `dt` beside it is refused), anything else
-    needs `dt`."""
-    if is_signal(signal):
-        if dt is not None and not is_traced(dt) and not math.isclose(to_ms(dt, "dt"), signal.dt, rel_tol=1e-6):
-            raise ValueError(
-                f"dt = {to_ms(dt, 'dt'):g} ms differs from the Signal's own step ({signal.dt:g} ms); "
-                "drop dt= to use the Signal's."
-            )
-        return signal.signal, signal.dt
-    if dt is None:
-        raise TypeError(f"`dt` (the step of `{name}`: ms or a time Quantity) is required, unless `{name}` is a Signal, which carries its own.")
-    return _regional(signal, name), dt
+    """``(series, dt)`` for the functions that take a sampled signal and its step (see
+    `_checks.sampling_step`)."""
+    return _regional(signal, name), sampling_step(signal, dt, name)
 
 
 def _magnitude(x) -> Array:
