@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import did_you_mean, is_signal
+from ._checks import did_you_mean, is_signal, sampling_step
 from ._units import is_quantity, to_ms
 
 __all__ = [
@@ -82,10 +82,14 @@ def _signal_labels(x: Any, labels: Sequence[str] | None) -> Sequence[str] | None
     return list(x.labels) if labels is None and is_signal(x) else labels
 
 
-def _data(x: Any, name: str, var: str | None = None) -> tuple[np.ndarray, str, np.ndarray | None, str | None]:
+def _data(
+    x: Any, name: str, var: str | None = None, dt: Any = None
+) -> tuple[np.ndarray, str, np.ndarray | None, str | None]:
     """``(values, unit, ts_ms or None, variable name or None)`` from a Trajectory, a
-    `Signal` (sample ``i`` at ``(i + 1) dt``, as `simulate` records), a Quantity or an array."""
+    `Signal` (sample ``i`` at ``(i + 1) dt``, as `simulate` records; a `dt` given beside
+    it must be its own), a Quantity or an array."""
     if is_signal(x) and var is None:
+        sampling_step(x, dt, name)
         values = np.asarray(x.signal)
         return values, "", (np.arange(values.shape[0]) + 1) * x.dt, None
     if _is_trajectory(x):
@@ -255,7 +259,7 @@ def plot_timeseries(
     if isinstance(ts, str):
         # plot_timeseries(traj, 'x') reads naturally, but the second argument is the times.
         raise TypeError(f"plot_timeseries: ts={ts!r} is a name, not sample times; to plot that variable pass var={ts!r}.")
-    values, unit, traj_ts, var = _data(signal, "signal", var)
+    values, unit, traj_ts, var = _data(signal, "signal", var, dt)
     values = _as_2d(values, "signal")
     labels = _signal_labels(signal, labels)
     n_time, n = values.shape
@@ -497,7 +501,7 @@ def plot_fcd(
 
     **Returns:** the Axes.
     """
-    values, _, traj_ts, _ = _data(data, "data", var)
+    values, _, traj_ts, _ = _data(data, "data", var, dt)
     if is_matrix:
         fcd = _square(values, "data (is_matrix=True)")
     else:
@@ -592,7 +596,7 @@ def plot_power_spectrum(
     """
     from .metrics import power_spectral_density
 
-    values, unit, traj_ts, _ = _data(signal, "signal", var)
+    values, unit, traj_ts, _ = _data(signal, "signal", var, dt)
     labels = _signal_labels(signal, labels)
     values = _as_2d(values, "signal")
     if dt is None:

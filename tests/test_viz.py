@@ -235,6 +235,8 @@ def test_a_signal_plots_with_its_times_step_and_names():
     freqs = np.asarray(ax.lines[0].get_xdata())
     assert freqs.max() == pytest.approx(250.0)  # Nyquist of its 2 ms step
     viz.plot_fcd(signal, window_size=20, step_size=5)
+    with pytest.raises(ValueError, match=r"dt = 1 ms differs from the Signal's own step \(2 ms\)"):
+        viz.plot_power_spectrum(signal, dt=1.0)
     plt.close("all")
 
 
