@@ -6,6 +6,7 @@ The backends' recovery demos are in test_fit_backends.py.
 import warnings
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -183,6 +184,14 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, backend, optimizer):
     # Another target would continue this fit's optimiser state on another problem.
     with pytest.raises(ValueError, match=r"different fit: its target \(a digest of its values\) '[0-9a-f]{16}', this fit's"):
         fitter.fit(target + 1.0, 30, checkpoint=path, resume=True)
+    # So would another value of a fixed (not fitted) array of the model.
+    moved = Quadratic(a=bm.Param(0.3, bounds=(-5.0, 5.0)), b=jnp.asarray(1.0))
+    fixed_path = str(tmp_path / "fixed.ckpt")
+    Fitter(moved, optimizer, loss_fn=quad_loss, backend=backend).fit(target, 3, checkpoint=fixed_path)
+    with pytest.raises(ValueError, match=r"different fit: its model's fixed arrays \(a digest\)"):
+        Fitter(eqx.tree_at(lambda m: m.b, moved, jnp.asarray(2.0)), optimizer, loss_fn=quad_loss, backend=backend).fit(
+            target, 5, checkpoint=fixed_path, resume=True
+        )
     if backend == "grad":
         # With with_key=True the key draws each step's noise: another key is another fit.
         noisy = Fitter(model, optimizer, loss_fn=lambda m, t, k: quad_loss(m, t), with_key=True)

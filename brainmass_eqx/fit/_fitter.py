@@ -321,7 +321,8 @@ class Fitter:
           checkpoint is loaded and the fit continues to ``n_steps`` in total; a fit
           stopped and resumed gives the same result as one run straight through. A
           checkpoint of another fit (other parameters or optimizer state, another target,
-          or with ``with_key=True`` another key) is refused, naming what differs.
+          other values of the model's fixed JAX arrays, or with ``with_key=True`` another
+          key) is refused, naming what differs.
 
         **Returns:** a `FitResult`.
 
@@ -428,7 +429,8 @@ class Fitter:
             # Resuming against another target (or, with with_key=True, whose key draws each
             # step's noise, another key) would continue one fit's optimiser state on another
             # problem, silently. (Multi-start draws are in the checkpoint's state.)
-            "target (a digest of its values)": digest(data),
+            "target (a digest of its values)": digest(data.target),
+            "model's fixed arrays (a digest)": digest(data.frozen),
         }
         if model_key is not None:
             fingerprint["key (a digest)"] = digest(model_key)
