@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -14,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._units import is_quantity
+from ._units import is_quantity, to_ms
 
 __all__ = ["broadcasts_to_regions", "is_traced", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel"]
 
@@ -43,14 +44,26 @@ def is_signal(x: Any) -> bool:
     return isinstance(x, Signal)
 
 
+def pick_variable_hint(trajectory: Any) -> str:
+    """How to take one array from a `Trajectory`: ``"e.g. traj['x'] (recorded: ['x', 'y'])"``."""
+    names = list(trajectory.keys())
+    return f"e.g. traj[{names[0]!r}] (recorded: {names})"
+
+
+def series_of(value: Any, name: str) -> Any:
+    """A `Signal`'s time series, anything else as it is; a `Trajectory` is refused, naming
+    the variables to pick (its states and observables are separate arrays)."""
+    from ._simulate import Trajectory
+
+    if isinstance(value, Trajectory):
+        raise TypeError(f"`{name}` is a Trajectory; pass one recorded variable, {pick_variable_hint(value)}.")
+    return value.signal if is_signal(value) else value
+
+
 def sampling_step(signal: Any, dt: Any, name: str = "signal") -> Any:
     """The sampling step of ``signal``: ``dt``, or a `Signal`'s own when ``dt`` is None;
     a concrete ``dt`` that differs from a Signal's own is refused (one of them is wrong),
     and one is required for anything else."""
-    import math
-
-    from ._units import to_ms
-
     if is_signal(signal):
         if dt is not None and not is_traced(dt) and not math.isclose(to_ms(dt, "dt"), signal.dt, rel_tol=1e-6):
             raise ValueError(

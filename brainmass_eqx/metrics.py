@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int, is_signal, sampling_step, suggests_keywords
+from ._checks import check_int, sampling_step, series_of, suggests_keywords
 from ._names import module_getattr
 from ._units import magnitude, to_canonical, to_ms, traced_time_message
 
@@ -74,9 +74,8 @@ __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)
 
 def _magnitude(x: Any, name: str) -> Array:
     """Strip a unxt unit (if any) and return a floating JAX array; a `Signal` gives its
-    time series."""
-    if is_signal(x):
-        x = x.signal
+    time series, a `Trajectory` is refused (`_checks.series_of`)."""
+    x = series_of(x, name)
     try:
         x = jnp.asarray(magnitude(x))
     except TypeError as err:

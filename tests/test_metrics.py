@@ -324,6 +324,12 @@ def test_metrics_read_a_signal_and_its_step():
         M.power_spectral_density(x)
     with pytest.raises(ValueError, match=r"dt = 1 ms differs from the Signal's own step \(2 ms\)"):
         M.dominant_frequency(signal, 1.0)
+    # A whole Trajectory holds several variables: the message names them.
+    import brainmass_eqx as bx
+
+    traj = bx.simulate(bx.Hopf(2, a=0.1, init_x=0.5), 20.0, dt=1.0)
+    with pytest.raises(TypeError, match=r"`x` is a Trajectory; pass one recorded variable, e.g. traj\['x'\] \(recorded: \['x', 'y'\]\)"):
+        M.functional_connectivity(traj)
 
 
 def test_psd_braintools_variant_matches_reference(ref):

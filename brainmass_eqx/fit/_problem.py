@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
+from .._checks import pick_variable_hint
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec
 from ..objectives import fc_shape, target_fits
 
@@ -39,10 +40,9 @@ def refuse_containers(value: Any, what: str) -> None:
     from ..datasets import Signal
 
     if isinstance(value, Trajectory):
-        names = list(value.ys)
         raise TypeError(
-            f"{what} a Trajectory, not an array; take the recorded variable to compare, e.g. "
-            f"traj[{names[0]!r}] (recorded: {names})."
+            f"{what} a Trajectory, not an array; take the recorded variable to compare, "
+            f"{pick_variable_hint(value)}."
         )
     if isinstance(value, Signal):
         raise TypeError(

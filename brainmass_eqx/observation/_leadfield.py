@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import is_traced
+from .._checks import is_traced, series_of
 from .._text import Readable
 from .._units import quantity, unxt_module
-from ._temporal import _is_quantity, _magnitude, _param, _regional
+from ._temporal import _is_quantity, _magnitude, _param
 
 if TYPE_CHECKING:
     from unxt import AbstractUnit
@@ -136,7 +136,7 @@ class LeadFieldModel(Readable):
         *,
         return_quantity: bool | None = None,
     ):
-        S = _regional(S, "S")
+        S = series_of(S, "S")
         is_q = _is_quantity(S)
         if is_q:
             try:
@@ -297,7 +297,7 @@ class LeadfieldReadout(Readable):
         return lm
 
     def __call__(self, x: Float[ArrayLike, "... n_regions"]) -> Float[Array, "... n_sensors"]:
-        x = jnp.asarray(_regional(x, "x"))
+        x = jnp.asarray(series_of(x, "x"))
         n = self.lm.shape[1]
         if x.ndim < 1 or x.shape[-1] != n:
             flipped = x.ndim >= 1 and x.shape[-1] == self.lm.shape[0]

@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .._checks import series_of
 from .._text import Readable
 from .._units import is_quantity, quantity
-from ._temporal import _magnitude, _regional
+from ._temporal import _magnitude
 
 __all__ = ["SpatialAverage"]
 
@@ -69,7 +70,7 @@ class SpatialAverage(Readable):
         return self.weights.shape[1]
 
     def __call__(self, signal: Float[ArrayLike, "... N"]) -> Float[Array, "... G"]:
-        x = _magnitude(_regional(signal, "signal"))
+        x = _magnitude(series_of(signal, "signal"))
         n = self.weights.shape[0]
         if x.ndim < 1 or x.shape[-1] != n:
             raise ValueError(

@@ -16,30 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import is_signal, is_traced, sampling_step, user_stacklevel
+from .._checks import is_traced, sampling_step, series_of, user_stacklevel
 from .._units import TracedTimeError, is_quantity as _is_quantity, quantity, to_ms, unxt_module
 
 __all__ = ["TemporalAverage"]
 
 
-def _regional(value, name: str):
-    """A `Signal`'s time series, anything else as it is; a `Trajectory` is refused, naming
-    the variables to pick (its states and observables are separate arrays)."""
-    from .._simulate import Trajectory
-
-    if isinstance(value, Trajectory):
-        names = list(value.keys())
-        raise TypeError(
-            f"`{name}` is a Trajectory; pass one recorded variable, e.g. traj[{names[0]!r}] "
-            f"(recorded: {names})."
-        )
-    return value.signal if is_signal(value) else value
-
-
 def _series_and_step(signal, dt, name: str = "signal"):
     """``(series, dt)`` for the functions that take a sampled signal and its step (see
     `_checks.sampling_step`)."""
-    return _regional(signal, name), sampling_step(signal, dt, name)
+    return series_of(signal, name), sampling_step(signal, dt, name)
 
 
 def _magnitude(x) -> Array:
