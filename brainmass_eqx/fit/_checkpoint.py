@@ -31,8 +31,9 @@ def _structure(state: Any) -> dict[str, Any]:
 
 def digest(tree: Any) -> str:
     """A short hash of the values, shapes and dtypes of ``tree``'s array leaves: what a
-    checkpoint records of the fit's target and key, so that resuming against other data
-    is refused instead of continuing another fit's optimiser state."""
+    checkpoint records of the fit's target, the model's fixed arrays and the key, so that
+    resuming against other data is refused instead of continuing another fit's optimiser
+    state."""
     h = hashlib.sha256()
     for leaf in jax.tree_util.tree_leaves(tree):
         if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
