@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._units import is_quantity, to_canonical, unit_factor, unxt_module
+from ._units import UnitError, is_quantity, to_canonical, unit_factor, unxt_module
 
 __all__ = [
     "AbstractTransform",
@@ -213,10 +213,20 @@ class Param(eqx.Module):
         if bounds is not None:
             if len(bounds) != 2:
                 raise ValueError(f"Param(bounds=...) must be (lower, upper), got {bounds!r}.")
-            bounds = tuple(
-                None if b is None else float(to_canonical(b, "Param bounds", unit) if is_quantity(b) else b)
-                for b in bounds
-            )
+            try:
+                bounds = tuple(
+                    None if b is None else float(to_canonical(b, "Param bounds", unit) if is_quantity(b) else b)
+                    for b in bounds
+                )
+            except UnitError:
+                if unit:
+                    raise
+                # The bounds are converted to the value's unit, which a plain number lacks.
+                raise UnitError(
+                    f"Param(bounds=...) holds Quantities with units but the value {value!r} is a plain "
+                    "number: give the value as a Quantity too (e.g. Param(unxt.Quantity(10, 'ms'), "
+                    "bounds=...)), or the bounds as plain numbers in the parameter's unit."
+                ) from None
         tf = _make_transform(transform, bounds)
         value = jnp.asarray(value, dtype=jnp.result_type(float))
         if isinstance(value, jax.core.Tracer):

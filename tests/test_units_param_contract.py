@@ -119,6 +119,10 @@ def test_param_errors_name_the_problem():
         bx.Param(0.5, bounds=(1.0, 0.0))  # was "Sigmoid transform needs finite lower < upper"
     with pytest.raises(ValueError, match="must be finite"):
         bx.Param(jnp.nan)
+    # Bounds with units beside a plain-number value: the value needs its unit too.
+    with pytest.raises(bx.UnitError, match=r"Param\(bounds=...\) holds Quantities with units but the value 0.1 is a "
+                       r"plain number: give the value as a Quantity too"):
+        bx.Param(0.1, bounds=(u.Quantity(0, "ms"), 1.0))
 
 
 def test_param_repr_shows_unit_and_bounds():
