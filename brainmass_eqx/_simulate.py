@@ -194,13 +194,25 @@ class _StepInputs(eqx.Module):
         return _HeldInputs(self.evaluate(t_start))
 
 
+def _input_aliases(model) -> dict[str, str]:
+    """Other libraries' input names for ``model`` and the models it wraps (a network's
+    node, a noisy or BOLD model's inner one)."""
+    aliases: dict[str, str] = {}
+    while model is not None:
+        aliases = {**getattr(model, "input_aliases", {}), **aliases}
+        model = getattr(model, "node", None) or getattr(model, "model", None)
+    return aliases
+
+
 def _check_input_names(model, names, where):
     valid = tuple(model.input_names)
     unknown = [n for n in names if n not in valid]
     if unknown:
+        alias = _input_aliases(model).get(unknown[0])
+        hint = f" ({unknown[0]!r} is {alias})" if alias else did_you_mean(unknown[0], valid)
         raise ValueError(
             f"inputs{where} name(s) {unknown} that {model._label()} does not take"
-            f"{did_you_mean(unknown[0], valid)}; valid input names are {list(valid)}."
+            f"{hint}; valid input names are {list(valid)}."
         )
 
 

@@ -300,6 +300,12 @@ def test_misspelt_names_get_the_closest_one():
         bx.simulate(jr, 1.0, dt=0.1, monitors=["EEG"])
     with pytest.raises(ValueError, match=r"that JansenRit does not take \(did you mean 'E'\?\); valid input names"):
         bx.simulate(jr, 1.0, dt=0.1, inputs={"e": 220.0})
+    # The classic drive's name, from the paper and from TVB, says which input it is here.
+    with pytest.raises(ValueError, match=r"that JansenRit does not take \('p' is E here \(Jansen and Rit's external "
+                       r"drive p, in Hz\)\); valid input names"):
+        bx.simulate(jr, 1.0, dt=0.1, inputs={"p": 220.0})
+    with pytest.raises(ValueError, match=r"that Network\(JansenRit\) does not take \('mu' is E here \(TVB's mean drive mu"):
+        bx.simulate(bx.Network(jr, jnp.ones((2, 2))), 1.0, dt=0.1, inputs={"mu": 0.22})
     with pytest.raises(ValueError, match=r"coupled_var 'EEG' .* of JansenRit \(did you mean 'eeg'\?\)"):
         bx.Network(jr, jnp.ones((2, 2)), coupled_var="EEG")
     with pytest.raises(ValueError, match=r"noise target 'e': .* \(did you mean 'E'\?\)"):

@@ -161,6 +161,9 @@ class AbstractModel(Readable):
     #: Other libraries' names for constructor arguments, and what they are here (said when
     #: one is passed: ``{"conduction_speed": "speed (TVB's conduction_speed)"}``).
     keyword_aliases: ClassVar[dict[str, str]] = {}
+    #: Other libraries' names for inputs, and what they are here (said when one is given to
+    #: `simulate`: ``{"p": "E, the external drive (Hz)"}``).
+    input_aliases: ClassVar[dict[str, str]] = {}
 
     # -- construction -------------------------------------------------------------------
 

@@ -48,6 +48,10 @@ class JansenRit(AbstractModel):
         "nu_max": "s_max = 2 nu_max, in Hz (TVB's nu_max 0.0025 /ms is s_max 5)",
         "mu": "the input E, in Hz: simulate(..., inputs={'E': 220.0}) (TVB's mu 0.22 /ms)",
     }
+    input_aliases: ClassVar = {
+        "p": "E here (Jansen and Rit's external drive p, in Hz)",
+        "mu": "E here (TVB's mean drive mu, 0.22 /ms = 220 Hz)",
+    }
 
     Ae: object = parameter(3.25, "voltage", doc="excitatory synaptic gain A", domain="positive")
     Ai: object = parameter(22.0, "voltage", doc="inhibitory synaptic gain B", domain="positive")
