@@ -402,6 +402,12 @@ def test_fit_target_text_files_may_name_their_regions(tmp_path, capsys):
         code, _, err = run(["fit", "--target", str(path), "--no-plot"], capsys)
         assert code == 2
         assert_one_line(err, "--target: the FC of file", "is 3x3 but the connectome has 8 regions")
+    # A bad cell of a named FC is reported as the FC's, not as a time series' header.
+    fc.write_text(",A,B\nA,1,x\nB,0.5,1\n")
+    code, _, err = run(["fit", "--target", str(fc), "--no-plot"], capsys)
+    assert code == 2
+    assert_one_line(err, "cell 'x' (data row 0, column 1) is not a number; besides the numbers the file may hold one "
+                    "header row and one first column of region names")
 
 
 def test_runtime_failure_is_one_line(capsys):

@@ -302,13 +302,13 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
             elif ext == ".npy":
                 array = np.asarray(np.load(spec), dtype=float)
             elif ext in (".csv", ".tsv", ".txt"):
-                from ..datasets._loaders import _read_table
+                from ..datasets._loaders import NotSquareError, _read_table
 
                 # An FC matrix may name its regions in a header row and first column, a
                 # time series in a header row.
                 try:
                     array = _read_table(spec, "--target", square=True)[0]
-                except ValueError:
+                except NotSquareError:
                     array = _read_table(spec, "--target", square=False)[0]
             else:
                 raise CLIError(f"--target {spec}: unsupported file type {ext!r}; use .npz, .npy, .csv, .tsv or .txt.")

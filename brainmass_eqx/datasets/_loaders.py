@@ -300,6 +300,10 @@ def _is_number(token: str) -> bool:
     return True
 
 
+class NotSquareError(ValueError):
+    """A table read as a connectome whose numbers are not a square matrix."""
+
+
 def _parse_labelled_table(
     text: str, where: str, delimiter: str | None, square: bool = True
 ) -> tuple[np.ndarray, list[str] | None]:
@@ -335,7 +339,7 @@ def _parse_labelled_table(
             f"column {bad[1]}) is not a number; besides the numbers the file may hold {extra}."
         ) from None
     if matrix.ndim != 2 or (square and matrix.shape[0] != matrix.shape[1]):
-        raise ValueError(f"could not read a square matrix from {where}: its numbers form shape {matrix.shape}.")
+        raise NotSquareError(f"could not read a square matrix from {where}: its numbers form shape {matrix.shape}.")
     n = matrix.shape[1]
     for kind, names in (("header row", header), ("first column", row_labels)):
         if names is not None and len(names) != n:
