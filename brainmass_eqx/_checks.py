@@ -65,12 +65,14 @@ def sampling_step(signal: Any, dt: Any, name: str = "signal") -> Any:
     a concrete ``dt`` that differs from a Signal's own is refused (one of them is wrong),
     and one is required for anything else."""
     if is_signal(signal):
-        if dt is not None and not is_traced(dt) and not math.isclose(to_ms(dt, "dt"), signal.dt, rel_tol=1e-6):
+        if dt is None or is_traced(dt):
+            return signal.dt if dt is None else dt
+        given = to_ms(dt, "dt")
+        if not math.isclose(given, signal.dt, rel_tol=1e-6):
             raise ValueError(
-                f"dt = {to_ms(dt, 'dt'):g} ms differs from the Signal's own step ({signal.dt:g} ms); "
-                "drop dt= to use the Signal's."
+                f"dt = {given:g} ms differs from the Signal's own step ({signal.dt:g} ms); drop dt= to use the Signal's."
             )
-        return signal.dt if dt is None else dt
+        return dt
     if dt is None:
         raise TypeError(
             f"`dt` (the step of `{name}`: ms or a time Quantity) is required, unless `{name}` is a "

@@ -373,6 +373,17 @@ def _read_table(path: str | os.PathLike, name: str = "path", square: bool = True
     )
 
 
+def _chosen_labels(labels: Sequence[str] | None, names: list[str] | None, path: str) -> Sequence[str] | None:
+    """The labels of a file's regions: ``labels=`` if given, else the file's own names; both
+    given, they must agree (one of them is in another order)."""
+    if labels is not None and names is not None and [str(x) for x in labels] != names:
+        raise ValueError(
+            f"labels= differ from the region names {path!r} holds ({names[:3]}...); drop labels= "
+            "to use the file's, or fix the order."
+        )
+    return labels if labels is not None else names
+
+
 def load_matrix(path: str | os.PathLike, name: str = "path") -> np.ndarray:
     """Read one numeric matrix from `.npy`, `.csv` (comma-separated), `.tsv`
     (tab-separated) or `.txt` (whitespace). A text file may name the regions in a header
@@ -486,12 +497,7 @@ def load_connectome(
                 "matrices in the same region order."
             )
         names = names if names is not None else distance_names
-    if labels is not None and names is not None and [str(x) for x in labels] != names:
-        raise ValueError(
-            f"labels= differ from the region names {p!r} holds ({names[:3]}...); drop labels= "
-            "to use the file's, or fix the order."
-        )
-    return Connectome(weights, distances, labels if labels is not None else names)
+    return Connectome(weights, distances, _chosen_labels(labels, names, p))
 
 
 # Header names of a column of sample times, which `load_signal` refuses to take for a region.
@@ -557,9 +563,4 @@ def load_signal(
             f"dt is required: the sampling step of {p!r} (ms or a time Quantity, e.g. a TR of "
             "unxt.Quantity(2, 's')); the file does not hold one."
         )
-    if labels is not None and names is not None and [str(x) for x in labels] != names:
-        raise ValueError(
-            f"labels= differ from the region names {p!r} holds ({names[:3]}...); drop labels= "
-            "to use the file's, or fix the order."
-        )
-    return Signal(values, dt, labels if labels is not None else names, fc)
+    return Signal(values, dt, _chosen_labels(labels, names, p), fc)
