@@ -69,6 +69,7 @@ from .models import (
     ModelDescription as ModelDescription,
     ModelInfo as ModelInfo,
     MontbrioPazoRoxin as MontbrioPazoRoxin,
+    ReducedWongWang as ReducedWongWang,
     StuartLandau as StuartLandau,
     SymplecticEuler as SymplecticEuler,
     ThresholdLinear as ThresholdLinear,

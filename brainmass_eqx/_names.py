@@ -48,13 +48,25 @@ _BRAINMASS = {
 # neurolib's model classes and TVB's model names that differ from ours.
 _OTHER_LIBRARIES = {
     "HopfModel": ("neurolib", "brainmass_eqx.Hopf"),
-    "WCModel": ("neurolib", "brainmass_eqx.WilsonCowan"),
+    "WCModel": ("neurolib", "brainmass_eqx.WilsonCowan with shift_sigmoid=False (neurolib's sigmoid is unshifted)"),
     "FHNModel": ("neurolib", "brainmass_eqx.FitzHughNagumo"),
     "KuramotoModel": ("neurolib", "brainmass_eqx.Kuramoto"),
-    "WWModel": ("neurolib", "brainmass_eqx.WongWangExcInh"),
+    "WWModel": ("neurolib", "brainmass_eqx.WongWangExcInh (neurolib 0.6.2 runs its I population with tau_exc: "
+                "tau_i=100 reproduces it)"),
     "SupHopf": ("TVB", "brainmass_eqx.Hopf"),
-    "ReducedWongWang": ("TVB", "brainmass_eqx.WongWang"),
     "ReducedWongWangExcInh": ("TVB", "brainmass_eqx.WongWangExcInh"),
+    "BoxSearch": ("neurolib", "brainmass_eqx.sweep(fn, {'k': values, ...}, summaries) (each chunk of points one "
+                  "compiled vmap)"),
+    "ParameterSpace": ("neurolib", "the dict {name: values} given to brainmass_eqx.sweep"),
+    "Evolution": ("neurolib", "brainmass_eqx.Fitter(model, 'DE', backend='nevergrad', ...) (each generation one "
+                  "compiled vmap)"),
+}
+
+# Other libraries' models with no counterpart here: what to use instead.
+_NOT_HERE = {
+    "ALNModel": "neurolib's ALNModel (the adaptive exponential integrate-and-fire mean field) has no counterpart "
+                "here; brainmass_eqx.model_registry() lists the models, and a model of your own is one method "
+                "(docs/howto/custom-models.md)",
 }
 
 
@@ -75,6 +87,8 @@ def package_attribute_error(name: str, names: Iterable[str]) -> AttributeError:
             f"{message}: brainmass's {name} is {equivalent} in the functional API; the stateful "
             f"{name} with brainmass's own API is brainmass_eqx.compat.{name} (docs/compat.md)."
         )
+    if name in _NOT_HERE:
+        return AttributeError(f"{message}: {_NOT_HERE[name]}.")
     if name in _OTHER_LIBRARIES:
         library, ours = _OTHER_LIBRARIES[name]
         return AttributeError(f"{message}: {library}'s {name} is {ours} here (docs/howto/migrating.md).")

@@ -291,6 +291,8 @@ def test_every_catalogue_model_has_reference_data():
         name, case, method = f.split("/")[-1][:-4].split("__")
         covered.setdefault(name, set()).add((case, method))
     for desc in M.model_registry().values():
+        if desc.brainmass_name is None:  # TVB's models brainmass lacks: tests/test_tvb_parity.py
+            continue
         assert desc.brainmass_name in covered, f"no reference data for {desc.brainmass_name}"
         cases = covered[desc.brainmass_name]
         assert {"default", "alt"} <= {c for c, _ in cases}, desc.brainmass_name

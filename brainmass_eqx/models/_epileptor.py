@@ -33,6 +33,8 @@ class Epileptor(AbstractModel):
     state_names: ClassVar = ("x1", "y1", "z", "x2", "y2", "g")
     input_names: ClassVar = ("x1", "x2")
     coupling_input: ClassVar = "x1"
+    # TVB's Epileptor declares s, which none of its equations use.
+    keyword_aliases: ClassVar = {"s": "not read by any equation (TVB's Epileptor declares s but never uses it: drop the keyword)"}
     observables: ClassVar = ("lfp",)
 
     a: object = parameter(1.0, doc="cubic coefficient of population 1")

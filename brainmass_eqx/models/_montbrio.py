@@ -35,6 +35,13 @@ class MontbrioPazoRoxin(AbstractModel):
     input_names: ClassVar = ("r", "v")
     input_units: ClassVar = {"r": "frequency"}
     coupling_input: ClassVar = "r"
+    # TVB's MontbrioPazoRoxin names: its r and Delta are per ms, and its Delta per tau.
+    keyword_aliases: ClassVar = {
+        "Delta": "delta (in Hz: delta = 1000 * Delta / tau; TVB's Delta 1 at tau 1 is delta 1000)",
+        "cr": "a Network's coupling gain (coupled_var='r', target='v', k = a * cr / 1000; "
+              "docs/howto/migrating.md)",
+        "V": "the state v (init_v, or the input 'v')",
+    }
 
     tau: object = parameter(1.0, "time", doc="membrane time constant", domain="positive")
     eta: object = parameter(-5.0, doc="centre of the excitability distribution")

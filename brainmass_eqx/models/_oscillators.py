@@ -36,7 +36,13 @@ class Hopf(AbstractXYOscillator):
 
     For $a > 0$ the node settles on a limit cycle of amplitude $\sqrt{a/\beta}$ and angular
     frequency $\omega$ (rad/ms); for $a < 0$ it decays to the fixed point 0.
+
+    The defaults are brainmass's (``a`` 0.25, ``w`` 0.2); TVB's ``SupHopf`` defaults are
+    ``a=-0.5, w=1.0``.
     """
+
+    # TVB's SupHopf names.
+    keyword_aliases: ClassVar = {"omega": "w (TVB's SupHopf omega, rad/ms)"}
 
     a: object = parameter(0.25, doc="bifurcation parameter (distance from the Hopf bifurcation)")
     w: object = parameter(0.2, "angular_frequency", doc="angular frequency")

@@ -46,7 +46,7 @@ from ._wilson_cowan import (
     WilsonCowanSymmetric,
     WilsonCowanThreePopulation,
 )
-from ._wong_wang import WongWang, WongWangExcInh
+from ._wong_wang import ReducedWongWang, WongWang, WongWangExcInh
 
 __all__ = ["ModelInfo", "ModelDescription", "list_models", "model_registry", "describe_model"]
 
@@ -245,6 +245,10 @@ _ENTRIES: dict[str, tuple] = {
     "WongWang": (WongWang, "WongWangStep", "physiological", "Decision making (perceptual choice)",
                  "Wong, K.-F., & Wang, X.-J. (2006). A recurrent network mechanism of time integration in "
                  "perceptual decisions. Journal of Neuroscience, 26(4), 1314-1328."),
+    "ReducedWongWang": (ReducedWongWang, None, "physiological", "Resting-state BOLD/FC, one excitatory pool (TVB)",
+                        "Deco, G., Ponce-Alvarez, A., Mantini, D., Romani, G. L., Hagmann, P., & Corbetta, M. "
+                        "(2013). Resting-state functional connectivity emerges from structurally and dynamically "
+                        "shaped slow linear fluctuations. Journal of Neuroscience, 33(27), 11239-11252."),
     "WongWangExcInh": (WongWangExcInh, "WongWangExcInhStep", "physiological", "Resting-state BOLD/FC, E-I balance",
                        "Deco, G., Ponce-Alvarez, A., Hagmann, P., Romani, G. L., Mantini, D., & Corbetta, M. "
                        "(2014). How local excitation-inhibition ratio impacts the whole brain dynamics. "

