@@ -54,6 +54,8 @@ class Trajectory(eqx.Module):
       takes its past from the recording (which must hold its coupled variable at every
       step); ``y0=traj.final_state`` restarts it from a constant past instead.
     - `units`: ``{name: unit string}`` for every recorded array (``''`` = dimensionless).
+    - `t1`: the time of ``final_state`` (ms): the run's end, from which a continued run's
+      time goes on. None for a trajectory saved before it was recorded (then ``ts[-1]``).
 
     ``traj['x']`` is ``traj.ys['x']``; ``traj.quantity('x')`` attaches the unit.
     """
@@ -62,6 +64,12 @@ class Trajectory(eqx.Module):
     ys: dict[str, Array]
     final_state: dict[str, Array]
     units: dict[str, str] = eqx.field(static=True)
+    t1: Array | None = None
+
+    @property
+    def end_time(self):
+        """The time of ``final_state`` (ms): `t1`, or ``ts[-1]`` where it is not known."""
+        return self.ts[..., -1] if self.t1 is None else self.t1
 
     def __getitem__(self, name: str) -> Array:
         try:
@@ -94,7 +102,7 @@ class Trajectory(eqx.Module):
         **Raises:** `TypeError` for a trajectory inside ``jax.jit`` / ``jax.vmap`` (its
         arrays are traced: save the result the compiled function returns).
         """
-        leaves = {"ts": self.ts}
+        leaves = {"ts": self.ts} if self.t1 is None else {"ts": self.ts, "t1": self.t1}
         leaves.update({f"{_YS}{name}": value for name, value in self.ys.items()})
         leaves.update({f"{_FINAL}{name}": value for name, value in self.final_state.items()})
         if is_traced(leaves):
@@ -132,7 +140,8 @@ class Trajectory(eqx.Module):
             meta = json.loads(str(data[_FORMAT]))
             ys = {k[len(_YS):]: data[k] for k in data.files if k.startswith(_YS)}
             final = {k[len(_FINAL):]: data[k] for k in data.files if k.startswith(_FINAL)}
-            return cls(ts=data["ts"], ys=ys, final_state=final, units=meta["units"])
+            t1 = data["t1"] if "t1" in data.files else None
+            return cls(ts=data["ts"], ys=ys, final_state=final, units=meta["units"], t1=t1)
 
 
 # The keys of a saved Trajectory's arrays (`Trajectory.save`).
@@ -157,6 +166,17 @@ class _CallableInputs(eqx.Module):
             name: to_canonical(value, f"inputs[{name!r}]", self.units[name]) if is_quantity(value) else value
             for name, value in self.fn(t).items()
         }
+
+
+class _ContinuedInputs(eqx.Module):
+    """A callable's or a path's inputs in a continued run: they read the time since the
+    first run's start (``t_start`` + the time within this run)."""
+
+    inner: eqx.Module
+    t_start: Array
+
+    def evaluate(self, t):
+        return self.inner.evaluate(t + self.t_start)
 
 
 class _PathInputs(eqx.Module):
@@ -808,7 +828,7 @@ def simulate(
 ) -> Trajectory:
     r"""Integrate ``model`` for ``duration`` and record its trajectory.
 
-    The run starts at $t = 0$ and takes steps of ``dt``; sample $j$ is the state after step
+    The run starts at $t = 0$ (a continued run at its predecessor's end, see `y0`) and takes steps of ``dt``; sample $j$ is the state after step
     ``transient + 1 + j * sample_every`` (so ``ts`` are step *end* times, as in brainmass).
 
     **Arguments:**
@@ -821,7 +841,9 @@ def simulate(
     - `y0`: initial state ``{name: array}``; default ``model.init_state(key)``. Or the
       `Trajectory` of an earlier run, to continue it: its ``final_state``, and for a delayed
       `Network` its recorded past (the coupled variable at every step, at least
-      ``max_delay`` of it), so that the two runs equal one uninterrupted run.
+      ``max_delay`` of it), so that the two runs equal one uninterrupted run. Time goes
+      on from its end (``traj.t1``): the samples' times, ``saveat`` and inputs given as a
+      callable or a path are in the continued time (per-step input arrays are this run's).
     - `inputs`: external inputs by name (see ``model.input_names``), each a plain number
       in the input's unit or a unxt Quantity: a callable ``t -> dict``, a dict of values
       held over the run (a scalar, or shape ``(n_regions,)``: one per region) and per-step
@@ -930,10 +952,12 @@ def simulate(
         )
 
     model = unwrap(model)
+    t_start = None  # a continued run's time goes on from the earlier run's end
     if isinstance(y0, Trajectory):
         from .network import past_from
 
         model = past_from(model, y0, dt_ms)
+        t_start = y0.end_time
         y0 = y0.final_state
     if y0 is None:
         # An initial state drawn from a concrete key (and fixed model values) is computed
@@ -944,6 +968,10 @@ def simulate(
     else:
         y0 = _check_y0(model, y0)
     source = _make_source(model, inputs, n_steps, dt_ms)
+    if t_start is not None and isinstance(source, (_CallableInputs, _PathInputs)):
+        # Inputs that are functions of time read the time since the first run's start;
+        # the solve itself runs from 0 (float32 steps stay exact far into a long run).
+        source = _ContinuedInputs(source, jnp.asarray(t_start, dtype=jnp.result_type(float)))
     spec = _monitor_spec(model, monitors)
     monitor = _Monitor(tuple(spec.items()))
     units = _monitor_units(model, spec)
@@ -967,8 +995,19 @@ def simulate(
             ts = jnp.asarray(to_canonical(saveat, "saveat", "ms"), dtype=jnp.result_type(float))
             if ts.ndim != 1 or ts.shape[0] < 1:
                 raise ValueError(f"saveat must be a 1-D array of times, got shape {ts.shape}.")
-            if not is_traced(ts) and (np.any(np.diff(np.asarray(ts)) < 0) or float(ts[0]) < 0 or float(ts[-1]) > n_steps * dt_ms + 1e-9):
-                raise ValueError(f"saveat must be non-decreasing times within [0, {n_steps * dt_ms}] ms.")
+            # A continued run's saveat is in the continued time, like its ts.
+            origin = 0.0 if t_start is None or is_traced(t_start) else float(t_start)
+            if not is_traced(ts) and (
+                np.any(np.diff(np.asarray(ts)) < 0)
+                or float(ts[0]) < origin
+                or float(ts[-1]) > origin + n_steps * dt_ms + 1e-9
+            ):
+                raise ValueError(
+                    f"saveat must be non-decreasing times within [{origin:g}, {origin + n_steps * dt_ms:g}] ms"
+                    + (f" (this run continues one that ended at {origin:g} ms)." if t_start is not None else ".")
+                )
+            if t_start is not None:
+                ts = ts - t_start
         else:
             ts = (tr + 1 + jnp.arange(math.ceil((n_steps - tr) / k)) * k) * dt_ms
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
@@ -1019,6 +1058,16 @@ def simulate(
             ts = np.asarray(ts)
             final = _finish_jit(terms, y, solver_state, source, solver, *tail)
 
+    if t_start is not None:
+        # Sample times and saveat in the continued time (float64 on the host, then rounded
+        # once to the run's dtype).
+        if is_traced(ts) or is_traced(t_start):
+            ts = ts + t_start
+        else:
+            ts = (np.asarray(ts, np.float64) + float(t_start)).astype(np.asarray(ts).dtype)
+    t1 = n_steps * dt_ms if t_start is None else t_start + n_steps * dt_ms
+    t1 = jnp.asarray(t1, dtype=jnp.result_type(float)) if is_traced(t1) else np.asarray(t1, dtype=jnp.result_type(float))
+
     if check_finite:
         if is_traced(ys):
             finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(ys)]))
@@ -1031,4 +1080,4 @@ def simulate(
             )
         else:
             _report_divergence(ts, ys, model_name)
-    return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units)
+    return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units, t1=t1)

@@ -361,6 +361,16 @@ def test_a_run_continued_from_its_trajectory_equals_one_run():
     first = bm.simulate(net, 30.0, dt=DT)
     continued = np.asarray(bm.simulate(net, 30.0, dt=DT, y0=first)["x"])
     np.testing.assert_allclose(continued, whole[300:], atol=1e-6)
+    # Time goes on: the samples' times, and a pulse given as a function of time (it
+    # fell at t = 10-12 ms of the second run when every run restarted its clock at 0).
+    pulse = lambda t: {"x": jnp.where((t > 40.0) & (t < 42.0), 1.0, 0.0)}  # noqa: E731
+    pulsed = bm.simulate(net, 60.0, dt=DT, inputs=pulse)
+    first = bm.simulate(net, 30.0, dt=DT, inputs=pulse)
+    second = bm.simulate(net, 30.0, dt=DT, inputs=pulse, y0=first)
+    np.testing.assert_allclose(np.asarray(second.ts), np.asarray(pulsed.ts[300:]), rtol=1e-6)
+    assert float(first.t1) == 30.0 and float(second.t1) == 60.0
+    np.testing.assert_allclose(np.asarray(second["x"]), np.asarray(pulsed["x"][300:]), atol=1e-4)
+    assert np.abs(np.asarray(pulsed["x"][300:]) - whole[300:]).max() > 0.01  # the pulse acts
     restarted = np.asarray(bm.simulate(net, 30.0, dt=DT, y0=first.final_state)["x"])
     assert np.abs(restarted[0] - whole[300]).max() > 1e-4
     with pytest.raises(ValueError, match=r"must record every step \(sample_every=1 at dt = 0.1 ms\)"):
@@ -383,7 +393,7 @@ def test_a_saved_trajectory_continues_the_run(tmp_path):
     for name in first.ys:
         np.testing.assert_array_equal(loaded[name], np.asarray(first[name]))
         np.testing.assert_array_equal(loaded.final_state[name], np.asarray(first.final_state[name]))
-    assert loaded.units == first.units and repr(loaded) == repr(first)
+    assert loaded.units == first.units and repr(loaded) == repr(first) and float(loaded.t1) == 30.0
     np.testing.assert_array_equal(
         np.asarray(bm.simulate(net, 30.0, dt=DT, y0=loaded)["x"]), np.asarray(bm.simulate(net, 30.0, dt=DT, y0=first)["x"])
     )
