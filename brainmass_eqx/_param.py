@@ -213,6 +213,14 @@ class Param(eqx.Module):
         if bounds is not None:
             if len(bounds) != 2:
                 raise ValueError(f"Param(bounds=...) must be (lower, upper), got {bounds!r}.")
+            for which, b in zip(("lower", "upper"), bounds):
+                if b is not None and np.ndim(b.value if is_quantity(b) else b) != 0:
+                    raise ValueError(
+                        f"Param(bounds=...): the {which} bound has shape {np.shape(b.value if is_quantity(b) else b)}; "
+                        "bounds are one interval for every element of the value (scalars). For "
+                        "per-element ranges, rescale the parameter so that one interval fits all, or "
+                        "give each element its own Param."
+                    )
             try:
                 bounds = tuple(
                     None if b is None else float(to_canonical(b, "Param bounds", unit) if is_quantity(b) else b)

@@ -444,6 +444,8 @@ def _as_steps(value, name, dt_ms, inexact="error"):
     """A step count from an int or a time Quantity (see `_whole_steps` for ``inexact``)."""
     if is_quantity(value):
         return _whole_steps(to_ms(value, name), dt_ms, name, inexact)
+    if isinstance(value, (float, np.floating)) and value == 0.0:
+        return 0  # no time and no steps: the one float that reads the same either way
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         hint = ""
         if isinstance(value, (float, np.floating)):
@@ -783,7 +785,11 @@ def _wrap_solver(model, solver, dt_ms):
     return model.wrap_solver(solver)
 
 
-def _report_divergence(ts, ys, model_name):
+def _report_divergence(ts, ys, model_name, model=None, spec=None):
+    """Raise `SimulationDivergedError` for the first non-finite recorded value: variable,
+    time and region, and the likely remedy (the model's own `divergence_hint` for the
+    recorded state or observable, if it has one, else the solver's)."""
+    hint_of = getattr(model, "divergence_hint", None)
     for name, arr in ys.items():
         arr = np.asarray(arr)
         bad = ~np.isfinite(arr)
@@ -792,10 +798,12 @@ def _report_divergence(ts, ys, model_name):
             where = np.argwhere(bad[t_index])
             region = tuple(int(i) for i in where[0]) if where.size else ()
             region_txt = f"region {region[0]}" if len(region) == 1 else f"index {region}"
+            source = (spec or {}).get(name, name)
+            hint = hint_of(source) if hint_of is not None and isinstance(source, str) else None
             raise SimulationDivergedError(
                 f"{model_name} diverged: {name!r} first became {arr[t_index][tuple(where[0])]} at "
                 f"t = {float(np.asarray(ts)[t_index]):.6g} ms ({region_txt}, sample {t_index}). "
-                "Reduce dt, use a higher-order solver, or check the parameters and inputs."
+                + (hint or "Reduce dt, use a higher-order solver, or check the parameters and inputs.")
             )
 
 
@@ -916,6 +924,14 @@ def simulate(
             f"alone, transient={n_steps - 1} steps, or the run's final_state).",
             UserWarning,
             stacklevel=user_stacklevel(),
+        )
+    if isinstance(adjoint, dfx.BacksolveAdjoint):
+        # diffrax refuses it with SaveAt(subs=...), which every recording here uses.
+        raise ValueError(
+            "adjoint=BacksolveAdjoint() cannot differentiate simulate: it supports no SaveAt(subs=...), "
+            "which simulate records through (samples plus the final state). Leave adjoint unset (exact "
+            "reverse mode, checkpointed) or use diffrax.RecursiveCheckpointAdjoint(), or "
+            "diffrax.ForwardMode() for few parameters (jax.jacfwd)."
         )
     solver = ExponentialEuler() if solver is None else solver
     if not isinstance(solver, dfx.AbstractSolver):
@@ -1079,5 +1095,5 @@ def simulate(
                 "raising (in a sweep or an ensemble, that marks the divergent members alone).",
             )
         else:
-            _report_divergence(ts, ys, model_name)
+            _report_divergence(ts, ys, model_name, model, spec)
     return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units, t1=t1)

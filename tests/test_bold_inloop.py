@@ -95,7 +95,9 @@ def test_constant_drive_matches_scipy_and_steady_state():
     the analytic steady state; adaptive steps."""
     z = 0.4
     model = WithBOLD(Hopf(n_regions=1, a=-0.1), lambda m, s: jnp.full_like(s["x"], z))
-    out = simulate_bold(model, 60_000.0, dt=DT, tr=2_000.0, monitors=["bold", "bold_q", "bold_v"])
+    out = simulate_bold(model, 60_000.0, dt=DT, tr=2_000.0, monitors=["bold_q", "bold_v"])
+    # BOLD is always recorded: monitors= adds to it (given alone, it had replaced it).
+    assert list(out.ys) == ["bold", "bold_q", "bold_v"]
     t_s = np.asarray(out.ts) / 1000.0
     ref = _scipy_bw(z, t_s)
     assert _maxabs(out["bold_q"][:, 0], ref[3]) < 1e-6
@@ -260,6 +262,26 @@ def test_bad_scale_balloon_model():
         WithBOLD("Hopf")
     with pytest.raises(ValueError, match="already computes BOLD"):
         WithBOLD(WithBOLD(Hopf(n_regions=2)))
+
+
+def test_a_drive_that_empties_the_blood_flow_is_named_not_blamed_on_dt():
+    # A sustained drive below -gamma takes the flow f to zero and BOLD to NaN: offline it
+    # came back as NaN without a word, in the loop as a divergence blamed on dt.
+    z = np.full((6_000, 2), 0.3, np.float32)
+    z[:, 1] = -1.5
+    with pytest.raises(ValueError, match=r"BOLD became NaN at sample \d+ \(t = \d+ ms\), region 1, where the drive's "
+                       r"minimum so far is -1.5: the blood flow f fell to zero .* below -gamma \(-0.41\)"):
+        bold_from_signal(z, 1.0, tr=1_000.0)
+    assert np.all(np.isfinite(bold_from_signal(np.abs(z), 1.0, tr=1_000.0)))
+    z[7, 0] = np.nan
+    with pytest.raises(ValueError, match=r"`signal` holds NaN or inf \(first at index \[7, 0\]\)"):
+        bold_from_signal(z, 1.0, tr=1_000.0)
+    from brainmass_eqx import SimulationDivergedError
+    from brainmass_eqx.models import Linear
+
+    with pytest.raises(SimulationDivergedError, match=r"'bold' first became nan .* the cause is the haemodynamics, "
+                       r"not dt: the blood flow f fell to zero"):
+        simulate_bold(Linear(1), 6_000.0, dt=1.0, tr=1_000.0, inputs={"x": -15.0})
 
 
 def test_bad_tr_and_duration():

@@ -263,6 +263,8 @@ def test_bad_transient_and_sampling():
         bx.simulate(hopf(), 1.0, dt=0.1, transient=-1)
     with pytest.raises(TypeError, match="transient must be an int number of steps or a time Quantity"):
         bx.simulate(hopf(), 1.0, dt=0.1, transient=2.5)
+    # 0.0 is no time and no steps either way: accepted (it was refused as ambiguous).
+    assert bx.simulate(hopf(), 1.0, dt=0.1, transient=0.0).ts.shape == (10,)
     # duration reads a plain number as ms; a float transient says how to mean ms or steps.
     with pytest.raises(TypeError, match=r"for 5 ms pass unxt.Quantity\(5, 'ms'\) or the int 50 \(50 steps of "
                        r"dt = 0.1 ms\); for 5 steps pass the int 5\."):
@@ -410,6 +412,9 @@ def test_solver_that_cannot_take_the_model():
         bx.simulate(hopf(), 1.0, dt=0.1, solver=dfx.KenCarp3())
     with pytest.raises(TypeError, match="solver must be a diffrax solver"):
         bx.simulate(hopf(), 1.0, dt=0.1, solver="rk4")
+    # diffrax's own refusal named SaveAt(subs=...), which the user never wrote.
+    with pytest.raises(ValueError, match=r"adjoint=BacksolveAdjoint\(\) cannot differentiate simulate.*Leave adjoint unset"):
+        bx.simulate(hopf(), 1.0, dt=0.1, solver=dfx.Tsit5(), adjoint=dfx.BacksolveAdjoint())
 
 
 def test_constant_inputs_and_quantities_from_a_callable():

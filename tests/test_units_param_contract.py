@@ -115,6 +115,15 @@ def test_param_errors_name_the_problem():
         bx.Param(1.0, transform="foo")
     with pytest.raises(ValueError, match="needs bounds"):
         bx.Param(1.0, transform="sigmoid")
+    with pytest.raises(ValueError, match=r"the lower bound has shape \(2,\); bounds are one interval for every element"):
+        bx.Param(jnp.array([0.2, 0.3]), bounds=(jnp.array([0.0, 0.25]), jnp.array([1.0, 0.5])))
+    # Bounds that reach out of the parameter's domain would let a fit take it there.
+    with pytest.raises(ValueError, match=r"WilsonCowan: 'tau_E' must be positive, but its Param bounds \(-1, 20\) let a "
+                       r"fit take it to -1; give bounds within \[0, inf\]"):
+        bx.WilsonCowan(1, tau_E=bx.Param(10.0, bounds=(-1.0, 20.0)))
+    with pytest.raises(ValueError, match=r"'lamda' must be in \[0.0, 1.0\], but its Param bounds \(0, 2\)"):
+        bx.WongWangExcInh(1, lamda=bx.Param(0.5, bounds=(0.0, 2.0)))
+    assert float(bx.WilsonCowan(1, tau_E=bx.Param(10.0, bounds=(0.0, 20.0))).tau_E.value) == pytest.approx(10.0)
     with pytest.raises(ValueError, match=r"Param\(bounds=\(1, 0\)\): the lower bound must be below the upper one"):
         bx.Param(0.5, bounds=(1.0, 0.0))  # was "Sigmoid transform needs finite lower < upper"
     with pytest.raises(ValueError, match="must be finite"):

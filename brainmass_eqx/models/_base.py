@@ -270,6 +270,8 @@ class AbstractModel(Readable):
                 raise ValueError(f"{type(self).__name__}: {f.name!r} must be finite, got {arr}.")
             if kind == "parameter":
                 self._check_domain(f.name, arr, f.metadata["domain"])
+                if isinstance(value, Param):
+                    self._check_bounds(f.name, value, f.metadata["domain"])
 
     def _check_domain(self, name: str, arr: np.ndarray, domain: Any) -> None:
         if isinstance(domain, str):
@@ -282,6 +284,23 @@ class AbstractModel(Readable):
         bad = bad | (arr > hi)
         if np.any(bad):
             raise ValueError(f"{type(self).__name__}: {name!r} must be {label}, got {arr}.")
+
+    def _check_bounds(self, name: str, param: Param, domain: Any) -> None:
+        """A fitted parameter's transform must keep it in its domain: bounds that reach out
+        of it let a fit take the value there (a negative time constant), unchecked."""
+        if domain == "real":
+            return
+        lo, hi = _DOMAINS[domain][:2] if isinstance(domain, str) else domain
+        t_lo, t_hi = param.transform.bounds
+        # A transform's lower bound with no finite value (the identity) is not a bound the
+        # user gave: only explicit bounds are held to the domain.
+        if (math.isfinite(t_lo) and t_lo < lo) or (math.isfinite(t_hi) and t_hi > hi):
+            label = domain if isinstance(domain, str) else f"in [{lo}, {hi}]"
+            raise ValueError(
+                f"{type(self).__name__}: {name!r} must be {label}, but its Param bounds "
+                f"({t_lo:g}, {t_hi:g}) let a fit take it to {t_lo if t_lo < lo else t_hi:g}; give bounds "
+                f"within [{lo:g}, {hi:g}]."
+            )
 
     # -- the contract ---------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -191,6 +191,35 @@ def steps_per_tr(tr, dt) -> tuple[float, int]:
     return dt_ms, n_per
 
 
+def flow_collapse_hint(gamma: Any) -> str:
+    """Why BOLD turns NaN where the neural signal is finite: its text for errors."""
+    g = np.asarray(gamma)
+    g = f"{float(g):.3g}" if g.size == 1 else f"{float(g.min()):.3g} to {float(g.max()):.3g}"
+    return (
+        "the blood flow f fell to zero (its powers f^(1/alpha) and (1-rho)^(1/f) are then "
+        f"undefined), because the drive stayed below -gamma (-{g}) long enough: the "
+        "Balloon-Windkessel model takes a non-negative activity (a rate, a gating variable). "
+        "Drive it with one, or shift / rescale the signal (WithBOLD and simulate_bold take "
+        "scale=; offline, pass signal - signal.min())"
+    )
+
+
+def _refuse_collapsed_flow(bold: np.ndarray, z: np.ndarray, n_per: int, dt_ms: float, gamma) -> None:
+    """Raise if concrete BOLD holds NaN: where, and why (`flow_collapse_hint`)."""
+    bad = ~np.isfinite(bold)
+    if not bad.any():
+        return
+    sample, *region = np.argwhere(bad)[0].tolist()
+    where = f"region {region[0]}" if len(region) == 1 else f"index {tuple(region)}"
+    drive = z[: (sample + 1) * n_per][(slice(None), *region)]
+    raise ValueError(
+        f"bold_from_signal: BOLD became NaN at sample {sample} (t = {(sample + 1) * n_per * dt_ms:.6g} ms), "
+        f"{where}, where the drive's minimum so far is {float(np.min(drive)):.3g}: "
+        + flow_collapse_hint(gamma)
+        + "."
+    )
+
+
 def bold_from_signal(
     signal: Float[ArrayLike, "T ..."],
     dt=None,
@@ -223,6 +252,10 @@ def bold_from_signal(
 
     **Returns:** BOLD of shape ``(T // n, *regions)`` with ``n = tr / dt``, and the final
     state if `return_state`.
+
+    **Raises:** `ValueError` for a signal that is not finite, and for BOLD that turns NaN
+    (a drive below -gamma for long empties the blood flow; the message says where).
+    Under ``jax.jit`` nothing is checked.
     """
     if model is None:
         model = BalloonWindkessel()
@@ -254,8 +287,14 @@ def bold_from_signal(
         ) from err
     if state0 is None:
         state0 = model.init_state(rest)
+    concrete = not isinstance(z, jax.core.Tracer) and not isinstance(dt_step, jax.core.Tracer)
+    if concrete and not np.all(np.isfinite(np.asarray(z))):
+        first = np.argwhere(~np.isfinite(np.asarray(z)))[0].tolist()
+        raise ValueError(f"bold_from_signal: `signal` holds NaN or inf (first at index {first}); give a finite signal.")
     blocks = z[: n_blocks * n_per].reshape((n_blocks, n_per) + rest)
     bold, final = _integrate(model, state0, blocks, dt_step)
+    if concrete and not any(isinstance(p, jax.core.Tracer) for p in jax.tree_util.tree_leaves((model, state0))):
+        _refuse_collapsed_flow(np.asarray(bold), np.asarray(z), n_per, float(dt_step), model.gamma)
     if return_state:
         return bold, final
     return bold

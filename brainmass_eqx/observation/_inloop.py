@@ -40,7 +40,7 @@ from .._units import to_ms
 from .._wrapping import AbstractSolverWrapper
 from ..models._base import AbstractModel, AbstractModelWrapper, State
 from ..solvers import ModelTerm, _find_model_term
-from ._balloon import BalloonWindkessel, steps_per_tr
+from ._balloon import BalloonWindkessel, flow_collapse_hint, steps_per_tr
 
 __all__ = ["WithBOLD", "BOLDSolver", "simulate_bold"]
 
@@ -195,6 +195,16 @@ class WithBOLD(AbstractModelWrapper):
     def bold(self, state: State) -> Array:
         """The BOLD signal of a (full) state, shape ``(n_regions,)``."""
         return self.balloon.bold(self.split(state)[1])
+
+    def divergence_hint(self, name: str) -> str | None:
+        """Why a recorded haemodynamic variable turns NaN (`simulate`'s divergence report)."""
+        if name == "bold" or name in _BOLD_STATES:
+            return (
+                "If the neural variables stayed finite, the cause is the haemodynamics, not dt: "
+                + flow_collapse_hint(self.balloon.gamma)
+                + "."
+            )
+        return None
 
     def observe(self, name: str, state: State) -> Array:
         if name in self.state_names:
@@ -367,6 +377,17 @@ class BOLDSolver(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
 
 
 @suggests_keywords(forwards_to=simulate)
+def _with_bold(monitors: Any) -> Any:
+    """``monitors`` with ``'bold'`` first (a run of `simulate_bold` always records it: a
+    list of neural variables given alone had dropped it)."""
+    if monitors is None or (isinstance(monitors, (str, Mapping)) and not monitors):
+        return ("bold",)
+    if isinstance(monitors, Mapping):
+        return monitors if "bold" in monitors or "bold" in monitors.values() else {"bold": "bold", **monitors}
+    entries = [monitors] if isinstance(monitors, str) or callable(monitors) else list(monitors)
+    return entries if "bold" in entries else ["bold", *entries]
+
+
 def simulate_bold(
     model: AbstractModel,
     duration: Any,
@@ -377,7 +398,7 @@ def simulate_bold(
     balloon: BalloonWindkessel | None = None,
     scale: Any = None,
     transient: Any = 0,
-    monitors: Any = ("bold",),
+    monitors: Any = (),
     y0: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Trajectory:
@@ -400,8 +421,9 @@ def simulate_bold(
       haemodynamics, 1).
     - `transient`: time discarded before the first TR: steps (int) or a time Quantity,
       as for `simulate`.
-    - `monitors`: what to record every TR (default ``('bold',)``); any state or
-      observable of the `WithBOLD` model.
+    - `monitors`: what to record every TR besides ``'bold'``, which is always recorded:
+      a name, a list of names or callables, or a dict ``{out_name: name | callable}`` as
+      for `simulate` (any state or observable of the `WithBOLD` model).
     - `y0`: initial state; the haemodynamic states may be omitted (rest).
     - `kwargs`: passed to `simulate` (``solver``, ``key``, ``inputs``, ``chunk``,
       ``progress``, ``adjoint``, ``check_finite``, ...).
@@ -449,7 +471,7 @@ def simulate_bold(
         dt=dt,
         transient=skip + per_tr - 1,
         sample_every=per_tr,
-        monitors=monitors,
+        monitors=_with_bold(monitors),
         y0=y0,
         **kwargs,
     )
