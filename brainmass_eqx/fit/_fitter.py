@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -52,6 +53,9 @@ class FitResult:
       ``OptimizeResult`` per start, ...).
     - `units`: ``{name: unit}`` of `best_params` (``''`` for dimensionless), as shown by
       the repr.
+
+    A result pickles (``pickle.dump(result, f)``): an `optimizer` or `raw` entry that
+    cannot (an optax chain holds local functions) is replaced by a note saying what it was.
     """
 
     backend: str
@@ -66,6 +70,19 @@ class FitResult:
     optimizer: Any = None
     raw: Any = None
     units: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for name in ("optimizer", "raw"):
+            try:
+                pickle.dumps(state[name])
+            except Exception:  # whatever pickle refuses: local functions, open handles, ...
+                state[name] = f"<{type(state[name]).__name__}, not picklable: left out when the FitResult was pickled>"
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)  # a frozen dataclass
 
     def __repr__(self) -> str:
         # The fitted values are what a reader looks for first; they used to be missing
