@@ -330,7 +330,8 @@ def sweep(
     n = len(next(iter(table.values())))
     names = list(summaries)
     fingerprint = _fingerprint(table, names, chunk_size)
-    results = {name: np.full(n, np.nan) for name in names}
+    # JAX's float (float32 unless x64 is on), as the runs compute them; NaN until computed.
+    results = {name: np.full(n, np.nan, dtype=jnp.result_type(float)) for name in names}
     done = 0
     if checkpoint is not None and os.path.exists(checkpoint):
         saved = np.load(checkpoint, allow_pickle=False)

@@ -104,6 +104,8 @@ def test_sweep_returns_a_tidy_table():
     table = ens.sweep(_hopf_point, {"a": [-0.2, 0.25, 1.0], "w": [0.2, 0.4]}, SUMMARIES, chunk_size=4)
     assert list(table) == ["a", "w", "amplitude", "mean_x"]
     assert all(v.shape == (6,) for v in table.values())
+    # The summaries in the runs' float (float64 columns held float32 results).
+    assert table["amplitude"].dtype == np.float32
     np.testing.assert_allclose(table["a"], [-0.2, -0.2, 0.25, 0.25, 1.0, 1.0])
     # The Hopf limit cycle has amplitude sqrt(a) above the bifurcation; below it decays.
     np.testing.assert_allclose(table["amplitude"][4:], 1.0, rtol=0.03)
