@@ -7,6 +7,9 @@ noise classes, coupling kernels, observation models, ``objectives``, ``datasets`
 messages; every computation is done by the functional core (``brainmass_eqx.models``,
 ``noise``, ``simulate``, ``fit``, ``metrics``, ``observation``).
 
+brainmass's submodules are there too (``brainmass_eqx.compat.noise.OUProcess``,
+``from brainmass_eqx.compat.hopf import HopfStep``), holding the same objects.
+
 ``brainmass_eqx.compat.brainstate``, ``.braintools`` and ``.brainunit`` hold the parts of
 those libraries that brainmass's documentation uses; `install` registers all four under
 their own names, so an unchanged brainmass script runs after
@@ -141,6 +144,11 @@ __all__ = [
 
 #: The facade's own extras (not brainmass names).
 _EXTRAS = ("brainstate", "braintools", "brainunit", "install", "uninstall")
+
+# brainmass's submodules (``brainmass_eqx.compat.noise``, ``from brainmass.hopf import HopfStep``).
+from ._submodules import build as _build_submodules  # noqa: E402
+
+_SUBMODULES = _build_submodules(__name__, globals())
 
 
 def __getattr__(name: str):

@@ -33,7 +33,7 @@ from .. import models as core_models, noise as core_noise
 from .._units import CANONICAL_UNITS, UnitError
 from ..solvers import RK4, ExponentialEuler
 from . import brainunit as u
-from ._noise import Noise
+from ._noise import Noise, check_noise_size
 from .brainstate import environ, random
 from .brainstate._state import HiddenState, State
 from .brainstate.nn import Dynamics, Param
@@ -45,15 +45,24 @@ __all__ = ["NodeModel", "method_solver", "dt_ms", "core_call"]
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def dt_ms(dt: Any = None) -> float:
-    """The step (environment ``dt`` if None) in ms, as a Python float."""
+def dt_ms(dt: Any = None, name: str = "dt") -> float:
+    """The step (environment ``dt`` if None) in ms, as a Python float.
+
+    A plain number is refused, as brainmass's models refuse it: the facade could not read it
+    one way throughout (the Simulator would count steps in the duration's unit, BOLD and
+    ``braintools.metric`` read plain numbers as seconds), so it asks for the unit instead.
+    """
     if dt is None:
         dt = environ.get_dt()
     if isinstance(dt, u.Quantity):
         if dt.unit.physical_type != u.ms.astropy.physical_type:
-            raise u.UnitMismatchError(f"dt must be a time, got {dt}.")
+            raise u.UnitMismatchError(f"{name} must be a time, got {dt}.")
         return float(np.asarray(dt.to(u.ms).value))
-    return float(dt)
+    raise TypeError(
+        f"{name}={dt!r} is a plain number; brainmass's models need a time with a unit: "
+        f"pass {name}={dt!r} * u.ms (e.g. Simulator(model, dt={dt!r} * u.ms) or "
+        f"brainstate.environ.set(dt={dt!r} * u.ms))."
+    )
 
 
 def core_call(fn, *args, **kwargs):
@@ -321,6 +330,8 @@ class NodeModel(CoreStepper, Dynamics):
             noise = a[kw]
             if noise is not None and not isinstance(noise, Noise):
                 raise AssertionError(f"{kw} must be a Noise instance or None.")
+            if noise is not None:
+                check_noise_size(kw, noise, self)
             setattr(self, kw, noise)
         for kw in self.inits:
             setattr(self, kw, a[kw])

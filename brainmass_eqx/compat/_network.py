@@ -30,7 +30,7 @@ from ._coupling import (
     SigmoidalJansenRitCoupling,
 )
 from ._models import CoreStepper, NodeModel, core_call
-from ._noise import Noise
+from ._noise import Noise, check_noise_size
 from .brainstate._state import State
 from .brainstate.nn import Module, Param, call_order
 from .braintools import init as binit
@@ -90,6 +90,8 @@ class Network(CoreStepper, Module):
             )
         if noise is not None and not isinstance(noise, Noise):
             raise TypeError(f"noise must be a brainmass noise process (e.g. OUProcess(N, ...)), got {type(noise).__name__}.")
+        if noise is not None:
+            check_noise_size("noise", noise, node)
         self.node = node
         n = self.n_node
         self.coupled_var = coupled_var

@@ -22,16 +22,18 @@ from typing import Any
 
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 
 from .. import noise as core_noise
 from ..models._math import exprel
 from . import brainunit as u
-from .brainstate import environ, random
+from .brainstate import random
 from .brainstate._state import HiddenState
 from .brainstate.nn import Dynamics, Param
 from .braintools import init as binit
 
 __all__ = [
+    "check_noise_size",
     "Noise",
     "OUProcess",
     "GaussianNoise",
@@ -53,8 +55,9 @@ def _value(p: Any) -> Any:
 
 
 def _dt_ms() -> float:
-    dt = environ.get_dt()
-    return float(u.get_magnitude(dt.to(u.ms))) if isinstance(dt, u.Quantity) else float(dt)
+    from ._models import dt_ms  # (_models imports this module)
+
+    return dt_ms()
 
 
 def _times(x: Any, unit: u.Unit) -> Any:
@@ -64,6 +67,31 @@ def _times(x: Any, unit: u.Unit) -> Any:
     if isinstance(x, u.Quantity):
         return u.Quantity(x.value, x.unit * unit.astropy)
     return x
+
+
+def _size_text(shape: tuple) -> str:
+    return str(shape[0]) if len(shape) == 1 else str(shape)
+
+
+def check_noise_size(argument: str, noise: Noise, model: Any) -> None:
+    """Refuse a noise process whose ``in_size`` does not fit the model it is attached to.
+
+    The sample is added to the model's input, so its shape must broadcast to the model's
+    ``in_size`` without changing it (``in_size=1`` drives every region alike). Checked at
+    construction so that the message names the argument the user wrote; otherwise the core
+    reports a mismatch of its internal noise state (``y0['x_noise'] has shape (3,)``) at run time.
+    """
+    shape, target = tuple(noise.varshape or ()), tuple(model.varshape or ())
+    try:
+        fits = np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        fits = False
+    if not fits:
+        kind, owner = type(noise).__name__, type(model).__name__
+        raise ValueError(
+            f"{argument}: {kind} has in_size {_size_text(shape)} but {owner} has in_size {_size_text(target)}; "
+            f"give the noise the model's size: {argument}={kind}(in_size={_size_text(target)}, ...)."
+        )
 
 
 class Noise(Dynamics):

@@ -220,7 +220,7 @@ class JansenRitTR(Dynamics):
         """The functional block with the current parameter values (``dt``: ms, default the
         environment's)."""
         dt = dt_ms() if dt is None else dt
-        tr = dt_ms(self.tr)
+        tr = dt_ms(self.tr, "tr")
         n_sub = tr / dt
         if abs(n_sub - round(n_sub)) > 1e-6:
             # brainmass truncated int(tr / dt); the core requires whole steps.

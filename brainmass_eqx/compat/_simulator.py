@@ -245,6 +245,8 @@ class Simulator:
             init_states=True, jit=True):
         """Simulate ``duration`` and return ``{name: trajectory, 'ts': times}`` (see the class)."""
         dt = self._resolve_dt()
+        if is_core_model(self.model):
+            dt_ms(dt)  # a plain-number dt is refused before it is used to count steps
         n_steps = self._resolve_steps(duration, dt)
         k = self._resolve_sample_every(sample_every)
         n_tr = self._resolve_transient(transient, dt, n_steps)

@@ -42,6 +42,7 @@ __all__ = [
     "maybe_decimal",
     "is_unitless",
     "math",
+    "fft",
 ]
 
 
@@ -121,8 +122,7 @@ class Unit:
     def name(self) -> str:
         if self._name is not None:
             return self._name
-        text = self._unit.to_string()
-        return "1" if text == "" else text
+        return _unit_name(self._unit)
 
     def __str__(self):
         return self.name
@@ -178,8 +178,28 @@ class Unit:
 
 
 def _unit_name(unit) -> str:
-    text = _as_astropy(unit).to_string()
-    return "1" if text == "" else text
+    """brainunit's spelling of a unit: ``ms``, ``mV / ms``, ``ms^2``, ``Hz * mV``, ``1 / ms``
+    (astropy writes ``ms2``, ``Hz mV``, ``ms(1/2)``)."""
+    unit = _as_astropy(unit)
+    text = unit.to_string()
+    if text == "":
+        return "1"
+    bases, powers = getattr(unit, "bases", None), getattr(unit, "powers", None)
+    if not bases or getattr(unit, "scale", 1.0) != 1.0 or len(bases) == 1 and powers[0] == 1:
+        return text
+
+    def part(base, power):
+        power = abs(power)
+        if power == 1:
+            return base.to_string()
+        return f"{base.to_string()}^{int(power) if float(power).is_integer() else float(power)!r}"
+
+    terms = sorted(zip(bases, powers), key=lambda bp: bp[0].to_string())
+    num = " * ".join(part(b, p) for b, p in terms if p > 0) or "1"
+    den = [part(b, p) for b, p in terms if p < 0]
+    if not den:
+        return num
+    return f"{num} / {den[0]}" if len(den) == 1 else f"{num} / ({' * '.join(den)})"
 
 
 def _is_dimensionless(unit) -> bool:
@@ -198,6 +218,36 @@ def _fmt(value) -> str:
     if isinstance(value, jax.core.Tracer):
         return str(value)
     return np.array2string(np.asarray(value))
+
+
+#: Arrays larger than this are shown as ``float32[200]`` in error messages.
+_BRIEF_SIZE = 10
+
+
+def _brief(x: Any) -> str:
+    """``x`` for an error message: its numbers if it is small, else its dtype and shape.
+
+    brainunit's messages show a traced operand as ``JitTracer(~float32[200])``; a concrete
+    200-element operand printed in full would bury the message (the unit names) under the
+    numbers, so a large concrete array is abbreviated the same way (``float32[200] nA``).
+    """
+    if isinstance(x, BareQuantity):
+        return f"{_brief(x.value)} {_unit_name(x.unit)}"
+    if isinstance(x, jax.core.Tracer):
+        return str(x)
+    try:
+        arr = np.asarray(x)
+    except Exception:  # noqa: BLE001 (not array-like: show it as it is)
+        return repr(x)
+    if arr.size <= _BRIEF_SIZE:
+        return np.array2string(arr)
+    return f"{arr.dtype}[{','.join(str(n) for n in arr.shape)}]"
+
+
+def _decimal_hint(unit) -> str:
+    """``q.to_decimal(u.ms)`` for a unit with a ``u.`` name, a generic hint otherwise."""
+    name = _unit_name(unit)
+    return f"q.to_decimal(u.{name})" if name.isidentifier() else "q.to_decimal(unit)"
 
 
 # -- quantities -------------------------------------------------------------------------------
@@ -274,7 +324,7 @@ class Quantity(BareQuantity):
             factor = self.unit.to(target)
         except Exception as err:  # noqa: BLE001 (astropy's UnitConversionError)
             raise UnitMismatchError(
-                f"Cannot convert {self} to {_unit_name(target)}: units do not match: "
+                f"Cannot convert {_brief(self)} to {_unit_name(target)}: units do not match: "
                 f"{_unit_name(self.unit)} != {_unit_name(target)}"
             ) from err
         return Quantity(self.value if factor == 1.0 else self.value * factor, target)
@@ -290,7 +340,7 @@ class Quantity(BareQuantity):
         if _is_dimensionless(self.unit):
             return float(self.to(unxt.unit("")).value)
         raise TypeError(
-            f"only dimensionless quantities can be converted to float, got {self}; use "
+            f"only dimensionless quantities can be converted to float, got {_brief(self)}; use "
             "q.to_decimal(unit) or u.get_magnitude(q)."
         )
 
@@ -318,7 +368,7 @@ class Quantity(BareQuantity):
         other_unit = other.unit if isinstance(other, BareQuantity) else unxt.unit("")
         if _as_astropy(other_unit).physical_type != self.unit.physical_type:
             raise UnitMismatchError(
-                f"Cannot calculate \n{self} {op} {other}, because units do not match: "
+                f"Cannot calculate \n{_brief(self)} {op} {_brief(other)}, because units do not match: "
                 f"{_unit_name(self.unit)} != {_unit_name(other_unit)}"
             )
 
@@ -462,9 +512,16 @@ class Quantity(BareQuantity):
         return np.asarray(self.value).tolist()
 
     def __array__(self, dtype=None, copy=None):
-        # NumPy conversion of a dimensionful quantity drops the unit, as brainunit's
-        # matplotlib support does; dimensionless values are converted to plain numbers.
-        arr = np.asarray(_simplify(self) if _is_dimensionless(self.unit) else self.value)
+        # brainunit refuses to turn a dimensionful quantity into a NumPy array: the array
+        # would silently be in whatever unit the quantity happened to carry. Dimensionless
+        # quantities convert to plain numbers (scale folded in). Matplotlib plots quantities
+        # through the converter registered below, not through this method.
+        if not _is_dimensionless(self.unit):
+            raise TypeError(
+                f"Only dimensionless quantities can be converted to NumPy arrays. But got {_brief(self)}; "
+                f"take the numbers in a unit first: {_decimal_hint(self.unit)} (or q.mantissa)."
+            )
+        arr = np.asarray(_simplify(self))
         return arr.astype(dtype) if dtype is not None else arr
 
 
@@ -555,4 +612,53 @@ def _register_units() -> dict[str, Unit]:
 globals().update(_register_units())
 __all__ += sorted(_register_units())
 
-from . import math  # noqa: E402
+
+# -- matplotlib ---------------------------------------------------------------------------------
+
+
+def _register_matplotlib() -> None:
+    """Let matplotlib plot quantities (``plt.plot(r['ts'], r['x'])``), as brainunit does.
+
+    ``np.asarray(q)`` refuses dimensionful quantities, so matplotlib needs a unit converter:
+    the first quantity on an axis fixes its unit, later ones are converted to it (a
+    dimension mismatch is matplotlib's ``ConversionError``), plain numbers pass unchanged.
+    """
+    try:
+        from matplotlib import units as mpl_units
+    except ImportError:  # matplotlib is optional
+        return
+
+    class QuantityConverter(mpl_units.ConversionInterface):
+        @staticmethod
+        def default_units(x, axis):
+            if isinstance(x, BareQuantity):
+                return x.unit
+            if isinstance(x, (list, tuple)):
+                return next((i.unit for i in x if isinstance(i, BareQuantity)), None)
+            return None
+
+        @staticmethod
+        def axisinfo(unit, axis):
+            return None if unit is None else mpl_units.AxisInfo(label=_unit_name(unit))
+
+        @staticmethod
+        def convert(value, unit, axis):
+            if isinstance(value, (list, tuple)):
+                return [QuantityConverter.convert(v, unit, axis) for v in value]
+            if not isinstance(value, BareQuantity):
+                return value
+            if unit is None:
+                return np.asarray(value.value)
+            try:
+                return np.asarray(_in(value, unit))
+            except Exception as err:  # noqa: BLE001 (astropy's UnitConversionError)
+                raise mpl_units.ConversionError(
+                    f"cannot plot {_brief(value)} on an axis in {_unit_name(unit)}."
+                ) from err
+
+    mpl_units.registry[Quantity] = QuantityConverter()
+
+
+_register_matplotlib()
+
+from . import fft, math  # noqa: E402

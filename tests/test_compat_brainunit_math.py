@@ -1,0 +1,227 @@
+"""``brainunit.math`` / ``brainunit.fft`` on the compat facade follow brainunit's unit rules.
+
+The expected values and units are brainunit 0.1.1's (saiunit) on the same inputs. Also:
+``np.asarray`` of a dimensionful Quantity is refused (as brainunit does) while matplotlib still
+plots quantities, and large operands are abbreviated in unit-mismatch messages.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainmass_eqx.compat as bm
+from brainmass_eqx.compat import brainunit as u
+
+Q = jnp.array([1.0, 2.0, 3.0]) * u.ms
+A = jnp.array([[1.0, 2.0], [3.0, 5.0]])
+
+
+def _is(q, values, unit):
+    assert isinstance(q, u.Quantity), f"expected a Quantity in {unit}, got {q!r}"
+    assert u.get_unit(q) == unit, f"unit {u.get_unit(q)} != {unit}"
+    np.testing.assert_allclose(np.asarray(q.mantissa), values, rtol=1e-6)
+
+
+# -- unit rules, against brainunit ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, values, unit",
+    [
+        (lambda: u.math.linspace(0 * u.ms, 10 * u.ms, 5), [0.0, 2.5, 5.0, 7.5, 10.0], u.ms),
+        (lambda: u.math.linspace(0 * u.ms, 1 * u.second, 3), [0.0, 500.0, 1000.0], u.ms),
+        (lambda: u.math.arange(0 * u.ms, 5 * u.ms, 1 * u.ms), [0, 1, 2, 3, 4], u.ms),
+        (lambda: u.math.arange(5 * u.ms), [0, 1, 2, 3, 4], u.ms),
+        (lambda: u.math.clip(Q, 1.5 * u.ms, 2.5 * u.ms), [1.5, 2.0, 2.5], u.ms),
+        (lambda: u.math.clip(Q, 0.0015 * u.second, 2.5 * u.ms), [1.5, 2.0, 2.5], u.ms),
+        (lambda: u.math.diff(Q), [1.0, 1.0], u.ms),
+        (lambda: u.math.diff(Q, prepend=0 * u.ms), [1.0, 1.0, 1.0], u.ms),
+        (lambda: u.math.var(Q), 2 / 3, u.ms**2),
+        (lambda: u.math.var(jnp.ones((2, 3)) * u.mV, axis=0), [0.0, 0.0, 0.0], u.mV**2),
+        (lambda: u.math.full((2,), 3 * u.ms), [3, 3], u.ms),
+        (lambda: u.math.full_like(Q, 2 * u.ms), [2.0, 2.0, 2.0], u.ms),
+        (lambda: u.math.full_like(Q, 0.002 * u.second), [2.0, 2.0, 2.0], u.ms),
+        (lambda: u.math.interp(1.5 * u.ms, Q, Q), 1.5, u.ms),
+        (lambda: u.math.interp(0.0015 * u.second, Q, Q / u.ms * u.mV), 1.5, u.mV),
+        (lambda: u.math.dot(Q, Q), 14.0, u.ms**2),
+        (lambda: u.math.dot(jnp.ones(3), Q), 6.0, u.ms),
+        (lambda: u.math.matmul(jnp.ones((3, 3)), Q), [6.0, 6.0, 6.0], u.ms),
+        (lambda: u.math.outer(Q, Q), np.outer([1, 2, 3], [1, 2, 3]), u.ms**2),
+        (lambda: u.math.einsum("i,i->", Q, Q), 14.0, u.ms**2),
+        (lambda: u.math.einsum("i,i,i->", Q, Q, jnp.ones(3) * u.mV), 14.0, u.ms**2 * u.mV),
+        (lambda: u.math.percentile(Q, 50), 2.0, u.ms),
+        (lambda: u.math.percentile(jnp.ones((2, 3)) * u.mV, jnp.array([25.0, 75.0]), axis=1), np.ones((2, 2)), u.mV),
+        (lambda: u.math.round(Q * 1.234, 1), [1.2, 2.5, 3.7], u.ms),
+        (lambda: u.math.add(Q, 1 * u.second), [1001.0, 1002.0, 1003.0], u.ms),
+        (lambda: u.math.trapezoid(Q, Q), 4.0, u.ms**2),
+        (lambda: u.math.maximum(Q, 2 * u.ms), [2.0, 2.0, 3.0], u.ms),
+        (lambda: u.math.where(Q > 2 * u.ms, Q, 0 * u.ms), [0.0, 0.0, 3.0], u.ms),
+        (lambda: u.math.concatenate([Q, Q.to(u.second)]), [1, 2, 3, 1, 2, 3], u.ms),
+        (lambda: u.math.sqrt(Q**2), [1.0, 2.0, 3.0], u.ms),
+        (lambda: u.math.histogram(Q, bins=2)[1], [1.0, 2.0, 3.0], u.ms),
+        (lambda: u.math.asarray([1 * u.ms, 2 * u.ms]), [1.0, 2.0], u.ms),
+        (lambda: u.fft.rfft(Q), [6.0, -1.5 + 0.8660254j], u.ms * u.second),
+        (lambda: u.fft.irfft(u.fft.rfft(jnp.ones(4) * u.mV)), [1.0, 1.0, 1.0, 1.0], u.mV),
+        (lambda: u.fft.rfftfreq(4, 0.1 * u.ms), [0.0, 2.5, 5.0], u.kHz),
+        (lambda: u.fft.rfftfreq(4, 0.1 * u.second), [0.0, 2.5, 5.0], u.Hz),
+        (lambda: u.fft.fftshift(Q), [3.0, 1.0, 2.0], u.ms),
+        (lambda: u.math.fft.rfft(Q), [6.0, -1.5 + 0.8660254j], u.ms * u.second),
+    ],
+)
+def test_unit_rules_match_brainunit(call, values, unit):
+    _is(call(), values, unit)
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (lambda: u.math.allclose(Q, Q), True),
+        (lambda: u.math.allclose(Q, Q.to(u.second)), True),  # compared after conversion
+        (lambda: u.math.allclose(Q, Q + 0.001 * u.ms, atol=0.01 * u.ms), True),
+        (lambda: u.math.isclose(Q, Q * 1.001, rtol=0.01), [True, True, True]),
+        (lambda: u.math.isclose(Q, Q + 1 * u.ms), [False, False, False]),
+        (lambda: u.math.equal(Q, Q.to(u.second)), [True, True, True]),
+        (lambda: u.math.argmax(Q), 2),
+        (lambda: u.math.argsort(-Q), [2, 1, 0]),
+        (lambda: u.math.searchsorted(Q, 1.5 * u.ms), 1),
+        (lambda: u.math.sign(-Q), [-1.0, -1.0, -1.0]),
+        (lambda: u.math.divide(Q, 2 * u.ms), [0.5, 1.0, 1.5]),
+        (lambda: u.math.histogram(Q, bins=2)[0], [1.0, 2.0]),
+        (lambda: u.math.exp(Q / u.ms), np.exp([1.0, 2.0, 3.0])),
+    ],
+)
+def test_unitless_results_are_plain_arrays(call, expected):
+    out = call()
+    assert not isinstance(out, u.Quantity), out
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-6)
+
+
+def test_unit_display_is_brainunits():
+    assert str(u.math.var(Q)) == "0.6666667 ms^2"
+    assert str(u.math.einsum("i,i,i->", Q, Q, jnp.ones(3) * u.mV)).endswith("mV * ms^2")
+    assert str(1 * u.mV / u.ms**2) == "1 mV / ms^2"
+    assert str(u.get_unit(u.fft.rfft(Q))) == "ms * s"
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: u.math.clip(Q, 1 * u.mV, 2.5 * u.ms), r"clip: min is 1 mV but arr is \[1. 2. 3.\] ms"),
+        (lambda: u.math.clip(Q, 1.5, 2.5), r"clip: min is a plain number \(1.5\).*`min \* u.ms`"),
+        (lambda: u.math.allclose(Q, Q / u.ms * u.mV), r"allclose: b is .* mV but a is .* ms"),
+        (lambda: u.math.allclose(Q, jnp.array([1.0, 2.0, 3.0])), r"allclose: b is a plain number"),
+        (lambda: u.math.allclose(Q, Q, atol=0.01), r"allclose: atol is a plain number"),
+        (lambda: u.math.linspace(0 * u.ms, 10 * u.mV, 3), r"linspace: stop is 10 mV but start is 0 ms"),
+        (lambda: u.math.interp(1.5, Q, Q), r"interp: x is a plain number"),
+        (lambda: u.math.exp(Q), r"exp requires a dimensionless argument, got unit ms"),
+        (lambda: u.fft.rfftfreq(4, 0.1 * u.mV), r"rfftfreq: the sample spacing d must be a time"),
+    ],
+)
+def test_unit_mismatches_name_the_function_and_arguments(call, match):
+    with pytest.raises(u.UnitMismatchError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("cumprod", lambda: u.math.cumprod(Q)),
+        ("gradient", lambda: u.math.gradient(Q)),
+        ("meshgrid", lambda: u.math.meshgrid(Q, Q)),
+        ("fft.hfft", lambda: u.fft.hfft(Q)),
+    ],
+)
+def test_functions_without_a_unit_rule_refuse_quantities_by_name(name, call):
+    # JAX's own message was "cumprod requires ndarray or scalar arguments, got <class ...Quantity>".
+    with pytest.raises(TypeError, match=rf"brainunit.math.{name}: an argument is a Quantity .*ms.*does not support "
+                       r"Quantities.*q.to_decimal\(u.ms\)"):  # fmt: skip
+        call()
+
+
+def test_quantity_argument_a_rule_does_not_convert_is_named():
+    with pytest.raises(TypeError, match=r"percentile: argument 'q' is a Quantity"):
+        u.math.percentile(Q, 50 * u.ms)
+
+
+def test_plain_arrays_are_unchanged():
+    x = jnp.array([3.0, 1.0, 2.0])
+    for name, args, kwargs in [
+        ("linspace", (0.0, 1.0, 5), {}),
+        ("arange", (0, 5), {}),
+        ("clip", (x, 1.5, 2.5), {}),
+        ("diff", (x,), {"prepend": 0.0}),
+        ("var", (A,), {"axis": 0}),
+        ("full", ((2,), 3.0), {}),
+        ("full_like", (x, 2.0), {}),
+        ("allclose", (x, x), {}),
+        ("isclose", (x, x + 1e-9), {}),
+        ("interp", (1.5, jnp.array([1.0, 2.0]), jnp.array([10.0, 20.0])), {}),
+        ("dot", (x, x), {}),
+        ("matmul", (A, A), {}),
+        ("outer", (x, x), {}),
+        ("percentile", (x, 50), {}),
+        ("round", (x * 1.234, 1), {}),
+        ("einsum", ("ij,jk->ik", A, A), {}),
+        ("argmax", (x,), {}),
+        ("maximum", (x, 2.0), {}),
+        ("where", (x > 1.5, x, 0.0), {}),
+        ("cumprod", (x,), {}),  # no unit rule: jax.numpy's own function
+        ("histogram", (x,), {"bins": 2}),
+    ]:
+        got, want = getattr(u.math, name)(*args, **kwargs), getattr(jnp, name)(*args, **kwargs)
+        for g, w in zip(got, want) if isinstance(want, tuple) else [(got, want)]:
+            assert type(g) is type(w), name
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w), err_msg=name)
+    assert int(u.math.add.reduce(jnp.arange(4))) == 6  # ufunc methods survive the wrapper
+    assert u.math.float32 is jnp.float32
+    with pytest.raises(TypeError):  # JAX's errors for plain misuse are JAX's
+        u.math.cumprod("abc")
+
+
+def test_dimensionless_quantities_are_plain_numbers():
+    np.testing.assert_allclose(np.asarray(u.math.cumprod(Q / (1 * u.ms))), [1.0, 2.0, 6.0])
+    np.testing.assert_allclose(np.asarray(u.math.exp(Q / (1 * u.second))), np.exp([0.001, 0.002, 0.003]), rtol=1e-6)
+
+
+# -- NumPy conversion ---------------------------------------------------------------------------
+
+
+def test_numpy_refuses_dimensionful_quantities_like_brainunit():
+    # Before: np.asarray(3 mV) was array(3.) (the mV silently dropped).
+    with pytest.raises(TypeError, match=r"Only dimensionless quantities can be converted to NumPy arrays. But got "
+                       r"3\.? mV; take the numbers in a unit first: q.to_decimal\(u.mV\)"):  # fmt: skip
+        np.asarray(3.0 * u.mV)
+    np.testing.assert_allclose(np.asarray(Q / u.second), [0.001, 0.002, 0.003])  # dimensionless: converted
+    np.testing.assert_allclose(np.asarray(u.Quantity(2.0, "")), 2.0)
+    assert np.asarray(Q.to_decimal(u.second)).shape == (3,)
+
+
+def test_matplotlib_plots_quantities():
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    (line,) = ax.plot(Q, Q * 2)
+    np.testing.assert_allclose(line.get_xdata(orig=False), [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(line.get_ydata(orig=False), [2.0, 4.0, 6.0])
+    # a second series in seconds lands on the axis' unit (ms)
+    (line2,) = ax.plot(Q.to(u.second), Q)
+    np.testing.assert_allclose(line2.get_xdata(orig=False), [1.0, 2.0, 3.0])
+
+
+# -- message size --------------------------------------------------------------------------------
+
+
+def test_mismatch_message_abbreviates_large_operands():
+    with pytest.raises(u.UnitMismatchError) as err:
+        (jnp.zeros(200) * u.nA) + jnp.zeros(200)
+    assert str(err.value) == "Cannot calculate \nfloat32[200] nA + float32[200], because units do not match: nA != 1"
+    with pytest.raises(u.UnitMismatchError, match=r"^Cannot calculate \n10 ms \+ 5 Hz, because"):  # small: values
+        (10 * u.ms) + (5 * u.Hz)
+
+
+def test_brownian_noise_unit_error_is_short(compat_env):
+    # Before: the message printed all 200 zeros of the state ([0. 0. 0. ... 0.] nA + ...).
+    with pytest.raises(u.UnitMismatchError) as err:
+        bm.Simulator(bm.BrownianNoise(in_size=200, sigma=1.0), dt=0.1 * u.ms).run(0.2 * u.ms, monitors=None)
+    message = str(err.value)
+    assert "float32[200] nA" in message and "0. 0." not in message and len(message) < 200
