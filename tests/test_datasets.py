@@ -609,6 +609,16 @@ def test_load_signal_from_files(tmp_path):
     stored = ds.load_signal(tmp_path / "x.npz")
     assert stored.dt == 2000.0 and stored.labels == ("a", "b", "c")
     assert bx.load_signal is ds.load_signal
+    # pandas' to_csv writes its row index as an unnamed first column: not a region.
+    (tmp_path / "indexed.csv").write_text(",V1,V2,MT\n" + "".join(f"{i}," + ",".join(format(v, ".17g") for v in row) + "\n"
+                                                                 for i, row in enumerate(x)))
+    indexed = ds.load_signal(tmp_path / "indexed.csv", dt=2000.0)
+    assert indexed.labels == ("V1", "V2", "MT")
+    np.testing.assert_allclose(indexed.signal, x, rtol=1e-6)
+    # MATLAB: the file's only 2-D array, or the one key= names.
+    scipy.io.savemat(tmp_path / "x.mat", {"bold": x, "tr": 2.0})
+    np.testing.assert_allclose(ds.load_signal(tmp_path / "x.mat", dt=2000.0).signal, x, rtol=1e-6)
+    np.testing.assert_allclose(ds.load_signal(tmp_path / "x.mat", dt=2000.0, key="bold").signal, x, rtol=1e-6)
 
 
 def test_load_signal_bad_input(tmp_path):
@@ -630,8 +640,20 @@ def test_load_signal_bad_input(tmp_path):
     with pytest.raises(KeyError, match=r"has no 'signal' array; it holds: \['weights'\]"):
         ds.load_signal(tmp_path / "other.npz", dt=1.0)
     (tmp_path / "x.h5").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"unsupported extension '.h5'; a time series file ends in .npz, .npy, .csv"):
+    with pytest.raises(ValueError, match=r"unsupported extension '.h5'; a time series file ends in .npz, .npy, .mat, .csv"):
         ds.load_signal(tmp_path / "x.h5", dt=1.0)
+    # Saved regions-first: said (a (regions, time) array read as 8 samples of 500 regions).
+    np.save(tmp_path / "transposed.npy", np.random.default_rng(0).standard_normal((3, 40)))
+    with pytest.warns(UserWarning, match=r"holds 3 samples of 40 regions: if it was saved regions-first .* Signal\(array.T, dt\)"):
+        ds.load_signal(tmp_path / "transposed.npy", dt=1.0)
+    (tmp_path / "blank.csv").write_text(",V1,V2\n5,0,1\n9,2,3\n4,1,1\n")
+    with pytest.raises(ValueError, match=r"column 0 has no region name and is not a row index"):
+        ds.load_signal(tmp_path / "blank.csv", dt=2.0)
+    scipy.io.savemat(tmp_path / "two.mat", {"bold": np.zeros((5, 2)), "other": np.zeros((5, 2))})
+    with pytest.raises(ValueError, match=r"holds several: \['bold', 'other'\]; say which holds the time series with key="):
+        ds.load_signal(tmp_path / "two.mat", dt=1.0)
+    with pytest.raises(ValueError, match=r"key= names a variable of a .mat file"):
+        ds.load_signal(tmp_path / "x.csv", dt=1.0, key="bold")
 
 
 def test_npz_roundtrip(tmp_path, tvb_like):

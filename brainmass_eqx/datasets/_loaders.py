@@ -22,12 +22,14 @@ import errno
 import gzip
 import io
 import os
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .._checks import check_keywords
 from ._types import Connectome, Signal
 
 __all__ = [
@@ -477,6 +479,14 @@ def load_connectome(
                     f"{arg!r} is only used with a weights-only file (.npy, .csv, .tsv, .txt); "
                     f"{p!r} carries its own {arg}."
                 )
+    if kwargs and ext == ".mat":
+        check_keywords("load_connectome", kwargs, ("weights_key", "lengths_key", "labels_key"), {
+            "weights": "weights_key (the .mat variable holding the weights)",
+            "lengths": "lengths_key (the .mat variable holding the tract lengths, mm)",
+            "tract_lengths": "lengths_key (the .mat variable holding the tract lengths, mm)",
+            "distances_key": "lengths_key (the .mat variable holding the tract lengths, mm)",
+            "labels": "labels_key (the .mat variable holding the region names)",
+        })
     if kwargs and ext != ".mat":
         raise TypeError(
             f"unexpected keyword argument(s) {sorted(kwargs)} for {p!r}; extra keywords are "
@@ -504,11 +514,47 @@ def load_connectome(
 _TIME_COLUMNS = frozenset({"t", "time", "times", "timestamp", "timestamps", "onset", "time_s", "time_ms", "seconds", "ms"})
 
 
+# Header cells that pandas and R write above a row index (``to_csv`` with its default index).
+_INDEX_HEADERS = frozenset({"", "unnamed: 0", "index"})
+
+
+def _drop_row_index(values: np.ndarray, names: list[str] | None) -> tuple[np.ndarray, list[str] | None]:
+    """Drop a first column that is a row index (an unnamed header over 0, 1, 2, ... or 1, 2,
+    3, ...): pandas writes one by default, and read as a region it entered every FC."""
+    if names is None or values.ndim != 2 or values.shape[1] < 2 or names[0].strip().lower() not in _INDEX_HEADERS:
+        return values, names
+    first = values[:, 0]
+    if np.array_equal(first, np.arange(len(first))) or np.array_equal(first, np.arange(1, len(first) + 1)):
+        return values[:, 1:], names[1:]
+    raise ValueError(
+        "column 0 has no region name and is not a row index (0, 1, 2, ...); name it in the header row, "
+        "or remove it."
+    )
+
+
+def _mat_signal(path: str, key: str | None) -> np.ndarray:
+    """The `(T, N)` array of a `.mat` file: the variable `key`, or its only 2-D numeric one
+    (MATLAB stores a scalar such as a TR as 1 x 1: not a candidate)."""
+    data = _loadmat(path)
+    if key is not None:
+        return np.asarray(_mat_value(data, key, "key", path))
+    candidates = [
+        k for k, v in data.items()
+        if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 2 and v.size > 1
+        and np.issubdtype(v.dtype, np.number)
+    ]
+    if len(candidates) != 1:
+        found = "no 2-D numeric variable" if not candidates else f"several: {sorted(candidates)}"
+        raise ValueError(f"{path!r} holds {found}; say which holds the time series with key='<name>'.")
+    return np.asarray(data[candidates[0]])
+
+
 def load_signal(
     path: str | os.PathLike,
     dt: Any = None,
     *,
     labels: Sequence[str] | None = None,
+    key: str | None = None,
 ) -> Signal:
     """Read a regional time series (e.g. an empirical BOLD or EEG recording) as a `Signal`.
 
@@ -516,7 +562,11 @@ def load_signal(
       layout of brainmass's bundled `example_signal.npz`);
     - `.npy`: the `(T, N)` array;
     - `.csv`, `.tsv`, `.txt`: one row per sample, one column per region; a header row of
-      region names (as nilearn and fMRIPrep exports write them) becomes the labels.
+      region names (as nilearn and fMRIPrep exports write them) becomes the labels. A
+      first column that is a row index (pandas' ``to_csv`` writes one: an unnamed header
+      over 0, 1, 2, ...) is dropped;
+    - `.mat`: the variable `key`, or the file's only 2-D numeric variable (besides 1 x 1
+      scalars).
 
     **Arguments:**
 
@@ -524,12 +574,14 @@ def load_signal(
     - `dt`: the sampling step, ms or a time Quantity (e.g. a TR of
       ``unxt.Quantity(2, 's')``). Required unless an `.npz` holds it.
     - `labels`: one name per region (a file's own names, if it has any, must agree).
+    - `key`: for a `.mat` file holding several arrays, the variable to read.
 
     **Returns:** a `Signal` (its FC computed unless the `.npz` holds one).
 
     **Raises:** `ValueError` for a missing `dt`, a file that is not one numeric table (the
-    offending cell named), or names that disagree; a time series given regions-first is
-    not detected (pass ``signal.T`` through `Signal` for such a file).
+    offending cell named), or names that disagree. **Warns** when the array has fewer
+    samples than regions: most likely saved regions-first (then load it as
+    ``Signal(array.T, dt)``).
     """
     p = _existing_path(path)
     ext = os.path.splitext(p)[1].lower()
@@ -544,8 +596,11 @@ def load_signal(
         names = None if "labels" not in files else [str(x) for x in files["labels"]]
         if dt is None and "dt" in files:
             dt = float(files["dt"])
+    elif ext == ".mat":
+        values = _mat_signal(p, key)
     elif ext in (".npy", *_TEXT_DELIMITERS):
         values, names = _read_table(p, square=False)
+        values, names = _drop_row_index(values, names)
         timed = [name for name in names or () if name.strip().lower() in _TIME_COLUMNS]
         if timed:
             # A column of sample times read as a region would enter every FC silently.
@@ -556,7 +611,16 @@ def load_signal(
     else:
         raise ValueError(
             f"'path' {p!r} has an unsupported extension {ext or '(none)'!r}; a time series file "
-            f"ends in .npz, .npy, {', '.join(_TEXT_DELIMITERS)}."
+            f"ends in .npz, .npy, .mat, {', '.join(_TEXT_DELIMITERS)}."
+        )
+    if key is not None and ext != ".mat":
+        raise ValueError(f"key= names a variable of a .mat file; {p!r} is a {ext} file.")
+    if np.ndim(values) == 2 and values.shape[0] < values.shape[1]:
+        warnings.warn(
+            f"{p!r} holds {values.shape[0]} samples of {values.shape[1]} regions: if it was saved "
+            f"regions-first (regions, time), load it as Signal(array.T, dt) (time first).",
+            UserWarning,
+            stacklevel=2,
         )
     if dt is None:
         raise ValueError(

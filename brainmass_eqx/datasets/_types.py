@@ -245,8 +245,8 @@ class Connectome(eqx.Module):
             f"Connectome(n_regions={self.n_regions}, weights in [{w.min():.4g}, {w.max():.4g}] "
             f"({density:.0%} of connections non-zero"
             + (f", {self_connections} self-connections" if self_connections else "")
-            + f"), distances up to {d.max():.4g} mm, "
-            f"labels=({shown})" + (f", with {', '.join(extra)}" if extra else "") + ")"
+            + (f"), distances up to {d.max():.4g} mm, " if d.max() > 0 else "), no distances (no delays), ")
+            + f"labels=({shown})" + (f", with {', '.join(extra)}" if extra else "") + ")"
         )
 
     @property
