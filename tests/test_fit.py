@@ -206,10 +206,14 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, backend, optimizer):
         with pytest.raises(ValueError, match=r"different fit: its key \(a digest\)"):
             noisy.fit(target, 5, key=jax.random.key(1), checkpoint=keyed, resume=True)
     if backend == "grad":
-        # optax's adam and sgd are both GradientTransformationExtraArgs: their states differ,
-        # and resuming one from the other failed inside equinox ('changed dtype').
-        with pytest.raises(ValueError, match="different fit: its state .* another optimizer"):
+        # optax's adam and sgd are both GradientTransformationExtraArgs: resuming one from
+        # the other failed inside equinox ('changed dtype'); their first updates differ.
+        with pytest.raises(ValueError, match="different fit: its optimizer's settings"):
             Fitter(model, optax.sgd(0.05), loss_fn=quad_loss).fit(target, 30, checkpoint=path, resume=True)
+    # The same optimizer with other settings (its state looks the same) is another fit too.
+    other = optax.adam(0.3) if backend == "grad" else optx.GradientDescent(learning_rate=0.3, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match=r"different fit: its optimizer's settings \(a digest\)"):
+        Fitter(model, other, loss_fn=quad_loss, backend=backend).fit(target, 30, checkpoint=path, resume=True)
 
 
 def test_callbacks_early_stopping_and_progress():
@@ -252,6 +256,24 @@ def test_a_loss_that_ignores_the_parameters_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         Fitter(model, optax.sgd(0.1), loss_fn=quad_loss).fit(jnp.array([1.0, 1.0]), 5)
+
+
+def test_scipy_warns_of_a_loss_that_ignores_the_parameters():
+    # A gradient of exactly zero ends L-BFGS-B at its first evaluation: no history to be
+    # flat, and the fit said 'converged' without a word.
+    model = Quadratic(a=bm.Param(0.0, fit=True), b=0.0)
+    with pytest.warns(RuntimeWarning, match=r"the loss was 2 where the search began, with a gradient of exactly zero"):
+        Fitter(model, "L-BFGS-B", backend="scipy", loss_fn=lambda m, t: jnp.sum(t) + 0.0 * m.a).fit(jnp.array([1.0, 1.0]), 5)
+
+
+def test_loss_fn_sees_values_and_the_target_must_be_finite():
+    # The model handed to loss_fn holds values, not Params: jnp.log(m.a) works.
+    model = Quadratic(a=bm.Param(2.0, bounds=(1.0, 5.0)), b=0.0)
+    result = Fitter(model, "L-BFGS-B", backend="scipy", loss_fn=lambda m, t: (jnp.log(m.a) - t) ** 2).fit(jnp.asarray(1.0), 20)
+    assert float(result.best_params["a"]) == pytest.approx(np.e, rel=1e-3)
+    with pytest.raises(ValueError, match=r"target holds 1 NaN or inf value\(s\) \(first at index \[1\]\); every loss "
+                       r"would be NaN"):
+        Fitter(model, optax.sgd(0.1), loss_fn=quad_loss).fit(jnp.array([1.0, jnp.nan]), 5)
 
 
 def test_where_selects_plain_leaves():
@@ -311,6 +333,12 @@ def test_target_shape_must_fit_the_prediction(grad_fitter):
     fitter = Fitter(hopf(bm.Param(0.1, bounds=(0.01, 1.0))), predict=amplitude, transient=5)
     with pytest.raises(ValueError, match=r"target has shape \(10, 1\) but the prediction \(after transient=5 samples\) has shape \(5, 1\)"):
         fitter.fit(TARGET, 3)
+    # A transient as long as the prediction left an empty slice, which fc_corr scored 1.
+    too_long = Fitter(hopf(bm.Param(0.1, bounds=(0.01, 1.0))), predict=amplitude, transient=10,
+                      objective=objectives.fc_corr(as_loss=True))
+    with pytest.raises(ValueError, match=r"transient=10 leaves 0 of the prediction's 10 samples; transient counts samples "
+                       r"of what predict returns"):
+        too_long.fit(jnp.zeros((10, 1)), 3)
 
 
 def test_nan_loss_stops_with_step_and_parameters():

@@ -148,6 +148,8 @@ class Fitter:
                 value, aux = self._eval(target)
             return jnp.asarray(u.get_magnitude(value)), aux
 
+        loss.keeps_params = True  # raw_of reads the Params' raw values and transforms
+
         tree = {}
         for n in names:
             value = u.get_magnitude(params[n].value()) if units[n] is None else params[n].value().value

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -113,17 +115,54 @@ def _as_callbacks(callbacks) -> tuple[Callable, ...]:
     raise TypeError(f"callbacks must be a callable or a list of callables cb(info) -> bool | None; got {callbacks!r}.")
 
 
+def _optimizer_digest(optimizer: Any, raw: Any) -> str:
+    """A digest of what an optimizer does: for an optax transformation (functions, whose
+    settings live in closures) its first update of ``raw`` for a fixed gradient, which
+    differs with the learning rate, the schedule's start, the moments' decay, ...; for an
+    optimistix solver (an equinox Module) its numeric settings (rtol, atol, ...)."""
+    optax = sys.modules.get("optax")  # imported by the 'grad' backend, not by brainmass_eqx
+    if optax is not None and isinstance(optimizer, optax.GradientTransformation):
+        gradient = jax.tree_util.tree_map(lambda x: jnp.full_like(x, 0.37), raw)
+        updates, _ = optimizer.update(gradient, optimizer.init(raw), raw)
+        return digest(updates)
+    return digest([leaf for leaf in jax.tree_util.tree_leaves(optimizer) if eqx.is_array_like(leaf)])
+
+
+def _refuse_non_finite_target(target: Any) -> None:
+    """A NaN in the target makes every loss NaN, which the fit then blamed on the parameters."""
+    for leaf in jax.tree_util.tree_leaves(target):
+        if isinstance(leaf, jax.core.Tracer) or not eqx.is_array_like(leaf):
+            continue
+        values = np.asarray(leaf)
+        if np.issubdtype(values.dtype, np.number) and not np.all(np.isfinite(values)):
+            bad = np.argwhere(~np.isfinite(values))
+            where = f" (first at index {bad[0].tolist()})" if values.ndim else ""
+            raise ValueError(
+                f"target holds {len(bad)} NaN or inf value(s){where}; every loss would be NaN. Drop or "
+                "interpolate the missing samples (or regions) of the recording before fitting."
+            )
+
+
 def loss_is_flat(result: FitResult) -> bool:
-    """Whether every recorded loss of a fit of two or more steps is the same finite number:
-    nothing guided the search."""
+    """Whether nothing guided the search: every recorded loss of a fit of two or more steps
+    (for scipy: evaluations) is the same finite number, or a scipy gradient method stopped
+    at once on a gradient that was exactly zero."""
     history = np.asarray(result.history, dtype=float)
-    return result.n_steps >= 2 and history.size > 1 and bool(np.all(np.isfinite(history))) and np.ptp(history) == 0
+    same = history.size > 1 and bool(np.all(np.isfinite(history))) and np.ptp(history) == 0
+    if result.backend == "scipy":
+        return same or bool(isinstance(result.raw, dict) and result.raw.get("zero_gradient_at_start"))
+    return result.n_steps >= 2 and same
 
 
 def _warn_if_flat(result: FitResult) -> None:
     if loss_is_flat(result):
+        if result.backend == "scipy":
+            seen = (f"at every one of the {np.size(result.history)} evaluations" if np.size(result.history) > 1
+                    else "where the search began, with a gradient of exactly zero")
+        else:
+            seen = f"at every one of the {result.n_steps} steps"
         warnings.warn(
-            f"Fitter: the loss was {result.best_loss:.6g} at every one of the {result.n_steps} steps: it does "
+            f"Fitter: the loss was {result.best_loss:.6g} {seen}: it does "
             "not change with the fitted parameters, so best_params is just where the search began or stopped. "
             "Check that the model is active (a network without noise at a fixed point records constant "
             "signals, whose FC is the identity), that the loss uses the prediction, and that no parameter "
@@ -371,6 +410,7 @@ class Fitter:
         if self.problem.predict is not None:
             refuse_containers(target, "target is")
             check_target(self.problem.objective, target)
+        _refuse_non_finite_target(target)
         if population not in _nevergrad.POPULATION_MODES:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if population_threads is not None:
@@ -448,6 +488,8 @@ class Fitter:
             # problem, silently. (Multi-start draws are in the checkpoint's state.)
             "target (a digest of its values)": digest(data.target),
             "model's fixed arrays (a digest)": digest(data.frozen),
+            # Its class name alone let adam(0.3) resume adam(0.1)'s fit.
+            "optimizer's settings (a digest)": _optimizer_digest(self.optimizer, self.space.initial_raw()),
         }
         if model_key is not None:
             fingerprint["key (a digest)"] = digest(model_key)

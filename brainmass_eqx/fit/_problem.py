@@ -23,7 +23,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._checks import pick_variable_hint
-from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec
+from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec, unwrap
 from ..objectives import fc_shape, target_fits
 
 __all__ = ["ParamSpace", "Problem", "Data", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
@@ -401,6 +401,11 @@ class Problem:
     or ``loss = objective(predict(model[, key])[transient:], target)``, with ``aux`` the
     full prediction. The penalties of the Params' priors are added to either. The key is
     passed only when ``with_key`` is set.
+
+    `loss_fn` and `predict` see the model with its `Param`s replaced by their values
+    (``m.k`` is an array: ``jnp.log(m.k)`` works), unless the function has an attribute
+    ``keeps_params = True`` (the compat facade's loss, which maps the Params back onto
+    brainmass's states).
     """
 
     def __init__(self, space: ParamSpace, *, loss_fn, predict, objective, transient: int, with_key: bool):
@@ -415,13 +420,22 @@ class Problem:
         """Bundle ``target`` with the model's fixed arrays for the compiled loss."""
         return Data(target, self.space.frozen)
 
-    def _call(self, fn, *args, key):
-        return fn(*args, key) if self.with_key else fn(*args)
+    def _call(self, fn, model, *args, key):
+        if not getattr(fn, "keeps_params", False):
+            model = unwrap(model)
+        return fn(model, *args, key) if self.with_key else fn(model, *args)
 
     def prediction(self, model, target, key):
         pred = self._call(self.predict, model, key=key)
         refuse_containers(pred, "predict returned")
         sliced = _slice_transient(pred, self.transient)
+        if self.transient and eqx.is_array_like(pred) and jnp.ndim(pred) >= 1 and jnp.shape(sliced)[0] < 2:
+            n = jnp.shape(pred)[0]
+            raise ValueError(
+                f"transient={self.transient} leaves {jnp.shape(sliced)[0]} of the prediction's {n} samples; "
+                f"transient counts samples of what predict returns (here {n}), not steps or ms: give "
+                f"transient < {n - 1}, or record a longer run."
+            )
         if target is not None and eqx.is_array_like(sliced) and eqx.is_array_like(target):
             ps, ts = jnp.shape(sliced), jnp.shape(target)
             # FC, FCD-distribution and spectral objectives compare a run with a recording

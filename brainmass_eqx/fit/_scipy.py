@@ -128,6 +128,9 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
     iterations = 0
     results, failures = [], []
     stop_reason = "n_steps"
+    # A gradient that is exactly zero at a start ends a gradient method at once, with one
+    # evaluation: too few for a flat history to show (`loss_is_flat`).
+    zero_gradient = []
 
     def fun(x):
         (loss, aux), grad = function(jnp.asarray(x, dtype), data, key)
@@ -138,6 +141,8 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
             ok = ok and np.all(np.isfinite(grad))
         if not ok:
             raise _StartFailed(np.array(x), loss)
+        if with_grad and not zero_gradient:
+            zero_gradient.append(not np.any(grad))
         history.append(loss)
         if loss < best["loss"]:
             best.update(loss=loss, x=np.array(x, dtype=np.float64), aux=aux, step=len(history) - 1)
@@ -200,6 +205,6 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
         prediction=best["aux"],
         stop_reason=stop_reason,
         optimizer=spec,
-        raw={"results": results, "failed_starts": failures},
+        raw={"results": results, "failed_starts": failures, "zero_gradient_at_start": bool(zero_gradient and zero_gradient[0])},
         best_values=best_values if bounded else None,
     )
