@@ -376,7 +376,6 @@ class BOLDSolver(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         return model.join(f, model._haemo_field(t0, haemo, neural))
 
 
-@suggests_keywords(forwards_to=simulate)
 def _with_bold(monitors: Any) -> Any:
     """``monitors`` with ``'bold'`` first (a run of `simulate_bold` always records it: a
     list of neural variables given alone had dropped it)."""
@@ -388,6 +387,7 @@ def _with_bold(monitors: Any) -> Any:
     return entries if "bold" in entries else ["bold", *entries]
 
 
+@suggests_keywords(forwards_to=simulate)
 def simulate_bold(
     model: AbstractModel,
     duration: Any,
