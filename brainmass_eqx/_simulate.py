@@ -468,6 +468,18 @@ def _as_steps(value, name, dt_ms, inexact="error"):
     return int(value)
 
 
+def _warn_coarse_step(model, dt_ms: float) -> None:
+    """The models' own `step_warning`s, through wrappers (a network's node, a noisy or BOLD
+    model's inner one)."""
+    while model is not None:
+        hint = getattr(model, "step_warning", None)
+        message = hint(dt_ms) if callable(hint) else None
+        if message:
+            warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
+            return
+        model = getattr(model, "node", None) or getattr(model, "model", None)
+
+
 def _check_key(key) -> None:
     """A seed given where a key is expected fails deep in jax ("invalid PRNG key data ...
     Got 0"); say what to pass instead. Typed keys (``jax.random.key``) and legacy uint32
@@ -971,6 +983,7 @@ def simulate(
         )
 
     model = unwrap(model)
+    _warn_coarse_step(model, dt_ms)
     t_start = None  # a continued run's time goes on from the earlier run's end
     if isinstance(y0, Trajectory):
         from .network import past_from

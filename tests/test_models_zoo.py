@@ -4,6 +4,7 @@ the literature, the sequence blocks (against brainmass 0.1.1), and bad input."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import diffrax as dfx
 import equinox as eqx
@@ -17,6 +18,7 @@ from _reference import REFERENCE_DIR, load_reference
 import brainmass_eqx.models as M
 from brainmass_eqx._simulate import simulate
 from brainmass_eqx._units import UnitError
+from brainmass_eqx.noise import WhiteNoise, with_noise
 from brainmass_eqx.solvers import RK4
 
 REGISTRY = M.model_registry()
@@ -188,6 +190,17 @@ def test_hopf_amplitude_is_sqrt_a_above_the_bifurcation():
     assert np.all(radius[:, 2] < 1e-3)
 
 
+def test_an_oscillator_faster_than_the_step_warns():
+    # w = 10 meant as 10 Hz is 1592 Hz in rad/ms: 6 steps per cycle at dt = 0.1 ms, and
+    # the run aliased to a peak at 1245 Hz without a word.
+    with pytest.warns(UserWarning, match=r"Hopf: w \* dt = 1 rad per step, over 0.5 \(w = 10 rad/ms, 1592 Hz, at dt = "
+                      r"0.1 ms: 6.3 steps per cycle\).* 10 Hz is w = 2\*pi\*10/1000 = 0.0628"):
+        simulate(M.Hopf(2, w=10.0), 1.0, dt=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        simulate(M.Hopf(2, w=0.3), 1.0, dt=0.1)
+
+
 def test_kuramoto_synchronises_above_critical_coupling():
     # Gaussian frequencies of spread sigma: K_c = 2 / (pi g(0)) = 2 sigma sqrt(2 pi) / pi = 0.08.
     n, sigma = 64, 0.05
@@ -215,6 +228,10 @@ def test_reduced_wong_wang_rests_low_and_excites_with_recurrence():
     traj = simulate(M.ReducedWongWang(2, w=w), 3000.0, dt=0.1, sample_every=1000, monitors=["S", "H"])
     S, H = np.asarray(traj["S"][-1]), np.asarray(traj["H"][-1])
     assert 0.0 < S[0] < S[1] < 1.0 and 0.5 < H[0] < 10.0 < H[1]
+    # As in TVB, S is clamped to [0, 1] after each step: noise took it to -6 before.
+    noisy = with_noise(M.ReducedWongWang(4), noise_S=WhiteNoise(0.2))
+    S = np.asarray(simulate(noisy, 200.0, dt=0.1, key=jax.random.key(0), monitors=["S"])["S"])
+    assert S.min() == 0.0 and S.max() == 1.0
     node = M.ReducedWongWang(1)
     at_threshold = {"S": jnp.array([(node.b / node.a - node.I_o) / (node.w * node.J_N)])}
     np.testing.assert_allclose(node.H(at_threshold), 1.0 / node.d, rtol=1e-5)

@@ -302,6 +302,11 @@ class AbstractModel(Readable):
                 f"within [{lo:g}, {hi:g}]."
             )
 
+    def step_warning(self, dt_ms: float) -> str | None:
+        """A warning `simulate` gives for a step ``dt_ms`` too coarse for this model's
+        parameters (most likely a unit slip), or None. Default: None."""
+        return None
+
     # -- the contract ---------------------------------------------------------------------
 
     def vector_field(self, t: Array, state: State, inputs: dict[str, Array]) -> State:

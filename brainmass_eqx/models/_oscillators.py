@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
-from ._base import AbstractModel, Uniform, initial, parameter
+import numpy as np
+
+from ._base import AbstractModel, Uniform, _is_concrete, initial, parameter
 
 __all__ = ["AbstractXYOscillator", "Hopf", "StuartLandau", "VanDerPol"]
 
@@ -25,6 +28,23 @@ class AbstractXYOscillator(AbstractModel):
     def vector_field(self, t, state, inputs):
         dx, dy = self.drift(state["x"], state["y"])
         return {"x": dx + self.input(inputs, "x"), "y": dy + self.input(inputs, "y")}
+
+    def step_warning(self, dt_ms: float) -> str | None:
+        # w in rad/ms is easily given in Hz or rad/s: then a step turns the oscillator by a
+        # radian or more and the run aliases to a frequency nobody asked for.
+        w = getattr(self, "w", None)
+        if w is None or not _is_concrete(w):
+            return None
+        w_max = float(np.max(np.abs(np.asarray(w))))
+        if w_max * dt_ms <= 0.5:  # 12 or more steps per cycle
+            return None
+        return (
+            f"{type(self).__name__}: w * dt = {w_max * dt_ms:.3g} rad per step, over 0.5 (w = {w_max:g} rad/ms, "
+            f"{w_max * 1000 / (2 * math.pi):.4g} Hz, at dt = {dt_ms:g} ms: {2 * math.pi / (w_max * dt_ms):.2g} steps "
+            f"per cycle), so the run cannot follow the oscillation. w is an angular frequency in rad/ms: "
+            f"10 Hz is w = 2*pi*10/1000 = 0.0628, or pass unxt.Quantity(10, 'Hz'). If you mean it, take a "
+            f"smaller dt."
+        )
 
 
 class Hopf(AbstractXYOscillator):

@@ -117,9 +117,9 @@ class ReducedWongWang(AbstractModel):
     Rates are in Hz here, TVB's in kHz: TVB's ``a`` 0.270 /nC, ``b`` 0.108 kHz, ``d``
     154 ms and ``gamma`` 0.641 are ``a`` 270, ``b`` 108 Hz, ``d`` 0.154 s and ``gamma``
     0.641/1000 (the defaults: the same node). $H$ is evaluated through `exprel` (finite
-    at $a x = b$). Observable ``H``: the firing rate (Hz). TVB also clamps $S$ to
-    $[0, 1]$ after every step; without noise $S$ never leaves it, and no clamp is applied
-    here (so adaptive steps are allowed).
+    at $a x = b$). Observable ``H``: the firing rate (Hz). As TVB does, $S$ is clamped to
+    $[0, 1]$ after every step (`post_step`): without noise it never leaves that range,
+    with noise it would (a gating variable of -6 at $\sigma$ = 0.2).
 
     TVB couples $S$ linearly, $c_i = \sum_j W_{ij} S_j(t - \tau_{ij})$:
     ``Network(ReducedWongWang(n), W, coupling='additive', k=a, ...)`` for TVB's
@@ -133,6 +133,7 @@ class ReducedWongWang(AbstractModel):
     coupled_state: ClassVar = "S"
     observables: ClassVar = ("H",)
     observable_units: ClassVar = {"H": "Hz"}
+    supports_adaptive: ClassVar = False  # the clamp is a per-step projection
 
     a: object = parameter(270.0, "rate_per_current", doc="transfer slope (1/nC)", domain="positive")
     b: object = parameter(108.0, "frequency", doc="transfer offset")
@@ -156,6 +157,9 @@ class ReducedWongWang(AbstractModel):
     def H(self, state, coupling=0.0):
         """Firing rate (Hz)."""
         return abbott_chance(self.drive(state, {"coupling": coupling}), self.a, self.b, self.d)
+
+    def post_step(self, state):
+        return {k: jnp.clip(v, 0.0, 1.0) if k == "S" else v for k, v in state.items()}
 
 
 class WongWangExcInh(AbstractModel):
