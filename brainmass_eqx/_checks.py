@@ -36,6 +36,19 @@ def is_traced(tree: Any) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
 
+def refuse_non_finite(label: str, value: Any, fix: str) -> None:
+    """Raise ``ValueError`` if a concrete numeric ``value`` holds NaN or inf, naming ``label``
+    and the first bad index (traced values are not checked): ``"<label> holds NaN or inf
+    (first at index [i, j]); <fix>."``."""
+    if is_traced(value):
+        return
+    # NumPy, not jnp: under a trace jnp stages even a check of concrete values.
+    bad = ~np.isfinite(np.asarray(value))
+    if bad.any():
+        where = f" (first at index {np.argwhere(bad)[0].tolist()})" if bad.ndim else ""
+        raise ValueError(f"{label} holds NaN or inf{where}; {fix}.")
+
+
 def is_signal(x: Any) -> bool:
     """Whether ``x`` is a data set's `Signal` (imported here, late: the data types import
     the modules that ask)."""

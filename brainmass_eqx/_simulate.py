@@ -24,6 +24,7 @@ from ._checks import (
     did_you_mean,
     is_traced,
     key_mismatch,
+    refuse_non_finite,
     suggests_keywords,
     user_stacklevel,
 )
@@ -261,18 +262,6 @@ def _check_returned_shapes(model, out, where):
             )
 
 
-def _refuse_non_finite(label: str, value, fix: str) -> None:
-    """Raise if a concrete ``value`` holds NaN or inf, naming ``label`` and the first bad
-    index (traced values are not checked). Caught here, a NaN input or initial value would
-    surface as a divergence at the first step, blaming dt."""
-    if is_traced(value):
-        return
-    # NumPy, not jnp: under a trace jnp stages even a check of concrete values.
-    bad = ~np.isfinite(np.asarray(value))
-    if bad.any():
-        where = f" (first at index {np.argwhere(bad)[0].tolist()})" if bad.ndim else ""
-        raise ValueError(f"{label} holds NaN or inf{where}; {fix}.")
-
 
 def _step_input(model, name, value, n_steps):
     """Whether ``value`` is given per step (its leading axis the steps) or held over the
@@ -332,7 +321,8 @@ def _make_source(model, inputs, n_steps, dt):
                     f"{kind.capitalize()} takes the place of the whole dict and returns one: {fix}."
                 )
             value = _convert_input(model, name, value)
-            _refuse_non_finite(f"inputs[{name!r}]", value, "give finite inputs")
+            # Caught here, a NaN input would surface as a divergence at the first step, blaming dt.
+            refuse_non_finite(f"inputs[{name!r}]", value, "give finite inputs")
             if _step_input(model, name, value, n_steps):
                 per_step.add(name)
             values[name] = value
@@ -529,7 +519,7 @@ def _check_y0(model, y0):
                 + (" For one run per initial state (or per member of a vmapped run's Trajectory): "
                    "jax.vmap(lambda y: bx.simulate(model, ..., y0=y))(y0)." if batch else "")
             ) from None
-        _refuse_non_finite(f"y0[{name!r}]", value, "give finite initial values")
+        refuse_non_finite(f"y0[{name!r}]", value, "give finite initial values")
         out[name] = value
     return out
 
@@ -850,8 +840,9 @@ def simulate(
 ) -> Trajectory:
     r"""Integrate ``model`` for ``duration`` and record its trajectory.
 
-    The run starts at $t = 0$ (a continued run at its predecessor's end, see `y0`) and takes steps of ``dt``; sample $j$ is the state after step
-    ``transient + 1 + j * sample_every`` (so ``ts`` are step *end* times, as in brainmass).
+    The run starts at $t = 0$ (a continued run at its predecessor's end, see `y0`) and
+    takes steps of ``dt``; sample $j$ is the state after step ``transient + 1 + j *
+    sample_every`` (so ``ts`` are step *end* times, as in brainmass).
 
     **Arguments:**
 

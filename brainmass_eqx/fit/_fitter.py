@@ -16,7 +16,15 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._checks import check_int, check_objective, did_you_mean, suggests_keywords, user_stacklevel
+from .._checks import (
+    check_int,
+    check_objective,
+    did_you_mean,
+    is_traced,
+    refuse_non_finite,
+    suggests_keywords,
+    user_stacklevel,
+)
 from .._text import value_text
 from ..objectives import check_target
 from . import _grad, _nevergrad, _optimistix, _scipy
@@ -131,15 +139,10 @@ def _optimizer_digest(optimizer: Any, raw: Any) -> str:
 def _refuse_non_finite_target(target: Any) -> None:
     """A NaN in the target makes every loss NaN, which the fit then blamed on the parameters."""
     for leaf in jax.tree_util.tree_leaves(target):
-        if isinstance(leaf, jax.core.Tracer) or not eqx.is_array_like(leaf):
-            continue
-        values = np.asarray(leaf)
-        if np.issubdtype(values.dtype, np.number) and not np.all(np.isfinite(values)):
-            bad = np.argwhere(~np.isfinite(values))
-            where = f" (first at index {bad[0].tolist()})" if values.ndim else ""
-            raise ValueError(
-                f"target holds {len(bad)} NaN or inf value(s){where}; every loss would be NaN. Drop or "
-                "interpolate the missing samples (or regions) of the recording before fitting."
+        if eqx.is_array_like(leaf) and not is_traced(leaf) and np.issubdtype(np.asarray(leaf).dtype, np.number):
+            refuse_non_finite(
+                "target", leaf, "every loss would be NaN: drop or interpolate the missing samples (or regions) "
+                "of the recording before fitting"
             )
 
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import user_stacklevel
+from .._checks import refuse_non_finite, user_stacklevel
 from .._text import Readable
 from .._units import unxt_module
 from ._temporal import _is_quantity, _magnitude, _param, _series_and_step, _time_ms
@@ -288,9 +288,8 @@ def bold_from_signal(
     if state0 is None:
         state0 = model.init_state(rest)
     concrete = not isinstance(z, jax.core.Tracer) and not isinstance(dt_step, jax.core.Tracer)
-    if concrete and not np.all(np.isfinite(np.asarray(z))):
-        first = np.argwhere(~np.isfinite(np.asarray(z)))[0].tolist()
-        raise ValueError(f"bold_from_signal: `signal` holds NaN or inf (first at index {first}); give a finite signal.")
+    if concrete:
+        refuse_non_finite("bold_from_signal: `signal`", z, "give a finite signal")
     blocks = z[: n_blocks * n_per].reshape((n_blocks, n_per) + rest)
     bold, final = _integrate(model, state0, blocks, dt_step)
     if concrete and not any(isinstance(p, jax.core.Tracer) for p in jax.tree_util.tree_leaves((model, state0))):
