@@ -215,13 +215,19 @@ class _StepInputs(eqx.Module):
         return _HeldInputs(self.evaluate(t_start))
 
 
-def _input_aliases(model) -> dict[str, str]:
-    """Other libraries' input names for ``model`` and the models it wraps (a network's
-    node, a noisy or BOLD model's inner one)."""
-    aliases: dict[str, str] = {}
+def _nested_models(model):
+    """``model`` and the models it wraps, outermost first (a network's node, a noisy or
+    BOLD model's inner one)."""
     while model is not None:
-        aliases = {**getattr(model, "input_aliases", {}), **aliases}
+        yield model
         model = getattr(model, "node", None) or getattr(model, "model", None)
+
+
+def _input_aliases(model) -> dict[str, str]:
+    """Other libraries' input names for ``model`` and the models it wraps."""
+    aliases: dict[str, str] = {}
+    for inner in _nested_models(model):
+        aliases = {**getattr(inner, "input_aliases", {}), **aliases}
     return aliases
 
 
@@ -459,15 +465,13 @@ def _as_steps(value, name, dt_ms, inexact="error"):
 
 
 def _warn_coarse_step(model, dt_ms: float) -> None:
-    """The models' own `step_warning`s, through wrappers (a network's node, a noisy or BOLD
-    model's inner one)."""
-    while model is not None:
-        hint = getattr(model, "step_warning", None)
+    """The first `step_warning` of ``model`` or a model it wraps, as a warning."""
+    for inner in _nested_models(model):
+        hint = getattr(inner, "step_warning", None)
         message = hint(dt_ms) if callable(hint) else None
         if message:
             warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
             return
-        model = getattr(model, "node", None) or getattr(model, "model", None)
 
 
 def _check_key(key) -> None:
