@@ -37,15 +37,15 @@ def is_traced(tree: Any) -> bool:
 
 
 def refuse_non_finite(label: str, value: Any, fix: str) -> None:
-    """Raise ``ValueError`` if a concrete numeric ``value`` holds NaN or inf, naming ``label``
-    and the first bad index (traced values are not checked): ``"<label> holds NaN or inf
-    (first at index [i, j]); <fix>."``."""
-    if is_traced(value):
+    """Raise ``ValueError`` if a concrete numeric ``value`` holds NaN or inf, naming ``label``,
+    how many values are bad and the first bad index (traced values are not checked):
+    ``"<label> holds NaN or inf (2 of 16 values, first at index [i, j]); <fix>."``."""
+    if value is None or is_traced(value):
         return
     # NumPy, not jnp: under a trace jnp stages even a check of concrete values.
     bad = ~np.isfinite(np.asarray(value))
     if bad.any():
-        where = f" (first at index {np.argwhere(bad)[0].tolist()})" if bad.ndim else ""
+        where = f" ({int(bad.sum())} of {bad.size} values, first at index {np.argwhere(bad)[0].tolist()})" if bad.ndim else ""
         raise ValueError(f"{label} holds NaN or inf{where}; {fix}.")
 
 

@@ -54,7 +54,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from . import _history as hist
-from ._checks import did_you_mean, is_traced, user_stacklevel
+from ._checks import did_you_mean, is_traced, refuse_non_finite, user_stacklevel
 from ._native import native_kernels_available
 from ._param import Param, read
 from ._units import is_quantity, to_canonical, to_ms
@@ -608,9 +608,7 @@ class Network(AbstractModel):
 
     @staticmethod
     def _check_finite(value, name):
-        arr = _concrete(value)
-        if arr is not None and not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must be finite (no NaN or inf).")
+        refuse_non_finite(name, _concrete(value), "give finite values")
 
     def _check_conn(self, conn, n, node_label):
         if conn is None:
@@ -649,8 +647,7 @@ class Network(AbstractModel):
             arr = arr.reshape(self.n_regions, self.n_regions)
         if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and not self.self_connection:
             arr = arr * (1.0 - np.eye(arr.shape[0]))
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must be finite; it has {int(np.sum(~np.isfinite(arr)))} NaN/inf entries.")
+        refuse_non_finite(name, arr, "replace them (e.g. with np.nan_to_num: a missing connection is 0)")
         if not self.coupling.signed_weights and np.any(arr < 0):
             raise ValueError(
                 f"{name} has negative weights (min {arr.min():.4g}) but the {type(self.coupling).__name__} "

@@ -305,15 +305,15 @@ def test_connectome_normalised():
         ({"weights": [["a", "b"], ["c", "d"]]}, TypeError, "'weights' must hold real numbers"),
         ({"weights": unxt.Quantity(np.ones((2, 2)), "mm")}, TypeError, "'weights' must be a plain"),
         ({"distances": np.ones((3, 3))}, ValueError, r"'distances' has shape \(3, 3\) but 'weights'"),
-        ({"nan_w": True}, ValueError, r"'weights' contains 1 NaN or inf value\(s\) \(first at index \(0, 1\)\)"),
-        ({"inf_d": True}, ValueError, r"'distances' contains 1 NaN or inf"),
+        ({"nan_w": True}, ValueError, r"'weights' holds NaN or inf \(1 of 4 values, first at index \[0, 1\]\); replace them"),
+        ({"inf_d": True}, ValueError, r"'distances' holds NaN or inf \(1 of 4"),
         ({"neg_d": True}, ValueError, r"'distances' must be non-negative .* at index \(1, 0\)"),
         ({"distances": unxt.Quantity(np.ones((2, 2)), "s")}, ValueError, "'distances' has unit 's'"),
         ({"labels": ["a"]}, ValueError, "'labels' has 1 entries but the data has 2 regions"),
         ({"labels": "ab"}, TypeError, "'labels' must be a sequence of strings"),
         ({"centres": np.ones((2, 2))}, ValueError, r"'centres' must have shape \(2, 3\)"),
         ({"cortical": [1, 0, 1]}, ValueError, r"'cortical' must have shape \(2,\)"),
-        ({"areas": [1.0, np.nan]}, ValueError, "'areas' contains 1 NaN"),
+        ({"areas": [1.0, np.nan]}, ValueError, r"'areas' holds NaN or inf \(1 of 2"),
     ],
 )
 def test_connectome_bad_input(kwargs, error, match):
@@ -344,7 +344,7 @@ def test_signal_fc_and_units():
     "kwargs, error, match",
     [
         ({"signal": np.ones(5)}, ValueError, r"'signal' must be a \(time, region\) matrix"),
-        ({"signal": np.full((4, 2), np.nan)}, ValueError, "'signal' contains 8 NaN"),
+        ({"signal": np.full((4, 2), np.nan)}, ValueError, r"'signal' holds NaN or inf \(8 of 8 values"),
         ({"signal": np.ones((1, 2))}, ValueError, "'signal' needs at least 2 time points"),
         ({"dt": 0.0}, ValueError, "'dt' must be a positive finite scalar"),
         ({"dt": unxt.Quantity(1.0, "mm")}, ValueError, "'dt' has unit 'mm'"),

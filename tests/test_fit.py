@@ -271,7 +271,7 @@ def test_loss_fn_sees_values_and_the_target_must_be_finite():
     model = Quadratic(a=bm.Param(2.0, bounds=(1.0, 5.0)), b=0.0)
     result = Fitter(model, "L-BFGS-B", backend="scipy", loss_fn=lambda m, t: (jnp.log(m.a) - t) ** 2).fit(jnp.asarray(1.0), 20)
     assert float(result.best_params["a"]) == pytest.approx(np.e, rel=1e-3)
-    with pytest.raises(ValueError, match=r"target holds NaN or inf \(first at index \[1\]\); every loss would be NaN"):
+    with pytest.raises(ValueError, match=r"target holds NaN or inf \(1 of 2 values, first at index \[1\]\); every loss would be NaN"):
         Fitter(model, optax.sgd(0.1), loss_fn=quad_loss).fit(jnp.array([1.0, jnp.nan]), 5)
 
 

@@ -523,7 +523,7 @@ def test_history_capacity_covers_the_delays_a_fit_may_reach():
         (dict(conn=np.ones((3, 3))), r"conn has shape \(3, 3\), expected \(6, 6\).* the 6-region Hopf node"),
         (dict(conn=np.ones(35)), r"flattened conn has length 35, expected 36"),
         (dict(conn=np.ones((2, 6, 6))), r"conn must be 1-D \(flattened\) or 2-D"),
-        (dict(conn=np.full((N, N), np.nan)), r"conn must be finite"),
+        (dict(conn=np.full((N, N), np.nan)), r"conn holds NaN or inf \(36 of 36 values, first at index \[0, 0\]\); replace them"),
         (dict(conn=-np.ones((N, N))), r"conn has negative weights"),
         (dict(distance=-DIST, speed=10.0), r"distance must be finite and >= 0"),
         (dict(distance=DIST, speed=0.0), r"speed must be finite and > 0 \(mm/ms\); got 0.0"),

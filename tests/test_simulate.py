@@ -347,7 +347,7 @@ def test_bad_monitors_inputs_and_y0():
     # 3 steps and 3 regions: a (3,) array could be either; the message says how to choose.
     with pytest.raises(ValueError, match=r"3 steps and 3 regions, so it could be one value per step or one per region. Say which: shape \(3, 1\)"):
         bx.simulate(hopf(), 0.3, dt=0.1, inputs={"x": jnp.zeros(3)})
-    with pytest.raises(ValueError, match=r"inputs\['x'\] holds NaN or inf \(first at index \[4, 2\]\); give finite inputs"):
+    with pytest.raises(ValueError, match=r"inputs\['x'\] holds NaN or inf \(1 of 30 values, first at index \[4, 2\]\); give finite inputs"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": jnp.zeros((10, 3)).at[4, 2].set(jnp.inf)})
     with pytest.raises(ValueError, match=r"inputs\['x'\] holds NaN or inf; give finite inputs"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs={"x": float("nan")})
@@ -359,7 +359,7 @@ def test_bad_monitors_inputs_and_y0():
         bx.simulate(hopf(), 1.0, dt=0.1, inputs=path)
     with pytest.raises(ValueError, match=r"y0 must give exactly the states \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3)})
-    with pytest.raises(ValueError, match=r"y0\['y'\] holds NaN or inf \(first at index \[1\]\)"):
+    with pytest.raises(ValueError, match=r"y0\['y'\] holds NaN or inf \(1 of 3 values, first at index \[1\]\)"):
         bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3), "y": jnp.array([0.0, jnp.nan, 0.0])})
     with pytest.raises(ValueError, match="draws .* at random by default .* pass key="):
         bx.simulate(bx.StuartLandau(2), 1.0, dt=0.1)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from .._checks import is_traced
+from .._checks import is_traced, refuse_non_finite
 from .._units import is_quantity, quantity, to_canonical
 
 if TYPE_CHECKING:
@@ -85,16 +85,7 @@ def _as_float_array(x: Any, name: str, unit: str | None = None) -> Any:
 
 
 def _check_finite(x: Any, name: str) -> None:
-    if is_traced(x):
-        return
-    arr = np.asarray(x)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{name!r} contains {int(bad.sum())} NaN or inf value(s) (first at index {first}); "
-            f"replace them (e.g. with np.nan_to_num) before building the data set."
-        )
+    refuse_non_finite(repr(name), x, "replace them (e.g. with np.nan_to_num) before building the data set")
 
 
 def _check_non_negative(x: Any, name: str) -> None:
