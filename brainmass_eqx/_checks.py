@@ -8,6 +8,7 @@ import inspect
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel"]
+__all__ = ["broadcasts_to_regions", "is_traced", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -47,6 +48,50 @@ def refuse_non_finite(label: str, value: Any, fix: str) -> None:
     if bad.any():
         where = f" ({int(bad.sum())} of {bad.size} values, first at index {np.argwhere(bad)[0].tolist()})" if bad.ndim else ""
         raise ValueError(f"{label} holds NaN or inf{where}; {fix}.")
+
+
+def whole_steps(
+    ms: float,
+    dt_ms: float,
+    name: str,
+    inexact: str = "error",
+    *,
+    dt_name: str = "dt",
+    fix: str | None = None,
+    action: str = "using",
+    at_least_one: bool = False,
+) -> int:
+    """A time of ``ms`` as a number of steps of ``dt_ms`` (``name`` / ``dt_name`` label them
+    in messages). A time that is not a whole number of steps (to 1e-6) is:
+
+    - ``'error'``: refused, with ``fix`` (default: give a multiple of ``dt_name``); a
+      sampling period of 0.25 ms at dt = 0.1 ms silently became 0.2 or 0.3 ms;
+    - ``'floor'``: floored, with a warning (a duration or a transient: the run ends early);
+    - ``'nearest'``: rounded to the nearest count, with a warning (a monitor's period, which
+      TVB and brainmass round silently);
+    - ``'round'``: rounded silently, where the count changes nothing computed.
+
+    With ``at_least_one``, a time shorter than one step is refused.
+    """
+    ratio = ms / dt_ms
+    if at_least_one and ratio < 1 - 1e-6:
+        raise ValueError(
+            f"{name} = {ms:g} ms is shorter than {dt_name} = {dt_ms:g} ms; make {name} at least one {dt_name} long."
+        )
+    n = round(ratio)
+    if abs(ratio - n) <= 1e-6 * max(1.0, abs(ratio)) or inexact == "round":
+        return int(n)
+    inexact_text = f"{name} = {ms:g} ms is not a whole number of steps of {dt_name} = {dt_ms:g} ms ({ratio:.6g} steps)"
+    if inexact == "error":
+        raise ValueError(f"{inexact_text}; {fix or f'give a multiple of {dt_name}'}.")
+    if inexact == "floor":
+        n = math.floor(ratio)
+    elif inexact != "nearest":
+        raise ValueError(f"inexact must be 'error', 'floor', 'nearest' or 'round', got {inexact!r}.")
+    warnings.warn(
+        f"{inexact_text}; {action} {n} steps ({n * dt_ms:.6g} ms).", UserWarning, stacklevel=user_stacklevel()
+    )
+    return int(n)
 
 
 def is_signal(x: Any) -> bool:

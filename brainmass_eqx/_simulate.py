@@ -27,6 +27,7 @@ from ._checks import (
     refuse_non_finite,
     suggests_keywords,
     user_stacklevel,
+    whole_steps,
 )
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
@@ -408,38 +409,14 @@ def _monitor_units(model, spec):
 # -- step counting -------------------------------------------------------------------------
 
 
-def _whole_steps(ms: float, dt_ms: float, name: str, inexact: str, action: str = "using") -> int:
-    """``ms`` as a number of steps of ``dt_ms``. A time that is not a whole number of steps
-    is an error (``inexact='error'``: a sampling period of 0.25 ms at dt = 0.1 ms silently
-    became 0.2 or 0.3 ms), is floored with a warning (``'warn'``: a duration or a
-    transient), or is rounded (``'round'``, where the count changes nothing computed)."""
-    ratio = ms / dt_ms
-    n = round(ratio)
-    if abs(ratio - n) > 1e-6 * max(1.0, abs(ratio)):
-        if inexact == "error":
-            raise ValueError(
-                f"{name} = {ms:g} ms is not a whole number of steps of dt = {dt_ms:g} ms "
-                f"({ratio:.6g} steps); give a multiple of dt, or an int number of steps."
-            )
-        if inexact == "warn":
-            n = math.floor(ratio)
-            warnings.warn(
-                f"{name} {ms:g} ms is not a whole number of steps of dt {dt_ms:g} ms; {action} {n} "
-                f"steps ({n * dt_ms:.6g} ms).",
-                UserWarning,
-                stacklevel=user_stacklevel(),
-            )
-    return int(n)
-
-
 def _count_steps(duration_ms, dt_ms):
-    return _whole_steps(duration_ms, dt_ms, "duration", "warn", action="simulating")
+    return whole_steps(duration_ms, dt_ms, "duration", "floor", action="simulating")
 
 
 def _as_steps(value, name, dt_ms, inexact="error"):
-    """A step count from an int or a time Quantity (see `_whole_steps` for ``inexact``)."""
+    """A step count from an int or a time Quantity (see `whole_steps` for ``inexact``)."""
     if is_quantity(value):
-        return _whole_steps(to_ms(value, name), dt_ms, name, inexact)
+        return whole_steps(to_ms(value, name), dt_ms, name, inexact, fix="give a multiple of dt, or an int number of steps")
     if isinstance(value, (float, np.floating)) and value == 0.0:
         return 0  # no time and no steps: the one float that reads the same either way
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -907,7 +884,7 @@ def simulate(
     if duration_ms < dt_ms:
         raise ValueError(f"duration {duration_ms} ms is shorter than one step of dt {dt_ms} ms.")
     n_steps = _count_steps(duration_ms, dt_ms)
-    tr = _as_steps(transient, "transient", dt_ms, inexact="warn")
+    tr = _as_steps(transient, "transient", dt_ms, inexact="floor")
     if tr < 0:
         raise ValueError(f"transient must be >= 0, got {tr} steps.")
     if tr >= n_steps:

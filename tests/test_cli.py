@@ -473,8 +473,8 @@ def test_library_warnings_are_one_line(tmp_path, capsys):
     assert code == 0
     lines = err.strip().splitlines()
     assert lines == [
-        "warning: duration 20 ms is not a whole number of steps of dt 0.3 ms; simulating 66 steps (19.8 ms).",
-        "warning: transient 5 ms is not a whole number of steps of dt 0.3 ms; using 16 steps (4.8 ms).",
+        "warning: duration = 20 ms is not a whole number of steps of dt = 0.3 ms (66.6667 steps); simulating 66 steps (19.8 ms).",
+        "warning: transient = 5 ms is not a whole number of steps of dt = 0.3 ms (16.6667 steps); using 16 steps (4.8 ms).",
     ], err
 
 
@@ -482,10 +482,10 @@ def test_library_warnings_are_one_line(tmp_path, capsys):
     "argv, fragment",
     [
         (["--transient", "2s", "--duration", "1s"], "--transient (2000.0 ms) must be shorter than --duration (1000.0 ms)"),
-        (["--sample-every", "0.05"], "--sample-every (0.05 ms) must be at least --dt (0.1 ms)"),
-        (["--sample-every", "0.25"], "--sample-every (0.25 ms) must be a whole number of --dt steps (0.1 ms); it is 2.5 steps"),
+        (["--sample-every", "0.05"], "--sample-every = 0.05 ms is shorter than --dt = 0.1 ms; make --sample-every at least one --dt long."),
+        (["--sample-every", "0.25"], "--sample-every = 0.25 ms is not a whole number of steps of --dt = 0.1 ms (2.5 steps); give a multiple of --dt."),
         (["--bold", "1s", "--sample-every", "2"], "--sample-every and --bold: with --bold the BOLD is recorded every TR"),
-        (["--bold", "0.15ms"], "--bold (0.15 ms) must be a whole number of --dt steps (0.1 ms); it is 1.5 steps"),
+        (["--bold", "0.15ms"], "--bold = 0.15 ms is not a whole number of steps of --dt = 0.1 ms (1.5 steps); give a multiple of --dt."),
         (["--bold", "10"], "--bold: 20 ms after the transient hold 2 BOLD sample(s) of TR 10 ms"),
         (["--out", "/nonexistent-folder/x.npz"], "--out: folder does not exist: /nonexistent-folder"),
         (["--plot", "/nonexistent-folder/x.png"], "--plot: folder does not exist: /nonexistent-folder"),

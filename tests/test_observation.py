@@ -387,8 +387,8 @@ def test_temporal_average_matches_brainmass():
     assert isinstance(yq, u.Quantity) and yq.unit == u.unit(str(ref["avg_4ms_dt01_quantity_unit"]))
     assert _maxabs(yq.value, ref["avg_4ms_dt01_quantity"]) < 1e-6
     # brainmass rounds a period off the step grid (1 ms at dt 0.3: 3 steps); so do we, saying so.
-    with pytest.warns(UserWarning, match=r"`period` = 1 ms is not a whole number of `dt` = 0.3 ms \(3.33333\); "
-                      r"using 3 \(a period of 0.9 ms\), as TVB and brainmass round it\.") as caught:
+    with pytest.warns(UserWarning, match=r"`period` = 1 ms is not a whole number of steps of `dt` = 0.3 ms \(3.33333 steps\); "
+                      r"as TVB and brainmass do, using 3 steps \(0.9 ms\)\.") as caught:
         assert _maxabs(obs.TemporalAverage(period=1.0)(x, 0.3), ref["avg_1ms_dt03"]) < 1e-6
     assert caught[0].filename == __file__
     assert obs.TemporalAverage(period=5.0)(jnp.arange(20.0)[:, None], 1.0)[:, 0].tolist() == [

@@ -278,7 +278,7 @@ def test_bad_transient_and_sampling():
     # A sampling period off the step grid used to be rounded silently (0.25 ms -> 0.2 ms).
     with pytest.raises(ValueError, match=r"sample_every = 0.25 ms is not a whole number of steps of dt = 0.1 ms \(2.5 steps\)"):
         bx.simulate(hopf(), 1.0, dt=0.1, sample_every=u.Quantity(0.25, "ms"))
-    with pytest.warns(UserWarning, match=r"transient 0.25 ms is not a whole number of steps of dt 0.1 ms; using 2 steps"):
+    with pytest.warns(UserWarning, match=r"transient = 0.25 ms is not a whole number of steps of dt = 0.1 ms \(2.5 steps\); using 2 steps \(0.2 ms\)"):
         traj = bx.simulate(hopf(), 1.0, dt=0.1, transient=u.Quantity(0.25, "ms"))
     assert traj.ts.shape == (8,)
     # saveat chooses the samples itself: a transient or a sampling period beside it was ignored

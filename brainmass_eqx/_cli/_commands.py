@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import closest_name
+from .._checks import closest_name, whole_steps
 from .._text import table, value_text
 from . import _build
 from ._errors import CLIError
@@ -130,11 +130,10 @@ def _check_args(a) -> None:
 
 
 def _check_whole_steps(period: float, dt: float, option: str) -> None:
-    if period < dt:
-        raise CLIError(f"{option} ({period:g} ms) must be at least --dt ({dt:g} ms).")
-    steps = period / dt
-    if abs(steps - round(steps)) > 1e-6 * steps:
-        raise CLIError(f"{option} ({period:g} ms) must be a whole number of --dt steps ({dt:g} ms); it is {steps:.6g} steps.")
+    try:
+        whole_steps(period, dt, option, dt_name="--dt", at_least_one=True)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
 
 
 def _with_noise(node, desc, sigma: float, tau: float):

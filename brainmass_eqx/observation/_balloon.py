@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import refuse_non_finite, user_stacklevel
+from .._checks import refuse_non_finite, user_stacklevel, whole_steps
 from .._text import Readable
 from .._units import unxt_module
 from ._temporal import _is_quantity, _magnitude, _param, _series_and_step, _time_ms
@@ -176,18 +176,7 @@ def steps_per_tr(tr, dt) -> tuple[float, int]:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-    ratio = tr_ms / dt_ms
-    n_per = int(round(ratio))
-    if n_per < 1 or ratio < 1 - 1e-6:
-        raise ValueError(
-            f"`tr` = {tr_ms:.6g} ms is shorter than `dt` = {dt_ms:.6g} ms; the BOLD sampling "
-            "period must span at least one step."
-        )
-    if abs(ratio - n_per) > 1e-6 * max(ratio, 1.0):
-        raise ValueError(
-            f"`tr` = {tr_ms:.6g} ms is not a whole number of steps `dt` = {dt_ms:.6g} ms "
-            f"(ratio {ratio:.6g}); choose a TR that is a multiple of dt."
-        )
+    n_per = whole_steps(tr_ms, dt_ms, "`tr`", dt_name="`dt`", fix="choose a TR that is a multiple of dt", at_least_one=True)
     return dt_ms, n_per
 
 

@@ -456,7 +456,7 @@ def simulate_bold(
             raise TypeError(f"simulate_bold: `y0` must be a dict {{state name: array}}, got {type(y0).__name__}.")
         rest = model.balloon.init_state(model.n_regions)
         y0 = {**{long: rest[short] for long, short in _BOLD_STATES.items()}, **y0}
-    skip = _as_steps(transient, "transient", dt_ms, inexact="warn")
+    skip = _as_steps(transient, "transient", dt_ms, inexact="floor")
     if skip < 0:
         raise ValueError(f"simulate_bold: `transient` must be >= 0, got {skip} steps.")
     duration_ms = to_ms(duration, "duration")

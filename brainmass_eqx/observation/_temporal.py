@@ -9,14 +9,13 @@ counts fix array shapes, so the times that define them (``dt``, ``period``, ``tr
 from __future__ import annotations
 
 import math
-import warnings
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import is_traced, sampling_step, series_of, user_stacklevel
+from .._checks import is_traced, sampling_step, series_of, whole_steps
 from .._units import TracedTimeError, is_quantity as _is_quantity, quantity, to_ms, unxt_module
 
 __all__ = ["TemporalAverage"]
@@ -92,24 +91,11 @@ def _time_ms(value, name: str) -> float:
 
 
 def _steps_per(period_ms: float, dt_ms: float, period_name: str, dt_name: str) -> int:
-    """``round(period / dt)``, which must be at least 1; rounding that changes the period
-    is said (TVB and brainmass round silently)."""
-    ratio = period_ms / dt_ms
-    w = int(round(ratio))
-    if w < 1:
-        raise ValueError(
-            f"`{period_name}` = {period_ms} ms is shorter than `{dt_name}` = {dt_ms} ms "
-            f"(round({period_name}/{dt_name}) = {w}); make `{period_name}` at least one "
-            f"`{dt_name}` long."
-        )
-    if abs(ratio - w) > 1e-6 * ratio:
-        warnings.warn(
-            f"`{period_name}` = {period_ms:g} ms is not a whole number of `{dt_name}` = {dt_ms:g} ms "
-            f"({ratio:.6g}); using {w} (a period of {w * dt_ms:.6g} ms), as TVB and brainmass round it.",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
-    return w
+    """``round(period / dt)``, at least 1; rounding that changes the period is said (TVB and
+    brainmass round silently)."""
+    return whole_steps(
+        period_ms, dt_ms, f"`{period_name}`", "nearest", dt_name=f"`{dt_name}`", action="as TVB and brainmass do, using", at_least_one=True
+    )
 
 
 def _block_mean(x: Array, w: int, name: str = "signal") -> Array:
