@@ -280,6 +280,22 @@ def test_wong_wang_decision_and_clipping():
     assert np.asarray(model.get_decision(final, threshold=unxt.Quantity(1e6, "Hz"))).tolist() == [0, 0]
 
 
+def test_wong_wang_abbott_chance_transfer_gives_winner_take_all():
+    # Wong & Wang 2006: spontaneous rates near 2 Hz; at coherence 0.2 one population wins
+    # (about 26 Hz with J_A_ext 0.2243e-3) and the other falls silent. brainmass's
+    # threshold-linear default has neither: both populations near 49 Hz.
+    rates = {}
+    for transfer in ("threshold_linear", "abbott_chance"):
+        model = M.WongWang(2, transfer=transfer, mu_0=jnp.array([30.0, 0.0]))
+        traj = simulate(model, 3000.0, dt=0.1, inputs={"coherence": 0.2}, sample_every=1000, monitors=["r1", "r2"])
+        rates[transfer] = np.stack([np.asarray(traj["r1"][-1]), np.asarray(traj["r2"][-1])])
+    (r1, r2), (s1, s2) = rates["abbott_chance"][:, 0], rates["abbott_chance"][:, 1]
+    assert 20.0 < r1 < 32.0 and r2 < 1.0 and 1.0 < s1 == s2 < 2.5
+    assert np.all(rates["threshold_linear"][:, 0] > 45.0)
+    with pytest.raises(ValueError, match=r"WongWang: transfer must be one of \['threshold_linear', 'abbott_chance'\]"):
+        M.WongWang(1, transfer="abbot")
+
+
 def test_montbrio_uses_tau_on_every_term():
     # Doubling tau and halving every rate-of-change term: the paper's scaling.
     state = {"r": jnp.array([2.0]), "v": jnp.array([-1.0])}
@@ -485,3 +501,13 @@ def test_exprel_matches_expm1_over_z_to_a_few_ulp_with_finite_gradients(dtype):
         assert np.allclose(grads[away], expected_grad[away], rtol=50 * eps, atol=0)
         assert np.isinf(float(exprel(jnp.asarray(1000.0, dtype))))
         assert np.isnan(float(exprel(jnp.asarray(np.nan, dtype))))
+
+
+def test_wilson_cowan_delayed_saveat_with_a_runge_kutta_solver():
+    # SelfDelaySolver declares linear dense output: an RK solver's stages must not leak into
+    # it (saveat with Heun or Tsit5 raised "LocalLinearInterpolation ... unexpected keyword 'k'").
+    model = M.WilsonCowanDelayed(1)
+    y0 = {"rE": jnp.array([0.2]), "rI": jnp.array([0.1])}
+    on_grid = simulate(model, 10.0, dt=0.01, solver=dfx.Heun(), y0=y0, inputs={"rE": 1.25}, sample_every=100)
+    saved = simulate(model, 10.0, dt=0.01, solver=dfx.Heun(), y0=y0, inputs={"rE": 1.25}, saveat=on_grid.ts)
+    assert jnp.allclose(saved["rE"], on_grid["rE"], atol=1e-5)

@@ -147,7 +147,7 @@ def test_param_repr_shows_unit_and_bounds():
 def test_printed_models_show_parameter_values():
     # equinox's default repr shows `a=f32[]`, which tells a reader nothing about the model.
     hopf = bx.Hopf(2, a=bx.Param(0.2, bounds=(-1.0, 1.0)), w=jnp.array([0.1, 0.3]))
-    assert repr(hopf) == ("Hopf(\n  n_regions=2,\n  a=Param(0.2, fit=True, transform=Sigmoid(lower=-1, upper=1)),"
+    assert repr(hopf) == ("Hopf(\n  n_regions=2,\n  a=Param(0.2 1/ms, fit=True, transform=Sigmoid(lower=-1, upper=1)),"
                           "\n  w=[0.1, 0.3],\n  beta=1,\n  init_x=0,\n  init_y=0\n)")
     net = bx.Network(bx.Hopf(8), jnp.ones((8, 8)) - jnp.eye(8), k=0.25, delays=2.0)
     text = repr(net)

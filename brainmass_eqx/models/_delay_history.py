@@ -155,12 +155,14 @@ class SelfDelaySolver(AbstractSolverWrapper):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         inner, buffers, count = solver_state
         extra = self._delayed(buffers, count, t1 - t0 if self.dt is None else self.dt)
-        y1, err, dense, inner, result = self.solver.step(
+        y1, err, _, inner, result = self.solver.step(
             terms, t0, t1, y0, _WithExtraInputs(args, extra), inner, made_jump
         )
         new_count = count + 1
         buffers = {var: buf.at[new_count % self.n_slots].set(y1[var]) for var, buf in buffers.items()}
-        return y1, err, dense, (inner, buffers, new_count), result
+        # interpolation_cls is LocalLinearInterpolation whatever the inner solver: its dense
+        # output (an RK solver's stages 'k') would not fit it (saveat raised a TypeError).
+        return y1, err, dict(y0=y0, y1=y1), (inner, buffers, new_count), result
 
     def func(self, terms, t0, y0, args):
         # Only used to pick an initial step size; the current state stands in for the past.

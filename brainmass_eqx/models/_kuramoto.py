@@ -45,7 +45,7 @@ class Kuramoto(AbstractModel):
     observables: ClassVar = ("order_parameter",)
 
     omega: object = parameter(0.0, "angular_frequency", doc="natural frequency")
-    K: object = parameter(0.0, doc="coupling strength")
+    K: object = parameter(0.0, "rate", doc="coupling strength (per ms, like omega)")
     alpha: object = parameter(0.0, "angle", doc="Sakaguchi phase lag")
     conn: object = None
     normalize_by_n: bool = eqx.field(default=True, static=True)

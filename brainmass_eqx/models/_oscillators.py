@@ -42,7 +42,8 @@ class AbstractXYOscillator(AbstractModel):
             f"{type(self).__name__}: w * dt = {w_max * dt_ms:.3g} rad per step, over 0.5 (w = {w_max:g} rad/ms, "
             f"{w_max * 1000 / (2 * math.pi):.4g} Hz, at dt = {dt_ms:g} ms: {2 * math.pi / (w_max * dt_ms):.2g} steps "
             f"per cycle), so the run cannot follow the oscillation. w is an angular frequency in rad/ms: "
-            f"10 Hz is w = 2*pi*10/1000 = 0.0628, or pass unxt.Quantity(10, 'Hz'). If you mean it, take a "
+            f"10 Hz is w = 2*pi*10/1000 = 0.0628, or pass unxt.Quantity(2 * math.pi * 10, 'rad/s') (a Quantity in "
+            f"Hz is refused: 2 pi is not a unit conversion). If you mean it, take a "
             f"smaller dt."
         )
 
@@ -64,9 +65,9 @@ class Hopf(AbstractXYOscillator):
     # TVB's SupHopf names.
     keyword_aliases: ClassVar = {"omega": "w (TVB's SupHopf omega, rad/ms)"}
 
-    a: object = parameter(0.25, doc="bifurcation parameter (distance from the Hopf bifurcation)")
+    a: object = parameter(0.25, "rate", doc="bifurcation parameter (distance from the Hopf bifurcation)")
     w: object = parameter(0.2, "angular_frequency", doc="angular frequency")
-    beta: object = parameter(1.0, doc="cubic saturation strength", domain="nonnegative")
+    beta: object = parameter(1.0, "rate", doc="cubic saturation strength", domain="nonnegative")
     init_x: object = initial(0.0)
     init_y: object = initial(0.0)
 
@@ -83,7 +84,7 @@ class StuartLandau(AbstractXYOscillator):
     The default initial state is random, ``U(0, 0.05)`` (pass a key to `init_state`).
     """
 
-    a: object = parameter(0.25, doc="bifurcation parameter")
+    a: object = parameter(0.25, "rate", doc="bifurcation parameter")
     w: object = parameter(0.2, "angular_frequency", doc="angular frequency")
     init_x: object = initial(Uniform(0.0, 0.05))
     init_y: object = initial(Uniform(0.0, 0.05))

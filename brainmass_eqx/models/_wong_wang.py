@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import equinox as eqx
 import jax.numpy as jnp
 
 from .._units import to_canonical
@@ -14,6 +15,7 @@ from ._math import abbott_chance, relu
 __all__ = ["WongWang", "ReducedWongWang", "WongWangExcInh"]
 
 _HZ_TO_PER_MS = 1e-3
+_WONG_WANG_TRANSFERS = ("threshold_linear", "abbott_chance")
 
 
 class WongWang(AbstractModel):
@@ -35,6 +37,18 @@ class WongWang(AbstractModel):
 
     Inputs: ``coherence`` $c$ (the coupling input), extra currents ``I1``, ``I2`` (nA).
     Observables ``r1``, ``r2`` (Hz). `get_decision` reads the choice.
+
+    **The default is not the paper's attractor dynamics.** brainmass's unsaturating
+    threshold-linear curve ($\theta$ = 0.31 nA, below $I_0$ = 0.3255 nA) has no low
+    spontaneous state and no winner-take-all: without a stimulus ($\mu_0$ = 0) both rates
+    settle at 47 Hz, and with it both near 49 Hz whatever the coherence (at $c$ = 0.2,
+    3 s from rest: $r_1$ = 49.5 Hz, $r_2$ = 49.2 Hz), so `get_decision` only reports the
+    sign of $c$.
+    ``transfer='abbott_chance'`` uses the paper's curve instead,
+    $r_k = (a I_k - b)/(1 - e^{-d(a I_k - b)})$ with $a$ = 270 Hz/nA, $b$ = 108 Hz,
+    $d$ = 0.154 s (`theta` is then unused): spontaneous rates of 1.8 Hz, and at $c$ = 0.2
+    a winner at 26 Hz and a loser at 0.6 Hz (32 and 0.7 Hz with the paper's
+    $J_{A,ext}$ = 5.2e-4 nA/Hz).
     """
 
     state_names: ClassVar = ("S1", "S2")
@@ -56,8 +70,18 @@ class WongWang(AbstractModel):
     J_A_ext: object = parameter(0.0002243, "current_per_rate", doc="stimulus coupling")
     mu_0: object = parameter(30.0, "frequency", doc="stimulus rate at zero coherence")
     I_0: object = parameter(0.3255, "current", doc="background current")
+    b: object = parameter(108.0, "frequency", doc="Abbott-Chance offset (transfer='abbott_chance')")
+    d: object = parameter(0.154, "time_s", doc="Abbott-Chance curvature (transfer='abbott_chance')", domain="positive")
     init_S1: object = initial(0.0)
     init_S2: object = initial(0.0)
+    transfer: str = eqx.field(default="threshold_linear", static=True)
+
+    def __check_init__(self):
+        if self.transfer not in _WONG_WANG_TRANSFERS:
+            raise ValueError(
+                f"WongWang: transfer must be one of {list(_WONG_WANG_TRANSFERS)} (brainmass's "
+                f"threshold-linear curve, or the paper's Abbott-Chance curve), got {self.transfer!r}."
+            )
 
     def currents(self, state, inputs):
         """The total currents $(I_1, I_2)$ in nA."""
@@ -70,8 +94,10 @@ class WongWang(AbstractModel):
 
     def rates(self, state, inputs=None):
         """The firing rates $(r_1, r_2)$ in Hz."""
-        I1, I2 = self.currents(state, {} if inputs is None else inputs)
-        return self.a * relu(I1 - self.theta), self.a * relu(I2 - self.theta)
+        currents = self.currents(state, {} if inputs is None else inputs)
+        if self.transfer == "abbott_chance":
+            return tuple(abbott_chance(current, self.a, self.b, self.d) for current in currents)
+        return tuple(self.a * relu(current - self.theta) for current in currents)
 
     def r1(self, state):
         """Rate of population 1 (Hz) at zero coherence."""
