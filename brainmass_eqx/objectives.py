@@ -291,7 +291,7 @@ def fc_corr(as_loss: bool = False, target_is_fc: bool = False) -> Objective:
 
     **Returns:** `fn(prediction, target) -> scalar`.
     """
-    return _scores(_fc_objective(lambda p, t: _as_loss(matrix_correlation(p, t), as_loss), target_is_fc, 2),
+    return _scores(_fc_objective(lambda p, t: _as_loss(matrix_correlation(p, t), as_loss), target_is_fc, 3),
                    "fc_corr", as_loss)
 
 
@@ -364,11 +364,12 @@ def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Obj
         fcd_t = functional_connectivity_dynamics(
             _magnitude(target, "target"), window_size, step_size
         )
-        if fcd_p.shape[-1] < 2:
+        if fcd_p.shape[-1] < 3:
             raise ValueError(
                 f"the signals ({jnp.shape(prediction)[-2]} samples) give {fcd_p.shape[-1]} FCD "
-                f"window(s) for window_size={window_size}, step_size={step_size}; at least 2 are "
-                "needed to correlate FCD matrices. Use a longer signal or smaller windows."
+                f"window(s) for window_size={window_size}, step_size={step_size}; at least 3 are "
+                "needed to correlate FCD matrices (2 windows give a single FCD value, whose "
+                "correlation is undefined). Use a longer signal or smaller windows."
             )
         return _as_loss(matrix_correlation(fcd_p, fcd_t), as_loss)
 

@@ -117,7 +117,7 @@ def test_grad_recovers_hopf_a_from_settled_amplitude(grad_fitter):
     a = float(result.best_params["a"])
     assert repr(result) == (
         f"FitResult(backend='grad', best_loss={result.best_loss:.6g} at step {result.best_step} of 60, "
-        f"stop_reason='n_steps', a={a:.4g})"
+        f"stop_reason='n_steps', a={a:.4g} 1/ms)"
     )
     # It pickles (its optax chain holds local functions: left out, with a note).
     back = pickle.loads(pickle.dumps(result))

@@ -341,7 +341,7 @@ def test_bad_builder_arguments(build, exc, match):
 
 def test_bad_call_arguments(pair):
     p, t = pair
-    with pytest.raises(ValueError, match="at least 2 are needed"):
+    with pytest.raises(ValueError, match="at least 3 are needed"):
         O.fcd(100, 60)(p, t)
     # The FCD-distribution objectives name the signal that is too short, and how long it must be.
     with pytest.raises(ValueError, match=r"target has 20 samples: 0 FCD window\(s\) of window_size=30, step_size=5, and this objective needs at least 2 \(n_diag \+ 1\)\. Use a longer target \(at least 35 samples\)"):
@@ -350,7 +350,16 @@ def test_bad_call_arguments(pair):
         O.fcd_wasserstein(30, 5, n_diag=2)(p[:34], t)
     with pytest.raises(ValueError, match=r"`freq_range` = \(600.0, None\) Hz contains none of the Welch frequencies"):
         O.psd_rmse(1.0, freq_range=(600.0, None))(p, t)
-    with pytest.raises(ValueError, match="`prediction` needs at least 2 signals"):
+    with pytest.raises(ValueError, match="`prediction` needs at least 3 signals"):
         O.fc_corr()(p[:, :1], t[:, :1])
     with pytest.raises(ValueError, match=r"`prediction` must have shape \(time, regions\)"):
         O.fc_rmse()(p[:, 0], t[:, 0])
+
+
+def test_fc_corr_and_fcd_need_more_than_one_pair():
+    x = np.random.default_rng(0).standard_normal((60, 2))
+    with pytest.raises(ValueError, match="at least 3 signals"):
+        O.fc_corr()(x, x)
+    y = np.random.default_rng(1).standard_normal((40, 4))
+    with pytest.raises(ValueError, match="at least 3 are needed"):
+        O.fcd(30, 10)(y, y)  # 2 windows: a single FCD value

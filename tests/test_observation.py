@@ -729,3 +729,11 @@ def test_observation_models_print_their_parameters():
     assert repr(obs.GammaHRF()) == "GammaHRF(duration=20000, tau=1.08, n=3, a=0.1)"
     assert repr(obs.BalloonWindkessel()) == "BalloonWindkessel(gamma=0.41, kappa=0.65, alpha=0.32, tau=0.98, rho=0.34, V0=0.02)"
     assert "kernel=FirstOrderVolterraHRF(duration=20000, tau_s=0.8" in repr(obs.HRFBold())
+
+
+def test_spatial_average_is_float64_accurate_in_float64_mode():
+    with jax.enable_x64(True):
+        x = np.random.default_rng(0).standard_normal((5, 6)) + 1000.0
+        got = np.asarray(obs.SpatialAverage(np.array([0, 0, 0, 1, 1, 1]))(x))
+    want = np.stack([x[:, :3].mean(1), x[:, 3:].mean(1)], 1)
+    assert np.abs(got - want).max() < 1e-11

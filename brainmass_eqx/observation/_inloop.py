@@ -405,9 +405,13 @@ def simulate_bold(
     """Simulate ``model`` with in-loop BOLD and keep only samples every TR.
 
     The samples are the states at ``transient + TR``, ``transient + 2 TR``, ... (a tail
-    shorter than one TR is dropped), so the result equals ``bold_from_signal(x, dt,
-    tr=tr)`` of the neural signal ``x`` recorded every step after the transient, without
-    that signal ever being stored. Memory does not grow with `duration` beyond the
+    shorter than one TR is dropped). The haemodynamics run through the transient too (it
+    warms them up): with ``x`` the neural signal recorded every step *from the start*
+    (transient included), the result equals ``bold_from_signal(x, dt)[k + n - 1 :: n]``
+    (``k`` transient steps, ``n`` steps per TR), which is ``bold_from_signal(x, dt,
+    tr=tr)[k // n :]`` when the transient is a whole number of TRs, without that signal
+    ever being stored. (``bold_from_signal`` of the signal recorded *after* the transient
+    starts the haemodynamics from rest instead, and differs.) Memory does not grow with `duration` beyond the
     ``duration / tr`` samples (use ``chunk=`` for constant device memory).
 
     **Arguments:**

@@ -62,7 +62,9 @@ class SpatialAverage(Readable):
             names = tuple(str(n) for n in names)
             if len(names) != counts.size:
                 raise ValueError(f"SpatialAverage: {len(names)} names for {counts.size} groups.")
-        self.weights = (np.eye(counts.size)[mask] / counts).astype(np.float32)
+        # Kept in float64 and cast to the signal's dtype per call: stored as float32, 1/3
+        # was rounded to 0.33333334 and a float64 signal's group means were float32-accurate.
+        self.weights = np.eye(counts.size)[mask] / counts
         self.names = names
 
     @property
