@@ -114,7 +114,10 @@ def series_of(value: Any, name: str) -> Any:
     from ._simulate import Trajectory
 
     if isinstance(value, Trajectory):
-        raise TypeError(f"`{name}` is a Trajectory; pass one recorded variable, {pick_variable_hint(value)}.")
+        raise TypeError(
+            f"`{name}` is a Trajectory; pass one recorded variable, {pick_variable_hint(value)}, or "
+            f"traj.signal({next(iter(value.keys()), 'x')!r}), which also carries its sample step."
+        )
     return value.signal if is_signal(value) else value
 
 
@@ -134,7 +137,8 @@ def sampling_step(signal: Any, dt: Any, name: str = "signal") -> Any:
     if dt is None:
         raise TypeError(
             f"`dt` (the step of `{name}`: ms or a time Quantity) is required, unless `{name}` is a "
-            "Signal, which carries its own."
+            "Signal, which carries its own (traj.signal('x') for a simulated variable: its step is "
+            "dt * sample_every, not the solver's dt)."
         )
     return dt
 

@@ -89,6 +89,23 @@ class Trajectory(eqx.Module):
         """``ys[name]`` as a unxt Quantity in its recorded unit."""
         return quantity(self[name], self.units.get(name, ""))
 
+    def sample_step(self) -> float:
+        """The spacing of the samples (ms): ``dt * sample_every``, not the solver's ``dt``."""
+        ts = np.asarray(self.ts)
+        if ts.ndim != 1 or ts.shape[0] < 2:
+            raise ValueError(f"the sample step needs at least 2 samples; this Trajectory has ts of shape {ts.shape}.")
+        # float32 sample times: 200.1, 201.1 are 1.0000038 apart; 6 digits are the step.
+        return float(f"{(ts[-1] - ts[0]) / (ts.shape[0] - 1):.6g}")
+
+    def signal(self, name: str, labels: Any = None):
+        """The recorded variable ``name`` as a `brainmass_eqx.datasets.Signal` carrying its
+        sample step (`sample_step`), so that spectra and BOLD need no ``dt``:
+        ``metrics.dominant_frequency(traj.signal('x'))``. (Passing the solver's ``dt`` for
+        a run recorded every 10 steps reads a 10 Hz rhythm as 100 Hz.)"""
+        from .datasets import Signal
+
+        return Signal(self[name], self.sample_step(), labels=labels)
+
     def __repr__(self):
         shapes = ", ".join(f"{k}: {tuple(np.shape(v))}" for k, v in self.ys.items())
         return f"Trajectory(ts: {tuple(np.shape(self.ts))}, {shapes})"

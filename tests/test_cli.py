@@ -495,3 +495,18 @@ def test_inconsistent_times_and_paths(argv, fragment, capsys):
     code, _, err = run(["simulate", "--duration", "20", "--no-progress", *argv], capsys)
     assert code == 2
     assert_one_line(err, fragment)
+
+
+def test_a_fit_stopped_while_improving_is_told_apart():
+    from types import SimpleNamespace
+
+    from brainmass_eqx._cli._commands import _still_improving
+
+    def result(history):
+        history = np.asarray(history, float)
+        return SimpleNamespace(history=history, best_step=int(np.argmin(history)), best_loss=float(history.min()))
+
+    assert _still_improving(result([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]))
+    assert not _still_improving(result([1.0, 0.5, 0.3, 0.3, 0.3, 0.3, 0.3, 0.2999]))  # settled: under 1 %
+    assert not _still_improving(result([1.0, 0.2, 0.5, 0.4, 0.3, 0.3, 0.3, 0.3]))  # best before the end
+    assert _still_improving(result([np.inf, np.inf, 1.0, np.inf, 0.9, 0.8, 0.7, 0.5]))

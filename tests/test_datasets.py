@@ -100,6 +100,8 @@ def test_unknown_dataset_message(ref, registry):
     msg = err.value.args[0]
     assert msg.startswith("unknown dataset 'hcp'. Available datasets: delayed_match_task, ")
     assert "tvb_connectivity_76" in msg
+    with pytest.raises(KeyError, match=r"unknown dataset 'example_conectome' \(did you mean 'example_connectome'\?\)"):
+        ds.load_dataset("example_conectome")
     # With brainmass's three entries only, the message is brainmass's, word for word.
     for name in list(registry):
         if name not in BRAINMASS_NAMES:

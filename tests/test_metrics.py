@@ -328,8 +328,16 @@ def test_metrics_read_a_signal_and_its_step():
     import brainmass_eqx as bx
 
     traj = bx.simulate(bx.Hopf(2, a=0.1, init_x=0.5), 20.0, dt=1.0)
-    with pytest.raises(TypeError, match=r"`x` is a Trajectory; pass one recorded variable, e.g. traj\['x'\] \(recorded: \['x', 'y'\]\)"):
+    with pytest.raises(TypeError, match=r"`x` is a Trajectory; pass one recorded variable, e.g. traj\['x'\] \(recorded: \['x', 'y'\]\), or traj.signal\('x'\)"):
         M.functional_connectivity(traj)
+    # traj.signal carries the samples' step (dt * sample_every): a 10 Hz Hopf recorded every
+    # 10 steps reads 10 Hz, where the solver's dt would have read it as 100 Hz.
+    traj = bx.simulate(bx.Hopf(2, a=0.1, w=2 * np.pi * 10 / 1000, init_x=0.5), 2000.0, dt=0.1, sample_every=10)
+    signal = traj.signal("x", labels=["a", "b"])
+    assert signal.dt == traj.sample_step() == 1.0 and signal.labels == ("a", "b")
+    np.testing.assert_allclose(np.asarray(M.dominant_frequency(signal)), 10.0, atol=0.6)
+    with pytest.raises(ValueError, match=r"the sample step needs at least 2 samples"):
+        bx.simulate(bx.Hopf(2), 1.0, dt=1.0).sample_step()
 
 
 def test_psd_braintools_variant_matches_reference(ref):
@@ -499,3 +507,33 @@ def test_spectral_keywords_from_other_libraries_say_what_they_are_here():
         M.power_spectral_density(x, dt=1.0, fs=1000.0)
     with pytest.raises(TypeError, match=r"'npersg' \(did you mean 'nperseg'\?\)"):
         M.dominant_frequency(x, dt=1.0, npersg=100)
+
+
+def test_constant_signals_whose_float_mean_is_inexact_correlate_to_zero():
+    # float32 averages 0.1 to 0.1 + 3e-8: centred plainly, two constant regions correlated to +-1.
+    x = np.random.default_rng(1).standard_normal((1000, 4)).astype(np.float32)
+    x[:, 2], x[:, 3] = np.float32(0.1), np.float32(-0.07)
+    fc = np.asarray(M.functional_connectivity(x))
+    assert fc[2, 3] == 0.0 and np.all(fc[2, [0, 1]] == 0.0)
+    density = np.asarray(M.fcd_distribution(np.full((12, 12), np.float32(0.3))))
+    assert abs(density.sum() * (M.DEFAULT_FCD_MIDPOINTS[1] - M.DEFAULT_FCD_MIDPOINTS[0]) - 1) < 1e-5
+
+
+def test_fc_float32_with_a_large_offset():
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((20000, 1))
+    x = (1e3 + 1e-3 * (0.8 * base + 0.6 * rng.standard_normal((20000, 4)))).astype(np.float32)
+    want = np.corrcoef(x.astype(np.float64).T)
+    assert np.abs(np.asarray(M.functional_connectivity(x)) - want).max() < 1e-6
+
+
+def test_a_signal_given_regions_first_is_warned_about():
+    x = np.random.default_rng(0).standard_normal((6, 400))  # (regions, time)
+    with pytest.warns(UserWarning, match="pass its transpose"):
+        M.functional_connectivity(x)
+
+
+def test_matrix_correlation_refuses_two_by_two():
+    # One entry above the diagonal: its correlation is undefined (was silently 0, flat as a loss).
+    with pytest.raises(ValueError, match="single entry above the diagonal"):
+        M.matrix_correlation(np.eye(2), np.eye(2))

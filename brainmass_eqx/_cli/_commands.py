@@ -129,6 +129,19 @@ def _check_args(a) -> None:
         _check_folder(a.plot, "--plot")
 
 
+def _still_improving(result) -> bool:
+    """Whether a fit's best loss came at its last step, more than 1 % below the best of its
+    first three quarters (a search stopped while it was still finding better values)."""
+    history = np.asarray(result.history, dtype=float)
+    head = history[: max(1, 3 * history.size // 4)]
+    return (
+        history.size > 3
+        and result.best_step == history.size - 1
+        and np.isfinite(head).any()
+        and result.best_loss < np.nanmin(np.where(np.isfinite(head), head, np.nan)) - 0.01 * abs(result.best_loss)
+    )
+
+
 def _check_whole_steps(period: float, dt: float, option: str) -> None:
     try:
         whole_steps(period, dt, option, dt_name="--dt", at_least_one=True)
@@ -366,6 +379,13 @@ def cmd_fit(args) -> int:
         sys.stderr.write(
             f"warning: the loss was {result.best_loss:.4g} at every one of the {result.n_steps} steps: the fitted "
             "parameters do not change it, so the table below is where the search stopped, not a fit.\n"
+        )
+    elif _still_improving(result):
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"warning: the best loss came at the last of {result.n_steps} steps, more than 1 % below the best of "
+            "the first three quarters: the search was still improving; more --steps"
+            + (" (and --popsize)" if args.backend == "nevergrad" else "") + " may find a better fit.\n"
         )
     # The names the user gave (--fit w), not the model's paths to them (node.model.w).
     fitted = {_short(n, fit): v for n, v in result.best_params.items()}

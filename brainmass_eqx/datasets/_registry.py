@@ -10,6 +10,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .._checks import did_you_mean
+
 __all__ = ["register_dataset", "list_datasets", "load_dataset"]
 
 # name -> (loader, description). Module-level on purpose: the registry is the one place
@@ -67,7 +69,7 @@ def load_dataset(name: str, **kwargs: Any) -> Any:
     """
     if name not in _REGISTRY:
         available = ", ".join(sorted(_REGISTRY)) or "<none>"
-        raise KeyError(f"unknown dataset '{name}'. Available datasets: {available}.")
+        raise KeyError(f"unknown dataset '{name}'{did_you_mean(name, _REGISTRY)}. Available datasets: {available}.")
     loader, _ = _REGISTRY[name]
     if kwargs:
         try:
