@@ -212,6 +212,11 @@ class AbstractNoise(Readable):
                 need = "positive" if strict else "non-negative"
                 raise ValueError(f"{cls}: {name!r} must be finite and {need}, got {value}.")
 
+    def step_warning(self, dt_ms: float, target: str) -> str | None:
+        """A warning `simulate` gives for a step ``dt_ms`` too coarse for this spec on
+        ``target``, or None. Default: None."""
+        return None
+
     def bind(self, target_unit: str, n_regions: int, where: str) -> AbstractNoise:
         """This spec with every field converted to canonical magnitudes for a target of
         unit ``target_unit`` (a unit string) and ``n_regions`` regions (shapes checked)."""
@@ -388,7 +393,7 @@ class ColoredNoise(AbstractStateNoise):
     (*including* the falling spectra $0 < \beta < 1$) the variance exceeds $\sigma^2$: at
     f_max = 100 Hz, 1.38 / 1.54 / 1.66 $\sigma^2$ for $\beta$ = 0.5 / 0 / -1 at dt = 0.1 ms,
     1.04 / 1.05 / 1.06 $\sigma^2$ at dt = 0.01 ms. Keep $dt \cdot f_{max} \lesssim 1$ (dt
-    in ms, f_max in Hz) for an excess of about 6 % or less.
+    in ms, f_max in Hz) for an excess of about 6 % or less; `simulate` warns beyond that.
 
     brainmass's ``ColoredNoise`` colours each sample across *regions* and is white in time.
 
@@ -428,6 +433,16 @@ class ColoredNoise(AbstractStateNoise):
     @property
     def bandpass(self) -> bool:
         return self.beta < 1.0
+
+    def step_warning(self, dt_ms: float, target: str) -> str | None:
+        if not self.bandpass or dt_ms * self.f_max <= 1.0:
+            return None
+        return (
+            f"{type(self).__name__}(beta={self.beta:g}, f_max={self.f_max:g} Hz) on {target!r} at dt = {dt_ms:g} ms: "
+            f"its band-pass components (beta < 1) are stepped too coarsely (dt * f_max = {dt_ms * self.f_max:g}, "
+            "ms times Hz), so its variance exceeds sigma^2 (by 38-66 % at dt * f_max = 10). Take dt <= "
+            f"{1.0 / self.f_max:g} ms, or a lower f_max, for an excess of about 6 % or less."
+        )
 
     def _taus_and_weights(self) -> tuple[np.ndarray, np.ndarray]:
         if self.beta == 2.0:
@@ -920,6 +935,14 @@ class Noisy(AbstractModelWrapper):
     @property
     def _enters(self) -> dict[str, str]:
         return dict(self.enters)
+
+    def step_warning(self, dt_ms: float) -> str | None:
+        """The first of the noise specs' step warnings (`AbstractNoise.step_warning`)."""
+        for target, spec in self.noise.items():
+            message = spec.step_warning(dt_ms, target)
+            if message:
+                return message
+        return None
 
     @property
     def _stateful(self) -> dict[str, AbstractStateNoise]:
