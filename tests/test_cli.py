@@ -134,6 +134,7 @@ def test_unknown_connectome_name(capsys):
         (["fit", "--bounds", "k=2:1"], "argument --bounds: must be NAME=LOW:HIGH with LOW < HIGH"),
         (["fit", "--steps", "0"], "argument --steps: must be a positive integer"),
         (["fit", "--backend", "adam"], "argument --backend: invalid choice: 'adam'"),
+        (["simulate", "--normalise", "rowsum"], "argument --normalise: invalid choice: 'rowsum'"),
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
     ],
 )
@@ -510,3 +511,14 @@ def test_a_fit_stopped_while_improving_is_told_apart():
     assert not _still_improving(result([1.0, 0.5, 0.3, 0.3, 0.3, 0.3, 0.3, 0.2999]))  # settled: under 1 %
     assert not _still_improving(result([1.0, 0.2, 0.5, 0.4, 0.3, 0.3, 0.3, 0.3]))  # best before the end
     assert _still_improving(result([np.inf, np.inf, 1.0, np.inf, 0.9, 0.8, 0.7, 0.5]))
+
+
+def test_simulate_normalises_the_weights_on_request(tmp_path, capsys):
+    out = tmp_path / "n.npz"
+    code, _, err = run(
+        ["simulate", "--normalise", "row_sum", "--duration", "5", "--out", str(out), "--no-plot", "--no-progress"], capsys
+    )
+    assert code == 0, err
+    with np.load(out) as z:
+        assert float(np.abs(z["weights"]).sum(axis=1).max()) == pytest.approx(1.0, rel=1e-6)
+        assert json.loads(str(z["meta"]))["normalise"] == "row_sum"

@@ -43,6 +43,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         help="a data set (example_connectome, tvb_connectivity_76, ...; see `datasets`) or a file "
         "(TVB .zip, .mat, .npz, .npy, .csv, .tsv, .txt); default example_connectome",
     )  # fmt: skip
+    g.add_argument(
+        "--normalise", choices=("none", "max", "row_sum", "rows"), default="none",
+        help="rescale the weights: max (strongest 1), row_sum (largest total input 1, as the demo), "
+        "rows (every total input 1); default none, the file's weights as they are",
+    )  # fmt: skip
     g.add_argument("--coupling", default="diffusive", help="coupling function (default diffusive)")
     g.add_argument("--coupled-var", default=None, help="the coupled state, or an observable such as JansenRit's eeg (default: the model's coupling variable)")
     g.add_argument("--k", type=float, default=0.5, help="global coupling strength (default 0.5)")

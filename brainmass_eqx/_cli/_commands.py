@@ -52,6 +52,8 @@ class Setup:
         fit = dict(fit or {})
         self.desc = _build.resolve_model(args.model)
         self.conn = _build.load_connectome(args.connectome)
+        if args.normalise != "none":
+            self.conn = self.conn.normalised(args.normalise)
         self.var = _build.coupled_var(self.desc, args.coupled_var)
         self.n = self.conn.n_regions
         k_box = fit.pop("k", None)
@@ -178,7 +180,7 @@ def _meta(setup: Setup, **extra) -> str:
     a = setup.args
     return json.dumps(
         dict(
-            model=setup.desc.name, connectome=a.connectome, coupling=a.coupling, coupled_var=setup.var,
+            model=setup.desc.name, connectome=a.connectome, normalise=a.normalise, coupling=a.coupling, coupled_var=setup.var,
             self_connections=a.self_connections,
             k=a.k, speed=a.speed, duration_ms=a.duration, dt_ms=a.dt, transient_ms=a.transient,
             sample_every_ms=a.sample_every, bold_tr_ms=a.bold, noise_sigma=a.noise, noise_tau_ms=a.noise_tau, seed=a.seed,
