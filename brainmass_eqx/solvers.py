@@ -250,10 +250,14 @@ class StochasticExponentialEuler(dfx.AbstractItoSolver):
         # it is 1 (Euler-Maruyama); for an OU noise state (or a linear state driven by white
         # noise) the stationary variance is then exact for every dt, where the plain
         # increment inflated it by 2 dt|J| / (1 - exp(-2 dt|J|)) (10 % at dt = tau / 10).
-        y1 = jax.tree_util.tree_map(
-            lambda y, fk, jk, gk: y + dt * exprel(dt * jk) * fk + jnp.sqrt(exprel(2.0 * dt * jk)) * gk,
-            y0, f, diag, noise,
-        )
+        # exprel(2z) = exprel(z) (1 + e^z) / 2 with e^z = 1 + z exprel(z): the drift's exprel
+        # serves both (a second exprel made a noisy 80-region network 15 % slower).
+        def step(y, fk, jk, gk):
+            z = dt * jk
+            phi = exprel(z)
+            return y + dt * phi * fk + jnp.sqrt(phi * (1.0 + 0.5 * z * phi)) * gk
+
+        y1 = jax.tree_util.tree_map(step, y0, f, diag, noise)
         dense_info = dict(y0=y0, y1=y1)
         return y1, None, dense_info, None, dfx.RESULTS.successful
 

@@ -407,3 +407,11 @@ def test_white_noise_on_a_nonlinear_coupling_input_sees_the_coupling_current():
     without = net.node.diffusion(0.0, state, drive)["white"]["rE"]["rE"]
     assert np.abs(np.asarray(want) - np.asarray(without)).max() > 0.1 * np.abs(np.asarray(want)).max()
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
+
+
+def test_exponential_euler_keeps_the_ou_variance_at_a_coarse_step():
+    # sigma^2 / 2 exactly at any dt: the noise of a step is scaled to the spread of the
+    # linearised increment (the plain increment, brainmass's, gives 0.79 at dt = tau / 2).
+    model = with_noise(bm.Linear(n_regions=512, gamma=-1.0), {"x": OUProcess(1.0, tau=2.0)})
+    eta = np.asarray(_run(model, 2000.0, 1.0, transient=100, monitors=["noise_x"])["noise_x"], np.float64)
+    assert abs(np.mean(eta**2) - 0.5) < 0.02, np.mean(eta**2)
