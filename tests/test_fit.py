@@ -445,3 +445,19 @@ def test_constructor_and_fit_argument_errors():
         Fitter(model, loss_fn=lambda m, t, k: quad_loss(m, t), with_key=True).fit(jnp.zeros(2), 3)
     with pytest.raises(ValueError, match=r"where must select leaves"):
         Fitter(model, loss_fn=quad_loss, where=lambda m: m.zz)
+
+
+def test_resuming_a_fit_that_stopped_early_runs_no_more_steps(tmp_path):
+    # "The same command ... continues it": re-running it on the checkpoint of a fit that had
+    # stopped early ran one more step each time (23, then 24, 25, ... steps).
+    model = Quadratic(a=bm.Param(0.3, bounds=(-5.0, 5.0)), b=bm.Param(0.0, bounds=(-5.0, 5.0)))
+    fitter = Fitter(model, optax.adam(0.05), loss_fn=quad_loss)
+    target, path = jnp.array([1.0, -2.0]), str(tmp_path / "fit.ckpt")
+    straight = fitter.fit(target, 200, patience=3, min_delta=1e-2)
+    assert straight.stop_reason == "early_stopping" and straight.n_steps < 200
+    for _ in range(2):
+        again = fitter.fit(target, 200, patience=3, min_delta=1e-2, checkpoint=path, resume=True)
+        assert (again.n_steps, again.stop_reason) == (straight.n_steps, "early_stopping")
+        np.testing.assert_array_equal(again.history, straight.history)
+    # More patience continues the fit.
+    assert fitter.fit(target, 200, patience=30, min_delta=1e-2, checkpoint=path, resume=True).n_steps > straight.n_steps

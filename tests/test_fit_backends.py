@@ -219,3 +219,107 @@ def test_scipy_stop_reason_is_readable():
         "ABNORMAL (the line search found no decrease: usually the loss is at its floor, or its gradient is inexact)"
     )
     assert _readable_message("STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT") == "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
+
+
+# -- the result is what was evaluated (every backend) ----------------------------------------
+
+
+def steep_loss(model, target):
+    # Steep around its minimum, so that parameters an ulp apart give clearly different losses.
+    return 1e6 * (bm.unwrap(model.a) - target) ** 2
+
+
+def test_nevergrad_reports_the_values_it_evaluated():
+    # best_params were recomputed from the unit cube in float64, an ulp or two away from the
+    # float32 values behind best_loss: with keys 2 and 3 the loss at best_params was
+    # 1.842e-5 for a best_loss of 1.867e-5, and 3.6e-9 for 8.9e-10.
+    fitter = Fitter(Quadratic(a=bm.Param(0.1, bounds=(0.01, 1.0))), "CMA", loss_fn=steep_loss, backend="nevergrad")
+    for seed in range(4):
+        result = fitter.fit(jnp.asarray(0.4), 15, popsize=8, key=jax.random.key(seed))
+        assert float(fitter.loss(result.best_params, jnp.asarray(0.4))[0]) == result.best_loss
+        assert result.best_loss == float(np.nanmin(result.raw["losses"][result.best_step]))
+
+
+@pytest.mark.parametrize("low, high, target", [(0.01, 1.0, -1.0), (0.01, 1.0, 2.0), (0.5, None, -1.0)])
+def test_a_fit_that_ends_on_a_bound_returns_a_model_on_it(low, high, target):
+    # Values on a bound used to be moved inside by 64 eps (7.6e-6 in float32) on their way to
+    # the model: result.model.a was 0.0100076 for best_params 0.01 (its loss 3e-3 higher).
+    fitter = Fitter(Quadratic(a=bm.Param(0.8, bounds=(low, high))), "L-BFGS-B", loss_fn=steep_loss, backend="scipy")
+    result = fitter.fit(jnp.asarray(target), 20)
+    bound = low if target < low else high
+    assert float(result.best_params["a"]) == np.float32(bound)
+    assert float(bm.unwrap(result.model.a)) == float(result.best_params["a"])
+    space = fitter.space
+    for value in (low, high, 0.5 * (low + (high or 2 * low + 1))):
+        if value is not None:
+            back = space.to_values(space.to_raw({"a": jnp.asarray(value, jnp.float32)}))["a"]
+            assert float(back) == np.float32(value)
+
+
+def test_least_squares_loss_is_what_it_minimises_and_takes_no_objective():
+    def predict(m):
+        return jnp.stack([m.a, 2.0 * m.a, m.a**2])
+
+    model = Quadratic(a=bm.Param(0.1, bounds=(0.0, 2.0)))
+    target = jnp.array([1.0, 1.9, 1.1])
+    solver = optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8)
+    fitter = Fitter(model, solver, predict=predict, backend="optimistix")
+    result = fitter.fit(target, 20)
+    # Fitter.loss gave the RMSE (0.0447) for a best_loss of 0.5 * sum(r^2) (0.003).
+    assert float(fitter.loss(result.best_params, target)[0]) == pytest.approx(result.best_loss, rel=1e-6)
+    residuals = predict(bm.unwrap(result.model)) - target
+    assert result.best_loss == pytest.approx(0.5 * float(jnp.sum(residuals**2)), rel=1e-5)
+    # An objective was silently ignored: psd_rmse or fc_corr fitted the time series instead.
+    with pytest.raises(ValueError, match=r"objective= is not used by a least-squares solver \(LevenbergMarquardt\)"):
+        Fitter(model, solver, predict=predict, backend="optimistix", objective=bm.objectives.psd_rmse(dt=0.1))
+    # With loss_fn= (its output: the residuals) Fitter.loss failed ('must return a scalar loss').
+    by_residuals = Fitter(model, solver, loss_fn=lambda m, t: predict(m) - t, backend="optimistix")
+    assert float(by_residuals.loss(result.best_params, target)[0]) == pytest.approx(result.best_loss, rel=1e-6)
+
+
+def test_callbacks_see_the_model_for_every_backend():
+    # nevergrad's callbacks got model=None (decided by the shape of the population's losses).
+    seen = []
+    fitter = Fitter(Quadratic(a=bm.Param(1.5, bounds=(-2.0, 2.0))), "DE", loss_fn=steep_loss, backend="nevergrad",
+                    callbacks=seen.append)  # fmt: skip
+    fitter.fit(jnp.asarray(0.5), 2, popsize=4)
+    info = seen[-1]
+    assert isinstance(info["model"], Quadratic) and np.shape(info["loss"]) == (4,)
+    assert float(bm.unwrap(info["model"].a)) == pytest.approx(float(info["params"]["a"]))
+    assert float(np.min(info["loss"])) == pytest.approx(float(steep_loss(info["model"], 0.5)), rel=1e-5)
+
+
+def test_nonfinite_loss_keeps_the_result_so_far_for_gradient_free_backends(monkeypatch):
+    def loss(model, target):
+        a = bm.unwrap(model.a)
+        return jnp.where(a > 0.9, jnp.nan, (a - target) ** 2)
+
+    model = Quadratic(a=bm.Param(0.1, bounds=(0.0, 1.0)))
+    # SciPy: L-BFGS-B's first step from 0.1 towards 5 lands on the bound 1, where the loss is NaN.
+    with pytest.raises(NonFiniteLossError) as info:
+        Fitter(model, "L-BFGS-B", loss_fn=loss, backend="scipy").fit(jnp.asarray(5.0), 20)
+    assert info.value.result is not None  # it was None
+    assert float(info.value.result.best_params["a"]) == pytest.approx(0.1) and info.value.result.best_loss == pytest.approx(4.9**2)
+    # nevergrad: the second generation's every loss is NaN.
+    from brainmass_eqx.fit import _nevergrad
+
+    evaluate, calls = _nevergrad._Slices.__call__, []
+
+    def nan_after_first(self, u, *rest):
+        losses, best, out = evaluate(self, u, *rest)
+        calls.append(1)
+        return (losses if len(calls) == 1 else np.full(np.shape(losses), np.nan)), best, out
+
+    monkeypatch.setattr(_nevergrad._Slices, "__call__", nan_after_first)
+    with pytest.raises(NonFiniteLossError, match="generation 1") as info:
+        Fitter(model, "DE", loss_fn=loss, backend="nevergrad").fit(jnp.asarray(0.5), 5, popsize=4)
+    result = info.value.result
+    assert result is not None and result.n_steps == 1 and result.best_step == 0
+    assert result.best_loss == pytest.approx(float(loss(bm.unwrap(result.model), 0.5)))
+
+
+def test_nevergrad_names_ignore_case():
+    with pytest.raises(ValueError, match=r"optimizer='cma' is not a nevergrad optimizer name; close names: \['CMA'"):
+        Fitter(Quadratic(a=bm.Param(0.5, bounds=(0.0, 1.0))), "cma", loss_fn=steep_loss, backend="nevergrad")
+    with pytest.raises(ValueError, match=r"unknown parameter 'A' \(did you mean 'a'\?\)"):
+        Fitter(Quadratic(a=bm.Param(0.5, bounds=(0.0, 1.0))), loss_fn=steep_loss, backend="nevergrad", search_space={"A": (0, 1)})

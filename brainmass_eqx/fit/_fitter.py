@@ -44,7 +44,9 @@ class FitResult:
     **Attributes:**
 
     - `backend`: the backend that ran.
-    - `best_loss`: the lowest loss seen.
+    - `best_loss`: the lowest loss seen (for an optimistix least-squares solver
+      ``0.5 * sum(r**2)`` of the residuals ``r``, penalties included: what it minimises, and what
+      `Fitter.loss` returns for it).
     - `best_params`: ``{name: constrained value}``: the parameters that produced
       `best_loss` (not the ones after the following update).
     - `model`: the model with `best_params` set (its `Param`s keep their transforms).
@@ -223,6 +225,9 @@ class Fitter:
     - `transient`: samples cut from the start of the prediction before the objective.
     - `callbacks`: ``cb(info)`` called after every step with a dict holding ``step``,
       ``loss``, ``best_loss``, ``params`` and ``model``; returning ``True`` stops the fit.
+      For ``'nevergrad'``, ``loss`` holds every candidate's loss and ``params``/``model``
+      the generation's best; a multi-start ``'grad'``/``'optimistix'`` fit gives every
+      start's ``loss`` and ``params`` and ``model=None``.
     - `with_key`: pass a PRNG key to ``predict``/``loss_fn`` (a new one each step for
       ``'grad'``, ``jax.random.fold_in(key, step)``; the fixed ``key`` for the others).
 
@@ -276,6 +281,15 @@ class Fitter:
                 "objective= and transient= apply to predict=; with loss_fn= the function computes the "
                 "whole loss (drop them, or use predict=)."
             )
+        self._least_squares = backend == "optimistix" and _optimistix.is_least_squares(optimizer)
+        if self._least_squares and objective is not None:
+            # It was silently ignored: an objective=psd_rmse(...) fit the time series instead.
+            raise ValueError(
+                f"objective= is not used by a least-squares solver ({type(optimizer).__name__}): it fits the "
+                "residuals prediction[transient:] - target, minimising 0.5 * sum(residual**2) (the problem "
+                "timeseries_rmse poses too). Drop objective=, or fit this objective with a minimiser "
+                "(e.g. optx.BFGS(rtol=1e-6, atol=1e-8)) or another backend."
+            )
         transient = 0 if transient is None else check_int(transient, "transient", 0)
         if objective is None and predict is not None:
             from ..objectives import timeseries_rmse
@@ -313,11 +327,17 @@ class Fitter:
 
     def loss(self, params: Mapping[str, Any] | None = None, target: Any = None, key: PRNGKeyArray | None = None):
         """``(loss, aux)`` at constrained values ``params`` (default: the model's own),
-        exactly as the fit computes it (jit/grad/vmap-safe)."""
+        exactly as the fit computes it (jit/grad/vmap-safe): for an optimistix
+        least-squares solver ``0.5 * sum(r**2)`` of the residuals ``r`` (penalties included), on
+        the scale of its `FitResult.best_loss`."""
         values = self.params if params is None else {n: jnp.asarray(params[n]) for n in self.names}
         if self.problem.predict is not None:
             check_target(self.problem.objective, target)
-        return self.problem.loss_values(values, self.problem.data(_as_target(target)), key)
+        data = self.problem.data(_as_target(target))
+        if self._least_squares:
+            residuals, aux = self.problem.residual_values(values, data, key)
+            return _optimistix.sum_squares(residuals), aux
+        return self.problem.loss_values(values, data, key)
 
     def _cached(self, key, build):
         if key not in self._compiled:
@@ -378,7 +398,8 @@ class Fitter:
         - `checkpoint`: a file to save the fit's state to (``'grad'``, ``'optimistix'``):
           every ``checkpoint_every`` steps and at the end. With ``resume=True`` an existing
           checkpoint is loaded and the fit continues to ``n_steps`` in total; a fit
-          stopped and resumed gives the same result as one run straight through. A
+          stopped and resumed gives the same result as one run straight through (one that
+          had converged, or run out of ``patience``, resumes as finished). A
           checkpoint of another fit (other parameters or optimizer state, another target,
           other values of the model's fixed JAX arrays, or with ``with_key=True`` another
           key) is refused, naming what differs.
@@ -431,32 +452,44 @@ class Fitter:
             min_delta=min_delta,
             progress=progress,
             n_steps=n_steps * (n_starts if self.backend == "scipy" else 1),
+            batched=n_starts > 1 and self.backend in ("grad", "optimistix"),
         )
         model_key = key if self.with_key else None
+        try:
+            out = self._run_backend(data, n_steps, key, model_key, n_starts, popsize, population, population_threads,
+                                    monitor, checkpoint, checkpoint_every, resume)  # fmt: skip
+        except NonFiniteLossError as err:
+            # Every backend attaches what it had found before the non-finite loss (if anything).
+            output = getattr(err, "output", None)
+            if output is not None:
+                err.result = self._result(output)
+            raise
+        result = self._result(out)
+        _warn_if_flat(result)
+        return result
+
+    def _run_backend(self, data, n_steps, key, model_key, n_starts, popsize, population, population_threads,
+                     monitor, checkpoint, checkpoint_every, resume) -> BackendOutput:  # fmt: skip
         if self.backend in ("grad", "optimistix"):
-            out = self._run_steps(data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume)
-        elif self.backend == "nevergrad":
+            return self._run_steps(data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume)
+        if self.backend == "nevergrad":
             modes = ("vmap", "map") if population == "auto" else (population,)
             batched = {
                 mode: self._cached(("nevergrad", mode), lambda mode=mode: _nevergrad.make_batched_loss(self.problem, self.space, mode))
                 for mode in modes
             }
             batched = batched if population == "auto" else batched[population]
-            out = _nevergrad.run(
+            return _nevergrad.run(
                 problem=self.problem, space=self.space, family=self.optimizer, batched=batched, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,
                 threads=population_threads,
             )  # fmt: skip
-        else:
-            method = self.optimizer["method"]
-            function = self._cached(("scipy", method), lambda: _scipy.make_function(self.problem, self.space, method))
-            out = _scipy.run(
-                problem=self.problem, space=self.space, spec=self.optimizer, function=function, data=data,
-                key=model_key, seed=_seed(key), n_steps=n_steps, n_starts=n_starts, monitor=monitor,
-            )  # fmt: skip
-        result = self._result(out)
-        _warn_if_flat(result)
-        return result
+        method = self.optimizer["method"]
+        function = self._cached(("scipy", method), lambda: _scipy.make_function(self.problem, self.space, method))
+        return _scipy.run(
+            problem=self.problem, space=self.space, spec=self.optimizer, function=function, data=data,
+            key=model_key, seed=_seed(key), n_steps=n_steps, n_starts=n_starts, monitor=monitor,
+        )  # fmt: skip
 
     def _run_steps(self, data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume):
         raw0 = self.space.initial_raw()
@@ -504,7 +537,7 @@ class Fitter:
             )  # fmt: skip
         except NonFiniteLossError as err:
             if getattr(err, "carry", None) is not None and err.n_done > 0:
-                err.result = self._result(self._from_carry(err.carry, np.asarray(err.history), err.n_done, "nonfinite", n_starts))
+                err.output = self._from_carry(err.carry, np.asarray(err.history), err.n_done, "nonfinite", n_starts)
             raise
         if self.backend == "optimistix" and stop_reason == "converged":
             stop_reason = _optimistix.result_message(carry, n_starts)

@@ -59,16 +59,24 @@ class Monitor:
     **Arguments:**
 
     - `callbacks`: callables ``cb(info) -> bool | None``; ``info`` is a dict with ``step``,
-      ``loss`` (this step's loss, an array over starts for a multi-start fit),
-      ``best_loss``, ``params`` (constrained values evaluated this step) and ``model``.
-      Returning ``True`` stops the fit.
+      ``loss`` (this step's loss, an array over starts for a multi-start fit, every
+      candidate's loss for ``'nevergrad'``), ``best_loss``, ``params`` (constrained values
+      evaluated this step; for ``'nevergrad'`` the generation's best candidate) and
+      ``model`` (the model with ``params``; None when `batched`). Returning ``True`` stops
+      the fit.
     - `patience`, `min_delta`: stop when the best loss has not improved by more than
       ``min_delta`` for ``patience`` consecutive steps.
     - `progress`: show a tqdm progress bar.
+    - `batched`: ``params`` hold one set per start (a multi-start ``'grad'`` /
+      ``'optimistix'`` fit), which no single model holds.
     """
 
-    def __init__(self, *, backend, space: ParamSpace, callbacks: Sequence[Callable], patience, min_delta, progress, n_steps):
+    def __init__(
+        self, *, backend, space: ParamSpace, callbacks: Sequence[Callable], patience, min_delta, progress, n_steps,
+        batched: bool = False,
+    ):  # fmt: skip
         self.space = space
+        self.batched = batched
         self.callbacks = tuple(callbacks)
         self.patience = patience
         self.min_delta = float(min_delta)
@@ -105,7 +113,9 @@ class Monitor:
                 "loss": loss,
                 "best_loss": best_loss,
                 "params": self.space.to_values(raw),
-                "model": self.space.model(raw) if np.ndim(loss) == 0 else None,
+                # Not decided by the loss's shape: a nevergrad generation's losses are an
+                # array, its params one candidate's (whose model callbacks got as None).
+                "model": None if self.batched else self.space.model(raw),
             }
             for cb in self.callbacks:
                 if cb(info) is True:
@@ -118,6 +128,12 @@ class Monitor:
                 if self.since >= self.patience and stop is None:
                     stop = "early_stopping"
         return stop
+
+    def exhausted(self) -> bool:
+        """Whether early stopping has already run out of patience (a fit resumed from the
+        checkpoint of one that stopped early: it stops again at once, instead of running
+        one more step at every resume)."""
+        return self.patience is not None and self.since >= self.patience
 
     def close(self) -> None:
         if self.bar is not None:
@@ -213,8 +229,13 @@ class StepRunner:
             save_checkpoint(checkpoint, header, carry)
 
         n_done = first
-        # A checkpoint of a fit whose every start had converged resumes as converged.
-        stop_reason = "converged" if first > 0 and not np.any(np.asarray(carry.active)) else "n_steps"
+        # A checkpoint of a fit whose every start had converged resumes as converged; one
+        # whose early stopping ran out of patience (with this fit's patience) as stopped.
+        stop_reason = "n_steps"
+        if first > 0 and not np.any(np.asarray(carry.active)):
+            stop_reason = "converged"
+        elif first > 0 and monitor.exhausted():
+            stop_reason = "early_stopping"
         try:
             for i in range(first, n_steps if stop_reason == "n_steps" else first):
                 new, loss, finite, params = self.step(carry, jnp.asarray(i, jnp.int32), data, key)

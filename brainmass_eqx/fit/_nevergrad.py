@@ -14,7 +14,6 @@ candidate is non-finite stops the fit with `NonFiniteLossError`.
 
 from __future__ import annotations
 
-import difflib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import close_names
 from .._ensemble import cpu_slices, run_slices, split_batch
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
@@ -52,7 +52,7 @@ def check_optimizer(optimizer: Any):
         return registry["DE"]
     if isinstance(optimizer, str):
         if optimizer not in registry:
-            close = difflib.get_close_matches(optimizer, list(registry), n=5, cutoff=0.5)
+            close = close_names(optimizer, registry, n=5)  # ignoring case: 'cma' finds 'CMA'
             raise ValueError(
                 f"optimizer={optimizer!r} is not a nevergrad optimizer name; close names: {close} "
                 "(see nevergrad.optimizers.registry for all of them)."
@@ -75,14 +75,20 @@ POPULATION_MODES = ("vmap", "map", "auto")
 
 
 def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
-    """``f(u, lo, hi, data, key) -> (losses, best, aux)`` (``best``: the index of the lowest
-    finite loss, ``aux``: that candidate's) for a population ``u`` of shape
+    """``f(u, lo, hi, data, key) -> (losses, best, (aux, values))`` (``best``: the index of
+    the lowest finite loss; ``aux`` and ``values``: that candidate's aux output and the
+    constrained values it was evaluated at) for a population ``u`` of shape
     ``(popsize, n)`` in the unit cube, as one jitted call: ``mode='vmap'`` evaluates the
     candidates side by side (``jax.vmap``), ``'map'`` one after the other in a compiled
     loop (``jax.lax.map``: for models whose batched step is slower than a loop)."""
 
     def one(u, lo, hi, data, key):
-        return problem.loss_values(space.unravel(lo + (hi - lo) * u), data, key)
+        # The values travel out with the aux: the fit reports exactly the values this
+        # evaluated (recomputing lo + (hi - lo) * u outside, in float64, gave values an ulp
+        # or two away from those behind best_loss).
+        values = space.unravel(lo + (hi - lo) * u)
+        loss, aux = problem.loss_values(values, data, key)
+        return loss, (aux, values)
 
     if mode == "vmap":
         batched = jax.vmap(one, in_axes=(0, None, None, None, None))
@@ -92,7 +98,7 @@ def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
             return jax.lax.map(lambda ui: one(ui, lo, hi, data, key), u)
 
     def population(u, lo, hi, data, key):
-        """``(losses, best, aux of the best)``, ``best`` the lowest finite loss's index."""
+        """``(losses, best, (aux, values) of the best)``, ``best`` the lowest finite loss's index."""
         losses, aux = batched(u, lo, hi, data, key)
         # Only the best candidate's aux leaves the call: the whole population's predictions
         # (32 candidates of 1 s of 80 regions at dt 0.1 ms: 100 MB) were copied out at
@@ -106,7 +112,7 @@ def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
 class _Slices:
     """A `make_batched_loss` function applied to ``threads`` equal slices of the population
     at once (`run_slices`). Returns what the function returns for the whole population:
-    ``(losses, best, aux of the best)``."""
+    ``(losses, best, (aux, values) of the best)``."""
 
     def __init__(self, fn, threads: int, pool: ThreadPoolExecutor | None):
         self.fn, self.threads, self.pool = fn, threads, pool
@@ -161,10 +167,25 @@ def run(
     dtype = jnp.result_type(float)
     lo_j, hi_j = jnp.asarray(lo, dtype), jnp.asarray(hi, dtype)
 
-    best_loss, best_u, best_aux, best_step = np.inf, None, None, -1
+    best_loss, best_values, best_aux, best_step = np.inf, None, None, -1
     history, all_losses = [], []
     choice = None
     stop_reason, n_done = "n_steps", 0
+
+    def output(stop_reason):
+        return BackendOutput(
+            best_raw=space.to_raw(best_values),
+            best_loss=best_loss,
+            best_step=best_step,
+            history=np.asarray(history),
+            n_steps=n_done,
+            prediction=best_aux,
+            stop_reason=stop_reason,
+            optimizer=optimizer,
+            raw={"losses": np.asarray(all_losses), "population_threads": threads, **(choice or {})},
+            best_values=best_values,
+        )
+
     try:
         for gen in range(n_steps):
             candidates = [optimizer.ask() for _ in range(popsize)]
@@ -174,7 +195,7 @@ def run(
                 if isinstance(batched, dict):
                     batched, mode, timings = _choose(batched, args)
                     choice = {"population": mode, "population_seconds": timings}
-                losses, best, aux = batched(*args)
+                losses, best, (aux, values) = batched(*args)
                 losses = np.asarray(losses, dtype=float)
             except eqx.EquinoxRuntimeError as err:
                 raise RuntimeError(
@@ -184,25 +205,26 @@ def run(
                 ) from err
             finite = np.isfinite(losses)
             if not finite.any():
-                values = space.unravel(lo + (hi - lo) * u[0])
-                raise NonFiniteLossError(
+                first = space.unravel(lo + (hi - lo) * u[0])
+                err = NonFiniteLossError(
                     f"every candidate's loss was non-finite at generation {gen}, e.g. at "
-                    f"{space.describe(values)}. Narrow the search box (search_space= or Param bounds).",
+                    f"{space.describe(first)}. Narrow the search box (search_space= or Param bounds).",
                     step=gen,
-                    params=values,
+                    params=first,
                 )
+                if best_values is not None:  # the generations before: `Fitter.fit` makes err.result of it
+                    err.output = output("nonfinite")
+                raise err
             for cand, loss in zip(candidates, losses):
                 optimizer.tell(cand, float(loss) if np.isfinite(loss) else _WORST_LOSS)
             j = int(best)
             if losses[j] < best_loss:
-                best_loss, best_u, best_step = float(losses[j]), u[j], gen
+                best_loss, best_values, best_step = float(losses[j]), values, gen
                 best_aux = aux
             history.append(losses[j])
             all_losses.append(losses)
             n_done = gen + 1
-            reason = monitor.update(
-                gen, losses, best_loss, lambda x=u[j]: space.to_raw(space.unravel(lo + (hi - lo) * x))
-            )
+            reason = monitor.update(gen, losses, best_loss, lambda values=values: space.to_raw(values))
             if reason is not None:
                 stop_reason = reason
                 break
@@ -210,16 +232,4 @@ def run(
         monitor.close()
         if pool is not None:
             pool.shutdown()
-    best_values = space.unravel(lo + (hi - lo) * best_u)
-    return BackendOutput(
-        best_raw=space.to_raw(best_values),
-        best_loss=best_loss,
-        best_step=best_step,
-        history=np.asarray(history),
-        n_steps=n_done,
-        prediction=best_aux,
-        stop_reason=stop_reason,
-        optimizer=optimizer,
-        raw={"losses": np.asarray(all_losses), "population_threads": threads, **(choice or {})},
-        best_values=best_values,
-    )
+    return output(stop_reason)

@@ -22,7 +22,7 @@ from .._checks import user_stacklevel
 from ._loop import StepRunner
 from ._problem import Problem
 
-__all__ = ["check_optimizer", "choose_jacobian", "is_least_squares", "make_runner", "result_message"]
+__all__ = ["check_optimizer", "choose_jacobian", "is_least_squares", "make_runner", "result_message", "sum_squares"]
 
 
 def check_optimizer(optimizer: Any):
@@ -41,7 +41,9 @@ def is_least_squares(solver) -> bool:
     return isinstance(solver, optx.AbstractLeastSquaresSolver)
 
 
-def _sum_squares(tree) -> Any:
+def sum_squares(tree) -> Any:
+    r"""$\frac12 \sum r^2$ over the residuals' leaves: the loss a least-squares solver minimises
+    (and what a least-squares fit reports as its loss)."""
     return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree))
 
 
@@ -87,7 +89,7 @@ def make_runner(problem: Problem, solver, n_starts: int, jac: str = "bwd") -> St
         return raw_fn(y, data, key)
 
     def as_loss(out):
-        return _sum_squares(out) if least_squares else out
+        return sum_squares(out) if least_squares else out
 
     def init(raw0, data, key):
         f_struct, aux_struct = jax.eval_shape(fn, raw0, (data, key))

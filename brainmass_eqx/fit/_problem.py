@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
-from .._checks import pick_variable_hint
+from .._checks import did_you_mean, pick_variable_hint
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec, unwrap
 from ..objectives import fc_shape, target_fits
 
@@ -236,7 +236,8 @@ class ParamSpace:
         for name, box in search_space.items():
             if name not in by_name:
                 raise ValueError(
-                    f"search_space names unknown parameter {name!r}; trainable parameters are {list(self.names)}."
+                    f"search_space names unknown parameter {name!r}{did_you_mean(name, self.names)}; "
+                    f"trainable parameters are {list(self.names)}."
                 )
             try:
                 lo, hi = box
@@ -300,17 +301,22 @@ class ParamSpace:
         return {lf.name: lf.transform.forward(raw[lf.name]) for lf in self.leaves}
 
     def to_raw(self, values: Params) -> Params:
-        """Raw values of constrained ones. A box search may return a value exactly on an
-        open bound, whose raw value would be infinite: such values move inside by a few ulps."""
+        """Raw values of constrained ones, such that ``to_values(to_raw(v))`` is ``v`` to
+        rounding. A box search may return a value exactly on a bound, whose raw value is
+        infinite: it gets instead the finite raw value ``±R`` (``R = -log(tiny)``, 87 in
+        float32) where the transform has saturated, so the model holds the bound itself
+        (to rounding; ``tiny`` for a bound of 0). Moving such values inside by a margin
+        instead (64 eps, 7.6e-6 in float32) left `FitResult.model` off its `best_params`."""
         out = {}
         for lf in self.leaves:
             v = jnp.asarray(values[lf.name], lf.dtype)
             if isinstance(lf.transform, (Sigmoid, Softplus, Exp)):
                 lo, hi = _transform_box(lf.transform)
-                scale = max(1.0, abs(lo), hi - lo if math.isfinite(hi) else 0.0)
-                margin = 64 * float(jnp.finfo(lf.dtype).eps) * scale
-                v = jnp.clip(v, lo + margin, hi - margin if math.isfinite(hi) else None)
-            out[lf.name] = lf.transform.inverse(v)
+                v = jnp.clip(v, lo, hi if math.isfinite(hi) else None)  # rounding outside the box: NaN raw
+                saturated = -math.log(float(jnp.finfo(lf.dtype).tiny))
+                out[lf.name] = jnp.nan_to_num(lf.transform.inverse(v), posinf=saturated, neginf=-saturated)
+            else:
+                out[lf.name] = lf.transform.inverse(v)
         return out
 
     def _rebuild(self, new_leaves, frozen):
@@ -490,7 +496,13 @@ class Problem:
         ``loss_fn``: its output (which must then be the residuals). Each nonnegative
         penalty $P$ adds one residual $\sqrt{2P}$.
         """
-        model, values, target = self.space.model(raw, data.frozen), self.space.to_values(raw), data.target
+        return self._model_residuals(self.space.model(raw, data.frozen), self.space.to_values(raw), data.target, key)
+
+    def residual_values(self, values: Params, data: Data, key: PRNGKeyArray | None) -> tuple[Array, Any]:
+        """`residuals` at constrained parameter values."""
+        return self._model_residuals(self.space.model_from_values(values, data.frozen), values, data.target, key)
+
+    def _model_residuals(self, model, values, target, key):
         if self.loss_fn is not None:
             out = self._call(self.loss_fn, model, target, key=key)
             res, aux = out if isinstance(out, tuple) else (out, None)

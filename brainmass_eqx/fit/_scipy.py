@@ -132,6 +132,21 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
     # evaluation: too few for a flat history to show (`loss_is_flat`).
     zero_gradient = []
 
+    def output(stop_reason):
+        best_values = to_values(best["x"])
+        return BackendOutput(
+            best_raw=space.to_raw(best_values) if bounded else space.unravel(best["x"]),
+            best_loss=best["loss"],
+            best_step=best["step"],
+            history=np.asarray(history),
+            n_steps=iterations,
+            prediction=best["aux"],
+            stop_reason=stop_reason,
+            optimizer=spec,
+            raw={"results": results, "failed_starts": failures, "zero_gradient_at_start": bool(zero_gradient and zero_gradient[0])},
+            best_values=best_values if bounded else None,
+        )
+
     def fun(x):
         (loss, aux), grad = function(jnp.asarray(x, dtype), data, key)
         loss = float(loss)
@@ -181,11 +196,14 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
                 )
                 failures.append(i)
                 if len(failures) == len(starts):
-                    raise NonFiniteLossError(
+                    err = NonFiniteLossError(
                         msg + ". Bound the parameters (Param(bounds=...) or search_space=) or check predict.",
                         step=len(history),
                         params=values,
-                    ) from None
+                    )
+                    if best["x"] is not None:  # the evaluations before: `Fitter.fit` makes err.result of it
+                        err.output = output("nonfinite")
+                    raise err from None
                 warnings.warn(msg + "; that start stops here.", RuntimeWarning, stacklevel=user_stacklevel())
                 results.append(None)
             if stop_reason != "n_steps":
@@ -195,16 +213,4 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
     if stop_reason == "n_steps":
         unsuccessful = [r for r in results if r is not None and not r.success]
         stop_reason = f"scipy: {_readable_message(unsuccessful[0].message)}" if unsuccessful else "converged"
-    best_values = to_values(best["x"])
-    return BackendOutput(
-        best_raw=space.to_raw(best_values) if bounded else space.unravel(best["x"]),
-        best_loss=best["loss"],
-        best_step=best["step"],
-        history=np.asarray(history),
-        n_steps=iterations,
-        prediction=best["aux"],
-        stop_reason=stop_reason,
-        optimizer=spec,
-        raw={"results": results, "failed_starts": failures, "zero_gradient_at_start": bool(zero_gradient and zero_gradient[0])},
-        best_values=best_values if bounded else None,
-    )
+    return output(stop_reason)
