@@ -213,7 +213,11 @@ class Laplacian(AbstractSummedCoupling):
             return w / d[:, None]
         inv = 1.0 / xp.sqrt(d)
         if w.shape[0] != w.shape[1]:
-            raise ValueError("Laplacian(normalize='sym') needs a dense (N, N) connectome.")
+            raise ValueError(
+                f"Laplacian(normalize='sym') needs a dense (N, N) connectome, got per-target lists of shape "
+                f"{tuple(w.shape)} (a sparse conn): pass conn as a dense array (conn.todense()), or use "
+                "normalize='rw' or None."
+            )
         return w * inv[:, None] * inv[None, :]
 
     def post(self, summed, current, rowsum, k):

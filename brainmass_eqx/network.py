@@ -28,7 +28,8 @@ $0 \le f < 1$) is, per ``interpolation``:
   read is continuous in $\tau$).
 - ``'nearest'``: $x_{n - \mathrm{round}(\tau/\Delta t)}$.
 - ``'ceil'``: $x_{n - \lceil \tau/\Delta t \rceil}$, brainmass's rule (its delays are
-  whole steps rounded up).
+  whole steps rounded up); a delay within floating-point rounding (a few ulps) above a
+  whole number of steps counts as that number.
 
 Reads before $t = 0$ return the initial history $h(t)$ for $t \le 0$ ($t = 0$ included):
 the initial state (constant past) by default, or the user's ``history``. brainmass's
@@ -118,9 +119,24 @@ def _diagonal(arr: np.ndarray | None, n: int) -> np.ndarray | None:
     return np.diagonal(arr.reshape(n, n))
 
 
-# A delay that is a whole number of steps may come out as 19.99998 steps in float32; it
-# must still count as 20 whole steps for 'ceil'.
+# Absolute padding (steps) of a 'linear' or 'nearest' history capacity.
 _GRID_TOL = 1e-3
+# How many ulps rounding may move a delay counted in steps, tau / dt: the distance, speed,
+# dt and both divisions are each rounded once (2.5 ulps at most), with room to spare.
+_ROUNDING_ULPS = 8
+
+
+def _rounding_slack(steps, dtype):
+    """How far rounding may have moved ``steps`` (a delay in steps, ``tau / dt``, computed in
+    ``dtype``): ``_ROUNDING_ULPS`` ulps of it, relative (float32 resolves 20 steps to 2e-6, but
+    20,000 steps only to 2e-3). ``steps`` may be a NumPy or JAX array, or a float."""
+    eps = float(np.finfo(dtype).eps)
+    if isinstance(steps, float):
+        return _ROUNDING_ULPS * eps * max(abs(steps), 1.0)
+    xp = np if isinstance(steps, np.ndarray | np.generic) else jnp
+    return _ROUNDING_ULPS * eps * xp.maximum(xp.abs(steps), xp.ones((), steps.dtype))
+
+
 # Blocks of fewer steps than this save too little over the step-by-step read to pay for
 # the block's bookkeeping (a delay under 3 steps somewhere in the connectome).
 _MIN_BLOCK = 4
@@ -160,6 +176,19 @@ def _host(value, unit: str = "") -> np.ndarray | None:
     if isinstance(value, jax.core.Tracer):
         return None
     return np.asarray(value, dtype=np.float64) * scale
+
+
+def _refuse_bad_lags(arr: np.ndarray | None, name: str, unit: str, fix: str) -> None:
+    """Refuse NaN, inf or negative distances or delays (``arr`` on the host; None: traced,
+    checked at run time), naming the first bad pair. A NaN is named as such: "min is 10"
+    (``nanmin``) left it unsaid what was wrong."""
+    if arr is None:
+        return
+    refuse_non_finite(name, arr, fix)
+    if np.any(arr < 0):
+        first = np.argwhere(arr < 0)[0].tolist() if arr.ndim else []
+        where = f" (first at index {first})" if first else ""
+        raise ValueError(f"{name} must be finite and >= 0 ({unit}); min is {arr.min():.4g}{where}.")
 
 
 def _all_concrete(tree) -> bool:
@@ -431,6 +460,10 @@ class Network(AbstractModel):
         self.self_connection = bool(self_connection)
 
         self.conn, self.sources, pattern = self._check_conn(conn, n, node._label())
+        if self.sources is not None:
+            # A kernel that cannot use a sparse conn's per-target lists (Laplacian 'sym') says
+            # so here, not when the run starts.
+            jax.eval_shape(self.coupling.effective_weights, jax.ShapeDtypeStruct(self.sources.shape, jnp.result_type(float)))
         host_conn = _host(conn if not is_quantity(conn) else to_canonical(conn, "conn", ""))
         self._check_weights(host_conn, "conn", pattern)
         if self_connection is None:
@@ -715,8 +748,7 @@ class Network(AbstractModel):
             delays = converted
             delays = delays.todense() if _is_sparse(delays) else delays
             self._check_shape(delays, "delays", [(), (n, n)], "one delay per (target, source) pair")
-            if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
-                raise ValueError(f"delays must be finite and >= 0 (ms); min is {np.nanmin(arr):.4g}.")
+            _refuse_bad_lags(arr, "delays", "ms", "fix or drop those pairs")
             return None, None, self._pairs(delays, "delays", pattern)
         if distance is None:
             return None, None, None
@@ -728,8 +760,7 @@ class Network(AbstractModel):
         self._check_shape(distance, "distance", pair_shapes, "one distance per (target, source) pair")
         self._check_shape(speed, "speed", [(), (n, n)], "a scalar or one speed per pair")
         arr = dist_np
-        if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr < 0)):
-            raise ValueError(f"distance must be finite and >= 0 (mm); min is {np.nanmin(arr):.4g}.")
+        _refuse_bad_lags(arr, "distance", "mm", "fix or drop those pairs (a missing tract: weight 0)")
         if plain and arr is not None and arr.size and 0 < arr.max() < 1.0:
             # No whole-brain tract is under a millimetre: most likely metres given as numbers.
             warnings.warn(
@@ -740,6 +771,8 @@ class Network(AbstractModel):
                 stacklevel=user_stacklevel(),
             )
         arr = speed_np
+        if arr is not None and np.any(np.isnan(arr)):
+            refuse_non_finite("speed", arr, "give speeds > 0 (mm/ms)")
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
             got = f"got {arr.item()}" if arr.size == 1 else f"min is {np.nanmin(arr):.4g}"
             # TVB users write conduction_speed=inf for instantaneous coupling.
@@ -1098,7 +1131,10 @@ class Network(AbstractModel):
             elif self.interpolation == "nearest":
                 whole = xp.round(steps)
             else:
-                whole = xp.ceil(steps - xp.asarray(_GRID_TOL, steps.dtype))
+                # A whole number of steps may come out a few ulps above it (0.7 / 0.1 =
+                # 7.000000000000001): it is still that many steps. A fixed 1e-3 here read
+                # genuine delays such as 3.0005 steps one step short of brainmass's ceil.
+                whole = xp.ceil(steps - _rounding_slack(steps, steps.dtype))
             whole = xp.maximum(whole, xp.zeros((), whole.dtype))
             if xp is jnp:
                 whole = jax.lax.stop_gradient(whole)
@@ -1159,12 +1195,19 @@ class Network(AbstractModel):
         return block, offsets, np.asarray(1 + digest % (2**24 - 1), np.int32)
 
     def _capacity_steps(self, dt: float) -> int:
+        """The history capacity in steps: at least every lag `_plan` computes. ``max_delay``
+        is in float64, the plan's lags in JAX's default float (float32 unless x64), so that
+        a longest delay within rounding of a step boundary (or a half step for 'nearest') may
+        round to one more step there than here: the capacity takes the lower precision's
+        slack, or the run would refuse its own delays as longer than the history."""
         steps = self.max_delay / dt
         if self.interpolation == "ceil":
-            return max(0, int(math.ceil(steps - _GRID_TOL)))
+            # Smaller than the plan's slack, so never below a lag the plan rounds up.
+            return max(0, int(math.ceil(steps - _rounding_slack(steps, np.float64))))
+        pad = _GRID_TOL + _rounding_slack(steps, jnp.result_type(float))
         if self.interpolation == "nearest":
-            return int(math.floor(steps + 0.5))
-        return int(math.floor(steps + _GRID_TOL))
+            return int(math.floor(steps + 0.5 + pad))
+        return int(math.floor(steps + pad))
 
     def _guard_capacity(self, lag, capacity, dt):
         arr = _concrete(lag)

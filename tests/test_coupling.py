@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _reference import load_reference
+from jax.experimental import sparse as jsparse
 
 import brainmass_eqx as bm
 from brainmass_eqx import coupling as C
@@ -111,6 +112,14 @@ def test_make_coupling_names_and_errors():
         C.Laplacian(normalize="x")
     with pytest.raises(ValueError, match="'scale' must be finite"):
         C.Tanh(scale=np.nan)
+
+
+def test_symmetric_laplacian_refuses_a_sparse_conn_when_the_network_is_built():
+    """It raised only when the run started, without saying what to do."""
+    w = np.ones((N, N)) - np.eye(N)
+    with pytest.raises(ValueError, match=r"normalize='sym'\) needs a dense .* pass conn as a dense array \(conn.todense\(\)\)"):
+        Network(bm.Hopf(N), jsparse.BCOO.fromdense(w), coupling=C.Laplacian(normalize="sym"))
+    Network(bm.Hopf(N), jsparse.BCOO.fromdense(w), coupling=C.Laplacian(normalize="rw"))
 
 
 class MyDiffusive(C.AbstractCoupling):

@@ -514,6 +514,45 @@ def test_history_capacity_covers_the_delays_a_fit_may_reach():
             Network(hopf(), CONN, **kwargs)
 
 
+def _uniform_delays(tau, n=N):
+    return np.full((n, n), tau) * (1.0 - np.eye(n))
+
+
+def test_ceil_rounds_up_delays_just_above_a_whole_step():
+    """'ceil' reads ceil(tau / dt) steps back, as brainmass: 3.0005 steps is 4 steps (a fixed
+    tolerance of 1e-3 steps read it as 3, on 44 pairs of TVB's 76-region connectome over
+    seven speeds), while a whole number of steps stays whole (0.7 / 0.1 = 7.000000000000001)."""
+
+    def run(tau):
+        net = Network(hopf(), CONN, delays=_uniform_delays(tau), interpolation="ceil", k=0.5)
+        return np.asarray(bm.simulate(net, DUR, dt=DT)["x"])
+
+    above, four, three = run(0.30005), run(0.4), run(0.3)
+    np.testing.assert_array_equal(above, four)
+    assert np.abs(above - three).max() > 1e-4
+    np.testing.assert_array_equal(run(0.7), run(0.7 - 1e-12))
+
+
+@pytest.mark.parametrize(
+    "interpolation, distance, speed, dt",
+    [
+        ("linear", 846.1159492330402, 3.7, 0.01),
+        ("nearest", 1284.849922909, 7.0, 0.1),
+        ("ceil", 576.16403456984, 3.7, 0.01),
+    ],
+)
+def test_history_capacity_covers_a_longest_delay_at_a_step_boundary(interpolation, distance, speed, dt):
+    """The capacity is sized from the longest delay in float64, the lags in float32: a delay
+    within float32 rounding of a step boundary (of a half step for 'nearest') rounded to one
+    more step in the run than in its capacity, and the run refused its own delays ("a delay
+    is longer than the history capacity")."""
+    conn = np.array([[0.0, 1.0], [0.0, 0.0]])
+    node = bm.Hopf(2, a=0.2, w=0.3, init_x=0.1, init_y=0.05)
+    net = Network(node, conn, distance=np.array([[0.0, distance], [0.0, 0.0]]), speed=speed,
+                  interpolation=interpolation)
+    assert np.all(np.isfinite(bm.simulate(net, 10 * dt, dt=dt)["x"]))
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 
@@ -535,7 +574,13 @@ def test_history_capacity_covers_the_delays_a_fit_may_reach():
         (dict(distance=DIST), r"distance was given without speed"),
         (dict(speed=10.0), r"speed was given without distance"),
         (dict(distance=DIST, speed=10.0, delays=DIST), r"either delays, or distance and speed"),
-        (dict(delays=-np.ones((N, N))), r"delays must be finite and >= 0 \(ms\); min is -1"),
+        (dict(delays=-np.ones((N, N))), r"delays must be finite and >= 0 \(ms\); min is -1 \(first at index \[0, 0\]\)"),
+        # A NaN is named as such (the message said "min is 5.2", the smallest other distance).
+        (dict(distance=np.where(np.arange(N * N).reshape(N, N) == 8, np.nan, DIST), speed=10.0),
+         r"distance holds NaN or inf \(1 of 36 values, first at index \[1, 2\]\)"),
+        (dict(delays=np.where(np.arange(N * N).reshape(N, N) == 8, np.nan, DIST)),
+         r"delays holds NaN or inf \(1 of 36 values, first at index \[1, 2\]\)"),
+        (dict(distance=DIST, speed=np.where(np.eye(N) > 0, 10.0, np.nan)), r"speed holds NaN or inf \(30 of 36 values"),
         (dict(distance=DIST[:3, :3], speed=10.0), r"distance has shape \(3, 3\)"),
         (dict(coupled_var="q"), r"coupled_var 'q' is neither a state variable nor an observable of Hopf; available states: \['x', 'y'\]"),
         (dict(target="q"), r"target 'q' is not an input of Hopf"),
