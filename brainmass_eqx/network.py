@@ -121,22 +121,6 @@ def _diagonal(arr: np.ndarray | None, n: int) -> np.ndarray | None:
 
 # Absolute padding (steps) of a 'linear' or 'nearest' history capacity.
 _GRID_TOL = 1e-3
-# How many ulps rounding may move a delay counted in steps, tau / dt: the distance, speed,
-# dt and both divisions are each rounded once (2.5 ulps at most), with room to spare.
-_ROUNDING_ULPS = 8
-
-
-def _rounding_slack(steps, dtype):
-    """How far rounding may have moved ``steps`` (a delay in steps, ``tau / dt``, computed in
-    ``dtype``): ``_ROUNDING_ULPS`` ulps of it, relative (float32 resolves 20 steps to 2e-6, but
-    20,000 steps only to 2e-3). ``steps`` may be a NumPy or JAX array, or a float."""
-    eps = float(np.finfo(dtype).eps)
-    if isinstance(steps, float):
-        return _ROUNDING_ULPS * eps * max(abs(steps), 1.0)
-    xp = np if isinstance(steps, np.ndarray | np.generic) else jnp
-    return _ROUNDING_ULPS * eps * xp.maximum(xp.abs(steps), xp.ones((), steps.dtype))
-
-
 # Blocks of fewer steps than this save too little over the step-by-step read to pay for
 # the block's bookkeeping (a delay under 3 steps somewhere in the connectome).
 _MIN_BLOCK = 4
@@ -1134,7 +1118,7 @@ class Network(AbstractModel):
                 # A whole number of steps may come out a few ulps above it (0.7 / 0.1 =
                 # 7.000000000000001): it is still that many steps. A fixed 1e-3 here read
                 # genuine delays such as 3.0005 steps one step short of brainmass's ceil.
-                whole = xp.ceil(steps - _rounding_slack(steps, steps.dtype))
+                whole = hist.ceil_steps(steps)
             whole = xp.maximum(whole, xp.zeros((), whole.dtype))
             if xp is jnp:
                 whole = jax.lax.stop_gradient(whole)
@@ -1203,8 +1187,8 @@ class Network(AbstractModel):
         steps = self.max_delay / dt
         if self.interpolation == "ceil":
             # Smaller than the plan's slack, so never below a lag the plan rounds up.
-            return max(0, int(math.ceil(steps - _rounding_slack(steps, np.float64))))
-        pad = _GRID_TOL + _rounding_slack(steps, jnp.result_type(float))
+            return max(0, int(math.ceil(steps - hist.rounding_slack(steps, np.float64))))
+        pad = _GRID_TOL + hist.rounding_slack(steps, jnp.result_type(float))
         if self.interpolation == "nearest":
             return int(math.floor(steps + 0.5 + pad))
         return int(math.floor(steps + pad))

@@ -326,6 +326,21 @@ def test_wilson_cowan_delayed_reads_its_past():
     np.testing.assert_allclose(np.asarray(sized["rE"]), np.asarray(delayed["rE"]), atol=1e-7)
 
 
+def test_wilson_cowan_delayed_ceil_rounds_up_like_brainmass():
+    """'ceil' reads ceil(d / dt) whole steps back: 0.30005 ms at dt 0.1 is 4 steps (a fixed
+    1e-2-step tolerance read it as 3), while 0.3 ms, 3.0000001 steps in float32, stays 3."""
+    init = dict(init_rE=jnp.array([0.1, 0.4]), init_rI=0.05)
+    run = dict(dt=0.1, solver=dfx.Euler(), inputs=lambda t: {"rE": jnp.array([1.0, 2.0])})
+
+    def rates(delay):
+        delays = dict(delay_EE=delay, delay_IE=delay, delay_EI=delay, delay_II=delay, max_delay=0.5)
+        return np.asarray(simulate(M.WilsonCowanDelayed(2, **init, **delays, interpolation="ceil"), 20.0, **run)["rE"])
+
+    above, four, three = rates(0.30005), rates(0.4), rates(0.3)
+    np.testing.assert_array_equal(above, four)
+    assert np.abs(three - four).max() > 1e-4
+
+
 def test_kuramoto_options():
     theta = {"theta": jnp.array([0.0, 1.0, 2.5])}
     conn = np.array([[0.3, 1.0, 0.5], [1.0, 0.2, 2.0], [0.5, 2.0, 0.1]])

@@ -9,14 +9,15 @@ Slots never written hold the initial history (a constant past).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import diffrax as dfx
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from .._history import ceil_steps
 from .._wrapping import AbstractSolverWrapper
 
 __all__ = ["history_init", "history_push", "history_read", "SelfDelaySolver", "INTERPOLATIONS"]
@@ -24,9 +25,6 @@ __all__ = ["history_init", "history_push", "history_read", "SelfDelaySolver", "I
 #: Ways to read between grid points: linear interpolation (differentiable w.r.t. the
 #: delay), the nearest step, or brainmass's ``ceil(delay / dt)`` whole steps.
 INTERPOLATIONS = ("linear", "nearest", "ceil")
-# Delays are divided by dt in float32: an exact multiple such as 2 ms / 0.1 ms may come
-# out as 20.0000003, which must still count as 20 whole steps.
-_GRID_TOL = 1e-2
 
 
 def history_init(value: ArrayLike, n_slots: int) -> tuple[Array, Array]:
@@ -64,7 +62,7 @@ def history_read(
     elif interpolation == "nearest":
         i0, frac = jnp.round(lag), None
     elif interpolation == "ceil":
-        i0, frac = jnp.ceil(lag - _GRID_TOL), None
+        i0, frac = ceil_steps(lag), None
     else:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
     i0 = jnp.clip(i0.astype(jnp.int32), 0, n_slots - 1)
@@ -174,4 +172,4 @@ def slots_for(max_delay_ms: float, dt_ms: float) -> int:
     """Buffer length for delays up to ``max_delay_ms`` at steps of ``dt_ms``: the longest
     lag, one slot to interpolate into, and one of slack for float32 steps that come out a
     little shorter than ``dt`` (``t1 - t0`` on a float32 time grid)."""
-    return int(math.ceil(max_delay_ms / dt_ms - _GRID_TOL)) + 3
+    return int(ceil_steps(np.float64(max_delay_ms / dt_ms))) + 3
