@@ -206,11 +206,18 @@ class _Coupling(Module):
     __module__ = "brainmass"
     kernel: Callable = None
     names: tuple = ()
+    # the connection shapes the kernel reads: (N_out, N_in), or flattened N_out * N_in
+    conn_ndims: tuple = (1, 2)
 
     def __init__(self, x, conn, **params):
         super().__init__()
         self.x = _check_source(x)
         self.conn = Param.init(conn)
+        # checked here, as brainmass does, not at the first call inside a run
+        ndim = jnp.ndim(u.get_magnitude(self.conn.value()))
+        if ndim not in self.conn_ndims:
+            shapes = " or ".join({1: "1-D (square-flattened)", 2: "2-D (N_out, N_in)"}[d] for d in self.conn_ndims)
+            raise ValueError(f"{type(self).__name__}: conn must be {shapes}; got a {ndim}-D array.")
         for name, value in params.items():
             setattr(self, name, Param.init(value))
 
@@ -249,6 +256,7 @@ class AdditiveCoupling(_Coupling):
 
     names = ("k", "b")
     kernel = staticmethod(additive_coupling)
+    conn_ndims = (2,)  # additive_coupling reads conn.shape as (N_out, N_in)
 
     def __init__(self, x, conn, k=1.0, b=0.0):
         super().__init__(x, conn, k=k, b=b)

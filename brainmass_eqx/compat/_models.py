@@ -298,6 +298,8 @@ class NodeModel(CoreStepper, Dynamics):
     rename: ClassVar[dict] = {}
     #: brainmass lists the initializers before the noise arguments for some models.
     inits_first: ClassVar[bool] = False
+    #: brainmass asserts ``callable(init_x)``; KuramotoNetwork alone also takes an array.
+    inits_must_be_callable: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -334,7 +336,13 @@ class NodeModel(CoreStepper, Dynamics):
                 check_noise_size(kw, noise, self)
             setattr(self, kw, noise)
         for kw in self.inits:
-            setattr(self, kw, a[kw])
+            init = a[kw]
+            # brainmass asserts this too; without it a None initializer left the state None
+            if init is None or (self.inits_must_be_callable and not callable(init)):
+                raise AssertionError(
+                    f"{kw} must be a callable initializer such as braintools.init.Constant(0.1); got {init!r}."
+                )
+            setattr(self, kw, init)
         self.method = a.get("method", "exp_euler")
         if self.has_method:
             method_solver(self.method)  # unknown names fail here, naming the method
@@ -994,6 +1002,7 @@ class KuramotoNetwork(NodeModel):
     params = (("omega", 0.0), ("K", 0.0), ("alpha", 0.0))
     inits = {"init_theta": "theta"}
     init_defaults = {"init_theta": binit.Uniform(0.0, 2 * math.pi)}
+    inits_must_be_callable = False
     noises = {"noise_theta": ("theta", "input")}
     inputs = ("theta",)
     update_args = (("theta_inp", None),)

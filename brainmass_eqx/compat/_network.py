@@ -50,7 +50,10 @@ class _DefaultDelayInit(binit.Uniform):
 _DEFAULT_DELAY_INIT = _DefaultDelayInit(0.0, 0.05)
 
 
-def _check_conn(conn, n):
+def _check_conn(conn, n, self_connection):
+    """``conn`` as an (n, n) array, its diagonal zeroed unless ``self_connection`` (brainmass's
+    rule, so that ``net.coupling.conn.value()`` shows the weights the run uses). A `Param` is
+    kept as given, diagonal included: brainmass lets a Param own its structure."""
     if isinstance(conn, Param):
         return conn
     arr = np.asarray(u.get_magnitude(conn))
@@ -63,6 +66,8 @@ def _check_conn(conn, n):
             raise ValueError(f"conn has shape {arr.shape}, expected ({n}, {n}).")
     else:
         raise ValueError(f"conn must be 1-D (flattened) or 2-D; got {arr.ndim}-D.")
+    if not self_connection:
+        arr = arr * (1.0 - np.eye(n, dtype=arr.dtype))
     return arr
 
 
@@ -97,7 +102,10 @@ class Network(CoreStepper, Module):
         self.coupled_var = coupled_var
         self.coupling_name = coupling
         self.self_connection = bool(self_connection)
-        conn = _check_conn(conn, n)
+        # brainmass keeps a Param conn's diagonal whatever self_connection says (a Laplacian
+        # parametrisation builds its own diagonal, so the laplacian path still drops W's)
+        self._keep_diagonal = self.self_connection or (isinstance(conn, Param) and coupling != "laplacian")
+        conn = _check_conn(conn, n, self.self_connection)
         self.coupling = self._make_coupling(coupling, conn, k)
         self.distance = distance
         self.speed = speed
@@ -174,7 +182,7 @@ class Network(CoreStepper, Module):
             "distance": self.distance, "speed": self.speed, "max_delay": self._max_delay()}
         return core_call(
             core_network.Network, node, conn, coupling=coupling, coupled_var=self.coupled_var,
-            k=self.coupling.k.value(), self_connection=self.self_connection, interpolation=self.interpolation,
+            k=self.coupling.k.value(), self_connection=self._keep_diagonal, interpolation=self.interpolation,
             history=self._history(), noise=None if self.noise is None else self.noise.to_core(), **delays,
         )  # fmt: skip
 

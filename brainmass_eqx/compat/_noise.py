@@ -69,6 +69,15 @@ def _times(x: Any, unit: u.Unit) -> Any:
     return x
 
 
+def _magnitude_in(x: Any, unit: Any) -> Any:
+    """The numbers of ``x`` in ``unit`` (the OU state's unit); ``x``'s own numbers when the
+    state carries no unit. A plain ``x`` next to a unit-carrying state raises the unit error."""
+    if unit is None:
+        return u.get_magnitude(x)
+    # u.Quantity(q) of a Quantity would try to turn q into a plain array: convert it directly
+    return (x if isinstance(x, u.Quantity) else u.Quantity(x)).to(unit).value
+
+
 def _size_text(shape: tuple) -> str:
     return str(shape[0]) if len(shape) == 1 else str(shape)
 
@@ -113,15 +122,16 @@ class Noise(Dynamics):
 class _ParamNoise(Noise):
     def __init__(self, in_size, mean=None, sigma=1.0 * u.nA):
         super().__init__(in_size)
-        self.mean = Param.init(mean, self.varshape) if mean is not None else None
         self.sigma = Param.init(sigma, self.varshape)
+        if mean is None:
+            # brainmass's default: a constant zero in sigma's unit, so that ``noise.mean.value()``
+            # reads ``0. nA`` (not None) and the sample ``mean + sigma * z`` keeps sigma's unit
+            sigma_value = self.sigma.value()
+            mean = u.Quantity(0.0, sigma_value.unit) if isinstance(sigma_value, u.Quantity) else 0.0
+        self.mean = Param.init(mean, self.varshape)
 
     def _mean(self):
-        mean = _value(self.mean)
-        if mean is None:
-            sigma = _value(self.sigma)
-            return u.Quantity(0.0, sigma.unit) if isinstance(sigma, u.Quantity) else 0.0
-        return mean
+        return _value(self.mean)
 
     def _shape(self, batch):
         return self.varshape if batch is None else (batch,) + self.varshape
@@ -131,7 +141,8 @@ class OUProcess(_ParamNoise):
     r"""Ornstein-Uhlenbeck noise, $dx = (\mu - x)/\tau\,dt + \sigma/\sqrt{\tau}\,dW$.
 
     ``OUProcess(in_size, mean=None, sigma=1 nA, tau=10 ms, init=None)``: brainmass's
-    signature and exponential-Euler update (identical numbers in distribution).
+    signature and exponential-Euler update (identical numbers in distribution); ``mean=None``
+    is a zero in sigma's unit, as in brainmass.
     """
 
     __module__ = "brainmass"
@@ -159,9 +170,8 @@ class OUProcess(_ParamNoise):
         x = self.x.value
         unit = x.unit if isinstance(x, u.Quantity) else None
         eta = u.get_magnitude(x)
-        sigma = u.get_magnitude(_value(self.sigma)) if unit is None else u.Quantity(_value(self.sigma)).to(unit).value
-        mean = self._mean()
-        mean = u.get_magnitude(mean) if unit is None else u.Quantity(mean).to(unit).value
+        sigma = _magnitude_in(_value(self.sigma), unit)
+        mean = _magnitude_in(self._mean(), unit)
         tau = _value(self.tau)
         tau = tau.to(u.ms).value if isinstance(tau, u.Quantity) else tau
         spec = core_noise.OUProcess(sigma=sigma, tau=tau, mean=mean)

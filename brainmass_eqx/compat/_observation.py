@@ -221,15 +221,24 @@ class LeadfieldReadout(Module):
 
     def __init__(self, lm, y0, cy0, normalize=True, demean=True):
         super().__init__()
-        self.lm = lm if isinstance(lm, Param) else Param(lm, fit=True)
+        # brainmass: a plain matrix is a constant (Const, not fitted), a Param is kept (and trains);
+        # its precompute hook makes ``lm.value()`` the normalised, demeaned lead field
+        self.lm = Param.init(lm)
         self.y0 = y0 if isinstance(y0, Param) else Param.init(y0)
         self.cy0 = cy0 if isinstance(cy0, Param) else Param.init(cy0)
         self.normalize, self.demean = normalize, demean
+        self.lm.precompute = self.normalize_leadfield
         self.update_core()  # normalize and the shapes are checked now
+
+    def normalize_leadfield(self, lm):
+        r"""$\hat L$: ``lm`` with its rows scaled to unit L1 (``normalize=True``/``'l1'``) or L2
+        (``'l2'``) norm, then each column's mean over sensors removed (``demean``)."""
+        return core_obs.LeadfieldReadout(lm, 0.0, 1.0, self.normalize, self.demean).leadfield()
 
     def update_core(self):
         """The functional readout with the current parameter values."""
-        return core_obs.LeadfieldReadout(self.lm.value(), self.y0.value(), self.cy0.value(), self.normalize, self.demean)
+        # lm.value() is already L_hat (the precompute hook): the core must not normalise it again
+        return core_obs.LeadfieldReadout(self.lm.value(), self.y0.value(), self.cy0.value(), None, False)
 
     def update(self, x):
         return self.update_core()(u.get_magnitude(x))

@@ -73,15 +73,17 @@ _REGISTRY: dict[str, tuple[Callable[..., Any], str | None]] = {}
 
 
 def register_dataset(name: str, loader: Callable[..., Any], *, description: str | None = None) -> None:
-    """Register ``loader`` (called on every `load_dataset`) under ``name``."""
+    """Register ``loader`` (called on every `load_dataset`) under ``name``; ``description``
+    (default: empty) is what `list_datasets` shows."""
     if name in _REGISTRY:
         raise ValueError(f"dataset {name!r} is already registered; choose a different name.")
     if not callable(loader):
         raise TypeError(f"loader for dataset {name!r} must be callable, got {type(loader).__name__}.")
-    _REGISTRY[name] = (loader, description)
+    # brainmass lists a data set registered without a description with "" (not None)
+    _REGISTRY[name] = (loader, "" if description is None else description)
 
 
-def list_datasets() -> list[tuple[str, str | None]]:
+def list_datasets() -> list[tuple[str, str]]:
     """``[(name, description)]`` of the registered data sets, sorted by name."""
     return [(name, desc) for name, (_, desc) in sorted(_REGISTRY.items())]
 

@@ -57,7 +57,19 @@ class UnitMismatchError(DimensionMismatchError):
 # -- units and dimensions -------------------------------------------------------------------
 
 _AstropyUnit = type(unxt.unit("ms"))
+_AstropyUnitBase = _AstropyUnit.__mro__[-2]  # astropy's UnitBase: every unit ``q.unit`` can be
 _SI_ORDER = ("kg", "m", "s", "A", "K", "mol", "cd")
+
+
+def _is_zero(x: Any) -> bool:
+    """Whether ``x`` is a concrete plain number (or array) that is all zeros; a traced value
+    is never taken for zero (brainunit too refuses ``q + 0.0`` under ``jit``)."""
+    if isinstance(x, jax.core.Tracer):
+        return False
+    try:
+        return bool(np.all(np.asarray(x) == 0))
+    except Exception:  # noqa: BLE001 (not numeric)
+        return False
 
 
 def _as_astropy(unit: Any):
@@ -171,6 +183,9 @@ class Unit:
     def __eq__(self, other):
         if isinstance(other, Unit):
             return self._unit == other._unit
+        # ``q.unit`` of a Quantity is the underlying astropy unit: ``q.unit == u.mV`` must hold
+        if isinstance(other, _AstropyUnitBase):
+            return self._unit == other
         return NotImplemented
 
     def __hash__(self):
@@ -375,7 +390,10 @@ class Quantity(BareQuantity):
     def _binary_same_dim(self, other, op, reverse=False):
         if isinstance(other, Unit):
             return NotImplemented
-        self._check_same_dim(other, op)
+        # brainunit's one exception to matching units: a concrete plain zero is zero in any unit
+        # (``q + 0.0``; brainmass's ``additive_coupling`` adds its default bias ``b=0.0`` so)
+        if isinstance(other, BareQuantity) or not _is_zero(other):
+            self._check_same_dim(other, op)
         other_value = _in(other, self.unit) if isinstance(other, BareQuantity) else _plain(other)
         a, b = (other_value, self.value) if reverse else (self.value, other_value)
         out = a + b if op == "+" else a - b

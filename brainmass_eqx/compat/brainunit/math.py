@@ -52,6 +52,7 @@ from . import (
     _decimal_hint,
     _in,
     _is_dimensionless,
+    _is_zero,
     _unit_name,
     maybe_decimal,
 )
@@ -81,13 +82,6 @@ def _drop_dimensionless(tree: Any) -> Any:
     return jax.tree_util.tree_map(drop, tree, is_leaf=_is_quantity)
 
 
-def _is_zero(x: Any) -> bool:
-    if isinstance(x, jax.core.Tracer):
-        return False
-    try:
-        return bool(np.all(np.asarray(x) == 0))
-    except Exception:  # noqa: BLE001 (not numeric)
-        return False
 
 
 def _wrap(value: Any, unit: Any) -> Any:

@@ -1,0 +1,155 @@
+"""Behaviours that brainmass 0.1.1's own test files (``brainmass/*_test.py``) check and the
+compat facade got wrong: each test states brainmass's number or message, probed on brainmass."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainmass_eqx.compat as bm
+from brainmass_eqx.compat import brainstate as bs, braintools as bt, brainunit as u
+
+DT = 0.1 * u.ms
+pytestmark = pytest.mark.usefixtures("compat_env")
+
+
+# -- noise (noise_test.py) ----------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [bm.OUProcess, bm.GaussianNoise, bm.WhiteNoise, bm.BrownianNoise, bm.PinkNoise])
+def test_noise_default_mean_is_a_zero_in_sigmas_unit(cls):
+    # brainmass: mean=None becomes Const(0 * unit(sigma)); the facade kept None
+    noise = cls(3)
+    assert noise.mean.value() == 0.0 * u.nA
+    assert cls(3, sigma=0.5).mean.value() == 0.0
+
+
+def test_ouprocess_update_stand_alone():
+    # the default sigma (1 nA) made update() raise "Only dimensionless quantities can be
+    # converted to NumPy arrays"; brainmass returns a (2, 3) sample in nA
+    noise = bm.OUProcess((2, 3), mean=0.5 * u.nA, sigma=0.1 * u.nA, tau=5.0 * u.ms)
+    noise.init_state()
+    x = noise.update()
+    assert x.shape == (2, 3) and u.get_unit(x) == u.nA
+    # one exponential-Euler step from x = 0: mean (1 - e^{-dt/tau}) + sigma/sqrt(tau) sqrt(dt) z
+    drift = 0.5 * (1.0 - np.exp(-0.1 / 5.0))
+    z = (np.asarray(x.to_decimal(u.nA)) - drift) / (0.1 / np.sqrt(5.0) * np.sqrt(0.1))
+    assert np.all(np.abs(z) < 6.0) and np.std(z) > 0.1
+    noise.mean = bs.nn.Param.init(2.0)  # a plain mean against the nA state is a unit error
+    with pytest.raises(u.UnitMismatchError):
+        noise.update()
+
+
+# -- brainunit (coupling_test.py, observation_test.py) ------------------------------------------
+def test_plain_zero_adds_to_a_quantity():
+    q = jnp.array([1.0, 2.0]) * u.nA
+    assert u.math.allclose(q + 0.0, q) and u.math.allclose(0 - q, -q) and u.math.allclose(q - jnp.zeros(2), q)
+    with pytest.raises(u.UnitMismatchError):
+        q + 1.0  # noqa: B018 (only zero is unit-free, as in brainunit)
+    with pytest.raises(u.UnitMismatchError):
+        q + 0.0 * u.ms  # noqa: B018
+    # brainmass's additive_coupling adds its default bias b=0.0 to a unit-carrying sum
+    x = jnp.array([[1.0, 2.0], [3.0, 4.0]]) * u.nA
+    out = bm.additive_coupling(x, jnp.ones((2, 2)), k=1.0)
+    assert u.get_unit(out) == u.nA and u.math.allclose(out, jnp.array([3.0, 7.0]) * u.nA)
+
+
+def test_quantity_unit_equals_brainunit_unit():
+    q = jnp.ones(3) * u.mV
+    assert q.unit == u.mV and u.mV == q.unit and q.unit != u.ms
+    avg = bm.observation.TemporalAverage(period=5.0 * u.ms)(jnp.ones((20, 2)) * u.mV, dt=1.0 * u.ms)
+    assert avg.unit == u.mV
+
+
+# -- models (linear_test.py, lorenz_test.py, generic_2d_oscillator_test.py) -----------------------
+@pytest.mark.parametrize(
+    "cls, kw", [(bm.LinearStep, "init_x"), (bm.LorenzStep, "init_x"), (bm.Generic2dOscillatorStep, "init_V"),
+                (bm.HopfStep, "init_y"), (bm.JansenRitStep, "M_init")],
+)
+def test_initializer_must_be_callable(cls, kw):
+    # the facade accepted init_x=None and left model.x.value None after init_all_states
+    with pytest.raises(AssertionError, match=f"{kw} must be a callable initializer"):
+        cls(2, **{kw: None})
+    with pytest.raises(AssertionError, match=kw):
+        cls(2, **{kw: 0.3})
+
+
+def test_kuramoto_initializer_may_be_an_array():
+    model = bm.KuramotoNetwork(3, init_theta=jnp.array([0.1, 0.2, 0.3]))
+    model.init_all_states()
+    assert np.allclose(model.theta.value, [0.1, 0.2, 0.3])
+    with pytest.raises(AssertionError, match="init_theta"):
+        bm.KuramotoNetwork(3, init_theta=None)
+
+
+# -- coupling (coupling_test.py) -----------------------------------------------------------------
+class _Holder(bs.nn.Module):
+    def __init__(self, x):
+        super().__init__()
+        self.x = x
+
+
+@pytest.mark.parametrize(
+    "make, conn",
+    [(lambda x, c: bm.AdditiveCoupling(x, conn=c), jnp.ones(4)),
+     (lambda x, c: bm.SigmoidalCoupling(x, conn=c), jnp.ones((2, 2, 2))),
+     (lambda x, c: bm.HyperbolicTangentCoupling(x, conn=c), jnp.ones((2, 2, 2))),
+     (lambda x, c: bm.SigmoidalJansenRitCoupling(x, conn=c), jnp.ones((2, 2, 2))),
+     (lambda x, c: bm.DiffusiveCoupling(x, x, conn=c), jnp.ones((2, 2, 2)))],
+)
+def test_coupling_refuses_a_bad_conn_rank_at_construction(make, conn):
+    x = bs.nn.Prefetch(_Holder(jnp.ones((2, 2))), "x")
+    with pytest.raises(ValueError, match=f"conn must be .*got a {conn.ndim}-D array"):
+        make(x, conn)
+
+
+# -- network (network_test.py) --------------------------------------------------------------------
+def _hopf(n):
+    return bm.HopfStep(n, a=0.1, w=0.2, init_x=bt.init.Constant(0.2), init_y=bt.init.Constant(0.1))
+
+
+W = np.array([[0.5, 0.2, 0.1], [0.3, 0.5, 0.2], [0.1, 0.4, 0.5]], dtype=np.float32)
+
+
+def _run_additive(conn, self_connection):
+    net = bm.Network(_hopf(3), conn=conn, coupled_var="x", coupling="additive", self_connection=self_connection,
+                     k=0.5, delay_init=bt.init.Constant(0.2))
+    out = bm.Simulator(net, dt=DT).run(20 * DT, monitors=lambda m: m.node.x.value)
+    return net, np.asarray(out["output"][-1])
+
+
+def test_network_self_connection_and_conn_diagonal():
+    # brainmass zeroes a plain conn's diagonal (net.coupling.conn shows it) and keeps a Param's;
+    # last x after 2 ms, brainmass 0.1.1 (float32):
+    keep = [0.36218944, 0.41325212, 0.4173553]
+    drop = [0.2258643, 0.26287195, 0.26604795]
+    net, x = _run_additive(W, False)
+    assert np.allclose(np.diag(np.asarray(net.coupling.conn.value())), 0.0)
+    assert np.allclose(x, drop, atol=2e-6)
+    net, x = _run_additive(W, True)
+    assert np.allclose(np.diag(np.asarray(net.coupling.conn.value())), 0.5)
+    assert np.allclose(x, keep, atol=2e-6)
+    # a Param owns its structure: its diagonal stays, whatever self_connection says
+    _, x = _run_additive(bs.nn.Param(W, fit=False), False)
+    assert np.allclose(x, keep, atol=2e-6)
+
+
+# -- observation, datasets (leadfield_test.py, datasets_test.py) ---------------------------------
+def test_leadfield_readout_lm_is_a_constant_holding_the_normalised_matrix():
+    lm = np.random.default_rng(0).normal(size=(3, 5)).astype("float32")
+    readout = bm.LeadfieldReadout(lm, bs.nn.Param.init(0.0), bs.nn.Param.init(1.0), normalize="l2", demean=False)
+    assert not readout.lm.fit  # brainmass: Param.init(lm) is a Const (not fitted)
+    lm_hat = np.asarray(readout.lm.value())
+    assert np.allclose(np.sqrt((lm_hat**2).sum(axis=1)), 1.0, atol=1e-5)
+    x = jnp.arange(5.0)
+    assert np.allclose(np.asarray(readout.update(x)), lm_hat @ np.asarray(x), atol=1e-5)  # normalised once
+    readout = bm.LeadfieldReadout(lm, 0.0, 1.0, normalize=False, demean=True)
+    assert np.allclose(np.asarray(readout.lm.value()).mean(axis=0), 0.0, atol=1e-6)
+    assert bm.LeadfieldReadout(bs.nn.Param(lm), 0.0, 1.0).lm.fit  # a Param is kept and trains
+
+
+def test_register_dataset_default_description_is_empty():
+    bm.datasets.register_dataset("tmp_no_description", lambda: 1)
+    try:
+        assert dict(bm.datasets.list_datasets())["tmp_no_description"] == ""
+    finally:
+        bm.datasets._REGISTRY.pop("tmp_no_description")
