@@ -33,7 +33,14 @@ from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, re
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper
-from .solvers import INPUTS_NAME, STATE_NAME, ExponentialEuler, Substeps, is_fixed_step_only
+from .solvers import (
+    INPUTS_NAME,
+    STATE_NAME,
+    ExponentialEuler,
+    Substeps,
+    bounded_stages,
+    is_fixed_step_only,
+)
 
 __all__ = ["simulate", "Trajectory", "SimulationDivergedError"]
 
@@ -743,6 +750,11 @@ def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, 
     return ys, _finish(terms, y_end, state, source, solver, *tail)
 
 
+def _lead_grid(n_macro, k, dt):
+    """The ends of ``n_macro`` macro-steps of ``k`` steps from t = 0 (`_lead_samples`)."""
+    return jnp.asarray((np.arange(n_macro + 1) * k) * dt, dtype=jnp.result_type(float))
+
+
 def _lead_samples(model, monitor, y0, n_first, k, n_samples):
     """Transient samples to record and drop so that the run is one loop of macro-steps from
     t = 0 (see `_run_fixed`); None where that does not fit (the transient is not a whole
@@ -772,9 +784,39 @@ def _interpolated(model, terms, y0, source, solver, monitor, ts, t_end, dt, cont
         max_steps=max_steps,
         adjoint=adjoint,
         progress_meter=dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter(),
+        # A failed solve is reported by `_check_stop` (eagerly, with where it stopped).
+        throw=False,
     )
     recorded, y_end = sol.ys
-    return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end)
+    # diffrax saves the t1 sub-save where the solve stopped, also when it stopped early.
+    stop = (sol.result, sol.ts[1][-1], sol.stats["num_steps"])
+    return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), stop
+
+
+def _check_stop(stop, recorded, final, model_name, t_end, max_steps):
+    """Raise where the solve of `_interpolated` did not reach ``t_end``: eagerly naming the
+    time it reached and the state there; under ``jit`` as diffrax would (``error_if``).
+
+    An adaptive step shrinks without end as a run diverges, so diffrax's own message (the
+    step budget was spent: "increase max_steps") came without the time and pointed away
+    from a model that blows up.
+    """
+    result, t_stop, n_taken = stop
+    if is_traced(stop):
+        recorded, final = result.error_if((recorded, final), result != dfx.RESULTS.successful)
+        return recorded, final
+    if result == dfx.RESULTS.successful:
+        return recorded, final
+    sizes = {name: float(np.max(np.abs(np.asarray(v)))) for name, v in final.items()}
+    name = max(sizes, key=lambda n: sizes[n] if math.isfinite(sizes[n]) else math.inf)
+    budget = result == dfx.RESULTS.max_steps_reached
+    raise RuntimeError(
+        f"{model_name}: the solve stopped at t = {float(t_stop):.6g} ms of {t_end:g} ms after "
+        f"{int(n_taken)} steps: {dfx.RESULTS[result]} There, max |{name}| = {sizes[name]:.4g}. "
+        + ("A state growing without bound means the model diverges (check the parameters and "
+           f"inputs; a fixed-step run names the time it became inf); else give max_steps > {max_steps}, "
+           "loosen rtol/atol, or use a stiff solver (diffrax.Kvaerno5())." if budget else "")
+    )
 
 
 def _wrap_solver(model, solver, dt_ms):
@@ -804,6 +846,26 @@ def _report_divergence(ts, ys, model_name, model=None, spec=None):
                 f"{model_name} diverged: {name!r} first became {arr[t_index][tuple(where[0])]} at "
                 f"t = {float(np.asarray(ts)[t_index]):.6g} ms ({region_txt}, sample {t_index}). "
                 + (hint or "Reduce dt, use a higher-order solver, or check the parameters and inputs.")
+            )
+
+
+def _report_final_divergence(ts, final, t1, model_name, spec):
+    """Raise `SimulationDivergedError` for a recorded state that is NaN/inf at the end
+    although every sample of it is finite: it diverged in the steps after the last sample
+    (and a continued run would refuse it as a bad ``y0``). States that are not recorded
+    are not checked, as in the samples."""
+    recorded = {m for m in spec.values() if isinstance(m, str)}
+    for name, value in final.items():
+        if name not in recorded:
+            continue
+        bad = ~np.isfinite(np.asarray(value))
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SimulationDivergedError(
+                f"{model_name} diverged after its last sample (t = {float(np.asarray(ts)[-1]):.6g} ms): the final "
+                f"state's {name!r} is {np.asarray(value)[where]} at t = {float(t1):.6g} ms (index {where}). Record "
+                "to the end (a sample_every that divides the run after the transient) for the time; reduce dt, "
+                "or check the parameters and inputs."
             )
 
 
@@ -885,7 +947,7 @@ def simulate(
       diffrax solve with it (so does ``progress=True``). For forward mode (``jax.jacfwd``)
       through ``saveat`` or adaptive steps, pass ``diffrax.ForwardMode()``.
     - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``).
-    - `check_finite`: raise `SimulationDivergedError` if a recorded value is NaN/inf
+    - `check_finite`: raise `SimulationDivergedError` if a recorded value (or a recorded state at the end) is NaN/inf
       (eagerly, naming time, region and variable; under ``jit`` via ``eqx.error_if``).
 
     **Returns:** a `Trajectory`.
@@ -911,6 +973,13 @@ def simulate(
     k = _as_steps(sample_every, "sample_every", dt_ms)
     if k < 1:
         raise ValueError(f"sample_every must be >= 1 step, got {k}.")
+    chunk_steps = None if chunk is None else _as_steps(chunk, "chunk", dt_ms, inexact="round")
+    if chunk_steps is not None and chunk_steps < 1:
+        # max(1, ...) below made chunk=0 or a negative chunk one sample per chunk, silently.
+        raise ValueError(
+            f"chunk must be at least one step, got {chunk_steps} steps; give a positive int number of "
+            "steps or a time Quantity (e.g. unxt.Quantity(1, 's')), or leave chunk=None for one piece."
+        )
     if saveat is not None and (tr or k != 1):
         given = " and ".join(name for name, used in (("transient", tr), ("sample_every", k != 1)) if used)
         raise ValueError(
@@ -1014,6 +1083,10 @@ def simulate(
         terms = model.terms(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver, **extra)
     else:
         terms = model.terms(key)
+    if saveat is None and not adaptive:
+        # Before a model's hook wraps it: `Substeps` cannot see an RK solver inside a
+        # wrapper, whose default stage loop then stops jax.jacfwd (a delayed Network, Heun).
+        solver = bounded_stages(solver)
     solver = _wrap_solver(model, solver, dt_ms)
     traced = is_traced((model, y0, source))
 
@@ -1042,23 +1115,24 @@ def simulate(
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
         budget = max_steps if max_steps is not None else 16 * n_steps + 16
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
-        ys, final = _interpolated(
+        ys, final, stop = _interpolated(
             model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget, progress
         )
+        ys, final = _check_stop(stop, ys, final, model_name, n_steps * dt_ms, budget)
     else:
         n_samples = math.ceil((n_steps - tr) / k)
-        t_first = (tr + 1) * dt_ms
         n_rest = n_samples - 1
-        host_ts = (t_first + np.arange(n_samples) * (k * dt_ms)).astype(jnp.result_type(float))
+        # Whole step counts times dt, one rounding: the same numbers as the grid from t = 0
+        # of `_lead_samples` (t_first + j k dt rounded twice, and chunks then stepped on
+        # other float32 ends than the run in one piece).
+        host_ts = ((tr + 1 + np.arange(n_samples) * k) * dt_ms).astype(jnp.result_type(float))
         # The steps after the last sample: the run ends at duration, not at its last sample.
         tail = (host_ts[-1], np.asarray(n_steps * dt_ms, host_ts.dtype), n_steps - (tr + 1 + n_rest * k))
         # device_put: jnp.asarray of a host array compiles a copy (memory and time on a first run).
         ts = jax.device_put(host_ts)
+        n_lead = _lead_samples(model, monitor, y0, tr + 1, k, n_samples)
         if chunk is None or n_rest == 0:
-            n_lead = _lead_samples(model, monitor, y0, tr + 1, k, n_samples)
-            grid = ts if n_lead is None else jnp.asarray(
-                (np.arange(n_lead + n_samples + 1) * k) * dt_ms, dtype=jnp.result_type(float)
-            )
+            grid = ts if n_lead is None else _lead_grid(n_lead + n_samples, k, dt_ms)
             # Nothing traced: this run cannot be differentiated, and one plain loop compiles
             # smaller than chunks (with a remainder, the step twice) and stacks its records
             # once (measured on a 60 s W1 run: peak RSS 339 -> 320 MB).
@@ -1069,8 +1143,18 @@ def simulate(
         else:
             if traced:
                 raise ValueError("chunk cannot be used under jax.jit/vmap/grad: it copies results to host memory.")
-            per_chunk = max(1, _as_steps(chunk, "chunk", dt_ms, inexact="round") // k)
-            first, y, solver_state = _first_sample(model, terms, y0, source, solver, monitor, tr + 1, dt_ms)
+            per_chunk = max(1, chunk_steps // k)
+            if n_lead is None:
+                first, y, solver_state = _first_sample(model, terms, y0, source, solver, monitor, tr + 1, dt_ms)
+            else:
+                # As the run in one piece steps its transient (`_run_fixed`): macro-steps of
+                # k steps from t = 0, so that the chunks go on from the same state.
+                lead = _lead_grid(n_lead + 1, k, dt_ms)
+                solver_state = Substeps(solver, k).init(terms, lead[0], lead[1], y0, source)
+                recorded, y, solver_state = _record(
+                    model, terms, y0, solver_state, source, solver, monitor, lead, k, adjoint, False
+                )
+                first = jax.tree_util.tree_map(lambda a: a[-1], recorded)
             pieces = [jax.tree_util.tree_map(lambda a: np.asarray(a)[None], first)]
             starts = range(0, n_rest, per_chunk)
             if progress:
@@ -1098,15 +1182,18 @@ def simulate(
     t1 = jnp.asarray(t1, dtype=jnp.result_type(float)) if is_traced(t1) else np.asarray(t1, dtype=jnp.result_type(float))
 
     if check_finite:
-        if is_traced(ys):
-            finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(ys)]))
-            ys = eqx.error_if(
-                ys,
+        if is_traced((ys, final)):
+            names = {m for m in spec.values() if isinstance(m, str)}
+            checked = (ys, {name: v for name, v in final.items() if name in names})
+            finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(checked)]))
+            ys, final = eqx.error_if(
+                (ys, final),
                 ~finite,
-                f"{model_name} diverged (a recorded value is NaN/inf); run it outside jit for the time "
+                f"{model_name} diverged (a recorded value, or a recorded state at the end, is NaN/inf); run it outside jit for the time "
                 "and region. A smaller dt may help; check_finite=False records the NaNs instead of "
                 "raising (in a sweep or an ensemble, that marks the divergent members alone).",
             )
         else:
             _report_divergence(ts, ys, model_name, model, spec)
+            _report_final_divergence(ts, final, t1, model_name, spec)
     return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units, t1=t1)

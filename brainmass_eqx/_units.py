@@ -173,7 +173,12 @@ def to_ms(value: Any, name: str, role: str = "the time grid") -> float:
     """Convert a time given as a Quantity or a plain number in ms to a Python float in ms.
 
     Converted in float64 on the host: these values set the step grid, and a float32
-    conversion (100 us -> 0.10000000149 ms) would shift it.
+    conversion (100 us -> 0.10000000149 ms) would shift it. A Quantity holds its number in
+    JAX's default dtype, float32 unless x64 is enabled, before it gets here:
+    ``Quantity(0.1, 'ms')`` holds 0.10000000149 and ``Quantity(1e-4, 's')`` 9.99999975e-5.
+    Such a scalar is read as the shortest decimal that rounds to it (0.1, 1e-4), the number
+    that was typed, so that a time in s, in ms or as a plain number gives the same grid
+    (the float32 value ran a 2 s Hopf run 1e-5 away from the plain-number run).
 
     **Raises:** `TracedTimeError` (a `TypeError`) if ``value`` is traced; its message says
     that the time sets ``role``.
@@ -182,7 +187,11 @@ def to_ms(value: Any, name: str, role: str = "the time grid") -> float:
     if is_quantity(value) and not isinstance(value.value, jax.core.Tracer):
         unxt = unxt_module()
         factor = float(unxt.unit_of(value).to(unxt.unit("ms")))
-        out = np.asarray(value.value, dtype=np.float64) * factor
+        number = np.asarray(value.value)
+        if number.shape == () and number.dtype in (np.float16, np.float32):
+            # str gives the shortest decimal that rounds back to this float32 (see above).
+            number = float(str(number))
+        out = np.asarray(number, dtype=np.float64) * factor
     try:
         arr = np.asarray(out)
     except Exception as err:  # a tracer: times that set the step grid must be concrete

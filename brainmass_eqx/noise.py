@@ -38,7 +38,6 @@ Every spec also works as a keyword of `with_noise` (``noise_x=OUProcess(...)``),
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -58,7 +57,7 @@ from ._text import Readable
 from ._units import CANONICAL_UNITS, UnitError, is_quantity, per_ms, unxt_module
 from ._wrapping import AbstractSolverWrapper
 from .models._base import AbstractModel, AbstractModelWrapper, State
-from .solvers import ExponentialEuler, ModelTerm, StochasticExponentialEuler
+from .solvers import ExponentialEuler, ModelTerm, StochasticExponentialEuler, bounded_stages
 
 __all__ = [
     "AbstractNoise",
@@ -1126,10 +1125,9 @@ class Noisy(AbstractModelWrapper):
         whole wrapped in `BlockIncrements` (``dt`` is passed on to models that need it)."""
         if type(solver) is ExponentialEuler:
             solver = StochasticExponentialEuler()
-        if isinstance(solver, dfx.AbstractRungeKutta) and getattr(solver, "scan_kind", "lax") is None:
-            # As `Substeps` does for the solvers it sees directly (it cannot see through our
-            # wrapper): a bounded stage loop, so that forward-mode AD works too.
-            solver = dataclasses.replace(solver, scan_kind="bounded")
+        # As `Substeps` does for the solvers it sees directly (it cannot see through our
+        # wrapper): a bounded stage loop, so that forward-mode AD works too.
+        solver = bounded_stages(solver)
         if dt is None:
             inner = self.model.wrap_solver(solver)
         else:

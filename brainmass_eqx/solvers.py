@@ -130,6 +130,21 @@ class _FrozenInputs(eqx.Module):
         return self.values
 
 
+def bounded_stages(solver: dfx.AbstractSolver) -> dfx.AbstractSolver:
+    """``solver`` with a bounded loop over its Runge-Kutta stages where it has diffrax's
+    default, a checkpointed while loop, which forward-mode AD (``jax.jacfwd``) cannot enter.
+    The arithmetic is the same; a fixed-step loop (`Substeps`, `simulate`) serves both AD
+    modes with it. Any other solver is returned unchanged.
+
+    `simulate` applies it to the solver it is given before a model's solver hook wraps it
+    (a delayed `Network`'s history, noise increments, in-loop BOLD): `Substeps` sees only
+    the outermost wrapper, and the Runge-Kutta solver inside it kept the while loop.
+    """
+    if isinstance(solver, dfx.AbstractRungeKutta) and getattr(solver, "scan_kind", "lax") is None:
+        return dataclasses.replace(solver, scan_kind="bounded")
+    return solver
+
+
 class Substeps(AbstractSolverWrapper):
     """Take ``n`` steps of ``solver`` of size ``(t1 - t0) / n`` as one diffrax step.
 
@@ -144,12 +159,7 @@ class Substeps(AbstractSolverWrapper):
     n: int = eqx.field(static=True)
 
     def __init__(self, solver: dfx.AbstractSolver, n: int):
-        # diffrax's default Runge-Kutta stage loop is a checkpointed while loop, which
-        # forward-mode AD cannot enter; inside our fixed-length substep loop a bounded loop
-        # over the stages serves both AD modes.
-        if isinstance(solver, dfx.AbstractRungeKutta) and getattr(solver, "scan_kind", "lax") is None:
-            solver = dataclasses.replace(solver, scan_kind="bounded")
-        self.solver = solver
+        self.solver = bounded_stages(solver)
         self.n = n
 
     # One diffrax step is n inner steps: the inner solver's dense output does not cover it.

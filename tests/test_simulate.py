@@ -452,3 +452,78 @@ def test_the_run_and_its_final_state_end_at_duration_whatever_the_sampling():
     second = bx.simulate(node, 50.0, dt=0.1, sample_every=10, y0=first)
     whole = bx.simulate(node, 100.0, dt=0.1, sample_every=10)
     np.testing.assert_allclose(second["x"], whole["x"][50:], rtol=1e-4, atol=1e-6)
+
+
+# -- audit of simulate against plain diffrax (h5) ----------------------------------------------
+
+
+def _delayed_network(a=-0.1):
+    w = np.array([[0.0, 1.0, 0.5], [0.3, 0.0, 0.8], [0.6, 0.2, 0.0]])
+    delays = np.array([[0.0, 0.75, 2.03], [0.55, 0.0, 1.49], [3.01, 0.25, 0.0]])
+    return bx.Network(bx.Hopf(3, a=a, w=0.3, init_x=X0["x"], init_y=X0["y"]), w, delays=delays, k=0.5)
+
+
+@pytest.mark.parametrize("solver", [dfx.Heun(), bx.RK4()], ids=["heun", "rk4"])
+def test_forward_mode_through_a_delayed_network_with_a_runge_kutta_solver(solver):
+    # The network's history wrapper hid the RK solver from `Substeps`, whose default stage
+    # loop (a checkpointed while loop) then stopped jax.jacfwd: "can't apply forward-mode
+    # autodiff (jvp) to a custom_vjp function".
+    def loss(a):
+        net = eqx.tree_at(lambda n: n.node.a, _delayed_network(), a)
+        traj = bx.simulate(net, 10.0, dt=0.1, solver=solver, transient=13, sample_every=4)
+        return jnp.sum(traj["x"] ** 2)
+
+    np.testing.assert_allclose(jax.jacfwd(loss)(-0.1), jax.grad(loss)(-0.1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("transient,k,chunk", [(5, 3, 10), (29, 10, 20), (2, 3, 9)])
+def test_chunked_run_equals_unchunked_when_the_transient_is_whole_samples(transient, k, chunk):
+    # With (transient + 1) a multiple of sample_every the run in one piece steps its
+    # transient as macro-steps from t = 0; the chunked run stepped it one step at a time
+    # and went on from sample times rounded twice: float32 values 6e-8 apart.
+    for model in (hopf(a=0.2, w=0.3), _delayed_network()):
+        full = bx.simulate(model, 30.0, dt=0.1, transient=transient, sample_every=k)
+        chunked = bx.simulate(model, 30.0, dt=0.1, transient=transient, sample_every=k, chunk=chunk)
+        np.testing.assert_array_equal(np.asarray(full["x"]), chunked["x"])
+        np.testing.assert_array_equal(np.asarray(full.ts), chunked.ts)
+        np.testing.assert_array_equal(np.asarray(full.final_state["y"]), np.asarray(chunked.final_state["y"]))
+
+
+def test_chunk_must_be_at_least_one_step():
+    for chunk in (0, -5, u.Quantity(0.01, "ms")):
+        with pytest.raises(ValueError, match="chunk must be at least one step"):
+            bx.simulate(hopf(), 10.0, dt=0.1, chunk=chunk)
+
+
+def test_a_time_in_seconds_in_ms_or_plain_gives_the_same_run():
+    # A Quantity holds float32: Quantity(0.1, 'ms') is 0.10000000149 ms and
+    # Quantity(1e-4, 's') 0.09999999747 ms, grids that drifted from the plain 0.1 ms one.
+    node = hopf(a=0.2, w=0.3)
+    plain = bx.simulate(node, 200.0, dt=0.1, transient=100, sample_every=5)
+    for dt, duration in (
+        (u.Quantity(0.1, "ms"), u.Quantity(200.0, "ms")),
+        (u.Quantity(1e-4, "s"), u.Quantity(0.2, "s")),
+    ):
+        traj = bx.simulate(node, duration, dt=dt, transient=u.Quantity(10, "ms"), sample_every=u.Quantity(0.5, "ms"))
+        np.testing.assert_array_equal(np.asarray(traj["x"]), np.asarray(plain["x"]), err_msg=str(dt))
+        np.testing.assert_array_equal(np.asarray(traj.ts), np.asarray(plain.ts), err_msg=str(dt))
+
+
+def test_an_adaptive_run_that_diverges_says_where_it_stopped():
+    # diffrax's own message was "The maximum number of solver steps was reached. Try
+    # increasing `max_steps`", with no time, for a model that blows up.
+    unstable = bx.Linear(2, gamma=5.0, init_x=jnp.array([1.0, 0.0]))
+    with pytest.raises(RuntimeError, match=r"Linear: the solve stopped at t = 17\.\d+ ms of 40 ms .* max \|x\| = .*e\+3"):
+        bx.simulate(unstable, 40.0, dt=0.1, solver=dfx.Tsit5(), stepsize_controller=dfx.PIDController(rtol=1e-5, atol=1e-7))
+    # Under jit it still raises.
+    run = eqx.filter_jit(lambda m: bx.simulate(m, 40.0, dt=0.1, solver=dfx.Tsit5(), stepsize_controller=dfx.PIDController(rtol=1e-5, atol=1e-7))["x"])
+    with pytest.raises(RuntimeError, match="maximum number of solver steps"):
+        jax.block_until_ready(run(unstable))
+
+
+def test_divergence_after_the_last_sample_is_reported():
+    unstable = bx.Linear(2, gamma=5.0, init_x=jnp.array([1.0, 0.0]))
+    with pytest.warns(UserWarning, match="only one sample"), pytest.raises(
+        bx.SimulationDivergedError, match=r"diverged after its last sample \(t = 1\.1 ms\).*'x' is inf at t = 40 ms"
+    ):
+        bx.simulate(unstable, 40.0, dt=0.1, transient=10, sample_every=500)
