@@ -153,3 +153,110 @@ def test_register_dataset_default_description_is_empty():
         assert dict(bm.datasets.list_datasets())["tmp_no_description"] == ""
     finally:
         bm.datasets._REGISTRY.pop("tmp_no_description")
+
+
+# -- model.derivative(state_tuple, t, *inputs) (9 of brainmass's model test files) ----------------
+def _per_ms(q):
+    return np.asarray(u.get_magnitude(q * u.ms))
+
+
+_STATE2 = (jnp.array([0.5, -1.0]), jnp.array([1.0, -0.5]))
+# brainmass 0.1.1's numbers for these states and inputs (probed): derivative * ms
+_DERIVATIVE_CASES = {
+    "epileptor": (
+        lambda: bm.EpileptorStep(2, Kvf=0.3, Ks=0.2),
+        ([-1.2, 0.3], [-10.0, -9.0], [3.5, 3.8], [-0.8, -0.2], [0.1, 0.4], [0.05, -0.05]),
+        ([0.2, -0.4], [0.1, 0.0], [0.05, -0.05], [0.02, 0.03]),  # x1_inp, x2_inp, add1, add2
+        [[-4.2419987, -9.8028011], [3.8, 9.55], [-0.000651, 0.001302], [0.182, -0.302], [-0.01, -0.01],
+         [-0.0017, 0.0008]],
+    ),
+    "generic2d": (
+        bm.Generic2dOscillatorStep,
+        ([0.5, -1.0], [1.0, -0.5]),
+        ([0.3, 0.1], [0.05, 0.0], [0.0, -0.02]),  # V_inp, add_V, add_W
+        [[0.0885, 0.072], [-0.16, 0.15]],
+    ),
+    "wong_wang_exc_inh": (
+        bm.WongWangExcInhStep,
+        ([0.2, 0.6], [0.1, 0.3]),
+        ([0.1, 0.3], 0.01, -0.02),  # coupling, add_e, add_i
+        [[0.00874588, 0.00404551], [-0.02955558, -0.04999937]],
+    ),
+    "linear": (lambda: bm.LinearStep(2, gamma=-7.0), ([0.5, -1.0],), ([0.2, 0.3],), [[-3.3, 7.3]]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DERIVATIVE_CASES))
+def test_derivative_takes_brainmass_state_tuple(case):
+    # brainmass: derivative((s1, s2, ...), t, *inputs) -> tuple per ms; the facade's
+    # derivative(state: dict, ...) raised "dictionary update sequence element #0 has length 4"
+    make, state, inputs, expected = _DERIVATIVE_CASES[case]
+    model = make() if not isinstance(make, type) else make(2)
+    model.init_all_states()
+    state = tuple(jnp.asarray(s) for s in state)
+    inputs = tuple(jnp.asarray(i) if isinstance(i, list) else i for i in inputs)
+    out = model.derivative(state, 0.0 * u.ms, *inputs)
+    assert isinstance(out, tuple) and len(out) == len(expected)
+    for d, e in zip(out, expected):
+        assert u.get_unit(d * u.ms).is_unitless
+        np.testing.assert_allclose(_per_ms(d), e, rtol=2e-6, atol=1e-7)
+
+
+def test_derivative_units_keywords_and_noise():
+    # Jansen-Rit in brainmass's units (mV, mV/s; brainmass's numbers in mV/s and mV/s^2)
+    jr = bm.JansenRitStep(1)
+    jr.init_all_states()
+    v = lambda x, unit: jnp.array([x]) * unit
+    mvs = u.mV / u.second
+    d = jr.derivative((v(0.1, u.mV), v(15.0, u.mV), v(8.0, u.mV), v(20.0, mvs), v(-30.0, mvs), v(5.0, mvs)),
+                      0.0 * u.ms, 0.0 * u.mV, 150.0 * u.Hz, 0.0 * u.mV)
+    got = [float(x.to_decimal(mvs if i < 3 else mvs / u.second)[0]) for i, x in enumerate(d)]
+    np.testing.assert_allclose(got, [20.0, -30.0, 5.0, -3965.7646, 77657.16, 14201.227], rtol=2e-6)
+    # brainmass's keyword names of the additive terms; the noise is not part of the derivative
+    noisy = bm.Generic2dOscillatorStep(2, noise_V=bm.OUProcess(2, sigma=0.3), noise_W=None)
+    noisy.init_all_states()
+    d = noisy.derivative(_STATE2, 0.0, jnp.array([0.3, 0.1]), add_V=jnp.array([0.05, 0.0]))
+    np.testing.assert_allclose(_per_ms(d[0]), [0.0885, 0.072], rtol=2e-6)
+    with pytest.raises(TypeError, match=r"state must be a tuple of 2 arrays \('V', 'W'\)"):
+        noisy.derivative((_STATE2[0],), 0.0, 0.0)
+    with pytest.raises(TypeError, match="takes 3 inputs, got 4"):
+        noisy.derivative(_STATE2, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def test_bold_derivative():
+    # brainmass: BOLDSignal.derivative((x, f, v, q), t, z), plain numbers per second
+    bold = bm.BOLDSignal(2)
+    y = (jnp.array([0.2, -0.1]), jnp.array([1.1, 0.9]), jnp.array([1.05, 0.95]), jnp.array([0.9, 1.1]))
+    d = bold.derivative(y, 0.0, jnp.array([0.5, 0.0]))
+    expected = [[0.329, 0.106], [0.2, -0.1], [-0.06602699, 0.04908637], [0.0198759, -0.0077348]]
+    for got, e in zip(d, expected):
+        np.testing.assert_allclose(np.asarray(got), e, rtol=1e-5)
+
+
+# -- Param.val / Const.val (156 uses in brainmass's tests) ---------------------------------------
+def test_param_val_is_brainstates_storage():
+    # brainstate: a Const's val is its raw value, unit included; the facade gave the magnitude
+    assert bm.FitzHughNagumoStep(1).tau.val == 20.0 * u.ms
+    assert bm.ThresholdLinearStep(1).tau_E.val == 2e-2 * u.second
+    assert bm.WongWangStep(1).tau_S.val == 0.1 * u.second
+    assert bm.HopfStep(1).a.val == 0.25
+    # raw = unconstrained: SigmoidT(0, 1).inverse(0.5) = 0 (brainstate: Array(-0.))
+    const = bs.nn.Param(0.5, t=bs.nn.SigmoidT(0.0, 1.0), fit=False)
+    assert float(const.val) == 0.0 and float(const.value()) == pytest.approx(0.5)
+    # a trainable Param's val is its ParamState; value() is unchanged
+    p = bs.nn.Param(20.0 * u.ms)
+    assert isinstance(p.val, bs.ParamState) and p.value() == 20.0 * u.ms
+    p.set_value(30.0 * u.ms)
+    assert float(p.val.value) == 30.0 and p.value() == 30.0 * u.ms
+
+
+# -- MEGLeadFieldModel defaults (forward_model_test.py::test_meg_defaults) -----------------------
+def test_meg_lead_field_takes_brainmass_tesla_input():
+    # brainmass: scale = 1 nA m / T, so an observable in T comes out in T; the facade raised
+    # "S has unit T, which cannot be converted to the input unit mV set by scale"
+    L = jnp.arange(6.0).reshape(2, 3) * (u.tesla / (u.nA * u.meter))
+    meg = bm.MEGLeadFieldModel(in_size=(2,), out_size=(3,), L=L)
+    for unit in (u.tesla, u.mV):  # an mV potential maps one-to-one too (compat.md item 34)
+        y = meg.update(jnp.ones((5, 2)) * (4.0 * unit))
+        assert y.shape == (5, 3) and u.get_unit(y) == u.tesla
+        np.testing.assert_allclose(np.asarray(y[0].to_decimal(u.tesla)), [12.0, 20.0, 28.0])

@@ -300,6 +300,8 @@ class NodeModel(CoreStepper, Dynamics):
     inits_first: ClassVar[bool] = False
     #: brainmass asserts ``callable(init_x)``; KuramotoNetwork alone also takes an array.
     inits_must_be_callable: ClassVar[bool] = True
+    #: brainmass's names of ``derivative``'s additive terms, where they are not ``add_<suffix>``.
+    derivative_adds: ClassVar[tuple | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -568,10 +570,82 @@ class NodeModel(CoreStepper, Dynamics):
         inner = getattr(core, "model", core)
         return dict(getattr(inner, "observable_units", {}) or {}).get(name, "")
 
-    def derivative(self, state: Mapping, t: Any = 0.0, *inputs: Any):
-        """The core vector field at ``state`` (a dict of canonical magnitudes)."""
+    def derivative_add_names(self) -> tuple[str, ...]:
+        """brainmass's names of ``derivative``'s trailing arguments: one per noise keyword that
+        enters a derivative (``noise_V`` -> ``add_V``), in the constructor's order."""
+        if self.derivative_adds is not None:
+            return self.derivative_adds
+        return tuple("add_" + kw[len("noise_"):] for kw, (_, mode) in self.noises.items() if mode == "derivative")
+
+    def derivative(self, state: Any, t: Any = 0.0, *inputs: Any, **kwargs: Any):
+        r"""brainmass's per-model vector field: ``derivative((x, y), t, *inputs) -> (dx/dt, dy/dt)``.
+
+        The maths is the functional model's `vector_field` (the current parameter values, no
+        noise: brainmass adds its noise in ``update``, not here).
+
+        **Arguments:**
+
+        - `state`: one array or Quantity per state, in `state_names` order (brainmass's order,
+          e.g. ``(x1, y1, z, x2, y2, g)`` for Epileptor). A plain array is read in brainmass's
+          unit of that state (mV for Jansen-Rit's ``M``, mV/s for ``Mv``, Hz for Montbrió's ``r``).
+          A dict of the core's canonical magnitudes ``{name: array}`` is also accepted; it
+          returns the core's dict of per-ms derivatives.
+        - `t`: the time (a time Quantity, or a plain number in ms). The models are autonomous.
+        - `inputs`: ``update``'s inputs in ``update``'s order (``None``: zero), then, for the
+          models whose noise goes on the derivative (Generic2dOscillator, Epileptor,
+          WongWangExcInh), the additive terms of brainmass's ``derivative``
+          (`derivative_add_names`: ``add_V, add_W``; ``add1, add2``; ``add_e, add_i``), in the
+          state's unit: $\dot s = f(s) + \mathrm{add}/\mathrm{ms}$. Keywords work as well.
+
+        **Returns:** a tuple, one derivative per state in the state's unit per ms (``1/ms`` for a
+        dimensionless state), as brainmass's.
+        """
         core = self.core_model()
-        return core.vector_field(t, dict(state), self.core_inputs(inputs, None, core))
+        if isinstance(state, Mapping):
+            return core.vector_field(t, dict(state), self.core_inputs(inputs, kwargs, core))
+        names = self.state_names()
+        if not isinstance(state, (tuple, list)) or len(state) != len(names):
+            got = f"a {type(state).__name__} of {len(state)}" if isinstance(state, (tuple, list)) else repr(type(state).__name__)
+            raise TypeError(
+                f"{type(self).__name__}.derivative: state must be a tuple of {len(names)} arrays "
+                f"{names} (brainmass's order), got {got}."
+            )
+        # brainmass's derivative has no noise (update adds it): use the bare model
+        inner = getattr(core, "model", core)
+        n_inputs = len(self.update_args)
+        adds = self.derivative_add_names()
+        if len(inputs) > n_inputs + len(adds):
+            expected = [a for a, _ in self.update_args] + list(adds)
+            raise TypeError(
+                f"{type(self).__name__}.derivative(state, t, {', '.join(expected)}) takes "
+                f"{len(expected)} inputs, got {len(inputs)}."
+            )
+        added = dict(zip(adds, inputs[n_inputs:]))
+        for name in adds:
+            if name in kwargs:
+                if name in added:
+                    raise TypeError(f"{type(self).__name__}.derivative got {name} twice (by position and keyword).")
+                added[name] = kwargs.pop(name)
+        y = {}
+        for name, value in zip(names, state):
+            unit = self.state_units.get(name, "")
+            if unit and not isinstance(value, u.Quantity):
+                value = u.Quantity(value, unit)  # a plain state is in brainmass's unit, as init_state reads it
+            y[name] = self._flat(to_magnitude(value, self._core_unit(inner, name), name))
+        t_ms = to_magnitude(t, "ms", "t")
+        f = dict(core_call(inner.vector_field, t_ms, y, self.core_inputs(inputs[:n_inputs], kwargs, inner)))
+        targets = [target for _, (target, mode) in self.noises.items() if mode == "derivative"]
+        for name, target in zip(adds, targets):
+            if added.get(name) is not None:
+                f[target] = f[target] + self._flat(to_magnitude(added[name], self._core_unit(inner, target), name))
+        return tuple(self._per_ms(inner, name, f[name]) for name in names)
+
+    def _per_ms(self, core, name: str, value: Any):
+        """A core derivative (canonical unit per ms) in brainmass's unit of ``name`` per ms."""
+        value = self._unflat(value)
+        cu, fu = self._core_unit(core, name), self.state_units.get(name, "")
+        q = (u.Quantity(value, cu) if cu else value) / u.ms
+        return q.to(u.Unit(fu) / u.ms) if fu else q
 
     def __repr__(self):
         fields = [f"  in_size={self.varshape}", f"  out_size={self.varshape}"]
@@ -984,6 +1058,7 @@ class EpileptorStep(NodeModel):
     init_defaults = {"init_x1": binit.Constant(-1.5), "init_y1": binit.Constant(-10.0), "init_z": binit.Constant(3.5),
                      "init_x2": binit.Constant(-1.0), "init_y2": binit.Constant(0.0), "init_g": binit.Constant(0.0)}
     noises = {"noise_x1": ("x1", "derivative"), "noise_x2": ("x2", "derivative")}
+    derivative_adds = ("add1", "add2")  # brainmass's names in EpileptorStep.derivative
     inputs = ("x1", "x2")
     update_args = (("x1_inp", None), ("x2_inp", None))
     output = "lfp"

@@ -108,6 +108,20 @@ class BOLDSignal(Dynamics):
         for name, core_name in _BOLD_STATES.items():
             getattr(self, name).value = new[core_name]
 
+    def derivative(self, y, t, z):
+        r"""brainmass's vector field: ``derivative((x, f, v, q), t, z) -> (dx, df, dv, dq)``.
+
+        `BalloonWindkessel.vector_field` (per **second**, brainmass's BOLD clock; plain numbers,
+        as brainmass's): $\dot x = z - k x - \gamma (f - 1)$, $\dot f = x$,
+        $\tau \dot v = f - v^{1/\alpha}$, $\tau \dot q = f E(f)/\rho - v^{1/\alpha} q / v$ with
+        $E(f) = 1 - (1 - \rho)^{1/f}$. `t` is unused (autonomous model).
+        """
+        if not isinstance(y, (tuple, list)) or len(y) != len(_BOLD_STATES):
+            raise TypeError(f"BOLDSignal.derivative: y must be the tuple (x, f, v, q), got {type(y).__name__}.")
+        state = {core: u.get_magnitude(v) for core, v in zip(_BOLD_STATES.values(), y)}
+        d = self.core_model().vector_field(t, state, u.get_magnitude(z))
+        return tuple(d[core] for core in _BOLD_STATES.values())
+
     def bold(self):
         """The BOLD signal of the current state."""
         return self.core_model().bold(self._state())
@@ -186,9 +200,14 @@ class LeadFieldModel(Module):
     def update(self, nmm_obs_or_dipoles, key=None):
         from .brainstate import random
 
-        if self._core.noise_chol is not None and key is None:
+        core = self._core_for(nmm_obs_or_dipoles)
+        if core.noise_chol is not None and key is None:
             key = random.split_key()
-        return _to_bu(self._core(nmm_obs_or_dipoles, key))
+        return _to_bu(core(nmm_obs_or_dipoles, key))
+
+    def _core_for(self, S):
+        """The core model that projects ``S`` (one, except for `MEGLeadFieldModel`)."""
+        return self._core
 
     compress_vertex_leadfield = staticmethod(core_obs.LeadFieldModel.compress_vertex_leadfield)
     build_fixed_orientation_weights = staticmethod(core_obs.LeadFieldModel.build_fixed_orientation_weights)
@@ -205,13 +224,28 @@ class EEGLeadFieldModel(LeadFieldModel):
 
 
 class MEGLeadFieldModel(LeadFieldModel):
-    """MEG lead field (dipoles in nA·m, sensors in ``sensor_unit``, default T)."""
+    """MEG lead field (dipoles in nA·m, sensors in ``sensor_unit``, default T).
+
+    brainmass fixes ``scale = 1 nA·m / T``, so its observable ``S`` is in tesla (its own test
+    feeds ``4 T``): ``update(S) = (scale S) @ L``, in T. That is the default here too. An
+    observable in a voltage (a neural mass's mV potential) is mapped one-to-one instead,
+    ``1 nA·m / mV`` (the core's `MEGLeadField`), and also comes out in T; brainmass labelled
+    that output mV (same numbers), see ``docs/compat.md``.
+    """
 
     def __init__(self, in_size, out_size, L, sensor_unit=u.tesla, noise_cov=None):
         super().__init__(in_size, out_size, L, sensor_unit=sensor_unit, noise_cov=noise_cov)
 
     def _make(self, L, sensor_unit, dipole_unit, scale, noise_cov):
-        return core_obs.MEGLeadField(_unit(L), _unit(sensor_unit), _unit(noise_cov))
+        self._core_mV = core_obs.MEGLeadField(_unit(L), _unit(sensor_unit), _unit(noise_cov))
+        brainmass_scale = u.Quantity(1.0, u.nA * u.meter / u.tesla)
+        return core_obs.LeadFieldModel(_unit(L), _unit(sensor_unit), "nA m", brainmass_scale, _unit(noise_cov))
+
+    def _core_for(self, S):
+        voltage = u.mV.astropy.physical_type
+        if isinstance(S, u.Quantity) and S.unit.physical_type == voltage:
+            return self._core_mV
+        return self._core
 
 
 class LeadfieldReadout(Module):

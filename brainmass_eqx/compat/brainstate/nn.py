@@ -565,8 +565,9 @@ def _split_unit(value):
 class Param(Module):
     """A (possibly trainable) parameter: ``Param(value, t=IdentityT(), reg=None, fit=True)``.
 
-    The raw value ``t.inverse(value)`` is stored in a `ParamState` (``self.val``) when
-    ``fit=True``; `value` returns ``t.forward(raw)`` (with the original unit).
+    The raw value ``t.inverse(value)`` is stored in a `ParamState` when ``fit=True``; `value`
+    returns ``t.forward(raw)`` (with the original unit). `val` is brainstate's storage
+    attribute (see there).
     """
 
     __module__ = "brainstate.nn"
@@ -586,15 +587,31 @@ class Param(Module):
         self.precompute = precompute
         self._unit = unit
         raw = t.inverse(jnp.asarray(mag, dtype=jnp.result_type(float)))
-        self.val = ParamState(raw) if self.fit else raw
+        # The magnitude (in ``self._unit``) is stored, so that a fit differentiates plain arrays.
+        self._val = ParamState(raw) if self.fit else raw
 
     def _graph_children(self):
-        if isinstance(self.val, State):
-            yield "val", self.val
+        if isinstance(self._val, State):
+            yield "val", self._val
+
+    @property
+    def val(self):
+        """brainstate's storage: the raw (unconstrained) value ``t.inverse(value)``.
+
+        - ``fit=True``: the `ParamState` holding it (what a fit updates; its ``.value`` is the
+          magnitude in `unit`).
+        - ``fit=False`` (`Const`): the raw value itself, with the parameter's unit when the
+          transform is the identity (``Const(20 * u.ms).val`` is ``20 ms``, as brainstate's), a
+          plain array otherwise (brainstate's transforms strip the unit too).
+        """
+        if isinstance(self._val, State) or self._unit is None or not isinstance(self.t, core_param.Identity):
+            return self._val
+        return u.Quantity(self._val, self._unit)
 
     @property
     def raw(self):
-        return self.val.value if isinstance(self.val, State) else self.val
+        """The raw magnitude (a plain array, in `unit` when the transform is the identity)."""
+        return self._val.value if isinstance(self._val, State) else self._val
 
     def value(self) -> Any:
         v = self.t.forward(self.raw)
@@ -607,10 +624,10 @@ class Param(Module):
         if unit is not None and self._unit is not None:
             mag = u.Quantity(mag, unit).to(self._unit).value
         raw = self.t.inverse(jnp.asarray(mag, dtype=jnp.result_type(float)))
-        if isinstance(self.val, State):
-            self.val.value = raw
+        if isinstance(self._val, State):
+            self._val.value = raw
         else:
-            self.val = raw
+            self._val = raw
 
     def reg_loss(self):
         if not self.fit or self.reg is None:
