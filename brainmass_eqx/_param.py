@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._units import UnitError, is_quantity, to_canonical, unit_factor, unxt_module
+from ._units import UnitError, as_float_array, is_quantity, to_canonical, unit_factor, unxt_module
 
 __all__ = [
     "AbstractTransform",
@@ -236,7 +236,7 @@ class Param(eqx.Module):
                     "bounds=...)), or the bounds as plain numbers in the parameter's unit."
                 ) from None
         tf = _make_transform(transform, bounds)
-        value = jnp.asarray(value, dtype=jnp.result_type(float))
+        value = as_float_array(value)  # concrete under jit too: the checks below need it
         if isinstance(value, jax.core.Tracer):
             concrete = None
         else:

@@ -36,6 +36,7 @@ import numpy as np
 __all__ = [
     "CANONICAL_UNITS",
     "UnitError",
+    "as_float_array",
     "is_quantity",
     "magnitude",
     "per_ms",
@@ -71,6 +72,20 @@ CANONICAL_UNITS: dict[str, str] = {
 
 class UnitError(ValueError):
     """A value was given with a unit of the wrong dimension."""
+
+
+def as_float_array(value: Any) -> Any:
+    """``jnp.asarray(value)`` in the default float dtype, concrete wherever ``value`` is.
+
+    Under ``jax.jit`` jax stages even ``jnp.asarray(0.5)``, so a model or `Param` built
+    inside a jitted function would hold its plain-number values as tracers: the checks
+    made at construction on concrete values (domain, finiteness, bounds, a delay model's
+    history length) would be skipped or fail. Converting under
+    ``jax.ensure_compile_time_eval`` keeps constants concrete; a traced ``value`` stays
+    traced.
+    """
+    with jax.ensure_compile_time_eval():
+        return jnp.asarray(value, dtype=jnp.result_type(float))
 
 
 def unxt_module():
@@ -145,7 +160,9 @@ def to_canonical(value: Any, name: str, unit: str) -> Any:
             f"{_with_article(_dimension_label(unit))} quantity (canonical unit {unit or '1'!r}); "
             f"pass e.g. unxt.Quantity(value, {unit or ''!r}) or a plain number in {unit or 'no unit'}.{hint}"
         )
-    return jnp.asarray(unxt.ustrip(target, value))
+    # Concrete stays concrete under jit (see `as_float_array`); the dtype is the Quantity's.
+    with jax.ensure_compile_time_eval():
+        return jnp.asarray(unxt.ustrip(target, value))
 
 
 def traced_time_message(name: str, value: Any, role: str) -> str:

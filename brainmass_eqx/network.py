@@ -891,7 +891,9 @@ class Network(AbstractModel):
             ) from err
         if len(self.target) != 1:
             raise ValueError("noise: with several coupling targets attach noise to the node with with_noise().")
-        return with_noise(node, {self.target[0]: noise})
+        # The noise is added to the coupling current (brainmass's rule): into the input,
+        # whatever the node's noise_enters says for a noise of its own.
+        return with_noise(node, {self.target[0]: noise}, enters="input")
 
     # -- the model contract ---------------------------------------------------------------------
 

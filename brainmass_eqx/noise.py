@@ -1180,7 +1180,9 @@ def with_noise(
     - `noise`: ``{target: spec}``. A target is an input name (the noise is added to that
       input) or a state name (the noise is added to its time derivative).
     - `enters`: ``'input'`` or ``'derivative'``, for all targets or per target; default
-      ``'input'`` where the target is an input, else ``'derivative'``.
+      the model's ``noise_enters`` for the target (Epileptor's ``x1`` and ``x2``:
+      ``'derivative'``, as brainmass), else ``'input'`` where the target is an input,
+      else ``'derivative'``.
     - `noise_<target>`: keyword form of ``noise`` (``None`` values are ignored).
 
     **Returns:** the noisy model (the model itself if no noise is given).
@@ -1238,7 +1240,11 @@ def with_noise(
                 f"noise target {target!r}: {model._label()} has no input or state of that name"
                 f"{hint}; valid targets are {valid}."
             )
-        mode = entering.get(target) or ("input" if target in inputs else "derivative")
+        mode = (
+            entering.get(target)
+            or getattr(model, "noise_enters", {}).get(target)
+            or ("input" if target in inputs else "derivative")
+        )
         if mode not in ("input", "derivative"):
             raise ValueError(f"enters[{target!r}] must be 'input' or 'derivative', got {mode!r}.")
         if mode == "input" and target not in inputs:
@@ -1277,7 +1283,8 @@ def with_coupling_noise(model: AbstractModel, noise: AbstractNoise) -> AbstractM
             f"{model._label()} has no coupling input (coupling_input is None); attach the "
             "noise to a named input with with_noise(model, {name: spec})."
         )
-    return with_noise(model, {target: noise})
+    # Added to the coupling current, whatever the model's noise_enters says.
+    return with_noise(model, {target: noise}, enters="input")
 
 
 def split_noise_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, AbstractNoise], dict[str, Any]]:

@@ -309,6 +309,25 @@ def test_white_noise_enters_through_the_input_jacobian():
     assert np.all(np.asarray(g["E"]["Ev"]) != 0) and np.all(np.asarray(g["E"]["Mv"]) == 0)
 
 
+def test_epileptor_noise_on_x1_and_x2_enters_their_derivatives_as_brainmass():
+    """brainmass's EpileptorStep(noise_x1=..., noise_x2=...) adds the noise to dx1/dt and
+    dx2/dt, whatever the coupling gains. x1 and x2 are also Epileptor's inputs, scaled by
+    Kvf, Ks and Kf (default 0), and the noise went there: it changed nothing, silently
+    (max |x1(key 0) - x1(key 1)| was 0.0 over 5 ms)."""
+    node = bm.Epileptor(n_regions=2)
+    noisy = with_noise(node, noise_x1=WhiteNoise(0.05), noise_x2=OUProcess(0.05, tau=5.0))
+    assert dict(noisy.enters) == {"x1": "derivative", "x2": "derivative"}
+    runs = [bm.simulate(noisy, 5.0, dt=0.1, key=k) for k in jr.split(KEY)]
+    for name in ("x1", "x2"):
+        assert float(jnp.max(jnp.abs(runs[0][name] - runs[1][name]))) > 1e-3, name
+    # Asked for, the input still takes it; the coupling current's noise stays on the input.
+    assert dict(with_noise(node, {"x1": WhiteNoise(0.05)}, enters="input").enters) == {"x1": "input"}
+    assert dict(with_coupling_noise(node, WhiteNoise(0.05)).enters) == {"x1": "input"}
+    network = pytest.importorskip("brainmass_eqx.network")
+    net = network.Network(node, 1.0 - np.eye(2), noise=WhiteNoise(0.05))
+    assert dict(net.node.enters) == {"x1": "input"}
+
+
 def test_double_precision(x64):
     path = BlockBrownianPath((4,), KEY, 0.1, block=8)
     np.testing.assert_array_equal(

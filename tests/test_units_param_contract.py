@@ -62,6 +62,60 @@ def test_wrong_dimension_names_argument_and_expected_dimension():
         to_canonical(u.Quantity(1.0, "ms"), "x", "")
 
 
+def test_a_quantity_parameter_is_stored_as_the_plain_number_would_be():
+    """Quantity(20, 'ms') holds an int: the field was stored as a weakly typed int32, so
+    eqx.filter_grad skipped it (no gradient, no error) and a jitted run compiled again for
+    it, and again for a float Quantity (weakly typed), though the values were the same."""
+    plain = bx.FitzHughNagumo(2, tau=20.0, init_V=0.5, init_w=0.1)
+    runs = []
+
+    @eqx.filter_jit
+    def mean_v(model):
+        runs.append(None)
+        return bx.simulate(model, 2.0, dt=0.1)["V"].mean()
+
+    grad = eqx.filter_grad(lambda m: bx.simulate(m, 2.0, dt=0.1)["V"].mean())
+    expected = float(grad(plain).tau)
+    assert expected != 0.0
+    mean_v(plain)
+    for tau in (u.Quantity(20, "ms"), u.Quantity(20.0, "ms"), u.Quantity(0.02, "s"), bx.Param(u.Quantity(20, "ms"))):
+        model = bx.FitzHughNagumo(2, tau=tau, init_V=0.5, init_w=0.1)
+        value = model.tau.value if isinstance(model.tau, bx.Param) else model.tau
+        assert value.dtype == jnp.result_type(float) and not value.weak_type, tau
+        if not isinstance(tau, bx.Param):
+            assert grad(model).tau is not None and float(grad(model).tau) == pytest.approx(expected, rel=1e-5), tau
+            mean_v(model)
+    assert len(runs) == 1  # one compiled run for the plain number and every Quantity
+
+
+def test_a_model_built_inside_jit_keeps_its_constants_concrete():
+    """jax stages even ``jnp.asarray(2.0)`` under ``jax.jit``: a model built inside a jitted
+    function held its plain-number parameters as tracers, so WilsonCowanDelayed could not
+    size its history (it blamed 'delay_EE', which nobody traced) and the domain,
+    finiteness and Param-bound checks were skipped without a word."""
+
+    @jax.jit
+    def delayed(wEE):
+        return bx.simulate(bx.WilsonCowanDelayed(2, wEE=wEE), 3.0, dt=0.1, y0={"rE": 0.2, "rI": 0.1})["rE"]
+
+    eager = bx.simulate(bx.WilsonCowanDelayed(2, wEE=12.0), 3.0, dt=0.1, y0={"rE": 0.2, "rI": 0.1})["rE"]
+    np.testing.assert_allclose(delayed(12.0), eager, rtol=1e-6)
+    # The checks eager construction makes, made inside jit too (the traced `a` is not checked).
+    with pytest.raises(ValueError, match="Hopf: 'beta' must be nonnegative"):
+        jax.jit(lambda a: bx.Hopf(2, a=a, beta=-1.0).a)(0.25)
+    with pytest.raises(ValueError, match="Hopf: 'w' must be finite"):
+        jax.jit(lambda a: bx.Hopf(2, a=a, w=float("nan")).a)(0.25)
+    # A Quantity built outside (one built inside jit holds a tracer: nothing to check).
+    tau = u.Quantity(-0.01, "s")
+    with pytest.raises(ValueError, match="FitzHughNagumo: 'tau' must be positive"):
+        jax.jit(lambda a: bx.FitzHughNagumo(2, alpha=a, tau=tau).alpha)(3.0)
+    with pytest.raises(ValueError, match="lies outside the open interval"):
+        jax.jit(lambda x: bx.Param(2.0, bounds=(0.0, 1.0)).value + x)(1.0)
+    # A traced value is still traced (and differentiable).
+    grad = jax.grad(lambda a: bx.simulate(bx.Hopf(1, a=a, init_x=0.5), 2.0, dt=0.1)["x"][-1, 0])
+    assert float(jax.jit(grad)(0.25)) != 0.0
+
+
 def test_shapes_must_broadcast_to_regions():
     bx.Hopf(3, a=jnp.array([0.1, 0.2, 0.3]))
     bx.Hopf(3, a=jnp.array([0.1]))

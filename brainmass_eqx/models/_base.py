@@ -32,7 +32,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._checks import broadcasts_to_regions, check_int, check_keywords, key_mismatch, keyword_names
 from .._param import Param
 from .._text import Readable
-from .._units import CANONICAL_UNITS, is_quantity, to_canonical
+from .._units import CANONICAL_UNITS, as_float_array, is_quantity, to_canonical
 
 __all__ = ["AbstractModel", "AbstractModelWrapper", "Uniform", "parameter", "initial", "State"]
 
@@ -176,6 +176,10 @@ class AbstractModel(Readable):
     #: The state a `Network` couples by default; None: ``coupling_input``, when it is a state.
     coupled_state: ClassVar[str | None] = None
     observables: ClassVar[tuple[str, ...]] = ()
+    #: How noise attached to a target that is both an input and a state enters by default,
+    #: where not as the input (`with_noise`'s ``enters``): ``{target: 'derivative'}`` for an
+    #: input that reaches the state only through a gain defaulting to 0 (Epileptor's).
+    noise_enters: ClassVar[dict[str, str]] = {}
     #: Whether adaptive step-size control is meaningful (no internal discontinuities).
     supports_adaptive: ClassVar[bool] = True
     #: Other libraries' names for constructor arguments, and what they are here (said when
@@ -230,7 +234,10 @@ class AbstractModel(Readable):
             if isinstance(value, Param):
                 value = value.in_unit(f.name, unit)
             elif is_quantity(value):
-                value = to_canonical(value, f.name, unit)
+                # In the default float dtype, as a plain number would be: Quantity(20, 'ms')
+                # holds an int, and an int field is skipped by eqx.filter_grad and compiles
+                # a second program (as does a weakly typed float).
+                value = as_float_array(to_canonical(value, f.name, unit))
             elif callable(value):
                 raise TypeError(
                     f"{f.name!r} must be a number, an array, a unxt Quantity or a Param; "
@@ -238,7 +245,9 @@ class AbstractModel(Readable):
                 )
             else:
                 try:
-                    value = jnp.asarray(value, dtype=jnp.result_type(float))
+                    # Concrete even when the model is built inside jax.jit, so that
+                    # __check_init__ (and subclasses sizing buffers) can read it.
+                    value = as_float_array(value)
                 except (TypeError, ValueError) as err:
                     raise TypeError(
                         f"{f.name!r} must be a number, an array, a unxt Quantity or a Param; "

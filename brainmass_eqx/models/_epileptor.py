@@ -24,7 +24,9 @@ class Epileptor(AbstractModel):
     $h = m\,(x_0 + 3/(1 + e^{-(x_1 + 0.5)/0.1})) + (1 - m)(4 (x_1 - x_0) + z_{nl})$,
     $z_{nl} = -0.1 z^7$ for $z < 0$ else 0 ($m$ = ``modification``). Inputs $c_1$ = ``x1``
     (through ``Kvf`` and ``Ks``) and $c_2$ = ``x2`` (through ``Kf``); the coupling gains
-    default to 0. Observable ``lfp`` $= x_2 - x_1$.
+    default to 0. Noise attached to ``x1`` or ``x2`` (``with_noise(model, noise_x1=...)``)
+    adds to that state's derivative, as brainmass's ``noise_x1`` / ``noise_x2``
+    (``enters='input'`` routes it through the gains instead). Observable ``lfp`` $= x_2 - x_1$.
 
     $x_0$ sets the excitability: below about $-2.05$ the node rests, above it seizures
     start and stop, driven by the slow permittivity variable $z$.
@@ -33,6 +35,9 @@ class Epileptor(AbstractModel):
     state_names: ClassVar = ("x1", "y1", "z", "x2", "y2", "g")
     input_names: ClassVar = ("x1", "x2")
     coupling_input: ClassVar = "x1"
+    # brainmass's noise_x1 / noise_x2 add to the derivatives of x1 and x2, whatever the gains;
+    # through the inputs the noise would be scaled by Kvf, Ks and Kf, which default to 0.
+    noise_enters: ClassVar = {"x1": "derivative", "x2": "derivative"}
     # TVB's Epileptor declares s, which none of its equations use.
     keyword_aliases: ClassVar = {"s": "not read by any equation (TVB's Epileptor declares s but never uses it: drop the keyword)"}
     observables: ClassVar = ("lfp",)
