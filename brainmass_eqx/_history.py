@@ -56,6 +56,10 @@ from jaxtyping import Array
 
 from . import _native
 
+__all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather", "read_sum_blocked", "blocked_state"]
+
+_PIB = lax.GatherScatterMode.PROMISE_IN_BOUNDS
+
 # How many ulps rounding may move a delay counted in steps, tau / dt: the distance, speed,
 # dt and both divisions are each rounded once (2.5 ulps at most), with room to spare.
 _ROUNDING_ULPS = 8
@@ -64,10 +68,8 @@ _ROUNDING_ULPS = 8
 def rounding_slack(steps, dtype):
     """How far rounding may have moved ``steps`` (a delay in steps, ``tau / dt``, computed in
     ``dtype``): ``_ROUNDING_ULPS`` ulps of it, relative (float32 resolves 20 steps to 2e-6, but
-    20,000 steps only to 2e-3). ``steps`` may be a NumPy or JAX array, or a float."""
+    20,000 steps only to 2e-3). ``steps`` is a NumPy or JAX array or scalar."""
     eps = float(np.finfo(dtype).eps)
-    if isinstance(steps, float):
-        return _ROUNDING_ULPS * eps * max(abs(steps), 1.0)
     xp = np if isinstance(steps, np.ndarray | np.generic) else jnp
     return _ROUNDING_ULPS * eps * xp.maximum(xp.abs(steps), xp.ones((), steps.dtype))
 
@@ -79,10 +81,6 @@ def ceil_steps(steps):
     steps) instead read genuine delays such as 3.0005 steps one step short."""
     xp = np if isinstance(steps, np.ndarray | np.generic) else jnp
     return xp.ceil(steps - rounding_slack(steps, steps.dtype))
-
-__all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather", "read_sum_blocked", "blocked_state"]
-
-_PIB = lax.GatherScatterMode.PROMISE_IN_BOUNDS
 
 
 def _define(name: str, impl, abstract, batch, jvp, transpose, multiple_results: bool = False) -> Primitive:

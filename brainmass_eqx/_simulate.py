@@ -849,12 +849,17 @@ def _report_divergence(ts, ys, model_name, model=None, spec=None):
             )
 
 
+def _recorded_states(spec) -> set[str]:
+    """The state variables a monitor spec records (its other entries are functions)."""
+    return {m for m in spec.values() if isinstance(m, str)}
+
+
 def _report_final_divergence(ts, final, t1, model_name, spec):
     """Raise `SimulationDivergedError` for a recorded state that is NaN/inf at the end
     although every sample of it is finite: it diverged in the steps after the last sample
     (and a continued run would refuse it as a bad ``y0``). States that are not recorded
     are not checked, as in the samples."""
-    recorded = {m for m in spec.values() if isinstance(m, str)}
+    recorded = _recorded_states(spec)
     for name, value in final.items():
         if name not in recorded:
             continue
@@ -1183,7 +1188,7 @@ def simulate(
 
     if check_finite:
         if is_traced((ys, final)):
-            names = {m for m in spec.values() if isinstance(m, str)}
+            names = _recorded_states(spec)
             checked = (ys, {name: v for name, v in final.items() if name in names})
             finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(checked)]))
             ys, final = eqx.error_if(

@@ -1186,10 +1186,10 @@ class Network(AbstractModel):
         a longest delay within rounding of a step boundary (or a half step for 'nearest') may
         round to one more step there than here: the capacity takes the lower precision's
         slack, or the run would refuse its own delays as longer than the history."""
-        steps = self.max_delay / dt
+        steps = np.float64(self.max_delay / dt)
         if self.interpolation == "ceil":
-            # Smaller than the plan's slack, so never below a lag the plan rounds up.
-            return max(0, int(math.ceil(steps - hist.rounding_slack(steps, np.float64))))
+            # In float64 the slack is smaller than the plan's, so never below a lag it rounds up.
+            return max(0, int(hist.ceil_steps(steps)))
         pad = _GRID_TOL + hist.rounding_slack(steps, jnp.result_type(float))
         if self.interpolation == "nearest":
             return int(math.floor(steps + 0.5 + pad))
