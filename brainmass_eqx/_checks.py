@@ -18,7 +18,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "check_int", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -35,6 +35,16 @@ def is_traced(tree: Any) -> bool:
     """Whether any leaf of ``tree`` (an array, a model, a batch) is a JAX tracer: its
     values are unknown, so eager checks of them are skipped (or deferred to run time)."""
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+def positive_ms(value: Any, name: str) -> float:
+    """A time (a Quantity, or a number in ms) as a float in ms, refused unless it is
+    positive and finite: a step ``dt`` of 0 never advances and a negative one runs time
+    backwards, both without any other error."""
+    ms = to_ms(value, name)
+    if not (math.isfinite(ms) and ms > 0):
+        raise ValueError(f"{name} must be positive and finite, got {ms} ms.")
+    return ms
 
 
 def refuse_non_finite(label: str, value: Any, fix: str) -> None:

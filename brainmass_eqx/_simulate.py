@@ -24,6 +24,7 @@ from ._checks import (
     did_you_mean,
     is_traced,
     key_mismatch,
+    positive_ms,
     refuse_non_finite,
     suggests_keywords,
     user_stacklevel,
@@ -959,12 +960,8 @@ def simulate(
     """
     model_name = model._label()
     _check_key(key)
-    dt_ms = to_ms(dt, "dt")
-    if not (math.isfinite(dt_ms) and dt_ms > 0):
-        raise ValueError(f"dt must be positive and finite, got {dt_ms} ms.")
-    duration_ms = to_ms(duration, "duration")
-    if not (math.isfinite(duration_ms) and duration_ms > 0):
-        raise ValueError(f"duration must be positive and finite, got {duration_ms} ms.")
+    dt_ms = positive_ms(dt, "dt")
+    duration_ms = positive_ms(duration, "duration")
     if duration_ms < dt_ms:
         raise ValueError(f"duration {duration_ms} ms is shorter than one step of dt {dt_ms} ms.")
     n_steps = _count_steps(duration_ms, dt_ms)

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -59,6 +60,29 @@ def test_run_slices_calls_each_part_once_in_order():
         assert sorted(calls) == [0, 1, 2]
 
 
+def test_ensemble_empty_batch_and_outputs_that_are_not_arrays():
+    # An empty batch divided by zero slices (ZeroDivisionError); jax.vmap takes it.
+    for threads in (None, 1, 2):
+        assert ens.ensemble(lambda a: 2 * a, jnp.zeros((0, 3)), threads=threads).shape == (0, 3)
+    # eqx.filter_vmap returns a leaf that is not an array as it is; joining the slices
+    # tried to concatenate it ("Zero-dimensional arrays cannot be concatenated").
+    out = ens.ensemble(lambda p: {"x": p["x"] ** 2, "unit": p["unit"]}, {"x": jnp.arange(5.0), "unit": 1.0}, threads=2)
+    np.testing.assert_array_equal(out["x"], jnp.arange(5.0) ** 2)
+    assert out["unit"] == 1.0
+
+
+def test_ensemble_of_a_function_closing_over_a_traced_value():
+    # A concrete batch, fn closing over a tracer (grad/jit of a parameter shared by the
+    # members): the slices ran in threads, outside the trace (UnexpectedTracerError).
+    xs = np.linspace(0.0, 1.0, 8, dtype=np.float32)
+    want = jax.grad(lambda k: jnp.sin(k * xs).sum())(1.5)
+    for threads in (None, 2, 3):
+        got = jax.grad(lambda k, t=threads: ens.ensemble(lambda a: jnp.sin(k * a), xs, threads=t).sum())(1.5)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        jitted = jax.jit(lambda k, t=threads: ens.ensemble(lambda a: jnp.sin(k * a), xs, threads=t))(1.5)
+        np.testing.assert_allclose(jitted, jnp.sin(1.5 * xs), rtol=1e-6)
+
+
 def test_batch_leaves_must_share_the_leading_axis():
     with pytest.raises(ValueError, match="same leading"):
         ens.ensemble(lambda p: p["a"], {"a": jnp.zeros(3), "b": jnp.zeros(4)})
@@ -81,6 +105,11 @@ SHARDED = textwrap.dedent(
     sharded = ensemble(f, models)
     single = ensemble(f, models, devices=jax.devices()[:1])
     np.testing.assert_allclose(np.asarray(sharded), np.asarray(single), rtol=1e-6, atol=1e-7)
+    # One device given: the run is on it (it ran on the default device).
+    assert ensemble(lambda a: 2 * a, jnp.arange(3.0), devices=jax.devices()[1:]).devices() == {jax.devices()[1]}
+    # Outputs that are not arrays come back as they are (slicing them raised TypeError).
+    assert ensemble(lambda a: {"a": a, "unit": 1.0}, jnp.arange(3.0))["unit"] == 1.0
+    assert ensemble(lambda a: a, jnp.zeros((0, 2))).shape == (0, 2)
     print("SHARDED-OK", sharded.shape)
     """
 )
@@ -142,6 +171,29 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
         np.testing.assert_array_equal(resumed[name], full[name])
     with pytest.raises(ValueError, match="belongs to a different sweep"):
         ens.sweep(_hopf_point, {"a": [0.1], "w": [0.3]}, SUMMARIES, chunk_size=2, checkpoint=path)
+
+
+def test_resuming_a_changed_sweep_is_refused(tmp_path):
+    # Only the grid, the summary names and chunk_size were compared: a summary or a
+    # simulate_fn that computes something else under the same names resumed, its rows
+    # mixed with the old ones (100 x the amplitude after the first chunk).
+    grid = {"a": [0.1, 0.5, 0.9], "w": [0.3]}
+    path = tmp_path / "sweep.npz"
+    ens.sweep(_hopf_point, grid, SUMMARIES, chunk_size=2, checkpoint=path)
+    target = jnp.asarray([1.0, 2.0])
+    changed = [
+        (_hopf_point, {**SUMMARIES, "amplitude": lambda tr: 100 * jnp.max(jnp.abs(tr["x"]))}),
+        (_hopf_point, {**SUMMARIES, "amplitude": lambda tr: jnp.max(jnp.abs(tr["x"])) + target[0]}),
+        (lambda a, w: bx.simulate(bx.Hopf(1, a=a, w=w, init_x=0.5), 50.0, dt=0.1, transient=200), SUMMARIES),
+    ]
+    for simulate_fn, summaries in changed:
+        with pytest.raises(ValueError, match=r"belongs to a different sweep \(the grid, the summaries, what simulate_fn"):
+            ens.sweep(simulate_fn, grid, summaries, chunk_size=2, checkpoint=path)
+    # The same computation written again (new function objects) still resumes: nothing runs.
+    again = {"amplitude": lambda tr: jnp.max(jnp.abs(tr["x"])), "mean_x": lambda tr: jnp.mean(tr["x"])}
+    calls = []
+    table = ens.sweep(lambda a, w: calls.append(a) or _hopf_point(a, w), grid, again, chunk_size=2, checkpoint=path)
+    assert len(calls) == 1 and not np.isnan(table["amplitude"]).any()  # the one trace, no chunk
 
 
 def test_sweep_without_pandas_refuses_before_running(monkeypatch):

@@ -396,6 +396,18 @@ def test_units_are_accepted_and_checked():
         (lambda: M.JansenRitTR(2, np.ones((3, 3)), 0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0), "sc must have shape"),
         (lambda: M.JansenRitTR(2, np.ones((2, 2)), 0.5, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0), "delay must hold whole"),
         (lambda: M.JansenRitTR(2, np.ones((2, 2)), 0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, tr=0.15), "tr"),
+        # A step of 0 never advanced and a negative one ran time backwards, silently (and
+        # JansenRitTR divided by zero).
+        (lambda: M.HORNSeqLayer(3, 4, key=jax.random.key(0), dt=0.0), r"dt must be positive and finite, got 0.0 ms"),
+        (lambda: M.WilsonCowanSeqLayer(3, 4, key=jax.random.key(0), dt=-0.1), r"dt must be positive and finite, got -0.1"),
+        (lambda: M.JansenRitTR(2, np.ones((2, 2)), 0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, dt=0.0), r"dt must be positive"),
+        # A float n_hidden read "'float' object is not iterable".
+        (lambda: M.HORNSeqNetwork(3, 2.5, 2, key=jax.random.key(0)), r"n_hidden must be an int or a non-empty sequence of ints, got 2.5"),
+        # A y0 without every state was a bare KeyError, one of the wrong size a broadcasting error.
+        (lambda: M.HORNSeqLayer(3, 4, key=jax.random.key(0))(jnp.zeros((5, 3)), y0={"x": jnp.zeros(4)}),
+         r"y0 must give exactly the states \['x', 'y'\] of HORN; missing \['y'\]"),
+        (lambda: M.HORNSeqLayer(3, 4, key=jax.random.key(0))(jnp.zeros((5, 3)), y0={"x": jnp.zeros(5), "y": jnp.zeros(5)}),
+         r"y0\['x'\] has shape \(5,\); HORN takes \(4,\)"),
     ],
 )
 def test_bad_input_names_the_argument(build, match):
@@ -462,6 +474,10 @@ def test_sequence_layers_batch_and_differentiate():
     np.testing.assert_allclose(np.asarray(batched[2]), np.asarray(layer(xs[2])), rtol=1e-5, atol=1e-7)
     states, out = layer(xs[0], record_state=True)
     assert out.shape == (25, 3) and set(states) == {"x", "y"}
+    # A checked y0 (one per member under vmap) still runs.
+    y0 = {"x": jnp.full(3, 0.1), "y": jnp.zeros(3)}
+    per_member = jax.vmap(lambda x, a: layer(x, y0={"x": a, "y": jnp.zeros(3)}))(xs, jnp.full((4, 3), 0.1))
+    np.testing.assert_allclose(np.asarray(per_member[1]), np.asarray(layer(xs[1], y0=y0)), rtol=1e-5, atol=1e-7)
 
     with jax.enable_x64(True):
         layer64 = M.HORNSeqLayer(2, 3, key=jax.random.key(1), delay=0.35, dt=1.0)

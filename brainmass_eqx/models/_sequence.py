@@ -22,9 +22,9 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import check_int
+from .._checks import check_int, positive_ms
 from .._param import Param, read, unwrap
-from .._units import to_canonical, to_ms
+from .._units import to_canonical
 from ..solvers import ExponentialEuler, ModelTerm, _FrozenInputs
 from ._delay_history import INTERPOLATIONS, history_init, history_push, history_read, slots_for
 from ._horn import HORN
@@ -190,7 +190,8 @@ class AbstractSequenceLayer(eqx.Module):
 
         **Returns:** the outputs ``(T, n_hidden)`` (the emitted variable after each step),
         or ``(states, outputs)`` with ``states = {name: (T, n_hidden)}`` when
-        ``record_state``. `y0` is the initial cell state (default: the cell's).
+        ``record_state``. `y0` is the initial cell state, ``{state name: (n_hidden,) array}``
+        with every state of the cell (default: the cell's), checked as `simulate` checks it.
         """
         layer = unwrap(self)
         inputs = jnp.asarray(inputs)
@@ -199,6 +200,11 @@ class AbstractSequenceLayer(eqx.Module):
                 f"inputs must have shape (T, {layer.i2h.weight.shape[0]}), got {inputs.shape}; "
                 "vmap the layer for a batch."
             )
+        if y0 is not None:
+            # Imported here: _simulate imports solvers, which import this package (a cycle).
+            from .._simulate import _check_y0
+
+            y0 = _check_y0(layer.cell, y0)
         return layer._scan(layer.i2h(inputs), y0, record_state)
 
     def _scan(self, drive_seq, y0, record_state):
@@ -259,7 +265,7 @@ class HORNSeqLayer(AbstractSequenceLayer):
                  rec_bias=True, inp_bias=True, solver=None):
         self.i2h, self.h2h = _layer_parts(n_input, n_hidden, key, delay, delay_init, interpolation, rec_bias, inp_bias)
         self.cell = HORN(n_hidden, alpha=alpha, omega=omega, gamma=gamma, v=v, init_x=init_x, init_y=init_y)
-        self.dt = to_ms(dt, "dt")
+        self.dt = positive_ms(dt, "dt")
         self.solver = SymplecticEuler() if solver is None else solver
 
 
@@ -284,7 +290,7 @@ class WilsonCowanSeqLayer(AbstractSequenceLayer):
             raise TypeError(f"wc_cls must be a Wilson-Cowan model class, got {wc_cls!r}.")
         self.i2h, self.h2h = _layer_parts(n_input, n_hidden, key, delay, delay_init, interpolation, rec_bias, inp_bias)
         self.cell = wc_cls(n_hidden, **wc_kwargs)
-        self.dt = to_ms(dt, "dt")
+        self.dt = positive_ms(dt, "dt")
         self.solver = ExponentialEuler() if solver is None else solver
 
 
@@ -306,7 +312,7 @@ class JansenRitLayer(AbstractSequenceLayer):
                  rec_bias=True, inp_bias=True, solver=None, **jr_kwargs):
         self.i2h, self.h2h = _layer_parts(n_input, n_hidden, key, delay, delay_init, interpolation, rec_bias, inp_bias)
         self.cell = JansenRit(n_hidden, **jr_kwargs)
-        self.dt = to_ms(dt, "dt")
+        self.dt = positive_ms(dt, "dt")
         self.solver = ExponentialEuler() if solver is None else solver
 
 
@@ -339,7 +345,7 @@ class JansenRit2Layer(AbstractSequenceLayer):
         self.cell = JansenRit(n_hidden, **jr_kwargs)
         self.w_f = _he_normal(k_f, (n_hidden, n_hidden))
         self.w_l = _he_normal(k_l, (n_hidden, n_hidden))
-        self.dt = to_ms(dt, "dt")
+        self.dt = positive_ms(dt, "dt")
         self.solver = ExponentialEuler() if solver is None else solver
 
     def drives(self, y, recurrent, u_t):
@@ -367,8 +373,10 @@ class _SeqNetwork(eqx.Module):
 
 
 def _stack(layer_cls, n_input, n_hidden, n_output, key, **kwargs):
+    if not isinstance(n_hidden, (int, np.integer, Sequence)) or isinstance(n_hidden, str):
+        raise TypeError(f"n_hidden must be an int or a non-empty sequence of ints, got {n_hidden!r}.")
     sizes = [n_hidden] if isinstance(n_hidden, (int, np.integer)) else list(n_hidden)
-    if not sizes or not isinstance(n_hidden, (int, np.integer, Sequence)):
+    if not sizes:
         raise ValueError(f"n_hidden must be an int or a non-empty sequence of ints, got {n_hidden!r}.")
     keys = jr.split(key, len(sizes) + 1)
     layers = []
@@ -488,7 +496,7 @@ class JansenRitTR(eqx.Module):
             raise ValueError(f"delay must hold whole numbers of TRs >= 0, shape ({n}, {n}) or scalar; got {delay_arr}.")
         if mask is not None and np.shape(mask) != (n, n):
             raise ValueError(f"mask must have shape ({n}, {n}), got {np.shape(mask)}.")
-        self.tr, self.dt = to_ms(tr, "tr"), to_ms(dt, "dt")
+        self.tr, self.dt = positive_ms(tr, "tr"), positive_ms(dt, "dt")
         n_sub = self.tr / self.dt
         if abs(n_sub - round(n_sub)) > 1e-6 or round(n_sub) < 1:
             raise ValueError(f"tr ({self.tr} ms) must be a whole number (>= 1) of steps dt ({self.dt} ms).")
