@@ -12,8 +12,10 @@ included, for blocks of 8 steps).
 The library is compiled from its source on first use with the system's C++ compiler
 (``$CXX``, else ``c++``) against the XLA FFI headers that ship with jaxlib, for the host
 CPU (``-march=native``), and cached (``$BRAINMASS_EQX_CACHE``, else
-``~/.cache/brainmass_eqx``) under a key of the source, jaxlib's version and the CPU. Where
-no compiler works, the reads stay XLA operations (same results up to the order of
+``~/.cache/brainmass_eqx``) under a key of the source, jaxlib's version and the CPU, next to
+the SHA-256 of the built file: a cached library that does not match it (truncated or
+overwritten: loading a truncated one killed the process with SIGBUS) or that fails to load
+is built again. Where no compiler works, the reads stay XLA operations (same results up to the order of
 floating-point additions) and one warning says why. ``BRAINMASS_EQX_NATIVE=0`` or
 `set_native_kernels(False)` turn the kernels off.
 """
@@ -100,7 +102,48 @@ def _cpu_signature() -> str:
     return platform.processor()
 
 
+def _library_path() -> Path:
+    """Where this source, jaxlib version and CPU's library is cached."""
+    import jaxlib
+
+    parts = (_SOURCE.read_text(), jaxlib.__version__, platform.machine(), _cpu_signature())
+    key = hashlib.sha256(b"\0".join(s.encode() for s in parts)).hexdigest()[:16]
+    return _cache_dir() / f"libbmx_delay-{key}.so"
+
+
+def _digest_path(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _intact(library: Path) -> bool:
+    """Whether ``library`` is the file its build recorded (`_compile`). ``dlopen`` of a
+    truncated shared object maps pages past the file's end and the process dies of SIGBUS
+    on touching them, an error no ``except`` can catch: check before loading."""
+    try:
+        return library.is_file() and _digest_path(library).read_text().strip() == _file_digest(library)
+    except OSError:
+        return False
+
+
+def _write_atomically(data: bytes, dst: Path) -> None:
+    # Whole or not at all, as the library itself (os.replace within a directory is atomic).
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from the other users of a shared cache
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _compile(include: str, out: Path) -> None:
+    """Builds the library at ``out`` and records its SHA-256 next to it (`_intact`)."""
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set $CXX, or install g++ / clang++)")
@@ -112,12 +155,28 @@ def _compile(include: str, out: Path) -> None:
         for arch in (["-march=native"], []):
             proc = subprocess.run(base[:2] + arch + base[2:], capture_output=True, text=True)
             if proc.returncode == 0:
+                # The digest first: a loader that finds the new digest with the old library
+                # (or none) rebuilds, one that finds the new library finds its digest.
+                _write_atomically(_file_digest(Path(tmp)).encode(), _digest_path(out))
+                os.chmod(tmp, 0o755)
                 os.replace(tmp, out)  # atomic: concurrent builders never load a partial file
                 return
         raise RuntimeError(f"{cxx} failed:\n{proc.stderr[-2000:]}")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _load(include: str, path: Path):
+    """The library at ``path``, built first where it is missing or not intact, and built
+    again once where it does not load (e.g. a file of another machine's format)."""
+    if not _intact(path):
+        _compile(include, path)
+    try:
+        return ctypes.cdll.LoadLibrary(str(path))
+    except OSError:
+        _compile(include, path)
+        return ctypes.cdll.LoadLibrary(str(path))
 
 
 def _library():
@@ -128,19 +187,7 @@ def _library():
             return _state["lib"]
         lib = None
         try:
-            import jaxlib
-
-            include = jax.ffi.include_dir()
-            key = hashlib.sha256(
-                b"\0".join(
-                    s.encode()
-                    for s in (_SOURCE.read_text(), jaxlib.__version__, platform.machine(), _cpu_signature())
-                )
-            ).hexdigest()[:16]
-            path = _cache_dir() / f"libbmx_delay-{key}.so"
-            if not path.exists():
-                _compile(include, path)
-            lib = ctypes.cdll.LoadLibrary(str(path))
+            lib = _load(jax.ffi.include_dir(), _library_path())
             for name in _TARGETS.values():
                 jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
         except Exception as e:  # any failure: the XLA reads are correct, only slower

@@ -6,7 +6,10 @@ bit for bit whatever order they add in; on real data they differ by rounding onl
 """
 
 import contextlib
+import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -358,3 +361,40 @@ def test_blocked_network_in_double_precision(x64):
     native, xla = _both(lambda net: bm.simulate(net, 30.0, dt=0.1).ys["x"], net)
     assert native.dtype == np.float64
     np.testing.assert_allclose(np.asarray(native), np.asarray(xla), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("history", [{"x": 1.0}, lambda t: jnp.full(3, 1.0) + 0.01 * t])
+def test_blocked_linear_reads_of_a_history_that_is_not_the_initial_state(history):
+    """With `history=`, h(0) (slot 0) and the initial state y0 (the x_{m-1} the first step
+    writes into slot 1) differ: a delayed time in (0, dt) interpolates between y0 and x_1.
+    The blocked kernel, which keeps real parts only, read h(0) there (0.028 off in x)."""
+    conn = np.array([[0.0, 1.0, 0.5], [0.8, 0.0, 0.0], [0.0, 0.6, 0.0]], np.float32)
+    delays = np.array([[0.0, 2.05, 3.0], [1.55, 0.0, 0.0], [0.0, 2.5, 0.0]], np.float32)  # 15-30 steps
+
+    def run(k):
+        node = bm.Hopf(3, a=0.1, w=0.3, init_x=np.array([0.1, -0.2, 0.3]), init_y=0.05)
+        return bm.simulate(Network(node, conn, delays=delays, k=k, history=history), 8.0, dt=0.1).ys["x"]
+
+    assert Network(bm.Hopf(3), conn, delays=delays)._plan(0.1).block == (16 if HAS_COMPILER else 0)
+    for fn, arg in ((run, 0.5), (jax.vmap(run), jnp.asarray([0.2, 0.5, 0.9]))):  # single run, ensemble
+        native, xla = _both(fn, arg)
+        np.testing.assert_allclose(np.asarray(native), np.asarray(xla), rtol=1e-5, atol=1e-6)
+
+
+def test_a_damaged_cached_library_is_built_again(tmp_path):
+    """A truncated library in the cache (a copy cut short, a full disk): loading it killed
+    the process (SIGBUS, which no except catches); its digest no longer matches, so it is
+    rebuilt. Run in a child process, which a failure must not take the test run down with."""
+    if not HAS_COMPILER or not bm.native_kernels_available():
+        pytest.skip("no C++ compiler: nothing is cached")
+    good = _native._library_path()
+    (tmp_path / good.name).write_bytes(good.read_bytes()[:5000])
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "from brainmass_eqx import _native\n"
+        "assert _native._library() is not None\n"
+        "assert _native._intact(_native._library_path())\n"
+    )
+    env = {**os.environ, "BRAINMASS_EQX_CACHE": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])

@@ -266,6 +266,48 @@ void CopyNewSamples(const R* ring, int64_t count, bool fresh, R* hist, int64_t C
   }
 }
 
+// A packed ring's x_{m-1} is the imaginary part of slot m, which the time-major copy does
+// not keep: the windows read it as the real part of slot m - 1. The two agree for every
+// sample a step wrote (the step writes x_{m+1} + i x_m after x_m + i x_{m-1}), and for the
+// initial history, except at one seam: slot 0 holds h(0) + i h(-dt) from `history=`, while
+// the first step writes x_1 + i y0 with y0 the initial state, which a history need not
+// equal. The step-by-step read interpolates a delayed time in (0, dt) between y0 and x_1,
+// so here every pair that reads m = 1 in the block starting at count - count % K gets
+// -Im(w) (y0 - h(0)) added to that step's sum. Only while the ring still holds m = 0
+// (count < C; later reads of m = 1 would need a lag beyond the capacity), and nothing to
+// do where y0 = h(0) (no `history=`). `cache` is (T, 64 bytes, B) as the kernels keep it;
+// a pair's source and lag come back from its offset source * row_length - lag.
+template <typename R, bool kPacked>
+void MendInitialSeam(const R* ring, int64_t count, R* cache, const int32_t* off, const R* w, int64_t T, int64_t J,
+                     int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K, int64_t row_length, int64_t B) {
+  if constexpr (kPacked) {
+    if (count < 1 || count >= C) return;
+    constexpr int64_t kRow = 64 / sizeof(R);
+    std::vector<R> delta(N * B);
+    bool any = false;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t b = 0; b < B; ++b) {
+        const R y0 = ring[(((1 * S) + chan0 + n) * B + b) * 2 + 1];  // Im(slot 1)
+        const R h0 = ring[(((0 * S) + chan0 + n) * B + b) * 2];      // Re(slot 0)
+        delta[n * B + b] = y0 - h0;
+        any = any || y0 != h0;
+      }
+    if (!any) return;
+    const int64_t first = count - count % K;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < J; ++j) {
+        const R wi = w[(t * J + j) * 2 + 1];
+        if (wi == 0) continue;
+        const int64_t o = off[t * J + j];
+        const int64_t src = (o + row_length - 1) / row_length;  // o + row_length - 1 >= 0: lag < row_length
+        const int64_t k = 1 + (src * row_length - o) - first;  // the block's step that reads m = 1
+        if (k < 0 || k >= K) continue;
+        R* c = cache + (t * kRow + k) * B;
+        for (int64_t b = 0; b < B; ++b) c[b] -= wi * delta[src * B + b];
+      }
+  }
+}
+
 template <typename R, bool kPacked>
 void BlockedReadSum(const R* ring, int64_t count, R* hist, R* cache, R* out, const int32_t* off, const R* w,
                     int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K,
@@ -284,6 +326,7 @@ void BlockedReadSum(const R* ring, int64_t count, R* hist, R* cache, R* out, con
       BlockSums<R, kPacked, 32>(base, cache, off, w, T, J);
     else
       BlockSums<R, kPacked, 64>(base, cache, off, w, T, J);
+    MendInitialSeam<R, kPacked>(ring, count, cache, off, w, T, J, C, S, chan0, N, K, row_length, 1);
   }
   for (int64_t t = 0; t < T; ++t) out[t] = cache[t * kRow + step];
 }
@@ -452,6 +495,7 @@ void BlockedRowsSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* hist
       BlockedRowsChunk<R, kPacked>(ring, count, fresh, hist, cache, off, w, T, J, C, S, chan0, N, K, row_length, B,
                                    c * kChunk);
     });
+    MendInitialSeam<R, kPacked>(ring, count, cache, off, w, T, J, C, S, chan0, N, K, row_length, B);
     for (int64_t b = 0; b < B; ++b) stamps[b] = static_cast<R>(stamp);
   }
   // out (B, T), the members' layout: the step's (T, B) slice of the cache transposed in
