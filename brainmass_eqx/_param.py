@@ -236,7 +236,7 @@ class Param(eqx.Module):
                     "bounds=...)), or the bounds as plain numbers in the parameter's unit."
                 ) from None
         tf = _make_transform(transform, bounds)
-        value = as_float_array(value)  # concrete under jit too: the checks below need it
+        value = as_float_array(value, "Param value")  # concrete under jit too: the checks below need it
         if isinstance(value, jax.core.Tracer):
             concrete = None
         else:

@@ -21,6 +21,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from ._checks import (
     broadcasts_to_regions,
+    check_int,
     did_you_mean,
     is_traced,
     key_mismatch,
@@ -32,8 +33,9 @@ from ._checks import (
 )
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
-from ._units import CANONICAL_UNITS, is_quantity, quantity, to_canonical, to_ms
+from ._units import CANONICAL_UNITS, check_real, is_quantity, quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper
+from .models._base import AbstractModel
 from .solvers import (
     INPUTS_NAME,
     STATE_NAME,
@@ -514,6 +516,7 @@ def _check_y0(model, y0):
         unit = model.state_units.get(name, "")
         if is_quantity(value):
             value = to_canonical(value, f"y0[{name!r}]", unit)
+        check_real(value, f"y0[{name!r}]")
         value = jnp.asarray(value, dtype=jnp.result_type(float))
         try:
             value = jnp.broadcast_to(value, expected[name])
@@ -958,8 +961,20 @@ def simulate(
 
     **Returns:** a `Trajectory`.
     """
+    if not isinstance(model, AbstractModel):
+        # Else the first thing to fail was an AttributeError ('function' has no '_label').
+        hint = (" A brainmass_eqx.compat object (brainmass's stateful API) runs with its own update() "
+                "or compat's Simulator." if hasattr(model, "init_all_states") else "")
+        raise TypeError(
+            f"model must be a brainmass_eqx model (e.g. bx.Hopf(n_regions), a bx.Network, or "
+            f"bx.with_noise(...)), got {type(model).__name__}.{hint} For your own equations, subclass "
+            "bx.AbstractModel (docs/howto/custom-models.md)."
+        )
     model_name = model._label()
     _check_key(key)
+    if max_steps is not None:
+        # 0 failed inside diffrax ("Must have at least one checkpoint"), a negative one likewise.
+        max_steps = check_int(max_steps, "max_steps", 1, hint=" (the step budget of an adaptive solve, or None)")
     dt_ms = positive_ms(dt, "dt")
     duration_ms = positive_ms(duration, "duration")
     if duration_ms < dt_ms:

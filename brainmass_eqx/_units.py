@@ -37,6 +37,7 @@ __all__ = [
     "CANONICAL_UNITS",
     "UnitError",
     "as_float_array",
+    "check_real",
     "is_quantity",
     "magnitude",
     "per_ms",
@@ -74,8 +75,53 @@ class UnitError(ValueError):
     """A value was given with a unit of the wrong dimension."""
 
 
-def as_float_array(value: Any) -> Any:
+_NOT_A_NUMBER = "must be a number, an array, a unxt Quantity or a Param"
+
+
+def check_real(value: Any, name: str, *, allow_bool: bool = False) -> None:
+    """Refuse a value that is not real numbers, where a float is needed.
+
+    ``jnp.asarray(x, dtype=float)`` reads all of these without an error, so each became a
+    silently different number: a complex value loses its imaginary part (numpy only warns,
+    a Python ``1j`` raised float()'s message, which names no argument), a string is parsed
+    (``'0.2'``), and a bool becomes 1.0 or 0.0 (most likely an argument in the wrong slot).
+
+    **Arguments:**
+
+    - `value`: what the user passed (a number, a sequence, an array or a tracer; a
+      unxt Quantity is checked by its numbers).
+    - `name`: the argument's name, used in the message.
+    - `allow_bool`: accept booleans (a binary connectivity matrix is meaningful).
+
+    **Raises:** `TypeError` naming ``name``, the value and the fix.
+    """
+    # A label such as y0['x'] reads better without repr's quotes around it.
+    label = name if any(c in name for c in "[( ") else repr(name)
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{label} {_NOT_A_NUMBER}; got the string {value!r}: give a number, not text.")
+    value = magnitude(value)
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(value).dtype
+        except Exception:  # noqa: BLE001 (the caller's conversion names what it is)
+            return
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(
+            f"{label} holds complex numbers (dtype {dtype}); it must be real: pass the part you "
+            f"mean explicitly (x.real or abs(x)), since converting would silently drop the imaginary part."
+        )
+    if dtype == np.bool_ and not allow_bool:
+        raise TypeError(
+            f"{label} is a bool ({value!r}), but it must be a number; pass 1.0 or 0.0 if that is what you mean."
+        )
+    if dtype.kind in "USO":
+        raise TypeError(f"{label} {_NOT_A_NUMBER}; got {type(value).__name__} {value!r}.")
+
+
+def as_float_array(value: Any, name: str | None = None) -> Any:
     """``jnp.asarray(value)`` in the default float dtype, concrete wherever ``value`` is.
+    With ``name``, a value that is not real numbers is refused first (`check_real`).
 
     Under ``jax.jit`` jax stages even ``jnp.asarray(0.5)``, so a model or `Param` built
     inside a jitted function would hold its plain-number values as tracers: the checks
@@ -84,6 +130,8 @@ def as_float_array(value: Any) -> Any:
     ``jax.ensure_compile_time_eval`` keeps constants concrete; a traced ``value`` stays
     traced.
     """
+    if name is not None:
+        check_real(value, name)
     with jax.ensure_compile_time_eval():
         return jnp.asarray(value, dtype=jnp.result_type(float))
 
@@ -215,7 +263,9 @@ def to_ms(value: Any, name: str, role: str = "the time grid") -> float:
         raise TracedTimeError(traced_time_message(name, value, role)) from err
     if arr.shape != ():
         raise ValueError(f"{name!r} must be a scalar time, got shape {arr.shape}.")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    # A bool (True: 1 ms) or a complex number is never a time; float() would take the one
+    # silently and fail on the other with a message that names no argument.
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(
             f"{name!r} must be a time: a number in ms or a unxt time Quantity, got {type(value).__name__} {value!r}."
         )

@@ -46,6 +46,7 @@ from jaxtyping import Array, Float
 from ._checks import closest_name
 from ._param import Param, read
 from ._text import Readable
+from ._units import check_real
 
 __all__ = [
     "AbstractCoupling",
@@ -66,6 +67,7 @@ __all__ = [
 def _scalar_field(value, name: str):
     if isinstance(value, Param):
         return value
+    check_real(value, name)
     arr = jnp.asarray(value, dtype=jnp.result_type(float))
     if not isinstance(arr, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(arr))):
         raise ValueError(f"coupling parameter {name!r} must be finite, got {value!r}.")

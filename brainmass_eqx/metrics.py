@@ -86,6 +86,13 @@ def _magnitude(x: Any, name: str) -> Array:
         raise TypeError(
             f"`{name}` must be an array (or a unxt Quantity), got {type(x).__name__}."
         ) from err
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        # FC of a complex signal came back complex (x x^H), with zero rows where a region's
+        # imaginary part dominated: no error, and numbers that are no correlation.
+        raise TypeError(
+            f"`{name}` holds complex numbers (dtype {x.dtype}); the metrics take real signals: pass "
+            "the part you mean (x.real, abs(x), or jnp.angle(x) for phases)."
+        )
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
     return x

@@ -58,7 +58,7 @@ from . import _history as hist
 from ._checks import did_you_mean, is_traced, refuse_non_finite, user_stacklevel
 from ._native import native_kernels_available
 from ._param import Param, read
-from ._units import is_quantity, to_canonical, to_ms
+from ._units import check_real, is_quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper
 from .coupling import AbstractCoupling, AbstractSummedCoupling, make_coupling
 from .datasets._types import Connectome
@@ -218,6 +218,8 @@ def _convert(value, name: str, unit: str):
         matrix = name in ("conn", "distance", "delays")
         fix = "load a file first (bx.load_connectome(path))" if matrix else "give a number"
         raise TypeError(f"{name} must be {'an array' if matrix else 'a number or an array'}, got the string {value!r}; {fix}.")
+    # A binary (bool) connectivity matrix means what it says; elsewhere a bool is a slip.
+    check_real(value, name, allow_bool=name == "conn")
     try:
         return _float(value)
     except TypeError as err:

@@ -54,7 +54,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 from ._checks import broadcasts_to_regions, did_you_mean
 from ._param import Param, read
 from ._text import Readable
-from ._units import CANONICAL_UNITS, UnitError, is_quantity, per_ms, unxt_module
+from ._units import CANONICAL_UNITS, UnitError, check_real, is_quantity, per_ms, unxt_module
 from ._wrapping import AbstractSolverWrapper
 from .models._base import AbstractModel, AbstractModelWrapper, State
 from .solvers import ExponentialEuler, ModelTerm, StochasticExponentialEuler, bounded_stages
@@ -151,6 +151,7 @@ def _convert(value: Any, where: str, units: tuple[_UnitSpec, ...], meaning: str)
                 continue
         got = str(unxt.unit_of(value))
     else:
+        check_real(value, where)
         try:
             return jnp.asarray(value, dtype=jnp.result_type(float))
         except TypeError as err:

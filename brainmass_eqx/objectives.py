@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int, check_objective, suggests_keywords
+from ._checks import check_int, check_objective, is_traced, suggests_keywords
 from ._names import module_getattr
-from ._units import is_quantity, unxt_module
+from ._units import check_real, is_quantity, unxt_module
 from .metrics import (
     DEFAULT_FCD_MIDPOINTS,
     _band_indices,
@@ -527,6 +527,14 @@ def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
         if not (isinstance(item, tuple) and len(item) == 2):
             raise TypeError(f"weighted_objectives[{k}] must be a (weight, objective) pair, got {item!r}.")
         check_objective(item[1], f"weighted_objectives[{k}][1]", sys.modules[__name__], BUILDERS)
+        # A NaN weight made every loss NaN, and a string one failed inside the first call
+        # with numpy's "Only integer scalar arrays can be converted to a scalar index".
+        label = f"weighted_objectives[{k}][0] (the weight)"
+        check_real(item[0], label)
+        if np.shape(item[0]) != ():
+            raise ValueError(f"{label} must be a scalar, got shape {np.shape(item[0])}.")
+        if not is_traced(item[0]) and not np.isfinite(np.asarray(item[0])):
+            raise ValueError(f"{label} must be finite, got {item[0]!r}; every combined loss would be NaN.")
 
     def loss(prediction, target=None):
         total = 0.0

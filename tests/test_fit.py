@@ -273,6 +273,9 @@ def test_loss_fn_sees_values_and_the_target_must_be_finite():
     assert float(result.best_params["a"]) == pytest.approx(np.e, rel=1e-3)
     with pytest.raises(ValueError, match=r"target holds NaN or inf \(1 of 2 values, first at index \[1\]\); every loss would be NaN"):
         Fitter(model, optax.sgd(0.1), loss_fn=quad_loss).fit(jnp.array([1.0, jnp.nan]), 5)
+    # A complex target failed inside jax.grad ("grad requires real-valued outputs").
+    with pytest.raises(TypeError, match="'target' holds complex numbers"):
+        Fitter(model, optax.sgd(0.1), loss_fn=quad_loss).fit(jnp.array([1.0, 2.0], jnp.complex64), 5)
 
 
 def test_where_selects_plain_leaves():

@@ -537,3 +537,10 @@ def test_matrix_correlation_refuses_two_by_two():
     # One entry above the diagonal: its correlation is undefined (was silently 0, flat as a loss).
     with pytest.raises(ValueError, match="single entry above the diagonal"):
         M.matrix_correlation(np.eye(2), np.eye(2))
+
+
+def test_a_complex_signal_is_refused():
+    # FC of a complex signal came back complex, with zero rows: numbers that are no correlation.
+    x = jax.random.normal(jax.random.key(1), (50, 3)) + 1j * jax.random.normal(jax.random.key(2), (50, 3))
+    with pytest.raises(TypeError, match="`x` holds complex numbers"):
+        M.functional_connectivity(x)

@@ -363,3 +363,17 @@ def test_fc_corr_and_fcd_need_more_than_one_pair():
     y = np.random.default_rng(1).standard_normal((40, 4))
     with pytest.raises(ValueError, match="at least 3 are needed"):
         O.fcd(30, 10)(y, y)  # 2 windows: a single FCD value
+
+
+@pytest.mark.parametrize(
+    "weight, error, match",
+    [
+        (jnp.nan, ValueError, "the weight\\) must be finite"),
+        ("1", TypeError, "the weight\\) must be a number.*string"),
+        (jnp.ones(2), ValueError, "the weight\\) must be a scalar"),
+    ],
+)
+def test_combine_refuses_weights_that_are_not_finite_real_scalars(weight, error, match):
+    # A NaN weight made every loss NaN; a string one failed at the first call inside numpy.
+    with pytest.raises(error, match=match):
+        O.combine((weight, O.fc_corr()))

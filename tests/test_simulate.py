@@ -527,3 +527,19 @@ def test_divergence_after_the_last_sample_is_reported():
         bx.SimulationDivergedError, match=r"diverged after its last sample \(t = 1\.1 ms\).*'x' is inf at t = 40 ms"
     ):
         bx.simulate(unstable, 40.0, dt=0.1, transient=10, sample_every=500)
+
+
+def test_a_model_that_is_not_one_is_refused_by_name():
+    # A plain function failed with AttributeError: 'function' object has no attribute '_label'.
+    with pytest.raises(TypeError, match="model must be a brainmass_eqx model.*got function"):
+        bx.simulate(lambda t, y: -y, 10.0, dt=0.1)
+
+
+@pytest.mark.parametrize("max_steps", [0, -3, 2.5])
+def test_max_steps_must_be_a_positive_int(max_steps):
+    # 0 failed inside diffrax ("Must have at least one checkpoint"); -3 was ignored silently.
+    with pytest.raises((TypeError, ValueError), match="max_steps must be an int >= 1"):
+        bx.simulate(
+            bx.Hopf(1), 10.0, dt=0.1, solver=dfx.Tsit5(),
+            stepsize_controller=dfx.PIDController(rtol=1e-5, atol=1e-5), max_steps=max_steps,
+        )

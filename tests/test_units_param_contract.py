@@ -408,3 +408,61 @@ def test_describe_model_documents_a_users_model():
     assert bx.describe_model(_Decay(3)).category == "user-defined"
     with pytest.raises(ValueError, match="describe_model: Network is neither a registered node model nor one of your own"):
         bx.describe_model(bx.Network)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda v: bx.Hopf(2, a=v), "'a'"),
+        (lambda v: bx.Param(v), "Param value"),
+        (lambda v: bx.Network(bx.Hopf(2), jnp.ones((2, 2)), k=v), "k"),
+        (lambda v: bx.coupling.Sigmoidal(a=v), "'a'"),
+        (lambda v: bx.observation.BalloonWindkessel(kappa=v), "'kappa'"),
+    ],
+)
+@pytest.mark.parametrize(
+    "value, what",
+    [(1j, "complex"), (jnp.array([0.5 + 1j, 0.5]), "complex"), ("0.2", "string"), (True, "bool")],
+)
+def test_values_that_are_not_real_numbers_are_refused_by_name(make, name, value, what):
+    # Each was read silently (the imaginary part dropped, '0.2' parsed, True taken as 1.0)
+    # or failed in float() with a message that named no argument.
+    with pytest.raises(TypeError, match=f"{name}.*{what}"):
+        make(value)
+
+
+def test_not_real_where_an_array_is_needed_is_refused_by_name():
+    hopf = bx.Hopf(2)
+    with pytest.raises(TypeError, match=r"y0\['x'\] holds complex"):
+        bx.simulate(hopf, 5.0, dt=0.1, y0={"x": jnp.array([1 + 1j, 0]), "y": jnp.zeros(2)})
+    with pytest.raises(TypeError, match="'conn' holds complex"):
+        bx.Network(hopf, jnp.ones((2, 2), jnp.complex64))
+    with pytest.raises(TypeError, match="'delays' holds complex"):
+        bx.Network(hopf, jnp.ones((2, 2)), delays=jnp.ones((2, 2), jnp.complex64))
+    with pytest.raises(TypeError, match=r"noise\[.x.\] \(WhiteNoise\).sigma must be a number.*string"):
+        bx.simulate(bx.with_noise(hopf, noise_x=bx.WhiteNoise("0.1")), 5.0, dt=0.1, key=jax.random.key(0))
+    # A binary connectivity matrix stays valid.
+    assert bx.Network(hopf, jnp.ones((2, 2), bool)).n_regions == 2
+
+
+@pytest.mark.parametrize("value", [True, 10 + 0j])
+def test_a_time_that_is_a_bool_or_complex_is_refused(value):
+    # dt=True ran with dt = 1 ms; a complex duration failed in float().
+    with pytest.raises(TypeError, match="'dt' must be a time"):
+        bx.simulate(bx.Hopf(1), 10.0, dt=value)
+
+
+def test_traced_parameters_outside_their_domain_are_checked_when_the_run_starts():
+    # Built inside jax.vmap, tau_E is traced and the construction check cannot read it: a
+    # negative time constant ran without a word. Now eqx.error_if names it.
+    run = lambda tau: bx.simulate(bx.WilsonCowan(1, tau_E=tau), 5.0, dt=0.1)["rE"]
+    assert jax.vmap(run)(jnp.array([1.0, 2.0])).shape == (2, 50, 1)
+    with pytest.raises(Exception, match="'tau_E' must be finite and positive; it was traced"):
+        jax.vmap(run)(jnp.array([1.0, -1.0]))
+    with pytest.raises(Exception, match="'init_x' must be finite; it was traced"):
+        eqx.filter_jit(lambda x0: bx.simulate(bx.Hopf(1, init_x=x0), 5.0, dt=0.1, check_finite=False)["x"])(
+            jnp.asarray(jnp.nan)
+        )
+    # Gradients still go through a traced parameter.
+    grad = jax.grad(lambda a: bx.simulate(bx.Hopf(1, a=a, init_x=0.5), 20.0, dt=0.1)["x"][-1, 0])(0.25)
+    assert np.isfinite(grad)

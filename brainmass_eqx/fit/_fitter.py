@@ -26,6 +26,7 @@ from .._checks import (
     user_stacklevel,
 )
 from .._text import value_text
+from .._units import check_real
 from ..objectives import check_target
 from . import _grad, _nevergrad, _optimistix, _scipy
 from ._checkpoint import digest
@@ -141,6 +142,9 @@ def _optimizer_digest(optimizer: Any, raw: Any) -> str:
 def _refuse_non_finite_target(target: Any) -> None:
     """A NaN in the target makes every loss NaN, which the fit then blamed on the parameters."""
     for leaf in jax.tree_util.tree_leaves(target):
+        if eqx.is_array_like(leaf):
+            # A complex target failed deep inside jax.grad ("grad requires real-valued outputs").
+            check_real(leaf, "target", allow_bool=True)
         if eqx.is_array_like(leaf) and not is_traced(leaf) and np.issubdtype(np.asarray(leaf).dtype, np.number):
             refuse_non_finite(
                 "target", leaf, "every loss would be NaN: drop or interpolate the missing samples (or regions) "

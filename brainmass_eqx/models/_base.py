@@ -32,7 +32,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._checks import broadcasts_to_regions, check_int, check_keywords, key_mismatch, keyword_names
 from .._param import Param
 from .._text import Readable
-from .._units import CANONICAL_UNITS, as_float_array, is_quantity, to_canonical
+from .._units import CANONICAL_UNITS, as_float_array, check_real, is_quantity, to_canonical
 
 __all__ = ["AbstractModel", "AbstractModelWrapper", "Uniform", "parameter", "initial", "State"]
 
@@ -43,6 +43,22 @@ _DOMAINS = {
     "positive": (0.0, math.inf, True),
     "nonnegative": (0.0, math.inf, False),
 }
+
+
+def _domain_rule(domain: Any) -> tuple[float, float, bool, str]:
+    """``(lo, hi, strict, label)`` of a parameter's declared domain: a name of `_DOMAINS`
+    or a closed interval ``(lo, hi)``; ``strict`` excludes ``lo``."""
+    if isinstance(domain, str):
+        lo, hi, strict = _DOMAINS[domain]
+        return lo, hi, strict, domain
+    (lo, hi) = domain
+    return lo, hi, False, f"in [{lo}, {hi}]"
+
+
+def _outside(arr: Any, domain: Any) -> Any:
+    """Where ``arr`` (a NumPy array or a traced JAX one) lies outside ``domain``."""
+    lo, hi, strict, _ = _domain_rule(domain)
+    return ((arr <= lo) if strict else (arr < lo)) | (arr > hi)
 
 
 def parameter(default: Any, unit: str = "dimensionless", *, doc: str = "", domain: Any = "real"):
@@ -237,13 +253,14 @@ class AbstractModel(Readable):
                 # In the default float dtype, as a plain number would be: Quantity(20, 'ms')
                 # holds an int, and an int field is skipped by eqx.filter_grad and compiles
                 # a second program (as does a weakly typed float).
-                value = as_float_array(to_canonical(value, f.name, unit))
+                value = as_float_array(to_canonical(value, f.name, unit), f.name)
             elif callable(value):
                 raise TypeError(
                     f"{f.name!r} must be a number, an array, a unxt Quantity or a Param; "
                     f"got a callable {value!r}."
                 )
             else:
+                check_real(value, f.name)
                 try:
                     # Concrete even when the model is built inside jax.jit, so that
                     # __check_init__ (and subclasses sizing buffers) can read it.
@@ -253,7 +270,24 @@ class AbstractModel(Readable):
                         f"{f.name!r} must be a number, an array, a unxt Quantity or a Param; "
                         f"got {type(value).__name__}."
                     ) from err
+            if not isinstance(value, Param) and not _is_concrete(value):
+                value = self._checked_when_run(f.name, value, kind, f.metadata.get("domain", "real"))
             setattr(self, f.name, value)
+
+    def _checked_when_run(self, name: str, value: Array, kind: str, domain: Any) -> Array:
+        """The construction checks (finite, in the parameter's domain) of a value they cannot
+        read: one traced because the model is built inside ``jax.jit`` / ``jax.vmap`` /
+        ``jax.grad``. It is checked when the run reads it (`eqx.error_if`), as `Network` does
+        its weights, so that ``jax.vmap`` over ``tau_E`` with a negative entry is named
+        rather than simulated (a negative time constant ran without a word)."""
+        bad = ~jnp.isfinite(value)
+        rule = "finite"
+        if kind == "parameter" and domain != "real":
+            bad = bad | _outside(value, domain)
+            rule = f"finite and {_domain_rule(domain)[3]}"
+        message = (f"{type(self).__name__}: {name!r} must be {rule}; it was traced (under jax.jit / vmap / "
+                   "grad), so this is checked as the run starts.")
+        return eqx.error_if(value, jnp.any(bad), message)
 
     def __check_init__(self):
         check_int(self.n_regions, "n_regions", 1, hint=f" ({type(self).__name__}(n_regions, ...))")
@@ -283,15 +317,8 @@ class AbstractModel(Readable):
                     self._check_bounds(f.name, value, f.metadata["domain"])
 
     def _check_domain(self, name: str, arr: np.ndarray, domain: Any) -> None:
-        if isinstance(domain, str):
-            lo, hi, strict = _DOMAINS[domain]
-            label = domain
-        else:
-            (lo, hi), strict = domain, False
-            label = f"in [{lo}, {hi}]"
-        bad = (arr <= lo) if strict else (arr < lo)
-        bad = bad | (arr > hi)
-        if np.any(bad):
+        label = _domain_rule(domain)[3]
+        if np.any(_outside(arr, domain)):
             raise ValueError(f"{type(self).__name__}: {name!r} must be {label}, got {arr}.")
 
     def _check_bounds(self, name: str, param: Param, domain: Any) -> None:
@@ -299,12 +326,11 @@ class AbstractModel(Readable):
         of it let a fit take the value there (a negative time constant), unchecked."""
         if domain == "real":
             return
-        lo, hi = _DOMAINS[domain][:2] if isinstance(domain, str) else domain
+        lo, hi, _, label = _domain_rule(domain)
         t_lo, t_hi = param.transform.bounds
         # A transform's lower bound with no finite value (the identity) is not a bound the
         # user gave: only explicit bounds are held to the domain.
         if (math.isfinite(t_lo) and t_lo < lo) or (math.isfinite(t_hi) and t_hi > hi):
-            label = domain if isinstance(domain, str) else f"in [{lo}, {hi}]"
             raise ValueError(
                 f"{type(self).__name__}: {name!r} must be {label}, but its Param bounds "
                 f"({t_lo:g}, {t_hi:g}) let a fit take it to {t_lo if t_lo < lo else t_hi:g}; give bounds "

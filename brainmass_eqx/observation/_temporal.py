@@ -16,7 +16,14 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import is_traced, sampling_step, series_of, whole_steps
-from .._units import TracedTimeError, is_quantity as _is_quantity, quantity, to_ms, unxt_module
+from .._units import (
+    TracedTimeError,
+    check_real,
+    is_quantity as _is_quantity,
+    quantity,
+    to_ms,
+    unxt_module,
+)
 
 __all__ = ["TemporalAverage"]
 
@@ -68,6 +75,7 @@ def _param(value, name: str, unit=None, plain_unit: str = "", *, positive=False)
         value = _convert(value, unit, name, plain_unit)
     elif _is_quantity(value):
         value = _convert(value, "", name, "dimensionless numbers")
+    check_real(value, name)
     arr = jnp.asarray(value, dtype=jnp.result_type(float))
     _check_finite(name, arr)
     if positive and not is_traced(arr) and not bool(np.all(np.asarray(arr) > 0)):
