@@ -452,6 +452,11 @@ class Network(AbstractModel):
             jax.eval_shape(self.coupling.effective_weights, jax.ShapeDtypeStruct(self.sources.shape, jnp.result_type(float)))
         host_conn = _host(conn if not is_quantity(conn) else to_canonical(conn, "conn", ""))
         self._check_weights(host_conn, "conn", pattern)
+        for name, value in (("distance", distance), ("delays", delays), ("speed", speed)):
+            # Before the first host copy below, where numpy drops an imaginary part with only
+            # a ComplexWarning (strings get _convert's own message).
+            if not (value is None or isinstance(value, (Param, str)) or is_quantity(value) or _is_sparse(value)):
+                check_real(value, name)
         if self_connection is None:
             self._warn_dropped_self_connections(host_conn, n, distance if delays is None else delays)
         k = _convert(k, "k", "")
