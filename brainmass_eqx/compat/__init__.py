@@ -146,9 +146,13 @@ __all__ = [
 _EXTRAS = ("brainstate", "braintools", "brainunit", "install", "uninstall")
 
 # brainmass's submodules (``brainmass_eqx.compat.noise``, ``from brainmass.hopf import HopfStep``).
+from ._coupling import set_module_as as _set_module_as  # noqa: E402
+from ._models import _Identity  # noqa: E402
 from ._submodules import build as _build_submodules  # noqa: E402
 
-_SUBMODULES = _build_submodules(__name__, globals())
+_SUBMODULES = _build_submodules(
+    __name__, globals(), only_in={"utils": {"set_module_as": _set_module_as}, "jansen_rit": {"Identity": _Identity}}
+)
 
 
 def __getattr__(name: str):

@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import models as core_models, noise as core_noise
 from .._units import CANONICAL_UNITS, UnitError
+from ..models._math import rate_sigmoid, shifted_sigmoid
 from ..solvers import RK4, ExponentialEuler
 from . import brainunit as u
 from ._noise import Noise, check_noise_size
@@ -302,6 +303,12 @@ class NodeModel(CoreStepper, Dynamics):
     inits_must_be_callable: ClassVar[bool] = True
     #: brainmass's names of ``derivative``'s additive terms, where they are not ``add_<suffix>``.
     derivative_adds: ClassVar[tuple | None] = None
+    #: brainmass's per-equation right-hand sides (``HopfStep.dx(x, y, inp)``, ...):
+    #: ``{method: (state, arguments)}``. Each argument is a state name, or
+    #: ``(brainmass's argument name, source)`` / ``(name, source, default)`` with ``source`` a
+    #: state, an ``update`` argument or a `derivative_add_names` entry. One method per entry is
+    #: made by `rhs_method`; all of them evaluate `derivative` (the core's `vector_field`).
+    rhs: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -319,6 +326,8 @@ class NodeModel(CoreStepper, Dynamics):
         ups = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         ups += [_param_default(n, d) for n, d in cls.update_args]
         cls._update_signature = inspect.Signature(ups)
+        for name, (state, arguments) in cls.__dict__.get("rhs", {}).items():
+            setattr(cls, name, rhs_method(name, state, arguments))
 
     def __init__(self, *args: Any, **kwargs: Any):
         try:
@@ -626,12 +635,7 @@ class NodeModel(CoreStepper, Dynamics):
                 if name in added:
                     raise TypeError(f"{type(self).__name__}.derivative got {name} twice (by position and keyword).")
                 added[name] = kwargs.pop(name)
-        y = {}
-        for name, value in zip(names, state):
-            unit = self.state_units.get(name, "")
-            if unit and not isinstance(value, u.Quantity):
-                value = u.Quantity(value, unit)  # a plain state is in brainmass's unit, as init_state reads it
-            y[name] = self._flat(to_magnitude(value, self._core_unit(inner, name), name))
+        y = self._core_state_of(inner, dict(zip(names, state)))
         t_ms = to_magnitude(t, "ms", "t")
         f = dict(core_call(inner.vector_field, t_ms, y, self.core_inputs(inputs[:n_inputs], kwargs, inner)))
         targets = [target for _, (target, mode) in self.noises.items() if mode == "derivative"]
@@ -639,6 +643,45 @@ class NodeModel(CoreStepper, Dynamics):
             if added.get(name) is not None:
                 f[target] = f[target] + self._flat(to_magnitude(added[name], self._core_unit(inner, target), name))
         return tuple(self._per_ms(inner, name, f[name]) for name in names)
+
+    def _core_state_of(self, inner, values: Mapping[str, Any]) -> dict:
+        """``{state: canonical magnitude}`` of brainmass-unit state values (plain = brainmass's
+        unit of that state, as `init_state` reads it)."""
+        y = {}
+        for name, value in values.items():
+            unit = self.state_units.get(name, "")
+            if unit and not isinstance(value, u.Quantity):
+                value = u.Quantity(value, unit)
+            y[name] = self._flat(to_magnitude(value, self._core_unit(inner, name), name))
+        return y
+
+    def observe_at(self, name: str, **states: Any):
+        """The core observable ``name`` (e.g. Larter-Breakspear's ``QV``) at the given state
+        values instead of the current state; states it does not read may be left out (0)."""
+        core = self.core_model()
+        inner = getattr(core, "model", core)
+        values = {n: states.get(n, 0.0) for n in self.state_names()}
+        value = self._unflat(core_call(getattr(inner, name), self._core_state_of(inner, values)))
+        unit = self.observable_unit(name, core)
+        return u.Quantity(value, unit) if unit else value
+
+    def rhs_of(self, state: str, values: Mapping[str, Any]):
+        r"""$\dot s$ of one state ``state`` at partial values, in brainmass's unit of ``state``
+        per ms: the engine of the per-equation methods (`rhs`).
+
+        **Arguments:**
+
+        - `state`: the state whose derivative is returned.
+        - `values`: ``{source: value}``, sources being states (in brainmass's units, plain =
+          that unit), ``update`` arguments and `derivative_add_names`. A state left out is
+          taken as 0: the entries of `rhs` list every state the equation reads (brainmass's
+          own arguments), so the others cannot change the result. Inputs left out are 0.
+        """
+        names = self.state_names()
+        states = tuple(0.0 if values.get(name) is None else values[name] for name in names)
+        inputs = [values.get(arg) for arg, _ in self.update_args]
+        inputs += [values.get(add) for add in self.derivative_add_names()]
+        return self.derivative(states, 0.0, *inputs)[names.index(state)]
 
     def _per_ms(self, core, name: str, value: Any):
         """A core derivative (canonical unit per ms) in brainmass's unit of ``name`` per ms."""
@@ -656,6 +699,35 @@ class NodeModel(CoreStepper, Dynamics):
         for name, _ in self.params:
             fields.append(f"  {name}=" + repr(getattr(self, name)).replace("\n", "\n  "))
         return f"{type(self).__name__}(\n" + ",\n".join(fields) + "\n)"
+
+
+def rhs_method(name: str, state: str, arguments: tuple):
+    """brainmass's per-equation method ``name`` (e.g. ``dx(self, x, y, inp)``): the derivative
+    of ``state`` from the arguments, through `NodeModel.rhs_of` (see `NodeModel.rhs`)."""
+    specs = [(a, a, inspect.Parameter.empty) if isinstance(a, str) else (a + (inspect.Parameter.empty,))[:3]
+             for a in arguments]
+    signature = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        # an optional argument defaults to None, which rhs_of reads as zero in the right unit
+        + [_param_default(arg, None if default is not inspect.Parameter.empty else default)
+           for arg, _, default in specs]
+    )
+
+    def method(self, *args: Any, **kwargs: Any):
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{type(self).__name__}.{name}{signature}: {err}") from None
+        values = {source: bound.arguments.get(arg) for arg, source, _ in specs}
+        return self.rhs_of(state, values)
+
+    method.__name__ = method.__qualname__ = name
+    method.__signature__ = signature
+    method.__doc__ = (
+        f"d{state}/dt (brainmass's ``{name}``), in {state}'s unit per ms, from the core model's "
+        "vector field at the given values (omitted inputs: zero)."
+    )
+    return method
 
 
 def _observable_method(name: str, doc: str):
@@ -687,6 +759,7 @@ class XY_Oscillator(NodeModel):
     inputs = ("x", "y")
     update_args = (("x_inp", None), ("y_inp", None))
     output = ("x", "y")
+    rhs = {"dx": ("x", ("x", "y", ("x_ext", "x_inp"))), "dy": ("y", ("y", "x", ("y_ext", "y_inp")))}
 
 
     def core_model(self):
@@ -705,6 +778,7 @@ class HopfStep(XY_Oscillator):
     core = core_models.Hopf
     params = (("a", 0.25), ("w", 0.2), ("beta", 1.0))
     init_defaults = {"init_x": binit.Constant(0.0), "init_y": binit.Constant(0.0)}
+    rhs = {"dx": ("x", ("x", "y", ("inp", "x_inp"))), "dy": ("y", ("y", "x", ("inp", "y_inp")))}
 
 
 
@@ -721,6 +795,7 @@ class VanDerPolStep(XY_Oscillator):
 
     core = core_models.VanDerPol
     params = (("mu", 1.0),)
+    rhs = {"dx": ("x", ("x", "y", ("inp", "x_inp"))), "dy": ("y", ("y", "x", ("inp", "y_inp", 0.0)))}
 
 
 
@@ -735,6 +810,7 @@ class FitzHughNagumoStep(NodeModel):
     inputs = ("V", "w")
     update_args = (("V_inp", None), ("w_inp", None))
     output = "V"
+    rhs = {"dV": ("V", ("V", "w", ("inp", "V_inp"))), "dw": ("w", ("w", ("x", "V"), ("inp", "w_inp", 0.0)))}
 
 
 class ThresholdLinearStep(NodeModel):
@@ -767,6 +843,7 @@ class LinearStep(NodeModel):
     inputs = ("x",)
     update_args = (("x_inp", None),)
     output = "x"
+    rhs = {"dx": ("x", ("x", "x_inp"))}
 
     inits_first = True
 
@@ -783,6 +860,7 @@ class Generic2dOscillatorStep(NodeModel):
     inputs = ("V",)
     update_args = (("V_inp", None),)
     output = "V"
+    rhs = {"dV": ("V", ("V", "W", "V_inp", ("add", "add_V", 0.0))), "dW": ("W", ("W", "V", ("add", "add_W", 0.0)))}
 
     inits_first = True
 
@@ -798,6 +876,7 @@ class LorenzStep(NodeModel):
     inputs = ("x",)
     update_args = (("x_inp", None),)
     output = "x"
+    rhs = {"dx": ("x", ("x", "y", "x_inp")), "dy": ("y", ("y", "x", "z")), "dz": ("z", ("z", "x", "y"))}
 
     inits_first = True
 
@@ -815,6 +894,12 @@ class _WilsonCowanBase(NodeModel):
     update_args = (("rE_inp", None), ("rI_inp", None))
     output = "rE"
     rename = {}
+    rhs = {"drE": ("rE", ("rE", "rI", ("ext", "rE_inp"))), "drI": ("rI", ("rI", "rE", ("ext", "rI_inp")))}
+
+    def F(self, x, a, theta):
+        r"""brainmass's sigmoid $F(x; a, \theta) = s(a(x - \theta)) - s(-a\theta)$ ($s$ the
+        logistic function, so $F(0) = 0$), with the gain ``a`` and threshold ``theta`` given."""
+        return shifted_sigmoid(x, a, theta)
 
 
 
@@ -845,6 +930,19 @@ WilsonCowanDivisiveStep = _wc("WilsonCowanDivisiveStep", core_models.WilsonCowan
                               "Wilson-Cowan with divisive output normalisation.")
 WilsonCowanDivisiveInputStep = _wc("WilsonCowanDivisiveInputStep", core_models.WilsonCowanDivisiveInput, _DIV,
                                    "Wilson-Cowan with divisive input normalisation.")
+def _delayed_rhs(name: str):
+    def method(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"WilsonCowanDelayedStep.{name}: brainmass's {name} reads the delayed rates from its delay "
+            "buffers, which the facade keeps inside the solver's history (read during a step only); "
+            "per-equation values at given rates would silently drop the delays. Run the model "
+            "(update or a Simulator) for the delayed dynamics."
+        )
+
+    method.__name__ = name
+    return method
+
+
 WilsonCowanDelayedStep = _wc(
     "WilsonCowanDelayedStep", core_models.WilsonCowanDelayed,
     _WC_EI + _W4 + (("r", 1.0), ("delay_EE", 2.0 * u.ms), ("delay_IE", 2.0 * u.ms), ("delay_EI", 1.5 * u.ms),
@@ -852,6 +950,7 @@ WilsonCowanDelayedStep = _wc(
     "Wilson-Cowan with synaptic delays. Deliberate difference: the delay history is updated "
     "every step (brainmass's Simulator never wrote its buffers, so its delayed terms stayed at "
     "their initial value); see docs/compat.md.",
+    drE=_delayed_rhs("drE"), drI=_delayed_rhs("drI"),
 )
 
 
@@ -862,6 +961,8 @@ class WilsonCowanAdaptiveStep(_WilsonCowanBase):
     params = _WC_EI + _W4 + (("r", 1.0), ("tau_aE", 100.0 * u.ms), ("tau_aI", 80.0 * u.ms), ("b_E", 0.1), ("b_I", 0.08))
     inits = {"rE_init": "rE", "rI_init": "rI", "aE_init": "aE", "aI_init": "aI"}
     init_defaults = {k: binit.Constant(0.0) for k in inits}
+    rhs = {"drE": ("rE", ("rE", "rI", "aE", ("ext", "rE_inp"))), "drI": ("rI", ("rI", "rE", "aI", ("ext", "rI_inp"))),
+           "daE": ("aE", ("aE", "rE")), "daI": ("aI", ("aI", "rI"))}
 
 
 class WilsonCowanThreePopBase(_WilsonCowanBase):
@@ -872,6 +973,8 @@ class WilsonCowanThreePopBase(_WilsonCowanBase):
     noises = {"noise_E": ("rE", "input"), "noise_I": ("rI", "input"), "noise_M": ("rM", "input")}
     inputs = ("rE", "rI", "rM")
     update_args = (("rE_inp", None), ("rI_inp", None), ("rM_inp", None))
+    rhs = {"drE": ("rE", ("rE", "rI", "rM", ("ext", "rE_inp"))), "drI": ("rI", ("rI", "rE", "rM", ("ext", "rI_inp"))),
+           "drM": ("rM", ("rM", "rE", "rI", ("ext", "rM_inp")))}
 
     def core_model(self):
         if self.core is None:
@@ -921,6 +1024,8 @@ class JansenRitStep(NodeModel):
     noises = {"noise_E": ("E", "input"), "noise_I": ("I", "input"), "noise_M": ("M", "input")}
     inputs = ("M", "E", "I")
     update_args = (("M_inp", 0.0 * u.mV), ("E_inp", 0.0 * u.Hz), ("I_inp", 0.0 * u.mV))
+    rhs = {"dMv": ("Mv", ("Mv", "M", "E", "I", ("inp", "M_inp"))), "dEv": ("Ev", ("Ev", "M", "E", ("inp", "E_inp", 0.0))),
+           "dIv": ("Iv", ("Iv", "M", "I", ("inp", "I_inp")))}
     output = "eeg"
     state_units = {"M": "mV", "E": "mV", "I": "mV", "Mv": "mV / s", "Ev": "mV / s", "Iv": "mV / s"}
     observable_units = {"eeg": "mV"}
@@ -936,6 +1041,15 @@ class JansenRitStep(NodeModel):
                 "JansenRitStep(fr_scale=...): only the identity firing-rate scale is supported by the compat facade."
             )
         self.fr_scale = a["fr_scale"]
+
+    def S(self, v):
+        r"""The firing-rate sigmoid $S(v) = s_{max} / (1 + e^{r (v_0 - v)})$ in Hz, of a
+        membrane potential ``v`` (a voltage; plain = mV), with the current parameters."""
+        core = self.core_model()
+        inner = getattr(core, "model", core)
+        v = to_magnitude(v, "mV", "v")
+        # the parameters in Hz (s_max), mV (v0) and 1/mV (r): the core's canonical units
+        return u.Quantity(self._unflat(rate_sigmoid(self._flat(v), inner.s_max, inner.v0, inner.r)), "Hz")
 
     def eeg(self):
         """The EEG proxy ``E - I`` (mV)."""
@@ -955,6 +1069,25 @@ class WongWangStep(NodeModel):
     output = ("r1", "r2")
     has_method = False
 
+
+    def phi(self, I):
+        """The f-I curve: the firing rate (Hz) of a current ``I`` (nA; plain = nA)."""
+        core = self.core_model()
+        inner = getattr(core, "model", core)
+        return u.Quantity(self._unflat(inner.phi(self._flat(to_magnitude(I, "nA", "I")))), "Hz")
+
+    def compute_inputs(self, coherence: Any = 0.0, noise_1_val: Any = 0.0 * u.nA, noise_2_val: Any = 0.0 * u.nA):
+        """The total currents ``(I1, I2)`` (nA) at the current state: recurrent, stimulus
+        (``coherence``), background and the noise currents ``noise_1_val``, ``noise_2_val``."""
+        self._require_states()
+        core = self.core_model()
+        inner = getattr(core, "model", core)
+        state = self.to_core_state(core)
+        inputs = {"coherence": self._flat(to_magnitude(coherence, "", "coherence")),
+                  "I1": self._flat(to_magnitude(noise_1_val, "nA", "noise_1_val")),
+                  "I2": self._flat(to_magnitude(noise_2_val, "nA", "noise_2_val"))}
+        currents = inner.currents({k: state[k] for k in inner.state_names}, inputs)
+        return tuple(u.Quantity(self._unflat(current), "nA") for current in currents)
 
     def get_decision(self, threshold: Any = 15.0 * u.Hz):
         """+1 if r1 > threshold and r1 > r2, -1 if r2 wins, else 0 (zero coherence, no noise)."""
@@ -977,6 +1110,8 @@ class WongWangExcInhStep(NodeModel):
     noises = {"noise_e": ("S_e", "derivative"), "noise_i": ("S_i", "derivative")}
     inputs = ("coupling",)
     update_args = (("coupling", None),)
+    rhs = {"dS_e": ("S_e", ("S_e", "S_i", "coupling", ("add", "add_e", 0.0))),
+           "dS_i": ("S_i", ("S_i", "S_e", "coupling", ("add", "add_i", 0.0)))}
     output = "S_e"
 
     inits_first = True
@@ -1005,6 +1140,7 @@ class MontbrioPazoRoxinStep(NodeModel):
     inputs = ("r", "v")
     update_args = (("r_inp", None), ("v_inp", None))
     output = "r"
+    rhs = {"dr": ("r", ("r", "v", ("r_ext", "r_inp"))), "dv": ("v", ("v", "r", ("v_ext", "v_inp")))}
     state_units = {"r": "Hz"}
 
     inits_first = True
@@ -1021,6 +1157,7 @@ class CoombesByrneStep(NodeModel):
     inputs = ("r", "v")
     update_args = (("r_inp", None), ("v_inp", None))
     output = "r"
+    rhs = {"dr": ("r", ("r", "v", ("r_ext", "r_inp"))), "dv": ("v", ("v", "r", ("v_ext", "v_inp")))}
 
     inits_first = True
 
@@ -1040,6 +1177,15 @@ class LarterBreakspearStep(NodeModel):
     inputs = ("V",)
     update_args = (("V_inp", None),)
     output = "V"
+    rhs = {"dV": ("V", ("V", "W", "Z", "V_inp")), "dW": ("W", ("W", "V")), "dZ": ("Z", ("Z", "V"))}
+
+    def QV(self, V):
+        """The excitatory firing rate $Q_V$ at membrane potential ``V``."""
+        return self.observe_at("QV", V=V)
+
+    def QZ(self, Z):
+        """The inhibitory firing rate $Q_Z$ at inhibitory potential ``Z``."""
+        return self.observe_at("QZ", Z=Z)
 
     inits_first = True
 
@@ -1062,6 +1208,9 @@ class EpileptorStep(NodeModel):
     inputs = ("x1", "x2")
     update_args = (("x1_inp", None), ("x2_inp", None))
     output = "lfp"
+    rhs = {"dx1": ("x1", ("x1", "y1", "z", "x2", "x1_inp", ("add", "add1", 0.0))), "dy1": ("y1", ("y1", "x1")),
+           "dz": ("z", ("z", "x1", "x1_inp")), "dx2": ("x2", ("x2", "y2", "z", "g", "x2_inp", ("add", "add2", 0.0))),
+           "dy2": ("y2", ("y2", "x2")), "dg": ("g", ("g", "x1"))}
 
     inits_first = True
 

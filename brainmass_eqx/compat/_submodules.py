@@ -14,9 +14,10 @@ brainmass submodule holding the same objects, registered as ``brainmass_eqx.comp
             print(m.name, importlib.import_module(f"brainmass.{m.name}").__all__)
 
 Every name in it that brainmass also exports at the top level is the same object there, so
-each maps to the facade's top-level name. The few brainmass keeps only in a submodule
-(internal building blocks such as ``horn.HORN_TR``) are not in the facade; asking for one
-raises an error that says so. ``datasets``, ``objectives`` and ``viz`` are real facade
+each maps to the facade's top-level name. Of the few brainmass keeps only in a submodule, the facade
+provides ``utils.set_module_as`` and ``jansen_rit.Identity`` there (``build``'s ``only_in``);
+the rest (internal building blocks such as ``horn.HORN_TR``) are not in the facade, and asking
+for one raises an error that says so. ``datasets``, ``objectives`` and ``viz`` are real facade
 modules and are not built here.
 """
 
@@ -124,16 +125,23 @@ class _Submodule(types.ModuleType):
         return sorted(set(super().__dir__()) | set(self.__all__))
 
 
-def build(package: str, namespace: dict[str, Any]) -> dict[str, types.ModuleType]:
+def build(
+    package: str, namespace: dict[str, Any], only_in: dict[str, dict[str, Any]] | None = None
+) -> dict[str, types.ModuleType]:
     """Make the submodules from the facade's top-level ``namespace`` and register each as
     ``<package>.<sub>`` in ``sys.modules`` and as an attribute of the package (unless the
     package already has that name: ``brainmass.list_models`` is the function, as in brainmass,
-    while ``from brainmass.list_models import ModelInfo`` still works)."""
+    while ``from brainmass.list_models import ModelInfo`` still works).
+
+    ``only_in``: ``{sub: {name: object}}``, names brainmass keeps only in that submodule (not
+    at its top level) that the facade provides there too (``utils.set_module_as``); they
+    stay out of the top level, as in brainmass."""
     top = {name: namespace[name] for name in namespace.get("__all__", ()) if name in namespace}
     modules = {}
     for sub, names in SUBMODULES.items():
-        present = {name: namespace[name] for name in names if name in namespace}
-        absent = tuple(name for name in names if name not in namespace)
+        here = {**namespace, **(only_in or {}).get(sub, {})}
+        present = {name: here[name] for name in names if name in here}
+        absent = tuple(name for name in names if name not in here)
         module = _Submodule(f"{package}.{sub}", sub, present, absent, top)
         sys.modules[f"{package}.{sub}"] = module
         namespace.setdefault(sub, module)

@@ -92,12 +92,16 @@ class WongWang(AbstractModel):
         I2 = self.J_N22 * S2 - self.J_N21 * S1 + stim * (1.0 - c) + self.I_0 + self.input(inputs, "I2")
         return I1, I2
 
+    def phi(self, current):
+        r"""The f-I curve: the rate (Hz) of a current (nA), $a\,[I - \theta]_+$ (brainmass's
+        ``threshold_linear``) or Abbott-Chance's $(aI - b) / (1 - e^{-d(aI - b)})$."""
+        if self.transfer == "abbott_chance":
+            return abbott_chance(current, self.a, self.b, self.d)
+        return self.a * relu(current - self.theta)
+
     def rates(self, state, inputs=None):
         """The firing rates $(r_1, r_2)$ in Hz."""
-        currents = self.currents(state, {} if inputs is None else inputs)
-        if self.transfer == "abbott_chance":
-            return tuple(abbott_chance(current, self.a, self.b, self.d) for current in currents)
-        return tuple(self.a * relu(current - self.theta) for current in currents)
+        return tuple(self.phi(current) for current in self.currents(state, {} if inputs is None else inputs))
 
     def r1(self, state):
         """Rate of population 1 (Hz) at zero coherence."""

@@ -150,6 +150,11 @@ class Unit:
     def is_unitless(self) -> bool:
         return self.dim.is_dimensionless and self._unit.scale == 1.0
 
+    def has_same_dim(self, other: Any) -> bool:
+        """Whether ``other`` (a unit, a Quantity, or a plain number: dimensionless) has this
+        unit's dimension, whatever the scale (``u.ms.has_same_dim(u.second)`` is True)."""
+        return self.dim == get_dim(other)
+
     @property
     def astropy(self):
         return self._unit
@@ -312,6 +317,11 @@ class Quantity(BareQuantity):
     @property
     def dim(self) -> Dimension:
         return Dimension(self.unit)
+
+    @property
+    def is_unitless(self) -> bool:
+        """Whether the unit is the plain ``1`` (dimensionless with no scale), as `Unit.is_unitless`."""
+        return Unit(self.unit).is_unitless
 
     @property
     def shape(self):
