@@ -143,7 +143,7 @@ class Trajectory(eqx.Module):
         if not path.endswith(".npz"):
             path += ".npz"
         arrays = {name: np.asarray(value) for name, value in leaves.items()}
-        np.savez(path, **arrays, **{_FORMAT: np.asarray(json.dumps({"version": 1, "units": self.units}))})
+        np.savez(path, **arrays, **{_FORMAT: np.asarray(json.dumps({"version": _VERSION, "units": self.units}))})
         return path
 
     @classmethod
@@ -151,7 +151,7 @@ class Trajectory(eqx.Module):
         """The trajectory that `Trajectory.save` wrote to ``path`` (NumPy arrays).
 
         **Raises:** `FileNotFoundError` for a missing file; `ValueError` for a file that
-        `Trajectory.save` did not write.
+        `Trajectory.save` did not write, a damaged one, or one of another format version.
         """
         path = os.fspath(path)
         if not os.path.exists(path) and os.path.exists(path + ".npz"):
@@ -166,15 +166,31 @@ class Trajectory(eqx.Module):
                     f"Trajectory.load: {path!r} was not written by Trajectory.save (it holds "
                     f"{sorted(data.files)[:8]}); load other arrays with numpy.load."
                 )
-            meta = json.loads(str(data[_FORMAT]))
-            ys = {k[len(_YS):]: data[k] for k in data.files if k.startswith(_YS)}
-            final = {k[len(_FINAL):]: data[k] for k in data.files if k.startswith(_FINAL)}
-            t1 = data["t1"] if "t1" in data.files else None
-            return cls(ts=data["ts"], ys=ys, final_state=final, units=meta["units"], t1=t1)
+            try:
+                # The arrays are read here, one by one: a damaged file fails on the first bad
+                # one with zipfile's or json's own words, which named neither the file nor what to do.
+                meta = json.loads(str(data[_FORMAT]))
+                ys = {k[len(_YS):]: data[k] for k in data.files if k.startswith(_YS)}
+                final = {k[len(_FINAL):]: data[k] for k in data.files if k.startswith(_FINAL)}
+                t1 = data["t1"] if "t1" in data.files else None
+                ts = data["ts"]
+            except (zipfile.BadZipFile, json.JSONDecodeError, ValueError, OSError, EOFError) as err:
+                raise ValueError(
+                    f"Trajectory.load: {path!r} is damaged ({type(err).__name__}: {err}); write it again "
+                    "with Trajectory.save."
+                ) from err
+        version = meta.get("version") if isinstance(meta, dict) else None
+        if version != _VERSION or not isinstance(meta.get("units"), dict):
+            raise ValueError(
+                f"Trajectory.load: {path!r} holds a trajectory of format version {version!r}; this "
+                f"brainmass_eqx reads version {_VERSION} (upgrade brainmass_eqx to read a newer file)."
+            )
+        return cls(ts=ts, ys=ys, final_state=final, units=meta["units"], t1=t1)
 
 
-# The keys of a saved Trajectory's arrays (`Trajectory.save`).
+# The keys of a saved Trajectory's arrays (`Trajectory.save`), and the format it writes.
 _YS, _FINAL, _FORMAT = "ys/", "final_state/", "brainmass_eqx_trajectory"
+_VERSION = 1
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -925,7 +941,10 @@ def simulate(
       `Network` its recorded past (the coupled variable at every step, at least
       ``max_delay`` of it), so that the two runs equal one uninterrupted run. Time goes
       on from its end (``traj.t1``): the samples' times, ``saveat`` and inputs given as a
-      callable or a path are in the continued time (per-step input arrays are this run's).
+      callable or a path are in the continued time (per-step input arrays are this run's),
+      and so is the noise: the same ``key`` continues the first run's noise stream (a new
+      key, independent noise). With ``y0=traj.final_state`` the run starts again at
+      $t = 0$, and the same key replays the first run's noise increments.
     - `inputs`: external inputs by name (see ``model.input_names``), each a plain number
       in the input's unit or a unxt Quantity: a callable ``t -> dict``, a dict of values
       held over the run (a scalar, or shape ``(n_regions,)``: one per region) and per-step
@@ -1063,17 +1082,20 @@ def simulate(
     if isinstance(y0, Trajectory):
         from .network import past_from
 
+        # Its final state first: a Trajectory of another model would otherwise fail on the
+        # past its delays read ("record its coupled variable"), not on what is wrong.
+        checked = _check_y0(model, y0.final_state)
         model = past_from(model, y0, dt_ms)
         t_start = y0.end_time
-        y0 = y0.final_state
+        y0 = checked
+    elif y0 is not None:
+        y0 = _check_y0(model, y0)
     if y0 is None:
         # An initial state drawn from a concrete key (and fixed model values) is computed
         # eagerly even under jit/grad: the compiled program then holds a constant instead
         # of the random-number generator (less to compile). Traced inputs stage as usual.
         with jax.ensure_compile_time_eval():
             y0 = model.init_state(key)
-    else:
-        y0 = _check_y0(model, y0)
     source = _make_source(model, inputs, n_steps, dt_ms)
     if t_start is not None and isinstance(source, (_CallableInputs, _PathInputs)):
         # Inputs that are functions of time read the time since the first run's start;

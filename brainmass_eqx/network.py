@@ -63,6 +63,7 @@ from ._wrapping import AbstractSolverWrapper
 from .coupling import AbstractCoupling, AbstractSummedCoupling, make_coupling
 from .datasets._types import Connectome
 from .models._base import AbstractModel, AbstractModelWrapper, State, default_coupled_state
+from .models._delay_history import recorded_past
 from .solvers import ModelTerm
 
 if TYPE_CHECKING:
@@ -1253,42 +1254,26 @@ def past_from(model: AbstractModel, traj: Any, dt_ms: float) -> AbstractModel:
     uninterrupted run. The history is $h(t) = x(T + t)$ for $t \le 0$, with $T$ the last
     recorded time, interpolated linearly between the samples (exact at the step times).
 
-    **Raises:** `ValueError` if a coupled variable was not recorded, if ``traj`` was not
-    recorded at every step of ``dt_ms``, or if it covers less than ``max_delay``.
+    A model that reads its own past (`WilsonCowanDelayed`) takes it through its
+    ``with_past(traj, dt_ms)``.
+
+    **Raises:** `ValueError` if a coupled (or self-delayed) variable was not recorded, if
+    ``traj`` was not recorded at every step of ``dt_ms`` up to its end, or if it covers less
+    than ``max_delay`` (`models._delay_history.recorded_past`).
     """
     if isinstance(model, AbstractModelWrapper):
         return eqx.tree_at(lambda m: m.model, model, past_from(model.model, traj, dt_ms))
+    if hasattr(model, "with_past"):
+        return model.with_past(traj, dt_ms)
     if not isinstance(model, Network):
         return model
     model = eqx.tree_at(lambda m: m.node, model, past_from(model.node, traj, dt_ms))
     if not model.max_delay > 0:
         return model
-    missing = [v for v in model.coupled_var if v not in traj.ys]
-    if missing:
-        raise ValueError(
-            f"y0: to continue {model._label()} from a Trajectory, record its coupled variable(s) "
-            f"{missing} in the first run (monitors=...): the delays read them up to "
-            f"{model.max_delay:g} ms back. Recorded: {list(traj.ys)}."
-        )
+    recorded = recorded_past(traj, model.coupled_var, dt_ms, model.max_delay, model._label(), "coupled variable(s)")
     n = traj.ts.shape[0]
-    if not isinstance(traj.ts, jax.core.Tracer):  # a Trajectory passed into jax.jit: not checkable
-        steps = np.diff(np.asarray(traj.ts, dtype=np.float64))
-        # float32 sample times carry rounding of about 1e-4 of a step at 100 ms.
-        if n < 2 or not np.allclose(steps, dt_ms, rtol=1e-2, atol=0.0):
-            raise ValueError(
-                f"y0: to continue {model._label()} from a Trajectory, the first run must record every "
-                f"step (sample_every=1 at dt = {dt_ms:g} ms): the delays read its past step by step. "
-                f"This one is sampled every {steps[0] if steps.size else float('nan'):g} ms."
-            )
-    covered = (n - 1) * dt_ms
-    if covered < model.max_delay - 1e-6 * dt_ms:
-        raise ValueError(
-            f"y0: the Trajectory covers {covered:g} ms, but the delays of {model._label()} read "
-            f"{model.max_delay:g} ms back; record a longer first run (or a shorter transient)."
-        )
     # The samples' times on the step grid itself, so that h(m dt) is the sample exactly.
     times = jnp.asarray((np.arange(n) - (n - 1)) * dt_ms, dtype=jnp.result_type(float))
-    recorded = {v: jnp.asarray(traj.ys[v]) for v in model.coupled_var}
 
     def history(t):
         return {v: jax.vmap(lambda column: jnp.interp(t, times, column), in_axes=1)(x) for v, x in recorded.items()}

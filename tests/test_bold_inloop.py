@@ -302,15 +302,29 @@ def test_bad_tr_and_duration():
         simulate_bold(model, 100.0, dt=0.1, tr=10.0, sample_every=3)
 
 
-def test_a_bold_run_restarts_from_its_final_state_not_its_recording():
-    # A BOLD run records BOLD only: its Trajectory cannot be continued step for step, and
-    # the message says to start from its final state (neural and haemodynamic) instead.
-    model = Hopf(n_regions=2, a=0.1, w=0.06, init_x=0.2)
-    kwargs = dict(dt=1.0, tr=100.0, driver=lambda m, s: s["x"] ** 2, scale=50.0)
+def test_a_bold_run_continues_from_its_trajectory():
+    """y0=traj continues a BOLD run as simulate does: time and (same key) noise go on, so the
+    two runs equal one. It was refused, and the advice (y0=traj.final_state) restarted the
+    time at 0 and, with the same key, replayed the first run's noise (correlation 1.0)."""
+    from brainmass_eqx.network import Network
+    from brainmass_eqx.noise import WhiteNoise, with_noise
+
+    model = with_noise(Hopf(n_regions=2, a=-0.5, w=0.3), noise_x=WhiteNoise(0.5))
+    kwargs = dict(dt=1.0, tr=100.0, key=jax.random.key(0))
     first = simulate_bold(model, 2_000.0, **kwargs)
-    with pytest.raises(TypeError, match=r"simulate_bold: `y0` is a Trajectory; a BOLD run records BOLD only, .* Pass y0=traj\.final_state"):
-        simulate_bold(model, 2_000.0, y0=first, **kwargs)
-    second = np.asarray(simulate_bold(model, 2_000.0, y0=first.final_state, **kwargs)["bold"])
-    whole = np.asarray(simulate_bold(model, 4_000.0, **kwargs)["bold"])
-    # Equal up to float32 rounding (the compensated haemodynamic step restarts its sums).
-    np.testing.assert_allclose(second, whole[20:], atol=1e-4 * np.abs(whole).max())
+    second = simulate_bold(model, 2_000.0, y0=first, **kwargs)
+    whole = simulate_bold(model, 4_000.0, **kwargs)
+    np.testing.assert_allclose(np.asarray(second.ts), np.asarray(whole.ts[20:]))
+    np.testing.assert_allclose(np.asarray(second["bold"]), np.asarray(whole["bold"][20:]), atol=1e-5 * np.abs(whole["bold"]).max())
+    # The final state restarts at t = 0 (same key: the first run's noise again).
+    restarted = simulate_bold(model, 2_000.0, y0=first.final_state, **kwargs)
+    assert float(restarted.ts[0]) == 100.0
+    assert np.abs(np.asarray(restarted["bold"]) - np.asarray(whole["bold"][20:])).max() > 0.1 * np.abs(whole["bold"]).max()
+    # A neural Trajectory without haemodynamic states: they start at rest, time goes on.
+    plain = Hopf(n_regions=2, a=0.1, w=0.06, init_x=0.2)
+    assert float(simulate_bold(plain, 200.0, dt=1.0, tr=100.0, y0=simulate(plain, 50.0, dt=1.0)).ts[0]) == 150.0
+    # A delayed network needs its past at every step, which a BOLD run does not record.
+    net = Network(Hopf(n_regions=2, a=-0.1), np.ones((2, 2)) - np.eye(2), delays=np.full((2, 2), 3.0), k=0.5)
+    delayed = simulate_bold(net, 20.0, dt=0.1, tr=u.Quantity(1.0, "ms"))
+    with pytest.raises(ValueError, match=r"simulate_bold: `y0` is a Trajectory, but Network\(Hopf\) has delays .* use chunk="):
+        simulate_bold(net, 20.0, dt=0.1, tr=u.Quantity(1.0, "ms"), y0=delayed)

@@ -326,6 +326,23 @@ def test_wilson_cowan_delayed_reads_its_past():
     np.testing.assert_allclose(np.asarray(sized["rE"]), np.asarray(delayed["rE"]), atol=1e-7)
 
 
+def test_wilson_cowan_delayed_continues_with_its_recorded_past():
+    """simulate(..., y0=traj) gives WilsonCowanDelayed its recorded past, as a delayed
+    Network: the two runs equal one. It restarted from a constant past (its own delays
+    were not carried over), 0.1 off the one run (rates of 0.1-0.5)."""
+    model = M.WilsonCowanDelayed(2, init_rE=jnp.array([0.1, 0.4]), init_rI=0.05, delay_EE=4.0, delay_IE=4.0)
+    run = dict(dt=0.1, inputs={"rE": jnp.array([1.0, 2.0])})
+    whole = simulate(model, 12.0, **run)
+    first = simulate(model, 6.0, **run)
+    second = simulate(model, 6.0, y0=first, **run)
+    for name in ("rE", "rI"):
+        np.testing.assert_allclose(np.asarray(second[name]), np.asarray(whole[name][60:]), atol=1e-6)
+    restarted = simulate(model, 6.0, y0=first.final_state, **run)
+    assert np.abs(np.asarray(restarted["rE"]) - np.asarray(whole["rE"][60:])).max() > 1e-3
+    with pytest.raises(ValueError, match=r"WilsonCowanDelayed from a Trajectory, record its delayed variable\(s\) \['rI'\]"):
+        simulate(model, 6.0, y0=simulate(model, 6.0, monitors=["rE"], **run), **run)
+
+
 def test_wilson_cowan_delayed_ceil_rounds_up_like_brainmass():
     """'ceil' reads ceil(d / dt) whole steps back: 0.30005 ms at dt 0.1 is 4 steps (a fixed
     1e-2-step tolerance read it as 3), while 0.3 ms, 3.0000001 steps in float32, stays 3."""

@@ -409,6 +409,44 @@ def test_a_saved_trajectory_continues_the_run(tmp_path):
         jax.jit(lambda k: bm.simulate(delayed(k=k), DUR, dt=DT).save(tmp_path / "x"))(0.5)
 
 
+def test_a_continuation_refuses_a_recording_that_stops_before_the_end_or_another_models():
+    """The past is read backwards from the Trajectory's end: a saveat recording that stopped
+    5 ms short of it shifted the whole past by 5 ms without a sign (0.04 off the one run).
+    A Trajectory of another model is named as such, not as a missing coupled variable."""
+    net = delayed(speed=2.0)
+    early = bm.simulate(net, 30.0, dt=DT, saveat=jnp.arange(1, 251) * DT)  # to 25 ms of 30
+    with pytest.raises(ValueError, match=r"its samples must run to its end \(30 ms, .*\); the last is at 25 ms"):
+        bm.simulate(net, 5.0, dt=DT, y0=early)
+    other = bm.simulate(bm.JansenRit(N), 30.0, dt=DT)
+    with pytest.raises(ValueError, match=r"y0 must give exactly the states \['x', 'y'\] of Network\(Hopf\); missing"):
+        bm.simulate(net, 5.0, dt=DT, y0=other)
+
+
+def test_a_damaged_or_newer_trajectory_file_is_named(tmp_path):
+    """A damaged .npz (a bad CRC) raised zipfile's BadZipFile, naming neither the file nor
+    the fix; a file of another format version was read as if it were this one."""
+    import json
+    import zipfile
+
+    path = bm.simulate(hopf(), DUR, dt=DT).save(tmp_path / "run")
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    name = next(n for n in members if n.startswith("ys/"))
+    data = bytearray(members[name])
+    data[-4:] = b"\xff\xff\xff\xff"  # the last value's bytes, under the old CRC
+    with zipfile.ZipFile(tmp_path / "damaged.npz", "w") as z:
+        for n, raw in members.items():
+            z.writestr(n, raw)
+    raw_zip = (tmp_path / "damaged.npz").read_bytes()
+    (tmp_path / "damaged.npz").write_bytes(raw_zip.replace(members[name], bytes(data)))
+    with pytest.raises(ValueError, match=r"damaged.npz' is damaged \(BadZipFile: Bad CRC-32"):
+        bm.Trajectory.load(tmp_path / "damaged.npz")
+    np.savez(tmp_path / "newer.npz", ts=np.arange(3.0),
+             brainmass_eqx_trajectory=np.asarray(json.dumps({"version": 2, "units": {}})))
+    with pytest.raises(ValueError, match=r"format version 2; this brainmass_eqx reads version 1"):
+        bm.Trajectory.load(tmp_path / "newer.npz")
+
+
 def test_history_function_is_read_for_t_le_0():
     """One step of an additive network with 1-step delays reads h(-dt); with zero delays
     the first step reads h(0), not y0 (brainmass's first step reads its delay_init)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import diffrax as dfx
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
@@ -20,7 +21,7 @@ from jaxtyping import Array, ArrayLike
 from .._history import ceil_steps
 from .._wrapping import AbstractSolverWrapper
 
-__all__ = ["history_init", "history_push", "history_read", "SelfDelaySolver", "INTERPOLATIONS"]
+__all__ = ["history_init", "history_push", "history_read", "SelfDelaySolver", "INTERPOLATIONS", "recorded_past"]
 
 #: Ways to read between grid points: linear interpolation (differentiable w.r.t. the
 #: delay), the nearest step, or brainmass's ``ceil(delay / dt)`` whole steps.
@@ -81,6 +82,68 @@ def history_read(
     return a + frac * (b - a)
 
 
+def recorded_past(
+    traj: Any, names: Any, dt_ms: float, span_ms: float, label: str, what: str = "delayed variable(s)"
+) -> dict[str, Array]:
+    r"""The past that ``traj`` recorded of the variables ``names``, for a delayed model that
+    continues the run (`simulate` with ``y0=traj``): ``{name: array (n, ...)}``, row
+    ``n - 1 - m`` the value $m$ steps before the end of ``traj`` ($m = 0$: its final state).
+
+    The rows are only that past if ``traj`` sampled every step of ``dt_ms`` up to its end
+    (its last sample is ``traj.end_time``, where the continuation starts), so this is
+    checked: a ``saveat`` that stopped short of the end, or samples off the step grid,
+    would shift the whole past in time without a sign.
+
+    ``what`` names the variables in the error (a Network's "coupled variable(s)").
+
+    **Raises:** `ValueError` naming what is missing: a variable not recorded, samples not
+    one step apart, a last sample before the run's end, or a recording shorter than
+    ``span_ms`` (the longest delay).
+    """
+    missing = [v for v in names if v not in traj.ys]
+    if missing:
+        raise ValueError(
+            f"y0: to continue {label} from a Trajectory, record its {what} {missing} in the "
+            f"first run (monitors=...): the delays read them up to {span_ms:g} ms back. Recorded: "
+            f"{list(traj.ys)}."
+        )
+    n = traj.ts.shape[0]
+    if not isinstance(traj.ts, jax.core.Tracer):  # a Trajectory passed into jax.jit: not checkable
+        ts = np.asarray(traj.ts, dtype=np.float64)
+        steps = np.diff(ts)
+        # float32 sample times carry rounding of about 1e-4 of a step at 100 ms.
+        if n < 2 or not np.allclose(steps, dt_ms, rtol=1e-2, atol=0.0):
+            raise ValueError(
+                f"y0: to continue {label} from a Trajectory, the first run must record every "
+                f"step (sample_every=1 at dt = {dt_ms:g} ms): the delays read its past step by step. "
+                + (f"This one is sampled every {steps[0]:g} ms." if steps.size else f"This one has {n} sample(s).")
+            )
+        end = traj.end_time
+        if not isinstance(end, jax.core.Tracer) and abs(float(end) - ts[-1]) > 1e-2 * dt_ms:
+            raise ValueError(
+                f"y0: to continue {label} from a Trajectory, its samples must run to its end "
+                f"({float(end):g} ms, where the continuation starts); the last is at {ts[-1]:g} ms "
+                "(a saveat that stops short of the run's end?). Record every step to the end "
+                "(sample_every=1, no saveat)."
+            )
+    covered = (n - 1) * dt_ms
+    if covered < span_ms - 1e-6 * dt_ms:
+        raise ValueError(
+            f"y0: the Trajectory covers {covered:g} ms, but the delays of {label} read "
+            f"{span_ms:g} ms back; record a longer first run (or a shorter transient)."
+        )
+    return {v: jnp.asarray(traj.ys[v]) for v in names}
+
+
+def history_from_past(past: Array, n_slots: int) -> Array:
+    """A buffer of ``n_slots`` (newest entry at index 0, as `history_init` leaves it)
+    holding the last rows of ``past`` (oldest first, newest last); slots beyond its
+    length hold its oldest row."""
+    back = np.arange(n_slots)  # slot s holds the value (-s mod n_slots) steps back
+    rows = np.maximum(past.shape[0] - 1 - (-back % n_slots), 0)
+    return jnp.asarray(past)[rows]
+
+
 class _WithExtraInputs(eqx.Module):
     """An input source that adds fixed entries (the delayed values) to another source."""
 
@@ -99,7 +162,7 @@ class SelfDelaySolver(AbstractSolverWrapper):
     ``t - delay`` and handed to the model as the input ``key``; it is held over the step
     (also over the stages of a multi-stage solver, as brainmass holds its prefetched
     delays). After the step the new state is appended. The past before ``t = 0`` is the
-    initial state.
+    initial state, or ``past``.
 
     **Arguments:**
 
@@ -111,6 +174,9 @@ class SelfDelaySolver(AbstractSolverWrapper):
     - `interpolation`: one of `INTERPOLATIONS`.
     - `dt`: the step (ms) the lags are counted in; None: each step's ``t1 - t0`` (which on a
       float32 time grid jitters by an ulp of ``t``, enough to move a ``'ceil'`` read).
+    - `past`: None (a constant past, the initial state), or ``{state name: array (P, ...)}``,
+      the values at the last ``P`` steps, oldest first, the last row at ``t = 0`` (a
+      continued run's recorded past, `recorded_past`).
 
     The delays are held here rather than read from the solved model, which may be a
     wrapper around the delayed node (a `Network`, a noisy model).
@@ -123,6 +189,7 @@ class SelfDelaySolver(AbstractSolverWrapper):
     interpolation: str = eqx.field(static=True, default="linear")
     owner: str = eqx.field(static=True, default="model")
     dt: float | None = eqx.field(static=True, default=None)
+    past: dict | None = None
 
     # The dense output of the inner solver is for the inner state only: keep it linear.
     interpolation_cls = dfx.LocalLinearInterpolation
@@ -131,7 +198,13 @@ class SelfDelaySolver(AbstractSolverWrapper):
         return tuple(dict.fromkeys(var for _, var, _ in self.reads))
 
     def init(self, terms, t0, t1, y0, args):
-        buffers = {var: history_init(y0[var], self.n_slots)[0] for var in self._variables()}
+        if self.past is None:
+            buffers = {var: history_init(y0[var], self.n_slots)[0] for var in self._variables()}
+        else:
+            buffers = {
+                var: history_from_past(self.past[var], self.n_slots).astype(jnp.result_type(y0[var]))
+                for var in self._variables()
+            }
         inner = self.solver.init(terms, t0, t1, y0, args)
         return inner, buffers, jnp.zeros((), jnp.int32)
 

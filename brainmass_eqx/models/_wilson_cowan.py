@@ -11,7 +11,7 @@ import numpy as np
 from .._param import read
 from .._units import to_ms
 from ._base import AbstractModel, initial, parameter
-from ._delay_history import INTERPOLATIONS, SelfDelaySolver, slots_for
+from ._delay_history import INTERPOLATIONS, SelfDelaySolver, recorded_past, slots_for
 from ._math import relu, shifted_sigmoid
 
 __all__ = [
@@ -340,6 +340,8 @@ class WilsonCowanDelayed(_SigmoidEI):
       default the largest of the given delays. Give it when the delays are traced or will
       be fitted.
     - `interpolation`: ``'linear'`` (default), ``'nearest'`` or ``'ceil'``.
+    - `past`: leave None (the past before the start is the initial state); `simulate`
+      sets it (`with_past`) when a run continues from a Trajectory, ``y0=traj``.
     """
 
     # The Delayed, Adaptive and ThreePopulation variants name the weights the other way.
@@ -356,6 +358,9 @@ class WilsonCowanDelayed(_SigmoidEI):
     init_rI: object = initial(0.0)
     max_delay: float | None = eqx.field(default=None, static=True)
     interpolation: str = eqx.field(default="linear", static=True)
+    #: The past before ``t = 0`` (``{'rE', 'rI': (P, n_regions)}``, oldest first) of a run
+    #: continued from a Trajectory (`with_past`); None: the initial state (constant past).
+    past: dict | None = None
 
     supports_adaptive: ClassVar = False
 
@@ -403,8 +408,21 @@ class WilsonCowanDelayed(_SigmoidEI):
         step = _HISTORY_DT_FLOOR_MS if dt is None else dt
         delays = {name: getattr(self, name) for _, _, name in _DELAYED_READS}
         return SelfDelaySolver(
-            solver, _DELAYED_READS, delays, slots_for(self.max_delay, step), self.interpolation, type(self).__name__, dt
+            solver, _DELAYED_READS, delays, slots_for(self.max_delay, step), self.interpolation, type(self).__name__, dt,
+            self.past,
         )
+
+    def with_past(self, traj, dt_ms: float) -> WilsonCowanDelayed:
+        """This model with its past taken from ``traj`` (the rates it recorded at every
+        step, at least ``max_delay`` of them), so that ``simulate(model, ..., y0=traj)``
+        continues that run instead of restarting from a constant past. `simulate` calls
+        it; see `brainmass_eqx.network.past_from`.
+
+        **Raises:** `ValueError` if ``traj`` did not record ``rE`` and ``rI`` at every step
+        of ``dt_ms`` to its end, over at least ``max_delay``.
+        """
+        past = recorded_past(traj, ("rE", "rI"), dt_ms, self.max_delay, type(self).__name__)
+        return eqx.tree_at(lambda m: m.past, self, past, is_leaf=lambda x: x is None)
 
     def _delayed(self, state, inputs, key, var):
         # The solver wrapper supplies the past; evaluated without it (diffrax's own shape

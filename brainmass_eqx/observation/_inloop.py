@@ -22,6 +22,7 @@ against SciPy): q within 1.2e-7 and BOLD within 1.1e-8 with `BOLDSolver`; 3.4e-4
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -428,7 +429,13 @@ def simulate_bold(
     - `monitors`: what to record every TR besides ``'bold'``, which is always recorded:
       a name, a list of names or callables, or a dict ``{out_name: name | callable}`` as
       for `simulate` (any state or observable of the `WithBOLD` model).
-    - `y0`: initial state; the haemodynamic states may be omitted (rest).
+    - `y0`: initial state; the haemodynamic states may be omitted (rest). Or the
+      `Trajectory` of an earlier run, to continue it as `simulate` does: time, inputs
+      given as functions of time and (with the same ``key``) the noise go on from its end,
+      so that the two runs equal one. A delayed network also needs its past at every
+      step, which a BOLD run does not record (raises: use ``chunk=`` for a long run in
+      pieces). ``y0=traj.final_state`` instead starts a new run at $t = 0$; give it a new
+      ``key``, as the same key replays the first run's noise.
     - `kwargs`: passed to `simulate` (``solver``, ``key``, ``inputs``, ``chunk``,
       ``progress``, ``adjoint``, ``check_finite``, ...).
 
@@ -447,19 +454,32 @@ def simulate_bold(
             )
     else:
         model = WithBOLD(model, "x" if driver is None else driver, balloon, 1.0 if scale is None else scale)
-    if y0 is not None:
-        if isinstance(y0, Trajectory):
-            # Its recording holds BOLD every TR, not the past a delayed network reads.
-            raise TypeError(
-                "simulate_bold: `y0` is a Trajectory; a BOLD run records BOLD only, not the past a "
-                "delayed network reads, so it cannot be continued step for step. Pass "
-                "y0=traj.final_state to start from its end state (neural and haemodynamic; a "
-                "delayed network then starts from a constant past)."
-            )
+    rest = model.balloon.init_state(model.n_regions)
+    rest = {long: rest[short] for long, short in _BOLD_STATES.items()}
+    if isinstance(y0, Trajectory):
+        # A continuation, as for `simulate`: time and noise go on from the earlier run's end.
+        # (Refused before, the advice was y0=traj.final_state: time restarted at 0 and the
+        # same key replayed the first run's noise.) A delayed model also needs its past at
+        # every step, which a BOLD run records only when tr == dt.
+        from ..network import past_from
+
+        try:
+            past_from(model, y0, dt_ms)
+        except ValueError as err:
+            raise ValueError(
+                f"simulate_bold: `y0` is a Trajectory, but {model.model._label()} has delays and a BOLD "
+                f"run records every TR, not the past they read step by step ({err}). For a long BOLD "
+                "run in pieces use chunk= (equal to one run, constant device memory). y0=traj.final_state "
+                "starts a new run from its end state instead, from a constant past and at t = 0, with "
+                "a new key (e.g. jax.random.fold_in(key, 1)): the same key would replay the first "
+                "run's noise."
+            ) from err
+        # A Trajectory of the neural model alone: the haemodynamics start at rest.
+        y0 = dataclasses.replace(y0, final_state={**rest, **y0.final_state})
+    elif y0 is not None:
         if not isinstance(y0, Mapping):
             raise TypeError(f"simulate_bold: `y0` must be a dict {{state name: array}}, got {type(y0).__name__}.")
-        rest = model.balloon.init_state(model.n_regions)
-        y0 = {**{long: rest[short] for long, short in _BOLD_STATES.items()}, **y0}
+        y0 = {**rest, **y0}
     skip = _as_steps(transient, "transient", dt_ms, inexact="floor")
     if skip < 0:
         raise ValueError(f"simulate_bold: `transient` must be >= 0, got {skip} steps.")
