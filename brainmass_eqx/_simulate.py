@@ -827,12 +827,17 @@ def _check_stop(stop, recorded, final, model_name, t_end, max_steps):
         return recorded, final
     if result == dfx.RESULTS.successful:
         return recorded, final
-    sizes = {name: float(np.max(np.abs(np.asarray(v)))) for name, v in final.items()}
-    name = max(sizes, key=lambda n: sizes[n] if math.isfinite(sizes[n]) else math.inf)
+    # Under an eager jax.grad/jacfwd the solve's outcome is concrete but the state is not
+    # (reading it raised TracerArrayConversionError instead of this message): omit its size.
+    where = ""
+    if not is_traced(final):
+        sizes = {name: float(np.max(np.abs(np.asarray(v)))) for name, v in final.items()}
+        name = max(sizes, key=lambda n: sizes[n] if math.isfinite(sizes[n]) else math.inf)
+        where = f"There, max |{name}| = {sizes[name]:.4g}. "
     budget = result == dfx.RESULTS.max_steps_reached
     raise RuntimeError(
         f"{model_name}: the solve stopped at t = {float(t_stop):.6g} ms of {t_end:g} ms after "
-        f"{int(n_taken)} steps: {dfx.RESULTS[result]} There, max |{name}| = {sizes[name]:.4g}. "
+        f"{int(n_taken)} steps: {dfx.RESULTS[result]} {where}"
         + ("A state growing without bound means the model diverges (check the parameters and "
            f"inputs; a fixed-step run names the time it became inf); else give max_steps > {max_steps}, "
            "loosen rtol/atol, or use a stiff solver (diffrax.Kvaerno5())." if budget else "")
@@ -1045,18 +1050,22 @@ def simulate(
     solver = ExponentialEuler() if solver is None else solver
     if not isinstance(solver, dfx.AbstractSolver):
         raise TypeError(f"solver must be a diffrax solver, got {type(solver).__name__}.")
+    # Tsit5/Dopri5 are ODE solvers: a noisy model needs an SDE solver with an error estimate.
+    adaptive_solvers = (
+        "diffrax.Heun() / SPaRK() / ShARK()" if getattr(model, "is_stochastic", False) else "diffrax.Tsit5() / Dopri5()"
+    )
     if isinstance(solver, ExponentialEuler) and stepsize_controller is not None and not isinstance(
         stepsize_controller, dfx.ConstantStepSize
     ):
         raise ValueError(
             "solver ExponentialEuler has no error estimate and cannot adapt its step: drop "
-            "stepsize_controller, or use an adaptive solver such as diffrax.Tsit5()."
+            f"stepsize_controller, or use an adaptive solver such as {adaptive_solvers}."
         )
     if stepsize_controller is not None and not isinstance(stepsize_controller, dfx.ConstantStepSize):
         if is_fixed_step_only(solver):
             raise ValueError(
                 f"solver {type(solver).__name__} has no error estimate and cannot take an adaptive "
-                "stepsize_controller; use diffrax.Tsit5() / Dopri5() or drop stepsize_controller."
+                f"stepsize_controller; use {adaptive_solvers} or drop stepsize_controller."
             )
         if not getattr(model, "supports_adaptive", True):
             raise ValueError(
@@ -1138,10 +1147,13 @@ def simulate(
                 raise ValueError(f"saveat must be a 1-D array of times, got shape {ts.shape}.")
             # A continued run's saveat is in the continued time, like its ts.
             origin = 0.0 if t_start is None or is_traced(t_start) else float(t_start)
-            if not is_traced(ts) and (
-                np.any(np.diff(np.asarray(ts)) < 0)
-                or float(ts[0]) < origin
-                or float(ts[-1]) > origin + n_steps * dt_ms + 1e-9
+            # Checked on a host copy: under jax.jit even indexing a concrete array is traced
+            # (float(ts[0]) raised ConcretizationTypeError for a constant saveat).
+            host_ts = None if is_traced(ts) else np.asarray(ts)
+            if host_ts is not None and (
+                np.any(np.diff(host_ts) < 0)
+                or host_ts[0] < origin
+                or host_ts[-1] > origin + n_steps * dt_ms + 1e-9
             ):
                 raise ValueError(
                     f"saveat must be non-decreasing times within [{origin:g}, {origin + n_steps * dt_ms:g}] ms"

@@ -374,8 +374,9 @@ class Network(AbstractModel):
     speed: Any
     delays: Any
     history: Any
-    noise: Any
     sources: Array | None
+    # Whether `noise=` was given: the spec itself lives in the node only (see `noise`).
+    has_network_noise: bool = eqx.field(static=True)
     coupled_var: tuple[str, ...] = eqx.field(static=True)
     target: tuple[str, ...] = eqx.field(static=True)
     self_connection: bool = eqx.field(static=True)
@@ -476,7 +477,7 @@ class Network(AbstractModel):
         self._check_traced_values()
         self.history = self._check_history(history, node, self.coupled_var)
 
-        self.noise = noise
+        self.has_network_noise = noise is not None
         if noise is not None:
             node = self._attach_noise(node, noise)
         self.node = node
@@ -889,6 +890,18 @@ class Network(AbstractModel):
             Network._check_finite(value, f"history[{c!r}]")
             out[c] = value
         return out
+
+    @property
+    def noise(self):
+        """The spec given as ``noise=`` (bound to the coupling input's unit), or None.
+
+        It is read from the node, where it acts: a second copy kept here was a pytree leaf
+        that did nothing, so a `Param` in it was fitted twice (``noise.sigma`` with a
+        gradient of exactly 0 besides ``node.noise.<input>.sigma``), and changing it with
+        ``eqx.tree_at`` changed nothing.
+        """
+        specs = getattr(self.node, "noise", None) if self.has_network_noise else None
+        return specs.get(self.target[0]) if isinstance(specs, dict) else None
 
     def _attach_noise(self, node, noise):
         try:

@@ -203,9 +203,16 @@ class Substeps(AbstractSolverWrapper):
 
 
 def is_fixed_step_only(solver: dfx.AbstractSolver) -> bool:
-    """Whether ``solver`` has no error estimate (so cannot adapt its step)."""
+    """Whether ``solver`` has no error estimate (so cannot adapt its step).
+
+    diffrax's stochastic Runge-Kutta solvers (``ShARK``, ``SRA1``, ``SPaRK``, ...) are
+    not all `AbstractAdaptiveSolver` subclasses (``SPaRK`` is), but every one whose tableau
+    has an embedded error (``b_error``) returns an error estimate a ``PIDController`` uses.
+    """
     if isinstance(solver, (ExponentialEuler, RK4, Substeps)):
         return True
+    if isinstance(solver, dfx.AbstractSRK):
+        return solver.tableau.b_error is None
     return not isinstance(solver, dfx.AbstractAdaptiveSolver)
 
 

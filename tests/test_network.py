@@ -508,6 +508,19 @@ def test_params_are_trainable_leaves():
     assert len(jax.tree_util.tree_leaves(trainable)) == 2
 
 
+def test_network_noise_is_one_trainable_leaf():
+    # Network(noise=...) kept the spec as a field of its own besides the copy attached to the
+    # node: a Param in it was two trainable leaves, one (the Network's) without any effect
+    # (a fit trained 'noise.sigma' with a gradient of exactly 0; eqx.tree_at on it did nothing).
+    spec = bm.OUProcess(bm.Param(0.05, bounds=(0.0, 1.0)), tau=5.0)
+    net = delayed(noise=spec)
+    trainable, _ = bm.partition_trainable(net)
+    assert len(jax.tree_util.tree_leaves(trainable)) == 1
+    assert net.noise is net.node.noise["x"]  # the spec that acts, read from the node
+    np.testing.assert_allclose(float(net.noise.sigma.value), 0.05)
+    assert delayed().noise is None
+
+
 def test_distances_that_look_like_metres_are_named():
     # No whole-brain tract is under a millimetre: plain numbers that small are most likely
     # metres. A warning (at the user's line), not an error; a Quantity says what it is.

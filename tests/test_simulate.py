@@ -521,6 +521,44 @@ def test_an_adaptive_run_that_diverges_says_where_it_stopped():
         jax.block_until_ready(run(unstable))
 
 
+def test_an_adaptive_run_that_diverges_under_grad_says_where_it_stopped():
+    # Under an eager jax.grad the solve's outcome is concrete but its final state is a
+    # tracer: the message's max |x| read it and raised TracerArrayConversionError instead.
+    def loss(gamma):
+        model = bx.Linear(2, gamma=gamma, init_x=jnp.array([1.0, 0.0]))
+        return jnp.sum(bx.simulate(model, 40.0, dt=0.1, solver=dfx.Tsit5(),
+                                   stepsize_controller=dfx.PIDController(rtol=1e-5, atol=1e-7))["x"])
+
+    with pytest.raises(RuntimeError, match=r"Linear: the solve stopped at t = 17\.\d+ ms of 40 ms after \d+ steps"):
+        jax.grad(loss)(5.0)
+
+
+def test_saveat_given_as_a_constant_runs_under_jit():
+    # Its eager check read float(ts[0]), which jax.jit traces even for a constant array:
+    # ConcretizationTypeError for any simulate(saveat=...) inside jit.
+    ts = jnp.array([0.5, 1.0, 2.0])
+    run = jax.jit(lambda a: bx.simulate(hopf(a=a), 2.0, dt=0.1, saveat=ts)["x"])
+    np.testing.assert_allclose(run(0.2), bx.simulate(hopf(a=0.2), 2.0, dt=0.1, saveat=ts)["x"], rtol=1e-12)
+    backwards = ts[::-1]  # a constant too: still refused eagerly, by name
+    with pytest.raises(ValueError, match="saveat must be non-decreasing times"):
+        jax.jit(lambda a: bx.simulate(hopf(a=a), 2.0, dt=0.1, saveat=backwards)["x"])(0.2)
+
+
+def test_stochastic_runge_kutta_solvers_with_an_error_estimate_adapt():
+    # diffrax's ShARK and SRA1 carry an embedded error estimate but are not
+    # AbstractAdaptiveSolvers: they were refused ("no error estimate") with advice to use
+    # Tsit5 / Dopri5, ODE solvers, for a noisy model.
+    noisy = bx.with_noise(hopf(), {"x": bx.WhiteNoise(0.1)})
+    pid = dfx.PIDController(rtol=1e-3, atol=1e-4, dtmax=0.5)
+    for solver in (dfx.ShARK(), dfx.SRA1()):
+        traj = bx.simulate(noisy, 2.0, dt=0.05, solver=solver, stepsize_controller=pid, key=jax.random.key(0))
+        assert np.all(np.isfinite(np.asarray(traj["x"]))), type(solver).__name__
+    with pytest.raises(ValueError, match=r"SEA has no error estimate .* use diffrax\.Heun\(\) / SPaRK\(\) / ShARK\(\)"):
+        bx.simulate(noisy, 2.0, dt=0.05, solver=dfx.SEA(), stepsize_controller=pid, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"ExponentialEuler has no error estimate .* such as diffrax\.Heun\(\)"):
+        bx.simulate(noisy, 2.0, dt=0.05, stepsize_controller=pid, key=jax.random.key(0))
+
+
 def test_divergence_after_the_last_sample_is_reported():
     unstable = bx.Linear(2, gamma=5.0, init_x=jnp.array([1.0, 0.0]))
     with pytest.warns(UserWarning, match="only one sample"), pytest.raises(
