@@ -297,11 +297,15 @@ class Param(eqx.Module):
         # The unit and the transform's bounds are what a reader needs to check a fit's
         # set-up; they used to be missing ('Param(10.0, fit=True, transform=Sigmoid)').
         if isinstance(self.raw, jax.core.Tracer):
-            v = "<traced>"
+            value = f"<traced> {self.unit}" if self.unit else "<traced>"
+        elif self.raw is None or np.asarray(self.raw).dtype.kind not in "fiu":
+            # A filter spec's Param (raw True/False, `trainable_spec`) or the empty half of
+            # an eqx.partition (raw None): no value to transform (printing one crashed).
+            value = f"raw={self.raw!r}"
         else:
             arr = np.asarray(self.value, dtype=float)
             v = f"{float(arr):.6g}" if arr.ndim == 0 else np.array2string(arr, precision=6, threshold=8)
-        value = f"{v} {self.unit}" if self.unit else v
+            value = f"{v} {self.unit}" if self.unit else v
         fields = [f for f in dataclasses.fields(self.transform) if f.init]
         settings = ", ".join(f"{f.name}={getattr(self.transform, f.name):g}" for f in fields)
         transform = f"{type(self.transform).__name__}({settings})" if settings else type(self.transform).__name__

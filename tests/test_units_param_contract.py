@@ -198,6 +198,18 @@ def test_param_repr_shows_unit_and_bounds():
     assert repr(jr.be) == "Param(110 Hz, fit=True, transform=Sigmoid(lower=60, upper=140))"
 
 
+def test_filter_specs_and_partition_halves_print():
+    # trainable_spec's Params hold True/False and eqx.partition's other half None: printing
+    # either ran the transform on them ("logistic does not accept dtype bool").
+    net = bx.Network(bx.Hopf(2, a=bx.Param(0.2, bounds=(0.0, 1.0))), jnp.ones((2, 2)), k=bx.Param(0.3, fit=False))
+    spec = bx.trainable_spec(net)
+    text = repr(spec)
+    assert "a=Param(raw=True, fit=True, transform=Sigmoid(lower=0, upper=1))" in text
+    assert "k=Param(raw=False, fit=False, transform=Identity)" in text
+    trainable, _ = eqx.partition(net, spec)
+    assert "k=Param(raw=None, fit=False" in repr(trainable)
+
+
 def test_printed_models_show_parameter_values():
     # equinox's default repr shows `a=f32[]`, which tells a reader nothing about the model.
     hopf = bx.Hopf(2, a=bx.Param(0.2, bounds=(-1.0, 1.0)), w=jnp.array([0.1, 0.3]))
