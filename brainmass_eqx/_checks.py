@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -35,6 +37,15 @@ def is_traced(tree: Any) -> bool:
     """Whether any leaf of ``tree`` (an array, a model, a batch) is a JAX tracer: its
     values are unknown, so eager checks of them are skipped (or deferred to run time)."""
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+def checked_as_run_starts(value: Any, bad: Any, rule: str) -> Any:
+    """``value``, checked when the run reads it (`eqx.error_if`): the construction check of
+    a value it cannot read, one traced because it was built inside ``jax.jit`` /
+    ``jax.vmap`` / ``jax.grad``. ``bad``: a mask of the entries that break ``rule``, the
+    message (``"Network: k must be finite"``), which is raised if any is True."""
+    message = f"{rule}; it was traced (under jax.jit / vmap / grad), so this is checked as the run starts."
+    return eqx.error_if(value, jnp.any(bad), message)
 
 
 def positive_ms(value: Any, name: str) -> float:

@@ -55,7 +55,13 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from . import _history as hist
-from ._checks import did_you_mean, is_traced, refuse_non_finite, user_stacklevel
+from ._checks import (
+    checked_as_run_starts,
+    did_you_mean,
+    is_traced,
+    refuse_non_finite,
+    user_stacklevel,
+)
 from ._native import native_kernels_available
 from ._param import Param, read
 from ._units import check_real, is_quantity, to_canonical, to_ms
@@ -511,9 +517,7 @@ class Network(AbstractModel):
             if value is None or _is_sparse(value) or (name == "conn" and self.sources is not None):
                 continue
             if is_traced(read(value)):
-                message = (f"Network: {name} {rule}; it was traced (under jax.jit / vmap / grad), so this is "
-                           "checked as the run starts.")
-                setattr(self, name, eqx.error_if(value, jnp.any(bad(read(value))), message))
+                setattr(self, name, checked_as_run_starts(value, bad(read(value)), f"Network: {name} {rule}"))
 
     def _warn_dropped_self_connections(self, conn: np.ndarray | None, n: int, lags) -> None:
         """Warn when the default drops a diagonal the coupling would have summed (TVB's

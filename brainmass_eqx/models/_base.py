@@ -29,7 +29,14 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import broadcasts_to_regions, check_int, check_keywords, key_mismatch, keyword_names
+from .._checks import (
+    broadcasts_to_regions,
+    check_int,
+    check_keywords,
+    checked_as_run_starts,
+    key_mismatch,
+    keyword_names,
+)
 from .._param import Param
 from .._text import Readable
 from .._units import CANONICAL_UNITS, as_float_array, check_real, is_quantity, to_canonical
@@ -285,9 +292,7 @@ class AbstractModel(Readable):
         if kind == "parameter" and domain != "real":
             bad = bad | _outside(value, domain)
             rule = f"finite and {_domain_rule(domain)[3]}"
-        message = (f"{type(self).__name__}: {name!r} must be {rule}; it was traced (under jax.jit / vmap / "
-                   "grad), so this is checked as the run starts.")
-        return eqx.error_if(value, jnp.any(bad), message)
+        return checked_as_run_starts(value, bad, f"{type(self).__name__}: {name!r} must be {rule}")
 
     def __check_init__(self):
         check_int(self.n_regions, "n_regions", 1, hint=f" ({type(self).__name__}(n_regions, ...))")
