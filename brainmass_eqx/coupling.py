@@ -216,9 +216,8 @@ class Laplacian(AbstractSummedCoupling):
         inv = 1.0 / xp.sqrt(d)
         if w.shape[0] != w.shape[1]:
             raise ValueError(
-                f"Laplacian(normalize='sym') needs a dense (N, N) connectome, got per-target lists of shape "
-                f"{tuple(w.shape)} (a sparse conn): pass conn as a dense array (conn.todense()), or use "
-                "normalize='rw' or None."
+                "Laplacian(normalize='sym') needs a dense (N, N) connectome, got a sparse conn (kept as "
+                "per-target lists): pass conn as a dense array (conn.todense()), or use normalize='rw' or None."
             )
         return w * inv[:, None] * inv[None, :]
 

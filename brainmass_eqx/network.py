@@ -116,6 +116,93 @@ class DroppedSelfConnectionsWarning(UserWarning):
         )
 
 
+def _sparse_entries(value: jsparse.BCOO, name: str) -> tuple[np.ndarray, np.ndarray, Any]:
+    r"""The stored entries of a square sparse matrix: ``(rows, cols, data)``, one per
+    (row, col) pair in row-major order, duplicates summed (as ``todense`` sums them).
+
+    Never an ``(N, N)`` array: a connectome of thousands of regions is given sparse so as
+    not to need one (densified on the host, N = 5000 took 11 s and 830 MB to build).
+    A batched or block layout (``n_batch`` or ``n_dense`` > 0) is the same matrix, read
+    as the plain one. An index past the shape is JAX's mark of an unused entry (what
+    ``BCOO.fromdense(w, nse=...)`` and ``sum_duplicates(nse=...)`` write) and is left
+    out, as ``todense`` leaves it out; a negative index is refused (``todense`` would
+    wrap it around). ``data`` stays a JAX array when traced (differentiated weights);
+    the indices, the pattern, must be known.
+    """
+    from jax.experimental import sparse
+
+    if value.ndim != 2 or value.shape[0] != value.shape[1]:
+        raise ValueError(f"{name} has shape {tuple(value.shape)}; expected a square (N, N) sparse matrix.")
+    if value.n_batch or value.n_dense:
+        value = sparse.bcoo_update_layout(value, n_batch=0, n_dense=0)
+    if isinstance(value.indices, jax.core.Tracer):
+        raise ValueError(
+            f"{name}: the indices of a sparse matrix (its pattern) must be known when the Network is "
+            "built, not traced (a BCOO passed into, or built inside, jax.jit / jax.vmap): close over one "
+            "built outside, and for traced values pass jsparse.BCOO((values, pattern.indices), "
+            "shape=pattern.shape), its indices closed over too."
+        )
+    n = value.shape[0]
+    idx = np.asarray(value.indices, dtype=np.int64).reshape(-1, 2)
+    if np.any(idx < 0):
+        first = idx[np.any(idx < 0, axis=1)][0].tolist()
+        raise ValueError(
+            f"{name} has a negative index {first}; the indices of an ({n}, {n}) sparse matrix run "
+            f"from 0 to {n - 1} (JAX marks unused entries with the index {n}, which are left out)."
+        )
+    inside = np.all(idx < n, axis=1)
+    data = value.data.reshape(-1)
+    if not isinstance(data, jax.core.Tracer) and np.any(np.asarray(data)[~inside] != 0):
+        # JAX's unused entries hold 0; a value there is a misplaced entry (1-based indices?).
+        first = int(np.flatnonzero(~inside & (np.asarray(data) != 0))[0])
+        raise ValueError(
+            f"{name} has the value {np.asarray(data)[first]:.4g} at the index {idx[first].tolist()}, outside its "
+            f"({n}, {n}) shape: indices run from 0 to {n - 1} (subtract 1 from 1-based indices). Only JAX's "
+            "unused entries, of value 0, may lie outside; they are left out."
+        )
+    pairs, where = np.unique(idx[inside, 0] * n + idx[inside, 1], return_inverse=True)
+    if isinstance(data, jax.core.Tracer):
+        summed = jnp.zeros(len(pairs), data.dtype).at[where.reshape(-1)].add(data[inside])
+    else:
+        data = np.asarray(data)
+        summed = np.zeros(len(pairs), data.dtype)
+        np.add.at(summed, where.reshape(-1), data[inside])
+    return pairs // n, pairs % n, summed
+
+
+def _host_at(value, unit: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray | None:
+    """The host value (`_host`) of a per-pair quantity (a scalar, an ``(N, N)`` or
+    flattened array, or a sparse matrix, whose missing pairs are 0) at the pairs
+    ``(rows, cols)``; None if traced."""
+    wanted = rows.astype(np.int64), cols.astype(np.int64)
+    if _is_sparse(value):
+        if isinstance(value.data, jax.core.Tracer):
+            return None
+        r, c, data = _sparse_entries(value, "value")
+        n = value.shape[0]
+        keys, flat = r * n + c, wanted[0] * n + wanted[1]
+        if not len(keys):
+            return np.zeros(len(flat))
+        at = np.minimum(np.searchsorted(keys, flat), len(keys) - 1)
+        return np.where(keys[at] == flat, np.asarray(data, np.float64)[at], 0.0)
+    arr = _host(value, unit)
+    if arr is None:
+        return None
+    if arr.size == 1:
+        return np.full(len(wanted[0]), arr.item())
+    return arr.reshape(-1)[wanted[0] * math.isqrt(arr.size) + wanted[1]]
+
+
+def _host_diagonal(value, n: int) -> np.ndarray | None:
+    """The diagonal of a per-pair quantity (dense, sparse or scalar) on the host; None if
+    traced or of another shape."""
+    if value is None:
+        return None
+    if _is_sparse(value):
+        return _host_at(value, "", np.arange(n), np.arange(n)) if value.shape == (n, n) else None
+    return _diagonal(_host(value), n)
+
+
 def _diagonal(arr: np.ndarray | None, n: int) -> np.ndarray | None:
     """The diagonal of a host (`_host`) ``(N, N)`` or flattened matrix, or of a scalar
     broadcast to it; None when it is unknown (traced) or of another shape."""
@@ -139,10 +226,12 @@ def _concrete(x) -> np.ndarray | None:
     return np.asarray(x) if _all_concrete(x) else None
 
 
-def _host(value, unit: str = "") -> np.ndarray | None:
+def _host(value, unit: str = "", name: str = "a sparse matrix") -> np.ndarray | None:
     """``value`` in the canonical ``unit`` as a numpy array, without JAX operations (so
     also inside ``jax.jit``, where even ``jnp.asarray`` of a constant is traced); None if
-    it is a traced value."""
+    it is a traced value. A sparse matrix gives its stored values (`_sparse_entries`,
+    1-D: what checks of finiteness, sign and maximum need), never a dense copy; `_host_at`
+    reads it at given pairs."""
     if value is None:
         return None
     scale = 1.0
@@ -161,9 +250,7 @@ def _host(value, unit: str = "") -> np.ndarray | None:
     if _is_sparse(value):
         if isinstance(value.data, jax.core.Tracer) or isinstance(value.indices, jax.core.Tracer):
             return None
-        out = np.zeros(value.shape, np.asarray(value.data).dtype)
-        np.add.at(out, tuple(np.asarray(value.indices).T), np.asarray(value.data))
-        value = out
+        value = _sparse_entries(value, name)[2]
     if isinstance(value, jax.core.Tracer):
         return None
     return np.asarray(value, dtype=np.float64) * scale
@@ -456,9 +543,14 @@ class Network(AbstractModel):
         self.conn, self.sources, pattern = self._check_conn(conn, n, node._label())
         if self.sources is not None:
             # A kernel that cannot use a sparse conn's per-target lists (Laplacian 'sym') says
-            # so here, not when the run starts.
-            jax.eval_shape(self.coupling.effective_weights, jax.ShapeDtypeStruct(self.sources.shape, jnp.result_type(float)))
-        host_conn = _host(conn if not is_quantity(conn) else to_canonical(conn, "conn", ""))
+            # so here, not when the run starts. Asked with lists one wider than N: lists of a
+            # row with all N sources look square, and were taken as an (N, N) matrix.
+            lists = jax.ShapeDtypeStruct((n, n + 1), jnp.result_type(float))
+            jax.eval_shape(self.coupling.effective_weights, lists)
+        if pattern is None:
+            host_conn = _host(conn if not is_quantity(conn) else to_canonical(conn, "conn", ""))
+        else:
+            host_conn = _concrete(self.conn)  # the per-target lists: their pairs are `pattern`
         self._check_weights(host_conn, "conn", pattern)
         for name, value in (("distance", distance), ("delays", delays), ("speed", speed)):
             # Before the first host copy below, where numpy drops an imaginary part with only
@@ -466,7 +558,8 @@ class Network(AbstractModel):
             if not (value is None or isinstance(value, (Param, str)) or is_quantity(value) or _is_sparse(value)):
                 check_real(value, name)
         if self_connection is None:
-            self._warn_dropped_self_connections(host_conn, n, distance if delays is None else delays)
+            diagonal = _host_diagonal(conn, n) if pattern is not None else _diagonal(host_conn, n)
+            self._warn_dropped_self_connections(diagonal, n, distance if delays is None else delays)
         k = _convert(k, "k", "")
         self._check_shape(k, "k", [(), (n,)], "a scalar or one value per region")
         self._check_finite(k, "k")
@@ -499,7 +592,8 @@ class Network(AbstractModel):
         signed = self.coupling.signed_weights
 
         def bad_weights(w):
-            if not self.self_connection:
+            # (A sparse conn's lists hold no diagonal unless self_connection.)
+            if not self.self_connection and self.sources is None:
                 w = w * (1.0 - jnp.eye(self.n_regions, dtype=w.dtype))
             return ~jnp.isfinite(w) | ((w < 0) & (not signed))
 
@@ -514,22 +608,21 @@ class Network(AbstractModel):
         )
         for name, bad, rule in checks:
             value = getattr(self, name)
-            if value is None or _is_sparse(value) or (name == "conn" and self.sources is not None):
+            if value is None or _is_sparse(value):
                 continue
             if is_traced(read(value)):
                 setattr(self, name, checked_as_run_starts(value, bad(read(value)), f"Network: {name} {rule}"))
 
-    def _warn_dropped_self_connections(self, conn: np.ndarray | None, n: int, lags) -> None:
+    def _warn_dropped_self_connections(self, weights: np.ndarray | None, n: int, lags) -> None:
         """Warn when the default drops a diagonal the coupling would have summed (TVB's
-        connectomes have one, and TVB keeps it): a silent difference otherwise. `conn`: the
-        weights on the host (`_host`, None when traced); `lags`:
+        connectomes have one, and TVB keeps it): a silent difference otherwise. `weights`: the
+        diagonal of the weights on the host (`_host_diagonal`, None when traced); `lags`:
         the distances or delays, whose diagonal makes a self-connection's term
         ``W_ii (y_i(t - tau_ii) - y_i(t))`` non-zero even for a diffusive coupling."""
-        weights = _diagonal(conn, n)
         if weights is None or not np.any(weights != 0):
             return
         if self.coupling.cancels_self_connections:
-            lags = _diagonal(_host(lags), n)
+            lags = _host_diagonal(lags, n)
             weights = weights * (lags > 0) if lags is not None else 0 * weights
         dropped = weights[weights != 0]
         if dropped.size:
@@ -672,7 +765,7 @@ class Network(AbstractModel):
         if arr is None:
             return
         if pattern is not None:
-            arr = arr[pattern[0], pattern[1]]
+            arr = arr[pattern[0], pattern[2]]  # a sparse conn's lists, at its (row, position) pairs
         elif arr.ndim == 1:
             arr = arr.reshape(self.n_regions, self.n_regions)
         if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and not self.self_connection:
@@ -686,43 +779,54 @@ class Network(AbstractModel):
             )
 
     def _sparse_conn(self, conn: jsparse.BCOO, n):
+        """A sparse conn as per-target lists ``(N, width)``: the weights, their sources, and
+        the pattern ``(rows, cols, pos)`` of the listed pairs. Built on the host from the
+        indices (`_sparse_entries`: duplicates summed, JAX's padding left out); the values
+        may be traced (a BCOO of differentiated weights), and are then scattered with JAX.
+        Explicit zeros are dropped only when known."""
         if conn.shape != (n, n):
             raise ValueError(f"conn has shape {conn.shape}, expected ({n}, {n}).")
-        # Duplicates summed on the host (BCOO.sum_duplicates cannot run inside jax.jit).
-        rows, cols = (np.asarray(a) for a in np.asarray(conn.indices).T)
-        data = np.asarray(conn.data)
-        pairs, where = np.unique(rows.astype(np.int64) * n + cols, return_inverse=True)
-        summed = np.zeros(len(pairs), data.dtype)
-        np.add.at(summed, where.reshape(-1), data)
-        rows, cols, data = pairs // n, pairs % n, summed
-        keep = (data != 0) & ((rows != cols) | self.self_connection)
+        rows, cols, data = _sparse_entries(conn, "conn")
+        keep = (rows != cols) | self.self_connection
+        traced = isinstance(data, jax.core.Tracer)
+        if not traced:
+            keep &= data != 0
         rows, cols, data = rows[keep], cols[keep], data[keep]
         counts = np.bincount(rows, minlength=n)
         width = max(1, int(counts.max()) if counts.size else 1)
         src = np.zeros((n, width), np.int32)
-        w = np.zeros((n, width), np.dtype(jnp.result_type(float)))
-        order = np.lexsort((cols, rows))
-        rows, cols, data = rows[order], cols[order], data[order]
+        dtype = np.dtype(jnp.result_type(float))
+        # The entries are in row-major order: a row's k-th entry goes to position k.
         pos = np.arange(len(rows)) - np.concatenate([[0], np.cumsum(counts)])[rows]
         src[rows, pos] = cols
-        w[rows, pos] = data
+        if traced:
+            w = jnp.zeros((n, width), dtype).at[rows, pos].set(data.astype(dtype))
+        else:
+            w = np.zeros((n, width), dtype)
+            w[rows, pos] = data
+            w = jnp.asarray(w)
         # Padding entries have weight 0 and read region i itself.
         pad = np.arange(width)[None, :] >= counts[:, None]
         src = np.where(pad, np.arange(n)[:, None], src)
-        return jnp.asarray(w), jnp.asarray(src), (rows, cols, pos)
+        return w, jnp.asarray(src), (rows, cols, pos)
 
     def _pairs(self, value, name, pattern):
         """A per-pair quantity ``(N, N)`` in the connectome's layout (ELL for sparse)."""
         if pattern is None or value is None:
             return value
+        rows, cols, pos = pattern
         if _is_sparse(value):
-            value = value.todense()
+            at = _host_at(value, "", rows, cols)
+            if at is not None:
+                out = np.zeros(self.sources.shape, jnp.result_type(float))
+                out[rows, pos] = at
+                return jnp.asarray(out)
+            value = value.todense()  # traced values: no host copy to read
         arr = read(value)
         if np.ndim(arr) == 0:
             return value
         if isinstance(value, Param):
             raise ValueError(f"{name}: a Param is not supported with a sparse conn; give an array.")
-        rows, cols, pos = pattern
         # jnp, not numpy: inside jax.jit the converted value is traced.
         arr = jnp.asarray(arr)
         return jnp.zeros(self.sources.shape, arr.dtype).at[rows, pos].set(arr[rows, cols])
@@ -741,9 +845,10 @@ class Network(AbstractModel):
         if delays is not None:
             # Converted (units checked, naming the argument) before the host copy is read.
             converted = _convert(delays, "delays", "ms")
-            arr = _host(delays, "ms")
+            arr = _host(delays, "ms", "delays")
             delays = converted
-            delays = delays.todense() if _is_sparse(delays) else delays
+            # With a sparse conn, `_pairs` reads a sparse value at its pairs: no (N, N) copy.
+            delays = delays.todense() if _is_sparse(delays) and pattern is None else delays
             self._check_shape(delays, "delays", [(), (n, n)], "one delay per (target, source) pair")
             _refuse_bad_lags(arr, "delays", "ms", "fix or drop those pairs")
             return None, None, self._pairs(delays, "delays", pattern)
@@ -751,9 +856,9 @@ class Network(AbstractModel):
             return None, None, None
         plain = not is_quantity(distance) and not (isinstance(distance, Param) and distance.unit)
         converted = _convert(distance, "distance", "mm"), _convert(speed, "speed", "mm/ms")
-        dist_np, speed_np = _host(distance, "mm"), _host(speed, "mm/ms")
+        dist_np, speed_np = _host(distance, "mm", "distance"), _host(speed, "mm/ms", "speed")
         distance, speed = converted
-        distance = distance.todense() if _is_sparse(distance) else distance
+        distance = distance.todense() if _is_sparse(distance) and pattern is None else distance
         self._check_shape(distance, "distance", pair_shapes, "one distance per (target, source) pair")
         self._check_shape(speed, "speed", [(), (n, n)], "a scalar or one speed per pair")
         arr = dist_np
@@ -781,6 +886,15 @@ class Network(AbstractModel):
     def _host_delays(self, distance, speed, delays, pattern) -> np.ndarray | None:
         """The delays (ms) of the pairs the coupling reads, in numpy, from the user's
         arguments (also inside ``jax.jit``); None if they are traced."""
+        if pattern is not None:
+            # Only the listed pairs: no (N, N) array for a sparse connectome.
+            rows, cols = pattern[0], pattern[1]
+            if delays is not None:
+                tau = _host_at(delays, "ms", rows, cols)
+            else:
+                d, s = _host_at(distance, "mm", rows, cols), _host_at(speed, "mm/ms", rows, cols)
+                tau = None if d is None or s is None else d / s
+            return None if tau is None else np.where(rows == cols, 0.0, tau)
         if delays is not None:
             tau = _host(delays, "ms")
         else:
@@ -791,7 +905,7 @@ class Network(AbstractModel):
         n = self.n_regions
         tau = np.array(np.broadcast_to(tau, (n, n)), dtype=np.float64)
         np.fill_diagonal(tau, 0.0)
-        return tau[pattern[0], pattern[1]] if pattern is not None else tau
+        return tau
 
     def _reachable_delays(self, distance, speed, pattern, tau: np.ndarray) -> np.ndarray:
         """The delays ``tau`` (ms), or where `distance`, `speed` or `delays` is a trainable

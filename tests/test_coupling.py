@@ -120,6 +120,13 @@ def test_symmetric_laplacian_refuses_a_sparse_conn_when_the_network_is_built():
     with pytest.raises(ValueError, match=r"normalize='sym'\) needs a dense .* pass conn as a dense array \(conn.todense\(\)\)"):
         Network(bm.Hopf(N), jsparse.BCOO.fromdense(w), coupling=C.Laplacian(normalize="sym"))
     Network(bm.Hopf(N), jsparse.BCOO.fromdense(w), coupling=C.Laplacian(normalize="rw"))
+    # A row with all N sources (its diagonal kept) made the lists square: taken as (N, N),
+    # silently wrong (19040 off a dense run of values below 1).
+    full = np.zeros((N, N), np.float32)
+    full[0] = 0.5
+    full[1, 2] = 0.3
+    with pytest.raises(ValueError, match="Laplacian.normalize='sym'. needs a dense"):
+        Network(bm.Hopf(N), jsparse.BCOO.fromdense(full), coupling=C.Laplacian(normalize="sym"), self_connection=True)
 
 
 class MyDiffusive(C.AbstractCoupling):
