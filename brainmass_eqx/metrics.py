@@ -308,6 +308,33 @@ def _metastability(phases: Array) -> Array:
     return _safe_sqrt(jnp.mean((r - jnp.mean(r, axis=-1, keepdims=True)) ** 2, axis=-1))
 
 
+@functools.partial(jax.jit, static_argnames=("refine",))
+def _peak_frequency(freqs: Array, psd: Array, values: Array, refine: bool) -> Array:
+    """`dominant_frequency`'s peak of ``psd`` ``(..., n_freqs, regions)`` over ``freqs``;
+    ``values`` ``(..., time, regions)`` is the signal (NaN for a constant one)."""
+    # DC carries the mean, not an oscillation.
+    masked = jnp.where((freqs > 0)[:, None], psd, -jnp.inf)
+    k = jnp.argmax(masked, axis=-2)
+    f = freqs[k]
+    if refine and freqs.shape[0] >= 3:
+        n = freqs.shape[0]
+        # Edge bins have one neighbour: keep them as they are.
+        inner = (k > 0) & (k < n - 1) & (freqs[jnp.clip(k - 1, 0, n - 1)] > 0)
+        ks = jnp.clip(k, 1, n - 2)
+        tiny = jnp.finfo(psd.dtype).tiny
+        ln = lambda j: jnp.log(jnp.take_along_axis(psd, j[..., None, :], axis=-2)[..., 0, :] + tiny)  # noqa: E731
+        lo, mid, hi = ln(ks - 1), ln(ks), ln(ks + 1)
+        curvature = lo - 2.0 * mid + hi
+        ok = inner & (curvature < 0)
+        shift = 0.5 * (lo - hi) / jnp.where(ok, curvature, -1.0)
+        f = f + jnp.where(ok, jnp.clip(shift, -0.5, 0.5), 0.0) * (freqs[1] - freqs[0])
+    # argmax takes a NaN for the peak: a diverged region would get a plausible frequency.
+    f = jnp.where(jnp.any(jnp.isnan(psd), axis=-2), jnp.nan, f)
+    # A constant signal (a fixed point) has no peak: argmax would name the first bin, the
+    # leakage of its rounding error, as its frequency (10 Hz for a 100 ms signal).
+    return jnp.where(jnp.max(values, axis=-2) == jnp.min(values, axis=-2), jnp.nan, f)
+
+
 # ---------------------------------------------------------------- connectivity
 
 
@@ -732,34 +759,11 @@ def dominant_frequency(
     x = _magnitude(x, "x")
     welch_kwargs.setdefault("nperseg", int(x.shape[-2 if x.ndim > 1 else 0]))
     freqs, psd = power_spectral_density(x, dt, **welch_kwargs)
-    if psd.ndim == 1:
-        psd = psd[:, None]
-        squeeze = True
-    else:
-        squeeze = False
-    # DC carries the mean, not an oscillation.
-    masked = jnp.where((freqs > 0)[:, None], psd, -jnp.inf)
-    k = jnp.argmax(masked, axis=-2)
-    f = freqs[k]
-    if refine and freqs.shape[0] >= 3:
-        n = freqs.shape[0]
-        # Edge bins have one neighbour: keep them as they are.
-        inner = (k > 0) & (k < n - 1) & (freqs[jnp.clip(k - 1, 0, n - 1)] > 0)
-        ks = jnp.clip(k, 1, n - 2)
-        tiny = jnp.finfo(psd.dtype).tiny
-        ln = lambda j: jnp.log(jnp.take_along_axis(psd, j[..., None, :], axis=-2)[..., 0, :] + tiny)  # noqa: E731
-        lo, mid, hi = ln(ks - 1), ln(ks), ln(ks + 1)
-        curvature = lo - 2.0 * mid + hi
-        ok = inner & (curvature < 0)
-        shift = 0.5 * (lo - hi) / jnp.where(ok, curvature, -1.0)
-        f = f + jnp.where(ok, jnp.clip(shift, -0.5, 0.5), 0.0) * (freqs[1] - freqs[0])
-    # argmax takes a NaN for the peak: a diverged region would get a plausible frequency.
-    f = jnp.where(jnp.any(jnp.isnan(psd), axis=-2), jnp.nan, f)
-    # A constant signal (a fixed point) has no peak: argmax would name the first bin, the
-    # leakage of its rounding error, as its frequency (10 Hz for a 100 ms signal).
+    squeeze = psd.ndim == 1
     values = jnp.asarray(magnitude(x))
-    values = values[:, None] if values.ndim == 1 else values
-    f = jnp.where(jnp.max(values, axis=-2) == jnp.min(values, axis=-2), jnp.nan, f)
+    if squeeze:
+        psd, values = psd[:, None], values[:, None]
+    f = _peak_frequency(freqs, psd, values, refine=bool(refine))
     return f[..., 0] if squeeze else f
 
 

@@ -47,3 +47,20 @@ def counting_hopf():
             return super().vector_field(t, state, inputs)
 
     return CountingHopf, traces
+
+
+@pytest.fixture
+def compiles():
+    """A list that gets one entry per XLA compilation while the test runs (JAX's
+    ``backend_compile_duration`` event), so that a test sees whether a call compiled."""
+    from jax._src import monitoring
+
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    yield events
+    monitoring.unregister_event_duration_listener(listener)

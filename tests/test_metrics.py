@@ -370,6 +370,20 @@ def test_dominant_frequency_resolves_between_bins():
     assert np.all(np.isfinite(grad))
 
 
+def test_dominant_frequency_compiles_a_few_programs_not_one_per_operation(compiles):
+    # The peak search ran op by op: a first call compiled 41 small programs (2.6 s), and
+    # each new signal length 14 more; now the spectrum and the peak are one program each.
+    t = np.arange(173) * 0.5  # a length no other test uses
+    x = np.stack([np.sin(2 * np.pi * 0.04 * t), np.cos(2 * np.pi * 0.06 * t)], axis=1)
+    f = M.dominant_frequency(x, dt=0.5)
+    np.testing.assert_allclose(f, [40.0, 60.0], atol=1.5)
+    assert len(compiles) <= 6
+    n = len(compiles)
+    M.dominant_frequency(2.0 * x + 0.3, dt=0.5)  # new values, same shape
+    M.dominant_frequency(x, dt=0.5, refine=False)  # the bin alone: another (small) program
+    assert len(compiles) <= n + 1
+
+
 def test_psd_jit_grad_and_dominant_frequency():
     t = np.arange(400) * 1.0  # ms
     x = np.stack([np.sin(2 * np.pi * 0.04 * t), np.sin(2 * np.pi * 0.1 * t + 1)], 1).astype(
