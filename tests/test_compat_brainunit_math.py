@@ -59,6 +59,8 @@ def _is(q, values, unit):
         (lambda: u.math.concatenate([Q, Q.to(u.second)]), [1, 2, 3, 1, 2, 3], u.ms),
         (lambda: u.math.sqrt(Q**2), [1.0, 2.0, 3.0], u.ms),
         (lambda: u.math.histogram(Q, bins=2)[1], [1.0, 2.0, 3.0], u.ms),
+        (lambda: u.math.unique(jnp.array([3.0, 1.0, 3.0]) * u.nA), [1.0, 3.0], u.nA),
+        (lambda: u.math.unique(jnp.array([3.0, 1.0, 3.0]) * u.nA, return_counts=True)[0], [1.0, 3.0], u.nA),
         (lambda: u.math.asarray([1 * u.ms, 2 * u.ms]), [1.0, 2.0], u.ms),
         (lambda: u.fft.rfft(Q), [6.0, -1.5 + 0.8660254j], u.ms * u.second),
         (lambda: u.fft.irfft(u.fft.rfft(jnp.ones(4) * u.mV)), [1.0, 1.0, 1.0, 1.0], u.mV),
@@ -87,6 +89,11 @@ def test_unit_rules_match_brainunit(call, values, unit):
         (lambda: u.math.sign(-Q), [-1.0, -1.0, -1.0]),
         (lambda: u.math.divide(Q, 2 * u.ms), [0.5, 1.0, 1.5]),
         (lambda: u.math.histogram(Q, bins=2)[0], [1.0, 2.0]),
+        # brainunit 0.1: unique's indices, inverse and counts are plain (before: TypeError, the
+        # facade's unique refused every Quantity)
+        (lambda: u.math.unique(jnp.array([3.0, 1.0, 3.0]) * u.nA, return_counts=True)[1], [1, 2]),
+        (lambda: u.math.unique(jnp.array([3.0, 1.0, 3.0]) * u.nA, return_index=True, return_inverse=True)[2],
+         [1, 0, 1]),
         (lambda: u.math.exp(Q / u.ms), np.exp([1.0, 2.0, 3.0])),
     ],
 )

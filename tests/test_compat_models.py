@@ -167,5 +167,7 @@ def test_documented_wong_wang_exc_inh_rate():
     # Model-zoo page: brainmass prints 3.0771968364715576 Hz after 3000 ms (J_i = 1, G = 2).
     m = bm.WongWangExcInhStep(in_size=1, J_i=1.0, G=2.0)
     r = bm.Simulator(m, dt=DT).run(3000.0 * u.ms, monitors={"S_e": "S_e", "rate_e": lambda m: m.H_e()})
-    assert str(u.get_unit(r["rate_e"])) == "Hz"
+    # brainmass 0.1.1's H_e is a plain array of Hz values (its wong_wang_exc_inh_test applies
+    # jnp.isfinite to it); the page prints the unit itself.
+    assert not isinstance(r["rate_e"], u.Quantity) and not isinstance(m.H_e(), u.Quantity)
     assert float(u.get_magnitude(r["rate_e"])[-1, 0]) == pytest.approx(3.0771968364715576, rel=1e-5)

@@ -146,12 +146,22 @@ __all__ = [
 _EXTRAS = ("brainstate", "braintools", "brainunit", "install", "uninstall")
 
 # brainmass's submodules (``brainmass_eqx.compat.noise``, ``from brainmass.hopf import HopfStep``).
+from . import _sequence as _seq  # noqa: E402
 from ._coupling import set_module_as as _set_module_as  # noqa: E402
 from ._models import _Identity  # noqa: E402
 from ._submodules import build as _build_submodules  # noqa: E402
 
+_HORN_CONNS = ("AdditiveConn", "DelayedAdditiveConn", "DelayedAdditiveConnTR", "DelayedLaplacianConn",
+               "DelayedLaplacianConnTR", "HORN_TR")
+_JR_LAYERS = ("LaplacianConnectivity", "LaplacianConnV2", "JansenRitLayer", "JansenRit2Layer", "JansenRitNetwork")
 _SUBMODULES = _build_submodules(
-    __name__, globals(), only_in={"utils": {"set_module_as": _set_module_as}, "jansen_rit": {"Identity": _Identity}}
+    __name__, globals(), only_in={
+        "utils": {"set_module_as": _set_module_as},
+        "jansen_rit": {"Identity": _Identity, **{n: getattr(_seq, n) for n in _JR_LAYERS}},
+        "horn": {n: getattr(_seq, n) for n in _HORN_CONNS},
+        "coupling": {n: getattr(_seq, n) for n in ("AdditiveConn", "DelayedAdditiveConn")},
+        "wilson_cowan": _seq.WC_SUBMODULE,
+    },
 )
 
 

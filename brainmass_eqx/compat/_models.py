@@ -1113,15 +1113,18 @@ class WongWangExcInhStep(NodeModel):
     rhs = {"dS_e": ("S_e", ("S_e", "S_i", "coupling", ("add", "add_e", 0.0))),
            "dS_i": ("S_i", ("S_i", "S_e", "coupling", ("add", "add_i", 0.0)))}
     output = "S_e"
+    # brainmass 0.1.1 returns the rates as plain arrays (numbers in Hz), not Quantities; its own
+    # tests apply jnp.isfinite / np.asarray to them.
+    observable_units = {"H_e": "", "H_i": ""}
 
     inits_first = True
 
     def H_e(self, coupling: Any = 0.0):
-        """Excitatory firing rate (Hz) at the current state."""
+        """Excitatory firing rate at the current state: a plain array of Hz values (as brainmass)."""
         return self.observe("H_e", coupling=coupling) if coupling is not None else self.observe("H_e")
 
     def H_i(self, coupling: Any = 0.0):
-        """Inhibitory firing rate (Hz) at the current state."""
+        """Inhibitory firing rate at the current state: a plain array of Hz values (as brainmass)."""
         return self.observe("H_i", coupling=coupling) if coupling is not None else self.observe("H_i")
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
@@ -130,11 +131,81 @@ class BOLDSignal(Dynamics):
 # -- HRF kernels and convolution BOLD ----------------------------------------------------------------------
 
 
-FirstOrderVolterraHRFKernel = core_obs.FirstOrderVolterraHRF
-GammaHRFKernel = core_obs.GammaHRF
-DoubleExponentialHRFKernel = core_obs.DoubleExponentialHRF
-MixtureOfGammasHRFKernel = core_obs.MixtureOfGammasHRF
-HRFKernel = core_obs.AbstractHRFKernel
+class HRFKernel:
+    """brainmass's HRF kernel base: ``kernel(t)`` gives the dimensionless $h(t)$ on a grid of
+    times ``t`` (a time Quantity, or plain numbers in ms); ``duration`` is the support
+    `HRFBold` samples, a time Quantity (ms).
+
+    The base is abstract as in brainmass: it can be built, and calling it raises
+    ``NotImplementedError``. The subclasses hold the functional kernel (``core()``, e.g.
+    `brainmass_eqx.observation.GammaHRF`) and read its parameters through (``kernel.tau``).
+    """
+
+    __module__ = "brainmass"
+    _core_cls: Any = None
+
+    def __init__(self, duration=20.0 * u.second):
+        self._core = None
+        self._duration = duration
+
+    def core(self):
+        """The functional kernel (None for the abstract base)."""
+        return self._core
+
+    @property
+    def duration(self):
+        """The kernel's support, a time Quantity (brainmass returns the Quantity it was given;
+        here it is expressed in ms)."""
+        if self._core is None:
+            return self._duration
+        return u.Quantity(self._core.duration, u.ms)
+
+    def __call__(self, t):
+        if self._core is None:
+            raise NotImplementedError(
+                f"{type(self).__name__}.__call__: HRFKernel is abstract; use one of its subclasses "
+                "(FirstOrderVolterraHRFKernel, GammaHRFKernel, DoubleExponentialHRFKernel, MixtureOfGammasHRFKernel)."
+            )
+        return self._core(t)
+
+    def __getattr__(self, name):
+        # Only called for names not found normally: the functional kernel's parameters.
+        core = self.__dict__.get("_core")
+        if core is None or name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(core, name)
+
+    def __repr__(self):
+        return repr(self._core) if self._core is not None else f"HRFKernel(duration={self._duration})"
+
+
+def _kernel_class(name, core_cls):
+    def __init__(self, *args, **kwargs):
+        self._core = core_cls(*args, **kwargs)
+
+    cls = type(name, (HRFKernel,), {"__init__": __init__, "__module__": "brainmass", "_core_cls": core_cls,
+                                     "__doc__": f"brainmass's ``{name}``: `{core_cls.__name__}` " + "(see `HRFKernel`)."})
+    cls.__signature__ = inspect.signature(core_cls)
+    return cls
+
+
+FirstOrderVolterraHRFKernel = _kernel_class("FirstOrderVolterraHRFKernel", core_obs.FirstOrderVolterraHRF)
+GammaHRFKernel = _kernel_class("GammaHRFKernel", core_obs.GammaHRF)
+DoubleExponentialHRFKernel = _kernel_class("DoubleExponentialHRFKernel", core_obs.DoubleExponentialHRF)
+MixtureOfGammasHRFKernel = _kernel_class("MixtureOfGammasHRFKernel", core_obs.MixtureOfGammasHRF)
+
+
+def _core_kernel(kernel):
+    """The functional kernel behind a facade kernel (a functional one passes through)."""
+    if isinstance(kernel, HRFKernel):
+        if kernel.core() is None:
+            raise TypeError(
+                f"HRFBold(kernel=...): {type(kernel).__name__} has no functional kernel; pass one of "
+                "FirstOrderVolterraHRFKernel, GammaHRFKernel, DoubleExponentialHRFKernel, MixtureOfGammasHRFKernel "
+                "(or a brainmass_eqx.observation kernel)."
+            )
+        return kernel.core()
+    return kernel
 
 
 class TemporalAverage:
@@ -158,8 +229,9 @@ class HRFBold:
 
     def __init__(self, k_1=5.6, V_0=0.02, period=1000.0 * u.ms, downsample_period=4.0 * u.ms, kernel=None,
                  convolution_mode="valid", method="fft", history=None):
-        self._core = core_obs.HRFBold(k_1, V_0, period, downsample_period, kernel, convolution_mode, method, history)
-        self.kernel = self._core.kernel
+        self._core = core_obs.HRFBold(k_1, V_0, period, downsample_period, _core_kernel(kernel), convolution_mode,
+                                      method, history)
+        self.kernel = FirstOrderVolterraHRFKernel() if kernel is None else kernel
 
     def __call__(self, signal, dt):
         return _to_bu(self._core(signal, dt))

@@ -1,4 +1,7 @@
-"""brainmass's HORN sequence blocks (``HORNSeqLayer``, ``HORNSeqNetwork``) and ``JansenRitTR``.
+"""brainmass's HORN sequence blocks (``HORNSeqLayer``, ``HORNSeqNetwork``) and ``JansenRitTR``,
+and the sequence classes brainmass keeps only in a submodule (``horn.HORN_TR`` and its
+connections, the ``jansen_rit`` layers and network, ``wilson_cowan.WilsonCowanSeqLayer`` /
+``WilsonCowanSeqNetwork``, ``coupling.AdditiveConn`` / ``DelayedAdditiveConn``).
 
 The stateful objects hold brainmass's parts: per layer a `Linear` input map ``i2h``, a
 recurrent map ``h2h`` (``ParamState`` weights, so ``net.states(ParamState)`` lists them
@@ -6,6 +9,11 @@ and ``brainstate.transform.grad`` trains them) and a `HORNStep` ``horn`` whose s
 ``x``, ``y`` carry over between calls; the network adds a readout ``h2o``. A call runs
 the functional `brainmass_eqx.models.HORNSeqLayer` (symplectic Euler, brainmass's scheme)
 built from the current weights, over ``(T, n_input)`` or ``(T, B, n_input)`` inputs.
+
+The submodule-only classes are brainmass's stateful loops, unchanged: each step calls the
+facade's node (`HORNStep`, `JansenRitStep`, a Wilson-Cowan step, whose maths is the
+functional core's) with ``i2h(u_t)`` plus a recurrent read (`AdditiveConn`, a delayed
+read through ``prefetch_delay``), inside ``brainstate.transform.for_loop``.
 """
 
 from __future__ import annotations
@@ -19,15 +27,21 @@ import jax.random as jr
 import numpy as np
 
 from .. import models as core_models
+from ..models._sequence import pathway_weights
 from . import brainunit as u
-from ._coupling import additive_coupling, delay_index
-from ._models import HORNStep, JansenRitStep, core_call, dt_ms
+from ._coupling import LaplacianConnParam, additive_coupling, delay_index
+from ._models import HORNStep, JansenRitStep, WilsonCowanNoSaturationStep, core_call, dt_ms
 from .brainstate import random
-from .brainstate._state import State
+from .brainstate._state import ParamState, State
 from .brainstate.nn import Dynamics, Linear, Module, Param, call_order, init_maybe_prefetch
 from .braintools import init as binit
 
-__all__ = ["HORNSeqLayer", "HORNSeqNetwork", "JansenRitTR", "DelayedAdditiveConn"]
+__all__ = [
+    "HORNSeqLayer", "HORNSeqNetwork", "JansenRitTR", "AdditiveConn", "DelayedAdditiveConn", "DelayedAdditiveConnTR",
+    "DelayedLaplacianConn", "DelayedLaplacianConnTR", "HORN_TR", "WilsonCowanSeqLayer", "WilsonCowanSeqNetwork",
+    "LaplacianConnectivity", "LaplacianConnV2", "JansenRitLayer", "JansenRit2Layer", "JansenRitNetwork",
+    "WC_SUBMODULE",
+]
 
 
 class HORNSeqLayer(Module):
@@ -113,6 +127,10 @@ class DelayedAdditiveConn(Module):
     @call_order(2)
     def init_state(self, *args, **kwargs):
         init_maybe_prefetch(self.prefetch, *args, **kwargs)
+
+    def update_tr(self, *args, **kwargs):
+        """The once-per-call (per-TR) drive: none for this per-step read."""
+        return 0.0
 
     def update(self, *args, **kwargs):
         return additive_coupling(u.get_magnitude(self.prefetch()), self.weights.value(), self.k.value())
@@ -261,3 +279,425 @@ class JansenRitTR(Dynamics):
         if record_state:
             return eeg, dict(M=self.step.M.value, E=self.step.E.value, I=self.step.I.value)
         return eeg
+
+
+# -- the classes brainmass keeps only in a submodule -----------------------------------------------
+
+
+def _n_units(model) -> int:
+    return int(np.prod(model.varshape))
+
+
+class AdditiveConn(Module):
+    r"""Recurrent drive $W^T s + b$ from the current value of ``model.<state>`` (brainmass's
+    ``coupling.AdditiveConn``): a trainable `Linear` (``w_init``, ``b_init``) of the state's
+    magnitude (``'y'`` for HORN, ``'M'`` in mV for Jansen-Rit). ``update_tr()`` is 0."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, model, state="y", w_init=binit.KaimingNormal(), b_init=binit.Constant(0.0)):
+        super().__init__()
+        self.model = model
+        self.state = state
+        n = _n_units(model)
+        self.linear = Linear(n, n, w_init=w_init, b_init=b_init)
+
+    def update_tr(self, *args, **kwargs):
+        """The once-per-call (per-TR) drive: none for this per-step read."""
+        return 0.0
+
+    def update(self, *args, **kwargs):
+        return self.linear(u.get_magnitude(getattr(self.model, self.state).value))
+
+
+class _DelayedHidden(Module):
+    r"""A delayed read of ``model.y`` through ``weights`` (``k`` a gain): $k \sum_j w_{ij}
+    y_j(t - d_{ij})$, every step (``per_tr=False``) or once per call with a buffer written
+    every ``tr`` (``per_tr=True``, brainstate's ``update_every``). ``weights`` is a trainable
+    `Param`, or with ``laplacian`` a `LaplacianConnParam` of it (brainmass's defaults)."""
+
+    __module__ = "brainmass"
+    per_tr = False
+    laplacian = False
+
+    def __init__(self, model, delay_time, delay_init=binit.Constant(0.0), w_init=binit.KaimingNormal(), k=1.0,
+                 tr=None):
+        super().__init__()
+        n = _n_units(model)
+        delay_time = binit.param(delay_time, (n, n))
+        every = {"update_every": tr} if self.per_tr else {}
+        self.prefetch = model.prefetch_delay("y", (delay_time, delay_index(n)), init=delay_init, **every)
+        weights = binit.param(w_init, (n, n))
+        self.weights = LaplacianConnParam(weights) if self.laplacian else Param(weights)
+        self.k = Param.init(k)
+
+    @call_order(2)
+    def init_state(self, *args, **kwargs):
+        init_maybe_prefetch(self.prefetch, *args, **kwargs)
+
+    def _drive(self):
+        return additive_coupling(u.get_magnitude(self.prefetch()), self.weights.value(), self.k.value())
+
+    def update_tr(self, *args, **kwargs):
+        """The once-per-call drive (the per-TR classes), else 0."""
+        return self._drive() if self.per_tr else 0.0
+
+    def update(self, *args, **kwargs):
+        """The per-step drive (the per-step classes), else 0."""
+        return 0.0 if self.per_tr else self._drive()
+
+
+class DelayedAdditiveConnTR(_DelayedHidden):
+    """brainmass's ``horn.DelayedAdditiveConnTR``: the delayed additive read of ``y`` from a
+    buffer written once per ``tr`` (default 1 ms), applied once per call (``update_tr``)."""
+
+    per_tr = True
+
+    def __init__(self, model, delay_time, delay_init=binit.Constant(0.0), w_init=binit.KaimingNormal(), k=1.0,
+                 tr=1.0 * u.ms):
+        super().__init__(model, delay_time, delay_init, w_init, k, tr)
+
+
+class DelayedLaplacianConn(_DelayedHidden):
+    """brainmass's ``horn.DelayedLaplacianConn``: the delayed read of ``y`` through a
+    `LaplacianConnParam` of the weights, every step."""
+
+    laplacian = True
+
+    def __init__(self, model, delay_time, delay_init=binit.Constant(0.0), w_init=binit.KaimingNormal(), k=1.0):
+        super().__init__(model, delay_time, delay_init, w_init, k)
+
+
+class DelayedLaplacianConnTR(_DelayedHidden):
+    """brainmass's ``horn.DelayedLaplacianConnTR``: `DelayedLaplacianConn` with a buffer
+    written once per ``tr``, applied once per call (``update_tr``)."""
+
+    per_tr = laplacian = True
+
+    def __init__(self, model, delay_time, delay_init=binit.Constant(0.0), w_init=binit.KaimingNormal(), k=1.0,
+                 tr=1.0 * u.ms):
+        super().__init__(model, delay_time, delay_init, w_init, k, tr)
+
+
+class HORN_TR(Module):
+    r"""brainmass's ``horn.HORN_TR``: ``n_hidden`` HORN oscillators driven by
+    $u_t + h2h_{step}(t) + h2h_{TR}$, where the per-call drive $h2h_{TR}$ is read once at
+    the start of ``update``. ``rec_type`` (with ``delay``): ``'additive'``
+    (`DelayedAdditiveConn`), ``'additive_tr'`` (`DelayedAdditiveConnTR`), ``'laplacian'``
+    (`DelayedLaplacianConn`), ``'laplacian_tr'`` (`DelayedLaplacianConnTR`); without
+    ``delay`` an `AdditiveConn` of ``y``. ``update(inputs (T, n_hidden), record_state=False)``
+    gives the ``x`` trajectory (and ``{'x', 'y'}`` per step with ``record_state``)."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, n_hidden, alpha=0.04, omega=2.0 * math.pi / 28.0, gamma=0.01, v=0.0,
+                 x_init=binit.Constant(0.0), y_init=binit.Constant(0.0), tr=1.0 * u.ms, delay=None,
+                 rec_type="additive", rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0),
+                 delay_init=binit.Constant(0.0)):
+        super().__init__()
+        self.n_hidden = n_hidden
+        self.horn = HORNStep(n_hidden, alpha=alpha, omega=omega, gamma=gamma, v=v, x_init=x_init, y_init=y_init)
+        kinds = {"additive": DelayedAdditiveConn, "additive_tr": DelayedAdditiveConnTR,
+                 "laplacian": DelayedLaplacianConn, "laplacian_tr": DelayedLaplacianConnTR}
+        if delay is None:
+            self.h2h = AdditiveConn(self.horn, w_init=rec_w_init, b_init=rec_b_init)
+        elif rec_type not in kinds:
+            raise ValueError(f"HORN_TR(rec_type={rec_type!r}): use one of {sorted(kinds)}.")
+        elif rec_type == "additive":
+            self.h2h = DelayedAdditiveConn(self.horn, delay, w_init=rec_w_init, delay_init=delay_init)
+        elif rec_type == "laplacian":
+            self.h2h = DelayedLaplacianConn(self.horn, delay, w_init=rec_w_init, delay_init=delay_init)
+        else:
+            self.h2h = kinds[rec_type](self.horn, delay, w_init=rec_w_init, delay_init=delay_init, tr=tr)
+
+    def update(self, inputs, record_state: bool = False):
+        from .brainstate import transform
+
+        inputs = jnp.asarray(u.get_magnitude(inputs))
+        # The per-call drive is an input of every step (not a closed-over value: the loop
+        # stays compiled once).
+        drive_tr = jnp.broadcast_to(jnp.asarray(self.h2h.update_tr(), dtype=inputs.dtype), inputs.shape)
+
+        def step(inp, inp_tr):
+            out = self.horn(inp + self.h2h.update() + inp_tr)
+            return ({"x": self.horn.x.value, "y": self.horn.y.value}, out) if record_state else out
+
+        return transform.for_loop(step, inputs, drive_tr)
+
+
+def _sequence_loop(layer, inputs, record_state, names):
+    """brainmass's layer loop: ``layer.step(i2h(u_t))`` per row of ``inputs``; with
+    ``record_state`` also the states ``names`` of ``layer.dynamics`` after each step."""
+    from .brainstate import transform
+
+    def step(inp):
+        out = layer.step(inp)
+        return ({n: getattr(layer.dynamics, n).value for n in names}, out) if record_state else out
+
+    return transform.for_loop(step, layer.i2h(inputs))
+
+
+class _WCAdditiveConn(AdditiveConn):
+    """brainmass's ``wilson_cowan.AdditiveConn``: `AdditiveConn` of ``rE``."""
+
+    __module__ = "brainmass.wilson_cowan"
+
+    def __init__(self, model, w_init=binit.KaimingNormal(), b_init=binit.Constant(0.0)):
+        super().__init__(model, "rE", w_init, b_init)
+
+
+class _WCDelayedAdditiveConn(DelayedAdditiveConn):
+    """brainmass's ``wilson_cowan.DelayedAdditiveConn``: `DelayedAdditiveConn` of ``rE``."""
+
+    __module__ = "brainmass.wilson_cowan"
+
+    def __init__(self, model, delay_time, delay_init=binit.Constant(0.0), w_init=binit.KaimingNormal(), k=1.0):
+        super().__init__(model, delay_time, "rE", delay_init, w_init, k)
+
+
+for _cls in (_WCAdditiveConn, _WCDelayedAdditiveConn):
+    _cls.__name__ = _cls.__qualname__ = _cls.__name__[len("_WC"):]
+
+
+class WilsonCowanSeqLayer(Module):
+    r"""brainmass's ``wilson_cowan.WilsonCowanSeqLayer``: ``n_hidden`` Wilson-Cowan units
+    (``wc_cls``, default `WilsonCowanNoSaturationStep`, with ``**wc_kwargs``) whose ``rE``
+    input is $W_{in}^T u_t + b_{in}$ plus a recurrent read of ``rE`` (an `AdditiveConn`, or
+    with ``delay`` a `DelayedAdditiveConn`). ``update(inputs (T, n_input), record_state=False)``
+    gives the ``rE`` trajectory (and ``{'rE', 'rI'}`` per step with ``record_state``)."""
+
+    __module__ = "brainmass.wilson_cowan"
+
+    def __init__(self, n_input, n_hidden, wc_cls=WilsonCowanNoSaturationStep, delay_init=binit.Constant(0.0),
+                 rE_init=binit.Constant(0.0), rI_init=binit.Constant(0.0), delay=None,
+                 rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
+                 inp_b_init=binit.Constant(0.0), **wc_kwargs):
+        super().__init__()
+        self.n_input, self.n_hidden = n_input, n_hidden
+        self.dynamics = wc_cls(n_hidden, **wc_kwargs, rE_init=rE_init, rI_init=rI_init)
+        self.i2h = Linear(n_input, n_hidden, w_init=inp_w_init, b_init=inp_b_init)
+        if delay is None:
+            self.h2h = _WCAdditiveConn(self.dynamics, w_init=rec_w_init, b_init=rec_b_init)
+        else:
+            self.h2h = _WCDelayedAdditiveConn(self.dynamics, delay, delay_init=delay_init, w_init=rec_w_init)
+
+    def step(self, inp):
+        return self.dynamics(inp + self.h2h())
+
+    def update(self, inputs, record_state: bool = False):
+        return _sequence_loop(self, inputs, record_state, ("rE", "rI"))
+
+
+class _StackedLayers(Module):
+    """Layers built by ``layer(n_in, size)`` for each size of ``n_hidden`` (an int or a
+    sequence), each fed the previous one's output, and a readout ``h2o``."""
+
+    def _stack(self, n_input, n_hidden, n_output, layer, w_init, b_init):
+        sizes = [n_hidden] if isinstance(n_hidden, (int, np.integer)) else n_hidden
+        assert isinstance(sizes, (list, tuple)), "n_hidden must be int or sequence of int."
+        self.layers = []
+        for size in sizes:
+            self.layers.append(layer(n_input, size))
+            n_input = size
+        self.h2o = Linear(n_input, n_output, w_init=w_init, b_init=b_init)
+
+    def hidden_activation(self, inputs):
+        """Every layer's output sequence."""
+        outs, x = [], inputs
+        for layer in self.layers:
+            x = layer(x)
+            outs.append(x)
+        return outs
+
+
+class WilsonCowanSeqNetwork(_StackedLayers):
+    """brainmass's ``wilson_cowan.WilsonCowanSeqNetwork``: stacked `WilsonCowanSeqLayer` s
+    and a readout ``h2o`` (``inp_w_init``, ``inp_b_init``) of the last layer's final ``rE``."""
+
+    __module__ = "brainmass.wilson_cowan"
+
+    def __init__(self, n_input, n_hidden, n_output, wc_cls=WilsonCowanNoSaturationStep,
+                 delay_init=binit.Constant(0.0), rE_init=binit.Constant(0.0), rI_init=binit.Constant(0.0), delay=None,
+                 rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
+                 inp_b_init=binit.Constant(0.0), **wc_kwargs):
+        super().__init__()
+
+        def layer(n_in, size):
+            return WilsonCowanSeqLayer(n_in, size, wc_cls, delay_init, rE_init, rI_init, delay, rec_w_init,
+                                       rec_b_init, inp_w_init, inp_b_init, **wc_kwargs)
+
+        self._stack(n_input, n_hidden, n_output, layer, inp_w_init, inp_b_init)
+
+    def update(self, inputs):
+        self.hidden_activation(inputs)
+        return self.h2o(self.layers[-1].dynamics.rE.value)
+
+
+#: brainmass's ``wilson_cowan`` names outside its ``__all__``.
+WC_SUBMODULE = {"AdditiveConn": _WCAdditiveConn, "DelayedAdditiveConn": _WCDelayedAdditiveConn,
+                "WilsonCowanSeqLayer": WilsonCowanSeqLayer, "WilsonCowanSeqNetwork": WilsonCowanSeqNetwork}
+
+
+class LaplacianConnectivity(Module):
+    r"""brainmass's ``jansen_rit.LaplacianConnectivity``: Jansen-Rit's three coupling
+    pathways (lateral ``l``, feed-forward ``f``, feedback ``b``) with weights
+    ``pathway_weights(w_p, sc, mask)`` ($W_p = e^{w_p} \odot SC$ over its norm; the lateral
+    one symmetrised, see below).
+
+    ``update_tr()`` gives the long-range terms $(g_l W_l x^D, g_f W_f x^D, -g_b W_b x^D)$ of
+    the delayed signal ``delayed_x()``; ``update()`` the local ones $(g_l d_l M, g_f d_f e,
+    -g_b d_b e)$ with $d_p = -\sum_j W_p^{ij}$ and $e = E - I$ (mV magnitudes).
+
+    ``symmetrize_lateral`` (a facade keyword, default True): brainmass's lateral pathway
+    computes $\tfrac12(W + W^T)$ with ``transpose(w, (0, 1))``, which leaves $W$ unchanged;
+    ``False`` gives brainmass's numbers (as `JansenRitTR`)."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, delayed_x, M, E, I, sc, w_ll, w_ff, w_bb, g_l=1.0, g_f=1.0, g_b=1.0, mask=None,  # noqa: E741
+                 symmetrize_lateral=True):
+        super().__init__()
+        self.delayed_x, self.M, self.E, self.I = delayed_x, M, E, I
+        self.sc = jnp.asarray(u.get_magnitude(sc))
+        shape = self.sc.shape
+        self.mask = None if mask is None else jnp.asarray(binit.param(mask, shape))
+        self.w_ff, self.w_bb, self.w_ll = (Param.init(w, shape) for w in (w_ff, w_bb, w_ll))
+        self.g_l, self.g_f, self.g_b = Param.init(g_l), Param.init(g_f), Param.init(g_b)
+        self.symmetrize_lateral = bool(symmetrize_lateral)
+
+    @call_order(2)
+    def init_state(self, *args, **kwargs):
+        for read in (self.delayed_x, self.M, self.E, self.I):
+            init_maybe_prefetch(read)
+
+    def _weights(self):
+        return (pathway_weights(self.w_ll.value(), self.sc, self.mask, self.symmetrize_lateral),
+                pathway_weights(self.w_ff.value(), self.sc, self.mask),
+                pathway_weights(self.w_bb.value(), self.sc, self.mask))
+
+    def update_tr(self, *args, **kwargs):
+        (w_l, _), (w_f, _), (w_b, _) = self._weights()
+        x = u.get_magnitude(self.delayed_x())
+        return (self.g_l.value() * jnp.sum(w_l * x, axis=1), self.g_f.value() * jnp.sum(w_f * x, axis=1),
+                -self.g_b.value() * jnp.sum(w_b * x, axis=1))
+
+    def update(self, *args, **kwargs):
+        (_, d_l), (_, d_f), (_, d_b) = self._weights()
+        M = u.get_magnitude(self.M())
+        eeg = u.get_magnitude(self.E()) - u.get_magnitude(self.I())
+        return self.g_l.value() * d_l * M, self.g_f.value() * d_f * eeg, -self.g_b.value() * d_b * eeg
+
+
+class LaplacianConnV2(Module):
+    r"""brainmass's ``jansen_rit.LaplacianConnV2`` (`JansenRit2Layer`'s recurrence): with
+    $e = E - I$ (mV magnitudes), ``update()`` gives $(\sum_j w^b_{ij} M_j(t - d_{ij}),\
+    W^f e,\ -W^l e)$, the M (mV), E (Hz) and I (mV) inputs. ``w_b``, ``w_f``, ``w_l``
+    are trainable `ParamState` s drawn by ``weight``."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, dynamics, delays, delay_init=binit.Constant(0.0), weight=binit.KaimingNormal()):
+        super().__init__()
+        n = _n_units(dynamics)
+        self.dynamics = dynamics
+        delays = binit.param(delays, (n, n))
+        self.delay_prefetch = dynamics.prefetch_delay("M", (delays, delay_index(n)), init=delay_init)
+        self.w_b, self.w_f, self.w_l = (ParamState(binit.param(weight, (n, n))) for _ in range(3))
+
+    @call_order(2)
+    def init_state(self, *args, **kwargs):
+        init_maybe_prefetch(self.delay_prefetch, *args, **kwargs)
+
+    def update(self, *args, **kwargs):
+        eeg = u.get_magnitude((self.dynamics.E.value - self.dynamics.I.value).to(u.mV))
+        inp_M = additive_coupling(u.get_magnitude(self.delay_prefetch()), self.w_b.value)
+        return inp_M, self.w_f.value @ eeg, -(self.w_l.value @ eeg)
+
+
+def _jr_step(n_hidden, kw):
+    """The layer's `JansenRitStep` from brainmass's layer keywords (its parameters,
+    initializers, noises and ``method``; any other keyword is refused by the step)."""
+    return JansenRitStep(n_hidden, **kw)
+
+
+class JansenRitLayer(Module):
+    r"""brainmass's ``jansen_rit.JansenRitLayer``: ``n_hidden`` Jansen-Rit columns whose
+    excitatory input is ``E_inp`` $= (W_{in}^T u_t + b_{in} + \text{rec})$ Hz, ``rec`` an
+    `AdditiveConn` of ``M`` (mV magnitude), or with ``delay`` a `DelayedAdditiveConn`.
+    Keywords as `JansenRitStep` (parameters, initializers, noises, ``method``) and the
+    layer's ``delay``, ``delay_init``, ``rec_w_init``, ``rec_b_init``, ``inp_w_init``,
+    ``inp_b_init``, all by keyword (brainmass also takes the step's parameters by position;
+the facade refuses that rather than guess). ``update(inputs (T, n_input),
+record_state=False)`` gives the EEG proxy
+    per step (mV), with ``{'M', 'E', 'I'}`` when ``record_state``."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, n_input, n_hidden, *, delay=None, delay_init=binit.Constant(0.0),
+                 rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
+                 inp_b_init=binit.Constant(0.0), **jr_kwargs):
+        super().__init__()
+        self.dynamics = _jr_step(n_hidden, jr_kwargs)
+        self.i2h = Linear(n_input, n_hidden, w_init=inp_w_init, b_init=inp_b_init)
+        if delay is None:
+            self.h2h = AdditiveConn(self.dynamics, state="M", w_init=rec_w_init, b_init=rec_b_init)
+        else:
+            self.h2h = DelayedAdditiveConn(self.dynamics, delay, state="M", delay_init=delay_init, w_init=rec_w_init)
+
+    def step(self, inp):
+        return self.dynamics(E_inp=(inp + self.h2h()) * u.Hz)
+
+    def update(self, inputs, record_state: bool = False):
+        assert inputs.ndim == 2, "Inputs must be 2D (time, features)"
+        return _sequence_loop(self, inputs, record_state, ("M", "E", "I"))
+
+
+class JansenRit2Layer(Module):
+    r"""brainmass's ``jansen_rit.JansenRit2Layer``: Jansen-Rit columns driven through a
+    `LaplacianConnV2` (``delay`` required, ``rec_w_init`` draws its three weights): per
+    step ``M_inp = (i2h(u_t) + c_M)`` mV, ``E_inp = c_E`` Hz, ``I_inp = c_I`` mV. Keywords
+    and ``update`` as `JansenRitLayer`."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, n_input, n_hidden, *, delay=None, delay_init=binit.Constant(0.0),
+                 rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
+                 inp_b_init=binit.Constant(0.0), **jr_kwargs):
+        super().__init__()
+        self.dynamics = _jr_step(n_hidden, jr_kwargs)
+        self.i2h = Linear(n_input, n_hidden, w_init=inp_w_init, b_init=inp_b_init)
+        assert delay is not None, "Delay must be provided for JansenRit2Layer"
+        self.conn = LaplacianConnV2(self.dynamics, delay, delay_init=delay_init, weight=rec_w_init)
+
+    def step(self, inp):
+        inp_M, inp_E, inp_I = self.conn()
+        return self.dynamics(M_inp=(inp + inp_M) * u.mV, E_inp=inp_E * u.Hz, I_inp=inp_I * u.mV)
+
+    def update(self, inputs, record_state: bool = False):
+        assert inputs.ndim == 2, "Inputs must be 2D (time, features)"
+        return _sequence_loop(self, inputs, record_state, ("M", "E", "I"))
+
+
+class JansenRitNetwork(_StackedLayers):
+    """brainmass's ``jansen_rit.JansenRitNetwork``: stacked `JansenRit2Layer` s (each fed the
+    previous one's EEG magnitudes) and a readout ``h2o`` (``inp_w_init``, ``inp_b_init``)
+    of the last layer's final EEG proxy (mV magnitude)."""
+
+    __module__ = "brainmass"
+
+    def __init__(self, n_input, n_hidden, n_output, *, delay=None, delay_init=binit.Constant(0.0),
+                 rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
+                 inp_b_init=binit.Constant(0.0), **jr_kwargs):
+        super().__init__()
+
+        def layer(n_in, size):
+            return JansenRit2Layer(n_in, size, delay=delay, delay_init=delay_init, rec_w_init=rec_w_init,
+                                   rec_b_init=rec_b_init, inp_w_init=inp_w_init, inp_b_init=inp_b_init, **jr_kwargs)
+
+        self._stack(n_input, n_hidden, n_output, layer, inp_w_init, inp_b_init)
+
+    def update(self, inputs, record_state: bool = False):
+        x = inputs
+        for layer in self.layers:
+            x = u.get_magnitude(layer(x))
+        return self.h2o(u.get_magnitude(self.layers[-1].dynamics.eeg()))

@@ -14,10 +14,11 @@ brainmass submodule holding the same objects, registered as ``brainmass_eqx.comp
             print(m.name, importlib.import_module(f"brainmass.{m.name}").__all__)
 
 Every name in it that brainmass also exports at the top level is the same object there, so
-each maps to the facade's top-level name. Of the few brainmass keeps only in a submodule, the facade
-provides ``utils.set_module_as`` and ``jansen_rit.Identity`` there (``build``'s ``only_in``);
-the rest (internal building blocks such as ``horn.HORN_TR``) are not in the facade, and asking
-for one raises an error that says so. ``datasets``, ``objectives`` and ``viz`` are real facade
+each maps to the facade's top-level name. The names brainmass keeps only in a submodule
+(``utils.set_module_as``, ``horn.HORN_TR`` and its connections, the ``jansen_rit`` layers,
+``wilson_cowan.WilsonCowanSeqLayer``, ``coupling.AdditiveConn``, ...) are provided there only
+(``build``'s ``only_in``), some of them outside the submodule's ``__all__``, as in brainmass;
+a listed name the facade lacks raises an error that says so. ``datasets``, ``objectives`` and ``viz`` are real facade
 modules and are not built here.
 """
 
@@ -139,10 +140,14 @@ def build(
     top = {name: namespace[name] for name in namespace.get("__all__", ()) if name in namespace}
     modules = {}
     for sub, names in SUBMODULES.items():
-        here = {**namespace, **(only_in or {}).get(sub, {})}
+        extra = (only_in or {}).get(sub, {})
+        here = {**namespace, **extra}
         present = {name: here[name] for name in names if name in here}
         absent = tuple(name for name in names if name not in here)
         module = _Submodule(f"{package}.{sub}", sub, present, absent, top)
+        # brainmass also defines a few public names outside a submodule's __all__
+        # (wilson_cowan.WilsonCowanSeqLayer, coupling.AdditiveConn): attributes, not in __all__.
+        module.__dict__.update({name: obj for name, obj in extra.items() if name not in present})
         sys.modules[f"{package}.{sub}"] = module
         namespace.setdefault(sub, module)
         modules[sub] = module

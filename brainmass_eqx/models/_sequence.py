@@ -45,6 +45,7 @@ __all__ = [
     "JansenRit2Layer",
     "JansenRitNetwork",
     "JansenRitTR",
+    "pathway_weights",
     "solver_step",
 ]
 
@@ -409,6 +410,22 @@ class JansenRitNetwork(_SeqNetwork):
         self.layers, self.h2o = _stack(JansenRit2Layer, n_input, n_hidden, n_output, key, delay=delay, **layer_kwargs)
 
 
+def pathway_weights(w, sc, mask=None, symmetric=False):
+    r"""One Jansen-Rit coupling pathway's weights from log-weights ``w`` (brainmass's
+    ``LaplacianConnectivity``): $W = e^{w} \odot SC$ (with ``symmetric``, $\tfrac12 (W +
+    W^T)$), divided by its Frobenius norm, times ``mask`` if given.
+
+    **Returns:** ``(W, diag)`` with ``diag = -W.sum(axis=1)`` (the Laplacian's diagonal).
+    """
+    w = jnp.exp(w) * sc
+    if symmetric:
+        w = 0.5 * (w + w.T)
+    w = w / jnp.linalg.norm(w)
+    if mask is not None:
+        w = w * mask
+    return w, -jnp.sum(w, axis=1)
+
+
 def _check_std_in(std_in, n):
     value = read(std_in)
     if jnp.shape(value) not in ((), (n,)):
@@ -513,13 +530,7 @@ class JansenRitTR(eqx.Module):
         self.std_in = None if std_in is None else _check_std_in(std_in, n)
 
     def _normalise(self, w, symmetric=False):
-        w = jnp.exp(w) * self.sc
-        if symmetric:
-            w = 0.5 * (w + w.T)
-        w = w / jnp.linalg.norm(w)
-        if self.mask is not None:
-            w = w * self.mask
-        return w, -jnp.sum(w, axis=1)
+        return pathway_weights(w, self.sc, self.mask, symmetric)
 
     def init_state(self) -> tuple:
         """``(JR state, history buffer of M per TR, count)``."""

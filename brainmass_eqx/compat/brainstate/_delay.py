@@ -57,14 +57,21 @@ class StateDelay(Module):
 
     **Arguments:** `module` (the node), `item` (the state's attribute name), `init` (the
     fill before the first write: an initializer such as ``braintools.init.Constant(0.)``,
-    a number or an array; a plain number is in the state's unit).
+    a number or an array; a plain number is in the state's unit), `update_every` (ms, or a
+    time; default: every step): brainstate's frequency-controlled buffer, written on the
+    calls ``0, k, 2k, ...`` with ``k = int(update_every / dt)`` and holding one slot per
+    ``update_every``, so a read ``delay`` back goes ``ceil(delay / update_every)`` slots back
+    from the latest written one.
     """
 
     __module__ = "brainstate.nn"
 
-    def __init__(self, module: Any, item: str, init: Any = 0.0):
+    def __init__(self, module: Any, item: str, init: Any = 0.0, update_every: Any = None):
         super().__init__()
         self._module, self.item, self.init = module, item, init
+        self.update_every = None if update_every is None else float(_in_ms(update_every, "update_every"))  # ms
+        self.calls = State(None)
+        self._every = 1
         self._max_delay = 0.0
         self.history = State(None)
         self.count = State(None)
@@ -90,7 +97,18 @@ class StateDelay(Module):
             shape = tuple(self._module.varshape) if batch_size is None else (int(batch_size), *self._module.varshape)
             unit = None
         self._unit = None if unit is None or u._is_dimensionless(unit) else unit
-        self._dt = _dt_ms()
+        dt = _dt_ms()
+        self._every = 1
+        if self.update_every is not None:
+            if self.update_every < dt - 1e-12:
+                raise ValueError(
+                    f"prefetch_delay(update_every={self.update_every} ms) must be >= the step dt ({dt} ms)."
+                )
+            # brainstate truncates: int(update_every / dt) calls between writes.
+            self._every = int(self.update_every / dt + 1e-9)
+        # _dt: the time between slots (dt, or update_every for a frequency-controlled buffer).
+        self._dt = dt if self.update_every is None else self.update_every
+        self.calls.value = jnp.asarray(0, dtype=jnp.int32)
         n_slots = slots_for(self._max_delay, self._dt)
         random_fill = callable(self.init) and not isinstance(self.init, u.Quantity)
         # A random initializer gets one draw per slot, as brainstate fills its buffer.
@@ -116,9 +134,16 @@ class StateDelay(Module):
         self._require()
         value = _read_item(self._module, self.item)
         value = value.to(self._unit).value if isinstance(value, u.Quantity) and self._unit else u.get_magnitude(value)
-        self.history.value, self.count.value = history_push(
+        history, count = history_push(
             self.history.value, self.count.value, jnp.asarray(value, dtype=self.history.value.dtype)
         )
+        if self._every > 1:
+            # A frequency-controlled buffer keeps the push only on every k-th call.
+            write = self.calls.value % self._every == 0
+            history = jnp.where(write, history, self.history.value)
+            count = jnp.where(write, count, self.count.value)
+        self.history.value, self.count.value = history, count
+        self.calls.value = self.calls.value + 1
 
     def read(self, delay_ms: np.ndarray, index: np.ndarray | None) -> Any:
         """The values ``delay_ms`` back (``index``: per-connection source columns)."""
@@ -165,7 +190,7 @@ class PrefetchDelayAt(Module):
 
     __module__ = "brainstate.nn"
 
-    def __init__(self, module: Any, item: str, delay: Any, init: Any = None):
+    def __init__(self, module: Any, item: str, delay: Any, init: Any = None, update_every: Any = None):
         super().__init__()
         self._module, self.item = module, item
         if isinstance(delay, tuple):
@@ -180,7 +205,8 @@ class PrefetchDelayAt(Module):
             raise ValueError(f"delay shape {self.delay_ms.shape} does not match index shape {self.index.shape}.")
         if np.any(self.delay_ms < 0):
             raise ValueError(f"delays must be >= 0, got {self.delay_ms}.")
-        self.delay = module._state_delay(item, init)
+        every = None if update_every is None else float(_in_ms(update_every, "update_every"))
+        self.delay = module._state_delay(item, init, every)
         self.delay.register(float(np.max(self.delay_ms)) if self.delay_ms.size else 0.0)
 
     def update(self, *args: Any, **kwargs: Any) -> Any:

@@ -497,24 +497,28 @@ class Dynamics(Module):
 
         return Prefetch(self, item)
 
-    def prefetch_delay(self, item: str, *delay: Any, init: Any = None):
+    def prefetch_delay(self, item: str, *delay: Any, init: Any = None, update_every: Any = None):
         """A zero-argument callable giving ``self.<item>`` ``delay`` ago; ``delay`` is a time
         or a ``(delay (N, N), index (N, N))`` pair (one tuple or two arguments) (see ``brainstate._delay``); ``init`` fills
-        the past before the first write (default 0)."""
+        the past before the first write (default 0). ``update_every`` (a time >= dt, default
+        dt): the buffer keeps one value per ``update_every`` (brainstate's frequency-controlled
+        delay, e.g. once per TR), and ``delay`` counts in those slots."""
         from ._delay import PrefetchDelayAt
 
         # brainstate takes (delay, index) as one tuple or as two arguments.
         delay = delay[0] if len(delay) == 1 else tuple(delay)
-        return PrefetchDelayAt(self, item, delay, 0.0 if init is None else init)
+        return PrefetchDelayAt(self, item, delay, 0.0 if init is None else init, update_every)
 
-    def _state_delay(self, item: str, init: Any):
-        """The node's ring buffer of ``item`` (one per state variable, shared by its reads)."""
+    def _state_delay(self, item: str, init: Any, update_every: Any = None):
+        """The node's ring buffer of ``item`` (one per state variable and write interval,
+        shared by its reads)."""
         from ._delay import StateDelay
 
         delays = self.__dict__.setdefault("_delays", {})
-        if item not in delays:
-            delays[item] = StateDelay(self, item, init)
-        return delays[item]
+        key = item if update_every is None else (item, float(update_every))
+        if key not in delays:
+            delays[key] = StateDelay(self, item, init, update_every)
+        return delays[key]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.update(*args, **kwargs)

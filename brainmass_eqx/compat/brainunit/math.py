@@ -7,7 +7,8 @@ applied to the ``jax.numpy`` function by `_unit_rule` (no hand-written function 
   ``diff``, ``percentile``, ``round``, ...). Arguments compared or combined with it
   (``clip``'s bounds, ``diff``'s ``prepend``, ``maximum``'s second argument) must have the
   same dimension and are converted to its unit first: ``clip(x_ms, 0.0015 * u.second,
-  2.5 * u.ms)`` clips at 1.5 ms.
+  2.5 * u.ms)`` clips at 1.5 ms. ``unique`` and ``histogram`` keep it for the values (edges)
+  only: their indices and counts are plain arrays.
 - **creation**: ``linspace``, ``arange``, ``full``, ``full_like`` take the unit of their
   Quantity arguments (``linspace(0 * u.ms, 10 * u.ms, 5)`` is ``[0. 2.5 5. 7.5 10.] ms``).
 - **power** / **product** / **quotient**: ``var``, ``sqrt``, ``square`` raise the unit to a
@@ -329,6 +330,15 @@ def _counts_and_edges(units, call):
     return None if units[0] is None else (None, units[0])
 
 
+def _unique(units, call):
+    """the values in the data's unit; indices, inverse and counts plain"""
+    if units[0] is None:
+        return None
+    # (len, not sum: this module's sum is the unit-aware one)
+    extra = len([k for k in ("return_index", "return_inverse", "return_counts") if call.bound.arguments.get(k)])
+    return (units[0],) + (None,) * extra if extra else units[0]
+
+
 def _each_operand(call):
     return [(key,) for key in call.keys("*")]
 
@@ -379,6 +389,7 @@ _RULES.update({
     # x and xp agree; the result is in fp's unit
     "interp": (((0, 1, "period"), (2, "left", "right")), _second),
     "histogram": (((0,),), _counts_and_edges),
+    "unique": (((0,),), _unique),
     # powers, products, quotients
     "var": (((0,),), _power(2)),
     "nanvar": (((0,),), _power(2)),
