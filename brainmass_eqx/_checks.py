@@ -283,7 +283,11 @@ def key_mismatch(given: Iterable[str], expected: Iterable[str]) -> str | None:
 
 
 def check_keywords(
-    name: str, kwargs: Mapping[str, Any], names: tuple[str, ...] | None, aliases: Mapping[str, str] | None = None
+    name: str,
+    kwargs: Mapping[str, Any],
+    names: tuple[str, ...] | None,
+    aliases: Mapping[str, str] | None = None,
+    elsewhere: Mapping[str, str] | None = None,
 ) -> None:
     """Refuse a keyword ``name(...)`` does not take, naming the closest valid one and all
     of them (Python's own message names only the unexpected one). Matching ignores case
@@ -296,6 +300,9 @@ def check_keywords(
     - `names`: the keywords it takes (`keyword_names`); None accepts any.
     - `aliases`: other libraries' names for them, ``{name: "speed (TVB's conduction_speed)"}``:
       what the message suggests for such a name.
+    - `elsewhere`: keywords that belong to a companion call, ``{name: "Fitter(model, ...,
+      callbacks=...)"}``: the message says where such a keyword goes (a `Fitter`'s
+      ``callbacks`` given to ``fit``, its ``patience`` given to ``Fitter``).
 
     **Raises:** `TypeError` ``"<name>() got an unexpected keyword argument 'x' (did you
     mean 'y'?). <name> takes: ..."``.
@@ -305,21 +312,30 @@ def check_keywords(
     unknown = [k for k in kwargs if k not in names]
     if unknown:
         alias = (aliases or {}).get(unknown[0])
-        hint = f" (it is {alias} here)" if alias else did_you_mean(unknown[0], names)
+        home = (elsewhere or {}).get(unknown[0])
+        if home:
+            hint = f" (it belongs to {home}, not to {name}())"
+        else:
+            hint = f" (it is {alias} here)" if alias else did_you_mean(unknown[0], names)
         raise TypeError(
             f"{name}() got an unexpected keyword argument {unknown[0]!r}{hint}. {name} takes: {', '.join(names)}."
         )
 
 
 def suggests_keywords(
-    fn: Callable | None = None, *, forwards_to: Callable | None = None, aliases: Mapping[str, str] | None = None
+    fn: Callable | None = None,
+    *,
+    forwards_to: Callable | None = None,
+    aliases: Mapping[str, str] | None = None,
+    elsewhere: Mapping[str, str] | None = None,
 ) -> Callable:
     """Decorate ``fn`` so that a misspelt keyword is refused by `check_keywords` (with the
     closest valid name) before the call. ``forwards_to``: the function that ``fn``'s
     ``**kwargs`` are passed to, whose keywords are valid too; ``aliases``: other
-    libraries' names for its keywords (see `check_keywords`)."""
+    libraries' names for its keywords; ``elsewhere``: keywords of a companion call, and
+    where they go (see `check_keywords`)."""
     if fn is None:
-        return functools.partial(suggests_keywords, forwards_to=forwards_to, aliases=aliases)
+        return functools.partial(suggests_keywords, forwards_to=forwards_to, aliases=aliases, elsewhere=elsewhere)
     if forwards_to is None:
         names = keyword_names(fn)
     else:
@@ -331,7 +347,7 @@ def suggests_keywords(
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        check_keywords(label, kwargs, names, aliases)
+        check_keywords(label, kwargs, names, aliases, elsewhere)
         return fn(*args, **kwargs)
 
     return wrapper

@@ -170,6 +170,29 @@ def _make_transform(transform, bounds) -> AbstractTransform:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class PriorInUnit:
+    """A `Param`'s prior stated in the unit its value was given in, evaluated on a value in
+    another: ``prior(value / factor)``, with ``factor`` the conversion from that unit to
+    the value's (e.g. 0.001 from mm/s to mm/ms).
+
+    A model converts a Quantity-valued `Param` to its canonical unit (`Param.in_unit`); the
+    prior, a function of numbers, was kept as it was, so ``Param(Quantity(5000, 'mm/s'),
+    prior=GaussianPrior(5000, 1000))`` as a Network's speed (5 mm/ms) was penalised
+    0.5 ((5 - 5000) / 1000)^2 = 12.5 at the prior's own mean.
+    """
+
+    prior: Any
+    factor: float
+    unit: str
+
+    def __call__(self, value: Array) -> Array:
+        return self.prior(value / jnp.asarray(self.factor, jnp.result_type(value)))
+
+    def __repr__(self) -> str:
+        return f"{self.prior!r} in {self.unit}"
+
+
 class Param(eqx.Module):
     """A (possibly trainable) parameter value.
 
@@ -185,7 +208,9 @@ class Param(eqx.Module):
       bounds give a sigmoid, only a lower bound a softplus, none the identity.
     - `bounds`: ``(lower, upper)``; either may be ``None``. Quantities are converted to the
       value's unit. Gradient-free fitters search inside these bounds.
-    - `prior`: optional callable ``value -> penalty`` added to a fit's loss.
+    - `prior`: optional callable ``value -> penalty`` added to a fit's loss, of the value
+      in the unit it is given in here (a model that converts the value to its canonical
+      unit evaluates the prior on the value converted back, `PriorInUnit`).
 
     The raw, unconstrained array is ``Param.raw``; the constrained value is ``Param.value``.
     """
@@ -285,11 +310,17 @@ class Param(eqx.Module):
             object.__setattr__(out, "unit", unit)
             return out
         factor = unit_factor(self.unit, unit, name)
+        prior = self.prior
+        if prior is not None and factor != 1.0:
+            if isinstance(prior, PriorInUnit):  # converted before: compose the factors
+                prior = PriorInUnit(prior.prior, prior.factor * factor, prior.unit)
+            else:
+                prior = PriorInUnit(prior, factor, self.unit)
         return Param(
             self.value * factor,
             fit=self.fit,
             transform=self.transform.scaled(factor),
-            prior=self.prior,
+            prior=prior,
             unit=unit,
         )
 

@@ -7,7 +7,9 @@ perfect fit (where a plain $\sqrt{\cdot}$ of a zero mean square has a NaN gradie
 constant signals. Objectives that compare samples (`timeseries_rmse`, `cosine_sim`, `fcd`)
 need a prediction and a target of the same shape; those that summarise each signal over
 time first (`fc_corr`, `fc_rmse`, `fcd_ks`, `fcd_wasserstein`, `psd_rmse`) need the same
-regions only, so a simulation can be compared with a recording of another length.
+regions only, so a simulation can be compared with a recording of another length, though
+not with one sampled at another rate: FCD windows count samples of each signal and
+`psd_rmse` reads both at its one `dt`, and no array carries its sampling step.
 `fc_corr` and `fc_rmse` built with `target_is_fc=True` take an FC matrix as the target.
 Other shapes raise `ValueError`, and so does a symmetric square target where a signal is
 expected (an FC matrix given by mistake).
@@ -437,7 +439,9 @@ for gradient-based fitting prefer `fcd_wasserstein`.
 
 **Arguments:**
 
-- `window_size`, `step_size`: FCD sliding windows, in samples.
+- `window_size`, `step_size`: FCD sliding windows, in samples of each signal (so both
+  must be sampled at the same rate: a window of 30 samples is 60 s of a BOLD recording at
+  TR = 2 s but 21.6 s of a model's BOLD at TR = 0.72 s).
 - `midpoints`: the KDE grid (default 100 points on [-0.99, 0.99]).
 - `bw_method`: KDE bandwidth (`None`/'scott', 'silverman' or a factor).
 - `n_diag`: diagonal offset of the FCD triangle.

@@ -394,7 +394,7 @@ def test_a_recording_of_another_length_and_a_signal_target():
     with pytest.raises(ValueError, match=r"target has shape \(40, 3\) but the prediction has shape \(20, 3\); give a target of shape \(3, 3\), the prediction's FC matrix"):
         by_fc.fit(recording, 1)
     signal = bm.Signal(np.asarray(recording), 0.1)
-    with pytest.raises(TypeError, match=r"target is a Signal, not an array; .* \.signal \(40, 3\) \(sampled every 0\.1 ms\) or its FC matrix \.fc"):
+    with pytest.raises(TypeError, match=r"target is a Signal, not an array; .* \.signal \(40, 3\) \(sampled every 0\.1 ms: FCD windows and spectra count samples, so record the prediction at that step too\) or its FC matrix \.fc"):
         Fitter(hopf, predict=run, objective=objectives.fc_corr(as_loss=True)).fit(signal, 1)
     # A score (1 for a perfect match) would be minimised away from the target.
     for score, builder in ((objectives.fc_corr(), "fc_corr"), (objectives.cosine_sim(), "cosine_sim"), (objectives.fcd(), "fcd")):
@@ -464,3 +464,103 @@ def test_resuming_a_fit_that_stopped_early_runs_no_more_steps(tmp_path):
         np.testing.assert_array_equal(again.history, straight.history)
     # More patience continues the fit.
     assert fitter.fit(target, 200, patience=30, min_delta=1e-2, checkpoint=path, resume=True).n_steps > straight.n_steps
+
+
+def test_a_keyword_given_to_the_wrong_call_says_where_it_belongs():
+    # fit(..., callbacks=cb) listed fit's keywords only, and Fitter(..., patience=3) the
+    # constructor's: neither said that the keyword belongs to the other call.
+    import inspect
+
+    from brainmass_eqx.fit import _fitter
+
+    model = Quadratic(a=bm.Param(0.5))
+    fitter = Fitter(model, loss_fn=quad_loss)
+    with pytest.raises(TypeError, match=r"'callbacks' \(it belongs to Fitter\(model, \.\.\., callbacks=\.\.\.\), not to Fitter\.fit\(\)\)"):
+        fitter.fit(jnp.zeros(2), 3, callbacks=print)
+    with pytest.raises(TypeError, match=r"'patience' \(it belongs to Fitter\.fit\(\.\.\., patience=\.\.\.\), not to Fitter\(\)\)"):
+        Fitter(model, loss_fn=quad_loss, patience=3)
+    with pytest.raises(TypeError, match=r"'n_stpes' \(did you mean 'n_steps'\?\)"):
+        fitter.fit(jnp.zeros(2), n_stpes=3)
+    # The two lists are the two signatures' keywords (they must not drift apart).
+    fit_names = [p for p in inspect.signature(Fitter.fit).parameters if p != "self"]
+    init_names = [p for p in inspect.signature(Fitter.__init__).parameters if p not in ("self", "model")]
+    assert list(_fitter._RUN_KEYWORDS) == fit_names
+    assert list(_fitter._BUILD_KEYWORDS) == init_names
+
+
+def test_fitter_loss_without_a_target_names_the_call():
+    # Fitter.loss() with predict= and no target told the user to "pass fit(target, ...)".
+    fitter = Fitter(hopf(bm.Param(0.1, bounds=(0.01, 1.0))), predict=amplitude)
+    with pytest.raises(ValueError, match=r"Fitter\.loss needs the target .*fitter\.loss\(params, target\)"):
+        fitter.loss()
+    loss, _ = fitter.loss(None, TARGET)
+    assert np.isfinite(float(loss))
+
+
+def test_a_region_missing_from_an_empirical_fc_says_how_to_fit_without_it():
+    # The NaN row and column of a region missing from an FC matrix were refused with "drop
+    # ... regions", and a target without them was then refused for its shape.
+    model = bm.Hopf(4, a=bm.Param(-0.1, bounds=(-1.0, 1.0)), w=0.2, init_x=jnp.array([0.1, 0.2, 0.3, 0.4]))
+
+    def run(m):
+        return bm.simulate(m, 20.0, dt=0.5, monitors=["x"])["x"]
+
+    fc = np.full((4, 4), 0.3)
+    np.fill_diagonal(fc, 1.0)
+    fc[2, :] = fc[:, 2] = np.nan
+    fitter = Fitter(model, predict=run, objective=objectives.fc_rmse(target_is_fc=True))
+    with pytest.raises(ValueError, match=r"regions \[2\] have no finite value .* keep = \[0, 1, 3\] .*np\.ix_\(keep, keep\)"):
+        fitter.fit(fc, 2)
+    signal = np.ones((10, 4))
+    signal[:, 1] = np.nan
+    fitter = Fitter(model, predict=run, objective=objectives.fc_rmse())
+    with pytest.raises(ValueError, match=r"regions \[1\] have no finite value .* keep = \[0, 2, 3\] .*: target\[:, keep\], and"):
+        fitter.fit(signal, 2)
+    signal[3, 0] = np.nan  # a missing sample too: the general advice
+    with pytest.raises(ValueError, match=r"drop or interpolate the missing samples"):
+        fitter.fit(signal, 2)
+    # The advice works: the kept regions fit.
+    keep = [0, 1, 3]
+    kept = Fitter(model, predict=lambda m: run(m)[:, keep], objective=objectives.fc_rmse(target_is_fc=True))
+    assert np.isfinite(kept.fit(fc[np.ix_(keep, keep)], 2).best_loss)
+
+
+def test_units_of_priors_and_search_boxes_follow_the_param():
+    # A model converts a Quantity-valued Param to its canonical unit; its prior, stated in
+    # the unit the value was given in, was kept as it was: a Hopf w given in rad/s (0.0628
+    # rad/ms in the model) with GaussianPrior(62.8, 5) was penalised 78.7 at the prior's
+    # own mean.
+    import unxt as u
+
+    from brainmass_eqx.fit import ParamSpace
+
+    def model(prior):
+        w = bm.Param(u.Quantity(62.8, "rad/s"), bounds=(10.0, 100.0), prior=prior)
+        return bm.Hopf(2, a=-0.02, w=w)
+
+    for prior, expected in ((GaussianPrior(62.8, 5.0), 0.0), (GaussianPrior(52.8, 5.0), 2.0),
+                            (L2Penalty(0.5, center=60.8), 2.0), (L1Penalty(2.0, center=63.8), 2.0)):  # fmt: skip
+        space = ParamSpace(model(prior))
+        assert space.names == ("w",) and space.leaves[0].unit == "rad/ms"
+        np.testing.assert_allclose(float(space.penalty(space.to_values(space.initial_raw()))), expected, atol=1e-4)
+    assert "in rad / s" in repr(model(GaussianPrior(62.8, 5.0)).w)
+    with pytest.raises(TypeError, match=r"GaussianPrior\(mean=\.\.\.\) is a Quantity .*plain number in the unit"):
+        GaussianPrior(u.Quantity(5.0, "m/s"), 1.0)
+
+
+def test_a_search_space_of_quantities_is_converted_to_the_params_unit():
+    # A search_space of Quantities was stripped to its magnitudes, whatever their unit:
+    # 3.6 - 18 km/h (1 - 5 m/s) searched a speed from 3.6 to 18 m/s.
+    import unxt as u
+
+    from brainmass_eqx.fit import ParamSpace
+
+    conn = bm.load_dataset("example_connectome")
+    speed = bm.Param(u.Quantity(5.0, "m/s"), bounds=(u.Quantity(1.0, "m/s"), u.Quantity(20.0, "m/s")))
+    net = bm.Network(bm.Hopf(8, a=-0.02, w=0.0628), conn.weights, distance=conn.distances, speed=speed, k=0.05)
+    box = ParamSpace(net, search_space={"speed": (u.Quantity(3.6, "km/h"), u.Quantity(18.0, "km/h"))}).bounds()["speed"]
+    np.testing.assert_allclose(np.asarray(box, dtype=float), [1.0, 5.0], rtol=1e-6)
+    with pytest.raises(bm.UnitError, match=r"search_space\['speed'\].*ms"):
+        ParamSpace(net, search_space={"speed": (u.Quantity(1.0, "ms"), u.Quantity(2.0, "ms"))})
+    with pytest.raises(ValueError, match=r"\(1000\.0, 20000\.0\) mm/ms leaves .*Plain numbers are read in mm/ms"):
+        ParamSpace(net, search_space={"speed": (1000.0, 20000.0)})

@@ -37,6 +37,14 @@ __all__ = ["Fitter", "FitResult"]
 
 BACKENDS = ("grad", "optimistix", "nevergrad", "scipy")
 
+# The settings split between Fitter(...) (what is fitted, and how it is judged) and
+# Fitter.fit(...) (one run): the commonest slip is giving one to the other
+# (fit(..., callbacks=cb) was refused with the list of fit's keywords only).
+_BUILD_KEYWORDS = ("optimizer", "loss_fn", "predict", "objective", "backend", "where", "search_space",
+                   "transient", "callbacks", "with_key")  # fmt: skip
+_RUN_KEYWORDS = ("target", "n_steps", "key", "n_starts", "popsize", "population", "population_threads", "patience",
+                 "min_delta", "progress", "checkpoint", "checkpoint_every", "resume")  # fmt: skip
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
 class FitResult:
@@ -146,10 +154,36 @@ def _refuse_non_finite_target(target: Any) -> None:
             # A complex target failed deep inside jax.grad ("grad requires real-valued outputs").
             check_real(leaf, "target", allow_bool=True)
         if eqx.is_array_like(leaf) and not is_traced(leaf) and np.issubdtype(np.asarray(leaf).dtype, np.number):
-            refuse_non_finite(
-                "target", leaf, "every loss would be NaN: drop or interpolate the missing samples (or regions) "
+            refuse_non_finite("target", leaf, _missing_regions_hint(np.asarray(leaf)) or (
+                "every loss would be NaN: drop or interpolate the missing samples (or regions) "
                 "of the recording before fitting"
-            )
+            ))  # fmt: skip
+
+
+def _missing_regions_hint(target: np.ndarray) -> str | None:
+    """How to fit without the regions a recording lacks, when its non-finite values are
+    exactly whole regions: columns of a ``(time, regions)`` signal, rows and columns of an
+    FC matrix (a region missing from an empirical FC). Dropping them from the target alone
+    only moved the user on to a shape error: the prediction must drop them too."""
+    if target.ndim != 2 or target.shape[-1] < 2:
+        return None
+    bad = ~np.isfinite(target)
+    missing = np.flatnonzero(bad.all(axis=0))
+    square = target.shape[0] == target.shape[1]
+    covered = np.zeros_like(bad)
+    covered[:, missing] = True
+    if square:
+        covered[missing, :] = True
+    if missing.size == 0 or missing.size == target.shape[-1] or np.any(bad & ~covered):
+        return None
+    keep = [int(i) for i in np.setdiff1d(np.arange(target.shape[-1]), missing)]
+    selection = "target[np.ix_(keep, keep)] for an FC matrix, target[:, keep] for a signal" if square else "target[:, keep]"
+    return (
+        f"regions {missing.tolist()} have no finite value (missing from the recording), and every loss would be "
+        f"NaN. Fit without them: drop them from the target and from the prediction, with keep = {keep} "
+        f"(the other regions): {selection}, and a predict that returns its (time, regions) array's "
+        "[:, keep] (the model still simulates every region)"
+    )
 
 
 def loss_is_flat(result: FitResult) -> bool:
@@ -225,7 +259,9 @@ class Fitter:
     - `where`: select the trainable leaves as ``eqx.tree_at`` does, e.g.
       ``where=lambda m: (m.a, m.w)`` (default: every ``Param(fit=True)``).
     - `search_space`: ``{name: (low, high)}`` boxes for the gradient-free backends and
-      random starts; they override the Params' bounds (and must lie inside them).
+      random starts; they override the Params' bounds (and must lie inside them). Plain
+      numbers are in the parameter's unit in the model (`FitResult.units`); Quantities are
+      converted to it.
     - `transient`: samples cut from the start of the prediction before the objective.
     - `callbacks`: ``cb(info)`` called after every step with a dict holding ``step``,
       ``loss``, ``best_loss``, ``params`` and ``model``; returning ``True`` stops the fit.
@@ -234,13 +270,16 @@ class Fitter:
       start's ``loss`` and ``params`` and ``model=None``.
     - `with_key`: pass a PRNG key to ``predict``/``loss_fn`` (a new one each step for
       ``'grad'``, ``jax.random.fold_in(key, step)``; the fixed ``key`` for the others).
+      With a new key each step, `FitResult.best_loss` is the lowest of the steps' noise
+      draws (biased low); ``fitter.loss(result.best_params, target,
+      key=jax.random.fold_in(key, result.best_step))`` reproduces it.
 
     The loss is compiled once per `Fitter` and configuration; the target is an argument
     of the compiled function (never a constant folded into it), so fitting a new target of
     the same shape does not recompile.
     """
 
-    @suggests_keywords
+    @suggests_keywords(elsewhere={n: f"Fitter.fit(..., {n}=...)" for n in _RUN_KEYWORDS})
     def __init__(
         self,
         model: PyTree,
@@ -336,6 +375,12 @@ class Fitter:
         the scale of its `FitResult.best_loss`."""
         values = self.params if params is None else {n: jnp.asarray(params[n]) for n in self.names}
         if self.problem.predict is not None:
+            if target is None:
+                # The loss's own message ("pass fit(target, ...)") named the wrong call here.
+                raise ValueError(
+                    "Fitter.loss needs the target that predict's output is compared with: "
+                    "fitter.loss(params, target) (params=None for the model's own values)."
+                )
             check_target(self.problem.objective, target)
         data = self.problem.data(_as_target(target))
         if self._least_squares:
@@ -350,7 +395,7 @@ class Fitter:
 
     # -- fit -----------------------------------------------------------------------------------
 
-    @suggests_keywords
+    @suggests_keywords(elsewhere={n: f"Fitter(model, ..., {n}=...)" for n in _BUILD_KEYWORDS})
     def fit(
         self,
         target: Any = None,

@@ -24,6 +24,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._checks import did_you_mean, pick_variable_hint
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec, unwrap
+from .._units import is_quantity, to_canonical
 from ..objectives import fc_shape, target_fits
 
 __all__ = ["ParamSpace", "Problem", "Data", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
@@ -47,7 +48,8 @@ def refuse_containers(value: Any, what: str) -> None:
     if isinstance(value, Signal):
         raise TypeError(
             f"{what} a Signal, not an array; take what the objective compares: its time series "
-            f".signal {tuple(value.signal.shape)} (sampled every {value.dt:g} ms) or its FC matrix .fc."
+            f".signal {tuple(value.signal.shape)} (sampled every {value.dt:g} ms: FCD windows and spectra "
+            f"count samples, so record the prediction at that step too) or its FC matrix .fc."
         )
 
 
@@ -68,8 +70,15 @@ class NonFiniteLossError(FloatingPointError):
 # -- priors -------------------------------------------------------------------------------
 
 
-def _hashable(x: Any) -> Any:
+def _hashable(x: Any, name: str) -> Any:
     # Param.prior is a static field, so a prior must hash: store arrays as nested tuples.
+    if is_quantity(x):
+        # Its magnitude was kept and its unit dropped: GaussianPrior(Quantity(5000, 'mm/s'))
+        # centred a speed in mm/ms on 5000.
+        raise TypeError(
+            f"{name} is a Quantity ({x}); a prior is a function of the Param's number: give {name} as a "
+            "plain number in the unit the Param's value is given in."
+        )
     arr = np.asarray(x, dtype=float)
     return float(arr) if arr.ndim == 0 else tuple(arr.tolist())
 
@@ -86,8 +95,8 @@ class GaussianPrior:
     std: Any = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "mean", _hashable(self.mean))
-        object.__setattr__(self, "std", _hashable(self.std))
+        object.__setattr__(self, "mean", _hashable(self.mean, "GaussianPrior(mean=...)"))
+        object.__setattr__(self, "std", _hashable(self.std, "GaussianPrior(std=...)"))
         if np.any(np.asarray(self.std) <= 0):
             raise ValueError(f"GaussianPrior(std=...) must be positive, got {self.std}.")
 
@@ -105,7 +114,7 @@ class _CentredPenalty:
 
     def __post_init__(self):
         object.__setattr__(self, "weight", float(self.weight))
-        object.__setattr__(self, "center", _hashable(self.center))
+        object.__setattr__(self, "center", _hashable(self.center, f"{type(self).__name__}(center=...)"))
 
     def cost(self, offset: Array) -> Array:
         raise NotImplementedError
@@ -178,7 +187,8 @@ class ParamSpace:
     - `where`: optional selector ``model -> leaf or tuple of leaves`` (as for
       ``eqx.tree_at``); default: every ``Param(fit=True)``.
     - `search_space`: optional ``{name: (low, high)}`` boxes (constrained values) that
-      override the transforms' bounds for the gradient-free backends and random starts.
+      override the transforms' bounds for the gradient-free backends and random starts:
+      plain numbers in the parameter's unit, or Quantities (converted to it).
     """
 
     def __init__(self, model: PyTree, where: Callable | None = None, search_space: Mapping | None = None):
@@ -244,6 +254,10 @@ class ParamSpace:
             except (TypeError, ValueError):
                 raise ValueError(f"search_space[{name!r}] must be a pair (low, high), got {box!r}.") from None
             leaf = by_name[name]
+            # Quantities were stripped to their magnitudes in whatever unit they were given:
+            # (3.6 km/h, 18 km/h) searched a speed from 3.6 to 18 m/s. Convert them to the
+            # parameter's unit (plain numbers are read in it).
+            lo, hi = (to_canonical(b, f"search_space[{name!r}]", leaf.unit) for b in (lo, hi))
             try:
                 lo = np.broadcast_to(np.asarray(lo, dtype=float), leaf.shape)
                 hi = np.broadcast_to(np.asarray(hi, dtype=float), leaf.shape)
@@ -255,9 +269,11 @@ class ParamSpace:
                 raise ValueError(f"search_space[{name!r}] must be finite with low < high, got ({lo}, {hi}).")
             t_lo, t_hi = _transform_box(leaf.transform)
             if np.any(lo < t_lo) or np.any(hi > t_hi):
+                unit = f" {leaf.unit}" if leaf.unit else ""
                 raise ValueError(
-                    f"search_space[{name!r}] = ({lo}, {hi}) leaves the interval ({t_lo}, {t_hi}) of its "
+                    f"search_space[{name!r}] = ({lo}, {hi}){unit} leaves the interval ({t_lo}, {t_hi}){unit} of its "
                     f"{type(leaf.transform).__name__} transform; narrow the box or widen the Param's bounds."
+                    + (f" Plain numbers are read in {leaf.unit}, the parameter's unit in the model." if unit else "")
                 )
             out[name] = (lo, hi)
         return out
