@@ -57,7 +57,9 @@ class Trajectory(eqx.Module):
 
     **Fields:**
 
-    - `ts`: the sample times, ms, shape ``(T,)`` (the time at the *end* of each recorded step).
+    - `ts`: the sample times, ms, shape ``(T,)`` (the time at the *end* of each recorded step);
+      float64 for a run on the step grid outside ``jax.jit`` (float32 times far into a run
+      are too coarse to tell samples apart: 0.25 ms apart at an hour).
     - `ys`: ``{name: array (T, ...)}``, one entry per monitor.
     - `final_state`: the model state at the end of the run, $t$ = ``duration`` (also when
       the last sample is earlier: samples fall on every ``sample_every``-th step from the
@@ -258,6 +260,12 @@ class _StepInputs(eqx.Module):
     def at_step(self, t_start):
         return _HeldInputs(self.evaluate(t_start))
 
+    def at_index(self, i):
+        """The inputs of step ``i`` (an int, counted by `Substeps`), held over the step.
+        Exact however long the run, unlike ``floor(t / dt)`` of a float32 time."""
+        i = jnp.clip(i, 0, self.n_steps - 1)
+        return _HeldInputs({k: v[i] if k in self.per_step else v for k, v in self.values.items()})
+
 
 def _nested_models(model):
     """``model`` and the models it wraps, outermost first (a network's node, a noisy or
@@ -451,6 +459,26 @@ def _monitor_units(model, spec):
 
 # -- step counting -------------------------------------------------------------------------
 
+#: Steps are counted in int32 (the step counters of the solvers, noise and delay buffers).
+_MAX_STEPS = 2**31 - 1
+
+
+def _check_step_count(n_steps: int, dt_ms: float, y0) -> None:
+    """Refuse a run whose steps, counted from the start of the first run it continues,
+    would pass ``2**31 - 1`` (59.65 h at dt = 0.1 ms): the int32 counters would wrap
+    around, silently (per-step inputs, noise and delayed reads from the wrong step)."""
+    done = 0
+    if isinstance(y0, Trajectory) and not is_traced(y0.end_time):
+        done = int(round(float(y0.end_time) / dt_ms))
+    if done + n_steps > _MAX_STEPS:
+        hours = _MAX_STEPS * dt_ms / 3.6e6
+        after = f" after the {done} of the run it continues" if done else ""
+        raise ValueError(
+            f"this run takes {n_steps} steps of dt = {dt_ms:g} ms{after}; steps are counted in int32, "
+            f"at most 2**31 - 1 = {_MAX_STEPS} ({hours:.4g} h at this dt) from the first run's start. Use a "
+            "larger dt, or start a new run from the state reached (y0=traj.final_state, a new key)."
+        )
+
 
 def _count_steps(duration_ms, dt_ms):
     return whole_steps(duration_ms, dt_ms, "duration", "floor", action="simulating")
@@ -636,27 +664,31 @@ def _checkpointed_scan(body, carry, xs, plain: bool = False):
 
 def _advance(terms, y0, source, solver, n, dt, plain=False):
     """Take ``n`` steps of ``dt`` from t=0, recording nothing: ``(y, solver_state)``."""
-    one = Substeps(solver, 1)
-    grid = jnp.asarray(np.arange(n + 1) * dt, dtype=jnp.result_type(float))
-    state = one.init(terms, grid[0], grid[1], y0, source)
+    one = Substeps(solver, 1, dt)
+    t0 = jnp.zeros((), jnp.result_type(float))
+    state = one.init(terms, t0, t0 + dt, y0, source)
 
-    def body(carry, t):
+    def body(carry, _):
         y, state = carry
-        y, _, _, state, _ = one.step(terms, t[0], t[1], y, source, state, False)
+        # Counted steps ignore the times given (see `Substeps`).
+        y, _, _, state, _ = one.step(terms, t0, t0, y, source, state, False)
         return (y, state), None
 
-    (y, state), _ = _checkpointed_scan(body, (y0, state), jnp.stack([grid[:-1], grid[1:]], axis=1), plain)
+    # Nothing per step to scan over: a (n, 0) array (a grid of times was a constant of
+    # 8 n bytes, constant-folded for seconds by XLA for a 2e7-step transient).
+    (y, state), _ = _checkpointed_scan(body, (y0, state), jnp.zeros((n, 0), t0.dtype), plain)
     return y, state
 
 
-def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, plain=False, first=None):
+def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, dt, plain=False, first=None):
     """Macro-steps of ``k`` steps between consecutive ``ts``, recording after each one.
 
     ``ts`` is computed on the host: XLA may evaluate an expression for ``ts`` differently
     in different fusions (FMA contraction), and each macro-step must end exactly where the
     next one starts. With ``first`` (a record, ``plain`` only) the records start with it.
+    The steps themselves are counted, ``k`` of ``dt`` each (`Substeps`).
     """
-    stepper = Substeps(solver, k)
+    stepper = Substeps(solver, k, dt)
     if first is not None:
         # The records are written into one carried array that already holds the first:
         # stacking them and prepending it copied the whole record once more (a 60 s W1
@@ -687,14 +719,21 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, 
     return recorded, y, solver_state
 
 
-def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress):
+def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, dt, adjoint, progress):
     """`_record_scan` as a diffrax solve (for a user's ``adjoint`` or a progress bar; a bar
-    without an adjoint gets diffrax's default)."""
+    without an adjoint gets diffrax's default).
+
+    diffrax steps through the macro-step numbers 0, 1, ..., not the times ``ts``: the
+    counted steps do not read the times they are given (`Substeps`), and float32 sample
+    times far into a run are not strictly increasing (0.1 ms apart at t = 2e6 ms, where
+    float32 times are 0.125 ms apart), which ``StepTo`` refused with an error.
+    """
     adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
     n_macro = ts.shape[0] - 1
+    ts = jnp.arange(n_macro + 1, dtype=ts.dtype)
     sol = dfx.diffeqsolve(
         terms,
-        Substeps(solver, k),
+        Substeps(solver, k, dt),
         t0=ts[0],
         t1=ts[-1],
         dt0=None,
@@ -717,10 +756,10 @@ def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, 
     return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), sol.solver_state
 
 
-def _record_impl(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress, plain=False):
+def _record_impl(model, terms, y, solver_state, source, solver, monitor, ts, k, dt, adjoint, progress, plain=False):
     if adjoint is None and not progress:
-        return _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, plain)
-    return _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, adjoint, progress)
+        return _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, dt, plain)
+    return _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, dt, adjoint, progress)
 
 
 @eqx.filter_jit
@@ -732,12 +771,12 @@ def _first_sample(model, terms, y0, source, solver, monitor, n_first, dt):
 _record = eqx.filter_jit(_record_impl)
 
 
-def _finish(terms, y, solver_state, source, solver, t_last, t_end, n_rest):
+def _finish(terms, y, solver_state, source, solver, dt, t_last, t_end, n_rest):
     """The ``n_rest`` steps after the last sample (fewer than ``sample_every``), so that the
     run, and its final state, end at ``duration`` as brainmass's do; recording nothing."""
     if n_rest == 0:
         return y
-    y, _, _, _, _ = Substeps(solver, n_rest).step(terms, t_last, t_end, y, source, solver_state, False)
+    y, _, _, _, _ = Substeps(solver, n_rest, dt).step(terms, t_last, t_end, y, source, solver_state, False)
     return y
 
 
@@ -755,19 +794,19 @@ def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, 
     step is compiled once.
     """
     if n_lead is not None:
-        state = Substeps(solver, k).init(terms, grid[0], grid[1], y0, source)
-        ys, y_end, state = _record_impl(model, terms, y0, state, source, solver, monitor, grid, k, adjoint, progress, plain)
-        return jax.tree_util.tree_map(lambda a: a[n_lead:], ys), _finish(terms, y_end, state, source, solver, *tail)
+        state = Substeps(solver, k, dt).init(terms, grid[0], grid[1], y0, source)
+        ys, y_end, state = _record_impl(model, terms, y0, state, source, solver, monitor, grid, k, dt, adjoint, progress, plain)
+        return jax.tree_util.tree_map(lambda a: a[n_lead:], ys), _finish(terms, y_end, state, source, solver, dt, *tail)
     y, state = _advance(terms, y0, source, solver, n_first, dt, plain)
     first = monitor(model, y)
     if grid.shape[0] == 1:
-        return jax.tree_util.tree_map(lambda a: a[None], first), _finish(terms, y, state, source, solver, *tail)
+        return jax.tree_util.tree_map(lambda a: a[None], first), _finish(terms, y, state, source, solver, dt, *tail)
     if plain and adjoint is None and not progress:
-        ys, y_end, state = _record_scan(model, terms, y, state, source, solver, monitor, grid, k, plain, first)
+        ys, y_end, state = _record_scan(model, terms, y, state, source, solver, monitor, grid, k, dt, plain, first)
     else:
-        rest, y_end, state = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, adjoint, progress, plain)
+        rest, y_end, state = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, dt, adjoint, progress, plain)
         ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-    return ys, _finish(terms, y_end, state, source, solver, *tail)
+    return ys, _finish(terms, y_end, state, source, solver, dt, *tail)
 
 
 def _lead_grid(n_macro, k, dt):
@@ -1004,6 +1043,7 @@ def simulate(
     if duration_ms < dt_ms:
         raise ValueError(f"duration {duration_ms} ms is shorter than one step of dt {dt_ms} ms.")
     n_steps = _count_steps(duration_ms, dt_ms)
+    _check_step_count(n_steps, dt_ms, y0)
     tr = _as_steps(transient, "transient", dt_ms, inexact="floor")
     if tr < 0:
         raise ValueError(f"transient must be >= 0, got {tr} steps.")
@@ -1176,7 +1216,11 @@ def simulate(
         # Whole step counts times dt, one rounding: the same numbers as the grid from t = 0
         # of `_lead_samples` (t_first + j k dt rounded twice, and chunks then stepped on
         # other float32 ends than the run in one piece).
-        host_ts = ((tr + 1 + np.arange(n_samples) * k) * dt_ms).astype(jnp.result_type(float))
+        # The samples' times returned are float64 (step counts times dt): in float32 they
+        # are 0.0625 ms apart at 10 minutes and 0.25 ms at an hour, so samples 0.1 ms apart
+        # had uneven or equal times (and a delayed Network's continuation was refused).
+        exact_ts = (tr + 1 + np.arange(n_samples) * k) * dt_ms
+        host_ts = exact_ts.astype(jnp.result_type(float))
         # The steps after the last sample: the run ends at duration, not at its last sample.
         tail = (host_ts[-1], np.asarray(n_steps * dt_ms, host_ts.dtype), n_steps - (tr + 1 + n_rest * k))
         # device_put: jnp.asarray of a host array compiles a copy (memory and time on a first run).
@@ -1201,9 +1245,9 @@ def simulate(
                 # As the run in one piece steps its transient (`_run_fixed`): macro-steps of
                 # k steps from t = 0, so that the chunks go on from the same state.
                 lead = _lead_grid(n_lead + 1, k, dt_ms)
-                solver_state = Substeps(solver, k).init(terms, lead[0], lead[1], y0, source)
+                solver_state = Substeps(solver, k, dt_ms).init(terms, lead[0], lead[1], y0, source)
                 recorded, y, solver_state = _record(
-                    model, terms, y0, solver_state, source, solver, monitor, lead, k, adjoint, False
+                    model, terms, y0, solver_state, source, solver, monitor, lead, k, dt_ms, adjoint, False
                 )
                 first = jax.tree_util.tree_map(lambda a: a[-1], recorded)
             pieces = [jax.tree_util.tree_map(lambda a: np.asarray(a)[None], first)]
@@ -1215,22 +1259,25 @@ def simulate(
             for start in starts:
                 m = min(per_chunk, n_rest - start)
                 rest, y, solver_state = _record(
-                    model, terms, y, solver_state, source, solver, monitor, ts[start : start + m + 1], k, adjoint, False
+                    model, terms, y, solver_state, source, solver, monitor, ts[start : start + m + 1], k, dt_ms, adjoint, False
                 )
                 pieces.append(jax.tree_util.tree_map(np.asarray, rest))
             ys = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
-            ts = np.asarray(ts)
-            final = _finish_jit(terms, y, solver_state, source, solver, *tail)
+            final = _finish_jit(terms, y, solver_state, source, solver, dt_ms, *tail)
 
+        ts = exact_ts
     if t_start is not None:
-        # Sample times and saveat in the continued time (float64 on the host, then rounded
-        # once to the run's dtype).
+        # Sample times and saveat in the continued time (float64 on the host; saveat's
+        # then rounded once to its dtype).
         if is_traced(ts) or is_traced(t_start):
             ts = ts + t_start
         else:
             ts = (np.asarray(ts, np.float64) + float(t_start)).astype(np.asarray(ts).dtype)
-    t1 = n_steps * dt_ms if t_start is None else t_start + n_steps * dt_ms
-    t1 = jnp.asarray(t1, dtype=jnp.result_type(float)) if is_traced(t1) else np.asarray(t1, dtype=jnp.result_type(float))
+    if t_start is None:
+        t1 = n_steps * dt_ms
+    else:  # in float64 where it is known (a float32 t_start + the run's length rounded again)
+        t1 = t_start + n_steps * dt_ms if is_traced(t_start) else float(t_start) + n_steps * dt_ms
+    t1 = jnp.asarray(t1, dtype=jnp.result_type(float)) if is_traced(t1) else np.asarray(t1, dtype=np.float64)
 
     if check_finite:
         if is_traced((ys, final)):

@@ -39,6 +39,7 @@ its trajectories. The delay diagonal is zero (as in brainmass).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import sys
@@ -337,7 +338,12 @@ class _WithCoupling(eqx.Module):
     currents: dict
 
     def evaluate(self, t):
-        return {**self.source.evaluate(t), self.key: self.currents}
+        currents = self.currents
+        if isinstance(currents, _StageCoupling):
+            # The stage's time in the frame of the step's t0, t1: the solve's own time, which
+            # is local to the step under `simulate` (the model is handed the absolute time).
+            currents = dataclasses.replace(currents, t=t)
+        return {**self.source.evaluate(t), self.key: currents}
 
     def at_step(self, t):
         src = self.source.at_step(t) if hasattr(self.source, "at_step") else self.source
@@ -348,7 +354,9 @@ class _StageCoupling(eqx.Module):
     """The coupling of one step for ``stage_coupling='updated'``: the delayed part of each
     coupled variable at the step's start ``t0`` (``delayed``) and its change over the
     previous step (``slope``), both ``None`` without delays. A stage at time ``t`` takes
-    ``delayed + (t - t0) / (t1 - t0) * slope``, combined with its own state."""
+    ``delayed + (t - t0) / (t1 - t0) * slope``, combined with its own state. ``t``: the
+    stage's time in the frame of ``t0`` and ``t1`` where known (set by `_WithCoupling`),
+    else the time the model is given."""
 
     t0: Any
     t1: Any
@@ -356,10 +364,12 @@ class _StageCoupling(eqx.Module):
     slope: tuple | None
     weights: Array
     rowsum: Array
+    t: Any = None
 
     def at(self, net: Network, t, state) -> dict[str, Array]:
         if self.delayed is None:
             return net.instantaneous_coupling(state, self.weights)
+        t = t if self.t is None else self.t
         c = (t - self.t0) / (self.t1 - self.t0)
         delayed = tuple(d + c * s for d, s in zip(self.delayed, self.slope))
         return net._finish_coupling(delayed, net.coupled_values(state), self.weights, self.rowsum)

@@ -57,7 +57,13 @@ from ._text import Readable
 from ._units import CANONICAL_UNITS, UnitError, check_real, is_quantity, per_ms, unxt_module
 from ._wrapping import AbstractSolverWrapper
 from .models._base import AbstractModel, AbstractModelWrapper, State
-from .solvers import ExponentialEuler, ModelTerm, StochasticExponentialEuler, bounded_stages
+from .solvers import (
+    ExponentialEuler,
+    ModelTerm,
+    StochasticExponentialEuler,
+    absolute_time,
+    bounded_stages,
+)
 
 __all__ = [
     "AbstractNoise",
@@ -875,7 +881,7 @@ class NoiseTerm(dfx.AbstractTerm):
     path: dfx.AbstractPath
 
     def vf(self, t, y, args):
-        return self.model.diffusion(t, y, args.evaluate(t))
+        return self.model.diffusion(absolute_time(args, t), y, args.evaluate(t))
 
     def contr(self, t0, t1, **kwargs):
         # A path that carries Lévy area serves an SRK solver; always return the full

@@ -51,10 +51,39 @@ STATE_NAME, INPUTS_NAME = "bmx_state", "bmx_inputs"
 
 def _named(t, y, args):
     """``(t, y, inputs)`` with the state and the inputs (external and coupling currents)
-    named: they are what a reverse pass needs to recompute a vector field."""
+    named: they are what a reverse pass needs to recompute a vector field. ``t`` is the
+    absolute time where the step runs in local time (`absolute_time`)."""
     y = jax.tree_util.tree_map(lambda v: checkpoint_name(v, STATE_NAME), y)
     inputs = jax.tree_util.tree_map(lambda v: checkpoint_name(v, INPUTS_NAME), args.evaluate(t))
-    return t, y, inputs
+    return absolute_time(args, t), y, inputs
+
+
+class _Clock(eqx.Module):
+    r"""An input source for a step solved in local time.
+
+    `Substeps` with a ``dt`` solves each step over $[0, \Delta t]$ and gives the step's
+    absolute start ``origin`` here: the inputs are read at ``origin + t``, and so is the
+    model's own time (`absolute_time`). Why: far into a float32 run the absolute step ends
+    cannot be $\Delta t$ apart (at $t = 6\cdot10^5$ ms float32 times are $0.0625$ ms apart,
+    so steps of $0.1$ ms came out as $0.0625$ or $0.125$ ms, and past $2\cdot10^6$ ms some as
+    $0$), whereas local times make every step exactly ``dt``.
+    """
+
+    source: Any
+    origin: Any
+
+    def evaluate(self, t):
+        return self.source.evaluate(self.origin + t)
+
+
+def absolute_time(args, t):
+    """The absolute time of local time ``t``: ``t`` shifted by the `_Clock` that ``args``
+    is or wraps (input wrappers keep their inner source as ``.source``), else ``t``."""
+    while args is not None:
+        if isinstance(args, _Clock):
+            return args.origin + t
+        args = getattr(args, "source", None)
+    return t
 
 
 def _find_model_term(terms) -> ModelTerm | None:
@@ -146,21 +175,36 @@ def bounded_stages(solver: dfx.AbstractSolver) -> dfx.AbstractSolver:
 
 
 class Substeps(AbstractSolverWrapper):
-    """Take ``n`` steps of ``solver`` of size ``(t1 - t0) / n`` as one diffrax step.
+    r"""Take ``n`` steps of ``solver`` as one diffrax step.
 
     Recording every ``n``-th step this way saves exactly the samples that are kept (no
     interpolation, nothing materialised in between) and runs the inner loop as a
     ``fori_loop`` with less per-step bookkeeping than diffrax's outer loop. After each inner
     step the model's ``post_step`` projection is applied. Inputs given per step are held
     constant over each inner step, as brainmass does.
+
+    With ``dt`` (what `simulate` uses) the steps are counted: the solver state carries the
+    number $i$ of steps taken since the origin $t_0$ given to ``init``, step $i$ reads the
+    inputs given per step at index $i$ (``args.at_index(i)``), and it is solved over the
+    local times $[0, \Delta t]$ with the inputs and the model reading the absolute time
+    $t_0 + i\,\Delta t$ (see `_Clock`). Every step is then exactly ``dt`` long and reads the
+    right input however long the run: on absolute float32 times, past $t \approx 2\cdot10^6$
+    ms ($2\cdot10^7$ steps of 0.1 ms) a fifth of the steps had size 0 and half of them read
+    the input of a neighbouring step. The ``(t0, t1)`` given to ``step`` are then ignored
+    (each call takes ``n`` steps of ``dt``). Without ``dt`` the steps are
+    ``(t1 - t0) / n`` on absolute times.
     """
 
     solver: dfx.AbstractSolver
     n: int = eqx.field(static=True)
+    dt: float | None = eqx.field(static=True, default=None)
 
-    def __init__(self, solver: dfx.AbstractSolver, n: int):
+    def __init__(self, solver: dfx.AbstractSolver, n: int, dt: float | None = None):
         self.solver = bounded_stages(solver)
         self.n = n
+        if dt is not None and not (isinstance(dt, (int, float)) and dt > 0):
+            raise ValueError(f"Substeps: 'dt' must be a positive number (the step, ms) or None, got {dt!r}.")
+        self.dt = None if dt is None else float(dt)
 
     # One diffrax step is n inner steps: the inner solver's dense output does not cover it.
     interpolation_cls = dfx.LocalLinearInterpolation
@@ -170,10 +214,48 @@ class Substeps(AbstractSolverWrapper):
         return True  # only the loop counter and the step ends of its own
 
     def init(self, terms, t0, t1, y0, args):
-        return self.solver.init(terms, t0, t0 + (t1 - t0) / self.n, y0, args)
+        if self.dt is None:
+            return self.solver.init(terms, t0, t0 + (t1 - t0) / self.n, y0, args)
+        origin = jnp.asarray(t0, jnp.result_type(t0, float))
+        h = jnp.asarray(self.dt, origin.dtype)
+        inner = self.solver.init(terms, jnp.zeros_like(h), h, y0, _Clock(args, origin))
+        return jnp.zeros((), jnp.int32), origin, inner
+
+    def _start(self, origin, i):
+        r"""$t_0 + i\,\Delta t$ from the int ``i``: float32 holds integers exactly only to
+        $2^{24}$, so ``i`` is split into ``4096 q + r`` (two exact products, one rounding each)."""
+        block = 4096
+        q, r = (i // block).astype(origin.dtype), (i % block).astype(origin.dtype)
+        return origin + (q * jnp.asarray(block * self.dt, origin.dtype) + r * jnp.asarray(self.dt, origin.dtype))
+
+    def _counted_step(self, terms, y0, args, solver_state, model):
+        count, origin, inner = solver_state
+        h = jnp.asarray(self.dt, origin.dtype)
+        zero = jnp.zeros_like(h)
+
+        def one(j, carry):
+            y, inner = carry
+            i = count + j
+            if hasattr(args, "at_index"):
+                step_args = args.at_index(i)
+            elif hasattr(args, "at_step"):
+                step_args = args.at_step(self._start(origin, i))
+            else:
+                step_args = args
+            y, _, _, inner, _ = self.solver.step(terms, zero, h, y, _Clock(step_args, self._start(origin, i)), inner, False)
+            return model.post_step(y), inner
+
+        if self.n == 1:  # no loop of one iteration: a smaller program to compile
+            y1, inner = one(jnp.zeros((), jnp.int32), (y0, inner))
+        else:
+            # A static trip count (count is traced): a while loop would stop reverse mode.
+            y1, inner = jax.lax.fori_loop(0, self.n, one, (y0, inner))
+        return y1, None, dict(y0=y0, y1=y1), (count + self.n, origin, inner), dfx.RESULTS.successful
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         model = _find_model_term(terms).model
+        if self.dt is not None:
+            return self._counted_step(terms, y0, args, solver_state, model)
         t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
         t0, t1 = t0.astype(jnp.result_type(t0, t1)), t1.astype(jnp.result_type(t0, t1))
         if self.n == 1:  # no loop of one iteration: a smaller program to compile

@@ -111,15 +111,19 @@ def recorded_past(
     if not isinstance(traj.ts, jax.core.Tracer):  # a Trajectory passed into jax.jit: not checkable
         ts = np.asarray(traj.ts, dtype=np.float64)
         steps = np.diff(ts)
-        # float32 sample times carry rounding of about 1e-4 of a step at 100 ms.
-        if n < 2 or not np.allclose(steps, dt_ms, rtol=1e-2, atol=0.0):
+        # float32 sample times (a Trajectory saved by an older version, or returned by
+        # jax.jit) are each rounded by up to half an ulp, so their differences by up to an
+        # ulp: 0.0078 ms at 100 s, 0.0625 ms at 10 minutes. A tolerance of 1e-2 dt alone
+        # refused every delayed Network's continuation after 16 s at dt = 0.1 ms.
+        slack = float(np.spacing(np.float32(np.max(np.abs(ts))))) if np.asarray(traj.ts).dtype == np.float32 and n else 0.0
+        if n < 2 or not np.allclose(steps, dt_ms, rtol=1e-2, atol=slack):
             raise ValueError(
                 f"y0: to continue {label} from a Trajectory, the first run must record every "
                 f"step (sample_every=1 at dt = {dt_ms:g} ms): the delays read its past step by step. "
                 + (f"This one is sampled every {steps[0]:g} ms." if steps.size else f"This one has {n} sample(s).")
             )
         end = traj.end_time
-        if not isinstance(end, jax.core.Tracer) and abs(float(end) - ts[-1]) > 1e-2 * dt_ms:
+        if not isinstance(end, jax.core.Tracer) and abs(float(end) - ts[-1]) > 1e-2 * dt_ms + slack:
             raise ValueError(
                 f"y0: to continue {label} from a Trajectory, its samples must run to its end "
                 f"({float(end):g} ms, where the continuation starts); the last is at {ts[-1]:g} ms "
