@@ -58,6 +58,12 @@ def set_native_kernels(enabled: bool) -> None:
     """Use (``True``, the default) or not (``False``) the native CPU kernels for the
     delayed reads of a `Network`.
 
+    **Arguments:**
+
+    - `enabled`: ``True`` or ``False`` (a bool; anything else raises ``TypeError``). At
+      import the choice is on unless the environment variable ``BRAINMASS_EQX_NATIVE`` is
+      ``0``, ``false``, ``off`` or ``no``.
+
     Both give the same results up to the order of floating-point additions. Compiled
     functions are cleared (``jax.clear_caches()``), so the next call compiles again with
     the choice made here.

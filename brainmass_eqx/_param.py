@@ -68,7 +68,13 @@ class Identity(AbstractTransform):
 
 
 class Softplus(AbstractTransform):
-    """``value = lower + softplus(raw)``: a lower bound."""
+    """``value = lower + softplus(raw)``: a lower bound.
+
+    **Arguments:**
+
+    - `lower`: the bound, in the parameter's unit (default 0); values lie in
+      ``(lower, inf)``.
+    """
 
     lower: float = eqx.field(default=0.0, static=True)
 
@@ -89,7 +95,13 @@ class Softplus(AbstractTransform):
 
 
 class Sigmoid(AbstractTransform):
-    """``value = lower + (upper - lower) * sigmoid(raw)``: a box."""
+    """``value = lower + (upper - lower) * sigmoid(raw)``: a box.
+
+    **Arguments:**
+
+    - `lower`, `upper`: the finite bounds, ``lower < upper``, in the parameter's unit;
+      values lie in the open interval ``(lower, upper)``.
+    """
 
     lower: float = eqx.field(static=True)
     upper: float = eqx.field(static=True)
@@ -196,7 +208,7 @@ class PriorInUnit:
 class Param(eqx.Module):
     """A (possibly trainable) parameter value.
 
-    ``Param(value, fit=True, transform=None, bounds=None)``
+    ``Param(value, fit=True, transform=None, bounds=None, prior=None, *, unit='')``
 
     **Arguments:**
 
@@ -211,6 +223,11 @@ class Param(eqx.Module):
     - `prior`: optional callable ``value -> penalty`` added to a fit's loss, of the value
       in the unit it is given in here (a model that converts the value to its canonical
       unit evaluates the prior on the value converted back, `PriorInUnit`).
+    - `unit`: the unit of a plain-number `value` and `bounds`, as a unit string (e.g.
+      ``'s'``); default ``''``: already in the canonical unit of the model field it is
+      given to. A field converts the Param to its canonical unit (``Param(1.0, unit='s')``
+      as a time constant is 1000 ms). A Quantity `value` brings its own unit, which
+      replaces this one.
 
     The raw, unconstrained array is ``Param.raw``; the constrained value is ``Param.value``.
     """
@@ -346,7 +363,12 @@ class Param(eqx.Module):
 
 def is_param(x: Any) -> bool:
     """Whether ``x`` is a `Param`: the ``is_leaf`` to pass to ``jax.tree_util`` functions
-    that should stop at a Param rather than enter it."""
+    that should stop at a Param rather than enter it.
+
+    **Arguments:**
+
+    - `x`: any object (a pytree node or leaf).
+    """
     return isinstance(x, Param)
 
 
@@ -356,7 +378,14 @@ def read(x: Any) -> Any:
 
 
 def unwrap(tree: PyTree) -> PyTree:
-    """Replace every `Param` in ``tree`` by its constrained value."""
+    """Replace every `Param` in ``tree`` by its constrained value.
+
+    **Arguments:**
+
+    - `tree`: any pytree (a model, a `Network`, a dict of parameters).
+
+    **Returns:** ``tree`` with each `Param` replaced by its ``value`` (an array).
+    """
     return jax.tree_util.tree_map(read, tree, is_leaf=is_param)
 
 
@@ -365,6 +394,13 @@ def trainable_spec(tree: PyTree) -> PyTree:
 
     The spec keeps each Param's structure (``Param(raw=True, ...)``), so both halves of the
     partition have the same tree structure and ``eqx.combine`` puts them back together.
+
+    **Arguments:**
+
+    - `tree`: any pytree holding `Param`s (a model, a `Network`, ...).
+
+    **Returns:** a pytree of booleans of the same structure: True on the ``raw`` leaf of each
+    ``Param(fit=True)``, False everywhere else.
     """
 
     def mark(x):
@@ -376,5 +412,13 @@ def trainable_spec(tree: PyTree) -> PyTree:
 
 
 def partition_trainable(tree: PyTree) -> tuple[PyTree, PyTree]:
-    """``eqx.partition(tree, trainable_spec(tree))``: (trainable, static)."""
+    """``eqx.partition(tree, trainable_spec(tree))``: (trainable, static).
+
+    **Arguments:**
+
+    - `tree`: any pytree holding `Param`s (a model, a `Network`, ...).
+
+    **Returns:** ``(trainable, static)``: the raw values of the ``Param(fit=True)`` leaves
+    (None elsewhere), and the rest; ``eqx.combine(trainable, static)`` is ``tree``.
+    """
     return eqx.partition(tree, trainable_spec(tree))

@@ -335,7 +335,16 @@ COUPLINGS: dict[str, type[AbstractCoupling]] = {
 
 
 def make_coupling(coupling: str | AbstractCoupling) -> AbstractCoupling:
-    """A kernel from a name (``'diffusive'``, ...; brainmass's defaults) or a kernel instance."""
+    """A kernel from a name (``'diffusive'``, ...; brainmass's defaults) or a kernel instance.
+
+    **Arguments:**
+
+    - `coupling`: a key of `COUPLINGS` (``'diffusive'``, ``'additive'``, ``'laplacian'``,
+      ``'sigmoidal'``, ``'tanh'``, ``'sigmoidal_jansen_rit'``, ``'kuramoto'``,
+      ``'difference'``), built with brainmass's defaults (``'laplacian'`` as brainmass's
+      ``Network`` does: ``Laplacian(exp_weights=True)``), or an `AbstractCoupling`, returned
+      as it is.
+    """
     if isinstance(coupling, AbstractCoupling):
         return coupling
     if isinstance(coupling, str) and coupling in COUPLINGS:

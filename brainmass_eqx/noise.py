@@ -875,6 +875,12 @@ class NoiseTerm(dfx.AbstractTerm):
     ``vf`` returns the coefficients per Brownian motion; ``contr`` the Brownian increments
     (a dict ``{'white': {target: dW}, 'state': {noise state: dW}}``); ``prod`` the state
     increment (a dict like the state).
+
+    **Arguments:**
+
+    - `model`: the `Noisy` model whose ``diffusion(t, y, inputs)`` gives the coefficients.
+    - `path`: the Brownian motion, a diffrax ``AbstractPath`` whose increments have the
+      structure above (e.g. `BlockIncrements`, as `simulate` uses).
     """
 
     model: Any
@@ -1299,6 +1305,13 @@ def split_noise_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, AbstractNoi
 
     ``None`` values are dropped. For facades: ``noise, rest = split_noise_kwargs(kw);
     with_noise(Model(**rest), noise)``.
+
+    **Arguments:**
+
+    - `kwargs`: a mapping of keyword arguments, e.g. ``{'a': 0.25, 'noise_x': OUProcess(0.1)}``.
+
+    **Returns:** ``(noise, rest)``: ``{'x': OUProcess(0.1)}`` (the ``noise_`` prefix removed)
+    and ``{'a': 0.25}``.
     """
     noise, rest = {}, {}
     for k, v in kwargs.items():

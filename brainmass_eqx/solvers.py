@@ -28,6 +28,11 @@ class ModelTerm(dfx.AbstractTerm):
 
     ``args`` passed to the solve must be an input source (anything with
     ``evaluate(t) -> dict``); see `brainmass_eqx._simulate`.
+
+    **Arguments:**
+
+    - `model`: a node model or wrapper (anything with ``vector_field(t, state, inputs)``; a
+      `Network`, a noisy model).
     """
 
     model: Any
@@ -141,7 +146,15 @@ _rk4_tableau = dfx.ButcherTableau(
 
 
 class RK4(dfx.AbstractERK):
-    """The classic fourth-order Runge-Kutta method (fixed steps; no error estimate)."""
+    """The classic fourth-order Runge-Kutta method (fixed steps; no error estimate).
+
+    **Arguments:**
+
+    - `scan_kind`: diffrax's choice of loop over the four stages (``None``, ``'lax'``,
+      ``'checkpointed'`` or ``'bounded'``; see ``diffrax.AbstractERK``). Default None,
+      diffrax's; on fixed-step runs `simulate` uses ``'bounded'`` instead (the same
+      arithmetic, and ``jax.jacfwd`` can enter the loop; see `bounded_stages`).
+    """
 
     tableau: ClassVar[dfx.ButcherTableau] = _rk4_tableau
     interpolation_cls: ClassVar[Callable[..., dfx.ThirdOrderHermitePolynomialInterpolation]] = (

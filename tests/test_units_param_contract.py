@@ -478,3 +478,18 @@ def test_traced_parameters_outside_their_domain_are_checked_when_the_run_starts(
     # Gradients still go through a traced parameter.
     grad = jax.grad(lambda a: bx.simulate(bx.Hopf(1, a=a, init_x=0.5), 20.0, dt=0.1)["x"][-1, 0])(0.25)
     assert np.isfinite(grad)
+
+
+@pytest.mark.parametrize("declare", ["parameter", "initial"])
+def test_unknown_unit_kind_is_refused_where_the_field_is_declared(declare):
+    # initial() accepted any unit, and every construction of the model then raised a bare
+    # KeyError: 'mV'; both declarations now refuse it, naming the kind the unit belongs to.
+    from brainmass_eqx.models import initial, parameter
+
+    make = {"parameter": parameter, "initial": initial}[declare]
+    with pytest.raises(ValueError, match=rf"{declare}\(unit=...\): unknown unit kind 'mV' \('mV' is the unit of "
+                                          r"kind 'voltage'\); choose one of \["):
+        make(0.0, "mV")
+    with pytest.raises(ValueError, match="unknown unit kind"):
+        make(0.0, ["voltage"])
+    assert make(0.0, "voltage").metadata["unit"] == "voltage"

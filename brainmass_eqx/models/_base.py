@@ -68,6 +68,16 @@ def _outside(arr: Any, domain: Any) -> Any:
     return ((arr <= lo) if strict else (arr < lo)) | (arr > hi)
 
 
+def _check_unit_kind(unit: Any, where: str) -> None:
+    # Checked where the field is declared: an unknown kind would otherwise surface only as
+    # a bare KeyError each time the model is constructed.
+    if isinstance(unit, str) and unit in CANONICAL_UNITS:
+        return
+    kinds = {v: k for k, v in CANONICAL_UNITS.items()}
+    hint = f" ({unit!r} is the unit of kind {kinds[unit]!r})" if isinstance(unit, str) and unit in kinds else ""
+    raise ValueError(f"{where}(unit=...): unknown unit kind {unit!r}{hint}; choose one of {sorted(CANONICAL_UNITS)}.")
+
+
 def parameter(default: Any, unit: str = "dimensionless", *, doc: str = "", domain: Any = "real"):
     """Declare a model parameter field.
 
@@ -79,20 +89,34 @@ def parameter(default: Any, unit: str = "dimensionless", *, doc: str = "", domai
     - `domain`: ``'real'``, ``'positive'``, ``'nonnegative'`` or a ``(lower, upper)`` closed
       interval. Checked at construction.
     """
-    if unit not in CANONICAL_UNITS:
-        raise ValueError(f"unknown unit kind {unit!r}; choose one of {sorted(CANONICAL_UNITS)}")
+    _check_unit_kind(unit, "parameter")
     return eqx.field(
         default=default, metadata=dict(kind="parameter", unit=unit, doc=doc, domain=domain)
     )
 
 
 def initial(default: Any, unit: str = "dimensionless", *, doc: str = ""):
-    """Declare the initial value of a state variable (field name ``init_<state>``)."""
+    """Declare the initial value of a state variable (field name ``init_<state>``).
+
+    **Arguments:**
+
+    - `default`: the default initial value, in ``unit``: a number, an array of shape
+      ``(n_regions,)``, or a `Uniform` for a random start (then `init_state` needs a key).
+    - `unit`: a key of `CANONICAL_UNITS` (default ``'dimensionless'``).
+    - `doc`: one line saying what the value means (used by the registry and the docs).
+    """
+    _check_unit_kind(unit, "initial")
     return eqx.field(default=default, metadata=dict(kind="initial", unit=unit, doc=doc))
 
 
 class Uniform(eqx.Module):
-    """A random initial value drawn from ``U(low, high)`` (needs a key)."""
+    """A random initial value drawn from ``U(low, high)`` (needs a key).
+
+    **Arguments:**
+
+    - `low`, `high`: the interval, in the state's unit (defaults 0 and 0.05, brainmass's
+      random start); every region draws its own value.
+    """
 
     low: float = 0.0
     high: float = 0.05

@@ -176,6 +176,7 @@ class SelfDelaySolver(AbstractSolverWrapper):
     - `n_slots`: buffer length in steps (at least the longest delay in steps + 2; see
       `slots_for`).
     - `interpolation`: one of `INTERPOLATIONS`.
+    - `owner`: the name error messages give the delayed model by (default ``'model'``).
     - `dt`: the step (ms) the lags are counted in; None: each step's ``t1 - t0`` (which on a
       float32 time grid jitters by an ulp of ``t``, enough to move a ``'ceil'`` read).
     - `past`: None (a constant past, the initial state), or ``{state name: array (P, ...)}``,

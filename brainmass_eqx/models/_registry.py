@@ -52,7 +52,15 @@ __all__ = ["ModelInfo", "ModelDescription", "list_models", "model_registry", "de
 
 
 class ModelInfo(NamedTuple):
-    """One row of `list_models` (brainmass's record, brainmass's names)."""
+    """One row of `list_models` (brainmass's record, brainmass's names).
+
+    **Fields:**
+
+    - `name`: brainmass's class name (``'HopfStep'``).
+    - `category`: ``'phenomenological'``, ``'physiological'``, ...
+    - `n_state_vars`: the number of state variables per region.
+    - `use_case`: what the model is typically used for, in a few words.
+    """
 
     name: str
     category: str
@@ -358,6 +366,13 @@ def describe_model(name: Any) -> ModelDescription:
     """The `ModelDescription` of a model or sequence block given by functional name
     (``'Hopf'``), brainmass name (``'HopfStep'``), class or instance; also of a model class
     of your own (an `AbstractModel` subclass), from its declarations.
+
+    **Arguments:**
+
+    - `name`: a functional name (``'Hopf'``), a brainmass name (``'HopfStep'``), a model
+      class or a model instance.
+
+    **Raises:** ``ValueError`` for an unknown name or a class that is not a node model.
 
     ``print(describe_model('Hopf'))`` shows its page: equations, states, inputs and a
     table of parameters with their defaults, units, domains and meanings."""

@@ -87,7 +87,12 @@ class Affine(eqx.Module):
 
 
 class AdditiveRecurrence(eqx.Module):
-    """Recurrent drive ``W^T s + b`` from the current value ``s`` of one state variable."""
+    """Recurrent drive ``W^T s + b`` from the current value ``s`` of one state variable.
+
+    **Arguments:**
+
+    - `linear`: the `Affine` map ``s -> W^T s + b`` (``(n, n)`` weights).
+    """
 
     linear: Affine
 
@@ -104,7 +109,9 @@ class DelayedAdditiveRecurrence(eqx.Module):
     **Arguments:** `weight` (n, n); `delay` (n, n) in ms (or a time Quantity); `k` (gain);
     `interpolation` (one of ``'linear'``, ``'nearest'``, ``'ceil'``; ``'ceil'`` reads
     ``ceil(d/dt)`` whole steps back, as brainmass); `delay_init` (the value read before
-    the start: the initial state is not part of the history, as in brainmass).
+    the start: the initial state is not part of the history, as in brainmass);
+    `max_delay` (ms: the longest delay the history buffer holds; default None, the largest
+    entry of a concrete `delay`; required when `delay` is traced).
     """
 
     weight: Any
@@ -160,6 +167,14 @@ class AbstractSequenceLayer(eqx.Module):
     Subclasses set the ClassVars ``recurrent_state`` (the state the recurrence reads),
     ``drive_input`` (the cell input it feeds) and ``output`` (what each step emits: a
     state or observable), and may override `drives`.
+
+    **Fields:**
+
+    - `cell`: the node model of ``n_hidden`` regions (a `HORN`, `WilsonCowan`, ...).
+    - `i2h`: the input map, an `Affine` ``(n_input, n_hidden)``.
+    - `h2h`: the recurrence: an `AdditiveRecurrence` or a `DelayedAdditiveRecurrence`.
+    - `dt`: the step, in ms.
+    - `solver`: the diffrax solver of one step (e.g. `ExponentialEuler`).
     """
 
     cell: Any
@@ -388,23 +403,56 @@ def _stack(layer_cls, n_input, n_hidden, n_output, key, **kwargs):
 
 
 class HORNSeqNetwork(_SeqNetwork):
-    """Stacked `HORNSeqLayer`s (``n_hidden`` an int or a sequence) and a readout of the last
-    layer's final $x$ (brainmass ``HORNSeqNetwork``). Keyword arguments go to every layer."""
+    """Stacked `HORNSeqLayer`s and a linear readout of the last layer's final $x$
+    (brainmass ``HORNSeqNetwork``).
+
+    **Arguments:**
+
+    - `n_input`: the input size: a call takes inputs of shape ``(T, n_input)``.
+    - `n_hidden`: units per layer: an int (one layer) or a sequence of ints (one layer each,
+      the first fed by the inputs, each next by the previous layer's outputs).
+    - `n_output`: the readout size: a call returns shape ``(n_output,)``.
+    - `key`: a ``jax.random`` key for the layers' and the readout's weights (required).
+    - `**layer_kwargs`: further `HORNSeqLayer` keyword arguments, given to every layer.
+    """
 
     def __init__(self, n_input, n_hidden, n_output, *, key, **layer_kwargs):
         self.layers, self.h2o = _stack(HORNSeqLayer, n_input, n_hidden, n_output, key, **layer_kwargs)
 
 
 class WilsonCowanSeqNetwork(_SeqNetwork):
-    """Stacked `WilsonCowanSeqLayer`s and a readout of the last layer's final $r_E$."""
+    """Stacked `WilsonCowanSeqLayer`s and a linear readout of the last layer's final $r_E$
+    (brainmass ``WilsonCowanSeqNetwork``).
+
+    **Arguments:**
+
+    - `n_input`: the input size: a call takes inputs of shape ``(T, n_input)``.
+    - `n_hidden`: units per layer: an int (one layer) or a sequence of ints (one layer each,
+      the first fed by the inputs, each next by the previous layer's outputs).
+    - `n_output`: the readout size: a call returns shape ``(n_output,)``.
+    - `key`: a ``jax.random`` key for the layers' and the readout's weights (required).
+    - `**layer_kwargs`: further `WilsonCowanSeqLayer` keyword arguments, given to every layer.
+    """
 
     def __init__(self, n_input, n_hidden, n_output, *, key, **layer_kwargs):
         self.layers, self.h2o = _stack(WilsonCowanSeqLayer, n_input, n_hidden, n_output, key, **layer_kwargs)
 
 
 class JansenRitNetwork(_SeqNetwork):
-    """Stacked `JansenRit2Layer`s and a readout of the last layer's final EEG proxy $E - I$
-    (brainmass ``JansenRitNetwork``)."""
+    """Stacked `JansenRit2Layer`s and a linear readout of the last layer's final EEG proxy
+    $E - I$ (brainmass ``JansenRitNetwork``).
+
+    **Arguments:**
+
+    - `n_input`: the input size: a call takes inputs of shape ``(T, n_input)``.
+    - `n_hidden`: units per layer: an int (one layer) or a sequence of ints (one layer each,
+      the first fed by the inputs, each next by the previous layer's outputs).
+    - `n_output`: the readout size: a call returns shape ``(n_output,)``.
+    - `key`: a ``jax.random`` key for the layers' and the readout's weights (required).
+    - `delay`: the recurrent delays in ms (or a time Quantity), a scalar or ``(n, n)`` for
+      layers of ``n`` units, given to every layer (required, as for `JansenRit2Layer`).
+    - `**layer_kwargs`: further `JansenRit2Layer` keyword arguments, given to every layer.
+    """
 
     def __init__(self, n_input, n_hidden, n_output, *, key, delay, **layer_kwargs):
         self.layers, self.h2o = _stack(JansenRit2Layer, n_input, n_hidden, n_output, key, delay=delay, **layer_kwargs)
@@ -456,7 +504,8 @@ class JansenRitTR(eqx.Module):
     TRs (whole numbers); `k`, `w_ll`, `w_ff`, `w_bb` ((n, n) log-weights), `g_l`, `g_f`,
     `g_b` (all trainable as `Param`s); `mask` (optional (n, n)); `tr`, `dt` (ms; default
     1 ms and 0.1 ms); `delay_init` (the value of $M$ before the start, default 0);
-    `state_init` (initial value of every JR state, default 0); `symmetrize_lateral` (default
+    `state_init` (initial value of every JR state, default 0); `solver` (the step of the JR
+    cell, default `ExponentialEuler`, brainmass's); `symmetrize_lateral` (default
     True; False reproduces brainmass, see below); `std_in` (None, or a nonnegative scalar or
     per-region (n,) array, may be a `Param`: input noise, below); `jr_kwargs`: JR parameters.
 
