@@ -136,7 +136,29 @@ class DelayedAdditiveConn(Module):
         return additive_coupling(u.get_magnitude(self.prefetch()), self.weights.value(), self.k.value())
 
 
-class HORNSeqNetwork(Module):
+class _StackedLayers(Module):
+    """Layers built by ``layer(n_in, size)`` for each size of ``n_hidden`` (an int or a
+    sequence), each fed the previous one's output, and a readout ``h2o``."""
+
+    def _stack(self, n_input, n_hidden, n_output, layer, w_init, b_init):
+        sizes = [n_hidden] if isinstance(n_hidden, (int, np.integer)) else n_hidden
+        assert isinstance(sizes, (list, tuple)), "n_hidden must be int or sequence of int."
+        self.layers = []
+        for size in sizes:
+            self.layers.append(layer(n_input, size))
+            n_input = size
+        self.h2o = Linear(n_input, n_output, w_init=w_init, b_init=b_init)
+
+    def hidden_activation(self, inputs):
+        """Every layer's output sequence."""
+        outs, x = [], inputs
+        for layer in self.layers:
+            x = layer(x)
+            outs.append(x)
+        return outs
+
+
+class HORNSeqNetwork(_StackedLayers):
     """Stacked `HORNSeqLayer` s and a linear readout ``h2o`` of the last layer's final ``x``."""
 
     __module__ = "brainmass"
@@ -146,22 +168,12 @@ class HORNSeqNetwork(Module):
                  rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
                  inp_b_init=binit.Constant(0.0)):
         super().__init__()
-        sizes = [n_hidden] if isinstance(n_hidden, int) else list(n_hidden)
-        self.layers = []
-        n_in = n_input
-        for size in sizes:
-            self.layers.append(HORNSeqLayer(n_in, size, alpha, omega, gamma, v, delay_init, x_init, y_init, delay,
-                                            rec_w_init, rec_b_init, inp_w_init, inp_b_init))
-            n_in = size
-        self.h2o = Linear(n_in, n_output, binit.KaimingNormal(), binit.Constant(0.0))
 
-    def hidden_activation(self, inputs):
-        """Every layer's ``x`` trajectory."""
-        outs, x = [], inputs
-        for layer in self.layers:
-            x = layer(x)
-            outs.append(x)
-        return outs
+        def layer(n_in, size):
+            return HORNSeqLayer(n_in, size, alpha, omega, gamma, v, delay_init, x_init, y_init, delay, rec_w_init,
+                                rec_b_init, inp_w_init, inp_b_init)
+
+        self._stack(n_input, n_hidden, n_output, layer, binit.KaimingNormal(), binit.Constant(0.0))
 
     def update(self, inputs):
         return self.h2o(self.hidden_activation(inputs)[-1][-1])
@@ -488,28 +500,6 @@ class WilsonCowanSeqLayer(Module):
         return _sequence_loop(self, inputs, record_state, ("rE", "rI"))
 
 
-class _StackedLayers(Module):
-    """Layers built by ``layer(n_in, size)`` for each size of ``n_hidden`` (an int or a
-    sequence), each fed the previous one's output, and a readout ``h2o``."""
-
-    def _stack(self, n_input, n_hidden, n_output, layer, w_init, b_init):
-        sizes = [n_hidden] if isinstance(n_hidden, (int, np.integer)) else n_hidden
-        assert isinstance(sizes, (list, tuple)), "n_hidden must be int or sequence of int."
-        self.layers = []
-        for size in sizes:
-            self.layers.append(layer(n_input, size))
-            n_input = size
-        self.h2o = Linear(n_input, n_output, w_init=w_init, b_init=b_init)
-
-    def hidden_activation(self, inputs):
-        """Every layer's output sequence."""
-        outs, x = [], inputs
-        for layer in self.layers:
-            x = layer(x)
-            outs.append(x)
-        return outs
-
-
 class WilsonCowanSeqNetwork(_StackedLayers):
     """brainmass's ``wilson_cowan.WilsonCowanSeqNetwork``: stacked `WilsonCowanSeqLayer` s
     and a readout ``h2o`` (``inp_w_init``, ``inp_b_init``) of the last layer's final ``rE``."""
@@ -620,16 +610,29 @@ def _jr_step(n_hidden, kw):
     return JansenRitStep(n_hidden, **kw)
 
 
-class JansenRitLayer(Module):
+class _JansenRitLayerBase(Module):
+    """What brainmass's two Jansen-Rit layers share: the columns (`JansenRitStep` from the
+    layer's step keywords), the input map ``i2h`` and the loop over time."""
+
+    def _columns(self, n_input, n_hidden, inp_w_init, inp_b_init, jr_kwargs):
+        self.dynamics = _jr_step(n_hidden, jr_kwargs)
+        self.i2h = Linear(n_input, n_hidden, w_init=inp_w_init, b_init=inp_b_init)
+
+    def update(self, inputs, record_state: bool = False):
+        assert inputs.ndim == 2, "Inputs must be 2D (time, features)"
+        return _sequence_loop(self, inputs, record_state, ("M", "E", "I"))
+
+
+class JansenRitLayer(_JansenRitLayerBase):
     r"""brainmass's ``jansen_rit.JansenRitLayer``: ``n_hidden`` Jansen-Rit columns whose
     excitatory input is ``E_inp`` $= (W_{in}^T u_t + b_{in} + \text{rec})$ Hz, ``rec`` an
     `AdditiveConn` of ``M`` (mV magnitude), or with ``delay`` a `DelayedAdditiveConn`.
     Keywords as `JansenRitStep` (parameters, initializers, noises, ``method``) and the
     layer's ``delay``, ``delay_init``, ``rec_w_init``, ``rec_b_init``, ``inp_w_init``,
     ``inp_b_init``, all by keyword (brainmass also takes the step's parameters by position;
-the facade refuses that rather than guess). ``update(inputs (T, n_input),
-record_state=False)`` gives the EEG proxy
-    per step (mV), with ``{'M', 'E', 'I'}`` when ``record_state``."""
+    the facade refuses that rather than guess). ``update(inputs (T, n_input),
+    record_state=False)`` gives the EEG proxy per step (mV), with ``{'M', 'E', 'I'}`` when
+    ``record_state``."""
 
     __module__ = "brainmass"
 
@@ -637,8 +640,7 @@ record_state=False)`` gives the EEG proxy
                  rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
                  inp_b_init=binit.Constant(0.0), **jr_kwargs):
         super().__init__()
-        self.dynamics = _jr_step(n_hidden, jr_kwargs)
-        self.i2h = Linear(n_input, n_hidden, w_init=inp_w_init, b_init=inp_b_init)
+        self._columns(n_input, n_hidden, inp_w_init, inp_b_init, jr_kwargs)
         if delay is None:
             self.h2h = AdditiveConn(self.dynamics, state="M", w_init=rec_w_init, b_init=rec_b_init)
         else:
@@ -647,12 +649,8 @@ record_state=False)`` gives the EEG proxy
     def step(self, inp):
         return self.dynamics(E_inp=(inp + self.h2h()) * u.Hz)
 
-    def update(self, inputs, record_state: bool = False):
-        assert inputs.ndim == 2, "Inputs must be 2D (time, features)"
-        return _sequence_loop(self, inputs, record_state, ("M", "E", "I"))
 
-
-class JansenRit2Layer(Module):
+class JansenRit2Layer(_JansenRitLayerBase):
     r"""brainmass's ``jansen_rit.JansenRit2Layer``: Jansen-Rit columns driven through a
     `LaplacianConnV2` (``delay`` required, ``rec_w_init`` draws its three weights): per
     step ``M_inp = (i2h(u_t) + c_M)`` mV, ``E_inp = c_E`` Hz, ``I_inp = c_I`` mV. Keywords
@@ -664,18 +662,13 @@ class JansenRit2Layer(Module):
                  rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
                  inp_b_init=binit.Constant(0.0), **jr_kwargs):
         super().__init__()
-        self.dynamics = _jr_step(n_hidden, jr_kwargs)
-        self.i2h = Linear(n_input, n_hidden, w_init=inp_w_init, b_init=inp_b_init)
+        self._columns(n_input, n_hidden, inp_w_init, inp_b_init, jr_kwargs)
         assert delay is not None, "Delay must be provided for JansenRit2Layer"
         self.conn = LaplacianConnV2(self.dynamics, delay, delay_init=delay_init, weight=rec_w_init)
 
     def step(self, inp):
         inp_M, inp_E, inp_I = self.conn()
         return self.dynamics(M_inp=(inp + inp_M) * u.mV, E_inp=inp_E * u.Hz, I_inp=inp_I * u.mV)
-
-    def update(self, inputs, record_state: bool = False):
-        assert inputs.ndim == 2, "Inputs must be 2D (time, features)"
-        return _sequence_loop(self, inputs, record_state, ("M", "E", "I"))
 
 
 class JansenRitNetwork(_StackedLayers):
