@@ -611,12 +611,20 @@ def _jr_step(n_hidden, kw):
 
 
 class _JansenRitLayerBase(Module):
-    """What brainmass's two Jansen-Rit layers share: the columns (`JansenRitStep` from the
-    layer's step keywords), the input map ``i2h`` and the loop over time."""
+    """What brainmass's two Jansen-Rit layers share: their keywords, the columns
+    (`JansenRitStep` from the layer's step keywords), the input map ``i2h`` and the loop over
+    time. A layer adds its recurrence in ``_connect``."""
 
-    def _columns(self, n_input, n_hidden, inp_w_init, inp_b_init, jr_kwargs):
+    def __init__(self, n_input, n_hidden, *, delay=None, delay_init=binit.Constant(0.0),
+                 rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
+                 inp_b_init=binit.Constant(0.0), **jr_kwargs):
+        super().__init__()
         self.dynamics = _jr_step(n_hidden, jr_kwargs)
         self.i2h = Linear(n_input, n_hidden, w_init=inp_w_init, b_init=inp_b_init)
+        self._connect(delay, delay_init, rec_w_init, rec_b_init)
+
+    def _connect(self, delay, delay_init, rec_w_init, rec_b_init):
+        raise NotImplementedError
 
     def update(self, inputs, record_state: bool = False):
         assert inputs.ndim == 2, "Inputs must be 2D (time, features)"
@@ -636,11 +644,7 @@ class JansenRitLayer(_JansenRitLayerBase):
 
     __module__ = "brainmass"
 
-    def __init__(self, n_input, n_hidden, *, delay=None, delay_init=binit.Constant(0.0),
-                 rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
-                 inp_b_init=binit.Constant(0.0), **jr_kwargs):
-        super().__init__()
-        self._columns(n_input, n_hidden, inp_w_init, inp_b_init, jr_kwargs)
+    def _connect(self, delay, delay_init, rec_w_init, rec_b_init):
         if delay is None:
             self.h2h = AdditiveConn(self.dynamics, state="M", w_init=rec_w_init, b_init=rec_b_init)
         else:
@@ -658,11 +662,7 @@ class JansenRit2Layer(_JansenRitLayerBase):
 
     __module__ = "brainmass"
 
-    def __init__(self, n_input, n_hidden, *, delay=None, delay_init=binit.Constant(0.0),
-                 rec_w_init=binit.KaimingNormal(), rec_b_init=binit.Constant(0.0), inp_w_init=binit.KaimingNormal(),
-                 inp_b_init=binit.Constant(0.0), **jr_kwargs):
-        super().__init__()
-        self._columns(n_input, n_hidden, inp_w_init, inp_b_init, jr_kwargs)
+    def _connect(self, delay, delay_init, rec_w_init, rec_b_init):
         assert delay is not None, "Delay must be provided for JansenRit2Layer"
         self.conn = LaplacianConnV2(self.dynamics, delay, delay_init=delay_init, weight=rec_w_init)
 
