@@ -951,3 +951,16 @@ def test_reverse_mode_keeps_the_history_only_when_the_weights_are_differentiated
     plain(coupling=_PairwiseKernel())  # a per-pair kernel's samples are not kept
     plain(net=Network(hopf(), CONN, k=0.5))  # no history at all
     assert seen == [True, False, False, False, False, True]
+
+
+def test_a_sparse_conn_with_traced_indices_is_refused_by_name():
+    """The pattern of a sparse conn must be known when the Network is built; a BCOO passed
+    into jax.jit has traced indices, and is refused naming conn and the fix."""
+    pattern = jsparse.BCOO.fromdense(np.where(CONN > 0.5, CONN, 0.0).astype(np.float32))
+
+    @jax.jit
+    def build(conn):
+        return Network(hopf(), conn, k=0.5).n_regions
+
+    with pytest.raises(ValueError, match=r"conn: the indices of a sparse matrix \(its pattern\) must be known .*close over one"):
+        build(pattern)
