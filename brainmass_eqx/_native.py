@@ -26,6 +26,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -148,18 +149,29 @@ def _write_atomically(data: bytes, dst: Path) -> None:
             os.unlink(tmp)
 
 
+def _compiler_command() -> list[str]:
+    """The C++ compiler as an argument list: ``$CXX`` split as a shell splits it (a
+    ``CXX="ccache g++"`` or ``CXX="g++ -m64"`` is a command with arguments, not one file
+    name), else the first of ``c++``, ``g++``, ``clang++`` on ``$PATH``."""
+    cxx = os.environ.get("CXX", "").strip()
+    if cxx:
+        return shlex.split(cxx)
+    found = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if found is None:
+        raise RuntimeError("no C++ compiler found (set $CXX, or install g++ / clang++)")
+    return [found]
+
+
 def _compile(include: str, out: Path) -> None:
     """Builds the library at ``out`` and records its SHA-256 next to it (`_intact`)."""
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (set $CXX, or install g++ / clang++)")
+    cxx = _compiler_command()
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
-    base = [cxx, "-O3", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}", str(_SOURCE), "-o", tmp]
+    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}", str(_SOURCE), "-o", tmp]
     try:
         for arch in (["-march=native"], []):
-            proc = subprocess.run(base[:2] + arch + base[2:], capture_output=True, text=True)
+            proc = subprocess.run(cxx + arch + flags, capture_output=True, text=True)
             if proc.returncode == 0:
                 # The digest first: a loader that finds the new digest with the old library
                 # (or none) rebuilds, one that finds the new library finds its digest.
@@ -167,7 +179,7 @@ def _compile(include: str, out: Path) -> None:
                 os.chmod(tmp, 0o755)
                 os.replace(tmp, out)  # atomic: concurrent builders never load a partial file
                 return
-        raise RuntimeError(f"{cxx} failed:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"{shlex.join(cxx)} failed:\n{proc.stderr[-2000:]}")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

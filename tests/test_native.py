@@ -398,3 +398,13 @@ def test_a_damaged_cached_library_is_built_again(tmp_path):
     env = {**os.environ, "BRAINMASS_EQX_CACHE": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler")
+def test_a_compiler_given_with_arguments_in_cxx_is_run_as_a_command(monkeypatch):
+    """``CXX="ccache g++"`` (or ``"g++ -m64"``) names a command with arguments. It was run as
+    one file name, which does not exist, so the kernels fell back to the slower XLA reads."""
+    monkeypatch.setenv("CXX", f"env {shutil.which('c++') or shutil.which('g++')}")
+    command = _native._compiler_command()
+    assert command[0] == "env" and len(command) == 2
+    assert subprocess.run([*command, "--version"], capture_output=True).returncode == 0
