@@ -365,8 +365,11 @@ class HRFBold(Readable):
         return _hrf_bold(self, x, w, k, step)
 
 
+# Compiled as one program: run op by op, the first call compiled each of the FFT
+# convolution's primitives separately (3.4 s against 1.0 s for 20000 x 8 samples).
+@eqx.filter_jit
 def _hrf_bold(model: HRFBold, x: Array, w: int, k: int, step: int) -> Array:
-    """The six steps of `HRFBold` (eager op by op unless the caller jits)."""
+    """The six steps of `HRFBold`; `w`, `k` and `step` are static."""
     ys = _block_mean(x, w)
     rest = ys.shape[1:]
     hrf = model.kernel(jnp.linspace(0.0, model.kernel.duration, k, dtype=ys.dtype))
