@@ -423,6 +423,11 @@ def test_sparse_weights_values_are_differentiable():
     dense, sparse = jax.grad(loss)(values, False), jax.grad(loss)(values, True)
     np.testing.assert_allclose(np.asarray(sparse), np.asarray(dense), rtol=1e-5, atol=1e-6)
     assert np.abs(np.asarray(dense)).max() > 1e-3
+    # And the sparse gradient itself against a central difference along one direction.
+    direction = jnp.asarray(np.random.default_rng(0).normal(size=values.shape), jnp.float32)
+    eps = 1e-2
+    central = (loss(values + eps * direction, True) - loss(values - eps * direction, True)) / (2 * eps)
+    np.testing.assert_allclose(float(central), float(jnp.vdot(sparse, direction)), rtol=2e-3)
 
 
 def test_a_run_continued_from_its_trajectory_equals_one_run():
