@@ -25,6 +25,21 @@ class JansenRit(AbstractModel):
     States ``M, E, I`` in mV and ``Mv, Ev, Iv`` in mV/ms. Inputs: ``M`` and ``I`` are voltages
     (mV) entering inside the sigmoid; ``E`` is a rate (Hz, the "p" drive). Observable ``eeg``
     is $E - I$ (mV).
+
+    With the defaults and a constant drive $p$ the rest states and their bifurcations are
+    those of Grimbert & Faugeras (2006): Hopf bifurcations of the upper branch at
+    $p$ = -12.15, 89.83 and 315.70 Hz, saddle-nodes at -41.3 and 113.6 Hz. Started at rest,
+    the column stays there up to p = 110 Hz, runs a slow, large "spike-like" cycle at
+    120-130 Hz (2.5-3 Hz, about 10 mV peak to peak) and the alpha cycle (10-11 Hz) from
+    150 Hz up to the 315.7 Hz Hopf point.
+
+    The default solver, `ExponentialEuler` (brainmass's, first order), is coarse for this
+    model at the usual dt = 0.1 ms: the alpha cycle's peak-to-peak EEG is 3.56 mV at
+    p = 200 Hz and 2.50 mV at 300 Hz (brainmass 0.1.1 gives the same numbers) where the
+    converged values are 2.97 and 1.54 mV (``RK4`` or ``diffrax.Heun`` at 0.1 ms), and the
+    cycle survives past the 315.7 Hz Hopf point (1.78 mV at 320 Hz, where the column
+    rests). The error shrinks as dt (3.04 and 1.66 mV at dt = 0.01 ms); take ``RK4`` when
+    amplitudes or the bifurcation points matter.
     """
 
     state_names: ClassVar = ("M", "E", "I", "Mv", "Ev", "Iv")

@@ -29,6 +29,15 @@ class LarterBreakspear(AbstractModel):
     Observables ``QV`` and ``QZ``: the firing rates $Q_V$, $Q_Z$. In the papers (and TVB,
     with its ``HyperbolicTangent`` coupling) the regions exchange $Q_V$:
     ``Network(..., coupled_var='QV', coupling='additive')`` makes $c = k \sum_j W_{ij} Q_{V,j}$.
+
+    A single node (measured, the other parameters at their defaults): a fixed point at
+    $\delta_V$ = 0.5, a limit cycle for $\delta_V$ = 0.55-0.7 (the default 0.65
+    included). TVB's documentation (after Breakspear et al. 2003) promises chaos for
+    $\delta_V > 0.59$, e.g. ``d_V=0.6, aee=0.5, aie=0.5, gNa=0, Iext=0.165``; that case
+    is periodic here and in TVB 2.10 (trajectories 1e-10 apart stay within 1e-9 over
+    4000 ms). $\dot Z$ has no decay term, so where $a_{ni} I_{ext} + a_{ei} V Q_V$ cannot
+    vanish there is no rest state: at $\delta_V$ = 0.4 ($-V Q_V \le 0.056 < 0.06$) $Z$
+    grows without bound and $V$ falls below -100 (TVB alike).
     """
 
     state_names: ClassVar = ("V", "W", "Z")

@@ -27,6 +27,14 @@ class MontbrioPazoRoxin(AbstractModel):
     fixed 1 ms instead of $\tau$. The two agree at the default $\tau$ = 1 ms; this is the
     paper's equation for any $\tau$.
 
+    The paper's dimensionless $\Delta$ is ``delta * tau / 1000``: its standard
+    $\Delta = 1$ at $\tau$ = 10 ms is ``delta=100.0``. The default (brainmass's) 1 Hz at
+    1 ms is $\Delta$ = 0.001, an almost homogeneous population: with $\eta = -5$,
+    $J = 15$ its low state is $r^*$ = 0.0712 Hz (at $\Delta = 1$: 8.11 Hz at 10 ms,
+    81.1 Hz at 1 ms, coexisting with a high state, 103.1 or 1030.6 Hz). The fixed points
+    solve $-\pi^2 R^4 + J R^3 + \eta R^2 + \Delta^2/(4\pi^2) = 0$ with
+    $R = \tau r / 1000$ and $v^* = -\Delta / (2\pi R)$.
+
     The default initial state is random: $r \sim U(0, 0.05)$ Hz, $v \sim U(0, 0.05)$.
     """
 
