@@ -78,7 +78,10 @@ __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)
 
 def _magnitude(x: Any, name: str) -> Array:
     """Strip a unxt unit (if any) and return a floating JAX array; a `Signal` gives its
-    time series, a `Trajectory` is refused (`_checks.series_of`)."""
+    time series, a `Trajectory` is refused (`_checks.series_of`).
+
+    Integers become JAX's default float; float16 and bfloat16 become float32 (as
+    `simulate` promotes them), float32 and float64 are kept."""
     x = series_of(x, name)
     try:
         x = jnp.asarray(magnitude(x))
@@ -95,6 +98,12 @@ def _magnitude(x: Any, name: str) -> Array:
         )
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
+    elif jnp.finfo(x.dtype).bits < 32:
+        # Half precision cannot hold these statistics: sums of squares over a few thousand
+        # samples pass float16's largest value (65504) and its 11-bit mantissa loses the
+        # means, so the FC of a float16 signal was 0.44 off and fc_corr of a signal with
+        # itself scored 0; and jnp.fft refuses it, so the spectra failed with an XLA error.
+        x = x.astype(jnp.float32)
     return x
 
 

@@ -144,6 +144,53 @@ def test_environ_and_missing_dt():
     with bs.environ.context(dt=1.0 * u.ms):
         assert str(bs.environ.get_dt()) == "1. ms"
     assert str(bs.environ.get_dt()) == "0.1 ms"
+    # brainstate refuses an array dt here; it failed at the run with NumPy's scalar message.
+    steps = np.array([1.0, 2.0]) * u.ms
+    with pytest.raises(TypeError, match="'dt' must be a scalar time"):
+        bs.environ.set(dt=steps)
+    with pytest.raises(TypeError, match="'dt' must be a scalar time"), bs.environ.context(dt=steps):
+        pass
+    assert str(bs.environ.get_dt()) == "0.1 ms"
+
+
+_PRECISION_SCRIPT = """
+import jax
+import numpy as np
+from brainmass_eqx.compat import brainstate as bs, brainunit as u
+import brainmass_eqx.compat as bm
+
+def run():
+    node = bm.HopfStep(2, a=0.25, w=0.2)
+    return bm.Simulator(node, dt=0.1 * u.ms).run(1.0 * u.ms, monitors=["x"])["x"]
+
+bs.environ.set(precision=64)
+x = run()
+assert jax.config.jax_enable_x64 and x.dtype == np.float64, x.dtype
+assert bs.environ.dftype() == np.float64 and bs.environ.get_precision() == 64
+with bs.environ.context(precision=32):
+    assert run().dtype == np.float32
+assert jax.config.jax_enable_x64
+bs.environ.reset()
+assert not jax.config.jax_enable_x64 and run().dtype == np.float32
+for bad in (16, "bf16", 65):
+    try:
+        bs.environ.set(precision=bad)
+    except ValueError as err:
+        assert "precision" in str(err), err
+    else:
+        raise AssertionError(f"precision={bad!r} was accepted")
+print("ok")
+"""
+
+
+def test_environ_precision_switches_double_precision():
+    # brainstate's environ.set(precision=64) enables jax_enable_x64; the facade stored the
+    # value without effect, so runs stayed float32 silently. A fresh process: x64 is global.
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _PRECISION_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
 
 
 def test_initializers():

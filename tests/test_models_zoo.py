@@ -484,6 +484,22 @@ def test_jansen_rit_tr_matches_brainmass():
     assert np.max(np.abs(np.asarray(model(u)[0]) - ref)) > 1e-5 * np.max(np.abs(ref))
 
 
+def test_jansen_rit_tr_takes_an_integer_state_as_its_float():
+    # A hand-made integer state (zeros, counts) failed inside jax.jvp ("primal and tangent
+    # arguments to jax.jvp do not match"), naming no argument; simulate's y0 casts it.
+    model = M.JansenRitTR(2, np.ones((2, 2)), np.ones((2, 2), int), 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
+    y, buffer, count = model.init_state()
+    u = jnp.ones((3, 2))
+    as_int = ({k: np.zeros(2, int) for k in y}, np.zeros(buffer.shape, int), 0)
+    as_float = ({k: jnp.zeros(2) for k in y}, jnp.zeros(buffer.shape), jnp.zeros((), jnp.int32))
+    eeg, state = model(u, as_int)
+    assert eeg.dtype == jnp.result_type(float)
+    np.testing.assert_array_equal(eeg, model(u, as_float)[0])
+    assert model.step_tr(as_int, u[0])[0][0]["M"].dtype == jnp.result_type(float)
+    with pytest.raises(TypeError, match="init_state"):
+        model(u, y)
+
+
 def test_sequence_layers_batch_and_differentiate():
     layer = M.HORNSeqLayer(2, 3, key=jax.random.key(1), delay=0.35)
     xs = jax.random.normal(jax.random.key(2), (4, 25, 2))

@@ -587,6 +587,23 @@ class JansenRitTR(eqx.Module):
         buffer, count = history_init(jnp.full_like(y["M"], self.delay_init), self.max_delay + 2)
         return y, buffer, count
 
+    def _checked_state(self, state) -> tuple:
+        """``state`` in `init_state`'s form: the JR state checked and cast to JAX's float
+        as `simulate` checks ``y0`` (an integer one failed inside ``jax.jvp``, naming no
+        argument), the history of M in the same float, the count an int32 index."""
+        # Imported here: _simulate imports solvers, which import this package (a cycle).
+        from .._simulate import _check_y0
+
+        try:
+            y, buffer, count = state
+        except (TypeError, ValueError):
+            raise TypeError(
+                "JansenRitTR: state must be the tuple (JR state dict, history of M, count) that "
+                f"init_state() or a previous call returns, got {type(state).__name__}."
+            ) from None
+        y = _check_y0(unwrap(self.cell), y)
+        return y, jnp.asarray(buffer, dtype=y["M"].dtype), jnp.asarray(count, dtype=jnp.int32)
+
     def step_tr(self, state, u, key: PRNGKeyArray | None = None):
         """Advance one TR with input ``u`` ((n,) held, or (tr/dt, n) per step). Returns
         ``(new state, E - I at the end of the TR)``. `key` draws the ``std_in`` noise
@@ -594,7 +611,7 @@ class JansenRitTR(eqx.Module):
         if self.std_in is not None and key is None:
             raise ValueError("JansenRitTR.step_tr: std_in is set, so pass key=jax.random.key(...) to draw the noise.")
         m = unwrap(self)
-        y, buffer, count = state
+        y, buffer, count = m._checked_state(state)
         n = y["M"].shape[-1]
         n_sub = int(round(m.tr / m.dt))
         u = m.k * jnp.asarray(u)
@@ -637,7 +654,7 @@ class JansenRitTR(eqx.Module):
         if self.std_in is not None and key is None:
             raise ValueError("JansenRitTR: std_in is set, so pass key=jax.random.key(...) to draw the noise.")
         inputs = jnp.asarray(inputs)
-        state = self.init_state() if state is None else state
+        state = self.init_state() if state is None else self._checked_state(state)
         keys = None if self.std_in is None else jr.split(key, inputs.shape[0])
 
         def body(state, xs):
