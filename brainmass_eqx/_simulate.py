@@ -883,6 +883,26 @@ def _check_stop(stop, recorded, final, model_name, t_end, max_steps):
     )
 
 
+def _check_sde_error_order(solver, terms, controller, model_name):
+    r"""Refuse an adaptive solve of a noisy model whose step-size controller cannot tell the
+    order of its error: an adaptive controller scales the step by $\epsilon^{-1/q}$ with $q$
+    the solver's strong order $+ 1/2$, and an ODE solver (Tsit5, Dopri5, ...) has no strong
+    order. diffrax's own refusal ("The order of convergence for the solver has not been
+    specified") named neither the solver nor the SDE solvers to use instead."""
+    inner = controller
+    while inner is not None and not hasattr(inner, "error_order"):
+        inner = getattr(inner, "controller", None)  # wrappers such as ClipStepSizeController
+    if inner is None or inner.error_order is not None or solver.error_order(terms) is not None:
+        return
+    raise ValueError(
+        f"solver {type(solver).__name__} has no strong order for stochastic differential equations, "
+        f"so stepsize_controller cannot size its steps on {model_name}'s noise. Use an SDE solver with "
+        "an error estimate, diffrax.Heun() / SPaRK() / ShARK() (additive noise for the last two), or "
+        "fixed steps (drop stepsize_controller); or give the controller error_order= yourself (the "
+        "solver's strong order + 0.5)."
+    )
+
+
 def _wrap_solver(model, solver, dt_ms):
     """``model.wrap_solver(solver, dt=dt_ms)``; hooks written without ``dt`` get the solver only."""
     params = inspect.signature(model.wrap_solver).parameters
@@ -993,7 +1013,11 @@ def simulate(
       in the input's unit or a unxt Quantity: a callable ``t -> dict``, a dict of values
       held over the run (a scalar, or shape ``(n_regions,)``: one per region) and per-step
       arrays (shape ``(n_steps,)`` or ``(n_steps, n_regions)``; value ``i`` is held during
-      step ``i``), or a diffrax path evaluating to a dict. Values must be finite.
+      step ``i``), or a diffrax path evaluating to a dict. Values must be finite. A callable
+      or a path is read at every stage's time, so the run keeps the solver's order; a
+      per-step array held over each step makes a smoothly varying input first order in
+      ``dt`` whatever the solver (Hopf driven by a sine, RK4: order 4.0 from a callable,
+      1.0 from the per-step samples).
     - `monitors`: what to record: state or observable names, callables ``(model, state)``,
       or a dict ``{out_name: name | callable}``. Default: every state.
     - `transient`: steps (int) or a time Quantity discarded at the start; nothing is stored
@@ -1171,6 +1195,8 @@ def simulate(
         terms = model.terms(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver, **extra)
     else:
         terms = model.terms(key)
+    if stochastic and adaptive:
+        _check_sde_error_order(solver, terms, stepsize_controller, model_name)
     if saveat is None and not adaptive:
         # Before a model's hook wraps it: `Substeps` cannot see an RK solver inside a
         # wrapper, whose default stage loop then stops jax.jacfwd (a delayed Network, Heun).

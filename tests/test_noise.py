@@ -436,3 +436,18 @@ def test_exponential_euler_keeps_the_ou_variance_at_a_coarse_step():
     model = with_noise(bm.Linear(n_regions=512, gamma=-1.0), {"x": OUProcess(1.0, tau=2.0)})
     eta = np.asarray(_run(model, 2000.0, 1.0, transient=100, monitors=["noise_x"])["noise_x"], np.float64)
     assert abs(np.mean(eta**2) - 0.5) < 0.02, np.mean(eta**2)
+
+
+def test_adaptive_noisy_run_with_an_ode_solver_is_refused_naming_the_sde_solvers():
+    # An adaptive controller scales the step by the solver's strong order, which an ODE
+    # solver lacks: diffrax's refusal named neither the solver nor what to use instead.
+    noisy = bm.with_noise(bm.Hopf(1), noise_x=bm.WhiteNoise(0.01))
+    pid = dfx.PIDController(rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match=r"solver Tsit5 has no strong order .*diffrax\.Heun\(\)"):
+        _run(noisy, 1.0, 0.1, solver=dfx.Tsit5(), stepsize_controller=pid)
+    with pytest.raises(ValueError, match=r"solver Dopri5 has no strong order"):
+        _run(noisy, 1.0, 0.1, solver=dfx.Dopri5(), stepsize_controller=dfx.ClipStepSizeController(pid))
+    # The SDE solvers the message names run, and so does an ODE solver given the order.
+    assert np.isfinite(_run(noisy, 1.0, 0.1, solver=dfx.Heun(), stepsize_controller=pid)["x"]).all()
+    given = dfx.PIDController(rtol=1e-3, atol=1e-3, error_order=1.0)
+    assert np.isfinite(_run(noisy, 1.0, 0.1, solver=dfx.Tsit5(), stepsize_controller=given)["x"]).all()
