@@ -1,11 +1,12 @@
 import jax
 import pytest
+from _jax_versions import enable_x64, unregister_event_duration_listener
 
 
 @pytest.fixture
 def x64():
     """Run a test in double precision (jax_enable_x64), restoring the default afterwards."""
-    with jax.enable_x64(True):
+    with enable_x64(True):
         yield
 
 
@@ -53,8 +54,6 @@ def counting_hopf():
 def compiles():
     """A list that gets one entry per XLA compilation while the test runs (JAX's
     ``backend_compile_duration`` event), so that a test sees whether a call compiled."""
-    from jax._src import monitoring
-
     events = []
 
     def listener(event, duration, **kwargs):
@@ -63,4 +62,4 @@ def compiles():
 
     jax.monitoring.register_event_duration_secs_listener(listener)
     yield events
-    monitoring.unregister_event_duration_listener(listener)
+    unregister_event_duration_listener(listener)

@@ -21,6 +21,7 @@ import pytest
 import scipy.io
 import scipy.sparse
 import unxt
+from _jax_versions import enable_x64
 
 import brainmass_eqx as bx
 from brainmass_eqx import datasets as ds
@@ -267,7 +268,7 @@ def test_connectome_built_under_transforms():
 
 def test_connectome_delays_x64():
     w, d = _ring()
-    with jax.enable_x64(True):
+    with enable_x64(True):
         out = ds.Connectome(w, d).delays(3.0)
         assert out.dtype == jnp.float64
         np.testing.assert_allclose(out, d / 3.0, rtol=1e-15)

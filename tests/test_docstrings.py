@@ -224,6 +224,7 @@ def test_every_public_callable_has_a_docstring():
     assert not bare, f"public callables without a docstring: {bare}"
 
 
+@pytest.mark.skipif(not API_PAGES.is_dir(), reason="needs the checkout's docs/api (tests/ run outside it)")
 def test_every_public_name_is_in_the_api_reference():
     missing = missing_from_api_pages()
     assert not missing, f"public names missing from docs/api/*.md: {missing}"

@@ -14,6 +14,7 @@ import numpy as np
 import optax
 import optimistix as optx
 import pytest
+from _jax_versions import enable_x64
 
 import brainmass_eqx as bm
 from brainmass_eqx import _simulate, objectives
@@ -56,7 +57,7 @@ def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_ev
     # float64; Hopf node, 200-300 steps. Reference: jacfwd with ForwardMode, and central
     # differences. Reverse mode: simulate's default, and diffrax's adjoint with a checkpoint
     # count that breaks diffrax's SaveAt(ts) on the grid (design section 4).
-    with jax.enable_x64(True):
+    with enable_x64(True):
         p0 = jnp.array([0.2, 0.3])
         fwd = _hopf_loss(sample_every, transient, dfx.ForwardMode(), duration)
         value_and_jac = jax.jit(lambda p: (fwd(p), jax.jacfwd(fwd)(p)))

@@ -8,6 +8,7 @@ import sys
 
 import jax
 import pytest
+from _jax_versions import unregister_event_duration_listener
 
 import brainmass_eqx  # noqa: F401  (installs the listener)
 from brainmass_eqx import _memory
@@ -44,7 +45,7 @@ def test_the_listener_is_installed_once_and_trims_after_long_compilations_only()
     finally:
         _memory._malloc_trim = original
         _memory._installed["listener"] = listener
-        monitoring.unregister_event_duration_listener(fresh)
+        unregister_event_duration_listener(fresh)
 
 
 def _as_tuple(entry):

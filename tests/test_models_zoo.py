@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import unxt
+from _jax_versions import enable_x64
 from _reference import REFERENCE_DIR, load_reference
 
 import brainmass_eqx.models as M
@@ -144,7 +145,7 @@ def _alt_case(name):
 def test_grad_matches_finite_differences_and_vmap_batches(name):
     cls, params, extra, y0, inputs, dt = _alt_case(name)
     names = sorted(params)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         base = cls(3, **params, **extra)
         flat0 = jnp.concatenate([jnp.ravel(jnp.asarray(params[n], jnp.float64)) for n in names])
         sizes = [int(np.size(params[n])) for n in names]
@@ -512,7 +513,7 @@ def test_sequence_layers_batch_and_differentiate():
     per_member = jax.vmap(lambda x, a: layer(x, y0={"x": a, "y": jnp.zeros(3)}))(xs, jnp.full((4, 3), 0.1))
     np.testing.assert_allclose(np.asarray(per_member[1]), np.asarray(layer(xs[1], y0=y0)), rtol=1e-5, atol=1e-7)
 
-    with jax.enable_x64(True):
+    with enable_x64(True):
         layer64 = M.HORNSeqLayer(2, 3, key=jax.random.key(1), delay=0.35, dt=1.0)
         x64 = jnp.asarray(np.asarray(xs[0]), jnp.float64)
 
@@ -549,7 +550,7 @@ def test_wilson_cowan_delayed_keeps_its_history_inside_a_network():
 def test_exprel_matches_expm1_over_z_to_a_few_ulp_with_finite_gradients(dtype):
     from brainmass_eqx.models._math import exprel
 
-    with jax.enable_x64(dtype == "float64"):
+    with enable_x64(dtype == "float64"):
         z = np.concatenate([np.linspace(-300, 85, 20001), np.linspace(-1, 1, 4001), [0.0, 1e-30, -1e-30]]).astype(dtype)
         got = np.asarray(jax.jit(exprel)(z), np.float64)
         wide = z.astype(np.float64)

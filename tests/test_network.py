@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import unxt
+from _jax_versions import enable_x64
 from _reference import load_reference, reference_files, states
 from jax.experimental import sparse as jsparse
 
@@ -222,7 +223,7 @@ def test_stage_coupling_updated_is_second_order():
     # reads, current part from the stage's state) RK4 and Heun become second order, the
     # order of the history's linear interpolation. Measured (x64, 40 ms): held RK4 errors
     # halve with dt (order 1.0), updated ones quarter (order 2), 30-70x smaller at dt 0.1.
-    with jax.enable_x64(True):
+    with enable_x64(True):
         updated = delayed(k=0.8, speed=4.0, stage_coupling="updated")
         held = delayed(k=0.8, speed=4.0)
         ref = _final_x(updated, 0.00625, bm.RK4())
@@ -250,7 +251,7 @@ def test_stage_coupling_updated_chunks_vmap_and_gradients():
     batched = jax.vmap(run)(ks, speeds)
     for i in range(2):
         np.testing.assert_allclose(batched[i], run(ks[i], speeds[i]), rtol=1e-5, atol=1e-6)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         loss = jax.jit(lambda k, speed: jnp.mean(run(k, speed) ** 2))
         grads = jax.grad(loss, argnums=(0, 1))(0.5, 10.0)
         # Small steps: the loss is piecewise smooth in the speed (a kink where a delay

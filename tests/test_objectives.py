@@ -11,6 +11,7 @@ import pytest
 import scipy.signal
 import scipy.stats
 import unxt
+from _jax_versions import enable_x64
 
 from brainmass_eqx import metrics as M, objectives as O
 
@@ -187,7 +188,7 @@ def test_a_nan_prediction_gives_a_nan_value(pair):
     ],
 )
 def test_gradient_matches_central_differences_float64(name, make):
-    with jax.enable_x64(True):
+    with enable_x64(True):
         rng = np.random.default_rng(7)
         t = rng.standard_normal((80, 4))
         p = t + 0.5 * rng.standard_normal((80, 4))

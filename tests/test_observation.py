@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import unxt as u
+from _jax_versions import enable_x64
 from scipy.integrate import solve_ivp
 
 import brainmass_eqx as bm
@@ -683,7 +684,7 @@ def test_bad_region_counts():
 
 
 def test_float64_mode():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         z = np.full((400, 2), 0.5)
         outs = (
             obs.bold_from_signal(z, 1.0, tr=100.0),
@@ -732,7 +733,7 @@ def test_observation_models_print_their_parameters():
 
 
 def test_spatial_average_is_float64_accurate_in_float64_mode():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         x = np.random.default_rng(0).standard_normal((5, 6)) + 1000.0
         got = np.asarray(obs.SpatialAverage(np.array([0, 0, 0, 1, 1, 1]))(x))
     want = np.stack([x[:, :3].mean(1), x[:, 3:].mean(1)], 1)
