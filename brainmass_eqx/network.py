@@ -1558,30 +1558,33 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
 
     def _coupling(self, t0, t1, y0, buf, count, blocks, previous):
         """The coupling of the step from ``t0`` to ``t1``: held currents, or for
-        ``stage_coupling='updated'`` a `_StageCoupling` the stages evaluate."""
+        ``stage_coupling='updated'`` a `_StageCoupling` the stages evaluate; with the
+        buffer, block state, previous delayed part, and this step's read (None without a
+        buffer), which the write of the step's end must follow (`hist.after_read`)."""
         net, plan = self.network, self.plan
         updated = net.stage_coupling == "updated"
         if buf is None:
             if updated:
-                return _StageCoupling(t0, t1, None, None, plan.weights, plan.rowsum), buf, blocks, previous
-            return net.instantaneous_coupling(y0, plan.weights), buf, blocks, previous
+                return _StageCoupling(t0, t1, None, None, plan.weights, plan.rowsum), buf, blocks, previous, None
+            return net.instantaneous_coupling(y0, plan.weights), buf, blocks, previous, None
         values = net.coupled_values(y0)
         delayed, buf, blocks = self._delayed(y0, buf, count, blocks)
         if not updated:
-            return net._finish_coupling(delayed, values, plan.weights, plan.rowsum), buf, blocks, None
+            return net._finish_coupling(delayed, values, plan.weights, plan.rowsum), buf, blocks, None, delayed
         slope = tuple(jnp.where(count > 0, d - p, jnp.zeros_like(d)) for d, p in zip(delayed, previous))
-        return _StageCoupling(t0, t1, delayed, slope, plan.weights, plan.rowsum), buf, blocks, delayed
+        return _StageCoupling(t0, t1, delayed, slope, plan.weights, plan.rowsum), buf, blocks, delayed, delayed
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         inner, buf, count, blocks, previous = solver_state
-        currents, buf, blocks, previous = self._coupling(t0, t1, y0, buf, count, blocks, previous)
+        currents, buf, blocks, previous, read = self._coupling(t0, t1, y0, buf, count, blocks, previous)
         args = _WithCoupling(args, self.network._key, currents)
         y1, err, dense, inner, result = self.solver.step(terms, t0, t1, y0, args, inner, made_jump)
         # The history must hold exactly the state the next step starts from.
         y1 = self.network.post_step(y1)
         if buf is not None:
             net = self.network
-            new = net._features(net.coupled_values(y1))
+            # Written after this step's read, in place (see `hist.after_read`).
+            new = hist.after_read(net._features(net.coupled_values(y1)), read)
             if self.plan.packed:
                 new = jax.lax.complex(new, net._features(net.coupled_values(y0)))
             buf = hist.ring_write(buf, new, jnp.remainder(count + 1, self.plan.n_slots))

@@ -970,3 +970,28 @@ def test_a_sparse_conn_with_traced_indices_is_refused_by_name():
 
     with pytest.raises(ValueError, match=r"conn: the indices of a sparse matrix \(its pattern\) must be known .*close over one"):
         build(pattern)
+
+
+@pytest.mark.parametrize("coupled", ["M", ("M", "E")])
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+def test_history_write_is_in_place_when_the_written_value_ignores_the_read(interpolation, coupled):
+    """Jansen-Rit's coupled ``M`` has ``M' = Mv``: the value written to the history at a
+    step's end does not depend on that step's read. Without a data dependence XLA could
+    not order the in-place write after the read and copied the whole buffer twice per
+    step (x7 the step's time at 68 regions, 63 ms delays); no loop may copy it now."""
+    import re
+
+    n = 4
+    rng = np.random.default_rng(0)
+    conn = rng.uniform(0.1, 1.0, (n, n))
+    dist = rng.uniform(20.0, 60.0, (n, n))  # 50-150 steps at 4 mm/ms: a buffer of several rows
+    net = Network(bm.JansenRit(n), conn, distance=dist, speed=4.0, coupled_var=coupled, coupling="diffusive",
+                  self_connection=False, interpolation=interpolation)
+
+    def run():
+        return bm.simulate(net, 5.0, dt=0.1, monitors="M", inputs={"E": 220.0})["M"]
+
+    text = jax.jit(run).lower().compile().as_text()
+    size = net._plan(0.1).n_slots * n * len(net.coupled_var)  # the flattened (slots, channels) buffer
+    copies = re.findall(rf"= c64\[{size}\]\{{0\}} copy\(|= f32\[{size}\]\{{0\}} copy\(", text)
+    assert not copies, f"the delay buffer is copied in the compiled run: {copies}"

@@ -78,14 +78,30 @@ class Kuramoto(AbstractModel):
         r"""$\frac{K_i}{N}\sum_j w_{ij}\sin(\theta_j - \theta_i - \alpha)$ (per ms).
 
         A per-oscillator ``alpha`` is indexed by the source $j$, as in brainmass.
+
+        Computed from sums over the sources, with $\phi_j = \theta_j - \alpha_j$:
+        $\sum_j w_{ij}\sin(\phi_j - \theta_i) = \cos\theta_i \sum_j w_{ij}\sin\phi_j
+        - \sin\theta_i \sum_j w_{ij}\cos\phi_j$: $4N$ sines and cosines per evaluation
+        instead of $N^2$ (at 68 oscillators the pairwise sines took 90 % of a step, and
+        this model was slower than brainmass's).
         """
         n = theta.shape[-1]
-        s = jnp.sin(theta[..., None, :] - theta[..., :, None] - self.alpha)
-        if self.exclude_self:
-            s = s * (1.0 - jnp.eye(n, dtype=s.dtype))
-        if self.conn is not None:
-            s = s * jnp.reshape(self.conn, (n, n))
-        total = s.sum(axis=-1)
+        phi = theta - self.alpha
+        sin_phi, cos_phi = jnp.sin(phi), jnp.cos(phi)
+        if self.conn is None:
+            # w = 1: the sums over all sources, less the own term when it is excluded.
+            sum_sin = jnp.sum(sin_phi, axis=-1, keepdims=True)
+            sum_cos = jnp.sum(cos_phi, axis=-1, keepdims=True)
+            if self.exclude_self:
+                sum_sin, sum_cos = sum_sin - sin_phi, sum_cos - cos_phi
+        else:
+            w = jnp.reshape(self.conn, (n, n))
+            if self.exclude_self:
+                w = w * (1.0 - jnp.eye(n, dtype=w.dtype))
+            # w @ f (a batch as a stack of columns): f @ w.T made XLA transpose w per step.
+            sum_sin = (w @ sin_phi[..., None])[..., 0]
+            sum_cos = (w @ cos_phi[..., None])[..., 0]
+        total = sum_sin * jnp.cos(theta) - sum_cos * jnp.sin(theta)
         if self.normalize_by_n:
             total = total / n
         return self.K * total
@@ -93,6 +109,14 @@ class Kuramoto(AbstractModel):
     def vector_field(self, t, state, inputs):
         theta = state["theta"]
         return {"theta": self.omega + self.coupling(theta) + self.input(inputs, "theta")}
+
+    def vector_field_and_diagonal(self, t, state, inputs):
+        r"""The vector field and the exponential-Euler rate $J\,\mathbf{1}$, which is exactly
+        zero: the coupling depends on phase differences only, so shifting every phase by
+        the same amount changes nothing. Given in closed form: the default (a JVP) made a
+        second pass over the coupling and, through the sums above, rounding errors in
+        place of the zero."""
+        return self.vector_field(t, state, inputs), {"theta": jnp.zeros_like(state["theta"])}
 
     def order_parameter(self, state):
         r"""Kuramoto order parameter $R = |\frac1N\sum_j e^{i\theta_j}|$ (last axis)."""
