@@ -31,16 +31,14 @@ from ._checks import (
     user_stacklevel,
     whole_steps,
 )
-from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, check_real, is_quantity, quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper
 from .models._base import AbstractModel
 from .solvers import (
-    INPUTS_NAME,
-    STATE_NAME,
     ExponentialEuler,
     Substeps,
+    _checkpointed_scan,
     bounded_stages,
     is_fixed_step_only,
 )
@@ -580,39 +578,6 @@ def _check_y0(model, y0):
 # -- the solves ----------------------------------------------------------------------------
 
 
-def _chunk_length(n: int) -> int:
-    r"""Items per checkpointed chunk of an ``n``-item scan: about $\sqrt n$, preferring a
-    divisor of ``n`` (a remainder compiles the loop body a second time)."""
-    if n <= 64:
-        return n
-    root = math.isqrt(n)
-    for d in sorted(range(max(1, root // 2), 2 * root + 1), key=lambda d: abs(d - root)):
-        if n % d == 0:
-            return d
-    return root
-
-
-# checkpoint_name's primitive, found through the public API.
-_NAME_P = jax.make_jaxpr(lambda x: jax.ad_checkpoint.checkpoint_name(x, "_"))(0.0).eqns[0].primitive
-
-
-def _step_policy(prim, *avals, **params) -> bool:
-    """What a reverse pass keeps of one step (a ``jax.checkpoint`` policy): the state and
-    inputs each vector-field evaluation saw (named in `ModelTerm`) and the delayed reads'
-    outputs; everything else (the vector field's elementwise maths, the read indices) is
-    recomputed from those. Without it every intermediate of the step is stacked per step:
-    W4 measured 29 fewer kernels to compile and about 25% less time per gradient step.
-
-    Samples gathered from a packed (complex) history are not kept: jax 0.10's
-    ``jax.checkpoint`` cannot save complex values under a policy (it applies
-    ``reduce_precision``, which takes real dtypes only), so they are read again."""
-    if prim is _NAME_P:
-        return params["name"] in (STATE_NAME, INPUTS_NAME)
-    if prim is read_gather_p:
-        return not jnp.issubdtype(avals[0].dtype, jnp.complexfloating)
-    return prim in (read_sum_p, read_sum_blocked_p, read_rows_blocked_p)
-
-
 # Reverse mode through a run may keep every step's values (no checkpointed chunks) up to this size.
 _PLAIN_REVERSE_BYTES = 2**25
 
@@ -633,33 +598,6 @@ def _plain_reverse(solver, y0, n_steps: int, trees) -> bool:
         return False
     state_bytes = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree_util.tree_leaves(y0))
     return 2 * state_bytes * n_steps <= _PLAIN_REVERSE_BYTES
-
-
-def _checkpointed_scan(body, carry, xs, plain: bool = False):
-    r"""``jax.lax.scan(body, carry, xs)`` whose reverse mode keeps $O(\sqrt n)$ memory.
-
-    The scan runs as chunks of about $\sqrt n$ items, each under ``jax.checkpoint``: the
-    backward pass stores the carry at the chunk boundaries only and recomputes one chunk
-    at a time (one extra forward pass in all), keeping per item what `_step_policy` says. The forward pass and forward mode are a
-    plain scan. Unlike diffrax's default adjoint for fixed steps (a checkpointed while
-    loop), this is an exact derivative of what runs, compiles small, and also
-    differentiates in forward mode. With ``plain`` (see `_plain_reverse`) it is one scan
-    whose reverse pass keeps every item's values.
-    """
-    n = jax.tree_util.tree_leaves(xs)[0].shape[0]
-    chunk = _chunk_length(n)
-    body = jax.checkpoint(body, prevent_cse=False, policy=_step_policy)
-    if plain or chunk >= n:
-        return jax.lax.scan(body, carry, xs)
-    run = jax.checkpoint(lambda c, x: jax.lax.scan(body, c, x), prevent_cse=False)
-    q, r = divmod(n, chunk)
-    head = jax.tree_util.tree_map(lambda a: a[: q * chunk].reshape((q, chunk) + a.shape[1:]), xs)
-    carry, ys = jax.lax.scan(run, carry, head)
-    ys = jax.tree_util.tree_map(lambda a: a.reshape((q * chunk,) + a.shape[2:]), ys)
-    if r:
-        carry, tail = run(carry, jax.tree_util.tree_map(lambda a: a[q * chunk :], xs))
-        ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), ys, tail)
-    return carry, ys
 
 
 def _advance(terms, y0, source, solver, n, dt, plain=False):
@@ -688,7 +626,9 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, 
     next one starts. With ``first`` (a record, ``plain`` only) the records start with it.
     The steps themselves are counted, ``k`` of ``dt`` each (`Substeps`).
     """
-    stepper = Substeps(solver, k, dt)
+    # Where reverse mode checkpoints (not plain), a macro-step of k steps is itself a
+    # checkpointed loop, and the chunks over macro-steps count its k steps.
+    stepper = Substeps(solver, k, dt, remat=not plain)
     if first is not None:
         # The records are written into one carried array that already holds the first:
         # stacking them and prepending it copied the whole record once more (a 60 s W1
@@ -715,7 +655,8 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, 
         y, _, _, state, _ = stepper.step(terms, t[0], t[1], y, source, state, False)
         return (y, state), monitor(model, y)
 
-    (y, solver_state), recorded = _checkpointed_scan(body, (y, solver_state), jnp.stack([ts[:-1], ts[1:]], axis=1), plain)
+    xs = jnp.stack([ts[:-1], ts[1:]], axis=1)
+    (y, solver_state), recorded = _checkpointed_scan(body, (y, solver_state), xs, plain, per_item=k)
     return recorded, y, solver_state
 
 
@@ -733,7 +674,9 @@ def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, 
     ts = jnp.arange(n_macro + 1, dtype=ts.dtype)
     sol = dfx.diffeqsolve(
         terms,
-        Substeps(solver, k, dt),
+        # diffrax's adjoint differentiates one macro-step at a time: checkpointed inside,
+        # it keeps O(sqrt k) of its k steps rather than every step's intermediates.
+        Substeps(solver, k, dt, remat=True),
         t0=ts[0],
         t1=ts[-1],
         dt0=None,
@@ -771,12 +714,14 @@ def _first_sample(model, terms, y0, source, solver, monitor, n_first, dt):
 _record = eqx.filter_jit(_record_impl)
 
 
-def _finish(terms, y, solver_state, source, solver, dt, t_last, t_end, n_rest):
+def _finish(terms, y, solver_state, source, solver, dt, t_last, t_end, n_rest, remat=False):
     """The ``n_rest`` steps after the last sample (fewer than ``sample_every``), so that the
-    run, and its final state, end at ``duration`` as brainmass's do; recording nothing."""
+    run, and its final state, end at ``duration`` as brainmass's do; recording nothing.
+    With ``remat`` (a checkpointed run) they are a checkpointed loop like a macro-step:
+    up to a TR of in-loop BOLD."""
     if n_rest == 0:
         return y
-    y, _, _, _, _ = Substeps(solver, n_rest, dt).step(terms, t_last, t_end, y, source, solver_state, False)
+    y, _, _, _, _ = Substeps(solver, n_rest, dt, remat=remat).step(terms, t_last, t_end, y, source, solver_state, False)
     return y
 
 
@@ -796,17 +741,17 @@ def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, 
     if n_lead is not None:
         state = Substeps(solver, k, dt).init(terms, grid[0], grid[1], y0, source)
         ys, y_end, state = _record_impl(model, terms, y0, state, source, solver, monitor, grid, k, dt, adjoint, progress, plain)
-        return jax.tree_util.tree_map(lambda a: a[n_lead:], ys), _finish(terms, y_end, state, source, solver, dt, *tail)
+        return jax.tree_util.tree_map(lambda a: a[n_lead:], ys), _finish(terms, y_end, state, source, solver, dt, *tail, remat=not plain)
     y, state = _advance(terms, y0, source, solver, n_first, dt, plain)
     first = monitor(model, y)
     if grid.shape[0] == 1:
-        return jax.tree_util.tree_map(lambda a: a[None], first), _finish(terms, y, state, source, solver, dt, *tail)
+        return jax.tree_util.tree_map(lambda a: a[None], first), _finish(terms, y, state, source, solver, dt, *tail, remat=not plain)
     if plain and adjoint is None and not progress:
         ys, y_end, state = _record_scan(model, terms, y, state, source, solver, monitor, grid, k, dt, plain, first)
     else:
         rest, y_end, state = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, dt, adjoint, progress, plain)
         ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
-    return ys, _finish(terms, y_end, state, source, solver, dt, *tail)
+    return ys, _finish(terms, y_end, state, source, solver, dt, *tail, remat=not plain)
 
 
 def _lead_grid(n_macro, k, dt):
@@ -1035,7 +980,8 @@ def simulate(
       adaptive solver (Tsit5, Dopri5, ...). Default: fixed steps of ``dt``.
     - `adjoint`: a diffrax adjoint. Default: fixed steps on the step grid run as a
       ``lax.scan`` (exact reverse mode, forward mode works too) checkpointed every
-      $\sim\sqrt n$ steps ($O(\sqrt n)$ memory, one extra forward pass), or plain where
+      $\sim\sqrt n$ steps ($O(\sqrt n)$ memory, one extra forward pass; a sample spanning
+      many steps, such as in-loop BOLD's TR, is a checkpointed loop itself), or plain where
       reverse mode would keep little per step (no solver wrapper keeping more than the
       state, e.g. a Network whose delay weights are not differentiated; two states per
       step within 32 MB; not under ``vmap``); ``saveat`` or adaptive steps use

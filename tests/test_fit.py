@@ -41,9 +41,10 @@ def _hopf_loss(sample_every, transient, adjoint, duration=20.0):
         # gets: every step's values kept) or "chunks" (checkpointed in chunks, what a long run
         # gets; forced here).
         (1, 0, "chunks", 20.0),  # 200 steps: 20 chunks of 10
-        (1, 5, "chunks", 21.1),  # 211 steps (a prime): 15 chunks of 14 and a remainder of 1
+        (1, 5, "chunks", 21.1),  # 211 steps (a prime): 17 chunks of 12 and a remainder of 7
         (10, 37, "chunks", 20.0),  # a transient that is not a whole number of samples
         (3, 5, "chunks", 30.0),  # a transient recorded and dropped in the one loop
+        (100, 0, "chunks", 20.0),  # samples 100 steps apart: each a checkpointed loop itself
         (1, 5, "plain", 21.1),
         (3, 5, "plain", 30.0),
         (1, 0, 44, 20.0),  # diffrax's RecursiveCheckpointAdjoint, given explicitly
@@ -76,6 +77,48 @@ def test_reverse_gradient_through_simulate_matches_forward_mode_and_fd(sample_ev
         if scan:  # the default path also differentiates in forward mode
             np.testing.assert_allclose(jax.jit(jax.jacfwd(loss))(p0), ref, rtol=1e-10)
 
+
+
+def _residual_bytes(f, x):
+    """Bytes a reverse pass through ``f`` at ``x`` stores (the vjp's residuals), by tracing."""
+    vjp = jax.eval_shape(lambda x: jax.vjp(f, x)[1], x)
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(vjp))
+
+
+def test_reverse_memory_of_sparse_samples_does_not_grow_with_the_steps(monkeypatch):
+    # In-loop BOLD records once per TR (1000 steps here). The checkpointed chunks were
+    # counted in samples, and up to 64 samples made one chunk: reverse mode kept every
+    # step's state (257 KB for these 16,000 steps; an 80-region network over 128 s at TR 2 s
+    # needed 2.7 GB). Chunks now count the steps in a sample, and a sample's steps are a
+    # checkpointed loop of their own (`Substeps(remat=True)`).
+    monkeypatch.setattr(_simulate, "_PLAIN_REVERSE_BYTES", 0)  # what a long run gets
+
+    def loss(a):
+        m = bm.Hopf(n_regions=2, a=a, init_x=jnp.array([0.1, 0.3]), init_y=jnp.array([0.0, -0.2]))
+        return jnp.sum(bm.simulate_bold(m, 1600.0, dt=0.1, tr=100.0).ys["bold"] ** 2)
+
+    state_bytes = 6 * 2 * 4  # Hopf's x, y and four haemodynamic states, 2 regions, float32
+    assert _residual_bytes(loss, jnp.float32(0.2)) * 50 < 16_000 * state_bytes
+
+
+def test_substeps_remat_keeps_few_steps_for_reverse_mode():
+    # One macro-step of 1000 steps: without remat its reverse pass stores every step.
+    from brainmass_eqx.solvers import ExponentialEuler, ModelTerm, Substeps
+
+    def one_macro_step(a, remat):
+        model = bm.Hopf(n_regions=2, a=a)
+        terms, y0 = ModelTerm(model), model.init_state(None)
+        stepper = Substeps(ExponentialEuler(), 1000, 0.1, remat=remat)
+        args = _simulate._make_source(model, None, 1000, 0.1)
+        state = stepper.init(terms, 0.0, 100.0, y0, args)
+        y1 = stepper.step(terms, 0.0, 100.0, y0, args, state, False)[0]
+        return jnp.sum(y1["x"])
+
+    plain, remat = (_residual_bytes(lambda a, r=r: one_macro_step(a, r), jnp.float32(0.2)) for r in (False, True))
+    assert plain >= 1000 * 2 * 2 * 4  # x and y of 2 regions per step
+    assert remat * 10 < plain
+    a = jnp.float32(0.2)
+    np.testing.assert_allclose(jax.grad(one_macro_step)(a, True), jax.grad(one_macro_step)(a, False), rtol=1e-6)
 
 # -- a shared tiny problem: the Hopf amplitude --------------------------------------------------
 
