@@ -1,7 +1,9 @@
-"""Eager argument checks shared across the package."""
+"""Argument checks shared across the package: eager ones, and the run-time ones of traced values."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import functools
 import inspect
@@ -20,7 +22,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "divergence_gives_nan", "divergence_raises", "error_if_member", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -39,13 +41,68 @@ def is_traced(tree: Any) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
 
+def error_if_member(x: Any, pred: Any, message: str) -> Any:
+    """``eqx.error_if(x, pred, message)``, acting under ``jax.vmap`` on the members whose own
+    ``pred`` is True alone, where equinox lets it.
+
+    Equinox reduces ``pred`` over a vmapped batch (``unvmap_any``) before acting. With the
+    default ``EQX_ON_ERROR=raise`` the whole batch raises, as it must (a compiled call cannot
+    raise for one member); but with ``EQX_ON_ERROR=nan`` every member came back NaN, the
+    good ones too (a vmap over ``tau_E = [1, -1, 1]``: three NaN runs). Selecting
+    ``where(pred, checked, x)`` per member keeps the good members' values; the select keeps
+    the check's output in use, so it is never optimised away.
+
+    **Arguments:**
+
+    - `x`: the pytree to return (the check is threaded through its arrays).
+    - `pred`: a boolean scalar (per member under ``vmap``): True where the check fails.
+    - `message`: the error's text; it should name the argument and the fix.
+    """
+    pred = jnp.asarray(pred)
+    if pred.ndim:
+        raise ValueError(f"error_if_member: pred must be a scalar per member (reduce it with jnp.any), got shape {pred.shape}.")
+    checked = eqx.error_if(x, pred, message)
+    return jax.tree_util.tree_map(lambda a, c: jnp.where(pred, c, a) if eqx.is_array(a) else a, x, checked)
+
+
 def checked_as_run_starts(value: Any, bad: Any, rule: str) -> Any:
-    """``value``, checked when the run reads it (`eqx.error_if`): the construction check of
+    """``value``, checked when the run reads it (`error_if_member`): the construction check of
     a value it cannot read, one traced because it was built inside ``jax.jit`` /
     ``jax.vmap`` / ``jax.grad``. ``bad``: a mask of the entries that break ``rule``, the
     message (``"Network: k must be finite"``), which is raised if any is True."""
     message = f"{rule}; it was traced (under jax.jit / vmap / grad), so this is checked as the run starts."
-    return eqx.error_if(value, jnp.any(bad), message)
+    return error_if_member(value, jnp.any(bad), message)
+
+
+# Set while a `Fitter` builds its loss (see `divergence_gives_nan`). A context variable, set
+# inside the traced loss itself, so that it holds on whichever thread traces it (nevergrad's
+# population slices are traced in worker threads).
+_DIVERGENCE_GIVES_NAN: contextvars.ContextVar[bool] = contextvars.ContextVar("bmx_divergence_gives_nan", default=False)
+
+
+@contextlib.contextmanager
+def divergence_gives_nan():
+    """Within this block, `simulate` records a run that diverges instead of raising, as
+    ``check_finite=False`` does: recorded values that are NaN/inf stay so, and an adaptive
+    solve that stops short keeps diffrax's inf-filled samples.
+
+    A `Fitter` builds its loss inside one, so that a candidate whose run diverges gets a
+    non-finite loss and the fit's own handling applies (the step and the parameters named
+    in a `NonFiniteLossError`; one start of several stopping alone; a huge loss told to
+    nevergrad; a failed scipy start), rather than a run-time error that ended the whole fit
+    (every start, the whole population) without either. It acts where ``simulate`` is
+    traced or run, so a ``predict`` compiled earlier outside it keeps its check.
+    """
+    token = _DIVERGENCE_GIVES_NAN.set(True)
+    try:
+        yield
+    finally:
+        _DIVERGENCE_GIVES_NAN.reset(token)
+
+
+def divergence_raises() -> bool:
+    """False within `divergence_gives_nan`: whether `simulate` reports a diverged run."""
+    return not _DIVERGENCE_GIVES_NAN.get()
 
 
 def positive_ms(value: Any, name: str) -> float:

@@ -23,6 +23,8 @@ from ._checks import (
     broadcasts_to_regions,
     check_int,
     did_you_mean,
+    divergence_raises,
+    error_if_member,
     is_traced,
     key_mismatch,
     positive_ms,
@@ -806,9 +808,18 @@ def _check_stop(stop, recorded, final, model_name, t_end, max_steps):
     from a model that blows up.
     """
     result, t_stop, n_taken = stop
-    if is_traced(stop):
-        recorded, final = result.error_if((recorded, final), result != dfx.RESULTS.successful)
+    if not divergence_raises():
+        # Inside a Fitter's loss: the samples it did not reach are inf (diffrax fills them),
+        # so the candidate's loss is non-finite and the fit handles it.
         return recorded, final
+    if is_traced(stop):
+        return error_if_member(
+            (recorded, final),
+            result != dfx.RESULTS.successful,
+            f"{model_name}: the solve stopped before t = {t_end:g} ms (the step budget max_steps = {max_steps} "
+            "spent, or a failed step): a state growing without bound means the model diverges; else give a "
+            "larger max_steps, loosen rtol/atol, or use a stiff solver. Run it outside jit for the time it stopped.",
+        )
     if result == dfx.RESULTS.successful:
         return recorded, final
     # Under an eager jax.grad/jacfwd the solve's outcome is concrete but the state is not
@@ -990,7 +1001,10 @@ def simulate(
       through ``saveat`` or adaptive steps, pass ``diffrax.ForwardMode()``.
     - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``).
     - `check_finite`: raise `SimulationDivergedError` if a recorded value (or a recorded state at the end) is NaN/inf
-      (eagerly, naming time, region and variable; under ``jit`` via ``eqx.error_if``).
+      (eagerly, naming time, region and variable; under ``jit`` via ``eqx.error_if``: under
+      ``vmap`` one diverging member stops the whole batch, or with ``EQX_ON_ERROR=nan`` is NaN
+      alone). Inside a `Fitter`'s loss it is not raised: a diverging candidate gets a
+      non-finite loss, which the fit reports (`brainmass_eqx._checks.divergence_gives_nan`).
 
     **Returns:** a `Trajectory`.
     """
@@ -1251,12 +1265,12 @@ def simulate(
         t1 = t_start + n_steps * dt_ms if is_traced(t_start) else float(t_start) + n_steps * dt_ms
     t1 = jnp.asarray(t1, dtype=jnp.result_type(float)) if is_traced(t1) else np.asarray(t1, dtype=np.float64)
 
-    if check_finite:
+    if check_finite and divergence_raises():
         if is_traced((ys, final)):
             names = _recorded_states(spec)
             checked = (ys, {name: v for name, v in final.items() if name in names})
             finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(checked)]))
-            ys, final = eqx.error_if(
+            ys, final = error_if_member(
                 (ys, final),
                 ~finite,
                 f"{model_name} diverged (a recorded value, or a recorded state at the end, is NaN/inf); run it outside jit for the time "

@@ -66,6 +66,7 @@ from . import _history as hist
 from ._checks import (
     checked_as_run_starts,
     did_you_mean,
+    error_if_member,
     is_traced,
     refuse_non_finite,
     user_stacklevel,
@@ -1364,7 +1365,7 @@ class Network(AbstractModel):
             if arr.size and arr.max() > capacity:
                 raise ValueError(message)
             return lag
-        return eqx.error_if(lag, jnp.any(lag > capacity), message)
+        return error_if_member(lag, jnp.any(lag > capacity), message)
 
     def _initial_history(self, plan: _Plan, y0: State, dt: float) -> Array:
         """Buffer contents ``(L, V*F*N)``: row ``c`` holds the step ``m <= 0`` with ``m = c mod L``."""

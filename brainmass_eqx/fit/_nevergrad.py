@@ -198,10 +198,17 @@ def run(
                 losses, best, (aux, values) = batched(*args)
                 losses = np.asarray(losses, dtype=float)
             except eqx.EquinoxRuntimeError as err:
+                # A diverging run does not raise here (its loss is non-finite: `Problem._call`);
+                # what does is a check of a candidate's values (a search box holding invalid
+                # points, e.g. a fitted speed whose delays outgrow the Network's max_delay).
+                # equinox's text is a stack, then "equinox.EquinoxRuntimeError: <message>", then advice.
+                check = str(err).rsplit("EquinoxRuntimeError: ", 1)[-1].split("\n-----", 1)[0].strip()
                 raise RuntimeError(
-                    "a candidate's evaluation raised inside the population vmap (typically simulate's "
-                    "divergence check). Pass check_finite=False to simulate in predict, so that a "
-                    "diverging candidate gets a non-finite loss (told to nevergrad as a huge loss) instead."
+                    f"a run-time check failed for a candidate of generation {gen}: {check} The population is "
+                    "evaluated as one compiled call, so one such candidate stops it. Make every point of "
+                    "the search box valid: narrow the box "
+                    "(search_space= or Param bounds), or e.g. give the Network a max_delay that holds "
+                    "the longest delay the box allows."
                 ) from err
             finite = np.isfinite(losses)
             if not finite.any():

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
-from .._checks import did_you_mean, pick_variable_hint
+from .._checks import did_you_mean, divergence_gives_nan, pick_variable_hint
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec, unwrap
 from .._units import is_quantity, to_canonical
 from ..objectives import fc_shape, target_fits
@@ -445,7 +445,12 @@ class Problem:
     def _call(self, fn, model, *args, key):
         if not getattr(fn, "keeps_params", False):
             model = unwrap(model)
-        return fn(model, *args, key) if self.with_key else fn(model, *args)
+        # A candidate whose run diverges gets a non-finite loss, which each backend handles
+        # (naming the step and parameters, or telling nevergrad a huge loss), rather than
+        # simulate's run-time error, which ended the whole fit (every start, the whole
+        # population) without either.
+        with divergence_gives_nan():
+            return fn(model, *args, key) if self.with_key else fn(model, *args)
 
     def prediction(self, model, target, key):
         pred = self._call(self.predict, model, key=key)

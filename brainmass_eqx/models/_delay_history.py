@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from .._checks import error_if_member
 from .._history import ceil_steps
 from .._wrapping import AbstractSolverWrapper
 
@@ -210,19 +211,33 @@ class SelfDelaySolver(AbstractSolverWrapper):
                 var: history_from_past(self.past[var], self.n_slots).astype(jnp.result_type(y0[var]))
                 for var in self._variables()
             }
+        if self.dt is not None:
+            # Fixed steps: every step reads the same lags, so they are checked once, here,
+            # rather than in the step loop's body (a conditional per delay per step).
+            for _, _, delay_name in self.reads:
+                buffers = self._guard(buffers, self._lag(delay_name, self.dt), delay_name)
         inner = self.solver.init(terms, t0, t1, y0, args)
         return inner, buffers, jnp.zeros((), jnp.int32)
+
+    def _lag(self, delay_name, dt):
+        """The delay ``delay_name`` in steps of ``dt``."""
+        return jnp.asarray(self.delays[delay_name]) / dt
+
+    def _guard(self, tree, lag, delay_name):
+        """``tree``, with a run-time check that ``lag`` fits the history kept."""
+        return error_if_member(
+            tree,
+            jnp.any(lag > self.n_slots - 2),
+            f"{self.owner}: a delay ({delay_name}) is longer than the history the "
+            "solver keeps; raise the model's max_delay.",
+        )
 
     def _delayed(self, buffers, count, dt):
         out = {}
         for key, var, delay_name in self.reads:
-            lag = jnp.asarray(self.delays[delay_name]) / dt
-            lag = eqx.error_if(
-                lag,
-                jnp.any(lag > self.n_slots - 2),
-                f"{self.owner}: a delay ({delay_name}) is longer than the history the "
-                "solver keeps; raise the model's max_delay.",
-            )
+            lag = self._lag(delay_name, dt)
+            if self.dt is None:  # a lag in steps that vary: checked at each step
+                lag = self._guard(lag, lag, delay_name)
             out[key] = jnp.broadcast_to(
                 history_read(buffers[var], count, lag, self.interpolation), jnp.shape(buffers[var])[1:]
             )

@@ -1,0 +1,113 @@
+"""Run-time checks of traced values (`eqx.error_if`) and diverging runs inside transforms:
+a Fitter's loss, ``jax.vmap`` under ``EQX_ON_ERROR=nan``, and where the checks sit in the
+step loop."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import brainmass_eqx as bx
+from brainmass_eqx.fit import Fitter, NonFiniteLossError
+
+# A Hopf node at dt = 1 ms: its step map stays finite for a <= 30 and overflows to NaN/inf
+# within 20 ms for a >= 35.
+STABLE_A, DIVERGING_A = 0.5, 50.0
+
+
+def predict(model):
+    # simulate's default check_finite=True: a diverging run is reported.
+    return bx.simulate(model, 20.0, dt=1.0)["x"]
+
+
+TARGET = predict(bx.Hopf(1, a=STABLE_A, w=0.3, init_x=0.5))
+
+
+def test_a_diverging_run_in_a_gradient_fit_names_the_step_and_parameters():
+    # Gradient ascent from a = 30 steps a past 35 at once. simulate's divergence check
+    # raised EquinoxRuntimeError from the compiled step: no step, no parameters, no result
+    # so far, as if check_finite=False were required in every predict.
+    model = bx.Hopf(1, a=bx.Param(30.0), w=0.3, init_x=0.5)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite \(nan\) at step 1, evaluated at a=") as info:
+        Fitter(model, optax.sgd(-1.0), predict=predict).fit(TARGET, n_steps=5)
+    assert info.value.step == 1 and float(info.value.params["a"]) > 35.0
+    assert info.value.result is not None and info.value.result.best_step == 0
+
+
+def test_a_diverging_candidate_does_not_end_a_nevergrad_fit():
+    # Candidates over a in (0, 70) at dt = 1 ms: those above ~35 diverge. Any one of them
+    # ended the fit with a RuntimeError asking for check_finite=False in predict.
+    model = bx.Hopf(1, a=bx.Param(30.0, bounds=(0.0, 70.0)), w=0.3, init_x=0.5)
+    result = Fitter(model, "DE", backend="nevergrad", predict=predict).fit(
+        TARGET, n_steps=3, popsize=8, key=jax.random.key(0)
+    )
+    losses = result.raw["losses"]
+    assert (~np.isfinite(losses)).any() and np.isfinite(losses).any()  # diverging ones, and the search went on
+    assert np.isfinite(result.best_loss) and result.best_loss == np.nanmin(np.where(np.isfinite(losses), losses, np.nan))
+    assert float(result.best_params["a"]) < 35.0
+
+
+def test_an_adaptive_solve_stopped_under_jit_names_the_model_and_the_divergence():
+    # The traced check gave diffrax's "The maximum number of solver steps was reached. Try
+    # increasing `max_steps`" alone, for a model that blows up (the eager one names it).
+    unstable = bx.Linear(2, gamma=5.0, init_x=jnp.array([1.0, 0.0]))
+    run = jax.jit(lambda g: bx.simulate(bx.Linear(2, gamma=g, init_x=jnp.array([1.0, 0.0])), 40.0, dt=0.1,
+                                        solver=dfx.Tsit5(), stepsize_controller=dfx.PIDController(rtol=1e-5, atol=1e-7))["x"])
+    with pytest.raises(Exception, match=r"Linear: the solve stopped before t = 40 ms .*the model diverges"):
+        jax.block_until_ready(run(unstable.gamma))
+
+
+def test_fixed_step_delay_reads_are_checked_once_not_in_every_step():
+    # The lags of a fixed-step run are the same at every step: their capacity check sat in
+    # the step (two host callbacks per delay, 8 in each step of WilsonCowanDelayed's loop).
+    model = bx.models.WilsonCowanDelayed(2, max_delay=3.0)
+    solver = model.wrap_solver(dfx.Euler(), dt=0.1)
+    terms = dfx.ODETerm(lambda t, y, args: y)
+    y0 = model.init_state()
+    state = solver.init(terms, 0.0, 0.1, y0, None)
+    step = jax.make_jaxpr(lambda s: solver.step(terms, 0.0, 0.1, y0, None, s, False))(state)
+    assert "pure_callback" not in str(step)
+    init = jax.make_jaxpr(
+        lambda d: eqx.tree_at(lambda s: s.delays["delay_EE"], solver, d).init(terms, 0.0, 0.1, y0, None)
+    )(jnp.asarray(2.0))
+    assert "pure_callback" in str(init)  # the check moved to the run's start, not away
+    # And it still refuses a traced delay longer than the history.
+    run = jax.jit(lambda d: bx.simulate(bx.models.WilsonCowanDelayed(2, delay_EE=d, max_delay=2.0), 2.0, dt=0.1)["rE"])
+    with pytest.raises(Exception, match=r"WilsonCowanDelayed: a delay \(delay_EE\) is longer than the history"):
+        jax.block_until_ready(run(jnp.asarray(5.0)))
+    np.testing.assert_allclose(
+        run(jnp.asarray(1.5)), bx.simulate(bx.models.WilsonCowanDelayed(2, delay_EE=1.5, max_delay=2.0), 2.0, dt=0.1)["rE"],
+        rtol=1e-6,
+    )
+
+
+_NAN_MODE = textwrap.dedent(
+    """
+    import json
+    import jax, jax.numpy as jnp, numpy as np
+    import brainmass_eqx as bx
+    tau = jax.vmap(lambda t: bx.simulate(bx.models.WilsonCowan(2, tau_E=t), 2.0, dt=0.1)["rE"][-1, 0])
+    a = jax.vmap(lambda a: bx.simulate(bx.Hopf(1, a=a, w=0.3, init_x=0.5), 20.0, dt=1.0)["x"][-1, 0])
+    print(json.dumps([np.asarray(tau(jnp.array([1.0, -1.0, 1.0]))).tolist(), np.asarray(a(jnp.array([0.5, 50.0, 0.5]))).tolist()]))
+    """
+)
+
+
+def test_eqx_on_error_nan_makes_the_bad_member_alone_nan_under_vmap():
+    # equinox reduces the predicate over the batch: with EQX_ON_ERROR=nan one member with a
+    # negative tau_E (or one diverging run) made every member of the vmap NaN.
+    env = dict(os.environ, EQX_ON_ERROR="nan")
+    out = subprocess.run([sys.executable, "-c", _NAN_MODE], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    tau, a = (np.asarray(v, dtype=float) for v in json.loads(out.stdout.strip().splitlines()[-1]))
+    assert np.isfinite(tau[[0, 2]]).all() and np.isnan(tau[1]), tau
+    assert np.isfinite(a[[0, 2]]).all() and np.isnan(a[1]), a
