@@ -77,13 +77,9 @@ print(json.dumps(dict(full=sorted(full)[len(full) // 2], short=sorted(short)[len
 def problem(path: Path) -> None:
     import numpy as np
 
-    rng = np.random.default_rng(0)
-    w = rng.uniform(0.0, 1.0, (N, N))
-    w = (w + w.T) / 2 / N
-    np.fill_diagonal(w, 0.0)
-    d = rng.uniform(5.0, 250.0, (N, N))
-    d = (d + d.T) / 2
-    np.fill_diagonal(d, 0.0)
+    from bench_network import random_connectome
+
+    w, d = random_connectome(np.random.default_rng(0), N, 250.0)
     np.savez(path, W=w, D=d)
 
 

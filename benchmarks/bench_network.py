@@ -53,16 +53,25 @@ N, DT_MS, SPEED, K0, A0, W_RAD = 80, 0.1, 10.0, 0.5, 0.2, 0.3
 SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
+def random_connectome(rng, n: int, max_distance: float):
+    """A symmetric random connectome without self-connections, drawn from ``rng``: weights
+    U(0, 1) / n and tract lengths U(5, max_distance) mm (symmetrised)."""
+    import numpy as np
+
+    conn = rng.uniform(0.0, 1.0, (n, n))
+    conn = (conn + conn.T) / 2 / n
+    np.fill_diagonal(conn, 0.0)
+    dist = rng.uniform(5.0, max_distance, (n, n))
+    dist = (dist + dist.T) / 2
+    np.fill_diagonal(dist, 0.0)
+    return conn, dist
+
+
 def problem_arrays(seed: int = 0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    conn = rng.uniform(0.0, 1.0, (N, N))
-    conn = (conn + conn.T) / 2 / N
-    np.fill_diagonal(conn, 0.0)
-    dist = rng.uniform(5.0, 200.0, (N, N))
-    dist = (dist + dist.T) / 2
-    np.fill_diagonal(dist, 0.0)
+    conn, dist = random_connectome(rng, N, 200.0)
     return dict(conn=conn, distance=dist, x0=rng.uniform(0, 0.1, N), y0=rng.uniform(0, 0.1, N))
 
 
