@@ -76,7 +76,6 @@ print(json.dumps(dict(full=sorted(full)[len(full) // 2], short=sorted(short)[len
 
 def problem(path: Path) -> None:
     import numpy as np
-
     from bench_network import random_connectome
 
     w, d = random_connectome(np.random.default_rng(0), N, 250.0)
