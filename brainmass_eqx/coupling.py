@@ -46,7 +46,7 @@ from jaxtyping import Array, Float
 from ._checks import closest_name
 from ._param import Param, read
 from ._text import Readable
-from ._units import check_real
+from ._units import check_real, is_quantity
 
 __all__ = [
     "AbstractCoupling",
@@ -88,6 +88,30 @@ class AbstractCoupling(Readable):
     #: dropping the diagonal of the weights makes no difference.
     cancels_self_connections: ClassVar[bool] = False
 
+    def current_of(self, out: Any, current: Array, method: str) -> Array:
+        """``out``, what the kernel's ``method`` (``'post'`` or ``'__call__'``) returned,
+        checked to be one plain value per target, as ``current`` is (at trace time:
+        shapes are static, so a compiled run pays nothing for it).
+
+        A scalar (a mean over the regions by mistake) broadcast silently to every region,
+        and an ``(N, 1)`` column against the node's ``(N,)`` states into an ``(N, N)``
+        derivative; a Quantity failed deep inside the solver."""
+        name = f"{type(self).__name__}.{method}"
+        if is_quantity(out):
+            raise TypeError(
+                f"{name} returned a unxt Quantity; it must return plain numbers in the unit of the "
+                f"node's coupling input (the Network adds them to it as they are): strip the unit, "
+                f"e.g. value.ustrip('mV')."
+            )
+        if jnp.shape(out) != jnp.shape(current):
+            raise ValueError(
+                f"{name} returned shape {jnp.shape(out)}; it must return one current per target "
+                f"region, the shape of `current`, {jnp.shape(current)} (a scalar or an (N, 1) column is "
+                f"refused: it would drive every region alike, or broadcast into an (N, N) derivative). "
+                f"Reduce over the sources only (axis=-1), not over the targets."
+            )
+        return out
+
     def effective_weights(self, weights: Float[Array, "T J"]) -> Float[Array, "T J"]:
         """The weights the kernel sums with, from the network's connection weights
         (identity; `Laplacian` normalises). Dense ``(N, N)``, or ``(N, J)`` per-target
@@ -112,7 +136,10 @@ class AbstractCoupling(Readable):
           ``delayed``.
         - `k`: the network's global gain.
         """
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement __call__(delayed, current, weights, k): the "
+            f"coupling current of every target (or subclass AbstractSummedCoupling and implement post)."
+        )
 
 
 class AbstractSummedCoupling(AbstractCoupling):
@@ -126,13 +153,32 @@ class AbstractSummedCoupling(AbstractCoupling):
         """$\\phi$: source values -> features, a new leading axis of size ``n_features``."""
         return x[None]
 
+    def features(self, x: Array) -> Array:
+        """`pre` of ``x``, checked (at trace time) to add exactly ``n_features`` leading
+        features: the history keeps ``n_features`` channels per region, so a `pre` that
+        returned more (without declaring them) had its features read into the wrong
+        regions, and the run went on with silently wrong currents."""
+        out = self.pre(x)
+        expected = (self.n_features, *jnp.shape(x))
+        if jnp.shape(out) != expected:
+            raise ValueError(
+                f"{type(self).__name__}.pre returned shape {jnp.shape(out)} for sources of shape "
+                f"{jnp.shape(x)}; it must return {expected}: n_features (= {self.n_features}) features "
+                f"stacked on a new leading axis. Declare their number: n_features: ClassVar = "
+                f"{jnp.shape(out)[0] if jnp.ndim(out) > jnp.ndim(x) else '...'}."
+            )
+        return out
+
     def post(self, summed: Float[Array, "F T"], current: Float[Array, " T"], rowsum: Float[Array, " T"], k) -> Array:
         """The current from the sums ``summed[f, i]`` $= \\sum_j W_{ij} \\phi_f(X_{ij})$,
         the targets' current values and the row sums of the effective weights."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement post(summed, current, rowsum, k): the coupling "
+            f"current of every target from the weighted sums summed[f, i]."
+        )
 
     def __call__(self, delayed, current, weights, k):
-        feats = self.pre(delayed)
+        feats = self.features(delayed)
         summed = jnp.sum(weights * feats, axis=-1)
         return self.post(summed, current, jnp.sum(weights, axis=-1), k)
 

@@ -1219,9 +1219,9 @@ class Network(AbstractModel):
         out = {}
         for d, var, tgt in zip(delayed, self.coupled_var, self.target):
             if self._summed():
-                out[tgt] = self.coupling.post(d, values[var], rowsum, k)
+                out[tgt] = self.coupling.current_of(self.coupling.post(d, values[var], rowsum, k), values[var], "post")
             else:
-                out[tgt] = self.coupling(d, values[var], weights, k)
+                out[tgt] = self.coupling.current_of(self.coupling(d, values[var], weights, k), values[var], "__call__")
         return out
 
     def instantaneous_coupling(self, state: State, weights: Array | None = None) -> dict[str, Array]:
@@ -1235,15 +1235,15 @@ class Network(AbstractModel):
         for var, tgt in zip(self.coupled_var, self.target):
             x = values[var]
             if self._summed():
-                feats = self.coupling.pre(x)  # (F, N)
+                feats = self.coupling.features(x)  # (F, N)
                 if self.sources is None:
                     # w @ f, not f @ w.T: XLA would transpose w at every step.
                     summed = jnp.stack([w @ f for f in feats])
                 else:
                     summed = jnp.sum(w * feats[:, src], axis=-1)
-                out[tgt] = self.coupling.post(summed, x, jnp.sum(w, axis=-1), k)
+                out[tgt] = self.coupling.current_of(self.coupling.post(summed, x, jnp.sum(w, axis=-1), k), x, "post")
             else:
-                out[tgt] = self.coupling(x[src], x, w, k)
+                out[tgt] = self.coupling.current_of(self.coupling(x[src], x, w, k), x, "__call__")
         return out
 
     def coupled_values(self, state: State) -> dict[str, Array]:
@@ -1255,7 +1255,7 @@ class Network(AbstractModel):
     def _features(self, values: dict[str, Array]) -> Array:
         """The history channels of the coupled variables' values: ``(V * F * N,)``."""
         if self._summed():
-            return jnp.concatenate([self.coupling.pre(values[v]).reshape(-1) for v in self.coupled_var])
+            return jnp.concatenate([self.coupling.features(values[v]).reshape(-1) for v in self.coupled_var])
         return jnp.concatenate([values[v] for v in self.coupled_var])
 
     @property

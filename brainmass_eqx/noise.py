@@ -38,6 +38,7 @@ Every spec also works as a keyword of `with_noise` (``noise_x=OUProcess(...)``),
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -227,6 +228,16 @@ class AbstractNoise(Readable):
         """This spec with every field converted to canonical magnitudes for a target of
         unit ``target_unit`` (a unit string) and ``n_regions`` regions (shapes checked)."""
         dimensionless = target_unit == ""
+        for f in dataclasses.fields(self):
+            # A Quantity in a field without a declared unit kind stayed a Quantity and
+            # failed inside the solver as a bare TracerArrayConversionError.
+            if f.name not in self.field_units and is_quantity(read(getattr(self, f.name))):
+                raise TypeError(
+                    f"{where}.{f.name} is a unxt Quantity, but {type(self).__name__}.field_units does not "
+                    f"say its unit kind, so it cannot be converted: declare field_units: ClassVar = "
+                    f"{{{f.name!r}: 'target*sqrt(ms)'}} (or 'target', 'target/sqrt(ms)', 'time', 'frequency'), "
+                    f"or pass a plain number."
+                )
         new = {}
         for name, kind in self.field_units.items():
             value = getattr(self, name)
@@ -260,8 +271,32 @@ class AbstractWhiteNoise(AbstractNoise):
     r"""Noise without state: the target's input receives $\mu + \sigma(t, y)\,\xi(t)$."""
 
     def coefficient(self, t: Array, state: State) -> Array:
-        """$\\sigma(t, y)$, the intensity multiplying the unit white noise $\\xi(t)$."""
-        raise NotImplementedError
+        """$\\sigma(t, y)$, the intensity multiplying the unit white noise $\\xi(t)$: a
+        scalar (the same for every region) or one value per region, ``(n_regions,)``, in the
+        canonical magnitudes `bind` gave the fields (plain numbers)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement coefficient(self, t, state): the noise "
+            f"intensity sigma(t, y), a scalar or one value per region."
+        )
+
+    def checked_coefficient(self, t: Array, state: State, n_regions: int) -> Array:
+        """`coefficient` broadcast to the ``n_regions`` regions, refused (at trace time)
+        when it is neither a scalar nor per region: an ``(n, 1)`` column failed inside
+        ``broadcast_to`` with no word of the noise, and a Quantity as a bare
+        ``TracerArrayConversionError``."""
+        out = self.coefficient(t, state)
+        name = f"{type(self).__name__}.coefficient"
+        if is_quantity(out):
+            raise TypeError(
+                f"{name} returned a unxt Quantity; return plain numbers (the fields are already "
+                f"plain numbers in the target's canonical unit once with_noise binds them)."
+            )
+        if jnp.shape(out) not in ((), (1,), (n_regions,)):
+            raise ValueError(
+                f"{name} returned shape {jnp.shape(out)}; it must return a scalar (one intensity for "
+                f"every region) or one value per region, shape ({n_regions},)."
+            )
+        return jnp.broadcast_to(out, (n_regions,))
 
     def offset(self) -> Array | None:
         """A constant added to the input (the mean), or None."""
@@ -286,15 +321,24 @@ class AbstractStateNoise(AbstractNoise):
 
     def drift_and_diagonal(self, eta: Array) -> tuple[Array, Array]:
         """Drift of the state and the diagonal of its Jacobian (for `ExponentialEuler`)."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement drift_and_diagonal(self, eta) -> (drift, diagonal): "
+            f"the drift of the noise state and the diagonal of its Jacobian."
+        )
 
     def diffusion(self, eta: Array) -> Array:
         """Coefficient multiplying ``dW`` (broadcasts against ``wiener_shape``)."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement diffusion(self, eta): "
+            f"the coefficient multiplying dW."
+        )
 
     def value(self, eta: Array) -> Array:
         """The contribution to the target input, shape ``(n,)``."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement value(self, eta): "
+            f"the contribution to the target input, shape (n,)."
+        )
 
 
 def _or_zero(x):
@@ -1038,7 +1082,7 @@ class Noisy(AbstractModelWrapper):
         dtype = jnp.result_type(float)
         white = {}
         for target, spec in self._white.items():
-            s = jnp.broadcast_to(jnp.asarray(spec.coefficient(t, state), dtype), (self.n_regions,))
+            s = jnp.asarray(spec.checked_coefficient(t, state, self.n_regions), dtype)
             if self._enters[target] == "derivative":
                 white[target] = {target: s}
                 continue

@@ -29,3 +29,20 @@ def test_plain_dt_is_refused(compat_env):
             bm.Simulator(bm.HopfStep(2), dt=0.1).run(duration)
     r = bm.Simulator(bm.HopfStep(2), dt=0.1 * u.ms).run(1.0 * u.ms, monitors=["x"])
     assert r["x"].shape == (10, 2)
+
+
+def test_a_user_xy_oscillator_subclass_is_refused_with_what_to_write_instead(compat_env):
+    # brainmass ran a subclass's own dx/dy; the facade said only "XY_Oscillator is
+    # abstract: use HopfStep, StuartLandauStep or VanDerPolStep", which the user did not use.
+    class MyOsc(bm.XY_Oscillator):
+        def dx(self, x, y, inp):
+            return (-x - y + inp) / u.ms
+
+        def dy(self, y, x, inp):
+            return (x - y + inp) / u.ms
+
+    m = MyOsc(2)
+    m.init_all_states()
+    with pytest.raises(NotImplementedError, match=r"^MyOsc subclasses XY_Oscillator with its own dx and dy: the facade "
+                                                  r"does not run such a subclass.*AbstractXYOscillator"):
+        m.update()

@@ -764,6 +764,17 @@ class XY_Oscillator(NodeModel):
 
     def core_model(self):
         if self.core is None:
+            own = [m for m in ("dx", "dy") if getattr(type(self), m) is not getattr(XY_Oscillator, m)]
+            if own:
+                # brainmass ran a subclass's own dx/dy through its exponential-Euler step; the
+                # facade steps functional models only, and said just "abstract" of such a model.
+                raise NotImplementedError(
+                    f"{type(self).__name__} subclasses XY_Oscillator with its own {' and '.join(own)}: the "
+                    f"facade does not run such a subclass (it steps the functional models). Write it as "
+                    f"brainmass_eqx.AbstractXYOscillator with drift(self, x, y) -> (dx, dy) (see "
+                    f"docs/howto/custom-models.md), or as a brainstate.nn.Dynamics with its own update(), "
+                    f"which the facade runs as brainmass does."
+                )
             raise NotImplementedError("XY_Oscillator is abstract: use HopfStep, StuartLandauStep or VanDerPolStep.")
         return super().core_model()
 

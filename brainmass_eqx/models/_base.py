@@ -34,6 +34,7 @@ from .._checks import (
     check_int,
     check_keywords,
     checked_as_run_starts,
+    did_you_mean,
     key_mismatch,
     keyword_names,
 )
@@ -164,6 +165,46 @@ def default_coupled_state(model: Any) -> str | None:
     return name if name in model.state_names else None
 
 
+@functools.cache
+def _check_declarations(cls: type) -> None:
+    """Refuse a model class whose declarations contradict each other, once per class.
+
+    Each slip otherwise surfaced late and far from its cause: a ``coupling_input`` that is
+    not an input as a coupling that never arrives (the `Network` fed an input nobody
+    reads), an undefined observable as an ``AttributeError`` when recorded. A class with no
+    states is not refused here (a `Fitter` may fit a carrier of parameters with a
+    ``loss_fn`` and no solve); `init_state` refuses it when it is run. Wrappers, whose names
+    are the wrapped model's (properties), are checked through the model they wrap.
+    """
+    where = cls.__name__
+    states, inputs = cls.state_names, cls.input_names
+    if not isinstance(states, tuple) or not isinstance(inputs, tuple):
+        return
+    declared = [
+        ("coupling_input", cls.coupling_input, inputs, "input_names", "the input a Network feeds"),
+        ("coupled_state", cls.coupled_state, states, "state_names", "the state a Network reads"),
+    ]
+    for attr, value, names, of, role in declared:
+        if value is not None and value not in names:
+            raise ValueError(
+                f"{where}.{attr} is {value!r} ({role}), which is not in {of}, {list(names)}"
+                f"{did_you_mean(value, names)}: name one of them, or add it to {of}."
+            )
+    for attr, units, names in (("state_units", cls.state_units, states), ("input_units", cls.input_units, inputs)):
+        unknown = [k for k in units if k not in names]
+        if unknown:
+            raise ValueError(
+                f"{where}.{attr} has units for {unknown}, which are not in {list(names)}"
+                f"{did_you_mean(unknown[0], names)}."
+            )
+    missing = [o for o in cls.observables if not callable(getattr(cls, o, None))]
+    if missing:
+        raise TypeError(
+            f"{where}.observables lists {missing}, but the class has no such method: define "
+            f"`def {missing[0]}(self, state): ...` returning one value per region, or remove the name."
+        )
+
+
 def _checked_vector_field(vector_field):
     """``vector_field`` that refuses a result that is not one derivative per state, each
     of its state's shape: it otherwise failed inside the solver, as a bare ``KeyError``
@@ -171,8 +212,18 @@ def _checked_vector_field(vector_field):
 
     @functools.wraps(vector_field)
     def checked(self, t, state, inputs):
-        out = vector_field(self, t, state, inputs)
         name = f"{type(self).__name__}.vector_field"
+        try:
+            out = vector_field(self, t, state, inputs)
+        except jax.errors.TracerBoolConversionError as err:
+            # JAX's own message speaks of the checkpointed scan the solver runs in, not of
+            # the model: say what the user's code did and how it is written instead.
+            raise TypeError(
+                f"{name} used a traced value as a Python bool (an `if`, `and`/`or`, `max()` or "
+                f"`bool()` on a state, an input or a parameter): the states are traced arrays, "
+                f"so a branch on them must be written with jnp.where(condition, a, b) (or "
+                f"jax.lax.cond); the line is at the end of the traceback above."
+            ) from err
         if not isinstance(out, dict):
             raise TypeError(
                 f"{name} returned a {type(out).__name__}; it must return a dict "
@@ -185,15 +236,32 @@ def _checked_vector_field(vector_field):
                 f"state_names, {list(self.state_names)}: {mismatch}."
             )
         for key in self.state_names:
+            if is_quantity(out[key]):
+                # A Quantity reached the solver's arithmetic and failed there as a bare
+                # TracerArrayConversionError.
+                unit = self.state_units.get(key, "") if isinstance(self.state_units, dict) else ""
+                per_ms = f"{unit} / ms" if unit else "1 / ms"
+                raise TypeError(
+                    f"{name} returned {key!r} as a unxt Quantity; it must return plain numbers, the "
+                    f"time derivative in the state's unit per ms ({per_ms!r}): return "
+                    f"value.ustrip({per_ms!r}), or compute with the parameters as the model holds them "
+                    f"(plain numbers in their canonical units)."
+                )
             shape, expected = jnp.shape(out[key]), jnp.shape(state[key])
-            try:
-                fits = np.broadcast_shapes(shape, expected) == expected
-            except ValueError:
-                fits = False
-            if not fits:
+            # Exactly the state's shape: a scalar (or (1,)) broadcast silently to every
+            # region, so a derivative summed or averaged over the regions by mistake
+            # drove each region with the same value.
+            if shape != expected:
+                hint = (
+                    " A scalar (one value for all regions) is refused too, since a sum or mean over the "
+                    "regions returns one: for a derivative that is the same everywhere, return "
+                    f"jnp.broadcast_to(value, state[{key!r}].shape)."
+                    if len(shape) < len(expected) or math.prod(shape) == 1
+                    else ""
+                )
                 raise ValueError(
                     f"{name} returned {key!r} of shape {shape}; the state {key!r} has shape {expected} "
-                    f"(one value per region), and so must its derivative."
+                    f"(one value per region), and so must its derivative.{hint}"
                 )
         return out
 
@@ -319,12 +387,24 @@ class AbstractModel(Readable):
         return checked_as_run_starts(value, bad, f"{type(self).__name__}: {name!r} must be {rule}")
 
     def __check_init__(self):
+        _check_declarations(type(self))
         check_int(self.n_regions, "n_regions", 1, hint=f" ({type(self).__name__}(n_regions, ...))")
         for f in dataclasses.fields(self):
             kind = f.metadata.get("kind")
             if kind is None:
                 continue
             value = getattr(self, f.name)
+            if not isinstance(value, (jax.Array, np.ndarray, Param, Uniform)):
+                # __post_init__ turns every value into an array; one that is not was never
+                # converted: an __init__ of the user's own that did not call the base
+                # class's. The model then ran with 1 region and unconverted Quantities.
+                raise TypeError(
+                    f"{type(self).__name__}: {f.name!r} was not converted ({value!r}): its __init__ did not "
+                    f"call super().__init__(n_regions, **parameters), which converts units, broadcasts "
+                    f"to the regions and checks domains. Call it at the end of your __init__ (equinox "
+                    f"then warns that __post_init__ will not run; it does run, through super), or drop "
+                    f"the __init__ and declare extra fields with parameter(...)."
+                )
             if isinstance(value, Uniform):
                 continue
             arr = value.value if isinstance(value, Param) else value
@@ -385,13 +465,19 @@ class AbstractModel(Readable):
         Parameters are read as plain attributes: the solver replaces `Param` objects by
         their values (`brainmass_eqx.unwrap`) before the solve.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not implement vector_field(self, t, state, inputs).")
 
     def init_state(self, key: PRNGKeyArray | None = None) -> State:
         """The initial state ``{name: array (n_regions,)}`` from the ``init_<name>`` fields.
 
         Random initial values (`Uniform`) need ``key``.
         """
+        if not self.state_names:
+            # Otherwise the first sign was a bare KeyError in the user's vector_field.
+            raise TypeError(
+                f"{type(self).__name__} declares no state variables, so it cannot be run: give the class "
+                f"`state_names: ClassVar = ('x', ...)`, the names of the states vector_field returns, in order."
+            )
         out = {}
         random_names = [n for n in self.state_names if isinstance(getattr(self, f"init_{n}", None), Uniform)]
         if random_names and key is None:
@@ -431,7 +517,15 @@ class AbstractModel(Readable):
         return solver
 
     def input(self, inputs: dict[str, Array], name: str) -> Array:
-        """The named external input, 0 if absent."""
+        """The named external input, 0 if absent. ``name`` must be one of ``input_names``:
+        an undeclared name (a typo) would read 0 for ever, since `simulate` refuses inputs
+        the model does not declare."""
+        if name not in self.input_names:
+            raise ValueError(
+                f"{self._label()}.input(inputs, {name!r}): {name!r} is not in input_names, "
+                f"{list(self.input_names)}{did_you_mean(name, self.input_names)}; declare it "
+                f"(input_names: ClassVar = (..., {name!r})) or read a declared input."
+            )
         return inputs.get(name, 0.0)
 
     def vector_field_and_diagonal(self, t: Array, state: State, inputs: dict[str, Array]) -> tuple[State, State]:

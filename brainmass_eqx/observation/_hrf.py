@@ -74,7 +74,16 @@ class AbstractHRFKernel(Readable):
 
     def __call__(self, t) -> Float[Array, " n"]:
         """h(t); `t` is a time Quantity or plain numbers read in ms."""
-        return self.evaluate(_seconds(t))
+        t_s = _seconds(t)
+        h = self.evaluate(t_s)
+        # One value per time: a kernel of your own that reduced over the grid (or returned
+        # a column) failed later inside the convolution, as a scipy/jax dimensionality error.
+        if jnp.shape(h) != jnp.shape(t_s):
+            raise ValueError(
+                f"{type(self).__name__}.evaluate returned shape {jnp.shape(h)} for times of shape "
+                f"{jnp.shape(t_s)}; it must return h(t) at each time, elementwise."
+            )
+        return h
 
 
 def _duration(duration) -> float:
