@@ -20,7 +20,9 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -98,7 +100,15 @@ def _data(
             var = keys[0]
         if var not in keys:
             raise ValueError(f"{name}: the Trajectory has no variable var={var!r}{did_you_mean(var, keys)}; recorded: {keys}.")
-        return np.asarray(x[var]), x.units.get(var, ""), np.asarray(x.ts), var
+        ts = np.asarray(x.ts)
+        if ts.ndim != 1:
+            # ``traj[0]`` looks up a variable named 0, so say how to take one run.
+            raise ValueError(
+                f"{name}: this Trajectory holds an ensemble of {ts.shape[0]} runs (ts has shape {ts.shape}); "
+                "plot one run: jax.tree.map(lambda a: a[i], traj)."
+            )
+        _check_trajectory_step(x, dt, name)
+        return np.asarray(x[var]), x.units.get(var, ""), ts, var
     if var is not None:
         raise ValueError(f"var={var!r} selects a Trajectory variable, but {name} is a {type(x).__name__}.")
     if is_quantity(x):
@@ -110,6 +120,23 @@ def _data(
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
     return arr, "", None, None
+
+
+def _check_trajectory_step(traj: Any, dt: Any, name: str) -> None:
+    """A `dt` given beside a Trajectory must be its sample spacing, ``dt * sample_every``.
+
+    The solver's step is the natural thing to pass, and it was used as the sample spacing:
+    a spectrum's frequencies came out ``sample_every`` times too high and an FCD's window
+    times ``sample_every`` times too short, with nothing said (a `Signal` is checked the same
+    way by `sampling_step`)."""
+    if dt is None or np.asarray(traj.ts).shape[0] < 2:
+        return
+    given, own = to_ms(dt, "dt"), traj.sample_step()
+    if not math.isclose(given, own, rel_tol=1e-5):
+        raise ValueError(
+            f"{name}: dt = {given:g} ms differs from the Trajectory's sample spacing ({own:g} ms, the solver's "
+            "dt times sample_every); drop dt= to use the Trajectory's own times."
+        )
 
 
 def _as_2d(values: np.ndarray, name: str) -> np.ndarray:
@@ -177,6 +204,14 @@ def _region_labels(labels: Sequence[str] | None, n: int, name: str = "labels") -
     return labels
 
 
+def _line_labels(labels: list[str] | None, n: int, regions: Sequence[int] | None) -> list[str] | None:
+    """One legend entry per region: `labels`, else ``region <index>`` when `regions` picks
+    regions by index (their lines can coincide, so the index tells them apart), else none."""
+    if labels is None and regions is not None:
+        return [f"region {r}" for r in range(n)]
+    return labels
+
+
 def _legend(ax, handles_labels: list[str] | None) -> None:
     if handles_labels and len(handles_labels) <= _MAX_LEGEND:
         ax.legend(fontsize="small", loc="upper right")
@@ -187,6 +222,27 @@ def _matrix_ticks(ax, labels: list[str] | None) -> None:
         n = len(labels)
         ax.set_xticks(range(n), labels, rotation=90, fontsize="small")
         ax.set_yticks(range(n), labels, fontsize="small")
+    else:
+        # Rows and columns are regions (or windows): matplotlib's default put ticks at
+        # -0.5, 0.25, ... on a 2- or 3-region matrix, naming regions that do not exist.
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+_NAN_COLOUR = "0.35"
+
+
+def _nan_shown(cmap: Any, values: np.ndarray, label: str) -> tuple[Any, str]:
+    """``(cmap, colorbar label)`` drawing NaN entries dark grey, named in the label when present.
+
+    imshow leaves NaN transparent, i.e. white, which is also RdBu_r's colour for 0: the
+    NaN correlations of a diverged region read as "uncorrelated"."""
+    from matplotlib import colormaps
+
+    cmap = (colormaps[cmap] if isinstance(cmap, str) else cmap).with_extremes(bad=_NAN_COLOUR)
+    return cmap, f"{label} (grey: NaN)" if np.isnan(values).any() else label
 
 
 def _colorbar(ax, image, label: str) -> None:
@@ -247,7 +303,8 @@ def plot_timeseries(
     - `ts`: sample times (ms, or a time Quantity). Default: the Trajectory's times, else
       ``(i + 1) * dt`` from `dt`, else the sample index.
     - `var`: the Trajectory variable to plot (default: the first recorded one).
-    - `dt`: the sampling step (ms or a time Quantity), used when there are no `ts`.
+    - `dt`: the sampling step (ms or a time Quantity), used when there are no `ts` (beside
+      a Trajectory, whose own times are used, it must be its sample spacing).
     - `labels`: one name per region (a legend is drawn for up to 10 plotted regions).
     - `regions`: indices of the regions to plot (default: all); without `labels` the
       legend names them ``region <index>``.
@@ -279,9 +336,7 @@ def plot_timeseries(
     else:
         scale, tu = _time_scale(time_unit, float(np.max(np.abs(t_ms))))
         x, xlabel = t_ms * scale, f"time ({tu})"
-    if labels is None and regions is not None:
-        # Regions picked by index are told apart by their index (lines can coincide).
-        labels = [f"region {r}" for r in range(n)]
+    labels = _line_labels(labels, n, regions)
     kwargs.setdefault("linewidth", 1.0)
     for r in chosen:
         ax.plot(x, values[:, r], label=None if labels is None else labels[r], **kwargs)
@@ -343,7 +398,7 @@ def plot_phase_portrait(
     xs, ys = _as_2d(xs, "x"), _as_2d(ys, "y")
     if xs.shape != ys.shape:
         raise ValueError(f"x and y must have the same shape, got {xs.shape} and {ys.shape}.")
-    labels = _region_labels(labels, xs.shape[1])
+    labels = _line_labels(_region_labels(labels, xs.shape[1]), xs.shape[1], regions)
     ax = _axes(ax)
     kwargs.setdefault("linewidth", 1.0)
     chosen = _regions(xs.shape[1], regions)
@@ -443,7 +498,8 @@ def plot_functional_connectivity(
     - `var`: the Trajectory variable.
     - `labels`: region names for the ticks (up to 40 regions).
     - `cmap`, `colorbar`, `ax`; `**kwargs` go to ``Axes.imshow`` (the colour range is
-      fixed to [-1, 1] so that panels compare).
+      fixed to [-1, 1] so that panels compare; NaN entries, from a diverged region, are
+      dark grey, not the white of 0).
 
     **Returns:** the Axes.
     """
@@ -460,12 +516,13 @@ def plot_functional_connectivity(
     kwargs.setdefault("vmin", -1.0)
     kwargs.setdefault("vmax", 1.0)
     kwargs.setdefault("interpolation", "nearest")
+    cmap, cbar_label = _nan_shown(cmap, fc, "correlation")
     image = ax.imshow(fc, cmap=cmap, **kwargs)
     ax.set_xlabel("region j")
     ax.set_ylabel("region i")
     _matrix_ticks(ax, labels)
     if colorbar:
-        _colorbar(ax, image, "correlation")
+        _colorbar(ax, image, cbar_label)
     return ax
 
 
@@ -494,10 +551,11 @@ def plot_fcd(
     - `var`: the Trajectory variable.
     - `window_size`, `step_size`: window length and stride, in samples.
     - `dt`: the sampling step (ms or a time Quantity): the axes then show each window's
-      start time; a Trajectory's own spacing is used by default. Without it, the axes
-      count windows.
+      start time; a Trajectory's own times are used by default (a `dt` that is not its
+      sample spacing is refused). Without either, the axes count windows.
     - `time_unit`: ``'ms'``, ``'s'`` or ``'auto'``.
-    - `cmap`, `colorbar`, `ax`; `**kwargs` go to ``Axes.imshow``.
+    - `cmap`, `colorbar`, `ax`; `**kwargs` go to ``Axes.imshow`` (colour range [-1, 1];
+      NaN entries are dark grey).
 
     **Returns:** the Axes.
     """
@@ -525,13 +583,18 @@ def plot_fcd(
     kwargs.setdefault("vmax", 1.0)
     kwargs.setdefault("interpolation", "nearest")
     n_win = fcd.shape[0]
+    cmap, cbar_label = _nan_shown(cmap, fcd, "FC correlation")
     if dt_ms is None:
         image = ax.imshow(fcd, cmap=cmap, **kwargs)
         ax.set_xlabel("window")
         ax.set_ylabel("window")
+        _matrix_ticks(ax, None)
     else:
         stride = step_size * dt_ms
-        t0 = float(traj_ts[0]) if traj_ts is not None and dt is None else 0.0
+        # A Trajectory's windows start at its own first sample time (after a transient, or
+        # where a continued run took over), also when `dt=` is given: it is checked to be
+        # the Trajectory's spacing, and the start was dropped to 0 before.
+        t0 = float(traj_ts[0]) if traj_ts is not None else 0.0
         scale, tu = _time_scale(time_unit, t0 + n_win * stride)
         # Pixel k is the window starting at t0 + k * stride; row 0 at the top.
         lo, hi = (t0 - 0.5 * stride) * scale, (t0 + (n_win - 0.5) * stride) * scale
@@ -540,7 +603,7 @@ def plot_fcd(
         ax.set_xlabel(f"window start ({tu})")
         ax.set_ylabel(f"window start ({tu})")
     if colorbar:
-        _colorbar(ax, image, "FC correlation")
+        _colorbar(ax, image, cbar_label)
     return ax
 
 
@@ -583,11 +646,13 @@ def plot_power_spectrum(
 
     - `signal`: a `Trajectory`, a `Signal` (its step and region names are used), a
       Quantity or an array ``(time,)`` / ``(time, regions)``.
-    - `dt`: the sampling step, ms or a time Quantity (default: a Trajectory's spacing).
+    - `dt`: the sampling step, ms or a time Quantity (default: a Trajectory's spacing; a
+      `dt` that differs from it, e.g. the solver's step, is refused).
     - `var`: the Trajectory variable.
     - `labels`, `regions`: as in `plot_timeseries`.
     - `average`: plot the mean spectrum over the chosen regions instead of one line each.
-    - `loglog`: logarithmic axes (the DC bin is dropped).
+    - `loglog`: logarithmic axes (the DC bin is dropped); the power axis stays linear,
+      with a warning, when the spectrum is 0 everywhere (a constant signal).
     - `freq_range`: ``(f_min, f_max)`` in Hz to show.
     - `nperseg`: Welch segment length in samples (default ``time // 8``).
     - `ax`; `**kwargs` go to ``Axes.plot``.
@@ -603,11 +668,28 @@ def plot_power_spectrum(
         if traj_ts is None or traj_ts.shape[0] < 2:
             raise ValueError("dt is missing: pass the sampling step (ms or a time Quantity).")
         dt = float(traj_ts[1] - traj_ts[0])
+    labels = _line_labels(_region_labels(labels, values.shape[1]), values.shape[1], regions)
+    chosen = _regions(values.shape[1], regions)
+    diverged = [r for r in chosen if not np.isfinite(values[:, r]).all()]
+    if diverged:
+        # Welch's spectrum of a series holding NaN is NaN at every frequency: the lines
+        # vanished, and with none left matplotlib failed with "Data cannot be log-scaled".
+        raise ValueError(
+            f"signal holds NaN or inf in regions {diverged} (a diverged run?), so their spectrum is "
+            "undefined; plot the samples before the divergence, or the other regions (regions=)."
+        )
     freqs, psd = power_spectral_density(values, dt, nperseg=nperseg, freq_range=freq_range)
     freqs, psd = np.asarray(freqs), np.asarray(psd)
-    labels = _region_labels(labels, values.shape[1])
-    chosen = _regions(values.shape[1], regions)
     keep = freqs > 0 if loglog else np.ones_like(freqs, bool)
+    # A constant signal (a model resting on its fixed point) has no power above 0 Hz: on a
+    # log power axis the figure was an empty frame. Draw the zeros on a linear power axis.
+    all_zero = bool(loglog and psd[keep].size and not (psd[keep][:, chosen] > 0).any())
+    if all_zero:
+        warnings.warn(
+            "plot_power_spectrum: the power spectrum is 0 at every frequency above 0 Hz (a constant "
+            "signal, e.g. a model resting on its fixed point); its power axis is linear, not log.",
+            stacklevel=3,
+        )
     ax = _axes(ax)
     kwargs.setdefault("linewidth", 1.0)
     if average:
@@ -619,7 +701,8 @@ def plot_power_spectrum(
         shown = None if labels is None else [labels[r] for r in chosen]
     if loglog:
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        if not all_zero:
+            ax.set_yscale("log")
         _plain_log_ticks(ax.xaxis, *ax.get_xlim())
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel(f"PSD ({_squared_per_hz(unit)})")

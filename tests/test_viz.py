@@ -257,3 +257,83 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"brainmass_eqx\[viz\]"):
         viz.plot_timeseries(SIGNAL)
+
+
+def test_nan_correlations_are_grey_not_the_white_of_zero():
+    # A diverged region's correlations are NaN; imshow drew them transparent (white), the
+    # colour RdBu_r gives a correlation of 0, so the run looked uncorrelated.
+    diverged = SIGNAL.copy()
+    diverged[1000:, 1] = np.nan
+    grey = matplotlib.colors.to_rgba(viz._NAN_COLOUR)
+    ax = viz.plot_functional_connectivity(diverged)
+    (image,) = ax.get_images()
+    assert np.ma.getmaskarray(image.get_array())[0, 1] and image.cmap.get_bad().tolist() == list(grey)
+    assert "NaN" in image.colorbar.ax.get_ylabel()
+    ax = viz.plot_fcd(diverged, window_size=200, step_size=100)
+    (image,) = ax.get_images()
+    assert image.cmap.get_bad().tolist() == list(grey)
+    # Without NaN the label stays as it was.
+    assert viz.plot_functional_connectivity(SIGNAL).get_images()[0].colorbar.ax.get_ylabel() == "correlation"
+
+
+def test_matrix_ticks_fall_on_whole_regions():
+    # Matplotlib's default ticks on a 2-region FC read -0.5, -0.25, 0.0, 0.25, ...
+    for ax in (viz.plot_functional_connectivity(SIGNAL[:, :2]), viz.plot_connectivity(np.ones((3, 3)))):
+        for ticks in (ax.get_xticks(), ax.get_yticks()):
+            inside = ticks[(ticks >= -0.5) & (ticks <= 2.5)]
+            assert inside.size and np.all(inside == np.round(inside))
+
+
+def test_dt_beside_a_trajectory_must_be_its_sample_spacing():
+    # Sampled every 10 steps of 0.1 ms after a 100 ms transient: samples 1 ms apart from 100.1 ms.
+    node = bx.Hopf(3, a=0.2, w=0.0628, init_x=np.array([0.1, 0.5, 1.0]))
+    traj = bx.simulate(node, 400.0, dt=0.1, sample_every=10, transient=unxt.Quantity(100, "ms"))
+    t0 = float(traj.ts[0])
+    assert t0 == pytest.approx(100.1)
+    # The solver's dt was taken as the sample spacing: frequencies 10x too high, FCD
+    # window times 10x too short.
+    for call in (lambda: viz.plot_power_spectrum(traj, 0.1), lambda: viz.plot_fcd(traj, dt=0.1),
+                 lambda: viz.plot_timeseries(traj, dt=unxt.Quantity(1e-4, "s"))):
+        with pytest.raises(ValueError, match=r"dt = 0.1 ms differs from the Trajectory's sample spacing \(1 ms"):
+            call()
+    # Its own spacing, given or not, draws the same axes; window times start at the
+    # Trajectory's first sample (the transient was ignored when dt was given).
+    for kwargs in ({}, {"dt": 1.0}, {"dt": unxt.Quantity(1.0, "ms")}):
+        ax = viz.plot_fcd(traj, window_size=50, step_size=10, time_unit="ms", **kwargs)
+        assert ax.get_xlim() == pytest.approx((t0 - 5.0, t0 + (ax.get_images()[0].get_array().shape[0] - 0.5) * 10.0))
+
+
+def test_power_spectrum_of_a_diverged_or_constant_signal_says_why():
+    diverged = SIGNAL.copy()
+    diverged[1500:, 2] = np.nan
+    # Before: matplotlib's "Data cannot be log-scaled because all values are <= 0".
+    with pytest.raises(ValueError, match=r"NaN or inf in regions \[2\] \(a diverged run\?\)"):
+        viz.plot_power_spectrum(diverged, DT)
+    ax = viz.plot_power_spectrum(diverged, DT, regions=[0, 1])  # the finite regions still plot
+    assert len(ax.lines) == 2
+    # Before: an empty frame, log axes having nothing positive to show (a constant signal
+    # has no power above 0 Hz). Now its zeros on a linear power axis, and a warning.
+    with pytest.warns(UserWarning, match="constant signal"):
+        ax = viz.plot_power_spectrum(np.full((1000, 2), 0.5), DT)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+    assert np.all(ax.lines[0].get_ydata() == 0)
+
+
+def test_regions_picked_by_index_are_named_in_every_line_plot(traj):
+    # "labels, regions: as in plot_timeseries": there the legend says "region <index>".
+    for ax in (viz.plot_timeseries(SIGNAL, dt=DT, regions=[0, 2]),
+               viz.plot_phase_portrait(traj, regions=[0, 2]),
+               viz.plot_power_spectrum(SIGNAL, DT, regions=[0, 2])):
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["region 0", "region 2"]
+
+
+def test_an_ensemble_trajectory_says_how_to_take_one_run():
+    import jax
+    import jax.numpy as jnp
+
+    runs = bx.ensemble(lambda a: bx.simulate(bx.Hopf(2, a=a), 20.0, dt=0.1, sample_every=10), jnp.array([0.1, 0.2]))
+    # Before: "select one run of an ensemble first (e.g. signal[0])", and traj[0] is a KeyError.
+    with pytest.raises(ValueError, match=r"ensemble of 2 runs.*jax.tree.map\(lambda a: a\[i\], traj\)"):
+        viz.plot_timeseries(runs)
+    ax = viz.plot_timeseries(jax.tree.map(lambda a: a[1], runs))
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.asarray(runs["x"][1, :, 0]))
