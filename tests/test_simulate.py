@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import unxt as u
+from _jax_versions import enable_x64
 
 import brainmass_eqx as bx
 
@@ -461,10 +462,10 @@ def test_the_run_and_its_final_state_end_at_duration_whatever_the_sampling():
 # -- audit of simulate against plain diffrax (h5) ----------------------------------------------
 
 
-def _delayed_network(a=-0.1):
+def _delayed_network(a=-0.1, **kw):
     w = np.array([[0.0, 1.0, 0.5], [0.3, 0.0, 0.8], [0.6, 0.2, 0.0]])
     delays = np.array([[0.0, 0.75, 2.03], [0.55, 0.0, 1.49], [3.01, 0.25, 0.0]])
-    return bx.Network(bx.Hopf(3, a=a, w=0.3, init_x=X0["x"], init_y=X0["y"]), w, delays=delays, k=0.5)
+    return bx.Network(bx.Hopf(3, a=a, w=0.3, init_x=X0["x"], init_y=X0["y"]), w, delays=delays, k=0.5, **kw)
 
 
 @pytest.mark.parametrize("solver", [dfx.Heun(), bx.RK4()], ids=["heun", "rk4"])
@@ -478,6 +479,55 @@ def test_forward_mode_through_a_delayed_network_with_a_runge_kutta_solver(solver
         return jnp.sum(traj["x"] ** 2)
 
     np.testing.assert_allclose(jax.jacfwd(loss)(-0.1), jax.grad(loss)(-0.1), rtol=1e-5)
+
+
+_EXPLICIT_RK = [dfx.Heun(), dfx.Midpoint(), dfx.Ralston(), bx.RK4()]
+_EXPLICIT_RK_IDS = ["heun", "midpoint", "ralston", "rk4"]
+
+
+@pytest.mark.parametrize("stage_coupling", ["held", "updated"])
+@pytest.mark.parametrize("solver", [dfx.Heun(), bx.RK4()], ids=["heun", "rk4"])
+def test_runge_kutta_stages_are_written_out_in_the_compiled_step(solver, stage_coupling):
+    # diffrax's stage loop (a bounded while loop with a conditional and stage buffers per
+    # stage) took three quarters of a Heun step of a 76-region delayed Jansen-Rit network
+    # (21 us of 28; 6 us written out). The compiled run has the step loop only.
+    net = _delayed_network(stage_coupling=stage_coupling)
+
+    def run():
+        return bx.simulate(net, 5.0, dt=0.1, solver=solver)["x"]
+
+    text = jax.jit(run).lower().compile().as_text()
+    assert text.count(" while(") == 1, "a Runge-Kutta stage loop is left in the compiled run"
+
+
+@pytest.mark.parametrize("solver", _EXPLICIT_RK, ids=_EXPLICIT_RK_IDS)
+def test_written_out_stages_equal_diffrax_stage_loop(solver):
+    # The same arithmetic as diffrax's own step (its stage loop kept by an explicit
+    # scan_kind): the whole delayed run, and one step's error estimate and dense output.
+    from brainmass_eqx.solvers import UnrolledStages, bounded_stages
+
+    assert isinstance(bounded_stages(solver), UnrolledStages)
+    looped = eqx.tree_at(lambda s: s.scan_kind, solver, "bounded", is_leaf=lambda x: x is None)
+    assert bounded_stages(looped) is looped
+    with enable_x64():
+        net = _delayed_network()
+        ours, theirs = (bx.simulate(net, 10.0, dt=0.1, solver=s)["x"] for s in (solver, looped))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+
+        term = dfx.ODETerm(lambda t, y, args: {"a": -y["a"] * jnp.sin(t + y["b"]), "b": jnp.sum(y["a"] ** 2)})
+        y0 = {"a": jnp.array([0.3, -1.2]), "b": jnp.array(0.7)}
+        ours = UnrolledStages(solver).step(term, 0.1, 0.35, y0, None, None, False)
+        theirs = looped.step(term, 0.1, 0.35, y0, None, looped.init(term, 0.1, 0.35, y0, None), False)
+        for a, b in zip(jax.tree_util.tree_leaves(ours[:3]), jax.tree_util.tree_leaves(theirs[:3])):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_first_same_as_last_solvers_keep_diffrax_stage_loop():
+    from brainmass_eqx.solvers import UnrolledStages, bounded_stages
+
+    assert bounded_stages(dfx.Tsit5()).scan_kind == "bounded"
+    with pytest.raises(ValueError, match=r"solver: UnrolledStages .* got Tsit5; pass it to bounded_stages"):
+        UnrolledStages(dfx.Tsit5())
 
 
 @pytest.mark.parametrize("transient,k,chunk", [(5, 3, 10), (29, 10, 20), (2, 3, 9)])
