@@ -15,13 +15,16 @@ CPU (``-march=native``), and cached (``$BRAINMASS_EQX_CACHE``, else
 ``~/.cache/brainmass_eqx``) under a key of the source, jaxlib's version and the CPU, next to
 the SHA-256 of the built file: a cached library that does not match it (truncated or
 overwritten: loading a truncated one killed the process with SIGBUS) or that fails to load
-is built again. Where no compiler works, the reads stay XLA operations (same results up to the order of
-floating-point additions) and one warning says why. ``BRAINMASS_EQX_NATIVE=0`` or
+is built again. Processes that start at once on an empty cache build it once: the others
+wait on a lock file next to it (`_build_lock`). Where no compiler works, the reads stay
+XLA operations (same results up to the order of floating-point additions) and one warning
+says why. ``BRAINMASS_EQX_NATIVE=0`` or
 `set_native_kernels(False)` turn the kernels off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -185,11 +188,42 @@ def _compile(include: str, out: Path) -> None:
             os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def _build_lock(library: Path):
+    """Holds an exclusive lock on ``<library>.lock`` (``flock``) while the library is checked
+    and built, so that processes started at once on an empty cache (a ``multiprocessing`` /
+    joblib pool, cluster jobs sharing ``$HOME``) build it once: the others wait, then find it
+    built. Without it every process ran its own compiler (6 processes on 2 cores: six
+    builds of 57 s each, for one of 6 s). Where locks are unavailable (no ``fcntl``,
+    a file system that refuses them), each process builds for itself, as before: the
+    library is replaced atomically either way."""
+    try:
+        import fcntl
+
+        library.parent.mkdir(parents=True, exist_ok=True)
+        # Read-only: flock needs no write access, so the other users of a shared cache
+        # (the file is created 0644 under the usual umask) can take the lock too.
+        fd = os.open(library.with_name(library.name + ".lock"), os.O_RDONLY | os.O_CREAT, 0o666)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _load(include: str, path: Path):
     """The library at ``path``, built first where it is missing or not intact, and built
     again once where it does not load (e.g. a file of another machine's format)."""
     if not _intact(path):
-        _compile(include, path)
+        with _build_lock(path):
+            if not _intact(path):  # another process may have built it while this one waited
+                _compile(include, path)
     try:
         return ctypes.cdll.LoadLibrary(str(path))
     except OSError:

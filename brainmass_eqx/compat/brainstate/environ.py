@@ -3,6 +3,13 @@
 ``set(dt=0.1 * u.ms)`` sets a global value; ``with context(dt=...):`` overrides it inside
 the block; ``get('dt')`` / ``get_dt()`` read the innermost value.
 
+Scoped values belong to the thread (and ``asyncio`` task) that opened the ``context``,
+as brainstate's do: a ``Simulator.run`` in one thread runs inside ``context(dt=...)`` and
+its ``context(i=..., t=...)`` per step, and a shared stack let another thread read that
+``dt``, and pop the other thread's layer on leaving. Global values (`set`) are shared by
+all threads (brainstate keeps those per thread too, so that a worker thread there does not
+see the main thread's ``set(dt=...)`` and fails with ``KeyError``).
+
 ``precision`` is brainstate's switch of JAX's float width: ``set(precision=64)`` (or
 ``set_precision(64)``, ``context(precision=64)``) turns on ``jax_enable_x64``, so that
 models, runs and fits compute in float64, and 32 turns it off, as brainstate does. As in
@@ -13,6 +20,7 @@ The facade computes in float32 or float64 only: 8, 16 and ``'bf16'`` are refused
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from typing import Any
 
 __all__ = [
@@ -21,7 +29,9 @@ __all__ = [
 ]
 
 _GLOBAL: dict[str, Any] = {}
-_STACK: list[dict[str, Any]] = []
+# The open contexts' layers, innermost last: a context variable holding a tuple (never
+# mutated, so a copied context, e.g. an asyncio task's, cannot change its parent's stack).
+_STACK: contextvars.ContextVar[tuple[dict[str, Any], ...]] = contextvars.ContextVar("bmx_compat_environ", default=())
 _MISSING = object()
 
 
@@ -99,7 +109,7 @@ def get_precision() -> int | str:
 
 def get(key: str, default: Any = _MISSING, desc: str | None = None) -> Any:
     """The innermost value of ``key``; ``default`` if given, else ``KeyError``."""
-    for layer in reversed(_STACK):
+    for layer in reversed(_STACK.get()):
         if key in layer:
             return layer[key]
     if key in _GLOBAL:
@@ -117,7 +127,7 @@ def get_dt() -> Any:
 
 def all() -> dict[str, Any]:  # noqa: A001 (brainstate's name)
     out = dict(_GLOBAL)
-    for layer in _STACK:
+    for layer in _STACK.get():
         out.update(layer)
     return out
 
@@ -131,7 +141,7 @@ def pop(key: str, default: Any = _MISSING) -> Any:
 def reset() -> None:
     """Forget every global value (used by tests); a precision set here is undone too."""
     _GLOBAL.clear()
-    _STACK.clear()
+    _STACK.set(())
     if _X64_BEFORE:
         _set_x64(_X64_BEFORE.pop())
 
@@ -158,10 +168,10 @@ def context(**kwargs: Any):
         x64 = _x64_for(kwargs[_PRECISION])
         x64_outside = _x64()
         _set_x64(x64)
-    _STACK.append(dict(kwargs))
+    token = _STACK.set((*_STACK.get(), dict(kwargs)))
     try:
         yield all()
     finally:
-        _STACK.pop()
+        _STACK.reset(token)
         if x64_outside is not None:
             _set_x64(x64_outside)
