@@ -867,10 +867,10 @@ def _wrap_solver(model, solver, dt_ms):
     return model.wrap_solver(solver)
 
 
-def _report_divergence(ts, ys, model_name, model=None, spec=None):
+def _report_divergence(ts, ys, model_name, model=None, spec=None, final=None):
     """Raise `SimulationDivergedError` for the first non-finite recorded value: variable,
     time and region, and the likely remedy (the model's own `divergence_hint` for the
-    recorded state or observable, if it has one, else the solver's)."""
+    recorded state or observable and the `final` state, if it has one, else the solver's)."""
     hint_of = getattr(model, "divergence_hint", None)
     for name, arr in ys.items():
         arr = np.asarray(arr)
@@ -881,7 +881,7 @@ def _report_divergence(ts, ys, model_name, model=None, spec=None):
             region = tuple(int(i) for i in where[0]) if where.size else ()
             region_txt = f"region {region[0]}" if len(region) == 1 else f"index {region}"
             source = (spec or {}).get(name, name)
-            hint = hint_of(source) if hint_of is not None and isinstance(source, str) else None
+            hint = hint_of(source, final) if hint_of is not None and isinstance(source, str) else None
             raise SimulationDivergedError(
                 f"{model_name} diverged: {name!r} first became {arr[t_index][tuple(where[0])]} at "
                 f"t = {float(np.asarray(ts)[t_index]):.6g} ms ({region_txt}, sample {t_index}). "
@@ -1278,6 +1278,6 @@ def simulate(
                 "raising (in a sweep or an ensemble, that marks the divergent members alone).",
             )
         else:
-            _report_divergence(ts, ys, model_name, model, spec)
+            _report_divergence(ts, ys, model_name, model, spec, final)
             _report_final_divergence(ts, final, t1, model_name, spec)
     return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units, t1=t1)

@@ -282,6 +282,11 @@ def test_a_drive_that_empties_the_blood_flow_is_named_not_blamed_on_dt():
     with pytest.raises(SimulationDivergedError, match=r"'bold' first became nan .* the cause is the haemodynamics, "
                        r"not dt: the blood flow f fell to zero"):
         simulate_bold(Linear(1), 6_000.0, dt=1.0, tr=1_000.0, inputs={"x": -15.0})
+    # When the neural model itself diverged (only BOLD is recorded), the report blamed the
+    # haemodynamics too; its final state tells the two apart.
+    with pytest.raises(SimulationDivergedError, match=r"'bold' first became nan .* The neural model diverged "
+                       r"first: its 'x', 'y' are NaN/inf at the end"):
+        simulate_bold(Hopf(n_regions=2, a=50.0, init_x=0.5), 2_000.0, dt=1.0, tr=500.0)
 
 
 def test_bad_tr_and_duration():

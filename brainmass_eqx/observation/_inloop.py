@@ -197,15 +197,27 @@ class WithBOLD(AbstractModelWrapper):
         """The BOLD signal of a (full) state, shape ``(n_regions,)``."""
         return self.balloon.bold(self.split(state)[1])
 
-    def divergence_hint(self, name: str) -> str | None:
-        """Why a recorded haemodynamic variable turns NaN (`simulate`'s divergence report)."""
-        if name == "bold" or name in _BOLD_STATES:
-            return (
-                "If the neural variables stayed finite, the cause is the haemodynamics, not dt: "
-                + flow_collapse_hint(self.balloon.gamma)
-                + "."
-            )
-        return None
+    def divergence_hint(self, name: str, final_state: State | None = None) -> str | None:
+        """Why a recorded haemodynamic variable turns NaN (`simulate`'s divergence report):
+        the neural model, where its own state at the end (`final_state`) is NaN/inf (only
+        the BOLD is recorded, so the report could not tell, and blamed the haemodynamics),
+        else the haemodynamics."""
+        if name != "bold" and name not in _BOLD_STATES:
+            return None
+        if final_state is not None:
+            neural = {k: final_state[k] for k in self.model.state_names if k in final_state}
+            diverged = [k for k, v in neural.items() if not np.all(np.isfinite(np.asarray(v)))]
+            if diverged:
+                return (
+                    f"The neural model diverged first: its {', '.join(map(repr, diverged))} "
+                    f"{'is' if len(diverged) == 1 else 'are'} NaN/inf at the end, and the BOLD it drives followed. "
+                    "Reduce dt, use a higher-order solver, or check the neural parameters and inputs."
+                )
+        return (
+            "If the neural variables stayed finite, the cause is the haemodynamics, not dt: "
+            + flow_collapse_hint(self.balloon.gamma)
+            + "."
+        )
 
     def observe(self, name: str, state: State) -> Array:
         if name in self.state_names:
