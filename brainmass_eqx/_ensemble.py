@@ -20,6 +20,7 @@ import hashlib
 import inspect
 import itertools
 import os
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -32,6 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
 from ._checks import check_int, did_you_mean, is_traced, keyword_names, suggests_keywords
+from ._files import atomic_write, check_writable
 
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
 
@@ -348,6 +350,22 @@ def _point_function(simulate_fn: Callable, summaries: Mapping[str, Callable]) ->
     return point
 
 
+def _load_sweep_checkpoint(path: str, names: list[str]) -> dict[str, Any]:
+    """A sweep checkpoint's fingerprint, finished-point count and summary columns. A damaged
+    file (a partial copy) or another ``.npz`` failed with zipfile's or NumPy's own words
+    ("File is not a zip file", "'fingerprint is not a file in the archive'")."""
+    fix = "delete it (the sweep then starts afresh) or pass another path."
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = sorted(data.files)
+            saved = {name: data[name] for name in ("fingerprint", "done", *names) if name in files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise ValueError(f"sweep: checkpoint {path!r} is damaged ({type(err).__name__}: {err}); {fix}") from err
+    if "fingerprint" not in saved or "done" not in saved:
+        raise ValueError(f"sweep: checkpoint {path!r} is not a sweep checkpoint (it holds {files[:8]}); {fix}")
+    return dict(saved, fingerprint=str(saved["fingerprint"]), done=int(saved["done"]))
+
+
 @suggests_keywords
 def sweep(
     simulate_fn: Callable[..., PyTree],
@@ -378,7 +396,10 @@ def sweep(
     - `checkpoint`: a ``.npz`` path. Finished chunks are written to it; rerunning the same
       sweep resumes after the last finished chunk. A different grid, summary set, chunk
       size, or a change to what ``simulate_fn`` or a summary computes (the traced program
-      or the arrays it closes over) is an error, not a silent mix.
+      or the arrays it closes over) is an error, not a silent mix; so is a damaged file.
+      The path is checked before the first chunk runs (its folder must exist and be
+      writable); each save replaces the file whole (a sweep killed while saving keeps the
+      previous one).
     - `as_dataframe`: return a ``pandas.DataFrame`` (pandas must be installed).
 
     **Returns:** a dict of 1-D NumPy arrays: the grid columns, then one column per summary.
@@ -407,15 +428,18 @@ def sweep(
     # JAX's float (float32 unless x64 is on), as the runs compute them; NaN until computed.
     results = {name: np.full(n, np.nan, dtype=jnp.result_type(float)) for name in names}
     done = 0
+    if checkpoint is not None:
+        # Now, not after the first chunk has run.
+        checkpoint = check_writable(checkpoint, "sweep: checkpoint")
     if checkpoint is not None and os.path.exists(checkpoint):
-        saved = np.load(checkpoint, allow_pickle=False)
-        if str(saved["fingerprint"]) != fingerprint:
+        saved = _load_sweep_checkpoint(checkpoint, names)
+        if saved["fingerprint"] != fingerprint:
             raise ValueError(
-                f"sweep: checkpoint {os.fspath(checkpoint)!r} belongs to a different sweep (the grid, the "
+                f"sweep: checkpoint {checkpoint!r} belongs to a different sweep (the grid, the "
                 "summaries, what simulate_fn or a summary computes, or chunk_size changed); delete it or "
                 "pass another path."
             )
-        done = int(saved["done"])
+        done = saved["done"]
         for name in names:
             results[name][:done] = saved[name][:done]
 
@@ -433,9 +457,8 @@ def sweep(
         for name in names:
             results[name][start:stop] = np.asarray(out[name])[: stop - start]
         if checkpoint is not None:
-            tmp = os.fspath(checkpoint) + ".tmp.npz"
-            np.savez(tmp, fingerprint=fingerprint, done=stop, **results)
-            os.replace(tmp, checkpoint)
+            with atomic_write(checkpoint) as f:
+                np.savez(f, fingerprint=fingerprint, done=stop, **results)
     columns = {**table, **results}
     if as_dataframe:
         import pandas as pd

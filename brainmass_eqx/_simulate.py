@@ -33,6 +33,7 @@ from ._checks import (
     user_stacklevel,
     whole_steps,
 )
+from ._files import atomic_write
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, check_real, is_quantity, quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper
@@ -127,6 +128,7 @@ class Trajectory(eqx.Module):
         the sample times, every recorded array, the final state and the units, so that
         `Trajectory.load` gives it back and ``simulate(model, ..., y0=loaded)`` continues
         the run (a long run in sessions, or a run continued on another machine).
+        The file is replaced whole: a save killed part-way leaves the previous file as it was.
 
         **Returns:** the path written.
 
@@ -145,7 +147,10 @@ class Trajectory(eqx.Module):
         if not path.endswith(".npz"):
             path += ".npz"
         arrays = {name: np.asarray(value) for name, value in leaves.items()}
-        np.savez(path, **arrays, **{_FORMAT: np.asarray(json.dumps({"version": _VERSION, "units": self.units}))})
+        # Replaced whole: a save killed part-way used to leave a damaged file where the
+        # previous session's trajectory was.
+        with atomic_write(path) as f:
+            np.savez(f, **arrays, **{_FORMAT: np.asarray(json.dumps({"version": _VERSION, "units": self.units}))})
         return path
 
     @classmethod

@@ -1,10 +1,14 @@
 """Checkpoints of a long fit: a JSON header (bookkeeping) followed by the fit's state, written
-with ``eqx.tree_serialise_leaves``. Writes are atomic (a temporary file, then a rename), so a
-fit killed while saving leaves the previous checkpoint intact."""
+with ``eqx.tree_serialise_leaves``. Writes are atomic (`brainmass_eqx._files.atomic_write`), so a
+fit killed while saving leaves the previous checkpoint intact. The header records the SHA-256
+of the state's bytes and whether JAX's float64 mode was on: a damaged file (a partial copy)
+and one written in the other precision are refused, each with its own message, instead of
+failing inside the JSON or equinox readers or passing for "a different fit"."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from typing import Any
@@ -13,9 +17,12 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from .._files import atomic_write
+
 __all__ = ["save_checkpoint", "load_checkpoint", "digest"]
 
 _MAGIC = b"brainmass_eqx fit checkpoint v1\n"
+_PRECISION = {True: "on (float64)", False: "off (float32)"}
 
 
 def _structure(state: Any) -> dict[str, Any]:
@@ -46,13 +53,27 @@ def digest(tree: Any) -> str:
 
 def save_checkpoint(path: str | os.PathLike, header: dict[str, Any], state: Any) -> None:
     """Write ``header`` (JSON-serialisable) and the pytree ``state`` to ``path``."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
+    payload = io.BytesIO()
+    eqx.tree_serialise_leaves(payload, state)
+    payload = payload.getvalue()
+    header = dict(
+        header,
+        structure=_structure(state),
+        x64=bool(jax.config.jax_enable_x64),
+        sha256=hashlib.sha256(payload).hexdigest(),
+    )
+    with atomic_write(path) as f:
         f.write(_MAGIC)
-        f.write(json.dumps(dict(header, structure=_structure(state))).encode() + b"\n")
-        eqx.tree_serialise_leaves(f, state)
-    os.replace(tmp, path)
+        f.write(json.dumps(header).encode() + b"\n")
+        f.write(payload)
+
+
+def _damaged(path: str, err: Exception) -> ValueError:
+    return ValueError(
+        f"checkpoint={path!r} is damaged ({type(err).__name__}: {err}): a partial copy, or a file "
+        "changed after it was written. Resume from an intact copy, or pass resume=False (or another "
+        "checkpoint path) to start afresh."
+    )
 
 
 def load_checkpoint(path: str | os.PathLike, like: Any, expect: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -71,19 +92,40 @@ def load_checkpoint(path: str | os.PathLike, like: Any, expect: dict[str, Any]) 
     with open(path, "rb") as f:
         if f.readline() != _MAGIC:
             raise ValueError(f"checkpoint={path!r} is not a brainmass_eqx fit checkpoint.")
-        header = json.loads(f.readline())
-        fix = "Resume with the same Fitter settings, or pass resume=False (or another checkpoint path) to start afresh."
-        for name, value in expect.items():
-            if header.get(name) != value:
-                raise ValueError(
-                    f"checkpoint={path!r} was written by a different fit: its {name} {header.get(name)!r}, "
-                    f"this fit's {value!r}. {fix}"
-                )
-        if header.get("structure", _structure(like)) != _structure(like):
+        try:
+            header = json.loads(f.readline())
+        except ValueError as err:  # a cut-off header
+            raise _damaged(path, err) from err
+        payload = f.read()
+    if not isinstance(header, dict):
+        raise _damaged(path, ValueError("its header is not a JSON object"))
+    x64 = bool(jax.config.jax_enable_x64)
+    # Checked first: every array's dtype differs, so the target's digest did too, and the
+    # checkpoint was refused as "a different fit: its target".
+    if header.get("x64", x64) != x64:
+        raise ValueError(
+            f"checkpoint={path!r} was written with jax_enable_x64 {_PRECISION[header['x64']]}; it is "
+            f"{_PRECISION[x64]} in this process. Resume with jax.config.update('jax_enable_x64', "
+            f"{header['x64']}) at the start of the script, or pass resume=False (or another "
+            "checkpoint path) to start afresh."
+        )
+    if "sha256" in header and hashlib.sha256(payload).hexdigest() != header["sha256"]:
+        raise _damaged(path, ValueError(f"its {len(payload)} bytes of state do not match the SHA-256 recorded when it was written"))
+    fix = "Resume with the same Fitter settings, or pass resume=False (or another checkpoint path) to start afresh."
+    for name, value in expect.items():
+        if header.get(name) != value:
             raise ValueError(
-                f"checkpoint={path!r} was written by a different fit: its state (parameters, "
-                "optimizer state) has another structure than this fit's, e.g. another optimizer "
-                f"or other optimizer settings. {fix}"
+                f"checkpoint={path!r} was written by a different fit: its {name} {header.get(name)!r}, "
+                f"this fit's {value!r}. {fix}"
             )
-        state = eqx.tree_deserialise_leaves(f, like)
+    if header.get("structure", _structure(like)) != _structure(like):
+        raise ValueError(
+            f"checkpoint={path!r} was written by a different fit: its state (parameters, "
+            "optimizer state) has another structure than this fit's, e.g. another optimizer "
+            f"or other optimizer settings. {fix}"
+        )
+    try:
+        state = eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
+    except Exception as err:  # a checkpoint without a SHA-256, cut short: equinox's or NumPy's error
+        raise _damaged(path, err) from err
     return header, state

@@ -25,6 +25,7 @@ from .._checks import (
     suggests_keywords,
     user_stacklevel,
 )
+from .._files import check_writable
 from .._text import value_text
 from .._units import check_real
 from ..objectives import check_target
@@ -451,7 +452,11 @@ class Fitter:
           had converged, or run out of ``patience``, resumes as finished). A
           checkpoint of another fit (other parameters or optimizer state, another target,
           other values of the model's fixed JAX arrays, or with ``with_key=True`` another
-          key) is refused, naming what differs.
+          key) is refused, naming what differs; so are one written with ``jax_enable_x64``
+          set otherwise and a damaged file. The path is checked when the fit starts
+          (its folder must exist and be writable). Each save replaces the file whole, so
+          a fit killed while saving, or two fits saving to the same path, leave a whole
+          checkpoint (the last one saved).
 
         **Returns:** a `FitResult`.
 
@@ -480,6 +485,9 @@ class Fitter:
             )
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=<path> to resume from.")
+        if checkpoint is not None:
+            # Now, not at the first save: without checkpoint_every that is the fit's end.
+            checkpoint = check_writable(checkpoint, "checkpoint")
         if self.problem.predict is not None:
             refuse_containers(target, "target is")
             check_target(self.problem.objective, target)
