@@ -29,7 +29,7 @@ from .._files import check_writable
 from .._text import value_text
 from .._units import check_real
 from ..objectives import check_target
-from . import _grad, _nevergrad, _optimistix, _scipy
+from . import _grad, _nevergrad, _optimistix, _programs, _scipy
 from ._checkpoint import digest
 from ._loop import BackendOutput, Monitor, pick_best
 from ._problem import NonFiniteLossError, ParamSpace, Problem, refuse_containers
@@ -123,6 +123,9 @@ class FitResult:
             f"FitResult(backend={self.backend!r}, best_loss={self.best_loss:.6g} {when}, "
             f"stop_reason={self.stop_reason!r}, {values})"
         )
+
+
+_UNKEYED = object()  # `Fitter._shared_key` not computed yet (None: computed, not shared)
 
 
 def _as_callbacks(callbacks) -> tuple[Callable, ...]:
@@ -275,9 +278,13 @@ class Fitter:
       draws (biased low); ``fitter.loss(result.best_params, target,
       key=jax.random.fold_in(key, result.best_step))`` reproduces it.
 
-    The loss is compiled once per `Fitter` and configuration; the target is an argument
+    The loss is compiled once per problem and configuration; the target is an argument
     of the compiled function (never a constant folded into it), so fitting a new target of
-    the same shape does not recompile.
+    the same shape does not recompile. A new `Fitter` of the same problem (the same
+    functions, an equal optimizer, a model of the same structure, transforms, priors and
+    fixed NumPy arrays, compared by value; other starting values, fixed JAX arrays and
+    targets) runs the programs an earlier one compiled (`Fitter.clear_compiled` forgets
+    them).
     """
 
     @suggests_keywords(elsewhere={n: f"Fitter.fit(..., {n}=...)" for n in _RUN_KEYWORDS})
@@ -356,6 +363,7 @@ class Fitter:
         if backend == "nevergrad":
             self.space.box("backend='nevergrad'")
         self._compiled: dict[Any, Any] = {}
+        self._program_key: Any = _UNKEYED
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -390,9 +398,29 @@ class Fitter:
         return self.problem.loss_values(values, data, key)
 
     def _cached(self, key, build):
+        """This Fitter's ``build()`` under ``key``: another Fitter's, if it built it for a
+        problem of equal closed-over parts (`_programs`), else built now."""
         if key not in self._compiled:
-            self._compiled[key] = build()
+            shared_key = self._shared_key()
+            self._compiled[key] = build() if shared_key is None else _programs.shared((shared_key, key), build)
         return self._compiled[key]
+
+    def _shared_key(self):
+        """The key under which this Fitter's programs are shared with equal Fitters' (None:
+        not shared). The optimiser is part of it where it is compiled in (``'grad'``:
+        an optax transformation, keyed by its functions' code and closed-over settings;
+        ``'optimistix'``: the solver Module, by its values); nevergrad and SciPy run on the
+        host, around the compiled loss."""
+        if self._program_key is _UNKEYED:
+            optimizer = self.optimizer if self.backend in ("grad", "optimistix") else None
+            self._program_key = _programs.value_key(self.backend, optimizer, self.problem.program_parts())
+        return self._program_key
+
+    @staticmethod
+    def clear_compiled() -> None:
+        """Forget the compiled programs kept for reuse by later Fitters of the same problem
+        (the most recent `_programs.MAX_PROGRAMS`); a Fitter keeps its own as long as it lives."""
+        _programs.clear()
 
     # -- fit -----------------------------------------------------------------------------------
 
@@ -564,7 +592,10 @@ class Fitter:
         else:
             jac = "bwd"
             if least_squares:
-                jac = self._cached(("jac", signature), lambda: _optimistix.choose_jacobian(self.problem, raw0, data, model_key))
+                first = ("jac", signature) not in self._compiled
+                jac, why = self._cached(("jac", signature), lambda: _optimistix.choose_jacobian(self.problem, raw0, data, model_key))
+                if why is not None and first:  # once per Fitter, also when another Fitter chose
+                    warnings.warn(why, UserWarning, stacklevel=user_stacklevel())
             runner = self._cached(
                 ("optimistix", n_starts, jac), lambda: _optimistix.make_runner(self.problem, self.optimizer, n_starts, jac)
             )

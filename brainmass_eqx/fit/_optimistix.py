@@ -11,14 +11,12 @@ holds no such value (Nelder-Mead) pay one extra loss evaluation per step.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optimistix as optx
 
-from .._checks import user_stacklevel
 from ._loop import StepRunner
 from ._problem import Problem
 
@@ -47,8 +45,10 @@ def sum_squares(tree) -> Any:
     return 0.5 * sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree))
 
 
-def choose_jacobian(problem: Problem, raw0, data, key) -> str:
-    """``'fwd'`` or ``'bwd'``: how a least-squares solver builds the residuals' Jacobian.
+def choose_jacobian(problem: Problem, raw0, data, key) -> tuple[str, str | None]:
+    """``(jac, why)``: ``jac`` is ``'fwd'`` or ``'bwd'``, how a least-squares solver builds the
+    residuals' Jacobian; ``why`` is the warning to give when reverse mode is forced (None
+    otherwise), which the caller gives (the choice may be shared by several Fitters).
 
     Forward mode costs one pass per parameter, reverse mode one per residual: forward
     mode is chosen when there are fewer parameters than residuals *and* the residuals can
@@ -59,7 +59,7 @@ def choose_jacobian(problem: Problem, raw0, data, key) -> str:
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(raw0))
     residuals, _ = jax.eval_shape(problem.residuals, raw0, data, key)
     if n_params >= residuals.size:
-        return "bwd"
+        return "bwd", None
     try:
         # jacfwd, not a bare jvp: a custom_vjp (diffrax's checkpointed adjoint) only fails
         # once the forward derivative is batched, as lineax does to materialise it.
@@ -67,15 +67,12 @@ def choose_jacobian(problem: Problem, raw0, data, key) -> str:
     except TypeError as err:
         if "custom_vjp" not in str(err):
             raise
-        warnings.warn(
+        return "bwd", (
             f"the least-squares Jacobian ({residuals.size} residuals x {n_params} parameters) is built in "
             "reverse mode, one pass per residual, because the residuals cannot be differentiated "
-            "forwards. Pass adjoint=diffrax.ForwardMode() to simulate in predict for one pass per parameter.",
-            UserWarning,
-            stacklevel=user_stacklevel(),
+            "forwards. Pass adjoint=diffrax.ForwardMode() to simulate in predict for one pass per parameter."
         )
-        return "bwd"
-    return "fwd"
+    return "fwd", None
 
 
 def make_runner(problem: Problem, solver, n_starts: int, jac: str = "bwd") -> StepRunner:

@@ -306,6 +306,16 @@ class ParamSpace:
             )
         return out
 
+    def program_parts(self) -> tuple:
+        """What a compiled function of these parameters holds as constants: the model's
+        structure, its fixed host (NumPy) arrays and other non-JAX leaves, and each fitted
+        leaf's name, shape, dtype, transform and prior (not its starting value, nor the
+        fixed JAX arrays: those are arguments). Two spaces with equal parts (compared by
+        value, `_programs.value_key`) share compiled programs."""
+        templates = [eqx.tree_at(lambda p: p.raw, leaf, None) if lf.is_param else None
+                     for lf, leaf in zip(self.leaves, self._template)]  # fmt: skip
+        return (self._treedef, self._skeleton, templates, self.leaves)
+
     # -- conversions -----------------------------------------------------------------
 
     def initial_raw(self) -> Params:
@@ -437,6 +447,12 @@ class Problem:
         self.objective = objective
         self.transient = transient
         self.with_key = with_key
+
+    def program_parts(self) -> tuple:
+        """What a compiled loss holds as constants besides `ParamSpace.program_parts`: the
+        user's functions and settings (not the target, the parameters or the key, which
+        are arguments)."""
+        return (self.space.program_parts(), self.loss_fn, self.predict, self.objective, self.transient, self.with_key)
 
     def data(self, target: Any) -> Data:
         """Bundle ``target`` with the model's fixed arrays for the compiled loss."""
