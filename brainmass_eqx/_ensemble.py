@@ -34,6 +34,7 @@ from jaxtyping import PyTree
 
 from ._checks import check_int, did_you_mean, is_traced, keyword_names, suggests_keywords
 from ._files import atomic_write, check_writable
+from ._units import is_quantity, quantity, unxt_module
 
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
 
@@ -221,25 +222,60 @@ def ensemble(
     return _join([mapped(batch)], size)
 
 
-def _grid_table(grid: Mapping[str, Any], product: bool) -> dict[str, np.ndarray]:
+def _grid_values(name: str, v: Any) -> tuple[np.ndarray, str | None]:
+    """A grid's values as a NumPy array of numbers and their unit (None: plain numbers).
+
+    ``np.asarray`` of a unxt Quantity is its magnitudes without the unit, so a grid of
+    ``Quantity([0.01, 0.02], 's')`` reached ``simulate_fn`` as the plain numbers 0.01 and
+    0.02, which a model reads in its canonical unit (ms): tau_E = 0.01 ms, silently. The
+    unit is kept here and put back on each point (`_PointSummaries`). A list of Quantities
+    is read in the unit of its first element."""
+    if isinstance(v, (list, tuple)) and v and all(is_quantity(x) for x in v):
+        unxt = unxt_module()
+        unit = unxt.unit_of(v[0])
+        try:
+            v = quantity(np.asarray([np.asarray(unxt.ustrip(unit, x)) for x in v]), unit)
+        except Exception as err:  # noqa: BLE001 (unxt raises several types on a mismatch)
+            raise ValueError(
+                f"sweep: grid[{name!r}] mixes Quantities of different dimensions ({[str(unxt.unit_of(x)) for x in v]}); "
+                "give values of one dimension."
+            ) from err
+    elif isinstance(v, (list, tuple)) and any(is_quantity(x) for x in v):
+        raise TypeError(
+            f"sweep: grid[{name!r}] mixes Quantities and plain numbers; give all values as Quantities "
+            "(e.g. unxt.Quantity([10, 20], 'ms')) or all as plain numbers in the parameter's unit."
+        )
+    if is_quantity(v):
+        unit = str(unxt_module().unit_of(v))
+        return np.asarray(v.value), unit
+    return np.asarray(v), None
+
+
+def _grid_table(grid: Mapping[str, Any], product: bool) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The grid's points as columns of numbers, and ``{name: unit}`` of the columns given
+    as Quantities (their numbers are in that unit)."""
     if not grid:
         raise ValueError("sweep: grid is empty; give {parameter name: values}.")
-    values = {}
+    values, units = {}, {}
     for name, v in grid.items():
-        arr = np.asarray(v)
+        arr, unit = _grid_values(name, v)
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(f"sweep: grid[{name!r}] must be a non-empty 1-D sequence of values, got shape {arr.shape}.")
         values[name] = arr
+        if unit is not None:
+            units[name] = unit
     if product:
         combos = list(itertools.product(*values.values()))
-        return {name: np.asarray([c[i] for c in combos]) for i, name in enumerate(values)}
+        return {name: np.asarray([c[i] for c in combos]) for i, name in enumerate(values)}, units
     lengths = {name: v.size for name, v in values.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"sweep(product=False) needs equally long value lists, got lengths {lengths}.")
-    return values
+    return values, units
 
 
-def _fingerprint(table: Mapping[str, np.ndarray], summaries: Sequence[str], chunk_size: int, computation: str) -> str:
+def _fingerprint(
+    table: Mapping[str, np.ndarray], summaries: Sequence[str], chunk_size: int, computation: str, units: Mapping[str, str]
+) -> str:
     """What a checkpoint's rows depend on: the grid, the summary names, the chunk size and
     ``computation`` (`_trace_point`'s digest of what ``simulate_fn`` and the summaries compute)."""
     h = hashlib.sha256()
@@ -249,6 +285,8 @@ def _fingerprint(table: Mapping[str, np.ndarray], summaries: Sequence[str], chun
     h.update(",".join(summaries).encode())
     h.update(str(chunk_size).encode())
     h.update(computation.encode())
+    if units:  # the same numbers in another unit are another grid (plain grids hash as before)
+        h.update(repr(sorted(units.items())).encode())
     return h.hexdigest()
 
 
@@ -332,17 +370,22 @@ class _PointSummaries(eqx.Module):
 
     simulate_fn: Callable
     summaries: tuple[tuple[str, Callable], ...]
+    # (name, unit) of the grid columns given as Quantities: their points are passed back
+    # to simulate_fn as Quantities in that unit.
+    units: tuple[tuple[str, str], ...] = eqx.field(static=True, default=())
 
     def __call__(self, point):
+        if self.units:
+            point = {**point, **{name: quantity(point[name], unit) for name, unit in self.units}}
         out = self.simulate_fn(**point)
         return {name: jnp.asarray(fn(out)) for name, fn in self.summaries}
 
 
-def _point_function(simulate_fn: Callable, summaries: Mapping[str, Callable]) -> Callable:
+def _point_function(simulate_fn: Callable, summaries: Mapping[str, Callable], units: Mapping[str, str]) -> Callable:
     """The `_PointSummaries` of ``simulate_fn`` and ``summaries``, or, where one of them
     cannot key JAX's cache (an unhashable callable, e.g. a dataclass with ``eq=True``), a
     closure over it: compiled again in every sweep, but it runs."""
-    point = _PointSummaries(simulate_fn, tuple(summaries.items()))
+    point = _PointSummaries(simulate_fn, tuple(summaries.items()), tuple(units.items()))
     try:
         hash(eqx.partition(point, eqx.is_array)[1])
     except TypeError:
@@ -385,7 +428,9 @@ def sweep(
 
     - `simulate_fn`: called with one keyword per grid name (scalars) and returning anything
       the summaries read (e.g. a `Trajectory`). Traceable.
-    - `grid`: ``{name: 1-D values}``.
+    - `grid`: ``{name: 1-D values}``: plain numbers, or a unxt Quantity array (or a list of
+      Quantities, read in the first one's unit), whose points reach ``simulate_fn`` as
+      Quantities in that unit.
     - `summaries`: ``{column: fn(result) -> scalar}``, e.g. the FC correlation with a target,
       a mean rate, a dominant frequency (see `brainmass_eqx.metrics`).
     - `product`: the Cartesian product of the value lists (default) or, with ``False``,
@@ -403,6 +448,8 @@ def sweep(
     - `as_dataframe`: return a ``pandas.DataFrame`` (pandas must be installed).
 
     **Returns:** a dict of 1-D NumPy arrays: the grid columns, then one column per summary.
+    A grid given as Quantities gives its column as a Quantity in the same unit (in a
+    DataFrame: its numbers in that unit).
     """
     chunk_size = check_int(chunk_size, "sweep: chunk_size", 1)
     _check_summaries(summaries)
@@ -419,12 +466,12 @@ def sweep(
                 "or leave as_dataframe False for a dict of columns (pandas.DataFrame(table) later)."
             ) from err
     _check_grid_names(simulate_fn, grid)
-    table = _grid_table(grid, product)
+    table, units = _grid_table(grid, product)
     n = len(next(iter(table.values())))
     names = list(summaries)
 
-    point_summaries = _point_function(simulate_fn, summaries)
-    fingerprint = _fingerprint(table, names, chunk_size, _trace_point(point_summaries, table))
+    point_summaries = _point_function(simulate_fn, summaries, units)
+    fingerprint = _fingerprint(table, names, chunk_size, _trace_point(point_summaries, table), units)
     # JAX's float (float32 unless x64 is on), as the runs compute them; NaN until computed.
     results = {name: np.full(n, np.nan, dtype=jnp.result_type(float)) for name in names}
     done = 0
@@ -459,9 +506,10 @@ def sweep(
         if checkpoint is not None:
             with atomic_write(checkpoint) as f:
                 np.savez(f, fingerprint=fingerprint, done=stop, **results)
-    columns = {**table, **results}
     if as_dataframe:
+        # A DataFrame column holds numbers: a Quantity grid's, in the unit it was given in.
+        columns = {**table, **results}
         import pandas as pd
 
         return pd.DataFrame(columns)
-    return columns
+    return {**{name: quantity(v, units[name]) if name in units else v for name, v in table.items()}, **results}

@@ -252,6 +252,16 @@ class Param(eqx.Module):
             unxt = unxt_module()
             unit = str(unxt.unit_of(value))
             value = unxt.ustrip(unit, value)
+        elif isinstance(unit, str) and unit:
+            # Checked here: a misspelt unit ('sec') was kept, and failed only when a model
+            # converted the Param, with astropy's parser error, which names no argument.
+            try:
+                unxt_module().unit(unit)
+            except Exception:  # noqa: BLE001 (astropy raises ValueError or TypeError)
+                raise UnitError(
+                    f"Param(unit={unit!r}) is not a unit unxt can read; give a unit string such as "
+                    "'ms', 's', 'mV', 'Hz', 'mm/ms' (or the value as a unxt Quantity)."
+                ) from None
         if bounds is not None:
             if len(bounds) != 2:
                 raise ValueError(f"Param(bounds=...) must be (lower, upper), got {bounds!r}.")

@@ -492,7 +492,9 @@ def _count_steps(duration_ms, dt_ms):
 def _as_steps(value, name, dt_ms, inexact="error"):
     """A step count from an int or a time Quantity (see `whole_steps` for ``inexact``)."""
     if is_quantity(value):
-        return whole_steps(to_ms(value, name), dt_ms, name, inexact, fix="give a multiple of dt, or an int number of steps")
+        # A plain float is refused here (an int counts steps), so the unit error offers an int.
+        steps = to_ms(value, name, plain="an int number of steps")
+        return whole_steps(steps, dt_ms, name, inexact, fix="give a multiple of dt, or an int number of steps")
     if isinstance(value, (float, np.floating)) and value == 0.0:
         return 0  # no time and no steps: the one float that reads the same either way
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):

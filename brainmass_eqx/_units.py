@@ -178,7 +178,7 @@ def _with_article(noun: str) -> str:
     return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
-def to_canonical(value: Any, name: str, unit: str) -> Any:
+def to_canonical(value: Any, name: str, unit: str, *, plain: str | None = None) -> Any:
     """Convert ``value`` to the canonical ``unit`` and strip it.
 
     **Arguments:**
@@ -186,6 +186,8 @@ def to_canonical(value: Any, name: str, unit: str) -> Any:
     - `value`: a unxt ``Quantity``, or anything array-like (taken to be in ``unit`` already).
     - `name`: the argument's name, used in error messages.
     - `unit`: the canonical unit string (``""`` for dimensionless).
+    - `plain`: what the error message offers besides a Quantity (default: "a plain
+      number in ``unit``"; a step count such as ``transient`` reads an int as steps).
 
     **Returns:** the magnitude in ``unit`` (a JAX array for Quantities, ``value`` unchanged
     otherwise).
@@ -203,10 +205,12 @@ def to_canonical(value: Any, name: str, unit: str) -> Any:
             # Hz -> rad/s is a factor 2 pi that a unit system cannot know (cycles are not
             # radians), so say it rather than convert with the wrong factor.
             hint = " For a frequency f in Hz, pass the angular frequency 2 pi f: unxt.Quantity(2 * math.pi * f, 'rad/s')."
+        if plain is None:
+            plain = f"a plain number in {unit or 'no unit'}"
         raise UnitError(
             f"{name!r} has unit {str(got)!r} ({_dimension_label(str(got))}), but it must be "
             f"{_with_article(_dimension_label(unit))} quantity (canonical unit {unit or '1'!r}); "
-            f"pass e.g. unxt.Quantity(value, {unit or ''!r}) or a plain number in {unit or 'no unit'}.{hint}"
+            f"pass e.g. unxt.Quantity(value, {unit or ''!r}) or {plain}.{hint}"
         )
     # Concrete stays concrete under jit (see `as_float_array`); the dtype is the Quantity's.
     with jax.ensure_compile_time_eval():
@@ -218,23 +222,33 @@ def traced_time_message(name: str, value: Any, role: str) -> str:
     array's shape) but is a tracer. Under ``jax.jit`` jax stages even ``jnp.asarray(0.5)``,
     so a unxt Quantity built inside the traced function is traced too: the message names
     that cause, the one a user does not expect."""
-    cause = (
-        "a unxt Quantity built inside jax.jit / jax.vmap / bx.sweep holds a traced value"
-        if is_quantity(value)
-        else "it was passed as an argument of jax.jit / jax.vmap, or computed inside one"
-    )
-    return (
-        f"{name!r} must be a concrete number (it sets {role}), but it is traced: {cause}. "
-        "Build it outside the traced function (or close over it), or pass a plain number in ms; "
-        "to jit simulate itself, use eqx.filter_jit(bx.simulate), which keeps Python numbers static."
-    )
+    if is_quantity(value):
+        # A Quantity's number is a JAX array, so eqx.filter_jit traces it too (it keeps only
+        # Python numbers static): the advice to use filter_jit did not help there.
+        cause = (
+            "a unxt Quantity built inside jax.jit / jax.vmap / bx.sweep holds a traced value, and so does "
+            "one passed as an argument of jax.jit or eqx.filter_jit (its number is a JAX array, which "
+            "both trace)"
+        )
+        fix = (
+            "Build it outside the traced function and close over it rather than pass it in, or pass a "
+            "plain number in ms; to jit simulate itself, use eqx.filter_jit(bx.simulate) with plain-number "
+            "times, which it keeps static."
+        )
+    else:
+        cause = "it was passed as an argument of jax.jit / jax.vmap, or computed inside one"
+        fix = (
+            "Build it outside the traced function (or close over it), or pass a plain number in ms; "
+            "to jit simulate itself, use eqx.filter_jit(bx.simulate), which keeps Python numbers static."
+        )
+    return f"{name!r} must be a concrete number (it sets {role}), but it is traced: {cause}. {fix}"
 
 
 class TracedTimeError(TypeError):
     """A time that must be concrete (it sets a grid or a shape) is a tracer."""
 
 
-def to_ms(value: Any, name: str, role: str = "the time grid") -> float:
+def to_ms(value: Any, name: str, role: str = "the time grid", *, plain: str | None = None) -> float:
     """Convert a time given as a Quantity or a plain number in ms to a Python float in ms.
 
     Converted in float64 on the host: these values set the step grid, and a float32
@@ -246,9 +260,10 @@ def to_ms(value: Any, name: str, role: str = "the time grid") -> float:
     (the float32 value ran a 2 s Hopf run 1e-5 away from the plain-number run).
 
     **Raises:** `TracedTimeError` (a `TypeError`) if ``value`` is traced; its message says
-    that the time sets ``role``.
+    that the time sets ``role``. `UnitError` for another dimension (``plain`` as for
+    `to_canonical`).
     """
-    out = to_canonical(value, name, "ms")  # checks the dimension
+    out = to_canonical(value, name, "ms", plain=plain)  # checks the dimension
     if is_quantity(value) and not isinstance(value.value, jax.core.Tracer):
         unxt = unxt_module()
         factor = float(unxt.unit_of(value).to(unxt.unit("ms")))

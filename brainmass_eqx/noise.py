@@ -55,7 +55,15 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 from ._checks import broadcasts_to_regions, did_you_mean
 from ._param import Param, read
 from ._text import Readable
-from ._units import CANONICAL_UNITS, UnitError, check_real, is_quantity, per_ms, unxt_module
+from ._units import (
+    CANONICAL_UNITS,
+    UnitError,
+    as_float_array,
+    check_real,
+    is_quantity,
+    per_ms,
+    unxt_module,
+)
 from ._wrapping import AbstractSolverWrapper
 from .models._base import AbstractModel, AbstractModelWrapper, State
 from .solvers import (
@@ -153,9 +161,13 @@ def _convert(value: Any, where: str, units: tuple[_UnitSpec, ...], meaning: str)
         objects = [_unit_object(spec) for spec in units]
         for unit in objects:
             try:
-                return jnp.asarray(unxt.ustrip(unit, value))
+                stripped = unxt.ustrip(unit, value)
             except Exception:  # noqa: BLE001 (unxt raises several types on a mismatch)
                 continue
+            # In the default float dtype, as a plain number is: Quantity(1, 's') holds an
+            # int, stored as an int32 field that eqx.filter_grad skipped (no gradient, no
+            # error); a weakly typed float compiled a second program.
+            return as_float_array(stripped)
         got = str(unxt.unit_of(value))
     else:
         check_real(value, where)

@@ -144,6 +144,28 @@ def test_sweep_returns_a_tidy_table():
     assert np.all(table["amplitude"][:2] < 0.2)
 
 
+def _wc_point(tau_E):
+    y0 = {"rE": 0.2, "rI": 0.1}
+    return bx.simulate(bx.WilsonCowan(2, tau_E=tau_E), 5.0, dt=0.1, y0=y0)
+
+
+def test_a_quantity_grid_reaches_simulate_fn_in_its_unit():
+    """np.asarray of a Quantity drops its unit: a grid of tau_E in seconds reached the model
+    as plain numbers, read in ms (tau_E = 0.01 ms: mean rE -4.17 instead of 0.203)."""
+    import unxt as u
+
+    summaries = {"m": lambda tr: jnp.mean(tr["rE"])}
+    plain = ens.sweep(_wc_point, {"tau_E": [10.0, 20.0]}, summaries, chunk_size=2)
+    for grid in (u.Quantity(np.array([0.01, 0.02]), "s"), [u.Quantity(10.0, "ms"), u.Quantity(0.02, "s")]):
+        table = ens.sweep(_wc_point, {"tau_E": grid}, summaries, chunk_size=2)
+        np.testing.assert_allclose(table["m"], plain["m"], rtol=1e-6)
+        unit = "s" if not isinstance(grid, list) else "ms"
+        assert str(u.unit_of(table["tau_E"])) == unit
+        np.testing.assert_allclose(u.ustrip("ms", table["tau_E"]), [10.0, 20.0], rtol=1e-6)
+    with pytest.raises(TypeError, match=r"grid\['tau_E'\] mixes Quantities and plain numbers"):
+        ens.sweep(_wc_point, {"tau_E": [u.Quantity(10.0, "ms"), 20.0]}, summaries)
+
+
 def test_a_second_sweep_of_the_same_functions_does_not_compile(compiles):
     # Each sweep mapped a closure made inside it, a new function to JAX's cache every
     # call: a second sweep compiled its runs again (0.9 s for runs of 5 ms).

@@ -608,3 +608,29 @@ def test_a_search_space_of_quantities_is_converted_to_the_params_unit():
         ParamSpace(net, search_space={"speed": (u.Quantity(1.0, "ms"), u.Quantity(2.0, "ms"))})
     with pytest.raises(ValueError, match=r"\(1000\.0, 20000\.0\) mm/ms leaves .*Plain numbers are read in mm/ms"):
         ParamSpace(net, search_space={"speed": (1000.0, 20000.0)})
+
+
+def test_a_where_selected_field_takes_a_search_space_in_its_declared_unit():
+    # A plain field chosen with where= had no unit ('') in the fit: a time constant's
+    # search_space in ms (or s) was refused as "must be a dimensionless quantity", and
+    # FitResult.units left its unit out.
+    import unxt as u
+
+    from brainmass_eqx.fit import ParamSpace
+
+    wc = bm.WilsonCowan(1)
+    for box in ((u.Quantity(2.0, "ms"), u.Quantity(30.0, "ms")), (u.Quantity(0.002, "s"), u.Quantity(0.03, "s"))):
+        space = ParamSpace(wc, where=lambda m: m.tau_E, search_space={"tau_E": box})
+        np.testing.assert_allclose(np.asarray(space.bounds()["tau_E"], dtype=float), [2.0, 30.0], rtol=1e-6)
+        assert space.leaves[0].unit == "ms"
+    net = bm.Network(bm.Hopf(2), np.ones((2, 2)) - np.eye(2), distance=np.full((2, 2), 10.0), speed=5.0)
+    space = ParamSpace(net, where=lambda n: n.speed, search_space={"speed": (u.Quantity(3.6, "km/h"), u.Quantity(18.0, "km/h"))})
+    np.testing.assert_allclose(np.asarray(space.bounds()["speed"], dtype=float), [1.0, 5.0], rtol=1e-6)
+    with pytest.raises(bm.UnitError, match=r"search_space\['tau_E'\]\" has unit 'mV'.*time quantity"):
+        ParamSpace(wc, where=lambda m: m.tau_E, search_space={"tau_E": (u.Quantity(1.0, "mV"), u.Quantity(2.0, "mV"))})
+    # An array the model does not declare a unit for: Quantities cannot be converted, say so.
+    noisy = bm.with_noise(bm.Hopf(1), {"x": bm.WhiteNoise(sigma=0.1)})
+    with pytest.raises(bm.UnitError, match=r"unit of 'noise.x.sigma' \(selected with where=\) is not declared"):
+        ParamSpace(noisy, where=lambda m: m.noise["x"].sigma, search_space={"noise.x.sigma": (u.Quantity(0.0, ""), u.Quantity(1.0, ""))})
+    fitter = Fitter(wc, loss_fn=lambda m, target: jnp.sum((m.tau_E - 12.0) ** 2), where=lambda m: m.tau_E)
+    assert fitter.fit(jnp.zeros(()), 2).units == {"tau_E": "ms"}

@@ -451,3 +451,22 @@ def test_adaptive_noisy_run_with_an_ode_solver_is_refused_naming_the_sde_solvers
     assert np.isfinite(_run(noisy, 1.0, 0.1, solver=dfx.Heun(), stepsize_controller=pid)["x"]).all()
     given = dfx.PIDController(rtol=1e-3, atol=1e-3, error_order=1.0)
     assert np.isfinite(_run(noisy, 1.0, 0.1, solver=dfx.Tsit5(), stepsize_controller=given)["x"]).all()
+
+
+def test_a_quantity_noise_field_is_stored_as_the_plain_number_would_be():
+    """Quantity(1, '') holds an int: a noise field given so was stored as a weakly typed
+    int32, and eqx.filter_grad returned None for it (no gradient, no error)."""
+    import equinox as eqx
+
+    hopf = bm.Hopf(2, a=0.2, init_x=0.5)
+    key = jr.key(0)
+    grad = eqx.filter_grad(lambda m: bm.simulate(m, 3.0, dt=0.1, key=key)["x"].sum())
+    plain = grad(with_noise(hopf, {"x": OUProcess(sigma=1.0, tau=10.0)})).noise["x"]
+    noisy = with_noise(hopf, {"x": OUProcess(sigma=unxt.Quantity(1, ""), tau=unxt.Quantity(10, "ms"))})
+    for name in ("sigma", "tau"):
+        value = getattr(noisy.noise["x"], name)
+        assert value.dtype == jnp.result_type(float) and not value.weak_type, name
+    got = grad(noisy).noise["x"]
+    for name in ("sigma", "tau"):
+        assert getattr(got, name) is not None, name
+        np.testing.assert_allclose(getattr(got, name), getattr(plain, name), rtol=1e-5)

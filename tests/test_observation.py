@@ -199,6 +199,19 @@ def test_balloon_rest_state_is_fixed_point_and_bold_zero():
     assert model.init_state((2, 3))["q"].shape == (2, 3)
 
 
+def test_a_wrong_dimension_in_the_observation_models_is_a_unit_error():
+    # These raised a plain ValueError, which `except bm.UnitError` (what the models,
+    # simulate and Network raise for a wrong dimension) let through.
+    with pytest.raises(bm.UnitError, match=r"`gamma` has unit s, which cannot be converted to Hz"):
+        obs.BalloonWindkessel(gamma=u.Quantity(0.41, "s"))
+    with pytest.raises(bm.UnitError, match=r"`tau` has unit Hz"):
+        obs.GammaHRF(tau=u.Quantity(1.0, "Hz"))
+    with pytest.raises(bm.UnitError, match=r"`L` has unit"):
+        obs.EEGLeadField(u.Quantity(np.ones((2, 3)), "s"))
+    with pytest.raises(bm.UnitError, match=r"`S` has unit s"):
+        obs.EEGLeadField(np.ones((2, 3)))(u.Quantity(np.ones((4, 2)), "s"))
+
+
 def test_balloon_units_dt_and_parameters():
     model = obs.BalloonWindkessel(tau=u.Quantity(980.0, "ms"), gamma=u.Quantity(0.41, "Hz"))
     np.testing.assert_allclose(float(model.tau), 0.98, rtol=1e-6)

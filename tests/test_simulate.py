@@ -255,6 +255,22 @@ def test_jax_jit_of_simulate_itself_points_to_filter_jit():
                        r"Python numbers static\."):
         jax.jit(bx.simulate)(hopf(), 1.0, dt=0.1)
     assert eqx.filter_jit(bx.simulate)(hopf(), 1.0, dt=0.1).ts.shape == (10,)
+    # A Quantity holds a JAX array, which filter_jit traces too: the advice names that case
+    # (it advised eqx.filter_jit(bx.simulate) to a user who had just called it).
+    with pytest.raises(TypeError, match=r"and so does one passed as an argument of jax.jit or eqx.filter_jit .* "
+                       r"use eqx.filter_jit\(bx.simulate\) with plain-number times"):
+        eqx.filter_jit(bx.simulate)(hopf(), 1.0, dt=u.Quantity(0.1, "ms"))
+
+
+def test_a_unit_error_on_a_step_count_offers_an_int_not_a_float():
+    # transient / sample_every / chunk read a plain float as an error (an int counts steps);
+    # their unit error offered "a plain number in ms", which is refused in turn.
+    for name in ("transient", "sample_every", "chunk"):
+        with pytest.raises(bx.UnitError, match=rf"'{name}' has unit 'Hz' .* pass e.g. unxt.Quantity\(value, 'ms'\) "
+                           r"or an int number of steps\.$"):
+            bx.simulate(hopf(), 1.0, dt=0.1, **{name: u.Quantity(1.0, "Hz")})
+    with pytest.raises(bx.UnitError, match=r"'duration' has unit 'Hz' .* or a plain number in ms\.$"):
+        bx.simulate(hopf(), u.Quantity(1.0, "Hz"), dt=0.1)
 
 
 def test_bad_transient_and_sampling():

@@ -186,6 +186,11 @@ def test_param_errors_name_the_problem():
     with pytest.raises(bx.UnitError, match=r"Param\(bounds=...\) holds Quantities with units but the value 0.1 is a "
                        r"plain number: give the value as a Quantity too"):
         bx.Param(0.1, bounds=(u.Quantity(0, "ms"), 1.0))
+    # A misspelt unit is refused where it is given (it failed later, in the model, with
+    # astropy's parser message naming no argument).
+    with pytest.raises(bx.UnitError, match=r"Param\(unit='sec'\) is not a unit unxt can read"):
+        bx.Param(0.01, unit="sec")
+    assert float(bx.WilsonCowan(1, tau_E=bx.Param(0.01, unit="s")).tau_E.value) == pytest.approx(10.0)
 
 
 def test_param_repr_shows_unit_and_bounds():

@@ -667,7 +667,7 @@ class Fitter:
             stop_reason=out.stop_reason,
             optimizer=out.optimizer,
             raw=out.raw,
-            units={lf.name: lf.unit for lf in self.space.leaves},
+            units={lf.name: lf.unit or "" for lf in self.space.leaves},
         )
 
 

@@ -24,7 +24,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from .._checks import did_you_mean, divergence_gives_nan, pick_variable_hint
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec, unwrap
-from .._units import is_quantity, to_canonical
+from .._units import CANONICAL_UNITS, UnitError, is_quantity, to_canonical
 from ..objectives import fc_shape, target_fits
 
 __all__ = ["ParamSpace", "Problem", "Data", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
@@ -164,7 +164,36 @@ class _Leaf:
     shape: tuple[int, ...]
     dtype: Any
     prior: Any
-    unit: str = ""
+    # The canonical unit of the values ('' dimensionless); None: not declared (a leaf chosen
+    # with where= inside a container, whose unit the fit cannot know).
+    unit: str | None = ""
+
+
+def _field_unit(model: PyTree, path: tuple) -> str | None:
+    """The canonical unit of the leaf at ``path`` in ``model`` (one chosen with ``where=``),
+    from its field's declaration: a model parameter's ``unit`` (`models.parameter`) or the
+    class's ``field_units`` (`Network`'s distance, speed and delays; a noise spec's time
+    constants); None where nothing declares it (an element of a tuple, a noise intensity,
+    whose unit follows its target)."""
+    node, unit = model, None
+    for key in path:
+        if isinstance(key, jax.tree_util.GetAttrKey):
+            field = None
+            if dataclasses.is_dataclass(node):
+                field = next((f for f in dataclasses.fields(node) if f.name == key.name), None)
+            kind = field.metadata.get("unit") if field is not None else None
+            if kind is None:
+                kind = getattr(type(node), "field_units", {}).get(key.name)
+            unit = CANONICAL_UNITS.get(kind) if isinstance(kind, str) else None
+            node = getattr(node, key.name, None)
+        else:
+            unit = None
+            index = getattr(key, "key", getattr(key, "idx", None))
+            try:
+                node = node[index]
+            except Exception:  # noqa: BLE001 (a container a path cannot index: unit unknown)
+                return None
+    return unit
 
 
 def _transform_box(tf) -> tuple[float, float]:
@@ -224,7 +253,10 @@ class ParamSpace:
                         f"where selected {name!r}, which is {type(leaf).__name__} {leaf!r}, not a float "
                         "array; only float array (or Param) leaves can be fitted."
                     )
-                leaves.append(_Leaf(name, False, Identity(), tuple(leaf.shape), leaf.dtype, None))
+                # A plain field's values are in its declared canonical unit: search_space
+                # Quantities are converted to it (they were refused as not dimensionless).
+                unit = _field_unit(model, path)
+                leaves.append(_Leaf(name, False, Identity(), tuple(leaf.shape), leaf.dtype, None, unit))
         names = [lf.name for lf in leaves]
         if len(set(names)) != len(names):
             raise ValueError(f"trainable parameters have clashing names {names}; give them distinct paths.")
@@ -257,7 +289,13 @@ class ParamSpace:
             # Quantities were stripped to their magnitudes in whatever unit they were given:
             # (3.6 km/h, 18 km/h) searched a speed from 3.6 to 18 m/s. Convert them to the
             # parameter's unit (plain numbers are read in it).
-            lo, hi = (to_canonical(b, f"search_space[{name!r}]", leaf.unit) for b in (lo, hi))
+            if leaf.unit is None and (is_quantity(lo) or is_quantity(hi)):
+                raise UnitError(
+                    f"search_space[{name!r}] holds Quantities, but the unit of {name!r} (selected with where=) "
+                    "is not declared by its model, so they cannot be converted; give plain numbers in the "
+                    "unit the model stores it in, or make it a Param with a unit."
+                )
+            lo, hi = (to_canonical(b, f"search_space[{name!r}]", leaf.unit or "") for b in (lo, hi))
             try:
                 lo = np.broadcast_to(np.asarray(lo, dtype=float), leaf.shape)
                 hi = np.broadcast_to(np.asarray(hi, dtype=float), leaf.shape)

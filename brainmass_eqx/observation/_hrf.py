@@ -18,7 +18,7 @@ import jax.scipy as jsp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._text import Readable
-from .._units import unxt_module
+from .._units import UnitError, unxt_module
 from ._temporal import (
     _block_mean,
     _check_finite,
@@ -45,7 +45,7 @@ def _seconds(t) -> Array:
         try:
             return jnp.asarray(unxt_module().ustrip("s", t))
         except Exception as err:
-            raise ValueError(f"`t` must be a time, got unit {t.unit}.") from err
+            raise UnitError(f"`t` must be a time, got unit {t.unit}.") from err
     return jnp.asarray(t, dtype=jnp.result_type(float)) / 1000.0
 
 

@@ -12,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import is_traced, series_of
 from .._text import Readable
-from .._units import quantity, unxt_module
+from .._units import UnitError, quantity, unxt_module
 from ._temporal import _is_quantity, _magnitude, _param
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ class LeadFieldModel(Readable):
             try:
                 x = jnp.asarray(unxt_module().ustrip(self.input_unit, S))
             except Exception as err:
-                raise ValueError(
+                raise UnitError(
                     f"`S` has unit {S.unit}, which cannot be converted to the input unit "
                     f"{self.input_unit} set by `scale`."
                 ) from err

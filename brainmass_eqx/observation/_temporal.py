@@ -18,6 +18,7 @@ from jaxtyping import Array, ArrayLike, Float
 from .._checks import is_traced, sampling_step, series_of, whole_steps
 from .._units import (
     TracedTimeError,
+    UnitError,
     check_real,
     is_quantity as _is_quantity,
     quantity,
@@ -51,7 +52,8 @@ def _convert(value, unit, name: str, plain_unit: str):
         try:
             return unxt_module().ustrip(unit, value)
         except Exception as err:
-            raise ValueError(
+            # A UnitError, as everywhere else a dimension is wrong (it is a ValueError too).
+            raise UnitError(
                 f"`{name}` has unit {value.unit}, which cannot be converted to {unit}; "
                 f"pass a quantity of that dimension or a plain number in {plain_unit}."
             ) from err
