@@ -16,6 +16,7 @@ complete, and an interrupted sweep resumes without recomputing them.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import inspect
 import itertools
@@ -129,8 +130,16 @@ def run_slices(fn: Callable, parts: Sequence[tuple], pool: ThreadPoolExecutor | 
     rest = [i for i in range(len(parts)) if i not in done]
     if rest:
         own = ThreadPoolExecutor(max_workers=len(rest), thread_name_prefix="bmx-slice") if pool is None else None
+        # Each call in the caller's context variables (a copy each: a context is entered by
+        # one thread at a time): what the caller set for its thread, e.g. the compat
+        # brainstate.environ's values, holds in the slices too.
+        caller = contextvars.copy_context()
+
+        def call(i):
+            return caller.copy().run(lambda: jax.block_until_ready(fn(*parts[i])))
+
         try:
-            for i, out in zip(rest, (pool or own).map(lambda i: jax.block_until_ready(fn(*parts[i])), rest)):
+            for i, out in zip(rest, (pool or own).map(call, rest)):
                 done[i] = out
         finally:
             if own is not None:

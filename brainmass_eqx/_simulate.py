@@ -114,10 +114,12 @@ class Trajectory(eqx.Module):
         """The recorded variable ``name`` as a `brainmass_eqx.datasets.Signal` carrying its
         sample step (`sample_step`), so that spectra and BOLD need no ``dt``:
         ``metrics.dominant_frequency(traj.signal('x'))``. (Passing the solver's ``dt`` for
-        a run recorded every 10 steps reads a 10 Hz rhythm as 100 Hz.)"""
+        a run recorded every 10 steps reads a 10 Hz rhythm as 100 Hz.) Its ``t_first`` is
+        the first sample's time, ``ts[0]``: a continued run's signal (and its plots) go on
+        from the earlier run's end, not from 0."""
         from .datasets import Signal
 
-        return Signal(self[name], self.sample_step(), labels=labels)
+        return Signal(self[name], self.sample_step(), labels=labels, t_first=float(np.asarray(self.ts)[0]))
 
     def __repr__(self):
         shapes = ", ".join(f"{k}: {tuple(np.shape(v))}" for k, v in self.ys.items())
@@ -1100,8 +1102,9 @@ def simulate(
             )
         if not getattr(model, "supports_adaptive", True):
             raise ValueError(
-                f"{model_name} cannot be integrated with adaptive steps (it has delays or a per-step "
-                "projection); drop stepsize_controller."
+                f"{model_name} cannot be integrated with adaptive steps (it has delays, a per-step "
+                "projection, or a Network coupling held over each step, stage_coupling='held', which the "
+                "error estimate cannot see: leave stage_coupling None or 'updated'); drop stepsize_controller."
             )
     # Stochastic models (noise) give MultiTerm(drift, diffusion): SDE solvers are welcome.
     stochastic = getattr(model, "is_stochastic", False)

@@ -18,10 +18,13 @@ solvers (Euler, exponential Euler) are unchanged. That needs ``interpolation='li
 ``'nearest'`` and ``'ceil'`` move each delay by up to half a step or one step, which keeps
 the run first order in ``dt`` under either rule (measured on a 4-region Hopf network with
 delays of 4-9 ms: RK4 'updated' order 0.8 with 'nearest', 1.0 with 'ceil', 1.9 with
-'linear'). A network without delays and without ``history`` is not held at all when run by
-a Runge-Kutta solver (Heun, RK4, Tsit5, ...): its coupling depends on the current state
-only and is evaluated at every stage, as part of one ODE, whatever ``stage_coupling``
-says, so the run keeps the solver's order (RK4: order 4.0 on the same network). The history lives in the solver state of
+'linear'). A network without delays and without ``history`` has nothing to hold by default
+(``stage_coupling=None``): run by a Runge-Kutta solver (Heun, RK4, Tsit5, ...) its
+coupling is evaluated at every stage from the stage's state, as part of one ODE, and the
+run keeps the solver's order (RK4: order 4.0 on the same network; adaptive steps allowed).
+``stage_coupling='held'`` holds it over the stages as TVB's Heun does (first order in
+``dt``; fixed steps only, since a held coupling is invisible to an error estimate).
+The history lives in the solver state of
 a solver wrapper (`Network.wrap_solver`), so it costs nothing over a hand-written loop and
 chunked runs continue it exactly.
 
@@ -468,13 +471,14 @@ class Network(AbstractModel):
       allow (a speed's lower bound, a distance's or delay's upper bound; one without that
       bound is refused). Give room here when a fit changes them otherwise (``where=``, a
       traced speed): a delay beyond it raises at run time.
-    - `stage_coupling`: what the stages of a multi-stage solver see: ``'held'`` (default,
-      brainmass's and TVB's rule) the coupling of the step's start, ``'updated'`` the
-      coupling at the stage's own time and state (see the module docs): second order in
-      ``dt`` instead of first with ``interpolation='linear'`` (first order with 'nearest'
-      or 'ceil'), for one more evaluation of the coupling per stage. A network without
-      delays or `history` run by a Runge-Kutta solver evaluates its coupling at every
-      stage under either rule.
+    - `stage_coupling`: what the stages of a multi-stage solver see: ``'held'`` the coupling
+      of the step's start (brainmass's and TVB's rule), ``'updated'`` the coupling at the
+      stage's own time and state (see the module docs): second order in ``dt`` instead of
+      first with ``interpolation='linear'`` (first order with 'nearest' or 'ceil'), for one
+      more evaluation of the coupling per stage. Default None: ``'held'`` for a network
+      with delays or a `history`, ``'updated'`` for one without (its coupling then depends
+      on the current state only, and the network is one ODE of the solver's order; pass
+      ``'held'`` for TVB's Heun, which holds even an instantaneous coupling).
 
     **State, inputs, observables:** the node's. User inputs given to `simulate` are passed
     to the node; the coupling current is added to its `target` input(s).
@@ -496,7 +500,7 @@ class Network(AbstractModel):
     self_connection: bool = eqx.field(static=True)
     interpolation: str = eqx.field(static=True)
     max_delay: float = eqx.field(static=True)
-    stage_coupling: str = eqx.field(static=True)
+    stage_coupling: str | None = eqx.field(static=True)
 
     #: Unit kinds (keys of `CANONICAL_UNITS`) of the fields a fit may select with ``where=``.
     field_units: ClassVar[dict[str, str]] = {
@@ -535,7 +539,7 @@ class Network(AbstractModel):
         noise: Any = None,
         target: Any = None,
         max_delay: Any = None,
-        stage_coupling: str = "held",
+        stage_coupling: str | None = None,
     ):
         if not isinstance(node, AbstractModel):
             raise TypeError(f"node must be a brainmass_eqx model (e.g. Hopf(n_regions)), got {type(node).__name__}.")
@@ -553,11 +557,11 @@ class Network(AbstractModel):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
         self.interpolation = interpolation
-        if stage_coupling not in STAGE_COUPLINGS:
+        if stage_coupling is not None and stage_coupling not in STAGE_COUPLINGS:
             raise ValueError(
-                f"stage_coupling must be one of {STAGE_COUPLINGS} ('held': the coupling of the "
-                "step's start, brainmass's and TVB's rule; 'updated': each stage's own), got "
-                f"{stage_coupling!r}."
+                f"stage_coupling must be None or one of {STAGE_COUPLINGS} ('held': the coupling of the "
+                "step's start, brainmass's and TVB's rule; 'updated': each stage's own; None: 'held' "
+                f"with delays or a history, each stage's own without), got {stage_coupling!r}."
             )
         self.stage_coupling = stage_coupling
         if self_connection is not None and not isinstance(self_connection, (bool, np.bool_)):
@@ -1102,7 +1106,10 @@ class Network(AbstractModel):
     @property
     def supports_adaptive(self) -> bool:
         delayed = self.delays is not None or self.distance is not None
-        return not delayed and self.history is None and self.node.supports_adaptive
+        # A coupling held over the step is the same for a solver's solution and its embedded
+        # lower-order one: the error estimate cannot see the error of holding it.
+        held = self.stage_coupling == "held"
+        return not delayed and self.history is None and not held and self.node.supports_adaptive
 
     def init_state(self, key: PRNGKeyArray | None = None) -> State:
         return self.node.init_state(key)
@@ -1162,8 +1169,11 @@ class Network(AbstractModel):
         """``solver`` wrapped so that it carries the delay history and holds the coupling
         current over each step (`dt` in ms sizes the history).
 
-        A delay-free network without ``history`` run by an adaptive solver is not wrapped:
-        its coupling is then evaluated at every stage, as an ODE.
+        A delay-free network without ``history`` and with ``stage_coupling='updated'``, run
+        by a Runge-Kutta solver, is not wrapped: its coupling is then evaluated at every
+        stage, as one ODE. With ``'held'`` it is wrapped like a delayed one (no history):
+        the coupling of the step's start is held over the stages, as TVB's Heun does. (An
+        adaptive `simulate` runs such a network as ``'updated'``: `coupling_at_every_stage`.)
         """
         if dt is None:
             raise ValueError(

@@ -88,12 +88,11 @@ def _data(
     x: Any, name: str, var: str | None = None, dt: Any = None
 ) -> tuple[np.ndarray, str, np.ndarray | None, str | None]:
     """``(values, unit, ts_ms or None, variable name or None)`` from a Trajectory, a
-    `Signal` (sample ``i`` at ``(i + 1) dt``, as `simulate` records; a `dt` given beside
-    it must be its own), a Quantity or an array."""
+    `Signal` (sample ``i`` at ``t_first + i dt``, its `ts`; a `dt` given
+    beside it must be its own), a Quantity or an array."""
     if is_signal(x) and var is None:
         sampling_step(x, dt, name)
-        values = np.asarray(x.signal)
-        return values, "", (np.arange(values.shape[0]) + 1) * x.dt, None
+        return np.asarray(x.signal), "", x.ts, None
     if _is_trajectory(x):
         keys = list(x.keys())
         if var is None:
@@ -120,6 +119,17 @@ def _data(
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
     return arr, "", None, None
+
+
+def _own_step(x: Any, ts: np.ndarray | None) -> float | None:
+    """The sample step (ms) of data without a given ``dt``: a `Signal`'s own, a
+    Trajectory's `sample_step` (its times far into a run are too coarse for ``ts[1] -
+    ts[0]``), None for plain data."""
+    if is_signal(x):
+        return x.dt
+    if ts is None or ts.shape[0] < 2:
+        return None
+    return x.sample_step() if _is_trajectory(x) else float(ts[1] - ts[0])
 
 
 def _check_trajectory_step(traj: Any, dt: Any, name: str) -> None:
@@ -300,7 +310,7 @@ def plot_timeseries(
     - `signal`: a `Trajectory`, a `Signal` (its step and region names are used), a
       Quantity or an array of shape ``(time,)`` or
       ``(time, regions)``.
-    - `ts`: sample times (ms, or a time Quantity). Default: the Trajectory's times, else
+    - `ts`: sample times (ms, or a time Quantity). Default: the Trajectory's or Signal's times, else
       ``(i + 1) * dt`` from `dt`, else the sample index.
     - `var`: the Trajectory variable to plot (default: the first recorded one).
     - `dt`: the sampling step (ms or a time Quantity), used when there are no `ts` (beside
@@ -572,12 +582,7 @@ def plot_fcd(
                 "use a longer signal or a smaller window."
             )
         fcd = np.asarray(functional_connectivity_dynamics(values, window_size, step_size))
-    if dt is not None:
-        dt_ms = to_ms(dt, "dt")
-    elif traj_ts is not None and traj_ts.shape[0] > 1:
-        dt_ms = float(traj_ts[1] - traj_ts[0])
-    else:
-        dt_ms = None
+    dt_ms = to_ms(dt, "dt") if dt is not None else _own_step(data, traj_ts)
     ax = _axes(ax)
     kwargs.setdefault("vmin", -1.0)
     kwargs.setdefault("vmax", 1.0)
@@ -591,9 +596,9 @@ def plot_fcd(
         _matrix_ticks(ax, None)
     else:
         stride = step_size * dt_ms
-        # A Trajectory's windows start at its own first sample time (after a transient, or
-        # where a continued run took over), also when `dt=` is given: it is checked to be
-        # the Trajectory's spacing, and the start was dropped to 0 before.
+        # A Trajectory's or Signal's windows start at its own first sample time (after a
+        # transient, or where a continued run took over), also when `dt=` is given: it is
+        # checked to be the data's spacing, and the start was dropped to 0 before.
         t0 = float(traj_ts[0]) if traj_ts is not None else 0.0
         scale, tu = _time_scale(time_unit, t0 + n_win * stride)
         # Pixel k is the window starting at t0 + k * stride; row 0 at the top.
@@ -665,9 +670,9 @@ def plot_power_spectrum(
     labels = _signal_labels(signal, labels)
     values = _as_2d(values, "signal")
     if dt is None:
-        if traj_ts is None or traj_ts.shape[0] < 2:
+        dt = _own_step(signal, traj_ts)
+        if dt is None:
             raise ValueError("dt is missing: pass the sampling step (ms or a time Quantity).")
-        dt = float(traj_ts[1] - traj_ts[0])
     labels = _line_labels(_region_labels(labels, values.shape[1]), values.shape[1], regions)
     chosen = _regions(values.shape[1], regions)
     diverged = [r for r in chosen if not np.isfinite(values[:, r]).all()]

@@ -41,7 +41,13 @@ def test_a_context_belongs_to_its_thread():
     bs.environ.set(dt=0.1 * u.ms)
     entered, leave = threading.Event(), threading.Event()
     seen = {}
-    t = _in_thread(lambda: seen.update(after=bs.environ.get_dt()), entered, leave)
+    def body():
+        try:
+            seen.update(after=bs.environ.get_dt())
+        except KeyError as err:
+            seen.update(error=err)
+
+    t = _in_thread(body, entered, leave)
     assert bs.environ.get_dt() == 0.1 * u.ms
     with bs.environ.context(dt=0.02 * u.ms):
         leave.set()
@@ -50,8 +56,69 @@ def test_a_context_belongs_to_its_thread():
         assert bs.environ.get_dt() == 0.02 * u.ms
         assert bs.environ.all()["dt"] == 0.02 * u.ms
     assert bs.environ.get_dt() == 0.1 * u.ms
-    # Global values are shared by the threads (brainstate's raise KeyError in a new thread).
-    assert seen["after"] == 0.1 * u.ms
+    # set()'s values belong to the thread too (brainstate's raise KeyError in a new thread).
+    assert "after" not in seen and isinstance(seen["error"], KeyError)
+    assert "set in thread 'MainThread'" in str(seen["error"])
+
+
+def test_set_values_belong_to_their_thread():
+    # brainstate's environment state is a threading.local. Shared by all threads, two
+    # threads each running with its own set(dt=...) read whichever was set last: here each
+    # thread saw the other's dt after the barrier.
+    barrier, seen = threading.Barrier(2), {}
+
+    def worker(dt):
+        bs.environ.set(dt=dt * u.ms, tag=dt)
+        barrier.wait(30)
+        seen[dt] = (bs.environ.get_dt(), bs.environ.all()["tag"])
+
+    threads = [threading.Thread(target=worker, args=(dt,)) for dt in (0.1, 0.05)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert seen == {0.1: (0.1 * u.ms, 0.1), 0.05: (0.05 * u.ms, 0.05)}
+    with pytest.raises(KeyError, match="set in thread 'Thread-"):
+        bs.environ.get("tag")  # neither was set in this thread
+    # A thread's asyncio tasks share its values (as brainstate's, one state per thread).
+    import asyncio
+
+    async def task(value):
+        bs.environ.set(shared=value)
+        await asyncio.sleep(0.01)
+        return bs.environ.get("shared")
+
+    async def both():
+        return await asyncio.gather(task(1), task(2))
+
+    assert asyncio.run(both()) == [2, 2]
+    # reset() forgets every thread's values, as brainstate's does.
+    other = threading.Thread(target=lambda: bs.environ.set(kept=1))
+    other.start()
+    other.join(30)
+    bs.environ.reset()
+    out = {}
+    again = threading.Thread(target=lambda: out.update(kept=bs.environ.get("kept", None)))
+    again.start()
+    again.join(30)
+    assert out == {"kept": None}
+
+
+def test_the_library_worker_threads_run_in_the_callers_environment():
+    # An ensemble's or a nevergrad fit's slices run in threads of a pool: they see what the
+    # calling thread set and the contexts it has open (they saw neither context before).
+    import jax.numpy as jnp
+
+    from brainmass_eqx._ensemble import run_slices
+
+    def fn(i):
+        return jnp.asarray([float(bs.environ.get_dt().to_decimal(u.ms)), float(bs.environ.get("k"))])
+
+    bs.environ.set(dt=0.1 * u.ms)
+    with bs.environ.context(k=3.0):
+        out = run_slices(fn, [(i,) for i in range(3)])
+    for o in out:
+        assert float(o[0]) == pytest.approx(0.1) and float(o[1]) == 3.0
 
 
 HAS_COMPILER = any(shutil.which(c) for c in ("c++", "g++", "clang++"))

@@ -262,6 +262,57 @@ def test_stage_coupling_updated_chunks_vmap_and_gradients():
         assert abs(float(grads[1])) > 1e-5
 
 
+def _heun_delay_free(held, n_steps, k=0.5):
+    """Heun on the delay-free diffusive Hopf network of `hopf` and `CONN`, in NumPy float64:
+    TVB's ``HeunDeterministic`` when ``held`` (the coupling of the step's start over the
+    predictor and the corrector), else the coupling from each stage's own state."""
+    w = CONN.astype(np.float64)
+    x, y = X0.astype(np.float64), np.full(N, 0.05)
+
+    def f(x, y, c):
+        g = 0.2 - (x * x + y * y)
+        return g * x - 0.3 * y + c, g * y + 0.3 * x
+
+    def coupling(x):
+        return k * (w @ x - w.sum(axis=1) * x)
+
+    xs = []
+    for _ in range(n_steps):
+        c0 = coupling(x)
+        dx, dy = f(x, y, c0)
+        xp, yp = x + DT * dx, y + DT * dy
+        dx2, dy2 = f(xp, yp, c0 if held else coupling(xp))
+        x, y = x + DT / 2 * (dx + dx2), y + DT / 2 * (dy + dy2)
+        xs.append(x)
+    return np.array(xs)
+
+
+def test_stage_coupling_held_holds_a_delay_free_coupling():
+    # TVB's Heun holds even an instantaneous coupling over its predictor and corrector; a
+    # delay-free network evaluated it at every stage whatever stage_coupling said (the
+    # two rules gave one run, 7e-3 from TVB's over these 50 steps).
+    n_steps = 50
+    with enable_x64(True):
+        runs = {sc: np.asarray(bm.simulate(Network(hopf(), CONN, k=0.5, stage_coupling=sc), n_steps * DT, dt=DT,
+                                           solver=dfx.Heun(), monitors="x")["x"])
+                for sc in ("held", "updated")}  # fmt: skip
+        held, per_stage = _heun_delay_free(True, n_steps), _heun_delay_free(False, n_steps)
+        assert np.abs(held - per_stage).max() > 1e-3  # the two rules are told apart
+        np.testing.assert_allclose(runs["held"], held, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(runs["updated"], per_stage, rtol=0, atol=1e-13)
+        # The default evaluates a delay-free coupling at every stage (the solver's order).
+        default = bm.simulate(Network(hopf(), CONN, k=0.5), n_steps * DT, dt=DT, solver=dfx.Heun(), monitors="x")
+        np.testing.assert_array_equal(np.asarray(default["x"]), runs["updated"])
+        # An adaptive controller's error estimate cannot see a held coupling: refused.
+        pid = dfx.PIDController(rtol=1e-8, atol=1e-10)
+        with pytest.raises(ValueError, match="stage_coupling='held'"):
+            bm.simulate(Network(hopf(), CONN, k=0.5, stage_coupling="held"), 5.0, dt=DT, solver=dfx.Tsit5(),
+                        stepsize_controller=pid)
+        adaptive = bm.simulate(Network(hopf(), CONN, k=0.5), 5.0, dt=DT, solver=dfx.Tsit5(), stepsize_controller=pid,
+                               monitors="x")["x"]
+        np.testing.assert_allclose(np.asarray(adaptive)[-1], per_stage[49], rtol=0, atol=1e-4)
+
+
 def _run_x(k, a, speed):
     return bm.simulate(delayed(k=k, a=a, speed=speed, max_delay=10.0), 15.0, dt=DT, sample_every=5, monitors="x")["x"]
 
@@ -717,7 +768,7 @@ def test_history_capacity_covers_a_longest_delay_at_a_step_boundary(interpolatio
         (dict(target="q"), r"target 'q' is not an input of Hopf"),
         (dict(coupling="foo"), r"coupling must be one of 'diffusive'"),
         (dict(interpolation="cubic"), r"interpolation must be one of"),
-        (dict(stage_coupling="stage"), r"stage_coupling must be one of \('held', 'updated'\) \('held': the coupling of the step's start"),
+        (dict(stage_coupling="stage"), r"stage_coupling must be None or one of \('held', 'updated'\) \('held': the coupling of the step's start"),
         (dict(distance=DIST, speed=10.0, max_delay=1.0), r"longest delay .* exceeds the history capacity max_delay"),
         (dict(k=np.ones(4)), r"k has shape \(4,\)"),
         (dict(history={"y": np.zeros(N)}), r"history must give the coupled variable 'x'"),

@@ -337,3 +337,30 @@ def test_an_ensemble_trajectory_says_how_to_take_one_run():
         viz.plot_timeseries(runs)
     ax = viz.plot_timeseries(jax.tree.map(lambda a: a[1], runs))
     np.testing.assert_allclose(ax.lines[0].get_ydata(), np.asarray(runs["x"][1, :, 0]))
+
+
+def test_a_continued_runs_signal_plots_at_the_runs_own_times(traj):
+    # A run continued from `traj` (which ended at 400 ms) records from 400.1 ms on; its
+    # Signal was plotted at (i + 1) dt, i.e. from 1 ms, as if the run started at 0 (and a
+    # run from 0 sampled every 10 steps, whose first sample is at 0.1 ms, from 1 ms).
+    node = bx.Hopf(3, a=0.2, w=0.0628, init_x=np.array([0.1, 0.5, 1.0]))
+    more = bx.simulate(node, 200.0, dt=0.1, sample_every=10, y0=traj)
+    sig = more.signal("x")
+    assert sig.t_first == pytest.approx(400.1) and traj.signal("x").t_first == pytest.approx(0.1)
+    np.testing.assert_array_equal(sig.ts, np.asarray(more.ts))
+    assert "first at 400.1 ms" in repr(sig)
+    t0 = float(more.ts[0])
+    for data in (more, sig):
+        var = "x" if data is more else None
+        line = viz.plot_timeseries(data, var=var, time_unit="ms").lines[0]
+        np.testing.assert_allclose(line.get_xdata(), np.asarray(more.ts), rtol=0, atol=1e-9)
+        ax = viz.plot_fcd(data, var=var, window_size=50, step_size=10, time_unit="ms")
+        assert ax.get_xlim() == pytest.approx((t0 - 5.0, t0 + (ax.get_images()[0].get_array().shape[0] - 0.5) * 10.0))
+        # The spectrum needs the step alone: the 1 ms samples' frequencies.
+        freqs = viz.plot_power_spectrum(data, var=var).lines[0].get_xdata()
+        np.testing.assert_allclose(freqs, viz.plot_power_spectrum(np.asarray(more["x"]), 1.0).lines[0].get_xdata())
+    # A Signal made by hand: sample i at (i + 1) dt unless its first time is given.
+    assert bx.Signal(SIGNAL, DT).ts[0] == DT and "first at" not in repr(bx.Signal(SIGNAL, DT))
+    assert bx.Signal(SIGNAL, DT, t_first=unxt.Quantity(2, "s")).ts[1] == pytest.approx(2001.0)
+    with pytest.raises(ValueError, match="'t_first' must be a finite scalar time"):
+        bx.Signal(SIGNAL, DT, t_first=np.nan)

@@ -172,6 +172,7 @@ class Simulator:
         if dt is None:
             raise ValueError(
                 "dt is not set: pass Simulator(model, dt=...) or call brainstate.environ.set(dt=...) before run()."
+                + environ.not_set_here("dt")
             )
         return dt
 

@@ -317,12 +317,19 @@ class Signal(eqx.Module):
     - `labels`: `N` region names; `None` gives ``'R0'..'R{N-1}'``.
     - `fc`: `(N, N)` functional connectivity; `None` computes the Pearson correlation
       matrix $\mathrm{corr}(x_{\cdot i}, x_{\cdot j})$ of the columns of `signal`.
+    - `t_first`: the time of the first sample (ms, or a time Quantity); `None` gives `dt`:
+      sample $i$ is at $t_\mathrm{first} + i\,\Delta t$ (`ts`). ``traj.signal('x')`` takes
+      its Trajectory's, so that a run after a transient, recorded every few steps (its
+      first sample is one solver step after the start) or continued from an earlier run
+      keeps its own times. Stored as a Python float in ms (static). Not one of brainmass's
+      fields: iteration yields the four above.
     """
 
     signal: Float[_Arr, "T N"]
     dt: float = eqx.field(static=True)
     labels: tuple[str, ...] = eqx.field(static=True)
     fc: Float[_Arr, "N N"]
+    t_first: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -330,6 +337,7 @@ class Signal(eqx.Module):
         dt: float | unxt.AbstractQuantity,
         labels: Sequence[str] | None = None,
         fc: ArrayLike | None = None,
+        t_first: float | unxt.AbstractQuantity | None = None,
     ):
         signal = _as_float_array(signal, "signal")
         if signal.ndim != 2:
@@ -342,6 +350,9 @@ class Signal(eqx.Module):
         dt_arr = np.asarray(to_canonical(dt, "dt", "ms"))
         if dt_arr.shape != () or not np.isfinite(dt_arr) or dt_arr <= 0:
             raise ValueError(f"'dt' must be a positive finite scalar (ms), got {dt!r}.")
+        first = dt_arr if t_first is None else np.asarray(to_canonical(t_first, "t_first", "ms"))
+        if first.shape != () or not np.isfinite(first):
+            raise ValueError(f"'t_first' must be a finite scalar time (ms): the first sample's, got {t_first!r}.")
         n = signal.shape[1]
         if fc is None:
             if signal.shape[0] < 2:
@@ -357,6 +368,7 @@ class Signal(eqx.Module):
         self.dt = float(dt_arr)
         self.labels = _as_labels(labels, n)
         self.fc = fc
+        self.t_first = float(first)
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.signal, self.dt, self.labels, self.fc))
@@ -365,10 +377,16 @@ class Signal(eqx.Module):
         # equinox's printer takes the NamedTuple-style __iter__ for the fields and printed "Signal()".
         n_time, n = self.signal.shape
         shown = ", ".join(self.labels[:4]) + (", ..." if n > 4 else "")
+        start = "" if self.t_first == self.dt else f", first at {self.t_first:g} ms"
         return (
-            f"Signal({n_time} samples x {n} regions, dt={self.dt:g} ms ({n_time * self.dt:g} ms), "
+            f"Signal({n_time} samples x {n} regions, dt={self.dt:g} ms ({n_time * self.dt:g} ms){start}, "
             f"labels=({shown}), with its {n} x {n} FC)"
         )
+
+    @property
+    def ts(self) -> np.ndarray:
+        r"""The sample times (ms), float64: $t_\mathrm{first} + i\,\Delta t$ for sample $i$."""
+        return self.t_first + np.arange(self.signal.shape[0]) * self.dt
 
     @property
     def n_regions(self) -> int:

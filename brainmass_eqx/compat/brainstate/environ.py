@@ -3,12 +3,21 @@
 ``set(dt=0.1 * u.ms)`` sets a global value; ``with context(dt=...):`` overrides it inside
 the block; ``get('dt')`` / ``get_dt()`` read the innermost value.
 
-Scoped values belong to the thread (and ``asyncio`` task) that opened the ``context``,
-as brainstate's do: a ``Simulator.run`` in one thread runs inside ``context(dt=...)`` and
-its ``context(i=..., t=...)`` per step, and a shared stack let another thread read that
-``dt``, and pop the other thread's layer on leaving. Global values (`set`) are shared by
-all threads (brainstate keeps those per thread too, so that a worker thread there does not
-see the main thread's ``set(dt=...)`` and fails with ``KeyError``).
+Values belong to the thread that sets them, as brainstate's do (its environment state is
+a ``threading.local``): a value given to `set` is seen by every ``asyncio`` task of that
+thread, not by other threads, and a new thread starts with none (``get('dt')`` there raises
+``KeyError``, as in brainstate, naming the thread that set it; a worker thread sets its own
+or is given ``dt=`` explicitly). Shared by all threads, two threads running at once with
+``set(dt=0.1 * u.ms)`` and ``set(dt=0.05 * u.ms)`` ran each other's step. The library's own
+worker threads (an ensemble's or a nevergrad fit's slices) run in the calling thread's
+environment. `reset` forgets every thread's values, as brainstate's replaces its state.
+
+Scoped values (`context`) belong to the thread and ``asyncio`` task that opened the
+``context``: a ``Simulator.run`` in one thread runs inside ``context(dt=...)`` and its
+``context(i=..., t=...)`` per step, and a shared stack let another thread read that ``dt``,
+and pop the other thread's layer on leaving. (brainstate keeps one stack per thread, so two
+``asyncio`` tasks interleaving contexts in one thread read each other's layers there; here
+each task has its own.)
 
 ``precision`` is brainstate's switch of JAX's float width: ``set(precision=64)`` (or
 ``set_precision(64)``, ``context(precision=64)``) turns on ``jax_enable_x64``, so that
@@ -28,7 +37,14 @@ __all__ = [
     "set_precision", "get_precision", "SUPPORTED_PRECISIONS",
 ]
 
-_GLOBAL: dict[str, Any] = {}
+# The values given to `set`, one dict per thread: a context variable that new threads do
+# not inherit, holding a dict that the thread's asyncio tasks share (a task's context is a
+# copy of its thread's, holding the same dict). ``(generation, dict)``: `reset` starts a new
+# generation, which every thread's older dict belongs to no more.
+_SETTINGS: contextvars.ContextVar[tuple[int, dict[str, Any]]] = contextvars.ContextVar("bmx_compat_environ_settings")
+_GENERATION = [0]
+# Which thread last set each key (its name), for the KeyError of a thread that did not.
+_SET_IN: dict[str, str] = {}
 # The open contexts' layers, innermost last: a context variable holding a tuple (never
 # mutated, so a copied context, e.g. an asyncio task's, cannot change its parent's stack).
 _STACK: contextvars.ContextVar[tuple[dict[str, Any], ...]] = contextvars.ContextVar("bmx_compat_environ", default=())
@@ -85,16 +101,55 @@ def _check_dt(kwargs: dict) -> None:
             raise TypeError(f"'dt' must be a scalar time (e.g. 0.1 * u.ms), got shape {tuple(shape)}.")
 
 
+def _settings(create: bool = False) -> dict[str, Any]:
+    """This thread's values given to `set` (a new dict, registered only if ``create``)."""
+    held = _SETTINGS.get(None)
+    if held is not None and held[0] == _GENERATION[0]:
+        return held[1]
+    values: dict[str, Any] = {}
+    if create:
+        _SETTINGS.set((_GENERATION[0], values))
+    return values
+
+
+def _thread_name() -> str:
+    import threading
+
+    return threading.current_thread().name
+
+
 def set(**kwargs: Any) -> None:  # noqa: A001 (brainstate's name)
-    """Set global environment values, e.g. ``set(dt=0.1 * u.ms)``; ``precision=64`` or
-    ``32`` also switches JAX's ``jax_enable_x64`` (see the module docs)."""
+    """Set this thread's environment values, e.g. ``set(dt=0.1 * u.ms)`` (other threads do
+    not see them: see the module docs); ``precision=64`` or ``32`` also switches JAX's
+    ``jax_enable_x64``, for the whole process (see the module docs)."""
     _check_dt(kwargs)
     if _PRECISION in kwargs:
         x64 = _x64_for(kwargs[_PRECISION])
         if not _X64_BEFORE:
             _X64_BEFORE.append(_x64())
         _set_x64(x64)
-    _GLOBAL.update(kwargs)
+    _settings(create=True).update(kwargs)
+    name = _thread_name()
+    _SET_IN.update(dict.fromkeys(kwargs, name))
+
+
+# The importing thread's dict now, so that asyncio tasks it starts before its first `set`
+# share it too.
+_settings(create=True)
+
+
+def not_set_here(key: str) -> str:
+    """Why ``key`` is missing in this thread where another thread set it (else ``''``):
+    the values of `set` belong to the thread that sets them."""
+    elsewhere = _SET_IN.get(key)
+    here = _thread_name()
+    if elsewhere is None or elsewhere == here:
+        return ""
+    return (
+        f" It was set in thread {elsewhere!r}, not in this one ({here!r}): brainstate.environ.set values "
+        f"belong to the thread that sets them, as in brainstate; call environ.set({key}=...) in this thread "
+        "or pass the value explicitly."
+    )
 
 
 def set_precision(precision: Any) -> None:
@@ -112,12 +167,13 @@ def get(key: str, default: Any = _MISSING, desc: str | None = None) -> Any:
     for layer in reversed(_STACK.get()):
         if key in layer:
             return layer[key]
-    if key in _GLOBAL:
-        return _GLOBAL[key]
+    settings = _settings()
+    if key in settings:
+        return settings[key]
     if default is not _MISSING:
         return default
     hint = f" {desc}" if desc else ""
-    raise KeyError(f"Key '{key}' not found in environment.{hint}")
+    raise KeyError(f"Key '{key}' not found in environment.{hint}{not_set_here(key)}")
 
 
 def get_dt() -> Any:
@@ -126,21 +182,30 @@ def get_dt() -> Any:
 
 
 def all() -> dict[str, Any]:  # noqa: A001 (brainstate's name)
-    out = dict(_GLOBAL)
+    out = dict(_settings())
     for layer in _STACK.get():
         out.update(layer)
     return out
 
 
 def pop(key: str, default: Any = _MISSING) -> Any:
+    """Remove ``key`` from this thread's `set` values and return it (``default`` if given
+    and absent, else ``KeyError``)."""
+    settings = _settings()
     if default is _MISSING:
-        return _GLOBAL.pop(key)
-    return _GLOBAL.pop(key, default)
+        if key not in settings:
+            raise KeyError(f"Key '{key}' not found in environment.{not_set_here(key)}")
+        return settings.pop(key)
+    return settings.pop(key, default)
 
 
 def reset() -> None:
-    """Forget every global value (used by tests); a precision set here is undone too."""
-    _GLOBAL.clear()
+    """Forget every thread's `set` values, as brainstate's reset (which replaces its
+    thread-local state) does, and this thread's open contexts (used by tests); a precision
+    set here is undone too."""
+    _GENERATION[0] += 1
+    _SET_IN.clear()
+    _settings(create=True)
     _STACK.set(())
     if _X64_BEFORE:
         _set_x64(_X64_BEFORE.pop())
