@@ -808,7 +808,7 @@ def _interpolated(model, terms, y0, source, solver, monitor, ts, t_end, dt, cont
     return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), stop
 
 
-def _check_stop(stop, recorded, final, model_name, t_end, max_steps):
+def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None, stochastic=False):
     """Raise where the solve of `_interpolated` did not reach ``t_end``: eagerly naming the
     time it reached and the state there; under ``jit`` as diffrax would (``error_if``).
 
@@ -839,12 +839,79 @@ def _check_stop(stop, recorded, final, model_name, t_end, max_steps):
         name = max(sizes, key=lambda n: sizes[n] if math.isfinite(sizes[n]) else math.inf)
         where = f"There, max |{name}| = {sizes[name]:.4g}. "
     budget = result == dfx.RESULTS.max_steps_reached
+    stuck = _stuck_at_the_end(t_stop, t_end) if budget else None
+    if stuck is not None:
+        raise RuntimeError(f"{model_name}: the solve stopped at t = {float(t_stop):.8g} ms of {t_end:g} ms after "
+                           f"{int(n_taken)} steps, {stuck}")
+    # Kvaerno5 was advised also to a run already using it, and to noisy models (an ODE solver).
+    stiff = "" if isinstance(solver, dfx.AbstractImplicitSolver) or stochastic else ", or use a stiff solver (diffrax.Kvaerno5())"
     raise RuntimeError(
         f"{model_name}: the solve stopped at t = {float(t_stop):.6g} ms of {t_end:g} ms after "
         f"{int(n_taken)} steps: {dfx.RESULTS[result]} {where}"
         + ("A state growing without bound means the model diverges (check the parameters and "
            f"inputs; a fixed-step run names the time it became inf); else give max_steps > {max_steps}, "
-           "loosen rtol/atol, or use a stiff solver (diffrax.Kvaerno5())." if budget else "")
+           f"loosen rtol/atol{stiff}." if budget else "")
+    )
+
+
+# diffrax snaps a step ending within this many float spacings of t1 onto t1.
+_CLIP_ULPS = 100
+
+
+def _warn_float32_end(t_end: float, dt_ms: float, adaptive: bool) -> None:
+    """Warn, before a ``saveat`` or adaptive run (diffrax's own time stepping, on float32
+    times unless x64 is on), where diffrax would take the run's last `_CLIP_ULPS` float32
+    spacings as one step longer than ``dt``: its last samples are then off (a 600 s Hopf run
+    at dt 0.1 ms with ``saveat``: the last 6.25 ms in one step, 7.95e-2 off, a quarter of
+    the amplitude), and an adaptive run may never finish (`_stuck_at_the_end`). Runs on the
+    step grid (``sample_every``) count whole steps and are not affected."""
+    if jnp.result_type(float) != jnp.float32:
+        return
+    spacing = float(np.spacing(np.float32(t_end)))
+    last = _CLIP_ULPS * spacing
+    # Fixed steps: a last step of up to 10 dt costs less than float32's own rounding at such
+    # times (a 1.6 ms last step of a 262 s run: about 5e-3 against 1.5e-3); an adaptive
+    # step longer than dt may already be rejected there.
+    if last <= (1 if adaptive else 10) * dt_ms:
+        return
+    warnings.warn(
+        f"this run's times are float32, {spacing:.3g} ms apart at its end ({t_end:g} ms): diffrax takes "
+        f"the last {last:.3g} ms ({_CLIP_ULPS} of those spacings) as one step ({last / dt_ms:.3g} dt), "
+        + ("and may retry it without end (diffrax issue #756). " if adaptive else "so the last samples are less accurate. ")
+        + "Record on the step grid (sample_every= instead of saveat=; fixed steps), turn on float64 "
+        "(jax.config.update('jax_enable_x64', True) before creating arrays), or run shorter pieces, each "
+        "continuing the last (simulate(model, piece, ..., y0=previous_trajectory)).",
+        RuntimeWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
+def _stuck_at_the_end(t_stop, t_end) -> str | None:
+    r"""Why an adaptive solve spent its step budget just before its end, or None.
+
+    diffrax (0.7.2, its issue #756) rounds a proposed step end within 100 float spacings
+    of ``t1`` onto ``t1``, and replaces a rejected step there by half the remaining
+    interval, which is rejected again, forever. In float32 the spacing grows with the
+    time: 0.0625 ms at 600 s, so a 600 s adaptive run (Hopf, Tsit5, rtol 1e-6) retried a
+    3.1 ms step until all $16 n$ steps of the budget were spent, 6.6 ms before its end,
+    and the message blamed divergence and asked for a larger ``max_steps``, which cannot
+    help.
+    """
+    t_stop = np.asarray(t_stop)
+    if t_stop.dtype != np.float32:
+        return None
+    end = np.float32(t_end)
+    spacing = float(np.spacing(end))
+    clip = _CLIP_ULPS * spacing
+    if not end - 2 * clip <= t_stop < end:
+        return None
+    return (
+        f"retrying one step just before the end: float32 times are {spacing:.3g} ms apart at "
+        f"t = {t_end:g} ms, and diffrax forces the run's last {clip:.3g} ms ({_CLIP_ULPS} of those "
+        "spacings) into steps that its error control rejects again and again (diffrax issue #756). "
+        "A larger max_steps does not help: run it in float64 (jax.config.update('jax_enable_x64', "
+        "True) before creating arrays), or in shorter pieces, each continuing the last "
+        "(simulate(model, piece, ..., y0=previous_trajectory): every piece's times start again from 0)."
     )
 
 
@@ -1171,6 +1238,7 @@ def simulate(
         # Before a model's hook wraps it: `Substeps` cannot see an RK solver inside a
         # wrapper, whose default stage loop then stops jax.jacfwd (a delayed Network, Heun).
         solver = bounded_stages(solver)
+    given_solver = solver
     solver = _wrap_solver(model, solver, dt_ms)
     traced = is_traced((model, y0, source))
 
@@ -1199,13 +1267,14 @@ def simulate(
                 ts = ts - t_start
         else:
             ts = (tr + 1 + jnp.arange(math.ceil((n_steps - tr) / k)) * k) * dt_ms
+        _warn_float32_end(n_steps * dt_ms, dt_ms, adaptive)
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
         budget = max_steps if max_steps is not None else 16 * n_steps + 16
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         ys, final, stop = _interpolated(
             model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget, progress
         )
-        ys, final = _check_stop(stop, ys, final, model_name, n_steps * dt_ms, budget)
+        ys, final = _check_stop(stop, ys, final, model_name, n_steps * dt_ms, budget, given_solver, stochastic)
     else:
         n_samples = math.ceil((n_steps - tr) / k)
         n_rest = n_samples - 1

@@ -1,5 +1,7 @@
 """simulate(): recording semantics, jit / grad / vmap, chunking, inputs, and bad input."""
 
+import warnings
+
 import diffrax as dfx
 import equinox as eqx
 import jax
@@ -750,3 +752,47 @@ def test_a_progress_bar_run_steps_through_sample_times_that_float32_cannot_tell_
     state = Substeps(dfx.Euler(), 2, 0.1).init(terms, ts[0], ts[1], y, source)
     recorded, _, _ = _record_diffrax(node, terms, y, state, source, dfx.Euler(), _Monitor((("x", "x"),)), ts, 2, 0.1, None, False)
     np.testing.assert_allclose(recorded["x"][:, 0], 0.2 * np.arange(1, 6), rtol=1e-6)
+
+
+def test_an_adaptive_float32_run_stuck_at_its_end_says_why_and_how_to_fix_it():
+    # diffrax 0.7.2 forces the last 100 float32 spacings before t1 (6.25 ms at 600 s) into
+    # steps it rejects again and again (its issue #756): a 600 s Hopf run (Tsit5, rtol
+    # 1e-6) spent all 16 n steps 6.6 ms before its end, and the message blamed divergence
+    # and asked for a larger max_steps, which cannot help.
+    from brainmass_eqx._simulate import _check_stop
+
+    final = {"x": jnp.array([0.3])}
+    stop = (dfx.RESULTS.max_steps_reached, np.float32(599993.375), 96000016)
+    with pytest.raises(RuntimeError, match=r"Hopf: the solve stopped at t = 599993\.38 ms of 600000 ms .*float32 times are "
+                       r"0\.0625 ms apart .*last 6\.25 ms .*diffrax issue #756.*A larger max_steps does not help: run it in "
+                       r"float64 .*y0=previous_trajectory"):
+        _check_stop(stop, {}, final, "Hopf", 600000.0, 96000016)
+    # Far from the end, or in float64, it is the budget (or a divergence) as before; a run
+    # already on an implicit solver is not told to use one.
+    for t_stop in (np.float32(41.97), np.float64(599999.9)):
+        with pytest.raises(RuntimeError, match=r"give max_steps > 8016, loosen rtol/atol\.$") as info:
+            _check_stop((dfx.RESULTS.max_steps_reached, t_stop, 8016), {}, final, "Lorenz", 600000.0, 8016, dfx.Kvaerno5())
+        assert "issue #756" not in str(info.value)
+    with pytest.raises(RuntimeError, match=r"loosen rtol/atol, or use a stiff solver \(diffrax\.Kvaerno5\(\)\)\.$"):
+        _check_stop((dfx.RESULTS.max_steps_reached, np.float32(41.97), 8016), {}, final, "Lorenz", 50.0, 8016, dfx.Tsit5())
+    # Kvaerno5 is an ODE solver: not advised to a noisy model.
+    with pytest.raises(RuntimeError, match=r"loosen rtol/atol\.$"):
+        _check_stop((dfx.RESULTS.max_steps_reached, np.float32(1.25), 1616), {}, final, "Noisy(Hopf)", 10.0, 1616,
+                    dfx.Heun(), stochastic=True)
+
+
+def test_a_long_float32_saveat_run_warns_of_its_stretched_last_step():
+    # diffrax takes the last 100 float32 spacings before t1 as one step: 6.25 ms at 600 s
+    # (a 600 s Hopf run at dt 0.1 ms with saveat: its last samples 7.95e-2 off, silently).
+    from brainmass_eqx._simulate import _warn_float32_end
+
+    with pytest.warns(RuntimeWarning, match=r"0\.0625 ms apart at its end \(600000 ms\).*last 6\.25 ms .*62\.5 dt.*sample_every="):
+        _warn_float32_end(600000.0, 0.1, adaptive=False)
+    with pytest.warns(RuntimeWarning, match=r"retry it without end \(diffrax issue #756\)"):
+        _warn_float32_end(100000.0, 0.1, adaptive=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_float32_end(100000.0, 0.1, adaptive=False)  # a 0.78 ms last step: below float32's own rounding
+        _warn_float32_end(10000.0, 0.1, adaptive=True)
+        with enable_x64(True):
+            _warn_float32_end(600000.0, 0.1, adaptive=True)
