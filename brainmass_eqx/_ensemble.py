@@ -35,6 +35,7 @@ from jaxtyping import PyTree
 
 from ._checks import check_int, did_you_mean, is_traced, keyword_names, suggests_keywords
 from ._files import atomic_write, check_writable
+from ._memory import available_bytes, format_bytes, program_bytes, release_free_memory
 from ._units import is_quantity, quantity, unxt_module
 
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
@@ -169,6 +170,182 @@ def _join(outs: Sequence[PyTree], size: int) -> PyTree:
     return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs)[:size] if eqx.is_array(xs[0]) else xs[0], *outs)
 
 
+# Per signature (`_signature`): what one call of it allocates, ``(temporaries, outputs)``
+# in bytes, or None where the backend does not say.
+_PROGRAM_BYTES: dict = {}
+
+
+def _members_of(batch: PyTree, start: int, stop: int) -> PyTree:
+    return jax.tree_util.tree_map(
+        lambda x: x[start:stop] if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
+    )
+
+
+def _program_bytes(mapped: Callable, args: tuple) -> tuple[int, int] | None:
+    """``(temporaries, outputs)`` of one call ``mapped(*args)``, from its compiled program
+    (compiled here once per signature; the call that follows reuses it from JAX's cache)."""
+    key = _signature(mapped, args)
+    if key is not None and key in _PROGRAM_BYTES:
+        return _PROGRAM_BYTES[key]
+    try:
+        compiled = mapped.lower(*args).compile()
+    except jax.errors.UnexpectedTracerError:
+        # ``fn`` closes over a value traced outside (``ensemble`` under ``jax.grad``): the
+        # call is traced into that computation, not run here, so there is nothing to check.
+        return None
+    found = program_bytes(compiled)
+    if key is not None:
+        if len(_PROGRAM_BYTES) >= 1024:  # keys hold their functions: do not keep them all
+            _PROGRAM_BYTES.clear()
+        _PROGRAM_BYTES[key] = found
+    return found
+
+
+def _does_not_fit_message(
+    *, need, available, device, programs, members, temporaries, outputs, joined, chunked, all_outputs, per_member, size,
+    caller="ensemble", option="chunk",
+) -> str:
+    where = "this machine" if device.platform == "cpu" else str(device)
+    text = (
+        f"{caller}: evaluating {size} members needs about {format_bytes(need)} of memory, "
+        f"{format_bytes(available)} is left on {where}: {programs} call(s) of {members} members at once, each "
+        f"with {format_bytes(temporaries)} of XLA temporaries and {format_bytes(outputs)} of outputs"
+        + (" (then joined: a copy of them all)" if joined else "")
+        + (f", and {format_bytes(all_outputs)} of host memory for every member's outputs" if chunked else "")
+        + ". "
+    )
+    # A sweep keeps a few numbers per point (its summaries), not its runs' outputs.
+    host = 0 if caller == "sweep" else all_outputs
+    # Room for what XLA's figures leave out (the compiler's own memory, the arguments).
+    fits = int(0.7 * (available - host) // per_member)
+    if fits >= 1:
+        text += (
+            f"Evaluate fewer members per call, one call after another: {option}={min(fits, max(1, size - 1))}"
+            + (f" (the outputs then gather in host memory, {format_bytes(all_outputs)} in all). " if host else ". ")
+        )
+    elif host > 0.7 * available:
+        text += f"The outputs alone take {format_bytes(all_outputs)}, so chunking does not help. "
+    else:
+        text += f"Even one member takes about {format_bytes(per_member)}, so chunking does not help. "
+    return text + (
+        "Or return less per member: record less often (simulate's sample_every) or fewer "
+        "monitors, or reduce inside the function (e.g. brainmass_eqx.metrics.functional_connectivity, a mean) so "
+        "that only small outputs come back. check_memory=False runs it anyway (the estimate is XLA's "
+        "own count of what the call allocates)."
+    )
+
+
+def _check_fits(
+    mapped: Callable, args: tuple, *, members: int, programs: int, joined: bool, device: jax.Device,
+    size: int, chunked: bool,
+) -> None:
+    """Raise `MemoryError` before running where ``programs`` calls of ``mapped(*args)`` at
+    once (each of ``members`` members), or the join of their outputs after them
+    (``joined``: the outputs and their concatenation), need more memory than ``device``
+    has left; where the run is ``chunked``, the host arrays that gather the outputs of all
+    ``size`` members count too. The error's ``details`` rebuild its message for `sweep`.
+    Nothing is checked where XLA or the system does not say."""
+    found = _program_bytes(mapped, args)
+    available = available_bytes(device)
+    if found is None or available is None:
+        return
+    temporaries, outputs = found
+    members = max(members, 1)  # an empty batch is one call of no members
+    all_outputs = outputs / members * size
+    # The calls' temporaries are freed before their outputs are joined.
+    per_call = max(temporaries + outputs, 2 * outputs if joined else 0)
+    need = programs * per_call + (all_outputs if chunked else 0)
+    if need > available:
+        details = dict(
+            need=need, available=available, device=device, programs=programs, members=members,
+            temporaries=temporaries, outputs=outputs, joined=joined, chunked=chunked, all_outputs=all_outputs,
+            per_member=per_call / members, size=size,
+        )
+        err = MemoryError(_does_not_fit_message(**details))
+        err.details = details
+        raise err
+
+
+def _evaluate(
+    mapped: Callable, batch: PyTree, size: int, devices: list, threads: int | None, check_memory: bool,
+    chunk_of: int | None = None,
+) -> PyTree:
+    """One `ensemble` call over ``batch`` (``size`` members): a vmap per device or per CPU
+    slice; the memory it needs checked first (`_check_fits`) when ``check_memory``.
+    ``chunk_of``: the call is one chunk of a run of that many members (`_chunked`)."""
+    n_dev = len(devices)
+
+    def check(args, members, programs, joined, device):
+        if check_memory:
+            _check_fits(
+                mapped, args, members=members, programs=programs, joined=joined, device=device,
+                size=size if chunk_of is None else chunk_of, chunked=chunk_of is not None,
+            )
+
+    if n_dev == 1:
+        if is_traced(batch):
+            return mapped(batch)
+        # Committed to the device asked for: uncommitted arrays run on the default device.
+        batch = jax.tree_util.tree_map(
+            lambda x: jax.device_put(x, devices[0]) if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
+        )
+        # No empty slices; an empty batch (size 0) is one vmap, which takes it as jax.vmap does.
+        slices = 1
+        if devices[0].platform == "cpu":
+            slices = min(size, cpu_slices(size) if threads is None else int(threads))
+        if slices <= 1:
+            check((batch,), max(size, 1), 1, False, devices[0])
+            return mapped(batch)
+        parts, per = split_batch(batch, size, slices)
+        check((parts[0],), per, slices, True, devices[0])
+        return _join(run_slices(mapped, [(part,) for part in parts]), size)
+    padded_size = -(-size // n_dev) * n_dev
+    batch = pad_batch(batch, size, padded_size)
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    sharding = NamedSharding(mesh, PartitionSpec("batch"))
+    batch = jax.tree_util.tree_map(
+        lambda x: jax.device_put(x, sharding) if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
+    )
+    # XLA's figures for a sharded program are per device; host devices share one memory.
+    on_host = all(d.platform == "cpu" for d in devices)
+    check((batch,), padded_size // n_dev, n_dev if on_host else 1, True, devices[0])
+    return _join([mapped(batch)], size)
+
+
+def _chunked(
+    mapped: Callable, batch: PyTree, size: int, chunk: int, devices: list, threads: int | None, check_memory: bool,
+) -> PyTree:
+    """`_evaluate` over ``chunk`` members at a time, one call after another, each call's
+    outputs copied into NumPy arrays of all ``size`` members as it finishes (the last chunk
+    padded, so that every call has one compiled shape)."""
+    out = None
+    for start in range(0, size, chunk):
+        stop = min(start + chunk, size)
+        part = pad_batch(_members_of(batch, start, stop), stop - start, chunk)
+        got = _evaluate(mapped, part, chunk, devices, threads, check_memory, chunk_of=size)
+        if is_traced(got):
+            raise ValueError(
+                "ensemble: chunk cannot be used where ensemble is traced (under jax.jit / grad, or fn closing "
+                "over a traced value): it copies each chunk's outputs to host memory. Leave chunk=None there."
+            )
+        if out is None:
+            # Every member's outputs, allocated once (a concatenation of the chunks at the end
+            # would hold them twice).
+            out = jax.tree_util.tree_map(
+                lambda x: np.empty((size,) + x.shape[1:], x.dtype) if eqx.is_array(x) else x, got
+            )
+
+        def put(dest, x, start=start, stop=stop):
+            if isinstance(dest, np.ndarray):
+                dest[start:stop] = np.asarray(x)[: stop - start]
+            return dest
+
+        out = jax.tree_util.tree_map(put, out, got)
+        del got
+        release_free_memory()
+    return out
+
+
 @suggests_keywords
 def ensemble(
     fn: Callable[[PyTree], PyTree],
@@ -176,6 +353,8 @@ def ensemble(
     *,
     devices: Sequence[jax.Device] | None = None,
     threads: int | None = None,
+    chunk: int | None = None,
+    check_memory: bool = True,
 ) -> PyTree:
     """Evaluate ``fn`` on every member of ``batch``: ``vmap`` per device, sharded across devices.
 
@@ -192,43 +371,46 @@ def ensemble(
       (padded like the shards), whose vmaps run at once in threads.
       Default `cpu_slices` (one per core, each of at least 4 members; 1 off a CPU, and 1
       when ``ensemble`` is itself being traced); ``threads=1`` is one vmap call.
+    - `chunk`: members per call, the calls made one after another (the last padded), each
+      call's outputs copied to host memory as it finishes: the memory of one call of
+      ``chunk`` members plus the outputs of all ``B`` (a single vmap needs about twice the
+      outputs: XLA stacks a run's records time-major and transposes them). The result's
+      array leaves are then NumPy arrays. Each chunk is evaluated as a call of ``chunk``
+      members would be (its own slices or shards); not under ``jax.jit`` / ``jax.grad``.
+      Default None: one call.
+    - `check_memory`: before running, compare the memory the compiled call allocates
+      (XLA's temporaries and outputs, times the slices or host devices at once, plus their
+      join) with what is left (on a CPU: Linux's ``MemAvailable``, or a container's
+      cgroup limit; on a GPU: its memory limit less what is in use), and raise
+      `MemoryError` with a ``chunk`` that fits, instead of a run that Linux kills for
+      memory (or that swaps) midway. Checked once per compiled shape (the compilation is
+      the one the run uses); not where ``ensemble`` is traced. ``False`` skips it.
 
     **Returns:** ``fn``'s outputs stacked along a leading axis of length ``B`` (``B = 0``
     included); leaves of ``fn``'s output that are not arrays are returned as they are, as
     ``eqx.filter_vmap`` does. Equal to ``eqx.filter_jit(eqx.filter_vmap(fn))(batch)`` up to
-    rounding: XLA compiles each slice or shard size separately, and its vectorised loops
-    may round differently (measured: 1 ulp, 1.2e-7, on a 20 ms Hopf run, for 2-5 slices or
-    4 devices; bitwise equal with ``threads=1`` on one device).
+    rounding: XLA compiles each slice, shard or chunk size separately, and its vectorised
+    loops may round differently (measured: 1 ulp, 1.2e-7, on a 20 ms Hopf run, for 2-5
+    slices or 4 devices; bitwise equal with ``threads=1`` on one device).
+
+    **Raises:** `MemoryError` (with ``check_memory``) where the call cannot fit, naming
+    the bytes needed and left and a ``chunk`` that fits.
     """
     size = batch_size_of(batch)
     devices = list(jax.devices() if devices is None else devices)
-    n_dev = len(devices)
     if threads is not None:
         threads = check_int(threads, "ensemble: threads", 1, hint=" (or None for one per CPU core)")
+    if chunk is not None:
+        chunk = check_int(chunk, "ensemble: chunk", 1, hint=" (members per call; or None for one call)")
     mapped = eqx.filter_jit(eqx.filter_vmap(fn))
-    if n_dev == 1:
-        if is_traced(batch):
-            return mapped(batch)
-        # Committed to the device asked for: uncommitted arrays run on the default device.
-        batch = jax.tree_util.tree_map(
-            lambda x: jax.device_put(x, devices[0]) if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
+    if chunk is None or chunk >= size:
+        return _evaluate(mapped, batch, size, devices, threads, check_memory)
+    if is_traced(batch):
+        raise ValueError(
+            "ensemble: chunk cannot be used on a traced batch (under jax.jit / vmap / grad): it copies each "
+            "chunk's outputs to host memory. Leave chunk=None there."
         )
-        if devices[0].platform != "cpu":
-            return mapped(batch)
-        # No empty slices; an empty batch (size 0) is one vmap, which takes it as jax.vmap does.
-        slices = min(size, cpu_slices(size) if threads is None else int(threads))
-        if slices <= 1:
-            return mapped(batch)
-        parts, _ = split_batch(batch, size, slices)
-        return _join(run_slices(mapped, [(part,) for part in parts]), size)
-    padded_size = -(-size // n_dev) * n_dev
-    batch = pad_batch(batch, size, padded_size)
-    mesh = Mesh(np.asarray(devices), ("batch",))
-    sharding = NamedSharding(mesh, PartitionSpec("batch"))
-    batch = jax.tree_util.tree_map(
-        lambda x: jax.device_put(x, sharding) if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
-    )
-    return _join([mapped(batch)], size)
+    return _chunked(mapped, batch, size, chunk, devices, threads, check_memory)
 
 
 def _grid_values(name: str, v: Any) -> tuple[np.ndarray, str | None]:
@@ -430,6 +612,7 @@ def sweep(
     progress: bool = False,
     checkpoint: str | os.PathLike | None = None,
     as_dataframe: bool = False,
+    check_memory: bool = True,
 ):
     """Evaluate ``simulate_fn(**point)`` over a parameter grid and summarise each run.
 
@@ -444,7 +627,8 @@ def sweep(
       a mean rate, a dominant frequency (see `brainmass_eqx.metrics`).
     - `product`: the Cartesian product of the value lists (default) or, with ``False``,
       equally long lists zipped point by point.
-    - `chunk_size`: points evaluated per `ensemble` call (bounds memory).
+    - `chunk_size`: points evaluated per `ensemble` call (bounds memory: a chunk's runs are
+      held whole while its summaries are computed).
     - `devices`: passed to `ensemble`.
     - `progress`: a progress bar over chunks.
     - `checkpoint`: a ``.npz`` path. Finished chunks are written to it; rerunning the same
@@ -455,6 +639,8 @@ def sweep(
       writable); each save replaces the file whole (a sweep killed while saving keeps the
       previous one).
     - `as_dataframe`: return a ``pandas.DataFrame`` (pandas must be installed).
+    - `check_memory`: as `ensemble`'s: a chunk that cannot fit in the memory left raises
+      `MemoryError` (naming a ``chunk_size`` that fits) before it runs.
 
     **Returns:** a dict of 1-D NumPy arrays: the grid columns, then one column per summary.
     A grid given as Quantities gives its column as a Quantity in the same unit (in a
@@ -509,9 +695,16 @@ def sweep(
         batch = {name: jnp.asarray(v[start:stop]) for name, v in table.items()}
         if stop - start < chunk_size:  # keep one compiled shape: pad the last chunk
             batch = pad_batch(batch, stop - start, chunk_size)
-        out = ensemble(point_summaries, batch, devices=devices)
+        try:
+            out = ensemble(point_summaries, batch, devices=devices, check_memory=check_memory)
+        except MemoryError as err:
+            if not hasattr(err, "details"):
+                raise
+            raise MemoryError(_does_not_fit_message(**err.details, caller="sweep", option="chunk_size")) from None
         for name in names:
             results[name][start:stop] = np.asarray(out[name])[: stop - start]
+        del out
+        release_free_memory()  # else each chunk's threads kept what its runs freed (see there)
         if checkpoint is not None:
             with atomic_write(checkpoint) as f:
                 np.savez(f, fingerprint=fingerprint, done=stop, **results)

@@ -189,7 +189,7 @@ def test_the_checks_see_the_api():
     assert {"brainmass_eqx.simulate", "brainmass_eqx.Network", "brainmass_eqx.fit.ParamSpace",
             "brainmass_eqx.metrics.functional_connectivity"} <= set(objects)
     items, _, _ = _listed(bx.ensemble.__doc__)
-    assert items == {"fn", "batch", "devices", "threads"}
+    assert items == {"fn", "batch", "devices", "threads", "chunk", "check_memory"}
     assert undocumented_arguments("brainmass_eqx.x", lambda new_argument: None) == ["new_argument"]
 
     def renamed(b):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -290,3 +291,100 @@ def test_sweep_bad_input():
     with pytest.raises(ValueError, match=r"sweep: summary 'x' must return a scalar per run, got shape \(2, 1\) .*Reduce it in the summary, e.g. lambda result: jnp.mean"):
         ens.sweep(lambda a, w: calls.append(a) or _hopf_point(a, w), {"a": [0.1], "w": [0.3]}, {"x": lambda tr: tr["x"][:2]})
     assert len(calls) == 1  # the trace; no chunk ran
+
+
+# -- memory: an up-front check, and chunks one after another --------------------------------
+
+
+def _record_every_step(a):
+    return bx.simulate(bx.Hopf(2, a=a, init_x=0.5), 20.0, dt=0.1)["x"]
+
+
+def _xla_bytes(fn, batch):
+    """XLA's own count of one vmapped call's temporaries and outputs."""
+    stats = eqx.filter_jit(eqx.filter_vmap(fn)).lower(batch).compile().compiled.memory_analysis()
+    return stats.temp_size_in_bytes, stats.output_size_in_bytes
+
+
+def test_a_call_that_cannot_fit_is_refused_before_it_runs_with_a_chunk_that_fits(monkeypatch):
+    a = jnp.linspace(0.05, 0.8, 8)
+    want = np.asarray(eqx.filter_jit(eqx.filter_vmap(_record_every_step))(a))
+    need = sum(_xla_bytes(_record_every_step, a))  # one vmap call of all 8: what the check counts
+    monkeypatch.setattr(ens, "available_bytes", lambda device: need - 1)
+    with pytest.raises(MemoryError, match=r"ensemble: evaluating 8 members needs about .* Evaluate fewer members per call, one call after another: chunk=(\d+)") as err:
+        ens.ensemble(_record_every_step, a, threads=1)
+    chunk = int(re.search(r"chunk=(\d+)", str(err.value)).group(1))
+    assert 1 <= chunk < 8
+    # The chunk it names fits the same memory, and gives the same members.
+    got = ens.ensemble(_record_every_step, a, threads=1, chunk=chunk)
+    assert isinstance(got, np.ndarray) and got.shape == (8, 200, 2)
+    # Calls of another width round differently (XLA compiles each): 9e-8 over 200 steps.
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(ens.ensemble(_record_every_step, a, threads=1, check_memory=False), want)
+    # Where even the outputs of all members do not fit, chunking is not offered.
+    monkeypatch.setattr(ens, "available_bytes", lambda device: want.nbytes // 2)
+    with pytest.raises(MemoryError, match="The outputs alone take .*, so chunking does not help"):
+        ens.ensemble(_record_every_step, a, threads=1)
+    # A sweep names its own option, chunk_size.
+    half = sum(_xla_bytes(lambda a: _record_every_step(a).mean(), a[:4])) // 2
+    monkeypatch.setattr(ens, "available_bytes", lambda device: half)
+    with pytest.raises(MemoryError, match=r"sweep: evaluating 4 members .* chunk_size=\d+"):
+        ens.sweep(lambda a: _record_every_step(a), {"a": [0.1, 0.2, 0.3, 0.4]}, {"m": lambda x: x.mean()}, chunk_size=4)
+
+
+def test_slices_at_once_and_their_join_count_in_the_check(monkeypatch):
+    # 8 members in 2 slices of 4 at once: twice one slice's memory, or the join of their
+    # outputs (the slices' outputs and a copy of them all), whichever is more.
+    a = jnp.linspace(0.05, 0.8, 8)
+    temp, out = _xla_bytes(_record_every_step, a[:4])
+    need = 2 * max(temp + out, 2 * out)
+    monkeypatch.setattr(ens, "available_bytes", lambda device: need)
+    ens.ensemble(_record_every_step, a, threads=2)
+    monkeypatch.setattr(ens, "available_bytes", lambda device: need - 1)
+    with pytest.raises(MemoryError, match="2 call.s. of 4 members at once"):
+        ens.ensemble(_record_every_step, a, threads=2)
+    # Nothing to compare with (not Linux, a backend without figures): no check.
+    monkeypatch.setattr(ens, "available_bytes", lambda device: None)
+    ens.ensemble(_record_every_step, a, threads=2)
+
+
+def test_chunks_equal_the_calls_of_their_size_and_keep_what_is_not_an_array():
+    a = jnp.linspace(0.05, 0.8, 7)
+
+    def fn(a):
+        return {"x": _record_every_step(a)[-1], "label": "hopf"}
+
+    got = ens.ensemble(fn, a, chunk=3, threads=1)
+    assert got["label"] == "hopf" and isinstance(got["x"], np.ndarray) and got["x"].shape == (7, 2)
+    # Each chunk (the last padded to 3) is the vmap of 3 members, bit for bit.
+    per_chunk = [np.asarray(ens.ensemble(fn, ens.pad_batch(a[i : i + 3], len(a[i : i + 3]), 3), threads=1)["x"])
+                 for i in (0, 3, 6)]  # fmt: skip
+    np.testing.assert_array_equal(got["x"], np.concatenate(per_chunk)[:7])
+    np.testing.assert_allclose(got["x"], eqx.filter_vmap(fn)(a)["x"], rtol=3e-7, atol=0)
+    with pytest.raises(TypeError, match=r"ensemble: chunk must be an int >= 1 \(members per call"):
+        ens.ensemble(fn, a, chunk=2.5)
+    with pytest.raises(ValueError, match="chunk cannot be used on a traced batch"):
+        eqx.filter_jit(lambda b: ens.ensemble(fn, b, chunk=3))(a)
+
+
+def test_chunks_hand_freed_memory_back_between_them(monkeypatch):
+    # Each chunk's slices run in new threads, whose glibc arenas kept what the run freed:
+    # the peak grew with the number of chunks (see `release_free_memory`).
+    calls = []
+    monkeypatch.setattr(ens, "release_free_memory", lambda: calls.append(1))
+    ens.ensemble(lambda a: a * 2, jnp.arange(10.0), chunk=4)
+    assert len(calls) == 3
+    ens.sweep(lambda a: a * 2, {"a": np.arange(10.0)}, {"twice": lambda x: x}, chunk_size=4)
+    assert len(calls) == 6
+
+
+def test_host_memory_is_the_smaller_of_linux_and_a_cgroup_limit(monkeypatch):
+    import brainmass_eqx._memory as mem
+
+    limits = {"/sys/fs/cgroup/memory.max": 4_000_000_000, "/sys/fs/cgroup/memory.current": 3_000_000_000}
+    monkeypatch.setattr(mem, "_read_int", lambda path: limits.get(path))
+    linux = mem._host_available()
+    assert linux is not None and linux <= 1_000_000_000
+    limits.clear()  # no cgroup limit ("max" reads as None)
+    assert mem._host_available() > 0
+    assert mem.format_bytes(3.2e9) == "3.2 GB" and mem.format_bytes(64e6) == "64 MB" and mem.format_bytes(12) == "12 B"
