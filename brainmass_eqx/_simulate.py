@@ -25,6 +25,7 @@ from ._checks import (
     did_you_mean,
     divergence_raises,
     error_if_member,
+    error_if_member_in_place,
     is_traced,
     key_mismatch,
     positive_ms,
@@ -1349,7 +1350,7 @@ def simulate(
             names = _recorded_states(spec)
             checked = (ys, {name: v for name, v in final.items() if name in names})
             finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(checked)]))
-            ys, final = error_if_member(
+            ys, final = error_if_member_in_place(
                 (ys, final),
                 ~finite,
                 f"{model_name} diverged (a recorded value, or a recorded state at the end, is NaN/inf); run it outside jit for the time "
