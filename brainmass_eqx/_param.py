@@ -21,7 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
-from ._units import UnitError, as_float_array, is_quantity, to_canonical, unit_factor, unxt_module
+from ._units import (
+    AnyQuantity,
+    UnitError,
+    as_float_array,
+    is_quantity,
+    to_canonical,
+    unit_factor,
+    unxt_module,
+)
 
 __all__ = [
     "AbstractTransform",
@@ -240,7 +248,7 @@ class Param(eqx.Module):
 
     def __init__(
         self,
-        value: ArrayLike,
+        value: ArrayLike | AnyQuantity,
         fit: bool = True,
         transform: str | AbstractTransform | None = None,
         bounds: tuple[Any, Any] | None = None,

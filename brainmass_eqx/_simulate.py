@@ -17,7 +17,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import (
     broadcasts_to_regions,
@@ -60,9 +60,11 @@ class Trajectory(eqx.Module):
     **Fields:**
 
     - `ts`: the sample times, ms, shape ``(T,)`` (the time at the *end* of each recorded step);
-      float64 for a run on the step grid outside ``jax.jit`` (float32 times far into a run
-      are too coarse to tell samples apart: 0.25 ms apart at an hour).
-    - `ys`: ``{name: array (T, ...)}``, one entry per monitor.
+      a float64 NumPy array for a run on the step grid outside ``jax.jit`` (float32 times
+      far into a run are too coarse to tell samples apart: 0.25 ms apart at an hour), a
+      JAX array otherwise.
+    - `ys`: ``{name: array (T, ...)}``, one entry per monitor (NumPy arrays for a run with
+      ``chunk=``, which gathers them in host memory, and for a loaded file).
     - `final_state`: the model state at the end of the run, $t$ = ``duration`` (also when
       the last sample is earlier: samples fall on every ``sample_every``-th step from the
       first, or on ``saveat``). To continue the run, pass the
@@ -76,18 +78,20 @@ class Trajectory(eqx.Module):
     ``traj['x']`` is ``traj.ys['x']``; ``traj.quantity('x')`` attaches the unit.
     """
 
-    ts: Array
-    ys: dict[str, Array]
-    final_state: dict[str, Array]
+    # NumPy where the run was concrete (exact float64 times, chunks gathered on the host,
+    # a loaded file); JAX under tracing.
+    ts: Float[Array | np.ndarray, " T"]
+    ys: dict[str, Array | np.ndarray]
+    final_state: dict[str, Array | np.ndarray]
     units: dict[str, str] = eqx.field(static=True)
-    t1: Array | None = None
+    t1: Float[ArrayLike, ""] | None = None
 
     @property
     def end_time(self):
         """The time of ``final_state`` (ms): `t1`, or ``ts[-1]`` where it is not known."""
         return self.ts[..., -1] if self.t1 is None else self.t1
 
-    def __getitem__(self, name: str) -> Array:
+    def __getitem__(self, name: str) -> Array | np.ndarray:
         try:
             return self.ys[name]
         except KeyError:
@@ -1007,7 +1011,7 @@ def simulate(
     dt: Any,
     solver: dfx.AbstractSolver | None = None,
     key: PRNGKeyArray | None = None,
-    y0: Mapping[str, Any] | None = None,
+    y0: Mapping[str, Any] | Trajectory | None = None,
     inputs: Any = None,
     monitors: Any = None,
     transient: Any = 0,

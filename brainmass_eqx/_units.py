@@ -150,6 +150,21 @@ def is_quantity(x: Any) -> bool:
     return cls is not None and isinstance(x, cls)
 
 
+class _QuantityMeta(type):
+    def __instancecheck__(cls, x: Any) -> bool:
+        return is_quantity(x)
+
+
+class AnyQuantity(metaclass=_QuantityMeta):
+    """A unxt Quantity of any unit, for annotations (``x: Float[ArrayLike, "T N"] |
+    AnyQuantity``): ``isinstance(x, AnyQuantity)`` is `is_quantity`, so an annotation can
+    name Quantities without importing unxt (~1 s), and a runtime type checker accepts them.
+    Never instantiated."""
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        raise TypeError("AnyQuantity is an annotation; build a Quantity with unxt.Quantity(value, unit).")
+
+
 def magnitude(x: Any) -> Any:
     """The numbers of a Quantity in its own unit; anything else is returned unchanged."""
     return x.value if is_quantity(x) else x

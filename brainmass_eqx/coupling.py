@@ -112,10 +112,11 @@ class AbstractCoupling(Readable):
             )
         return out
 
-    def effective_weights(self, weights: Float[Array, "T J"]) -> Float[Array, "T J"]:
+    def effective_weights(self, weights: Float[Array | np.ndarray, "T J"]) -> Float[Array | np.ndarray, "T J"]:
         """The weights the kernel sums with, from the network's connection weights
         (identity; `Laplacian` normalises). Dense ``(N, N)``, or ``(N, J)`` per-target
-        lists for a sparse connectome."""
+        lists for a sparse connectome. A `Network` passes NumPy weights when they are
+        concrete (it plans on the host) and gets NumPy back; JAX ones under tracing."""
         return weights
 
     def __call__(

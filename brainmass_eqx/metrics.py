@@ -34,7 +34,8 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._checks import check_int, sampling_step, series_of, suggests_keywords, user_stacklevel
 from ._names import module_getattr
-from ._units import magnitude, to_canonical, to_ms, traced_time_message
+from ._units import AnyQuantity, magnitude, to_canonical, to_ms, traced_time_message
+from .datasets._types import Signal
 
 __all__ = [
     "functional_connectivity",
@@ -348,7 +349,7 @@ def _peak_frequency(freqs: Array, psd: Array, values: Array, refine: bool) -> Ar
 
 
 def functional_connectivity(
-    x: Float[ArrayLike, "*batch time regions"],
+    x: Float[ArrayLike, "*batch time regions"] | AnyQuantity | Signal,
 ) -> Float[Array, "*batch regions regions"]:
     r"""Static functional connectivity: the Pearson correlation matrix across regions.
 
@@ -370,7 +371,7 @@ def functional_connectivity(
 
 
 def functional_connectivity_dynamics(
-    x: Float[ArrayLike, "*batch time regions"], window_size: int = 30, step_size: int = 5
+    x: Float[ArrayLike, "*batch time regions"] | AnyQuantity | Signal, window_size: int = 30, step_size: int = 5
 ) -> Float[Array, "*batch windows windows"]:
     r"""Functional connectivity dynamics (FCD), braintools's definition.
 
@@ -382,7 +383,8 @@ def functional_connectivity_dynamics(
 
     **Arguments:**
 
-    - `x`: signals, shape `(time, regions)` or `(..., time, regions)`, at least 2 regions.
+    - `x`: signals, shape `(time, regions)` or `(..., time, regions)`, at least 2 regions;
+      a unxt Quantity's unit is ignored, a `Signal` gives its time series.
     - `window_size`: window length in samples, an integer > 1.
     - `step_size`: stride between window starts in samples, an integer > 0.
 
@@ -638,7 +640,7 @@ _SPECTRAL_ALIASES = {
 
 @suggests_keywords(aliases=_SPECTRAL_ALIASES)
 def power_spectral_density(
-    x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
+    x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"] | AnyQuantity | Signal,
     dt: Any = None,
     nperseg: int | None = None,
     noverlap: int | None = None,
@@ -736,12 +738,12 @@ def _band_indices(nperseg: int, dt_ms: Any, band: Sequence[float | None], name: 
 
 @suggests_keywords(forwards_to=power_spectral_density, aliases=_SPECTRAL_ALIASES)
 def dominant_frequency(
-    x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"],
+    x: Float[ArrayLike, " time"] | Float[ArrayLike, "*batch time regions"] | AnyQuantity | Signal,
     dt: Any = None,
     *,
     refine: bool = True,
     **welch_kwargs: Any,
-) -> Float[Array, "*batch regions"]:
+) -> Float[Array, ""] | Float[Array, "*batch regions"]:
     r"""Frequency (Hz) of the largest spectral peak, per region, DC excluded.
 
     The peak bin $k = \arg\max_{f_k > 0} P(f_k)$ of `power_spectral_density`, by default
@@ -780,7 +782,7 @@ def dominant_frequency(
 
 
 def kuramoto_order_parameter(
-    phases: Float[ArrayLike, "*batch time regions"],
+    phases: Float[ArrayLike, "*batch time regions"] | AnyQuantity | Signal,
 ) -> Float[Array, "*batch time"]:
     r"""Kuramoto order parameter $R(t) = \big|\tfrac{1}{N}\sum_j e^{i\theta_j(t)}\big|$.
 
@@ -788,14 +790,15 @@ def kuramoto_order_parameter(
 
     **Arguments:**
 
-    - `phases`: phases in radians, shape `(time, regions)` or `(..., time, regions)`.
+    - `phases`: phases in radians, shape `(time, regions)` or `(..., time, regions)` (a
+      Quantity's unit is ignored, a `Signal` gives its time series).
 
     **Returns:** $R$, shape `(..., time)`.
     """
     return _kuramoto(_check_signal(phases, "phases"))
 
 
-def metastability(phases: Float[ArrayLike, "*batch time regions"]) -> Float[Array, "*batch"]:
+def metastability(phases: Float[ArrayLike, "*batch time regions"] | AnyQuantity | Signal) -> Float[Array, "*batch"]:
     r"""Metastability: the standard deviation over time (ddof 0) of the Kuramoto order parameter.
 
     $\sqrt{\overline{R^2} - \bar R^2}$ (Shanahan 2010; Deco et al. 2017). Gradient finite
@@ -803,7 +806,8 @@ def metastability(phases: Float[ArrayLike, "*batch time regions"]) -> Float[Arra
 
     **Arguments:**
 
-    - `phases`: phases in radians, shape `(time, regions)` or `(..., time, regions)`.
+    - `phases`: phases in radians, shape `(time, regions)` or `(..., time, regions)` (a
+      Quantity's unit is ignored, a `Signal` gives its time series).
 
     **Returns:** the metastability, shape `(...)`.
     """

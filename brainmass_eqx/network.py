@@ -265,7 +265,8 @@ def _host(value, unit: str = "", name: str = "a sparse matrix") -> np.ndarray | 
         value = _sparse_entries(value, name)[2]
     if isinstance(value, jax.core.Tracer):
         return None
-    return np.asarray(value, dtype=np.float64) * scale
+    # asarray again: a 0-d array times a float is a NumPy scalar, not an array.
+    return np.asarray(np.asarray(value, dtype=np.float64) * scale)
 
 
 def _refuse_bad_lags(arr: np.ndarray | None, name: str, unit: str, fix: str) -> None:
@@ -396,22 +397,24 @@ class _Plan(eqx.Module):
     ``rowsum`` the row sums of the effective weights, ``frac`` the fractions (generic
     kernels only). ``block > 1``: the summed reads may run ``block`` steps at a time
     (`hist.read_sum_blocked`, with ``offsets[c]`` for channel block ``c``).
+    NumPy arrays where the plan was made from concrete arguments (on the host), JAX ones
+    under tracing.
     """
 
-    base: Array
-    lag: Array
+    base: Array | np.ndarray
+    lag: Array | np.ndarray
     n_channels: int = eqx.field(static=True)
-    w: Array
-    weights: Array
-    rowsum: Array
-    frac: Array | None
-    offsets: Array | None
+    w: Array | np.ndarray
+    weights: Array | np.ndarray
+    rowsum: Array | np.ndarray
+    frac: Array | np.ndarray | None
+    offsets: Array | np.ndarray | None
     n_slots: int = eqx.field(static=True)
     packed: bool = eqx.field(static=True)
     buffered: bool = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     block: int = eqx.field(static=True, default=0)
-    stamp: Array | None = None
+    stamp: Array | np.ndarray | None = None
 
 
 # Network has its own __init__; the AbstractModel.__post_init__ it then skips only converts

@@ -282,7 +282,7 @@ class AbstractNoise(Readable):
 class AbstractWhiteNoise(AbstractNoise):
     r"""Noise without state: the target's input receives $\mu + \sigma(t, y)\,\xi(t)$."""
 
-    def coefficient(self, t: Array, state: State) -> Array:
+    def coefficient(self, t: ArrayLike, state: State) -> Array:
         """$\\sigma(t, y)$, the intensity multiplying the unit white noise $\\xi(t)$: a
         scalar (the same for every region) or one value per region, ``(n_regions,)``, in the
         canonical magnitudes `bind` gave the fields (plain numbers)."""
@@ -291,7 +291,7 @@ class AbstractWhiteNoise(AbstractNoise):
             f"intensity sigma(t, y), a scalar or one value per region."
         )
 
-    def checked_coefficient(self, t: Array, state: State, n_regions: int) -> Array:
+    def checked_coefficient(self, t: ArrayLike, state: State, n_regions: int) -> Array:
         """`coefficient` broadcast to the ``n_regions`` regions, refused (at trace time)
         when it is neither a scalar nor per region: an ``(n, 1)`` column failed inside
         ``broadcast_to`` with no word of the noise, and a Quantity as a bare
@@ -969,6 +969,11 @@ class NoiseTerm(dfx.AbstractTerm):
 Enters = Literal["input", "derivative"]
 
 
+def _enter_pairs(enters: Mapping[str, str] | tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``{target: mode}`` (or its pairs) as sorted pairs: hashable, as a static field must be."""
+    return tuple(sorted(dict(enters).items()))
+
+
 class Noisy(AbstractModelWrapper):
     """A model with noise attached (build it with `with_noise`).
 
@@ -981,13 +986,14 @@ class Noisy(AbstractModelWrapper):
 
     - `model`: the deterministic model.
     - `noise`: ``{target: noise spec}`` in canonical units.
-    - `enters`: ``{target: 'input' | 'derivative'}``.
+    - `enters`: ``{target: 'input' | 'derivative'}``; stored as its sorted
+      ``(target, mode)`` pairs.
     """
 
     # Defaults only because the base class's n_regions has one; `with_noise` fills them.
     model: AbstractModel = None
     noise: dict = None
-    enters: tuple = eqx.field(default=(), static=True)
+    enters: tuple[tuple[str, str], ...] = eqx.field(default=(), static=True, converter=_enter_pairs)
 
     is_stochastic: ClassVar[bool] = True
 
@@ -996,7 +1002,6 @@ class Noisy(AbstractModelWrapper):
             raise TypeError(f"Noisy: `model` must be a brainmass_eqx model, got {type(self.model).__name__}.")
         self.n_regions = self.model.n_regions
         self.noise = dict(self.noise or {})
-        self.enters = tuple(sorted(dict(self.enters).items()))
 
     # -- names ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ canonical units of `brainmass_eqx._units`); the `*_quantity` accessors attach th
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
@@ -20,10 +20,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .._checks import is_traced, refuse_non_finite
-from .._units import is_quantity, quantity, to_canonical
-
-if TYPE_CHECKING:
-    import unxt
+from .._units import AnyQuantity, is_quantity, quantity, to_canonical
 
 __all__ = ["Connectome", "Signal", "default_labels"]
 
@@ -167,10 +164,10 @@ class Connectome(eqx.Module):
     def __init__(
         self,
         weights: ArrayLike,
-        distances: ArrayLike | unxt.AbstractQuantity | None = None,
-        labels: Sequence[str] | None = None,
+        distances: ArrayLike | AnyQuantity | None = None,
+        labels: Sequence[str] | np.ndarray | None = None,
         *,
-        centres: ArrayLike | unxt.AbstractQuantity | None = None,
+        centres: ArrayLike | AnyQuantity | None = None,
         cortical: ArrayLike | None = None,
         hemispheres: ArrayLike | None = None,
         areas: ArrayLike | None = None,
@@ -253,7 +250,7 @@ class Connectome(eqx.Module):
         """`distances` as a unxt Quantity in mm (brainmass's `distances` field)."""
         return quantity(self.distances, "mm")
 
-    def delays(self, speed: ArrayLike | unxt.AbstractQuantity) -> Float[Array, "N N"]:
+    def delays(self, speed: ArrayLike | AnyQuantity) -> Float[Array, "N N"]:
         r"""Conduction delays $\tau_{ij} = d_{ij} / v$ in ms.
 
         **Arguments:**
@@ -334,10 +331,10 @@ class Signal(eqx.Module):
     def __init__(
         self,
         signal: ArrayLike,
-        dt: float | unxt.AbstractQuantity,
-        labels: Sequence[str] | None = None,
+        dt: float | AnyQuantity,
+        labels: Sequence[str] | np.ndarray | None = None,
         fc: ArrayLike | None = None,
-        t_first: float | unxt.AbstractQuantity | None = None,
+        t_first: float | AnyQuantity | None = None,
     ):
         signal = _as_float_array(signal, "signal")
         if signal.ndim != 2:

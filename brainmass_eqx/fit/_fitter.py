@@ -82,7 +82,7 @@ class FitResult:
 
     backend: str
     best_loss: float
-    best_params: dict[str, Array]
+    best_params: dict[str, Array | np.ndarray]
     model: PyTree
     prediction: Any
     history: np.ndarray
@@ -195,7 +195,7 @@ def loss_is_flat(result: FitResult) -> bool:
     (for scipy: evaluations) is the same finite number, or a scipy gradient method stopped
     at once on a gradient that was exactly zero."""
     history = np.asarray(result.history, dtype=float)
-    same = history.size > 1 and bool(np.all(np.isfinite(history))) and np.ptp(history) == 0
+    same = history.size > 1 and bool(np.all(np.isfinite(history))) and bool(np.ptp(history) == 0)
     if result.backend == "scipy":
         return same or bool(isinstance(result.raw, dict) and result.raw.get("zero_gradient_at_start"))
     return result.n_steps >= 2 and same

@@ -20,7 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
+from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree, Scalar
 
 from .._checks import did_you_mean, divergence_gives_nan, pick_variable_hint
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec, unwrap
@@ -409,8 +409,8 @@ class ParamSpace:
             leaves.append(eqx.tree_at(lambda p: (p.raw, p.transform), leaf, (v, Identity())) if lf.is_param else v)
         return self._rebuild(leaves, frozen)
 
-    def penalty(self, values: Params) -> Scalar:
-        """The sum of every `Param`'s prior / penalty at ``values`` (0 if none)."""
+    def penalty(self, values: Params) -> Scalar | float:
+        """The sum of every `Param`'s prior / penalty at ``values`` (the float 0.0 if none)."""
         total = 0.0
         for lf in self.leaves:
             if lf.prior is not None:
@@ -432,7 +432,7 @@ class ParamSpace:
             parts.append(f"{name}={v.item():.6g}" if v.size == 1 else f"{name}={np.array2string(v, precision=6, threshold=8)}")
         return ", ".join(parts)
 
-    def ravel(self, values: Params) -> np.ndarray:
+    def ravel(self, values: dict[str, ArrayLike]) -> np.ndarray:
         """Concatenate constrained values into one float64 vector (in ``names`` order)."""
         return np.concatenate([np.asarray(values[n], dtype=np.float64).ravel() for n in self.names])
 

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from .._checks import (
     broadcasts_to_regions,
@@ -45,6 +45,8 @@ from .._units import CANONICAL_UNITS, as_float_array, check_real, is_quantity, t
 __all__ = ["AbstractModel", "AbstractModelWrapper", "Uniform", "parameter", "initial", "State"]
 
 State = dict[str, Array]
+# External inputs by name: arrays from `simulate`, plain numbers too when called by hand.
+Inputs = dict[str, ArrayLike]
 
 _DOMAINS = {
     "real": (-math.inf, math.inf, False),
@@ -453,7 +455,7 @@ class AbstractModel(Readable):
 
     # -- the contract ---------------------------------------------------------------------
 
-    def vector_field(self, t: Array, state: State, inputs: dict[str, Array]) -> State:
+    def vector_field(self, t: ArrayLike, state: State, inputs: Inputs) -> State:
         """Time derivative of every state variable, per ms.
 
         **Arguments:**
@@ -516,8 +518,9 @@ class AbstractModel(Readable):
         (ms), which sizes such state. Identity by default."""
         return solver
 
-    def input(self, inputs: dict[str, Array], name: str) -> Array:
-        """The named external input, 0 if absent. ``name`` must be one of ``input_names``:
+    def input(self, inputs: Inputs, name: str) -> ArrayLike:
+        """The named external input as given (an array, or a number), the Python float
+        0.0 if absent (weakly typed: it keeps the state's dtype). ``name`` must be one of ``input_names``:
         an undeclared name (a typo) would read 0 for ever, since `simulate` refuses inputs
         the model does not declare."""
         if name not in self.input_names:
@@ -528,7 +531,7 @@ class AbstractModel(Readable):
             )
         return inputs.get(name, 0.0)
 
-    def vector_field_and_diagonal(self, t: Array, state: State, inputs: dict[str, Array]) -> tuple[State, State]:
+    def vector_field_and_diagonal(self, t: ArrayLike, state: State, inputs: Inputs) -> tuple[State, State]:
         """``f(t, y)`` and, per variable, the diagonal of its own Jacobian block ``df_k/dy_k``.
 
         Used by `ExponentialEuler`. Each variable's block is linearised with the others

@@ -13,7 +13,8 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import refuse_non_finite, user_stacklevel, whole_steps
 from .._text import Readable
-from .._units import unxt_module
+from .._units import AnyQuantity, unxt_module
+from ..datasets._types import Signal
 from ._temporal import _is_quantity, _magnitude, _param, _series_and_step, _time_ms
 
 __all__ = ["BalloonWindkessel", "bold_from_signal"]
@@ -111,14 +112,15 @@ class BalloonWindkessel(Readable):
             "q": (f * extraction / self.rho - outflow * q / v) / self.tau,
         }
 
-    def __call__(self, signal: Float[ArrayLike, "T ..."], dt=None, *, tr=None) -> Array:
+    def __call__(self, signal: Float[ArrayLike, "T ..."] | AnyQuantity | Signal, dt=None, *, tr=None) -> Array:
         """BOLD of a recorded neural signal with these haemodynamics, every `tr`:
         ``bold_from_signal(signal, dt, tr=tr, model=self)`` (see there), so that the model
         is applied like `HRFBold` is."""
         return bold_from_signal(signal, dt, tr=tr, model=self)
 
-    def bold(self, state: State) -> Array:
-        """The BOLD signal of a state (dimensionless, 0 at rest)."""
+    def bold(self, state: dict[str, ArrayLike]) -> Array:
+        """The BOLD signal of a state (dimensionless, 0 at rest); only its ``q`` and ``v``
+        are read (arrays or numbers)."""
         q, v = state["q"], state["v"]
         return self.V0 * (self.k1 * (1.0 - q) + self.k2 * (1.0 - q / v) + self.k3 * (1.0 - v))
 
@@ -210,7 +212,7 @@ def _refuse_collapsed_flow(bold: np.ndarray, z: np.ndarray, n_per: int, dt_ms: f
 
 
 def bold_from_signal(
-    signal: Float[ArrayLike, "T ..."],
+    signal: Float[ArrayLike, "T ..."] | AnyQuantity | Signal,
     dt=None,
     *,
     tr=None,

@@ -18,7 +18,8 @@ import jax.scipy as jsp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._text import Readable
-from .._units import UnitError, unxt_module
+from .._units import AnyQuantity, UnitError, unxt_module
+from ..datasets._types import Signal
 from ._temporal import (
     _block_mean,
     _check_finite,
@@ -358,7 +359,7 @@ class HRFBold(Readable):
         """K, the number of kernel samples (and of history rows)."""
         return math.ceil(self.kernel.duration / self.downsample_period)
 
-    def __call__(self, signal: Float[ArrayLike, "T ..."], dt=None) -> Float[Array, "T_bold ..."]:
+    def __call__(self, signal: Float[ArrayLike, "T ..."] | AnyQuantity | Signal, dt=None) -> Float[Array, "T_bold ..."]:
         signal, dt = _series_and_step(signal, dt)
         dt_ms = _time_ms(dt, "dt")
         w = _steps_per(self.downsample_period, dt_ms, "downsample_period", "dt")

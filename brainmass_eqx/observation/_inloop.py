@@ -412,7 +412,7 @@ def simulate_bold(
     scale: Any = None,
     transient: Any = 0,
     monitors: Any = (),
-    y0: Mapping[str, Any] | None = None,
+    y0: Mapping[str, Any] | Trajectory | None = None,
     **kwargs: Any,
 ) -> Trajectory:
     """Simulate ``model`` with in-loop BOLD and keep only samples every TR.

@@ -12,7 +12,8 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import is_traced, series_of
 from .._text import Readable
-from .._units import UnitError, quantity, unxt_module
+from .._units import AnyQuantity, UnitError, quantity, unxt_module
+from ..datasets._types import Signal
 from ._temporal import _is_quantity, _magnitude, _param
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class LeadFieldModel(Readable):
 
     def __call__(
         self,
-        S: Float[ArrayLike, "... R"],
+        S: Float[ArrayLike, "... R"] | AnyQuantity | Signal,
         key: PRNGKeyArray | None = None,
         *,
         return_quantity: bool | None = None,
@@ -192,7 +193,7 @@ class LeadFieldModel(Readable):
         normals: Float[ArrayLike, "V 3"],
         parcel: Float[ArrayLike, "V R"],
         area_weights: Float[ArrayLike, " V"] | None = None,
-    ) -> Float[Array, "3V R"]:
+    ) -> Float[Array, "3*V R"]:
         """Fixed-orientation vertex -> region weights, shape (3V, R).
 
         Rows ``k*V + v`` (k = x, y, z) hold ``area[v] * parcel[v, r] * normals[v, k]``

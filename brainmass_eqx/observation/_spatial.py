@@ -11,7 +11,8 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import series_of
 from .._text import Readable
-from .._units import is_quantity, quantity
+from .._units import AnyQuantity, is_quantity, quantity
+from ..datasets._types import Signal
 from ._temporal import _magnitude
 
 __all__ = ["SpatialAverage"]
@@ -71,7 +72,7 @@ class SpatialAverage(Readable):
     def n_groups(self) -> int:
         return self.weights.shape[1]
 
-    def __call__(self, signal: Float[ArrayLike, "... N"]) -> Float[Array, "... G"]:
+    def __call__(self, signal: Float[ArrayLike, "... N"] | AnyQuantity | Signal) -> Float[Array, "... G"] | AnyQuantity:
         x = _magnitude(series_of(signal, "signal"))
         n = self.weights.shape[0]
         if x.ndim < 1 or x.shape[-1] != n:

@@ -17,6 +17,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import is_traced, sampling_step, series_of, whole_steps
 from .._units import (
+    AnyQuantity,
     TracedTimeError,
     UnitError,
     check_real,
@@ -25,6 +26,7 @@ from .._units import (
     to_ms,
     unxt_module,
 )
+from ..datasets._types import Signal
 
 __all__ = ["TemporalAverage"]
 
@@ -145,7 +147,9 @@ class TemporalAverage(eqx.Module):
     def __init__(self, period=4.0):
         self.period = _time_ms(period, "period")
 
-    def __call__(self, signal: Float[ArrayLike, "T ..."], dt=None) -> Float[Array, "T2 ..."]:
+    def __call__(
+        self, signal: Float[ArrayLike, "T ..."] | AnyQuantity | Signal, dt=None
+    ) -> Float[Array, "T2 ..."] | AnyQuantity:
         signal, dt = _series_and_step(signal, dt)
         w = _steps_per(self.period, _time_ms(dt, "dt"), "period", "dt")
         out = _block_mean(_magnitude(signal), w)
