@@ -11,6 +11,7 @@ regions only, so a simulation can be compared with a recording of another length
 not with one sampled at another rate: FCD windows count samples of each signal and
 `psd_rmse` reads both at its one `dt`, and no array carries its sampling step.
 `fc_corr` and `fc_rmse` built with `target_is_fc=True` take an FC matrix as the target.
+`group_mean` averages an objective over a group of subjects stacked along a first axis.
 Other shapes raise `ValueError`, and so does a symmetric square target where a signal is
 expected (an FC matrix given by mistake).
 
@@ -69,13 +70,14 @@ __all__ = [
     "fcd_wasserstein",
     "psd_rmse",
     "combine",
+    "group_mean",
 ]
 
 Objective = Callable[..., Array]
 
 # The functions above that build an objective (the rest of `__all__` are plain metrics).
 BUILDERS = ("timeseries_rmse", "fc_corr", "fc_rmse", "cosine_sim", "fcd", "fcd_ks",
-            "fcd_wasserstein", "psd_rmse", "combine")
+            "fcd_wasserstein", "psd_rmse", "combine", "group_mean")
 
 # Short or metric names a user may reach for, and the objective that compares by them.
 _OTHER_NAMES = {
@@ -566,4 +568,49 @@ def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
         _takes_fc_target(loss)
     elif all(getattr(objective, "same_regions_only", False) for _, objective in weighted_objectives):
         _compares_regions(loss)
+    return loss
+
+
+# The marks a Fitter reads to check a target against the prediction (and to refuse a score).
+_MARKS = ("target_is_fc", "same_regions_only", "fc_target_option")
+
+
+@suggests_keywords
+def group_mean(objective: Objective) -> Objective:
+    r"""The mean of an objective over a group of subjects: $\frac1S \sum_s \mathrm{obj}(p_s, y_s)$.
+
+    For a prediction that runs `S` subjects at once (a `predict` that maps over their
+    connectomes with one `jax.vmap`): the prediction's first axis is the subject,
+    ``(S, time, regions)``, and so is the target's, ``(S, ...)``: each subject's recording
+    or, for an objective built with ``target_is_fc=True``, its FC matrix
+    ``(S, regions, regions)``. Each subject is compared with its own target by `objective`
+    (mapped with `jax.vmap`, so an RMSE is each subject's RMSE, not one over the whole
+    group), and the `S` losses averaged. Subjects of different sizes cannot be stacked:
+    write a ``loss_fn(model, target)`` that runs each and averages (see the fitting guide).
+
+    **Arguments:**
+
+    - `objective`: what compares one subject's prediction with its target, e.g.
+      ``fc_corr(as_loss=True, target_is_fc=True)``. The result is a score (refused by a
+      `Fitter`) when `objective` is one.
+
+    **Returns:** `loss(prediction, target) -> scalar`.
+    """
+    check_objective(objective, "objective", sys.modules[__name__], BUILDERS)
+
+    def loss(prediction, target):
+        ps, ts = jnp.shape(prediction), jnp.shape(target)
+        if len(ps) < 1 or len(ts) < 1 or ps[0] != ts[0]:
+            raise ValueError(
+                f"group_mean compares subjects along the first axis, but prediction has shape {ps} and "
+                f"target has shape {ts}; give both one entry per subject first, e.g. (S, time, regions) "
+                "and (S, regions, regions) for S subjects' FC matrices."
+            )
+        return jnp.mean(jax.vmap(objective)(prediction, target))
+
+    for mark in _MARKS:
+        if getattr(objective, mark, False):
+            setattr(loss, mark, True)
+    score = getattr(objective, "score_of", None)
+    loss.score_of = None if score is None else f"{score} (in group_mean)"
     return loss

@@ -634,3 +634,59 @@ def test_a_where_selected_field_takes_a_search_space_in_its_declared_unit():
         ParamSpace(noisy, where=lambda m: m.noise["x"].sigma, search_space={"noise.x.sigma": (u.Quantity(0.0, ""), u.Quantity(1.0, ""))})
     fitter = Fitter(wc, loss_fn=lambda m, target: jnp.sum((m.tau_E - 12.0) ** 2), where=lambda m: m.tau_E)
     assert fitter.fit(jnp.zeros(()), 2).units == {"tau_E": "ms"}
+
+
+def _group_signals(k, n_subjects=3, n_regions=4):
+    # Subjects' (time, regions) signals whose FC grows with k: independent noise plus k
+    # times a component shared by the regions. Pure JAX: no run to compile.
+    z = jax.random.normal(jax.random.key(0), (n_subjects, 200, n_regions))
+    common = jax.random.normal(jax.random.key(1), (n_subjects, 200, 1))
+    return z + k * common
+
+
+def test_a_group_of_subjects_stacked_on_a_first_axis():
+    # A predict that runs S subjects at once returns (S, time, regions). fc_corr gave (S,)
+    # losses, refused with "reduce it (e.g. jnp.mean)"; doing so by hand lost the FC-target
+    # mark and the target was refused in turn, saying neither what to do.
+    fc = objectives.fc_corr(as_loss=True, target_is_fc=True)
+    model = {"k": bm.Param(0.2, fit=True, bounds=(0.0, 2.0))}
+    target = jax.vmap(bm.metrics.functional_connectivity)(_group_signals(0.8))
+    predict = lambda m: _group_signals(m["k"])  # noqa: E731
+    with pytest.raises(ValueError, match=r"got shape \(3,\).*objectives.group_mean\(objective\)"):
+        Fitter(model, "DE", backend="nevergrad", predict=predict, objective=fc).fit(target, 1, popsize=4)
+    own = lambda p, t: jnp.mean(fc(p, t))  # noqa: E731
+    with pytest.raises(ValueError, match=r"function of your own.*objectives.group_mean\(that objective\)"):
+        Fitter(model, "DE", backend="nevergrad", predict=predict, objective=own).fit(target, 1, popsize=4)
+    # A builder's objective is not called the user's own (timeseries_rmse has no marks).
+    with pytest.raises(ValueError, match=r"give a target of the prediction's shape") as raised:
+        Fitter(model, "DE", backend="nevergrad", predict=predict, objective=objectives.timeseries_rmse()).fit(target, 1, popsize=4)
+    assert "your own" not in str(raised.value)
+    fitter = Fitter(model, optax.adam(0.1), predict=predict, objective=objectives.group_mean(fc))
+    result = fitter.fit(target, 60)
+    assert float(result.best_params["k"]) == pytest.approx(0.8, abs=0.05)
+    each = [float(fc(p, t)) for p, t in zip(_group_signals(0.5), target)]
+    assert float(fitter.loss({"k": 0.5}, target)[0]) == pytest.approx(np.mean(each), rel=1e-5)
+
+
+def test_loss_fn_gets_a_list_of_targets_of_different_sizes():
+    # Subjects of different sizes: a list of FCs (or signals) of different shapes. The
+    # Fitter stacked every list target with jnp.asarray, and failed with "Cannot
+    # concatenate arrays with shapes that differ", before loss_fn could see it.
+    targets = [np.full((3, 3), 0.3, np.float32), np.full((5, 5), 0.5, np.float32)]
+    seen = []
+
+    def loss_fn(m, fcs):
+        seen.append(type(fcs))
+        return sum(jnp.mean((m["k"] - f) ** 2) for f in fcs) / len(fcs)
+
+    model = {"k": bm.Param(0.1, fit=True, bounds=(0.0, 1.0))}
+    for backend, optimizer, kwargs in [("grad", optax.adam(0.05), {}), ("nevergrad", "DE", {"popsize": 8})]:
+        result = Fitter(model, optimizer, backend=backend, loss_fn=loss_fn).fit(targets, 40, **kwargs)
+        assert float(result.best_params["k"]) == pytest.approx(0.4, abs=0.03)
+    fitter = Fitter(model, optax.adam(0.05), loss_fn=loss_fn)
+    assert float(fitter.loss({"k": 0.4}, tuple(targets))[0]) == pytest.approx(0.01, rel=1e-5)
+    assert seen and all(kind in (list, tuple) for kind in seen)
+    # A list of one shape is stacked, as before (a loss_fn may do array maths on it).
+    assert float(fitter.loss({"k": 0.4}, [[0.3, 0.3], [0.5, 0.5]])[0]) == pytest.approx(0.01, rel=1e-5)
+    with pytest.raises(ValueError, match=r"\(3, 3\), \(5, 5\).*loss_fn=lambda model, target"):
+        Fitter(model, predict=lambda m: m["k"] * jnp.ones((4, 3))).fit(targets, 1)

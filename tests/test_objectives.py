@@ -378,3 +378,33 @@ def test_combine_refuses_weights_that_are_not_finite_real_scalars(weight, error,
     # A NaN weight made every loss NaN; a string one failed at the first call inside numpy.
     with pytest.raises(error, match=match):
         O.combine((weight, O.fc_corr()))
+
+
+def test_group_mean_compares_each_subject_with_its_own_target(pair):
+    # A group of S subjects stacked on a first axis: one loss per subject, averaged. Before,
+    # fc_corr on (S, time, regions) returned (S,), which a Fitter refuses, and the
+    # jnp.mean wrapped around it by hand lost the target_is_fc mark (target refused).
+    p, t = pair
+    rng = np.random.default_rng(1)
+    P = np.stack([p, p + 0.2 * rng.standard_normal(p.shape), p[::-1]]).astype(np.float32)
+    T = np.stack([t, t, t + 0.1 * rng.standard_normal(t.shape)]).astype(np.float32)
+    FC = np.stack([np.corrcoef(x.T) for x in T]).astype(np.float32)
+    for one, target in [
+        (O.fc_corr(as_loss=True, target_is_fc=True), FC),
+        (O.fc_rmse(), T),
+        (O.timeseries_rmse(), T),  # each subject's RMSE, not one over the group
+        (O.combine((1.0, O.fc_corr(as_loss=True)), (0.5, O.psd_rmse(1.0))), T),
+    ]:
+        group = O.group_mean(one)
+        want = np.mean([float(one(a, b)) for a, b in zip(P, target)])
+        assert float(group(P, target)) == pytest.approx(want, rel=1e-5)
+        assert float(jax.jit(group)(P, target)) == pytest.approx(want, rel=1e-5)
+        assert np.isfinite(jax.grad(lambda s, g=group, y=target: g(s * P, y))(1.0))
+        for mark in ("target_is_fc", "same_regions_only", "fc_target_option"):
+            assert getattr(group, mark, False) == getattr(one, mark, False)
+        assert group.score_of is None
+    assert O.group_mean(O.fc_corr()).score_of == "fc_corr (in group_mean)"
+    with pytest.raises(ValueError, match=r"first axis, but prediction has shape \(3, 150, 5\) and target has shape \(2, 5, 5\)"):
+        O.group_mean(O.fc_rmse(target_is_fc=True))(P, FC[:2])
+    with pytest.raises(TypeError, match="builder"):
+        O.group_mean(O.fc_rmse)

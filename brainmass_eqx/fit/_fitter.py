@@ -391,7 +391,7 @@ class Fitter:
                     "fitter.loss(params, target) (params=None for the model's own values)."
                 )
             check_target(self.problem.objective, target)
-        data = self.problem.data(_as_target(target))
+        data = self.problem.data(_as_target(target, self.problem.loss_fn is not None))
         if self._least_squares:
             residuals, aux = self.problem.residual_values(values, data, key)
             return _optimistix.sum_squares(residuals), aux
@@ -446,7 +446,8 @@ class Fitter:
 
         **Arguments:**
 
-        - `target`: what the prediction is compared with (passed to ``loss_fn`` as is).
+        - `target`: what the prediction is compared with (passed to ``loss_fn`` as is; a list or
+          tuple of arrays of one shape is stacked into one array, of several shapes kept as a list).
         - `n_steps`: optimiser steps (``'grad'``), solver steps (``'optimistix'``),
           generations (``'nevergrad'``) or iterations per start (``'scipy'``).
         - `key`: PRNG key for random starts, nevergrad / SciPy seeds, and (with
@@ -528,7 +529,7 @@ class Fitter:
             raise ValueError("n_starts does not apply to backend='nevergrad' (its population is popsize=).")
         if self.with_key and key is None:
             raise ValueError("this Fitter has with_key=True: pass fit(..., key=jax.random.key(...)).")
-        data = self.problem.data(_as_target(target))
+        data = self.problem.data(_as_target(target, self.problem.loss_fn is not None))
         monitor = Monitor(
             backend=self.backend,
             space=self.space,
@@ -671,7 +672,28 @@ class Fitter:
         )
 
 
-def _as_target(target: Any) -> Any:
-    if isinstance(target, (np.ndarray, list, tuple, float, int, np.generic)):
+def _as_target(target: Any, for_loss_fn: bool) -> Any:
+    """The target as the compiled loss reads it. Host arrays and numbers become JAX arrays,
+    and so does a list or tuple of arrays of one shape (stacked). A list or tuple whose items
+    differ in shape or are containers (the FCs of subjects of different sizes) goes to
+    ``loss_fn`` as given (it was stacked too, and failed in ``jnp.asarray`` with "Cannot
+    concatenate arrays with shapes that differ"); ``predict=`` compares one array, so
+    there it is refused, saying what to use."""
+    if isinstance(target, (np.ndarray, float, int, np.generic)):
         return jnp.asarray(target)
+    if isinstance(target, (list, tuple)):
+        try:
+            return jnp.asarray(target)
+        except (TypeError, ValueError) as err:
+            if for_loss_fn:
+                return target
+            error = err
+        what = ", ".join(str(np.shape(item)) if eqx.is_array_like(item) else "a " + type(item).__name__ for item in target)
+        raise ValueError(
+            f"target is a {type(target).__name__} of items that cannot be stacked into one array ({what}); "
+            "predict= is compared with one array. For several subjects of different sizes, fit with "
+            "loss_fn=lambda model, target: ... that runs each subject and averages their losses over the "
+            "list (it gets the list as given); subjects of one size can be stacked, target (S, ...), and "
+            "compared with objectives.group_mean(objective)."
+        ) from error
     return target

