@@ -153,13 +153,14 @@ def split_batch(batch: PyTree, size: int, slices: int) -> tuple[list, int]:
     the last member (`pad_batch`): ``(slices, members per slice)``."""
     per = -(-size // slices)
     batch = pad_batch(batch, size, per * slices)
+    return [_members_of(batch, i * per, (i + 1) * per) for i in range(slices)], per
 
-    def part(i):
-        return jax.tree_util.tree_map(
-            lambda x: x[i * per : (i + 1) * per] if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
-        )
 
-    return [part(i) for i in range(slices)], per
+def _members_of(batch: PyTree, start: int, stop: int) -> PyTree:
+    """Members ``[start, stop)`` of ``batch``: its array leaves sliced, the rest as they are."""
+    return jax.tree_util.tree_map(
+        lambda x: x[start:stop] if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
+    )
 
 
 def _join(outs: Sequence[PyTree], size: int) -> PyTree:
@@ -173,12 +174,6 @@ def _join(outs: Sequence[PyTree], size: int) -> PyTree:
 # Per signature (`_signature`): what one call of it allocates, ``(temporaries, outputs)``
 # in bytes, or None where the backend does not say.
 _PROGRAM_BYTES: dict = {}
-
-
-def _members_of(batch: PyTree, start: int, stop: int) -> PyTree:
-    return jax.tree_util.tree_map(
-        lambda x: x[start:stop] if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
-    )
 
 
 def _program_bytes(mapped: Callable, args: tuple) -> tuple[int, int] | None:

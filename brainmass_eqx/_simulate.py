@@ -863,6 +863,13 @@ def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None
 _CLIP_ULPS = 100
 
 
+def _float32_last_step(t_end: float) -> tuple[float, float]:
+    """``(spacing, last)``: the float32 spacing of times at ``t_end`` (ms), and the run's
+    last stretch that diffrax takes as one step (`_CLIP_ULPS` spacings)."""
+    spacing = float(np.spacing(np.float32(t_end)))
+    return spacing, _CLIP_ULPS * spacing
+
+
 def _warn_float32_end(t_end: float, dt_ms: float, adaptive: bool) -> None:
     """Warn, before a ``saveat`` or adaptive run (diffrax's own time stepping, on float32
     times unless x64 is on), where diffrax would take the run's last `_CLIP_ULPS` float32
@@ -872,8 +879,7 @@ def _warn_float32_end(t_end: float, dt_ms: float, adaptive: bool) -> None:
     step grid (``sample_every``) count whole steps and are not affected."""
     if jnp.result_type(float) != jnp.float32:
         return
-    spacing = float(np.spacing(np.float32(t_end)))
-    last = _CLIP_ULPS * spacing
+    spacing, last = _float32_last_step(t_end)
     # A last step of up to 10 dt costs less than float32's own rounding at such times (a
     # 1.6 ms last step of a 262 s run: about 5e-3 against 1.5e-3), and an adaptive solver
     # took the 0.39 ms of a 60 s BOLD run; the 600 s run that never ended forced 6.25 ms.
@@ -906,8 +912,7 @@ def _stuck_at_the_end(t_stop, t_end) -> str | None:
     if t_stop.dtype != np.float32:
         return None
     end = np.float32(t_end)
-    spacing = float(np.spacing(end))
-    clip = _CLIP_ULPS * spacing
+    spacing, clip = _float32_last_step(t_end)
     if not end - 2 * clip <= t_stop < end:
         return None
     return (

@@ -1172,11 +1172,11 @@ class Network(AbstractModel):
         """``solver`` wrapped so that it carries the delay history and holds the coupling
         current over each step (`dt` in ms sizes the history).
 
-        A delay-free network without ``history`` and with ``stage_coupling='updated'``, run
-        by a Runge-Kutta solver, is not wrapped: its coupling is then evaluated at every
+        A delay-free network without ``history`` (``stage_coupling`` None or ``'updated'``),
+        run by a Runge-Kutta solver, is not wrapped: its coupling is then evaluated at every
         stage, as one ODE. With ``'held'`` it is wrapped like a delayed one (no history):
-        the coupling of the step's start is held over the stages, as TVB's Heun does. (An
-        adaptive `simulate` runs such a network as ``'updated'``: `coupling_at_every_stage`.)
+        the coupling of the step's start is held over the stages, as TVB's Heun does (and
+        adaptive steps are refused, `supports_adaptive`).
         """
         if dt is None:
             raise ValueError(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 from typing import Any
 
 __all__ = [
@@ -113,8 +114,6 @@ def _settings(create: bool = False) -> dict[str, Any]:
 
 
 def _thread_name() -> str:
-    import threading
-
     return threading.current_thread().name
 
 
