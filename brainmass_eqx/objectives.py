@@ -37,6 +37,7 @@ from ._checks import check_int, check_objective, is_traced, suggests_keywords
 from ._names import module_getattr
 from ._units import check_real, is_quantity, unxt_module
 from .metrics import (
+    _NEUROLIB_TS_KS_DIFFERS,
     DEFAULT_FCD_MIDPOINTS,
     _band_indices,
     _check_band,
@@ -79,6 +80,8 @@ Objective = Callable[..., Array]
 BUILDERS = ("timeseries_rmse", "fc_corr", "fc_rmse", "cosine_sim", "fcd", "fcd_ks",
             "fcd_wasserstein", "psd_rmse", "combine", "group_mean")
 
+_NEUROLIB_TS_KS = f"fcd_ks (the KS distance of two signals' FCD distributions, as neurolib's ts_kolmogorov; {_NEUROLIB_TS_KS_DIFFERS})"
+
 # Short or metric names a user may reach for, and the objective that compares by them.
 _OTHER_NAMES = {
     "rmse": "timeseries_rmse",
@@ -88,6 +91,9 @@ _OTHER_NAMES = {
     "psd": "psd_rmse",
     "power_spectral_density": "psd_rmse; the spectrum itself is brainmass_eqx.metrics.power_spectral_density",
     "cosine_similarity": "cosine_sim",
+    # neurolib's FCD comparison of two signals (0.6.2: ts_kolmogorov; older: kolmogorov).
+    "ts_kolmogorov": _NEUROLIB_TS_KS,
+    "kolmogorov": _NEUROLIB_TS_KS,
 }
 
 __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)

