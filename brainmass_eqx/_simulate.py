@@ -43,6 +43,7 @@ from .solvers import (
     ExponentialEuler,
     Substeps,
     _checkpointed_scan,
+    _Clock,
     bounded_stages,
     is_fixed_step_only,
 )
@@ -60,9 +61,9 @@ class Trajectory(eqx.Module):
     **Fields:**
 
     - `ts`: the sample times, ms, shape ``(T,)`` (the time at the *end* of each recorded step);
-      a float64 NumPy array for a run on the step grid outside ``jax.jit`` (float32 times
-      far into a run are too coarse to tell samples apart: 0.25 ms apart at an hour), a
-      JAX array otherwise.
+      a float64 NumPy array outside ``jax.jit`` where the times are known on the host (the
+      step grid, or ``saveat`` given as concrete times: float32 times far into a run are
+      too coarse to tell samples apart, 0.25 ms apart at an hour), a JAX array otherwise.
     - `ys`: ``{name: array (T, ...)}``, one entry per monitor (NumPy arrays for a run with
       ``chunk=``, which gathers them in host memory, and for a loaded file).
     - `final_state`: the model state at the end of the run, $t$ = ``duration`` (also when
@@ -262,21 +263,27 @@ class _StepInputs(eqx.Module):
     n_steps: int = eqx.field(static=True)
     per_step: frozenset = eqx.field(static=True)
 
-    def _index(self, t):
-        return jnp.clip(jnp.floor(t / self.dt + 1e-3).astype(jnp.int32), 0, self.n_steps - 1)
+    def _index(self, t, first=0):
+        return jnp.clip(jnp.floor(t / self.dt + 1e-3).astype(jnp.int32) + first, 0, self.n_steps - 1)
+
+    def _of_step(self, i):
+        return {k: v[i] if k in self.per_step else v for k, v in self.values.items()}
 
     def evaluate(self, t):
-        i = self._index(t)
-        return {k: v[i] if k in self.per_step else v for k, v in self.values.items()}
+        return self._of_step(self._index(t))
 
     def at_step(self, t_start):
         return _HeldInputs(self.evaluate(t_start))
 
+    def at_local(self, t, first):
+        """The inputs at local time ``t`` of a piece of the run whose local time 0 is the
+        start of step ``first`` (an int; see `_interpolated`)."""
+        return self._of_step(self._index(t, first))
+
     def at_index(self, i):
         """The inputs of step ``i`` (an int, counted by `Substeps`), held over the step.
         Exact however long the run, unlike ``floor(t / dt)`` of a float32 time."""
-        i = jnp.clip(i, 0, self.n_steps - 1)
-        return _HeldInputs({k: v[i] if k in self.per_step else v for k, v in self.values.items()})
+        return _HeldInputs(self._of_step(jnp.clip(i, 0, self.n_steps - 1)))
 
 
 def _nested_models(model):
@@ -789,8 +796,11 @@ def _lead_samples(model, monitor, y0, n_first, k, n_samples):
     return n_lead if n_lead * size <= 2**24 else None
 
 
-@eqx.filter_jit
-def _interpolated(model, terms, y0, source, solver, monitor, ts, t_end, dt, controller, adjoint, max_steps, progress):
+def _solve(model, terms, y0, solver_state, args, solver, monitor, ts, t_end, dt, controller, adjoint, max_steps, progress):
+    """One diffrax solve over the local times ``[0, t_end]`` from ``y0``, recording
+    ``monitor`` at ``ts``: ``(recorded, state at t_end, solver state, stop)``. With a
+    ``solver_state`` (a run in pieces) the solve starts from it and returns its own at the
+    end, so that the next piece goes on with it (the delay history, the noise step count)."""
     sol = dfx.diffeqsolve(
         terms,
         solver,
@@ -798,9 +808,13 @@ def _interpolated(model, terms, y0, source, solver, monitor, ts, t_end, dt, cont
         t1=t_end,
         dt0=dt,
         y0=y0,
-        args=source,
-        saveat=dfx.SaveAt(subs=[dfx.SubSaveAt(ts=ts, fn=lambda t, y_, args: monitor(model, y_)), dfx.SubSaveAt(t1=True)]),
+        args=args,
+        saveat=dfx.SaveAt(
+            subs=[dfx.SubSaveAt(ts=ts, fn=lambda t, y_, args: monitor(model, y_)), dfx.SubSaveAt(t1=True)],
+            solver_state=solver_state is not None,
+        ),
         stepsize_controller=controller,
+        solver_state=solver_state,
         max_steps=max_steps,
         adjoint=adjoint,
         progress_meter=dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter(),
@@ -810,10 +824,153 @@ def _interpolated(model, terms, y0, source, solver, monitor, ts, t_end, dt, cont
     recorded, y_end = sol.ys
     # diffrax saves the t1 sub-save where the solve stopped, also when it stopped early.
     stop = (sol.result, sol.ts[1][-1], sol.stats["num_steps"])
-    return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), stop
+    return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), sol.solver_state, stop
 
 
-def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None, stochastic=False):
+# A float32 run with ``saveat`` or adaptive steps is solved in pieces short enough that its
+# float32 local times are at most dt / 2**_PIECE_BITS apart (`_piece_steps`).
+# 7: a piece of 8192 ms at dt = 0.1 ms. A Hopf run recorded with ``saveat`` (dt 0.1 ms,
+# against float64) was 2.6e-5 off at 8 s in one solve, as in pieces (3.9e-5), but 6.3e-4
+# at 20 s, 7.3e-3 at 60 s and 0.34 at 200 s; in pieces of 8192 ms 2.2e-4 at 60 s and
+# 7.5e-4 at 200 s (pieces of 1024 ms: 3.1e-4, 1.1e-3). Runs in pieces compile longer (a
+# scan over diffrax solves: about +1.5 s), so runs up to a piece keep the one solve.
+_PIECE_BITS = 7
+
+
+def _piece_steps(n_steps: int, dt_ms: float) -> int | None:
+    r"""The steps per piece of a ``saveat`` or adaptive run (`_interpolated`), or None where
+    one piece does: in float64, or where the run is no longer than a piece.
+
+    diffrax steps on absolute times. In float32 their spacing at time $t$ is up to
+    $2^{-23} t$, so far into a run the step ends round (at 600 s they are 0.0625 ms apart,
+    steps of 0.1 ms come out as 0.0625 or 0.125 ms), and diffrax takes the last 100
+    spacings before the end as one step (6.25 ms at 600 s; an adaptive solve may retry it
+    forever, diffrax issue #756). A 600 s Hopf run at dt = 0.1 ms recording with ``saveat``
+    was 1.02 off the same run on the step grid. A piece of at most $2^e$ ms, with
+    $2^{e-24} \le \Delta t / 2^7$ (8192 ms at dt = 0.1 ms, about $8 \times 10^4$ steps at
+    any dt) keeps every step end within $\Delta t / 2^8$ of its place and the forced last
+    step below $\Delta t$.
+    """
+    if jnp.result_type(float) != jnp.float32:
+        return None
+    e = math.floor(24 - _PIECE_BITS + math.log2(dt_ms))
+    piece = max(1, math.floor(2.0**e / dt_ms))
+    return piece if n_steps > piece else None
+
+
+class _Pieces(eqx.Module):
+    """A run in pieces of ``piece`` steps (the last may be shorter), each solved in its own
+    local time from 0 (`_piece_plan`)."""
+
+    #: ``(n_pieces, M)``: each piece's save times in its local time, padded with its end.
+    ts: Array
+    #: ``(n_pieces,)``: each piece's length (ms), its local end.
+    ends: Array
+    #: ``(n_pieces,)``: each piece's number of steps (int32).
+    steps: Array
+    #: ``(n_pieces,)``: the time each piece starts (ms, since the start of this run).
+    origins: Array
+    #: ``(n_pieces,)``: the step each piece starts with (int32).
+    firsts: Array
+    #: ``(T,)``: where each save lies in the ``(n_pieces * M)`` records of the pieces.
+    index: Array
+
+
+def _piece_plan(ts, n_steps: int, piece: int, dt_ms: float) -> _Pieces:
+    """Lay the save times ``ts`` (ms since the start of the run, float64, non-decreasing, on
+    the host) out over the pieces of ``piece`` steps: a save on a boundary goes to the
+    piece that ends there. The local times are differences taken in float64, rounded once."""
+    dtype = jnp.result_type(float)
+    firsts = np.arange(0, n_steps, piece)
+    steps = np.minimum(piece, n_steps - firsts)
+    origins, ends = firsts * dt_ms, steps * dt_ms
+    owner = np.minimum(np.searchsorted(origins + ends, ts, side="left"), len(firsts) - 1)
+    local = np.clip(ts - origins[owner], 0.0, ends[owner])
+    counts = np.bincount(owner, minlength=len(firsts))
+    width = max(1, int(counts.max()))
+    rank = np.arange(len(ts)) - (np.cumsum(counts) - counts)[owner]
+    grid = np.repeat(ends[:, None], width, axis=1)
+    grid[owner, rank] = local
+    as_device = lambda a, d: jax.device_put(np.asarray(a, d))  # noqa: E731
+    return _Pieces(
+        ts=as_device(grid, dtype), ends=as_device(ends, dtype), steps=as_device(steps, np.int32),
+        origins=as_device(origins, dtype), firsts=as_device(firsts, np.int32),
+        index=as_device(owner * width + rank, np.int32),
+    )
+
+
+class _PieceNoise(eqx.Module):
+    """The terms of one piece of an adaptive noisy run: a Brownian tree over the piece's
+    local times, drawn for the steps it starts at (`Noisy.terms` with ``step_offset``); the
+    pieces' trees are independent, as Brownian increments over disjoint times are."""
+
+    model: Any
+    key: Any
+    solver: dfx.AbstractSolver
+    base: Any
+    dt: float = eqx.field(static=True)
+    length: float = eqx.field(static=True)
+
+    def __call__(self, first):
+        return self.model.terms(
+            self.key, dt=self.dt, t1=self.length, adaptive=True, solver=self.solver, step_offset=self.base + first
+        )
+
+
+@eqx.filter_jit
+def _interpolated(
+    model, terms, y0, source, solver, monitor, ts, t_end, dt, controller, adjoint, max_steps, progress,
+    pieces=None, piece_terms=None,
+):
+    """The ``saveat`` or adaptive solve: one diffrax solve from 0 to ``t_end``, or with
+    ``pieces`` (`_piece_plan`) one per piece, in a ``lax.scan``.
+
+    Each piece is solved over its local times ``[0, length]``, so that its steps and save
+    times are as exact as in a short run; its inputs and the model read the time since the
+    start (the piece's start + the local time, `_Clock`: a time-dependent input sees that
+    sum rounded to float32, as on any float32 clock), inputs given per step are read by the
+    step counted from the piece's first (exact), and the solver state (a Network's delay
+    history, the noise's step count) goes on from the piece before. ``dt0`` is the piece's
+    length over its steps, so that diffrax's constant steps are exactly that many.
+    ``piece_terms(first)`` gives a piece its own terms (`_PieceNoise`), else ``terms``.
+    Reverse mode keeps each piece's start (the piece is recomputed, one extra forward pass).
+    """
+    if pieces is None:
+        recorded, y_end, _, stop = _solve(
+            model, terms, y0, None, source, solver, monitor, ts, t_end, dt, controller, adjoint, max_steps, progress
+        )
+        return recorded, y_end, stop
+
+    def terms_at(first):
+        return terms if piece_terms is None else piece_terms(first)
+
+    def piece(carry, x):
+        y, state = carry
+        ts_p, end, steps, origin, first = x
+        args = _Clock(source, origin, first)
+        recorded, y, state, stop = _solve(
+            model, terms_at(first), y, state, args, solver, monitor, ts_p, end, end / steps, controller, adjoint, max_steps,
+            False,
+        )
+        return (y, state), (recorded, stop)
+
+    zero = jnp.zeros((), pieces.ends.dtype)
+    first_args = _Clock(source, pieces.origins[0], pieces.firsts[0])
+    # What diffrax's own init gives (at t0 = 0 with a first step of dt0), made here so that
+    # every piece, the first too, takes the solver state in and out.
+    state = solver.init(terms_at(pieces.firsts[0]), zero, zero + dt, y0, first_args)
+    xs = (pieces.ts, pieces.ends, pieces.steps, pieces.origins, pieces.firsts)
+    (y_end, _), (recorded, stops) = jax.lax.scan(jax.checkpoint(piece, prevent_cse=False), (y0, state), xs)
+    recorded = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:])[pieces.index], recorded)
+    results, t_stops, taken = stops
+    ok = results == dfx.RESULTS.successful
+    # The first piece that failed (a later piece starts from where it stopped), or the last.
+    at = jnp.where(jnp.all(ok), ok.shape[0] - 1, jnp.argmin(ok))
+    result = jax.tree_util.tree_map(lambda a: a[at], results)
+    return recorded, y_end, (result, pieces.origins[at] + t_stops[at], jnp.sum(taken))
+
+
+def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None, stochastic=False, in_pieces=False):
     """Raise where the solve of `_interpolated` did not reach ``t_end``: eagerly naming the
     time it reached and the state there; under ``jit`` as diffrax would (``error_if``).
 
@@ -844,7 +1001,8 @@ def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None
         name = max(sizes, key=lambda n: sizes[n] if math.isfinite(sizes[n]) else math.inf)
         where = f"There, max |{name}| = {sizes[name]:.4g}. "
     budget = result == dfx.RESULTS.max_steps_reached
-    stuck = _stuck_at_the_end(t_stop, t_end) if budget else None
+    # A run in pieces cannot be stuck so (`_piece_steps`): its budget is per piece.
+    stuck = _stuck_at_the_end(t_stop, t_end) if budget and not in_pieces else None
     if stuck is not None:
         raise RuntimeError(f"{model_name}: the solve stopped at t = {float(t_stop):.8g} ms of {t_end:g} ms after "
                            f"{int(n_taken)} steps, {stuck}")
@@ -871,12 +1029,14 @@ def _float32_last_step(t_end: float) -> tuple[float, float]:
 
 
 def _warn_float32_end(t_end: float, dt_ms: float, adaptive: bool) -> None:
-    """Warn, before a ``saveat`` or adaptive run (diffrax's own time stepping, on float32
-    times unless x64 is on), where diffrax would take the run's last `_CLIP_ULPS` float32
-    spacings as one step longer than ``dt``: its last samples are then off (a 600 s Hopf run
-    at dt 0.1 ms with ``saveat``: the last 6.25 ms in one step, 7.95e-2 off, a quarter of
-    the amplitude), and an adaptive run may never finish (`_stuck_at_the_end`). Runs on the
-    step grid (``sample_every``) count whole steps and are not affected."""
+    """Warn, before a ``saveat`` or adaptive run solved in one piece on float32 times (its
+    save times traced, so that `_piece_plan` cannot lay them out on the host), where diffrax
+    would take the run's last `_CLIP_ULPS` float32 spacings as one step longer than ``dt``:
+    its samples are then off (a 600 s Hopf run at dt 0.1 ms with ``saveat``: the last 6.25 ms
+    in one step, and the uneven float32 steps before it, 1.02 off a float64 run), and an
+    adaptive run may never finish (`_stuck_at_the_end`). Runs on the step grid
+    (``sample_every``) count whole steps, and runs with save times known on the host are
+    solved in pieces (`_piece_steps`): neither is affected."""
     if jnp.result_type(float) != jnp.float32:
         return
     spacing, last = _float32_last_step(t_end)
@@ -889,9 +1049,10 @@ def _warn_float32_end(t_end: float, dt_ms: float, adaptive: bool) -> None:
         f"this run's times are float32, {spacing:.3g} ms apart at its end ({t_end:g} ms): diffrax takes "
         f"the last {last:.3g} ms ({_CLIP_ULPS} of those spacings) as one step ({last / dt_ms:.3g} dt), "
         + ("and may retry it without end (diffrax issue #756). " if adaptive else "so the last samples are less accurate. ")
-        + "Record on the step grid (sample_every= instead of saveat=; fixed steps), turn on float64 "
-        "(jax.config.update('jax_enable_x64', True) before creating arrays), or run shorter pieces, each "
-        "continuing the last (simulate(model, piece, ..., y0=previous_trajectory)).",
+        + "Give saveat as concrete times (a NumPy array, or a constant closed over by jax.jit, not a "
+        "traced argument): simulate then solves the run in pieces, each from a local time 0. Or record "
+        "on the step grid (sample_every= instead of saveat=), or turn on float64 "
+        "(jax.config.update('jax_enable_x64', True) before creating arrays).",
         RuntimeWarning,
         stacklevel=user_stacklevel(),
     )
@@ -1069,10 +1230,23 @@ def simulate(
     - `saveat`: explicit save times (ms or a Quantity array) instead of the step grid; values
       are interpolated by the solver's dense output. The solve still runs to ``duration``.
       It replaces ``transient`` and ``sample_every``, which must then keep their defaults.
+      In float32, a ``saveat`` or adaptive run longer than about $8 \times 10^4$ steps (8192 ms
+      at dt = 0.1 ms) is solved in pieces of that length, each over its own local times from
+      0: float32 times far into a run are too coarse for diffrax's steps and save times
+      (0.0625 ms apart at 600 s: a 600 s Hopf run with ``saveat`` was 1.02 off a float64
+      run, in pieces 2.1e-3, as float32 runs on the step grid are (1.8e-3); a 600 s adaptive
+      run never ended, diffrax issue #756, and in pieces ends 2.3e-3 off). The pieces go on with the state, the delay history, the noise and the
+      inputs as one solve would; inputs and the model read the time since the start, the
+      piece's start plus the local time rounded to float32 (a time-dependent input sees
+      that rounding, as on any float32 clock); inputs given per step are read by the step
+      counted (exact). An adaptive solve restarts its step size at each piece, and a noisy
+      one draws an independent Brownian tree per piece. This needs the save times on the
+      host: ``saveat`` passed as a traced argument under ``jax.jit`` is solved in one piece,
+      with a warning past the end of float32's reach.
     - `chunk`: steps (int) or a time Quantity per chunk. The run is split into chunks that are
       copied to host memory as they finish: constant device memory, results bit-identical to
       the unchunked run. Not usable under ``jax.jit``.
-    - `progress`: show a progress bar.
+    - `progress`: show a progress bar (none for a ``saveat`` or adaptive run in pieces).
     - `stepsize_controller`: e.g. ``diffrax.PIDController(rtol=1e-6, atol=1e-8)`` for an
       adaptive solver (Tsit5, Dopri5, ...). Default: fixed steps of ``dt``.
     - `adjoint`: a diffrax adjoint. Default: fixed steps on the step grid run as a
@@ -1085,7 +1259,8 @@ def simulate(
       diffrax's ``RecursiveCheckpointAdjoint()``. Giving one runs the fixed-step case as a
       diffrax solve with it (so does ``progress=True``). For forward mode (``jax.jacfwd``)
       through ``saveat`` or adaptive steps, pass ``diffrax.ForwardMode()``.
-    - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``).
+    - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``), per piece
+      for a run in pieces (see `saveat`; default 16 times a piece's steps).
     - `check_finite`: raise `SimulationDivergedError` if a recorded value (or a recorded state at the end) is NaN/inf
       (eagerly, naming time, region and variable; under ``jit`` via ``eqx.error_if``: under
       ``vmap`` one diverging member stops the whole batch, or with ``EQX_ON_ERROR=nan`` is NaN
@@ -1240,6 +1415,7 @@ def simulate(
                 jnp.round(offset).astype(jnp.int32) if is_traced(offset) else int(round(float(offset)))
             )
         terms = model.terms(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver, **extra)
+        noise = (solver, extra.get("step_offset", 0))  # for the terms of a run in pieces
     else:
         terms = model.terms(key)
     if stochastic and adaptive:
@@ -1255,15 +1431,19 @@ def simulate(
     if saveat is not None or adaptive:
         if chunk is not None:
             raise ValueError("chunk is only supported for fixed steps on the step grid (drop saveat / stepsize_controller).")
+        # The sample times in this run's time, float64 on the host where they are known: a
+        # float32 run solves them in pieces (`_piece_steps`) and returns them exact.
+        local_ts = None
         if saveat is not None:
-            ts = jnp.asarray(to_canonical(saveat, "saveat", "ms"), dtype=jnp.result_type(float))
+            given = to_canonical(saveat, "saveat", "ms")
+            ts = jnp.asarray(given, dtype=jnp.result_type(float))
             if ts.ndim != 1 or ts.shape[0] < 1:
                 raise ValueError(f"saveat must be a 1-D array of times, got shape {ts.shape}.")
             # A continued run's saveat is in the continued time, like its ts.
             origin = 0.0 if t_start is None or is_traced(t_start) else float(t_start)
             # Checked on a host copy: under jax.jit even indexing a concrete array is traced
             # (float(ts[0]) raised ConcretizationTypeError for a constant saveat).
-            host_ts = None if is_traced(ts) else np.asarray(ts)
+            host_ts = None if is_traced(ts) else np.asarray(given, np.float64)
             if host_ts is not None and (
                 np.any(np.diff(host_ts) < 0)
                 or host_ts[0] < origin
@@ -1275,16 +1455,32 @@ def simulate(
                 )
             if t_start is not None:
                 ts = ts - t_start
+            if host_ts is not None and not is_traced(t_start):
+                local_ts = host_ts - origin
         else:
             ts = (tr + 1 + jnp.arange(math.ceil((n_steps - tr) / k)) * k) * dt_ms
-        _warn_float32_end(n_steps * dt_ms, dt_ms, adaptive)
+            local_ts = (tr + 1 + np.arange(ts.shape[0]) * k) * dt_ms
+        piece = None if local_ts is None else _piece_steps(n_steps, dt_ms)
+        pieces = piece_terms = None
+        if piece is None:
+            _warn_float32_end(n_steps * dt_ms, dt_ms, adaptive)
+        else:
+            pieces = _piece_plan(local_ts, n_steps, piece, dt_ms)
+            if stochastic and adaptive:
+                piece_terms = _PieceNoise(model, key, noise[0], noise[1], dt_ms, piece * dt_ms)
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
-        budget = max_steps if max_steps is not None else 16 * n_steps + 16
+        # The budget is per piece for a run in pieces.
+        budget = max_steps if max_steps is not None else 16 * (n_steps if piece is None else piece) + 16
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         ys, final, stop = _interpolated(
-            model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget, progress
+            model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget,
+            progress, pieces, piece_terms,
         )
-        ys, final = _check_stop(stop, ys, final, model_name, n_steps * dt_ms, budget, given_solver, stochastic)
+        ys, final = _check_stop(
+            stop, ys, final, model_name, n_steps * dt_ms, budget, given_solver, stochastic, in_pieces=piece is not None
+        )
+        if local_ts is not None:
+            ts = local_ts
     else:
         n_samples = math.ceil((n_steps - tr) / k)
         n_rest = n_samples - 1

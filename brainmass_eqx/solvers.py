@@ -164,8 +164,15 @@ class _Clock(eqx.Module):
 
     source: Any
     origin: Any
+    #: The step the local time 0 starts (an int), for a piece of a run solved in local time
+    #: (`simulate` with ``saveat`` or adaptive steps): inputs given per step are then read at
+    #: ``first_step`` + the step counted in local time (``source.at_local``), exact however
+    #: long the run, rather than at ``floor((origin + t) / dt)`` of a float32 time.
+    first_step: Any = None
 
     def evaluate(self, t):
+        if self.first_step is not None and hasattr(self.source, "at_local"):
+            return self.source.at_local(t, self.first_step)
         return self.source.evaluate(self.origin + t)
 
 

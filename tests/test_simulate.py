@@ -796,3 +796,125 @@ def test_a_long_float32_saveat_run_warns_of_its_stretched_last_step():
         _warn_float32_end(60000.0, 0.1, adaptive=True)  # 0.39 ms: a 60 s adaptive BOLD run ends fine
         with enable_x64(True):
             _warn_float32_end(600000.0, 0.1, adaptive=True)
+
+
+# -- float32 runs with saveat or adaptive steps, solved in pieces (`_piece_steps`) -----------
+
+
+@pytest.fixture
+def short_pieces(monkeypatch):
+    """Pieces of 10 steps at dt = 0.1 ms (1 ms; 8192 ms by default), so that short runs
+    exercise what long float32 runs do."""
+    from brainmass_eqx import _simulate
+
+    monkeypatch.setattr(_simulate, "_PIECE_BITS", 20)
+    assert _simulate._piece_steps(11, 0.1) == 10 and _simulate._piece_steps(10, 0.1) is None
+
+
+def _one_piece(monkeypatch):
+    from brainmass_eqx import _simulate
+
+    monkeypatch.setattr(_simulate, "_piece_steps", lambda n_steps, dt_ms: None)
+
+
+def test_a_long_float32_saveat_run_matches_the_step_grid():
+    # diffrax steps on absolute float32 times: 2**19 steps of 1 ms end where times are
+    # 0.0625 ms apart, steps of 1 ms came out uneven and the last 6.25 ms were one step.
+    # The run is solved in pieces of 16384 ms, each from a local time 0.
+    node = bx.Hopf(1, a=0.5, w=0.05, init_x=jnp.array([0.3]), init_y=jnp.array([0.0]))
+    n = 2**19
+    saveat = n - 10.0 + np.arange(11.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no float32 warning: nothing to warn about
+        traj = bx.simulate(node, float(n), dt=1.0, saveat=saveat)
+    grid = bx.simulate(node, float(n), dt=1.0, transient=n - 11, sample_every=1)
+    np.testing.assert_allclose(traj["x"], grid["x"], atol=2e-4)
+    np.testing.assert_allclose(traj.final_state["x"], grid.final_state["x"], atol=2e-4)
+    assert traj.ts.dtype == np.float64  # exact (float32 times are 0.0625 ms apart here)
+    np.testing.assert_array_equal(traj.ts, saveat)
+
+
+def test_a_run_in_pieces_equals_the_run_in_one(short_pieces, monkeypatch):
+    # Saves at 0, on piece boundaries, repeated, mid-piece and at the end; a piece with none.
+    saveat = np.array([0.0, 0.55, 1.0, 2.0, 2.05, 3.3, 7.0, 7.0, 9.95, 10.0])
+    solvers = dict(euler=dict(), heun=dict(solver=dfx.Heun()))
+    runs = {}
+    for pieces in (True, False):
+        if not pieces:
+            _one_piece(monkeypatch)
+        runs[pieces] = {name: bx.simulate(hopf(), 10.0, dt=0.1, saveat=saveat, **kw) for name, kw in solvers.items()}
+    for name in solvers:
+        many, one = runs[True][name], runs[False][name]
+        np.testing.assert_array_equal(many.ts, saveat)
+        for v in ("x", "y"):
+            np.testing.assert_allclose(many[v], one[v], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(many.final_state[v], one.final_state[v], rtol=1e-5, atol=1e-6)
+
+
+def _piecewise_cases():
+    net = _delayed_network()
+    noisy = bx.with_noise(hopf(), {"x": bx.WhiteNoise(0.05)})
+    sine = lambda t: {"x": 0.2 * jnp.sin(0.7 * t)}  # noqa: E731
+    per_step = {"x": 0.1 * jnp.cos(0.3 * jnp.arange(150.0))[:, None]}
+    return {
+        "delays": (net, dict()),
+        "noise": (noisy, dict(key=jax.random.key(3))),
+        "callable inputs": (hopf(), dict(inputs=sine)),
+        "per-step inputs": (hopf(), dict(inputs=per_step)),
+        "bold": (bx.WithBOLD(_delayed_network()), dict(monitors=["x", "bold"])),
+        "adaptive": (hopf(), dict(solver=dfx.Tsit5(), stepsize_controller=dfx.PIDController(rtol=1e-7, atol=1e-9),
+                                  sample_every=7, inputs=sine)),
+    }
+
+
+@pytest.mark.parametrize("case", list(_piecewise_cases()))
+def test_what_a_run_in_pieces_carries_from_piece_to_piece(case, short_pieces, monkeypatch):
+    # The delay history, the noise's step count, the inputs' time and step, in-loop BOLD's
+    # haemodynamics: the pieces must go on with them as the run in one piece does.
+    model, kw = _piecewise_cases()[case]
+    if "solver" not in kw:
+        kw = dict(kw, saveat=np.array([0.3, 1.0, 4.45, 9.0, 12.35, 15.0]))
+    many = bx.simulate(model, 15.0, dt=0.1, **kw)
+    _one_piece(monkeypatch)
+    one = bx.simulate(model, 15.0, dt=0.1, **kw)
+    tol = 1e-5 if case == "adaptive" else 2e-6
+    for v in many.keys():
+        np.testing.assert_allclose(many[v], one[v], rtol=tol, atol=tol, err_msg=v)
+    np.testing.assert_allclose(many.final_state["x"], one.final_state["x"], rtol=tol, atol=tol)
+
+
+def test_a_continued_adaptive_noisy_run_in_pieces_ends(short_pieces):
+    # Each piece draws its own Brownian tree (independent of the others).
+    model = bx.with_noise(hopf(), {"x": bx.WhiteNoise(0.05)})
+    first = bx.simulate(model, 2.5, dt=0.1, key=jax.random.key(1))
+    second = bx.simulate(model, 2.5, dt=0.1, key=jax.random.key(1), y0=first, saveat=np.array([2.5, 3.05, 5.0]),
+                         solver=dfx.Heun(), stepsize_controller=dfx.PIDController(rtol=1e-3, atol=1e-5))
+    np.testing.assert_allclose(second.ts, [2.5, 3.05, 5.0])
+    np.testing.assert_allclose(second["x"][0], first.final_state["x"], rtol=1e-6)
+    assert np.all(np.isfinite(second["x"])) and np.ptp(second["x"][1:], axis=0).min() > 0
+
+
+def test_a_run_in_pieces_under_jit_and_vmap(short_pieces):
+    saveat = np.array([0.35, 2.0, 4.95])
+
+    def run(a):
+        return bx.simulate(hopf(a=a), 5.0, dt=0.1, saveat=saveat)["x"]
+
+    a = jnp.array([-0.2, 0.1, 0.4])
+    np.testing.assert_allclose(jax.jit(jax.vmap(run))(a), np.stack([run(v) for v in a]), rtol=1e-6)
+
+
+def test_reverse_mode_through_a_run_in_pieces_equals_the_run_in_one(x64, monkeypatch):
+    # In float64 the pieces' local times differ from the one solve's by roundings alone.
+    from brainmass_eqx import _simulate
+
+    saveat = np.array([0.35, 0.7, 1.0, 1.85, 2.0])
+
+    def loss(a):
+        return jnp.sum(bx.simulate(hopf(a=a), 2.0, dt=0.1, saveat=saveat)["x"] ** 2)
+
+    grads = {}
+    for pieces in (7, None):
+        monkeypatch.setattr(_simulate, "_piece_steps", lambda n_steps, dt_ms, p=pieces: p)
+        grads[pieces] = jax.grad(loss)(0.2)
+    np.testing.assert_allclose(grads[7], grads[None], rtol=1e-10)
