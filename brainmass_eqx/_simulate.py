@@ -44,6 +44,8 @@ from .solvers import (
     Substeps,
     _checkpointed_scan,
     _Clock,
+    _HeldStepInputs,
+    _inputs_jump,
     bounded_stages,
     is_fixed_step_only,
 )
@@ -280,6 +282,10 @@ class _StepInputs(eqx.Module):
         start of step ``first`` (an int; see `_interpolated`)."""
         return self._of_step(self._index(t, first))
 
+    def at_local_step(self, t_start, first):
+        """`at_step` in the local time of a piece (see `at_local`)."""
+        return _HeldInputs(self.at_local(t_start, first))
+
     def at_index(self, i):
         """The inputs of step ``i`` (an int, counted by `Substeps`), held over the step.
         Exact however long the run, unlike ``floor(t / dt)`` of a float32 time."""
@@ -367,11 +373,44 @@ def _step_input(model, name, value, n_steps):
             f"np.repeat(value, {r}, axis=0), or interpolate them: inputs=diffrax.LinearInterpolation("
             f"ts=<their times in ms>, ys={{{name!r}: value}})."
         )
+    length = ""
+    if not coarse and len(shape) in (1, 2) and shape[0] != n_steps and shape[0] > n and broadcasts_to_regions(shape[1:], n):
+        # Most likely one value per step for another duration (or dt) than this run's.
+        pad = "((0, extra),)" if len(shape) == 1 else "((0, extra), (0, 0))"
+        length = (
+            f" Its {shape[0]} values are one per step of a {'shorter' if shape[0] < n_steps else 'longer'} run: "
+            f"give one per step of this run's {n_steps} (duration / dt), "
+            + (f"e.g. np.pad(value, {pad}) with extra = {n_steps - shape[0]} for zero input after it, "
+               if shape[0] < n_steps else f"e.g. value[:{n_steps}], ")
+            + f"or run for {shape[0]} steps."
+        )
     raise ValueError(
         f"inputs[{name!r}] has shape {shape}; {model._label()} takes a scalar or shape ({n},) "
         f"(held over the run: one value, or one per region), or shape ({n_steps},) or "
         f"({n_steps}, {n}) (one value per step, for every region or per region; value i is "
-        f"held during step i).{transposed}{coarse}"
+        f"held during step i).{transposed}{coarse}{length}"
+    )
+
+
+def _check_path_covers(path, start, length, dt):
+    """Refuse a diffrax path that does not cover the run, ``[start, start + length]`` ms:
+    diffrax extrapolates a path beyond its ends (a LinearInterpolation's last slope goes on),
+    so the input there would be made up. Skipped where the path's ends or ``start`` are
+    traced. A thousandth of a step (and float32's spacing of the end) is allowed."""
+    if is_traced((path.t0, path.t1, start)):
+        return
+    t0, t1, start = float(path.t0), float(path.t1), float(start)
+    end = start + length
+    slack = max(1e-3 * dt, 4 * float(np.finfo(np.float32).eps) * abs(end))
+    if t0 <= start + slack and t1 >= end - slack:
+        return
+    run = f"[{start:g}, {end:g}] ms" + (f" (this run continues one that ended at {start:g} ms)" if start else "")
+    raise ValueError(
+        f"inputs: the diffrax path covers t = [{t0:g}, {t1:g}] ms and the run {run}; diffrax extrapolates "
+        "a path beyond its ends (a LinearInterpolation's last slope goes on), so the input there would be "
+        f"made up. Give the path times from {start:g} to {end:g} ms, both ends included (e.g. "
+        f"ts=np.arange({start:g}, {end:g} + 1.0) for one sample per ms), or a shorter duration; to hold the "
+        "last value, append it at the run's end."
     )
 
 
@@ -948,9 +987,11 @@ def _interpolated(
         y, state = carry
         ts_p, end, steps, origin, first = x
         args = _Clock(source, origin, first)
+        # jump_ts / step_ts in the piece's local time, as its save times.
+        local_controller = _continued_controller(controller, origin)
         recorded, y, state, stop = _solve(
-            model, terms_at(first), y, state, args, solver, monitor, ts_p, end, end / steps, controller, adjoint, max_steps,
-            False,
+            model, terms_at(first), y, state, args, solver, monitor, ts_p, end, end / steps, local_controller, adjoint,
+            max_steps, False,
         )
         return (y, state), (recorded, stop)
 
@@ -1106,6 +1147,21 @@ def _check_sde_error_order(solver, terms, controller, model_name):
     )
 
 
+def _continued_controller(controller, t_start):
+    """``controller`` for a continued run, whose solve runs from 0 while its inputs, samples
+    and ``saveat`` are in the continued time: a ``diffrax.ClipStepSizeController``'s
+    ``jump_ts`` and ``step_ts`` (given in that time, as ``saveat`` is) shifted by ``-t_start``.
+    Unshifted, a pulse at 50 ms continued from 40 ms was clipped at 90 ms and stepped over
+    (response 0 where 7.87 was due)."""
+    if not isinstance(controller, dfx.ClipStepSizeController):
+        return controller
+    for name in ("jump_ts", "step_ts"):
+        times = getattr(controller, name)
+        if times is not None:
+            controller = eqx.tree_at(lambda c, name=name: getattr(c, name), controller, times - t_start)
+    return controller
+
+
 def _wrap_solver(model, solver, dt_ms):
     """``model.wrap_solver(solver, dt=dt_ms)``; hooks written without ``dt`` get the solver only."""
     params = inspect.signature(model.wrap_solver).parameters
@@ -1218,9 +1274,12 @@ def simulate(
       arrays (shape ``(n_steps,)`` or ``(n_steps, n_regions)``; value ``i`` is held during
       step ``i``), or a diffrax path evaluating to a dict. Values must be finite. A callable
       or a path is read at every stage's time, so the run keeps the solver's order; a
-      per-step array held over each step makes a smoothly varying input first order in
-      ``dt`` whatever the solver (Hopf driven by a sine, RK4: order 4.0 from a callable,
-      1.0 from the per-step samples).
+      per-step array held over each step (at every stage of it, also with ``saveat``)
+      makes a smoothly varying input first order in ``dt`` whatever the solver (Hopf
+      driven by a sine, RK4: order 4.0 from a callable, 1.0 from the per-step samples). A
+      path must cover the run (diffrax extrapolates past its ends). Adaptive steps do not
+      see an input's jumps: give them as ``jump_ts`` of a
+      ``diffrax.ClipStepSizeController`` (in the continued time for a continued run).
     - `monitors`: what to record: state or observable names, callables ``(model, state)``,
       or a dict ``{out_name: name | callable}``. Default: every state.
     - `transient`: steps (int) or a time Quantity discarded at the start; nothing is stored
@@ -1392,6 +1451,8 @@ def simulate(
         with jax.ensure_compile_time_eval():
             y0 = model.init_state(key)
     source = _make_source(model, inputs, n_steps, dt_ms)
+    if isinstance(source, _PathInputs):
+        _check_path_covers(source.path, 0.0 if t_start is None else t_start, n_steps * dt_ms, dt_ms)
     if t_start is not None and isinstance(source, (_CallableInputs, _PathInputs)):
         # Inputs that are functions of time read the time since the first run's start;
         # the solve itself runs from 0 (float32 steps stay exact far into a long run).
@@ -1468,7 +1529,12 @@ def simulate(
             pieces = _piece_plan(local_ts, n_steps, piece, dt_ms)
             if stochastic and adaptive:
                 piece_terms = _PieceNoise(model, key, noise[0], noise[1], dt_ms, piece * dt_ms)
+        if not adaptive and _inputs_jump(source):
+            # The steps are the grid's: hold each step's input over all its stages.
+            solver = _HeldStepInputs(solver)
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
+        if t_start is not None:
+            controller = _continued_controller(controller, t_start)
         # The budget is per piece for a run in pieces.
         budget = max_steps if max_steps is not None else 16 * (n_steps if piece is None else piece) + 16
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
