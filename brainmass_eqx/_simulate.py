@@ -483,6 +483,7 @@ def _monitor_spec(model, monitors):
                 raise TypeError(f"monitors entries must be names or callables, got {m!r}.")
     valid = list(model.state_names) + list(model.observables)
     for out, m in spec.items():
+        _refuse_observation(m, valid[0])
         if isinstance(m, str) and m not in valid:
             raise ValueError(
                 f"monitors: {m!r} is not a state or observable of {model._label()}"
@@ -491,6 +492,24 @@ def _monitor_spec(model, monitors):
         if not isinstance(m, str) and not callable(m):
             raise TypeError(f"monitors[{out!r}] must be a name or a callable(model, state), got {m!r}.")
     return spec
+
+
+def _refuse_observation(monitor, example: str) -> None:
+    """Refuse an observation model given as a monitor (TVB's monitors are given to its
+    simulator): it transforms a recorded signal, so it is applied to the recording. Called
+    as a monitor it failed deep inside the run ("'dt' must be a time ..., got dict")."""
+    from . import observation as obs
+
+    if not isinstance(monitor, (obs.TemporalAverage, obs.HRFBold, obs.SpatialAverage, obs.LeadFieldModel, obs.LeadfieldReadout)):
+        return
+    name = type(monitor).__name__
+    dt = ", dt=dt" if isinstance(monitor, (obs.TemporalAverage, obs.HRFBold)) else ""
+    bold = " (a Balloon-Windkessel BOLD computed in the loop: bx.simulate_bold)" if isinstance(monitor, obs.HRFBold) else ""
+    raise TypeError(
+        f"monitors: {name} is applied to a recorded signal, not given to simulate as TVB's monitors are given "
+        f"to its Simulator: record the variable, traj = bx.simulate(..., monitors=[{example!r}]), then apply it, "
+        f"{name}(...)(traj[{example!r}]{dt}){bold}."
+    )
 
 
 class _Monitor(eqx.Module):

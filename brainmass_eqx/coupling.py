@@ -43,7 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._checks import closest_name
+from ._checks import check_keywords, closest_name, keyword_names
+from ._names import module_getattr
 from ._param import Param, read
 from ._text import Readable
 from ._units import check_real, is_quantity
@@ -62,6 +63,36 @@ __all__ = [
     "COUPLINGS",
     "make_coupling",
 ]
+
+
+# TVB's Sigmoidal: what it computes, and how it is written here.
+_TVB_SIGMOIDAL = (
+    "TVB's Sigmoidal(cmin, cmax, midpoint, a, sigma): cmin + (cmax - cmin) / (1 + exp(-a (S - midpoint) / sigma)) "
+    "of the sum S",
+    "Sigmoidal(slope=a / sigma, midpoint=midpoint) with the Network's k=cmax - cmin and the constant input "
+    "simulate(..., inputs={target: cmin})",
+)
+
+# TVB's kernels (tvb.simulator.coupling), as written here.
+_TVB_COUPLINGS = {
+    "Linear": "Additive(b=b) with the Network's k=a (TVB's Linear(a, b): a sum_j W_ij x_j + b)",
+    "Scaling": "Additive() with the Network's k=a (TVB's Scaling(a): a sum_j W_ij x_j)",
+    "Sigmoidal": f"{_TVB_SIGMOIDAL[1]} ({_TVB_SIGMOIDAL[0]})",
+    "HyperbolicTangent": (
+        "SigmoidalJansenRit(cmin=0, cmax=2 a, midpoint=midpoint / b, r=2 b / sigma) with k=1 (TVB's "
+        "HyperbolicTangent(a, b, midpoint, sigma): a (1 + tanh((b x_j - midpoint) / sigma)) before the sum)"
+    ),
+    "SigmoidalJansenRit": (
+        "SigmoidalJansenRit(cmax=5.0) with coupled_var='eeg', target='E' and the Network's k=a (TVB's "
+        "SigmoidalJansenRit(a); rates are in Hz here: its cmax 0.005 /ms is 5.0)"
+    ),
+    "Kuramoto": "Kuramoto() with the Network's k=a (TVB's Kuramoto(a))",
+    "Difference": "Difference(a=a) (TVB's Difference(a))",
+    "PreSigmoidal": (
+        "AbstractSummedCoupling subclassed with a pre (TVB's PreSigmoidal, H (Q + tanh(G (P x_j - theta))) before "
+        "the sum, with a dynamic threshold by default, has no kernel here; docs/howto/custom-models.md)"
+    ),
+}
 
 
 def _scalar_field(value, name: str):
@@ -87,6 +118,14 @@ class AbstractCoupling(Readable):
     #: Whether a self-connection's term vanishes (``W_ii (y_i - y_i)``), so that keeping or
     #: dropping the diagonal of the weights makes no difference.
     cancels_self_connections: ClassVar[bool] = False
+    #: Other libraries' keywords for this kernel's parameters and what they are here, said
+    #: when one is passed (TVB's ``Linear(a=...)`` is the Network's ``k``).
+    keyword_aliases: ClassVar[dict[str, str]] = {}
+
+    def __new__(cls, *args, **kwargs):
+        # TVB's kernels share some names with ours and not others: a TVB keyword says where it goes.
+        check_keywords(cls.__name__, kwargs, keyword_names(cls.__init__), cls.keyword_aliases)
+        return super().__new__(cls, *args, **kwargs)
 
     def current_of(self, out: Any, current: Array, method: str) -> Array:
         """``out``, what the kernel's ``method`` (``'post'`` or ``'__call__'``) returned,
@@ -216,6 +255,7 @@ class Additive(AbstractSummedCoupling):
     """
 
     signed_weights: ClassVar[bool] = True
+    keyword_aliases: ClassVar[dict[str, str]] = {"a": "the Network's k (TVB's Linear(a=a, b=b) is coupling=Additive(b=b), k=a)"}
     b: Any = 0.0
 
     def __init__(self, b: Any = 0.0):
@@ -281,6 +321,9 @@ class Sigmoidal(AbstractSummedCoupling):
     """
 
     signed_weights: ClassVar[bool] = True
+    keyword_aliases: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("cmin", "cmax", "sigma"), f"not a parameter of this Sigmoidal ({_TVB_SIGMOIDAL[0]}; it is {_TVB_SIGMOIDAL[1]})"
+    )
     a: Any = 1.0
     b: Any = 0.0
     slope: Any = 1.0
@@ -321,6 +364,7 @@ class SigmoidalJansenRit(AbstractSummedCoupling):
     **Arguments:** `cmin` (0), `cmax` (0.005), `midpoint` (6), `r` (0.56).
     """
 
+    keyword_aliases: ClassVar[dict[str, str]] = {"a": "the Network's k (TVB's SigmoidalJansenRit(a=a))"}
     cmin: Any = 0.0
     cmax: Any = 0.005
     midpoint: Any = 6.0
@@ -350,6 +394,7 @@ class Kuramoto(AbstractSummedCoupling):
 
     signed_weights: ClassVar[bool] = True
     n_features: ClassVar[int] = 2
+    keyword_aliases: ClassVar[dict[str, str]] = {"a": "the Network's k (TVB's Kuramoto(a=a))"}
     alpha: Any = 0.0
     normalize_by_n: bool = eqx.field(static=True, default=False)
 
@@ -402,6 +447,15 @@ def make_coupling(coupling: str | AbstractCoupling) -> AbstractCoupling:
     if isinstance(coupling, type) and issubclass(coupling, AbstractCoupling):
         raise TypeError(f"coupling: pass an instance, e.g. coupling={coupling.__name__}(), not the class.")
     names = ", ".join(repr(n) for n in COUPLINGS)
+    if isinstance(coupling, str) and coupling in _TVB_COUPLINGS:
+        # TVB's class names: the nearest brainmass name is no equivalent ('Sigmoidal' is not 'sigmoidal').
+        hint = f": TVB's {coupling} is coupling={_TVB_COUPLINGS[coupling]} here"
+        raise ValueError(f"coupling must be one of {names} or an AbstractCoupling instance; got {coupling!r}{hint}.")
     close = closest_name(coupling.replace(" ", "_"), COUPLINGS) if isinstance(coupling, str) else None
     hint = f" (did you mean {close!r}?)" if close else ""
     raise ValueError(f"coupling must be one of {names} or an AbstractCoupling instance; got {coupling!r}{hint}.")
+
+
+__getattr__ = module_getattr(
+    __name__, __all__, {name: text for name, text in _TVB_COUPLINGS.items() if name not in __all__}
+)

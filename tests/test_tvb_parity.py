@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 import diffrax as dfx
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from _reference import load_reference
@@ -130,6 +131,16 @@ def larter_breakspear_presum(ref, n):
     return node, dict(coupled_var="V", coupling=kernel, k=1.0), inputs, names
 
 
+def generic_2d_oscillator_sigmoidal(ref, n):
+    # TVB's Sigmoidal, cmin + (cmax - cmin) / (1 + exp(-a (S - midpoint) / sigma)) of the sum
+    # S: our Sigmoidal's logistic with slope a / sigma and gain cmax - cmin, and cmin a
+    # constant input beside the coupling (it enters V as the coupling does).
+    node = bx.Generic2dOscillator(n, a=_p(ref, "a"), tau=_p(ref, "tau"), I=_p(ref, "I"))
+    p = {name: v[0] for name, v in ref["meta"]["coupling_params"].items()}
+    kernel = C.Sigmoidal(slope=p["a"] / p["sigma"], midpoint=p["midpoint"])
+    return node, dict(coupling=kernel, k=p["cmax"] - p["cmin"]), {"V": p["cmin"]}, {"V": "V", "W": "W"}
+
+
 def kuramoto(ref, n):
     node = bx.Kuramoto(n, omega=_p(ref, "omega"))
     # TVB's Kuramoto coupling is documented as a / N sum_j W_ij sin(theta_j - theta_i), but
@@ -151,7 +162,7 @@ SCALE = {("montbrio_pazo_roxin", "r"): 1000.0}
 CASES = {
     f.__name__: f
     for f in (
-        jansen_rit, generic_2d_oscillator, epileptor, sup_hopf, reduced_wong_wang, reduced_wong_wang_exc_inh,
+        jansen_rit, generic_2d_oscillator, generic_2d_oscillator_sigmoidal, epileptor, sup_hopf, reduced_wong_wang, reduced_wong_wang_exc_inh,
         montbrio_pazo_roxin, larter_breakspear, larter_breakspear_presum, wilson_cowan, wilson_cowan_unshifted,
         coombes_byrne_2d, kuramoto,
     )
@@ -187,6 +198,42 @@ def test_reference_runs_are_not_trivial():
         moved = [np.ptp(ref[f"state__{v}"], axis=0).max() for v in ref["meta"]["state_names"]]
         assert max(moved) > 0.1, (case, moved)
         assert ref["idelays"].max() > 10, case  # delays of many steps
+
+
+def test_reproduces_tvb_random_initial_history(x64):
+    # TVB's default start (no initial_conditions): uniform random states over the whole
+    # horizon, the current state its buffer's row 0, row h - m the coupled V at t = -m dt.
+    # history= as a function of t reproduces it; the constant past of y0 does not.
+    ref = _load("random_history")
+    conn, dt, buffer = bx.load_dataset("example_connectome"), float(ref["dt"]), ref["buffer"]
+    past = jnp.asarray(np.concatenate([buffer[:1], buffer[:0:-1]]), float)  # past[m]: V at t = -m dt
+
+    def history(t):
+        return past[jnp.clip(jnp.round(-t / dt).astype(int), 0, len(past) - 1)]
+
+    p = ref["meta"]["model_params"]
+    node = bx.Generic2dOscillator(conn.n_regions, a=p["a"], tau=p["tau"], I=p["I"])
+    kwargs = dict(distance=conn.distances, speed=float(ref["speed"]), coupling="additive", k=ref["meta"]["coupling_a"],
+                  interpolation="nearest", self_connection=True)
+    net = bx.Network(node, conn.weights, history=history, **kwargs)
+    # TVB's buffer is float32; its current state keeps the float64 draw.
+    np.testing.assert_allclose(history(0.0), ref["state0"][0], rtol=1e-7)
+    y0 = {"V": ref["state0"][0], "W": ref["state0"][1]}
+    duration, every = dt * int(ref["n_steps"]), int(ref["record_every"])
+    traj = bx.simulate(net, duration, dt=dt, solver=dfx.Heun(), y0=y0, monitors=["V", "W"])
+    for i, v in enumerate(("V", "W")):
+        expected = ref["raw"][:, i]
+        assert np.abs(np.asarray(traj[v])[::every] - expected).max() <= 5e-6 * np.abs(expected).max(), v
+    # TVB counts its steps from 1 here (from len(initial_conditions) when it is given): its
+    # averages line up with ours, and SubSample(period=p) records after steps n, 2n, ...
+    tavg = np.asarray(TemporalAverage(period=1.0)(traj["V"], dt=dt))
+    np.testing.assert_allclose(tavg, ref["tavg"], rtol=0, atol=5e-6 * np.abs(ref["tavg"]).max())
+    n = int(round(1.0 / dt))
+    sub = bx.simulate(net, duration, dt=dt, solver=dfx.Heun(), y0=y0, monitors=["V"], transient=n - 1, sample_every=n)
+    np.testing.assert_allclose(sub.ts, ref["subsample_t"], rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(sub["V"]), ref["subsample"], rtol=0, atol=5e-6 * np.abs(ref["subsample"]).max())
+    constant = bx.simulate(bx.Network(node, conn.weights, **kwargs), duration, dt=dt, solver=dfx.Heun(), y0=y0, monitors=["V"])
+    assert np.abs(np.asarray(constant["V"])[::every] - ref["raw"][:, 0]).max() > 1e-3
 
 
 def _monitor_signal(dt, n_steps, n=8):

@@ -17,6 +17,8 @@ Usage (any python3, from anywhere)::
   ``init__<tvb state>`` ``(N,)``, ``dt``, ``n_steps``, ``record_every``, ``speed``,
   ``idelays`` (TVB's delays in steps) and ``meta`` (JSON: the TVB model, coupling and
   their parameters, the TVB version).
+* Writes ``random_history.npz``: a run from TVB's default random initial history
+  (`run_random_history`).
 * Writes ``monitors.npz``: TVB's ``Bold`` (period 500 ms) and ``TemporalAverage`` (100 ms)
   monitors applied, alone, to a signal given by a formula (`monitor_signal`).
 
@@ -105,6 +107,13 @@ CASES = {
         coupling=("Linear", {"a": [0.3]}),
         init={"r": [0.1, 0.5, 0.2, 0.8, 0.05, 0.3, 0.6, 0.4], "V": -0.5},
         dt=0.01, n_steps=5000, record_every=25, speed=10.0,
+    ),
+    "generic_2d_oscillator_sigmoidal": dict(
+        model=("Generic2dOscillator", {"a": [-0.5], "tau": [1.5], "I": [0.2]}),
+        # TVB's Sigmoidal: cmin + (cmax - cmin) / (1 + exp(-a (sum - midpoint) / sigma)).
+        coupling=("Sigmoidal", {"cmin": [-0.3], "cmax": [0.5], "midpoint": [0.2], "a": [2.0], "sigma": [0.5]}),
+        init={"V": [0.1, -0.2, 0.3, 0.0, -0.5, 0.4, 0.2, -0.1], "W": 0.2},
+        dt=0.05, n_steps=4000, record_every=20, speed=4.0,
     ),
     "kuramoto": dict(
         model=("Kuramoto", {"omega": [0.05, 0.08, 0.11, 0.06, 0.09, 0.12, 0.07, 0.1]}),
@@ -205,10 +214,52 @@ def run_monitors(outdir: Path) -> None:
     np.savez_compressed(outdir / "monitors.npz", dt=dt, n_steps=n_steps, meta=json.dumps(meta), **outputs)
 
 
+def run_random_history(outdir: Path) -> None:
+    """TVB's default start: no ``initial_conditions``, so ``model.initial`` fills the whole
+    horizon with uniform random states (NumPy's global generator, seeded here) and the
+    current state is the buffer's row 0. Writes ``random_history.npz``: ``buffer`` ``(h,
+    N)`` (the coupled V, TVB's rows: row 0 is t = 0, row ``h - m`` is t = -m dt),
+    ``state0`` ``(2, N)`` (V, W), ``raw`` ``(n_steps / 20, 2, N)`` (after steps 1, 21, ...), ``tavg`` and ``subsample``
+    (V, period 1 ms) with their times."""
+    import numpy as np
+    from tvb.datatypes import connectivity
+    from tvb.simulator import coupling, integrators, models, monitors, simulator
+
+    data = np.load(_external.CONNECTOME)
+    weights, lengths = data["weights"].astype(np.float64), data["distances"].astype(np.float64)
+    n, dt, n_steps, speed, a = weights.shape[0], 0.05, 2000, 4.0, 0.05
+    conn = connectivity.Connectivity(
+        weights=weights, tract_lengths=lengths, region_labels=np.array([f"r{i}" for i in range(n)]),
+        centres=np.zeros((n, 3)), speed=np.array([speed]),
+    )
+    conn.configure()
+    model = models.Generic2dOscillator(a=np.array([-0.5]), tau=np.array([1.5]), I=np.array([0.2]))
+    model.variables_of_interest = ("V", "W")
+    np.random.seed(0)
+    sim = simulator.Simulator(
+        model=model, connectivity=conn, coupling=coupling.Linear(a=np.array([a])),
+        integrator=integrators.HeunDeterministic(dt=dt), simulation_length=n_steps * dt,
+        monitors=(monitors.Raw(), monitors.TemporalAverage(period=1.0), monitors.SubSample(period=1.0)),
+    )
+    sim.configure()
+    buffer, state0 = np.array(sim.history.buffer[:, 0, :, 0]), np.array(sim.current_state[:, :, 0])
+    (rt, raw), (tt, tavg), (st, sub) = sim.run()
+    import importlib.metadata
+
+    meta = dict(tvb_version=importlib.metadata.version("tvb-library"), model_params={"a": -0.5, "tau": 1.5, "I": 0.2},
+                coupling_a=a, seed=0)
+    np.savez_compressed(
+        outdir / "random_history.npz", dt=dt, n_steps=n_steps, speed=speed, idelays=sim.connectivity.idelays,
+        buffer=buffer, state0=state0, record_every=20, raw=raw[::20, :, :, 0], tavg_t=tt, tavg=tavg[:, 0, :, 0],
+        subsample_t=st, subsample=sub[:, 0, :, 0], meta=json.dumps(meta),
+    )
+
+
 def write(outdir: Path) -> None:
     for name, spec in CASES.items():
         run_case(outdir, name, spec)
     run_monitors(outdir)
+    run_random_history(outdir)
 
 
 def main(argv: list[str] | None = None) -> None:

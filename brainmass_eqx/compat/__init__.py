@@ -146,7 +146,7 @@ __all__ = [
 _EXTRAS = ("brainstate", "braintools", "brainunit", "install", "uninstall")
 
 # brainmass's submodules (``brainmass_eqx.compat.noise``, ``from brainmass.hopf import HopfStep``).
-from . import _sequence as _seq  # noqa: E402
+from . import _fitter as _fitter_module, _sequence as _seq  # noqa: E402
 from ._coupling import set_module_as as _set_module_as  # noqa: E402
 from ._models import _Identity  # noqa: E402
 from ._submodules import build as _build_submodules  # noqa: E402
@@ -161,6 +161,9 @@ _SUBMODULES = _build_submodules(
         "horn": {n: getattr(_seq, n) for n in _HORN_CONNS},
         "coupling": {n: getattr(_seq, n) for n in ("AdditiveConn", "DelayedAdditiveConn")},
         "wilson_cowan": _seq.WC_SUBMODULE,
+        "fitter": {n: getattr(_fitter_module, n) for n in ("_trainable_params", "_finite_box", "_build_search_space")},
+        # A tuple (brainmass: a list): appending to it would not reach list_models().
+        "list_models": {"_MODEL_REGISTRY": tuple(list_models())},
     },
 )
 

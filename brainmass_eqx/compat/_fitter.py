@@ -41,7 +41,11 @@ _BACKENDS = ("grad", "nevergrad", "scipy")
 
 
 class FitResult:
-    """The outcome of `Fitter.fit` (brainmass's attributes)."""
+    """The outcome of `Fitter.fit` (brainmass's attributes): ``backend``, ``best_loss``,
+    ``best_params``, ``history``, ``n_steps``, ``prediction`` (at the best parameters; None for
+    a ``'scipy'``/``'nevergrad'`` fit with ``loss_fn``), ``optimizer``, ``raw`` (the best
+    start's SciPy ``OptimizeResult`` for ``'scipy'``, the best parameters for
+    ``'nevergrad'``, None for ``'grad'``) and ``model``."""
 
     __module__ = "brainmass"
 
@@ -71,9 +75,45 @@ def trainable_params(model: Any) -> dict[str, Param]:
     return out
 
 
-def _bounded(t) -> bool:
-    lo, hi = t.bounds
-    return math.isfinite(lo) and math.isfinite(hi)
+#: brainmass's private name, which its own tests import (``from brainmass.fitter import
+#: _trainable_params``); ``brainmass.fitter`` provides it.
+_trainable_params = trainable_params
+
+
+def _finite_box(transform) -> tuple[float, float] | None:
+    """``(lower, upper)`` of a transform's constrained interval if both ends are finite
+    (``SigmoidT``, ``TanhT``, ``SoftsignT``, ``ScaledSigmoidT``, ``ClipT``), else None
+    (``ReluT``, ``SoftplusT``, ``IdentityT``, ...: they need a ``search_space`` entry).
+    brainmass's private helper, as in ``brainmass.fitter``."""
+    lo, hi = transform.bounds
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+
+
+def _build_search_space(params: Mapping[str, Param], user_search_space: Mapping | None) -> dict:
+    """``{name: (low, high)}`` bounds of the derivative-free backends: ``user_search_space``'s
+    entry where given, else the parameter's `_finite_box`, broadcast to the parameter's shape.
+
+    Raises ``ValueError`` for a ``user_search_space`` name that is not a trainable parameter,
+    and for a parameter with neither a finite interval nor an entry (brainmass's checks and
+    messages; brainmass's private helper, as in ``brainmass.fitter``)."""
+    user = dict(user_search_space or {})
+    for name in user:
+        if name not in params:
+            raise ValueError(
+                f"search_space names unknown parameter {name!r}; trainable parameters are {sorted(params)}."
+            )
+    bounds = {}
+    for name, p in params.items():
+        box = user[name] if name in user else _finite_box(p.t)
+        if box is None:
+            raise ValueError(
+                f"cannot derive search bounds for trainable parameter {name!r}: its transform "
+                f"{type(p.t).__name__} defines no finite interval. Pass search_space={{{name!r}: (low, high)}}."
+            )
+        lo, hi = box
+        shape = jnp.shape(p.value())
+        bounds[name] = (lo, hi) if shape == () else (jnp.full(shape, lo), jnp.full(shape, hi))
+    return bounds
 
 
 class Fitter:
@@ -174,26 +214,12 @@ class Fitter:
 
         return cb
 
-    def _bounds(self, params):
-        for name, p in params.items():
-            if self.search_space and name in self.search_space:
-                continue
-            if not _bounded(p.t):
-                raise ValueError(
-                    f"cannot derive search bounds for trainable parameter {name!r}: its transform "
-                    f"{type(p.t).__name__} defines no finite interval. Pass search_space={{{name!r}: (low, high)}}."
-                )
-        if self.search_space:
-            for name in self.search_space:
-                if name not in params:
-                    raise ValueError(
-                        f"search_space names unknown parameter {name!r}; trainable parameters are {list(params)}."
-                    )
-
     # -- fit -----------------------------------------------------------------------------------------------
     def fit(self, target=None, n_steps=100, *, verbose=False) -> FitResult:
         """Run the optimisation: ``n_steps`` optimizer steps (``'grad'``), generations
         (``'nevergrad'``) or random restarts (``'scipy'``)."""
+        if isinstance(n_steps, (int, np.integer)) and not isinstance(n_steps, bool) and n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps!r}.")  # brainmass's message
         n_steps = check_int(n_steps, "n_steps", 1)
         params = trainable_params(self.model)
         if self.backend == "grad":
@@ -219,7 +245,7 @@ class Fitter:
                     f"backend={self.backend!r} needs at least one parameter to search."
                 )
             opts = self._derivfree_opts()
-            self._bounds(params)
+            _build_search_space(params, self.search_space)  # its checks; the core derives the same bounds
             if self.backend == "nevergrad":
                 core_opt = opts.pop("method", "DE")
                 kwargs = {"popsize": int(opts.pop("n_sample", 8))}
@@ -250,9 +276,20 @@ class Fitter:
             for i, h in enumerate(history):
                 print(f"[{self.backend}] step {i}: loss={h:.6g} best={min(history[: i + 1]):.6g}")
         n_done = n_steps if self.backend == "scipy" else int(result.n_steps)
+        # brainmass's FitResult: prediction is None for a derivative-free loss_fn fit (its
+        # 'grad' keeps loss_fn's aux); raw is the best start's OptimizeResult ('scipy'), the
+        # best parameters ('nevergrad') or None ('grad'). The core's details stay in
+        # result.raw of brainmass_eqx.fit.
+        prediction = None if self.loss_fn is not None and self.backend != "grad" else result.prediction
+        raw = None
+        if self.backend == "scipy":
+            done = [r for r in result.raw["results"] if r is not None]  # None: a start that raised
+            raw = min(done, key=lambda r: float(r.fun), default=None)
+        elif self.backend == "nevergrad":
+            raw = best
         return FitResult(
             backend=self.backend, best_loss=float(result.best_loss), best_params=best_params, history=history,
-            n_steps=n_done, prediction=result.prediction, optimizer=self._optimizer, raw=result.raw, model=self.model,
+            n_steps=n_done, prediction=prediction, optimizer=self._optimizer, raw=raw, model=self.model,
         )  # fmt: skip
 
     def _derivfree_opts(self) -> dict:

@@ -11,7 +11,7 @@ _SUBMODULES = {
     # brainmass's other submodules (noise, hopf, coupling, ...) come from compat._submodules
     "brainmass": ("datasets", "objectives", "viz"),
     "brainstate": ("environ", "random", "nn", "transform", "init"),
-    "braintools": ("init", "optim", "metric"),
+    "braintools": ("init", "optim", "metric", "file"),
     "brainunit": ("math", "fft"),
 }
 _SAVED: dict[str, types.ModuleType | None] = {}

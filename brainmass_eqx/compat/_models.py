@@ -1258,10 +1258,26 @@ class KuramotoNetwork(NodeModel):
         if conn is not None:
             conn = np.asarray(u.get_magnitude(conn))
             n = self.n_regions
-            if conn.shape == (n * n,):
-                conn = conn.reshape(n, n)
-            elif conn.shape != (n, n):
-                raise ValueError(f"conn must have shape ({n}, {n}) or ({n * n},), got {conn.shape}.")
+            # Raised here, not at the first update as brainmass did, in brainmass's words
+            # (code written against brainmass matches them).
+            if conn.ndim == 1 and conn.size % n:
+                raise ValueError(
+                    f"Flattened connection length {conn.size} is not divisible by N={n}: conn must have shape "
+                    f"({n}, {n}) or ({n * n},)."
+                )
+            if conn.ndim == 1 and conn.size != n * n:
+                raise ValueError(
+                    f"For Kuramoto, expected square connectivity (N={n}); got N_in={conn.size // n}: conn must "
+                    f"have shape ({n}, {n}) or ({n * n},)."
+                )
+            if conn.ndim not in (1, 2):
+                raise ValueError(
+                    f"Connectivity must be 1D flattened or 2D matrix; got shape {conn.shape}: conn must have shape "
+                    f"({n}, {n}) or ({n * n},)."
+                )
+            if conn.ndim == 2 and conn.shape != (n, n):
+                raise ValueError(f"Connectivity must be square (N,N)={(n, n)}; got {conn.shape}.")
+            conn = conn.reshape(n, n)
         self.conn = conn
         self.normalize_by_n = bool(a["normalize_by_n"])
         self.exclude_self = bool(a["exclude_self"])

@@ -17,7 +17,10 @@ Every name in it that brainmass also exports at the top level is the same object
 each maps to the facade's top-level name. The names brainmass keeps only in a submodule
 (``utils.set_module_as``, ``horn.HORN_TR`` and its connections, the ``jansen_rit`` layers,
 ``wilson_cowan.WilsonCowanSeqLayer``, ``coupling.AdditiveConn``, ...) are provided there only
-(``build``'s ``only_in``), some of them outside the submodule's ``__all__``, as in brainmass;
+(``build``'s ``only_in``), some of them outside the submodule's ``__all__``, as in brainmass
+(among them the private helpers brainmass's own tests import: ``fitter._trainable_params``,
+``_finite_box``, ``_build_search_space``, ``list_models._MODEL_REGISTRY``). The private
+module ``_xy_model`` (``XY_Oscillator``) is in the table too;
 a listed name the facade lacks raises an error that says so. ``datasets``, ``objectives`` and ``viz`` are real facade
 modules and are not built here.
 """
@@ -82,6 +85,9 @@ SUBMODULES: dict[str, tuple[str, ...]] = {
     ),
     "wong_wang": ("WongWangStep",),
     "wong_wang_exc_inh": ("WongWangExcInhStep",),
+    # brainmass's one private module its users import: brainmass's own models (hopf.py,
+    # sl.py, vdp.py), which custom oscillators are written after, take the base from it.
+    "_xy_model": ("XY_Oscillator",),
 }  # fmt: skip
 
 

@@ -76,8 +76,12 @@ class FitResult:
     - `units`: ``{name: unit}`` of `best_params` (``''`` for dimensionless), as shown by
       the repr.
 
-    A result pickles (``pickle.dump(result, f)``): an `optimizer` or `raw` entry that
-    cannot (an optax chain holds local functions) is replaced by a note saying what it was.
+    A result pickles (``pickle.dump(result, f)``, ``cloudpickle.dump``). An `optimizer` or
+    `raw` entry that plain pickle refuses (an optax chain holds local functions) is stored
+    with ``cloudpickle`` when that package is installed, and comes back working on
+    ``pickle.load`` (which then needs ``cloudpickle`` installed too); without it the entry
+    is replaced by a note saying what it was, and loading warns which entries are missing
+    and how to get them back (pass the same optimizer to a new `Fitter`).
     """
 
     backend: str
@@ -95,16 +99,27 @@ class FitResult:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        for name in ("optimizer", "raw"):
-            try:
-                pickle.dumps(state[name])
-            except Exception:  # whatever pickle refuses: local functions, open handles, ...
-                state[name] = f"<{type(state[name]).__name__}, not picklable: left out when the FitResult was pickled>"
+        for name in _PICKLED_BY_VALUE:
+            state[name] = _picklable(name, state[name])
         return state
 
     def __setstate__(self, state: dict) -> None:
+        missing = []
         for name, value in state.items():
+            if isinstance(value, _Cloudpickled):
+                value = value.restore(name)
+            if isinstance(value, _LeftOut):
+                missing.append(value)
             object.__setattr__(self, name, value)  # a frozen dataclass
+        if missing:
+            # A note in place of an optimizer used to surface only as an AttributeError on
+            # a string, far from the load that lost it.
+            warnings.warn(
+                "this FitResult was loaded without " + "; ".join(missing) + ". The fitted parameters "
+                "(best_params, model) are complete; to continue the fit, pass the same optimizer to a new "
+                "Fitter (Fitter(result.model, optax.adam(...), ...)).",
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         # The fitted values are what a reader looks for first; they used to be missing
@@ -123,6 +138,51 @@ class FitResult:
             f"FitResult(backend={self.backend!r}, best_loss={self.best_loss:.6g} {when}, "
             f"stop_reason={self.stop_reason!r}, {values})"
         )
+
+
+#: FitResult fields stored by value when pickled (`_picklable`).
+_PICKLED_BY_VALUE = ("optimizer", "raw")
+
+
+class _LeftOut(str):
+    """The note a pickled `FitResult` holds in place of an entry it could not store (a str,
+    so that it prints and compares as the note it is)."""
+
+
+class _Cloudpickled:
+    """An entry plain pickle refuses, serialised by cloudpickle: its bytes load with plain
+    ``pickle.loads`` wherever ``cloudpickle`` is importable."""
+
+    def __init__(self, data: bytes, kind: str):
+        self.data = data
+        self.kind = kind
+
+    def restore(self, name: str) -> Any:
+        try:
+            return pickle.loads(self.data)
+        except Exception as error:  # cloudpickle missing here, or a changed optax
+            return _LeftOut(
+                f"its {name} (a {self.kind} stored by cloudpickle, which could not be loaded here: "
+                f"{type(error).__name__}: {error})"
+            )
+
+
+def _picklable(name: str, value: Any) -> Any:
+    """``value`` if plain pickle stores it, else its cloudpickle bytes, else a `_LeftOut` note."""
+    try:
+        pickle.dumps(value)
+        return value
+    except Exception:  # whatever pickle refuses: local functions, open handles, ...
+        pass
+    kind = type(value).__name__
+    try:
+        import cloudpickle  # not a dependency: used when installed
+    except ImportError:
+        return _LeftOut(f"its {name} (a {kind}, which plain pickle cannot store; install cloudpickle to keep it)")
+    try:
+        return _Cloudpickled(cloudpickle.dumps(value), kind)
+    except Exception as error:
+        return _LeftOut(f"its {name} (a {kind}, which neither pickle nor cloudpickle can store: {error})")
 
 
 _UNKEYED = object()  # `Fitter._shared_key` not computed yet (None: computed, not shared)
