@@ -190,3 +190,13 @@ def test_fsal_solver_in_a_delayed_network_holds_each_steps_coupling(x64):
     plain = bx.simulate(net, 50.0, dt=DT, solver=dfx.Tsit5(), y0=y0)
     fresh = bx.simulate(net, 50.0, dt=DT, solver=_FreshFirstStage(dfx.Tsit5()), y0=y0)
     np.testing.assert_allclose(np.asarray(plain.ys["x"]), np.asarray(fresh.ys["x"]), atol=1e-12)
+
+
+def test_fsal_solver_in_a_model_with_its_own_delays_holds_each_steps_delayed_values(x64):
+    # WilsonCowanDelayed reads its delayed states once per step and holds them over the
+    # step (SelfDelaySolver), a per-step input to the inner solver as a Network's coupling is.
+    model = bx.WilsonCowanDelayed(n_regions=2)
+    y0 = {"rE": jnp.array([0.3, 0.1]), "rI": jnp.array([0.05, 0.2])}
+    plain = bx.simulate(model, 50.0, dt=DT, solver=dfx.Tsit5(), y0=y0)
+    fresh = bx.simulate(model, 50.0, dt=DT, solver=_FreshFirstStage(dfx.Tsit5()), y0=y0)
+    np.testing.assert_allclose(np.asarray(plain.ys["rE"]), np.asarray(fresh.ys["rE"]), atol=1e-12)
