@@ -323,3 +323,19 @@ def test_nevergrad_names_ignore_case():
         Fitter(Quadratic(a=bm.Param(0.5, bounds=(0.0, 1.0))), "cma", loss_fn=steep_loss, backend="nevergrad")
     with pytest.raises(ValueError, match=r"unknown parameter 'A' \(did you mean 'a'\?\)"):
         Fitter(Quadratic(a=bm.Param(0.5, bounds=(0.0, 1.0))), loss_fn=steep_loss, backend="nevergrad", search_space={"A": (0, 1)})
+
+
+def test_an_error_inside_nevergrad_is_named_with_the_optimizers_to_use(monkeypatch):
+    # nevergrad 1.0.12's 'NGOpt' raised "TypeError: only 0-dimensional arrays can be
+    # converted to Python scalars" from its metamodel under NumPy 2.4, a stack deep inside
+    # nevergrad that read like a fault of the loss.
+    import nevergrad as ng
+
+    def broken_tell(self, candidate, loss, *args, **kwargs):
+        raise TypeError("only 0-dimensional arrays can be converted to Python scalars")
+
+    monkeypatch.setattr(ng.optimizers.base.Optimizer, "tell", broken_tell)
+    fitter = Fitter(Quadratic(a=bm.Param(0.5, bounds=(0.0, 1.0))), "DE", loss_fn=steep_loss, backend="nevergrad")
+    with pytest.raises(RuntimeError, match=r"nevergrad's optimizer 'DE' failed inside nevergrad itself at generation 0 "
+                       r"\(TypeError: only 0-dimensional .*\), not in the loss\. Choose another optimizer: 'DE' or 'CMA'"):
+        fitter.fit(jnp.asarray(0.5), 2, popsize=4)

@@ -310,7 +310,8 @@ class Fitter:
           ``optx.Dogleg``): these fit the residuals ``prediction[transient:] - target``
           (or ``loss_fn``'s output, which must then be the residuals);
         - ``'nevergrad'``: a nevergrad optimizer name (``'DE'`` (default), ``'CMA'``,
-          ``'NGOpt'``, ...) or family (``ng.optimizers.DifferentialEvolution(...)``);
+          ``'TwoPointsDE'``, ...; not ``'NGOpt'``, which fails inside nevergrad 1.0.12 with
+          NumPy 2.4) or family (``ng.optimizers.DifferentialEvolution(...)``);
         - ``'scipy'``: a ``scipy.optimize.minimize`` method name (default
           ``'L-BFGS-B'``) or a dict ``{'method', 'tol', 'options', 'constraints'}``.
     - `predict`: ``predict(model) -> prediction`` (``predict(model, key)`` with

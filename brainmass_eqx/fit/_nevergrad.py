@@ -14,6 +14,7 @@ candidate is non-finite stops the fit with `NonFiniteLossError`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -64,7 +65,7 @@ def check_optimizer(optimizer: Any):
     ):
         return optimizer
     raise TypeError(
-        "backend='nevergrad' needs optimizer=None, a nevergrad optimizer name ('DE', 'CMA', 'NGOpt', "
+        "backend='nevergrad' needs optimizer=None, a nevergrad optimizer name ('DE', 'CMA', 'TwoPointsDE', "
         "...) or an optimizer family such as nevergrad.optimizers.DifferentialEvolution(popsize=32); "
         f"got {type(optimizer).__name__}. (Pass the family, not a constructed optimizer: the "
         "Fitter builds it for the parameters' box.)"
@@ -142,6 +143,25 @@ def _choose(batched: dict, args) -> tuple[Any, str, dict]:
     return batched[mode], mode, timings
 
 
+@contextlib.contextmanager
+def _inside_nevergrad(family, gen: int):
+    """Name nevergrad as the source of an error raised by its own ``ask`` / ``tell`` (not by
+    the loss), with the optimizers to use instead. nevergrad 1.0.12's 'NGOpt' picks, for a
+    small budget, a metamodel optimizer that calls ``float()`` of a one-element array, which
+    NumPy 2.4 refuses: "TypeError: only 0-dimensional arrays can be converted to
+    Python scalars", from deep inside nevergrad."""
+    try:
+        yield
+    except Exception as err:  # whatever nevergrad raises: named and passed on
+        name = getattr(family, "name", None) or getattr(family, "__name__", None) or type(family).__name__
+        raise RuntimeError(
+            f"nevergrad's optimizer {name!r} failed inside nevergrad itself at generation {gen} "
+            f"({type(err).__name__}: {err}), not in the loss. Choose another optimizer: 'DE' or "
+            "'CMA' (the Fitter's tests run these), 'TwoPointsDE', 'PSO' or 'OnePlusOne'. 'NGOpt' and its "
+            "'NGOpt*' / metamodel variants fail so with NumPy 2.4 (nevergrad 1.0.12)."
+        ) from err
+
+
 def run(
     *, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor, threads: int | None
 ) -> BackendOutput:
@@ -188,7 +208,8 @@ def run(
 
     try:
         for gen in range(n_steps):
-            candidates = [optimizer.ask() for _ in range(popsize)]
+            with _inside_nevergrad(family, gen):
+                candidates = [optimizer.ask() for _ in range(popsize)]
             u = np.stack([np.asarray(c.value, dtype=float) for c in candidates])
             try:
                 args = (jnp.asarray(u, dtype), lo_j, hi_j, data, key)
@@ -222,8 +243,9 @@ def run(
                 if best_values is not None:  # the generations before: `Fitter.fit` makes err.result of it
                     err.output = output("nonfinite")
                 raise err
-            for cand, loss in zip(candidates, losses):
-                optimizer.tell(cand, float(loss) if np.isfinite(loss) else _WORST_LOSS)
+            with _inside_nevergrad(family, gen):
+                for cand, loss in zip(candidates, losses):
+                    optimizer.tell(cand, float(loss) if np.isfinite(loss) else _WORST_LOSS)
             j = int(best)
             if losses[j] < best_loss:
                 best_loss, best_values, best_step = float(losses[j]), values, gen
