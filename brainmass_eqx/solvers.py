@@ -181,7 +181,7 @@ class _Clock(eqx.Module):
         return getattr(self.source, "per_step", ())
 
     def at_step(self, t0):
-        """The source's inputs held over the step from local time ``t0`` (`_HeldStepInputs`),
+        """The source's inputs held over the input step that holds local time ``t0`` (`_HeldStepInputs`),
         on this clock: the model still reads the absolute time."""
         if self.first_step is not None and hasattr(self.source, "at_local_step"):
             held = self.source.at_local_step(t0, self.first_step)
@@ -404,14 +404,19 @@ def _inputs_jump(args) -> bool:
 
 class _HeldStepInputs(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
     r"""``solver`` with inputs given per step held over each step it takes: every stage of
-    the step from $t_0$ reads the inputs of the step that starts at $t_0$ (``args.at_step(t0)``).
+    the step over $[t_0, t_1]$ reads the inputs of the input step that holds its midpoint
+    (``args.at_step((t0 + t1) / 2)``).
 
-    For a diffrax solve on the step grid (`simulate` with ``saveat`` and fixed steps), as
-    `Substeps` does on the recorded grid. Read at each stage's own time instead, a stage at
-    the step's end ($c = 1$: Heun's second, RK4's last) took the *next* step's value: Heun
-    was 0.15 and RK4 0.014 off the held-input run on a per-step pulse at dt = 0.1 ms. A
-    first-same-as-last solver evaluates its first stage again at each step (`_inputs_jump`).
-    Any other source (no ``at_step``) is passed on unchanged.
+    For a diffrax solve (`simulate` with ``saveat`` or adaptive steps), as `Substeps` does
+    on the recorded grid. Read at each stage's own time instead, a stage at the step's end
+    ($c = 1$: Heun's second, RK4's last) took the *next* step's value: Heun was 0.15 and
+    RK4 0.014 off the held-input run on a per-step pulse at dt = 0.1 ms. On the step grid
+    the midpoint is that of the input step; adaptive steps are clipped where the input
+    changes (`simulate`'s ``_clip_at_changes``), so that each lies inside one input step,
+    and the midpoint is inside it however the clipped ends round (diffrax ends a step just
+    before a jump and starts the next just after it). A first-same-as-last solver
+    evaluates its first stage again at each step (`_inputs_jump`). Any other source (no
+    ``at_step``) is passed on unchanged.
 
     **Arguments:** `solver`, the solver taking each step.
     """
@@ -427,7 +432,7 @@ class _HeldStepInputs(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         jump = _inputs_jump(args)
-        step_args = args.at_step(t0) if hasattr(args, "at_step") else args
+        step_args = args.at_step(0.5 * (t0 + t1)) if hasattr(args, "at_step") else args
         return self.solver.step(terms, t0, t1, y0, step_args, solver_state, True if jump else made_jump)
 
 
