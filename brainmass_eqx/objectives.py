@@ -46,6 +46,7 @@ from .metrics import (
     _kde_factor,
     _magnitude,
     _safe_sqrt,
+    _spectrum,
     _time_ms,
     _welch_setup,
     cosine_similarity,
@@ -54,7 +55,6 @@ from .metrics import (
     functional_connectivity_dynamics,
     ks_distance,
     matrix_correlation,
-    power_spectral_density,
     wasserstein_1d,
 )
 
@@ -512,8 +512,8 @@ def psd_rmse(
         # One segment length for both (the shorter signal's default), so the bins match.
         n, _ = _welch_setup(min(p.shape[-2], t.shape[-2]), nperseg, noverlap)
         idx = _band_indices(n, dt_ms, band, "freq_range")
-        _, pp = power_spectral_density(p, dt_ms, nperseg=n, noverlap=noverlap)
-        _, pt = power_spectral_density(t, dt_ms, nperseg=n, noverlap=noverlap)
+        _, pp = _spectrum(p, dt_ms, nperseg=n, noverlap=noverlap)
+        _, pt = _spectrum(t, dt_ms, nperseg=n, noverlap=noverlap)
         pp, pt = pp[..., idx, :], pt[..., idx, :]
         if log:
             eps = floor * jnp.mean(pt) + jnp.finfo(pt.dtype).tiny

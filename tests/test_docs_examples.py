@@ -101,3 +101,36 @@ def test_first_amplitude_is_the_limit_cycle_radius(page):
     a = np.array([0.1, 0.25, 0.6, 1.0])
     np.testing.assert_allclose(jax.vmap(amplitude)(a), np.sqrt(a), rtol=0.02)
     np.testing.assert_allclose(jax.grad(amplitude)(0.25), 1.0, rtol=0.02)
+
+
+def test_sparse_network_example_moves():
+    """networks.md's sparse example is a network that does something: started from
+    x = y = 0 (Hopf's default) below its bifurcation, it recorded zeros, and the gradient
+    the page takes next was zero everywhere. Its run (not the gradient, whose compilation
+    is the slow part) at 50 regions instead of 1,000, to stay quick."""
+    import jax.numpy as jnp
+
+    page = "docs/howto/networks.md"
+    (block,) = [b for b in _BLOCK.findall((ROOT / page).read_text(encoding="utf-8")) if "scipy.sparse" in b]
+    assert "n = 1000\n" in block and "\nloss = " in block
+    run = block.split("\nloss = ")[0].replace("n = 1000\n", "n = 50\n")
+    namespace: dict = {}
+    exec(compile(run, page, "exec", dont_inherit=True), namespace)
+    assert float(jnp.abs(namespace["traj"]["x"]).max()) > 0.01
+
+
+def test_ensembles_memory_example_warns_nothing():
+    """ensembles.md's `chunk=` example drew its 4x4 connectome with a non-zero diagonal, so
+    every member's Network warned that it dropped 4 self-connections, a warning the page
+    never mentions. Its imports (the first block) and that block, run as written."""
+    page = "docs/howto/ensembles.md"
+    blocks = _BLOCK.findall((ROOT / page).read_text(encoding="utf-8"))
+    (block,) = [b for b in blocks if "def one(k, a)" in b]
+    namespace: dict = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(blocks[0].split("\ndef run")[0], page, "exec", dont_inherit=True), namespace)
+        exec(compile(block, page, "exec", dont_inherit=True), namespace)
+    assert namespace["xs"].shape == (8, 100, 4)
+    said = [f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, DeprecationWarning)]
+    assert said == []

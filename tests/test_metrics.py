@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ import scipy.signal
 import scipy.stats
 import unxt
 
-from brainmass_eqx import metrics as M
+from brainmass_eqx import metrics as M, objectives
 
 REF = pathlib.Path(__file__).parent / "data" / "reference" / "objectives" / "example_signal.npz"
 F32 = dict(rtol=1e-5, atol=1e-6)
@@ -545,6 +546,26 @@ def test_a_signal_given_regions_first_is_warned_about():
     x = np.random.default_rng(0).standard_normal((6, 400))  # (regions, time)
     with pytest.warns(UserWarning, match="pass its transpose"):
         M.functional_connectivity(x)
+
+
+@pytest.mark.parametrize("spectral", ["power_spectral_density", "dominant_frequency"])
+def test_a_spectrum_of_a_signal_given_regions_first_is_warned_about(spectral):
+    # dominant_frequency(x.T) of 80 regions x 500 samples silently returned 500
+    # "frequencies", one per time sample, each from an 80-sample series.
+    x = np.random.default_rng(0).standard_normal((500, 80))
+    with pytest.warns(UserWarning, match="pass its transpose"):
+        getattr(M, spectral)(x.T, dt=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        getattr(M, spectral)(x, dt=1.0)
+        getattr(M, spectral)(x[:, 0], dt=1.0)
+
+
+def test_psd_rmse_warns_once_per_regions_first_signal():
+    x = np.random.default_rng(0).standard_normal((500, 80))
+    with pytest.warns(UserWarning, match="pass its transpose") as record:
+        objectives.psd_rmse(dt=1.0)(x.T, x.T)
+    assert [str(w.message).split(" has")[0] for w in record] == ["`prediction`", "`target`"]
 
 
 def test_matrix_correlation_refuses_two_by_two():

@@ -931,3 +931,16 @@ def test_reverse_mode_through_a_run_in_pieces_equals_the_run_in_one(x64, monkeyp
         monkeypatch.setattr(_simulate, "_piece_steps", lambda n_steps, dt_ms, p=pieces: p)
         grads[pieces] = jax.grad(loss)(0.2)
     np.testing.assert_allclose(grads[7], grads[None], rtol=1e-10)
+
+
+def test_a_step_written_in_seconds_is_warned_about():
+    # dt=1e-4 meant as 0.1 ms (a script counting time in seconds) ran silently: 1000 times
+    # the steps over a 1000 times shorter run (20,000 steps for 2 ms where 2 s was meant).
+    node = bx.Hopf(1, init_x=0.5)
+    with pytest.warns(UserWarning, match=r"dt = 0.0001 ms: plain numbers are ms.*unxt.Quantity\(0.0001, 's'\) or 0.1"):
+        bx.simulate(node, 0.02, dt=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bx.simulate(node, 0.02, dt=u.Quantity(1e-4, "ms"))  # that fine on purpose
+        bx.simulate(node, 0.02, dt=u.Quantity(1e-7, "s"))
+        bx.simulate(node, 1.0, dt=0.01)

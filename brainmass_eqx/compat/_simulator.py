@@ -120,10 +120,14 @@ def _core_run_impl(core, y0, key, inputs, solver, dt, n_steps, transient, sample
     TRACE_COUNTS["core"] += 1
 
     def one(y, k, inp):
-        traj = simulate(
-            core, n_steps * dt, dt=dt, solver=solver, key=k, y0=y, inputs=inp if inp else None,
-            monitors=dict(spec), transient=transient, sample_every=sample_every, check_finite=False,
-        )  # fmt: skip
+        with warnings.catch_warnings():
+            # brainstate's dt carries its unit: a step of 1e-3 ms or less is meant, not one
+            # in seconds written as a plain number (what `simulate` warns about).
+            warnings.filterwarnings("ignore", message=r"dt = .* ms: plain numbers are ms", category=UserWarning)
+            traj = simulate(
+                core, n_steps * dt, dt=dt, solver=solver, key=k, y0=y, inputs=inp if inp else None,
+                monitors=dict(spec), transient=transient, sample_every=sample_every, check_finite=False,
+            )  # fmt: skip
         return traj.ys, traj.final_state
 
     if not batched:
