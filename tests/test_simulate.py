@@ -1,5 +1,6 @@
 """simulate(): recording semantics, jit / grad / vmap, chunking, inputs, and bad input."""
 
+import re
 import warnings
 
 import diffrax as dfx
@@ -862,6 +863,37 @@ def test_a_run_in_pieces_equals_the_run_in_one(short_pieces, monkeypatch):
         for v in ("x", "y"):
             np.testing.assert_allclose(many[v], one[v], rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(many.final_state[v], one.final_state[v], rtol=1e-5, atol=1e-6)
+
+
+def test_saves_crowded_in_one_piece_do_not_pad_every_piece_to_their_number(monkeypatch):
+    # Each piece's saves are padded to the fullest piece's: 1 save in each of 19 pieces of
+    # 100 steps and 200 in the last made a (20, 200) grid, 18 times the 219 saves (100,000
+    # saves in the last of 71 pieces of 8192 ms: 4.5 GB of records for 80 regions and 2
+    # monitors, not 64 MB).
+    from brainmass_eqx import _simulate
+
+    saveat = np.concatenate([10 * np.arange(19) + 5.55, np.linspace(190.05, 200.0, 200)])
+    plan = _simulate._piece_plan(saveat, 2000, 100, 0.1)
+    assert plan.ts.size < 4 * saveat.size, plan.ts.shape  # (29, 23): 3.05 times
+    monkeypatch.setattr(_simulate, "_piece_steps", lambda n_steps, dt_ms: 100)
+    many = bx.simulate(hopf(), 200.0, dt=0.1, saveat=saveat)
+    _one_piece(monkeypatch)
+    one = bx.simulate(hopf(), 200.0, dt=0.1, saveat=saveat)
+    np.testing.assert_array_equal(many.ts, saveat)
+    # float32 time roundings of a 200 ms run apart (1.2e-6 at most on this CPU).
+    np.testing.assert_allclose(many["x"], one["x"], rtol=1e-5, atol=5e-6)
+
+
+def test_a_run_in_pieces_that_stops_early_stops_there(short_pieces):
+    # An adaptive run whose input turns NaN at 1.05 ms spends its budget (176 steps a
+    # piece) there. The pieces after it went on from that state and spent theirs again
+    # (the error counted 355 steps), as every one of the pieces left of a long run would.
+    tsit = dict(solver=dfx.Tsit5(), stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-8))
+    inputs = lambda t: {"x": jnp.where(t > 1.05, jnp.nan, 0.0)}  # noqa: E731
+    with pytest.raises(RuntimeError, match=r"stopped at t = 1\.05 ms of 3 ms after (\d+) steps.*give max_steps > 176 "
+                       r"\(the budget of each piece: this run is solved in pieces of up to 1 ms\)") as info:
+        bx.simulate(hopf(), 3.0, dt=0.1, inputs=inputs, **tsit)
+    assert int(re.search(r"after (\d+) steps", str(info.value)).group(1)) < 2 * 176
 
 
 def _piecewise_cases():
