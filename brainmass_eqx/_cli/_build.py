@@ -77,6 +77,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (``--k``: a NaN coupling only failed in the network)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def nonnegative_float(text: str) -> float:
     try:
         value = float(text)
@@ -235,6 +246,18 @@ def coupled_var(desc, requested: str | None) -> str:
     return default_coupled_state(desc.cls) or states[0]
 
 
+def check_coupling(name: str) -> None:
+    """``--coupling``: one of the library's named kernels (a typo, or a TVB class name,
+    answered in the option's words, not the Python keyword's)."""
+    from ..coupling import make_coupling
+
+    try:
+        make_coupling(name)
+    except (ValueError, TypeError) as err:
+        text = first_line(err).replace("coupling must be", "must be").replace(" or an AbstractCoupling instance", "")
+        raise CLIError(f"--coupling: {text}") from None
+
+
 # -- data -----------------------------------------------------------------------------------
 
 
@@ -242,12 +265,28 @@ def _looks_like_path(spec: str) -> bool:
     return os.sep in spec or "/" in spec or os.path.splitext(spec)[1] != "" or os.path.exists(spec)
 
 
-def load_connectome(spec: str):
-    """A `Connectome` from a registered data-set name or a file (``--connectome``)."""
+# A connectome file whose weights come alone: its tract lengths may be given in a file of
+# their own (--tract-lengths), as the library's ``load_connectome(distances=)`` takes them.
+_WEIGHTS_ONLY = (".npy", ".csv", ".tsv", ".txt", ".mat")
+
+
+def load_connectome(spec: str, lengths: str | None = None):
+    """A `Connectome` from a registered data-set name or a file (``--connectome``), with
+    the tract lengths (mm) of a weights-only file from ``lengths`` (``--tract-lengths``)."""
     from ..datasets import Connectome, list_datasets, load_connectome, load_dataset
 
     names = [name for name, _ in list_datasets()]
-    if spec in names:
+    is_dataset = spec in names
+    ext = os.path.splitext(spec)[1].lower()
+    if lengths is not None:
+        if is_dataset or ext not in _WEIGHTS_ONLY:
+            raise CLIError(
+                f"--tract-lengths: {spec} carries its own tract lengths; --tract-lengths is for a "
+                f"weights-only --connectome file ({', '.join(_WEIGHTS_ONLY)}): drop it."
+            )
+        if not os.path.exists(lengths):
+            raise CLIError(f"--tract-lengths: file not found: {lengths}")
+    if is_dataset:
         try:
             conn = load_dataset(spec)
         except Exception as err:  # e.g. tvb-data not installed
@@ -264,9 +303,36 @@ def load_connectome(spec: str):
     if not os.path.exists(spec):
         raise CLIError(f"--connectome: file not found: {spec}")
     try:
-        return load_connectome(spec)
+        return load_connectome(spec, **({} if lengths is None else {"distances": lengths}))
     except Exception as err:
-        raise CLIError(f"--connectome {spec}: {first_line(err)}") from None
+        option = "--tract-lengths" if lengths is not None and "distances" in str(err) else "--connectome"
+        raise CLIError(f"{option} {spec}: {_without_python_fixes(first_line(err))}") from None
+
+
+def _no_lengths_fix(spec: str) -> str:
+    """Where the tract lengths of the ``--connectome`` file ``spec`` would have come from."""
+    ext = os.path.splitext(spec)[1].lower()
+    if ext == ".npz":
+        try:
+            with np.load(spec) as z:
+                held = sorted(z.files)
+        except Exception:  # not a readable npz: say what is read, without the list
+            held = "?"
+        return (
+            f"{spec} has no 'distances' (or 'tract_lengths') array (it holds {held}): save the lengths (mm) "
+            "under that name, or drop --speed"
+        )
+    if ext == ".mat":
+        return (
+            f"{spec} has no 'Dmat' variable: give the lengths (mm) in a file of their own with "
+            "--tract-lengths FILE, or drop --speed"
+        )
+    if ext in _WEIGHTS_ONLY:
+        return (
+            f"{spec} holds a weights matrix alone: give the lengths (mm) with --tract-lengths FILE "
+            "(.npy, .csv, .tsv, .txt or .mat), or drop --speed"
+        )
+    return "drop --speed"
 
 
 def fc_of(array) -> np.ndarray:
@@ -276,11 +342,54 @@ def fc_of(array) -> np.ndarray:
     return np.asarray(functional_connectivity(np.asarray(array)))
 
 
+# The library's fixes that name Python (keyword arguments, NumPy calls), in the command
+# line's words; tests/test_cli.py checks that none reaches a user.
+_PYTHON_FIXES = {
+    " (the sampling step is dt=) and load the file again": " and run again",
+    "replace them (e.g. with np.nan_to_num) before building the data set": "remove or interpolate them",
+    "Pass weights_key=<one of those>.": (
+        "Name them Cmat (weights) and Dmat (tract lengths, mm), or save the weights alone as .npy/.csv "
+        "and give the lengths with --tract-lengths."
+    ),
+}
+
+
+def _without_python_fixes(text: str) -> str:
+    for python, words in _PYTHON_FIXES.items():
+        text = text.replace(python, words)
+    return text
+
+
+def _is_fc(array: np.ndarray) -> bool:
+    return array.shape[0] == array.shape[1] and np.allclose(array, array.T) and np.allclose(np.diag(array), 1.0)
+
+
+def _target_signal(spec: str, n_regions: int) -> np.ndarray:
+    """A ``--target`` time series ``(T, N)`` read as the library's `load_signal` reads it (a
+    pandas row index dropped, a time column refused, a .mat file's only 2-D variable). A
+    ``(N, T)`` array whose rows match the connectome's N regions, and whose columns do not,
+    is read regions first (MATLAB's and neurolib's layout): the shape leaves no doubt."""
+    import warnings
+
+    from ..datasets import load_signal
+
+    with warnings.catch_warnings():
+        # Its "no more samples than regions" warning speaks of Python's transpose; the shape
+        # is checked against the connectome below instead.
+        warnings.simplefilter("ignore", UserWarning)
+        values = np.asarray(load_signal(spec, dt=1.0, layout="time_first").signal, dtype=float)
+    if values.ndim == 2 and values.shape[1] != n_regions and values.shape[0] == n_regions:
+        print(f"(--target {spec}: shape {values.shape} read as (regions, time): {n_regions} regions of {values.shape[1]} samples)")
+        values = values.T
+    return values
+
+
 def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
     """A target FC matrix ``(N, N)`` from ``--target``: a data set with an ``fc`` (the
     bundled ``example_signal``), an ``.npz`` (its ``fc`` array, e.g. from
-    ``brainmass-eqx simulate``), or a ``.npy`` / ``.csv`` / ``.txt`` holding an FC matrix
-    ``(N, N)`` or a time series ``(T, N)`` (its FC is used)."""
+    ``brainmass-eqx simulate``, else its ``signal``), or a ``.npy`` / ``.csv`` / ``.tsv`` /
+    ``.txt`` / ``.mat`` holding an FC matrix ``(N, N)`` or a time series ``(T, N)`` or
+    ``(N, T)`` (its FC is used)."""
     from ..datasets import list_datasets, load_dataset
 
     if spec in [name for name, _ in list_datasets()]:
@@ -296,30 +405,41 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
         try:
             if ext == ".npz":
                 with np.load(spec) as z:
-                    if "fc" not in z.files:
-                        raise CLIError(f"--target {spec}: the .npz has no 'fc' array (it has {z.files}).")
-                    array = np.asarray(z["fc"], dtype=float)
-            elif ext == ".npy":
-                array = np.asarray(np.load(spec), dtype=float)
-            elif ext in (".csv", ".tsv", ".txt"):
+                    files = z.files
+                    array = np.asarray(z["fc"], dtype=float) if "fc" in files else None
+                if array is None:
+                    if "signal" not in files:
+                        raise CLIError(
+                            f"--target {spec}: the .npz has neither an 'fc' array nor a 'signal' (time, regions) "
+                            f"array (it has {files})."
+                        )
+                    array = _target_signal(spec, n_regions)
+            elif ext in (".npy", ".csv", ".tsv", ".txt", ".mat"):
                 from ..datasets._loaders import NotSquareError, _read_table
 
-                # An FC matrix may name its regions in a header row and first column, a
-                # time series in a header row.
+                # An FC matrix may name its regions in a header row and first column.
                 try:
                     array = _read_table(spec, "--target", square=True)[0]
                 except NotSquareError:
-                    array = _read_table(spec, "--target", square=False)[0]
+                    array = None
+                if array is None or array.ndim != 2 or not _is_fc(np.asarray(array, dtype=float)):
+                    array = _target_signal(spec, n_regions)
             else:
-                raise CLIError(f"--target {spec}: unsupported file type {ext!r}; use .npz, .npy, .csv, .tsv or .txt.")
+                raise CLIError(f"--target {spec}: unsupported file type {ext!r}; use .npz, .npy, .csv, .tsv, .txt or .mat.")
         except CLIError:
             raise
         except Exception as err:
-            raise CLIError(f"--target {spec}: {first_line(err)}") from None
+            raise CLIError(f"--target {spec}: {_without_python_fixes(first_line(err))}") from None
+        array = np.asarray(array, dtype=float)
         if array.ndim != 2:
             raise CLIError(f"--target {spec}: expected an FC matrix (N, N) or a time series (T, N), got shape {array.shape}.")
-        is_fc = array.shape[0] == array.shape[1] and np.allclose(array, array.T) and np.allclose(np.diag(array), 1.0)
-        fc, what = (array if is_fc else fc_of(array)), f"file {spec}"
+        if not np.all(np.isfinite(array)):
+            bad = np.argwhere(~np.isfinite(array))
+            raise CLIError(
+                f"--target {spec}: {len(bad)} values are NaN or inf (first at row {bad[0][0]}, column {bad[0][1]}); "
+                "remove or interpolate them."
+            )
+        fc, what = (array if _is_fc(array) else fc_of(array)), f"file {spec}"
     if fc.shape != (n_regions, n_regions):
         raise CLIError(
             f"--target: the FC of {what} is {fc.shape[0]}x{fc.shape[1]} but the connectome has {n_regions} regions."
@@ -332,10 +452,14 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
 # -- networks -------------------------------------------------------------------------------
 
 
-def build_network(node, conn, *, coupling: str, k: Any, speed: float | None, var: str, self_connections: bool = False):
+def build_network(
+    node, conn, *, coupling: str, k: Any, speed: float | None, var: str, self_connections: bool = False,
+    source: str = "the connectome",
+):
     """``Network(node, conn.weights, distance=conn.distances, speed=speed, ...)``; with
     `self_connections` the diagonal is kept, else the Network's default drops it (and
-    warns where the coupling would sum it)."""
+    warns where the coupling would sum it). ``source`` (the ``--connectome`` value) names
+    where the lengths would have come from when ``speed`` finds none."""
     from ..network import Network
 
     kwargs: dict[str, Any] = dict(coupling=coupling, coupled_var=var, k=k)
@@ -344,9 +468,7 @@ def build_network(node, conn, *, coupling: str, k: Any, speed: float | None, var
     if speed is not None:
         if not np.any(np.asarray(conn.distances)):
             raise CLIError(
-                "--speed: the connectome has no tract lengths (a weights matrix alone, as a .npy, .csv "
-                "or .txt file holds), so there are no delays to set; give a TVB .zip, .mat or .npz file "
-                "with lengths, or drop --speed."
+                f"--speed: the connectome has no tract lengths, so there are no delays to set: {_no_lengths_fix(source)}."
             )
         kwargs.update(distance=np.asarray(conn.distances), speed=speed)
     try:

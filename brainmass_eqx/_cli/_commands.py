@@ -51,7 +51,8 @@ class Setup:
         _check_args(args)
         fit = dict(fit or {})
         self.desc = _build.resolve_model(args.model)
-        self.conn = _build.load_connectome(args.connectome)
+        _build.check_coupling(args.coupling)
+        self.conn = _build.load_connectome(args.connectome, args.tract_lengths)
         if args.normalise != "none":
             self.conn = self.conn.normalised(args.normalise)
         self.var = _build.coupled_var(self.desc, args.coupled_var)
@@ -68,9 +69,16 @@ class Setup:
             k = Param(_build.start_inside(args.k, k_box), fit=True, bounds=k_box)
         self.model = _build.build_network(
             node, self.conn, coupling=args.coupling, k=k, speed=args.speed, var=self.var,
-            self_connections=args.self_connections,
+            self_connections=args.self_connections, source=args.connectome,
         )
         self.args = args
+        samples = _recorded_samples(args)
+        if samples < self.n:
+            # Said here in the command's words; the FC's own warning would suggest a transpose.
+            sys.stderr.write(
+                f"warning: the run records {samples} samples of {self.n} regions ({_what_is_sampled(args)}): "
+                "an FC from fewer samples than regions is poorly determined; make --duration longer.\n"
+            )
         #: The recorded variable, whose FC is computed and fitted.
         self.recorded = "bold" if args.bold is not None else self.var
         # As Quantities, so that simulate checks them against the step grid; built here,
@@ -105,9 +113,25 @@ class Setup:
 
 
 
+def _recorded_samples(a) -> int:
+    """The number of samples the run records: every TR with ``--bold``, else every
+    ``--sample-every`` after the transient."""
+    period = a.bold if a.bold is not None else a.sample_every
+    return int((a.duration - a.transient) / period + 1e-9)
+
+
+def _what_is_sampled(a) -> str:
+    """The recorded span and its sampling in the options' words (``--duration 2`` reads
+    ``2 ms sampled every 1 ms (--sample-every)``)."""
+    after = f"{a.duration - a.transient:g} ms" + (f" after --transient {a.transient:g} ms" if a.transient else "")
+    if a.bold is not None:
+        return f"{after} sampled every {a.bold:g} ms (--bold)"
+    return f"{after} sampled every {a.sample_every:g} ms (--sample-every)"
+
+
 def _check_args(a) -> None:
     """The time options against each other (each alone is checked by argparse), and the
-    output folders, before any work is done."""
+    output files, before any work is done."""
     if a.transient >= a.duration:
         raise CLIError(f"--transient ({a.transient} ms) must be shorter than --duration ({a.duration} ms).")
     if a.dt > a.duration:
@@ -116,19 +140,28 @@ def _check_args(a) -> None:
         if a.sample_every is not None:
             raise CLIError("--sample-every and --bold: with --bold the BOLD is recorded every TR; drop --sample-every.")
         _check_whole_steps(a.bold, a.dt, "--bold")
-        samples = int((a.duration - a.transient) / a.bold + 1e-9)
+        samples = _recorded_samples(a)
         if samples < 3:
             raise CLIError(
                 f"--bold: {a.duration - a.transient:g} ms after the transient hold {samples} BOLD sample(s) of "
                 f"TR {a.bold:g} ms; an FC needs many (BOLD FC is usually taken over minutes): make --duration longer."
             )
     else:
-        if a.sample_every is None:
+        given = a.sample_every is not None
+        if not given:
             a.sample_every = 1.0
-        _check_whole_steps(a.sample_every, a.dt, "--sample-every")
-    _check_folder(a.out, "--out")
+        _check_whole_steps(a.sample_every, a.dt, "--sample-every", "" if given else " (--sample-every defaults to 1 ms)")
+        samples = _recorded_samples(a)
+        if samples < 3:
+            # A plain `--duration 2` is 2 ms; the library's warnings about it (a sample_every
+            # keyword, a transpose, a missing noise) would each miss the cause.
+            raise CLIError(
+                f"--duration: {_what_is_sampled(a)} give {samples} sample(s); an FC needs many: make --duration "
+                f"longer (plain numbers are ms: --duration {a.duration:g}s means seconds)."
+            )
+    a.out = _check_output(a.out, "--out", {"npz"})
     if a.plot is not None:
-        _check_folder(a.plot, "--plot")
+        a.plot = _check_output(a.plot, "--plot", _figure_formats())
 
 
 def _still_improving(result) -> bool:
@@ -144,11 +177,11 @@ def _still_improving(result) -> bool:
     )
 
 
-def _check_whole_steps(period: float, dt: float, option: str) -> None:
+def _check_whole_steps(period: float, dt: float, option: str, note: str = "") -> None:
     try:
         whole_steps(period, dt, option, dt_name="--dt", at_least_one=True)
     except ValueError as err:
-        raise CLIError(str(err)) from None
+        raise CLIError(f"{err}{note}") from None
 
 
 def _with_noise(node, desc, sigma: float, tau: float):
@@ -162,6 +195,29 @@ def _check_folder(path: str, option: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CLIError(f"{option}: folder does not exist: {folder}")
+
+
+def _figure_formats() -> set[str]:
+    """The file types matplotlib writes (none without matplotlib: no figure is drawn then)."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return set()
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
+def _check_output(path: str, option: str, formats: set[str]) -> str:
+    """The file an output option writes, checked before the run: its folder exists, and its
+    type is one that is written (np.savez and matplotlib add an extension to a bare name:
+    ``--out run`` wrote ``run.npz``, announced as ``run``)."""
+    _check_folder(path, option)
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    default = "npz" if "npz" in formats else "png"
+    if not ext:
+        return f"{path}.{default}"
+    if formats and ext not in formats:
+        raise CLIError(f"{option} {path}: cannot write a .{ext} file; use one of: {', '.join('.' + f for f in sorted(formats))}.")
+    return path
 
 
 def _save(path: str, **arrays) -> str:
@@ -401,7 +457,9 @@ def cmd_fit(args) -> int:
     if _wants_plot(args):
         from ._figures import fit_figure
 
-        fig = fit_figure(result, target_fc, fc, setup.conn)
+        fig = fit_figure(
+            result, target_fc, fc, setup.conn, loss=args.loss, fitted={n: value_text(v) for n, v in fitted.items()}
+        )
         print(f"wrote {_save_figure(fig, args.plot)}")
     return 0
 

@@ -75,10 +75,12 @@ def run_demo(args) -> int:
     from .._simulate import simulate
     from ..fit import Fitter
     from ..metrics import functional_connectivity, matrix_correlation
-    from ._commands import fc_loss
+    from ._commands import _check_output, _figure_formats, fc_loss
 
     t_start = time.perf_counter()
     name, conn = _connectome(args.connectome)
+    if args.plot is not None:  # a bad path stops the demo now, not after a minute's work
+        args.plot = _check_output(args.plot, "--plot", _figure_formats())
     cfg = SETTINGS[name]
     k_true, k_start, speed = cfg["k_true"], cfg["k_start"], cfg["speed"]
     n = conn.n_regions

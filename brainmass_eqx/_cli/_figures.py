@@ -63,11 +63,18 @@ def _fc_pair(ax_target, ax_fitted, target_fc, fitted_fc, labels, target_title: s
     ax_fitted.set_title(fitted_title.format(r=r))
 
 
-def fit_figure(result, target_fc, fitted_fc, conn, *, title: str = "fit to the target FC"):
-    """Target FC, fitted FC and the loss history."""
-    fig, axs = _figure(1, 3, title)
+# What `fit --loss` names, as an axis label.
+_LOSS_LABELS = {"rmse": "loss: RMSE of the FC upper triangles", "corr": "loss: 1 - corr(FC model, FC target)"}
+
+
+def fit_figure(result, target_fc, fitted_fc, conn, *, loss: str = "rmse", fitted: dict[str, str] | None = None):
+    """Target FC, fitted FC and the loss history; the title gives the ``fitted`` values
+    (``{name: text}``), the loss axis the ``loss`` (a ``fit --loss`` name)."""
+    values = ", ".join(f"{name} = {text}" for name, text in (fitted or {}).items())
+    fig, axs = _figure(1, 3, "fit to the target FC" + (f": {values}" if values else ""))
     _fc_pair(axs[0, 0], axs[0, 1], target_fc, fitted_fc, list(conn.labels), "target FC", "fitted model FC (r = {r:.2f})")
     viz.plot_fit_history(result, ax=axs[0, 2])
+    axs[0, 2].set_ylabel(_LOSS_LABELS.get(loss, "loss"))
     axs[0, 2].set_title(f"loss ({result.backend})")
     fig.tight_layout()
     return fig
