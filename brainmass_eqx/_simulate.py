@@ -1684,6 +1684,15 @@ def simulate(
             pieces = _piece_plan(local_ts, n_steps, piece, dt_ms)
             if stochastic and adaptive:
                 piece_terms = _PieceNoise(model, key, noise[0], noise[1], dt_ms, piece * dt_ms)
+            if progress:
+                # diffrax's bar is per solve: one per piece would print hundreds of bars.
+                warnings.warn(
+                    f"progress=True shows no bar for this run: a float32 {'adaptive' if adaptive else 'saveat'} run "
+                    f"longer than {piece * dt_ms:g} ms is solved in pieces (see simulate's saveat). For a bar, record "
+                    "on the step grid (sample_every= with fixed steps) or turn on float64.",
+                    UserWarning,
+                    stacklevel=user_stacklevel(),
+                )
         change_steps = None
         if _inputs_jump(source):
             # Each step holds its input over all its stages; adaptive steps are clipped where

@@ -848,6 +848,14 @@ def test_a_long_float32_saveat_run_matches_the_step_grid():
     np.testing.assert_array_equal(traj.ts, saveat)
 
 
+def test_progress_on_a_run_in_pieces_says_it_shows_no_bar(short_pieces):
+    # It was ignored silently: diffrax's bar is per solve, and a run in pieces is many.
+    with pytest.warns(UserWarning, match=r"progress=True shows no bar for this run: a float32 saveat run longer "
+                      r"than 1 ms is solved in pieces"):
+        traj = bx.simulate(hopf(), 2.0, dt=0.1, saveat=np.array([0.5, 2.0]), progress=True)
+    assert traj["x"].shape[0] == 2
+
+
 def test_a_run_in_pieces_equals_the_run_in_one(short_pieces, monkeypatch):
     # Saves at 0, on piece boundaries, repeated, mid-piece and at the end; a piece with none.
     saveat = np.array([0.0, 0.55, 1.0, 2.0, 2.05, 3.3, 7.0, 7.0, 9.95, 10.0])
