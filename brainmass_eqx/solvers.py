@@ -433,7 +433,7 @@ class _HeldStepInputs(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         jump = _inputs_jump(args)
         step_args = args.at_step(0.5 * (t0 + t1)) if hasattr(args, "at_step") else args
-        return self.solver.step(terms, t0, t1, y0, step_args, solver_state, True if jump else made_jump)
+        return self.solver.step(terms, t0, t1, y0, step_args, solver_state, jump or made_jump)
 
 
 class Substeps(AbstractSolverWrapper):

@@ -42,9 +42,10 @@ _TVB_MONITORS = {
     "SubSample": "brainmass_eqx.simulate(..., sample_every=n, transient=n - 1) (TVB's SubSample(period=p), n = p / dt: "
                  "its samples follow steps n, 2n, ...; sample_every alone records after steps 1, 1 + n, ...)",
     "GlobalAverage": "SpatialAverage (TVB's GlobalAverage is traj[var].mean(axis=-1))",
-    "Bold": "HRFBold (TVB's Bold(period=p) is HRFBold(period=p)(traj[var], dt=dt) of a run recorded at every step)",
-    "BoldRegionROI": "HRFBold (TVB's BoldRegionROI is HRFBold(period=p)(traj[var], dt=dt) of a run recorded at every "
-                     "step)",
+    **dict.fromkeys(
+        ("Bold", "BoldRegionROI"),
+        "HRFBold (TVB's Bold(period=p) is HRFBold(period=p)(traj[var], dt=dt) of a run recorded at every step)",
+    ),
     "EEG": "EEGLeadField (TVB's EEG monitor is the TemporalAverage of the source times its region gain, minus the "
            "sensors' mean for reference='average': docs/howto/migrating.md, Coming from TVB)",
     "MEG": "MEGLeadField (TVB's MEG monitor is the TemporalAverage of the source times its region gain)",
