@@ -21,11 +21,13 @@ linear $\phi$).
 | `Sigmoidal` | $k\, \sigma(\mathrm{slope}\,(a S_i + b - \mathrm{midpoint}))$, $S_i = \sum_j W_{ij} X_{ij}$ |
 | `Tanh` | $k \tanh(\mathrm{scale}\, S_i)$ |
 | `SigmoidalJansenRit` | $k \sum_j W_{ij} [c_{min} + (c_{max} - c_{min})\, \sigma(r (X_{ij} - \mathrm{midpoint}))]$ |
+| `PreSigmoidal` | $k \sum_j W_{ij}\, H [Q + \tanh(G (P X_{ij} - \theta))]$ (TVB ``PreSigmoidal``, static threshold) |
 | `Kuramoto` | $k\, g \sum_j W_{ij} \sin(X_{ij} - y_i - \alpha)$, $g = 1/N$ if ``normalize_by_n`` |
 
 These are brainmass 0.1.1's formulas (its ``coupling=`` strings map to these classes, with
-the same default shape parameters). Every parameter is a field: set it at construction,
-pass a `Param` to fit it.
+the same default shape parameters); `Difference` and `PreSigmoidal` are TVB's kernels,
+which brainmass lacks (`PreSigmoidal` with TVB's defaults). Every parameter is a field:
+set it at construction, pass a `Param` to fit it.
 
 **Writing a kernel.** Subclass `AbstractCoupling` and implement ``__call__(delayed,
 current, weights, k)`` (any function of the delayed values per pair), or, for a summed
@@ -59,6 +61,7 @@ __all__ = [
     "Sigmoidal",
     "Tanh",
     "SigmoidalJansenRit",
+    "PreSigmoidal",
     "Kuramoto",
     "COUPLINGS",
     "make_coupling",
@@ -89,8 +92,9 @@ _TVB_COUPLINGS = {
     "Kuramoto": "Kuramoto() with the Network's k=a (TVB's Kuramoto(a))",
     "Difference": "Difference(a=a) (TVB's Difference(a))",
     "PreSigmoidal": (
-        "AbstractSummedCoupling subclassed with a pre (TVB's PreSigmoidal, H (Q + tanh(G (P x_j - theta))) before "
-        "the sum, with a dynamic threshold by default, has no kernel here; docs/howto/custom-models.md)"
+        "PreSigmoidal(H=H, Q=Q, G=G, P=P, theta=theta) with k=1, or 'pre_sigmoidal' for TVB's defaults (TVB's "
+        "PreSigmoidal(dynamic=False): H (Q + tanh(G (P x_j - theta))) before the sum; TVB's default dynamic=True, a "
+        "threshold read from a second coupled variable, has no kernel)"
     ),
 }
 
@@ -235,7 +239,8 @@ class Diffusive(AbstractSummedCoupling):
 class Difference(AbstractSummedCoupling):
     r"""TVB's ``Difference``: $c_i = k\, a \sum_j W_{ij} (X_{ij} - y_i)$.
 
-    **Arguments:** `a`: gain (default 1).
+    **Arguments:** `a`: gain (default 1; TVB's default is 0.1: a TVB ``Difference()`` is
+    ``Difference(a=0.1)`` here).
     """
 
     cancels_self_connections: ClassVar[bool] = True
@@ -384,6 +389,70 @@ class SigmoidalJansenRit(AbstractSummedCoupling):
         return k * summed[0]
 
 
+_TVB_DYNAMIC_THRESHOLD = (
+    "not a parameter of this PreSigmoidal: its threshold is the constant theta, TVB's dynamic=False (drop the "
+    "keyword); TVB's default dynamic=True, a threshold read from each source's second coupled variable, has no kernel"
+)
+
+
+class PreSigmoidal(AbstractSummedCoupling):
+    r"""TVB's ``PreSigmoidal`` with a static threshold: a shifted, scaled tanh of each
+    source *before* the sum,
+
+    $$c_i = k \sum_j W_{ij}\, f(X_{ij}), \qquad f(x) = H\,\big[Q + \tanh\big(G\,(P x - \theta)\big)\big].$$
+
+    Each source contributes between $H(Q - 1)$ and $H(Q + 1)$ (0 and 1 with TVB's
+    defaults), half way at $P x = \theta$, where $f$ rises by $H G P$ per unit of $x$;
+    $G$ sets this slope; it is not the network's gain `k` (TVB's ``PreSigmoidal`` has no gain:
+    use ``k=1``).
+
+    TVB's ``dynamic=True`` (its default) reads $\theta$ from each source's second coupled
+    variable instead and returns the node's own term as a second coupling; a `Network`
+    couples each coupled variable on its own, so that form has no kernel here (the
+    keywords ``dynamic`` and ``globalT`` are refused with this advice). TVB 2.10's code
+    also sums over the wrong axis (``# TODO check use of arrays dims here``): what it
+    returns for region $i$ is $\sum_j W_{ij} f(x_i(t - \tau_{ji}))$ (with ``dynamic``,
+    $\sum_j W_{ji} H [Q + \tanh(G (P x_i - \vartheta_i))]$ at $t - \tau_{ji}$, $\vartheta$
+    the second variable): region $i$'s own delayed activity, not the documented sum over
+    its sources, which this kernel computes.
+
+    **Arguments** (TVB's names and defaults; each may be a `Param`):
+
+    - `H`: scale of each source's term (0.5).
+    - `Q`: offset inside the scale, TVB's "average" (1).
+    - `G`: slope of the tanh (60).
+    - `P`: factor on the source's value, TVB's "excitation-inhibition ratio" (1).
+    - `theta`: threshold (0.5).
+    """
+
+    keyword_aliases: ClassVar[dict[str, str]] = {
+        "dynamic": _TVB_DYNAMIC_THRESHOLD,
+        "globalT": (
+            "not a parameter of this PreSigmoidal: TVB's globalT=True with a constant threshold takes the first entry "
+            "of a per-region theta, a number passed as theta"
+        ),
+    }
+    H: Any = 0.5
+    Q: Any = 1.0
+    G: Any = 60.0
+    P: Any = 1.0
+    theta: Any = 0.5
+
+    def __init__(self, H: Any = 0.5, Q: Any = 1.0, G: Any = 60.0, P: Any = 1.0, theta: Any = 0.5):
+        self.H = _scalar_field(H, "H")
+        self.Q = _scalar_field(Q, "Q")
+        self.G = _scalar_field(G, "G")
+        self.P = _scalar_field(P, "P")
+        self.theta = _scalar_field(theta, "theta")
+
+    def pre(self, x):
+        z = read(self.G) * (read(self.P) * x - read(self.theta))
+        return (read(self.H) * (read(self.Q) + jnp.tanh(z)))[None]
+
+    def post(self, summed, current, rowsum, k):
+        return k * summed[0]
+
+
 class Kuramoto(AbstractSummedCoupling):
     r"""(Sakaguchi-)Kuramoto phase coupling, $c_i = k\, g \sum_j W_{ij} \sin(X_{ij} - y_i - \alpha)$,
     with $g = 1/N$ (``normalize_by_n``) or 1. Computed from the sums of $\sin X$ and
@@ -423,6 +492,7 @@ COUPLINGS: dict[str, type[AbstractCoupling]] = {
     "sigmoidal_jansen_rit": SigmoidalJansenRit,
     "kuramoto": Kuramoto,
     "difference": Difference,
+    "pre_sigmoidal": PreSigmoidal,
 }
 
 
@@ -433,9 +503,9 @@ def make_coupling(coupling: str | AbstractCoupling) -> AbstractCoupling:
 
     - `coupling`: a key of `COUPLINGS` (``'diffusive'``, ``'additive'``, ``'laplacian'``,
       ``'sigmoidal'``, ``'tanh'``, ``'sigmoidal_jansen_rit'``, ``'kuramoto'``,
-      ``'difference'``), built with brainmass's defaults (``'laplacian'`` as brainmass's
-      ``Network`` does: ``Laplacian(exp_weights=True)``), or an `AbstractCoupling`, returned
-      as it is.
+      ``'difference'``, ``'pre_sigmoidal'``), built with brainmass's defaults (TVB's for
+      ``'pre_sigmoidal'``; ``'laplacian'`` as brainmass's ``Network`` does:
+      ``Laplacian(exp_weights=True)``), or an `AbstractCoupling`, returned as it is.
     """
     if isinstance(coupling, AbstractCoupling):
         return coupling

@@ -448,7 +448,8 @@ class Network(AbstractModel):
     - `coupling`: a kernel from `brainmass_eqx.coupling` (``Diffusive()``, ``Additive(b=...)``,
       ...), or brainmass's names ``'diffusive'``, ``'additive'``, ``'laplacian'``
       (``Laplacian(exp_weights=True)``, brainmass's parametrisation), ``'sigmoidal'``,
-      ``'tanh'``, ``'sigmoidal_jansen_rit'``, and ``'kuramoto'``, ``'difference'``.
+      ``'tanh'``, ``'sigmoidal_jansen_rit'``, and ``'kuramoto'``, ``'difference'``,
+      ``'pre_sigmoidal'`` (TVB's ``PreSigmoidal``).
     - `coupled_var`: the node state(s) the coupling reads; default: the node's state of
       the same name as its coupling input. Several names couple several variables (e.g.
       ``('rE', 'rI')``), each through the same weights, delays and kernel. An observable

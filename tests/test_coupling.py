@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +39,11 @@ _FORMULAS = {
     "sigmoidal_jansen_rit": (
         C.SigmoidalJansenRit(cmin=0.1, cmax=0.9, midpoint=0.2, r=1.3),
         lambda x, y, w, k: k * (w * (0.1 + 0.8 / (1.0 + np.exp(1.3 * (0.2 - x))))).sum(-1),
+    ),
+    # TVB's PreSigmoidal (static threshold), H (Q + tanh(G (P x_j - theta))) before the sum.
+    "pre_sigmoidal": (
+        C.PreSigmoidal(H=0.7, Q=0.8, G=3.0, P=1.2, theta=0.1),
+        lambda x, y, w, k: k * (w * 0.7 * (0.8 + np.tanh(3.0 * (1.2 * x - 0.1)))).sum(-1),
     ),
     "kuramoto": (
         C.Kuramoto(alpha=0.3, normalize_by_n=True),
@@ -162,3 +168,88 @@ def test_kernel_parameters_are_trainable():
     net = Network(node, W, coupling=C.Tanh(scale=bm.Param(2.0)), self_connection=False)
     trainable, _ = bm.partition_trainable(net)
     assert len(jax.tree_util.tree_leaves(trainable)) == 1
+
+
+# TVB's PreSigmoidal. TVB (tvb-library) is not installed here: the references are computed
+# by hand in float64 from the formula TVB documents, H (Q + tanh(G (P x_j - theta))) summed
+# with the weights, and its defaults H = 0.5, Q = 1, G = 60, P = 1, theta = 0.5 (TVB's own
+# code sums over the wrong axis, see the kernel's docstring: it is not the reference).
+def _pre_sigmoidal(x, H=0.5, Q=1.0, G=60.0, P=1.0, theta=0.5):
+    return H * (Q + np.tanh(G * (P * x - theta)))
+
+
+def test_pre_sigmoidal_has_tvbs_defaults_and_name():
+    kernel = C.make_coupling("pre_sigmoidal")
+    assert isinstance(kernel, C.PreSigmoidal)
+    assert [float(getattr(kernel, p)) for p in ("H", "Q", "G", "P", "theta")] == [0.5, 1.0, 60.0, 1.0, 0.5]
+    # Hand-computed: at the threshold a source gives H Q = 0.5; 0.01 above it,
+    # 0.5 (1 + tanh(0.6)) = 0.76852478...; far below 0, far above 2 H = 1.
+    x = jnp.asarray([0.5, 0.51, -1.0, 2.0])
+    np.testing.assert_allclose(np.asarray(kernel.pre(x)[0]), [0.5, 0.7685247834990177, 0.0, 1.0], rtol=1e-6, atol=1e-7)
+    # Delayed values near the threshold, where the steep default tanh is not saturated.
+    xd = 0.5 + 0.02 * np.asarray(X, np.float64)
+    expected = K * (np.asarray(W, np.float64) * _pre_sigmoidal(xd)).sum(-1)
+    np.testing.assert_allclose(np.asarray(kernel(jnp.asarray(xd, jnp.float32), Y, W, K)), expected, rtol=1e-5)
+    # TVB's class name: was answered "no kernel here"; now the kernel, and TVB's default
+    # dynamic threshold, which it is not.
+    with pytest.raises(ValueError, match=r"TVB's PreSigmoidal is coupling=PreSigmoidal\(H=H, Q=Q, G=G, P=P, theta=theta\) "
+                                         r"with k=1, or 'pre_sigmoidal' .*dynamic=True, a threshold read from a second"):
+        C.make_coupling("PreSigmoidal")
+    with pytest.raises(TypeError, match=r"'dynamic' \(it is not a parameter of this PreSigmoidal: its threshold is the "
+                                        r"constant theta, TVB's dynamic=False \(drop the keyword\)"):
+        C.PreSigmoidal(dynamic=True)
+    with pytest.raises(ValueError, match="'G' must be finite"):
+        C.PreSigmoidal(G=np.inf)
+
+
+# A delayed Linear network: x_i' = gamma x_i + k sum_j W_ij f(x_j(t - tau_ij)), Euler steps,
+# delays of whole steps (so that 'nearest' reads recorded states exactly), constant past.
+_PS_DT, _PS_STEPS, _PS_GAMMA, _PS_K = 0.1, 60, -0.5, 0.4
+_PS_W = np.asarray(W, np.float64) * (1 - np.eye(N))
+_PS_D = RNG.integers(1, 25, (N, N)) * (1 - np.eye(N, dtype=int))  # delays in steps, up to 2.4 ms
+_PS_X0 = np.linspace(0.3, 0.7, N)
+
+
+def _pre_sigmoidal_run(G, theta):
+    node = bm.Linear(N, gamma=_PS_GAMMA, init_x=_PS_X0)
+    net = Network(node, _PS_W, delays=_PS_D * _PS_DT, interpolation="nearest", k=_PS_K,
+                  coupling=C.PreSigmoidal(G=G, theta=theta), self_connection=False)
+    return bm.simulate(net, _PS_STEPS * _PS_DT, dt=_PS_DT, solver=dfx.Euler(), monitors="x")["x"]
+
+
+_pre_sigmoidal_run_jit = jax.jit(_pre_sigmoidal_run)
+
+
+def _pre_sigmoidal_run_numpy(G, theta):
+    xs = [_PS_X0]
+    for n in range(_PS_STEPS):
+        past = np.asarray(xs)[np.maximum(n - _PS_D, 0), np.arange(N)[None, :]]  # past[i, j] = x_j(t_n - tau_ij)
+        drive = _PS_K * (_PS_W * _pre_sigmoidal(past, G=G, theta=theta)).sum(-1)
+        xs.append(xs[-1] + _PS_DT * (_PS_GAMMA * xs[-1] + drive))
+    return np.asarray(xs[1:])  # simulate records after each step
+
+
+def test_pre_sigmoidal_network_with_delays_and_vmap_match_a_hand_computed_run(x64):
+    Gs, thetas = jnp.asarray([3.0, 60.0]), jnp.asarray([0.5, 0.45])
+    runs = jax.vmap(_pre_sigmoidal_run_jit)(Gs, thetas)
+    for b in range(2):
+        expected = _pre_sigmoidal_run_numpy(float(Gs[b]), float(thetas[b]))
+        assert np.ptp(expected[-1]) > 0.05  # the regions differ: the delays and weights matter
+        np.testing.assert_allclose(np.asarray(runs[b]), expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(_pre_sigmoidal_run_jit(Gs[b], thetas[b])), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_pre_sigmoidal_gradients_in_G_and_theta_match_finite_differences(x64):
+    @jax.jit
+    def loss(G, theta):
+        return jnp.mean(_pre_sigmoidal_run(G, theta) ** 2)
+
+    g = jax.grad(loss, argnums=(0, 1))(4.0, 0.5)
+    h = 1e-6
+    fd = ((loss(4.0 + h, 0.5) - loss(4.0 - h, 0.5)) / (2 * h), (loss(4.0, 0.5 + h) - loss(4.0, 0.5 - h)) / (2 * h))
+    assert min(abs(float(v)) for v in g) > 1e-4
+    np.testing.assert_allclose([float(v) for v in g], [float(v) for v in fd], rtol=1e-6)
+    # As Params they are the network's trainable leaves.
+    net = Network(bm.Linear(N), _PS_W, coupling=C.PreSigmoidal(G=bm.Param(4.0), theta=bm.Param(0.5)), self_connection=False)
+    trainable, _ = bm.partition_trainable(net)
+    assert len(jax.tree_util.tree_leaves(trainable)) == 2

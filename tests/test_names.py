@@ -148,6 +148,8 @@ def test_private_and_existing_names_are_untouched():
         (lambda: coupling.Sigmoidal(cmin=-1.0), r"'cmin' \(it is not a parameter of this Sigmoidal \(TVB's Sigmoidal"),
         (lambda: coupling.SigmoidalJansenRit(a=10.0), r"'a' \(it is the Network's k \(TVB's SigmoidalJansenRit\(a=a\)\)"),
         (lambda: coupling.Kuramoto(a=1.0), r"'a' \(it is the Network's k \(TVB's Kuramoto\(a=a\)\) here\)"),
+        (lambda: coupling.PreSigmoidal(globalT=True), r"'globalT' \(it is not a parameter of this PreSigmoidal: TVB's "
+                                                      r"globalT=True with a constant threshold takes the first entry"),
         (lambda: coupling.Laplacian(normalise="l1"), r"'normalise' \(did you mean 'normalize'\?\)"),
     ],
 )
