@@ -2,7 +2,8 @@ r"""Ensembles and parameter sweeps: one ``vmap``, sharded across devices.
 
 `ensemble` maps a function over a batch of parameter sets (any pytree whose array leaves
 share a leading batch axis), with ``jax.vmap`` on each device and the batch split across
-``jax.devices()`` with ``jax.sharding`` (a 1-D ``Mesh`` and ``NamedSharding``). On several
+``jax.devices()`` by ``jax.shard_map`` over a 1-D ``Mesh`` (`shard_vmap`): each device runs
+the program of its own members, with no communication between devices. On several
 hosts, call ``jax.distributed.initialize()`` first (one process per host): ``jax.devices()``
 then lists every host's devices and the same code shards over all of them. On a single
 CPU device the batch is cut into one slice per core, the slices' vmaps run at once in
@@ -38,7 +39,7 @@ from ._files import atomic_write, check_writable
 from ._memory import available_bytes, format_bytes, program_bytes, release_free_memory
 from ._units import is_quantity, quantity, unxt_module
 
-__all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "split_batch"]
+__all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "shard_vmap", "split_batch"]
 
 
 def batch_size_of(batch: PyTree) -> int:
@@ -70,6 +71,67 @@ def pad_batch(batch: PyTree, size: int, target: int) -> PyTree:
         return jnp.concatenate([jnp.asarray(x), reps])
 
     return jax.tree_util.tree_map(pad, batch)
+
+
+def _shard_map(fn: Callable, mesh: Mesh, spec: PartitionSpec) -> Callable:
+    """``jax.shard_map(fn)`` over ``mesh``, every input and output split by ``spec``,
+    without JAX's replication check (``check_vma``): equinox's run-time checks (``simulate``'s
+    finiteness check, `error_if_member`) are a ``lax.cond`` whose error branch returns a
+    value that JAX's check calls unvarying and whose other branch the member's varying value,
+    so with the check a shard_map of ``simulate`` fails to trace ("cond branches must have
+    equal output types"). Nothing here relies on the check: the members are independent."""
+    shard_map = getattr(jax, "shard_map", None)
+    if shard_map is None:  # older jax: the experimental spelling, whose check is check_rep
+        from jax.experimental.shard_map import shard_map
+    check = "check_vma" if "check_vma" in inspect.signature(shard_map).parameters else "check_rep"
+    return shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, **{check: False})
+
+
+class _ShardVmap(eqx.Module):
+    """`shard_vmap`'s function: a Module, so that two of the same ``fn`` and mesh compare
+    equal and reuse one compiled program (``eqx.filter_jit`` keys its cache on it)."""
+
+    fn: Callable
+    mesh: Mesh = eqx.field(static=True)
+
+    def __call__(self, batch):
+        arrays, static = eqx.partition(batch, eqx.is_array)
+        out_static = []
+
+        def local(arrays):
+            out = eqx.filter_vmap(self.fn)(eqx.combine(arrays, static))
+            out_arrays, kept = eqx.partition(out, eqx.is_array)
+            out_static.append(kept)  # leaves that are not arrays cannot cross shard_map
+            return out_arrays
+
+        out = _shard_map(local, self.mesh, PartitionSpec(*self.mesh.axis_names))(arrays)
+        return eqx.combine(out, out_static[0])
+
+
+def shard_vmap(fn: Callable, devices: Sequence[jax.Device]) -> Callable:
+    """``eqx.filter_jit(eqx.filter_vmap(fn))`` with the batch split evenly over ``devices``:
+    ``jax.shard_map`` over a 1-D ``Mesh`` of them, each device mapping ``fn`` over its own
+    members in a program of its own, with no communication between devices.
+
+    Why not ``jax.jit`` of the vmap on inputs placed with a ``NamedSharding`` (XLA's automatic
+    partitioning)? Its result is the same, but XLA cannot split what it does not see inside:
+    the delay history's native CPU kernels (`_native.py`) were run on every member on every
+    device, their inputs gathered from all devices at every step, and the XLA lowering of the
+    same reads gathered the written values at every step too (measured: 8 members of a
+    delayed 4-region network on 2 devices, each device's history ``c64[8, 204]``, 4
+    all-gathers in the loops; under shard_map ``c64[4, 204]`` and none).
+
+    **Arguments:**
+
+    - `fn`: a function of one member returning a pytree (leaves that are not arrays come back
+      as they are, as ``eqx.filter_vmap`` gives them).
+    - `devices`: the devices; the batch's leading axis must be a multiple of their number
+      (`ensemble` pads it).
+
+    **Returns:** a function of the batch.
+    """
+    mesh = Mesh(np.asarray(list(devices)), ("batch",))
+    return eqx.filter_jit(_ShardVmap(fn, mesh))
 
 
 def cpu_slices(size: int, min_slice: int = 4) -> int:
@@ -262,15 +324,16 @@ def _check_fits(
 
 
 def _evaluate(
-    mapped: Callable, batch: PyTree, size: int, devices: list, threads: int | None, check_memory: bool,
+    fn: Callable, batch: PyTree, size: int, devices: list, threads: int | None, check_memory: bool,
     chunk_of: int | None = None,
 ) -> PyTree:
-    """One `ensemble` call over ``batch`` (``size`` members): a vmap per device or per CPU
-    slice; the memory it needs checked first (`_check_fits`) when ``check_memory``.
+    """One `ensemble` call of ``fn`` over ``batch`` (``size`` members): a vmap per CPU slice,
+    or on one device, or a `shard_vmap` over several; the memory it needs checked first
+    (`_check_fits`) when ``check_memory``.
     ``chunk_of``: the call is one chunk of a run of that many members (`_chunked`)."""
     n_dev = len(devices)
 
-    def check(args, members, programs, joined, device):
+    def check(mapped, args, members, programs, joined, device):
         if check_memory:
             _check_fits(
                 mapped, args, members=members, programs=programs, joined=joined, device=device,
@@ -278,6 +341,7 @@ def _evaluate(
             )
 
     if n_dev == 1:
+        mapped = eqx.filter_jit(eqx.filter_vmap(fn))
         if is_traced(batch):
             return mapped(batch)
         # Committed to the device asked for: uncommitted arrays run on the default device.
@@ -289,26 +353,27 @@ def _evaluate(
         if devices[0].platform == "cpu":
             slices = min(size, cpu_slices(size) if threads is None else int(threads))
         if slices <= 1:
-            check((batch,), max(size, 1), 1, False, devices[0])
+            check(mapped, (batch,), max(size, 1), 1, False, devices[0])
             return mapped(batch)
         parts, per = split_batch(batch, size, slices)
-        check((parts[0],), per, slices, True, devices[0])
+        check(mapped, (parts[0],), per, slices, True, devices[0])
         return _join(run_slices(mapped, [(part,) for part in parts]), size)
     padded_size = -(-size // n_dev) * n_dev
     batch = pad_batch(batch, size, padded_size)
-    mesh = Mesh(np.asarray(devices), ("batch",))
-    sharding = NamedSharding(mesh, PartitionSpec("batch"))
+    sharded = shard_vmap(fn, devices)
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
     batch = jax.tree_util.tree_map(
         lambda x: jax.device_put(x, sharding) if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
     )
     # XLA's figures for a sharded program are per device; host devices share one memory.
     on_host = all(d.platform == "cpu" for d in devices)
-    check((batch,), padded_size // n_dev, n_dev if on_host else 1, True, devices[0])
-    return _join([mapped(batch)], size)
+    check(sharded, (batch,), padded_size // n_dev, n_dev if on_host else 1, True, devices[0])
+    out = sharded(batch)
+    return out if padded_size == size else _join([out], size)
 
 
 def _chunked(
-    mapped: Callable, batch: PyTree, size: int, chunk: int, devices: list, threads: int | None, check_memory: bool,
+    fn: Callable, batch: PyTree, size: int, chunk: int, devices: list, threads: int | None, check_memory: bool,
 ) -> PyTree:
     """`_evaluate` over ``chunk`` members at a time, one call after another, each call's
     outputs copied into NumPy arrays of all ``size`` members as it finishes (the last chunk
@@ -317,7 +382,7 @@ def _chunked(
     for start in range(0, size, chunk):
         stop = min(start + chunk, size)
         part = pad_batch(_members_of(batch, start, stop), stop - start, chunk)
-        got = _evaluate(mapped, part, chunk, devices, threads, check_memory, chunk_of=size)
+        got = _evaluate(fn, part, chunk, devices, threads, check_memory, chunk_of=size)
         if is_traced(got):
             raise ValueError(
                 "ensemble: chunk cannot be used where ensemble is traced (under jax.jit / grad, or fn closing "
@@ -359,9 +424,10 @@ def ensemble(
       pytree of arrays. It must be traceable (``jax.jit`` / ``jax.vmap``-safe).
     - `batch`: a pytree whose array leaves share a leading batch axis ``B`` (for a batch of
       models: ``eqx.filter_vmap(make_model)(values)``).
-    - `devices`: the devices to shard over; default ``jax.devices()``. ``B`` need not be a
-      multiple of their number: the batch is padded and the padding dropped. With one
-      device, the batch is evaluated on that device.
+    - `devices`: the devices to shard over; default ``jax.devices()``. Each runs the vmap of
+      its own members, with no communication between them (`shard_vmap`). ``B`` need not be
+      a multiple of their number: the batch is padded and the padding dropped (the output
+      then whole on every device). With one device, the batch is evaluated on that device.
     - `threads`: on a single CPU device, the batch is cut into this many equal slices
       (padded like the shards), whose vmaps run at once in threads.
       Default `cpu_slices` (one per core, each of at least 4 members; 1 off a CPU, and 1
@@ -397,15 +463,14 @@ def ensemble(
         threads = check_int(threads, "ensemble: threads", 1, hint=" (or None for one per CPU core)")
     if chunk is not None:
         chunk = check_int(chunk, "ensemble: chunk", 1, hint=" (members per call; or None for one call)")
-    mapped = eqx.filter_jit(eqx.filter_vmap(fn))
     if chunk is None or chunk >= size:
-        return _evaluate(mapped, batch, size, devices, threads, check_memory)
+        return _evaluate(fn, batch, size, devices, threads, check_memory)
     if is_traced(batch):
         raise ValueError(
             "ensemble: chunk cannot be used on a traced batch (under jax.jit / vmap / grad): it copies each "
             "chunk's outputs to host memory. Leave chunk=None there."
         )
-    return _chunked(mapped, batch, size, chunk, devices, threads, check_memory)
+    return _chunked(fn, batch, size, chunk, devices, threads, check_memory)
 
 
 def _grid_values(name: str, v: Any) -> tuple[np.ndarray, str | None]:

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -125,6 +126,65 @@ def test_sharded_ensemble_on_two_forced_host_devices():
     assert out.returncode == 0, out.stderr[-3000:]
     assert "SHARDED-OK (7, 2)" in out.stdout
 
+
+
+SHARDED_NETWORK = textwrap.dedent(
+    """
+    import re, sys
+    import jax, jax.numpy as jnp, numpy as np
+    import brainmass_eqx as bx
+    import brainmass_eqx._ensemble as ens
+    from brainmass_eqx.noise import WhiteNoise, with_noise
+    assert len(jax.devices()) == 2, jax.devices()
+    rng = np.random.default_rng(0)
+    conn = rng.uniform(0.0, 0.1, (3, 3))
+    np.fill_diagonal(conn, 0.0)
+    dist = rng.uniform(5.0, 30.0, (3, 3))
+    def member(m):
+        net = bx.Network(bx.Hopf(3, a=m["a"], w=0.3, init_x=0.1), conn, distance=dist, speed=10.0, k=0.2)
+        noisy = with_noise(net, noise_x=WhiteNoise(0.01))
+        return bx.simulate(noisy, 20.0, dt=0.1, sample_every=10, monitors="x", key=m["key"])["x"]
+    batch = {"a": jnp.linspace(-0.1, 0.3, 5), "key": jax.random.split(jax.random.key(0), 5)}
+    # The program ensemble compiles (and checks the memory of) is the one it runs.
+    programs, program_bytes = [], ens._program_bytes
+    def spy(mapped, args):
+        programs.append(mapped.lower(*args).compile().compiled.as_text())
+        return program_bytes(mapped, args)
+    ens._program_bytes = spy
+    out = bx.ensemble(member, batch)   # 5 members: padded to 6, 3 on each device
+    collectives = re.findall(r"= \\S+ (all-gather|all-reduce|all-to-all|collective-permute)\\(", programs[-1])
+    assert collectives == [], collectives
+    one = bx.ensemble(member, batch, devices=jax.devices()[:1], threads=1)
+    assert out.shape == one.shape == (5, 20, 3)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(one), rtol=1e-6, atol=1e-7)
+    # ensembles.md's own shard_map example, on these two devices.
+    page = open(sys.argv[1]).read()
+    blocks = re.findall(r"```python\\n(.*?)```", page, re.S)
+    namespace = {}
+    exec(blocks[0].split("\\ndef run")[0], namespace)
+    exec(next(b for b in blocks if "def one(k, a)" in b), namespace)
+    exec(next(b for b in blocks if "jax.shard_map" in b), namespace)
+    xs, ks, as_ = namespace["xs_sharded"], namespace["ks"], namespace["as_"]
+    np.testing.assert_allclose(np.asarray(xs), np.asarray(namespace["xs"]), rtol=1e-6, atol=1e-6)
+    assert xs.sharding.spec == jax.sharding.PartitionSpec("batch"), xs.sharding
+    assert "all-gather" not in namespace["per_device"].lower(ks, as_).compile().as_text()
+    print("SHARDED-NETWORK-OK")
+    """
+)
+
+
+def test_a_sharded_network_ensemble_runs_each_devices_members_without_gathering_them():
+    """On several devices each runs the program of its own members. A jit of the vmap on
+    inputs placed with a NamedSharding (what ensemble did) left the split to XLA, which
+    cannot split the delay history's kernels: every device advanced every member's
+    history, the written values all-gathered at every step (the same numbers, the work of
+    the whole batch on each device). ensembles.md's shard_map example is checked the same way."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    page = str(Path(__file__).resolve().parents[1] / "docs" / "howto" / "ensembles.md")
+    script = [sys.executable, "-c", SHARDED_NETWORK, page]
+    out = subprocess.run(script, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "SHARDED-NETWORK-OK" in out.stdout
 
 def _hopf_point(a, w):
     return bx.simulate(bx.Hopf(1, a=a, w=w, init_x=0.5), 40.0, dt=0.1, transient=200)
