@@ -568,7 +568,7 @@ def test_tract_lengths_of_a_weights_only_connectome(tmp_path, capsys):
     w, lengths = rng.uniform(0.1, 1, (4, 4)), rng.uniform(10, 90, (4, 4))
     np.savetxt(tmp_path / "w.csv", w, delimiter=",")
     np.savetxt(tmp_path / "len.csv", lengths, delimiter=",")
-    np.savez(tmp_path / "c.npz", weights=w, lengths=lengths)  # 'lengths' is not a name the loader reads
+    np.savez(tmp_path / "c.npz", weights=w, len_mm=lengths)  # 'len_mm' is not a name the loader reads
     conn = load_connectome(str(tmp_path / "w.csv"), str(tmp_path / "len.csv"))
     np.testing.assert_allclose(np.asarray(conn.distances), lengths)
     base = ["simulate", "--speed", "10", "--duration", "20", "--no-plot", "--no-progress", "--out", str(tmp_path / "o.npz")]
@@ -579,7 +579,8 @@ def test_tract_lengths_of_a_weights_only_connectome(tmp_path, capsys):
     assert_one_line(err, "w.csv holds a weights matrix alone: give the lengths (mm) with --tract-lengths FILE")
     code, _, err = run([*base, "--connectome", str(tmp_path / "c.npz")], capsys)
     assert code == 2
-    assert_one_line(err, "c.npz has no 'distances' (or 'tract_lengths') array (it holds ['lengths', 'weights'])")
+    assert_one_line(err, "c.npz has no tract-lengths array under a name the loader reads (Dmat, tract_lengths, ",
+                    "it holds ['len_mm', 'weights']): save the lengths (mm) under one of those names, or drop --speed")
     code, _, err = run([*base, "--connectome", str(tmp_path / "w.csv"), "--tract-lengths", str(tmp_path / "no.csv")], capsys)
     assert code == 2
     assert_one_line(err, "--tract-lengths: file not found: ")
@@ -632,3 +633,145 @@ def test_fit_figure_names_the_loss_and_the_fitted_values():
         )
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        # Each was ignored, unsaid: the run went on with the default of what it thought it set.
+        (["fit", "--lr", "0.1"], "--lr: the learning rate (Adam), used only with --backend grad, which is not given "
+         "here: add --backend grad or drop --lr."),
+        (["fit", "--backend", "scipy", "--lr", "0.1"], "--lr: the learning rate (Adam), used only with --backend grad"),
+        (["fit", "--backend", "grad", "--popsize", "16"], "--popsize: the population per generation, used only with "
+         "--backend nevergrad, which is not given here: add --backend nevergrad or drop --popsize."),
+        (["fit", "--backend", "optimistix", "--popsize", "16"], "--popsize: the population per generation"),
+        (["simulate", "--noise-tau", "5ms"], "--noise-tau: the noise's correlation time, used only with --noise SIGMA "
+         "(> 0), which is not given here: add --noise SIGMA or drop --noise-tau."),
+        (["fit", "--noise", "0", "--noise-tau", "5ms"], "--noise-tau: the noise's correlation time"),
+        (["simulate", "--connectome", "w.csv", "--tract-lengths", "len.csv"], "--tract-lengths: the tract lengths, "
+         "which set delays, used only with --speed, which is not given here: add --speed SPEED or drop --tract-lengths."),
+    ],
+)  # fmt: skip
+def test_an_option_the_run_does_not_use_is_refused(argv, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    np.savetxt("w.csv", np.ones((3, 3)) - np.eye(3), delimiter=",")
+    np.savetxt("len.csv", np.full((3, 3), 20.0), delimiter=",")
+    code, _, err = run([*argv, "--duration", "20", "--steps" if argv[0] == "fit" else "--dt", "1", "--no-plot",
+                        "--no-progress"], capsys)  # fmt: skip
+    assert code == 2
+    assert_one_line(err, f"brainmass-eqx {argv[0]}: error: {fragment}")
+    assert not (tmp_path / "fit.npz").exists() and not (tmp_path / "simulation.npz").exists()
+
+
+def test_options_used_by_the_chosen_setting_keep_their_defaults():
+    from brainmass_eqx._cli import build_parser
+    from brainmass_eqx._cli._commands import _FIT_OPTIONS, _MODEL_OPTIONS, _check_used
+
+    a = build_parser().parse_args(["fit", "--backend", "grad", "--lr", "0.2", "--noise", "0.1"])
+    _check_used(a, _FIT_OPTIONS, {"popsize": False, "lr": True})
+    _check_used(a, _MODEL_OPTIONS, {"noise_tau": True, "tract_lengths": False})
+    assert (a.lr, a.popsize, a.noise_tau, a.tract_lengths) == (0.2, 8, 10.0, None)
+
+
+def test_fit_says_when_the_fitted_regions_move_together(tmp_path, capsys):
+    # Jansen-Rit's identical nodes, started alike without noise, move together: the FC is all
+    # ones and a fit to it says nothing. `simulate` warned; `fit` wrote its table unsaid.
+    w, target = tmp_path / "w.csv", tmp_path / "fc.npy"
+    np.savetxt(w, np.ones((4, 4)) - np.eye(4), delimiter=",")
+    np.save(target, np.corrcoef(np.random.default_rng(0).standard_normal((50, 4)).T))
+    argv = ["fit", "--model", "JansenRit", "--connectome", str(w), "--target", str(target), "--duration", "20",
+            "--popsize", "2", "--out", str(tmp_path / "fit.npz"), "--no-plot", "--no-progress"]  # fmt: skip
+    code, _, err = run([*argv, "--steps", "1"], capsys)
+    assert code == 0, err
+    assert_one_line(err, "warning: the fitted model's 4 regions move together, perfectly correlated in M", "every FC entry is 1, which says "
+                    "nothing about the connectome", "add --noise SIGMA")  # fmt: skip
+    # Flat at every tried value, as a constant model's identity FC is: nothing guided the fit.
+    code, _, err = run([*argv, "--steps", "2"], capsys)
+    assert code == 2
+    assert_one_line(err, "error: the model's FC is all ones at every tried value", "its 4 regions move together, perfectly correlated in M")
+
+
+def test_mat_and_npz_variables_in_the_command_line(tmp_path, monkeypatch, capsys):
+    import scipy.io
+
+    from brainmass_eqx._cli._build import load_connectome, load_target_fc
+    from brainmass_eqx._cli._errors import CLIError
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    w, w2, d = rng.uniform(0.1, 1, (4, 4)), rng.uniform(0.1, 1, (4, 4)), rng.uniform(10, 90, (4, 4))
+    # Names of files in the wild, found without a choice (before: "weights_key='Cmat' is not
+    # a variable ... Name them Cmat (weights) and Dmat").
+    scipy.io.savemat("sc.mat", {"SC": w, "D": d})
+    np.testing.assert_array_equal(np.asarray(load_connectome("sc.mat").distances), d)
+    # A .mat without lengths is a weights-only file (before: "Pass lengths_key=<one of those>").
+    scipy.io.savemat("c.mat", {"Cmat": w})
+    assert not np.any(np.asarray(load_connectome("c.mat").distances))
+    # Several candidates: listed with their shapes, chosen with FILE:NAME.
+    scipy.io.savemat("two.mat", {"SC": w, "W": w2, "D": d, "len": d})
+    np.savez("two.npz", SC=w, W=w2)
+    for spec, fragment in (
+        ("two.mat", "--connectome two.mat: 'two.mat' holds several square matrices that may be the tract lengths: "
+         "D 4x4, len 4x4; choose one with --tract-lengths two.mat:NAME."),
+        ("two.mat:W", "may be the tract lengths"),
+        ("two.npz", "--connectome two.npz: 'two.npz' holds several square matrices that may be the weights: SC 4x4, "
+         "W 4x4; choose one with --connectome two.npz:NAME."),
+        ("two.npz:X", "--connectome two.npz:X: weights_key='X' is not a variable of 'two.npz'; it holds: SC 4x4, W 4x4; "
+         "choose one with --connectome two.npz:NAME."),
+    ):  # fmt: skip
+        with pytest.raises(CLIError) as info:
+            load_connectome(spec)
+        assert fragment in str(info.value) and "_key=<" not in str(info.value)
+    np.testing.assert_array_equal(np.asarray(load_connectome("two.npz:W").weights), w2)
+    conn = load_connectome("two.mat:W", "two.mat:len")
+    np.testing.assert_array_equal(np.asarray(conn.weights), w2)
+    np.testing.assert_array_equal(np.asarray(conn.distances), d)
+    scipy.io.savemat("lens.mat", {"a": d, "b": d})
+    with pytest.raises(CLIError, match=r"--tract-lengths lens.mat: 'lens.mat' holds several: \['a', 'b'\]; choose one "
+                       r"with --tract-lengths lens.mat:NAME\.$"):  # fmt: skip
+        load_connectome("c.mat", "lens.mat")
+    with pytest.raises(CLIError, match=r"--tract-lengths two.npz:W: a variable is chosen \(FILE:NAME\) in .mat files only"):
+        load_connectome("c.mat", "two.npz:W")
+    # --target: a .mat holding several time series, as the library's key= would choose.
+    x = rng.standard_normal((40, 4)).cumsum(0)
+    scipy.io.savemat("bold.mat", {"tc": x, "tc_raw": x + 1})
+    with pytest.raises(CLIError, match=r"--target bold.mat: 'bold.mat' holds several: \['tc', 'tc_raw'\]; choose one "
+                       r"with --target bold.mat:NAME\.$"):  # fmt: skip
+        load_target_fc("bold.mat", 4)
+    assert load_target_fc("bold.mat:tc", 4)[0].shape == (4, 4)
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["fit", "--target", "example_signl"], "--target: 'example_signl' is neither a data set with an FC "
+         "(example_signal) nor an existing file. Did you mean example_signal?"),
+        (["fit", "--target", "example_connectome"], "--target: data set 'example_connectome' has no functional "
+         "connectivity (fc); give one that has (example_signal) or a file."),
+        (["simulate", "--connectome", "example_signal"], "--connectome: data set 'example_signal' is a Signal, not a "
+         "connectome; the connectomes: example_connectome, tvb_connectivity_"),
+        (["simulate", "--connectome", "c.npy:W"], "--connectome: file not found: c.npy:W"),
+        (["simulate", "--connectome", "c.mat:"], "--connectome c.mat:: name the variable after the colon (c.mat:NAME)"),
+    ],
+)  # fmt: skip
+def test_typos_in_data_names_say_the_fix(argv, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run([*argv, "--duration", "20", "--no-plot", "--no-progress"], capsys)
+    assert code == 2
+    assert_one_line(err, fragment)
+
+
+def test_a_population_of_one_is_refused_by_its_option(capsys):
+    # It reached the Fitter: "ValueError: popsize must be an int >= 2", exit status 1.
+    code, _, err = run_exit(["fit", "--popsize", "1"], capsys)
+    assert code == 2
+    assert_one_line(err, "argument --popsize: must be an integer >= 2 (candidates per generation), got '1'")
+
+
+@pytest.mark.parametrize("option, values", [("--param", ["a=-0.05", "a=-0.02"]), ("--bounds", ["k=0:1", "k=0:2"])])
+def test_a_name_given_twice_is_refused(option, values, capsys):
+    # The last value won, unsaid.
+    code, _, err = run(["fit", option, values[0], option, values[1], "--duration", "20", "--steps", "1", "--no-plot",
+                        "--no-progress", "--out", os.devnull], capsys)  # fmt: skip
+    assert code == 2
+    assert_one_line(err, f"{option}: {values[0][0]} is given 2 times; give it once.")

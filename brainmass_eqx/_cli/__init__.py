@@ -41,12 +41,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--connectome", default="example_connectome",
         help="a data set (example_connectome, tvb_connectivity_76, ...; see `datasets`) or a file "
-        "(TVB .zip, .mat, .npz, .npy, .csv, .tsv, .txt); default example_connectome",
+        "(TVB .zip, .mat, .npz, .npy, .csv, .tsv, .txt; FILE.mat:NAME or FILE.npz:NAME reads the weights "
+        "from the variable NAME); default example_connectome",
     )  # fmt: skip
     g.add_argument(
         "--tract-lengths", default=None, metavar="FILE",
-        help="tract lengths in mm (.npy, .csv, .tsv, .txt, .mat) for a --connectome file that holds the "
-        "weights alone (.npy, .csv, .tsv, .txt, or a .mat without Dmat); delays need them and --speed",
+        help="tract lengths in mm (.npy, .csv, .tsv, .txt, .mat; FILE.mat:NAME for one variable) for a --connectome "
+        "file that holds the weights alone (.npy, .csv, .tsv, .txt, or a .mat without lengths), with --speed",
     )  # fmt: skip
     g.add_argument(
         "--normalise", choices=("none", "max", "row_sum", "rows"), default="none",
@@ -66,7 +67,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         "where the coupling would sum it)",
     )  # fmt: skip
     g.add_argument("--noise", type=_build.nonnegative_float, default=0.0, help="OU noise amplitude on the coupling input (default 0)")
-    g.add_argument("--noise-tau", type=time("positive"), default=10.0, help="OU noise correlation time (default 10 ms)")
+    # None until checked: given without --noise it would have no effect (see _commands.DEFAULTS).
+    g.add_argument("--noise-tau", type=time("positive"), default=None, help="OU noise correlation time, with --noise (default 10 ms)")
     s = p.add_argument_group("simulation")
     s.add_argument("--duration", type=time("positive"), default=1000.0, help="simulated time: ms, or with a unit (2s) (default 1000 ms)")
     s.add_argument("--dt", type=time("positive"), default=0.1, help="integration step (default 0.1 ms)")
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--target", default="example_signal",
         help="target FC: a data set with an fc (example_signal), an .npz with an 'fc' array (e.g. from "
-        "`simulate`), or .npy/.csv/.tsv/.txt holding an FC matrix (N, N) or a time series (T, N), region names in a header row allowed",
+        "`simulate`), or .npy/.csv/.tsv/.txt/.mat (FILE.mat:NAME for one variable) holding an FC matrix (N, N) "
+        "or a time series (T, N), region names in a header row allowed",
     )  # fmt: skip
     f.add_argument("--fit", action="append", metavar="NAME", help="parameters to fit: k or node parameters, comma-separated or repeated (--fit k,a) (default k)")
     f.add_argument("--bounds", action="append", type=_build.bounds_arg, metavar="NAME=LOW:HIGH", help="search box of a fitted parameter")
@@ -119,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="rmse: RMSE between the FC upper triangles (default); corr: 1 - their correlation (pattern only)",
     )  # fmt: skip
     f.add_argument("--steps", type=_build.positive_int, default=12, help="steps / generations (default 12)")
-    f.add_argument("--popsize", type=_build.positive_int, default=8, help="nevergrad population (default 8)")
-    f.add_argument("--lr", type=float, default=0.05, help="learning rate of backend grad (Adam; default 0.05)")
+    f.add_argument("--popsize", type=_build.population_int, default=None, help="population of --backend nevergrad (default 8)")
+    f.add_argument("--lr", type=_build.positive_float, default=None, help="learning rate of --backend grad (Adam; default 0.05)")
     o = p.add_argument_group("output")
     o.add_argument("--out", default="fit.npz", help="results file (default fit.npz)")
     o.add_argument("--plot", default="fit.png", help="figure file (default fit.png)")

@@ -9,6 +9,7 @@ import argparse
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,6 +78,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def population_int(text: str) -> int:
+    """``--popsize``: an integer >= 2 (a population of one has nothing to compare)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2 (candidates per generation), got {text!r}")
+    return value
+
+
 def finite_float(text: str) -> float:
     """An argparse type: a finite number (``--k``: a NaN coupling only failed in the network)."""
     try:
@@ -85,6 +97,17 @@ def finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (``--lr``: a zero or negative rate never fits)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
 
 
@@ -270,40 +293,91 @@ def _looks_like_path(spec: str) -> bool:
 _WEIGHTS_ONLY = (".npy", ".csv", ".tsv", ".txt", ".mat")
 
 
+def split_key(spec: str, option: str, exts: tuple[str, ...] = (".mat", ".npz")) -> tuple[str, str | None]:
+    """``FILE.mat:NAME`` (or ``FILE.npz:NAME``, for the ``exts`` given) as ``(FILE, NAME)``:
+    the variable of the file to read; any other ``spec`` as ``(spec, None)``. A file whose
+    own name holds the colon is read whole."""
+    if os.path.exists(spec):
+        return spec, None
+    match = re.match(r"^(.+?(\.[A-Za-z0-9]+)):([^:/\\]*)$", spec)
+    if match is None or match.group(2).lower() not in (".mat", ".npz"):
+        return spec, None
+    path, ext, key = match.group(1), match.group(2).lower(), match.group(3)
+    if ext not in exts:
+        raise CLIError(f"{option} {spec}: a variable is chosen (FILE:NAME) in {' or '.join(exts)} files only; drop :{key}.")
+    if not key:
+        raise CLIError(f"{option} {spec}: name the variable after the colon ({path}:NAME), or drop the colon.")
+    return path, key
+
+
+def _key_choice(err, option: str, path: str) -> str:
+    """The fix of a `KeyChoiceError` from ``option``'s file ``path``, in the options' words:
+    ``FILE:NAME`` instead of a keyword (the lengths of a ``--connectome`` file are chosen
+    with ``--tract-lengths`` naming the same file)."""
+    if err.argument == "lengths_key":
+        option = "--tract-lengths"
+    return f"{err.what}; choose one with {option} {path}:NAME."
+
+
 def load_connectome(spec: str, lengths: str | None = None):
     """A `Connectome` from a registered data-set name or a file (``--connectome``), with
-    the tract lengths (mm) of a weights-only file from ``lengths`` (``--tract-lengths``)."""
-    from ..datasets import Connectome, list_datasets, load_connectome, load_dataset
+    the tract lengths (mm) of a weights-only file from ``lengths`` (``--tract-lengths``).
+    A ``.mat`` / ``.npz`` file's variables are chosen with ``FILE:NAME``."""
+    from ..datasets import Connectome, list_datasets, load_connectome, load_dataset, load_matrix
+    from ..datasets._loaders import KeyChoiceError
 
     names = [name for name, _ in list_datasets()]
     is_dataset = spec in names
-    ext = os.path.splitext(spec)[1].lower()
+    connectomes = [n for n in names if "connectome" in n or "connectivity" in n]
+    path, key = (spec, None) if is_dataset else split_key(spec, "--connectome")
+    ext = os.path.splitext(path)[1].lower()
+    lengths_path, lengths_key = (None, None) if lengths is None else split_key(lengths, "--tract-lengths", (".mat",))
     if lengths is not None:
         if is_dataset or ext not in _WEIGHTS_ONLY:
             raise CLIError(
                 f"--tract-lengths: {spec} carries its own tract lengths; --tract-lengths is for a "
                 f"weights-only --connectome file ({', '.join(_WEIGHTS_ONLY)}): drop it."
             )
-        if not os.path.exists(lengths):
-            raise CLIError(f"--tract-lengths: file not found: {lengths}")
+        if not os.path.exists(lengths_path):
+            raise CLIError(f"--tract-lengths: file not found: {lengths_path}")
     if is_dataset:
         try:
             conn = load_dataset(spec)
         except Exception as err:  # e.g. tvb-data not installed
             raise CLIError(f"--connectome {spec}: {first_line(err)}") from None
         if not isinstance(conn, Connectome):
-            raise CLIError(f"--connectome: data set {spec!r} is not a connectome (it is a {type(conn).__name__}).")
+            raise CLIError(
+                f"--connectome: data set {spec!r} is a {type(conn).__name__}, not a connectome; the connectomes: "
+                f"{', '.join(connectomes)}."
+            )
         return conn
-    if not _looks_like_path(spec):
-        connectomes = [n for n in names if "connectome" in n or "connectivity" in n]
+    if not _looks_like_path(path):
         raise CLIError(
             f"--connectome: {spec!r} is neither a data set ({', '.join(connectomes)}) nor an existing file."
             f"{_suggest(spec, connectomes)}"
         )
-    if not os.path.exists(spec):
-        raise CLIError(f"--connectome: file not found: {spec}")
+    if not os.path.exists(path):
+        raise CLIError(f"--connectome: file not found: {path}")
+    distances: Any = lengths_path
+    if lengths_key is not None:
+        try:
+            distances = load_matrix(lengths_path, "--tract-lengths", key=lengths_key)
+        except KeyChoiceError as err:
+            raise CLIError(f"--tract-lengths {lengths}: {_key_choice(err, '--tract-lengths', lengths_path)}") from None
+        except Exception as err:
+            raise CLIError(f"--tract-lengths {lengths}: {first_line(err)}") from None
     try:
-        return load_connectome(spec, **({} if lengths is None else {"distances": lengths}))
+        with warnings.catch_warnings():
+            # The library's "no tract lengths found by name" warning: the command line uses
+            # the lengths only with --speed, where their absence is an error of its own.
+            warnings.filterwarnings("ignore", message=r".*no tract lengths found by name")
+            return load_connectome(
+                path, **({} if key is None else {"weights_key": key}), **({} if distances is None else {"distances": distances})
+            )
+    except KeyChoiceError as err:
+        # key=: the variable of a --tract-lengths .mat file given without :NAME.
+        option, where = ("--tract-lengths", lengths) if err.argument == "key" else ("--connectome", spec)
+        raise CLIError(f"{option} {where}: {_key_choice(err, option, split_key(where, option)[0])}") from None
     except Exception as err:
         option = "--tract-lengths" if lengths is not None and "distances" in str(err) else "--connectome"
         raise CLIError(f"{option} {spec}: {_without_python_fixes(first_line(err))}") from None
@@ -311,25 +385,30 @@ def load_connectome(spec: str, lengths: str | None = None):
 
 def _no_lengths_fix(spec: str) -> str:
     """Where the tract lengths of the ``--connectome`` file ``spec`` would have come from."""
-    ext = os.path.splitext(spec)[1].lower()
+    from ..datasets._loaders import _LENGTHS_NAMES
+
+    path = split_key(spec, "--connectome")[0]
+    ext = os.path.splitext(path)[1].lower()
+    known = ", ".join(_LENGTHS_NAMES)
     if ext == ".npz":
         try:
-            with np.load(spec) as z:
+            with np.load(path) as z:
                 held = sorted(z.files)
         except Exception:  # not a readable npz: say what is read, without the list
             held = "?"
         return (
-            f"{spec} has no 'distances' (or 'tract_lengths') array (it holds {held}): save the lengths (mm) "
-            "under that name, or drop --speed"
+            f"{path} has no tract-lengths array under a name the loader reads ({known}; it holds {held}): "
+            "save the lengths (mm) under one of those names, or drop --speed"
         )
     if ext == ".mat":
         return (
-            f"{spec} has no 'Dmat' variable: give the lengths (mm) in a file of their own with "
-            "--tract-lengths FILE, or drop --speed"
+            f"{path} has no tract-lengths variable under a name the loader reads ({known}): give the lengths "
+            f"(mm) with --tract-lengths FILE, or --tract-lengths FILE.mat:NAME for a variable of a .mat file "
+            "(this one too), or drop --speed"
         )
     if ext in _WEIGHTS_ONLY:
         return (
-            f"{spec} holds a weights matrix alone: give the lengths (mm) with --tract-lengths FILE "
+            f"{path} holds a weights matrix alone: give the lengths (mm) with --tract-lengths FILE "
             "(.npy, .csv, .tsv, .txt or .mat), or drop --speed"
         )
     return "drop --speed"
@@ -347,10 +426,6 @@ def fc_of(array) -> np.ndarray:
 _PYTHON_FIXES = {
     " (the sampling step is dt=) and load the file again": " and run again",
     "replace them (e.g. with np.nan_to_num) before building the data set": "remove or interpolate them",
-    "Pass weights_key=<one of those>.": (
-        "Name them Cmat (weights) and Dmat (tract lengths, mm), or save the weights alone as .npy/.csv "
-        "and give the lengths with --tract-lengths."
-    ),
 }
 
 
@@ -364,7 +439,7 @@ def _is_fc(array: np.ndarray) -> bool:
     return array.shape[0] == array.shape[1] and np.allclose(array, array.T) and np.allclose(np.diag(array), 1.0)
 
 
-def _target_signal(spec: str, n_regions: int) -> np.ndarray:
+def _target_signal(spec: str, n_regions: int, key: str | None = None) -> np.ndarray:
     """A ``--target`` time series ``(T, N)`` read as the library's `load_signal` reads it (a
     pandas row index dropped, a time column refused, a .mat file's only 2-D variable). A
     ``(N, T)`` array whose rows match the connectome's N regions, and whose columns do not,
@@ -377,7 +452,7 @@ def _target_signal(spec: str, n_regions: int) -> np.ndarray:
         # Its "no more samples than regions" warning speaks of Python's transpose; the shape
         # is checked against the connectome below instead.
         warnings.simplefilter("ignore", UserWarning)
-        values = np.asarray(load_signal(spec, dt=1.0, layout="time_first").signal, dtype=float)
+        values = np.asarray(load_signal(spec, dt=1.0, layout="time_first", key=key).signal, dtype=float)
     if values.ndim == 2 and values.shape[1] != n_regions and values.shape[0] == n_regions:
         print(f"(--target {spec}: shape {values.shape} read as (regions, time): {n_regions} regions of {values.shape[1]} samples)")
         values = values.T
@@ -389,22 +464,35 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
     bundled ``example_signal``), an ``.npz`` (its ``fc`` array, e.g. from
     ``brainmass-eqx simulate``, else its ``signal``), or a ``.npy`` / ``.csv`` / ``.tsv`` /
     ``.txt`` / ``.mat`` holding an FC matrix ``(N, N)`` or a time series ``(T, N)`` or
-    ``(N, T)`` (its FC is used)."""
+    ``(N, T)`` (its FC is used); ``FILE.mat:NAME`` reads the variable ``NAME``."""
     from ..datasets import list_datasets, load_dataset
+    from ..datasets._loaders import KeyChoiceError
 
-    if spec in [name for name, _ in list_datasets()]:
+    names = [name for name, _ in list_datasets()]
+    if spec in names:
         data = load_dataset(spec)
         fc = getattr(data, "fc", None)
         if fc is None:
-            raise CLIError(f"--target: data set {spec!r} has no functional connectivity (fc).")
+            with_fc = [n for n in names if "signal" in n]
+            raise CLIError(
+                f"--target: data set {spec!r} has no functional connectivity (fc); give one that has ({', '.join(with_fc)}) "
+                "or a file."
+            )
         fc, what = np.asarray(fc), f"data set {spec}"
     else:
-        if not os.path.exists(spec):
-            raise CLIError(f"--target: file not found: {spec}")
-        ext = os.path.splitext(spec)[1].lower()
+        path, key = split_key(spec, "--target", (".mat",))
+        if not os.path.exists(path):
+            if not _looks_like_path(path):
+                with_fc = [n for n in names if "signal" in n]
+                raise CLIError(
+                    f"--target: {spec!r} is neither a data set with an FC ({', '.join(with_fc)}) nor an existing "
+                    f"file.{_suggest(spec, with_fc)}"
+                )
+            raise CLIError(f"--target: file not found: {path}")
+        ext = os.path.splitext(path)[1].lower()
         try:
             if ext == ".npz":
-                with np.load(spec) as z:
+                with np.load(path) as z:
                     files = z.files
                     array = np.asarray(z["fc"], dtype=float) if "fc" in files else None
                 if array is None:
@@ -413,21 +501,23 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
                             f"--target {spec}: the .npz has neither an 'fc' array nor a 'signal' (time, regions) "
                             f"array (it has {files})."
                         )
-                    array = _target_signal(spec, n_regions)
+                    array = _target_signal(path, n_regions)
             elif ext in (".npy", ".csv", ".tsv", ".txt", ".mat"):
                 from ..datasets._loaders import NotSquareError, _read_table
 
                 # An FC matrix may name its regions in a header row and first column.
                 try:
-                    array = _read_table(spec, "--target", square=True)[0]
+                    array = _read_table(path, "--target", square=True, key=key)[0]
                 except NotSquareError:
                     array = None
                 if array is None or array.ndim != 2 or not _is_fc(np.asarray(array, dtype=float)):
-                    array = _target_signal(spec, n_regions)
+                    array = _target_signal(path, n_regions, key)
             else:
                 raise CLIError(f"--target {spec}: unsupported file type {ext!r}; use .npz, .npy, .csv, .tsv, .txt or .mat.")
         except CLIError:
             raise
+        except KeyChoiceError as err:
+            raise CLIError(f"--target {spec}: {_key_choice(err, '--target', path)}") from None
         except Exception as err:
             raise CLIError(f"--target {spec}: {_without_python_fixes(first_line(err))}") from None
         array = np.asarray(array, dtype=float)

@@ -53,6 +53,8 @@ class Setup:
         self.desc = _build.resolve_model(args.model)
         _build.check_coupling(args.coupling)
         self.conn = _build.load_connectome(args.connectome, args.tract_lengths)
+        # After the loading, which says first when --tract-lengths has no place at all.
+        _check_used(args, _MODEL_OPTIONS, {"noise_tau": args.noise > 0, "tract_lengths": args.speed is not None})
         if args.normalise != "none":
             self.conn = self.conn.normalised(args.normalise)
         self.var = _build.coupled_var(self.desc, args.coupled_var)
@@ -129,9 +131,42 @@ def _what_is_sampled(a) -> str:
     return f"{after} sampled every {a.sample_every:g} ms (--sample-every)"
 
 
+# Options that only one setting uses: (option, what it is, the setting that uses it, the fix
+# that adds it, its default). Given without that setting they had no effect, unsaid
+# (`--backend grad --popsize 16`); they are None until checked, then their default.
+_MODEL_OPTIONS = {
+    "noise_tau": ("--noise-tau", "the noise's correlation time", "--noise SIGMA (> 0)", "add --noise SIGMA", 10.0),
+    "tract_lengths": ("--tract-lengths", "the tract lengths, which set delays", "--speed", "add --speed SPEED", None),
+}
+_FIT_OPTIONS = {
+    "popsize": ("--popsize", "the population per generation", "--backend nevergrad", "add --backend nevergrad", 8),
+    "lr": ("--lr", "the learning rate (Adam)", "--backend grad", "add --backend grad", 0.05),
+}
+
+
+def _check_used(a, options: dict, used: dict[str, bool]) -> None:
+    """Refuse an option whose setting is not chosen (``used[attr]`` false), naming the
+    setting that uses it; fill in the defaults of those not given."""
+    for attr, (option, what, user, fix, default) in options.items():
+        if getattr(a, attr) is None:
+            setattr(a, attr, default)
+        elif not used[attr]:
+            raise CLIError(f"{option}: {what}, used only with {user}, which is not given here: {fix} or drop {option}.")
+
+
+def _check_once(pairs, option: str) -> None:
+    """Refuse a name given twice to a repeatable ``NAME=...`` option (the last one won, unsaid)."""
+    names = [name for name, _ in pairs or ()]
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        raise CLIError(f"{option}: {twice} is given {names.count(twice)} times; give it once.")
+
+
 def _check_args(a) -> None:
-    """The time options against each other (each alone is checked by argparse), and the
-    output files, before any work is done."""
+    """The options against each other (each alone is checked by argparse), and the output
+    files, before any work is done."""
+    _check_once(a.param, "--param")
+    _check_once(a.input, "--input")
     if a.transient >= a.duration:
         raise CLIError(f"--transient ({a.transient} ms) must be shorter than --duration ({a.duration} ms).")
     if a.dt > a.duration:
@@ -265,6 +300,28 @@ def _constant_regions(x: np.ndarray, labels) -> list[str]:
     return [str(labels[i]) for i in np.flatnonzero(np.ptp(x, axis=0) == 0)]
 
 
+def _together_text(who: str, n: int, recorded: str, seen: str = "record the same") -> str:
+    """Why every FC entry is 1, and the fix; ``who`` the regions' owner (``'all'``, ``"the
+    fitted model's"``), ``seen`` what shows it: their signals (``'record the same'``), or
+    only their FC (`_FROM_FC`)."""
+    return (
+        f"{who} {n} regions {seen} {recorded} (identical nodes started alike, so the coupling between "
+        "them cancels); every FC entry is 1, which says nothing about the connectome. Noise drives each region "
+        "on its own: add --noise SIGMA (e.g. --noise 0.02)."
+    )
+
+
+# fit sees the prediction, an FC: regions perfectly correlated, not necessarily equal.
+_FROM_FC = "move together, perfectly correlated in"
+
+
+def _fc_all_ones(fc: np.ndarray) -> bool:
+    """Whether every off-diagonal entry of the FC ``fc`` is 1 (to float32's precision): the
+    regions move together, as `_regions_move_together` tells from the signals."""
+    off = fc[~np.eye(fc.shape[0], dtype=bool)]
+    return fc.shape[0] > 1 and bool(np.all(np.abs(off - 1.0) <= 1e-5))
+
+
 def _regions_move_together(x: np.ndarray) -> bool:
     """Whether every region records the same changing signal (identical nodes started alike,
     whose diffusive coupling then cancels): an FC of ones that says nothing about the
@@ -317,10 +374,7 @@ def cmd_simulate(args) -> int:
         )
     elif _regions_move_together(x):
         sys.stdout.flush()
-        sys.stderr.write(
-            f"warning: all {setup.n} regions record the same {setup.recorded} (identical nodes started alike, "
-            f"so the coupling between them cancels); every FC entry is 1. {_NO_ACTIVITY_FIX}\n"
-        )
+        sys.stderr.write(f"warning: {_together_text('all', setup.n, setup.recorded)}\n")
     print(f"wrote {out} (ts [ms], {setup.recorded}, fc, weights, labels, meta)")
     if _wants_plot(args):
         from ._figures import simulation_figure
@@ -389,6 +443,7 @@ def cmd_fit(args) -> int:
 
     from ..fit._fitter import loss_is_flat
 
+    _check_used(args, _FIT_OPTIONS, {"popsize": args.backend == "nevergrad", "lr": args.backend == "grad"})
     # `--fit k,a` reads as two names, as `--fit k --fit a` does.
     names = [n.strip() for given in (args.fit or ["k"]) for n in given.split(",") if n.strip()]
     desc = _build.resolve_model(args.model)
@@ -401,6 +456,7 @@ def cmd_fit(args) -> int:
                 + (f" (did you mean {close!r}?)" if close else "")
                 + f"; fittable: the coupling k and {desc.name}'s {', '.join(desc.parameters)}."
             )
+    _check_once(args.bounds, "--bounds")
     boxes = dict(args.bounds or [])
     unknown = [n for n in boxes if n not in names]
     if unknown:
@@ -430,9 +486,19 @@ def cmd_fit(args) -> int:
             f"{result.n_steps} steps): every region's {setup.recorded} is constant, so nothing guides the fit. "
             + _NO_ACTIVITY_FIX
         )
+    together = _fc_all_ones(fc)
+    if flat and together:
+        # As the identity above: at every tried value, nothing guides the fit.
+        raise CLIError(
+            f"the model's FC is all ones at every tried value (loss {result.best_loss:.4g} throughout "
+            f"{result.n_steps} steps): {_together_text('its', setup.n, setup.recorded, _FROM_FC)}"
+        )
     r = _fc_corr(fc, target_fc)
     print(f"done in {elapsed:.1f} s: best loss {result.best_loss:.4g} (FC correlation {r:.3f}) at step {result.best_step}")
-    if flat:
+    if together:
+        sys.stdout.flush()
+        sys.stderr.write("warning: " + _together_text("the fitted model's", setup.n, setup.recorded, _FROM_FC) + "\n")
+    elif flat:
         sys.stdout.flush()
         sys.stderr.write(
             f"warning: the loss was {result.best_loss:.4g} at every one of the {result.n_steps} steps: the fitted "

