@@ -22,7 +22,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "divergence_gives_nan", "divergence_raises", "error_if_member", "error_if_member_in_place", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "divergence_gives_nan", "divergence_raises", "error_if_member", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -41,6 +41,23 @@ def is_traced(tree: Any) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
 
+def _check_scalar(pred: Any, message: str) -> Any:
+    """A float32 zero through ``eqx.error_if(..., pred, message)``, ``pred`` reduced over any
+    ``jax.vmap`` batch (True if it is True for any member), as equinox reduces it itself
+    under ``EQX_ON_ERROR=raise`` / ``nan``.
+
+    Reduced here, in a function whose only traced local is the reduced ``pred``, the check
+    also works under ``vmap`` with ``EQX_ON_ERROR=breakpoint``: the debugger captures the
+    traced locals of the first frame outside JAX and equinox, and one that was batched (the
+    checked value) made the callback unbatchable: every vmapped `simulate` failed to trace,
+    diverging or not, with a NotImplementedError about ``pure_callback``'s
+    ``vmap_method`` (as a plain ``eqx.error_if`` under ``vmap`` does)."""
+    from equinox.internal import unvmap_any
+
+    pred = unvmap_any(pred)
+    return eqx.error_if(jnp.zeros((), jnp.float32), pred, message)
+
+
 def error_if_member(x: Any, pred: Any, message: str) -> Any:
     """``eqx.error_if(x, pred, message)``, acting under ``jax.vmap`` on the members whose own
     ``pred`` is True alone, where equinox lets it.
@@ -48,9 +65,15 @@ def error_if_member(x: Any, pred: Any, message: str) -> Any:
     Equinox reduces ``pred`` over a vmapped batch (``unvmap_any``) before acting. With the
     default ``EQX_ON_ERROR=raise`` the whole batch raises, as it must (a compiled call cannot
     raise for one member); but with ``EQX_ON_ERROR=nan`` every member came back NaN, the
-    good ones too (a vmap over ``tau_E = [1, -1, 1]``: three NaN runs). Selecting
-    ``where(pred, checked, x)`` per member keeps the good members' values; the select keeps
-    the check's output in use, so it is never optimised away.
+    good ones too (a vmap over ``tau_E = [1, -1, 1]``: three NaN runs). Here a scalar
+    carries the check, and each inexact array of ``x`` is ``where(pred, a + check, a)`` per
+    member: where the check acts without raising (``EQX_ON_ERROR=nan``, or ``breakpoint``
+    continued), the failing member's arrays are NaN throughout, the others' bit-identical
+    (``a + 0.0`` alone would turn a -0.0 into +0.0). The select keeps the check in use, so
+    it is never optimised away, and it is elementwise: XLA writes it in place, with no copy
+    of ``x`` (an ``error_if`` on ``x`` itself kept two: a jitted run recording 6.4 MB held
+    12.8 MB of temporaries for the check, against 0.27 MB without it). Integer and boolean
+    arrays are marked as equinox marks them (their largest value, True).
 
     **Arguments:**
 
@@ -61,38 +84,18 @@ def error_if_member(x: Any, pred: Any, message: str) -> Any:
     pred = jnp.asarray(pred)
     if pred.ndim:
         raise ValueError(f"error_if_member: pred must be a scalar per member (reduce it with jnp.any), got shape {pred.shape}.")
-    checked = eqx.error_if(x, pred, message)
-    return jax.tree_util.tree_map(lambda a, c: jnp.where(pred, c, a) if eqx.is_array(a) else a, x, checked)
+    gate = _check_scalar(pred, message)
 
-
-def error_if_member_in_place(x: Any, pred: Any, message: str) -> Any:
-    """`error_if_member` for large outputs (a run's recordings): the check reaches each
-    inexact array of ``x`` through its first element, updated in place, instead of a copy
-    of the whole array (`error_if_member`'s select kept two: a jitted run recording 6.4 MB
-    held 12.8 MB of temporaries for the check, against 0.27 MB without it). Where the check
-    acts without raising (``EQX_ON_ERROR=nan``) that first element of the failing member's
-    arrays is NaN; their other values are kept (they hold the NaN/inf that failed it).
-
-    **Arguments:** as `error_if_member`.
-    """
-    pred = jnp.asarray(pred)
-    if pred.ndim:
-        raise ValueError(f"error_if_member_in_place: pred must be a scalar per member, got shape {pred.shape}.")
-    leaves = jax.tree_util.tree_leaves(x)
-    if not any(eqx.is_inexact_array(a) and a.size for a in leaves):
-        return error_if_member(x, pred, message)  # nothing to carry the check: the plain way
-    # A scalar carries the check; the select keeps it per member under vmap (see
-    # `error_if_member`) and leaves the values bit-identical where it passes (x + 0.0
-    # would turn a -0.0 into +0.0).
-    gate = eqx.error_if(jnp.zeros((), jnp.float32), pred, message)
-
-    def carry(a):
-        if not (eqx.is_inexact_array(a) and a.size):
+    def mark(a):
+        if not (eqx.is_array(a) and a.size):
             return a
-        first = (0,) * a.ndim
-        return a.at[first].set(jnp.where(pred, a[first] + gate.astype(a.dtype), a[first]))
+        if jnp.issubdtype(a.dtype, jnp.inexact):
+            return jnp.where(pred, a + gate.astype(a.dtype), a)
+        # As equinox marks them: the largest integer, True.
+        fill = True if a.dtype == jnp.bool_ else jnp.iinfo(a.dtype).max
+        return jnp.where(pred & jnp.isnan(gate), jnp.asarray(fill, a.dtype), a)
 
-    return jax.tree_util.tree_map(carry, x)
+    return jax.tree_util.tree_map(mark, x)
 
 
 def checked_as_run_starts(value: Any, bad: Any, rule: str) -> Any:
@@ -109,6 +112,15 @@ def checked_as_run_starts(value: Any, bad: Any, rule: str) -> Any:
 # population slices are traced in worker threads).
 _DIVERGENCE_GIVES_NAN: contextvars.ContextVar[bool] = contextvars.ContextVar("bmx_divergence_gives_nan", default=False)
 
+# The same, as a part of JAX's trace cache key (`jax.make_user_context`, where JAX has it; a
+# thread-local value): a function the user wrapped in jax.jit / eqx.filter_jit is traced
+# apart inside and outside a fit. With the context variable alone, JAX reused the first
+# trace: a ``predict`` jitted and called before the fit kept simulate's check, and a
+# diverging step ended the fit with a bare EquinoxRuntimeError (no step, no parameters,
+# no result); one first traced by the fit kept no check afterwards, so ``predict`` of a
+# diverging model returned NaN without a word.
+_IN_FIT_LOSS = jax.make_user_context(False) if hasattr(jax, "make_user_context") else None
+
 
 @contextlib.contextmanager
 def divergence_gives_nan():
@@ -121,11 +133,18 @@ def divergence_gives_nan():
     in a `NonFiniteLossError`; one start of several stopping alone; a huge loss told to
     nevergrad; a failed scipy start), rather than a run-time error that ended the whole fit
     (every start, the whole population) without either. It acts where ``simulate`` is
-    traced or run, so a ``predict`` compiled earlier outside it keeps its check.
+    traced, and it is part of JAX's trace cache key: a ``predict`` the user wrapped in
+    ``jax.jit`` is traced again inside the fit (without the check) and keeps its own trace
+    (with it) outside. (On a JAX without ``jax.make_user_context``, a ``predict``
+    jitted and run before the fit keeps its check inside it.)
     """
     token = _DIVERGENCE_GIVES_NAN.set(True)
     try:
-        yield
+        if _IN_FIT_LOSS is None:
+            yield
+        else:
+            with _IN_FIT_LOSS(True):
+                yield
     finally:
         _DIVERGENCE_GIVES_NAN.reset(token)
 

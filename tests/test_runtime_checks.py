@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _jax_versions import enable_x64
 
 import brainmass_eqx as bx
 from brainmass_eqx.fit import Fitter, NonFiniteLossError
@@ -131,3 +132,83 @@ def test_the_divergence_check_of_a_jitted_run_does_not_copy_its_recording():
     # And it still raises, naming the model.
     with pytest.raises(Exception, match="Hopf diverged"):
         jax.block_until_ready(jax.jit(lambda a: bx.simulate(bx.Hopf(1, a=a, w=0.3, init_x=0.5), 20.0, dt=1.0)["x"])(50.0))
+
+
+# Linear with gamma = 5 at dt = 0.1 ms, sampled every ms: samples 0-17 finite (huge), inf
+# from sample 18 of 40; gamma = -1 relaxes.
+_GROWING = textwrap.dedent(
+    """
+    import json, sys
+    import jax, jax.numpy as jnp, numpy as np
+    import brainmass_eqx as bx
+    def run(g):
+        return bx.simulate(bx.Linear(2, gamma=g, init_x=jnp.array([1.0, 0.0])), 40.0, dt=0.1, sample_every=10)["x"]
+    gammas = jnp.array([-1.0, 5.0, -1.0, -1.0])
+    out = {"vmap": np.asarray(jax.jit(jax.vmap(run))(gammas[:3])), "ensemble": np.asarray(bx.ensemble(run, gammas, threads=1))}
+    print(json.dumps({k: [[int(np.isnan(m).sum()), int(np.isfinite(m).sum())] for m in v] for k, v in out.items()}))
+    """
+)
+
+
+def _run_growing(mode, stdin=None):
+    env = dict(os.environ, EQX_ON_ERROR=mode)
+    out = subprocess.run([sys.executable, "-c", _GROWING], env=env, input=stdin, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    last = out.stdout.strip().splitlines()[-1]
+    return json.loads(last[last.index("{"):]), out.stdout  # after the debugger's prompt, if any
+
+
+def test_eqx_on_error_nan_makes_a_diverged_members_whole_recording_nan():
+    # Only the first sample of the diverged member was marked: its 34 finite values before
+    # the divergence (and its inf after it) came back as if it had run, beside the members
+    # that did.
+    counts, _ = _run_growing("nan")
+    assert counts["vmap"] == [[0, 80], [80, 0], [0, 80]], counts
+    assert counts["ensemble"] == [[0, 80], [80, 0], [0, 80], [0, 80]], counts
+
+
+def test_eqx_on_error_breakpoint_works_under_vmap():
+    # The debugger captured the check's batched locals: every vmapped simulate failed to
+    # trace (NotImplementedError: pure_callback's vmap_method), diverging or not; and
+    # ensemble's memory check failed on eqx.filter_jit(...).lower, which equinox's jit
+    # replacement in this mode lacks. Continued ("c"), the diverged member is NaN alone.
+    counts, stdout = _run_growing("breakpoint", stdin="c\n" * 8)
+    assert "Linear diverged" in stdout
+    assert counts["vmap"] == [[0, 80], [80, 0], [0, 80]], counts
+    assert counts["ensemble"] == [[0, 80], [80, 0], [0, 80], [0, 80]], counts
+
+
+@pytest.mark.parametrize("wrap", [jax.jit, eqx.filter_jit], ids=["jax.jit", "eqx.filter_jit"])
+def test_a_predict_jitted_by_the_user_is_traced_apart_inside_and_outside_a_fit(wrap):
+    # JAX reused the first trace of a user-jitted predict. Run before the fit, it kept
+    # simulate's divergence check, and the diverging step ended the fit with a bare
+    # EquinoxRuntimeError (no step, no parameters, no result). Traced first by the fit, it
+    # kept no check afterwards: predict of a diverging model returned NaN without a word.
+    jitted = wrap(predict)
+    model = bx.Hopf(1, a=bx.Param(30.0), w=0.3, init_x=0.5)
+    jitted(bx.Hopf(1, a=STABLE_A, w=0.3, init_x=0.5))  # traced outside the fit first
+    with pytest.raises(NonFiniteLossError, match=r"non-finite \(nan\) at step 1"):
+        Fitter(model, optax.sgd(-1.0), predict=jitted).fit(TARGET, n_steps=3)
+    fresh = wrap(predict)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite \(nan\) at step 1"):
+        Fitter(model, optax.sgd(-1.0), predict=fresh).fit(TARGET, n_steps=3)  # traced inside the fit first
+    with pytest.raises(Exception, match="Hopf diverged"):
+        jax.block_until_ready(fresh(bx.Hopf(1, a=DIVERGING_A, w=0.3, init_x=0.5)))
+
+
+def test_a_fixed_step_saveat_gradient_does_not_depend_on_max_steps():
+    # diffrax's checkpointed recompute of constant steps, save times on the step grid, with
+    # its default checkpoints (from max_steps) gave gradients 2.3% (max_steps = 200 steps),
+    # 0.46% (400) and 0.97% (default) off forward mode.
+    n, dt = 200, 0.1
+    with enable_x64():
+        saveat = jnp.arange(1, n + 1) * dt
+
+        def loss(a, max_steps=None, adjoint=None):
+            model = bx.Hopf(2, a=a, w=0.3, init_x=jnp.array([0.5, 0.2]))
+            run = bx.simulate(model, n * dt, dt=dt, saveat=saveat, solver=dfx.Heun(), max_steps=max_steps, adjoint=adjoint)
+            return jnp.sum(run["x"] ** 2)
+
+        exact = float(jax.jacfwd(lambda a: loss(a, adjoint=dfx.ForwardMode()))(jnp.float64(0.3)))
+        for max_steps in (n, 2 * n, None):
+            np.testing.assert_allclose(float(jax.grad(loss)(jnp.float64(0.3), max_steps)), exact, rtol=1e-9, err_msg=str(max_steps))
