@@ -14,6 +14,7 @@ from typing import Any
 
 import diffrax as dfx
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -293,13 +294,15 @@ class _StepInputs(eqx.Module):
     def change_steps(self):
         """The steps at whose start an input given per step changes value (``value[i] !=
         value[i - 1]`` for some region), for the adaptive steps to be clipped there
-        (`_clip_at_changes`); None without inputs given per step.
+        (`_clip_at_changes`); None without inputs given per step. Either way a
+        non-decreasing int32 array, each change in it at least once.
 
         Where the values are known on the host: the sorted steps, as many as there are
         changes (None where there are none). Where they are traced (under ``jax.jit`` /
         ``vmap`` / ``grad`` of the values), the changes are not known when the program is
-        built: one entry per step ``i`` in ``1 .. n_steps - 1``, ``i`` where the value
-        changes and -1 where not."""
+        built: one entry per step ``i`` in ``1 .. n_steps - 1``, the first change at or
+        after step ``i`` (`_NO_CHANGE` past the last), a reverse running minimum taken once
+        per run."""
         if not self.per_step:
             return None
         values = [self.values[name] for name in sorted(self.per_step)]
@@ -311,41 +314,107 @@ class _StepInputs(eqx.Module):
         if xp is np:
             steps = np.flatnonzero(changed).astype(np.int32) + 1
             return steps if steps.size else None
-        return jnp.where(changed, jnp.arange(1, self.n_steps, dtype=jnp.int32), -1)
+        steps = jnp.where(changed, jnp.arange(1, self.n_steps, dtype=jnp.int32), _NO_CHANGE)
+        return jax.lax.cummin(steps, reverse=True)
 
 
-# Steps above which a traced per-step array under adaptive steps warns (`_clip_at_changes`
-# with one jump time per step: diffrax compares each step's end with all of them; a 1 s run
-# at dt = 0.1 ms took 21 ms against 5 ms with the changes known, 10 s 2.4 s against 46 ms).
-_TRACED_CHANGES_WARN = 2**14
+# `_StepInputs.change_steps` of a traced array past its last change.
+_NO_CHANGE = np.iinfo(np.int32).max
+
+
+class _ClipAtChanges(dfx.AbstractAdaptiveStepSizeController):
+    r"""``controller`` clipped at the jump times ``times``, as by
+    ``diffrax.ClipStepSizeController(controller, jump_ts=times)``, at a cost per step
+    that does not grow with the number of times (`_clip_at_changes`).
+
+    As diffrax's: a step ends at the float just before a jump time, the next starts the
+    float just after it (two floats past the end of the step before) and is a jump (its
+    first stage evaluated afresh); the same floats, step for step. diffrax looks for a
+    step's start among all its jump times at each step (``jnp.any(t == jump_ts)``) and
+    carries them in the loop: clipped at each of the $n$ step boundaries where a traced
+    per-step array may change, that is $O(n)$ a step and $O(n^2)$ a run (10 s at
+    dt = 0.1 ms, float64: 2.3 s against 30 ms with the changes known; 60 s: 68 s against
+    0.25 s). Here each look-up is a binary search of ``times``, $O(\log n)$, and ``times``
+    stays out of the loop's state (and its checkpoints in reverse mode).
+
+    ``times``: non-decreasing; repeated times and $\pm\infty$ (never reached) are allowed,
+    so that one entry per step boundary needs no sort (`_clip_at_changes`).
+    """
+
+    controller: dfx.AbstractAdaptiveStepSizeController
+    times: Array
+
+    @property
+    def rtol(self):
+        return self.controller.rtol
+
+    @property
+    def atol(self):
+        return self.controller.atol
+
+    @property
+    def norm(self):
+        return self.controller.norm
+
+    def wrap(self, direction):
+        # diffrax solves in ``direction * t``; ``sort(times * direction)`` without a sort.
+        times = jnp.where(direction > 0, self.times, -self.times[::-1])
+        return _ClipAtChanges(self.controller.wrap(direction), times)
+
+    def _first_after(self, t):
+        """The first of ``times`` above ``t`` (inf where none is)."""
+        i = jnp.searchsorted(self.times, t, side="right")
+        return jnp.where(i == self.times.size, jnp.inf, self.times[jnp.minimum(i, self.times.size - 1)])
+
+    def _holds(self, t):
+        """Whether ``t`` is one of ``times``."""
+        i = jnp.minimum(jnp.searchsorted(self.times, t, side="left"), self.times.size - 1)
+        return self.times[i] == t
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        t1, state = self.controller.init(terms, t0, t1, y0, dt0, args, func, error_order)
+        return jnp.minimum(t1, eqxi.prevbefore(self._first_after(t0))), state
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
+        keep_step, next_t0, next_t1, made_jump, state, result = self.controller.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+        )
+        # diffrax's `_bump_next_t0`: past a jump time that the step ended just before (or on).
+        after = eqxi.nextafter(next_t0)
+        before_jump, on_jump = self._holds(after), self._holds(next_t0)
+        next_t0 = jnp.where(before_jump, eqxi.nextafter(after), next_t0)
+        next_t0 = jnp.where(on_jump, after, next_t0)
+        next_t1 = jnp.maximum(eqxi.nextafter(next_t0), next_t1)  # diffrax issue #713
+        next_t1 = jnp.minimum(next_t1, eqxi.prevbefore(self._first_after(next_t0)))
+        return keep_step, next_t0, next_t1, made_jump | before_jump | on_jump, state, result
 
 
 def _clip_at_changes(controller, change_steps, dt, first=0, count=None):
-    """``controller`` clipped where the inputs given per step change value inside the steps
+    r"""``controller`` clipped where the inputs given per step change value inside the steps
     ``first .. first + count`` of the run (to its end without ``count``), solved in the local time of step ``first``
-    (``change_steps`` from `_StepInputs.change_steps`; ``dt`` the step in that time): a
-    ``diffrax.ClipStepSizeController`` with those times as ``jump_ts``, merged with its own.
+    (``change_steps`` from `_StepInputs.change_steps`; ``dt`` the step in that time):
+    `_ClipAtChanges` at those times around ``controller``. Around a
+    ``diffrax.ClipStepSizeController`` with ``jump_ts`` of its own, the steps are those of
+    one clipped at both sets of times (a step ending just before a time of either starts
+    just after it, the others' clip then reading that start).
 
     An adaptive controller looks at the solution, not at the inputs: unclipped it grew its
     step over a stretch of rest and stepped over a 1 ms pulse of 10 (0 where 7.87 was due).
     The times are counted in steps from ``first``, so that they are as exact in each piece
     of a float32 run as its local times (the run's float32 times less the piece's start
     would carry the run's spacing, 0.0625 ms at 600 s); a change at a piece's start or end
-    is that piece's edge. diffrax ends the step before a jump just before it and starts the
-    next two float32 spacings of the local time later: a 1 ms pulse 6.8 s into a float32
-    piece was 3.8e-3 of 4.42 off mid-pulse (exact where the pulse starts a piece)."""
-    if change_steps is None:
+    is that piece's edge. Changes before the piece are $-\infty$ and after it $+\infty$,
+    so that the times stay non-decreasing. diffrax ends the step before a jump just before
+    it and starts the next two float32 spacings of the local time later: a 1 ms pulse
+    6.8 s into a float32 piece was 3.8e-3 of 4.42 off mid-pulse (exact where the pulse
+    starts a piece)."""
+    if change_steps is None or change_steps.size == 0:
         return controller
     dtype = jnp.result_type(float)
-    inside = change_steps > first
-    if count is not None:
-        inside = inside & (change_steps < first + count)
-    times = jnp.where(inside, (change_steps - first).astype(dtype) * dt, jnp.inf)
-    if not isinstance(controller, dfx.ClipStepSizeController):
-        return dfx.ClipStepSizeController(controller, jump_ts=times)
-    if controller.jump_ts is not None:
-        times = jnp.concatenate([controller.jump_ts.astype(dtype), times])
-    return eqx.tree_at(lambda c: c.jump_ts, controller, jnp.sort(times), is_leaf=lambda x: x is None)
+    last = _NO_CHANGE if count is None else first + count
+    times = (change_steps - first).astype(dtype) * dt
+    times = jnp.where(change_steps <= first, -jnp.inf, jnp.where(change_steps >= last, jnp.inf, times))
+    return _ClipAtChanges(controller, times)
 
 
 def _nested_models(model):
@@ -1420,9 +1489,9 @@ def simulate(
       held-input run (a 1 ms pulse: 0 where 7.87 was due before; 624 adaptive steps for a
       1 s train of ten 1 ms pulses at rtol 1e-6, against 10,000 fixed steps). An array
       traced under ``jax.jit`` / ``vmap`` / ``grad`` is clipped at every step where it
-      changes, found on the device, at a cost growing with the run's steps (it warns above
-      16,384 steps). For a callable or a path, give its jumps as ``jump_ts`` yourself (in
-      the continued time for a continued run).
+      changes, found on the device: the same steps at about the same cost. For a callable
+      or a path, give its jumps as ``jump_ts`` yourself (in the continued time for a
+      continued run).
     - `monitors`: what to record: state or observable names, callables ``(model, state)``,
       or a dict ``{out_name: name | callable}``. Default: every state.
     - `transient`: steps (int) or a time Quantity discarded at the start; nothing is stored
@@ -1704,18 +1773,6 @@ def simulate(
             solver = _HeldStepInputs(solver)
             if adaptive:
                 change_steps = source.change_steps()
-                if is_traced(change_steps) and n_steps > _TRACED_CHANGES_WARN:
-                    warnings.warn(
-                        "adaptive steps with inputs given per step that are traced (under jax.jit / vmap / grad): "
-                        "where they change is not known when the program is built, so the controller is clipped "
-                        f"at each of the {n_steps - 1} step boundaries where they may, and diffrax looks through "
-                        "all of them at every step it takes (a 30 s run at dt = 0.1 ms: 16.5 s against 87 ms with "
-                        "the array known). Give a traced stimulus as a function of time, inputs=lambda t: {...}, "
-                        "with its edges (known) as jump_ts of a diffrax.ClipStepSizeController; or pass the array "
-                        "from outside the traced function; or use fixed steps.",
-                        UserWarning,
-                        stacklevel=user_stacklevel(),
-                    )
         controller = stepsize_controller if stepsize_controller is not None else dfx.ConstantStepSize()
         if t_start is not None:
             controller = _continued_controller(controller, t_start)

@@ -250,14 +250,63 @@ def test_adaptive_per_step_pulse_traced_under_jit_vmap_and_grad(x64):
     np.testing.assert_allclose(float(grads[1]), float((at_off[2] - at_off[0]) / (2 * h)), rtol=1e-6)
 
 
-def test_a_long_traced_per_step_array_under_adaptive_steps_warns():
-    # Clipped at every step it may change, diffrax looks through all of them at each step
-    # (30 s at dt 0.1 ms: 16.5 s against 87 ms known on the host): the warning names the
-    # fix. Tracing is enough to see it.
-    def run(amplitude):
-        u = amplitude * jnp.ones((20_000, 1))
-        return bx.simulate(_linear(), 2000.0, dt=DT, solver=dfx.Tsit5(), y0={"x": jnp.zeros(1)}, inputs={"x": u},
-                           stepsize_controller=PID, saveat=np.array([1.0])).ys["x"]
+def _largest_array_in_a_loop(jaxpr, in_loop=False):
+    """The most elements of any array made by an operation inside a while loop of ``jaxpr``
+    (diffrax's step loop), looking into every nested jaxpr."""
+    largest = 0
+    for eqn in jaxpr.eqns:
+        if in_loop:
+            largest = max([largest, *(int(np.prod(v.aval.shape)) for v in eqn.outvars if hasattr(v.aval, "shape"))])
+        for name, param in eqn.params.items():
+            for sub in param if isinstance(param, (tuple, list)) else [param]:
+                sub = getattr(sub, "jaxpr", sub)
+                if isinstance(sub, jax.extend.core.Jaxpr):
+                    inner = in_loop or (eqn.primitive.name == "while" and name == "body_jaxpr")
+                    largest = max(largest, _largest_array_in_a_loop(sub, inner))
+    return largest
 
-    with pytest.warns(UserWarning, match=r"clipped at each of the 19999 step boundaries.*as a function of time"):
-        jax.eval_shape(run, 1.0)
+
+def test_a_traced_per_step_array_costs_an_adaptive_step_the_same_however_long_the_run():
+    # Before: clipped at each of the step boundaries where a traced array may change,
+    # diffrax compared each step's start with all of them (an array as long as the run,
+    # made at every step: 10 s at dt 0.1 ms in float64 took 2.3 s against 30 ms with the
+    # array known, and simulate warned above 16,384 steps). Now each look-up is a binary
+    # search: nothing in the step loop is as long as the run. Tracing is enough to see it.
+    n = 20_000
+
+    def run(amplitude):
+        return bx.simulate(_linear(), n * DT, dt=DT, solver=dfx.Tsit5(), y0={"x": jnp.zeros(1)},
+                           inputs={"x": _per_step_pulse(n, 500, amplitude)}, stepsize_controller=PID,
+                           saveat=np.array([1.0])).ys["x"]
+
+    assert _largest_array_in_a_loop(jax.make_jaxpr(run)(1.0).jaxpr) < 100
+
+
+@pytest.mark.parametrize("user_jumps", [None, [2.0, 4.4]], ids=["pid", "around the user's clip"])
+@pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
+def test_clipped_at_changes_as_diffrax_clips_at_jump_ts(backwards, user_jumps, x64):
+    # `_ClipAtChanges` takes non-decreasing times with repeats and infinities (one per step
+    # boundary, no sort); it places every step on the same float as diffrax's own, also
+    # around a user's clip (as diffrax's clipped at both sets of times merged).
+    from brainmass_eqx._simulate import _ClipAtChanges
+
+    jumps = np.array([0.7, 2.0, 2.1, 5.0, 7.3])
+    times = jnp.array([-np.inf, -np.inf, 0.7, 2.0, 2.0, 2.1, 5.0, 5.0, 5.0, 7.3, np.inf, np.inf])
+    term = dfx.ODETerm(lambda t, y, args: -y + jnp.where(jnp.sum(t >= jumps) % 2 == 1, 3.0, 0.0))
+    t0, t1 = (10.0, 0.0) if backwards else (0.0, 10.0)
+
+    def solve(controller):
+        sol = dfx.diffeqsolve(term, dfx.Tsit5(), t0, t1, None, jnp.array(1.0), stepsize_controller=controller,
+                              saveat=dfx.SaveAt(steps=True))
+        return np.asarray(sol.ts), np.asarray(sol.ys)
+
+    pid = dfx.PIDController(rtol=1e-6, atol=1e-8)
+    if user_jumps is None:
+        ours, theirs = _ClipAtChanges(pid, times), dfx.ClipStepSizeController(pid, jump_ts=jumps)
+    else:
+        ours = _ClipAtChanges(dfx.ClipStepSizeController(pid, jump_ts=user_jumps), times)
+        theirs = dfx.ClipStepSizeController(pid, jump_ts=np.union1d(jumps, user_jumps))
+    ours, theirs = solve(ours), solve(theirs)
+    assert np.isfinite(ours[0]).sum() > 20
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1], theirs[1])
