@@ -9,7 +9,14 @@ need a prediction and a target of the same shape; those that summarise each sign
 time first (`fc_corr`, `fc_rmse`, `fcd_ks`, `fcd_wasserstein`, `psd_rmse`) need the same
 regions only, so a simulation can be compared with a recording of another length, though
 not with one sampled at another rate: FCD windows count samples of each signal and
-`psd_rmse` reads both at its one `dt`, and no array carries its sampling step.
+`psd_rmse` reads both at its one `dt`. A `Signal` (``bx.load_signal(...)``,
+``traj.signal('x')``) may stand for either array and carries its sampling step: two Signals
+at different steps are refused by the objectives that compare or count samples
+(`timeseries_rmse`, `cosine_sim`, `fcd`, `fcd_ks`, `fcd_wasserstein`), and a Signal whose
+step is not `psd_rmse`'s `dt` by `psd_rmse`, each error naming both steps (FC is a
+correlation over time and takes any). A plain array carries no step: it is compared as
+given, so a prediction recorded every 1 ms against a plain target sampled every 2 ms is
+compared sample for sample without a word.
 `fc_corr` and `fc_rmse` built with `target_is_fc=True` take an FC matrix as the target.
 `group_mean` averages an objective over a group of subjects stacked along a first axis.
 Other shapes raise `ValueError`, and so does a symmetric square target where a signal is
@@ -23,6 +30,7 @@ addition (brainmass has no spectral objective).
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int, check_objective, is_traced, suggests_keywords
+from ._checks import check_int, check_objective, is_signal, is_traced, series_of, suggests_keywords
 from ._names import module_getattr
 from ._units import check_real, is_quantity, unxt_module
 from .metrics import (
@@ -99,8 +107,43 @@ _OTHER_NAMES = {
 __getattr__ = module_getattr(__name__, __all__, _OTHER_NAMES)
 
 
+def _shape(x: Any, name: str) -> tuple:
+    """The shape an objective compares: a `Signal`'s time series' (``jnp.shape`` of the
+    Signal itself, a pytree, is ``()``), a plain array's own; a `Trajectory` is refused,
+    naming the variables to pick."""
+    return jnp.shape(series_of(x, name))
+
+
+def _same_rate(prediction: Any, target: Any) -> None:
+    """Two `Signal`s must be sampled at one step for the objectives that compare samples
+    or count them (sample-by-sample errors, FCD windows): a model recorded every 1 ms
+    against a recording every 2 ms compares the first against twice as long a stretch of
+    the second. Plain arrays carry no step and are compared as given."""
+    if not (is_signal(prediction) and is_signal(target)):
+        return
+    p, t = prediction.dt, target.dt
+    if math.isclose(p, t, rel_tol=1e-6):
+        return
+    fast, slow = ("prediction", "target") if p < t else ("target", "prediction")
+    ratio = max(p, t) / min(p, t)
+    k = round(ratio)
+    by = (
+        f"observation.TemporalAverage({max(p, t):g})({fast}) averages the {fast} down to the "
+        f"{slow}'s step (or {fast}.signal[::{k}] keeps one sample in {k})"
+        if abs(ratio - k) < 1e-6 * ratio
+        else f"resample one onto the other's step ({max(p, t):g} ms is not a whole multiple of {min(p, t):g} ms)"
+    )
+    raise ValueError(
+        f"prediction is sampled every {p:g} ms and target every {t:g} ms; this objective compares "
+        "or counts samples, so both must have one step. Record the prediction at the target's step "
+        f"(simulate(..., sample_every=k) with dt * k = {t:g} ms; simulate_bold(..., tr={t:g}) for BOLD), "
+        f"or {by}."
+    )
+
+
 def _same_shape(prediction: Any, target: Any) -> None:
-    ps, ts = jnp.shape(prediction), jnp.shape(target)
+    _same_rate(prediction, target)
+    ps, ts = _shape(prediction, "prediction"), _shape(target, "target")
     if ps != ts:
         raise ValueError(
             f"prediction has shape {ps} but target has shape {ts}; an objective compares "
@@ -184,7 +227,7 @@ def _same_regions(objective: Objective, prediction: Any, target: Any) -> None:
     spectra): the shapes must agree except in the number of time samples, so that a model
     run can be compared with a recording of another length."""
     _refuse_fc_matrix(objective, target)
-    ps, ts = jnp.shape(prediction), jnp.shape(target)
+    ps, ts = _shape(prediction, "prediction"), _shape(target, "target")
     if len(ps) < 2 or len(ts) < 2:
         return  # `_check_signal` says what a signal's shape must be
     if _without_time(ps) != _without_time(ts):
@@ -197,7 +240,7 @@ def _same_regions(objective: Objective, prediction: Any, target: Any) -> None:
 def _fc_of_target(prediction: Any, target: Any) -> Array:
     """The target of an objective built with ``target_is_fc=True``: an FC matrix of the
     prediction's regions, used as it is."""
-    ps, ts = jnp.shape(prediction), jnp.shape(target)
+    ps, ts = _shape(prediction, "prediction"), jnp.shape(target)
     if len(ps) < 2 or ts != fc_shape(ps):
         want = f"{fc_shape(ps)} (the FC matrix of its regions)" if len(ps) >= 2 else "(n, n)"
         raise ValueError(
@@ -355,7 +398,8 @@ def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Obj
 
     **Arguments:**
 
-    - `window_size`, `step_size`: sliding windows, in samples.
+    - `window_size`, `step_size`: sliding windows, in samples (of both signals, which
+      must therefore have one sampling step: two `Signal`s at different steps are refused).
     - `as_loss`: with a target, return $1 - r$ instead of $r$.
 
     **Returns:** `fn(prediction, target=None)`: with no target, the prediction's FCD
@@ -376,7 +420,7 @@ def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Obj
         )
         if fcd_p.shape[-1] < 3:
             raise ValueError(
-                f"the signals ({jnp.shape(prediction)[-2]} samples) give {fcd_p.shape[-1]} FCD "
+                f"the signals ({_shape(prediction, 'prediction')[-2]} samples) give {fcd_p.shape[-1]} FCD "
                 f"window(s) for window_size={window_size}, step_size={step_size}; at least 3 are "
                 "needed to correlate FCD matrices (2 windows give a single FCD value, whose "
                 "correlation is undefined). Use a longer signal or smaller windows."
@@ -389,7 +433,7 @@ def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Obj
 def _check_fcd_windows(signal: Any, name: str, window_size: int, step_size: int, needed: int) -> None:
     """Name the signal that is too short for its FCD, in the objective's terms (the
     metric's own message would name an FCD matrix the user never passed)."""
-    shape = jnp.shape(signal)
+    shape = _shape(signal, name)
     if len(shape) < 2:
         return  # `_check_signal` says what a signal's shape must be
     n_time = shape[-2]
@@ -420,6 +464,8 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
 
         def loss(prediction, target):
             _same_regions(loss, prediction, target)
+            # Windows count samples: 30 samples are 60 ms at 2 ms but 30 ms at 1 ms.
+            _same_rate(prediction, target)
             for signal, name in ((prediction, "prediction"), (target, "target")):
                 _check_fcd_windows(signal, name, window_size, step_size, n_diag + 1)
             dens = [
@@ -449,7 +495,8 @@ for gradient-based fitting prefer `fcd_wasserstein`.
 
 - `window_size`, `step_size`: FCD sliding windows, in samples of each signal (so both
   must be sampled at the same rate: a window of 30 samples is 60 s of a BOLD recording at
-  TR = 2 s but 21.6 s of a model's BOLD at TR = 0.72 s).
+  TR = 2 s but 21.6 s of a model's BOLD at TR = 0.72 s). Two `Signal`s at different steps
+  are refused; plain arrays carry no step and are not checked.
 - `midpoints`: the KDE grid (default 100 points on [-0.99, 0.99]).
 - `bw_method`: KDE bandwidth (`None`/'scott', 'silverman' or a factor).
 - `n_diag`: diagonal offset of the FCD triangle.
@@ -467,6 +514,18 @@ the FCD objective to use with gradients.
 
 **Returns:** `loss(prediction, target) -> scalar`; 0 for identical inputs.
 """
+
+
+def _read_at(signal: Any, name: str, dt_ms: Any) -> None:
+    """`psd_rmse` reads both signals at its one ``dt``; a `Signal` sampled at another step
+    would have its frequencies scaled by the ratio (a 10 Hz rhythm read as 20 Hz)."""
+    if not is_signal(signal) or is_traced(dt_ms) or math.isclose(signal.dt, float(dt_ms), rel_tol=1e-6):
+        return
+    raise ValueError(
+        f"{name} is a Signal sampled every {signal.dt:g} ms, but this psd_rmse reads both signals at "
+        f"dt={float(dt_ms):g} ms; build it with the signals' step (psd_rmse(dt={signal.dt:g}, ...)) and "
+        "record the prediction at that step too (simulate(..., sample_every=k) with dt * k equal to it)."
+    )
 
 
 @suggests_keywords
@@ -491,7 +550,9 @@ def psd_rmse(
 
     **Arguments:**
 
-    - `dt`: the sampling step of both signals: a unxt time Quantity or a number in ms.
+    - `dt`: the sampling step of both signals: a unxt time Quantity or a number in ms. A
+      `Signal` passed as either must have this step (it is refused otherwise: its
+      frequencies would be read scaled by the ratio); a plain array is taken to have it.
     - `freq_range`: the band `(f_min, f_max)` in Hz (either may be None for an open end), as
       in `metrics.power_spectral_density`; default all frequencies.
     - `log`: compare $\log_{10}$ spectra (default) or the raw PSDs.
@@ -507,6 +568,8 @@ def psd_rmse(
 
     def loss(prediction, target):
         _same_regions(loss, prediction, target)
+        for signal, name in ((prediction, "prediction"), (target, "target")):
+            _read_at(signal, name, dt_ms)
         p = _check_signal(prediction, "prediction")
         t = _check_signal(target, "target")
         # One segment length for both (the shorter signal's default), so the bins match.

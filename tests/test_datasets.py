@@ -342,6 +342,10 @@ def test_signal_fc_and_units():
     np.testing.assert_allclose(sig.fc, np.corrcoef(x.T))
     # dt is static: a jitted function can use it as a Python float.
     assert jax.jit(lambda s: s.signal.shape[0] * s.dt)(sig) == pytest.approx(100.0)
+    # One region (one EEG channel): np.corrcoef of one row is a scalar, refused as the FC.
+    one = ds.Signal(x[:, :1], 1.0)
+    assert one.fc.shape == (1, 1) and float(one.fc[0, 0]) == 1.0
+    assert ds.Signal(jnp.asarray(x[:, :1]), 1.0).fc.shape == (1, 1)
 
 
 @pytest.mark.parametrize(

@@ -484,6 +484,9 @@ def test_a_recording_of_another_length_and_a_signal_target():
     signal = bm.Signal(np.asarray(recording), 0.1)
     with pytest.raises(TypeError, match=r"target is a Signal, not an array; .* \.signal \(40, 3\) \(sampled every 0\.1 ms: FCD windows and spectra count samples, so record the prediction at that step too\) or its FC matrix \.fc"):
         Fitter(hopf, predict=run, objective=objectives.fc_corr(as_loss=True)).fit(signal, 1)
+    # Fitter.loss compared it, as it is, with predict's array (whose step it cannot know).
+    with pytest.raises(TypeError, match=r"target is a Signal, not an array; .* \(sampled every 0\.1 ms"):
+        Fitter(hopf, predict=run, objective=objectives.fc_corr(as_loss=True)).loss(target=signal)
     # A score (1 for a perfect match) would be minimised away from the target.
     for score, builder in ((objectives.fc_corr(), "fc_corr"), (objectives.cosine_sim(), "cosine_sim"), (objectives.fcd(), "fcd")):
         with pytest.raises(ValueError, match=rf"objective is a score to maximise: {builder} returns a correlation or cosine .* "

@@ -408,3 +408,80 @@ def test_group_mean_compares_each_subject_with_its_own_target(pair):
         O.group_mean(O.fc_rmse(target_is_fc=True))(P, FC[:2])
     with pytest.raises(TypeError, match="builder"):
         O.group_mean(O.fc_rmse)
+
+
+# The objectives that compare or count samples (sample-by-sample errors, FCD windows).
+_SAMPLE_COUNTING = {
+    "timeseries_rmse": O.timeseries_rmse(),
+    "cosine_sim": O.cosine_sim(as_loss=True),
+    "fcd": O.fcd(10, 5, as_loss=True),
+    "fcd_ks": O.fcd_ks(10, 5),
+    "fcd_wasserstein": O.fcd_wasserstein(10, 5),
+}
+
+
+@pytest.fixture(scope="module")
+def steps():
+    """A (60, 3) prediction and target, as arrays and as Signals at 1 ms."""
+    from brainmass_eqx.datasets import Signal
+
+    rng = np.random.default_rng(3)
+    p, t = rng.standard_normal((2, 60, 3)).astype(np.float32)
+    return p, t, Signal(p, 1.0), Signal(t, 1.0), Signal
+
+
+@pytest.mark.parametrize("name", list(_SAMPLE_COUNTING))
+def test_signals_at_different_steps_are_refused(steps, name):
+    # A Signal knows its step. Before, a prediction Signal every 1 ms against a target
+    # Signal every 2 ms was compared sample for sample (timeseries_rmse 1.10, fcd_ks 0.47 for
+    # what differed only in rate), and of another length failed in jnp ("sub got
+    # incompatible shapes for broadcasting").
+    p, t, sp, st, Signal = steps
+    fn = _SAMPLE_COUNTING[name]
+    want = float(fn(p, t))
+    assert float(fn(sp, st)) == pytest.approx(want, rel=1e-6)
+    assert float(jax.jit(fn)(sp, st)) == pytest.approx(want, rel=1e-5)
+    for target in (Signal(t, 2.0), Signal(t[:30], 2.0)):
+        with pytest.raises(ValueError, match=r"prediction is sampled every 1 ms and target every 2 ms; .* "
+                           r"sample_every=k\) with dt \* k = 2 ms; .*observation\.TemporalAverage\(2\)\(prediction\) "
+                           r"averages the prediction down to the target's step \(or prediction\.signal\[::2\]"):
+            fn(sp, target)
+    with pytest.raises(ValueError, match=r"every 1 ms and target every 1\.5 ms; .* resample one onto the other's step"):
+        fn(sp, Signal(t, 1.5))
+    # Plain arrays carry no step: compared as given (documented).
+    assert float(fn(p, Signal(t, 2.0))) == pytest.approx(want, rel=1e-6)
+
+
+def test_signal_shapes_are_their_time_series(steps):
+    # jnp.shape of a Signal (a pytree) is (): the shape checks passed two Signals of other
+    # regions (fcd_ks of 3 against 4 regions gave a number), named "shape ()" against an
+    # array, and fc_corr(target_is_fc=True) refused a Signal prediction outright.
+    p, t, sp, st, Signal = steps
+    other = Signal(np.random.default_rng(4).standard_normal((60, 4)), 1.0)
+    for fn in (O.fcd_ks(10, 5), O.fc_corr(), O.psd_rmse(1.0)):
+        with pytest.raises(ValueError, match=r"prediction has shape \(60, 3\) but target has shape \(60, 4\)"):
+            fn(sp, other)
+    with pytest.raises(ValueError, match=r"prediction has shape \(60, 3\) but target has shape \(30, 3\)"):
+        O.timeseries_rmse()(sp, t[:30])
+    fc = np.corrcoef(t.T).astype(np.float32)
+    assert float(O.fc_corr(target_is_fc=True)(sp, fc)) == pytest.approx(float(O.fc_corr(target_is_fc=True)(p, fc)), rel=1e-6)
+    # FC is a correlation over time: any steps.
+    assert float(O.fc_corr()(sp, Signal(t, 2.0))) == pytest.approx(float(O.fc_corr()(p, t)), rel=1e-6)
+    with pytest.raises(TypeError, match=r"`prediction` is a Trajectory; pass one recorded variable"):
+        from brainmass_eqx._simulate import Trajectory
+
+        O.timeseries_rmse()(Trajectory(np.arange(60.0), {"x": p}, {}, {"x": ""}), t)
+
+
+def test_psd_rmse_refuses_a_signal_at_another_step(steps):
+    # psd_rmse reads both signals at its dt: a Signal at 2 ms had its frequencies read
+    # at half their value, silently.
+    p, t, sp, st, Signal = steps
+    fn = O.psd_rmse(1.0, freq_range=(0.0, 200.0))
+    assert float(fn(sp, st)) == pytest.approx(float(fn(p, t)), rel=1e-6)
+    with pytest.raises(ValueError, match=r"target is a Signal sampled every 2 ms, but this psd_rmse reads both signals at "
+                       r"dt=1 ms; build it with the signals' step \(psd_rmse\(dt=2, \.\.\.\)\)"):
+        fn(p, Signal(t, 2.0))
+    with pytest.raises(ValueError, match=r"prediction is a Signal sampled every 1 ms, but this psd_rmse reads both signals at dt=2 ms"):
+        O.psd_rmse(unxt.Quantity(2.0, "ms"))(sp, t)
+    assert float(O.psd_rmse(2.0)(Signal(p, 2.0), Signal(t, 2.0))) == pytest.approx(float(O.psd_rmse(2.0)(p, t)), rel=1e-6)

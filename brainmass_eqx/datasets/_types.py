@@ -357,7 +357,8 @@ class Signal(eqx.Module):
                     f"'signal' needs at least 2 time points to compute 'fc', got {signal.shape[0]}."
                 )
             xp = jnp if isinstance(signal, jax.Array) else np
-            fc = xp.corrcoef(signal.T)
+            # corrcoef of a single row is a scalar: a one-region recording has a 1 x 1 FC.
+            fc = xp.corrcoef(signal.T).reshape(n, n)
         fc = _as_float_array(fc, "fc")
         if fc.shape != (n, n):
             raise ValueError(f"'fc' must have shape ({n}, {n}) to match 'signal', got {fc.shape}.")

@@ -451,6 +451,9 @@ class Fitter:
                     "Fitter.loss needs the target that predict's output is compared with: "
                     "fitter.loss(params, target) (params=None for the model's own values)."
                 )
+            # As fit: a Signal target was compared as it is here (its step unseen: predict's
+            # array has none) while fit refused it.
+            refuse_containers(target, "target is")
             check_target(self.problem.objective, target)
         data = self.problem.data(_as_target(target, self.problem.loss_fn is not None))
         if self._least_squares:
