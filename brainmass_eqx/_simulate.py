@@ -539,6 +539,36 @@ def _check_path_covers(path, start, length, dt):
     )
 
 
+def _check_saveat(ts, origin: float, length: float, continued: bool) -> None:
+    """Refuse save times ``ts`` (float64, on the host) that are not finite, decrease, or lie
+    outside the run ``[origin, origin + length]`` ms, naming the first such time.
+
+    Four float32 spacings of an end are allowed (and the time then read as that end): a
+    float32 ``saveat`` ending at the run's end, ``jnp.linspace(0.0, 1.1, 12)``, holds 1.1
+    as 1.1000000238 and was refused as outside ``[0, 1.1]`` ms. A NaN was let through
+    (every comparison with it is false), and the run then reported a divergence at
+    ``t = nan`` ms."""
+    end = origin + length
+    spacing = 4 * float(np.finfo(np.float32).eps)
+    low, high = origin - max(1e-9, spacing * abs(origin)), end + max(1e-9, spacing * abs(end))
+    where = f" (this run continues one that ended at {origin:g} ms)" if continued else ""
+    bad = np.flatnonzero(~np.isfinite(ts))
+    if bad.size:
+        problem = f"saveat[{bad[0]}] is {ts[bad[0]]}"
+    elif (bad := np.flatnonzero(np.diff(ts) < 0)).size:
+        problem = f"saveat[{bad[0] + 1}] = {ts[bad[0] + 1]:.10g} ms comes before saveat[{bad[0]}] = {ts[bad[0]]:.10g} ms"
+    elif ts[0] < low:
+        problem = f"saveat[0] = {ts[0]:.10g} ms is before the run's start"
+    elif ts[-1] > high:
+        problem = f"saveat[{ts.shape[0] - 1}] = {ts[-1]:.10g} ms is after the run's end"
+    else:
+        return
+    raise ValueError(
+        f"saveat must be finite, non-decreasing times within [{origin:g}, {end:g}] ms{where}: {problem}. "
+        "Sort the times, drop those outside the run, or lengthen the duration."
+    )
+
+
 def _make_source(model, inputs, n_steps, dt):
     if inputs is None:
         return _NoInputs()
@@ -1515,8 +1545,9 @@ def simulate(
       host: ``saveat`` passed as a traced argument under ``jax.jit`` is solved in one piece,
       with a warning past the end of float32's reach.
     - `chunk`: steps (int) or a time Quantity per chunk. The run is split into chunks that are
-      copied to host memory as they finish: constant device memory, results bit-identical to
-      the unchunked run. Not usable under ``jax.jit``.
+      copied to host memory as they finish: constant device memory, the unchunked run's
+      results (bit for bit as a rule; the compiler may round a chunk's loop one ulp otherwise,
+      see docs/concepts.md, "Reproducibility"). Not usable under ``jax.jit``.
     - `progress`: show a progress bar (none for a ``saveat`` or adaptive run in pieces).
     - `stepsize_controller`: e.g. ``diffrax.PIDController(rtol=1e-6, atol=1e-8)`` for an
       adaptive solver (Tsit5, Dopri5, ...). Default: fixed steps of ``dt``.
@@ -1733,19 +1764,15 @@ def simulate(
             # Checked on a host copy: under jax.jit even indexing a concrete array is traced
             # (float(ts[0]) raised ConcretizationTypeError for a constant saveat).
             host_ts = None if is_traced(ts) else np.asarray(given, np.float64)
-            if host_ts is not None and (
-                np.any(np.diff(host_ts) < 0)
-                or host_ts[0] < origin
-                or host_ts[-1] > origin + n_steps * dt_ms + 1e-9
-            ):
-                raise ValueError(
-                    f"saveat must be non-decreasing times within [{origin:g}, {origin + n_steps * dt_ms:g}] ms"
-                    + (f" (this run continues one that ended at {origin:g} ms)." if t_start is not None else ".")
-                )
+            if host_ts is not None:
+                _check_saveat(host_ts, origin, n_steps * dt_ms, t_start is not None)
             if t_start is not None:
                 ts = ts - t_start
+            if host_ts is not None:
+                # A save a few float32 spacings past an end is that end (`_check_saveat`).
+                ts = jnp.clip(ts, 0.0, n_steps * dt_ms)
             if host_ts is not None and not is_traced(t_start):
-                local_ts = host_ts - origin
+                local_ts = np.clip(host_ts - origin, 0.0, n_steps * dt_ms)
         else:
             ts = (tr + 1 + jnp.arange(math.ceil((n_steps - tr) / k)) * k) * dt_ms
             local_ts = (tr + 1 + np.arange(ts.shape[0]) * k) * dt_ms

@@ -627,8 +627,35 @@ def test_saveat_given_as_a_constant_runs_under_jit():
     run = jax.jit(lambda a: bx.simulate(hopf(a=a), 2.0, dt=0.1, saveat=ts)["x"])
     np.testing.assert_allclose(run(0.2), bx.simulate(hopf(a=0.2), 2.0, dt=0.1, saveat=ts)["x"], rtol=1e-12)
     backwards = ts[::-1]  # a constant too: still refused eagerly, by name
-    with pytest.raises(ValueError, match="saveat must be non-decreasing times"):
+    with pytest.raises(ValueError, match="saveat must be finite, non-decreasing times"):
         jax.jit(lambda a: bx.simulate(hopf(a=a), 2.0, dt=0.1, saveat=backwards)["x"])(0.2)
+
+
+@pytest.mark.parametrize("saveat", [jnp.linspace(0.0, 1.1, 5), np.float32([0.5, 1.1])], ids=["linspace", "float32"])
+def test_a_float32_saveat_ending_at_the_runs_end_is_the_end(saveat):
+    # float32 holds 1.1 as 1.1000000238: the last save, the run's end, was refused as
+    # outside [0, 1.1] ms (found by tools/fuzz_simulate.py).
+    traj = bx.simulate(hopf(), 1.1, dt=0.05, saveat=saveat)
+    grid = bx.simulate(hopf(), 1.1, dt=0.05)
+    assert traj.ts[-1] == grid.ts[-1]
+    # A diffrax solve against the step grid's loop: equal to rounding.
+    np.testing.assert_allclose(traj["x"][-1], grid["x"][-1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(traj.final_state["x"], grid.final_state["x"], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "saveat, problem",
+    [
+        # A NaN passed every comparison and was reported as a divergence "at t = nan ms".
+        ([1.0, np.nan], r"saveat\[1\] is nan"),
+        ([1.0, 0.5], r"saveat\[1\] = 0\.5 ms comes before saveat\[0\] = 1 ms"),
+        ([-0.1, 1.0], r"saveat\[0\] = -0\.1 ms is before the run's start"),
+        ([1.0, 1.1001], r"saveat\[1\] = 1\.1001 ms is after the run's end"),
+    ],
+)
+def test_a_saveat_outside_the_run_names_the_time(saveat, problem):
+    with pytest.raises(ValueError, match=r"saveat must be finite, non-decreasing times within \[0, 1\.1\] ms: " + problem):
+        bx.simulate(hopf(), 1.1, dt=0.05, saveat=np.array(saveat))
 
 
 def test_stochastic_runge_kutta_solvers_with_an_error_estimate_adapt():
