@@ -39,7 +39,7 @@ from ._files import atomic_write, check_writable
 from ._memory import available_bytes, format_bytes, program_bytes, release_free_memory
 from ._units import is_quantity, quantity, unxt_module
 
-__all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "run_slices", "shard_vmap", "split_batch"]
+__all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "place", "run_slices", "shard_vmap", "split_batch"]
 
 
 def batch_size_of(batch: PyTree) -> int:
@@ -73,9 +73,9 @@ def pad_batch(batch: PyTree, size: int, target: int) -> PyTree:
     return jax.tree_util.tree_map(pad, batch)
 
 
-def _shard_map(fn: Callable, mesh: Mesh, spec: PartitionSpec) -> Callable:
-    """``jax.shard_map(fn)`` over ``mesh``, every input and output split by ``spec``,
-    without JAX's replication check (``check_vma``): equinox's run-time checks (``simulate``'s
+def _shard_map(fn: Callable, mesh: Mesh, in_specs: Any, out_specs: PartitionSpec) -> Callable:
+    """``jax.shard_map(fn)`` over ``mesh``, its inputs split by ``in_specs`` and its outputs
+    by ``out_specs``, without JAX's replication check (``check_vma``): equinox's run-time checks (``simulate``'s
     finiteness check, `error_if_member`) are a ``lax.cond`` whose error branch returns a
     value that JAX's check calls unvarying and whose other branch the member's varying value,
     so with the check a shard_map of ``simulate`` fails to trace ("cond branches must have
@@ -84,7 +84,7 @@ def _shard_map(fn: Callable, mesh: Mesh, spec: PartitionSpec) -> Callable:
     if shard_map is None:  # older jax: the experimental spelling, whose check is check_rep
         from jax.experimental.shard_map import shard_map
     check = "check_vma" if "check_vma" in inspect.signature(shard_map).parameters else "check_rep"
-    return shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, **{check: False})
+    return shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, **{check: False})
 
 
 class _ShardVmap(eqx.Module):
@@ -94,17 +94,23 @@ class _ShardVmap(eqx.Module):
     fn: Callable
     mesh: Mesh = eqx.field(static=True)
 
-    def __call__(self, batch):
+    def __call__(self, batch, *shared):
         arrays, static = eqx.partition(batch, eqx.is_array)
+        shared_arrays, shared_static = eqx.partition(shared, eqx.is_array)
         out_static = []
 
-        def local(arrays):
-            out = eqx.filter_vmap(self.fn)(eqx.combine(arrays, static))
+        def local(arrays, shared_arrays):
+            args = eqx.combine(shared_arrays, shared_static)
+            # Without shared arguments, fn itself: a wrapper changed the program's metadata.
+            fn = (lambda member: self.fn(member, *args)) if shared else self.fn
+            out = eqx.filter_vmap(fn)(eqx.combine(arrays, static))
             out_arrays, kept = eqx.partition(out, eqx.is_array)
             out_static.append(kept)  # leaves that are not arrays cannot cross shard_map
             return out_arrays
 
-        out = _shard_map(local, self.mesh, PartitionSpec(*self.mesh.axis_names))(arrays)
+        split = PartitionSpec(*self.mesh.axis_names)
+        # The shared arguments whole on every device (PartitionSpec()): no communication.
+        out = _shard_map(local, self.mesh, (split, PartitionSpec()), split)(arrays, shared_arrays)
         return eqx.combine(out, out_static[0])
 
 
@@ -123,15 +129,33 @@ def shard_vmap(fn: Callable, devices: Sequence[jax.Device]) -> Callable:
 
     **Arguments:**
 
-    - `fn`: a function of one member returning a pytree (leaves that are not arrays come back
-      as they are, as ``eqx.filter_vmap`` gives them).
+    - `fn`: ``fn(member, *shared)``, a function of one member (and of the arguments shared by
+      all members, if any) returning a pytree (leaves that are not arrays come back as they
+      are, as ``eqx.filter_vmap`` gives them).
     - `devices`: the devices; the batch's leading axis must be a multiple of their number
       (`ensemble` pads it).
 
-    **Returns:** a function of the batch.
+    **Returns:** a function ``f(batch, *shared)``: ``fn`` mapped over ``batch``'s leading
+    axis, each of ``shared`` passed whole to every member (``jax.vmap``'s ``in_axes=None``),
+    a copy of it on every device (the Fitter's target, parameter box and key). Place the
+    inputs with `place` first: arrays committed to one device cannot enter a program of
+    several.
     """
-    mesh = Mesh(np.asarray(list(devices)), ("batch",))
-    return eqx.filter_jit(_ShardVmap(fn, mesh))
+    return eqx.filter_jit(_ShardVmap(fn, _mesh(devices)))
+
+
+def _mesh(devices: Sequence[jax.Device]) -> Mesh:
+    return Mesh(np.asarray(list(devices)), ("batch",))
+
+
+def place(tree: PyTree, devices: Sequence[jax.Device], *, split: bool) -> PyTree:
+    """The array leaves of ``tree`` put on ``devices`` as `shard_vmap` takes them: split
+    along their leading axis (``split=True``, a batch whose length is a multiple of the
+    devices') or a whole copy on each (``split=False``, its shared arguments)."""
+    sharding = NamedSharding(_mesh(devices), PartitionSpec("batch") if split else PartitionSpec())
+    return jax.tree_util.tree_map(
+        lambda x: jax.device_put(x, sharding) if eqx.is_array(x) or isinstance(x, np.ndarray) else x, tree
+    )
 
 
 def cpu_slices(size: int, min_slice: int = 4) -> int:
@@ -368,10 +392,7 @@ def _evaluate(
     padded_size = -(-size // n_dev) * n_dev
     batch = pad_batch(batch, size, padded_size)
     sharded = shard_vmap(fn, devices)
-    sharding = NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
-    batch = jax.tree_util.tree_map(
-        lambda x: jax.device_put(x, sharding) if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
-    )
+    batch = place(batch, devices, split=True)
     # XLA's figures for a sharded program are per device; host devices share one memory.
     on_host = all(d.platform == "cpu" for d in devices)
     check(sharded, (batch,), padded_size // n_dev, n_dev if on_host else 1, True, devices[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pickle
 import sys
@@ -43,8 +44,8 @@ BACKENDS = ("grad", "optimistix", "nevergrad", "scipy")
 # (fit(..., callbacks=cb) was refused with the list of fit's keywords only).
 _BUILD_KEYWORDS = ("optimizer", "loss_fn", "predict", "objective", "backend", "where", "search_space",
                    "transient", "callbacks", "with_key")  # fmt: skip
-_RUN_KEYWORDS = ("target", "n_steps", "key", "n_starts", "popsize", "population", "population_threads", "patience",
-                 "min_delta", "progress", "checkpoint", "checkpoint_every", "resume")  # fmt: skip
+_RUN_KEYWORDS = ("target", "n_steps", "key", "n_starts", "popsize", "population", "population_threads", "devices",
+                 "patience", "min_delta", "progress", "checkpoint", "checkpoint_every", "resume")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
@@ -279,6 +280,27 @@ def _warn_if_flat(result: FitResult) -> None:
         )
 
 
+def _check_devices(devices: Any) -> list:
+    """``devices`` as a list (default ``jax.devices()``), refused eagerly when it is not a
+    non-empty sequence of distinct ``jax.Device``s."""
+    if devices is None:
+        return list(jax.devices())
+    if isinstance(devices, jax.Device):
+        raise TypeError(f"devices must be a list of devices, got one device {devices}: pass devices=[{devices}].")
+    if not isinstance(devices, Sequence) or isinstance(devices, str):
+        raise TypeError(f"devices must be a list of jax devices (e.g. jax.devices()[:2]), got {type(devices).__name__}.")
+    devices = list(devices)
+    wrong = [d for d in devices if not isinstance(d, jax.Device)]
+    if wrong or not devices:
+        raise ValueError(
+            "devices must be a non-empty list of jax devices (e.g. jax.devices()[:2], or None for all of them); "
+            + (f"got {wrong[0]!r}." if wrong else "got an empty list.")
+        )
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"devices lists a device twice ({devices}); give each device once.")
+    return devices
+
+
 def _seed(key: PRNGKeyArray | None) -> int:
     """A NumPy seed drawn from ``key`` (0 without one), for nevergrad / SciPy."""
     if key is None:
@@ -499,6 +521,7 @@ class Fitter:
         popsize: int | None = None,
         population: str | None = None,
         population_threads: int | None = None,
+        devices: Sequence[jax.Device] | None = None,
         patience: int | None = None,
         min_delta: float = 0.0,
         progress: bool = False,
@@ -517,7 +540,7 @@ class Fitter:
         - `key`: PRNG key for random starts, nevergrad / SciPy seeds, and (with
           ``with_key=True``) the predictions' noise. Default: a fixed seed 0.
         - `n_starts`: independent starts (``'grad'``/``'optimistix'``: run side by side in
-          one ``jax.vmap``; ``'scipy'``: restarts). Start 0 is the model's own values, the
+          one ``jax.vmap``, split over `devices`; ``'scipy'``: restarts). Start 0 is the model's own values, the
           others are uniform in the parameters' box.
         - `popsize`: candidates per nevergrad generation (default 16), evaluated by one
           compiled function (see `population_threads`).
@@ -535,6 +558,16 @@ class Fitter:
           whole population). On 2 cores, 32 candidates of a delayed 80-region network:
           two slices of 16 at once took 0.44-0.48 s, one vmap of 32 0.68 s. The number
           used is in ``FitResult.raw["population_threads"]``.
+        - `devices`: the devices to evaluate on; default ``jax.devices()``. With two or
+          more, a nevergrad population and the starts of a multi-start ``'grad'`` /
+          ``'optimistix'`` fit are split over them, each device evaluating its own
+          candidates or stepping its own starts with no communication between devices
+          (`brainmass_eqx.ensemble`'s `shard_vmap`; a number that does not divide evenly
+          is padded by repeating the last candidate or start, and the padding dropped);
+          `population_threads` then does not apply. The fit is the one a single device
+          runs, to rounding (each device compiles its own share's size). A single-start
+          or ``'scipy'`` fit (whose restarts run one after another) runs on the first
+          device; so does everything with one device.
         - `patience`, `min_delta`: stop when the best loss has not improved by more than
           ``min_delta`` for ``patience`` steps.
         - `progress`: show a tqdm progress bar.
@@ -589,6 +622,13 @@ class Fitter:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if population_threads is not None:
             population_threads = check_int(population_threads, "population_threads", 1)
+        devices = _check_devices(devices)
+        if population_threads is not None and population_threads > 1 and len(devices) > 1:
+            raise ValueError(
+                f"population_threads={population_threads} cuts the population into threads on one device; with "
+                f"{len(devices)} devices it is split over them instead, one share each. Drop population_threads, "
+                "or pass devices=jax.devices()[:1] to use threads on one device."
+            )
         if n_starts > 1 and self.backend == "nevergrad":
             raise ValueError("n_starts does not apply to backend='nevergrad' (its population is popsize=).")
         if self.with_key and key is None:
@@ -605,9 +645,13 @@ class Fitter:
             batched=n_starts > 1 and self.backend in ("grad", "optimistix"),
         )
         model_key = key if self.with_key else None
+        # With one device given that is not the default one, the fit's calls run on it.
+        on = jax.default_device(devices[0]) if devices[0] != jax.devices()[0] else contextlib.nullcontext()
         try:
-            out = self._run_backend(data, n_steps, key, model_key, n_starts, popsize, population, population_threads,
-                                    monitor, checkpoint, checkpoint_every, resume)  # fmt: skip
+            with on:
+                out = self._run_backend(data, n_steps, key, model_key, n_starts, popsize, population,
+                                        population_threads, devices, monitor, checkpoint, checkpoint_every,
+                                        resume)  # fmt: skip
         except NonFiniteLossError as err:
             # Every backend attaches what it had found before the non-finite loss (if anything).
             output = getattr(err, "output", None)
@@ -619,20 +663,27 @@ class Fitter:
         return result
 
     def _run_backend(self, data, n_steps, key, model_key, n_starts, popsize, population, population_threads,
-                     monitor, checkpoint, checkpoint_every, resume) -> BackendOutput:  # fmt: skip
+                     devices, monitor, checkpoint, checkpoint_every, resume) -> BackendOutput:  # fmt: skip
+        # Several devices: part of the cache keys (a program per set of devices); one: the
+        # keys, programs and calls of a one-device fit.
+        split = (tuple(devices),) if len(devices) > 1 else ()
         if self.backend in ("grad", "optimistix"):
-            return self._run_steps(data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume)
+            return self._run_steps(data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume,
+                                   split)  # fmt: skip
         if self.backend == "nevergrad":
             modes = ("vmap", "map") if population == "auto" else (population,)
             batched = {
-                mode: self._cached(("nevergrad", mode), lambda mode=mode: _nevergrad.make_batched_loss(self.problem, self.space, mode))
+                mode: self._cached(
+                    ("nevergrad", mode, *split),
+                    lambda mode=mode: _nevergrad.make_batched_loss(self.problem, self.space, mode, *split),
+                )
                 for mode in modes
             }
             batched = batched if population == "auto" else batched[population]
             return _nevergrad.run(
                 problem=self.problem, space=self.space, family=self.optimizer, batched=batched, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,
-                threads=population_threads,
+                threads=population_threads, devices=len(devices),
             )  # fmt: skip
         method = self.optimizer["method"]
         function = self._cached(("scipy", method), lambda: _scipy.make_function(self.problem, self.space, method))
@@ -641,7 +692,7 @@ class Fitter:
             key=model_key, seed=_seed(key), n_steps=n_steps, n_starts=n_starts, monitor=monitor,
         )  # fmt: skip
 
-    def _run_steps(self, data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume):
+    def _run_steps(self, data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume, split=()):
         raw0 = self.space.initial_raw()
         least_squares = self.backend == "optimistix" and _optimistix.is_least_squares(self.optimizer)
         evaluate = self.problem.residuals if least_squares else self.problem.loss
@@ -652,8 +703,11 @@ class Fitter:
             (jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(data)
         ))  # fmt: skip
         _, aux_like = self._cached(("aux", signature), lambda: jax.eval_shape(evaluate, raw0, data, step_key))
+        split = split if n_starts > 1 else ()  # one start: nothing to split
         if self.backend == "grad":
-            runner = self._cached(("grad", n_starts), lambda: _grad.make_runner(self.problem, self.optimizer, n_starts))
+            runner = self._cached(
+                ("grad", n_starts, *split), lambda: _grad.make_runner(self.problem, self.optimizer, n_starts, *split)
+            )
         else:
             jac = "bwd"
             if least_squares:
@@ -662,7 +716,8 @@ class Fitter:
                 if why is not None and first:  # once per Fitter, also when another Fitter chose
                     warnings.warn(why, UserWarning, stacklevel=user_stacklevel())
             runner = self._cached(
-                ("optimistix", n_starts, jac), lambda: _optimistix.make_runner(self.problem, self.optimizer, n_starts, jac)
+                ("optimistix", n_starts, jac, *split),
+                lambda: _optimistix.make_runner(self.problem, self.optimizer, n_starts, jac, *split),
             )
         if n_starts > 1:
             raw0 = self._draw_starts(raw0, n_starts, key)

@@ -42,7 +42,7 @@ def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
     return optimizer
 
 
-def make_runner(problem: Problem, optimizer: optax.GradientTransformation, n_starts: int) -> StepRunner:
+def make_runner(problem: Problem, optimizer: optax.GradientTransformation, n_starts: int, devices=None) -> StepRunner:
     import optax
 
     value_and_grad = jax.value_and_grad(problem.loss, has_aux=True)
@@ -59,4 +59,4 @@ def make_runner(problem: Problem, optimizer: optax.GradientTransformation, n_sta
         grad_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
         return (new_params, opt_state), params, loss, aux, jnp.asarray(False), grad_ok
 
-    return StepRunner(advance, init, n_starts)
+    return StepRunner(advance, init, n_starts, devices)

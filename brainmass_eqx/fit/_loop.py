@@ -6,7 +6,8 @@ Step-based backends (``'grad'``, ``'optimistix'``) describe one step as a pure f
 ``loss`` and ``aux`` belong to ``params`` (the parameters *evaluated* at this step, not the
 ones after the update: that is how the best parameters are the ones that produced the best
 loss). `StepRunner` wraps it into one jitted step that also keeps the best-so-far on the
-device, ``jax.vmap``-ed over the starts of a multi-start fit.
+device, ``jax.vmap``-ed over the starts of a multi-start fit, and on several devices split
+over them by ``jax.shard_map`` (`shard_vmap`): each device steps its own starts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Int, PyTree, Scalar
 
 from .._checks import user_stacklevel
+from .._ensemble import pad_batch, place, shard_vmap
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._problem import NonFiniteLossError, ParamSpace
 
@@ -157,10 +159,17 @@ class StepRunner:
     - `advance`: the backend's pure step (see module docstring).
     - `init`: ``init(raw0, data, key) -> inner`` the backend's initial state.
     - `n_starts`: starts run side by side in one ``jax.vmap`` (1: no vmap).
+    - `devices`: with two or more (and ``n_starts > 1``), the starts are split over them
+      (`shard_vmap`), padded to a multiple of their number by repeating the last start;
+      the padding never leaves `run` (not in the history, the checkpoint or the result).
+      None or one device: one ``jax.vmap`` on the default device.
     """
 
-    def __init__(self, advance: Callable, init: Callable, n_starts: int):
+    def __init__(self, advance: Callable, init: Callable, n_starts: int, devices: Sequence[jax.Device] | None = None):
         self.n_starts = n_starts
+        self.devices = tuple(devices) if n_starts > 1 and devices is not None and len(devices) > 1 else None
+        # Starts the compiled step holds: n_starts, padded on several devices.
+        self.padded = n_starts if self.devices is None else -(-n_starts // len(self.devices)) * len(self.devices)
 
         def step(carry: _Carry, i, data, key):
             inner, params, loss, aux, done, grad_ok = advance(carry.inner, i, data, key)
@@ -188,11 +197,53 @@ class StepRunner:
                 active=jnp.asarray(True),
             )
 
-        if n_starts > 1:
+        self._of_one = (step, start)
+        # Why the starts run on one device although several were given (see `_unsplit`).
+        self.unsplit: str | None = None
+        if self.devices is not None:
+            # The carry split over the devices; the step, data and key a copy on each.
+            self.step = shard_vmap(step, self.devices)
+            self.start = shard_vmap(start, self.devices)
+        else:
+            self._on_one_device()
+
+    def _on_one_device(self) -> None:
+        step, start = self._of_one
+        if self.n_starts > 1:
             step = jax.vmap(step, in_axes=(0, None, None, None))
             start = jax.vmap(start, in_axes=(0, None, None, None))
         self.step = eqx.filter_jit(step)
         self.start = eqx.filter_jit(start)
+
+    def _unsplit(self, err: ValueError) -> None:
+        """Go back to one device when the step cannot be traced under ``jax.shard_map``:
+        there every traced value's ``jax.eval_shape`` carries the device mesh, and lineax
+        compares such shapes with its own, which do not (lineax issue #185): optimistix's
+        BFGS ("Symmetric/Hermitian matrices must have matching input and output
+        structures") and its least-squares solvers ("pytree does not match out_structure")
+        fail to trace. A genuine error of the loss is raised again by the one-device trace."""
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        self.unsplit = (
+            f"the {self.n_starts} starts run side by side on one device, not split over the {len(self.devices)} "
+            f"devices: their step cannot be traced under jax.shard_map ({type(err).__name__}: {first[:160]}). "
+            "lineax compares shapes that carry the device mesh there with its own (lineax issue #185), which "
+            "fails for optimistix's BFGS and least-squares solvers; optimistix's LBFGS, NonlinearCG, "
+            "GradientDescent and NelderMead, and backend='grad', are split."
+        )
+        self.devices, self.padded = None, self.n_starts
+        self._on_one_device()
+
+    def _real(self, tree: PyTree) -> PyTree:
+        """The first `n_starts` starts of a padded batch (``tree`` itself when unpadded)."""
+        if self.padded == self.n_starts:
+            return tree
+        return jax.tree_util.tree_map(lambda a: a[: self.n_starts] if eqx.is_array(a) else a, tree)
+
+    def _padded(self, carry: _Carry) -> _Carry:
+        """A carry of `n_starts` starts (a checkpoint's) as the sharded step takes it."""
+        if self.devices is None:
+            return carry
+        return place(pad_batch(carry, self.n_starts, self.padded), self.devices, split=True)
 
     def run(
         self,
@@ -210,11 +261,25 @@ class StepRunner:
         fingerprint: dict,
     ) -> tuple[_Carry, np.ndarray, int, str]:
         """Returns ``(carry, history, steps_run, stop_reason)``."""
-        carry = self.start(raw0, aux_like, data, key)
+        carry = None
+        if self.devices is not None:
+            padded = place(pad_batch(raw0, self.n_starts, self.padded), self.devices, split=True)
+            shared = place((data, key), self.devices, split=False)
+            try:
+                carry = self.start(padded, aux_like, *shared)
+                eqx.filter_eval_shape(self.step, carry, jnp.asarray(0, jnp.int32), *shared)  # traced, not compiled
+                data, key = shared
+            except ValueError as err:
+                self._unsplit(err)
+        if self.unsplit is not None:
+            warnings.warn(self.unsplit, UserWarning, stacklevel=user_stacklevel())
+        if self.devices is None:
+            carry = self.start(raw0, aux_like, data, key)
         history: list[np.ndarray] = []
         first = 0
         if checkpoint is not None and resume and os.path.exists(checkpoint):
-            header, carry = load_checkpoint(checkpoint, carry, fingerprint)
+            header, carry = load_checkpoint(checkpoint, self._real(carry), fingerprint)
+            carry = self._padded(carry)
             history = [np.asarray(h, dtype=float) for h in header["history"]]
             first = int(header["step"])
             monitor.restore(header["monitor"], first)
@@ -226,20 +291,21 @@ class StepRunner:
 
         def save(n_done):
             header = dict(fingerprint, step=n_done, history=[np.asarray(h).tolist() for h in history], monitor=monitor.state())
-            save_checkpoint(checkpoint, header, carry)
+            save_checkpoint(checkpoint, header, self._real(carry))
 
         n_done = first
         # A checkpoint of a fit whose every start had converged resumes as converged; one
         # whose early stopping ran out of patience (with this fit's patience) as stopped.
         stop_reason = "n_steps"
-        if first > 0 and not np.any(np.asarray(carry.active)):
+        if first > 0 and not np.any(np.asarray(self._real(carry.active))):
             stop_reason = "converged"
         elif first > 0 and monitor.exhausted():
             stop_reason = "early_stopping"
         try:
             for i in range(first, n_steps if stop_reason == "n_steps" else first):
                 new, loss, finite, params = self.step(carry, jnp.asarray(i, jnp.int32), data, key)
-                loss_h, finite_h, active_h = np.asarray(loss), np.asarray(finite), np.asarray(carry.active)
+                loss, finite, params = self._real((loss, finite, params))
+                loss_h, finite_h, active_h = np.asarray(loss), np.asarray(finite), np.asarray(self._real(carry.active))
                 bad = active_h & ~finite_h
                 if np.any(bad):
                     alive = active_h & finite_h
@@ -257,27 +323,27 @@ class StepRunner:
                             step=i,
                             params=space.to_values(bad_raw),
                         )
-                        err.carry, err.history, err.n_done = carry, history, i
+                        err.carry, err.history, err.n_done = self._real(carry), history, i
                         raise err
                     warnings.warn(msg + " That start stops here; the others go on.", RuntimeWarning, stacklevel=user_stacklevel())
                 history.append(loss_h)
                 carry = new
                 n_done = i + 1
-                best = float(np.min(np.asarray(carry.best_loss)))
+                best = float(np.min(np.asarray(self._real(carry.best_loss))))
                 reason = monitor.update(i, loss_h, best, lambda params=params: params)
                 if checkpoint is not None and checkpoint_every and n_done % checkpoint_every == 0:
                     save(n_done)
                 if reason is not None:
                     stop_reason = reason
                     break
-                if not np.any(np.asarray(carry.active)):
+                if not np.any(np.asarray(self._real(carry.active))):
                     stop_reason = "converged"
                     break
         finally:
             monitor.close()
         if checkpoint is not None:
             save(n_done)
-        return carry, np.asarray(history, dtype=float), n_done, stop_reason
+        return self._real(carry), np.asarray(history, dtype=float), n_done, stop_reason
 
 
 def pick_best(carry: _Carry, n_starts: int) -> tuple[dict, float, int, Any, dict | None]:

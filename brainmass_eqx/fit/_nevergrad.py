@@ -6,6 +6,9 @@ of the two ran the first generation faster, ``population='auto'``), and tells it
 losses. On a CPU the population is cut into as many equal slices as there are cores
 (``_ensemble.cpu_slices``), the slices' calls made at once, each in its own thread: the cores
 then work on separate members instead of sharing each small batched operation. The
+With several devices (``Fitter.fit``'s ``devices=``, default ``jax.devices()``) the
+population is split over them instead, each device evaluating its own candidates
+(`_ensemble.shard_vmap`, no communication), padded to a multiple of their number. The
 search runs in the unit cube of the parameters' box (constrained values; bounds from the transforms or
 ``search_space``), so one mutation scale suits parameters of any magnitude. Non-finite
 losses are told as a loss of 1e20, under nevergrad's clip (that candidate is simply bad); a generation in which every
@@ -25,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import close_names
-from .._ensemble import cpu_slices, run_slices, split_batch
+from .._ensemble import cpu_slices, pad_batch, place, run_slices, shard_vmap, split_batch
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
 
@@ -75,13 +78,14 @@ def check_optimizer(optimizer: Any):
 POPULATION_MODES = ("vmap", "map", "auto")
 
 
-def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
+def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap", devices=None):
     """``f(u, lo, hi, data, key) -> (losses, best, (aux, values))`` (``best``: the index of
     the lowest finite loss; ``aux`` and ``values``: that candidate's aux output and the
     constrained values it was evaluated at) for a population ``u`` of shape
     ``(popsize, n)`` in the unit cube, as one jitted call: ``mode='vmap'`` evaluates the
     candidates side by side (``jax.vmap``), ``'map'`` one after the other in a compiled
-    loop (``jax.lax.map``: for models whose batched step is slower than a loop)."""
+    loop (``jax.lax.map``: for models whose batched step is slower than a loop). With two
+    or more ``devices``, one such call per device on its share of the population (`_Shards`)."""
 
     def one(u, lo, hi, data, key):
         # The values travel out with the aux: the fit reports exactly the values this
@@ -107,7 +111,33 @@ def make_batched_loss(problem: Problem, space: ParamSpace, mode: str = "vmap"):
         best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
         return losses, best, jax.tree_util.tree_map(lambda a: a[best], aux)
 
+    if devices is not None and len(devices) > 1:
+        return _Shards(population, devices)
     return eqx.filter_jit(population)
+
+
+class _Shards:
+    """A population function (`make_batched_loss`'s, before jit) evaluated on several
+    devices, each on an equal share of the candidates (the last repeated to fill the
+    shares): a `shard_vmap` over the shares, one share per device, the parameter box, target
+    and key a copy on each. Each device returns its share's losses and its best
+    candidate's aux, so only one candidate's aux per device leaves them, as with one
+    device. Returns what the function returns for the whole population: ``(losses,
+    best, (aux, values) of the best)``."""
+
+    def __init__(self, population, devices):
+        self.devices = tuple(devices)
+        self.mapped = shard_vmap(population, self.devices)
+
+    def __call__(self, u, *rest):
+        n, size = len(self.devices), u.shape[0]
+        per = -(-size // n)
+        shares = place(pad_batch(u, size, per * n).reshape(n, per, *u.shape[1:]), self.devices, split=True)
+        losses, _, aux = self.mapped(shares, *place(rest, self.devices, split=False))
+        losses = np.asarray(losses).reshape(-1)[:size]
+        best = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
+        # The overall best is its share's best (the first of equal losses in both cases).
+        return losses, best, jax.tree_util.tree_map(lambda a: a[best // per], aux)
 
 
 class _Slices:
@@ -163,15 +193,17 @@ def _inside_nevergrad(family, gen: int):
 
 
 def run(
-    *, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor, threads: int | None
+    *, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor, threads: int | None,
+    devices: int = 1,
 ) -> BackendOutput:
     """``batched``: a `make_batched_loss` function, or ``{mode: function}`` to choose from
     on the first generation (``population='auto'``); ``threads``: slices of the population
     evaluated at once, None for ``_ensemble.cpu_slices`` (on a CPU one per core, each of at
     least 4 candidates: on 2 cores, P32n's 32 candidates as two slices of 16 at once took 0.44-0.48 s against
-    0.68 s for one vmap of 32; elsewhere 1)."""
+    0.68 s for one vmap of 32; elsewhere 1); ``devices``: how many devices ``batched``
+    splits the population over (`_Shards`; then no threads)."""
     ng = _ng()
-    threads = min(cpu_slices(popsize) if threads is None else threads, popsize)
+    threads = 1 if devices > 1 else min(cpu_slices(popsize) if threads is None else threads, popsize)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bmx-population") if threads > 1 else None
     if isinstance(batched, dict):
         batched = {mode: _Slices(fn, threads, pool) for mode, fn in batched.items()}
@@ -202,7 +234,8 @@ def run(
             prediction=best_aux,
             stop_reason=stop_reason,
             optimizer=optimizer,
-            raw={"losses": np.asarray(all_losses), "population_threads": threads, **(choice or {})},
+            raw={"losses": np.asarray(all_losses), "population_threads": threads, **(choice or {}),
+                 **({"population_devices": devices} if devices > 1 else {})},
             best_values=best_values,
         )
 

@@ -75,7 +75,7 @@ def choose_jacobian(problem: Problem, raw0, data, key) -> tuple[str, str | None]
     return "fwd", None
 
 
-def make_runner(problem: Problem, solver, n_starts: int, jac: str = "bwd") -> StepRunner:
+def make_runner(problem: Problem, solver, n_starts: int, jac: str = "bwd", devices=None) -> StepRunner:
     least_squares = is_least_squares(solver)
     raw_fn = problem.residuals if least_squares else problem.loss
     options: dict = {"jac": jac} if least_squares else {}
@@ -106,7 +106,7 @@ def make_runner(problem: Problem, solver, n_starts: int, jac: str = "bwd") -> St
             loss = as_loss(out)
         return (y, state), y, loss, aux, done, jnp.asarray(True)
 
-    return StepRunner(advance, init, n_starts)
+    return StepRunner(advance, init, n_starts, devices)
 
 
 def result_message(carry, n_starts: int) -> str:
