@@ -132,6 +132,16 @@ def test_optimistix_levenberg_marquardt_on_residuals():
     np.testing.assert_allclose(result.best_loss, 0.5 * float(jnp.sum(residual**2)), rtol=1e-3, atol=1e-9)
 
 
+@pytest.mark.parametrize("solver", [optx.LBFGS, optx.LevenbergMarquardt])
+def test_optimistix_multi_start_with_solvers_whose_state_holds_jaxprs(solver):
+    # LBFGS's and the least-squares solvers' states hold jaxprs: jax.vmap over the starts
+    # refused them as outputs ("not a valid JAX type") and every such multi-start fit failed.
+    predict = amplitude_forward if solver is optx.LevenbergMarquardt else amplitude
+    fitter = Fitter(start_model(), solver(rtol=1e-5, atol=1e-7), predict=predict, backend="optimistix")
+    result = fitter.fit(TARGET, 20, n_starts=2, key=KEY)
+    assert abs(float(result.best_params["a"]) - A_TRUE) < 5e-3
+
+
 def amplitude_forward(model):
     tr = bm.simulate(model, 30.0, dt=0.2, transient=100, sample_every=5, check_finite=False, adjoint=dfx.ForwardMode())
     return jnp.sqrt(tr.ys["x"] ** 2 + tr.ys["y"] ** 2)

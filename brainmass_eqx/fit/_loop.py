@@ -210,8 +210,11 @@ class StepRunner:
     def _on_one_device(self) -> None:
         step, start = self._of_one
         if self.n_starts > 1:
-            step = jax.vmap(step, in_axes=(0, None, None, None))
-            start = jax.vmap(start, in_axes=(0, None, None, None))
+            # filter_vmap: some optimistix states (LBFGS, the least-squares solvers) hold
+            # jaxprs, which jax.vmap refused as outputs ("not a valid JAX type"), so their
+            # multi-start fits failed; the arrays are batched as before.
+            step = eqx.filter_vmap(step, in_axes=(eqx.if_array(0), None, None, None))
+            start = eqx.filter_vmap(start, in_axes=(eqx.if_array(0), None, None, None))
         self.step = eqx.filter_jit(step)
         self.start = eqx.filter_jit(start)
 
