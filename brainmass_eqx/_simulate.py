@@ -37,7 +37,7 @@ from ._checks import (
 from ._files import atomic_write
 from ._param import unwrap
 from ._units import CANONICAL_UNITS, check_real, is_quantity, quantity, to_canonical, to_ms
-from ._wrapping import AbstractSolverWrapper
+from ._wrapping import AbstractSolverWrapper, innermost_solver, sde_convention
 from .models._base import AbstractModel
 from .solvers import (
     ExponentialEuler,
@@ -1339,6 +1339,29 @@ def _stuck_at_the_end(t_stop, t_end) -> str | None:
     )
 
 
+def _check_sde_convention(solver, terms, y0, source, model_name):
+    r"""Warn when noise whose coefficients read the state (multiplicative) is solved by a
+    solver marked neither Itô nor Stratonovich (`sde_convention`): the two solutions then
+    differ by the drift $\tfrac12 g\,\partial_y g$ and the solver converges to either, or to
+    neither. Additive noise has one solution (that drift is 0), so any solver is right and
+    nothing is said. This replaces diffrax's own warning, which named our wrapper (it looks
+    one wrapper deep) and came also around ``diffrax.Heun``."""
+    if sde_convention(solver) is not None:
+        return
+    from .noise import multiplicative_noise  # the noise module imports the model contract, as we do
+
+    if not multiplicative_noise(terms, 0.0, y0, source):
+        return
+    warnings.warn(
+        f"solver {type(innermost_solver(solver)).__name__} is not marked as converging to either the Itô "
+        f"or the Stratonovich solution, and the noise of {model_name} is multiplicative (its coefficients "
+        "read the state), where the two differ. Use ExponentialEuler() or diffrax.Euler() (Itô), or "
+        "diffrax.Heun() (Stratonovich).",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
 def _check_sde_error_order(solver, terms, controller, model_name):
     r"""Refuse an adaptive solve of a noisy model whose step-size controller cannot tell the
     order of its error: an adaptive controller scales the step by $\epsilon^{-1/q}$ with $q$
@@ -1746,6 +1769,8 @@ def simulate(
         solver = bounded_stages(solver)
     given_solver = solver
     solver = _wrap_solver(model, solver, dt_ms)
+    if stochastic:
+        _check_sde_convention(solver, terms, y0, source, model_name)
     traced = is_traced((model, y0, source))
 
     if saveat is not None or adaptive:

@@ -9,7 +9,7 @@ the delegation of diffrax's solver interface to the inner solver, lives here onc
 import diffrax as dfx
 from equinox import AbstractVar
 
-__all__ = ["AbstractSolverWrapper"]
+__all__ = ["AbstractSolverWrapper", "innermost_solver", "sde_convention"]
 
 
 class AbstractSolverWrapper(dfx.AbstractSolver):
@@ -59,3 +59,32 @@ class AbstractSolverWrapper(dfx.AbstractSolver):
 
     def func(self, terms, t0, y0, args):
         return self.solver.func(terms, t0, y0, args)
+
+
+def innermost_solver(solver: dfx.AbstractSolver) -> dfx.AbstractSolver:
+    """The solver at the bottom of a stack of wrappers (`AbstractSolverWrapper`s and
+    ``diffrax.AbstractWrappedSolver``s), the one whose step actually integrates."""
+    # The class, not isinstance: diffrax's isinstance answers for the wrapped solver too.
+    while issubclass(type(solver), (AbstractSolverWrapper, dfx.AbstractWrappedSolver)):
+        solver = solver.solver
+    return solver
+
+
+def sde_convention(solver: dfx.AbstractSolver) -> str | None:
+    """``'ito'`` or ``'stratonovich'``: the solution ``solver`` converges to on an SDE, as
+    its innermost solver is marked (``diffrax.AbstractItoSolver`` /
+    ``AbstractStratonovichSolver``); None if it is marked neither.
+
+    The library's wrappers follow the convention of the solver they wrap: they add state
+    around its step (delay histories, noise step counters, sub-steps, BOLD) and evaluate
+    the diffusion where it does. diffrax cannot see that through more than one wrapper
+    (its ``isinstance`` forwarding looks one ``.solver`` deep), so it warned about
+    ``_DelayedCoupling(BlockIncrements(UnrolledStages(Heun())))`` although Heun is
+    Stratonovich.
+    """
+    inner = innermost_solver(solver)
+    if isinstance(inner, dfx.AbstractItoSolver):
+        return "ito"
+    if isinstance(inner, dfx.AbstractStratonovichSolver):
+        return "stratonovich"
+    return None

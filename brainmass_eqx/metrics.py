@@ -155,12 +155,13 @@ def _safe_sqrt(x: Array) -> Array:
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
 
 
-def _unit_rows(c: Array, axis: int) -> Array:
+def _unit_rows(c: Array, axis: int, xp: Any = jnp) -> Array:
     """Divide `c` by its L2 norm along `axis`; all-zero slices stay zero (finite gradient),
-    slices holding NaN stay NaN (a diverged signal must not look like a constant one)."""
-    ss = jnp.sum(c * c, axis=axis, keepdims=True)
+    slices holding NaN stay NaN (a diverged signal must not look like a constant one).
+    ``xp``: ``jax.numpy``, or ``numpy`` for a host array kept in its own precision."""
+    ss = xp.sum(c * c, axis=axis, keepdims=True)
     pos = ~(ss <= 0)
-    return jnp.where(pos, c / jnp.sqrt(jnp.where(pos, ss, 1.0)), 0.0)
+    return xp.where(pos, c / xp.sqrt(xp.where(pos, ss, 1.0)), 0.0)
 
 
 def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
@@ -193,7 +194,7 @@ def _warn_if_regions_first(x: Array, name: str) -> None:
         )
 
 
-def _centred(x: Array, axis: int) -> Array:
+def _centred(x: Array, axis: int, xp: Any = jnp) -> Array:
     """``x`` minus its mean along `axis`, computed on data shifted by its first entry.
 
     A constant slice then centres to exact zeros (its float mean need not equal its
@@ -203,8 +204,8 @@ def _centred(x: Array, axis: int) -> Array:
     cancels catastrophically. Pearson correlation and variance are shift-invariant, so
     values and gradients are unchanged otherwise.
     """
-    x = x - jax.lax.slice_in_dim(x, 0, 1, axis=axis)
-    return x - jnp.mean(x, axis=axis, keepdims=True)
+    x = x - x[(slice(None),) * (axis % x.ndim) + (slice(0, 1),)]
+    return x - xp.mean(x, axis=axis, keepdims=True)
 
 
 def _upper_triangle(m: Array, k: int) -> Array:
@@ -239,11 +240,15 @@ def _settled(x: Array) -> Array:
     return jax.lax.optimization_barrier(x)
 
 
-@jax.jit
-def _fc(x: Array) -> Array:
-    z = _unit_rows(_centred(x, -2), -2)
-    fc = jnp.einsum("...ti,...tj->...ij", z, z)
-    return jnp.where(jnp.eye(x.shape[-1], dtype=bool), jnp.ones((), fc.dtype), fc)
+def _pearson_fc(x: Array, xp: Any = jnp) -> Array:
+    """The FC matrix of `functional_connectivity` (constant signals correlate 0, unit
+    diagonal), in ``xp`` (``numpy`` keeps a host array's precision: `Signal`'s ``fc``)."""
+    z = _unit_rows(_centred(x, -2, xp), -2, xp)
+    fc = xp.einsum("...ti,...tj->...ij", z, z)
+    return xp.where(xp.eye(x.shape[-1], dtype=bool), xp.ones((), fc.dtype), fc)
+
+
+_fc = jax.jit(_pearson_fc)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))

@@ -40,6 +40,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
@@ -50,6 +51,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from jax.extend import core as jex_core
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
 from ._checks import broadcasts_to_regions, did_you_mean
@@ -103,13 +105,84 @@ _NOISE_KEY_TAG = 0x6E6F6973
 
 
 def _silence_wrapper_sde_warning() -> None:
-    """diffrax warns when an SDE is solved by a solver not marked Itô or Stratonovich. Our
-    wrappers (`Substeps`, `BlockIncrements`) follow the convention of the solver they wrap,
-    so that warning is noise. (Idempotent; re-applied per run because test runners and
-    ``warnings.catch_warnings`` blocks reset the filters.)"""
+    """diffrax warns when an SDE is solved by a solver not marked Itô or Stratonovich, but
+    it looks through one wrapper only (`sde_convention`): it warned about our wrappers
+    (`Substeps`, `BlockIncrements`, a delayed `Network`'s ``_DelayedCoupling``, ...), which
+    follow the convention of the solver they wrap, also around ``diffrax.Heun``. The
+    warning that matters, an unmarked solver on multiplicative noise, is `simulate`'s own
+    (`check_sde_convention`), naming the solver the user gave. (Idempotent; re-applied per
+    run because test runners and ``warnings.catch_warnings`` blocks reset the filters, and
+    so that it names the wrappers of modules imported since.)"""
+    names = sorted({cls.__name__ for cls in _subclasses(AbstractSolverWrapper)})
     warnings.filterwarnings(
-        "ignore", message=r"`(Substeps|BlockIncrements)` is not marked as converging", category=UserWarning
+        "ignore",
+        message=rf"`({'|'.join(map(re.escape, names))})` is not marked as converging",
+        category=UserWarning,
     )
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
+def _reads(jaxpr, tainted: list[bool]) -> list[bool]:
+    """Which outputs of ``jaxpr`` (a ``jax.extend.core.Jaxpr``) depend on the inputs flagged in
+    ``tainted`` (data flow, not values: ``0 * y`` depends on ``y``). Calls with a jaxpr of
+    their own (``pjit``, custom derivatives) are followed; any other operation depends on
+    all its inputs."""
+    seen = {v for v, t in zip(jaxpr.invars, tainted) if t}
+
+    def hit(v):
+        return not isinstance(v, jex_core.Literal) and v in seen
+
+    for eqn in jaxpr.eqns:
+        flags = [hit(v) for v in eqn.invars]
+        if not any(flags):
+            continue
+        inner = next(
+            (
+                getattr(p, "jaxpr", p)
+                for p in eqn.params.values()
+                if isinstance(p, jex_core.ClosedJaxpr | jex_core.Jaxpr)
+                and len(getattr(p, "jaxpr", p).invars) == len(eqn.invars)
+                and len(getattr(p, "jaxpr", p).outvars) == len(eqn.outvars)
+            ),
+            None,
+        )
+        outs = [True] * len(eqn.outvars) if inner is None else _reads(inner, flags)
+        seen.update(v for v, t in zip(eqn.outvars, outs) if t)
+    return [hit(v) for v in jaxpr.outvars]
+
+
+def multiplicative_noise(terms, t, y, args) -> bool:
+    r"""Whether the diffusion of ``terms`` (the terms driven by a Brownian path) reads the
+    state ``y``, i.e. the noise is multiplicative. Decided from the data flow of
+    ``vf(t, y, args)``, not from its values (a coefficient $\sigma y^2$ reads ``y`` even where
+    its derivative is 0). White noise on an input that enters additively (Hopf's ``x``),
+    on a derivative, and the coloured processes (OU, ...: additive white noise on their
+    own states) are additive; white noise on an input inside a nonlinearity
+    (Wilson-Cowan's ``rE``, scaled by the slope at the current state) and
+    `MultiplicativeNoise` are multiplicative."""
+    noisy = [
+        term
+        for term in jax.tree_util.tree_leaves(
+            terms, is_leaf=lambda x: isinstance(x, dfx.AbstractTerm) and not isinstance(x, dfx.MultiTerm)
+        )
+        if isinstance(term, dfx.AbstractTerm)
+        and any(
+            isinstance(leaf, dfx.AbstractBrownianPath)
+            for leaf in jax.tree_util.tree_leaves(term, is_leaf=lambda x: isinstance(x, dfx.AbstractBrownianPath))
+        )
+    ]
+    shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), y)
+    for term in noisy:
+        closed = jax.make_jaxpr(lambda y_, term=term: term.vf(t, y_, args))(shapes)
+        if any(_reads(closed.jaxpr, [True] * len(closed.jaxpr.invars))):
+            return True
+    return False
 
 
 _silence_wrapper_sde_warning()

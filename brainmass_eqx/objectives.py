@@ -9,8 +9,9 @@ need a prediction and a target of the same shape; those that summarise each sign
 time first (`fc_corr`, `fc_rmse`, `fcd_ks`, `fcd_wasserstein`, `psd_rmse`) need the same
 regions only, so a simulation can be compared with a recording of another length, though
 not with one sampled at another rate: FCD windows count samples of each signal and
-`psd_rmse` reads both at its one `dt`. A `Signal` (``bx.load_signal(...)``,
-``traj.signal('x')``) may stand for either array and carries its sampling step: two Signals
+`psd_rmse` reads both at its one `dt` (built without one, at the step their Signals
+carry). A `Signal` (``bx.load_signal(...)``, ``traj.signal('x')``) may stand for either
+array and carries its sampling step: two Signals
 at different steps are refused by the objectives that compare or count samples
 (`timeseries_rmse`, `cosine_sim`, `fcd`, `fcd_ks`, `fcd_wasserstein`), and a Signal whose
 step is not `psd_rmse`'s `dt` by `psd_rmse`, each error naming both steps (FC is a
@@ -528,9 +529,29 @@ def _read_at(signal: Any, name: str, dt_ms: Any) -> None:
     )
 
 
+def _signals_step(prediction: Any, target: Any) -> float:
+    """The step (ms) `psd_rmse` built without ``dt`` reads both signals at: the one their
+    `Signal`s carry (a plain array is taken to have it, as it is a given ``dt``)."""
+    steps = [(name, s.dt) for s, name in ((prediction, "prediction"), (target, "target")) if is_signal(s)]
+    if not steps:
+        raise ValueError(
+            "psd_rmse was built without dt, so it reads the sampling step from Signals, but prediction "
+            "and target are plain arrays, which carry none; build it with the step, psd_rmse(dt=...) "
+            "(a time Quantity or ms), or pass Signals (traj.signal('x'), bx.load_signal(...))."
+        )
+    if len(steps) == 2 and not math.isclose(steps[0][1], steps[1][1], rel_tol=1e-6):
+        raise ValueError(
+            f"prediction is a Signal sampled every {steps[0][1]:g} ms and target one sampled every "
+            f"{steps[1][1]:g} ms; psd_rmse reads both at one step (the frequencies of the other would be "
+            "scaled by the ratio). Record the prediction at the target's step (simulate(..., "
+            "sample_every=k) with dt * k equal to it) or resample one onto the other's."
+        )
+    return steps[0][1]
+
+
 @suggests_keywords
 def psd_rmse(
-    dt: Any,
+    dt: Any = None,
     freq_range: tuple[float | None, float | None] | None = None,
     log: bool = True,
     nperseg: int | None = None,
@@ -553,6 +574,8 @@ def psd_rmse(
     - `dt`: the sampling step of both signals: a unxt time Quantity or a number in ms. A
       `Signal` passed as either must have this step (it is refused otherwise: its
       frequencies would be read scaled by the ratio); a plain array is taken to have it.
+      None (default): the step the `Signal`s carry (two must carry one step; a plain
+      array passed with a Signal is taken to have its step; two plain arrays are refused).
     - `freq_range`: the band `(f_min, f_max)` in Hz (either may be None for an open end), as
       in `metrics.power_spectral_density`; default all frequencies.
     - `log`: compare $\log_{10}$ spectra (default) or the raw PSDs.
@@ -561,15 +584,19 @@ def psd_rmse(
 
     **Returns:** `loss(prediction, target) -> scalar`.
     """
-    dt_ms = _time_ms(dt, "dt")
+    given_ms = None if dt is None else _time_ms(dt, "dt")
     band = _check_band(freq_range, "freq_range") or (None, None)
     if not float(floor) > 0:
         raise ValueError(f"`floor` must be > 0, got {floor!r}.")
 
     def loss(prediction, target):
         _same_regions(loss, prediction, target)
-        for signal, name in ((prediction, "prediction"), (target, "target")):
-            _read_at(signal, name, dt_ms)
+        if given_ms is None:
+            dt_ms = _signals_step(prediction, target)
+        else:
+            dt_ms = given_ms
+            for signal, name in ((prediction, "prediction"), (target, "target")):
+                _read_at(signal, name, dt_ms)
         p = _check_signal(prediction, "prediction")
         t = _check_signal(target, "target")
         # One segment length for both (the shorter signal's default), so the bins match.

@@ -348,6 +348,21 @@ def test_signal_fc_and_units():
     assert ds.Signal(jnp.asarray(x[:, :1]), 1.0).fc.shape == (1, 1)
 
 
+def test_signal_fc_of_a_constant_region_is_metrics_fc():
+    # np.corrcoef gave NaN for every entry with a constant (silent) region, where
+    # metrics.functional_connectivity, the library's convention, gives 0 (unit diagonal).
+    x = np.random.default_rng(1).standard_normal((40, 4))
+    x[:, 2] = 0.7
+    expected = np.asarray(bx.metrics.functional_connectivity(x))
+    for signal in (x, jnp.asarray(x)):
+        fc = np.asarray(ds.Signal(signal, 1.0).fc)
+        assert np.isfinite(fc).all()
+        np.testing.assert_array_equal(fc[2], [0.0, 0.0, 1.0, 0.0])
+        np.testing.assert_allclose(fc, expected, atol=1e-6)
+    # A host recording keeps float64 (NumPy), as np.corrcoef did.
+    assert ds.Signal(x, 1.0).fc.dtype == np.float64
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [

@@ -470,3 +470,65 @@ def test_a_quantity_noise_field_is_stored_as_the_plain_number_would_be():
     for name in ("sigma", "tau"):
         assert getattr(got, name) is not None, name
         np.testing.assert_allclose(getattr(got, name), getattr(plain, name), rtol=1e-5)
+
+
+# -- Itô / Stratonovich -----------------------------------------------------------------------
+
+
+def _sde_warnings(model, solver, **kwargs):
+    """The "not marked as converging" warnings of a short run (diffrax's or ours)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bm.simulate(model, 1.0, dt=0.1, solver=solver, key=jr.key(0), **kwargs)
+    return [str(w.message) for w in caught if "not marked as converging" in str(w.message)]
+
+
+def _two_regions():
+    return 1.0 - np.eye(2)
+
+
+def test_additive_noise_on_a_delayed_network_does_not_warn_about_ito_or_stratonovich():
+    # diffrax looks one wrapper deep: `_DelayedCoupling(BlockIncrements(UnrolledStages(Heun)))`
+    # warned "`_DelayedCoupling` is not marked as converging to either the Itô or the
+    # Stratonovich solution" under saveat, though Heun is Stratonovich. For additive noise
+    # (white noise on Hopf's x) the two solutions are one, so no solver needs a warning.
+    w = _two_regions()
+    net = bm.Network(bm.Hopf(2, a=-0.05), w, delays=0.7 * w, k=0.5, noise=WhiteNoise(0.05))
+    saveat = np.arange(1, 11) * 0.1
+    assert _sde_warnings(net, dfx.Heun(), saveat=saveat) == []
+    assert _sde_warnings(net, bm.RK4(), saveat=saveat) == []
+    from brainmass_eqx._wrapping import sde_convention
+
+    assert sde_convention(net.wrap_solver(dfx.Heun(), dt=0.1)) == "stratonovich"
+    assert sde_convention(net.wrap_solver(bm.ExponentialEuler(), dt=0.1)) == "ito"
+
+
+def test_multiplicative_noise_warns_only_for_a_solver_marked_neither_ito_nor_stratonovich():
+    # White noise on Wilson-Cowan's rE enters inside the sigmoid: its coefficient is the
+    # slope at the current state, so the Itô and Stratonovich solutions differ.
+    noisy = with_noise(bm.WilsonCowan(2), noise_rE=WhiteNoise(0.05))
+    assert _sde_warnings(noisy, dfx.Heun()) == []
+    assert _sde_warnings(noisy, None) == []  # ExponentialEuler: Itô
+    (message,) = _sde_warnings(noisy, bm.RK4())
+    assert message.startswith("solver RK4 is not marked") and "multiplicative" in message
+
+
+def test_multiplicative_noise_is_read_from_the_diffusion_data_flow():
+    from brainmass_eqx._simulate import _make_source
+    from brainmass_eqx.noise import multiplicative_noise
+
+    cases = {
+        "hopf_white": (with_noise(bm.Hopf(2), noise_x=WhiteNoise(0.05)), False),
+        "hopf_ou": (with_noise(bm.Hopf(2), noise_x=OUProcess(0.05, tau=5.0)), False),
+        "hopf_derivative": (with_noise(bm.Hopf(2), {"y": WhiteNoise(0.05)}), False),
+        "wc_white": (with_noise(bm.WilsonCowan(2), noise_rE=WhiteNoise(0.05)), True),
+        "wc_ou": (with_noise(bm.WilsonCowan(2), noise_rE=OUProcess(0.05, tau=5.0)), False),
+        # sigma * x**2 has a zero slope at x = 0: the data flow, not the values, decides.
+        "hopf_x2": (with_noise(bm.Hopf(2), {"x": MultiplicativeNoise(lambda t, s: s["x"] ** 2, 0.1)}), True),
+    }
+    for name, (model, expected) in cases.items():
+        terms = model.terms(jr.key(0), dt=0.1, t1=1.0, solver=dfx.Heun())
+        y0 = {k: jnp.zeros_like(v) for k, v in model.init_state(jr.key(1)).items()}
+        assert multiplicative_noise(terms, 0.0, y0, _make_source(model, None, 10, 0.1)) is expected, name

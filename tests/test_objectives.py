@@ -485,3 +485,20 @@ def test_psd_rmse_refuses_a_signal_at_another_step(steps):
     with pytest.raises(ValueError, match=r"prediction is a Signal sampled every 1 ms, but this psd_rmse reads both signals at dt=2 ms"):
         O.psd_rmse(unxt.Quantity(2.0, "ms"))(sp, t)
     assert float(O.psd_rmse(2.0)(Signal(p, 2.0), Signal(t, 2.0))) == pytest.approx(float(O.psd_rmse(2.0)(p, t)), rel=1e-6)
+
+
+def test_psd_rmse_without_dt_reads_the_signals_step(steps):
+    # psd_rmse(dt=...) was required even when both signals are Signals carrying their step.
+    p, t, sp, st, Signal = steps
+    fn = O.psd_rmse(freq_range=(0.0, 200.0))
+    for dt in (1.0, 2.0):
+        want = float(O.psd_rmse(dt, freq_range=(0.0, 200.0))(p, t))
+        assert float(fn(Signal(p, dt), Signal(t, dt))) == pytest.approx(want, rel=1e-6)
+        # A plain array beside a Signal is taken to have its step, as beside a given dt.
+        assert float(fn(p, Signal(t, dt))) == pytest.approx(want, rel=1e-6)
+    assert float(jax.jit(fn)(sp, st)) == pytest.approx(float(fn(sp, st)), rel=1e-6)
+    with pytest.raises(ValueError, match=r"psd_rmse was built without dt, .* plain arrays, which carry none; "
+                       r"build it with the step, psd_rmse\(dt=\.\.\.\)"):
+        fn(p, t)
+    with pytest.raises(ValueError, match=r"prediction is a Signal sampled every 1 ms and target one sampled every 2 ms"):
+        fn(Signal(p, 1.0), Signal(t, 2.0))

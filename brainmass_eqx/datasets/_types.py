@@ -313,7 +313,9 @@ class Signal(eqx.Module):
       as a Python float in ms (static).
     - `labels`: `N` region names; `None` gives ``'R0'..'R{N-1}'``.
     - `fc`: `(N, N)` functional connectivity; `None` computes the Pearson correlation
-      matrix $\mathrm{corr}(x_{\cdot i}, x_{\cdot j})$ of the columns of `signal`.
+      matrix $\mathrm{corr}(x_{\cdot i}, x_{\cdot j})$ of the columns of `signal`, as
+      `metrics.functional_connectivity` does: a constant column correlates 0 with the
+      others (``np.corrcoef`` gives NaN there) and the diagonal is 1.
     - `t_first`: the time of the first sample (ms, or a time Quantity); `None` gives `dt`:
       sample $i$ is at $t_\mathrm{first} + i\,\Delta t$ (`ts`). ``traj.signal('x')`` takes
       its Trajectory's, so that a run after a transient, recorded every few steps (its
@@ -356,9 +358,13 @@ class Signal(eqx.Module):
                 raise ValueError(
                     f"'signal' needs at least 2 time points to compute 'fc', got {signal.shape[0]}."
                 )
-            xp = jnp if isinstance(signal, jax.Array) else np
-            # corrcoef of a single row is a scalar: a one-region recording has a 1 x 1 FC.
-            fc = xp.corrcoef(signal.T).reshape(n, n)
+            # `metrics.functional_connectivity`'s convention (a constant region correlates 0
+            # with the others, where np.corrcoef gives NaN), in NumPy for a host array so
+            # that a float64 recording keeps its precision. (Imported here: metrics imports
+            # this module.)
+            from ..metrics import _fc, _pearson_fc
+
+            fc = _fc(signal) if isinstance(signal, jax.Array) else _pearson_fc(signal, np)
         fc = _as_float_array(fc, "fc")
         if fc.shape != (n, n):
             raise ValueError(f"'fc' must have shape ({n}, {n}) to match 'signal', got {fc.shape}.")

@@ -444,7 +444,10 @@ def simulate_bold(
     - `y0`: initial state; the haemodynamic states may be omitted (rest). Or the
       `Trajectory` of an earlier run, to continue it as `simulate` does: time, inputs
       given as functions of time and (with the same ``key``) the noise go on from its end,
-      so that the two runs equal one. A delayed network also needs its past at every
+      so that the two runs equal one: the neural states bit for bit, the haemodynamics to
+      rounding (the Kahan compensation of their increments, under one float32 ulp, is
+      solver state, not in the Trajectory, and starts again at zero: 1 ulp of ``bold_v``,
+      1e-8 of BOLD for 2 Wilson-Cowan regions). A delayed network also needs its past at every
       step, which a BOLD run does not record (raises: use ``chunk=`` for a long run in
       pieces). ``y0=traj.final_state`` instead starts a new run at $t = 0$; give it a new
       ``key``, as the same key replays the first run's noise.
