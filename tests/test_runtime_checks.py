@@ -212,3 +212,33 @@ def test_a_fixed_step_saveat_gradient_does_not_depend_on_max_steps():
         exact = float(jax.jacfwd(lambda a: loss(a, adjoint=dfx.ForwardMode()))(jnp.float64(0.3)))
         for max_steps in (n, 2 * n, None):
             np.testing.assert_allclose(float(jax.grad(loss)(jnp.float64(0.3), max_steps)), exact, rtol=1e-9, err_msg=str(max_steps))
+        # Any number of checkpoints, the user's too: with a checkpoint per step forced by
+        # simulate, RecursiveCheckpointAdjoint(checkpoints=5) given by hand was 2.1% off.
+        for checkpoints in (3, 5, 17):
+            adjoint = dfx.RecursiveCheckpointAdjoint(checkpoints=checkpoints)
+            np.testing.assert_allclose(float(jax.grad(loss)(jnp.float64(0.3), None, adjoint)), exact, rtol=1e-9, err_msg=str(checkpoints))
+
+
+def test_a_fixed_step_saveat_gradient_does_not_keep_every_steps_history():
+    # A checkpoint per step (the fix for the gradient above) kept every step's state, a
+    # delayed network's history with it: the reverse pass of 80 regions over 20,000 steps
+    # held 8.0 GB (0.32 GB before). Four times the steps (10 saves either way) then took four
+    # times the memory (5.6 -> 22.4 MB here); stepping with diffrax's StepTo it is about x2.
+    rng = np.random.default_rng(0)
+    conn = rng.uniform(0.0, 0.2, (6, 6))
+    np.fill_diagonal(conn, 0.0)
+    dist = rng.uniform(5.0, 30.0, (6, 6))
+
+    def temporaries(duration):
+        def loss(k):
+            net = bx.Network(bx.Hopf(6, a=0.2, w=0.3, init_x=0.3), conn, distance=dist, speed=10.0, k=k)
+            saveat = np.linspace(duration / 10, duration, 10)
+            return jnp.sum(bx.simulate(net, duration, dt=0.1, saveat=saveat, monitors="x")["x"] ** 2)
+
+        memory = jax.jit(jax.grad(loss)).lower(0.3).compile().memory_analysis()
+        if memory is None:
+            pytest.skip("this backend gives no memory figures")
+        return memory.temp_size_in_bytes
+
+    short, long = temporaries(100.0), temporaries(400.0)
+    assert long < 3 * short, (short, long)
