@@ -77,6 +77,11 @@ class Trajectory(eqx.Module):
     - `units`: ``{name: unit string}`` for every recorded array (``''`` = dimensionless).
     - `t1`: the time of ``final_state`` (ms): the run's end, from which a continued run's
       time goes on. None for a trajectory saved before it was recorded (then ``ts[-1]``).
+    - `carried`: what the solver carried at the end besides ``final_state`` and a continued
+      run goes on with, ``{state name: array}`` (`AbstractSolverWrapper.carried`): for
+      in-loop BOLD (`observation.WithBOLD`) the Kahan compensation of the haemodynamic
+      states, so that a continued run is the run in one go bit for bit. None for other
+      runs, and for a ``saveat`` or adaptive run (a continued run then starts it at zero).
 
     ``traj['x']`` is ``traj.ys['x']``; ``traj.quantity('x')`` attaches the unit.
     """
@@ -88,6 +93,7 @@ class Trajectory(eqx.Module):
     final_state: dict[str, Array | np.ndarray]
     units: dict[str, str] = eqx.field(static=True)
     t1: Float[ArrayLike, ""] | None = None
+    carried: dict[str, Array | np.ndarray] | None = None
 
     @property
     def end_time(self):
@@ -135,8 +141,8 @@ class Trajectory(eqx.Module):
 
     def save(self, path: str | os.PathLike) -> str:
         """Write the trajectory to a NumPy ``.npz`` file (``.npz`` is appended if missing):
-        the sample times, every recorded array, the final state and the units, so that
-        `Trajectory.load` gives it back and ``simulate(model, ..., y0=loaded)`` continues
+        the sample times, every recorded array, the final state, `carried` and the units, so
+        that `Trajectory.load` gives it back and ``simulate(model, ..., y0=loaded)`` continues
         the run (a long run in sessions, or a run continued on another machine).
         The file is replaced whole: a save killed part-way leaves the previous file as it was.
 
@@ -148,6 +154,7 @@ class Trajectory(eqx.Module):
         leaves = {"ts": self.ts} if self.t1 is None else {"ts": self.ts, "t1": self.t1}
         leaves.update({f"{_YS}{name}": value for name, value in self.ys.items()})
         leaves.update({f"{_FINAL}{name}": value for name, value in self.final_state.items()})
+        leaves.update({f"{_CARRIED}{name}": value for name, value in (self.carried or {}).items()})
         if is_traced(leaves):
             raise TypeError(
                 "Trajectory.save: this trajectory's arrays are traced (inside jax.jit / jax.vmap / "
@@ -189,6 +196,8 @@ class Trajectory(eqx.Module):
                 meta = json.loads(str(data[_FORMAT]))
                 ys = {k[len(_YS):]: data[k] for k in data.files if k.startswith(_YS)}
                 final = {k[len(_FINAL):]: data[k] for k in data.files if k.startswith(_FINAL)}
+                # None in a file written before it was kept: a continued run starts it at zero.
+                carried = {k[len(_CARRIED):]: data[k] for k in data.files if k.startswith(_CARRIED)} or None
                 t1 = data["t1"] if "t1" in data.files else None
                 ts = data["ts"]
             except (zipfile.BadZipFile, json.JSONDecodeError, ValueError, OSError, EOFError) as err:
@@ -202,11 +211,13 @@ class Trajectory(eqx.Module):
                 f"Trajectory.load: {path!r} holds a trajectory of format version {version!r}; this "
                 f"brainmass_eqx reads version {_VERSION} (upgrade brainmass_eqx to read a newer file)."
             )
-        return cls(ts=ts, ys=ys, final_state=final, units=meta["units"], t1=t1)
+        return cls(ts=ts, ys=ys, final_state=final, units=meta["units"], t1=t1, carried=carried)
 
 
 # The keys of a saved Trajectory's arrays (`Trajectory.save`), and the format it writes.
-_YS, _FINAL, _FORMAT = "ys/", "final_state/", "brainmass_eqx_trajectory"
+# ``carried/`` came later within version 1: a file without it loads (``carried`` None),
+# and a reader from before ignores it.
+_YS, _FINAL, _CARRIED, _FORMAT = "ys/", "final_state/", "carried/", "brainmass_eqx_trajectory"
 _VERSION = 1
 
 
@@ -954,11 +965,12 @@ def _finish(terms, y, solver_state, source, solver, dt, t_last, t_end, n_rest, r
     """The ``n_rest`` steps after the last sample (fewer than ``sample_every``), so that the
     run, and its final state, end at ``duration`` as brainmass's do; recording nothing.
     With ``remat`` (a checkpointed run) they are a checkpointed loop like a macro-step:
-    up to a TR of in-loop BOLD."""
-    if n_rest == 0:
-        return y
-    y, _, _, _, _ = Substeps(solver, n_rest, dt, remat=remat).step(terms, t_last, t_end, y, source, solver_state, False)
-    return y
+    up to a TR of in-loop BOLD. Returns the final state and what the solver carries on
+    to a continued run (`Trajectory.carried`; None for most solvers, no output at all)."""
+    stepper = Substeps(solver, max(n_rest, 1), dt, remat=remat)
+    if n_rest:
+        y, _, _, solver_state, _ = stepper.step(terms, t_last, t_end, y, source, solver_state, False)
+    return y, stepper.carried(solver_state)
 
 
 _finish_jit = eqx.filter_jit(_finish)
@@ -1542,14 +1554,15 @@ def simulate(
     - `solver`: a diffrax solver; default `ExponentialEuler` (brainmass's scheme).
     - `key`: a JAX PRNG key: used for random initial states and (for stochastic models) noise.
     - `y0`: initial state ``{name: array}``; default ``model.init_state(key)``. Or the
-      `Trajectory` of an earlier run, to continue it: its ``final_state``, and for a delayed
-      `Network` its recorded past (the coupled variable at every step, at least
-      ``max_delay`` of it), so that the two runs equal one uninterrupted run. Time goes
-      on from its end (``traj.t1``): the samples' times, ``saveat`` and inputs given as a
-      callable or a path are in the continued time (per-step input arrays are this run's),
-      and so is the noise: the same ``key`` continues the first run's noise stream (a new
-      key, independent noise). With ``y0=traj.final_state`` the run starts again at
-      $t = 0$, and the same key replays the first run's noise increments.
+      `Trajectory` of an earlier run, to continue it: its ``final_state`` (and what the
+      solver carried on, `Trajectory.carried`), and for a delayed `Network` its recorded
+      past (the coupled variable at every step, at least ``max_delay`` of it), so that the
+      two runs equal one uninterrupted run. Time goes on from its end (``traj.t1``): the
+      samples' times, ``saveat`` and inputs given as a callable or a path are in the
+      continued time (per-step input arrays are this run's), and so is the noise: the
+      same ``key`` continues the first run's noise stream (a new key, independent noise).
+      With ``y0=traj.final_state`` the run starts again at $t = 0$, and the same key
+      replays the first run's noise increments.
     - `inputs`: external inputs by name (see ``model.input_names``), each a plain number
       in the input's unit or a unxt Quantity: a callable ``t -> dict``, a dict of values
       held over the run (a scalar, or shape ``(n_regions,)``: one per region) and per-step
@@ -1869,6 +1882,8 @@ def simulate(
             # differ, and StepTo's is static.
             adjoint = dfx.RecursiveCheckpointAdjoint(checkpoints=piece + 1)
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
+        # Nothing carried: the solve's own solver state is not returned (saveat, adaptive).
+        carried = None
         ys, final, stop = _interpolated(
             model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget,
             progress, pieces, piece_terms, change_steps, None if adaptive else n_steps,
@@ -1901,7 +1916,7 @@ def simulate(
             # smaller than chunks (with a remainder, the step twice) and stacks its records
             # once (measured on a 60 s W1 run: peak RSS 339 -> 320 MB).
             plain = not traced or _plain_reverse(solver, y0, n_steps, (model, y0, source, terms))
-            ys, final = _run_fixed(
+            ys, (final, carried) = _run_fixed(
                 model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead, plain, tail
             )
             if chunk is not None and not traced:  # in host memory, as a chunked run's
@@ -1935,7 +1950,7 @@ def simulate(
                 )
                 pieces.append(jax.tree_util.tree_map(np.asarray, rest))
             ys = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
-            final = _finish_jit(terms, y, solver_state, source, solver, dt_ms, *tail)
+            final, carried = _finish_jit(terms, y, solver_state, source, solver, dt_ms, *tail)
 
         ts = exact_ts
     if t_start is not None:
@@ -1966,4 +1981,4 @@ def simulate(
         else:
             _report_divergence(ts, ys, model_name, model, spec, final)
             _report_final_divergence(ts, final, t1, model_name, spec)
-    return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units, t1=t1)
+    return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units, t1=t1, carried=carried)

@@ -36,6 +36,15 @@ class AbstractSolverWrapper(dfx.AbstractSolver):
         default is the safe answer, False."""
         return False
 
+    def carried(self, solver_state) -> dict | None:
+        """What of ``solver_state`` at the end of a run a continued run (``y0=traj``) needs
+        and the model state does not hold: ``{state name: array}``, which `simulate` keeps
+        as `Trajectory.carried`, or None (the default: nothing, and nothing is returned).
+        The model (`AbstractModel`) that gave the wrapper reads it back when continued
+        (`network.past_from`). In-loop BOLD's Kahan compensation is such a value: dropped,
+        a continued run's haemodynamics were one float32 ulp off the run in one go."""
+        return None
+
     @property
     def term_structure(self):
         return self.solver.term_structure

@@ -1428,14 +1428,19 @@ def past_from(model: AbstractModel, traj: Any, dt_ms: float) -> AbstractModel:
     recorded time, interpolated linearly between the samples (exact at the step times).
 
     A model that reads its own past (`WilsonCowanDelayed`) takes it through its
-    ``with_past(traj, dt_ms)``.
+    ``with_past(traj, dt_ms)``; a wrapper whose solver carries state a continued run needs
+    (`observation.WithBOLD`: the haemodynamics' Kahan compensation, `Trajectory.carried`)
+    takes it through its ``continued_from(traj)``.
 
     **Raises:** `ValueError` if a coupled (or self-delayed) variable was not recorded, if
     ``traj`` was not recorded at every step of ``dt_ms`` up to its end, or if it covers less
     than ``max_delay`` (`models._delay_history.recorded_past`).
     """
     if isinstance(model, AbstractModelWrapper):
-        return eqx.tree_at(lambda m: m.model, model, past_from(model.model, traj, dt_ms))
+        model = eqx.tree_at(lambda m: m.model, model, past_from(model.model, traj, dt_ms))
+        # Looked up on the class: a wrapper's other attributes fall through to the model inside.
+        continued_from = getattr(type(model), "continued_from", None)
+        return model if continued_from is None else continued_from(model, traj)
     if hasattr(model, "with_past"):
         return model.with_past(traj, dt_ms)
     if not isinstance(model, Network):

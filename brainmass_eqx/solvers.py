@@ -492,6 +492,11 @@ class Substeps(AbstractSolverWrapper):
     def reverse_keeps_little(self) -> bool:
         return True  # only the loop counter and the step ends of its own
 
+    def carried(self, solver_state) -> dict | None:
+        """The inner solver's `AbstractSolverWrapper.carried`, from its part of the state."""
+        inner = solver_state if self.dt is None else solver_state[2]
+        return self.solver.carried(inner) if isinstance(self.solver, AbstractSolverWrapper) else None
+
     def init(self, terms, t0, t1, y0, args):
         if self.dt is None:
             return self.solver.init(terms, t0, t0 + (t1 - t0) / self.n, y0, args)

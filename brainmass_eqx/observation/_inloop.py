@@ -11,9 +11,10 @@ so a float32 solver that adds its increments plainly loses them. The solver wrap
 `WithBOLD.wrap_solver`) therefore advances the neural model with the user's solver and
 the haemodynamics with `BalloonWindkessel.step_compensated` (Heun, increments added by
 Kahan summation); the compensation is carried in the solver state, so it survives
-chunked runs and never appears in the model state. Step ``i`` is driven by the neural
-value at its end, so the in-loop BOLD is the offline `bold_from_signal` of the recorded
-neural trajectory.
+chunked runs and never appears in the model state; a run's `Trajectory` keeps it
+(`Trajectory.carried`), so that a run continued from it (``y0=traj``) goes on with it, bit
+for bit. Step ``i`` is driven by the neural value at its end, so the in-loop BOLD is the
+offline `bold_from_signal` of the recorded neural trajectory.
 
 Measured (``benchmarks/bench_bold.py``, float32, dt = 0.1 ms, 60 s, constant drive,
 against SciPy): q within 1.2e-7 and BOLD within 1.1e-8 with `BOLDSolver`; 3.4e-4 and
@@ -94,6 +95,9 @@ class WithBOLD(AbstractModelWrapper):
     driver: str | Callable = "x"
     balloon: BalloonWindkessel | None = None
     scale: Any = 1.0
+    # The Kahan compensation a continued run starts from (`continued_from`), keyed like
+    # `split`'s haemodynamic state; None: zeros.
+    compensation: dict[str, Array] | None = eqx.field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         model, driver, balloon, scale = self.model, self.driver, self.balloon, self.scale
@@ -109,6 +113,9 @@ class WithBOLD(AbstractModelWrapper):
                 "needs for its haemodynamic states and the 'bold' observable."
             )
         self.n_regions = n = model.n_regions
+        # Set here: equinox leaves an init=False default off the instance (eqx.tree_at then
+        # could not find the field to set, `continued_from`).
+        self.compensation = None
 
         if balloon is None:
             balloon = BalloonWindkessel()
@@ -188,6 +195,18 @@ class WithBOLD(AbstractModelWrapper):
     def init_state(self, key: PRNGKeyArray | None = None) -> State:
         """The model's initial state and the haemodynamic rest state (s = 0, f = v = q = 1)."""
         return self.join(self.model.init_state(key), self.balloon.init_state(self.n_regions))
+
+    def continued_from(self, traj: Trajectory) -> WithBOLD:
+        """This model continuing the run of ``traj``: its haemodynamics' Kahan compensation
+        starts from the one the run ended with (``traj.carried``, from `BOLDSolver.carried`),
+        so that the two runs are one run bit for bit. A trajectory without it (of the neural
+        model alone, of a ``saveat`` or adaptive run, or saved before it was kept) starts it
+        at zero, which is under one float32 ulp of each state. `network.past_from` calls it."""
+        carried = getattr(traj, "carried", None) or {}
+        if not all(name in carried for name in _BOLD_STATES):
+            return self
+        compensation = {short: carried[long] for long, short in _BOLD_STATES.items()}
+        return eqx.tree_at(lambda m: m.compensation, self, compensation, is_leaf=lambda x: x is None)
 
     def drive(self, neural: State) -> Array:
         """The haemodynamic drive $z$ = scale x driver, shape ``(n_regions,)``."""
@@ -341,9 +360,10 @@ class BOLDSolver(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
     wrapped model, its terms and its solver state: delay histories, noise blocks), applies
     the model's `post_step`, then advances the haemodynamic state over the same step with
     the drive of the new neural state (held over the step). The Kahan compensation of
-    the haemodynamic increments is carried in the solver state. Error estimates (adaptive
-    steps) are the neural solver's plus, for the haemodynamics, Heun minus Euler and the
-    error of holding the drive; dense output is linear between steps.
+    the haemodynamic increments is carried in the solver state (`carried` hands it to the
+    run's `Trajectory`, `WithBOLD.continued_from` back to a continued run). Error
+    estimates (adaptive steps) are the neural solver's plus, for the haemodynamics, Heun
+    minus Euler and the error of holding the drive; dense output is linear between steps.
 
     **Arguments:**
 
@@ -359,7 +379,16 @@ class BOLDSolver(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         model = _bold_model(terms)
         neural, haemo = model.split(y0)
         inner = self.solver.init(_inner_terms(terms, model), t0, t1, neural, args)
-        return inner, jax.tree_util.tree_map(jnp.zeros_like, haemo)
+        if model.compensation is None:
+            return inner, jax.tree_util.tree_map(jnp.zeros_like, haemo)
+        start = {k: jnp.broadcast_to(jnp.asarray(model.compensation[k], h.dtype), h.shape) for k, h in haemo.items()}
+        return inner, start
+
+    def carried(self, solver_state) -> dict[str, Array]:
+        """The Kahan compensation at the end of a run, keyed by the `WithBOLD` state names
+        (``bold_s``, ...): `Trajectory.carried`, from which `WithBOLD.continued_from`
+        starts a continued run."""
+        return {long: solver_state[1][short] for long, short in _BOLD_STATES.items()}
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         model = _bold_model(terms)
@@ -444,13 +473,14 @@ def simulate_bold(
     - `y0`: initial state; the haemodynamic states may be omitted (rest). Or the
       `Trajectory` of an earlier run, to continue it as `simulate` does: time, inputs
       given as functions of time and (with the same ``key``) the noise go on from its end,
-      so that the two runs equal one: the neural states bit for bit, the haemodynamics to
-      rounding (the Kahan compensation of their increments, under one float32 ulp, is
-      solver state, not in the Trajectory, and starts again at zero: 1 ulp of ``bold_v``,
-      1e-8 of BOLD for 2 Wilson-Cowan regions). A delayed network also needs its past at every
-      step, which a BOLD run does not record (raises: use ``chunk=`` for a long run in
-      pieces). ``y0=traj.final_state`` instead starts a new run at $t = 0$; give it a new
-      ``key``, as the same key replays the first run's noise.
+      so that the two runs equal one bit for bit, the haemodynamics included: the
+      Trajectory keeps the Kahan compensation of their increments (`Trajectory.carried`,
+      saved by `Trajectory.save`). One without it (saved by an older version) starts it at
+      zero, under one float32 ulp of each state (1e-8 of BOLD for 2 Wilson-Cowan regions).
+      A delayed network also needs its past at every step, which a BOLD run does not
+      record (raises: use ``chunk=`` for a long run in pieces). ``y0=traj.final_state``
+      instead starts a new run at $t = 0$; give it a new ``key``, as the same key replays
+      the first run's noise.
     - `kwargs`: passed to `simulate` (``solver``, ``key``, ``inputs``, ``chunk``,
       ``progress``, ``adjoint``, ``check_finite``, ...).
 
