@@ -11,7 +11,7 @@ the tolerance the docs promise:
   ``saveat`` on the step grid against ``sample_every``; a float32 ``saveat`` run in pieces
   against the run in one solve; per-step inputs of one constant value against the value held.
 - ``tolerance``: a float32 adaptive run in pieces against the run in one solve (each piece
-  restarts the step size).
+  restarts the step size); not for a noisy one, whose pieces draw independent noise.
 
 ``exact`` fails by one ulp here and there (the compiler rounds another loop otherwise, see
 docs/concepts.md, "Reproducibility"): read a failure of at most a few ulp as that.
@@ -185,10 +185,16 @@ def checks(case):
 
 
 def pieces_checks(case, monkeypatch_bits=20):
-    """A float32 saveat / adaptive run in pieces against one solve (pieces of ~2**(4+log2 dt) ms)."""
+    """A float32 saveat / adaptive run in pieces against one solve (pieces of ~2**(4+log2 dt) ms).
+
+    Nothing (an empty dict) for a noisy adaptive run: its pieces draw independent Brownian trees (`simulate`'s
+    ``saveat``), another realisation than the one solve's (0.16 apart on a scale of 0.16).
+    """
     m = model_of(case["kind"], case["n"], case["noisy"], case["interp"])
     names = m.state_names
     adaptive = SOLVERS[case["solver"]][1] is not None
+    if adaptive and case["noisy"]:
+        return {}
     n_steps, dt = case["n_steps"], case["dt"]
     rng = np.random.default_rng(case["seed"])
     saveat = np.sort(rng.integers(0, n_steps + 1, size=6)) * dt
