@@ -22,7 +22,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "divergence_gives_nan", "divergence_raises", "error_if_member", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -112,16 +112,6 @@ def checked_as_run_starts(value: Any, bad: Any, rule: str) -> Any:
 # population slices are traced in worker threads).
 _DIVERGENCE_GIVES_NAN: contextvars.ContextVar[bool] = contextvars.ContextVar("bmx_divergence_gives_nan", default=False)
 
-# The same, as a part of JAX's trace cache key (`jax.make_user_context`, where JAX has it; a
-# thread-local value): a function the user wrapped in jax.jit / eqx.filter_jit is traced
-# apart inside and outside a fit. With the context variable alone, JAX reused the first
-# trace: a ``predict`` jitted and called before the fit kept simulate's check, and a
-# diverging step ended the fit with a bare EquinoxRuntimeError (no step, no parameters,
-# no result); one first traced by the fit kept no check afterwards, so ``predict`` of a
-# diverging model returned NaN without a word.
-_IN_FIT_LOSS = jax.make_user_context(False) if hasattr(jax, "make_user_context") else None
-
-
 @contextlib.contextmanager
 def divergence_gives_nan():
     """Within this block, `simulate` records a run that diverges instead of raising, as
@@ -133,20 +123,30 @@ def divergence_gives_nan():
     in a `NonFiniteLossError`; one start of several stopping alone; a huge loss told to
     nevergrad; a failed scipy start), rather than a run-time error that ended the whole fit
     (every start, the whole population) without either. It acts where ``simulate`` is
-    traced, and it is part of JAX's trace cache key: a ``predict`` the user wrapped in
-    ``jax.jit`` is traced again inside the fit (without the check) and keeps its own trace
-    (with it) outside. (On a JAX without ``jax.make_user_context``, a ``predict``
-    jitted and run before the fit keeps its check inside it.)
+    traced: a function the user compiled with ``jax.jit`` keeps the trace it made first,
+    so the Fitter calls the function inside a ``jax.jit`` / ``eqx.filter_jit`` it is
+    given (`unjitted`), and a ``predict`` that calls a jitted function of its own keeps
+    that function's check (a divergence then ends the fit with simulate's error).
     """
     token = _DIVERGENCE_GIVES_NAN.set(True)
     try:
-        if _IN_FIT_LOSS is None:
-            yield
-        else:
-            with _IN_FIT_LOSS(True):
-                yield
+        yield
     finally:
         _DIVERGENCE_GIVES_NAN.reset(token)
+
+
+def unjitted(fn: Callable) -> Callable:
+    """The function inside ``jax.jit`` / ``eqx.filter_jit`` wrappers of ``fn`` (``fn``
+    itself if it is not one). The Fitter compiles its whole loss, so a user's jit around
+    ``predict`` adds nothing there, and JAX would reuse the wrapper's first trace: traced
+    before the fit, it kept simulate's divergence check, and a diverging step ended the fit
+    with a bare EquinoxRuntimeError (no step, no parameters, no result); traced first by
+    the fit, it kept no check afterwards, and ``predict`` of a diverging model returned NaN
+    without a word. (A context in JAX's trace cache key, ``jax.make_user_context``, did the
+    same but compiled every eager operation of a fit again: W4's compile 2.1 -> 2.6 s.)"""
+    while hasattr(fn, "lower") and callable(getattr(fn, "__wrapped__", None)):
+        fn = fn.__wrapped__
+    return fn
 
 
 def divergence_raises() -> bool:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree, Scalar
 
-from .._checks import did_you_mean, divergence_gives_nan, pick_variable_hint
+from .._checks import did_you_mean, divergence_gives_nan, pick_variable_hint, unjitted
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec, unwrap
 from .._units import CANONICAL_UNITS, UnitError, is_quantity, to_canonical
 from ..objectives import fc_shape, target_fits
@@ -511,6 +511,7 @@ class Problem:
         # (naming the step and parameters, or telling nevergrad a huge loss), rather than
         # simulate's run-time error, which ended the whole fit (every start, the whole
         # population) without either.
+        fn = unjitted(fn)
         with divergence_gives_nan():
             return fn(model, *args, key) if self.with_key else fn(model, *args)
 
