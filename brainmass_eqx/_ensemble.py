@@ -144,6 +144,27 @@ def shard_vmap(fn: Callable, devices: Sequence[jax.Device]) -> Callable:
     return eqx.filter_jit(_ShardVmap(fn, _mesh(devices)))
 
 
+def check_devices(devices: Any) -> list:
+    """``devices`` as a list (default ``jax.devices()``), refused eagerly when it is not a
+    non-empty sequence of distinct ``jax.Device``s (`ensemble`'s and the Fitter's)."""
+    if devices is None:
+        return list(jax.devices())
+    if isinstance(devices, jax.Device):
+        raise TypeError(f"devices must be a list of devices, got one device {devices}: pass devices=[{devices}].")
+    if not isinstance(devices, Sequence) or isinstance(devices, str):
+        raise TypeError(f"devices must be a list of jax devices (e.g. jax.devices()[:2]), got {type(devices).__name__}.")
+    devices = list(devices)
+    wrong = [d for d in devices if not isinstance(d, jax.Device)]
+    if wrong or not devices:
+        raise ValueError(
+            "devices must be a non-empty list of jax devices (e.g. jax.devices()[:2], or None for all of them); "
+            + (f"got {wrong[0]!r}." if wrong else "got an empty list.")
+        )
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"devices lists a device twice ({devices}); give each device once.")
+    return devices
+
+
 def _mesh(devices: Sequence[jax.Device]) -> Mesh:
     return Mesh(np.asarray(list(devices)), ("batch",))
 
@@ -486,7 +507,7 @@ def ensemble(
     the bytes needed and left and a ``chunk`` that fits.
     """
     size = batch_size_of(batch)
-    devices = list(jax.devices() if devices is None else devices)
+    devices = check_devices(devices)
     if threads is not None:
         threads = check_int(threads, "ensemble: threads", 1, hint=" (or None for one per CPU core)")
     if chunk is not None:

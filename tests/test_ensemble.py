@@ -448,3 +448,13 @@ def test_host_memory_is_the_smaller_of_linux_and_a_cgroup_limit(monkeypatch):
     limits.clear()  # no cgroup limit ("max" reads as None)
     assert mem._host_available() > 0
     assert mem.format_bytes(3.2e9) == "3.2 GB" and mem.format_bytes(64e6) == "64 MB" and mem.format_bytes(12) == "12 B"
+
+
+def test_ensemble_refuses_devices_that_are_not_a_list_of_devices():
+    # ensemble took list(devices) as given: one device failed inside list(), an empty list
+    # deep inside. The Fitter's check, shared.
+    batch = jnp.arange(3.0)
+    with pytest.raises(ValueError, match=r"devices must be a non-empty list of jax devices .*got an empty list"):
+        bx.ensemble(lambda p: p, batch, devices=[])
+    with pytest.raises(TypeError, match=r"devices must be a list of devices, got one device .*: pass devices=\["):
+        bx.ensemble(lambda p: p, batch, devices=jax.devices()[0])

@@ -26,6 +26,7 @@ from .._checks import (
     suggests_keywords,
     user_stacklevel,
 )
+from .._ensemble import check_devices
 from .._files import check_writable
 from .._text import value_text
 from .._units import check_real
@@ -278,27 +279,6 @@ def _warn_if_flat(result: FitResult) -> None:
             RuntimeWarning,
             stacklevel=user_stacklevel(),
         )
-
-
-def _check_devices(devices: Any) -> list:
-    """``devices`` as a list (default ``jax.devices()``), refused eagerly when it is not a
-    non-empty sequence of distinct ``jax.Device``s."""
-    if devices is None:
-        return list(jax.devices())
-    if isinstance(devices, jax.Device):
-        raise TypeError(f"devices must be a list of devices, got one device {devices}: pass devices=[{devices}].")
-    if not isinstance(devices, Sequence) or isinstance(devices, str):
-        raise TypeError(f"devices must be a list of jax devices (e.g. jax.devices()[:2]), got {type(devices).__name__}.")
-    devices = list(devices)
-    wrong = [d for d in devices if not isinstance(d, jax.Device)]
-    if wrong or not devices:
-        raise ValueError(
-            "devices must be a non-empty list of jax devices (e.g. jax.devices()[:2], or None for all of them); "
-            + (f"got {wrong[0]!r}." if wrong else "got an empty list.")
-        )
-    if len(set(devices)) != len(devices):
-        raise ValueError(f"devices lists a device twice ({devices}); give each device once.")
-    return devices
 
 
 def _seed(key: PRNGKeyArray | None) -> int:
@@ -622,7 +602,7 @@ class Fitter:
             raise ValueError(f"population must be one of {_nevergrad.POPULATION_MODES}, got {population!r}.")
         if population_threads is not None:
             population_threads = check_int(population_threads, "population_threads", 1)
-        devices = _check_devices(devices)
+        devices = check_devices(devices)
         if population_threads is not None and population_threads > 1 and len(devices) > 1:
             raise ValueError(
                 f"population_threads={population_threads} cuts the population into threads on one device; with "
