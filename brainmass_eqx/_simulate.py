@@ -550,17 +550,21 @@ def _check_path_covers(path, start, length, dt):
     )
 
 
-def _check_saveat(ts, origin: float, length: float, continued: bool) -> None:
+def _check_saveat(
+    ts, origin: float, length: float, continued: bool, eps: float = float(np.finfo(np.float32).eps)
+) -> None:
     """Refuse save times ``ts`` (float64, on the host) that are not finite, decrease, or lie
     outside the run ``[origin, origin + length]`` ms, naming the first such time.
 
-    Four float32 spacings of an end are allowed (and the time then read as that end): a
-    float32 ``saveat`` ending at the run's end, ``jnp.linspace(0.0, 1.1, 12)``, holds 1.1
-    as 1.1000000238 and was refused as outside ``[0, 1.1]`` ms. A NaN was let through
+    Four spacings (``eps``: the machine epsilon of the times as given) of an end are
+    allowed (and the time then read as that end): a float32 ``saveat`` ending at the run's
+    end, ``jnp.linspace(0.0, 1.1, 12)``, holds 1.1 as 1.1000000238 and was refused as
+    outside ``[0, 1.1]`` ms; float64 times get float64's slack (float32's let a 600 s run pin
+    a save 0.29 ms past its end to the end). A NaN was let through
     (every comparison with it is false), and the run then reported a divergence at
     ``t = nan`` ms."""
     end = origin + length
-    spacing = 4 * float(np.finfo(np.float32).eps)
+    spacing = 4 * eps
     low, high = origin - max(1e-9, spacing * abs(origin)), end + max(1e-9, spacing * abs(end))
     where = f" (this run continues one that ended at {origin:g} ms)" if continued else ""
     bad = np.flatnonzero(~np.isfinite(ts))
@@ -1831,7 +1835,10 @@ def simulate(
             # (float(ts[0]) raised ConcretizationTypeError for a constant saveat).
             host_ts = None if is_traced(ts) else np.asarray(given, np.float64)
             if host_ts is not None:
-                _check_saveat(host_ts, origin, n_steps * dt_ms, t_start is not None)
+                given_dtype = np.asarray(given).dtype
+                eps = np.finfo(given_dtype if np.issubdtype(given_dtype, np.floating) else np.float64).eps
+                eps = float(max(eps, np.finfo(ts.dtype).eps))
+                _check_saveat(host_ts, origin, n_steps * dt_ms, t_start is not None, eps)
             if t_start is not None:
                 ts = ts - t_start
             if host_ts is not None:

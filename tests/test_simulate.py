@@ -658,6 +658,21 @@ def test_a_saveat_outside_the_run_names_the_time(saveat, problem):
         bx.simulate(hopf(), 1.1, dt=0.05, saveat=np.array(saveat))
 
 
+def test_a_float64_saveat_gets_float64s_slack_at_the_end():
+    # The slack at the ends was float32's for every run: a float64 run pinned a save 4
+    # float32 spacings past its end to the end (0.29 ms at 600 s), silently.
+    late = np.array([0.5, 1.1 * (1 + 1e-7)])
+    with enable_x64(True):
+        with pytest.raises(ValueError, match=r"saveat\[1\] = 1\.10000011 ms is after the run's end"):
+            bx.simulate(hopf(), 1.1, dt=0.05, saveat=late)
+        traj = bx.simulate(hopf(), 1.1, dt=0.05, saveat=np.array([0.5, 1.1]))
+        assert traj.ts[-1] == 1.1
+        # A list has no dtype of its own (np.result_type of one failed).
+        assert bx.simulate(hopf(), 1.1, dt=0.05, saveat=[0.5, 1.1]).ts[-1] == 1.1
+    # A float32 run keeps float32's slack: its own times are no finer.
+    assert bx.simulate(hopf(), 1.1, dt=0.05, saveat=late).ts[-1] == 1.1
+
+
 def test_stochastic_runge_kutta_solvers_with_an_error_estimate_adapt():
     # diffrax's ShARK and SRA1 carry an embedded error estimate but are not
     # AbstractAdaptiveSolvers: they were refused ("no error estimate") with advice to use
