@@ -101,13 +101,34 @@ def _cache_dir() -> Path:
     return Path(base) / "brainmass_eqx"
 
 
-def _cpu_signature() -> str:
-    # -march=native code is only valid on a CPU with the same instruction set.
+def _cpu_signature(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The instruction set the library is built for: ``-march=native`` code is only valid
+    on a CPU that has it. Linux's ``/proc/cpuinfo`` flags; elsewhere (macOS) what the
+    compiler expands ``-march=native`` to, since ``platform.processor()`` alone ('arm',
+    'i386') would let two CPU generations sharing a cache load each other's library."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in cpuinfo.read_text().splitlines():
             if line.startswith(("flags", "Features")):
                 return line
     except OSError:
+        pass
+    try:
+        # `-###` prints the compiler's internal command lines without running them: gcc's
+        # cc1 line spells out -march=<cpu> and every -m<feature>, clang's -cc1 line its
+        # -target-cpu and -target-feature list.
+        proc = subprocess.run(
+            [*_compiler_command(), "-march=native", "-###", "-x", "c++", "-c", os.devnull, "-o", os.devnull],
+            capture_output=True, text=True, timeout=60,
+        )
+        words = [w for line in proc.stderr.splitlines() if "cc1" in line for w in shlex.split(line)]
+        # Only the target's words: the rest names temporary files, different every run.
+        target = [
+            word for previous, word in zip(["", *words], words)
+            if word.startswith("-m") or previous in ("-target-cpu", "-target-feature")
+        ]
+        if proc.returncode == 0 and target:
+            return " ".join(target)
+    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError):
         pass
     return platform.processor()
 

@@ -408,3 +408,13 @@ def test_a_compiler_given_with_arguments_in_cxx_is_run_as_a_command(monkeypatch)
     command = _native._compiler_command()
     assert command[0] == "env" and len(command) == 2
     assert subprocess.run([*command, "--version"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler")
+def test_the_cache_key_names_the_instruction_set_without_proc_cpuinfo(tmp_path):
+    """Without ``/proc/cpuinfo`` (macOS) the key was ``platform.processor()`` ('arm',
+    'i386'), so two CPU generations sharing a cache could load each other's -march=native
+    library. The compiler's expansion of -march=native names the instruction set."""
+    signature = _native._cpu_signature(cpuinfo=tmp_path / "absent")
+    assert "-march=" in signature or "-target-cpu" in signature, signature
+    assert signature == _native._cpu_signature(cpuinfo=tmp_path / "absent")
