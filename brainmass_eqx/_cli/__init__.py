@@ -158,10 +158,9 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
     if isinstance(message, DroppedSelfConnectionsWarning):
         # The library's fix is a keyword argument; here it is a flag.
-        lag = " (their delays are not zero)" if message.lagged else ""
         message = (
             f"the connectome has {message.count} self-connections (largest {message.largest:.4g}), which "
-            f"{message.coupling} coupling would sum{lag}; they are dropped (brainmass's rule; TVB keeps them): "
+            f"{message.coupling} coupling would sum; they are dropped (brainmass's rule; TVB keeps them): "
             "add --self-connections to keep them"
         )
     sys.stderr.write(f"warning: {first_line(message)}\n")

