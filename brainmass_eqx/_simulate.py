@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -914,6 +915,54 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, 
     return recorded, y, solver_state
 
 
+@contextlib.contextmanager
+def _forward_mode_refused(adjoint):
+    """Names ``adjoint`` and the alternatives when forward-mode AD (``jax.jacfwd``,
+    ``jax.jvp``) of a solve through diffrax's ``RecursiveCheckpointAdjoint`` fails.
+
+    Its checkpointed loop is a ``jax.custom_vjp``, which forward mode cannot enter. JAX
+    raises at the boundary of the compiled run, with a message ("can't apply forward-mode
+    autodiff (jvp) to a custom_vjp function") that named neither the adjoint, which
+    `simulate` picks by default for ``saveat`` and adaptive steps, nor what works instead.
+    The converse, reverse mode through ``ForwardMode``, is `_reverse_mode_refused`.
+    """
+    try:
+        yield
+    except TypeError as err:
+        if not (isinstance(adjoint, dfx.RecursiveCheckpointAdjoint) and "custom_vjp" in str(err)):
+            raise
+        raise TypeError(
+            "adjoint: forward-mode AD (jax.jacfwd, jax.jvp) cannot go through "
+            "diffrax.RecursiveCheckpointAdjoint(), simulate's adjoint for saveat or adaptive steps (or a "
+            "progress bar) unless one is given: its checkpointed loop differentiates in reverse mode only. "
+            "Pass adjoint=diffrax.ForwardMode() (forward mode) or diffrax.DirectAdjoint() (both modes, "
+            "more memory), or differentiate with jax.grad."
+        ) from err
+
+
+def _reverse_mode_refused(adjoint, outputs):
+    """``outputs`` of a solve, unchanged; under ``adjoint=diffrax.ForwardMode()`` marked so
+    that reverse-mode AD through them raises, naming the adjoint and the alternatives.
+
+    ``ForwardMode`` runs diffrax's loop as a plain while loop, which only forward mode can
+    enter; ``jax.grad`` failed in its backward pass with JAX's "Reverse-mode
+    differentiation does not work for lax.while_loop or lax.fori_loop with dynamic
+    start/stop values", which named neither. That error comes after ``simulate`` has
+    returned, so the mark is on what it returns, where the cotangents enter first.
+    """
+    if not isinstance(adjoint, dfx.ForwardMode):
+        return outputs
+    return eqxi.nondifferentiable_backward(
+        outputs,
+        msg=(
+            "adjoint: reverse-mode AD (jax.grad, jax.vjp) cannot go through diffrax.ForwardMode(), which "
+            "differentiates in forward mode only (jax.jacfwd, jax.jvp). For jax.grad leave adjoint unset "
+            "(exact reverse mode, checkpointed) or pass diffrax.RecursiveCheckpointAdjoint() or "
+            "diffrax.DirectAdjoint()."
+        ),
+    )
+
+
 def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, k, dt, adjoint, progress):
     """`_record_scan` as a diffrax solve (for a user's ``adjoint`` or a progress bar; a bar
     without an adjoint gets diffrax's default).
@@ -1635,7 +1684,12 @@ def simulate(
       history with it), so do not pass ``RecursiveCheckpointAdjoint(checkpoints=...)``
       with fewer checkpoints than a piece's steps there. Giving one runs the fixed-step case as a
       diffrax solve with it (so does ``progress=True``). For forward mode (``jax.jacfwd``)
-      through ``saveat`` or adaptive steps, pass ``diffrax.ForwardMode()``.
+      through ``saveat`` or adaptive steps, pass ``diffrax.ForwardMode()`` (forward mode
+      only) or ``diffrax.DirectAdjoint()`` (both modes, more memory); forward mode through
+      ``RecursiveCheckpointAdjoint`` and reverse mode through ``ForwardMode`` are refused
+      with the alternatives named, and so is ``BacksolveAdjoint``. Every solver, delayed
+      Network and noise included, works under each of these adjoints (a Runge-Kutta
+      solver's stages run as a loop every AD mode enters, see `bounded_stages`).
     - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``), per piece
       for a run in pieces (see `saveat`; default 16 times a piece's steps). It does not
       change a fixed-step ``saveat`` run's gradient (see `adjoint`).
@@ -1811,10 +1865,15 @@ def simulate(
         terms = model.terms(key)
     if stochastic and adaptive:
         _check_sde_error_order(solver, terms, stepsize_controller, model_name)
-    if saveat is None and not adaptive:
-        # Before a model's hook wraps it: `Substeps` cannot see an RK solver inside a
-        # wrapper, whose default stage loop then stops jax.jacfwd (a delayed Network, Heun).
-        solver = bounded_stages(solver)
+    # Before a model's hook wraps it, for every run: a Runge-Kutta solver's default stage
+    # loop (diffrax's checkpointed loop) stops forward-mode AD, and no one can change it
+    # once it is wrapped. `Substeps` sees only the outermost wrapper; diffrax's ForwardMode
+    # and DirectAdjoint swap it only in a solver they see as Runge-Kutta, which their
+    # isinstance check does one wrapper deep: with saveat, Heun in a delayed Network
+    # holding inputs per step (`_HeldStepInputs`) or in a node's own delay history
+    # (`SelfDelaySolver`) failed under jax.jacfwd with "can't apply forward-mode autodiff
+    # (jvp) to a custom_vjp function". Written-out stages are the same arithmetic.
+    solver = bounded_stages(solver)
     given_solver = solver
     solver = _wrap_solver(model, solver, dt_ms)
     if stochastic:
@@ -1894,10 +1953,11 @@ def simulate(
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         # Nothing carried: the solve's own solver state is not returned (saveat, adaptive).
         carried = None
-        ys, final, stop = _interpolated(
-            model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget,
-            progress, pieces, piece_terms, change_steps, None if adaptive else n_steps,
-        )
+        with _forward_mode_refused(adjoint):
+            ys, final, stop = _interpolated(
+                model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget,
+                progress, pieces, piece_terms, change_steps, None if adaptive else n_steps,
+            )
         ys, final = _check_stop(
             stop, ys, final, model_name, n_steps * dt_ms, budget, given_solver, stochastic,
             piece_ms=None if piece is None else piece * dt_ms,
@@ -1926,9 +1986,12 @@ def simulate(
             # smaller than chunks (with a remainder, the step twice) and stacks its records
             # once (measured on a 60 s W1 run: peak RSS 339 -> 320 MB).
             plain = not traced or _plain_reverse(solver, y0, n_steps, (model, y0, source, terms))
-            ys, (final, carried) = _run_fixed(
-                model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead, plain, tail
-            )
+            # A progress bar without an adjoint is a diffrax solve with its default adjoint.
+            with _forward_mode_refused(dfx.RecursiveCheckpointAdjoint() if adjoint is None and progress else adjoint):
+                ys, (final, carried) = _run_fixed(
+                    model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead, plain,
+                    tail,
+                )
             if chunk is not None and not traced:  # in host memory, as a chunked run's
                 ys = jax.tree_util.tree_map(np.asarray, ys)
         else:
@@ -1963,6 +2026,8 @@ def simulate(
             final, carried = _finish_jit(terms, y, solver_state, source, solver, dt_ms, *tail)
 
         ts = exact_ts
+    if is_traced((ys, final)):  # (a run not differentiated has nothing to mark)
+        ys, final, carried = _reverse_mode_refused(adjoint, (ys, final, carried))
     if t_start is not None:
         # Sample times and saveat in the continued time (float64 on the host; saveat's
         # then rounded once to its dtype).

@@ -46,6 +46,21 @@ class AbstractSolverWrapper(dfx.AbstractSolver):
         return None
 
     @property
+    def scan_kind(self):
+        """The inner solver's stage loop (``diffrax.AbstractRungeKutta.scan_kind``).
+
+        A wrapper that is also a ``diffrax.AbstractWrappedSolver`` passes diffrax's
+        ``isinstance(solver, AbstractRungeKutta)`` when its inner solver is one, and
+        diffrax's ``ForwardMode`` and ``DirectAdjoint`` then read this field and replace it
+        (``eqx.tree_at(lambda s: s.scan_kind, ...)``) to pick a stage loop their AD mode can
+        enter. Read through this property, the replacement reaches the inner solver's
+        field; without it a delayed `Network` with Heun and ``saveat`` failed to trace
+        (``AttributeError: '_DelayedCoupling' object has no attribute 'scan_kind'``).
+        An inner solver without a stage loop has no such attribute, and neither has the
+        wrapper."""
+        return self.solver.scan_kind
+
+    @property
     def term_structure(self):
         return self.solver.term_structure
 

@@ -299,10 +299,15 @@ def bounded_stages(solver: dfx.AbstractSolver) -> dfx.AbstractSolver:
     step; 5.9 us written out, 5.2 us for Euler's one stage).
 
     `simulate` applies it to the solver it is given before a model's solver hook wraps it
-    (a delayed `Network`'s history, noise increments, in-loop BOLD): `Substeps` sees only
-    the outermost wrapper, and the Runge-Kutta solver inside it kept the while loop.
+    (a delayed `Network`'s history, noise increments, in-loop BOLD), for every run:
+    `Substeps` sees only the outermost wrapper, and diffrax's ``ForwardMode`` and
+    ``DirectAdjoint``, which pick a stage loop their AD mode enters, see a Runge-Kutta
+    solver only one wrapper deep; the one inside kept the while loop. A wrapper is
+    returned unchanged (apply it to the solver before wrapping).
     """
-    if isinstance(solver, dfx.AbstractRungeKutta) and getattr(solver, "scan_kind", "lax") is None:
+    # The class, not isinstance: a wrapper passes diffrax's isinstance for the solver it
+    # wraps (and forwards its scan_kind), but is no dataclass with that field to replace.
+    if issubclass(type(solver), dfx.AbstractRungeKutta) and getattr(solver, "scan_kind", "lax") is None:
         if UnrolledStages.handles(solver):
             return UnrolledStages(solver)
         return dataclasses.replace(solver, scan_kind="bounded")
