@@ -1155,6 +1155,8 @@ class _Pieces(eqx.Module):
     firsts: Array
     #: ``(T,)``: where each save lies in the ``(n_pieces * M)`` records of the pieces.
     index: Array
+    #: The most steps of any piece (the step budget of a fixed-step piece, `_StepGrid`).
+    most: int = eqx.field(static=True)
 
 
 def _piece_plan(ts, n_steps: int, piece: int, dt_ms: float) -> _Pieces:
@@ -1178,7 +1180,7 @@ def _piece_plan(ts, n_steps: int, piece: int, dt_ms: float) -> _Pieces:
     return _Pieces(
         ts=as_device(grid, dtype), ends=as_device(ends, dtype), steps=as_device(steps, np.int32),
         origins=as_device(origins, dtype), firsts=as_device(firsts, np.int32),
-        index=as_device(owner * width + rank, np.int32),
+        index=as_device(owner * width + rank, np.int32), most=int(steps.max()),
     )
 
 
@@ -1222,10 +1224,21 @@ class _PieceNoise(eqx.Module):
         )
 
 
+def _grid_time(k, t_end, dt, n):
+    r"""The end of step ``k`` (0 for none taken) of ``diffrax.ConstantStepSize()`` with
+    ``dt0 = dt`` over ``[0, t_end]`` in ``n`` steps, the same floats: diffrax ends the first
+    at ``dt``, step $k$ at ``t_end * (k / n)`` and the last at ``t_end``. ``k`` may be an
+    array (`_grid_steps`) and ``n`` traced (`_StepGrid`)."""
+    dtype = jnp.result_type(float)
+    t_end = jnp.asarray(t_end, dtype)
+    t = t_end * (jnp.asarray(k).astype(dtype) / jnp.asarray(n).astype(dtype))
+    t = jnp.where(k == 1, jnp.asarray(dt, dtype), t)
+    return jnp.where(k >= n, t_end, t)
+
+
 def _grid_steps(t_end, dt, n_steps: int) -> dfx.StepTo:
     r"""The steps of ``diffrax.ConstantStepSize()`` with ``dt0 = dt`` over ``[0, t_end]``
-    (``n_steps`` of them) as a ``diffrax.StepTo``, the same floats: diffrax ends the first at
-    ``dt`` and step $k$ at ``t_end * (k / n_steps)``, the last at ``t_end``.
+    (``n_steps`` of them) as a ``diffrax.StepTo``, the same floats (`_grid_time`).
 
     Why: reverse mode through diffrax's checkpointed loop (``RecursiveCheckpointAdjoint``)
     with constant steps and save times on the step grid gave gradients off forward mode
@@ -1234,13 +1247,43 @@ def _grid_steps(t_end, dt, n_steps: int) -> dfx.StepTo:
     kept every step's state, a delayed network's history with it (80 regions, 20,000
     steps: 8.0 GB against 0.32 GB). ``StepTo``, whose loop diffrax bounds by its step
     count, is exact for any number of checkpoints (equal to forward mode to 2e-7 for each
-    count above)."""
-    dtype = jnp.result_type(float)
-    t_end = jnp.asarray(t_end, dtype)
-    ts = t_end * (jnp.arange(n_steps + 1).astype(dtype) / jnp.asarray(n_steps, dtype))
-    if n_steps > 1:
-        ts = ts.at[1].set(jnp.asarray(dt, dtype))
-    return dfx.StepTo(ts=ts.at[-1].set(t_end))
+    count above). The error came with ``dt0`` a Python float (with it traced, 0 off).
+    A run in pieces steps with `_StepGrid` instead."""
+    return dfx.StepTo(ts=_grid_time(jnp.arange(n_steps + 1), t_end, dt, n_steps))
+
+
+class _StepGrid(dfx.AbstractStepSizeController):
+    r"""The steps of `_grid_steps` for a step count ``n`` known only when the solve runs:
+    step $k$ ends at `_grid_time` ``(k, t_end, dt, n)``. For the pieces of a run
+    (`_interpolated`), whose counts differ (the last piece, pieces cut by `_dense_cuts`)
+    while one compiled solve serves them all with ``max_steps`` the longest piece's.
+
+    Why not ``diffrax.StepTo``: its step count is the length of its ``ts``, static, and its
+    times must increase strictly to ``t1``, so a shorter piece cannot pad them. Why not
+    ``ConstantStepSize``, which the pieces took with a checkpoint per step (the one solve's
+    remedy, `_grid_steps`): that kept every step's state, an 8-region delayed Hopf's
+    history with it, 1.7 GB for the gradient of 16 s at dt 0.1 ms (6.1 MB for 4 s in one
+    solve; 8.5 MB in pieces with these steps). Without it, ``ConstantStepSize`` with the
+    pieces' traced ``dt0`` is exact too, but its budget of 16 times a piece's steps sets
+    diffrax's default checkpoints (about the square root of twice the budget) four times
+    as many: 34 MB. These steps are exact for any number of checkpoints (float64, 3, 5,
+    17 and the default: equal to forward mode to 1e-15), on a budget of the piece's steps.
+    """
+
+    t_end: Array
+    dt: Array
+    n: Array
+
+    def wrap(self, direction):
+        return self
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        # The state is the step whose end comes next, as StepTo's.
+        return _grid_time(1, self.t_end, self.dt, self.n), jnp.asarray(2, jnp.int32)
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state):
+        next_t1 = _grid_time(controller_state, self.t_end, self.dt, self.n)
+        return True, t1, next_t1, False, controller_state + 1, dfx.RESULTS.successful
 
 
 @eqx.filter_jit
@@ -1262,12 +1305,14 @@ def _interpolated(
     ``change_steps`` (`_StepInputs.change_steps`): the steps where inputs given per step
     change, at which adaptive steps are clipped (`_clip_at_changes`), in each piece's time.
     Reverse mode keeps each piece's start (the piece is recomputed, one extra forward pass).
-    ``n_steps``: the steps of a one-piece fixed-step run (a ``diffrax.ConstantStepSize``
-    ``controller``), solved with `_grid_steps` instead.
+    ``n_steps``: the steps of a fixed-step run (a ``diffrax.ConstantStepSize``
+    ``controller``), solved with `_grid_steps` instead, or in pieces with `_StepGrid`
+    (a budget of ``pieces.most`` steps, whatever ``max_steps``).
     """
+    fixed = n_steps is not None and isinstance(controller, dfx.ConstantStepSize)
     if pieces is None:
         controller = _clip_at_changes(controller, change_steps, dt)
-        if n_steps is not None and isinstance(controller, dfx.ConstantStepSize):
+        if fixed:
             controller, dt, max_steps = _grid_steps(t_end, dt, n_steps), None, n_steps
         recorded, y_end, _, stop = _solve(
             model, terms, y0, None, source, solver, monitor, ts, t_end, dt, controller, adjoint, max_steps, progress
@@ -1281,16 +1326,20 @@ def _interpolated(
         y, state, failed = carry
         ts_p, end, steps, origin, first = x
         args = _Clock(source, origin, first)
-        # jump_ts / step_ts in the piece's local time, as its save times.
-        local_controller = _clip_at_changes(_continued_controller(controller, origin), change_steps, end / steps, first, steps)
+        if fixed:
+            local_controller, step, budget = _StepGrid(end, end / steps, steps), None, pieces.most
+        else:
+            # jump_ts / step_ts in the piece's local time, as its save times.
+            local_controller = _clip_at_changes(_continued_controller(controller, origin), change_steps, end / steps, first, steps)
+            step, budget = end / steps, max_steps
         # After a piece that stopped early the others take no step: each went on from where
         # the run stopped and spent its own budget again (an adaptive run that had diverged,
         # retrying a NaN step max_steps times in every piece left), and the error then
         # counted their steps and named their state as where the run stopped.
         length = jnp.where(failed, jnp.zeros_like(end), end)
         recorded, y, state, stop = _solve(
-            model, terms_at(first), y, state, args, solver, monitor, jnp.minimum(ts_p, length), length, end / steps,
-            local_controller, adjoint, max_steps, False,
+            model, terms_at(first), y, state, args, solver, monitor, jnp.minimum(ts_p, length), length, step,
+            local_controller, adjoint, budget, False,
         )
         # Not reached: inf, as diffrax fills the saves of the piece that stopped.
         recorded = jax.tree_util.tree_map(lambda r: jnp.where(failed, jnp.asarray(jnp.inf, r.dtype), r), recorded)
@@ -1659,8 +1708,9 @@ def simulate(
       that rounding, as on any float32 clock); inputs given per step are read by the step
       counted (exact). An adaptive solve restarts its step size at each piece, and a noisy
       one draws an independent Brownian tree per piece. This needs the save times on the
-      host: ``saveat`` passed as a traced argument under ``jax.jit`` is solved in one piece,
-      with a warning past the end of float32's reach.
+      host, as a NumPy array (or a constant closed over by ``jax.jit``) has them: ``saveat``
+      passed as a traced argument is solved in one piece, with a warning past the end of
+      float32's reach.
     - `chunk`: steps (int) or a time Quantity per chunk. The run is split into chunks that are
       copied to host memory as they finish: constant device memory, the unchunked run's
       results (bit for bit as a rule; the compiler may round a chunk's loop one ulp otherwise,
@@ -1679,17 +1729,16 @@ def simulate(
       ``diffrax.StepTo`` on the step grid (the same steps as ``ConstantStepSize``), whose
       reverse mode is exact for any number of checkpoints (with ``ConstantStepSize`` and
       save times on the grid diffrax's gradient was up to 6.6% off unless every step was a
-      checkpoint); a float32 run long enough to be solved in pieces (see `saveat`) keeps a
-      checkpoint per step of each piece instead (every step's state, a Network's delay
-      history with it), so do not pass ``RecursiveCheckpointAdjoint(checkpoints=...)``
-      with fewer checkpoints than a piece's steps there. Giving one runs the fixed-step case as a
-      diffrax solve with it (so does ``progress=True``). For forward mode (``jax.jacfwd``)
-      through ``saveat`` or adaptive steps, pass ``diffrax.ForwardMode()`` (forward mode
-      only) or ``diffrax.DirectAdjoint()`` (both modes, more memory); forward mode through
-      ``RecursiveCheckpointAdjoint`` and reverse mode through ``ForwardMode`` are refused
-      with the alternatives named, and so is ``BacksolveAdjoint``. Every solver, delayed
-      Network and noise included, works under each of these adjoints (a Runge-Kutta
-      solver's stages run as a loop every AD mode enters, see `bounded_stages`).
+      checkpoint); the pieces of a long float32 run (see `saveat`) step so too, each
+      checkpointed as one solve of a piece's steps, and each piece's start kept. Giving one
+      runs the fixed-step case as a diffrax solve with it (so does ``progress=True``). For
+      forward mode (``jax.jacfwd``) through ``saveat`` or adaptive steps, pass
+      ``diffrax.ForwardMode()`` (forward mode only) or ``diffrax.DirectAdjoint()`` (both
+      modes, more memory); forward mode through ``RecursiveCheckpointAdjoint`` and reverse
+      mode through ``ForwardMode`` are refused with the alternatives named, and so is
+      ``BacksolveAdjoint``. Every solver, delayed Network and noise included, works under
+      each of these adjoints (a Runge-Kutta solver's stages run as a loop every AD mode
+      enters, see `bounded_stages`).
     - `max_steps`: step budget of adaptive solves (default ``16 * duration / dt``), per piece
       for a run in pieces (see `saveat`; default 16 times a piece's steps). It does not
       change a fixed-step ``saveat`` run's gradient (see `adjoint`).
@@ -1894,8 +1943,10 @@ def simulate(
             # A continued run's saveat is in the continued time, like its ts.
             origin = 0.0 if t_start is None or is_traced(t_start) else float(t_start)
             # Checked on a host copy: under jax.jit even indexing a concrete array is traced
-            # (float(ts[0]) raised ConcretizationTypeError for a constant saveat).
-            host_ts = None if is_traced(ts) else np.asarray(given, np.float64)
+            # (float(ts[0]) raised ConcretizationTypeError for a constant saveat), and so is
+            # jnp.asarray of a NumPy array (JAX 0.10): asking ``ts`` made a constant saveat
+            # under jit look traced, and a long float32 run took one solve, not pieces.
+            host_ts = None if is_traced(given) else np.asarray(given, np.float64)
             if host_ts is not None:
                 given_dtype = np.asarray(given).dtype
                 eps = np.finfo(given_dtype if np.issubdtype(given_dtype, np.floating) else np.float64).eps
@@ -1940,16 +1991,6 @@ def simulate(
             controller = _continued_controller(controller, t_start)
         # The budget is per piece for a run in pieces.
         budget = max_steps if max_steps is not None else 16 * (n_steps if piece is None else piece) + 16
-        if adjoint is None and not adaptive and piece is not None:
-            # Fixed steps with saveat in pieces: a checkpoint per step. diffrax's checkpointed
-            # recompute of constant steps with save times on the step grid gave reverse-mode
-            # gradients off by up to 2.7% for fewer checkpoints (its default, sqrt(2 x
-            # max_steps), so the user's max_steps changed the gradient: Hopf, 200 steps,
-            # max_steps = 200, 400, default: 2.3%, 0.46%, 0.97% off); right for any count
-            # with save times off the grid, or with as many checkpoints as steps. One solve
-            # steps with `_grid_steps` instead, exact at any count; the pieces' step counts
-            # differ, and StepTo's is static.
-            adjoint = dfx.RecursiveCheckpointAdjoint(checkpoints=piece + 1)
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         # Nothing carried: the solve's own solver state is not returned (saveat, adaptive).
         carried = None

@@ -873,21 +873,31 @@ def _one_piece(monkeypatch):
     monkeypatch.setattr(_simulate, "_piece_steps", lambda n_steps, dt_ms: None)
 
 
-def test_a_long_float32_saveat_run_matches_the_step_grid():
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_a_long_float32_saveat_run_matches_the_step_grid(jit):
     # diffrax steps on absolute float32 times: 2**19 steps of 1 ms end where times are
     # 0.0625 ms apart, steps of 1 ms came out uneven and the last 6.25 ms were one step.
-    # The run is solved in pieces of 16384 ms, each from a local time 0.
+    # The run is solved in pieces of 16384 ms, each from a local time 0. Under jax.jit too
+    # (saveat a NumPy constant): jnp.asarray of it is a tracer there (JAX 0.10), which made
+    # it look traced and the run took one solve (7.8e-3 off).
     node = bx.Hopf(1, a=0.5, w=0.05, init_x=jnp.array([0.3]), init_y=jnp.array([0.0]))
     n = 2**19
     saveat = n - 10.0 + np.arange(11.0)
+
+    def run(node):
+        traj = bx.simulate(node, float(n), dt=1.0, saveat=saveat)
+        return traj if not jit else (traj["x"], traj.final_state["x"])
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no float32 warning: nothing to warn about
-        traj = bx.simulate(node, float(n), dt=1.0, saveat=saveat)
+        out = eqx.filter_jit(run)(node) if jit else run(node)
+    x, final = out if jit else (out["x"], out.final_state["x"])
     grid = bx.simulate(node, float(n), dt=1.0, transient=n - 11, sample_every=1)
-    np.testing.assert_allclose(traj["x"], grid["x"], atol=2e-4)
-    np.testing.assert_allclose(traj.final_state["x"], grid.final_state["x"], atol=2e-4)
-    assert traj.ts.dtype == np.float64  # exact (float32 times are 0.0625 ms apart here)
-    np.testing.assert_array_equal(traj.ts, saveat)
+    np.testing.assert_allclose(x, grid["x"], atol=2e-4)
+    np.testing.assert_allclose(final, grid.final_state["x"], atol=2e-4)
+    if not jit:
+        assert out.ts.dtype == np.float64  # exact (float32 times are 0.0625 ms apart here)
+        np.testing.assert_array_equal(out.ts, saveat)
 
 
 def test_progress_on_a_run_in_pieces_says_it_shows_no_bar(short_pieces):
@@ -1013,6 +1023,63 @@ def test_reverse_mode_through_a_run_in_pieces_equals_the_run_in_one(x64, monkeyp
         monkeypatch.setattr(_simulate, "_piece_steps", lambda n_steps, dt_ms, p=pieces: p)
         grads[pieces] = jax.grad(loss)(0.2)
     np.testing.assert_allclose(grads[7], grads[None], rtol=1e-10)
+
+
+def _delayed_run(duration, saveat=None, adjoint=None):
+    """``k -> x`` recorded by the memory and gradient tests of runs in pieces: a delayed
+    network of 8 regions (delays up to 10 ms, 100 steps of history a state), coupling ``k``,
+    saves every ms unless ``saveat`` is given."""
+    rng = np.random.default_rng(0)
+    conn = rng.uniform(0.0, 0.2, (8, 8))
+    np.fill_diagonal(conn, 0.0)
+    delays = rng.uniform(1.0, 10.0, (8, 8))
+    saveat = np.arange(1.0, duration + 1.0) if saveat is None else saveat
+
+    def run(k):
+        net = bx.Network(bx.Hopf(8, init_x=0.5), conn, delays=delays, k=k)
+        return bx.simulate(net, duration, dt=0.1, saveat=saveat, monitors="x", adjoint=adjoint)["x"]
+
+    return run
+
+
+def test_reverse_mode_through_a_run_in_pieces_keeps_no_checkpoint_per_step(monkeypatch):
+    # Fixed steps with saveat in pieces kept a checkpoint per step of each piece (every
+    # step's state, the delay history with it): 8 regions, 16 s or 32 s at dt 0.1 ms in
+    # pieces of 8192 ms held 1726 MB for the jitted gradient against 6.1 MB for 4 s in one
+    # solve (now 8.5 MB). Here pieces of 100 ms (1,000 steps), so that it compiles fast:
+    # 400 ms in pieces held 31.8 times the 50 ms run in one solve (now 1.5 times). (Before
+    # that, under jax.jit a run was never in pieces, see the test above: 2.8 times.)
+    from brainmass_eqx import _simulate
+
+    monkeypatch.setattr(_simulate, "_piece_steps", lambda n_steps, dt_ms: 1000 if n_steps > 1000 else None)
+
+    def temporaries(duration):
+        run = _delayed_run(duration)
+        memory = jax.jit(jax.grad(lambda k: jnp.sum(run(k) ** 2))).lower(0.1).compile().memory_analysis()
+        if memory is None:
+            pytest.skip("this backend gives no memory figures")
+        return memory.temp_size_in_bytes
+
+    short, long = temporaries(50.0), temporaries(400.0)
+    assert long < 2 * short, (short, long)
+
+
+def test_a_float32_run_in_pieces_and_its_gradient_equal_float64(short_pieces):
+    # The pieces step with `_StepGrid`, exact in reverse mode for diffrax's default
+    # checkpoints or any given count: a float32 run in pieces of 10 steps and its gradients
+    # against the float64 run in one solve and its central difference.
+    saveat = np.array([0.3, 1.0, 4.45, 9.0, 12.0])
+    runs = {n: _delayed_run(12.0, saveat, n and dfx.RecursiveCheckpointAdjoint(checkpoints=n)) for n in (None, 3)}
+
+    def loss(k, checkpoints=None):
+        return jnp.sum(runs[checkpoints](k) ** 2)
+
+    with enable_x64():
+        k, h = jnp.float64(0.1), 1e-6
+        x64, difference = runs[None](k), (loss(k + h) - loss(k - h)) / (2 * h)
+    np.testing.assert_allclose(runs[None](0.1), x64, rtol=1e-6, atol=1e-6)  # 8e-8 here
+    for checkpoints in runs:
+        np.testing.assert_allclose(jax.grad(loss)(0.1, checkpoints), difference, rtol=5e-6, err_msg=str(checkpoints))  # 3.6e-7
 
 
 def test_a_step_written_in_seconds_is_warned_about():
