@@ -320,7 +320,11 @@ class Param(eqx.Module):
                     f"Param value {concrete} lies outside the open interval ({lo}, {hi}) of its "
                     f"{type(tf).__name__} transform{detail}; widen bounds= or change the value."
                 )
-        self.raw = tf.inverse(value)
+        # Concrete where the value is (a transform's inverse of a constant, even a NumPy one,
+        # was traced under jax.jit): the checks of the model or Network holding this Param
+        # read its value, and were skipped (tau_E = Param(-1.0, bounds=(-2, 2)) ran under jit).
+        with jax.ensure_compile_time_eval():
+            self.raw = tf.inverse(value)
         self.transform = tf
         self.fit = bool(fit)
         self.unit = unit
@@ -328,7 +332,9 @@ class Param(eqx.Module):
 
     @property
     def value(self) -> Array:
-        return self.transform.forward(self.raw)
+        # Concrete where ``raw`` is (see `__init__`); a traced ``raw`` (a fit) stays traced.
+        with jax.ensure_compile_time_eval():
+            return self.transform.forward(self.raw)
 
     @property
     def bounds(self) -> tuple[float, float]:

@@ -37,7 +37,15 @@ from ._checks import (
 )
 from ._files import atomic_write
 from ._param import unwrap
-from ._units import CANONICAL_UNITS, check_real, is_quantity, quantity, to_canonical, to_ms
+from ._units import (
+    CANONICAL_UNITS,
+    as_float_array,
+    check_real,
+    is_quantity,
+    quantity,
+    to_canonical,
+    to_ms,
+)
 from ._wrapping import AbstractSolverWrapper, innermost_solver, sde_convention
 from .models._base import AbstractModel
 from .solvers import (
@@ -467,7 +475,10 @@ def _input_unit(model, name):
 def _convert_input(model, name, value):
     if is_quantity(value):
         return to_canonical(value, f"inputs[{name!r}]", _input_unit(model, name))
-    return jnp.asarray(value)
+    # Concrete where the value is (jnp.asarray of a NumPy constant is traced under jax.jit):
+    # its finiteness check and the steps where it changes (`_StepInputs.change_steps`) read it.
+    with jax.ensure_compile_time_eval():
+        return jnp.asarray(value)
 
 
 def _check_returned_shapes(model, out, where):
@@ -814,9 +825,12 @@ def _check_y0(model, y0):
         if is_quantity(value):
             value = to_canonical(value, f"y0[{name!r}]", unit)
         check_real(value, f"y0[{name!r}]")
-        value = jnp.asarray(value, dtype=jnp.result_type(float))
+        # Concrete where the value is (see `as_float_array`): a NaN in a constant y0 under
+        # jax.jit was not refused, and with check_finite=False not reported at all.
+        value = as_float_array(value)
         try:
-            value = jnp.broadcast_to(value, expected[name])
+            with jax.ensure_compile_time_eval():
+                value = jnp.broadcast_to(value, expected[name])
         except ValueError:
             batch = value.ndim > len(expected[name])
             raise ValueError(

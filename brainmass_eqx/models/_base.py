@@ -418,6 +418,9 @@ class AbstractModel(Readable):
                     f"({self.n_regions},)."
                 )
             if not _is_concrete(arr):
+                if kind == "parameter" and isinstance(value, Param) and _is_concrete(value.transform):
+                    # Its bounds are known where its value is not (a Param of a traced value).
+                    self._check_bounds(f.name, value, f.metadata["domain"])
                 continue
             arr = np.asarray(arr)
             if not np.all(np.isfinite(arr)):

@@ -66,7 +66,10 @@ def _init_leadfield(self, L, sensor_unit, dipole_unit, scale, noise_cov) -> None
                 f"`noise_cov` must be ({m}, {m}) (sensors x sensors, as `L` has {m} "
                 f"sensors), got {cov.shape}."
             )
-        chol = jnp.linalg.cholesky(cov)
+        # Concrete where `cov` is: under jax.jit the factor of a constant was traced, and a
+        # covariance that is not positive definite (a NaN factor) was not refused.
+        with jax.ensure_compile_time_eval():
+            chol = jnp.linalg.cholesky(cov)
         if not is_traced(chol):
             c = np.asarray(cov)
             if not np.allclose(c, c.T, rtol=1e-6, atol=0) or not np.all(np.isfinite(chol)):

@@ -11,15 +11,17 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import is_traced, sampling_step, series_of, whole_steps
+from .._checks import checked_as_run_starts, is_traced, sampling_step, series_of, whole_steps
 from .._units import (
     AnyQuantity,
     TracedTimeError,
     UnitError,
+    as_float_array,
     check_real,
     is_quantity as _is_quantity,
     quantity,
@@ -71,18 +73,26 @@ def _check_finite(name: str, value) -> None:
 
 
 def _param(value, name: str, unit=None, plain_unit: str = "", *, positive=False) -> Array:
-    """A model parameter as a float array (a trainable leaf), checked eagerly.
+    """A model parameter as a float array (a trainable leaf), finite (and > 0 where
+    `positive`): checked eagerly where its value is known, when a run reads it where it is
+    traced (built inside ``jax.jit`` / ``vmap`` / ``grad`` from a traced value).
 
     `unit` is the unit a Quantity is converted to (None: the parameter is dimensionless).
     """
-    if unit is not None:
-        value = _convert(value, unit, name, plain_unit)
-    elif _is_quantity(value):
-        value = _convert(value, "", name, "dimensionless numbers")
+    # Converted under ensure_compile_time_eval (`as_float_array`): under jax.jit even
+    # jnp.asarray(-1.0) is traced, and BalloonWindkessel(tau=-1.0) built there was not refused.
+    with jax.ensure_compile_time_eval():
+        if unit is not None:
+            value = _convert(value, unit, name, plain_unit)
+        elif _is_quantity(value):
+            value = _convert(value, "", name, "dimensionless numbers")
     check_real(value, name)
-    arr = jnp.asarray(value, dtype=jnp.result_type(float))
+    arr = as_float_array(value)
+    if is_traced(arr):
+        bad = ~jnp.isfinite(arr) | ((arr <= 0) if positive else False)
+        return checked_as_run_starts(arr, bad, f"`{name}` must be finite" + (" and > 0" if positive else ""))
     _check_finite(name, arr)
-    if positive and not is_traced(arr) and not bool(np.all(np.asarray(arr) > 0)):
+    if positive and not bool(np.all(np.asarray(arr) > 0)):
         raise ValueError(f"`{name}` must be > 0, got {np.asarray(arr)!r}.")
     return arr
 
