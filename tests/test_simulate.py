@@ -701,6 +701,22 @@ def test_a_float64_saveat_gets_float64s_slack_at_the_end():
     assert bx.simulate(hopf(), 1.1, dt=0.05, saveat=late).ts[-1] == 1.1
 
 
+def test_a_float64_saveat_summed_step_by_step_ends_at_the_run_end():
+    # Times summed step by step round past the end by far more than float64's spacing
+    # (4.3e-9 ms at 6000 ms); they were refused as after the run's end. A millionth of a
+    # step is now allowed; a save a hundred-thousandth of a step late is still refused.
+    summed = np.cumsum(np.full(60000, 0.1))
+    rounding = summed[-1] - 6000.0
+    assert 1e-9 < rounding < 1e-7
+    with enable_x64(True):
+        times = np.arange(1, 41) * 0.1
+        times[-1] = 4.0 + rounding
+        assert bx.simulate(hopf(), 4.0, dt=0.1, saveat=times).ts[-1] == 4.0
+        times[-1] = 4.0 + 1e-6
+        with pytest.raises(ValueError, match=r"saveat\[39\] = 4\.000001 ms is after the run's end"):
+            bx.simulate(hopf(), 4.0, dt=0.1, saveat=times)
+
+
 def test_stochastic_runge_kutta_solvers_with_an_error_estimate_adapt():
     # diffrax's ShARK and SRA1 carry an embedded error estimate but are not
     # AbstractAdaptiveSolvers: they were refused ("no error estimate") with advice to use
