@@ -35,7 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
 from ._checks import check_int, did_you_mean, is_traced, keyword_names, suggests_keywords
-from ._files import atomic_write, check_writable
+from ._files import PRECISION_WORDS, atomic_write, check_writable
 from ._memory import available_bytes, format_bytes, program_bytes, release_free_memory
 from ._units import is_quantity, quantity, unxt_module
 
@@ -784,6 +784,17 @@ def sweep(
         checkpoint = check_writable(checkpoint, "sweep: checkpoint")
     if checkpoint is not None and os.path.exists(checkpoint):
         saved = _load_sweep_checkpoint(checkpoint, names)
+        # Checked first: in the other precision the traced computation differs too, and the
+        # checkpoint was refused as "a different sweep", which named neither cause nor fix.
+        written = [saved[name].dtype for name in names if name in saved and np.issubdtype(saved[name].dtype, np.floating)]
+        x64 = bool(jax.config.jax_enable_x64)
+        if written and (np.dtype(written[0]) == np.float64) != x64:
+            was = not x64
+            raise ValueError(
+                f"sweep: checkpoint {checkpoint!r} was written with jax_enable_x64 {PRECISION_WORDS[was]}; it is "
+                f"{PRECISION_WORDS[x64]} in this process. Resume with jax.config.update('jax_enable_x64', {was}) "
+                "at the start of the script, or delete it (or pass another path) to start afresh."
+            )
         if saved["fingerprint"] != fingerprint:
             raise ValueError(
                 f"sweep: checkpoint {checkpoint!r} belongs to a different sweep (the grid, the "

@@ -24,6 +24,10 @@ from typing import IO
 
 __all__ = ["atomic_write", "check_writable"]
 
+#: How a checkpoint names the precision it was written in (``jax_enable_x64`` on or off):
+#: resumed in the other, every array's dtype differs.
+PRECISION_WORDS = {True: "on (float64)", False: "off (float32)"}
+
 
 def check_writable(path: str | os.PathLike, name: str) -> str:
     """Refuse, eagerly, a ``path`` that a file cannot be written to.

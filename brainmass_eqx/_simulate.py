@@ -155,7 +155,9 @@ class Trajectory(eqx.Module):
         """Write the trajectory to a NumPy ``.npz`` file (``.npz`` is appended if missing):
         the sample times, every recorded array, the final state, `carried` and the units, so
         that `Trajectory.load` gives it back and ``simulate(model, ..., y0=loaded)`` continues
-        the run (a long run in sessions, or a run continued on another machine).
+        the run (a long run in sessions, or a run continued on another machine). The arrays
+        keep their dtype: a float64 trajectory continued where ``jax_enable_x64`` is off is
+        rounded to float32, with a warning.
         The file is replaced whole: a save killed part-way leaves the previous file as it was.
 
         **Returns:** the path written.
@@ -719,6 +721,26 @@ def _monitor_units(model, spec):
         else:
             units[out] = ""
     return units
+
+
+def _warn_narrower_continuation(traj: Trajectory) -> None:
+    """Warn where a `Trajectory` computed in float64 (a saved file, loaded in a process
+    with ``jax_enable_x64`` off) is continued in float32: its state and recorded past
+    were rounded to float32 (a relative 6e-8) without a word, and the run went on in
+    float32, where a fit checkpoint of the other precision is refused by name."""
+    widest = [np.dtype(v.dtype) for v in (*traj.final_state.values(), *(traj.carried or {}).values())
+              if hasattr(v, "dtype") and np.issubdtype(v.dtype, np.inexact) and not is_traced(v)]
+    default = np.dtype(jnp.result_type(float))
+    wide = [d for d in widest if np.finfo(d).bits > np.finfo(default).bits]
+    if wide:
+        warnings.warn(
+            f"y0: this Trajectory was computed in {wide[0]} and is continued in {default} "
+            "(jax_enable_x64 is off in this process): its state is rounded to float32 and the run "
+            "goes on in float32. Turn on float64 before creating arrays "
+            "(jax.config.update('jax_enable_x64', True), or JAX_ENABLE_X64=1) to continue it as it ran.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
 
 
 # -- step counting -------------------------------------------------------------------------
@@ -1378,7 +1400,29 @@ def _interpolated(
     return recorded, y_end, (result, pieces.origins[at] + t_stops[at], jnp.sum(taken))
 
 
-def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None, stochastic=False, piece_ms=None):
+def _tolerance_below_precision(controller, dtype) -> str:
+    """A sentence where ``controller``'s ``rtol`` is below the float spacing (``eps``) of
+    the run's ``dtype``, or ``''``. Rounding alone puts a step's error estimate near
+    ``eps * |y|`` (float32: 1.2e-7), so such a tolerance is met by luck or never: a
+    float64 script's ``rtol=1e-10`` run with x64 off spent its step budget 16 ms into a
+    50 ms Hopf run, and the message asked for a larger ``max_steps``, which cannot help."""
+    rtol = getattr(controller, "rtol", None)
+    if rtol is None or is_traced(rtol) or np.ndim(rtol) != 0:
+        return ""
+    eps = float(np.finfo(dtype).eps)
+    if not 0 <= float(rtol) < eps:
+        return ""
+    wider = " or run in float64 (jax.config.update('jax_enable_x64', True) before creating arrays)"
+    return (
+        f"rtol = {float(rtol):.3g} is finer than {np.dtype(dtype).name} resolves (its spacing is "
+        f"{eps:.2g} of a value): give rtol >= {10 * eps:.0e}"
+        + (wider if np.dtype(dtype) == np.float32 else "")
+        + ". "
+    )
+
+
+def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None, stochastic=False, piece_ms=None,
+                controller=None):
     """Raise where the solve of `_interpolated` did not reach ``t_end``: eagerly naming the
     time it reached and the state there; under ``jit`` as diffrax would (``error_if``).
 
@@ -1417,9 +1461,11 @@ def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None
                            f"{int(n_taken)} steps, {stuck}")
     # Kvaerno5 was advised also to a run already using it, and to noisy models (an ODE solver).
     stiff = "" if isinstance(solver, dfx.AbstractImplicitSolver) or stochastic else ", or use a stiff solver (diffrax.Kvaerno5())"
+    dtypes = [v.dtype for v in jax.tree_util.tree_leaves(final) if jnp.issubdtype(v.dtype, jnp.inexact)]
+    tolerance = _tolerance_below_precision(controller, dtypes[0] if dtypes else jnp.result_type(float)) if budget else ""
     raise RuntimeError(
         f"{model_name}: the solve stopped at t = {float(t_stop):.6g} ms of {t_end:g} ms after "
-        f"{int(n_taken)} steps: {dfx.RESULTS[result]} {where}"
+        f"{int(n_taken)} steps: {dfx.RESULTS[result]} {where}{tolerance}"
         + ("A state growing without bound means the model diverges (check the parameters and "
            f"inputs; a fixed-step run names the time it became inf); else give max_steps > {max_steps}"
            + ("" if piece_ms is None else f" (the budget of each piece: this run is solved in pieces of up to {piece_ms:g} ms)")
@@ -1888,6 +1934,7 @@ def simulate(
         # Its final state first: a Trajectory of another model would otherwise fail on the
         # past its delays read ("record its coupled variable"), not on what is wrong.
         checked = _check_y0(model, y0.final_state)
+        _warn_narrower_continuation(y0)
         model = past_from(model, y0, dt_ms)
         t_start = y0.end_time
         y0 = checked
@@ -2017,7 +2064,7 @@ def simulate(
             )
         ys, final = _check_stop(
             stop, ys, final, model_name, n_steps * dt_ms, budget, given_solver, stochastic,
-            piece_ms=None if piece is None else piece * dt_ms,
+            piece_ms=None if piece is None else piece * dt_ms, controller=stepsize_controller,
         )
         if local_ts is not None:
             ts = local_ts

@@ -840,9 +840,11 @@ class Network(AbstractModel):
             w = np.zeros((n, width), dtype)
             w[rows, pos] = data
             w = jnp.asarray(w)
-        # Padding entries have weight 0 and read region i itself.
+        # Padding entries have weight 0 and read region i itself. int32 throughout: NumPy's
+        # default int64 here made a sparse network's read indices int64 under x64, which
+        # the native kernels do not take (the reads fell back to XLA's gather, silently).
         pad = np.arange(width)[None, :] >= counts[:, None]
-        src = np.where(pad, np.arange(n)[:, None], src)
+        src = np.where(pad, np.arange(n, dtype=np.int32)[:, None], src)
         return w, jnp.asarray(src), (rows, cols, pos)
 
     def _pairs(self, value, name, pattern):

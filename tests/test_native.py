@@ -363,6 +363,29 @@ def test_blocked_network_in_double_precision(x64):
     np.testing.assert_allclose(np.asarray(native), np.asarray(xla), rtol=1e-12, atol=1e-14)
 
 
+def test_sparse_network_in_double_precision_calls_the_kernels(x64):
+    """A sparse conn's source lists are int32 under x64 too: they were int64 there (NumPy's
+    default int from the padding), which the kernels do not take, so every sparse network
+    in float64 read its history with XLA's gather without a word."""
+    import scipy.sparse as sp
+    from jax.experimental import sparse as jsparse
+
+    rng = np.random.default_rng(9)
+    n = 6
+    conn = rng.random((n, n)) * (rng.random((n, n)) < 0.5)
+    np.fill_diagonal(conn, 0.0)
+    dist = rng.uniform(5.0, 30.0, (n, n)) * (conn > 0)
+    node = bm.Hopf(n, a=0.1, w=0.3, init_x=np.linspace(0.0, 0.2, n), init_y=0.05)
+    dense = bm.simulate(Network(node, conn, distance=dist, speed=10.0, k=0.3), 20.0, dt=0.1).ys["x"]
+    for c, d in ((jsparse.BCOO.fromdense(conn), jsparse.BCOO.fromdense(dist)), (sp.csr_matrix(conn), sp.csr_matrix(dist))):
+        net = Network(node, c, distance=d, speed=10.0, k=0.3)
+        assert net.sources.dtype == np.int32
+        native, xla = _both(lambda net: bm.simulate(net, 20.0, dt=0.1).ys["x"], net)
+        assert native.dtype == np.float64
+        np.testing.assert_allclose(np.asarray(native), np.asarray(dense), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(xla), np.asarray(dense), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("history", [{"x": 1.0}, lambda t: jnp.full(3, 1.0) + 0.01 * t])
 def test_blocked_linear_reads_of_a_history_that_is_not_the_initial_state(history):
     """With `history=`, h(0) (slot 0) and the initial state y0 (the x_{m-1} the first step

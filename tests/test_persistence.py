@@ -2,6 +2,7 @@
 trajectories (a damaged file, a missing folder, two writers, another precision)."""
 
 import os
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -170,6 +171,20 @@ def test_sweep_checkpoint_path_is_checked_and_a_damaged_one_is_named(tmp_path, m
     np.testing.assert_array_equal(again["mean_x"], table["mean_x"])
 
 
+def test_sweep_checkpoint_of_the_other_precision_says_so(tmp_path):
+    # Resumed in the other precision its traced computation differs too, and the checkpoint
+    # was refused as "a different sweep (the grid, the summaries, ...)": neither the cause
+    # nor the fix, where a fit checkpoint names the precision.
+    grid = {"a": [0.1, 0.2, 0.3]}
+    path = str(tmp_path / "sw.npz")
+    with enable_x64(True):
+        ens.sweep(_point, grid, _SUMMARIES, chunk_size=2, checkpoint=path)
+    with pytest.raises(ValueError, match=r"sw\.npz' was written with jax_enable_x64 on \(float64\); it is off \(float32\) in this"):
+        ens.sweep(_point, grid, _SUMMARIES, chunk_size=2, checkpoint=path)
+    with enable_x64(True):  # in its own precision it resumes
+        assert ens.sweep(_point, grid, _SUMMARIES, chunk_size=2, checkpoint=path)["mean_x"].dtype == np.float64
+
+
 # -- saved trajectories --------------------------------------------------------------------
 
 
@@ -196,3 +211,25 @@ def test_trajectory_save_killed_part_way_keeps_the_previous_file(tmp_path, monke
     loaded = bm.Trajectory.load(path)
     np.testing.assert_array_equal(loaded["x"], first["x"])
     assert sorted(os.listdir(tmp_path)) == ["run.npz"]
+
+
+def test_a_float64_trajectory_continued_in_float32_says_so(tmp_path):
+    # A float64 run saved and continued in a process with x64 off was rounded to float32
+    # and went on in float32 without a word (9e-8 off the uninterrupted float64 run here),
+    # where a fit checkpoint of the other precision is refused by name.
+    net = bm.Network(bm.Hopf(3, a=0.1, w=0.3, init_x=np.array([0.1, 0.5, 0.9])), np.ones((3, 3)) - np.eye(3),
+                     delays=np.full((3, 3), 0.5), k=0.3)  # fmt: skip
+    path = str(tmp_path / "run64.npz")
+    with enable_x64(True):
+        bm.simulate(net, 2.0, dt=0.1).save(path)
+    loaded = bm.Trajectory.load(path)
+    assert loaded.final_state["x"].dtype == np.float64
+    with pytest.warns(RuntimeWarning, match=r"computed in float64 and is continued in float32 .*jax_enable_x64"):
+        assert bm.simulate(net, 1.0, dt=0.1, y0=loaded)["x"].dtype == np.float32
+    # Its own precision, or a float32 one continued in float64, continues silently.
+    bm.simulate(net, 2.0, dt=0.1).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bm.simulate(net, 1.0, dt=0.1, y0=bm.Trajectory.load(path))
+        with enable_x64(True):
+            bm.simulate(net, 1.0, dt=0.1, y0=bm.Trajectory.load(path))

@@ -636,6 +636,17 @@ def test_an_adaptive_run_that_diverges_says_where_it_stopped():
         jax.block_until_ready(run(unstable))
 
 
+def test_an_adaptive_run_with_a_tolerance_finer_than_its_floats_says_so():
+    # A float64 script's rtol=1e-10 run with x64 off spent its budget 16 ms into 50 ms, and
+    # the message asked for a larger max_steps and blamed divergence: neither helps.
+    node = hopf(a=0.1, w=0.3)
+    pid = dfx.PIDController(rtol=1e-10, atol=1e-12)
+    with pytest.raises(RuntimeError, match=r"rtol = 1e-10 is finer than float32 resolves .*give rtol >= 1e-06 or run in float64 \(jax\.config\.update\('jax_enable_x64'"):
+        bx.simulate(node, 20.0, dt=0.1, solver=dfx.Tsit5(), stepsize_controller=pid)
+    with enable_x64(True):  # the same tolerance is met in float64
+        assert bx.simulate(node, 20.0, dt=0.1, solver=dfx.Tsit5(), stepsize_controller=pid)["x"].dtype == np.float64
+
+
 def test_an_adaptive_run_that_diverges_under_grad_says_where_it_stopped():
     # Under an eager jax.grad the solve's outcome is concrete but its final state is a
     # tracer: the message's max |x| read it and raised TracerArrayConversionError instead.

@@ -17,12 +17,11 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .._files import atomic_write
+from .._files import PRECISION_WORDS, atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "digest"]
 
 _MAGIC = b"brainmass_eqx fit checkpoint v1\n"
-_PRECISION = {True: "on (float64)", False: "off (float32)"}
 
 
 def _structure(state: Any) -> dict[str, Any]:
@@ -104,8 +103,8 @@ def load_checkpoint(path: str | os.PathLike, like: Any, expect: dict[str, Any]) 
     # checkpoint was refused as "a different fit: its target".
     if header.get("x64", x64) != x64:
         raise ValueError(
-            f"checkpoint={path!r} was written with jax_enable_x64 {_PRECISION[header['x64']]}; it is "
-            f"{_PRECISION[x64]} in this process. Resume with jax.config.update('jax_enable_x64', "
+            f"checkpoint={path!r} was written with jax_enable_x64 {PRECISION_WORDS[header['x64']]}; it is "
+            f"{PRECISION_WORDS[x64]} in this process. Resume with jax.config.update('jax_enable_x64', "
             f"{header['x64']}) at the start of the script, or pass resume=False (or another "
             "checkpoint path) to start afresh."
         )
