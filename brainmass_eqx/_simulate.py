@@ -7,6 +7,7 @@ import inspect
 import json
 import math
 import os
+import sys
 import typing
 import warnings
 import zipfile
@@ -50,6 +51,7 @@ from ._wrapping import AbstractSolverWrapper, innermost_solver, sde_convention
 from .models._base import AbstractModel
 from .solvers import (
     ExponentialEuler,
+    ModelTerm,
     Substeps,
     _checkpointed_scan,
     _Clock,
@@ -57,6 +59,7 @@ from .solvers import (
     _inputs_jump,
     bounded_stages,
     is_fixed_step_only,
+    root_finder_tolerances,
 )
 
 __all__ = ["simulate", "Trajectory", "SimulationDivergedError"]
@@ -1586,6 +1589,71 @@ def _check_sde_error_order(solver, terms, controller, model_name):
     )
 
 
+def _solver_path(cls) -> str:
+    """How a user writes the solver class ``cls``: ``diffrax.Tsit5``, ``brainmass_eqx.RK4``."""
+    for module, prefix in ((dfx, "diffrax"), (sys.modules[__package__], "brainmass_eqx")):
+        if getattr(module, cls.__name__, None) is cls:
+            return f"{prefix}.{cls.__name__}"
+    return cls.__name__
+
+
+def _check_solver_terms(solver, stochastic: bool, model_name: str) -> None:
+    """Refuse a solver whose terms a model does not give, naming what it needs and what to
+    use instead. A model gives one ODE term, a noisy one ``MultiTerm(drift, diffusion)``.
+
+    - an IMEX solver (``diffrax.KenCarp3/4/5``, ``Sil3``: ``MultiTerm(non-stiff, stiff)``)
+      on a model without noise;
+    - an SDE solver (``MultiTerm(drift, diffusion)``) on a model without noise;
+    - a partitioned solver (``diffrax.SemiImplicitEuler``: a pair of terms for a pair of
+      states), on any model: with noise it failed inside diffrax ("cannot unpack
+      non-iterable MultiTerm object");
+    - a solver of the model term alone (``term_structure = ModelTerm``: `SymplecticEuler`, a
+      subclass of `ExponentialEuler`) on a noisy model: it left the noise out, silently;
+    - ``diffrax.ItoMilstein`` on a noisy model: its step reads the Brownian increment as
+      one array (``jnp.iscomplexobj(dW)``), and a model's increments are a dict per noise
+      target, so it failed inside NumPy ("entry not a 2- or 3- tuple").
+    """
+    name = type(solver).__name__
+    structure = getattr(solver, "term_structure", None)
+    structure = typing.get_origin(structure) or structure  # MultiTerm[...] generic aliases
+    if isinstance(structure, (tuple, list)):
+        raise ValueError(
+            f"solver {name} is a partitioned solver: it needs a pair of terms for a pair of states (y = (q, p)), "
+            f"and {model_name} gives {'MultiTerm(drift, diffusion)' if stochastic else 'one ODE term'} for its "
+            "state dict. Use an ODE solver (ExponentialEuler, "
+            "RK4, diffrax.Heun/Tsit5, ...), or for a noisy model an SDE solver (diffrax.EulerHeun, SPaRK, ...)."
+        )
+    multi = isinstance(structure, type) and issubclass(structure, dfx.MultiTerm)
+    if multi and not stochastic:
+        if issubclass(type(innermost_solver(solver)), dfx.AbstractImplicitSolver):
+            raise ValueError(
+                f"solver {name} is an IMEX solver: it needs the vector field split as MultiTerm(non-stiff, "
+                f"stiff), and {model_name} gives one ODE term. For an implicit solver of the whole vector field "
+                "use diffrax.Kvaerno3/4/5 (with an adaptive stepsize_controller, or root_finder tolerances for "
+                "fixed steps); else an explicit one (RK4, diffrax.Tsit5)."
+            )
+        raise ValueError(
+            f"solver {name} is a solver for stochastic equations: it needs MultiTerm(drift, diffusion), and "
+            f"{model_name} has no noise (one ODE term). Give the model noise (bx.with_noise(model, {{...}})), or "
+            "use an ODE solver (ExponentialEuler, RK4, diffrax.Euler/Heun/Tsit5, ...)."
+        )
+    if stochastic and isinstance(structure, type) and issubclass(structure, ModelTerm):
+        if type(solver) is not ExponentialEuler:  # replaced by its SDE form (`Noisy.wrap_solver`)
+            raise ValueError(
+                f"solver {name} steps the model's own vector field only (its terms are a ModelTerm), so the "
+                f"noise of {model_name} would be left out (the run would be the noise-free one). Use "
+                "ExponentialEuler() (its noisy form), diffrax.Euler() / EulerHeun() / Heun(), or an SDE solver "
+                "(diffrax.SPaRK, ShARK, ...)."
+            )
+    if stochastic and issubclass(type(innermost_solver(solver)), dfx.ItoMilstein):
+        raise ValueError(
+            f"solver ItoMilstein cannot integrate the noise of {model_name}: diffrax's ItoMilstein reads the "
+            "Brownian increment as one array, and a model's increments are a dict per noise target. Use "
+            "ExponentialEuler() or diffrax.Euler() (Itô; for additive noise Milstein's correction is 0 and "
+            "these are as accurate), or diffrax.StratonovichMilstein() / Heun() (Stratonovich)."
+        )
+
+
 def _continued_controller(controller, t_start):
     """``controller`` for a continued run, whose solve runs from 0 while its inputs, samples
     and ``saveat`` are in the continued time: a ``diffrax.ClipStepSizeController``'s
@@ -1718,7 +1786,14 @@ def simulate(
     - `duration`: total simulated time: a time Quantity, or a number in ms.
     - `dt`: the step (fixed-step solvers) or initial step (adaptive): a Quantity or ms. A
       plain number of at most 1e-3 ms (1 us) warns: it is most likely a step in seconds.
-    - `solver`: a diffrax solver; default `ExponentialEuler` (brainmass's scheme).
+    - `solver`: a diffrax solver; default `ExponentialEuler` (brainmass's scheme). An
+      implicit one (``diffrax.Kvaerno5``, ...) takes its root finder's tolerances from an
+      adaptive ``stepsize_controller``; for fixed steps give them
+      (``root_finder=diffrax.VeryChord(rtol=..., atol=..., norm=optimistix.max_norm)``).
+      Refused up front, with what to use instead: IMEX solvers (``KenCarp3/4/5``,
+      ``Sil3``) and SDE solvers on a model without noise, partitioned ones
+      (``SemiImplicitEuler``) on any model, and on a noisy model ``ItoMilstein`` and a solver
+      of the model term alone (`SymplecticEuler`), which would leave the noise out.
     - `key`: a JAX PRNG key: used for random initial states and (for stochastic models) noise.
     - `y0`: initial state ``{name: array}``; default ``model.init_state(key)``. Or the
       `Trajectory` of an earlier run, to continue it: its ``final_state`` (and what the
@@ -1888,7 +1963,18 @@ def simulate(
         )
     solver = ExponentialEuler() if solver is None else solver
     if not isinstance(solver, dfx.AbstractSolver):
-        raise TypeError(f"solver must be a diffrax solver, got {type(solver).__name__}.")
+        # A class (solver=diffrax.Tsit5) or a name (brainmass's method='rk4') was told only its type.
+        if isinstance(solver, type) and issubclass(solver, dfx.AbstractSolver):
+            hint = f": pass an instance, solver={_solver_path(solver)}()"
+        elif isinstance(solver, str):
+            hint = (": simulate takes solver objects, not names (e.g. solver=diffrax.Tsit5(), "
+                    "solver=brainmass_eqx.RK4(), default ExponentialEuler())")
+        else:
+            hint = ""
+        raise TypeError(f"solver must be a diffrax solver, got {type(solver).__name__} {solver!r}{hint}.")
+    # Before the adaptive checks: an SDE solver on a model without noise was told it had no
+    # error estimate (EulerHeun) and advised Tsit5, not that the model has no noise.
+    _check_solver_terms(solver, getattr(model, "is_stochastic", False), model._label())
     # Tsit5/Dopri5 are ODE solvers: a noisy model needs an SDE solver with an error estimate.
     adaptive_solvers = (
         "diffrax.Heun() / SPaRK() / ShARK()" if getattr(model, "is_stochastic", False) else "diffrax.Tsit5() / Dopri5()"
@@ -1912,18 +1998,14 @@ def simulate(
                 "projection, or a Network coupling held over each step, stage_coupling='held', which the "
                 "error estimate cannot see: leave stage_coupling None or 'updated'); drop stepsize_controller."
             )
-    # Stochastic models (noise) give MultiTerm(drift, diffusion): SDE solvers are welcome.
     stochastic = getattr(model, "is_stochastic", False)
-    structure = getattr(solver, "term_structure", None)
-    structure = typing.get_origin(structure) or structure  # MultiTerm[...] generic aliases
-    if not stochastic and (
-        isinstance(structure, (tuple, list))
-        or (isinstance(structure, type) and issubclass(structure, dfx.MultiTerm))
-    ):
-        raise ValueError(
-            f"solver {type(solver).__name__} needs terms of structure {structure}; a model gives one "
-            "ODE term. Use an ODE solver (ExponentialEuler, RK4, diffrax.Euler/Heun/Tsit5, ...)."
-        )
+    solver = root_finder_tolerances(
+        solver,
+        stepsize_controller,
+        "stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8)"
+        if getattr(model, "supports_adaptive", True) and not stochastic
+        else "",
+    )
 
     model = unwrap(model)
     _warn_coarse_step(model, dt_ms)

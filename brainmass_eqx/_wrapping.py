@@ -61,6 +61,19 @@ class AbstractSolverWrapper(dfx.AbstractSolver):
         return self.solver.scan_kind
 
     @property
+    def root_finder(self):
+        """The inner implicit solver's root finder (``diffrax.AbstractImplicitSolver``).
+
+        A wrapper that is also a ``diffrax.AbstractWrappedSolver`` passes diffrax's
+        ``isinstance(solver, AbstractImplicitSolver)`` when its inner solver is one, and
+        ``diffeqsolve`` then reads this field to fill in its tolerances (`simulate` has
+        filled them in already, `solvers.root_finder_tolerances`): without it an adaptive
+        Kvaerno5 run holding inputs per step failed to trace (``AttributeError:
+        '_HeldStepInputs' object has no attribute 'root_finder'``). An inner solver that is
+        not implicit has no such attribute, and neither has the wrapper."""
+        return self.solver.root_finder
+
+    @property
     def term_structure(self):
         return self.solver.term_structure
 

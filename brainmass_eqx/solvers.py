@@ -322,6 +322,63 @@ def bounded_stages(solver: dfx.AbstractSolver) -> dfx.AbstractSolver:
     return solver
 
 
+# diffrax's marker for a root-finder tolerance "taken from the step-size controller" (not
+# public): the default root finder of an implicit solver holds it as rtol, atol and norm.
+_STEPSIZE_TOL = dfx.ImplicitEuler().root_finder.rtol
+
+
+def root_finder_tolerances(
+    solver: dfx.AbstractSolver, controller: dfx.AbstractStepSizeController | None, adaptive_hint: str = ""
+) -> dfx.AbstractSolver:
+    """``solver`` with its root finder's tolerances set, where it is an implicit solver
+    (``diffrax.ImplicitEuler``, ``Kvaerno3/4/5``, ...) whose root finder leaves them to the
+    step-size controller (diffrax's default).
+
+    diffrax fills them in from an adaptive ``controller`` (its ``rtol``, ``atol`` and
+    ``norm``) inside ``diffeqsolve``, which sees only the outermost solver: a solver wrapped
+    by `simulate` (inputs held per step, a delay history) was not filled in. Here they are
+    filled in before any wrapping. Without an adaptive controller there are none to take:
+    diffrax refuses that in ``diffeqsolve``, but the fixed-step loop on the step grid calls
+    the solver's step itself, where the unset tolerance failed deep inside the root finder
+    ("Type of `other` not understood."). It is refused here, eagerly, with what to give.
+    The tolerances advised are loose on purpose: at rtol = atol = 1e-8 diffrax 0.7.2's
+    ``VeryChord`` reported "Nonlinear solve diverged" at the first step of a 3-region
+    delayed Hopf network (float64, dt = 0.1 ms, with ``saveat``) whose result equals that
+    at 1e-4 and 1e-6 (1.35e-10 from Tsit5): its rate estimate is noise once the iterates
+    agree to rounding (diffrax PR #754 fixes that report), and a fixed step cannot retry.
+
+    **Arguments:**
+
+    - `solver`: the solver given to `simulate` (not yet wrapped).
+    - `controller`: the step-size controller, or None for fixed steps.
+    - `adaptive_hint`: how to pass an adaptive controller in this run ("" where the model
+      cannot adapt its step: then only explicit tolerances are suggested).
+    """
+    if not issubclass(type(solver), dfx.AbstractImplicitSolver):
+        return solver  # the class: a wrapper passes diffrax's isinstance for its inner solver
+    finder = solver.root_finder
+    unset = tuple(name for name in ("rtol", "atol", "norm") if getattr(finder, name, None) is _STEPSIZE_TOL)
+    if not unset:
+        return solver
+    if isinstance(controller, dfx.AbstractAdaptiveStepSizeController):
+        return eqx.tree_at(
+            lambda s: tuple(getattr(s.root_finder, name) for name in unset),
+            solver,
+            tuple(getattr(controller, name) for name in unset),
+            is_leaf=lambda x: x is _STEPSIZE_TOL,
+        )
+    name = type(solver).__name__
+    adaptive = f"either {adaptive_hint}, whose rtol/atol the root finder then uses, or " if adaptive_hint else ""
+    raise ValueError(
+        f"solver {name} is implicit and its root finder has no tolerances (diffrax's default takes them from "
+        f"an adaptive stepsize_controller), so it cannot take fixed steps as given. Pass {adaptive}the "
+        f"tolerances yourself: solver=diffrax.{name}(root_finder=diffrax.VeryChord(rtol=1e-6, atol=1e-6, "
+        "norm=optimistix.max_norm)) (a fixed step cannot be retried where the root find fails, and diffrax "
+        "0.7's VeryChord reports tolerances near rounding as a divergence); or use an explicit solver (RK4, "
+        "diffrax.Tsit5)."
+    )
+
+
 def _with_scan_kind(solver, kind):
     """``solver`` with ``scan_kind = kind``, as diffrax replaces it (``eqx.tree_at``), or
     ``solver`` itself where its instance holds no such field.

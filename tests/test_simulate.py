@@ -441,7 +441,7 @@ def test_solver_that_cannot_take_the_model():
         bx.simulate(hopf(), 1.0, dt=0.1, stepsize_controller=dfx.PIDController(rtol=1e-3, atol=1e-6))
     with pytest.raises(ValueError, match="RK4 has no error estimate"):
         bx.simulate(hopf(), 1.0, dt=0.1, solver=bx.RK4(), stepsize_controller=dfx.PIDController(rtol=1e-3, atol=1e-6))
-    with pytest.raises(ValueError, match="needs terms of structure"):
+    with pytest.raises(ValueError, match="KenCarp3 is an IMEX solver: it needs the vector field split"):
         bx.simulate(hopf(), 1.0, dt=0.1, solver=dfx.KenCarp3())
     with pytest.raises(TypeError, match="solver must be a diffrax solver"):
         bx.simulate(hopf(), 1.0, dt=0.1, solver="rk4")
