@@ -22,7 +22,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "checked_finite", "traced_message", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -98,13 +98,24 @@ def error_if_member(x: Any, pred: Any, message: str) -> Any:
     return jax.tree_util.tree_map(mark, x)
 
 
-def checked_as_run_starts(value: Any, bad: Any, rule: str) -> Any:
+def traced_message(rule: str, fix: str | None = None) -> str:
+    """The run-time form of an eager check's message ``rule`` (its text before ``", got
+    <value>"``), and the eager message's ``fix`` if it has one: the value is unknown, and
+    under ``jax.vmap`` one failing member fails the check for the batch."""
+    return (
+        f"{rule}; it was traced (under jax.jit / vmap / grad), so this is checked as the run starts "
+        f"(under jax.vmap: in at least one member)" + (f"; {fix}." if fix else ".")
+    )
+
+
+def checked_as_run_starts(value: Any, bad: Any, rule: str, fix: str | None = None) -> Any:
     """``value``, checked when the run reads it (`error_if_member`): the construction check of
     a value it cannot read, one traced because it was built inside ``jax.jit`` /
     ``jax.vmap`` / ``jax.grad``. ``bad``: a mask of the entries that break ``rule``, the
-    message (``"Network: k must be finite"``), which is raised if any is True."""
-    message = f"{rule}; it was traced (under jax.jit / vmap / grad), so this is checked as the run starts."
-    return error_if_member(value, jnp.any(bad), message)
+    message (``"Network: k must be finite"``), which is raised if any is True, with the
+    eager message's ``fix`` (`traced_message`). ``value`` may be a pytree (a `Param`: the
+    check is threaded through its raw array)."""
+    return error_if_member(value, jnp.any(bad), traced_message(rule, fix))
 
 
 # Set while a `Fitter` builds its loss (see `divergence_gives_nan`). A context variable, set
@@ -166,8 +177,9 @@ def positive_ms(value: Any, name: str) -> float:
 
 def refuse_non_finite(label: str, value: Any, fix: str) -> None:
     """Raise ``ValueError`` if a concrete numeric ``value`` holds NaN or inf, naming ``label``,
-    how many values are bad and the first bad index (traced values are not checked):
-    ``"<label> holds NaN or inf (2 of 16 values, first at index [i, j]); <fix>."``."""
+    how many values are bad and the first bad index (traced values are not checked, see
+    `checked_finite`): ``"<label> holds NaN or inf (2 of 16 values, first at index [i, j]);
+    <fix>."``."""
     if value is None or is_traced(value):
         return
     # NumPy, not jnp: under a trace jnp stages even a check of concrete values.
@@ -175,6 +187,18 @@ def refuse_non_finite(label: str, value: Any, fix: str) -> None:
     if bad.any():
         where = f" ({int(bad.sum())} of {bad.size} values, first at index {np.argwhere(bad)[0].tolist()})" if bad.ndim else ""
         raise ValueError(f"{label} holds NaN or inf{where}; {fix}.")
+
+
+def checked_finite(label: str, value: Any, fix: str) -> Any:
+    """``value``, refused if it holds NaN or inf: eagerly (`refuse_non_finite`) where it is
+    known, when the run reads it (`checked_as_run_starts`, the same message) where it is
+    traced; a NaN initial state or input was otherwise reported as a divergence at the
+    first step, blaming ``dt``. A constant ``value`` is returned as it is (no operation
+    added to a compiled run)."""
+    if is_traced(value):
+        return checked_as_run_starts(value, ~jnp.isfinite(value), f"{label} holds NaN or inf", fix)
+    refuse_non_finite(label, value, fix)
+    return value
 
 
 def whole_steps(

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
+from ._checks import checked_as_run_starts
 from ._units import (
     AnyQuantity,
     UnitError,
@@ -297,15 +298,23 @@ class Param(eqx.Module):
                 ) from None
         tf = _make_transform(transform, bounds)
         value = as_float_array(value, "Param value")  # concrete under jit too: the checks below need it
+        lo, hi = tf.bounds
+        strict = isinstance(tf, (Sigmoid, Softplus, Exp))
+        outside_text = f"lies outside the open interval ({lo}, {hi}) of its {type(tf).__name__} transform"
+        fix = "widen bounds= or change the value"
         if isinstance(value, jax.core.Tracer):
-            concrete = None
+            # Checked when the run reads it: its inverse is NaN (a divergence, blaming dt),
+            # a NaN value the same.
+            bad = ~jnp.isfinite(value)
+            rule = "Param value must be finite"
+            if math.isfinite(lo) or math.isfinite(hi):
+                bad = bad | ((value <= lo) | (value >= hi) if strict else (value < lo) | (value > hi))
+                rule = f"Param value is not finite or {outside_text}"
+            value = checked_as_run_starts(value, bad, rule, fix)
         else:
             concrete = np.asarray(value)
-        if concrete is not None:
             if not np.all(np.isfinite(concrete)):
                 raise ValueError(f"Param value must be finite, got {concrete}.")
-            lo, hi = tf.bounds
-            strict = isinstance(tf, (Sigmoid, Softplus, Exp))
             bad = (concrete <= lo) | (concrete >= hi) if strict else (concrete < lo) | (concrete > hi)
             if np.any(bad):
                 on_bound = strict and np.any(((concrete == lo) | (concrete == hi)) & bad) and not np.any(
@@ -316,10 +325,7 @@ class Param(eqx.Module):
                     "infinity: its unconstrained value would be infinite and its gradient zero)"
                     if on_bound else ""
                 )
-                raise ValueError(
-                    f"Param value {concrete} lies outside the open interval ({lo}, {hi}) of its "
-                    f"{type(tf).__name__} transform{detail}; widen bounds= or change the value."
-                )
+                raise ValueError(f"Param value {concrete} {outside_text}{detail}; {fix}.")
         # Concrete where the value is (a transform's inverse of a constant, even a NumPy one,
         # was traced under jax.jit): the checks of the model or Network holding this Param
         # read its value, and were skipped (tau_E = Param(-1.0, bounds=(-2, 2)) ran under jit).
@@ -394,6 +400,18 @@ def is_param(x: Any) -> bool:
     - `x`: any object (a pytree node or leaf).
     """
     return isinstance(x, Param)
+
+
+def lands_in(x: Any, lower: float, upper: float = math.inf) -> bool:
+    """Whether ``x`` is a `Param` whose transform gives only values in ``[lower, upper]``
+    (its bounds inside them; the bounds of a Sigmoid, Softplus or Exp are open, so they may
+    be a strict domain's). A traced value of such a Param needs no run-time check of its
+    domain: its own construction checked it finite and inside the transform's interval,
+    and a fit's values come from the transform."""
+    if not isinstance(x, Param):
+        return False
+    t_lo, t_hi = x.transform.bounds
+    return t_lo >= lower and t_hi <= upper
 
 
 def read(x: Any) -> Any:

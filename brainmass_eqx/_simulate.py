@@ -25,13 +25,13 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ._checks import (
     broadcasts_to_regions,
     check_int,
+    checked_finite,
     did_you_mean,
     divergence_raises,
     error_if_member,
     is_traced,
     key_mismatch,
     positive_ms,
-    refuse_non_finite,
     suggests_keywords,
     user_stacklevel,
     whole_steps,
@@ -630,7 +630,7 @@ def _make_source(model, inputs, n_steps, dt):
                 )
             value = _convert_input(model, name, value)
             # Caught here, a NaN input would surface as a divergence at the first step, blaming dt.
-            refuse_non_finite(f"inputs[{name!r}]", value, "give finite inputs")
+            value = checked_finite(f"inputs[{name!r}]", value, "give finite inputs")
             if _step_input(model, name, value, n_steps):
                 per_step.add(name)
             values[name] = value
@@ -866,8 +866,7 @@ def _check_y0(model, y0):
                 + (" For one run per initial state (or per member of a vmapped run's Trajectory): "
                    "jax.vmap(lambda y: bx.simulate(model, ..., y0=y))(y0)." if batch else "")
             ) from None
-        refuse_non_finite(f"y0[{name!r}]", value, "give finite initial values")
-        out[name] = value
+        out[name] = checked_finite(f"y0[{name!r}]", value, "give finite initial values")
     return out
 
 

@@ -54,9 +54,9 @@ import numpy as np
 from jax.extend import core as jex_core
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
-from ._checks import broadcasts_to_regions, did_you_mean
+from ._checks import broadcasts_to_regions, checked_as_run_starts, did_you_mean
 from ._names import module_getattr
-from ._param import Param, read
+from ._param import Param, lands_in, read
 from ._text import Readable
 from ._units import (
     CANONICAL_UNITS,
@@ -294,16 +294,22 @@ class AbstractNoise(Readable):
     positive: ClassVar[tuple[str, ...]] = ()
 
     def __check_init__(self):
-        cls = type(self).__name__
         for name in self.nonnegative + self.positive:
             value = _concrete(getattr(self, name))
-            if value is None:
-                continue
-            strict = name in self.positive
-            bad = (value <= 0) if strict else (value < 0)
-            if not np.all(np.isfinite(value)) or np.any(bad):
-                need = "positive" if strict else "non-negative"
-                raise ValueError(f"{cls}: {name!r} must be finite and {need}, got {value}.")
+            if value is not None and np.any(self._refused(name, value)):
+                raise ValueError(f"{self._must_be(name)}, got {value}.")
+
+    def _refused(self, name: str, value: Any) -> Any:
+        """Where ``value`` (NumPy or JAX) breaks field ``name``'s rule (`nonnegative`,
+        `positive`): NaN/inf, or below 0 (at 0 too, for a positive one)."""
+        xp = jnp if isinstance(value, jax.Array) else np
+        return ~xp.isfinite(value) | ((value <= 0) if name in self.positive else (value < 0))
+
+    def _must_be(self, name: str) -> str:
+        """The text of field ``name``'s check, shared by the eager message (``", got <value>."``
+        added) and the run-time one of a traced value (`checked_as_run_starts`)."""
+        need = "positive" if name in self.positive else "non-negative"
+        return f"{type(self).__name__}: {name!r} must be finite and {need}"
 
     def step_warning(self, dt_ms: float, target: str) -> str | None:
         """A warning `simulate` gives for a step ``dt_ms`` too coarse for this spec on
@@ -339,6 +345,9 @@ class AbstractNoise(Readable):
                 units, meaning = ((target_unit, -0.5),), "its target's unit per sqrt(ms)"
             else:
                 units, meaning = ((_unit_of_kind(kind), 0.0),), f"a {kind}"
+            # (Whether the value is traced is read before the conversion, whose jnp.asarray
+            # traces even a constant under jax.jit.)
+            traced = _concrete(value) is None
             value = _convert(value, label, units, meaning)
             shape = jnp.shape(read(value))
             if not broadcasts_to_regions(shape, n_regions):
@@ -346,6 +355,12 @@ class AbstractNoise(Readable):
                     f"{label} has shape {shape}, which does not broadcast to the {n_regions} "
                     f"regions of the target; give a scalar or an array of shape ({n_regions},)."
                 )
+            if traced and name in self.nonnegative + self.positive:
+                # Traced (the spec built inside jax.jit / vmap / grad): checked as the run
+                # starts, unless a Param's transform keeps it in range. A negative tau ran as
+                # a divergence blaming dt; a negative sigma ran without a word.
+                if not lands_in(value, 0.0):
+                    value = checked_as_run_starts(value, self._refused(name, read(value)), self._must_be(name))
             new[name] = value
         out = copy.copy(self)
         for name, value in new.items():

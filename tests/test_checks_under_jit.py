@@ -83,3 +83,122 @@ def test_a_traced_observation_parameter_is_checked_when_read():
     assert float(tau(2.0)) == 2.0
     with pytest.raises(Exception, match="`tau` must be finite and > 0; it was traced"):
         jax.block_until_ready(tau(jnp.asarray(-1.0)))
+
+
+# -- values that are truly traced: checked as the run starts, with the eager message ---------
+#
+# Each ran before: a negative time constant or noise amplitude without a word, and a NaN
+# (or a value a Param's transform cannot take) as a divergence that blamed dt.
+
+_TRACED = "it was traced (under jax.jit / vmap / grad), so this is checked as the run starts (under jax.vmap: in at least one member)"
+
+
+def _message(fn, *args):
+    """The text of the error ``fn(*args)`` raises (eager: ValueError; under jit: equinox's)."""
+    with pytest.raises(Exception) as info:
+        jax.block_until_ready(fn(*args))
+    text = str(info.value)
+    start = text.find("EquinoxRuntimeError: ")
+    text = text[start + len("EquinoxRuntimeError: "):] if start >= 0 else text
+    return text.split("\n")[0].strip()
+
+
+_wc_plain = jax.jit(lambda t: _run(bx.WilsonCowan(2, tau_E=t)))
+_wc_param = jax.jit(lambda t: _run(bx.WilsonCowan(2, tau_E=bx.Param(t))))
+_wc_bounded = jax.jit(lambda t: _run(bx.WilsonCowan(2, tau_E=bx.Param(t, bounds=(0.5, 5.0)))))
+
+
+def test_a_traced_param_is_checked_against_the_parameters_domain():
+    eager = _message(lambda: _run(bx.WilsonCowan(2, tau_E=bx.Param(-1.0))))
+    assert eager == "WilsonCowan: 'tau_E' must be positive, got -1.0."
+    traced = _message(_wc_param, -1.0)
+    assert traced == f"WilsonCowan: 'tau_E' must be finite and positive; {_TRACED}."
+    # As a plain traced value's (checked before), and as the eager text with the finiteness.
+    assert _message(_wc_plain, -1.0) == traced
+    assert traced.split(";")[0].replace("finite and ", "") == eager.split(", got")[0]
+    np.testing.assert_allclose(_wc_param(2.0)["rE"], _run(bx.WilsonCowan(2, tau_E=2.0))["rE"], rtol=1e-6)
+
+
+def test_a_traced_param_value_outside_its_transform_is_named_not_a_divergence():
+    eager = _message(lambda: bx.Param(-1.0, bounds=(0.5, 5.0)))
+    traced = _message(_wc_bounded, -1.0)
+    outside = "lies outside the open interval (0.5, 5.0) of its Sigmoid transform"
+    assert outside in eager and outside in traced and _TRACED in traced
+    assert eager.endswith("; widen bounds= or change the value.") and traced.endswith("; widen bounds= or change the value.")
+    assert "diverged" not in traced
+    # Inside the transform's interval, the transform keeps it in the domain: it runs.
+    np.testing.assert_allclose(_wc_bounded(2.0)["rE"], _run(bx.WilsonCowan(2, tau_E=2.0))["rE"], rtol=1e-5)
+
+
+def test_a_vmapped_param_with_one_bad_member_says_so():
+    runs = jax.vmap(lambda t: _run(bx.WilsonCowan(2, tau_E=bx.Param(t))))
+    assert "'tau_E' must be finite and positive" in _message(runs, jnp.array([1.0, -1.0]))
+    assert "in at least one member" in _message(runs, jnp.array([1.0, -1.0]))
+
+
+_ou = jax.jit(lambda sigma, tau: _run(bx.with_noise(NODE, {"x": bx.OUProcess(sigma, tau=tau)})))
+
+
+@pytest.mark.parametrize("field, args", [("tau", (0.1, -1.0)), ("sigma", (-0.1, 5.0)), ("sigma", (np.nan, 5.0))])
+def test_traced_noise_parameters_are_checked(field, args):
+    eager = _message(lambda: bx.OUProcess(*args[:1], tau=args[1]))
+    traced = _message(_ou, *map(jnp.asarray, args))
+    assert eager.startswith(f"OUProcess: '{field}' must be finite and ")
+    assert traced == f"{eager.split(', got')[0]}; {_TRACED}."
+    assert jnp.all(jnp.isfinite(_ou(jnp.asarray(0.1), jnp.asarray(5.0))["x"]))
+
+
+def test_a_traced_noise_param_in_range_by_its_transform_runs():
+    run = jax.jit(lambda tau: _run(bx.with_noise(NODE, {"x": bx.OUProcess(0.1, tau=bx.Param(tau, bounds=(1.0, 10.0)))})))
+    ref = _run(bx.with_noise(NODE, {"x": bx.OUProcess(0.1, tau=5.0)}))
+    np.testing.assert_allclose(run(5.0)["x"], ref["x"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_traced_bold_scale_is_checked():
+    eager = _message(lambda: obs.WithBOLD(NODE, "x", scale=np.nan))
+    traced = _message(jax.jit(lambda s: _run(obs.WithBOLD(NODE, "x", scale=s))), np.nan)
+    assert eager == "WithBOLD: `scale` must be finite, got nan."
+    assert traced == f"WithBOLD: `scale` must be finite; {_TRACED}."
+
+
+@pytest.mark.parametrize("given", ["y0", "inputs"])
+def test_a_nan_in_a_traced_y0_or_input_is_named_not_a_divergence(given):
+    def kw(v):
+        bad = jnp.stack([v, jnp.zeros(())]) if isinstance(v, jax.Array) else np.array([v, 0.0])
+        return {"y0": {"x": bad, "y": np.zeros(2)}} if given == "y0" else {"inputs": {"x": bad}}
+
+    fix = "give finite initial values" if given == "y0" else "give finite inputs"
+    eager = _message(lambda: _run(NODE, **kw(np.nan)))
+    traced = _message(jax.jit(lambda v: _run(NODE, **kw(v))), np.nan)
+    assert eager.startswith(f"{given}['x'] holds NaN or inf (") and eager.endswith(f"; {fix}.")
+    assert traced == f"{given}['x'] holds NaN or inf; {_TRACED}; {fix}."
+
+
+def _checks_in(fn):
+    """How many run-time checks (conds, nested ones included) the program of ``fn`` holds."""
+
+    def count(jaxpr):
+        n = 0
+        for eqn in jaxpr.eqns:
+            n += eqn.primitive.name == "cond"
+            for p in eqn.params.values():
+                for sub in p if isinstance(p, (list, tuple)) else [p]:
+                    inner = getattr(sub, "jaxpr", sub)
+                    n += count(inner) if hasattr(inner, "eqns") else 0
+        return n
+
+    return count(jax.make_jaxpr(fn)().jaxpr)
+
+
+def test_constants_built_under_jit_add_no_run_time_check():
+    # The checks above are for traced values alone: a spec of constants built inside the
+    # jitted function compiles the program it compiles when built outside (a noise field
+    # converted with jnp looked traced, and added two checks).
+    specs = {
+        "noise": lambda: bx.with_noise(NODE, {"x": bx.OUProcess(0.1, tau=bx.Param(5.0))}),
+        "param": lambda: bx.WilsonCowan(2, tau_E=bx.Param(2.0)),
+        "bold": lambda: obs.WithBOLD(NODE, "x", scale=2.0),
+    }
+    for name, build in specs.items():
+        outside = build()
+        assert _checks_in(lambda build=build: _run(build())) == _checks_in(lambda m=outside: _run(m)), name

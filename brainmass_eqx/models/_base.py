@@ -38,7 +38,7 @@ from .._checks import (
     key_mismatch,
     keyword_names,
 )
-from .._param import Param
+from .._param import Param, lands_in, read
 from .._text import Readable
 from .._units import CANONICAL_UNITS, as_float_array, check_real, is_quantity, to_canonical
 
@@ -69,6 +69,14 @@ def _outside(arr: Any, domain: Any) -> Any:
     """Where ``arr`` (a NumPy array or a traced JAX one) lies outside ``domain``."""
     lo, hi, strict, _ = _domain_rule(domain)
     return ((arr <= lo) if strict else (arr < lo)) | (arr > hi)
+
+
+def _must_be(owner: str, name: str, domain: Any, *, finite: bool) -> str:
+    """The text of a parameter's construction check, ``"<owner>: '<name>' must be <rule>"``,
+    shared by the eager message (which adds ``", got <value>."``) and the run-time one of a
+    traced value (`checked_as_run_starts`): ``finite`` and/or the domain's label."""
+    rules = (["finite"] if finite else []) + ([] if domain == "real" else [_domain_rule(domain)[3]])
+    return f"{owner}: {name!r} must be {' and '.join(rules)}"
 
 
 def _check_unit_kind(unit: Any, where: str) -> None:
@@ -371,22 +379,28 @@ class AbstractModel(Readable):
                         f"{f.name!r} must be a number, an array, a unxt Quantity or a Param; "
                         f"got {type(value).__name__}."
                     ) from err
-            if not isinstance(value, Param) and not _is_concrete(value):
+            if not _is_concrete(read(value)):
                 value = self._checked_when_run(f.name, value, kind, f.metadata.get("domain", "real"))
             setattr(self, f.name, value)
 
-    def _checked_when_run(self, name: str, value: Array, kind: str, domain: Any) -> Array:
+    def _checked_when_run(self, name: str, value: Array | Param, kind: str, domain: Any) -> Array | Param:
         """The construction checks (finite, in the parameter's domain) of a value they cannot
         read: one traced because the model is built inside ``jax.jit`` / ``jax.vmap`` /
         ``jax.grad``. It is checked when the run reads it (`eqx.error_if`), as `Network` does
         its weights, so that ``jax.vmap`` over ``tau_E`` with a negative entry is named
-        rather than simulated (a negative time constant ran without a word)."""
-        bad = ~jnp.isfinite(value)
-        rule = "finite"
-        if kind == "parameter" and domain != "real":
-            bad = bad | _outside(value, domain)
-            rule = f"finite and {_domain_rule(domain)[3]}"
-        return checked_as_run_starts(value, bad, f"{type(self).__name__}: {name!r} must be {rule}")
+        rather than simulated (a negative time constant ran without a word).
+
+        A traced `Param` is checked through its raw array, unless its transform lands in the
+        domain (its own construction checked that the value is finite and inside the
+        transform's interval): ``Param(t)`` of a traced ``t = -1`` as a time constant ran."""
+        domain = domain if kind == "parameter" else "real"
+        if lands_in(value, *_domain_rule(domain)[:2]):
+            return value
+        arr = read(value)
+        bad = ~jnp.isfinite(arr)
+        if domain != "real":
+            bad = bad | _outside(arr, domain)
+        return checked_as_run_starts(value, bad, _must_be(type(self).__name__, name, domain, finite=True))
 
     def __check_init__(self):
         _check_declarations(type(self))
@@ -424,16 +438,15 @@ class AbstractModel(Readable):
                 continue
             arr = np.asarray(arr)
             if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{type(self).__name__}: {f.name!r} must be finite, got {arr}.")
+                raise ValueError(f"{_must_be(type(self).__name__, f.name, 'real', finite=True)}, got {arr}.")
             if kind == "parameter":
                 self._check_domain(f.name, arr, f.metadata["domain"])
                 if isinstance(value, Param):
                     self._check_bounds(f.name, value, f.metadata["domain"])
 
     def _check_domain(self, name: str, arr: np.ndarray, domain: Any) -> None:
-        label = _domain_rule(domain)[3]
         if np.any(_outside(arr, domain)):
-            raise ValueError(f"{type(self).__name__}: {name!r} must be {label}, got {arr}.")
+            raise ValueError(f"{_must_be(type(self).__name__, name, domain, finite=False)}, got {arr}.")
 
     def _check_bounds(self, name: str, param: Param, domain: Any) -> None:
         """A fitted parameter's transform must keep it in its domain: bounds that reach out

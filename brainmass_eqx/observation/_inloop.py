@@ -35,7 +35,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from .._checks import broadcasts_to_regions, is_traced, suggests_keywords
+from .._checks import broadcasts_to_regions, checked_as_run_starts, is_traced, suggests_keywords
 from .._param import Param
 from .._simulate import Trajectory, _as_steps, _wrap_solver, simulate
 from .._units import to_ms
@@ -129,8 +129,13 @@ class WithBOLD(AbstractModelWrapper):
         if not isinstance(scale, Param):
             scale = jnp.asarray(scale, dtype=jnp.result_type(float))
         _check_regions("scale", jnp.shape(raw), n)
-        if not is_traced(raw) and not np.all(np.isfinite(np.asarray(raw, dtype=float))):
-            raise ValueError(f"WithBOLD: `scale` must be finite, got {np.asarray(raw)}.")
+        rule = "WithBOLD: `scale` must be finite"
+        if not is_traced(raw):
+            if not np.all(np.isfinite(np.asarray(raw, dtype=float))):
+                raise ValueError(f"{rule}, got {np.asarray(raw)}.")
+        elif not isinstance(scale, Param):  # (a Param's own construction checks its value)
+            # Checked as the run starts: a NaN scale was reported as a divergence, blaming dt.
+            scale = checked_as_run_starts(scale, ~jnp.isfinite(scale), rule)
         self.scale = scale
 
         if isinstance(driver, str):
