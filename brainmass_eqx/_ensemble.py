@@ -36,7 +36,13 @@ from jaxtyping import PyTree
 
 from ._checks import check_int, did_you_mean, is_traced, keyword_names, suggests_keywords
 from ._files import PRECISION_WORDS, atomic_write, check_writable
-from ._memory import available_bytes, format_bytes, program_bytes, release_free_memory
+from ._memory import (
+    available_bytes,
+    format_bytes,
+    program_bytes,
+    recordings_checked_elsewhere,
+    release_free_memory,
+)
 from ._units import is_quantity, quantity, unxt_module
 
 __all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "place", "run_slices", "shard_vmap", "split_batch"]
@@ -506,6 +512,14 @@ def ensemble(
     **Raises:** `MemoryError` (with ``check_memory``) where the call cannot fit, naming
     the bytes needed and left and a ``chunk`` that fits.
     """
+    # Its own check (check_memory) counts the whole compiled program: simulate's check of
+    # its recording under this vmap would be a second, different refusal (and would refuse
+    # check_memory=False).
+    with recordings_checked_elsewhere():
+        return _ensemble(fn, batch, devices, threads, chunk, check_memory)
+
+
+def _ensemble(fn, batch, devices, threads, chunk, check_memory) -> PyTree:
     size = batch_size_of(batch)
     devices = check_devices(devices)
     if threads is not None:
@@ -775,7 +789,9 @@ def sweep(
     names = list(summaries)
 
     point_summaries = _point_function(simulate_fn, summaries, units)
-    fingerprint = _fingerprint(table, names, chunk_size, _trace_point(point_summaries, table), units)
+    with recordings_checked_elsewhere():  # the chunks' ensemble checks the memory (check_memory)
+        traced = _trace_point(point_summaries, table)
+    fingerprint = _fingerprint(table, names, chunk_size, traced, units)
     # JAX's float (float32 unless x64 is on), as the runs compute them; NaN until computed.
     results = {name: np.full(n, np.nan, dtype=jnp.result_type(float)) for name in names}
     done = 0

@@ -15,19 +15,29 @@ environment before import switches it off.
 `program_bytes` and `available_bytes` let `ensemble` refuse a call that cannot fit before
 it runs: on a CPU, an allocation larger than the memory left is not refused by Linux
 (which overcommits), so a too-large vmap was killed by the OOM killer mid-run or swapped,
-with no word of why.
+with no word of why. `check_recording` does the same for `simulate`'s recording, in a
+single run and under a user's own ``jax.vmap`` (which ``ensemble`` does not see): 1,000
+members recording one variable of 80 regions every 1 ms for 60 s are 19 GB (float32).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import jax
+from jax.custom_batching import custom_vmap
 
-__all__ = ["install_trim_after_compile", "release_free_memory", "available_bytes", "program_bytes", "format_bytes"]
+__all__ = [
+    "install_trim_after_compile", "release_free_memory", "available_bytes", "program_bytes", "format_bytes",
+    "check_recording", "recordings_checked_elsewhere",
+]
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 # Small compilations free little; skipping them keeps op-by-op (eager) code untouched.
@@ -109,10 +119,26 @@ def _read_int(path: str) -> int | None:
     return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
 
 
+def _read_stat(path: str, name: str) -> int:
+    """Field ``name`` of a cgroup ``memory.stat`` file (bytes), 0 where absent."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == name and value.strip().isdigit():
+                    return int(value)
+    except OSError:
+        pass
+    return 0
+
+
 def _host_available() -> int | None:
     """The host memory this process may still take: Linux's ``MemAvailable`` (free memory
     plus the caches it can drop), or less where a cgroup (a container, a batch job) caps
-    the process; None off Linux."""
+    the process. A cgroup's usage counts its page cache, which the kernel drops before it
+    kills anything: its inactive files are taken off (as ``docker stats`` and Kubernetes'
+    working set do), else a container that had read a few GB of files was "full" and
+    every run refused. None off Linux."""
     meminfo = {}
     try:
         with open("/proc/meminfo") as f:
@@ -124,12 +150,16 @@ def _host_available() -> int | None:
     available = meminfo.get("MemAvailable")
     if available is None:
         return None
-    for limit, usage in (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # cgroup v2
-        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),  # v1
+    for limit, usage, stat, cache in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
+        (  # cgroup v1
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+            "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file",
+        ),
     ):
         cap, used = _read_int(limit), _read_int(usage)
         if cap is not None and used is not None and cap < 2**60:  # v1 writes a huge number for no limit
+            used = max(0, used - _read_stat(stat, cache))
             available = min(available, max(0, cap - used))
     return available
 
@@ -156,3 +186,93 @@ def format_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{int(n)} B"
+
+
+# False inside `ensemble` (and so `sweep`): it checks its compiled program itself, with
+# its own ``check_memory``, so `check_recording` stays silent there.
+_CHECK_RECORDINGS = contextvars.ContextVar("brainmass_eqx_check_recordings", default=True)
+
+
+@contextlib.contextmanager
+def recordings_checked_elsewhere() -> Iterator[None]:
+    """Within it (this thread's context, and the threads `run_slices` starts from it),
+    `check_recording` checks nothing: for callers that check the memory of their whole
+    compiled program themselves (`ensemble`'s ``check_memory``)."""
+    token = _CHECK_RECORDINGS.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_RECORDINGS.reset(token)
+
+
+def _recording_message(members: int, n_samples: int, sample: int, available: int, device) -> str:
+    per_run = n_samples * sample
+    where = "this machine" if device.platform == "cpu" else str(device)
+    what = f"{n_samples} samples of {format_bytes(sample)}"
+    if members == 1:
+        return (
+            f"simulate: the run records about {format_bytes(per_run)} ({what}), and {format_bytes(available)} "
+            f"is left on {where}: it would be killed for memory (or swap) midway. Record less: a larger "
+            "sample_every (every k-th step), fewer monitors, or a shorter run (continue it with "
+            "y0=the previous Trajectory, keeping what you need of each). check_memory=False runs it anyway."
+        )
+    # Room for what the recording leaves out (the run's state, XLA's own buffers).
+    fits = int(0.7 * available // per_run)
+    at_once = (
+        f"bx.ensemble(fn, batch, chunk={min(fits, members - 1)}) evaluates that many at a time, one call after "
+        "another (what fn returns then gathers in host memory: reduce inside fn, e.g. "
+        "bx.metrics.functional_connectivity or a mean, to keep it small); jax.lax.map runs them one at a time"
+        if fits >= 1 else "even one run does not fit, so fewer at a time does not help"
+    )
+    return (
+        f"simulate: a jax.vmap of {members} runs records about {format_bytes(members * per_run)} "
+        f"({format_bytes(per_run)} per run: {what}), and {format_bytes(available)} is left on {where}: the batch "
+        "would be killed for memory (or swap) midway. A reduction after simulate inside the vmapped function does "
+        "not help (every run's recording exists before it). Record less: a larger sample_every (every k-th step) or "
+        f"fewer monitors; or run fewer at once: {at_once} (a Fitter: population='map', or a smaller popsize). "
+        "simulate(..., check_memory=False) runs it anyway."
+    )
+
+
+def _refuse_recording(members: int, n_samples: int, sample: int, device) -> None:
+    available = available_bytes(device)
+    if available is not None and members * n_samples * sample > available:
+        raise MemoryError(_recording_message(members, n_samples, sample, available, device))
+
+
+def _batch_probe(members: int, n_samples: int, sample: int, device):
+    """An identity whose ``jax.vmap`` rule sees the batch size at trace time: it checks
+    ``members`` times that size and passes the product on to the next vmap out (nested
+    vmaps multiply). Its output is unused, so nothing of it reaches the compiled program."""
+
+    @custom_vmap
+    def probe(arrays):
+        return arrays
+
+    @probe.def_vmap
+    def rule(axis_size, in_batched, arrays):
+        total = members * axis_size
+        _refuse_recording(total, n_samples, sample, device)
+        return _batch_probe(total, n_samples, sample, device)(arrays), in_batched[0]
+
+    return probe
+
+
+def check_recording(arrays: Any, n_samples: int, sample: int, *, host: bool = False) -> None:
+    """Raise `MemoryError` before a run whose recording cannot fit in the memory left
+    (`available_bytes`): ``n_samples`` samples of ``sample`` bytes each, times every
+    ``jax.vmap`` the run is traced under (their batch sizes multiplied; found by a probe
+    on ``arrays``, every array the run depends on, since a vmap over any one of them
+    batches the run). ``host``: the recording gathers in host memory (``simulate``'s
+    ``chunk``), else on JAX's first device. Under ``jax.jit`` the vmaps are checked when
+    traced (a cached program is not checked again); a vmap of a run differentiated in
+    forward mode (``jax.jacfwd``) is not counted. Nothing is checked inside
+    `recordings_checked_elsewhere`, or where the system does not say what is left."""
+    if not _CHECK_RECORDINGS.get():
+        return
+    device = jax.devices("cpu")[0] if host else jax.devices()[0]
+    _refuse_recording(1, n_samples, sample, device)
+    leaves = [x for x in jax.tree_util.tree_leaves(arrays) if isinstance(x, jax.core.Tracer)]
+    if leaves:  # concrete arrays are never batched
+        # stop_gradient: the probe is outside differentiation (custom_vmap has no transpose).
+        _batch_probe(1, n_samples, sample, device)(jax.lax.stop_gradient(leaves))

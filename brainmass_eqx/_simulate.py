@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import math
@@ -37,6 +38,7 @@ from ._checks import (
     whole_steps,
 )
 from ._files import atomic_write
+from ._memory import check_recording
 from ._param import unwrap
 from ._units import (
     CANONICAL_UNITS,
@@ -1103,18 +1105,28 @@ def _lead_grid(n_macro, k, dt):
     return jnp.asarray((np.arange(n_macro + 1) * k) * dt, dtype=jnp.result_type(float))
 
 
-def _lead_samples(model, monitor, y0, n_first, k, n_samples):
+def _sample_bytes(model, monitor, y0) -> int:
+    """The bytes of one recorded sample of one run (under ``vmap``: of one member)."""
+    names = [m for _, m in monitor.spec]
+    if all(isinstance(m, str) and m in y0 for m in names):
+        # A recorded state is the state itself: its size is y0's, without tracing the
+        # monitors (``jax.eval_shape``: 1.2 ms, as much again as an eager 20 ms Hopf run).
+        sample = [y0[m] for m in names]
+    else:
+        sample = jax.eval_shape(lambda y: monitor(model, y), y0)
+    return sum(math.prod(np.shape(a)) * jnp.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(sample))
+
+
+def _lead_samples(n_first, k, sample_bytes):
     """Transient samples to record and drop so that the run is one loop of macro-steps from
     t = 0 (see `_run_fixed`); None where that does not fit (the transient is not a whole
-    number of samples, or its samples would take more than 16 MB)."""
+    number of samples, or its samples of ``sample_bytes()`` bytes would take more than 16 MB)."""
     if n_first % k:
         return None
     n_lead = n_first // k - 1
     if n_lead == 0:
         return 0
-    sample = jax.eval_shape(lambda y: monitor(model, y), y0)
-    size = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree_util.tree_leaves(sample))
-    return n_lead if n_lead * size <= 2**24 else None
+    return n_lead if n_lead * sample_bytes() <= 2**24 else None
 
 
 def _solve(model, terms, y0, solver_state, args, solver, monitor, ts, t_end, dt, controller, adjoint, max_steps, progress):
@@ -1772,6 +1784,7 @@ def simulate(
     adjoint: dfx.AbstractAdjoint | None = None,
     max_steps: int | None = None,
     check_finite: bool = True,
+    check_memory: bool = True,
 ) -> Trajectory:
     r"""Integrate ``model`` for ``duration`` and record its trajectory.
 
@@ -1883,8 +1896,21 @@ def simulate(
       ``vmap`` one diverging member stops the whole batch, or with ``EQX_ON_ERROR=nan`` is NaN
       alone). Inside a `Fitter`'s loss it is not raised: a diverging candidate gets a
       non-finite loss, which the fit reports (`brainmass_eqx._checks.divergence_gives_nan`).
+    - `check_memory`: before running, compare the recording (samples times the bytes of
+      one sample of the monitors) with the memory left (on a CPU: Linux's
+      ``MemAvailable``, or a container's cgroup limit; on a GPU: its limit less what is in
+      use; a ``chunk`` run's in host memory), times every ``jax.vmap`` the run is traced
+      under (nested vmaps multiplied), and raise `MemoryError` naming the bytes and the
+      fixes, instead of a run that Linux kills for memory (or that swaps) midway: 1,000
+      members recording one variable of 80 regions every 1 ms for 60 s are 19 GB
+      (float32). Only the recording is counted (not the state, XLA's temporaries or a
+      vmapped recording's transposed copy), so what passes may still not fit. Under
+      ``jax.jit`` it is checked when traced. Inside `ensemble` and `sweep` their own
+      ``check_memory`` checks the whole compiled program instead. ``False`` skips it.
 
     **Returns:** a `Trajectory`.
+
+    **Raises:** `MemoryError` (with ``check_memory``) where the recording cannot fit.
     """
     if not isinstance(model, AbstractModel):
         # Else the first thing to fail was an AttributeError ('function' has no '_label').
@@ -2072,6 +2098,13 @@ def simulate(
     if stochastic:
         _check_sde_convention(solver, terms, y0, source, model_name)
     traced = is_traced((model, y0, source))
+    # Traced once, where needed: by the check, or by transient samples (`_lead_samples`).
+    sample_bytes = functools.cache(lambda: _sample_bytes(model, monitor, y0))
+
+    def check_fits(n_records, more=()):
+        # Every array the run depends on: a vmap over any one of them batches the run.
+        if check_memory:
+            check_recording((model, y0, source, key, *more), n_records, sample_bytes(), host=chunk is not None)
 
     if saveat is not None or adaptive:
         if chunk is not None:
@@ -2138,6 +2171,7 @@ def simulate(
         adjoint = dfx.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         # Nothing carried: the solve's own solver state is not returned (saveat, adaptive).
         carried = None
+        check_fits(ts.shape[0], (ts, t_start))
         with _forward_mode_refused(adjoint):
             ys, final, stop = _interpolated(
                 model, terms, y0, source, solver, monitor, ts, n_steps * dt_ms, dt_ms, controller, adjoint, budget,
@@ -2164,7 +2198,8 @@ def simulate(
         tail = (host_ts[-1], np.asarray(n_steps * dt_ms, host_ts.dtype), n_steps - (tr + 1 + n_rest * k))
         # device_put: jnp.asarray of a host array compiles a copy (memory and time on a first run).
         ts = jax.device_put(host_ts)
-        n_lead = _lead_samples(model, monitor, y0, tr + 1, k, n_samples)
+        n_lead = _lead_samples(tr + 1, k, sample_bytes)
+        check_fits(n_samples + (n_lead or 0), (t_start,))
         if chunk is None or n_rest <= 1:  # at most two samples: nothing to cut
             grid = ts if n_lead is None else _lead_grid(n_lead + n_samples, k, dt_ms)
             # Nothing traced: this run cannot be differentiated, and one plain loop compiles

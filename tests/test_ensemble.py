@@ -443,8 +443,18 @@ def test_host_memory_is_the_smaller_of_linux_and_a_cgroup_limit(monkeypatch):
 
     limits = {"/sys/fs/cgroup/memory.max": 4_000_000_000, "/sys/fs/cgroup/memory.current": 3_000_000_000}
     monkeypatch.setattr(mem, "_read_int", lambda path: limits.get(path))
+    monkeypatch.setattr(mem, "_read_stat", lambda path, name: 0)
     linux = mem._host_available()
     assert linux is not None and linux <= 1_000_000_000
+    with monkeypatch.context() as m:
+        m.setattr(mem, "_read_int", lambda path: None)
+        linux_free = mem._host_available()
+    # Page cache the kernel can drop is not in use: 2.5 GB of inactive files leave 3.5 GB.
+    monkeypatch.setattr(mem, "_read_stat", lambda path, name: 2_500_000_000 if name == "inactive_file" else 0)
+    with_cache = mem._host_available()
+    assert with_cache <= 3_500_000_000
+    if linux_free > 4_000_000_000:  # (else Linux's own figure is the smaller)
+        assert with_cache == 3_500_000_000
     limits.clear()  # no cgroup limit ("max" reads as None)
     assert mem._host_available() > 0
     assert mem.format_bytes(3.2e9) == "3.2 GB" and mem.format_bytes(64e6) == "64 MB" and mem.format_bytes(12) == "12 B"

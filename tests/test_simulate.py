@@ -414,7 +414,7 @@ def test_a_misspelt_keyword_is_named_with_the_closest_one():
 
     with pytest.raises(TypeError, match=r"simulate\(\) got an unexpected keyword argument 'monitor' \(did you mean 'monitors'\?\)\. simulate takes: model, duration, dt,"):
         bx.simulate(hopf(), 1.0, dt=0.1, monitor=["x"])
-    with pytest.raises(TypeError, match=r"simulate_bold\(\) got an unexpected keyword argument 'TR' \(did you mean 'tr'\?\)\. simulate_bold takes: .*, check_finite\."):
+    with pytest.raises(TypeError, match=r"simulate_bold\(\) got an unexpected keyword argument 'TR' \(did you mean 'tr'\?\)\. simulate_bold takes: .*, check_finite, check_memory\."):
         bx.simulate_bold(hopf(), 1.0, dt=0.1, TR=1.0)
     with pytest.raises(TypeError, match=r"sweep\(\) got an unexpected keyword argument 'grids' \(did you mean 'grid'\?\)"):
         bx.sweep(lambda a: a, grids={"a": [1.0]}, summaries={"s": lambda x: x})

@@ -1,0 +1,205 @@
+"""simulate's check of its recording against the memory left, alone and under a user's own
+``jax.vmap`` (brainmass_eqx._memory.check_recording): nothing large is allocated here, the
+memory left is monkeypatched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import brainmass_eqx as bx
+from brainmass_eqx import _ensemble as ens, _memory
+from brainmass_eqx.fit import Fitter
+
+MB = 1_000_000
+
+
+def big(a, key=None, **kw):
+    """1 MB of recording per run: 62,500 samples of x and y of 2 regions in float32."""
+    model = bx.Hopf(2, a=a, init_x=0.5)
+    if key is not None:
+        model = bx.with_noise(model, {"x": bx.noise.WhiteNoise(0.01)})
+    return bx.simulate(model, 6250.0, dt=0.1, key=key, **kw)["x"]
+
+
+def small(a):
+    """A short run (200 samples, 3.2 kB) to run for real under each transformation."""
+    return bx.simulate(bx.Hopf(2, a=a, init_x=0.5), 20.0, dt=0.1)["x"]
+
+
+@pytest.fixture
+def left(monkeypatch):
+    """``left(n)``: n bytes of memory left, as `available_bytes` reports it."""
+
+    def set_left(n):
+        monkeypatch.setattr(_memory, "available_bytes", lambda device=None: n)
+
+    return set_left
+
+
+def refused(fn, *args, match=None):
+    """Whether tracing ``fn(*args)`` (nothing runs) raises the recording's MemoryError."""
+    try:
+        jax.eval_shape(fn, *args)
+    except MemoryError as err:
+        assert str(err).startswith("simulate: "), err
+        if match is not None:
+            assert match in str(err), str(err)
+        return True
+    return False
+
+
+def test_a_vmap_whose_recording_cannot_fit_is_refused_before_it_runs_with_the_numbers(left):
+    left(10 * MB)
+    a64, a4 = jnp.linspace(0.1, 0.2, 64), jnp.linspace(0.1, 0.2, 4)
+    assert refused(jax.vmap(big), a64, match=(
+        "simulate: a jax.vmap of 64 runs records about 64 MB (1 MB per run: 62500 samples of 16 B), and 10 MB "
+        "is left on this machine"))
+    with pytest.raises(MemoryError, match=r"bx.ensemble\(fn, batch, chunk=7\) evaluates that many at a time.*"
+                       r"simulate\(..., check_memory=False\) runs it anyway"):
+        jax.eval_shape(jax.vmap(big), a64)
+    assert not refused(jax.vmap(big), a4)
+    assert not refused(jax.vmap(lambda a: big(a, check_memory=False)), a64)
+    # Under jit, checked when traced: a vmap inside jit, and a jit inside a vmap.
+    with pytest.raises(MemoryError, match="a jax.vmap of 64 runs"):
+        jax.jit(jax.vmap(big)).lower(a64)
+    assert refused(jax.vmap(jax.jit(big)), a64, match="a jax.vmap of 64 runs")
+    # A run's recording alone: 1 MB where 0.5 MB is left.
+    left(MB // 2)
+    assert refused(big, 0.1, match="simulate: the run records about 1 MB (62500 samples of 16 B), and 500 kB is left")
+    assert not refused(lambda a: big(a, check_memory=False), 0.1)
+    # Nothing known of the memory left (not Linux, a backend without figures): no check.
+    left(None)
+    assert not refused(jax.vmap(big), a64)
+
+
+def test_nested_vmaps_multiply_whichever_input_each_maps(left):
+    left(10 * MB)
+    assert refused(jax.vmap(jax.vmap(big)), jnp.ones((4, 4)), match="a jax.vmap of 16 runs records about 16 MB")
+    assert not refused(jax.vmap(jax.vmap(big)), jnp.ones((2, 4)))
+    # A vmap over the keys inside one over the model's a: 4 x 4 runs.
+    keys = jax.random.split(jax.random.key(0), 4)
+    over_both = jax.vmap(jax.vmap(big, in_axes=(None, 0)), in_axes=(0, None))
+    assert refused(over_both, jnp.ones(4), keys, match="a jax.vmap of 16 runs")
+    assert not refused(over_both, jnp.ones(2), keys)
+    # Noise keys alone batch the run too.
+    assert refused(jax.vmap(lambda k: big(0.1, k)), jax.random.split(jax.random.key(0), 64), match="of 64 runs")
+    # eqx.filter_vmap over a batch of models; y0 batched alone.
+    models = eqx.filter_vmap(lambda a: bx.Hopf(2, a=a, init_x=0.5))(jnp.ones(16))
+    assert refused(eqx.filter_vmap(lambda m: bx.simulate(m, 6250.0, dt=0.1).ys), models, match="of 16 runs")
+    y0 = {"x": jnp.ones((16, 2)), "y": jnp.zeros((16, 2))}
+    assert refused(jax.vmap(lambda y: bx.simulate(bx.Hopf(2), 6250.0, dt=0.1, y0=y).ys), y0, match="of 16 runs")
+
+
+def test_the_check_leaves_nothing_in_the_compiled_program():
+    a = jnp.linspace(0.1, 0.2, 4)
+
+    def text(check):
+        lowered = jax.jit(jax.vmap(lambda a: small_checked(a, check))).lower(a).as_text()
+        return lowered.split("\n", 1)[1]  # without the module's name
+
+    def small_checked(a, check):
+        return bx.simulate(bx.Hopf(2, a=a, init_x=0.5), 20.0, dt=0.1, check_memory=check)["x"]
+
+    assert text(True) == text(False)
+
+
+def test_differentiated_and_jitted_vmaps_run_and_are_checked(left):
+    left(10 * MB)
+    a = jnp.asarray([0.1, 0.2, 0.3])
+
+    def loss(a):
+        return jnp.mean(small(a) ** 2)
+
+    def loss_big(a):
+        return jnp.mean(big(a) ** 2)
+
+    per_member = np.asarray([jax.grad(loss)(x) for x in a])
+    np.testing.assert_allclose(jax.vmap(jax.grad(loss))(a), per_member, rtol=1e-5)
+    np.testing.assert_allclose(jax.grad(lambda a: jax.vmap(loss)(a).sum())(a), per_member, rtol=1e-5)
+    np.testing.assert_allclose(jax.jacfwd(jax.vmap(loss))(a), np.diag(per_member), rtol=1e-5, atol=1e-7)
+    hess = jax.hessian(lambda a: jax.vmap(loss)(a).sum())(a)
+    np.testing.assert_allclose(np.diag(hess), [jax.hessian(loss)(x) for x in a], rtol=1e-4)
+    batched = jax.jit(jax.vmap(jax.value_and_grad(loss)))
+    np.testing.assert_allclose(batched(a)[1], per_member, rtol=1e-5)
+    np.testing.assert_allclose(batched(a + 0.01)[1], [jax.grad(loss)(x) for x in a + 0.01], rtol=1e-5)
+    # Each of them is checked: 64 members of 1 MB where 10 MB are left.
+    a64 = jnp.linspace(0.1, 0.2, 64)
+    assert refused(jax.vmap(jax.grad(loss_big)), a64, match="of 64 runs")
+    assert refused(jax.grad(lambda a: jax.vmap(loss_big)(a).sum()), a64, match="of 64 runs")
+    assert refused(jax.jit(jax.vmap(jax.value_and_grad(loss_big))), a64, match="of 64 runs")
+    assert refused(jax.hessian(lambda a: jax.vmap(loss_big)(a[0] + jnp.zeros(64)).sum()), a64[:1], match="of 64 runs")
+
+
+def test_ensemble_and_sweep_check_their_program_alone(left, monkeypatch):
+    # Every recording refused here: ensemble and sweep run on their own check alone.
+    left(1)
+    a = jnp.linspace(0.1, 0.2, 8)
+    assert refused(small, 0.1)
+    monkeypatch.setattr(ens, "available_bytes", lambda device: None)
+    for threads in (1, 2):
+        got = ens.ensemble(small, a, threads=threads)
+        assert got.shape == (8, 200, 2)
+    assert ens.ensemble(small, a, threads=1, check_memory=False).shape == (8, 200, 2)
+    assert ens.ensemble(small, a, chunk=3).shape == (8, 200, 2)
+    table = ens.sweep(small, {"a": [0.1, 0.2, 0.3]}, {"m": lambda x: x.mean()}, chunk_size=2)
+    assert len(table["m"]) == 3
+    # The ensemble's own refusal, not simulate's.
+    monkeypatch.setattr(ens, "available_bytes", lambda device: 1)
+    with pytest.raises(MemoryError, match="^ensemble: evaluating 8 members"):
+        ens.ensemble(small, a, threads=1)
+
+
+def test_a_fitter_population_that_cannot_fit_is_refused_and_population_map_runs(left):
+    # 100 samples of x and y of one region: 800 B per candidate's run.
+    def predict(model):
+        return bx.simulate(model, 20.0, dt=0.2)["x"]
+
+    target = predict(bx.Hopf(a=0.25, init_x=0.1))
+    fitter = Fitter(bx.Hopf(a=bx.Param(0.1, bounds=(0.01, 1.0)), init_x=0.1), "DE", predict=predict, backend="nevergrad")
+    left(3000)
+    with pytest.raises(MemoryError, match=r"simulate: a jax.vmap of 8 runs records about 6.4 kB \(800 B per run"):
+        fitter.fit(target, 2, popsize=8, key=jax.random.key(0), population_threads=1)
+    result = fitter.fit(target, 2, popsize=8, key=jax.random.key(0), population="map")
+    assert result.raw["losses"].shape == (2, 8)
+    left(None)
+    assert fitter.fit(target, 2, popsize=8, key=jax.random.key(0)).raw["losses"].shape == (2, 8)
+
+
+TWO_DEVICES = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp
+    import brainmass_eqx as bx
+    from brainmass_eqx import _ensemble as ens, _memory
+    assert len(jax.devices()) == 2
+    def small(a):
+        return bx.simulate(bx.Hopf(2, a=a, init_x=0.5), 20.0, dt=0.1)["x"]
+    # 3.2 kB per run; room for 3: a vmap of 8 is refused, an ensemble over the devices runs.
+    _memory.available_bytes = lambda device=None: 10_000
+    a = jnp.linspace(0.1, 0.2, 8)
+    try:
+        jax.eval_shape(jax.vmap(small), a)
+        raise SystemExit("not refused")
+    except MemoryError as err:
+        assert "a jax.vmap of 8 runs" in str(err), err
+    ens.available_bytes = lambda device: None
+    assert ens.ensemble(small, a).shape == (8, 200, 2)
+    assert ens.ensemble(small, a, check_memory=False).shape == (8, 200, 2)
+    print("TWO-DEVICES-OK")
+    """
+)
+
+
+def test_ensemble_over_two_forced_host_devices_is_not_refused_by_simulate():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "TWO-DEVICES-OK" in out.stdout
