@@ -62,6 +62,7 @@ from .solvers import (
     bounded_stages,
     is_fixed_step_only,
     root_finder_tolerances,
+    step_can_fail,
 )
 
 __all__ = ["simulate", "Trajectory", "SimulationDivergedError"]
@@ -1039,6 +1040,9 @@ def _record_diffrax(model, terms, y, solver_state, source, solver, monitor, ts, 
         max_steps=n_macro,
         adjoint=adjoint,
         progress_meter=dfx.TqdmProgressMeter() if progress else dfx.NoProgressMeter(),
+        # A failed step (an implicit solver's root find) stops the solve, and the failure
+        # the solver state keeps is reported by `_check_failed_step`, naming its time.
+        throw=not step_can_fail(solver),
     )
     recorded, y_end = sol.ys
     return recorded, jax.tree_util.tree_map(lambda a: a[-1], y_end), sol.solver_state
@@ -1064,11 +1068,12 @@ def _finish(terms, y, solver_state, source, solver, dt, t_last, t_end, n_rest, r
     run, and its final state, end at ``duration`` as brainmass's do; recording nothing.
     With ``remat`` (a checkpointed run) they are a checkpointed loop like a macro-step:
     up to a TR of in-loop BOLD. Returns the final state and what the solver carries on
-    to a continued run (`Trajectory.carried`; None for most solvers, no output at all)."""
+    to a continued run (`Trajectory.carried`; None for most solvers, no output at all),
+    and the run's first failed step (`Substeps.failure`; None where no step can fail)."""
     stepper = Substeps(solver, max(n_rest, 1), dt, remat=remat)
     if n_rest:
         y, _, _, solver_state, _ = stepper.step(terms, t_last, t_end, y, source, solver_state, False)
-    return y, stepper.carried(solver_state)
+    return y, stepper.carried(solver_state), stepper.failure(solver_state)
 
 
 _finish_jit = eqx.filter_jit(_finish)
@@ -1488,6 +1493,71 @@ def _check_stop(stop, recorded, final, model_name, t_end, max_steps, solver=None
     )
 
 
+def _check_failed_step(failure, ys, final, *, model_name, solver, dt_ms, n_steps, t_start, sample_steps, adaptive_hint):
+    r"""``(ys, final)`` of a fixed-step run on the step grid, checked for a failed step.
+
+    ``failure``: the first failed step's ``(result, step)`` (`Substeps.failure`: an
+    implicit solver's root find that diverged or ran out of iterations), None where the
+    solver's steps cannot fail. A fixed step cannot be retried, and the run went on from
+    the failed step's value: before this the run returned it silently, where the same run
+    with ``saveat`` (a diffrax solve) raised. Eagerly: a ``RuntimeError`` naming the
+    step's time, the solver and the fix, in `_check_stop`'s words; under ``jit`` an
+    `error_if_member`; inside a `Fitter`'s loss (`divergence_raises` False) the samples
+    from the failed step on and the final state are inf, as the samples a stopped diffrax
+    solve did not reach, so that the candidate's loss is non-finite. ``ys`` and ``final``
+    None: only the eager check (a chunked run, between chunks).
+
+    **Arguments:** ``model_name``, ``solver`` (the solver given, before wrapping), ``dt_ms``
+    and ``n_steps`` (the run's), ``t_start`` (a continued run's start, or None),
+    ``sample_steps`` (the number of steps taken at each sample), ``adaptive_hint`` (whether
+    this model may take an adaptive ``stepsize_controller``, which retries a failed step).
+    """
+    if failure is None:
+        return ys, final
+    result, at = failure
+    failed = result != dfx.RESULTS.successful
+    if not divergence_raises():
+        after = failed & (at < jnp.asarray(sample_steps))
+
+        def inf_from(a, mask):
+            if not jnp.issubdtype(a.dtype, jnp.inexact):
+                return a
+            return jnp.where(jnp.reshape(mask, jnp.shape(mask) + (1,) * (a.ndim - jnp.ndim(mask))), jnp.inf, a)
+
+        return (jax.tree_util.tree_map(lambda a: inf_from(a, after), ys),
+                jax.tree_util.tree_map(lambda a: inf_from(a, failed), final))
+    name = type(innermost_solver(solver)).__name__
+    finder = getattr(innermost_solver(solver), "root_finder", None)
+    tols = [getattr(finder, tol, None) for tol in ("rtol", "atol")]
+    given = ""
+    if all(isinstance(t, (int, float)) for t in tols):
+        given = f" (its root finder's rtol = {tols[0]:g}, atol = {tols[1]:g})"
+    fix = (
+        "A fixed step cannot be retried: loosen the root finder's tolerances (solver=diffrax."
+        f"{name}(root_finder=diffrax.VeryChord(rtol=1e-4, atol=1e-4, norm=optimistix.max_norm)); diffrax 0.7's "
+        "VeryChord reports tolerances near rounding as a divergence), take a smaller dt"
+        + (", or pass stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8), which retries a failed "
+           "step with a smaller one" if adaptive_hint else "")
+        + "."
+    )
+    if is_traced(failure):
+        return error_if_member(
+            (ys, final), failed,
+            f"{model_name}: a step of {name}{given} failed (its root find did not converge), and the run would go on "
+            f"from the failed step's value. {fix} Run it outside jit for the time of the step.",
+        )
+    if not bool(failed):
+        return ys, final
+    origin = 0.0 if t_start is None or is_traced(t_start) else float(t_start)
+    t0 = origin + int(at) * dt_ms
+    dtype = jax.tree_util.tree_leaves(final)[0].dtype if final is not None else jnp.result_type(float)
+    finer = _tolerance_below_precision(finder, dtype) if finder is not None else ""
+    raise RuntimeError(
+        f"{model_name}: the step from t = {t0:.6g} ms to {t0 + dt_ms:.6g} ms (step {int(at) + 1} of {n_steps}) "
+        f"failed in {name}'s root find{given}: {dfx.RESULTS[result]} {finer}{fix}"
+    )
+
+
 # diffrax snaps a step ending within this many float spacings of t1 onto t1.
 _CLIP_ULPS = 100
 
@@ -1802,6 +1872,8 @@ def simulate(
       implicit one (``diffrax.Kvaerno5``, ...) takes its root finder's tolerances from an
       adaptive ``stepsize_controller``; for fixed steps give them
       (``root_finder=diffrax.VeryChord(rtol=..., atol=..., norm=optimistix.max_norm)``).
+      A fixed step whose root find fails cannot be retried: the run raises, naming the
+      step's time (under ``jax.jit``, an ``eqx.error_if``), as a ``saveat`` run does.
       Refused up front, with what to use instead: IMEX solvers (``KenCarp3/4/5``,
       ``Sil3``) and SDE solvers on a model without noise, partitioned ones
       (``SemiImplicitEuler``) on any model, and on a noisy model ``ItoMilstein`` and a solver
@@ -2193,6 +2265,11 @@ def simulate(
         # are 0.0625 ms apart at 10 minutes and 0.25 ms at an hour, so samples 0.1 ms apart
         # had uneven or equal times (and a delayed Network's continuation was refused).
         exact_ts = (tr + 1 + np.arange(n_samples) * k) * dt_ms
+        failed_step = functools.partial(
+            _check_failed_step, model_name=model_name, solver=given_solver, dt_ms=dt_ms, n_steps=n_steps,
+            t_start=t_start, sample_steps=tr + 1 + np.arange(n_samples) * k,
+            adaptive_hint=getattr(model, "supports_adaptive", True) and not stochastic,
+        )
         host_ts = exact_ts.astype(jnp.result_type(float))
         # The steps after the last sample: the run ends at duration, not at its last sample.
         tail = (host_ts[-1], np.asarray(n_steps * dt_ms, host_ts.dtype), n_steps - (tr + 1 + n_rest * k))
@@ -2208,7 +2285,7 @@ def simulate(
             plain = not traced or _plain_reverse(solver, y0, n_steps, (model, y0, source, terms))
             # A progress bar without an adjoint is a diffrax solve with its default adjoint.
             with _forward_mode_refused(dfx.RecursiveCheckpointAdjoint() if adjoint is None and progress else adjoint):
-                ys, (final, carried) = _run_fixed(
+                ys, (final, carried, failure) = _run_fixed(
                     model, terms, y0, source, solver, monitor, tr + 1, grid, k, dt_ms, adjoint, progress, n_lead, plain,
                     tail,
                 )
@@ -2238,13 +2315,16 @@ def simulate(
 
                 spans = tqdm(spans, desc="simulate", unit="chunk")
             for start, stop in spans:
+                # A failed step stops the run at the chunk that took it (eager: nothing traced).
+                failed_step(Substeps(solver, k, dt_ms).failure(solver_state), None, None)
                 rest, y, solver_state = _record(
                     model, terms, y, solver_state, source, solver, monitor, ts[start : stop + 1], k, dt_ms, adjoint, False
                 )
                 pieces.append(jax.tree_util.tree_map(np.asarray, rest))
             ys = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
-            final, carried = _finish_jit(terms, y, solver_state, source, solver, dt_ms, *tail)
+            final, carried, failure = _finish_jit(terms, y, solver_state, source, solver, dt_ms, *tail)
 
+        ys, final = failed_step(failure, ys, final)
         ts = exact_ts
     if is_traced((ys, final)):  # (a run not differentiated has nothing to mark)
         ys, final, carried = _reverse_mode_refused(adjoint, (ys, final, carried))

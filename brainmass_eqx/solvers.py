@@ -20,7 +20,7 @@ from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, PyTree
 
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
-from ._wrapping import AbstractSolverWrapper
+from ._wrapping import AbstractSolverWrapper, innermost_solver
 from .models._math import exprel
 
 __all__ = ["ModelTerm", "ExponentialEuler", "RK4", "Substeps", "StochasticExponentialEuler"]
@@ -521,6 +521,26 @@ class _HeldStepInputs(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         return self.solver.step(terms, t0, t1, y0, step_args, solver_state, jump or made_jump)
 
 
+def step_can_fail(solver: dfx.AbstractSolver) -> bool:
+    """Whether a step of ``solver`` can return a result other than success, decided
+    statically by the class of the solver at the bottom of its wrappers
+    (`innermost_solver`): an implicit solver (``diffrax.ImplicitEuler``, ``Kvaerno3/4/5``,
+    ``KenCarp3/4/5``: a ``diffrax.AbstractImplicitSolver``), whose root find can fail
+    ("Nonlinear solve diverged", its iteration budget spent). Every other solver diffrax
+    and this library ship returns success from every step (the wrappers pass the inner
+    result on), so `Substeps` carries no failure record for them and their loops compile
+    exactly as before."""
+    return isinstance(innermost_solver(solver), dfx.AbstractImplicitSolver)
+
+
+def _first_failure(failure, result, i=None):
+    """``failure`` (the first failed ``(result, step)`` so far) after a step that returned
+    ``result`` as step ``i``: the first one is kept."""
+    first, at = failure
+    fresh = (first == dfx.RESULTS.successful) & (result != dfx.RESULTS.successful)
+    return dfx.RESULTS.where(fresh, result, first), at if i is None else jnp.where(fresh, i, at)
+
+
 class Substeps(AbstractSolverWrapper):
     r"""Take ``n`` steps of ``solver`` as one diffrax step.
 
@@ -540,6 +560,12 @@ class Substeps(AbstractSolverWrapper):
     the input of a neighbouring step. The ``(t0, t1)`` given to ``step`` are then ignored
     (each call takes ``n`` steps of ``dt``). Without ``dt`` the steps are
     ``(t1 - t0) / n`` on absolute times.
+
+    Where the inner solver's step can fail (an implicit solver's root find,
+    `step_can_fail`), the result returned is the first failure since ``init`` (else
+    success): a fixed step cannot be retried, so diffrax stops the solve there. With
+    ``dt`` the solver state also keeps that failure and the number of the step that
+    failed (`failure`), which `simulate` reports; for any other solver nothing is carried.
 
     With ``remat`` (and ``dt``) the ``n`` steps run as a checkpointed loop
     (`_checkpointed_scan`): reverse mode keeps $O(\sqrt n)$ steps' values instead of all
@@ -577,10 +603,22 @@ class Substeps(AbstractSolverWrapper):
     def reverse_keeps_little(self) -> bool:
         return True  # only the loop counter and the step ends of its own
 
+    @property
+    def can_fail(self) -> bool:
+        """Whether the inner solver's step can fail (`step_can_fail`): only then is a
+        failure carried through the loop."""
+        return step_can_fail(self.solver)
+
     def carried(self, solver_state) -> dict | None:
         """The inner solver's `AbstractSolverWrapper.carried`, from its part of the state."""
         inner = solver_state if self.dt is None else solver_state[2]
         return self.solver.carried(inner) if isinstance(self.solver, AbstractSolverWrapper) else None
+
+    def failure(self, solver_state) -> tuple | None:
+        """``(result, step)``: the first failed step's result (``diffrax.RESULTS``; success
+        where none failed) and its number, counted from 0 at the origin given to ``init``;
+        None where the inner solver cannot fail (`step_can_fail`) or without ``dt``."""
+        return solver_state[3] if self.dt is not None and self.can_fail else None
 
     def init(self, terms, t0, t1, y0, args):
         if self.dt is None:
@@ -588,7 +626,10 @@ class Substeps(AbstractSolverWrapper):
         origin = jnp.asarray(t0, jnp.result_type(t0, float))
         h = jnp.asarray(self.dt, origin.dtype)
         inner = self.solver.init(terms, jnp.zeros_like(h), h, y0, _Clock(args, origin))
-        return jnp.zeros((), jnp.int32), origin, inner
+        count = jnp.zeros((), jnp.int32)
+        if self.can_fail:
+            return count, origin, inner, (dfx.RESULTS.successful, count)
+        return count, origin, inner
 
     def _start(self, origin, i):
         r"""$t_0 + i\,\Delta t$ from the int ``i``: float32 holds integers exactly only to
@@ -598,14 +639,15 @@ class Substeps(AbstractSolverWrapper):
         return origin + (q * jnp.asarray(block * self.dt, origin.dtype) + r * jnp.asarray(self.dt, origin.dtype))
 
     def _counted_step(self, terms, y0, args, solver_state, model):
-        count, origin, inner = solver_state
+        count, origin, inner, *failure = solver_state
         h = jnp.asarray(self.dt, origin.dtype)
         zero = jnp.zeros_like(h)
 
         jump = _inputs_jump(args)
 
+        # carry: (y, inner solver state), and the failure record where the step can fail.
         def one(j, carry):
-            y, inner = carry
+            y, inner, *failed = carry
             i = count + j
             if hasattr(args, "at_index"):
                 step_args = args.at_index(i)
@@ -613,19 +655,20 @@ class Substeps(AbstractSolverWrapper):
                 step_args = args.at_step(self._start(origin, i))
             else:
                 step_args = args
-            y, _, _, inner, _ = self.solver.step(terms, zero, h, y, _Clock(step_args, self._start(origin, i)), inner, jump)
-            return model.post_step(y), inner
+            y, _, _, inner, result = self.solver.step(terms, zero, h, y, _Clock(step_args, self._start(origin, i)), inner, jump)
+            return (model.post_step(y), inner, *(_first_failure(f, result, i) for f in failed))
 
+        carry = (y0, inner, *failure)
         if self.n == 1:  # no loop of one iteration: a smaller program to compile
-            y1, inner = one(jnp.zeros((), jnp.int32), (y0, inner))
+            carry = one(jnp.zeros((), jnp.int32), carry)
         elif self.remat:
-            (y1, inner), _ = _checkpointed_scan(
-                lambda carry, j: (one(j, carry), None), (y0, inner), jnp.arange(self.n, dtype=jnp.int32)
-            )
+            carry, _ = _checkpointed_scan(lambda c, j: (one(j, c), None), carry, jnp.arange(self.n, dtype=jnp.int32))
         else:
             # A static trip count (count is traced): a while loop would stop reverse mode.
-            y1, inner = jax.lax.fori_loop(0, self.n, one, (y0, inner))
-        return y1, None, dict(y0=y0, y1=y1), (count + self.n, origin, inner), dfx.RESULTS.successful
+            carry = jax.lax.fori_loop(0, self.n, one, carry)
+        y1, inner, *failure = carry
+        result = failure[0][0] if failure else dfx.RESULTS.successful
+        return y1, None, dict(y0=y0, y1=y1), (count + self.n, origin, inner, *failure), result
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         model = _find_model_term(terms).model
@@ -636,9 +679,9 @@ class Substeps(AbstractSolverWrapper):
         jump = _inputs_jump(args)
         if self.n == 1:  # no loop of one iteration: a smaller program to compile
             step_args = args.at_step(t0) if hasattr(args, "at_step") else args
-            y1, _, _, solver_state, _ = self.solver.step(terms, t0, t1, y0, step_args, solver_state, jump)
+            y1, _, _, solver_state, result = self.solver.step(terms, t0, t1, y0, step_args, solver_state, jump)
             y1 = model.post_step(y1)
-            return y1, None, dict(y0=y0, y1=y1), solver_state, dfx.RESULTS.successful
+            return y1, None, dict(y0=y0, y1=y1), solver_state, result if self.can_fail else dfx.RESULTS.successful
         h = (t1 - t0) / self.n
 
         def end_of(i):
@@ -651,13 +694,15 @@ class Substeps(AbstractSolverWrapper):
             # (a float32 run at dt = 0.1 ms ran 1.4% fast by t = 200 s), and with
             # tb = t0 + (i+1) h XLA contracts tb - ta into an FMA when t0 and h are
             # constants (a 2 s run lost 0.024 ms).
-            y, state, ta, tb = carry
+            y, state, ta, tb, *failed = carry
             step_args = args.at_step(ta) if hasattr(args, "at_step") else args
-            y, _, _, state, _ = self.solver.step(terms, ta, tb, y, step_args, state, jump)
-            return model.post_step(y), state, tb, end_of(i + 1)
+            y, _, _, state, result = self.solver.step(terms, ta, tb, y, step_args, state, jump)
+            return (model.post_step(y), state, tb, end_of(i + 1), *(_first_failure(f, result) for f in failed))
 
-        y1, solver_state, _, _ = jax.lax.fori_loop(0, self.n, body, (y0, solver_state, t0, end_of(0)))
-        return y1, None, dict(y0=y0, y1=y1), solver_state, dfx.RESULTS.successful
+        failure = ((dfx.RESULTS.successful, None),) if self.can_fail else ()
+        y1, solver_state, _, _, *failure = jax.lax.fori_loop(0, self.n, body, (y0, solver_state, t0, end_of(0), *failure))
+        result = failure[0][0] if failure else dfx.RESULTS.successful
+        return y1, None, dict(y0=y0, y1=y1), solver_state, result
 
 
 def is_fixed_step_only(solver: dfx.AbstractSolver) -> bool:

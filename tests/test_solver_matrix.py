@@ -8,6 +8,7 @@ compile.
 
 import diffrax as dfx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 import pytest
@@ -137,3 +138,78 @@ def test_implicit_solver_in_a_delayed_network_with_saveat(x64):
     ref = bx.simulate(net, 3.0, dt=0.1, solver=dfx.Tsit5(), y0=Y0, saveat=saveat)
     tr = bx.simulate(net, 3.0, dt=0.1, solver=dfx.Kvaerno5(root_finder=tolerances()), y0=Y0, saveat=saveat)
     assert np.max(np.abs(np.asarray(tr.ys["x"]) - np.asarray(ref.ys["x"]))) < 1e-8
+
+
+# -- a failed implicit step on fixed steps ------------------------------------------------------
+#
+# A 3-region Hopf at rest, kicked by an input of 5 from step 5 on at dt = 0.5 ms: the kicked
+# step's root find diverges ("Nonlinear solve diverged"; ImplicitEuler, VeryChord at 1e-4).
+# With saveat (a diffrax solve) that raised; on the step grid the run went on silently from
+# the failed step's value (x = 1.58 there), and where that value was NaN it was reported as
+# a divergence blaming dt. A stiff case of the same kind (amplitude 3, dt 0.5 ms, Kvaerno5)
+# ran silently 1.56 off a tight Tsit5 run.
+
+KICK_DT, KICK_T = 0.5, 10.0
+KICKED = "Hopf: the step from t = 2 ms to 2.5 ms (step 5 of 20) failed in ImplicitEuler's root find"
+
+
+def kicked(**extra):
+    solver = dfx.ImplicitEuler(root_finder=dfx.VeryChord(rtol=1e-4, atol=1e-4, norm=optx.max_norm))
+    y0 = extra.pop("y0", {"x": np.zeros(3), "y": np.zeros(3)})
+    n = round(KICK_T / KICK_DT)
+    inputs = extra.pop("inputs", {"x": np.r_[np.zeros(4), 5.0 * np.ones(n - 4)]})
+    return bx.simulate(hopf(), extra.pop("duration", KICK_T), dt=KICK_DT, solver=solver, y0=y0, inputs=inputs, **extra)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"chunk": 4}, {"adjoint": dfx.RecursiveCheckpointAdjoint()}, {"sample_every": 3, "transient": 2}],
+    ids=["grid", "chunked", "diffrax-loop", "sampled"],
+)
+def test_a_failed_implicit_step_on_the_grid_raises_naming_its_time_and_the_fix(extra):
+    # Before: the run returned, x = 1.58 after the failed step (with saveat it raised).
+    with pytest.raises(RuntimeError, match=r"the solve stopped at t = 2.5 ms of 10 ms after 5 steps: Nonlinear solve diverged"):
+        kicked(saveat=np.arange(0.5, 10.01, 0.5))
+    with pytest.raises(RuntimeError) as info:
+        kicked(**extra)
+    text = str(info.value)
+    assert text.startswith(KICKED + " (its root finder's rtol = 0.0001, atol = 0.0001): Nonlinear solve diverged.")
+    assert "root_finder=diffrax.VeryChord(rtol=1e-4" in text and "smaller dt" in text
+    assert "stepsize_controller=diffrax.PIDController" in text
+
+
+def test_a_continued_run_names_the_failed_step_in_the_continued_time():
+    first = kicked(duration=2.0, inputs=None)
+    with pytest.raises(RuntimeError, match=r"Hopf: the step from t = 2 ms to 2.5 ms \(step 1 of 16\) failed"):
+        kicked(duration=8.0, y0=first, inputs={"x": 5.0 * np.ones(16)})
+
+
+def test_a_failed_implicit_step_under_jit_and_in_a_fitters_loss():
+    from brainmass_eqx._checks import divergence_gives_nan
+
+    y0 = {"x": jnp.zeros(3), "y": jnp.zeros(3)}
+    with pytest.raises(Exception, match=r"Hopf: a step of ImplicitEuler \(its root finder's rtol = 0.0001, atol = "
+                                        r"0.0001\) failed .*Run it outside jit for the time of the step"):
+        jax.block_until_ready(jax.jit(lambda y: kicked(y0=y).ys["x"])(y0))
+    # In a Fitter's loss: non-finite from the failed step on, as a stopped diffrax solve's samples.
+    with divergence_gives_nan():
+        tr = jax.jit(lambda y: kicked(y0=y))(y0)
+    x = np.asarray(tr.ys["x"])
+    assert np.all(x[:4] == 0.0) and np.all(np.isinf(x[4:]))
+    assert np.all(np.isinf(np.asarray(tr.final_state["x"])))
+
+
+def test_only_solvers_whose_step_can_fail_carry_a_failure_record():
+    from brainmass_eqx.solvers import Substeps, _FrozenInputs, step_can_fail
+
+    implicit = dfx.ImplicitEuler(root_finder=tolerances())
+    node, net = hopf(), delayed_net()
+    for model, solver, can_fail in [(node, bx.ExponentialEuler(), False), (node, bx.RK4(), False),
+                                    (node, dfx.Tsit5(), False), (node, implicit, True),
+                                    (net, net.wrap_solver(bx.RK4(), dt=0.1), False),
+                                    (net, net.wrap_solver(implicit, dt=0.1), True)]:
+        assert step_can_fail(solver) is can_fail
+        stepper = Substeps(solver, 2, 0.1)
+        state = stepper.init(model.terms(None), 0.0, 0.2, Y0, _FrozenInputs({}))
+        # Explicit solvers' loops carry exactly what they did before (and compile the same).
+        assert len(state) == 3 + can_fail and (stepper.failure(state) is None) is not can_fail
