@@ -252,7 +252,10 @@ def _batch_probe(members: int, n_samples: int, sample: int, device):
     @probe.def_vmap
     def rule(axis_size, in_batched, arrays):
         total = members * axis_size
-        _refuse_recording(total, n_samples, sample, device)
+        # Read again here, where the vmap is traced: a jitted run traced (probe and all)
+        # outside `ensemble` was refused inside it, check_memory=False too, from the cache.
+        if _CHECK_RECORDINGS.get():
+            _refuse_recording(total, n_samples, sample, device)
         return _batch_probe(total, n_samples, sample, device)(arrays), in_batched[0]
 
     return probe

@@ -840,7 +840,13 @@ def _check_key(key) -> None:
     raise TypeError(f"key must be a JAX PRNG key, e.g. key=jax.random.key({seed}); got {shown}.")
 
 
-def _check_y0(model, y0):
+def _check_y0(model, y0, traced_check: bool = True):
+    """``y0`` checked against ``model``'s states (names, shapes, units, finite) and cast to
+    JAX's float. A NaN/inf in a concrete value is refused eagerly; in a traced one, when the
+    run starts, where ``traced_check``: `simulate` leaves that out with ``check_finite=False``
+    (which records NaNs: a vmapped continuation of runs of which one diverged was refused
+    whole) and inside a `Fitter`'s loss (a NaN candidate gets a non-finite loss); a
+    state carried from step to step inside a compiled loop (`JansenRitTR`) is not a y0."""
     if not isinstance(y0, Mapping):
         raise TypeError(f"y0 must be a dict {{state name: array}}, got {type(y0).__name__}.")
     mismatch = key_mismatch(y0, model.state_names)
@@ -869,7 +875,9 @@ def _check_y0(model, y0):
                 + (" For one run per initial state (or per member of a vmapped run's Trajectory): "
                    "jax.vmap(lambda y: bx.simulate(model, ..., y0=y))(y0)." if batch else "")
             ) from None
-        out[name] = checked_finite(f"y0[{name!r}]", value, "give finite initial values")
+        if traced_check or not is_traced(value):
+            value = checked_finite(f"y0[{name!r}]", value, "give finite initial values")
+        out[name] = value
     return out
 
 
@@ -2062,8 +2070,12 @@ def simulate(
     if not isinstance(solver, dfx.AbstractSolver):
         # A class (solver=diffrax.Tsit5) or a name (brainmass's method='rk4') was told only its type.
         if isinstance(solver, type) and issubclass(solver, dfx.AbstractSolver):
-            hint = f": pass an instance, solver={_solver_path(solver)}()"
-        elif isinstance(solver, str):
+            # Named as written: its type is equinox's metaclass ("got _MetaAbstractSolver").
+            raise TypeError(
+                f"solver must be a diffrax solver, got the class {_solver_path(solver)}: pass an instance, "
+                f"solver={_solver_path(solver)}()."
+            )
+        if isinstance(solver, str):
             hint = (": simulate takes solver objects, not names (e.g. solver=diffrax.Tsit5(), "
                     "solver=brainmass_eqx.RK4(), default ExponentialEuler())")
         else:
@@ -2106,19 +2118,22 @@ def simulate(
 
     model = unwrap(model)
     _warn_coarse_step(model, dt_ms)
+    # A traced NaN y0 is a divergence's kin: with check_finite=False (or in a Fitter's
+    # loss) it runs, and is recorded, as NaN (see `_check_y0`).
+    traced_y0_check = check_finite and divergence_raises()
     t_start = None  # a continued run's time goes on from the earlier run's end
     if isinstance(y0, Trajectory):
         from .network import past_from
 
         # Its final state first: a Trajectory of another model would otherwise fail on the
         # past its delays read ("record its coupled variable"), not on what is wrong.
-        checked = _check_y0(model, y0.final_state)
+        checked = _check_y0(model, y0.final_state, traced_y0_check)
         _warn_narrower_continuation(y0)
         model = past_from(model, y0, dt_ms)
         t_start = y0.end_time
         y0 = checked
     elif y0 is not None:
-        y0 = _check_y0(model, y0)
+        y0 = _check_y0(model, y0, traced_y0_check)
     if y0 is None:
         # An initial state drawn from a concrete key (and fixed model values) is computed
         # eagerly even under jit/grad: the compiled program then holds a constant instead

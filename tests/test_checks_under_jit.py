@@ -202,3 +202,29 @@ def test_constants_built_under_jit_add_no_run_time_check():
     for name, build in specs.items():
         outside = build()
         assert _checks_in(lambda build=build: _run(build())) == _checks_in(lambda m=outside: _run(m)), name
+
+
+def test_a_traced_nan_y0_with_check_finite_false_runs_as_nan_in_its_member_alone():
+    # check_finite=False records NaNs: a vmapped batch (a continuation of runs of which one
+    # diverged) with one NaN member was refused whole, with no way to run it.
+    y = jnp.array([[0.1, 0.1], [np.nan, 0.1], [0.2, 0.2]])
+
+    def run(y, check_finite):
+        return _run(NODE, y0={"x": y, "y": y}, check_finite=check_finite)["x"]
+
+    got = jax.vmap(lambda y: run(y, False))(y)
+    got = np.asarray(got)
+    assert np.isnan(got[1, -1, 0]) and np.all(np.isfinite(got[[0, 2]]))
+    np.testing.assert_array_equal(got[2], run(y[2], False))
+    with pytest.raises(Exception, match=r"y0\['x'\] holds NaN or inf"):
+        jax.vmap(lambda y: run(y, True))(y)
+
+
+def test_a_sequence_models_carried_state_is_not_checked_as_a_y0_at_every_step():
+    # JansenRitTR reads its state through simulate's y0 check at each TR: under jit the
+    # carried state got a NaN check per TR inside the loop, which named "initial values".
+    sc = np.array([[0.0, 1.0, 0.5], [0.2, 0.0, 1.0], [0.7, 0.3, 0.0]])
+    model = bx.JansenRitTR(3, sc, np.zeros((3, 3)), k=2.0, w_ll=np.zeros((3, 3)), w_ff=np.full((3, 3), 0.1),
+                           w_bb=np.zeros((3, 3)), g_l=50.0, g_f=30.0, g_b=20.0, tr=1.0)
+    drive = jnp.full((4, 3), 100.0)
+    assert _checks_in(lambda: model(drive)) == 0

@@ -158,6 +158,22 @@ def test_ensemble_and_sweep_check_their_program_alone(left, monkeypatch):
         ens.ensemble(small, a, threads=1)
 
 
+def test_a_jitted_run_traced_before_is_not_refused_inside_ensemble(left, monkeypatch):
+    # The jitted run's program (with its probe) is traced outside ensemble, then reused
+    # from jit's cache under ensemble's vmap: the probe's rule was refused there, with
+    # ensemble(check_memory=False) too.
+    left(5000)  # one run's 3.2 kB fits, 8 do not
+    monkeypatch.setattr(ens, "available_bytes", lambda device: None)
+    run = jax.jit(small)
+    a = jnp.linspace(0.1, 0.2, 8)
+    assert run(a[0]).shape == (200, 2)
+    assert refused(jax.vmap(run), a)
+    got = ens.ensemble(run, a, threads=1, check_memory=False)
+    assert ens.ensemble(run, a, threads=1).shape == (8, 200, 2)
+    left(None)
+    np.testing.assert_array_equal(got, jax.vmap(small)(a))
+
+
 def test_a_fitter_population_that_cannot_fit_is_refused_and_population_map_runs(left):
     # 100 samples of x and y of one region: 800 B per candidate's run.
     def predict(model):

@@ -86,8 +86,8 @@ def test_solver_matrix_refusals_name_the_solver_and_the_way_out(cell):
     "solver, match",
     [
         ("tsit5", r"got str 'tsit5': simulate takes solver objects, not names"),
-        (dfx.Tsit5, r"pass an instance, solver=diffrax.Tsit5\(\)"),
-        (bx.RK4, r"pass an instance, solver=brainmass_eqx.RK4\(\)"),
+        (dfx.Tsit5, r"got the class diffrax.Tsit5: pass an instance, solver=diffrax.Tsit5\(\)\.$"),
+        (bx.RK4, r"got the class brainmass_eqx.RK4: pass an instance, solver=brainmass_eqx.RK4\(\)\.$"),
     ],
 )
 def test_a_solver_name_or_class_is_told_to_pass_an_instance(solver, match):

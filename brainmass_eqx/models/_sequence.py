@@ -601,7 +601,9 @@ class JansenRitTR(eqx.Module):
                 "JansenRitTR: state must be the tuple (JR state dict, history of M, count) that "
                 f"init_state() or a previous call returns, got {type(state).__name__}."
             ) from None
-        y = _check_y0(unwrap(self.cell), y)
+        # Not checked for NaN when traced: under jit this is the state carried from TR to
+        # TR (a check per TR in the loop, and a divergence blamed on "initial values").
+        y = _check_y0(unwrap(self.cell), y, traced_check=False)
         return y, jnp.asarray(buffer, dtype=y["M"].dtype), jnp.asarray(count, dtype=jnp.int32)
 
     def step_tr(self, state, u, key: PRNGKeyArray | None = None):
