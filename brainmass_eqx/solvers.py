@@ -354,6 +354,15 @@ def root_finder_tolerances(
     - `adaptive_hint`: how to pass an adaptive controller in this run ("" where the model
       cannot adapt its step: then only explicit tolerances are suggested).
     """
+    if isinstance(solver, dfx.HalfSolver) and isinstance(solver.solver, dfx.AbstractImplicitSolver):
+        # diffrax's way to make a solver adaptive, but diffeqsolve (0.7) reads the
+        # HalfSolver's own root_finder, which it does not have ("'HalfSolver' object has no
+        # attribute 'root_finder'", in plain diffrax too).
+        raise ValueError(
+            f"solver HalfSolver({type(solver.solver).__name__}()) cannot run: diffrax 0.7 does not make an implicit "
+            "solver adaptive through HalfSolver (diffeqsolve reads a root_finder the HalfSolver lacks). Use an "
+            "implicit solver with its own error estimate, diffrax.Kvaerno3/4/5(), with the stepsize_controller."
+        )
     if not issubclass(type(solver), dfx.AbstractImplicitSolver):
         return solver  # the class: a wrapper passes diffrax's isinstance for its inner solver
     finder = solver.root_finder

@@ -213,3 +213,13 @@ def test_only_solvers_whose_step_can_fail_carry_a_failure_record():
         state = stepper.init(model.terms(None), 0.0, 0.2, Y0, _FrozenInputs({}))
         # Explicit solvers' loops carry exactly what they did before (and compile the same).
         assert len(state) == 3 + can_fail and (stepper.failure(state) is None) is not can_fail
+
+
+def test_a_half_solver_of_an_implicit_solver_is_refused_up_front():
+    # diffrax 0.7's diffeqsolve reads the HalfSolver's own root_finder: an AttributeError
+    # from deep inside, in plain diffrax too.
+    with pytest.raises(ValueError, match=r"HalfSolver\(ImplicitEuler\(\)\) cannot run: .*diffrax\.Kvaerno3/4/5"):
+        bx.simulate(
+            bx.Hopf(2), 5.0, dt=0.1, solver=dfx.HalfSolver(dfx.ImplicitEuler()),
+            stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),
+        )
