@@ -1124,10 +1124,59 @@ def _sample_bytes(model, monitor, y0) -> int:
     if all(isinstance(m, str) and m in y0 for m in names):
         # A recorded state is the state itself: its size is y0's, without tracing the
         # monitors (``jax.eval_shape``: 1.2 ms, as much again as an eager 20 ms Hopf run).
-        sample = [y0[m] for m in names]
-    else:
-        sample = jax.eval_shape(lambda y: monitor(model, y), y0)
-    return sum(math.prod(np.shape(a)) * jnp.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(sample))
+        return _tree_bytes([y0[m] for m in names])
+    key = _observed_shape_key(model, monitor, y0)
+    if key is not None and key in _OBSERVED_BYTES:
+        _OBSERVED_BYTES[key] = _OBSERVED_BYTES.pop(key)  # most recently used last
+        return _OBSERVED_BYTES[key]
+    size = _tree_bytes(jax.eval_shape(lambda y: monitor(model, y), y0))
+    if key is not None:
+        _OBSERVED_BYTES[key] = size
+        if len(_OBSERVED_BYTES) > _OBSERVED_BYTES_KEPT:
+            del _OBSERVED_BYTES[next(iter(_OBSERVED_BYTES))]
+    return size
+
+
+def _tree_bytes(tree) -> int:
+    return sum(math.prod(np.shape(a)) * jnp.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(tree))
+
+
+# The bytes of a sample of named observables, by `_observed_shape_key`, least recently used
+# first: tracing them (``jax.eval_shape``, 0.4-0.7 ms) took as long again as an eager 2 ms
+# JansenRit run recording "eeg", at every call.
+_OBSERVED_BYTES: dict = {}
+_OBSERVED_BYTES_KEPT = 256
+# Leaves kept by value in the key: what a named observable's shapes may depend on besides
+# arrays' shapes. Anything else (a function, an object) leaves the sample uncached.
+_KEYED_BY_VALUE = (bool, int, float, complex, str, type(None))
+
+
+def _observed_shape_key(model, monitor, y0):
+    """What fixes the shapes of ``monitor(model, y0)`` when every monitor is a name: the
+    names, ``model``'s and ``y0``'s tree structures (the model's class and static fields
+    with them), their arrays' shapes and dtypes (values do not: the observables are
+    traced under ``jit``), their other leaves' values, and whether float64 is on. None
+    (not cached) for a callable monitor, which may close over anything, or a leaf that is
+    neither an array nor a plain value. Flattening: tens of microseconds."""
+    if not all(isinstance(m, str) for _, m in monitor.spec):
+        return None
+    key = [monitor.spec, jax.config.jax_enable_x64]
+    for tree in (model, y0):
+        leaves, treedef = jax.tree_util.tree_flatten(tree)
+        key.append(treedef)
+        for a in leaves:
+            if isinstance(a, _KEYED_BY_VALUE):
+                key.append((type(a), a))
+            elif hasattr(a, "shape") and hasattr(a, "dtype"):
+                key.append((np.shape(a), a.dtype, bool(getattr(a, "weak_type", False))))
+            else:
+                return None
+    try:
+        key = tuple(key)
+        hash(key)  # a static field that cannot be hashed (a NumPy array) makes the structure unhashable
+    except TypeError:
+        return None
+    return key
 
 
 def _lead_samples(n_first, k, sample_bytes):

@@ -223,3 +223,34 @@ def test_a_half_solver_of_an_implicit_solver_is_refused_up_front():
             bx.Hopf(2), 5.0, dt=0.1, solver=dfx.HalfSolver(dfx.ImplicitEuler()),
             stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),
         )
+
+
+def test_a_failed_implicit_step_in_a_fitters_population_is_per_member():
+    # A population (the nevergrad backend's jax.vmap of the loss) where some candidates' root
+    # find fails: those candidates' losses are non-finite from their own failed step on, the
+    # others' are their single runs'. Kicked by 0.15, the Hopf at a = -2 and -0.5 runs; at
+    # a = 1 step 5 fails, at a = 0.2 step 10 (samples after steps 1, 3, 5, ...: from sample 2, sample 5).
+    from brainmass_eqx.fit import Fitter
+
+    solver = dfx.ImplicitEuler(root_finder=dfx.VeryChord(rtol=1e-4, atol=1e-4, norm=optx.max_norm))
+    kick = {"x": np.r_[np.zeros(4), 0.15 * np.ones(16)]}
+
+    def loss_fn(model, target):
+        tr = bx.simulate(model, KICK_T, dt=KICK_DT, solver=solver, y0={"x": jnp.zeros(3), "y": jnp.zeros(3)},
+                         inputs=kick, sample_every=2)
+        return jnp.mean(tr.ys["x"] ** 2), (tr.ys["x"], tr.final_state["x"])
+
+    fitter = Fitter(bx.Hopf(3, a=bx.Param(0.0, fit=True), w=0.3), loss_fn=loss_fn)
+    a = jnp.array([-2.0, 1.0, -0.5, 0.2])
+    loss, (x, final) = jax.jit(jax.vmap(lambda a: fitter.loss({"a": a})))(a)
+    one = jax.jit(lambda a: fitter.loss({"a": a}))
+    for i, first_inf in enumerate([None, 2, None, 5]):
+        alone, (x_alone, final_alone) = one(a[i])
+        if first_inf is None:
+            assert np.isfinite(loss[i]) and np.all(np.isfinite(final[i]))
+            np.testing.assert_allclose(loss[i], alone, rtol=1e-6)
+            np.testing.assert_allclose(x[i], x_alone, rtol=1e-6, atol=1e-7)
+        else:
+            assert np.isinf(loss[i]) and np.all(np.isinf(final[i])) and np.all(np.isinf(final_alone))
+            assert np.all(np.isfinite(x[i][:first_inf])) and np.all(np.isinf(x[i][first_inf:]))
+            np.testing.assert_array_equal(x[i], x_alone)
