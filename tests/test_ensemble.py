@@ -1,9 +1,7 @@
 """Ensembles (vmap + sharding across devices) and resumable parameter sweeps."""
 
 import dataclasses
-import os
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _devices import run_on_two_host_devices
 
 import brainmass_eqx as bx
 import brainmass_eqx._ensemble as ens
@@ -121,10 +120,7 @@ SHARDED = textwrap.dedent(
 
 
 def test_sharded_ensemble_on_two_forced_host_devices():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "SHARDED-OK (7, 2)" in out.stdout
+    run_on_two_host_devices(SHARDED, expect="SHARDED-OK (7, 2)")
 
 
 
@@ -179,12 +175,8 @@ def test_a_sharded_network_ensemble_runs_each_devices_members_without_gathering_
     cannot split the delay history's kernels: every device advanced every member's
     history, the written values all-gathered at every step (the same numbers, the work of
     the whole batch on each device). ensembles.md's shard_map example is checked the same way."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     page = str(Path(__file__).resolve().parents[1] / "docs" / "howto" / "ensembles.md")
-    script = [sys.executable, "-c", SHARDED_NETWORK, page]
-    out = subprocess.run(script, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "SHARDED-NETWORK-OK" in out.stdout
+    run_on_two_host_devices(SHARDED_NETWORK, page, expect="SHARDED-NETWORK-OK")
 
 def _hopf_point(a, w):
     return bx.simulate(bx.Hopf(1, a=a, w=w, init_x=0.5), 40.0, dt=0.1, transient=200)

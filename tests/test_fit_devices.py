@@ -4,9 +4,6 @@ by `shard_vmap`, one compile per fit, no collectives, the result of one device; 
 device nothing changes. The several-device checks run in a subprocess with two forced host
 devices (as tests/test_ensemble.py's)."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -14,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _devices import run_on_two_host_devices
 
 import brainmass_eqx as bx
 from brainmass_eqx.fit import Fitter
@@ -133,10 +131,7 @@ TWO_DEVICES = textwrap.dedent(
 
 
 def test_populations_and_starts_split_over_two_forced_host_devices():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-4000:]
-    assert "FIT-DEVICES-OK" in out.stdout
+    run_on_two_host_devices(TWO_DEVICES, expect="FIT-DEVICES-OK", timeout=900)
 
 
 def _quadratic_fitter(backend, **kw):

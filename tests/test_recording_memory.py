@@ -4,9 +4,6 @@ memory left is monkeypatched."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import equinox as eqx
@@ -14,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _devices import run_on_two_host_devices
 
 import brainmass_eqx as bx
 from brainmass_eqx import _ensemble as ens, _memory
@@ -215,10 +213,7 @@ TWO_DEVICES = textwrap.dedent(
 
 
 def test_ensemble_over_two_forced_host_devices_is_not_refused_by_simulate():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-4000:]
-    assert "TWO-DEVICES-OK" in out.stdout
+    run_on_two_host_devices(TWO_DEVICES, expect="TWO-DEVICES-OK")
 
 
 def test_the_size_of_a_named_observables_sample_is_traced_once_per_shape(monkeypatch):
