@@ -37,8 +37,10 @@ from jaxtyping import PyTree
 from ._checks import check_int, did_you_mean, is_traced, keyword_names, suggests_keywords
 from ._files import PRECISION_WORDS, atomic_write, check_writable
 from ._memory import (
+    FITTING_SHARE,
     available_bytes,
     format_bytes,
+    members_that_fit,
     program_bytes,
     recordings_checked_elsewhere,
     release_free_memory,
@@ -331,14 +333,13 @@ def _does_not_fit_message(
     )
     # A sweep keeps a few numbers per point (its summaries), not its runs' outputs.
     host = 0 if caller == "sweep" else all_outputs
-    # Room for what XLA's figures leave out (the compiler's own memory, the arguments).
-    fits = int(0.7 * (available - host) // per_member)
+    fits = members_that_fit(available - host, per_member)
     if fits >= 1:
         text += (
             f"Evaluate fewer members per call, one call after another: {option}={min(fits, max(1, size - 1))}"
             + (f" (the outputs then gather in host memory, {format_bytes(all_outputs)} in all). " if host else ". ")
         )
-    elif host > 0.7 * available:
+    elif host > FITTING_SHARE * available:
         text += f"The outputs alone take {format_bytes(all_outputs)}, so chunking does not help. "
     else:
         text += f"Even one member takes about {format_bytes(per_member)}, so chunking does not help. "

@@ -36,7 +36,7 @@ from jax.custom_batching import custom_vmap
 
 __all__ = [
     "install_trim_after_compile", "release_free_memory", "available_bytes", "program_bytes", "format_bytes",
-    "check_recording", "recordings_checked_elsewhere",
+    "check_recording", "recordings_checked_elsewhere", "members_that_fit",
 ]
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
@@ -207,6 +207,17 @@ def recordings_checked_elsewhere() -> Iterator[None]:
         _CHECK_RECORDINGS.reset(token)
 
 
+#: The share of the memory left that a suggested chunk may take: room for what the
+#: estimates leave out (the compiler's own memory, the arguments, a run's state).
+FITTING_SHARE = 0.7
+
+
+def members_that_fit(available: float, per_member: float) -> int:
+    """How many members of ``per_member`` bytes each to run at once in ``available``
+    bytes, leaving room for what the estimates leave out (`FITTING_SHARE`)."""
+    return int(FITTING_SHARE * available // per_member)
+
+
 def _recording_message(members: int, n_samples: int, sample: int, available: int, device) -> str:
     per_run = n_samples * sample
     where = "this machine" if device.platform == "cpu" else str(device)
@@ -218,8 +229,7 @@ def _recording_message(members: int, n_samples: int, sample: int, available: int
             "sample_every (every k-th step), fewer monitors, or a shorter run (continue it with "
             "y0=the previous Trajectory, keeping what you need of each). check_memory=False runs it anyway."
         )
-    # Room for what the recording leaves out (the run's state, XLA's own buffers).
-    fits = int(0.7 * available // per_run)
+    fits = members_that_fit(available, per_run)
     at_once = (
         f"bx.ensemble(fn, batch, chunk={min(fits, members - 1)}) evaluates that many at a time, one call after "
         "another (what fn returns then gathers in host memory: reduce inside fn, e.g. "

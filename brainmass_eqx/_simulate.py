@@ -59,6 +59,7 @@ from .solvers import (
     _Clock,
     _HeldStepInputs,
     _inputs_jump,
+    _tree_bytes,
     bounded_stages,
     is_fixed_step_only,
     root_finder_tolerances,
@@ -902,8 +903,7 @@ def _plain_reverse(solver, y0, n_steps: int, trees) -> bool:
     # jax has no public name for a vmap tracer.
     if any(type(leaf).__name__ == "BatchTracer" for leaf in jax.tree_util.tree_leaves(trees)):
         return False
-    state_bytes = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree_util.tree_leaves(y0))
-    return 2 * state_bytes * n_steps <= _PLAIN_REVERSE_BYTES
+    return 2 * _tree_bytes(y0) * n_steps <= _PLAIN_REVERSE_BYTES
 
 
 def _advance(terms, y0, source, solver, n, dt, plain=False):
@@ -1135,10 +1135,6 @@ def _sample_bytes(model, monitor, y0) -> int:
         if len(_OBSERVED_BYTES) > _OBSERVED_BYTES_KEPT:
             del _OBSERVED_BYTES[next(iter(_OBSERVED_BYTES))]
     return size
-
-
-def _tree_bytes(tree) -> int:
-    return sum(math.prod(np.shape(a)) * jnp.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(tree))
 
 
 # The bytes of a sample of named observables, by `_observed_shape_key`, least recently used
