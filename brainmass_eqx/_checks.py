@@ -41,24 +41,29 @@ def is_traced(tree: Any) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
 
 
-def _check_scalar(pred: Any, message: str) -> Any:
+def _check_scalar(pred: Any, message: str | tuple[str, ...], index: Any = None) -> Any:
     """A float32 zero through ``eqx.error_if(..., pred, message)``, ``pred`` reduced over any
     ``jax.vmap`` batch (True if it is True for any member), as equinox reduces it itself
-    under ``EQX_ON_ERROR=raise`` / ``nan``.
+    under ``EQX_ON_ERROR=raise`` / ``nan``. With ``index`` (an int scalar), ``message`` is a
+    tuple and the error raised is ``message[index]`` (``eqx.branched_error_if``), ``index``
+    reduced over the batch by its largest value, as equinox reduces it.
 
-    Reduced here, in a function whose only traced local is the reduced ``pred``, the check
-    also works under ``vmap`` with ``EQX_ON_ERROR=breakpoint``: the debugger captures the
-    traced locals of the first frame outside JAX and equinox, and one that was batched (the
-    checked value) made the callback unbatchable: every vmapped `simulate` failed to trace,
-    diverging or not, with a NotImplementedError about ``pure_callback``'s
-    ``vmap_method`` (as a plain ``eqx.error_if`` under ``vmap`` does)."""
-    from equinox.internal import unvmap_any
+    Reduced here, in a function whose only traced locals are the reduced ``pred`` and
+    ``index``, the check also works under ``vmap`` with ``EQX_ON_ERROR=breakpoint``: the
+    debugger captures the traced locals of the first frame outside JAX and equinox, and one
+    that was batched (the checked value) made the callback unbatchable: every vmapped
+    `simulate` failed to trace, diverging or not, with a NotImplementedError about
+    ``pure_callback``'s ``vmap_method`` (as a plain ``eqx.error_if`` under ``vmap`` does)."""
+    from equinox.internal import unvmap_any, unvmap_max
 
     pred = unvmap_any(pred)
-    return eqx.error_if(jnp.zeros((), jnp.float32), pred, message)
+    zero = jnp.zeros((), jnp.float32)
+    if index is None:
+        return eqx.error_if(zero, pred, message)
+    return eqx.branched_error_if(zero, pred, unvmap_max(index), tuple(message))
 
 
-def error_if_member(x: Any, pred: Any, message: str) -> Any:
+def error_if_member(x: Any, pred: Any, message: str | tuple[str, ...], index: Any = None) -> Any:
     """``eqx.error_if(x, pred, message)``, acting under ``jax.vmap`` on the members whose own
     ``pred`` is True alone, where equinox lets it.
 
@@ -79,12 +84,15 @@ def error_if_member(x: Any, pred: Any, message: str) -> Any:
 
     - `x`: the pytree to return (the check is threaded through its arrays).
     - `pred`: a boolean scalar (per member under ``vmap``): True where the check fails.
-    - `message`: the error's text; it should name the argument and the fix.
+    - `message`: the error's text; it should name the argument and the fix. With `index`,
+      a tuple of texts, of which ``message[index]`` is raised.
+    - `index`: None, or an int scalar (per member under ``vmap``) choosing the text: under
+      ``vmap`` the largest member's is raised, so a member whose check passes should give 0.
     """
     pred = jnp.asarray(pred)
     if pred.ndim:
         raise ValueError(f"error_if_member: pred must be a scalar per member (reduce it with jnp.any), got shape {pred.shape}.")
-    gate = _check_scalar(pred, message)
+    gate = _check_scalar(pred, message, index)
 
     def mark(a):
         if not (eqx.is_array(a) and a.size):
@@ -108,14 +116,30 @@ def traced_message(rule: str, fix: str | None = None) -> str:
     )
 
 
-def checked_as_run_starts(value: Any, bad: Any, rule: str, fix: str | None = None) -> Any:
+def checked_as_run_starts(value: Any, bad: Any, rule: str | tuple[str, ...], fix: str | None = None) -> Any:
     """``value``, checked when the run reads it (`error_if_member`): the construction check of
     a value it cannot read, one traced because it was built inside ``jax.jit`` /
     ``jax.vmap`` / ``jax.grad``. ``bad``: a mask of the entries that break ``rule``, the
     message (``"Network: k must be finite"``), which is raised if any is True, with the
     eager message's ``fix`` (`traced_message`). ``value`` may be a pytree (a `Param`: the
-    check is threaded through its raw array)."""
-    return error_if_member(value, jnp.any(bad), traced_message(rule, fix))
+    check is threaded through its raw array).
+
+    Where the eager check has one message per condition (``"'tau' must be finite"``, and
+    ``"'tau' must be positive"``), ``bad`` and ``rule`` are tuples of as many masks and
+    rules, in the order the eager check tries them: the message raised is the rule of the
+    first condition that fails (under ``jax.vmap``, the first that fails in some member),
+    as eagerly. It costs one reduction per condition where the run starts, not in its loop."""
+    if isinstance(rule, str):
+        return error_if_member(value, jnp.any(bad), traced_message(rule, fix))
+    if len(bad) != len(rule):
+        raise ValueError(f"checked_as_run_starts: give one mask per rule, got {len(bad)} masks for {len(rule)} rules.")
+    fails = [jnp.any(mask) for mask in bad]
+    # Rule i as index n - 1 - i: a member that fails none gives 0 (see `error_if_member`), and
+    # the largest index over a vmapped batch is then the first rule that fails in any member.
+    n = len(rule)
+    index = functools.reduce(jnp.maximum, [jnp.where(f, n - 1 - i, 0) for i, f in enumerate(fails)])
+    messages = tuple(traced_message(r, fix) for r in reversed(rule))
+    return error_if_member(value, functools.reduce(jnp.logical_or, fails), messages, index)
 
 
 # Set while a `Fitter` builds its loss (see `divergence_gives_nan`). A context variable, set

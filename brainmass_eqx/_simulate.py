@@ -61,6 +61,7 @@ from .solvers import (
     _inputs_jump,
     _tree_bytes,
     bounded_stages,
+    failed_step_advice,
     is_fixed_step_only,
     root_finder_tolerances,
     step_can_fail,
@@ -1579,20 +1580,8 @@ def _check_failed_step(failure, ys, final, *, model_name, solver, dt_ms, n_steps
 
         return (jax.tree_util.tree_map(lambda a: inf_from(a, after), ys),
                 jax.tree_util.tree_map(lambda a: inf_from(a, failed), final))
-    name = type(innermost_solver(solver)).__name__
+    name, given, fix = failed_step_advice(solver, adaptive_hint)
     finder = getattr(innermost_solver(solver), "root_finder", None)
-    tols = [getattr(finder, tol, None) for tol in ("rtol", "atol")]
-    given = ""
-    if all(isinstance(t, (int, float)) for t in tols):
-        given = f" (its root finder's rtol = {tols[0]:g}, atol = {tols[1]:g})"
-    fix = (
-        "A fixed step cannot be retried: loosen the root finder's tolerances (solver=diffrax."
-        f"{name}(root_finder=diffrax.VeryChord(rtol=1e-4, atol=1e-4, norm=optimistix.max_norm)); diffrax 0.7's "
-        "VeryChord reports tolerances near rounding as a divergence), take a smaller dt"
-        + (", or pass stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8), which retries a failed "
-           "step with a smaller one" if adaptive_hint else "")
-        + "."
-    )
     if is_traced(failure):
         return error_if_member(
             (ys, final), failed,
@@ -1736,7 +1725,11 @@ def _check_solver_terms(solver, stochastic: bool, model_name: str) -> None:
     use instead. A model gives one ODE term, a noisy one ``MultiTerm(drift, diffusion)``.
 
     - an IMEX solver (``diffrax.KenCarp3/4/5``, ``Sil3``: ``MultiTerm(non-stiff, stiff)``)
-      on a model without noise;
+      on a model without noise; and on a noisy one, whose ``MultiTerm(drift, diffusion)``
+      it took as that split: the whole drift explicit, the noise implicit. No stiffness
+      was handled (a noisy ``Linear(gamma=-50)`` at dt = 0.1 ms: inf with KenCarp3, 0.11
+      with Kvaerno3), and noise reading the state gets another solution; diffrax's IMEX
+      solvers take no third term for the noise;
     - an SDE solver (``MultiTerm(drift, diffusion)``) on a model without noise;
     - a partitioned solver (``diffrax.SemiImplicitEuler``: a pair of terms for a pair of
       states), on any model: with noise it failed inside diffrax ("cannot unpack
@@ -1770,6 +1763,16 @@ def _check_solver_terms(solver, stochastic: bool, model_name: str) -> None:
             f"solver {name} is a solver for stochastic equations: it needs MultiTerm(drift, diffusion), and "
             f"{model_name} has no noise (one ODE term). Give the model noise (bx.with_noise(model, {{...}})), or "
             "use an ODE solver (ExponentialEuler, RK4, diffrax.Euler/Heun/Tsit5, ...)."
+        )
+    if multi and stochastic and issubclass(type(innermost_solver(solver)), dfx.AbstractImplicitSolver):
+        raise ValueError(
+            f"solver {name} is an IMEX solver: it steps MultiTerm(non-stiff, stiff), and would take the "
+            f"MultiTerm(drift, diffusion) of {model_name} as that split: the whole drift explicit (no stiffness "
+            "handled) and the noise implicit (with noise that reads the state, neither the Itô nor the "
+            "Stratonovich solution). diffrax's IMEX solvers take no third term for the noise. For a stiff "
+            "noisy model use diffrax.Kvaerno3/4/5 (implicit in the drift; with root_finder tolerances on fixed "
+            "steps) for additive noise, or ExponentialEuler() (exact in each state's linear decay, Itô); else "
+            "diffrax.Euler() / Heun() at a smaller dt."
         )
     if stochastic and isinstance(structure, type) and issubclass(structure, ModelTerm):
         if type(solver) is not ExponentialEuler:  # replaced by its SDE form (`Noisy.wrap_solver`)
@@ -1830,6 +1833,49 @@ def _report_divergence(ts, ys, model_name, model=None, spec=None, final=None):
                 f"{model_name} diverged: {name!r} first became {arr[t_index][tuple(where[0])]} at "
                 f"t = {float(np.asarray(ts)[t_index]):.6g} ms ({region_txt}, sample {t_index}). "
                 + (hint or "Reduce dt, use a higher-order solver, or check the parameters and inputs.")
+            )
+
+
+def _report_non_finite_input(source, ts, ys, final, t1, t_start, dt_ms, model_name, spec) -> None:
+    """Raise ``ValueError`` naming an input given as a callable or a path (``source``) that
+    was NaN/inf where a run found non-finite went so, rather than let the run be reported
+    as a divergence (which blamed dt). Such inputs are read at every stage inside the loop,
+    where a check would cost every step; here they are read again on the host, only for a
+    run about to be reported: at every half step from the sample before the first
+    non-finite one to it (or from the last sample to the end, for a final state that went
+    non-finite after it), which holds the start, the midpoint and the end of each step the
+    run took there. A callable that cannot be read under ``jax.vmap`` is not checked (the
+    divergence is reported as before)."""
+    if not isinstance(source, (_CallableInputs, _PathInputs, _ContinuedInputs)):
+        return
+    ts = np.asarray(ts, np.float64)
+    origin = 0.0 if t_start is None else float(t_start)
+    first = [int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
+             for bad in (~np.isfinite(np.asarray(a)) for a in ys.values()) if bad.any()]
+    if first:
+        i = min(first)
+        lo, hi = (ts[i - 1] if i else origin), ts[i]
+    elif any(not np.all(np.isfinite(np.asarray(v))) for n, v in final.items() if n in _recorded_states(spec)):
+        lo, hi = ts[-1], float(t1)
+    else:
+        return
+    # In the run's own time (a continued run's source reads t + t_start itself).
+    local = np.arange(lo - origin, hi - origin + dt_ms / 4, dt_ms / 2)
+    try:
+        values = jax.vmap(source.evaluate)(jnp.asarray(local, jnp.result_type(float)))
+    except Exception:  # noqa: BLE001 (a callable of the user's that vmap cannot trace)
+        return
+    kind = "the diffrax path" if isinstance(getattr(source, "inner", source), _PathInputs) else "the callable"
+    for name, value in values.items():
+        bad = ~np.isfinite(np.asarray(value))
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            region = f" (region {int(where[1])})" if bad.ndim > 1 else ""
+            raise ValueError(
+                f"inputs[{name!r}] from {kind} given as inputs is {np.asarray(value)[tuple(where)]} at "
+                f"t = {local[where[0]] + origin:.6g} ms{region}, which the run read: {model_name}'s recorded values "
+                f"went non-finite by t = {hi:.6g} ms. Give finite inputs (a callable's or a path's are checked "
+                "where a run found non-finite is reported, with check_finite=True)."
             )
 
 
@@ -1928,7 +1974,8 @@ def simulate(
       A fixed step whose root find fails cannot be retried: the run raises, naming the
       step's time (under ``jax.jit``, an ``eqx.error_if``), as a ``saveat`` run does.
       Refused up front, with what to use instead: IMEX solvers (``KenCarp3/4/5``,
-      ``Sil3``) and SDE solvers on a model without noise, partitioned ones
+      ``Sil3``) on any model (on a noisy one they would step the drift explicitly and the
+      noise implicitly), SDE solvers on a model without noise, partitioned ones
       (``SemiImplicitEuler``) on any model, and on a noisy model ``ItoMilstein`` and a solver
       of the model term alone (`SymplecticEuler`), which would leave the noise out.
     - `key`: a JAX PRNG key: used for random initial states and (for stochastic models) noise.
@@ -1946,7 +1993,11 @@ def simulate(
       in the input's unit or a unxt Quantity: a callable ``t -> dict``, a dict of values
       held over the run (a scalar, or shape ``(n_regions,)``: one per region) and per-step
       arrays (shape ``(n_steps,)`` or ``(n_steps, n_regions)``; value ``i`` is held during
-      step ``i``), or a diffrax path evaluating to a dict. Values must be finite. A callable
+      step ``i``), or a diffrax path evaluating to a dict. Values must be finite: a dict's
+      are checked before the run (when it starts, if traced); a callable's or a path's,
+      read at every stage inside the loop, are checked only where a run found non-finite
+      is reported (``check_finite``, outside ``jit``): the error then names the input and
+      the time it was NaN/inf, not a divergence (nothing is added to the loop). A callable
       or a path is read at every stage's time, so the run keeps the solver's order; a
       per-step array held over each step (at every stage of it, also with ``saveat``)
       makes a smoothly varying input first order in ``dt`` whatever the solver (Hopf
@@ -2406,14 +2457,18 @@ def simulate(
             names = _recorded_states(spec)
             checked = (ys, {name: v for name, v in final.items() if name in names})
             finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(checked)]))
+            # Inputs read as functions of time are not checked in the loop (`_report_non_finite_input`).
+            read = (" An input given as a callable or a path that returns NaN/inf shows as this too: run it outside jit "
+                    "to have it named." if isinstance(source, (_CallableInputs, _PathInputs, _ContinuedInputs)) else "")
             ys, final = error_if_member(
                 (ys, final),
                 ~finite,
                 f"{model_name} diverged (a recorded value, or a recorded state at the end, is NaN/inf); run it outside jit for the time "
                 "and region. A smaller dt may help; check_finite=False records the NaNs instead of "
-                "raising (in a sweep or an ensemble, that marks the divergent members alone).",
+                f"raising (in a sweep or an ensemble, that marks the divergent members alone).{read}",
             )
         else:
+            _report_non_finite_input(source, ts, ys, final, t1, t_start, dt_ms, model_name, spec)
             _report_divergence(ts, ys, model_name, model, spec, final)
             _report_final_divergence(ts, final, t1, model_name, spec)
     return Trajectory(ts=ts, ys=dict(ys), final_state=dict(final), units=units, t1=t1, carried=carried)

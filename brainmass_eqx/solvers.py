@@ -19,6 +19,7 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, PyTree
 
+from ._checks import divergence_raises, error_if_member
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._wrapping import AbstractSolverWrapper, innermost_solver
 from .models._math import exprel
@@ -540,6 +541,61 @@ def step_can_fail(solver: dfx.AbstractSolver) -> bool:
     result on), so `Substeps` carries no failure record for them and their loops compile
     exactly as before."""
     return isinstance(innermost_solver(solver), dfx.AbstractImplicitSolver)
+
+
+def failed_step_advice(solver: dfx.AbstractSolver, adaptive_hint: bool) -> tuple[str, str, str]:
+    """``(name, given, fix)`` for the message of a failed fixed step of ``solver`` (an
+    implicit one: `step_can_fail`): its innermost solver's class name, its root finder's
+    tolerances as ``" (its root finder's rtol = ..., atol = ...)"`` (``""`` where they are
+    not plain numbers), and what to do. ``adaptive_hint``: whether the run may take an
+    adaptive ``stepsize_controller`` instead (which retries a failed step)."""
+    inner = innermost_solver(solver)
+    name = type(inner).__name__
+    finder = getattr(inner, "root_finder", None)
+    tols = [getattr(finder, tol, None) for tol in ("rtol", "atol")]
+    given = ""
+    if all(isinstance(t, (int, float)) for t in tols):
+        given = f" (its root finder's rtol = {tols[0]:g}, atol = {tols[1]:g})"
+    fix = (
+        "A fixed step cannot be retried: loosen the root finder's tolerances (solver=diffrax."
+        f"{name}(root_finder=diffrax.VeryChord(rtol=1e-4, atol=1e-4, norm=optimistix.max_norm)); diffrax 0.7's "
+        "VeryChord reports tolerances near rounding as a divergence), take a smaller dt"
+        + (", or pass stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8), which retries a failed "
+           "step with a smaller one" if adaptive_hint else "")
+        + "."
+    )
+    return name, given, fix
+
+
+def checked_step(y1: PyTree, result: Any, solver: dfx.AbstractSolver, owner: str) -> PyTree:
+    """``y1``, the state after one step of ``solver`` that a one-step helper took itself
+    (``solver.step`` called outside `simulate`'s loops: a compat model's ``update``, a
+    sequence layer's step), checked against the ``result`` that step returned.
+
+    Where the step can fail (an implicit solver's root find, `step_can_fail`), a failed
+    step raises when it runs (`error_if_member`, per member under ``jax.vmap``), naming
+    ``owner``, the solver and the fix, as `simulate` reports one: it was dropped, and the
+    run went on from the failed step's value (x = 1.58 after a kicked Hopf step whose root
+    find diverged). Inside a `Fitter`'s loss (`divergence_gives_nan`) ``y1`` is inf instead,
+    so that the candidate's loss is non-finite. For every other solver ``y1`` is returned
+    as it is: nothing is added to the program.
+
+    **Arguments:** ``y1`` (the new state), ``result`` (the step's ``diffrax.RESULTS``),
+    ``solver`` (the solver that took it), ``owner`` (how the message names the caller).
+    """
+    if not step_can_fail(solver):
+        return y1
+    failed = result != dfx.RESULTS.successful
+    if not divergence_raises():
+        return jax.tree_util.tree_map(
+            lambda a: jnp.where(failed, jnp.inf, a) if jnp.issubdtype(a.dtype, jnp.inexact) else a, y1
+        )
+    name, given, fix = failed_step_advice(solver, adaptive_hint=False)
+    return error_if_member(
+        y1, failed,
+        f"{owner}: a step of {name}{given} failed (its root find did not converge), and the run would go on from "
+        f"the failed step's value. {fix}",
+    )
 
 
 def _first_failure(failure, result, i=None):

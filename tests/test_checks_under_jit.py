@@ -6,6 +6,7 @@ constants: each test below ran without a word before (the bad value closed over,
 writes ``jax.jit(lambda: ...)``). A value that is truly traced is checked when it is read.
 """
 
+import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,11 +113,20 @@ def test_a_traced_param_is_checked_against_the_parameters_domain():
     eager = _message(lambda: _run(bx.WilsonCowan(2, tau_E=bx.Param(-1.0))))
     assert eager == "WilsonCowan: 'tau_E' must be positive, got -1.0."
     traced = _message(_wc_param, -1.0)
-    assert traced == f"WilsonCowan: 'tau_E' must be finite and positive; {_TRACED}."
-    # As a plain traced value's (checked before), and as the eager text with the finiteness.
+    # The eager message's rule (it said "must be finite and positive" for a negative value
+    # and a NaN alike), as for a plain traced value.
+    assert traced == f"WilsonCowan: 'tau_E' must be positive; {_TRACED}."
     assert _message(_wc_plain, -1.0) == traced
-    assert traced.split(";")[0].replace("finite and ", "") == eager.split(", got")[0]
+    assert traced.split(";")[0] == eager.split(", got")[0]
     np.testing.assert_allclose(_wc_param(2.0)["rE"], _run(bx.WilsonCowan(2, tau_E=2.0))["rE"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [np.nan, -np.inf])
+def test_a_traced_non_finite_param_is_named_as_not_finite(value):
+    # -inf breaks both rules: named as the eager check names it, finite first.
+    eager = _message(lambda: _run(bx.WilsonCowan(2, tau_E=value)))
+    assert eager.startswith("WilsonCowan: 'tau_E' must be finite, got ")
+    assert _message(_wc_plain, value) == f"WilsonCowan: 'tau_E' must be finite; {_TRACED}."
 
 
 def test_a_traced_param_value_outside_its_transform_is_named_not_a_divergence():
@@ -131,9 +141,12 @@ def test_a_traced_param_value_outside_its_transform_is_named_not_a_divergence():
 
 
 def test_a_vmapped_param_with_one_bad_member_says_so():
-    runs = jax.vmap(lambda t: _run(bx.WilsonCowan(2, tau_E=bx.Param(t))))
-    assert "'tau_E' must be finite and positive" in _message(runs, jnp.array([1.0, -1.0]))
+    runs = jax.vmap(lambda t: _run(bx.WilsonCowan(2, tau_E=t)))
+    assert "'tau_E' must be positive; " in _message(runs, jnp.array([1.0, -1.0]))
     assert "in at least one member" in _message(runs, jnp.array([1.0, -1.0]))
+    # The first rule that fails in some member, whichever member it is.
+    for tau in ([np.nan, -1.0, 1.0], [1.0, -1.0, np.nan], [1.0, 2.0, np.inf]):
+        assert "'tau_E' must be finite; " in _message(runs, jnp.array(tau))
 
 
 _ou = jax.jit(lambda sigma, tau: _run(bx.with_noise(NODE, {"x": bx.OUProcess(sigma, tau=tau)})))
@@ -172,6 +185,31 @@ def test_a_nan_in_a_traced_y0_or_input_is_named_not_a_divergence(given):
     traced = _message(jax.jit(lambda v: _run(NODE, **kw(v))), np.nan)
     assert eager.startswith(f"{given}['x'] holds NaN or inf (") and eager.endswith(f"; {fix}.")
     assert traced == f"{given}['x'] holds NaN or inf; {_TRACED}; {fix}."
+
+
+def _nan_input(kind):
+    """Inputs whose region 1 is NaN from t = 0.5 ms on: a callable, or a diffrax path."""
+    if kind == "callable":
+        return lambda t: {"x": jnp.stack([jnp.zeros_like(t), jnp.where(t >= 0.5, jnp.nan, 0.0)])}
+    knots = jnp.linspace(0.0, 1.0, 11)
+    return dfx.LinearInterpolation(knots, {"x": jnp.stack([jnp.zeros(11), jnp.where(knots >= 0.5, jnp.nan, 0.0)], 1)})
+
+
+@pytest.mark.parametrize("kind", ["callable", "path"])
+def test_a_nan_from_a_callable_or_path_input_is_named_not_a_divergence(kind):
+    # Reported as "Hopf diverged: 'x' first became nan at t = 0.5 ms ... Reduce dt" before.
+    name = "the callable" if kind == "callable" else "the diffrax path"
+    with pytest.raises(ValueError, match=rf"inputs\['x'\] from {name} given as inputs is nan at t = 0\.[45]\d* ms "
+                                         r"\(region 1\), which the run read: Hopf's recorded values"):
+        _run(NODE, inputs=_nan_input(kind))
+    # Not checked where the user turned the check off: the NaNs are recorded.
+    assert np.isnan(_run(NODE, inputs=_nan_input(kind), check_finite=False)["x"][-1, 1])
+    # Under jit the divergence check (no cost in the loop) says what it may be.
+    traced = _message(jax.jit(lambda a: _run(bx.Hopf(2, a=a), inputs=_nan_input(kind))), 0.25)
+    assert "An input given as a callable or a path that returns NaN/inf shows as this too" in traced
+    # Finite inputs run as before.
+    finite = lambda t: {"x": jnp.stack([jnp.zeros_like(t), 0.1 * jnp.ones_like(t)])}  # noqa: E731
+    assert np.all(np.isfinite(_run(NODE, inputs=finite)["x"]))
 
 
 def _checks_in(fn):

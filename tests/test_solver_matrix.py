@@ -67,6 +67,14 @@ REFUSED = {
     # Before: "needs terms of structure <class 'diffrax.MultiTerm'>; ... Use an ODE solver",
     # which KenCarp4 is.
     "imex-no-split": (hopf, dfx.KenCarp4, {}, ValueError, r"KenCarp4 is an IMEX solver.*diffrax.Kvaerno3/4/5"),
+    # Before: it ran, taking MultiTerm(drift, diffusion) as (explicit, implicit): the drift
+    # explicit (a noisy Linear(gamma=-50) at dt = 0.1 ms went to inf; Kvaerno3: 0.11), the
+    # noise implicit.
+    "imex-noisy": (lambda: noisy(hopf()), lambda: dfx.KenCarp3(root_finder=tolerances()), {}, ValueError,
+                   r"KenCarp3 is an IMEX solver: .*Noisy\(Hopf\) as that split: the whole drift explicit .*"
+                   r"diffrax.Kvaerno3/4/5 .*ExponentialEuler\(\)"),
+    "imex-noisy-sil3": (lambda: noisy(hopf()), lambda: dfx.Sil3(root_finder=tolerances()), {"saveat": SAVEAT},
+                        ValueError, r"Sil3 is an IMEX solver: .*no third term for the noise"),
     # Before: the noise was left out, silently (the noise-free run, 0.0 apart).
     "model-term-only-noisy": (lambda: noisy(bx.HORN(3)), bx.SymplecticEuler, {}, ValueError,
                               r"SymplecticEuler steps the model's own vector field only.*noise of Noisy\(HORN\)"),
@@ -197,6 +205,52 @@ def test_a_failed_implicit_step_under_jit_and_in_a_fitters_loss():
     x = np.asarray(tr.ys["x"])
     assert np.all(x[:4] == 0.0) and np.all(np.isinf(x[4:]))
     assert np.all(np.isinf(np.asarray(tr.final_state["x"])))
+
+
+ONE_STEP = r"a step of ImplicitEuler \(its root finder's rtol = 0.0001, atol = 0.0001\) failed .*VeryChord\(rtol=1e-4"
+
+
+def kicked_solver():
+    return dfx.ImplicitEuler(root_finder=dfx.VeryChord(rtol=1e-4, atol=1e-4, norm=optx.max_norm))
+
+
+def test_a_failed_implicit_step_of_a_sequence_layers_cell_raises():
+    # solver_step (a sequence layer's step, any solver= it is given) dropped the step's
+    # result: the kicked step above went on from x = 1.58 without a word.
+    from brainmass_eqx._checks import divergence_gives_nan
+    from brainmass_eqx.models._sequence import solver_step
+
+    zero = {"x": jnp.zeros(3), "y": jnp.zeros(3)}
+    step = jax.jit(lambda y, kick: solver_step(kicked_solver(), hopf(), 0.0, KICK_DT, y, {"x": kick * jnp.ones(3)}))
+    with pytest.raises(Exception, match=r"Hopf \(a sequence layer's cell\): " + ONE_STEP):
+        jax.block_until_ready(step(zero, 5.0))
+    # A step that converges is simulate's step, unchanged.
+    ref = bx.simulate(hopf(), KICK_DT, dt=KICK_DT, solver=kicked_solver(), y0=zero, inputs={"x": 0.1})
+    np.testing.assert_allclose(step(zero, 0.1)["x"], ref.ys["x"][0], rtol=1e-6)
+    with divergence_gives_nan():  # in a Fitter's loss: inf, so that the candidate's loss is non-finite
+        assert np.all(np.isinf(jax.jit(lambda y: solver_step(kicked_solver(), hopf(), 0.0, KICK_DT, y,
+                                                                {"x": 5.0 * jnp.ones(3)}))(zero)["x"]))
+
+
+@pytest.mark.usefixtures("compat_env")
+def test_a_failed_implicit_step_of_a_compat_update_raises():
+    # The compat models' update (brainmass's one-step API) dropped it too, for a model whose
+    # solver() is implicit (a subclass: the method names are all explicit).
+    import brainmass_eqx.compat as bm
+    from brainmass_eqx.compat import brainstate as bs, brainunit as u
+
+    class ImplicitHopf(bm.HopfStep):
+        def solver(self):
+            return kicked_solver()
+
+    node = ImplicitHopf(3, a=0.2, w=0.3)
+    with bs.environ.context(dt=KICK_DT * u.ms):
+        node.init_all_states()
+        node.update(0.1)
+        assert np.all(np.isfinite(np.asarray(node.x.value)))
+        with pytest.raises(Exception, match=r"Hopf.update: " + ONE_STEP):
+            node.update(5.0)
+            jax.block_until_ready(node.x.value)
 
 
 def test_only_solvers_whose_step_can_fail_carry_a_failure_record():

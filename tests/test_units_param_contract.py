@@ -474,7 +474,7 @@ def test_traced_parameters_outside_their_domain_are_checked_when_the_run_starts(
     # negative time constant ran without a word. Now eqx.error_if names it.
     run = lambda tau: bx.simulate(bx.WilsonCowan(1, tau_E=tau), 5.0, dt=0.1)["rE"]
     assert jax.vmap(run)(jnp.array([1.0, 2.0])).shape == (2, 50, 1)
-    with pytest.raises(Exception, match="'tau_E' must be finite and positive; it was traced"):
+    with pytest.raises(Exception, match="'tau_E' must be positive; it was traced"):
         jax.vmap(run)(jnp.array([1.0, -1.0]))
     with pytest.raises(Exception, match="'init_x' must be finite; it was traced"):
         eqx.filter_jit(lambda x0: bx.simulate(bx.Hopf(1, init_x=x0), 5.0, dt=0.1, check_finite=False)["x"])(

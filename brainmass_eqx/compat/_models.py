@@ -32,7 +32,7 @@ import numpy as np
 from .. import models as core_models, noise as core_noise
 from .._units import CANONICAL_UNITS, UnitError
 from ..models._math import rate_sigmoid, shifted_sigmoid
-from ..solvers import RK4, ExponentialEuler
+from ..solvers import RK4, ExponentialEuler, checked_step
 from . import brainunit as u
 from ._noise import Noise, check_noise_size
 from .brainstate import environ, random
@@ -164,15 +164,16 @@ def _init_solver_state(core, y, solver, dt, key, batch):
 
 @eqx.filter_jit
 def _one_step(core, y, inputs, solver, t0, dt, key, solver_state):
-    """One step of ``solver`` on ``core`` (the core's step, projection included)."""
+    """One step of ``solver`` on ``core`` (the core's step, projection included); a failed
+    step (an implicit solver's root find) raises when it runs (`checked_step`)."""
     stochastic = getattr(core, "is_stochastic", False)
     terms = core.terms(key, dt=dt, t1=t0 + dt, solver=solver) if stochastic else core.terms(key)
     wrapped = wrap_solver(core, solver, dt)
     source = _Held(inputs)
     if solver_state is None:
         solver_state = wrapped.init(terms, t0, t0 + dt, y, source)
-    y1, _, _, solver_state, _ = wrapped.step(terms, t0, t0 + dt, y, source, solver_state, False)
-    return core.post_step(y1), solver_state
+    y1, _, _, solver_state, result = wrapped.step(terms, t0, t0 + dt, y, source, solver_state, False)
+    return core.post_step(checked_step(y1, result, solver, f"{core._label()}.update")), solver_state
 
 
 # -- the facade base class --------------------------------------------------------------------------

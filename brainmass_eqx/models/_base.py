@@ -392,15 +392,22 @@ class AbstractModel(Readable):
 
         A traced `Param` is checked through its raw array, unless its transform lands in the
         domain (its own construction checked that the value is finite and inside the
-        transform's interval): ``Param(t)`` of a traced ``t = -1`` as a time constant ran."""
+        transform's interval): ``Param(t)`` of a traced ``t = -1`` as a time constant ran.
+        The message is the eager one of the condition that fails (``"'tau_E' must be
+        finite"`` or ``"... must be positive"``; it said ``"finite and positive"`` for both)."""
         domain = domain if kind == "parameter" else "real"
         if lands_in(value, *_domain_rule(domain)[:2]):
             return value
         arr = read(value)
-        bad = ~jnp.isfinite(arr)
-        if domain != "real":
-            bad = bad | _outside(arr, domain)
-        return checked_as_run_starts(value, bad, _must_be(type(self).__name__, name, domain, finite=True))
+        owner = type(self).__name__
+        finite = _must_be(owner, name, "real", finite=True)
+        if domain == "real":
+            return checked_as_run_starts(value, ~jnp.isfinite(arr), finite)
+        # The eager check's two messages, in its order (`__check_init__`): not finite, then
+        # outside the domain (a NaN is neither inside nor outside it).
+        return checked_as_run_starts(
+            value, (~jnp.isfinite(arr), _outside(arr, domain)), (finite, _must_be(owner, name, domain, finite=False))
+        )
 
     def __check_init__(self):
         _check_declarations(type(self))

@@ -25,7 +25,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._checks import check_int, positive_ms
 from .._param import Param, read, unwrap
 from .._units import to_canonical
-from ..solvers import ExponentialEuler, ModelTerm, _FrozenInputs
+from ..solvers import ExponentialEuler, ModelTerm, _FrozenInputs, checked_step
 from ._delay_history import INTERPOLATIONS, history_init, history_push, history_read, slots_for
 from ._horn import HORN
 from ._jansen_rit import JansenRit
@@ -153,12 +153,13 @@ class DelayedAdditiveRecurrence(eqx.Module):
 
 
 def solver_step(solver, model, t0, dt, y: dict, inputs: dict) -> dict:
-    """One step of ``solver`` on ``model`` from ``t0`` with inputs held, then ``post_step``."""
+    """One step of ``solver`` on ``model`` from ``t0`` with inputs held, then ``post_step``;
+    a failed step (an implicit solver's root find) raises when it runs (`checked_step`)."""
     term = ModelTerm(model)
     args = _FrozenInputs(inputs)
     state = solver.init(term, t0, t0 + dt, y, args)
-    y1 = solver.step(term, t0, t0 + dt, y, args, state, False)[0]
-    return model.post_step(y1)
+    y1, _, _, _, result = solver.step(term, t0, t0 + dt, y, args, state, False)
+    return model.post_step(checked_step(y1, result, solver, f"{model._label()} (a sequence layer's cell)"))
 
 
 class AbstractSequenceLayer(eqx.Module):
