@@ -33,9 +33,10 @@ directly. A read at $t_n - \tau$ with $\tau / \Delta t = d + f$ ($d$ whole steps
 $0 \le f < 1$) is, per ``interpolation``:
 
 - ``'linear'`` (default): $(1 - f)\, x_{n-d} + f\, x_{n-d-1}$, differentiable with
-  respect to the speed and the distances. Zero delays read the current state; delays
-  shorter than a step interpolate between the previous and the current state (so the
-  read is continuous in $\tau$).
+  respect to the speed and the distances (piecewise linear in each delay: at a delay of a
+  whole number of steps the gradient is the derivative for a growing delay). Zero delays
+  read the current state; delays shorter than a step interpolate between the previous and
+  the current state (so the read is continuous in $\tau$).
 - ``'nearest'``: $x_{n - \mathrm{round}(\tau/\Delta t)}$.
 - ``'ceil'``: $x_{n - \lceil \tau/\Delta t \rceil}$, brainmass's rule (its delays are
   whole steps rounded up); a delay within floating-point rounding (a few ulps) above a
@@ -1313,7 +1314,11 @@ class Network(AbstractModel):
             whole = xp.maximum(whole, xp.zeros((), whole.dtype))
             if xp is jnp:
                 whole = jax.lax.stop_gradient(whole)
-            frac = xp.clip(steps - whole, xp.zeros((), steps.dtype), xp.ones((), steps.dtype))
+            # Kept in [0, 1] by value only: at a delay of a whole number of steps the fraction
+            # is 0 exactly, where clip's derivative is 1/2 (a tie of its max), which halved the
+            # gradient of such delays. Passed through, it is the derivative for a growing delay.
+            frac = steps - whole
+            frac = xp.where(frac < 0, xp.zeros((), frac.dtype), xp.where(frac > 1, xp.ones((), frac.dtype), frac))
             lag = whole.astype(np.int32)
         capacity = self._capacity_steps(dt)
         buffered = tau is not None or self.history is not None

@@ -173,6 +173,28 @@ def test_gradients_wrt_speed_and_k_match_finite_differences():
         np.testing.assert_allclose(float(g), float(d), rtol=3e-2)
 
 
+def test_gradient_at_whole_step_delays_is_the_derivative_for_a_growing_delay(x64):
+    """Delays of whole numbers of steps (2, 3, 4 ms at dt 0.1 ms: exactly 20, 30, 40 steps in
+    float64) read the fraction 0 = clip(0, 0, 1), where JAX's clip splits its derivative at the
+    tie (1/2): the gradient with respect to the speed was half the difference from below (-9.19e-4
+    against -1.838e-3; -2.369e-3 from above), matching neither side. It is now the derivative for
+    a growing delay, as a node's own delay reads give: for the speed, which shortens the delays,
+    the difference from below."""
+    dist = np.array([[0.0, 2.0, 3.0], [2.0, 0.0, 4.0], [3.0, 4.0, 0.0]])
+    node = bm.Hopf(3, a=0.2, w=0.3, init_x=np.array([-0.3, 0.1, 0.4]), init_y=0.05)
+
+    @jax.jit
+    def loss(speed):
+        net = Network(node, CONN[:3, :3], distance=dist, speed=speed, k=0.4, max_delay=6.0)
+        return jnp.mean(bm.simulate(net, 10.0, dt=DT)["x"] ** 2)
+
+    grad = float(jax.grad(loss)(1.0))
+    h = 1e-7
+    below, above = (loss(1.0) - loss(1.0 - h)) / h, (loss(1.0 + h) - loss(1.0)) / h
+    assert abs(float(below - above)) > 1e-2 * abs(float(below))  # a kink: the two sides differ
+    np.testing.assert_allclose(grad, float(below), rtol=1e-5)
+
+
 def test_gradient_of_nearest_delays_ignores_speed():
     g = jax.grad(lambda s: jnp.mean(bm.simulate(delayed(speed=s, interpolation="nearest", max_delay=10.0), 5.0, dt=DT)["x"]))(10.0)
     assert float(g) == 0.0
