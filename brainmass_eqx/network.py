@@ -1321,7 +1321,12 @@ class Network(AbstractModel):
             frac = xp.where(frac < 0, xp.zeros((), frac.dtype), xp.where(frac > 1, xp.ones((), frac.dtype), frac))
             lag = whole.astype(np.int32)
         capacity = self._capacity_steps(dt)
-        buffered = tau is not None or self.history is not None
+        # Delays known to be all zero read each step's start: the instantaneous coupling held
+        # over the step, without a history (an 80-region Hopf network with delays=zeros took
+        # 8.3 us per step through a two-row buffer, 1.4 us without). Not for 'updated',
+        # whose zero-lag read extrapolates the previous step (the instantaneous one does not).
+        zero = tau is not None and xp is np and not np.any(tau) and self.stage_coupling != "updated"
+        buffered = (tau is not None and not zero) or self.history is not None
         if tau is not None:
             lag = self._guard_capacity(lag, capacity, dt)
         copies = len(self.coupled_var) * self._n_features
