@@ -22,7 +22,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "checked_finite", "traced_message", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "checked_finite", "traced_message", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "plain_method", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -39,6 +39,19 @@ def is_traced(tree: Any) -> bool:
     """Whether any leaf of ``tree`` (an array, a model, a batch) is a JAX tracer: its
     values are unknown, so eager checks of them are skipped (or deferred to run time)."""
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+def plain_method(obj: Any, name: str) -> Callable:
+    """``obj.name`` as a plain Python bound method. Reading a method of an ``eqx.Module``
+    builds an ``eqx.BoundMethod`` (itself a Module: about 25 us, as long as the rest of a
+    small compiled run) so that ``jax.jit(model.method)`` works; an eager `simulate` read
+    a model's methods 7 times (a delayed `Network`: 24), the only ones that cost. Calling
+    the result is calling ``obj.name``; an attribute a wrapper forwards (its
+    ``__getattr__``) is read as usual."""
+    try:
+        return object.__getattribute__(obj, name)
+    except AttributeError:
+        return getattr(obj, name)
 
 
 def _check_scalar(pred: Any, message: str | tuple[str, ...], index: Any = None) -> Any:

@@ -159,8 +159,13 @@ def _host_available() -> int | None:
             "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file",
         ),
     ):
-        cap, used = _read_int(limit), _read_int(usage)
-        if cap is not None and used is not None and cap < 2**60:  # v1 writes a huge number for no limit
+        # The usage only where there is a limit: the files of the other cgroup version, or
+        # no limit (v2's "max", v1's huge number), are the rule, and simulate asks at every call.
+        cap = _read_int(limit)
+        if cap is None or cap >= 2**60:
+            continue
+        used = _read_int(usage)
+        if used is not None:
             used = max(0, used - _read_stat(stat, cache))
             available = min(available, max(0, cap - used))
     return available

@@ -32,6 +32,7 @@ from ._checks import (
     error_if_member,
     is_traced,
     key_mismatch,
+    plain_method,
     positive_ms,
     suggests_keywords,
     user_stacklevel,
@@ -811,7 +812,10 @@ def _as_steps(value, name, dt_ms, inexact="error"):
 def _warn_coarse_step(model, dt_ms: float) -> None:
     """The first `step_warning` of ``model`` or a model it wraps, as a warning."""
     for inner in _nested_models(model):
-        hint = getattr(inner, "step_warning", None)
+        try:
+            hint = plain_method(inner, "step_warning")
+        except AttributeError:
+            continue
         message = hint(dt_ms) if callable(hint) else None
         if message:
             warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
@@ -1116,7 +1120,8 @@ def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, 
 
 def _lead_grid(n_macro, k, dt):
     """The ends of ``n_macro`` macro-steps of ``k`` steps from t = 0 (`_lead_samples`)."""
-    return jnp.asarray((np.arange(n_macro + 1) * k) * dt, dtype=jnp.result_type(float))
+    # device_put of the host array: jnp.asarray ran a conversion eagerly (twice the time).
+    return jax.device_put(((np.arange(n_macro + 1) * k) * dt).astype(jnp.result_type(float)))
 
 
 def _sample_bytes(model, monitor, y0) -> int:
@@ -1808,10 +1813,18 @@ def _continued_controller(controller, t_start):
 
 def _wrap_solver(model, solver, dt_ms):
     """``model.wrap_solver(solver, dt=dt_ms)``; hooks written without ``dt`` get the solver only."""
-    params = inspect.signature(model.wrap_solver).parameters
-    if "dt" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return model.wrap_solver(solver, dt=dt_ms)
-    return model.wrap_solver(solver)
+    hook = plain_method(model, "wrap_solver")
+    if _takes_dt(getattr(hook, "__func__", hook)):
+        return hook(solver, dt=dt_ms)
+    return hook(solver)
+
+
+@functools.cache
+def _takes_dt(fn) -> bool:
+    """Whether the hook ``fn`` takes ``dt`` (by name or ``**kwargs``), once per function:
+    reading its signature took 80 us, at every run."""
+    params = inspect.signature(fn).parameters
+    return "dt" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _report_divergence(ts, ys, model_name, model=None, spec=None, final=None):
@@ -2097,7 +2110,7 @@ def simulate(
             f"bx.with_noise(...)), got {type(model).__name__}.{hint} For your own equations, subclass "
             "bx.AbstractModel (docs/howto/custom-models.md)."
         )
-    model_name = model._label()
+    model_name = plain_method(model, "_label")()
     _check_key(key)
     if max_steps is not None:
         # 0 failed inside diffrax ("Must have at least one checkpoint"), a negative one likewise.
@@ -2179,7 +2192,7 @@ def simulate(
         raise TypeError(f"solver must be a diffrax solver, got {type(solver).__name__} {solver!r}{hint}.")
     # Before the adaptive checks: an SDE solver on a model without noise was told it had no
     # error estimate (EulerHeun) and advised Tsit5, not that the model has no noise.
-    _check_solver_terms(solver, getattr(model, "is_stochastic", False), model._label())
+    _check_solver_terms(solver, getattr(model, "is_stochastic", False), model_name)
     # Tsit5/Dopri5 are ODE solvers: a noisy model needs an SDE solver with an error estimate.
     adaptive_solvers = (
         "diffrax.Heun() / SPaRK() / ShARK()" if getattr(model, "is_stochastic", False) else "diffrax.Tsit5() / Dopri5()"
@@ -2235,7 +2248,7 @@ def simulate(
         # eagerly even under jit/grad: the compiled program then holds a constant instead
         # of the random-number generator (less to compile). Traced inputs stage as usual.
         with jax.ensure_compile_time_eval():
-            y0 = model.init_state(key)
+            y0 = plain_method(model, "init_state")(key)
     source = _make_source(model, inputs, n_steps, dt_ms)
     if isinstance(source, _PathInputs):
         _check_path_covers(source.path, 0.0 if t_start is None else t_start, n_steps * dt_ms, dt_ms)
@@ -2261,10 +2274,10 @@ def simulate(
             extra["step_offset"] = (
                 jnp.round(offset).astype(jnp.int32) if is_traced(offset) else int(round(float(offset)))
             )
-        terms = model.terms(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver, **extra)
+        terms = plain_method(model, "terms")(key, dt=dt_ms, t1=n_steps * dt_ms, adaptive=adaptive, solver=solver, **extra)
         noise = (solver, extra.get("step_offset", 0))  # for the terms of a run in pieces
     else:
-        terms = model.terms(key)
+        terms = plain_method(model, "terms")(key)
     if stochastic and adaptive:
         _check_sde_error_order(solver, terms, stepsize_controller, model_name)
     # Before a model's hook wraps it, for every run: a Runge-Kutta solver's default stage
@@ -2385,11 +2398,12 @@ def simulate(
         # The steps after the last sample: the run ends at duration, not at its last sample.
         tail = (host_ts[-1], np.asarray(n_steps * dt_ms, host_ts.dtype), n_steps - (tr + 1 + n_rest * k))
         # device_put: jnp.asarray of a host array compiles a copy (memory and time on a first run).
-        ts = jax.device_put(host_ts)
+        # Only where the run reads them: a transient of whole samples runs on `_lead_grid`.
+        device_ts = functools.cache(lambda: jax.device_put(host_ts))
         n_lead = _lead_samples(tr + 1, k, sample_bytes)
         check_fits(n_samples + (n_lead or 0), (t_start,))
         if chunk is None or n_rest <= 1:  # at most two samples: nothing to cut
-            grid = ts if n_lead is None else _lead_grid(n_lead + n_samples, k, dt_ms)
+            grid = device_ts() if n_lead is None else _lead_grid(n_lead + n_samples, k, dt_ms)
             # Nothing traced: this run cannot be differentiated, and one plain loop compiles
             # smaller than chunks (with a remainder, the step twice) and stacks its records
             # once (measured on a 60 s W1 run: peak RSS 339 -> 320 MB).
@@ -2429,7 +2443,7 @@ def simulate(
                 # A failed step stops the run at the chunk that took it (eager: nothing traced).
                 failed_step(Substeps(solver, k, dt_ms).failure(solver_state), None, None)
                 rest, y, solver_state = _record(
-                    model, terms, y, solver_state, source, solver, monitor, ts[start : stop + 1], k, dt_ms, adjoint, False
+                    model, terms, y, solver_state, source, solver, monitor, device_ts()[start : stop + 1], k, dt_ms, adjoint, False
                 )
                 pieces.append(jax.tree_util.tree_map(np.asarray, rest))
             ys = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)

@@ -72,6 +72,7 @@ from ._checks import (
     did_you_mean,
     error_if_member,
     is_traced,
+    plain_method,
     refuse_non_finite,
     user_stacklevel,
 )
@@ -1078,7 +1079,7 @@ class Network(AbstractModel):
     # -- the model contract ---------------------------------------------------------------------
 
     def _label(self) -> str:
-        return f"Network({self.node._label()})"
+        return f"Network({plain_method(self.node, '_label')()})"
 
     @property
     def state_names(self):
