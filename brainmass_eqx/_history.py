@@ -56,7 +56,7 @@ from jaxtyping import Array
 
 from . import _native
 
-__all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather", "read_sum_blocked", "blocked_state"]
+__all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather", "read_sum_blocked", "blocked_state", "blocked_state_bytes"]
 
 _PIB = lax.GatherScatterMode.PROMISE_IN_BOUNDS
 
@@ -941,10 +941,20 @@ def blocked_state(n_sources: int, n_slots: int, n_targets: int, block: int, dtyp
     of steps (``n_targets`` rows of 64 bytes, one lane per step, and a stamp of the
     reads they were made for), both of the buffer's real dtype."""
     real = np.dtype(_real_dtype(dtype))
-    return (
-        jnp.zeros(n_sources * (2 * n_slots + _ROW_PAD), real),
-        jnp.zeros(n_targets * (BLOCK_BYTES // real.itemsize) + 1, real),  # + the stamp
-    )
+    return tuple(jnp.zeros(size, real) for size in _blocked_sizes(n_sources, n_slots, n_targets, real))
+
+
+def _blocked_sizes(n_sources: int, n_slots: int, n_targets: int, real) -> tuple[int, int]:
+    """The lengths of `blocked_state`'s two arrays of real dtype ``real``."""
+    return n_sources * (2 * n_slots + _ROW_PAD), n_targets * (BLOCK_BYTES // real.itemsize) + 1  # + the stamp
+
+
+def blocked_state_bytes(n_sources: int, n_slots: int, n_targets: int, dtype) -> int:
+    """The bytes of `blocked_state` (for a buffer of ``dtype``), without allocating it:
+    about twice a real buffer's (``n_sources`` rows of ``2 n_slots`` samples), as much as
+    a packed (complex) one's."""
+    real = np.dtype(_real_dtype(dtype))
+    return sum(_blocked_sizes(n_sources, n_slots, n_targets, real)) * real.itemsize
 
 
 def read_sum_blocked(

@@ -15,9 +15,12 @@ environment before import switches it off.
 `program_bytes` and `available_bytes` let `ensemble` refuse a call that cannot fit before
 it runs: on a CPU, an allocation larger than the memory left is not refused by Linux
 (which overcommits), so a too-large vmap was killed by the OOM killer mid-run or swapped,
-with no word of why. `check_recording` does the same for `simulate`'s recording, in a
-single run and under a user's own ``jax.vmap`` (which ``ensemble`` does not see): 1,000
-members recording one variable of 80 regions every 1 ms for 60 s are 19 GB (float32).
+with no word of why. `check_recording` does the same for `simulate`'s recording and the
+delay history its solver state carries, in a single run and under a user's own
+``jax.vmap`` (which ``ensemble`` does not see): 1,000 members recording one variable of 80
+regions every 1 ms for 60 s are 19 GB (float32); 1,000 regions with delays up to 2 s at
+dt 0.1 ms carry 320 MB of history per run (a packed ring buffer and the blocked reads'
+copy), which a recording of 0.8 MB hid (the peak rose 766 MB), 20 GB under a vmap of 64.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import ctypes.util
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 from jax.custom_batching import custom_vmap
@@ -223,16 +226,59 @@ def members_that_fit(available: float, per_member: float) -> int:
     return int(FITTING_SHARE * available // per_member)
 
 
-def _recording_message(members: int, n_samples: int, sample: int, available: int, device) -> str:
-    per_run = n_samples * sample
+class _PerRun(NamedTuple):
+    """What one run holds to its end: its recording, ``n_samples`` samples of ``sample``
+    bytes on ``device``, and the delay history its solver state carries (``history``
+    bytes, `_wrapping.history_bytes`) on ``state_device``."""
+
+    n_samples: int
+    sample: int
+    history: int
+    device: Any
+    state_device: Any
+
+    @property
+    def recording(self) -> int:
+        return self.n_samples * self.sample
+
+    def needs(self) -> list[tuple[Any, int, int]]:
+        """``(device, recording bytes, history bytes)`` per device, one run's."""
+        if self.device == self.state_device:
+            return [(self.device, self.recording, self.history)]
+        return [(self.device, self.recording, 0), (self.state_device, 0, self.history)]
+
+
+def _recording_message(members: int, recording: int, history: int, run: _PerRun, available: int, device) -> str:
+    per_run = recording + history
     where = "this machine" if device.platform == "cpu" else str(device)
-    what = f"{n_samples} samples of {format_bytes(sample)}"
+    what = f"{run.n_samples} samples of {format_bytes(run.sample)}"
+    if history:
+        counted = (
+            f"recording {format_bytes(recording)} ({what}) + delay history {format_bytes(history)}"
+            if recording else f"delay history {format_bytes(history)}"
+        )
+        counted += " (the ring buffer of the coupled variables' past, carried in the solver state)"
+        smaller = (
+            "Carry less history: a shorter max_delay (the longest delay sizes every region's history) "
+            "or fewer regions"
+        )
+        if recording:
+            smaller += "; record less: a larger sample_every (every k-th step) or fewer monitors"
+    else:
+        counted = what
+        smaller = "Record less: a larger sample_every (every k-th step)"
     if members == 1:
+        if history:
+            return (
+                f"simulate: the run needs about {format_bytes(per_run)} ({counted}), and {format_bytes(available)} "
+                f"is left on {where}: it would be killed for memory (or swap) midway. {smaller}. "
+                "check_memory=False runs it anyway."
+            )
         return (
             f"simulate: the run records about {format_bytes(per_run)} ({what}), and {format_bytes(available)} "
-            f"is left on {where}: it would be killed for memory (or swap) midway. Record less: a larger "
-            "sample_every (every k-th step), fewer monitors, or a shorter run (continue it with "
-            "y0=the previous Trajectory, keeping what you need of each). check_memory=False runs it anyway."
+            f"is left on {where}: it would be killed for memory (or swap) midway. {smaller}, fewer monitors, or a "
+            "shorter run (continue it with y0=the previous Trajectory, keeping what you need of each). "
+            "check_memory=False runs it anyway."
         )
     fits = members_that_fit(available, per_run)
     at_once = (
@@ -241,23 +287,35 @@ def _recording_message(members: int, n_samples: int, sample: int, available: int
         "bx.metrics.functional_connectivity or a mean, to keep it small); jax.lax.map runs them one at a time"
         if fits >= 1 else "even one run does not fit, so fewer at a time does not help"
     )
+    if history:
+        head = (
+            f"simulate: a jax.vmap of {members} runs needs about {format_bytes(members * per_run)} "
+            f"({format_bytes(per_run)} per run: {counted}), and {format_bytes(available)} is left on {where}: the "
+            f"batch would be killed for memory (or swap) midway. {smaller}; "
+        )
+    else:
+        head = (
+            f"simulate: a jax.vmap of {members} runs records about {format_bytes(members * per_run)} "
+            f"({format_bytes(per_run)} per run: {what}), and {format_bytes(available)} is left on {where}: the batch "
+            "would be killed for memory (or swap) midway. A reduction after simulate inside the vmapped function "
+            f"does not help (every run's recording exists before it). {smaller} or fewer monitors; "
+        )
     return (
-        f"simulate: a jax.vmap of {members} runs records about {format_bytes(members * per_run)} "
-        f"({format_bytes(per_run)} per run: {what}), and {format_bytes(available)} is left on {where}: the batch "
-        "would be killed for memory (or swap) midway. A reduction after simulate inside the vmapped function does "
-        "not help (every run's recording exists before it). Record less: a larger sample_every (every k-th step) or "
-        f"fewer monitors; or run fewer at once: {at_once} (a Fitter: population='map', or a smaller popsize). "
+        f"{head}or run fewer at once: {at_once} (a Fitter: population='map', or a smaller popsize). "
         "simulate(..., check_memory=False) runs it anyway."
     )
 
 
-def _refuse_recording(members: int, n_samples: int, sample: int, device) -> None:
-    available = available_bytes(device)
-    if available is not None and members * n_samples * sample > available:
-        raise MemoryError(_recording_message(members, n_samples, sample, available, device))
+def _refuse_recording(members: int, run: _PerRun) -> None:
+    for device, recording, history in run.needs():
+        if not recording + history:
+            continue
+        available = available_bytes(device)
+        if available is not None and members * (recording + history) > available:
+            raise MemoryError(_recording_message(members, recording, history, run, available, device))
 
 
-def _batch_probe(members: int, n_samples: int, sample: int, device):
+def _batch_probe(members: int, run: _PerRun):
     """An identity whose ``jax.vmap`` rule sees the batch size at trace time: it checks
     ``members`` times that size and passes the product on to the next vmap out (nested
     vmaps multiply). Its output is unused, so nothing of it reaches the compiled program."""
@@ -272,27 +330,31 @@ def _batch_probe(members: int, n_samples: int, sample: int, device):
         # Read again here, where the vmap is traced: a jitted run traced (probe and all)
         # outside `ensemble` was refused inside it, check_memory=False too, from the cache.
         if _CHECK_RECORDINGS.get():
-            _refuse_recording(total, n_samples, sample, device)
-        return _batch_probe(total, n_samples, sample, device)(arrays), in_batched[0]
+            _refuse_recording(total, run)
+        return _batch_probe(total, run)(arrays), in_batched[0]
 
     return probe
 
 
-def check_recording(arrays: Any, n_samples: int, sample: int, *, host: bool = False) -> None:
-    """Raise `MemoryError` before a run whose recording cannot fit in the memory left
-    (`available_bytes`): ``n_samples`` samples of ``sample`` bytes each, times every
-    ``jax.vmap`` the run is traced under (their batch sizes multiplied; found by a probe
-    on ``arrays``, every array the run depends on, since a vmap over any one of them
-    batches the run). ``host``: the recording gathers in host memory (``simulate``'s
-    ``chunk``), else on JAX's first device. Under ``jax.jit`` the vmaps are checked when
-    traced (a cached program is not checked again); a vmap of a run differentiated in
-    forward mode (``jax.jacfwd``) is not counted. Nothing is checked inside
-    `recordings_checked_elsewhere`, or where the system does not say what is left."""
+def check_recording(arrays: Any, n_samples: int, sample: int, *, host: bool = False, history: int = 0) -> None:
+    """Raise `MemoryError` before a run whose recording and delay history cannot fit in
+    the memory left (`available_bytes`): ``n_samples`` samples of ``sample`` bytes each,
+    plus ``history`` bytes of history carried in the solver state (`_wrapping.history_bytes`;
+    a delayed `Network`'s ring buffer), times every ``jax.vmap`` the run is traced under
+    (their batch sizes multiplied; found by a probe on ``arrays``, every array the run
+    depends on, since a vmap over any one of them batches the run). ``host``: the
+    recording gathers in host memory (``simulate``'s ``chunk``), else on JAX's first
+    device, where the history always is (on a CPU the two add up). Under ``jax.jit`` the
+    vmaps are checked when traced (a cached program is not checked again); a vmap of a
+    run differentiated in forward mode (``jax.jacfwd``) is not counted. Nothing is
+    checked inside `recordings_checked_elsewhere`, or where the system does not say what
+    is left."""
     if not _CHECK_RECORDINGS.get():
         return
-    device = jax.devices("cpu")[0] if host else jax.devices()[0]
-    _refuse_recording(1, n_samples, sample, device)
+    state_device = jax.devices()[0]
+    run = _PerRun(n_samples, sample, history, jax.devices("cpu")[0] if host else state_device, state_device)
+    _refuse_recording(1, run)
     leaves = [x for x in jax.tree_util.tree_leaves(arrays) if isinstance(x, jax.core.Tracer)]
     if leaves:  # concrete arrays are never batched
         # stop_gradient: the probe is outside differentiation (custom_vmap has no transpose).
-        _batch_probe(1, n_samples, sample, device)(jax.lax.stop_gradient(leaves))
+        _batch_probe(1, run)(jax.lax.stop_gradient(leaves))

@@ -50,7 +50,7 @@ from ._units import (
     to_canonical,
     to_ms,
 )
-from ._wrapping import AbstractSolverWrapper, innermost_solver, sde_convention
+from ._wrapping import AbstractSolverWrapper, history_bytes, innermost_solver, sde_convention
 from .models._base import AbstractModel
 from .solvers import (
     ExponentialEuler,
@@ -2086,20 +2086,25 @@ def simulate(
       alone). Inside a `Fitter`'s loss it is not raised: a diverging candidate gets a
       non-finite loss, which the fit reports (`brainmass_eqx._checks.divergence_gives_nan`).
     - `check_memory`: before running, compare the recording (samples times the bytes of
-      one sample of the monitors) with the memory left (on a CPU: Linux's
-      ``MemAvailable``, or a container's cgroup limit; on a GPU: its limit less what is in
-      use; a ``chunk`` run's in host memory), times every ``jax.vmap`` the run is traced
-      under (nested vmaps multiplied), and raise `MemoryError` naming the bytes and the
-      fixes, instead of a run that Linux kills for memory (or that swaps) midway: 1,000
-      members recording one variable of 80 regions every 1 ms for 60 s are 19 GB
-      (float32). Only the recording is counted (not the state, XLA's temporaries or a
-      vmapped recording's transposed copy), so what passes may still not fit. Under
+      one sample of the monitors) plus the delay history the solver state carries (a
+      delayed `Network`'s ring buffer of its coupled variables, ``max_delay / dt`` steps
+      of every region, with the blocked reads' copy of it on a CPU; a node's own delays)
+      with the memory left (on a CPU: Linux's ``MemAvailable``, or a container's cgroup
+      limit; on a GPU: its limit less what is in use; a ``chunk`` run's recording in host
+      memory), times every ``jax.vmap`` the run is traced under (nested vmaps
+      multiplied), and raise `MemoryError` naming the bytes and the fixes, instead of a
+      run that Linux kills for memory (or that swaps) midway: 1,000 members recording one
+      variable of 80 regions every 1 ms for 60 s are 19 GB (float32); 1,000 regions with
+      delays up to 2 s at dt 0.1 ms carry 320 MB of history per run. The rest of the
+      state (a few values per region), XLA's temporaries and a vmapped recording's
+      transposed copy are not counted, so what passes may still not fit. Under
       ``jax.jit`` it is checked when traced. Inside `ensemble` and `sweep` their own
       ``check_memory`` checks the whole compiled program instead. ``False`` skips it.
 
     **Returns:** a `Trajectory`.
 
-    **Raises:** `MemoryError` (with ``check_memory``) where the recording cannot fit.
+    **Raises:** `MemoryError` (with ``check_memory``) where the recording and the delay
+    history cannot fit.
     """
     if not isinstance(model, AbstractModel):
         # Else the first thing to fail was an AttributeError ('function' has no '_label').
@@ -2300,7 +2305,10 @@ def simulate(
     def check_fits(n_records, more=()):
         # Every array the run depends on: a vmap over any one of them batches the run.
         if check_memory:
-            check_recording((model, y0, source, key, *more), n_records, sample_bytes(), host=chunk is not None)
+            check_recording(
+                (model, y0, source, key, *more), n_records, sample_bytes(), host=chunk is not None,
+                history=history_bytes(solver, y0),
+            )
 
     if saveat is not None or adaptive:
         if chunk is not None:

@@ -79,7 +79,7 @@ from ._checks import (
 from ._native import native_kernels_available
 from ._param import Param, read
 from ._units import check_real, is_quantity, to_canonical, to_ms
-from ._wrapping import AbstractSolverWrapper
+from ._wrapping import AbstractSolverWrapper, float_dtype
 from .coupling import AbstractCoupling, AbstractSummedCoupling, make_coupling
 from .datasets._types import Connectome
 from .models._base import AbstractModel, AbstractModelWrapper, State, default_coupled_state
@@ -1530,6 +1530,23 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         if not self.plan.buffered:
             return True
         return self.network._summed() and _all_concrete(self.plan)
+
+    def history_bytes(self, y0) -> int:
+        """The ring buffer, ``n_slots`` steps of ``n_channels`` channels (complex where the
+        reads interpolate linearly), and the blocked reads' state (`hist.blocked_state`,
+        about twice a real buffer) where there is one, as `init` makes them; the previous
+        step's delayed part (``'updated'``, one value per region and feature) is small."""
+        plan = self.plan
+        if not plan.buffered:
+            return 0
+        coupled = [y0[v] for v in self.network.coupled_var if v in y0] if isinstance(y0, Mapping) else []
+        real = float_dtype(coupled or y0)
+        dtype = np.result_type(real, np.complex64) if plan.packed else real
+        total = plan.n_slots * plan.n_channels * dtype.itemsize
+        if plan.block:
+            copies, n_targets = plan.base.shape[:2]
+            total += copies * hist.blocked_state_bytes(self.network.n_regions, plan.n_slots, n_targets, dtype)
+        return total
 
     def init(self, terms, t0, t1, y0, args):
         inner = self.solver.init(terms, t0, t1, y0, args)

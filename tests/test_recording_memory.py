@@ -243,3 +243,117 @@ def test_the_size_of_a_named_observables_sample_is_traced_once_per_shape(monkeyp
     assert sample_bytes(bx.JansenRit(2), by_closure) == 20 and len(traced) == 5
     # Under jit the model's arrays are tracers: keyed by their shapes as well.
     assert jax.jit(lambda m: jnp.asarray(sample_bytes(m, ["eeg"])))(bx.JansenRit(2)) == 8 and len(traced) == 5
+
+
+# -- the delay history a run carries (its solver state), counted with its recording --------
+
+DELAY_CONN = np.full((8, 8), 0.05) * (1.0 - np.eye(8))
+DELAY_MS = np.linspace(5.0, 50.0, 64).reshape(8, 8)
+
+
+def delayed(k, max_delay=None, **kw):
+    """8 delayed Hopf regions, delays up to 50 ms at dt 0.1 (a history of about 500 steps:
+    tens of kB), 10 ms recorded every step (100 samples of x and y: 6.4 kB)."""
+    net = bx.Network(bx.Hopf(8, init_x=0.1), DELAY_CONN, delays=DELAY_MS, k=k, max_delay=max_delay)
+    return bx.simulate(net, 10.0, dt=0.1, **kw).ys
+
+
+@pytest.fixture
+def carried(monkeypatch):
+    """``carried()``: ``(history, state)``, what the last traced run's check was given as its
+    delay history and the bytes its history wrappers' ``init`` made beyond the inner
+    solver's state (the state as it is, from shapes)."""
+    from brainmass_eqx import _simulate as sim
+    from brainmass_eqx.models import _delay_history as dh
+    from brainmass_eqx.network import _DelayedCoupling
+
+    seen = {}
+    for cls in (_DelayedCoupling, dh.SelfDelaySolver):
+        def init(self, *args, _init=cls.init, **kw):
+            out = _init(self, *args, **kw)
+            made = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(out[1:]))
+            seen["state"] = seen.get("state", 0) + made
+            return out
+
+        monkeypatch.setattr(cls, "init", init)
+    check = sim.check_recording
+    monkeypatch.setattr(
+        sim, "check_recording", lambda *a, **kw: seen.__setitem__("history", kw.get("history")) or check(*a, **kw)
+    )
+
+    def last():
+        out = seen.get("history"), seen.get("state", 0)
+        seen.clear()
+        return out
+
+    return last
+
+
+def test_the_counted_history_is_what_the_solver_state_carries(carried):
+    # Traced only (jax.eval_shape): the bytes init makes are those of a real run.
+    hopf = bx.Hopf(8, init_x=0.1)
+    cases = {
+        "linear (packed, complex)": bx.Network(hopf, DELAY_CONN, delays=DELAY_MS),
+        "ceil (real)": bx.Network(hopf, DELAY_CONN, delays=DELAY_MS, interpolation="ceil"),
+        "updated": bx.Network(hopf, DELAY_CONN, delays=DELAY_MS, interpolation="nearest", stage_coupling="updated"),
+        "two coupled variables": bx.Network(hopf, DELAY_CONN, delays=DELAY_MS, coupled_var=("x", "y"), target=("x", "y")),
+        "lags under a block": bx.Network(hopf, DELAY_CONN, delays=np.full((8, 8), 0.2)),
+        "noisy": bx.with_noise(bx.Network(hopf, DELAY_CONN, delays=DELAY_MS), {"x": bx.noise.WhiteNoise(0.01)}),
+        "a node's own delays": bx.WilsonCowanDelayed(8),
+        "both": bx.Network(bx.WilsonCowanDelayed(8), DELAY_CONN, delays=DELAY_MS, coupled_var="rE", target="rE"),
+    }
+    for name, model in cases.items():
+        jax.eval_shape(lambda m: bx.simulate(m, 1.0, dt=0.1, key=jax.random.key(0)).ys, model)
+        history, state = carried()
+        # Beyond it: the step counters (4 B each) and 'updated''s previous delayed part (F x N).
+        assert history is not None and history > 0 and 0 <= state - history <= 64, (name, history, state)
+    # No delays: nothing but the step counter.
+    jax.eval_shape(lambda m: bx.simulate(m, 1.0, dt=0.1).ys, bx.Network(hopf, DELAY_CONN, stage_coupling="held"))
+    assert carried() == (0, 4)
+    # The longest delay (max_delay) sizes it: twice the history, twice the bytes (to the rows' padding).
+    jax.eval_shape(lambda k: delayed(k, max_delay=100.0), 0.1)
+    longer = carried()[0]
+    jax.eval_shape(lambda k: delayed(k, max_delay=200.0), 0.1)
+    assert 1.9 < carried()[0] / longer < 2.1
+
+
+def test_a_delay_history_that_cannot_fit_is_refused_with_what_was_counted(left, carried):
+    jax.eval_shape(lambda k: delayed(k), 0.1)  # not `delayed`: its trace would be cached
+    history = carried()[1] - 4  # what the solver state carries, less the step counter
+    recording = 100 * 64
+    assert history > 4 * recording  # the history, not the recording, is what does not fit
+    left(recording + history // 2)
+    assert refused(delayed, 0.1, match=(
+        f"simulate: the run needs about {_memory.format_bytes(recording + history)} (recording 6.4 kB "
+        f"(100 samples of 64 B) + delay history {_memory.format_bytes(history)}"))
+    with pytest.raises(MemoryError, match=r"a shorter max_delay .* or fewer regions.*check_memory=False runs it"):
+        jax.eval_shape(delayed, 0.1)
+    assert not refused(lambda k: delayed(k, check_memory=False), 0.1)
+    left(recording + history)
+    assert not refused(delayed, 0.1)
+    # Under a user's vmap, times its members: 4 runs' recordings fit, their histories do not.
+    k4 = jnp.linspace(0.1, 0.2, 4)
+    left(2 * (recording + history))
+    assert refused(jax.vmap(delayed), k4, match=(
+        f"simulate: a jax.vmap of 4 runs needs about {_memory.format_bytes(4 * (recording + history))} "
+        f"({_memory.format_bytes(recording + history)} per run: recording 6.4 kB (100 samples of 64 B) + delay "
+        f"history {_memory.format_bytes(history)}"))
+    with pytest.raises(MemoryError, match=r"bx.ensemble\(fn, batch, chunk=1\) evaluates that many at a time"):
+        jax.eval_shape(jax.vmap(delayed), k4)
+    assert not refused(jax.vmap(delayed), k4[:2])
+    assert refused(jax.vmap(jax.vmap(delayed)), jnp.ones((2, 2)) * 0.1, match="a jax.vmap of 4 runs needs about")
+
+
+def test_a_chunked_runs_recording_and_history_are_checked_where_each_lives(monkeypatch):
+    # On a GPU a chunk run's recording gathers in host memory and its history stays on the
+    # device: each is checked against its own memory (on a CPU they are one and add up).
+    host, gpu = jax.devices("cpu")[0], type("Gpu", (), {"platform": "gpu", "__str__": lambda self: "gpu:0"})()
+    left = {host: 10 * MB, gpu: 10 * MB}
+    monkeypatch.setattr(_memory, "available_bytes", lambda device=None: left[device])
+    run = _memory._PerRun(1000, 8 * 1000, 6 * MB, host, gpu)  # an 8 MB recording, a 6 MB history
+    _memory._refuse_recording(1, run)  # each fits in its own memory
+    with pytest.raises(MemoryError, match="the run needs about 14 MB"):
+        _memory._refuse_recording(1, run._replace(state_device=host))
+    with pytest.raises(MemoryError, match=r"^simulate: the run needs about 6 MB \(delay history 6 MB.* left on gpu:0"):
+        left[gpu] = 5 * MB
+        _memory._refuse_recording(1, run)

@@ -203,6 +203,13 @@ class SelfDelaySolver(AbstractSolverWrapper):
     def _variables(self):
         return tuple(dict.fromkeys(var for _, var, _ in self.reads))
 
+    def history_bytes(self, y0) -> int:
+        """One buffer of ``n_slots`` steps per delayed state variable, in its dtype."""
+        return sum(
+            self.n_slots * int(np.prod(np.shape(y0[var]))) * np.dtype(jnp.result_type(y0[var])).itemsize
+            for var in self._variables()
+        )
+
     def init(self, terms, t0, t1, y0, args):
         if self.past is None:
             buffers = {var: history_init(y0[var], self.n_slots)[0] for var in self._variables()}
