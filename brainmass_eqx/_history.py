@@ -56,7 +56,18 @@ from jaxtyping import Array
 
 from . import _native
 
-__all__ = ["ring_fill", "ring_unfill", "ring_write", "read_sum", "read_gather", "read_sum_blocked", "blocked_state", "blocked_state_bytes"]
+__all__ = [
+    "ring_fill",
+    "ring_unfill",
+    "ring_write",
+    "read_sum",
+    "read_gather",
+    "read_sum_blocked",
+    "blocked_state",
+    "blocked_state_bytes",
+    "take",
+    "take_sum",
+]
 
 _PIB = lax.GatherScatterMode.PROMISE_IN_BOUNDS
 
@@ -928,6 +939,42 @@ def read_sum(buf: Array, idx: Array, weights: Array) -> tuple[Array, Array]:
     **Returns:** ``(o, buf)``: the real sums ``(T,)`` and the buffer.
     """
     return tuple(read_sum_p.bind(buf, idx, jnp.asarray(weights).astype(buf.dtype)))
+
+
+def take(values: Array, idx: Array) -> Array:
+    """``values[idx]`` for indices known to lie in ``[0, values.size)`` (a sparse
+    connectome's per-target source lists): an ordinary array, not a buffer.
+
+    **Arguments:**
+
+    - `values`: ``(S,)``, e.g. a coupled variable of every region (read flat).
+    - `idx`: ``(T, J)`` int, each in bounds (not checked: an index out of bounds reads an
+      unspecified value).
+
+    **Returns:** ``(T, J)`` of ``values``' dtype.
+    """
+    return _take(values, idx)
+
+
+def take_sum(values: Array, idx: Array, weights: Array) -> Array:
+    r"""The lag-zero read of an ordinary array: $o_t = \sum_j w_{tj}\, v_{i_{tj}}$, the
+    weighted sums a sparse connectome's per-target lists make of the current values.
+
+    XLA's operations (an in-bounds gather and a matrix-vector product; differentiated and
+    batched as such) beat, for a step of a 3,000-region Hopf network with 10 sources per
+    target on 2 CPU cores (38 us), both the native `read_sum` of a buffer filled with
+    ``values`` (51 us) and ``jnp.sum(weights * values[idx], -1)`` (330 us: jnp indexing
+    adds a negative-index fix-up per index, and XLA's row reduction is slow).
+
+    **Arguments:**
+
+    - `values`: ``(S,)`` real.
+    - `idx`: ``(T, J)`` int, in ``[0, S)`` (see `take`).
+    - `weights`: ``(T, J)`` real.
+
+    **Returns:** ``(T,)``.
+    """
+    return _weighted_sum(_take(values, idx), weights)
 
 
 def read_gather(buf: Array, idx: Array) -> tuple[Array, Array]:

@@ -1268,10 +1268,13 @@ class Network(AbstractModel):
                     # w @ f, not f @ w.T: XLA would transpose w at every step.
                     summed = jnp.stack([w @ f for f in feats])
                 else:
-                    summed = jnp.sum(w * feats[:, src], axis=-1)
+                    # Not jnp.sum(w * feats[:, src], -1): 330 us per step of a 3,000-region
+                    # Hopf network with 10 sources per target, against 38 (`take_sum`).
+                    summed = jnp.stack([hist.take_sum(f, src, w) for f in feats])
                 out[tgt] = self.coupling.current_of(self.coupling.post(summed, x, jnp.sum(w, axis=-1), k), x, "post")
             else:
-                out[tgt] = self.coupling.current_of(self.coupling(x[src], x, w, k), x, "__call__")
+                gathered = x[src] if self.sources is None else hist.take(x, src)
+                out[tgt] = self.coupling.current_of(self.coupling(gathered, x, w, k), x, "__call__")
         return out
 
     def coupled_values(self, state: State) -> dict[str, Array]:
