@@ -2027,7 +2027,10 @@ def simulate(
       or a path, give its jumps as ``jump_ts`` yourself (in the continued time for a
       continued run).
     - `monitors`: what to record: state or observable names, callables ``(model, state)``,
-      or a dict ``{out_name: name | callable}``. Default: every state.
+      or a dict ``{out_name: name | callable}``. Default: every state. A callable is part
+      of the compiled program's key: a ``lambda`` written inside a loop of runs is a new
+      function each time, so every run compiles again (278 ms for a small Hopf run instead
+      of 1 ms); define it once, outside the loop.
     - `transient`: steps (int) or a time Quantity discarded at the start; nothing is stored
       for them.
     - `sample_every`: record every ``k``-th step (int) or every Quantity of time. A period

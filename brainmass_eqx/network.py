@@ -51,7 +51,6 @@ its trajectories. The delay diagonal is zero (as in brainmass).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import sys
 import warnings
@@ -1122,7 +1121,7 @@ class Network(AbstractModel):
         return not delayed and self.history is None and not held and self.node.supports_adaptive
 
     def init_state(self, key: PRNGKeyArray | None = None) -> State:
-        return self.node.init_state(key)
+        return plain_method(self.node, "init_state")(key)
 
     def post_step(self, state: State) -> State:
         return self.node.post_step(state)
@@ -1172,7 +1171,7 @@ class Network(AbstractModel):
     def terms(self, key: PRNGKeyArray | None = None, **kwargs):
         """The node's terms with the node's vector field (and noise coefficients) replaced
         by the network's."""
-        node_terms = self.node.terms(key, **kwargs)
+        node_terms = plain_method(self.node, "terms")(key, **kwargs)
         return _replace_model_term(node_terms, ModelTerm(self), self)
 
     def wrap_solver(self, solver: dfx.AbstractSolver, dt: Any = None) -> dfx.AbstractSolver:
@@ -1193,7 +1192,7 @@ class Network(AbstractModel):
         inner = _wrap(self.node, solver, dt)
         if self.supports_adaptive and isinstance(solver, dfx.AbstractAdaptiveSolver):
             return inner
-        return _DelayedCoupling(inner, self, self._plan(dt))
+        return _DelayedCoupling(inner, self, plain_method(self, "_plan")(dt))
 
     # -- coupling -------------------------------------------------------------------------------
 
@@ -1235,7 +1234,7 @@ class Network(AbstractModel):
         w = xp.asarray(read(self.conn), dtype=jnp.result_type(float))
         if self.sources is None and not self.self_connection:
             w = w * (1.0 - xp.eye(self.n_regions, dtype=w.dtype))
-        return self.coupling.effective_weights(w)
+        return plain_method(self.coupling, "effective_weights")(w)
 
     def _summed(self) -> bool:
         return isinstance(self.coupling, AbstractSummedCoupling)
@@ -1291,15 +1290,16 @@ class Network(AbstractModel):
 
     @property
     def _n_features(self) -> int:
-        return self.coupling.n_features if self._summed() else 1
+        return self.coupling.n_features if plain_method(self, "_summed")() else 1
 
     def _plan(self, dt: float) -> _Plan:
         # On the host (NumPy) when nothing is traced: op by op, JAX would compile each of
         # the ~27 operations below on a first run (measured: about 1 s of W1's 2 s compile).
         xp = np if _all_concrete((self.conn, self.distance, self.speed, self.delays, self.coupling)) else jnp
-        tau = self._delay_matrix(xp)
-        w = self._coupling_weights(xp)
-        src = self._sources(xp)
+        # Methods read plainly: each eqx.BoundMethod costs about 25 us of an eager run.
+        tau = plain_method(self, "_delay_matrix")(xp)
+        w = plain_method(self, "_coupling_weights")(xp)
+        src = plain_method(self, "_sources")(xp)
         packed = self.interpolation == "linear"
         if tau is None:
             lag = xp.zeros(src.shape, np.int32)
@@ -1324,7 +1324,7 @@ class Network(AbstractModel):
             frac = steps - whole
             frac = xp.where(frac < 0, xp.zeros((), frac.dtype), xp.where(frac > 1, xp.ones((), frac.dtype), frac))
             lag = whole.astype(np.int32)
-        capacity = self._capacity_steps(dt)
+        capacity = plain_method(self, "_capacity_steps")(dt)
         # Delays known to be all zero read each step's start: the instantaneous coupling held
         # over the step, without a history (an 80-region Hopf network with delays=zeros took
         # 8.3 us per step through a two-row buffer, 1.4 us without). Not for 'updated',
@@ -1332,12 +1332,12 @@ class Network(AbstractModel):
         zero = tau is not None and xp is np and not np.any(tau) and self.stage_coupling != "updated"
         buffered = (tau is not None and not zero) or self.history is not None
         if tau is not None:
-            lag = self._guard_capacity(lag, capacity, dt)
+            lag = plain_method(self, "_guard_capacity")(lag, capacity, dt)
         copies = len(self.coupled_var) * self._n_features
         n_channels = copies * self.n_regions
         channel = src[None] + xp.arange(copies, dtype=np.int32)[:, None, None] * np.int32(self.n_regions)
         weights = _complex(w * (1.0 - frac), -(w * frac), xp) if packed else w
-        block, offsets, stamp = self._blocking(xp, tau, lag, w, weights, src, copies, capacity + 2)
+        block, offsets, stamp = plain_method(self, "_blocking")(xp, tau, lag, w, weights, src, copies, capacity + 2)
         return _Plan(
             base=channel - lag * np.int32(n_channels),
             lag=lag,
@@ -1363,7 +1363,7 @@ class Network(AbstractModel):
         one vector load (measured on W1, blocks of 8: the read and ring write fell from
         about 5 to 1.4 us per step).
         """
-        if xp is not np or tau is None or not self._summed() or jax.default_backend() != "cpu":
+        if xp is not np or tau is None or not plain_method(self, "_summed")() or jax.default_backend() != "cpu":
             return 0, None, None
         if not native_kernels_available():  # elsewhere the block would be read step by step
             return 0, None, None
@@ -1495,11 +1495,11 @@ def _replace_model_term(terms, new, network=None):
 
 
 def _wrap(model, solver, dt):
-    """``model.wrap_solver(solver, dt=dt)``, or without ``dt`` for hooks that do not take it."""
-    params = inspect.signature(model.wrap_solver).parameters
-    if "dt" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return model.wrap_solver(solver, dt=dt)
-    return model.wrap_solver(solver)
+    """``model.wrap_solver(solver, dt=dt)``, or without ``dt`` for hooks that do not take it
+    (`simulate`'s rule: the hook's signature is read once per function)."""
+    from ._simulate import _wrap_solver  # it imports the model contract, as we do
+
+    return _wrap_solver(model, solver, dt)
 
 
 def _anchor_leaves(tree):

@@ -173,3 +173,128 @@ def test_host_memory_reads_the_usage_only_under_a_limit(monkeypatch):
     if unlimited is not None:
         assert _memory._host_available() == min(unlimited, 1_000_000_000)
         assert "/sys/fs/cgroup/memory.current" in reads and "/sys/fs/cgroup/memory.stat" in reads
+
+
+# -- the compat facade and the scipy backend ----------------------------------------------------------
+
+
+def _count_bound_methods(monkeypatch):
+    built = []
+    bound = type(bx.Hopf(1)._label)
+    original = bound.__post_init__
+
+    def counting(self):
+        built.append(self.__func__.__qualname__)
+        original(self)
+
+    monkeypatch.setattr(bound, "__post_init__", counting)
+    return built
+
+
+def test_a_delayed_network_run_builds_no_bound_method_modules(monkeypatch):
+    # Its wrap_solver read _plan, _delay_matrix, _coupling_weights, _sources, ... and the
+    # node's init_state, terms and wrap_solver (twice): 14 eqx.BoundMethods per eager run.
+    net = MODELS["delayed network"](0.2)
+    want = np.asarray(_run(net)["x"])
+    built = _count_bound_methods(monkeypatch)
+    np.testing.assert_array_equal(np.asarray(_run(net)["x"]), want)
+    assert built == []
+
+
+@pytest.fixture
+def facade():
+    import brainmass_eqx.compat as bm
+    from brainmass_eqx.compat import brainstate, brainunit as u
+
+    with brainstate.environ.context(dt=0.1 * u.ms):
+        yield bm, brainstate, u
+
+
+def test_a_facade_run_and_step_build_the_functional_model_once(facade, monkeypatch):
+    # Building the functional model converts and checks every parameter (0.4 ms for Hopf):
+    # Simulator.run built it twice (the state initialisation, then the run), each update once.
+    from brainmass_eqx.compat import _models
+
+    bm, brainstate, u = facade
+    node = bm.HopfStep(2, init_x=bm.braintools.init.Constant(0.1))
+    sim = bm.Simulator(node)
+    first = np.asarray(sim.run(2 * u.ms)["output"][0])
+    brainstate.nn.init_all_states(node)
+    steps = [np.asarray(node.update(0.1)[0]) for _ in range(3)]
+    builds = []
+    core_call = _models.core_call
+    monkeypatch.setattr(_models, "core_call", lambda fn, *a, **k: builds.append(fn) or core_call(fn, *a, **k))
+    np.testing.assert_array_equal(np.asarray(sim.run(2 * u.ms)["output"][0]), first)
+    brainstate.nn.init_all_states(node)
+    np.testing.assert_array_equal([np.asarray(node.update(0.1)[0]) for _ in range(3)], steps)
+    assert builds == []
+    # A new value builds anew, and is the model that runs.
+    node.a.set_value(0.5)
+    again = np.asarray(sim.run(2 * u.ms)["output"][0])
+    assert builds == [bx.Hopf]
+    fresh = bm.Simulator(bm.HopfStep(2, a=0.5, init_x=bm.braintools.init.Constant(0.1))).run(2 * u.ms)
+    np.testing.assert_array_equal(again, np.asarray(fresh["output"][0]))
+    assert not np.array_equal(again, first)
+
+
+def test_same_value_is_identity_of_immutable_values():
+    from brainmass_eqx.compat import _models, brainunit as u
+
+    a = jnp.ones(2)
+    assert _models._same_value(a, a) and not _models._same_value(a, jnp.ones(2))
+    assert _models._same_value(u.Quantity(a, "ms"), u.Quantity(a, "ms"))
+    assert not _models._same_value(u.Quantity(a, "ms"), u.Quantity(a, "s"))
+    host = np.ones(2)  # changed in place, it would be the same object with new values
+    assert not _models._same_value(host, host)
+    assert _models._same_value(0.5, 0.5) and not _models._same_value(0.0, -0.0)
+    assert not _models._same_value(1, True) and not _models._same_value(1, 1.0)
+    jax.jit(lambda x: _models._same_value(x, x) and pytest.fail("a tracer is never the same"))(a)
+
+
+def test_facade_runs_and_steps_build_no_bound_method_modules(facade, monkeypatch):
+    # 20 per Simulator.run (Param.value's transform.forward 6, Quantity.to 4 for dt, the
+    # functional model's checks, the solver-state hooks), 7 per update.
+    bm, brainstate, u = facade
+    node = bm.HopfStep(2)
+    sim = bm.Simulator(node)
+    sim.run(2 * u.ms)
+    node.update(0.1)
+    built = _count_bound_methods(monkeypatch)
+    sim.run(2 * u.ms)
+    node.update(0.1)
+    assert built == []
+
+
+def test_the_facade_reads_a_hook_signature_once_per_function(facade, monkeypatch):
+    # The facade's initial solver state read core.wrap_solver's signature at every
+    # init_all_states (and Simulator.run): now simulate's rule, once per hook function.
+    bm, brainstate, u = facade
+    node = bm.HopfStep(3, noise_x=bm.OUProcess(3, sigma=0.1))
+    net = bm.Network(bm.HopfStep(3), conn=CONN, distance=DIST, speed=10.0, coupled_var="x")
+    for model in (node, net):
+        brainstate.nn.init_all_states(model)
+    bm.Simulator(node).run(1 * u.ms)
+    reads = []
+    signature = inspect.signature
+    monkeypatch.setattr(inspect, "signature", lambda fn, *a, **k: reads.append(fn) or signature(fn, *a, **k))
+    brainstate.nn.init_all_states(net)
+    brainstate.nn.init_all_states(node)
+    bm.Simulator(node).run(1 * u.ms)
+    assert [fn for fn in reads if "wrap_solver" in getattr(fn, "__qualname__", "")] == []
+
+
+def test_a_scipy_evaluation_converts_nothing_eagerly(monkeypatch, compiles):
+    # The search vector was converted with jnp.asarray at every evaluation (an eager op);
+    # a NumPy array of the model's dtype runs the same compiled program.
+    from brainmass_eqx.fit import Fitter, _scipy
+
+    model = bx.Hopf(2, a=bx.Param(0.1, bounds=(0.01, 1.0)), init_x=0.1)
+    fitter = Fitter(model, "L-BFGS-B", backend="scipy", loss_fn=lambda m, t: (bx.unwrap(m.a) - t) ** 2)
+    first = fitter.fit(jnp.asarray(0.3), 5)
+    n = len(compiles)
+    calls = []
+    monkeypatch.setattr(_scipy, "jnp", _Counting(jnp, "asarray", calls))
+    again = fitter.fit(jnp.asarray(0.3), 5)
+    assert calls == [] and len(compiles) == n
+    np.testing.assert_array_equal(again.history, first.history)
+    assert abs(float(again.best_params["a"]) - 0.3) < 1e-3

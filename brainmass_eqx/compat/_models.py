@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import models as core_models, noise as core_noise
+from .._checks import plain_method
+from .._simulate import _wrap_solver as _simulate_wrap_solver
 from .._units import CANONICAL_UNITS, UnitError
 from ..models._math import rate_sigmoid, shifted_sigmoid
 from ..solvers import RK4, ExponentialEuler, checked_step
@@ -58,7 +60,7 @@ def dt_ms(dt: Any = None, name: str = "dt") -> float:
     if isinstance(dt, u.Quantity):
         if dt.unit.physical_type != u.ms.astropy.physical_type:
             raise u.UnitMismatchError(f"{name} must be a time, got {dt}.")
-        return float(np.asarray(dt.to(u.ms).value))
+        return float(np.asarray(u._value_in(dt, u.ms)[0]))
     raise TypeError(
         f"{name}={dt!r} is a plain number; brainmass's models need a time with a unit: "
         f"pass {name}={dt!r} * u.ms (e.g. Simulator(model, dt={dt!r} * u.ms) or "
@@ -128,6 +130,42 @@ def to_magnitude(value: Any, unit: str, name: str) -> Any:
     return value
 
 
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether ``a`` is certainly the same value as ``b``: the same concrete JAX array
+    (immutable), equal units around such arrays, or equal plain scalars. Anything else
+    (a NumPy array, which can be changed in place; a tracer) is never the same."""
+    if isinstance(a, u.Quantity):
+        return isinstance(b, u.Quantity) and (a.unit is b.unit or a.unit == b.unit) and _same_value(a.value, b.value)
+    if isinstance(a, jax.Array):
+        return a is b and not isinstance(a, jax.core.Tracer)
+    if a is None or isinstance(a, (bool, int, float, str)):
+        # repr tells -0.0 from 0.0 and True from 1, which == does not
+        return type(a) is type(b) and repr(a) == repr(b)
+    return False
+
+
+def _built_core(owner: Any, cls: type, n_regions: int, kwargs: dict) -> Any:
+    """``cls(n_regions=n_regions, **kwargs)`` (through `core_call`), reused while the values are
+    the same objects: building a functional model converts and checks every parameter (about
+    0.4 ms for Hopf), which a loop of ``update`` calls or ``Simulator.run`` (twice: the state
+    initialisation and the run) paid again for unchanged parameters. Values compare by
+    `_same_value`, so a new parameter value, a NumPy array or a traced value builds anew; the
+    model is kept in ``owner.__dict__`` with the values it was built from (one entry)."""
+    x64 = jax.config.jax_enable_x64  # the dtype the values were converted to
+    cached = owner.__dict__.get("_built_core")
+    if cached is not None:
+        c_cls, c_n, c_x64, c_kwargs, core = cached
+        if (
+            c_cls is cls and c_n == n_regions and c_x64 == x64 and c_kwargs.keys() == kwargs.keys()
+            and all(_same_value(c_kwargs[k], v) for k, v in kwargs.items())
+        ):
+            return core
+    core = core_call(cls, n_regions=n_regions, **kwargs)
+    if all(_same_value(v, v) for v in kwargs.values()):
+        owner.__dict__["_built_core"] = (cls, n_regions, x64, kwargs, core)
+    return core
+
+
 class _Held(eqx.Module):
     """Inputs held constant over a step (an input source for the core solvers)."""
 
@@ -141,21 +179,26 @@ class _Held(eqx.Module):
 
 
 def wrap_solver(core, solver, dt: float):
-    """``core.wrap_solver(solver, dt=dt)`` (models whose hook takes no ``dt`` get the solver only)."""
-    if "dt" in inspect.signature(core.wrap_solver).parameters:
-        return core.wrap_solver(solver, dt=dt)
-    return core.wrap_solver(solver)
+    """``core.wrap_solver(solver, dt=dt)`` (models whose hook takes no ``dt`` get the solver
+    only), as `simulate` calls it: the hook's signature is read once per function."""
+    return _simulate_wrap_solver(core, solver, dt)
 
 
 def _init_solver_state(core, y, solver, dt, key, batch):
-    """The solver state at t = 0 (per batch member when ``batch`` is set)."""
+    """The solver state at t = 0 (per batch member when ``batch`` is set).
+
+    Eager on purpose, although it costs about 0.15 ms of every ``init_all_states``: a delayed
+    network's plan computed on concrete values (NumPy) carries its blocked-read state, which
+    a compiled call (its values traced) would leave out, and ``update`` keeps this structure."""
 
     def init(y_, k_):
         stochastic = getattr(core, "is_stochastic", False)
-        terms = core.terms(k_, dt=dt, t1=dt, solver=solver) if stochastic else core.terms(k_)
+        # Methods read plainly: each eqx.BoundMethod costs about 25 us, eagerly.
+        terms = plain_method(core, "terms")
+        terms = terms(k_, dt=dt, t1=dt, solver=solver) if stochastic else terms(k_)
         wrapped = wrap_solver(core, solver, dt)
         zero = jnp.zeros((), jnp.result_type(float))
-        return wrapped.init(terms, zero, zero + dt, y_, _Held({}))
+        return plain_method(wrapped, "init")(terms, zero, zero + dt, y_, _Held({}))
 
     if batch is None:
         return init(y, key)
@@ -415,7 +458,7 @@ class NodeModel(CoreStepper, Dynamics):
         override = self.__dict__.get("_core_override")
         if override is not None:
             return override
-        core = core_call(self.core, n_regions=self.n_regions, **self.core_kwargs())
+        core = _built_core(self, self.core, self.n_regions, self.core_kwargs())
         specs, enters = self.noise_specs()
         if specs:
             core = core_call(core_noise.with_noise, core, specs, enters=enters)

@@ -148,7 +148,7 @@ def _ratio(duration: Any, dt: Any) -> float:
     """``duration / dt`` as brainmass computes it: in the default float precision, a plain
     duration read in dt's unit (so 100 ms / 0.1 ms is exactly 1000 steps in float32)."""
     if isinstance(duration, u.Quantity) and isinstance(dt, u.Quantity):
-        duration = duration.to(dt.unit).value
+        duration = u._value_in(duration, dt.unit)[0]
     dtype = np.dtype(jnp.result_type(float))
     return float(np.asarray(u.get_magnitude(duration), dtype) / np.asarray(u.get_magnitude(dt), dtype))
 

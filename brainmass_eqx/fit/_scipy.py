@@ -102,7 +102,7 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
     method = spec["method"]
     bounded = uses_bounds(method)
     with_grad = uses_gradient(method)
-    dtype = jnp.result_type(float)
+    dtype = np.dtype(jnp.result_type(float))
     values0 = space.to_values(space.initial_raw())
     bounds = space.bounds()
     lo = space.ravel({n: bounds[n][0] for n in space.names})
@@ -148,7 +148,9 @@ def run(*, problem, space: ParamSpace, spec: dict, function, data, key, seed, n_
         )
 
     def fun(x):
-        (loss, aux), grad = function(jnp.asarray(x, dtype), data, key)
+        # A NumPy array in the model's precision: the compiled function takes it as it would
+        # the JAX array (the same program), without an eager conversion per evaluation.
+        (loss, aux), grad = function(np.asarray(x, dtype), data, key)
         loss = float(loss)
         ok = np.isfinite(loss)
         if with_grad:

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import _param as core_param
+from ..._checks import plain_method
 from .. import brainunit as u
 from ..braintools import init as _init
 from ._state import ParamState, State
@@ -618,7 +619,9 @@ class Param(Module):
         return self._val.value if isinstance(self._val, State) else self._val
 
     def value(self) -> Any:
-        v = self.t.forward(self.raw)
+        # The transform is an eqx.Module: read its method plainly (an eqx.BoundMethod, 25 us,
+        # per parameter per step of an update loop).
+        v = plain_method(self.t, "forward")(self.raw)
         if self.precompute is not None:
             v = self.precompute(v)
         return v if self._unit is None else u.Quantity(v, self._unit)
