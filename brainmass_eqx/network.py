@@ -72,6 +72,7 @@ from ._checks import (
     error_if_member,
     is_traced,
     plain_method,
+    plainly_bound,
     refuse_non_finite,
     user_stacklevel,
 )
@@ -1192,7 +1193,7 @@ class Network(AbstractModel):
         inner = _wrap(self.node, solver, dt)
         if self.supports_adaptive and isinstance(solver, dfx.AbstractAdaptiveSolver):
             return inner
-        return _DelayedCoupling(inner, self, plain_method(self, "_plan")(dt))
+        return _DelayedCoupling(inner, self, self._plan(dt))
 
     # -- coupling -------------------------------------------------------------------------------
 
@@ -1200,6 +1201,7 @@ class Network(AbstractModel):
         """The delays (ms) per pair (``(N, N)``, or per-target lists for a sparse conn); None if there are none."""
         return self._delay_matrix(jnp)
 
+    @plainly_bound
     def _delay_matrix(self, xp):
         if self.delays is not None:
             tau = xp.asarray(read(self.delays))
@@ -1220,6 +1222,7 @@ class Network(AbstractModel):
     def _pair_shape(self):
         return (self.n_regions, self.n_regions) if self.sources is None else tuple(self.sources.shape)
 
+    @plainly_bound
     def _sources(self, xp=jnp):
         n = self.n_regions
         if self.sources is None:
@@ -1230,12 +1233,14 @@ class Network(AbstractModel):
         """The effective weights the kernel sums with (diagonal masked, kernel transform applied)."""
         return self._coupling_weights(jnp)
 
+    @plainly_bound
     def _coupling_weights(self, xp):
         w = xp.asarray(read(self.conn), dtype=jnp.result_type(float))
         if self.sources is None and not self.self_connection:
             w = w * (1.0 - xp.eye(self.n_regions, dtype=w.dtype))
         return plain_method(self.coupling, "effective_weights")(w)
 
+    @plainly_bound
     def _summed(self) -> bool:
         return isinstance(self.coupling, AbstractSummedCoupling)
 
@@ -1290,16 +1295,16 @@ class Network(AbstractModel):
 
     @property
     def _n_features(self) -> int:
-        return self.coupling.n_features if plain_method(self, "_summed")() else 1
+        return self.coupling.n_features if self._summed() else 1
 
+    @plainly_bound
     def _plan(self, dt: float) -> _Plan:
         # On the host (NumPy) when nothing is traced: op by op, JAX would compile each of
         # the ~27 operations below on a first run (measured: about 1 s of W1's 2 s compile).
         xp = np if _all_concrete((self.conn, self.distance, self.speed, self.delays, self.coupling)) else jnp
-        # Methods read plainly: each eqx.BoundMethod costs about 25 us of an eager run.
-        tau = plain_method(self, "_delay_matrix")(xp)
-        w = plain_method(self, "_coupling_weights")(xp)
-        src = plain_method(self, "_sources")(xp)
+        tau = self._delay_matrix(xp)
+        w = self._coupling_weights(xp)
+        src = self._sources(xp)
         packed = self.interpolation == "linear"
         if tau is None:
             lag = xp.zeros(src.shape, np.int32)
@@ -1324,7 +1329,7 @@ class Network(AbstractModel):
             frac = steps - whole
             frac = xp.where(frac < 0, xp.zeros((), frac.dtype), xp.where(frac > 1, xp.ones((), frac.dtype), frac))
             lag = whole.astype(np.int32)
-        capacity = plain_method(self, "_capacity_steps")(dt)
+        capacity = self._capacity_steps(dt)
         # Delays known to be all zero read each step's start: the instantaneous coupling held
         # over the step, without a history (an 80-region Hopf network with delays=zeros took
         # 8.3 us per step through a two-row buffer, 1.4 us without). Not for 'updated',
@@ -1332,12 +1337,12 @@ class Network(AbstractModel):
         zero = tau is not None and xp is np and not np.any(tau) and self.stage_coupling != "updated"
         buffered = (tau is not None and not zero) or self.history is not None
         if tau is not None:
-            lag = plain_method(self, "_guard_capacity")(lag, capacity, dt)
+            lag = self._guard_capacity(lag, capacity, dt)
         copies = len(self.coupled_var) * self._n_features
         n_channels = copies * self.n_regions
         channel = src[None] + xp.arange(copies, dtype=np.int32)[:, None, None] * np.int32(self.n_regions)
         weights = _complex(w * (1.0 - frac), -(w * frac), xp) if packed else w
-        block, offsets, stamp = plain_method(self, "_blocking")(xp, tau, lag, w, weights, src, copies, capacity + 2)
+        block, offsets, stamp = self._blocking(xp, tau, lag, w, weights, src, copies, capacity + 2)
         return _Plan(
             base=channel - lag * np.int32(n_channels),
             lag=lag,
@@ -1355,6 +1360,7 @@ class Network(AbstractModel):
             dt=dt,
         )
 
+    @plainly_bound
     def _blocking(self, xp, tau, lag, w, read_weights, src, copies, n_slots):
         """Steps per block of the summed reads and their offsets (see `hist.read_sum_blocked`).
 
@@ -1363,7 +1369,7 @@ class Network(AbstractModel):
         one vector load (measured on W1, blocks of 8: the read and ring write fell from
         about 5 to 1.4 us per step).
         """
-        if xp is not np or tau is None or not plain_method(self, "_summed")() or jax.default_backend() != "cpu":
+        if xp is not np or tau is None or not self._summed() or jax.default_backend() != "cpu":
             return 0, None, None
         if not native_kernels_available():  # elsewhere the block would be read step by step
             return 0, None, None
@@ -1383,6 +1389,7 @@ class Network(AbstractModel):
         digest = zlib.crc32(np.ascontiguousarray(read_weights).tobytes(), zlib.crc32(offsets.tobytes(), block))
         return block, offsets, np.asarray(1 + digest % (2**24 - 1), np.int32)
 
+    @plainly_bound
     def _capacity_steps(self, dt: float) -> int:
         """The history capacity in steps: at least every lag `_plan` computes. ``max_delay``
         is in float64, the plan's lags in JAX's default float (float32 unless x64), so that
@@ -1398,6 +1405,7 @@ class Network(AbstractModel):
             return int(math.floor(steps + 0.5 + pad))
         return int(math.floor(steps + pad))
 
+    @plainly_bound
     def _guard_capacity(self, lag, capacity, dt):
         arr = _concrete(lag)
         message = (
