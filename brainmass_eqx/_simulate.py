@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+import types
 import typing
 import warnings
 import zipfile
@@ -1814,17 +1815,32 @@ def _continued_controller(controller, t_start):
 def _wrap_solver(model, solver, dt_ms):
     """``model.wrap_solver(solver, dt=dt_ms)``; hooks written without ``dt`` get the solver only."""
     hook = plain_method(model, "wrap_solver")
-    if _takes_dt(getattr(hook, "__func__", hook)):
+    if _takes_dt(hook):
         return hook(solver, dt=dt_ms)
     return hook(solver)
 
 
-@functools.cache
-def _takes_dt(fn) -> bool:
-    """Whether the hook ``fn`` takes ``dt`` (by name or ``**kwargs``), once per function:
-    reading its signature took 80 us, at every run."""
-    params = inspect.signature(fn).parameters
+def _takes_dt(hook) -> bool:
+    """Whether the hook ``hook`` takes ``dt`` (by name or ``**kwargs``). Reading its
+    signature took 80 us at every run: a plain method's answer is cached per code object
+    (`_code_takes_dt`). Any other callable (a method decorated with ``eqx.filter_jit``,
+    a ``functools.partialmethod``: a new object, or one holding the model's arrays, at each
+    read) has its signature read each time: cached by the object, those were unhashable
+    (a TypeError from simulate) or one entry, keeping the model alive, per run."""
+    fn = getattr(hook, "__func__", hook)
+    if isinstance(fn, types.FunctionType) and not hasattr(fn, "__wrapped__") and not hasattr(fn, "__signature__"):
+        return _code_takes_dt(fn.__code__)
+    params = inspect.signature(hook).parameters
     return "dt" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+@functools.cache
+def _code_takes_dt(code: types.CodeType) -> bool:
+    """`_takes_dt` of a plain function from its ``code`` alone (the names it takes and
+    whether it takes ``**kwargs``, as its signature has them): one entry per function
+    written, however many closures or classes share it."""
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    return "dt" in names or bool(code.co_flags & inspect.CO_VARKEYWORDS)
 
 
 def _report_divergence(ts, ys, model_name, model=None, spec=None, final=None):
@@ -1873,23 +1889,55 @@ def _report_non_finite_input(source, ts, ys, final, t1, t_start, dt_ms, model_na
     else:
         return
     # In the run's own time (a continued run's source reads t + t_start itself).
-    local = np.arange(lo - origin, hi - origin + dt_ms / 4, dt_ms / 2)
-    try:
-        values = jax.vmap(source.evaluate)(jnp.asarray(local, jnp.result_type(float)))
-    except Exception:  # noqa: BLE001 (a callable of the user's that vmap cannot trace)
+    first, step = lo - origin, dt_ms / 2
+    found = _first_non_finite_input(source, first, step, math.ceil((hi - lo + dt_ms / 4) / step))
+    if found is None:
         return
+    name, t, region, value = found
     kind = "the diffrax path" if isinstance(getattr(source, "inner", source), _PathInputs) else "the callable"
-    for name, value in values.items():
-        bad = ~np.isfinite(np.asarray(value))
-        if bad.any():
-            where = np.argwhere(bad)[0]
-            region = f" (region {int(where[1])})" if bad.ndim > 1 else ""
-            raise ValueError(
-                f"inputs[{name!r}] from {kind} given as inputs is {np.asarray(value)[tuple(where)]} at "
-                f"t = {local[where[0]] + origin:.6g} ms{region}, which the run read: {model_name}'s recorded values "
-                f"went non-finite by t = {hi:.6g} ms. Give finite inputs (a callable's or a path's are checked "
-                "where a run found non-finite is reported, with check_finite=True)."
-            )
+    region = "" if region is None else f" (region {region})"
+    raise ValueError(
+        f"inputs[{name!r}] from {kind} given as inputs is {value} at t = {t + origin:.6g} ms{region}, which the "
+        f"run read: {model_name}'s recorded values went non-finite by t = {hi:.6g} ms. Give finite inputs (a "
+        "callable's or a path's are checked where a run found non-finite is reported, with check_finite=True)."
+    )
+
+
+# The inputs `_first_non_finite_input` reads at once, in bytes: a window spans the whole
+# run where the run kept one sample (or saveat one time), and read in one go it held
+# 14 MB per simulated second of 80 regions (1.4 GB for 100 s, 51 GB for an hour).
+_REREAD_BYTES = 2**24
+
+
+def _first_non_finite_input(source, first: float, step: float, n: int):
+    """``(name, t, region, value)`` of the first input of ``source`` (a callable's or a
+    path's, `_report_non_finite_input`) that is NaN/inf at the ``n`` times ``first + i *
+    step`` (in order), ``region`` None for a value shared by the regions; None if there is
+    none, or where the input cannot be read under ``jax.vmap``. Read in blocks of at most
+    `_REREAD_BYTES`, up to the first block that holds one (the times too are made per
+    block: 16 bytes a step, 0.6 GB for an hour at dt = 0.1 ms)."""
+    dtype = jnp.result_type(float)
+    try:
+        one = jax.eval_shape(source.evaluate, jax.ShapeDtypeStruct((), dtype))
+        per_time = sum(math.prod(v.shape) * v.dtype.itemsize for v in jax.tree_util.tree_leaves(one))
+        block = max(1, _REREAD_BYTES // max(1, per_time))
+        for start in range(0, n, block):
+            times = first + np.arange(start, min(n, start + block)) * step
+            values = jax.vmap(source.evaluate)(jnp.asarray(times, dtype))
+            found = []  # per input its first NaN/inf: the earliest of them is reported
+            for name, value in values.items():
+                value = np.asarray(value)
+                bad = ~np.isfinite(value)
+                if bad.any():
+                    where = np.argwhere(bad)[0]
+                    region = int(where[1]) if bad.ndim > 1 else None
+                    found.append((int(where[0]), name, region, value[tuple(where)]))
+            if found:
+                i, name, region, value = min(found, key=lambda f: f[0])
+                return name, times[i], region, value
+    except Exception:  # noqa: BLE001 (a callable of the user's that vmap cannot trace)
+        return None
+    return None
 
 
 def _recorded_states(spec) -> set[str]:

@@ -4,8 +4,12 @@ expensive step runs, and that new parameter values compile nothing."""
 
 from __future__ import annotations
 
+import functools
+import gc
 import inspect
+import weakref
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -298,3 +302,44 @@ def test_a_scipy_evaluation_converts_nothing_eagerly(monkeypatch, compiles):
     assert calls == [] and len(compiles) == n
     np.testing.assert_array_equal(again.history, first.history)
     assert abs(float(again.best_params["a"]) - 0.3) < 1e-3
+
+
+class _JittedHook(bx.Hopf):
+    @eqx.filter_jit  # as equinox's docs jit a method: reading it builds a Partial of the model
+    def wrap_solver(self, solver, dt=None):
+        return solver
+
+
+class _PartialHook(bx.Hopf):
+    # A new functools.partial (holding the model) at each read.
+    wrap_solver = functools.partialmethod(lambda self, solver, dt=None: solver)
+
+
+def test_a_wrap_solver_hook_that_is_no_plain_method_runs_and_is_not_kept():
+    want = np.asarray(_run(bx.Hopf(2, init_x=0.1))["x"])
+    # The hook's signature was cached by the hook object: the jitted one (an eqx Partial of
+    # the model's arrays) is unhashable, a TypeError from simulate.
+    np.testing.assert_array_equal(np.asarray(_run(_JittedHook(2, init_x=0.1))["x"]), want)
+    # A partial is hashable but new at each read: the cache kept every run's model (the
+    # copy simulate runs, sharing the model's arrays).
+    model = _PartialHook(2, init_x=0.1, a=jnp.asarray([-0.5, -0.5]))
+    np.testing.assert_array_equal(np.asarray(_run(model)["x"]), np.asarray(_run(bx.Hopf(2, init_x=0.1, a=-0.5))["x"]))
+    gone = weakref.ref(model.a)
+    del model
+    gc.collect()
+    assert gone() is None
+
+
+def test_closures_of_one_function_share_one_signature_entry():
+    def hook_for(extra):
+        def wrap_solver(self, solver, dt=None):
+            return solver
+
+        return wrap_solver
+
+    _simulate._takes_dt(hook_for(0))
+    size = _simulate._code_takes_dt.cache_info().currsize
+    hooks = [hook_for(i) for i in range(5)]
+    assert all(_simulate._takes_dt(h) for h in hooks)
+    assert not _simulate._takes_dt(lambda self, solver: solver)
+    assert _simulate._code_takes_dt.cache_info().currsize == size + 1  # the lambda's code alone

@@ -266,3 +266,32 @@ def test_a_sequence_models_carried_state_is_not_checked_as_a_y0_at_every_step():
                            w_bb=np.zeros((3, 3)), g_l=50.0, g_f=30.0, g_b=20.0, tr=1.0)
     drive = jnp.full((4, 3), 100.0)
     assert _checks_in(lambda: model(drive)) == 0
+
+
+def test_a_nan_input_is_found_reading_the_input_in_blocks(monkeypatch):
+    # With one sample kept, the window read again is the whole run: read in one vmap, it
+    # held every half step's inputs at once (1.4 GB for 100 s of 80 regions, 51 GB for an
+    # hour), which could kill the process that was about to be told its input was NaN.
+    from brainmass_eqx import _simulate
+
+    sizes = []
+
+    @jax.custom_batching.custom_vmap
+    def counted(t):
+        return t
+
+    @counted.def_vmap
+    def _(axis_size, in_batched, t):
+        sizes.append(axis_size)
+        return t, in_batched[0]
+
+    def inputs(t):
+        t = counted(t)
+        return {"x": jnp.stack([jnp.zeros_like(t), jnp.where(t >= 40.02, jnp.nan, 0.0)])}
+
+    monkeypatch.setattr(_simulate, "_REREAD_BYTES", 64 * 2 * 4, raising=False)  # 64 times of 2 float32
+    with pytest.warns(UserWarning, match="sample_every"):
+        with pytest.raises(ValueError, match=r"inputs\['x'\] from the callable given as inputs is nan at t = 40\.05 ms "
+                                             r"\(region 1\), which the run read: .* by t = 50 ms"):
+            bx.simulate(NODE, 50.0, dt=0.1, inputs=inputs, sample_every=500)
+    assert sizes and max(sizes) <= 64, sizes
