@@ -45,9 +45,8 @@ def test_new_parameter_values_compile_nothing(name, compiles):
     assert not np.array_equal(np.asarray(first["x"]), np.asarray(second["x"]))
 
 
-def test_an_eager_run_builds_no_bound_method_modules(monkeypatch):
-    # Reading a Module's method builds an eqx.BoundMethod (a Module, about 25 us): an eager
-    # Hopf run built 7 (2 _label, 2 wrap_solver, step_warning, init_state, terms).
+def _count_bound_methods(monkeypatch):
+    """The qualified names of the eqx.BoundMethods built from now on (a list that grows)."""
     built = []
     bound = type(bx.Hopf(1)._label)
     original = bound.__post_init__
@@ -56,11 +55,18 @@ def test_an_eager_run_builds_no_bound_method_modules(monkeypatch):
         built.append(self.__func__.__qualname__)
         original(self)
 
+    monkeypatch.setattr(bound, "__post_init__", counting)
+    return built
+
+
+def test_an_eager_run_builds_no_bound_method_modules(monkeypatch):
+    # Reading a Module's method builds an eqx.BoundMethod (a Module, about 25 us): an eager
+    # Hopf run built 7 (2 _label, 2 wrap_solver, step_warning, init_state, terms).
     model = bx.with_noise(bx.Hopf(2, init_x=0.1), noise_x=bx.noise.OUProcess(0.01, tau=5.0))
     hopf = bx.Hopf(2, init_x=0.2)  # (building a model reads its methods: not timed here)
     _run(hopf)
     _run(model, key=jax.random.key(1))
-    monkeypatch.setattr(bound, "__post_init__", counting)
+    built = _count_bound_methods(monkeypatch)
     _run(hopf)
     assert built == []
     # What simulate reads of a wrapper (its label, hooks, state, terms): none either (what
@@ -180,19 +186,6 @@ def test_host_memory_reads_the_usage_only_under_a_limit(monkeypatch):
 
 
 # -- the compat facade and the scipy backend ----------------------------------------------------------
-
-
-def _count_bound_methods(monkeypatch):
-    built = []
-    bound = type(bx.Hopf(1)._label)
-    original = bound.__post_init__
-
-    def counting(self):
-        built.append(self.__func__.__qualname__)
-        original(self)
-
-    monkeypatch.setattr(bound, "__post_init__", counting)
-    return built
 
 
 def test_a_delayed_network_run_builds_no_bound_method_modules(monkeypatch):
