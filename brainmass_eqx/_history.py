@@ -193,21 +193,55 @@ def _take_phys(phys, idx, d, size):
 # -- ring_fill / ring_unfill: ordinary array <-> buffer -------------------------------------
 
 
-def _fill_batch(args, dims):
+# A fill of ``repeat`` copies of one row (a constant past) is written row block by row
+# block into a buffer made in its own flat shape. Left a broadcast reshaped to the buffer,
+# XLA fused that reshape into the first step's one-slot write, which then could not
+# update it in place: a copy of the whole buffer (and, with the native blocked read, the
+# broadcast made again for it), all alive at once (N = 300, 2 s of delays at dt 0.1:
+# temporaries 192 MB where the buffer and the blocked state are 96 MB).
+_FILL_BLOCK_BYTES = 1 << 16
+
+
+def _repeat_rows(row, repeat):
+    """``(repeat * S,)``: ``row`` ``(S,)`` repeated, made in place in a flat buffer."""
+    # A block of at most 64 kB and a 16th of the buffer: at most 16 more slots' worth of
+    # memory; a 48 MB buffer is written in about 730 blocks.
+    k = max(1, min(repeat // 16, _FILL_BLOCK_BYTES // max(1, row.size * row.dtype.itemsize)))
+    block = jnp.tile(row, k)
+    # The last block is moved back to end at the buffer's end: it overlaps the one before,
+    # with the same values.
+    write = lambda i, b: lax.dynamic_update_slice(b, block, (jnp.minimum(i * k, repeat - k) * row.size,))
+    return lax.fori_loop(0, -(-repeat // k), write, jnp.zeros((repeat * row.size,), row.dtype))
+
+
+def _fill_impl(v, *anchors, repeat=None):
+    return v if repeat is None else _repeat_rows(v, repeat)
+
+
+def _fill_abstract(v, *anchors, repeat=None):
+    return _aval(v.shape if repeat is None else (repeat * v.shape[0],), v.dtype)
+
+
+def _fill_batch(args, dims, *, repeat=None):
     size = _axis_size(args, dims)
     values, d = args[0], dims[0]
     phys = jnp.broadcast_to(values[..., None], values.shape + (size,)) if d is None else jnp.moveaxis(values, d, -1)
+    if repeat is not None:
+        phys = jnp.broadcast_to(phys, (repeat,) + phys.shape).reshape(-1, size)
     return _raw(phys), 0
 
 
-def _fill_jvp(primals, tangents):
-    out = ring_fill_p.bind(*primals)
+def _fill_jvp(primals, tangents, *, repeat=None):
+    out = ring_fill_p.bind(*primals, repeat=repeat)
     t = tangents[0]
-    return out, (_zero_like(out) if _is_zero(t) else ring_fill_p.bind(t, *primals[1:]))
+    return out, (_zero_like(out) if _is_zero(t) else ring_fill_p.bind(t, *primals[1:], repeat=repeat))
 
 
-def _fill_transpose(ct, values, *anchors):
-    return [ring_unfill_p.bind(ad.instantiate_zeros(ct))] + [None] * len(anchors)
+def _fill_transpose(ct, values, *anchors, repeat=None):
+    ct = ring_unfill_p.bind(ad.instantiate_zeros(ct))
+    if repeat is not None:
+        ct = ct.reshape(repeat, -1).sum(0)
+    return [ct] + [None] * len(anchors)
 
 
 def _unfill_batch(args, dims):
@@ -225,9 +259,7 @@ def _unfill_transpose(ct, buf):
     return [ring_fill_p.bind(ad.instantiate_zeros(ct))]
 
 
-ring_fill_p = _define(
-    "bmx_ring_fill", lambda v, *a: v, lambda v, *a: _aval(v.shape, v.dtype), _fill_batch, _fill_jvp, _fill_transpose
-)
+ring_fill_p = _define("bmx_ring_fill", _fill_impl, _fill_abstract, _fill_batch, _fill_jvp, _fill_transpose)
 ring_unfill_p = _define(
     "bmx_ring_unfill", lambda b: b, lambda b: _aval(b.shape, b.dtype), _unfill_batch, _unfill_jvp, _unfill_transpose
 )
@@ -877,20 +909,29 @@ _register_cpu(
 # -- public functions -----------------------------------------------------------------------
 
 
-def ring_fill(values: Array, anchors: Sequence = ()) -> Array:
+def ring_fill(values: Array, anchors: Sequence = (), repeat: int | None = None) -> Array:
     """A buffer holding ``values`` (shape ``(C, S)``: slot ``c`` of channel ``s``).
 
     **Arguments:**
 
-    - `values`: the initial slots (a complex dtype makes a packed buffer).
+    - `values`: the initial slots (a complex dtype makes a packed buffer); with `repeat`,
+      the one slot ``(S,)`` every slot holds.
     - `anchors`: any pytree of the arrays the run depends on (model, initial state,
       inputs, keys). Under ``jax.vmap`` the buffer is batched as soon as one of them is.
+    - `repeat`: the number of slots ``C`` when they are all ``values`` (a constant past):
+      the same buffer as ``ring_fill(jnp.broadcast_to(values, (repeat, S)))``, which
+      in a compiled run costs a second copy of the buffer (see `_repeat_rows`).
     """
     leaves = [a for a in jax.tree_util.tree_leaves(anchors) if isinstance(a, jax.Array | np.ndarray)]
     leaves = [a for a in leaves if jnp.issubdtype(a.dtype, jnp.number) or jnp.issubdtype(a.dtype, jnp.bool_)]
     # Stored flat: a 1-D per-member buffer makes the batched one 2-D, whose one-slot update
     # XLA does in place (with a 3-D one it copied the whole buffer at every step).
-    return ring_fill_p.bind(jnp.asarray(values).reshape(-1), *leaves)
+    values = jnp.asarray(values).reshape(-1)
+    if repeat is None:
+        return ring_fill_p.bind(values, *leaves)
+    if not isinstance(repeat, int | np.integer) or repeat < 1:
+        raise ValueError(f"ring_fill: repeat must be a positive int (the number of slots), got {repeat!r}.")
+    return ring_fill_p.bind(values, *leaves, repeat=int(repeat))
 
 
 def ring_unfill(buf: Array) -> Array:

@@ -1418,32 +1418,32 @@ class Network(AbstractModel):
             return lag
         return error_if_member(lag, jnp.any(lag > capacity), message)
 
-    def _initial_history(self, plan: _Plan, y0: State, dt: float) -> Array:
-        """Buffer contents ``(L, V*F*N)``: row ``c`` holds the step ``m <= 0`` with ``m = c mod L``."""
+    def _initial_history(self, plan: _Plan, y0: State, dt: float) -> tuple[Array, int | None]:
+        """Buffer contents and their repeat (`hist.ring_fill`): ``(L, V*F*N)``, row ``c``
+        holding the step ``m <= 0`` with ``m = c mod L``, and None; for a constant past
+        its one row ``(V*F*N,)`` and ``L``."""
         L = plan.n_slots
+        if self.history is None or not callable(self.history):
+            if self.history is None:
+                now = self._features(self.coupled_values(y0))
+            else:
+                now = self._features({v: jnp.broadcast_to(self.history[v], (self.n_regions,)) for v in self.coupled_var})
+            now = now.reshape(-1)
+            return (jax.lax.complex(now, now) if plan.packed else now), L
         col = jnp.arange(L)
         m = jnp.where(col == 0, 0, col - L)
 
-        if self.history is None:
-            now = self._features(self.coupled_values(y0))
-            past = jnp.broadcast_to(now, (L,) + now.shape)
-            prev = past
-        elif callable(self.history):
-            def at(t):
-                out = self.history(t)
-                out = out if isinstance(out, Mapping) else {self.coupled_var[0]: out}
-                return self._features({v: jnp.broadcast_to(_float(out[v]), (self.n_regions,)) for v in self.coupled_var})
+        def at(t):
+            out = self.history(t)
+            out = out if isinstance(out, Mapping) else {self.coupled_var[0]: out}
+            return self._features({v: jnp.broadcast_to(_float(out[v]), (self.n_regions,)) for v in self.coupled_var})
 
-            ts = m.astype(jnp.result_type(float)) * dt
-            past = jax.vmap(at)(ts)
-            prev = jax.vmap(at)(ts - dt)
-        else:
-            now = self._features({v: jnp.broadcast_to(self.history[v], (self.n_regions,)) for v in self.coupled_var})
-            past = jnp.broadcast_to(now, (L,) + now.shape)
-            prev = past
+        ts = m.astype(jnp.result_type(float)) * dt
+        past = jax.vmap(at)(ts)
+        prev = jax.vmap(at)(ts - dt)
         if plan.packed:
-            return jax.lax.complex(past, prev)
-        return past
+            return jax.lax.complex(past, prev), None
+        return past, None
 
 
 def past_from(model: AbstractModel, traj: Any, dt_ms: float) -> AbstractModel:
@@ -1564,9 +1564,9 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         count = jnp.zeros((), jnp.int32)
         if not self.plan.buffered:
             return inner, None, count, None, None
-        values = self.network._initial_history(self.plan, y0, self.plan.dt)
+        values, repeat = self.network._initial_history(self.plan, y0, self.plan.dt)
         anchors = _anchor_leaves((self.network, self.plan, y0, args, terms, t0))
-        buf = hist.ring_fill(values, anchors)
+        buf = hist.ring_fill(values, anchors, repeat=repeat)
         blocks = None
         if self.plan.block:
             net, plan = self.network, self.plan

@@ -357,3 +357,37 @@ def test_a_chunked_runs_recording_and_history_are_checked_where_each_lives(monke
     with pytest.raises(MemoryError, match=r"^simulate: the run needs about 6 MB \(delay history 6 MB.* left on gpu:0"):
         left[gpu] = 5 * MB
         _memory._refuse_recording(1, run)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_constant_past_fills_its_buffer_once_in_the_compiled_run(native, monkeypatch):
+    # 20 regions, delays up to 200 ms at dt 0.1 (a buffer of 2000 steps, 320 kB): a constant
+    # past was a broadcast reshaped to the buffer, which XLA fused into the first step's
+    # one-slot write, copying the whole buffer for it (and, with the native blocked read,
+    # making the broadcast again): temporaries of 644 kB for 320 kB of history (1.28 MB
+    # for 643 kB native), now 341 kB (664 kB).
+    from brainmass_eqx import _simulate as sim
+
+    seen = {}
+    check = sim.check_recording
+    monkeypatch.setattr(
+        sim, "check_recording", lambda *a, **kw: seen.__setitem__("history", kw.get("history")) or check(*a, **kw)
+    )
+    rng = np.random.default_rng(0)
+    n = 20
+    conn = rng.uniform(0, 0.05, (n, n)).astype(np.float32)
+    delays = rng.uniform(1.0, 200.0, (n, n)).astype(np.float32)
+    net = bx.Network(bx.Hopf(n, init_x=0.1), conn, delays=delays)
+    bx.set_native_kernels(native)
+    try:
+        # The delays concrete (a plan made on the host, blocked reads where native) and
+        # the initial state traced, as in an eager run.
+        run = jax.jit(lambda y0: bx.simulate(net, 2.0, dt=0.1, sample_every=10, monitors="x", y0=y0).ys)
+        temp = run.lower(net.init_state()).compile().memory_analysis().temp_size_in_bytes
+    finally:
+        bx.set_native_kernels(True)
+    history = seen["history"]
+    ring = 2000 * n * 8  # complex64 slots (linear interpolation), whether or not blocked
+    assert history >= ring
+    # Beyond the history only small arrays (states, one step's reads, the recording).
+    assert temp < history + ring // 4, (temp, history, ring)
