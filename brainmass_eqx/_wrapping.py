@@ -11,6 +11,8 @@ import jax
 import numpy as np
 from equinox import AbstractVar
 
+from ._checks import plain_method
+
 __all__ = ["AbstractSolverWrapper", "innermost_solver", "sde_convention", "history_bytes", "float_dtype"]
 
 
@@ -128,8 +130,7 @@ def history_bytes(solver: dfx.AbstractSolver, y0) -> int:
     total = 0
     while issubclass(type(solver), (AbstractSolverWrapper, dfx.AbstractWrappedSolver)):
         if issubclass(type(solver), AbstractSolverWrapper):
-            # A plain bound method: reading one of a Module builds an eqx.BoundMethod (25 us).
-            total += int(object.__getattribute__(solver, "history_bytes")(y0))
+            total += int(plain_method(solver, "history_bytes")(y0))
         solver = solver.solver
     return total
 
