@@ -232,11 +232,17 @@ def to_canonical(value: Any, name: str, unit: str, *, plain: str | None = None) 
         return jnp.asarray(unxt.ustrip(target, value))
 
 
-def traced_time_message(name: str, value: Any, role: str) -> str:
+def traced_time_message(name: str, value: Any, role: str, plain: str | None = None) -> str:
     """The message for a time that must be concrete (it sets ``role``: the time grid, an
     array's shape) but is a tracer. Under ``jax.jit`` jax stages even ``jnp.asarray(0.5)``,
     so a unxt Quantity built inside the traced function is traced too: the message names
-    that cause, the one a user does not expect."""
+    that cause, the one a user does not expect. ``plain`` is what the fix offers besides a
+    Quantity (default "a plain number in ms"; a step count offers an int, since it refuses
+    a plain float)."""
+    if plain is None:
+        plain, static = "a plain number in ms", "plain-number times"
+    else:
+        plain, static = f"{plain} (not a float, which is refused)", f"an int {name}"
     if is_quantity(value):
         # A Quantity's number is a JAX array, so eqx.filter_jit traces it too (it keeps only
         # Python numbers static): the advice to use filter_jit did not help there.
@@ -246,14 +252,14 @@ def traced_time_message(name: str, value: Any, role: str) -> str:
             "both trace)"
         )
         fix = (
-            "Build it outside the traced function and close over it rather than pass it in, or pass a "
-            "plain number in ms; to jit simulate itself, use eqx.filter_jit(bx.simulate) with plain-number "
-            "times, which it keeps static."
+            f"Build it outside the traced function and close over it rather than pass it in, or pass "
+            f"{plain}; to jit simulate itself, use eqx.filter_jit(bx.simulate) with {static}, which it "
+            "keeps static."
         )
     else:
         cause = "it was passed as an argument of jax.jit / jax.vmap, or computed inside one"
         fix = (
-            "Build it outside the traced function (or close over it), or pass a plain number in ms; "
+            f"Build it outside the traced function (or close over it), or pass {plain}; "
             "to jit simulate itself, use eqx.filter_jit(bx.simulate), which keeps Python numbers static."
         )
     return f"{name!r} must be a concrete number (it sets {role}), but it is traced: {cause}. {fix}"
@@ -290,7 +296,7 @@ def to_ms(value: Any, name: str, role: str = "the time grid", *, plain: str | No
     try:
         arr = np.asarray(out)
     except Exception as err:  # a tracer: times that set the step grid must be concrete
-        raise TracedTimeError(traced_time_message(name, value, role)) from err
+        raise TracedTimeError(traced_time_message(name, value, role, plain)) from err
     if arr.shape != ():
         raise ValueError(f"{name!r} must be a scalar time, got shape {arr.shape}.")
     # A bool (True: 1 ms) or a complex number is never a time; float() would take the one

@@ -265,6 +265,20 @@ def test_jax_jit_of_simulate_itself_points_to_filter_jit():
         eqx.filter_jit(bx.simulate)(hopf(), 1.0, dt=u.Quantity(0.1, "ms"))
 
 
+def test_a_traced_step_count_offers_an_int_not_a_plain_number_in_ms():
+    # A transient Quantity built inside jax.jit (a real fit's predict) is traced; the error
+    # offered "a plain number in ms", which transient and sample_every refuse (an int counts steps).
+    for name in ("transient", "sample_every"):
+        run = lambda a, name=name: bx.simulate(bx.Hopf(1, a=a, init_x=0.5), 2.0, dt=0.1, **{name: u.Quantity(1.0, "ms")})["x"]
+        with pytest.raises(TypeError, match=rf"'{name}' must be a concrete number .* or pass an int number of "
+                           rf"steps \(not a float, which is refused\); .* with an int {name}, which it keeps static") as err:
+            jax.jit(jax.vmap(run))(jnp.array([0.1, 0.2]))
+        assert "plain number in ms" not in str(err.value)
+    # A time read as ms keeps its advice.
+    with pytest.raises(TypeError, match=r"'duration' must be a concrete number .* or pass a plain number in ms;"):
+        jax.jit(jax.vmap(lambda a: bx.simulate(bx.Hopf(1, a=a), u.Quantity(2.0, "ms"), dt=0.1)["x"]))(jnp.array([0.1]))
+
+
 def test_a_unit_error_on_a_step_count_offers_an_int_not_a_float():
     # transient / sample_every / chunk read a plain float as an error (an int counts steps);
     # their unit error offered "a plain number in ms", which is refused in turn.
