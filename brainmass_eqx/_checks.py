@@ -22,7 +22,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "checked_finite", "traced_message", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "plain_method", "plainly_bound", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "checked_finite", "traced_message", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "plain_method", "plainly_bound", "python_number", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -226,6 +226,19 @@ def positive_ms(value: Any, name: str) -> float:
     if not (math.isfinite(ms) and ms > 0):
         raise ValueError(f"{name} must be positive and finite, got {ms} ms.")
     return ms
+
+
+def python_number(value: Any) -> Any:
+    """A NumPy scalar (``np.float32(1.0)``, ``np.int64(2)``) as the Python number it holds,
+    anything else unchanged, for a static setting that its check reads with
+    ``isinstance(value, int | float)``: a value taken from a NumPy array, or from
+    ``np.arange``, was refused as "not a number". A NumPy bool stays as it is (a bool is
+    no count)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
 
 
 def refuse_non_finite(label: str, value: Any, fix: str) -> None:

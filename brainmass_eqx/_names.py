@@ -8,6 +8,7 @@ costs anything on the way to a name that exists.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 
 from ._checks import close_names
@@ -95,15 +96,16 @@ def package_attribute_error(name: str, names: Iterable[str]) -> AttributeError:
     message = f"module 'brainmass_eqx' has no attribute {name!r}"
     equivalent = {**_brainmass_models(), **_BRAINMASS}.get(name)
     if equivalent is not None:
-        return AttributeError(
+        return _module_error(
+            "brainmass_eqx",
             f"{message}: brainmass's {name} is {equivalent} in the functional API; the stateful "
-            f"{name} with brainmass's own API is brainmass_eqx.compat.{name} (docs/compat.md)."
+            f"{name} with brainmass's own API is brainmass_eqx.compat.{name} (docs/compat.md).",
         )
     if name in _NOT_HERE:
-        return AttributeError(f"{message}: {_NOT_HERE[name]}.")
+        return _module_error("brainmass_eqx", f"{message}: {_NOT_HERE[name]}.")
     if name in _OTHER_LIBRARIES:
         library, ours = _OTHER_LIBRARIES[name]
-        return AttributeError(f"{message}: {library}'s {name} is {ours} here (docs/howto/migrating.md).")
+        return _module_error("brainmass_eqx", f"{message}: {library}'s {name} is {ours} here (docs/howto/migrating.md).")
     return attribute_error("brainmass_eqx", name, names)
 
 
@@ -114,10 +116,20 @@ def attribute_error(module: str, name: str, names: Iterable[str], aliases: Mappi
     if name in aliases:
         # An alias naming a path of its own (``brainmass_eqx.simulate(...)``) is not in `module`.
         alias = aliases[name]
-        return AttributeError(f"{message}; use {alias if alias.startswith('brainmass_eqx.') else f'{module}.{alias}'}.")
+        return _module_error(module, f"{message}; use {alias if alias.startswith('brainmass_eqx.') else f'{module}.{alias}'}.")
     public = [n for n in names if not n.startswith("_")]
     close = close_names(name, public)
-    return AttributeError(f"{message}" + (f" (did you mean {close[0]!r}?)." if close else "."))
+    return _module_error(module, f"{message}" + (f" (did you mean {close[0]!r}?)." if close else "."))
+
+
+def _module_error(module: str, message: str) -> AttributeError:
+    """The AttributeError with ``obj`` set to the module: Python (3.10+) adds its own
+    ". Did you mean: 'x'?" to an AttributeError whose ``obj`` is unset, after the hint the
+    message already gives ("(did you mean 'simulate'?).. Did you mean: 'simulate'?"), or
+    a private name's ("'__all__'.. Did you mean: '__file__'?")."""
+    error = AttributeError(message)
+    error.obj = sys.modules.get(module)
+    return error
 
 
 def module_getattr(module: str, names: Iterable[str], aliases: Mapping[str, str]) -> Callable[[str], None]:

@@ -613,13 +613,23 @@ def _check_saveat(
     )
 
 
+def _returned(out) -> str:
+    """What an inputs callable or path returned, from its `jax.eval_shape`: an array is an
+    array of a shape (its abstract ``ShapeDtypeStruct`` is no word of the user's)."""
+    if isinstance(out, jax.ShapeDtypeStruct):
+        return f"an array of shape {out.shape}"
+    return f"a {type(out).__name__}"
+
+
 def _make_source(model, inputs, n_steps, dt):
     if inputs is None:
         return _NoInputs()
     if isinstance(inputs, dfx.AbstractPath):
         out = jax.eval_shape(inputs.evaluate, 0.0)
         if not isinstance(out, Mapping):
-            raise TypeError("inputs: a diffrax path must evaluate to a dict {input name: array}.")
+            raise TypeError(
+                f"inputs: a diffrax path must evaluate to a dict {{input name: array}}, got {_returned(out)}."
+            )
         _check_input_names(model, list(out), " (path) has")
         _check_returned_shapes(model, out, " (path) returns")
         return _PathInputs(inputs)
@@ -647,7 +657,7 @@ def _make_source(model, inputs, n_steps, dt):
         if not isinstance(out, Mapping):
             raise TypeError(
                 "inputs: a callable must map t (ms) to a dict {input name: array}, "
-                f"got a {type(out).__name__}."
+                f"got {_returned(out)}."
             )
         _check_input_names(model, list(out), " callable returns")
         _check_returned_shapes(model, out, " callable returns")
@@ -2371,7 +2381,7 @@ def simulate(
             given = to_canonical(saveat, "saveat", "ms")
             ts = jnp.asarray(given, dtype=jnp.result_type(float))
             if ts.ndim != 1 or ts.shape[0] < 1:
-                raise ValueError(f"saveat must be a 1-D array of times, got shape {ts.shape}.")
+                raise ValueError(f"saveat must be a non-empty 1-D array of times, got shape {ts.shape}.")
             # A continued run's saveat is in the continued time, like its ts.
             origin = 0.0 if t_start is None or is_traced(t_start) else float(t_start)
             # Checked on a host copy: under jax.jit even indexing a concrete array is traced

@@ -54,7 +54,7 @@ import numpy as np
 from jax.extend import core as jex_core
 from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree
 
-from ._checks import broadcasts_to_regions, checked_as_run_starts, did_you_mean
+from ._checks import broadcasts_to_regions, checked_as_run_starts, did_you_mean, python_number
 from ._names import module_getattr
 from ._param import Param, lands_in, read
 from ._text import Readable
@@ -558,11 +558,13 @@ class ColoredNoise(AbstractStateNoise):
     """
 
     sigma: Any
-    beta: float = eqx.field(default=1.0, static=True)
+    # NumPy scalars (a beta from np.linspace(-2, 2, 5, dtype=np.float32), a per_decade from
+    # np.arange) become the Python numbers the checks and the hash of a static field expect.
+    beta: float = eqx.field(default=1.0, static=True, converter=python_number)
     mean: Any = None
-    f_min: float = eqx.field(default=1.0, static=True)
-    f_max: float = eqx.field(default=100.0, static=True)
-    per_decade: int = eqx.field(default=2, static=True)
+    f_min: float = eqx.field(default=1.0, static=True, converter=python_number)
+    f_max: float = eqx.field(default=100.0, static=True, converter=python_number)
+    per_decade: int = eqx.field(default=2, static=True, converter=python_number)
 
     field_units: ClassVar = {"sigma": "target", "mean": "target"}
     nonnegative: ClassVar = ("sigma",)
@@ -845,6 +847,7 @@ class BlockBrownianPath(dfx.AbstractBrownianPath):
     levy_area: type = eqx.field(static=True)
 
     def __init__(self, shape, key, dt, t_start=0.0, block=1024, levy_area=dfx.BrownianIncrement, first_step=0):
+        dt, block = python_number(dt), python_number(block)
         if isinstance(shape, tuple) and all(isinstance(s, int) for s in shape):
             shape = jax.ShapeDtypeStruct(shape, jnp.result_type(float))
         if not (isinstance(dt, (int, float)) and dt > 0):

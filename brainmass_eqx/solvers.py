@@ -19,7 +19,7 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, PyTree
 
-from ._checks import divergence_raises, error_if_member
+from ._checks import check_int, divergence_raises, error_if_member, python_number
 from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
 from ._wrapping import AbstractSolverWrapper, innermost_solver
 from .models._math import exprel
@@ -653,7 +653,7 @@ class Substeps(AbstractSolverWrapper):
     **Arguments:**
 
     - `solver`: the solver taking each step.
-    - `n`: the number of steps per call.
+    - `n`: the number of steps per call (an int >= 1; a NumPy integer is accepted).
     - `dt`: the step (ms), or None for ``(t1 - t0) / n``.
     - `remat`: checkpoint the loop of ``n`` steps for reverse mode (default False; it
       changes no number, only what reverse mode stores and recomputes).
@@ -666,7 +666,9 @@ class Substeps(AbstractSolverWrapper):
 
     def __init__(self, solver: dfx.AbstractSolver, n: int, dt: float | None = None, remat: bool = False):
         self.solver = bounded_stages(solver)
-        self.n = n
+        # n = 0 (or < 0) took no step at all: the run stood still at y0 without a word.
+        self.n = check_int(n, "Substeps: n (steps per call)", 1)
+        dt = python_number(dt)
         if dt is not None and not (isinstance(dt, (int, float)) and dt > 0):
             raise ValueError(f"Substeps: 'dt' must be a positive number (the step, ms) or None, got {dt!r}.")
         self.dt = None if dt is None else float(dt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 
 import equinox as eqx
 import numpy as np
@@ -61,6 +62,25 @@ def test_missing_names_say_what_they_are_called_here(module, name, expected):
     with pytest.raises(AttributeError, match="has no attribute") as info:
         getattr(module, name)
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "module, name, last_line",
+    [
+        (bx, "simulat", "module 'brainmass_eqx' has no attribute 'simulat' (did you mean 'simulate'?)."),
+        (observation, "simulat_bold",
+         "module 'brainmass_eqx.observation' has no attribute 'simulat_bold' (did you mean 'simulate_bold'?)."),
+        (bx, "__all__", "module 'brainmass_eqx' has no attribute '__all__'."),
+    ],
+)
+def test_an_uncaught_missing_name_shows_one_hint(module, name, last_line, capsys):
+    # Python's own display of an uncaught AttributeError appends ". Did you mean: 'x'?" to
+    # one whose `obj` it filled in: the hint came twice, after a double period
+    # ("(did you mean 'simulate'?).. Did you mean: 'simulate'?"), or offered '__file__'.
+    with pytest.raises(AttributeError) as info:
+        getattr(module, name)
+    sys.__excepthook__(info.type, info.value, None)
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"AttributeError: {last_line}"
 
 
 def test_every_hinted_name_exists():

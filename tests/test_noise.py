@@ -355,12 +355,30 @@ def test_double_precision(x64):
         (lambda: MultiplicativeNoise(lambda t, s: s["x"], sigma=-1.0), "MultiplicativeNoise: 'sigma'"),
         (lambda: ColoredNoise(1.0, beta=3.0), "'beta' must be a number in \\[-2, 2\\]"),
         (lambda: ColoredNoise(1.0, f_min=10.0, f_max=1.0), "need 0 < f_min < f_max"),
+        (lambda: ColoredNoise(1.0, f_min="1"), r"'f_min' and 'f_max' must be numbers in Hz, got '1', 100.0\."),
+        (lambda: ColoredNoise(1.0, per_decade=np.int64(0)), r"'per_decade' must be an int >= 1, got 0\."),
+        (lambda: ColoredNoise(1.0, per_decade=2.0), r"'per_decade' must be an int >= 1, got 2.0\."),
+        (lambda: BlockBrownianPath((2,), KEY, 0.1, levy_area=dfx.SpaceTimeTimeLevyArea),
+         "'levy_area' must be diffrax.BrownianIncrement or diffrax.SpaceTimeLevyArea"),
+        (lambda: BlockBrownianPath((2,), KEY, 0.1, block=0), r"'block' must be an int >= 1 with block \* size < 2\*\*32, got 0\."),
         (lambda: MultiplicativeNoise(0.3), "'diffusion' must be a callable"),
     ],
 )
 def test_bad_noise_specs(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+def test_numpy_scalars_are_numbers_for_the_static_settings():
+    # np.float32 / np.int64 (a beta from a float32 array, a per_decade from np.arange) were
+    # refused as "must be a number in [-2, 2], got np.float32(0.5)".
+    given = ColoredNoise(1.0, beta=np.float32(0.5), f_min=np.int64(2), f_max=np.float32(50.0), per_decade=np.int64(3))
+    plain = ColoredNoise(1.0, beta=0.5, f_min=2.0, f_max=50.0, per_decade=3)
+    assert (given.beta, given.f_min, given.f_max, given.per_decade) == (0.5, 2, 50.0, 3)
+    assert type(given.per_decade) is int and type(given.beta) is float
+    np.testing.assert_array_equal(given._taus_and_weights(), plain._taus_and_weights())
+    path = BlockBrownianPath((2,), KEY, np.float32(0.5), block=np.int64(8))
+    assert (path.dt, path.block) == (0.5, 8)
 
 
 def test_bad_attachment():

@@ -638,8 +638,12 @@ def test_bad_parameters():
         obs.BalloonWindkessel(tau=u.Quantity(1.0, "mV"))
     with pytest.raises(ValueError, match="`tau` must be finite"):
         obs.GammaHRF(tau=inf)
-    with pytest.raises(ValueError, match="`tau_s` and `tau_f`"):
+    # The values as given (in s), not float32's digits ("tau_s=0.20000000298023224").
+    with pytest.raises(ValueError, match=r"`tau_s` and `tau_f` must satisfy 4 tau_s\^2 > tau_f \(the underdamped kernel, "
+                       r"real omega, times in s\); got tau_s=0.2 s, tau_f=0.4 s\.$"):
         obs.FirstOrderVolterraHRF(tau_s=0.2, tau_f=0.4)
+    with pytest.raises(ValueError, match=r"got tau_s=\[0.8, 0.2\] s, tau_f=0.4 s\.$"):
+        obs.FirstOrderVolterraHRF(tau_s=np.array([0.8, 0.2]), tau_f=0.4)
     with pytest.raises(ValueError, match="`c` must be finite"):
         obs.MixtureOfGammasHRF(c=nan)
     with pytest.raises(ValueError, match="`k_1` must be finite"):

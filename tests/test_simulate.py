@@ -322,6 +322,10 @@ def test_bad_transient_and_sampling():
         bx.simulate(hopf(), 10.0, dt=0.1, saveat=jnp.array([1.0, 5.0]), transient=20)
     with pytest.raises(ValueError, match=r"so transient and sample_every would be ignored"):
         bx.simulate(hopf(), 10.0, dt=0.1, saveat=jnp.array([1.0, 5.0]), transient=20, sample_every=5)
+    with pytest.raises(ValueError, match=r"saveat must be a non-empty 1-D array of times, got shape \(0,\)\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, saveat=jnp.zeros(0))
+    with pytest.raises(ValueError, match=r"saveat must be a non-empty 1-D array of times, got shape \(2, 2\)\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, saveat=jnp.ones((2, 2)))
     # A sampling period as long as the recording keeps brainmass's one sample, said aloud.
     with pytest.warns(UserWarning, match=r"sample_every \(20 steps, 2 ms\) is not shorter than the recorded part of the "
                       r"run \(8 steps, 0.8 ms after the transient\): only one sample, at t = 0.3 ms, is recorded"):
@@ -404,6 +408,21 @@ def test_bad_monitors_inputs_and_y0():
     path = dfx.LinearInterpolation(jnp.array([0.0, 1.0]), {"x": jnp.ones((2, 10))})
     with pytest.raises(ValueError, match=r"inputs \(path\) returns 'x' of shape \(10,\)"):
         bx.simulate(hopf(), 1.0, dt=0.1, inputs=path)
+    # A callable or a path returning an array (not a dict) was said to return a "ShapeDtypeStruct".
+    with pytest.raises(TypeError, match=r"inputs: a callable must map t \(ms\) to a dict \{input name: array\}, got an "
+                       r"array of shape \(3,\)\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs=lambda t: jnp.ones(3))
+    with pytest.raises(TypeError, match=r"inputs: a diffrax path must evaluate to a dict \{input name: array\}, got an "
+                       r"array of shape \(3,\)\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs=dfx.LinearInterpolation(jnp.arange(2.0), jnp.ones((2, 3))))
+    with pytest.raises(TypeError, match=r"inputs must be None, a dict of scalars, .* or a diffrax path; got int\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, inputs=3)
+    with pytest.raises(TypeError, match=r"monitors entries must be names or callables, got 3\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, monitors=["x", 3])
+    with pytest.raises(TypeError, match=r"monitors\['a'\] must be a name or a callable\(model, state\), got 3\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, monitors={"a": 3})
+    with pytest.raises(TypeError, match=r"y0 must be a dict \{state name: array\}, got list\."):
+        bx.simulate(hopf(), 1.0, dt=0.1, y0=[0.0, 0.0])
     with pytest.raises(ValueError, match=r"y0 must give exactly the states \['x', 'y'\]"):
         bx.simulate(hopf(), 1.0, dt=0.1, y0={"x": jnp.zeros(3)})
     with pytest.raises(ValueError, match=r"y0\['y'\] holds NaN or inf \(1 of 3 values, first at index \[1\]\)"):
@@ -820,6 +839,14 @@ def test_counted_steps_are_exactly_dt_and_read_their_own_input_far_into_a_run():
     np.testing.assert_allclose(seen, dt * np.arange(3), atol=0.0625 + 1e-6)
     with pytest.raises(ValueError, match="Substeps: 'dt' must be a positive number"):
         Substeps(dfx.Euler(), 2, 0.0)
+    # n = 0 or < 0 took no step: the run stood at y0 to the end without a word.
+    for n in (0, -1):
+        with pytest.raises(ValueError, match=rf"Substeps: n \(steps per call\) must be an int >= 1, got {n}\."):
+            Substeps(dfx.Euler(), n)
+    with pytest.raises(TypeError, match=r"Substeps: n \(steps per call\) must be an int >= 1, got 2.5\."):
+        Substeps(dfx.Euler(), 2.5)  # was a fori_loop dtype error at the first step
+    # A NumPy scalar (an n or a dt computed with NumPy) is the number it holds.
+    assert Substeps(dfx.Euler(), np.int64(2), np.float32(0.5)) == Substeps(dfx.Euler(), 2, 0.5)
 
 
 def test_sample_times_stay_exact_and_a_delayed_network_continues_far_into_a_run():

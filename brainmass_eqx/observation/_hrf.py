@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import jax.scipy as jsp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._text import Readable
+from .._text import Readable, value_text
 from .._units import AnyQuantity, UnitError, unxt_module
 from ..datasets._types import Signal
 from ._temporal import (
@@ -121,7 +121,7 @@ class FirstOrderVolterraHRF(AbstractHRFKernel):
         if not isinstance(omega_sq, jax.core.Tracer) and not bool(jnp.all(omega_sq > 0)):
             raise ValueError(
                 "`tau_s` and `tau_f` must satisfy 4 tau_s^2 > tau_f (the underdamped kernel, "
-                f"real omega); got tau_s={self.tau_s}, tau_f={self.tau_f}."
+                f"real omega, times in s); got tau_s={value_text(self.tau_s)} s, tau_f={value_text(self.tau_f)} s."
             )
 
     def _omega_sq(self):
