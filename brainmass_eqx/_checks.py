@@ -145,7 +145,9 @@ def traced_message(rule: str, fix: str | None = None) -> str:
     )
 
 
-def checked_as_run_starts(value: Any, bad: Any, rule: str | tuple[str, ...], fix: str | None = None) -> Any:
+def checked_as_run_starts(
+    value: Any, bad: Any, rule: str | tuple[str, ...], fix: str | tuple[str | None, ...] | None = None
+) -> Any:
     """``value``, checked when the run reads it (`error_if_member`): the construction check of
     a value it cannot read, one traced because it was built inside ``jax.jit`` /
     ``jax.vmap`` / ``jax.grad``. ``bad``: a mask of the entries that break ``rule``, the
@@ -157,17 +159,22 @@ def checked_as_run_starts(value: Any, bad: Any, rule: str | tuple[str, ...], fix
     ``"'tau' must be positive"``), ``bad`` and ``rule`` are tuples of as many masks and
     rules, in the order the eager check tries them: the message raised is the rule of the
     first condition that fails (under ``jax.vmap``, the first that fails in some member),
-    as eagerly. It costs one reduction per condition where the run starts, not in its loop."""
+    as eagerly. ``fix`` is then one text for every rule, or a tuple of one per rule (None
+    where a rule has none), where the eager messages name different fixes. It costs one
+    reduction per condition where the run starts, not in its loop."""
     if isinstance(rule, str):
         return error_if_member(value, jnp.any(bad), traced_message(rule, fix))
     if len(bad) != len(rule):
         raise ValueError(f"checked_as_run_starts: give one mask per rule, got {len(bad)} masks for {len(rule)} rules.")
+    fixes = fix if isinstance(fix, tuple) else (fix,) * len(rule)
+    if len(fixes) != len(rule):
+        raise ValueError(f"checked_as_run_starts: give one fix per rule, got {len(fixes)} fixes for {len(rule)} rules.")
     fails = [jnp.any(mask) for mask in bad]
     # Rule i as index n - 1 - i: a member that fails none gives 0 (see `error_if_member`), and
     # the largest index over a vmapped batch is then the first rule that fails in any member.
     n = len(rule)
     index = functools.reduce(jnp.maximum, [jnp.where(f, n - 1 - i, 0) for i, f in enumerate(fails)])
-    messages = tuple(traced_message(r, fix) for r in reversed(rule))
+    messages = tuple(traced_message(r, f) for r, f in reversed(tuple(zip(rule, fixes))))
     return error_if_member(value, functools.reduce(jnp.logical_or, fails), messages, index)
 
 

@@ -929,7 +929,8 @@ def ring_fill(values: Array, anchors: Sequence = (), repeat: int | None = None) 
     values = jnp.asarray(values).reshape(-1)
     if repeat is None:
         return ring_fill_p.bind(values, *leaves)
-    if not isinstance(repeat, int | np.integer) or repeat < 1:
+    # (A bool is an int to isinstance: repeat=True made a one-slot buffer.)
+    if isinstance(repeat, bool) or not isinstance(repeat, int | np.integer) or repeat < 1:
         raise ValueError(f"ring_fill: repeat must be a positive int (the number of slots), got {repeat!r}.")
     return ring_fill_p.bind(values, *leaves, repeat=int(repeat))
 

@@ -249,59 +249,52 @@ class _PerRun(NamedTuple):
 
 
 def _recording_message(members: int, recording: int, history: int, run: _PerRun, available: int, device) -> str:
+    """The text of `_refuse_recording`'s MemoryError: what one run (or each of a vmap's
+    ``members``) holds on ``device`` (``recording`` and ``history`` bytes, either may be 0)
+    against the ``available`` bytes, and what makes it smaller, one clause per part held.
+    One text composed of its parts: the four texts it replaced (one run or a vmap, with or
+    without a delay history) repeated each other's sentences with small differences."""
+    batch = members > 1
     per_run = recording + history
     where = "this machine" if device.platform == "cpu" else str(device)
     what = f"{run.n_samples} samples of {format_bytes(run.sample)}"
     if history:
-        counted = (
-            f"recording {format_bytes(recording)} ({what}) + delay history {format_bytes(history)}"
-            if recording else f"delay history {format_bytes(history)}"
-        )
-        counted += " (the ring buffer of the coupled variables' past, carried in the solver state)"
-        smaller = (
-            "Carry less history: a shorter max_delay (the longest delay sizes every region's history) "
-            "or fewer regions"
-        )
-        if recording:
-            smaller += "; record less: a larger sample_every (every k-th step) or fewer monitors"
+        counted = " + ".join(
+            ([f"recording {format_bytes(recording)} ({what})"] if recording else []) + [f"delay history {format_bytes(history)}"]
+        ) + " (the ring buffer of the coupled variables' past, carried in the solver state)"
     else:
         counted = what
-        smaller = "Record less: a larger sample_every (every k-th step)"
-    if members == 1:
-        if history:
-            return (
-                f"simulate: the run needs about {format_bytes(per_run)} ({counted}), and {format_bytes(available)} "
-                f"is left on {where}: it would be killed for memory (or swap) midway. {smaller}. "
-                "check_memory=False runs it anyway."
-            )
-        return (
-            f"simulate: the run records about {format_bytes(per_run)} ({what}), and {format_bytes(available)} "
-            f"is left on {where}: it would be killed for memory (or swap) midway. {smaller}, fewer monitors, or a "
-            "shorter run (continue it with y0=the previous Trajectory, keeping what you need of each). "
-            "check_memory=False runs it anyway."
-        )
-    fits = members_that_fit(available, per_run)
-    at_once = (
-        f"bx.ensemble(fn, batch, chunk={min(fits, members - 1)}) evaluates that many at a time, one call after "
-        "another (what fn returns then gathers in host memory: reduce inside fn, e.g. "
-        "bx.metrics.functional_connectivity or a mean, to keep it small); jax.lax.map runs them one at a time"
-        if fits >= 1 else "even one run does not fit, so fewer at a time does not help"
-    )
-    if history:
-        head = (
-            f"simulate: a jax.vmap of {members} runs needs about {format_bytes(members * per_run)} "
-            f"({format_bytes(per_run)} per run: {counted}), and {format_bytes(available)} is left on {where}: the "
-            f"batch would be killed for memory (or swap) midway. {smaller}; "
-        )
+    if batch:
+        head = f"a jax.vmap of {members} runs {'needs' if history else 'records'} about {format_bytes(members * per_run)} " \
+               f"({format_bytes(per_run)} per run: {counted})"
     else:
-        head = (
-            f"simulate: a jax.vmap of {members} runs records about {format_bytes(members * per_run)} "
-            f"({format_bytes(per_run)} per run: {what}), and {format_bytes(available)} is left on {where}: the batch "
-            "would be killed for memory (or swap) midway. A reduction after simulate inside the vmapped function "
-            f"does not help (every run's recording exists before it). {smaller} or fewer monitors; "
+        head = f"the run {'needs' if history else 'records'} about {format_bytes(per_run)} ({counted})"
+    # A reduction inside the vmapped function does shrink what it returns, not the recording.
+    note = (
+        "A reduction after simulate inside the vmapped function does not help (every run's recording exists before "
+        "it). " if batch and recording else ""
+    )
+    smaller = []
+    if history:
+        smaller.append("carry less history: a shorter max_delay (the longest delay sizes every region's history) or fewer regions")
+    if recording:
+        smaller.append(
+            "record less: a larger sample_every (every k-th step) or fewer monitors"
+            + ("" if batch else ", or a shorter run (continue it with y0=the previous Trajectory, keeping what you need of each)")
         )
+    if batch:
+        fits = members_that_fit(available, per_run)
+        at_once = (
+            f"bx.ensemble(fn, batch, chunk={min(fits, members - 1)}) evaluates that many at a time, one call after "
+            "another (what fn returns then gathers in host memory: reduce inside fn, e.g. "
+            "bx.metrics.functional_connectivity or a mean, to keep it small); jax.lax.map runs them one at a time"
+            if fits >= 1 else "even one run does not fit, so fewer at a time does not help"
+        )
+        smaller.append(f"or run fewer at once: {at_once} (a Fitter: population='map', or a smaller popsize)")
+    advice = "; ".join(smaller)
     return (
-        f"{head}or run fewer at once: {at_once} (a Fitter: population='map', or a smaller popsize). "
+        f"simulate: {head}, and {format_bytes(available)} is left on {where}: {'the batch' if batch else 'it'} would be "
+        f"killed for memory (or swap) midway. {note}{advice[0].upper()}{advice[1:]}. "
         "simulate(..., check_memory=False) runs it anyway."
     )
 

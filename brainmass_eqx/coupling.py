@@ -283,6 +283,19 @@ class Laplacian(AbstractSummedCoupling):
 
     The diagonal term reads the target with zero delay, i.e. its current value.
 
+    **Isolated nodes** (normalised): a node whose row of weights is all zero ($d_i = 0$)
+    has $D^{-1}_{ii} = D^{-1/2}_{ii} = 0$ (networkx's convention for the normalised
+    Laplacian), so its normalised weights are 0 and its coupling is $-k\,y_i$, as in
+    brainmass, whose floor gives $0 / \varepsilon = 0$ there; with ``'sym'`` its column is 0
+    too (brainmass scaled it by $1/\sqrt{\varepsilon} = 10^6$ where such a node still
+    sends, in a directed connectome; an undirected one has a zero column there anyway).
+    The row is discontinuous there (0 at the zero row, weights summing to 1 for any
+    positive entry), so it has no derivative: the gradient of such a row's weights
+    through the degree is 0. The floor alone gave $1/\varepsilon$: a gradient of $7.6 \cdot
+    10^{10}$ on a 4-region Hopf network's isolated row (0.02 elsewhere; $7 \cdot 10^4$
+    with ``'sym'``), which a fit's first step turned into nonsense. Degrees in
+    $(0, \varepsilon)$ are floored at ``eps``, as brainmass's.
+
     **Arguments:** `normalize`, `exp_weights`, `eps` as above.
     """
 
@@ -308,10 +321,15 @@ class Laplacian(AbstractSummedCoupling):
         w = xp.exp(weights) * weights if self.exp_weights else weights
         if self.normalize is None:
             return w
-        d = xp.maximum(xp.sum(w, axis=-1), xp.asarray(self.eps, w.dtype))
+        d = xp.sum(w, axis=-1)
+        # Isolated nodes (see the class): a degree of 1 in the branch `where` drops, so that
+        # its derivative (multiplied by 0) stays finite.
+        isolated = d == 0
+        zero, one = xp.zeros((), w.dtype), xp.ones((), w.dtype)
+        d = xp.where(isolated, one, xp.maximum(d, xp.asarray(self.eps, w.dtype)))
         if self.normalize == "rw":
-            return w / d[:, None]
-        inv = 1.0 / xp.sqrt(d)
+            return xp.where(isolated[:, None], zero, w / d[:, None])
+        inv = xp.where(isolated, zero, 1.0 / xp.sqrt(d))
         if w.shape[0] != w.shape[1]:
             raise ValueError(
                 "Laplacian(normalize='sym') needs a dense (N, N) connectome, got a sparse conn (kept as "

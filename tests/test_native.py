@@ -103,6 +103,17 @@ def test_ensemble_read_and_its_derivatives_equal_the_xla_reads(dtype):
     np.testing.assert_array_equal(np.asarray(native[0]), expect)
 
 
+@pytest.mark.parametrize("repeat", [0, -2, 2.0, "3", True])
+def test_ring_fill_refuses_a_repeat_that_is_not_a_positive_int(repeat):
+    with pytest.raises(ValueError, match=rf"ring_fill: repeat must be a positive int \(the number of slots\), got {repeat!r}"):
+        hist.ring_fill(jnp.ones(3), repeat=repeat)
+
+
+def test_ring_fill_repeat_equals_the_broadcast_slots():
+    row = jnp.arange(3.0)
+    np.testing.assert_array_equal(hist.ring_fill(row, repeat=np.int32(4)), hist.ring_fill(jnp.broadcast_to(row, (4, 3))))
+
+
 def test_scatter_add_with_and_without_repeated_indices(x64):
     rng = np.random.default_rng(1)
     for dtype in (np.float32, np.float64, np.complex64, np.complex128):

@@ -346,9 +346,11 @@ def test_double_precision(x64):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: OUProcess(-0.1), "'sigma' must be finite and non-negative"),
-        (lambda: OUProcess(0.1, tau=0.0), "'tau' must be finite and positive"),
-        (lambda: OUProcess(0.1, tau=unxt.Quantity(-2.0, "ms")), "'tau' must be finite and positive"),
+        (lambda: OUProcess(-0.1), "'sigma' must be non-negative, got -0.1"),
+        (lambda: OUProcess(np.nan), "'sigma' must be finite, got nan"),
+        (lambda: OUProcess(0.1, tau=0.0), "'tau' must be positive, got 0.0"),
+        (lambda: OUProcess(0.1, tau=-np.inf), "'tau' must be finite, got -inf"),
+        (lambda: OUProcess(0.1, tau=unxt.Quantity(-2.0, "ms")), "'tau' must be positive"),
         (lambda: WhiteNoise(-1.0), "WhiteNoise: 'sigma'"),
         (lambda: BrownianNoise(np.array([0.1, -0.1])), "BrownianNoise: 'sigma'"),
         (lambda: PinkNoise(-1.0), "PinkNoise: 'sigma'"),

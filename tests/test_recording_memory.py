@@ -326,7 +326,7 @@ def test_a_delay_history_that_cannot_fit_is_refused_with_what_was_counted(left, 
     assert refused(delayed, 0.1, match=(
         f"simulate: the run needs about {_memory.format_bytes(recording + history)} (recording 6.4 kB "
         f"(100 samples of 64 B) + delay history {_memory.format_bytes(history)}"))
-    with pytest.raises(MemoryError, match=r"a shorter max_delay .* or fewer regions.*check_memory=False runs it"):
+    with pytest.raises(MemoryError, match=r"a shorter max_delay .* or fewer regions.*check_memory=False\) runs it"):
         jax.eval_shape(delayed, 0.1)
     assert not refused(lambda k: delayed(k, check_memory=False), 0.1)
     left(recording + history)
@@ -391,3 +391,26 @@ def test_a_constant_past_fills_its_buffer_once_in_the_compiled_run(native, monke
     assert history >= ring
     # Beyond the history only small arrays (states, one step's reads, the recording).
     assert temp < history + ring // 4, (temp, history, ring)
+
+
+@pytest.mark.parametrize("members", [1, 3])
+@pytest.mark.parametrize("recording, history", [(8 * MB, 0), (8 * MB, 6 * MB), (0, 6 * MB)])
+def test_the_refusal_is_one_text_of_the_parts_held(members, recording, history):
+    # Four texts (one run / a vmap, with / without a delay history) repeated each other's
+    # sentences with small differences (one run's ended "check_memory=False runs it anyway.",
+    # a vmap's "simulate(..., check_memory=False) ..."; a recording beside a history was not
+    # told to run shorter). Each part held now brings its clause, once.
+    host = jax.devices("cpu")[0]
+    run = _memory._PerRun(1000, recording // 1000, history, host, host)
+    text = _memory._recording_message(members, recording, history, run, 20 * MB, host)  # one run fits
+    subject = "the run" if members == 1 else f"a jax.vmap of {members} runs"
+    assert text.startswith(f"simulate: {subject} {'needs' if history else 'records'} about "), text
+    assert text.endswith(" would be killed for memory (or swap) midway. " + text.split(" midway. ")[1]), text
+    assert text.endswith(". simulate(..., check_memory=False) runs it anyway."), text
+    assert text.count("1000 samples of 8 kB") == bool(recording)
+    assert text.count("delay history 6 MB") == text.count("a shorter max_delay") == bool(history)
+    assert text.count("a larger sample_every") == bool(recording)
+    assert text.count("or a shorter run (continue it with y0=") == (bool(recording) and members == 1)
+    assert text.count("does not help (every run's recording exists before it)") == (bool(recording) and members > 1)
+    assert text.count("bx.ensemble(fn, batch, chunk=") == (members > 1)
+    assert text.count("check_memory=False") == 1

@@ -253,6 +253,43 @@ def test_a_failed_implicit_step_of_a_compat_update_raises():
             jax.block_until_ready(node.x.value)
 
 
+NO_TOLERANCES = r"solver {} is implicit and its root finder has no tolerances .*Pass the tolerances yourself"
+
+
+def test_a_sequence_layer_refuses_an_implicit_solver_without_tolerances_naming_the_fix():
+    # Its steps are fixed, with no adaptive controller to take the root finder's tolerances
+    # from (as simulate's on fixed steps): it failed deep inside optimistix as the first step
+    # ran ("RuntimeError: Type of `other` not understood.").
+    from brainmass_eqx.models import WilsonCowanSeqLayer
+    from brainmass_eqx.models._sequence import solver_step
+
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"WilsonCowanSeqLayer\(solver=...\): " + NO_TOLERANCES.format("Kvaerno3")):
+        WilsonCowanSeqLayer(2, 3, key=key, solver=dfx.Kvaerno3())
+    zero = {"x": jnp.zeros(3), "y": jnp.zeros(3)}
+    with pytest.raises(ValueError, match=r"Hopf \(a sequence layer's cell\): " + NO_TOLERANCES.format("ImplicitEuler")):
+        solver_step(dfx.ImplicitEuler(), hopf(), 0.0, 0.1, zero, {})
+    # With them, the layer runs, as its explicit twin does.
+    out = WilsonCowanSeqLayer(2, 3, key=key, solver=dfx.Kvaerno3(root_finder=tolerances()))(jnp.ones((4, 2)))
+    ref = WilsonCowanSeqLayer(2, 3, key=key, solver=dfx.Heun())(jnp.ones((4, 2)))
+    np.testing.assert_allclose(out, ref, atol=1e-3)
+
+
+@pytest.mark.usefixtures("compat_env")
+def test_a_compat_update_refuses_an_implicit_solver_without_tolerances():
+    import brainmass_eqx.compat as bm
+    from brainmass_eqx.compat import brainstate as bs, brainunit as u
+
+    class ImplicitHopf(bm.HopfStep):
+        def solver(self):
+            return dfx.Kvaerno3()
+
+    node = ImplicitHopf(3, a=0.2, w=0.3)
+    with bs.environ.context(dt=KICK_DT * u.ms), pytest.raises(ValueError, match=r"Hopf.update: " + NO_TOLERANCES.format("Kvaerno3")):
+        node.init_all_states()
+        node.update(0.1)
+
+
 def test_only_solvers_whose_step_can_fail_carry_a_failure_record():
     from brainmass_eqx.solvers import Substeps, _FrozenInputs, step_can_fail
 

@@ -150,3 +150,30 @@ def test_sparse_network_without_delays_batches_under_vmap(runs):
     batched = jax.vmap(lambda v: run(v, a, ks[1], sparse=True, solver=bm.ExponentialEuler(), stage=None))(scaled)
     single = run(0.5 * values, a, ks[1], sparse=True, solver=bm.ExponentialEuler(), stage=None)
     np.testing.assert_allclose(np.asarray(batched[1]), np.asarray(single), rtol=1e-6, atol=1e-7)
+
+
+def _in_loops(jaxpr, primitive: str, inside: bool = False) -> int:
+    """How many ``primitive`` equations ``jaxpr`` runs inside a ``scan`` / ``while`` body."""
+    from jax.extend import core as jcore
+
+    n = 0
+    for eqn in jaxpr.eqns:
+        n += inside and eqn.primitive.name == primitive
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                if isinstance(sub, (jcore.ClosedJaxpr, jcore.Jaxpr)):
+                    sub = sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub
+                    n += _in_loops(sub, primitive, inside or eqn.primitive.name in ("scan", "while"))
+    return n
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("solver, stage", [(bm.ExponentialEuler(), None), (bm.RK4(), "held")])
+def test_the_row_sums_of_traced_weights_are_computed_once_per_run(runs, sparse, solver, stage):
+    # The coupling's row sums (Diffusive's sum_j w_ij y_i) of differentiated weights were
+    # summed again at every step (a reduce_sum in the loop body); the run's plan has them.
+    run, values = runs
+    args = (values, jnp.float32(0.2), jnp.float32(0.5))
+    jaxpr = jax.make_jaxpr(lambda *a: run(*a, sparse=sparse, solver=solver, stage=stage))(*args).jaxpr
+    assert _in_loops(jaxpr, "reduce_sum") == 0
+    assert _in_loops(jaxpr, "dot_general") >= 1  # the coupling's weighted sum: the loop body was searched

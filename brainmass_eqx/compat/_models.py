@@ -34,7 +34,7 @@ from .._checks import plain_method
 from .._simulate import _wrap_solver as _simulate_wrap_solver
 from .._units import CANONICAL_UNITS, UnitError
 from ..models._math import rate_sigmoid, shifted_sigmoid
-from ..solvers import RK4, ExponentialEuler, checked_step
+from ..solvers import RK4, ExponentialEuler, checked_step, fixed_step_solver
 from . import brainunit as u
 from ._noise import Noise, check_noise_size
 from .brainstate import environ, random
@@ -180,8 +180,11 @@ class _Held(eqx.Module):
 
 def wrap_solver(core, solver, dt: float):
     """``core.wrap_solver(solver, dt=dt)`` (models whose hook takes no ``dt`` get the solver
-    only), as `simulate` calls it: the hook's signature is read once per function."""
-    return _simulate_wrap_solver(core, solver, dt)
+    only), as `simulate` calls it: the hook's signature is read once per function. An
+    implicit ``solver`` needs its root finder's tolerances: ``update`` takes fixed steps
+    (`solvers.fixed_step_solver`)."""
+    # (plain_method: core._label would build an eqx.BoundMethod at every eager call.)
+    return _simulate_wrap_solver(core, fixed_step_solver(solver, f"{plain_method(core, '_label')()}.update"), dt)
 
 
 def _init_solver_state(core, y, solver, dt, key, batch):

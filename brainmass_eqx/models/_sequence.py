@@ -25,7 +25,7 @@ from jaxtyping import Array, PRNGKeyArray
 from .._checks import check_int, positive_ms
 from .._param import Param, read, unwrap
 from .._units import to_canonical
-from ..solvers import ExponentialEuler, ModelTerm, _FrozenInputs, checked_step
+from ..solvers import ExponentialEuler, ModelTerm, _FrozenInputs, checked_step, fixed_step_solver
 from ._delay_history import INTERPOLATIONS, history_init, history_push, history_read, slots_for
 from ._horn import HORN
 from ._jansen_rit import JansenRit
@@ -154,12 +154,15 @@ class DelayedAdditiveRecurrence(eqx.Module):
 
 def solver_step(solver, model, t0, dt, y: dict, inputs: dict) -> dict:
     """One step of ``solver`` on ``model`` from ``t0`` with inputs held, then ``post_step``;
-    a failed step (an implicit solver's root find) raises when it runs (`checked_step`)."""
+    a failed step (an implicit solver's root find) raises when it runs (`checked_step`). An
+    implicit solver needs its root finder's tolerances (`solvers.fixed_step_solver`)."""
+    owner = f"{model._label()} (a sequence layer's cell)"
+    solver = fixed_step_solver(solver, owner)
     term = ModelTerm(model)
     args = _FrozenInputs(inputs)
     state = solver.init(term, t0, t0 + dt, y, args)
     y1, _, _, _, result = solver.step(term, t0, t0 + dt, y, args, state, False)
-    return model.post_step(checked_step(y1, result, solver, f"{model._label()} (a sequence layer's cell)"))
+    return model.post_step(checked_step(y1, result, solver, owner))
 
 
 class AbstractSequenceLayer(eqx.Module):
@@ -175,7 +178,10 @@ class AbstractSequenceLayer(eqx.Module):
     - `i2h`: the input map, an `Affine` ``(n_input, n_hidden)``.
     - `h2h`: the recurrence: an `AdditiveRecurrence` or a `DelayedAdditiveRecurrence`.
     - `dt`: the step, in ms.
-    - `solver`: the diffrax solver of one step (e.g. `ExponentialEuler`).
+    - `solver`: the diffrax solver of one step (e.g. `ExponentialEuler`); an implicit one
+      (``diffrax.Kvaerno3``, ``ImplicitEuler``) with its root finder's tolerances given,
+      since the layer's fixed steps have no adaptive controller to take them from
+      (`solvers.fixed_step_solver`: refused when the layer is built).
     """
 
     cell: Any
@@ -187,6 +193,9 @@ class AbstractSequenceLayer(eqx.Module):
     recurrent_state: ClassVar[str] = ""
     drive_input: ClassVar[str] = ""
     output: ClassVar[str] = ""
+
+    def __check_init__(self):
+        fixed_step_solver(self.solver, f"{type(self).__name__}(solver=...)")
 
     @property
     def n_hidden(self) -> int:
@@ -578,6 +587,9 @@ class JansenRitTR(eqx.Module):
         self.solver = ExponentialEuler() if solver is None else solver
         self.symmetrize_lateral = bool(symmetrize_lateral)
         self.std_in = None if std_in is None else _check_std_in(std_in, n)
+
+    def __check_init__(self):
+        fixed_step_solver(self.solver, "JansenRitTR(solver=...)")
 
     def _normalise(self, w, symmetric=False):
         return pathway_weights(w, self.sc, self.mask, symmetric)
