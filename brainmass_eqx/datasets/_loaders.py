@@ -24,6 +24,7 @@ import io
 import os
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -119,12 +120,45 @@ def _strip_compression(name: str) -> str:
     return name
 
 
+_SEPARATOR_WORDS = {None: "whitespace", ",": "commas", "\t": "tabs", ";": "semicolons"}
+
+
+def _data_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _wrong_separator(text: str, delimiter: str | None) -> str | None:
+    """What is wrong when a text table's lines are separated otherwise than its extension
+    says (a spreadsheet's semicolon "CSV", tabs in a `.csv`, commas in a `.txt`), or None.
+    Split at the expected separator every line was one cell, read as a region name: the
+    error said "its numbers form shape (3, 0)"."""
+    lines = _data_lines(text)
+    if not lines:
+        return None
+    found = None
+    if all(";" in line for line in lines):  # never a separator of ours: always worth saying
+        found = ";"
+    elif not any(len(line.split(delimiter) if delimiter else line.split()) > 1 for line in lines):
+        found = next((sep for sep in (",", "\t") if sep != delimiter and all(sep in line for line in lines)), None)
+    if found is None:
+        return None
+    expected = _SEPARATOR_WORDS[delimiter]
+    fix = (
+        "save it comma-separated with '.' as the decimal point (a spreadsheet's CSV in some locales "
+        "uses ';' and ',')" if found == ";"
+        else f"save it with {expected} (a .csv is read at commas, a .tsv at tabs, a .txt and a TVB file at whitespace)"
+    )
+    return f"its lines are separated by {_SEPARATOR_WORDS[found]}, not {expected}; {fix}."
+
+
 def _parse_table(text: str, where: str, delimiter: str | None = None) -> np.ndarray:
     """A 2-D float table from text (whitespace- or `delimiter`-separated numbers)."""
     try:
-        table = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=2)
+        with warnings.catch_warnings():  # a comments-only text: refused as empty by the caller
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+            table = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=2)
     except ValueError as err:
-        raise ValueError(f"could not read a numeric matrix from {where}: {err}") from err
+        raise ValueError(f"could not read a numeric matrix from {where}: {_wrong_separator(text, delimiter) or err}") from err
     return table
 
 
@@ -200,7 +234,17 @@ class _Members:
         return hits[0] if hits else None
 
     def text(self, name: str) -> str:
-        return _decompress(name, self._read(name))
+        try:
+            return _decompress(name, self._read(name))
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"TVB connectivity {self.path!r}: {name!r} is not UTF-8 text ({err}); re-save it as UTF-8."
+            ) from err
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:  # a damaged member
+            raise ValueError(
+                f"TVB connectivity {self.path!r}: {name!r} could not be read ({type(err).__name__}: {err}); "
+                "a partial download or copy? Fetch the archive again."
+            ) from err
 
     def close(self) -> None:
         if hasattr(self, "_zip"):
@@ -272,6 +316,11 @@ def _loadmat(path: str) -> dict[str, Any]:
         raise ValueError(
             f"{path!r} is a MATLAB v7.3 (HDF5) file, which scipy cannot read; re-save it with "
             f"`save(..., '-v7')` or convert the matrices to .npy."
+        ) from err
+    except Exception as err:  # scipy's own words ("Unknown mat file type, version 108, 111") named no file
+        raise ValueError(
+            f"{path!r} is not a readable MATLAB .mat file ({type(err).__name__}: {err}); is it a "
+            "partial copy, or another kind of file with a .mat name?"
         ) from err
     return {k: v for k, v in data.items() if not k.startswith("__")}
 
@@ -462,6 +511,37 @@ class NotSquareError(ValueError):
     """A table read as a connectome whose numbers are not a square matrix."""
 
 
+_NUMPY_MAGIC = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}
+
+
+def _read_numpy(path: str, name: str = "path") -> Any:
+    """The array of a `.npy` file, or a dict of a `.npz` file's arrays, refusing a damaged
+    file or another kind naming the file. numpy's own errors named none, and for a file
+    that is not NumPy's it said "contains pickled (object) data ... load it unsafely using
+    allow_pickle=", which is advice to run a stranger's code."""
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if not head.startswith(_NUMPY_MAGIC[ext]):
+            raise ValueError(f"{name!r} {path!r} is not a NumPy {ext} file (it begins {head!r}).")
+        loaded = np.load(path, allow_pickle=False)
+        if ext == ".npy":
+            return loaded
+        with loaded as data:
+            return dict(data.items())
+    except ValueError as err:
+        if str(err).startswith(f"{name!r}"):
+            raise
+        message = str(err)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        message = f"{type(err).__name__}: {err}"
+    raise ValueError(
+        f"{name!r} {path!r} could not be read ({message}); a partial copy, or a file changed after it "
+        "was written? Arrays of Python objects are not loaded: save numbers."
+    )
+
+
 def _parse_labelled_table(
     text: str, where: str, delimiter: str | None, square: bool = True
 ) -> tuple[np.ndarray, list[str] | None]:
@@ -473,14 +553,15 @@ def _parse_labelled_table(
     only in a header row. A table whose non-numeric cells are not such names raises."""
     rows = [
         [cell.strip().strip('"') for cell in (line.split(delimiter) if delimiter else line.split())]
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
+        for line in _data_lines(text)
     ]
+    # An empty cell is no name: a header row or first column of names holds one that is not
+    # a number ('0,,2' was a "header" and the error said "its numbers form shape (2, 3)").
     header = None
-    if rows and not all(_is_number(c) for c in rows[0][1 if square else 0 :]):
+    if rows and any(c and not _is_number(c) for c in rows[0][1 if square else 0 :]):
         header, rows = rows[0], rows[1:]
     row_labels = None
-    if square and rows and not all(_is_number(r[0]) for r in rows if r):
+    if square and rows and any(r and r[0] and not _is_number(r[0]) for r in rows):
         row_labels = [r[0] for r in rows]
         rows = [r[1:] for r in rows]
     if header is not None and row_labels is not None and len(header) == len(rows[0]) + 1:
@@ -492,9 +573,14 @@ def _parse_labelled_table(
         bad = next(((i, j, c) for i, r in enumerate(rows) for j, c in enumerate(r) if not _is_number(c)), None)
         if bad is None:  # ragged rows
             raise ValueError(f"could not read a numeric matrix from {where}: its rows have different lengths.") from None
+        i, j, cell = bad
+        what = (
+            f"cell {cell!r} (data row {i}, column {j}) is not a number" if cell
+            else f"the cell of data row {i}, column {j} is empty"
+            + (" (a separator at the end of the line?)" if j == len(rows[i]) - 1 else "")
+        )
         raise ValueError(
-            f"could not read a numeric matrix from {where}: cell {bad[2]!r} (data row {bad[0]}, "
-            f"column {bad[1]}) is not a number; besides the numbers the file may hold {extra}."
+            f"could not read a numeric matrix from {where}: {what}; besides the numbers the file may hold {extra}."
         ) from None
     if matrix.ndim != 2 or (square and matrix.shape[0] != matrix.shape[1]):
         raise NotSquareError(f"could not read a square matrix from {where}: its numbers form shape {matrix.shape}.")
@@ -555,18 +641,20 @@ def _read_table(
     if key is not None and ext != ".mat":
         raise ValueError(f"key= names a variable of a .mat file; {name!r} {p!r} is a {ext or 'extensionless'} file.")
     if ext == ".npy":
-        table, names = np.load(p, allow_pickle=False), None
+        table, names = _read_numpy(p, name), None
     elif ext == ".mat":
         table, names = _mat_matrix(p, key, f"the {'matrix' if square else 'time series'}"), None
     elif ext in _TEXT_DELIMITERS:
         with open(p, encoding="utf-8-sig") as f:
             text = f.read()
-        if not text.strip():
+        if not _data_lines(text):  # empty, or comments only
             table, names = np.zeros((0, 0)), None
         else:
             try:
                 table, names = _parse_table(text, repr(p), _TEXT_DELIMITERS[ext]), None
             except ValueError:
+                if _wrong_separator(text, _TEXT_DELIMITERS[ext]) is not None:
+                    raise  # its message says so
                 table, names = _parse_labelled_table(text, repr(p), _text_delimiter(ext, text), square)
     else:
         raise ValueError(
@@ -609,8 +697,7 @@ def load_matrix(path: str | os.PathLike, name: str = "path", *, key: str | None 
 
 
 def _load_npz(path: str, weights_key: str | None = None, lengths_key: str | None = AUTO) -> Connectome:
-    with np.load(path, allow_pickle=False) as data:
-        files = dict(data.items())
+    files = _read_numpy(path)
     # The layout's own names first (brainmass's example_connectome.npz), then the aliases.
     weights, lengths = _weights_and_lengths(files, path, weights_key, lengths_key, (("weights",), ("distances", "tract_lengths")))
     optional = {k: files[k] for k in ("centres", "cortical", "hemispheres", "areas") if k in files}
@@ -795,8 +882,7 @@ def load_signal(
     fc = None
     names = None
     if ext == ".npz":
-        with np.load(p, allow_pickle=False) as data:
-            files = dict(data.items())
+        files = _read_numpy(p)
         if "signal" not in files:
             raise KeyError(f"{p!r} has no 'signal' array; it holds: {sorted(files)}.")
         values, fc = files["signal"], files.get("fc")

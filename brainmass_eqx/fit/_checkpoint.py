@@ -75,7 +75,9 @@ def _damaged(path: str, err: Exception) -> ValueError:
     )
 
 
-def load_checkpoint(path: str | os.PathLike, like: Any, expect: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+def load_checkpoint(
+    path: str | os.PathLike, like: Any, expect: dict[str, Any], required: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], Any]:
     """Read a checkpoint written by `save_checkpoint`.
 
     **Arguments:**
@@ -84,13 +86,23 @@ def load_checkpoint(path: str | os.PathLike, like: Any, expect: dict[str, Any]) 
     - `like`: a pytree of the state's structure, shapes and dtypes (a fresh initial state).
     - `expect`: header entries that must match (the fit's backend, parameter names and
       shapes, ...); a mismatch raises `ValueError` naming the entry.
+    - `required`: further header entries the caller reads (the step reached, ...); a header
+      without one is refused as damaged.
 
     **Returns:** ``(header, state)``.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        if f.readline() != _MAGIC:
-            raise ValueError(f"checkpoint={path!r} is not a brainmass_eqx fit checkpoint.")
+        first = f.readline(len(_MAGIC))
+        if first != _MAGIC:
+            # An empty file, or one cut inside its first line, is a checkpoint's partial copy.
+            if _MAGIC.startswith(first):
+                raise _damaged(path, ValueError(f"it ends after {len(first)} bytes, inside its first line"))
+            raise ValueError(
+                f"checkpoint={path!r} is not a brainmass_eqx fit checkpoint (it begins {first[:16]!r}). "
+                "Pass the path of a file written by Fitter.fit(checkpoint=...), or another path to start "
+                "afresh (resume=False would write over this file)."
+            )
         try:
             header = json.loads(f.readline())
         except ValueError as err:  # a cut-off header
@@ -98,6 +110,12 @@ def load_checkpoint(path: str | os.PathLike, like: Any, expect: dict[str, Any]) 
         payload = f.read()
     if not isinstance(header, dict):
         raise _damaged(path, ValueError("its header is not a JSON object"))
+    # What the caller reads: a header without it failed later with KeyError: 'step'.
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise _damaged(path, ValueError(f"its header has no {', '.join(map(repr, missing))} entry"))
+    if not isinstance(header.get("x64", False), bool):
+        raise _damaged(path, ValueError(f"its header's x64 is {header['x64']!r}, not true or false"))
     x64 = bool(jax.config.jax_enable_x64)
     # Checked first: every array's dtype differs, so the target's digest did too, and the
     # checkpoint was refused as "a different fit: its target".

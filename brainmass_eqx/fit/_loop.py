@@ -281,7 +281,7 @@ class StepRunner:
         history: list[np.ndarray] = []
         first = 0
         if checkpoint is not None and resume and os.path.exists(checkpoint):
-            header, carry = load_checkpoint(checkpoint, self._real(carry), fingerprint)
+            header, carry = load_checkpoint(checkpoint, self._real(carry), fingerprint, ("step", "history", "monitor"))
             carry = self._padded(carry)
             history = [np.asarray(h, dtype=float) for h in header["history"]]
             first = int(header["step"])
