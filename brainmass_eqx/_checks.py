@@ -558,11 +558,16 @@ def suggests_keywords(
 
 def user_stacklevel() -> int:
     """The ``stacklevel`` for `warnings.warn` that points at the user's line: the first
-    caller outside this package and equinox (whose module machinery sits between a user's
-    ``Network(...)`` and its ``__init__``), counted from the function that warns."""
+    caller outside this package, equinox (whose module machinery sits between a user's
+    ``Network(...)`` and its ``__init__``) and jax, counted from the function that warns."""
     import equinox
 
-    ours = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(equinox.__file__)))
+    # jax too: an objective that maps another with jax.vmap (group_mean) warned from
+    # jax/_src/interpreters/batching.py instead of the user's line.
+    # (os.sep ends each folder, or jax's would cover jaxtyping's and jaxlib's.)
+    ours = tuple(
+        os.path.join(os.path.dirname(os.path.abspath(path)), "") for path in (__file__, equinox.__file__, jax.__file__)
+    )
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(ours):
         frame, level = frame.f_back, level + 1

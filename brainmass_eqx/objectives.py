@@ -64,6 +64,7 @@ from .metrics import (
     functional_connectivity_dynamics,
     ks_distance,
     matrix_correlation,
+    one_layout_warning,
     wasserstein_1d,
 )
 
@@ -314,6 +315,7 @@ def _fc_objective(compare: Callable[[Array, Array], Array], target_is_fc: bool, 
     """``fn(prediction, target) = compare(FC(prediction), FC(target))``, or with
     ``target_is_fc`` ``compare(FC(prediction), target)``."""
 
+    @one_layout_warning
     def fn(prediction, target):
         if not target_is_fc:
             _same_regions(fn, prediction, target)
@@ -408,17 +410,14 @@ def fcd(window_size: int = 30, step_size: int = 5, as_loss: bool = False) -> Obj
     """
     _fcd_builder_checks(window_size, step_size)
 
+    @one_layout_warning
     def fn(prediction, target=None):
         if target is not None:
             _same_shape(prediction, target)
-        fcd_p = functional_connectivity_dynamics(
-            _magnitude(prediction, "prediction"), window_size, step_size
-        )
+        fcd_p = functional_connectivity_dynamics(_check_signal(prediction, "prediction"), window_size, step_size)
         if target is None:
             return fcd_p
-        fcd_t = functional_connectivity_dynamics(
-            _magnitude(target, "target"), window_size, step_size
-        )
+        fcd_t = functional_connectivity_dynamics(_check_signal(target, "target"), window_size, step_size)
         if fcd_p.shape[-1] < 3:
             raise ValueError(
                 f"the signals ({_shape(prediction, 'prediction')[-2]} samples) give {fcd_p.shape[-1]} FCD "
@@ -463,6 +462,7 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
         _kde_factor(bw_method, 2)
         check_int(n_diag, "n_diag", 0)
 
+        @one_layout_warning
         def loss(prediction, target):
             _same_regions(loss, prediction, target)
             # Windows count samples: 30 samples are 60 ms at 2 ms but 30 ms at 1 ms.
@@ -471,7 +471,7 @@ def _fcd_density_builder(distance: Callable[[Array, Array, Array], Array], doc_n
                 _check_fcd_windows(signal, name, window_size, step_size, n_diag + 1)
             dens = [
                 fcd_distribution(
-                    functional_connectivity_dynamics(_magnitude(s, name), window_size, step_size),
+                    functional_connectivity_dynamics(_check_signal(s, name), window_size, step_size),
                     midpoints=grid,
                     n_diag=n_diag,
                     bw_method=bw_method,
@@ -589,6 +589,7 @@ def psd_rmse(
     if not float(floor) > 0:
         raise ValueError(f"`floor` must be > 0, got {floor!r}.")
 
+    @one_layout_warning
     def loss(prediction, target):
         _same_regions(loss, prediction, target)
         if given_ms is None:
@@ -638,6 +639,7 @@ def combine(*weighted_objectives: tuple[float, Objective]) -> Objective:
         if not is_traced(item[0]) and not np.isfinite(np.asarray(item[0])):
             raise ValueError(f"{label} must be finite, got {item[0]!r}; every combined loss would be NaN.")
 
+    @one_layout_warning
     def loss(prediction, target=None):
         total = 0.0
         for weight, objective in weighted_objectives:
@@ -694,6 +696,7 @@ def group_mean(objective: Objective) -> Objective:
     """
     check_objective(objective, "objective", sys.modules[__name__], BUILDERS)
 
+    @one_layout_warning
     def loss(prediction, target):
         ps, ts = jnp.shape(prediction), jnp.shape(target)
         if len(ps) < 1 or len(ts) < 1 or ps[0] != ts[0]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -502,3 +503,25 @@ def test_psd_rmse_without_dt_reads_the_signals_step(steps):
         fn(p, t)
     with pytest.raises(ValueError, match=r"prediction is a Signal sampled every 1 ms and target one sampled every 2 ms"):
         fn(Signal(p, 1.0), Signal(t, 2.0))
+
+
+def test_a_short_run_is_warned_about_once_per_signal_and_can_be_silenced():
+    # 12 samples of 16 regions: a short BOLD run laid out right, or a (regions, time) array.
+    # combine(fc_corr, fcd_ks) warned six times per call (prediction, target, and the `x`
+    # of each metric each objective ran on them); once per signal is enough.
+    x = np.random.default_rng(0).standard_normal((12, 16))
+    loss = O.combine((1.0, O.fc_corr(as_loss=True)), (1.0, O.fcd_ks(window_size=4, step_size=2)))
+    for objective in (loss, O.group_mean(loss)):
+        args = (x, x) if objective is loss else (x[None], x[None])
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            objective(*args)
+        assert [str(w.message).split(" has")[0] for w in record] == ["`prediction`", "`target`"]
+        assert {w.category for w in record} == {M.SignalLayoutWarning}
+        assert "filterwarnings('ignore', category=brainmass_eqx.metrics.SignalLayoutWarning)" in str(record[0].message)
+        # Pointed at this line, not at jax's vmap inside group_mean.
+        assert {w.filename for w in record} == {__file__}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=M.SignalLayoutWarning)
+        loss(x, x)
