@@ -534,9 +534,7 @@ class Fitter:
           A ``loss_fn`` with its own ``jax.vmap`` (over noise keys) makes ``'vmap'`` a
           nested ``vmap``, which the native delay kernels do not cover: on 2 cores it was
           still the faster (6.5 against 9.7 s per generation of 8 candidates x 2 keys, 10 s
-          runs of 76 regions), but its peak memory grew with the run's length (757 MB at
-          10 s, 1.46 GB at 40 s) where ``'map'``'s stayed at about 600 MB: pass ``'map'`` for
-          long runs (docs/howto/ensembles.md).
+          runs of 76 regions; docs/howto/ensembles.md).
         - `population_threads`: ``'nevergrad'``: the population is cut into this many
           equal slices, evaluated at once, each in its own thread (a ``vmap`` or
           ``lax.map`` per slice). Default: on a CPU, one slice per core the
