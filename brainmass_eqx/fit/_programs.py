@@ -38,6 +38,7 @@ The cache holds at most `MAX_PROGRAMS` programs (least recently used dropped fir
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -128,7 +129,9 @@ class _Walk:
             if jax.dtypes.issubdtype(obj.dtype, jax.dtypes.prng_key):
                 return ("key", str(obj.dtype), self.key(jax.random.key_data(obj)))
             return _array_key("jax", np.asarray(obj), bool(getattr(obj, "weak_type", False)))
-        if isinstance(obj, (types.ModuleType, type, types.BuiltinFunctionType, types.BuiltinMethodType)):
+        # A ContextVar is a module's fixed object (metrics' per-call warning record, read by
+        # the objectives' wrapper): by identity, else every objective was unkeyable.
+        if isinstance(obj, (types.ModuleType, type, types.BuiltinFunctionType, types.BuiltinMethodType, contextvars.ContextVar)):
             return _Same(obj)
         if isinstance(obj, (types.FunctionType, tuple, list, dict, set, frozenset, functools.partial, types.MethodType)):
             return self.nested(obj, self.parts)
