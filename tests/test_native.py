@@ -298,14 +298,17 @@ def test_blocked_read_equals_the_step_by_step_read(dtype, block):
     np.testing.assert_array_equal(np.asarray(blocked), np.asarray(stepwise))
 
 
-@pytest.mark.parametrize("n, members", [(9, 20), (64, 130)])
-def test_blocked_ensemble_read_equals_the_step_by_step_read(n, members):
-    """Under vmap (shared indices and weights) the ensemble kernel: members in chunks of 16
-    with a narrower last one; the larger case is split among threads."""
+@pytest.mark.parametrize("n, members, dtype", [(9, 20, np.complex64), (64, 130, np.complex64), (9, 20, np.complex128)])
+def test_blocked_ensemble_read_equals_the_step_by_step_read(n, members, dtype, request):
+    """Under vmap (shared indices and weights) the ensemble kernel: members in chunks of one
+    cache line (16 float32, 8 float64; summed in halves without AVX-512) with a narrower last
+    one; the larger case is split among threads."""
     if not HAS_COMPILER:
         pytest.skip("no C++ compiler: the blocked read is read_sum's")
+    if dtype == np.complex128:
+        request.getfixturevalue("x64")
     rng = np.random.default_rng(6)
-    C, block, dtype = 23, 8, np.complex64
+    C, block = 23, 8
     lag, lag_safe, w = _pairs(rng, n, C, block, dtype)
     src = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
     rings, writes = zip(*(_packed_history(np.random.default_rng(i), dtype, n, C, 2 * C + 3) for i in range(members)))
