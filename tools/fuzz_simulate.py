@@ -12,6 +12,11 @@ the tolerance the docs promise:
   against the run in one solve; per-step inputs of one constant value against the value held.
 - ``tolerance``: a float32 adaptive run in pieces against the run in one solve (each piece
   restarts the step size); not for a noisy one, whose pieces draw independent noise.
+- ``same path``: a noisy adaptive run under ``jax.jit`` against the direct call, and a
+  ``vmap`` member against its single run: rounding flips a step's acceptance, and the other
+  steps on the same Brownian tree differ by the solver's pathwise error, which ``rtol``
+  does not bound (docs/howto/noise.md, "Adaptive steps": 1.3e-2 on a scale of 0.19 for
+  Heun at rtol 1e-3); another path (another key or tree) differs by the scale itself.
 
 ``exact`` fails by one ulp here and there (the compiler rounds another loop otherwise, see
 docs/concepts.md, "Reproducibility"): read a failure of at most a few ulp as that.
@@ -127,12 +132,17 @@ def compare(a, b, names, finals=True):
 
 # The adaptive controllers of `SOLVERS` take rtol 1e-3 at most.
 TOLERANCE = 2e-3
+# A noisy adaptive run's pathwise error at rtol 1e-3 (docs/howto/noise.md: 0.12 of the scale
+# at most, measured); two Brownian paths are about the scale apart.
+SAME_PATH = 0.3
+
+BOUNDS = {"rounding": ROUNDING, "tolerance": TOLERANCE, "same path": SAME_PATH}
 
 
 def holds(promise, d, scale):
     if promise == "exact":
         return d == 0.0
-    return d <= (ROUNDING if promise == "rounding" else TOLERANCE) * max(scale, 1e-3)
+    return d <= BOUNDS[promise] * max(scale, 1e-3)
 
 
 def checks(case):
@@ -167,13 +177,14 @@ def checks(case):
     # jit against direct.
     fn = jax.jit(lambda key: run(dict(case), key=key, sample_every=k, transient=tr).ys)
     jitted = fn(jr.key(case["seed"]))
-    out["jit"] = ("rounding", compare(jitted, ref, names, finals=False))
+    same = "same path" if adaptive and case["noisy"] else "rounding"
+    out["jit"] = (same, compare(jitted, ref, names, finals=False))
     if case["noisy"] or "x" not in names:
         keys = jr.split(jr.key(case["seed"]), 2)
         batched = jax.vmap(lambda key: run(dict(case), key=key, sample_every=k, transient=tr).ys)(keys)
         for i in range(2):
             single = run(case, key=keys[i], sample_every=k, transient=tr)
-            out[f"vmap_key{i}"] = ("rounding", compare({v: batched[v][i] for v in names}, single, names, finals=False))
+            out[f"vmap_key{i}"] = (same, compare({v: batched[v][i] for v in names}, single, names, finals=False))
     # Per-step constant input against the held value (first input of the model).
     inputs = tuple(getattr(m, "input_names", ()))
     if inputs and not case["noisy"]:
