@@ -26,6 +26,7 @@ Quantity once the user (or a helper here) has imported unxt, so `is_quantity` as
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -304,8 +305,17 @@ def to_ms(value: Any, name: str, role: str = "the time grid", *, plain: str | No
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(
             f"{name!r} must be a time: a number in ms or a unxt time Quantity, got {type(value).__name__} {value!r}."
+            + _spelled_quantity(value)
         )
     return float(arr)
+
+
+def _spelled_quantity(value: Any) -> str:
+    """For a time typed as a string (``'2s'``, ``'0.1 ms'``): the Quantity that says it."""
+    match = re.fullmatch(r"\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ]+)\s*", value) if isinstance(value, str) else None
+    if match is None:
+        return ""
+    return f" Write unxt.Quantity({match.group(1)}, {match.group(2)!r})."
 
 
 def quantity(value: Any, unit: Any):

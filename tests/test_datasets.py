@@ -386,6 +386,10 @@ def test_signal_fc_of_a_constant_region_is_metrics_fc():
         ({"signal": np.ones((1, 2))}, ValueError, "'signal' needs at least 2 time points"),
         ({"dt": 0.0}, ValueError, "'dt' must be a positive finite scalar"),
         ({"dt": unxt.Quantity(1.0, "mm")}, ValueError, "'dt' has unit 'mm'"),
+        # A time typed as text failed inside NumPy ("ufunc 'isfinite' not supported").
+        ({"dt": "2s"}, TypeError, r"'dt' must be a time: .*got str '2s'\. Write unxt\.Quantity\(2, 's'\)"),
+        ({"dt": 1.0, "t_first": "x"}, TypeError, r"'t_first' must be a time: .*got str 'x'\.$"),
+        ({"dt": [1.0, 2.0]}, ValueError, "'dt' must be a scalar time"),
         ({"fc": np.ones((3, 3))}, ValueError, r"'fc' must have shape \(2, 2\)"),
         ({"labels": ["a", "b", "c"]}, ValueError, "'labels' has 3 entries"),
     ],

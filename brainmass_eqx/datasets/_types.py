@@ -21,7 +21,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .._checks import is_traced, refuse_non_finite, user_stacklevel
-from .._units import AnyQuantity, is_quantity, quantity, to_canonical
+from .._units import AnyQuantity, is_quantity, quantity, to_canonical, to_ms
 
 __all__ = ["Connectome", "Signal", "default_labels"]
 
@@ -374,10 +374,10 @@ class Signal(eqx.Module):
                 stacklevel=user_stacklevel(),
             )
         _check_finite(signal, "signal")
-        dt_arr = np.asarray(to_canonical(dt, "dt", "ms"))
-        if dt_arr.shape != () or not np.isfinite(dt_arr) or dt_arr <= 0:
+        dt_arr = np.asarray(to_ms(dt, "dt", "the sample times"))
+        if not np.isfinite(dt_arr) or dt_arr <= 0:
             raise ValueError(f"'dt' must be a positive finite scalar (ms), got {dt!r}.")
-        first = dt_arr if t_first is None else np.asarray(to_canonical(t_first, "t_first", "ms"))
+        first = dt_arr if t_first is None else np.asarray(to_ms(t_first, "t_first", "the sample times"))
         if first.shape != () or not np.isfinite(first):
             raise ValueError(f"'t_first' must be a finite scalar time (ms): the first sample's, got {t_first!r}.")
         n = signal.shape[1]
