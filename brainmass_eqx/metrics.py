@@ -33,7 +33,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._checks import check_int, sampling_step, series_of, suggests_keywords, user_stacklevel
+from ._checks import (
+    check_int,
+    is_signal,
+    sampling_step,
+    series_of,
+    suggests_keywords,
+    user_stacklevel,
+)
 from ._names import module_getattr
 from ._units import AnyQuantity, magnitude, to_canonical, to_ms, traced_time_message
 from .datasets._types import Signal
@@ -167,6 +174,8 @@ def _unit_rows(c: Array, axis: int, xp: Any = jnp) -> Array:
 
 
 def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
+    # A Signal is (time, regions) by construction, which warned or was told its layout.
+    laid_out = is_signal(x)
     x = _magnitude(x, name)
     if x.ndim < 2:
         raise ValueError(
@@ -177,7 +186,10 @@ def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
         raise ValueError(
             f"`{name}` needs at least {min_regions} signals (regions, last axis), got shape {x.shape}."
         )
-    _warn_if_regions_first(x, name)
+    if not laid_out:
+        _warn_if_regions_first(x, name)
+    elif (warned := _LAYOUT_WARNED.get()) is not None:
+        warned.add((name, x.shape))  # quiet the metrics an objective runs on this array too
     return x
 
 
@@ -764,8 +776,10 @@ def power_spectral_density(
     (signal unit)$^2$/Hz, shape `(n_freqs,)` or `(..., n_freqs, regions)`.
     """
     dt_ms = _time_ms(sampling_step(x, dt, "x"))
+    laid_out = is_signal(x)
     x = _magnitude(x, "x")
-    _warn_if_regions_first(x, "x")
+    if not laid_out:
+        _warn_if_regions_first(x, "x")
     return _spectrum(x, dt_ms, nperseg, noverlap, window, detrend, freq_range)
 
 

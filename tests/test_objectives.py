@@ -525,3 +525,22 @@ def test_a_short_run_is_warned_about_once_per_signal_and_can_be_silenced():
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", category=M.SignalLayoutWarning)
         loss(x, x)
+
+
+def test_a_signal_is_not_warned_about_again():
+    # A Signal is (time, regions) by construction, which warned or was told its layout
+    # (layout='time_first'); metrics and objectives warned about it again on every call.
+    from brainmass_eqx.datasets import Signal
+
+    x = np.random.default_rng(0).standard_normal((12, 16))
+    s = Signal(x, 2000.0, layout="time_first")
+    loss = O.combine((1.0, O.fc_corr(as_loss=True)), (1.0, O.fcd_ks(window_size=4, step_size=2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss(s, s)
+        M.functional_connectivity(s)
+        M.power_spectral_density(s, nperseg=4)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        loss(s, x)  # the array alone is warned about
+    assert [str(w.message).split(" has")[0] for w in record] == ["`target`"]
