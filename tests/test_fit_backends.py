@@ -54,6 +54,13 @@ def test_nevergrad_search_space_and_nonfinite_candidates():
     auto = fitter.fit(jnp.asarray(0.3), 20, popsize=8, key=KEY, population="auto")
     assert auto.raw["population"] in ("vmap", "map") and set(auto.raw["population_seconds"]) == {"vmap", "map"}
     np.testing.assert_allclose(auto.raw["losses"], result.raw["losses"], rtol=1e-6)
+    assert "population_reused" not in auto.raw
+    # A later fit of the same population and target shapes keeps the choice (timing both
+    # modes again cost a compilation and two evaluations of a population per fit).
+    again = fitter.fit(jnp.asarray(0.2), 3, popsize=8, key=KEY, population="auto")
+    assert again.raw["population_reused"] is True
+    assert (again.raw["population"], again.raw["population_seconds"]) == (auto.raw["population"], auto.raw["population_seconds"])
+    assert "population_reused" not in fitter.fit(jnp.asarray(0.2), 3, popsize=4, key=KEY, population="auto").raw
     with pytest.raises(ValueError, match=r"population must be one of \('vmap', 'map', 'auto'\), got 'pmap'"):
         fitter.fit(jnp.asarray(0.3), 2, population="pmap")
     always_nan = Fitter(model, "DE", loss_fn=lambda m, t: jnp.nan * bm.unwrap(m.a), backend="nevergrad", search_space={"a": (-1.0, 1.0)})

@@ -281,6 +281,12 @@ def _warn_if_flat(result: FitResult) -> None:
         )
 
 
+def _data_signature(data) -> tuple:
+    """The structure, shapes and dtypes of a fit's data: what its programs depend on."""
+    leaves = jax.tree_util.tree_leaves(data)
+    return jax.tree_util.tree_structure(data), tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves)
+
+
 def _seed(key: PRNGKeyArray | None) -> int:
     """A NumPy seed drawn from ``key`` (0 without one), for nevergrad / SciPy."""
     if key is None:
@@ -529,7 +535,9 @@ class Fitter:
           step is slower than single runs), or ``'auto'``: both are compiled for the first
           generation, each evaluates it twice (the second timed), and the faster one runs
           the fit (one extra compilation and two extra evaluations; the choice and its timings are in
-          ``FitResult.raw``). ``benchmarks/bench_fit.py`` (case P32n) measures both
+          ``FitResult.raw``). Later fits with the same `popsize`, `population_threads` and
+          target shapes, by this Fitter or an equal one, use that choice without timing again
+          (``raw['population_reused']``). ``benchmarks/bench_fit.py`` (case P32n) measures both
           against a Python loop.
           A ``loss_fn`` with its own ``jax.vmap`` (over noise keys) makes ``'vmap'`` a
           nested ``vmap``, which the native delay kernels do not cover: on 2 cores it was
@@ -664,10 +672,16 @@ class Fitter:
                 for mode in modes
             }
             batched = batched if population == "auto" else batched[population]
+            chosen = None
+            if population == "auto":
+                # The choice holds for later fits of the same population, slices and data shapes.
+                chosen = self._cached(
+                    ("nevergrad-choice", popsize, population_threads, _data_signature(data), *split), dict
+                )
             return _nevergrad.run(
                 problem=self.problem, space=self.space, family=self.optimizer, batched=batched, data=data,
                 key=model_key, seed=_seed(key), n_steps=n_steps, popsize=popsize, monitor=monitor,
-                threads=population_threads, devices=len(devices),
+                threads=population_threads, devices=len(devices), chosen=chosen,
             )  # fmt: skip
         method = self.optimizer["method"]
         function = self._cached(("scipy", method), lambda: _scipy.make_function(self.problem, self.space, method))
@@ -683,9 +697,7 @@ class Fitter:
         # Tracing (not compiling) the loss once per target shape gives the aux output's
         # shape; a target that does not fit the prediction fails here, eagerly.
         step_key = None if model_key is None else jr.fold_in(model_key, 0)
-        signature = (jax.tree_util.tree_structure(data), tuple(
-            (jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(data)
-        ))  # fmt: skip
+        signature = _data_signature(data)
         _, aux_like = self._cached(("aux", signature), lambda: jax.eval_shape(evaluate, raw0, data, step_key))
         split = split if n_starts > 1 else ()  # one start: nothing to split
         if self.backend == "grad":

@@ -194,10 +194,12 @@ def _inside_nevergrad(family, gen: int):
 
 def run(
     *, problem, space, family, batched, data, key, seed, n_steps, popsize, monitor: Monitor, threads: int | None,
-    devices: int = 1,
+    devices: int = 1, chosen: dict | None = None,
 ) -> BackendOutput:
     """``batched``: a `make_batched_loss` function, or ``{mode: function}`` to choose from
-    on the first generation (``population='auto'``); ``threads``: slices of the population
+    on the first generation (``population='auto'``); ``chosen``: with the latter, a dict
+    that holds an earlier fit's choice (then used, not timed again) or receives this one's;
+    ``threads``: slices of the population
     evaluated at once, None for ``_ensemble.cpu_slices`` (on a CPU one per core, each of at
     least 4 candidates: on 2 cores, P32n's 32 candidates as two slices of 16 at once took 0.44-0.48 s against
     0.68 s for one vmap of 32; elsewhere 1); ``devices``: how many devices ``batched``
@@ -205,6 +207,11 @@ def run(
     ng = _ng()
     threads = 1 if devices > 1 else min(cpu_slices(popsize) if threads is None else threads, popsize)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bmx-population") if threads > 1 else None
+    choice = None
+    if isinstance(batched, dict) and chosen:
+        # Timing both modes again costs a compilation and two evaluations of a population.
+        choice = {**chosen, "population_reused": True}
+        batched = batched[chosen["population"]]
     if isinstance(batched, dict):
         batched = {mode: _Slices(fn, threads, pool) for mode, fn in batched.items()}
     else:
@@ -221,7 +228,6 @@ def run(
 
     best_loss, best_values, best_aux, best_step = np.inf, None, None, -1
     history, all_losses = [], []
-    choice = None
     stop_reason, n_done = "n_steps", 0
 
     def output(stop_reason):
@@ -249,6 +255,8 @@ def run(
                 if isinstance(batched, dict):
                     batched, mode, timings = _choose(batched, args)
                     choice = {"population": mode, "population_seconds": timings}
+                    if chosen is not None:
+                        chosen.update(choice)
                 losses, best, (aux, values) = batched(*args)
                 losses = np.asarray(losses, dtype=float)
             except eqx.EquinoxRuntimeError as err:
