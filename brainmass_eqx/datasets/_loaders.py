@@ -17,6 +17,7 @@ weights; `load_signal` a validated `Signal`.
 from __future__ import annotations
 
 import bz2
+import codecs
 import difflib
 import errno
 import gzip
@@ -120,7 +121,7 @@ def _strip_compression(name: str) -> str:
     return name
 
 
-_SEPARATOR_WORDS = {None: "whitespace", ",": "commas", "\t": "tabs", ";": "semicolons"}
+_SEPARATOR_WORDS = {None: "whitespace", ",": "commas", "\t": "tabs", ";": "semicolons", " ": "spaces"}
 
 
 def _data_lines(text: str) -> list[str]:
@@ -140,6 +141,10 @@ def _wrong_separator(text: str, delimiter: str | None) -> str | None:
         found = ";"
     elif not any(len(line.split(delimiter) if delimiter else line.split()) > 1 for line in lines):
         found = next((sep for sep in (",", "\t") if sep != delimiter and all(sep in line for line in lines)), None)
+        # Spaces in a .csv / .tsv (a table copied from a terminal or a paper): "its numbers form
+        # shape (3, 0)" for a connectome, "cell '0.1 0.2 0.3' is not a number" for a signal.
+        if found is None and delimiter is not None and all(len(line.split()) > 1 for line in lines):
+            found = " "
     if found is None:
         return None
     expected = _SEPARATOR_WORDS[delimiter]
@@ -202,7 +207,10 @@ class _Members:
             try:
                 self._zip = zipfile.ZipFile(path)
             except zipfile.BadZipFile as err:
-                raise ValueError(f"'path' {path!r} is not a valid zip archive: {err}") from err
+                raise ValueError(
+                    f"'path' {path!r} is not a valid zip archive ({err}); a partial download or copy? "
+                    "Fetch the archive again."
+                ) from err
             names = [n for n in self._zip.namelist() if not n.endswith("/")]
             self._read = self._zip.read
         # Skip macOS resource forks and hidden files that archivers add.
@@ -290,8 +298,13 @@ def load_tvb_connectivity(path: str | os.PathLike) -> Connectome:
         def where(role: str) -> str:
             return f"{p}:{found[role]}"
 
-        weights = _parse_table(members.text(found["weights"]), where("weights"))
-        lengths = _parse_table(members.text(found["tract_lengths"]), where("tract_lengths"))
+        weights, lengths = (_parse_table(members.text(found[role]), where(role)) for role in ("weights", "tract_lengths"))
+        for role, table in (("weights", weights), ("tract_lengths", lengths)):
+            if not table.size:  # an empty member: "'weights' must be a square (N, N) matrix, got shape (0, 1)"
+                raise ValueError(
+                    f"TVB connectivity {p!r}: {found[role]!r} holds no numbers; a partial download or copy? "
+                    "Fetch the archive again."
+                )
         labels = centres = None
         if found["centres"] is not None:
             labels, centres = _parse_centres(members.text(found["centres"]), where("centres"))
@@ -560,6 +573,13 @@ def _parse_labelled_table(
     header = None
     if rows and any(c and not _is_number(c) for c in rows[0][1 if square else 0 :]):
         header, rows = rows[0], rows[1:]
+    if header is not None and not rows:
+        # A header and nothing under it (an export cut short): "could not read a square
+        # matrix ...: its numbers form shape (0,)", said of a time series too.
+        raise ValueError(
+            f"could not read a numeric matrix from {where}: it holds one row of names ({', '.join(header[:3])}"
+            f"{', ...' if len(header) > 3 else ''}) and no numbers under it; is the file cut short?"
+        )
     row_labels = None
     if square and rows and any(r and r[0] and not _is_number(r[0]) for r in rows):
         row_labels = [r[0] for r in rows]
@@ -620,6 +640,23 @@ def _mat_matrix(path: str, key: str | None, what: str = "the matrix") -> np.ndar
     return np.asarray(data[candidates[0]])
 
 
+def _table_text(path: str, name: str) -> str:
+    """The text of a table file, with universal newlines: UTF-8 (its BOM dropped), or UTF-16
+    with a BOM (a spreadsheet's "Unicode text" export). Another encoding is refused naming
+    the file: the bare UnicodeDecodeError ("'utf-8' codec can't decode byte 0xff in position
+    0") named none, nor the fix."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    encoding = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    try:
+        return io.TextIOWrapper(io.BytesIO(raw), encoding=encoding).read()
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{name!r} {path!r} is not {'UTF-16' if encoding == 'utf-16' else 'UTF-8'} text ({err}); re-save it as UTF-8 (a spreadsheet's "
+            "'CSV UTF-8' format)."
+        ) from err
+
+
 def _text_delimiter(ext: str, text: str) -> str | None:
     """The separator of a text table: by extension, except that a `.txt` whose every line
     holds a tab is tab-separated, so that region names with spaces ('Left Amygdala') in
@@ -645,8 +682,7 @@ def _read_table(
     elif ext == ".mat":
         table, names = _mat_matrix(p, key, f"the {'matrix' if square else 'time series'}"), None
     elif ext in _TEXT_DELIMITERS:
-        with open(p, encoding="utf-8-sig") as f:
-            text = f.read()
+        text = _table_text(p, name)
         if not _data_lines(text):  # empty, or comments only
             table, names = np.zeros((0, 0)), None
         else:
@@ -681,7 +717,8 @@ def load_matrix(path: str | os.PathLike, name: str = "path", *, key: str | None 
     """Read one numeric matrix from `.npy`, `.mat`, `.csv` (comma-separated), `.tsv`
     (tab-separated) or `.txt` (whitespace; tabs if every line has one). A text file may
     name the regions in a header row, a first column, or both (they are dropped here;
-    `load_connectome` keeps them).
+    `load_connectome` keeps them). Text is read as UTF-8, or UTF-16 where the file begins
+    with its byte-order mark (a spreadsheet's "Unicode text").
 
     **Arguments:**
 
