@@ -549,10 +549,11 @@ def _read_numpy(path: str, name: str = "path") -> Any:
         message = str(err)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         message = f"{type(err).__name__}: {err}"
-    raise ValueError(
-        f"{name!r} {path!r} could not be read ({message}); a partial copy, or a file changed after it "
-        "was written? Arrays of Python objects are not loaded: save numbers."
-    )
+    if "allow_pickle" in message:  # an array of Python objects: loading it runs code
+        why = "it holds Python objects, which are not loaded (that would run the file's code): save numbers"
+    else:
+        why = "a partial copy, or a file changed after it was written?"
+    raise ValueError(f"{name!r} {path!r} could not be read ({message}); {why}")
 
 
 def _parse_labelled_table(
