@@ -174,8 +174,7 @@ def _unit_rows(c: Array, axis: int, xp: Any = jnp) -> Array:
 
 
 def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
-    # A Signal is (time, regions) by construction, which warned or was told its layout.
-    laid_out = is_signal(x)
+    given = x
     x = _magnitude(x, name)
     if x.ndim < 2:
         raise ValueError(
@@ -186,10 +185,7 @@ def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
         raise ValueError(
             f"`{name}` needs at least {min_regions} signals (regions, last axis), got shape {x.shape}."
         )
-    if not laid_out:
-        _warn_if_regions_first(x, name)
-    elif (warned := _LAYOUT_WARNED.get()) is not None:
-        warned.add((name, x.shape))  # quiet the metrics an objective runs on this array too
+    _check_layout(given, x, name)
     return x
 
 
@@ -259,6 +255,16 @@ def _warn_if_regions_first(x: Array, name: str) -> None:
         )
 
 
+def _check_layout(given: Any, x: Array, name: str) -> None:
+    """`_warn_if_regions_first` for ``x``, the array of ``given``, unless ``given`` is a
+    `Signal`: that is (time, regions) by construction, which warned or was told its layout;
+    within `one_layout_warning` its array then quiets the metrics run on it too."""
+    if not is_signal(given):
+        _warn_if_regions_first(x, name)
+    elif (warned := _LAYOUT_WARNED.get()) is not None:
+        warned.add((name, x.shape))
+
+
 def _centred(x: Array, axis: int, xp: Any = jnp) -> Array:
     """``x`` minus its mean along `axis`, computed on data shifted by its first entry.
 
@@ -286,7 +292,6 @@ def _upper_triangle(m: Array, k: int) -> Array:
 # are used outside `jax.jit`, e.g. under an eager `jax.grad`. Inside a user's jit they inline.
 
 
-@jax.jit
 def _below_one(c: Array) -> Array:
     """``c`` scaled by a power of two (exact) so that its entries are below 1 in magnitude:
     a product of two sums of squares of triangles of 1e10 overflowed float32 otherwise.
@@ -296,6 +301,7 @@ def _below_one(c: Array) -> Array:
     return c * jnp.ldexp(jnp.ones_like(peak), -exponent)
 
 
+@jax.jit
 def _matrix_corr(a: Array, b: Array) -> Array:
     r"""Pearson correlation of the upper triangles; 0 where either triangle is constant.
 
@@ -790,10 +796,8 @@ def power_spectral_density(
     (signal unit)$^2$/Hz, shape `(n_freqs,)` or `(..., n_freqs, regions)`.
     """
     dt_ms = _time_ms(sampling_step(x, dt, "x"))
-    laid_out = is_signal(x)
-    x = _magnitude(x, "x")
-    if not laid_out:
-        _warn_if_regions_first(x, "x")
+    given, x = x, _magnitude(x, "x")
+    _check_layout(given, x, "x")
     return _spectrum(x, dt_ms, nperseg, noverlap, window, detrend, freq_range)
 
 
