@@ -378,7 +378,7 @@ class Signal(eqx.Module):
         if not np.isfinite(dt_arr) or dt_arr <= 0:
             raise ValueError(f"'dt' must be a positive finite scalar (ms), got {dt!r}.")
         first = dt_arr if t_first is None else np.asarray(to_ms(t_first, "t_first", "the sample times"))
-        if first.shape != () or not np.isfinite(first):
+        if not np.isfinite(first):  # (to_ms refused a non-scalar)
             raise ValueError(f"'t_first' must be a finite scalar time (ms): the first sample's, got {t_first!r}.")
         n = signal.shape[1]
         if fc is None:
