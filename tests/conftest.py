@@ -1,6 +1,18 @@
+import os
+
 import jax
 import pytest
 from _jax_versions import enable_x64, unregister_event_duration_listener
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's addopts): one worker process per CPU this process may run on,
+    at most 4, or ``$PYTEST_XDIST_AUTO_NUM_WORKERS``. Each worker is a JAX process that holds
+    1-2 GB while it compiles; ``-n0`` runs the tests in this process."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, 4)
 
 
 @pytest.fixture
