@@ -29,11 +29,33 @@ PAGES = sorted(
     for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
     if "```python" in p.read_text(encoding="utf-8")
 )
-_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+_BLOCK = re.compile(r"(<!-- slow[^\n]*-->\n)?```python\n(.*?)```", re.S)
+# `<!-- slow: why -->` on the line before a block (invisible on the rendered page) keeps
+# that block out of the default run: a page's longest computation runs in the slow run
+# (`pytest -m slow`, the nightly), with the rest of its page.
+_SLOW_TAG = "<!-- slow"
+
+
+def _blocks(page: str, slow: bool = True) -> list[str]:
+    """The sources of `page`'s ```python blocks, in order; without `slow`, not those tagged slow."""
+    found = _BLOCK.findall((ROOT / page).read_text(encoding="utf-8"))
+    return [source for tag, source in found if slow or not tag]
+
+
+SLOW_PAGES = [p for p in PAGES if _SLOW_TAG in (ROOT / p).read_text(encoding="utf-8")]
 
 
 def test_pages_found():
     assert "README.md" in PAGES and "docs/getting-started.md" in PAGES
+    assert "docs/howto/fitting.md" in SLOW_PAGES
+
+
+@pytest.mark.parametrize("page", SLOW_PAGES)
+def test_every_slow_tag_is_on_a_block(page):
+    """A tag that is not on the line right before a block would leave that block in the
+    default run, unnoticed."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    assert text.count(_SLOW_TAG) == len(_blocks(page)) - len(_blocks(page, slow=False)) > 0
 
 
 def _run_block(source: str, label: str, namespace: dict) -> None:
@@ -50,8 +72,9 @@ def _run_block(source: str, label: str, namespace: dict) -> None:
                 raise AssertionError(f"{label}, line {statement.lineno}: {type(err).__name__}: {err}") from err
 
 
-def run_page(page: str) -> None:
-    """Run `page`'s examples in this process (the child's entry point)."""
+def run_page(page: str, slow: bool) -> None:
+    """Run `page`'s examples in this process (the child's entry point); the blocks tagged
+    slow only with `slow`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -62,16 +85,28 @@ def run_page(page: str) -> None:
     namespace = module.__dict__
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i, block in enumerate(_BLOCK.findall((ROOT / page).read_text(encoding="utf-8"))):
-            _run_block(block, f"{page} example {i + 1}", namespace)
+        for i, (tag, block) in enumerate(_BLOCK.findall((ROOT / page).read_text(encoding="utf-8"))):
+            if slow or not tag:
+                _run_block(block, f"{page} example {i + 1}", namespace)
+
+
+def _run_page_in_a_child(page: str, slow: bool, cwd: Path) -> None:
+    child = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_docs_examples as t; "
+             f"t.run_page({page!r}, {slow})")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", child], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_examples_run(page, tmp_path):
-    child = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_docs_examples as t; t.run_page({page!r})"
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, "-c", child], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _run_page_in_a_child(page, False, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", SLOW_PAGES)
+def test_examples_run_with_the_slow_blocks(page, tmp_path):
+    _run_page_in_a_child(page, True, tmp_path)
 
 
 @pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
@@ -87,7 +122,7 @@ def test_first_amplitude_is_the_limit_cycle_radius(page):
     import numpy as np
 
     namespace: dict = {}
-    for block in _BLOCK.findall((ROOT / page).read_text(encoding="utf-8")):
+    for block in _blocks(page):
         # Only the imports and the definition: the page's own grad/vmap calls are the rest.
         keep = [
             s
@@ -111,7 +146,7 @@ def test_sparse_network_example_moves():
     import jax.numpy as jnp
 
     page = "docs/howto/networks.md"
-    (block,) = [b for b in _BLOCK.findall((ROOT / page).read_text(encoding="utf-8")) if "scipy.sparse" in b]
+    (block,) = [b for b in _blocks(page) if "scipy.sparse" in b]
     assert "n = 1000\n" in block and "\nloss = " in block
     run = block.split("\nloss = ")[0].replace("n = 1000\n", "n = 50\n")
     namespace: dict = {}
@@ -124,7 +159,7 @@ def test_ensembles_memory_example_warns_nothing():
     every member's Network warned that it dropped 4 self-connections, a warning the page
     never mentions. Its imports (the first block) and that block, run as written."""
     page = "docs/howto/ensembles.md"
-    blocks = _BLOCK.findall((ROOT / page).read_text(encoding="utf-8"))
+    blocks = _blocks(page)
     (block,) = [b for b in blocks if "def one(k, a)" in b]
     namespace: dict = {}
     with warnings.catch_warnings(record=True) as caught:
