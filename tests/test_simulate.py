@@ -1161,6 +1161,7 @@ def test_reverse_mode_through_a_run_in_pieces_keeps_no_checkpoint_per_step(monke
     assert long < 2 * short, (short, long)
 
 
+@pytest.mark.slow  # 34 s; the float64 pieces and their gradients run in the default run
 def test_a_float32_run_in_pieces_and_its_gradient_equal_float64(short_pieces):
     # The pieces step with `_StepGrid`, exact in reverse mode for diffrax's default
     # checkpoints or any given count: a float32 run in pieces of 10 steps and its gradients
