@@ -849,6 +849,36 @@ def test_counted_steps_are_exactly_dt_and_read_their_own_input_far_into_a_run():
     assert Substeps(dfx.Euler(), np.int64(2), np.float32(0.5)) == Substeps(dfx.Euler(), 2, 0.5)
 
 
+def test_substeps_without_dt_split_each_step_into_n_equal_steps():
+    # Substeps(solver, n) without dt (a user's own diffrax solve; simulate always counts
+    # steps with dt) takes n steps of (t1 - t0) / n on absolute times, the input read at
+    # each inner step's start, and carries no step count or failure record.
+    from brainmass_eqx._simulate import _CallableInputs
+    from brainmass_eqx.solvers import Substeps
+
+    gamma, n = -0.5, 4
+    node = bx.Linear(1, gamma=gamma)
+    terms = node.terms(None)
+    ramp = _CallableInputs(lambda t: {"x": jnp.ones(1) * t}, {"x": "dimensionless"})
+    stepper = Substeps(dfx.Euler(), n)
+    y0 = {"x": jnp.array([1.0])}
+    t0, t1 = 1.0, 3.0
+    state = stepper.init(terms, t0, t1, y0, ramp)
+    y1, _, dense, state, result = stepper.step(terms, t0, t1, y0, ramp, state, False)
+    # Euler on dx/dt = gamma x + t with h = (t1 - t0) / n, each inner step reading its own t.
+    h, want = (t1 - t0) / n, 1.0
+    for i in range(n):
+        want = want + h * (gamma * want + (t0 + i * h))
+    assert float(y1["x"][0]) == pytest.approx(want, rel=1e-6)
+    np.testing.assert_array_equal(dense["y1"]["x"], y1["x"])
+    assert result == dfx.RESULTS.successful
+    assert stepper.failure(state) is None and stepper.carried(state) is None
+    # One step (n = 1) is the inner solver's own step.
+    single = Substeps(dfx.Euler(), 1)
+    y_one = single.step(terms, t0, t1, y0, ramp, single.init(terms, t0, t1, y0, ramp), False)[0]
+    assert float(y_one["x"][0]) == pytest.approx(1.0 + (t1 - t0) * (gamma + t0), rel=1e-6)
+
+
 def test_sample_times_stay_exact_and_a_delayed_network_continues_far_into_a_run():
     # float32 times are 0.0625 ms apart at 10 minutes and 0.25 ms at an hour: samples
     # 0.1 ms apart had uneven or equal times, and a delayed Network's continuation
