@@ -187,6 +187,36 @@ def test_ring_take_and_the_ring_write_transpose_equal_the_xla_update(x64):
     np.testing.assert_array_equal(np.asarray(batched[1][1]), 2 * np.asarray(ct)[20:25])
 
 
+def test_ring_write_derivatives_equal_an_array_update_for_every_argument_and_order(x64):
+    # The write's transposes with only the buffer or only the value differentiated, and
+    # the derivatives of its transpose (forward over reverse: ring_slot's and ring_take's
+    # JVPs), ran in no other test (coverage of the default suite). Each is compared with
+    # the same update of an ordinary array, with the native kernels and with XLA's, alone
+    # and under vmap (the buffer per member or shared).
+    rng = np.random.default_rng(5)
+    b0, v0, db, dv = (jnp.asarray(rng.normal(size=shape)) for shape in ((35,), (5,), (35,), (5,)))
+
+    def ours(b, v):
+        return jnp.sum(jnp.sin(hist.ring_unfill(hist.ring_write(hist.ring_fill(b), v, jnp.int32(4)))) ** 2)
+
+    def reference(b, v):
+        return jnp.sum(jnp.sin(b.at[20:25].set(v)) ** 2)
+
+    def derivatives(f):
+        grads = [jax.grad(f, argnums=a)(b0, v0) for a in (0, 1)]
+        _, hvp = jax.jvp(jax.grad(f, argnums=(0, 1)), (b0, v0), (db, dv))
+        members = jax.vmap(jax.grad(f, argnums=(0, 1)))(jnp.stack([b0, db]), jnp.stack([v0, dv]))
+        shared = jax.vmap(jax.grad(f, argnums=1), in_axes=(None, 0))(b0, jnp.stack([v0, dv]))
+        return jax.tree_util.tree_leaves((grads, hvp, members, shared))
+
+    want = jax.jit(lambda: derivatives(reference))()
+    for reads in (contextlib.nullcontext, xla_reads):
+        with reads():
+            got = jax.jit(lambda: derivatives(ours))()
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+
+
 def test_double_precision_reads(x64):
     rng = np.random.default_rng(2)
     for dtype in (np.float64, np.complex128):
