@@ -637,6 +637,24 @@ def test_chunked_run_equals_unchunked_when_the_transient_is_whole_samples(transi
         np.testing.assert_array_equal(np.asarray(full.final_state["y"]), np.asarray(chunked.final_state["y"]))
 
 
+def test_chunked_run_with_a_progress_bar_counts_chunks_and_equals_the_plain_run(capsys):
+    plain = bx.simulate(hopf(), 30.0, dt=0.1, sample_every=5, chunk=100)
+    shown = bx.simulate(hopf(), 30.0, dt=0.1, sample_every=5, chunk=100, progress=True)
+    np.testing.assert_allclose(shown["x"], plain["x"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(shown.ts, plain.ts)
+    bar = capsys.readouterr().err
+    assert "simulate" in bar and "3/3" in bar, bar  # 300 steps, chunks of 100
+
+
+def test_chunk_is_refused_with_saveat_adaptive_steps_or_under_jit():
+    adaptive = dict(solver=dfx.Tsit5(), stepsize_controller=dfx.PIDController(rtol=1e-5, atol=1e-7))
+    for kw in (dict(saveat=np.array([5.0, 10.0])), adaptive):
+        with pytest.raises(ValueError, match=r"chunk is only supported for fixed steps on the step grid"):
+            bx.simulate(hopf(), 10.0, dt=0.1, chunk=20, **kw)
+    with pytest.raises(ValueError, match=r"chunk cannot be used under jax.jit/vmap/grad: it copies results"):
+        jax.jit(lambda a: bx.simulate(hopf(a=a), 10.0, dt=0.1, chunk=20)["x"])(0.2)
+
+
 def test_chunk_must_be_at_least_one_step():
     for chunk in (0, -5, u.Quantity(0.01, "ms")):
         with pytest.raises(ValueError, match="chunk must be at least one step"):
