@@ -219,6 +219,23 @@ def test_a_quantity_grid_reaches_simulate_fn_in_its_unit():
         ens.sweep(_wc_point, {"tau_E": [u.Quantity(10.0, "ms"), 20.0]}, summaries)
 
 
+def test_sweep_as_a_dataframe_with_a_progress_bar(capsys):
+    # A DataFrame column holds numbers: a Quantity grid's in the unit it was given in.
+    pytest.importorskip("pandas")
+    import unxt as u
+
+    summaries = {"m": lambda tr: jnp.mean(tr["rE"])}
+    table = ens.sweep(_wc_point, {"tau_E": [10.0, 20.0, 30.0]}, summaries, chunk_size=2)
+    capsys.readouterr()
+    frame = ens.sweep(_wc_point, {"tau_E": u.Quantity(np.array([0.01, 0.02, 0.03]), "s")}, summaries, chunk_size=2,
+                      as_dataframe=True, progress=True)  # fmt: skip
+    assert list(frame.columns) == ["tau_E", "m"]
+    np.testing.assert_allclose(frame["tau_E"].to_numpy(), [0.01, 0.02, 0.03])
+    np.testing.assert_allclose(frame["m"].to_numpy(), table["m"], rtol=1e-6)
+    bar = capsys.readouterr().err
+    assert "sweep" in bar and "2/2" in bar, bar  # 3 points in chunks of 2
+
+
 def test_a_second_sweep_of_the_same_functions_does_not_compile(compiles):
     # Each sweep mapped a closure made inside it, a new function to JAX's cache every
     # call: a second sweep compiled its runs again (0.9 s for runs of 5 ms).
