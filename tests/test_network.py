@@ -1105,3 +1105,38 @@ def test_a_self_pair_has_no_delay_and_an_unnormalised_laplacian_cancels_it():
     kept = [bm.simulate(Network(hopf(), conn, k=0.5, self_connection=True, delays=2.0), 20.0, dt=DT, y0=y0)["x"]
             for conn in (diag, jsparse.BCOO.fromdense(diag))]  # fmt: skip
     np.testing.assert_allclose(kept[0], kept[1], atol=1e-6)
+
+
+def test_more_refusals_name_the_argument_and_what_to_give():
+    # Refusals that no other test reached (coverage of the default suite): each is raised
+    # at construction, before anything is traced or compiled.
+    conn = np.ones((3, 3)) - np.eye(3)
+    wc = bm.WilsonCowan(3)
+    both = dict(coupled_var=["rE", "rI"], delays=conn)
+    cases = [
+        (TypeError, r"node must be a brainmass_eqx model \(e.g. Hopf\(n_regions\)\), got object",
+         lambda: Network(object(), conn)),
+        (ValueError, r"coupled_var lists a variable twice: \('x', 'x'\)",
+         lambda: Network(bm.Hopf(3), conn, coupled_var=["x", "x"])),
+        (ValueError, r"conn is required: the \(3, 3\) connection weights",
+         lambda: Network(bm.Hopf(3), None)),
+        (ValueError, r"max_delay must be finite and >= 0 ms, got -1.0",
+         lambda: Network(bm.Hopf(3), conn, delays=conn, max_delay=-1.0)),
+        (TypeError, r"history: with several coupled variables \['rE', 'rI'\] the function must return a dict",
+         lambda: Network(wc, conn, history=lambda t: jnp.zeros(3), **both)),
+        (ValueError, r"history\(t\) must give the coupled variable\(s\) \['rI'\]; it gave \['rE'\]",
+         lambda: Network(wc, conn, history=lambda t: {"rE": jnp.zeros(3)}, **both)),
+        (ValueError, r"history\(t\)\['x'\] has shape \(4,\); expected \(3,\) or a scalar",
+         lambda: Network(bm.Hopf(3), conn, delays=conn, history=lambda t: jnp.zeros(4))),
+        (TypeError, r"history: give a dict \{name: values\} for the coupled variables \['rE', 'rI'\]",
+         lambda: Network(wc, conn, history=jnp.zeros(3), **both)),
+        (ValueError, r"history\['x'\] has shape \(4,\); expected \(3,\) or a scalar",
+         lambda: Network(bm.Hopf(3), conn, delays=conn, history={"x": jnp.zeros(4)})),
+        (ValueError, r"noise: with several coupling targets attach noise to the node with with_noise\(\)",
+         lambda: Network(wc, conn, coupled_var=["rE", "rI"], noise=bm.noise.WhiteNoise(0.1))),
+        (ValueError, r"delays: a Param is not supported with a sparse conn; give an array",
+         lambda: Network(bm.Hopf(3), jsparse.BCOO.fromdense(jnp.asarray(conn)), delays=bm.Param(conn))),
+    ]  # fmt: skip
+    for error, message, build in cases:
+        with pytest.raises(error, match=message):
+            build()
