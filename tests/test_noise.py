@@ -552,3 +552,22 @@ def test_multiplicative_noise_is_read_from_the_diffusion_data_flow():
         terms = model.terms(jr.key(0), dt=0.1, t1=1.0, solver=dfx.Heun())
         y0 = {k: jnp.zeros_like(v) for k, v in model.init_state(jr.key(1)).items()}
         assert multiplicative_noise(terms, 0.0, y0, _make_source(model, None, 10, 0.1)) is expected, name
+
+
+def test_with_noise_refusals_that_no_other_test_reaches():
+    # Found by coverage of the default suite; all raised before anything is traced.
+    w = WhiteNoise(0.1)
+    cases = [
+        (ValueError, r"noise on 'x' given twice \(in `noise` and as noise_x=\)",
+         lambda: with_noise(bm.Hopf(2), {"x": w}, noise_x=w)),
+        (TypeError, r"with_noise: `model` must be a brainmass_eqx model, got object",
+         lambda: with_noise(object(), noise_x=w)),
+        (ValueError, r"enters\['coupling'\] = 'derivative', but ReducedWongWang has no state 'coupling'; "
+                     r"its states are \['S'\]",
+         lambda: with_noise(bm.ReducedWongWang(2), {"coupling": w}, enters="derivative")),
+        (ValueError, r"enters\['y'\] = 'input', but Lorenz has no input 'y'; its inputs are \['x'\]",
+         lambda: with_noise(bm.Lorenz(2), {"y": w}, enters="input")),
+    ]  # fmt: skip
+    for error, message, build in cases:
+        with pytest.raises(error, match=message):
+            build()
