@@ -356,3 +356,23 @@ def test_an_error_inside_nevergrad_is_named_with_the_optimizers_to_use(monkeypat
     with pytest.raises(RuntimeError, match=r"nevergrad's optimizer 'DE' failed inside nevergrad itself at generation 0 "
                        r"\(TypeError: only 0-dimensional .*\), not in the loss\. Choose another optimizer: 'DE' or 'CMA'"):
         fitter.fit(jnp.asarray(0.5), 2, popsize=4)
+
+
+def test_least_squares_with_a_prior_finds_the_penalised_optimum():
+    # A prior adds one residual sqrt(2 P) (coverage of the default suite: no test fitted a
+    # Param with a prior by a least-squares solver). For residuals a x - y and P =
+    # 0.5 ((a - m) / s)^2 the optimum is (x.y + m / s^2) / (x.x + 1 / s^2), here
+    # (4.8 + 2) / (5 + 4) = 0.7556, against 0.96 without the prior.
+    from brainmass_eqx.fit import GaussianPrior
+
+    x, y = jnp.array([1.0, 2.0]), jnp.array([1.0, 1.9])
+    model = Quadratic(a=bm.Param(0.1, prior=GaussianPrior(mean=0.5, std=0.5)))
+    fitter = Fitter(model, optx.LevenbergMarquardt(rtol=1e-8, atol=1e-8), predict=lambda m: m.a * x, backend="optimistix")
+    result = fitter.fit(y, 50)
+    a = float(result.best_params["a"])
+    assert a == pytest.approx(6.8 / 9.0, rel=1e-4)  # float32; a residual sqrt(P) would give 0.8286
+    # best_loss is the penalised least-squares loss 0.5 |r|^2 + P at that point.
+    expect = 0.5 * float(jnp.sum((a * x - y) ** 2)) + 0.5 * ((a - 0.5) / 0.5) ** 2
+    assert result.best_loss == pytest.approx(expect, rel=1e-5)
+    with pytest.raises(ValueError, match=r"GaussianPrior\(std=...\) must be positive, got 0.0"):
+        GaussianPrior(mean=0.5, std=0.0)
