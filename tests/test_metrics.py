@@ -444,6 +444,10 @@ def test_psd_jit_grad_and_dominant_frequency():
             r"`freq_range` = \(40.0, 8.0\) Hz: f_min must not exceed f_max",
         ),
         (lambda x: M.dominant_frequency(x, 1.0, freq_range=8.0), ValueError, r"`freq_range` must be a pair"),
+        (lambda x: M.power_spectral_density(x, 1.0, freq_range=(1.0, 2.0, 3.0)), ValueError,
+         r"`freq_range` must be a pair \(f_min, f_max\) in Hz"),
+        (lambda x: M.power_spectral_density(x[0, 0], 1.0), ValueError,
+         r"`x` must be a signal \(time,\) or \(..., time, regions\), got a scalar"),
     ],
 )
 def test_psd_bad_inputs(rand, call, exc, match):
@@ -496,6 +500,10 @@ def test_cosine_similarity(rand):
     assert np.all(np.isfinite(jax.jit(jax.grad(M.cosine_similarity))(z, jnp.ones(5))))
     with pytest.raises(ValueError, match="`epsilon` must be >= 0"):
         M.cosine_similarity(a, b, epsilon=-1.0)
+    with pytest.raises(ValueError, match=r"`a` and `b` must have the same shape, got \(3,\) and \(4,\)"):
+        M.cosine_similarity(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match=r"`a` and `b` must have at least one axis, got shape \(\)"):
+        M.cosine_similarity(1.0, 2.0)
 
 
 # --------------------------------------------------------------------------- synchrony
