@@ -221,7 +221,7 @@ def test_a_quantity_grid_reaches_simulate_fn_in_its_unit():
 
 def test_sweep_as_a_dataframe_with_a_progress_bar(capsys):
     # A DataFrame column holds numbers: a Quantity grid's in the unit it was given in.
-    pytest.importorskip("pandas")
+    # (pandas is always there: nevergrad requires it, so no skip that could hide a failure.)
     import unxt as u
 
     summaries = {"m": lambda tr: jnp.mean(tr["rE"])}

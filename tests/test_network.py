@@ -1107,36 +1107,41 @@ def test_a_self_pair_has_no_delay_and_an_unnormalised_laplacian_cancels_it():
     np.testing.assert_allclose(kept[0], kept[1], atol=1e-6)
 
 
-def test_more_refusals_name_the_argument_and_what_to_give():
-    # Refusals that no other test reached (coverage of the default suite): each is raised
-    # at construction, before anything is traced or compiled.
-    conn = np.ones((3, 3)) - np.eye(3)
-    wc = bm.WilsonCowan(3)
-    both = dict(coupled_var=["rE", "rI"], delays=conn)
-    cases = [
+_CONN3 = np.ones((3, 3)) - np.eye(3)
+_BOTH_WC = dict(coupled_var=["rE", "rI"], delays=_CONN3)
+
+
+# Refusals that no other test reached (coverage of the default suite): each is raised at
+# construction, before anything is traced or compiled.
+@pytest.mark.parametrize(
+    "error,message,build",
+    [
         (TypeError, r"node must be a brainmass_eqx model \(e.g. Hopf\(n_regions\)\), got object",
-         lambda: Network(object(), conn)),
+         lambda: Network(object(), _CONN3)),
         (ValueError, r"coupled_var lists a variable twice: \('x', 'x'\)",
-         lambda: Network(bm.Hopf(3), conn, coupled_var=["x", "x"])),
+         lambda: Network(bm.Hopf(3), _CONN3, coupled_var=["x", "x"])),
         (ValueError, r"conn is required: the \(3, 3\) connection weights",
          lambda: Network(bm.Hopf(3), None)),
         (ValueError, r"max_delay must be finite and >= 0 ms, got -1.0",
-         lambda: Network(bm.Hopf(3), conn, delays=conn, max_delay=-1.0)),
+         lambda: Network(bm.Hopf(3), _CONN3, delays=_CONN3, max_delay=-1.0)),
         (TypeError, r"history: with several coupled variables \['rE', 'rI'\] the function must return a dict",
-         lambda: Network(wc, conn, history=lambda t: jnp.zeros(3), **both)),
+         lambda: Network(bm.WilsonCowan(3), _CONN3, history=lambda t: jnp.zeros(3), **_BOTH_WC)),
         (ValueError, r"history\(t\) must give the coupled variable\(s\) \['rI'\]; it gave \['rE'\]",
-         lambda: Network(wc, conn, history=lambda t: {"rE": jnp.zeros(3)}, **both)),
+         lambda: Network(bm.WilsonCowan(3), _CONN3, history=lambda t: {"rE": jnp.zeros(3)}, **_BOTH_WC)),
         (ValueError, r"history\(t\)\['x'\] has shape \(4,\); expected \(3,\) or a scalar",
-         lambda: Network(bm.Hopf(3), conn, delays=conn, history=lambda t: jnp.zeros(4))),
+         lambda: Network(bm.Hopf(3), _CONN3, delays=_CONN3, history=lambda t: jnp.zeros(4))),
         (TypeError, r"history: give a dict \{name: values\} for the coupled variables \['rE', 'rI'\]",
-         lambda: Network(wc, conn, history=jnp.zeros(3), **both)),
+         lambda: Network(bm.WilsonCowan(3), _CONN3, history=jnp.zeros(3), **_BOTH_WC)),
         (ValueError, r"history\['x'\] has shape \(4,\); expected \(3,\) or a scalar",
-         lambda: Network(bm.Hopf(3), conn, delays=conn, history={"x": jnp.zeros(4)})),
+         lambda: Network(bm.Hopf(3), _CONN3, delays=_CONN3, history={"x": jnp.zeros(4)})),
         (ValueError, r"noise: with several coupling targets attach noise to the node with with_noise\(\)",
-         lambda: Network(wc, conn, coupled_var=["rE", "rI"], noise=bm.noise.WhiteNoise(0.1))),
+         lambda: Network(bm.WilsonCowan(3), _CONN3, coupled_var=["rE", "rI"], noise=bm.noise.WhiteNoise(0.1))),
         (ValueError, r"delays: a Param is not supported with a sparse conn; give an array",
-         lambda: Network(bm.Hopf(3), jsparse.BCOO.fromdense(jnp.asarray(conn)), delays=bm.Param(conn))),
-    ]  # fmt: skip
-    for error, message, build in cases:
-        with pytest.raises(error, match=message):
-            build()
+         lambda: Network(bm.Hopf(3), jsparse.BCOO.fromdense(jnp.asarray(_CONN3)), delays=bm.Param(_CONN3))),
+    ],
+    ids=["node", "coupled_var-twice", "no-conn", "max_delay", "history-fn-not-dict", "history-fn-missing",
+         "history-fn-shape", "history-not-dict", "history-shape", "noise-two-targets", "sparse-param-delays"],
+)  # fmt: skip
+def test_more_refusals_name_the_argument_and_what_to_give(error, message, build):
+    with pytest.raises(error, match=message):
+        build()

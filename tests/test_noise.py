@@ -554,20 +554,22 @@ def test_multiplicative_noise_is_read_from_the_diffusion_data_flow():
         assert multiplicative_noise(terms, 0.0, y0, _make_source(model, None, 10, 0.1)) is expected, name
 
 
-def test_with_noise_refusals_that_no_other_test_reaches():
-    # Found by coverage of the default suite; all raised before anything is traced.
-    w = WhiteNoise(0.1)
-    cases = [
+# Found by coverage of the default suite; all raised before anything is traced.
+@pytest.mark.parametrize(
+    "error,message,build",
+    [
         (ValueError, r"noise on 'x' given twice \(in `noise` and as noise_x=\)",
-         lambda: with_noise(bm.Hopf(2), {"x": w}, noise_x=w)),
+         lambda: with_noise(bm.Hopf(2), {"x": WhiteNoise(0.1)}, noise_x=WhiteNoise(0.1))),
         (TypeError, r"with_noise: `model` must be a brainmass_eqx model, got object",
-         lambda: with_noise(object(), noise_x=w)),
+         lambda: with_noise(object(), noise_x=WhiteNoise(0.1))),
         (ValueError, r"enters\['coupling'\] = 'derivative', but ReducedWongWang has no state 'coupling'; "
                      r"its states are \['S'\]",
-         lambda: with_noise(bm.ReducedWongWang(2), {"coupling": w}, enters="derivative")),
+         lambda: with_noise(bm.ReducedWongWang(2), {"coupling": WhiteNoise(0.1)}, enters="derivative")),
         (ValueError, r"enters\['y'\] = 'input', but Lorenz has no input 'y'; its inputs are \['x'\]",
-         lambda: with_noise(bm.Lorenz(2), {"y": w}, enters="input")),
-    ]  # fmt: skip
-    for error, message, build in cases:
-        with pytest.raises(error, match=message):
-            build()
+         lambda: with_noise(bm.Lorenz(2), {"y": WhiteNoise(0.1)}, enters="input")),
+    ],
+    ids=["given-twice", "not-a-model", "derivative-not-a-state", "input-not-an-input"],
+)  # fmt: skip
+def test_with_noise_refusals_that_no_other_test_reaches(error, message, build):
+    with pytest.raises(error, match=message):
+        build()
