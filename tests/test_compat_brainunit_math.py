@@ -232,3 +232,106 @@ def test_brownian_noise_unit_error_is_short(compat_env):
         bm.Simulator(bm.BrownianNoise(in_size=200, sigma=1.0), dt=0.1 * u.ms).run(0.2 * u.ms, monitors=None)
     message = str(err.value)
     assert "float32[200] nA" in message and "0. 0." not in message and len(message) < 200
+
+
+# -- brainunit's own keyword names and options ----------------------------------------------------
+# The wrappers bind calls to jax.numpy's signatures, whose names differ from brainunit's
+# (``sum(x=...)`` is jax.numpy's ``a``, ``clip``'s ``a_min``/``a_max`` its ``min``/``max``);
+# brainunit's spellings were refused with "unexpected keyword argument".
+
+
+@pytest.mark.parametrize(
+    "call, values, unit",
+    [
+        (lambda: u.math.sum(x=Q), 6.0, u.ms),
+        (lambda: u.math.mean(x=Q, axis=0), 2.0, u.ms),
+        (lambda: u.math.std(x=Q), np.std([1.0, 2.0, 3.0]), u.ms),
+        (lambda: u.math.cumsum(x=Q), [1.0, 3.0, 6.0], u.ms),
+        (lambda: u.math.clip(Q, a_min=1.5 * u.ms, a_max=0.0025 * u.second), [1.5, 2.0, 2.5], u.ms),
+        (lambda: u.math.clip(a=Q, a_min=1.5 * u.ms, a_max=2.5 * u.ms), [1.5, 2.0, 2.5], u.ms),
+        (lambda: u.math.add(x=Q, y=1 * u.second), [1001.0, 1002.0, 1003.0], u.ms),
+        (lambda: u.math.subtract(Q, y=1 * u.ms), [0.0, 1.0, 2.0], u.ms),
+        (lambda: u.math.multiply(x=Q, y=Q), [1.0, 4.0, 9.0], u.ms**2),
+        (lambda: u.math.divide(x=Q * u.mV / u.ms, y=Q), [1.0, 1.0, 1.0], u.mV / u.ms),
+        (lambda: u.math.maximum(x1=Q, x2=2 * u.ms), [2.0, 2.0, 3.0], u.ms),
+        (lambda: u.math.negative(x=Q), [-1.0, -2.0, -3.0], u.ms),
+        (lambda: u.math.split(a=Q, indices_or_sections=3)[1], [2.0], u.ms),
+        (lambda: u.math.hstack(arrays=[Q, Q]), [1, 2, 3, 1, 2, 3], u.ms),
+        (lambda: u.math.ones_like(jnp.ones(2), unit=u.mV), [1.0, 1.0], u.mV),
+        (lambda: u.math.zeros_like(Q, unit=u.second), [0.0, 0.0, 0.0], u.second),
+        (lambda: u.math.diag(Q, unit=u.second)[1], [0.0, 0.002, 0.0], u.second),
+        (lambda: u.math.diag(jnp.ones(2), unit=u.mV)[0], [1.0, 0.0], u.mV),
+        (lambda: u.math.triu(A, unit=u.mV), [[1.0, 2.0], [0.0, 5.0]], u.mV),
+        (lambda: u.math.tril(A * u.second, unit=u.ms), [[1000.0, 0.0], [3000.0, 5000.0]], u.ms),
+        (lambda: u.math.asarray(a=[1.0, 2.0], unit=u.mV), [1.0, 2.0], u.mV),
+        (lambda: u.math.array([1.0, 2.0], dtype=jnp.float32, order="K", unit=u.mV), [1.0, 2.0], u.mV),
+        (lambda: u.Quantity(mantissa=[1.0, 2.0], unit=u.mV), [1.0, 2.0], u.mV),
+        (lambda: u.math.leaky_relu(jnp.array([-1.0, 2.0]) * u.mV, negative_slope=0.5), [-0.5, 2.0], u.mV),
+        (lambda: u.math.flatten(jnp.ones((2, 3)) * u.mV), np.ones(6), u.mV),
+        (lambda: u.math.flatten(jnp.ones((2, 3, 4)) * u.mV, start_axis=1).shape, None, None),
+        (lambda: u.math.unflatten(Q, 0, (3, 1))[:, 0], [1.0, 2.0, 3.0], u.ms),
+        (lambda: u.math.remove_diag(A * u.ms), [[2.0], [3.0]], u.ms),
+        (lambda: u.math.fix(jnp.array([-1.5, 2.5]) * u.ms), [-1.0, 2.0], u.ms),
+        (lambda: u.math.row_stack([Q, Q])[1], [1.0, 2.0, 3.0], u.ms),
+    ],
+)
+def test_brainunit_keyword_names_and_unit_options(call, values, unit):
+    out = call()
+    if unit is None:  # a shape
+        assert out == (2, 12)
+    else:
+        _is(out, values, unit)
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (lambda: u.math.allclose(x=1 * u.second, y=1000 * u.ms), True),
+        (lambda: u.math.isnan(a=Q), [False, False, False]),
+        (lambda: u.math.array_equal(x=Q, y=Q), True),
+        (lambda: u.math.any(x=Q > 2 * u.ms), True),
+        (lambda: u.math.alltrue(Q > 0 * u.ms), True),
+        (lambda: u.math.sometrue(Q > 5 * u.ms), False),
+        (lambda: u.math.exp(1 * u.mV, unit_to_scale=u.mV), np.e),
+        (lambda: u.math.sin(jnp.array([1.0, 2.0]) * u.mV, unit_to_scale=u.volt), np.sin([0.001, 0.002])),
+        (lambda: u.math.log(10 * u.second, unit_to_scale=u.ms), np.log(10000.0)),
+        (lambda: u.math.sigmoid(0.0), 0.5),
+        (lambda: u.math.sigmoid(2.0 * u.mV, unit_to_scale=u.mV), 1 / (1 + np.exp(-2.0))),
+        (lambda: u.math.softplus(jnp.zeros(2)), [np.log(2.0)] * 2),
+        (lambda: u.math.exprel(jnp.array([0.0, 1e-6, 1.0])), [1.0, 1.0000005, np.e - 1]),
+        (lambda: u.math.exprel(1.0 * u.mV, unit_to_scale=u.volt), np.expm1(0.001) / 0.001),
+        (lambda: u.math.product(jnp.array([2.0, 3.0])), 6.0),
+        (lambda: u.math.cumproduct(jnp.array([2.0, 3.0])), [2.0, 6.0]),
+        (lambda: u.math.matrix_power(A, 2), A @ A),
+        (lambda: u.get_magnitude(obj=3 * u.mV), 3.0),
+        (lambda: u.maybe_decimal(val=3 * u.volt, unit=u.mV), 3000.0),
+        (lambda: u.math.get_magnitude(Q), [1.0, 2.0, 3.0]),
+        (lambda: (u.math.is_quantity(Q), u.math.is_float(Q), u.math.is_int(jnp.arange(2))), (True, True, True)),
+    ],
+)
+def test_brainunit_keyword_calls_with_plain_results(call, expected):
+    out = call()
+    assert not isinstance(out, u.Quantity), out
+    np.testing.assert_allclose(np.asarray(out, dtype=float), np.asarray(expected, dtype=float), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: u.math.sum(Q, x=Q), TypeError, r"sum\(\) got multiple values for argument 'a'"),
+        (lambda: u.math.clip(Q, a_min=1 * u.ms, min=1 * u.ms), TypeError, r"clip\(\) got both 'a_min' and 'min'"),
+        (lambda: u.math.add(Q, x=Q), TypeError, r"add\(\) got argument 1 both by position and by keyword"),
+        (lambda: u.math.exp(jnp.ones(2), unit_to_scale=u.mV), TypeError, r"exp: unit_to_scale=.* is for a Quantity"),
+        (lambda: u.math.exp(1 * u.mV, unit_to_scale="mV"), TypeError, r"unit_to_scale must be a brainunit Unit"),
+        (lambda: u.math.exp(1 * u.mV, unit_to_scale=u.second), u.UnitMismatchError, r"Cannot convert 1 mV to s"),
+        (lambda: u.math.sigmoid(1 * u.mV), u.UnitMismatchError, r"sigmoid requires a dimensionless argument"),
+        (lambda: u.math.ones_like(Q, unit="mV"), TypeError, r"requires unit to be a brainunit Unit"),
+        (lambda: u.math.diag(Q, unit=u.mV), u.UnitMismatchError, r"ms to mV: units do not match"),
+        (lambda: u.math.remove_diag(jnp.ones((2, 3))), ValueError, r"square 2-D matrix, got shape \(2, 3\)"),
+        (lambda: u.Quantity(unit=u.mV), TypeError, r"give the numbers once"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None) if isinstance(v, type) else None,
+)
+def test_brainunit_keyword_misuse_is_refused(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -313,7 +313,13 @@ class Quantity(BareQuantity):
     # NumPy hands ``ndarray * quantity`` to ``Quantity.__rmul__`` (host values stay NumPy).
     __array_ufunc__ = None
 
-    def __init__(self, value: Any, unit: Any = ""):
+    def __init__(self, mantissa: Any = None, unit: Any = "", dtype: Any = None, *, value: Any = None):
+        # brainunit's name is ``mantissa``; unxt (dataclasses.replace) passes ``value``.
+        if (mantissa is None) == (value is None):
+            raise TypeError("Quantity(mantissa, unit): give the numbers once, as mantissa (or value).")
+        value = mantissa if value is None else value
+        if dtype is not None:
+            value = value.astype(dtype) if hasattr(value, "astype") else np.asarray(value, dtype)
         if isinstance(value, BareQuantity) or isinstance(value, unxt.AbstractQuantity):
             value = value.to(_as_astropy(unit)).value if unit not in ("", None) else value
         if isinstance(unit, Unit):
@@ -579,40 +585,43 @@ def _plain(x: Any) -> Any:
 # -- functions ------------------------------------------------------------------------------------
 
 
-def get_magnitude(x: Any) -> Any:
-    """The number part of ``x`` (in ``x``'s own unit); ``x`` itself if it has no unit."""
-    if isinstance(x, BareQuantity) or isinstance(x, unxt.AbstractQuantity):
-        return x.value
-    return x
+def get_magnitude(obj: Any) -> Any:
+    """The number part of ``obj`` (in its own unit); ``obj`` itself if it has no unit."""
+    if isinstance(obj, BareQuantity) or isinstance(obj, unxt.AbstractQuantity):
+        return obj.value
+    return obj
 
 
 get_mantissa = get_magnitude
 
 
-def get_unit(x: Any) -> Unit:
-    """The `Unit` of ``x`` (``Unit("1")`` for a plain number or array)."""
-    if isinstance(x, Unit):
-        return x
-    if isinstance(x, unxt.AbstractQuantity):
-        return Unit(x.unit)
+def get_unit(obj: Any) -> Unit:
+    """The `Unit` of ``obj`` (``Unit("1")`` for a plain number or array)."""
+    if isinstance(obj, Unit):
+        return obj
+    if isinstance(obj, unxt.AbstractQuantity):
+        return Unit(obj.unit)
     return Unit(unxt.unit(""))
 
 
-def get_dim(x: Any) -> Dimension:
-    return get_unit(x).dim
+def get_dim(obj: Any) -> Dimension:
+    return get_unit(obj).dim
 
 
-def is_unitless(x: Any) -> bool:
-    return not isinstance(x, unxt.AbstractQuantity) or _is_dimensionless(x.unit)
+def is_unitless(obj: Any) -> bool:
+    return not isinstance(obj, unxt.AbstractQuantity) or _is_dimensionless(obj.unit)
 
 
-def maybe_decimal(x: Any, unit: Any = None) -> Any:
-    """A dimensionless quantity as a plain array; anything else unchanged."""
-    if isinstance(x, Quantity) and _is_dimensionless(x.unit):
-        return _simplify(x)
-    if isinstance(x, unxt.AbstractQuantity) and _is_dimensionless(x.unit):
-        return jnp.asarray(unxt.ustrip("", x))
-    return x
+def maybe_decimal(val: Any, unit: Any = None) -> Any:
+    """A dimensionless quantity as a plain array; a quantity with a unit as its numbers in
+    ``unit`` where ``unit`` is given; anything else unchanged."""
+    if isinstance(val, Quantity) and _is_dimensionless(val.unit):
+        return _simplify(val)
+    if isinstance(val, unxt.AbstractQuantity) and _is_dimensionless(val.unit):
+        return jnp.asarray(unxt.ustrip("", val))
+    if unit is not None and isinstance(val, unxt.AbstractQuantity):
+        return Quantity(val.value, val.unit).to_decimal(unit)
+    return val
 
 
 def _register_units() -> dict[str, Unit]:

@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import unxt
 
+from ...models._math import exprel as _exprel
 from . import (
     Quantity,
     Unit,
@@ -209,6 +210,70 @@ def _attach(out: Any, unit: Any) -> Any:
     return _wrap(out, unit)
 
 
+#: brainunit's keyword names where they differ from ``jax.numpy``'s: function -> {brainunit's
+#: name: jax.numpy's name, or the position of an argument jax.numpy takes positionally only}.
+_BRAINUNIT_KEYWORDS: dict[str, dict[str, str | int]] = {
+    **{name: {"x": "a"} for name in (
+        "all", "any", "around", "average", "cumsum", "diff", "histogram", "mean", "median", "nancumsum",
+        "nanmax", "nanmean", "nanmedian", "nanmin", "nanstd", "nansum", "nanvar", "ptp", "round", "std", "sum")},
+    **{name: {"x": "a", "y": "b"} for name in ("allclose", "isclose")},
+    **{name: {"x": "x1", "y": "x2"} for name in ("divide", "floor_divide", "power", "remainder", "true_divide")},
+    **{name: {"x": 0, "y": 1} for name in ("add", "subtract", "multiply")},
+    **{name: {"x1": 0, "x2": 1} for name in ("maximum", "minimum")},
+    **{name: {"a": "ary"} for name in ("dsplit", "hsplit", "split", "vsplit")},
+    **{name: {"arrays": "tup"} for name in ("dstack", "hstack")},
+    **{name: {"x": "val"} for name in ("imag", "real")},
+    **{name: {"a": "x"} for name in ("isfinite", "isinf", "isnan")},
+    "array_equal": {"x": "a1", "y": "a2"},
+    "clip": {"a": "arr", "a_min": "min", "a_max": "max"},
+    "ediff1d": {"x": "ary"},
+    "negative": {"x": 0},
+    "unique": {"a": "ar"},
+}  # fmt: skip
+
+
+def _positional_only_as_positions() -> None:
+    # jax.numpy takes some of these positionally only (``isnan(x, /)``): pass them so.
+    for name, renames in _BRAINUNIT_KEYWORDS.items():
+        fn = getattr(jnp, name, None)
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):  # a ufunc object: its table entries are positions already
+            continue
+        for theirs, ours in renames.items():
+            index = next((i for i, p in enumerate(params) if p.name == ours), None)
+            if index is not None and params[index].kind is inspect.Parameter.POSITIONAL_ONLY:
+                renames[theirs] = index
+
+
+_positional_only_as_positions()
+
+
+def _brainunit_keywords(name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """``args, kwargs`` with brainunit's keyword names (``sum(x=...)``, ``clip(a_min=...)``)
+    as ``jax.numpy``'s."""
+    renames = _BRAINUNIT_KEYWORDS.get(name)
+    if not renames or not kwargs.keys() & renames.keys():
+        return args, kwargs
+    kwargs = dict(kwargs)
+    positional = {}
+    for theirs, ours in renames.items():
+        if theirs not in kwargs:
+            continue
+        if isinstance(ours, int):
+            positional[ours] = kwargs.pop(theirs)
+        elif ours in kwargs:
+            raise TypeError(f"brainunit.math.{name}() got both {theirs!r} and {ours!r}: they are one argument.")
+        else:
+            kwargs[ours] = kwargs.pop(theirs)
+    args = list(args)
+    for position in sorted(positional):
+        if position != len(args):
+            raise TypeError(f"brainunit.math.{name}() got argument {position + 1} both by position and by keyword.")
+        args.append(positional[position])
+    return tuple(args), kwargs
+
+
 def _unit_rule(name: str, fn: Callable, groups: Any = ((0,),), result: Callable = None) -> Callable:
     """``fn`` with a unit rule: the arguments in each group of ``groups`` must agree in
     dimension and are converted to the group's first unit; ``result(units, call)`` gives the
@@ -220,6 +285,7 @@ def _unit_rule(name: str, fn: Callable, groups: Any = ((0,),), result: Callable 
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
+        args, kwargs = _brainunit_keywords(name, args, kwargs)
         if not _has_quantity((args, kwargs)):
             return fn(*args, **kwargs)
         args, kwargs = _drop_dimensionless((args, kwargs))
@@ -232,7 +298,10 @@ def _unit_rule(name: str, fn: Callable, groups: Any = ((0,),), result: Callable 
         unit = result(units, call)
         return _attach(call(fn), unit)
 
-    wrapped.__doc__ = f"``jax.numpy.{name}`` with brainunit's unit rule ({result.__doc__}).\n\n{fn.__doc__ or ''}"
+    module = getattr(fn, "__module__", None) or ""
+    public = "jax.nn" if module.startswith("jax._src.nn") else module
+    source = f"``{public}.{name}``" if public.startswith("jax") else f"``{name}``"
+    wrapped.__doc__ = f"{source} with brainunit's unit rule ({result.__doc__}).\n\n{fn.__doc__ or ''}"
     return _with_ufunc_methods(wrapped, name, fn)
 
 
@@ -242,6 +311,7 @@ def _plain_only(name: str, fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
+        args, kwargs = _brainunit_keywords(name, args, kwargs)
         if _has_quantity((args, kwargs)):
             args, kwargs = _drop_dimensionless((args, kwargs))
             if _has_quantity((args, kwargs)):
@@ -456,9 +526,125 @@ for _name in ("full", "arange", "linspace"):
     globals()[_name] = _creation(globals()[_name])
 
 
-def asarray(x, dtype=None, unit: Any = None):
-    """``x`` as an array, keeping its unit; a list of quantities becomes one Quantity in the
-    first one's unit (``asarray([1 * u.ms, 2 * u.ms])``); ``unit=`` attaches a unit."""
+def _in_unit(fn: Callable) -> Callable:
+    """``fn`` (a keep-the-unit rule) with brainunit's ``unit=`` keyword: a Quantity
+    argument is converted to ``unit`` first, a plain one gets it (``u.math.diag(v,
+    unit=u.mV)``)."""
+
+    @functools.wraps(fn)
+    def wrapped(first, *args, unit: Any = None, **kwargs):
+        if unit is None:
+            return fn(first, *args, **kwargs)
+        if not isinstance(unit, Unit):
+            raise TypeError(f"{fn.__name__} requires unit to be a brainunit Unit (e.g. u.mV), got {unit!r}.")
+        if _is_quantity(first):
+            return Quantity(fn(first, *args, **kwargs).to(unit.astropy).value, unit.astropy)
+        return Quantity(fn(first, *args, **kwargs), unit.astropy)
+
+    return wrapped
+
+
+for _name in ("zeros_like", "ones_like", "empty_like", "diag", "tril", "triu"):
+    globals()[_name] = _in_unit(globals()[_name])
+
+
+def _scaled_by_unit(fn: Callable) -> Callable:
+    """``fn`` (of a dimensionless argument) with brainunit's ``unit_to_scale=``: a Quantity
+    argument is taken as its numbers in that unit (``u.math.exp(v, unit_to_scale=u.mV)``
+    is ``exp(v / mV)``)."""
+
+    @functools.wraps(fn)
+    def wrapped(x, *args, unit_to_scale: Any = None, **kwargs):
+        if unit_to_scale is None:
+            return fn(x, *args, **kwargs)
+        if not isinstance(unit_to_scale, Unit):
+            raise TypeError(f"{fn.__name__}: unit_to_scale must be a brainunit Unit (e.g. u.mV), got {unit_to_scale!r}.")
+        if not _is_quantity(x):
+            raise TypeError(
+                f"{fn.__name__}: unit_to_scale={unit_to_scale!r} is for a Quantity argument, got {_brief(x)}; "
+                f"drop unit_to_scale for plain numbers."
+            )
+        return fn(x.to(unit_to_scale.astropy).value, *args, **kwargs)
+
+    return wrapped
+
+
+for _name in _RULES:
+    if _RULES[_name][1] is _dimensionless_only and _name in globals():
+        globals()[_name] = _scaled_by_unit(globals()[_name])
+
+# jax.nn's activations, which brainunit.math has too: of a dimensionless argument.
+for _name in ("celu", "elu", "gelu", "glu", "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh", "log_sigmoid",
+              "mish", "relu6", "selu", "sigmoid", "silu", "soft_sign", "softplus", "sparse_plus", "sparse_sigmoid",
+              "squareplus", "swish"):  # fmt: skip
+    if hasattr(jax.nn, _name):
+        globals()[_name] = _scaled_by_unit(_unit_rule(_name, getattr(jax.nn, _name), ((0,),), _dimensionless_only))
+leaky_relu = _unit_rule("leaky_relu", jax.nn.leaky_relu, ((0,),), _keep)
+exprel = _scaled_by_unit(_unit_rule("exprel", _exprel, ((0,),), _dimensionless_only))
+
+
+def _flatten(x, start_axis=None, end_axis=None):
+    """Axes ``start_axis..end_axis`` (all by default) merged into one."""
+    x = jnp.asarray(x)
+    if x.ndim == 0:
+        return x.reshape(1)
+    start = 0 if start_axis is None else start_axis % x.ndim
+    end = x.ndim - 1 if end_axis is None else end_axis % x.ndim
+    return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1 :])
+
+
+def _unflatten(x, axis, sizes):
+    """Axis ``axis`` split into ``sizes``."""
+    x = jnp.asarray(x)
+    axis = axis % x.ndim
+    return x.reshape(x.shape[:axis] + tuple(sizes) + x.shape[axis + 1 :])
+
+
+def _remove_diag(x):
+    """An ``(n, n)`` matrix without its diagonal, ``(n, n - 1)``."""
+    x = jnp.asarray(x)
+    if x.ndim != 2 or x.shape[0] != x.shape[1]:
+        raise ValueError(f"remove_diag needs a square 2-D matrix, got shape {x.shape}.")
+    n = x.shape[0]
+    return x[~np.eye(n, dtype=bool)].reshape(n, n - 1)
+
+
+flatten = _unit_rule("flatten", _flatten)
+unflatten = _unit_rule("unflatten", _unflatten)
+remove_diag = _unit_rule("remove_diag", _remove_diag)
+# NumPy's older names, which brainunit keeps
+fix = globals()["trunc"]
+row_stack = globals()["vstack"]
+alltrue = globals()["all"]
+sometrue = globals()["any"]
+
+
+# brainunit.math has these too
+from . import get_dim, get_magnitude, get_mantissa, get_unit, is_unitless  # noqa: E402, F401
+
+
+def is_quantity(x: Any) -> bool:
+    """Whether ``x`` carries a unit."""
+    return _is_quantity(x)
+
+
+def get_dtype(a: Any):
+    return jnp.result_type(a.value if _is_quantity(a) else a)
+
+
+def is_float(array: Any) -> bool:
+    return bool(jnp.issubdtype(get_dtype(array), jnp.floating))
+
+
+def is_int(array: Any) -> bool:
+    return bool(jnp.issubdtype(get_dtype(array), jnp.integer))
+
+
+def asarray(a, dtype=None, order=None, unit: Any = None):
+    """``a`` as an array, keeping its unit; a list of quantities becomes one Quantity in the
+    first one's unit (``asarray([1 * u.ms, 2 * u.ms])``); ``unit=`` attaches a unit.
+    ``order`` is accepted for NumPy's signature (JAX arrays have one layout)."""
+    x = a
     if isinstance(x, Quantity):
         return Quantity(jnp.asarray(x.value, dtype=dtype), x.unit)
     if isinstance(x, (list, tuple)) and _has_quantity(x):
@@ -481,8 +667,11 @@ def __getattr__(name: str):
         from . import fft
 
         return fft
+    if name in ("product", "cumproduct"):  # NumPy's older names, which brainunit keeps
+        return globals()[name[:-3]] if name[:-3] in globals() else __getattr__(name[:-3])
+    linalg = name in ("matrix_power", "multi_dot")
     try:
-        obj = getattr(jnp, name)
+        obj = getattr(jnp.linalg if linalg else jnp, name)
     except AttributeError:
         raise AttributeError(f"module 'brainunit.math' has no attribute {name!r}") from None
     if callable(obj) and not isinstance(obj, type):
