@@ -24,6 +24,7 @@ __all__ = [
     "split_keys",
     "get_key",
     "set_key",
+    "restore_key",
     "normal",
     "randn",
     "uniform",
@@ -43,14 +44,29 @@ class RandomState(State):
 
     def __init__(self, seed_or_key: Any = None):
         super().__init__(_as_key(seed_or_key))
+        self._backup = None
 
     def seed(self, seed_or_key: Any = None) -> None:
         self.value = _as_key(seed_or_key)
 
-    def split_key(self, n: int | None = None):
+    def split_key(self, n: int | None = None, backup: bool = False):
+        if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1):
+            raise ValueError(f"n must be a positive integer or None, got {n!r}.")
         keys = jr.split(self.value, 2 if n is None else n + 1)
+        if backup:
+            self.backup_key()
         self.value = keys[0]
         return keys[1] if n is None else keys[1:]
+
+    def backup_key(self) -> None:
+        if self._backup is not None:
+            raise ValueError("The random key has been backed up, and has not been restored (restore_key()).")
+        self._backup = self.value
+
+    def restore_key(self) -> None:
+        if self._backup is None:
+            raise ValueError("The random key has not been backed up: split_key(..., backup=True) first.")
+        self.value, self._backup = self._backup, None
 
 
 def _as_key(seed_or_key: Any):
@@ -72,21 +88,33 @@ def seed(seed_or_key: Any = None) -> None:
     DEFAULT.seed(seed_or_key)
 
 
-def split_key(n: int | None = None):
-    """A fresh key (or ``n`` keys) split off the global key."""
-    return DEFAULT.split_key(n)
+def split_key(n: int | None = None, backup: bool = False):
+    """A fresh key (or ``n`` keys) split off the global key; ``backup=True`` keeps the
+    key before the split for `restore_key`."""
+    return DEFAULT.split_key(n, backup)
 
 
-def split_keys(n: int):
-    return DEFAULT.split_key(n)
+def split_keys(n: int, backup: bool = False):
+    return DEFAULT.split_key(n, backup)
+
+
+def restore_key() -> None:
+    """The global key as it was before the last ``split_key(..., backup=True)``."""
+    DEFAULT.restore_key()
 
 
 def get_key():
     return DEFAULT.value
 
 
-def set_key(key) -> None:
-    DEFAULT.value = key
+def set_key(seed_or_key: Any) -> None:
+    """Set the global key (a key, or an integer seed)."""
+    DEFAULT.value = _as_key(seed_or_key)
+
+
+def _key(key: Any):
+    """A draw's key: a fresh split of the global key, or the one given (a key or a seed)."""
+    return split_key() if key is None else _as_key(key)
 
 
 def _shape(size) -> tuple[int, ...]:
@@ -99,49 +127,52 @@ def _shape(size) -> tuple[int, ...]:
 
 def normal(loc: Any = 0.0, scale: Any = 1.0, size: Any = None, key=None, dtype=None):
     shape = _shape(size) if size is not None else jnp.broadcast_shapes(jnp.shape(loc), jnp.shape(scale))
-    key = split_key() if key is None else key
-    return loc + scale * jr.normal(key, shape, dtype or jnp.result_type(float))
+    return loc + scale * jr.normal(_key(key), shape, dtype or jnp.result_type(float))
 
 
-def randn(*shape, key=None):
-    return normal(size=shape, key=key)
+def randn(*dn, key=None, dtype=None):
+    return normal(size=dn, key=key, dtype=dtype)
 
 
 def uniform(low: Any = 0.0, high: Any = 1.0, size: Any = None, key=None, dtype=None):
     shape = _shape(size) if size is not None else jnp.broadcast_shapes(jnp.shape(low), jnp.shape(high))
-    key = split_key() if key is None else key
-    return jr.uniform(key, shape, dtype or jnp.result_type(float), jnp.asarray(low), jnp.asarray(high))
+    return jr.uniform(_key(key), shape, dtype or jnp.result_type(float), jnp.asarray(low), jnp.asarray(high))
 
 
-def rand(*shape, key=None):
-    return uniform(size=shape, key=key)
+def rand(*dn, key=None, dtype=None):
+    return uniform(size=dn, key=key, dtype=dtype)
 
 
 def randint(low, high=None, size=None, key=None, dtype=int):
     if high is None:
         low, high = 0, low
-    key = split_key() if key is None else key
-    return jr.randint(key, _shape(size), low, high, dtype)
+    return jr.randint(_key(key), _shape(size), low, high, dtype)
 
 
 def choice(a, size=None, replace=True, p=None, key=None):
-    key = split_key() if key is None else key
-    return jr.choice(key, jnp.asarray(a) if not isinstance(a, int) else a, _shape(size), replace, p)
+    return jr.choice(_key(key), jnp.asarray(a) if not isinstance(a, int) else a, _shape(size), replace, p)
 
 
-def permutation(x, key=None):
-    key = split_key() if key is None else key
-    return jr.permutation(key, x)
+def permutation(x, axis: int = 0, independent: bool = False, key=None):
+    """``x`` shuffled along ``axis`` (each slice on its own with ``independent=True``); an
+    integer n shuffles ``arange(n)``."""
+    return jr.permutation(_key(key), x, axis, independent=independent)
 
 
-def exponential(scale=1.0, size=None, key=None):
-    key = split_key() if key is None else key
-    return scale * jr.exponential(key, _shape(size))
+def exponential(scale=None, size=None, key=None, dtype=None):
+    """Exponential draws of mean ``scale`` (1 if None); the shape is ``size`` or ``scale``'s."""
+    if size is None:
+        size = () if scale is None else jnp.shape(scale)
+    out = jr.exponential(_key(key), _shape(size), dtype or jnp.result_type(float))
+    return out if scale is None else scale * out
 
 
-def bernoulli(p=0.5, size=None, key=None):
-    key = split_key() if key is None else key
-    return jr.bernoulli(key, p, _shape(size) if size is not None else None)
+def bernoulli(p=0.5, size=None, key=None, check_valid: bool = True):
+    """Boolean draws, True with probability ``p``; ``check_valid`` refuses a ``p`` outside
+    [0, 1] (when it is a concrete value)."""
+    if check_valid and not isinstance(p, jax.core.Tracer) and np.any((np.asarray(p) < 0) | (np.asarray(p) > 1)):
+        raise ValueError(f"Parameter p should be within [0, 1], but we got {p!r}.")
+    return jr.bernoulli(_key(key), p, _shape(size) if size is not None else None)
 
 
 def _is_key(x) -> bool:

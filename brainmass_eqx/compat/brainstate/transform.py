@@ -92,12 +92,13 @@ class _Cache:
 # -- jit ---------------------------------------------------------------------------------------
 
 
-def jit(fn: Callable | None = None, *, static_argnums: Any = (), static_argnames: Any = (), **jit_kwargs: Any):
+def jit(fun: Callable | None = None, *, static_argnums: Any = (), static_argnames: Any = (), **jit_kwargs: Any):
     """``jax.jit`` for functions that read and write states.
 
-    The first call traces ``fn`` twice (once to find the states it touches, once to
+    The first call traces ``fun`` twice (once to find the states it touches, once to
     compile); later calls with arguments of the same shapes run the cached program.
     """
+    fn = fun
     if fn is None:
         return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames, **jit_kwargs)
     cache = _Cache()
@@ -151,21 +152,35 @@ def _flatten_states(grad_states):
 
 
 def grad(
-    fn: Callable | None = None,
+    fun: Callable | None = None,
     grad_states: Any = None,
     argnums: int | Sequence[int] | None = None,
+    holomorphic: bool = False,
+    allow_int: bool = False,
     has_aux: bool = False,
     return_value: bool = False,
+    unit_aware: bool = False,
+    check_states: bool = True,
 ):
-    """Gradient of ``fn`` with respect to the values of ``grad_states`` (and/or ``argnums``).
+    """Gradient of ``fun`` with respect to the values of ``grad_states`` (and/or ``argnums``).
 
     The returned function gives ``grads``, then the value if ``return_value``, then the
     auxiliary output if ``has_aux`` (as brainstate does). ``grads`` has the structure of
     ``grad_states`` (a dict gives a dict with the same keys); with ``argnums`` as well,
-    it is ``(state_grads, arg_grads)``.
+    it is ``(state_grads, arg_grads)``. ``holomorphic`` and ``allow_int`` are
+    ``jax.grad``'s; with ``check_states`` (the default) a state of ``grad_states`` that
+    ``fun`` never reads is an error, without it its gradient is zero.
     """
-    if fn is None:
-        return functools.partial(grad, grad_states=grad_states, argnums=argnums, has_aux=has_aux, return_value=return_value)
+    options = dict(grad_states=grad_states, argnums=argnums, holomorphic=holomorphic, allow_int=allow_int,
+                   has_aux=has_aux, return_value=return_value, unit_aware=unit_aware, check_states=check_states)
+    if fun is None:
+        return functools.partial(grad, **options)
+    if unit_aware:
+        raise NotImplementedError(
+            "grad(unit_aware=True): the compat facade's gradients are plain numbers (brainunit's unit-aware "
+            "autograd is not reproduced). Use unit_aware=False and attach the units yourself."
+        )
+    fn = fun
     gstates, rebuild = _flatten_states(grad_states)
     if not gstates and argnums is None:
         argnums = 0
@@ -173,6 +188,13 @@ def grad(
     @functools.wraps(fn)
     def wrapped(*args):
         touched, _, _ = discover(fn, *args)
+        unread = [g for g in gstates if not any(s is g for s in touched)]
+        if check_states and unread:
+            raise ValueError(
+                f"grad: {len(unread)} of grad_states (a {type(unread[0]).__name__} of shape "
+                f"{jnp.shape(unread[0].value)}{', ...' if len(unread) > 1 else ''}) is not read by {_fn_name(fn)}, so "
+                f"its gradient would be zero. Pass check_states=False to get that zero gradient."
+            )
         others = [s for s in touched if not any(s is g for g in gstates)]
         arg_nums = () if argnums is None else ((argnums,) if isinstance(argnums, int) else tuple(argnums))
 
@@ -188,7 +210,9 @@ def grad(
 
         diff_args = [args[i] for i in arg_nums]
         which = (0, 1) if arg_nums else 0
-        g, (value, aux, new_other) = jax.grad(pure, argnums=which, has_aux=True)(
+        g, (value, aux, new_other) = jax.grad(
+            pure, argnums=which, has_aux=True, holomorphic=holomorphic, allow_int=allow_int
+        )(
             values_of(gstates), diff_args, values_of(others), list(args)
         )
         write_values(others, new_other)
@@ -208,9 +232,12 @@ def grad(
     return wrapped
 
 
-def value_and_grad(fn: Callable | None = None, grad_states: Any = None, argnums=None, has_aux: bool = False):
-    """``(value, grads)`` (``((value, aux), grads)`` with ``has_aux``), as ``jax.value_and_grad``."""
-    g = grad(fn, grad_states, argnums, has_aux=has_aux, return_value=True)
+def value_and_grad(fun: Callable | None = None, grad_states: Any = None, argnums=None, has_aux: bool = False, **kwargs):
+    """``(value, grads)`` (``((value, aux), grads)`` with ``has_aux``), as ``jax.value_and_grad``;
+    other keywords are `grad`'s."""
+    if fun is None:
+        return functools.partial(value_and_grad, grad_states=grad_states, argnums=argnums, has_aux=has_aux, **kwargs)
+    g = grad(fun, grad_states, argnums, has_aux=has_aux, return_value=True, **kwargs)
 
     def wrapped(*args):
         out = g(*args)
@@ -297,14 +324,15 @@ def _scan_eager(fn: Callable, init: Any, xs: Any, length, reverse, unroll):
     return user, ys
 
 
-def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None, reverse: bool = False, unroll: int = 1, **kwargs):
-    """``lax.scan`` of ``fn(carry, x) -> (carry, y)``; states touched by ``fn`` are carried too.
+def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reverse: bool = False, unroll: int = 1, **kwargs):
+    """``lax.scan`` of ``f(carry, x) -> (carry, y)``; states touched by ``f`` are carried too.
 
     Called outside any transformation, the loop is compiled once and cached (see
     `_loop_key`): a second call with the same function, shapes and constants runs the
     cached program without tracing ``fn`` again (brainstate re-traced and recompiled every
     call). Inside a transformation it is traced inline.
     """
+    fn = f
     xs = _to_arrays(xs)
     if _state._FRAMES:
         return _scan_eager(fn, init, xs, length, reverse, unroll)
@@ -322,11 +350,11 @@ def scan(fn: Callable, init: Any, xs: Any = None, length: int | None = None, rev
     return entry[0](init, xs)
 
 
-def for_loop(fn: Callable, *xs: Any, length: int | None = None, reverse: bool = False, unroll: int = 1, pbar: Any = None, **kwargs):
-    """Call ``fn(*x)`` for every slice ``x`` of ``xs`` along axis 0; stack the outputs.
+def for_loop(f: Callable, *xs: Any, length: int | None = None, reverse: bool = False, unroll: int = 1, pbar: Any = None, **kwargs):
+    """Call ``f(*x)`` for every slice ``x`` of ``xs`` along axis 0; stack the outputs.
 
     Compiled once per function and shapes, like `scan`."""
-    return scan(_ForLoopBody(fn), None, tuple(_to_arrays(x) for x in xs), length=length, reverse=reverse, unroll=unroll)[1]
+    return scan(_ForLoopBody(f), None, tuple(_to_arrays(x) for x in xs), length=length, reverse=reverse, unroll=unroll)[1]
 
 
 class _ForLoopBody:
@@ -428,9 +456,9 @@ def _loop_key(fn: Any, keep: list) -> Any:
     return ("obj", id(fn), _value_key(fn, keep) if hasattr(fn, "__dict__") else None)
 
 
-def checkpoint(fn: Callable, *args, **kwargs):
+def checkpoint(fun: Callable, *args, **kwargs):
     """brainstate's ``checkpoint``/``remat``: returned unchanged (a memory hint only)."""
-    return fn
+    return fun
 
 
 remat = checkpoint

@@ -70,19 +70,44 @@ class ZeroInit(Constant):
         return "ZeroInit()"
 
 
+def _check_unit(unit: Any, *values: Any) -> Any:
+    """braintools's deprecated ``unit=``: refused next to values that carry a unit of their
+    own (their product, e.g. mV * mV, is never what was meant)."""
+    if unit is not None and any(isinstance(v, u.Quantity) for v in values):
+        raise ValueError(
+            f"unit={unit!r} next to values that carry a unit: give the unit on the values only "
+            f"(braintools deprecates unit=, and refuses the two together)."
+        )
+    return unit
+
+
+def _in_unit_of(value: Any, unit: Any, name: str) -> Any:
+    """``value``'s magnitude in ``unit``, the first argument's unit (None: plain numbers).
+    braintools converts it there too, so that a unit on one argument only is refused."""
+    if (unit is None) != (not isinstance(value, u.Quantity)):
+        raise u.UnitMismatchError(
+            f"`{name}` = {value!r} and the first argument must both have a unit or both be plain numbers."
+        )
+    return value if unit is None else value.to(unit).value
+
+
 class Uniform(Initialization):
-    """Uniform draws in ``[low, high)`` from the global ``brainstate.random`` key."""
+    """Uniform draws in ``[low, high)`` from the global ``brainstate.random`` key; ``high``
+    is taken in ``low``'s unit."""
 
     def __init__(self, low: Any = 0.0, high: Any = 1.0, unit: Any = None):
         self.low = low
         self.high = high
-        self.unit = unit
+        self.unit = _check_unit(unit, low, high)
+        lo, lo_unit = _split(low)
+        if np.any(np.asarray(lo) >= np.asarray(_in_unit_of(high, lo_unit, "high"))):
+            raise ValueError(f"`low` must be strictly less than `high`, got low={low!r}, high={high!r}.")
 
     def __call__(self, size, key=None, **kwargs):
         from ..brainstate import random
 
         lo, unit = _split(self.low)
-        hi = self.high.to(unit).value if (unit is not None and isinstance(self.high, u.Quantity)) else _split(self.high)[0]
+        hi = _in_unit_of(self.high, unit, "high")
         key = random.split_key() if key is None else key
         out = jr.uniform(key, _size(size), jnp.result_type(float), jnp.asarray(lo), jnp.asarray(hi))
         if self.unit is not None:
@@ -94,45 +119,80 @@ class Uniform(Initialization):
 
 
 class Normal(Initialization):
-    """Normal draws with ``mean`` and ``scale`` from the global key."""
+    """Normal draws with ``mean`` and standard deviation ``std`` (in ``mean``'s unit) from
+    the global key."""
 
-    def __init__(self, mean: Any = 0.0, scale: Any = 1.0, unit: Any = None):
+    def __init__(self, mean: Any = 0.0, std: Any = 1.0, unit: Any = None):
+        if np.any(np.asarray(_split(std)[0]) < 0):
+            raise ValueError(f"`std` must be non-negative, got {std!r}.")
         self.mean = mean
-        self.scale = scale
-        self.unit = unit
+        self.std = std
+        self.unit = _check_unit(unit, mean, std)
 
     def __call__(self, size, key=None, **kwargs):
         from ..brainstate import random
 
         mean, unit = _split(self.mean)
-        scale = _split(self.scale)[0]
+        std = _in_unit_of(self.std, unit, "std")
         key = random.split_key() if key is None else key
-        out = mean + scale * jr.normal(key, _size(size), jnp.result_type(float))
+        out = mean + std * jr.normal(key, _size(size), jnp.result_type(float))
+        if self.unit is not None:
+            out = out * self.unit
         return _attach(out, unit)
 
     def __repr__(self):
-        return f"Normal(mean={self.mean}, scale={self.scale})"
+        return f"Normal(mean={self.mean}, std={self.std})"
+
+
+_KAIMING_SCALE = {"relu": lambda slope: 2.0, "leaky_relu": lambda slope: 2.0 / (1.0 + slope**2)}
+_FAN_MODES = ("fan_in", "fan_out", "fan_avg")
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[float, float]:
+    """(fan_in, fan_out): ``(n,)`` both n; a dense ``(in, out)`` weight; a convolution
+    kernel ``(out, in, *spatial)`` (braintools's and PyTorch's conventions)."""
+    if len(shape) == 0:
+        return 1.0, 1.0
+    if len(shape) == 1:
+        return float(shape[0]), float(shape[0])
+    if len(shape) == 2:
+        return float(shape[0]), float(shape[1])
+    field = float(np.prod(shape[2:]))
+    return shape[1] * field, shape[0] * field
 
 
 class KaimingNormal(Initialization):
-    """He-normal weights: ``N(0, 2 / fan_in)`` with fan_in the first dimension."""
+    """He-normal weights: ``N(0, scale / fan)``, with ``fan`` the fan-in, fan-out or their
+    mean (``mode``) and ``scale`` 2 for ``nonlinearity='relu'``, ``2 / (1 + negative_slope^2)``
+    for ``'leaky_relu'`` unless given."""
 
-    def __init__(self, scale: float = 2.0, mode: str = "fan_in", unit: Any = None):
-        self.scale = scale
+    def __init__(self, scale: Any = None, mode: str = "fan_in", nonlinearity: str = "relu",
+                 negative_slope: float = 0.01, unit: Any = None):  # fmt: skip
+        if nonlinearity not in _KAIMING_SCALE:
+            raise ValueError(f"Unsupported nonlinearity: {nonlinearity!r}; use one of {sorted(_KAIMING_SCALE)}.")
+        if mode not in _FAN_MODES:
+            raise ValueError(f"Invalid mode: {mode!r}; use one of {list(_FAN_MODES)}.")
+        self.scale = _KAIMING_SCALE[nonlinearity](negative_slope) if scale is None else scale
         self.mode = mode
+        self.nonlinearity = nonlinearity
+        self.negative_slope = negative_slope
         self.unit = unit
 
     def __call__(self, size, key=None, **kwargs):
         from ..brainstate import random
 
         shape = _size(size)
-        fan = shape[0] if self.mode == "fan_in" or len(shape) < 2 else shape[-1]
+        fan_in, fan_out = _fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
+        scale, unit = _split(self.scale)
         key = random.split_key() if key is None else key
-        out = jr.normal(key, shape, jnp.result_type(float)) * jnp.sqrt(self.scale / max(fan, 1))
-        return out if self.unit is None else out * self.unit
+        out = jr.normal(key, shape, jnp.result_type(float)) * jnp.sqrt(scale / max(fan, 1.0))
+        if self.unit is not None:
+            out = out * self.unit
+        return _attach(out, unit)
 
     def __repr__(self):
-        return f"KaimingNormal(mode={self.mode}, nonlinearity=relu, unit=1)"
+        return f"KaimingNormal(mode={self.mode}, nonlinearity={self.nonlinearity}, unit={self.unit or 1})"
 
 
 def param(

@@ -21,8 +21,9 @@ __all__ = [
 ]
 
 
-def functional_connectivity(activities: Any, include_diagonal: bool = True) -> Any:
-    """Pearson correlation matrix across regions of a ``(time, regions)`` signal."""
+def functional_connectivity(activities: Any) -> Any:
+    """Pearson correlation matrix across regions of a ``(time, regions)`` signal (diagonal 1,
+    0 for a constant signal)."""
     return _m.functional_connectivity(u.get_magnitude(activities))
 
 
@@ -32,12 +33,21 @@ def functional_connectivity_dynamics(activities: Any, window_size: int = 30, ste
 
 
 def matrix_correlation(x: Any, y: Any) -> Any:
-    """Pearson correlation of the upper triangles of two matrices."""
-    return _m.matrix_correlation(u.get_magnitude(x), u.get_magnitude(y))
+    """Pearson correlation of the upper triangles (diagonal excluded) of two square
+    matrices of the same shape."""
+    x, y = u.get_magnitude(x), u.get_magnitude(y)
+    for name, m in (("x", x), ("y", y)):
+        shape = getattr(m, "shape", ())
+        if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 3:
+            raise ValueError(f"`{name}` must be a square 2-D matrix (n, n) with n >= 3, got shape {shape}.")
+    if x.shape != y.shape:
+        raise ValueError(f"`x` and `y` must have the same shape, but got {x.shape} and {y.shape}.")
+    return _m.matrix_correlation(x, y)
 
 
-def cosine_similarity(x: Any, y: Any, epsilon: float = 0.0) -> Any:
-    return _m.cosine_similarity(u.get_magnitude(x), u.get_magnitude(y), epsilon)
+def cosine_similarity(predictions: Any, targets: Any, epsilon: float = 1e-8) -> Any:
+    """Cosine similarity along the last axis, each norm floored at ``epsilon``."""
+    return _m.cosine_similarity(u.get_magnitude(predictions), u.get_magnitude(targets), epsilon)
 
 
 def power_spectral_density(lfp: Any, dt: Any, nperseg: int | None = None, noverlap: int | None = None,

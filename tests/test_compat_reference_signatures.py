@@ -1,0 +1,225 @@
+"""The compat facade's ``brainstate.random``, ``brainstate.transform``, ``braintools.init`` and
+``braintools.metric`` take their arguments under the reference libraries' names and options
+(brainstate 0.1 and braintools 0.1, as brainmass 0.1.1 installs them): code that passes them
+by keyword (``Normal(mean, std=...)``, ``rand(3, dtype=...)``, ``grad(fun=...)``) ran there and
+was refused here with "unexpected keyword argument". The expected numbers are from the
+definitions (a variance, a correlation, a Welch spectrum), not from the facade itself.
+"""
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+import scipy.signal
+
+from brainmass_eqx.compat import brainstate as bs, braintools as bt, brainunit as u
+
+# -- brainstate.random ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded():
+    bs.random.seed(0)
+    yield
+    bs.random.seed(0)
+
+
+@pytest.mark.parametrize("draw", [bs.random.rand, bs.random.randn])
+def test_rand_and_randn_take_a_dtype(seeded, draw):
+    out = draw(2, 3, dtype=jnp.bfloat16)
+    assert out.shape == (2, 3) and out.dtype == jnp.bfloat16
+
+
+def test_exponential_takes_a_dtype_and_a_scale_gives_its_shape(seeded):
+    assert bs.random.exponential(2.0, size=4, dtype=jnp.bfloat16).dtype == jnp.bfloat16
+    draws = bs.random.exponential(jnp.array([1.0, 100.0]))  # no size: scale's shape
+    assert draws.shape == (2,)
+    means = bs.random.exponential(jnp.array([1.0, 100.0]), size=(20000, 2)).mean(axis=0)
+    np.testing.assert_allclose(means, [1.0, 100.0], rtol=0.05)
+    assert bs.random.exponential().shape == ()
+
+
+def test_permutation_along_an_axis_and_independently(seeded):
+    x = jnp.arange(12).reshape(3, 4)
+    columns = bs.random.permutation(x, axis=1)
+    np.testing.assert_array_equal(np.sort(columns, axis=1), x)  # each row keeps its values
+    assert len({tuple(np.asarray(r - r[0])) for r in columns}) == 1  # ... in one shared order
+    rows = [bs.random.permutation(x, axis=1, independent=True) for _ in range(5)]
+    assert any(len({tuple(np.asarray(r - r.min())) for r in p}) > 1 for p in rows)  # orders differ per row
+    np.testing.assert_array_equal(np.sort(bs.random.permutation(5)), np.arange(5))
+
+
+def test_a_draws_key_may_be_an_integer_seed():
+    np.testing.assert_array_equal(bs.random.normal(size=3, key=7), bs.random.normal(size=3, key=jr.key(7)))
+    np.testing.assert_array_equal(bs.random.uniform(size=2, key=3), jr.uniform(jr.key(3), (2,)))
+
+
+def test_set_key_takes_a_seed_or_a_key_and_split_key_can_back_it_up(seeded):
+    bs.random.set_key(seed_or_key=5)
+    first = bs.random.split_key()
+    bs.random.set_key(jr.key(5))
+    np.testing.assert_array_equal(jr.key_data(bs.random.split_key()), jr.key_data(first))
+    before = jr.key_data(bs.random.get_key())
+    bs.random.split_key(2, backup=True)
+    assert not np.array_equal(jr.key_data(bs.random.get_key()), before)
+    bs.random.restore_key()
+    np.testing.assert_array_equal(jr.key_data(bs.random.get_key()), before)
+    with pytest.raises(ValueError, match="has not been backed up"):
+        bs.random.restore_key()
+    assert bs.random.split_keys(3, backup=True).shape == (3,)
+    with pytest.raises(ValueError, match="has been backed up, and has not been restored"):
+        bs.random.split_key(backup=True)
+    bs.random.restore_key()
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        bs.random.split_key(0)
+
+
+def test_bernoulli_checks_p_unless_told_not_to(seeded):
+    with pytest.raises(ValueError, match=r"p should be within \[0, 1\]"):
+        bs.random.bernoulli(1.5, size=3)
+    assert bs.random.bernoulli(1.0, size=3, check_valid=False).all()
+    assert bs.random.bernoulli(jnp.array([0.0, 1.0])).tolist() == [False, True]  # p's shape
+
+
+# -- brainstate.transform ------------------------------------------------------------------------
+
+
+class _Gain(bs.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = bs.ParamState(jnp.asarray(3.0))
+        self.unused = bs.ParamState(jnp.asarray(1.0))
+
+
+def test_grad_takes_fun_by_keyword_and_jax_grads_options():
+    df = bs.transform.grad(fun=lambda x: jnp.sum(x**3), argnums=0)
+    np.testing.assert_allclose(df(jnp.array([1.0, 2.0])), [3.0, 12.0])
+    z = jnp.asarray(1.0 + 1.0j)
+    dz = bs.transform.grad(lambda z: z**2, holomorphic=True)(z)
+    assert complex(dz) == pytest.approx(2.0 + 2.0j)  # d z^2 / dz = 2z
+    with pytest.raises(TypeError, match="holomorphic=True"):
+        bs.transform.grad(lambda z: z**2)(z)  # jax.grad's refusal of a complex output
+    di = bs.transform.grad(lambda n, x: n * x, argnums=(0, 1), allow_int=True)(jnp.asarray(2), jnp.asarray(3.0))
+    assert float(di[1]) == 2.0
+    assert bs.transform.jit(fun=lambda x: 2 * x)(jnp.asarray(2.0)) == 4.0
+
+
+def test_grad_refuses_a_grad_state_the_function_never_reads_unless_check_states_is_off():
+    m = _Gain()
+    states = {"w": m.w, "unused": m.unused}
+
+    def loss():
+        return m.w.value**2
+
+    with pytest.raises(ValueError, match=r"1 of grad_states .* is not read by .*check_states=False"):
+        bs.transform.grad(loss, states)()
+    grads = bs.transform.grad(loss, states, check_states=False)()
+    assert float(grads["w"]) == 6.0 and float(grads["unused"]) == 0.0
+    with pytest.raises(NotImplementedError, match="unit_aware=True"):
+        bs.transform.grad(loss, states, unit_aware=True)
+
+
+def test_value_and_grad_as_a_decorator():
+    @bs.transform.value_and_grad(argnums=0)
+    def f(x):
+        return jnp.sum(x**2)
+
+    value, grads = f(jnp.array([1.0, 2.0]))
+    assert float(value) == 5.0
+    np.testing.assert_allclose(grads, [2.0, 4.0])
+
+
+def test_scan_takes_its_function_as_f():
+    carry, ys = bs.transform.scan(f=lambda c, x: (c + x, c), init=0.0, xs=jnp.arange(3.0))
+    assert float(carry) == 3.0 and ys.tolist() == [0.0, 0.0, 1.0]
+
+
+# -- braintools.init -----------------------------------------------------------------------------
+
+N = 40000
+
+
+def test_normal_takes_std_in_the_means_unit(seeded):
+    draws = bt.init.Normal(mean=1.0 * u.mV, std=0.002 * u.volt)((N,))
+    assert u.get_unit(draws) == u.mV
+    assert float(draws.mantissa.mean()) == pytest.approx(1.0, abs=0.05)
+    assert float(draws.mantissa.std()) == pytest.approx(2.0, rel=0.03)
+    assert float(bt.init.Normal(0.0, 0.5)((N,)).std()) == pytest.approx(0.5, rel=0.03)
+
+
+def test_uniform_takes_high_in_lows_unit(seeded):
+    draws = bt.init.Uniform(0.0 * u.mV, 0.001 * u.volt)((N,))
+    assert u.get_unit(draws) == u.mV
+    assert 0.0 <= float(draws.mantissa.min()) and float(draws.mantissa.max()) < 1.0
+    assert float(draws.mantissa.mean()) == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: bt.init.Normal(0.0, -1.0), r"`std` must be non-negative"),
+        (lambda: bt.init.Uniform(1.0, 0.5), r"`low` must be strictly less than `high`"),
+        (lambda: bt.init.Uniform(0.0 * u.mV, 5.0), r"`high` = 5.0 and the first argument must both have a unit"),
+        (lambda: bt.init.Normal(0.0 * u.mV, 1.0 * u.mV, unit=u.mV), r"next to values that carry a unit"),
+        (lambda: bt.init.KaimingNormal(mode="fan_sum"), r"Invalid mode: 'fan_sum'"),
+        (lambda: bt.init.KaimingNormal(nonlinearity="tanh"), r"Unsupported nonlinearity: 'tanh'"),
+    ],
+)
+def test_initializer_refusals(make, match):
+    with pytest.raises((ValueError, u.UnitMismatchError), match=match):
+        make()
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape, variance",
+    [
+        ({}, (400, 100), 2 / 400),  # fan_in of a dense (in, out) weight
+        ({"mode": "fan_out"}, (400, 100), 2 / 100),
+        ({"mode": "fan_avg"}, (400, 100), 2 / 250),  # was fan_out's
+        ({"nonlinearity": "leaky_relu", "negative_slope": 1.0}, (400, 100), 1 / 400),
+        ({"scale": 0.5}, (400, 100), 0.5 / 400),
+        ({}, (200, 3, 5, 5), 2 / 75),  # a convolution kernel (out, in, h, w): fan_in = in * h * w
+    ],
+)
+def test_kaiming_normal_variance_follows_mode_and_nonlinearity(seeded, kwargs, shape, variance):
+    w = bt.init.KaimingNormal(**kwargs)(shape)
+    assert w.shape == shape
+    assert float(jnp.var(w)) == pytest.approx(variance, rel=0.05)
+
+
+# -- braintools.metric ---------------------------------------------------------------------------
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((400, 4)).astype(np.float32)
+
+
+def test_metrics_take_braintools_names_and_equal_the_definitions():
+    np.testing.assert_allclose(bt.metric.functional_connectivity(activities=X), np.corrcoef(X.T), atol=1e-5)
+    with pytest.raises(TypeError, match="include_diagonal"):
+        bt.metric.functional_connectivity(X, include_diagonal=False)  # braintools has no such option
+    a, b = X[0], X[1]
+    expected = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+    assert float(bt.metric.cosine_similarity(predictions=a, targets=b)) == pytest.approx(expected, rel=1e-5)
+    assert float(bt.metric.cosine_similarity(np.zeros(3, np.float32), a[:3])) == 0.0
+    fc1, fc2 = np.corrcoef(X[:200].T), np.corrcoef(X[200:].T)
+    iu = np.triu_indices(4, 1)
+    assert float(bt.metric.matrix_correlation(x=fc1, y=fc2)) == pytest.approx(
+        np.corrcoef(fc1[iu], fc2[iu])[0, 1], rel=1e-4
+    )
+    with pytest.raises(ValueError, match=r"`y` must be a square 2-D matrix \(n, n\) with n >= 3, got shape \(4, 3\)"):
+        bt.metric.matrix_correlation(fc1, fc1[:, :3])
+
+
+@pytest.mark.parametrize("dt", [0.001, 1.0 * u.ms])
+def test_power_spectral_density_is_welchs_with_a_symmetric_hann_window(dt):
+    freqs, psd = bt.metric.power_spectral_density(X, dt, nperseg=64, noverlap=16)
+    window = scipy.signal.get_window("hann", 64, fftbins=False)
+    f, p = scipy.signal.welch(X, fs=1000.0, window=window, noverlap=16, detrend=False, axis=0)
+    np.testing.assert_allclose(freqs, f, rtol=1e-6)
+    np.testing.assert_allclose(psd, p, rtol=1e-4, atol=1e-9)
+
+
+def test_jax_transforms_still_apply_to_the_metrics():
+    g = jax.grad(lambda x: bt.metric.functional_connectivity(x)[0, 1])(jnp.asarray(X))
+    assert np.isfinite(np.asarray(g)).all()
