@@ -135,6 +135,49 @@ def test_scan_takes_its_function_as_f():
     assert float(carry) == 3.0 and ys.tolist() == [0.0, 0.0, 1.0]
 
 
+def test_vmap_takes_jaxs_axis_name_and_refuses_batched_states():
+    class Mean(bs.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.total = bs.State(jnp.zeros(()))
+
+    m = Mean()
+
+    def centre(x):
+        m.total.value = m.total.value + jax.lax.psum(x, "batch")  # a collective, and a state written
+        return x - jax.lax.pmean(x, "batch")
+
+    np.testing.assert_allclose(bs.transform.vmap(centre, axis_name="batch")(jnp.arange(4.0)), [-1.5, -0.5, 0.5, 1.5])
+    assert float(m.total.value) == 6.0
+    # brainstate's positional order: (fn, in_axes, out_axes, axis_name, axis_size)
+    np.testing.assert_allclose(bs.transform.vmap(lambda x: jax.lax.psum(x, "b"), 0, 0, "b")(jnp.ones(3)), [3.0] * 3)
+    with pytest.raises(NotImplementedError, match=r"vmap\(in_states=..., out_states=...\).*passes states unbatched"):
+        bs.transform.vmap(centre, in_states={0: m.total})
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: bs.transform.jit(lambda x: x, donate_argnums=0), NotImplementedError, r"jit\(donate_argnums=...\)"),
+        (lambda: bs.transform.jit(lambda x: x, in_shardings=None, out_shardings=object()), NotImplementedError,
+         r"jit\(out_shardings=...\)"),
+        (lambda: bs.transform.jit(lambda x: x, jit_me=True), TypeError, r"unexpected keyword argument 'jit_me'"),
+        (lambda: bs.transform.scan(lambda c, x: (c, x), 0.0, jnp.ones(2), progress=True), TypeError, "progress"),
+    ],
+    ids=["donate", "shardings", "unknown-jit-keyword", "unknown-scan-keyword"],
+)
+def test_transform_options_the_facade_cannot_honour_are_refused(make, error, match):
+    # They were swallowed by **kwargs (vmap's in_states: states silently unbatched).
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_jit_and_scan_accept_brainstates_label_and_progress_options():
+    assert float(bs.transform.jit(lambda x: x + 1, name="step", keep_unused=True)(jnp.asarray(1.0))) == 2.0
+    carry, _ = bs.transform.scan(lambda c, x: (c + x, x), 0.0, jnp.ones(3), pbar=None)
+    assert float(carry) == 3.0
+
+
 # -- braintools.init -----------------------------------------------------------------------------
 
 N = 40000

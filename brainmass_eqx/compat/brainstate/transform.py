@@ -97,7 +97,23 @@ def jit(fun: Callable | None = None, *, static_argnums: Any = (), static_argname
 
     The first call traces ``fun`` twice (once to find the states it touches, once to
     compile); later calls with arguments of the same shapes run the cached program.
+    ``keep_unused``, ``device``, ``backend``, ``inline`` and ``compiler_options`` are
+    ``jax.jit``'s, ``name`` is accepted; shardings and donated arguments are refused (the
+    compiled function's arguments are the states' values and yours, not yours alone).
     """
+    refused = [k for k in ("in_shardings", "out_shardings", "donate_argnums", "donate_argnames")
+               if jit_kwargs.get(k) not in (None, (), [])]  # fmt: skip
+    if refused:
+        raise NotImplementedError(
+            f"jit({refused[0]}=...) is not reproduced by the facade: its compiled function takes the states' "
+            f"values besides your arguments. Drop {refused[0]}, or jit a pure function with jax.jit."
+        )
+    unknown = set(jit_kwargs) - {"keep_unused", "device", "backend", "inline", "compiler_options", "name",
+                                 "in_shardings", "out_shardings", "donate_argnums", "donate_argnames"}  # fmt: skip
+    if unknown:
+        raise TypeError(f"jit() got an unexpected keyword argument {sorted(unknown)[0]!r}.")
+    jit_kwargs = {k: v for k, v in jit_kwargs.items()
+                  if k in ("keep_unused", "device", "backend", "inline", "compiler_options")}  # fmt: skip
     fn = fun
     if fn is None:
         return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames, **jit_kwargs)
@@ -253,15 +269,32 @@ def value_and_grad(fun: Callable | None = None, grad_states: Any = None, argnums
 # -- vmap ----------------------------------------------------------------------------------------
 
 
-def vmap(fn: Callable | None = None, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None, **kwargs):
+def vmap(
+    fn: Callable | None = None,
+    in_axes: Any = 0,
+    out_axes: Any = 0,
+    axis_name: Any = None,
+    axis_size: int | None = None,
+    spmd_axis_name: Any = None,
+    in_states: Any = None,
+    out_states: Any = None,
+):
     """``jax.vmap`` for functions that may touch states.
 
     States are passed unbatched. The global random key is split per batch element, so
     random draws differ across the batch. A written state receives the value of the first
-    batch element.
+    batch element. ``axis_name`` and ``spmd_axis_name`` are ``jax.vmap``'s; brainstate's
+    batched states (``in_states``, ``out_states``) are refused.
     """
+    if in_states is not None or out_states is not None:
+        raise NotImplementedError(
+            "vmap(in_states=..., out_states=...): the facade's vmap passes states unbatched and does not "
+            "reproduce brainstate's batched states. Pass the batched values as arguments (in_axes), or run "
+            "the ensemble on the functional core (brainmass_eqx.ensemble)."
+        )
     if fn is None:
-        return functools.partial(vmap, in_axes=in_axes, out_axes=out_axes, axis_size=axis_size)
+        return functools.partial(vmap, in_axes=in_axes, out_axes=out_axes, axis_name=axis_name,
+                                 axis_size=axis_size, spmd_axis_name=spmd_axis_name)  # fmt: skip
     from . import random
 
     @functools.wraps(fn)
@@ -271,9 +304,12 @@ def vmap(fn: Callable | None = None, in_axes: Any = 0, out_axes: Any = 0, axis_s
         for a, ax in zip(args, axes):
             if n is None and ax is not None:
                 n = jnp.shape(jax.tree_util.tree_leaves(a)[0])[ax]
-        first = [a if ax is None else jax.tree_util.tree_map(functools.partial(jnp.take, indices=0, axis=ax), a)
-                 for a, ax in zip(args, axes)]
-        touched, written, _ = discover(fn, *first)
+        if axis_name is None:
+            first = [a if ax is None else jax.tree_util.tree_map(functools.partial(jnp.take, indices=0, axis=ax), a)
+                     for a, ax in zip(args, axes)]  # fmt: skip
+            touched, written, _ = discover(fn, *first)
+        else:  # collectives over axis_name need the batch axis while the states are found
+            touched, written, _ = discover(jax.vmap(fn, in_axes=axes, axis_name=axis_name, axis_size=n), *args)
         rng = [s for s in touched if s is random.DEFAULT]
         others = [s for s in touched if s is not random.DEFAULT]
         written_others = [s for s in others if any(s is w for w in written)]
@@ -286,9 +322,10 @@ def vmap(fn: Callable | None = None, in_axes: Any = 0, out_axes: Any = 0, axis_s
             return out, new_vals
 
         keys = random.split_key(n) if rng else None
-        out, new_vals = jax.vmap(pure, in_axes=(0 if rng else None, None) + axes, out_axes=(out_axes, 0), axis_size=n)(
-            keys, values_of(others), *args
-        )
+        out, new_vals = jax.vmap(
+            pure, in_axes=(0 if rng else None, None) + axes, out_axes=(out_axes, 0), axis_size=n,
+            axis_name=axis_name, spmd_axis_name=spmd_axis_name,
+        )(keys, values_of(others), *args)  # fmt: skip
         write_values(written_others, [jax.tree_util.tree_map(lambda x: x[0], v) for v in new_vals])
         return out
 
@@ -324,13 +361,15 @@ def _scan_eager(fn: Callable, init: Any, xs: Any, length, reverse, unroll):
     return user, ys
 
 
-def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reverse: bool = False, unroll: int = 1, **kwargs):
+def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reverse: bool = False, unroll: int = 1,
+         pbar: Any = None):  # fmt: skip
     """``lax.scan`` of ``f(carry, x) -> (carry, y)``; states touched by ``f`` are carried too.
 
     Called outside any transformation, the loop is compiled once and cached (see
     `_loop_key`): a second call with the same function, shapes and constants runs the
     cached program without tracing ``fn`` again (brainstate re-traced and recompiled every
-    call). Inside a transformation it is traced inline.
+    call). Inside a transformation it is traced inline. ``pbar`` (brainstate's progress
+    bar) is accepted and shows nothing.
     """
     fn = f
     xs = _to_arrays(xs)
@@ -350,7 +389,7 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reve
     return entry[0](init, xs)
 
 
-def for_loop(f: Callable, *xs: Any, length: int | None = None, reverse: bool = False, unroll: int = 1, pbar: Any = None, **kwargs):
+def for_loop(f: Callable, *xs: Any, length: int | None = None, reverse: bool = False, unroll: int = 1, pbar: Any = None):
     """Call ``f(*x)`` for every slice ``x`` of ``xs`` along axis 0; stack the outputs.
 
     Compiled once per function and shapes, like `scan`."""
