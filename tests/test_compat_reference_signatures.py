@@ -231,6 +231,17 @@ def test_kaiming_normal_variance_follows_mode_and_nonlinearity(seeded, kwargs, s
     assert float(jnp.var(w)) == pytest.approx(variance, rel=0.05)
 
 
+@pytest.mark.parametrize(
+    "init", [bt.init.Normal(0.0, 1.0), bt.init.Uniform(0.0, 1.0), bt.init.KaimingNormal()], ids=lambda i: type(i).__name__
+)
+def test_initializers_draw_from_braintools_rng_argument(seeded, init):
+    # braintools draws from kwargs["rng"] (default: the global brainstate.random); it was ignored.
+    a = init((3, 4), rng=bs.random.RandomState(42))
+    b = init((3, 4), rng=bs.random.RandomState(42))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, init((3, 4), rng=bs.random.RandomState(43)))
+
+
 # -- braintools.metric ---------------------------------------------------------------------------
 
 RNG = np.random.default_rng(0)
@@ -266,3 +277,4 @@ def test_power_spectral_density_is_welchs_with_a_symmetric_hann_window(dt):
 def test_jax_transforms_still_apply_to_the_metrics():
     g = jax.grad(lambda x: bt.metric.functional_connectivity(x)[0, 1])(jnp.asarray(X))
     assert np.isfinite(np.asarray(g)).all()
+

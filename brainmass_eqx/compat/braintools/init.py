@@ -70,6 +70,17 @@ class ZeroInit(Constant):
         return "ZeroInit()"
 
 
+def _draw_key(key: Any, kwargs: dict) -> Any:
+    """A draw's key: ``key``, else one split off braintools's ``rng=`` (a
+    ``brainstate.random.RandomState``), else off the global key."""
+    from ..brainstate import random
+
+    if key is not None:
+        return key
+    rng = kwargs.get("rng")
+    return random.split_key() if rng is None else rng.split_key()
+
+
 def _check_unit(unit: Any, *values: Any) -> Any:
     """braintools's deprecated ``unit=``: refused next to values that carry a unit of their
     own (their product, e.g. mV * mV, is never what was meant)."""
@@ -104,11 +115,9 @@ class Uniform(Initialization):
             raise ValueError(f"`low` must be strictly less than `high`, got low={low!r}, high={high!r}.")
 
     def __call__(self, size, key=None, **kwargs):
-        from ..brainstate import random
-
         lo, unit = _split(self.low)
         hi = _in_unit_of(self.high, unit, "high")
-        key = random.split_key() if key is None else key
+        key = _draw_key(key, kwargs)
         out = jr.uniform(key, _size(size), jnp.result_type(float), jnp.asarray(lo), jnp.asarray(hi))
         if self.unit is not None:
             out = out * self.unit
@@ -130,11 +139,9 @@ class Normal(Initialization):
         self.unit = _check_unit(unit, mean, std)
 
     def __call__(self, size, key=None, **kwargs):
-        from ..brainstate import random
-
         mean, unit = _split(self.mean)
         std = _in_unit_of(self.std, unit, "std")
-        key = random.split_key() if key is None else key
+        key = _draw_key(key, kwargs)
         out = mean + std * jr.normal(key, _size(size), jnp.result_type(float))
         if self.unit is not None:
             out = out * self.unit
@@ -179,13 +186,11 @@ class KaimingNormal(Initialization):
         self.unit = unit
 
     def __call__(self, size, key=None, **kwargs):
-        from ..brainstate import random
-
         shape = _size(size)
         fan_in, fan_out = _fans(shape)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale, unit = _split(self.scale)
-        key = random.split_key() if key is None else key
+        key = _draw_key(key, kwargs)
         out = jr.normal(key, shape, jnp.result_type(float)) * jnp.sqrt(scale / max(fan, 1.0))
         if self.unit is not None:
             out = out * self.unit
