@@ -95,3 +95,35 @@ def test_braintools_file_names_say_the_alternative(name):
         exec(f"from brainmass_eqx.compat.braintools.file import {name}")
     with pytest.raises(AttributeError):
         _ = bm.braintools.file.not_a_braintools_name
+
+
+# -- brainmass's small utilities (no test ran them; checked against brainmass 0.1.1 on the same inputs)
+
+_Y = np.array([-0.5, 0.2, 1.5])
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (lambda: bm.sys2nd(3.25, 0.1, _Y, _Y**2, -_Y), 3.25 * 0.1 * _Y + 2 * 0.1 * _Y - 0.01 * _Y**2),
+        (lambda: bm.sigmoid(_Y, 5.0, 6.0, 0.56), 5.0 / (1.0 + np.exp(0.56 * (6.0 - _Y)))),
+        (lambda: bm.bounded_input(_Y * 1000.0), 500.0 * np.tanh(_Y * 2.0)),
+        (lambda: bm.bounded_input(_Y, 0.5), 0.5 * np.tanh(_Y / 0.5)),
+        (lambda: bm.process_sequence(np.outer(_Y, _Y), "last"), _Y[-1] * _Y),
+        (lambda: bm.process_sequence(np.outer(_Y, _Y), "first"), _Y[0] * _Y),
+        (lambda: bm.process_sequence(np.outer(_Y, _Y), "avg"), _Y.mean() * _Y),
+        (lambda: bm.process_sequence(np.outer(_Y, _Y), "mean"), _Y.mean() * _Y),
+        (lambda: bm.process_sequence(np.outer(_Y, _Y), "max"), np.outer(_Y, _Y).max(axis=0)),
+        (lambda: bm.process_sequence(np.outer(_Y, _Y), "min"), np.outer(_Y, _Y).min(axis=0)),
+        (lambda: bm.process_sequence(np.outer(_Y, _Y), "stack"), np.outer(_Y, _Y)),
+        (lambda: bm.process_sequence({"a": np.outer(_Y, _Y)}, lambda x: x.sum(0))["a"], _Y.sum() * _Y),
+        (lambda: bm.delay_index(3), np.array([[0, 1, 2]] * 3)),
+    ],
+)
+def test_utilities_follow_their_formulas(call, expected):
+    np.testing.assert_allclose(np.asarray(call()), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_process_sequence_names_the_modes_it_knows():
+    with pytest.raises(ValueError, match=r"Unknown mode: median. Supported modes: 'stack', 'last'"):
+        bm.process_sequence(np.ones((2, 2)), "median")
