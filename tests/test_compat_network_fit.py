@@ -56,6 +56,41 @@ def test_network_coupling_equals_brainmass_formula_without_delays():
     np.testing.assert_allclose(net.node.x.value, [1.0 + 0.1 * 0.5, 2.0 - 0.1 * 0.5], rtol=1e-6)
 
 
+# brainmass 0.1.1's x at steps 10, 100 and 300 of this run (its Simulator, in its venv).
+_BRAINMASS_LAPLACIAN = {
+    "delays": [[0.109046, 0.104867, 0.102933, 0.10877, 0.102435, 0.112369, 0.108903, 0.121236],
+               [0.0474, 0.056293, 0.06246, 0.051555, 0.059454, 0.049474, 0.057261, 0.035362],
+               [-0.092586, -0.083671, -0.085229, -0.092159, -0.080857, -0.092706, -0.079523, -0.101148]],
+    "no delays": [[0.318328] * 8, [-0.441321] * 8, [-0.402097] * 8],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("delays", list(_BRAINMASS_LAPLACIAN))
+def test_laplacian_coupling_with_a_delay_init_runs_brainmass_trajectory(connectome, delays):
+    # brainmass reads the Laplacian's diagonal through the delay buffer too: on the first step
+    # every read, the zero-delay diagonal included, is delay_init, so a uniform state feels
+    # no coupling. The core's Laplacian read the diagonal's current state (0.3 against the
+    # neighbours' 0.1): x fell to 0.24 at the first step, 0.09 away from brainmass.
+    kw = dict(distance=connectome.distances, speed=10.0 * u.mm / u.ms) if delays == "delays" else {}
+    net = bm.Network(bm.HopfStep(8, a=0.2, w=0.3, init_x=bt.init.Constant(0.3)), conn=connectome.weights,
+                     coupling="laplacian", coupled_var="x", k=0.5, delay_init=bt.init.Constant(0.1), **kw)  # fmt: skip
+    x = np.asarray(bm.Simulator(net, dt=DT).run(30.0 * u.ms, monitors=lambda m: m.node.x.value)["output"])
+    np.testing.assert_allclose(np.asarray(x[0]), 0.3032885, rtol=1e-6)  # the uncoupled Hopf step, as brainmass
+    np.testing.assert_allclose(np.asarray(x[[9, 99, 299]]), _BRAINMASS_LAPLACIAN[delays], atol=2e-6)
+
+
+def test_laplacian_coupling_adds_brainmass_offset_b(connectome):
+    def run(b):
+        net = bm.Network(bm.HopfStep(8, a=0.2, w=0.3, init_x=bt.init.Constant(0.3)), conn=connectome.weights,
+                         coupling="laplacian", coupled_var="x", k=0.5)
+        net.coupling.b = bs.nn.Param.init(b)
+        return np.asarray(bm.Simulator(net, dt=DT).run(1.0 * u.ms, monitors=lambda m: m.node.x.value)["output"])
+
+    # It was dropped (a difference of 0). brainmass 0.1.1: 0.394081 at step 10 (its step 1
+    # differs: its default delay_init is random).
+    np.testing.assert_allclose((run(0.5) - run(0.0))[9], 0.394081, rtol=1e-4)
+
+
 def test_network_messages(connectome):
     node = bm.HopfStep(8)
     with pytest.raises(ValueError, match=r"coupled_var 'q' is not a state variable of HopfStep; available states: \['x', 'y'\]."):
