@@ -127,3 +127,12 @@ def test_utilities_follow_their_formulas(call, expected):
 def test_process_sequence_names_the_modes_it_knows():
     with pytest.raises(ValueError, match=r"Unknown mode: median. Supported modes: 'stack', 'last'"):
         bm.process_sequence(np.ones((2, 2)), "median")
+
+
+def test_a_coloured_noise_beyond_the_cores_exponents_is_refused_not_clamped(compat_env):
+    # ColoredNoise(beta=3) driving a model ran the core's beta = 2 noise (clamped silently).
+    with pytest.raises(ValueError, match=r"ColoredNoise\(beta=3\) driving a model: .* beta in \[-2, 2\]"):
+        bm.HopfStep(2, noise_x=bm.ColoredNoise(2, beta=3.0, sigma=0.1))
+    assert bm.ColoredNoise(2, beta=3.0, sigma=0.1).update().shape == (2,)  # on its own: brainmass's sample
+    model = bm.HopfStep(2, noise_x=bm.ColoredNoise(2, beta=-1.5, sigma=0.1)).core_model()
+    assert "beta=-1.5" in repr(model)

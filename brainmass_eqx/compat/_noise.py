@@ -251,8 +251,13 @@ class ColoredNoise(_ParamNoise):
         self.beta = float(beta)
 
     def to_core(self):
-        beta = max(-2.0, min(2.0, self.beta))
-        return core_noise.ColoredNoise(sigma=_value(self.sigma), beta=beta, mean=_value(self.mean))
+        if not -2.0 <= self.beta <= 2.0:
+            # It was clamped into the range, silently giving another spectrum.
+            raise ValueError(
+                f"ColoredNoise(beta={self.beta:g}) driving a model: the core's noise coloured in time takes "
+                f"beta in [-2, 2] (VioletNoise is its own process, beta = -4). Use a beta in that range."
+            )
+        return core_noise.ColoredNoise(sigma=_value(self.sigma), beta=self.beta, mean=_value(self.mean))
 
     def update(self):
         shape = self.varshape
