@@ -136,3 +136,19 @@ def test_a_coloured_noise_beyond_the_cores_exponents_is_refused_not_clamped(comp
     assert bm.ColoredNoise(2, beta=3.0, sigma=0.1).update().shape == (2,)  # on its own: brainmass's sample
     model = bm.HopfStep(2, noise_x=bm.ColoredNoise(2, beta=-1.5, sigma=0.1)).core_model()
     assert "beta=-1.5" in repr(model)
+
+
+def test_a_bold_signal_stepped_alone_rests_at_zero_and_refuses_activity_with_a_unit(compat_env):
+    from brainmass_eqx.compat import brainunit as u
+
+    bs = brainstate
+    bs.environ.set(dt=1.0 * u.ms)
+    bold = bm.BOLDSignal(2)
+    bs.nn.init_all_states(bold)
+    for _ in range(400):
+        bold.update(np.array([0.0, 0.5]))
+    signal = np.asarray(bold.bold())
+    assert signal[0] == 0.0 and signal[1] > 5e-5  # no drive: the resting state; a drive: a positive response
+    # The unit was dropped: 0.5 kHz and 0.5 Hz drove the same response.
+    with pytest.raises(u.UnitMismatchError, match=r"z, the neural activity, must be a plain number .* 1 / ms"):
+        bold.update(np.array([0.0, 0.5]) / u.ms)

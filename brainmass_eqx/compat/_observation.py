@@ -65,6 +65,17 @@ def _value(p):
 _BOLD_STATES = {"x": "s", "f": "f", "v": "v", "q": "q"}
 
 
+def _activity(z):
+    """The neural activity driving the balloon model: a plain (dimensionless) number. Its
+    unit was dropped, so a rate in kHz and the same numbers in Hz gave one BOLD signal."""
+    if isinstance(z, u.Quantity) and not u.get_unit(z).is_unitless:
+        raise u.UnitMismatchError(
+            f"BOLDSignal: z, the neural activity, must be a plain number (dimensionless); got one in "
+            f"{u.get_unit(z)}. Pass the numbers you mean, e.g. z.to_decimal(u.Hz) for a rate in Hz."
+        )
+    return u.get_magnitude(z)
+
+
 class BOLDSignal(Dynamics):
     r"""Balloon-Windkessel haemodynamics (Friston et al. 2003): states ``x, f, v, q``.
 
@@ -104,7 +115,7 @@ class BOLDSignal(Dynamics):
     def update(self, z):
         dt = environ.get_dt()
         dt = dt if isinstance(dt, u.Quantity) else u.Quantity(dt, "s")
-        new, comp = self.core_model().step_compensated(self._state(), self._comp.value, u.get_magnitude(z), dt)
+        new, comp = self.core_model().step_compensated(self._state(), self._comp.value, _activity(z), dt)
         self._comp.value = comp
         for name, core_name in _BOLD_STATES.items():
             getattr(self, name).value = new[core_name]
@@ -120,7 +131,7 @@ class BOLDSignal(Dynamics):
         if not isinstance(y, (tuple, list)) or len(y) != len(_BOLD_STATES):
             raise TypeError(f"BOLDSignal.derivative: y must be the tuple (x, f, v, q), got {type(y).__name__}.")
         state = {core: u.get_magnitude(v) for core, v in zip(_BOLD_STATES.values(), y)}
-        d = self.core_model().vector_field(t, state, u.get_magnitude(z))
+        d = self.core_model().vector_field(t, state, _activity(z))
         return tuple(d[core] for core in _BOLD_STATES.values())
 
     def bold(self):
