@@ -152,3 +152,26 @@ def test_a_bold_signal_stepped_alone_rests_at_zero_and_refuses_activity_with_a_u
     # The unit was dropped: 0.5 kHz and 0.5 Hz drove the same response.
     with pytest.raises(u.UnitMismatchError, match=r"z, the neural activity, must be a plain number .* 1 / ms"):
         bold.update(np.array([0.0, 0.5]) / u.ms)
+
+
+def test_brainmass_methods_the_facade_lacked(compat_env):
+    # WongWangStep.dS1_dt / dS2_dt and KuramotoNetwork.dtheta were missing (a method
+    # signature audit against brainmass 0.1.1); the numbers are brainmass's on the same inputs.
+    from brainmass_eqx.compat import brainunit as u
+
+    ww = bm.WongWangStep(2)
+    d1 = ww.dS1_dt(np.array([0.1, 0.5]), np.array([10.0, 40.0]) * u.Hz)
+    assert u.get_unit(d1) == u.Hz
+    np.testing.assert_allclose(np.asarray(d1.mantissa), [4.769, 7.82], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(ww.dS2_dt(0.2, 5 * u.Hz).mantissa), 0.564, rtol=1e-5)
+    theta_dot = bm.KuramotoNetwork(3, omega=0.5).dtheta(np.zeros(3), np.array([0.1, 0.2, 0.3]))
+    np.testing.assert_allclose(np.asarray(theta_dot.to(u.kHz).mantissa), [0.6, 0.7, 0.8], rtol=1e-6)
+
+
+def test_lead_field_helpers_take_brainmass_argument_names():
+    normals = np.eye(3)[[0, 1, 2, 0]]
+    parcel = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    W = bm.LeadFieldModel.build_fixed_orientation_weights(normals_V3=normals, parcel_VxR=parcel, area_weights_V=None)
+    L = bm.LeadFieldModel.compress_vertex_leadfield(L_vertex_3V=np.ones((2, 12)), W_vertex_to_region_3VxR=W)
+    assert np.asarray(W).shape == (12, 2) and np.asarray(L).shape == (2, 2)
+    np.testing.assert_allclose(np.asarray(L), np.ones((2, 12)) @ np.asarray(W))

@@ -1147,6 +1147,20 @@ class WongWangStep(NodeModel):
         currents = inner.currents({k: state[k] for k in inner.state_names}, inputs)
         return tuple(u.Quantity(self._unflat(current), "nA") for current in currents)
 
+    def _gating_derivative(self, gating: Any, rate: Any, names: tuple[str, str]):
+        core = self.core_model()
+        inner = getattr(core, "model", core)
+        per_ms = inner.gating_derivative(to_magnitude(gating, "", names[0]), to_magnitude(rate, "Hz", names[1]))
+        return u.Quantity(per_ms * 1000.0, "Hz")
+
+    def dS1_dt(self, S1: Any, r1: Any):
+        """brainmass's ``dS1/dt = -S1/tau_S + (1 - S1) gamma r1`` in Hz (``r1`` in Hz; plain = Hz)."""
+        return self._gating_derivative(S1, r1, ("S1", "r1"))
+
+    def dS2_dt(self, S2: Any, r2: Any):
+        """brainmass's ``dS2/dt = -S2/tau_S + (1 - S2) gamma r2`` in Hz (``r2`` in Hz; plain = Hz)."""
+        return self._gating_derivative(S2, r2, ("S2", "r2"))
+
     def get_decision(self, threshold: Any = 15.0 * u.Hz):
         """+1 if r1 > threshold and r1 > r2, -1 if r2 wins, else 0 (zero coherence, no noise)."""
         core = self.core_model()
@@ -1333,6 +1347,12 @@ class KuramotoNetwork(NodeModel):
         kw = super().core_kwargs()
         kw.update(conn=self.conn, normalize_by_n=self.normalize_by_n, exclude_self=self.exclude_self)
         return kw
+
+    def dtheta(self, theta: Any, drive: Any):
+        """brainmass's ``dtheta/dt = omega + drive`` (per ms; ``drive`` holds the coupling and
+        the input, so ``theta`` is unused, as there)."""
+        omega = jnp.asarray(to_magnitude(self.omega.value(), "rad/ms", "omega"))
+        return u.Quantity(omega + to_magnitude(drive, "", "drive"), "1/ms")
 
 
 class HORNStep(NodeModel):

@@ -292,8 +292,17 @@ class LeadFieldModel(Module):
         """The core model that projects ``S`` (one, except for `MEGLeadFieldModel`)."""
         return self._core
 
-    compress_vertex_leadfield = staticmethod(core_obs.LeadFieldModel.compress_vertex_leadfield)
-    build_fixed_orientation_weights = staticmethod(core_obs.LeadFieldModel.build_fixed_orientation_weights)
+    @staticmethod
+    def compress_vertex_leadfield(L_vertex_3V, W_vertex_to_region_3VxR):
+        """`brainmass_eqx.observation.LeadFieldModel.compress_vertex_leadfield` under
+        brainmass's argument names: ``L_vertex_3V @ W_vertex_to_region_3VxR``, (M, R)."""
+        return core_obs.LeadFieldModel.compress_vertex_leadfield(L_vertex_3V, W_vertex_to_region_3VxR)
+
+    @staticmethod
+    def build_fixed_orientation_weights(normals_V3, parcel_VxR, area_weights_V=None):
+        """`brainmass_eqx.observation.LeadFieldModel.build_fixed_orientation_weights` under
+        brainmass's argument names: the (3V, R) vertex-to-region weights."""
+        return core_obs.LeadFieldModel.build_fixed_orientation_weights(normals_V3, parcel_VxR, area_weights_V)
 
 
 class EEGLeadFieldModel(LeadFieldModel):

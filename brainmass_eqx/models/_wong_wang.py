@@ -111,12 +111,16 @@ class WongWang(AbstractModel):
         """Rate of population 2 (Hz) at zero coherence."""
         return self.rates(state)[1]
 
+    def gating_derivative(self, gating, rate):
+        r"""$\dot S = -S/\tau_S + (1 - S)\,\gamma\, r$ (per ms) of a gating variable $S$
+        driven by the rate $r$ (Hz)."""
+        return -gating / self.tau_S + (1.0 - gating) * self.gamma * rate * _HZ_TO_PER_MS
+
     def _drift_and_decay(self, state, inputs):
         out, diag = {}, {}
         for name, rate in zip(self.state_names, self.rates(state, inputs)):
-            gain = self.gamma * rate * _HZ_TO_PER_MS
-            out[name] = -state[name] / self.tau_S + (1.0 - state[name]) * gain
-            diag[name] = -1.0 / self.tau_S - gain
+            out[name] = self.gating_derivative(state[name], rate)
+            diag[name] = -1.0 / self.tau_S - self.gamma * rate * _HZ_TO_PER_MS
         return out, diag
 
     def vector_field(self, t, state, inputs):
