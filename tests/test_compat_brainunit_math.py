@@ -335,3 +335,52 @@ def test_brainunit_keyword_calls_with_plain_results(call, expected):
 def test_brainunit_keyword_misuse_is_refused(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# -- brainunit's Quantity methods -------------------------------------------------------------------
+# The facade's Quantity had max/min/mean/sum/std/reshape/... only: q.clip(...), q.cumsum(),
+# q.copy() ... raised AttributeError. The values are brainunit 0.1.1's on the same inputs.
+
+
+@pytest.mark.parametrize(
+    "call, values, unit",
+    [
+        (lambda q: q.copy(), [3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.clone(), [3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.clip(1.5 * u.ms, 0.0025 * u.second), [2.5, 1.5, 2.0], u.ms),
+        (lambda q: q.cumsum(), [3.0, 4.0, 6.0], u.ms),
+        (lambda q: q.var(), 2 / 3, u.ms**2),
+        (lambda q: q.take(np.array([0, 2])), [3.0, 2.0], u.ms),
+        (lambda q: q.repeat(2), [3.0, 3.0, 1.0, 1.0, 2.0, 2.0], u.ms),
+        (lambda q: q.tile(2), [3.0, 1.0, 2.0, 3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.dot(q), 14.0, u.ms**2),
+        (lambda q: q.outer(q)[0], [9.0, 3.0, 6.0], u.ms**2),
+        (lambda q: q.ptp(), 2.0, u.ms),
+        (lambda q: q.pow(2), [9.0, 1.0, 4.0], u.ms**2),
+        (lambda q: q.split(3)[1], [1.0], u.ms),
+        (lambda q: q.expand_dims(0)[0], [3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.unsqueeze(1)[:, 0], [3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.view(3, 1)[:, 0], [3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.to_numpy(), [3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.to_jax(), [3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.float(), [3.0, 1.0, 2.0], u.ms),
+        (lambda q: q.to(new_unit=u.second), [0.003, 0.001, 0.002], u.second),
+        (lambda q: q.in_unit(u.second, err_msg="never raised"), [0.003, 0.001, 0.002], u.second),
+    ],
+)
+def test_quantity_methods_follow_brainunit(call, values, unit):
+    _is(call(jnp.array([3.0, 1.0, 2.0]) * u.ms), values, unit)
+
+
+def test_quantity_methods_with_plain_results_and_refusals():
+    q = jnp.array([3.0, 1.0, 2.0]) * u.ms
+    assert q.argsort().tolist() == [1, 2, 0] and bool(q.all()) and q.searchsorted(2.5 * u.ms) == 3
+    assert q.has_same_unit(1 * u.second) and not q.has_same_unit(1 * u.mV)
+    assert q.repr_in_unit(u.second) == str(q.to(u.second))
+    with pytest.raises(u.UnitMismatchError, match="^my message$"):
+        q.in_unit(u.mV, err_msg="my message")
+    # In place in brainunit; a quantity here is immutable: a message, not an AttributeError.
+    with pytest.raises(TypeError, match=r"q.sort\(...\) changes the quantity in place .* q = u.math.sort\(q\)"):
+        q.sort()
+    with pytest.raises(TypeError, match=r"q.fill\(...\) changes the quantity in place"):
+        q.fill(1 * u.ms)

@@ -366,11 +366,19 @@ class Quantity(BareQuantity):
     def T(self):
         return Quantity(self.value.T, self.unit)
 
-    def to(self, unit) -> Quantity:
-        value, target = _value_in(self, unit)
+    def to(self, new_unit=None, *, unit=None) -> Quantity:
+        # brainunit names the argument new_unit; unxt's spelling is unit.
+        value, target = _value_in(self, new_unit if unit is None else unit)
         return Quantity(value, target)
 
-    in_unit = to
+    def in_unit(self, unit, err_msg=None) -> Quantity:
+        """``to(unit)``; ``err_msg`` replaces the message of a unit mismatch (brainunit's)."""
+        try:
+            return self.to(unit)
+        except UnitMismatchError as error:
+            if err_msg is None:
+                raise
+            raise UnitMismatchError(err_msg) from error
 
     def to_decimal(self, unit=None):
         if unit is None:
@@ -555,6 +563,47 @@ class Quantity(BareQuantity):
     def tolist(self):
         return np.asarray(self.value).tolist()
 
+    # brainunit's copies and conversions (a quantity here is immutable: a copy is a new one)
+    def copy(self):
+        return self._keep(lambda v: v.copy() if hasattr(v, "copy") else v)
+
+    clone = copy
+
+    def to_numpy(self):
+        return Quantity(np.asarray(self.value), self.unit)
+
+    def to_jax(self):
+        return Quantity(jnp.asarray(self.value), self.unit)
+
+    def float(self):
+        return self.astype(jnp.float32)
+
+    def double(self):
+        return self.astype(jnp.float64)
+
+    def half(self):
+        return self.astype(jnp.float16)
+
+    def view(self, *shape):
+        return self.reshape(*shape)
+
+    def unsqueeze(self, axis):
+        return math.expand_dims(self, axis)
+
+    def pow(self, exponent):
+        return self**exponent
+
+    def has_same_unit(self, other) -> bool:
+        """Whether ``other`` has this quantity's dimension (brainunit's test: ms and s do)."""
+        return get_dim(self) == get_dim(other)
+
+    def repr_in_unit(self, unit, precision=None) -> str:
+        """The quantity written in ``unit`` (``precision`` decimals if given)."""
+        q = self.to(unit)
+        if precision is None:
+            return str(q)
+        return f"{np.array2string(np.asarray(q.value), precision=precision)} {_unit_name(q.unit)}"
+
     def __array__(self, dtype=None, copy=None):
         # brainunit refuses to turn a dimensionful quantity into a NumPy array: the array
         # would silently be in whatever unit the quantity happened to carry. Dimensionless
@@ -567,6 +616,36 @@ class Quantity(BareQuantity):
             )
         arr = np.asarray(_simplify(self))
         return arr.astype(dtype) if dtype is not None else arr
+
+
+def _math_method(name: str):
+    def method(self, *args, **kwargs):
+        return getattr(math, name)(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``u.math.{name}(q, ...)``: brainunit's unit rule for it."
+    return method
+
+
+def _in_place(name: str, instead: str):
+    def method(self, *args, **kwargs):
+        raise TypeError(
+            f"q.{name}(...) changes the quantity in place in brainunit; the facade's quantities are immutable "
+            f"(JAX arrays). Use {instead}."
+        )
+
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+for _name in ("all", "any", "argsort", "clip", "conj", "conjugate", "cross", "cumprod", "cumsum", "diagonal", "dot",
+              "expand_dims", "nancumprod", "nanprod", "nonzero", "outer", "prod", "ptp", "repeat", "searchsorted",
+              "split", "swapaxes", "take", "tile", "trace", "var"):  # fmt: skip
+    setattr(Quantity, _name, _math_method(_name))
+for _name, _instead in (("sort", "q = u.math.sort(q)"), ("fill", "q = u.math.full_like(q, value)"),
+                        ("update_mantissa", "q = u.Quantity(mantissa, q.unit)"), ("put", "q = q.at[...].set(...)"),
+                        ("resize", "q = u.math.resize(q, shape)")):  # fmt: skip
+    setattr(Quantity, _name, _in_place(_name, _instead))
 
 
 def _in(q: Any, unit) -> Any:
