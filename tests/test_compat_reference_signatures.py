@@ -242,6 +242,24 @@ def test_initializers_draw_from_braintools_rng_argument(seeded, init):
     assert not np.array_equal(a, init((3, 4), rng=bs.random.RandomState(43)))
 
 
+# -- braintools.optim ----------------------------------------------------------------------------
+
+
+def test_optimizer_update_state_dict_and_last_lr_as_braintools():
+    w = bs.ParamState(jnp.asarray(1.0))
+    opt = bt.optim.SGD(lr=0.1).register_trainable_weights(param_states={"w": w})  # returns the optimizer
+    opt.update({"w": jnp.asarray(2.0)})  # braintools's older name for step
+    assert float(w.value) == pytest.approx(0.8) and int(opt.step_count.value) == 1
+    assert opt.get_last_lr() == [0.1]
+    saved = opt.state_dict()
+    opt.step({"w": jnp.asarray(2.0)})
+    opt.load_state_dict(saved)
+    assert int(opt.step_count.value) == 1
+    schedule = bt.optim.SGD(lr=lambda step: 0.5 / (1 + step)).register_trainable_weights({"w": w})
+    schedule.step({"w": jnp.asarray(0.0)})
+    assert float(schedule.get_last_lr()[0]) == pytest.approx(0.25)
+
+
 # -- braintools.metric ---------------------------------------------------------------------------
 
 RNG = np.random.default_rng(0)

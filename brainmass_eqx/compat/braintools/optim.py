@@ -27,27 +27,53 @@ class OptaxOptimizer:
         self.lr = lr
         self.param_states: dict = {}
         self.opt_state = State(None)
+        self.step_count = State(0)
 
-    def register_trainable_weights(self, weights: Any) -> None:
-        """Register ``{key: ParamState}`` (or a list of states) as the weights to update."""
+    def register_trainable_weights(self, param_states: Any):
+        """Register ``{key: ParamState}`` (or a list of states) as the weights to update;
+        returns the optimizer (as braintools)."""
+        weights = param_states
         if isinstance(weights, State):
             weights = {0: weights}
         elif not isinstance(weights, dict):
             weights = dict(enumerate(weights))
         self.param_states = dict(weights)
         self.opt_state.value = self.tx.init({k: s.value for k, s in self.param_states.items()})
+        return self
 
-    def step(self, grads: dict) -> None:
-        """Apply one update with ``grads`` (a dict with the registered weights' keys)."""
+    def step(self, grads: dict, **extra_args: Any) -> None:
+        """Apply one update with ``grads`` (a dict with the registered weights' keys);
+        ``extra_args`` go to the optax transformation's ``update`` (e.g. L-BFGS's ``value``,
+        ``grad``, ``value_fn``)."""
         if not self.param_states:
             raise ValueError("register_trainable_weights(...) must be called before step(grads).")
         params = {k: s.value for k, s in self.param_states.items()}
         grads = {k: grads[k] for k in params}
-        updates, new_state = self.tx.update(grads, self.opt_state.value, params)
+        updates, new_state = self.tx.update(grads, self.opt_state.value, params, **extra_args)
         new_params = optax.apply_updates(params, updates)
         self.opt_state.value = new_state
         for k, s in self.param_states.items():
             s.value = new_params[k]
+        self.step_count.value = self.step_count.value + 1
+
+    def update(self, grads: dict, **extra_args: Any) -> None:
+        """braintools's older name for `step`."""
+        return self.step(grads, **extra_args)
+
+    def get_last_lr(self) -> list:
+        """The learning rate of the last step (a schedule evaluated at the step count)."""
+        return [self.lr(self.step_count.value) if callable(self.lr) else self.lr]
+
+    def state_dict(self) -> dict:
+        """The optimizer's state: step count, learning rate and optax state."""
+        return {"step_count": self.step_count.value, "lr": self.lr, "base_lr": self.lr,
+                "opt_state": self.opt_state.value}  # fmt: skip
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what `state_dict` returned (the weights themselves live in their states)."""
+        self.step_count.value = state_dict["step_count"]
+        if "opt_state" in state_dict:
+            self.opt_state.value = state_dict["opt_state"]
 
     def __repr__(self):
         return f"{type(self).__name__}(lr={self.lr})"
