@@ -178,6 +178,86 @@ def test_jit_and_scan_accept_brainstates_label_and_progress_options():
     assert float(carry) == 3.0
 
 
+# -- brainstate.nn ------------------------------------------------------------------------------
+
+
+class _Leaf(bs.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.t = bs.State(jnp.zeros(1))
+
+
+class _Middle(bs.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.v = bs.ParamState(jnp.zeros(1))
+        self.leaf = _Leaf()
+
+
+class _Root(bs.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.s = bs.State(jnp.zeros(1))
+        self.mid = _Middle()
+        self.layers = [_Leaf()]
+
+
+@pytest.mark.parametrize(
+    "hierarchy, states, nodes",
+    [  # brainstate 0.1's answers for the same tree
+        ((0, 0), [("s",)], [()]),
+        ((1, 1), [("layers", 0, "t"), ("mid", "v")], [("layers", 0), ("mid",)]),
+        ((2, 2), [("mid", "leaf", "t")], [("mid", "leaf")]),
+        ((1, 5), [("layers", 0, "t"), ("mid", "leaf", "t"), ("mid", "v")], [("layers", 0), ("mid",), ("mid", "leaf")]),
+    ],
+)
+def test_states_and_nodes_honour_allowed_hierarchy(hierarchy, states, nodes):
+    # nodes() accepted allowed_hierarchy and ignored it; states() refused it.
+    root = _Root()
+    assert sorted(root.states(allowed_hierarchy=hierarchy)) == states
+    assert sorted(root.nodes(allowed_hierarchy=hierarchy)) == nodes
+
+
+def test_module_iterators_as_brainstate():
+    root = _Root()
+    assert [name for name, _ in root.named_children()] == ["mid", "layers.0"]
+    assert [type(m).__name__ for m in root.children()] == ["_Middle", "_Leaf"]
+    assert sorted(name for name, _ in root.named_modules()) == ["", "layers.0", "mid", "mid.leaf"]
+    assert len(list(root.modules(include_self=False))) == 3
+
+
+class _Counter(bs.nn.Dynamics):
+    def __init__(self):
+        super().__init__(1)
+
+    def init_state(self, *args, **kwargs):
+        self.x = bs.HiddenState(jnp.zeros(1))
+
+    def update(self):
+        self.x.value = self.x.value + 1.0
+        return self.x.value
+
+
+@pytest.mark.parametrize("interpolation", [None, "nearest", "linear", "cubic"])
+def test_prefetch_delay_takes_brainstates_interpolation_and_a_read_held_outside_a_module(compat_env, interpolation):
+    # brainstate 0.1 reads whole steps back whatever the interpolation: a 0.25 ms delay at
+    # dt = 0.1 ms is 3 steps ([0, 0, 0, 0, 1, 2] there). The read, held in no module, was
+    # not initialised by init_all_states (brainstate registers its buffer on the module).
+    counter = _Counter()
+    read = counter.prefetch_delay("x", 0.25 * u.ms, init=bt.init.Constant(0.0), interpolation=interpolation)
+    bs.nn.init_all_states(counter)
+    seen = []
+    for _ in range(6):
+        seen.append(float(read()[0]))
+        counter()
+    assert seen == [0.0, 0.0, 0.0, 0.0, 1.0, 2.0]
+
+
+def test_prefetch_delay_refuses_an_unknown_interpolation(compat_env):
+    with pytest.raises(ValueError, match=r"interpolation='spline'\) is unknown; brainstate's are \['cubic'"):
+        _Counter().prefetch_delay("x", 0.25 * u.ms, interpolation="spline")
+
+
 # -- braintools.init -----------------------------------------------------------------------------
 
 N = 40000

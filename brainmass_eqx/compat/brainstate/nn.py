@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -366,21 +367,34 @@ def _children(obj: Any) -> Iterator[tuple[Any, Any]]:
                     yield (name, k), item
 
 
-def _walk(root: Module) -> Iterator[tuple[tuple, Any]]:
-    """Every module and state reachable from ``root`` once, by first-found path."""
+def _walk_levels(root: Module) -> Iterator[tuple[tuple, Any, int]]:
+    """Every module and state reachable from ``root`` once, by first-found path, with its
+    hierarchy level (brainstate's: ``root`` 0, its sub-modules 1, ...; a state has the
+    level of the module holding it)."""
     seen: set[int] = set()
 
-    def visit(obj, path):
+    def visit(obj, path, level):
         if id(obj) in seen:
             return
         seen.add(id(obj))
-        yield path, obj
+        yield path, obj, level
         if isinstance(obj, Module):
             for key, child in obj._graph_children():
                 key = key if isinstance(key, tuple) else (key,)
-                yield from visit(child, path + key)
+                yield from visit(child, path + key, level + 1 if isinstance(child, Module) else level)
 
-    yield from visit(root, ())
+    yield from visit(root, (), 0)
+
+
+def _walk(root: Module) -> Iterator[tuple[tuple, Any]]:
+    """Every module and state reachable from ``root`` once, by first-found path."""
+    for path, obj, _ in _walk_levels(root):
+        yield path, obj
+
+
+def _in_hierarchy(level: int, allowed_hierarchy: Any) -> bool:
+    low, high = (0, sys.maxsize) if allowed_hierarchy is None else allowed_hierarchy
+    return low <= level <= high
 
 
 class Module:
@@ -395,21 +409,41 @@ class Module:
     def _graph_children(self) -> Iterator[tuple[Any, Any]]:
         return _children(self)
 
-    def states(self, *filters: type) -> FlattedDict:
-        """``{path: State}`` of every state reachable from this module (of the given types)."""
+    def states(self, *filters: type, allowed_hierarchy: Any = None) -> FlattedDict:
+        """``{path: State}`` of every state reachable from this module (of the given types),
+        held by modules whose level is in ``allowed_hierarchy = (low, high)`` (this module 0)."""
         out = FlattedDict()
-        for path, obj in _walk(self):
-            if isinstance(obj, State) and (not filters or isinstance(obj, filters)):
+        for path, obj, level in _walk_levels(self):
+            if isinstance(obj, State) and (not filters or isinstance(obj, filters)) and _in_hierarchy(level, allowed_hierarchy):
                 out[path] = obj
         return out
 
     def nodes(self, *filters: type, allowed_hierarchy: Any = None) -> FlattedDict:
-        """``{path: Module}`` of every module reachable from this one (itself at ``()``)."""
+        """``{path: Module}`` of every module reachable from this one (itself at ``()``, level
+        0), whose level is in ``allowed_hierarchy = (low, high)``."""
         out = FlattedDict()
-        for path, obj in _walk(self):
-            if isinstance(obj, Module) and (not filters or isinstance(obj, filters)):
+        for path, obj, level in _walk_levels(self):
+            if isinstance(obj, Module) and (not filters or isinstance(obj, filters)) and _in_hierarchy(level, allowed_hierarchy):
                 out[path] = obj
         return out
+
+    def children(self) -> Iterator[Module]:
+        """The direct sub-modules."""
+        return iter(self.nodes(allowed_hierarchy=(1, 1)).values())
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """``(dotted path, sub-module)`` of the direct sub-modules."""
+        return ((".".join(map(str, p)), m) for p, m in self.nodes(allowed_hierarchy=(1, 1)).items())
+
+    def modules(self, include_self: bool = True) -> Iterator[Module]:
+        """Every module reachable from this one (this one too with ``include_self``)."""
+        return iter(self.nodes(allowed_hierarchy=(0 if include_self else 1, sys.maxsize)).values())
+
+    def named_modules(self, prefix: str = "", include_self: bool = True) -> Iterator[tuple[str, Module]]:
+        """``(dotted path, module)`` of every module reachable from this one."""
+        lowest = 0 if include_self else 1
+        for path, module in self.nodes(allowed_hierarchy=(lowest, sys.maxsize)).items():
+            yield ".".join(filter(None, (prefix, *map(str, path)))), module
 
     def parameters(self) -> FlattedDict:
         return FlattedDict({p: m for p, m in self.nodes(Param).items() if m.fit})
@@ -498,17 +532,24 @@ class Dynamics(Module):
 
         return Prefetch(self, item)
 
-    def prefetch_delay(self, item: str, *delay: Any, init: Any = None, update_every: Any = None):
-        """A zero-argument callable giving ``self.<item>`` ``delay`` ago; ``delay`` is a time
+    def prefetch_delay(self, state: str, *delay: Any, init: Any = None, interpolation: str | None = None,
+                       update_every: Any = None):  # fmt: skip
+        """A zero-argument callable giving ``self.<state>`` ``delay`` ago; ``delay`` is a time
         or a ``(delay (N, N), index (N, N))`` pair (one tuple or two arguments) (see ``brainstate._delay``); ``init`` fills
         the past before the first write (default 0). ``update_every`` (a time >= dt, default
         dt): the buffer keeps one value per ``update_every`` (brainstate's frequency-controlled
-        delay, e.g. once per TR), and ``delay`` counts in those slots."""
+        delay, e.g. once per TR), and ``delay`` counts in those slots. ``interpolation`` is
+        accepted with brainstate's names: brainstate 0.1 reads whole steps back
+        (``ceil(delay / dt)``) whichever it is given, and so does this."""
         from ._delay import PrefetchDelayAt
 
+        if interpolation is not None and interpolation not in _DELAY_INTERPOLATIONS:
+            raise ValueError(
+                f"prefetch_delay(interpolation={interpolation!r}) is unknown; brainstate's are {sorted(_DELAY_INTERPOLATIONS)}."
+            )
         # brainstate takes (delay, index) as one tuple or as two arguments.
         delay = delay[0] if len(delay) == 1 else tuple(delay)
-        return PrefetchDelayAt(self, item, delay, 0.0 if init is None else init, update_every)
+        return PrefetchDelayAt(self, state, delay, 0.0 if init is None else init, update_every)
 
     def _state_delay(self, item: str, init: Any, update_every: Any = None):
         """The node's ring buffer of ``item`` (one per state variable and write interval,
@@ -539,6 +580,11 @@ def call_order(level: int = 0):
     return decorate
 
 
+_DELAY_INTERPOLATIONS = frozenset(
+    {"nearest", "round", "linear", "linear_interp", "cubic", "hermite", "polynomial2", "polynomial3"}
+)
+
+
 def init_all_states(target: Module, *args: Any, **kwargs: Any) -> Module:
     """Call ``init_state(*args, **kwargs)`` on ``target`` and every module below it.
 
@@ -552,6 +598,12 @@ def init_all_states(target: Module, *args: Any, **kwargs: Any) -> Module:
             (later if level is not None else ordered).append((level or 0, node))
     for _, node in ordered + sorted(later, key=lambda x: x[0]):
         node.init_state(*args, **kwargs)
+    # The delay buffers behind prefetch_delay reads, after the states they record (brainstate
+    # registers them on the module: a read held outside any module is initialised too).
+    for _, node in _walk(target):
+        if isinstance(node, Module):
+            for delay in node.__dict__.get("_delays", {}).values():
+                delay.init_state(*args, **kwargs)
     return target
 
 
