@@ -376,3 +376,9 @@ def test_jax_transforms_still_apply_to_the_metrics():
     g = jax.grad(lambda x: bt.metric.functional_connectivity(x)[0, 1])(jnp.asarray(X))
     assert np.isfinite(np.asarray(g)).all()
 
+
+
+def test_call_order_checks_its_level_unless_told_not_to():
+    with pytest.raises(ValueError, match=r'"level" must be an integer in \[0, 10\), but got 12.'):
+        bs.nn.call_order(12)
+    assert callable(bs.nn.call_order(12, check_order_boundary=False))

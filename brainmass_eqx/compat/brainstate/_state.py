@@ -86,9 +86,9 @@ class State:
             fr.on_write(self)
         self._value = new
 
-    def restore_value(self, value: Any) -> None:
+    def restore_value(self, v: Any) -> None:
         """Set the value without recording a write (used when undoing a trace)."""
-        self._value = value
+        self._value = v
 
     @property
     def shape(self):

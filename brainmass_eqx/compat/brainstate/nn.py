@@ -570,8 +570,11 @@ class Dynamics(Module):
         return out
 
 
-def call_order(level: int = 0):
-    """Decorator: ``init_all_states`` calls methods with a higher level later."""
+def call_order(level: int = 0, check_order_boundary: bool = True):
+    """Decorator: ``init_all_states`` calls methods with a higher level later.
+    ``check_order_boundary`` is brainstate's check that ``level`` is in its range (0 to 9)."""
+    if check_order_boundary and not 0 <= level < 10:
+        raise ValueError(f"\"level\" must be an integer in [0, 10), but got {level}.")
 
     def decorate(fn):
         fn.call_order = level
