@@ -125,6 +125,11 @@ class AbstractCoupling(Readable):
     #: Other libraries' keywords for this kernel's parameters and what they are here, said
     #: when one is passed (TVB's ``Linear(a=...)`` is the Network's ``k``).
     keyword_aliases: ClassVar[dict[str, str]] = {}
+    #: Whether the target's own term is one of the delayed reads (at zero delay), so that
+    #: ``current`` follows the delay rule: on a network's first step it is the history's
+    #: $h(0)$, as every read at $t \le 0$ (`Laplacian`'s diagonal). False for kernels that
+    #: compare the delayed sources with the target's present state (`Diffusive`).
+    target_term_delayed: ClassVar[bool] = False
 
     def __new__(cls, *args, **kwargs):
         # TVB's kernels share some names with ours and not others: a TVB keyword says where it goes.
@@ -281,7 +286,11 @@ class Laplacian(AbstractSummedCoupling):
     - ``'rw'``: $L = D^{-1} W' - I$;
     - ``'sym'``: $L = D^{-1/2} W' D^{-1/2} - I$.
 
-    The diagonal term reads the target with zero delay, i.e. its current value.
+    The diagonal term reads the target with zero delay, as every term of the sum is read:
+    its current value, except on the first step of a network given a ``history``, where it
+    is $h(0)$ as every read at $t \le 0$ (brainmass's rule: its Laplacian is an additive
+    coupling through the delay buffer, so a state uniform with its ``delay_init`` feels no
+    coupling on that step).
 
     **Isolated nodes** (normalised): a node whose row of weights is all zero ($d_i = 0$)
     has $D^{-1}_{ii} = D^{-1/2}_{ii} = 0$ (networkx's convention for the normalised
@@ -296,12 +305,21 @@ class Laplacian(AbstractSummedCoupling):
     with ``'sym'``), which a fit's first step turned into nonsense. Degrees in
     $(0, \varepsilon)$ are floored at ``eps``, as brainmass's.
 
-    **Arguments:** `normalize`, `exp_weights`, `eps` as above.
+    **Arguments:** `normalize`, `exp_weights`, `eps` as above; `b`: a bias added to the
+    current, $c_i = k \sum_j L_{ij} X_{ij} + b$ (default 0; brainmass's ``b``).
     """
 
+    target_term_delayed: ClassVar[bool] = True
     normalize: str | None = eqx.field(static=True, default=None)
     exp_weights: bool = eqx.field(static=True, default=False)
     eps: float = eqx.field(static=True, default=1e-12)
+    b: Any = 0.0
+
+    def __init__(self, normalize: str | None = None, exp_weights: bool = False, eps: float = 1e-12, b: Any = 0.0):
+        self.normalize = normalize
+        self.exp_weights = exp_weights
+        self.eps = eps
+        self.b = _scalar_field(b, "b")
 
     @property
     def cancels_self_connections(self) -> bool:  # type: ignore[override]
@@ -339,7 +357,7 @@ class Laplacian(AbstractSummedCoupling):
 
     def post(self, summed, current, rowsum, k):
         c = rowsum if self.normalize is None else 1.0
-        return k * (summed[0] - c * current)
+        return k * (summed[0] - c * current) + read(self.b)
 
 
 class Sigmoidal(AbstractSummedCoupling):

@@ -1468,6 +1468,15 @@ class Network(AbstractModel):
             return lag
         return error_if_member(lag, jnp.any(lag > capacity), message)
 
+    def history_values(self, t: Any) -> dict[str, Array]:
+        """The user's ``history`` at time ``t <= 0`` (ms): the coupled variables' values
+        ``{name: (N,)}``. Only for a network given a ``history``."""
+        if callable(self.history):
+            out = self.history(t)
+            out = out if isinstance(out, Mapping) else {self.coupled_var[0]: out}
+            return {v: jnp.broadcast_to(_float(out[v]), (self.n_regions,)) for v in self.coupled_var}
+        return {v: jnp.broadcast_to(self.history[v], (self.n_regions,)) for v in self.coupled_var}
+
     def _initial_history(self, plan: _Plan, y0: State, dt: float) -> tuple[Array, int | None]:
         """Buffer contents and their repeat (`hist.ring_fill`): ``(L, V*F*N)``, row ``c``
         holding the step ``m <= 0`` with ``m = c mod L``, and None; for a constant past
@@ -1477,16 +1486,14 @@ class Network(AbstractModel):
             if self.history is None:
                 now = self._features(self.coupled_values(y0))
             else:
-                now = self._features({v: jnp.broadcast_to(self.history[v], (self.n_regions,)) for v in self.coupled_var})
+                now = self._features(self.history_values(0.0))
             now = now.reshape(-1)
             return (jax.lax.complex(now, now) if plan.packed else now), L
         col = jnp.arange(L)
         m = jnp.where(col == 0, 0, col - L)
 
         def at(t):
-            out = self.history(t)
-            out = out if isinstance(out, Mapping) else {self.coupled_var[0]: out}
-            return self._features({v: jnp.broadcast_to(_float(out[v]), (self.n_regions,)) for v in self.coupled_var})
+            return self._features(self.history_values(t))
 
         ts = m.astype(jnp.result_type(float)) * dt
         past = jax.vmap(at)(ts)
@@ -1691,9 +1698,14 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
             if updated:
                 return _StageCoupling(t0, t1, None, None, plan.weights, plan.rowsum), buf, blocks, previous, None
             return net.instantaneous_coupling(y0, plan.weights, plan.rowsum), buf, blocks, previous, None
-        values = net.coupled_values(y0)
         delayed, buf, blocks = self._delayed(y0, buf, count, blocks)
         if not updated:
+            values = net.coupled_values(y0)
+            if net.coupling.target_term_delayed and net.history is not None:
+                # The target's term is a zero-delay read: on the first step, as every read at
+                # t <= 0, the history's h(0), not the initial state.
+                first = net.history_values(jnp.zeros((), jnp.result_type(float)))
+                values = {v: jnp.where(count == 0, first[v], x) for v, x in values.items()}
             return net._finish_coupling(delayed, values, plan.weights, plan.rowsum), buf, blocks, None, delayed
         slope = tuple(jnp.where(count > 0, d - p, jnp.zeros_like(d)) for d, p in zip(delayed, previous))
         return _StageCoupling(t0, t1, delayed, slope, plan.weights, plan.rowsum), buf, blocks, delayed, delayed

@@ -279,6 +279,17 @@ def test_uniform_takes_high_in_lows_unit(seeded):
 
 
 @pytest.mark.parametrize(
+    "init", [bt.init.Constant(0.5, unit=u.mV), bt.init.Uniform(0.0, 1.0, unit=u.mV),
+             bt.init.Normal(0.0, 1.0, unit=u.mV), bt.init.KaimingNormal(unit=u.mV)],
+    ids=lambda i: type(i).__name__,
+)  # fmt: skip
+def test_initializers_deprecated_unit_keyword_gives_the_draws_its_unit(init, seeded):
+    # braintools 0.1: each returns a Quantity in mV for plain arguments and unit=u.mV.
+    draws = init((4, 3))
+    assert u.get_unit(draws) == u.mV and draws.shape == (4, 3)
+
+
+@pytest.mark.parametrize(
     "make, match",
     [
         (lambda: bt.init.Normal(0.0, -1.0), r"`std` must be non-negative"),

@@ -133,6 +133,33 @@ def test_laplacian_isolated_node_keeps_brainmass_values_with_a_finite_gradient(n
     assert np.abs(g[1:, 1:]).max() > 1e-3  # the others' are the plain ones
 
 
+@pytest.mark.parametrize("normalize", [None, "rw"])
+def test_laplacian_reads_its_diagonal_through_the_history_as_the_sum_it_is(normalize):
+    # k L X + b with every term a delayed read, the diagonal at zero delay: the same run as
+    # an additive coupling over the matrix L itself. On the first step of a network given a
+    # history every read, the diagonal's too, is h(0): the core's Laplacian read the target's
+    # initial state there instead (0.3 against the neighbours' 0.1): 0.022 off at 1 ms (0.010 with "rw").
+    n = 4
+    w = RNG.uniform(0.2, 1.0, (n, n)).astype(np.float32) * (1 - np.eye(n, dtype=np.float32))
+    delays = RNG.uniform(0.2, 0.6, (n, n))
+    kernel = C.Laplacian(normalize=normalize, b=0.05)
+    weff = np.asarray(kernel.effective_weights(w))
+    L = weff - np.diag(weff.sum(-1) if normalize is None else np.ones(n, np.float32))
+    y0 = {"x": jnp.full(n, 0.3), "y": jnp.zeros(n)}
+    first = []
+    for history in ({"x": 0.1}, lambda t: {"x": jnp.full(n, 0.1) + t}):
+        runs = [
+            bm.simulate(Network(bm.Hopf(n, a=0.2, w=0.3), conn, coupling=c, k=0.5, delays=delays, history=history,
+                                self_connection=True), 1.0, dt=0.1, y0=y0)["x"]
+            for conn, c in ((w, kernel), (L, C.Additive(b=0.05)))
+        ]  # fmt: skip
+        np.testing.assert_allclose(np.asarray(runs[0]), np.asarray(runs[1]), rtol=1e-5, atol=1e-6)
+        first.append(runs[0][0])
+    free = bm.simulate(Network(bm.Hopf(n, a=0.2, w=0.3), w, coupling=C.Additive(b=0.05), k=0.0), 0.1, dt=0.1, y0=y0)
+    # A uniform past, the diagonal's read included: only b drives the first step.
+    np.testing.assert_allclose(np.asarray(first[0]), np.asarray(free["x"][0]), rtol=1e-6)
+
+
 def test_make_coupling_names_and_errors():
     assert isinstance(C.make_coupling("diffusive"), C.Diffusive)
     assert C.make_coupling("laplacian").exp_weights  # brainmass's LaplacianConnParam

@@ -17,7 +17,6 @@ run's ``dt`` changes; the ``'laplacian'`` connectivity is not trainable by defau
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -49,11 +48,6 @@ class _DefaultDelayInit(binit.Uniform):
 
 
 _DEFAULT_DELAY_INIT = _DefaultDelayInit(0.0, 0.05)
-
-
-def _is_zero(x) -> bool:
-    """Whether ``x`` is a concrete 0 (a traced value, e.g. a trained offset, is not)."""
-    return not isinstance(x, jax.core.Tracer) and bool(np.all(np.asarray(u.get_magnitude(x)) == 0))
 
 
 def _check_conn(conn, n, self_connection):
@@ -177,38 +171,24 @@ class Network(CoreStepper, Module):
             cls = {"sigmoidal": core_coupling.Sigmoidal, "tanh": core_coupling.Tanh,
                    "sigmoidal_jansen_rit": core_coupling.SigmoidalJansenRit}[coupling]
             coupling = cls(**kwargs)
-        elif coupling == "additive" and "b" in kwargs:
+        elif coupling in ("additive", "laplacian") and "b" in kwargs:
             from .. import coupling as core_coupling
 
-            coupling = core_coupling.Additive(b=kwargs["b"])
+            if coupling == "additive":
+                coupling = core_coupling.Additive(b=kwargs["b"])
+            else:  # brainmass's: its LaplacianConnParam (exp(W) * W) under an additive coupling
+                coupling = core_coupling.Laplacian(exp_weights=True, b=kwargs["b"])
         override = self.__dict__.get("_core_override")
         if override is not None:
             return override
         history = self._history()
-        keep_diagonal = self._keep_diagonal
-        if coupling == "laplacian" and (history is not None or not _is_zero(kwargs.get("b", 0.0))):
-            conn, coupling, keep_diagonal = self._laplacian_as_additive(conn, kwargs.get("b", 0.0))
         delays = {} if self.distance is None and self.speed is None else {
             "distance": self.distance, "speed": self.speed, "max_delay": self._max_delay()}
         return core_call(
             core_network.Network, node, conn, coupling=coupling, coupled_var=self.coupled_var,
-            k=self.coupling.k.value(), self_connection=keep_diagonal, interpolation=self.interpolation,
+            k=self.coupling.k.value(), self_connection=self._keep_diagonal, interpolation=self.interpolation,
             history=history, noise=None if self.noise is None else self.noise.to_core(), **delays,
         )  # fmt: skip
-
-    @staticmethod
-    def _laplacian_as_additive(conn, b):
-        """brainmass's Laplacian coupling as it runs there: an additive coupling ``k L x + b``
-        whose diagonal ``-d_i`` is read through the delays too (zero delay: the
-        ``delay_init`` history on the first step, where the core's `Laplacian` reads the
-        current state), and with brainmass's offset ``b``. The same as the core's Laplacian
-        when the history is the initial state and ``b`` is 0."""
-        from .. import coupling as core_coupling
-
-        weights = core_coupling.Laplacian(exp_weights=True).effective_weights(conn)
-        xp = np if isinstance(weights, np.ndarray) else jnp
-        laplacian = weights - xp.diag(xp.sum(weights, axis=-1))
-        return laplacian, core_coupling.Additive(b=b), True
 
     def _max_delay(self):
         """The longest delay (ms) from host values, so that a core network built inside a

@@ -38,8 +38,16 @@ class Initialization:
 
     __module__ = "braintools.init"
 
+    #: braintools' deprecated ``unit=`` keyword: multiplies the drawn values.
+    unit: Any = None
+
     def __call__(self, size, **kwargs):
         raise NotImplementedError
+
+    def _attach(self, value, unit):
+        """The drawn ``value`` with the deprecated ``unit=`` and the ``unit`` of the
+        arguments it was drawn from."""
+        return _attach(value if self.unit is None else value * self.unit, unit)
 
 
 class Constant(Initialization):
@@ -54,9 +62,7 @@ class Constant(Initialization):
     def __call__(self, size, **kwargs):
         mag, unit = _split(self.value)
         out = jnp.full(_size(size), mag, dtype=jnp.result_type(float))
-        if self.unit is not None:
-            out = out * self.unit
-        return _attach(out, unit)
+        return self._attach(out, unit)
 
     def __repr__(self):
         return f"Constant(value={self.value})"
@@ -119,9 +125,7 @@ class Uniform(Initialization):
         hi = _in_unit_of(self.high, unit, "high")
         key = _draw_key(key, kwargs)
         out = jr.uniform(key, _size(size), jnp.result_type(float), jnp.asarray(lo), jnp.asarray(hi))
-        if self.unit is not None:
-            out = out * self.unit
-        return _attach(out, unit)
+        return self._attach(out, unit)
 
     def __repr__(self):
         return f"Uniform(low={self.low}, high={self.high})"
@@ -143,9 +147,7 @@ class Normal(Initialization):
         std = _in_unit_of(self.std, unit, "std")
         key = _draw_key(key, kwargs)
         out = mean + std * jr.normal(key, _size(size), jnp.result_type(float))
-        if self.unit is not None:
-            out = out * self.unit
-        return _attach(out, unit)
+        return self._attach(out, unit)
 
     def __repr__(self):
         return f"Normal(mean={self.mean}, std={self.std})"
@@ -192,9 +194,7 @@ class KaimingNormal(Initialization):
         scale, unit = _split(self.scale)
         key = _draw_key(key, kwargs)
         out = jr.normal(key, shape, jnp.result_type(float)) * jnp.sqrt(scale / max(fan, 1.0))
-        if self.unit is not None:
-            out = out * self.unit
-        return _attach(out, unit)
+        return self._attach(out, unit)
 
     def __repr__(self):
         return f"KaimingNormal(mode={self.mode}, nonlinearity={self.nonlinearity}, unit={self.unit or 1})"

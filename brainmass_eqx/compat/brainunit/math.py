@@ -526,6 +526,11 @@ for _name in ("full", "arange", "linspace"):
     globals()[_name] = _creation(globals()[_name])
 
 
+def _check_unit_keyword(fn: Callable, keyword: str, unit: Any) -> None:
+    if not isinstance(unit, Unit):
+        raise TypeError(f"{fn.__name__}: {keyword} must be a brainunit Unit (e.g. u.mV), got {unit!r}.")
+
+
 def _in_unit(fn: Callable) -> Callable:
     """``fn`` (a keep-the-unit rule) with brainunit's ``unit=`` keyword: a Quantity
     argument is converted to ``unit`` first, a plain one gets it (``u.math.diag(v,
@@ -535,8 +540,7 @@ def _in_unit(fn: Callable) -> Callable:
     def wrapped(first, *args, unit: Any = None, **kwargs):
         if unit is None:
             return fn(first, *args, **kwargs)
-        if not isinstance(unit, Unit):
-            raise TypeError(f"{fn.__name__} requires unit to be a brainunit Unit (e.g. u.mV), got {unit!r}.")
+        _check_unit_keyword(fn, "unit", unit)
         if _is_quantity(first):
             return Quantity(fn(first, *args, **kwargs).to(unit.astropy).value, unit.astropy)
         return Quantity(fn(first, *args, **kwargs), unit.astropy)
@@ -557,8 +561,7 @@ def _scaled_by_unit(fn: Callable) -> Callable:
     def wrapped(x, *args, unit_to_scale: Any = None, **kwargs):
         if unit_to_scale is None:
             return fn(x, *args, **kwargs)
-        if not isinstance(unit_to_scale, Unit):
-            raise TypeError(f"{fn.__name__}: unit_to_scale must be a brainunit Unit (e.g. u.mV), got {unit_to_scale!r}.")
+        _check_unit_keyword(fn, "unit_to_scale", unit_to_scale)
         if not _is_quantity(x):
             raise TypeError(
                 f"{fn.__name__}: unit_to_scale={unit_to_scale!r} is for a Quantity argument, got {_brief(x)}; "
