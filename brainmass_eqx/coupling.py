@@ -290,7 +290,8 @@ class Laplacian(AbstractSummedCoupling):
     its current value, except on the first step of a network given a ``history``, where it
     is $h(0)$ as every read at $t \le 0$ (brainmass's rule: its Laplacian is an additive
     coupling through the delay buffer, so a state uniform with its ``delay_init`` feels no
-    coupling on that step).
+    coupling on that step). With ``stage_coupling='updated'`` each stage reads it from its
+    own state, as it does every term that depends on the current state.
 
     **Isolated nodes** (normalised): a node whose row of weights is all zero ($d_i = 0$)
     has $D^{-1}_{ii} = D^{-1/2}_{ii} = 0$ (networkx's convention for the normalised
