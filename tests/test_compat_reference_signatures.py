@@ -226,6 +226,34 @@ def test_module_iterators_as_brainstate():
     assert len(list(root.modules(include_self=False))) == 3
 
 
+class _Weights(bs.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = bs.nn.Param(jnp.ones(2))
+        self.c = bs.nn.Const(jnp.ones(1))
+
+
+class _Model(bs.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = bs.nn.Param(jnp.zeros(3), t=bs.nn.SoftplusT(0.0))
+        self.leaf = _Weights()
+
+
+def test_parameter_iterators_as_brainstate():
+    # brainstate 0.1's answers for the same tree. parameters() returned a dict of the Param
+    # modules keyed by path tuples: `for p in model.parameters()` iterated over the tuples.
+    model = _Model()
+    named = list(model.named_parameters())
+    assert [(n, type(p).__name__) for n, p in named] == [("a.val", "ParamState"), ("leaf.w.val", "ParamState")]
+    assert named[0][1] is model.a.val
+    assert [n for n, _ in model.named_parameters(prefix="m", recurse=False)] == ["m.a.val"]
+    assert [p for p in model.parameters()] == [p for _, p in named]
+    assert sorted((n, type(p).__name__) for n, p in model.named_param_modules()) == [
+        ("a", "Param"), ("leaf.c", "Const"), ("leaf.w", "Param")]  # fmt: skip
+    assert list(model.param_modules(allowed_hierarchy=(1, 1))) == [model.a]
+
+
 class _Counter(bs.nn.Dynamics):
     def __init__(self):
         super().__init__(1)
@@ -393,3 +421,30 @@ def test_call_order_checks_its_level_unless_told_not_to():
     with pytest.raises(ValueError, match=r'"level" must be an integer in \[0, 10\), but got 12.'):
         bs.nn.call_order(12)
     assert callable(bs.nn.call_order(12, check_order_boundary=False))
+
+
+def test_regularisers_are_brainstates():
+    # brainstate 0.1's numbers for the same calls. GaussianReg was 0.5 * ((v - mean) / std)**2
+    # (half brainstate's gradient, without its -log(precision)); Param had no reset_to_prior
+    # or clip, the regularisers no reset_value or sample_init.
+    gauss = bs.nn.GaussianReg(1.0, 0.5, weight=2.0)
+    assert float(gauss.loss(jnp.array([0.0, 2.0]))) == pytest.approx(13.227415, rel=1e-6)
+    assert float(bs.nn.L1Reg(weight=0.5).loss(jnp.array([1.0, -2.0]))) == 1.5
+    assert float(bs.nn.L2Reg(weight=0.5).loss(jnp.array([1.0, -2.0]))) == 2.5
+    assert float(bs.nn.L2Reg(weight=-1.0).loss(jnp.ones(2))) == 0.0  # relu(weight)
+    p = bs.nn.Param(jnp.array([3.0, 4.0]), reg=gauss)
+    assert float(p.reg_loss()) == pytest.approx(101.22743, rel=1e-6)
+    p.reset_to_prior()
+    assert float(p.value()) == 1.0
+    q = bs.nn.Param(jnp.array([3.0, 4.0]), t=bs.nn.SoftplusT(0.0))
+    q.clip(3.5, None)
+    np.testing.assert_allclose(np.asarray(q.value()), [3.5, 4.0], rtol=1e-6)
+    r = bs.nn.Param(jnp.array([3.0, 4.0]) * u.mV)
+    r.clip(None, 3.5 * u.mV)
+    np.testing.assert_allclose(np.asarray(r.value().to_decimal(u.mV)), [3.0, 3.5])
+    bs.random.seed(0)
+    draws = [reg.sample_init((20000,)) for reg in (bs.nn.L1Reg(2.0), bs.nn.L2Reg(4.0), gauss)]
+    np.testing.assert_allclose([float(jnp.std(d)) for d in draws], [0.7084697, 0.4968655, 0.4973443], rtol=1e-5)
+    assert float(jnp.mean(draws[2])) == pytest.approx(1.0011778, rel=1e-5)
+    with pytest.raises(NotImplementedError, match=r"L2Reg\(fit_hyper=True\): the facade keeps .* pass fit_hyper=False"):
+        bs.nn.L2Reg(fit_hyper=True)

@@ -26,6 +26,7 @@ from ... import _param as core_param
 from ..._checks import plain_method
 from .. import brainunit as u
 from ..braintools import init as _init
+from . import random
 from ._state import ParamState, State
 
 __all__ = [
@@ -309,36 +310,69 @@ class ChainT(Transform):
 
 
 class _Reg:
-    def __init__(self, weight: float = 1.0):
-        self.weight = weight
+    """brainstate's regulariser: ``loss(value)`` (added by `Module.reg_loss`), the prior's
+    ``reset_value()`` (`Param.reset_to_prior`) and a draw from it, ``sample_init(shape)``."""
+
+    __module__ = "brainstate.nn"
+
+    def __init__(self, weight: float = 1.0, fit_hyper: bool = False):
+        if fit_hyper:
+            raise NotImplementedError(
+                f"{type(self).__name__}(fit_hyper=True): the facade keeps a regulariser's hyperparameters "
+                f"fixed; pass fit_hyper=False, or fit the prior's parameters with brainmass_eqx.fit."
+            )
+        self.weight = jnp.asarray(weight, dtype=jnp.result_type(float))
+
+    def reset_value(self):
+        return 0.0
 
     def __repr__(self):
         return f"{type(self).__name__}(weight={self.weight})"
 
 
 class L1Reg(_Reg):
-    """``weight * sum |value|``."""
+    """``weight * sum |value|``: a Laplace prior of scale ``1 / weight``."""
 
     def loss(self, value):
         return self.weight * jnp.sum(jnp.abs(value))
 
+    def sample_init(self, shape):
+        scale = 1.0 / (self.weight + 1e-8)
+        centred = random.rand(*_to_size(shape)) - 0.5
+        return scale * jnp.sign(centred) * jnp.log(1 - 2 * jnp.abs(centred) + 1e-8)
+
 
 class L2Reg(_Reg):
-    """``weight * sum value**2``."""
+    """``relu(weight) * sum value**2``: a zero-mean Gaussian prior of variance ``1 / weight``."""
 
     def loss(self, value):
-        return self.weight * jnp.sum(jnp.square(value))
+        return jax.nn.relu(self.weight) * jnp.sum(jnp.square(value))
+
+    def sample_init(self, shape):
+        return random.randn(*_to_size(shape)) / jnp.sqrt(jax.nn.relu(self.weight) + 1e-8)
 
 
 class GaussianReg(_Reg):
-    """``weight * 0.5 * sum ((value - mean) / std)**2``."""
+    """brainstate's Gaussian negative log-likelihood, with precision ``p = 1 / (std**2 + 1e-8)``:
+    ``weight * (sum p (value - mean)**2 - sum log p)`` (``p`` floored at 1e-6)."""
 
-    def __init__(self, mean: float = 0.0, std: float = 1.0, weight: float = 1.0):
-        super().__init__(weight)
-        self.mean, self.std = mean, std
+    def __init__(self, mean: Any, std: Any, weight: float = 1.0, fit_hyper: bool = False):
+        super().__init__(weight, fit_hyper)
+        self.mean = jnp.asarray(mean, dtype=jnp.result_type(float))
+        self.precision = 1.0 / (jnp.asarray(std, dtype=jnp.result_type(float)) ** 2 + 1e-8)
 
     def loss(self, value):
-        return self.weight * 0.5 * jnp.sum(jnp.square((value - self.mean) / self.std))
+        precision = jax.nn.relu(self.precision) + 1e-6
+        return self.weight * (jnp.sum(precision * jnp.square(value - self.mean)) - jnp.sum(jnp.log(precision)))
+
+    def reset_value(self):
+        return self.mean
+
+    def sample_init(self, shape):
+        return self.mean + random.randn(*_to_size(shape)) / jnp.sqrt(jax.nn.relu(self.precision) + 1e-8)
+
+    def __repr__(self):
+        return f"GaussianReg(mean={self.mean}, precision={self.precision}, weight={self.weight})"
 
 
 # -- modules ---------------------------------------------------------------------------------------
@@ -445,8 +479,27 @@ class Module:
         for path, module in self.nodes(allowed_hierarchy=(lowest, sys.maxsize)).items():
             yield ".".join(filter(None, (prefix, *map(str, path)))), module
 
-    def parameters(self) -> FlattedDict:
-        return FlattedDict({p: m for p, m in self.nodes(Param).items() if m.fit})
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, ParamState]]:
+        """``(dotted path, ParamState)`` of the trainable raw values (brainstate's: the states,
+        not the `Param` modules, which `named_param_modules` gives); ``recurse=False``: those
+        held one level down (a `Param` attribute's ``val``), as brainstate."""
+        hierarchy = None if recurse else (1, 1)
+        for path, state in self.states(ParamState, allowed_hierarchy=hierarchy).items():
+            yield ".".join(filter(None, (prefix, *map(str, path)))), state
+
+    def parameters(self, recurse: bool = True) -> Iterator[ParamState]:
+        """The `ParamState` of every trainable value (see `named_parameters`)."""
+        return (state for _, state in self.named_parameters(recurse=recurse))
+
+    def named_param_modules(self, allowed_hierarchy: Any = None) -> Iterator[tuple[str, Param]]:
+        """``(dotted path, Param)`` of every `Param` (`Const` too) whose level is in
+        ``allowed_hierarchy``."""
+        for path, param in self.nodes(Param, allowed_hierarchy=allowed_hierarchy).items():
+            yield ".".join(map(str, path)), param
+
+    def param_modules(self, allowed_hierarchy: Any = None) -> Iterator[Param]:
+        """Every `Param` module (see `named_param_modules`)."""
+        return (param for _, param in self.named_param_modules(allowed_hierarchy))
 
     # -- protocol ---------------------------------------------------------------------------
     def init_state(self, *args: Any, **kwargs: Any) -> None:
@@ -695,6 +748,16 @@ class Param(Module):
         if not self.fit or self.reg is None:
             return 0.0
         return self.reg.loss(u.get_magnitude(self.value()))
+
+    def reset_to_prior(self) -> None:
+        """The value set to the regulariser's prior value (its mean; 0 for `L1Reg` and
+        `L2Reg`); nothing without a ``reg``."""
+        if self.reg is not None:
+            self.set_value(self.reg.reset_value())
+
+    def clip(self, min_val: Any = None, max_val: Any = None) -> None:
+        """The value clipped in place to ``[min_val, max_val]`` (either may be None)."""
+        self.set_value(u.math.clip(self.value(), a_min=min_val, a_max=max_val))
 
     @property
     def unit(self):
