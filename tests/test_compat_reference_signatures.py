@@ -448,3 +448,16 @@ def test_regularisers_are_brainstates():
     assert float(jnp.mean(draws[2])) == pytest.approx(1.0011778, rel=1e-5)
     with pytest.raises(NotImplementedError, match=r"L2Reg\(fit_hyper=True\): the facade keeps .* pass fit_hyper=False"):
         bs.nn.L2Reg(fit_hyper=True)
+
+
+def test_transform_log_abs_det_jacobian():
+    # brainstate 0.5.4's values at x = [0.3, -1, 2] where it defines them; NegSoftplusT's is
+    # the exact sum of log sigmoid(-x) (brainstate gives SoftplusT's there).
+    x = jnp.array([0.3, -1.0, 2.0])
+    nn = bs.nn
+    cases = [(nn.IdentityT(), 0.0), (nn.SigmoidT(0.0, 2.0), -3.2096486), (nn.SoftplusT(0.5), -1.9945450),
+             (nn.ExpT(0.1), 1.3), (nn.AffineT(2.0, 1.0), 2.0794415), (nn.PositiveT(), 1.3),
+             (nn.ChainT(nn.SoftplusT(0.0), nn.AffineT(3.0, 0.5)), 1.3012919),
+             (nn.NegSoftplusT(1.0), float(np.sum(np.log(1.0 / (1.0 + np.exp(np.asarray(x, np.float64)))))))]  # fmt: skip
+    for t, expected in cases:
+        assert float(t.log_abs_det_jacobian(x, t.forward(x))) == pytest.approx(expected, abs=2e-6), type(t).__name__

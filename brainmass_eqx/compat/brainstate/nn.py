@@ -73,6 +73,16 @@ class Transform(core_param.AbstractTransform):
     def __call__(self, x):
         return self.forward(x)
 
+    def log_abs_det_jacobian(self, x: Any, y: Any = None) -> jax.Array:
+        r"""$\sum \log |d\,\mathrm{forward}(x) / dx|$ over the elements (the transforms are
+        elementwise), from ``x``; ``y`` (brainstate's second argument, ``forward(x)``) is not
+        needed. Defined for every transform here (brainstate raises NotImplementedError for
+        `TanhT`, `SoftsignT`, `ScaledSigmoidT`, `NegativeT`, and gives `NegSoftplusT` its
+        `SoftplusT` value, that of the mirrored ``x``)."""
+        x = jnp.asarray(x, dtype=jnp.result_type(float))
+        _, slope = jax.jvp(self.forward, (x,), (jnp.ones_like(x),))
+        return jnp.sum(jnp.log(jnp.abs(slope)))
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
