@@ -461,3 +461,23 @@ def test_transform_log_abs_det_jacobian():
              (nn.NegSoftplusT(1.0), float(np.sum(np.log(1.0 / (1.0 + np.exp(np.asarray(x, np.float64)))))))]  # fmt: skip
     for t, expected in cases:
         assert float(t.log_abs_det_jacobian(x, t.forward(x))) == pytest.approx(expected, abs=2e-6), type(t).__name__
+
+
+def test_initializers_compose_as_braintools():
+    # braintools 0.3's values for the same compositions (they had no arithmetic, clip or apply).
+    c = bt.init.Constant(1.0)
+    cases = [(c.add(2.0), 3.0), (c.multiply(3.0), 3.0), (c.clip(0.0, 0.5), 0.5), (c.apply(jnp.exp), np.e),
+             (c + bt.init.Constant(5.0), 6.0), (2.0 - c, 1.0), (1.0 / (c * 4.0), 0.25), (c | jnp.sqrt, 1.0)]  # fmt: skip
+    for init, expected in cases:
+        np.testing.assert_allclose(np.asarray(init((3,))), np.full(3, expected), rtol=1e-6)
+    capped = bt.init.Constant(2.0 * u.mV).clip(None, 1.5 * u.mV)((2,))
+    assert u.get_unit(capped) == u.mV and np.allclose(np.asarray(capped.to_decimal(u.mV)), 1.5)
+    bs.random.seed(1)
+    # Each operand draws its own values (the difference of two draws, not 0): braintools' 1.414128.
+    assert float(jnp.std((bt.init.Normal(0.0, 1.0) - bt.init.Normal(0.0, 1.0))((20000,)))) == pytest.approx(1.414128, rel=1e-5)
+    keyed = (bt.init.Normal(0.0, 1.0) - bt.init.Normal(0.0, 1.0))((4,), key=jr.PRNGKey(0))
+    assert float(jnp.max(jnp.abs(keyed))) > 0.0  # one key given: split per operand
+    with pytest.raises(TypeError, match=r"init \| func: func must be a function of the drawn values, got Constant"):
+        c | bt.init.Constant(2.0)
+    with pytest.raises(TypeError, match=r"an initializer combines with .* got str"):
+        c + "a"

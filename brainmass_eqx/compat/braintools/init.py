@@ -5,9 +5,11 @@ Random initializers draw from the global ``brainstate.random`` key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -48,6 +50,87 @@ class Initialization:
         """The drawn ``value`` with the deprecated ``unit=`` and the ``unit`` of the
         arguments it was drawn from."""
         return _attach(value if self.unit is None else value * self.unit, unit)
+
+    # braintools' composition: arithmetic with numbers, arrays or other initializers, a clip,
+    # a function of the values. Each initializer operand draws its own values.
+    def __add__(self, other):
+        return _Combined(operator.add, (self, other), "+")
+
+    def __radd__(self, other):
+        return _Combined(operator.add, (other, self), "+")
+
+    def __sub__(self, other):
+        return _Combined(operator.sub, (self, other), "-")
+
+    def __rsub__(self, other):
+        return _Combined(operator.sub, (other, self), "-")
+
+    def __mul__(self, other):
+        return _Combined(operator.mul, (self, other), "*")
+
+    def __rmul__(self, other):
+        return _Combined(operator.mul, (other, self), "*")
+
+    def __truediv__(self, other):
+        return _Combined(operator.truediv, (self, other), "/")
+
+    def __rtruediv__(self, other):
+        return _Combined(operator.truediv, (other, self), "/")
+
+    def add(self, value):
+        """``self + value``."""
+        return self + value
+
+    def multiply(self, value):
+        """``self * value``."""
+        return self * value
+
+    def clip(self, min_val: Any = None, max_val: Any = None):
+        """The values clipped to ``[min_val, max_val]`` (either may be None)."""
+        return _Combined(lambda v: u.math.clip(v, a_min=min_val, a_max=max_val), (self,), f".clip({min_val}, {max_val})")
+
+    def apply(self, func: Callable):
+        """``func`` of the values."""
+        return self | func
+
+    def __or__(self, func):
+        if isinstance(func, Initialization) or not callable(func):
+            raise TypeError(
+                f"init | func: func must be a function of the drawn values, got {type(func).__name__} (an "
+                f"initializer takes a size, not values: wrap the transform in a function)."
+            )
+        return _Combined(func, (self,), f".apply({func!r})")
+
+
+class _Combined(Initialization):
+    """Initializers combined by ``op`` (braintools' ``AddInit``, ``ClipInit``, ...): the
+    initializer operands are called with the size (each with its own key), the others
+    (numbers, arrays, Quantities) used as they are."""
+
+    def __init__(self, op: Callable, operands: tuple, text: str):
+        for operand in operands:
+            if not isinstance(operand, (Initialization, int, float, np.ndarray, jax.Array, u.Quantity)):
+                raise TypeError(
+                    f"an initializer combines with another initializer, a number, an array or a Quantity; "
+                    f"got {type(operand).__name__}."
+                )
+        self.op, self.operands, self.text = op, operands, text
+
+    def __call__(self, size, key=None, **kwargs):
+        draws = [o for o in self.operands if isinstance(o, Initialization)]
+        keys = iter(jr.split(key, len(draws)) if key is not None else [])
+
+        def value(operand):
+            if not isinstance(operand, Initialization):
+                return operand
+            return operand(size, **kwargs) if key is None else operand(size, key=next(keys), **kwargs)
+
+        return self.op(*[value(o) for o in self.operands])
+
+    def __repr__(self):
+        if len(self.operands) == 1:
+            return f"{self.operands[0]!r}{self.text}"
+        return f"({self.operands[0]!r} {self.text} {self.operands[1]!r})"
 
 
 class Constant(Initialization):
