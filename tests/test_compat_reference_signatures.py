@@ -1,10 +1,12 @@
 """The compat facade's ``brainstate.random``, ``brainstate.transform``, ``braintools.init`` and
 ``braintools.metric`` take their arguments under the reference libraries' names and options
-(brainstate 0.1 and braintools 0.1, as brainmass 0.1.1 installs them): code that passes them
+(brainstate 0.5.4 and braintools 0.3.0, as pip installs them with brainmass 0.1.1): code that passes them
 by keyword (``Normal(mean, std=...)``, ``rand(3, dtype=...)``, ``grad(fun=...)``) ran there and
 was refused here with "unexpected keyword argument". The expected numbers are from the
 definitions (a variance, a correlation, a Welch spectrum), not from the facade itself.
 """
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -204,7 +206,7 @@ class _Root(bs.nn.Module):
 
 @pytest.mark.parametrize(
     "hierarchy, states, nodes",
-    [  # brainstate 0.1's answers for the same tree
+    [  # brainstate 0.5.4's answers for the same tree
         ((0, 0), [("s",)], [()]),
         ((1, 1), [("layers", 0, "t"), ("mid", "v")], [("layers", 0), ("mid",)]),
         ((2, 2), [("mid", "leaf", "t")], [("mid", "leaf")]),
@@ -241,7 +243,7 @@ class _Model(bs.nn.Module):
 
 
 def test_parameter_iterators_as_brainstate():
-    # brainstate 0.1's answers for the same tree. parameters() returned a dict of the Param
+    # brainstate 0.5.4's answers for the same tree. parameters() returned a dict of the Param
     # modules keyed by path tuples: `for p in model.parameters()` iterated over the tuples.
     model = _Model()
     named = list(model.named_parameters())
@@ -268,7 +270,7 @@ class _Counter(bs.nn.Dynamics):
 
 @pytest.mark.parametrize("interpolation", [None, "nearest", "linear", "cubic"])
 def test_prefetch_delay_takes_brainstates_interpolation_and_a_read_held_outside_a_module(compat_env, interpolation):
-    # brainstate 0.1 reads whole steps back whatever the interpolation: a 0.25 ms delay at
+    # brainstate 0.5.4 reads whole steps back whatever the interpolation: a 0.25 ms delay at
     # dt = 0.1 ms is 3 steps ([0, 0, 0, 0, 1, 2] there). The read, held in no module, was
     # not initialised by init_all_states (brainstate registers its buffer on the module).
     counter = _Counter()
@@ -312,7 +314,7 @@ def test_uniform_takes_high_in_lows_unit(seeded):
     ids=lambda i: type(i).__name__,
 )  # fmt: skip
 def test_initializers_deprecated_unit_keyword_gives_the_draws_its_unit(init, seeded):
-    # braintools 0.1: each returns a Quantity in mV for plain arguments and unit=u.mV.
+    # braintools 0.3.0: each returns a Quantity in mV for plain arguments and unit=u.mV.
     draws = init((4, 3))
     assert u.get_unit(draws) == u.mV and draws.shape == (4, 3)
 
@@ -424,7 +426,7 @@ def test_call_order_checks_its_level_unless_told_not_to():
 
 
 def test_regularisers_are_brainstates():
-    # brainstate 0.1's numbers for the same calls. GaussianReg was 0.5 * ((v - mean) / std)**2
+    # brainstate 0.5.4's numbers for the same calls. GaussianReg was 0.5 * ((v - mean) / std)**2
     # (half brainstate's gradient, without its -log(precision)); Param had no reset_to_prior
     # or clip, the regularisers no reset_value or sample_init.
     gauss = bs.nn.GaussianReg(1.0, 0.5, weight=2.0)
@@ -464,7 +466,7 @@ def test_transform_log_abs_det_jacobian():
 
 
 def test_initializers_compose_as_braintools():
-    # braintools 0.3's values for the same compositions (they had no arithmetic, clip or apply).
+    # braintools 0.3.0's values for the same compositions (they had no arithmetic, clip or apply).
     c = bt.init.Constant(1.0)
     cases = [(c.add(2.0), 3.0), (c.multiply(3.0), 3.0), (c.clip(0.0, 0.5), 0.5), (c.apply(jnp.exp), np.e),
              (c + bt.init.Constant(5.0), 6.0), (2.0 - c, 1.0), (1.0 / (c * 4.0), 0.25), (c | jnp.sqrt, 1.0)]  # fmt: skip
@@ -481,3 +483,27 @@ def test_initializers_compose_as_braintools():
         c | bt.init.Constant(2.0)
     with pytest.raises(TypeError, match=r"an initializer combines with .* got str"):
         c + "a"
+
+
+def test_environ_set_takes_brainstates_platform_and_host_device_count(compat_env, monkeypatch):
+    # brainstate 0.5.4: set(platform, host_device_count, precision, dt, *, env, **kwargs);
+    # platform and host_device_count configure JAX and are readable with get. They were
+    # stored as plain values, JAX left as it was.
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=7 --xla_cpu_foo=1")
+    platform = jax.config.read("jax_platform_name")
+    try:
+        bs.environ.set("cpu", 2, 32, 0.1 * u.ms)
+        assert jax.config.read("jax_platform_name") == "cpu"
+    finally:
+        jax.config.update("jax_platform_name", platform)
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2 --xla_cpu_foo=1"
+    assert (bs.environ.get("platform"), bs.environ.get("host_device_count"), bs.environ.get("precision")) == ("cpu", 2, 32)
+    with pytest.raises(ValueError, match=r"Platform must be one of \('cpu', 'gpu', 'tpu'\), got 'foo'"):
+        bs.environ.set(platform="foo")
+    with pytest.raises(ValueError, match=r"Host device count must be a positive integer, got 0"):
+        bs.environ.set(host_device_count=0)
+    with pytest.raises(ValueError, match=r"Cannot set 'platform' in context. Use set_platform\(\)"):
+        with bs.environ.context(platform="cpu"):
+            pass
+    with pytest.raises(TypeError, match=r"set\(env=...\): the facade keeps brainstate's default environment only"):
+        bs.environ.set(dt=0.1 * u.ms, env=object())

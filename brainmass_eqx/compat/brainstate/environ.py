@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
+import re
 import threading
 from typing import Any
 
 __all__ = [
     "set", "get", "get_dt", "context", "all", "pop", "reset", "dftype", "ditype",
-    "set_precision", "get_precision", "SUPPORTED_PRECISIONS",
+    "set_precision", "get_precision", "set_platform", "set_host_device_count", "SUPPORTED_PRECISIONS",
 ]
 
 # The values given to `set`, one dict per thread: a context variable that new threads do
@@ -55,6 +57,7 @@ _MISSING = object()
 # brainstate's precisions; the facade's models compute in float32 or float64 (`_x64_for`).
 SUPPORTED_PRECISIONS = (8, 16, 32, 64, "bf16")
 _PRECISION = "precision"
+_PLATFORMS = ("cpu", "gpu", "tpu")
 # jax_enable_x64 as it was before the facade first set a precision (restored by `reset`).
 _X64_BEFORE: list[bool] = []
 
@@ -117,10 +120,54 @@ def _thread_name() -> str:
     return threading.current_thread().name
 
 
-def set(**kwargs: Any) -> None:  # noqa: A001 (brainstate's name)
+def _no_custom_env(env: Any, name: str) -> None:
+    if env is not None:
+        raise TypeError(
+            f"{name}(env=...): the facade keeps brainstate's default environment only (one per thread); "
+            f"drop env=, or keep a separate dict of values yourself."
+        )
+
+
+def set_platform(platform: str) -> None:
+    """JAX's default platform (``'cpu'``, ``'gpu'`` or ``'tpu'``); as in brainstate, it
+    takes effect only before JAX has started its backends."""
+    import jax
+
+    if platform not in _PLATFORMS:
+        raise ValueError(f"Platform must be one of {_PLATFORMS}, got {platform!r}")
+    jax.config.update("jax_platform_name", platform)
+
+
+def set_host_device_count(n: int) -> None:
+    """``n`` CPU devices (XLA's ``--xla_force_host_platform_device_count``); as in
+    brainstate, it takes effect only before JAX has started its backends."""
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"Host device count must be a positive integer, got {n!r}")
+    flags = re.sub(r"--xla_force_host_platform_device_count=\S+", "", os.environ.get("XLA_FLAGS", "")).split()
+    os.environ["XLA_FLAGS"] = " ".join([f"--xla_force_host_platform_device_count={n}", *flags])
+
+
+def set(  # noqa: A001 (brainstate's name)
+    platform: str | None = None,
+    host_device_count: int | None = None,
+    precision: Any = None,
+    dt: Any = None,
+    *,
+    env: Any = None,
+    **kwargs: Any,
+) -> None:
     """Set this thread's environment values, e.g. ``set(dt=0.1 * u.ms)`` (other threads do
     not see them: see the module docs); ``precision=64`` or ``32`` also switches JAX's
-    ``jax_enable_x64``, for the whole process (see the module docs)."""
+    ``jax_enable_x64``, for the whole process (see the module docs); ``platform`` and
+    ``host_device_count`` configure JAX as brainstate's `set_platform` and
+    `set_host_device_count` do. brainstate's ``env=`` (a custom environment) is refused."""
+    _no_custom_env(env, "set")
+    if platform is not None:
+        set_platform(platform)
+    if host_device_count is not None:
+        set_host_device_count(host_device_count)
+    given = {"platform": platform, "host_device_count": host_device_count, _PRECISION: precision, "dt": dt}
+    kwargs = {**{k: v for k, v in given.items() if v is not None}, **kwargs}
     _check_dt(kwargs)
     if _PRECISION in kwargs:
         x64 = _x64_for(kwargs[_PRECISION])
@@ -223,9 +270,14 @@ def ditype():
 
 
 @contextlib.contextmanager
-def context(**kwargs: Any):
+def context(*, env: Any = None, **kwargs: Any):
     """Override environment values inside the ``with`` block (``precision`` switches
-    ``jax_enable_x64`` for the block, as `set` does)."""
+    ``jax_enable_x64`` for the block, as `set` does; ``platform`` and
+    ``host_device_count`` are global, refused here as in brainstate)."""
+    _no_custom_env(env, "context")
+    for name in ("platform", "host_device_count"):
+        if name in kwargs:
+            raise ValueError(f"Cannot set '{name}' in context. Use set_{name}() or set() for global configuration.")
     _check_dt(kwargs)
     x64_outside = None
     if _PRECISION in kwargs:

@@ -602,7 +602,7 @@ class Dynamics(Module):
         the past before the first write (default 0). ``update_every`` (a time >= dt, default
         dt): the buffer keeps one value per ``update_every`` (brainstate's frequency-controlled
         delay, e.g. once per TR), and ``delay`` counts in those slots. ``interpolation`` is
-        accepted with brainstate's names: brainstate 0.1 reads whole steps back
+        accepted with brainstate's names: brainstate 0.5.4 reads whole steps back
         (``ceil(delay / dt)``) whichever it is given, and so does this."""
         from ._delay import PrefetchDelayAt
 
