@@ -507,3 +507,18 @@ def test_environ_set_takes_brainstates_platform_and_host_device_count(compat_env
             pass
     with pytest.raises(TypeError, match=r"set\(env=...\): the facade keeps brainstate's default environment only"):
         bs.environ.set(dt=0.1 * u.ms, env=object())
+
+
+def test_core_unxt_quantities_keep_their_unit_in_the_facade():
+    # A unxt Quantity (the functional core's) is not the facade's Quantity class: Param took
+    # it for a plain number and dropped its unit (Param(unxt.Quantity(0.5, 'mV')).value() was
+    # 0.5), Param.init refused it as an "Unknown parameter type", Constant could not fill it.
+    import unxt
+
+    half = unxt.Quantity(0.5, "mV")
+    for value in (bs.nn.Param(half).value(), bs.nn.Param.init(half, 3).value(), bt.init.Constant(half)((2,)),
+                  (bt.init.Constant(1.0 * u.mV) + half)((2,)), bt.init.Uniform(half, unxt.Quantity(1.0, "mV"))((2,))):  # fmt: skip
+        assert isinstance(value, u.Quantity) and u.get_unit(value) == u.mV
+    assert float(bs.nn.Param(half).value().to_decimal(u.mV)) == 0.5
+    with pytest.raises(ValueError, match="next to values that carry a unit"):
+        bt.init.Normal(half, unxt.Quantity(1.0, "mV"), unit=u.mV)

@@ -680,6 +680,7 @@ reset_all_states = init_all_states
 
 
 def _split_unit(value):
+    value = u.from_core(value)
     if isinstance(value, u.Quantity):
         return value.value, value.unit
     return value, None
@@ -782,6 +783,7 @@ class Param(Module):
                 return None
             raise ValueError("Expect a parameter with type of float, ArrayType, Initializer, or Callable function, but we got None. ")
         sizes = _to_size(sizes)
+        data = u.from_core(data)
         if not isinstance(data, Param):
             if callable(data) and not isinstance(data, (u.Quantity, jax.Array, np.ndarray)):
                 if sizes is None:

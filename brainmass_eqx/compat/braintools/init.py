@@ -26,6 +26,7 @@ def _size(size) -> tuple[int, ...]:
 
 
 def _split(value):
+    value = u.from_core(value)
     if isinstance(value, u.Quantity):
         return value.value, value.unit
     return value, None
@@ -108,6 +109,7 @@ class _Combined(Initialization):
     (numbers, arrays, Quantities) used as they are."""
 
     def __init__(self, op: Callable, operands: tuple, text: str):
+        operands = tuple(u.from_core(o) for o in operands)
         for operand in operands:
             if not isinstance(operand, (Initialization, int, float, np.ndarray, jax.Array, u.Quantity)):
                 raise TypeError(
@@ -173,7 +175,7 @@ def _draw_key(key: Any, kwargs: dict) -> Any:
 def _check_unit(unit: Any, *values: Any) -> Any:
     """braintools's deprecated ``unit=``: refused next to values that carry a unit of their
     own (their product, e.g. mV * mV, is never what was meant)."""
-    if unit is not None and any(isinstance(v, u.Quantity) for v in values):
+    if unit is not None and any(isinstance(u.from_core(v), u.Quantity) for v in values):
         raise ValueError(
             f"unit={unit!r} next to values that carry a unit: give the unit on the values only "
             f"(braintools deprecates unit=, and refuses the two together)."
@@ -184,6 +186,7 @@ def _check_unit(unit: Any, *values: Any) -> Any:
 def _in_unit_of(value: Any, unit: Any, name: str) -> Any:
     """``value``'s magnitude in ``unit``, the first argument's unit (None: plain numbers).
     braintools converts it there too, so that a unit on one argument only is refused."""
+    value = u.from_core(value)
     if (unit is None) != (not isinstance(value, u.Quantity)):
         raise u.UnitMismatchError(
             f"`{name}` = {value!r} and the first argument must both have a unit or both be plain numbers."

@@ -664,6 +664,15 @@ def _plain(x: Any) -> Any:
 # -- functions ------------------------------------------------------------------------------------
 
 
+def from_core(x: Any) -> Any:
+    """``x`` as the facade's `Quantity` when it is a unxt Quantity of another class (the
+    functional core's ``unxt.Quantity(3.0, 'mV')``), else ``x`` unchanged: facade code that
+    tests ``isinstance(x, Quantity)`` would take it for a plain number and drop its unit."""
+    if isinstance(x, unxt.AbstractQuantity) and not isinstance(x, Quantity):
+        return Quantity(x.value, x.unit)
+    return x
+
+
 def get_magnitude(obj: Any) -> Any:
     """The number part of ``obj`` (in its own unit); ``obj`` itself if it has no unit."""
     if isinstance(obj, BareQuantity) or isinstance(obj, unxt.AbstractQuantity):
