@@ -384,3 +384,46 @@ def test_quantity_methods_with_plain_results_and_refusals():
         q.sort()
     with pytest.raises(TypeError, match=r"q.fill\(...\) changes the quantity in place"):
         q.fill(1 * u.ms)
+
+
+def test_check_units_and_check_dims_decorators_as_brainunit():
+    # brainunit 0.5.2's behaviour for the same functions (the facade had neither decorator).
+    @u.check_units(x=u.mV, result=u.mV)
+    def doubled(x, y=1.0):
+        return x * 2
+
+    assert u.get_unit(doubled(3 * u.mV)) == u.mV
+    assert (3 * u.mV).factorless().to_decimal(u.mV) == 3.0  # brainunit: 3 mV
+    for wrong in (3 * u.volt, 3.0, 3 * u.ms):  # a unit exactly: volts are not millivolts
+        with pytest.raises(u.UnitMismatchError, match=r"Function 'doubled' expected a value with unit mV for argument 'x'"):
+            doubled(wrong)
+
+    @u.check_dims(x=u.mV.dim)
+    def voltage(x):
+        return x
+
+    assert u.get_unit(voltage(3 * u.volt)) == u.volt  # any unit of the dimension
+    with pytest.raises(u.DimensionMismatchError, match=r"expected a value with dimension .* for argument 'x' but got '3 ms'"):
+        voltage(3 * u.ms)
+
+    @u.check_units(x=u.mV, result=u.mV)
+    def unitless(x):
+        return 1.0
+
+    with pytest.raises(u.UnitMismatchError, match=r"The return value of function 'unitless' was expected to have unit mV but got unit 1"):
+        unitless(3 * u.mV)
+
+    @u.check_units(flag=bool, x="y", z=None)
+    def mixed(flag, x, y, z=None):
+        return x
+
+    assert u.get_unit(mixed(True, 3 * u.ms, 2 * u.ms, z=5 * u.Hz)) == u.ms
+    with pytest.raises(TypeError, match=r"Function 'mixed' expected a boolean value for argument 'flag' but got '1.0'"):
+        mixed(1.0, 3 * u.ms, 2 * u.ms)
+    with pytest.raises(u.UnitMismatchError, match=r"argument 'x' has unit ms, while argument 'y' has unit mV"):
+        mixed(True, 3 * u.ms, 2 * u.mV)
+    def f(x):
+        return x
+
+    with pytest.raises(TypeError, match=r"check_units: f has no argument\(s\) \['z'\]; its arguments are \['x'\]"):
+        u.check_units(z=u.mV)(f)

@@ -43,6 +43,8 @@ __all__ = [
     "is_unitless",
     "math",
     "fft",
+    "check_units",
+    "check_dims",
 ]
 
 
@@ -379,6 +381,11 @@ class Quantity(BareQuantity):
             if err_msg is None:
                 raise
             raise UnitMismatchError(err_msg) from error
+
+    def factorless(self) -> Quantity:
+        """brainunit's: the quantity with its unit's extra factor folded into the numbers. The
+        facade's units carry none (a unit is its scale and dimension), so the quantity itself."""
+        return self
 
     def to_decimal(self, unit=None):
         if unit is None:
@@ -797,3 +804,4 @@ def _register_matplotlib() -> None:
 _register_matplotlib()
 
 from . import fft, math  # noqa: E402
+from ._decorators import check_dims, check_units  # noqa: E402
