@@ -36,6 +36,15 @@ def _attach(value, unit):
     return value if unit is None else u.maybe_decimal(u.Quantity(value, unit))
 
 
+def _arithmetic(op: Callable, symbol: str, reflected: bool = False) -> Callable:
+    """An initializer's ``op`` with another operand (on its left when ``reflected``)."""
+
+    def method(self, other):
+        return _Combined(op, (other, self) if reflected else (self, other), symbol)
+
+    return method
+
+
 class Initialization:
     """Base class: ``init(shape)`` returns an array (or Quantity) of that shape."""
 
@@ -54,29 +63,14 @@ class Initialization:
 
     # braintools' composition: arithmetic with numbers, arrays or other initializers, a clip,
     # a function of the values. Each initializer operand draws its own values.
-    def __add__(self, other):
-        return _Combined(operator.add, (self, other), "+")
-
-    def __radd__(self, other):
-        return _Combined(operator.add, (other, self), "+")
-
-    def __sub__(self, other):
-        return _Combined(operator.sub, (self, other), "-")
-
-    def __rsub__(self, other):
-        return _Combined(operator.sub, (other, self), "-")
-
-    def __mul__(self, other):
-        return _Combined(operator.mul, (self, other), "*")
-
-    def __rmul__(self, other):
-        return _Combined(operator.mul, (other, self), "*")
-
-    def __truediv__(self, other):
-        return _Combined(operator.truediv, (self, other), "/")
-
-    def __rtruediv__(self, other):
-        return _Combined(operator.truediv, (other, self), "/")
+    __add__ = _arithmetic(operator.add, "+")
+    __radd__ = _arithmetic(operator.add, "+", reflected=True)
+    __sub__ = _arithmetic(operator.sub, "-")
+    __rsub__ = _arithmetic(operator.sub, "-", reflected=True)
+    __mul__ = _arithmetic(operator.mul, "*")
+    __rmul__ = _arithmetic(operator.mul, "*", reflected=True)
+    __truediv__ = _arithmetic(operator.truediv, "/")
+    __rtruediv__ = _arithmetic(operator.truediv, "/", reflected=True)
 
     def add(self, value):
         """``self + value``."""
