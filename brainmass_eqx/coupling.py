@@ -49,7 +49,7 @@ from ._checks import check_keywords, closest_name, keyword_names
 from ._names import module_getattr
 from ._param import Param, read
 from ._text import Readable
-from ._units import check_real, is_quantity
+from ._units import UnitError, check_real, is_quantity, to_canonical, unxt_module
 
 __all__ = [
     "AbstractCoupling",
@@ -99,7 +99,21 @@ _TVB_COUPLINGS = {
 }
 
 
-def _scalar_field(value, name: str):
+def _scalar_field(value, name: str, canonical: str = ""):
+    """A kernel parameter: a finite real array, or a `Param`, in the ``canonical`` unit
+    (``'rad'`` for a phase; ``''`` for the rest, plain numbers in the node's units)."""
+    unit = value.unit if isinstance(value, Param) else str(unxt_module().unit_of(value)) if is_quantity(value) else ""
+    if unit:
+        unxt = unxt_module()
+        if canonical == "" and unxt.unit(unit).physical_type != unxt.unit("").physical_type:
+            # The kernel does not know the node, so it cannot convert: an offset in uA against
+            # a node input in nA was taken as its numbers, 1000x off.
+            raise UnitError(
+                f"coupling parameter {name!r} is given in {unit!r}: a kernel's parameters are plain numbers, "
+                f"in the unit of the node's coupling input (an offset such as b) or of the coupled variable "
+                f"(a threshold such as midpoint); give e.g. {name}=q.ustrip('<that unit>')."
+            )
+        value = value.in_unit(name, canonical) if isinstance(value, Param) else to_canonical(value, name, canonical)
     if isinstance(value, Param):
         return value
     check_real(value, name)
@@ -511,7 +525,7 @@ class Kuramoto(AbstractSummedCoupling):
     normalize_by_n: bool = eqx.field(static=True, default=False)
 
     def __init__(self, alpha: Any = 0.0, normalize_by_n: bool = False):
-        self.alpha = _scalar_field(alpha, "alpha")
+        self.alpha = _scalar_field(alpha, "alpha", "rad")
         self.normalize_by_n = bool(normalize_by_n)
 
     def pre(self, x):

@@ -310,3 +310,22 @@ def test_pre_sigmoidal_gradients_in_G_and_theta_match_finite_differences(x64):
     net = Network(bm.Linear(N), _PS_W, coupling=C.PreSigmoidal(G=bm.Param(4.0), theta=bm.Param(0.5)), self_connection=False)
     trainable, _ = bm.partition_trainable(net)
     assert len(jax.tree_util.tree_leaves(trainable)) == 2
+
+
+def test_kernel_parameters_with_units_are_converted_or_refused():
+    # A kernel does not know its node: a Quantity offset was taken as its numbers in its own
+    # unit (Additive(b=Quantity(1, 'mV')) gave b = 1 to a dimensionless Hopf input; a uA
+    # offset against a nA input would be 1000x off), a Param's unit likewise.
+    import unxt
+
+    message = r"coupling parameter 'b' is given in 'mV': a kernel's parameters are plain numbers"
+    with pytest.raises(bm.UnitError, match=message):
+        C.Additive(b=unxt.Quantity(1.0, "mV"))
+    with pytest.raises(bm.UnitError, match=message):
+        C.Laplacian(b=bm.Param(unxt.Quantity(1.0, "mV")))
+    # Dimensionless units convert, as does a phase lag in any angle unit.
+    assert float(C.Tanh(scale=unxt.Quantity(2.0, "%")).scale) == pytest.approx(0.02)
+    assert float(C.Kuramoto(alpha=unxt.Quantity(90.0, "deg")).alpha) == pytest.approx(np.pi / 2)
+    assert float(C.Kuramoto(alpha=bm.Param(90.0, unit="deg")).alpha.value) == pytest.approx(np.pi / 2)
+    with pytest.raises(ValueError, match=r"'alpha' has unit 'mV' \(electrical potential\), but it must be an angle"):
+        C.Kuramoto(alpha=unxt.Quantity(1.0, "mV"))
