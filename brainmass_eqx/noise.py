@@ -294,6 +294,16 @@ class AbstractNoise(Readable):
     positive: ClassVar[tuple[str, ...]] = ()
 
     def __check_init__(self):
+        for name, kind in self.field_units.items():
+            value = getattr(self, name, None)
+            if value is None:
+                continue
+            label = f"{type(self).__name__}.{name}"
+            # Text or complex numbers were kept until the run; a time or a frequency in the
+            # wrong unit until the spec was attached (the target's kinds can only be then).
+            check_real(read(value), label)
+            if kind in ("time", "frequency"):
+                _convert(value, label, ((_unit_of_kind(kind), 0.0),), f"a {kind}")
         for name in self.nonnegative + self.positive:
             value = _concrete(getattr(self, name))
             if value is None:

@@ -400,7 +400,8 @@ def test_bad_attachment():
         with_noise(hopf, OUProcess(0.1))
     with pytest.raises(bm.UnitError, match=r"noise\['E'\] \(OUProcess\)\.sigma.*'Hz' \(the unit of its target\)"):
         with_noise(bm.JansenRit(), {"E": OUProcess(unxt.Quantity(1.0, "mV"))})
-    with pytest.raises(bm.UnitError, match=r"noise\['x'\] \(OUProcess\)\.tau has unit 'mV', but it must be in 'ms' \(a time\)"):
+    # A time is known to be one without the target: refused as the spec is built.
+    with pytest.raises(bm.UnitError, match=r"OUProcess\.tau has unit 'mV', but it must be in 'ms' \(a time\)"):
         with_noise(hopf, {"x": OUProcess(0.1, tau=unxt.Quantity(1.0, "mV"))})
     with pytest.raises(ValueError, match=r"noise\['x'\] \(OUProcess\)\.sigma has shape \(3,\)"):
         with_noise(hopf, {"x": OUProcess(np.ones(3))})
@@ -573,3 +574,15 @@ def test_multiplicative_noise_is_read_from_the_diffusion_data_flow():
 def test_with_noise_refusals_that_no_other_test_reaches(error, message, build):
     with pytest.raises(error, match=message):
         build()
+
+
+def test_noise_specs_check_their_fields_at_construction():
+    # A string tau or sigma, or complex numbers, were kept until the run (a tau in mV until
+    # the spec was attached: test_bad_attachment). Both are known to be wrong when the spec is built.
+    import unxt
+
+    with pytest.raises(TypeError, match=r"'OUProcess.tau' must be a number, .* got the string 'x'"):
+        bm.noise.OUProcess(sigma=0.1, tau="x")
+    with pytest.raises(TypeError, match=r"'WhiteNoise.sigma' holds complex numbers"):
+        bm.noise.WhiteNoise(sigma=1j)
+    assert bm.noise.OUProcess(sigma=0.1, tau=unxt.Quantity(0.01, "s")).tau is not None  # a time in s is fine

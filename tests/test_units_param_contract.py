@@ -456,7 +456,7 @@ def test_not_real_where_an_array_is_needed_is_refused_by_name():
         bx.Network(hopf, jnp.ones((2, 2), jnp.complex64))
     with pytest.raises(TypeError, match="'delays' holds complex"):
         bx.Network(hopf, jnp.ones((2, 2)), delays=jnp.ones((2, 2), jnp.complex64))
-    with pytest.raises(TypeError, match=r"noise\[.x.\] \(WhiteNoise\).sigma must be a number.*string"):
+    with pytest.raises(TypeError, match=r"'WhiteNoise.sigma' must be a number.*string"):
         bx.simulate(bx.with_noise(hopf, noise_x=bx.WhiteNoise("0.1")), 5.0, dt=0.1, key=jax.random.key(0))
     # A binary connectivity matrix stays valid.
     assert bx.Network(hopf, jnp.ones((2, 2), bool)).n_regions == 2
