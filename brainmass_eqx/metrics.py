@@ -42,7 +42,7 @@ from ._checks import (
     user_stacklevel,
 )
 from ._names import module_getattr
-from ._units import AnyQuantity, magnitude, to_canonical, to_ms, traced_time_message
+from ._units import AnyQuantity, check_real, magnitude, to_canonical, to_ms, traced_time_message
 from .datasets._types import Signal
 
 __all__ = [
@@ -831,6 +831,11 @@ def _spectrum(
     return freqs, (psd[..., 0] if squeeze else psd)
 
 
+def _hertz(f: Any, name: str) -> float:
+    check_real(f, name)
+    return float(to_canonical(f, name, "Hz"))
+
+
 def _check_band(band: Any, name: str) -> tuple[float | None, float | None] | None:
     """A frequency band ``(f_min, f_max)`` in Hz (either end None = open), checked when
     it is given rather than when the spectrum is computed."""
@@ -840,8 +845,11 @@ def _check_band(band: Any, name: str) -> tuple[float | None, float | None] | Non
         lo, hi = band
     except (TypeError, ValueError):
         raise ValueError(f"`{name}` must be a pair (f_min, f_max) in Hz (either may be None), got {band!r}.") from None
+    # A frequency Quantity is read in Hz (astropy's "'Hz' and '' are not convertible" named
+    # no argument); a plain number is Hz already.
+    lo, hi = (None if f is None else _hertz(f, f"{name}[{i}]") for i, f in enumerate((lo, hi)))
     for end, f in (("f_min", lo), ("f_max", hi)):
-        if f is not None and not float(f) >= 0:
+        if f is not None and not f >= 0:
             raise ValueError(f"`{name}`: {end} must be a frequency >= 0 Hz (or None), got {f!r}.")
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"`{name}` = ({lo}, {hi}) Hz: f_min must not exceed f_max.")

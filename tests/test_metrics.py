@@ -13,7 +13,7 @@ import scipy.signal
 import scipy.stats
 import unxt
 
-from brainmass_eqx import metrics as M, objectives
+from brainmass_eqx import UnitError, metrics as M, objectives
 
 REF = pathlib.Path(__file__).parent / "data" / "reference" / "objectives" / "example_signal.npz"
 F32 = dict(rtol=1e-5, atol=1e-6)
@@ -300,6 +300,12 @@ def test_psd_quantity_dt_batch_and_freq_range():
     keep = (np.asarray(f_ms) >= 30) & (np.asarray(f_ms) <= 100)
     np.testing.assert_allclose(fb, f_ms[keep])
     np.testing.assert_allclose(pb, p_ms[:, keep])
+    # The band's ends may be frequency Quantities (astropy's "'Hz' and '' are not
+    # convertible" named no argument); another dimension is refused by name.
+    fq, _ = M.power_spectral_density(x, 2.0, freq_range=(unxt.Quantity(30.0, "Hz"), unxt.Quantity(0.1, "kHz")))
+    np.testing.assert_allclose(fq, fb)
+    with pytest.raises(UnitError, match=r"'freq_range\[0\]' has unit 'ms' \(time\), but it must be a frequency"):
+        M.power_spectral_density(x, 2.0, freq_range=(unxt.Quantity(30.0, "ms"), None))
     # A dt Quantity closed over by a jitted function still sets the bins of the band;
     # a dt passed as an argument is traced and cannot.
     dt = unxt.Quantity(0.002, "s")
