@@ -789,7 +789,7 @@ def power_spectral_density(
       an array of length `nperseg`.
     - `detrend`: `'constant'` removes each segment's mean (SciPy's default); `False` or
       `None` does not.
-    - `freq_range`: optional `(f_min, f_max)` in Hz; only frequencies in this closed band
+    - `freq_range`: optional `(f_min, f_max)` in Hz (or frequency Quantities); only frequencies in this closed band
       are returned. Needs a concrete (not traced) `dt`.
 
     **Returns:** `(freqs, psd)`: frequencies in Hz, shape `(n_freqs,)`, and the PSD in

@@ -576,7 +576,7 @@ def psd_rmse(
       frequencies would be read scaled by the ratio); a plain array is taken to have it.
       None (default): the step the `Signal`s carry (two must carry one step; a plain
       array passed with a Signal is taken to have its step; two plain arrays are refused).
-    - `freq_range`: the band `(f_min, f_max)` in Hz (either may be None for an open end), as
+    - `freq_range`: the band `(f_min, f_max)` in Hz or frequency Quantities (either may be None for an open end), as
       in `metrics.power_spectral_density`; default all frequencies.
     - `log`: compare $\log_{10}$ spectra (default) or the raw PSDs.
     - `nperseg`, `noverlap`: Welch segments (defaults `time // 8`, half overlap).

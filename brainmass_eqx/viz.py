@@ -658,7 +658,7 @@ def plot_power_spectrum(
     - `average`: plot the mean spectrum over the chosen regions instead of one line each.
     - `loglog`: logarithmic axes (the DC bin is dropped); the power axis stays linear,
       with a warning, when the spectrum is 0 everywhere (a constant signal).
-    - `freq_range`: ``(f_min, f_max)`` in Hz to show.
+    - `freq_range`: ``(f_min, f_max)`` in Hz (or frequency Quantities) to show.
     - `nperseg`: Welch segment length in samples (default ``time // 8``).
     - `ax`; `**kwargs` go to ``Axes.plot``.
 
