@@ -335,6 +335,21 @@ def test_penalty_values():
     assert L1Penalty() != L2Penalty() and repr(L2Penalty(0.5)) == "L2Penalty(weight=0.5, center=0.0)"
 
 
+@pytest.mark.parametrize(
+    "make, error, match",
+    [  # A string was parsed as a number, a negative weight rewarded the distance (no minimum),
+       # NaN made every loss NaN.
+        (lambda: L2Penalty(weight="1"), TypeError, r"L2Penalty\(weight=...\) must be a number.* got the string '1'"),
+        (lambda: L1Penalty(weight=-1.0), ValueError, r"L1Penalty\(weight=...\) must be a number >= 0, got -1.0"),
+        (lambda: GaussianPrior(np.nan, 1.0), ValueError, r"GaussianPrior\(mean=...\) must be finite, got nan"),
+        (lambda: L2Penalty(1.0, center="0"), TypeError, r"L2Penalty\(center=...\) must be a number"),
+    ],
+)
+def test_penalty_arguments_are_checked(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
 def test_a_loss_that_ignores_the_parameters_warns():
     model = Quadratic(a=bm.Param(0.0, fit=True), b=bm.Param(0.0, fit=True))
     flat = Fitter(model, optax.sgd(0.1), loss_fn=lambda m, t: (jnp.sum(t) + 0.0 * bm.unwrap(m.a), None))

@@ -24,7 +24,7 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray, PyTree, Scalar
 
 from .._checks import did_you_mean, divergence_gives_nan, pick_variable_hint, unjitted
 from .._param import Exp, Identity, Param, Sigmoid, Softplus, is_param, trainable_spec, unwrap
-from .._units import CANONICAL_UNITS, UnitError, is_quantity, to_canonical
+from .._units import CANONICAL_UNITS, UnitError, check_real, is_quantity, to_canonical
 from ..objectives import fc_shape, target_fits
 
 __all__ = ["ParamSpace", "Problem", "Data", "GaussianPrior", "L1Penalty", "L2Penalty", "NonFiniteLossError"]
@@ -79,7 +79,11 @@ def _hashable(x: Any, name: str) -> Any:
             f"{name} is a Quantity ({x}); a prior is a function of the Param's number: give {name} as a "
             "plain number in the unit the Param's value is given in."
         )
+    # A string ('1') was parsed, NaN made every loss NaN from the first step.
+    check_real(x, name)
     arr = np.asarray(x, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {x!r}.")
     return float(arr) if arr.ndim == 0 else tuple(arr.tolist())
 
 
@@ -113,7 +117,11 @@ class _CentredPenalty:
     center: Any = 0.0
 
     def __post_init__(self):
-        object.__setattr__(self, "weight", float(self.weight))
+        weight = _hashable(self.weight, f"{type(self).__name__}(weight=...)")
+        if not (isinstance(weight, float) and weight >= 0):
+            # A negative weight rewards the distance from the centre: the loss has no minimum.
+            raise ValueError(f"{type(self).__name__}(weight=...) must be a number >= 0, got {self.weight!r}.")
+        object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "center", _hashable(self.center, f"{type(self).__name__}(center=...)"))
 
     def cost(self, offset: Array) -> Array:
