@@ -17,7 +17,7 @@ linear $\phi$).
 | `Diffusive` | $k \sum_j W_{ij} (X_{ij} - y_i)$ |
 | `Difference` | $k\, a \sum_j W_{ij} (X_{ij} - y_i)$ (TVB ``Difference``) |
 | `Additive` | $k \sum_j W_{ij} X_{ij} + b$ |
-| `Laplacian` | $k \sum_j L_{ij} X_{ij}$ with $L = W_n - \mathrm{diag}(c)$ (below) |
+| `Laplacian` | $k \sum_j L_{ij} X_{ij} + b$ with $L = W_n - \mathrm{diag}(c)$ (below) |
 | `Sigmoidal` | $k\, \sigma(\mathrm{slope}\,(a S_i + b - \mathrm{midpoint}))$, $S_i = \sum_j W_{ij} X_{ij}$ |
 | `Tanh` | $k \tanh(\mathrm{scale}\, S_i)$ |
 | `SigmoidalJansenRit` | $k \sum_j W_{ij} [c_{min} + (c_{max} - c_{min})\, \sigma(r (X_{ij} - \mathrm{midpoint}))]$ |
@@ -27,7 +27,9 @@ linear $\phi$).
 These are brainmass 0.1.1's formulas (its ``coupling=`` strings map to these classes, with
 the same default shape parameters); `Difference` and `PreSigmoidal` are TVB's kernels,
 which brainmass lacks (`PreSigmoidal` with TVB's defaults). Every parameter is a field:
-set it at construction, pass a `Param` to fit it.
+set it at construction, pass a `Param` to fit it. Parameters are plain numbers in the node's
+units (a kernel does not know its node, so a Quantity with a dimension is refused), except
+`Kuramoto`'s phase lag, which takes any angle unit.
 
 **Writing a kernel.** Subclass `AbstractCoupling` and implement ``__call__(delayed,
 current, weights, k)`` (any function of the delayed values per pair), or, for a summed
