@@ -548,6 +548,13 @@ def test_constructor_and_fit_argument_errors():
     fitter = Fitter(model, loss_fn=quad_loss)
     with pytest.raises(ValueError, match=r"n_steps must be an int >= 1, got 0"):
         fitter.fit(jnp.zeros(2), 0)
+    # A negative min_delta counted a worse loss as progress (never stopped), NaN none (stopped
+    # after `patience` steps however the loss fell), a string was parsed.
+    for bad in (-1.0, np.nan):
+        with pytest.raises(ValueError, match=r"min_delta must be a number >= 0 \(the least drop in loss that counts\)"):
+            fitter.fit(jnp.zeros(2), 3, patience=2, min_delta=bad)
+    with pytest.raises(TypeError, match=r"'min_delta' must be a number.* got the string '0.1'"):
+        fitter.fit(jnp.zeros(2), 3, patience=2, min_delta="0.1")
     with pytest.raises(ValueError, match="resume=True needs checkpoint="):
         fitter.fit(jnp.zeros(2), 3, resume=True)
     with pytest.raises(ValueError, match="with_key=True: pass fit"):

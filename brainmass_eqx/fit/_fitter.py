@@ -595,6 +595,12 @@ class Fitter:
         population = "vmap" if population is None else population
         if patience is not None:
             patience = check_int(patience, "patience", 1)
+        check_real(min_delta, "min_delta")
+        if not (np.ndim(min_delta) == 0 and float(min_delta) >= 0):
+            # A negative one counted a worse loss as an improvement (early stopping never
+            # stopped); NaN counted none (it stopped after `patience` steps, however good).
+            raise ValueError(f"min_delta must be a number >= 0 (the least drop in loss that counts), got {min_delta!r}.")
+        min_delta = float(min_delta)
         if checkpoint_every is not None:
             checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
         if (checkpoint is not None or resume) and self.backend not in ("grad", "optimistix"):
