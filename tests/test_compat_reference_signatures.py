@@ -522,3 +522,17 @@ def test_core_unxt_quantities_keep_their_unit_in_the_facade():
     assert float(bs.nn.Param(half).value().to_decimal(u.mV)) == 0.5
     with pytest.raises(ValueError, match="next to values that carry a unit"):
         bt.init.Normal(half, unxt.Quantity(1.0, "mV"), unit=u.mV)
+
+
+def test_modules_have_brainstates_name_and_sizes(compat_env):
+    # brainstate 0.5.4: every Module has a read-only `name` (None unless given) and
+    # `in_size` / `out_size` (None for a module that is not a Dynamics); brainmass 0.1.1's
+    # Network, couplings and lead fields had neither here (AttributeError).
+    import brainmass_eqx.compat as bm
+
+    net = bm.Network(bm.HopfStep(3), conn=np.ones((3, 3)), coupling="diffusive", coupled_var="x")
+    assert (net.name, net.in_size, net.out_size, net.coupling.in_size) == (None, None, None, None)
+    assert (net.node.name, net.node.in_size, net.node.out_size) == (None, (3,), (3,))
+    assert (bs.nn.Linear(2, 3).in_size, bs.nn.Module(name="m").name) == (2, "m")
+    with pytest.raises(AttributeError, match="The name of the model is read-only."):
+        net.name = "x"

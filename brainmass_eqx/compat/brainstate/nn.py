@@ -449,6 +449,32 @@ class Module:
     def __init__(self, name: str | None = None):
         self._name = name
 
+    @property
+    def name(self) -> str | None:
+        """The name given at construction (None if none), read-only as brainstate's."""
+        return self.__dict__.get("_name")
+
+    @name.setter
+    def name(self, value: Any) -> None:
+        raise AttributeError("The name of the model is read-only.")
+
+    # brainstate's sizes: None unless the module sets them (`Dynamics` from its ``in_size``).
+    @property
+    def in_size(self) -> Any:
+        return self.__dict__.get("_in_size")
+
+    @in_size.setter
+    def in_size(self, value: Any) -> None:
+        self._in_size = value
+
+    @property
+    def out_size(self) -> Any:
+        return self.__dict__.get("_out_size")
+
+    @out_size.setter
+    def out_size(self, value: Any) -> None:
+        self._out_size = value
+
     # -- graph ----------------------------------------------------------------------------
     def _graph_children(self) -> Iterator[tuple[Any, Any]]:
         return _children(self)
