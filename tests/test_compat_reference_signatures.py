@@ -536,3 +536,41 @@ def test_modules_have_brainstates_name_and_sizes(compat_env):
     assert (bs.nn.Linear(2, 3).in_size, bs.nn.Module(name="m").name) == (2, "m")
     with pytest.raises(AttributeError, match="The name of the model is read-only."):
         net.name = "x"
+
+
+_BRAINTOOLS_OPTIMIZERS = [  # braintools 0.3.0's weights after the same 6 steps (same gradients)
+    (lambda: bt.optim.Adam(lr=0.1), [0.397636, -1.402113, 2.400004]),
+    (lambda: bt.optim.Adam(0.1, (0.8, 0.9), weight_decay=0.1, amsgrad=True, grad_clip_norm=0.5), [0.411213, -1.430212, 2.411682]),
+    (lambda: bt.optim.AdamW(lr=0.1, weight_decay=0.2, grad_clip_value=0.3), [0.315058, -1.200901, 2.086743]),
+    (lambda: bt.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1), [-1.313349, 1.078994, -1.773262]),
+    (lambda: bt.optim.Momentum(lr=0.1), [-1.650373, 1.731748, -2.754521]),
+    (lambda: bt.optim.MomentumNesterov(lr=0.1), [-1.358695, 1.116262, -1.834505]),
+    (lambda: bt.optim.RMSprop(lr=0.1), [-0.867805, 0.162064, 0.196497]),
+    (lambda: bt.optim.RMSprop(lr=0.1, momentum=0.5, centered=True, weight_decay=0.1), [-0.781333, 0.375302, -0.836325]),
+    (lambda: bt.optim.Adagrad(lr=0.1, lr_decay=0.5, initial_accumulator_value=0.1), [0.768612, -1.778076, 2.775549]),
+    (lambda: bt.optim.Adamax(lr=0.1), [0.426895, -1.418218, 2.400001]),
+    (lambda: bt.optim.RAdam(lr=0.1), [-0.071827, -0.310748, 0.422035]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("make, expected", _BRAINTOOLS_OPTIMIZERS, ids=lambda x: "" if isinstance(x, list) else None)
+def test_optimizers_take_braintools_arguments_and_step_as_braintools(make, expected):
+    # Adam took (lr, beta1, beta2, ...): Adam(0.1, (0.8, 0.9)) set beta1 to a tuple, betas=,
+    # amsgrad=, grad_clip_norm= were refused; RMSprop was named RMSProp with other defaults
+    # (decay 0.9 against alpha 0.99, lr 1e-3 against 1e-2); Adagrad's eps 1e-7 against 1e-10.
+    w = bs.ParamState(jnp.array([1.0, -2.0, 3.0]))
+    opt = make().register_trainable_weights({"w": w})
+    for i in range(6):
+        opt.step({"w": 2 * w.value + jnp.array([0.3, -0.1, 0.2]) * (i + 1)})
+    np.testing.assert_allclose(np.asarray(w.value), expected, atol=2e-6)
+
+
+def test_optimizer_argument_checks_as_braintools():
+    with pytest.raises(ValueError, match=r"Invalid learning rate: -1.0 \(must be >= 0\)"):
+        bt.optim.Adam(lr=-1.0)
+    with pytest.raises(ValueError, match=r"Invalid weight_decay: -1.0 \(must be >= 0\)"):
+        bt.optim.SGD(weight_decay=-1.0)
+    with pytest.raises(ValueError, match=r"Invalid grad_clip_norm: 0.0 \(must be > 0\)"):
+        bt.optim.RMSprop(grad_clip_norm=0.0)
+    with pytest.warns(DeprecationWarning, match=r"The `beta1` parameter is deprecated, please use `betas=\(beta1, beta2\)`"):
+        assert bt.optim.Adam(beta1=0.5).betas == (0.5, 0.999)

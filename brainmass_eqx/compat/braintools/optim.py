@@ -8,26 +8,63 @@ opt.step(grads)`` applies one update in place. The optimizer state lives in a `S
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import optax
 
 from ..brainstate._state import State
 
-__all__ = ["OptaxOptimizer", "Adam", "AdamW", "SGD", "RMSProp", "Momentum", "Adagrad"]
+__all__ = ["OptaxOptimizer", "Adam", "AdamW", "Adamax", "RAdam", "SGD", "Momentum", "MomentumNesterov", "RMSprop", "Adagrad"]
 
 
 class OptaxOptimizer:
-    """Base class: wraps an ``optax.GradientTransformation`` (``self.tx``)."""
+    """Base class, braintools' ``OptaxOptimizer(tx=None, lr=1e-3, weight_decay=0.0,
+    grad_clip_norm=None, grad_clip_value=None)``: ``tx`` (an
+    ``optax.GradientTransformation``), else the chain braintools builds, gradient clipping
+    (by global norm, then by value), L2 weight decay added to the gradient, the optimizer's
+    scaling (`scaling`: Adam's here) and the learning rate (a number or a schedule
+    ``step -> rate``)."""
 
     __module__ = "braintools.optim"
+    #: Whether the weight decay is decoupled (applied after the scaling, AdamW's) rather than
+    #: added to the gradient before it.
+    decoupled_weight_decay = False
 
-    def __init__(self, tx: optax.GradientTransformation, lr: Any = None):
-        self.tx = tx
+    def __init__(self, tx: optax.GradientTransformation | None = None, lr: Any = 1e-3, weight_decay: float = 0.0,
+                 grad_clip_norm: float | None = None, grad_clip_value: float | None = None):  # fmt: skip
+        if not callable(lr) and lr < 0:
+            raise ValueError(f"Invalid learning rate: {lr} (must be >= 0).")
+        if weight_decay < 0:
+            raise ValueError(f"Invalid weight_decay: {weight_decay} (must be >= 0).")
+        for name, clip in (("grad_clip_norm", grad_clip_norm), ("grad_clip_value", grad_clip_value)):
+            if clip is not None and clip <= 0:
+                raise ValueError(f"Invalid {name}: {clip} (must be > 0).")
         self.lr = lr
+        self.weight_decay = weight_decay
+        self.grad_clip_norm = grad_clip_norm
+        self.grad_clip_value = grad_clip_value
+        self.tx = self.default_tx() if tx is None else tx
+        if not isinstance(self.tx, optax.GradientTransformation):
+            raise TypeError(f"tx must be an instance of optax.GradientTransformation, got {self.tx}")
         self.param_states: dict = {}
         self.opt_state = State(None)
         self.step_count = State(0)
+
+    def scaling(self) -> optax.GradientTransformation:
+        """The optimizer's own rescaling of the gradient (before the learning rate)."""
+        return optax.scale_by_adam()
+
+    def default_tx(self) -> optax.GradientTransformation:
+        """braintools' chain: clipping, weight decay, `scaling`, learning rate."""
+        parts = []
+        if self.grad_clip_norm is not None:
+            parts.append(optax.clip_by_global_norm(self.grad_clip_norm))
+        if self.grad_clip_value is not None:
+            parts.append(optax.clip(self.grad_clip_value))
+        decay = [optax.add_decayed_weights(self.weight_decay)] if self.weight_decay > 0 else []
+        parts += [self.scaling(), *decay] if self.decoupled_weight_decay else [*decay, self.scaling()]
+        return optax.chain(*parts, optax.scale_by_learning_rate(self.lr))
 
     def register_trainable_weights(self, param_states: Any):
         """Register ``{key: ParamState}`` (or a list of states) as the weights to update;
@@ -79,40 +116,128 @@ class OptaxOptimizer:
         return f"{type(self).__name__}(lr={self.lr})"
 
 
-def _lr(lr):
-    """A learning rate: a number or an optax schedule (callable step -> rate)."""
-    return lr
+def _betas(betas: Any, beta1: float | None, beta2: float | None) -> tuple[float, float]:
+    """braintools' ``betas``, with its deprecated ``beta1`` / ``beta2`` overriding them."""
+    b1, b2 = betas
+    for name, given in (("beta1", beta1), ("beta2", beta2)):
+        if given is not None:
+            warnings.warn(f"The `{name}` parameter is deprecated, please use `betas=(beta1, beta2)` instead.",
+                          DeprecationWarning, stacklevel=3)  # fmt: skip
+    return (b1 if beta1 is None else beta1, b2 if beta2 is None else beta2)
 
 
 class Adam(OptaxOptimizer):
-    def __init__(self, lr: Any = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
-        tx = optax.adam(_lr(lr), b1=beta1, b2=beta2, eps=eps)
-        if weight_decay:
-            tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)
-        super().__init__(tx, lr)
+    """Adam (AMSGrad with ``amsgrad=True``), as braintools' ``Adam``."""
+
+    def __init__(self, lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), beta1: float | None = None,
+                 beta2: float | None = None, eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+                 grad_clip_norm: float | None = None, grad_clip_value: float | None = None):  # fmt: skip
+        self.betas, self.eps, self.amsgrad = _betas(betas, beta1, beta2), eps, amsgrad
+        super().__init__(None, lr, weight_decay, grad_clip_norm, grad_clip_value)
+
+    def scaling(self):
+        scale = optax.scale_by_amsgrad if self.amsgrad else optax.scale_by_adam
+        return scale(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
 
 
 class AdamW(OptaxOptimizer):
-    def __init__(self, lr: Any = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 1e-2):
-        super().__init__(optax.adamw(_lr(lr), b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay), lr)
+    """Adam with decoupled weight decay (applied after the scaling)."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, grad_clip_norm: float | None = None,
+                 grad_clip_value: float | None = None):  # fmt: skip
+        self.betas, self.eps = tuple(betas), eps
+        super().__init__(None, lr, weight_decay, grad_clip_norm, grad_clip_value)
+
+    def scaling(self):
+        return optax.scale_by_adam(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
+
+
+class Adamax(AdamW):
+    """Adamax (Adam with the infinity norm), braintools' defaults."""
+
+    decoupled_weight_decay = False
+
+    def __init__(self, lr: Any = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, grad_clip_norm: float | None = None,
+                 grad_clip_value: float | None = None):  # fmt: skip
+        super().__init__(lr, betas, eps, weight_decay, grad_clip_norm, grad_clip_value)
+
+    def scaling(self):
+        return optax.scale_by_adamax(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
+
+
+class RAdam(Adamax):
+    """Rectified Adam, braintools' defaults."""
+
+    def __init__(self, lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, grad_clip_norm: float | None = None,
+                 grad_clip_value: float | None = None):  # fmt: skip
+        super().__init__(lr, betas, eps, weight_decay, grad_clip_norm, grad_clip_value)
+
+    def scaling(self):
+        return optax.scale_by_radam(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
 
 
 class SGD(OptaxOptimizer):
-    def __init__(self, lr: Any = 1e-3, momentum: float | None = None, nesterov: bool = False):
-        super().__init__(optax.sgd(_lr(lr), momentum=momentum or None, nesterov=nesterov), lr)
+    """Stochastic gradient descent, with (Nesterov) momentum when ``momentum > 0``."""
+
+    def __init__(self, lr: Any = 1e-3, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+                 grad_clip_norm: float | None = None, grad_clip_value: float | None = None):  # fmt: skip
+        self.momentum, self.nesterov = momentum, nesterov
+        super().__init__(None, lr, weight_decay, grad_clip_norm, grad_clip_value)
+
+    def scaling(self):
+        if not self.momentum:
+            return optax.identity()
+        return optax.trace(decay=self.momentum, nesterov=self.nesterov)
 
 
 class Momentum(SGD):
-    def __init__(self, lr: Any = 1e-3, momentum: float = 0.9):
-        super().__init__(lr, momentum=momentum)
+    """SGD with momentum (default 0.9)."""
+
+    def __init__(self, lr: Any = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0,
+                 grad_clip_norm: float | None = None, grad_clip_value: float | None = None):  # fmt: skip
+        super().__init__(lr, momentum, weight_decay, False, grad_clip_norm, grad_clip_value)
 
 
-class RMSProp(OptaxOptimizer):
-    def __init__(self, lr: Any = 1e-3, decay: float = 0.9, eps: float = 1e-8):
-        super().__init__(optax.rmsprop(_lr(lr), decay=decay, eps=eps), lr)
+class MomentumNesterov(SGD):
+    """SGD with Nesterov momentum (default 0.9)."""
+
+    def __init__(self, lr: Any = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0,
+                 grad_clip_norm: float | None = None, grad_clip_value: float | None = None):  # fmt: skip
+        super().__init__(lr, momentum, weight_decay, True, grad_clip_norm, grad_clip_value)
+
+
+class RMSprop(OptaxOptimizer):
+    """RMSprop (smoothing ``alpha``; centred with ``centered=True``; momentum if > 0)."""
+
+    def __init__(self, lr: Any = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False, grad_clip_norm: float | None = None,
+                 grad_clip_value: float | None = None):  # fmt: skip
+        self.alpha, self.eps, self.momentum, self.centered = alpha, eps, momentum, centered
+        super().__init__(None, lr, weight_decay, grad_clip_norm, grad_clip_value)
+
+    def scaling(self):
+        scale = optax.scale_by_stddev if self.centered else optax.scale_by_rms
+        rms = scale(decay=self.alpha, eps=self.eps)
+        return optax.chain(rms, optax.trace(decay=self.momentum)) if self.momentum > 0 else rms
 
 
 class Adagrad(OptaxOptimizer):
-    def __init__(self, lr: Any = 1e-3, eps: float = 1e-7):
-        super().__init__(optax.adagrad(_lr(lr), eps=eps), lr)
+    """Adagrad (``lr_decay``: the rate divided by ``1 + lr_decay * step``)."""
 
+    def __init__(self, lr: Any = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, grad_clip_norm: float | None = None,
+                 grad_clip_value: float | None = None):  # fmt: skip
+        self.lr_decay, self.initial_accumulator_value, self.eps = lr_decay, initial_accumulator_value, eps
+        super().__init__(None, lr, weight_decay, grad_clip_norm, grad_clip_value)
+
+    def scaling(self):
+        rss = optax.scale_by_rss(initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)
+        if not self.lr_decay:
+            return rss
+        decay = self.lr_decay
+        return optax.chain(rss, optax.scale_by_schedule(lambda count: 1.0 / (1.0 + count * decay)))
