@@ -574,3 +574,23 @@ def test_optimizer_argument_checks_as_braintools():
         bt.optim.RMSprop(grad_clip_norm=0.0)
     with pytest.warns(DeprecationWarning, match=r"The `beta1` parameter is deprecated, please use `betas=\(beta1, beta2\)`"):
         assert bt.optim.Adam(beta1=0.5).betas == (0.5, 0.999)
+
+
+def test_more_of_brainstates_random_draws_as_brainstate():
+    # brainstate 0.5.4's draws for the same calls after seed(3), in this order (the facade
+    # lacked these functions).
+    r = bs.random
+    r.seed(3)
+    calls = [lambda: r.random(3), lambda: r.random_sample((2,)), lambda: r.standard_normal(3),
+             lambda: r.rand_like(jnp.zeros(2)), lambda: r.randn_like(jnp.zeros(2)), lambda: r.poisson(3.0, 4),
+             lambda: r.poisson(jnp.array([1.0, 5.0])), lambda: r.gamma(2.0, 0.5, 3), lambda: r.gamma(jnp.array([1.0, 3.0])),
+             lambda: r.beta(2.0, 3.0, 3), lambda: r.laplace(1.0, 2.0, 3), lambda: r.laplace(size=2),
+             lambda: r.logistic(0.5, 0.1, 2), lambda: r.lognormal(0.0, 0.5, 3), lambda: r.lognormal(size=2)]  # fmt: skip
+    expected = [[0.02599, 0.54174, 0.48102], [0.38137, 0.49715], [0.90807, -0.28778, 0.58817], [0.15431, 0.82302],
+                [1.82138, 0.10148], [4, 1, 2, 2], [1, 3], [0.3637, 1.92722, 0.71676], [1.0284, 2.16226],
+                [0.27767, 0.06598, 0.06015], [3.82959, 2.96203, 5.12264], [0.45756, 0.25444], [0.28045, 0.38557],
+                [0.51239, 0.35073, 1.09985], [2.99037, 1.63148]]  # fmt: skip
+    for call, values in zip(calls, expected):
+        draws = call()
+        np.testing.assert_allclose(np.asarray(draws, np.float64), values, atol=1e-5)
+    assert jnp.issubdtype(r.poisson(2.0, 3).dtype, jnp.integer)

@@ -17,6 +17,8 @@ import numpy as np
 from ._state import State
 
 __all__ = [
+    "random", "random_sample", "ranf", "sample", "standard_normal", "rand_like", "randn_like", "poisson", "gamma",
+    "beta", "laplace", "logistic", "lognormal",
     "RandomState",
     "DEFAULT",
     "seed",
@@ -173,6 +175,71 @@ def bernoulli(p=0.5, size=None, key=None, check_valid: bool = True):
     if check_valid and not isinstance(p, jax.core.Tracer) and np.any((np.asarray(p) < 0) | (np.asarray(p) > 1)):
         raise ValueError(f"Parameter p should be within [0, 1], but we got {p!r}.")
     return jr.bernoulli(_key(key), p, _shape(size) if size is not None else None)
+
+
+def _size_of(size: Any, *params: Any) -> tuple[int, ...]:
+    """``size``, else the broadcast shape of the given (not None) parameters."""
+    if size is not None:
+        return _shape(size)
+    return jnp.broadcast_shapes(*(jnp.shape(p) for p in params if p is not None))
+
+
+def _loc_scale(loc: Any, scale: Any, draws: Any) -> Any:
+    """``draws * scale + loc``, either left out when None (brainstate's)."""
+    draws = draws if scale is None else draws * scale
+    return draws if loc is None else draws + loc
+
+
+def random(size=None, key=None, dtype=None):
+    """Uniform draws in [0, 1)."""
+    return jr.uniform(_key(key), _shape(size), dtype or jnp.result_type(float))
+
+
+random_sample = ranf = sample = random
+
+
+def standard_normal(size=None, key=None, dtype=None):
+    return jr.normal(_key(key), _shape(size), dtype or jnp.result_type(float))
+
+
+def rand_like(input, dtype=None, key=None):  # noqa: A002 (brainstate's name)
+    """``rand`` of ``input``'s shape (and dtype unless given)."""
+    return random(jnp.shape(input), key=key, dtype=dtype or jnp.result_type(input))
+
+
+def randn_like(input, dtype=None, key=None):  # noqa: A002 (brainstate's name)
+    """``randn`` of ``input``'s shape (and dtype unless given)."""
+    return standard_normal(jnp.shape(input), key=key, dtype=dtype or jnp.result_type(input))
+
+
+def poisson(lam=1.0, size=None, key=None, dtype=None):
+    return jr.poisson(_key(key), lam, _size_of(size, lam), dtype or jnp.result_type(int))
+
+
+def gamma(shape, scale=None, size=None, key=None, dtype=None):
+    """Gamma draws of shape ``shape`` (``scale`` 1 if None)."""
+    draws = jr.gamma(_key(key), shape, _size_of(size, shape, scale), dtype or jnp.result_type(float))
+    return _loc_scale(None, scale, draws)
+
+
+def beta(a, b, size=None, key=None, dtype=None):
+    return jr.beta(_key(key), a, b, _size_of(size, a, b), dtype or jnp.result_type(float))
+
+
+def laplace(loc=None, scale=None, size=None, key=None, dtype=None):
+    draws = jr.laplace(_key(key), _size_of(size, loc, scale), dtype or jnp.result_type(float))
+    return _loc_scale(loc, scale, draws)
+
+
+def logistic(loc=None, scale=None, size=None, key=None, dtype=None):
+    draws = jr.logistic(_key(key), _size_of(size, loc, scale), dtype or jnp.result_type(float))
+    return _loc_scale(loc, scale, draws)
+
+
+def lognormal(mean=None, sigma=None, size=None, key=None, dtype=None):
+    """``exp`` of normal draws with ``mean`` and standard deviation ``sigma``."""
+    draws = jr.normal(_key(key), _size_of(size, mean, sigma), dtype or jnp.result_type(float))
+    return jnp.exp(_loc_scale(mean, sigma, draws))
 
 
 def _is_key(x) -> bool:
