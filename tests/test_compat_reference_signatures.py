@@ -594,3 +594,26 @@ def test_more_of_brainstates_random_draws_as_brainstate():
         draws = call()
         np.testing.assert_allclose(np.asarray(draws, np.float64), values, atol=1e-5)
     assert jnp.issubdtype(r.poisson(2.0, 3).dtype, jnp.integer)
+
+
+def test_for_loop_draws_brainstates_progress_bar(capsys):
+    # brainstate's for_loop(..., pbar=ProgressBar(...)): ProgressBar did not exist here
+    # (AttributeError), and pbar= was accepted and ignored.
+    total = bs.State(jnp.zeros(()))
+
+    def step(i):
+        total.value = total.value + i
+        return total.value
+
+    for _ in range(2):  # the second call runs the cached program and draws its own bar
+        out = bs.transform.for_loop(step, jnp.arange(100), pbar=bs.transform.ProgressBar(10))
+        assert "Running for 100 iterations: 100%" in capsys.readouterr().err
+    assert float(out[-1]) == 2 * 4950.0
+    bs.transform.for_loop(step, jnp.arange(40), pbar=bs.transform.ProgressBar(desc=("step {i}", lambda d: {"i": d["i"]})))
+    assert "step 39: 100%" in capsys.readouterr().err
+    bs.transform.for_loop(step, jnp.arange(40))
+    assert "100%" not in capsys.readouterr().err
+    with pytest.raises(ValueError, match="Cannot specify both count and freq."):
+        bs.transform.ProgressBar(2, count=3)
+    with pytest.raises(ValueError, match="Print rate should be less than the number of steps 5, got 10"):
+        bs.transform.for_loop(step, jnp.arange(5), pbar=10)

@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _state, environ
+from . import _progress, _state, environ
+from ._progress import ProgressBar
 from ._state import (
     State,
     discover,
@@ -31,7 +32,8 @@ from ._state import (
     write_values,
 )
 
-__all__ = ["jit", "grad", "value_and_grad", "vmap", "for_loop", "scan", "checkpoint", "remat", "cond", "while_loop"]
+__all__ = ["jit", "grad", "value_and_grad", "vmap", "for_loop", "scan", "checkpoint", "remat", "cond", "while_loop",
+           "ProgressBar"]
 
 # Bumped whenever a State is created outside any trace: cached discoveries made before may
 # miss states that replaced old ones (``self.x = HiddenState(...)`` in ``init_state``).
@@ -343,7 +345,8 @@ def _to_arrays(xs):
     return jax.tree_util.tree_map(jnp.asarray, xs)
 
 
-def _scan_eager(fn: Callable, init: Any, xs: Any, length, reverse, unroll):
+def _scan_eager(fn: Callable, init: Any, xs: Any, length, reverse, unroll, progress: tuple | None = None):
+    """The loop; ``progress``: ``(freq, n, ProgressBar)`` to tick a progress bar."""
     x0 = None if xs is None else _first(xs)
     touched, _, _ = discover(fn, init, x0)
     if not _state.DISCOVERING[0]:
@@ -356,9 +359,22 @@ def _scan_eager(fn: Callable, init: Any, xs: Any, length, reverse, unroll):
             new_vals = [s.value for s in touched]
         return (user, new_vals), y
 
-    (user, state_vals), ys = jax.lax.scan(body, (init, values_of(touched)), xs, length=length, reverse=reverse, unroll=unroll)
+    carry = (init, values_of(touched))
+    if progress is not None:
+        body, carry = _progress.with_progress(body, *progress), (_progress.zero_count(), carry)
+    carry, ys = jax.lax.scan(body, carry, xs, length=length, reverse=reverse, unroll=unroll)
+    user, state_vals = carry if progress is None else carry[1]
     write_values(touched, state_vals)
     return user, ys
+
+
+def _n_iterations(xs: Any, length: int | None) -> int:
+    if length is not None:
+        return int(length)
+    leaves = jax.tree_util.tree_leaves(xs)
+    if not leaves:
+        raise ValueError("scan/for_loop: give xs or length (the number of iterations).")
+    return int(jnp.shape(leaves[0])[0])
 
 
 def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reverse: bool = False, unroll: int = 1,
@@ -368,32 +384,38 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reve
     Called outside any transformation, the loop is compiled once and cached (see
     `_loop_key`): a second call with the same function, shapes and constants runs the
     cached program without tracing ``fn`` again (brainstate re-traced and recompiled every
-    call). Inside a transformation it is traced inline. ``pbar`` (brainstate's progress
-    bar) is accepted and shows nothing.
+    call). Inside a transformation it is traced inline. ``pbar``: a `ProgressBar` (or an
+    int, its ``freq``) drawn while the loop runs.
     """
     fn = f
     xs = _to_arrays(xs)
-    if _state._FRAMES:
-        return _scan_eager(fn, init, xs, length, reverse, unroll)
-    keep: list = []
-    # The environment (dt, ...) is read when the body is traced: part of the key.
-    env = tuple(sorted((k, _value_key(v, keep, 1)) for k, v in environ.all().items()))
-    key = (_loop_key(fn, keep), env, length, reverse, unroll)
-    entry = _LOOP_CACHE.get(key)
-    if entry is None:
-        compiled = jit(functools.partial(_scan_eager, fn, length=length, reverse=reverse, unroll=unroll))
-        entry = _LOOP_CACHE[key] = (compiled, keep)
-        while len(_LOOP_CACHE) > _LOOP_CACHE_SIZE:
-            _LOOP_CACHE.popitem(last=False)
-    _LOOP_CACHE.move_to_end(key)
-    return entry[0](init, xs)
+    with _progress.running(pbar, _n_iterations(xs, length) if pbar is not None else 0) as runner:
+        progress = None if runner is None else (runner.freq, runner.n, runner.pbar)
+        if _state._FRAMES:
+            return _scan_eager(fn, init, xs, length, reverse, unroll, progress)
+        keep: list = []
+        # The environment (dt, ...) is read when the body is traced: part of the key.
+        env = tuple(sorted((k, _value_key(v, keep, 1)) for k, v in environ.all().items()))
+        # A bar's label function is traced into the program; its text and bar are drawn on the host.
+        label = None if runner is None or not isinstance(runner.pbar.desc, (tuple, list)) else _loop_key(runner.pbar.desc[1], keep)
+        ticks = None if progress is None else (progress[0], progress[1], label)
+        key = (_loop_key(fn, keep), env, length, reverse, unroll, ticks)
+        entry = _LOOP_CACHE.get(key)
+        if entry is None:
+            compiled = jit(functools.partial(_scan_eager, fn, length=length, reverse=reverse, unroll=unroll, progress=progress))
+            entry = _LOOP_CACHE[key] = (compiled, keep)
+            while len(_LOOP_CACHE) > _LOOP_CACHE_SIZE:
+                _LOOP_CACHE.popitem(last=False)
+        _LOOP_CACHE.move_to_end(key)
+        return entry[0](init, xs)
 
 
 def for_loop(f: Callable, *xs: Any, length: int | None = None, reverse: bool = False, unroll: int = 1, pbar: Any = None):
     """Call ``f(*x)`` for every slice ``x`` of ``xs`` along axis 0; stack the outputs.
 
-    Compiled once per function and shapes, like `scan`."""
-    return scan(_ForLoopBody(f), None, tuple(_to_arrays(x) for x in xs), length=length, reverse=reverse, unroll=unroll)[1]
+    Compiled once per function and shapes, like `scan`; ``pbar`` as there."""
+    xs = tuple(_to_arrays(x) for x in xs)
+    return scan(_ForLoopBody(f), None, xs, length=length, reverse=reverse, unroll=unroll, pbar=pbar)[1]
 
 
 class _ForLoopBody:
