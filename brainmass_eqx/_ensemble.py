@@ -843,7 +843,7 @@ def sweep(
         del out
         release_free_memory()  # else each chunk's threads kept what its runs freed (see there)
         if checkpoint is not None:
-            with atomic_write(checkpoint) as f:
+            with atomic_write(checkpoint, "checkpoint") as f:
                 np.savez(f, fingerprint=fingerprint, done=stop, **results)
     if as_dataframe:
         # A DataFrame column holds numbers: a Quantity grid's, in the unit it was given in.

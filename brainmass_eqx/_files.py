@@ -65,7 +65,7 @@ def check_writable(path: str | os.PathLike, name: str) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+def atomic_write(path: str | os.PathLike, name: str = "path") -> Iterator[IO[bytes]]:
     """A binary file to write ``path``'s new contents to: on leaving the block it is
     flushed to disk and renamed onto ``path``; on an error it is removed and ``path`` is
     left as it was.
@@ -73,8 +73,10 @@ def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     **Arguments:**
 
     - `path`: the file to replace (or create).
+    - `name`: the argument that gave it, for the messages of `check_writable` (a missing
+      folder raised open()'s error about the temporary file's name).
     """
-    path = os.fspath(path)
+    path = check_writable(path, name)
     # A name no other writer uses (process, thread, and a random part for forked copies);
     # opened with "x" so that the file gets the usual permissions (umask), as open() gives.
     tmp = f"{path}.{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:8]}.tmp"

@@ -234,6 +234,15 @@ def test_trajectory_save_killed_part_way_keeps_the_previous_file(tmp_path, monke
     assert sorted(os.listdir(tmp_path)) == ["run.npz"]
 
 
+def test_trajectory_save_to_a_missing_folder_names_it(tmp_path):
+    # open()'s error named the temporary file ('.../run.npz.<pid>-<thread>-<hex>.tmp').
+    run = bm.simulate(bm.Hopf(2, a=0.1), 2.0, dt=0.1)
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(FileNotFoundError, match=r"path='.*run.npz': the folder '.*no_such_folder' does not exist; create it"):
+        run.save(missing / "run.npz")
+    assert not missing.exists()
+
+
 def test_a_float64_trajectory_continued_in_float32_says_so(tmp_path):
     # A float64 run saved and continued in a process with x64 off was rounded to float32
     # and went on in float32 without a word (9e-8 off the uninterrupted float64 run here),

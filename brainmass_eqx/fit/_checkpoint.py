@@ -61,7 +61,7 @@ def save_checkpoint(path: str | os.PathLike, header: dict[str, Any], state: Any)
         x64=bool(jax.config.jax_enable_x64),
         sha256=hashlib.sha256(payload).hexdigest(),
     )
-    with atomic_write(path) as f:
+    with atomic_write(path, "checkpoint") as f:
         f.write(_MAGIC)
         f.write(json.dumps(header).encode() + b"\n")
         f.write(payload)
