@@ -160,6 +160,21 @@ def _as_2d(values: np.ndarray, name: str) -> np.ndarray:
     return values
 
 
+def _signals(values: np.ndarray, name: str, what: str) -> np.ndarray:
+    """``values`` as signals ``(time, regions)``, refused when they are a correlation
+    matrix (square, symmetric, unit diagonal: no signal looks like that), which was
+    taken for a signal of N samples and showed the ``what`` of the matrix's rows."""
+    values = _as_2d(values, name)
+    n = values.shape[0]
+    if n == values.shape[1] and n > 1 and np.all(np.isfinite(values)):
+        if np.allclose(np.diag(values), 1.0) and np.allclose(values, values.T) and np.all(np.abs(values) <= 1.0 + 1e-6):
+            raise ValueError(
+                f"{name} is a ({n}, {n}) correlation matrix (symmetric, unit diagonal), not signals (time, "
+                f"regions): pass is_matrix=True to show it, or the signals to compute the {what} from."
+            )
+    return values
+
+
 def _square(values: np.ndarray, name: str) -> np.ndarray:
     if values.ndim != 2 or values.shape[0] != values.shape[1]:
         raise ValueError(f"{name} must be a square (N, N) matrix, got shape {values.shape}.")
@@ -520,7 +535,7 @@ def plot_functional_connectivity(
     else:
         from .metrics import functional_connectivity
 
-        fc = np.asarray(functional_connectivity(_as_2d(values, "data")))
+        fc = np.asarray(functional_connectivity(_signals(values, "data", "FC")))
     labels = _region_labels(labels, fc.shape[0])
     ax = _axes(ax)
     kwargs.setdefault("vmin", -1.0)
@@ -575,7 +590,7 @@ def plot_fcd(
     else:
         from .metrics import functional_connectivity_dynamics
 
-        values = _as_2d(values, "data")
+        values = _signals(values, "data", "FCD")
         if values.shape[0] < window_size:
             raise ValueError(
                 f"data has {values.shape[0]} samples, fewer than window_size={window_size}; "

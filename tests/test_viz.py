@@ -106,6 +106,13 @@ def test_functional_connectivity_and_matrix(tmp_path):
     assert ax.get_images()[0].get_clim() == (-1.0, 1.0)
     ax = viz.plot_functional_connectivity(np.eye(3), is_matrix=True, labels=["a", "b", "c"])
     np.testing.assert_array_equal(ax.get_images()[0].get_array(), np.eye(3))
+    # An FC matrix given without is_matrix=True was taken for a signal of N samples: the
+    # panel showed the correlation of the matrix's rows, without a word.
+    fc = np.corrcoef(SIGNAL.T)
+    with pytest.raises(ValueError, match=r"data is a \(3, 3\) correlation matrix .* pass is_matrix=True"):
+        viz.plot_functional_connectivity(fc)
+    with pytest.raises(ValueError, match=r"or the signals to compute the FCD from"):
+        viz.plot_fcd(np.corrcoef(np.random.default_rng(1).normal(size=(40, 40))), window_size=10)
 
 
 def test_fcd_time_axes(tmp_path):
