@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 __all__ = ["ProgressBar"]
 
@@ -142,7 +141,3 @@ def with_progress(body: Callable, freq: int, n: int, pbar: ProgressBar) -> Calla
         return (i + 1, inner), y
 
     return counted
-
-
-def zero_count() -> Any:
-    return jnp.zeros((), jnp.int32)

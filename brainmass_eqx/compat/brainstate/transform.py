@@ -361,7 +361,7 @@ def _scan_eager(fn: Callable, init: Any, xs: Any, length, reverse, unroll, progr
 
     carry = (init, values_of(touched))
     if progress is not None:
-        body, carry = _progress.with_progress(body, *progress), (_progress.zero_count(), carry)
+        body, carry = _progress.with_progress(body, *progress), (jnp.zeros((), jnp.int32), carry)
     carry, ys = jax.lax.scan(body, carry, xs, length=length, reverse=reverse, unroll=unroll)
     user, state_vals = carry if progress is None else carry[1]
     write_values(touched, state_vals)

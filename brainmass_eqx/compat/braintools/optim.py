@@ -126,21 +126,36 @@ def _betas(betas: Any, beta1: float | None, beta2: float | None) -> tuple[float,
     return (b1 if beta1 is None else beta1, b2 if beta2 is None else beta2)
 
 
-class Adam(OptaxOptimizer):
+class _Moments(OptaxOptimizer):
+    """Optimizers scaled by moment estimates with ``betas`` and ``eps`` (`moments`: Adam's,
+    Adamax's, RAdam's); these defaults are RAdam's, as braintools'."""
+
+    moments = staticmethod(optax.scale_by_adam)
+
+    def __init__(self, lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, grad_clip_norm: float | None = None,
+                 grad_clip_value: float | None = None):  # fmt: skip
+        self.betas, self.eps = tuple(betas), eps
+        super().__init__(None, lr, weight_decay, grad_clip_norm, grad_clip_value)
+
+    def scaling(self):
+        return self.moments(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
+
+
+class Adam(_Moments):
     """Adam (AMSGrad with ``amsgrad=True``), as braintools' ``Adam``."""
 
     def __init__(self, lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), beta1: float | None = None,
                  beta2: float | None = None, eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
                  grad_clip_norm: float | None = None, grad_clip_value: float | None = None):  # fmt: skip
-        self.betas, self.eps, self.amsgrad = _betas(betas, beta1, beta2), eps, amsgrad
-        super().__init__(None, lr, weight_decay, grad_clip_norm, grad_clip_value)
+        self.amsgrad = amsgrad
+        super().__init__(lr, _betas(betas, beta1, beta2), eps, weight_decay, grad_clip_norm, grad_clip_value)
 
-    def scaling(self):
-        scale = optax.scale_by_amsgrad if self.amsgrad else optax.scale_by_adam
-        return scale(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
+    def moments(self, **kwargs):
+        return (optax.scale_by_amsgrad if self.amsgrad else optax.scale_by_adam)(**kwargs)
 
 
-class AdamW(OptaxOptimizer):
+class AdamW(_Moments):
     """Adam with decoupled weight decay (applied after the scaling)."""
 
     decoupled_weight_decay = True
@@ -148,37 +163,24 @@ class AdamW(OptaxOptimizer):
     def __init__(self, lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, grad_clip_norm: float | None = None,
                  grad_clip_value: float | None = None):  # fmt: skip
-        self.betas, self.eps = tuple(betas), eps
-        super().__init__(None, lr, weight_decay, grad_clip_norm, grad_clip_value)
-
-    def scaling(self):
-        return optax.scale_by_adam(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
+        super().__init__(lr, betas, eps, weight_decay, grad_clip_norm, grad_clip_value)
 
 
-class Adamax(AdamW):
+class Adamax(_Moments):
     """Adamax (Adam with the infinity norm), braintools' defaults."""
 
-    decoupled_weight_decay = False
+    moments = staticmethod(optax.scale_by_adamax)
 
     def __init__(self, lr: Any = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, grad_clip_norm: float | None = None,
                  grad_clip_value: float | None = None):  # fmt: skip
         super().__init__(lr, betas, eps, weight_decay, grad_clip_norm, grad_clip_value)
 
-    def scaling(self):
-        return optax.scale_by_adamax(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
 
-
-class RAdam(Adamax):
+class RAdam(_Moments):
     """Rectified Adam, braintools' defaults."""
 
-    def __init__(self, lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, grad_clip_norm: float | None = None,
-                 grad_clip_value: float | None = None):  # fmt: skip
-        super().__init__(lr, betas, eps, weight_decay, grad_clip_norm, grad_clip_value)
-
-    def scaling(self):
-        return optax.scale_by_radam(b1=self.betas[0], b2=self.betas[1], eps=self.eps)
+    moments = staticmethod(optax.scale_by_radam)
 
 
 class SGD(OptaxOptimizer):
