@@ -54,6 +54,8 @@ from bench_network import (  # noqa: E402
     w6,
 )
 
+SECTIONS = ("accuracy", "W3", "W1", "W4", "P32n", "W6")
+
 
 def _say(*parts) -> None:
     print(*parts, flush=True)
@@ -244,6 +246,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--budget", type=float, default=420.0, help="seconds for the whole script")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="what to run")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     deadline = start + args.budget
@@ -255,14 +258,16 @@ def main(argv=None) -> int:
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 
     problem = problem_arrays()
-    if jax_platform() != "cpu":
+    run = set(args.sections)
+    if "accuracy" in run and jax_platform() != "cpu":
         results["accuracy"] = accuracy(problem)
         save()
-    results["W3"] = w3_scaling(problem, args.members, args.rounds, deadline - 120)
-    save()
+    if "W3" in run:
+        results["W3"] = w3_scaling(problem, args.members, args.rounds, deadline - 120)
+        save()
     # W1 is 10x W3's single run, called 1 + rounds times.
-    w1_cost = 10 * results["W3"][0]["run"] * (args.rounds + 1) + 10
-    if time.perf_counter() + w1_cost < deadline - 100:
+    w1_cost = 10 * results["W3"][0]["run"] * (args.rounds + 1) + 10 if "W3" in results else 30
+    if "W1" in run and time.perf_counter() + w1_cost < deadline - 100:
         results["W1"] = w1(problem, args.rounds)
         r = results["W1"]
         _say(
@@ -270,11 +275,11 @@ def main(argv=None) -> int:
         )
     save()
     for child, case, key in (("eqx_grad", "W4", "W4"), ("eqx_population", "P32n", "P32n")):
-        if time.perf_counter() + 60 < deadline:
+        if key in run and time.perf_counter() + 60 < deadline:
             results[key] = fit_child(child, case, 4)
             _say(f"{key}:", json.dumps(results[key]))
             save()
-    if time.perf_counter() + 40 < deadline:
+    if "W6" in run and time.perf_counter() + 40 < deadline:
         r = w6(problem_w6(), rounds=args.rounds)
         r.pop("x_last", None)
         results["W6"] = r

@@ -55,6 +55,7 @@ from jax.interpreters import ad, batching, mlir
 from jaxtyping import Array
 
 from . import _native
+from ._precision import tensordot
 
 __all__ = [
     "ring_fill",
@@ -565,7 +566,7 @@ def _weighted_sum(g, w, axis=-1):
     # the steps (~2.3 KB per step per call: 4.7 KB/step for 2 slices of 4 x 2 runs of 76
     # regions, +93 MB for a 4 s run at dt 0.2 ms), until the call returned.
     ones = jnp.ones(contrib.shape[axis], contrib.dtype)
-    return jnp.tensordot(contrib, ones, axes=(axis, 0))
+    return tensordot(contrib, ones, axes=(axis, 0))
 
 
 def _sum_batch(args, dims):

@@ -42,6 +42,7 @@ from ._checks import (
     user_stacklevel,
 )
 from ._names import module_getattr
+from ._precision import einsum
 from ._units import AnyQuantity, check_real, magnitude, to_canonical, to_ms, traced_time_message
 from .datasets._types import Signal
 
@@ -329,7 +330,7 @@ def _pearson_fc(x: Array, xp: Any = jnp) -> Array:
     """The FC matrix of `functional_connectivity` (constant signals correlate 0, unit
     diagonal), in ``xp`` (``numpy`` keeps a host array's precision: `Signal`'s ``fc``)."""
     z = _unit_rows(_centred(x, -2, xp), -2, xp)
-    fc = xp.einsum("...ti,...tj->...ij", z, z)
+    fc = einsum("...ti,...tj->...ij", z, z, xp=xp)
     return xp.where(xp.eye(x.shape[-1], dtype=bool), xp.ones((), fc.dtype), fc)
 
 
@@ -343,7 +344,7 @@ def _fcd(x: Array, window_size: int, step_size: int) -> Array:
     windows = x[..., starts[:, None] + np.arange(window_size)[None, :], :]  # (..., nw, W, N)
     vecs = _upper_triangle(_fc(windows), k=1)  # (..., nw, E)
     v = _unit_rows(_centred(vecs, -1), -1)
-    fcd = jnp.einsum("...ae,...be->...ab", v, v)
+    fcd = einsum("...ae,...be->...ab", v, v)
     return jnp.where(jnp.eye(len(starts), dtype=bool), jnp.ones((), fcd.dtype), fcd)
 
 

@@ -78,6 +78,7 @@ from ._checks import (
 )
 from ._native import native_kernels_available
 from ._param import Param, read
+from ._precision import matmul
 from ._units import check_real, is_quantity, to_canonical, to_ms
 from ._wrapping import AbstractSolverWrapper, float_dtype
 from .coupling import AbstractCoupling, AbstractSummedCoupling, make_coupling
@@ -1319,7 +1320,7 @@ class Network(AbstractModel):
                 feats = self.coupling.features(x)  # (F, N)
                 if self.sources is None:
                     # w @ f, not f @ w.T: XLA would transpose w at every step.
-                    summed = jnp.stack([w @ f for f in feats])
+                    summed = jnp.stack([matmul(w, f) for f in feats])
                 else:
                     # Not jnp.sum(w * feats[:, src], -1): 330 us per step of a 3,000-region
                     # Hopf network with 10 sources per target, against 38 (`take_sum`).

@@ -401,6 +401,7 @@ def test_a_call_that_cannot_fit_is_refused_before_it_runs_with_a_chunk_that_fits
         ens.sweep(lambda a: _record_every_step(a), {"a": [0.1, 0.2, 0.3, 0.4]}, {"m": lambda x: x.mean()}, chunk_size=4)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="slices run at once on a CPU only (threads=)")
 def test_slices_at_once_and_their_join_count_in_the_check(monkeypatch):
     # 8 members in 2 slices of 4 at once: twice one slice's memory, or the join of their
     # outputs (the slices' outputs and a copy of them all), whichever is more.

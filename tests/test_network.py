@@ -93,8 +93,11 @@ def test_equals_hand_written_scan_bit_for_bit(case, xla_reads):
     lags = np.round(DIST / 10.0 / DT).astype(np.int32) * (1 - np.eye(N, dtype=np.int32))
     ref = scan_reference(node, jnp.asarray(CONN), jnp.asarray(lags), 0.3, node.init_state(), coupled, targets, n_steps)
     for name in node.state_names:
-        if case == "hopf":
+        if case == "hopf" and jax.default_backend() == "cpu":
             np.testing.assert_array_equal(np.asarray(traj[name]), np.asarray(ref[name]))
+        elif case == "hopf":
+            # A GPU's XLA fuses the two programs differently: one ulp apart (seen on an H200).
+            np.testing.assert_allclose(np.asarray(traj[name]), np.asarray(ref[name]), rtol=0, atol=5e-7)
         else:
             # XLA may contract the Wilson-Cowan arithmetic differently in the two programs
             # (rI differs by one ulp after the first step, before any delayed read).

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._param import Param, read
+from .._precision import matmul
 from ._base import AbstractModel, Uniform, initial, parameter
 
 __all__ = ["Kuramoto"]
@@ -99,8 +100,8 @@ class Kuramoto(AbstractModel):
             if self.exclude_self:
                 w = w * (1.0 - jnp.eye(n, dtype=w.dtype))
             # w @ f (a batch as a stack of columns): f @ w.T made XLA transpose w per step.
-            sum_sin = (w @ sin_phi[..., None])[..., 0]
-            sum_cos = (w @ cos_phi[..., None])[..., 0]
+            sum_sin = matmul(w, sin_phi[..., None])[..., 0]
+            sum_cos = matmul(w, cos_phi[..., None])[..., 0]
         total = sum_sin * jnp.cos(theta) - sum_cos * jnp.sin(theta)
         if self.normalize_by_n:
             total = total / n

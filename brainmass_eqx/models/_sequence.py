@@ -24,6 +24,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._checks import check_int, positive_ms
 from .._param import Param, read, unwrap
+from .._precision import matmul
 from .._units import to_canonical
 from ..solvers import ExponentialEuler, ModelTerm, _FrozenInputs, checked_step, fixed_step_solver
 from ._delay_history import INTERPOLATIONS, history_init, history_push, history_read, slots_for
@@ -376,7 +377,7 @@ class JansenRit2Layer(AbstractSequenceLayer):
 
     def drives(self, y, recurrent, u_t):
         eeg = y["E"] - y["I"]
-        return {"M": u_t + recurrent, "E": self.w_f @ eeg, "I": -(self.w_l @ eeg)}
+        return {"M": u_t + recurrent, "E": matmul(self.w_f, eeg), "I": -matmul(self.w_l, eeg)}
 
 
 class _SeqNetwork(eqx.Module):

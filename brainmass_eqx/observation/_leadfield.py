@@ -11,6 +11,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import is_traced, series_of
+from .._precision import matmul
 from .._text import Readable
 from .._units import AnyQuantity, UnitError, quantity, unxt_module
 from ..datasets._types import Signal
@@ -160,14 +161,14 @@ class LeadFieldModel(Readable):
                 f"signals of shape (..., {self.R})."
                 + (" `L` is (regions, sensors); if yours is (sensors, regions), pass L.T." if flipped else "")
             )
-        y = (self.scale * x) @ self.L
+        y = matmul(self.scale * x, self.L)
         if self.noise_chol is not None:
             if key is None:
                 raise ValueError(
                     "`key` is required when the model has `noise_cov` (sensor noise); pass "
                     "a jax.random key."
                 )
-            y = y + jax.random.normal(key, y.shape, y.dtype) @ self.noise_chol.T
+            y = y + matmul(jax.random.normal(key, y.shape, y.dtype), self.noise_chol.T)
         if return_quantity is None:
             return_quantity = is_q
         if return_quantity:
@@ -310,4 +311,4 @@ class LeadfieldReadout(Readable):
                 f"shape {x.shape}."
                 + (" `lm` is (sensors, regions); if yours is (regions, sensors), pass lm.T." if flipped else "")
             )
-        return self.cy0 * (x @ self.leadfield().T) - self.y0
+        return self.cy0 * matmul(x, self.leadfield().T) - self.y0

@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import series_of
+from .._precision import matmul
 from .._text import Readable
 from .._units import AnyQuantity, is_quantity, quantity
 from ..datasets._types import Signal
@@ -80,5 +81,5 @@ class SpatialAverage(Readable):
                 f"SpatialAverage: `signal` has shape {tuple(x.shape)}, but the mask covers {n} "
                 f"regions; its last axis must be the {n} regions."
             )
-        out = x @ jnp.asarray(self.weights, x.dtype)
+        out = matmul(x, jnp.asarray(self.weights, x.dtype))
         return quantity(out, signal.unit) if is_quantity(signal) else out
