@@ -83,7 +83,7 @@ class Affine(eqx.Module):
         self.weight, self.bias = weight, bias
 
     def __call__(self, x):
-        y = x @ self.weight
+        y = matmul(x, read(self.weight))
         return y if self.bias is None else y + self.bias
 
 
