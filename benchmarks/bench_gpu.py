@@ -287,8 +287,41 @@ def main(argv=None) -> int:
             f"W6 1,000 regions sparse, 1 s: {r['run']:.3f} s per call, first {r['first']:.2f} s, {r['recompiles']} recompiles"
         )
     save()
-    _say(f"total {time.perf_counter() - start:.0f} s")
+    _say(f"total {time.perf_counter() - start:.0f} s\n")
+    _say("\n".join(table(results)))
     return 0
+
+
+def table(results: dict) -> list[str]:
+    """The results as a Markdown table (what `run.py` collects)."""
+    rows = [f"Device: {results['device']}", "", "| case | result |", "|---|---|"]
+    for r in results.get("accuracy", []):
+        rows.append(
+            f"| accuracy, {r['case']}: vs the host CPU, max abs diff / max abs x | {r['default']:.1e} "
+            f"(`vmap` of 8: {r['default_vmap8']:.1e}) |"
+        )
+    for r in results.get("W3", []):
+        rows.append(
+            f"| W3, {r['members']} member(s), 1 s | {r['run']:.3f} s, {r['throughput']:.0f} network-s/s, "
+            f"{r['ratio']:.1f}x the single run; members vs single runs {r['err']:.1e} |"
+        )
+    if "W1" in results:
+        r = results["W1"]
+        rows.append(f"| W1, 10 s | {r['run']:.3f} s per call, compile {r['compile']:.2f} s, {r['recompiles']} recompiles |")
+    for key in ("W4", "P32n"):
+        r = results.get(key)
+        if r and "error" in r:
+            rows.append(f"| {key} | failed: {r['error']} |")
+        elif r and key == "W4":
+            rows.append(f"| W4 gradient step | {r['run']:.3f} s, compile {r['compile']:.2f} s, loss {r['loss']:.5f} |")
+        elif r:
+            rows.append(
+                f"| P32n, 32 candidates | one `vmap` {r['run']:.3f} s against a loop {r['loop']:.2f} s: {r['speedup']:.1f}x |"
+            )
+    if "W6" in results:
+        r = results["W6"]
+        rows.append(f"| W6, 1,000 regions sparse, 1 s | {r['run']:.3f} s per call, {r['recompiles']} recompiles |")
+    return rows
 
 
 if __name__ == "__main__":

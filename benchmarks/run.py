@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     scripts = sorted(HERE.glob("bench_*.py"))
+    if not args.gpu:  # the accelerator's column: without one it measures a CPU's vmap scaling again
+        scripts = [s for s in scripts if s.name != "bench_gpu.py" or (args.only and "gpu" in args.only)]
     if args.only:
         wanted = {f"bench_{n}.py" for n in args.only}
         unknown = wanted - {s.name for s in scripts}

@@ -5,7 +5,7 @@ Measured on an H200 (`benchmarks/bench_gpu.py`, 1 s of the 80-region Hopf networ
 members of one ``vmap`` without delays (the coupling ``W @ x`` a matrix product there) moved
 2.8e-4 of their amplitude from the CPU's run, against 9.8e-7 at full precision; 4,096
 members with delays (the delay read's weighted sum a product over the members) left the
-full-precision trajectories by up to 0.65 (amplitudes up to 0.45). At 256 members full
+full-precision trajectories by up to 0.65 (x of order sqrt(a) <= 0.55). At 256 members full
 precision costs nothing there; from 4,096 members on it is 2.8-4.5x slower than TF32, a
 price for results that are right. A CPU computes float32 products in float32 either way.
 Every product of the simulation, observation and metrics paths goes through here
