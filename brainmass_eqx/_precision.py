@@ -8,8 +8,8 @@ members with delays (the delay read's weighted sum a product over the members) l
 full-precision trajectories by up to 0.65 (x of order sqrt(a) <= 0.55). At 256 members full
 precision costs nothing there; from 4,096 members on it is 2.8-4.5x slower than TF32, a
 price for results that are right. A CPU computes float32 products in float32 either way.
-Every product of the simulation, observation and metrics paths goes through here
-(`tests/test_precision.py` checks the lowered programs).
+Every product and direct convolution of the simulation, observation and metrics paths goes
+through here (`tests/test_precision.py` checks the lowered programs' products).
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ def matmul(a: ArrayLike, b: ArrayLike) -> Array:
 def tensordot(a: ArrayLike, b: ArrayLike, axes) -> Array:
     """``jnp.tensordot(a, b, axes)`` at full precision."""
     return jnp.tensordot(a, b, axes=axes, precision=_FULL)
+
+
+def convolve(a: ArrayLike, v: ArrayLike, mode: str) -> Array:
+    """``jnp.convolve(a, v, mode)`` at full precision (a GPU lowers it to a product too)."""
+    return jnp.convolve(a, v, mode=mode, precision=_FULL)
 
 
 def einsum(subscripts: str, *operands: ArrayLike, xp: Any = jnp) -> Array:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import jax.scipy as jsp
 from jaxtyping import Array, ArrayLike, Float
 
+from .._precision import convolve
 from .._text import Readable, value_text
 from .._units import AnyQuantity, UnitError, unxt_module
 from ..datasets._types import Signal
@@ -266,7 +267,7 @@ def _convolve_columns(x: Array, h: Array, mode: str, method: str) -> Array:
     if method == "fft":
         conv = lambda col: jsp.signal.fftconvolve(col, h, mode=mode)
     else:
-        conv = lambda col: jnp.convolve(col, h, mode=mode, precision=jax.lax.Precision.HIGHEST)
+        conv = lambda col: convolve(col, h, mode)
     return jax.vmap(conv, in_axes=1, out_axes=1)(x)
 
 
