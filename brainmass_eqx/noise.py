@@ -910,6 +910,10 @@ class BlockBrownianPath(dfx.AbstractBrownianPath):
         width = self._n_normals * sum(sizes)
         i = jnp.asarray(i)
         words = _fold_in(_key_words(self.key), i // self.block)
+        # Two chained hashes and erf_inv in one fusion took jaxlib 0.11.2's XLA:CPU minutes to
+        # compile (LLVM; any noisy run, even 100 steps of 4 nodes: > 10 min against 0.6 s on
+        # 0.10.2); the block's key is one scalar pair, so keeping it out of the fusion is free.
+        words = jax.lax.optimization_barrier(words)
         z = _normals_at(words, (i % self.block) * width, width, leaves[0].dtype)
         return z.reshape(self._n_normals, sum(sizes))
 
