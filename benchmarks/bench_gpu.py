@@ -51,6 +51,7 @@ from bench_network import (  # noqa: E402
     problem_arrays,
     problem_w6,
     timed,
+    w1_x,
     w6,
 )
 
@@ -82,12 +83,9 @@ def w3_scaling(problem, members: list[int], rounds: int, deadline: float) -> lis
     import numpy as np
 
     import brainmass_eqx as bm
-    from brainmass_eqx.network import Network
 
     def one(k, a):
-        node = bm.Hopf(N, a=a, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
-        net = Network(node, problem["conn"], distance=problem["distance"], speed=SPEED, k=k)
-        return bm.simulate(net, 1000.0, dt=0.1, sample_every=10, monitors="x")["x"]
+        return w1_x(problem, 1000.0, k, a)
 
     single = jax.jit(one)
     first, _ = timed(lambda: jax.block_until_ready(single(K0, A0)))
@@ -212,8 +210,6 @@ def accuracy(problem) -> list[dict]:
 
 
 def w1(problem, rounds: int) -> dict:
-    import jax
-
     run = ours(problem, "linear")
     counter = CompileCounter()
     first, _ = timed(lambda: run(10000.0))
@@ -223,7 +219,6 @@ def w1(problem, rounds: int) -> dict:
         for r in range(rounds)
     ]
     t = statistics.median(times)
-    del jax
     return dict(first=first, run=t, compile=first - t, recompiles=counter.count - c0, calls=rounds)
 
 

@@ -137,20 +137,22 @@ class Worker:
 # -- brainmass_eqx side ----------------------------------------------------------------------
 
 
-def ours(problem, interpolation: str):
-    import jax
-    import jax.numpy as jnp
-
+def w1_x(problem, duration_ms: float, k=K0, a=A0, interpolation: str = "linear"):
+    """W1's network run for ``duration_ms``: x every 1 ms (traceable in k and a)."""
     import brainmass_eqx as bm
     from brainmass_eqx.network import Network
 
-    def run(duration_ms, k=K0, a=A0):
-        node = bm.Hopf(N, a=a, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
-        net = Network(node, problem["conn"], distance=problem["distance"], speed=SPEED, k=k, interpolation=interpolation)
-        tr = bm.simulate(net, duration_ms, dt=DT_MS, sample_every=10, monitors="x")
-        return jax.block_until_ready(tr["x"])
+    node = bm.Hopf(N, a=a, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
+    net = Network(node, problem["conn"], distance=problem["distance"], speed=SPEED, k=k, interpolation=interpolation)
+    return bm.simulate(net, duration_ms, dt=DT_MS, sample_every=10, monitors="x")["x"]
 
-    del jnp
+
+def ours(problem, interpolation: str):
+    import jax
+
+    def run(duration_ms, k=K0, a=A0):
+        return jax.block_until_ready(w1_x(problem, duration_ms, k, a, interpolation))
+
     return run
 
 
@@ -185,12 +187,9 @@ def w3(problem, n_sets: int = 256, rounds: int = 3):
     import numpy as np
 
     import brainmass_eqx as bm
-    from brainmass_eqx.network import Network
 
     def one(k, a):
-        node = bm.Hopf(N, a=a, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
-        net = Network(node, problem["conn"], distance=problem["distance"], speed=SPEED, k=k)
-        return bm.simulate(net, 1000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]
+        return w1_x(problem, 1000.0, k, a)
 
     batched = jax.jit(jax.vmap(one))
     rng = np.random.default_rng(1)

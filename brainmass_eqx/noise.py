@@ -911,8 +911,8 @@ class BlockBrownianPath(dfx.AbstractBrownianPath):
         i = jnp.asarray(i)
         words = _fold_in(_key_words(self.key), i // self.block)
         # Two chained hashes and erf_inv in one fusion took jaxlib 0.11.2's XLA:CPU minutes to
-        # compile (LLVM; any noisy run, even 100 steps of 4 nodes: > 10 min against 0.6 s on
-        # 0.10.2); the block's key is one scalar pair, so keeping it out of the fusion is free.
+        # compile (LLVM; 100 steps of 4 Hopf nodes with white noise still compiling after 60 s,
+        # 1.0 s with this barrier); the block's key is one scalar pair: keeping it out is free.
         words = jax.lax.optimization_barrier(words)
         z = _normals_at(words, (i % self.block) * width, width, leaves[0].dtype)
         return z.reshape(self._n_normals, sum(sizes))

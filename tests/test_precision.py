@@ -1,11 +1,11 @@
-"""Every matrix product (and direct convolution) of the simulation, observation and metrics paths asks for full
-precision (`brainmass_eqx._precision`). A GPU computes a product of default precision in TF32:
+"""Every matrix product (and direct convolution) of the simulation, observation and metrics
+paths asks for full precision (`brainmass_eqx._precision`). A GPU computes a product of default precision in TF32:
 on an H200, 4,096 vmapped members of the 80-region delayed network then left the float32
 trajectories by up to 0.65 (x of order sqrt(a) <= 0.55) in 1 s.
 
 The programs are lowered, not run, with the delay reads as XLA operations (the native CPU
-kernels off): the program a GPU gets, whose products are the ``dot_general`` operations
-checked here."""
+kernels off): the program a GPU gets, whose ``dot_general`` and ``convolution`` operations
+are checked here."""
 
 import jax
 import jax.numpy as jnp
