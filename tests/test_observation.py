@@ -477,6 +477,11 @@ def test_leadfield_helpers_match_brainmass(lf_ref):
     )
     assert Lq.unit == u.unit("mV / (nA m)")
     assert obs.LeadFieldModel(Lq.T)(lf_ref["S"]).shape == (10, 6)
+    # Both factors with units: the product's unit is theirs multiplied.
+    Lqq = obs.LeadFieldModel.compress_vertex_leadfield(
+        u.Quantity(jnp.asarray(lf_ref["L_vertex"]), "mV / (nA m)"), u.Quantity(W, "m")
+    )
+    assert Lqq.unit == u.unit("mV / nA") and _maxabs(Lqq.value, lf_ref["compressed"]) < 1e-5
 
 
 def test_leadfield_sensor_noise_covariance_and_key():

@@ -15,7 +15,7 @@ import pytest
 import brainmass_eqx as bm
 from brainmass_eqx import metrics
 from brainmass_eqx.network import Network
-from brainmass_eqx.observation import HRFBold, LeadfieldReadout, SpatialAverage
+from brainmass_eqx.observation import HRFBold, LeadFieldModel, LeadfieldReadout, SpatialAverage
 
 N = 6
 _rng = np.random.default_rng(0)
@@ -54,6 +54,12 @@ PROGRAMS = {
     "SpatialAverage": (SpatialAverage(np.array([0, 0, 1, 1, 2, 2])), SIGNAL),
     "LeadfieldReadout": (LeadfieldReadout(_rng.normal(size=(3, N)), y0=0.0, cy0=1.0), SIGNAL),
     "HRFBold, direct convolution": (lambda x: HRFBold(period=8.0, method="direct")(x, 1.0), SIGNAL),
+    "LeadFieldModel with sensor noise": (
+        lambda x: LeadFieldModel(jnp.ones((N, 3)), noise_cov=jnp.eye(3))(x, jax.random.key(0)),
+        SIGNAL,
+    ),
+    "LeadFieldModel.noise_cov": (lambda c: LeadFieldModel(jnp.ones((N, 3)), noise_cov=c).noise_cov, jnp.eye(3)),
+    "compress_vertex_leadfield": (lambda L: LeadFieldModel.compress_vertex_leadfield(L, jnp.ones((9, N))), jnp.ones((3, 9))),
 }
 
 

@@ -132,7 +132,7 @@ class LeadFieldModel(Readable):
     @property
     def noise_cov(self) -> Array | None:
         """The sensor noise covariance, in ``sensor_unit**2``."""
-        return None if self.noise_chol is None else self.noise_chol @ self.noise_chol.T
+        return None if self.noise_chol is None else matmul(self.noise_chol, self.noise_chol.T)
 
     def __call__(
         self,
@@ -182,7 +182,7 @@ class LeadFieldModel(Readable):
         `L_vertex` (M, 3V) holds the x/y/z dipole components per vertex, `W` (3V, R) the
         vertex-to-region weights (see `build_fixed_orientation_weights`). The result is
         (M, R), as in brainmass; pass its transpose as `L` (R, M). Quantities carry their
-        units through the product.
+        units through the product (the unit of the result is the product of the units given).
         """
         ncols = jnp.shape(L_vertex)[-1]
         if jnp.ndim(W) != 2 or jnp.shape(W)[0] != ncols:
@@ -190,7 +190,11 @@ class LeadFieldModel(Readable):
                 f"`W` must be (3V, R) with 3V = {ncols} (the columns of `L_vertex`), got "
                 f"shape {jnp.shape(W)}."
             )
-        return L_vertex @ W
+        product = matmul(_magnitude(L_vertex), _magnitude(W))
+        units = [x.unit for x in (L_vertex, W) if _is_quantity(x)]
+        if not units:
+            return product
+        return quantity(product, units[0] if len(units) == 1 else units[0] * units[1])
 
     @staticmethod
     def build_fixed_orientation_weights(
