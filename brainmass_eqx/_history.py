@@ -509,6 +509,52 @@ scatter_add_p = _define(
 )
 
 
+# -- scatter_weighted: read_sum's transpose, ``base + scatter(ct[:, None] * w)`` ------------
+
+
+def _scatter_weighted_impl(base, ct, w, idx):
+    return _scatter_impl(base, (ct[:, None] * w).astype(base.dtype), idx)
+
+
+def _scatter_weighted_batch(args, dims):
+    size = _axis_size(args, dims)
+    (base, ct, w, idx), (bd, cd, wd, d) = args, dims
+    values = _per_member(ct, cd, size)[..., None] * (w if wd is None else _front(w, wd))  # (B, T, J)
+    return _scatter_batch((base, values.astype(base.dtype), idx), (bd, 0, d))
+
+
+def _scatter_weighted_jvp(primals, tangents):
+    base, ct, w, idx = primals
+    out = scatter_weighted_p.bind(base, ct, w, idx)
+    tb, tc, tw = tangents[:3]
+    t = None
+    if not (_is_zero(tb) and _is_zero(tc)):
+        tb = _zeros(base) if _is_zero(tb) else tb
+        t = scatter_weighted_p.bind(tb, _zeros(ct) if _is_zero(tc) else tc, w, idx)
+    if not _is_zero(tw):
+        # Written with XLA's product, so that this term can be transposed in tw too.
+        t = scatter_add_p.bind(_zeros(base) if t is None else t, (ct[:, None] * tw).astype(base.dtype), idx)
+    return out, (_zero_like(out) if t is None else t)
+
+
+def _scatter_weighted_transpose(ct_out, base, ct, w, idx):
+    # Linear in (base, ct): base's cotangent passes through; ct's is read_sum's sums of it.
+    assert not ad.is_undefined_primal(w)
+    ct_out = ad.instantiate_zeros(ct_out)
+    ct_ct = _weighted_sum(gather_p.bind(ct_out, idx), w) if ad.is_undefined_primal(ct) else None
+    return [ct_out if ad.is_undefined_primal(base) else None, ct_ct, None, None]
+
+
+scatter_weighted_p = _define(
+    "bmx_delay_scatter_weighted",
+    _scatter_weighted_impl,
+    lambda b, c, w, i: _aval(b.shape, b.dtype),
+    _scatter_weighted_batch,
+    _scatter_weighted_jvp,
+    _scatter_weighted_transpose,
+)
+
+
 # -- read_rows_sum: the ensemble read with shared indices -----------------------------------
 
 
@@ -616,8 +662,7 @@ def _read_sum_transpose(cts, buf, idx, w):
     base = _zeros(buf.aval) if _is_zero(ct_buf) else ct_buf
     if _is_zero(ct_sums):
         return [base, None, None]
-    values = (ct_sums[:, None] * w).astype(buf.aval.dtype)
-    return [scatter_add_p.bind(base, values, idx), None, None]
+    return [scatter_weighted_p.bind(base, ct_sums, w, idx), None, None]
 
 
 def _read_sum_impl(buf, idx, w):
@@ -842,6 +887,25 @@ def _blocked_fits(ndim: int):
 
 _register_cpu(read_sum_p, _read_sum_impl, _native_read_sum, _single_run(1), True)
 _register_cpu(scatter_add_p, _scatter_impl, _native_scatter_add, _single_run(2), False)
+
+
+def _native_scatter_weighted(base, ct, w, idx):
+    out = jax.ffi.ffi_call(
+        _native.target("scatter_weighted"), jax.ShapeDtypeStruct(base.shape, base.dtype), input_output_aliases={0: 0}
+    )
+    return out(base, ct, w, idx)
+
+
+_register_cpu(
+    scatter_weighted_p,
+    _scatter_weighted_impl,
+    _native_scatter_weighted,
+    lambda avals: avals[0].ndim == 1
+    and avals[2].dtype == avals[0].dtype
+    and avals[1].dtype == _real_dtype(avals[0].dtype)
+    and _native.usable(avals[0].dtype, avals[3].dtype),
+    False,
+)
 
 
 def _native_rows_blocked(rows, idx, w, hist, cache, count, offsets, stamp, **params):

@@ -48,6 +48,7 @@ _SOURCE = Path(__file__).parent / "_kernels" / "delay.cc"
 _TARGETS = {
     "read_sum": "BmxReadSum",
     "scatter_add": "BmxScatterAdd",
+    "scatter_weighted": "BmxScatterWeighted",
     "blocked_read_sum": "BmxBlockedReadSum",
     "write_run": "BmxWriteRun",
     "ring_take": "BmxRingTake",

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -153,6 +154,38 @@ def test_scatter_add_with_and_without_repeated_indices(x64):
             expect = np.asarray(base).copy()
             np.add.at(expect, np.asarray(idx), np.asarray(values))
             np.testing.assert_array_equal(np.asarray(native), expect)
+
+
+def _weighted(b, c, w, idx):
+    return hist.scatter_weighted_p.bind(b, c, w, idx)
+
+
+def _scatter_of_products(b, c, w, idx):
+    return hist.scatter_add_p.bind(b, (c[:, None] * w).astype(b.dtype), idx)
+
+
+def _scatter_rules(scatter, base, ct, cts, w, idx):
+    """A scatter's value, its transpose, JVP and vmap over ``cts``."""
+    f = lambda b, c: scatter(b, c, w, idx)
+    out, vjp = jax.vjp(f, base, ct)
+    return out, *vjp(out), jax.jvp(f, (base, ct), (base, ct))[1], jax.vmap(f, (None, 0))(base, cts)
+
+
+def test_weighted_scatter_equals_the_scatter_of_the_products(x64):
+    """`scatter_weighted_p` (read_sum's transpose: base + scatter(ct[:, None] * w)) against
+    the scatter of the products it replaces: values, its own transpose, JVP and vmap."""
+    rng = np.random.default_rng(2)
+    for dtype in (np.float32, np.float64, np.complex64, np.complex128):
+        real = np.empty((), dtype).real.dtype
+        base, w = _integers(rng, (64,), dtype), _integers(rng, (4, 21), dtype)
+        ct, cts = _integers(rng, (4,), real), _integers(rng, (3, 4), real)
+        for idx in (rng.integers(0, 64, 84), np.tile(np.arange(21), 4)):  # repeats; none within a row
+            args = (base, ct, cts, w, jnp.asarray(np.asarray(idx).reshape(4, 21), jnp.int32))
+            native, xla = _both(partial(_scatter_rules, _weighted), *args)
+            expect = jax.jit(partial(_scatter_rules, _scatter_of_products))(*args)
+            for a, b, e in zip(native, xla, expect):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
+                np.testing.assert_array_equal(np.asarray(b), np.asarray(e))
 
 
 def test_ring_take_and_the_ring_write_transpose_equal_the_xla_update(x64):

@@ -116,16 +116,17 @@ void ReadSum(const R* rows, const int32_t* idx, const R* w, R* out, int64_t T, i
   }
 }
 
-// out = base; out[idx[i]] += values[i] for every i (single run). Indices may repeat.
+// out[idx[i]] += scale * values[i] for every i < n (single run; complex: both parts
+// scaled). Indices may repeat.
 template <typename R, bool kComplex>
-void ScatterAdd(const R* base, const R* values, const int32_t* idx, R* out, int64_t M, int64_t n) {
+void ScaledScatter(R* out, const R* values, const int32_t* idx, int64_t n, R scale) {
   constexpr int64_t E = kComplex ? 2 : 1;
-  if (out != base) std::memcpy(out, base, sizeof(R) * M * E);
   int64_t i = 0;
 #if defined(__AVX512F__) && defined(__AVX512CD__) && defined(__AVX512VL__)
   // A vector of distinct indices is gathered, added to and scattered back at once; one
   // with a repeated index (a conflict) is left to the scalar loop.
   if constexpr (std::is_same_v<R, float>) {
+    const __m512 s = _mm512_set1_ps(scale);
     if constexpr (kComplex) {
       double* od = reinterpret_cast<double*>(out);
       for (; i + 8 <= n; i += 8) {
@@ -133,23 +134,23 @@ void ScatterAdd(const R* base, const R* values, const int32_t* idx, R* out, int6
         if (!_mm256_testz_si256(_mm256_conflict_epi32(vi), _mm256_set1_epi32(-1))) {
           for (int64_t k = i; k < i + 8; ++k) {
             R* o = out + static_cast<int64_t>(idx[k]) * 2;
-            o[0] += values[k * 2];
-            o[1] += values[k * 2 + 1];
+            o[0] += scale * values[k * 2];
+            o[1] += scale * values[k * 2 + 1];
           }
           continue;
         }
         __m512 g = _mm512_castpd_ps(_mm512_i32gather_pd(vi, od, 8));
-        g = _mm512_add_ps(g, _mm512_loadu_ps(values + 2 * i));
+        g = _mm512_fmadd_ps(s, _mm512_loadu_ps(values + 2 * i), g);
         _mm512_i32scatter_pd(od, vi, _mm512_castps_pd(g), 8);
       }
     } else {
       for (; i + 16 <= n; i += 16) {
         __m512i vi = _mm512_loadu_si512(idx + i);
         if (_mm512_test_epi32_mask(_mm512_conflict_epi32(vi), _mm512_set1_epi32(-1))) {
-          for (int64_t k = i; k < i + 16; ++k) out[idx[k]] += values[k];
+          for (int64_t k = i; k < i + 16; ++k) out[idx[k]] += scale * values[k];
           continue;
         }
-        __m512 g = _mm512_add_ps(_mm512_i32gather_ps(vi, out, 4), _mm512_loadu_ps(values + i));
+        __m512 g = _mm512_fmadd_ps(s, _mm512_loadu_ps(values + i), _mm512_i32gather_ps(vi, out, 4));
         _mm512_i32scatter_ps(out, vi, g, 4);
       }
     }
@@ -157,9 +158,27 @@ void ScatterAdd(const R* base, const R* values, const int32_t* idx, R* out, int6
 #endif
   for (; i < n; ++i) {
     R* o = out + static_cast<int64_t>(idx[i]) * E;
-    o[0] += values[i * E];
-    if constexpr (kComplex) o[1] += values[i * E + 1];
+    o[0] += scale * values[i * E];
+    if constexpr (kComplex) o[1] += scale * values[i * E + 1];
   }
+}
+
+// out = base; out[idx[i]] += values[i] for every i (single run). Indices may repeat.
+template <typename R, bool kComplex>
+void ScatterAdd(const R* base, const R* values, const int32_t* idx, R* out, int64_t M, int64_t n) {
+  if (out != base) std::memcpy(out, base, sizeof(R) * M * (kComplex ? 2 : 1));
+  ScaledScatter<R, kComplex>(out, values, idx, n, R(1));  // 1 * v == v exactly
+}
+
+// out = base; out[idx[t, j]] += ct[t] * w[t, j] for every pair (single run): the transpose
+// of ReadSum, without the T x J products as an array of their own (XLA made them in a
+// fusion of their own, a third of the scatter's time, and the scatter read them back).
+template <typename R, bool kComplex>
+void ScatterWeighted(const R* base, const R* ct, const R* w, const int32_t* idx, R* out, int64_t M, int64_t T,
+                     int64_t J) {
+  constexpr int64_t E = kComplex ? 2 : 1;
+  if (out != base) std::memcpy(out, base, sizeof(R) * M * E);
+  for (int64_t t = 0; t < T; ++t) ScaledScatter<R, kComplex>(out, w + t * J * E, idx + t * J, J, ct[t]);
 }
 
 // The same sums as ReadSum, for a single run, computed K steps at a time (K <= the
@@ -564,6 +583,20 @@ ffi::Error ScatterAddImpl(ffi::AnyBuffer base, ffi::AnyBuffer values, ffi::Buffe
   });
 }
 
+ffi::Error ScatterWeightedImpl(ffi::AnyBuffer base, ffi::AnyBuffer ct, ffi::AnyBuffer w,
+                               ffi::Buffer<ffi::S32> idx, ffi::Result<ffi::AnyBuffer> out) {
+  const int64_t T = idx.dimensions()[0];
+  const int64_t J = T == 0 ? 0 : static_cast<int64_t>(idx.element_count()) / T;
+  return Dispatch(base.element_type(), [&](auto r, auto c) {
+    using R = decltype(r);
+    ScatterWeighted<R, decltype(c)::value>(static_cast<const R*>(base.untyped_data()),
+                                           static_cast<const R*>(ct.untyped_data()),
+                                           static_cast<const R*>(w.untyped_data()), idx.typed_data(),
+                                           static_cast<R*>(out->untyped_data()),
+                                           static_cast<int64_t>(base.element_count()), T, J);
+  });
+}
+
 ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, ffi::AnyBuffer hist,
                               ffi::AnyBuffer cache, ffi::Buffer<ffi::S32> off, ffi::AnyBuffer w,
                               ffi::Buffer<ffi::S32> stamp_buf, ffi::Result<ffi::AnyBuffer> out,
@@ -671,6 +704,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxReadSum, ReadSumImpl,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxScatterAdd, ScatterAddImpl,
                               ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Ret<ffi::AnyBuffer>());
+
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxScatterWeighted, ScatterWeightedImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
