@@ -261,7 +261,7 @@ class StepRunner:
         checkpoint: str | None,
         checkpoint_every: int | None,
         resume: bool,
-        fingerprint: dict,
+        fingerprint: dict | None,
     ) -> tuple[_Carry, np.ndarray, int, str]:
         """Returns ``(carry, history, steps_run, stop_reason)``."""
         carry = None
