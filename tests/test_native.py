@@ -165,10 +165,15 @@ def _scatter_of_products(b, c, w, idx):
 
 
 def _scatter_rules(scatter, base, ct, cts, w, idx):
-    """A scatter's value, its transpose, JVP and vmap over ``cts``."""
+    """A scatter's value, its transpose, JVP and vmap over ``cts``, and its derivatives in
+    the weights (forward, and reverse through that forward)."""
     f = lambda b, c: scatter(b, c, w, idx)
     out, vjp = jax.vjp(f, base, ct)
-    return out, *vjp(out), jax.jvp(f, (base, ct), (base, ct))[1], jax.vmap(f, (None, 0))(base, cts)
+    in_w = lambda ww: jax.jvp(lambda v: scatter(base, ct, v, idx), (w,), (ww,))[1]
+    return (
+        out, *vjp(out), jax.jvp(f, (base, ct), (base, ct))[1], jax.vmap(f, (None, 0))(base, cts),
+        in_w(w), jax.vjp(in_w, w)[1](out)[0],
+    )  # fmt: skip
 
 
 def test_weighted_scatter_equals_the_scatter_of_the_products(x64):
