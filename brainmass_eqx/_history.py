@@ -512,8 +512,13 @@ scatter_add_p = _define(
 # -- scatter_weighted: read_sum's transpose, ``base + scatter(ct[:, None] * w)`` ------------
 
 
+def _products(ct, w, dtype):
+    """The values ``ct[t] * w[t, j]`` that read_sum's transpose scatters."""
+    return (ct[:, None] * w).astype(dtype)
+
+
 def _scatter_weighted_impl(base, ct, w, idx):
-    return _scatter_impl(base, (ct[:, None] * w).astype(base.dtype), idx)
+    return _scatter_impl(base, _products(ct, w, base.dtype), idx)
 
 
 def _scatter_weighted_batch(args, dims):
@@ -533,15 +538,16 @@ def _scatter_weighted_jvp(primals, tangents):
         t = scatter_weighted_p.bind(tb, _zeros(ct) if _is_zero(tc) else tc, w, idx)
     if not _is_zero(tw):
         # Written with XLA's product, so that this term can be transposed in tw too.
-        t = scatter_add_p.bind(_zeros(base) if t is None else t, (ct[:, None] * tw).astype(base.dtype), idx)
+        t = scatter_add_p.bind(_zeros(base) if t is None else t, _products(ct, tw, base.dtype), idx)
     return out, (_zero_like(out) if t is None else t)
 
 
 def _scatter_weighted_transpose(ct_out, base, ct, w, idx):
     # Linear in (base, ct): base's cotangent passes through; ct's is read_sum's sums of it.
     assert not ad.is_undefined_primal(w)
-    ct_out = ad.instantiate_zeros(ct_out)
-    ct_ct = _weighted_sum(gather_p.bind(ct_out, idx), w) if ad.is_undefined_primal(ct) else None
+    ct_out, ct_ct = ad.instantiate_zeros(ct_out), None
+    if ad.is_undefined_primal(ct):
+        ct_ct, ct_out = read_sum_p.bind(ct_out, idx, w)
     return [ct_out if ad.is_undefined_primal(base) else None, ct_ct, None, None]
 
 
