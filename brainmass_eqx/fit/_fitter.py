@@ -700,6 +700,27 @@ class Fitter:
             key=model_key, seed=_seed(key), n_steps=n_steps, n_starts=n_starts, monitor=monitor,
         )  # fmt: skip
 
+    def _fingerprint(self, data, n_starts: int, model_key) -> dict:
+        """What a checkpoint must match to be resumed: the fit's structure, and digests of
+        the target, the model's fixed arrays, the optimizer's settings and the key."""
+        fingerprint = {
+            "backend": self.backend,
+            "optimizer": type(self.optimizer).__name__,
+            "names": list(self.names),
+            "shapes": [list(lf.shape) for lf in self.space.leaves],
+            "n_starts": n_starts,
+            # Resuming against another target (or, with with_key=True, whose key draws each
+            # step's noise, another key) would continue one fit's optimiser state on another
+            # problem, silently. (Multi-start draws are in the checkpoint's state.)
+            "target (a digest of its values)": digest(data.target),
+            "model's fixed arrays (a digest)": digest(data.frozen),
+            # Its class name alone let adam(0.3) resume adam(0.1)'s fit.
+            "optimizer's settings (a digest)": _optimizer_digest(self.optimizer, self.space.initial_raw()),
+        }
+        if model_key is not None:
+            fingerprint["key (a digest)"] = digest(model_key)
+        return fingerprint
+
     def _run_steps(self, data, n_steps, key, model_key, n_starts, monitor, checkpoint, checkpoint_every, resume, split=()):
         raw0 = self.space.initial_raw()
         least_squares = self.backend == "optimistix" and _optimistix.is_least_squares(self.optimizer)
@@ -727,23 +748,8 @@ class Fitter:
             )
         if n_starts > 1:
             raw0 = self._draw_starts(raw0, n_starts, key)
-        # What a checkpoint must match to be resumed (computed only for one).
-        fingerprint = None if checkpoint is None else {
-            "backend": self.backend,
-            "optimizer": type(self.optimizer).__name__,
-            "names": list(self.names),
-            "shapes": [list(lf.shape) for lf in self.space.leaves],
-            "n_starts": n_starts,
-            # Resuming against another target (or, with with_key=True, whose key draws each
-            # step's noise, another key) would continue one fit's optimiser state on another
-            # problem, silently. (Multi-start draws are in the checkpoint's state.)
-            "target (a digest of its values)": digest(data.target),
-            "model's fixed arrays (a digest)": digest(data.frozen),
-            # Its class name alone let adam(0.3) resume adam(0.1)'s fit.
-            "optimizer's settings (a digest)": _optimizer_digest(self.optimizer, self.space.initial_raw()),
-        }
-        if model_key is not None and fingerprint is not None:
-            fingerprint["key (a digest)"] = digest(model_key)
+        # Only a fit that checkpoints needs one (its optimizer digest compiles an update).
+        fingerprint = None if checkpoint is None else self._fingerprint(data, n_starts, model_key)
         try:
             carry, history, n_done, stop_reason = runner.run(
                 space=self.space, raw0=raw0, aux_like=aux_like, data=data, key=model_key, n_steps=n_steps,
