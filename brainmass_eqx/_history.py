@@ -855,20 +855,6 @@ def _native_scatter_add(base, values, idx):
     return out(base, values, idx)
 
 
-def _register_cpu(prim, impl, native_impl, native_when, multiple_results: bool) -> None:
-    """A CPU lowering of ``prim``: ``native_impl`` (a kernel call) where
-    ``native_when(avals_in, **params)``, else the XLA operations of ``impl``."""
-    default = mlir.lower_fun(impl, multiple_results=multiple_results)
-    native = mlir.lower_fun(native_impl, multiple_results=multiple_results)
-
-    def lowering(ctx, *args, **params):
-        if native_when(ctx.avals_in, **params):
-            return native(ctx, *args, **params)
-        return default(ctx, *args, **params)
-
-    mlir.register_lowering(prim, lowering, platform="cpu")
-
-
 def _single_run(idx_arg: int):
     """A single run's buffer (1-D), every operand of its dtype but the indices."""
 
@@ -891,8 +877,8 @@ def _blocked_fits(ndim: int):
     return when
 
 
-_register_cpu(read_sum_p, _read_sum_impl, _native_read_sum, _single_run(1), True)
-_register_cpu(scatter_add_p, _scatter_impl, _native_scatter_add, _single_run(2), False)
+_native.register_cpu_lowering(read_sum_p, _read_sum_impl, _native_read_sum, _single_run(1), True)
+_native.register_cpu_lowering(scatter_add_p, _scatter_impl, _native_scatter_add, _single_run(2), False)
 
 
 def _native_scatter_weighted(base, ct, w, idx):
@@ -902,7 +888,7 @@ def _native_scatter_weighted(base, ct, w, idx):
     return out(base, ct, w, idx)
 
 
-_register_cpu(
+_native.register_cpu_lowering(
     scatter_weighted_p,
     _scatter_weighted_impl,
     _native_scatter_weighted,
@@ -950,28 +936,28 @@ def _native_write_run(raw, values, start):
     return out(raw, values, start.astype(jnp.int32))
 
 
-_register_cpu(
+_native.register_cpu_lowering(
     write_run_p,
     _write_rows,
     _native_write_run,
     lambda avals: avals[1].dtype == avals[0].dtype and _native.usable(avals[0].dtype, np.int32),
     False,
 )
-_register_cpu(
+_native.register_cpu_lowering(
     ring_take_p,
     _take_impl,
     _native_ring_take,
     lambda avals, **params: avals[0].ndim == 1 and _native.usable(avals[0].dtype, np.int32),
     True,
 )
-_register_cpu(read_sum_blocked_p, _blocked_impl, _native_blocked, _blocked_fits(1), True)
-_register_cpu(read_rows_blocked_p, _rows_blocked_impl, _native_rows_blocked, _blocked_fits(2), True)
+_native.register_cpu_lowering(read_sum_blocked_p, _blocked_impl, _native_blocked, _blocked_fits(1), True)
+_native.register_cpu_lowering(read_rows_blocked_p, _rows_blocked_impl, _native_rows_blocked, _blocked_fits(2), True)
 
 
 # Measured (80 x 80 packed read, 2 cores): the kernel is 1.5-2x faster than XLA's gather up
 # to 32 members; beyond, both are bound by memory bandwidth and XLA's is the faster.
 _NATIVE_MAX_MEMBERS = 32
-_register_cpu(
+_native.register_cpu_lowering(
     read_rows_sum_p,
     _rows_sum_impl,
     _native_rows_sum,

@@ -1,4 +1,5 @@
-"""Native CPU kernels for a delayed Network's history reads, called through XLA's FFI.
+"""Native CPU kernels, called through XLA's FFI: a delayed Network's history reads, and
+`exprel` of an ensemble's state.
 
 A delayed network step is dominated by its history read: 6,400 delayed samples per step
 for an 80-region connectome. XLA's CPU gather costs about 1 ns per element and its
@@ -7,9 +8,11 @@ scatter (the read's transpose in reverse mode) more; the loops in
 cores: 4.7 us instead of 12.8 us per step for the packed 80 x 80 read), or, where every
 delay is a few steps long, for several steps at once from a time-major copy of the
 history, one vector load per pair and block of steps (about 1.4 us per step, ring write
-included, for blocks of 8 steps).
+included, for blocks of 8 steps). `exprel` (``_kernels/exprel.cc``, bit for bit XLA's) is
+a kernel for what XLA would split across its intra-op threads at every step of a batched
+exponential-Euler run (see `_math.exprel`).
 
-The library is compiled from its source on first use with the system's C++ compiler
+The library is compiled from its sources on first use with the system's C++ compiler
 (``$CXX``, else ``c++``) against the XLA FFI headers that ship with jaxlib, for the host
 CPU (``-march=native``), and cached (``$BRAINMASS_EQX_CACHE``, else
 ``~/.cache/brainmass_eqx``) under a key of the source, jaxlib's version and the CPU, next to
@@ -39,12 +42,14 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from jax.interpreters import mlir
 
 from ._checks import user_stacklevel
 
 __all__ = ["set_native_kernels", "native_kernels_available"]
 
-_SOURCE = Path(__file__).parent / "_kernels" / "delay.cc"
+_SOURCES = tuple(Path(__file__).parent / "_kernels" / name for name in ("delay.cc", "exprel.cc"))
+_HEADERS = (Path(__file__).parent / "_kernels" / "share_work.h",)
 _TARGETS = {
     "read_sum": "BmxReadSum",
     "scatter_add": "BmxScatterAdd",
@@ -52,6 +57,7 @@ _TARGETS = {
     "blocked_read_sum": "BmxBlockedReadSum",
     "write_run": "BmxWriteRun",
     "ring_take": "BmxRingTake",
+    "exprel": "BmxExprel",
 }
 _DTYPES = frozenset(np.dtype(d) for d in ("float32", "float64", "complex64", "complex128"))
 
@@ -61,7 +67,7 @@ _state: dict = {"enabled": os.environ.get("BRAINMASS_EQX_NATIVE", "1").strip().l
 
 def set_native_kernels(enabled: bool) -> None:
     """Use (``True``, the default) or not (``False``) the native CPU kernels for the
-    delayed reads of a `Network`.
+    delayed reads of a `Network` and for `exprel` of an ensemble's state.
 
     **Arguments:**
 
@@ -69,7 +75,8 @@ def set_native_kernels(enabled: bool) -> None:
       import the choice is on unless the environment variable ``BRAINMASS_EQX_NATIVE`` is
       ``0``, ``false``, ``off`` or ``no``.
 
-    Both give the same results up to the order of floating-point additions. Compiled
+    Both give the same results up to the order of floating-point additions in the reads
+    (`exprel`'s are the same bit for bit). Compiled
     functions are cleared (``jax.clear_caches()``), so the next call compiles again with
     the choice made here.
     """
@@ -92,6 +99,20 @@ def usable(dtype, index_dtype) -> bool:
 
 def target(name: str) -> str:
     return _TARGETS[name]
+
+
+def register_cpu_lowering(prim, impl, native_impl, native_when, multiple_results: bool) -> None:
+    """A CPU lowering of ``prim``: ``native_impl`` (a kernel call) where
+    ``native_when(avals_in, **params)``, else the XLA operations of ``impl``."""
+    default = mlir.lower_fun(impl, multiple_results=multiple_results)
+    native = mlir.lower_fun(native_impl, multiple_results=multiple_results)
+
+    def lowering(ctx, *args, **params):
+        if native_when(ctx.avals_in, **params):
+            return native(ctx, *args, **params)
+        return default(ctx, *args, **params)
+
+    mlir.register_lowering(prim, lowering, platform="cpu")
 
 
 def _cache_dir() -> Path:
@@ -135,12 +156,12 @@ def _cpu_signature(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 
 def _library_path() -> Path:
-    """Where this source, jaxlib version and CPU's library is cached."""
+    """Where the library of these sources, jaxlib version and CPU is cached."""
     import jaxlib
 
-    parts = (_SOURCE.read_text(), jaxlib.__version__, platform.machine(), _cpu_signature())
+    parts = (*(source.read_text() for source in _SOURCES + _HEADERS), jaxlib.__version__, platform.machine(), _cpu_signature())
     key = hashlib.sha256(b"\0".join(s.encode() for s in parts)).hexdigest()[:16]
-    return _cache_dir() / f"libbmx_delay-{key}.so"
+    return _cache_dir() / f"libbmx_kernels-{key}.so"
 
 
 def _digest_path(library: Path) -> Path:
@@ -193,7 +214,10 @@ def _compile(include: str, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
-    flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}", str(_SOURCE), "-o", tmp]
+    # -fno-trapping-math lets the compiler turn exprel's selects into vector blends (it
+    # changes no result: floating-point exceptions are not observed).
+    flags = ["-O3", "-std=c++17", "-fno-trapping-math", "-shared", "-fPIC", "-w", f"-I{include}"]
+    flags += [*map(str, _SOURCES), "-o", tmp]
     try:
         for arch in (["-march=native"], []):
             proc = subprocess.run(cxx + arch + flags, capture_output=True, text=True)
@@ -267,7 +291,8 @@ def _library():
         except Exception as e:  # any failure: the XLA reads are correct, only slower
             warnings.warn(
                 f"brainmass_eqx: the native delay-read kernels are unavailable ({e}); delayed "
-                "networks use XLA's gather instead (same results, slower on CPU). Set "
+                "networks use XLA's gather instead, and exprel XLA's operations (same results, "
+                "slower on CPU). Set "
                 "BRAINMASS_EQX_NATIVE=0 to silence this.",
                 RuntimeWarning,
                 stacklevel=user_stacklevel(),

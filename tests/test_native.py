@@ -1,5 +1,5 @@
-"""The native CPU kernels of the delayed reads (`brainmass_eqx._native`) against the XLA
-operations they replace.
+"""The native CPU kernels (`brainmass_eqx._native`: the delayed reads, `exprel`) against the
+XLA operations they replace.
 
 With integer-valued samples and weights every partial sum is exact, so the two must agree
 bit for bit whatever order they add in; on real data they differ by rounding only.
@@ -253,6 +253,37 @@ def test_ring_write_derivatives_equal_an_array_update_for_every_argument_and_ord
             got = jax.jit(lambda: derivatives(ours))()
         for a, b in zip(got, want, strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+
+
+def test_exprel_kernel_equals_xla_bit_for_bit(x64):
+    """`exprel` of an array of `NATIVE_EXPREL_MIN_SIZE` elements or more (on one thread,
+    and in chunks shared with XLA's pool from 2,048) has the bits of XLA's operations: on
+    magnitudes from 1e-6 to 800, the range reduction's boundaries, the overflow threshold,
+    signed zeros, extremes, inf and NaN. Under vmap the batched size counts; a smaller
+    array stays XLA operations (fused with its neighbours)."""
+    from brainmass_eqx.models import _math
+
+    rng = np.random.default_rng(4)
+    half_ln2 = np.log(2.0) / 2
+    for dtype in (np.float32, np.float64):
+        info = np.finfo(dtype)
+        edges = [half_ln2, -half_ln2, 1.5 * np.log(2.0), 87.0, 88.0, 88.5, -87.0, -88.0, -100.0, 707.0, 709.0, 710.0]
+        edges = np.asarray(edges, dtype)
+        special = np.concatenate([
+            [0.0, -0.0, np.inf, -np.inf, np.nan, info.tiny, -info.tiny, info.max, -info.max],
+            edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf),
+        ]).astype(dtype)  # fmt: skip
+        spread = np.concatenate([rng.standard_normal(512) * s for s in (1e-6, 1e-3, 0.1, 0.35, 1, 5, 50, 300, 800)])
+        z = np.concatenate([special, spread.astype(dtype)])
+        bits = np.uint32 if dtype == np.float32 else np.uint64
+        for size in (_math.NATIVE_EXPREL_MIN_SIZE, z.size):
+            native, xla = _both(_math.exprel, jnp.asarray(z[:size]))
+            np.testing.assert_array_equal(np.asarray(native).view(bits), np.asarray(xla).view(bits))
+        small = jnp.asarray(z[: _math.NATIVE_EXPREL_MIN_SIZE - 1])
+        assert "Bmx" not in jax.jit(_math.exprel).lower(small).as_text()
+        members = jnp.asarray(z[: 2 * _math.NATIVE_EXPREL_MIN_SIZE].reshape(16, -1))
+        native, xla = _both(jax.vmap(_math.exprel), members)
+        np.testing.assert_array_equal(np.asarray(native).view(bits), np.asarray(xla).view(bits))
 
 
 def test_double_precision_reads(x64):
