@@ -1542,7 +1542,18 @@ def past_from(model: AbstractModel, traj: Any, dt_ms: float) -> AbstractModel:
     times = jnp.asarray((np.arange(n) - (n - 1)) * dt_ms, dtype=jnp.result_type(float))
 
     def history(t):
-        return {v: jax.vmap(lambda column: jnp.interp(t, times, column), in_axes=1)(x) for v, x in recorded.items()}
+        # At a step time, the sample itself: the buffer asks for m dt and m dt - dt, each
+        # rounded in float32 and so up to an ulp off the grid, where jnp.interp added an
+        # ulp's share of the next difference to the sample (a continuation 1 ulp off the
+        # uninterrupted run; seen with jax 0.12).
+        position = jnp.asarray(t, times.dtype) / dt_ms + (n - 1)
+        nearest = jnp.round(position)
+        on_step = jnp.abs(position - nearest) <= hist.rounding_slack(nearest, times.dtype)
+        row = jnp.clip(nearest.astype(jnp.int32), 0, n - 1)
+        return {
+            v: jnp.where(on_step, x[row], jax.vmap(lambda column: jnp.interp(t, times, column), in_axes=1)(x))
+            for v, x in recorded.items()
+        }
 
     return eqx.tree_at(lambda m: m.history, model, history, is_leaf=lambda x: x is None)
 

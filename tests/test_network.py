@@ -535,6 +535,28 @@ def test_a_run_continued_from_its_trajectory_equals_one_run():
         bm.simulate(net, 5.0, dt=DT, y0=bm.simulate(net, 10.0, dt=DT))
 
 
+def test_a_recorded_past_is_its_samples_at_step_times_a_rounding_off_the_grid():
+    """The past a continuation reads (`past_from`) at a step time is that step's sample, bit
+    for bit, also at the times the history buffer asks for: m dt and m dt - dt rounded in
+    float32, an ulp or so off the grid (jnp.interp there added an ulp's share of the next
+    difference: a continuation 1 ulp off the uninterrupted run with jax 0.12)."""
+    from brainmass_eqx.network import past_from
+
+    net = delayed(speed=2.0)
+    first = bm.simulate(net, 30.0, dt=DT)
+    x = np.asarray(first["x"])
+    history = past_from(net, first, DT).history
+    m = np.arange(0, 201)
+    times = -m.astype(np.float32) * np.float32(DT)
+    for t in (times, times - np.float32(DT), np.nextafter(times, np.float32(1)), np.nextafter(times, np.float32(-1))):
+        got = np.asarray(jax.jit(jax.vmap(lambda s: history(s)["x"]))(jnp.asarray(t, jnp.float32)))
+        rows = len(x) - 1 - np.rint(-t / DT).astype(int)
+        np.testing.assert_array_equal(got, x[rows])
+    # Between steps it interpolates linearly.
+    mid = np.asarray(history(jnp.float32(-0.05))["x"])
+    np.testing.assert_allclose(mid, (x[-1] + x[-2]) / 2, rtol=1e-5, atol=1e-7)
+
+
 def test_a_saved_trajectory_continues_the_run(tmp_path):
     """Trajectory.save / Trajectory.load keep everything a continuation needs: the run
     continued from the file equals the one continued from memory, bit for bit."""
