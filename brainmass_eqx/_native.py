@@ -15,7 +15,7 @@ exponential-Euler run (see `_math.exprel`).
 The library is compiled from its sources on first use with the system's C++ compiler
 (``$CXX``, else ``c++``) against the XLA FFI headers that ship with jaxlib, for the host
 CPU (``-march=native``), and cached (``$BRAINMASS_EQX_CACHE``, else
-``~/.cache/brainmass_eqx``) under a key of the source, jaxlib's version and the CPU, next to
+``~/.cache/brainmass_eqx``) under a key of the sources, jaxlib's version and the CPU, next to
 the SHA-256 of the built file: a cached library that does not match it (truncated or
 overwritten: loading a truncated one killed the process with SIGBUS) or that fails to load
 is built again. Processes that start at once on an empty cache build it once: the others
