@@ -6,7 +6,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.extend.core import Primitive
 from jax.interpreters import batching, mlir
 from jaxtyping import Array, ArrayLike
@@ -82,7 +81,6 @@ def _exprel_value(z: Array) -> Array:
 # cores (exponential-Euler Hopf, 80 regions): XLA fused and on one thread up to 8
 # members; from 16 members it split the update across threads, 2x slower per step.
 NATIVE_EXPREL_MIN_SIZE = 1024
-_NATIVE_EXPREL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # The value only: its derivative is `_exprel`'s rule, so the primitive needs no JVP.
 _exprel_p = Primitive("bmx_exprel")
@@ -101,7 +99,7 @@ _native.register_cpu_lowering(
     _exprel_value,
     _native_exprel,
     lambda avals: avals[0].size >= NATIVE_EXPREL_MIN_SIZE
-    and avals[0].dtype in _NATIVE_EXPREL_DTYPES
+    and avals[0].dtype in _EXPREL_FORMATS  # the kernel's formats are exprel's
     and _native.native_kernels_available(),
     False,
 )
