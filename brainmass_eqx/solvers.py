@@ -154,11 +154,21 @@ def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1):
     run = jax.checkpoint(lambda c, x: jax.lax.scan(body, c, x), prevent_cse=False)
     q, r = divmod(n, chunk)
     head = jax.tree_util.tree_map(lambda a: a[: q * chunk].reshape((q, chunk) + a.shape[1:]), xs)
-    carry, ys = jax.lax.scan(run, carry, head)
-    ys = jax.tree_util.tree_map(lambda a: a.reshape((q * chunk,) + a.shape[2:]), ys)
+    item = jax.eval_shape(body, carry, jax.tree_util.tree_map(lambda a: a[0], xs))[1]
+    ys = jax.tree_util.tree_map(lambda s: jnp.zeros((n,) + s.shape, s.dtype), item)
+
+    def write(ys, part, start):
+        return jax.tree_util.tree_map(lambda o, p: jax.lax.dynamic_update_slice_in_dim(o, p, start, 0), ys, part)
+
+    def chunk_of(state, x):
+        (c, ys), (i, xc) = state, x
+        c, part = run(c, xc)
+        return (c, write(ys, part, i * chunk)), None
+
+    (carry, ys), _ = jax.lax.scan(chunk_of, (carry, ys), (jnp.arange(q, dtype=jnp.int32), head))
     if r:
         carry, tail = run(carry, jax.tree_util.tree_map(lambda a: a[q * chunk :], xs))
-        ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), ys, tail)
+        ys = write(ys, tail, q * chunk)
     return carry, ys
 
 
