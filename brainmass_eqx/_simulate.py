@@ -945,13 +945,13 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, 
 
     ``ts`` is computed on the host: XLA may evaluate an expression for ``ts`` differently
     in different fusions (FMA contraction), and each macro-step must end exactly where the
-    next one starts. With ``first`` (a record, ``plain`` only) the records start with it.
+    next one starts. With ``first`` (a record) the records start with it, in the same array.
     The steps themselves are counted, ``k`` of ``dt`` each (`Substeps`).
     """
     # Where reverse mode checkpoints (not plain), a macro-step of k steps is itself a
     # checkpointed loop, and the chunks over macro-steps count its k steps.
     stepper = Substeps(solver, k, dt, remat=not plain)
-    if first is not None:
+    if first is not None and plain:
         # The records are written into one carried array that already holds the first:
         # stacking them and prepending it copied the whole record once more (a 60 s W1
         # run recording 19 MB peaked 19 MB higher). Reverse mode keeps none of it per
@@ -978,7 +978,7 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, 
         return (y, state), monitor(model, y)
 
     xs = jnp.stack([ts[:-1], ts[1:]], axis=1)
-    (y, solver_state), recorded = _checkpointed_scan(body, (y, solver_state), xs, plain, per_item=k)
+    (y, solver_state), recorded = _checkpointed_scan(body, (y, solver_state), xs, plain, per_item=k, first=first)
     return recorded, y, solver_state
 
 
@@ -1121,7 +1121,7 @@ def _run_fixed(model, terms, y0, source, solver, monitor, n_first, grid, k, dt, 
     first = monitor(model, y)
     if grid.shape[0] == 1:
         return jax.tree_util.tree_map(lambda a: a[None], first), _finish(terms, y, state, source, solver, dt, *tail, remat=not plain)
-    if plain and adjoint is None and not progress:
+    if adjoint is None and not progress:
         ys, y_end, state = _record_scan(model, terms, y, state, source, solver, monitor, grid, k, dt, plain, first)
     else:
         rest, y_end, state = _record_impl(model, terms, y, state, source, solver, monitor, grid, k, dt, adjoint, progress, plain)
@@ -2157,8 +2157,8 @@ def simulate(
       run that Linux kills for memory (or that swaps) midway: 1,000 members recording one
       variable of 80 regions every 1 ms for 60 s are 19 GB (float32); 1,000 regions with
       delays up to 2 s at dt 0.1 ms carry 320 MB of history per run. The rest of the
-      state (a few values per region), XLA's temporaries and a vmapped recording's
-      transposed copy are not counted, so what passes may still not fit. Under
+      state (a few values per region) and XLA's temporaries (e.g. one byte per recorded
+      value for ``check_finite``) are not counted, so what passes may still not fit. Under
       ``jax.jit`` it is checked when traced. Inside `ensemble` and `sweep` their own
       ``check_memory`` checks the whole compiled program instead. ``False`` skips it.
 

@@ -326,11 +326,52 @@ def _settled(x: Array) -> Array:
     return jax.lax.optimization_barrier(x)
 
 
+# Samples per term of a long signal's FC product (see `_pearson_fc`).
+_FC_CHUNK = 1024
+
+
 def _pearson_fc(x: Array, xp: Any = jnp) -> Array:
-    """The FC matrix of `functional_connectivity` (constant signals correlate 0, unit
-    diagonal), in ``xp`` (``numpy`` keeps a host array's precision: `Signal`'s ``fc``)."""
-    z = _unit_rows(_centred(x, -2, xp), -2, xp)
-    fc = einsum("...ti,...tj->...ij", z, z, xp=xp)
+    r"""The FC matrix of `functional_connectivity` (constant signals correlate 0, unit
+    diagonal), in ``xp`` (``numpy`` keeps a host array's precision: `Signal`'s ``fc``).
+
+    $\mathrm{FC} = Z^\top Z$ with $Z$ the signals centred and scaled to unit norm over
+    time. In JAX a signal longer than two `_FC_CHUNK` samples sums the covariance
+    $C = \sum_c X_c^\top X_c$ of centred chunks of time in a loop and divides it by
+    $\sqrt{C_{ii} C_{jj}}$, so that no centred copy of the whole signal exists: beside the
+    recording of a vmapped run it was a second one (P32n's 16 members of 10 s of 80
+    regions: XLA's temporaries 106 -> 63 MB, which a CPU page-faults afresh at every
+    call)."""
+    t = x.shape[-2]
+    if xp is not jnp or t <= 2 * _FC_CHUNK:
+        z = _unit_rows(_centred(x, -2, xp), -2, xp)
+        fc = einsum("...ti,...tj->...ij", z, z, xp=xp)
+    else:
+        # Centred as `_centred` does, on the data shifted by its first sample; each
+        # chunk's centred copy enters a covariance, normalised by its diagonal at the end
+        # (one pass over x fewer than normalising the signals first).
+        first = x[..., :1, :]
+        mean = jnp.mean(x - first, axis=-2, keepdims=True)
+
+        def product(part):
+            c = (part - first) - mean
+            return einsum("...ti,...tj->...ij", c, c)
+
+        def add(cov, i):
+            # The barrier keeps XLA from hoisting the shift out of the loop (as a whole
+            # shifted copy of x).
+            part = jax.lax.optimization_barrier(jax.lax.dynamic_slice_in_dim(x, i * _FC_CHUNK, _FC_CHUNK, axis=-2))
+            return cov + product(part), None
+
+        whole = t // _FC_CHUNK * _FC_CHUNK
+        cov = jnp.zeros(x.shape[:-2] + (x.shape[-1],) * 2, mean.dtype)
+        cov, _ = jax.lax.scan(add, cov, jnp.arange(t // _FC_CHUNK, dtype=jnp.int32))
+        if whole < t:
+            cov = cov + product(x[..., whole:, :])
+        ss = jnp.diagonal(cov, axis1=-2, axis2=-1)
+        pos = ~(ss <= 0)  # a constant signal correlates 0; NaN stays NaN
+        norm = jnp.sqrt(jnp.where(pos, ss, 1.0))
+        both = pos[..., :, None] & pos[..., None, :]
+        fc = jnp.where(both, cov / (norm[..., :, None] * norm[..., None, :]), 0.0)
     return xp.where(xp.eye(x.shape[-1], dtype=bool), xp.ones((), fc.dtype), fc)
 
 

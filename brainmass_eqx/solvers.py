@@ -129,7 +129,7 @@ def _step_policy(prim, *avals, **params) -> bool:
     return prim in (read_sum_p, read_sum_blocked_p, read_rows_blocked_p)
 
 
-def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1):
+def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1, first=None):
     r"""``jax.lax.scan(body, carry, xs)`` whose reverse mode keeps $O(\sqrt n)$ memory.
 
     The scan runs as chunks of items, each under ``jax.checkpoint``: the backward pass
@@ -142,20 +142,31 @@ def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1):
     steps (a checkpointed while loop), this is an exact derivative of what runs, compiles
     small, and also differentiates in forward mode. With ``plain`` (see
     `_simulate._plain_reverse`) it is one scan whose reverse pass keeps every item's values.
+
+    The chunks write the items' outputs into one carried array (with ``first``, an item's
+    worth of outputs, after it). Stacked by the scan instead, they were
+    ``(chunks, members, ...)`` under ``jax.vmap``, copied members-first afterwards:
+    temporaries as large as the outputs. Writing is linear in the array, so reverse mode
+    keeps none of it per chunk.
     """
     n = jax.tree_util.tree_leaves(xs)[0].shape[0]
     body = jax.checkpoint(body, prevent_cse=False, policy=_step_policy)
-    if plain:
-        return jax.lax.scan(body, carry, xs)
     ratio = _tree_bytes(carry) / max(1, 2 * _tree_bytes(carry[0]))
-    chunk = _chunk_length(n, per_item, ratio)
+    chunk = n if plain else _chunk_length(n, per_item, ratio)
     if chunk >= n:
-        return jax.lax.scan(body, carry, xs)
+        carry, ys = jax.lax.scan(body, carry, xs)
+        if first is not None:
+            ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, ys)
+        return carry, ys
     run = jax.checkpoint(lambda c, x: jax.lax.scan(body, c, x), prevent_cse=False)
     q, r = divmod(n, chunk)
     head = jax.tree_util.tree_map(lambda a: a[: q * chunk].reshape((q, chunk) + a.shape[1:]), xs)
-    item = jax.eval_shape(body, carry, jax.tree_util.tree_map(lambda a: a[0], xs))[1]
-    ys = jax.tree_util.tree_map(lambda s: jnp.zeros((n,) + s.shape, s.dtype), item)
+    lead = int(first is not None)
+    if first is None:
+        item = jax.eval_shape(body, carry, jax.tree_util.tree_map(lambda a: a[0], xs))[1]
+        ys = jax.tree_util.tree_map(lambda s: jnp.zeros((n,) + s.shape, s.dtype), item)
+    else:
+        ys = jax.tree_util.tree_map(lambda a: jnp.zeros((n + 1,) + a.shape, a.dtype).at[0].set(a), first)
 
     def write(ys, part, start):
         return jax.tree_util.tree_map(lambda o, p: jax.lax.dynamic_update_slice_in_dim(o, p, start, 0), ys, part)
@@ -163,12 +174,12 @@ def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1):
     def chunk_of(state, x):
         (c, ys), (i, xc) = state, x
         c, part = run(c, xc)
-        return (c, write(ys, part, i * chunk)), None
+        return (c, write(ys, part, lead + i * chunk)), None
 
     (carry, ys), _ = jax.lax.scan(chunk_of, (carry, ys), (jnp.arange(q, dtype=jnp.int32), head))
     if r:
         carry, tail = run(carry, jax.tree_util.tree_map(lambda a: a[q * chunk :], xs))
-        ys = write(ys, tail, q * chunk)
+        ys = write(ys, tail, lead + q * chunk)
     return carry, ys
 
 

@@ -565,6 +565,33 @@ def test_fc_float32_with_a_large_offset():
     assert np.abs(np.asarray(M.functional_connectivity(x)) - want).max() < 1e-6
 
 
+def test_a_long_signals_fc_summed_over_chunks_of_time_equals_the_whole_product(monkeypatch):
+    # Beyond 2 x _FC_CHUNK samples the product is summed over chunks (and a tail): same FC,
+    # constant and NaN regions as in one product, under vmap, and the same gradient.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3 * M._FC_CHUNK + 77, 5)).astype(np.float32)
+    x[0, :, 1] = 2.0  # constant
+    x[1, 40, 3] = np.nan
+    fc = np.asarray(M.functional_connectivity(x))
+    with np.errstate(invalid="ignore"):  # NumPy's 0/0 for the constant region
+        want = np.corrcoef(x[0].astype(np.float64).T)
+    want[1, :] = want[:, 1] = 0.0
+    np.fill_diagonal(want, 1.0)
+    np.testing.assert_allclose(fc[0], want, rtol=0, atol=2e-6)
+    assert np.all(np.isnan(fc[1, 3, [0, 1, 2, 4]])) and np.isfinite(np.delete(np.delete(fc[1], 3, 0), 3, 1)).all()
+    np.testing.assert_allclose(np.asarray(jax.vmap(M.functional_connectivity)(x)), fc, rtol=0, atol=1e-7)
+
+    def loss(y):
+        return jnp.sum(M.functional_connectivity(y) ** 3)
+
+    grad = np.asarray(jax.grad(loss)(x[0]))
+    monkeypatch.setattr(M, "_FC_CHUNK", x.shape[1])  # one product of the whole signal
+    whole = jax.jit(jax.grad(lambda y: jnp.sum(M._pearson_fc(y) ** 3)))
+    np.testing.assert_allclose(np.asarray(M._pearson_fc(jnp.asarray(x))), fc, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(grad, np.asarray(whole(x[0])), rtol=1e-4, atol=1e-7)
+    assert np.isfinite(grad).all()
+
+
 def test_a_signal_given_regions_first_is_warned_about():
     x = np.random.default_rng(0).standard_normal((6, 400))  # (regions, time)
     with pytest.warns(UserWarning, match="pass its transpose"):
