@@ -951,26 +951,6 @@ def _record_scan(model, terms, y, solver_state, source, solver, monitor, ts, k, 
     # Where reverse mode checkpoints (not plain), a macro-step of k steps is itself a
     # checkpointed loop, and the chunks over macro-steps count its k steps.
     stepper = Substeps(solver, k, dt, remat=not plain)
-    if first is not None and plain:
-        # The records are written into one carried array that already holds the first:
-        # stacking them and prepending it copied the whole record once more (a 60 s W1
-        # run recording 19 MB peaked 19 MB higher). Reverse mode keeps none of it per
-        # step: writing a record is linear in the array.
-        n = ts.shape[0] - 1
-        out = jax.tree_util.tree_map(lambda a: jnp.zeros((n + 1,) + a.shape, a.dtype).at[0].set(a), first)
-
-        def write(carry, x):
-            y, state, out = carry
-            t, i = x
-            y, _, _, state, _ = stepper.step(terms, t[0], t[1], y, source, state, False)
-            out = jax.tree_util.tree_map(
-                lambda o, r: jax.lax.dynamic_update_index_in_dim(o, r, i + 1, 0), out, monitor(model, y)
-            )
-            return (y, state, out), None
-
-        xs = (jnp.stack([ts[:-1], ts[1:]], axis=1), jnp.arange(n, dtype=jnp.int32))
-        (y, solver_state, out), _ = _checkpointed_scan(write, (y, solver_state, out), xs, plain=True)
-        return out, y, solver_state
 
     def body(carry, t):
         y, state = carry
