@@ -266,6 +266,12 @@ def _check_layout(given: Any, x: Array, name: str) -> None:
         warned.add((name, x.shape))
 
 
+def _centring(x: Array, axis: int, xp: Any = jnp) -> tuple[Array, Array]:
+    """``(shift, mean)`` with which `_centred` centres ``x``: ``(x - shift) - mean``."""
+    shift = x[(slice(None),) * (axis % x.ndim) + (slice(0, 1),)]
+    return shift, xp.mean(x - shift, axis=axis, keepdims=True)
+
+
 def _centred(x: Array, axis: int, xp: Any = jnp) -> Array:
     """``x`` minus its mean along `axis`, computed on data shifted by its first entry.
 
@@ -276,8 +282,8 @@ def _centred(x: Array, axis: int, xp: Any = jnp) -> Array:
     cancels catastrophically. Pearson correlation and variance are shift-invariant, so
     values and gradients are unchanged otherwise.
     """
-    x = x - x[(slice(None),) * (axis % x.ndim) + (slice(0, 1),)]
-    return x - xp.mean(x, axis=axis, keepdims=True)
+    shift, mean = _centring(x, axis, xp)
+    return (x - shift) - mean
 
 
 def _upper_triangle(m: Array, k: int) -> Array:
@@ -346,14 +352,13 @@ def _pearson_fc(x: Array, xp: Any = jnp) -> Array:
         z = _unit_rows(_centred(x, -2, xp), -2, xp)
         fc = einsum("...ti,...tj->...ij", z, z, xp=xp)
     else:
-        # Centred as `_centred` does, on the data shifted by its first sample; each
-        # chunk's centred copy enters a covariance, normalised by its diagonal at the end
-        # (one pass over x fewer than normalising the signals first).
-        first = x[..., :1, :]
-        mean = jnp.mean(x - first, axis=-2, keepdims=True)
+        # Each chunk centred as `_centred` centres the whole signal enters a covariance,
+        # normalised by its diagonal at the end (one pass over x fewer than normalising
+        # the signals first).
+        shift, mean = _centring(x, -2)
 
         def product(part):
-            c = (part - first) - mean
+            c = (part - shift) - mean
             return einsum("...ti,...tj->...ij", c, c)
 
         def add(cov, i):

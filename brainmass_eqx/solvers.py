@@ -129,7 +129,11 @@ def _step_policy(prim, *avals, **params) -> bool:
     return prim in (read_sum_p, read_sum_blocked_p, read_rows_blocked_p)
 
 
-def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1, first=None):
+# `_checkpointed_scan`'s ``item`` default: the shapes of the body's outputs, found by tracing it.
+_TRACE_BODY = object()
+
+
+def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1, first=None, item=_TRACE_BODY):
     r"""``jax.lax.scan(body, carry, xs)`` whose reverse mode keeps $O(\sqrt n)$ memory.
 
     The scan runs as chunks of items, each under ``jax.checkpoint``: the backward pass
@@ -143,12 +147,13 @@ def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1, 
     small, and also differentiates in forward mode. With ``plain`` (see
     `_simulate._plain_reverse`) it is one scan whose reverse pass keeps every item's values.
 
-    The chunks write the items' outputs into one carried array (with ``first``, an item's
-    worth of outputs, after it; then a plain scan too). Stacked by the scan instead, they
-    were ``(chunks, members, ...)`` under ``jax.vmap``, copied members-first afterwards
-    (temporaries as large as the outputs), and ``first`` prepended was one more copy (a 60 s
-    W1 run recording 19 MB peaked 19 MB higher). Writing is linear in the array, so reverse
-    mode keeps none of it per item.
+    The chunks write the items' outputs into one carried array, sized by ``item`` (their
+    shapes, a tree of ``jax.ShapeDtypeStruct``; None where the body outputs None; by
+    default found by tracing the body once more) or by ``first`` (an item's worth of
+    outputs, put before them; then a plain scan writes so too). Stacked by the scan instead, they were ``(chunks, members, ...)`` under
+    ``jax.vmap``, copied members-first afterwards (temporaries as large as the outputs),
+    and ``first`` prepended was one more copy (a 60 s W1 run recording 19 MB peaked 19 MB
+    higher). Writing is linear in the array, so reverse mode keeps none of it per item.
     """
     n = jax.tree_util.tree_leaves(xs)[0].shape[0]
     body = jax.checkpoint(body, prevent_cse=False, policy=_step_policy)
@@ -158,7 +163,8 @@ def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1, 
         return jax.lax.scan(body, carry, xs)
     lead = int(first is not None)
     if first is None:
-        item = jax.eval_shape(body, carry, jax.tree_util.tree_map(lambda a: a[0], xs))[1]
+        if item is _TRACE_BODY:
+            item = jax.eval_shape(body, carry, jax.tree_util.tree_map(lambda a: a[0], xs))[1]
         ys = jax.tree_util.tree_map(lambda s: jnp.zeros((n,) + s.shape, s.dtype), item)
     else:
         ys = jax.tree_util.tree_map(lambda a: jnp.zeros((n + 1,) + a.shape, a.dtype).at[0].set(a), first)
@@ -783,7 +789,9 @@ class Substeps(AbstractSolverWrapper):
         if self.n == 1:  # no loop of one iteration: a smaller program to compile
             carry = one(jnp.zeros((), jnp.int32), carry)
         elif self.remat:
-            carry, _ = _checkpointed_scan(lambda c, j: (one(j, c), None), carry, jnp.arange(self.n, dtype=jnp.int32))
+            carry, _ = _checkpointed_scan(
+                lambda c, j: (one(j, c), None), carry, jnp.arange(self.n, dtype=jnp.int32), item=None
+            )
         else:
             # A static trip count (count is traced): a while loop would stop reverse mode.
             carry = jax.lax.fori_loop(0, self.n, one, carry)
