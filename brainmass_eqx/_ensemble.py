@@ -6,8 +6,8 @@ share a leading batch axis), with ``jax.vmap`` on each device and the batch spli
 the program of its own members, with no communication between devices. On several
 hosts, call ``jax.distributed.initialize()`` first (one process per host): ``jax.devices()``
 then lists every host's devices and the same code shards over all of them. On a single
-CPU device the batch is cut into one slice per core, the slices' vmaps run at once in
-threads (`cpu_slices`).
+CPU device the batch is cut into slices of at most 16 members, whose vmaps one thread per
+core takes in turn (`cpu_plan`).
 
 `sweep` builds a grid of parameter values, evaluates a simulation for each point through
 `ensemble` in chunks (with a progress bar), reduces each result to a few scalar summaries,
@@ -47,7 +47,7 @@ from ._memory import (
 )
 from ._units import is_quantity, quantity, unxt_module
 
-__all__ = ["ensemble", "sweep", "batch_size_of", "cpu_slices", "place", "run_slices", "shard_vmap", "split_batch"]
+__all__ = ["ensemble", "sweep", "batch_size_of", "cpu_plan", "cpu_slices", "place", "run_slices", "shard_vmap", "split_batch"]
 
 
 def batch_size_of(batch: PyTree) -> int:
@@ -188,16 +188,16 @@ def place(tree: PyTree, devices: Sequence[jax.Device], *, split: bool) -> PyTree
 
 
 def cpu_slices(size: int, min_slice: int = 4) -> int:
-    """Slices of a batch of ``size`` members to evaluate at once, one thread each: on a
-    CPU, one per core this process may use, each of at least ``min_slice`` members;
-    elsewhere (a GPU runs one vmap best) 1.
+    """Threads to evaluate a batch of ``size`` members with at once: on a CPU, one per
+    core this process may use, each with at least ``min_slice`` members; elsewhere (a GPU
+    runs one vmap best) 1.
 
     Within one call XLA splits each small batched operation across the cores, and the
     handover costs more than it saves; separate calls at once keep each core on its own
     members. Measured on 2 cores: 32 candidates of a delayed 80-region network (the
     nevergrad Fitter's population) 0.39-0.48 s as two 16-member vmaps at once against
-    0.57-0.68 s as one vmap; 256 members of W3 1.6-2.0 s against 2.2-2.6 s. Four slices on
-    2 cores were 2-3x slower than two: threads beyond the cores only compete.
+    0.57-0.68 s as one vmap. Four threads on 2 cores were 2-3x slower than two: threads
+    beyond the cores only compete.
     """
     if jax.default_backend() != "cpu":
         return 1
@@ -206,6 +206,37 @@ def cpu_slices(size: int, min_slice: int = 4) -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, size // min_slice))
+
+
+# Members per call where a CPU batch is larger than one such slice per thread (`cpu_plan`).
+# One 64-byte vector of float32 members: the delayed read's kernel works in such chunks
+# (a narrower remainder goes through its scalar path), and a 16-member slice of an
+# 80-region network with 20 ms delays keeps its history (about 1 MB) in a core's share of
+# the caches while the slice runs to its end. Measured on 2 cores (W3: 256 members of that
+# network for 1 s, medians of 5-7 in alternation): 1.49-1.63 s as 16 slices of 16 taken in
+# turn by two threads, 1.66-1.82 s as slices of 32, 1.76-1.85 s of 64, 1.96-2.17 s as two
+# slices of 128 at once; the node model alone (no coupling) within the noise of each other.
+CPU_SLICE_MEMBERS = 16
+
+
+def cpu_plan(size: int, threads: int | None = None) -> tuple[int, int, int]:
+    """How a batch of ``size`` members is evaluated on a single device:
+    ``(threads, slices, members per slice)``, the slices (the last padded) taken in turn
+    by ``threads`` threads.
+
+    ``threads`` given: that many equal slices, all at once. Default: `cpu_slices` threads;
+    where the batch has more than `CPU_SLICE_MEMBERS` members per thread, slices of that
+    many members (so a thread evaluates several, one after another), else one equal
+    slice per thread. Off a CPU: one slice.
+    """
+    if threads is not None:
+        threads = max(1, min(size, int(threads)))
+        return threads, threads, -(-size // threads) if size else 0
+    threads = min(size, cpu_slices(size)) if size else 1
+    if threads <= 1:
+        return 1, 1, size
+    per = min(-(-size // threads), CPU_SLICE_MEMBERS)
+    return threads, -(-size // per), per
 
 
 # Signatures (function, argument structure, shapes and static values) already run once:
@@ -223,21 +254,32 @@ def _signature(fn: Callable, args: tuple) -> tuple | None:
     return key
 
 
-def run_slices(fn: Callable, parts: Sequence[tuple], pool: ThreadPoolExecutor | None = None) -> list:
-    """``[fn(*args) for args in parts]``, finished, the calls made at once, one thread each
-    (``pool``, else a new one): a compiled JAX call releases the GIL while it runs. The
-    first call of a signature runs alone first, so that it is compiled once, not once per
-    thread.
+def run_slices(
+    fn: Callable,
+    parts: Sequence[tuple],
+    pool: ThreadPoolExecutor | None = None,
+    threads: int | None = None,
+    when_traced: Callable[[], Any] | None = None,
+) -> list:
+    """``[fn(*args) for args in parts]``, finished, the calls made in threads (``pool``,
+    else a new one of ``threads`` threads, default one per part), each thread taking the
+    next part when its call returns: a compiled JAX call releases the GIL while it runs.
+    The first call of a signature runs alone first, so that it is compiled once, not once
+    per thread.
 
     When that first call returns tracers, ``fn`` is being traced (it closes over a traced
     value: ``ensemble`` under ``jax.grad`` / ``jax.jit`` with a concrete batch), and JAX's
     trace is local to this thread: the other calls are made here too, one after another
-    (in threads they raised ``UnexpectedTracerError``)."""
+    (in threads they raised ``UnexpectedTracerError``), or, given ``when_traced``, its
+    result is returned instead (``[when_traced()]``: e.g. one call of the whole batch,
+    rather than a traced program per part)."""
     done = {}
     key = _signature(fn, parts[0])
     if len(parts) == 1 or key is None or key not in _RUN_BEFORE:
         done[0] = jax.block_until_ready(fn(*parts[0]))
         if is_traced(done[0]):
+            if when_traced is not None:
+                return [when_traced()]
             return [done[0]] + [fn(*args) for args in parts[1:]]
         if key is not None:
             if len(_RUN_BEFORE) >= 1024:  # keys hold their functions: do not keep them all
@@ -245,7 +287,8 @@ def run_slices(fn: Callable, parts: Sequence[tuple], pool: ThreadPoolExecutor | 
             _RUN_BEFORE.add(key)
     rest = [i for i in range(len(parts)) if i not in done]
     if rest:
-        own = ThreadPoolExecutor(max_workers=len(rest), thread_name_prefix="bmx-slice") if pool is None else None
+        workers = len(rest) if threads is None else max(1, min(threads, len(rest)))
+        own = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bmx-slice") if pool is None else None
         # Each call in the caller's context variables (a copy each: a context is entered by
         # one thread at a time): what the caller set for its thread, e.g. the compat
         # brainstate.environ's values, holds in the slices too.
@@ -263,10 +306,11 @@ def run_slices(fn: Callable, parts: Sequence[tuple], pool: ThreadPoolExecutor | 
     return [done[i] for i in range(len(parts))]
 
 
-def split_batch(batch: PyTree, size: int, slices: int) -> tuple[list, int]:
-    """``batch`` (``size`` members) as ``slices`` equal slices, the last padded by repeating
-    the last member (`pad_batch`): ``(slices, members per slice)``."""
-    per = -(-size // slices)
+def split_batch(batch: PyTree, size: int, slices: int, per: int | None = None) -> tuple[list, int]:
+    """``batch`` (``size`` members) as ``slices`` slices of ``per`` members (default: equal
+    slices, as few members each as cover the batch), the last padded by repeating the last
+    member (`pad_batch`): ``(slices, members per slice)``."""
+    per = -(-size // slices) if per is None else per
     batch = pad_batch(batch, size, per * slices)
     return [_members_of(batch, i * per, (i + 1) * per) for i in range(slices)], per
 
@@ -353,14 +397,15 @@ def _does_not_fit_message(
 
 def _check_fits(
     mapped: Callable, args: tuple, *, members: int, programs: int, joined: bool, device: jax.Device,
-    size: int, chunked: bool,
+    size: int, chunked: bool, calls: int | None = None,
 ) -> None:
     """Raise `MemoryError` before running where ``programs`` calls of ``mapped(*args)`` at
-    once (each of ``members`` members), or the join of their outputs after them
-    (``joined``: the outputs and their concatenation), need more memory than ``device``
-    has left; where the run is ``chunked``, the host arrays that gather the outputs of all
-    ``size`` members count too. The error's ``details`` rebuild its message for `sweep`.
-    Nothing is checked where XLA or the system does not say."""
+    once (each of ``members`` members; ``calls`` in all, default ``programs``, whose
+    outputs are all kept), or the join of their outputs after them (``joined``: the
+    outputs and their concatenation), need more memory than ``device`` has left; where the
+    run is ``chunked``, the host arrays that gather the outputs of all ``size`` members
+    count too. The error's ``details`` rebuild its message for `sweep`. Nothing is checked
+    where XLA or the system does not say."""
     found = _program_bytes(mapped, args)
     available = available_bytes(device)
     if found is None or available is None:
@@ -368,9 +413,12 @@ def _check_fits(
     temporaries, outputs = found
     members = max(members, 1)  # an empty batch is one call of no members
     all_outputs = outputs / members * size
-    # The calls' temporaries are freed before their outputs are joined.
+    # The calls' temporaries are freed before their outputs are joined; the outputs of the
+    # calls made before the last ones at once wait for the join.
+    calls = programs if calls is None else max(calls, programs)
     per_call = max(temporaries + outputs, 2 * outputs if joined else 0)
-    need = programs * per_call + (all_outputs if chunked else 0)
+    waiting = (calls - programs) * outputs * (2 if joined else 1)
+    need = programs * per_call + waiting + (all_outputs if chunked else 0)
     if need > available:
         details = dict(
             need=need, available=available, device=device, programs=programs, members=members,
@@ -392,11 +440,11 @@ def _evaluate(
     ``chunk_of``: the call is one chunk of a run of that many members (`_chunked`)."""
     n_dev = len(devices)
 
-    def check(mapped, args, members, programs, joined, device):
+    def check(mapped, args, members, programs, joined, device, calls=None):
         if check_memory:
             _check_fits(
                 mapped, args, members=members, programs=programs, joined=joined, device=device,
-                size=size if chunk_of is None else chunk_of, chunked=chunk_of is not None,
+                size=size if chunk_of is None else chunk_of, chunked=chunk_of is not None, calls=calls,
             )
 
     if n_dev == 1:
@@ -408,15 +456,14 @@ def _evaluate(
             lambda x: jax.device_put(x, devices[0]) if eqx.is_array(x) or isinstance(x, np.ndarray) else x, batch
         )
         # No empty slices; an empty batch (size 0) is one vmap, which takes it as jax.vmap does.
-        slices = 1
-        if devices[0].platform == "cpu":
-            slices = min(size, cpu_slices(size) if threads is None else int(threads))
+        at_once, slices, per = cpu_plan(size, threads) if devices[0].platform == "cpu" else (1, 1, size)
         if slices <= 1:
             check(mapped, (batch,), max(size, 1), 1, False, devices[0])
             return mapped(batch)
-        parts, per = split_batch(batch, size, slices)
-        check(mapped, (parts[0],), per, slices, True, devices[0])
-        return _join(run_slices(mapped, [(part,) for part in parts]), size)
+        parts, per = split_batch(batch, size, slices, per)
+        check(mapped, (parts[0],), per, at_once, True, devices[0], calls=slices)
+        outs = run_slices(mapped, [(part,) for part in parts], threads=at_once, when_traced=lambda: mapped(batch))
+        return _join(outs, size)
     padded_size = -(-size // n_dev) * n_dev
     batch = pad_batch(batch, size, padded_size)
     sharded = shard_vmap(fn, devices)
@@ -485,9 +532,13 @@ def ensemble(
       a multiple of their number: the batch is padded and the padding dropped (the output
       then whole on every device). With one device, the batch is evaluated on that device.
     - `threads`: on a single CPU device, the batch is cut into this many equal slices
-      (padded like the shards), whose vmaps run at once in threads.
-      Default `cpu_slices` (one per core, each of at least 4 members; 1 off a CPU, and 1
-      when ``ensemble`` is itself being traced); ``threads=1`` is one vmap call.
+      (padded like the shards), whose vmaps run at once in threads; ``threads=1`` is one
+      vmap call. Default None: one thread per core (`cpu_slices`), and a batch of more
+      than `CPU_SLICE_MEMBERS` (16) members per thread cut into slices of 16 (the last
+      padded), each thread taking the next slice when its call returns: small calls keep
+      a core's members in its caches (256 members of a delayed 80-region network, 2 cores:
+      1.5-1.6 s against 2.0-2.2 s as two slices of 128). 1 off a CPU, and 1 when
+      ``ensemble`` is itself being traced.
     - `chunk`: members per call, the calls made one after another (the last padded), each
       call's outputs copied to host memory as it finishes: the memory of one call of
       ``chunk`` members plus the outputs of all ``B`` (a single vmap needs the outputs and

@@ -4,6 +4,7 @@ import dataclasses
 import re
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import equinox as eqx
@@ -48,6 +49,55 @@ def test_cpu_slices_at_once_equal_one_vmap():
         ens.ensemble(settled_amplitude, models, threads=0)
     with pytest.raises(TypeError, match=r"ensemble: threads must be an int >= 1 \(or None for one per CPU core\), got 1.5"):
         ens.ensemble(settled_amplitude, models, threads=1.5)
+
+
+def test_cpu_plan_cuts_a_large_batch_into_16_member_slices_taken_in_turn(monkeypatch):
+    monkeypatch.setattr(ens, "cpu_slices", lambda size, min_slice=4: min(2, max(1, size // min_slice)))
+    assert ens.cpu_plan(256) == (2, 16, 16)  # 16 slices, two threads
+    assert ens.cpu_plan(40) == (2, 3, 16)  # the last slice padded to 16
+    assert ens.cpu_plan(32) == (2, 2, 16)
+    assert ens.cpu_plan(20) == (2, 2, 10)  # no more than one slice per thread: equal slices
+    assert ens.cpu_plan(3) == (1, 1, 3)
+    assert ens.cpu_plan(0) == (1, 1, 0)
+    # Threads given: that many equal slices at once, whatever the size.
+    assert ens.cpu_plan(256, threads=2) == (2, 2, 128)
+    assert ens.cpu_plan(7, threads=3) == (3, 3, 3)
+    assert ens.cpu_plan(2, threads=3) == (2, 2, 1)
+
+
+def test_a_batch_of_many_slices_is_taken_in_turn_by_one_thread_per_core(monkeypatch):
+    # 72 members on "2 cores": five 16-member slices (80, the padding dropped), the first
+    # alone (it compiles), the others taken in turn by two threads.
+    monkeypatch.setattr(ens, "cpu_slices", lambda size, min_slice=4: min(2, max(1, size // min_slice)))
+    threads, widths = set(), []
+
+    def record(x):
+        threads.add(threading.current_thread().name)
+        widths.append(x.shape[0])
+        return x
+
+    def fn(a):
+        return jax.pure_callback(record, jax.ShapeDtypeStruct((), a.dtype), jnp.sin(a), vmap_method="expand_dims")
+
+    a = jnp.linspace(0.0, 1.0, 72)
+    got = ens.ensemble(fn, a)
+    np.testing.assert_allclose(got, np.sin(np.asarray(a)), rtol=1e-6)
+    assert got.shape == (72,) and widths == [16] * 5
+    assert threads - {"MainThread"} and len(threads - {"MainThread"}) <= 2
+    assert all(name.startswith(("bmx-slice", "MainThread")) for name in threads)
+    # fn closing over a traced value: no threads, and one traced call of the whole batch
+    # besides the first slice's (not one per slice).
+    traces = []
+
+    def closing(k):
+        def member(x):
+            traces.append(x.shape)
+            return jnp.sin(k * x)
+
+        return ens.ensemble(member, a).sum()
+
+    np.testing.assert_allclose(jax.grad(closing)(1.0), np.sum(np.asarray(a) * np.cos(np.asarray(a))), rtol=1e-5)
+    assert len(traces) == 2
 
 
 def test_run_slices_calls_each_part_once_in_order():

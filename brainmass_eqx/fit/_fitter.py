@@ -549,11 +549,13 @@ class Fitter:
           runs of 76 regions; docs/howto/ensembles.md).
         - `population_threads`: ``'nevergrad'``: the population is cut into this many
           equal slices, evaluated at once, each in its own thread (a ``vmap`` or
-          ``lax.map`` per slice). Default: on a CPU, one slice per core the
-          process may use, each of at least 4 candidates; elsewhere 1 (one call for the
-          whole population). On 2 cores, 32 candidates of a delayed 80-region network:
-          two slices of 16 at once took 0.44-0.48 s, one vmap of 32 0.68 s. The number
-          used is in ``FitResult.raw["population_threads"]``.
+          ``lax.map`` per slice). Default: on a CPU, one thread per core the process may
+          use (each with at least 4 candidates), and a population of more than 16
+          candidates per thread cut into slices of 16 that the threads take in turn
+          (as `brainmass_eqx.ensemble` does); elsewhere 1 (one call for the whole
+          population). On 2 cores, 32 candidates of a delayed 80-region network: two
+          slices of 16 at once took 0.44-0.48 s, one vmap of 32 0.68 s. The number of
+          threads used is in ``FitResult.raw["population_threads"]``.
         - `devices`: the devices to evaluate on; default ``jax.devices()``. With two or
           more, a nevergrad population and the starts of a multi-start ``'grad'`` /
           ``'optimistix'`` fit are split over them, each device evaluating its own

@@ -3,9 +3,9 @@
 Each generation asks the optimiser for ``popsize`` candidates, evaluates all of them with
 a jitted ``jax.vmap`` of the loss (or ``jax.lax.map``, ``population='map'``; or whichever
 of the two ran the first generation faster, ``population='auto'``), and tells it the
-losses. On a CPU the population is cut into as many equal slices as there are cores
-(``_ensemble.cpu_slices``), the slices' calls made at once, each in its own thread: the cores
-then work on separate members instead of sharing each small batched operation. The
+losses. On a CPU the population is cut into slices of at most 16 candidates, one thread per core
+taking them in turn (``_ensemble.cpu_plan``): the cores then work on separate members instead
+of sharing each small batched operation.
 With several devices (``Fitter.fit``'s ``devices=``, default ``jax.devices()``) the
 population is split over them instead, each device evaluating its own candidates
 (`_ensemble.shard_vmap`, no communication), padded to a multiple of their number. The
@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import close_names
-from .._ensemble import cpu_slices, pad_batch, place, run_slices, shard_vmap, split_batch
+from .._ensemble import cpu_plan, pad_batch, place, run_slices, shard_vmap, split_batch
 from ._loop import BackendOutput, Monitor
 from ._problem import NonFiniteLossError, ParamSpace, Problem
 
@@ -141,17 +141,19 @@ class _Shards:
 
 
 class _Slices:
-    """A `make_batched_loss` function applied to ``threads`` equal slices of the population
-    at once (`run_slices`). Returns what the function returns for the whole population:
+    """A `make_batched_loss` function applied to ``slices`` slices of ``per`` candidates of
+    the population (the last padded), taken in turn by the threads of ``pool``
+    (`run_slices`). Returns what the function returns for the whole population:
     ``(losses, best, (aux, values) of the best)``."""
 
-    def __init__(self, fn, threads: int, pool: ThreadPoolExecutor | None):
-        self.fn, self.threads, self.pool = fn, threads, pool
+    def __init__(self, fn, slices: int, per: int, pool: ThreadPoolExecutor | None):
+        self.fn, self.slices, self.per, self.pool = fn, slices, per, pool
 
     def __call__(self, u, *rest):
-        if self.threads == 1:
+        if self.slices == 1:
             return self.fn(u, *rest)
-        slices, size = split_batch(u, u.shape[0], self.threads)  # padding: a repeated candidate, dropped below
+        # Padding: a repeated candidate, dropped below.
+        slices, size = split_batch(u, u.shape[0], self.slices, self.per)
         outs = run_slices(self.fn, [(part, *rest) for part in slices], self.pool)
         losses = np.concatenate([np.asarray(out[0]) for out in outs])[: u.shape[0]]
         best = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
@@ -199,23 +201,24 @@ def run(
     """``batched``: a `make_batched_loss` function, or ``{mode: function}`` to choose from
     on the first generation (``population='auto'``); ``chosen``: with the latter, a dict
     that holds an earlier fit's choice (then used, not timed again) or receives this one's;
-    ``threads``: slices of the population
-    evaluated at once, None for ``_ensemble.cpu_slices`` (on a CPU one per core, each of at
-    least 4 candidates: on 2 cores, P32n's 32 candidates as two slices of 16 at once took 0.44-0.48 s against
-    0.68 s for one vmap of 32; elsewhere 1); ``devices``: how many devices ``batched``
-    splits the population over (`_Shards`; then no threads)."""
+    ``threads``: equal slices of the population evaluated at once, None for
+    ``_ensemble.cpu_plan``'s default (on a CPU one thread per core, slices of at most 16
+    candidates each thread takes in turn: on 2 cores, P32n's 32 candidates as two slices of
+    16 at once took 0.44-0.48 s against 0.68 s for one vmap of 32; elsewhere one vmap);
+    ``devices``: how many devices ``batched`` splits the population over (`_Shards`; then
+    no threads)."""
     ng = _ng()
-    threads = 1 if devices > 1 else min(cpu_slices(popsize) if threads is None else threads, popsize)
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bmx-population") if threads > 1 else None
+    threads, slices, per = (1, 1, popsize) if devices > 1 else cpu_plan(popsize, threads)
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bmx-population") if slices > 1 else None
     choice = None
     if isinstance(batched, dict) and chosen:
         # Timing both modes again costs a compilation and two evaluations of a population.
         choice = {**chosen, "population_reused": True}
         batched = batched[chosen["population"]]
     if isinstance(batched, dict):
-        batched = {mode: _Slices(fn, threads, pool) for mode, fn in batched.items()}
+        batched = {mode: _Slices(fn, slices, per, pool) for mode, fn in batched.items()}
     else:
-        batched = _Slices(batched, threads, pool)
+        batched = _Slices(batched, slices, per, pool)
     box = space.box("backend='nevergrad'")
     lo = space.ravel({n: box[n][0] for n in space.names})
     hi = space.ravel({n: box[n][1] for n in space.names})
