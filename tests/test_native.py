@@ -397,11 +397,15 @@ def test_blocked_read_equals_the_step_by_step_read(dtype, block):
     np.testing.assert_array_equal(np.asarray(blocked), np.asarray(stepwise))
 
 
-@pytest.mark.parametrize("n, members, dtype", [(9, 20, np.complex64), (64, 130, np.complex64), (9, 20, np.complex128)])
+@pytest.mark.parametrize(
+    "n, members, dtype",
+    [(9, 20, np.complex64), (9, 10, np.complex64), (64, 130, np.complex64), (9, 20, np.complex128)],
+)
 def test_blocked_ensemble_read_equals_the_step_by_step_read(n, members, dtype, request):
     """Under vmap (shared indices and weights) the ensemble kernel: members in chunks of one
     cache line (16 float32, 8 float64; summed in halves without AVX-512) with a narrower last
-    one; the larger case is split among threads."""
+    one (summed with the same vectors, the lanes past its members discarded; 10 members:
+    only that one, in two halves); the larger case is split among threads."""
     if not HAS_COMPILER:
         pytest.skip("no C++ compiler: the blocked read is read_sum's")
     if dtype == np.complex128:

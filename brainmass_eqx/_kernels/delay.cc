@@ -355,10 +355,18 @@ void BlockedReadSum(const R* ring, int64_t count, R* hist, R* cache, R* out, con
 // 5.6-7.0 us at 16 and 256 members against 1.9 us for a single run, on a Zen 3 EPYC): there
 // the chunk is summed in halves, and both products go into one sum per step (K + 4
 // registers).
-template <typename R, bool kPacked, int KMAX>
-void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, int64_t J, int64_t K, int64_t col0) {
+//
+// A narrower last chunk (kNarrow: `width` members, its samples `width` apart) is summed
+// with the same vectors: a vector's lanes beyond `width` load the next samples' members
+// (inside the history: a row carries _ROW_PAD samples past its last window), and their
+// sums, never copied out, are discarded. Only the vectors that hold a member are summed.
+template <typename R, bool kPacked, int KMAX, bool kNarrow = false>
+void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, int64_t J, int64_t K, int64_t col0,
+               int64_t width = 64 / sizeof(R)) {
   constexpr int64_t E = kPacked ? 2 : 1;
-  constexpr int64_t L = 64 / sizeof(R);  // members per chunk
+  constexpr int64_t kFull = 64 / sizeof(R);
+  // Members per chunk: the stride between a pair's samples.
+  const int64_t L = kNarrow ? width : kFull;
   constexpr int kBytes = kAvx512 ? 64 : 32;
   constexpr int64_t V = kBytes / sizeof(R);  // members per vector
   constexpr bool kSeparate = kAvx512;
@@ -369,15 +377,16 @@ void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, in
     std::memcpy(&v, p, sizeof(Vec));
     return v;
   };
+  const int64_t lanes = kNarrow ? (width + V - 1) / V * V : kFull;
   for (int64_t j0 = 0; j0 < J; j0 += G) {
     const int64_t j1 = std::min<int64_t>(J, j0 + G);
     for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < L; h += V) {
-        R* a = acc + t * K * L + h;
+      for (int64_t h = 0; h < lanes; h += V) {
+        R* a = acc + t * K * kFull + h;
         Vec re[KMAX], im[KMAX];
 #pragma GCC unroll 16
         for (int k = 0; k < KMAX; ++k) {
-          re[k] = k < K ? load(a + k * L) : Vec{};
+          re[k] = k < K ? load(a + k * kFull) : Vec{};
           im[k] = Vec{};
         }
         for (int64_t j = j0; j < j1; ++j) {
@@ -409,7 +418,7 @@ void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, in
         for (int k = 0; k < KMAX; ++k)
           if (k < K) {
             const Vec v = kSeparate ? re[k] - im[k] : re[k];
-            std::memcpy(a + k * L, &v, sizeof(Vec));
+            std::memcpy(a + k * kFull, &v, sizeof(Vec));
           }
       }
   }
@@ -444,18 +453,10 @@ void BlockedRowsChunk(const R* ring, int64_t count, bool fresh, R* hist, R* cach
       ChunkSums<R, kPacked, 8>(H, acc, off, w, T, J, K, col0);
     else
       ChunkSums<R, kPacked, 16>(H, acc, off, w, T, J, K, col0);
+  } else if (K <= 8) {
+    ChunkSums<R, kPacked, 8, true>(H, acc, off, w, T, J, K, col0, width);
   } else {
-    for (int64_t j = 0; j < J; ++j)
-      for (int64_t t = 0; t < T; ++t) {
-        const R* wt = w + (t * J + j) * E;
-        const R* p = H + (off[t * J + j] + col0) * width;
-        R* a = acc + t * K * kChunk;
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t b = 0; b < width; ++b) {
-            a[k * kChunk + b] += wt[0] * p[k * width + b];
-            if constexpr (kPacked) a[k * kChunk + b] -= wt[1] * p[(k - 1) * width + b];
-          }
-      }
+    ChunkSums<R, kPacked, 16, true>(H, acc, off, w, T, J, K, col0, width);
   }
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k)
