@@ -533,7 +533,7 @@ def main(argv=None) -> int:
         f"{fmt(256 / w3_res['run'] / single_tp, 2)}x |"
     )
     lines.append(
-        f"| brainmass_eqx `ensemble`, 256 sets (a vmap per core, at once) | | {fmt(w3_res['ensemble'])} | "
+        f"| brainmass_eqx `ensemble`, 256 sets (16-member vmaps, one thread per core) | | {fmt(w3_res['ensemble'])} | "
         f"{fmt(256 / w3_res['ensemble'])} | {fmt(256 / w3_res['ensemble'] / single_tp, 2)}x |"
     )
     lines.append(f"| brainmass_eqx single run (W1, 10 s) | | {fmt(med['linear'])} | {fmt(single_tp)} | 1x |")
