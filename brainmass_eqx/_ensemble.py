@@ -210,7 +210,7 @@ def cpu_slices(size: int, min_slice: int = 4) -> int:
 
 # Members per call where a CPU batch is larger than one such slice per thread (`cpu_plan`).
 # One 64-byte vector of float32 members: the delayed read's kernel works in such chunks
-# (a narrower remainder goes through its scalar path), and a 16-member slice of an
+# (a narrower one costs as much as a full one), and a 16-member slice of an
 # 80-region network with 20 ms delays keeps its history (about 1 MB) in a core's share of
 # the caches while the slice runs to its end. Measured on 2 cores (W3: 256 members of that
 # network for 1 s, medians of 5-7 in alternation): 1.49-1.63 s as 16 slices of 16 taken in
@@ -364,12 +364,13 @@ def _program_bytes(mapped: Callable, args: tuple) -> tuple[int, int] | None:
 
 def _does_not_fit_message(
     *, need, available, device, programs, members, temporaries, outputs, joined, chunked, all_outputs, per_member, size,
-    caller="ensemble", option="chunk",
+    caller="ensemble", option="chunk", calls=None,
 ) -> str:
     where = "this machine" if device.platform == "cpu" else str(device)
+    in_all = f" ({calls} in all, their outputs kept until the last)" if calls and calls > programs else ""
     text = (
         f"{caller}: evaluating {size} members needs about {format_bytes(need)} of memory, "
-        f"{format_bytes(available)} is left on {where}: {programs} call(s) of {members} members at once, each "
+        f"{format_bytes(available)} is left on {where}: {programs} call(s) of {members} members at once{in_all}, each "
         f"with {format_bytes(temporaries)} of XLA temporaries and {format_bytes(outputs)} of outputs"
         + (" (then joined: a copy of them all)" if joined else "")
         + (f", and {format_bytes(all_outputs)} of host memory for every member's outputs" if chunked else "")
@@ -423,7 +424,7 @@ def _check_fits(
         details = dict(
             need=need, available=available, device=device, programs=programs, members=members,
             temporaries=temporaries, outputs=outputs, joined=joined, chunked=chunked, all_outputs=all_outputs,
-            per_member=per_call / members, size=size,
+            per_member=per_call / members, size=size, calls=calls,
         )
         err = MemoryError(_does_not_fit_message(**details))
         err.details = details

@@ -468,6 +468,21 @@ def test_slices_at_once_and_their_join_count_in_the_check(monkeypatch):
     ens.ensemble(_record_every_step, a, threads=2)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="slices run in threads on a CPU only")
+def test_slices_taken_in_turn_count_every_output_until_the_join(monkeypatch):
+    # 64 members on "2 cores": four 16-member slices, two at once; the first two slices'
+    # outputs wait for the last two and the join copies all four.
+    monkeypatch.setattr(ens, "cpu_slices", lambda size, min_slice=4: min(2, max(1, size // min_slice)))
+    a = jnp.linspace(0.05, 0.8, 64)
+    temp, out = _xla_bytes(_record_every_step, a[:16])
+    need = 2 * max(temp + out, 2 * out) + 2 * 2 * out
+    monkeypatch.setattr(ens, "available_bytes", lambda device: need)
+    assert ens.ensemble(_record_every_step, a).shape == (64, 200, 2)
+    monkeypatch.setattr(ens, "available_bytes", lambda device: need - 1)
+    with pytest.raises(MemoryError, match=r"2 call\(s\) of 16 members at once \(4 in all, their outputs kept until the last\)"):
+        ens.ensemble(_record_every_step, a)
+
+
 def test_chunks_equal_the_calls_of_their_size_and_keep_what_is_not_an_array():
     a = jnp.linspace(0.05, 0.8, 7)
 
