@@ -68,6 +68,33 @@ def test_nevergrad_search_space_and_nonfinite_candidates():
         always_nan.fit(None, 5, popsize=4)
 
 
+def test_a_large_population_is_evaluated_in_16_candidate_slices_taken_in_turn(monkeypatch):
+    # 40 candidates on "2 cores": two threads take three slices of 16 (the last padded),
+    # with the losses, best candidate and prediction of one call over the population.
+    import brainmass_eqx._ensemble as ens
+    from brainmass_eqx.fit import _nevergrad
+
+    monkeypatch.setattr(ens, "cpu_slices", lambda size, min_slice=4: min(2, max(1, size // min_slice)))
+    widths, run_slices = [], _nevergrad.run_slices
+
+    def recorded(fn, parts, pool=None, **kw):
+        widths.append([part[0].shape[0] for part in parts])
+        return run_slices(fn, parts, pool, **kw)
+
+    monkeypatch.setattr(_nevergrad, "run_slices", recorded)
+    fitter = Fitter(start_model(), "DE", predict=amplitude, backend="nevergrad")
+    whole = fitter.fit(TARGET, 3, popsize=40, key=KEY, population_threads=1)
+    assert widths == []  # one call per generation
+    queued = fitter.fit(TARGET, 3, popsize=40, key=KEY)
+    assert widths == [[16, 16, 16]] * 3
+    assert queued.raw["population_threads"] == 2 and queued.raw["losses"].shape == (3, 40)
+    # Each width compiles apart, so rounds apart: 3e-8 on losses of 1e-3.
+    np.testing.assert_allclose(queued.raw["losses"], whole.raw["losses"], rtol=1e-6, atol=1e-7)
+    assert queued.best_step == whole.best_step
+    np.testing.assert_allclose(queued.best_loss, whole.best_loss, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(queued.prediction, whole.prediction, rtol=1e-6, atol=1e-7)
+
+
 def test_nevergrad_population_slices_equal_one_call():
     # Slices of a population evaluated at once (threads) give the losses, best candidate
     # and prediction of one call over the whole population; 7 candidates in 3 slices of 3

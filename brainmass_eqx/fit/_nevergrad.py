@@ -150,10 +150,13 @@ class _Slices:
         self.fn, self.slices, self.per, self.pool = fn, slices, per, pool
 
     def __call__(self, u, *rest):
-        if self.slices == 1:
+        # As many slices of `per` as cover this population (the planned number for a
+        # population of the planned size).
+        n = -(-u.shape[0] // self.per) if self.slices > 1 else 1
+        if n == 1:
             return self.fn(u, *rest)
         # Padding: a repeated candidate, dropped below.
-        slices, size = split_batch(u, u.shape[0], self.slices, self.per)
+        slices, size = split_batch(u, u.shape[0], n, self.per)
         outs = run_slices(self.fn, [(part, *rest) for part in slices], self.pool)
         losses = np.concatenate([np.asarray(out[0]) for out in outs])[: u.shape[0]]
         best = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
