@@ -17,7 +17,13 @@ script counts the XLA compilations they trigger (must be 0). "brainmass run-only
 
 **W3**: W1 shortened to 1 s, 256 (k, a) sets in one ``jax.vmap`` (jitted): throughput in
 network-seconds per wall-second, against the single-run throughput of W1; also the same
-sets through ``brainmass_eqx.ensemble`` (on a CPU: one vmap per core, at once in threads).
+sets through ``brainmass_eqx.ensemble`` (on a CPU: 16-member vmaps, one thread per core).
+
+**W3s**: W1 shortened to 1 s over 32 conduction speeds (8-12 mm/ms, ``max_delay`` 25 ms):
+members with their own delays, which no native kernel reads. One ``jax.vmap``,
+``ensemble``, a Python loop over the speeds as numbers (each a run with blocked reads,
+after a first pass that compiles one program per block size), and a single run with a
+traced speed (step-by-step reads).
 
 **W6**: 1,000 Hopf regions, a sparse random connectome (5 % density, U(0, 1) / 50 weights,
 as a ``jax.experimental.sparse.BCOO`` matrix for us, dense for brainmass, which has no
@@ -211,6 +217,46 @@ def w3(problem, n_sets: int = 256, rounds: int = 3):
     return dict(
         first=first, run=statistics.median(times), single_1s=statistics.median(singles), max_err=err,
         ensemble=statistics.median(ensembles), ensemble_err=err_ensemble,
+    )  # fmt: skip
+
+
+def w3_speeds(problem, n_sets: int = 32, rounds: int = 3):
+    """W3s: W1 shortened to 1 s over ``n_sets`` conduction speeds (8-12 mm/ms, ``max_delay``
+    25 ms): one jitted ``jax.vmap``, ``ensemble``, a Python loop over the speeds as numbers
+    (after a first pass that compiles one program per block size), and a jitted single run
+    whose speed is traced. Members with their own delays get no native read kernel."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import brainmass_eqx as bm
+    from brainmass_eqx.network import Network
+
+    def one(speed):
+        node = bm.Hopf(N, a=A0, w=W_RAD, init_x=problem["x0"], init_y=problem["y0"])
+        net = Network(node, problem["conn"], distance=problem["distance"], speed=speed, k=K0, max_delay=25.0)
+        return bm.simulate(net, 1000.0, dt=DT_MS, sample_every=10, monitors="x")["x"]
+
+    speeds = np.linspace(8.0, 12.0, n_sets, dtype=np.float32)
+    batched, traced = jax.jit(jax.vmap(one)), jax.jit(one)
+    first, _ = timed(lambda: jax.block_until_ready(batched(jnp.asarray(speeds))))
+    vmaps = [timed(lambda r=r: jax.block_until_ready(batched(jnp.asarray(speeds + 1e-3 * r))))[0] for r in range(rounds)]
+    jax.block_until_ready(bm.ensemble(one, jnp.asarray(speeds)))
+    ensembles = [timed(lambda r=r: jax.block_until_ready(bm.ensemble(one, jnp.asarray(speeds + 1e-3 * r))))[0]
+                 for r in range(rounds)]  # fmt: skip
+
+    def loop(shift):
+        return [jax.block_until_ready(one(float(v) + shift)) for v in speeds]
+
+    loop_first, _ = timed(lambda: loop(0.0))
+    loops = [timed(lambda r=r: loop(1e-3 * (r + 1)))[0] for r in range(rounds)]
+    jax.block_until_ready(traced(speeds[0]))
+    singles = [timed(lambda r=r: jax.block_until_ready(traced(speeds[r % n_sets])))[0] for r in range(rounds)]
+    out = np.asarray(batched(jnp.asarray(speeds)))
+    err = max(float(np.abs(out[i] - np.asarray(one(float(speeds[i])))).max()) for i in (0, n_sets - 1))
+    return dict(
+        n=n_sets, first=first, vmap=statistics.median(vmaps), ensemble=statistics.median(ensembles),
+        loop_first=loop_first, loop=statistics.median(loops), traced_single=statistics.median(singles), max_err=err,
     )  # fmt: skip
 
 
@@ -448,6 +494,7 @@ def main(argv=None) -> int:
         bm.set_native_kernels(True)
 
     w3_res = w3(problem, rounds=args.rounds)
+    w3s_res = w3_speeds(problem, rounds=args.rounds)
     w6_res = w6_bm = None
     if not args.skip_w6:
         p6 = problem_w6()
@@ -548,6 +595,25 @@ def main(argv=None) -> int:
         f"vmap members vs single runs: max |difference| {w3_res['max_err']:.1e}; `ensemble` vs the vmap: "
         f"{w3_res['ensemble_err']:.1e}."
     )
+    lines.append("")
+    n3s = w3s_res["n"]
+    lines.append(
+        f"**W3s**: {n3s} conduction speeds (8-12 mm/ms, max_delay 25 ms) of W1 shortened to 1 s: members with "
+        "their own delays, which no native kernel reads\n"
+    )
+    lines.append("| case | run (s) | per member (ms) | vs the loop over speeds as numbers |")
+    lines.append("|---|---|---|---|")
+    loop_s = w3s_res["loop"]
+    for label, key in ((f"one `jax.vmap` of {n3s} (first call {fmt(w3s_res['first'])} s)", "vmap"),
+                       ("`ensemble`", "ensemble"),
+                       (f"a Python loop over the speeds as numbers (first pass {fmt(w3s_res['loop_first'])} s)", "loop")):
+        lines.append(f"| {label} | {fmt(w3s_res[key])} | {fmt(w3s_res[key] / n3s * 1e3)} | {fmt(loop_s / w3s_res[key], 2)}x |")
+    lines.append(
+        f"| a jitted single run with a traced speed | {fmt(w3s_res['traced_single'])} | {fmt(w3s_res['traced_single'] * 1e3)} | "
+        f"{fmt(loop_s / n3s / w3s_res['traced_single'], 2)}x |"
+    )
+    lines.append("")
+    lines.append(f"vmap members vs runs with the speed as a number: max |difference| {w3s_res['max_err']:.1e}.")
     lines.append("")
     if w6_res is not None:
         lines.append("**W6**: 1,000-region sparse network (5 % density, BCOO), delays <= 20 ms, 1 s\n")
