@@ -59,6 +59,10 @@ def test_cpu_plan_cuts_a_large_batch_into_16_member_slices_taken_in_turn(monkeyp
     assert ens.cpu_plan(20) == (2, 2, 10)  # no more than one slice per thread: equal slices
     assert ens.cpu_plan(3) == (1, 1, 3)
     assert ens.cpu_plan(0) == (1, 1, 0)
+    # One thread (one core, or too few members for two) takes the 16-member slices in turn.
+    assert ens.cpu_plan(7) == (1, 1, 7)
+    monkeypatch.setattr(ens, "cpu_slices", lambda size, min_slice=4: 1)
+    assert ens.cpu_plan(40) == (1, 3, 16)
     # Threads given: that many equal slices at once, whatever the size.
     assert ens.cpu_plan(256, threads=2) == (2, 2, 128)
     assert ens.cpu_plan(7, threads=3) == (3, 3, 3)
