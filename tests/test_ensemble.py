@@ -51,6 +51,7 @@ def test_cpu_slices_at_once_equal_one_vmap():
         ens.ensemble(settled_amplitude, models, threads=1.5)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU plan: one call off a CPU")
 def test_cpu_plan_cuts_a_large_batch_into_16_member_slices_taken_in_turn(monkeypatch):
     monkeypatch.setattr(ens, "cpu_slices", lambda size, min_slice=4: min(2, max(1, size // min_slice)))
     assert ens.cpu_plan(256) == (2, 16, 16)  # 16 slices, two threads
@@ -69,6 +70,7 @@ def test_cpu_plan_cuts_a_large_batch_into_16_member_slices_taken_in_turn(monkeyp
     assert ens.cpu_plan(2, threads=3) == (2, 2, 1)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU plan: one call off a CPU")
 def test_a_batch_of_many_slices_is_taken_in_turn_by_one_thread_per_core(monkeypatch):
     # 72 members on "2 cores": five 16-member slices (80, the padding dropped), the first
     # alone (it compiles), the others taken in turn by two threads.

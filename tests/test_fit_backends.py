@@ -68,6 +68,7 @@ def test_nevergrad_search_space_and_nonfinite_candidates():
         always_nan.fit(None, 5, popsize=4)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU plan: one call off a CPU")
 def test_a_large_population_is_evaluated_in_16_candidate_slices_taken_in_turn(monkeypatch):
     # 40 candidates on "2 cores": two threads take three slices of 16 (the last padded),
     # with the losses, best candidate and prediction of one call over the population.
