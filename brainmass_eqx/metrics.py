@@ -165,13 +165,20 @@ def _safe_sqrt(x: Array) -> Array:
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
 
 
+def _norms(ss: Array, xp: Any = jnp) -> tuple[Array, Array]:
+    """``(pos, norm)`` for sums of squares ``ss``: where ``ss > 0`` or NaN (``pos``) its
+    square root, elsewhere 1 (a zero norm divides nothing, with a finite gradient); NaN
+    stays NaN, so that a diverged signal does not look like a constant one."""
+    pos = ~(ss <= 0)
+    return pos, xp.sqrt(xp.where(pos, ss, 1.0))
+
+
 def _unit_rows(c: Array, axis: int, xp: Any = jnp) -> Array:
     """Divide `c` by its L2 norm along `axis`; all-zero slices stay zero (finite gradient),
     slices holding NaN stay NaN (a diverged signal must not look like a constant one).
     ``xp``: ``jax.numpy``, or ``numpy`` for a host array kept in its own precision."""
-    ss = xp.sum(c * c, axis=axis, keepdims=True)
-    pos = ~(ss <= 0)
-    return xp.where(pos, c / xp.sqrt(xp.where(pos, ss, 1.0)), 0.0)
+    pos, norm = _norms(xp.sum(c * c, axis=axis, keepdims=True), xp)
+    return xp.where(pos, c / norm, 0.0)
 
 
 def _check_signal(x: Any, name: str, min_regions: int = 1) -> Array:
@@ -372,9 +379,8 @@ def _pearson_fc(x: Array, xp: Any = jnp) -> Array:
         cov, _ = jax.lax.scan(add, cov, jnp.arange(t // _FC_CHUNK, dtype=jnp.int32))
         if whole < t:
             cov = cov + product(x[..., whole:, :])
-        ss = jnp.diagonal(cov, axis1=-2, axis2=-1)
-        pos = ~(ss <= 0)  # a constant signal correlates 0; NaN stays NaN
-        norm = jnp.sqrt(jnp.where(pos, ss, 1.0))
+        # A constant signal correlates 0; NaN stays NaN (as `_unit_rows`).
+        pos, norm = _norms(jnp.diagonal(cov, axis1=-2, axis2=-1))
         both = pos[..., :, None] & pos[..., None, :]
         fc = jnp.where(both, cov / (norm[..., :, None] * norm[..., None, :]), 0.0)
     return xp.where(xp.eye(x.shape[-1], dtype=bool), xp.ones((), fc.dtype), fc)
