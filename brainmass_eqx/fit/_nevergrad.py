@@ -141,18 +141,17 @@ class _Shards:
 
 
 class _Slices:
-    """A `make_batched_loss` function applied to ``slices`` slices of ``per`` candidates of
-    the population (the last padded), taken in turn by the threads of ``pool``
-    (`run_slices`). Returns what the function returns for the whole population:
-    ``(losses, best, (aux, values) of the best)``."""
+    """A `make_batched_loss` function applied to slices of ``per`` candidates of the
+    population (as many as cover it, the last padded), taken in turn by the threads of
+    ``pool`` (`run_slices`); one call where one slice covers it. Returns what the
+    function returns for the whole population: ``(losses, best, (aux, values) of the
+    best)``."""
 
-    def __init__(self, fn, slices: int, per: int, pool: ThreadPoolExecutor | None):
-        self.fn, self.slices, self.per, self.pool = fn, slices, per, pool
+    def __init__(self, fn, per: int, pool: ThreadPoolExecutor | None):
+        self.fn, self.per, self.pool = fn, per, pool
 
     def __call__(self, u, *rest):
-        # As many slices of `per` as cover this population (the planned number for a
-        # population of the planned size).
-        n = -(-u.shape[0] // self.per) if self.slices > 1 else 1
+        n = -(-u.shape[0] // self.per)
         if n == 1:
             return self.fn(u, *rest)
         # Padding: a repeated candidate, dropped below.
@@ -219,9 +218,9 @@ def run(
         choice = {**chosen, "population_reused": True}
         batched = batched[chosen["population"]]
     if isinstance(batched, dict):
-        batched = {mode: _Slices(fn, slices, per, pool) for mode, fn in batched.items()}
+        batched = {mode: _Slices(fn, per, pool) for mode, fn in batched.items()}
     else:
-        batched = _Slices(batched, slices, per, pool)
+        batched = _Slices(batched, per, pool)
     box = space.box("backend='nevergrad'")
     lo = space.ravel({n: box[n][0] for n in space.names})
     hi = space.ravel({n: box[n][1] for n in space.names})
