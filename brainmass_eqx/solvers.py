@@ -150,10 +150,11 @@ def _checkpointed_scan(body, carry, xs, plain: bool = False, per_item: int = 1, 
     The chunks write the items' outputs into one carried array, sized by ``item`` (their
     shapes, a tree of ``jax.ShapeDtypeStruct``; None where the body outputs None; by
     default found by tracing the body once more) or by ``first`` (an item's worth of
-    outputs, put before them; then a plain scan writes so too). Stacked by the scan instead, they were ``(chunks, members, ...)`` under
-    ``jax.vmap``, copied members-first afterwards (temporaries as large as the outputs),
-    and ``first`` prepended was one more copy (a 60 s W1 run recording 19 MB peaked 19 MB
-    higher). Writing is linear in the array, so reverse mode keeps none of it per item.
+    outputs, put before them; then a plain scan writes so too). Stacked by the scan
+    instead, they were ``(chunks, members, ...)`` under ``jax.vmap``, copied members-first
+    afterwards (temporaries as large as the outputs), and ``first`` prepended was one more
+    copy (a 60 s W1 run recording 19 MB peaked 19 MB higher). Writing is linear in the
+    array, so reverse mode keeps none of it per item.
     """
     n = jax.tree_util.tree_leaves(xs)[0].shape[0]
     body = jax.checkpoint(body, prevent_cse=False, policy=_step_policy)
