@@ -585,6 +585,11 @@ def test_a_long_signals_fc_summed_over_chunks_of_time_equals_the_whole_product(m
         return jnp.sum(M.functional_connectivity(y) ** 3)
 
     grad = np.asarray(jax.grad(loss)(x[0]))
+    # Forward mode through the chunked loop: the directional derivative equals the
+    # gradient's projection on that direction.
+    direction = rng.standard_normal(x[0].shape).astype(np.float32)
+    _, tangent = jax.jvp(loss, (jnp.asarray(x[0]),), (jnp.asarray(direction),))
+    np.testing.assert_allclose(float(tangent), float(np.sum(grad.astype(np.float64) * direction)), rtol=1e-3)
     monkeypatch.setattr(M, "_FC_CHUNK", x.shape[1])  # one product of the whole signal
     whole = jax.jit(jax.grad(lambda y: jnp.sum(M._pearson_fc(y) ** 3)))
     np.testing.assert_allclose(np.asarray(M._pearson_fc(jnp.asarray(x))), fc, rtol=0, atol=1e-6)
