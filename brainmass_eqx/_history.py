@@ -32,7 +32,7 @@ Every operation on the buffer is a small JAX primitive with its own rules:
 On a CPU the summed reads and the scatter-add of their transposes run as native kernels
 (`_native.py`) where one is built; elsewhere, and with them switched off, as the XLA
 operations written here. `read_sum_blocked` is `read_sum` with a carried state: where its
-kernel runs (a CPU, a single run or an ensemble with shared indices), the forward read
+kernel runs (a CPU: a single run, or an ensemble under ``vmap``), the forward read
 happens ``K`` steps at a time from a time-major copy of the history; its derivatives and
 every other lowering are `read_sum`'s.
 
@@ -694,13 +694,13 @@ BLOCK_BYTES = 64
 _ROW_PAD = 16
 
 
-def _blocked_impl(buf, idx, w, hist, cache, count, offsets, stamp, **params):
+def _blocked_impl(buf, idx, w, hist, cache, count, offsets, stamp, steps, **params):
     # Without the kernel the cache is not used: the read is `read_sum`'s.
     sums, buf = _read_sum_impl(buf, idx, w)
     return sums, buf, hist, cache
 
 
-def _blocked_abstract(buf, idx, w, hist, cache, count, offsets, stamp, **params):
+def _blocked_abstract(buf, idx, w, hist, cache, count, offsets, stamp, steps, **params):
     return (
         _aval(idx.shape[:1], _real_dtype(buf.dtype)),
         _aval(buf.shape, buf.dtype),
@@ -710,17 +710,24 @@ def _blocked_abstract(buf, idx, w, hist, cache, count, offsets, stamp, **params)
 
 
 def _blocked_batch(args, dims, **params):
-    buf, idx, w, hist, cache, count, offsets, stamp = args
-    bd, d, wd, hd, cd, count_d, od, sd = dims
-    if bd is not None and d is None and wd is None and count_d is None and od is None and sd is None:
-        # An ensemble sharing indices, weights and step: its blocked read (`read_rows_blocked`).
+    buf, idx, w, hist, cache, count, offsets, stamp, steps = args
+    bd, d, wd, hd, cd, count_d, od, sd, kd = dims
+    if bd is not None and count_d is None:
         # The state is batch-last like the buffer (logical (B, n), memory (n, B)), and
-        # handed to the kernel in its logical shape: XLA updates a loop-carried array in
+        # handed to the kernels in its logical shape: XLA updates a loop-carried array in
         # place only in its own shape (through a reshaped view it copied it every step).
         size = _axis_size(args, dims)
         rows = _phys(buf, bd, size).reshape(-1, size)
         hist, cache = (_raw(_phys(a, ad, size)) for a, ad in ((hist, hd), (cache, cd)))
-        sums, hist, cache = read_rows_blocked_p.bind(rows, idx, w, hist, cache, count, offsets, stamp, **params)
+        if d is None and wd is None and od is None and sd is None and kd is None:
+            # An ensemble sharing indices, weights and steps: `read_rows_blocked`.
+            out = read_rows_blocked_p.bind(rows, idx, w, hist, cache, count, offsets, stamp, steps, **params)
+        else:
+            # Members with reads of their own (a vmap over speeds): `read_members_blocked`.
+            idx, w, offsets = (x if xd is None else _front(x, xd) for x, xd in ((idx, d), (w, wd), (offsets, od)))
+            stamp, steps = (_per_member(x, xd, size) for x, xd in ((stamp, sd), (steps, kd)))
+            out = read_members_blocked_p.bind(rows, idx, w, hist, cache, count, offsets, stamp, steps, **params)
+        sums, hist, cache = out
         return (sums, buf, hist, cache), (0, bd, 0, 0)
     # Otherwise it reads as `read_sum` does (its batched rules); the cache stays as it is.
     out, d = _sum_batch(args[:3], dims[:3])
@@ -752,11 +759,11 @@ batching.primitive_batchers[read_sum_blocked_p] = _blocked_batch
 ad.primitive_jvps[read_sum_blocked_p] = _blocked_jvp
 
 
-def _rows_blocked_impl(rows, idx, w, hist, cache, count, offsets, stamp, **params):
+def _rows_blocked_impl(rows, idx, w, hist, cache, count, offsets, stamp, steps, **params):
     return _rows_sum_impl(rows, idx, w).T, hist, cache
 
 
-def _rows_blocked_abstract(rows, idx, w, hist, cache, count, offsets, stamp, **params):
+def _rows_blocked_abstract(rows, idx, w, hist, cache, count, offsets, stamp, steps, **params):
     return (
         _aval(rows.shape[1:] + idx.shape[:1], _real_dtype(rows.dtype)),
         _aval(hist.shape, hist.dtype),
@@ -795,6 +802,60 @@ read_rows_blocked_p.def_abstract_eval(_rows_blocked_abstract)
 mlir.register_lowering(read_rows_blocked_p, mlir.lower_fun(_rows_blocked_impl, multiple_results=True))
 batching.primitive_batchers[read_rows_blocked_p] = _rows_blocked_batch
 ad.primitive_jvps[read_rows_blocked_p] = _rows_blocked_jvp
+
+
+def _members_sums(rows, idx, w):
+    """``(B, T)``: each member's read of the rows ``(M, B)`` with its own indices and/or
+    weights (``(B, T, J)``; ``(T, J)`` where shared), as `read_sum`'s batching rule reads."""
+    return _sum_batch((_raw(rows), idx, w), (0, 0 if idx.ndim == 3 else None, 0 if w.ndim == 3 else None))[0]
+
+
+def _members_blocked_impl(rows, idx, w, hist, cache, count, offsets, stamp, steps, **params):
+    return _members_sums(rows, idx, w), hist, cache
+
+
+def _members_blocked_abstract(rows, idx, w, hist, cache, count, offsets, stamp, steps, **params):
+    return (
+        _aval(rows.shape[1:] + idx.shape[-2:-1], _real_dtype(rows.dtype)),
+        _aval(hist.shape, hist.dtype),
+        _aval(cache.shape, cache.dtype),
+    )
+
+
+def _members_blocked_batch(args, dims, **params):
+    # A vmap of such an ensemble: every level read as `read_sum`'s rules read, the cache unused.
+    in_axes = dims[:3]
+    sums = jax.vmap(_members_sums, in_axes=in_axes)(*args[:3])
+    return (sums, args[3], args[4]), (0, dims[3], dims[4])
+
+
+def _members_blocked_jvp(primals, tangents, **params):
+    rows, idx, w = primals[:3]
+    out = read_members_blocked_p.bind(*primals, **params)
+    tr, _, tw = tangents[:3]
+    t = None
+    if not _is_zero(tr):
+        t = _members_sums(tr, idx, w)
+    if not _is_zero(tw):
+        part = _members_sums(rows, idx, tw)
+        t = part if t is None else t + part
+    t = _zero_like(out[0]) if t is None else t
+    return out, (t, _zero_like(primals[3]), _zero_like(primals[4]))
+
+
+# The blocked read of an ensemble's rows ``(M, B)`` whose members read with offsets, weights,
+# steps per block and stamps of their own (what `read_sum_blocked` becomes under a
+# ``jax.vmap`` over conduction speeds): each member runs a single run's blocked read of its
+# column of the rows. ``idx``, ``w`` and ``offsets`` are ``(B, T, J)``, or ``(T, J)`` where
+# shared; ``stamp`` and ``steps`` ``(B,)``. Sums ``(B, T)``; the state arrays as
+# `read_rows_blocked`'s (the kernel keeps each member's state contiguous in them).
+read_members_blocked_p = Primitive("bmx_read_members_blocked")
+read_members_blocked_p.multiple_results = True
+read_members_blocked_p.def_impl(_members_blocked_impl)
+read_members_blocked_p.def_abstract_eval(_members_blocked_abstract)
+mlir.register_lowering(read_members_blocked_p, mlir.lower_fun(_members_blocked_impl, multiple_results=True))
+batching.primitive_batchers[read_members_blocked_p] = _members_blocked_batch
+ad.primitive_jvps[read_members_blocked_p] = _members_blocked_jvp
 
 
 def _read_gather_batch(args, dims):
@@ -867,12 +928,11 @@ def _single_run(idx_arg: int):
 
 def _blocked_fits(ndim: int):
     """A buffer of ``ndim`` dimensions (1: a single run, 2: an ensemble's rows) whose
-    weights match it, and a block the kernel's vectors hold."""
+    weights match it."""
 
-    def when(avals, *, block, **params):
+    def when(avals, **params):
         b, i, wa = avals[:3]
-        fits = block <= BLOCK_BYTES // np.dtype(_real_dtype(b.dtype)).itemsize
-        return fits and b.ndim == ndim and wa.dtype == b.dtype and _native.usable(b.dtype, i.dtype)
+        return b.ndim == ndim and wa.dtype == b.dtype and _native.usable(b.dtype, i.dtype)
 
     return when
 
@@ -900,23 +960,29 @@ _native.register_cpu_lowering(
 )
 
 
-def _native_rows_blocked(rows, idx, w, hist, cache, count, offsets, stamp, **params):
-    """The kernel's blocked read: ``(T,)`` from a single run's ``(M,)`` buffer, ``(B, T)``
-    from an ensemble's rows ``(M, B)`` (its state then batch-last, see `read_rows_blocked_p`)."""
+def _native_blocked_call(name, rows, idx, w, hist, cache, count, offsets, stamp, steps, **params):
+    """A blocked-read kernel's call: sums ``(T,)`` from a single run's ``(M,)`` buffer,
+    ``(B, T)`` from an ensemble's rows ``(M, B)`` (its state then batch-last, see
+    `read_rows_blocked_p`)."""
     call = jax.ffi.ffi_call(
-        _native.target("blocked_read_sum"),
+        _native.target(name),
         (
-            jax.ShapeDtypeStruct(rows.shape[1:] + idx.shape[:1], _real_dtype(rows.dtype)),
+            jax.ShapeDtypeStruct(rows.shape[1:] + idx.shape[-2:-1], _real_dtype(rows.dtype)),
             jax.ShapeDtypeStruct(hist.shape, hist.dtype),
             jax.ShapeDtypeStruct(cache.shape, cache.dtype),
         ),
-        input_output_aliases={2: 1, 3: 2},  # the cache is updated in place
+        input_output_aliases={2: 1, 3: 2},  # the state is updated in place
     )
-    return call(rows, count, hist, cache, offsets, w, stamp, **{k: np.int64(v) for k, v in params.items()})
+    operands = (rows, count, hist, cache, offsets, w, stamp, steps)
+    return call(*operands, **{k: np.int64(v) for k, v in params.items()})
 
 
-def _native_blocked(buf, idx, w, hist, cache, count, offsets, stamp, **params):
-    sums, hist, cache = _native_rows_blocked(buf, idx, w, hist, cache, count, offsets, stamp, **params)
+_native_rows_blocked = partial(_native_blocked_call, "blocked_read_sum")
+_native_members_blocked = partial(_native_blocked_call, "blocked_members_sum")
+
+
+def _native_blocked(buf, idx, w, hist, cache, count, offsets, stamp, steps, **params):
+    sums, hist, cache = _native_rows_blocked(buf, idx, w, hist, cache, count, offsets, stamp, steps, **params)
     return sums, buf, hist, cache
 
 
@@ -952,6 +1018,9 @@ _native.register_cpu_lowering(
 )
 _native.register_cpu_lowering(read_sum_blocked_p, _blocked_impl, _native_blocked, _blocked_fits(1), True)
 _native.register_cpu_lowering(read_rows_blocked_p, _rows_blocked_impl, _native_rows_blocked, _blocked_fits(2), True)
+_native.register_cpu_lowering(
+    read_members_blocked_p, _members_blocked_impl, _native_members_blocked, _blocked_fits(2), True
+)
 
 
 # Measured (80 x 80 packed read, 2 cores): the kernel is 1.5-2x faster than XLA's gather up
@@ -1122,7 +1191,7 @@ def read_sum_blocked(
     n_slots: int,
     first_channel: int,
     n_sources: int,
-    block: int,
+    block: int | Array,
     stamp: Array,
 ) -> tuple[Array, Array, tuple[Array, Array]]:
     r"""`read_sum` of step ``count``, computed ``block`` steps at a time where a kernel runs.
@@ -1132,8 +1201,9 @@ def read_sum_blocked(
     once when ``count % block == 0``: that requires every pair with a non-zero weight to
     lag at least ``block - 1`` steps, so that the samples it reads are in the buffer
     already, and the buffer to hold step ``m`` in slot ``m mod n_slots`` as `Network`
-    writes it. Everywhere else (no kernel, an ensemble under ``jax.vmap``, derivatives)
-    the read is `read_sum`'s, step by step.
+    writes it. Everywhere else (no kernel, a vmap of an ensemble, a step counter that
+    differs between members, tangents and cotangents) the read is `read_sum`'s, step by
+    step.
 
     **Arguments:**
 
@@ -1144,11 +1214,18 @@ def read_sum_blocked(
     - `offsets`: ``(T, J)`` int32, ``source * (2 * n_slots + 16) - lag`` per pair, with
       ``source`` the channel minus ``first_channel`` (``< n_sources``) and ``lag`` at
       least ``block - 1`` (any such lag for a pair of zero weight).
-    - `block`: steps per block (at most 16 for float32, 8 for float64).
+    - `block`: steps per block, an int or an int32 scalar (traced where the delays are: it
+      is an operand, not a compile-time constant). The kernel takes at most one 64-byte
+      vector of steps (16 for float32, 8 for float64) and at least 1: a larger block is
+      read as that many, which is always right (fewer steps need no longer lags).
     - `stamp`: an int32 scalar in ``[1, 2**24)`` identifying ``(offsets, weights, block)``,
       e.g. a hash. A state made for other reads (or a new one) is rebuilt from the buffer
       at its first use, whatever the step. An operand, not a compile-time constant: new
-      weights of the same shape (another connectome) reuse the compiled program.
+      weights or delays of the same shape (another connectome) reuse the compiled program.
+
+    Under ``jax.vmap`` with the buffer batched, members that share indices, weights and
+    block read together (`read_rows_blocked_p`); members with delays of their own (a vmap
+    over speeds or distances) each read as a single run does (`read_members_blocked_p`).
 
     **Returns:** ``(sums, buf, state)``.
     """
@@ -1163,11 +1240,11 @@ def read_sum_blocked(
         jnp.asarray(count, jnp.int32),
         jnp.asarray(offsets, jnp.int32),
         jnp.asarray(stamp, jnp.int32),
+        jnp.asarray(block, jnp.int32),
         n_slots=int(n_slots),
         n_channels=int(buf.shape[-1] // n_slots),
         first_channel=int(first_channel),
         n_sources=int(n_sources),
-        block=int(block),
         row_length=int(2 * n_slots + _ROW_PAD),
     )
     return sums, buf, (hist, cache)

@@ -55,6 +55,7 @@ _TARGETS = {
     "scatter_add": "BmxScatterAdd",
     "scatter_weighted": "BmxScatterWeighted",
     "blocked_read_sum": "BmxBlockedReadSum",
+    "blocked_members_sum": "BmxBlockedMembersSum",
     "write_run": "BmxWriteRun",
     "ring_take": "BmxRingTake",
     "exprel": "BmxExprel",

@@ -246,6 +246,21 @@ _GRID_TOL = 1e-3
 _MIN_BLOCK = 4
 
 
+def _traced_stamp(offsets: Array, weights: Array, steps: Array) -> Array:
+    """An int32 in ``[1, 2**24)`` identifying a traced plan's blocked reads, as the host's
+    CRC does a concrete one's: a sum of every word of offsets, weights and block length
+    times its own odd multiplier (any single changed word changes it), then mixed."""
+    reals = (jnp.real(weights), jnp.imag(weights)) if jnp.iscomplexobj(weights) else (weights,)
+    parts = (offsets.astype(jnp.int32), jnp.asarray(steps, jnp.int32)) + reals
+    # (A float64 becomes two words.)
+    words = jnp.concatenate([jnp.ravel(jax.lax.bitcast_convert_type(p, jnp.uint32)) for p in parts])
+    odd = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(2) + jnp.uint32(1)
+    h = jnp.sum(words * (odd * jnp.uint32(0x9E3779B1)), dtype=jnp.uint32)
+    h = (h ^ (h >> 16)) * jnp.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    return (jnp.uint32(1) + h % jnp.uint32(2**24 - 1)).astype(jnp.int32)
+
+
 def _concrete(x) -> np.ndarray | None:
     """``x`` (or a Param's value) as numpy, or None if traced."""
     x = read(x)
@@ -442,8 +457,8 @@ class _Plan(eqx.Module):
     * S`` plus ``L * S`` where ``n mod L < lag``, with ``base = channel - lag * S``;
     ``base[c]`` reads channel block ``c`` = (variable, feature). ``w`` the weights (complex for linear interpolation: ``W (1 - f) - i W f``),
     ``rowsum`` the row sums of the effective weights, ``frac`` the fractions (generic
-    kernels only). ``block > 1``: the summed reads may run ``block`` steps at a time
-    (`hist.read_sum_blocked`, with ``offsets[c]`` for channel block ``c``).
+    kernels only). ``block > 0``: the summed reads run ``steps`` (at most ``block``) steps
+    at a time (`hist.read_sum_blocked`, with ``offsets[c]`` for channel block ``c``).
     NumPy arrays where the plan was made from concrete arguments (on the host), JAX ones
     under tracing.
     """
@@ -461,6 +476,7 @@ class _Plan(eqx.Module):
     buffered: bool = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     block: int = eqx.field(static=True, default=0)
+    steps: Array | np.ndarray | None = None
     stamp: Array | np.ndarray | None = None
 
 
@@ -1393,7 +1409,7 @@ class Network(AbstractModel):
         n_channels = copies * self.n_regions
         channel = src[None] + xp.arange(copies, dtype=np.int32)[:, None, None] * np.int32(self.n_regions)
         weights = _complex(w * (1.0 - frac), -(w * frac), xp) if packed else w
-        block, offsets, stamp = self._blocking(xp, tau, lag, w, weights, src, copies, capacity + 2)
+        block, steps, offsets, stamp = self._blocking(xp, tau, lag, w, weights, src, copies, capacity + 2)
         return _Plan(
             base=channel - lag * np.int32(n_channels),
             lag=lag,
@@ -1403,6 +1419,7 @@ class Network(AbstractModel):
             frac=frac if packed else None,
             offsets=offsets,
             block=block,
+            steps=steps,
             stamp=stamp,
             n_slots=capacity + 2,
             n_channels=n_channels,
@@ -1413,32 +1430,48 @@ class Network(AbstractModel):
 
     @plainly_bound
     def _blocking(self, xp, tau, lag, w, read_weights, src, copies, n_slots):
-        """Steps per block of the summed reads and their offsets (see `hist.read_sum_blocked`).
+        """Steps per block of the summed reads, their offsets and the stamp of the reads
+        (see `hist.read_sum_blocked`): ``(block, steps, offsets, stamp)``, ``block`` 0 for
+        step-by-step reads.
 
-        Only for a plan computed on the host (the shortest lag must be known when tracing)
-        and for a CPU, where the blocked kernel runs: each pair's ``block`` reads become
+        Only for a CPU, where the blocked kernel runs: each pair's ``steps`` reads become
         one vector load (measured on W1, blocks of 8: the read and ring write fell from
-        about 5 to 1.4 us per step).
+        about 5 to 1.4 us per step). A block is the shortest lag of a weighted pair plus
+        one, at most a 64-byte vector of samples. From a plan computed on the host that is
+        a number (``block == steps``, step by step below `_MIN_BLOCK`); under tracing (delays
+        or weights being fitted, or vmapped: each member of a vmap over speeds then reads
+        with blocks of its own) ``steps`` is an array and ``block`` the most it may be.
         """
-        if xp is not np or tau is None or not self._summed() or jax.default_backend() != "cpu":
-            return 0, None, None
+        if tau is None or not self._summed() or jax.default_backend() != "cpu":
+            return 0, None, None, None
         if not native_kernels_available():  # elsewhere the block would be read step by step
-            return 0, None, None
+            return 0, None, None, None
         lanes = hist.BLOCK_BYTES // np.dtype(w.dtype).itemsize
+        row = 2 * n_slots + hist._ROW_PAD
         active = w != 0
+        if xp is jnp:
+            shortest = jnp.min(jnp.where(active, lag, np.int32(lanes)), initial=np.int32(lanes))
+            steps = jnp.minimum(shortest + 1, lanes).astype(np.int32)
+            known = _concrete(steps)
+            if known is not None and known < _MIN_BLOCK:
+                return 0, None, None, None
+            # A pair of zero weight adds nothing: any lag the block can read is as good as its
+            # own. (Lags beyond the capacity stop the run in `_guard_capacity`; clipped here
+            # too, so that no read leaves the history before that check has run.)
+            safe = jnp.where(active, jnp.minimum(lag, n_slots - 2), steps - 1)
+            offsets = jnp.broadcast_to(src.astype(np.int32) * np.int32(row) - safe, (copies,) + src.shape)
+            return lanes, steps, offsets, _traced_stamp(offsets, read_weights, steps)
         if not active.any():
-            return 0, None, None
+            return 0, None, None, None
         block = min(int(lag[active].min()) + 1, lanes)
         if block < _MIN_BLOCK:
-            return 0, None, None
-        # A pair of zero weight adds nothing: any lag the block can read is as good as its own.
+            return 0, None, None, None
         safe = np.where(active, lag, block - 1).astype(np.int64)
-        row = 2 * n_slots + hist._ROW_PAD
         offsets = np.broadcast_to((src.astype(np.int64) * row - safe).astype(np.int32), (copies,) + src.shape)
         # What a carried block state was computed for (see `hist.read_sum_blocked`): an
         # array, so that another connectome of the same shape runs the same program.
         digest = zlib.crc32(np.ascontiguousarray(read_weights).tobytes(), zlib.crc32(offsets.tobytes(), block))
-        return block, offsets, np.asarray(1 + digest % (2**24 - 1), np.int32)
+        return block, np.int32(block), offsets, np.asarray(1 + digest % (2**24 - 1), np.int32)
 
     @plainly_bound
     def _capacity_steps(self, dt: float) -> int:
@@ -1686,7 +1719,7 @@ class _DelayedCoupling(AbstractSolverWrapper, dfx.AbstractWrappedSolver):
                             n_slots=plan.n_slots,
                             first_channel=c * net.n_regions,
                             n_sources=net.n_regions,
-                            block=plan.block,
+                            block=plan.steps,
                             stamp=plan.stamp,
                         )
                         blocks = blocks[:c] + (state,) + blocks[c + 1 :]

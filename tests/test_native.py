@@ -427,6 +427,40 @@ def test_blocked_ensemble_read_equals_the_step_by_step_read(n, members, dtype, r
     np.testing.assert_array_equal(np.asarray(blocked), np.asarray(stepwise))
 
 
+@pytest.mark.parametrize("dtype", [np.complex64, np.float32, np.complex128])
+def test_blocked_read_of_members_with_delays_of_their_own(dtype, request):
+    """Under vmap with per-member lags, weights and blocks (a vmap over speeds): each member
+    reads as a single run (`read_members_blocked`), with blocks of 1-3 steps (a zero lag
+    reads blocks of one), 5, and 16 (float64: read as blocks of 8, its vector's most).
+    Every step's sums equal the per-step read's, across several blocks and the ring's
+    wrap-around; one member shares the offsets of another with weights of its own."""
+    if not HAS_COMPILER:
+        pytest.skip("no C++ compiler: the blocked read is read_sum's")
+    if dtype == np.complex128:
+        request.getfixturevalue("x64")
+    n, C = 9, 23
+    blocks = [1, 2, 3, 5, 16, 16]
+    pairs = [_pairs(np.random.default_rng(10 + i), n, C, b, dtype) for i, b in enumerate(blocks)]
+    own = np.array(_integers(np.random.default_rng(30), (n, n), dtype))
+    own[np.diag_indices(n)] = 0  # the diagonal's lag 0 (see _pairs)
+    pairs[-1] = pairs[-2][:2] + (own,)
+    lag, lag_safe, w = (jnp.stack([p[i] for p in pairs]) for i in range(3))
+    src = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
+    rings, writes = zip(*(_packed_history(np.random.default_rng(i), dtype, n, C, 3 * C + 5) for i in blocks))
+    rings, writes = jnp.stack(rings), jnp.stack(writes)
+    block = jnp.asarray(blocks, jnp.int32)
+
+    def run(blocked):
+        one = lambda r, x, lag, w, b: _blocked_scan(r, x, lag, src, w, b, blocked)[0]  # noqa: E731
+        return jax.jit(jax.vmap(one))
+
+    assert "BmxBlockedMembersSum" in run(True).lower(rings, writes, lag_safe, w, block).as_text()
+    blocked, stepwise = run(True)(rings, writes, lag_safe, w, block), run(False)(rings, writes, lag, w, block)
+    assert blocked.shape == (len(blocks), 3 * C + 5, n)
+    assert np.abs(np.asarray(stepwise)).max() > 10
+    np.testing.assert_array_equal(np.asarray(blocked), np.asarray(stepwise))
+
+
 def test_a_blocked_state_made_for_other_reads_is_rebuilt():
     """A run that goes on with other weights and lags mid-block (a new stamp): the state is
     rebuilt from the buffer, and every sum is the per-step read's."""
@@ -491,6 +525,56 @@ def test_blocked_network_gradients_and_ensembles_agree_with_the_xla_reads():
         np.testing.assert_allclose(float(a), float(b), rtol=1e-4)
     np.testing.assert_allclose(np.asarray(e_native), np.asarray(e_xla), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(e_native), [float(loss(k, 0.1)) for k in ks], rtol=1e-5)
+
+
+@pytest.mark.parametrize("history", [None, {"x": 1.0}])
+def test_a_network_vmapped_over_speeds_reads_each_member_blocked(history):
+    """A vmap over conduction speeds: every member lags differently, and reads blocks of its
+    own (speed 40 gives a lag of 0 steps somewhere: blocks of one; 2 and 10 give longer
+    ones); with `history=`, across the seam between h(0) and the initial state. The
+    members equal single runs at those speeds (concrete: host plans), a traced single run
+    its concrete one, and both kernels the XLA reads."""
+    rng = np.random.default_rng(11)
+    n = 8
+    conn = (rng.random((n, n)) * (1.0 - np.eye(n))).astype(np.float32)
+    dist = rng.uniform(3.0, 40.0, (n, n)).astype(np.float32)
+    speeds = jnp.asarray([2.0, 10.0, 40.0])
+
+    def run(speed):
+        node = bm.Hopf(n, a=0.1, w=0.3, init_x=np.linspace(-0.2, 0.2, n), init_y=0.05)
+        net = Network(node, conn, distance=dist, speed=speed, k=0.4, max_delay=20.5, history=history)
+        return bm.simulate(net, 30.0, dt=0.1).ys["x"]
+
+    native, xla = _both(jax.vmap(run), speeds)
+    if HAS_COMPILER:
+        assert "BmxBlockedMembersSum" in jax.jit(jax.vmap(run)).lower(speeds).as_text()
+        assert "BmxBlockedReadSum" in jax.jit(run).lower(10.0).as_text()
+    assert np.abs(np.asarray(xla)).max() > 0.1
+    np.testing.assert_allclose(np.asarray(native), np.asarray(xla), rtol=1e-5, atol=1e-6)
+    singles = np.stack([np.asarray(run(float(v))) for v in speeds])
+    np.testing.assert_allclose(np.asarray(native), singles, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(jax.jit(run)(10.0)), singles[1], rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_of_a_network_vmapped_over_speeds_agree_with_the_xla_reads():
+    """Reverse mode inside and outside the vmap over speeds (the members' blocked read
+    serves the primal only; cotangents read step by step)."""
+    rng = np.random.default_rng(12)
+    n = 6
+    conn = (rng.random((n, n)) * (1.0 - np.eye(n))).astype(np.float32)
+    dist = rng.uniform(5.0, 40.0, (n, n)).astype(np.float32)
+
+    def loss(speed):
+        node = bm.Hopf(n, a=0.1, w=0.3, init_x=np.linspace(-0.2, 0.2, n), init_y=0.05)
+        net = Network(node, conn, distance=dist, speed=speed, k=0.4, max_delay=20.5)
+        return jnp.mean(bm.simulate(net, 20.0, dt=0.1).ys["x"] ** 2)
+
+    speeds = jnp.asarray([3.0, 8.0, 20.0])
+    inside, inside_xla = _both(jax.vmap(jax.grad(loss)), speeds)
+    outside, outside_xla = _both(jax.grad(lambda v: jnp.sum(jax.vmap(loss)(v))), speeds)
+    assert np.abs(np.asarray(inside_xla)).min() > 0
+    for got in (inside, outside, outside_xla):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(inside_xla), rtol=1e-4)
 
 
 def test_blocked_network_in_double_precision(x64):

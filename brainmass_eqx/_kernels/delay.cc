@@ -290,21 +290,23 @@ void CopyNewSamples(const R* ring, int64_t count, bool fresh, R* hist, int64_t C
 // so here every pair that reads m = 1 in the block starting at count - count % K gets
 // -Im(w) (y0 - h(0)) added to that step's sum. Only while the ring still holds m = 0
 // (count < C; later reads of m = 1 would need a lag beyond the capacity), and nothing to
-// do where y0 = h(0) (no `history=`). `cache` is (T, 64 bytes, B) as the kernels keep it;
-// a pair's source and lag come back from its offset source * row_length - lag.
+// do where y0 = h(0) (no `history=`). For the members [b0, b0 + nb) of a batch-last ring
+// of B (a single run: B = nb = 1); `cache` is theirs, (T, 64 bytes, nb) as the kernels keep
+// it; a pair's source and lag come back from its offset source * row_length - lag.
 template <typename R, bool kPacked>
 void MendInitialSeam(const R* ring, int64_t count, R* cache, const int32_t* off, const R* w, int64_t T, int64_t J,
-                     int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K, int64_t row_length, int64_t B) {
+                     int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K, int64_t row_length, int64_t B,
+                     int64_t b0, int64_t nb) {
   if constexpr (kPacked) {
     if (count < 1 || count >= C) return;
     constexpr int64_t kRow = 64 / sizeof(R);
-    std::vector<R> delta(N * B);
+    std::vector<R> delta(N * nb);
     bool any = false;
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t b = 0; b < B; ++b) {
-        const R y0 = ring[(((1 * S) + chan0 + n) * B + b) * 2 + 1];  // Im(slot 1)
-        const R h0 = ring[(((0 * S) + chan0 + n) * B + b) * 2];      // Re(slot 0)
-        delta[n * B + b] = y0 - h0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const R y0 = ring[(((1 * S) + chan0 + n) * B + b0 + b) * 2 + 1];  // Im(slot 1)
+        const R h0 = ring[(((0 * S) + chan0 + n) * B + b0 + b) * 2];      // Re(slot 0)
+        delta[n * nb + b] = y0 - h0;
         any = any || y0 != h0;
       }
     if (!any) return;
@@ -317,33 +319,73 @@ void MendInitialSeam(const R* ring, int64_t count, R* cache, const int32_t* off,
         const int64_t src = (o + row_length - 1) / row_length;  // o + row_length - 1 >= 0: lag < row_length
         const int64_t k = 1 + (src * row_length - o) - first;  // the block's step that reads m = 1
         if (k < 0 || k >= K) continue;
-        R* c = cache + (t * kRow + k) * B;
-        for (int64_t b = 0; b < B; ++b) c[b] -= wi * delta[src * B + b];
+        R* c = cache + (t * kRow + k) * nb;
+        for (int64_t b = 0; b < nb; ++b) c[b] -= wi * delta[src * nb + b];
       }
   }
 }
 
+// One run's read: a single run (B = 1, b = 0), or member b of a batch-last ring of B whose
+// members read with indices and weights of their own (see BlockedMembersSum). `hist` is
+// the whole history (member b's rows at b * N * row_length), `cache` the run's (T, 64
+// bytes) sums, `stored` its stamp; `out` its T sums.
 template <typename R, bool kPacked>
-void BlockedReadSum(const R* ring, int64_t count, R* hist, R* cache, R* out, const int32_t* off, const R* w,
-                    int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K,
-                    int64_t row_length, int64_t stamp) {
+void BlockedReadSum(const R* ring, int64_t count, R* hist, R* cache, R* stored, R* out, const int32_t* off,
+                    const R* w, int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K,
+                    int64_t row_length, int64_t stamp, int64_t B = 1, int64_t b = 0) {
   constexpr int64_t kRow = 64 / sizeof(R);
   const int64_t step = count % K;
-  const bool fresh = Fresh(cache + T * kRow, stamp, count);
+  const bool fresh = Fresh(stored, stamp, count);
   if (step == 0 || fresh) {
-    CopyNewSamples<R, kPacked>(ring, count, fresh, hist, C, S, chan0, N, K, row_length, 1, 0, 1);
+    CopyNewSamples<R, kPacked>(ring, count, fresh, hist, C, S, chan0, N, K, row_length, B, b, 1);
     std::memset(cache, 0, sizeof(R) * T * kRow);
-    cache[T * kRow] = static_cast<R>(stamp);
-    const R* base = hist + (count - step) % C + C;
+    *stored = static_cast<R>(stamp);
+    const R* base = hist + b * N * row_length + (count - step) % C + C;
     // Half vectors when they hold the block: a 32-byte load crosses a cache line less
     // often than a 64-byte one, which always does unless aligned.
     if (K * sizeof(R) <= 32)
       BlockSums<R, kPacked, 32>(base, cache, off, w, T, J);
     else
       BlockSums<R, kPacked, 64>(base, cache, off, w, T, J);
-    MendInitialSeam<R, kPacked>(ring, count, cache, off, w, T, J, C, S, chan0, N, K, row_length, 1);
+    MendInitialSeam<R, kPacked>(ring, count, cache, off, w, T, J, C, S, chan0, N, K, row_length, B, b, 1);
   }
   for (int64_t t = 0; t < T; ++t) out[t] = cache[t * kRow + step];
+}
+
+// The steps per block a caller asked for, within what the kernels can do: at least 1, at
+// most one 64-byte vector of samples. (Fewer steps than asked is always right: a block of K
+// steps only needs every lag to be at least K - 1.)
+template <typename R>
+int64_t StepsPerBlock(int64_t asked) {
+  return std::clamp<int64_t>(asked, 1, 64 / sizeof(R));
+}
+
+// BlockedReadSum for an ensemble whose members read with offsets, weights, steps per block
+// and stamps of their own (a vmap over conduction speeds: every member lags differently):
+// each member is a single run's read of the batch-last ring, with its history rows (N,
+// row_length) at hist + b * N * row_length, its sums (T, 64 bytes) at cache + b * T * kRow
+// and its stamp at cache + B * T * kRow + b. `off` and `w` are (B, T, J) or, shared, (T, J)
+// (member strides 0); `out` (B, T). Members are independent: with enough work they are
+// shared with XLA's intra-op pool.
+template <typename R, bool kPacked>
+void BlockedMembersSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* hist, R* cache, R* out,
+                       const int32_t* off, int64_t off_stride, const R* w, int64_t w_stride, const int32_t* stamps,
+                       const int32_t* steps, int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0, int64_t N,
+                       int64_t row_length, int64_t B) {
+  constexpr int64_t kRow = 64 / sizeof(R);
+  // Helpers only at a step where blocks worth far more than handing them over begin (a
+  // step that only returns its lanes costs less than scheduling a task).
+  int64_t work = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t K = StepsPerBlock<R>(steps[b]);
+    if (count % K == 0 || Fresh(cache + B * T * kRow + b, stamps[b], count)) work += K;
+  }
+  const int64_t helpers = T * J * work >= (int64_t{1} << 20) ? std::min<int64_t>(pool.num_threads(), B) - 1 : 0;
+  ShareWork(pool, B, std::max<int64_t>(helpers, 0), [&](int64_t b) {
+    BlockedReadSum<R, kPacked>(ring, count, hist, cache + b * T * kRow, cache + B * T * kRow + b, out + b * T,
+                               off + b * off_stride, w + b * w_stride, T, J, C, S, chan0, N,
+                               StepsPerBlock<R>(steps[b]), row_length, stamps[b], B, b);
+  });
 }
 
 // acc[t, k] += sum_j Re(w[t, j] * window_j[k]) for a full chunk of kChunk members, the K
@@ -481,7 +523,7 @@ void BlockedRowsSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* hist
       BlockedRowsChunk<R, kPacked>(ring, count, fresh, hist, cache, off, w, T, J, C, S, chan0, N, K, row_length, B,
                                    c * kChunk);
     });
-    MendInitialSeam<R, kPacked>(ring, count, cache, off, w, T, J, C, S, chan0, N, K, row_length, B);
+    MendInitialSeam<R, kPacked>(ring, count, cache, off, w, T, J, C, S, chan0, N, K, row_length, B, 0, B);
     for (int64_t b = 0; b < B; ++b) stamps[b] = static_cast<R>(stamp);
   }
   // out (B, T), the members' layout: the step's (T, B) slice of the cache transposed in
@@ -553,11 +595,11 @@ ffi::Error ScatterWeightedImpl(ffi::AnyBuffer base, ffi::AnyBuffer ct, ffi::AnyB
 
 ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, ffi::AnyBuffer hist,
                               ffi::AnyBuffer cache, ffi::Buffer<ffi::S32> off, ffi::AnyBuffer w,
-                              ffi::Buffer<ffi::S32> stamp_buf, ffi::Result<ffi::AnyBuffer> out,
-                              ffi::Result<ffi::AnyBuffer> hist_out, ffi::Result<ffi::AnyBuffer> cache_out,
-                              int64_t C, int64_t S, int64_t chan0, int64_t N, int64_t K, int64_t row_length,
-                              ffi::ThreadPool pool) {
-  // An operand, not an attribute: other weights of the same shape reuse the program.
+                              ffi::Buffer<ffi::S32> stamp_buf, ffi::Buffer<ffi::S32> steps,
+                              ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> hist_out,
+                              ffi::Result<ffi::AnyBuffer> cache_out, int64_t C, int64_t S, int64_t chan0, int64_t N,
+                              int64_t row_length, ffi::ThreadPool pool) {
+  // Operands, not attributes: other weights and delays of the same shape reuse the program.
   const int64_t stamp = stamp_buf.typed_data()[0];
   const int64_t T = off.dimensions()[0];
   const int64_t J = T == 0 ? 0 : static_cast<int64_t>(off.element_count()) / T;
@@ -566,6 +608,8 @@ ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, 
   if (n < 0) return ffi::Error::InvalidArgument("brainmass_eqx blocked read: negative step count");
   return Dispatch(ring.element_type(), [&](auto r, auto c) {
     using R = decltype(r);
+    constexpr int64_t kRow = 64 / sizeof(R);
+    const int64_t K = StepsPerBlock<R>(steps.typed_data()[0]);
     // Aliased operands: XLA hands the same memory back unless it had to copy.
     R* h = static_cast<R*>(hist_out->untyped_data());
     R* k = static_cast<R*>(cache_out->untyped_data());
@@ -575,11 +619,43 @@ ffi::Error BlockedReadSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, 
     R* o = static_cast<R*>(out->untyped_data());
     const R* wt = static_cast<const R*>(w.untyped_data());
     if (B == 1)
-      BlockedReadSum<R, decltype(c)::value>(g, n, h, k, o, off.typed_data(), wt, T, J, C, S, chan0, N, K, row_length,
-                                            stamp);
+      BlockedReadSum<R, decltype(c)::value>(g, n, h, k, k + T * kRow, o, off.typed_data(), wt, T, J, C, S, chan0, N,
+                                            K, row_length, stamp);
     else
       BlockedRowsSum<R, decltype(c)::value>(pool, g, n, h, k, o, off.typed_data(), wt, T, J, C, S, chan0, N, K,
                                             row_length, stamp, B);
+  });
+}
+
+// out (B, T): BlockedMembersSum. `off` and `w` are (B, T, J) when their members differ,
+// else (T, J); `stamps` and `steps` (B,).
+ffi::Error BlockedMembersSumImpl(ffi::AnyBuffer ring, ffi::Buffer<ffi::S32> count, ffi::AnyBuffer hist,
+                                 ffi::AnyBuffer cache, ffi::Buffer<ffi::S32> off, ffi::AnyBuffer w,
+                                 ffi::Buffer<ffi::S32> stamps, ffi::Buffer<ffi::S32> steps,
+                                 ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> hist_out,
+                                 ffi::Result<ffi::AnyBuffer> cache_out, int64_t C, int64_t S, int64_t chan0,
+                                 int64_t N, int64_t row_length, ffi::ThreadPool pool) {
+  const auto dims = out->dimensions();
+  if (dims.size() != 2) return ffi::Error::InvalidArgument("brainmass_eqx blocked read: sums must be (B, T)");
+  const int64_t B = dims[0], T = dims[1];
+  const auto od = off.dimensions();
+  const int64_t J = od.size() == 0 ? 0 : od[od.size() - 1];
+  const bool own_offsets = od.size() == 3, own_weights = w.dimensions().size() == 3;
+  if (static_cast<int64_t>(stamps.element_count()) != B || static_cast<int64_t>(steps.element_count()) != B)
+    return ffi::Error::InvalidArgument("brainmass_eqx blocked read: one stamp and one block length per member");
+  const int64_t n = count.typed_data()[0];
+  if (n < 0) return ffi::Error::InvalidArgument("brainmass_eqx blocked read: negative step count");
+  return Dispatch(ring.element_type(), [&](auto r, auto c) {
+    using R = decltype(r);
+    constexpr int64_t E = decltype(c)::value ? 2 : 1;
+    R* h = static_cast<R*>(hist_out->untyped_data());
+    R* k = static_cast<R*>(cache_out->untyped_data());
+    if (h != hist.untyped_data()) std::memcpy(h, hist.untyped_data(), hist.size_bytes());
+    if (k != cache.untyped_data()) std::memcpy(k, cache.untyped_data(), cache.size_bytes());
+    BlockedMembersSum<R, decltype(c)::value>(
+        pool, static_cast<const R*>(ring.untyped_data()), n, h, k, static_cast<R*>(out->untyped_data()),
+        off.typed_data(), own_offsets ? T * J : 0, static_cast<const R*>(w.untyped_data()),
+        own_weights ? T * J * E : 0, stamps.typed_data(), steps.typed_data(), T, J, C, S, chan0, N, row_length, B);
   });
 }
 
@@ -673,25 +749,28 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxScatterWeighted, ScatterWeightedImpl,
                                   .Ret<ffi::AnyBuffer>());
 
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxBlockedReadSum, BlockedReadSumImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Arg<ffi::AnyBuffer>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Ret<ffi::AnyBuffer>()
-                                  .Attr<int64_t>("n_slots")
-                                  .Attr<int64_t>("n_channels")
-                                  .Attr<int64_t>("first_channel")
-                                  .Attr<int64_t>("n_sources")
-                                  .Attr<int64_t>("block")
-                                  .Attr<int64_t>("row_length")
-                                  .Ctx<ffi::ThreadPool>());
+#define BMX_BLOCKED_BINDING                  \
+  ffi::Ffi::Bind()                           \
+      .Arg<ffi::AnyBuffer>()                 \
+      .Arg<ffi::Buffer<ffi::S32>>()          \
+      .Arg<ffi::AnyBuffer>()                 \
+      .Arg<ffi::AnyBuffer>()                 \
+      .Arg<ffi::Buffer<ffi::S32>>()          \
+      .Arg<ffi::AnyBuffer>()                 \
+      .Arg<ffi::Buffer<ffi::S32>>()          \
+      .Arg<ffi::Buffer<ffi::S32>>()          \
+      .Ret<ffi::AnyBuffer>()                 \
+      .Ret<ffi::AnyBuffer>()                 \
+      .Ret<ffi::AnyBuffer>()                 \
+      .Attr<int64_t>("n_slots")              \
+      .Attr<int64_t>("n_channels")           \
+      .Attr<int64_t>("first_channel")        \
+      .Attr<int64_t>("n_sources")            \
+      .Attr<int64_t>("row_length")           \
+      .Ctx<ffi::ThreadPool>()
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxBlockedReadSum, BlockedReadSumImpl, BMX_BLOCKED_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxBlockedMembersSum, BlockedMembersSumImpl, BMX_BLOCKED_BINDING);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(BmxWriteRun, WriteRunImpl,
                               ffi::Ffi::Bind()
