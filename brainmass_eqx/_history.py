@@ -734,15 +734,27 @@ def _blocked_batch(args, dims, **params):
     return (out, args[0], hist, cache), (d, bd, hd, cd)
 
 
+def _state_left_out(hist, cache):
+    """The block state after a read that did not use it: a read whose weights are being
+    differentiated needs every pair's samples for their tangent, and reads its sums from
+    those, step by step (blocked, it would read everything twice). The cache is zeroed (a
+    stamp of 0 is no plan's), so that a later blocked read (the next chunk of a run)
+    rebuilds the state rather than trust sums it holds of earlier steps."""
+    return hist, jnp.zeros_like(cache)
+
+
 def _blocked_jvp(primals, tangents, **params):
     buf, idx, w = primals[:3]
-    out = read_sum_blocked_p.bind(*primals, **params)
     tb, _, tw = tangents[:3]
     t_sums, t_buf = None, _zero_like(buf)
     # The tangent is that of the same sums read step by step (the read is linear in the
     # buffer): the cache only serves the primal, so its tangent is zero.
-    if not _is_zero(tw):
-        t_sums = _weighted_sum(gather_p.bind(buf, idx), tw)
+    if _is_zero(tw):
+        out = read_sum_blocked_p.bind(*primals, **params)
+    else:
+        g = gather_p.bind(buf, idx)
+        out = (_weighted_sum(g, w), buf) + _state_left_out(*primals[3:5])
+        t_sums = _weighted_sum(g, tw)
     if not _is_zero(tb):
         part, t_buf = read_sum_p.bind(tb, idx, w)
         t_sums = part if t_sums is None else t_sums + part
@@ -779,13 +791,16 @@ def _rows_blocked_batch(args, dims, **params):
 
 def _rows_blocked_jvp(primals, tangents, **params):
     rows, idx, w = primals[:3]
-    out = read_rows_blocked_p.bind(*primals, **params)
     tr, _, tw = tangents[:3]
     t = None
+    if _is_zero(tw):
+        out = read_rows_blocked_p.bind(*primals, **params)
+    else:
+        g, _ = _take_phys(rows, idx, None, rows.shape[-1])  # (T, J, B), gathered once for both
+        out = (_weighted_sum(g, w[..., None], axis=1).T,) + _state_left_out(*primals[3:5])
+        t = _weighted_sum(g, tw[..., None], axis=1).T
     if not _is_zero(tr):
-        t = read_rows_sum_p.bind(tr, idx, w).T
-    if not _is_zero(tw):
-        part = _rows_sum_impl(rows, idx, tw).T
+        part = read_rows_sum_p.bind(tr, idx, w).T
         t = part if t is None else t + part
     t = _zero_like(out[0]) if t is None else t
     return out, (t, _zero_like(primals[3]), _zero_like(primals[4]))
@@ -831,13 +846,16 @@ def _members_blocked_batch(args, dims, **params):
 
 def _members_blocked_jvp(primals, tangents, **params):
     rows, idx, w = primals[:3]
-    out = read_members_blocked_p.bind(*primals, **params)
     tr, _, tw = tangents[:3]
     t = None
+    if _is_zero(tw):
+        out = read_members_blocked_p.bind(*primals, **params)
+    else:
+        # (The two reads' identical gathers are one after XLA's common-subexpression pass.)
+        out = (_members_sums(rows, idx, w),) + _state_left_out(*primals[3:5])
+        t = _members_sums(rows, idx, tw)
     if not _is_zero(tr):
-        t = _members_sums(tr, idx, w)
-    if not _is_zero(tw):
-        part = _members_sums(rows, idx, tw)
+        part = _members_sums(tr, idx, w)
         t = part if t is None else t + part
     t = _zero_like(out[0]) if t is None else t
     return out, (t, _zero_like(primals[3]), _zero_like(primals[4]))

@@ -20,7 +20,13 @@ from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, PyTree
 
 from ._checks import check_int, divergence_raises, error_if_member, python_number
-from ._history import read_gather_p, read_rows_blocked_p, read_sum_blocked_p, read_sum_p
+from ._history import (
+    read_gather_p,
+    read_members_blocked_p,
+    read_rows_blocked_p,
+    read_sum_blocked_p,
+    read_sum_p,
+)
 from ._wrapping import AbstractSolverWrapper, innermost_solver
 from .models._math import exprel
 
@@ -126,7 +132,7 @@ def _step_policy(prim, *avals, **params) -> bool:
         return params["name"] in (STATE_NAME, INPUTS_NAME)
     if prim is read_gather_p:
         return not jnp.issubdtype(avals[0].dtype, jnp.complexfloating)
-    return prim in (read_sum_p, read_sum_blocked_p, read_rows_blocked_p)
+    return prim in (read_sum_p, read_sum_blocked_p, read_rows_blocked_p, read_members_blocked_p)
 
 
 # `_checkpointed_scan`'s ``item`` default: the shapes of the body's outputs, found by tracing it.

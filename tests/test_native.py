@@ -482,6 +482,36 @@ def test_a_blocked_state_made_for_other_reads_is_rebuilt():
     np.testing.assert_array_equal(np.asarray(jax.jit(lambda: run(True))()), np.asarray(jax.jit(lambda: run(False))()))
 
 
+def test_a_read_differentiated_in_its_weights_leaves_the_block_state_out():
+    """A run whose middle stretch is differentiated with respect to the weights (its sums
+    and their tangent read from one gather, step by step): the state from before it must
+    not serve the stretch after it (both mid-block, the same stamp), and every sum and
+    tangent equals the per-step read's."""
+    if not HAS_COMPILER:
+        pytest.skip("no C++ compiler: the blocked read is read_sum's")
+    rng = np.random.default_rng(13)
+    n, C, block, dtype = 7, 19, 6, np.complex64
+    src = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
+    lag, lag_safe, w = _pairs(rng, n, C, block, dtype)
+    tw = np.array(_integers(rng, (n, n), dtype))
+    tw[np.diag_indices(n)] = 0  # here the indices are made from the safe lags too (see _pairs)
+    ring0, writes = _packed_history(rng, dtype, n, C, 40)
+    parts = writes[:10], writes[10:15], writes[15:]  # each boundary in the middle of a block
+
+    def run(blocked):
+        lags = lag_safe if blocked else lag
+        s1, carry = _blocked_scan(ring0, parts[0], lags, src, w, block, blocked)
+        (s2, carry), (t2, _) = jax.jvp(lambda w: _blocked_scan(ring0, parts[1], lags, src, w, block, blocked, carry),
+                                       (w,), (tw,))  # fmt: skip
+        s3, _ = _blocked_scan(ring0, parts[2], lags, src, w, block, blocked, carry)
+        return jnp.concatenate([s1, s2, s3]), t2
+
+    (blocked, t_blocked), (stepwise, t_stepwise) = (jax.jit(lambda b=b: run(b))() for b in (True, False))
+    np.testing.assert_array_equal(np.asarray(blocked), np.asarray(stepwise))
+    np.testing.assert_array_equal(np.asarray(t_blocked), np.asarray(t_stepwise))
+    assert np.abs(np.asarray(t_stepwise)).max() > 10
+
+
 def test_a_network_blocks_its_reads_only_where_every_delay_allows(monkeypatch):
     n = 6
     conn = (1.0 - np.eye(n)).astype(np.float32)  # no self-connections
