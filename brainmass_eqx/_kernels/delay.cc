@@ -373,14 +373,18 @@ void BlockedMembersSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* h
                        const int32_t* steps, int64_t T, int64_t J, int64_t C, int64_t S, int64_t chan0, int64_t N,
                        int64_t row_length, int64_t B) {
   constexpr int64_t kRow = 64 / sizeof(R);
-  // Helpers only at a step where blocks worth far more than handing them over begin (a
-  // step that only returns its lanes costs less than scheduling a task).
+  // Helpers only at a step where blocks worth more than handing them over begin (a step
+  // that only returns its lanes costs less than scheduling a task). Members' blocks often
+  // begin at different steps (their blocks differ in length), so a step's work is a few
+  // members': 32 speeds of W1 (80 x 80 pairs, blocks of 6-9 steps) as one vmap took
+  // 0.40-0.45 s with helpers from 2^16 pair-steps (two members' blocks) or 2^15, 0.77-0.93 s
+  // from 2^20 (a helper almost never).
   int64_t work = 0;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t K = StepsPerBlock<R>(steps[b]);
     if (count % K == 0 || Fresh(cache + B * T * kRow + b, stamps[b], count)) work += K;
   }
-  const int64_t helpers = T * J * work >= (int64_t{1} << 20) ? std::min<int64_t>(pool.num_threads(), B) - 1 : 0;
+  const int64_t helpers = T * J * work >= (int64_t{1} << 16) ? std::min<int64_t>(pool.num_threads(), B) - 1 : 0;
   ShareWork(pool, B, std::max<int64_t>(helpers, 0), [&](int64_t b) {
     BlockedReadSum<R, kPacked>(ring, count, hist, cache + b * T * kRow, cache + B * T * kRow + b, out + b * T,
                                off + b * off_stride, w + b * w_stride, T, J, C, S, chan0, N,
