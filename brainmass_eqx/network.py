@@ -1450,15 +1450,17 @@ class Network(AbstractModel):
         row = 2 * n_slots + hist._ROW_PAD
         active = w != 0
         if xp is jnp:
+            # (Lags beyond the capacity stop the run in `_guard_capacity`; clipped here too,
+            # so that no read can leave the history, whatever runs first.)
+            lag = jnp.minimum(lag, n_slots - 2)
             shortest = jnp.min(jnp.where(active, lag, np.int32(lanes)), initial=np.int32(lanes))
-            steps = jnp.minimum(shortest + 1, lanes).astype(np.int32)
+            # Without a weighted pair any block would do: one step.
+            steps = jnp.where(jnp.any(active), jnp.minimum(shortest + 1, lanes), 1).astype(np.int32)
             known = _concrete(steps)
             if known is not None and known < _MIN_BLOCK:
                 return 0, None, None, None
-            # A pair of zero weight adds nothing: any lag the block can read is as good as its
-            # own. (Lags beyond the capacity stop the run in `_guard_capacity`; clipped here
-            # too, so that no read leaves the history before that check has run.)
-            safe = jnp.where(active, jnp.minimum(lag, n_slots - 2), steps - 1)
+            # A pair of zero weight adds nothing: any lag the block can read is as good as its own.
+            safe = jnp.where(active, lag, steps - 1)
             offsets = jnp.broadcast_to(src.astype(np.int32) * np.int32(row) - safe, (copies,) + src.shape)
             return lanes, steps, offsets, _traced_stamp(offsets, read_weights, steps)
         if not active.any():
@@ -1466,7 +1468,7 @@ class Network(AbstractModel):
         block = min(int(lag[active].min()) + 1, lanes)
         if block < _MIN_BLOCK:
             return 0, None, None, None
-        safe = np.where(active, lag, block - 1).astype(np.int64)
+        safe = np.where(active, lag, block - 1).astype(np.int64)  # (see above)
         offsets = np.broadcast_to((src.astype(np.int64) * row - safe).astype(np.int32), (copies,) + src.shape)
         # What a carried block state was computed for (see `hist.read_sum_blocked`): an
         # array, so that another connectome of the same shape runs the same program.

@@ -578,6 +578,13 @@ def test_a_network_vmapped_over_speeds_reads_each_member_blocked(history):
     native, xla = _both(jax.vmap(run), speeds)
     if HAS_COMPILER:
         assert "BmxBlockedMembersSum" in jax.jit(jax.vmap(run)).lower(speeds).as_text()
+        # Each member's block: its shortest lag + 1, at most 16 (as a concrete plan's, here
+        # also below 4 steps).
+        lag = lambda v: np.floor(dist[conn > 0] / v / 0.1).min()  # noqa: E731
+        expected = [min(int(lag(float(v))) + 1, 16) for v in speeds]
+        plan = lambda v: Network(bm.Hopf(n), conn, distance=dist, speed=v, max_delay=20.5)._plan(0.1)  # noqa: E731
+        assert jax.vmap(lambda v: plan(v).steps)(speeds).tolist() == expected
+        assert expected[0] == 16 and expected[2] == 1
         assert "BmxBlockedReadSum" in jax.jit(run).lower(10.0).as_text()
     assert np.abs(np.asarray(xla)).max() > 0.1
     np.testing.assert_allclose(np.asarray(native), np.asarray(xla), rtol=1e-5, atol=1e-6)
