@@ -68,6 +68,9 @@ def test_cpu_plan_cuts_a_large_batch_into_16_member_slices_taken_in_turn(monkeyp
     assert ens.cpu_plan(256, threads=2) == (2, 2, 128)
     assert ens.cpu_plan(7, threads=3) == (3, 3, 3)
     assert ens.cpu_plan(2, threads=3) == (2, 2, 1)
+    # ... but no slice of padding alone: 7 members with 5 threads are 4 slices of 2.
+    assert ens.cpu_plan(7, threads=5) == (4, 4, 2)
+    assert ens.cpu_plan(10, threads=4) == (4, 4, 3)
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU plan: one call off a CPU")
