@@ -539,13 +539,13 @@ def ensemble(
       then whole on every device). With one device, the batch is evaluated on that device.
     - `threads`: on a single CPU device, the batch is cut into this many equal slices
       (padded like the shards; fewer where one would hold padding only), whose vmaps run
-      at once in threads; ``threads=1`` is one
-      vmap call. Default None: one thread per core (`cpu_slices`), and a batch of more
-      than `CPU_SLICE_MEMBERS` (16) members per thread cut into slices of 16 (the last
-      padded), each thread taking the next slice when its call returns: small calls keep
-      a core's members in its caches (256 members of a delayed 80-region network, 2 cores:
-      1.5-1.6 s against 2.0-2.2 s as two slices of 128; one core: 2.8 s against 3.4 s as
-      one call). One vmap call off a CPU, and when ``ensemble`` is itself being traced.
+      at once in threads; ``threads=1`` is one vmap call. Default None: one thread per
+      core (`cpu_slices`), and a batch of more than `CPU_SLICE_MEMBERS` (16) members per
+      thread cut into slices of 16 (the last padded), each thread taking the next slice
+      when its call returns: small calls keep a core's members in its caches (256 members
+      of a delayed 80-region network, 2 cores: 1.5-1.6 s against 2.0-2.2 s as two slices
+      of 128; one core: 2.8 s against 3.4 s as one call). One vmap call off a CPU, and
+      when ``ensemble`` is itself being traced.
     - `chunk`: members per call, the calls made one after another (the last padded), each
       call's outputs copied to host memory as it finishes: the memory of one call of
       ``chunk`` members plus the outputs of all ``B`` (a single vmap needs the outputs and
