@@ -593,6 +593,25 @@ def test_a_network_vmapped_over_speeds_reads_each_member_blocked(history):
     np.testing.assert_allclose(np.asarray(jax.jit(run)(10.0)), singles[1], rtol=1e-5, atol=1e-6)
 
 
+def test_a_vmap_of_a_vmap_over_speeds_reads_as_single_runs():
+    """An outer vmap (over k) of the members' blocked read: read per member by XLA's rules
+    (`_members_blocked_batch`), every member as its single run."""
+    rng = np.random.default_rng(14)
+    n = 6
+    conn = (rng.random((n, n)) * (1.0 - np.eye(n))).astype(np.float32)
+    dist = rng.uniform(5.0, 40.0, (n, n)).astype(np.float32)
+
+    def run(speed, k):
+        node = bm.Hopf(n, a=0.1, w=0.3, init_x=np.linspace(0.0, 0.2, n), init_y=0.05)
+        net = Network(node, conn, distance=dist, speed=speed, k=k, max_delay=20.0)
+        return bm.simulate(net, 20.0, dt=0.1).ys["x"]
+
+    speeds, ks = jnp.asarray([[4.0, 8.0, 12.0], [5.0, 9.0, 20.0]]), jnp.asarray([0.2, 0.5])
+    out = jax.jit(jax.vmap(jax.vmap(run, in_axes=(0, None))))(speeds, ks)
+    singles = [[np.asarray(run(float(v), float(k))) for v in row] for row, k in zip(speeds, ks)]
+    np.testing.assert_allclose(np.asarray(out), np.asarray(singles), rtol=1e-5, atol=1e-6)
+
+
 def test_gradients_of_a_network_vmapped_over_speeds_agree_with_the_xla_reads():
     """Reverse mode inside and outside the vmap over speeds (the members' blocked read
     serves the primal only; cotangents read step by step)."""
