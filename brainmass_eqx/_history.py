@@ -1220,8 +1220,8 @@ def read_sum_blocked(
     lag at least ``block - 1`` steps, so that the samples it reads are in the buffer
     already, and the buffer to hold step ``m`` in slot ``m mod n_slots`` as `Network`
     writes it. Everywhere else (no kernel, a vmap of an ensemble, a step counter that
-    differs between members, tangents and cotangents) the read is `read_sum`'s, step by
-    step.
+    differs between members, tangents and cotangents, and the forward read too where the
+    weights are differentiated) the read is `read_sum`'s, step by step.
 
     **Arguments:**
 
