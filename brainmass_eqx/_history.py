@@ -102,8 +102,10 @@ def _define(name: str, impl, abstract, batch, jvp, transpose, multiple_results: 
     p.def_abstract_eval(abstract)
     mlir.register_lowering(p, mlir.lower_fun(impl, multiple_results=multiple_results))
     batching.primitive_batchers[p] = batch
-    ad.primitive_jvps[p] = jvp
-    ad.primitive_transposes[p] = transpose
+    if jvp is not None:
+        ad.primitive_jvps[p] = jvp
+    if transpose is not None:
+        ad.primitive_transposes[p] = transpose
     return p
 
 
@@ -762,13 +764,9 @@ def _blocked_jvp(primals, tangents, **params):
     return out, (t_sums, t_buf, _zero_like(primals[3]), _zero_like(primals[4]))
 
 
-read_sum_blocked_p = Primitive("bmx_read_sum_blocked")
-read_sum_blocked_p.multiple_results = True
-read_sum_blocked_p.def_impl(_blocked_impl)
-read_sum_blocked_p.def_abstract_eval(_blocked_abstract)
-mlir.register_lowering(read_sum_blocked_p, mlir.lower_fun(_blocked_impl, multiple_results=True))
-batching.primitive_batchers[read_sum_blocked_p] = _blocked_batch
-ad.primitive_jvps[read_sum_blocked_p] = _blocked_jvp
+read_sum_blocked_p = _define(
+    "bmx_read_sum_blocked", _blocked_impl, _blocked_abstract, _blocked_batch, _blocked_jvp, None, True
+)
 
 
 def _rows_blocked_impl(rows, idx, w, hist, cache, count, offsets, stamp, steps, **params):
@@ -789,34 +787,44 @@ def _rows_blocked_batch(args, dims, **params):
     return (jnp.swapaxes(out, 1, 2), args[3], args[4]), (d, dims[3], dims[4])
 
 
-def _rows_blocked_jvp(primals, tangents, **params):
-    rows, idx, w = primals[:3]
-    tr, _, tw = tangents[:3]
-    t = None
-    if _is_zero(tw):
-        out = read_rows_blocked_p.bind(*primals, **params)
-    else:
-        g, _ = _take_phys(rows, idx, None, rows.shape[-1])  # (T, J, B), gathered once for both
-        out = (_weighted_sum(g, w[..., None], axis=1).T,) + _state_left_out(*primals[3:5])
-        t = _weighted_sum(g, tw[..., None], axis=1).T
-    if not _is_zero(tr):
-        part = read_rows_sum_p.bind(tr, idx, w).T
-        t = part if t is None else t + part
-    t = _zero_like(out[0]) if t is None else t
-    return out, (t, _zero_like(primals[3]), _zero_like(primals[4]))
+def _ensemble_blocked_jvp(prim, read_both, read_tangent):
+    """The JVP rule of an ensemble's blocked read ``prim``: as `_blocked_jvp`, with
+    ``read_both(rows, idx, w, tw)`` the sums of ``w`` and of ``tw`` from one gather of
+    ``rows``, and ``read_tangent(tr, idx, w)`` the sums of a tangent of the rows."""
+
+    def jvp(primals, tangents, **params):
+        rows, idx, w = primals[:3]
+        tr, _, tw = tangents[:3]
+        t = None
+        if _is_zero(tw):
+            out = prim.bind(*primals, **params)
+        else:
+            sums, t = read_both(rows, idx, w, tw)
+            out = (sums,) + _state_left_out(*primals[3:5])
+        if not _is_zero(tr):
+            part = read_tangent(tr, idx, w)
+            t = part if t is None else t + part
+        t = _zero_like(out[0]) if t is None else t
+        return out, (t, _zero_like(primals[3]), _zero_like(primals[4]))
+
+    return jvp
+
+
+def _rows_read_both(rows, idx, w, tw):
+    g, _ = _take_phys(rows, idx, None, rows.shape[-1])  # (T, J, B), gathered once for both
+    return tuple(_weighted_sum(g, x[..., None], axis=1).T for x in (w, tw))
 
 
 # The blocked read of an ensemble's rows ``(M, B)`` (shared indices, weights and step):
 # what `read_sum_blocked` becomes under ``jax.vmap``. Sums ``(B, T)``, in the layout of
 # the members' states (a ``(T, B)`` result made XLA transpose it at every step); the state arrays
 # have the logical shape ``(B, n)`` of batched buffers, and the memory of ``(n, B)``.
-read_rows_blocked_p = Primitive("bmx_read_rows_blocked")
-read_rows_blocked_p.multiple_results = True
-read_rows_blocked_p.def_impl(_rows_blocked_impl)
-read_rows_blocked_p.def_abstract_eval(_rows_blocked_abstract)
-mlir.register_lowering(read_rows_blocked_p, mlir.lower_fun(_rows_blocked_impl, multiple_results=True))
-batching.primitive_batchers[read_rows_blocked_p] = _rows_blocked_batch
-ad.primitive_jvps[read_rows_blocked_p] = _rows_blocked_jvp
+read_rows_blocked_p = _define(
+    "bmx_read_rows_blocked", _rows_blocked_impl, _rows_blocked_abstract, _rows_blocked_batch, None, None, True
+)
+ad.primitive_jvps[read_rows_blocked_p] = _ensemble_blocked_jvp(
+    read_rows_blocked_p, _rows_read_both, lambda tr, idx, w: read_rows_sum_p.bind(tr, idx, w).T
+)
 
 
 def _members_sums(rows, idx, w):
@@ -844,36 +852,28 @@ def _members_blocked_batch(args, dims, **params):
     return (sums, args[3], args[4]), (0, dims[3], dims[4])
 
 
-def _members_blocked_jvp(primals, tangents, **params):
-    rows, idx, w = primals[:3]
-    tr, _, tw = tangents[:3]
-    t = None
-    if _is_zero(tw):
-        out = read_members_blocked_p.bind(*primals, **params)
-    else:
-        # (The two reads' identical gathers are one after XLA's common-subexpression pass.)
-        out = (_members_sums(rows, idx, w),) + _state_left_out(*primals[3:5])
-        t = _members_sums(rows, idx, tw)
-    if not _is_zero(tr):
-        part = _members_sums(tr, idx, w)
-        t = part if t is None else t + part
-    t = _zero_like(out[0]) if t is None else t
-    return out, (t, _zero_like(primals[3]), _zero_like(primals[4]))
-
-
 # The blocked read of an ensemble's rows ``(M, B)`` whose members read with offsets, weights,
 # steps per block and stamps of their own (what `read_sum_blocked` becomes under a
 # ``jax.vmap`` over conduction speeds): each member runs a single run's blocked read of its
 # column of the rows. ``idx``, ``w`` and ``offsets`` are ``(B, T, J)``, or ``(T, J)`` where
 # shared; ``stamp`` and ``steps`` ``(B,)``. Sums ``(B, T)``; the state arrays as
 # `read_rows_blocked`'s (the kernel keeps each member's state contiguous in them).
-read_members_blocked_p = Primitive("bmx_read_members_blocked")
-read_members_blocked_p.multiple_results = True
-read_members_blocked_p.def_impl(_members_blocked_impl)
-read_members_blocked_p.def_abstract_eval(_members_blocked_abstract)
-mlir.register_lowering(read_members_blocked_p, mlir.lower_fun(_members_blocked_impl, multiple_results=True))
-batching.primitive_batchers[read_members_blocked_p] = _members_blocked_batch
-ad.primitive_jvps[read_members_blocked_p] = _members_blocked_jvp
+read_members_blocked_p = _define(
+    "bmx_read_members_blocked",
+    _members_blocked_impl,
+    _members_blocked_abstract,
+    _members_blocked_batch,
+    None,
+    None,
+    True,
+)
+# (Where the weights carry a tangent, the two reads' identical gathers are one after XLA's
+# common-subexpression pass.)
+ad.primitive_jvps[read_members_blocked_p] = _ensemble_blocked_jvp(
+    read_members_blocked_p,
+    lambda rows, idx, w, tw: (_members_sums(rows, idx, w), _members_sums(rows, idx, tw)),
+    _members_sums,
+)
 
 
 def _read_gather_batch(args, dims):
