@@ -406,9 +406,11 @@ void BlockedMembersSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* h
 // with the same vectors: a vector's lanes beyond `width` load the next samples' members
 // (inside the history: a row carries _ROW_PAD samples past its last window), and their
 // sums, never copied out, are discarded. Only the vectors that hold a member are summed.
-template <typename R, bool kPacked, int KMAX, bool kNarrow = false>
-void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, int64_t J, int64_t K, int64_t col0,
+template <typename R, bool kPacked, int KMAX, bool kNarrow = false, bool kExact = false>
+void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, int64_t J, int64_t K_, int64_t col0,
                int64_t width = 64 / sizeof(R)) {
+  // kExact: K == KMAX, known when compiling: no test of k < K per step of every pair.
+  const int64_t K = kExact ? KMAX : K_;
   constexpr int64_t E = kPacked ? 2 : 1;
   constexpr int64_t kFull = 64 / sizeof(R);
   // Members per chunk: the stride between a pair's samples.
@@ -449,7 +451,11 @@ void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, in
                   re[k] += cur * wr;
                   im[k] += prev * wi;
                 } else {
-                  re[k] += cur * wr - prev * wi;
+                  // Two fused multiply-adds: written as one expression, the sum compiled
+                  // to a multiply, a fused multiply-subtract and an add (W3's 256 members
+                  // through `ensemble`: 1.67-1.81 s against 1.51-1.59 s now).
+                  re[k] += cur * wr;
+                  re[k] -= prev * wi;
                 }
                 prev = cur;
               }
@@ -495,7 +501,11 @@ void BlockedRowsChunk(const R* ring, int64_t count, bool fresh, R* hist, R* cach
   scratch.assign(T * K * kChunk + kChunk, R{0});
   R* acc = scratch.data() + (kChunk - reinterpret_cast<uintptr_t>(scratch.data()) % 64 / sizeof(R)) % kChunk;
   if (width == kChunk) {
-    if (K <= 8)
+    if (K == 8)
+      ChunkSums<R, kPacked, 8, false, true>(H, acc, off, w, T, J, K, col0);
+    else if (K == 16)
+      ChunkSums<R, kPacked, 16, false, true>(H, acc, off, w, T, J, K, col0);
+    else if (K < 8)
       ChunkSums<R, kPacked, 8>(H, acc, off, w, T, J, K, col0);
     else
       ChunkSums<R, kPacked, 16>(H, acc, off, w, T, J, K, col0);
