@@ -1459,21 +1459,23 @@ class Network(AbstractModel):
             known = _concrete(steps)
             if known is not None and known < _MIN_BLOCK:
                 return 0, None, None, None
-            # A pair of zero weight adds nothing: any lag the block can read is as good as its own.
-            safe = jnp.where(active, lag, steps - 1)
-            offsets = jnp.broadcast_to(src.astype(np.int32) * np.int32(row) - safe, (copies,) + src.shape)
-            return lanes, steps, offsets, _traced_stamp(offsets, read_weights, steps)
-        if not active.any():
-            return 0, None, None, None
-        block = min(int(lag[active].min()) + 1, lanes)
-        if block < _MIN_BLOCK:
-            return 0, None, None, None
-        safe = np.where(active, lag, block - 1).astype(np.int64)  # (see above)
-        offsets = np.broadcast_to((src.astype(np.int64) * row - safe).astype(np.int32), (copies,) + src.shape)
+            block = lanes
+        else:
+            if not active.any():
+                return 0, None, None, None
+            block = min(int(lag[active].min()) + 1, lanes)
+            if block < _MIN_BLOCK:
+                return 0, None, None, None
+            steps = np.int32(block)
+        # A pair of zero weight adds nothing: any lag the block can read is as good as its own.
+        safe = xp.where(active, lag, steps - 1)
+        offsets = xp.broadcast_to((src.astype(np.int32) * np.int32(row) - safe).astype(np.int32), (copies,) + src.shape)
+        if xp is jnp:
+            return block, steps, offsets, _traced_stamp(offsets, read_weights, steps)
         # What a carried block state was computed for (see `hist.read_sum_blocked`): an
         # array, so that another connectome of the same shape runs the same program.
         digest = zlib.crc32(np.ascontiguousarray(read_weights).tobytes(), zlib.crc32(offsets.tobytes(), block))
-        return block, np.int32(block), offsets, np.asarray(1 + digest % (2**24 - 1), np.int32)
+        return block, steps, offsets, np.asarray(1 + digest % (2**24 - 1), np.int32)
 
     @plainly_bound
     def _capacity_steps(self, dt: float) -> int:
