@@ -398,20 +398,30 @@ def test_blocked_read_equals_the_step_by_step_read(dtype, block):
 
 
 @pytest.mark.parametrize(
-    "n, members, dtype",
-    [(9, 20, np.complex64), (9, 10, np.complex64), (64, 130, np.complex64), (9, 20, np.complex128)],
+    "n, members, dtype, block",
+    [
+        (9, 20, np.complex64, 8),
+        (9, 10, np.complex64, 8),
+        (64, 130, np.complex64, 8),
+        (9, 20, np.complex128, 8),
+        (9, 36, np.complex64, 16),
+        (9, 20, np.float32, 5),
+        (9, 16, np.complex64, 12),
+    ],
 )
-def test_blocked_ensemble_read_equals_the_step_by_step_read(n, members, dtype, request):
+def test_blocked_ensemble_read_equals_the_step_by_step_read(n, members, dtype, block, request):
     """Under vmap (shared indices and weights) the ensemble kernel: members in chunks of one
-    cache line (16 float32, 8 float64; summed in halves without AVX-512) with a narrower last
-    one (summed with the same vectors, the lanes past its members discarded; 10 members:
-    only that one, in two halves); the larger case is split among threads."""
+    cache line (16 float32, 8 float64; summed in halves without AVX-512), full chunks written
+    straight into the block cache (20 and 36 members: at rows that are not line-aligned),
+    with a narrower last one (summed with the same vectors, the lanes past its members
+    discarded; 10 members: only that one, in two halves); blocks of 8 and 16 steps (compiled
+    for their length) and of 5 and 12; the larger case is split among threads."""
     if not HAS_COMPILER:
         pytest.skip("no C++ compiler: the blocked read is read_sum's")
     if dtype == np.complex128:
         request.getfixturevalue("x64")
     rng = np.random.default_rng(6)
-    C, block = 23, 8
+    C = 23
     lag, lag_safe, w = _pairs(rng, n, C, block, dtype)
     src = np.broadcast_to(np.arange(n, dtype=np.int32), (n, n))
     rings, writes = zip(*(_packed_history(np.random.default_rng(i), dtype, n, C, 2 * C + 3) for i in range(members)))

@@ -392,7 +392,8 @@ void BlockedMembersSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* h
   });
 }
 
-// acc[t, k] += sum_j Re(w[t, j] * window_j[k]) for a full chunk of kChunk members, the K
+// acc[t, k] = sum_j Re(w[t, j] * window_j[k]) for a full chunk of kChunk members (the
+// members' sums of target t and step k at acc + t * acc_t + k * acc_k), the K
 // (<= KMAX) steps' sums of a target held in registers while a group of G sources is added
 // (one load per sample: x_{m-1} of step k is x_m of step k - 1). With 32 vector registers
 // (AVX-512) a vector is the whole chunk and separate real and imaginary sums keep 2 K
@@ -407,8 +408,8 @@ void BlockedMembersSum(ffi::ThreadPool& pool, const R* ring, int64_t count, R* h
 // (inside the history: a row carries _ROW_PAD samples past its last window), and their
 // sums, never copied out, are discarded. Only the vectors that hold a member are summed.
 template <typename R, bool kPacked, int KMAX, bool kNarrow = false, bool kExact = false>
-void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, int64_t J, int64_t K_, int64_t col0,
-               int64_t width = 64 / sizeof(R)) {
+void ChunkSums(const R* H, R* acc, int64_t acc_t, int64_t acc_k, const int32_t* off, const R* w, int64_t T,
+               int64_t J, int64_t K_, int64_t col0, int64_t width = 64 / sizeof(R)) {
   // kExact: K == KMAX, known when compiling: no test of k < K per step of every pair.
   const int64_t K = kExact ? KMAX : K_;
   constexpr int64_t E = kPacked ? 2 : 1;
@@ -426,27 +427,47 @@ void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, in
     return v;
   };
   const int64_t lanes = kNarrow ? (width + V - 1) / V * V : kFull;
-  for (int64_t j0 = 0; j0 < J; j0 += G) {
+  // An empty asm that claims to change v: it must be in a register from here on.
+  auto Pin = [](Vec& v) { asm("" : "+x"(v)); };
+  // One pass with no sources: the sums are zeros.
+  for (int64_t j0 = 0; j0 < std::max<int64_t>(J, 1); j0 += G) {
     const int64_t j1 = std::min<int64_t>(J, j0 + G);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < lanes; h += V) {
-        R* a = acc + t * K * kFull + h;
+        R* a = acc + t * acc_t + h;
         Vec re[KMAX], im[KMAX];
 #pragma GCC unroll 16
         for (int k = 0; k < KMAX; ++k) {
-          re[k] = k < K ? load(a + k * kFull) : Vec{};
+          re[k] = k < K && j0 > 0 ? load(a + k * acc_k) : Vec{};
           im[k] = Vec{};
         }
         for (int64_t j = j0; j < j1; ++j) {
           const R* p = H + (off[t * J + j] + col0) * L + h;
           const R wr = w[(t * J + j) * E];
+          if constexpr (!kSeparate && kExact) {
+            // The next target's window of this source, while this one's sums are added:
+            // the group's windows (about 100 KB for 80 regions and a 20 ms delay) come
+            // from L2 or L3, and the lags are too irregular for the hardware prefetcher.
+            // A W1 chunk's block of 8 steps: 67-68 us -> 56-57 us with the register loads
+            // below (blocks of 16: 141 -> 124 us). Only for full chunks of KMAX steps:
+            // with a runtime K or a narrow chunk both made the loop 10-40 % slower.
+            if (h == 0 && t + 1 < T) {
+              const R* q = H + (off[(t + 1) * J + j] + col0) * L;
+              for (int64_t k = -1; k < K; ++k) __builtin_prefetch(q + k * L);
+            }
+          }
           if constexpr (kPacked) {
             const R wi = w[(t * J + j) * E + 1];
             Vec prev = load(p - L);
+            if constexpr (!kSeparate && kExact) Pin(prev);
 #pragma GCC unroll 16
             for (int k = 0; k < KMAX; ++k) {
               if (k < K) {
-                const Vec cur = load(p + k * L);
+                Vec cur = load(p + k * L);
+                // Loaded once into a register: left to itself the compiler folds every
+                // sample into both of its multiply-adds as a memory operand, 2 K loads
+                // per pair where K + 1 do (the loads, not the FMAs, then bound the loop).
+                if constexpr (!kSeparate && kExact) Pin(cur);
                 if constexpr (kSeparate) {
                   re[k] += cur * wr;
                   im[k] += prev * wi;
@@ -470,7 +491,7 @@ void ChunkSums(const R* H, R* acc, const int32_t* off, const R* w, int64_t T, in
         for (int k = 0; k < KMAX; ++k)
           if (k < K) {
             const Vec v = kSeparate ? re[k] - im[k] : re[k];
-            std::memcpy(a + k * kFull, &v, sizeof(Vec));
+            std::memcpy(a + k * acc_k, &v, sizeof(Vec));
           }
       }
   }
@@ -496,24 +517,30 @@ void BlockedRowsChunk(const R* ring, int64_t count, bool fresh, R* hist, R* cach
   CopyNewSamples<R, kPacked>(ring, count, fresh, hist, C, S, chan0, N, K, row_length, B, c0, width);
   const R* H = hist + c0 * N * row_length;
   const int64_t col0 = (count - step) % C + C;
-  // The chunk's sums, (T, K, kChunk), on a cache line boundary (a split load costs two).
-  static thread_local std::vector<R> scratch;
-  scratch.assign(T * K * kChunk + kChunk, R{0});
-  R* acc = scratch.data() + (kChunk - reinterpret_cast<uintptr_t>(scratch.data()) % 64 / sizeof(R)) % kChunk;
   if (width == kChunk) {
+    // Straight into the cache, whose rows hold the B members of a (target, step).
+    R* acc = cache + c0;
+    const int64_t acc_t = kRow * B, acc_k = B;
     if (K == 8)
-      ChunkSums<R, kPacked, 8, false, true>(H, acc, off, w, T, J, K, col0);
+      ChunkSums<R, kPacked, 8, false, true>(H, acc, acc_t, acc_k, off, w, T, J, K, col0);
     else if (K == 16)
-      ChunkSums<R, kPacked, 16, false, true>(H, acc, off, w, T, J, K, col0);
+      ChunkSums<R, kPacked, 16, false, true>(H, acc, acc_t, acc_k, off, w, T, J, K, col0);
     else if (K < 8)
-      ChunkSums<R, kPacked, 8>(H, acc, off, w, T, J, K, col0);
+      ChunkSums<R, kPacked, 8>(H, acc, acc_t, acc_k, off, w, T, J, K, col0);
     else
-      ChunkSums<R, kPacked, 16>(H, acc, off, w, T, J, K, col0);
-  } else if (K <= 8) {
-    ChunkSums<R, kPacked, 8, true>(H, acc, off, w, T, J, K, col0, width);
-  } else {
-    ChunkSums<R, kPacked, 16, true>(H, acc, off, w, T, J, K, col0, width);
+      ChunkSums<R, kPacked, 16>(H, acc, acc_t, acc_k, off, w, T, J, K, col0);
+    return;
   }
+  // A narrower last chunk: its vectors' lanes past `width` are summed too, so its sums,
+  // (T, K, kChunk), go to scratch memory on a cache line boundary (a split load costs
+  // two), and `width` of them to the cache.
+  static thread_local std::vector<R> scratch;
+  scratch.resize(T * K * kChunk + kChunk);
+  R* acc = scratch.data() + (kChunk - reinterpret_cast<uintptr_t>(scratch.data()) % 64 / sizeof(R)) % kChunk;
+  if (K <= 8)
+    ChunkSums<R, kPacked, 8, true>(H, acc, K * kChunk, kChunk, off, w, T, J, K, col0, width);
+  else
+    ChunkSums<R, kPacked, 16, true>(H, acc, K * kChunk, kChunk, off, w, T, J, K, col0, width);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < K; ++k)
       std::memcpy(cache + (t * kRow + k) * B + c0, acc + (t * K + k) * kChunk, sizeof(R) * width);

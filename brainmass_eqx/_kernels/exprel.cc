@@ -11,6 +11,7 @@
 // shares chunks with XLA's pool itself (`ShareWork`: where the pool is busy, as when
 // a population's slices run one per core, the caller computes every chunk).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -37,9 +38,10 @@ struct Format<double> {
 };
 
 // The loop has no branches (ternaries become vector selects once the library is built with
-// -fno-trapping-math), so the compiler vectorizes it.
-template <typename R>
-void Exprel(const R* z, R* out, int64_t n) {
+// -fno-trapping-math), so the compiler vectorizes it. kSmall: every |z| < 1/3, so that the
+// range reduction's m is 0 and the value is the series: the division is left out.
+template <typename R, bool kSmall = false>
+void ExprelRun(const R* z, R* out, int64_t n) {
   using F = Format<R>;
   using Int = typename F::Int;
   // Python's float constants, rounded to R as JAX rounds them.
@@ -63,14 +65,36 @@ void Exprel(const R* z, R* out, int64_t n) {
     const R r = (clipped - m * ln2_hi) - m * ln2_lo;
     R series = coef[F::kDegree];
     for (int k = F::kDegree - 1; k >= 0; --k) series = series * r + coef[k];
-    const Int bits = (static_cast<Int>(m) + F::kBias) << F::kBits;
-    R two_n;
-    std::memcpy(&two_n, &bits, sizeof(R));
-    const bool whole = m == 0;
-    const R safe = whole ? R(1) : zi;
-    const R reduced = (two_n * (r * series) + (two_n - R(1))) / safe;
-    const R value = whole ? series : reduced;
-    out[i] = zi > F::kHigh ? static_cast<R>(__builtin_inf()) : value;
+    if constexpr (kSmall) {
+      out[i] = series;
+    } else {
+      const Int bits = (static_cast<Int>(m) + F::kBias) << F::kBits;
+      R two_n;
+      std::memcpy(&two_n, &bits, sizeof(R));
+      const bool whole = m == 0;
+      const R safe = whole ? R(1) : zi;
+      const R reduced = (two_n * (r * series) + (two_n - R(1))) / safe;
+      const R value = whole ? series : reduced;
+      out[i] = zi > F::kHigh ? static_cast<R>(__builtin_inf()) : value;
+    }
+  }
+}
+
+// Runs of 128 elements whose every |z| < 1/3 (a stable exponential-Euler step's dt J) take
+// the series alone: the same bits (m = 0 there, where the full formula selects the series),
+// and no division computed only to be discarded. W3's 16-member slices spent about 10 % of
+// their time in this kernel.
+template <typename R>
+void Exprel(const R* z, R* out, int64_t n) {
+  constexpr int64_t kRun = 128;
+  for (int64_t i = 0; i < n; i += kRun) {
+    const int64_t len = std::min(kRun, n - i);
+    int small = 1;  // a NaN compares false: the full formula
+    for (int64_t l = 0; l < len; ++l) small &= std::abs(z[i + l]) < R(1) / R(3);
+    if (small)
+      ExprelRun<R, true>(z + i, out + i, len);
+    else
+      ExprelRun<R, false>(z + i, out + i, len);
   }
 }
 
