@@ -251,10 +251,15 @@ void CopyNewSamples(const R* ring, int64_t count, bool fresh, R* hist, int64_t C
                     int64_t N, int64_t K, int64_t row_length, int64_t B, int64_t c0, int64_t width) {
   constexpr int64_t E = kPacked ? 2 : 1;
   R* H = hist + c0 * N * row_length;
-  constexpr int64_t L = 64 / sizeof(R);  // a full chunk: one vector of members
-  typedef R Vec __attribute__((vector_size(64)));
+  constexpr int64_t L = 64 / sizeof(R);  // a full chunk: one line of members
+  // Shuffled in the machine's vectors: a 64-byte shuffle without AVX-512 compiled to
+  // scalar stores read back as vectors (a stalled store forward per sample: a W1 chunk's
+  // block copied in 9.7 us against 2.7 us in 32-byte vectors).
+  constexpr int kBytes = kAvx512 ? 64 : 32;
+  constexpr int64_t V = kBytes / sizeof(R);
+  typedef R Vec __attribute__((vector_size(kBytes)));
   typedef std::conditional_t<sizeof(R) == 4, int32_t, int64_t> Index;
-  typedef Index Mask __attribute__((vector_size(64)));
+  typedef Index Mask __attribute__((vector_size(kBytes)));
   for (int64_t m = fresh ? count - C + 1 : count - K + 1; m <= count; ++m) {
     const int64_t slot = ((m % C) + C) % C;
     for (int64_t n = 0; n < N; ++n) {
@@ -264,16 +269,18 @@ void CopyNewSamples(const R* ring, int64_t count, bool fresh, R* hist, int64_t C
       if (width == L) {
         // Whole vectors (a scalar copy cost a third of the kernel): the real parts of a
         // packed ring are its even lanes.
-        Vec v, hi;
-        std::memcpy(&v, src, sizeof(Vec));
-        if constexpr (kPacked) {
-          std::memcpy(&hi, src + L, sizeof(Vec));
-          Mask even;
-          for (int64_t i = 0; i < L; ++i) even[i] = static_cast<Index>(2 * i);
-          v = __builtin_shuffle(v, hi, even);
+        for (int64_t part = 0; part < L; part += V) {
+          Vec v, hi;
+          std::memcpy(&v, src + part * E, sizeof(Vec));
+          if constexpr (kPacked) {
+            std::memcpy(&hi, src + part * E + V, sizeof(Vec));
+            Mask even;
+            for (int64_t i = 0; i < V; ++i) even[i] = static_cast<Index>(2 * i);
+            v = __builtin_shuffle(v, hi, even);
+          }
+          std::memcpy(dst + part, &v, sizeof(Vec));
+          std::memcpy(dst2 + part, &v, sizeof(Vec));
         }
-        std::memcpy(dst, &v, sizeof(Vec));
-        std::memcpy(dst2, &v, sizeof(Vec));
       } else {
         for (int64_t b = 0; b < width; ++b) dst[b] = dst2[b] = src[b * E];
       }
