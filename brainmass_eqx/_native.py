@@ -209,18 +209,29 @@ def _compiler_command() -> list[str]:
     return [found]
 
 
+def _compile_flags(include: str, optimize: str = "-O3") -> list[str]:
+    """The compiler's arguments for the library's sources, but for the instruction set
+    (``-march=native``, else the compiler's default) and the output."""
+    # -fno-trapping-math lets the compiler turn exprel's selects into vector blends (it
+    # changes no result: floating-point exceptions are not observed).
+    flags = [optimize, "-std=c++17", "-fno-trapping-math", "-shared", "-fPIC", "-w", f"-I{include}"]
+    return flags + [*map(str, _SOURCES)]
+
+
+# Tried in turn: the machine's instruction set, then the compiler's default (a compiler or
+# CPU that -march=native does not suit).
+_ARCHES = (["-march=native"], [])
+
+
 def _compile(include: str, out: Path) -> None:
     """Builds the library at ``out`` and records its SHA-256 next to it (`_intact`)."""
     cxx = _compiler_command()
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
-    # -fno-trapping-math lets the compiler turn exprel's selects into vector blends (it
-    # changes no result: floating-point exceptions are not observed).
-    flags = ["-O3", "-std=c++17", "-fno-trapping-math", "-shared", "-fPIC", "-w", f"-I{include}"]
-    flags += [*map(str, _SOURCES), "-o", tmp]
+    flags = _compile_flags(include) + ["-o", tmp]
     try:
-        for arch in (["-march=native"], []):
+        for arch in _ARCHES:
             proc = subprocess.run(cxx + arch + flags, capture_output=True, text=True)
             if proc.returncode == 0:
                 # The digest first: a loader that finds the new digest with the old library

@@ -718,6 +718,17 @@ def test_a_damaged_cached_library_is_built_again(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler")
+def test_the_kernels_compile_for_the_compilers_default_instruction_set(tmp_path):
+    """The second build tried (no -march=native: a compiler or CPU it does not suit) must
+    compile too: an asm that pins a 32-byte vector in one register compiled only with AVX,
+    so without -march every kernel fell back to XLA. (-O0: the same error, in seconds.)"""
+    assert _native._ARCHES[-1] == []
+    command = [*_native._compiler_command(), *_native._compile_flags(jax.ffi.include_dir(), "-O0")]
+    proc = subprocess.run([*command, "-o", str(tmp_path / "baseline.so")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler")
 def test_a_compiler_given_with_arguments_in_cxx_is_run_as_a_command(monkeypatch):
     """``CXX="ccache g++"`` (or ``"g++ -m64"``) names a command with arguments. It was run as
     one file name, which does not exist, so the kernels fell back to the slower XLA reads."""

@@ -434,8 +434,15 @@ void ChunkSums(const R* H, R* acc, int64_t acc_t, int64_t acc_k, const int32_t* 
     return v;
   };
   const int64_t lanes = kNarrow ? (width + V - 1) / V * V : kFull;
-  // An empty asm that claims to change v: it must be in a register from here on.
-  auto Pin = [](Vec& v) { asm("" : "+x"(v)); };
+  // An empty asm that claims to change v: it must be in a register from here on. (Only
+  // with AVX: without it a 32-byte vector is no one register.)
+  auto Pin = [](Vec& v) {
+#if defined(__AVX__) && !defined(__AVX512F__)
+    asm("" : "+x"(v));
+#else
+    (void)v;
+#endif
+  };
   // One pass with no sources: the sums are zeros.
   for (int64_t j0 = 0; j0 < std::max<int64_t>(J, 1); j0 += G) {
     const int64_t j1 = std::min<int64_t>(J, j0 + G);
