@@ -434,6 +434,10 @@ void ChunkSums(const R* H, R* acc, int64_t acc_t, int64_t acc_k, const int32_t* 
     return v;
   };
   const int64_t lanes = kNarrow ? (width + V - 1) / V * V : kFull;
+  // Full chunks of exactly KMAX steps on AVX2 and older: samples pinned in registers and
+  // the next target's windows prefetched (see below). With a runtime K or a narrow chunk
+  // both made the loop 10-40 % slower.
+  constexpr bool kPinned = !kSeparate && kExact;
   // An empty asm that claims to change v: it must be in a register from here on. (Only
   // with AVX: without it a 32-byte vector is no one register.)
   auto Pin = [](Vec& v) {
@@ -458,13 +462,12 @@ void ChunkSums(const R* H, R* acc, int64_t acc_t, int64_t acc_k, const int32_t* 
         for (int64_t j = j0; j < j1; ++j) {
           const R* p = H + (off[t * J + j] + col0) * L + h;
           const R wr = w[(t * J + j) * E];
-          if constexpr (!kSeparate && kExact) {
+          if constexpr (kPinned) {
             // The next target's window of this source, while this one's sums are added:
             // the group's windows (about 100 KB for 80 regions and a 20 ms delay) come
             // from L2 or L3, and the lags are too irregular for the hardware prefetcher.
             // A W1 chunk's block of 8 steps: 67-68 us -> 56-57 us with the register loads
-            // below (blocks of 16: 141 -> 124 us). Only for full chunks of KMAX steps:
-            // with a runtime K or a narrow chunk both made the loop 10-40 % slower.
+            // below (blocks of 16: 141 -> 124 us).
             if (h == 0 && t + 1 < T) {
               const R* q = H + (off[(t + 1) * J + j] + col0) * L;
               for (int64_t k = -1; k < K; ++k) __builtin_prefetch(q + k * L);
@@ -473,7 +476,7 @@ void ChunkSums(const R* H, R* acc, int64_t acc_t, int64_t acc_k, const int32_t* 
           if constexpr (kPacked) {
             const R wi = w[(t * J + j) * E + 1];
             Vec prev = load(p - L);
-            if constexpr (!kSeparate && kExact) Pin(prev);
+            if constexpr (kPinned) Pin(prev);
 #pragma GCC unroll 16
             for (int k = 0; k < KMAX; ++k) {
               if (k < K) {
@@ -481,14 +484,14 @@ void ChunkSums(const R* H, R* acc, int64_t acc_t, int64_t acc_k, const int32_t* 
                 // Loaded once into a register: left to itself the compiler folds every
                 // sample into both of its multiply-adds as a memory operand, 2 K loads
                 // per pair where K + 1 do (the loads, not the FMAs, then bound the loop).
-                if constexpr (!kSeparate && kExact) Pin(cur);
+                if constexpr (kPinned) Pin(cur);
                 if constexpr (kSeparate) {
                   re[k] += cur * wr;
                   im[k] += prev * wi;
                 } else {
                   // Two fused multiply-adds: written as one expression, the sum compiled
                   // to a multiply, a fused multiply-subtract and an add (W3's 256 members
-                  // through `ensemble`: 1.67-1.81 s against 1.51-1.59 s now).
+                  // through `ensemble`: 1.67-1.81 s against 1.51-1.59 s as two).
                   re[k] += cur * wr;
                   re[k] -= prev * wi;
                 }
