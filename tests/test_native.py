@@ -284,6 +284,17 @@ def test_exprel_kernel_equals_xla_bit_for_bit(x64):
         members = jnp.asarray(z[: 2 * _math.NATIVE_EXPREL_MIN_SIZE].reshape(16, -1))
         native, xla = _both(jax.vmap(_math.exprel), members)
         np.testing.assert_array_equal(np.asarray(native).view(bits), np.asarray(xla).view(bits))
+        # Runs of 128 whose every |z| < 1/3 take the series of z alone: signed zeros,
+        # subnormals and the values next to 1/3 there too.
+        third = dtype(1) / dtype(3)
+        small_edges = np.asarray(
+            [0.0, -0.0, info.tiny, -info.tiny, info.smallest_subnormal, -info.smallest_subnormal,
+             np.nextafter(third, dtype(0)), -np.nextafter(third, dtype(0)), 1e-30, -1e-30], dtype
+        )  # fmt: skip
+        small = rng.uniform(-0.33, 0.33, _math.NATIVE_EXPREL_MIN_SIZE).astype(dtype)
+        small[::97][: small_edges.size] = small_edges
+        native, xla = _both(_math.exprel, jnp.asarray(small))
+        np.testing.assert_array_equal(np.asarray(native).view(bits), np.asarray(xla).view(bits))
 
 
 def test_double_precision_reads(x64):
