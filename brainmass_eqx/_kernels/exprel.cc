@@ -1,7 +1,8 @@
 // exprel(z) = (e^z - 1) / z for a large array (an ensemble's state), see brainmass_eqx/models/_math.py.
 //
-// The same operations, in the same order and precision, as `_exprel_parts`' value: the
-// results are XLA's bit for bit (tested where the library is built). Both contract a * b + c
+// The same operations, in the same order and precision, as `_exprel_parts`' value (less the
+// range reduction where it cannot change a bit, see ExprelRun): the results are XLA's bit
+// for bit (tested where the library is built). Both contract a * b + c
 // into one fused multiply-add: XLA:CPU does (its a * b + c equals the exactly rounded fma),
 // and so do GCC and Clang for C++ by default. Why a kernel at all: on a CPU, XLA splits the
 // fused exponential-Euler update of a batched state (16 members x 80 regions and more)

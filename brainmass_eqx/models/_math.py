@@ -38,7 +38,8 @@ def exprel(z: ArrayLike) -> Array:
 
     On a CPU an array of at least `NATIVE_EXPREL_MIN_SIZE` elements (an ensemble's state:
     16 members of 80 regions) is evaluated by a native kernel (``_kernels/exprel.cc``),
-    with the same operations and the same results bit for bit: XLA split the fused update
+    with the same results bit for bit (the same operations, less a range reduction that
+    cannot change a bit where every |z| < 1/3): XLA split the fused update
     of such a state across its threads at every step, which cost more than it saved.
     """
     z = jnp.asarray(z)
