@@ -291,9 +291,9 @@ def test_exprel_kernel_equals_xla_bit_for_bit(x64):
             [0.0, -0.0, info.tiny, -info.tiny, info.smallest_subnormal, -info.smallest_subnormal,
              np.nextafter(third, dtype(0)), -np.nextafter(third, dtype(0)), 1e-30, -1e-30], dtype
         )  # fmt: skip
-        small = rng.uniform(-0.33, 0.33, _math.NATIVE_EXPREL_MIN_SIZE).astype(dtype)
-        small[::97][: small_edges.size] = small_edges
-        native, xla = _both(_math.exprel, jnp.asarray(small))
+        below_third = rng.uniform(-0.33, 0.33, _math.NATIVE_EXPREL_MIN_SIZE).astype(dtype)
+        below_third[::97][: small_edges.size] = small_edges
+        native, xla = _both(_math.exprel, jnp.asarray(below_third))
         np.testing.assert_array_equal(np.asarray(native).view(bits), np.asarray(xla).view(bits))
 
 
