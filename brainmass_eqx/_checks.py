@@ -22,7 +22,7 @@ import numpy as np
 
 from ._units import is_quantity, to_ms
 
-__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "checked_finite", "traced_message", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "plain_method", "plainly_bound", "python_number", "suggests_keywords", "user_stacklevel", "whole_steps"]
+__all__ = ["broadcasts_to_regions", "is_traced", "checked_as_run_starts", "checked_finite", "all_finite", "traced_message", "divergence_gives_nan", "divergence_raises", "error_if_member", "unjitted", "check_int", "positive_ms", "check_keywords", "check_objective", "keyword_names", "plain_method", "plainly_bound", "python_number", "suggests_keywords", "user_stacklevel", "whole_steps"]
 
 
 def broadcasts_to_regions(shape: tuple[int, ...], n_regions: int) -> bool:
@@ -90,6 +90,30 @@ def _check_scalar(pred: Any, message: str | tuple[str, ...], index: Any = None) 
     if index is None:
         return eqx.error_if(zero, pred, message)
     return eqx.branched_error_if(zero, pred, unvmap_max(index), tuple(message))
+
+
+def all_finite(tree: Any) -> jax.Array:
+    r"""Whether every inexact value in ``tree`` is finite (a boolean scalar, per member under
+    ``vmap``; True for a tree with no inexact arrays).
+
+    ``jnp.all(jnp.isfinite(x))`` has XLA:CPU write ``isfinite(x)`` out as a boolean array of
+    ``x``'s size before reducing it: at the end of a run, a byte per recorded value (763 MB
+    of the 1,017 MB of temporaries of a vmap of 1,000 80-region networks recording every
+    1 ms for 10 s). Here an array whose last (contiguous) axis holds at least 16 values is
+    first summed along it as $x - x$, which is $0$ where $x$ is finite and NaN where it is
+    not ($\infty - \infty$, NaN $-$ NaN), so that a row's sum is NaN exactly when the row
+    holds a non-finite value: a float per row instead of a byte per value (that vmap's
+    temporaries 347 MB), and a pass as fast as the boolean one or up to 3.7x faster (rows of
+    16 to 1,000 values, measured). Narrower arrays keep the boolean reduction: summed along a
+    short axis they would hold more, and a whole-array sum is one serial chain of additions
+    (3-11x slower than the boolean pass, measured)."""
+
+    def finite(a):
+        rows = jnp.sum(a - a, axis=-1) if a.ndim and a.shape[-1] >= 16 else a
+        return jnp.all(jnp.isfinite(rows))
+
+    checks = [finite(a) for a in jax.tree_util.tree_leaves(tree) if eqx.is_array(a) and jnp.issubdtype(a.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
 def error_if_member(x: Any, pred: Any, message: str | tuple[str, ...], index: Any = None) -> Any:

@@ -25,6 +25,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import (
+    all_finite,
     broadcasts_to_regions,
     check_int,
     checked_finite,
@@ -2140,8 +2141,8 @@ def simulate(
       run that Linux kills for memory (or that swaps) midway: 1,000 members recording one
       variable of 80 regions every 1 ms for 60 s are 19 GB (float32); 1,000 regions with
       delays up to 2 s at dt 0.1 ms carry 320 MB of history per run. The rest of the
-      state (a few values per region) and XLA's temporaries (e.g. one byte per recorded
-      value for ``check_finite``) are not counted, so what passes may still not fit. Under
+      state (a few values per region) and XLA's temporaries (e.g. the loop's chunk of
+      records, about the square root of the run's samples) are not counted, so what passes may still not fit. Under
       ``jax.jit`` it is checked when traced. Inside `ensemble` and `sweep` their own
       ``check_memory`` checks the whole compiled program instead. ``False`` skips it.
 
@@ -2522,7 +2523,7 @@ def simulate(
         if is_traced((ys, final)):
             names = _recorded_states(spec)
             checked = (ys, {name: v for name, v in final.items() if name in names})
-            finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(checked)]))
+            finite = all_finite(checked)
             # Inputs read as functions of time are not checked in the loop (`_report_non_finite_input`).
             read = (" An input given as a callable or a path that returns NaN/inf shows as this too: run it outside jit "
                     "to have it named." if isinstance(source, (_CallableInputs, _PathInputs, _ContinuedInputs)) else "")
