@@ -2142,9 +2142,10 @@ def simulate(
       variable of 80 regions every 1 ms for 60 s are 19 GB (float32); 1,000 regions with
       delays up to 2 s at dt 0.1 ms carry 320 MB of history per run. The rest of the
       state (a few values per region) and XLA's temporaries (e.g. the loop's chunk of
-      records, about the square root of the run's samples) are not counted, so what passes may still not fit. Under
-      ``jax.jit`` it is checked when traced. Inside `ensemble` and `sweep` their own
-      ``check_memory`` checks the whole compiled program instead. ``False`` skips it.
+      records, about the square root of the run's samples) are not counted, so what
+      passes may still not fit. Under ``jax.jit`` it is checked when traced. Inside
+      `ensemble` and `sweep` their own ``check_memory`` checks the whole compiled program
+      instead. ``False`` skips it.
 
     **Returns:** a `Trajectory`.
 
