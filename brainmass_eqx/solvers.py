@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.ad_checkpoint import checkpoint_name
-from jaxtyping import Array, PyTree
+from jaxtyping import PyTree
 
 from ._checks import check_int, divergence_raises, error_if_member, python_number
 from ._history import (
@@ -853,11 +853,6 @@ def is_fixed_step_only(solver: dfx.AbstractSolver) -> bool:
     if isinstance(solver, dfx.AbstractSRK):
         return solver.tableau.b_error is None
     return not isinstance(solver, dfx.AbstractAdaptiveSolver)
-
-
-def _tree_any_nonfinite(tree: PyTree) -> Array:
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves]))
 
 
 # ------------------------------------------------------------------------------------------

@@ -459,6 +459,16 @@ def test_nan_loss_stops_with_step_and_parameters():
     assert info.value.result.n_steps == 1 and info.value.result.best_params["a"] == 1.0
 
 
+def test_a_finite_loss_with_a_non_finite_gradient_stops_at_that_step():
+    def loss(model, target):
+        return jnp.sqrt(jnp.abs(bm.unwrap(model.a) - 1.0))  # 0 at a = 1, where its gradient is not finite
+
+    fitter = Fitter(Quadratic(a=bm.Param(1.0)), optax.sgd(0.1), loss_fn=loss)
+    with pytest.raises(NonFiniteLossError, match=r"the loss or its gradient became non-finite \(0\.0\) at step 0, evaluated at a=1\.") as info:
+        fitter.fit(None, 5)
+    assert info.value.step == 0
+
+
 def test_a_trajectory_where_an_array_belongs():
     # Both used to surface as "prediction has shape ()" from inside the objective.
     hopf = bm.Hopf(2, a=bm.Param(0.1, fit=True), init_x=0.5)

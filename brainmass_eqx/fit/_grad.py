@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
+from .._checks import all_finite
 from ._loop import StepRunner
 from ._problem import Problem
 
@@ -56,7 +57,7 @@ def make_runner(problem: Problem, optimizer: optax.GradientTransformation, n_sta
         (loss, aux), grads = value_and_grad(params, data, step_key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        grad_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
+        grad_ok = all_finite(grads)
         return (new_params, opt_state), params, loss, aux, jnp.asarray(False), grad_ok
 
     return StepRunner(advance, init, n_starts, devices)
