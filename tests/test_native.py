@@ -414,6 +414,7 @@ def test_blocked_read_equals_the_step_by_step_read(dtype, block):
         (9, 20, np.complex64, 8),
         (9, 10, np.complex64, 8),
         (64, 130, np.complex64, 8),
+        (24, 32, np.complex64, 8),
         (9, 20, np.complex128, 8),
         (9, 36, np.complex64, 16),
         (9, 20, np.float32, 5),
@@ -426,7 +427,8 @@ def test_blocked_ensemble_read_equals_the_step_by_step_read(n, members, dtype, b
     straight into the block cache (20 and 36 members: at rows that are not line-aligned),
     with a narrower last one (summed with the same vectors, the lanes past its members
     discarded; 10 members: only that one, in two halves); blocks of 8 and 16 steps (compiled
-    for their length) and of 5 and 12; the larger case is split among threads."""
+    for their length) and of 5 and 12; the larger case is split among threads. Full chunks
+    of blocks of 8 sum 16 sources at a time: 24 regions are a whole group and part of one."""
     if not HAS_COMPILER:
         pytest.skip("no C++ compiler: the blocked read is read_sum's")
     if dtype == np.complex128:
